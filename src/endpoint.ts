@@ -1,0 +1,196 @@
+/**
+ * Endpoints: one network address of a service, with the attributes balancing needs.
+ *
+ * @module
+ */
+import { isIP } from 'node:net';
+import { DuplicateEndpointError, InvalidEndpointError } from './errors.js';
+
+/** The largest weight an endpoint may carry. Larger values are rejected so weight sums stay exact in doubles. */
+export const MAX_ENDPOINT_WEIGHT = 1_000_000;
+
+/** The largest priority level (0 is the highest priority, as in Envoy and SRV). */
+export const MAX_ENDPOINT_PRIORITY = 127;
+
+/**
+ * One address of a service. Immutable: create with {@link createEndpoint}, which validates and normalizes.
+ */
+export interface Endpoint {
+  /** Hostname (lower-cased) or IP literal; IPv6 without brackets. */
+  readonly host: string;
+  /** TCP port, 1 to 65535. */
+  readonly port: number;
+  /** Relative weight for weighted policies, in (0, {@link MAX_ENDPOINT_WEIGHT}]. @defaultValue 1 */
+  readonly weight: number;
+  /** Priority level; 0 is the highest. @defaultValue 0 */
+  readonly priority: number;
+  /** Locality zone, if known. */
+  readonly zone: string | undefined;
+  /** Free-form string attributes (tags, version, ...), used for subsets and diagnostics. */
+  readonly metadata: Readonly<Record<string, string>>;
+  /**
+   * Stable identity, `host:port` (`[v6]:port` for IPv6). Endpoint sets are reconciled by this key: an endpoint
+   * whose key stays keeps its connections, load and health history even when its weight or metadata change.
+   */
+  readonly key: string;
+}
+
+/** What {@link createEndpoint} accepts. */
+export interface EndpointInit {
+  /** Hostname or IP literal; IPv6 may be bracketed. */
+  readonly host: string;
+  /** TCP port, 1 to 65535. */
+  readonly port: number;
+  /** @defaultValue 1 */
+  readonly weight?: number | undefined;
+  /** @defaultValue 0 */
+  readonly priority?: number | undefined;
+  readonly zone?: string | undefined;
+  readonly metadata?: Readonly<Record<string, string>> | undefined;
+}
+
+const HOST_LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
+
+function normalizeHost(raw: unknown): string {
+  if (typeof raw !== 'string' || raw.length === 0) {
+    throw new InvalidEndpointError(`Endpoint host must be a non-empty string, got ${describe(raw)}`);
+  }
+  let host = raw;
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  if (isIP(host) !== 0) return host.toLowerCase();
+  host = host.toLowerCase();
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  if (host.length > 253 || !host.split('.').every((label) => HOST_LABEL.test(label))) {
+    throw new InvalidEndpointError(
+      `Endpoint host ${JSON.stringify(raw)} is neither an IP address nor a valid hostname`,
+    );
+  }
+  return host;
+}
+
+function describe(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}
+
+/** The key of an endpoint at `host:port`, as {@link Endpoint.key}. `host` must already be normalized. */
+export function endpointKey(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Validates and normalizes an endpoint. Throws {@link InvalidEndpointError} naming the bad field.
+ *
+ * @example
+ * ```ts
+ * const ep = createEndpoint({ host: '10.0.0.7', port: 8080, weight: 3, zone: 'eu-west-1a' });
+ * ep.key; // '10.0.0.7:8080'
+ * ```
+ */
+export function createEndpoint(init: EndpointInit): Endpoint {
+  if (typeof init !== 'object' || init === null) {
+    throw new InvalidEndpointError(`Endpoint must be an object, got ${describe(init)}`);
+  }
+  const host = normalizeHost(init.host);
+  const { port } = init;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new InvalidEndpointError(
+      `Endpoint ${init.host} port must be an integer from 1 to 65535, got ${describe(port)}`,
+    );
+  }
+  const weight = init.weight ?? 1;
+  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0 || weight > MAX_ENDPOINT_WEIGHT) {
+    throw new InvalidEndpointError(
+      `Endpoint ${init.host}:${port} weight must be a finite number in (0, ${MAX_ENDPOINT_WEIGHT}], got ${describe(weight)}`,
+    );
+  }
+  const priority = init.priority ?? 0;
+  if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 0 || priority > MAX_ENDPOINT_PRIORITY) {
+    throw new InvalidEndpointError(
+      `Endpoint ${init.host}:${port} priority must be an integer from 0 to ${MAX_ENDPOINT_PRIORITY}, got ${describe(priority)}`,
+    );
+  }
+  const { zone } = init;
+  if (zone !== undefined && (typeof zone !== 'string' || zone.length === 0)) {
+    throw new InvalidEndpointError(`Endpoint ${init.host}:${port} zone must be a non-empty string when given`);
+  }
+  const metadata: Record<string, string> = {};
+  if (init.metadata !== undefined) {
+    if (typeof init.metadata !== 'object' || init.metadata === null) {
+      throw new InvalidEndpointError(`Endpoint ${init.host}:${port} metadata must be an object of strings`);
+    }
+    for (const [k, v] of Object.entries(init.metadata)) {
+      if (typeof v !== 'string') {
+        throw new InvalidEndpointError(
+          `Endpoint ${init.host}:${port} metadata "${k}" must be a string, got ${describe(v)}`,
+        );
+      }
+      metadata[k] = v;
+    }
+  }
+  return Object.freeze({
+    host,
+    port,
+    weight,
+    priority,
+    zone,
+    metadata: Object.freeze(metadata),
+    key: endpointKey(host, port),
+  });
+}
+
+/**
+ * Parses `host:port`, `[v6]:port` or (with `defaultPort`) a bare host. Throws {@link InvalidEndpointError}.
+ */
+export function parseHostPort(text: string, defaultPort?: number): { host: string; port: number } {
+  const s = text.trim();
+  let host: string;
+  let portText: string | undefined;
+  if (s.startsWith('[')) {
+    const close = s.indexOf(']');
+    if (close < 0) throw new InvalidEndpointError(`Unclosed "[" in address ${JSON.stringify(text)}`);
+    host = s.slice(1, close);
+    const rest = s.slice(close + 1);
+    if (rest.length > 0) {
+      if (!rest.startsWith(':')) throw new InvalidEndpointError(`Unexpected text after "]" in ${JSON.stringify(text)}`);
+      portText = rest.slice(1);
+    }
+  } else {
+    const colon = s.lastIndexOf(':');
+    if (colon >= 0 && s.indexOf(':') !== colon) {
+      // More than one colon without brackets: a bare IPv6 literal, no port.
+      host = s;
+    } else if (colon >= 0) {
+      host = s.slice(0, colon);
+      portText = s.slice(colon + 1);
+    } else {
+      host = s;
+    }
+  }
+  let port: number;
+  if (portText === undefined) {
+    if (defaultPort === undefined) throw new InvalidEndpointError(`Address ${JSON.stringify(text)} has no port`);
+    port = defaultPort;
+  } else {
+    if (!/^\d{1,5}$/.test(portText)) {
+      throw new InvalidEndpointError(`Address ${JSON.stringify(text)} has an invalid port ${JSON.stringify(portText)}`);
+    }
+    port = Number(portText);
+  }
+  return { host, port };
+}
+
+/**
+ * Validates a whole endpoint set: each entry is turned into an {@link Endpoint} and keys must be unique
+ * ({@link DuplicateEndpointError} otherwise). Strings are parsed as `host:port`.
+ */
+export function createEndpointSet(entries: Iterable<EndpointInit | Endpoint | string>): Endpoint[] {
+  const out: Endpoint[] = [];
+  const seen = new Set<string>();
+  for (const entry of entries) {
+    const endpoint = typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry);
+    if (seen.has(endpoint.key)) throw new DuplicateEndpointError(endpoint.key);
+    seen.add(endpoint.key);
+    out.push(endpoint);
+  }
+  return out;
+}

@@ -1,0 +1,142 @@
+/**
+ * undici's dispatch-handler shapes and an adapter between them.
+ *
+ * undici 7 accepts two handler styles: the legacy callbacks (`onConnect`, `onHeaders`, `onData`, `onComplete`,
+ * `onError`), which its own `fetch`, `request`, `stream` and `pipeline` and Node's bundled fetch use, and the
+ * controller style (`onRequestStart`, `onResponseStart`, ...). sidecarless works in the legacy style internally,
+ * because that is what undici's Pool consumes natively (a controller-style handler would be converted twice), and
+ * adapts controller-style handlers (from user interceptors) once, at the edge.
+ */
+import type { Duplex } from 'node:stream';
+import { util as undiciUtil } from 'undici';
+
+/** The legacy undici handler (what `Pool.dispatch` ends up calling). */
+export interface LegacyHandler {
+  onConnect?(abort: (reason?: Error) => void, context?: object): void;
+  onError?(err: Error): void;
+  onUpgrade?(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void;
+  onResponseStarted?(): void;
+  onHeaders?(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean;
+  onData?(chunk: Buffer): boolean;
+  onComplete?(trailers: string[] | Buffer[] | null): void;
+  onBodySent?(chunkSize: number, totalBytesSent: number): void;
+  onRequestSent?(): void;
+}
+
+/** The controller a controller-style handler receives. */
+interface Controller {
+  pause(): void;
+  resume(): void;
+  abort(reason: Error): void;
+  readonly aborted: boolean;
+  readonly reason: Error | null;
+  readonly paused: boolean;
+  rawHeaders: Buffer[] | null;
+  rawTrailers: Buffer[] | string[] | null;
+}
+
+/** The controller-style handler (undici 7). */
+export interface ControllerHandler {
+  onRequestStart?(controller: Controller, context: unknown): void;
+  onRequestUpgrade?(controller: Controller, statusCode: number, headers: Record<string, unknown>, socket: Duplex): void;
+  onResponseStart?(
+    controller: Controller,
+    statusCode: number,
+    headers: Record<string, unknown>,
+    statusMessage?: string,
+  ): void;
+  onResponseData?(controller: Controller, chunk: Buffer): void;
+  onResponseEnd?(controller: Controller, trailers: Record<string, unknown>): void;
+  onResponseError?(controller: Controller, error: Error): void;
+}
+
+class AdapterController implements Controller {
+  #paused = false;
+  #aborted = false;
+  #reason: Error | null = null;
+  readonly #abort: (reason?: Error) => void;
+  resumeFn: (() => void) | null = null;
+  rawHeaders: Buffer[] | null = null;
+  rawTrailers: Buffer[] | string[] | null = null;
+
+  constructor(abort: (reason?: Error) => void) {
+    this.#abort = abort;
+  }
+  pause(): void {
+    this.#paused = true;
+  }
+  resume(): void {
+    if (this.#paused) {
+      this.#paused = false;
+      this.resumeFn?.();
+    }
+  }
+  abort(reason: Error): void {
+    if (!this.#aborted) {
+      this.#aborted = true;
+      this.#reason = reason;
+      this.#abort(reason);
+    }
+  }
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+  get reason(): Error | null {
+    return this.#reason;
+  }
+  get paused(): boolean {
+    return this.#paused;
+  }
+}
+
+const parseHeaders = undiciUtil.parseHeaders as (headers: Buffer[] | string[] | null) => Record<string, unknown>;
+
+/** Presents a controller-style handler as a legacy one (the same mapping as undici's own UnwrapHandler). */
+class ControllerToLegacy implements LegacyHandler {
+  readonly #handler: ControllerHandler;
+  #controller: AdapterController | undefined;
+
+  constructor(handler: ControllerHandler) {
+    this.#handler = handler;
+  }
+  #ctl(): AdapterController {
+    this.#controller ??= new AdapterController(() => {});
+    return this.#controller;
+  }
+  onConnect(abort: (reason?: Error) => void, context?: object): void {
+    this.#controller = new AdapterController(abort);
+    this.#handler.onRequestStart?.(this.#controller, context);
+  }
+  onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
+    const ctl = this.#ctl();
+    ctl.rawHeaders = headers as Buffer[] | null;
+    this.#handler.onRequestUpgrade?.(ctl, statusCode, parseHeaders(headers), socket);
+  }
+  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+    const ctl = this.#ctl();
+    ctl.resumeFn = resume;
+    ctl.rawHeaders = headers;
+    this.#handler.onResponseStart?.(ctl, statusCode, parseHeaders(headers), statusText);
+    return !ctl.paused;
+  }
+  onData(chunk: Buffer): boolean {
+    const ctl = this.#ctl();
+    this.#handler.onResponseData?.(ctl, chunk);
+    return !ctl.paused;
+  }
+  onComplete(trailers: string[] | Buffer[] | null): void {
+    const ctl = this.#ctl();
+    ctl.rawTrailers = trailers;
+    this.#handler.onResponseEnd?.(ctl, parseHeaders(trailers));
+  }
+  onError(err: Error): void {
+    this.#handler.onResponseError?.(this.#ctl(), err);
+  }
+}
+
+/** Returns `handler` in the legacy style, adapting a controller-style handler. */
+export function toLegacyHandler(handler: object): LegacyHandler {
+  return typeof (handler as ControllerHandler).onRequestStart === 'function'
+    ? new ControllerToLegacy(handler as ControllerHandler)
+    : (handler as LegacyHandler);
+}

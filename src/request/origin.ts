@@ -1,0 +1,32 @@
+/**
+ * Parses dispatch origins (`http://users`, `new URL(...)`) into protocol and authority, caching the last few: the
+ * same handful of origins recur on every request, and `new URL` is the most expensive step of the dispatch path.
+ */
+import { InvalidOptionError } from '../errors.js';
+
+/** Protocol (`http:`) and authority (`users:8080`) of a dispatch origin. */
+export interface ParsedOrigin {
+  readonly protocol: string;
+  readonly authority: string;
+}
+
+const MAX_CACHED = 256;
+const cache = new Map<string, ParsedOrigin>();
+
+export function parseOrigin(origin: unknown): ParsedOrigin {
+  const text = typeof origin === 'string' ? origin : origin instanceof URL ? origin.origin : undefined;
+  if (text === undefined) throw new InvalidOptionError('origin', 'a request needs an absolute URL (origin)');
+  let parsed = cache.get(text);
+  if (parsed === undefined) {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch (cause) {
+      throw new InvalidOptionError('origin', `invalid origin ${JSON.stringify(text)}`, { cause });
+    }
+    parsed = { protocol: url.protocol, authority: url.host };
+    if (cache.size >= MAX_CACHED) cache.clear();
+    cache.set(text, parsed);
+  }
+  return parsed;
+}

@@ -1,0 +1,58 @@
+/**
+ * The outcome of one attempt on one subchannel: the only input to load and health accounting.
+ *
+ * @module
+ */
+
+/**
+ * Why an attempt failed without a complete response.
+ * - `connect`: no connection could be made (refused, connect timeout, unreachable). The request was not sent.
+ * - `reset`: the connection broke during the exchange (reset, socket closed). The request may have been processed.
+ * - `timeout`: headers or body did not arrive in time.
+ * - `aborted`: the caller aborted.
+ * - `other`: anything else (invalid response, local error).
+ */
+export type ErrorKind = 'connect' | 'reset' | 'timeout' | 'aborted' | 'other';
+
+/** One attempt's result, reported exactly once per attempt. */
+export interface AttemptOutcome {
+  /** Response status, or 0 when no response headers arrived. */
+  readonly statusCode: number;
+  /** Set when the attempt ended in an error (also after headers, e.g. a reset mid-body). */
+  readonly errorKind: ErrorKind | undefined;
+  /** The error, when there was one. */
+  readonly error: Error | undefined;
+  /** From dispatch to response headers (or to the error when none arrived), ms. */
+  readonly latencyMs: number;
+}
+
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CONNECT',
+]);
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const ABORT_CODES = new Set(['UND_ERR_ABORTED', 'ABORT_ERR']);
+
+/** Classifies an error from undici or the socket layer. */
+export function classifyError(error: unknown): ErrorKind {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
+    const { code, name } = current as { code?: unknown; name?: unknown };
+    if (typeof code === 'string') {
+      if (CONNECT_CODES.has(code)) return 'connect';
+      if (RESET_CODES.has(code)) return 'reset';
+      if (TIMEOUT_CODES.has(code)) return 'timeout';
+      if (ABORT_CODES.has(code)) return 'aborted';
+    }
+    if (name === 'AbortError' || name === 'TimeoutError') return name === 'AbortError' ? 'aborted' : 'timeout';
+    current = (current as { cause?: unknown }).cause;
+  }
+  return 'other';
+}

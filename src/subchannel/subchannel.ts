@@ -1,0 +1,279 @@
+/**
+ * A subchannel: one endpoint, one undici `Pool`, its connectivity state and its live load.
+ *
+ * @module
+ */
+import type { Dispatcher } from 'undici';
+import { Pool } from 'undici';
+import type { Endpoint } from '../endpoint.js';
+import { createDebug } from '../internal/debug.js';
+import type { LegacyHandler } from '../internal/handler.js';
+import type { Pickable } from '../picker/picker.js';
+import type { Clock, TimerHandle } from '../runtime.js';
+import type { Backoff } from './backoff.js';
+import { type AttemptOutcome, classifyError } from './outcome.js';
+
+const debug = createDebug('subchannel');
+
+/**
+ * Connectivity state (after gRPC's, with draining added).
+ * - `idle`: no open connection; the next request connects.
+ * - `ready`: at least one connection is open.
+ * - `transient-failure`: the last connection attempt failed; not picked until its backoff expires.
+ * - `draining`: removed from the endpoint set; in-flight requests finish, no new ones.
+ * - `closed`: the pool is closed.
+ */
+export type SubchannelState = 'idle' | 'ready' | 'transient-failure' | 'draining' | 'closed';
+
+/** Receives every state change and outcome of the subchannels of one pool. Called synchronously. */
+export interface SubchannelObserver {
+  /** `previous` is the state before the change. */
+  onStateChange(subchannel: Subchannel, previous: SubchannelState): void;
+  /** Exactly once per attempt dispatched through {@link Subchannel.dispatch}. */
+  onOutcome(subchannel: Subchannel, outcome: AttemptOutcome): void;
+}
+
+/** Counters of one subchannel, since it was created. */
+export interface SubchannelCounters {
+  /** Attempts dispatched. */
+  attempts: number;
+  /** Attempts that received response headers. */
+  responses: number;
+  /** Responses by status class: index 1 for 1xx ... 5 for 5xx. */
+  readonly statusClasses: [number, number, number, number, number, number];
+  /** Attempts that ended in an error (before or after headers). */
+  errors: number;
+  /** Sum of attempt latencies (to headers), ms. */
+  latencySumMs: number;
+  /** Failed connection attempts. */
+  connectFailures: number;
+}
+
+/** @internal construction parameters; built by the subchannel pool. */
+export interface SubchannelInit {
+  readonly endpoint: Endpoint;
+  readonly protocol: 'http:' | 'https:';
+  readonly poolOptions: Pool.Options;
+  readonly clock: Clock;
+  readonly backoff: Backoff;
+  readonly observer: SubchannelObserver;
+}
+
+/**
+ * One endpoint's connection pool and state. Created and owned by a {@link SubchannelPool}; pickers see it through
+ * the {@link Pickable} view.
+ */
+export class Subchannel implements Pickable {
+  /** Stable endpoint key. */
+  readonly key: string;
+  /** `protocol//host:port` of the endpoint, used as the dispatch origin. */
+  readonly origin: string;
+  /** Requests dispatched and not yet finished. */
+  inFlight = 0;
+  /** Live counters. */
+  readonly counters: SubchannelCounters = {
+    attempts: 0,
+    responses: 0,
+    statusClasses: [0, 0, 0, 0, 0, 0],
+    errors: 0,
+    latencySumMs: 0,
+    connectFailures: 0,
+  };
+
+  #endpoint: Endpoint;
+  #state: SubchannelState = 'idle';
+  readonly #pool: Pool;
+  readonly #clock: Clock;
+  readonly #backoff: Backoff;
+  readonly #observer: SubchannelObserver;
+  #retryTimer: TimerHandle | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(init: SubchannelInit) {
+    this.#endpoint = init.endpoint;
+    this.key = init.endpoint.key;
+    this.origin = `${init.protocol}//${init.endpoint.key}`;
+    this.#clock = init.clock;
+    this.#backoff = init.backoff;
+    this.#observer = init.observer;
+    this.#pool = new Pool(this.origin, init.poolOptions);
+    this.#pool.on('connect', () => {
+      this.#backoff.reset();
+      if (this.#state === 'idle' || this.#state === 'transient-failure') this.#setState('ready');
+    });
+    this.#pool.on('disconnect', () => {
+      if (this.#state === 'ready' && this.#pool.stats.connected === 0) this.#setState('idle');
+    });
+    this.#pool.on('connectionError', (_origin: unknown, _targets: unknown, err: Error) => {
+      this.counters.connectFailures++;
+      if (this.#state === 'draining' || this.#state === 'closed') return;
+      if (this.#pool.stats.connected > 0) return; // other connections still work
+      const delay = this.#backoff.next();
+      debug('%s connection failed (%s); backing off %d ms', this.key, err.message, Math.round(delay));
+      this.#setState('transient-failure');
+      if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
+      this.#retryTimer = this.#clock.setTimeout(() => {
+        this.#retryTimer = undefined;
+        if (this.#state === 'transient-failure') this.#setState('idle');
+      }, delay);
+    });
+  }
+
+  /** The current endpoint (its weight or metadata may change over the subchannel's life; its key never does). */
+  get endpoint(): Endpoint {
+    return this.#endpoint;
+  }
+
+  /** Connectivity state. */
+  get state(): SubchannelState {
+    return this.#state;
+  }
+
+  /** True when new requests may be sent here (`idle` or `ready`). */
+  get usable(): boolean {
+    return this.#state === 'idle' || this.#state === 'ready';
+  }
+
+  /** @internal Replaces the endpoint attributes; the key must be the same. */
+  updateEndpoint(endpoint: Endpoint): void {
+    this.#endpoint = endpoint;
+  }
+
+  /**
+   * Sends one attempt. `handler` gets the response as undici delivers it; the outcome is reported to the observer
+   * once, when the attempt completes or fails. Returns what `Pool.dispatch` returns.
+   */
+  dispatch(options: Dispatcher.DispatchOptions, handler: LegacyHandler): boolean {
+    this.inFlight++;
+    this.counters.attempts++;
+    return this.#pool.dispatch(options, new AttemptHandler(this, handler, this.#clock.now()) as never);
+  }
+
+  /** @internal Called once per attempt by its handler. */
+  finishAttempt(statusCode: number, error: Error | undefined, latencyMs: number): void {
+    this.inFlight--;
+    const c = this.counters;
+    if (statusCode > 0) {
+      c.responses++;
+      const cls = Math.floor(statusCode / 100);
+      if (cls >= 1 && cls <= 5) c.statusClasses[cls as 1 | 2 | 3 | 4 | 5]++;
+      c.latencySumMs += latencyMs;
+    }
+    if (error !== undefined) c.errors++;
+    this.#observer.onOutcome(this, {
+      statusCode,
+      error,
+      errorKind: error === undefined ? undefined : classifyError(error),
+      latencyMs,
+    });
+  }
+
+  /** @internal The clock, for attempt timing. */
+  get clock(): Clock {
+    return this.#clock;
+  }
+
+  /**
+   * Stops taking requests and closes the pool once in-flight requests finish; after `timeoutMs` the pool is
+   * destroyed, failing whatever is still running. Idempotent.
+   */
+  drain(timeoutMs: number): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
+    this.#setState('draining');
+    this.#closing = new Promise<void>((resolve) => {
+      const timer = this.#clock.setTimeout(() => {
+        debug('%s drain timed out after %d ms; destroying', this.key, timeoutMs);
+        this.#pool.destroy().then(resolve, resolve);
+      }, timeoutMs);
+      this.#pool.close().then(
+        () => {
+          this.#clock.clearTimeout(timer);
+          resolve();
+        },
+        () => {
+          this.#clock.clearTimeout(timer);
+          resolve();
+        },
+      );
+    }).then(() => this.#setState('closed'));
+    return this.#closing;
+  }
+
+  /** Destroys the pool now, failing in-flight requests with `reason`. */
+  destroy(reason?: Error): Promise<void> {
+    if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
+    if (this.#state !== 'closed' && this.#state !== 'draining') this.#setState('draining');
+    const done = this.#pool.destroy(reason ?? null).then(() => this.#setState('closed'));
+    this.#closing ??= done;
+    return done;
+  }
+
+  #setState(next: SubchannelState): void {
+    const previous = this.#state;
+    if (previous === next || previous === 'closed') return;
+    this.#state = next;
+    debug('%s %s -> %s', this.key, previous, next);
+    this.#observer.onStateChange(this, previous);
+  }
+}
+
+/** Wraps the caller's handler to time the attempt and report its outcome exactly once. */
+class AttemptHandler implements LegacyHandler {
+  readonly #subchannel: Subchannel;
+  readonly #handler: LegacyHandler;
+  readonly #start: number;
+  #statusCode = 0;
+  #latencyMs = -1;
+  #done = false;
+
+  constructor(subchannel: Subchannel, handler: LegacyHandler, start: number) {
+    this.#subchannel = subchannel;
+    this.#handler = handler;
+    this.#start = start;
+  }
+
+  #finish(error: Error | undefined): void {
+    if (this.#done) return;
+    this.#done = true;
+    const latency = this.#latencyMs >= 0 ? this.#latencyMs : this.#subchannel.clock.now() - this.#start;
+    this.#subchannel.finishAttempt(this.#statusCode, error, latency);
+  }
+
+  onConnect(abort: (reason?: Error) => void, context?: object): void {
+    this.#handler.onConnect?.(abort, context);
+  }
+  onResponseStarted(): void {
+    this.#handler.onResponseStarted?.();
+  }
+  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+    // 1xx informational responses are followed by the real one; time and count the final response.
+    if (statusCode >= 200 || this.#statusCode === 0) {
+      this.#statusCode = statusCode;
+      this.#latencyMs = this.#subchannel.clock.now() - this.#start;
+    }
+    return this.#handler.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
+  }
+  onData(chunk: Buffer): boolean {
+    return this.#handler.onData?.(chunk) ?? true;
+  }
+  onComplete(trailers: string[] | Buffer[] | null): void {
+    this.#finish(undefined);
+    this.#handler.onComplete?.(trailers);
+  }
+  onError(err: Error): void {
+    this.#finish(err);
+    this.#handler.onError?.(err);
+  }
+  onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: import('node:stream').Duplex): void {
+    this.#statusCode = statusCode;
+    this.#finish(undefined);
+    this.#handler.onUpgrade?.(statusCode, headers, socket);
+  }
+  onBodySent(chunkSize: number, totalBytesSent: number): void {
+    this.#handler.onBodySent?.(chunkSize, totalBytesSent);
+  }
+  onRequestSent(): void {
+    this.#handler.onRequestSent?.();
+  }
+}

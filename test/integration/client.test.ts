@@ -1,0 +1,276 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Agent, getGlobalDispatcher, request, setGlobalDispatcher, fetch as undiciFetch } from 'undici';
+import { createClient, findSidecarlessError, StaticResolver } from '../../src/index.js';
+import { type Backend, startBackend, startBackends, stopAll } from '../helpers/backends.js';
+
+async function json(res: Response): Promise<{ backend: string; host: string; body: string; method: string }> {
+  return (await res.json()) as { backend: string; host: string; body: string; method: string };
+}
+
+describe('client over real backends', () => {
+  let backends: Backend[];
+  before(async () => {
+    backends = await startBackends(3);
+  });
+  after(async () => {
+    await stopAll(backends);
+  });
+
+  it('spreads requests across three backends in round-robin order', async () => {
+    const client = createClient({ target: backends.map((b) => b.address), random: () => 0 });
+    try {
+      const seen: string[] = [];
+      for (let i = 0; i < 30; i++) seen.push((await json(await client.fetch('http://users/x'))).backend);
+      assert.deepEqual(seen.slice(0, 6), ['b0', 'b1', 'b2', 'b0', 'b1', 'b2']);
+      for (const id of ['b0', 'b1', 'b2']) assert.equal(seen.filter((s) => s === id).length, 10);
+      const stats = client.stats().clusters[0];
+      assert.ok(stats);
+      assert.deepEqual(
+        stats.endpoints.map((e) => e.responses),
+        [10, 10, 10],
+      );
+      assert.ok(stats.endpoints.every((e) => e.statusClasses['2xx'] === 10 && e.inFlight === 0));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('sends the logical service name as Host unless configured otherwise', async () => {
+    const logical = createClient({ target: [backends[0]!.address] });
+    const fixed = createClient({ target: [backends[0]!.address], host: 'users.internal' });
+    const raw = createClient({ target: [backends[0]!.address], host: false });
+    try {
+      assert.equal((await json(await logical.fetch('http://users:8080/a'))).host, 'users:8080');
+      assert.equal((await json(await fixed.fetch('http://users/a'))).host, 'users.internal');
+      assert.equal((await json(await raw.fetch('http://users/a'))).host, backends[0]!.address);
+      const explicit = await logical.fetch('http://users/a', { headers: { Host: 'override' } });
+      // fetch forbids setting Host; undici drops it, so the logical name still goes out.
+      assert.equal((await json(explicit)).host, 'users');
+      const viaUndici = await request('http://users/a', {
+        dispatcher: logical.dispatcher,
+        headers: { host: 'mine' },
+      });
+      assert.equal(((await viaUndici.body.json()) as { host: string }).host, 'mine');
+    } finally {
+      await Promise.all([logical.close(), fixed.close(), raw.close()]);
+    }
+  });
+
+  it('keeps fetch semantics: methods, bodies, streaming request bodies, Request objects', async () => {
+    const client = createClient({ target: backends.map((b) => b.address) });
+    try {
+      const post = await client.fetch('http://users/items?x=1', { method: 'POST', body: 'hello' });
+      assert.equal(post.status, 200);
+      const echoed = await json(post);
+      assert.equal(echoed.method, 'POST');
+      assert.equal(echoed.body, 'hello');
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('chunk-1,'));
+          controller.enqueue(new TextEncoder().encode('chunk-2'));
+          controller.close();
+        },
+      });
+      const streamed = await client.fetch('http://users/s', {
+        method: 'PUT',
+        body: stream,
+        duplex: 'half',
+      } as RequestInit);
+      assert.equal((await json(streamed)).body, 'chunk-1,chunk-2');
+      const viaRequest = await client.fetch(new Request('http://users/r', { method: 'DELETE' }));
+      assert.ok(viaRequest instanceof Response);
+      assert.equal((await json(viaRequest)).method, 'DELETE');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('balances through undici.request, undici.fetch and a global dispatcher', async () => {
+    const client = createClient({ target: backends.map((b) => b.address), random: () => 0 });
+    const previous = getGlobalDispatcher();
+    try {
+      const a = await request('http://users/1', { dispatcher: client.dispatcher });
+      const b = await undiciFetch('http://users/2', { dispatcher: client.dispatcher });
+      setGlobalDispatcher(client.dispatcher);
+      const c = await request('http://users/3');
+      const ids = [
+        ((await a.body.json()) as { backend: string }).backend,
+        ((await b.json()) as { backend: string }).backend,
+        ((await c.body.json()) as { backend: string }).backend,
+      ];
+      assert.deepEqual(ids, ['b0', 'b1', 'b2']);
+    } finally {
+      setGlobalDispatcher(previous);
+      await client.close();
+    }
+  });
+
+  it('an endpoint added mid-traffic starts receiving requests', async () => {
+    const resolver = new StaticResolver([backends[0]!.address]);
+    const client = createClient({ target: resolver });
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await json(await client.fetch('http://svc/'))).backend, 'b0');
+      resolver.update([backends[0]!.address, backends[1]!.address]);
+      await new Promise((r) => setImmediate(r));
+      const seen = new Set<string>();
+      for (let i = 0; i < 10; i++) seen.add((await json(await client.fetch('http://svc/'))).backend);
+      assert.deepEqual([...seen].sort(), ['b0', 'b1']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('an endpoint removed mid-traffic loses no request, and its in-flight requests finish', async () => {
+    // A slow backend: its requests are in flight when it is removed from the set.
+    const slow = await startBackend('slow', (req, res, self) => {
+      req.resume();
+      setTimeout(() => res.end(JSON.stringify({ backend: self.id })), 150);
+    });
+    const resolver = new StaticResolver([slow.address, backends[0]!.address]);
+    const client = createClient({ target: resolver, random: () => 0 });
+    try {
+      const inflight = Array.from({ length: 20 }, () => client.fetch('http://svc/').then(json));
+      await new Promise((r) => setTimeout(r, 30));
+      resolver.update([backends[0]!.address]);
+      await new Promise((r) => setImmediate(r)); // updates are delivered asynchronously (resolver contract)
+      assert.equal(client.stats().clusters[0]?.draining, 1);
+      const more = Array.from({ length: 20 }, () => client.fetch('http://svc/').then(json));
+      const results = await Promise.all([...inflight, ...more]);
+      assert.equal(results.length, 40);
+      assert.equal(results.filter((r) => r.backend === 'slow').length, 10, results.map((r) => r.backend).join());
+      assert.ok(
+        results.slice(20).every((r) => r.backend === 'b0'),
+        'nothing new goes to a removed endpoint',
+      );
+      assert.equal(client.stats().clusters[0]?.endpoints.length, 1);
+    } finally {
+      await client.close();
+      await slow.stop();
+    }
+  });
+
+  it('requests wait for the first endpoint set, then fail with SIDECARLESS_NO_ENDPOINTS after the bound', async () => {
+    const empty = new StaticResolver([]);
+    const client = createClient({ target: empty, waitForReadyTimeout: 100 });
+    try {
+      const started = Date.now();
+      const err = await client.fetch('http://svc/').then(
+        () => assert.fail('should reject'),
+        (e: unknown) => e,
+      );
+      assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_NO_ENDPOINTS');
+      assert.ok(Date.now() - started >= 90);
+      // A request that is waiting is served as soon as endpoints arrive.
+      const waiting = client.fetch('http://svc/');
+      setTimeout(() => empty.update([backends[2]!.address]), 20);
+      assert.equal((await json(await waiting)).backend, 'b2');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('aborting a request that waits for endpoints rejects it with the abort reason', async () => {
+    const client = createClient({ target: new StaticResolver([]), waitForReadyTimeout: 5_000 });
+    try {
+      const controller = new AbortController();
+      const pending = client.fetch('http://svc/', { signal: controller.signal });
+      setTimeout(() => controller.abort(new Error('gave up')), 20);
+      await assert.rejects(pending, /gave up/);
+      assert.equal(client.stats().clusters[0]?.pending, 0);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('aborting an in-flight request aborts the attempt', async () => {
+    const hang = await startBackend('hang', (req) => {
+      req.resume();
+    });
+    const client = createClient({ target: [hang.address] });
+    try {
+      const controller = new AbortController();
+      const pending = client.fetch('http://svc/', { signal: controller.signal });
+      setTimeout(() => controller.abort(), 50);
+      await assert.rejects(pending, { name: 'AbortError' });
+      await new Promise((r) => setTimeout(r, 20));
+      const ep = client.stats().clusters[0]?.endpoints[0];
+      assert.equal(ep?.inFlight, 0);
+      assert.equal(ep?.errors, 1);
+    } finally {
+      await client.close();
+      await hang.stop();
+    }
+  });
+
+  it('refuses an https: URL on a plaintext cluster with SIDECARLESS_PROTOCOL_MISMATCH', async () => {
+    const client = createClient({ target: [backends[0]!.address] });
+    try {
+      const err = await client.fetch('https://tls-only/').catch((e: unknown) => e);
+      assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_PROTOCOL_MISMATCH');
+      assert.equal(backends[0]!.hosts.includes('tls-only'), false);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('after close(), requests fail with SIDECARLESS_CLIENT_CLOSED and close() is idempotent', async () => {
+    const client = createClient({ target: [backends[0]!.address] });
+    await client.fetch('http://svc/').then((r) => r.arrayBuffer());
+    const first = client.close();
+    assert.equal(client.close(), first);
+    await first;
+    await assert.rejects(client.fetch('http://svc/'), { code: 'SIDECARLESS_CLIENT_CLOSED' });
+    const err = await request('http://svc/', { dispatcher: client.dispatcher }).catch((e: unknown) => e);
+    assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_CLIENT_CLOSED');
+  });
+
+  it('reports connection failures as errors of the refusing endpoint', async () => {
+    const dead = await startBackend('dead');
+    await dead.stop();
+    const client = createClient({ target: [dead.address] });
+    try {
+      const err = await client.fetch('http://svc/').catch((e: unknown) => e);
+      assert.ok(err instanceof TypeError);
+      assert.equal((err.cause as { code?: string }).code, 'ECONNREFUSED');
+      const ep = client.stats().clusters[0]?.endpoints[0];
+      assert.equal(ep?.errors, 1);
+      assert.equal(ep?.state, 'transient-failure');
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('process exit', () => {
+  it('a closed client leaves no open handle: the process exits by itself', async () => {
+    const backend = await startBackend('exit');
+    try {
+      const script = fileURLToPath(new URL('../fixtures/exit-after-close.ts', import.meta.url));
+      const child = spawn(process.execPath, ['--import', 'tsx', script, backend.address], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+      clearTimeout(timer);
+      assert.equal(signal, null, `child hung and was killed; output: ${out}`);
+      assert.equal(code, 0, out);
+      assert.match(out, /status 200/);
+    } finally {
+      await backend.stop();
+    }
+  });
+});
+
+// Keep an Agent import used so the undici types load in both Node versions' test runs.
+void Agent;
