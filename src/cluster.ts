@@ -301,7 +301,12 @@ export class Cluster implements RequestOwner {
       user.onError?.(err as Error);
       return false;
     }
-    const request = new BalancedRequest(options, user, { method: options.method, path: options.path, authority }, this);
+    const request = new BalancedRequest(
+      options,
+      user,
+      { method: options.method, path: options.path, authority, headers: options.headers },
+      this,
+    );
     if (!request.start()) {
       request.fail(request.abortReason ?? new Error('aborted'));
       return true;

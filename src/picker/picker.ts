@@ -32,6 +32,11 @@ export interface PickContext {
   readonly path: string;
   /** The logical authority (`host[:port]`) from the request URL. */
   readonly authority: string;
+  /**
+   * Request headers exactly as dispatched (undici's forms: object, flat `[k, v, ...]` array, iterable of pairs, or
+   * null). Read lazily: most policies never look.
+   */
+  readonly headers: unknown;
 }
 
 /**
