@@ -19,7 +19,7 @@ import { createDebug } from './internal/debug.js';
 import { toLegacyHandler } from './internal/handler.js';
 import { createPickerRegistry } from './picker/index.js';
 import type { ConfiguredPolicy, Picker, PickerOption, PickerRegistry, PickResult } from './picker/picker.js';
-import { BalancedRequest, type RequestOwner } from './request/balanced-request.js';
+import { BalancedRequest } from './request/balanced-request.js';
 import { withHostHeader } from './request/headers.js';
 import { parseOrigin } from './request/origin.js';
 import { createResolverRegistry } from './resolver/index.js';
@@ -149,7 +149,7 @@ interface ResolvedClusterOptions {
  * Construction validates every option and creates the resolver (so a bad target throws here), but starts nothing;
  * {@link Cluster.start} starts resolution.
  */
-export class Cluster implements RequestOwner {
+export class Cluster {
   /** The cluster's name (used in errors, stats and logs). */
   readonly name: string;
 
