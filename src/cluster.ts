@@ -7,10 +7,12 @@
 import type { Dispatcher, Pool } from 'undici';
 import { createEndpointSet, type Endpoint, type EndpointInit } from './endpoint.js';
 import {
+  CircuitOpenError,
   ClientClosedError,
   InvalidOptionError,
   isSidecarlessError,
   NoEndpointsError,
+  OverloadedError,
   ProtocolMismatchError,
   ResolverError,
   type SidecarlessError,
@@ -18,10 +20,14 @@ import {
 import { createDebug } from './internal/debug.js';
 import { toLegacyHandler } from './internal/handler.js';
 import { createPickerRegistry } from './picker/index.js';
-import type { ConfiguredPolicy, Picker, PickerOption, PickerRegistry, PickResult } from './picker/picker.js';
-import { BalancedRequest } from './request/balanced-request.js';
+import type { ConfiguredPolicy, Picker, PickerOption, PickerRegistry } from './picker/picker.js';
+import type { Attempt } from './request/attempt.js';
+import { BalancedRequest, type RequestHost } from './request/balanced-request.js';
+import { Breaker, type BreakerState } from './request/breaker.js';
 import { withHostHeader } from './request/headers.js';
 import { parseOrigin } from './request/origin.js';
+import { type RequestPolicy, type RequestPolicyOptions, resolveRequestPolicy } from './request/policy.js';
+import { RetryBudget } from './request/retry-budget.js';
 import { createResolverRegistry } from './resolver/index.js';
 import type { Resolver, ResolverRegistry } from './resolver/resolver.js';
 import { StaticResolver } from './resolver/static.js';
@@ -35,8 +41,25 @@ const debug = createDebug('cluster');
 /** Where a cluster's endpoints come from. */
 export type TargetOption = string | Resolver | ReadonlyArray<string | EndpointInit | Endpoint>;
 
+/**
+ * TLS to the endpoints. Certificates are verified by default, against the logical service name (the request
+ * URL's host, which is also sent as SNI), unless `servername` says otherwise.
+ */
+export interface TlsOptions {
+  /** Trusted CA certificates (PEM); the system's when omitted. */
+  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
+  /** Client certificate (PEM), for mutual TLS. */
+  readonly cert?: string | Buffer;
+  /** Client private key (PEM), for mutual TLS. */
+  readonly key?: string | Buffer;
+  /** Verify the endpoint's certificate. Turning this off is for tests only. @defaultValue true */
+  readonly rejectUnauthorized?: boolean;
+  /** SNI and certificate name to use instead of the request URL's host. */
+  readonly servername?: string;
+}
+
 /** Options of one cluster (one logical service). */
-export interface ClusterOptions {
+export interface ClusterOptions extends RequestPolicyOptions {
   /**
    * Where the endpoints come from: a target string parsed by the resolver registry (`static://h1:p1,h2:p2`), a
    * {@link Resolver} object (the cluster takes ownership and closes it), or a fixed list of `host:port` strings or
@@ -67,6 +90,11 @@ export interface ClusterOptions {
    * `factory` is not allowed: the cluster owns pool creation.
    */
   readonly pool?: Omit<Pool.Options, 'factory'> | undefined;
+  /**
+   * Speak TLS to the endpoints (`https:` request URLs); `true` for the defaults. Plain HTTP when omitted, and then
+   * `https:` URLs are refused with `SIDECARLESS_PROTOCOL_MISMATCH` rather than sent in clear text.
+   */
+  readonly tls?: TlsOptions | boolean | undefined;
   /** Backoff after an endpoint refuses connections. Defaults: 1 s, x1.6, jitter 0.2, max 120 s. */
   readonly connectBackoff?: BackoffOptions | undefined;
   /** Resolver registry for target strings. @defaultValue createResolverRegistry() */
@@ -104,6 +132,18 @@ export interface ClusterStats {
   readonly draining: number;
   /** Requests waiting for an endpoint. */
   readonly pending: number;
+  /** Requests accepted and not yet ended. */
+  readonly inFlight: number;
+  /** Request-layer counters since the cluster started. */
+  readonly requests: {
+    readonly total: number;
+    /** Attempts beyond the first (retries and hedges). */
+    readonly extraAttempts: number;
+    readonly overloaded: number;
+    readonly circuitOpen: number;
+  };
+  /** Circuit breaker state, when a breaker is configured. */
+  readonly breaker: BreakerState | undefined;
   readonly resolver: {
     readonly updates: number;
     readonly errors: number;
@@ -111,7 +151,6 @@ export interface ClusterStats {
   };
 }
 
-const QUEUE: PickResult<Subchannel> = { type: 'queue' };
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function timeoutOption(value: unknown, name: string, fallback: number): number {
@@ -120,6 +159,30 @@ function timeoutOption(value: unknown, name: string, fallback: number): number {
     throw new InvalidOptionError(name, `expected a number of ms from 0 to ${MAX_TIMER_MS}, got ${String(value)}`);
   }
   return value;
+}
+
+function resolveTls(tls: ClusterOptions['tls']): (TlsOptions & { rejectUnauthorized: boolean }) | undefined {
+  if (tls === undefined || tls === false) return undefined;
+  if (tls === true) return { rejectUnauthorized: true };
+  if (typeof tls !== 'object' || tls === null) throw new InvalidOptionError('tls', 'expected true, false or an object');
+  for (const key of Object.keys(tls)) {
+    if (!['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'].includes(key)) {
+      throw new InvalidOptionError(
+        `tls.${key}`,
+        'unknown setting (allowed: ca, cert, key, rejectUnauthorized, servername)',
+      );
+    }
+  }
+  if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') {
+    throw new InvalidOptionError('tls.rejectUnauthorized', 'expected true or false');
+  }
+  if (tls.servername !== undefined && (typeof tls.servername !== 'string' || tls.servername.length === 0)) {
+    throw new InvalidOptionError('tls.servername', 'expected a non-empty host name');
+  }
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new InvalidOptionError(tls.cert === undefined ? 'tls.cert' : 'tls.key', 'cert and key go together');
+  }
+  return { ...tls, rejectUnauthorized: tls.rejectUnauthorized ?? true };
 }
 
 function isResolver(value: unknown): value is Resolver {
@@ -133,6 +196,8 @@ function isResolver(value: unknown): value is Resolver {
 
 interface ResolvedClusterOptions {
   readonly name: string;
+  readonly protocol: 'http:' | 'https:';
+  readonly servername: string | undefined;
   readonly policy: ConfiguredPolicy;
   readonly host: string | false | undefined;
   readonly waitForReadyTimeoutMs: number;
@@ -149,9 +214,19 @@ interface ResolvedClusterOptions {
  * Construction validates every option and creates the resolver (so a bad target throws here), but starts nothing;
  * {@link Cluster.start} starts resolution.
  */
-export class Cluster {
+export class Cluster implements RequestHost {
   /** The cluster's name (used in errors, stats and logs). */
   readonly name: string;
+  /** @internal The validated request policy. */
+  readonly policy: RequestPolicy;
+  /** @internal The retry budget, when on. */
+  readonly budget: RetryBudget | undefined;
+  readonly #breaker: Breaker | undefined;
+  #inFlight = 0;
+  #total = 0;
+  #extraAttempts = 0;
+  #overloaded = 0;
+  #circuitOpen = 0;
 
   readonly #options: ResolvedClusterOptions;
   readonly #resolver: Resolver;
@@ -181,20 +256,28 @@ export class Cluster {
     const pool = options.pool ?? {};
     if (typeof pool !== 'object' || pool === null) throw new InvalidOptionError('pool', 'expected undici Pool options');
     if ('factory' in pool) throw new InvalidOptionError('pool.factory', 'the cluster creates its own pools');
+    const tls = resolveTls(options.tls);
+    this.policy = resolveRequestPolicy(options);
     this.#options = {
       name,
+      protocol: tls === undefined ? 'http:' : 'https:',
+      servername: tls?.servername,
       policy: pickers.configure(options.picker ?? 'round-robin'),
       host,
       waitForReadyTimeoutMs: timeoutOption(options.waitForReadyTimeout, 'waitForReadyTimeout', 10_000),
       drainTimeoutMs: timeoutOption(options.drainTimeout, 'drainTimeout', 30_000),
-      poolOptions: pool,
+      poolOptions: (tls === undefined
+        ? pool
+        : { ...pool, connect: { ...(pool.connect as object), ...tls } }) as Pool.Options,
       connectBackoff: resolveBackoffOptions(options.connectBackoff, 'connectBackoff'),
       clock,
       random,
     };
+    this.budget = this.policy.budget === undefined ? undefined : new RetryBudget(this.policy.budget, clock);
     this.#resolver = this.#createResolver(options);
+    this.#breaker = this.policy.breaker === undefined ? undefined : new Breaker(this.policy.breaker, name);
     this.#pool = new SubchannelPool({
-      protocol: 'http:',
+      protocol: this.#options.protocol,
       poolOptions: this.#options.poolOptions,
       clock,
       random,
@@ -271,11 +354,9 @@ export class Cluster {
     this.#flushPending();
   }
 
-  #flushPending(): void {
-    if (this.#picker === null || this.#pending.size === 0) return;
-    const waiting = [...this.#pending];
-    this.#pending.clear();
-    for (const request of waiting) this.#route(request);
+  /** @internal The clock. */
+  get clock(): Clock {
+    return this.#options.clock;
   }
 
   /**
@@ -291,14 +372,21 @@ export class Cluster {
     let authority: string;
     try {
       const origin = parseOrigin(options.origin);
-      if (origin.protocol !== 'http:') {
+      if (origin.protocol !== this.#options.protocol) {
         throw new ProtocolMismatchError(
-          `Cluster "${this.name}" speaks plain HTTP; a ${origin.protocol} request is refused rather than sent unencrypted`,
+          this.#options.protocol === 'http:'
+            ? `Cluster "${this.name}" speaks plain HTTP; a ${origin.protocol} request is refused rather than sent unencrypted`
+            : `Cluster "${this.name}" speaks TLS; use an https: URL (got ${origin.protocol})`,
         );
       }
       authority = origin.authority;
     } catch (err) {
       user.onError?.(err as Error);
+      return false;
+    }
+    if (this.#inFlight >= this.policy.maxInFlight) {
+      this.#overloaded++;
+      user.onError?.(new OverloadedError(this.name, 'maxInFlight', this.policy.maxInFlight));
       return false;
     }
     const request = new BalancedRequest(
@@ -308,54 +396,146 @@ export class Cluster {
       this,
     );
     if (!request.start()) {
-      request.fail(request.abortReason ?? new Error('aborted'));
+      if (!request.done) request.fail(request.abortReason ?? new Error('aborted'));
       return true;
     }
-    this.#route(request);
+    this.#inFlight++;
+    this.#total++;
+    const breaker = this.#breaker;
+    if (breaker === undefined) {
+      void request.run();
+    } else {
+      breaker.run(request, () => this.#rejectedByBreaker(request));
+    }
     return true;
   }
 
-  #route(request: BalancedRequest): void {
-    if (request.done) return;
-    const result = this.#picker === null ? QUEUE : this.#picker.pick(request.context);
-    switch (result.type) {
-      case 'complete':
-        this.#send(request, result.target);
-        return;
-      case 'queue':
-        this.#enqueue(request);
-        return;
-      default:
-        this.#clearTimer(request);
-        request.fail(result.error);
+  #rejectedByBreaker(request: BalancedRequest): void {
+    this.#circuitOpen++;
+    const fallback = this.policy.breaker?.fallback;
+    if (fallback === undefined) {
+      request.fail(new CircuitOpenError(this.name));
+      return;
+    }
+    Promise.resolve()
+      .then(() => fallback(request.context))
+      .then(
+        (response) => request.respond(response),
+        (err: unknown) => request.fail(new CircuitOpenError(this.name, { cause: err })),
+      );
+  }
+
+  /** @internal Picks a subchannel, avoiding `exclude` when another is available; waits when none is usable. */
+  acquire(
+    request: BalancedRequest,
+    exclude: ReadonlySet<Subchannel>,
+    callback: (error: Error | undefined, subchannel: Subchannel | undefined) => void,
+  ): void {
+    if (this.#closed) {
+      callback(new ClientClosedError(), undefined);
+      return;
+    }
+    const picked = this.#pick(request, exclude);
+    if (picked instanceof Error) {
+      callback(picked, undefined);
+    } else if (picked !== undefined) {
+      callback(undefined, picked);
+    } else {
+      this.#enqueue(request, exclude, callback);
     }
   }
 
-  #send(request: BalancedRequest, subchannel: Subchannel): void {
-    this.#clearTimer(request);
+  #pick(request: BalancedRequest, exclude: ReadonlySet<Subchannel>): Subchannel | Error | undefined {
+    const picker = this.#picker;
+    if (picker === null) return undefined;
+    // A retry should land elsewhere: re-pick a few times to find an endpoint not tried yet, else take the first.
+    const tries = exclude.size === 0 ? 1 : Math.min(exclude.size + 1, 8);
+    let first: Subchannel | undefined;
+    for (let i = 0; i < tries; i++) {
+      const result = picker.pick(request.context);
+      if (result.type === 'complete') {
+        if (!exclude.has(result.target)) return result.target;
+        first ??= result.target;
+      } else if (result.type === 'queue') {
+        return undefined;
+      } else {
+        return result.error;
+      }
+    }
+    return first;
+  }
+
+  /** @internal Sends one attempt of `request` to `subchannel`. */
+  send(request: BalancedRequest, subchannel: Subchannel, body: unknown, attempt: Attempt): void {
+    if (request.attempts > 1) this.#extraAttempts++;
     const { options } = request;
     const host = this.#options.host;
     const hostValue = host === undefined ? request.context.authority : host;
-    request.markSent();
-    const attempt: Dispatcher.DispatchOptions = { ...options, origin: subchannel.origin };
-    if (hostValue !== false) attempt.headers = withHostHeader(options.headers, hostValue);
-    subchannel.dispatch(attempt, request);
+    const opts: Dispatcher.DispatchOptions = { ...options, origin: subchannel.origin };
+    if (body !== options.body) opts.body = body as NonNullable<Dispatcher.DispatchOptions['body']>;
+    if (hostValue !== false) opts.headers = withHostHeader(options.headers, hostValue);
+    if (this.#options.servername !== undefined) {
+      (opts as Dispatcher.DispatchOptions & { servername?: string }).servername = this.#options.servername;
+    }
+    subchannel.dispatch(opts, attempt);
   }
 
-  #enqueue(request: BalancedRequest): void {
+  /** @internal A request ended. */
+  finished(_request: BalancedRequest): void {
+    this.#inFlight--;
+  }
+
+  #flushPending(): void {
+    if (this.#picker === null || this.#pending.size === 0) return;
+    const waiting = [...this.#pending];
+    this.#pending.clear();
+    for (const request of waiting) {
+      const callback = request.waiter;
+      const exclude = request.exclude ?? new Set<Subchannel>();
+      request.waiter = undefined;
+      request.exclude = undefined;
+      if (callback === undefined || request.done) continue;
+      const picked = this.#pick(request, exclude);
+      if (picked === undefined) {
+        this.#enqueue(request, exclude, callback);
+      } else {
+        this.#clearTimer(request);
+        if (picked instanceof Error) callback(picked, undefined);
+        else callback(undefined, picked);
+      }
+    }
+  }
+
+  #enqueue(
+    request: BalancedRequest,
+    exclude: ReadonlySet<Subchannel>,
+    callback: (error: Error | undefined, subchannel: Subchannel | undefined) => void,
+  ): void {
     const waitMs = this.#options.waitForReadyTimeoutMs;
     if (request.queueTimer === undefined) {
       if (waitMs === 0) {
-        request.fail(new NoEndpointsError(this.name, 0, { cause: this.#lastResolverError }));
+        callback(new NoEndpointsError(this.name, 0, { cause: this.#lastResolverError }), undefined);
         return;
       }
-      request.queueTimer = this.#options.clock.setTimeout(() => {
-        request.queueTimer = undefined;
-        this.#pending.delete(request);
-        request.fail(new NoEndpointsError(this.name, waitMs, { cause: this.#lastResolverError }));
-      }, waitMs);
+      if (this.#pending.size >= this.policy.maxPending) {
+        this.#overloaded++;
+        callback(new OverloadedError(this.name, 'maxPending', this.policy.maxPending), undefined);
+        return;
+      }
+      request.queueTimer = this.#options.clock.setTimeout(
+        () => {
+          request.queueTimer = undefined;
+          const waiter = request.waiter;
+          request.waiter = undefined;
+          this.#pending.delete(request);
+          waiter?.(new NoEndpointsError(this.name, waitMs, { cause: this.#lastResolverError }), undefined);
+        },
+        waitMs,
+        true,
+      );
     }
-    request.markQueued();
+    request.waiter = callback;
+    request.exclude = exclude;
     this.#pending.add(request);
   }
 
@@ -366,9 +546,10 @@ export class Cluster {
     }
   }
 
-  /** @internal Removes an aborted request from the wait queue. */
+  /** @internal Removes a request from the wait queue. */
   dequeue(request: BalancedRequest): void {
     this.#clearTimer(request);
+    request.waiter = undefined;
     this.#pending.delete(request);
   }
 
@@ -404,6 +585,14 @@ export class Cluster {
       }),
       draining: this.#pool.draining.size,
       pending: this.#pending.size,
+      inFlight: this.#inFlight,
+      requests: {
+        total: this.#total,
+        extraAttempts: this.#extraAttempts,
+        overloaded: this.#overloaded,
+        circuitOpen: this.#circuitOpen,
+      },
+      breaker: this.#breaker?.state,
       resolver: {
         updates: this.#resolverUpdates,
         errors: this.#resolverErrors,
@@ -417,7 +606,9 @@ export class Cluster {
     this.#pending.clear();
     for (const request of waiting) {
       this.#clearTimer(request);
-      request.fail(error);
+      const waiter = request.waiter;
+      request.waiter = undefined;
+      waiter?.(error, undefined);
     }
   }
 
@@ -431,6 +622,7 @@ export class Cluster {
       this.#picker = null;
       this.#closing = (async () => {
         this.#failPending(new ClientClosedError());
+        this.#breaker?.shutdown();
         await this.#resolver.close();
         await this.#pool.close();
       })();
@@ -443,6 +635,7 @@ export class Cluster {
     this.#closed = true;
     this.#picker = null;
     this.#failPending(reason ?? new ClientClosedError());
+    this.#breaker?.shutdown();
     await this.#resolver.close();
     await this.#pool.destroy(reason);
   }

@@ -22,7 +22,19 @@ export type ErrorCode =
   | 'SIDECARLESS_NO_ENDPOINTS'
   | 'SIDECARLESS_PROTOCOL_MISMATCH'
   | 'SIDECARLESS_CLIENT_CLOSED'
-  | 'SIDECARLESS_RESOLVER_FAILED';
+  | 'SIDECARLESS_RESOLVER_FAILED'
+  | 'SIDECARLESS_DEADLINE_EXCEEDED'
+  | 'SIDECARLESS_PER_TRY_TIMEOUT'
+  | 'SIDECARLESS_RETRY_BUDGET_EXHAUSTED'
+  | 'SIDECARLESS_CIRCUIT_OPEN'
+  | 'SIDECARLESS_OVERLOADED'
+  | 'SIDECARLESS_DNS_NXDOMAIN'
+  | 'SIDECARLESS_DNS_NODATA'
+  | 'SIDECARLESS_DNS_SERVFAIL'
+  | 'SIDECARLESS_DNS_REFUSED'
+  | 'SIDECARLESS_DNS_TIMEOUT'
+  | 'SIDECARLESS_DNS_MALFORMED'
+  | 'SIDECARLESS_DNS_NETWORK';
 
 /**
  * Base class of every error sidecarless raises. `cause` keeps the underlying error, if any.
@@ -175,5 +187,160 @@ export class ClientClosedError extends SidecarlessError {
 export class ResolverError extends SidecarlessError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('SIDECARLESS_RESOLVER_FAILED', message, options);
+  }
+}
+
+/**
+ * Why a Consul or etcd resolution failed, in {@link ConsulError.reason} / {@link EtcdError.reason}:
+ * - `http-status`: the server answered with a non-2xx status other than 401/403 (see `status`);
+ * - `forbidden`: 401 or 403, a missing or invalid token (Consul ACL) or bad credentials (etcd auth);
+ * - `bad-response`: the body is not valid JSON, has the wrong shape, or is too large;
+ * - `timeout`: no complete answer within the client timeout;
+ * - `connection`: the connection failed (refused, reset, TLS) or the stream broke;
+ * - `server-error`: the server reported an error inside a 200 answer (etcd watch `error` message).
+ */
+export type DiscoveryFailureReason =
+  | 'http-status'
+  | 'forbidden'
+  | 'bad-response'
+  | 'timeout'
+  | 'connection'
+  | 'server-error';
+
+/**
+ * The Consul resolver could not read the service's instances. Code `SIDECARLESS_RESOLVER_FAILED`; match on
+ * {@link ConsulError.reason} for the kind. The message never contains the ACL token.
+ */
+export class ConsulError extends ResolverError {
+  /** The kind of failure. */
+  readonly reason: DiscoveryFailureReason;
+  /** The HTTP status, when the server answered. */
+  readonly status: number | undefined;
+
+  constructor(reason: DiscoveryFailureReason, message: string, options?: { cause?: unknown; status?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.reason = reason;
+    this.status = options?.status;
+  }
+}
+
+/**
+ * The etcd resolver could not list or watch its key prefix. Code `SIDECARLESS_RESOLVER_FAILED`; match on
+ * {@link EtcdError.reason} for the kind. The message never contains the password or the auth token.
+ */
+export class EtcdError extends ResolverError {
+  /** The kind of failure. */
+  readonly reason: DiscoveryFailureReason;
+  /** The HTTP status, when the server answered. */
+  readonly status: number | undefined;
+
+  constructor(reason: DiscoveryFailureReason, message: string, options?: { cause?: unknown; status?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.reason = reason;
+    this.status = options?.status;
+  }
+}
+
+/** The stable codes a {@link DnsError} can carry. */
+export type DnsErrorCode = Extract<ErrorCode, `SIDECARLESS_DNS_${string}`>;
+
+/**
+ * A DNS query failed. One class, told apart by {@link SidecarlessError.code}:
+ *
+ * - `SIDECARLESS_DNS_NXDOMAIN`: the name does not exist (RCODE 3, RFC 1035 §4.1.1). Authoritative: the DNS
+ *   resolvers deliver it as an empty endpoint set rather than as an error.
+ * - `SIDECARLESS_DNS_NODATA`: the name exists but has no record of the type asked (RCODE 0 with no matching
+ *   answer, RFC 2308 §2.2). Also delivered as an empty set.
+ * - `SIDECARLESS_DNS_SERVFAIL`: the server reported a failure (SERVFAIL, and FORMERR, NOTIMP or any other RCODE
+ *   that is neither NOERROR, NXDOMAIN nor REFUSED); `rcode` says which.
+ * - `SIDECARLESS_DNS_REFUSED`: the server refused the query (RCODE 5), typically a recursion or ACL problem.
+ * - `SIDECARLESS_DNS_TIMEOUT`: no valid reply within the per-try timeout on any try.
+ * - `SIDECARLESS_DNS_MALFORMED`: replies arrived but none could be decoded (garbage, truncated, bad pointers).
+ * - `SIDECARLESS_DNS_NETWORK`: a socket error (TCP connection refused, no nameserver configured, ...).
+ *
+ * When several tries fail differently, the error of the last try is reported.
+ */
+export class DnsError extends SidecarlessError {
+  declare readonly code: DnsErrorCode;
+  /** The name queried (without trailing dot). */
+  readonly queryName: string;
+  /** The record type queried: `A`, `AAAA` or `SRV`. */
+  readonly queryType: string;
+  /** The reply's RCODE mnemonic (`NXDOMAIN`, `SERVFAIL`, ...), when a reply was received. */
+  readonly rcode: string | undefined;
+  /** The nameserver (`host:port`) whose answer or silence this error reports, when known. */
+  readonly nameserver: string | undefined;
+  /**
+   * For NXDOMAIN and NODATA: how long the negative answer may be cached, seconds, from the SOA record in the
+   * authority section (RFC 2308 §5: the smaller of the SOA's TTL and its MINIMUM field). `undefined` without SOA.
+   */
+  readonly negativeTtl: number | undefined;
+
+  constructor(
+    code: DnsErrorCode,
+    message: string,
+    details: {
+      queryName: string;
+      queryType: string;
+      rcode?: string | undefined;
+      nameserver?: string | undefined;
+      negativeTtl?: number | undefined;
+      cause?: unknown;
+    },
+  ) {
+    super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.queryName = details.queryName;
+    this.queryType = details.queryType;
+    this.rcode = details.rcode;
+    this.nameserver = details.nameserver;
+    this.negativeTtl = details.negativeTtl;
+  }
+}
+
+/**
+ * The request's overall deadline (the `timeout` option) passed before a response arrived. `cause` is the last
+ * attempt's error, if an attempt failed before.
+ */
+export class DeadlineExceededError extends SidecarlessError {
+  constructor(timeoutMs: number, options?: { cause?: unknown }) {
+    super('SIDECARLESS_DEADLINE_EXCEEDED', `No response within the ${timeoutMs} ms deadline`, options);
+  }
+}
+
+/** One attempt got no response headers within `retry.perTryTimeout`; retried when the request may be. */
+export class PerTryTimeoutError extends SidecarlessError {
+  constructor(timeoutMs: number) {
+    super('SIDECARLESS_PER_TRY_TIMEOUT', `Attempt got no response within the ${timeoutMs} ms per-try timeout`);
+  }
+}
+
+/**
+ * An attempt failed in a way that could have been retried, but the cluster's retry budget was spent (retries are
+ * capped to a share of requests so a failing service is not hit by a retry storm). `cause` is the attempt's error.
+ */
+export class RetryBudgetExhaustedError extends SidecarlessError {
+  constructor(cluster: string, options?: { cause?: unknown }) {
+    super('SIDECARLESS_RETRY_BUDGET_EXHAUSTED', `Retry budget of cluster "${cluster}" is exhausted`, options);
+  }
+}
+
+/** The cluster's circuit breaker is open: requests fail fast until a half-open probe succeeds. */
+export class CircuitOpenError extends SidecarlessError {
+  constructor(cluster: string, options?: { cause?: unknown }) {
+    super('SIDECARLESS_CIRCUIT_OPEN', `Circuit breaker of cluster "${cluster}" is open`, options);
+  }
+}
+
+/**
+ * The cluster is at a concurrency limit (`limits.maxInFlight` requests in flight, or `limits.maxPending` requests
+ * waiting for an endpoint); the request was not sent.
+ */
+export class OverloadedError extends SidecarlessError {
+  /** Which limit was hit. */
+  readonly limit: 'maxInFlight' | 'maxPending';
+
+  constructor(cluster: string, limit: 'maxInFlight' | 'maxPending', value: number) {
+    super('SIDECARLESS_OVERLOADED', `Cluster "${cluster}" is overloaded: ${limit} (${value}) reached`);
+    this.limit = limit;
   }
 }

@@ -10,9 +10,12 @@ export interface Clock {
   /** Monotonic milliseconds (like `performance.now()`); only differences are meaningful. */
   now(): number;
   /**
-   * Schedules `fn` after `ms`. The returned handle must not keep the process alive (real timers are unref'd).
+   * Schedules `fn` after `ms`. By default the timer must not keep the process alive (real timers are unref'd):
+   * background work (polling, backoff, draining) never holds a process open. `ref: true` is for timers that belong
+   * to a request the caller is waiting for (deadline, wait-for-ready, retry delay): like the request's socket, they
+   * keep the process alive until the request ends.
    */
-  setTimeout(fn: () => void, ms: number): TimerHandle;
+  setTimeout(fn: () => void, ms: number, ref?: boolean): TimerHandle;
   /** Cancels a timer; cancelling a fired or cancelled timer is a no-op. */
   clearTimeout(handle: TimerHandle): void;
 }
@@ -26,9 +29,9 @@ export type RandomSource = () => number;
 /** The real clock: `performance.now()` and unref'd Node timers. */
 export const systemClock: Clock = {
   now: () => performance.now(),
-  setTimeout(fn, ms) {
+  setTimeout(fn, ms, ref = false) {
     const t = setTimeout(fn, ms);
-    t.unref();
+    if (!ref) t.unref();
     return t;
   },
   clearTimeout(handle) {

@@ -231,7 +231,7 @@ describe('client over real backends', () => {
   it('reports connection failures as errors of the refusing endpoint', async () => {
     const dead = await startBackend('dead');
     await dead.stop();
-    const client = createClient({ target: [dead.address] });
+    const client = createClient({ target: [dead.address], retry: false });
     try {
       const err = await client.fetch('http://svc/').catch((e: unknown) => e);
       assert.ok(err instanceof TypeError);
@@ -266,6 +266,7 @@ describe('process exit', () => {
       assert.equal(signal, null, `child hung and was killed; output: ${out}`);
       assert.equal(code, 0, out);
       assert.match(out, /status 200/);
+      assert.match(out, /pending request: SIDECARLESS_CLIENT_CLOSED/);
     } finally {
       await backend.stop();
     }

@@ -1,0 +1,61 @@
+/**
+ * A retry budget after Finagle's `RetryBudget`: every request deposits `percent / 100` of a token, every retry
+ * withdraws one, and `minRetriesPerSecond × window` tokens are always available, over a sliding window of ten
+ * buckets. Under total failure at rate R this caps retries at 0.2 R + 10 per second, instead of multiplying the
+ * load by the attempt count.
+ */
+import type { Clock } from '../runtime.js';
+
+const BUCKETS = 10;
+
+export class RetryBudget {
+  readonly #ratio: number;
+  readonly #reserve: number;
+  readonly #bucketMs: number;
+  readonly #clock: Clock;
+  readonly #requests = new Float64Array(BUCKETS);
+  readonly #retries = new Float64Array(BUCKETS);
+  #bucket = 0;
+  #bucketStart: number;
+
+  constructor(options: { percent: number; minRetriesPerSecond: number; windowMs: number }, clock: Clock) {
+    this.#ratio = options.percent / 100;
+    this.#reserve = options.minRetriesPerSecond * (options.windowMs / 1000);
+    this.#bucketMs = options.windowMs / BUCKETS;
+    this.#clock = clock;
+    this.#bucketStart = clock.now();
+  }
+
+  #advance(): void {
+    const now = this.#clock.now();
+    let steps = Math.floor((now - this.#bucketStart) / this.#bucketMs);
+    if (steps <= 0) return;
+    this.#bucketStart += steps * this.#bucketMs;
+    if (steps > BUCKETS) steps = BUCKETS;
+    for (let i = 0; i < steps; i++) {
+      this.#bucket = (this.#bucket + 1) % BUCKETS;
+      this.#requests[this.#bucket] = 0;
+      this.#retries[this.#bucket] = 0;
+    }
+  }
+
+  /** Records one request (first attempt). */
+  deposit(): void {
+    this.#advance();
+    this.#requests[this.#bucket] = (this.#requests[this.#bucket] as number) + 1;
+  }
+
+  /** Spends one retry if the budget allows it; returns false (spending nothing) when it does not. */
+  tryWithdraw(): boolean {
+    this.#advance();
+    let requests = 0;
+    let retries = 0;
+    for (let i = 0; i < BUCKETS; i++) {
+      requests += this.#requests[i] as number;
+      retries += this.#retries[i] as number;
+    }
+    if (retries + 1 > requests * this.#ratio + this.#reserve) return false;
+    this.#retries[this.#bucket] = (this.#retries[this.#bucket] as number) + 1;
+    return true;
+  }
+}
