@@ -109,6 +109,14 @@ export class Client {
     return this.#closing;
   }
 
+  /**
+   * Closes at once: like {@link Client.close}, but in-flight requests fail now (with `reason` when given) instead of
+   * finishing.
+   */
+  destroy(reason?: Error): Promise<void> {
+    return this.#destroy(reason);
+  }
+
   #destroy(reason?: Error): Promise<void> {
     const done = this.#cluster.destroy(reason);
     this.#closing ??= done;
