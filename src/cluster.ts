@@ -22,7 +22,7 @@ import { toLegacyHandler } from './internal/handler.js';
 import { createPickerRegistry } from './picker/index.js';
 import type { ConfiguredPolicy, Picker, PickerOption, PickerRegistry } from './picker/picker.js';
 import type { Attempt } from './request/attempt.js';
-import { BalancedRequest, type RequestHost } from './request/balanced-request.js';
+import { BalancedRequest } from './request/balanced-request.js';
 import { Breaker, type BreakerState } from './request/breaker.js';
 import { withHostHeader } from './request/headers.js';
 import { parseOrigin } from './request/origin.js';
@@ -214,7 +214,7 @@ interface ResolvedClusterOptions {
  * Construction validates every option and creates the resolver (so a bad target throws here), but starts nothing;
  * {@link Cluster.start} starts resolution.
  */
-export class Cluster implements RequestHost {
+export class Cluster {
   /** The cluster's name (used in errors, stats and logs). */
   readonly name: string;
   /** @internal The validated request policy. */

@@ -15,7 +15,7 @@
 
 export type { ClientOptions, ClientStats } from './client.js';
 export { Client, createClient } from './client.js';
-export type { ClusterOptions, ClusterStats, EndpointStats, TargetOption } from './cluster.js';
+export type { ClusterOptions, ClusterStats, EndpointStats, TargetOption, TlsOptions } from './cluster.js';
 export { Cluster } from './cluster.js';
 export type { Endpoint, EndpointInit } from './endpoint.js';
 export {
@@ -26,9 +26,12 @@ export {
   MAX_ENDPOINT_WEIGHT,
   parseHostPort,
 } from './endpoint.js';
-export type { ErrorCode } from './errors.js';
+export type { DnsErrorCode, ErrorCode } from './errors.js';
 export {
+  CircuitOpenError,
   ClientClosedError,
+  DeadlineExceededError,
+  DnsError,
   DuplicateEndpointError,
   findSidecarlessError,
   InvalidEndpointError,
@@ -36,8 +39,11 @@ export {
   InvalidTargetError,
   isSidecarlessError,
   NoEndpointsError,
+  OverloadedError,
+  PerTryTimeoutError,
   ProtocolMismatchError,
   ResolverError,
+  RetryBudgetExhaustedError,
   SidecarlessError,
   UnknownSchemeError,
 } from './errors.js';
@@ -54,11 +60,36 @@ export type {
 } from './picker/picker.js';
 export { PickerRegistry, rejectUnknownKeys } from './picker/picker.js';
 export { roundRobinPolicy } from './picker/round-robin.js';
+export type { BreakerState } from './request/breaker.js';
 export type { DispatchTarget } from './request/dispatcher.js';
 export { BalancedDispatcher } from './request/dispatcher.js';
+export type {
+  BreakerOptions,
+  FallbackResponse,
+  HedgeOptions,
+  LimitsOptions,
+  RequestPolicyOptions,
+  RetryBudgetOptions,
+  RetryOptions,
+} from './request/policy.js';
+export type { DnsResolverOptions } from './resolver/dns.js';
+export { DnsResolver, dnsResolverFactory } from './resolver/dns.js';
+export type {
+  AddressRecord,
+  DnsAnswer,
+  DnsClientOptions,
+  DnsQueryType,
+  Nameserver,
+  ResolvedDnsClientOptions,
+  SrvRecord,
+} from './resolver/dns-client.js';
+export { DnsClient } from './resolver/dns-client.js';
+export type { DnsFamily, DnsPollingOptions, DnsResolution, ResolvedDnsPollingOptions } from './resolver/dns-poller.js';
 export { createResolverRegistry } from './resolver/index.js';
 export type { Resolver, ResolverContext, ResolverFactory, ResolverListener, Target } from './resolver/resolver.js';
 export { parseTarget, ResolverRegistry } from './resolver/resolver.js';
+export type { SrvResolverOptions } from './resolver/srv.js';
+export { SRV_ZERO_WEIGHT, SrvResolver, srvResolverFactory } from './resolver/srv.js';
 export { StaticResolver, staticResolverFactory } from './resolver/static.js';
 export type { Clock, RandomSource, TimerHandle } from './runtime.js';
 export { systemClock, systemRandom } from './runtime.js';

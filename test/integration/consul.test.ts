@@ -1,0 +1,477 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { createClient } from '../../src/client.js';
+import type { Endpoint } from '../../src/endpoint.js';
+import { ConsulError, InvalidTargetError, isSidecarlessError, type SidecarlessError } from '../../src/errors.js';
+import { ConsulResolver, type ConsulResolverOptions } from '../../src/resolver/consul.js';
+import { createResolverRegistry } from '../../src/resolver/index.js';
+import { parseTarget } from '../../src/resolver/resolver.js';
+import { systemClock } from '../../src/runtime.js';
+import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
+import { type ConsulDouble, startConsulDouble } from '../helpers/consul-double.js';
+
+/** Records what a resolver delivers; `next*` wait (bounded) for the next matching call. */
+class Recorder {
+  readonly updates: (readonly Endpoint[])[] = [];
+  readonly errors: SidecarlessError[] = [];
+  #waiters: Array<() => void> = [];
+  readonly listener = {
+    onUpdate: (endpoints: readonly Endpoint[]) => {
+      this.updates.push(endpoints);
+      this.#notify();
+    },
+    onError: (error: SidecarlessError) => {
+      this.errors.push(error);
+      this.#notify();
+    },
+  };
+
+  get last(): readonly Endpoint[] | undefined {
+    return this.updates.at(-1);
+  }
+
+  #notify(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Waits until `predicate` holds, at most `timeoutMs`. */
+  async until(predicate: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 50));
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+}
+
+function keys(set: readonly Endpoint[] | undefined): string[] {
+  return (set ?? []).map((e) => e.key).sort();
+}
+
+const FAST = { initialMs: 30, maxMs: 200, multiplier: 2, jitter: 0.1 };
+
+describe('ConsulResolver against the Consul API double', () => {
+  let consul: ConsulDouble;
+  const open: ConsulResolver[] = [];
+
+  function resolver(options: Partial<ConsulResolverOptions> = {}): ConsulResolver {
+    const r = new ConsulResolver({
+      address: consul.address,
+      service: 'web',
+      wait: 2000,
+      minRequestInterval: 20,
+      backoff: FAST,
+      env: {},
+      ...options,
+    });
+    open.push(r);
+    return r;
+  }
+
+  before(async () => {
+    consul = await startConsulDouble();
+  });
+  beforeEach(async () => {
+    await Promise.all(open.splice(0).map((r) => r.close()));
+    consul.fault = undefined;
+    consul.aclToken = undefined;
+    consul.setService('web', [
+      { nodeAddress: '10.0.0.1', port: 8080 },
+      { nodeAddress: '10.0.0.2', port: 8080 },
+    ]);
+  });
+  after(async () => {
+    await Promise.all(open.splice(0).map((r) => r.close()));
+    await consul.close();
+  });
+
+  it('delivers the initial set, then picks up changes through the blocking query', async () => {
+    const rec = new Recorder();
+    const r = resolver();
+    r.start(rec.listener);
+    await rec.until(() => rec.updates.length === 1, 3000, 'initial set');
+    assert.deepEqual(keys(rec.last), ['10.0.0.1:8080', '10.0.0.2:8080']);
+    await rec.until(() => consul.blocked === 1, 3000, 'a blocked query');
+    const blocking = consul.requests.at(-1);
+    assert.equal(blocking?.index, String(consul.indexOf('web')));
+    assert.equal(blocking?.wait, '2s');
+    const before = consul.requests.length;
+    consul.setService('web', [{ nodeAddress: '10.0.0.3', port: 9090 }]);
+    await rec.until(() => rec.updates.length === 2, 3000, 'the change');
+    assert.deepEqual(keys(rec.last), ['10.0.0.3:9090']);
+    // The blocked query itself returned the change: no new request was needed to see it.
+    assert.ok(consul.requests.length - before <= 1);
+    assert.equal(rec.errors.length, 0);
+  });
+
+  it('does not re-deliver an unchanged set when the index moves without a change', async () => {
+    const rec = new Recorder();
+    resolver().start(rec.listener);
+    await rec.until(() => rec.updates.length === 1 && consul.blocked === 1);
+    const seen = consul.requests.length;
+    consul.touch('web');
+    await rec.until(() => consul.requests.length > seen && consul.blocked === 1, 3000, 'a re-issued query');
+    assert.equal(rec.updates.length, 1);
+  });
+
+  it('delivers an authoritative empty answer as an empty set', async () => {
+    const rec = new Recorder();
+    resolver().start(rec.listener);
+    await rec.until(() => rec.updates.length === 1);
+    consul.setService('web', []);
+    await rec.until(() => rec.updates.length === 2);
+    assert.deepEqual(rec.last, []);
+    assert.equal(rec.errors.length, 0);
+  });
+
+  it('maps Service.Address (falling back to Node.Address), weights, tags, meta, node and zone', async () => {
+    consul.setService('web', [
+      {
+        id: 'web-a',
+        node: 'alpha',
+        nodeAddress: '10.0.1.1',
+        address: '',
+        port: 8080,
+        tags: ['v2', 'primary'],
+        meta: { version: '2.1', zone: 'eu-1a' },
+        weights: { Passing: 5, Warning: 1 },
+      },
+      { nodeAddress: '10.0.1.2', address: '192.168.7.7', port: 8081, nodeMeta: { zone: 'eu-1b' } },
+      { nodeAddress: '10.0.1.3', port: 8082, status: 'warning', weights: { Passing: 4, Warning: 2 } },
+      { nodeAddress: '10.0.1.4', port: 8083, status: 'warning', weights: { Passing: 4, Warning: 0 } },
+      { nodeAddress: '10.0.1.5', port: 8084, status: 'critical' },
+    ]);
+    const rec = new Recorder();
+    resolver({ health: 'warning' }).start(rec.listener);
+    await rec.until(() => rec.updates.length === 1);
+    const set = rec.last ?? [];
+    // Critical is never balanced to; a warning instance with Warning weight 0 is left out.
+    assert.deepEqual(
+      set.map((e) => [e.key, e.weight, e.zone]),
+      [
+        ['10.0.1.1:8080', 5, 'eu-1a'],
+        ['192.168.7.7:8081', 1, 'eu-1b'],
+        ['10.0.1.3:8082', 2, undefined],
+      ],
+    );
+    assert.deepEqual(set[0]?.metadata, {
+      'tag:v2': '',
+      'tag:primary': '',
+      'meta.version': '2.1',
+      'meta.zone': 'eu-1a',
+      'consul.service-id': 'web-a',
+      'consul.node': 'alpha',
+      'consul.datacenter': 'dc1',
+      'consul.health': 'passing',
+    });
+    assert.equal(set[2]?.metadata['consul.health'], 'warning');
+
+    // The default (passing) asks Consul for passing instances only.
+    const strict = new Recorder();
+    resolver().start(strict.listener);
+    await strict.until(() => strict.updates.length === 1);
+    assert.deepEqual(keys(strict.last), ['10.0.1.1:8080', '192.168.7.7:8081']);
+    assert.ok(consul.requests.at(-1)?.url.includes('passing=true'));
+  });
+
+  it('sends tag, dc, ns, partition and filter as query parameters', async () => {
+    consul.setService('web', [
+      { nodeAddress: '10.0.2.1', port: 80, tags: ['v2', 'canary'], datacenter: 'dc2' },
+      { nodeAddress: '10.0.2.2', port: 80, tags: ['v2'], datacenter: 'dc2' },
+      { nodeAddress: '10.0.2.3', port: 80, tags: ['v2', 'canary'] },
+    ]);
+    const rec = new Recorder();
+    resolver({
+      tags: ['v2', 'canary'],
+      datacenter: 'dc2',
+      namespace: 'team-a',
+      partition: 'p1',
+      filter: 'Service.Meta.version == "2"',
+    }).start(rec.listener);
+    await rec.until(() => rec.updates.length === 1);
+    assert.deepEqual(keys(rec.last), ['10.0.2.1:80']);
+    const url = new URL(consul.requests.at(-1)?.url ?? '', 'http://x');
+    assert.deepEqual(url.searchParams.getAll('tag'), ['v2', 'canary']);
+    assert.equal(url.searchParams.get('dc'), 'dc2');
+    assert.equal(url.searchParams.get('ns'), 'team-a');
+    assert.equal(url.searchParams.get('partition'), 'p1');
+    assert.equal(url.searchParams.get('filter'), 'Service.Meta.version == "2"');
+  });
+
+  it('resets the index to 0 when X-Consul-Index goes backwards, and keeps following changes', async () => {
+    const rec = new Recorder();
+    const r = resolver({ wait: 300 });
+    r.start(rec.listener);
+    await rec.until(() => rec.updates.length === 1 && consul.blocked === 1);
+    const mark = consul.requests.length;
+    consul.rewindIndex('web', 3);
+    // The blocked query (index > 3) times out after wait + jitter and sees index 3: the next query must not block.
+    await rec.until(
+      () => consul.requestsSince(mark).some((q) => q.index === undefined),
+      3000,
+      'a non-blocking query after the reset',
+    );
+    await rec.until(() => consul.blocked === 1 && r.index === 3, 3000, 'blocking again from index 3');
+    consul.setService('web', [{ nodeAddress: '10.0.0.9', port: 80 }]);
+    await rec.until(() => keys(rec.last).join() === '10.0.0.9:80', 3000, 'the change after the reset');
+    assert.equal(rec.errors.length, 0);
+  });
+
+  for (const [name, fault, reason, status] of [
+    ['HTTP 500', { kind: 'status', status: 500 }, 'http-status', 500],
+    ['HTTP 403', { kind: 'status', status: 403, body: 'Permission denied' }, 'forbidden', 403],
+    ['a garbage body', { kind: 'garbage' }, 'bad-response', undefined],
+    ['a body of the wrong shape', { kind: 'wrong-shape' }, 'bad-response', undefined],
+  ] as const) {
+    it(`keeps the last known good set on ${name}, reports a typed error, and recovers`, async () => {
+      const rec = new Recorder();
+      resolver().start(rec.listener);
+      await rec.until(() => rec.updates.length === 1 && consul.blocked === 1);
+      consul.fault = fault;
+      consul.touch('web'); // wakes the blocked query; the next one meets the fault
+      await rec.until(() => rec.errors.length >= 2, 3000, 'errors');
+      const error = rec.errors[0] as ConsulError;
+      assert.ok(isSidecarlessError(error));
+      assert.equal(error.code, 'SIDECARLESS_RESOLVER_FAILED');
+      assert.ok(error instanceof ConsulError);
+      assert.equal(error.reason, reason);
+      assert.equal(error.status, status);
+      assert.equal(rec.updates.length, 1, 'no update while failing');
+      consul.fault = undefined;
+      consul.setService('web', [{ nodeAddress: '10.0.0.5', port: 80 }]);
+      await rec.until(() => rec.updates.length === 2, 3000, 'recovery');
+      assert.deepEqual(keys(rec.last), ['10.0.0.5:80']);
+    });
+  }
+
+  it('backs off between failures', async () => {
+    consul.fault = { kind: 'status', status: 500 };
+    const rec = new Recorder();
+    resolver({ backoff: { initialMs: 100, multiplier: 2, maxMs: 400, jitter: 0 } }).start(rec.listener);
+    await rec.until(() => rec.errors.length >= 4, 3000, 'four errors');
+    const times = consul.requests.slice(-4).map((q) => q.at);
+    const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
+    // 100, 200, 400 ms (a little timer slack allowed).
+    assert.ok(gaps[0]! >= 90 && gaps[1]! >= 190 && gaps[2]! >= 390, `gaps ${gaps.join(', ')}`);
+  });
+
+  it('aborts a response slower than the client timeout and retries', async () => {
+    const rec = new Recorder();
+    // timeout = 200 × 17/16 + 100 = 313 ms
+    resolver({ wait: 200, timeoutMargin: 100 }).start(rec.listener);
+    await rec.until(() => rec.updates.length === 1);
+    consul.fault = { kind: 'slow', delayMs: 5000 };
+    await rec.until(() => rec.errors.length >= 1, 3000, 'a timeout');
+    assert.equal((rec.errors[0] as ConsulError).reason, 'timeout');
+    assert.equal(rec.updates.length, 1);
+    consul.fault = undefined;
+    consul.setService('web', [{ nodeAddress: '10.0.0.6', port: 80 }]);
+    await rec.until(() => keys(rec.last).join() === '10.0.0.6:80', 3000, 'recovery after the timeout');
+  });
+
+  it('reports connection refused as a typed error', async () => {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const rec = new Recorder();
+    resolver({ address: `127.0.0.1:${port}` }).start(rec.listener);
+    await rec.until(() => rec.errors.length >= 1);
+    assert.equal((rec.errors[0] as ConsulError).reason, 'connection');
+    assert.equal(rec.updates.length, 0);
+  });
+
+  it('sends the token only in X-Consul-Token: never in a URL, an error message or a log line', async () => {
+    const token = 'b1gS3cret-7f3a-token';
+    consul.aclToken = token;
+    const rec = new Recorder();
+    resolver({ token }).start(rec.listener);
+    await rec.until(() => rec.updates.length === 1 && consul.blocked === 1);
+    assert.ok(consul.requests.slice(-2).every((q) => q.token === token));
+
+    const fromEnv = new Recorder();
+    resolver({ env: { CONSUL_HTTP_TOKEN: token } }).start(fromEnv.listener);
+    await fromEnv.until(() => fromEnv.updates.length === 1);
+
+    const denied = new Recorder();
+    const wrong = 'wr0ng-token-value';
+    consul.fault = { kind: 'status', status: 403, body: `token ${wrong} and ${token} not allowed` };
+    resolver({ token: wrong }).start(denied.listener);
+    await denied.until(() => denied.errors.length >= 1);
+    const message = `${denied.errors[0]?.message} ${String(denied.errors[0]?.stack)}`;
+    assert.ok(!message.includes(wrong) && !message.includes(token), message);
+    assert.deepEqual(consul.leaks, []);
+
+    assert.throws(
+      () => createResolverRegistry().create(`consul://${consul.address}/web?token=${token}`, ctx()),
+      (err: unknown) => err instanceof InvalidTargetError && !err.message.includes(token),
+    );
+
+    // Debug logging on: run a resolver in a child process and read its stderr. It prints READY after the first
+    // set; then a 403 whose body quotes the token must not leak it into the error or the log.
+    consul.fault = undefined;
+    const script = fileURLToPath(new URL('../helpers/consul-debug-child.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+      env: { ...process.env, NODE_DEBUG: 'sidecarless', CONSUL_ADDR: consul.address, CONSUL_HTTP_TOKEN: token },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => {
+      output += d.toString();
+      if (output.includes('READY') && consul.fault === undefined) {
+        consul.fault = { kind: 'status', status: 403, body: `token ${token} not allowed` };
+        consul.touch('web');
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    const timer = setTimeout(() => child.kill(), 15_000);
+    const [code] = await once(child, 'exit');
+    clearTimeout(timer);
+    assert.equal(code, 0, output);
+    assert.match(output, /\[consul\]/, 'debug output was produced');
+    assert.ok(!output.includes(token), output);
+    assert.deepEqual(consul.leaks, []);
+  });
+
+  it('rate-limits queries against a server that answers at once with a new index', async () => {
+    consul.fault = { kind: 'instant' };
+    const rec = new Recorder();
+    const start = consul.requests.length;
+    resolver({ minRequestInterval: 100 }).start(rec.listener);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const count = consul.requests.length - start;
+    // At most one query per 100 ms: about 10 in one second (a hot loop would make thousands).
+    assert.ok(count >= 3 && count <= 12, `${count} requests in 1 s`);
+    assert.equal(rec.errors.length, 0);
+  });
+
+  it('refresh() re-issues the blocking query early, at most once per refreshInterval', async () => {
+    const rec = new Recorder();
+    const r = resolver({ refreshInterval: 10_000 });
+    r.start(rec.listener);
+    await rec.until(() => rec.updates.length === 1 && consul.blocked === 1);
+    const mark = consul.requests.length;
+    for (let i = 0; i < 20; i++) r.refresh();
+    await rec.until(() => consul.requests.length === mark + 1 && consul.blocked === 1, 3000, 'one re-issued query');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(consul.requests.length, mark + 1);
+    assert.equal(consul.requests.at(-1)?.index, String(consul.indexOf('web')), 'same index: it blocks again');
+    assert.equal(rec.errors.length, 0);
+  });
+
+  it('aborts the in-flight blocking query on close and calls the listener no more', async () => {
+    const rec = new Recorder();
+    const r = resolver();
+    r.start(rec.listener);
+    await rec.until(() => rec.updates.length === 1 && consul.blocked === 1);
+    await r.close();
+    await rec.until(() => consul.blocked === 0, 2000, 'the double to see the abort');
+    consul.setService('web', [{ nodeAddress: '10.9.9.9', port: 1 }]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(rec.updates.length, 1);
+    await r.close(); // idempotent
+  });
+
+  it('parses consul:// targets and validates options', () => {
+    const r = createResolverRegistry().create(
+      'consul://127.0.0.1:8500/web?dc=dc1&tag=v2&tag=x&passing=true&wait=5m&ns=a&zone-key=az',
+      ctx(),
+    );
+    assert.ok(r instanceof ConsulResolver);
+    void r.close();
+    for (const bad of [
+      'consul://127.0.0.1:8500/',
+      'consul://127.0.0.1:8500/a/b',
+      'consul://127.0.0.1:8500/web?wait=11m',
+      'consul://127.0.0.1:8500/web?wait=soon',
+      'consul://127.0.0.1:8500/web?passing=maybe',
+      'consul://127.0.0.1:8500/web?colour=blue',
+    ]) {
+      assert.throws(() => createResolverRegistry().create(parseTarget(bad), ctx()), InvalidTargetError, bad);
+    }
+    assert.throws(() => new ConsulResolver({ service: 'web', wait: 0 }), /`wait`/);
+    assert.throws(() => new ConsulResolver({ service: 'web', address: 'ftp://x:1' }), /`address`/);
+    assert.throws(() => new ConsulResolver({ service: '' }), /`service`/);
+    assert.throws(() => new ConsulResolver({ service: 'web', tls: {} }), /`tls`/);
+  });
+});
+
+function ctx() {
+  return { clock: systemClock, random: Math.random, cluster: 'test' };
+}
+
+describe('createClient over consul:// to real backends', () => {
+  let consul: ConsulDouble;
+  let backends: Backend[];
+  before(async () => {
+    consul = await startConsulDouble();
+    backends = await startBackends(3);
+  });
+  after(async () => {
+    await stopAll(backends);
+    await consul.close();
+  });
+
+  it('balances across the instances Consul lists and follows changes', async () => {
+    consul.setService(
+      'web',
+      backends.map((b) => ({ nodeAddress: '127.0.0.1', port: b.port })),
+    );
+    const client = createClient({ target: `consul://127.0.0.1:${consul.port}/web?wait=2s` });
+    try {
+      const seen = new Set<string>();
+      for (let i = 0; i < 9; i++) {
+        const res = await client.fetch('http://web/hello');
+        seen.add(((await res.json()) as { backend: string }).backend);
+      }
+      assert.deepEqual([...seen].sort(), ['b0', 'b1', 'b2']);
+      consul.setService('web', [{ nodeAddress: '127.0.0.1', port: backends[1]!.port }]);
+      const deadline = Date.now() + 3000;
+      while (client.endpoints.length !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(client.endpoints.length, 1);
+      for (let i = 0; i < 4; i++) {
+        const res = await client.fetch('http://web/hello');
+        assert.equal(((await res.json()) as { backend: string }).backend, 'b1');
+      }
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('examples/consul.ts', () => {
+  it('runs standalone, balances across both instances and follows a deregistration, then exits', async () => {
+    const script = fileURLToPath(new URL('../../examples/consul.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const [code, signal] = await once(child, 'exit');
+    clearTimeout(timer);
+    assert.equal(signal, null, `did not exit by itself: ${out}`);
+    assert.equal(code, 0, out);
+    assert.match(out, /answers: backend [ab], backend [ab], backend [ab], backend [ab]/);
+    assert.match(out, /backend a/);
+    assert.match(out, /after deregistering one: backend b, backend b/);
+  });
+});

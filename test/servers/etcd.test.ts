@@ -1,0 +1,323 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { createClient } from '../../src/client.js';
+import type { Endpoint } from '../../src/endpoint.js';
+import { EtcdError, InvalidTargetError, type SidecarlessError } from '../../src/errors.js';
+import { EtcdResolver, type EtcdResolverOptions } from '../../src/resolver/etcd.js';
+import { createResolverRegistry } from '../../src/resolver/index.js';
+import { systemClock } from '../../src/runtime.js';
+import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
+import { EtcdProxy, EtcdServer } from '../helpers/etcd.js';
+
+/** Records what a resolver delivers; `until` waits (bounded) for a condition. */
+class Recorder {
+  readonly updates: (readonly Endpoint[])[] = [];
+  readonly errors: SidecarlessError[] = [];
+  #waiters: Array<() => void> = [];
+  readonly listener = {
+    onUpdate: (endpoints: readonly Endpoint[]) => {
+      this.updates.push(endpoints);
+      this.#notify();
+    },
+    onError: (error: SidecarlessError) => {
+      this.errors.push(error);
+      this.#notify();
+    },
+  };
+
+  get last(): readonly Endpoint[] | undefined {
+    return this.updates.at(-1);
+  }
+
+  #notify(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  async until(predicate: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 50));
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+}
+
+function keys(set: readonly Endpoint[] | undefined): string[] {
+  return (set ?? []).map((e) => e.key).sort();
+}
+
+const FAST = { initialMs: 50, maxMs: 300, multiplier: 2, jitter: 0.1 };
+const json = (v: unknown) => JSON.stringify(v);
+
+describe('EtcdResolver against a real etcd', () => {
+  let etcd: EtcdServer;
+  let prefixNo = 0;
+  let prefix = '';
+  const open: EtcdResolver[] = [];
+
+  function resolver(options: Partial<EtcdResolverOptions> = {}): EtcdResolver {
+    const r = new EtcdResolver({
+      endpoints: [etcd.url],
+      prefix,
+      minRelistInterval: 20,
+      requestTimeout: 2000,
+      backoff: FAST,
+      ...options,
+    });
+    open.push(r);
+    return r;
+  }
+
+  before(async () => {
+    etcd = await EtcdServer.start();
+  });
+  beforeEach(() => {
+    prefix = `/services/t${++prefixNo}/`;
+  });
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((r) => r.close()));
+  });
+  after(async () => {
+    await Promise.all(open.splice(0).map((r) => r.close()));
+    await etcd.close();
+  });
+
+  it('lists the initial set, then follows adds, changes and removals', async () => {
+    await etcd.put(`${prefix}a`, json({ host: '10.0.0.1', port: 8080 }));
+    await etcd.put(`${prefix}b`, '10.0.0.2:8080');
+    await etcd.put(prefix.slice(0, -1), json({ host: '10.9.9.9', port: 1 })); // outside the prefix
+    await etcd.put(`${prefix.slice(0, -1)}0/x`, json({ host: '10.9.9.9', port: 2 })); // outside the prefix
+    const rec = new Recorder();
+    const r = resolver();
+    r.start(rec.listener);
+    await rec.until(() => rec.updates.length === 1, 5000, 'the initial set');
+    assert.deepEqual(keys(rec.last), ['10.0.0.1:8080', '10.0.0.2:8080']);
+    assert.equal(rec.last?.find((e) => e.host === '10.0.0.2')?.metadata['etcd.key'], `${prefix}b`);
+
+    await etcd.put(
+      `${prefix}c`,
+      json({ host: '10.0.0.3', port: 9090, weight: 3, priority: 1, zone: 'eu-1a', metadata: { version: '2' } }),
+    );
+    await rec.until(() => rec.updates.length === 2, 5000, 'the add');
+    const added = rec.last?.find((e) => e.host === '10.0.0.3');
+    assert.deepEqual(
+      [added?.weight, added?.priority, added?.zone, added?.metadata],
+      [3, 1, 'eu-1a', { version: '2', 'etcd.key': `${prefix}c` }],
+    );
+
+    await etcd.put(`${prefix}c`, json({ host: '10.0.0.3', port: 9090, weight: 7 }));
+    await rec.until(() => rec.updates.length === 3, 5000, 'the change');
+    assert.equal(rec.last?.find((e) => e.host === '10.0.0.3')?.weight, 7);
+
+    await etcd.delete(`${prefix}a`);
+    await rec.until(() => rec.updates.length === 4, 5000, 'the removal');
+    assert.deepEqual(keys(rec.last), ['10.0.0.2:8080', '10.0.0.3:9090']);
+    assert.equal(rec.errors.length, 0);
+    assert.equal(r.listCount, 1);
+  });
+
+  it('delivers a burst of changes in one revision as one update', async () => {
+    await etcd.put(`${prefix}a`, '10.0.1.1:80');
+    const rec = new Recorder();
+    resolver().start(rec.listener);
+    await rec.until(() => rec.updates.length === 1);
+    await etcd.putAll({ [`${prefix}b`]: '10.0.1.2:80', [`${prefix}c`]: '10.0.1.3:80', [`${prefix}d`]: '10.0.1.4:80' });
+    await rec.until(() => keys(rec.last).length === 4, 5000, 'the burst');
+    assert.equal(rec.updates.length, 2);
+  });
+
+  it('delivers an empty prefix as an authoritative empty set', async () => {
+    await etcd.put(`${prefix}a`, '10.0.2.1:80');
+    const rec = new Recorder();
+    resolver().start(rec.listener);
+    await rec.until(() => rec.updates.length === 1);
+    await etcd.delete(`${prefix}a`);
+    await rec.until(() => rec.updates.length === 2);
+    assert.deepEqual(rec.last, []);
+  });
+
+  it('skips malformed values (logged and counted) without dropping the rest', async () => {
+    await etcd.put(`${prefix}good`, json({ host: '10.0.3.1', port: 80 }));
+    await etcd.put(`${prefix}bad-json`, '{"host": "10.0.3.2", "port":');
+    await etcd.put(`${prefix}bad-port`, json({ host: '10.0.3.3', port: 70000 }));
+    await etcd.put(`${prefix}bad-meta`, json({ host: '10.0.3.4', port: 80, metadata: { n: 1 } }));
+    await etcd.put(`${prefix}dup`, '10.0.3.1:80');
+    const rec = new Recorder();
+    const r = resolver();
+    r.start(rec.listener);
+    await rec.until(() => rec.updates.length === 1);
+    assert.deepEqual(keys(rec.last), ['10.0.3.1:80']);
+    assert.equal(r.skippedValues, 3);
+    // A key that turns malformed loses its endpoint; the others stay.
+    await etcd.put(`${prefix}second`, '10.0.3.5:80');
+    await rec.until(() => rec.updates.length === 2);
+    await etcd.put(`${prefix}second`, 'not an address');
+    await rec.until(() => rec.updates.length === 3);
+    assert.deepEqual(keys(rec.last), ['10.0.3.1:80']);
+    assert.equal(r.skippedValues, 4);
+    assert.equal(rec.errors.length, 0);
+  });
+
+  it('lists again and re-watches when the watch revision was compacted', async () => {
+    const proxy = await EtcdProxy.start(etcd);
+    try {
+      await etcd.put(`${prefix}a`, '10.0.4.1:80');
+      proxy.holdWatch = true;
+      const rec = new Recorder();
+      const r = resolver({ endpoints: [proxy.address] });
+      r.start(rec.listener);
+      await rec.until(() => rec.updates.length === 1 && proxy.held === 1, 5000, 'the list and a held watch');
+      // While the watch request is held, the set changes and its revision is compacted away.
+      await etcd.put(`${prefix}b`, '10.0.4.2:80');
+      await etcd.delete(`${prefix}a`);
+      await etcd.compact(await etcd.revision());
+      proxy.release();
+      await rec.until(() => keys(rec.last).join() === '10.0.4.2:80', 5000, 'the re-listed set');
+      assert.equal(r.listCount, 2);
+      await rec.until(() => proxy.watchRequests === 2, 5000, 'the second watch');
+      assert.equal(rec.errors.length, 0);
+      // The new watch follows later changes.
+      await etcd.put(`${prefix}c`, '10.0.4.3:80');
+      await rec.until(() => keys(rec.last).length === 2, 5000, 'a change after the re-watch');
+    } finally {
+      await Promise.all(open.splice(0).map((r) => r.close()));
+      await proxy.close();
+    }
+  });
+
+  it('keeps the last known good set while etcd is down and reconnects with backoff after a restart', async () => {
+    await etcd.put(`${prefix}a`, '10.0.5.1:80');
+    const rec = new Recorder();
+    resolver().start(rec.listener);
+    await rec.until(() => rec.updates.length === 1);
+    await etcd.stop();
+    try {
+      await rec.until(() => rec.errors.length >= 3, 5000, 'errors while etcd is down');
+      assert.ok(rec.errors.every((e) => e instanceof EtcdError && e.reason === 'connection'));
+      assert.equal(rec.updates.length, 1, 'the last known good set stays');
+      // Bounded by backoff: 50, 100, 200, 300 ms... not a hot loop.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      assert.ok(rec.errors.length <= 10, `${rec.errors.length} errors in about a second`);
+    } finally {
+      await etcd.start();
+    }
+    await etcd.put(`${prefix}b`, '10.0.5.2:80');
+    await rec.until(() => keys(rec.last).length === 2, 10_000, 'the set after the restart');
+    assert.deepEqual(keys(rec.last), ['10.0.5.1:80', '10.0.5.2:80']);
+  });
+
+  it('tries the next member when one is unreachable', async () => {
+    const dead = net.createServer();
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+    const port = (dead.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => dead.close(() => resolve()));
+    await etcd.put(`${prefix}a`, '10.0.6.1:80');
+    const rec = new Recorder();
+    resolver({ endpoints: [`127.0.0.1:${port}`, etcd.url] }).start(rec.listener);
+    await rec.until(() => rec.updates.length === 1, 5000);
+    assert.deepEqual(keys(rec.last), ['10.0.6.1:80']);
+    assert.equal(rec.errors.length, 1);
+    assert.equal((rec.errors[0] as EtcdError).reason, 'connection');
+  });
+
+  it('stops watching on close and calls the listener no more', async () => {
+    await etcd.put(`${prefix}a`, '10.0.7.1:80');
+    const rec = new Recorder();
+    const r = resolver();
+    r.start(rec.listener);
+    await rec.until(() => rec.updates.length === 1);
+    await r.close();
+    await etcd.put(`${prefix}b`, '10.0.7.2:80');
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(rec.updates.length, 1);
+    await r.close();
+  });
+
+  it('parses etcd:// targets and validates options', () => {
+    const ctx = { clock: systemClock, random: Math.random, cluster: 't' };
+    const registry = createResolverRegistry();
+    const r = registry.create('etcd://127.0.0.1:2379,127.0.0.1:2380/services/users/', ctx);
+    assert.ok(r instanceof EtcdResolver);
+    void r.close();
+    for (const bad of [
+      'etcd://127.0.0.1:2379/',
+      'etcd://127.0.0.1:2379/p/?password=hunter2',
+      'etcd://user:pw@127.0.0.1:2379/p/',
+      'etcd://127.0.0.1:2379,/p/',
+    ]) {
+      assert.throws(
+        () => registry.create(bad, ctx),
+        (err: unknown) => err instanceof InvalidTargetError && !err.message.includes('hunter2'),
+        bad,
+      );
+    }
+    assert.throws(() => new EtcdResolver({ prefix: '' }), /`prefix`/);
+    assert.throws(() => new EtcdResolver({ prefix: '/p/', endpoints: [] }), /`endpoints`/);
+    assert.throws(() => new EtcdResolver({ prefix: '/p/', username: 'u' }), /`password`/);
+  });
+
+  describe('end to end', () => {
+    let backends: Backend[];
+    before(async () => {
+      backends = await startBackends(2);
+    });
+    after(async () => {
+      await stopAll(backends);
+    });
+
+    it('createClient({ target: "etcd://..." }) balances across the registered backends', async () => {
+      await etcd.put('/services/e2e/b0', json({ host: '127.0.0.1', port: backends[0]!.port }));
+      await etcd.put('/services/e2e/b1', `127.0.0.1:${backends[1]!.port}`);
+      const client = createClient({ target: `etcd://${etcd.address}/services/e2e/` });
+      try {
+        const seen = new Set<string>();
+        for (let i = 0; i < 6; i++) {
+          const res = await client.fetch('http://users/x');
+          seen.add(((await res.json()) as { backend: string }).backend);
+        }
+        assert.deepEqual([...seen].sort(), ['b0', 'b1']);
+        await etcd.delete('/services/e2e/b0');
+        const deadline = Date.now() + 5000;
+        while (client.endpoints.length !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        const res = await client.fetch('http://users/x');
+        assert.equal(((await res.json()) as { backend: string }).backend, 'b1');
+      } finally {
+        await client.close();
+      }
+    });
+  });
+});
+
+describe('examples/etcd.ts', () => {
+  it('runs standalone against its own etcd, follows a key deletion, then exits', async () => {
+    const script = fileURLToPath(new URL('../../examples/etcd.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const [code, signal] = await once(child, 'exit');
+    clearTimeout(timer);
+    assert.equal(signal, null, `did not exit by itself: ${out}`);
+    assert.equal(code, 0, out);
+    assert.match(out, /answers: .*backend a/);
+    assert.match(out, /after deleting one key: backend b, backend b/);
+  });
+});
