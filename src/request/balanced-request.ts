@@ -319,10 +319,14 @@ export class BalancedRequest implements AttemptOwner {
     if (error instanceof AttemptFailure && error.retryAfterMs > 0 && this.#stage === 'running') {
       await new Promise<void>((resolve) => {
         const timer = this.#host.clock.setTimeout(resolve, error.retryAfterMs, true);
-        this.#controller?.signal.addEventListener('abort', () => {
-          this.#host.clock.clearTimeout(timer);
-          resolve();
-        });
+        this.#controller?.signal.addEventListener(
+          'abort',
+          () => {
+            this.#host.clock.clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
       });
     }
   }
