@@ -7,6 +7,7 @@
 import type { Dispatcher } from 'undici';
 import { Cluster, type ClusterOptions, type ClusterStats } from './cluster.js';
 import { ClientClosedError, InvalidOptionError } from './errors.js';
+import type { Disposable, HealthEvent } from './health/endpoint-health.js';
 import { BalancedDispatcher } from './request/dispatcher.js';
 import { parseTarget } from './resolver/resolver.js';
 
@@ -92,6 +93,20 @@ export class Client {
   /** A snapshot of endpoints, states and counters. */
   stats(): ClientStats {
     return { clusters: [this.#cluster.stats()] };
+  }
+
+  /**
+   * Subscribes to endpoint health events: `eject` and `return` (outlier detection, with the rule or way back as
+   * `reason`), `unhealthy` and `healthy` (active health checks). Returns a handle whose `dispose()` unsubscribes.
+   *
+   * @example
+   * ```ts
+   * const sub = client.onHealthEvent((e) => log.warn(`${e.endpoint.key} ${e.type}: ${e.reason}`));
+   * sub.dispose();
+   * ```
+   */
+  onHealthEvent(listener: (event: HealthEvent) => void): Disposable {
+    return this.#cluster.onHealthEvent(listener);
   }
 
   /** The cluster's current endpoints. */

@@ -7,6 +7,7 @@
 import type { Dispatcher, Pool } from 'undici';
 import { createEndpointSet, type Endpoint, type EndpointInit } from './endpoint.js';
 import {
+  AllEjectedError,
   CircuitOpenError,
   ClientClosedError,
   InvalidOptionError,
@@ -17,6 +18,7 @@ import {
   ResolverError,
   type SidecarlessError,
 } from './errors.js';
+import { type Disposable, EndpointHealth, type HealthEvent, type HealthOptions } from './health/endpoint-health.js';
 import { createDebug } from './internal/debug.js';
 import { toLegacyHandler } from './internal/handler.js';
 import { createPickerRegistry } from './picker/index.js';
@@ -59,7 +61,7 @@ export interface TlsOptions {
 }
 
 /** Options of one cluster (one logical service). */
-export interface ClusterOptions extends RequestPolicyOptions {
+export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
   /**
    * Where the endpoints come from: a target string parsed by the resolver registry (`static://h1:p1,h2:p2`), a
    * {@link Resolver} object (the cluster takes ownership and closes it), or a fixed list of `host:port` strings or
@@ -119,6 +121,12 @@ export interface EndpointStats {
   readonly statusClasses: Readonly<Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
   readonly errors: number;
   readonly connectFailures: number;
+  /** Ejected by outlier detection. */
+  readonly ejected: boolean;
+  /** Passing active health checks (always true without them). */
+  readonly healthy: boolean;
+  /** The weight pickers use: the endpoint's weight times its slow-start factor. */
+  readonly effectiveWeight: number;
   /** Mean time to response headers, ms (0 before the first response). */
   readonly meanLatencyMs: number;
 }
@@ -144,6 +152,10 @@ export interface ClusterStats {
   };
   /** Circuit breaker state, when a breaker is configured. */
   readonly breaker: BreakerState | undefined;
+  /** True while too few endpoints are eligible and traffic goes to all of them (panic threshold). */
+  readonly panic: boolean;
+  /** Outlier ejections since the cluster started. */
+  readonly ejections: number;
   readonly resolver: {
     readonly updates: number;
     readonly errors: number;
@@ -222,6 +234,7 @@ export class Cluster {
   /** @internal The retry budget, when on. */
   readonly budget: RetryBudget | undefined;
   readonly #breaker: Breaker | undefined;
+  readonly #health: EndpointHealth<Subchannel>;
   #inFlight = 0;
   #total = 0;
   #extraAttempts = 0;
@@ -275,6 +288,14 @@ export class Cluster {
     };
     this.budget = this.policy.budget === undefined ? undefined : new RetryBudget(this.policy.budget, clock);
     this.#resolver = this.#createResolver(options);
+    this.#health = new EndpointHealth<Subchannel>(options, {
+      cluster: name,
+      clock,
+      random,
+      serviceName: typeof host === 'string' ? host : undefined,
+      tls: tls === undefined ? undefined : { ...tls },
+      onChange: () => this.#rebuildPicker(),
+    });
     this.#breaker = this.policy.breaker === undefined ? undefined : new Breaker(this.policy.breaker, name);
     this.#pool = new SubchannelPool({
       protocol: this.#options.protocol,
@@ -285,9 +306,12 @@ export class Cluster {
       drainTimeoutMs: this.#options.drainTimeoutMs,
       observer: {
         onStateChange: (subchannel, previous) => this.#onStateChange(subchannel, previous),
-        onOutcome: () => {},
+        onOutcome: (subchannel, outcome) => this.#health.record(subchannel, outcome),
       },
-      onMembershipChange: () => this.#rebuildPicker(),
+      onMembershipChange: () => {
+        this.#health.setHosts(this.#pool.subchannels);
+        this.#rebuildPicker();
+      },
     });
   }
 
@@ -345,12 +369,21 @@ export class Cluster {
   #rebuildPicker(): void {
     if (this.#closed) return;
     const active = this.#pool.subchannels;
-    let eligible = active.filter((s) => s.usable);
+    let candidates = active.filter((s) => s.usable);
     // Every endpoint failing to connect: keep sending (and let callers see the real connection error) rather than
     // parking requests behind backoff timers.
-    if (eligible.length === 0) eligible = [...active];
+    if (candidates.length === 0) candidates = [...active];
+    const eligible = this.#health.select(candidates);
+    for (const subchannel of eligible) subchannel.weightFactor = this.#health.weightFactor(subchannel);
     const { policy, config } = this.#options.policy;
-    this.#picker = eligible.length === 0 ? null : policy.build(eligible, config, this.#options);
+    if (eligible.length > 0) {
+      this.#picker = policy.build(eligible, config, this.#options);
+    } else if (candidates.length > 0) {
+      const result = { type: 'fail', error: new AllEjectedError(this.name) } as const;
+      this.#picker = { pick: () => result };
+    } else {
+      this.#picker = null;
+    }
     this.#flushPending();
   }
 
@@ -553,6 +586,14 @@ export class Cluster {
     this.#pending.delete(request);
   }
 
+  /**
+   * Subscribes to endpoint health events: ejections and returns (outlier detection), and health-check transitions.
+   * Listeners run synchronously; one that throws is logged and skipped.
+   */
+  onHealthEvent(listener: (event: HealthEvent) => void): Disposable {
+    return this.#health.subscribe(listener);
+  }
+
   /** The current active endpoints, in resolver order. */
   get endpoints(): readonly Endpoint[] {
     return this.#pool.subchannels.map((s) => s.endpoint);
@@ -580,6 +621,9 @@ export class Cluster {
           },
           errors: c.errors,
           connectFailures: c.connectFailures,
+          ejected: this.#health.isEjected(s),
+          healthy: this.#health.isHealthy(s),
+          effectiveWeight: s.weight,
           meanLatencyMs: c.responses === 0 ? 0 : c.latencySumMs / c.responses,
         };
       }),
@@ -593,6 +637,8 @@ export class Cluster {
         circuitOpen: this.#circuitOpen,
       },
       breaker: this.#breaker?.state,
+      panic: this.#health.panic,
+      ejections: this.#health.ejections,
       resolver: {
         updates: this.#resolverUpdates,
         errors: this.#resolverErrors,
@@ -624,6 +670,7 @@ export class Cluster {
         this.#failPending(new ClientClosedError());
         this.#breaker?.shutdown();
         await this.#resolver.close();
+        await this.#health.close();
         await this.#pool.close();
       })();
     }
@@ -637,6 +684,7 @@ export class Cluster {
     this.#failPending(reason ?? new ClientClosedError());
     this.#breaker?.shutdown();
     await this.#resolver.close();
+    await this.#health.close();
     await this.#pool.destroy(reason);
   }
 }

@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'SIDECARLESS_RETRY_BUDGET_EXHAUSTED'
   | 'SIDECARLESS_CIRCUIT_OPEN'
   | 'SIDECARLESS_OVERLOADED'
+  | 'SIDECARLESS_ALL_EJECTED'
   | 'SIDECARLESS_DNS_NXDOMAIN'
   | 'SIDECARLESS_DNS_NODATA'
   | 'SIDECARLESS_DNS_SERVFAIL'
@@ -342,5 +343,18 @@ export class OverloadedError extends SidecarlessError {
   constructor(cluster: string, limit: 'maxInFlight' | 'maxPending', value: number) {
     super('SIDECARLESS_OVERLOADED', `Cluster "${cluster}" is overloaded: ${limit} (${value}) reached`);
     this.limit = limit;
+  }
+}
+
+/**
+ * Every endpoint is ejected by outlier detection or failing active health checks, and the panic threshold is off
+ * (`panicThreshold: 0`), so no endpoint may take the request.
+ */
+export class AllEjectedError extends SidecarlessError {
+  constructor(cluster: string) {
+    super(
+      'SIDECARLESS_ALL_EJECTED',
+      `Every endpoint of cluster "${cluster}" is ejected or unhealthy (and the panic threshold is off)`,
+    );
   }
 }

@@ -28,6 +28,7 @@ export {
 } from './endpoint.js';
 export type { DnsErrorCode, ErrorCode } from './errors.js';
 export {
+  AllEjectedError,
   CircuitOpenError,
   ClientClosedError,
   DeadlineExceededError,
@@ -47,6 +48,38 @@ export {
   SidecarlessError,
   UnknownSchemeError,
 } from './errors.js';
+export type { Disposable, HealthEvent, HealthOptions } from './health/endpoint-health.js';
+export type {
+  EjectionControl,
+  ExpectedStatus,
+  HealthCheckerHooks,
+  HealthCheckOptions,
+  ResolvedHealthCheckOptions,
+} from './health/health-check.js';
+export {
+  HealthChecker,
+  resolveHealthCheckOptions,
+} from './health/health-check.js';
+export type {
+  EjectionInfo,
+  EjectionReason,
+  OutlierDetectionOptions,
+  OutlierDetectorHooks,
+  OutlierHostSnapshot,
+  ResolvedOutlierDetectionOptions,
+  ReturnInfo,
+  ReturnReason,
+} from './health/outlier-detector.js';
+export {
+  meanAndStdev,
+  OUTLIER_DETECTION_DEFAULTS,
+  OutlierDetector,
+  resolveOutlierDetectionOptions,
+} from './health/outlier-detector.js';
+export type { EligibleSet } from './health/panic.js';
+export { DEFAULT_PANIC_THRESHOLD, isPanic, resolvePanicThreshold, selectEligible } from './health/panic.js';
+export type { ResolvedSlowStartOptions, SlowStartOptions } from './health/slow-start.js';
+export { resolveSlowStartOptions, SlowStartTracker, slowStartFactor } from './health/slow-start.js';
 export { createPickerRegistry } from './picker/index.js';
 export type {
   ConfiguredPolicy,

@@ -10,6 +10,17 @@ import type { TimerHandle } from '../runtime.js';
 import { classifyError, type ErrorKind } from '../subchannel/outcome.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 
+/**
+ * Why a losing attempt (another attempt answered first) is cancelled. Classified as `aborted`, so it counts
+ * against no endpoint's health.
+ */
+export function hedgeLost(): Error {
+  const err = new Error('another attempt answered first') as Error & { code: string };
+  err.name = 'AbortError';
+  err.code = 'SIDECARLESS_HEDGE_LOST';
+  return err;
+}
+
 /** Why an attempt did not produce the caller's response. */
 export type FailureKind = ErrorKind | 'status' | 'no-endpoint' | 'per-try-timeout';
 
@@ -120,7 +131,7 @@ export class Attempt implements LegacyHandler {
     // Informational responses precede the real one and are not the caller's business before commit.
     if (statusCode < 200) return true;
     if (!this.#owner.running) {
-      this.cancel(new Error('another attempt answered first'));
+      this.cancel(hedgeLost());
       return false;
     }
     if (this.#owner.retryOn.has(statusCode)) {

@@ -21,7 +21,7 @@ import type { LegacyHandler } from '../internal/handler.js';
 import type { PickContext } from '../picker/picker.js';
 import type { Clock, TimerHandle } from '../runtime.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
-import { Attempt, AttemptFailure, type AttemptOwner } from './attempt.js';
+import { Attempt, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
 import { type BodyReplay, bodyReplay, isIdempotent, parseRetryAfter, type RequestPolicy } from './policy.js';
 import type { RetryBudget } from './retry-budget.js';
 
@@ -372,7 +372,7 @@ export class BalancedRequest implements AttemptOwner {
     this.#clearDeadline();
     for (const other of this.#live) {
       this.#clearAttemptTimer(other);
-      other.cancel(new Error('another attempt answered first'));
+      other.cancel(hedgeLost());
     }
     this.#live.clear();
   }

@@ -37,8 +37,15 @@ const CONNECT_CODES = new Set([
   'UND_ERR_CONNECT',
 ]);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
-const ABORT_CODES = new Set(['UND_ERR_ABORTED', 'ABORT_ERR']);
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+  'SIDECARLESS_PER_TRY_TIMEOUT',
+  'SIDECARLESS_DEADLINE_EXCEEDED',
+]);
+// Attempts the client itself stopped (caller abort, lost hedge, client closed) say nothing about the endpoint.
+const ABORT_CODES = new Set(['UND_ERR_ABORTED', 'ABORT_ERR', 'SIDECARLESS_CLIENT_CLOSED', 'SIDECARLESS_HEDGE_LOST']);
 
 /** Classifies an error from undici or the socket layer. */
 export function classifyError(error: unknown): ErrorKind {

@@ -1,0 +1,253 @@
+/**
+ * Everything that decides whether an endpoint takes traffic, for one cluster: outlier detection, active health
+ * checks, the panic threshold and slow start, with the events users subscribe to. The cluster feeds it membership
+ * and outcomes and asks it which subchannels are eligible; it tells the cluster when eligibility changed.
+ *
+ * @module
+ */
+import { Agent, type Dispatcher } from 'undici';
+import type { Endpoint } from '../endpoint.js';
+import { createDebug } from '../internal/debug.js';
+import type { Clock, RandomSource, TimerHandle } from '../runtime.js';
+import type { AttemptOutcome } from '../subchannel/outcome.js';
+import { HealthChecker, type HealthCheckOptions, resolveHealthCheckOptions } from './health-check.js';
+import {
+  type EjectionReason,
+  type OutlierDetectionOptions,
+  OutlierDetector,
+  type ReturnReason,
+  resolveOutlierDetectionOptions,
+} from './outlier-detector.js';
+import { resolvePanicThreshold, selectEligible } from './panic.js';
+import { resolveSlowStartOptions, type SlowStartOptions, SlowStartTracker } from './slow-start.js';
+
+const debug = createDebug('health');
+
+/** The health part of the cluster options. */
+export interface HealthOptions {
+  /**
+   * Outlier detection (Envoy / gRPC A50 semantics, Envoy defaults). On by default; `false` turns it off.
+   * @defaultValue true
+   */
+  readonly outlierDetection?: OutlierDetectionOptions | boolean | undefined;
+  /** Active HTTP health checks; off unless set. */
+  readonly healthCheck?: HealthCheckOptions | boolean | undefined;
+  /** Slow start for new and returning endpoints; off unless `{ windowMs }` is set. */
+  readonly slowStart?: SlowStartOptions | undefined;
+  /**
+   * When fewer than this percentage of endpoints are eligible, balance across all of them rather than overload
+   * the few (Envoy's panic threshold). 0 turns it off. @defaultValue 50
+   */
+  readonly panicThreshold?: number | undefined;
+}
+
+/** An endpoint left or rejoined the eligible set. */
+export interface HealthEvent {
+  /** The cluster's name. */
+  readonly cluster: string;
+  /** The endpoint. */
+  readonly endpoint: Endpoint;
+  /** `eject`: outlier detection took it out; `return`: it came back; `unhealthy`/`healthy`: active health checks. */
+  readonly type: 'eject' | 'return' | 'unhealthy' | 'healthy';
+  /** Why: the ejection rule (`consecutive-5xx`, `success-rate`, ...) or how it returned (`elapsed`, `health-check`). */
+  readonly reason: EjectionReason | ReturnReason | 'health-check';
+  /** For `eject`: how long the ejection lasts, ms. */
+  readonly ejectionMs?: number;
+  /** For `eject` and `return`: how many times the endpoint has been ejected. */
+  readonly timesEjected?: number;
+}
+
+/** A subscription; `dispose()` removes the listener. */
+export interface Disposable {
+  dispose(): void;
+}
+
+/** What the health logic needs to know of a subchannel. */
+export interface HealthHost {
+  readonly endpoint: Endpoint;
+  readonly origin: string;
+}
+
+interface Hooks<H> {
+  readonly cluster: string;
+  readonly clock: Clock;
+  readonly random: RandomSource;
+  /** The Host header of health checks (the logical service name), when known. */
+  readonly serviceName: string | undefined;
+  /** TLS connect options for health checks to TLS endpoints. */
+  readonly tls: Record<string, unknown> | undefined;
+  /** Eligibility changed: rebuild the picker. */
+  readonly onChange: () => void;
+}
+
+/** @internal Owned by a cluster. */
+export class EndpointHealth<H extends HealthHost> {
+  readonly #hooks: Hooks<H>;
+  readonly #detector: OutlierDetector<H> | undefined;
+  readonly #checker: HealthChecker<H> | undefined;
+  readonly #checkAgent: Dispatcher | undefined;
+  readonly #slowStart: SlowStartTracker<H> | undefined;
+  readonly #slowStartTickMs: number;
+  readonly #panicThreshold: number;
+  readonly #listeners = new Set<(event: HealthEvent) => void>();
+  #tick: TimerHandle | undefined;
+  #panic = false;
+  #ejections = 0;
+
+  /** Validates the options (typed errors naming them) and creates the enabled parts. Starts nothing. */
+  constructor(options: HealthOptions, hooks: Hooks<H>) {
+    this.#hooks = hooks;
+    const od = resolveOutlierDetectionOptions(options.outlierDetection, 'outlierDetection');
+    const hc = resolveHealthCheckOptions(options.healthCheck, 'healthCheck');
+    const ss = options.slowStart === undefined ? undefined : resolveSlowStartOptions(options.slowStart, 'slowStart');
+    this.#panicThreshold = resolvePanicThreshold(options.panicThreshold, 'panicThreshold');
+    this.#slowStart = ss === undefined ? undefined : new SlowStartTracker<H>(ss, hooks.clock);
+    this.#slowStartTickMs = ss === undefined ? 0 : Math.max(50, ss.windowMs / 20);
+    if (od !== undefined) {
+      this.#detector = new OutlierDetector<H>(od, {
+        clock: hooks.clock,
+        random: hooks.random,
+        onEject: (host, info) => {
+          this.#ejections++;
+          debug('%s: eject %s (%s, %d ms)', hooks.cluster, host.endpoint.key, info.reason, info.ejectionMs);
+          this.#emit({
+            cluster: hooks.cluster,
+            endpoint: host.endpoint,
+            type: 'eject',
+            reason: info.reason,
+            ejectionMs: info.ejectionMs,
+            timesEjected: info.timesEjected,
+          });
+          hooks.onChange();
+        },
+        onReturn: (host, info) => {
+          debug('%s: return %s (%s)', hooks.cluster, host.endpoint.key, info.reason);
+          this.#slowStart?.restart(host);
+          this.#emit({
+            cluster: hooks.cluster,
+            endpoint: host.endpoint,
+            type: 'return',
+            reason: info.reason,
+            timesEjected: info.timesEjected,
+          });
+          hooks.onChange();
+          this.#armSlowStartTick();
+        },
+      });
+    }
+    if (hc !== undefined) {
+      this.#checkAgent = hooks.tls === undefined ? undefined : new Agent({ connect: hooks.tls });
+      this.#checker = new HealthChecker<H>(hc, {
+        clock: hooks.clock,
+        random: hooks.random,
+        origin: (host) => host.origin,
+        serviceName: hooks.serviceName,
+        outlierDetector: this.#detector,
+        dispatcher: this.#checkAgent,
+        onHealthy: (host) => {
+          this.#slowStart?.restart(host);
+          this.#emit({ cluster: hooks.cluster, endpoint: host.endpoint, type: 'healthy', reason: 'health-check' });
+          hooks.onChange();
+          this.#armSlowStartTick();
+        },
+        onUnhealthy: (host) => {
+          this.#emit({ cluster: hooks.cluster, endpoint: host.endpoint, type: 'unhealthy', reason: 'health-check' });
+          hooks.onChange();
+        },
+      });
+    }
+  }
+
+  /** Membership changed. Must be called before the first `record` for a host. */
+  setHosts(hosts: readonly H[]): void {
+    this.#detector?.setHosts(hosts);
+    this.#checker?.setHosts(hosts);
+    this.#slowStart?.setHosts(hosts);
+    this.#armSlowStartTick();
+  }
+
+  /** One attempt's outcome (the only input to outlier detection). */
+  record(host: H, outcome: AttemptOutcome): void {
+    this.#detector?.record(host, outcome);
+  }
+
+  /** True when `host` is ejected by outlier detection. */
+  isEjected(host: H): boolean {
+    return this.#detector?.isEjected(host) ?? false;
+  }
+
+  /** True unless active health checks mark `host` unhealthy. */
+  isHealthy(host: H): boolean {
+    return this.#checker?.isHealthy(host) ?? true;
+  }
+
+  /** The slow-start weight factor of `host`, in (0, 1]. */
+  weightFactor(host: H): number {
+    return this.#slowStart?.factor(host) ?? 1;
+  }
+
+  /**
+   * The hosts to balance across among `candidates`: the eligible ones (not ejected, healthy), or all candidates when
+   * fewer than the panic threshold are eligible.
+   */
+  select(candidates: readonly H[]): readonly H[] {
+    if (this.#detector === undefined && this.#checker === undefined) {
+      this.#panic = false;
+      return candidates;
+    }
+    const { hosts, panic } = selectEligible(
+      candidates,
+      (h) => !this.isEjected(h) && this.isHealthy(h),
+      this.#panicThreshold,
+    );
+    if (panic !== this.#panic) debug('%s: panic mode %s', this.#hooks.cluster, panic ? 'on' : 'off');
+    this.#panic = panic;
+    return hosts;
+  }
+
+  /** True while the last {@link EndpointHealth.select} was in panic mode. */
+  get panic(): boolean {
+    return this.#panic;
+  }
+
+  /** Ejections since the cluster started. */
+  get ejections(): number {
+    return this.#ejections;
+  }
+
+  /** Subscribes to eject/return/healthy/unhealthy events. */
+  subscribe(listener: (event: HealthEvent) => void): Disposable {
+    this.#listeners.add(listener);
+    return { dispose: () => this.#listeners.delete(listener) };
+  }
+
+  #emit(event: HealthEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        debug('%s: health event listener threw: %s', this.#hooks.cluster, String(err));
+      }
+    }
+  }
+
+  // Pickers are snapshots: while an endpoint ramps up, rebuild periodically so its weight follows the curve.
+  #armSlowStartTick(): void {
+    const slowStart = this.#slowStart;
+    if (slowStart === undefined || this.#tick !== undefined || slowStart.rampingCount === 0) return;
+    this.#tick = this.#hooks.clock.setTimeout(() => {
+      this.#tick = undefined;
+      this.#hooks.onChange();
+      this.#armSlowStartTick();
+    }, this.#slowStartTickMs);
+  }
+
+  /** Stops every timer and closes health-check connections. */
+  async close(): Promise<void> {
+    if (this.#tick !== undefined) this.#hooks.clock.clearTimeout(this.#tick);
+    this.#tick = undefined;
+    this.#detector?.close();
+    await this.#checker?.close();
+    await this.#checkAgent?.close();
+  }
+}

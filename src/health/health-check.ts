@@ -1,0 +1,367 @@
+/**
+ * Active HTTP health checks, after Envoy's HTTP health checker
+ * (https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/health_checking,
+ * `config.core.v3.HealthCheck`): every interval (plus jitter) each host gets `GET path`; a host turns unhealthy
+ * after `unhealthyThreshold` failed checks in a row and healthy again after `healthyThreshold` passing ones.
+ *
+ * @module
+ */
+import { Agent, type Dispatcher, request } from 'undici';
+import { InvalidOptionError } from '../errors.js';
+import { createDebug } from '../internal/debug.js';
+import type { Clock, RandomSource, TimerHandle } from '../runtime.js';
+import { boolean, checkObject, describe, duration, integer, percent } from './validate.js';
+
+const debug = createDebug('health');
+
+/** An expected status: one code, or an inclusive range `[from, to]`. */
+export type ExpectedStatus = number | readonly [number, number];
+
+/** Active health check settings. Health checking is off unless configured (`healthCheck: {}` gives the defaults). */
+export interface HealthCheckOptions {
+  /** Request path, starting with `/`. @defaultValue '/health' */
+  readonly path?: string | undefined;
+  /** Time between the end of one check and the start of the next, before jitter, ms. @defaultValue 5000 */
+  readonly intervalMs?: number | undefined;
+  /** Random extra wait per interval, up to this percent of `intervalMs` (spreads the checks of many clients). @defaultValue 10 */
+  readonly intervalJitterPercent?: number | undefined;
+  /** Random extra wait per interval, up to this many ms (added to the percent jitter). @defaultValue 0 */
+  readonly jitterMs?: number | undefined;
+  /** A check that has not received its whole response in this time fails, ms. @defaultValue 1000 */
+  readonly timeoutMs?: number | undefined;
+  /**
+   * Statuses that pass: codes and inclusive `[from, to]` ranges. (Envoy's `expected_statuses` are half-open and
+   * default to 200 only; any 2xx is the more common expectation of an HTTP health endpoint.)
+   * @defaultValue [[200, 299]]
+   */
+  readonly expectedStatuses?: readonly ExpectedStatus[] | undefined;
+  /** Passing checks in a row that make an unhealthy host healthy. @defaultValue 2 */
+  readonly healthyThreshold?: number | undefined;
+  /** Failed checks in a row that make a healthy host unhealthy. @defaultValue 3 */
+  readonly unhealthyThreshold?: number | undefined;
+  /** `Host` header of the checks. @defaultValue the logical service name given to the checker, else the endpoint's `host:port` */
+  readonly host?: string | undefined;
+  /**
+   * A passing check returns a host ejected by outlier detection at once (Envoy
+   * `successful_active_health_check_uneject_host`, default true there too).
+   * @defaultValue true
+   */
+  readonly canReturnEjected?: boolean | undefined;
+  /**
+   * Whether a new host counts as healthy before its first check. Envoy starts hosts unhealthy until a check
+   * passes; in-process that would hold back the first requests for a check round trip, so hosts are healthy until
+   * proven otherwise. With `false`, the first passing check makes a new host healthy at once (as in Envoy,
+   * whatever `healthyThreshold`).
+   * @defaultValue true
+   */
+  readonly initialHealthy?: boolean | undefined;
+}
+
+/** Validated settings. */
+export interface ResolvedHealthCheckOptions {
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly intervalJitterPercent: number;
+  readonly jitterMs: number;
+  readonly timeoutMs: number;
+  /** Inclusive ranges. */
+  readonly expectedStatuses: readonly (readonly [number, number])[];
+  readonly healthyThreshold: number;
+  readonly unhealthyThreshold: number;
+  readonly host: string | undefined;
+  readonly canReturnEjected: boolean;
+  readonly initialHealthy: boolean;
+}
+
+const KEYS = [
+  'path',
+  'intervalMs',
+  'intervalJitterPercent',
+  'jitterMs',
+  'timeoutMs',
+  'expectedStatuses',
+  'healthyThreshold',
+  'unhealthyThreshold',
+  'host',
+  'canReturnEjected',
+  'initialHealthy',
+];
+
+/**
+ * Validates health check settings. `undefined` or `false` means off and returns `undefined`; `true` or `{}` give
+ * the defaults.
+ *
+ * @throws InvalidOptionError naming the field: zero or negative interval or timeout, thresholds that are not
+ *   positive integers, a jitter percentage outside 0–100, a path without a leading `/`, a status outside 100–599 or
+ *   a range whose start is above its end, an empty `expectedStatuses`, an unknown key.
+ *
+ * @example
+ * ```ts
+ * const options = resolveHealthCheckOptions({ path: '/ready', intervalMs: 2000, expectedStatuses: [200, [300, 399]] });
+ * ```
+ */
+export function resolveHealthCheckOptions(
+  raw: HealthCheckOptions | boolean | undefined,
+  prefix = 'healthCheck',
+): ResolvedHealthCheckOptions | undefined {
+  if (raw === undefined || raw === false) return undefined;
+  const o = raw === true ? {} : checkObject(raw, KEYS, prefix);
+  const path = o.path ?? '/health';
+  if (typeof path !== 'string' || !path.startsWith('/') || /[\s]/.test(path)) {
+    throw new InvalidOptionError(`${prefix}.path`, `expected a path starting with "/", got ${describe(path)}`);
+  }
+  const host = o.host;
+  if (host !== undefined && (typeof host !== 'string' || host.length === 0 || /\s/.test(host))) {
+    throw new InvalidOptionError(`${prefix}.host`, 'expected a non-empty header value without whitespace');
+  }
+  return Object.freeze({
+    path,
+    intervalMs: duration(o.intervalMs, `${prefix}.intervalMs`, 5000),
+    intervalJitterPercent: percent(o.intervalJitterPercent, `${prefix}.intervalJitterPercent`, 10),
+    jitterMs: duration(o.jitterMs, `${prefix}.jitterMs`, 0, true),
+    timeoutMs: duration(o.timeoutMs, `${prefix}.timeoutMs`, 1000),
+    expectedStatuses: statuses(o.expectedStatuses, `${prefix}.expectedStatuses`),
+    healthyThreshold: integer(o.healthyThreshold, `${prefix}.healthyThreshold`, 2, 1),
+    unhealthyThreshold: integer(o.unhealthyThreshold, `${prefix}.unhealthyThreshold`, 3, 1),
+    host,
+    canReturnEjected: boolean(o.canReturnEjected, `${prefix}.canReturnEjected`, true),
+    initialHealthy: boolean(o.initialHealthy, `${prefix}.initialHealthy`, true),
+  });
+}
+
+function statuses(raw: unknown, name: string): readonly (readonly [number, number])[] {
+  if (raw === undefined) return [[200, 299]];
+  if (!Array.isArray(raw) || raw.length === 0) {
+    throw new InvalidOptionError(name, 'expected a non-empty array of status codes and [from, to] ranges');
+  }
+  const code = (v: unknown, at: string): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 100 || v > 599) {
+      throw new InvalidOptionError(at, `expected a status code from 100 to 599, got ${describe(v)}`);
+    }
+    return v;
+  };
+  return raw.map((entry: unknown, i): readonly [number, number] => {
+    const at = `${name}[${i}]`;
+    if (typeof entry === 'number') return [code(entry, at), entry];
+    if (Array.isArray(entry) && entry.length === 2) {
+      const from = code(entry[0], `${at}[0]`);
+      const to = code(entry[1], `${at}[1]`);
+      if (from > to) throw new InvalidOptionError(at, `range start ${from} is above its end ${to}`);
+      return [from, to];
+    }
+    throw new InvalidOptionError(at, `expected a status code or a [from, to] range, got ${describe(entry)}`);
+  });
+}
+
+/** The part of an outlier detector a health checker uses to return ejected hosts. */
+export interface EjectionControl<H> {
+  isEjected(host: H): boolean;
+  uneject(host: H, reason: 'health-check'): boolean;
+}
+
+/** What a {@link HealthChecker} needs from its owner. */
+export interface HealthCheckerHooks<H> {
+  /** Timers (schedule and timeout). */
+  readonly clock: Clock;
+  /** Interval jitter. */
+  readonly random: RandomSource;
+  /** The origin to check, e.g. `http://127.0.0.1:8080`. Called once per check. */
+  origin(host: H): string;
+  /** Default `Host` header when the options set none: the cluster's logical service name. */
+  readonly serviceName?: string | undefined;
+  /** `host` turned healthy (after `healthyThreshold` passes). Called from a check's completion. Must not throw. */
+  readonly onHealthy?: ((host: H) => void) | undefined;
+  /** `host` turned unhealthy (after `unhealthyThreshold` failures). Must not throw. */
+  readonly onUnhealthy?: ((host: H) => void) | undefined;
+  /** The outlier detector, to return ejected hosts on a passing check when `canReturnEjected`. */
+  readonly outlierDetector?: EjectionControl<H> | undefined;
+  /**
+   * The dispatcher for checks (e.g. one with TLS settings). By default the checker creates its own undici `Agent`
+   * (one connection per host) and destroys it on close; a dispatcher passed here is not closed.
+   */
+  readonly dispatcher?: Dispatcher | undefined;
+}
+
+class CheckState {
+  healthy: boolean;
+  passes = 0;
+  failures = 0;
+  checked = false;
+  removed = false;
+  timer: TimerHandle | undefined;
+  controller: AbortController | undefined;
+  constructor(healthy: boolean) {
+    this.healthy = healthy;
+  }
+}
+
+class HealthCheckTimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+}
+
+/**
+ * Active health checks over a set of opaque host handles.
+ *
+ * Each host has at most one check in flight: the next is scheduled when the previous ends. A new host is checked
+ * right away (on a zero-delay timer, never synchronously with {@link HealthChecker.setHosts}). Every check's
+ * response body is read (up to 64 KiB) or destroyed; a check is aborted at `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * const checker = new HealthChecker(resolveHealthCheckOptions({ path: '/ready' })!, {
+ *   clock: systemClock,
+ *   random: Math.random,
+ *   origin: (sc) => sc.origin,
+ *   serviceName: 'users',
+ *   onHealthy: () => rebuildPicker(),
+ *   onUnhealthy: () => rebuildPicker(),
+ *   outlierDetector: detector,
+ * });
+ * checker.setHosts(subchannels);
+ * // ...
+ * await checker.close();
+ * ```
+ */
+export class HealthChecker<H> {
+  readonly #options: ResolvedHealthCheckOptions;
+  readonly #hooks: HealthCheckerHooks<H>;
+  readonly #dispatcher: Dispatcher;
+  readonly #ownsDispatcher: boolean;
+  readonly #headers: Record<string, string> | undefined;
+  #states = new Map<H, CheckState>();
+  #closed = false;
+
+  constructor(options: ResolvedHealthCheckOptions, hooks: HealthCheckerHooks<H>) {
+    this.#options = options;
+    this.#hooks = hooks;
+    this.#ownsDispatcher = hooks.dispatcher === undefined;
+    this.#dispatcher = hooks.dispatcher ?? new Agent({ connections: 1, pipelining: 1 });
+    const host = options.host ?? hooks.serviceName;
+    this.#headers = host === undefined ? undefined : { host };
+  }
+
+  /** The settings in force. */
+  get options(): ResolvedHealthCheckOptions {
+    return this.#options;
+  }
+
+  /**
+   * Replaces the host set. New hosts start in the `initialHealthy` state and are checked at once; hosts that stay
+   * keep their state; removed hosts' timers are cleared and their checks aborted (no callback for them).
+   */
+  setHosts(hosts: readonly H[]): void {
+    if (this.#closed) return;
+    const next = new Map<H, CheckState>();
+    for (const host of hosts) {
+      if (next.has(host)) continue;
+      let state = this.#states.get(host);
+      if (state === undefined) {
+        state = new CheckState(this.#options.initialHealthy);
+        this.#schedule(host, state, 0);
+      }
+      next.set(host, state);
+    }
+    for (const [host, state] of this.#states) if (!next.has(host)) this.#stop(state);
+    this.#states = next;
+  }
+
+  /** True unless `host`'s checks made it unhealthy. Unknown hosts count as healthy. */
+  isHealthy(host: H): boolean {
+    return this.#states.get(host)?.healthy ?? true;
+  }
+
+  /** Stops every check, aborts those in flight, and destroys the checker's own dispatcher. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const state of this.#states.values()) this.#stop(state);
+    this.#states.clear();
+    if (this.#ownsDispatcher) await this.#dispatcher.destroy().catch(() => {});
+  }
+
+  #stop(state: CheckState): void {
+    state.removed = true;
+    if (state.timer !== undefined) this.#hooks.clock.clearTimeout(state.timer);
+    state.timer = undefined;
+    state.controller?.abort();
+  }
+
+  #schedule(host: H, state: CheckState, delayMs: number): void {
+    state.timer = this.#hooks.clock.setTimeout(() => {
+      state.timer = undefined;
+      void this.#check(host, state);
+    }, delayMs);
+  }
+
+  #nextDelay(): number {
+    const o = this.#options;
+    let delay = o.intervalMs;
+    if (o.intervalJitterPercent > 0) delay += this.#hooks.random() * ((o.intervalMs * o.intervalJitterPercent) / 100);
+    if (o.jitterMs > 0) delay += this.#hooks.random() * o.jitterMs;
+    return delay;
+  }
+
+  async #check(host: H, state: CheckState): Promise<void> {
+    if (state.removed || this.#closed) return;
+    const o = this.#options;
+    const controller = new AbortController();
+    state.controller = controller;
+    const timer = this.#hooks.clock.setTimeout(
+      () => controller.abort(new HealthCheckTimeoutError(`health check timed out after ${o.timeoutMs} ms`)),
+      o.timeoutMs,
+    );
+    let passed = false;
+    let detail = '';
+    try {
+      const url = new URL(o.path, this.#hooks.origin(host));
+      const res = await request(url, {
+        dispatcher: this.#dispatcher,
+        method: 'GET',
+        signal: controller.signal,
+        ...(this.#headers === undefined ? {} : { headers: this.#headers }),
+      });
+      detail = String(res.statusCode);
+      // Read (a bounded amount of) the body so the connection can be reused; the timeout covers it too.
+      await res.body.dump({ limit: 64 * 1024, signal: controller.signal });
+      passed = this.#expected(res.statusCode) && !controller.signal.aborted;
+    } catch (error) {
+      detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      passed = false;
+    } finally {
+      this.#hooks.clock.clearTimeout(timer);
+      state.controller = undefined;
+    }
+    if (state.removed || this.#closed) return;
+    debug('check %s: %s', passed ? 'passed' : 'failed', detail);
+    this.#result(host, state, passed);
+    if (!state.removed && !this.#closed) this.#schedule(host, state, this.#nextDelay());
+  }
+
+  #expected(status: number): boolean {
+    for (const [from, to] of this.#options.expectedStatuses) if (status >= from && status <= to) return true;
+    return false;
+  }
+
+  #result(host: H, state: CheckState, passed: boolean): void {
+    const o = this.#options;
+    const first = !state.checked;
+    state.checked = true;
+    if (passed) {
+      state.failures = 0;
+      state.passes++;
+      if (!state.healthy && (state.passes >= o.healthyThreshold || first)) {
+        state.healthy = true;
+        this.#hooks.onHealthy?.(host);
+      }
+      const detector = this.#hooks.outlierDetector;
+      if (o.canReturnEjected && detector?.isEjected(host)) detector.uneject(host, 'health-check');
+    } else {
+      state.passes = 0;
+      state.failures++;
+      if (state.healthy && state.failures >= o.unhealthyThreshold) {
+        state.healthy = false;
+        this.#hooks.onUnhealthy?.(host);
+      }
+    }
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Slow start: a new or returning endpoint's weight ramps up over a window instead of taking its full share at once,
+ * after Envoy's slow start mode
+ * (https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/load_balancing/slow_start):
+ *
+ * ```
+ * NewWeight  = Weight × max(MinWeightPercent / 100, TimeFactor ^ (1 / Aggression))
+ * TimeFactor = max(TimeSinceStart, 1) / SlowStartWindow
+ * ```
+ *
+ * The docs write TimeFactor in seconds; Envoy's code (`EdfLoadBalancerBase::applySlowStartFactor`) uses
+ * milliseconds with a 1 ms floor, as this module does.
+ *
+ * @module
+ */
+import { InvalidOptionError } from '../errors.js';
+import type { Clock } from '../runtime.js';
+import { checkObject, duration, number, percent } from './validate.js';
+
+/**
+ * Slow start settings. Slow start is off unless configured (as in Envoy, where it needs `slow_start_window`):
+ * `slowStart: { windowMs: 30_000 }` turns it on.
+ */
+export interface SlowStartOptions {
+  /** The ramp's length, ms. Required when slow start is configured. */
+  readonly windowMs: number;
+  /**
+   * How fast the weight grows: 1 is linear, above 1 ramps faster early, below 1 slower early (the exponent is
+   * 1 / aggression). Must be above 0.
+   * @defaultValue 1
+   */
+  readonly aggression?: number | undefined;
+  /** Floor of the factor, in percent of the full weight, so a fresh endpoint gets some traffic. @defaultValue 10 */
+  readonly minWeightPercent?: number | undefined;
+}
+
+/** Validated slow start settings. */
+export interface ResolvedSlowStartOptions {
+  readonly windowMs: number;
+  readonly aggression: number;
+  readonly minWeightPercent: number;
+}
+
+/**
+ * Validates slow start settings; `undefined` or `false` means off and returns `undefined`.
+ *
+ * @throws InvalidOptionError naming the field: a missing, zero or negative `windowMs`, an `aggression` not above
+ *   0, a `minWeightPercent` outside 0–100, an unknown key.
+ *
+ * @example
+ * ```ts
+ * const slowStart = resolveSlowStartOptions({ windowMs: 60_000, aggression: 2 });
+ * ```
+ */
+export function resolveSlowStartOptions(
+  raw: SlowStartOptions | false | undefined,
+  prefix = 'slowStart',
+): ResolvedSlowStartOptions | undefined {
+  if (raw === undefined || raw === false) return undefined;
+  const o = checkObject(raw, ['windowMs', 'aggression', 'minWeightPercent'], prefix);
+  if (o.windowMs === undefined) throw new InvalidOptionError(`${prefix}.windowMs`, 'required to enable slow start');
+  return Object.freeze({
+    windowMs: duration(o.windowMs, `${prefix}.windowMs`, 0),
+    aggression: number(o.aggression, `${prefix}.aggression`, 1, 0, true),
+    minWeightPercent: percent(o.minWeightPercent, `${prefix}.minWeightPercent`, 10),
+  });
+}
+
+/**
+ * The weight factor in (0, 1] of an endpoint that started `elapsedMs` ago: the Envoy formula inside the window,
+ * 1 from the window's end on. Pure.
+ *
+ * @example
+ * ```ts
+ * slowStartFactor(15_000, { windowMs: 60_000, aggression: 1, minWeightPercent: 10 }); // 0.25
+ * slowStartFactor(1_000, { windowMs: 60_000, aggression: 1, minWeightPercent: 10 }); // 0.1 (the floor)
+ * ```
+ */
+export function slowStartFactor(elapsedMs: number, options: ResolvedSlowStartOptions): number {
+  if (!(elapsedMs < options.windowMs)) return 1;
+  const timeFactor = Math.max(elapsedMs, 1) / options.windowMs;
+  const ramp = options.aggression === 1 ? timeFactor : timeFactor ** (1 / options.aggression);
+  return Math.max(options.minWeightPercent / 100, ramp);
+}
+
+/**
+ * Tracks when each host (an opaque handle) entered slow start and gives its current factor.
+ *
+ * A host enters slow start when it first appears in {@link SlowStartTracker.setHosts} (except in the very first
+ * set, which is the cluster's starting state: warming up every host at once would ramp nothing) and again when
+ * {@link SlowStartTracker.restart} is called (the owner calls it when a host returns from ejection or becomes
+ * healthy again). Picker snapshots are immutable, so the owner should rebuild while
+ * {@link SlowStartTracker.rampingCount} is above zero, e.g. every `windowMs / 10`.
+ */
+export class SlowStartTracker<H> {
+  readonly #options: ResolvedSlowStartOptions;
+  readonly #clock: Clock;
+  #started = new Map<H, number>();
+  #initialized = false;
+
+  constructor(options: ResolvedSlowStartOptions, clock: Clock) {
+    this.#options = options;
+    this.#clock = clock;
+  }
+
+  /** Replaces the host set: new hosts start ramping (not in the first call), removed ones are forgotten. */
+  setHosts(hosts: readonly H[]): void {
+    const now = this.#clock.now();
+    const next = new Map<H, number>();
+    for (const host of hosts) {
+      const since = this.#started.get(host);
+      next.set(host, since ?? (this.#initialized ? now : Number.NEGATIVE_INFINITY));
+    }
+    this.#started = next;
+    this.#initialized = true;
+  }
+
+  /** Starts `host`'s ramp again from now (a return from ejection, a health check passing again). */
+  restart(host: H): void {
+    if (this.#started.has(host)) this.#started.set(host, this.#clock.now());
+  }
+
+  /** The weight factor of `host` now, in (0, 1]; 1 for unknown hosts and after the window. */
+  factor(host: H): number {
+    const since = this.#started.get(host);
+    if (since === undefined) return 1;
+    return slowStartFactor(this.#clock.now() - since, this.#options);
+  }
+
+  /** Hosts still inside their window. */
+  get rampingCount(): number {
+    const now = this.#clock.now();
+    let n = 0;
+    for (const since of this.#started.values()) if (now - since < this.#options.windowMs) n++;
+    return n;
+  }
+}
