@@ -80,7 +80,16 @@ export type { EligibleSet } from './health/panic.js';
 export { DEFAULT_PANIC_THRESHOLD, isPanic, resolvePanicThreshold, selectEligible } from './health/panic.js';
 export type { ResolvedSlowStartOptions, SlowStartOptions } from './health/slow-start.js';
 export { resolveSlowStartOptions, SlowStartTracker, slowStartFactor } from './health/slow-start.js';
+export { hashString, xxh32 } from './picker/hash.js';
+export type { HashKeyOption, RequestHasher } from './picker/hash-key.js';
+export { findHeader, parseHashKey } from './picker/hash-key.js';
 export { createPickerRegistry } from './picker/index.js';
+export type { LeastRequestConfig } from './picker/least-request.js';
+export { LeastRequestPicker, leastRequestPolicy, WeightedLeastRequestPicker } from './picker/least-request.js';
+export type { MaglevConfig, MaglevOptions } from './picker/maglev.js';
+export { MAX_MAGLEV_TABLE_SIZE, MaglevPicker, maglevPolicy } from './picker/maglev.js';
+export type { PeakEwmaConfig } from './picker/peak-ewma.js';
+export { PeakEwmaPicker, peakEwmaPolicy } from './picker/peak-ewma.js';
 export type {
   ConfiguredPolicy,
   Pickable,
@@ -92,7 +101,12 @@ export type {
   PickResult,
 } from './picker/picker.js';
 export { PickerRegistry, rejectUnknownKeys } from './picker/picker.js';
+export { RandomPicker, randomPolicy } from './picker/random.js';
+export type { RingHashConfig, RingHashOptions } from './picker/ring-hash.js';
+export { MAX_RING_SIZE, RingHashPicker, ringHashPolicy } from './picker/ring-hash.js';
 export { roundRobinPolicy } from './picker/round-robin.js';
+export { WeightedRandomPicker, weightedRandomPolicy } from './picker/weighted-random.js';
+export { WeightedRoundRobinPicker, weightedRoundRobinPolicy } from './picker/weighted-round-robin.js';
 export type { BreakerState } from './request/breaker.js';
 export type { DispatchTarget } from './request/dispatcher.js';
 export { BalancedDispatcher } from './request/dispatcher.js';
@@ -128,6 +142,8 @@ export type { Clock, RandomSource, TimerHandle } from './runtime.js';
 export { systemClock, systemRandom } from './runtime.js';
 export type { BackoffOptions, ResolvedBackoffOptions } from './subchannel/backoff.js';
 export { Backoff, resolveBackoffOptions } from './subchannel/backoff.js';
+export type { PeakEwmaOptions } from './subchannel/load.js';
+export { PeakEwma } from './subchannel/load.js';
 export type { AttemptOutcome, ErrorKind } from './subchannel/outcome.js';
 export { classifyError } from './subchannel/outcome.js';
 export type { SubchannelState } from './subchannel/subchannel.js';

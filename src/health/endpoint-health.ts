@@ -188,11 +188,12 @@ export class EndpointHealth<H extends HealthHost> {
 
   /**
    * The hosts to balance across among `candidates`: the eligible ones (not ejected, healthy), or all candidates when
-   * fewer than the panic threshold are eligible.
+   * fewer than the panic threshold are eligible. `track` records the panic state (the cluster's main set); subsets
+   * pass false.
    */
-  select(candidates: readonly H[]): readonly H[] {
+  select(candidates: readonly H[], track = true): readonly H[] {
     if (this.#detector === undefined && this.#checker === undefined) {
-      this.#panic = false;
+      if (track) this.#panic = false;
       return candidates;
     }
     const { hosts, panic } = selectEligible(
@@ -200,6 +201,7 @@ export class EndpointHealth<H extends HealthHost> {
       (h) => !this.isEjected(h) && this.isHealthy(h),
       this.#panicThreshold,
     );
+    if (!track) return hosts;
     if (panic !== this.#panic) debug('%s: panic mode %s', this.#hooks.cluster, panic ? 'on' : 'off');
     this.#panic = panic;
     return hosts;

@@ -11,6 +11,7 @@
 import type { Endpoint } from '../endpoint.js';
 import { InvalidOptionError, type SidecarlessError } from '../errors.js';
 import type { Clock, RandomSource } from '../runtime.js';
+import type { PeakEwma } from '../subchannel/load.js';
 
 /**
  * What a picker may know of a subchannel. Implemented by the subchannel; pickers read it and never mutate it.
@@ -22,6 +23,17 @@ export interface Pickable {
   readonly endpoint: Endpoint;
   /** Requests dispatched and not yet finished, read live at pick time. */
   readonly inFlight: number;
+  /**
+   * The weight to balance by, when it differs from `endpoint.weight` (slow start ramps it up). Read at build time;
+   * optional so custom targets need not provide it.
+   */
+  readonly weight?: number;
+  /**
+   * Peak-EWMA of this target's response latency, fed by the subchannel on every finished attempt and read live by
+   * the `peak-ewma` policy (which also sets its `decayMs`). Optional so that custom targets need not provide one;
+   * `peak-ewma` treats a missing estimate as its default RTT.
+   */
+  readonly load?: PeakEwma | undefined;
 }
 
 /** The request as the picker sees it. Built once per request by the caller. */

@@ -11,6 +11,7 @@ import type { LegacyHandler } from '../internal/handler.js';
 import type { Pickable } from '../picker/picker.js';
 import type { Clock, TimerHandle } from '../runtime.js';
 import type { Backoff } from './backoff.js';
+import { PeakEwma } from './load.js';
 import { type AttemptOutcome, classifyError } from './outcome.js';
 
 const debug = createDebug('subchannel');
@@ -70,6 +71,10 @@ export class Subchannel implements Pickable {
   readonly origin: string;
   /** Requests dispatched and not yet finished. */
   inFlight = 0;
+  /** @internal Slow-start factor in (0, 1], set by the cluster before each picker build. */
+  weightFactor = 1;
+  /** Peak-EWMA of response latency, read by the `peak-ewma` picker. */
+  readonly load: PeakEwma;
   /** Live counters. */
   readonly counters: SubchannelCounters = {
     attempts: 0,
@@ -96,6 +101,7 @@ export class Subchannel implements Pickable {
     this.#clock = init.clock;
     this.#backoff = init.backoff;
     this.#observer = init.observer;
+    this.load = new PeakEwma({ clock: init.clock });
     this.#pool = new Pool(this.origin, init.poolOptions);
     this.#pool.on('connect', () => {
       this.#backoff.reset();
@@ -122,6 +128,11 @@ export class Subchannel implements Pickable {
   /** The current endpoint (its weight or metadata may change over the subchannel's life; its key never does). */
   get endpoint(): Endpoint {
     return this.#endpoint;
+  }
+
+  /** The weight pickers use: the endpoint's weight times the slow-start factor. */
+  get weight(): number {
+    return this.#endpoint.weight * this.weightFactor;
   }
 
   /** Connectivity state. */
@@ -158,6 +169,9 @@ export class Subchannel implements Pickable {
       const cls = Math.floor(statusCode / 100);
       if (cls >= 1 && cls <= 5) c.statusClasses[cls as 1 | 2 | 3 | 4 | 5]++;
       c.latencySumMs += latencyMs;
+      this.load.observe(latencyMs);
+    } else {
+      this.load.observeFailure(latencyMs);
     }
     if (error !== undefined) c.errors++;
     this.#observer.onOutcome(this, {

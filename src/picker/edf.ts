@@ -1,0 +1,67 @@
+/**
+ * Earliest-deadline-first scheduling over a binary min-heap, as Envoy's `EdfScheduler`: each entry has a deadline;
+ * the entry with the earliest one is served, then given a new deadline. O(log n) per step, no scan.
+ *
+ * @module
+ */
+
+/**
+ * A fixed-size min-heap of target indices keyed by deadline, ties broken by the lower index (so a schedule is fully
+ * determined by its initial deadlines). Keys are stored in heap order next to the ids, so sifting reads one array
+ * per level rather than chasing indices. Mutable: owned by one picker.
+ */
+export class EdfHeap {
+  readonly #keys: Float64Array;
+  readonly #ids: Int32Array;
+  readonly #size: number;
+
+  /** Builds the heap from one initial deadline per target index. */
+  constructor(deadlines: Float64Array) {
+    this.#size = deadlines.length;
+    this.#keys = Float64Array.from(deadlines);
+    this.#ids = new Int32Array(this.#size);
+    for (let i = 0; i < this.#size; i++) this.#ids[i] = i;
+    for (let i = (this.#size >> 1) - 1; i >= 0; i--) this.#siftDown(i, this.#keys[i] as number, this.#ids[i] as number);
+  }
+
+  /** The index with the earliest deadline. */
+  top(): number {
+    return this.#ids[0] as number;
+  }
+
+  /** The earliest deadline (the top's). */
+  topDeadline(): number {
+    return this.#keys[0] as number;
+  }
+
+  /** Gives the top entry a new deadline (normally later) and restores heap order. */
+  replaceTop(deadline: number): void {
+    this.#siftDown(0, deadline, this.#ids[0] as number);
+  }
+
+  #siftDown(start: number, key: number, id: number): void {
+    const keys = this.#keys;
+    const ids = this.#ids;
+    const size = this.#size;
+    let pos = start;
+    for (;;) {
+      let child = 2 * pos + 1;
+      if (child >= size) break;
+      let cKey = keys[child] as number;
+      const right = child + 1;
+      if (right < size) {
+        const rKey = keys[right] as number;
+        if (rKey < cKey || (rKey === cKey && (ids[right] as number) < (ids[child] as number))) {
+          child = right;
+          cKey = rKey;
+        }
+      }
+      if (key < cKey || (key === cKey && id < (ids[child] as number))) break;
+      keys[pos] = cKey;
+      ids[pos] = ids[child] as number;
+      pos = child;
+    }
+    keys[pos] = key;
+    ids[pos] = id;
+  }
+}

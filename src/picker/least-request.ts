@@ -1,0 +1,147 @@
+/**
+ * Least request, after Envoy's `LEAST_REQUEST` load balancer
+ * (https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/load_balancing/load_balancers).
+ *
+ * - Equal weights: power of `choiceCount` choices (Mitzenmacher, "The Power of Two Choices in Randomized Load
+ *   Balancing", 2001): draw `choiceCount` targets at random and send to the one with the fewest requests in flight,
+ *   read live. With the default of 2 the two draws are distinct; with more they are independent, as Envoy's.
+ * - Unequal weights: as Envoy, an earliest-deadline-first weighted round robin whose weights are adjusted to the
+ *   load at the time of selection: `weight / (inFlight + 1) ^ activeRequestBias`. A bias of 0 is plain weighted
+ *   round robin; 1 (the default) makes a target with twice the requests in flight look half as heavy.
+ *
+ * Both are O(1) or O(log n) per pick.
+ *
+ * @module
+ */
+import { EdfHeap } from './edf.js';
+import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
+import { rejectUnknownKeys } from './picker.js';
+import { allEqual, completeResults, indexOf, numberSetting, weightsOf } from './util.js';
+
+/** Settings of the `least-request` policy. */
+export interface LeastRequestConfig {
+  /**
+   * How many random targets to compare per pick (equal weights). Envoy's `choice_count`; an integer from 2 to 100.
+   * @defaultValue 2
+   */
+  readonly choiceCount: number;
+  /**
+   * Exponent on `inFlight + 1` in the effective weight `weight / (inFlight + 1) ^ bias` (unequal weights). Envoy's
+   * `active_request_bias`; a finite number from 0 to 100.
+   * @defaultValue 1
+   */
+  readonly activeRequestBias: number;
+}
+
+/** The picker built by {@link leastRequestPolicy} when all weights are equal: power of `choiceCount` choices. */
+export class LeastRequestPicker<T extends Pickable> implements Picker<T> {
+  readonly #results: PickResult<T>[];
+  readonly #targets: readonly T[];
+  readonly #random: () => number;
+  readonly #choices: number;
+
+  /** @internal Built by the policy. */
+  constructor(targets: readonly T[], results: PickResult<T>[], choiceCount: number, random: () => number) {
+    this.#targets = targets;
+    this.#results = results;
+    this.#choices = choiceCount;
+    this.#random = random;
+  }
+
+  pick(_context: PickContext): PickResult<T> {
+    const n = this.#targets.length;
+    if (n === 1) return this.#results[0] as PickResult<T>;
+    const targets = this.#targets;
+    if (this.#choices === 2) {
+      // Both distinct choices from one draw: its integer part picks the first, its fraction the second (exact while
+      // n * n < 2^52, i.e. any realistic n).
+      const x = this.#random() * n;
+      let best = x | 0;
+      if (best >= n) best = n - 1;
+      let other = ((x - best) * (n - 1)) | 0;
+      if (other >= best) other++;
+      if ((targets[other] as T).inFlight < (targets[best] as T).inFlight) best = other;
+      return this.#results[best] as PickResult<T>;
+    }
+    let best = indexOf(this.#random(), n);
+    let bestLoad = (targets[best] as T).inFlight;
+    for (let c = 1; c < this.#choices; c++) {
+      const i = indexOf(this.#random(), n);
+      const load = (targets[i] as T).inFlight;
+      if (load < bestLoad) {
+        best = i;
+        bestLoad = load;
+      }
+    }
+    return this.#results[best] as PickResult<T>;
+  }
+}
+
+/**
+ * The picker built by {@link leastRequestPolicy} when weights differ: EDF with weights adjusted to the picked
+ * target's in-flight count when it is rescheduled (Envoy recomputes the same way, so other targets' deadlines
+ * reflect their load when they were last picked).
+ */
+export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T> {
+  readonly #results: PickResult<T>[];
+  readonly #targets: readonly T[];
+  readonly #weights: Float64Array;
+  readonly #bias: number;
+  readonly #heap: EdfHeap;
+
+  /** @internal Built by the policy. */
+  constructor(
+    targets: readonly T[],
+    results: PickResult<T>[],
+    weights: Float64Array,
+    bias: number,
+    random: () => number,
+  ) {
+    this.#targets = targets;
+    this.#results = results;
+    this.#bias = bias;
+    let max = 0;
+    for (const w of weights) max = Math.max(max, w);
+    // Normalised so the heaviest target has weight 1 and deadlines stay in a comfortable range.
+    this.#weights = weights.map((w) => w / max);
+    const deadlines = new Float64Array(targets.length);
+    for (let i = 0; i < targets.length; i++) {
+      deadlines[i] = random() / this.#effectiveWeight(i);
+    }
+    this.#heap = new EdfHeap(deadlines);
+  }
+
+  #effectiveWeight(i: number): number {
+    const w = this.#weights[i] as number;
+    const load = (this.#targets[i] as T).inFlight + 1;
+    const bias = this.#bias;
+    if (bias === 1) return w / load;
+    if (bias === 0) return w;
+    return w / load ** bias;
+  }
+
+  pick(_context: PickContext): PickResult<T> {
+    const heap = this.#heap;
+    const i = heap.top();
+    heap.replaceTop(heap.topDeadline() + 1 / this.#effectiveWeight(i));
+    return this.#results[i] as PickResult<T>;
+  }
+}
+
+/** The `least-request` policy. */
+export const leastRequestPolicy: PickerPolicy<LeastRequestConfig> = {
+  name: 'least-request',
+  parseConfig(raw) {
+    rejectUnknownKeys(raw, ['choiceCount', 'activeRequestBias']);
+    return {
+      choiceCount: numberSetting(raw, 'choiceCount', 2, { min: 2, max: 100, integer: true }),
+      activeRequestBias: numberSetting(raw, 'activeRequestBias', 1, { min: 0, max: 100 }),
+    };
+  },
+  build(targets, config, env) {
+    const results = completeResults(targets);
+    const weights = weightsOf(targets);
+    if (allEqual(weights)) return new LeastRequestPicker(targets, results, config.choiceCount, env.random);
+    return new WeightedLeastRequestPicker(targets, results, weights, config.activeRequestBias, env.random);
+  },
+};

@@ -1,0 +1,83 @@
+/**
+ * Weighted random: each request goes to target `i` with probability `weight_i / sum(weights)`, in O(1) per pick by
+ * Walker's alias method, built in O(n) with Vose's stable variant (M. D. Vose, "A linear algorithm for generating
+ * random numbers with a given distribution", IEEE TSE 1991). One random draw per pick: its integer part picks a
+ * column, its fraction decides between the column's own target and its alias.
+ *
+ * @module
+ */
+import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
+import { rejectUnknownKeys } from './picker.js';
+import { completeResults, weightsOf } from './util.js';
+
+/** The picker built by {@link weightedRandomPolicy}. */
+export class WeightedRandomPicker<T extends Pickable> implements Picker<T> {
+  readonly #results: PickResult<T>[];
+  readonly #aliasResults: PickResult<T>[];
+  readonly #threshold: Float64Array;
+  readonly #random: () => number;
+  readonly #n: number;
+
+  /** @internal Built by the policy. */
+  constructor(results: PickResult<T>[], weights: Float64Array, random: () => number) {
+    const n = results.length;
+    this.#n = n;
+    this.#random = random;
+    this.#results = results;
+    const threshold = new Float64Array(n);
+    const alias = new Int32Array(n);
+    let total = 0;
+    for (let i = 0; i < n; i++) total += weights[i] as number;
+    // Scaled probabilities: mean 1. Columns under 1 are topped up by an alias from a column over 1.
+    const scaled = new Float64Array(n);
+    const small: number[] = [];
+    const large: number[] = [];
+    for (let i = 0; i < n; i++) {
+      scaled[i] = ((weights[i] as number) * n) / total;
+      alias[i] = i;
+      if ((scaled[i] as number) < 1) small.push(i);
+      else large.push(i);
+    }
+    while (small.length > 0 && large.length > 0) {
+      const s = small.pop() as number;
+      const l = large[large.length - 1] as number;
+      threshold[s] = scaled[s] as number;
+      alias[s] = l;
+      scaled[l] = (scaled[l] as number) + (scaled[s] as number) - 1;
+      if ((scaled[l] as number) < 1) {
+        large.pop();
+        small.push(l);
+      }
+    }
+    // Leftovers are 1 up to rounding error.
+    for (const i of large) threshold[i] = 1;
+    for (const i of small) threshold[i] = 1;
+    this.#threshold = threshold;
+    this.#aliasResults = Array.from(alias, (a) => results[a] as PickResult<T>);
+  }
+
+  pick(_context: PickContext): PickResult<T> {
+    const x = this.#random() * this.#n;
+    let i = x | 0;
+    if (i >= this.#n) i = this.#n - 1;
+    return x - i < (this.#threshold[i] as number)
+      ? (this.#results[i] as PickResult<T>)
+      : (this.#aliasResults[i] as PickResult<T>);
+  }
+}
+
+/**
+ * The `weighted-random` policy: random in proportion to endpoint weight, O(1) per pick. Takes no settings. Any
+ * valid endpoint weights work (ratios up to 1e6 / 1e-300 are represented as doubles; the alias table is exact up
+ * to floating-point rounding).
+ */
+export const weightedRandomPolicy: PickerPolicy<Record<string, never>> = {
+  name: 'weighted-random',
+  parseConfig(raw) {
+    rejectUnknownKeys(raw, []);
+    return {};
+  },
+  build(targets, _config, env) {
+    return new WeightedRandomPicker(completeResults(targets), weightsOf(targets), env.random);
+  },
+};
