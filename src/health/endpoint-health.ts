@@ -68,7 +68,7 @@ export interface HealthHost {
   readonly origin: string;
 }
 
-interface Hooks<H> {
+interface Hooks {
   readonly cluster: string;
   readonly clock: Clock;
   readonly random: RandomSource;
@@ -82,7 +82,7 @@ interface Hooks<H> {
 
 /** @internal Owned by a cluster. */
 export class EndpointHealth<H extends HealthHost> {
-  readonly #hooks: Hooks<H>;
+  readonly #hooks: Hooks;
   readonly #detector: OutlierDetector<H> | undefined;
   readonly #checker: HealthChecker<H> | undefined;
   readonly #checkAgent: Dispatcher | undefined;
@@ -95,7 +95,7 @@ export class EndpointHealth<H extends HealthHost> {
   #ejections = 0;
 
   /** Validates the options (typed errors naming them) and creates the enabled parts. Starts nothing. */
-  constructor(options: HealthOptions, hooks: Hooks<H>) {
+  constructor(options: HealthOptions, hooks: Hooks) {
     this.#hooks = hooks;
     const od = resolveOutlierDetectionOptions(options.outlierDetection, 'outlierDetection');
     const hc = resolveHealthCheckOptions(options.healthCheck, 'healthCheck');

@@ -305,12 +305,18 @@ describe('concurrency limits', () => {
     } finally {
       await client.destroy();
     }
-    const empty = createClient({
-      target: 'static://127.0.0.1:1',
-      limits: { maxPending: 0 },
-      waitForReadyTimeout: 1000,
-    });
-    await empty.close().catch(() => {});
+    const empty = createClient({ target: new StaticResolver([]), limits: { maxPending: 1 } });
+    try {
+      const waiting = empty.fetch('http://svc/').catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 20));
+      const err = await empty.fetch('http://svc/').catch((e: unknown) => e);
+      assert.equal((findSidecarlessError(err) as { limit?: string } | undefined)?.limit, 'maxPending');
+      assert.equal(empty.stats().clusters[0]?.pending, 1);
+      await empty.close();
+      assert.equal(findSidecarlessError(await waiting)?.code, 'SIDECARLESS_CLIENT_CLOSED');
+    } finally {
+      await empty.close();
+    }
   });
 });
 
