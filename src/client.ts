@@ -1,18 +1,27 @@
 /**
- * The client: what users create. Owns the cluster(s) and exposes a balanced `fetch`, an undici `dispatcher`, stats,
- * and `close()`.
+ * The client: what users create. Owns the clusters and the route table, and exposes a balanced `fetch`, an undici
+ * `dispatcher`, stats, health events and `close()`.
  *
  * @module
  */
-import type { Dispatcher } from 'undici';
+import { LRUCache } from 'lru-cache';
+import { Agent, type Dispatcher } from 'undici';
 import { Cluster, type ClusterOptions, type ClusterStats } from './cluster.js';
-import { ClientClosedError, InvalidOptionError } from './errors.js';
+import { ClientClosedError, InvalidOptionError, isSidecarlessError, NoRouteError } from './errors.js';
 import type { Disposable, HealthEvent } from './health/endpoint-health.js';
+import { type LegacyHandler, toLegacyHandler } from './internal/handler.js';
+import type { PickerRegistry } from './picker/picker.js';
 import { BalancedDispatcher } from './request/dispatcher.js';
+import { parseOrigin } from './request/origin.js';
+import { bodyReplay } from './request/policy.js';
+import type { ResolverRegistry } from './resolver/resolver.js';
 import { parseTarget } from './resolver/resolver.js';
+import { compileRoutes, type RouteConfig, type RouteDecision, type RouteTable } from './routing/router.js';
+import type { Clock, RandomSource } from './runtime.js';
+import { systemRandom } from './runtime.js';
 
-/** Options of {@link createClient}. */
-export interface ClientOptions extends ClusterOptions {
+/** One service: the options of its single cluster, plus a name. */
+export interface SingleServiceOptions extends ClusterOptions {
   /**
    * A name for the service, used in errors, stats and logs. @defaultValue the target's scheme and authority, or
    * `'default'` for resolver objects and lists
@@ -20,12 +29,78 @@ export interface ClientOptions extends ClusterOptions {
   readonly name?: string | undefined;
 }
 
-/** A point-in-time snapshot of a client. */
-export interface ClientStats {
-  readonly clusters: readonly ClusterStats[];
+/** Lazily created clusters for hosts under a discovery domain (transparent mode). */
+export interface DiscoveryOptions {
+  /**
+   * Hosts ending in `.<domain>` (e.g. `users.service.consul` for `service.consul`) get a cluster of their own on
+   * first use.
+   */
+  readonly domain: string;
+  /**
+   * The target for a host's cluster. @defaultValue `(host) => 'srv:///' + host` (SRV records under the name, as
+   * Consul's DNS interface serves them)
+   */
+  readonly target?: ((host: string) => ClusterOptions['target']) | undefined;
+  /** Options for every discovered cluster (everything but `target`). */
+  readonly cluster?: Omit<ClusterOptions, 'target'> | undefined;
+  /** Discovered clusters kept at once; the least recently used is closed beyond it. @defaultValue 100 */
+  readonly maxClusters?: number | undefined;
+  /** A discovered cluster unused this long is closed, ms. @defaultValue 300000 */
+  readonly idleTimeout?: number | undefined;
 }
 
-function defaultName(options: ClientOptions): string {
+/** Several services behind one client, with a route table. */
+export interface MultiServiceOptions {
+  /** The clusters, by name. A request whose host equals a cluster's name goes there when no route matches. */
+  readonly clusters: Readonly<Record<string, ClusterOptions>>;
+  /** Route rules, first match wins; validated at construction and by {@link Client.setRoutes}. */
+  readonly routes?: readonly RouteConfig[] | undefined;
+  /** Lazily created clusters for hosts under a discovery domain. */
+  readonly discovery?: DiscoveryOptions | undefined;
+  /**
+   * What to do with a request no route, cluster or discovery domain claims: `true` sends it as a plain request
+   * (through an undici `Agent` the client owns), a `Dispatcher` sends it through that one, `false` fails it with
+   * `SIDECARLESS_NO_ROUTE`. @defaultValue false
+   */
+  readonly passthrough?: boolean | Dispatcher | undefined;
+  /** Defaults for every cluster that does not set its own. */
+  readonly resolvers?: ResolverRegistry | undefined;
+  /** Defaults for every cluster that does not set its own. */
+  readonly pickers?: PickerRegistry | undefined;
+  /** Defaults for every cluster that does not set its own. */
+  readonly clock?: Clock | undefined;
+  /** Defaults for every cluster, and the random source of weighted splits and mirroring. */
+  readonly random?: RandomSource | undefined;
+}
+
+/** Options of {@link createClient}: one service (`target`), or several (`clusters`). */
+export type ClientOptions = SingleServiceOptions | MultiServiceOptions;
+
+/** A point-in-time snapshot of a client. */
+export interface ClientStats {
+  /** Configured clusters first, then discovered ones. */
+  readonly clusters: readonly ClusterStats[];
+  /** Requests sent to the passthrough dispatcher. */
+  readonly passthrough: number;
+  /** Mirrored copies sent, and skipped (body not replayable, or 64 already in flight). */
+  readonly mirrored: { readonly sent: number; readonly skipped: number };
+}
+
+interface Discovery {
+  readonly options: DiscoveryOptions;
+  readonly suffix: string;
+  readonly cache: LRUCache<string, Cluster>;
+}
+
+const MAX_MIRRORS_IN_FLIGHT = 64;
+const MAX_MIRROR_BODY = 1024 * 1024;
+const MIRROR_HANDLER_BASE = {
+  onConnect() {},
+  onHeaders: () => true,
+  onData: () => true,
+};
+
+function defaultName(options: SingleServiceOptions): string {
   if (typeof options.target !== 'string') return 'default';
   try {
     const t = parseTarget(options.target);
@@ -35,8 +110,23 @@ function defaultName(options: ClientOptions): string {
   }
 }
 
+function hostOf(authority: string): string {
+  if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1).toLowerCase();
+  const colon = authority.lastIndexOf(':');
+  return (colon < 0 ? authority : authority.slice(0, colon)).toLowerCase();
+}
+
+/** Re-raises a cluster's option error under `clusters.<name>.`. */
+function prefixed(err: unknown, prefix: string): unknown {
+  if (err instanceof InvalidOptionError) {
+    const message = err.message.replace(/^Invalid option `[^`]*`: /, '');
+    return new InvalidOptionError(`${prefix}.${err.option}`, message, { cause: err });
+  }
+  return err;
+}
+
 /**
- * A client-side load balancer for one service.
+ * A client-side load balancer for one service, or for several behind a route table.
  *
  * @example
  * ```ts
@@ -47,6 +137,15 @@ function defaultName(options: ClientOptions): string {
  * console.log(res.status, await res.json());
  * await users.close();
  * ```
+ *
+ * @example
+ * ```ts
+ * // A canary: 10 % of checkout traffic to v2, sticky per user; everything else by host name.
+ * const client = createClient({
+ *   clusters: { checkout: { target: 'srv:///_http._tcp.checkout' }, 'checkout-v2': { target: 'srv:///_http._tcp.checkout-v2' } },
+ *   routes: [{ match: { host: 'checkout' }, split: [{ cluster: 'checkout', weight: 90 }, { cluster: 'checkout-v2', weight: 10 }], sticky: { header: 'x-user-id' } }],
+ * });
+ * ```
  */
 export class Client {
   /**
@@ -55,25 +154,267 @@ export class Client {
    */
   readonly dispatcher: Dispatcher;
 
-  readonly #cluster: Cluster;
+  readonly #clusters = new Map<string, Cluster>();
+  /** The only cluster of a single-service client: it takes every request no route claims. */
+  readonly #catchAll: Cluster | undefined;
+  #routes: RouteTable;
+  readonly #discovery: Discovery | undefined;
+  readonly #passthrough: Dispatcher | undefined;
+  readonly #ownsPassthrough: boolean;
+  readonly #random: RandomSource;
+  readonly #defaults: Pick<MultiServiceOptions, 'resolvers' | 'pickers' | 'clock' | 'random'>;
+  readonly #listeners = new Set<(event: HealthEvent) => void>();
+  #passthroughCount = 0;
+  #mirrorsInFlight = 0;
+  #mirrored = 0;
+  #mirrorSkipped = 0;
   #closing: Promise<void> | undefined;
 
   /** Validates every option (throwing `SIDECARLESS_*` errors that name the option) and starts resolution. */
   constructor(options: ClientOptions) {
     if (typeof options !== 'object' || options === null) {
-      throw new InvalidOptionError('options', 'expected an object with at least `target`');
+      throw new InvalidOptionError('options', 'expected an object with `target` or `clusters`');
     }
-    if (options.target === undefined) throw new InvalidOptionError('target', 'is required');
-    const name = options.name ?? defaultName(options);
-    if (typeof name !== 'string' || name.length === 0)
-      throw new InvalidOptionError('name', 'expected a non-empty string');
-    this.#cluster = new Cluster(name, options);
+    const multi = 'clusters' in options && options.clusters !== undefined;
+    if (!multi && (options as SingleServiceOptions).target === undefined) {
+      throw new InvalidOptionError('target', 'is required (or `clusters` for several services)');
+    }
+    if (multi && (options as Partial<SingleServiceOptions>).target !== undefined) {
+      throw new InvalidOptionError('target', 'give either `target` (one service) or `clusters`, not both');
+    }
+    const created: Cluster[] = [];
+    try {
+      if (!multi) {
+        const single = options as SingleServiceOptions;
+        const name = single.name ?? defaultName(single);
+        if (typeof name !== 'string' || name.length === 0) {
+          throw new InvalidOptionError('name', 'expected a non-empty string');
+        }
+        const cluster = new Cluster(name, single);
+        created.push(cluster);
+        this.#clusters.set(name, cluster);
+        this.#catchAll = cluster;
+        this.#random = single.random ?? systemRandom;
+        this.#defaults = {};
+        this.#routes = compileRoutes([], new Set());
+        this.#passthrough = undefined;
+        this.#ownsPassthrough = false;
+        this.#discovery = undefined;
+      } else {
+        const m = options as MultiServiceOptions;
+        if (typeof m.clusters !== 'object' || m.clusters === null || Object.keys(m.clusters).length === 0) {
+          throw new InvalidOptionError('clusters', 'expected an object with at least one cluster');
+        }
+        for (const key of Object.keys(m)) {
+          if (
+            !['clusters', 'routes', 'discovery', 'passthrough', 'resolvers', 'pickers', 'clock', 'random'].includes(key)
+          ) {
+            throw new InvalidOptionError(key, 'unknown option for a multi-service client');
+          }
+        }
+        this.#defaults = { resolvers: m.resolvers, pickers: m.pickers, clock: m.clock, random: m.random };
+        this.#random = m.random ?? systemRandom;
+        for (const [name, clusterOptions] of Object.entries(m.clusters)) {
+          if (name.length === 0) throw new InvalidOptionError('clusters', 'cluster names must be non-empty');
+          let cluster: Cluster;
+          try {
+            cluster = new Cluster(name, this.#withDefaults(clusterOptions));
+          } catch (err) {
+            throw prefixed(err, `clusters.${name}`);
+          }
+          created.push(cluster);
+          this.#clusters.set(name, cluster);
+        }
+        this.#catchAll = undefined;
+        this.#routes = compileRoutes(m.routes ?? [], new Set(this.#clusters.keys()));
+        this.#discovery = this.#resolveDiscovery(m.discovery);
+        const pass = m.passthrough ?? false;
+        if (pass !== true && pass !== false && (typeof pass !== 'object' || typeof pass.dispatch !== 'function')) {
+          throw new InvalidOptionError('passthrough', 'expected true, false or an undici Dispatcher');
+        }
+        this.#ownsPassthrough = pass === true;
+        this.#passthrough = pass === true ? new Agent() : pass === false ? undefined : pass;
+      }
+    } catch (err) {
+      for (const cluster of created) void cluster.destroy();
+      throw err;
+    }
     this.dispatcher = new BalancedDispatcher({
-      dispatch: (opts, handler) => this.#cluster.dispatch(opts, handler),
+      dispatch: (opts, handler) => this.#dispatch(opts, handler),
       close: () => this.close(),
       destroy: (reason) => this.#destroy(reason),
     });
-    this.#cluster.start();
+    for (const cluster of this.#clusters.values()) {
+      cluster.onHealthEvent((event) => this.#emit(event));
+      cluster.start();
+    }
+  }
+
+  #withDefaults(options: ClusterOptions): ClusterOptions {
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'expected an object');
+    return {
+      ...options,
+      resolvers: options.resolvers ?? this.#defaults.resolvers,
+      pickers: options.pickers ?? this.#defaults.pickers,
+      clock: options.clock ?? this.#defaults.clock,
+      random: options.random ?? this.#defaults.random,
+    };
+  }
+
+  #resolveDiscovery(raw: DiscoveryOptions | undefined): Discovery | undefined {
+    if (raw === undefined) return undefined;
+    if (typeof raw !== 'object' || raw === null) throw new InvalidOptionError('discovery', 'expected { domain }');
+    const domain = typeof raw.domain === 'string' ? raw.domain.toLowerCase().replace(/^\.+|\.+$/g, '') : '';
+    if (domain.length === 0 || /\s/.test(domain)) {
+      throw new InvalidOptionError('discovery.domain', 'expected a domain such as "service.consul"');
+    }
+    if (raw.target !== undefined && typeof raw.target !== 'function') {
+      throw new InvalidOptionError('discovery.target', 'expected a function from host to target');
+    }
+    const maxClusters = raw.maxClusters ?? 100;
+    if (!Number.isInteger(maxClusters) || maxClusters < 1) {
+      throw new InvalidOptionError('discovery.maxClusters', 'expected an integer >= 1');
+    }
+    const idleTimeout = raw.idleTimeout ?? 300_000;
+    if (typeof idleTimeout !== 'number' || !(idleTimeout >= 1) || idleTimeout > 2 ** 31 - 1) {
+      throw new InvalidOptionError('discovery.idleTimeout', 'expected a number of ms >= 1');
+    }
+    if (raw.cluster !== undefined) {
+      // Validate the template once, with a placeholder target, so a bad option fails at construction.
+      try {
+        void new Cluster('discovery', this.#withDefaults({ ...raw.cluster, target: [] })).destroy();
+      } catch (err) {
+        throw prefixed(err, 'discovery.cluster');
+      }
+    }
+    const cache = new LRUCache<string, Cluster>({
+      max: maxClusters,
+      ttl: idleTimeout,
+      updateAgeOnGet: true,
+      ttlAutopurge: true,
+      dispose: (cluster) => {
+        void cluster.close();
+      },
+    });
+    return { options: raw, suffix: `.${domain}`, cache };
+  }
+
+  #discovered(host: string): Cluster | undefined {
+    const discovery = this.#discovery;
+    if (discovery === undefined || !host.endsWith(discovery.suffix) || host.length <= discovery.suffix.length) {
+      return undefined;
+    }
+    let cluster = discovery.cache.get(host);
+    if (cluster === undefined) {
+      const target = discovery.options.target?.(host) ?? `srv:///${host}`;
+      cluster = new Cluster(host, this.#withDefaults({ ...discovery.options.cluster, target }));
+      cluster.onHealthEvent((event) => this.#emit(event));
+      cluster.start();
+      discovery.cache.set(host, cluster);
+    }
+    return cluster;
+  }
+
+  #dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (this.#catchAll !== undefined) return this.#catchAll.dispatch(options, handler);
+    let authority: string;
+    try {
+      authority = parseOrigin(options.origin).authority;
+    } catch (err) {
+      toLegacyHandler(handler).onError?.(err as Error);
+      return false;
+    }
+    const host = hostOf(authority);
+    const decision = this.#routes.route(
+      { host, authority, method: options.method, path: options.path, headers: options.headers },
+      this.#random,
+    );
+    if (decision !== undefined) {
+      const cluster = this.#clusters.get(decision.cluster) as Cluster;
+      const sent = decision.mirror === undefined ? options : this.#mirror(options, decision, authority);
+      return cluster.dispatch(sent, handler, decision);
+    }
+    let cluster = this.#clusters.get(host);
+    if (cluster === undefined) {
+      try {
+        cluster = this.#discovered(host);
+      } catch (err) {
+        // A discovery target the resolvers reject: the request fails with that error, the client stays up.
+        toLegacyHandler(handler).onError?.(isSidecarlessError(err) ? err : new Error(String(err), { cause: err }));
+        return false;
+      }
+    }
+    if (cluster !== undefined) return cluster.dispatch(options, handler);
+    if (this.#passthrough !== undefined) {
+      this.#passthroughCount++;
+      return this.#passthrough.dispatch(options, handler);
+    }
+    toLegacyHandler(handler).onError?.(new NoRouteError(authority, options.path));
+    return false;
+  }
+
+  /**
+   * Sends a shadow copy (response discarded, bounded), like Envoy's request mirroring (the copy's Host gets
+   * `-shadow`). Returns the options for the main request: a streamed body (which is what fetch always hands over)
+   * is teed, so the copy goes out once the main request has sent the whole body; bodies above 1 MiB are not
+   * mirrored.
+   */
+  #mirror(options: Dispatcher.DispatchOptions, decision: RouteDecision, authority: string): Dispatcher.DispatchOptions {
+    const mirror = decision.mirror;
+    if (mirror === undefined || this.#random() >= mirror.share) return options;
+    if (this.#mirrorsInFlight >= MAX_MIRRORS_IN_FLIGHT) {
+      this.#mirrorSkipped++;
+      return options;
+    }
+    const cluster = this.#clusters.get(mirror.cluster) as Cluster;
+    const host = hostOf(authority);
+    const origin = `${parseOrigin(options.origin).protocol}//${host}-shadow${authority.slice(host.length)}`;
+    const send = (body: Dispatcher.DispatchOptions['body']) => {
+      if (this.#mirrorsInFlight >= MAX_MIRRORS_IN_FLIGHT) {
+        this.#mirrorSkipped++;
+        return;
+      }
+      this.#mirrorsInFlight++;
+      this.#mirrored++;
+      const done = () => {
+        this.#mirrorsInFlight--;
+      };
+      const handler: LegacyHandler = { ...MIRROR_HANDLER_BASE, onComplete: done, onError: done };
+      const copy: Dispatcher.DispatchOptions = { ...options, origin };
+      if (body !== undefined) copy.body = body;
+      cluster.dispatch(copy, handler as Dispatcher.DispatchHandler);
+    };
+    const { body } = options;
+    if (bodyReplay(body) !== 'once') {
+      send(undefined);
+      return options;
+    }
+    if (typeof body !== 'object' || body === null || !(Symbol.asyncIterator in body)) {
+      this.#mirrorSkipped++;
+      return options;
+    }
+    const source = body as AsyncIterable<Uint8Array | string>;
+    const skip = () => {
+      this.#mirrorSkipped++;
+    };
+    const teed = {
+      async *[Symbol.asyncIterator]() {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of source) {
+          if (size <= MAX_MIRROR_BODY) {
+            const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk);
+            size += bytes.length;
+            if (size <= MAX_MIRROR_BODY) chunks.push(bytes);
+            else chunks.length = 0;
+          }
+          yield chunk;
+        }
+        if (size <= MAX_MIRROR_BODY) send(Buffer.concat(chunks));
+        else skip();
+      },
+    };
+    return { ...options, body: teed as unknown as NonNullable<Dispatcher.DispatchOptions['body']> };
   }
 
   /**
@@ -90,28 +431,63 @@ export class Client {
     return fetch(input, { ...init, dispatcher: this.dispatcher } as unknown as RequestInit);
   }
 
-  /** A snapshot of endpoints, states and counters. */
-  stats(): ClientStats {
-    return { clusters: [this.#cluster.stats()] };
-  }
-
   /**
-   * Subscribes to endpoint health events: `eject` and `return` (outlier detection, with the rule or way back as
-   * `reason`), `unhealthy` and `healthy` (active health checks). Returns a handle whose `dispose()` unsubscribes.
+   * Replaces the route table atomically. The new table is validated first (a bad one throws and changes nothing);
+   * requests already dispatched finish where the old table sent them.
    *
    * @example
    * ```ts
-   * const sub = client.onHealthEvent((e) => log.warn(`${e.endpoint.key} ${e.type}: ${e.reason}`));
+   * client.setRoutes([{ match: { host: 'checkout' }, split: [{ cluster: 'checkout', weight: 50 }, { cluster: 'checkout-v2', weight: 50 }] }]);
+   * ```
+   */
+  setRoutes(routes: readonly RouteConfig[]): void {
+    this.#routes = compileRoutes(routes, new Set(this.#clusters.keys()));
+  }
+
+  /** A snapshot of every cluster's endpoints, states and counters. */
+  stats(): ClientStats {
+    const discovered = this.#discovery === undefined ? [] : [...this.#discovery.cache.values()];
+    return {
+      clusters: [...this.#clusters.values(), ...discovered].map((c) => c.stats()),
+      passthrough: this.#passthroughCount,
+      mirrored: { sent: this.#mirrored, skipped: this.#mirrorSkipped },
+    };
+  }
+
+  /**
+   * Subscribes to endpoint health events of every cluster, discovered ones included: `eject` and `return` (outlier
+   * detection, with the rule or way back as `reason`), `unhealthy` and `healthy` (active health checks). Returns a
+   * handle whose `dispose()` unsubscribes.
+   *
+   * @example
+   * ```ts
+   * const sub = client.onHealthEvent((e) => log.warn(`${e.cluster} ${e.endpoint.key} ${e.type}: ${e.reason}`));
    * sub.dispose();
    * ```
    */
   onHealthEvent(listener: (event: HealthEvent) => void): Disposable {
-    return this.#cluster.onHealthEvent(listener);
+    this.#listeners.add(listener);
+    return { dispose: () => this.#listeners.delete(listener) };
   }
 
-  /** The cluster's current endpoints. */
-  get endpoints(): ReturnType<Cluster['stats']>['endpoints'] {
-    return this.#cluster.stats().endpoints;
+  #emit(event: HealthEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's failure is its own; the others still hear the event.
+      }
+    }
+  }
+
+  *#allClusters(): Iterable<Cluster> {
+    yield* this.#clusters.values();
+    if (this.#discovery !== undefined) yield* this.#discovery.cache.values();
+  }
+
+  /** The endpoints of the client's single cluster (or of the first cluster). */
+  get endpoints(): ClusterStats['endpoints'] {
+    return (this.#clusters.values().next().value as Cluster).stats().endpoints;
   }
 
   /**
@@ -120,7 +496,12 @@ export class Client {
    * the same promise.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#cluster.close();
+    this.#closing ??= (async () => {
+      const clusters = [...this.#allClusters()];
+      this.#discovery?.cache.clear();
+      await Promise.all(clusters.map((c) => c.close()));
+      if (this.#ownsPassthrough) await this.#passthrough?.close();
+    })();
     return this.#closing;
   }
 
@@ -133,7 +514,12 @@ export class Client {
   }
 
   #destroy(reason?: Error): Promise<void> {
-    const done = this.#cluster.destroy(reason);
+    const done = (async () => {
+      const clusters = [...this.#allClusters()];
+      await Promise.all(clusters.map((c) => c.destroy(reason)));
+      this.#discovery?.cache.clear();
+      if (this.#ownsPassthrough) await this.#passthrough?.destroy(reason ?? null);
+    })();
     this.#closing ??= done;
     return done;
   }

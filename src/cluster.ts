@@ -10,6 +10,7 @@ import {
   AllEjectedError,
   CircuitOpenError,
   ClientClosedError,
+  EmptySubsetError,
   InvalidOptionError,
   isSidecarlessError,
   NoEndpointsError,
@@ -22,7 +23,7 @@ import { type Disposable, EndpointHealth, type HealthEvent, type HealthOptions }
 import { createDebug } from './internal/debug.js';
 import { toLegacyHandler } from './internal/handler.js';
 import { createPickerRegistry } from './picker/index.js';
-import type { ConfiguredPolicy, Picker, PickerOption, PickerRegistry } from './picker/picker.js';
+import type { ConfiguredPolicy, PickerOption, PickerRegistry } from './picker/picker.js';
 import type { Attempt } from './request/attempt.js';
 import { BalancedRequest } from './request/balanced-request.js';
 import { Breaker, type BreakerState } from './request/breaker.js';
@@ -33,6 +34,8 @@ import { RetryBudget } from './request/retry-budget.js';
 import { createResolverRegistry } from './resolver/index.js';
 import type { Resolver, ResolverRegistry } from './resolver/resolver.js';
 import { StaticResolver } from './resolver/static.js';
+import type { RouteDecision, SubsetSelector } from './routing/router.js';
+import { buildSnapshot, EMPTY, pickFrom, type Snapshot, type ZoneAwareOptions } from './routing/snapshot.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from './runtime.js';
 import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from './subchannel/backoff.js';
 import type { Subchannel, SubchannelState } from './subchannel/subchannel.js';
@@ -97,6 +100,11 @@ export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
    * `https:` URLs are refused with `SIDECARLESS_PROTOCOL_MISMATCH` rather than sent in clear text.
    */
   readonly tls?: TlsOptions | boolean | undefined;
+  /**
+   * Prefer endpoints in the local zone while it has enough healthy capacity, spilling the rest over to other zones
+   * in proportion (the same overprovisioning arithmetic as priority levels). Off unless set.
+   */
+  readonly zoneAware?: ZoneAwareOptions | undefined;
   /** Backoff after an endpoint refuses connections. Defaults: 1 s, x1.6, jitter 0.2, max 120 s. */
   readonly connectBackoff?: BackoffOptions | undefined;
   /** Resolver registry for target strings. @defaultValue createResolverRegistry() */
@@ -197,6 +205,25 @@ function resolveTls(tls: ClusterOptions['tls']): (TlsOptions & { rejectUnauthori
   return { ...tls, rejectUnauthorized: tls.rejectUnauthorized ?? true };
 }
 
+function resolveZoneAware(raw: unknown): ZoneAwareOptions | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'object' || raw === null) throw new InvalidOptionError('zoneAware', 'expected { localZone }');
+  const { localZone, minClusterSize, ...rest } = raw as Record<string, unknown>;
+  for (const key of Object.keys(rest)) {
+    throw new InvalidOptionError(`zoneAware.${key}`, 'unknown setting (allowed: localZone, minClusterSize)');
+  }
+  if (typeof localZone !== 'string' || localZone.length === 0) {
+    throw new InvalidOptionError('zoneAware.localZone', 'expected a non-empty zone name');
+  }
+  if (
+    minClusterSize !== undefined &&
+    (typeof minClusterSize !== 'number' || !Number.isInteger(minClusterSize) || minClusterSize < 1)
+  ) {
+    throw new InvalidOptionError('zoneAware.minClusterSize', 'expected an integer >= 1');
+  }
+  return { localZone, minClusterSize: (minClusterSize as number | undefined) ?? 6 };
+}
+
 function isResolver(value: unknown): value is Resolver {
   return (
     typeof value === 'object' &&
@@ -216,6 +243,7 @@ interface ResolvedClusterOptions {
   readonly drainTimeoutMs: number;
   readonly poolOptions: Pool.Options;
   readonly connectBackoff: ResolvedBackoffOptions;
+  readonly zoneAware: ZoneAwareOptions | undefined;
   readonly clock: Clock;
   readonly random: RandomSource;
 }
@@ -244,7 +272,9 @@ export class Cluster {
   readonly #options: ResolvedClusterOptions;
   readonly #resolver: Resolver;
   readonly #pool: SubchannelPool;
-  #picker: Picker<Subchannel> | null = null;
+  #snapshot: Snapshot<Subchannel> = EMPTY;
+  #candidates: readonly Subchannel[] = [];
+  readonly #subsets = new Map<string, Snapshot<Subchannel>>();
   readonly #pending = new Set<BalancedRequest>();
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -283,6 +313,7 @@ export class Cluster {
         ? pool
         : { ...pool, connect: { ...(pool.connect as object), ...tls } }) as Pool.Options,
       connectBackoff: resolveBackoffOptions(options.connectBackoff, 'connectBackoff'),
+      zoneAware: resolveZoneAware(options.zoneAware),
       clock,
       random,
     };
@@ -373,18 +404,51 @@ export class Cluster {
     // Every endpoint failing to connect: keep sending (and let callers see the real connection error) rather than
     // parking requests behind backoff timers.
     if (candidates.length === 0) candidates = [...active];
-    const eligible = this.#health.select(candidates);
+    this.#candidates = candidates;
+    this.#subsets.clear();
+    this.#snapshot = this.#buildSnapshot(candidates, true);
+    this.#flushPending();
+  }
+
+  #buildSnapshot(candidates: readonly Subchannel[], main: boolean): Snapshot<Subchannel> {
+    const eligible = this.#health.select(candidates, main);
     for (const subchannel of eligible) subchannel.weightFactor = this.#health.weightFactor(subchannel);
     const { policy, config } = this.#options.policy;
-    if (eligible.length > 0) {
-      this.#picker = policy.build(eligible, config, this.#options);
-    } else if (candidates.length > 0) {
-      const result = { type: 'fail', error: new AllEjectedError(this.name) } as const;
-      this.#picker = { pick: () => result };
-    } else {
-      this.#picker = null;
+    return buildSnapshot(
+      candidates,
+      eligible,
+      (group) => policy.build(group, config, this.#options),
+      () => new AllEjectedError(this.name),
+      this.#options.zoneAware,
+    );
+  }
+
+  /** The snapshot for a subset of endpoints (by metadata), built on first use after each rebuild. */
+  #subsetSnapshot(selector: SubsetSelector): Snapshot<Subchannel> {
+    const key = JSON.stringify(Object.entries(selector).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    let snapshot = this.#subsets.get(key);
+    if (snapshot === undefined) {
+      const members = this.#candidates.filter((s) =>
+        Object.entries(selector).every(([k, v]) => s.endpoint.metadata[k] === v),
+      );
+      snapshot = this.#buildSnapshot(members, false);
+      this.#subsets.set(key, snapshot);
     }
-    this.#flushPending();
+    return snapshot;
+  }
+
+  #snapshotFor(route: RouteDecision | undefined): Snapshot<Subchannel> | Error {
+    const main = this.#snapshot;
+    if (route?.subset === undefined || main.kind === 'empty') return main;
+    const subset = this.#subsetSnapshot(route.subset);
+    if (subset.kind !== 'empty') return subset;
+    const fallback = route.subsetFallback;
+    if (fallback === 'any') return main;
+    if (fallback !== 'fail') {
+      const second = this.#subsetSnapshot(fallback);
+      if (second.kind !== 'empty') return second;
+    }
+    return new EmptySubsetError(this.name, route.subset);
   }
 
   /** @internal The clock. */
@@ -396,7 +460,7 @@ export class Cluster {
    * Dispatches one request (undici `Dispatcher.dispatch` semantics). Errors reach the handler's `onError`, never
    * throw. Returns true when accepted.
    */
-  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, route?: RouteDecision): boolean {
     const user = toLegacyHandler(handler);
     if (this.#closed) {
       user.onError?.(new ClientClosedError());
@@ -427,6 +491,7 @@ export class Cluster {
       user,
       { method: options.method, path: options.path, authority, headers: options.headers },
       this,
+      route,
     );
     if (!request.start()) {
       if (!request.done) request.fail(request.abortReason ?? new Error('aborted'));
@@ -479,21 +544,18 @@ export class Cluster {
   }
 
   #pick(request: BalancedRequest, exclude: ReadonlySet<Subchannel>): Subchannel | Error | undefined {
-    const picker = this.#picker;
-    if (picker === null) return undefined;
+    const snapshot = this.#snapshotFor(request.route);
+    if (snapshot instanceof Error) return snapshot;
+    if (snapshot.kind === 'empty') return undefined;
     // A retry should land elsewhere: re-pick a few times to find an endpoint not tried yet, else take the first.
     const tries = exclude.size === 0 ? 1 : Math.min(exclude.size + 1, 8);
     let first: Subchannel | undefined;
     for (let i = 0; i < tries; i++) {
-      const result = picker.pick(request.context);
-      if (result.type === 'complete') {
-        if (!exclude.has(result.target)) return result.target;
-        first ??= result.target;
-      } else if (result.type === 'queue') {
-        return undefined;
-      } else {
-        return result.error;
-      }
+      const result = pickFrom(snapshot, request.context, this.#options.random);
+      if (result === undefined || result.type === 'queue') return undefined;
+      if (result.type !== 'complete') return result.error;
+      if (!exclude.has(result.target)) return result.target;
+      first ??= result.target;
     }
     return first;
   }
@@ -519,7 +581,7 @@ export class Cluster {
   }
 
   #flushPending(): void {
-    if (this.#picker === null || this.#pending.size === 0) return;
+    if (this.#snapshot.kind === 'empty' || this.#pending.size === 0) return;
     const waiting = [...this.#pending];
     this.#pending.clear();
     for (const request of waiting) {
@@ -665,7 +727,7 @@ export class Cluster {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       this.#closed = true;
-      this.#picker = null;
+      this.#snapshot = EMPTY;
       this.#closing = (async () => {
         this.#failPending(new ClientClosedError());
         this.#breaker?.shutdown();
@@ -680,7 +742,7 @@ export class Cluster {
   /** Like {@link Cluster.close}, but fails in-flight requests at once (with `reason` when given). */
   async destroy(reason?: Error): Promise<void> {
     this.#closed = true;
-    this.#picker = null;
+    this.#snapshot = EMPTY;
     this.#failPending(reason ?? new ClientClosedError());
     this.#breaker?.shutdown();
     await this.#resolver.close();

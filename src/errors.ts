@@ -29,6 +29,8 @@ export type ErrorCode =
   | 'SIDECARLESS_CIRCUIT_OPEN'
   | 'SIDECARLESS_OVERLOADED'
   | 'SIDECARLESS_ALL_EJECTED'
+  | 'SIDECARLESS_EMPTY_SUBSET'
+  | 'SIDECARLESS_NO_ROUTE'
   | 'SIDECARLESS_DNS_NXDOMAIN'
   | 'SIDECARLESS_DNS_NODATA'
   | 'SIDECARLESS_DNS_SERVFAIL'
@@ -356,5 +358,27 @@ export class AllEjectedError extends SidecarlessError {
       'SIDECARLESS_ALL_EJECTED',
       `Every endpoint of cluster "${cluster}" is ejected or unhealthy (and the panic threshold is off)`,
     );
+  }
+}
+
+/** A route's endpoint subset (and its fallback subset) matched no endpoint, with `subsetFallback` not `any`. */
+export class EmptySubsetError extends SidecarlessError {
+  /** The subset that was empty. */
+  readonly subset: Readonly<Record<string, string>>;
+
+  constructor(cluster: string, subset: Readonly<Record<string, string>>) {
+    super('SIDECARLESS_EMPTY_SUBSET', `No endpoint of cluster "${cluster}" matches subset ${JSON.stringify(subset)}`);
+    this.subset = subset;
+  }
+}
+
+/** No route matched the request, no cluster is named by its host, and passthrough is off. */
+export class NoRouteError extends SidecarlessError {
+  /** The request's host. */
+  readonly host: string;
+
+  constructor(host: string, path: string) {
+    super('SIDECARLESS_NO_ROUTE', `No route for ${host}${path}`);
+    this.host = host;
   }
 }

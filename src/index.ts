@@ -13,7 +13,13 @@
  * @packageDocumentation
  */
 
-export type { ClientOptions, ClientStats } from './client.js';
+export type {
+  ClientOptions,
+  ClientStats,
+  DiscoveryOptions,
+  MultiServiceOptions,
+  SingleServiceOptions,
+} from './client.js';
 export { Client, createClient } from './client.js';
 export type { ClusterOptions, ClusterStats, EndpointStats, TargetOption, TlsOptions } from './cluster.js';
 export { Cluster } from './cluster.js';
@@ -34,12 +40,14 @@ export {
   DeadlineExceededError,
   DnsError,
   DuplicateEndpointError,
+  EmptySubsetError,
   findSidecarlessError,
   InvalidEndpointError,
   InvalidOptionError,
   InvalidTargetError,
   isSidecarlessError,
   NoEndpointsError,
+  NoRouteError,
   OverloadedError,
   PerTryTimeoutError,
   ProtocolMismatchError,
@@ -138,6 +146,12 @@ export { parseTarget, ResolverRegistry } from './resolver/resolver.js';
 export type { SrvResolverOptions } from './resolver/srv.js';
 export { SRV_ZERO_WEIGHT, SrvResolver, srvResolverFactory } from './resolver/srv.js';
 export { StaticResolver, staticResolverFactory } from './resolver/static.js';
+export type { PathMatch, RouteMatch, RouteRequest, ValueMatch } from './routing/match.js';
+export type { LevelHealth } from './routing/priority.js';
+export { levelHealth, localZoneShare, OVERPROVISIONING_FACTOR, priorityLoads } from './routing/priority.js';
+export type { RouteConfig, RouteDecision, SplitTarget, SubsetFallback, SubsetSelector } from './routing/router.js';
+export { compileRoutes, RouteTable } from './routing/router.js';
+export type { ZoneAwareOptions } from './routing/snapshot.js';
 export type { Clock, RandomSource, TimerHandle } from './runtime.js';
 export { systemClock, systemRandom } from './runtime.js';
 export type { BackoffOptions, ResolvedBackoffOptions } from './subchannel/backoff.js';

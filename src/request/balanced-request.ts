@@ -19,6 +19,7 @@ import type { Dispatcher } from 'undici';
 import { DeadlineExceededError, RetryBudgetExhaustedError } from '../errors.js';
 import type { LegacyHandler } from '../internal/handler.js';
 import type { PickContext } from '../picker/picker.js';
+import type { RouteDecision } from '../routing/router.js';
 import type { Clock, TimerHandle } from '../runtime.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 import { Attempt, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
@@ -106,8 +107,18 @@ export class BalancedRequest implements AttemptOwner {
   #attemptNumber = 0;
   #settle: ((verdict: RequestVerdict) => void) | undefined;
 
-  constructor(options: Dispatcher.DispatchOptions, user: LegacyHandler, context: PickContext, host: RequestHost) {
+  /** The route that sent the request here, if any (its subset narrows the endpoints). */
+  readonly route: RouteDecision | undefined;
+
+  constructor(
+    options: Dispatcher.DispatchOptions,
+    user: LegacyHandler,
+    context: PickContext,
+    host: RequestHost,
+    route?: RouteDecision,
+  ) {
     this.options = options;
+    this.route = route;
     this.context = context;
     this.user = user;
     this.#host = host;

@@ -1,0 +1,175 @@
+/**
+ * Route matching: host, path (exact, prefix, regex), method, headers and query parameters. Rules are compiled once
+ * (validated, regexes built, names lower-cased) so matching a request does no parsing beyond the query string.
+ *
+ * @module
+ */
+import { InvalidOptionError } from '../errors.js';
+import { findHeader } from '../picker/hash-key.js';
+
+/** How a path is matched. Regexes must match the whole path (without the query). */
+export type PathMatch = { readonly exact: string } | { readonly prefix: string } | { readonly regex: string };
+
+/**
+ * How one header or query parameter is matched: `exact` value, `regex` over the whole value, or `present`
+ * (`true`: present with any value; `false`: absent). Exactly one of the three.
+ */
+export type ValueMatch =
+  | { readonly name: string; readonly exact: string }
+  | { readonly name: string; readonly regex: string }
+  | { readonly name: string; readonly present: boolean };
+
+/** What a route matches. Every given condition must hold; an empty match matches every request. */
+export interface RouteMatch {
+  /**
+   * The request URL's host (without port), case-insensitive: exact names, or `*.suffix` wildcards (`*.svc.local`
+   * matches `a.svc.local`, not `svc.local`).
+   */
+  readonly host?: string | readonly string[];
+  readonly path?: PathMatch;
+  /** HTTP methods, case-insensitive. */
+  readonly method?: string | readonly string[];
+  readonly headers?: readonly ValueMatch[];
+  readonly query?: readonly ValueMatch[];
+}
+
+/** The request as route matching sees it. */
+export interface RouteRequest {
+  /** Lower-case host without port. */
+  readonly host: string;
+  /** Path and query, as dispatched. */
+  readonly path: string;
+  /** Upper-case method. */
+  readonly method: string;
+  /** Dispatch headers in any undici form. */
+  readonly headers: unknown;
+}
+
+/** A compiled matcher. */
+export type Matcher = (request: RouteRequest) => boolean;
+
+function fullRegex(source: unknown, option: string): RegExp {
+  if (typeof source !== 'string' || source.length === 0) {
+    throw new InvalidOptionError(option, 'expected a non-empty regular expression string');
+  }
+  try {
+    return new RegExp(`^(?:${source})$`);
+  } catch (cause) {
+    throw new InvalidOptionError(option, `invalid regular expression ${JSON.stringify(source)}`, { cause });
+  }
+}
+
+function list(value: unknown, option: string): string[] {
+  const values = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(values) || values.length === 0 || !values.every((v) => typeof v === 'string' && v.length > 0)) {
+    throw new InvalidOptionError(option, 'expected a non-empty string or array of non-empty strings');
+  }
+  return values as string[];
+}
+
+function valueMatcher(raw: unknown, option: string): (value: string | undefined) => boolean {
+  if (typeof raw !== 'object' || raw === null)
+    throw new InvalidOptionError(option, 'expected { name, exact | regex | present }');
+  const r = raw as Record<string, unknown>;
+  const kinds = ['exact', 'regex', 'present'].filter((k) => r[k] !== undefined);
+  if (kinds.length !== 1) throw new InvalidOptionError(option, 'expected exactly one of exact, regex, present');
+  for (const key of Object.keys(r)) {
+    if (!['name', 'exact', 'regex', 'present'].includes(key)) {
+      throw new InvalidOptionError(`${option}.${key}`, 'unknown setting (allowed: name, exact, regex, present)');
+    }
+  }
+  if (r.exact !== undefined) {
+    if (typeof r.exact !== 'string') throw new InvalidOptionError(`${option}.exact`, 'expected a string');
+    const exact = r.exact;
+    return (v) => v === exact;
+  }
+  if (r.regex !== undefined) {
+    const re = fullRegex(r.regex, `${option}.regex`);
+    return (v) => v !== undefined && re.test(v);
+  }
+  if (typeof r.present !== 'boolean') throw new InvalidOptionError(`${option}.present`, 'expected true or false');
+  const present = r.present;
+  return (v) => (v !== undefined) === present;
+}
+
+function valueName(raw: unknown, option: string): string {
+  const name = (raw as { name?: unknown } | null)?.name;
+  if (typeof name !== 'string' || name.length === 0)
+    throw new InvalidOptionError(`${option}.name`, 'expected a non-empty name');
+  return name;
+}
+
+function queryValue(path: string, name: string): string | undefined {
+  const q = path.indexOf('?');
+  if (q < 0) return undefined;
+  const value = new URLSearchParams(path.slice(q + 1)).get(name);
+  return value ?? undefined;
+}
+
+/** Compiles a {@link RouteMatch}. Throws {@link InvalidOptionError} naming the bad field under `option`. */
+export function compileMatch(raw: unknown, option: string): Matcher {
+  if (raw === undefined) return () => true;
+  if (typeof raw !== 'object' || raw === null) throw new InvalidOptionError(option, 'expected an object');
+  const m = raw as Record<string, unknown>;
+  for (const key of Object.keys(m)) {
+    if (!['host', 'path', 'method', 'headers', 'query'].includes(key)) {
+      throw new InvalidOptionError(
+        `${option}.${key}`,
+        'unknown condition (allowed: host, path, method, headers, query)',
+      );
+    }
+  }
+  const checks: Matcher[] = [];
+  if (m.host !== undefined) {
+    const hosts = list(m.host, `${option}.host`).map((h) => h.toLowerCase());
+    const exact = new Set(hosts.filter((h) => !h.startsWith('*.')));
+    const suffixes = hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
+    checks.push((r) => exact.has(r.host) || suffixes.some((s) => r.host.endsWith(s) && r.host.length > s.length));
+  }
+  if (m.path !== undefined) {
+    const p = m.path as Record<string, unknown>;
+    const kinds = typeof p === 'object' && p !== null ? Object.keys(p) : [];
+    if (kinds.length !== 1 || !['exact', 'prefix', 'regex'].includes(kinds[0] as string)) {
+      throw new InvalidOptionError(`${option}.path`, 'expected exactly one of { exact }, { prefix }, { regex }');
+    }
+    const pathOnly = (path: string) => {
+      const q = path.indexOf('?');
+      return q < 0 ? path : path.slice(0, q);
+    };
+    if (p.regex !== undefined) {
+      const re = fullRegex(p.regex, `${option}.path.regex`);
+      checks.push((r) => re.test(pathOnly(r.path)));
+    } else {
+      const value = p.exact ?? p.prefix;
+      if (typeof value !== 'string' || !value.startsWith('/')) {
+        throw new InvalidOptionError(`${option}.path.${kinds[0]}`, 'expected a path starting with "/"');
+      }
+      checks.push(p.exact !== undefined ? (r) => pathOnly(r.path) === value : (r) => r.path.startsWith(value));
+    }
+  }
+  if (m.method !== undefined) {
+    const methods = new Set(list(m.method, `${option}.method`).map((x) => x.toUpperCase()));
+    checks.push((r) => methods.has(r.method));
+  }
+  for (const [field, get] of [
+    ['headers', (r: RouteRequest, name: string) => findHeader(r.headers, name)],
+    ['query', (r: RouteRequest, name: string) => queryValue(r.path, name)],
+  ] as const) {
+    const rules = m[field];
+    if (rules === undefined) continue;
+    if (!Array.isArray(rules)) throw new InvalidOptionError(`${option}.${field}`, 'expected an array');
+    rules.forEach((rule, i) => {
+      const at = `${option}.${field}[${i}]`;
+      const name = valueName(rule, at);
+      const key = field === 'headers' ? name.toLowerCase() : name;
+      const test = valueMatcher(rule, at);
+      checks.push((r) => test(get(r, key)));
+    });
+  }
+  if (checks.length === 0) return () => true;
+  if (checks.length === 1) return checks[0] as Matcher;
+  return (r) => {
+    for (const check of checks) if (!check(r)) return false;
+    return true;
+  };
+}

@@ -1,0 +1,209 @@
+/**
+ * The route table: an ordered list of rules, first match wins, each sending the request to a cluster, a weighted
+ * split of clusters (optionally sticky per hash key), or a subset of a cluster's endpoints, with optional
+ * mirroring. Compiled and validated as a whole; a {@link Router} swaps tables atomically.
+ *
+ * @module
+ */
+import { InvalidOptionError } from '../errors.js';
+import { type HashKeyOption, parseHashKey, type RequestHasher } from '../picker/hash-key.js';
+import type { PickContext } from '../picker/picker.js';
+import type { RandomSource } from '../runtime.js';
+import { compileMatch, type Matcher, type RouteMatch, type RouteRequest } from './match.js';
+
+/** Endpoint metadata a subset requires: every key must be present with exactly this value. */
+export type SubsetSelector = Readonly<Record<string, string>>;
+
+/**
+ * What to do when a route's subset has no endpoint: `any` uses the whole cluster, `fail` fails the request with
+ * `SIDECARLESS_EMPTY_SUBSET`, a selector tries that subset instead (then fails if it is empty too).
+ */
+export type SubsetFallback = 'any' | 'fail' | SubsetSelector;
+
+/** One weighted destination of a split. */
+export interface SplitTarget {
+  readonly cluster: string;
+  /** Relative weight, > 0 (90 and 10 for a 90/10 canary). */
+  readonly weight: number;
+}
+
+/** One rule of the route table. */
+export interface RouteConfig {
+  /** A name for errors and logs. @defaultValue `routes[i]` */
+  readonly name?: string;
+  /** What the rule matches; omitted, it matches every request. */
+  readonly match?: RouteMatch;
+  /** Send matching requests to this cluster. Exactly one of `cluster` and `split`. */
+  readonly cluster?: string;
+  /** Split matching requests between clusters by weight. */
+  readonly split?: readonly SplitTarget[];
+  /**
+   * Make the split sticky: requests with the same key (a header, cookie, the path, or a function) always go to the
+   * same side. Requests without a key are split at random.
+   */
+  readonly sticky?: HashKeyOption;
+  /** Only endpoints whose metadata has these values (e.g. `{ version: 'v2' }`). */
+  readonly subset?: SubsetSelector;
+  /** When the subset is empty. @defaultValue 'any' */
+  readonly subsetFallback?: SubsetFallback;
+  /**
+   * Also send a copy of `percent` % of matching requests to another cluster (shadow traffic, Host `<host>-shadow`);
+   * the copy's response is discarded. At most 64 copies are in flight; streamed bodies (fetch's) are teed and the
+   * copy is sent once the body is complete; bodies above 1 MiB are not mirrored.
+   */
+  readonly mirror?: { readonly cluster: string; readonly percent?: number };
+}
+
+/** Where one request goes. */
+export interface RouteDecision {
+  readonly route: string;
+  readonly cluster: string;
+  readonly subset: SubsetSelector | undefined;
+  readonly subsetFallback: SubsetFallback;
+  readonly mirror: { readonly cluster: string; readonly share: number } | undefined;
+}
+
+interface CompiledRoute {
+  readonly name: string;
+  readonly matches: Matcher;
+  readonly clusters: readonly string[];
+  /** Cumulative weights, same order as `clusters`. */
+  readonly cumulative: readonly number[];
+  readonly total: number;
+  readonly hasher: RequestHasher | undefined;
+  readonly base: Omit<RouteDecision, 'cluster'>;
+  /** Prebuilt decisions, one per cluster, so routing allocates nothing. */
+  readonly decisions: readonly RouteDecision[];
+}
+
+function selector(raw: unknown, option: string): SubsetSelector {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || Object.keys(raw).length === 0) {
+    throw new InvalidOptionError(option, 'expected an object of metadata values, e.g. { version: "v2" }');
+  }
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v !== 'string') throw new InvalidOptionError(`${option}.${k}`, 'expected a string');
+  }
+  return Object.freeze({ ...(raw as Record<string, string>) });
+}
+
+/**
+ * Validates and compiles a route table against the cluster names that exist. Throws {@link InvalidOptionError}
+ * naming the bad rule and field (e.g. `routes[2].split[1].weight`).
+ */
+export function compileRoutes(routes: unknown, clusterNames: ReadonlySet<string>, option = 'routes'): RouteTable {
+  if (!Array.isArray(routes)) throw new InvalidOptionError(option, 'expected an array of routes');
+  const known = (name: unknown, at: string) => {
+    if (typeof name !== 'string' || !clusterNames.has(name)) {
+      throw new InvalidOptionError(
+        at,
+        `unknown cluster ${JSON.stringify(name)} (clusters: ${[...clusterNames].join(', ')})`,
+      );
+    }
+    return name;
+  };
+  const compiled = routes.map((raw, i): CompiledRoute => {
+    const at = `${option}[${i}]`;
+    if (typeof raw !== 'object' || raw === null) throw new InvalidOptionError(at, 'expected an object');
+    const r = raw as Record<string, unknown>;
+    for (const key of Object.keys(r)) {
+      if (!['name', 'match', 'cluster', 'split', 'sticky', 'subset', 'subsetFallback', 'mirror'].includes(key)) {
+        throw new InvalidOptionError(`${at}.${key}`, 'unknown setting');
+      }
+    }
+    const name = r.name === undefined ? at : String(r.name);
+    if ((r.cluster === undefined) === (r.split === undefined)) {
+      throw new InvalidOptionError(at, 'expected exactly one of `cluster` and `split`');
+    }
+    let clusters: string[];
+    let weights: number[];
+    if (r.cluster !== undefined) {
+      clusters = [known(r.cluster, `${at}.cluster`)];
+      weights = [1];
+    } else {
+      if (!Array.isArray(r.split) || r.split.length === 0) {
+        throw new InvalidOptionError(`${at}.split`, 'expected a non-empty array of { cluster, weight }');
+      }
+      clusters = r.split.map((s: { cluster?: unknown }, j: number) => known(s?.cluster, `${at}.split[${j}].cluster`));
+      weights = r.split.map((s: { weight?: unknown }, j: number) => {
+        const w = s?.weight;
+        if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) {
+          throw new InvalidOptionError(`${at}.split[${j}].weight`, 'expected a finite number >= 0');
+        }
+        return w;
+      });
+      if (weights.every((w) => w === 0)) throw new InvalidOptionError(`${at}.split`, 'at least one weight must be > 0');
+    }
+    if (r.sticky !== undefined && r.split === undefined) {
+      throw new InvalidOptionError(`${at}.sticky`, 'only a split can be sticky');
+    }
+    const hasher = r.sticky === undefined ? undefined : parseHashKey(r.sticky, `${at}.sticky`);
+    const subset = r.subset === undefined ? undefined : selector(r.subset, `${at}.subset`);
+    let subsetFallback: SubsetFallback = 'any';
+    if (r.subsetFallback !== undefined) {
+      if (subset === undefined) throw new InvalidOptionError(`${at}.subsetFallback`, 'needs a `subset`');
+      subsetFallback =
+        r.subsetFallback === 'any' || r.subsetFallback === 'fail'
+          ? r.subsetFallback
+          : selector(r.subsetFallback, `${at}.subsetFallback`);
+    }
+    let mirror: RouteDecision['mirror'];
+    if (r.mirror !== undefined) {
+      const m = r.mirror as { cluster?: unknown; percent?: unknown };
+      const percent = m.percent ?? 100;
+      if (typeof percent !== 'number' || !(percent >= 0 && percent <= 100)) {
+        throw new InvalidOptionError(`${at}.mirror.percent`, 'expected a number from 0 to 100');
+      }
+      mirror = { cluster: known(m.cluster, `${at}.mirror.cluster`), share: percent / 100 };
+    }
+    const cumulative: number[] = [];
+    let total = 0;
+    for (const w of weights) {
+      total += w;
+      cumulative.push(total);
+    }
+    const base = { route: name, subset, subsetFallback, mirror };
+    return {
+      name,
+      matches: compileMatch(r.match, `${at}.match`),
+      clusters,
+      cumulative,
+      total,
+      hasher,
+      base,
+      decisions: clusters.map((cluster) => Object.freeze({ ...base, cluster })),
+    };
+  });
+  return new RouteTable(compiled);
+}
+
+/** A compiled, immutable route table. */
+export class RouteTable {
+  readonly #routes: readonly CompiledRoute[];
+
+  /** @internal Built by {@link compileRoutes}. */
+  constructor(routes: readonly CompiledRoute[]) {
+    this.#routes = routes;
+  }
+
+  /** The number of rules. */
+  get size(): number {
+    return this.#routes.length;
+  }
+
+  /** The first matching rule's decision, or undefined. */
+  route(request: RouteRequest & PickContext, random: RandomSource): RouteDecision | undefined {
+    for (const route of this.#routes) {
+      if (!route.matches(request)) continue;
+      if (route.decisions.length === 1) return route.decisions[0];
+      let point: number;
+      const hash = route.hasher === undefined ? -1 : route.hasher(request);
+      point = hash >= 0 ? (hash / 4294967296) * route.total : random() * route.total;
+      const { cumulative } = route;
+      for (let i = 0; i < cumulative.length; i++) {
+        if (point < (cumulative[i] as number)) return route.decisions[i];
+      }
+      return route.decisions[route.decisions.length - 1];
+    }
+    return undefined;
+  }
+}
