@@ -22,6 +22,14 @@ import {
 import { type Disposable, EndpointHealth, type HealthEvent, type HealthOptions } from './health/endpoint-health.js';
 import { createDebug } from './internal/debug.js';
 import { toLegacyHandler } from './internal/handler.js';
+import {
+  channels,
+  type PickMessage,
+  type RequestEndMessage,
+  type RequestStartMessage,
+  type ResolveMessage,
+} from './metrics/events.js';
+import { type HistogramSnapshot, LatencyHistogram } from './metrics/histogram.js';
 import { createPickerRegistry } from './picker/index.js';
 import type { ConfiguredPolicy, PickerOption, PickerRegistry } from './picker/picker.js';
 import type { Attempt } from './request/attempt.js';
@@ -38,6 +46,7 @@ import type { RouteDecision, SubsetSelector } from './routing/router.js';
 import { buildSnapshot, EMPTY, pickFrom, type Snapshot, type ZoneAwareOptions } from './routing/snapshot.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from './runtime.js';
 import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from './subchannel/backoff.js';
+import type { ErrorKind } from './subchannel/outcome.js';
 import type { Subchannel, SubchannelState } from './subchannel/subchannel.js';
 import { SubchannelPool } from './subchannel/subchannel-pool.js';
 
@@ -128,6 +137,8 @@ export interface EndpointStats {
   /** Responses by status class: `{ '2xx': n, ... }`. */
   readonly statusClasses: Readonly<Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
   readonly errors: number;
+  /** Attempt errors by kind. */
+  readonly errorsByKind: Readonly<Record<ErrorKind, number>>;
   readonly connectFailures: number;
   /** Ejected by outlier detection. */
   readonly ejected: boolean;
@@ -137,6 +148,8 @@ export interface EndpointStats {
   readonly effectiveWeight: number;
   /** Mean time to response headers, ms (0 before the first response). */
   readonly meanLatencyMs: number;
+  /** Attempt latency (to headers, or to the error), ms. */
+  readonly latency: HistogramSnapshot;
 }
 
 /** A point-in-time snapshot of a cluster. */
@@ -155,8 +168,18 @@ export interface ClusterStats {
     readonly total: number;
     /** Attempts beyond the first (retries and hedges). */
     readonly extraAttempts: number;
+    /** Attempts that retried a failure. */
+    readonly retries: number;
+    /** Hedged attempts. */
+    readonly hedges: number;
     readonly overloaded: number;
     readonly circuitOpen: number;
+    /** Responses the callers received, by status class. */
+    readonly statusClasses: Readonly<Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
+    /** Failed requests by error code (`ECONNREFUSED`, `SIDECARLESS_DEADLINE_EXCEEDED`, ...). */
+    readonly errors: Readonly<Record<string, number>>;
+    /** Time to response headers across all attempts, ms. */
+    readonly latency: HistogramSnapshot;
   };
   /** Circuit breaker state, when a breaker is configured. */
   readonly breaker: BreakerState | undefined;
@@ -164,6 +187,8 @@ export interface ClusterStats {
   readonly panic: boolean;
   /** Outlier ejections since the cluster started. */
   readonly ejections: number;
+  /** Returns from ejection since the cluster started. */
+  readonly returns: number;
   readonly resolver: {
     readonly updates: number;
     readonly errors: number;
@@ -203,6 +228,24 @@ function resolveTls(tls: ClusterOptions['tls']): (TlsOptions & { rejectUnauthori
     throw new InvalidOptionError(tls.cert === undefined ? 'tls.cert' : 'tls.key', 'cert and key go together');
   }
   return { ...tls, rejectUnauthorized: tls.rejectUnauthorized ?? true };
+}
+
+function classes(counts: readonly number[]): Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number> {
+  return {
+    '1xx': counts[1] ?? 0,
+    '2xx': counts[2] ?? 0,
+    '3xx': counts[3] ?? 0,
+    '4xx': counts[4] ?? 0,
+    '5xx': counts[5] ?? 0,
+  };
+}
+
+/** A stable label for an error: its `code` when it has a string one, else its name. */
+function errorCode(error: Error): string {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  const cause = (error as { cause?: { code?: unknown } }).cause?.code;
+  return typeof cause === 'string' ? cause : error.name;
 }
 
 function resolveZoneAware(raw: unknown): ZoneAwareOptions | undefined {
@@ -265,6 +308,10 @@ export class Cluster {
   readonly #health: EndpointHealth<Subchannel>;
   #inFlight = 0;
   #total = 0;
+  #hedges = 0;
+  readonly #statusClasses: [number, number, number, number, number, number] = [0, 0, 0, 0, 0, 0];
+  readonly #errorsByCode = new Map<string, number>();
+  readonly #latency = new LatencyHistogram();
   #extraAttempts = 0;
   #overloaded = 0;
   #circuitOpen = 0;
@@ -380,6 +427,13 @@ export class Cluster {
     this.#resolverUpdates++;
     debug('%s: resolver delivered %d endpoints', this.name, set.length);
     this.#pool.update(set);
+    if (channels.resolve.hasSubscribers) {
+      channels.resolve.publish({
+        cluster: this.name,
+        endpoints: set.length,
+        error: undefined,
+      } satisfies ResolveMessage);
+    }
   }
 
   #onResolverError(error: SidecarlessError): void {
@@ -387,6 +441,10 @@ export class Cluster {
     this.#resolverErrors++;
     this.#lastResolverError = isSidecarlessError(error) ? error : new ResolverError(String(error), { cause: error });
     debug('%s: resolver error (%s); keeping %d endpoints', this.name, error.message, this.#pool.subchannels.length);
+    if (channels.resolve.hasSubscribers) {
+      const message: ResolveMessage = { cluster: this.name, endpoints: this.#pool.subchannels.length, error };
+      channels.resolve.publish(message);
+    }
   }
 
   #onStateChange(subchannel: Subchannel, previous: SubchannelState): void {
@@ -499,6 +557,16 @@ export class Cluster {
     }
     this.#inFlight++;
     this.#total++;
+    if (channels.requestStart.hasSubscribers) {
+      const { context } = request;
+      const message: RequestStartMessage = {
+        cluster: this.name,
+        method: context.method,
+        authority: context.authority,
+        path: context.path,
+      };
+      channels.requestStart.publish(message);
+    }
     const breaker = this.#breaker;
     if (breaker === undefined) {
       void request.run();
@@ -572,12 +640,46 @@ export class Cluster {
     if (this.#options.servername !== undefined) {
       (opts as Dispatcher.DispatchOptions & { servername?: string }).servername = this.#options.servername;
     }
+    if (channels.pick.hasSubscribers) {
+      const message: PickMessage = { cluster: this.name, endpoint: subchannel.key, attempt: request.attempts };
+      channels.pick.publish(message);
+    }
     subchannel.dispatch(opts, attempt);
   }
 
   /** @internal A request ended. */
-  finished(_request: BalancedRequest): void {
+  finished(request: BalancedRequest, statusCode: number, error: Error | undefined): void {
     this.#inFlight--;
+    const end = request.headersAt ?? this.#options.clock.now();
+    const durationMs = end - request.startedAt;
+    if (statusCode > 0) {
+      const cls = Math.floor(statusCode / 100);
+      if (cls >= 1 && cls <= 5) this.#statusClasses[cls as 1 | 2 | 3 | 4 | 5]++;
+      this.#latency.observe(durationMs);
+    }
+    if (error !== undefined) {
+      const code = errorCode(error);
+      this.#errorsByCode.set(code, (this.#errorsByCode.get(code) ?? 0) + 1);
+    }
+    if (channels.requestEnd.hasSubscribers) {
+      const { context } = request;
+      const message: RequestEndMessage = {
+        cluster: this.name,
+        method: context.method,
+        authority: context.authority,
+        path: context.path,
+        statusCode,
+        error,
+        durationMs,
+        attempts: request.attempts,
+      };
+      channels.requestEnd.publish(message);
+    }
+  }
+
+  /** @internal A hedge is about to be sent. */
+  hedged(_request: BalancedRequest): void {
+    this.#hedges++;
   }
 
   #flushPending(): void {
@@ -674,19 +776,15 @@ export class Cluster {
           inFlight: s.inFlight,
           attempts: c.attempts,
           responses: c.responses,
-          statusClasses: {
-            '1xx': c.statusClasses[1],
-            '2xx': c.statusClasses[2],
-            '3xx': c.statusClasses[3],
-            '4xx': c.statusClasses[4],
-            '5xx': c.statusClasses[5],
-          },
+          statusClasses: classes(c.statusClasses),
           errors: c.errors,
+          errorsByKind: { ...c.errorsByKind },
           connectFailures: c.connectFailures,
           ejected: this.#health.isEjected(s),
           healthy: this.#health.isHealthy(s),
           effectiveWeight: s.weight,
           meanLatencyMs: c.responses === 0 ? 0 : c.latencySumMs / c.responses,
+          latency: s.latency.snapshot(),
         };
       }),
       draining: this.#pool.draining.size,
@@ -695,12 +793,18 @@ export class Cluster {
       requests: {
         total: this.#total,
         extraAttempts: this.#extraAttempts,
+        retries: this.#extraAttempts - this.#hedges,
+        hedges: this.#hedges,
         overloaded: this.#overloaded,
         circuitOpen: this.#circuitOpen,
+        statusClasses: classes(this.#statusClasses),
+        errors: Object.fromEntries(this.#errorsByCode),
+        latency: this.#latency.snapshot(),
       },
       breaker: this.#breaker?.state,
       panic: this.#health.panic,
       ejections: this.#health.ejections,
+      returns: this.#health.returns,
       resolver: {
         updates: this.#resolverUpdates,
         errors: this.#resolverErrors,

@@ -8,6 +8,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Endpoint } from '../endpoint.js';
 import { createDebug } from '../internal/debug.js';
+import { channels } from '../metrics/events.js';
 import type { Clock, RandomSource, TimerHandle } from '../runtime.js';
 import type { AttemptOutcome } from '../subchannel/outcome.js';
 import { HealthChecker, type HealthCheckOptions, resolveHealthCheckOptions } from './health-check.js';
@@ -93,6 +94,7 @@ export class EndpointHealth<H extends HealthHost> {
   #tick: TimerHandle | undefined;
   #panic = false;
   #ejections = 0;
+  #returns = 0;
 
   /** Validates the options (typed errors naming them) and creates the enabled parts. Starts nothing. */
   constructor(options: HealthOptions, hooks: Hooks) {
@@ -121,6 +123,7 @@ export class EndpointHealth<H extends HealthHost> {
           hooks.onChange();
         },
         onReturn: (host, info) => {
+          this.#returns++;
           debug('%s: return %s (%s)', hooks.cluster, host.endpoint.key, info.reason);
           this.#slowStart?.restart(host);
           this.#emit({
@@ -217,6 +220,11 @@ export class EndpointHealth<H extends HealthHost> {
     return this.#ejections;
   }
 
+  /** Returns from ejection since the cluster started. */
+  get returns(): number {
+    return this.#returns;
+  }
+
   /** Subscribes to eject/return/healthy/unhealthy events. */
   subscribe(listener: (event: HealthEvent) => void): Disposable {
     this.#listeners.add(listener);
@@ -224,6 +232,7 @@ export class EndpointHealth<H extends HealthHost> {
   }
 
   #emit(event: HealthEvent): void {
+    if (channels.eject.hasSubscribers) channels.eject.publish(event);
     for (const listener of this.#listeners) {
       try {
         listener(event);

@@ -45,8 +45,13 @@ export interface RequestHost {
   dequeue(request: BalancedRequest): void;
   /** Sends one attempt. */
   send(request: BalancedRequest, subchannel: Subchannel, body: unknown, attempt: Attempt): void;
-  /** The request ended (the caller has seen its end). */
-  finished(request: BalancedRequest): void;
+  /**
+   * The request ended (the caller has seen its end): `statusCode` is what the caller received (0 if nothing),
+   * `error` how it failed (before or after the response headers), if it did.
+   */
+  finished(request: BalancedRequest, statusCode: number, error: Error | undefined): void;
+  /** A hedge attempt is about to be sent. */
+  hedged(request: BalancedRequest): void;
 }
 
 /** How a request ended, for the circuit breaker. */
@@ -91,6 +96,10 @@ export class BalancedRequest implements AttemptOwner {
   exclude: ReadonlySet<Subchannel> | undefined;
   /** Attempts sent, including hedges. */
   attempts = 0;
+  /** When the request was accepted (host clock, ms). */
+  readonly startedAt: number;
+  /** When the caller received response headers, if it did. */
+  headersAt: number | undefined;
 
   readonly #host: RequestHost;
   readonly #idempotent: boolean;
@@ -119,6 +128,7 @@ export class BalancedRequest implements AttemptOwner {
   ) {
     this.options = options;
     this.route = route;
+    this.startedAt = host.clock.now();
     this.context = context;
     this.user = user;
     this.#host = host;
@@ -374,6 +384,7 @@ export class BalancedRequest implements AttemptOwner {
 
   commit(attempt: Attempt, statusCode: number): void {
     this.#stage = 'committed';
+    this.headersAt = this.#host.clock.now();
     this.#committedStatus = statusCode;
     this.#settle?.(statusCode >= 500 ? 'failure' : 'success');
     this.#settle = undefined;
@@ -390,13 +401,13 @@ export class BalancedRequest implements AttemptOwner {
 
   completeCommitted(trailers: string[] | Buffer[] | null, upgraded = false): void {
     if (this.#stage === 'done') return;
-    this.#end(this.#committedStatus >= 500 ? 'failure' : 'success');
+    this.#end(this.#committedStatus >= 500 ? 'failure' : 'success', undefined);
     if (!upgraded) this.user.onComplete?.(trailers);
   }
 
   failCommitted(error: Error): void {
     if (this.#stage === 'done') return;
-    this.#end(this.#abortReason !== undefined ? 'ignored' : 'failure');
+    this.#end(this.#abortReason !== undefined ? 'ignored' : 'failure', error);
     this.user.onError?.(error);
   }
 
@@ -413,6 +424,7 @@ export class BalancedRequest implements AttemptOwner {
     if (body !== undefined) raw.push(Buffer.from('content-length'), Buffer.from(String(body.length)));
     this.#stage = 'committed';
     this.#committedStatus = response.status;
+    this.headersAt = this.#host.clock.now();
     this.#clearDeadline();
     this.user.onHeaders?.(response.status, raw, () => {}, '');
     if (body !== undefined && body.length > 0) this.user.onData?.(body);
@@ -444,7 +456,7 @@ export class BalancedRequest implements AttemptOwner {
     }
     this.#live.clear();
     this.#controller?.abort(error);
-    this.#end(verdict);
+    this.#end(verdict, error);
     this.user.onError?.(error);
   }
 
@@ -455,11 +467,11 @@ export class BalancedRequest implements AttemptOwner {
     }
   }
 
-  #end(verdict: RequestVerdict): void {
+  #end(verdict: RequestVerdict, error: Error | undefined): void {
     const wasCommitted = this.#stage === 'committed';
     this.#stage = 'done';
     this.#clearDeadline();
-    this.#host.finished(this);
+    this.#host.finished(this, this.#committedStatus, error);
     // A committed request told the breaker its verdict at commit time.
     if (!wasCommitted) this.#settle?.(verdict);
     this.#settle = undefined;

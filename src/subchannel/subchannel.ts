@@ -8,11 +8,12 @@ import { Pool } from 'undici';
 import type { Endpoint } from '../endpoint.js';
 import { createDebug } from '../internal/debug.js';
 import type { LegacyHandler } from '../internal/handler.js';
+import { LatencyHistogram } from '../metrics/histogram.js';
 import type { Pickable } from '../picker/picker.js';
 import type { Clock, TimerHandle } from '../runtime.js';
 import type { Backoff } from './backoff.js';
 import { PeakEwma } from './load.js';
-import { type AttemptOutcome, classifyError } from './outcome.js';
+import { type AttemptOutcome, classifyError, type ErrorKind } from './outcome.js';
 
 const debug = createDebug('subchannel');
 
@@ -48,6 +49,8 @@ export interface SubchannelCounters {
   latencySumMs: number;
   /** Failed connection attempts. */
   connectFailures: number;
+  /** Attempt errors by kind. */
+  readonly errorsByKind: Record<ErrorKind, number>;
 }
 
 /** @internal construction parameters; built by the subchannel pool. */
@@ -83,7 +86,10 @@ export class Subchannel implements Pickable {
     errors: 0,
     latencySumMs: 0,
     connectFailures: 0,
+    errorsByKind: { connect: 0, reset: 0, timeout: 0, aborted: 0, other: 0 },
   };
+  /** Attempt latency to response headers (or to the error), for every attempt but caller aborts. */
+  readonly latency = new LatencyHistogram();
 
   #endpoint: Endpoint;
   #state: SubchannelState = 'idle';
@@ -173,13 +179,14 @@ export class Subchannel implements Pickable {
     } else {
       this.load.observeFailure(latencyMs);
     }
-    if (error !== undefined) c.errors++;
-    this.#observer.onOutcome(this, {
-      statusCode,
-      error,
-      errorKind: error === undefined ? undefined : classifyError(error),
-      latencyMs,
-    });
+    let errorKind: ErrorKind | undefined;
+    if (error !== undefined) {
+      c.errors++;
+      errorKind = classifyError(error);
+      c.errorsByKind[errorKind]++;
+    }
+    if (statusCode > 0 || (errorKind !== undefined && errorKind !== 'aborted')) this.latency.observe(latencyMs);
+    this.#observer.onOutcome(this, { statusCode, error, errorKind, latencyMs });
   }
 
   /** @internal The clock, for attempt timing. */

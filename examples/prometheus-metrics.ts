@@ -1,0 +1,66 @@
+/**
+ * A service that exposes Prometheus metrics: it calls a downstream (three backends) through a sidecarless client
+ * and serves `GET /metrics` from a prom-client registry the client's metrics are registered on.
+ *
+ * The example sends a bounded number of requests through the service, scrapes its own /metrics once, prints the
+ * sidecarless lines, and exits.
+ *
+ * Run: node --import tsx examples/prometheus-metrics.ts
+ * In your own code, import from 'sidecarless' and 'sidecarless/prometheus' instead of '../src/...'.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { createClient } from '../src/index.js';
+import { registerPrometheusMetrics } from '../src/metrics/prometheus.js';
+
+const listen = (server: http.Server) =>
+  new Promise<string>((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve(`127.0.0.1:${(server.address() as AddressInfo).port}`)),
+  );
+
+// The downstream: three backends; one answers 503 to every fifth request.
+let n = 0;
+const downstream = [1, 2, 3].map((i) =>
+  http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(i === 3 && ++n % 5 === 0 ? 503 : 200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ stock: i * 10 }));
+  }),
+);
+const addresses = await Promise.all(downstream.map(listen));
+
+const inventory = createClient({ target: addresses, name: 'inventory' });
+const registry = new Registry();
+collectDefaultMetrics({ register: registry });
+registerPrometheusMetrics(inventory, { registry, labels: { service: 'shop' } });
+
+const service = http.createServer(async (req, res) => {
+  if (req.url === '/metrics') {
+    res.setHeader('content-type', registry.contentType);
+    res.end(await registry.metrics());
+    return;
+  }
+  try {
+    const upstream = await inventory.fetch('http://inventory/stock');
+    res.end(await upstream.text());
+  } catch (err) {
+    res.writeHead(502);
+    res.end(String(err));
+  }
+});
+const serviceAddress = await listen(service);
+
+for (let i = 0; i < 30; i++) await (await fetch(`http://${serviceAddress}/buy`)).text();
+const metrics = await (await fetch(`http://${serviceAddress}/metrics`)).text();
+const wanted =
+  /^sidecarless_(requests_total|responses_total|retries_total|endpoints|request_duration_seconds_count|endpoint_attempts_total)\{/;
+console.log(
+  metrics
+    .split('\n')
+    .filter((line) => wanted.test(line))
+    .join('\n'),
+);
+
+await inventory.close();
+await Promise.all([service, ...downstream].map((s) => new Promise((r) => s.close(r))));
