@@ -1,9 +1,19 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { Readable, Writable } from 'node:stream';
+import { pipeline as pipelinePromise } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Agent, getGlobalDispatcher, request, setGlobalDispatcher, fetch as undiciFetch } from 'undici';
+import {
+  Agent,
+  getGlobalDispatcher,
+  pipeline,
+  request,
+  setGlobalDispatcher,
+  stream,
+  fetch as undiciFetch,
+} from 'undici';
 import { createClient, findSidecarlessError, StaticResolver } from '../../src/index.js';
 import { type Backend, startBackend, startBackends, stopAll } from '../helpers/backends.js';
 
@@ -105,6 +115,38 @@ describe('client over real backends', () => {
       assert.deepEqual(ids, ['b0', 'b1', 'b2']);
     } finally {
       setGlobalDispatcher(previous);
+      await client.close();
+    }
+  });
+
+  it('balances undici.stream and undici.pipeline through the dispatcher', async () => {
+    const client = createClient({ target: backends.map((b) => b.address), random: () => 0 });
+    try {
+      const chunks: Buffer[] = [];
+      await stream('http://users/s', { dispatcher: client.dispatcher, opaque: chunks }, ({ opaque }) => {
+        return new Writable({
+          write(chunk: Buffer, _enc, cb) {
+            (opaque as Buffer[]).push(chunk);
+            cb();
+          },
+        });
+      });
+      assert.equal(JSON.parse(Buffer.concat(chunks).toString()).backend, 'b0');
+      const out: Buffer[] = [];
+      await pipelinePromise(
+        Readable.from([Buffer.from('piped body')]),
+        pipeline('http://users/p', { dispatcher: client.dispatcher, method: 'PUT' }, ({ body }) => body),
+        new Writable({
+          write(chunk: Buffer, _enc, cb) {
+            out.push(chunk);
+            cb();
+          },
+        }),
+      );
+      const echoed = JSON.parse(Buffer.concat(out).toString()) as { backend: string; body: string };
+      assert.equal(echoed.backend, 'b1');
+      assert.equal(echoed.body, 'piped body');
+    } finally {
       await client.close();
     }
   });
