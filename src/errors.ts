@@ -63,6 +63,7 @@ export class SidecarlessError extends Error {
     Object.defineProperty(this, BRAND, { value: true });
   }
 
+  /** The concrete class name (e.g. `NoEndpointsError`), so subclasses need no override of their own. */
   override get name(): string {
     return this.constructor.name;
   }
@@ -203,12 +204,7 @@ export class ResolverError extends SidecarlessError {
  * - `server-error`: the server reported an error inside a 200 answer (etcd watch `error` message).
  */
 export type DiscoveryFailureReason =
-  | 'http-status'
-  | 'forbidden'
-  | 'bad-response'
-  | 'timeout'
-  | 'connection'
-  | 'server-error';
+  'http-status' | 'forbidden' | 'bad-response' | 'timeout' | 'connection' | 'server-error';
 
 /**
  * The Consul resolver could not read the service's instances. Code `SIDECARLESS_RESOLVER_FAILED`; match on

@@ -64,10 +64,7 @@ export type {
   HealthCheckOptions,
   ResolvedHealthCheckOptions,
 } from './health/health-check.js';
-export {
-  HealthChecker,
-  resolveHealthCheckOptions,
-} from './health/health-check.js';
+export { HealthChecker, resolveHealthCheckOptions } from './health/health-check.js';
 export type {
   EjectionInfo,
   EjectionReason,

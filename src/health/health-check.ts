@@ -59,17 +59,29 @@ export interface HealthCheckOptions {
 
 /** Validated settings. */
 export interface ResolvedHealthCheckOptions {
+  /** Request path of the checks, starting with `/`. */
   readonly path: string;
+  /** Time between the end of one check and the start of the next, before jitter, ms. */
   readonly intervalMs: number;
+  /** Random extra wait per interval, up to this percent of `intervalMs` (0 to 100). */
   readonly intervalJitterPercent: number;
+  /** Random extra wait per interval, up to this many ms (0 for none). */
   readonly jitterMs: number;
+  /** A check without its whole response after this long fails, ms. */
   readonly timeoutMs: number;
   /** Inclusive ranges. */
   readonly expectedStatuses: readonly (readonly [number, number])[];
+  /** Passing checks in a row that make an unhealthy host healthy (at least 1). */
   readonly healthyThreshold: number;
+  /** Failed checks in a row that make a healthy host unhealthy (at least 1). */
   readonly unhealthyThreshold: number;
+  /**
+   * `Host` header of the checks; `undefined` means the checker's `serviceName`, else the endpoint's `host:port`.
+   */
   readonly host: string | undefined;
+  /** Whether a passing check returns a host ejected by outlier detection at once. */
   readonly canReturnEjected: boolean;
+  /** Whether a new host counts as healthy before its first check. */
   readonly initialHealthy: boolean;
 }
 
@@ -155,7 +167,9 @@ function statuses(raw: unknown, name: string): readonly (readonly [number, numbe
 
 /** The part of an outlier detector a health checker uses to return ejected hosts. */
 export interface EjectionControl<H> {
+  /** True while `host` is ejected; checked after each passing health check. */
   isEjected(host: H): boolean;
+  /** Returns an ejected `host` to service now; true when it was ejected. */
   uneject(host: H, reason: 'health-check'): boolean;
 }
 
@@ -310,8 +324,8 @@ export class HealthChecker<H> {
       () => controller.abort(new HealthCheckTimeoutError(`health check timed out after ${o.timeoutMs} ms`)),
       o.timeoutMs,
     );
-    let passed = false;
-    let detail = '';
+    let passed: boolean;
+    let detail: string;
     try {
       const url = new URL(o.path, this.#hooks.origin(host));
       const res = await request(url, {

@@ -195,9 +195,8 @@ export class RouteTable {
     for (const route of this.#routes) {
       if (!route.matches(request)) continue;
       if (route.decisions.length === 1) return route.decisions[0];
-      let point: number;
       const hash = route.hasher === undefined ? -1 : route.hasher(request);
-      point = hash >= 0 ? (hash / 4294967296) * route.total : random() * route.total;
+      const point = hash >= 0 ? (hash / 4294967296) * route.total : random() * route.total;
       const { cumulative } = route;
       for (let i = 0; i < cumulative.length; i++) {
         if (point < (cumulative[i] as number)) return route.decisions[i];
