@@ -1,27 +1,7 @@
 // Every example runs as a user would run it, so none can rot.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-async function run(file: string, args: string[] = []): Promise<string> {
-  const script = fileURLToPath(new URL(`../../examples/${file}`, import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
-  clearTimeout(timer);
-  assert.equal(signal, null, `${file} did not exit by itself: ${out}`);
-  assert.equal(code, 0, `${file} failed: ${out}`);
-  return out;
-}
+import { runExample as run } from '../helpers/run-example.js';
 
 describe('examples', () => {
   it('demo sends every request through the balancer and prints a per-endpoint summary', async () => {
