@@ -7,7 +7,7 @@
 import { LRUCache } from 'lru-cache';
 import { Agent, type Dispatcher } from 'undici';
 import { Cluster, type ClusterOptions, type ClusterStats } from './cluster.js';
-import { ClientClosedError, InvalidOptionError, isSidecarlessError, NoRouteError } from './errors.js';
+import { ClientClosedError, InvalidOptionError, isSidecarlessError, NoEndpointsError, NoRouteError } from './errors.js';
 import type { Disposable, HealthEvent } from './health/endpoint-health.js';
 import { type LegacyHandler, toLegacyHandler } from './internal/handler.js';
 import type { PickerRegistry } from './picker/picker.js';
@@ -82,8 +82,13 @@ export interface ClientStats {
   readonly clusters: readonly ClusterStats[];
   /** Requests sent to the passthrough dispatcher. */
   readonly passthrough: number;
-  /** Mirrored copies sent, and skipped (body not replayable, or 64 already in flight). */
-  readonly mirrored: { readonly sent: number; readonly skipped: number };
+  /** Mirrored copies sent, and skipped (body not replayable or over 1 MiB, or 64 already in flight). */
+  readonly mirrored: {
+    /** Shadow copies dispatched to the mirror cluster. */
+    readonly sent: number;
+    /** Requests picked for mirroring whose copy was not sent. */
+    readonly skipped: number;
+  };
 }
 
 interface Discovery {
@@ -326,7 +331,7 @@ export class Client {
     }
     const host = hostOf(authority);
     const decision = this.#routes.route(
-      { host, authority, method: options.method, path: options.path, headers: options.headers },
+      { host, authority, method: options.method.toUpperCase(), path: options.path, headers: options.headers },
       this.#random,
     );
     if (decision !== undefined) {
@@ -429,6 +434,41 @@ export class Client {
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
     if (this.#closing !== undefined) return Promise.reject(new ClientClosedError());
     return fetch(input, { ...init, dispatcher: this.dispatcher } as unknown as RequestInit);
+  }
+
+  /**
+   * Resolves once every configured cluster's resolver has delivered its first endpoint set (requests never need
+   * this: they wait for endpoints on their own, up to `waitForReadyTimeout`). Useful at startup, in tests and in
+   * readiness probes. Rejects with `SIDECARLESS_NO_ENDPOINTS` (naming the first cluster still waiting) after
+   * `timeoutMs`.
+   *
+   * @example
+   * ```ts
+   * const client = createClient({ target: 'srv:///_http._tcp.users' });
+   * await client.ready(5_000); // the first SRV answer is in
+   * ```
+   */
+  ready(timeoutMs = 10_000): Promise<void> {
+    if (this.#closing !== undefined) return Promise.reject(new ClientClosedError());
+    const clusters = [...this.#clusters.values()];
+    const all = Promise.all(clusters.map((c) => c.whenResolved())).then(() => {});
+    if (clusters.every((c) => c.resolved)) return all;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const waiting = clusters.find((c) => !c.resolved);
+        reject(new NoEndpointsError(waiting?.name ?? 'unknown', timeoutMs));
+      }, timeoutMs);
+      all.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   /**

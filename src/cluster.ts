@@ -128,17 +128,25 @@ export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
 
 /** Per-endpoint figures in a {@link ClusterStats} snapshot. */
 export interface EndpointStats {
+  /** The endpoint's stable key, `host:port` (`[v6]:port` for IPv6). */
   readonly key: string;
+  /** Connectivity state of the endpoint's connection pool. */
   readonly state: SubchannelState;
+  /** The endpoint's configured weight, before slow start (see `effectiveWeight`). */
   readonly weight: number;
+  /** Attempts sent to this endpoint and not yet finished. */
   readonly inFlight: number;
+  /** Attempts dispatched (first tries, retries and hedges) since the endpoint joined the set. */
   readonly attempts: number;
+  /** Attempts that received response headers, whatever the status. */
   readonly responses: number;
   /** Responses by status class: `{ '2xx': n, ... }`. */
   readonly statusClasses: Readonly<Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
+  /** Attempts that ended in an error, before or after response headers (caller aborts included). */
   readonly errors: number;
   /** Attempt errors by kind. */
   readonly errorsByKind: Readonly<Record<ErrorKind, number>>;
+  /** Failed connection attempts (one per failed connect, not per request). */
   readonly connectFailures: number;
   /** Ejected by outlier detection. */
   readonly ejected: boolean;
@@ -154,6 +162,7 @@ export interface EndpointStats {
 
 /** A point-in-time snapshot of a cluster. */
 export interface ClusterStats {
+  /** The cluster's name. */
   readonly name: string;
   /** Active endpoints, in resolver order. */
   readonly endpoints: readonly EndpointStats[];
@@ -165,6 +174,7 @@ export interface ClusterStats {
   readonly inFlight: number;
   /** Request-layer counters since the cluster started. */
   readonly requests: {
+    /** Requests accepted; those refused at dispatch (closed client, wrong protocol, `maxInFlight`) are not counted. */
     readonly total: number;
     /** Attempts beyond the first (retries and hedges). */
     readonly extraAttempts: number;
@@ -172,7 +182,9 @@ export interface ClusterStats {
     readonly retries: number;
     /** Hedged attempts. */
     readonly hedges: number;
+    /** Requests refused by the `maxInFlight` or `maxPending` limit (`SIDECARLESS_OVERLOADED`). */
     readonly overloaded: number;
+    /** Requests refused by the open circuit breaker, whether or not a fallback answered them. */
     readonly circuitOpen: number;
     /** Responses the callers received, by status class. */
     readonly statusClasses: Readonly<Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
@@ -189,9 +201,13 @@ export interface ClusterStats {
   readonly ejections: number;
   /** Returns from ejection since the cluster started. */
   readonly returns: number;
+  /** Resolver counters since the cluster started. */
   readonly resolver: {
+    /** Endpoint sets accepted from the resolver. */
     readonly updates: number;
+    /** Resolver errors, including endpoint sets rejected as invalid. */
     readonly errors: number;
+    /** Message of the most recent resolver error, kept after later successful updates; `undefined` if none yet. */
     readonly lastError: string | undefined;
   };
 }
@@ -414,6 +430,7 @@ export class Cluster {
 
   #onResolverUpdate(endpoints: readonly Endpoint[]): void {
     if (this.#closed) return;
+    this.#markResolved();
     let set: Endpoint[];
     try {
       // Custom resolvers may hand over plain objects or duplicates; validate so one bad update cannot break the pool.
@@ -509,6 +526,26 @@ export class Cluster {
     return new EmptySubsetError(this.name, route.subset);
   }
 
+  #resolvedWaiters: (() => void)[] | undefined = [];
+
+  #markResolved(): void {
+    const waiters = this.#resolvedWaiters;
+    this.#resolvedWaiters = undefined;
+    for (const resolve of waiters ?? []) resolve();
+  }
+
+  /** True once the resolver has delivered its first endpoint set (an empty one counts). */
+  get resolved(): boolean {
+    return this.#resolvedWaiters === undefined;
+  }
+
+  /** Resolves when the resolver has delivered its first endpoint set; at once if it already has. */
+  whenResolved(): Promise<void> {
+    const waiters = this.#resolvedWaiters;
+    if (waiters === undefined) return Promise.resolve();
+    return new Promise<void>((resolve) => waiters.push(resolve));
+  }
+
   /** @internal The clock. */
   get clock(): Clock {
     return this.#options.clock;
@@ -547,7 +584,7 @@ export class Cluster {
     const request = new BalancedRequest(
       options,
       user,
-      { method: options.method, path: options.path, authority, headers: options.headers },
+      { method: options.method.toUpperCase(), path: options.path, authority, headers: options.headers },
       this,
       route,
     );

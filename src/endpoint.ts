@@ -45,7 +45,9 @@ export interface EndpointInit {
   readonly weight?: number | undefined;
   /** @defaultValue 0 */
   readonly priority?: number | undefined;
+  /** Locality zone (a non-empty string), used by zone-aware routing; unknown when omitted. */
   readonly zone?: string | undefined;
+  /** Free-form string attributes, used for subsets and diagnostics. @defaultValue `{}` */
   readonly metadata?: Readonly<Record<string, string>> | undefined;
 }
 
@@ -141,7 +143,15 @@ export function createEndpoint(init: EndpointInit): Endpoint {
 /**
  * Parses `host:port`, `[v6]:port` or (with `defaultPort`) a bare host. Throws {@link InvalidEndpointError}.
  */
-export function parseHostPort(text: string, defaultPort?: number): { host: string; port: number } {
+export function parseHostPort(
+  text: string,
+  defaultPort?: number,
+): {
+  /** The host as written, brackets of an IPv6 literal removed; not yet normalized or validated. */
+  host: string;
+  /** The port, or `defaultPort` when the text has none; digits only, not range-checked. */
+  port: number;
+} {
   const s = text.trim();
   let host: string;
   let portText: string | undefined;

@@ -60,6 +60,7 @@ export interface HealthEvent {
 
 /** A subscription; `dispose()` removes the listener. */
 export interface Disposable {
+  /** Removes the listener; calling it again does nothing. */
   dispose(): void;
 }
 

@@ -358,11 +358,20 @@ class HostState {
 
 /** A read-only view of one host's detector state, for stats and tests. */
 export interface OutlierHostSnapshot {
+  /** Whether the host is ejected now. */
   readonly ejected: boolean;
+  /** Ejection-time multiplier: grows by one per ejection (while below the cap), decays by one per sweep in service. */
   readonly multiplier: number;
+  /** Ejections of this host since it joined the set. */
   readonly timesEjected: number;
+  /**
+   * External failures in a row: 5xx responses and errors without a response (local-origin failures too, unless
+   * split). Reset by a success, an ejection, a return, or on reaching the threshold.
+   */
   readonly consecutive5xx: number;
+  /** 502/503/504 responses (and unsplit local-origin failures) in a row; reset like `consecutive5xx`. */
   readonly consecutiveGatewayFailure: number;
+  /** Connect, reset and timeout errors in a row; counted only with `splitExternalLocalOriginErrors`. */
   readonly consecutiveLocalOriginFailure: number;
   /** Requests in the interval in progress (external origin). */
   readonly requests: number;
@@ -729,7 +738,12 @@ function volume(s: HostState, local: boolean): number {
  * Mean and population standard deviation, as Envoy computes them (`successRateEjectionThreshold`): for
  * {50, 100, 100, 100, 100}, mean 90 and stdev 20, so the threshold at factor 1.9 is 52.
  */
-export function meanAndStdev(values: readonly number[]): { mean: number; stdev: number } {
+export function meanAndStdev(values: readonly number[]): {
+  /** Arithmetic mean; `NaN` for an empty list. */
+  mean: number;
+  /** Population standard deviation (divides by n, not n - 1); `NaN` for an empty list. */
+  stdev: number;
+} {
   let sum = 0;
   for (const v of values) sum += v;
   const mean = sum / values.length;

@@ -36,8 +36,11 @@ export interface SlowStartOptions {
 
 /** Validated slow start settings. */
 export interface ResolvedSlowStartOptions {
+  /** The ramp's length, ms (above 0). */
   readonly windowMs: number;
+  /** Ramp shape: the time factor is raised to `1 / aggression` (1 is linear; above 0). */
   readonly aggression: number;
+  /** Floor of the factor, in percent of the full weight (0 to 100). */
   readonly minWeightPercent: number;
 }
 

@@ -17,16 +17,24 @@ import type { HealthEvent } from '../health/endpoint-health.js';
 
 /** A request was accepted by a cluster. */
 export interface RequestStartMessage {
+  /** The cluster's name. */
   readonly cluster: string;
+  /** HTTP method, as dispatched. */
   readonly method: string;
+  /** The logical authority (`host[:port]`) of the request URL, e.g. `users`. */
   readonly authority: string;
+  /** Request path with query. */
   readonly path: string;
 }
 
-/** A request ended: its response headers were delivered (with `statusCode`) or it failed (with `error`). */
+/**
+ * A request ended: its response completed (with `statusCode`) or it failed (with `error`; `statusCode` too when the
+ * failure came after the response headers).
+ */
 export interface RequestEndMessage extends RequestStartMessage {
-  /** The status the caller received; 0 when the request failed. */
+  /** The status the caller received; 0 when the request failed before response headers. */
   readonly statusCode: number;
+  /** What ended the request (also set when the response body failed after headers); `undefined` on success. */
   readonly error: Error | undefined;
   /** From dispatch to response headers or failure, ms. */
   readonly durationMs: number;
@@ -36,7 +44,9 @@ export interface RequestEndMessage extends RequestStartMessage {
 
 /** An attempt was sent to an endpoint. */
 export interface PickMessage {
+  /** The cluster's name. */
   readonly cluster: string;
+  /** Key (`host:port`) of the endpoint the attempt goes to. */
   readonly endpoint: string;
   /** 1 for the first attempt of a request. */
   readonly attempt: number;
@@ -44,18 +54,25 @@ export interface PickMessage {
 
 /** A resolver delivered an endpoint set, or failed. */
 export interface ResolveMessage {
+  /** The cluster's name. */
   readonly cluster: string;
   /** Endpoints in the new set (or kept, on error). */
   readonly endpoints: number;
+  /** The resolver's error (the endpoints are kept); `undefined` for a new endpoint set. */
   readonly error: Error | undefined;
 }
 
 /** The channels, by name. */
 export const channels = {
+  /** `sidecarless:request:start`, publishing {@link RequestStartMessage}. */
   requestStart: diagnostics.channel('sidecarless:request:start'),
+  /** `sidecarless:request:end`, publishing {@link RequestEndMessage}. */
   requestEnd: diagnostics.channel('sidecarless:request:end'),
+  /** `sidecarless:pick`, publishing {@link PickMessage} once per attempt. */
   pick: diagnostics.channel('sidecarless:pick'),
+  /** `sidecarless:eject`, publishing every {@link HealthEvent} (ejections, returns and health-check changes). */
   eject: diagnostics.channel('sidecarless:eject'),
+  /** `sidecarless:resolve`, publishing {@link ResolveMessage}. */
   resolve: diagnostics.channel('sidecarless:resolve'),
 } as const;
 

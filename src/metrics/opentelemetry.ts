@@ -37,6 +37,10 @@ export interface OpenTelemetryOptions {
 
 /** The registration; `unregister()` stops recording and observing. */
 export interface OpenTelemetryRegistration {
+  /**
+   * Stops recording request durations (unsubscribes from `sidecarless:request:end`) and removes the observable
+   * callback; the instruments themselves stay on the meter.
+   */
   unregister(): void;
 }
 

@@ -37,6 +37,7 @@ export interface PrometheusOptions {
 export interface PrometheusRegistration {
   /** Metric names registered. */
   readonly names: readonly string[];
+  /** Removes every metric in `names` from the registry; the client is no longer read on scrapes. */
   unregister(): void;
 }
 

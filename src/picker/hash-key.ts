@@ -29,9 +29,18 @@ import type { PickContext } from './picker.js';
  * ```
  */
 export type HashKeyOption =
-  | { readonly header: string }
-  | { readonly cookie: string }
-  | { readonly path: true }
+  | {
+      /** Name of the request header whose value is the key (case-insensitive; an RFC 9110 token). */
+      readonly header: string;
+    }
+  | {
+      /** Name of the cookie (in the `Cookie` header) whose value is the key. */
+      readonly cookie: string;
+    }
+  | {
+      /** Hash the request path, without the query string. */
+      readonly path: true;
+    }
   | ((context: PickContext) => string | undefined);
 
 /**

@@ -48,6 +48,10 @@ export class LeastRequestPicker<T extends Pickable> implements Picker<T> {
     this.#random = random;
   }
 
+  /**
+   * Draws `choiceCount` targets at random and returns the one with the fewest requests in flight (the first drawn on
+   * a tie). Always `complete`; the context is not read.
+   */
   pick(_context: PickContext): PickResult<T> {
     const n = this.#targets.length;
     if (n === 1) return this.#results[0] as PickResult<T>;
@@ -120,6 +124,10 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
     return w / load ** bias;
   }
 
+  /**
+   * Returns the target with the earliest deadline and reschedules it by its load-adjusted weight as of now. Always
+   * `complete`; the context is not read.
+   */
   pick(_context: PickContext): PickResult<T> {
     const heap = this.#heap;
     const i = heap.top();

@@ -88,6 +88,9 @@ export class MaglevPicker<T extends Pickable> implements Picker<T> {
     this.#random = random;
   }
 
+  /**
+   * Looks up the request's hash key in the table; a request without a key gets a random slot. Always `complete`.
+   */
   pick(context: PickContext): PickResult<T> {
     const h = this.#hasher(context);
     if (h < 0) return this.#slots[indexOf(this.#random(), this.#size)] as PickResult<T>;

@@ -77,6 +77,10 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     return load === undefined || load.samples === 0 ? NO_STAMP : load.stamp;
   }
 
+  /**
+   * Compares two distinct random targets by decayed cost and returns the cheaper (on a tie, the one with fewer
+   * requests in flight). Always `complete`; the context is not read.
+   */
   pick(_context: PickContext): PickResult<T> {
     const n = this.#targets.length;
     if (n === 1) return this.#results[0] as PickResult<T>;

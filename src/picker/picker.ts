@@ -55,14 +55,33 @@ export interface PickContext {
  * The result of a pick: a small union rather than an exception (after grpc-js `PickResult`).
  * - `complete`: send the request to `target`.
  * - `queue`: nothing can take it now; wait for the next picker.
- * - `fail`: fail this request with `error` (may be retried elsewhere by the request layer).
- * - `drop`: fail this request with `error` and do not retry it (e.g. load shedding).
+ * - `fail`: fail this request with `error` (e.g. every endpoint ejected); the request is not retried, since the
+ *   next pick from the same snapshot would fail the same way.
+ * - `drop`: the same, for load shedding: the policy chose not to serve the request.
  */
 export type PickResult<T extends Pickable = Pickable> =
-  | { readonly type: 'complete'; readonly target: T }
-  | { readonly type: 'queue' }
-  | { readonly type: 'fail'; readonly error: SidecarlessError }
-  | { readonly type: 'drop'; readonly error: SidecarlessError };
+  | {
+      /** Send the request to `target`. */
+      readonly type: 'complete';
+      /** The chosen target. */
+      readonly target: T;
+    }
+  | {
+      /** Nothing can take the request now: it waits for the next picker, up to `waitForReadyTimeout`. */
+      readonly type: 'queue';
+    }
+  | {
+      /** Fail the request with `error`. */
+      readonly type: 'fail';
+      /** The error the request fails with (e.g. {@link AllEjectedError}). */
+      readonly error: SidecarlessError;
+    }
+  | {
+      /** Fail the request with `error`, without retrying it. */
+      readonly type: 'drop';
+      /** The error the request fails with. */
+      readonly error: SidecarlessError;
+    };
 
 /**
  * An immutable snapshot that chooses a target per request.
@@ -72,6 +91,7 @@ export type PickResult<T extends Pickable = Pickable> =
  * (requests in flight on the old table finish there).
  */
 export interface Picker<T extends Pickable = Pickable> {
+  /** Chooses where one request (or one retry or hedge attempt) goes, under the rules in the interface description. */
   pick(context: PickContext): PickResult<T>;
 }
 
@@ -106,11 +126,18 @@ export interface PickerPolicy<C = unknown> {
 }
 
 /** The `picker` option: a policy name, or an object with `name` and the policy's settings. */
-export type PickerOption = string | ({ readonly name: string } & Readonly<Record<string, unknown>>);
+export type PickerOption =
+  | string
+  | ({
+      /** The registered policy name, e.g. `least-request`. */
+      readonly name: string;
+    } & Readonly<Record<string, unknown>>);
 
 /** A policy together with its validated configuration, ready to build pickers. */
 export interface ConfiguredPolicy {
+  /** The registered policy. */
   readonly policy: PickerPolicy<unknown>;
+  /** What the policy's `parseConfig` returned, passed back to its `build`. */
   readonly config: unknown;
 }
 

@@ -19,6 +19,7 @@ export class RandomPicker<T extends Pickable> implements Picker<T> {
     this.#random = random;
   }
 
+  /** A uniformly random target, ignoring weights. Always `complete`; the context is not read. */
   pick(_context: PickContext): PickResult<T> {
     return this.#results[indexOf(this.#random(), this.#results.length)] as PickResult<T>;
   }

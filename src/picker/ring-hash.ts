@@ -125,6 +125,10 @@ export class RingHashPicker<T extends Pickable> implements Picker<T> {
     return this.#ring[2 * index + 1] as number;
   }
 
+  /**
+   * Returns the owner of the first ring position at or after the request's key hash; a request without a key gets
+   * a random ring position. Always `complete`.
+   */
   pick(context: PickContext): PickResult<T> {
     const h = this.#hasher(context);
     if (h < 0) return this.#results[this.ownerAt(indexOf(this.#random(), this.#size))] as PickResult<T>;

@@ -56,6 +56,7 @@ export class WeightedRandomPicker<T extends Pickable> implements Picker<T> {
     this.#aliasResults = Array.from(alias, (a) => results[a] as PickResult<T>);
   }
 
+  /** A random target in proportion to weight (alias method, O(1)). Always `complete`; the context is not read. */
   pick(_context: PickContext): PickResult<T> {
     const x = this.#random() * this.#n;
     let i = x | 0;

@@ -38,6 +38,10 @@ export class WeightedRoundRobinPicker<T extends Pickable> implements Picker<T> {
     this.#heap = new EdfHeap(deadlines);
   }
 
+  /**
+   * The target with the earliest deadline, rescheduled one period (1 / weight) later. Always `complete`; the context
+   * is not read.
+   */
   pick(_context: PickContext): PickResult<T> {
     const heap = this.#heap;
     const i = heap.top();

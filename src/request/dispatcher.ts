@@ -9,8 +9,14 @@ import { ClientClosedError } from '../errors.js';
 
 /** What the dispatcher sends requests to: a cluster, or the client's router. */
 export interface DispatchTarget {
+  /**
+   * Starts one request (undici `Dispatcher.dispatch` semantics): failures reach `handler.onError` rather than
+   * throwing. Returns false when the request was refused at once.
+   */
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  /** Closes gracefully: in-flight requests finish, then connections close. Idempotent. */
   close(): Promise<void>;
+  /** Closes at once, failing in-flight requests (with `reason` when given). */
   destroy(reason?: Error): Promise<void>;
 }
 
@@ -45,7 +51,9 @@ export class BalancedDispatcher extends Dispatcher {
     return this.#target.dispatch(options, handler);
   }
 
+  /** Closes the client gracefully (see `Client.close`); resolves when it is closed. New requests fail at once. */
   override close(): Promise<void>;
+  /** As {@link BalancedDispatcher.close}, calling `callback` when done (also if closing failed; no error is passed). */
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | void {
     this.#closed = true;
@@ -54,9 +62,13 @@ export class BalancedDispatcher extends Dispatcher {
     done.then(callback, callback);
   }
 
+  /** Destroys the client (see `Client.destroy`): in-flight requests fail now. New requests fail at once. */
   override destroy(): Promise<void>;
+  /** Destroys the client, failing in-flight requests with `err` (`null` is the same as no argument). */
   override destroy(err: Error | null): Promise<void>;
+  /** As `destroy()`, calling `callback` when done (also if destroying failed; no error is passed). */
   override destroy(callback: () => void): void;
+  /** As `destroy(err)`, calling `callback` when done (also if destroying failed; no error is passed). */
   override destroy(err: Error | null, callback: () => void): void;
   override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
     this.#closed = true;

@@ -68,8 +68,11 @@ export interface LimitsOptions {
 
 /** A response a circuit-breaker fallback produces instead of failing. */
 export interface FallbackResponse {
+  /** HTTP status code the caller receives. */
   readonly status: number;
+  /** Response headers; `content-length` is added when there is a body. */
   readonly headers?: Readonly<Record<string, string>>;
+  /** Response body (a string is sent as UTF-8); empty when omitted. */
   readonly body?: string | Uint8Array;
 }
 
@@ -153,11 +156,21 @@ function bool(value: unknown, name: string, fallback: boolean): boolean {
 
 /** The request-policy part of the cluster options. */
 export interface RequestPolicyOptions {
+  /** Retries; on by default with the {@link RetryOptions} defaults. `false` turns them off (one attempt). */
   readonly retry?: RetryOptions | false | undefined;
+  /** Retry budget; on by default with the {@link RetryBudgetOptions} defaults. `false` turns it off. */
   readonly retryBudget?: RetryBudgetOptions | false | undefined;
+  /** Hedging; off unless set (then `delay` is required). */
   readonly hedge?: HedgeOptions | undefined;
+  /**
+   * Deadline of a request from dispatch to response headers, across all attempts and backoffs, ms; the request then
+   * fails with `SIDECARLESS_DEADLINE_EXCEEDED`. 0 means no deadline.
+   * @defaultValue 0
+   */
   readonly timeout?: number | undefined;
+  /** Concurrency limits; the {@link LimitsOptions} defaults when omitted. */
   readonly limits?: LimitsOptions | undefined;
+  /** Circuit breaker; off unless set. `true` turns it on with the {@link BreakerOptions} defaults. */
   readonly breaker?: BreakerOptions | boolean | undefined;
 }
 

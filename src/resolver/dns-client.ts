@@ -58,10 +58,15 @@ export interface DnsClientOptions {
 
 /** Validated {@link DnsClientOptions}. */
 export interface ResolvedDnsClientOptions {
+  /** Nameservers to ask, in order (the usable system ones when none were given; may then be empty). */
   readonly nameservers: readonly Nameserver[];
+  /** How long one try waits for a valid reply, ms. */
   readonly timeout: number;
+  /** Further tries after the first (0 to 100). */
   readonly retries: number;
+  /** UDP payload size advertised with EDNS(0), bytes; 512 means no OPT record. */
   readonly udpPayloadSize: number;
+  /** Clock for the per-try timeouts. */
   readonly clock: Clock;
 }
 
@@ -69,7 +74,9 @@ export interface ResolvedDnsClientOptions {
 export interface Nameserver {
   /** IP literal, IPv6 without brackets. */
   readonly host: string;
+  /** UDP/TCP port; 53 unless the address gave one. */
   readonly port: number;
+  /** IP version of `host`. */
   readonly family: 4 | 6;
   /** `host:port` (`[v6]:port`), for messages. */
   readonly label: string;
@@ -81,16 +88,23 @@ export interface AddressRecord {
   readonly name: string;
   /** TTL, seconds (RFC 2181 §8: values above 2^31 - 1 read as 0). */
   readonly ttl: number;
+  /** The IP address, lower-cased. */
   readonly address: string;
+  /** 4 for an A record, 6 for AAAA. */
   readonly family: 4 | 6;
 }
 
 /** An SRV record (RFC 2782), validated. */
 export interface SrvRecord {
+  /** Owner name (`_service._proto.name`), lower-cased, without trailing dot. */
   readonly name: string;
+  /** TTL, seconds, capped by the CNAME chain that led to the record (values above 2^31 - 1 read as 0). */
   readonly ttl: number;
+  /** 0 to 65535; lower is preferred (RFC 2782). */
   readonly priority: number;
+  /** Relative weight among records of the same priority, 0 to 65535 (RFC 2782). */
   readonly weight: number;
+  /** Port of the service on `target`, 0 to 65535. */
   readonly port: number;
   /** Target host name, lower-cased, without trailing dot; `'.'` means "service not available here". */
   readonly target: string;

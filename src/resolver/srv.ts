@@ -175,6 +175,10 @@ export class SrvResolver extends DnsPollingResolver {
     return { endpoints, ttl: Number.isFinite(ttl) ? ttl : undefined };
   }
 
+  /**
+   * Stops polling, closes the DNS client's sockets and drops the cached target addresses. Idempotent; no listener
+   * call happens after it.
+   */
   override close(): void {
     super.close();
     this.#cache.clear();

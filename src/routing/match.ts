@@ -8,16 +8,43 @@ import { InvalidOptionError } from '../errors.js';
 import { findHeader } from '../picker/hash-key.js';
 
 /** How a path is matched. Regexes must match the whole path (without the query). */
-export type PathMatch = { readonly exact: string } | { readonly prefix: string } | { readonly regex: string };
+export type PathMatch =
+  | {
+      /** The whole path (query excluded) equals this; starts with `/`. */
+      readonly exact: string;
+    }
+  | {
+      /** The path starts with this string (a plain string prefix: `/api` also matches `/apiv2`); starts with `/`. */
+      readonly prefix: string;
+    }
+  | {
+      /** A JavaScript regular expression source that must match the whole path, query excluded. */
+      readonly regex: string;
+    };
 
 /**
  * How one header or query parameter is matched: `exact` value, `regex` over the whole value, or `present`
  * (`true`: present with any value; `false`: absent). Exactly one of the three.
  */
 export type ValueMatch =
-  | { readonly name: string; readonly exact: string }
-  | { readonly name: string; readonly regex: string }
-  | { readonly name: string; readonly present: boolean };
+  | {
+      /** Header name (case-insensitive) or query parameter name (case-sensitive). */
+      readonly name: string;
+      /** The value equals this string, case-sensitively. */
+      readonly exact: string;
+    }
+  | {
+      /** Header name (case-insensitive) or query parameter name (case-sensitive). */
+      readonly name: string;
+      /** A JavaScript regular expression source that must match the whole value. */
+      readonly regex: string;
+    }
+  | {
+      /** Header name (case-insensitive) or query parameter name (case-sensitive). */
+      readonly name: string;
+      /** `true`: present with any value; `false`: absent. */
+      readonly present: boolean;
+    };
 
 /** What a route matches. Every given condition must hold; an empty match matches every request. */
 export interface RouteMatch {
@@ -26,10 +53,13 @@ export interface RouteMatch {
    * matches `a.svc.local`, not `svc.local`).
    */
   readonly host?: string | readonly string[];
+  /** The request path. */
   readonly path?: PathMatch;
   /** HTTP methods, case-insensitive. */
   readonly method?: string | readonly string[];
+  /** Header conditions, all of which must hold; a repeated header's values are joined with `,`. */
   readonly headers?: readonly ValueMatch[];
+  /** Query parameter conditions, all of which must hold; a parameter's first (decoded) value is matched. */
   readonly query?: readonly ValueMatch[];
 }
 

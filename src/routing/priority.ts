@@ -16,7 +16,9 @@ export const OVERPROVISIONING_FACTOR = 1.4;
 
 /** One level's size: how many endpoints it has and how many are eligible. */
 export interface LevelHealth {
+  /** Endpoints in the level (or zone). */
   readonly total: number;
+  /** Those of them that are eligible for traffic (not ejected, not failing health checks); at most `total`. */
   readonly healthy: number;
 }
 

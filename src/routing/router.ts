@@ -22,8 +22,9 @@ export type SubsetFallback = 'any' | 'fail' | SubsetSelector;
 
 /** One weighted destination of a split. */
 export interface SplitTarget {
+  /** Name of one of the client's clusters. */
   readonly cluster: string;
-  /** Relative weight, > 0 (90 and 10 for a 90/10 canary). */
+  /** Relative weight, >= 0, at least one of the split above 0 (90 and 10 for a 90/10 canary). */
   readonly weight: number;
 }
 
@@ -51,16 +52,33 @@ export interface RouteConfig {
    * the copy's response is discarded. At most 64 copies are in flight; streamed bodies (fetch's) are teed and the
    * copy is sent once the body is complete; bodies above 1 MiB are not mirrored.
    */
-  readonly mirror?: { readonly cluster: string; readonly percent?: number };
+  readonly mirror?: {
+    /** Name of the cluster that receives the copies (one of the client's clusters). */
+    readonly cluster: string;
+    /** Share of matching requests copied, 0 to 100. @defaultValue 100 */
+    readonly percent?: number;
+  };
 }
 
 /** Where one request goes. */
 export interface RouteDecision {
+  /** Name of the rule that matched (its `name`, else `routes[i]`). */
   readonly route: string;
+  /** The cluster the request goes to (for a split, the side chosen for this request). */
   readonly cluster: string;
+  /** Endpoint metadata the request is restricted to; `undefined` for the whole cluster. */
   readonly subset: SubsetSelector | undefined;
+  /** What to do when the subset is empty; `any` when the rule sets none. */
   readonly subsetFallback: SubsetFallback;
-  readonly mirror: { readonly cluster: string; readonly share: number } | undefined;
+  /** The rule's mirroring, or `undefined` when it mirrors nothing. */
+  readonly mirror:
+    | {
+        /** The cluster that receives the copies. */
+        readonly cluster: string;
+        /** Fraction of requests copied, 0 to 1 (`percent / 100`). */
+        readonly share: number;
+      }
+    | undefined;
 }
 
 interface CompiledRoute {

@@ -123,10 +123,10 @@ describe('client over real backends', () => {
     const client = createClient({ target: backends.map((b) => b.address), random: () => 0 });
     try {
       const chunks: Buffer[] = [];
-      await stream('http://users/s', { dispatcher: client.dispatcher, opaque: chunks }, ({ opaque }) => {
+      await stream('http://users/s', { dispatcher: client.dispatcher, method: 'GET' }, () => {
         return new Writable({
           write(chunk: Buffer, _enc, cb) {
-            (opaque as Buffer[]).push(chunk);
+            chunks.push(chunk);
             cb();
           },
         });
@@ -148,6 +148,18 @@ describe('client over real backends', () => {
       assert.equal(echoed.body, 'piped body');
     } finally {
       await client.close();
+    }
+  });
+
+  it('ready() resolves after the first endpoint set, and rejects with SIDECARLESS_NO_ENDPOINTS after its timeout', async () => {
+    const client = createClient({ target: backends.map((b) => b.address) });
+    const never = createClient({ target: { start() {}, close() {} } });
+    try {
+      await client.ready(2_000);
+      assert.equal(client.endpoints.length, 3);
+      await assert.rejects(never.ready(50), { code: 'SIDECARLESS_NO_ENDPOINTS' });
+    } finally {
+      await Promise.all([client.close(), never.close()]);
     }
   });
 
