@@ -546,6 +546,11 @@ export class Cluster {
     return new Promise<void>((resolve) => waiters.push(resolve));
   }
 
+  /** @internal The random source. */
+  get random(): RandomSource {
+    return this.#options.random;
+  }
+
   /** @internal The clock. */
   get clock(): Clock {
     return this.#options.clock;
@@ -606,7 +611,7 @@ export class Cluster {
     }
     const breaker = this.#breaker;
     if (breaker === undefined) {
-      void request.run();
+      request.run();
     } else {
       breaker.run(request, () => this.#rejectedByBreaker(request));
     }

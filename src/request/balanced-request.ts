@@ -20,7 +20,7 @@ import { DeadlineExceededError, RetryBudgetExhaustedError } from '../errors.js';
 import type { LegacyHandler } from '../internal/handler.js';
 import type { PickContext } from '../picker/picker.js';
 import type { RouteDecision } from '../routing/router.js';
-import type { Clock, TimerHandle } from '../runtime.js';
+import type { Clock, RandomSource, TimerHandle } from '../runtime.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 import { Attempt, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
 import { type BodyReplay, bodyReplay, isIdempotent, parseRetryAfter, type RequestPolicy } from './policy.js';
@@ -31,6 +31,8 @@ export interface RequestHost {
   readonly name: string;
   readonly policy: RequestPolicy;
   readonly clock: Clock;
+  /** Jitter for the first retry backoff. */
+  readonly random: RandomSource;
   readonly budget: RetryBudget | undefined;
   /**
    * Finds a subchannel for the request, avoiding `exclude` when another is available; when none is usable, waits
@@ -65,6 +67,8 @@ function abortedError(): Error {
   err.code = 'UND_ERR_ABORTED';
   return err;
 }
+
+const NOOP = (): void => {};
 
 function isReadable(value: unknown): value is Readable {
   return typeof value === 'object' && value !== null && typeof (value as Readable).pipe === 'function';
@@ -165,7 +169,9 @@ export class BalancedRequest implements AttemptOwner {
    * Runs the attempts. Resolves once the outcome is known to the breaker: at commit (by status) or at the final
    * failure. Never rejects; the caller's handler is told everything.
    */
-  run(): Promise<RequestVerdict> {
+  run(): void;
+  run(withVerdict: true): Promise<RequestVerdict>;
+  run(withVerdict = false): Promise<RequestVerdict> | undefined {
     const { policy, clock } = this.#host;
     this.#host.budget?.deposit();
     if (policy.timeoutMs > 0) {
@@ -180,38 +186,81 @@ export class BalancedRequest implements AttemptOwner {
         true,
       );
     }
-    const verdict = new Promise<RequestVerdict>((resolve) => {
-      this.#settle = resolve;
-    });
-    if (policy.maxAttempts === 1) {
-      this.#group().then(
-        () => {},
-        (failure: unknown) => this.#finalFailure(failure),
-      );
+    const verdict = withVerdict
+      ? new Promise<RequestVerdict>((resolve) => {
+          this.#settle = resolve;
+        })
+      : undefined;
+    // The first attempt runs without the retry machinery (p-retry, an AbortController, promises): most requests
+    // succeed at once, and this keeps their cost close to a plain undici request.
+    if (this.#hedging) {
+      this.#group().then(undefined, (failure: unknown) => this.#afterFirstFailure(failure));
     } else {
-      this.#controller = new AbortController();
-      pRetry(() => this.#group(), {
-        retries: policy.maxAttempts - 1,
-        minTimeout: policy.backoffInitialMs,
-        maxTimeout: policy.backoffMaxMs,
-        factor: 2,
-        randomize: true,
-        signal: this.#controller.signal,
-        onFailedAttempt: ({ error }) => this.#beforeRetry(error),
-        shouldRetry: ({ error }) => this.#shouldRetry(error),
-      }).then(
-        () => {},
-        (failure: unknown) => this.#finalFailure(failure),
-      );
+      this.#attemptNumber++;
+      this.#launch(NOOP, (failure) => this.#afterFirstFailure(failure));
     }
     return verdict;
   }
 
+  /** The first attempt failed: judge it, then hand the remaining attempts to p-retry. */
+  #afterFirstFailure(failure: unknown): void {
+    if (this.#stage !== 'running') return;
+    const { policy, random } = this.#host;
+    let again: boolean;
+    try {
+      again = policy.maxAttempts > 1 && this.#shouldRetry(failure as Error);
+    } catch (budgetSpent) {
+      this.#finalFailure(budgetSpent);
+      return;
+    }
+    if (!again) {
+      this.#finalFailure(failure);
+      return;
+    }
+    const controller = new AbortController();
+    this.#controller = controller;
+    // The first backoff, as p-retry would draw it (randomized in [1, 2) x), or longer if Retry-After asks.
+    const backoff = Math.min(policy.backoffInitialMs * (1 + random()), policy.backoffMaxMs);
+    const wait = Math.max(backoff, failure instanceof AttemptFailure ? failure.retryAfterMs : 0);
+    // Real timers, like p-retry's own backoffs after this one (a fake clock drives deadlines, not backoff).
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, wait);
+      controller.signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        { once: true },
+      );
+    })
+      .then(() => {
+        if (this.#stage !== 'running') return undefined;
+        // p-retry continues the exponential sequence from the second backoff on.
+        return pRetry(() => this.#group(), {
+          retries: policy.maxAttempts - 2,
+          minTimeout: Math.min(policy.backoffInitialMs * 2, policy.backoffMaxMs),
+          maxTimeout: policy.backoffMaxMs,
+          factor: 2,
+          randomize: true,
+          signal: controller.signal,
+          onFailedAttempt: ({ error }) => this.#beforeRetry(error),
+          shouldRetry: ({ error }) => this.#shouldRetry(error),
+        });
+      })
+      .then(undefined, (last: unknown) => this.#finalFailure(last));
+  }
+
   /** One attempt, or a hedged group of attempts: resolves at commit, rejects with the last failure. */
+  /** True when attempts are hedged: hedging is on, the method idempotent and the body replayable. */
+  get #hedging(): boolean {
+    return this.#host.policy.hedge !== undefined && this.#idempotent && this.#body !== 'once';
+  }
+
   #group(): Promise<void> {
     this.#attemptNumber++;
     const { hedge } = this.#host.policy;
-    if (hedge === undefined || !this.#idempotent || this.#body === 'once') return this.#try();
+    if (hedge === undefined || !this.#hedging) return this.#try();
     return new Promise<void>((resolve, reject) => {
       let outstanding = 0;
       let hedgesLeft = hedge.maxHedges;
@@ -256,42 +305,45 @@ export class BalancedRequest implements AttemptOwner {
 
   /** One attempt on one subchannel. */
   #try(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => this.#launch(resolve, reject));
+  }
+
+  /** Sends one attempt; `resolve` at commit, `reject` with its failure. */
+  #launch(resolve: () => void, reject: (failure: unknown) => void): void {
+    if (this.#stage !== 'running') {
+      reject(new RetryAbort(this.#abortReason ?? abortedError()));
+      return;
+    }
+    this.#host.acquire(this, this.#tried, (error, subchannel) => {
+      if (error !== undefined || subchannel === undefined) {
+        reject(new AttemptFailure(error ?? new Error('no subchannel'), 'no-endpoint', true));
+        return;
+      }
       if (this.#stage !== 'running') {
         reject(new RetryAbort(this.#abortReason ?? abortedError()));
         return;
       }
-      this.#host.acquire(this, this.#tried, (error, subchannel) => {
-        if (error !== undefined || subchannel === undefined) {
-          reject(new AttemptFailure(error ?? new Error('no subchannel'), 'no-endpoint', true));
-          return;
-        }
-        if (this.#stage !== 'running') {
-          reject(new RetryAbort(this.#abortReason ?? abortedError()));
-          return;
-        }
-        this.#tried.add(subchannel);
-        const attempt = new Attempt(this, subchannel, resolve, (failure) => {
-          this.#live.delete(attempt);
-          this.#clearAttemptTimer(attempt);
-          this.#lastFailure = failure;
-          reject(failure);
-        });
-        this.#live.add(attempt);
-        this.attempts++;
-        const { perTryTimeoutMs } = this.#host.policy;
-        if (perTryTimeoutMs > 0) {
-          attempt.timer = this.#host.clock.setTimeout(
-            () => {
-              attempt.timer = undefined;
-              attempt.timeout(perTryTimeoutMs);
-            },
-            perTryTimeoutMs,
-            true,
-          );
-        }
-        this.#host.send(this, subchannel, this.#attemptBody(), attempt);
+      this.#tried.add(subchannel);
+      const attempt = new Attempt(this, subchannel, resolve, (failure) => {
+        this.#live.delete(attempt);
+        this.#clearAttemptTimer(attempt);
+        this.#lastFailure = failure;
+        reject(failure);
       });
+      this.#live.add(attempt);
+      this.attempts++;
+      const { perTryTimeoutMs } = this.#host.policy;
+      if (perTryTimeoutMs > 0) {
+        attempt.timer = this.#host.clock.setTimeout(
+          () => {
+            attempt.timer = undefined;
+            attempt.timeout(perTryTimeoutMs);
+          },
+          perTryTimeoutMs,
+          true,
+        );
+      }
+      this.#host.send(this, subchannel, this.#attemptBody(), attempt);
     });
   }
 
@@ -339,11 +391,11 @@ export class BalancedRequest implements AttemptOwner {
   async #beforeRetry(error: Error): Promise<void> {
     if (error instanceof AttemptFailure && error.retryAfterMs > 0 && this.#stage === 'running') {
       await new Promise<void>((resolve) => {
-        const timer = this.#host.clock.setTimeout(resolve, error.retryAfterMs, true);
+        const timer = setTimeout(resolve, error.retryAfterMs);
         this.#controller?.signal.addEventListener(
           'abort',
           () => {
-            this.#host.clock.clearTimeout(timer);
+            clearTimeout(timer);
             resolve();
           },
           { once: true },

@@ -21,7 +21,7 @@ export class Breaker {
   constructor(options: NonNullable<RequestPolicy['breaker']>, name: string) {
     this.#breaker = new CircuitBreaker(
       async (request: BalancedRequest) => {
-        const verdict = await request.run();
+        const verdict = await request.run(true);
         if (verdict === 'failure') throw FAILED;
         return verdict;
       },

@@ -31,7 +31,7 @@ export function hasHostHeader(headers: Headers): boolean {
 /** `headers` with `host: value` added, unless a Host header is present already (the caller's wins). */
 export function withHostHeader(headers: Headers, value: string): DefinedHeaders {
   if (headers != null && hasHostHeader(headers)) return headers;
-  if (headers == null) return { host: value };
+  if (headers == null) return ['host', value];
   if (Array.isArray(headers)) {
     if (headers.length > 0 && Array.isArray(headers[0]))
       return [...headers, ['host', value]] as unknown as DefinedHeaders;
