@@ -31,7 +31,7 @@ describe('Backoff (gRPC connection backoff)', () => {
 
 describe('Host header injection', () => {
   it('adds host in each undici header form and keeps an explicit one', () => {
-    assert.deepEqual(withHostHeader(null, 'svc'), { host: 'svc' });
+    assert.deepEqual(withHostHeader(null, 'svc'), ['host', 'svc']);
     assert.deepEqual(withHostHeader({ a: 'b' }, 'svc'), { a: 'b', host: 'svc' });
     assert.deepEqual(withHostHeader(['a', 'b'], 'svc'), ['a', 'b', 'host', 'svc']);
     assert.deepEqual(withHostHeader(new Map([['a', 'b']]) as never, 'svc'), [
