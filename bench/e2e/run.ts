@@ -1,0 +1,573 @@
+/**
+ * End-to-end load and fault benchmarks (issue #9): sidecarless against raw undici, undici `BalancedPool`, and nginx
+ * and HAProxy as a local sidecar, on 127.0.0.1, in one run, so every figure is a ratio against a peer of the same
+ * run. `npm run bench:e2e` (a few minutes), `npm run bench:e2e -- --smoke` (CI: every scenario, tiny, well under a
+ * minute).
+ *
+ * Method
+ * - Backends: `backend.ts`, one Node process each (10), on 127.0.0.1, driven over IPC: latency distribution, slow
+ *   mode (x10), error rate, resets, stalls, refused connections (listener closed), SIGKILL and restart on the same
+ *   port. Started once for the run and reset between phases.
+ * - Load: `load.ts`, in this process beside the client under test. Closed loop (N workers back to back) for the
+ *   throughput figures; open loop (fixed schedule, latency from the intended send time: no coordinated omission)
+ *   for the latency and fault figures. Every phase is bounded in count and time; a phase that does not finish is a
+ *   harness error. Latency: log-linear histogram (`histogram.ts`, <0.8 % relative error), send to end of body.
+ *   CPU: `process.cpuUsage()` of this process over each phase, per 1000 completed requests.
+ * - Scenarios:
+ *   1. overhead: 3 zero-latency backends, closed loop at `--concurrency`; each contender warmed up, then measured in
+ *      `rounds` slices with the order rotated each round (the slices are summed).
+ *   2. slow-backend: 10 backends (log-normal latency, median 5 ms), open loop at `--rate`: an all-healthy phase,
+ *      then a phase in which the last backend is 10x slower for its middle third; per policy and BalancedPool.
+ *   3. failing-backend: 5 backends (1-3 ms), open loop; one backend answers 50 % 503 (then hard down: refuses
+ *      connections) from 10 % to 40 % of the phase; outlier detection with Envoy's defaults except the sweep
+ *      interval and base ejection time, scaled down (stated in the report).
+ *   4. kill-restart: 3 backends (1-3 ms), closed loop of GETs; one backend SIGKILLed at 1/3 and restarted on the
+ *      same port at 1/2 of the phase.
+ *   5. resolver-churn: 6 backends, closed loop; a `StaticResolver` gets a random subset of 3 to 6 endpoints every
+ *      100 ms; heap after a full GC sampled during the phase; a static phase of the same client as the baseline.
+ * - Targets are reported (pass/miss), never asserted: the exit code is non-zero only for harness errors.
+ *
+ * Flags: --smoke  --scenario overhead,slow-backend,failing-backend,kill-restart,resolver-churn  --duration <s>
+ *        --concurrency <n>  --rate <req/s>  --rounds <n>  --out <dir>
+ * Writes (full run) bench/results/e2e.json, e2e.md, e2e-slow-cdf.svg, e2e-share.svg; a smoke run writes the same
+ * files under .tmp/bench-e2e-smoke/ unless --out says otherwise.
+ *
+ * @module
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createPickerRegistry } from '../../src/index.js';
+import { cdfChart, PALETTE, shareChart } from './charts.js';
+import { type Backend, killAllChildren, startFleet } from './fleet.js';
+import {
+  type ChurnResult,
+  type FailingResult,
+  failingBackend,
+  type KillResult,
+  killRestart,
+  type OverheadResult,
+  overhead,
+  type PhaseSummary,
+  resolverChurn,
+  type Settings,
+  type Skipped,
+  type SlowResult,
+  type SlowRun,
+  slowBackend,
+} from './scenarios.js';
+import { findBinary } from './sidecars.js';
+
+// ---- flags ----------------------------------------------------------------------------------------------------
+
+const ALL = ['overhead', 'slow-backend', 'failing-backend', 'kill-restart', 'resolver-churn'] as const;
+type ScenarioName = (typeof ALL)[number];
+
+function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return undefined;
+  const v = process.argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
+  return v;
+}
+function numberFlag(name: string, fallback: number): number {
+  const v = flag(name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: expected a positive number, got ${v}`);
+  return n;
+}
+
+const smoke = process.argv.includes('--smoke');
+const scenarioFlag = flag('scenario');
+const selected: ScenarioName[] =
+  scenarioFlag === undefined
+    ? [...ALL]
+    : scenarioFlag.split(',').map((s) => {
+        if (!(ALL as readonly string[]).includes(s)) throw new Error(`--scenario: unknown "${s}" (${ALL.join(', ')})`);
+        return s as ScenarioName;
+      });
+const settings: Settings = {
+  smoke,
+  durationS: numberFlag('duration', smoke ? 1 : 12),
+  concurrency: Math.round(numberFlag('concurrency', smoke ? 8 : 32)),
+  rate: numberFlag('rate', smoke ? 300 : 1000),
+  rounds: Math.round(numberFlag('rounds', smoke ? 1 : 3)),
+  warmMs: smoke ? 100 : 1000,
+  policies: createPickerRegistry().names(),
+};
+const OUT = resolve(flag('out') ?? (smoke ? '.tmp/bench-e2e-smoke' : 'bench/results'));
+
+// ---- helpers --------------------------------------------------------------------------------------------------
+
+const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
+const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
+const int = (n: number) => Math.round(n).toLocaleString('en-US');
+const isSkipped = (x: object): x is Skipped => 'skipped' in x;
+
+function version(cmd: string, args: string[]): string | undefined {
+  // nginx -v prints to stderr, haproxy -v to stdout.
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 5_000 });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] || undefined;
+}
+
+function machine() {
+  const nginx = findBinary('nginx');
+  const haproxy = findBinary('haproxy');
+  const undiciVersion = (
+    JSON.parse(readFileSync(resolve('node_modules/undici/package.json'), 'utf8')) as { version: string }
+  ).version;
+  return {
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    undici: undiciVersion,
+    nginx: nginx === undefined ? 'not installed' : (version(nginx, ['-v']) ?? nginx),
+    haproxy: haproxy === undefined ? 'not installed' : (version(haproxy, ['-v']) ?? haproxy),
+    date: new Date().toISOString(),
+  };
+}
+
+interface Target {
+  readonly scenario: ScenarioName;
+  readonly target: string;
+  readonly measured: string;
+  /** true: reached; false: missed; undefined: not measured (skipped). */
+  readonly pass: boolean | undefined;
+}
+
+function row(o: PhaseSummary | Skipped): string {
+  if (isSkipped(o)) return `| ${o.name} | skipped: ${o.skipped} | | | | | | |`;
+  return `| ${o.name} | ${int(o.rps)} | ${f2(o.p50)} | ${f2(o.p99)} | ${f2(o.p999)} | ${f2(o.max)} | ${f1(o.cpuPer1kMs)} | ${o.failed} |`;
+}
+const TABLE_HEAD =
+  '| contender | req/s | p50 ms | p99 ms | p99.9 ms | max ms | client CPU ms / 1000 req | failed |\n|---|--:|--:|--:|--:|--:|--:|--:|';
+
+// ---- targets ----------------------------------------------------------------------------------------------------
+
+function overheadTargets(r: OverheadResult): Target[] {
+  const by = (name: string) => r.rows.find((x): x is PhaseSummary => !isSkipped(x) && x.name === name);
+  const skipped = (prefix: string) => r.rows.find((x): x is Skipped => isSkipped(x) && x.name.startsWith(prefix));
+  const out: Target[] = [];
+  const ratio = (a: PhaseSummary | undefined, b: PhaseSummary | undefined) =>
+    a === undefined || b === undefined ? Number.NaN : a.rps / b.rps;
+  const d = by('sidecarless dispatcher');
+  const f = by('sidecarless fetch');
+  const rr = ratio(d, by('undici request (raw)'));
+  out.push({
+    scenario: 'overhead',
+    target: 'dispatcher >= 0.97x raw undici request req/s',
+    measured: `${f2(rr)}x`,
+    pass: Number.isNaN(rr) ? undefined : rr >= 0.97,
+  });
+  const fr = ratio(f, by('fetch (raw undici Pool)'));
+  out.push({
+    scenario: 'overhead',
+    target: 'fetch >= 0.95x raw fetch req/s',
+    measured: `${f2(fr)}x`,
+    pass: Number.isNaN(fr) ? undefined : fr >= 0.95,
+  });
+  const bp = ratio(d, by('undici BalancedPool'));
+  out.push({
+    scenario: 'overhead',
+    target: 'dispatcher ahead of BalancedPool (req/s)',
+    measured: `${f2(bp)}x`,
+    pass: Number.isNaN(bp) ? undefined : bp > 1,
+  });
+  for (const kind of ['nginx', 'haproxy']) {
+    const sc = by(`${kind} sidecar (undici request)`);
+    const sk = skipped(`${kind} sidecar`);
+    if (sc === undefined || d === undefined) {
+      out.push({
+        scenario: 'overhead',
+        target: `dispatcher ahead of ${kind} sidecar (req/s and p99)`,
+        measured: sk !== undefined ? `skipped: ${sk.skipped}` : 'not measured',
+        pass: undefined,
+      });
+      continue;
+    }
+    out.push({
+      scenario: 'overhead',
+      target: `dispatcher ahead of ${kind} sidecar (req/s and p99)`,
+      measured: `req/s ${f2(d.rps / sc.rps)}x, p99 ${f2(d.p99)} vs ${f2(sc.p99)} ms`,
+      pass: d.rps > sc.rps && d.p99 < sc.p99,
+    });
+  }
+  return out;
+}
+
+function slowTargets(r: SlowResult): Target[] {
+  const run = (p: string) => r.runs.find((x): x is SlowRun => !isSkipped(x) && x.policy === p);
+  const out: Target[] = [];
+  const pe = run('peak-ewma');
+  out.push({
+    scenario: 'slow-backend',
+    target: 'peak-ewma p99.9 <= 1.5x all-healthy p99.9',
+    measured:
+      pe === undefined
+        ? 'skipped: peak-ewma not registered'
+        : `${f2(pe.slow.p999)} vs ${f2(pe.healthy.p999)} ms (${f2(pe.slow.p999 / pe.healthy.p999)}x)`,
+    pass: pe === undefined ? undefined : pe.slow.p999 <= 1.5 * pe.healthy.p999,
+  });
+  const lr = run('least-request');
+  const rr = run('round-robin');
+  out.push({
+    scenario: 'slow-backend',
+    target: 'least-request p99 well under round robin (<= 0.5x)',
+    measured:
+      lr === undefined || rr === undefined
+        ? 'skipped: policy not registered'
+        : `${f2(lr.slow.p99)} vs ${f2(rr.slow.p99)} ms (${f2(lr.slow.p99 / rr.slow.p99)}x)`,
+    pass: lr === undefined || rr === undefined ? undefined : lr.slow.p99 <= 0.5 * rr.slow.p99,
+  });
+  return out;
+}
+
+function failingTargets(r: FailingResult): Target[] {
+  return r.runs
+    .filter((x) => x.contender.startsWith('sidecarless'))
+    .map((x) => ({
+      scenario: 'failing-backend' as const,
+      target: `${x.fault}: no errors seen by callers; taken out of rotation; returns once healthy`,
+      measured: `${x.callerErrors} errors; out after ${x.attemptsUntilOut ?? '-'} attempts / ${
+        x.msToOut === undefined ? 'never' : `${int(x.msToOut)} ms (${x.outBy})`
+      }; back ${x.msToReturn === undefined ? 'not within the phase' : `${int(x.msToReturn)} ms after the fix`}`,
+      pass: x.callerErrors === 0 && x.msToOut !== undefined && x.msToReturn !== undefined,
+    }));
+}
+
+function killTargets(r: KillResult): Target[] {
+  return r.runs
+    .filter((x) => x.contender.startsWith('sidecarless'))
+    .map((x) => ({
+      scenario: 'kill-restart' as const,
+      target: `${x.contender}: 0 lost idempotent requests`,
+      measured: `${x.lost} lost of ${int(x.summary.requests)}`,
+      pass: x.lost === 0,
+    }));
+}
+
+const HEAP_FLAT_MB = 2;
+function churnTargets(r: ChurnResult): Target[] {
+  return [
+    {
+      scenario: 'resolver-churn',
+      target: 'no errors under churn',
+      measured: `${r.churn.failed} errors in ${int(r.churn.requests)} requests, ${r.updates} updates`,
+      pass: r.churn.failed === 0,
+    },
+    {
+      scenario: 'resolver-churn',
+      target: `flat memory (heap after GC grows < ${HEAP_FLAT_MB} MB, first third to last third)`,
+      measured: `${r.heapGrowthMb >= 0 ? '+' : ''}${f2(r.heapGrowthMb)} MB`,
+      pass: r.heapGrowthMb < HEAP_FLAT_MB,
+    },
+  ];
+}
+
+// ---- report ------------------------------------------------------------------------------------------------------
+
+interface Results {
+  overhead?: OverheadResult;
+  'slow-backend'?: SlowResult;
+  'failing-backend'?: FailingResult;
+  'kill-restart'?: KillResult;
+  'resolver-churn'?: ChurnResult;
+}
+
+function markdown(
+  m: ReturnType<typeof machine>,
+  results: Results,
+  targets: readonly Target[],
+  errors: ReadonlyArray<{ scenario: string; error: string }>,
+  elapsedS: number,
+  files: { cdf?: string; share?: string },
+): string {
+  const L: string[] = [];
+  L.push(`# sidecarless end-to-end benchmark${smoke ? ' (smoke run: tiny counts, figures not meaningful)' : ''}`);
+  L.push('');
+  L.push(
+    `Generated by \`npm run bench:e2e${smoke ? ' -- --smoke' : ''}\` (bench/e2e/run.ts; method in its header) on ${m.date}, in ${f1(elapsedS)} s.`,
+  );
+  L.push('');
+  L.push('## Machine');
+  L.push('');
+  L.push(`- CPU: ${m.cpuModel}, ${m.cores} cores; ${m.memoryGb} GB`);
+  L.push(`- Node ${m.node} (${m.platform}); undici ${m.undici}`);
+  L.push(`- nginx: ${m.nginx}; HAProxy: ${m.haproxy}`);
+  L.push(
+    `- Settings: duration ${settings.durationS} s, concurrency ${settings.concurrency}, rate ${settings.rate} req/s, ${settings.rounds} round(s); backends, sidecars and the client share these cores.`,
+  );
+  L.push('');
+  L.push('## Targets');
+  L.push('');
+  L.push('| scenario | target | measured | result |');
+  L.push('|---|---|---|---|');
+  for (const t of targets) {
+    L.push(
+      `| ${t.scenario} | ${t.target} | ${t.measured} | ${t.pass === undefined ? 'not measured' : t.pass ? 'pass' : '**miss**'} |`,
+    );
+  }
+  if (errors.length > 0) {
+    L.push('');
+    L.push('**Harness errors** (the run exits non-zero):');
+    for (const e of errors) L.push(`- ${e.scenario}: ${e.error}`);
+  }
+  const o = results.overhead;
+  if (o !== undefined) {
+    L.push('');
+    L.push('## 1. Overhead');
+    L.push('');
+    L.push(
+      `${o.backends} backends answering at once; closed loop, ${o.concurrency} in flight; each contender ${o.rounds} x ${int(o.phaseMs)} ms after a warm-up, order rotated per round. Sidecars: nginx and HAProxy (1 worker each, keep-alive upstreams) in front of the same backends, reached with a plain undici Pool.`,
+    );
+    L.push('');
+    L.push(TABLE_HEAD);
+    for (const r of o.rows) L.push(row(r));
+  }
+  const s = results['slow-backend'];
+  if (s !== undefined) {
+    L.push('');
+    L.push('## 2. One slow backend');
+    L.push('');
+    L.push(
+      `${s.backends} backends (${s.latency}); open loop at ${s.rate} req/s. All-healthy phase ${int(s.healthyMs)} ms, then ${int(s.phaseMs)} ms in which ${s.slowBackend} is ${s.slowFactor}x slower for the middle third. Latency from the intended send time.`,
+    );
+    L.push('');
+    L.push(
+      '| policy | healthy p99 | healthy p99.9 | slow-phase p50 | p99 | p99.9 | max | slow backend share while slow | failed |',
+    );
+    L.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|');
+    for (const r of s.runs) {
+      if (isSkipped(r)) L.push(`| ${r.name} | skipped: ${r.skipped} | | | | | | | |`);
+      else
+        L.push(
+          `| ${r.policy} | ${f2(r.healthy.p99)} | ${f2(r.healthy.p999)} | ${f2(r.slow.p50)} | ${f2(r.slow.p99)} | ${f2(r.slow.p999)} | ${f2(r.slow.max)} | ${f1(r.slowShareDuringWindow * 100)} % | ${r.slow.failed + r.healthy.failed} |`,
+        );
+    }
+    if (files.cdf !== undefined) L.push('', `![latency CDF per policy](${files.cdf})`);
+    if (files.share !== undefined) L.push('', `![per-endpoint share over time](${files.share})`);
+  }
+  const fb = results['failing-backend'];
+  if (fb !== undefined) {
+    L.push('');
+    L.push('## 3. One failing backend');
+    L.push('');
+    L.push(
+      `${fb.backends} backends (1-3 ms); open loop at ${fb.rate} req/s for ${int(fb.phaseMs)} ms; the fault from 10 % to 40 % of the phase. sidecarless with its defaults (3 attempts, retry on 502/503/504, retry budget, outlier detection) except outlier ${Object.entries(
+        fb.outlierDetection,
+      )
+        .map(([k, v]) => `\`${k}: ${v}\``)
+        .join(', ')} (Envoy: 10000 and 30000) so a return fits in the run.`,
+    );
+    L.push('');
+    L.push(
+      '| fault | contender | caller errors | attempts to it until out of rotation | onset to out | attempts to it while faulty | requests it received while faulty | fault cleared to first success | p99 ms |',
+    );
+    L.push('|---|---|--:|--:|--:|--:|--:|--:|--:|');
+    for (const r of fb.runs) {
+      const kinds = Object.entries(r.summary.failures)
+        .map(([a, b]) => `${a} ${b}`)
+        .join(', ');
+      const ours = r.contender.startsWith('sidecarless');
+      L.push(
+        `| ${r.fault} | ${r.contender} | ${r.callerErrors}${kinds === '' ? '' : ` (${kinds})`} | ${r.attemptsUntilOut ?? '-'} | ${r.msToOut === undefined ? (ours ? 'stayed in' : 'n/a (no health)') : `${int(r.msToOut)} ms (${r.outBy})`} | ${r.attemptsWhileFaulty ?? '-'} | ${r.servedWhileFaulty} | ${r.msToReturn === undefined ? 'not within the phase' : `${int(r.msToReturn)} ms`} | ${f2(r.summary.p99)} |`,
+      );
+    }
+  }
+  const k = results['kill-restart'];
+  if (k !== undefined) {
+    L.push('');
+    L.push('## 4. Backend killed and restarted under load');
+    L.push('');
+    L.push(
+      `${k.backends} backends (1-3 ms); closed loop of GETs, ${k.concurrency} in flight, ${int(k.phaseMs)} ms; one backend SIGKILLed at 1/3, a new process on the same port at 1/2. sidecarless with its defaults.`,
+    );
+    L.push('');
+    L.push(
+      '| contender | requests | lost (failed GETs) | failure kinds | killed at | back at | answers from it after restart | extra attempts |',
+    );
+    L.push('|---|--:|--:|---|--:|--:|--:|--:|');
+    for (const r of k.runs) {
+      const kinds = Object.entries(r.summary.failures)
+        .map(([a, b]) => `${a} ${b}`)
+        .join(', ');
+      L.push(
+        `| ${r.contender} | ${int(r.summary.requests)} | ${r.lost} | ${kinds || '-'} | ${int(r.killedAtMs)} ms | ${int(r.restartedAtMs)} ms | ${int(r.victimAfterRestart)} | ${r.extraAttempts ?? '-'} |`,
+      );
+    }
+  }
+  const c = results['resolver-churn'];
+  if (c !== undefined) {
+    L.push('');
+    L.push('## 5. Resolver churn');
+    L.push('');
+    L.push(
+      `${c.backends} backends (0-1 ms); closed loop, ${c.concurrency} in flight; a StaticResolver replaced the set with a random 3 to 6 of them every ${c.updateEveryMs} ms (${c.updates} updates). Heap after a full GC: ${c.heapMb.map((x) => f1(x)).join(', ')} MB (growth, last third minus first third: ${f2(c.heapGrowthMb)} MB); RSS ${f1(c.rssMb[0] ?? 0)} to ${f1(c.rssMb.at(-1) ?? 0)} MB. Endpoints still draining at the end: ${c.drainingAtEnd ?? '-'}.`,
+    );
+    L.push('');
+    L.push(TABLE_HEAD);
+    L.push(row(c.baseline));
+    L.push(row(c.churn));
+  }
+  L.push('');
+  return `${L.join('\n')}\n`;
+}
+
+// ---- main --------------------------------------------------------------------------------------------------------
+
+function stripForJson(results: Results): unknown {
+  // Keep the CDFs (they are the chart data) but round them.
+  return JSON.parse(
+    JSON.stringify(results, (_k, v: unknown) =>
+      typeof v === 'number' && !Number.isInteger(v) ? Number(v.toFixed(4)) : v,
+    ),
+  );
+}
+
+async function main(): Promise<number> {
+  const started = performance.now();
+  const m = machine();
+  console.log(
+    `sidecarless e2e benchmark${smoke ? ' (smoke)' : ''}: ${selected.join(', ')}; ${m.cores} cores, node ${m.node}, undici ${m.undici}`,
+  );
+  const results: Results = {};
+  const errors: Array<{ scenario: string; error: string }> = [];
+  let fleet: Backend[] = [];
+  try {
+    fleet = await startFleet(10);
+    for (const name of selected) {
+      const t = performance.now();
+      process.stdout.write(`- ${name} ... `);
+      try {
+        switch (name) {
+          case 'overhead':
+            results.overhead = await overhead(fleet, settings);
+            break;
+          case 'slow-backend':
+            results['slow-backend'] = await slowBackend(fleet, settings);
+            break;
+          case 'failing-backend':
+            results['failing-backend'] = await failingBackend(fleet, settings);
+            break;
+          case 'kill-restart':
+            results['kill-restart'] = await killRestart(fleet, settings);
+            break;
+          case 'resolver-churn':
+            results['resolver-churn'] = await resolverChurn(fleet, settings);
+            break;
+        }
+        console.log(`${f1((performance.now() - t) / 1000)} s`);
+      } catch (err) {
+        const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
+        console.log('FAILED');
+        console.error(msg);
+        errors.push({ scenario: name, error: err instanceof Error ? err.message : String(err) });
+        // The fleet may be in any state now (a killed backend, a refusing one): restart it for what follows.
+        await Promise.all(fleet.map((b) => b.stop().catch(() => {})));
+        killAllChildren();
+        fleet = await startFleet(10);
+      }
+    }
+  } finally {
+    await Promise.all(fleet.map((b) => b.stop().catch(() => {})));
+    killAllChildren();
+  }
+
+  const targets: Target[] = [
+    ...(results.overhead ? overheadTargets(results.overhead) : []),
+    ...(results['slow-backend'] ? slowTargets(results['slow-backend']) : []),
+    ...(results['failing-backend'] ? failingTargets(results['failing-backend']) : []),
+    ...(results['kill-restart'] ? killTargets(results['kill-restart']) : []),
+    ...(results['resolver-churn'] ? churnTargets(results['resolver-churn']) : []),
+  ];
+
+  mkdirSync(OUT, { recursive: true });
+  const files: { cdf?: string; share?: string } = {};
+  const slow = results['slow-backend'];
+  if (slow !== undefined) {
+    const measured = slow.runs.filter((r): r is SlowRun => !isSkipped(r));
+    const series = measured.map((r, i) => ({
+      name: `${r.policy} (p99.9 ${f1(r.slow.p999)} ms)`,
+      points: r.cdf,
+      color: PALETTE[i % PALETTE.length] ?? '#000',
+    }));
+    const base = measured.find((r) => r.policy === 'round-robin') ?? measured[0];
+    if (base !== undefined) {
+      series.push({ name: `all healthy, ${base.policy}`, points: base.healthyCdf, color: '#777' });
+    }
+    writeFileSync(
+      join(OUT, 'e2e-slow-cdf.svg'),
+      cdfChart(
+        `One of ${slow.backends} backends ${slow.slowFactor}x slower for the middle third: latency per policy (open loop, ${slow.rate} req/s)`,
+        series.map((x, i) => (i === series.length - 1 && base !== undefined ? { ...x, dashed: true } : x)),
+      ),
+    );
+    files.cdf = 'e2e-slow-cdf.svg';
+    writeFileSync(
+      join(OUT, 'e2e-share.svg'),
+      shareChart(
+        `Per-endpoint share of requests over time; ${slow.slowBackend} ${slow.slowFactor}x slower in the shaded window`,
+        measured
+          .filter((r) => r.timeline !== undefined)
+          .map((r) => ({
+            title: r.policy,
+            bucketMs: r.timeline?.bucketMs ?? 1,
+            byBackend: r.timeline?.byBackend ?? {},
+            highlight: slow.slowBackend,
+            window: r.window,
+          })),
+      ),
+    );
+    files.share = 'e2e-share.svg';
+  }
+  const elapsedS = (performance.now() - started) / 1000;
+  writeFileSync(
+    join(OUT, 'e2e.json'),
+    `${JSON.stringify({ machine: m, settings, smoke, elapsedS, targets, errors, results: stripForJson(results) }, null, 1)}\n`,
+  );
+  writeFileSync(join(OUT, 'e2e.md'), markdown(m, results, targets, errors, elapsedS, files));
+
+  console.log('');
+  for (const t of targets) {
+    console.log(
+      `${t.pass === undefined ? 'n/a ' : t.pass ? 'pass' : 'MISS'}  ${t.scenario}: ${t.target}: ${t.measured}`,
+    );
+  }
+  console.log(
+    `\nwrote ${relative(process.cwd(), OUT) || '.'}/e2e.{json,md}${files.cdf ? ', e2e-slow-cdf.svg, e2e-share.svg' : ''} in ${f1(elapsedS)} s`,
+  );
+  return errors.length > 0 ? 1 : 0;
+}
+
+process.on('exit', killAllChildren);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    killAllChildren();
+    process.exit(130);
+  });
+}
+// A hard bound on the whole run, so a wedged phase can never hang CI.
+const hardLimitMs = smoke ? 120_000 : 30 * 60_000;
+setTimeout(() => {
+  console.error(`bench:e2e: the run exceeded its hard limit of ${hardLimitMs / 1000} s`);
+  killAllChildren();
+  process.exit(2);
+}, hardLimitMs).unref();
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+    // Anything still holding the loop (a sidecar's socket, a stray timer) must not keep the process alive.
+    setTimeout(() => process.exit(code), 2_000).unref();
+  },
+  (err: unknown) => {
+    console.error(err);
+    killAllChildren();
+    process.exit(1);
+  },
+);

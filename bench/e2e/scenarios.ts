@@ -1,0 +1,621 @@
+/**
+ * The five e2e scenarios of issue #9. Each takes the shared backend fleet (reset to healthy, zero latency before
+ * it starts) and the run settings, and returns plain data for the JSON and the report. A scenario that cannot run
+ * a contender (a missing proxy binary, an unregistered picker policy) reports it as skipped with the reason.
+ *
+ * @module
+ */
+import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { type ClientOptions, StaticResolver } from '../../src/index.js';
+import {
+  balancedDispatcher,
+  balancedFetch,
+  balancedPool,
+  type Contender,
+  rawFetch,
+  rawRequest,
+  viaProxy,
+} from './contenders.js';
+import type { Backend } from './fleet.js';
+import type { CdfPoint } from './histogram.js';
+import { closedLoop, type LoadResult, type OnResult, openLoop, type Timeline } from './load.js';
+import { findBinary, Sidecar, type SidecarKind } from './sidecars.js';
+
+export interface Settings {
+  readonly smoke: boolean;
+  /** Base phase length, s; every scenario's phases are derived from it. */
+  readonly durationS: number;
+  readonly concurrency: number;
+  readonly rate: number;
+  readonly rounds: number;
+  readonly warmMs: number;
+  /** Picker policies registered in `createPickerRegistry()`. */
+  readonly policies: readonly string[];
+}
+
+/** Summary of one load phase, for JSON and tables. Latencies in ms. */
+export interface PhaseSummary {
+  readonly name: string;
+  readonly requests: number;
+  readonly ok: number;
+  readonly failed: number;
+  readonly failures: Record<string, number>;
+  readonly rps: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly max: number;
+  readonly mean: number;
+  readonly cpuPer1kMs: number;
+  readonly elapsedMs: number;
+}
+
+export interface Skipped {
+  readonly name: string;
+  readonly skipped: string;
+}
+
+function summarize(name: string, results: readonly LoadResult[]): PhaseSummary {
+  const [first, ...rest] = results;
+  if (first === undefined) throw new Error(`no results for ${name}`);
+  const h = first.latency;
+  for (const r of rest) h.add(r.latency);
+  const sum = (f: (r: LoadResult) => number) => results.reduce((s, r) => s + f(r), 0);
+  const completed = sum((r) => r.completed);
+  const elapsed = sum((r) => r.elapsedMs);
+  const cpu = sum((r) => r.cpuUserMs + r.cpuSystemMs);
+  const failures: Record<string, number> = {};
+  for (const r of results) for (const [k, v] of Object.entries(r.failures)) failures[k] = (failures[k] ?? 0) + v;
+  const ms = (us: number) => us / 1000;
+  return {
+    name,
+    requests: completed,
+    ok: sum((r) => r.ok),
+    failed: sum((r) => r.failed),
+    failures,
+    rps: (completed / elapsed) * 1000,
+    p50: ms(h.percentile(50)),
+    p90: ms(h.percentile(90)),
+    p99: ms(h.percentile(99)),
+    p999: ms(h.percentile(99.9)),
+    max: ms(h.max),
+    mean: ms(h.mean),
+    cpuPer1kMs: completed === 0 ? 0 : (cpu / completed) * 1000,
+    elapsedMs: elapsed,
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Runs `action` `ms` after now; the returned promise settles when it has run (or rejects with its error). */
+function after(ms: number, action: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    setTimeout(() => action().then(resolve, reject), ms);
+  });
+}
+
+async function resetAll(backends: readonly Backend[], config: Parameters<Backend['reset']>[0] = {}): Promise<void> {
+  await Promise.all(backends.map((b) => b.reset(config)));
+}
+
+async function withContender<T>(make: () => Contender, use: (c: Contender) => Promise<T>): Promise<T> {
+  const c = make();
+  try {
+    return await use(c);
+  } finally {
+    // A bounded close: a contender wedged by a failed phase must not hang the run.
+    const closing = c.close().catch(() => {});
+    await Promise.race([closing, sleep(5_000)]);
+    if (c.client !== undefined) await c.client.destroy().catch(() => {});
+  }
+}
+
+/** The overhead row with the request layer's defaults turned off, to show where the cost is. */
+export const LEAN_DISPATCHER = 'sidecarless dispatcher, lean (retry, retry budget, outlier detection off)';
+
+// ---- 1. overhead --------------------------------------------------------------------------------------------
+
+export interface OverheadResult {
+  readonly backends: number;
+  readonly concurrency: number;
+  readonly phaseMs: number;
+  readonly rounds: number;
+  readonly rows: ReadonlyArray<PhaseSummary | Skipped>;
+}
+
+export async function overhead(fleet: readonly Backend[], s: Settings): Promise<OverheadResult> {
+  const backends = fleet.slice(0, 3);
+  await resetAll(fleet);
+  const addrs = backends.map((b) => b.address);
+  const rows: Array<PhaseSummary | Skipped> = [];
+  const sidecars: Sidecar[] = [];
+  const makers: Array<() => Contender> = [
+    () => rawRequest(addrs),
+    () => balancedDispatcher({ target: addrs }),
+    () =>
+      balancedDispatcher({ target: addrs, retry: false, retryBudget: false, outlierDetection: false }, LEAN_DISPATCHER),
+    () => rawFetch(addrs),
+    () => balancedFetch({ target: addrs }),
+    () => balancedPool(addrs),
+  ];
+  try {
+    for (const kind of ['nginx', 'haproxy'] as SidecarKind[]) {
+      const bin = findBinary(kind);
+      if (bin === undefined) {
+        rows.push({ name: `${kind} sidecar`, skipped: `${kind} not installed` });
+        continue;
+      }
+      const sc = await Sidecar.start(kind, bin, addrs);
+      sidecars.push(sc);
+      makers.push(() => viaProxy(sc.address, `${kind} sidecar (undici request)`));
+    }
+    const contenders = makers.map((m) => m());
+    try {
+      const phaseMs = Math.max(200, (s.durationS * 750) / s.rounds);
+      const runs = new Map<Contender, LoadResult[]>();
+      for (const c of contenders) {
+        runs.set(c, []);
+        await closedLoop({
+          name: `overhead warm-up ${c.name}`,
+          send: c.send,
+          concurrency: s.concurrency,
+          count: 1e7,
+          durationMs: s.warmMs,
+        });
+      }
+      for (let round = 0; round < s.rounds; round++) {
+        // Rotate the order each round so no contender always runs first (or after the same neighbour).
+        const order = contenders.map((_, i) => contenders[(i + round) % contenders.length] as Contender);
+        for (const c of order) {
+          const r = await closedLoop({
+            name: `overhead ${c.name}`,
+            send: c.send,
+            concurrency: s.concurrency,
+            count: Math.ceil(phaseMs * 100),
+            durationMs: phaseMs,
+          });
+          runs.get(c)?.push(r);
+        }
+      }
+      const measured = contenders.map((c) => summarize(c.name, runs.get(c) ?? []));
+      rows.unshift(...measured);
+      return { backends: backends.length, concurrency: s.concurrency, phaseMs, rounds: s.rounds, rows };
+    } finally {
+      await Promise.all(contenders.map((c) => Promise.race([c.close().catch(() => {}), sleep(5_000)])));
+    }
+  } finally {
+    await Promise.all(sidecars.map((sc) => sc.stop()));
+  }
+}
+
+// ---- 2. one slow backend -------------------------------------------------------------------------------------
+
+export interface SlowRun {
+  readonly policy: string;
+  readonly healthy: PhaseSummary;
+  readonly slow: PhaseSummary;
+  /** Share of requests the slow backend served while it was slow. */
+  readonly slowShareDuringWindow: number;
+  readonly cdf: readonly CdfPoint[];
+  readonly healthyCdf: readonly CdfPoint[];
+  readonly timeline: Timeline | undefined;
+  /** The slow window, ms since the start of the slow phase. */
+  readonly window: readonly [number, number];
+}
+
+export interface SlowResult {
+  readonly backends: number;
+  readonly rate: number;
+  readonly latency: string;
+  readonly slowFactor: number;
+  readonly slowBackend: string;
+  readonly phaseMs: number;
+  readonly healthyMs: number;
+  readonly runs: ReadonlyArray<SlowRun | Skipped>;
+}
+
+const SLOW_LATENCY = { kind: 'lognormal', medianMs: 5, sigma: 0.25 } as const;
+
+export async function slowBackend(fleet: readonly Backend[], s: Settings): Promise<SlowResult> {
+  const backends = fleet.slice(0, 10);
+  const victim = backends[backends.length - 1] as Backend;
+  const addrs = backends.map((b) => b.address);
+  const phaseMs = s.durationS * 1250;
+  const healthyMs = s.durationS * 500;
+  const bucketMs = phaseMs / 30;
+  const runs: Array<SlowRun | Skipped> = [];
+  const policies: Array<[string, () => Contender]> = [];
+  for (const p of ['round-robin', 'least-request', 'peak-ewma']) {
+    if (!s.policies.includes(p)) runs.push({ name: p, skipped: `picker policy "${p}" is not registered` });
+    else policies.push([p, () => balancedDispatcher({ target: addrs, picker: p }, `sidecarless ${p}`)]);
+  }
+  policies.push(['BalancedPool', () => balancedPool(addrs)]);
+  for (const [policy, make] of policies) {
+    await resetAll(backends, { latency: SLOW_LATENCY, slowFactor: 10 });
+    await resetAll(fleet.slice(10));
+    const run = await withContender(make, async (c) => {
+      await closedLoop({
+        name: `slow warm-up ${policy}`,
+        send: c.send,
+        concurrency: 4,
+        count: 1e6,
+        durationMs: s.warmMs,
+      });
+      const healthy = await openLoop({
+        name: `slow-backend all healthy ${policy}`,
+        send: c.send,
+        rate: s.rate,
+        count: Math.ceil((s.rate * healthyMs) / 1000),
+        durationMs: healthyMs,
+      });
+      const healthyCdf = healthy.latency.cdf();
+      const t0 = performance.now();
+      const window: [number, number] = [0, 0];
+      const on = after(phaseMs / 3, async () => {
+        await victim.configure({ slow: true });
+        window[0] = performance.now() - t0;
+      });
+      const off = after((2 * phaseMs) / 3, async () => {
+        await victim.configure({ slow: false });
+        window[1] = performance.now() - t0;
+      });
+      let inWindow = 0;
+      let victimInWindow = 0;
+      const onResult: OnResult = (r, _e, t) => {
+        if (t >= window[0] && window[0] > 0 && (window[1] === 0 || t < window[1])) {
+          inWindow++;
+          if (r?.backend === victim.id) victimInWindow++;
+        }
+      };
+      const slow = await openLoop({
+        name: `slow-backend ${policy}`,
+        send: c.send,
+        rate: s.rate,
+        count: Math.ceil((s.rate * phaseMs) / 1000),
+        durationMs: phaseMs,
+        timelineBucketMs: bucketMs,
+        onResult,
+      });
+      await Promise.all([on, off]);
+      const cdf = slow.latency.cdf();
+      return {
+        policy,
+        healthy: summarize(`${policy} all healthy`, [healthy]),
+        slow: summarize(`${policy} one slow`, [slow]),
+        slowShareDuringWindow: inWindow === 0 ? 0 : victimInWindow / inWindow,
+        cdf,
+        healthyCdf,
+        timeline: slow.timeline,
+        window,
+      } satisfies SlowRun;
+    });
+    runs.push(run);
+  }
+  await resetAll(fleet);
+  return {
+    backends: backends.length,
+    rate: s.rate,
+    latency: `log-normal, median ${SLOW_LATENCY.medianMs} ms, sigma ${SLOW_LATENCY.sigma}`,
+    slowFactor: 10,
+    slowBackend: victim.id,
+    phaseMs,
+    healthyMs,
+    runs,
+  };
+}
+
+// ---- 3. one failing backend ----------------------------------------------------------------------------------
+
+export interface FailingRun {
+  readonly contender: string;
+  readonly fault: '50% 503' | 'hard down (refused)';
+  readonly summary: PhaseSummary;
+  /** Requests that failed at the caller (after retries). */
+  readonly callerErrors: number;
+  /**
+   * sidecarless only: attempts sent to the failing backend from the onset of the fault until it left the rotation
+   * (ejected by outlier detection, or in connection backoff after refused connects), and how long that took.
+   */
+  readonly attemptsUntilOut: number | undefined;
+  readonly msToOut: number | undefined;
+  readonly outBy: 'ejection' | 'connect backoff' | undefined;
+  /** sidecarless only: attempts sent to the failing backend over the whole fault window (probes included). */
+  readonly attemptsWhileFaulty: number | undefined;
+  /** Requests the failing backend itself received during the fault window (server side; 0 when refusing). */
+  readonly servedWhileFaulty: number;
+  /** From the fault being cleared to the first successful response from that backend. */
+  readonly msToReturn: number | undefined;
+  readonly onsetMs: number;
+  readonly healMs: number;
+}
+
+export interface FailingResult {
+  readonly backends: number;
+  readonly rate: number;
+  readonly outlierDetection: Record<string, number>;
+  readonly phaseMs: number;
+  readonly runs: ReadonlyArray<FailingRun>;
+}
+
+export async function failingBackend(fleet: readonly Backend[], s: Settings): Promise<FailingResult> {
+  const backends = fleet.slice(0, 5);
+  const victim = backends[backends.length - 1] as Backend;
+  const victimKey = victim.address;
+  const addrs = backends.map((b) => b.address);
+  const phaseMs = Math.max(1500, s.durationS * 1000);
+  const onsetAt = phaseMs * 0.1;
+  const healAt = phaseMs * 0.4;
+  // Envoy's defaults (10 s sweep, 30 s base ejection) scaled down so a return fits in a loopback run.
+  const outlierDetection = s.smoke
+    ? { intervalMs: 200, baseEjectionTimeMs: 300 }
+    : { intervalMs: 1000, baseEjectionTimeMs: 2000 };
+  const options: ClientOptions = { target: addrs, outlierDetection };
+  const runs: FailingRun[] = [];
+  for (const fault of ['50% 503', 'hard down (refused)'] as const) {
+    for (const make of [() => balancedDispatcher(options), () => balancedPool(addrs)]) {
+      await resetAll(fleet, { latency: { kind: 'uniform', minMs: 1, maxMs: 3 } });
+      runs.push(
+        await withContender(make, async (c) => {
+          const t0 = performance.now();
+          let onset = 0;
+          let heal = 0;
+          let outAt: number | undefined;
+          let outBy: FailingRun['outBy'];
+          let attemptsAtOnset = 0;
+          let attemptsUntilOut: number | undefined;
+          let attemptsWhileFaulty: number | undefined;
+          let servedWhileFaulty = 0;
+          let returnedAt: number | undefined;
+          const victimStats = () => c.client?.stats().clusters[0]?.endpoints.find((e) => e.key === victimKey);
+          // Poll the client's stats while the fault lasts, to see when the endpoint leaves the rotation.
+          let poll: NodeJS.Timeout | undefined;
+          const watch = () => {
+            const e = victimStats();
+            if (e === undefined || outAt !== undefined) return;
+            if (e.ejected || e.state === 'transient-failure') {
+              outAt = performance.now() - t0;
+              outBy = e.ejected ? 'ejection' : 'connect backoff';
+              attemptsUntilOut = e.attempts - attemptsAtOnset;
+            }
+          };
+          const start = after(onsetAt, async () => {
+            await victim.hits(true);
+            attemptsAtOnset = victimStats()?.attempts ?? 0;
+            onset = performance.now() - t0;
+            if (fault === '50% 503') await victim.configure({ errorRate: 0.5 });
+            else await victim.refuse();
+            if (c.client !== undefined) poll = setInterval(watch, 1);
+          });
+          const stop = after(healAt, async () => {
+            clearInterval(poll);
+            watch();
+            if (c.client !== undefined) attemptsWhileFaulty = (victimStats()?.attempts ?? 0) - attemptsAtOnset;
+            if (fault === '50% 503') await victim.configure({ errorRate: 0 });
+            else await victim.listen();
+            heal = performance.now() - t0;
+            servedWhileFaulty = (await victim.hits()).requests;
+          });
+          const onResult: OnResult = (r, _e, t) => {
+            if (returnedAt === undefined && heal > 0 && r?.backend === victim.id && r.status === 200) {
+              returnedAt = t;
+            }
+          };
+          try {
+            const res = await openLoop({
+              name: `failing ${fault} ${c.name}`,
+              send: c.send,
+              rate: s.rate,
+              count: Math.ceil((s.rate * phaseMs) / 1000),
+              durationMs: phaseMs,
+              onResult,
+            });
+            await Promise.all([start, stop]);
+            return {
+              contender: c.name,
+              fault,
+              summary: summarize(`${c.name} ${fault}`, [res]),
+              callerErrors: res.failed,
+              attemptsUntilOut,
+              msToOut: outAt === undefined ? undefined : outAt - onset,
+              outBy,
+              attemptsWhileFaulty,
+              servedWhileFaulty,
+              msToReturn: returnedAt === undefined ? undefined : returnedAt - heal,
+              onsetMs: onset,
+              healMs: heal,
+            };
+          } finally {
+            clearInterval(poll);
+          }
+        }),
+      );
+    }
+  }
+  await resetAll(fleet);
+  return { backends: backends.length, rate: s.rate, outlierDetection, phaseMs, runs };
+}
+
+// ---- 4. backend killed and restarted -------------------------------------------------------------------------
+
+export interface KillRun {
+  readonly contender: string;
+  readonly summary: PhaseSummary;
+  /** Idempotent (GET) requests that failed at the caller. */
+  readonly lost: number;
+  readonly killedAtMs: number;
+  readonly restartedAtMs: number;
+  /** Responses from the restarted backend after its restart. */
+  readonly victimAfterRestart: number;
+  readonly extraAttempts: number | undefined;
+}
+
+export interface KillResult {
+  readonly backends: number;
+  readonly concurrency: number;
+  readonly phaseMs: number;
+  readonly runs: readonly KillRun[];
+}
+
+export async function killRestart(fleet: readonly Backend[], s: Settings): Promise<KillResult> {
+  const backends = fleet.slice(0, 3);
+  const victim = backends[1] as Backend;
+  const addrs = backends.map((b) => b.address);
+  const phaseMs = Math.max(2000, s.durationS * 750);
+  const runs: KillRun[] = [];
+  const makers = [
+    () => balancedDispatcher({ target: addrs }),
+    () => balancedFetch({ target: addrs }),
+    () => balancedPool(addrs),
+  ];
+  for (const make of makers) {
+    await resetAll(fleet, { latency: { kind: 'uniform', minMs: 1, maxMs: 3 } });
+    runs.push(
+      await withContender(make, async (c) => {
+        const t0 = performance.now();
+        let killedAt = 0;
+        let restartedAt = 0;
+        let victimAfter = 0;
+        const kill = after(phaseMs / 3, async () => {
+          await victim.kill();
+          killedAt = performance.now() - t0;
+        });
+        const restart = after(phaseMs / 2, async () => {
+          await kill;
+          await victim.start();
+          restartedAt = performance.now() - t0;
+        });
+        const res = await closedLoop({
+          name: `kill-restart ${c.name}`,
+          send: c.send,
+          concurrency: s.concurrency,
+          count: Math.ceil(phaseMs * 100),
+          durationMs: phaseMs,
+          onResult: (r) => {
+            if (restartedAt > 0 && r?.backend === victim.id) victimAfter++;
+          },
+        });
+        await Promise.all([kill, restart]);
+        return {
+          contender: c.name,
+          summary: summarize(`${c.name} kill/restart`, [res]),
+          lost: res.failed,
+          killedAtMs: killedAt,
+          restartedAtMs: restartedAt,
+          victimAfterRestart: victimAfter,
+          extraAttempts: c.client?.stats().clusters[0]?.requests.extraAttempts,
+        };
+      }),
+    );
+  }
+  await resetAll(fleet);
+  return { backends: backends.length, concurrency: s.concurrency, phaseMs, runs };
+}
+
+// ---- 5. resolver churn ---------------------------------------------------------------------------------------
+
+export interface ChurnResult {
+  readonly backends: number;
+  readonly concurrency: number;
+  readonly updateEveryMs: number;
+  readonly updates: number;
+  readonly baseline: PhaseSummary;
+  readonly churn: PhaseSummary;
+  /** Heap used after a full GC, sampled once a second during the churn phase, MB. */
+  readonly heapMb: readonly number[];
+  readonly rssMb: readonly number[];
+  /** Mean of the last third of the heap samples minus the mean of the first third, MB. */
+  readonly heapGrowthMb: number;
+  readonly drainingAtEnd: number | undefined;
+}
+
+let gcFn: (() => void) | undefined;
+function fullGc(): void {
+  if (gcFn === undefined) {
+    setFlagsFromString('--expose-gc');
+    gcFn = runInNewContext('gc') as () => void;
+  }
+  gcFn();
+}
+
+export async function resolverChurn(fleet: readonly Backend[], s: Settings): Promise<ChurnResult> {
+  const backends = fleet.slice(0, 6);
+  const addrs = backends.map((b) => b.address);
+  const phaseMs = s.durationS * 1500;
+  const baselineMs = s.durationS * 500;
+  const everyMs = 100;
+  await resetAll(fleet, { latency: { kind: 'uniform', minMs: 0, maxMs: 1 } });
+  const run = async (churn: boolean, ms: number) => {
+    const resolver = new StaticResolver(addrs);
+    return withContender(
+      () => balancedDispatcher({ target: resolver }, churn ? 'sidecarless, churn' : 'sidecarless, static'),
+      async (c) => {
+        await closedLoop({
+          name: 'churn warm-up',
+          send: c.send,
+          concurrency: s.concurrency,
+          count: 1e6,
+          durationMs: s.warmMs,
+        });
+        let updates = 0;
+        const heap: number[] = [];
+        const rss: number[] = [];
+        const churnTimer = churn
+          ? setInterval(() => {
+              // A random subset of 3 to 6 endpoints, in random order.
+              const shuffled = [...addrs].sort(() => Math.random() - 0.5);
+              resolver.update(shuffled.slice(0, 3 + Math.floor(Math.random() * 4)));
+              updates++;
+            }, everyMs)
+          : undefined;
+        const sample = () => {
+          fullGc();
+          const m = process.memoryUsage();
+          heap.push(m.heapUsed / 2 ** 20);
+          rss.push(m.rss / 2 ** 20);
+        };
+        // Sampled in both phases (a full GC each time), so the CPU figures stay comparable.
+        sample();
+        const memTimer = setInterval(sample, Math.max(200, Math.min(1000, ms / 10)));
+        try {
+          const res = await closedLoop({
+            name: churn ? 'resolver churn' : 'resolver churn baseline',
+            send: c.send,
+            concurrency: s.concurrency,
+            count: Math.ceil(ms * 100),
+            durationMs: ms,
+          });
+          sample();
+          return {
+            res,
+            updates,
+            heap,
+            rss,
+            draining: c.client?.stats().clusters[0]?.draining,
+          };
+        } finally {
+          clearInterval(churnTimer);
+          clearInterval(memTimer);
+        }
+      },
+    );
+  };
+  const base = await run(false, baselineMs);
+  const ch = await run(true, phaseMs);
+  const third = Math.max(1, Math.floor(ch.heap.length / 3));
+  const mean = (a: readonly number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
+  return {
+    backends: backends.length,
+    concurrency: s.concurrency,
+    updateEveryMs: everyMs,
+    updates: ch.updates,
+    baseline: summarize('static endpoints', [base.res]),
+    churn: summarize('endpoints changed every 100 ms', [ch.res]),
+    heapMb: ch.heap,
+    rssMb: ch.rss,
+    heapGrowthMb: mean(ch.heap.slice(-third)) - mean(ch.heap.slice(0, third)),
+    drainingAtEnd: ch.draining,
+  };
+}
