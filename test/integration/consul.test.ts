@@ -11,6 +11,7 @@ import { ConsulResolver, type ConsulResolverOptions } from '../../src/resolver/c
 import { createResolverRegistry } from '../../src/resolver/index.js';
 import { parseTarget } from '../../src/resolver/resolver.js';
 import { systemClock } from '../../src/runtime.js';
+import { runExample } from '../helpers/run-example.js';
 import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
 import { type ConsulDouble, startConsulDouble } from '../helpers/consul-double.js';
 
@@ -456,20 +457,7 @@ describe('createClient over consul:// to real backends', () => {
 
 describe('examples/consul.ts', () => {
   it('runs standalone, balances across both instances and follows a deregistration, then exits', async () => {
-    const script = fileURLToPath(new URL('../../examples/consul.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const [code, signal] = await once(child, 'exit');
-    clearTimeout(timer);
-    assert.equal(signal, null, `did not exit by itself: ${out}`);
-    assert.equal(code, 0, out);
+    const out = await runExample('consul.ts', [], 30_000);
     assert.match(out, /answers: backend [ab], backend [ab], backend [ab], backend [ab]/);
     assert.match(out, /backend a/);
     assert.match(out, /after deregistering one: backend b, backend b/);

@@ -1,24 +1,10 @@
 // examples/prometheus-metrics.ts runs as a user would run it, and its /metrics reports real numbers.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { runExample } from '../helpers/run-example.js';
 
 it('the Prometheus example serves /metrics with the numbers of the traffic it sent', async () => {
-  const script = fileURLToPath(new URL('../../examples/prometheus-metrics.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(timer);
-  assert.equal(code, 0, out);
+  const out = await runExample('prometheus-metrics.ts');
   // 30 requests went through the service; each is one request to the inventory cluster.
   assert.match(out, /^sidecarless_requests_total\{service="shop",cluster="inventory"\} 30$/m);
   assert.match(out, /^sidecarless_request_duration_seconds_count\{service="shop",cluster="inventory"\} 30$/m);

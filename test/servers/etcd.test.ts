@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import net from 'node:net';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createClient } from '../../src/client.js';
 import type { Endpoint } from '../../src/endpoint.js';
 import { EtcdError, InvalidTargetError, type SidecarlessError } from '../../src/errors.js';
 import { EtcdResolver, type EtcdResolverOptions } from '../../src/resolver/etcd.js';
 import { createResolverRegistry } from '../../src/resolver/index.js';
 import { systemClock } from '../../src/runtime.js';
+import { runExample } from '../helpers/run-example.js';
 import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
 import { EtcdProxy, EtcdServer } from '../helpers/etcd.js';
 
@@ -303,20 +301,7 @@ describe('EtcdResolver against a real etcd', () => {
 
 describe('examples/etcd.ts', () => {
   it('runs standalone against its own etcd, follows a key deletion, then exits', async () => {
-    const script = fileURLToPath(new URL('../../examples/etcd.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const [code, signal] = await once(child, 'exit');
-    clearTimeout(timer);
-    assert.equal(signal, null, `did not exit by itself: ${out}`);
-    assert.equal(code, 0, out);
+    const out = await runExample('etcd.ts', [], 30_000);
     assert.match(out, /answers: .*backend a/);
     assert.match(out, /after deleting one key: backend b, backend b/);
   });
