@@ -450,6 +450,8 @@ export interface KillRun {
   /** Responses from the restarted backend after its restart. */
   readonly victimAfterRestart: number;
   readonly extraAttempts: number | undefined;
+  /** sidecarless only: the restarted endpoint at the end of the phase (state, ejected by outlier detection). */
+  readonly victimAtEnd: string | undefined;
 }
 
 export interface KillResult {
@@ -498,6 +500,7 @@ export async function killRestart(fleet: readonly Backend[], s: Settings): Promi
           },
         });
         await Promise.all([kill, restart]);
+        const v = c.client?.stats().clusters[0]?.endpoints.find((e) => e.key === victim.address);
         return {
           contender: c.name,
           summary: summarize(`${c.name} kill/restart`, [res]),
@@ -506,6 +509,7 @@ export async function killRestart(fleet: readonly Backend[], s: Settings): Promi
           restartedAtMs: restartedAt,
           victimAfterRestart: victimAfter,
           extraAttempts: c.client?.stats().clusters[0]?.requests.extraAttempts,
+          victimAtEnd: v === undefined ? undefined : `${v.state}${v.ejected ? ', ejected' : ''}`,
         };
       }),
     );
