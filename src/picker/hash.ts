@@ -215,25 +215,3 @@ function hashAscii(s: string, seed: number, start: number, end: number): number 
   acc ^= acc >>> 16;
   return acc >>> 0;
 }
-
-/**
- * XXH32 of the UTF-8 bytes of `prefix + '_' + n` (n a non-negative integer), without building the string. Used for
- * ring virtual nodes (Envoy and gRPC A42 hash `address_n`).
- */
-export function hashStringSuffix(prefix: string, n: number, seed = 0): number {
-  let o = encodeInto(prefix, 0, prefix.length, 0);
-  if (o + 17 > scratch.length) {
-    const bigger = new Uint8Array(o + 64);
-    bigger.set(scratch.subarray(0, o));
-    scratch = bigger;
-  }
-  scratch[o++] = 0x5f; // '_'
-  if (n === 0) {
-    scratch[o++] = 0x30;
-  } else {
-    const first = o;
-    for (let v = n; v > 0; v = Math.floor(v / 10)) scratch[o++] = 0x30 + (v % 10);
-    scratch.subarray(first, o).reverse();
-  }
-  return xxh32(scratch, seed, 0, o);
-}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { hashString, hashStringSuffix, xxh32 } from '../../src/picker/hash.js';
+import { hashString, xxh32 } from '../../src/picker/hash.js';
 import { findHeader, parseHashKey } from '../../src/picker/hash-key.js';
 import { ctxWith } from './picker-helpers.js';
 
@@ -54,13 +54,12 @@ describe('xxh32', () => {
     );
   });
 
-  it('hashes a slice without building it, and key_n without concatenating', () => {
+  it('hashes a slice without building it', () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 40 }), fc.nat(40), fc.nat(40), fc.nat(1e9), (s, a, b, n) => {
+      fc.property(fc.string({ maxLength: 40 }), fc.nat(40), fc.nat(40), (s, a, b) => {
         const start = Math.min(a, s.length);
         const end = Math.max(start, Math.min(b, s.length));
         assert.equal(hashString(s, 0, start, end), hashString(s.slice(start, end)));
-        assert.equal(hashStringSuffix(s, n), hashString(`${s}_${n}`));
       }),
       { numRuns: 200 },
     );
