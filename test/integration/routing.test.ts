@@ -219,6 +219,21 @@ describe('priority failover and zone preference', () => {
     res.writeHead(503, { 'x-backend': b.id });
     res.end();
   };
+  // Sends requests until `count` endpoints have been ejected. A fixed number of requests is not enough: once one
+  // endpoint of a level is out, the level is under 100 % healthy (x 1.4 overprovisioning) and a share of the
+  // traffic spills to the next level at random, so the other failing endpoint may not be reached for a while.
+  async function untilEjected(client: Client, count: number): Promise<void> {
+    const ejected = new Set<string>();
+    const sub = client.onHealthEvent((e) => {
+      if (e.type === 'eject') ejected.add(e.endpoint.key);
+    });
+    try {
+      for (let i = 0; i < 200 && ejected.size < count; i++) await id(client, 'http://svc/');
+    } finally {
+      sub.dispose();
+    }
+    assert.equal(ejected.size, count, `ejected within 200 requests: ${[...ejected].join()}`);
+  }
 
   it('keeps traffic on priority 0 while it is healthy and fails over to priority 1 as it degrades', async () => {
     let p0Healthy = true;
@@ -244,7 +259,7 @@ describe('priority failover and zone preference', () => {
       for (let i = 0; i < 20; i++) assert.match(await id(client, 'http://svc/'), /^p0-/);
       p0Healthy = false;
       // The first request to each P0 endpoint fails and ejects it; then everything goes to P1.
-      for (let i = 0; i < 4; i++) await id(client, 'http://svc/');
+      await untilEjected(client, 2);
       const after = [];
       for (let i = 0; i < 20; i++) after.push(await id(client, 'http://svc/'));
       assert.ok(
@@ -280,7 +295,7 @@ describe('priority failover and zone preference', () => {
     try {
       for (let i = 0; i < 20; i++) assert.match(await id(client, 'http://svc/'), /^zone-a-/);
       localHealthy = false;
-      for (let i = 0; i < 4; i++) await id(client, 'http://svc/');
+      await untilEjected(client, 2);
       for (let i = 0; i < 10; i++) assert.match(await id(client, 'http://svc/'), /^zone-b-/);
     } finally {
       await client.close();
