@@ -122,7 +122,7 @@ export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
   readonly pickers?: PickerRegistry | undefined;
   /** Clock for every timer and measurement (tests inject a fake). @defaultValue systemClock */
   readonly clock?: Clock | undefined;
-  /** Random source for every random choice (tests inject a seeded one). @defaultValue Math.random */
+  /** Random source for every random choice (tests inject a seeded one, e.g. {@link seededRandom}). @defaultValue {@link systemRandom} */
   readonly random?: RandomSource | undefined;
 }
 

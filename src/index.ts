@@ -154,7 +154,7 @@ export type { RouteConfig, RouteDecision, SplitTarget, SubsetFallback, SubsetSel
 export { compileRoutes, RouteTable } from './routing/router.js';
 export type { ZoneAwareOptions } from './routing/snapshot.js';
 export type { Clock, RandomSource, TimerHandle } from './runtime.js';
-export { systemClock, systemRandom } from './runtime.js';
+export { seededRandom, systemClock, systemRandom } from './runtime.js';
 export type { BackoffOptions, ResolvedBackoffOptions } from './subchannel/backoff.js';
 export { Backoff, resolveBackoffOptions } from './subchannel/backoff.js';
 export type { PeakEwmaOptions } from './subchannel/load.js';

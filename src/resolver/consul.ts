@@ -118,7 +118,7 @@ export interface ConsulResolverOptions {
   readonly tls?: ConsulTlsOptions | undefined;
   /** Clock for timers. @defaultValue systemClock */
   readonly clock?: Clock | undefined;
-  /** Random source for backoff jitter. @defaultValue Math.random */
+  /** Random source for backoff jitter. @defaultValue {@link systemRandom} */
   readonly random?: RandomSource | undefined;
   /** Environment read for `CONSUL_HTTP_ADDR` and `CONSUL_HTTP_TOKEN`. @defaultValue process.env */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;

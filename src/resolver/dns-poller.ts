@@ -43,7 +43,7 @@ export interface DnsPollingOptions extends DnsClientOptions {
   readonly backoff?: BackoffOptions | undefined;
   /** Clock for polling timers. @defaultValue the cluster's clock, else systemClock */
   readonly clock?: Clock | undefined;
-  /** Random source for backoff jitter. @defaultValue the cluster's random source, else Math.random */
+  /** Random source for backoff jitter. @defaultValue the cluster's random source, else {@link systemRandom} */
   readonly random?: RandomSource | undefined;
 }
 

@@ -86,7 +86,7 @@ export interface EtcdResolverOptions {
   readonly backoff?: BackoffOptions | undefined;
   /** Clock for timers. @defaultValue systemClock */
   readonly clock?: Clock | undefined;
-  /** Random source for backoff jitter. @defaultValue Math.random */
+  /** Random source for backoff jitter. @defaultValue {@link systemRandom} */
   readonly random?: RandomSource | undefined;
 }
 

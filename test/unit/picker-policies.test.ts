@@ -9,7 +9,12 @@ import { peakEwmaPolicy } from '../../src/picker/peak-ewma.js';
 import { randomPolicy } from '../../src/picker/random.js';
 import { type RingHashPicker, ringHashPolicy, ringVnodeCounts } from '../../src/picker/ring-hash.js';
 import { weightedRandomPolicy } from '../../src/picker/weighted-random.js';
-import { weightedRoundRobinPolicy } from '../../src/picker/weighted-round-robin.js';
+import {
+  edfSchedule,
+  MAX_SCHEDULE_LENGTH,
+  WeightedRoundRobinPicker,
+  weightedRoundRobinPolicy,
+} from '../../src/picker/weighted-round-robin.js';
 import { PeakEwma } from '../../src/subchannel/load.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { counts, ctx, ctxWith, env, makeTargets, pickKey } from './picker-helpers.js';
@@ -72,6 +77,54 @@ describe('weighted-round-robin', () => {
       const a = window.filter((k) => k === '10.0.0.0:8080').length;
       assert.ok(a >= 3 && a <= 6, `window ${i}: ${window.join(' ')}`);
     }
+  });
+
+  it('precomputes one EDF period for integer weights: each target exactly weight / gcd times, then it repeats', () => {
+    const picker = weightedRoundRobinPolicy.build(makeTargets(3, [500, 100, 100]), {}, env(7));
+    assert.ok(!(picker instanceof WeightedRoundRobinPicker), 'the O(1) cycle, not the heap');
+    const seq = Array.from({ length: 21 }, () => pickKey(picker));
+    const period = seq.slice(0, 7);
+    assert.deepEqual([...counts(period)].sort(), [
+      ['10.0.0.0:8080', 5],
+      ['10.0.0.1:8080', 1],
+      ['10.0.0.2:8080', 1],
+    ]);
+    assert.deepEqual(seq.slice(7, 14), period);
+    assert.deepEqual(seq.slice(14, 21), period);
+    function counts(keys: string[]): Map<string, number> {
+      const m = new Map<string, number>();
+      for (const k of keys) m.set(k, (m.get(k) ?? 0) + 1);
+      return m;
+    }
+  });
+
+  it('matches the heap schedule it replaces: the same order for the same phases', () => {
+    const weights = new Float64Array([3, 1, 2, 5, 1]);
+    // Phases from a fixed source; the heap picker is given periods max / w and phases u * period, the same
+    // deadlines scaled by max, so both must serve targets in the same order.
+    const phases = [0.1234, 0.6789, 0.3456, 0.5678, 0.9012]; // no two service times tie
+    let n = 0;
+    const schedule = edfSchedule(weights, () => phases[n++ % phases.length]! / 0.999)!;
+    assert.equal(schedule.length, 12);
+    const heap = new WeightedRoundRobinPicker(
+      makeTargets(5, [...weights]).map((target) => ({ type: 'complete' as const, target })),
+      weights,
+      () => phases[n++ % phases.length]!,
+    );
+    const fromHeap = Array.from({ length: 24 }, () => pickKey(heap));
+    const fromCycle = Array.from({ length: 24 }, (_, k) => makeTargets(5)[schedule[k % 12]!]!.key);
+    assert.deepEqual(fromCycle, fromHeap);
+  });
+
+  it('falls back to the heap for fractional weights (slow start) and periods too long to store', () => {
+    const fractional = weightedRoundRobinPolicy.build(makeTargets(3, [2.5, 1, 0.25]), {}, env(3));
+    assert.ok(fractional instanceof WeightedRoundRobinPicker);
+    const c = [...counts(fractional, 3750).values()].sort((a, b) => b - a);
+    assert.deepEqual(c, [2500, 1000, 250]);
+    const long = weightedRoundRobinPolicy.build(makeTargets(2, [MAX_SCHEDULE_LENGTH, 1]), {}, env(3));
+    assert.ok(long instanceof WeightedRoundRobinPicker);
+    const fits = weightedRoundRobinPolicy.build(makeTargets(2, [MAX_SCHEDULE_LENGTH - 1, 1]), {}, env(3));
+    assert.ok(!(fits instanceof WeightedRoundRobinPicker));
   });
 
   it('is plain round robin from a random start with equal weights', () => {
