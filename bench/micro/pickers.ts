@@ -15,6 +15,8 @@
  *   peers' caches (hashring keeps an LRU of 5000) cannot serve them.
  * - Build time: wall time of `policy.build()` (ring hash: 1024 vnodes for the lightest endpoint, ring capped at
  *   8M; maglev at each `--m`), median of repeated builds (at least 3, until 0.2 s / 0.05 s with `--quick`).
+ *   Ring hash twice: cold (a fresh config, so an empty virtual-node cache) and the warm rebuild a cluster does when
+ *   one endpoint is ejected or returns (the same config, alternating between the two sets).
  * - Balance: max / mean share, computed exactly from the ring (arc lengths over the 2^32 hash space) and the maglev
  *   table (slot counts), equal weights. Peers: hashring exactly from its sorted continuum (its keys hash uniformly
  *   to 32 bits); consistent-hash sampled with `--keys` keys (its hash range is not 32-bit uniform).
@@ -309,8 +311,24 @@ async function main(): Promise<void> {
       pickRows.push({ policy: 'ring-hash (hashed)', n, nsPerPick: ns });
       log(`  ${'ring-hash (hashed)'.padEnd(28)} N=${String(n).padEnd(6)} ${ns.toFixed(1)} ns/pick`);
     }
-    buildRows.push({ policy: 'ring-hash', n, ms: buildMs(() => ringHashPolicy.build(plain, ringConfig, env)) });
+    // Cold: a fresh parsed config (an empty virtual-node cache) per build, as when a cluster starts.
+    buildRows.push({ policy: 'ring-hash', n, ms: buildMs(() => ringHashPolicy.build(plain, { ...ringConfig }, env)) });
     log(`  ring-hash build ${buildRows[buildRows.length - 1]?.ms.toFixed(1)} ms`);
+    {
+      // Warm: the cluster's own config, alternating between the full set and one endpoint ejected, as outlier
+      // detection ejects and returns endpoints (the cache filters; nothing is hashed).
+      const ejected = plain.filter((_, i) => i !== n >> 1);
+      let flip = false;
+      buildRows.push({
+        policy: 'ring-hash rebuild (eject/return)',
+        n,
+        ms: buildMs(() => {
+          flip = !flip;
+          return ringHashPolicy.build(flip ? ejected : plain, ringConfig, env);
+        }),
+      });
+      log(`  ring-hash rebuild ${buildRows[buildRows.length - 1]?.ms.toFixed(1)} ms`);
+    }
     qualityRows.push(ringQuality(n, plain, ringConfig, ring));
     for (const m of MS) {
       const cfg = maglevPolicy.parseConfig({ hashKey, tableSize: m });
@@ -334,8 +352,9 @@ function ringQuality(
   cfg: ReturnType<typeof ringHashPolicy.parseConfig>,
   ring: RingHashPicker<Target>,
 ): QualityRow {
+  // A fresh config per instance: independent instances share no virtual-node cache.
   const build = (ts: Target[], seed: number) =>
-    ringHashPolicy.build(ts, cfg, { random: seeded(seed), clock: systemClock }) as RingHashPicker<Pickable>;
+    ringHashPolicy.build(ts, { ...cfg }, { random: seeded(seed), clock: systemClock }) as RingHashPicker<Pickable>;
   const removed = build(
     plain.filter((_, i) => i !== n >> 1),
     1,

@@ -6,7 +6,13 @@ import { leastRequestPolicy } from '../../src/picker/least-request.js';
 import { type MaglevPicker, maglevPolicy } from '../../src/picker/maglev.js';
 import { peakEwmaPolicy } from '../../src/picker/peak-ewma.js';
 import type { Pickable, Picker } from '../../src/picker/picker.js';
-import { ringHashPolicy } from '../../src/picker/ring-hash.js';
+import {
+  buildRing,
+  type RingHashPicker,
+  ringHashPolicy,
+  ringVnodeCounts,
+  VnodeCache,
+} from '../../src/picker/ring-hash.js';
 import { indexOf } from '../../src/picker/util.js';
 import { weightedRandomPolicy } from '../../src/picker/weighted-random.js';
 import { weightedRoundRobinPolicy } from '../../src/picker/weighted-round-robin.js';
@@ -270,6 +276,79 @@ describe('properties: hash policies are stable', () => {
       }),
       { numRuns: 40 },
     );
+  });
+});
+
+describe('ring-hash rebuilds from its virtual-node cache', () => {
+  // Each step: a subset of a universe of endpoints, some with a changed weight. A ring rebuilt through one config's
+  // cache (ejections filter, returns and new endpoints merge) must equal one built from scratch.
+  it('a ring rebuilt through the cache equals a ring built from scratch, step after step', () => {
+    const universe = 14;
+    const stepArb = fc.record({
+      members: fc.subarray(
+        Array.from({ length: universe }, (_, i) => i),
+        { minLength: 1 },
+      ),
+      heavier: fc.subarray(
+        Array.from({ length: universe }, (_, i) => i),
+        { maxLength: 3 },
+      ),
+    });
+    fc.assert(
+      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 12 }), fc.integer({ min: 1, max: 40 }), (steps, v) => {
+        const cfg = ringHashPolicy.parseConfig({ hashKey: { header: 'x-key' }, vnodesPerEndpoint: v, minRingSize: 1 });
+        for (const { members, heavier } of steps) {
+          const weights = Array.from({ length: universe }, (_, i) => (heavier.includes(i) ? 3 : 1));
+          const all = makeTargets(universe, weights);
+          const targets = members.map((i) => all[i]!);
+          const warm = ringHashPolicy.build(targets, cfg, env(1)) as RingHashPicker<Pickable>;
+          const sorted = [...targets].sort((a, b) => (a.key < b.key ? -1 : 1));
+          const counts = ringVnodeCounts(new Float64Array(sorted.map((t) => t.endpoint.weight)), cfg);
+          const cold = buildRing(
+            sorted.map((t) => t.key),
+            counts,
+          );
+          assert.deepEqual(warm.hashes, cold.hashes);
+          assert.deepEqual(
+            Array.from(warm.owners, (o) => warm.targets[o]!.key),
+            Array.from(cold.owners, (o) => sorted[o]!.key),
+          );
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('breaks equal positions by key order whichever endpoint arrived first', () => {
+    // 200000 virtual nodes each: these two endpoints collide at 11 positions (about 200000^2 / 2^32), enough to
+    // check that the merge orders a collision by key, as a build from scratch does, not by arrival.
+    const counts = Uint32Array.of(200_000, 200_000);
+    const reference = buildRing(['10.0.0.1:8080', '10.0.0.2:8080'], counts);
+    let collisions = 0;
+    for (let i = 1; i < reference.hashes.length; i++) {
+      if (reference.hashes[i] === reference.hashes[i - 1] && reference.owners[i] !== reference.owners[i - 1])
+        collisions++;
+    }
+    assert.ok(collisions > 0, 'the fixture has collisions to order');
+    const cache = new VnodeCache();
+    cache.ring(['10.0.0.2:8080'], Uint32Array.of(200_000));
+    const merged = cache.ring(['10.0.0.1:8080', '10.0.0.2:8080'], counts);
+    assert.deepEqual(
+      merged,
+      Uint32Array.from({ length: merged.length }, (_, j) =>
+        j % 2 === 0 ? reference.hashes[j >> 1]! : reference.owners[j >> 1]!,
+      ),
+    );
+  });
+
+  it('stays within twice the ring it serves (plus 65536 entries) however many endpoints pass through', () => {
+    const cache = new VnodeCache();
+    const counts = new Uint32Array(100).fill(1024);
+    for (let round = 0; round < 5; round++) {
+      const keys = Array.from({ length: 100 }, (_, i) => `10.${round}.0.${i}:80`).sort();
+      assert.equal(cache.ring(keys, counts).length, 2 * 102_400);
+      assert.ok(cache.size <= 2 * 102_400 + 65_536, `cache holds ${cache.size}`);
+    }
   });
 });
 
