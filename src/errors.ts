@@ -196,8 +196,9 @@ export class ResolverError extends SidecarlessError {
 
 /**
  * Why a Consul or etcd resolution failed, in {@link ConsulError.reason} / {@link EtcdError.reason}:
- * - `http-status`: the server answered with a non-2xx status other than 401/403 (see `status`);
- * - `forbidden`: 401 or 403, a missing or invalid token (Consul ACL) or bad credentials (etcd auth);
+ * - `http-status`: the server answered with a non-2xx status that is not an auth failure (see `status`);
+ * - `forbidden`: 401 or 403, a missing or invalid token (Consul ACL), or bad or missing credentials or a missing
+ *   permission (etcd auth, which answers 400 for failed authentication: told apart by etcd's message);
  * - `bad-response`: the body is not valid JSON, has the wrong shape, or is too large;
  * - `timeout`: no complete answer within the client timeout;
  * - `connection`: the connection failed (refused, reset, TLS) or the stream broke;

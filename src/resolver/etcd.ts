@@ -687,18 +687,27 @@ export class EtcdResolver implements Resolver {
   }
 }
 
+// etcd's gateway answers failed authentication with HTTP 400 (gRPC InvalidArgument), not 401: tell auth failures
+// apart by etcd's own messages so they surface as `forbidden`, like a permission error (403).
+const AUTH_FAILURE =
+  /authentication failed|user name is empty|invalid auth token|permission denied|auth is not enabled/i;
+
 function statusError(status: number, body: string): EtcdError {
   let detail = '';
+  let authFailure = false;
   try {
     const parsed: unknown = JSON.parse(body);
     if (isRecord(parsed)) {
       const message = isRecord(parsed.error) ? parsed.error.message : (parsed.message ?? parsed.error);
-      if (typeof message === 'string') detail = `: ${JSON.stringify(message.slice(0, 200))}`;
+      if (typeof message === 'string') {
+        detail = `: ${JSON.stringify(message.slice(0, 200))}`;
+        authFailure = AUTH_FAILURE.test(message);
+      }
     }
   } catch {
     // not JSON: no detail
   }
-  const reason = status === 401 || status === 403 ? 'forbidden' : 'http-status';
+  const reason = status === 401 || status === 403 || authFailure ? 'forbidden' : 'http-status';
   return new EtcdError(reason, `etcd answered HTTP ${status}${detail}`, { status });
 }
 

@@ -34,27 +34,33 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** POSTs JSON with a fresh connection (no agent keeps sockets open) and parses the JSON answer. */
-export function postJson(url: string, body: unknown, timeoutMs = 5000): Promise<{ status: number; json: unknown }> {
+/**
+ * POSTs JSON with a fresh connection (no agent keeps sockets open) and parses the JSON answer; `token` goes in the
+ * `Authorization` header, as etcd's gateway expects once auth is enabled.
+ */
+export function postJson(
+  url: string,
+  body: unknown,
+  timeoutMs = 5000,
+  token?: string,
+): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify(body);
-    const req = http.request(
-      url,
-      { method: 'POST', agent: false, headers: { 'content-type': 'application/json' }, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          try {
-            resolve({ status: res.statusCode ?? 0, json: text.length > 0 ? JSON.parse(text) : undefined });
-          } catch (err) {
-            reject(err);
-          }
-        });
-        res.on('error', reject);
-      },
-    );
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (token !== undefined) headers.authorization = token;
+    const req = http.request(url, { method: 'POST', agent: false, headers, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        try {
+          resolve({ status: res.statusCode ?? 0, json: text.length > 0 ? JSON.parse(text) : undefined });
+        } catch (err) {
+          reject(err);
+        }
+      });
+      res.on('error', reject);
+    });
     req.on('timeout', () => req.destroy(new Error(`POST ${url} timed out`)));
     req.on('error', reject);
     req.end(payload);
@@ -169,10 +175,34 @@ export class EtcdServer {
     await rm(this.dataDir, { recursive: true, force: true });
   }
 
+  // Root's token once auth is enabled: the helper's own writes go as root.
+  #token: string | undefined;
+
   async #call(api: string, body: unknown): Promise<Record<string, unknown>> {
-    const res = await postJson(`${this.url}${api}`, body);
+    const res = await postJson(`${this.url}${api}`, body, 5000, this.#token);
     if (res.status !== 200) throw new Error(`etcd ${api} answered ${res.status}: ${JSON.stringify(res.json)}`);
     return res.json as Record<string, unknown>;
+  }
+
+  /**
+   * Turns on etcd auth: a `root` user (password `rootpw`), and `user` with `password` allowed to read keys under
+   * `prefix` only. The helper's later writes authenticate as root.
+   */
+  async enableAuth(user: string, password: string, prefix: string): Promise<void> {
+    const end = Buffer.from(prefix);
+    end[end.length - 1] = (end[end.length - 1] as number) + 1;
+    await this.#call('/v3/auth/user/add', { name: 'root', password: 'rootpw' });
+    await this.#call('/v3/auth/user/grant', { user: 'root', role: 'root' });
+    await this.#call('/v3/auth/role/add', { name: 'readers' });
+    await this.#call('/v3/auth/role/grant', {
+      name: 'readers',
+      perm: { permType: 'READ', key: b64(prefix), range_end: b64(end) },
+    });
+    await this.#call('/v3/auth/user/add', { name: user, password });
+    await this.#call('/v3/auth/user/grant', { user, role: 'readers' });
+    await this.#call('/v3/auth/enable', {});
+    const auth = await this.#call('/v3/auth/authenticate', { name: 'root', password: 'rootpw' });
+    this.#token = String(auth.token);
   }
 
   /** Puts a key; returns the new revision. */

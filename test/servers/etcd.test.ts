@@ -299,6 +299,60 @@ describe('EtcdResolver against a real etcd', () => {
   });
 });
 
+describe('EtcdResolver against a real etcd with auth enabled', () => {
+  let etcd: EtcdServer;
+  const prefix = '/services/secured/';
+  const open: EtcdResolver[] = [];
+  function resolver(options: Partial<EtcdResolverOptions>): EtcdResolver {
+    const r = new EtcdResolver({ endpoints: [etcd.url], prefix, requestTimeout: 2000, backoff: FAST, ...options });
+    open.push(r);
+    return r;
+  }
+
+  before(async () => {
+    etcd = await EtcdServer.start();
+    await etcd.enableAuth('reader', 'reader-secret', prefix);
+    await etcd.put(`${prefix}a`, '10.0.9.1:80');
+  });
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((r) => r.close()));
+  });
+  after(async () => {
+    await etcd.close();
+  });
+
+  it('authenticates with username and password, lists, then follows the watch', async () => {
+    const rec = new Recorder();
+    resolver({ username: 'reader', password: 'reader-secret' }).start(rec.listener);
+    await rec.until(() => rec.updates.length === 1, 5000, 'the first set');
+    assert.deepEqual(keys(rec.last), ['10.0.9.1:80']);
+    await etcd.put(`${prefix}b`, '10.0.9.2:80');
+    await rec.until(() => keys(rec.last).length === 2, 5000, 'a change through the authenticated watch');
+    assert.equal(rec.errors.length, 0);
+    await etcd.delete(`${prefix}b`);
+  });
+
+  it('a wrong password, no credentials, or a prefix the user may not read: forbidden, password never shown', async () => {
+    const cases: [string, Partial<EtcdResolverOptions>][] = [
+      ['wrong password', { username: 'reader', password: 'not-the-secret' }],
+      ['no credentials', {}],
+      ['prefix outside the grant', { username: 'reader', password: 'reader-secret', prefix: '/services/other/' }],
+    ];
+    for (const [what, options] of cases) {
+      const rec = new Recorder();
+      resolver(options).start(rec.listener);
+      await rec.until(() => rec.errors.length >= 1, 5000, `an error (${what})`);
+      const err = rec.errors[0] as EtcdError;
+      assert.ok(err instanceof EtcdError, what);
+      // etcd answers 400 for failed authentication and 403 for a missing permission: both are `forbidden`.
+      assert.equal(err.reason, 'forbidden', `${what}: ${err.message}`);
+      assert.ok(err.status === 400 || err.status === 403, `${what}: ${err.message}`);
+      assert.equal(rec.updates.length, 0, `${what}: nothing delivered`);
+      assert.ok(!err.message.includes('secret') && !String(err.cause ?? '').includes('secret'), err.message);
+    }
+  });
+});
+
 describe('examples/etcd.ts', () => {
   it('runs standalone against its own etcd, follows a key deletion, then exits', async () => {
     const out = await runExample('etcd.ts', [], 30_000);
