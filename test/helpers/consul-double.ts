@@ -8,15 +8,21 @@
  * - `?index=N` with N > 0 blocks until the service's index exceeds N, or until `wait` (default 5m, max 10m) plus a
  *   random jitter of up to wait/16 elapses, then answers with the current (possibly unchanged) body;
  * - `passing` keeps entries whose checks all pass; `tag` (repeatable) keeps entries carrying every tag; `dc` picks
- *   the datacenter (an unknown one is HTTP 500 "No path to datacenter"); `filter`, `ns` and `partition` are
- *   recorded but not evaluated;
+ *   the datacenter (an unknown one is HTTP 500 "No path to datacenter"); `ns` and `partition` (Consul Enterprise)
+ *   pick the namespace and admin partition (default `default`; entries of a non-default one carry
+ *   `Service.Namespace` / `Service.Partition`); `filter` is evaluated with the filter language of `bexpr.ts`
+ *   (an invalid expression is HTTP 400 "Failed to create boolexpr evaluator");
+ * - `tls` (Node `https.ServerOptions`: `key`, `cert`, and `requestCert` + `ca` for mutual TLS) at construction
+ *   serves HTTPS instead of HTTP;
  * - with ACLs on, a request whose `X-Consul-Token` is not the token gets HTTP 403 "ACL not found". Any request
  *   whose URL contains the token is recorded in {@link ConsulDouble.leaks}.
  *
  * Fault switches ({@link ConsulDouble.fault}) replace the normal answer of every request while set.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { compileFilter, FilterSyntaxError } from './bexpr.js';
 
 export type CheckStatus = 'passing' | 'warning' | 'critical';
 
@@ -37,6 +43,10 @@ export interface ConsulInstance {
   readonly status?: CheckStatus;
   /** @defaultValue 'dc1' */
   readonly datacenter?: string;
+  /** Consul Enterprise namespace. @defaultValue 'default' */
+  readonly namespace?: string;
+  /** Consul Enterprise admin partition. @defaultValue 'default' */
+  readonly partition?: string;
 }
 
 export type ConsulFault =
@@ -74,7 +84,7 @@ function parseGoDuration(text: string | null): number {
 }
 
 export class ConsulDouble {
-  readonly #server: http.Server;
+  readonly #server: http.Server | https.Server;
   readonly #services = new Map<string, ConsulInstance[]>();
   readonly #indexes = new Map<string, number>();
   readonly #waiters = new Set<Waiter>();
@@ -90,8 +100,9 @@ export class ConsulDouble {
   /** When set, replaces the normal answer. */
   fault: ConsulFault | undefined;
 
-  constructor() {
-    this.#server = http.createServer((req, res) => this.#handle(req, res));
+  constructor(options: { readonly tls?: https.ServerOptions } = {}) {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.#handle(req, res);
+    this.#server = options.tls === undefined ? http.createServer(handler) : https.createServer(options.tls, handler);
   }
 
   async start(): Promise<this> {
@@ -270,17 +281,29 @@ export class ConsulDouble {
       res.writeHead(500, { 'content-type': 'text/plain' }).end('No path to datacenter');
       return;
     }
-    res.writeHead(200, this.#headers(service)).end(JSON.stringify(this.#entries(service, params)));
+    let entries: unknown[];
+    try {
+      entries = this.#entries(service, params);
+    } catch (err) {
+      if (!(err instanceof FilterSyntaxError)) throw err;
+      res.writeHead(400, { 'content-type': 'text/plain' }).end(`Failed to create boolexpr evaluator: ${err.message}`);
+      return;
+    }
+    res.writeHead(200, this.#headers(service)).end(JSON.stringify(entries));
   }
 
   #entries(service: string, params: URLSearchParams): unknown[] {
     const dc = params.get('dc') ?? 'dc1';
     const passing = params.has('passing') && params.get('passing') !== 'false';
     const tags = params.getAll('tag');
+    const ns = params.get('ns') || 'default';
+    const partition = params.get('partition') || 'default';
+    const filter = compileFilter(params.get('filter') ?? '');
     const instances = this.#services.get(service) ?? [];
     return instances
       .map((inst, i) => ({ inst, i }))
       .filter(({ inst }) => (inst.datacenter ?? 'dc1') === dc)
+      .filter(({ inst }) => (inst.namespace ?? 'default') === ns && (inst.partition ?? 'default') === partition)
       .filter(({ inst }) => !passing || (inst.status ?? 'passing') === 'passing')
       .filter(({ inst }) => tags.every((t) => (inst.tags ?? []).includes(t)))
       .map(({ inst, i }) => {
@@ -311,6 +334,8 @@ export class ConsulDouble {
             Connect: {},
             CreateIndex: modify,
             ModifyIndex: modify,
+            ...(inst.namespace === undefined ? {} : { Namespace: inst.namespace }),
+            ...(inst.partition === undefined ? {} : { Partition: inst.partition }),
           },
           Checks: [
             {
@@ -343,11 +368,12 @@ export class ConsulDouble {
             },
           ],
         };
-      });
+      })
+      .filter((entry) => filter(entry));
   }
 }
 
-/** Starts a double on 127.0.0.1 with an ephemeral port. */
-export function startConsulDouble(): Promise<ConsulDouble> {
-  return new ConsulDouble().start();
+/** Starts a double on 127.0.0.1 with an ephemeral port (HTTPS with `tls`). */
+export function startConsulDouble(options?: ConstructorParameters<typeof ConsulDouble>[0]): Promise<ConsulDouble> {
+  return new ConsulDouble(options).start();
 }

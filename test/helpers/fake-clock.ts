@@ -1,5 +1,5 @@
 /** A manual clock and a seeded random source for deterministic tests. */
-import type { Clock, RandomSource } from '../../src/runtime.js';
+import { type Clock, type RandomSource, seededRandom as librarySeededRandom } from '../../src/runtime.js';
 
 interface Timer {
   at: number;
@@ -45,14 +45,11 @@ export class FakeClock implements Clock {
   }
 }
 
-/** mulberry32: a small, fast, seeded PRNG. */
+/**
+ * The library's seeded xoshiro128** ({@link librarySeededRandom}). Not mulberry32: some of its seeds give visibly
+ * skewed streams (one put a bucket 4.3 standard deviations high over 20000 draws), which made statistical property
+ * tests fail for those seeds.
+ */
 export function seededRandom(seed: number): RandomSource {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return librarySeededRandom(seed);
 }

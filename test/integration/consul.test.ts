@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createClient } from '../../src/client.js';
@@ -188,11 +191,22 @@ describe('ConsulResolver against the Consul API double', () => {
     assert.ok(consul.requests.at(-1)?.url.includes('passing=true'));
   });
 
-  it('sends tag, dc, ns, partition and filter as query parameters', async () => {
+  it('sends tag, dc, ns, partition and filter as query parameters, and Consul applies each', async () => {
+    const base = {
+      port: 80,
+      tags: ['v2', 'canary'],
+      datacenter: 'dc2',
+      namespace: 'team-a',
+      partition: 'p1',
+      meta: { version: '2' },
+    };
     consul.setService('web', [
-      { nodeAddress: '10.0.2.1', port: 80, tags: ['v2', 'canary'], datacenter: 'dc2' },
-      { nodeAddress: '10.0.2.2', port: 80, tags: ['v2'], datacenter: 'dc2' },
-      { nodeAddress: '10.0.2.3', port: 80, tags: ['v2', 'canary'] },
+      { ...base, nodeAddress: '10.0.2.1' }, // matches everything
+      { ...base, nodeAddress: '10.0.2.2', tags: ['v2'] }, // not tagged canary
+      { ...base, nodeAddress: '10.0.2.3', datacenter: 'dc1' }, // other datacenter
+      { ...base, nodeAddress: '10.0.2.4', namespace: 'default' }, // other namespace
+      { ...base, nodeAddress: '10.0.2.5', partition: 'default' }, // other partition
+      { ...base, nodeAddress: '10.0.2.6', meta: { version: '1' } }, // filtered out
     ]);
     const rec = new Recorder();
     resolver({
@@ -210,6 +224,33 @@ describe('ConsulResolver against the Consul API double', () => {
     assert.equal(url.searchParams.get('ns'), 'team-a');
     assert.equal(url.searchParams.get('partition'), 'p1');
     assert.equal(url.searchParams.get('filter'), 'Service.Meta.version == "2"');
+  });
+
+  it('passes filter expressions through intact (quotes, brackets, regexes) and reports an invalid one', async () => {
+    consul.setService('web', [
+      { nodeAddress: '10.0.3.1', node: 'edge-1', port: 80, tags: ['canary'], meta: { 'build-id': '7' } },
+      { nodeAddress: '10.0.3.2', node: 'edge-2', port: 80, tags: ['stable'], meta: { 'build-id': '8' } },
+      { nodeAddress: '10.0.3.3', node: 'core-1', port: 80, tags: ['canary'] },
+    ]);
+    const cases: [string, string[]][] = [
+      ['"canary" in Service.Tags and Node.Node matches "^edge-"', ['10.0.3.1:80']],
+      ['Service.Meta["build-id"] == `8` or Service.Meta is empty', ['10.0.3.2:80', '10.0.3.3:80']],
+      ['not (Service.Tags contains "canary")', ['10.0.3.2:80']],
+      ['Service.Meta["build-id"] is not empty and Service.Port == 80', ['10.0.3.1:80', '10.0.3.2:80']],
+    ];
+    for (const [filter, expected] of cases) {
+      const rec = new Recorder();
+      resolver({ filter }).start(rec.listener);
+      await rec.until(() => rec.updates.length === 1, 3000, filter);
+      assert.deepEqual(keys(rec.last), expected, filter);
+    }
+    const rec = new Recorder();
+    resolver({ filter: 'Service.Meta.version ==' }).start(rec.listener);
+    await rec.until(() => rec.errors.length >= 1, 3000, 'the error for an invalid filter');
+    const error = rec.errors[0] as ConsulError;
+    assert.equal(error.reason, 'http-status');
+    assert.equal(error.status, 400);
+    assert.equal(rec.updates.length, 0);
   });
 
   it('resets the index to 0 when X-Consul-Index goes backwards, and keeps following changes', async () => {
@@ -415,6 +456,103 @@ describe('ConsulResolver against the Consul API double', () => {
 function ctx() {
   return { clock: systemClock, random: Math.random, cluster: 'test' };
 }
+
+describe('ConsulResolver over TLS (mutual TLS, private CA, server name)', () => {
+  let dir: string;
+  let consul: ConsulDouble;
+  let serverCert: string;
+  let clientCert: string;
+  let clientKey: string;
+  const open: ConsulResolver[] = [];
+  // A self-signed certificate for `name` (its own CA), valid one day.
+  function selfSigned(name: string): { cert: string; key: string } {
+    const base = join(dir, name);
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        `/CN=${name}`,
+        '-addext',
+        `subjectAltName=DNS:${name}`,
+        '-keyout',
+        `${base}.key`,
+        '-out',
+        `${base}.pem`,
+      ],
+      { stdio: 'ignore' },
+    );
+    return { cert: readFileSync(`${base}.pem`, 'utf8'), key: readFileSync(`${base}.key`, 'utf8') };
+  }
+  function resolver(tls: NonNullable<ConsulResolverOptions['tls']>): ConsulResolver {
+    const r = new ConsulResolver({
+      address: `https://${consul.address}`,
+      service: 'web',
+      wait: 2000,
+      backoff: FAST,
+      env: {},
+      tls,
+    });
+    open.push(r);
+    return r;
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sidecarless-consul-tls-'));
+    const server = selfSigned('consul.test');
+    const client = selfSigned('sidecarless-client');
+    serverCert = server.cert;
+    clientCert = client.cert;
+    clientKey = client.key;
+    consul = await startConsulDouble({
+      tls: { key: server.key, cert: server.cert, requestCert: true, rejectUnauthorized: true, ca: [client.cert] },
+    });
+    consul.setService('web', [{ nodeAddress: '10.0.4.1', port: 443 }]);
+  });
+  after(async () => {
+    await Promise.all(open.splice(0).map((r) => r.close()));
+    await consul.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('trusts the private CA, presents the client certificate and checks the certificate against servername', async () => {
+    const rec = new Recorder();
+    resolver({ ca: serverCert, cert: clientCert, key: clientKey, servername: 'consul.test' }).start(rec.listener);
+    await rec.until(() => rec.updates.length === 1, 5000, 'the set over mutual TLS');
+    assert.deepEqual(keys(rec.last), ['10.0.4.1:443']);
+    assert.equal(rec.errors.length, 0);
+  });
+
+  // Functions: the certificates exist only once before() has run.
+  const failing: [string, () => NonNullable<ConsulResolverOptions['tls']>][] = [
+    [
+      'the system CAs only (the server certificate is untrusted)',
+      () => ({ cert: clientCert, key: clientKey, servername: 'consul.test' }),
+    ],
+    [
+      'no servername (the certificate names consul.test, not 127.0.0.1)',
+      () => ({ ca: serverCert, cert: clientCert, key: clientKey }),
+    ],
+    ['no client certificate (the server requires one)', () => ({ ca: serverCert, servername: 'consul.test' })],
+  ];
+  for (const [what, tls] of failing) {
+    it(`fails to connect with ${what}: a connection error, no endpoints`, async () => {
+      const rec = new Recorder();
+      resolver(tls()).start(rec.listener);
+      await rec.until(() => rec.errors.length >= 1, 5000, what);
+      const error = rec.errors[0] as ConsulError;
+      assert.ok(error instanceof ConsulError);
+      assert.equal(error.reason, 'connection', `${what}: ${error.message}`);
+      assert.equal(rec.updates.length, 0);
+    });
+  }
+});
 
 describe('createClient over consul:// to real backends', () => {
   let consul: ConsulDouble;
