@@ -89,6 +89,14 @@ export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
    */
   readonly host?: string | false | undefined;
   /**
+   * Names a response header that sidecarless adds to every response an endpoint produced, holding that endpoint's
+   * key (`host:port`): which endpoint answered, for debugging, tests and affinity checks. With retries or hedging it
+   * is the endpoint whose response the caller got. Responses sidecarless makes itself (a breaker fallback) do not
+   * carry it. Off by default: it tells callers your topology. An RFC 9110 token, e.g. `x-sidecarless-endpoint`.
+   * @defaultValue none
+   */
+  readonly endpointHeader?: string | undefined;
+  /**
    * How long a request waits for an endpoint (before the first resolution, or while the set is empty) before it
    * fails with `SIDECARLESS_NO_ENDPOINTS`, ms. 0 fails at once.
    * @defaultValue 10000
@@ -213,6 +221,8 @@ export interface ClusterStats {
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+// RFC 9110 token: a header field name.
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 function timeoutOption(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -298,6 +308,7 @@ interface ResolvedClusterOptions {
   readonly servername: string | undefined;
   readonly policy: ConfiguredPolicy;
   readonly host: string | false | undefined;
+  readonly endpointHeader: Buffer | undefined;
   readonly waitForReadyTimeoutMs: number;
   readonly drainTimeoutMs: number;
   readonly poolOptions: Pool.Options;
@@ -359,6 +370,13 @@ export class Cluster {
     if (host !== undefined && host !== false && (typeof host !== 'string' || host.length === 0 || /\s/.test(host))) {
       throw new InvalidOptionError('host', 'expected a non-empty header value without whitespace, or false');
     }
+    const endpointHeader = options.endpointHeader;
+    if (endpointHeader !== undefined && (typeof endpointHeader !== 'string' || !HEADER_NAME.test(endpointHeader))) {
+      throw new InvalidOptionError(
+        'endpointHeader',
+        `expected a header name (an RFC 9110 token), got ${String(endpointHeader)}`,
+      );
+    }
     const pool = options.pool ?? {};
     if (typeof pool !== 'object' || pool === null) throw new InvalidOptionError('pool', 'expected undici Pool options');
     if ('factory' in pool) throw new InvalidOptionError('pool.factory', 'the cluster creates its own pools');
@@ -370,6 +388,7 @@ export class Cluster {
       servername: tls?.servername,
       policy: pickers.configure(options.picker ?? 'round-robin'),
       host,
+      endpointHeader: endpointHeader === undefined ? undefined : Buffer.from(endpointHeader.toLowerCase(), 'latin1'),
       waitForReadyTimeoutMs: timeoutOption(options.waitForReadyTimeout, 'waitForReadyTimeout', 10_000),
       drainTimeoutMs: timeoutOption(options.drainTimeout, 'drainTimeout', 30_000),
       poolOptions: (tls === undefined
@@ -554,6 +573,11 @@ export class Cluster {
   /** @internal The clock. */
   get clock(): Clock {
     return this.#options.clock;
+  }
+
+  /** @internal The response header naming the answering endpoint (lower-case), if configured. */
+  get endpointHeader(): Buffer | undefined {
+    return this.#options.endpointHeader;
   }
 
   /**

@@ -58,6 +58,8 @@ export interface AttemptOwner {
   failCommitted(error: Error): void;
   /** The status codes retried. */
   readonly retryOn: ReadonlySet<number>;
+  /** When set, the committed response gets this header (lower-case name) with the endpoint's key. */
+  readonly endpointHeader: Buffer | undefined;
 }
 
 type State = 'pending' | 'discarding' | 'committed' | 'cancelled' | 'failed';
@@ -146,7 +148,9 @@ export class Attempt implements LegacyHandler {
     this.#state = 'committed';
     this.#owner.commit(this, statusCode);
     this.#resolve();
-    return this.#owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
+    const name = this.#owner.endpointHeader;
+    const delivered = name === undefined ? headers : [...headers, name, Buffer.from(this.subchannel.key, 'latin1')];
+    return this.#owner.user.onHeaders?.(statusCode, delivered, resume, statusText) ?? true;
   }
 
   onData(chunk: Buffer): boolean {

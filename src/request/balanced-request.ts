@@ -34,6 +34,8 @@ export interface RequestHost {
   /** Jitter for the first retry backoff. */
   readonly random: RandomSource;
   readonly budget: RetryBudget | undefined;
+  /** The response header naming the answering endpoint (lower-case), if configured. */
+  readonly endpointHeader: Buffer | undefined;
   /**
    * Finds a subchannel for the request, avoiding `exclude` when another is available; when none is usable, waits
    * (bounded by `waitForReadyTimeout`). Calls `callback` exactly once, possibly synchronously.
@@ -163,6 +165,10 @@ export class BalancedRequest implements AttemptOwner {
 
   get retryOn(): ReadonlySet<number> {
     return this.#host.policy.retryOn;
+  }
+
+  get endpointHeader(): Buffer | undefined {
+    return this.#host.endpointHeader;
   }
 
   /**

@@ -168,6 +168,67 @@ describe('retries', () => {
   });
 });
 
+describe('endpointHeader', () => {
+  it('names the endpoint that answered, after a retry and through the dispatcher too; absent when off', async () => {
+    const bad = await backend('bad-named', status(503));
+    const good = await backend('good-named', ok);
+    const client = createClient({
+      target: [bad.address, good.address],
+      random: () => 0,
+      endpointHeader: 'X-Sidecarless-Endpoint',
+    });
+    const plain = createClient({ target: [good.address] });
+    try {
+      const res = await client.fetch('http://svc/');
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('x-backend'), 'good-named');
+      assert.equal(res.headers.get('x-sidecarless-endpoint'), good.address, 'the retried-to endpoint, not the first');
+      const viaDispatcher = await request('http://svc/', { dispatcher: client.dispatcher });
+      await viaDispatcher.body.text();
+      assert.match(String(viaDispatcher.headers['x-sidecarless-endpoint']), /^127\.0\.0\.1:\d+$/);
+      const off = await plain.fetch('http://svc/');
+      await off.arrayBuffer();
+      assert.equal(off.headers.get('x-sidecarless-endpoint'), null);
+    } finally {
+      await Promise.all([client.close(), plain.close()]);
+    }
+  });
+
+  it('names the hedge that won', async () => {
+    const slow = await backend('slow-named', (req, res, b) => {
+      req.resume();
+      setTimeout(() => {
+        if (!res.destroyed) res.end(b.id);
+      }, 1_000);
+    });
+    const fast = await backend('fast-named', ok);
+    const client = createClient({
+      target: [slow.address, fast.address],
+      random: () => 0,
+      hedge: { delay: 50 },
+      endpointHeader: 'x-endpoint',
+    });
+    try {
+      const res = await client.fetch('http://svc/');
+      await res.arrayBuffer();
+      assert.equal(res.headers.get('x-endpoint'), fast.address);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('rejects a header name that is not a token at construction', () => {
+    for (const bad of ['', 'x endpoint', 'x-endpoint:', 42]) {
+      assert.throws(
+        () => createClient({ target: ['127.0.0.1:1'], endpointHeader: bad as string }),
+        (err: unknown) =>
+          findSidecarlessError(err)?.code === 'SIDECARLESS_INVALID_OPTION' &&
+          (err as { option?: string }).option === 'endpointHeader',
+      );
+    }
+  });
+});
+
 describe('deadlines and timeouts', () => {
   it('the overall deadline bounds the total time, with a typed error', async () => {
     const slow = await backend('stall-deadline', stall);
