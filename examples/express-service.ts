@@ -15,7 +15,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { request } from 'undici';
-import { createClient, type ErrorCode, findSidecarlessError, StaticResolver } from '../src/index.js';
+import { createClient, findSidecarlessError, StaticResolver, statusForError } from '../src/index.js';
 
 const STOCK: Record<string, number> = { apple: 12, pear: 0, plum: 7 };
 
@@ -84,24 +84,15 @@ app.get('/product/:sku', async (req, res) => {
   res.json({ sku: req.params.sku, stock: stock.stock, reviews });
 });
 
-// Sidecarless errors carry a stable code; map each to what the caller of this service should see.
-const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
-  SIDECARLESS_NO_ENDPOINTS: 503,
-  SIDECARLESS_ALL_EJECTED: 503,
-  SIDECARLESS_CIRCUIT_OPEN: 503,
-  SIDECARLESS_OVERLOADED: 503,
-  SIDECARLESS_RETRY_BUDGET_EXHAUSTED: 503,
-  SIDECARLESS_DEADLINE_EXCEEDED: 504,
-  SIDECARLESS_PER_TRY_TIMEOUT: 504,
-};
-
 app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
   if (err instanceof UpstreamStatus) {
     res.status(err.status).json({ error: 'not found' });
     return;
   }
-  const code = findSidecarlessError(err)?.code; // fetch wraps it in TypeError('fetch failed'); this looks inside
-  const status = code === undefined ? 500 : (STATUS_BY_CODE[code] ?? 502);
+  // statusForError: 503 when nothing could take the call, 504 when out of time, 502 when an endpoint broke it, ...
+  // findSidecarlessError looks inside fetch's TypeError('fetch failed') for the stable code.
+  const code = findSidecarlessError(err)?.code;
+  const status = statusForError(err);
   if (status === 503) res.set('retry-after', '1');
   res.status(status).json({ error: code ?? 'internal error' });
 });

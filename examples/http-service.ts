@@ -12,7 +12,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createClient, findSidecarlessError } from '../src/index.js';
+import { createClient, findSidecarlessError, statusForError } from '../src/index.js';
 
 const STOCK: Record<string, number> = { apple: 12, pear: 0, plum: 7, fig: 3 };
 
@@ -76,9 +76,10 @@ const frontend = http.createServer(async (req, res) => {
       }),
     );
   } catch (err) {
-    // Match on the stable code, never on the message.
+    // Match on the stable code, never on the message; statusForError maps it (503 nothing could answer, 504 out of
+    // time, 502 an endpoint broke the exchange, ...).
     const code = findSidecarlessError(err)?.code;
-    res.writeHead(code === 'SIDECARLESS_NO_ENDPOINTS' ? 503 : 502, { 'content-type': 'application/json' });
+    res.writeHead(statusForError(err), { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error: code ?? 'upstream failure' }));
   }
 });

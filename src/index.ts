@@ -56,6 +56,7 @@ export {
   SidecarlessError,
   UnknownSchemeError,
 } from './errors.js';
+export { statusForError } from './http-status.js';
 export type { Disposable, HealthEvent, HealthOptions } from './health/endpoint-health.js';
 export type {
   EjectionControl,
