@@ -172,6 +172,8 @@ export interface EndpointStats {
 export interface ClusterStats {
   /** The cluster's name. */
   readonly name: string;
+  /** The cluster's {@link Cluster.id}, as in diagnostics messages. */
+  readonly id: number;
   /** Active endpoints, in resolver order. */
   readonly endpoints: readonly EndpointStats[];
   /** Removed endpoints still finishing in-flight requests. */
@@ -325,8 +327,14 @@ interface ResolvedClusterOptions {
  * {@link Cluster.start} starts resolution.
  */
 export class Cluster {
+  static #nextId = 1;
   /** The cluster's name (used in errors, stats and logs). */
   readonly name: string;
+  /**
+   * A number unique to this cluster in the process. Diagnostics messages carry it (`clusterId`), so subscribers
+   * can tell apart clusters of different clients that share a name; {@link ClusterStats.id} reports it.
+   */
+  readonly id: number = Cluster.#nextId++;
   /** @internal The validated request policy. */
   readonly policy: RequestPolicy;
   /** @internal The retry budget, when on. */
@@ -466,6 +474,7 @@ export class Cluster {
     if (channels.resolve.hasSubscribers) {
       channels.resolve.publish({
         cluster: this.name,
+        clusterId: this.id,
         endpoints: set.length,
         error: undefined,
       } satisfies ResolveMessage);
@@ -478,7 +487,12 @@ export class Cluster {
     this.#lastResolverError = isSidecarlessError(error) ? error : new ResolverError(String(error), { cause: error });
     debug('%s: resolver error (%s); keeping %d endpoints', this.name, error.message, this.#pool.subchannels.length);
     if (channels.resolve.hasSubscribers) {
-      const message: ResolveMessage = { cluster: this.name, endpoints: this.#pool.subchannels.length, error };
+      const message: ResolveMessage = {
+        cluster: this.name,
+        clusterId: this.id,
+        endpoints: this.#pool.subchannels.length,
+        error,
+      };
       channels.resolve.publish(message);
     }
   }
@@ -627,6 +641,7 @@ export class Cluster {
       const { context } = request;
       const message: RequestStartMessage = {
         cluster: this.name,
+        clusterId: this.id,
         method: context.method,
         authority: context.authority,
         path: context.path,
@@ -707,7 +722,12 @@ export class Cluster {
       (opts as Dispatcher.DispatchOptions & { servername?: string }).servername = this.#options.servername;
     }
     if (channels.pick.hasSubscribers) {
-      const message: PickMessage = { cluster: this.name, endpoint: subchannel.key, attempt: request.attempts };
+      const message: PickMessage = {
+        cluster: this.name,
+        clusterId: this.id,
+        endpoint: subchannel.key,
+        attempt: request.attempts,
+      };
       channels.pick.publish(message);
     }
     subchannel.dispatch(opts, attempt);
@@ -731,6 +751,7 @@ export class Cluster {
       const { context } = request;
       const message: RequestEndMessage = {
         cluster: this.name,
+        clusterId: this.id,
         method: context.method,
         authority: context.authority,
         path: context.path,
@@ -833,6 +854,7 @@ export class Cluster {
   stats(): ClusterStats {
     return {
       name: this.name,
+      id: this.id,
       endpoints: this.#pool.subchannels.map((s) => {
         const c = s.counters;
         return {

@@ -19,6 +19,11 @@ import type { HealthEvent } from '../health/endpoint-health.js';
 export interface RequestStartMessage {
   /** The cluster's name. */
   readonly cluster: string;
+  /**
+   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * clients that share a name.
+   */
+  readonly clusterId: number;
   /** HTTP method, as dispatched. */
   readonly method: string;
   /** The logical authority (`host[:port]`) of the request URL, e.g. `users`. */
@@ -46,6 +51,11 @@ export interface RequestEndMessage extends RequestStartMessage {
 export interface PickMessage {
   /** The cluster's name. */
   readonly cluster: string;
+  /**
+   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * clients that share a name.
+   */
+  readonly clusterId: number;
   /** Key (`host:port`) of the endpoint the attempt goes to. */
   readonly endpoint: string;
   /** 1 for the first attempt of a request. */
@@ -56,6 +66,11 @@ export interface PickMessage {
 export interface ResolveMessage {
   /** The cluster's name. */
   readonly cluster: string;
+  /**
+   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * clients that share a name.
+   */
+  readonly clusterId: number;
   /** Endpoints in the new set (or kept, on error). */
   readonly endpoints: number;
   /** The resolver's error (the endpoints are kept); `undefined` for a new endpoint set. */

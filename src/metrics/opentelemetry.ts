@@ -69,13 +69,21 @@ export function registerOpenTelemetryMetrics(
     valueType: ValueType.DOUBLE,
     advice: { explicitBucketBoundaries: DURATION_BUCKETS },
   });
-  const mine = (cluster: string) => client.stats().clusters.some((c) => c.name === cluster);
-  const known = new Set<string>();
+  // By cluster id, not name: another client's cluster may share the name. Clusters appear lazily (transparent
+  // mode), so an id is looked up in the client's stats the first time it is seen, then remembered either way (a
+  // cluster exists before its first request, and never changes client).
+  const known = new Set<number>();
+  const foreign = new Set<number>();
   const onEnd = (message: unknown) => {
     const m = message as RequestEndMessage;
-    if (!known.has(m.cluster)) {
-      if (!mine(m.cluster)) return;
-      known.add(m.cluster);
+    if (!known.has(m.clusterId)) {
+      if (foreign.has(m.clusterId)) return;
+      if (!client.stats().clusters.some((c) => c.id === m.clusterId)) {
+        if (foreign.size >= 10_000) foreign.clear();
+        foreign.add(m.clusterId);
+        return;
+      }
+      known.add(m.clusterId);
     }
     const { address, port } = splitAuthority(m.authority);
     const attributes: Attributes = {

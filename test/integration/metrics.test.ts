@@ -48,13 +48,17 @@ describe('metrics', () => {
     } finally {
       for (const [name, fn] of Object.entries(handlers)) diagnostics.unsubscribe(name, fn);
     }
-    assert.deepEqual(seen.start, [{ cluster: 'inventory', method: 'GET', authority: 'inventory', path: '/items?x=1' }]);
+    const clusterId = client.stats().clusters[0]?.id;
+    assert.deepEqual(seen.start, [
+      { cluster: 'inventory', clusterId, method: 'GET', authority: 'inventory', path: '/items?x=1' },
+    ]);
     const end = seen.end?.[0] as { statusCode: number; attempts: number; durationMs: number; error: unknown };
     assert.equal(end.statusCode, 200);
     assert.equal(end.attempts, 1);
     assert.equal(end.error, undefined);
     assert.ok(end.durationMs >= 0);
     assert.equal((seen.pick?.[0] as { endpoint: string } | undefined)?.endpoint, backends[0]?.address);
+    assert.equal((seen.pick?.[0] as { clusterId: number } | undefined)?.clusterId, clusterId);
   });
 
   it('counts per cluster and per endpoint in stats, with latency histograms', async () => {
@@ -116,9 +120,14 @@ describe('metrics', () => {
     const reader = new TestReader();
     const provider = new MeterProvider({ readers: [reader] });
     const registration = registerOpenTelemetryMetrics(client, { meter: provider.getMeter('test') });
+    // Another client whose cluster has the same name: its requests must not reach this registration.
+    const twin = createClient({ target: backends.map((b) => b.address), name: 'inventory' });
     try {
       await (await client.fetch('http://inventory:8080/a')).arrayBuffer();
+      await (await twin.fetch('http://inventory:8080/twin')).arrayBuffer();
       await (await client.fetch('http://inventory:8080/b', { method: 'POST', body: 'x' })).arrayBuffer();
+      await (await twin.fetch('http://inventory:8080/twin')).arrayBuffer();
+      assert.notEqual(twin.stats().clusters[0]?.id, client.stats().clusters[0]?.id);
       const { resourceMetrics } = await reader.collect();
       const all = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
       const find = (name: string) => all.find((m) => m.descriptor.name === name);
@@ -140,7 +149,7 @@ describe('metrics', () => {
       assert.equal((find('sidecarless.endpoints')?.dataPoints[0] as { value: number } | undefined)?.value, 3);
     } finally {
       registration.unregister();
-      await provider.shutdown();
+      await Promise.all([provider.shutdown(), twin.close()]);
     }
   });
 });
