@@ -9,7 +9,7 @@
  * @module
  */
 import { InvalidOptionError } from '../errors.js';
-import { hashString } from './hash.js';
+import { hashStringInto } from './hash.js';
 import type { PickContext } from './picker.js';
 
 /**
@@ -45,9 +45,23 @@ export type HashKeyOption =
 
 /**
  * Computes the hash of a request's key: an unsigned 32-bit XXH32, or -1 when the request has no key. Built by
- * {@link parseHashKey}; allocation-free for the header, cookie and path forms.
+ * {@link parseHashKey}. Convenient where a pick is not the hot path; a hash of 2^31 or more is returned as a heap
+ * number (a small allocation), so the hashing pickers use a {@link KeyHasher} instead.
  */
 export type RequestHasher = (context: PickContext) => number;
+
+/**
+ * Computes the hash of a request's key without allocating: writes the unsigned 32-bit XXH32 of the key's UTF-8 bytes
+ * (seed 0, the same value {@link RequestHasher} returns) into `out[0]` and returns true, or returns false and leaves
+ * `out` alone when the request has no key. Built by {@link parseKeyHasher}; the `ring-hash` and `maglev` pickers call
+ * it on every pick with a one-element array they own. Allocation-free for the header, cookie and path forms (a
+ * function form allocates whatever the function does).
+ *
+ * Why an out-parameter: V8 passes small integers unboxed (below 2^31 on Node's 64-bit builds, 2^30 where pointer
+ * compression is on), but a larger number returned from a call that is not inlined becomes a new heap number, and
+ * half of all 32-bit hashes are that large.
+ */
+export type KeyHasher = (context: PickContext, out: Uint32Array) => boolean;
 
 // RFC 9110 token: header field names and cookie names.
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -62,6 +76,24 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
  * ```
  */
 export function parseHashKey(raw: unknown, option = 'picker.hashKey'): RequestHasher {
+  const hasher = parseKeyHasher(raw, option);
+  const out = new Uint32Array(1);
+  return (context) => (hasher(context, out) ? (out[0] as number) : -1);
+}
+
+/**
+ * Validates the `hashKey` setting and returns the allocation-free hasher for it (see {@link KeyHasher}). Throws
+ * {@link InvalidOptionError} naming `option`, exactly as {@link parseHashKey}.
+ *
+ * @example
+ * ```ts
+ * const hasher = parseKeyHasher({ cookie: 'session' });
+ * const out = new Uint32Array(1);
+ * const context = { method: 'GET', path: '/', authority: 'svc', headers: { cookie: 'session=ab' } };
+ * if (hasher(context, out)) console.log(out[0]); // the uint32 hash of 'ab'
+ * ```
+ */
+export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHasher {
   if (raw === undefined) {
     throw new InvalidOptionError(
       option,
@@ -70,14 +102,16 @@ export function parseHashKey(raw: unknown, option = 'picker.hashKey'): RequestHa
   }
   if (typeof raw === 'function') {
     const fn = raw as (context: PickContext) => unknown;
-    return (context) => {
+    return (context, out) => {
       let key: unknown;
       try {
         key = fn(context);
       } catch {
-        return -1;
+        return false;
       }
-      return typeof key === 'string' && key.length > 0 ? hashString(key) : -1;
+      if (typeof key !== 'string' || key.length === 0) return false;
+      hashStringInto(out, key, 0, 0, key.length);
+      return true;
     };
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
@@ -106,9 +140,11 @@ export function parseHashKey(raw: unknown, option = 'picker.hashKey'): RequestHa
     if (lower === 'cookie') {
       throw new InvalidOptionError(`${option}.header`, 'use { cookie: name } to hash on one cookie');
     }
-    return (context) => {
+    return (context, out) => {
       const value = findHeader(context.headers, lower);
-      return value === undefined || value.length === 0 ? -1 : hashString(value);
+      if (value === undefined || value.length === 0) return false;
+      hashStringInto(out, value, 0, 0, value.length);
+      return true;
     };
   }
   if ('cookie' in record) {
@@ -119,17 +155,18 @@ export function parseHashKey(raw: unknown, option = 'picker.hashKey'): RequestHa
         `expected a cookie name (an RFC 6265 token), got ${describe(name)}`,
       );
     }
-    return (context) => hashCookie(context.headers, name);
+    return (context, out) => hashCookie(context.headers, name, out);
   }
   if ('path' in record) {
     if (record.path !== true) {
       throw new InvalidOptionError(`${option}.path`, `expected true, got ${describe(record.path)}`);
     }
-    return (context) => {
+    return (context, out) => {
       const path = context.path;
-      if (typeof path !== 'string' || path.length === 0) return -1;
+      if (typeof path !== 'string' || path.length === 0) return false;
       const q = path.indexOf('?');
-      return hashString(path, 0, 0, q < 0 ? path.length : q);
+      hashStringInto(out, path, 0, 0, q < 0 ? path.length : q);
+      return true;
     };
   }
   throw new InvalidOptionError(`${option}.${keys[0]}`, 'unknown hash key source (allowed: header, cookie, path)');
@@ -201,9 +238,9 @@ function join(a: string | undefined, b: string | undefined): string | undefined 
   return a === undefined ? b : `${a},${b}`;
 }
 
-function hashCookie(headers: unknown, name: string): number {
+function hashCookie(headers: unknown, name: string, out: Uint32Array): boolean {
   const cookie = findHeader(headers, 'cookie');
-  if (cookie === undefined) return -1;
+  if (cookie === undefined) return false;
   // RFC 6265 5.4: `name=value` pairs separated by `; `. Headers joined from several Cookie lines use `,`, which a
   // cookie value may not contain (RFC 6265 4.1.1), so treat it as a separator too. Scan in place: no split, no
   // substring.
@@ -222,8 +259,10 @@ function hashCookie(headers: unknown, name: string): number {
         vs++;
         ve--;
       }
-      return ve > vs ? hashString(cookie, 0, vs, ve) : -1;
+      if (ve <= vs) return false;
+      hashStringInto(out, cookie, 0, vs, ve);
+      return true;
     }
   }
-  return -1;
+  return false;
 }

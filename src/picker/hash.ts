@@ -33,6 +33,12 @@ function readU32(b: Uint8Array, i: number): number {
   return (b[i] as number) | ((b[i + 1] as number) << 8) | ((b[i + 2] as number) << 16) | ((b[i + 3] as number) << 24);
 }
 
+// Where `xxh32` and `hashString` take their result from. The hot path never returns a hash: V8 passes small
+// integers unboxed (below 2^31 on Node's 64-bit builds, 2^30 with pointer compression), but a larger number
+// returned from a call that is not inlined is a new 16-byte heap number, 8 bytes of garbage per keyed pick on
+// average, so the `...Into` forms write into a typed array instead.
+const result = new Uint32Array(1);
+
 /**
  * XXH32 of `length` bytes of `bytes` starting at `offset`, with `seed`. Returns an unsigned 32-bit integer.
  *
@@ -42,6 +48,12 @@ function readU32(b: Uint8Array, i: number): number {
  * ```
  */
 export function xxh32(bytes: Uint8Array, seed = 0, offset = 0, length = bytes.length - offset): number {
+  xxh32Into(result, bytes, seed, offset, length);
+  return result[0] as number;
+}
+
+/** {@link xxh32}, writing the hash into `out[0]` rather than returning it, so that nothing is allocated. */
+export function xxh32Into(out: Uint32Array, bytes: Uint8Array, seed: number, offset: number, length: number): void {
   let p = offset;
   const end = offset + length;
   let acc: number;
@@ -76,7 +88,7 @@ export function xxh32(bytes: Uint8Array, seed = 0, offset = 0, length = bytes.le
   acc ^= acc >>> 13;
   acc = Math.imul(acc, PRIME32_3);
   acc ^= acc >>> 16;
-  return acc >>> 0;
+  out[0] = acc;
 }
 
 // Reused UTF-8 scratch buffer: hashing a string allocates nothing once the buffer has grown to the longest key seen.
@@ -134,18 +146,26 @@ function encodeInto(s: string, start: number, end: number, at: number): number {
  * ```
  */
 export function hashString(s: string, seed = 0, start = 0, end = s.length): number {
-  const h = hashAscii(s, seed, start, end);
-  if (h >= 0) return h;
+  hashStringInto(result, s, seed, start, end);
+  return result[0] as number;
+}
+
+/**
+ * {@link hashString}, writing the hash into `out[0]` rather than returning it: allocation-free (once the UTF-8
+ * scratch buffer has grown to the longest non-ASCII key seen). What the hash keys of the hashing policies use.
+ */
+export function hashStringInto(out: Uint32Array, s: string, seed: number, start: number, end: number): void {
+  if (hashAsciiInto(out, s, seed, start, end)) return;
   const length = encodeInto(s, start, end, 0);
-  return xxh32(scratch, seed, 0, length);
+  xxh32Into(out, scratch, seed, 0, length);
 }
 
 /**
  * XXH32 read straight from the char codes, for the common all-ASCII key (its UTF-8 bytes are its char codes): no
- * encoding pass, no buffer. Returns -1 when a char is not ASCII (the OR of all char codes exceeds 0x7f); the caller
- * then hashes the UTF-8 encoding.
+ * encoding pass, no buffer. Writes `out[0]` and returns true; returns false, writing nothing, when a char is not
+ * ASCII (the OR of all char codes exceeds 0x7f); the caller then hashes the UTF-8 encoding.
  */
-function hashAscii(s: string, seed: number, start: number, end: number): number {
+function hashAsciiInto(out: Uint32Array, s: string, seed: number, start: number, end: number): boolean {
   const length = end - start;
   let p = start;
   let seen = 0;
@@ -207,11 +227,12 @@ function hashAscii(s: string, seed: number, start: number, end: number): number 
     acc = Math.imul(rotl((acc + Math.imul(a, PRIME32_5)) | 0, 11), PRIME32_1);
     p++;
   }
-  if (seen > 0x7f) return -1;
+  if (seen > 0x7f) return false;
   acc ^= acc >>> 15;
   acc = Math.imul(acc, PRIME32_2);
   acc ^= acc >>> 13;
   acc = Math.imul(acc, PRIME32_3);
   acc ^= acc >>> 16;
-  return acc >>> 0;
+  out[0] = acc;
+  return true;
 }

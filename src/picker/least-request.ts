@@ -4,7 +4,8 @@
  *
  * - Equal weights: power of `choiceCount` choices (Mitzenmacher, "The Power of Two Choices in Randomized Load
  *   Balancing", 2001): draw `choiceCount` targets at random and send to the one with the fewest requests in flight,
- *   read live. With the default of 2 the two draws are distinct; with more they are independent, as Envoy's.
+ *   read live. The first two draws are always distinct (both from one random number); any further ones are
+ *   independent, as Envoy's.
  * - Unequal weights: as Envoy, an earliest-deadline-first weighted round robin whose weights are adjusted to the
  *   load at the time of selection: `weight / (inFlight + 1) ^ activeRequestBias`. A bias of 0 is plain weighted
  *   round robin; 1 (the default) makes a target with twice the requests in flight look half as heavy.
@@ -16,7 +17,7 @@
 import { EdfHeap } from './edf.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { rejectUnknownKeys } from './picker.js';
-import { allEqual, completeResults, indexOf, numberSetting, weightsOf } from './util.js';
+import { allEqual, completeResults, numberSetting, weightsOf } from './util.js';
 
 /** Settings of the `least-request` policy. */
 export interface LeastRequestConfig {
@@ -56,23 +57,25 @@ export class LeastRequestPicker<T extends Pickable> implements Picker<T> {
     const n = this.#targets.length;
     if (n === 1) return this.#results[0] as PickResult<T>;
     const targets = this.#targets;
-    if (this.#choices === 2) {
-      // Both distinct choices from one draw: its integer part picks the first, its fraction the second (exact while
-      // n * n < 2^52, i.e. any realistic n).
-      const x = this.#random() * n;
-      let best = x | 0;
-      if (best >= n) best = n - 1;
-      let other = ((x - best) * (n - 1)) | 0;
-      if (other >= best) other++;
-      if ((targets[other] as T).inFlight < (targets[best] as T).inFlight) best = other;
-      return this.#results[best] as PickResult<T>;
-    }
-    let best = indexOf(this.#random(), n);
-    let bestLoad = (targets[best] as T).inFlight;
+    // `choiceCount - 1` draws: the first gives two distinct choices (its integer part the first, its fraction the
+    // second; exact while n * n < 2^52, i.e. any realistic n), each further draw one more. One call site for the
+    // random source, on purpose: with a second one (say, a branch for more than two choices) V8 could compile
+    // whichever it met second as a real call, and a random number returned from a call that is not inlined is a
+    // 16-byte heap number per pick.
+    let best = 0;
+    let bestLoad = 0;
     for (let c = 1; c < this.#choices; c++) {
-      const i = indexOf(this.#random(), n);
+      const x = this.#random() * n;
+      let i = x | 0;
+      if (i >= n) i = n - 1;
       const load = (targets[i] as T).inFlight;
-      if (load < bestLoad) {
+      if (c === 1) {
+        let other = ((x - i) * (n - 1)) | 0;
+        if (other >= i) other++;
+        const otherLoad = (targets[other] as T).inFlight;
+        best = otherLoad < load ? other : i;
+        bestLoad = otherLoad < load ? otherLoad : load;
+      } else if (load < bestLoad) {
         best = i;
         bestLoad = load;
       }
@@ -89,7 +92,8 @@ export class LeastRequestPicker<T extends Pickable> implements Picker<T> {
 export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T> {
   readonly #results: PickResult<T>[];
   readonly #targets: readonly T[];
-  readonly #weights: Float64Array;
+  // 1 / weight, so rescheduling is a multiplication: the period 1 / effective weight is (inFlight + 1)^bias / weight.
+  readonly #inverseWeights: Float64Array;
   readonly #bias: number;
   readonly #heap: EdfHeap;
 
@@ -107,21 +111,21 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
     let max = 0;
     for (const w of weights) max = Math.max(max, w);
     // Normalised so the heaviest target has weight 1 and deadlines stay in a comfortable range.
-    this.#weights = weights.map((w) => w / max);
+    this.#inverseWeights = weights.map((w) => max / w);
     const deadlines = new Float64Array(targets.length);
     for (let i = 0; i < targets.length; i++) {
-      deadlines[i] = random() / this.#effectiveWeight(i);
+      deadlines[i] = random() * this.#period(i);
     }
     this.#heap = new EdfHeap(deadlines);
   }
 
-  #effectiveWeight(i: number): number {
-    const w = this.#weights[i] as number;
-    const load = (this.#targets[i] as T).inFlight + 1;
+  /** 1 / effective weight of target `i` as of now: (inFlight + 1)^bias / weight. */
+  #period(i: number): number {
+    const inverse = this.#inverseWeights[i] as number;
     const bias = this.#bias;
-    if (bias === 1) return w / load;
-    if (bias === 0) return w;
-    return w / load ** bias;
+    if (bias === 0) return inverse;
+    const load = (this.#targets[i] as T).inFlight + 1;
+    return (bias === 1 ? load : load ** bias) * inverse;
   }
 
   /**
@@ -131,7 +135,7 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
   pick(_context: PickContext): PickResult<T> {
     const heap = this.#heap;
     const i = heap.top();
-    heap.replaceTop(heap.topDeadline() + 1 / this.#effectiveWeight(i));
+    heap.replaceTop(heap.topDeadline() + this.#period(i));
     return this.#results[i] as PickResult<T>;
   }
 }

@@ -26,7 +26,7 @@
  */
 import { InvalidOptionError } from '../errors.js';
 import { hashString } from './hash.js';
-import { type HashKeyOption, parseHashKey, type RequestHasher } from './hash-key.js';
+import { type HashKeyOption, type KeyHasher, parseKeyHasher } from './hash-key.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { rejectUnknownKeys } from './picker.js';
 import { allEqual, completeResults, indexOf, sortedByKey } from './util.js';
@@ -40,7 +40,7 @@ const SKIP_SEED = 0x45560000; // 'EV'
 /** Settings of the `maglev` policy. */
 export interface MaglevConfig {
   /** Where each request's hash key comes from. Required. */
-  readonly hashKey: RequestHasher;
+  readonly hashKey: KeyHasher;
   /**
    * Lookup table size `M`: a prime from 2 to 5000011 (Envoy's bounds). Larger tables balance better (max/mean share
    * at most `1 + N / M` with equal weights) and take longer to build.
@@ -73,11 +73,13 @@ export class MaglevPicker<T extends Pickable> implements Picker<T> {
   readonly table: Int32Array;
   readonly #slots: PickResult<T>[];
   readonly #size: number;
-  readonly #hasher: RequestHasher;
+  readonly #hasher: KeyHasher;
   readonly #random: () => number;
+  // Written by the hasher, read by the lookup: a hash of 2^31 or more returned as a number would be a heap number.
+  readonly #hash = new Uint32Array(1);
 
   /** @internal Built by the policy. */
-  constructor(targets: readonly T[], table: Int32Array, hasher: RequestHasher, random: () => number) {
+  constructor(targets: readonly T[], table: Int32Array, hasher: KeyHasher, random: () => number) {
     this.targets = targets;
     this.table = table;
     this.#size = table.length;
@@ -92,9 +94,9 @@ export class MaglevPicker<T extends Pickable> implements Picker<T> {
    * Looks up the request's hash key in the table; a request without a key gets a random slot. Always `complete`.
    */
   pick(context: PickContext): PickResult<T> {
-    const h = this.#hasher(context);
-    if (h < 0) return this.#slots[indexOf(this.#random(), this.#size)] as PickResult<T>;
-    return this.#slots[h % this.#size] as PickResult<T>;
+    const out = this.#hash;
+    if (!this.#hasher(context, out)) return this.#slots[indexOf(this.#random(), this.#size)] as PickResult<T>;
+    return this.#slots[(out[0] as number) % this.#size] as PickResult<T>;
   }
 
   /** The target for a key already hashed with XXH32 (seed 0) of its UTF-8 bytes: `hashString(key)`. */
@@ -188,7 +190,7 @@ export const maglevPolicy: PickerPolicy<MaglevConfig> = {
   name: 'maglev',
   parseConfig(raw) {
     rejectUnknownKeys(raw, ['hashKey', 'tableSize']);
-    const hashKey = parseHashKey(raw.hashKey);
+    const hashKey = parseKeyHasher(raw.hashKey);
     const tableSize = raw.tableSize ?? 65537;
     if (
       typeof tableSize !== 'number' ||

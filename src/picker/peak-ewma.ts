@@ -91,8 +91,10 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     let b = ((x - a) * (n - 1)) | 0;
     if (b >= a) b++;
     // cost = base * exp(-(now - stamp) / decay). Comparing two costs, `now` cancels out: only the stamps' difference
-    // matters, so the clock is read only when one side has no estimate yet. exp() of a non-positive number only,
-    // so nothing overflows.
+    // matters, so the clock is read only when one side has no estimate yet, and then only when decay could change
+    // the outcome (decay only lowers the estimated side's cost, so if it is already the cheaper one it wins
+    // anyway). Worth avoiding: `performance.now()` returns a new 16-byte heap number on every call in Node.
+    // exp() of a non-positive number only, so nothing overflows.
     let ca = this.#base(a);
     let cb = this.#base(b);
     const sa = this.#stamp(a);
@@ -101,9 +103,9 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
       if (sa > sb) cb *= Math.exp(-(sa - sb) / this.#decay);
       else if (sb > sa) ca *= Math.exp(-(sb - sa) / this.#decay);
     } else if (sa !== NO_STAMP) {
-      ca *= Math.exp(-Math.max(this.#clock.now() - sa, 0) / this.#decay);
+      if (!(ca < cb)) ca *= Math.exp(-Math.max(this.#clock.now() - sa, 0) / this.#decay);
     } else if (sb !== NO_STAMP) {
-      cb *= Math.exp(-Math.max(this.#clock.now() - sb, 0) / this.#decay);
+      if (!(cb < ca)) cb *= Math.exp(-Math.max(this.#clock.now() - sb, 0) / this.#decay);
     }
     if (cb < ca) return this.#results[b] as PickResult<T>;
     if (ca < cb) return this.#results[a] as PickResult<T>;

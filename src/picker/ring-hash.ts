@@ -24,7 +24,7 @@
  * @module
  */
 import { xxh32 } from './hash.js';
-import { type HashKeyOption, parseHashKey, type RequestHasher } from './hash-key.js';
+import { type HashKeyOption, type KeyHasher, parseKeyHasher } from './hash-key.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { rejectUnknownKeys } from './picker.js';
 import { completeResults, indexOf, numberSetting, sortedByKey } from './util.js';
@@ -35,7 +35,7 @@ export const MAX_RING_SIZE = 8 * 1024 * 1024;
 /** Settings of the `ring-hash` policy. */
 export interface RingHashConfig {
   /** Where each request's hash key comes from. Required. */
-  readonly hashKey: RequestHasher;
+  readonly hashKey: KeyHasher;
   /** Smallest ring, entries; an integer from 1 to `maxRingSize`. @defaultValue 1024 */
   readonly minRingSize: number;
   /** Largest ring, entries; an integer from `minRingSize` to 8388608 (8M). @defaultValue 8388608 */
@@ -73,14 +73,17 @@ export class RingHashPicker<T extends Pickable> implements Picker<T> {
   readonly #size: number;
   readonly #results: PickResult<T>[];
   readonly #buckets: Uint32Array;
-  readonly #hasher: RequestHasher;
+  readonly #hasher: KeyHasher;
   readonly #random: () => number;
+  // The hash being looked up: the hasher writes it here and the lookup reads it, so a hash of 2^31 or more never
+  // crosses a call boundary as a (heap-allocated) number.
+  readonly #hash = new Uint32Array(1);
 
   /**
    * @internal Built by the policy. `ring` holds interleaved `[position, owner]` pairs sorted by position, owners
    * indexing `targets`; the picker takes ownership of it.
    */
-  constructor(targets: readonly T[], ring: Uint32Array, hasher: RequestHasher, random: () => number) {
+  constructor(targets: readonly T[], ring: Uint32Array, hasher: KeyHasher, random: () => number) {
     this.targets = targets;
     const size = ring.length >>> 1;
     this.#size = size;
@@ -122,19 +125,28 @@ export class RingHashPicker<T extends Pickable> implements Picker<T> {
    * a random ring position. Always `complete`.
    */
   pick(context: PickContext): PickResult<T> {
-    const h = this.#hasher(context);
-    if (h < 0) return this.#results[this.ownerAt(indexOf(this.#random(), this.#size))] as PickResult<T>;
-    return this.pickHash(h);
+    if (!this.#hasher(context, this.#hash)) {
+      return this.#results[this.ownerAt(indexOf(this.#random(), this.#size))] as PickResult<T>;
+    }
+    return this.#results[this.#ring[2 * this.#lookup() + 1] as number] as PickResult<T>;
   }
 
   /** The target for a key already hashed with XXH32 (seed 0) of its UTF-8 bytes: `hashString(key)`. */
   pickHash(hash: number): PickResult<T> {
-    return this.#results[this.#ring[2 * this.indexOfHash(hash) + 1] as number] as PickResult<T>;
+    this.#hash[0] = hash;
+    return this.#results[this.#ring[2 * this.#lookup() + 1] as number] as PickResult<T>;
   }
 
   /** The ring index serving `hash`: the first position at or after it, wrapping to 0. */
   indexOfHash(hash: number): number {
+    this.#hash[0] = hash;
+    return this.#lookup();
+  }
+
+  /** The ring index serving the hash in `#hash` (returns an index, below 2^24, so nothing is boxed). */
+  #lookup(): number {
     const ring = this.#ring;
+    const hash = this.#hash[0] as number;
     const b = hash >>> (32 - BUCKET_BITS);
     let lo = this.#buckets[b] as number;
     let hi = this.#buckets[b + 1] as number;
@@ -401,7 +413,7 @@ export const ringHashPolicy: PickerPolicy<RingHashConfig> = {
   name: 'ring-hash',
   parseConfig(raw) {
     rejectUnknownKeys(raw, ['hashKey', 'minRingSize', 'maxRingSize', 'vnodesPerEndpoint']);
-    const hashKey = parseHashKey(raw.hashKey);
+    const hashKey = parseKeyHasher(raw.hashKey);
     const maxRingSize = numberSetting(raw, 'maxRingSize', MAX_RING_SIZE, { min: 1, max: MAX_RING_SIZE, integer: true });
     const minRingSize = numberSetting(raw, 'minRingSize', Math.min(1024, maxRingSize), {
       min: 1,

