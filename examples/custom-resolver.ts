@@ -14,6 +14,7 @@ import {
   createClient,
   createEndpointSet,
   createResolverRegistry,
+  type Endpoint,
   type Resolver,
   ResolverError,
   type ResolverListener,
@@ -22,6 +23,7 @@ import {
 /** Reads `host:port` lines from a file every `intervalMs`. */
 class FileResolver implements Resolver {
   #timer: NodeJS.Timeout | undefined;
+  #closed = false;
   constructor(
     private readonly path: string,
     private readonly intervalMs = 1000,
@@ -29,18 +31,25 @@ class FileResolver implements Resolver {
 
   start(listener: ResolverListener): void {
     const poll = async () => {
+      let endpoints: Endpoint[] | undefined;
+      let failure: unknown;
       try {
         const lines = (await readFile(this.path, 'utf8')).split('\n').filter((l) => l.trim() !== '');
-        listener.onUpdate(createEndpointSet(lines));
+        endpoints = createEndpointSet(lines);
       } catch (err) {
-        listener.onError(new ResolverError(`cannot read ${this.path}`, { cause: err })); // last known good stays
+        failure = err;
       }
+      // close() may have run while the file was being read: then no listener call and no new timer.
+      if (this.#closed) return;
+      if (endpoints !== undefined) listener.onUpdate(endpoints);
+      else listener.onError(new ResolverError(`cannot use ${this.path}`, { cause: failure })); // last known good stays
       this.#timer = setTimeout(poll, this.intervalMs).unref();
     };
     void poll(); // async: never delivers inside start()
   }
 
   close(): void {
+    this.#closed = true;
     clearTimeout(this.#timer);
   }
 }

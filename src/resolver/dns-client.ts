@@ -17,7 +17,7 @@
  */
 import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
-import { getServers } from 'node:dns';
+import dns from 'node:dns';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
 import { parseHostPort } from '../endpoint.js';
@@ -35,7 +35,8 @@ export interface DnsClientOptions {
   /**
    * Nameservers to ask, in order: IP literals with an optional port (`10.0.0.2`, `10.0.0.2:5353`, `[::1]:53`,
    * `::1`). Each try goes to the next server in the list, wrapping around.
-   * @defaultValue `dns.getServers()` (the system's resolv.conf servers), read at construction
+   * @defaultValue `dns.getServers()` (the system's resolv.conf servers, or what `dns.setServers()` set), read at
+   * construction
    */
   readonly nameservers?: readonly string[] | undefined;
   /** How long one try waits for a valid reply, ms (the TCP fallback gets the same again). @defaultValue 2000 */
@@ -184,7 +185,9 @@ export function resolveDnsClientOptions(options: DnsClientOptions | undefined, p
   if (o.nameservers === undefined) {
     // The system list may hold entries we cannot use (e.g. link-local with a zone); skip those.
     nameservers = [];
-    for (const server of getServers()) {
+    // Through the module object, not a named import: dns.setServers() installs a new default resolver and rebinds
+    // the module's functions, so a getServers imported by name would keep reporting the servers of the old one.
+    for (const server of dns.getServers()) {
       try {
         nameservers.push(parseNameserver(server, `${prefix}nameservers`));
       } catch {

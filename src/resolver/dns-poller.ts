@@ -168,7 +168,8 @@ export function isNegativeAnswer(err: unknown): err is DnsError {
  * - after a failure, `onError` and again after a {@link Backoff} delay; the set delivered last stays in use;
  * - NXDOMAIN / NODATA (authoritative "nothing here", RFC 2308) deliver an empty set, re-asked after the negative
  *   TTL from the SOA record (30 s when there is none), clamped the same way;
- * - `refresh()` resolves early, at most once per minTtl;
+ * - `refresh()` resolves early, at most once per minTtl, and is ignored while backing off after a failure (the
+ *   {@link Resolver.refresh} rule);
  * - a set equal to the one delivered last (same keys, weights, priorities, metadata) is not delivered again.
  *
  * @internal
@@ -184,6 +185,7 @@ export abstract class DnsPollingResolver implements Resolver {
   #timer: unknown;
   #timerAt = Number.POSITIVE_INFINITY;
   #inFlight = false;
+  #backingOff = false;
   #closed = false;
   #lastStart = Number.NEGATIVE_INFINITY;
   #lastSignature: string | undefined;
@@ -206,7 +208,7 @@ export abstract class DnsPollingResolver implements Resolver {
 
   refresh(): void {
     if (this.#listener === undefined || this.#closed) return;
-    if (this.#inFlight) return;
+    if (this.#inFlight || this.#backingOff) return;
     const earliest = this.#lastStart + this.options.minTtlMs;
     this.#schedule(Math.max(0, earliest - this.options.clock.now()));
   }
@@ -269,6 +271,7 @@ export abstract class DnsPollingResolver implements Resolver {
     }
     if (this.#closed) return;
     const listener = this.#listener;
+    this.#backingOff = endpoints === undefined;
     if (endpoints !== undefined) {
       this.#backoff.reset();
       const signature = endpoints

@@ -85,7 +85,7 @@ export async function lookupAddresses(client: DnsClient, name: string, family: D
  *   `SIDECARLESS_DNS_*` error and retries with backoff; the last set delivered stays in use.
  * - NXDOMAIN and NODATA are authoritative "no such records" answers (RFC 2308) and are delivered as an empty set,
  *   re-asked after the SOA's negative TTL (30 s without SOA), clamped.
- * - `refresh()` re-resolves early, at most once per `minTtl`.
+ * - `refresh()` re-resolves early, at most once per `minTtl`; during the backoff after a failure it is ignored.
  *
  * @example
  * ```ts

@@ -24,6 +24,9 @@
  * re-delivered). When the watch is cancelled because its revision was compacted, the resolver lists again and
  * re-watches. When a request fails or the stream breaks, the error goes to `onError` as an {@link EtcdError}, the
  * last good set stays in use, and the resolver moves to the next member, listing again after exponential backoff.
+ * The watch asks for progress notifications (etcd sends one every 10 minutes on a quiet watch), so a stream on which
+ * nothing at all arrives for `watchIdleTimeout` is taken for a dead (half-open) connection: it is aborted with
+ * an {@link EtcdError} `timeout` and the resolver lists again.
  * Listings start at most once per `minRelistInterval`. With `username`/`password`, each cycle first calls
  * `POST /v3/auth/authenticate` and sends the token in the `Authorization` header.
  *
@@ -78,6 +81,14 @@ export interface EtcdResolverOptions {
   readonly minRelistInterval?: number | undefined;
   /** Minimum time between two `refresh()`-triggered restarts, ms. @defaultValue 5000 */
   readonly refreshInterval?: number | undefined;
+  /**
+   * Longest silence accepted on the watch stream, ms: when no message at all (event, progress notification) arrives
+   * for this long, the connection is presumed dead, the watch is aborted (`timeout`) and the prefix is listed again.
+   * Keep it above etcd's progress-notification interval (10 minutes, not configurable per watch), or quiet
+   * prefixes are re-listed needlessly.
+   * @defaultValue 720000 (12 minutes)
+   */
+  readonly watchIdleTimeout?: number | undefined;
   /** Largest value accepted, bytes; larger ones are skipped as malformed. @defaultValue 65536 */
   readonly maxValueBytes?: number | undefined;
   /** Largest range response or watch message accepted, bytes. @defaultValue 67108864 */
@@ -330,6 +341,7 @@ interface ResolvedEtcdOptions {
   readonly requestTimeoutMs: number;
   readonly minRelistIntervalMs: number;
   readonly refreshIntervalMs: number;
+  readonly watchIdleTimeoutMs: number;
   readonly maxValueBytes: number;
   readonly maxResponseBytes: number;
   readonly clock: Clock;
@@ -415,6 +427,7 @@ export class EtcdResolver implements Resolver {
       requestTimeoutMs: msOption(options.requestTimeout, 'requestTimeout', 10_000, 1),
       minRelistIntervalMs: msOption(options.minRelistInterval, 'minRelistInterval', 1000, 0),
       refreshIntervalMs: msOption(options.refreshInterval, 'refreshInterval', 5000, 0),
+      watchIdleTimeoutMs: msOption(options.watchIdleTimeout, 'watchIdleTimeout', 720_000, 1),
       maxValueBytes: intOption(options.maxValueBytes, 'maxValueBytes', 65_536),
       maxResponseBytes: intOption(options.maxResponseBytes, 'maxResponseBytes', 64 * 1024 * 1024),
       clock: options.clock ?? systemClock,
@@ -422,7 +435,10 @@ export class EtcdResolver implements Resolver {
     this.#backoff = new Backoff(resolveBackoffOptions(options.backoff, 'backoff'), options.random ?? systemRandom);
   }
 
-  /** Malformed values skipped so far (including duplicates of an earlier `host:port`). */
+  /**
+   * Malformed values skipped so far, counted once each time such a value is read (listed or watched). A key whose
+   * well-formed value repeats an earlier key's `host:port` is not counted: it is ignored when the set is built.
+   */
   get skippedValues(): number {
     return this.#skipped;
   }
@@ -580,19 +596,74 @@ export class EtcdResolver implements Resolver {
       const text = await readCapped(watch.body, 64 * 1024).catch(() => '');
       throw statusError(watch.statusCode, text);
     }
+    const liveness = this.#watchLiveness(watch.body, origin);
+    try {
+      return await this.#follow(watch.body, origin, liveness);
+    } finally {
+      liveness.stop();
+    }
+  }
+
+  /**
+   * Aborts the watch body with a `timeout` error when no message arrives for `watchIdleTimeout`. One timer per
+   * idle period rather than one per message: when it fires early (messages came meanwhile) it re-arms for the rest.
+   */
+  #watchLiveness(body: { destroy(error?: Error): void }, origin: string): { seen(): void; stop(): void } {
+    const { clock, watchIdleTimeoutMs } = this.#options;
+    let last = clock.now();
+    let timer: TimerHandle | undefined;
+    const arm = (ms: number) => {
+      timer = clock.setTimeout(() => {
+        const quiet = clock.now() - last;
+        if (quiet < watchIdleTimeoutMs) {
+          arm(watchIdleTimeoutMs - quiet);
+          return;
+        }
+        timer = undefined;
+        debug('%s: nothing on the watch from %s for %d ms; aborting', this.#options.prefix, origin, quiet);
+        body.destroy(
+          new EtcdError(
+            'timeout',
+            `etcd watch from ${origin} received nothing (not even a progress notification) for ${watchIdleTimeoutMs} ms`,
+          ),
+        );
+      }, ms);
+    };
+    arm(watchIdleTimeoutMs);
+    return {
+      seen: () => {
+        last = clock.now();
+      },
+      stop: () => {
+        if (timer !== undefined) clock.clearTimeout(timer);
+        timer = undefined;
+      },
+    };
+  }
+
+  /** Reads watch messages until the stream ends (an error) or the watch is cancelled (`compacted`). */
+  async #follow(
+    body: AsyncIterable<Buffer> & { destroy(error?: Error): void },
+    origin: string,
+    liveness: { seen(): void },
+  ): Promise<CycleEnd> {
+    const max = this.#options.maxResponseBytes;
     let buffered = '';
-    for await (const chunk of watch.body as AsyncIterable<Buffer>) {
+    for await (const chunk of body) {
       buffered += chunk.toString('utf8');
       let changed = false;
       let newline = buffered.indexOf('\n');
       while (newline >= 0) {
+        // A complete line counts against the cap too, not only an unterminated rest.
+        if (newline > max) throw bad(`etcd watch message larger than ${max} bytes`);
         const line = buffered.slice(0, newline).trim();
         buffered = buffered.slice(newline + 1);
         newline = buffered.indexOf('\n');
         if (line.length === 0) continue;
         const message = parseEtcdWatchLine(line);
+        liveness.seen();
         if (message.kind === 'canceled') {
-          watch.body.destroy();
+          body.destroy();
           if (changed) this.#deliver();
           debug(
             '%s: watch canceled (compacted at %d) %s',
@@ -614,9 +685,7 @@ export class EtcdResolver implements Resolver {
         }
         if (message.revision > this.#revision) this.#revision = message.revision;
       }
-      if (buffered.length > this.#options.maxResponseBytes) {
-        throw bad(`etcd watch message larger than ${this.#options.maxResponseBytes} bytes`);
-      }
+      if (buffered.length > max) throw bad(`etcd watch message larger than ${max} bytes`);
       if (changed) this.#deliver();
     }
     throw new EtcdError('connection', `etcd watch stream from ${origin} ended`);

@@ -43,8 +43,18 @@ export interface Resolver {
   /** Starts resolving; results go to `listener`. Called once, before any other method. */
   start(listener: ResolverListener): void;
   /**
-   * A hint that the current set may be stale (e.g. several endpoints refused connections). Resolvers that poll
-   * should resolve early, rate-limited; push-based resolvers may ignore it. Never throws.
+   * A hint that the current set may be stale. The cluster calls it each time an endpoint enters
+   * `transient-failure` (it refused or dropped a connection), so hints come in bursts while endpoints fail.
+   *
+   * The rule every built-in resolver follows, and custom resolvers should too:
+   * - while the resolver is backing off after a failed resolution, the hint is ignored: a retry is already
+   *   scheduled, and cutting the backoff short would hammer a discovery server that is failing;
+   * - while a resolution is already starting or due within the rate limit, the hint adds nothing;
+   * - otherwise it triggers one early re-resolution, at most once per the resolver's refresh interval
+   *   (`dns:`/`srv:` `minTtl`, Consul and etcd `refreshInterval`); further hints inside the interval are dropped.
+   *
+   * Safe to call at any time (before `start`, from the listener, after `close`); never throws, and never calls the
+   * listener synchronously.
    */
   refresh?(): void;
   /** Stops resolving and releases every resource. Idempotent; no listener call happens after it. */

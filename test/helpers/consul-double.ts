@@ -99,6 +99,12 @@ export class ConsulDouble {
   aclToken: string | undefined;
   /** When set, replaces the normal answer. */
   fault: ConsulFault | undefined;
+  /**
+   * When set, the index every service reports and blocks on, whatever the writes: `0` plays a server whose
+   * `X-Consul-Index` reads 0 (Consul's docs tell clients to treat an index below 1 as 1). A blocking query with
+   * `index` at or above it then waits its full `wait`, since no write can move the index past it.
+   */
+  forcedIndex: number | undefined;
 
   constructor(options: { readonly tls?: https.ServerOptions } = {}) {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.#handle(req, res);
@@ -125,7 +131,7 @@ export class ConsulDouble {
 
   /** The service's current `X-Consul-Index`. */
   indexOf(service: string): number {
-    return this.#indexes.get(service) ?? 1;
+    return this.forcedIndex ?? this.#indexes.get(service) ?? 1;
   }
 
   /** Replaces a service's instances (a catalog write): bumps its index and wakes blocked queries. */

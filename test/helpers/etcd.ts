@@ -4,7 +4,7 @@
  * data; `close()` stops it and removes the dir. Writes go through the JSON gateway.
  *
  * Also a tiny HTTP proxy in front of it whose `/v3/watch` forwarding can be held, to force a watch to start from a
- * revision that has been compacted meanwhile.
+ * revision that has been compacted meanwhile, or muted, to play a half-open watch connection.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -242,24 +242,39 @@ export class EtcdServer {
   }
 }
 
-/** An HTTP proxy to etcd whose `/v3/watch` requests can be held back while `holdWatch` is true. */
+/**
+ * An HTTP proxy to etcd whose `/v3/watch` requests can be held back while `holdWatch` is true, or muted while
+ * `muteWatch` is true.
+ */
 export class EtcdProxy {
   readonly #server: http.Server;
   readonly #target: EtcdServer;
   readonly #held: Array<() => void> = [];
   holdWatch = false;
+  /**
+   * While true, a new watch gets etcd's response headers and then nothing: its body (the `created` message, events,
+   * progress notifications) is read from etcd and dropped, so the stream stays open and silent, as a half-open
+   * connection looks to the client.
+   */
+  muteWatch = false;
   port = 0;
   watchRequests = 0;
 
   private constructor(target: EtcdServer) {
     this.#target = target;
     this.#server = http.createServer((req, res) => {
+      const mute = req.url === '/v3/watch' && this.muteWatch;
       const forward = () => {
         const upstream = http.request(
           { host: '127.0.0.1', port: this.#target.clientPort, method: req.method, path: req.url, headers: req.headers },
           (up) => {
             res.writeHead(up.statusCode ?? 502, up.headers);
-            up.pipe(res);
+            if (mute) {
+              res.flushHeaders();
+              up.resume();
+            } else {
+              up.pipe(res);
+            }
           },
         );
         upstream.on('error', () => res.destroy());

@@ -17,6 +17,7 @@ import { systemClock } from '../../src/runtime.js';
 import { runExample } from '../helpers/run-example.js';
 import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
 import { type ConsulDouble, startConsulDouble } from '../helpers/consul-double.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 /** Records what a resolver delivers; `next*` wait (bounded) for the next matching call. */
 class Recorder {
@@ -92,6 +93,7 @@ describe('ConsulResolver against the Consul API double', () => {
     await Promise.all(open.splice(0).map((r) => r.close()));
     consul.fault = undefined;
     consul.aclToken = undefined;
+    consul.forcedIndex = undefined;
     consul.setService('web', [
       { nodeAddress: '10.0.0.1', port: 8080 },
       { nodeAddress: '10.0.0.2', port: 8080 },
@@ -272,6 +274,107 @@ describe('ConsulResolver against the Consul API double', () => {
     assert.equal(rec.errors.length, 0);
   });
 
+  it('treats an X-Consul-Index of 0 as 1: the next query blocks with index=1 instead of looping', async () => {
+    consul.forcedIndex = 0;
+    const mark = consul.requests.length;
+    const rec = new Recorder();
+    const r = resolver();
+    r.start(rec.listener);
+    await rec.until(() => rec.updates.length === 1 && consul.blocked === 1, 3000, 'a blocked query');
+    assert.equal(r.index, 1);
+    // Treated as 0, the index would keep every query non-blocking: a loop at minRequestInterval, never blocked.
+    assert.deepEqual(
+      consul.requestsSince(mark).map((q) => [q.index, q.wait]),
+      [
+        [undefined, undefined],
+        ['1', '2s'],
+      ],
+    );
+    assert.equal(rec.errors.length, 0);
+  });
+
+  it('an index that drops to 0 resets to 0 (one non-blocking read), then blocks from 1', async () => {
+    const rec = new Recorder();
+    const r = resolver({ wait: 300 });
+    r.start(rec.listener);
+    await rec.until(() => rec.updates.length === 1 && consul.blocked === 1, 3000, 'a blocked query');
+    assert.ok(r.index > 1);
+    const mark = consul.requests.length;
+    // The blocked query answers at wait + jitter with index 0: backwards, so the next query reads without index.
+    consul.forcedIndex = 0;
+    await rec.until(() => r.index === 1 && consul.blocked === 1, 3000, 'blocking again from index 1');
+    assert.deepEqual(
+      consul.requestsSince(mark).map((q) => q.index),
+      [undefined, '1'],
+    );
+    assert.equal(rec.errors.length, 0);
+  });
+
+  it('times a blocking query out at wait × 17/16 + timeoutMargin, so an answer at wait × 1.06 is in time', async () => {
+    // The resolver's timers run on a fake clock; the double holds the query on real time (its wait is 5 m).
+    const clock = new FakeClock();
+    const rec = new Recorder();
+    const r = resolver({ clock, wait: 300_000, timeoutMargin: 0 });
+    r.start(rec.listener);
+    await rec.until(
+      () => {
+        clock.advance(0);
+        return rec.updates.length === 1;
+      },
+      3000,
+      'the initial set',
+    );
+    clock.advance(20); // minRequestInterval: the blocking query starts
+    await rec.until(() => consul.blocked === 1, 3000, 'a blocked query');
+    assert.equal(consul.requests.at(-1)?.wait, '300s');
+    clock.advance(318_000); // wait × 1.06, inside Consul's jitter of up to wait / 16
+    consul.setService('web', [{ nodeAddress: '10.0.0.7', port: 80 }]);
+    await rec.until(() => rec.updates.length === 2, 3000, 'the answer at wait × 1.06');
+    assert.equal(rec.errors.length, 0, 'an answer within wait × 17/16 is no timeout');
+
+    await rec.until(
+      () => {
+        clock.advance(0);
+        return consul.blocked === 1;
+      },
+      3000,
+      'the next blocked query',
+    );
+    clock.advance(318_749);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(rec.errors.length, 0, 'no timeout before ceil(300000 × 17/16) = 318750 ms');
+    clock.advance(1);
+    await rec.until(() => rec.errors.length === 1, 3000, 'the timeout');
+    assert.equal((rec.errors[0] as ConsulError).reason, 'timeout');
+    assert.match(rec.errors[0]?.message ?? '', /within 318750 ms/);
+    assert.equal(rec.updates.length, 2, 'the last set stays');
+  });
+
+  it('with the defaults (wait 5 m, timeoutMargin 5 s) the client timeout is 323750 ms', async () => {
+    const clock = new FakeClock();
+    const rec = new Recorder();
+    const r = resolver({ clock, wait: undefined, timeoutMargin: undefined });
+    r.start(rec.listener);
+    await rec.until(
+      () => {
+        clock.advance(0);
+        return rec.updates.length === 1;
+      },
+      3000,
+      'the initial set',
+    );
+    clock.advance(20);
+    await rec.until(() => consul.blocked === 1, 3000, 'a blocked query');
+    assert.equal(consul.requests.at(-1)?.wait, '300s', 'wait defaults to 5 m');
+    clock.advance(323_749);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(rec.errors.length, 0);
+    clock.advance(1);
+    await rec.until(() => rec.errors.length === 1, 3000, 'the timeout');
+    assert.equal((rec.errors[0] as ConsulError).reason, 'timeout');
+    assert.match(rec.errors[0]?.message ?? '', /within 323750 ms/);
+  });
+
   for (const [name, fault, reason, status] of [
     ['HTTP 500', { kind: 'status', status: 500 }, 'http-status', 500],
     ['HTTP 403', { kind: 'status', status: 403, body: 'Permission denied' }, 'forbidden', 403],
@@ -392,13 +495,28 @@ describe('ConsulResolver against the Consul API double', () => {
 
   it('rate-limits queries against a server that answers at once with a new index', async () => {
     consul.fault = { kind: 'instant' };
+    // A fake clock for the resolver: each query can start only when the test moves time on, so the count of
+    // queries per minRequestInterval is exact whatever the machine's load.
+    const clock = new FakeClock();
     const rec = new Recorder();
     const start = consul.requests.length;
-    resolver({ minRequestInterval: 100 }).start(rec.listener);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const count = consul.requests.length - start;
-    // At most one query per 100 ms: about 10 in one second (a hot loop would make thousands).
-    assert.ok(count >= 3 && count <= 12, `${count} requests in 1 s`);
+    const r = resolver({ clock, minRequestInterval: 100 });
+    r.start(rec.listener);
+    for (let n = 1; n <= 5; n++) {
+      await rec.until(
+        () => {
+          clock.advance(0);
+          return consul.requests.length - start === n && r.index === consul.indexOf('web');
+        },
+        3000,
+        `answer ${n} processed`,
+      );
+      // The answer came at once with a new index; the next query still waits for the interval.
+      clock.advance(99);
+      assert.equal(r.requestCount, n, `no query ${n + 1} before minRequestInterval`);
+      clock.advance(1);
+      assert.equal(r.requestCount, n + 1, `query ${n + 1} at minRequestInterval`);
+    }
     assert.equal(rec.errors.length, 0);
   });
 
@@ -414,6 +532,28 @@ describe('ConsulResolver against the Consul API double', () => {
     assert.equal(consul.requests.length, mark + 1);
     assert.equal(consul.requests.at(-1)?.index, String(consul.indexOf('web')), 'same index: it blocks again');
     assert.equal(rec.errors.length, 0);
+  });
+
+  it('refresh() during the backoff after a failure is ignored: the retry comes at the backoff delay', async () => {
+    consul.fault = { kind: 'status', status: 500 };
+    const clock = new FakeClock();
+    const rec = new Recorder();
+    const r = resolver({ clock, refreshInterval: 0, backoff: { initialMs: 1000, jitter: 0, multiplier: 2 } });
+    r.start(rec.listener);
+    await rec.until(
+      () => {
+        clock.advance(0);
+        return rec.errors.length === 1;
+      },
+      3000,
+      'the first error',
+    );
+    for (let i = 0; i < 5; i++) r.refresh();
+    clock.advance(999);
+    assert.equal(r.requestCount, 1, 'the hint did not cut the backoff short');
+    clock.advance(1);
+    assert.equal(r.requestCount, 2, 'the retry at the backoff delay');
+    await rec.until(() => rec.errors.length === 2, 3000, 'the second error');
   });
 
   it('aborts the in-flight blocking query on close and calls the listener no more', async () => {

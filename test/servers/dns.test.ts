@@ -68,6 +68,32 @@ after(async () => {
 
 const fast = () => ({ nameservers: [knot.address], timeout: 500, retries: 1 });
 
+/** Counts resolutions started: one poll each, so tests can count polls between events instead of timing them. */
+class CountingDnsResolver extends DnsResolver {
+  lookups = 0;
+  protected override lookup() {
+    this.lookups++;
+    return super.lookup();
+  }
+}
+
+class CountingSrvResolver extends SrvResolver {
+  lookups = 0;
+  protected override lookup() {
+    this.lookups++;
+    return super.lookup();
+  }
+}
+
+/** Polls `predicate` every 10 ms, failing after `ms` (a bound for a hang, not a speed requirement). */
+async function until(predicate: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 describe('SrvResolver against knot', () => {
   it('maps several priorities and weights into endpoints (weight 0 small, priority clamped to 127)', async () => {
     const listener = new RecordingListener();
@@ -175,32 +201,39 @@ describe('DnsResolver against knot', () => {
 });
 
 describe('live changes against knot', () => {
-  it('picks up a changed record within its TTL (1 s)', async () => {
+  it('picks up a changed record within its TTL (1 s): the first poll after the change sees it', async () => {
     const listener = new RecordingListener();
-    track(new DnsResolver({ ...fast(), host: 'svc.live.test', minTtl: 100, family: 4 })).start(listener);
+    const r = track(new CountingDnsResolver({ ...fast(), host: 'svc.live.test', minTtl: 100, family: 4 }));
+    r.start(listener);
     await listener.waitFor(() => listener.updates.length > 0, 3000, 'first set');
     assert.deepEqual(listener.lastKeys, ['127.0.0.21:80']);
     await knot.setZone('live.test', 'svc 1 IN A 127.0.0.22\nsvc 1 IN A 127.0.0.23\nzero 0 IN A 127.0.0.31');
-    const changedAt = Date.now();
-    await listener.waitFor(() => listener.lastKeys.includes('127.0.0.23:80'), 2500, 'changed set');
-    assert.ok(Date.now() - changedAt <= 1500, `took ${Date.now() - changedAt} ms`);
+    const mark = r.lookups; // setZone returned: every poll started from here on is answered from the new zone
+    // The bound only catches a hang: without the 1 s TTL the next poll would be 30 s (or maxTtl) away.
+    await listener.waitFor(() => listener.lastKeys.includes('127.0.0.23:80'), 10_000, 'changed set');
+    // At most the one poll in flight at the change answered from the old zone: the change came with the next.
+    assert.ok(r.lookups - mark <= 1, `${r.lookups - mark} polls after the change`);
     assert.deepEqual(listener.lastKeys, ['127.0.0.22:80', '127.0.0.23:80']);
   });
 
   it('TTL 0 polls at minTtl', async () => {
     const listener = new RecordingListener();
-    track(new DnsResolver({ ...fast(), host: 'zero.live.test', minTtl: 150, family: 4 })).start(listener);
+    const r = track(new CountingDnsResolver({ ...fast(), host: 'zero.live.test', minTtl: 150, family: 4 }));
+    r.start(listener);
     await listener.waitFor(() => listener.updates.length > 0, 3000, 'first set');
+    // Nothing changes, yet it keeps asking: a TTL 0 answer is good for minTtl only, never cached for longer.
+    await until(() => r.lookups >= 4, 10_000, 'repeated polls of a TTL 0 record');
+    assert.equal(listener.updates.length, 1, 'the unchanged set is not delivered again');
     await knot.setZone('live.test', 'svc 1 IN A 127.0.0.22\nzero 0 IN A 127.0.0.32');
-    const changedAt = Date.now();
-    await listener.waitFor(() => listener.lastKeys.includes('127.0.0.32:80'), 2000, 'changed set');
-    assert.ok(Date.now() - changedAt < 800, `took ${Date.now() - changedAt} ms with minTtl 150`);
+    const mark = r.lookups;
+    await listener.waitFor(() => listener.lastKeys.includes('127.0.0.32:80'), 10_000, 'changed set');
+    assert.ok(r.lookups - mark <= 1, `${r.lookups - mark} polls after the change`);
   });
 
   it('keeps the last known good set and calls onError while the server is down, recovers after', async () => {
     const listener = new RecordingListener();
     const resolver = track(
-      new SrvResolver({
+      new CountingSrvResolver({
         nameservers: [knot.address],
         timeout: 200,
         retries: 0,
@@ -225,12 +258,13 @@ describe('live changes against knot', () => {
     } finally {
       await knot.restart();
     }
-    const errorsBefore = listener.errors.length;
-    // Recovery: after restart, resolution succeeds again (same set: no new update, errors stop growing).
-    await new Promise((r) => setTimeout(r, 800));
+    // Recovery: polls started after the restart succeed (same set: no new update, no more errors). Polls run one at
+    // a time, so once the second one after the restart has started, the first has finished.
+    const mark = resolver.lookups;
+    await until(() => resolver.lookups >= mark + 2, 10_000, 'two polls after the restart');
     const settled = listener.errors.length;
-    await new Promise((r) => setTimeout(r, 600));
-    assert.equal(listener.errors.length, settled, `errors kept coming after restart (${errorsBefore} -> ${settled})`);
+    await until(() => resolver.lookups >= mark + 4, 10_000, 'two more polls');
+    assert.equal(listener.errors.length, settled, 'errors kept coming after the restart');
     assert.deepEqual(listener.lastKeys, good);
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { createClient } from '../../src/client.js';
@@ -10,11 +11,14 @@ import { systemClock } from '../../src/runtime.js';
 import { runExample } from '../helpers/run-example.js';
 import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
 import { EtcdProxy, EtcdServer } from '../helpers/etcd.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 /** Records what a resolver delivers; `until` waits (bounded) for a condition. */
 class Recorder {
   readonly updates: (readonly Endpoint[])[] = [];
   readonly errors: SidecarlessError[] = [];
+  /** `performance.now()` of each error. */
+  readonly errorTimes: number[] = [];
   #waiters: Array<() => void> = [];
   readonly listener = {
     onUpdate: (endpoints: readonly Endpoint[]) => {
@@ -23,6 +27,7 @@ class Recorder {
     },
     onError: (error: SidecarlessError) => {
       this.errors.push(error);
+      this.errorTimes.push(performance.now());
       this.#notify();
     },
   };
@@ -59,6 +64,16 @@ function keys(set: readonly Endpoint[] | undefined): string[] {
 
 const FAST = { initialMs: 50, maxMs: 300, multiplier: 2, jitter: 0.1 };
 const json = (v: unknown) => JSON.stringify(v);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A port nothing listens on (connections to it are refused). */
+async function closedPort(): Promise<number> {
+  const dead = net.createServer();
+  await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+  const port = (dead.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => dead.close(() => resolve()));
+  return port;
+}
 
 describe('EtcdResolver against a real etcd', () => {
   let etcd: EtcdServer;
@@ -83,7 +98,7 @@ describe('EtcdResolver against a real etcd', () => {
     etcd = await EtcdServer.start();
   });
   beforeEach(() => {
-    prefix = `/services/t${++prefixNo}/`;
+    prefix = `/services/t${++prefixNo}z/`; // no prefix is another one plus a character
   });
   afterEach(async () => {
     await Promise.all(open.splice(0).map((r) => r.close()));
@@ -158,6 +173,7 @@ describe('EtcdResolver against a real etcd', () => {
     r.start(rec.listener);
     await rec.until(() => rec.updates.length === 1);
     assert.deepEqual(keys(rec.last), ['10.0.3.1:80']);
+    // bad-json, bad-port and bad-meta; `dup` is a valid value that loses to `good` and is not counted.
     assert.equal(r.skippedValues, 3);
     // A key that turns malformed loses its endpoint; the others stay.
     await etcd.put(`${prefix}second`, '10.0.3.5:80');
@@ -199,16 +215,17 @@ describe('EtcdResolver against a real etcd', () => {
   it('keeps the last known good set while etcd is down and reconnects with backoff after a restart', async () => {
     await etcd.put(`${prefix}a`, '10.0.5.1:80');
     const rec = new Recorder();
-    resolver().start(rec.listener);
+    resolver({ backoff: { initialMs: 50, maxMs: 300, multiplier: 2, jitter: 0 } }).start(rec.listener);
     await rec.until(() => rec.updates.length === 1);
     await etcd.stop();
     try {
-      await rec.until(() => rec.errors.length >= 3, 5000, 'errors while etcd is down');
+      await rec.until(() => rec.errors.length >= 4, 5000, 'errors while etcd is down');
       assert.ok(rec.errors.every((e) => e instanceof EtcdError && e.reason === 'connection'));
       assert.equal(rec.updates.length, 1, 'the last known good set stays');
-      // Bounded by backoff: 50, 100, 200, 300 ms... not a hot loop.
-      await new Promise((resolve) => setTimeout(resolve, 600));
-      assert.ok(rec.errors.length <= 10, `${rec.errors.length} errors in about a second`);
+      // Each retry waits its backoff (50, 100, 200 ms): lower bounds, which a busy machine only makes longer; a hot
+      // loop would show gaps of a millisecond or two.
+      const gaps = rec.errorTimes.slice(1, 4).map((t, i) => t - (rec.errorTimes[i] as number));
+      assert.ok(gaps[0]! >= 48 && gaps[1]! >= 98 && gaps[2]! >= 198, `gaps ${gaps.map(Math.round).join(', ')}`);
     } finally {
       await etcd.start();
     }
@@ -217,11 +234,109 @@ describe('EtcdResolver against a real etcd', () => {
     assert.deepEqual(keys(rec.last), ['10.0.5.1:80', '10.0.5.2:80']);
   });
 
+  it('refresh() lists and watches again once, then at most once per refreshInterval', async () => {
+    // The resolver's timers on a fake clock: the rate limit is checked at exact instants, not against wall time.
+    const clock = new FakeClock();
+    await etcd.put(`${prefix}a`, '10.0.10.1:80');
+    const rec = new Recorder();
+    const r = resolver({ clock, refreshInterval: 5000 });
+    const pump = (predicate: () => boolean, what: string) =>
+      rec.until(
+        () => {
+          clock.advance(0);
+          return predicate();
+        },
+        5000,
+        what,
+      );
+    r.start(rec.listener);
+    await pump(() => rec.updates.length === 1, 'the initial set');
+    for (let i = 0; i < 20; i++) r.refresh();
+    clock.advance(20); // minRelistInterval
+    await pump(() => r.listCount === 2, 'one re-list');
+    // The re-established watch follows changes on its own (and is up once this one arrives).
+    await etcd.put(`${prefix}b`, '10.0.10.2:80');
+    await pump(() => keys(rec.last).length === 2, 'a change through the new watch');
+    for (let i = 0; i < 20; i++) r.refresh(); // inside refreshInterval: dropped
+    clock.advance(4979);
+    r.refresh(); // 4999 ms after the first hint: still dropped
+    await sleep(50);
+    clock.advance(0);
+    await sleep(50);
+    assert.equal(r.listCount, 2, 'hints inside refreshInterval are dropped');
+    clock.advance(1);
+    r.refresh(); // refreshInterval after the first hint
+    clock.advance(20);
+    await pump(() => r.listCount === 3, 'the next re-list');
+    assert.equal(rec.updates.length, 2, 'a re-list of the same set delivers nothing');
+    assert.equal(rec.errors.length, 0);
+  });
+
+  it('refresh() during the backoff after a failure is ignored: the retry comes at the backoff delay', async () => {
+    const clock = new FakeClock();
+    const rec = new Recorder();
+    const r = resolver({
+      clock,
+      endpoints: [`127.0.0.1:${await closedPort()}`],
+      refreshInterval: 0,
+      backoff: { initialMs: 1000, multiplier: 2, jitter: 0 },
+    });
+    r.start(rec.listener);
+    await rec.until(
+      () => {
+        clock.advance(0);
+        return rec.errors.length === 1;
+      },
+      5000,
+      'the first error',
+    );
+    assert.equal(r.listCount, 1);
+    for (let i = 0; i < 5; i++) r.refresh();
+    clock.advance(999);
+    assert.equal(r.listCount, 1, 'the hint did not cut the backoff short');
+    clock.advance(1);
+    assert.equal(r.listCount, 2, 'the retry at the backoff delay');
+    await rec.until(() => rec.errors.length === 2, 5000, 'the second error');
+  });
+
+  it('aborts a silent watch after watchIdleTimeout (timeout error), lists again and keeps the set meanwhile', async () => {
+    const proxy = await EtcdProxy.start(etcd);
+    try {
+      await etcd.put(`${prefix}a`, '10.0.11.1:80');
+      proxy.muteWatch = true;
+      const rec = new Recorder();
+      const r = resolver({ endpoints: [proxy.address], watchIdleTimeout: 300 });
+      r.start(rec.listener);
+      await rec.until(() => rec.updates.length === 1 && proxy.watchRequests === 1, 5000, 'the list and a watch');
+      // The muted watch never passes this on: only the re-list after the idle timeout can see it.
+      await etcd.put(`${prefix}b`, '10.0.11.2:80');
+      await rec.until(() => rec.errors.length >= 1, 5000, 'the idle timeout');
+      const err = rec.errors[0] as EtcdError;
+      assert.ok(err instanceof EtcdError);
+      assert.equal(err.reason, 'timeout');
+      assert.match(err.message, /received nothing .* for 300 ms/);
+      await rec.until(
+        () => keys(rec.last).length === 2 && proxy.watchRequests >= 2,
+        5000,
+        'the re-listed set and a new watch',
+      );
+      assert.ok(r.listCount >= 2, `lists ${r.listCount}`);
+      assert.ok(
+        rec.errors.every((e) => e instanceof EtcdError && e.reason === 'timeout'),
+        rec.errors.map((e) => e.message).join('; '),
+      );
+      assert.ok(
+        rec.updates.every((u) => u.length > 0),
+        'never emptied',
+      );
+    } finally {
+      await Promise.all(open.splice(0).map((r) => r.close()));
+      await proxy.close();
+    }
+  });
+
   it('tries the next member when one is unreachable', async () => {
-    const dead = net.createServer();
-    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
-    const port = (dead.address() as net.AddressInfo).port;
-    await new Promise<void>((resolve) => dead.close(() => resolve()));
+    const port = await closedPort();
     await etcd.put(`${prefix}a`, '10.0.6.1:80');
     const rec = new Recorder();
     resolver({ endpoints: [`127.0.0.1:${port}`, etcd.url] }).start(rec.listener);
@@ -265,6 +380,12 @@ describe('EtcdResolver against a real etcd', () => {
     assert.throws(() => new EtcdResolver({ prefix: '' }), /`prefix`/);
     assert.throws(() => new EtcdResolver({ prefix: '/p/', endpoints: [] }), /`endpoints`/);
     assert.throws(() => new EtcdResolver({ prefix: '/p/', username: 'u' }), /`password`/);
+    for (const watchIdleTimeout of [0, -1, Number.NaN, 2 ** 31, '5000' as never]) {
+      assert.throws(() => new EtcdResolver({ prefix: '/p/', watchIdleTimeout }), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option: 'watchIdleTimeout',
+      });
+    }
   });
 
   describe('end to end', () => {
@@ -349,6 +470,85 @@ describe('EtcdResolver against a real etcd with auth enabled', () => {
       assert.ok(err.status === 400 || err.status === 403, `${what}: ${err.message}`);
       assert.equal(rec.updates.length, 0, `${what}: nothing delivered`);
       assert.ok(!err.message.includes('secret') && !String(err.cause ?? '').includes('secret'), err.message);
+    }
+  });
+});
+
+describe('EtcdResolver watch liveness (a scripted gateway, fake clock)', () => {
+  /** Answers /v3/kv/range with one key and keeps each /v3/watch open after its `created` line. */
+  async function gateway(): Promise<{ address: string; watches: http.ServerResponse[]; close(): Promise<void> }> {
+    const watches: http.ServerResponse[] = [];
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url === '/v3/kv/range') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(json({ header: { revision: '5' }, kvs: [{ key: b64('/p/a'), value: b64('10.0.12.1:80') }] }));
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write(`${json({ result: { header: { revision: '5' }, created: true } })}\n`);
+        watches.push(res);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+      watches,
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    };
+  }
+
+  it('every message, progress notifications included, restarts the idle period; silence then aborts', async () => {
+    const gw = await gateway();
+    const clock = new FakeClock();
+    const rec = new Recorder();
+    const r = new EtcdResolver({
+      endpoints: [gw.address],
+      prefix: '/p/',
+      clock,
+      watchIdleTimeout: 300,
+      minRelistInterval: 0,
+      backoff: { initialMs: 50, jitter: 0 },
+    });
+    const pump = (predicate: () => boolean, what: string) =>
+      rec.until(
+        () => {
+          clock.advance(0);
+          return predicate();
+        },
+        5000,
+        what,
+      );
+    try {
+      r.start(rec.listener);
+      await pump(() => rec.updates.length === 1 && gw.watches.length === 1, 'the list and the watch');
+      const progress = async (revision: number) => {
+        gw.watches[0]?.write(`${json({ result: { header: { revision: String(revision) } } })}\n`);
+        await pump(() => r.revision === revision, `progress notification ${revision}`);
+      };
+      clock.advance(250);
+      await progress(6);
+      clock.advance(250); // 500 ms since the watch opened, 250 since the last message
+      await progress(7);
+      clock.advance(299);
+      await sleep(30);
+      assert.equal(rec.errors.length, 0, 'alive: a message came within every 300 ms');
+      clock.advance(1); // 300 ms of silence
+      await rec.until(() => rec.errors.length === 1, 5000, 'the idle timeout');
+      assert.equal((rec.errors[0] as EtcdError).reason, 'timeout');
+      assert.equal(r.listCount, 1);
+      clock.advance(50); // the backoff
+      await pump(() => r.listCount === 2 && gw.watches.length === 2, 'the re-list and a new watch');
+      assert.equal(rec.updates.length, 1, 'the same set is not delivered again');
+    } finally {
+      await r.close();
+      await gw.close();
     }
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Fuzzes the Consul and etcd body parsers with seeded malformed, truncated, oversized and random inputs: each input
- * must either parse into a valid endpoint set or fail with a typed error; nothing else may escape. A resolver-level
- * run checks that a stream of bad bodies keeps the last known good set.
+ * must either parse into a valid endpoint set or fail with a typed error; nothing else may escape. Resolver-level
+ * runs (Consul bodies; etcd range bodies and watch streams, over HTTP) check that a stream of bad answers keeps the
+ * last known good set. The number of inputs tried is printed at the end (`fuzz inputs: ...`).
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -10,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Endpoint } from '../../src/endpoint.js';
 import { ConsulError, EtcdError, isSidecarlessError, type SidecarlessError } from '../../src/errors.js';
 import { ConsulResolver, parseConsulHealth } from '../../src/resolver/consul.js';
-import { parseEtcdEndpoint, parseEtcdRange, parseEtcdWatchLine } from '../../src/resolver/etcd.js';
+import { EtcdResolver, parseEtcdEndpoint, parseEtcdRange, parseEtcdWatchLine } from '../../src/resolver/etcd.js';
 import type { RandomSource } from '../../src/runtime.js';
 import { seededRandom } from '../helpers/fake-clock.js';
 
@@ -22,9 +23,9 @@ after(() => {
   assert.deepEqual(unhandled, []);
 });
 
-const counts = { consul: 0, etcdRange: 0, etcdWatch: 0, etcdValue: 0 };
+const counts = { consul: 0, etcdRange: 0, etcdWatch: 0, etcdValue: 0, etcdServed: 0 };
 after(() => {
-  const total = counts.consul + counts.etcdRange + counts.etcdWatch + counts.etcdValue;
+  const total = counts.consul + counts.etcdRange + counts.etcdWatch + counts.etcdValue + counts.etcdServed;
   console.log(`fuzz inputs: ${JSON.stringify(counts)} total ${total}`);
 });
 
@@ -280,6 +281,204 @@ describe('ConsulResolver fed bad bodies', () => {
     assert.ok(
       reasons.every((r) => r === 'bad-response'),
       `reasons: ${[...new Set(reasons)].join(', ')}`,
+    );
+  });
+});
+
+/** Starts `handler` on 127.0.0.1; returns its port and a closer that also drops open connections. */
+async function serve(handler: http.RequestListener): Promise<{ port: number; close(): Promise<void> }> {
+  const server = http.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+describe('ConsulResolver and maxResponseBytes', () => {
+  it('a body above the cap is bad-response and the last set stays; a good body after it is accepted', async () => {
+    const random = seededRandom(99);
+    const good = JSON.stringify([{ ...validConsulEntry(random, 1), Checks: [{ Status: 'passing' }] }]);
+    // Valid JSON, well-formed entries: refused for its size alone.
+    const big = JSON.stringify(Array.from({ length: 40 }, (_, i) => validConsulEntry(random, i)));
+    assert.ok(big.length > 4096 && good.length < 4096);
+    let served = 0;
+    const server = await serve((_req, res) => {
+      served++;
+      const body = served === 1 || served > 4 ? good : big;
+      res.writeHead(200, { 'content-type': 'application/json', 'x-consul-index': String(served) }).end(body);
+    });
+    const updates: (readonly Endpoint[])[] = [];
+    const errors: SidecarlessError[] = [];
+    const resolver = new ConsulResolver({
+      address: `127.0.0.1:${server.port}`,
+      service: 'web',
+      health: 'any',
+      maxResponseBytes: 4096,
+      minRequestInterval: 0,
+      backoff: { initialMs: 1, maxMs: 2 },
+      env: {},
+    });
+    resolver.start({ onUpdate: (e) => updates.push(e), onError: (e) => errors.push(e) });
+    const deadline = Date.now() + 10_000;
+    while (served < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await resolver.close();
+    await server.close();
+    counts.consul += served;
+    assert.ok(served >= 6, `served ${served}`);
+    assert.equal(errors.length, 3, 'one error per oversized body, none after');
+    for (const e of errors) {
+      assert.ok(e instanceof ConsulError && e.reason === 'bad-response', e.message);
+      assert.match(e.message, /larger than 4096 bytes/);
+    }
+    assert.equal(updates.length, 1, 'the good set after the oversized ones is the same set: not re-delivered');
+    assert.equal(updates[0]?.length, 1);
+  });
+});
+
+describe('EtcdResolver fed bad range bodies and watch streams', () => {
+  const b64 = (t: string) => Buffer.from(t).toString('base64');
+  const MAX = 4096;
+  const goodRange = JSON.stringify({
+    header: { revision: '10' },
+    kvs: [{ key: b64('/p/a'), value: b64('10.0.0.1:80'), mod_revision: '3' }],
+  });
+  const created = `${JSON.stringify({ result: { header: { revision: '10' }, created: true } })}\n`;
+  const progress = `${JSON.stringify({ result: { header: { revision: '11' } } })}\n`;
+
+  /** A range body no resolver may accept: truncated, garbage, the wrong shape, an error, or too large. */
+  function badRange(random: RandomSource): { status: number; body: string } {
+    switch (int(random, 7)) {
+      case 0:
+        return { status: 200, body: goodRange.slice(0, int(random, goodRange.length)) }; // a strict prefix of JSON
+      case 1:
+        return { status: 200, body: `{${corruptText(random, goodRange)}` };
+      case 2:
+        return {
+          status: 200,
+          body: pick(random, [
+            '{"kvs":[]}',
+            '{"header":{"revision":"x"},"kvs":[]}',
+            '{"header":{"revision":"10"},"kvs":5}',
+            `{"header":{"revision":"10"},"kvs":[{"key":"!!!!","value":"${b64('10.0.0.9:80')}"}]}`,
+            '[]',
+            'null',
+          ]),
+        };
+      case 3:
+        return { status: 200, body: '{"error":"etcdserver: too many requests","code":8}' };
+      case 4:
+        return { status: 200, body: JSON.stringify({ header: { revision: '10' }, kvs: [], pad: 'p'.repeat(MAX) }) };
+      case 5:
+        return { status: pick(random, [500, 502, 503]), body: '{"error":"unavailable","code":14}' };
+      default:
+        return { status: 200, body: '' };
+    }
+  }
+
+  /** A watch stream that must end the cycle in an error: every one ends with a broken line or a closed stream. */
+  function badWatch(random: RandomSource): { status: number; lines: string[]; oversized?: true } {
+    const head = random() < 0.5 ? [created] : [created, progress];
+    switch (int(random, 8)) {
+      case 0: // garbage line
+        return { status: 200, lines: [...head, `${corruptText(random, 'x').replace(/\n/g, '').slice(0, 200)}!\n`] };
+      case 1: // truncated JSON
+        return { status: 200, lines: [...head, `${created.slice(0, 1 + int(random, created.length - 3))}\n`] };
+      case 2: {
+        // An oversized line, terminated, and otherwise a valid progress notification: refused for its size alone.
+        const pad = 'p'.repeat(MAX + int(random, 100));
+        return {
+          status: 200,
+          lines: [...head, `{"result":{"header":{"revision":"11"},"pad":"${pad}"}}\n`],
+          oversized: true,
+        };
+      }
+      case 3: // an oversized line, unterminated
+        return { status: 200, lines: [...head, 'z'.repeat(MAX + 1 + int(random, 100))], oversized: true };
+      case 4: // an event whose key is not base64
+        return {
+          status: 200,
+          lines: [...head, `{"result":{"header":{"revision":"12"},"events":[{"type":"PUT","kv":{"key":"@@"}}]}}\n`],
+        };
+      case 5: // a gateway error message
+        return { status: 200, lines: [...head, '{"error":{"grpc_code":14,"message":"etcdserver: no leader"}}\n'] };
+      case 6:
+        return { status: 503, lines: ['{"error":"unavailable","code":14}'] };
+      default: // the stream just ends
+        return { status: 200, lines: head };
+    }
+  }
+
+  it('keeps the one good set through 300 list-and-watch cycles of broken answers, with only EtcdErrors', async () => {
+    const random = seededRandom(0xe7c0);
+    let ranges = 0;
+    let watches = 0;
+    let oversized = 0;
+    const server = await serve((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url === '/v3/kv/range') {
+          ranges++;
+          counts.etcdServed++;
+          // Every other listing is the good one again (same set), so that the watch streams get fuzzed too.
+          const answer = ranges === 1 || random() < 0.5 ? { status: 200, body: goodRange } : badRange(random);
+          res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body);
+          return;
+        }
+        watches++;
+        counts.etcdServed++;
+        const stream = badWatch(random);
+        if (stream.oversized) oversized++;
+        res.writeHead(stream.status, { 'content-type': 'application/json' });
+        // Written in pieces, split at random points, as a network delivers them.
+        const text = stream.lines.join('');
+        const cut = int(random, text.length + 1);
+        res.write(text.slice(0, cut));
+        setImmediate(() => res.end(text.slice(cut)));
+      });
+    });
+    const updates: (readonly Endpoint[])[] = [];
+    const errors: SidecarlessError[] = [];
+    const resolver = new EtcdResolver({
+      endpoints: [`127.0.0.1:${server.port}`],
+      prefix: '/p/',
+      maxResponseBytes: MAX,
+      minRelistInterval: 0,
+      requestTimeout: 5000,
+      backoff: { initialMs: 1, maxMs: 2 },
+    });
+    resolver.start({ onUpdate: (e) => updates.push(e), onError: (e) => errors.push(e) });
+    // Bounded, but generous: CI runs suites in parallel on two cores.
+    const deadline = Date.now() + 30_000;
+    while (ranges < 300 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await resolver.close();
+    await server.close();
+    assert.ok(ranges >= 300, `listings ${ranges}`);
+    assert.ok(watches >= 100, `watch streams ${watches}`);
+    assert.equal(updates.length, 1, 'nothing but the good set was ever delivered');
+    assert.deepEqual(
+      updates[0]?.map((e) => e.key),
+      ['10.0.0.1:80'],
+    );
+    // Every cycle ends in an error: one per listing, give or take the one in flight at close.
+    assert.ok(errors.length >= ranges - 2, `errors ${errors.length} for ${ranges} listings`);
+    const reasons = new Set<string>();
+    for (const e of errors) {
+      assert.ok(e instanceof EtcdError, `untyped: ${String(e)}`);
+      assert.equal(e.code, 'SIDECARLESS_RESOLVER_FAILED');
+      reasons.add(e.reason);
+    }
+    assert.deepEqual([...reasons].sort(), ['bad-response', 'connection', 'http-status', 'server-error']);
+    // Exactly the oversized streams end in this error (the last one may still be in flight at close).
+    const tooLarge = errors.filter((e) => /watch message larger than 4096 bytes/.test(e.message)).length;
+    assert.ok(oversized > 10 && tooLarge >= oversized - 1 && tooLarge <= oversized, `${tooLarge} of ${oversized}`);
+    assert.ok(
+      errors.some((e) => /body larger than 4096 bytes/.test(e.message)),
+      'an oversized range body was refused',
     );
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import dns from 'node:dns';
 import { after, describe, it } from 'node:test';
 import { DnsResolver } from '../../src/resolver/dns.js';
 import { DnsClient } from '../../src/resolver/dns-client.js';
@@ -143,6 +144,41 @@ describe('DnsClient reply checks (fake server)', () => {
     const answer = await client.resolveAddresses('alias.test', 4);
     assert.deepEqual(answer.records, [{ name: 'real.test', ttl: 7, address: '10.0.0.9', family: 4 }]);
     client.close();
+  });
+
+  it('gives every query a fresh random ID (RFC 5452): 20 queries, more than 15 distinct IDs', async () => {
+    const server = await fake((q) => q.send(reply(q, { answers: [a('h.test', '10.0.0.1')] })));
+    const client = new DnsClient({ nameservers: [server.address], timeout: 1000, retries: 0 });
+    for (let i = 0; i < 20; i++) await client.resolveAddresses('h.test', 4);
+    client.close();
+    const ids = server.queries.map((q) => q.packet.id);
+    assert.equal(ids.length, 20);
+    // Random 16-bit IDs collide rarely (P(more than 4 repeats in 20) is about 1e-9); a counter or constant fails.
+    assert.ok(new Set(ids).size > 15, `IDs ${ids.join(', ')}`);
+    const sorted = [...ids].sort((x, y) => (x ?? 0) - (y ?? 0));
+    const sequential = ids.every((id, i) => i === 0 || id === ((ids[i - 1] ?? 0) + 1) % 65536);
+    assert.ok(!sequential && sorted.join() !== ids.join(), `IDs look sequential: ${ids.join(', ')}`);
+  });
+
+  it('with no nameservers option, asks the system ones (dns.getServers()), read at construction', async () => {
+    const server = await fake((q) => q.send(reply(q, { answers: [a('sys.test', '10.0.0.42')] })));
+    const original = dns.getServers();
+    let client: DnsClient;
+    dns.setServers([server.address]);
+    try {
+      client = new DnsClient({ timeout: 1000, retries: 0 });
+    } finally {
+      dns.setServers(original);
+    }
+    assert.deepEqual(client.nameservers, [server.address]);
+    const answer = await client.resolveAddresses('sys.test', 4);
+    client.close();
+    assert.deepEqual(
+      answer.records.map((r) => r.address),
+      ['10.0.0.42'],
+    );
+    assert.equal(answer.nameserver, server.address);
+    assert.equal(server.queries.length, 1);
   });
 
   it('close() aborts a query in flight at once', async () => {

@@ -144,6 +144,41 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     assert.equal(clock.pending, 0);
   });
 
+  it('refresh() during the backoff after a failure is ignored; after a success it works again', async () => {
+    let rcode = 2;
+    const { server, clock, listener } = await setup((q) =>
+      q.send(reply(q, { rcode, answers: rcode === 0 ? [a('h.test', '10.0.0.1', 300)] : [] })),
+    );
+    const r = new DnsResolver({
+      host: 'h.test',
+      nameservers: [server.address],
+      family: 4,
+      clock,
+      retries: 0,
+      minTtl: 100,
+      backoff: { initialMs: 1000, jitter: 0, multiplier: 2, maxMs: 10_000 },
+    });
+    r.start(listener);
+    await until(() => listener.errors.length === 1, 'SERVFAIL');
+    await new Promise((res) => setTimeout(res, 10));
+    r.refresh();
+    r.refresh();
+    clock.advance(999);
+    await new Promise((res) => setTimeout(res, 10));
+    assert.equal(server.queries.length, 1, 'the hint did not cut the backoff short (minTtl is 100 ms)');
+    rcode = 0;
+    clock.advance(1);
+    await until(() => listener.updates.length === 1, 'the retry at the backoff delay');
+    await new Promise((res) => setTimeout(res, 10));
+    assert.equal(server.queries.length, 2);
+    r.refresh(); // no longer backing off: early, at minTtl after the last start
+    clock.advance(99);
+    assert.equal(server.queries.length, 2);
+    clock.advance(1);
+    await until(() => server.queries.length === 3, 'the early re-resolution');
+    r.close();
+  });
+
   it('never calls the listener after close, nor synchronously from start', async () => {
     const { server, clock, listener } = await setup((q) =>
       setTimeout(() => q.send(reply(q, { answers: [a('h.test', '10.0.0.1')] })), 20),
