@@ -19,7 +19,10 @@ export type ExpectedStatus = number | readonly [number, number];
 
 /** Active health check settings. Health checking is off unless configured (`healthCheck: {}` gives the defaults). */
 export interface HealthCheckOptions {
-  /** Request path, starting with `/`. @defaultValue '/health' */
+  /**
+   * Request path on the endpoint, starting with a single `/` (`//x` and `/\x` are refused: they name another host).
+   * @defaultValue '/health'
+   */
   readonly path?: string | undefined;
   /** Time between the end of one check and the start of the next, before jitter, ms. @defaultValue 5000 */
   readonly intervalMs?: number | undefined;
@@ -104,8 +107,9 @@ const KEYS = [
  * the defaults.
  *
  * @throws InvalidOptionError naming the field: zero or negative interval or timeout, thresholds that are not
- *   positive integers, a jitter percentage outside 0–100, a path without a leading `/`, a status outside 100–599 or
- *   a range whose start is above its end, an empty `expectedStatuses`, an unknown key.
+ *   positive integers, a jitter percentage outside 0–100, a path that does not start with a single `/` (or holds
+ *   whitespace), a status outside 100–599 or a range whose start is above its end, an empty `expectedStatuses`, an
+ *   unknown key.
  *
  * @example
  * ```ts
@@ -119,8 +123,13 @@ export function resolveHealthCheckOptions(
   if (raw === undefined || raw === false) return undefined;
   const o = raw === true ? {} : checkObject(raw, KEYS, prefix);
   const path = o.path ?? '/health';
-  if (typeof path !== 'string' || !path.startsWith('/') || /[\s]/.test(path)) {
-    throw new InvalidOptionError(`${prefix}.path`, `expected a path starting with "/", got ${describe(path)}`);
+  // `//host/x` and `/\host/x` are scheme-relative URLs (WHATWG URL treats `\` as `/` for http): resolved against
+  // the endpoint's origin they would send the checks to another host.
+  if (typeof path !== 'string' || !/^\/(?![/\\])/.test(path) || /\s/.test(path)) {
+    throw new InvalidOptionError(
+      `${prefix}.path`,
+      `expected an origin-relative path starting with a single "/", got ${describe(path)}`,
+    );
   }
   const host = o.host;
   if (host !== undefined && (typeof host !== 'string' || host.length === 0 || /\s/.test(host))) {
@@ -327,7 +336,8 @@ export class HealthChecker<H> {
     let passed: boolean;
     let detail: string;
     try {
-      const url = new URL(o.path, this.#hooks.origin(host));
+      // Appended to the origin, never resolved against it, so no path can change the host checked.
+      const url = new URL(`${new URL(this.#hooks.origin(host)).origin}${o.path}`);
       const res = await request(url, {
         dispatcher: this.#dispatcher,
         method: 'GET',

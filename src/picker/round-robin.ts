@@ -2,10 +2,18 @@
  * Round robin: each target in turn, starting at a random offset so that many clients built at the same moment do
  * not all hit the first endpoint together (grpc-js `load-balancer-round-robin.ts` does the same).
  *
+ * Weighted, as Envoy's round robin is: when the targets' weights differ (endpoint weights, or a slow-start ramp),
+ * the build hands over to the `weighted-round-robin` schedule, because ignoring them would make slow start a silent
+ * no-op under the default policy. Equal weights keep the plain cycle and its exact order.
+ *
  * @module
  */
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { rejectUnknownKeys } from './picker.js';
+import { allEqual, weightsOf } from './util.js';
+// The one cross-policy import: round robin with unequal weights is, by definition, weighted round robin, and sharing
+// its build keeps the two orders identical rather than maintaining a second EDF schedule here.
+import { weightedRoundRobinPolicy } from './weighted-round-robin.js';
 
 class RoundRobinPicker<T extends Pickable> implements Picker<T> {
   readonly #results: ReadonlyArray<PickResult<T>>;
@@ -23,7 +31,10 @@ class RoundRobinPicker<T extends Pickable> implements Picker<T> {
   }
 }
 
-/** The `round-robin` policy. Takes no settings. */
+/**
+ * The `round-robin` policy. Takes no settings. Targets with unequal weights (as reported by `weight`, else
+ * `endpoint.weight`) are served in proportion to them, exactly as by `weighted-round-robin`.
+ */
 export const roundRobinPolicy: PickerPolicy<Record<string, never>> = {
   name: 'round-robin',
   parseConfig(raw) {
@@ -31,6 +42,7 @@ export const roundRobinPolicy: PickerPolicy<Record<string, never>> = {
     return {};
   },
   build(targets, _config, env) {
+    if (!allEqual(weightsOf(targets))) return weightedRoundRobinPolicy.build(targets, {}, env);
     const results = targets.map((target) => ({ type: 'complete', target }) as const);
     return new RoundRobinPicker(results, Math.floor(env.random() * targets.length) % targets.length);
   },

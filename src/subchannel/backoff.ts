@@ -5,41 +5,50 @@
  * @module
  */
 import { InvalidOptionError } from '../errors.js';
+// The option validators the health modules use, so that every option family reports the same way.
+import { checkObject, duration, MAX_TIMER_MS, number } from '../health/validate.js';
 import type { RandomSource } from '../runtime.js';
 
 /** Backoff settings. Defaults are gRPC's connection backoff. */
 export interface BackoffOptions {
-  /** First delay, ms. @defaultValue 1000 */
+  /** First delay, ms: above 0, at most 2147483647 (the longest timer Node accepts). @defaultValue 1000 */
   readonly initialMs?: number;
   /** Growth factor per failure, at least 1. @defaultValue 1.6 */
   readonly multiplier?: number;
   /** Relative jitter in [0, 1): the delay is spread uniformly by ± jitter × delay. @defaultValue 0.2 */
   readonly jitter?: number;
-  /** Cap on the delay before jitter, ms; at least `initialMs`. @defaultValue 120000 */
+  /**
+   * Cap on the delay before jitter, ms; at least `initialMs`, at most 2147483647. A jittered delay is also capped
+   * there. @defaultValue 120000
+   */
   readonly maxMs?: number;
 }
 
 /** Validated backoff settings. */
 export type ResolvedBackoffOptions = Required<BackoffOptions>;
 
-/** Validates backoff settings, naming the bad one as `${prefix}.<field>`. */
+/**
+ * Validates backoff settings, naming the bad one as `${prefix}.<field>`.
+ *
+ * @throws InvalidOptionError for a value that is not a plain object (or `undefined`), an unknown key, an `initialMs`
+ *   or `maxMs` that is not above 0 or exceeds the longest Node timer (2147483647 ms; a longer one would fire after
+ *   1 ms), a `multiplier` below 1, a `jitter` outside [0, 1), or a `maxMs` below `initialMs`.
+ *
+ * @example
+ * ```ts
+ * const options = resolveBackoffOptions({ initialMs: 500, maxMs: 30_000 }, 'connectBackoff');
+ * const backoff = new Backoff(options, Math.random);
+ * ```
+ */
 export function resolveBackoffOptions(options: BackoffOptions | undefined, prefix: string): ResolvedBackoffOptions {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new InvalidOptionError(prefix, 'expected an object');
-  }
-  const initialMs = options?.initialMs ?? 1000;
-  const multiplier = options?.multiplier ?? 1.6;
-  const jitter = options?.jitter ?? 0.2;
-  const maxMs = options?.maxMs ?? 120_000;
-  const positive = (v: number) => typeof v === 'number' && Number.isFinite(v) && v > 0;
-  if (!positive(initialMs)) throw new InvalidOptionError(`${prefix}.initialMs`, 'expected a positive number of ms');
-  if (!positive(multiplier) || multiplier < 1) {
-    throw new InvalidOptionError(`${prefix}.multiplier`, 'expected a number >= 1');
-  }
+  const o = options === undefined ? {} : checkObject(options, ['initialMs', 'multiplier', 'jitter', 'maxMs'], prefix);
+  const initialMs = duration(o.initialMs, `${prefix}.initialMs`, 1000);
+  const multiplier = number(o.multiplier, `${prefix}.multiplier`, 1.6, 1);
+  const jitter = o.jitter ?? 0.2;
   if (typeof jitter !== 'number' || !(jitter >= 0 && jitter < 1)) {
     throw new InvalidOptionError(`${prefix}.jitter`, 'expected a number in [0, 1)');
   }
-  if (!positive(maxMs)) throw new InvalidOptionError(`${prefix}.maxMs`, 'expected a positive number of ms');
+  const maxMs = duration(o.maxMs, `${prefix}.maxMs`, 120_000);
   if (maxMs < initialMs) throw new InvalidOptionError(`${prefix}.maxMs`, 'must not be below initialMs');
   return { initialMs, multiplier, jitter, maxMs };
 }
@@ -61,7 +70,8 @@ export class Backoff {
     const base = this.#current;
     this.#current = Math.min(base * this.#options.multiplier, this.#options.maxMs);
     const spread = base * this.#options.jitter;
-    return Math.max(0, base + (this.#random() * 2 - 1) * spread);
+    // Jitter may push a delay near the cap past the longest timer, which Node would fire after 1 ms.
+    return Math.min(MAX_TIMER_MS, Math.max(0, base + (this.#random() * 2 - 1) * spread));
   }
 
   /** Back to the initial delay (after a success). */

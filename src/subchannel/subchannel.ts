@@ -120,6 +120,9 @@ export class Subchannel implements Pickable {
       this.counters.connectFailures++;
       if (this.#state === 'draining' || this.#state === 'closed') return;
       if (this.#pool.stats.connected > 0) return; // other connections still work
+      // One backoff step per connection-attempt cycle (gRPC connection backoff): attempts that fail while the
+      // subchannel already waits out a backoff (parallel connects, or picks made in panic) must not stretch it.
+      if (this.#state === 'transient-failure') return;
       const delay = this.#backoff.next();
       debug('%s connection failed (%s); backing off %d ms', this.key, err.message, Math.round(delay));
       this.#setState('transient-failure');

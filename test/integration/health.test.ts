@@ -1,10 +1,11 @@
 // Endpoint health wired into the request path: outlier ejection, panic threshold, active health checks and slow
 // start, against real backends on loopback. Outlier and slow-start timers run on a fake clock.
 import assert from 'node:assert/strict';
+import diagnostics from 'node:diagnostics_channel';
 import { after, describe, it } from 'node:test';
 import { createClient, findSidecarlessError, type HealthEvent, StaticResolver } from '../../src/index.js';
 import { type Backend, type Handler, startBackend, stopAll } from '../helpers/backends.js';
-import { FakeClock } from '../helpers/fake-clock.js';
+import { FakeClock, seededRandom } from '../helpers/fake-clock.js';
 
 const backends: Backend[] = [];
 async function backend(id: string, handler?: Handler): Promise<Backend> {
@@ -44,6 +45,12 @@ describe('outlier ejection in the request path', () => {
       outlierDetection: { maxEjectionPercent: 50 },
     });
     const sub = client.onHealthEvent((e) => events.push(e));
+    // The same events reach diagnostics_channel subscribers (metrics adapters listen there).
+    const published: HealthEvent[] = [];
+    const onPublish = (message: unknown) => {
+      if ((message as HealthEvent).endpoint.key === bad.address) published.push(message as HealthEvent);
+    };
+    diagnostics.subscribe('sidecarless:eject', onPublish);
     try {
       // Retries hide the 503s from callers; every answer comes from a healthy backend.
       const seen = await drive(client, 30);
@@ -63,7 +70,16 @@ describe('outlier ejection in the request path', () => {
       assert.deepEqual(events.at(-1)?.type, 'return');
       await drive(client, 3);
       assert.ok(bad.hits > 5, 'traffic reaches it again after its return');
+      assert.deepEqual(
+        published.map((e) => [e.type, e.reason, e.cluster]),
+        [
+          ['eject', 'consecutive-5xx', events[0]?.cluster],
+          ['return', 'elapsed', events[0]?.cluster],
+        ],
+      );
+      assert.deepEqual(published, events, 'the channel carries the same event objects as onHealthEvent');
     } finally {
+      diagnostics.unsubscribe('sidecarless:eject', onPublish);
       sub.dispose();
       await client.close();
     }
@@ -91,6 +107,59 @@ describe('outlier ejection in the request path', () => {
       await client.close();
     }
   });
+
+  // Faults through the whole client: each failed attempt is retried on a healthy endpoint, and its outcome (a reset,
+  // or a per-try timeout) is what the detector sees.
+  const faults: Array<[string, Handler, { perTryTimeout?: number }]> = [
+    [
+      'resets the connection',
+      (req) => {
+        req.socket.destroy();
+      },
+      {},
+    ],
+    [
+      'stalls past the per-try timeout',
+      (req) => {
+        req.resume(); // never answers; the per-try timeout ends the attempt
+      },
+      { perTryTimeout: 40 },
+    ],
+  ];
+  for (const [label, handler, retry] of faults) {
+    for (const split of [false, true]) {
+      const reason = split ? 'consecutive-local-origin-failure' : 'consecutive-5xx';
+      it(`ejects an endpoint that ${label}: ${reason}${split ? ' (splitExternalLocalOriginErrors)' : ''}`, async () => {
+        const bad = await backend(`fault-${label}-${split}`, handler);
+        const good = [await backend('f1'), await backend('f2')];
+        const events: HealthEvent[] = [];
+        const client = createClient({
+          target: [bad.address, ...good.map((b) => b.address)],
+          retry,
+          panicThreshold: 0,
+          outlierDetection: { maxEjectionPercent: 50, splitExternalLocalOriginErrors: split },
+        });
+        client.onHealthEvent((e) => events.push(e));
+        try {
+          const seen: string[] = [];
+          for (let i = 0; i < 60 && events.length === 0; i++) seen.push(...(await drive(client, 1)));
+          assert.ok(
+            seen.every((id) => id === 'f1' || id === 'f2'),
+            `retries hide the fault from callers: ${seen.join()}`,
+          );
+          assert.deepEqual(
+            events.map((e) => [e.type, e.reason, e.endpoint.key]),
+            [['eject', reason, bad.address]],
+          );
+          assert.equal(bad.hits, 5, 'five failed attempts reach it, then none');
+          await drive(client, 9);
+          assert.equal(bad.hits, 5, 'no traffic while ejected');
+        } finally {
+          await client.close();
+        }
+      });
+    }
+  }
 
   it('engages panic mode when too few endpoints are eligible, and releases it', async () => {
     const bads = [await backend('p1', failing), await backend('p2', failing)];
@@ -176,27 +245,179 @@ describe('active health checks', () => {
       await client.close();
     }
   });
+
+  // The endpoint fails real requests (503 on /) while its health endpoint passes (200 on /health): outlier detection
+  // ejects it, and only canReturnEjected decides whether the next passing check brings it back.
+  for (const canReturnEjected of [true, false]) {
+    it(`a passing health check ${canReturnEjected ? 'returns' : 'does not return'} an ejected endpoint with canReturnEjected: ${canReturnEjected}`, async () => {
+      let checks = 0;
+      const split = await backend(`split-${canReturnEjected}`, (req, res, b) => {
+        req.resume();
+        res.setHeader('x-backend', b.id);
+        if (req.url === '/health') checks++;
+        res.writeHead(req.url === '/health' ? 200 : 503);
+        res.end();
+      });
+      const good = [await backend('r1'), await backend('r2')];
+      const events: HealthEvent[] = [];
+      const client = createClient({
+        target: [split.address, ...good.map((b) => b.address)],
+        panicThreshold: 0,
+        // Base ejection of 60 s, far beyond the 5 s this test waits: only a health check can return it in time.
+        outlierDetection: { maxEjectionPercent: 50, baseEjectionTimeMs: 60_000 },
+        healthCheck: { intervalMs: 20, timeoutMs: 500, canReturnEjected },
+      });
+      client.onHealthEvent((e) => events.push(e));
+      const ejected = () => client.stats().clusters[0]?.endpoints.find((e) => e.key === split.address)?.ejected;
+      try {
+        for (let i = 0; i < 60 && !events.some((e) => e.type === 'eject'); i++) await drive(client, 1);
+        assert.equal(events[0]?.type, 'eject');
+        assert.equal(events[0]?.reason, 'consecutive-5xx');
+        const checksAtEjection = checks;
+        const deadline = Date.now() + 5_000;
+        if (canReturnEjected) {
+          while (!events.some((e) => e.type === 'return') && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          const returned = events.find((e) => e.type === 'return');
+          assert.equal(returned?.reason, 'health-check');
+          assert.equal(returned?.endpoint.key, split.address);
+        } else {
+          // Several passing checks after the ejection, and it is still out.
+          while (checks < checksAtEjection + 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+          assert.ok(checks >= checksAtEjection + 5, `passing checks after the ejection: ${checks - checksAtEjection}`);
+          assert.equal(ejected(), true);
+          assert.deepEqual(
+            events.map((e) => e.type),
+            ['eject'],
+          );
+        }
+      } finally {
+        await client.close();
+      }
+    });
+  }
+});
+
+describe('connection backoff', () => {
+  it('keeps a refusing endpoint out for 1000 ms, then 1600 ms after the next failure, and starts over after a connect', async () => {
+    const dead = await backend('backoff');
+    await dead.stop();
+    const clock = new FakeClock();
+    const client = createClient({
+      target: [dead.address],
+      clock,
+      retry: false,
+      outlierDetection: false,
+      connectBackoff: { jitter: 0 },
+    });
+    const state = () => client.stats().clusters[0]?.endpoints[0]?.state;
+    // Connection events arrive on the event loop, not with the request's promise: wait for them, boundedly.
+    const until = async (expected: string) => {
+      for (let i = 0; i < 500 && state() !== expected; i++) await new Promise((r) => setTimeout(r, 2));
+      assert.equal(state(), expected);
+    };
+    const refused = async () => {
+      const err = await client.fetch('http://svc/').catch((e: unknown) => e);
+      assert.ok(err instanceof Error, 'the request fails');
+      await until('transient-failure');
+    };
+    try {
+      await refused();
+      clock.advance(999);
+      assert.equal(state(), 'transient-failure');
+      clock.advance(1);
+      assert.equal(state(), 'idle', 'tried again after 1000 ms');
+
+      await refused();
+      clock.advance(1599);
+      assert.equal(state(), 'transient-failure');
+      clock.advance(1);
+      assert.equal(state(), 'idle', 'the next failure waits 1600 ms (x1.6)');
+
+      await dead.restart();
+      await drive(client, 1);
+      assert.equal(state(), 'ready');
+      await dead.stop(); // closes the kept-alive connection too
+      await until('idle');
+
+      await refused();
+      clock.advance(999);
+      assert.equal(state(), 'transient-failure');
+      clock.advance(1);
+      assert.equal(state(), 'idle', 'a successful connect reset the backoff to 1000 ms');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('failures while already backing off do not stretch the backoff (regression: each failed request added a step)', async () => {
+    const dead = await backend('backoff-steady');
+    await dead.stop();
+    const clock = new FakeClock();
+    const client = createClient({
+      target: [dead.address],
+      clock,
+      retry: false,
+      outlierDetection: false,
+      connectBackoff: { jitter: 0 },
+    });
+    const state = () => client.stats().clusters[0]?.endpoints[0]?.state;
+    const until = async (expected: string) => {
+      for (let i = 0; i < 500 && state() !== expected; i++) await new Promise((r) => setTimeout(r, 2));
+      assert.equal(state(), expected);
+    };
+    try {
+      await client.fetch('http://svc/').catch(() => undefined);
+      await until('transient-failure');
+      // With every endpoint down, requests still go out (and fail with the real error): three more failures now.
+      for (let i = 0; i < 3; i++) {
+        const err = await client.fetch('http://svc/').catch((e: unknown) => e);
+        assert.ok(err instanceof Error, 'the request fails');
+      }
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      assert.equal(state(), 'transient-failure');
+      clock.advance(999);
+      assert.equal(state(), 'transient-failure');
+      clock.advance(1);
+      assert.equal(state(), 'idle', 'still the first step: 1000 ms, not 1600 or more');
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 describe('slow start', () => {
-  it('ramps a new endpoint from 10 % of its weight', async () => {
+  it("ramps a new endpoint's share of real requests under the default round-robin picker (regression: weights were ignored)", async () => {
     const a = await backend('s1');
     const b = await backend('s2');
     const clock = new FakeClock();
     const resolver = new StaticResolver([a.address]);
-    const client = createClient({ target: resolver, clock, slowStart: { windowMs: 10_000 } });
+    // Default picker; a 10 s window; rebuilds follow the ramp on the fake clock's slow-start tick.
+    const client = createClient({ target: resolver, clock, random: seededRandom(11), slowStart: { windowMs: 10_000 } });
+    const share = async (n: number) => {
+      const [ha, hb] = [a.hits, b.hits];
+      await drive(client, n);
+      return (b.hits - hb) / (a.hits - ha + b.hits - hb);
+    };
     try {
       await drive(client, 1);
-      resolver.update([a.address, { host: '127.0.0.1', port: b.port, weight: 10 }]);
-      await new Promise((r) => setImmediate(r));
-      const weight = () => client.stats().clusters[0]?.endpoints.find((e) => e.key === b.address)?.effectiveWeight;
-      await drive(client, 1); // rebuilds happen on the tick; read the value the last build used
-      assert.ok((weight() ?? 10) <= 1.01, `starts near 10 %: ${weight()}`);
+      resolver.update([a.address, b.address]);
+      for (let i = 0; i < 20 && client.stats().clusters[0]?.endpoints.length !== 2; i++) {
+        await new Promise((r) => setImmediate(r));
+      }
+      assert.equal(client.stats().clusters[0]?.endpoints.length, 2);
+      // Weight 0.1 against 1: an expected share of 1/11, not the 1/2 an unweighted round robin gives.
+      const start = await share(200);
+      assert.ok(start > 0.04 && start < 0.16, `about 9 % of requests at the start of the window: ${start}`);
       clock.advance(5_000);
-      const mid = weight() ?? 0;
-      assert.ok(mid > 4 && mid < 6, `halfway through the window: ${mid}`);
-      clock.advance(6_000);
-      assert.equal(weight(), 10);
+      // Half its weight: 0.5 against 1, a third of the requests.
+      const mid = await share(150);
+      assert.ok(mid > 0.25 && mid < 0.42, `about a third halfway through the window: ${mid}`);
+      clock.advance(5_000);
+      const end = await share(200);
+      assert.ok(end > 0.45 && end < 0.55, `an equal share after the window: ${end}`);
+      assert.equal(client.stats().clusters[0]?.endpoints.find((e) => e.key === b.address)?.effectiveWeight, 1);
     } finally {
       await client.close();
     }

@@ -30,6 +30,12 @@ describe('health check options', () => {
     ]);
   });
 
+  it('accepts origin-relative paths, with a query, and keeps them as given', () => {
+    for (const path of ['/', '/health', '/ready?full=1', '/a//b', '/a\\b', '/@evil.example']) {
+      assert.equal(resolveHealthCheckOptions({ path })?.path, path);
+    }
+  });
+
   const bad: Array<[unknown, string]> = [
     [{ intervalMs: 0 }, 'healthCheck.intervalMs'],
     [{ intervalMs: -5 }, 'healthCheck.intervalMs'],
@@ -40,6 +46,10 @@ describe('health check options', () => {
     [{ unhealthyThreshold: 1.5 }, 'healthCheck.unhealthyThreshold'],
     [{ path: 'health' }, 'healthCheck.path'],
     [{ path: '/a b' }, 'healthCheck.path'],
+    // Scheme-relative: resolved against the endpoint's origin they would point the checks at another host.
+    [{ path: '//evil.example/x' }, 'healthCheck.path'],
+    [{ path: '/\\evil.example/x' }, 'healthCheck.path'],
+    [{ path: '\\evil.example/x' }, 'healthCheck.path'],
     [{ host: '' }, 'healthCheck.host'],
     [{ expectedStatuses: [] }, 'healthCheck.expectedStatuses'],
     [{ expectedStatuses: 200 }, 'healthCheck.expectedStatuses'],

@@ -94,6 +94,31 @@ describe('health checker (fake clock, mock dispatcher)', () => {
     await t.agent.close();
   });
 
+  it("sends every check to the endpoint's own origin, whatever the path (regression: //host paths changed the host)", async () => {
+    // Validation refuses `//` and `/\\` paths; the URL is also built so that a path can never name another host, so
+    // even settings that bypass validation check h1.test (the mock refuses any other host).
+    const t = setup();
+    await t.checker.close();
+    for (const path of ['//evil.test/x', '/\\evil.test/x', '/@evil.test/x?a=1']) {
+      const options = { ...resolveHealthCheckOptions({ intervalMs: 1000, intervalJitterPercent: 0 })!, path };
+      const checker = new HealthChecker<string>(options, {
+        clock: t.clock,
+        random: seededRandom(1),
+        origin: () => 'http://h1.test',
+        serviceName: 'users',
+        dispatcher: t.agent,
+      });
+      checker.setHosts(['h1']);
+      await t.tick(0);
+      await checker.close();
+    }
+    assert.deepEqual(
+      t.seen.map((s) => s.path),
+      ['//evil.test/x', '//evil.test/x', '/@evil.test/x?a=1'],
+    );
+    await t.agent.close();
+  });
+
   it('adds interval jitter from the random source', async () => {
     const t = setup({ intervalJitterPercent: 50, jitterMs: 100 });
     t.checker.setHosts(['h1']);

@@ -453,6 +453,33 @@ describe('outlier detection: failure percentage', () => {
     clock.advance(10_000);
     assert.deepEqual(ejected(), []);
   });
+
+  it('split mode: the local-origin failure percentage ejects on connect failures only, when enforced', () => {
+    const split: OutlierDetectionOptions = {
+      ...options,
+      enforcingFailurePercentage: 0,
+      splitExternalLocalOriginErrors: true,
+      consecutiveLocalOriginFailure: 1000,
+      enforcingLocalOriginSuccessRate: 0,
+    };
+    const run = (extra: OutlierDetectionOptions) => {
+      const t = setup({ ...split, ...extra }, 6);
+      // Interleaved, so that no consecutive rule could fire even at its default threshold.
+      for (let i = 0; i < 100; i++) t.send('h0', i % 10 === 0 ? OK : failed('connect')); // 90 %: out
+      for (let i = 0; i < 100; i++) t.send('h1', i < 16 ? OK : failed('reset')); // 84 %: stays
+      load(t.send, 'h2', 100, 100); // every request a 503: a local-origin success (the host answered)
+      for (const h of ['h3', 'h4', 'h5']) load(t.send, h, 50, 0);
+      t.clock.advance(10_000);
+      return t;
+    };
+    const enforced = run({ enforcingFailurePercentageLocalOrigin: 100 });
+    assert.deepEqual(enforced.ejected(), ['h0']);
+    assert.deepEqual(
+      enforced.events.map((e) => e[2].reason),
+      ['local-origin-failure-percentage'],
+    );
+    assert.deepEqual(run({}).ejected(), [], 'off by default (enforcingFailurePercentageLocalOrigin: 0)');
+  });
 });
 
 describe('outlier detection: membership, manual control, lifecycle', () => {

@@ -8,6 +8,7 @@ import {
   SlowStartTracker,
   slowStartFactor,
 } from '../../src/health/slow-start.js';
+import { createEndpoint, type Pickable, roundRobinPolicy, weightedRoundRobinPolicy } from '../../src/index.js';
 import { FakeClock, seededRandom } from '../helpers/fake-clock.js';
 
 const linear: ResolvedSlowStartOptions = { windowMs: 60_000, aggression: 1, minWeightPercent: 10 };
@@ -87,6 +88,47 @@ describe('slow start curve (Envoy: max(min%, (max(t, 1) / window) ^ (1 / aggress
     for (const [raw, option] of bad) {
       assert.throws(() => resolveSlowStartOptions(raw as never), { code: 'SIDECARLESS_INVALID_OPTION', option });
     }
+  });
+});
+
+describe('slow start under the default round-robin picker (regression: round robin ignored weights)', () => {
+  const target = (port: number, weight?: number, endpointWeight = 1): Pickable => {
+    const endpoint = createEndpoint({ host: '127.0.0.1', port, weight: endpointWeight });
+    return { key: endpoint.key, endpoint, inFlight: 0, ...(weight === undefined ? {} : { weight }) };
+  };
+  const ctx = { method: 'GET', path: '/', authority: 'svc', headers: null };
+  const env = (seed: number) => ({ random: seededRandom(seed), clock: new FakeClock() });
+  const share = (targets: Pickable[], picks: number, key: string) => {
+    const picker = roundRobinPolicy.build(targets, {}, env(3));
+    let n = 0;
+    for (let i = 0; i < picks; i++) {
+      const r = picker.pick(ctx);
+      if (r.type === 'complete' && r.target.key === key) n++;
+    }
+    return n / picks;
+  };
+
+  it('gives a ramping endpoint its ramped share, not an equal one', () => {
+    const ramping = target(2, slowStartFactor(0, linear));
+    close(share([target(1), ramping], 1100, ramping.key), 0.1 / 1.1);
+    const halfway = target(2, slowStartFactor(30_000, linear));
+    close(share([target(1), halfway], 1500, halfway.key), 0.5 / 1.5);
+    assert.equal(share([target(1), target(2, 1)], 1000, '127.0.0.1:2'), 0.5);
+  });
+
+  it('serves unequal endpoint weights in proportion, in the weighted-round-robin order', () => {
+    const targets = [target(1, undefined, 3), target(2, undefined, 1), target(3, undefined, 2)];
+    const rr = roundRobinPolicy.build(targets, {}, env(9));
+    const wrr = weightedRoundRobinPolicy.build(targets, {}, env(9));
+    const keys = (p: typeof rr) =>
+      Array.from({ length: 60 }, () => {
+        const r = p.pick(ctx);
+        return r.type === 'complete' ? r.target.key : r.type;
+      });
+    const order = keys(rr);
+    assert.deepEqual(order, keys(wrr));
+    assert.equal(order.filter((k) => k === '127.0.0.1:1').length, 30);
+    assert.equal(order.filter((k) => k === '127.0.0.1:2').length, 10);
   });
 });
 
