@@ -2,7 +2,8 @@
  * The panic threshold, after Envoy
  * (https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/load_balancing/panic_threshold):
  * when the share of healthy endpoints falls below the threshold, health is disregarded and requests are balanced
- * across all endpoints, so that the few healthy ones are not overloaded into failing too (a cascade).
+ * across all endpoints, so that the few healthy ones are not overloaded into failing too (a cascade). Clusters
+ * apply it per priority level, and not at all while the levels together are fully available (`planPriorities`).
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
- * Priority levels and zone preference: how much traffic each priority level (and, within a level, the local zone)
- * receives, from how much of it is healthy. Pure functions.
+ * Priority levels: how much traffic each priority level receives, from how much of it is healthy, and which levels
+ * are in panic. Pure functions. (Zone preference within a level: `zone.ts`.)
  *
  * Priority load follows Envoy's "priority levels" arithmetic: a level's health is
  * `min(100, overprovisioning × 100 × healthy / total)` with an overprovisioning factor of 1.4; traffic fills levels
@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { isPanic } from '../health/panic.js';
 
 /** Envoy's default overprovisioning factor. */
 export const OVERPROVISIONING_FACTOR = 1.4;
@@ -54,16 +55,44 @@ export function priorityLoads(levels: readonly LevelHealth[], overprovisioning =
   return loads.map((l) => l / total);
 }
 
+/** How traffic is spread over priority levels, and which levels are in panic. */
+export interface PriorityPlan {
+  /** Share of traffic per level, in priority order: 0-1, summing to 1. */
+  readonly loads: readonly number[];
+  /**
+   * Per level: in panic, so its traffic goes to all its endpoints, eligible or not, without zone preference.
+   */
+  readonly panic: readonly boolean[];
+}
+
 /**
- * The share of a level's traffic that stays in the local zone: the local zone's health (overprovisioned, as for
- * priority levels), 0 when it has no endpoint, 1 when no other zone can take the rest.
+ * Priority loads with the panic threshold applied per level, as Envoy does (docs: "Panic threshold", the part on
+ * priority levels; `LoadBalancerBase::recalculatePerPriorityPanic`):
+ *
+ * 1. The normalized total availability is `min(100, sum of the levels' health)`. At 100 the lower levels can take
+ *    what the degraded ones cannot, so no level is in panic, however few of its endpoints are eligible.
+ * 2. Below 100, a level is in panic when its eligible share is under the threshold ({@link isPanic}).
+ * 3. When every level is in panic, each level's load is its share of all endpoints (health says nothing any more).
+ * 4. With the threshold at 0 nothing is ever in panic, and the loads are {@link priorityLoads}.
+ *
+ * @example
+ * ```ts
+ * // P0: 4 endpoints all ejected, P1: 2 healthy. P1 alone is enough: no panic, everything on P1.
+ * planPriorities([{ total: 4, healthy: 0 }, { total: 2, healthy: 2 }], 50); // { loads: [0, 1], panic: [false, false] }
+ * ```
  */
-export function localZoneShare(
-  local: LevelHealth,
-  othersHealthy: number,
+export function planPriorities(
+  levels: readonly LevelHealth[],
+  panicThresholdPercent: number,
   overprovisioning = OVERPROVISIONING_FACTOR,
-): number {
-  if (local.healthy === 0) return 0;
-  if (othersHealthy === 0) return 1;
-  return levelHealth(local, overprovisioning) / 100;
+): PriorityPlan {
+  const loads = priorityLoads(levels, overprovisioning);
+  const availability = Math.min(
+    100,
+    levels.reduce((sum, level) => sum + levelHealth(level, overprovisioning), 0),
+  );
+  const panic = levels.map((level) => availability < 100 && isPanic(level.healthy, level.total, panicThresholdPercent));
+  if (levels.length === 0 || !panic.every(Boolean)) return { loads, panic };
+  const hosts = levels.reduce((sum, level) => sum + level.total, 0);
+  return { loads: levels.map((level) => (hosts === 0 ? 0 : level.total / hosts)), panic };
 }

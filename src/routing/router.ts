@@ -94,6 +94,19 @@ interface CompiledRoute {
   readonly decisions: readonly RouteDecision[];
 }
 
+/** Throws unless `raw` is a plain object whose keys are all in `allowed`. */
+function settings(raw: unknown, option: string, allowed: readonly string[]): Record<string, unknown> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new InvalidOptionError(option, `expected an object with ${allowed.map((k) => `\`${k}\``).join(', ')}`);
+  }
+  for (const key of Object.keys(raw)) {
+    if (!allowed.includes(key)) {
+      throw new InvalidOptionError(`${option}.${key}`, `unknown setting (allowed: ${allowed.join(', ')})`);
+    }
+  }
+  return raw as Record<string, unknown>;
+}
+
 function selector(raw: unknown, option: string): SubsetSelector {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || Object.keys(raw).length === 0) {
     throw new InvalidOptionError(option, 'expected an object of metadata values, e.g. { version: "v2" }');
@@ -121,14 +134,11 @@ export function compileRoutes(routes: unknown, clusterNames: ReadonlySet<string>
   };
   const compiled = routes.map((raw, i): CompiledRoute => {
     const at = `${option}[${i}]`;
-    if (typeof raw !== 'object' || raw === null) throw new InvalidOptionError(at, 'expected an object');
-    const r = raw as Record<string, unknown>;
-    for (const key of Object.keys(r)) {
-      if (!['name', 'match', 'cluster', 'split', 'sticky', 'subset', 'subsetFallback', 'mirror'].includes(key)) {
-        throw new InvalidOptionError(`${at}.${key}`, 'unknown setting');
-      }
+    const r = settings(raw, at, ['name', 'match', 'cluster', 'split', 'sticky', 'subset', 'subsetFallback', 'mirror']);
+    if (r.name !== undefined && (typeof r.name !== 'string' || r.name.length === 0)) {
+      throw new InvalidOptionError(`${at}.name`, 'expected a non-empty string');
     }
-    const name = r.name === undefined ? at : String(r.name);
+    const name = r.name === undefined ? at : r.name;
     if ((r.cluster === undefined) === (r.split === undefined)) {
       throw new InvalidOptionError(at, 'expected exactly one of `cluster` and `split`');
     }
@@ -141,9 +151,12 @@ export function compileRoutes(routes: unknown, clusterNames: ReadonlySet<string>
       if (!Array.isArray(r.split) || r.split.length === 0) {
         throw new InvalidOptionError(`${at}.split`, 'expected a non-empty array of { cluster, weight }');
       }
-      clusters = r.split.map((s: { cluster?: unknown }, j: number) => known(s?.cluster, `${at}.split[${j}].cluster`));
-      weights = r.split.map((s: { weight?: unknown }, j: number) => {
-        const w = s?.weight;
+      const entries = r.split.map((entry: unknown, j: number) =>
+        settings(entry, `${at}.split[${j}]`, ['cluster', 'weight']),
+      );
+      clusters = entries.map((entry, j) => known(entry.cluster, `${at}.split[${j}].cluster`));
+      weights = entries.map((entry, j) => {
+        const w = entry.weight;
         if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) {
           throw new InvalidOptionError(`${at}.split[${j}].weight`, 'expected a finite number >= 0');
         }
@@ -166,7 +179,7 @@ export function compileRoutes(routes: unknown, clusterNames: ReadonlySet<string>
     }
     let mirror: RouteDecision['mirror'];
     if (r.mirror !== undefined) {
-      const m = r.mirror as { cluster?: unknown; percent?: unknown };
+      const m = settings(r.mirror, `${at}.mirror`, ['cluster', 'percent']);
       const percent = m.percent ?? 100;
       if (typeof percent !== 'number' || !(percent >= 0 && percent <= 100)) {
         throw new InvalidOptionError(`${at}.mirror.percent`, 'expected a number from 0 to 100');

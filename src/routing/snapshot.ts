@@ -1,6 +1,6 @@
 /**
  * A cluster's pick snapshot: the eligible subchannels grouped by priority level (and, with zone preference, by
- * local and other zones), each group with its own picker and share of traffic. Rebuilt whenever membership,
+ * zone), each group with its own picker and share of traffic. Rebuilt whenever membership,
  * weights or eligibility change; picking reads it without allocating.
  *
  * @module
@@ -8,18 +8,10 @@
 import type { SidecarlessError } from '../errors.js';
 import type { Pickable, PickContext, Picker, PickResult } from '../picker/picker.js';
 import type { RandomSource } from '../runtime.js';
-import { localZoneShare, priorityLoads } from './priority.js';
+import { planPriorities } from './priority.js';
+import { type ZoneAwareOptions, zoneShares } from './zone.js';
 
-/** Zone preference settings. */
-export interface ZoneAwareOptions {
-  /** The zone this process runs in; endpoints with `zone` equal to it are preferred. */
-  readonly localZone: string;
-  /**
-   * Below this many endpoints in a priority level, zone preference is off for that level (too few to split
-   * sensibly; Envoy's `min_cluster_size`). @defaultValue 6
-   */
-  readonly minClusterSize?: number;
-}
+export type { ZoneAwareOptions } from './zone.js';
 
 /** What the snapshot needs to know of an endpoint. */
 export type SnapshotHost = Pickable;
@@ -34,61 +26,114 @@ interface Slot<T extends Pickable> {
 export type Snapshot<T extends Pickable> =
   | { readonly kind: 'empty' }
   | { readonly kind: 'fail'; readonly result: PickResult<T> }
-  | { readonly kind: 'slots'; readonly slots: readonly Slot<T>[]; readonly levels: number };
+  | {
+      readonly kind: 'slots';
+      readonly slots: readonly Slot<T>[];
+      readonly levels: number;
+      /** True when a level that receives traffic is in panic. */
+      readonly panic: boolean;
+    };
 
 /** No endpoint at all: requests wait for some. */
 export const EMPTY: Snapshot<never> = { kind: 'empty' };
 
+/** What {@link buildSnapshot} works from. */
+export interface SnapshotInput<T extends SnapshotHost> {
+  /**
+   * Every active endpoint (not draining), whether it connects or not: the totals that priority levels, panic and
+   * zones are measured against, so endpoints that refuse connections count as a degraded level.
+   */
+  readonly population: readonly T[];
+  /**
+   * True for endpoints that take new requests now (not backing off after refused connections). When none in the
+   * population does, callers pass one that is always true, so requests still go out and fail with the real error.
+   */
+  readonly usable: (host: T) => boolean;
+  /** True for endpoints health allows: not ejected, passing health checks. */
+  readonly eligible: (host: T) => boolean;
+  /** The panic threshold, %; 0 turns panic off. */
+  readonly panicThreshold: number;
+  /** Zone preference, when configured. */
+  readonly zone: ZoneAwareOptions | undefined;
+  /** Makes a picker for one group of endpoints. */
+  readonly build: (group: readonly T[]) => Picker<T>;
+  /** The error of a snapshot with nothing to send to (panic off, nothing eligible). */
+  readonly noneEligible: () => SidecarlessError;
+}
+
+interface Level<T> {
+  /** The level's population. */
+  readonly all: readonly T[];
+  /** Usable ones, or the whole level when none is (a level in panic still has somewhere to send). */
+  readonly reachable: readonly T[];
+  /** Usable and eligible. */
+  readonly healthy: readonly T[];
+}
+
 /**
- * Builds a snapshot. `candidates` are the usable endpoints, `eligible` the subset that may take traffic (after
- * outlier detection, health checks and the panic threshold), `build` makes a picker for one group.
+ * Builds a snapshot: the population is grouped by priority level; each level gets its share of traffic from
+ * {@link planPriorities} (usable and eligible endpoints count as healthy); a level in panic balances over all its
+ * reachable endpoints, a healthy one over its eligible endpoints, split by zone with {@link zoneShares} when zone
+ * preference is on and the level has at least `minClusterSize` eligible endpoints.
  */
-export function buildSnapshot<T extends SnapshotHost & Pickable>(
-  candidates: readonly T[],
-  eligible: readonly T[],
-  build: (group: readonly T[]) => Picker<T>,
-  noneEligible: () => SidecarlessError,
-  zone: ZoneAwareOptions | undefined,
-): Snapshot<T> {
-  if (candidates.length === 0) return EMPTY;
-  if (eligible.length === 0) return { kind: 'fail', result: { type: 'fail', error: noneEligible() } };
-  const levels = [...new Set(candidates.map((c) => c.endpoint.priority))].sort((a, b) => a - b);
-  const eligibleSet = new Set(eligible);
-  if (levels.length === 1 && zone === undefined) {
-    return { kind: 'slots', slots: [{ picker: build(eligible), upTo: 1 }], levels: 1 };
-  }
-  const byLevel = levels.map((level) => ({
-    all: candidates.filter((c) => c.endpoint.priority === level),
-    ok: eligible.filter((c) => c.endpoint.priority === level),
-  }));
-  const loads = priorityLoads(byLevel.map((l) => ({ total: l.all.length, healthy: l.ok.length })));
+export function buildSnapshot<T extends SnapshotHost>(input: SnapshotInput<T>): Snapshot<T> {
+  const { population, usable, eligible, zone, build } = input;
+  if (population.length === 0) return EMPTY;
+  const priorities = [...new Set(population.map((c) => c.endpoint.priority))].sort((a, b) => a - b);
+  const levels = priorities.map((priority): Level<T> => {
+    const all = population.filter((c) => c.endpoint.priority === priority);
+    const reachable = all.filter(usable);
+    return {
+      all,
+      reachable: reachable.length === 0 ? all : reachable,
+      healthy: reachable.filter(eligible),
+    };
+  });
+  const plan = planPriorities(
+    levels.map((l) => ({ total: l.all.length, healthy: l.healthy.length })),
+    input.panicThreshold,
+  );
   const slots: Slot<T>[] = [];
   let acc = 0;
+  let panic = false;
   const add = (group: readonly T[], share: number) => {
     if (share <= 0 || group.length === 0) return;
     acc += share;
     slots.push({ picker: build(group), upTo: acc });
   };
-  byLevel.forEach((level, i) => {
-    const load = loads[i] as number;
-    if (load <= 0 || level.ok.length === 0) return;
-    if (zone === undefined || level.all.length < (zone.minClusterSize ?? 6)) {
-      add(level.ok, load);
+  levels.forEach((level, i) => {
+    const load = plan.loads[i] as number;
+    if (load <= 0) return;
+    if (plan.panic[i] === true) {
+      panic = true;
+      add(level.reachable, load);
       return;
     }
-    const localAll = level.all.filter((c) => c.endpoint.zone === zone.localZone);
-    const local = localAll.filter((c) => eligibleSet.has(c));
-    const others = level.ok.filter((c) => c.endpoint.zone !== zone.localZone);
-    const share = localZoneShare({ total: localAll.length, healthy: local.length }, others.length);
-    add(local, load * share);
-    add(others, load * (1 - share));
+    if (zone === undefined || level.healthy.length < (zone.minClusterSize ?? 6)) {
+      add(level.healthy, load);
+      return;
+    }
+    const byZone = new Map<string | undefined, { total: number; healthy: T[] }>();
+    for (const host of level.all) {
+      const key = host.endpoint.zone;
+      let entry = byZone.get(key);
+      if (entry === undefined) byZone.set(key, (entry = { total: 0, healthy: [] }));
+      entry.total++;
+    }
+    for (const host of level.healthy) byZone.get(host.endpoint.zone)?.healthy.push(host);
+    const zones = [...byZone].map(([name, z]) => ({ zone: name, total: z.total, healthy: z.healthy.length }));
+    const shares = zoneShares(zones, zone.localZone, zone.callers);
+    if (shares === undefined) {
+      add(level.healthy, load);
+      return;
+    }
+    [...byZone.values()].forEach((z, j) => add(z.healthy, load * (shares[j] as number)));
   });
-  if (slots.length === 0)
-    return { kind: 'slots', slots: [{ picker: build(eligible), upTo: 1 }], levels: levels.length };
+  if (slots.length === 0) return { kind: 'fail', result: { type: 'fail', error: input.noneEligible() } };
   // Rounding: the last slot takes whatever is left.
   const last = slots[slots.length - 1] as Slot<T>;
   slots[slots.length - 1] = { picker: last.picker, upTo: Number.POSITIVE_INFINITY };
-  return { kind: 'slots', slots, levels: levels.length };
+  return { kind: 'slots', slots, levels: levels.length, panic };
 }
 
 /** Picks from a snapshot; `undefined` for an empty one (the caller waits). */

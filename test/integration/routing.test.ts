@@ -1,9 +1,18 @@
 // Routing and traffic policy through one client with several clusters, on real backends.
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { type Client, createClient, findSidecarlessError, StaticResolver } from '../../src/index.js';
+import { request } from 'undici';
+import {
+  type Client,
+  createClient,
+  createResolverRegistry,
+  findSidecarlessError,
+  StaticResolver,
+} from '../../src/index.js';
 import { type Backend, startBackend, stopAll } from '../helpers/backends.js';
-import { FakeClock } from '../helpers/fake-clock.js';
+import { a, reply, startFakeDns } from '../helpers/dns-fake-server.js';
+import { FakeClock, seededRandom } from '../helpers/fake-clock.js';
 
 const backends: Backend[] = [];
 async function backend(id: string, handler?: Parameters<typeof startBackend>[1]): Promise<Backend> {
@@ -168,6 +177,51 @@ describe('weighted split and runtime swap', () => {
   });
 });
 
+describe('route swap and in-flight requests', () => {
+  it('a request held open across setRoutes completes on the cluster the old table chose', async () => {
+    let release: (() => void) | undefined;
+    const held = await backend('held-old', (req, res, b) => {
+      req.resume();
+      res.writeHead(200, { 'x-backend': b.id });
+      res.write('started;');
+      release = () => res.end('done');
+    });
+    const next = await backend('held-new');
+    const client = createClient({
+      clusters: { old: { target: [held.address] }, new: { target: [next.address] } },
+      routes: [{ cluster: 'old' }],
+    });
+    try {
+      const res = await client.fetch('http://svc/');
+      assert.equal(res.headers.get('x-backend'), 'held-old');
+      client.setRoutes([{ cluster: 'new' }]);
+      assert.equal(await id(client, 'http://svc/'), 'held-new', 'new requests follow the new table');
+      release?.();
+      assert.equal(await res.text(), 'started;done', 'the held request finished on the old cluster');
+      const old = client.stats().clusters.find((c) => c.name === 'old');
+      assert.equal(old?.requests.total, 1);
+      assert.equal(old?.requests.statusClasses['2xx'], 1);
+      assert.equal(old?.inFlight, 0);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('setRoutes on a single-service client throws SIDECARLESS_INVALID_OPTION instead of being ignored', async () => {
+    const b = await backend('single');
+    const client = createClient({ target: [b.address] });
+    try {
+      assert.throws(() => client.setRoutes([{ cluster: 'x' }]), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option: 'routes',
+      });
+      assert.equal(await id(client, 'http://svc/'), 'single');
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 describe('subsets', () => {
   it('routes to endpoints whose metadata matches, with the fallback policy when the subset is empty', async () => {
     const v1 = await backend('v1');
@@ -253,7 +307,6 @@ describe('priority failover and zone preference', () => {
       clock: new FakeClock(),
       retry: false,
       outlierDetection: { maxEjectionPercent: 100, consecutive5xx: 1 },
-      panicThreshold: 0,
     });
     try {
       for (let i = 0; i < 20; i++) assert.match(await id(client, 'http://svc/'), /^p0-/);
@@ -266,6 +319,62 @@ describe('priority failover and zone preference', () => {
         after.every((x) => x.startsWith('p1-')),
         after.join(),
       );
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('B1 regression: under the default panic threshold, P0 all failing (4) and P1 healthy (2) send 100 % to P1', async () => {
+    const p0 = await Promise.all([0, 1, 2, 3].map((i) => backend(`b1-p0-${i}`, failing)));
+    const p1 = [await backend('b1-p1-a'), await backend('b1-p1-b')];
+    const client = createClient({
+      target: [
+        ...p0.map((b) => ({ host: '127.0.0.1', port: b.port, priority: 0 })),
+        ...p1.map((b) => ({ host: '127.0.0.1', port: b.port, priority: 1 })),
+      ],
+      clock: new FakeClock(),
+      random: seededRandom(3),
+      retry: false,
+      outlierDetection: { maxEjectionPercent: 100, consecutive5xx: 1 },
+    });
+    try {
+      await untilEjected(client, 4);
+      const after = [];
+      for (let i = 0; i < 40; i++) after.push(await id(client, 'http://svc/'));
+      assert.ok(
+        after.every((x) => x.startsWith('b1-p1-')),
+        after.join(),
+      );
+      assert.equal(client.stats().clusters[0]?.panic, false, 'P1 alone is 100 % available: no panic');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('B2 regression: P0 endpoints refusing connections degrade P0 (1 of 4 up: about 65 % to P1)', async () => {
+    const p0 = await Promise.all([0, 1, 2, 3].map((i) => backend(`b2-p0-${i}`)));
+    const p1 = [await backend('b2-p1-a'), await backend('b2-p1-b')];
+    for (const b of p0.slice(1)) await b.stop();
+    const client = createClient({
+      target: [
+        ...p0.map((b) => ({ host: '127.0.0.1', port: b.port, priority: 0 })),
+        ...p1.map((b) => ({ host: '127.0.0.1', port: b.port, priority: 1 })),
+      ],
+      // A frozen clock keeps the refused endpoints in their connect backoff for the whole test.
+      clock: new FakeClock(),
+      random: seededRandom(5),
+    });
+    try {
+      const down = () =>
+        client.stats().clusters[0]?.endpoints.filter((e) => e.state === 'transient-failure').length ?? 0;
+      // Connect failures are retried on another endpoint, so each request succeeds while the dead ones are found.
+      for (let i = 0; i < 200 && down() < 3; i++) await id(client, 'http://svc/');
+      assert.equal(down(), 3, 'the three stopped endpoints are backing off');
+      let onP1 = 0;
+      const n = 200;
+      for (let i = 0; i < n; i++) if ((await id(client, 'http://svc/')).startsWith('b2-p1-')) onP1++;
+      // Envoy arithmetic: P0 health 1.4 x 1/4 = 35 %, so 65 % spills to P1. sd of 200 draws ≈ 6.7: allow ± 5 sd.
+      assert.ok(onP1 > 96 && onP1 < 164, `P1 got ${onP1} of ${n}`);
     } finally {
       await client.close();
     }
@@ -290,7 +399,6 @@ describe('priority failover and zone preference', () => {
       clock: new FakeClock(),
       retry: false,
       outlierDetection: { maxEjectionPercent: 100, consecutive5xx: 1 },
-      panicThreshold: 0,
     });
     try {
       for (let i = 0; i < 20; i++) assert.match(await id(client, 'http://svc/'), /^zone-a-/);
@@ -304,43 +412,194 @@ describe('priority failover and zone preference', () => {
 });
 
 describe('transparent mode', () => {
-  it('creates clusters lazily for hosts under the discovery domain and closes idle ones (LRU)', async () => {
+  // A resolver whose close() is counted: closing a discovered cluster closes its resolver, so this shows it closed.
+  class SpiedResolver extends StaticResolver {
+    closes = 0;
+    override close(): void {
+      this.closes++;
+      super.close();
+    }
+  }
+  async function until(condition: () => boolean, what: string): Promise<void> {
+    for (let i = 0; i < 300 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(condition(), what);
+  }
+  const names = (client: Client) => client.stats().clusters.map((c) => c.name);
+
+  it('creates clusters lazily under the discovery domain, closes them on LRU eviction and idle TTL, then recreates', async () => {
     const one = await backend('one');
     const two = await backend('two');
     const ports: Record<string, number> = { 'one.svc.test': one.port, 'two.svc.test': two.port };
+    const made: Record<string, SpiedResolver[]> = { 'one.svc.test': [], 'two.svc.test': [] };
     const client = createClient({
       clusters: { fixed: { target: [one.address] } },
       discovery: {
         domain: 'svc.test',
-        target: (host) => new StaticResolver([`127.0.0.1:${ports[host]}`]),
+        target: (host) => {
+          const resolver = new SpiedResolver([`127.0.0.1:${ports[host]}`]);
+          made[host]?.push(resolver);
+          return resolver;
+        },
         maxClusters: 1,
         idleTimeout: 200,
       },
     });
     try {
       assert.equal(await id(client, 'http://one.svc.test/'), 'one');
-      assert.deepEqual(
-        client.stats().clusters.map((c) => c.name),
-        ['fixed', 'one.svc.test'],
-      );
+      assert.deepEqual(names(client), ['fixed', 'one.svc.test']);
+      const first = made['one.svc.test']?.[0] as SpiedResolver;
+      assert.equal(first.closes, 0);
       assert.equal(await id(client, 'http://two.svc.test/'), 'two');
-      assert.deepEqual(
-        client.stats().clusters.map((c) => c.name),
-        ['fixed', 'two.svc.test'],
-        'maxClusters 1: the least recently used one was closed',
-      );
-      const deadline = Date.now() + 3_000;
-      while (client.stats().clusters.length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      assert.deepEqual(
-        client.stats().clusters.map((c) => c.name),
-        ['fixed'],
-        'idle discovered clusters are closed',
-      );
+      assert.deepEqual(names(client), ['fixed', 'two.svc.test'], 'maxClusters 1: the least recently used is gone');
+      await until(() => first.closes === 1, 'the evicted cluster closed its resolver');
+      const second = made['two.svc.test']?.[0] as SpiedResolver;
+      await until(() => second.closes === 1, 'the idle cluster closed its resolver');
+      assert.deepEqual(names(client), ['fixed'], 'idle discovered clusters are closed');
+      assert.equal(await id(client, 'http://one.svc.test/'), 'one');
+      assert.equal(made['one.svc.test']?.length, 2, 'a later request creates a fresh cluster');
+      assert.equal(made['one.svc.test']?.[1]?.closes, 0);
       const err = await client.fetch('http://elsewhere/').catch((e: unknown) => e);
       assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_NO_ROUTE');
     } finally {
       await client.close();
     }
+  });
+
+  it('does not close an idle-timed-out discovered cluster while a long stream is in flight', async () => {
+    let release: (() => void) | undefined;
+    const streaming = await backend('stream', (req, res, b) => {
+      req.resume();
+      res.writeHead(200, { 'x-backend': b.id });
+      res.write('first;');
+      release = () => res.end('last');
+    });
+    const made: SpiedResolver[] = [];
+    const client = createClient({
+      discovery: {
+        domain: 'svc.test',
+        target: () => {
+          const resolver = new SpiedResolver([streaming.address]);
+          made.push(resolver);
+          return resolver;
+        },
+        idleTimeout: 50,
+      },
+    });
+    try {
+      const res = await client.fetch('http://long.svc.test/');
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      const chunks: string[] = [new TextDecoder().decode((await reader.read()).value)];
+      // Several idle periods pass with the stream open.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(made[0]?.closes, 0, 'still open while the stream is');
+      assert.deepEqual(names(client), ['long.svc.test']);
+      release?.();
+      for (let r = await reader.read(); !r.done; r = await reader.read())
+        chunks.push(new TextDecoder().decode(r.value));
+      assert.equal(chunks.join(''), 'first;last', 'the stream completed');
+      await until(() => made[0]?.closes === 1, 'closed once idle after the stream ended');
+      assert.equal(made.length, 1, 'the same cluster served the whole stream');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('B3 regression: a request to a discovery host after close() fails with SIDECARLESS_CLIENT_CLOSED and creates no cluster', async () => {
+    const b = await backend('late');
+    let targets = 0;
+    const client = createClient({
+      clusters: { fixed: { target: [b.address] } },
+      discovery: {
+        domain: 'svc.test',
+        target: () => {
+          targets++;
+          return new StaticResolver([b.address]);
+        },
+      },
+    });
+    await client.close();
+    const err = await request('http://late.svc.test/', { dispatcher: client.dispatcher }).catch((e: unknown) => e);
+    assert.equal((err as { code?: string }).code, 'SIDECARLESS_CLIENT_CLOSED');
+    assert.equal(targets, 0, 'no discovery target was asked for');
+    assert.deepEqual(names(client), ['fixed'], 'no new cluster');
+  });
+
+  it('discovers through SRV records (fake DNS server), as Consul DNS serves them', async () => {
+    const users = await backend('srv-users');
+    const dns = await startFakeDns((query) => {
+      const question = query.packet.questions?.[0];
+      if (question?.type === 'SRV' && question.name === 'users.service.consul') {
+        query.send(
+          reply(query, {
+            answers: [
+              {
+                type: 'SRV',
+                name: question.name,
+                ttl: 30,
+                class: 'IN',
+                data: { priority: 1, weight: 1, port: users.port, target: 'node-1.node.consul' },
+              },
+            ],
+            additionals: [a('node-1.node.consul', '127.0.0.1')],
+          }),
+        );
+      } else if (question?.type === 'A' && question.name === 'node-1.node.consul') {
+        query.send(reply(query, { answers: [a(question.name, '127.0.0.1')] }));
+      } else {
+        query.send(reply(query, { rcode: 3 }));
+      }
+    });
+    const client = createClient({
+      discovery: { domain: 'service.consul', target: (h) => `srv://${dns.address}/${h}?family=4` },
+    });
+    try {
+      assert.equal(await id(client, 'http://users.service.consul/'), 'srv-users');
+      assert.ok(
+        dns.queries.some((q) => q.packet.questions?.[0]?.type === 'SRV'),
+        'the endpoint came from an SRV answer',
+      );
+      assert.deepEqual(names(client), ['users.service.consul']);
+    } finally {
+      await client.close();
+      await dns.close();
+    }
+  });
+
+  it('the default discovery target is srv:///<host>', async () => {
+    const b = await backend('default-target');
+    const seen: string[] = [];
+    const resolvers = createResolverRegistry().register('srv', (target) => {
+      seen.push(target.raw);
+      return new StaticResolver([b.address]);
+    });
+    const client = createClient({ discovery: { domain: 'service.consul' }, resolvers });
+    try {
+      assert.equal(await id(client, 'http://billing.service.consul/x'), 'default-target');
+      assert.deepEqual(seen, ['srv:///billing.service.consul']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('builds a discovery-only transparent client (no configured clusters) that passes other hosts through', async () => {
+    const plain = await backend('plain-only');
+    const svc = await backend('svc-only');
+    for (const clusters of [{}, undefined]) {
+      const client = createClient({
+        ...(clusters === undefined ? {} : { clusters }),
+        discovery: { domain: 'svc.test', target: () => new StaticResolver([svc.address]) },
+        passthrough: true,
+      });
+      try {
+        assert.equal(await id(client, 'http://orders.svc.test/'), 'svc-only');
+        assert.equal(await id(client, `http://${plain.address}/`), 'plain-only');
+        assert.equal(client.stats().passthrough, 1);
+        assert.deepEqual(client.endpoints, [], 'no configured cluster');
+      } finally {
+        await client.close();
+      }
+    }
+    assert.throws(() => createClient({ clusters: {} }), { code: 'SIDECARLESS_INVALID_OPTION', option: 'clusters' });
   });
 });
 
@@ -374,6 +633,154 @@ describe('mirroring', () => {
       assert.ok(shadowHosts.every((h) => h === 'orders-shadow'));
       assert.deepEqual(shadowBodies, ['o', 'o', 'o', 'o', 'o'], 'the copy carries the same body');
       assert.equal(client.stats().mirrored.sent, 5);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('mirroring limits', () => {
+  // A shadow backend that holds every request until released, counting how many are open at once.
+  async function heldShadow(id: string) {
+    const open: import('node:http').ServerResponse[] = [];
+    const state = { arrived: 0, maxOpen: 0 };
+    const b = await backend(id, (req, res) => {
+      state.arrived++;
+      req.resume();
+      open.push(res);
+      state.maxOpen = Math.max(state.maxOpen, open.length);
+    });
+    const releaseAll = () => {
+      for (const res of open.splice(0)) res.end();
+    };
+    return { b, state, releaseAll };
+  }
+  async function until(condition: () => boolean, what: string): Promise<void> {
+    for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(condition(), what);
+  }
+
+  it('mirrors about `percent` % of requests (seeded)', async () => {
+    const main = await backend('pct-main');
+    let copies = 0;
+    const shadow = await backend('pct-shadow', (req, res) => {
+      req.resume();
+      copies++;
+      res.end();
+    });
+    const client = createClient({
+      clusters: { main: { target: [main.address] }, shadow: { target: [shadow.address] } },
+      routes: [{ cluster: 'main', mirror: { cluster: 'shadow', percent: 25 } }],
+      random: seededRandom(21),
+    });
+    try {
+      const n = 200;
+      for (let i = 0; i < n; i++) assert.equal(await id(client, 'http://orders/'), 'pct-main');
+      const { sent, skipped } = client.stats().mirrored;
+      await until(() => copies === sent, 'every copy sent arrived');
+      // 25 % of 200 = 50, sd ≈ 6.1: allow ± 5 sd.
+      assert.ok(sent > 19 && sent < 81, `mirrored ${sent} of ${n}`);
+      assert.equal(skipped, 0);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('keeps at most 64 copies in flight: of 100 concurrent requests, the rest are skipped', async () => {
+    const main = await backend('cap-main');
+    const shadow = await heldShadow('cap-shadow');
+    const client = createClient({
+      clusters: { main: { target: [main.address] }, shadow: { target: [shadow.b.address], retry: false } },
+      routes: [{ cluster: 'main', mirror: { cluster: 'shadow' } }],
+    });
+    try {
+      const results = await Promise.all(Array.from({ length: 100 }, () => id(client, 'http://orders/')));
+      assert.ok(
+        results.every((r) => r === 'cap-main'),
+        'the main requests are not held up by their copies',
+      );
+      await until(() => shadow.state.arrived === 64, 'the first 64 copies arrived');
+      const { sent, skipped } = client.stats().mirrored;
+      assert.equal(sent, 64);
+      assert.equal(skipped, 36);
+      assert.ok(shadow.state.maxOpen <= 64, `at most 64 copies at once, saw ${shadow.state.maxOpen}`);
+      // Finished copies free their slots: a later request is mirrored again.
+      shadow.releaseAll();
+      for (let i = 0; i < 100 && client.stats().mirrored.sent === 64; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        await id(client, 'http://orders/');
+      }
+      assert.equal(client.stats().mirrored.sent, 65, 'mirrored again once the copies finished');
+    } finally {
+      shadow.releaseAll();
+      await client.close();
+    }
+  });
+
+  it('B6 regression: a streamed body still being sent holds its mirror slot', async () => {
+    const main = await backend('b6-main');
+    const shadow = await heldShadow('b6-shadow');
+    const client = createClient({
+      clusters: { main: { target: [main.address] }, shadow: { target: [shadow.b.address], retry: false } },
+      routes: [{ cluster: 'main', mirror: { cluster: 'shadow' } }],
+    });
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    try {
+      // 64 uploads that send one chunk, then wait: each is being teed, and holds a slot while it is.
+      const uploads = Array.from({ length: 64 }, () =>
+        request('http://orders/', {
+          dispatcher: client.dispatcher,
+          method: 'POST',
+          body: Readable.from(
+            (async function* () {
+              yield 'part-1;';
+              await gate;
+              yield 'part-2';
+            })(),
+          ),
+        }).then((r) => r.body.text()),
+      );
+      await until(() => main.hits >= 64, 'the 64 uploads reached the main backend');
+      assert.deepEqual(client.stats().mirrored, { sent: 0, skipped: 0 }, 'nothing copied before a body is whole');
+      const extra = await request('http://orders/', { dispatcher: client.dispatcher });
+      await extra.body.text();
+      assert.deepEqual(client.stats().mirrored, { sent: 0, skipped: 1 }, 'no slot left for a 65th copy');
+      open();
+      await Promise.all(uploads);
+      await until(() => shadow.state.arrived === 64, 'the 64 whole bodies were copied');
+      assert.deepEqual(client.stats().mirrored, { sent: 64, skipped: 1 });
+    } finally {
+      open();
+      shadow.releaseAll();
+      await client.close();
+    }
+  });
+
+  it('does not mirror a body above 1 MiB (the main request still gets all of it)', async () => {
+    const main = await backend('big-main');
+    let copies = 0;
+    const shadow = await backend('big-shadow', (req, res) => {
+      req.resume();
+      copies++;
+      res.end();
+    });
+    const client = createClient({
+      clusters: { main: { target: [main.address] }, shadow: { target: [shadow.address] } },
+      routes: [{ cluster: 'main', mirror: { cluster: 'shadow' } }],
+    });
+    try {
+      const big = 'x'.repeat(1024 * 1024 + 1);
+      const res = await client.fetch('http://orders/', { method: 'POST', body: big });
+      const echoed = (await res.json()) as { body: string };
+      assert.equal(echoed.body.length, big.length);
+      assert.deepEqual(client.stats().mirrored, { sent: 0, skipped: 1 });
+      const small = await client.fetch('http://orders/', { method: 'POST', body: 'x'.repeat(1024 * 1024) });
+      await small.arrayBuffer();
+      await until(() => copies === 1, 'a body of exactly 1 MiB is mirrored');
+      assert.deepEqual(client.stats().mirrored, { sent: 1, skipped: 1 });
     } finally {
       await client.close();
     }
