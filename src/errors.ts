@@ -154,11 +154,14 @@ export class DuplicateEndpointError extends SidecarlessError {
 
 /**
  * No endpoint could take the request within the wait-for-ready bound: the resolver has produced none yet, produced
- * an empty set, or every endpoint is unusable. `cause` is the last resolver error, if there was one.
+ * an empty set, or every endpoint is unusable. `cause` is the last resolver error, if there was one, else the error
+ * of the request's earlier attempt, if one failed.
  */
 export class NoEndpointsError extends SidecarlessError {
   /** The cluster the request was meant for. */
   readonly cluster: string;
+  /** How long the request waited for an endpoint, ms. */
+  readonly waitedMs: number;
 
   constructor(cluster: string, waitedMs: number, options?: { cause?: unknown }) {
     super(
@@ -167,6 +170,7 @@ export class NoEndpointsError extends SidecarlessError {
       options,
     );
     this.cluster = cluster;
+    this.waitedMs = waitedMs;
   }
 }
 
@@ -177,10 +181,13 @@ export class ProtocolMismatchError extends SidecarlessError {
   }
 }
 
-/** The client was closed; no new request is accepted. */
+/**
+ * The client was closed; no new request is accepted, and a request that would have been retried is not. `cause` is
+ * then the failure that would have been retried.
+ */
 export class ClientClosedError extends SidecarlessError {
-  constructor() {
-    super('SIDECARLESS_CLIENT_CLOSED', 'The client is closed');
+  constructor(options?: { cause?: unknown }) {
+    super('SIDECARLESS_CLIENT_CLOSED', 'The client is closed', options);
   }
 }
 
@@ -347,13 +354,15 @@ export class OverloadedError extends SidecarlessError {
 
 /**
  * Every endpoint is ejected by outlier detection or failing active health checks, and the panic threshold is off
- * (`panicThreshold: 0`), so no endpoint may take the request.
+ * (`panicThreshold: 0`), so no endpoint may take the request. When an earlier attempt of the request failed (and
+ * got its endpoint ejected, say), `cause` is that attempt's error.
  */
 export class AllEjectedError extends SidecarlessError {
-  constructor(cluster: string) {
+  constructor(cluster: string, options?: { cause?: unknown }) {
     super(
       'SIDECARLESS_ALL_EJECTED',
       `Every endpoint of cluster "${cluster}" is ejected or unhealthy (and the panic threshold is off)`,
+      options,
     );
   }
 }

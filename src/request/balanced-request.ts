@@ -9,21 +9,30 @@
  * Replay safety (invariant 6 of DESIGN.md): a request is sent again only when
  * - it certainly did not reach the server (the connection failed), or the method is idempotent (RFC 9110 §9.2.2)
  *   or the user opted in with `retry.retryNonIdempotent`; and
- * - its body can be sent again: none, buffered, or a stream no attempt has started to read.
+ * - its body can be sent again: none, buffered, a stream recorded while it was read (`retry.bufferBody`), or a
+ *   stream no attempt has started to read.
  * Retried statuses (502, 503, 504 by default) are retried only for requests that may be replayed; otherwise the
  * response goes to the caller as it is.
  */
 import type { Readable } from 'node:stream';
 import pRetry, { AbortError as RetryAbort } from 'p-retry';
 import type { Dispatcher } from 'undici';
-import { DeadlineExceededError, RetryBudgetExhaustedError } from '../errors.js';
+import {
+  AllEjectedError,
+  ClientClosedError,
+  DeadlineExceededError,
+  isSidecarlessError,
+  NoEndpointsError,
+  RetryBudgetExhaustedError,
+} from '../errors.js';
 import type { LegacyHandler } from '../internal/handler.js';
 import type { PickContext } from '../picker/picker.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { Clock, RandomSource, TimerHandle } from '../runtime.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 import { Attempt, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
-import { type BodyReplay, bodyReplay, isIdempotent, parseRetryAfter, type RequestPolicy } from './policy.js';
+import { type BodyReplay, bodyReplay, isIdempotent, parseRetryAfter, type RequestPolicy, retryWait } from './policy.js';
+import { RecordedBody } from './recorded-body.js';
 import type { RetryBudget } from './retry-budget.js';
 
 /** What a request needs from its cluster. */
@@ -31,7 +40,7 @@ export interface RequestHost {
   readonly name: string;
   readonly policy: RequestPolicy;
   readonly clock: Clock;
-  /** Jitter for the first retry backoff. */
+  /** Jitter for retry backoffs. */
   readonly random: RandomSource;
   readonly budget: RetryBudget | undefined;
   /** The response header naming the answering endpoint (lower-case), if configured. */
@@ -80,6 +89,25 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
 }
 
+/**
+ * The error of a request that found no endpoint for a retry, carrying the earlier attempt's failure as `cause` (the
+ * picker's errors are shared by every request of a snapshot, so a fresh one is made rather than the shared one
+ * changed).
+ */
+function withCause(error: Error, cause: Error, cluster: string): Error {
+  if (!isSidecarlessError(error) || error.cause !== undefined) return error;
+  switch (error.code) {
+    case 'SIDECARLESS_ALL_EJECTED':
+      return new AllEjectedError(cluster, { cause });
+    case 'SIDECARLESS_NO_ENDPOINTS':
+      return new NoEndpointsError(cluster, (error as NoEndpointsError).waitedMs, { cause });
+    case 'SIDECARLESS_CLIENT_CLOSED':
+      return new ClientClosedError({ cause });
+    default:
+      return error;
+  }
+}
+
 function headerValue(raw: Buffer[], name: string): string | undefined {
   for (let i = 0; i + 1 < raw.length; i += 2) {
     if ((raw[i] as Buffer).toString('latin1').toLowerCase() === name) return (raw[i + 1] as Buffer).toString('latin1');
@@ -117,9 +145,19 @@ export class BalancedRequest implements AttemptOwner {
   readonly #tried = new Set<Subchannel>();
   #committed: Attempt | undefined;
   #deadline: TimerHandle | undefined;
+  /** The next hedge of the attempt group in progress; a request that ends clears it. */
+  #hedgeTimer: TimerHandle | undefined;
   #controller: AbortController | undefined;
   #bodyStarted = false;
+  /** The streamed body as read so far, when `retry.bufferBody` records it. */
+  #recorded: RecordedBody | undefined;
   #attemptNumber = 0;
+  /** Retries started (each after its wait). */
+  #retries = 0;
+  /** What the failure being retried asked to wait (`Retry-After`), ms. */
+  #retryAfterMs = 0;
+  /** Set when the client closes: no new attempt starts. */
+  #closing = false;
   #settle: ((verdict: RequestVerdict) => void) | undefined;
 
   /** The route that sent the request here, if any (its subset narrows the endpoints). */
@@ -211,12 +249,11 @@ export class BalancedRequest implements AttemptOwner {
   /** The first attempt failed: judge it, then hand the remaining attempts to p-retry. */
   #afterFirstFailure(failure: unknown): void {
     if (this.#stage !== 'running') return;
-    const { policy, random } = this.#host;
     let again: boolean;
     try {
-      again = policy.maxAttempts > 1 && this.#shouldRetry(failure as Error);
-    } catch (budgetSpent) {
-      this.#finalFailure(budgetSpent);
+      again = this.#host.policy.maxAttempts > 1 && this.#decideRetry(failure as Error);
+    } catch (refused) {
+      this.#finalFailure(refused);
       return;
     }
     if (!again) {
@@ -225,44 +262,66 @@ export class BalancedRequest implements AttemptOwner {
     }
     const controller = new AbortController();
     this.#controller = controller;
-    // The first backoff, as p-retry would draw it (randomized in [1, 2) x), or longer if Retry-After asks.
-    const backoff = Math.min(policy.backoffInitialMs * (1 + random()), policy.backoffMaxMs);
-    const wait = Math.max(backoff, failure instanceof AttemptFailure ? failure.retryAfterMs : 0);
-    // Real timers, like p-retry's own backoffs after this one (a fake clock drives deadlines, not backoff).
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, wait);
-      controller.signal.addEventListener(
-        'abort',
-        () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        { once: true },
-      );
-    })
-      .then(() => {
-        if (this.#stage !== 'running') return undefined;
-        // p-retry continues the exponential sequence from the second backoff on.
-        return pRetry(() => this.#group(), {
-          retries: policy.maxAttempts - 2,
-          minTimeout: Math.min(policy.backoffInitialMs * 2, policy.backoffMaxMs),
-          maxTimeout: policy.backoffMaxMs,
-          factor: 2,
-          randomize: true,
-          signal: controller.signal,
-          onFailedAttempt: ({ error }) => this.#beforeRetry(error),
-          shouldRetry: ({ error }) => this.#shouldRetry(error),
-        });
-      })
-      .then(undefined, (last: unknown) => this.#finalFailure(last));
+    // p-retry counts the attempts and asks #decideRetry; the waits are ours (#pause, before each attempt): their
+    // jitter comes from the injected random, Retry-After is honoured without adding a backoff to it, and #fail
+    // cuts them short. minTimeout 0 keeps p-retry from waiting on top.
+    pRetry(() => this.#pauseThenGroup(), {
+      retries: this.#host.policy.maxAttempts - 2,
+      minTimeout: 0,
+      signal: controller.signal,
+      shouldRetry: ({ error }) => this.#decideRetry(error),
+    }).then(undefined, (last: unknown) => this.#finalFailure(last));
   }
 
-  /** One attempt, or a hedged group of attempts: resolves at commit, rejects with the last failure. */
+  async #pauseThenGroup(): Promise<void> {
+    this.#retries++;
+    await this.#pause(retryWait(this.#host.policy, this.#retries, this.#host.random, this.#retryAfterMs));
+    return this.#group();
+  }
+
+  /**
+   * Waits `ms` before a retry; ends early when the request ends (#fail aborts the controller), after which the
+   * attempt it leads to refuses to start. A real timer, ref'd like the request's deadline (see `Clock.setTimeout`):
+   * the caller is waiting for this request. The fake clocks of tests drive deadlines, not backoff.
+   */
+  #pause(ms: number): Promise<void> {
+    const signal = this.#controller?.signal;
+    return new Promise<void>((resolve) => {
+      if (signal?.aborted === true) {
+        resolve();
+        return;
+      }
+      const onAbort = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /**
+   * Whether `failure` is retried. Throws when it would be but may not: the retry budget is spent, or the client is
+   * closing (then the request fails with `SIDECARLESS_CLIENT_CLOSED`, the failure as its cause).
+   */
+  #decideRetry(failure: Error): boolean {
+    if (!this.#shouldRetry(failure)) return false;
+    if (this.#closing) {
+      throw new ClientClosedError({ cause: failure instanceof AttemptFailure ? failure.error : failure });
+    }
+    this.#retryAfterMs = failure instanceof AttemptFailure ? failure.retryAfterMs : 0;
+    return true;
+  }
+
   /** True when attempts are hedged: hedging is on, the method idempotent and the body replayable. */
   get #hedging(): boolean {
     return this.#host.policy.hedge !== undefined && this.#idempotent && this.#body !== 'once';
   }
 
+  /** One attempt, or a hedged group of attempts: resolves at commit, rejects with the last failure. */
   #group(): Promise<void> {
     this.#attemptNumber++;
     const { hedge } = this.#host.policy;
@@ -271,32 +330,32 @@ export class BalancedRequest implements AttemptOwner {
       let outstanding = 0;
       let hedgesLeft = hedge.maxHedges;
       let settled = false;
-      let timer: TimerHandle | undefined;
       const { clock } = this.#host;
       const launch = () => {
         outstanding++;
         this.#try().then(
           () => {
             settled = true;
-            if (timer !== undefined) clock.clearTimeout(timer);
+            this.#clearHedgeTimer();
             resolve();
           },
           (failure: unknown) => {
             outstanding--;
             if (settled || outstanding > 0) return;
             settled = true;
-            if (timer !== undefined) clock.clearTimeout(timer);
+            this.#clearHedgeTimer();
             reject(failure);
           },
         );
       };
       const arm = () => {
-        timer = clock.setTimeout(
+        this.#hedgeTimer = clock.setTimeout(
           () => {
-            timer = undefined;
-            if (settled || this.#stage !== 'running') return;
+            this.#hedgeTimer = undefined;
+            if (settled || this.#stage !== 'running' || this.#closing) return;
             if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) return;
             hedgesLeft--;
+            this.#host.hedged(this);
             launch();
             if (hedgesLeft > 0) arm();
           },
@@ -307,6 +366,13 @@ export class BalancedRequest implements AttemptOwner {
       launch();
       arm();
     });
+  }
+
+  #clearHedgeTimer(): void {
+    if (this.#hedgeTimer !== undefined) {
+      this.#host.clock.clearTimeout(this.#hedgeTimer);
+      this.#hedgeTimer = undefined;
+    }
   }
 
   /** One attempt on one subchannel. */
@@ -355,19 +421,27 @@ export class BalancedRequest implements AttemptOwner {
 
   #attemptBody(): unknown {
     const { body } = this.options;
-    if (this.#body !== 'once' || isReadable(body) || !isAsyncIterable(body)) return body;
+    if (this.#body !== 'once' || !isAsyncIterable(body)) return body;
+    const { bufferBodyBytes, maxAttempts } = this.#host.policy;
+    if (bufferBodyBytes > 0 && maxAttempts > 1) {
+      this.#recorded ??= new RecordedBody(body, bufferBodyBytes);
+      return this.#recorded.reader();
+    }
+    if (isReadable(body)) return body;
+    const iterable: AsyncIterable<unknown> = body;
     // Hand undici a view that records when it starts reading, so a failed attempt that never read the body can
     // be replayed with the same (untouched) iterator.
     return {
       [Symbol.asyncIterator]: () => {
         this.#bodyStarted = true;
-        return body[Symbol.asyncIterator]();
+        return iterable[Symbol.asyncIterator]();
       },
     };
   }
 
   #bodyReplayable(): boolean {
     if (this.#body !== 'once') return true;
+    if (this.#recorded !== undefined) return this.#recorded.replayable;
     const { body } = this.options;
     if (isReadable(body)) return !body.readableDidRead && !body.destroyed;
     return !this.#bodyStarted;
@@ -383,8 +457,9 @@ export class BalancedRequest implements AttemptOwner {
   retryForStatus(_statusCode: number, rawHeaders: Buffer[]): number {
     const { policy, budget } = this.#host;
     if (this.#attemptNumber >= policy.maxAttempts) return -1;
-    if (!this.#idempotent && !policy.retryNonIdempotent) return -1;
-    if (this.#body === 'once') return -1; // the body was read by this attempt
+    if (this.#closing || (!this.#idempotent && !policy.retryNonIdempotent)) return -1;
+    // A stream that is not recorded is being read by this attempt; a recorded one must still be whole.
+    if (this.#body === 'once' && (this.#recorded === undefined || !this.#recorded.replayable)) return -1;
     let wait = 0;
     if (policy.honorRetryAfter) {
       wait = parseRetryAfter(headerValue(rawHeaders, 'retry-after'), Date.now()) ?? 0;
@@ -392,22 +467,6 @@ export class BalancedRequest implements AttemptOwner {
     }
     if (budget !== undefined && !budget.tryWithdraw()) return -1;
     return wait;
-  }
-
-  async #beforeRetry(error: Error): Promise<void> {
-    if (error instanceof AttemptFailure && error.retryAfterMs > 0 && this.#stage === 'running') {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, error.retryAfterMs);
-        this.#controller?.signal.addEventListener(
-          'abort',
-          () => {
-            clearTimeout(timer);
-            resolve();
-          },
-          { once: true },
-        );
-      });
-    }
   }
 
   #shouldRetry(error: Error): boolean {
@@ -431,12 +490,16 @@ export class BalancedRequest implements AttemptOwner {
 
   #finalFailure(failure: unknown): void {
     if (this.#stage !== 'running') return;
-    const error =
+    let error =
       failure instanceof AttemptFailure
         ? failure.error
         : failure instanceof RetryAbort
           ? failure.originalError
           : (failure as Error);
+    // Out of endpoints for a retry: the earlier attempt's failure is what went wrong, keep it.
+    if (failure instanceof AttemptFailure && failure.kind === 'no-endpoint' && this.#lastFailure !== undefined) {
+      error = withCause(error, this.#lastFailure.error, this.#host.name);
+    }
     this.#fail(error, 'failure');
   }
 
@@ -447,6 +510,7 @@ export class BalancedRequest implements AttemptOwner {
     this.#settle?.(statusCode >= 500 ? 'failure' : 'success');
     this.#settle = undefined;
     this.#committed = attempt;
+    this.#recorded?.seal();
     this.#live.delete(attempt);
     this.#clearAttemptTimer(attempt);
     this.#clearDeadline();
@@ -506,6 +570,18 @@ export class BalancedRequest implements AttemptOwner {
     this.#fail(error, 'failure');
   }
 
+  /**
+   * The client is closing gracefully: no attempt starts from now on. A request between attempts (in a backoff or
+   * a `Retry-After` wait, or waiting for an endpoint) fails now with `SIDECARLESS_CLIENT_CLOSED`; one with an
+   * attempt in flight lets it finish: its response goes to the caller as it is (a retried status included), and a
+   * failure it would have retried ends the request with `SIDECARLESS_CLIENT_CLOSED`, the failure as `cause`.
+   */
+  clientClosing(): void {
+    if (this.#stage !== 'running' || this.#closing) return;
+    this.#closing = true;
+    if (this.#live.size === 0) this.#fail(new ClientClosedError({ cause: this.#lastFailure?.error }), 'ignored');
+  }
+
   #fail(error: Error, verdict: RequestVerdict): void {
     this.#host.dequeue(this);
     for (const attempt of this.#live) {
@@ -513,7 +589,9 @@ export class BalancedRequest implements AttemptOwner {
       attempt.cancel(error);
     }
     this.#live.clear();
+    this.#clearHedgeTimer();
     this.#controller?.abort(error);
+    this.#recorded?.close();
     this.#end(verdict, error);
     this.user.onError?.(error);
   }

@@ -1,8 +1,12 @@
 /**
  * The cluster's circuit breaker, on opossum: counts each request's final outcome (a 5xx response the caller
- * receives, or a failure; 4xx and caller aborts are not failures), opens past the error threshold, fails fast with
- * `SIDECARLESS_CIRCUIT_OPEN` (or answers with the fallback) while open, and lets a probe through after
- * `resetTimeout` (half-open).
+ * receives, or a failure, counts as a failure; other responses as successes; caller aborts and requests cut short
+ * by closing the client not at all), opens past the error threshold, fails fast with `SIDECARLESS_CIRCUIT_OPEN` (or
+ * answers with the fallback) while open, and lets one probe through after `resetTimeout` (half-open).
+ *
+ * Requests run outside opossum, which is fired once a request's verdict is known, with that verdict: opossum counts
+ * every call it runs (its error rate is failures over calls), so a request that turns out not to count must never
+ * have been a call. Admission mirrors opossum's own rule: all requests while closed, one probe while half-open.
  */
 import CircuitBreaker from 'opossum';
 import { createDebug } from '../internal/debug.js';
@@ -16,15 +20,13 @@ const FAILED = Symbol('failed');
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 export class Breaker {
-  readonly #breaker: CircuitBreaker<[BalancedRequest], RequestVerdict>;
+  readonly #breaker: CircuitBreaker<[RequestVerdict], void>;
+  /** A half-open probe is out (opossum's own flag is only consumed when the probe's verdict is fired). */
+  #probing = false;
 
   constructor(options: NonNullable<RequestPolicy['breaker']>, name: string) {
     this.#breaker = new CircuitBreaker(
-      async (request: BalancedRequest) => {
-        const verdict = await request.run(true);
-        if (verdict === 'failure') throw FAILED;
-        return verdict;
-      },
+      (verdict: RequestVerdict) => (verdict === 'failure' ? Promise.reject(FAILED) : Promise.resolve()),
       {
         name,
         timeout: false,
@@ -40,11 +42,29 @@ export class Breaker {
     this.#breaker.on('close', () => debug('%s: circuit closed', name));
   }
 
-  /** Runs the request through the breaker; `onRejected` is called when the breaker refused to run it. */
+  /** Runs the request if the circuit lets it through; `onRejected` is called (synchronously) when it does not. */
   run(request: BalancedRequest, onRejected: () => void): void {
-    this.#breaker.fire(request).catch((err: unknown) => {
-      if (err !== FAILED) onRejected();
-    });
+    const breaker = this.#breaker;
+    let probe = false;
+    if (!breaker.closed) {
+      if (!breaker.halfOpen || !breaker.pendingClose || this.#probing) {
+        onRejected();
+        return;
+      }
+      probe = true;
+      this.#probing = true;
+    }
+    void request.run(true).then((verdict) => this.#record(verdict, probe));
+  }
+
+  #record(verdict: RequestVerdict, probe: boolean): void {
+    const breaker = this.#breaker;
+    if (probe) this.#probing = false;
+    if (verdict === 'ignored') return;
+    // A verdict from before the circuit opened says nothing the circuit has not already acted on; while half-open
+    // only the probe's counts, and it closes or reopens the circuit.
+    if (probe ? !breaker.halfOpen : !breaker.closed) return;
+    breaker.fire(verdict).catch(() => {});
   }
 
   get state(): BreakerState {

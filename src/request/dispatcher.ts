@@ -51,6 +51,11 @@ export class BalancedDispatcher extends Dispatcher {
     return this.#target.dispatch(options, handler);
   }
 
+  /** @internal The client was closed or destroyed directly: new requests fail at once here too. */
+  markClosed(): void {
+    this.#closed = true;
+  }
+
   /** Closes the client gracefully (see `Client.close`); resolves when it is closed. New requests fail at once. */
   override close(): Promise<void>;
   /** As {@link BalancedDispatcher.close}, calling `callback` when done (also if closing failed; no error is passed). */

@@ -35,6 +35,15 @@ export interface RetryOptions {
   readonly honorRetryAfter?: boolean;
   /** Longest `Retry-After` honoured, ms. @defaultValue 10000 */
   readonly maxRetryAfter?: number;
+  /**
+   * Request bodies that arrive as a stream (through `fetch` every body does, strings and bytes included) are
+   * recorded as the first attempt reads them, up to this many bytes, so that a retry can send them again: the
+   * recorded bytes, then the rest of the stream (Envoy buffers request bodies for retries the same way). A body
+   * larger than this is sent once: a failure after it was read goes to the caller. 0 turns recording off, and then
+   * a streamed body is replayed only if no attempt started reading it. Integer bytes, 0 to 1 GiB.
+   * @defaultValue 65536
+   */
+  readonly bufferBody?: number;
 }
 
 /**
@@ -107,6 +116,7 @@ export interface RequestPolicy {
   readonly retryNonIdempotent: boolean;
   readonly honorRetryAfter: boolean;
   readonly maxRetryAfterMs: number;
+  readonly bufferBodyBytes: number;
   readonly budget: Required<RetryBudgetOptions> | undefined;
   readonly hedge: Required<HedgeOptions> | undefined;
   readonly timeoutMs: number;
@@ -163,8 +173,10 @@ export interface RequestPolicyOptions {
   /** Hedging; off unless set (then `delay` is required). */
   readonly hedge?: HedgeOptions | undefined;
   /**
-   * Deadline of a request from dispatch to response headers, across all attempts and backoffs, ms; the request then
-   * fails with `SIDECARLESS_DEADLINE_EXCEEDED`. 0 means no deadline.
+   * Deadline of a request from dispatch until its response headers arrive, across all attempts, backoffs and
+   * `Retry-After` waits, ms; past it the request fails with `SIDECARLESS_DEADLINE_EXCEEDED` (the last attempt's
+   * error as `cause`). The response body is not covered: once the headers are in, the deadline is off, and reading
+   * the body is bounded by the caller's `AbortSignal` or `pool.bodyTimeout`. 0 means no deadline.
    * @defaultValue 0
    */
   readonly timeout?: number | undefined;
@@ -186,6 +198,7 @@ export function resolveRequestPolicy(options: RequestPolicyOptions): RequestPoli
     'retryNonIdempotent',
     'honorRetryAfter',
     'maxRetryAfter',
+    'bufferBody',
   ]);
   const retryOnRaw = retry.retryOn ?? [502, 503, 504];
   if (
@@ -265,6 +278,7 @@ export function resolveRequestPolicy(options: RequestPolicyOptions): RequestPoli
     retryNonIdempotent: bool(retry.retryNonIdempotent, 'retry.retryNonIdempotent', false),
     honorRetryAfter: bool(retry.honorRetryAfter, 'retry.honorRetryAfter', true),
     maxRetryAfterMs: num(retry.maxRetryAfter, 'retry.maxRetryAfter', 10_000, { min: 0, max: MAX_MS }),
+    bufferBodyBytes: num(retry.bufferBody, 'retry.bufferBody', 64 * 1024, { min: 0, max: 2 ** 30, integer: true }),
     budget,
     hedge,
     timeoutMs: num(options.timeout, 'timeout', 0, { min: 0, max: MAX_MS }),
@@ -298,6 +312,22 @@ export function bodyReplay(body: unknown): BodyReplay {
   const tag = Object.prototype.toString.call(body);
   if (tag === '[object FormData]' || tag === '[object Blob]' || tag === '[object File]') return 'buffered';
   return 'once';
+}
+
+/**
+ * The wait before retry number `retry` (1 for the first): exponential backoff with jitter, as p-retry draws it
+ * (`backoffInitial` x 2^(retry-1) x a factor in [1, 2), capped at `backoffMax`), or the `Retry-After` the failed
+ * attempt asked for when that is longer. The larger of the two, not their sum: the server said when to come back,
+ * and the backoff only spreads retries that were told nothing.
+ */
+export function retryWait(
+  policy: Pick<RequestPolicy, 'backoffInitialMs' | 'backoffMaxMs'>,
+  retry: number,
+  random: () => number,
+  retryAfterMs: number,
+): number {
+  const backoff = Math.min(policy.backoffInitialMs * 2 ** (retry - 1) * (1 + random()), policy.backoffMaxMs);
+  return Math.max(backoff, retryAfterMs);
 }
 
 /** Parses `Retry-After` (delay-seconds or HTTP-date, RFC 9110 §10.2.3) into ms from `nowMs` (wall clock). */

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Client, createClient } from '../../src/index.js';
-import { type Backend, startBackend } from '../helpers/backends.js';
+import { type Backend, startBackend, stopAll } from '../helpers/backends.js';
 
 describe('fetch semantics through the balancer', () => {
   let backend: Backend;
@@ -107,9 +107,83 @@ describe('fetch semantics through the balancer', () => {
     }
     assert.equal(client.stats().clusters[0]?.inFlight, 0, 'the aborted request ended');
   });
+  it('takes a URL or a Request as input', async () => {
+    const byUrl = (await (await client.fetch(new URL('http://svc/echo?from=url'))).json()) as Echo;
+    assert.equal(byUrl.url, '/echo?from=url');
+    const request = new Request('http://svc/echo?from=request', { method: 'PUT', body: 'payload' });
+    const byRequest = (await (await client.fetch(request)).json()) as Echo;
+    assert.deepEqual([byRequest.url, byRequest.method, byRequest.text], ['/echo?from=request', 'PUT', 'payload']);
+  });
   it('rejects with the signal reason when aborted before sending', async () => {
     const controller = new AbortController();
     controller.abort(new Error('not needed'));
     await assert.rejects(client.fetch('http://svc/echo', { signal: controller.signal }), /not needed/);
+  });
+});
+
+describe('redirects to another origin', () => {
+  // The service (one endpoint, reached as http://svc) sends callers to another server, which may send them back.
+  let service: Backend;
+  let other: Backend;
+  let client: Client;
+  const methods: string[] = [];
+  before(async () => {
+    other = await startBackend('other', (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        methods.push(`${req.method} ${req.url} ${Buffer.concat(chunks).length}`);
+        if (req.url === '/send-back') {
+          res.writeHead(302, { location: 'http://svc/home' });
+          res.end();
+          return;
+        }
+        res.end(`other ${req.url} host ${req.headers.host}`);
+      });
+    });
+    service = await startBackend('service', (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const away = `http://${other.address}`;
+        if (req.url === '/away') res.writeHead(302, { location: `${away}/elsewhere` });
+        else if (req.url === '/see-other') res.writeHead(303, { location: `${away}/landing` });
+        else if (req.url === '/round-trip') res.writeHead(307, { location: `${away}/send-back` });
+        res.end(`service ${req.url} host ${req.headers.host}`);
+      });
+    });
+    client = createClient({ target: [service.address] });
+  });
+  after(async () => {
+    await client.close();
+    await stopAll([service, other]);
+  });
+
+  it('follows a redirect off the service as plain fetch would: to the other server, not the service', async () => {
+    const res = await client.fetch('http://svc/away');
+    assert.equal(res.status, 200);
+    assert.equal(res.redirected, true);
+    assert.equal(res.url, `http://${other.address}/elsewhere`);
+    assert.equal(await res.text(), `other /elsewhere host ${other.address}`);
+    assert.equal(service.hits, 1);
+    assert.equal(client.stats().passthrough, 1, 'the hop went out unbalanced');
+  });
+  it('keeps fetch redirect rules: a 303 after a POST becomes a GET without the body', async () => {
+    methods.length = 0;
+    const res = await client.fetch('http://svc/see-other', { method: 'POST', body: 'form' });
+    assert.equal(await res.text(), `other /landing host ${other.address}`);
+    assert.deepEqual(methods, ['GET /landing 0']);
+  });
+  it('comes back to the balancer when the other server redirects to the service', async () => {
+    const before = service.hits;
+    const res = await client.fetch('http://svc/round-trip');
+    assert.equal(await res.text(), 'service /home host svc');
+    assert.equal(service.hits, before + 2);
+  });
+  it('honours redirect: manual and redirect: error', async () => {
+    const manual = await client.fetch('http://svc/away', { redirect: 'manual' });
+    assert.equal(manual.status, 302);
+    assert.equal(manual.headers.get('location'), `http://${other.address}/elsewhere`);
+    await manual.arrayBuffer();
+    await assert.rejects(client.fetch('http://svc/away', { redirect: 'error' }), TypeError);
   });
 });

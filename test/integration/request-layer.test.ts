@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import diagnostics from 'node:diagnostics_channel';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -8,7 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { createClient, findSidecarlessError, StaticResolver } from '../../src/index.js';
+import { createClient, findSidecarlessError, type PickMessage, seededRandom, StaticResolver } from '../../src/index.js';
 import { type Backend, type Handler, startBackend, stopAll } from '../helpers/backends.js';
 
 const ok: Handler = (req, res, b) => {
@@ -33,6 +34,15 @@ const reset: Handler = (req) => {
 const stall: Handler = (req) => {
   req.resume();
 };
+
+/** Polls `condition` every 5 ms, at most `max` times; true once it holds. */
+async function until(condition: () => boolean, max = 400): Promise<boolean> {
+  for (let i = 0; i < max && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
+  return condition();
+}
+
+/** Timers keeping the process alive. */
+const liveTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
 async function deadAddress(): Promise<string> {
   const b = await startBackend('dead');
@@ -166,6 +176,294 @@ describe('retries', () => {
       await client.close();
     }
   });
+
+  for (const picker of ['random', 'least-request', { name: 'ring-hash', hashKey: { header: 'x-key' } }] as const) {
+    const name = typeof picker === 'string' ? picker : picker.name;
+    it(`regression: a retry never goes back to the endpoint that failed (${name})`, async () => {
+      const bad = await backend(`bad-${name}`, status(503));
+      const good = await backend(`good-${name}`, ok);
+      const client = createClient({
+        target: [bad.address, good.address],
+        picker,
+        random: seededRandom(6),
+        outlierDetection: false,
+        retryBudget: false,
+        retry: { backoffInitial: 1, backoffMax: 1 },
+      });
+      const id = client.stats().clusters[0]?.id;
+      let firstToBad = 0;
+      const onPick = (message: unknown) => {
+        const m = message as PickMessage;
+        if (m.clusterId === id && m.attempt === 1 && m.endpoint === bad.address) firstToBad++;
+      };
+      diagnostics.subscribe('sidecarless:pick', onPick);
+      try {
+        for (let i = 0; i < 40; i++) {
+          const res = await client.fetch('http://svc/', { headers: { 'x-key': `key-${i}` } });
+          await res.arrayBuffer();
+          assert.equal(res.status, 200, `request ${i}`);
+        }
+        const attempts = client.stats().clusters[0]?.endpoints.find((e) => e.key === bad.address)?.attempts;
+        assert.ok(firstToBad > 0, 'some requests went to the failing endpoint first');
+        assert.equal(attempts, firstToBad, 'and none of their retries went back to it');
+      } finally {
+        diagnostics.unsubscribe('sidecarless:pick', onPick);
+        await client.close();
+      }
+    });
+  }
+
+  it('keeps the earlier attempt error as the cause when a retry finds no endpoint left', async () => {
+    const client = createClient({
+      target: [await deadAddress()],
+      // The refused connection ejects the only endpoint; with panic off, the retry has nowhere to go.
+      outlierDetection: { splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailure: 1 },
+      panicThreshold: 0,
+    });
+    try {
+      const typed = findSidecarlessError(await client.fetch('http://svc/').catch((e: unknown) => e));
+      assert.equal(typed?.code, 'SIDECARLESS_ALL_EJECTED');
+      assert.equal((typed?.cause as { code?: string } | undefined)?.code, 'ECONNREFUSED');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('retries only the statuses in retryOn', async () => {
+    const e500 = await backend('e500', status(500));
+    const e503 = await backend('e503-not-retried', status(503));
+    const good = await backend('good-retry-on', ok);
+    const retryOn = { retry: { retryOn: [500] }, random: () => 0 };
+    const on500 = createClient({ target: [e500.address, good.address], ...retryOn });
+    const on503 = createClient({ target: [e503.address, good.address], ...retryOn });
+    try {
+      const retried = await on500.fetch('http://svc/');
+      assert.equal(retried.status, 200);
+      assert.equal(retried.headers.get('x-backend'), 'good-retry-on');
+      const kept = await on503.fetch('http://svc/');
+      assert.equal(kept.status, 503, 'a 503 is not in retryOn: it goes to the caller');
+      await kept.arrayBuffer();
+      assert.equal(good.hits, 1);
+    } finally {
+      await Promise.all([on500.close(), on503.close()]);
+    }
+  });
+
+  it('maxAttempts: 2 against three failing endpoints makes exactly two attempts', async () => {
+    const down = [await backend('two-a', status(503)), await backend('two-b', status(503))];
+    down.push(await backend('two-c', status(503)));
+    const client = createClient({
+      target: down.map((b) => b.address),
+      retry: { maxAttempts: 2, backoffInitial: 1, backoffMax: 1 },
+      retryBudget: false,
+    });
+    try {
+      const res = await client.fetch('http://svc/');
+      assert.equal(res.status, 503);
+      await res.arrayBuffer();
+      assert.equal(
+        down.reduce((n, b) => n + b.hits, 0),
+        2,
+      );
+      assert.ok(
+        down.every((b) => b.hits <= 1),
+        'on two different endpoints',
+      );
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('streamed request bodies (fetch hands every body over as a stream)', () => {
+  it('replays an idempotent PUT body after a 503, recorded as it was sent', async () => {
+    const bad = await backend('put-503', status(503));
+    const good = await backend('put-503-good', ok);
+    const client = createClient({ target: [bad.address, good.address], random: () => 0 });
+    try {
+      const res = await client.fetch('http://svc/', { method: 'PUT', body: 'the body' });
+      assert.equal(res.status, 200);
+      assert.deepEqual(await res.json(), { backend: 'put-503-good', body: 'the body' });
+      assert.equal(bad.hits, 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('replays an idempotent PUT body after a reset, a multi-chunk stream included', async () => {
+    const flaky = await backend('put-reset', reset);
+    const good = await backend('put-reset-good', ok);
+    const client = createClient({ target: [flaky.address, good.address], random: () => 0 });
+    try {
+      const res = await client.fetch('http://svc/', { method: 'PUT', body: new Uint8Array([1, 2, 3]) });
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as { body: string }).body, '\u0001\u0002\u0003');
+      let n = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (n < 8) controller.enqueue(new TextEncoder().encode(`chunk${n++};`));
+          else controller.close();
+        },
+      });
+      // Round robin is back at the resetting endpoint.
+      const streamed = await client.fetch('http://svc/', {
+        method: 'PUT',
+        body: stream,
+        duplex: 'half',
+      } as RequestInit);
+      assert.equal(streamed.status, 200);
+      const expected = Array.from({ length: 8 }, (_, i) => `chunk${i};`).join('');
+      assert.deepEqual(await streamed.json(), { backend: 'put-reset-good', body: expected });
+      assert.equal(flaky.hits, 2);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a body cut off mid-upload is replayed whole: the recorded part, then the rest of the stream', async () => {
+    const cut = await backend('put-cut', (req) => {
+      req.once('data', () => req.socket.destroy());
+    });
+    const good = await backend('put-cut-good', ok);
+    const client = createClient({ target: [cut.address, good.address], random: () => 0 });
+    const chunk = 'x'.repeat(1000);
+    let n = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        // Slow enough that the first endpoint resets the connection while the body is still being produced.
+        await new Promise((r) => setTimeout(r, 5));
+        if (n++ < 20) controller.enqueue(new TextEncoder().encode(chunk));
+        else controller.close();
+      },
+    });
+    try {
+      const res = await client.fetch('http://svc/', { method: 'PUT', body: stream, duplex: 'half' } as RequestInit);
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as { body: string }).body, chunk.repeat(20));
+      assert.equal(cut.hits, 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('does not replay a body over retry.bufferBody: the failure goes to the caller', async () => {
+    const flaky = await backend('big-reset', reset);
+    const bad = await backend('big-503', status(503));
+    const good = await backend('big-good', ok);
+    const body = 'y'.repeat(4096);
+    const afterReset = createClient({
+      target: [flaky.address, good.address],
+      random: () => 0,
+      retry: { bufferBody: 1024 },
+    });
+    const after503 = createClient({
+      target: [bad.address, good.address],
+      random: () => 0,
+      retry: { bufferBody: 1024 },
+    });
+    try {
+      const err = await afterReset.fetch('http://svc/', { method: 'PUT', body }).catch((e: unknown) => e);
+      assert.ok(err instanceof TypeError, 'the reset reaches the caller');
+      const res = await after503.fetch('http://svc/', { method: 'PUT', body });
+      assert.equal(res.status, 503, 'the 503 reaches the caller');
+      await res.arrayBuffer();
+      assert.equal(good.hits, 0, 'nothing was replayed');
+      // Within the limit the same body is replayed.
+      const within = await after503.fetch('http://svc/', { method: 'PUT', body: body.slice(0, 1024) });
+      assert.equal(within.status, 200);
+      await within.arrayBuffer();
+    } finally {
+      await Promise.all([afterReset.close(), after503.close()]);
+    }
+  });
+
+  it('retry.bufferBody: 0 turns recording off: a PUT body read by a failed attempt is not replayed', async () => {
+    const bad = await backend('nobuf-503', status(503));
+    const good = await backend('nobuf-good', ok);
+    const client = createClient({ target: [bad.address, good.address], random: () => 0, retry: { bufferBody: 0 } });
+    try {
+      const res = await client.fetch('http://svc/', { method: 'PUT', body: 'z' });
+      assert.equal(res.status, 503);
+      await res.arrayBuffer();
+      assert.equal(good.hits, 0);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('still never replays a POST that may have been sent, unless retryNonIdempotent opts in', async () => {
+    const flaky = await backend('post-reset-rec', reset);
+    const good = await backend('post-reset-rec-good', ok);
+    const strict = createClient({ target: [flaky.address, good.address], random: () => 0 });
+    const optedIn = createClient({
+      target: [flaky.address, good.address],
+      random: () => 0,
+      retry: { retryNonIdempotent: true },
+    });
+    try {
+      const err = await strict.fetch('http://svc/', { method: 'POST', body: 'once' }).catch((e: unknown) => e);
+      assert.ok(err instanceof TypeError);
+      assert.equal(good.hits, 0, 'the POST was not replayed');
+      const res = await optedIn.fetch('http://svc/', { method: 'POST', body: 'again' });
+      assert.deepEqual(await res.json(), { backend: 'post-reset-rec-good', body: 'again' });
+    } finally {
+      await Promise.all([strict.close(), optedIn.close()]);
+    }
+  });
+});
+
+describe('close and destroy during a retry wait', () => {
+  for (const how of ['close', 'destroy'] as const) {
+    it(`${how}() fails a request waiting out Retry-After at once, and leaves no timer behind`, async () => {
+      const waiting = await backend(`ra-${how}`, status(503, { 'retry-after': '3' }));
+      const client = createClient({ target: [waiting.address] });
+      const before = liveTimers();
+      let settled = false;
+      const result = client.fetch('http://svc/').then(
+        (res) => res,
+        (err: unknown) => err,
+      );
+      void result.then(() => {
+        settled = true;
+      });
+      // The first attempt was answered and has ended; the request waits for its retry.
+      const between = () => {
+        const stats = client.stats().clusters[0];
+        const endpoint = stats?.endpoints[0];
+        return stats?.inFlight === 1 && endpoint?.attempts === 1 && endpoint.inFlight === 0;
+      };
+      assert.ok(await until(between), 'the request is between attempts');
+      assert.ok(liveTimers() > before, 'its wait holds a timer');
+      await client[how]();
+      await new Promise((r) => setImmediate(r));
+      assert.ok(settled, `the fetch settled when ${how}() did`);
+      assert.equal(findSidecarlessError(await result)?.code, 'SIDECARLESS_CLIENT_CLOSED');
+      assert.equal(liveTimers(), before, 'no timer left');
+      assert.equal(waiting.hits, 1, 'no retry was sent');
+    });
+  }
+
+  it('close() lets an attempt in flight finish, and does not retry its failure', async () => {
+    let answer: (() => void) | undefined;
+    const slow = await backend('close-in-flight', (req, res) => {
+      req.resume();
+      answer = () => {
+        res.writeHead(503);
+        res.end();
+      };
+    });
+    const good = await backend('close-in-flight-good', ok);
+    const client = createClient({ target: [slow.address, good.address], random: () => 0 });
+    const result = client.fetch('http://svc/');
+    assert.ok(await until(() => answer !== undefined));
+    const closed = client.close();
+    answer?.();
+    const res = await result;
+    assert.equal(res.status, 503, 'the in-flight answer goes to the caller, not to a retry');
+    await res.arrayBuffer();
+    await closed;
+    assert.equal(good.hits, 0);
+  });
 });
 
 describe('endpointHeader', () => {
@@ -244,6 +542,32 @@ describe('deadlines and timeouts', () => {
     }
   });
 
+  it('waits out Retry-After before retrying: a deadline shorter than the wait ends the request', async () => {
+    const waiting = await backend('ra-deadline', status(503, { 'retry-after': '1' }));
+    const good = await backend('ra-deadline-good', ok);
+    const client = createClient({ target: [waiting.address, good.address], random: () => 0, timeout: 300 });
+    try {
+      const err = await client.fetch('http://svc/').catch((e: unknown) => e);
+      assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_DEADLINE_EXCEEDED');
+      assert.equal(good.hits, 0, 'the retry was still waiting');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a deadline from the signal ends a retry loop as fetch would, leaving nothing in flight', async () => {
+    const waiting = await backend('ra-signal', status(503, { 'retry-after': '5' }));
+    const client = createClient({ target: [waiting.address], retry: { maxRetryAfter: 60_000 } });
+    try {
+      const err = await client.fetch('http://svc/', { signal: AbortSignal.timeout(200) }).catch((e: unknown) => e);
+      assert.equal((err as Error).name, 'TimeoutError');
+      assert.ok(await until(() => client.stats().clusters[0]?.inFlight === 0), 'the request ended');
+      assert.equal(waiting.hits, 1);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('a per-try timeout moves an idempotent request to another endpoint', async () => {
     const slow = await backend('stall-try', stall);
     const good = await backend('good-try', ok);
@@ -255,6 +579,23 @@ describe('deadlines and timeouts', () => {
     try {
       const res = await client.fetch('http://svc/');
       assert.equal(res.headers.get('x-backend'), 'good-try');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('never retries a POST after a per-try timeout (it may have reached the server)', async () => {
+    const slow = await backend('stall-try-post', stall);
+    const good = await backend('good-try-post', ok);
+    const client = createClient({
+      target: [slow.address, good.address],
+      random: () => 0,
+      retry: { perTryTimeout: 100 },
+    });
+    try {
+      const err = await client.fetch('http://svc/', { method: 'POST', body: 'p' }).catch((e: unknown) => e);
+      assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_PER_TRY_TIMEOUT');
+      assert.equal(good.hits, 0);
     } finally {
       await client.close();
     }
@@ -282,6 +623,28 @@ describe('hedging', () => {
       const deadline = Date.now() + 2_000;
       while (!slowClosedEarly && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       assert.ok(slowClosedEarly, 'the losing attempt was aborted');
+      const { requests } = client.stats().clusters[0] ?? {};
+      assert.equal(requests?.hedges, 1, 'counted as a hedge');
+      assert.equal(requests?.retries, 0, 'not as a retry');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('never hedges a POST', async () => {
+    const slow = await backend('slow-post-hedge', (req, res, b) => {
+      req.resume();
+      setTimeout(() => {
+        if (!res.destroyed) res.end(b.id);
+      }, 300);
+    });
+    const fast = await backend('fast-post-hedge', ok);
+    const client = createClient({ target: [slow.address, fast.address], random: () => 0, hedge: { delay: 20 } });
+    try {
+      const res = await client.fetch('http://svc/', { method: 'POST', body: 'p' });
+      assert.equal(await res.text(), 'slow-post-hedge');
+      assert.equal(fast.hits, 0);
+      assert.equal(client.stats().clusters[0]?.requests.hedges, 0);
     } finally {
       await client.close();
     }
@@ -351,7 +714,65 @@ describe('circuit breaker', () => {
   });
 });
 
+describe('circuit breaker and caller aborts', () => {
+  it('counts caller aborts neither as successes nor as failures', async () => {
+    let answer = 0;
+    const b = await backend('breaker-abort', (req, res) => {
+      req.resume();
+      if (answer > 0) {
+        res.writeHead(answer);
+        res.end();
+      }
+    });
+    const client = createClient({
+      target: [b.address],
+      retry: false,
+      breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeout: 60_000 },
+    });
+    try {
+      for (let i = 0; i < 10; i++) {
+        const controller = new AbortController();
+        const hits = b.hits;
+        const pending = client.fetch('http://svc/', { signal: controller.signal }).catch((e: unknown) => e);
+        assert.ok(await until(() => b.hits > hits), 'the request reached the backend');
+        controller.abort();
+        assert.equal(((await pending) as Error).name, 'AbortError');
+      }
+      // Ten aborts counted as failures would have opened it.
+      assert.equal(client.stats().clusters[0]?.breaker, 'closed');
+      answer = 500;
+      for (let i = 0; i < 4; i++) await (await client.fetch('http://svc/')).arrayBuffer();
+      // Counted as successes, the aborts would make these four failures 4 of 14 (29 %), under the threshold.
+      assert.equal(client.stats().clusters[0]?.breaker, 'open');
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 describe('concurrency limits', () => {
+  it('regression: requests the caller aborted before they started leave inFlight at 0, and maxInFlight holds', async () => {
+    const slow = await backend('stall-preabort', stall);
+    const client = createClient({ target: [slow.address], limits: { maxInFlight: 1 } });
+    const aborted = AbortSignal.abort(new Error('aborted before it started'));
+    try {
+      for (let i = 0; i < 3; i++) {
+        await assert.rejects(request('http://svc/', { dispatcher: client.dispatcher, signal: aborted }), /before it/);
+        await assert.rejects(client.fetch('http://svc/', { signal: aborted }), /before it/);
+      }
+      assert.equal(client.stats().clusters[0]?.inFlight, 0);
+      const held = client.fetch('http://svc/').catch(() => {});
+      assert.ok(await until(() => slow.hits === 1));
+      const err = await client.fetch('http://svc/').catch((e: unknown) => e);
+      assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_OVERLOADED');
+      await client.destroy();
+      await held;
+      assert.equal(client.stats().clusters[0]?.inFlight, 0);
+    } finally {
+      await client.destroy();
+    }
+  });
+
   it('fails fast with SIDECARLESS_OVERLOADED past maxInFlight and maxPending', async () => {
     const slow = await backend('stall-limit', stall);
     const client = createClient({ target: [slow.address], limits: { maxInFlight: 2 }, timeout: 2_000 });
@@ -383,11 +804,13 @@ describe('concurrency limits', () => {
 
 describe('TLS', () => {
   let dir: string;
-  let server: https.Server;
+  const servers: https.Server[] = [];
   let address: string;
   let ca: string;
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sidecarless-tls-'));
+  let billingAddress: string;
+  let billingCa: string;
+  /** A self-signed certificate for `name` (its own CA) and an HTTPS server presenting it. */
+  async function tlsServer(name: string): Promise<{ address: string; cert: string }> {
     execFileSync(
       'openssl',
       [
@@ -399,27 +822,60 @@ describe('TLS', () => {
         '-days',
         '1',
         '-subj',
-        '/CN=users',
+        `/CN=${name}`,
         '-addext',
-        'subjectAltName=DNS:users',
+        `subjectAltName=DNS:${name}`,
         '-keyout',
-        join(dir, 'key.pem'),
+        join(dir, `${name}-key.pem`),
         '-out',
-        join(dir, 'cert.pem'),
+        join(dir, `${name}-cert.pem`),
       ],
       { stdio: 'ignore' },
     );
-    ca = readFileSync(join(dir, 'cert.pem'), 'utf8');
-    server = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: ca }, (req, res) => {
+    const cert = readFileSync(join(dir, `${name}-cert.pem`), 'utf8');
+    const server = https.createServer({ key: readFileSync(join(dir, `${name}-key.pem`)), cert }, (req, res) => {
       res.end(`tls ok, host ${req.headers.host}, sni ${(req.socket as import('node:tls').TLSSocket).servername}`);
     });
+    servers.push(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, cert };
+  }
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sidecarless-tls-'));
+    ({ address, cert: ca } = await tlsServer('users'));
+    ({ address: billingAddress, cert: billingCa } = await tlsServer('billing'));
   });
   after(() => {
-    server.closeAllConnections();
-    server.close();
+    for (const server of servers) {
+      server.closeAllConnections();
+      server.close();
+    }
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('takes TLS options per cluster: each service verified against its own CA', async () => {
+    const client = createClient({
+      clusters: {
+        users: { target: [address], tls: { ca } },
+        billing: { target: [billingAddress], tls: { ca: billingCa } },
+      },
+    });
+    const swapped = createClient({
+      clusters: {
+        users: { target: [address], tls: { ca: billingCa }, retry: false },
+        billing: { target: [billingAddress], tls: { ca }, retry: false },
+      },
+    });
+    try {
+      assert.equal(await (await client.fetch('https://users/')).text(), 'tls ok, host users, sni users');
+      assert.equal(await (await client.fetch('https://billing/')).text(), 'tls ok, host billing, sni billing');
+      for (const host of ['users', 'billing']) {
+        const err = await swapped.fetch(`https://${host}/`).catch((e: unknown) => e);
+        assert.ok(err instanceof TypeError, `${host}: the other service's CA does not vouch for it`);
+      }
+    } finally {
+      await Promise.all([client.close(), swapped.close()]);
+    }
   });
 
   it('verifies the certificate against the logical name, sent as SNI and Host', async () => {

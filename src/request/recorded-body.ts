@@ -1,0 +1,139 @@
+/**
+ * A streamed request body recorded as it is read, so a retry can send it again (`retry.bufferBody`).
+ *
+ * The first attempt reads the source through {@link RecordedBody.reader}; every chunk is kept while the total stays
+ * within the limit. A later attempt's reader yields the kept chunks, then goes on reading the source where the
+ * earlier attempts left it. Past the limit the kept chunks are dropped and only the attempt reading at that moment
+ * can finish the body: the request is then no longer replayable, and its next failure goes to the caller.
+ *
+ * Only the newest reader may read. An older one (an attempt given up for a retry, whose connection undici may
+ * still be writing to) fails its next read instead of ending early: an iterable that ends makes undici finish the
+ * request as if the body were complete, which would send a truncated body as a whole one.
+ */
+
+/** The source body: anything undici accepts as an async iterable. */
+type Source = AsyncIterable<unknown>;
+
+function toBuffer(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (typeof chunk === 'string') return Buffer.from(chunk);
+  throw new TypeError(`Request body chunks must be strings or bytes, got ${typeof chunk}`);
+}
+
+function superseded(): Error {
+  // Classified as an abort: the attempt it belongs to has already ended, and this says nothing of its endpoint.
+  const err = new Error('the request body is being sent by a newer attempt');
+  err.name = 'AbortError';
+  return err;
+}
+
+export class RecordedBody {
+  readonly #source: AsyncIterator<unknown>;
+  readonly #limit: number;
+  /** Recorded chunks; `#chunks[i]` is chunk number `#base + i` of the body. */
+  #chunks: Buffer[] = [];
+  #base = 0;
+  #size = 0;
+  /** The number of the next chunk the newest reader yields. */
+  #readerAt = 0;
+  /** Past the limit, or sealed: chunks are kept only until the newest reader has yielded them. */
+  #dropping = false;
+  #sealed = false;
+  #ended = false;
+  #closed = false;
+  #failure: unknown;
+  /** The source read in progress, shared: a new reader waits for the read an abandoned one started. */
+  #pull: Promise<void> | undefined;
+  #generation = 0;
+
+  constructor(source: Source, limit: number) {
+    this.#source = source[Symbol.asyncIterator]();
+    this.#limit = limit;
+  }
+
+  /**
+   * True while another attempt can send the whole body: everything read so far is recorded and the source has not
+   * failed.
+   */
+  get replayable(): boolean {
+    return !this.#dropping && this.#failure === undefined && !this.#closed;
+  }
+
+  /** A body for one attempt, replacing any earlier reader. */
+  reader(): AsyncIterable<Buffer> {
+    const generation = ++this.#generation;
+    this.#readerAt = 0;
+    return { [Symbol.asyncIterator]: () => this.#read(generation) };
+  }
+
+  /** No attempt will follow (one committed): stop recording, keep reading for the current reader. */
+  seal(): void {
+    this.#sealed = true;
+    this.#dropping = true;
+  }
+
+  /** The request ended before a response: stop the source, and fail any reader still going. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#chunks = [];
+    if (!this.#ended) void Promise.resolve(this.#source.return?.()).catch(() => {});
+  }
+
+  async *#read(generation: number): AsyncGenerator<Buffer, void, undefined> {
+    let next = 0;
+    let finished = false;
+    try {
+      for (;;) {
+        if (generation !== this.#generation || this.#closed || next < this.#base) throw superseded();
+        const i = next - this.#base;
+        if (i < this.#chunks.length) {
+          const chunk = this.#chunks[i] as Buffer;
+          next++;
+          this.#readerAt = next;
+          if (this.#dropping) this.#trim();
+          yield chunk;
+          continue;
+        }
+        if (this.#failure !== undefined) throw this.#failure;
+        if (this.#ended) {
+          finished = true;
+          return;
+        }
+        this.#pull ??= this.#pullOnce();
+        await this.#pull;
+      }
+    } finally {
+      // The committed attempt stopped before the end (its request failed): nobody will read the rest.
+      if (!finished && this.#sealed && generation === this.#generation) this.close();
+    }
+  }
+
+  async #pullOnce(): Promise<void> {
+    try {
+      const result = await this.#source.next();
+      if (result.done === true) {
+        this.#ended = true;
+        return;
+      }
+      const chunk = toBuffer(result.value);
+      this.#size += chunk.length;
+      if (!this.#dropping && this.#size > this.#limit) this.#dropping = true;
+      this.#chunks.push(chunk);
+      if (this.#dropping) this.#trim();
+    } catch (err) {
+      this.#failure = err;
+    } finally {
+      this.#pull = undefined;
+    }
+  }
+
+  /** Drops the chunks the newest reader has yielded (once they can no longer be replayed). */
+  #trim(): void {
+    const n = this.#readerAt - this.#base;
+    if (n <= 0) return;
+    this.#chunks.splice(0, n);
+    this.#base = this.#readerAt;
+  }
+}
