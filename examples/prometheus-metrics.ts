@@ -3,9 +3,10 @@
  * and serves `GET /metrics` from a prom-client registry the client's metrics are registered on.
  *
  * The example sends a bounded number of requests through the service, scrapes its own /metrics once, prints the
- * sidecarless lines, and exits.
+ * sidecarless lines, and exits. With `--serve` it stays up after that, printing the address of /metrics (scrape it,
+ * or send traffic to the service at the same address) until SIGINT or SIGTERM, then closes everything and exits.
  *
- * Run: node --import tsx examples/prometheus-metrics.ts
+ * Run: node --import tsx examples/prometheus-metrics.ts [--serve]
  * In your own code, import from 'sidecarless' and 'sidecarless/prometheus' instead of '../src/...'.
  */
 import http from 'node:http';
@@ -54,13 +55,21 @@ const serviceAddress = await listen(service);
 for (let i = 0; i < 30; i++) await (await fetch(`http://${serviceAddress}/buy`)).text();
 const metrics = await (await fetch(`http://${serviceAddress}/metrics`)).text();
 const wanted =
-  /^sidecarless_(requests_total|responses_total|retries_total|endpoints|request_duration_seconds_count|endpoint_attempts_total)\{/;
+  /^sidecarless_(requests_total|responses_total|retries_total|endpoints|request_duration_seconds_count|endpoint_attempts_total|endpoint_retries_total)\{/;
 console.log(
   metrics
     .split('\n')
     .filter((line) => wanted.test(line))
     .join('\n'),
 );
+
+if (process.argv.includes('--serve')) {
+  console.log(`serving http://${serviceAddress}/metrics`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+}
 
 await inventory.close();
 await Promise.all([service, ...downstream].map((s) => new Promise((r) => s.close(r))));

@@ -1,11 +1,13 @@
 import { debuglog } from 'node:util';
 
 /**
- * A per-module debug logger, enabled with `NODE_DEBUG=sidecarless` (all modules) or
- * `NODE_DEBUG=sidecarless:picker` (one). Never log credentials through it.
+ * A per-module debug logger, enabled with `NODE_DEBUG=sidecarless` (all modules, each line tagged `[module]`) or
+ * `NODE_DEBUG=sidecarless:pool` (that module only; several may be listed, comma-separated). The modules: `cluster`,
+ * `pool`, `subchannel`, `health`, `outlier`, `breaker`, `dns`, `consul`, `etcd`. Never log credentials through it.
  */
 export type DebugLogger = (message: string, ...args: unknown[]) => void;
 
+/** The logger of module `section`; see {@link DebugLogger} for how it is turned on. */
 export function createDebug(section: string): DebugLogger {
   const specific = debuglog(`sidecarless:${section}`);
   const all = debuglog('sidecarless');

@@ -7,6 +7,7 @@
  * | `sidecarless:request:start` | {@link RequestStartMessage} |
  * | `sidecarless:request:end` | {@link RequestEndMessage} |
  * | `sidecarless:pick` | {@link PickMessage} |
+ * | `sidecarless:attempt:end` | {@link AttemptEndMessage} |
  * | `sidecarless:eject` | {@link HealthEvent} (`type` `eject`, and `return`, `healthy`, `unhealthy`) |
  * | `sidecarless:resolve` | {@link ResolveMessage} |
  *
@@ -14,6 +15,7 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { HealthEvent } from '../health/endpoint-health.js';
+import type { ErrorKind } from '../subchannel/outcome.js';
 
 /** A request was accepted by a cluster. */
 export interface RequestStartMessage {
@@ -26,6 +28,8 @@ export interface RequestStartMessage {
   readonly clusterId: number;
   /** HTTP method, as dispatched. */
   readonly method: string;
+  /** The request URL's scheme, which gives the port when `authority` has none (80 or 443). */
+  readonly scheme: 'http' | 'https';
   /** The logical authority (`host[:port]`) of the request URL, e.g. `users`. */
   readonly authority: string;
   /** Request path with query. */
@@ -62,6 +66,29 @@ export interface PickMessage {
   readonly attempt: number;
 }
 
+/**
+ * An attempt ended: it got response headers (the status, whether the response reached the caller or was
+ * discarded for a retry) or failed. Published once per attempt, with the outcome its endpoint's load and health
+ * were fed.
+ */
+export interface AttemptEndMessage {
+  /** The cluster's name. */
+  readonly cluster: string;
+  /**
+   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * clients that share a name.
+   */
+  readonly clusterId: number;
+  /** Key (`host:port`) of the endpoint the attempt went to. */
+  readonly endpoint: string;
+  /** The response status; 0 when the attempt failed before response headers. */
+  readonly statusCode: number;
+  /** How the attempt failed (also after headers); `undefined` when it did not. */
+  readonly errorKind: ErrorKind | undefined;
+  /** From dispatch to response headers, or to the error when none arrived, ms. */
+  readonly durationMs: number;
+}
+
 /** A resolver delivered an endpoint set, or failed. */
 export interface ResolveMessage {
   /** The cluster's name. */
@@ -85,6 +112,8 @@ export const channels = {
   requestEnd: diagnostics.channel('sidecarless:request:end'),
   /** `sidecarless:pick`, publishing {@link PickMessage} once per attempt. */
   pick: diagnostics.channel('sidecarless:pick'),
+  /** `sidecarless:attempt:end`, publishing {@link AttemptEndMessage} once per attempt. */
+  attemptEnd: diagnostics.channel('sidecarless:attempt:end'),
   /** `sidecarless:eject`, publishing every {@link HealthEvent} (ejections, returns and health-check changes). */
   eject: diagnostics.channel('sidecarless:eject'),
   /** `sidecarless:resolve`, publishing {@link ResolveMessage}. */

@@ -65,17 +65,39 @@ function histogramValues(name: string, labels: Labels, h: HistogramSnapshot, out
 /**
  * Adds the client's metrics to a prom-client registry. Throws if a metric of the same name is already registered
  * there: register each client once per registry, or give each its own `prefix`.
+ *
+ * @example
+ * ```ts
+ * import http from 'node:http';
+ * import { Registry } from 'prom-client';
+ * import { registerPrometheusMetrics } from 'sidecarless/prometheus';
+ *
+ * const registry = new Registry();
+ * const registration = registerPrometheusMetrics(client, { registry, labels: { service: 'shop' } });
+ * http.createServer(async (req, res) => {
+ *   if (req.url === '/metrics') {
+ *     res.setHeader('content-type', registry.contentType);
+ *     res.end(await registry.metrics());
+ *   }
+ * });
+ * // on shutdown: registration.unregister();
+ * ```
  */
 export function registerPrometheusMetrics(client: Client, options: PrometheusOptions = {}): PrometheusRegistration {
   const registry = options.registry ?? defaultRegistry;
   const prefix = options.prefix ?? 'sidecarless_';
   const base = options.labels ?? {};
-  let cached: { at: number; stats: ClientStats } | undefined;
-  // One scrape reads every metric; read the stats once per scrape, not once per metric.
+  let cached: ClientStats | undefined;
+  // prom-client calls every metric's get() in one synchronous pass per scrape: read the stats once for that pass
+  // (not once per metric), and drop them when it ends, so the next scrape, however soon, sees fresh numbers.
   const stats = (): ClientStats => {
-    const now = Date.now();
-    if (cached === undefined || now - cached.at > 50) cached = { at: now, stats: client.stats() };
-    return cached.stats;
+    if (cached === undefined) {
+      cached = client.stats();
+      queueMicrotask(() => {
+        cached = undefined;
+      });
+    }
+    return cached;
   };
   const names: string[] = [];
   const define = (name: string, help: string, type: MetricType, collect: (s: ClientStats, out: Value[]) => void) => {
@@ -211,6 +233,30 @@ export function registerPrometheusMetrics(client: Client, options: PrometheusOpt
     'Attempts sent to the endpoint.',
     'counter',
     perEndpoint((e) => e.attempts),
+  );
+  define(
+    'endpoint_retries_total',
+    'Attempts sent to the endpoint that retried a failure.',
+    'counter',
+    perEndpoint((e) => e.retries),
+  );
+  define(
+    'endpoint_hedges_total',
+    'Hedged attempts sent to the endpoint.',
+    'counter',
+    perEndpoint((e) => e.hedges),
+  );
+  define(
+    'endpoint_ejections_total',
+    'Outlier ejections of the endpoint.',
+    'counter',
+    perEndpoint((e) => e.timesEjected),
+  );
+  define(
+    'endpoint_ejection_returns_total',
+    'Returns of the endpoint from outlier ejection.',
+    'counter',
+    perEndpoint((e) => e.returns),
   );
   define(
     'endpoint_in_flight',

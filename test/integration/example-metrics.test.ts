@@ -1,7 +1,22 @@
 // examples/prometheus-metrics.ts runs as a user would run it, and its /metrics reports real numbers.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { runExample } from '../helpers/run-example.js';
+
+/** The value of the one sample of `name` with exactly `labels`. */
+function sample(text: string, name: string, labels: string): number {
+  const match = new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(text);
+  assert.ok(match, `no ${name}{${labels}} in:\n${text}`);
+  return Number(match[1]);
+}
+
+/** Sum of every sample of `name`, whatever its labels. */
+function sum(text: string, name: string): number {
+  return [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
+}
 
 it('the Prometheus example serves /metrics with the numbers of the traffic it sent', async () => {
   const out = await runExample('prometheus-metrics.ts');
@@ -18,4 +33,48 @@ it('the Prometheus example serves /metrics with the numbers of the traffic it se
     0,
   );
   assert.equal(attempts, 30 + retries);
+});
+
+it('with --serve, the running service exposes /metrics that counts the traffic it serves, scraped over HTTP', async () => {
+  const script = fileURLToPath(new URL('../../examples/prometheus-metrics.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', script, '--serve'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stderr.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  try {
+    const address = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const match = /^serving http:\/\/([\d.]+:\d+)\/metrics$/m.exec(out);
+        if (match) resolve(match[1] as string);
+      });
+      exited.then(() => reject(new Error(`the example exited before serving: ${out}`)), reject);
+    });
+    const scrape = async () => (await fetch(`http://${address}/metrics`)).text();
+    const labels = 'service="shop",cluster="inventory"';
+    const first = await scrape();
+    assert.equal(sample(first, 'sidecarless_requests_total', labels), 30);
+    assert.equal(sample(first, 'sidecarless_responses_total', `${labels},code_class="2xx"`), 30);
+    assert.equal(sample(first, 'sidecarless_request_duration_seconds_count', labels), 30);
+    assert.equal(sample(first, 'sidecarless_requests_in_flight', labels), 0);
+    const retries = sample(first, 'sidecarless_retries_total', labels);
+    assert.ok(retries >= 1, 'the 503s of the third backend were retried');
+    assert.equal(sum(first, 'sidecarless_endpoint_retries_total'), retries, 'each retry is counted on one endpoint');
+    assert.equal(sum(first, 'sidecarless_endpoint_attempts_total'), 30 + retries);
+    // prom-client's default metrics are served alongside.
+    assert.match(first, /^process_cpu_user_seconds_total \S+$/m);
+
+    for (let i = 0; i < 5; i++) assert.equal((await fetch(`http://${address}/buy`)).status, 200);
+    const second = await scrape();
+    assert.equal(sample(second, 'sidecarless_requests_total', labels), 35);
+    assert.equal(sample(second, 'sidecarless_request_duration_seconds_count', labels), 35);
+  } finally {
+    child.kill('SIGTERM');
+    const [code, signal] = await exited;
+    clearTimeout(killer);
+    assert.deepEqual([code, signal], [0, null], `the example closes and exits on SIGTERM: ${out}`);
+  }
 });

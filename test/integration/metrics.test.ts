@@ -5,10 +5,23 @@ import diagnostics from 'node:diagnostics_channel';
 import { after, before, describe, it } from 'node:test';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { Registry } from 'prom-client';
-import { type Client, createClient, histogramQuantile } from '../../src/index.js';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  type Client,
+  createClient,
+  createEndpoint,
+  findSidecarlessError,
+  type HealthEvent,
+  histogramQuantile,
+  type Resolver,
+  ResolverError,
+  type ResolverListener,
+} from '../../src/index.js';
 import { registerOpenTelemetryMetrics } from '../../src/metrics/opentelemetry.js';
 import { registerPrometheusMetrics } from '../../src/metrics/prometheus.js';
 import { type Backend, startBackend, stopAll } from '../helpers/backends.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 class TestReader extends MetricReader {
   protected override async onShutdown(): Promise<void> {}
@@ -50,7 +63,7 @@ describe('metrics', () => {
     }
     const clusterId = client.stats().clusters[0]?.id;
     assert.deepEqual(seen.start, [
-      { cluster: 'inventory', clusterId, method: 'GET', authority: 'inventory', path: '/items?x=1' },
+      { cluster: 'inventory', clusterId, method: 'GET', scheme: 'http', authority: 'inventory', path: '/items?x=1' },
     ]);
     const end = seen.end?.[0] as { statusCode: number; attempts: number; durationMs: number; error: unknown };
     assert.equal(end.statusCode, 200);
@@ -109,6 +122,12 @@ describe('metrics', () => {
         );
       }
       assert.match(text, /sidecarless_endpoints\{service="frontend",cluster="inventory"\} 3/);
+      // Regression: stats were cached for 50 ms, so a scrape right after another reported the old numbers.
+      await (await client.fetch('http://inventory/')).arrayBuffer();
+      assert.match(
+        await registry.metrics(),
+        new RegExp(`sidecarless_requests_total\\{service="frontend",cluster="inventory"\\} ${before + 2}\\n`),
+      );
       assert.throws(() => registerPrometheusMetrics(client, { registry }), /already been registered/);
     } finally {
       registration.unregister();
@@ -150,6 +169,401 @@ describe('metrics', () => {
     } finally {
       registration.unregister();
       await Promise.all([provider.shutdown(), twin.close()]);
+    }
+  });
+});
+
+/** The value of one Prometheus sample, e.g. `sample(text, 'sidecarless_ejections_total', 'cluster="svc"')`. */
+function sample(text: string, name: string, labels: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
+  assert.ok(line !== undefined, `no sample ${name}{${labels}} in:\n${text}`);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** A scrape from a registry of its own, so no earlier scrape's cached stats can answer. */
+async function scrape(client: Client): Promise<string> {
+  const registry = new Registry();
+  registerPrometheusMetrics(client, { registry });
+  return registry.metrics();
+}
+
+/** A loopback address nothing listens on: a server's ephemeral port, closed again. */
+async function deadAddress(): Promise<string> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return `127.0.0.1:${port}`;
+}
+
+/** A backend that holds every response until `release()`; `arrived` resolves when the first request is in. */
+async function heldBackend(id: string): Promise<{ backend: Backend; arrived: Promise<void>; release(): void }> {
+  const held: http.ServerResponse[] = [];
+  let signal: () => void = () => {};
+  const arrived = new Promise<void>((resolve) => {
+    signal = resolve;
+  });
+  const backend = await startBackend(id, (req, res) => {
+    req.resume();
+    held.push(res);
+    signal();
+  });
+  return {
+    backend,
+    arrived,
+    release() {
+      for (const res of held.splice(0)) if (!res.destroyed) res.end(id);
+    },
+  };
+}
+
+describe('counters, with their exact Prometheus series', () => {
+  const backends: Backend[] = [];
+  const clients: Client[] = [];
+  const track = <T extends Client>(client: T): T => {
+    clients.push(client);
+    return client;
+  };
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await stopAll(backends);
+  });
+
+  it('ejection and return: both events carry clusterId, counted per cluster and per endpoint', async () => {
+    const bad = await startBackend('bad', (req, res) => {
+      req.resume();
+      res.writeHead(500);
+      res.end();
+    });
+    const good = await startBackend('good');
+    backends.push(bad, good);
+    const clock = new FakeClock();
+    const client = track(
+      createClient({
+        target: [bad.address, good.address],
+        name: 'svc',
+        clock,
+        random: () => 0,
+        panicThreshold: 0,
+        outlierDetection: { intervalMs: 50, consecutive5xx: 2, baseEjectionTimeMs: 100 },
+      }),
+    );
+    const events: HealthEvent[] = [];
+    const onEject = (m: unknown) => events.push(m as HealthEvent);
+    diagnostics.subscribe('sidecarless:eject', onEject);
+    try {
+      for (let i = 0; i < 10 && events.length === 0; i++) await (await client.fetch('http://svc/')).arrayBuffer();
+      assert.equal(bad.hits, 2, 'two consecutive 500s eject');
+      // 100 ms ejection, returned at the first 50 ms sweep after it.
+      clock.advance(200);
+    } finally {
+      diagnostics.unsubscribe('sidecarless:eject', onEject);
+    }
+    const stats = client.stats().clusters[0];
+    assert.ok(stats);
+    assert.deepEqual(
+      events.map((e) => [e.type, e.cluster, e.clusterId, e.endpoint.key]),
+      [
+        ['eject', 'svc', stats.id, bad.address],
+        ['return', 'svc', stats.id, bad.address],
+      ],
+    );
+    assert.equal(stats.ejections, 1);
+    assert.equal(stats.returns, 1);
+    const of = (address: string) => stats.endpoints.find((e) => e.key === address);
+    assert.deepEqual(
+      [of(bad.address)?.timesEjected, of(bad.address)?.returns, of(bad.address)?.ejected],
+      [1, 1, false],
+    );
+    assert.deepEqual([of(good.address)?.timesEjected, of(good.address)?.returns], [0, 0]);
+    const text = await scrape(client);
+    assert.equal(sample(text, 'sidecarless_ejections_total', 'cluster="svc"'), 1);
+    assert.equal(sample(text, 'sidecarless_ejection_returns_total', 'cluster="svc"'), 1);
+    const bad_ = `cluster="svc",endpoint="${bad.address}"`;
+    const good_ = `cluster="svc",endpoint="${good.address}"`;
+    assert.equal(sample(text, 'sidecarless_endpoint_ejections_total', bad_), 1);
+    assert.equal(sample(text, 'sidecarless_endpoint_ejection_returns_total', bad_), 1);
+    assert.equal(sample(text, 'sidecarless_endpoint_ejections_total', good_), 0);
+    assert.equal(sample(text, 'sidecarless_endpoint_ejected', bad_), 0);
+  });
+
+  it('resolver errors: published with the kept endpoint count, counted, last error kept after an update', async () => {
+    const one = await startBackend('one');
+    const two = await startBackend('two');
+    backends.push(one, two);
+    let listener: ResolverListener | undefined;
+    const resolver: Resolver = {
+      start(l) {
+        listener = l;
+      },
+      close() {},
+    };
+    const client = track(createClient({ target: resolver, name: 'svc' }));
+    const messages: { endpoints: number; error: Error | undefined; clusterId: number }[] = [];
+    const onResolve = (m: unknown) => messages.push(m as (typeof messages)[number]);
+    diagnostics.subscribe('sidecarless:resolve', onResolve);
+    try {
+      assert.ok(listener, 'the cluster started the resolver');
+      listener.onUpdate([createEndpoint({ host: '127.0.0.1', port: one.port })]);
+      listener.onError(new ResolverError('registry unreachable'));
+      listener.onUpdate([
+        createEndpoint({ host: '127.0.0.1', port: one.port }),
+        createEndpoint({ host: '127.0.0.1', port: two.port }),
+      ]);
+    } finally {
+      diagnostics.unsubscribe('sidecarless:resolve', onResolve);
+    }
+    const stats = client.stats().clusters[0];
+    assert.ok(stats);
+    assert.deepEqual(
+      messages.map((m) => [m.clusterId, m.endpoints, m.error?.message]),
+      [
+        [stats.id, 1, undefined],
+        [stats.id, 1, 'registry unreachable'],
+        [stats.id, 2, undefined],
+      ],
+    );
+    assert.deepEqual(stats.resolver, { updates: 2, errors: 1, lastError: 'registry unreachable' });
+    const text = await scrape(client);
+    assert.equal(sample(text, 'sidecarless_resolver_updates_total', 'cluster="svc"'), 2);
+    assert.equal(sample(text, 'sidecarless_resolver_errors_total', 'cluster="svc"'), 1);
+    assert.equal(sample(text, 'sidecarless_endpoints', 'cluster="svc"'), 2);
+  });
+
+  it('a failed request: request:end carries the error; errors by code and by kind, attempt latency counted', async () => {
+    const dead = await deadAddress();
+    const client = track(createClient({ target: [dead], name: 'svc', retry: false }));
+    const ends: { statusCode: number; error: Error | undefined; attempts: number; clusterId: number }[] = [];
+    const onEnd = (m: unknown) => ends.push(m as (typeof ends)[number]);
+    diagnostics.subscribe('sidecarless:request:end', onEnd);
+    let failure: unknown;
+    try {
+      failure = await client.fetch('http://svc/').then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    } finally {
+      diagnostics.unsubscribe('sidecarless:request:end', onEnd);
+    }
+    assert.ok(failure instanceof Error, 'the fetch failed');
+    const stats = client.stats().clusters[0];
+    assert.ok(stats);
+    assert.equal(ends.length, 1);
+    const [end] = ends;
+    assert.ok(end?.error instanceof Error);
+    assert.deepEqual([end.statusCode, end.attempts, end.clusterId], [0, 1, stats.id]);
+    const code = (end.error as { code?: string }).code;
+    assert.equal(code, 'ECONNREFUSED');
+    assert.deepEqual(stats.requests.errors, { ECONNREFUSED: 1 });
+    const [endpoint] = stats.endpoints;
+    assert.deepEqual(endpoint?.errorsByKind, { connect: 1, reset: 0, timeout: 0, aborted: 0, other: 0 });
+    assert.equal(endpoint.latency.count, 1);
+    const text = await scrape(client);
+    const labels = `cluster="svc",endpoint="${dead}"`;
+    assert.equal(sample(text, 'sidecarless_request_errors_total', 'cluster="svc",code="ECONNREFUSED"'), 1);
+    assert.equal(sample(text, 'sidecarless_endpoint_errors_total', `${labels},kind="connect"`), 1);
+    assert.equal(sample(text, 'sidecarless_endpoint_errors_total', `${labels},kind="reset"`), 0);
+    assert.equal(sample(text, 'sidecarless_endpoint_attempts_total', labels), 1);
+    assert.equal(sample(text, 'sidecarless_endpoint_latency_seconds_count', labels), 1);
+    assert.equal(sample(text, 'sidecarless_request_duration_seconds_count', 'cluster="svc"'), 0);
+  });
+
+  it('limits.maxInFlight: a refused request counts as overloaded, not as a request', async () => {
+    const slow = await heldBackend('slow');
+    backends.push(slow.backend);
+    const client = track(createClient({ target: [slow.backend.address], name: 'svc', limits: { maxInFlight: 1 } }));
+    const first = client.fetch('http://svc/');
+    await slow.arrived;
+    const refused = await client.fetch('http://svc/').catch((err: unknown) => err);
+    assert.equal(findSidecarlessError(refused)?.code, 'SIDECARLESS_OVERLOADED');
+    slow.release();
+    assert.equal(await (await first).text(), 'slow');
+    const stats = client.stats().clusters[0];
+    assert.deepEqual([stats?.requests.total, stats?.requests.overloaded], [1, 1]);
+    const text = await scrape(client);
+    assert.equal(sample(text, 'sidecarless_overloaded_total', 'cluster="svc"'), 1);
+    assert.equal(sample(text, 'sidecarless_requests_total', 'cluster="svc"'), 1);
+  });
+
+  it('an open breaker: circuitOpen counted, breaker_state reports open', async () => {
+    const failing = await startBackend('failing', (req, res) => {
+      req.resume();
+      res.writeHead(500);
+      res.end();
+    });
+    backends.push(failing);
+    const client = track(
+      createClient({
+        target: [failing.address],
+        name: 'svc',
+        retry: false,
+        outlierDetection: false,
+        breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeout: 60_000 },
+      }),
+    );
+    for (let i = 0; i < 4; i++) await (await client.fetch('http://svc/')).arrayBuffer();
+    const refused = await client.fetch('http://svc/').catch((err: unknown) => err);
+    assert.equal(findSidecarlessError(refused)?.code, 'SIDECARLESS_CIRCUIT_OPEN');
+    assert.equal(failing.hits, 4);
+    const stats = client.stats().clusters[0];
+    assert.ok(stats);
+    assert.equal(stats.breaker, 'open');
+    assert.equal(stats.requests.circuitOpen, 1);
+    assert.deepEqual(stats.requests.errors, { SIDECARLESS_CIRCUIT_OPEN: 1 });
+    const text = await scrape(client);
+    assert.equal(sample(text, 'sidecarless_breaker_state', 'cluster="svc",state="open"'), 1);
+    assert.equal(sample(text, 'sidecarless_breaker_state', 'cluster="svc",state="closed"'), 0);
+    assert.equal(sample(text, 'sidecarless_breaker_state', 'cluster="svc",state="half-open"'), 0);
+    assert.equal(sample(text, 'sidecarless_circuit_open_total', 'cluster="svc"'), 1);
+    assert.equal(sample(text, 'sidecarless_responses_total', 'cluster="svc",code_class="5xx"'), 4);
+  });
+
+  it('a retry is counted on the endpoint it went to', async () => {
+    const unavailable = await startBackend('unavailable', (req, res) => {
+      req.resume();
+      res.writeHead(503);
+      res.end();
+    });
+    const ok = await startBackend('ok');
+    backends.push(unavailable, ok);
+    const client = track(
+      createClient({
+        target: [unavailable.address, ok.address],
+        name: 'svc',
+        random: () => 0,
+        retry: { maxAttempts: 2 },
+      }),
+    );
+    assert.equal((await client.fetch('http://svc/')).status, 200);
+    const stats = client.stats().clusters[0];
+    assert.ok(stats);
+    assert.deepEqual([stats.requests.retries, stats.requests.hedges, stats.requests.extraAttempts], [1, 0, 1]);
+    const of = (address: string) => stats.endpoints.find((e) => e.key === address);
+    assert.deepEqual([of(unavailable.address)?.attempts, of(unavailable.address)?.retries], [1, 0]);
+    assert.deepEqual([of(ok.address)?.attempts, of(ok.address)?.retries, of(ok.address)?.hedges], [1, 1, 0]);
+    const text = await scrape(client);
+    assert.equal(sample(text, 'sidecarless_retries_total', 'cluster="svc"'), 1);
+    assert.equal(sample(text, 'sidecarless_endpoint_retries_total', `cluster="svc",endpoint="${ok.address}"`), 1);
+    assert.equal(
+      sample(text, 'sidecarless_endpoint_retries_total', `cluster="svc",endpoint="${unavailable.address}"`),
+      0,
+    );
+  });
+
+  it('a hedge is counted as a hedge, not a retry, on the endpoint it went to', async () => {
+    const slow = await heldBackend('slow');
+    const fast = await startBackend('fast');
+    backends.push(slow.backend, fast);
+    const client = track(
+      createClient({
+        target: [slow.backend.address, fast.address],
+        name: 'svc',
+        random: () => 0,
+        hedge: { delay: 20 },
+      }),
+    );
+    try {
+      const res = await client.fetch('http://svc/');
+      assert.equal(JSON.parse(await res.text()).backend, 'fast');
+    } finally {
+      slow.release();
+    }
+    const stats = client.stats().clusters[0];
+    assert.ok(stats);
+    assert.deepEqual([stats.requests.hedges, stats.requests.retries, stats.requests.extraAttempts], [1, 0, 1]);
+    const of = (address: string) => stats.endpoints.find((e) => e.key === address);
+    assert.deepEqual([of(fast.address)?.hedges, of(fast.address)?.retries], [1, 0]);
+    assert.deepEqual([of(slow.backend.address)?.hedges, of(slow.backend.address)?.attempts], [0, 1]);
+    const text = await scrape(client);
+    assert.equal(sample(text, 'sidecarless_hedges_total', 'cluster="svc"'), 1);
+    assert.equal(sample(text, 'sidecarless_retries_total', 'cluster="svc"'), 0);
+    assert.equal(sample(text, 'sidecarless_endpoint_hedges_total', `cluster="svc",endpoint="${fast.address}"`), 1);
+  });
+
+  it('OpenTelemetry: semantic-convention attributes, units, and the per-endpoint instruments', async () => {
+    const shop = await startBackend('shop', (req, res) => {
+      req.resume();
+      if (req.url === '/reset') {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(req.url === '/missing' ? 404 : 200);
+      res.end();
+    });
+    backends.push(shop);
+    const client = track(createClient({ target: [shop.address], name: 'shop', retry: false, breaker: true }));
+    const reader = new TestReader();
+    const provider = new MeterProvider({ readers: [reader] });
+    const registration = registerOpenTelemetryMetrics(client, { meter: provider.getMeter('test') });
+    try {
+      await (await client.fetch('http://shop/')).arrayBuffer();
+      await (await client.fetch('http://shop/missing')).arrayBuffer();
+      await (await client.fetch('http://shop:8080/purge', { method: 'PURGE' })).arrayBuffer();
+      const reset = await client.fetch('http://shop/reset').catch((err: unknown) => err);
+      assert.ok(reset instanceof Error, 'the reset request failed');
+      const { resourceMetrics } = await reader.collect();
+      const all = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
+      const find = (name: string) => {
+        const metric = all.find((m) => m.descriptor.name === name);
+        assert.ok(metric, `${name} exported`);
+        return metric;
+      };
+      type Point = { attributes: Record<string, unknown>; value: number | { count: number } };
+      const points = (name: string) => find(name).dataPoints as unknown as Point[];
+      const requests = points('http.client.request.duration').map((p) => p.attributes);
+      const byPath = (status: number | undefined, method = 'GET') =>
+        requests.find((a) => a['http.response.status_code'] === status && a['http.request.method'] === method);
+      assert.equal(requests.length, 4);
+      assert.deepEqual(byPath(200), {
+        'http.request.method': 'GET',
+        'server.address': 'shop',
+        'server.port': 80,
+        'sidecarless.cluster': 'shop',
+        'http.response.status_code': 200,
+      });
+      assert.equal(byPath(404)?.['error.type'], '404');
+      assert.equal(byPath(404)?.['server.port'], 80);
+      const purge = byPath(200, '_OTHER');
+      assert.equal(purge?.['server.port'], 8080);
+      assert.equal(purge?.['error.type'], undefined);
+      const failed = byPath(undefined);
+      // The error's own code: undici's for a connection closed mid-exchange.
+      assert.equal(failed?.['error.type'], 'UND_ERR_SOCKET');
+
+      const units = Object.fromEntries(all.map((m) => [m.descriptor.name, m.descriptor.unit]));
+      assert.deepEqual(
+        [
+          units['sidecarless.requests'],
+          units['sidecarless.retries'],
+          units['sidecarless.endpoints'],
+          units['sidecarless.endpoint.errors'],
+          units['sidecarless.endpoint.attempt.duration'],
+        ],
+        ['{request}', '{attempt}', '{endpoint}', '{error}', 's'],
+      );
+      const key = shop.address;
+      const attempts = points('sidecarless.endpoint.attempt.duration');
+      assert.deepEqual(
+        attempts.map((p) => [p.attributes['sidecarless.endpoint'], (p.value as { count: number }).count]),
+        [[key, 4]],
+      );
+      const responses = Object.fromEntries(
+        points('sidecarless.endpoint.responses').map((p) => [p.attributes['sidecarless.status_class'], p.value]),
+      );
+      assert.deepEqual(responses, { '1xx': 0, '2xx': 2, '3xx': 0, '4xx': 1, '5xx': 0 });
+      const breaker = Object.fromEntries(
+        points('sidecarless.breaker.state').map((p) => [p.attributes['sidecarless.breaker.state'], p.value]),
+      );
+      assert.deepEqual(breaker, { closed: 1, open: 0, 'half-open': 0 });
+      assert.deepEqual(
+        points('sidecarless.ejection_returns').map((p) => p.value),
+        [0],
+      );
+      const errors = points('sidecarless.endpoint.errors').find((p) => p.attributes['error.type'] === 'reset');
+      assert.equal(errors?.value, 1);
+    } finally {
+      registration.unregister();
+      await provider.shutdown();
     }
   });
 });
