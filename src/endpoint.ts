@@ -59,7 +59,9 @@ function normalizeHost(raw: unknown): string {
   }
   let host = raw;
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  if (isIP(host) !== 0) return host.toLowerCase();
+  const family = isIP(host);
+  if (family === 6) return canonicalIPv6(host);
+  if (family === 4) return host;
   host = host.toLowerCase();
   if (host.endsWith('.')) host = host.slice(0, -1);
   if (host.length > 253 || !host.split('.').every((label) => HOST_LABEL.test(label))) {
@@ -68,6 +70,18 @@ function normalizeHost(raw: unknown): string {
     );
   }
   return host;
+}
+
+/**
+ * One spelling per IPv6 address (RFC 5952 style, as the WHATWG URL serializer writes it: lower case, longest zero
+ * run compressed), so `0:0::1` and `::1` get the same key and a set cannot hold one address twice. A zone index
+ * (`fe80::1%eth0`) is kept as written; the URL parser does not take one.
+ */
+function canonicalIPv6(host: string): string {
+  const percent = host.indexOf('%');
+  const address = percent === -1 ? host : host.slice(0, percent);
+  const canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  return percent === -1 ? canonical : canonical + host.slice(percent);
 }
 
 function describe(value: unknown): string {

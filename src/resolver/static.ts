@@ -68,8 +68,19 @@ export class StaticResolver implements Resolver {
   }
 }
 
-/** Factory for `static://h1:p1,h2:p2`. */
+/**
+ * Factory for `static://h1:p1,h2:p2` (or `static:///h1:p1,h2:p2`). Throws `SIDECARLESS_INVALID_TARGET` for a
+ * malformed list, a path after the list or a query (the static scheme has no settings, and dropping them silently
+ * would hide a mistake such as `?weight=3`), and `SIDECARLESS_DUPLICATE_ENDPOINT` for a repeated endpoint, as an
+ * endpoint list does.
+ */
 export const staticResolverFactory: ResolverFactory = (target) => {
+  if (target.authority.length > 0 && target.path.length > 0) {
+    throw new InvalidTargetError(target.raw, `a static target has no path (got "/${target.path}")`);
+  }
+  if (target.query.size > 0 || target.raw.includes('?')) {
+    throw new InvalidTargetError(target.raw, 'a static target takes no query; endpoint weights need an endpoint list');
+  }
   const list = target.authority || target.path;
   if (list.length === 0) throw new InvalidTargetError(target.raw, 'a static target lists at least one host:port');
   const entries = list.split(',');
@@ -77,7 +88,7 @@ export const staticResolverFactory: ResolverFactory = (target) => {
   try {
     return new StaticResolver(entries);
   } catch (err) {
-    if (isSidecarlessError(err)) throw new InvalidTargetError(target.raw, err.message, { cause: err });
-    throw err;
+    if (!isSidecarlessError(err) || err.code === 'SIDECARLESS_DUPLICATE_ENDPOINT') throw err;
+    throw new InvalidTargetError(target.raw, err.message, { cause: err });
   }
 };

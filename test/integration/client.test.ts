@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import http, { type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import { pipeline as pipelinePromise } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
@@ -107,12 +109,18 @@ describe('client over real backends', () => {
       const b = await undiciFetch('http://users/2', { dispatcher: client.dispatcher });
       setGlobalDispatcher(client.dispatcher);
       const c = await request('http://users/3');
+      // Node's built-in fetch (its own bundled undici) also honours the global dispatcher npm undici installs.
+      const d = await globalThis.fetch('http://users/4');
       const ids = [
         ((await a.body.json()) as { backend: string }).backend,
         ((await b.json()) as { backend: string }).backend,
         ((await c.body.json()) as { backend: string }).backend,
       ];
+      const viaBuiltIn = await json(d);
       assert.deepEqual(ids, ['b0', 'b1', 'b2']);
+      assert.equal(viaBuiltIn.backend, 'b0');
+      assert.equal(viaBuiltIn.host, 'users');
+      assert.equal(globalThis.fetch === (undiciFetch as unknown), false, 'the built-in fetch, not undici.fetch');
     } finally {
       setGlobalDispatcher(previous);
       await client.close();
@@ -163,6 +171,35 @@ describe('client over real backends', () => {
     }
   });
 
+  it('ready() then close() or destroy(): rejects with SIDECARLESS_CLIENT_CLOSED and leaves no timer behind', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const baseline = timers();
+    const closed = createClient({ target: { start() {}, close() {} } });
+    const destroyed = createClient({ target: { start() {}, close() {} } });
+    const waits = [closed.ready(60_000), closed.ready(60_000), destroyed.ready(60_000)];
+    for (const wait of waits) wait.catch(() => {}); // asserted below; not unhandled meanwhile
+    assert.equal(timers(), baseline + 3, 'each waiting ready() holds its timeout');
+    await Promise.all([closed.close(), destroyed.destroy()]);
+    for (const wait of waits) await assert.rejects(wait, { code: 'SIDECARLESS_CLIENT_CLOSED' });
+    assert.ok(timers() <= baseline, `${timers() - baseline} timers left after close`);
+    await assert.rejects(closed.ready(), { code: 'SIDECARLESS_CLIENT_CLOSED' });
+  });
+
+  it('ready() rejects a timeout that is not a number of ms with SIDECARLESS_INVALID_OPTION', async () => {
+    const client = createClient({ target: { start() {}, close() {} } });
+    try {
+      for (const bad of [-1, Number.NaN, 2 ** 31, '5' as never]) {
+        await assert.rejects(
+          client.ready(bad),
+          { code: 'SIDECARLESS_INVALID_OPTION', option: 'timeoutMs' },
+          String(bad),
+        );
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
   it('an endpoint added mid-traffic starts receiving requests', async () => {
     const resolver = new StaticResolver([backends[0]!.address]);
     const client = createClient({ target: resolver });
@@ -175,6 +212,41 @@ describe('client over real backends', () => {
       assert.deepEqual([...seen].sort(), ['b0', 'b1']);
     } finally {
       await client.close();
+    }
+  });
+
+  it('an endpoint kept across an update keeps its pool: counters go on, the new weight shows, the socket is reused', async () => {
+    const ports = new Map<string, number[]>();
+    const own = await startBackends(2, (req, res, self) => {
+      ports.set(self.id, [...(ports.get(self.id) ?? []), req.socket.remotePort as number]);
+      req.resume();
+      res.end(JSON.stringify({ backend: self.id }));
+    });
+    const [b0, b1] = own as [Backend, Backend];
+    const resolver = new StaticResolver([b0.address]);
+    // One connection per endpoint: a kept pool must send everything over the socket it already has, while a
+    // recreated one would have to connect again (from a new client port).
+    const client = createClient({ target: resolver, random: () => 0, pool: { connections: 1 } });
+    try {
+      const n = 5;
+      for (let i = 0; i < n; i++) assert.equal((await json(await client.fetch('http://svc/'))).backend, 'b0');
+      const before = client.stats().clusters[0]?.endpoints[0];
+      assert.equal(before?.attempts, n);
+      assert.equal(before?.weight, 1);
+      resolver.update([{ host: '127.0.0.1', port: b0.port, weight: 3, metadata: { version: '2' } }, b1.address]);
+      await new Promise((r) => setImmediate(r)); // updates are delivered asynchronously (resolver contract)
+      const seen: string[] = [];
+      for (let i = 0; i < 8; i++) seen.push((await json(await client.fetch('http://svc/'))).backend);
+      const toB0 = seen.filter((id) => id === 'b0').length;
+      assert.ok(toB0 > 0 && seen.includes('b1'), seen.join());
+      const after = client.stats().clusters[0]?.endpoints.find((e) => e.key === b0.address);
+      assert.equal(after?.attempts, n + toB0, 'the attempt counter went on from before the update');
+      assert.equal(after?.weight, 3);
+      assert.equal(ports.get('b0')?.length, n + toB0);
+      assert.deepEqual(new Set(ports.get('b0')).size, 1, `b0 saw client ports ${ports.get('b0')?.join()}`);
+    } finally {
+      await client.close();
+      await stopAll(own);
     }
   });
 
@@ -297,14 +369,82 @@ describe('client over real backends', () => {
       await client.close();
     }
   });
+
+  it('an endpoint that refuses connections leaves the picker: the next requests all reach the live one', async () => {
+    const dead = await startBackend('dead');
+    await dead.stop();
+    const client = createClient({
+      target: [dead.address, backends[0]!.address],
+      retry: false,
+      random: () => 0,
+      // Backoff longer than the test: the dead endpoint cannot become usable again in between.
+      connectBackoff: { initialMs: 60_000, maxMs: 60_000, jitter: 0 },
+    });
+    try {
+      // Round robin reaches the dead endpoint within two requests; without retries that request fails.
+      let refused: unknown;
+      for (let i = 0; i < 2 && refused === undefined; i++) {
+        await client.fetch('http://svc/').then(
+          (res) => res.arrayBuffer(),
+          (err: unknown) => {
+            refused = err;
+          },
+        );
+      }
+      assert.equal(((refused as Error | undefined)?.cause as { code?: string } | undefined)?.code, 'ECONNREFUSED');
+      const seen: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        seen.push(
+          await client.fetch('http://svc/').then(
+            async (res) => (await json(res)).backend,
+            (err: Error) => `error ${(err.cause as { code?: string } | undefined)?.code}`,
+          ),
+        );
+      }
+      assert.deepEqual(seen, Array(6).fill('b0'));
+      const [deadStats, liveStats] = client.stats().clusters[0]?.endpoints ?? [];
+      assert.equal(deadStats?.state, 'transient-failure');
+      assert.equal(deadStats?.attempts, 1);
+      assert.equal(liveStats?.state, 'ready');
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 describe('process exit', () => {
   it('a closed client leaves no open handle: the process exits by itself', async () => {
-    const backend = await startBackend('exit');
+    // The backend counts connections itself: an idle socket the client forgot to close is unref'd, so it neither
+    // stops the exit nor shows in the child's getActiveResourcesInfo(); only the server side sees it still open.
+    const open = new Set<Socket>();
+    let accepted = 0;
+    const probes: ServerResponse[] = [];
+    const answerProbes = () => {
+      for (const res of probes.splice(0)) {
+        if ([...open].some((s) => s !== res.socket)) probes.push(res);
+        else res.end(JSON.stringify({ accepted: accepted - 1, open: open.size - 1 }));
+      }
+    };
+    const server = http.createServer((req, res) => {
+      req.resume();
+      if (req.url !== '/__open-connections') return void res.end('ok');
+      probes.push(res);
+      answerProbes();
+    });
+    server.keepAliveTimeout = 0; // connections stay open until the client ends them
+    server.on('connection', (socket: Socket) => {
+      accepted++;
+      open.add(socket);
+      socket.on('close', () => {
+        open.delete(socket);
+        answerProbes();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
       const script = fileURLToPath(new URL('../fixtures/exit-after-close.ts', import.meta.url));
-      const child = spawn(process.execPath, ['--import', 'tsx', script, backend.address], {
+      const child = spawn(process.execPath, ['--import', 'tsx', script, address], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
@@ -314,15 +454,31 @@ describe('process exit', () => {
       child.stderr.on('data', (d: Buffer) => {
         out += d.toString();
       });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      let openAtKill = 0;
+      const timer = setTimeout(() => {
+        openAtKill = open.size;
+        child.kill('SIGKILL');
+      }, 15_000);
       const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
       clearTimeout(timer);
-      assert.equal(signal, null, `child hung and was killed; output: ${out}`);
+      assert.equal(signal, null, `child hung and was killed (${openAtKill} connections still open); output: ${out}`);
       assert.equal(code, 0, out);
-      assert.match(out, /status 200/);
+      assert.match(out, /status 200,200,200,200/);
       assert.match(out, /pending request: SIDECARLESS_CLIENT_CLOSED/);
+      assert.match(out, /ready: SIDECARLESS_CLIENT_CLOSED/);
+      const resources = JSON.parse(/resources after close: (.*)/.exec(out)?.[1] ?? 'null') as string[];
+      assert.ok(Array.isArray(resources), out);
+      assert.deepEqual(
+        resources.filter((r) => r === 'TCPSocketWrap' || r === 'Timeout'),
+        [],
+        `left after close: ${resources.join(', ')}`,
+      );
+      const report = JSON.parse(/server: (.*)/.exec(out)?.[1] ?? 'null') as { accepted: number; open: number };
+      assert.equal(report.open, 0);
+      assert.ok(report.accepted >= 2, `the client opened ${report.accepted} connections; the check needs several`);
     } finally {
-      await backend.stop();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

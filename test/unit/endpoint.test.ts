@@ -25,6 +25,16 @@ describe('createEndpoint', () => {
     assert.equal(createEndpoint({ host: '::1', port: 80 }).host, '::1');
   });
 
+  it('spells each IPv6 address one way, so one address cannot appear twice in a set', () => {
+    assert.equal(createEndpoint({ host: '0:0::1', port: 80 }).key, '[::1]:80');
+    assert.equal(createEndpoint({ host: '[FE80:0:0:0::1]', port: 80 }).host, 'fe80::1');
+    assert.equal(createEndpoint({ host: 'fe80::0:1%eth0', port: 80 }).host, 'fe80::1%eth0');
+    assert.throws(
+      () => createEndpointSet(['[::1]:80', '[0:0::1]:80']),
+      (err: unknown) => isSidecarlessError(err) && err.code === 'SIDECARLESS_DUPLICATE_ENDPOINT',
+    );
+  });
+
   const bad: Array<[string, Record<string, unknown>]> = [
     ['empty host', { host: '', port: 80 }],
     ['host with spaces', { host: 'a b', port: 80 }],

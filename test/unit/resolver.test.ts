@@ -56,24 +56,44 @@ describe('ResolverRegistry', () => {
     });
     assert.throws(() => registry.register('ok', 'nope' as never), { code: 'SIDECARLESS_INVALID_OPTION' });
   });
-  it('static targets: malformed lists, duplicates and invalid ports are typed errors', () => {
+  it('static targets: malformed lists and invalid ports are SIDECARLESS_INVALID_TARGET', () => {
     const registry = createResolverRegistry();
     const cases: Array<[string, string]> = [
       ['static://', 'SIDECARLESS_INVALID_TARGET'],
       ['static://a:1,,b:2', 'SIDECARLESS_INVALID_TARGET'],
-      ['static://a:1,a:1', 'SIDECARLESS_INVALID_TARGET'],
       ['static://a:99999', 'SIDECARLESS_INVALID_TARGET'],
       ['static://a', 'SIDECARLESS_INVALID_TARGET'],
     ];
     for (const [raw, code] of cases) assert.throws(() => registry.create(raw, ctx), { code }, raw);
-    const dup = (() => {
-      try {
-        registry.create('static://a:1,a:1', ctx);
-      } catch (err) {
-        return err as { cause?: { code?: string } };
-      }
-    })();
-    assert.equal(dup?.cause?.code, 'SIDECARLESS_DUPLICATE_ENDPOINT');
+  });
+  it('static targets with a path or a query are refused, not accepted with the extra part dropped', () => {
+    const registry = createResolverRegistry();
+    for (const raw of [
+      'static://127.0.0.1:80/extra',
+      'static://127.0.0.1:80,127.0.0.1:81/x',
+      'static://127.0.0.1:80?weight=3',
+      'static://127.0.0.1:80?',
+      'static:///127.0.0.1:80?weight=3',
+    ]) {
+      assert.throws(() => registry.create(raw, ctx), { code: 'SIDECARLESS_INVALID_TARGET', target: raw }, raw);
+    }
+    // The forms that carry the list in one place stay valid, and keep every endpoint.
+    for (const raw of ['static://127.0.0.1:80,127.0.0.1:81', 'static:///127.0.0.1:80,127.0.0.1:81']) {
+      const resolver = registry.create(raw, ctx) as StaticResolver;
+      assert.deepEqual(
+        resolver.endpoints.map((e) => e.key),
+        ['127.0.0.1:80', '127.0.0.1:81'],
+        raw,
+      );
+    }
+  });
+  it('a duplicate in a static target is SIDECARLESS_DUPLICATE_ENDPOINT, as in an endpoint list', () => {
+    const registry = createResolverRegistry();
+    for (const raw of ['static://a:1,a:1', 'static:///a:1,b:2,A:1', 'static://[::1]:80,[::1]:80']) {
+      assert.throws(() => registry.create(raw, ctx), { code: 'SIDECARLESS_DUPLICATE_ENDPOINT' }, raw);
+    }
+    assert.throws(() => new StaticResolver(['a:1', 'a:1']), { code: 'SIDECARLESS_DUPLICATE_ENDPOINT', key: 'a:1' });
+    assert.throws(() => registry.create('static://a:1,a:1', ctx), { key: 'a:1' });
   });
 });
 
