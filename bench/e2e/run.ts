@@ -15,20 +15,27 @@
  *   CPU: `process.cpuUsage()` of this process over each phase, per 1000 completed requests.
  * - Scenarios:
  *   1. overhead: 3 zero-latency backends, closed loop at `--concurrency`; each contender warmed up, then measured in
- *      `rounds` slices with the order rotated each round (the slices are summed).
+ *      `rounds` slices with the order rotated each round (the slices are summed; 2 rounds even in a smoke run, as
+ *      with one the table mostly showed which contender ran first).
  *   2. slow-backend: 10 backends (log-normal latency, median 5 ms), open loop at `--rate`: an all-healthy phase,
  *      then a phase in which the last backend is 10x slower for its middle third; per policy and BalancedPool.
- *   3. failing-backend: 5 backends (1-3 ms), open loop; one backend answers 50 % 503 (then hard down: refuses
- *      connections) from 10 % to 40 % of the phase; outlier detection with Envoy's defaults except the sweep
- *      interval and base ejection time, scaled down (stated in the report).
+ *   3. failing-backend: 5 backends (1-3 ms), open loop; from 10 % to 40 % of the phase one backend has a fault, one
+ *      run per fault: 50 % 503; 50 % connection resets; 20 % stalls of twice the per-try timeout; hard down
+ *      (refuses connections); outlier detection with Envoy's defaults except the sweep interval and base ejection
+ *      time, scaled down, and a per-try timeout (both stated in the report).
  *   4. kill-restart: 3 backends (1-3 ms), closed loop of GETs; one backend SIGKILLed at 1/3 and restarted on the
- *      same port at 1/2 of the phase.
+ *      same port at 1/2 of the phase; the same scaled-down ejection times, so the time to return is observable.
  *   5. resolver-churn: 6 backends, closed loop; a `StaticResolver` gets a random subset of 3 to 6 endpoints every
  *      100 ms; heap after a full GC sampled during the phase; a static phase of the same client as the baseline.
  * - Targets are reported (pass/miss), never asserted: the exit code is non-zero only for harness errors.
  *
  * Flags: --smoke  --scenario overhead,slow-backend,failing-backend,kill-restart,resolver-churn  --duration <s>
- *        --concurrency <n>  --rate <req/s>  --rounds <n>  --out <dir>
+ *        --concurrency <n>  --rate <req/s>  --rounds <n>  --out <dir>  --count <n>  --max-phase <s>
+ * Duration mode (the default): every phase's length derives from --duration. Count mode (--count): every measured
+ * phase sends that many requests instead (overhead: per contender and round; the slow-backend all-healthy phase
+ * 0.4x and the churn baseline a third of it, the ratios of duration mode); an
+ * open-loop phase then lasts count / rate, and a closed-loop one ends at the count or after --max-phase seconds
+ * (default 120, smoke 10), whichever comes first; kill and restart happen at a third and a half of the requests.
  * Writes (full run) bench/results/e2e.json, e2e.md, e2e-slow-cdf.svg, e2e-share.svg; a smoke run writes the same
  * files under .tmp/bench-e2e-smoke/ unless --out says otherwise.
  *
@@ -57,6 +64,7 @@ import {
   type SlowResult,
   type SlowRun,
   slowBackend,
+  LEAN_DISPATCHER,
 } from './scenarios.js';
 import { findBinary } from './sidecars.js';
 
@@ -89,15 +97,20 @@ const selected: ScenarioName[] =
         if (!(ALL as readonly string[]).includes(s)) throw new Error(`--scenario: unknown "${s}" (${ALL.join(', ')})`);
         return s as ScenarioName;
       });
+const countFlag = flag('count') === undefined ? undefined : Math.ceil(numberFlag('count', 1));
 const settings: Settings = {
   smoke,
   durationS: numberFlag('duration', smoke ? 1 : 12),
   concurrency: Math.round(numberFlag('concurrency', smoke ? 8 : 32)),
   rate: numberFlag('rate', smoke ? 300 : 1000),
-  rounds: Math.round(numberFlag('rounds', smoke ? 1 : 3)),
-  warmMs: smoke ? 100 : 1000,
+  // Two rounds even in a smoke run: with one, the overhead table mostly showed which contender ran first.
+  rounds: Math.round(numberFlag('rounds', smoke ? 2 : 3)),
+  warmMs: smoke ? 200 : 1000,
+  count: countFlag,
+  maxPhaseMs: numberFlag('max-phase', smoke ? 10 : 120) * 1000,
   policies: createPickerRegistry().names(),
 };
+if (settings.count !== undefined && settings.count > 1e7) throw new Error('--count: at most 10000000 per phase');
 const OUT = resolve(flag('out') ?? (smoke ? '.tmp/bench-e2e-smoke' : 'bench/results'));
 
 // ---- helpers --------------------------------------------------------------------------------------------------
@@ -133,19 +146,30 @@ function machine() {
 }
 
 interface Target {
-  readonly scenario: ScenarioName;
+  readonly scenario: ScenarioName | 'ci';
   readonly target: string;
   readonly measured: string;
   /** true: reached; false: missed; undefined: not measured (skipped). */
   readonly pass: boolean | undefined;
 }
 
-function row(o: PhaseSummary | Skipped): string {
-  if (isSkipped(o)) return `| ${o.name} | skipped: ${o.skipped} | | | | | | |`;
-  return `| ${o.name} | ${int(o.rps)} | ${f2(o.p50)} | ${f2(o.p99)} | ${f2(o.p999)} | ${f2(o.max)} | ${f1(o.cpuPer1kMs)} | ${o.failed} |`;
+/** A table row; `peer` is the row whose req/s the ratio column divides by. */
+function row(o: PhaseSummary | Skipped, peer: PhaseSummary | undefined): string {
+  if (isSkipped(o)) return `| ${o.name} | skipped: ${o.skipped} | | | | | | | | |`;
+  const ratio = peer === undefined ? '-' : `${f2(o.rps / peer.rps)}x`;
+  return `| ${o.name} | ${int(o.requests)} | ${int(o.rps)} | ${ratio} | ${f2(o.p50)} | ${f2(o.p99)} | ${f2(o.p999)} | ${f2(o.max)} | ${f1(o.cpuPer1kMs)} | ${o.failed} |`;
 }
-const TABLE_HEAD =
-  '| contender | req/s | p50 ms | p99 ms | p99.9 ms | max ms | client CPU ms / 1000 req | failed |\n|---|--:|--:|--:|--:|--:|--:|--:|';
+const tableHead = (ratioOf: string) =>
+  `| contender | requests | req/s | req/s vs ${ratioOf} | p50 ms | p99 ms | p99.9 ms | max ms | client CPU ms / 1000 req | failed |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|`;
+
+const RAW_REQUEST = 'undici request (raw)';
+const RAW_FETCH = 'fetch (raw undici Pool)';
+
+/** The raw undici peer of an overhead row: raw fetch for the fetch contenders, raw `request` for the rest. */
+function rawPeer(r: OverheadResult, name: string): PhaseSummary | undefined {
+  const peer = name.includes('fetch') ? RAW_FETCH : RAW_REQUEST;
+  return r.rows.find((x): x is PhaseSummary => !isSkipped(x) && x.name === peer);
+}
 
 // ---- targets ----------------------------------------------------------------------------------------------------
 
@@ -157,14 +181,14 @@ function overheadTargets(r: OverheadResult): Target[] {
     a === undefined || b === undefined ? Number.NaN : a.rps / b.rps;
   const d = by('sidecarless dispatcher');
   const f = by('sidecarless fetch');
-  const rr = ratio(d, by('undici request (raw)'));
+  const rr = ratio(d, by(RAW_REQUEST));
   out.push({
     scenario: 'overhead',
     target: 'dispatcher >= 0.97x raw undici request req/s',
     measured: `${f2(rr)}x`,
     pass: Number.isNaN(rr) ? undefined : rr >= 0.97,
   });
-  const fr = ratio(f, by('fetch (raw undici Pool)'));
+  const fr = ratio(f, by(RAW_FETCH));
   out.push({
     scenario: 'overhead',
     target: 'fetch >= 0.95x raw fetch req/s',
@@ -267,6 +291,26 @@ function killTargets(r: KillResult): Target[] {
     }));
 }
 
+/** The issue's last target: `.ci/run` runs a smoke version of this benchmark, in seconds. */
+const SMOKE_LIMIT_S = 60;
+function ciTarget(elapsedS: number): Target {
+  let ci = '';
+  try {
+    ci = readFileSync(resolve('.ci/run'), 'utf8');
+  } catch {
+    // No CI script: the target is missed.
+  }
+  const runs = ci.includes('npm run bench:e2e -- --smoke');
+  return {
+    scenario: 'ci',
+    target: `\`.ci/run\` runs a smoke version (every scenario, under ${SMOKE_LIMIT_S} s)`,
+    measured: `${runs ? '`.ci/run` runs `npm run bench:e2e -- --smoke`' : '`.ci/run` does not run the smoke version'}${
+      smoke ? `; this smoke run took ${f1(elapsedS)} s` : ' (this was a full run)'
+    }`,
+    pass: runs && (!smoke || elapsedS < SMOKE_LIMIT_S),
+  };
+}
+
 const HEAP_FLAT_MB = 2;
 function churnTargets(r: ChurnResult): Target[] {
   return [
@@ -283,6 +327,67 @@ function churnTargets(r: ChurnResult): Target[] {
       pass: r.heapGrowthMb < HEAP_FLAT_MB,
     },
   ];
+}
+
+// ---- key figures ---------------------------------------------------------------------------------------------------
+
+/** The figures a reader looks for first, beyond pass/miss: printed by the run and listed in the report. */
+function keyFigures(results: Results): string[] {
+  const out: string[] = [];
+  const o = results.overhead;
+  if (o !== undefined) {
+    for (const r of o.rows) {
+      if (isSkipped(r)) continue;
+      const peer = rawPeer(o, r.name);
+      out.push(
+        `overhead, ${r.name}: ${int(r.rps)} req/s${peer === undefined || peer === r ? '' : ` (${f2(r.rps / peer.rps)}x ${peer.name})`}; p50 ${f2(r.p50)} / p99 ${f2(r.p99)} / p99.9 ${f2(r.p999)} ms; client CPU ${f1(r.cpuPer1kMs)} ms per 1000 requests`,
+      );
+    }
+    const by = (n: string) => o.rows.find((x): x is PhaseSummary => !isSkipped(x) && x.name === n);
+    const lean = by(LEAN_DISPATCHER);
+    const full = by('sidecarless dispatcher');
+    const raw = by(RAW_REQUEST);
+    if (lean !== undefined && full !== undefined && raw !== undefined) {
+      out.push(
+        `overhead: lean dispatcher ${f2(lean.rps / raw.rps)}x raw undici request req/s, the dispatcher with its defaults ${f2(full.rps / raw.rps)}x; retries, retry budget and outlier detection cost ${f1(full.cpuPer1kMs - lean.cpuPer1kMs)} ms of client CPU per 1000 requests`,
+      );
+    }
+  }
+  const s = results['slow-backend'];
+  if (s !== undefined) {
+    const run = (p: string) => s.runs.find((x): x is SlowRun => !isSkipped(x) && x.policy === p);
+    const rr = run('round-robin');
+    for (const p of ['least-request', 'peak-ewma', 'BalancedPool']) {
+      const r = run(p);
+      if (r === undefined || rr === undefined) continue;
+      out.push(
+        `slow-backend: ${p} p99 ${f2(r.slow.p99)} ms = ${f2(r.slow.p99 / rr.slow.p99)}x round robin (${f2(rr.slow.p99)} ms); p99.9 ${f2(r.slow.p999)} ms = ${f2(r.slow.p999 / rr.slow.p999)}x; slow backend's share while slow ${f1(r.slowShareDuringWindow * 100)} %`,
+      );
+    }
+  }
+  const fb = results['failing-backend'];
+  if (fb !== undefined) {
+    for (const r of fb.runs) {
+      out.push(
+        `failing-backend, ${r.fault}, ${r.contender}: ${r.callerErrors} caller errors; ${!r.contender.startsWith('sidecarless') ? 'no health checking' : r.msToOut === undefined ? 'stayed in rotation' : `out after ${r.attemptsUntilOut ?? '-'} attempts / ${int(r.msToOut)} ms (${r.outBy})`}; back ${r.msToReturn === undefined ? 'not within the phase' : `${int(r.msToReturn)} ms after the fix`}`,
+      );
+    }
+  }
+  const k = results['kill-restart'];
+  if (k !== undefined) {
+    for (const r of k.runs) {
+      out.push(
+        `kill-restart, ${r.contender}: ${r.lost} lost of ${int(r.summary.requests)}; restarted backend answering again ${r.msToReturn === undefined ? 'not within the phase' : `${int(r.msToReturn)} ms after its restart`}`,
+      );
+    }
+  }
+  const c = results['resolver-churn'];
+  if (c !== undefined) {
+    out.push(
+      `resolver-churn: client CPU ${f1(c.churn.cpuPer1kMs)} ms per 1000 requests under churn vs ${f1(c.baseline.cpuPer1kMs)} static (${f2(c.churn.cpuPer1kMs / c.baseline.cpuPer1kMs)}x); heap growth ${c.heapGrowthMb >= 0 ? '+' : ''}${f2(c.heapGrowthMb)} MB; ${c.churn.failed} errors`,
+    );
+  }
+  return out;
 }
 
 // ---- report ------------------------------------------------------------------------------------------------------
@@ -317,7 +422,7 @@ function markdown(
   L.push(`- Node ${m.node} (${m.platform}); undici ${m.undici}`);
   L.push(`- nginx: ${m.nginx}; HAProxy: ${m.haproxy}`);
   L.push(
-    `- Settings: duration ${settings.durationS} s, concurrency ${settings.concurrency}, rate ${settings.rate} req/s, ${settings.rounds} round(s); backends, sidecars and the client share these cores.`,
+    `- Settings: ${settings.count === undefined ? `duration ${settings.durationS} s` : `count mode, ${int(settings.count)} requests per phase (closed-loop phases bounded by ${f1(settings.maxPhaseMs / 1000)} s)`}, concurrency ${settings.concurrency}, rate ${settings.rate} req/s, ${settings.rounds} round(s); backends, sidecars and the client share these cores.`,
   );
   L.push(
     `- 1-min load average per scenario (before -> after; the bench itself accounts for about 1 to 2 on these cores, more means something else was running): ${loads.map((x) => `${x.scenario} ${f2(x.before)} -> ${f2(x.after)}`).join('; ')}`,
@@ -325,12 +430,17 @@ function markdown(
   L.push('');
   L.push('## Targets');
   L.push('');
-  L.push('| scenario | target | measured | result |');
+  L.push('| scenario | target | measured | met |');
   L.push('|---|---|---|---|');
   for (const t of targets) {
     L.push(
-      `| ${t.scenario} | ${t.target} | ${t.measured} | ${t.pass === undefined ? 'not measured' : t.pass ? 'pass' : '**miss**'} |`,
+      `| ${t.scenario} | ${t.target} | ${t.measured} | ${t.pass === undefined ? 'not measured' : t.pass ? 'yes' : '**no**'} |`,
     );
+  }
+  const figures = keyFigures(results);
+  if (figures.length > 0) {
+    L.push('', '## Key figures', '');
+    for (const line of figures) L.push(`- ${line}`);
   }
   if (errors.length > 0) {
     L.push('');
@@ -343,11 +453,11 @@ function markdown(
     L.push('## 1. Overhead');
     L.push('');
     L.push(
-      `${o.backends} backends answering at once; closed loop, ${o.concurrency} in flight; each contender ${o.rounds} x ${int(o.phaseMs)} ms after a warm-up, order rotated per round. Sidecars: nginx and HAProxy (1 worker each, keep-alive upstreams) in front of the same backends, reached with a plain undici Pool.`,
+      `${o.backends} backends answering at once; closed loop, ${o.concurrency} in flight; each contender ${o.rounds} x ${o.countPerRound === undefined ? `${int(o.phaseMs)} ms` : `${int(o.countPerRound)} requests`} after a warm-up, order rotated per round. Sidecars: nginx and HAProxy (1 worker each, keep-alive upstreams) in front of the same backends, reached with a plain undici Pool. The ratio column divides by raw undici \`fetch\` for the fetch rows and by raw undici \`request\` for the others.`,
     );
     L.push('');
-    L.push(TABLE_HEAD);
-    for (const r of o.rows) L.push(row(r));
+    L.push(tableHead('raw undici'));
+    for (const r of o.rows) L.push(row(r, isSkipped(r) ? undefined : rawPeer(o, r.name)));
   }
   const s = results['slow-backend'];
   if (s !== undefined) {
@@ -379,11 +489,13 @@ function markdown(
     L.push('## 3. One failing backend');
     L.push('');
     L.push(
-      `${fb.backends} backends (1-3 ms); open loop at ${fb.rate} req/s for ${int(fb.phaseMs)} ms; the fault from 10 % to 40 % of the phase. sidecarless with its defaults (3 attempts, retry on 502/503/504, retry budget, outlier detection) except outlier ${Object.entries(
+      `${fb.backends} backends (1-3 ms); open loop at ${fb.rate} req/s for ${int(fb.phaseMs)} ms; the fault from 10 % to 40 % of the phase: 50 % of the answers 503; ${fb.resetRate * 100} % of the connections reset without an answer; ${fb.stallRate * 100} % of the requests stalled for ${fb.stallMs} ms, then the socket destroyed; the listener closed (connections refused). sidecarless with its defaults (3 attempts, retry on 502/503/504 and on connection failures, retry budget, outlier detection) except outlier ${Object.entries(
         fb.outlierDetection,
       )
         .map(([k, v]) => `\`${k}: ${v}\``)
-        .join(', ')} (Envoy: 10000 and 30000) so a return fits in the run.`,
+        .join(
+          ', ',
+        )} (Envoy: 10000 and 30000) so a return fits in the run, and \`retry.perTryTimeout: ${fb.perTryTimeoutMs}\` (off by default) so a stalled attempt is abandoned and retried.`,
     );
     L.push('');
     L.push(
@@ -406,19 +518,23 @@ function markdown(
     L.push('## 4. Backend killed and restarted under load');
     L.push('');
     L.push(
-      `${k.backends} backends (1-3 ms); closed loop of GETs, ${k.concurrency} in flight, ${int(k.phaseMs)} ms; one backend SIGKILLed at 1/3, a new process on the same port at 1/2. sidecarless with its defaults.`,
+      `${k.backends} backends (1-3 ms); closed loop of GETs, ${k.concurrency} in flight, ${k.count === undefined ? `${int(k.phaseMs)} ms` : `${int(k.count)} requests (at most ${int(k.phaseMs)} ms)`}; one backend SIGKILLed at 1/3, a new process on the same port at 1/2${k.count === undefined ? '' : ' of the requests'}. sidecarless with its defaults except outlier ${Object.entries(
+        k.outlierDetection,
+      )
+        .map(([key, v]) => `\`${key}: ${v}\``)
+        .join(', ')}: with the default 30 s base ejection the restarted backend could not return within the phase.`,
     );
     L.push('');
     L.push(
-      '| contender | requests | lost (failed GETs) | failure kinds | killed at | back at | answers from it after restart | its state at the end | extra attempts |',
+      '| contender | requests | lost (failed GETs) | failure kinds | killed at | back at | back to first success from it | answers from it after restart | its state at the end | extra attempts |',
     );
-    L.push('|---|--:|--:|---|--:|--:|--:|---|--:|');
+    L.push('|---|--:|--:|---|--:|--:|--:|--:|---|--:|');
     for (const r of k.runs) {
       const kinds = Object.entries(r.summary.failures)
         .map(([a, b]) => `${a} ${b}`)
         .join(', ');
       L.push(
-        `| ${r.contender} | ${int(r.summary.requests)} | ${r.lost} | ${kinds || '-'} | ${int(r.killedAtMs)} ms | ${int(r.restartedAtMs)} ms | ${int(r.victimAfterRestart)} | ${r.victimAtEnd ?? '-'} | ${r.extraAttempts ?? '-'} |`,
+        `| ${r.contender} | ${int(r.summary.requests)} | ${r.lost} | ${kinds || '-'} | ${int(r.killedAtMs)} ms | ${int(r.restartedAtMs)} ms | ${r.msToReturn === undefined ? 'not within the phase' : `${int(r.msToReturn)} ms`} | ${int(r.victimAfterRestart)} | ${r.victimAtEnd ?? '-'} | ${r.extraAttempts ?? '-'} |`,
       );
     }
   }
@@ -431,9 +547,13 @@ function markdown(
       `${c.backends} backends (0-1 ms); closed loop, ${c.concurrency} in flight; a StaticResolver replaced the set with a random 3 to 6 of them every ${c.updateEveryMs} ms (${c.updates} updates). Heap after a full GC: ${c.heapMb.map((x) => f1(x)).join(', ')} MB (growth, last third minus first third: ${f2(c.heapGrowthMb)} MB); RSS ${f1(c.rssMb[0] ?? 0)} to ${f1(c.rssMb.at(-1) ?? 0)} MB. Endpoints still draining at the end: ${c.drainingAtEnd ?? '-'}.`,
     );
     L.push('');
-    L.push(TABLE_HEAD);
-    L.push(row(c.baseline));
-    L.push(row(c.churn));
+    L.push(tableHead('static'));
+    L.push(row(c.baseline, c.baseline));
+    L.push(row(c.churn, c.baseline));
+    L.push(
+      '',
+      `Client CPU per 1000 requests under churn: ${f1(c.churn.cpuPer1kMs)} ms vs ${f1(c.baseline.cpuPer1kMs)} ms static (${f2(c.churn.cpuPer1kMs / c.baseline.cpuPer1kMs)}x); heap growth ${c.heapGrowthMb >= 0 ? '+' : ''}${f2(c.heapGrowthMb)} MB.`,
+    );
   }
   L.push('');
   return `${L.join('\n')}\n`;
@@ -511,6 +631,7 @@ async function main(): Promise<number> {
     ...(results['failing-backend'] ? failingTargets(results['failing-backend']) : []),
     ...(results['kill-restart'] ? killTargets(results['kill-restart']) : []),
     ...(results['resolver-churn'] ? churnTargets(results['resolver-churn']) : []),
+    ciTarget((performance.now() - started) / 1000),
   ];
 
   mkdirSync(OUT, { recursive: true });
@@ -559,6 +680,8 @@ async function main(): Promise<number> {
   );
   writeFileSync(join(OUT, 'e2e.md'), markdown(m, results, targets, errors, elapsedS, files, loads));
 
+  console.log('');
+  for (const line of keyFigures(results)) console.log(`  ${line}`);
   console.log('');
   for (const t of targets) {
     console.log(

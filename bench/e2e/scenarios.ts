@@ -31,6 +31,13 @@ export interface Settings {
   readonly rate: number;
   readonly rounds: number;
   readonly warmMs: number;
+  /**
+   * Count mode (`--count`): every measured phase sends this many requests (overhead: per contender and round)
+   * instead of running for a derived duration; undefined in duration mode.
+   */
+  readonly count: number | undefined;
+  /** Count mode: the longest a closed-loop phase may run before it ends short of `count`, ms. */
+  readonly maxPhaseMs: number;
   /** Picker policies registered in `createPickerRegistry()`. */
   readonly policies: readonly string[];
 }
@@ -97,6 +104,59 @@ function after(ms: number, action: () => Promise<void>): Promise<void> {
   });
 }
 
+/**
+ * An open-loop phase: its schedule is fixed, so a request count and a length are the same thing. Count mode turns
+ * `--count` into the length at `rate`; events placed at fractions of the phase stay where they were meant to be.
+ */
+function openPhase(s: Settings, ms: number): { count: number; durationMs: number } {
+  if (s.count === undefined) return { count: Math.ceil((s.rate * ms) / 1000), durationMs: ms };
+  return { count: s.count, durationMs: Math.ceil((s.count * 1000) / s.rate) };
+}
+
+/**
+ * A closed-loop phase of nominal length `ms`: in duration mode it runs `ms` (the count, 100 requests per ms, is a
+ * backstop loopback never reaches); in count mode it sends `share` × `--count` requests, bounded by `--max-phase`.
+ */
+function closedPhase(s: Settings, ms: number, share = 1): { count: number; durationMs: number } {
+  if (s.count === undefined) return { count: Math.ceil(ms * 100), durationMs: ms };
+  return { count: Math.max(1, Math.round(s.count * share)), durationMs: s.maxPhaseMs };
+}
+
+/**
+ * Actions placed at fractions of a closed-loop phase: by time in duration mode, by completed requests in count
+ * mode (where the phase's length is not known in advance). `end()` settles the actions a phase cut short by its
+ * time bound never reached, without running them, so nothing waits on them forever.
+ */
+function milestones(s: Settings, phaseMs: number, count: number) {
+  const pending: Array<{ at: number; run: () => void; skip: () => void }> = [];
+  let completed = 0;
+  return {
+    at(fraction: number, action: () => Promise<void>): Promise<void> {
+      if (s.count === undefined) return after(phaseMs * fraction, action);
+      return new Promise<void>((resolve, reject) => {
+        pending.push({
+          at: Math.floor(count * fraction),
+          run: () => void action().then(resolve, reject),
+          skip: resolve,
+        });
+      });
+    },
+    /** Called once per completed request. */
+    tick(): void {
+      completed++;
+      for (let i = pending.length - 1; i >= 0; i--) {
+        const m = pending[i] as (typeof pending)[number];
+        if (completed < m.at) continue;
+        pending.splice(i, 1);
+        m.run();
+      }
+    },
+    end(): void {
+      for (const m of pending.splice(0)) m.skip();
+    },
+  };
+}
+
 async function resetAll(backends: readonly Backend[], config: Parameters<Backend['reset']>[0] = {}): Promise<void> {
   await Promise.all(backends.map((b) => b.reset(config)));
 }
@@ -122,6 +182,8 @@ export interface OverheadResult {
   readonly backends: number;
   readonly concurrency: number;
   readonly phaseMs: number;
+  /** Count mode: requests per contender and round (each slice bounded by `--max-phase`). */
+  readonly countPerRound: number | undefined;
   readonly rounds: number;
   readonly rows: ReadonlyArray<PhaseSummary | Skipped>;
 }
@@ -155,6 +217,7 @@ export async function overhead(fleet: readonly Backend[], s: Settings): Promise<
     const contenders = makers.map((m) => m());
     try {
       const phaseMs = Math.max(200, (s.durationS * 750) / s.rounds);
+      const bounds = closedPhase(s, phaseMs);
       const runs = new Map<Contender, LoadResult[]>();
       for (const c of contenders) {
         runs.set(c, []);
@@ -174,15 +237,21 @@ export async function overhead(fleet: readonly Backend[], s: Settings): Promise<
             name: `overhead ${c.name}`,
             send: c.send,
             concurrency: s.concurrency,
-            count: Math.ceil(phaseMs * 100),
-            durationMs: phaseMs,
+            ...bounds,
           });
           runs.get(c)?.push(r);
         }
       }
       const measured = contenders.map((c) => summarize(c.name, runs.get(c) ?? []));
       rows.unshift(...measured);
-      return { backends: backends.length, concurrency: s.concurrency, phaseMs, rounds: s.rounds, rows };
+      return {
+        backends: backends.length,
+        concurrency: s.concurrency,
+        phaseMs,
+        countPerRound: s.count,
+        rounds: s.rounds,
+        rows,
+      };
     } finally {
       await Promise.all(contenders.map((c) => Promise.race([c.close().catch(() => {}), sleep(5_000)])));
     }
@@ -223,8 +292,14 @@ export async function slowBackend(fleet: readonly Backend[], s: Settings): Promi
   const backends = fleet.slice(0, 10);
   const victim = backends[backends.length - 1] as Backend;
   const addrs = backends.map((b) => b.address);
-  const phaseMs = s.durationS * 1250;
-  const healthyMs = s.durationS * 500;
+  const slowPhase = openPhase(s, s.durationS * 1250);
+  const phaseMs = slowPhase.durationMs;
+  // The all-healthy phase is 0.4x the slow one, in count mode too.
+  const healthyPhase =
+    s.count === undefined
+      ? openPhase(s, s.durationS * 500)
+      : openPhase({ ...s, count: Math.max(1, Math.round(s.count * 0.4)) }, 0);
+  const healthyMs = healthyPhase.durationMs;
   const bucketMs = phaseMs / 30;
   const runs: Array<SlowRun | Skipped> = [];
   const policies: Array<[string, () => Contender]> = [];
@@ -248,8 +323,7 @@ export async function slowBackend(fleet: readonly Backend[], s: Settings): Promi
         name: `slow-backend all healthy ${policy}`,
         send: c.send,
         rate: s.rate,
-        count: Math.ceil((s.rate * healthyMs) / 1000),
-        durationMs: healthyMs,
+        ...healthyPhase,
       });
       const healthyCdf = healthy.latency.cdf();
       const t0 = performance.now();
@@ -274,8 +348,7 @@ export async function slowBackend(fleet: readonly Backend[], s: Settings): Promi
         name: `slow-backend ${policy}`,
         send: c.send,
         rate: s.rate,
-        count: Math.ceil((s.rate * phaseMs) / 1000),
-        durationMs: phaseMs,
+        ...slowPhase,
         timelineBucketMs: bucketMs,
         onResult,
       });
@@ -309,9 +382,44 @@ export async function slowBackend(fleet: readonly Backend[], s: Settings): Promi
 
 // ---- 3. one failing backend ----------------------------------------------------------------------------------
 
+/**
+ * Envoy's outlier defaults (10 s sweep, 30 s base ejection) scaled down so an ejected endpoint can return within a
+ * loopback phase (scenarios 3 and 4); everything else stays at its default.
+ */
+function scaledOutlierDetection(s: Settings): { intervalMs: number; baseEjectionTimeMs: number } {
+  return s.smoke ? { intervalMs: 200, baseEjectionTimeMs: 300 } : { intervalMs: 1000, baseEjectionTimeMs: 2000 };
+}
+
+/**
+ * The faults of scenario 3, each on the one failing backend from the onset to the heal: half its answers 503; half
+ * its connections reset without an answer; a fifth of its requests stall for {@link STALL_MS} (twice the per-try
+ * timeout, so sidecarless abandons and retries them) before the socket is destroyed; its listener closed (refused).
+ */
+export const FAULTS = ['50% 503', 'resets', 'stalls', 'hard down (refused)'] as const;
+
+/** Per-try timeout of the sidecarless client in scenario 3 (off by default): what turns a stall into a retry. */
+export const PER_TRY_TIMEOUT_MS = 250;
+/** How long a stalled request hangs before the backend destroys its socket. */
+export const STALL_MS = 2 * PER_TRY_TIMEOUT_MS;
+const RESET_RATE = 0.5;
+const STALL_RATE = 0.2;
+
+async function injectFault(victim: Backend, fault: FailingRun['fault'], on: boolean): Promise<void> {
+  switch (fault) {
+    case '50% 503':
+      return victim.configure({ errorRate: on ? 0.5 : 0 });
+    case 'resets':
+      return victim.configure({ resetRate: on ? RESET_RATE : 0 });
+    case 'stalls':
+      return victim.configure(on ? { stallRate: STALL_RATE, stallMs: STALL_MS } : { stallRate: 0 });
+    case 'hard down (refused)':
+      return on ? victim.refuse() : victim.listen();
+  }
+}
+
 export interface FailingRun {
   readonly contender: string;
-  readonly fault: '50% 503' | 'hard down (refused)';
+  readonly fault: (typeof FAULTS)[number];
   readonly summary: PhaseSummary;
   /** Requests that failed at the caller (after retries). */
   readonly callerErrors: number;
@@ -336,6 +444,10 @@ export interface FailingResult {
   readonly backends: number;
   readonly rate: number;
   readonly outlierDetection: Record<string, number>;
+  readonly perTryTimeoutMs: number;
+  readonly resetRate: number;
+  readonly stallRate: number;
+  readonly stallMs: number;
   readonly phaseMs: number;
   readonly runs: ReadonlyArray<FailingRun>;
 }
@@ -345,16 +457,14 @@ export async function failingBackend(fleet: readonly Backend[], s: Settings): Pr
   const victim = backends[backends.length - 1] as Backend;
   const victimKey = victim.address;
   const addrs = backends.map((b) => b.address);
-  const phaseMs = Math.max(1500, s.durationS * 1000);
+  const phase = openPhase(s, Math.max(1500, s.durationS * 1000));
+  const phaseMs = phase.durationMs;
   const onsetAt = phaseMs * 0.1;
   const healAt = phaseMs * 0.4;
-  // Envoy's defaults (10 s sweep, 30 s base ejection) scaled down so a return fits in a loopback run.
-  const outlierDetection = s.smoke
-    ? { intervalMs: 200, baseEjectionTimeMs: 300 }
-    : { intervalMs: 1000, baseEjectionTimeMs: 2000 };
-  const options: ClientOptions = { target: addrs, outlierDetection };
+  const outlierDetection = scaledOutlierDetection(s);
+  const options: ClientOptions = { target: addrs, outlierDetection, retry: { perTryTimeout: PER_TRY_TIMEOUT_MS } };
   const runs: FailingRun[] = [];
-  for (const fault of ['50% 503', 'hard down (refused)'] as const) {
+  for (const fault of FAULTS) {
     for (const make of [() => balancedDispatcher(options), () => balancedPool(addrs)]) {
       await resetAll(fleet, { latency: { kind: 'uniform', minMs: 1, maxMs: 3 } });
       runs.push(
@@ -385,16 +495,14 @@ export async function failingBackend(fleet: readonly Backend[], s: Settings): Pr
             await victim.hits(true);
             attemptsAtOnset = victimStats()?.attempts ?? 0;
             onset = performance.now() - t0;
-            if (fault === '50% 503') await victim.configure({ errorRate: 0.5 });
-            else await victim.refuse();
+            await injectFault(victim, fault, true);
             if (c.client !== undefined) poll = setInterval(watch, 1);
           });
           const stop = after(healAt, async () => {
             clearInterval(poll);
             watch();
             if (c.client !== undefined) attemptsWhileFaulty = (victimStats()?.attempts ?? 0) - attemptsAtOnset;
-            if (fault === '50% 503') await victim.configure({ errorRate: 0 });
-            else await victim.listen();
+            await injectFault(victim, fault, false);
             heal = performance.now() - t0;
             servedWhileFaulty = (await victim.hits()).requests;
           });
@@ -408,8 +516,7 @@ export async function failingBackend(fleet: readonly Backend[], s: Settings): Pr
               name: `failing ${fault} ${c.name}`,
               send: c.send,
               rate: s.rate,
-              count: Math.ceil((s.rate * phaseMs) / 1000),
-              durationMs: phaseMs,
+              ...phase,
               onResult,
             });
             await Promise.all([start, stop]);
@@ -435,7 +542,17 @@ export async function failingBackend(fleet: readonly Backend[], s: Settings): Pr
     }
   }
   await resetAll(fleet);
-  return { backends: backends.length, rate: s.rate, outlierDetection, phaseMs, runs };
+  return {
+    backends: backends.length,
+    rate: s.rate,
+    outlierDetection,
+    perTryTimeoutMs: PER_TRY_TIMEOUT_MS,
+    resetRate: RESET_RATE,
+    stallRate: STALL_RATE,
+    stallMs: STALL_MS,
+    phaseMs,
+    runs,
+  };
 }
 
 // ---- 4. backend killed and restarted -------------------------------------------------------------------------
@@ -449,6 +566,12 @@ export interface KillRun {
   readonly restartedAtMs: number;
   /** Responses from the restarted backend after its restart. */
   readonly victimAfterRestart: number;
+  /**
+   * From the restarted process being ready to the first successful response from it: how long the client took to
+   * take it back (connection backoff and, for sidecarless, the rest of an outlier ejection). Undefined: not within
+   * the phase.
+   */
+  readonly msToReturn: number | undefined;
   readonly extraAttempts: number | undefined;
   /** sidecarless only: the restarted endpoint at the end of the phase (state, ejected by outlier detection). */
   readonly victimAtEnd: string | undefined;
@@ -457,7 +580,11 @@ export interface KillRun {
 export interface KillResult {
   readonly backends: number;
   readonly concurrency: number;
+  readonly outlierDetection: Record<string, number>;
+  /** Duration mode: the phase length; count mode: its time bound. */
   readonly phaseMs: number;
+  /** Count mode: requests per phase (kill at a third of them, restart at half). */
+  readonly count: number | undefined;
   readonly runs: readonly KillRun[];
 }
 
@@ -465,11 +592,17 @@ export async function killRestart(fleet: readonly Backend[], s: Settings): Promi
   const backends = fleet.slice(0, 3);
   const victim = backends[1] as Backend;
   const addrs = backends.map((b) => b.address);
-  const phaseMs = Math.max(2000, s.durationS * 750);
+  // At least 3 s: a restarted process is up ~0.5 s after its start, and the connection backoff (gRPC's 1 s x 1.6,
+  // left at its default) then takes up to ~1.5 s more to try it again; a shorter phase ends before the return.
+  const nominalMs = Math.max(3000, s.durationS * 750);
+  const bounds = closedPhase(s, nominalMs);
+  const phaseMs = bounds.durationMs;
   const runs: KillRun[] = [];
+  // With the default 30 s base ejection the restarted backend could not come back within the phase.
+  const outlierDetection = scaledOutlierDetection(s);
   const makers = [
-    () => balancedDispatcher({ target: addrs }),
-    () => balancedFetch({ target: addrs }),
+    () => balancedDispatcher({ target: addrs, outlierDetection }),
+    () => balancedFetch({ target: addrs, outlierDetection }),
     () => balancedPool(addrs),
   ];
   for (const make of makers) {
@@ -479,27 +612,39 @@ export async function killRestart(fleet: readonly Backend[], s: Settings): Promi
         const t0 = performance.now();
         let killedAt = 0;
         let restartedAt = 0;
+        let returnedAt: number | undefined;
         let victimAfter = 0;
-        const kill = after(phaseMs / 3, async () => {
+        const at = milestones(s, nominalMs, bounds.count);
+        const kill = at.at(1 / 3, async () => {
           await victim.kill();
           killedAt = performance.now() - t0;
         });
-        const restart = after(phaseMs / 2, async () => {
+        const restart = at.at(1 / 2, async () => {
           await kill;
           await victim.start();
           restartedAt = performance.now() - t0;
         });
-        const res = await closedLoop({
-          name: `kill-restart ${c.name}`,
-          send: c.send,
-          concurrency: s.concurrency,
-          count: Math.ceil(phaseMs * 100),
-          durationMs: phaseMs,
-          onResult: (r) => {
-            if (restartedAt > 0 && r?.backend === victim.id) victimAfter++;
-          },
-        });
-        await Promise.all([kill, restart]);
+        let res: LoadResult;
+        try {
+          res = await closedLoop({
+            name: `kill-restart ${c.name}`,
+            send: c.send,
+            concurrency: s.concurrency,
+            ...bounds,
+            onResult: (r) => {
+              at.tick();
+              if (restartedAt > 0 && r?.backend === victim.id) {
+                victimAfter++;
+                if (returnedAt === undefined && r.status === 200) returnedAt = performance.now() - t0;
+              }
+            },
+          });
+        } finally {
+          at.end();
+          await Promise.all([kill, restart]);
+          // A count-mode phase cut short by its time bound may have killed the backend without restarting it.
+          if (!victim.running) await victim.start();
+        }
         const v = c.client?.stats().clusters[0]?.endpoints.find((e) => e.key === victim.address);
         return {
           contender: c.name,
@@ -508,6 +653,7 @@ export async function killRestart(fleet: readonly Backend[], s: Settings): Promi
           killedAtMs: killedAt,
           restartedAtMs: restartedAt,
           victimAfterRestart: victimAfter,
+          msToReturn: returnedAt === undefined ? undefined : returnedAt - restartedAt,
           extraAttempts: c.client?.stats().clusters[0]?.requests.extraAttempts,
           victimAtEnd: v === undefined ? undefined : `${v.state}${v.ejected ? ', ejected' : ''}`,
         };
@@ -515,7 +661,14 @@ export async function killRestart(fleet: readonly Backend[], s: Settings): Promi
     );
   }
   await resetAll(fleet);
-  return { backends: backends.length, concurrency: s.concurrency, phaseMs, runs };
+  return {
+    backends: backends.length,
+    concurrency: s.concurrency,
+    outlierDetection,
+    phaseMs,
+    count: s.count,
+    runs,
+  };
 }
 
 // ---- 5. resolver churn ---------------------------------------------------------------------------------------
@@ -551,7 +704,7 @@ export async function resolverChurn(fleet: readonly Backend[], s: Settings): Pro
   const baselineMs = s.durationS * 500;
   const everyMs = 100;
   await resetAll(fleet, { latency: { kind: 'uniform', minMs: 0, maxMs: 1 } });
-  const run = async (churn: boolean, ms: number) => {
+  const run = async (churn: boolean, ms: number, share: number) => {
     const resolver = new StaticResolver(addrs);
     return withContender(
       () => balancedDispatcher({ target: resolver }, churn ? 'sidecarless, churn' : 'sidecarless, static'),
@@ -588,8 +741,7 @@ export async function resolverChurn(fleet: readonly Backend[], s: Settings): Pro
             name: churn ? 'resolver churn' : 'resolver churn baseline',
             send: c.send,
             concurrency: s.concurrency,
-            count: Math.ceil(ms * 100),
-            durationMs: ms,
+            ...closedPhase(s, ms, share),
           });
           sample();
           return {
@@ -606,8 +758,8 @@ export async function resolverChurn(fleet: readonly Backend[], s: Settings): Pro
       },
     );
   };
-  const base = await run(false, baselineMs);
-  const ch = await run(true, phaseMs);
+  const base = await run(false, baselineMs, 1 / 3);
+  const ch = await run(true, phaseMs, 1);
   const third = Math.max(1, Math.floor(ch.heap.length / 3));
   const mean = (a: readonly number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
   return {
