@@ -12,6 +12,7 @@ import type { Disposable, HealthEvent } from './health/endpoint-health.js';
 import { type LegacyHandler, toLegacyHandler } from './internal/handler.js';
 import type { PickerRegistry } from './picker/picker.js';
 import { BalancedDispatcher } from './request/dispatcher.js';
+import { ServiceFetchDispatcher } from './request/fetch-dispatcher.js';
 import { parseOrigin } from './request/origin.js';
 import { bodyReplay } from './request/policy.js';
 import type { ResolverRegistry } from './resolver/resolver.js';
@@ -51,8 +52,11 @@ export interface DiscoveryOptions {
 
 /** Several services behind one client, with a route table. */
 export interface MultiServiceOptions {
-  /** The clusters, by name. A request whose host equals a cluster's name goes there when no route matches. */
-  readonly clusters: Readonly<Record<string, ClusterOptions>>;
+  /**
+   * The clusters, by name. A request whose host equals a cluster's name goes there when no route matches. May be
+   * empty or omitted when `discovery` is set (a transparent client whose clusters are all discovered).
+   */
+  readonly clusters?: Readonly<Record<string, ClusterOptions>> | undefined;
   /** Route rules, first match wins; validated at construction and by {@link Client.setRoutes}. */
   readonly routes?: readonly RouteConfig[] | undefined;
   /** Lazily created clusters for hosts under a discovery domain. */
@@ -73,14 +77,17 @@ export interface MultiServiceOptions {
   readonly random?: RandomSource | undefined;
 }
 
-/** Options of {@link createClient}: one service (`target`), or several (`clusters`). */
+/** Options of {@link createClient}: one service (`target`), or several (`clusters` and/or `discovery`). */
 export type ClientOptions = SingleServiceOptions | MultiServiceOptions;
 
 /** A point-in-time snapshot of a client. */
 export interface ClientStats {
   /** Configured clusters first, then discovered ones. */
   readonly clusters: readonly ClusterStats[];
-  /** Requests sent to the passthrough dispatcher. */
+  /**
+   * Requests sent to the passthrough dispatcher, and, on a single-service client, redirects `fetch` followed to
+   * another origin (sent as plain fetch would send them).
+   */
   readonly passthrough: number;
   /** Mirrored copies sent, and skipped (body not replayable or over 1 MiB, or 64 already in flight). */
   readonly mirrored: {
@@ -97,6 +104,59 @@ interface Discovery {
   readonly cache: LRUCache<string, Cluster>;
 }
 
+// The option keys each client shape takes. `satisfies` checks both lists against the option types both ways: a new
+// option the lists miss fails the typecheck, so they cannot drift, and anything else a caller passes (a typo such as
+// `waitForReadyTimout`) is refused at construction instead of being silently ignored.
+const SINGLE_SERVICE_KEYS: ReadonlySet<string> = new Set(
+  Object.keys({
+    name: true,
+    target: true,
+    picker: true,
+    host: true,
+    endpointHeader: true,
+    waitForReadyTimeout: true,
+    drainTimeout: true,
+    pool: true,
+    tls: true,
+    zoneAware: true,
+    connectBackoff: true,
+    resolvers: true,
+    pickers: true,
+    clock: true,
+    random: true,
+    retry: true,
+    retryBudget: true,
+    hedge: true,
+    timeout: true,
+    limits: true,
+    breaker: true,
+    outlierDetection: true,
+    healthCheck: true,
+    slowStart: true,
+    panicThreshold: true,
+  } satisfies Record<keyof SingleServiceOptions, true>),
+);
+const MULTI_SERVICE_KEYS: ReadonlySet<string> = new Set(
+  Object.keys({
+    clusters: true,
+    routes: true,
+    discovery: true,
+    passthrough: true,
+    resolvers: true,
+    pickers: true,
+    clock: true,
+    random: true,
+  } satisfies Record<keyof MultiServiceOptions, true>),
+);
+
+function rejectUnknownKeys(options: object, known: ReadonlySet<string>, shape: string): void {
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw new InvalidOptionError(key, `unknown option for a ${shape} client`);
+  }
+}
+
+/** The longest a Node timer can wait, ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const MAX_MIRRORS_IN_FLIGHT = 64;
 const MAX_MIRROR_BODY = 1024 * 1024;
 const MIRROR_HANDLER_BASE = {
@@ -104,6 +164,32 @@ const MIRROR_HANDLER_BASE = {
   onHeaders: () => true,
   onData: () => true,
 };
+
+/** `handler`, also calling `end` when the request completes or fails (before the handler hears of it). */
+function withEnd(handler: LegacyHandler, end: () => void): LegacyHandler {
+  const wrapped: LegacyHandler = {
+    onConnect: (abort, context) => handler.onConnect?.(abort, context),
+    onResponseStarted: () => handler.onResponseStarted?.(),
+    onHeaders: (statusCode, headers, resume, statusText) =>
+      handler.onHeaders?.(statusCode, headers, resume, statusText) ?? true,
+    onData: (chunk) => handler.onData?.(chunk) ?? true,
+    onComplete: (trailers) => {
+      end();
+      handler.onComplete?.(trailers);
+    },
+    onError: (err) => {
+      end();
+      handler.onError?.(err);
+    },
+    onBodySent: (chunkSize, totalBytesSent) => handler.onBodySent?.(chunkSize, totalBytesSent),
+    onRequestSent: () => handler.onRequestSent?.(),
+  };
+  // undici refuses upgrade requests to handlers without onUpgrade: keep its absence visible.
+  if (handler.onUpgrade !== undefined) {
+    wrapped.onUpgrade = (statusCode, headers, socket) => handler.onUpgrade?.(statusCode, headers, socket);
+  }
+  return wrapped;
+}
 
 function defaultName(options: SingleServiceOptions): string {
   if (typeof options.target !== 'string') return 'default';
@@ -158,6 +244,7 @@ export class Client {
    * `pipeline`, or install it with `setGlobalDispatcher`.
    */
   readonly dispatcher: Dispatcher;
+  readonly #dispatcher: BalancedDispatcher;
 
   readonly #clusters = new Map<string, Cluster>();
   /** The only cluster of a single-service client: it takes every request no route claims. */
@@ -170,9 +257,13 @@ export class Client {
   readonly #defaults: Pick<MultiServiceOptions, 'resolvers' | 'pickers' | 'clock' | 'random'>;
   readonly #listeners = new Set<(event: HealthEvent) => void>();
   #passthroughCount = 0;
+  /** Where a single-service client's `fetch` follows redirects to other origins; made on first use. */
+  #redirectAgent: Agent | undefined;
   #mirrorsInFlight = 0;
   #mirrored = 0;
   #mirrorSkipped = 0;
+  /** `ready()` calls still waiting, each settled (and its timer cleared) by the function stored here. */
+  readonly #readyWaits = new Set<(error?: Error) => void>();
   #closing: Promise<void> | undefined;
 
   /** Validates every option (throwing `SIDECARLESS_*` errors that name the option) and starts resolution. */
@@ -180,7 +271,10 @@ export class Client {
     if (typeof options !== 'object' || options === null) {
       throw new InvalidOptionError('options', 'expected an object with `target` or `clusters`');
     }
-    const multi = 'clusters' in options && options.clusters !== undefined;
+    const multi =
+      ('clusters' in options && options.clusters !== undefined) ||
+      ('discovery' in options && options.discovery !== undefined);
+    if (!multi) rejectUnknownKeys(options, SINGLE_SERVICE_KEYS, 'single-service');
     if (!multi && (options as SingleServiceOptions).target === undefined) {
       throw new InvalidOptionError('target', 'is required (or `clusters` for several services)');
     }
@@ -207,19 +301,18 @@ export class Client {
         this.#discovery = undefined;
       } else {
         const m = options as MultiServiceOptions;
-        if (typeof m.clusters !== 'object' || m.clusters === null || Object.keys(m.clusters).length === 0) {
-          throw new InvalidOptionError('clusters', 'expected an object with at least one cluster');
+        const configured = m.clusters ?? {};
+        if (
+          typeof configured !== 'object' ||
+          configured === null ||
+          (Object.keys(configured).length === 0 && m.discovery === undefined)
+        ) {
+          throw new InvalidOptionError('clusters', 'expected an object with at least one cluster (or `discovery`)');
         }
-        for (const key of Object.keys(m)) {
-          if (
-            !['clusters', 'routes', 'discovery', 'passthrough', 'resolvers', 'pickers', 'clock', 'random'].includes(key)
-          ) {
-            throw new InvalidOptionError(key, 'unknown option for a multi-service client');
-          }
-        }
+        rejectUnknownKeys(m, MULTI_SERVICE_KEYS, 'multi-service');
         this.#defaults = { resolvers: m.resolvers, pickers: m.pickers, clock: m.clock, random: m.random };
         this.#random = m.random ?? systemRandom;
-        for (const [name, clusterOptions] of Object.entries(m.clusters)) {
+        for (const [name, clusterOptions] of Object.entries(configured)) {
           if (name.length === 0) throw new InvalidOptionError('clusters', 'cluster names must be non-empty');
           let cluster: Cluster;
           try {
@@ -244,11 +337,12 @@ export class Client {
       for (const cluster of created) void cluster.destroy();
       throw err;
     }
-    this.dispatcher = new BalancedDispatcher({
+    this.#dispatcher = new BalancedDispatcher({
       dispatch: (opts, handler) => this.#dispatch(opts, handler),
       close: () => this.close(),
       destroy: (reason) => this.#destroy(reason),
     });
+    this.dispatcher = this.#dispatcher;
     for (const cluster of this.#clusters.values()) {
       cluster.onHealthEvent((event) => this.#emit(event));
       cluster.start();
@@ -292,12 +386,19 @@ export class Client {
         throw prefixed(err, 'discovery.cluster');
       }
     }
-    const cache = new LRUCache<string, Cluster>({
+    const cache: LRUCache<string, Cluster> = new LRUCache<string, Cluster>({
       max: maxClusters,
       ttl: idleTimeout,
       updateAgeOnGet: true,
       ttlAutopurge: true,
-      dispose: (cluster) => {
+      // disposeAfter, not dispose: the entry is gone by then, so it may be put back.
+      disposeAfter: (cluster, host, reason) => {
+        // Idle means no traffic: a cluster still serving a long stream is kept for another idle period rather than
+        // closed (which would cut the stream off after drainTimeout). Evictions by `maxClusters` still close it.
+        if (reason === 'expire' && this.#closing === undefined && cluster.stats().inFlight > 0) {
+          cache.set(host, cluster);
+          return;
+        }
         void cluster.close();
       },
     });
@@ -309,7 +410,8 @@ export class Client {
     if (discovery === undefined || !host.endsWith(discovery.suffix) || host.length <= discovery.suffix.length) {
       return undefined;
     }
-    let cluster = discovery.cache.get(host);
+    // A second look: a get that finds the entry expired removes it, and disposeAfter puts a busy cluster right back.
+    let cluster = discovery.cache.get(host) ?? discovery.cache.get(host);
     if (cluster === undefined) {
       const target = discovery.options.target?.(host) ?? `srv:///${host}`;
       cluster = new Cluster(host, this.#withDefaults({ ...discovery.options.cluster, target }));
@@ -321,6 +423,11 @@ export class Client {
   }
 
   #dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    // Before routing: a closed client must not create discovered clusters (nor mirror, nor pass through).
+    if (this.#closing !== undefined) {
+      toLegacyHandler(handler).onError?.(new ClientClosedError());
+      return false;
+    }
     if (this.#catchAll !== undefined) return this.#catchAll.dispatch(options, handler);
     let authority: string;
     try {
@@ -336,8 +443,9 @@ export class Client {
     );
     if (decision !== undefined) {
       const cluster = this.#clusters.get(decision.cluster) as Cluster;
-      const sent = decision.mirror === undefined ? options : this.#mirror(options, decision, authority);
-      return cluster.dispatch(sent, handler, decision);
+      const mirror = decision.mirror;
+      if (mirror === undefined || this.#random() >= mirror.share) return cluster.dispatch(options, handler, decision);
+      return this.#dispatchMirrored(cluster, options, handler, decision, authority);
     }
     let cluster = this.#clusters.get(host);
     if (cluster === undefined) {
@@ -359,67 +467,83 @@ export class Client {
   }
 
   /**
-   * Sends a shadow copy (response discarded, bounded), like Envoy's request mirroring (the copy's Host gets
-   * `-shadow`). Returns the options for the main request: a streamed body (which is what fetch always hands over)
-   * is teed, so the copy goes out once the main request has sent the whole body; bodies above 1 MiB are not
-   * mirrored.
+   * Dispatches a request picked for mirroring and sends a shadow copy (response discarded, bounded), like Envoy's
+   * request mirroring (the copy's Host gets `-shadow`). A streamed body (which is what fetch always hands over) is
+   * teed, so the copy goes out once the main request has sent the whole body; bodies above 1 MiB are not mirrored.
    */
-  #mirror(options: Dispatcher.DispatchOptions, decision: RouteDecision, authority: string): Dispatcher.DispatchOptions {
-    const mirror = decision.mirror;
-    if (mirror === undefined || this.#random() >= mirror.share) return options;
+  #dispatchMirrored(
+    cluster: Cluster,
+    options: Dispatcher.DispatchOptions,
+    handler: Dispatcher.DispatchHandler,
+    decision: RouteDecision,
+    authority: string,
+  ): boolean {
     if (this.#mirrorsInFlight >= MAX_MIRRORS_IN_FLIGHT) {
       this.#mirrorSkipped++;
-      return options;
+      return cluster.dispatch(options, handler, decision);
     }
-    const cluster = this.#clusters.get(mirror.cluster) as Cluster;
+    const target = this.#clusters.get((decision.mirror as NonNullable<RouteDecision['mirror']>).cluster) as Cluster;
     const host = hostOf(authority);
     const origin = `${parseOrigin(options.origin).protocol}//${host}-shadow${authority.slice(host.length)}`;
+    // The slot is taken before any body is buffered, so the cap also bounds the memory held for copies.
+    this.#mirrorsInFlight++;
+    let state: 'pending' | 'sent' | 'released' = 'pending';
+    const release = () => {
+      if (state !== 'pending') return;
+      state = 'released';
+      this.#mirrorsInFlight--;
+      this.#mirrorSkipped++;
+    };
     const send = (body: Dispatcher.DispatchOptions['body']) => {
-      if (this.#mirrorsInFlight >= MAX_MIRRORS_IN_FLIGHT) {
-        this.#mirrorSkipped++;
-        return;
-      }
-      this.#mirrorsInFlight++;
+      if (state !== 'pending') return;
+      state = 'sent';
       this.#mirrored++;
       const done = () => {
         this.#mirrorsInFlight--;
       };
-      const handler: LegacyHandler = { ...MIRROR_HANDLER_BASE, onComplete: done, onError: done };
+      const copyHandler: LegacyHandler = { ...MIRROR_HANDLER_BASE, onComplete: done, onError: done };
       const copy: Dispatcher.DispatchOptions = { ...options, origin };
       if (body !== undefined) copy.body = body;
-      cluster.dispatch(copy, handler as Dispatcher.DispatchHandler);
+      target.dispatch(copy, copyHandler as Dispatcher.DispatchHandler);
     };
     const { body } = options;
     if (bodyReplay(body) !== 'once') {
       send(undefined);
-      return options;
+      return cluster.dispatch(options, handler, decision);
     }
     if (typeof body !== 'object' || body === null || !(Symbol.asyncIterator in body)) {
-      this.#mirrorSkipped++;
-      return options;
+      release();
+      return cluster.dispatch(options, handler, decision);
     }
     const source = body as AsyncIterable<Uint8Array | string>;
-    const skip = () => {
-      this.#mirrorSkipped++;
-    };
     const teed = {
       async *[Symbol.asyncIterator]() {
         const chunks: Buffer[] = [];
         let size = 0;
-        for await (const chunk of source) {
-          if (size <= MAX_MIRROR_BODY) {
-            const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk);
-            size += bytes.length;
-            if (size <= MAX_MIRROR_BODY) chunks.push(bytes);
-            else chunks.length = 0;
+        try {
+          for await (const chunk of source) {
+            if (state === 'pending') {
+              const bytes = Buffer.from(chunk);
+              size += bytes.length;
+              if (size <= MAX_MIRROR_BODY) chunks.push(bytes);
+              else {
+                chunks.length = 0;
+                release();
+              }
+            }
+            yield chunk;
           }
-          yield chunk;
+          send(Buffer.concat(chunks));
+        } finally {
+          // The main request stopped sending its body part-way: there is nothing whole to copy.
+          release();
         }
-        if (size <= MAX_MIRROR_BODY) send(Buffer.concat(chunks));
-        else skip();
       },
     };
-    return { ...options, body: teed as unknown as NonNullable<Dispatcher.DispatchOptions['body']> };
+    // A main request that ends without reading its body (refused, no endpoint, an early response) frees the slot.
+    const main = withEnd(toLegacyHandler(handler), release);
+    const sent = { ...options, body: teed as unknown as NonNullable<Dispatcher.DispatchOptions['body']> };
+    return cluster.dispatch(sent, main as Dispatcher.DispatchHandler, decision);
   }
 
   /**
@@ -430,17 +554,34 @@ export class Client {
    * Failures reject as fetch does: a `TypeError('fetch failed')` whose `cause` is the underlying error, a
    * {@link SidecarlessError} with a stable code where sidecarless raised it (see {@link findSidecarlessError}).
    * Aborts reject with the signal's reason.
+   *
+   * Redirects follow fetch's rules. One to the same origin is balanced again; on a single-service client, one to
+   * another origin (the service sends the caller elsewhere) goes out as plain fetch would send it, not to the
+   * service's endpoints. On a multi-service client every hop is routed like any request (to a cluster, the
+   * passthrough, or `SIDECARLESS_NO_ROUTE`).
    */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
     if (this.#closing !== undefined) return Promise.reject(new ClientClosedError());
-    return fetch(input, { ...init, dispatcher: this.dispatcher } as unknown as RequestInit);
+    const dispatcher =
+      this.#catchAll === undefined
+        ? this.dispatcher
+        : new ServiceFetchDispatcher(this.dispatcher, () => this.#elsewhere());
+    return fetch(input, { ...init, dispatcher } as unknown as RequestInit);
+  }
+
+  #elsewhere(): Dispatcher {
+    // A hop that arrives after close() is refused by the closed balanced dispatcher rather than opening an agent.
+    if (this.#closing !== undefined) return this.dispatcher;
+    this.#passthroughCount++;
+    return (this.#redirectAgent ??= new Agent());
   }
 
   /**
    * Resolves once every configured cluster's resolver has delivered its first endpoint set (requests never need
    * this: they wait for endpoints on their own, up to `waitForReadyTimeout`). Useful at startup, in tests and in
    * readiness probes. Rejects with `SIDECARLESS_NO_ENDPOINTS` (naming the first cluster still waiting) after
-   * `timeoutMs`.
+   * `timeoutMs`, with `SIDECARLESS_CLIENT_CLOSED` when the client is closed or destroyed first, and with
+   * `SIDECARLESS_INVALID_OPTION` for a `timeoutMs` that is not a number of ms from 0 to 2^31-1.
    *
    * @example
    * ```ts
@@ -450,30 +591,39 @@ export class Client {
    */
   ready(timeoutMs = 10_000): Promise<void> {
     if (this.#closing !== undefined) return Promise.reject(new ClientClosedError());
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || timeoutMs > MAX_TIMER_MS) {
+      return Promise.reject(new InvalidOptionError('timeoutMs', 'expected a number of ms from 0 to 2^31-1'));
+    }
     const clusters = [...this.#clusters.values()];
-    const all = Promise.all(clusters.map((c) => c.whenResolved())).then(() => {});
-    if (clusters.every((c) => c.resolved)) return all;
+    if (clusters.every((c) => c.resolved)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
+      const settle = (error?: Error) => {
+        clearTimeout(timer);
+        this.#readyWaits.delete(settle);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      // Ref'd, like a request's wait for endpoints (see Clock.setTimeout): the caller awaits it, and an unref'd
+      // timer would let a top-level `await client.ready()` end the process (exit code 13) instead of rejecting.
+      // close() and destroy() clear it, so it never outlives the client.
       const timer = setTimeout(() => {
         const waiting = clusters.find((c) => !c.resolved);
-        reject(new NoEndpointsError(waiting?.name ?? 'unknown', timeoutMs));
+        settle(new NoEndpointsError(waiting?.name ?? 'unknown', timeoutMs));
       }, timeoutMs);
-      all.then(
-        () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      );
+      this.#readyWaits.add(settle);
+      void Promise.all(clusters.map((c) => c.whenResolved())).then(() => settle());
     });
+  }
+
+  #failReadyWaits(): void {
+    const error = new ClientClosedError();
+    for (const settle of [...this.#readyWaits]) settle(error);
   }
 
   /**
    * Replaces the route table atomically. The new table is validated first (a bad one throws and changes nothing);
-   * requests already dispatched finish where the old table sent them.
+   * requests already dispatched finish where the old table sent them. A single-service client (`target`) has no
+   * route table: it throws `SIDECARLESS_INVALID_OPTION` naming `routes`.
    *
    * @example
    * ```ts
@@ -481,6 +631,12 @@ export class Client {
    * ```
    */
   setRoutes(routes: readonly RouteConfig[]): void {
+    if (this.#catchAll !== undefined) {
+      throw new InvalidOptionError(
+        'routes',
+        'a single-service client has no route table; create the client with `clusters` to route',
+      );
+    }
     this.#routes = compileRoutes(routes, new Set(this.#clusters.keys()));
   }
 
@@ -525,22 +681,26 @@ export class Client {
     if (this.#discovery !== undefined) yield* this.#discovery.cache.values();
   }
 
-  /** The endpoints of the client's single cluster (or of the first cluster). */
+  /** The endpoints of the client's single cluster (or of the first configured cluster; none without one). */
   get endpoints(): ClusterStats['endpoints'] {
-    return (this.#clusters.values().next().value as Cluster).stats().endpoints;
+    return this.#clusters.values().next().value?.stats().endpoints ?? [];
   }
 
   /**
-   * Stops resolution, fails requests still waiting for an endpoint, lets in-flight requests finish (bounded by
+   * Stops resolution, fails requests still waiting for an endpoint and pending {@link Client.ready} calls with
+   * `SIDECARLESS_CLIENT_CLOSED`, lets in-flight requests finish (bounded by
    * `drainTimeout`), and closes every connection and timer, so the process can exit. Idempotent: every call returns
    * the same promise.
    */
   close(): Promise<void> {
+    this.#dispatcher.markClosed();
+    this.#failReadyWaits();
     this.#closing ??= (async () => {
       const clusters = [...this.#allClusters()];
       this.#discovery?.cache.clear();
       await Promise.all(clusters.map((c) => c.close()));
       if (this.#ownsPassthrough) await this.#passthrough?.close();
+      await this.#redirectAgent?.close();
     })();
     return this.#closing;
   }
@@ -554,11 +714,14 @@ export class Client {
   }
 
   #destroy(reason?: Error): Promise<void> {
+    this.#dispatcher.markClosed();
+    this.#failReadyWaits();
     const done = (async () => {
       const clusters = [...this.#allClusters()];
       await Promise.all(clusters.map((c) => c.destroy(reason)));
       this.#discovery?.cache.clear();
       if (this.#ownsPassthrough) await this.#passthrough?.destroy(reason ?? null);
+      await this.#redirectAgent?.destroy(reason ?? null);
     })();
     this.#closing ??= done;
     return done;

@@ -23,12 +23,14 @@ import { type Disposable, EndpointHealth, type HealthEvent, type HealthOptions }
 import { createDebug } from './internal/debug.js';
 import { toLegacyHandler } from './internal/handler.js';
 import {
+  type AttemptEndMessage,
   channels,
   type PickMessage,
   type RequestEndMessage,
   type RequestStartMessage,
   type ResolveMessage,
 } from './metrics/events.js';
+import { EndpointCounters } from './metrics/endpoint-counters.js';
 import { type HistogramSnapshot, LatencyHistogram } from './metrics/histogram.js';
 import { createPickerRegistry } from './picker/index.js';
 import type { ConfiguredPolicy, PickerOption, PickerRegistry } from './picker/picker.js';
@@ -46,7 +48,7 @@ import type { RouteDecision, SubsetSelector } from './routing/router.js';
 import { buildSnapshot, EMPTY, pickFrom, type Snapshot, type ZoneAwareOptions } from './routing/snapshot.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from './runtime.js';
 import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from './subchannel/backoff.js';
-import type { ErrorKind } from './subchannel/outcome.js';
+import type { AttemptOutcome, ErrorKind } from './subchannel/outcome.js';
 import type { Subchannel, SubchannelState } from './subchannel/subchannel.js';
 import { SubchannelPool } from './subchannel/subchannel-pool.js';
 
@@ -118,8 +120,9 @@ export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
    */
   readonly tls?: TlsOptions | boolean | undefined;
   /**
-   * Prefer endpoints in the local zone while it has enough healthy capacity, spilling the rest over to other zones
-   * in proportion (the same overprovisioning arithmetic as priority levels). Off unless set.
+   * Prefer endpoints in the local zone while it has enough healthy capacity for its callers, spilling the rest over
+   * to other zones by their spare capacity (Envoy's zone aware routing, applied within each priority level; see
+   * {@link ZoneAwareOptions}). Off within a level in panic. Off unless set.
    */
   readonly zoneAware?: ZoneAwareOptions | undefined;
   /** Backoff after an endpoint refuses connections. Defaults: 1 s, x1.6, jitter 0.2, max 120 s. */
@@ -156,6 +159,14 @@ export interface EndpointStats {
   readonly errorsByKind: Readonly<Record<ErrorKind, number>>;
   /** Failed connection attempts (one per failed connect, not per request). */
   readonly connectFailures: number;
+  /** Of `attempts`, those that retried a failure (of this endpoint or another). */
+  readonly retries: number;
+  /** Of `attempts`, the hedged ones. */
+  readonly hedges: number;
+  /** Outlier ejections of this endpoint since it joined the set. */
+  readonly timesEjected: number;
+  /** Returns of this endpoint from ejection since it joined the set. */
+  readonly returns: number;
   /** Ejected by outlier detection. */
   readonly ejected: boolean;
   /** Passing active health checks (always true without them). */
@@ -205,7 +216,10 @@ export interface ClusterStats {
   };
   /** Circuit breaker state, when a breaker is configured. */
   readonly breaker: BreakerState | undefined;
-  /** True while too few endpoints are eligible and traffic goes to all of them (panic threshold). */
+  /**
+   * True while a priority level that receives traffic is in panic: too few of its endpoints are eligible (and the
+   * levels together are under 100 % available), so its traffic goes to all of them (panic threshold).
+   */
   readonly panic: boolean;
   /** Outlier ejections since the cluster started. */
   readonly ejections: number;
@@ -279,9 +293,9 @@ function errorCode(error: Error): string {
 function resolveZoneAware(raw: unknown): ZoneAwareOptions | undefined {
   if (raw === undefined) return undefined;
   if (typeof raw !== 'object' || raw === null) throw new InvalidOptionError('zoneAware', 'expected { localZone }');
-  const { localZone, minClusterSize, ...rest } = raw as Record<string, unknown>;
+  const { localZone, minClusterSize, callers, ...rest } = raw as Record<string, unknown>;
   for (const key of Object.keys(rest)) {
-    throw new InvalidOptionError(`zoneAware.${key}`, 'unknown setting (allowed: localZone, minClusterSize)');
+    throw new InvalidOptionError(`zoneAware.${key}`, 'unknown setting (allowed: localZone, minClusterSize, callers)');
   }
   if (typeof localZone !== 'string' || localZone.length === 0) {
     throw new InvalidOptionError('zoneAware.localZone', 'expected a non-empty zone name');
@@ -292,8 +306,28 @@ function resolveZoneAware(raw: unknown): ZoneAwareOptions | undefined {
   ) {
     throw new InvalidOptionError('zoneAware.minClusterSize', 'expected an integer >= 1');
   }
-  return { localZone, minClusterSize: (minClusterSize as number | undefined) ?? 6 };
+  if (callers === undefined) return { localZone, minClusterSize: (minClusterSize as number | undefined) ?? 6 };
+  if (typeof callers !== 'object' || callers === null || Array.isArray(callers)) {
+    throw new InvalidOptionError('zoneAware.callers', 'expected an object of zone names to caller counts');
+  }
+  for (const [zone, n] of Object.entries(callers)) {
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
+      throw new InvalidOptionError(`zoneAware.callers.${zone}`, 'expected a finite number >= 0');
+    }
+  }
+  const local = (callers as Record<string, unknown>)[localZone];
+  if (typeof local !== 'number' || !(local > 0)) {
+    throw new InvalidOptionError(`zoneAware.callers.${localZone}`, 'the local zone must have callers (a number > 0)');
+  }
+  return {
+    localZone,
+    minClusterSize: (minClusterSize as number | undefined) ?? 6,
+    callers: Object.freeze({ ...(callers as Record<string, number>) }),
+  };
 }
+
+const isUsable = (s: Subchannel): boolean => s.usable;
+const always = (): boolean => true;
 
 function isResolver(value: unknown): value is Resolver {
   return (
@@ -350,14 +384,25 @@ export class Cluster {
   #extraAttempts = 0;
   #overloaded = 0;
   #circuitOpen = 0;
+  readonly #endpointCounts = new EndpointCounters<Subchannel>();
+  // Hedges announced by hedged() and not yet sent; #hedgeSending is the one whose send is under way (see acquire).
+  readonly #hedgeAnnounced = new WeakSet<BalancedRequest>();
+  #hedgeSending: BalancedRequest | undefined;
 
   readonly #options: ResolvedClusterOptions;
   readonly #resolver: Resolver;
   readonly #pool: SubchannelPool;
   #snapshot: Snapshot<Subchannel> = EMPTY;
-  #candidates: readonly Subchannel[] = [];
-  readonly #subsets = new Map<string, Snapshot<Subchannel>>();
+  #population: readonly Subchannel[] = [];
+  // Keyed by the route table's frozen selector objects, so a pick looks its subset up without building a key.
+  #subsets = new WeakMap<SubsetSelector, Snapshot<Subchannel>>();
+  readonly #eligible = (s: Subchannel): boolean => this.#health.isEligible(s);
   readonly #pending = new Set<BalancedRequest>();
+  /** Requests accepted and not yet ended: close() and destroy() reach those between attempts. */
+  readonly #requests = new Set<BalancedRequest>();
+  /** The endpoints each picker of the current snapshots balances over (see #pick). */
+  readonly #groups = new WeakMap<object, readonly Subchannel[]>();
+  static readonly #noGroup: readonly Subchannel[] = [];
   #closed = false;
   #closing: Promise<void> | undefined;
   #resolverUpdates = 0;
@@ -411,6 +456,7 @@ export class Cluster {
     this.#resolver = this.#createResolver(options);
     this.#health = new EndpointHealth<Subchannel>(options, {
       cluster: name,
+      clusterId: this.id,
       clock,
       random,
       serviceName: typeof host === 'string' ? host : undefined,
@@ -427,13 +473,39 @@ export class Cluster {
       drainTimeoutMs: this.#options.drainTimeoutMs,
       observer: {
         onStateChange: (subchannel, previous) => this.#onStateChange(subchannel, previous),
-        onOutcome: (subchannel, outcome) => this.#health.record(subchannel, outcome),
+        onOutcome: (subchannel, outcome) => this.#onOutcome(subchannel, outcome),
       },
       onMembershipChange: () => {
         this.#health.setHosts(this.#pool.subchannels);
         this.#rebuildPicker();
       },
     });
+    this.#health.subscribe((event) => this.#countHealthEvent(event));
+  }
+
+  #onOutcome(subchannel: Subchannel, outcome: AttemptOutcome): void {
+    this.#health.record(subchannel, outcome);
+    if (channels.attemptEnd.hasSubscribers) {
+      const message: AttemptEndMessage = {
+        cluster: this.name,
+        clusterId: this.id,
+        endpoint: subchannel.key,
+        statusCode: outcome.statusCode,
+        errorKind: outcome.errorKind,
+        durationMs: outcome.latencyMs,
+      };
+      channels.attemptEnd.publish(message);
+    }
+  }
+
+  // Health events name the endpoint, not the subchannel: ejections are rare, so a scan of the set is fine.
+  #countHealthEvent(event: HealthEvent): void {
+    if (event.type !== 'eject' && event.type !== 'return') return;
+    const subchannel = this.#pool.subchannels.find((s) => s.key === event.endpoint.key);
+    if (subchannel === undefined) return;
+    const counts = this.#endpointCounts.of(subchannel);
+    if (event.type === 'eject') counts.timesEjected++;
+    else counts.returns++;
   }
 
   #createResolver(options: ClusterOptions): Resolver {
@@ -507,40 +579,45 @@ export class Cluster {
 
   #rebuildPicker(): void {
     if (this.#closed) return;
-    const active = this.#pool.subchannels;
-    let candidates = active.filter((s) => s.usable);
-    // Every endpoint failing to connect: keep sending (and let callers see the real connection error) rather than
-    // parking requests behind backoff timers.
-    if (candidates.length === 0) candidates = [...active];
-    this.#candidates = candidates;
-    this.#subsets.clear();
-    this.#snapshot = this.#buildSnapshot(candidates, true);
+    this.#population = this.#pool.subchannels;
+    this.#subsets = new WeakMap();
+    this.#snapshot = this.#buildSnapshot(this.#population, true);
     this.#flushPending();
   }
 
-  #buildSnapshot(candidates: readonly Subchannel[], main: boolean): Snapshot<Subchannel> {
-    const eligible = this.#health.select(candidates, main);
-    for (const subchannel of eligible) subchannel.weightFactor = this.#health.weightFactor(subchannel);
+  #buildSnapshot(population: readonly Subchannel[], main: boolean): Snapshot<Subchannel> {
+    for (const subchannel of population) subchannel.weightFactor = this.#health.weightFactor(subchannel);
     const { policy, config } = this.#options.policy;
-    return buildSnapshot(
-      candidates,
-      eligible,
-      (group) => policy.build(group, config, this.#options),
-      () => new AllEjectedError(this.name),
-      this.#options.zoneAware,
-    );
+    const snapshot = buildSnapshot({
+      population,
+      // Every endpoint failing to connect: keep sending (and let callers see the real connection error) rather
+      // than parking requests behind backoff timers. The one deliberate exception to "no policy picks a non-ready
+      // endpoint": it also finds an endpoint that comes back before its backoff expires. Both the rule and this
+      // exception are tested per policy in test/integration/picker-eligibility.test.ts.
+      usable: population.some(isUsable) ? isUsable : always,
+      eligible: this.#eligible,
+      panicThreshold: this.#health.panicThreshold,
+      zone: this.#options.zoneAware,
+      build: (group) => {
+        const picker = policy.build(group, config, this.#options);
+        this.#groups.set(picker, group);
+        return picker;
+      },
+      noneEligible: () => new AllEjectedError(this.name),
+    });
+    if (main) this.#health.notePanic(snapshot.kind === 'slots' && snapshot.panic);
+    return snapshot;
   }
 
   /** The snapshot for a subset of endpoints (by metadata), built on first use after each rebuild. */
   #subsetSnapshot(selector: SubsetSelector): Snapshot<Subchannel> {
-    const key = JSON.stringify(Object.entries(selector).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    let snapshot = this.#subsets.get(key);
+    let snapshot = this.#subsets.get(selector);
     if (snapshot === undefined) {
-      const members = this.#candidates.filter((s) =>
+      const members = this.#population.filter((s) =>
         Object.entries(selector).every(([k, v]) => s.endpoint.metadata[k] === v),
       );
       snapshot = this.#buildSnapshot(members, false);
-      this.#subsets.set(key, snapshot);
+      this.#subsets.set(selector, snapshot);
     }
     return snapshot;
   }
@@ -631,22 +708,25 @@ export class Cluster {
       this,
       route,
     );
-    if (!request.start()) {
-      if (!request.done) request.fail(request.abortReason ?? new Error('aborted'));
-      return true;
-    }
+    // Counted before start(): a caller that aborts at once ends the request inside it, and that end is counted.
     this.#inFlight++;
     this.#total++;
+    this.#requests.add(request);
     if (channels.requestStart.hasSubscribers) {
       const { context } = request;
       const message: RequestStartMessage = {
         cluster: this.name,
         clusterId: this.id,
         method: context.method,
+        scheme: this.#options.protocol === 'https:' ? 'https' : 'http',
         authority: context.authority,
         path: context.path,
       };
       channels.requestStart.publish(message);
+    }
+    if (!request.start()) {
+      if (!request.done) request.fail(request.abortReason ?? new Error('aborted'));
+      return true;
     }
     const breaker = this.#breaker;
     if (breaker === undefined) {
@@ -678,6 +758,19 @@ export class Cluster {
     exclude: ReadonlySet<Subchannel>,
     callback: (error: Error | undefined, subchannel: Subchannel | undefined) => void,
   ): void {
+    if (this.#hedgeAnnounced.delete(request)) {
+      // The request sends the hedge from inside the callback, synchronously; a hedge that finds no endpoint
+      // sends nothing and must not mark the request's next attempt (a retry) as a hedge.
+      const inner = callback;
+      callback = (error, subchannel) => {
+        this.#hedgeSending = subchannel === undefined ? undefined : request;
+        try {
+          inner(error, subchannel);
+        } finally {
+          this.#hedgeSending = undefined;
+        }
+      };
+    }
     if (this.#closed) {
       callback(new ClientClosedError(), undefined);
       return;
@@ -696,7 +789,7 @@ export class Cluster {
     const snapshot = this.#snapshotFor(request.route);
     if (snapshot instanceof Error) return snapshot;
     if (snapshot.kind === 'empty') return undefined;
-    // A retry should land elsewhere: re-pick a few times to find an endpoint not tried yet, else take the first.
+    // A retry should land elsewhere: re-pick a few times to find an endpoint not tried yet, else choose one.
     const tries = exclude.size === 0 ? 1 : Math.min(exclude.size + 1, 8);
     let first: Subchannel | undefined;
     for (let i = 0; i < tries; i++) {
@@ -706,12 +799,40 @@ export class Cluster {
       if (!exclude.has(result.target)) return result.target;
       first ??= result.target;
     }
-    return first;
+    return (snapshot.kind === 'slots' && this.#untried(snapshot.slots, exclude)) || first;
+  }
+
+  /**
+   * A uniformly random endpoint of the snapshot's pickers not in `exclude`, if there is one. Re-picking cannot
+   * find it when the policy is deterministic for the request (ring hash and Maglev return the same endpoint for a
+   * key), so the retry would go back to the endpoint that just failed. Two passes, no allocation.
+   */
+  #untried(slots: readonly { readonly picker: object }[], exclude: ReadonlySet<Subchannel>): Subchannel | undefined {
+    let count = 0;
+    for (const slot of slots) {
+      for (const s of this.#groups.get(slot.picker) ?? Cluster.#noGroup) if (!exclude.has(s)) count++;
+    }
+    if (count === 0) return undefined;
+    let n = Math.floor(this.#options.random() * count);
+    for (const slot of slots) {
+      for (const s of this.#groups.get(slot.picker) ?? Cluster.#noGroup) if (!exclude.has(s) && n-- === 0) return s;
+    }
+    return undefined;
   }
 
   /** @internal Sends one attempt of `request` to `subchannel`. */
   send(request: BalancedRequest, subchannel: Subchannel, body: unknown, attempt: Attempt): void {
-    if (request.attempts > 1) this.#extraAttempts++;
+    if (request.attempts > 1) {
+      this.#extraAttempts++;
+      const counts = this.#endpointCounts.of(subchannel);
+      if (this.#hedgeSending === request) {
+        this.#hedgeSending = undefined;
+        this.#hedges++;
+        counts.hedges++;
+      } else {
+        counts.retries++;
+      }
+    }
     const { options } = request;
     const host = this.#options.host;
     const hostValue = host === undefined ? request.context.authority : host;
@@ -736,6 +857,7 @@ export class Cluster {
   /** @internal A request ended. */
   finished(request: BalancedRequest, statusCode: number, error: Error | undefined): void {
     this.#inFlight--;
+    this.#requests.delete(request);
     const end = request.headersAt ?? this.#options.clock.now();
     const durationMs = end - request.startedAt;
     if (statusCode > 0) {
@@ -753,6 +875,7 @@ export class Cluster {
         cluster: this.name,
         clusterId: this.id,
         method: context.method,
+        scheme: this.#options.protocol === 'https:' ? 'https' : 'http',
         authority: context.authority,
         path: context.path,
         statusCode,
@@ -764,9 +887,9 @@ export class Cluster {
     }
   }
 
-  /** @internal A hedge is about to be sent. */
-  hedged(_request: BalancedRequest): void {
-    this.#hedges++;
+  /** @internal A hedge is about to be sent: its attempt, if it finds an endpoint, is counted as a hedge. */
+  hedged(request: BalancedRequest): void {
+    this.#hedgeAnnounced.add(request);
   }
 
   #flushPending(): void {
@@ -857,6 +980,7 @@ export class Cluster {
       id: this.id,
       endpoints: this.#pool.subchannels.map((s) => {
         const c = s.counters;
+        const extra = this.#endpointCounts.read(s);
         return {
           key: s.key,
           state: s.state,
@@ -868,6 +992,10 @@ export class Cluster {
           errors: c.errors,
           errorsByKind: { ...c.errorsByKind },
           connectFailures: c.connectFailures,
+          retries: extra.retries,
+          hedges: extra.hedges,
+          timesEjected: extra.timesEjected,
+          returns: extra.returns,
           ejected: this.#health.isEjected(s),
           healthy: this.#health.isHealthy(s),
           effectiveWeight: s.weight,
@@ -922,6 +1050,8 @@ export class Cluster {
       this.#snapshot = EMPTY;
       this.#closing = (async () => {
         this.#failPending(new ClientClosedError());
+        // Those between attempts (a backoff, a Retry-After wait) fail now; those with an attempt in flight finish it.
+        for (const request of [...this.#requests]) request.clientClosing();
         this.#breaker?.shutdown();
         await this.#resolver.close();
         await this.#health.close();
@@ -935,7 +1065,10 @@ export class Cluster {
   async destroy(reason?: Error): Promise<void> {
     this.#closed = true;
     this.#snapshot = EMPTY;
-    this.#failPending(reason ?? new ClientClosedError());
+    const error = reason ?? new ClientClosedError();
+    this.#failPending(error);
+    // Including those between attempts, whose backoff timers would otherwise hold the process.
+    for (const request of [...this.#requests]) request.fail(error);
     this.#breaker?.shutdown();
     await this.#resolver.close();
     await this.#health.close();

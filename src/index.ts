@@ -86,13 +86,19 @@ export type { EligibleSet } from './health/panic.js';
 export { DEFAULT_PANIC_THRESHOLD, isPanic, resolvePanicThreshold, selectEligible } from './health/panic.js';
 export type { ResolvedSlowStartOptions, SlowStartOptions } from './health/slow-start.js';
 export { resolveSlowStartOptions, SlowStartTracker, slowStartFactor } from './health/slow-start.js';
-export type { PickMessage, RequestEndMessage, RequestStartMessage, ResolveMessage } from './metrics/events.js';
+export type {
+  AttemptEndMessage,
+  PickMessage,
+  RequestEndMessage,
+  RequestStartMessage,
+  ResolveMessage,
+} from './metrics/events.js';
 export { channels } from './metrics/events.js';
 export type { HistogramSnapshot } from './metrics/histogram.js';
 export { histogramQuantile, LATENCY_BUCKETS_MS } from './metrics/histogram.js';
-export { hashString, xxh32 } from './picker/hash.js';
-export type { HashKeyOption, RequestHasher } from './picker/hash-key.js';
-export { findHeader, parseHashKey } from './picker/hash-key.js';
+export { hashString, hashStringInto, xxh32, xxh32Into } from './picker/hash.js';
+export type { HashKeyOption, KeyHasher, RequestHasher } from './picker/hash-key.js';
+export { findHeader, parseHashKey, parseKeyHasher } from './picker/hash-key.js';
 export { createPickerRegistry } from './picker/index.js';
 export type { LeastRequestConfig } from './picker/least-request.js';
 export { LeastRequestPicker, leastRequestPolicy, WeightedLeastRequestPicker } from './picker/least-request.js';
@@ -149,11 +155,12 @@ export type { SrvResolverOptions } from './resolver/srv.js';
 export { SRV_ZERO_WEIGHT, SrvResolver, srvResolverFactory } from './resolver/srv.js';
 export { StaticResolver, staticResolverFactory } from './resolver/static.js';
 export type { PathMatch, RouteMatch, RouteRequest, ValueMatch } from './routing/match.js';
-export type { LevelHealth } from './routing/priority.js';
-export { levelHealth, localZoneShare, OVERPROVISIONING_FACTOR, priorityLoads } from './routing/priority.js';
+export type { LevelHealth, PriorityPlan } from './routing/priority.js';
+export { levelHealth, OVERPROVISIONING_FACTOR, planPriorities, priorityLoads } from './routing/priority.js';
 export type { RouteConfig, RouteDecision, SplitTarget, SubsetFallback, SubsetSelector } from './routing/router.js';
 export { compileRoutes, RouteTable } from './routing/router.js';
-export type { ZoneAwareOptions } from './routing/snapshot.js';
+export type { ZoneAwareOptions, ZoneCount } from './routing/zone.js';
+export { zoneShares } from './routing/zone.js';
 export type { Clock, RandomSource, TimerHandle } from './runtime.js';
 export { seededRandom, systemClock, systemRandom } from './runtime.js';
 export type { BackoffOptions, ResolvedBackoffOptions } from './subchannel/backoff.js';

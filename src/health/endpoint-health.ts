@@ -19,7 +19,7 @@ import {
   type ReturnReason,
   resolveOutlierDetectionOptions,
 } from './outlier-detector.js';
-import { resolvePanicThreshold, selectEligible } from './panic.js';
+import { resolvePanicThreshold } from './panic.js';
 import { resolveSlowStartOptions, type SlowStartOptions, SlowStartTracker } from './slow-start.js';
 
 const debug = createDebug('health');
@@ -46,6 +46,11 @@ export interface HealthOptions {
 export interface HealthEvent {
   /** The cluster's name. */
   readonly cluster: string;
+  /**
+   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * clients that share a name.
+   */
+  readonly clusterId: number;
   /** The endpoint. */
   readonly endpoint: Endpoint;
   /** `eject`: outlier detection took it out; `return`: it came back; `unhealthy`/`healthy`: active health checks. */
@@ -72,6 +77,8 @@ export interface HealthHost {
 
 interface Hooks {
   readonly cluster: string;
+  /** The cluster's process-unique id, carried by every event. */
+  readonly clusterId: number;
   readonly clock: Clock;
   readonly random: RandomSource;
   /** The Host header of health checks (the logical service name), when known. */
@@ -115,6 +122,7 @@ export class EndpointHealth<H extends HealthHost> {
           debug('%s: eject %s (%s, %d ms)', hooks.cluster, host.endpoint.key, info.reason, info.ejectionMs);
           this.#emit({
             cluster: hooks.cluster,
+            clusterId: hooks.clusterId,
             endpoint: host.endpoint,
             type: 'eject',
             reason: info.reason,
@@ -129,6 +137,7 @@ export class EndpointHealth<H extends HealthHost> {
           this.#slowStart?.restart(host);
           this.#emit({
             cluster: hooks.cluster,
+            clusterId: hooks.clusterId,
             endpoint: host.endpoint,
             type: 'return',
             reason: info.reason,
@@ -150,12 +159,24 @@ export class EndpointHealth<H extends HealthHost> {
         dispatcher: this.#checkAgent,
         onHealthy: (host) => {
           this.#slowStart?.restart(host);
-          this.#emit({ cluster: hooks.cluster, endpoint: host.endpoint, type: 'healthy', reason: 'health-check' });
+          this.#emit({
+            cluster: hooks.cluster,
+            clusterId: hooks.clusterId,
+            endpoint: host.endpoint,
+            type: 'healthy',
+            reason: 'health-check',
+          });
           hooks.onChange();
           this.#armSlowStartTick();
         },
         onUnhealthy: (host) => {
-          this.#emit({ cluster: hooks.cluster, endpoint: host.endpoint, type: 'unhealthy', reason: 'health-check' });
+          this.#emit({
+            cluster: hooks.cluster,
+            clusterId: hooks.clusterId,
+            endpoint: host.endpoint,
+            type: 'unhealthy',
+            reason: 'health-check',
+          });
           hooks.onChange();
         },
       });
@@ -190,28 +211,27 @@ export class EndpointHealth<H extends HealthHost> {
     return this.#slowStart?.factor(host) ?? 1;
   }
 
-  /**
-   * The hosts to balance across among `candidates`: the eligible ones (not ejected, healthy), or all candidates when
-   * fewer than the panic threshold are eligible. `track` records the panic state (the cluster's main set); subsets
-   * pass false.
-   */
-  select(candidates: readonly H[], track = true): readonly H[] {
-    if (this.#detector === undefined && this.#checker === undefined) {
-      if (track) this.#panic = false;
-      return candidates;
-    }
-    const { hosts, panic } = selectEligible(
-      candidates,
-      (h) => !this.isEjected(h) && this.isHealthy(h),
-      this.#panicThreshold,
-    );
-    if (!track) return hosts;
-    if (panic !== this.#panic) debug('%s: panic mode %s', this.#hooks.cluster, panic ? 'on' : 'off');
-    this.#panic = panic;
-    return hosts;
+  /** True when `host` may take traffic: not ejected by outlier detection and not failing active health checks. */
+  isEligible(host: H): boolean {
+    return !this.isEjected(host) && this.isHealthy(host);
   }
 
-  /** True while the last {@link EndpointHealth.select} was in panic mode. */
+  /**
+   * The panic threshold in force, %, applied per priority level by the snapshot builder (`planPriorities`). 0
+   * without outlier detection and health checks: then health marks nothing ineligible, and endpoints that merely
+   * refuse connections are left out rather than retried in panic.
+   */
+  get panicThreshold(): number {
+    return this.#detector === undefined && this.#checker === undefined ? 0 : this.#panicThreshold;
+  }
+
+  /** Records whether the cluster's main snapshot has a level in panic (stats, and a debug line on each change). */
+  notePanic(panic: boolean): void {
+    if (panic !== this.#panic) debug('%s: panic mode %s', this.#hooks.cluster, panic ? 'on' : 'off');
+    this.#panic = panic;
+  }
+
+  /** True while the cluster's main snapshot has a priority level in panic (see {@link EndpointHealth.notePanic}). */
   get panic(): boolean {
     return this.#panic;
   }
