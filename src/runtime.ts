@@ -56,7 +56,7 @@ export function xoshiro128ss(s: Uint32Array): RandomSource {
   let c = s[2] as number;
   let d = s[3] as number;
   if ((a | b | c | d) === 0) a = 0x9e3779b9; // the all-zero state is the one fixed point
-  return () => {
+  const fill: RandomFill = (out) => {
     const x = Math.imul(b, 5);
     const result = Math.imul((x << 7) | (x >>> 25), 9);
     const t = b << 9;
@@ -66,8 +66,32 @@ export function xoshiro128ss(s: Uint32Array): RandomSource {
     a ^= d;
     c ^= t;
     d = (d << 11) | (d >>> 21);
-    return (result >>> 0) / 4294967296;
+    out[0] = (result >>> 0) / 4294967296;
   };
+  const one = new Float64Array(1);
+  const source: RandomSource = () => {
+    fill(one);
+    return one[0] as number;
+  };
+  fills.set(source, fill);
+  return source;
+}
+
+/**
+ * @internal Writes one draw of a random source into `out[0]`.
+ *
+ * How pickers draw without allocating: a float returned from a call V8 does not inline is boxed as a 16-byte heap
+ * number, and whether a picker's call to its random source is inlined depends on the engine version and on how
+ * many sources a call site has seen (Node 24 often does not inline it). A float written into a `Float64Array` is
+ * never boxed. The built-in generators fill directly; any other source is wrapped.
+ */
+export type RandomFill = (out: Float64Array) => void;
+
+const fills = new WeakMap<RandomSource, RandomFill>();
+
+/** @internal The {@link RandomFill} that draws from `random`: the same numbers, in the same order. */
+export function randomFill(random: RandomSource): RandomFill {
+  return fills.get(random) ?? ((out) => (out[0] = random()));
 }
 
 /**

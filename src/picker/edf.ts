@@ -39,6 +39,11 @@ export class EdfHeap {
     this.#siftDown(0, deadline, this.#ids[0] as number);
   }
 
+  /** Moves the top entry's deadline `by` later and restores heap order. */
+  delayTop(by: number): void {
+    this.#siftDown(0, (this.#keys[0] as number) + by, this.#ids[0] as number);
+  }
+
   #siftDown(start: number, key: number, id: number): void {
     const keys = this.#keys;
     const ids = this.#ids;

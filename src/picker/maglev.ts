@@ -27,6 +27,7 @@
 import { InvalidOptionError } from '../errors.js';
 import { hashString } from './hash.js';
 import { type HashKeyOption, type KeyHasher, parseKeyHasher } from './hash-key.js';
+import { type RandomFill, randomFill } from '../runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { rejectUnknownKeys } from './picker.js';
 import { allEqual, completeResults, indexOf, sortedByKey } from './util.js';
@@ -74,7 +75,8 @@ export class MaglevPicker<T extends Pickable> implements Picker<T> {
   readonly #slots: PickResult<T>[];
   readonly #size: number;
   readonly #hasher: KeyHasher;
-  readonly #random: () => number;
+  readonly #fill: RandomFill;
+  readonly #draw = new Float64Array(1);
   // Written by the hasher, read by the lookup: a hash of 2^31 or more returned as a number would be a heap number.
   readonly #hash = new Uint32Array(1);
 
@@ -87,7 +89,7 @@ export class MaglevPicker<T extends Pickable> implements Picker<T> {
     // One result reference per slot: a pick is a single array load after the modulo.
     this.#slots = Array.from(table, (i) => results[i] as PickResult<T>);
     this.#hasher = hasher;
-    this.#random = random;
+    this.#fill = randomFill(random);
   }
 
   /**
@@ -95,7 +97,10 @@ export class MaglevPicker<T extends Pickable> implements Picker<T> {
    */
   pick(context: PickContext): PickResult<T> {
     const out = this.#hash;
-    if (!this.#hasher(context, out)) return this.#slots[indexOf(this.#random(), this.#size)] as PickResult<T>;
+    if (!this.#hasher(context, out)) {
+      this.#fill(this.#draw);
+      return this.#slots[indexOf(this.#draw[0] as number, this.#size)] as PickResult<T>;
+    }
     return this.#slots[(out[0] as number) % this.#size] as PickResult<T>;
   }
 

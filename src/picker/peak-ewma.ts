@@ -11,6 +11,7 @@
  * @module
  */
 import type { Clock } from '../runtime.js';
+import { type RandomFill, randomFill } from '../runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { rejectUnknownKeys } from './picker.js';
 import { completeResults, numberSetting, weightsOf } from './util.js';
@@ -41,7 +42,8 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
   readonly #inverseWeights: Float64Array;
   readonly #defaultRtt: number;
   readonly #decay: number;
-  readonly #random: () => number;
+  readonly #fill: RandomFill;
+  readonly #draw = new Float64Array(1);
   readonly #clock: Clock;
 
   /** @internal Built by the policy. */
@@ -59,7 +61,7 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     this.#inverseWeights = weights.map((w) => 1 / w);
     this.#defaultRtt = defaultRtt;
     this.#decay = decay;
-    this.#random = random;
+    this.#fill = randomFill(random);
     this.#clock = clock;
   }
 
@@ -85,7 +87,8 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     const n = this.#targets.length;
     if (n === 1) return this.#results[0] as PickResult<T>;
     // Two distinct choices from one draw: integer part, then fraction (exact while n * n < 2^52).
-    const x = this.#random() * n;
+    this.#fill(this.#draw);
+    const x = (this.#draw[0] as number) * n;
     let a = x | 0;
     if (a >= n) a = n - 1;
     let b = ((x - a) * (n - 1)) | 0;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { type RandomFill, randomFill } from '../runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { rejectUnknownKeys } from './picker.js';
 import { completeResults, indexOf } from './util.js';
@@ -11,17 +12,19 @@ import { completeResults, indexOf } from './util.js';
 /** The picker built by {@link randomPolicy}. */
 export class RandomPicker<T extends Pickable> implements Picker<T> {
   readonly #results: PickResult<T>[];
-  readonly #random: () => number;
+  readonly #fill: RandomFill;
+  readonly #draw = new Float64Array(1);
 
   /** @internal Built by the policy. */
   constructor(results: PickResult<T>[], random: () => number) {
     this.#results = results;
-    this.#random = random;
+    this.#fill = randomFill(random);
   }
 
   /** A uniformly random target, ignoring weights. Always `complete`; the context is not read. */
   pick(_context: PickContext): PickResult<T> {
-    return this.#results[indexOf(this.#random(), this.#results.length)] as PickResult<T>;
+    this.#fill(this.#draw);
+    return this.#results[indexOf(this.#draw[0] as number, this.#results.length)] as PickResult<T>;
   }
 }
 

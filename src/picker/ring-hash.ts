@@ -25,6 +25,7 @@
  */
 import { xxh32 } from './hash.js';
 import { type HashKeyOption, type KeyHasher, parseKeyHasher } from './hash-key.js';
+import { type RandomFill, randomFill } from '../runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { rejectUnknownKeys } from './picker.js';
 import { completeResults, indexOf, numberSetting, sortedByKey } from './util.js';
@@ -74,7 +75,8 @@ export class RingHashPicker<T extends Pickable> implements Picker<T> {
   readonly #results: PickResult<T>[];
   readonly #buckets: Uint32Array;
   readonly #hasher: KeyHasher;
-  readonly #random: () => number;
+  readonly #fill: RandomFill;
+  readonly #draw = new Float64Array(1);
   // The hash being looked up: the hasher writes it here and the lookup reads it, so a hash of 2^31 or more never
   // crosses a call boundary as a (heap-allocated) number.
   readonly #hash = new Uint32Array(1);
@@ -90,7 +92,7 @@ export class RingHashPicker<T extends Pickable> implements Picker<T> {
     this.#ring = ring;
     this.#results = completeResults(targets);
     this.#hasher = hasher;
-    this.#random = random;
+    this.#fill = randomFill(random);
     // buckets[b] = first ring index whose position's top bits are >= b; buckets[2^16] = ring size.
     const buckets = new Uint32Array((1 << BUCKET_BITS) + 1);
     let i = 0;
@@ -126,7 +128,8 @@ export class RingHashPicker<T extends Pickable> implements Picker<T> {
    */
   pick(context: PickContext): PickResult<T> {
     if (!this.#hasher(context, this.#hash)) {
-      return this.#results[this.ownerAt(indexOf(this.#random(), this.#size))] as PickResult<T>;
+      this.#fill(this.#draw);
+      return this.#results[this.ownerAt(indexOf(this.#draw[0] as number, this.#size))] as PickResult<T>;
     }
     return this.#results[this.#ring[2 * this.#lookup() + 1] as number] as PickResult<T>;
   }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { type RandomFill, randomFill } from '../runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { rejectUnknownKeys } from './picker.js';
 import { completeResults, weightsOf } from './util.js';
@@ -16,14 +17,15 @@ export class WeightedRandomPicker<T extends Pickable> implements Picker<T> {
   // a draw lands on is a coin toss the branch predictor loses (about 40 % off a pick with weights 1..5).
   readonly #table: PickResult<T>[];
   readonly #threshold: Float64Array;
-  readonly #random: () => number;
+  readonly #fill: RandomFill;
+  readonly #draw = new Float64Array(1);
   readonly #n: number;
 
   /** @internal Built by the policy. */
   constructor(results: PickResult<T>[], weights: Float64Array, random: () => number) {
     const n = results.length;
     this.#n = n;
-    this.#random = random;
+    this.#fill = randomFill(random);
     const threshold = new Float64Array(n);
     const alias = new Int32Array(n);
     let total = 0;
@@ -60,7 +62,8 @@ export class WeightedRandomPicker<T extends Pickable> implements Picker<T> {
 
   /** A random target in proportion to weight (alias method, O(1)). Always `complete`; the context is not read. */
   pick(_context: PickContext): PickResult<T> {
-    const x = this.#random() * this.#n;
+    this.#fill(this.#draw);
+    const x = (this.#draw[0] as number) * this.#n;
     let i = x | 0;
     if (i >= this.#n) i = this.#n - 1;
     return this.#table[2 * i + +(x - i >= (this.#threshold[i] as number))] as PickResult<T>;
