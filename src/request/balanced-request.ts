@@ -56,15 +56,13 @@ export interface RequestHost {
   ): void;
   /** Takes the request out of the wait queue. */
   dequeue(request: BalancedRequest): void;
-  /** Sends one attempt. */
-  send(request: BalancedRequest, subchannel: Subchannel, body: unknown, attempt: Attempt): void;
+  /** Sends one attempt; `hedge` tells a hedged attempt from a first attempt or a retry. */
+  send(request: BalancedRequest, subchannel: Subchannel, body: unknown, attempt: Attempt, hedge: boolean): void;
   /**
    * The request ended (the caller has seen its end): `statusCode` is what the caller received (0 if nothing),
    * `error` how it failed (before or after the response headers), if it did.
    */
   finished(request: BalancedRequest, statusCode: number, error: Error | undefined): void;
-  /** A hedge attempt is about to be sent. */
-  hedged(request: BalancedRequest): void;
 }
 
 /** How a request ended, for the circuit breaker. */
@@ -331,9 +329,9 @@ export class BalancedRequest implements AttemptOwner {
       let hedgesLeft = hedge.maxHedges;
       let settled = false;
       const { clock } = this.#host;
-      const launch = () => {
+      const launch = (asHedge: boolean) => {
         outstanding++;
-        this.#try().then(
+        this.#try(asHedge).then(
           () => {
             settled = true;
             this.#clearHedgeTimer();
@@ -355,15 +353,14 @@ export class BalancedRequest implements AttemptOwner {
             if (settled || this.#stage !== 'running' || this.#closing) return;
             if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) return;
             hedgesLeft--;
-            this.#host.hedged(this);
-            launch();
+            launch(true);
             if (hedgesLeft > 0) arm();
           },
           hedge.delay,
           true,
         );
       };
-      launch();
+      launch(false);
       arm();
     });
   }
@@ -376,12 +373,12 @@ export class BalancedRequest implements AttemptOwner {
   }
 
   /** One attempt on one subchannel. */
-  #try(): Promise<void> {
-    return new Promise<void>((resolve, reject) => this.#launch(resolve, reject));
+  #try(hedge = false): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.#launch(resolve, reject, hedge));
   }
 
   /** Sends one attempt; `resolve` at commit, `reject` with its failure. */
-  #launch(resolve: () => void, reject: (failure: unknown) => void): void {
+  #launch(resolve: () => void, reject: (failure: unknown) => void, hedge = false): void {
     if (this.#stage !== 'running') {
       reject(new RetryAbort(this.#abortReason ?? abortedError()));
       return;
@@ -415,7 +412,7 @@ export class BalancedRequest implements AttemptOwner {
           true,
         );
       }
-      this.#host.send(this, subchannel, this.#attemptBody(), attempt);
+      this.#host.send(this, subchannel, this.#attemptBody(), attempt, hedge);
     });
   }
 
