@@ -300,8 +300,9 @@ describe('active health checks', () => {
 });
 
 describe('connection backoff', () => {
-  it('keeps a refusing endpoint out for 1000 ms, then 1600 ms after the next failure, and starts over after a connect', async () => {
-    const dead = await backend('backoff');
+  /** A client on a fake clock over one stopped backend, with jitter off so backoff delays are exact. */
+  const refusingEndpoint = async (name: string) => {
+    const dead = await backend(name);
     await dead.stop();
     const clock = new FakeClock();
     const client = createClient({
@@ -317,6 +318,11 @@ describe('connection backoff', () => {
       for (let i = 0; i < 500 && state() !== expected; i++) await new Promise((r) => setTimeout(r, 2));
       assert.equal(state(), expected);
     };
+    return { dead, clock, client, state, until };
+  };
+
+  it('keeps a refusing endpoint out for 1000 ms, then 1600 ms after the next failure, and starts over after a connect', async () => {
+    const { dead, clock, client, state, until } = await refusingEndpoint('backoff');
     const refused = async () => {
       const err = await client.fetch('http://svc/').catch((e: unknown) => e);
       assert.ok(err instanceof Error, 'the request fails');
@@ -352,21 +358,7 @@ describe('connection backoff', () => {
   });
 
   it('failures while already backing off do not stretch the backoff (regression: each failed request added a step)', async () => {
-    const dead = await backend('backoff-steady');
-    await dead.stop();
-    const clock = new FakeClock();
-    const client = createClient({
-      target: [dead.address],
-      clock,
-      retry: false,
-      outlierDetection: false,
-      connectBackoff: { jitter: 0 },
-    });
-    const state = () => client.stats().clusters[0]?.endpoints[0]?.state;
-    const until = async (expected: string) => {
-      for (let i = 0; i < 500 && state() !== expected; i++) await new Promise((r) => setTimeout(r, 2));
-      assert.equal(state(), expected);
-    };
+    const { clock, client, state, until } = await refusingEndpoint('backoff-steady');
     try {
       await client.fetch('http://svc/').catch(() => undefined);
       await until('transient-failure');
