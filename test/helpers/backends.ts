@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { after } from 'node:test';
 
 export interface Backend {
   readonly id: string;
@@ -84,3 +85,26 @@ export async function startBackends(n: number, handler?: Handler): Promise<Backe
 export async function stopAll(backends: readonly Backend[]): Promise<void> {
   await Promise.all(backends.map((b) => b.stop().catch(() => {})));
 }
+
+/**
+ * A `startBackend` for one test file: every backend it starts is stopped after the file's tests (node:test
+ * `after`, registered where this is called).
+ */
+export function backendsForFile(): (id: string, handler?: Handler) => Promise<Backend> {
+  const started: Backend[] = [];
+  after(async () => {
+    await stopAll(started);
+  });
+  return async (id, handler) => {
+    const b = await startBackend(id, handler);
+    started.push(b);
+    return b;
+  };
+}
+
+/** Answers every request 503, naming itself in `x-backend`. */
+export const answer503: Handler = (req, res, b) => {
+  req.resume();
+  res.writeHead(503, { 'x-backend': b.id });
+  res.end();
+};

@@ -2,25 +2,13 @@
 // start, against real backends on loopback. Outlier and slow-start timers run on a fake clock.
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createClient, findSidecarlessError, type HealthEvent, StaticResolver } from '../../src/index.js';
-import { type Backend, type Handler, startBackend, stopAll } from '../helpers/backends.js';
+import { answer503, backendsForFile, type Handler } from '../helpers/backends.js';
 import { FakeClock, seededRandom } from '../helpers/fake-clock.js';
 
-const backends: Backend[] = [];
-async function backend(id: string, handler?: Handler): Promise<Backend> {
-  const b = await startBackend(id, handler);
-  backends.push(b);
-  return b;
-}
-after(async () => {
-  await stopAll(backends);
-});
-const failing: Handler = (req, res, b) => {
-  req.resume();
-  res.writeHead(503, { 'x-backend': b.id });
-  res.end();
-};
+const backend = backendsForFile();
+const failing = answer503;
 async function drive(client: ReturnType<typeof createClient>, n: number): Promise<string[]> {
   const seen: string[] = [];
   for (let i = 0; i < n; i++) {

@@ -4,27 +4,15 @@
 // backoff and ejection never expire during a test.
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createClient, type PickMessage } from '../../src/index.js';
 import { createPickerRegistry } from '../../src/picker/index.js';
-import { type Backend, type Handler, startBackend, stopAll } from '../helpers/backends.js';
+import { answer503, backendsForFile } from '../helpers/backends.js';
 import { FakeClock, seededRandom } from '../helpers/fake-clock.js';
 
-const backends: Backend[] = [];
-async function backend(id: string, handler?: Handler): Promise<Backend> {
-  const b = await startBackend(id, handler);
-  backends.push(b);
-  return b;
-}
-after(async () => {
-  await stopAll(backends);
-});
+const backend = backendsForFile();
 
-const failing: Handler = (req, res, b) => {
-  req.resume();
-  res.writeHead(503, { 'x-backend': b.id });
-  res.end();
-};
+const failing = answer503;
 
 const HASHING = new Set(['ring-hash', 'maglev']);
 const policies = createPickerRegistry().names();

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { createClient, findSidecarlessError, type PickMessage, seededRandom, StaticResolver } from '../../src/index.js';
-import { type Backend, type Handler, startBackend, stopAll } from '../helpers/backends.js';
+import { type Handler, backendsForFile, startBackend } from '../helpers/backends.js';
 
 const ok: Handler = (req, res, b) => {
   const chunks: Buffer[] = [];
@@ -50,15 +50,7 @@ async function deadAddress(): Promise<string> {
   return b.address;
 }
 
-const backends: Backend[] = [];
-async function backend(id: string, handler: Handler): Promise<Backend> {
-  const b = await startBackend(id, handler);
-  backends.push(b);
-  return b;
-}
-after(async () => {
-  await stopAll(backends);
-});
+const backend = backendsForFile();
 
 describe('retries', () => {
   it('retries a 503 on a different endpoint and returns the healthy answer', async () => {

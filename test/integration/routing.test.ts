@@ -10,19 +10,11 @@ import {
   findSidecarlessError,
   StaticResolver,
 } from '../../src/index.js';
-import { type Backend, startBackend, stopAll } from '../helpers/backends.js';
+import { answer503, type Backend, backendsForFile } from '../helpers/backends.js';
 import { a, reply, startFakeDns } from '../helpers/dns-fake-server.js';
 import { FakeClock, seededRandom } from '../helpers/fake-clock.js';
 
-const backends: Backend[] = [];
-async function backend(id: string, handler?: Parameters<typeof startBackend>[1]): Promise<Backend> {
-  const b = await startBackend(id, handler);
-  backends.push(b);
-  return b;
-}
-after(async () => {
-  await stopAll(backends);
-});
+const backend = backendsForFile();
 async function id(client: Client, url: string, init?: RequestInit): Promise<string> {
   const res = await client.fetch(url, init);
   await res.arrayBuffer();
@@ -269,10 +261,7 @@ describe('subsets', () => {
 });
 
 describe('priority failover and zone preference', () => {
-  const failing = (_req: unknown, res: import('node:http').ServerResponse, b: Backend) => {
-    res.writeHead(503, { 'x-backend': b.id });
-    res.end();
-  };
+  const failing = answer503;
   // Sends requests until `count` endpoints have been ejected. A fixed number of requests is not enough: once one
   // endpoint of a level is out, the level is under 100 % healthy (x 1.4 overprovisioning) and a share of the
   // traffic spills to the next level at random, so the other failing endpoint may not be reached for a while.
