@@ -43,8 +43,8 @@ import {
   OutlierDetector,
   resolveOutlierDetectionOptions,
 } from '../src/health/outlier-detector.js';
-import { isPanic } from '../src/health/panic.js';
-import type { AttemptOutcome } from '../src/subchannel/outcome.js';
+import { isPanic } from '../src/balancer/panic.js';
+import type { AttemptOutcome } from '../src/common/outcome.js';
 import { FakeClock, seededRandom } from '../test/helpers/fake-clock.js';
 
 const quick = process.argv.includes('--quick');

@@ -13,7 +13,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createClient } from '../src/index.js';
-import { registerPrometheusMetrics } from '../src/metrics/prometheus.js';
+import { registerPrometheusMetrics } from '../src/exporters/prometheus.js';
 
 const listen = (server: http.Server) =>
   new Promise<string>((resolve) =>

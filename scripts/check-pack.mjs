@@ -10,8 +10,8 @@ const unexpected = pack.files.map((f) => f.path).filter((path) => !allowed.test(
 const missing = [
   'dist/index.js',
   'dist/index.d.ts',
-  'dist/metrics/prometheus.js',
-  'dist/metrics/opentelemetry.js',
+  'dist/exporters/prometheus.js',
+  'dist/exporters/opentelemetry.js',
 ].filter((path) => !pack.files.some((f) => f.path === path));
 if (unexpected.length > 0 || missing.length > 0) {
   console.error(

@@ -19,11 +19,11 @@ export type {
   DiscoveryOptions,
   MultiServiceOptions,
   SingleServiceOptions,
-} from './client.js';
-export { Client, createClient } from './client.js';
-export type { ClusterOptions, ClusterStats, EndpointStats, TargetOption, TlsOptions } from './cluster.js';
-export { Cluster } from './cluster.js';
-export type { Endpoint, EndpointInit } from './endpoint.js';
+} from './client/client.js';
+export { Client, createClient } from './client/client.js';
+export type { ClusterOptions, ClusterStats, EndpointStats, TargetOption, TlsOptions } from './cluster/cluster.js';
+export { Cluster } from './cluster/cluster.js';
+export type { Endpoint, EndpointInit } from './common/endpoint.js';
 export {
   createEndpoint,
   createEndpointSet,
@@ -31,8 +31,8 @@ export {
   MAX_ENDPOINT_PRIORITY,
   MAX_ENDPOINT_WEIGHT,
   parseHostPort,
-} from './endpoint.js';
-export type { DnsErrorCode, ErrorCode } from './errors.js';
+} from './common/endpoint.js';
+export type { DnsErrorCode, ErrorCode } from './common/errors.js';
 export {
   AllEjectedError,
   CircuitOpenError,
@@ -55,8 +55,8 @@ export {
   RetryBudgetExhaustedError,
   SidecarlessError,
   UnknownSchemeError,
-} from './errors.js';
-export { statusForError } from './http-status.js';
+} from './common/errors.js';
+export { statusForError } from './request/http-status.js';
 export type { Disposable, HealthEvent, HealthOptions } from './health/endpoint-health.js';
 export type {
   EjectionControl,
@@ -82,8 +82,8 @@ export {
   OutlierDetector,
   resolveOutlierDetectionOptions,
 } from './health/outlier-detector.js';
-export type { EligibleSet } from './health/panic.js';
-export { DEFAULT_PANIC_THRESHOLD, isPanic, resolvePanicThreshold, selectEligible } from './health/panic.js';
+export type { EligibleSet } from './balancer/panic.js';
+export { DEFAULT_PANIC_THRESHOLD, isPanic, resolvePanicThreshold, selectEligible } from './balancer/panic.js';
 export type { ResolvedSlowStartOptions, SlowStartOptions } from './health/slow-start.js';
 export { resolveSlowStartOptions, SlowStartTracker, slowStartFactor } from './health/slow-start.js';
 export type {
@@ -96,16 +96,16 @@ export type {
 export { channels } from './metrics/events.js';
 export type { HistogramSnapshot } from './metrics/histogram.js';
 export { histogramQuantile, LATENCY_BUCKETS_MS } from './metrics/histogram.js';
-export { hashString, hashStringInto, xxh32, xxh32Into } from './picker/hash.js';
-export type { HashKeyOption, KeyHasher, RequestHasher } from './picker/hash-key.js';
-export { findHeader, parseHashKey, parseKeyHasher } from './picker/hash-key.js';
-export { createPickerRegistry } from './picker/index.js';
-export type { LeastRequestConfig } from './picker/least-request.js';
-export { LeastRequestPicker, leastRequestPolicy, WeightedLeastRequestPicker } from './picker/least-request.js';
-export type { MaglevConfig, MaglevOptions } from './picker/maglev.js';
-export { MAX_MAGLEV_TABLE_SIZE, MaglevPicker, maglevPolicy } from './picker/maglev.js';
-export type { PeakEwmaConfig } from './picker/peak-ewma.js';
-export { PeakEwmaPicker, peakEwmaPolicy } from './picker/peak-ewma.js';
+export { hashString, hashStringInto, xxh32, xxh32Into } from './pickers/hash.js';
+export type { HashKeyOption, KeyHasher, RequestHasher } from './pickers/hash-key.js';
+export { findHeader, parseHashKey, parseKeyHasher } from './pickers/hash-key.js';
+export { createPickerRegistry } from './pickers/registry.js';
+export type { LeastRequestConfig } from './pickers/least-request.js';
+export { LeastRequestPicker, leastRequestPolicy, WeightedLeastRequestPicker } from './pickers/least-request.js';
+export type { MaglevConfig, MaglevOptions } from './pickers/maglev.js';
+export { MAX_MAGLEV_TABLE_SIZE, MaglevPicker, maglevPolicy } from './pickers/maglev.js';
+export type { PeakEwmaConfig } from './pickers/peak-ewma.js';
+export { PeakEwmaPicker, peakEwmaPolicy } from './pickers/peak-ewma.js';
 export type {
   ConfiguredPolicy,
   Pickable,
@@ -115,17 +115,17 @@ export type {
   PickerOption,
   PickerPolicy,
   PickResult,
-} from './picker/picker.js';
-export { PickerRegistry, rejectUnknownKeys } from './picker/picker.js';
-export { RandomPicker, randomPolicy } from './picker/random.js';
-export type { RingHashConfig, RingHashOptions } from './picker/ring-hash.js';
-export { MAX_RING_SIZE, RingHashPicker, ringHashPolicy } from './picker/ring-hash.js';
-export { roundRobinPolicy } from './picker/round-robin.js';
-export { WeightedRandomPicker, weightedRandomPolicy } from './picker/weighted-random.js';
-export { WeightedRoundRobinPicker, weightedRoundRobinPolicy } from './picker/weighted-round-robin.js';
+} from './pickers/picker.js';
+export { PickerRegistry, rejectUnknownKeys } from './pickers/picker.js';
+export { RandomPicker, randomPolicy } from './pickers/random.js';
+export type { RingHashConfig, RingHashOptions } from './pickers/ring-hash.js';
+export { MAX_RING_SIZE, RingHashPicker, ringHashPolicy } from './pickers/ring-hash.js';
+export { roundRobinPolicy } from './pickers/round-robin.js';
+export { WeightedRandomPicker, weightedRandomPolicy } from './pickers/weighted-random.js';
+export { WeightedRoundRobinPicker, weightedRoundRobinPolicy } from './pickers/weighted-round-robin.js';
 export type { BreakerState } from './request/breaker.js';
-export type { DispatchTarget } from './request/dispatcher.js';
-export { BalancedDispatcher } from './request/dispatcher.js';
+export type { DispatchTarget } from './client/dispatcher.js';
+export { BalancedDispatcher } from './client/dispatcher.js';
 export type {
   BreakerOptions,
   FallbackResponse,
@@ -135,8 +135,8 @@ export type {
   RetryBudgetOptions,
   RetryOptions,
 } from './request/policy.js';
-export type { DnsResolverOptions } from './resolver/dns.js';
-export { DnsResolver, dnsResolverFactory } from './resolver/dns.js';
+export type { DnsResolverOptions } from './resolvers/dns/resolver.js';
+export { DnsResolver, dnsResolverFactory } from './resolvers/dns/resolver.js';
 export type {
   AddressRecord,
   DnsAnswer,
@@ -145,28 +145,28 @@ export type {
   Nameserver,
   ResolvedDnsClientOptions,
   SrvRecord,
-} from './resolver/dns-client.js';
-export { DnsClient } from './resolver/dns-client.js';
-export type { DnsFamily, DnsPollingOptions, DnsResolution, ResolvedDnsPollingOptions } from './resolver/dns-poller.js';
-export { createResolverRegistry } from './resolver/index.js';
-export type { Resolver, ResolverContext, ResolverFactory, ResolverListener, Target } from './resolver/resolver.js';
-export { parseTarget, ResolverRegistry } from './resolver/resolver.js';
-export type { SrvResolverOptions } from './resolver/srv.js';
-export { SRV_ZERO_WEIGHT, SrvResolver, srvResolverFactory } from './resolver/srv.js';
-export { StaticResolver, staticResolverFactory } from './resolver/static.js';
+} from './resolvers/dns/client.js';
+export { DnsClient } from './resolvers/dns/client.js';
+export type { DnsFamily, DnsPollingOptions, DnsResolution, ResolvedDnsPollingOptions } from './resolvers/dns/poller.js';
+export { createResolverRegistry } from './resolvers/registry.js';
+export type { Resolver, ResolverContext, ResolverFactory, ResolverListener, Target } from './resolvers/resolver.js';
+export { parseTarget, ResolverRegistry } from './resolvers/resolver.js';
+export type { SrvResolverOptions } from './resolvers/dns/srv.js';
+export { SRV_ZERO_WEIGHT, SrvResolver, srvResolverFactory } from './resolvers/dns/srv.js';
+export { StaticResolver, staticResolverFactory } from './resolvers/static.js';
 export type { PathMatch, RouteMatch, RouteRequest, ValueMatch } from './routing/match.js';
-export type { LevelHealth, PriorityPlan } from './routing/priority.js';
-export { levelHealth, OVERPROVISIONING_FACTOR, planPriorities, priorityLoads } from './routing/priority.js';
+export type { LevelHealth, PriorityPlan } from './balancer/priority.js';
+export { levelHealth, OVERPROVISIONING_FACTOR, planPriorities, priorityLoads } from './balancer/priority.js';
 export type { RouteConfig, RouteDecision, SplitTarget, SubsetFallback, SubsetSelector } from './routing/router.js';
 export { compileRoutes, RouteTable } from './routing/router.js';
-export type { ZoneAwareOptions, ZoneCount } from './routing/zone.js';
-export { zoneShares } from './routing/zone.js';
-export type { Clock, RandomSource, TimerHandle } from './runtime.js';
-export { seededRandom, systemClock, systemRandom } from './runtime.js';
-export type { BackoffOptions, ResolvedBackoffOptions } from './subchannel/backoff.js';
-export { Backoff, resolveBackoffOptions } from './subchannel/backoff.js';
-export type { PeakEwmaOptions } from './subchannel/load.js';
-export { PeakEwma } from './subchannel/load.js';
-export type { AttemptOutcome, ErrorKind } from './subchannel/outcome.js';
-export { classifyError } from './subchannel/outcome.js';
+export type { ZoneAwareOptions, ZoneCount } from './balancer/zone.js';
+export { zoneShares } from './balancer/zone.js';
+export type { Clock, RandomSource, TimerHandle } from './common/runtime.js';
+export { seededRandom, systemClock, systemRandom } from './common/runtime.js';
+export type { BackoffOptions, ResolvedBackoffOptions } from './common/backoff.js';
+export { Backoff, resolveBackoffOptions } from './common/backoff.js';
+export type { PeakEwmaOptions } from './pickers/load.js';
+export { PeakEwma } from './pickers/load.js';
+export type { AttemptOutcome, ErrorKind } from './common/outcome.js';
+export { classifyError } from './common/outcome.js';
 export type { SubchannelState } from './subchannel/subchannel.js';

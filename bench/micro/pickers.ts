@@ -46,14 +46,14 @@ import ConsistentHash from 'consistent-hash';
 import HashRing from 'hashring';
 import { do_not_optimize, measure } from 'mitata';
 import { bytesPerCall, collectGarbage } from './heap.js';
-import { createEndpoint } from '../../src/endpoint.js';
-import { hashString } from '../../src/picker/hash.js';
-import { createPickerRegistry } from '../../src/picker/index.js';
-import { type MaglevPicker, maglevPolicy } from '../../src/picker/maglev.js';
-import type { Pickable, PickContext, PickerPolicy } from '../../src/picker/picker.js';
-import { type RingHashPicker, ringHashPolicy } from '../../src/picker/ring-hash.js';
-import { systemClock, systemRandom } from '../../src/runtime.js';
-import { PeakEwma } from '../../src/subchannel/load.js';
+import { createEndpoint } from '../../src/common/endpoint.js';
+import { hashString } from '../../src/pickers/hash.js';
+import { createPickerRegistry } from '../../src/pickers/registry.js';
+import { type MaglevPicker, maglevPolicy } from '../../src/pickers/maglev.js';
+import type { Pickable, PickContext, PickerPolicy } from '../../src/pickers/picker.js';
+import { type RingHashPicker, ringHashPolicy } from '../../src/pickers/ring-hash.js';
+import { systemClock, systemRandom } from '../../src/common/runtime.js';
+import { PeakEwma } from '../../src/pickers/load.js';
 
 // ---- flags ----------------------------------------------------------------------------------------------------
 

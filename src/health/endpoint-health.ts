@@ -6,11 +6,11 @@
  * @module
  */
 import { Agent, type Dispatcher } from 'undici';
-import type { Endpoint } from '../endpoint.js';
-import { createDebug } from '../internal/debug.js';
+import type { Endpoint } from '../common/endpoint.js';
+import { createDebug } from '../common/debug.js';
 import { channels } from '../metrics/events.js';
-import type { Clock, RandomSource, TimerHandle } from '../runtime.js';
-import type { AttemptOutcome } from '../subchannel/outcome.js';
+import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
+import type { AttemptOutcome } from '../common/outcome.js';
 import { HealthChecker, type HealthCheckOptions, resolveHealthCheckOptions } from './health-check.js';
 import {
   type EjectionReason,
@@ -19,7 +19,7 @@ import {
   type ReturnReason,
   resolveOutlierDetectionOptions,
 } from './outlier-detector.js';
-import { resolvePanicThreshold } from './panic.js';
+import { resolvePanicThreshold } from '../balancer/panic.js';
 import { resolveSlowStartOptions, type SlowStartOptions, SlowStartTracker } from './slow-start.js';
 
 const debug = createDebug('health');

@@ -7,10 +7,10 @@
  * @module
  */
 import { Agent, type Dispatcher, request } from 'undici';
-import { InvalidOptionError } from '../errors.js';
-import { createDebug } from '../internal/debug.js';
-import type { Clock, RandomSource, TimerHandle } from '../runtime.js';
-import { boolean, checkObject, describe, duration, integer, percent } from './validate.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { createDebug } from '../common/debug.js';
+import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
+import { boolean, checkObject, describe, duration, integer, percent } from '../common/options.js';
 
 const debug = createDebug('health');
 

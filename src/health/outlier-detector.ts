@@ -21,11 +21,11 @@
  *
  * @module
  */
-import { InvalidOptionError } from '../errors.js';
-import { createDebug } from '../internal/debug.js';
-import type { Clock, RandomSource, TimerHandle } from '../runtime.js';
-import type { AttemptOutcome } from '../subchannel/outcome.js';
-import { boolean, checkObject, duration, integer, number, percent } from './validate.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { createDebug } from '../common/debug.js';
+import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
+import type { AttemptOutcome } from '../common/outcome.js';
+import { boolean, checkObject, duration, integer, number, percent } from '../common/options.js';
 
 const debug = createDebug('outlier');
 

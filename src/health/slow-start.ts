@@ -13,9 +13,9 @@
  *
  * @module
  */
-import { InvalidOptionError } from '../errors.js';
-import type { Clock } from '../runtime.js';
-import { checkObject, duration, number, percent } from './validate.js';
+import { InvalidOptionError } from '../common/errors.js';
+import type { Clock } from '../common/runtime.js';
+import { checkObject, duration, number, percent } from '../common/options.js';
 
 /**
  * Slow start settings. Slow start is off unless configured (as in Envoy, where it needs `slow_start_window`):

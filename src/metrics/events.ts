@@ -15,7 +15,7 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { HealthEvent } from '../health/endpoint-health.js';
-import type { ErrorKind } from '../subchannel/outcome.js';
+import type { ErrorKind } from '../common/outcome.js';
 
 /** A request was accepted by a cluster. */
 export interface RequestStartMessage {

@@ -4,10 +4,10 @@
  * retry loop can judge.
  */
 import type { Duplex } from 'node:stream';
-import { PerTryTimeoutError } from '../errors.js';
-import type { LegacyHandler } from '../internal/handler.js';
-import type { TimerHandle } from '../runtime.js';
-import { classifyError, type ErrorKind } from '../subchannel/outcome.js';
+import { PerTryTimeoutError } from '../common/errors.js';
+import type { LegacyHandler } from '../common/handler.js';
+import type { TimerHandle } from '../common/runtime.js';
+import { classifyError, type ErrorKind } from '../common/outcome.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 
 /**

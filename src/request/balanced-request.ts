@@ -24,11 +24,11 @@ import {
   isSidecarlessError,
   NoEndpointsError,
   RetryBudgetExhaustedError,
-} from '../errors.js';
-import type { LegacyHandler } from '../internal/handler.js';
-import type { PickContext } from '../picker/picker.js';
+} from '../common/errors.js';
+import type { LegacyHandler } from '../common/handler.js';
+import type { PickContext } from '../pickers/picker.js';
 import type { RouteDecision } from '../routing/router.js';
-import type { Clock, RandomSource, TimerHandle } from '../runtime.js';
+import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 import { Attempt, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
 import { type BodyReplay, bodyReplay, isIdempotent, parseRetryAfter, type RequestPolicy, retryWait } from './policy.js';

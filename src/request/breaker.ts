@@ -9,7 +9,7 @@
  * have been a call. Admission mirrors opossum's own rule: all requests while closed, one probe while half-open.
  */
 import CircuitBreaker from 'opossum';
-import { createDebug } from '../internal/debug.js';
+import { createDebug } from '../common/debug.js';
 import type { BalancedRequest, RequestVerdict } from './balanced-request.js';
 import type { RequestPolicy } from './policy.js';
 

@@ -2,7 +2,7 @@
  * Parses dispatch origins (`http://users`, `new URL(...)`) into protocol and authority, caching the last few: the
  * same handful of origins recur on every request, and `new URL` is the most expensive step of the dispatch path.
  */
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError } from '../common/errors.js';
 
 /** Protocol (`http:`) and authority (`users:8080`) of a dispatch origin. */
 export interface ParsedOrigin {

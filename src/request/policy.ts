@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError } from '../common/errors.js';
 
 /** Retry settings. Retries always go to a different endpoint when one is available. */
 export interface RetryOptions {

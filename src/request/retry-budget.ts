@@ -4,7 +4,7 @@
  * buckets. Under total failure at rate R this caps retries at 0.2 R + 10 per second, instead of multiplying the
  * load by the attempt count.
  */
-import type { Clock } from '../runtime.js';
+import type { Clock } from '../common/runtime.js';
 
 const BUCKETS = 10;
 

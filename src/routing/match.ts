@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { InvalidOptionError } from '../errors.js';
-import { findHeader } from '../picker/hash-key.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { findHeader } from '../pickers/hash-key.js';
 
 /** How a path is matched. Regexes must match the whole path (without the query). */
 export type PathMatch =

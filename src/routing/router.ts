@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { InvalidOptionError } from '../errors.js';
-import { type HashKeyOption, parseHashKey, type RequestHasher } from '../picker/hash-key.js';
-import type { PickContext } from '../picker/picker.js';
-import type { RandomSource } from '../runtime.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { type HashKeyOption, parseHashKey, type RequestHasher } from '../pickers/hash-key.js';
+import type { PickContext } from '../pickers/picker.js';
+import type { RandomSource } from '../common/runtime.js';
 import { compileMatch, type Matcher, type RouteMatch, type RouteRequest } from './match.js';
 
 /** Endpoint metadata a subset requires: every key must be present with exactly this value. */

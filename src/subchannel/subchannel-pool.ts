@@ -4,10 +4,10 @@
  * @module
  */
 import type { Pool } from 'undici';
-import type { Endpoint } from '../endpoint.js';
-import { createDebug } from '../internal/debug.js';
-import type { Clock, RandomSource } from '../runtime.js';
-import { Backoff, type ResolvedBackoffOptions } from './backoff.js';
+import type { Endpoint } from '../common/endpoint.js';
+import { createDebug } from '../common/debug.js';
+import type { Clock, RandomSource } from '../common/runtime.js';
+import { Backoff, type ResolvedBackoffOptions } from '../common/backoff.js';
 import { Subchannel, type SubchannelObserver } from './subchannel.js';
 
 const debug = createDebug('pool');

@@ -5,15 +5,15 @@
  */
 import type { Dispatcher } from 'undici';
 import { Pool } from 'undici';
-import type { Endpoint } from '../endpoint.js';
-import { createDebug } from '../internal/debug.js';
-import type { LegacyHandler } from '../internal/handler.js';
+import type { Endpoint } from '../common/endpoint.js';
+import { createDebug } from '../common/debug.js';
+import type { LegacyHandler } from '../common/handler.js';
 import { LatencyHistogram } from '../metrics/histogram.js';
-import type { Pickable } from '../picker/picker.js';
-import type { Clock, TimerHandle } from '../runtime.js';
-import type { Backoff } from './backoff.js';
-import { PeakEwma } from './load.js';
-import { type AttemptOutcome, classifyError, type ErrorKind } from './outcome.js';
+import type { Pickable } from '../pickers/picker.js';
+import type { Clock, TimerHandle } from '../common/runtime.js';
+import type { Backoff } from '../common/backoff.js';
+import { PeakEwma } from '../pickers/load.js';
+import { type AttemptOutcome, classifyError, type ErrorKind } from '../common/outcome.js';
 
 const debug = createDebug('subchannel');
 

@@ -3,7 +3,7 @@
  * parent) against the double at CONSUL_ADDR, with the token from CONSUL_HTTP_TOKEN. Prints READY after the first
  * set (the parent then switches a fault on) and exits after the first error.
  */
-import { ConsulResolver } from '../../src/resolver/consul.js';
+import { ConsulResolver } from '../../src/resolvers/consul/resolver.js';
 
 const resolver = new ConsulResolver({
   address: process.env.CONSUL_ADDR as string,

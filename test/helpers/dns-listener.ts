@@ -1,7 +1,7 @@
 /** A ResolverListener that records what it gets and lets tests wait (bounded) for a condition. */
-import type { Endpoint } from '../../src/endpoint.js';
-import type { SidecarlessError } from '../../src/errors.js';
-import type { ResolverListener } from '../../src/resolver/resolver.js';
+import type { Endpoint } from '../../src/common/endpoint.js';
+import type { SidecarlessError } from '../../src/common/errors.js';
+import type { ResolverListener } from '../../src/resolvers/resolver.js';
 
 export class RecordingListener implements ResolverListener {
   readonly updates: Array<readonly Endpoint[]> = [];

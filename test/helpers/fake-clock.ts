@@ -1,5 +1,5 @@
 /** A manual clock and a seeded random source for deterministic tests. */
-import { type Clock, type RandomSource, seededRandom as librarySeededRandom } from '../../src/runtime.js';
+import { type Clock, type RandomSource, seededRandom as librarySeededRandom } from '../../src/common/runtime.js';
 
 interface Timer {
   at: number;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { HealthChecker, resolveHealthCheckOptions } from '../../src/health/health-check.js';
-import { systemClock } from '../../src/runtime.js';
+import { systemClock } from '../../src/common/runtime.js';
 import { type Backend, startBackend } from '../helpers/backends.js';
 
 type Mode = 'ok' | '503' | 'reset' | 'stall';

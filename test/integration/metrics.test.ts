@@ -18,8 +18,8 @@ import {
   ResolverError,
   type ResolverListener,
 } from '../../src/index.js';
-import { registerOpenTelemetryMetrics } from '../../src/metrics/opentelemetry.js';
-import { registerPrometheusMetrics } from '../../src/metrics/prometheus.js';
+import { registerOpenTelemetryMetrics } from '../../src/exporters/opentelemetry.js';
+import { registerPrometheusMetrics } from '../../src/exporters/prometheus.js';
 import { type Backend, startBackend, stopAll } from '../helpers/backends.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
 import { describe, it } from 'node:test';
 import { createClient, type PickMessage } from '../../src/index.js';
-import { createPickerRegistry } from '../../src/picker/index.js';
+import { createPickerRegistry } from '../../src/pickers/registry.js';
 import { answer503, backendsForFile } from '../helpers/backends.js';
 import { FakeClock, seededRandom } from '../helpers/fake-clock.js';
 

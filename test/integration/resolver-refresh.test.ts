@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { createClient } from '../../src/client.js';
-import { createEndpointSet } from '../../src/endpoint.js';
-import { ResolverError } from '../../src/errors.js';
-import { ConsulResolver } from '../../src/resolver/consul.js';
-import type { Resolver, ResolverListener } from '../../src/resolver/resolver.js';
+import { createClient } from '../../src/client/client.js';
+import { createEndpointSet } from '../../src/common/endpoint.js';
+import { ResolverError } from '../../src/common/errors.js';
+import { ConsulResolver } from '../../src/resolvers/consul/resolver.js';
+import type { Resolver, ResolverListener } from '../../src/resolvers/resolver.js';
 import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
 import { type ConsulDouble, startConsulDouble } from '../helpers/consul-double.js';
 import { FakeClock } from '../helpers/fake-clock.js';

@@ -9,7 +9,7 @@ import {
   resolveBackoffOptions,
   SidecarlessError,
 } from '../../src/index.js';
-import { toLegacyHandler } from '../../src/internal/handler.js';
+import { toLegacyHandler } from '../../src/common/handler.js';
 import { hasHostHeader, withHostHeader } from '../../src/request/headers.js';
 
 describe('Backoff (gRPC connection backoff)', () => {

@@ -1,0 +1,153 @@
+/**
+ * A cluster's pick snapshot: the eligible subchannels grouped by priority level (and, with zone preference, by
+ * zone), each group with its own picker and share of traffic. Rebuilt whenever membership,
+ * weights or eligibility change; picking reads it without allocating.
+ *
+ * @module
+ */
+import type { SidecarlessError } from '../common/errors.js';
+import type { Pickable, PickContext, Picker, PickResult } from '../pickers/picker.js';
+import type { RandomSource } from '../common/runtime.js';
+import { planPriorities } from './priority.js';
+import { type ZoneAwareOptions, zoneShares } from './zone.js';
+
+export type { ZoneAwareOptions } from './zone.js';
+
+/** What the snapshot needs to know of an endpoint. */
+export type SnapshotHost = Pickable;
+
+interface Slot<T extends Pickable> {
+  readonly picker: Picker<T>;
+  /** Cumulative share, in (0, 1]. */
+  readonly upTo: number;
+}
+
+/** An immutable pick snapshot. */
+export type Snapshot<T extends Pickable> =
+  | { readonly kind: 'empty' }
+  | { readonly kind: 'fail'; readonly result: PickResult<T> }
+  | {
+      readonly kind: 'slots';
+      readonly slots: readonly Slot<T>[];
+      readonly levels: number;
+      /** True when a level that receives traffic is in panic. */
+      readonly panic: boolean;
+    };
+
+/** No endpoint at all: requests wait for some. */
+export const EMPTY: Snapshot<never> = { kind: 'empty' };
+
+/** What {@link buildSnapshot} works from. */
+export interface SnapshotInput<T extends SnapshotHost> {
+  /**
+   * Every active endpoint (not draining), whether it connects or not: the totals that priority levels, panic and
+   * zones are measured against, so endpoints that refuse connections count as a degraded level.
+   */
+  readonly population: readonly T[];
+  /**
+   * True for endpoints that take new requests now (not backing off after refused connections). When none in the
+   * population does, callers pass one that is always true, so requests still go out and fail with the real error.
+   */
+  readonly usable: (host: T) => boolean;
+  /** True for endpoints health allows: not ejected, passing health checks. */
+  readonly eligible: (host: T) => boolean;
+  /** The panic threshold, %; 0 turns panic off. */
+  readonly panicThreshold: number;
+  /** Zone preference, when configured. */
+  readonly zone: ZoneAwareOptions | undefined;
+  /** Makes a picker for one group of endpoints. */
+  readonly build: (group: readonly T[]) => Picker<T>;
+  /** The error of a snapshot with nothing to send to (panic off, nothing eligible). */
+  readonly noneEligible: () => SidecarlessError;
+}
+
+interface Level<T> {
+  /** The level's population. */
+  readonly all: readonly T[];
+  /** Usable ones, or the whole level when none is (a level in panic still has somewhere to send). */
+  readonly reachable: readonly T[];
+  /** Usable and eligible. */
+  readonly healthy: readonly T[];
+}
+
+/**
+ * Builds a snapshot: the population is grouped by priority level; each level gets its share of traffic from
+ * {@link planPriorities} (usable and eligible endpoints count as healthy); a level in panic balances over all its
+ * reachable endpoints, a healthy one over its eligible endpoints, split by zone with {@link zoneShares} when zone
+ * preference is on and the level has at least `minClusterSize` eligible endpoints.
+ */
+export function buildSnapshot<T extends SnapshotHost>(input: SnapshotInput<T>): Snapshot<T> {
+  const { population, usable, eligible, zone, build } = input;
+  if (population.length === 0) return EMPTY;
+  const priorities = [...new Set(population.map((c) => c.endpoint.priority))].sort((a, b) => a - b);
+  const levels = priorities.map((priority): Level<T> => {
+    const all = population.filter((c) => c.endpoint.priority === priority);
+    const reachable = all.filter(usable);
+    return {
+      all,
+      reachable: reachable.length === 0 ? all : reachable,
+      healthy: reachable.filter(eligible),
+    };
+  });
+  const plan = planPriorities(
+    levels.map((l) => ({ total: l.all.length, healthy: l.healthy.length })),
+    input.panicThreshold,
+  );
+  const slots: Slot<T>[] = [];
+  let acc = 0;
+  let panic = false;
+  const add = (group: readonly T[], share: number) => {
+    if (share <= 0 || group.length === 0) return;
+    acc += share;
+    slots.push({ picker: build(group), upTo: acc });
+  };
+  levels.forEach((level, i) => {
+    const load = plan.loads[i] as number;
+    if (load <= 0) return;
+    if (plan.panic[i] === true) {
+      panic = true;
+      add(level.reachable, load);
+      return;
+    }
+    if (zone === undefined || level.healthy.length < (zone.minClusterSize ?? 6)) {
+      add(level.healthy, load);
+      return;
+    }
+    const byZone = new Map<string | undefined, { total: number; healthy: T[] }>();
+    for (const host of level.all) {
+      const key = host.endpoint.zone;
+      let entry = byZone.get(key);
+      if (entry === undefined) byZone.set(key, (entry = { total: 0, healthy: [] }));
+      entry.total++;
+    }
+    for (const host of level.healthy) byZone.get(host.endpoint.zone)?.healthy.push(host);
+    const zones = [...byZone].map(([name, z]) => ({ zone: name, total: z.total, healthy: z.healthy.length }));
+    const shares = zoneShares(zones, zone.localZone, zone.callers);
+    if (shares === undefined) {
+      add(level.healthy, load);
+      return;
+    }
+    [...byZone.values()].forEach((z, j) => add(z.healthy, load * (shares[j] as number)));
+  });
+  if (slots.length === 0) return { kind: 'fail', result: { type: 'fail', error: input.noneEligible() } };
+  // Rounding: the last slot takes whatever is left.
+  const last = slots[slots.length - 1] as Slot<T>;
+  slots[slots.length - 1] = { picker: last.picker, upTo: Number.POSITIVE_INFINITY };
+  return { kind: 'slots', slots, levels: levels.length, panic };
+}
+
+/** Picks from a snapshot; `undefined` for an empty one (the caller waits). */
+export function pickFrom<T extends Pickable>(
+  snapshot: Snapshot<T>,
+  context: PickContext,
+  random: RandomSource,
+): PickResult<T> | undefined {
+  if (snapshot.kind === 'slots') {
+    const { slots } = snapshot;
+    if (slots.length === 1) return (slots[0] as Slot<T>).picker.pick(context);
+    const r = random();
+    for (const slot of slots) if (r < slot.upTo) return slot.picker.pick(context);
+    return (slots[slots.length - 1] as Slot<T>).picker.pick(context);
+  }
+  return snapshot.kind === 'fail' ? snapshot.result : undefined;
+}

@@ -1,0 +1,81 @@
+/**
+ * Exponential backoff with jitter, after gRPC's connection-backoff.md:
+ * delay(n) = min(initial × multiplier^n, max) ± jitter × delay, uniformly.
+ *
+ * @module
+ */
+import { InvalidOptionError } from './errors.js';
+// The option validators the health modules use, so that every option family reports the same way.
+import { checkObject, duration, MAX_TIMER_MS, number } from './options.js';
+import type { RandomSource } from './runtime.js';
+
+/** Backoff settings. Defaults are gRPC's connection backoff. */
+export interface BackoffOptions {
+  /** First delay, ms: above 0, at most 2147483647 (the longest timer Node accepts). @defaultValue 1000 */
+  readonly initialMs?: number;
+  /** Growth factor per failure, at least 1. @defaultValue 1.6 */
+  readonly multiplier?: number;
+  /** Relative jitter in [0, 1): the delay is spread uniformly by ± jitter × delay. @defaultValue 0.2 */
+  readonly jitter?: number;
+  /**
+   * Cap on the delay before jitter, ms; at least `initialMs`, at most 2147483647. A jittered delay is also capped
+   * there. @defaultValue 120000
+   */
+  readonly maxMs?: number;
+}
+
+/** Validated backoff settings. */
+export type ResolvedBackoffOptions = Required<BackoffOptions>;
+
+/**
+ * Validates backoff settings, naming the bad one as `${prefix}.<field>`.
+ *
+ * @throws InvalidOptionError for a value that is not a plain object (or `undefined`), an unknown key, an `initialMs`
+ *   or `maxMs` that is not above 0 or exceeds the longest Node timer (2147483647 ms; a longer one would fire after
+ *   1 ms), a `multiplier` below 1, a `jitter` outside [0, 1), or a `maxMs` below `initialMs`.
+ *
+ * @example
+ * ```ts
+ * const options = resolveBackoffOptions({ initialMs: 500, maxMs: 30_000 }, 'connectBackoff');
+ * const backoff = new Backoff(options, Math.random);
+ * ```
+ */
+export function resolveBackoffOptions(options: BackoffOptions | undefined, prefix: string): ResolvedBackoffOptions {
+  const o = options === undefined ? {} : checkObject(options, ['initialMs', 'multiplier', 'jitter', 'maxMs'], prefix);
+  const initialMs = duration(o.initialMs, `${prefix}.initialMs`, 1000);
+  const multiplier = number(o.multiplier, `${prefix}.multiplier`, 1.6, 1);
+  const jitter = o.jitter ?? 0.2;
+  if (typeof jitter !== 'number' || !(jitter >= 0 && jitter < 1)) {
+    throw new InvalidOptionError(`${prefix}.jitter`, 'expected a number in [0, 1)');
+  }
+  const maxMs = duration(o.maxMs, `${prefix}.maxMs`, 120_000);
+  if (maxMs < initialMs) throw new InvalidOptionError(`${prefix}.maxMs`, 'must not be below initialMs');
+  return { initialMs, multiplier, jitter, maxMs };
+}
+
+/** Stateful backoff: each {@link Backoff.next} returns the next delay; {@link Backoff.reset} starts over. */
+export class Backoff {
+  readonly #options: ResolvedBackoffOptions;
+  readonly #random: RandomSource;
+  #current: number;
+
+  constructor(options: ResolvedBackoffOptions, random: RandomSource) {
+    this.#options = options;
+    this.#random = random;
+    this.#current = options.initialMs;
+  }
+
+  /** The delay before the next try, ms; grows the base for the one after. */
+  next(): number {
+    const base = this.#current;
+    this.#current = Math.min(base * this.#options.multiplier, this.#options.maxMs);
+    const spread = base * this.#options.jitter;
+    // Jitter may push a delay near the cap past the longest timer, which Node would fire after 1 ms.
+    return Math.min(MAX_TIMER_MS, Math.max(0, base + (this.#random() * 2 - 1) * spread));
+  }
+
+  /** Back to the initial delay (after a success). */
+  reset(): void {
+    this.#current = this.#options.initialMs;
+  }
+}

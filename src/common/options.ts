@@ -1,0 +1,237 @@
+/**
+ * The options toolkit: every option sidecarless accepts is validated here, so that every family reports a bad value
+ * the same way. A failure is an {@link InvalidOptionError} naming the option by its full dotted path, as the user
+ * wrote it (`clusters.users.retry.perTryTimeoutMs`), with one wording per kind of mistake.
+ *
+ * Conventions (docs/ARCHITECTURE.md, "Options"):
+ * - Paths are built with {@link joinPath} by whoever descends into a nested object; a validator never re-prefixes
+ *   another's error message.
+ * - Every duration is a number of milliseconds and its name ends in `Ms`; validated by {@link duration}.
+ * - Every backoff has one shape, `{ initialMs, maxMs, multiplier, jitter }` (common/backoff.ts).
+ * - Unknown keys are refused by {@link checkObject} / {@link rejectUnknownKeys}, with a "did you mean" suggestion and,
+ *   for an option renamed in 0.2.0, its new name.
+ *
+ * @module
+ */
+import { InvalidOptionError } from './errors.js';
+
+/** Longest delay a Node timer accepts, ms; a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Options renamed in 0.2.0 (durations carry their unit; one backoff shape), by their old key. An unknown key found
+ * here is reported with its new name, so an upgrade fails with a message that says what to write instead.
+ */
+const RENAMED: Readonly<Record<string, string>> = {
+  timeout: 'timeoutMs',
+  perTryTimeout: 'perTryTimeoutMs',
+  drainTimeout: 'drainTimeoutMs',
+  waitForReadyTimeout: 'waitForReadyTimeoutMs',
+  idleTimeout: 'idleTimeoutMs',
+  delay: 'delayMs',
+  maxRetryAfter: 'maxRetryAfterMs',
+  backoffInitial: 'backoff.initialMs',
+  backoffMax: 'backoff.maxMs',
+  resetTimeout: 'resetTimeoutMs',
+  rollingCountTimeout: 'rollingCountTimeoutMs',
+  refreshInterval: 'refreshIntervalMs',
+  minRequestInterval: 'minRequestIntervalMs',
+  minRelistInterval: 'minRelistIntervalMs',
+  requestTimeout: 'requestTimeoutMs',
+  watchIdleTimeout: 'watchIdleTimeoutMs',
+};
+
+/** `base.key` (or `key` at the top level). */
+export function joinPath(base: string, key: string | number): string {
+  if (typeof key === 'number') return `${base}[${key}]`;
+  return base === '' ? key : `${base}.${key}`;
+}
+
+/** A short description of a bad value for an error message. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'bigint') return `${value}n`;
+  return String(value);
+}
+
+/** True for `{}`-like objects: not null, not an array. */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+// Levenshtein distance, for suggestions; option names are short.
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const next = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = row[j]!;
+      row[j] = next;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The closest of `allowed` to `key`, when close enough to be a likely typo (case-insensitive). */
+export function suggest(key: string, allowed: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of allowed) {
+    const d = distance(key.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+/**
+ * Throws for the first key of `record` not in `allowed`, in the one wording every option family uses:
+ * `unknown option; did you mean "x"? (allowed: a, b, c)`, or `renamed to "timeoutMs" in 0.2.0` for an old name.
+ */
+export function rejectUnknownKeys(record: object, path: string, allowed: readonly string[]): void {
+  for (const key of Object.keys(record)) {
+    if (allowed.includes(key)) continue;
+    const renamed = RENAMED[key];
+    if (renamed !== undefined && (allowed.includes(renamed) || allowed.includes(renamed.split('.')[0]!))) {
+      throw new InvalidOptionError(
+        joinPath(path, key),
+        `renamed to "${renamed}" in 0.2.0 (every duration is named with its unit; see the CHANGELOG's migration table)`,
+      );
+    }
+    const hint = suggest(key, allowed);
+    const list = allowed.length === 0 ? 'none are allowed here' : `allowed: ${allowed.join(', ')}`;
+    throw new InvalidOptionError(
+      joinPath(path, key),
+      `unknown option${hint === undefined ? '' : `; did you mean "${hint}"?`} (${list})`,
+    );
+  }
+}
+
+/** Throws unless `raw` is a plain object; rejects keys not in `allowed` (see {@link rejectUnknownKeys}). */
+export function checkObject(raw: unknown, allowed: readonly string[], path: string): Record<string, unknown> {
+  if (!isRecord(raw)) throw new InvalidOptionError(path, `expected an object, got ${describe(raw)}`);
+  rejectUnknownKeys(raw, path, allowed);
+  return raw;
+}
+
+/** An integer >= `min` (and <= `max`, when given). */
+export function integer(value: unknown, name: string, fallback: number, min: number, max?: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || (max !== undefined && value > max)) {
+    throw new InvalidOptionError(
+      name,
+      `expected an integer ${max === undefined ? `>= ${min}` : `from ${min} to ${max}`}, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+/** A percentage in [0, 100]. */
+export function percent(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 100) {
+    throw new InvalidOptionError(name, `expected a percentage from 0 to 100, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/**
+ * A duration in ms: > 0 (or >= 0 when `allowZero`), at most `max` (default {@link MAX_TIMER_MS}, the longest Node
+ * timer).
+ */
+export function duration(
+  value: unknown,
+  name: string,
+  fallback: number,
+  allowZero = false,
+  max = MAX_TIMER_MS,
+): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0) || value > max) {
+    throw new InvalidOptionError(
+      name,
+      `expected a number of ms ${allowZero ? 'from 0' : 'above 0'} up to ${max}, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+/** A finite number >= `min` (exclusive when `exclusive`), and <= `max` when given. */
+export function number(
+  value: unknown,
+  name: string,
+  fallback: number,
+  min: number,
+  exclusive = false,
+  max?: number,
+): number {
+  if (value === undefined) return fallback;
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    value < min ||
+    (exclusive && value === min) ||
+    (max !== undefined && value > max)
+  ) {
+    const range = `${exclusive ? '>' : '>='} ${min}${max === undefined ? '' : ` and <= ${max}`}`;
+    throw new InvalidOptionError(name, `expected a number ${range}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** A boolean. */
+export function boolean(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new InvalidOptionError(name, `expected a boolean, got ${describe(value)}`);
+  return value;
+}
+
+/** A non-empty string (matching `pattern`, when given, whose description is `what`). */
+export function string(value: unknown, name: string, fallback: string, pattern?: RegExp, what?: string): string;
+export function string(
+  value: unknown,
+  name: string,
+  fallback: undefined,
+  pattern?: RegExp,
+  what?: string,
+): string | undefined;
+export function string(
+  value: unknown,
+  name: string,
+  fallback: string | undefined,
+  pattern?: RegExp,
+  what = 'a non-empty string',
+): string | undefined {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || value.length === 0 || (pattern !== undefined && !pattern.test(value))) {
+    throw new InvalidOptionError(name, `expected ${what}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** One of `values`. */
+export function oneOf<T extends string>(value: unknown, name: string, fallback: T, values: readonly T[]): T {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !(values as readonly string[]).includes(value)) {
+    throw new InvalidOptionError(
+      name,
+      `expected one of ${values.map((v) => JSON.stringify(v)).join(', ')}, got ${describe(value)}`,
+    );
+  }
+  return value as T;
+}
+
+/** A function (or `undefined`). */
+export function func<T extends (...args: never[]) => unknown>(value: unknown, name: string): T | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'function') throw new InvalidOptionError(name, `expected a function, got ${describe(value)}`);
+  return value as T;
+}

@@ -1,0 +1,273 @@
+/**
+ * OpenTelemetry metrics for a sidecarless client, through `@opentelemetry/api` (an optional peer dependency: this
+ * entry point, `sidecarless/opentelemetry`, is the only one that imports it).
+ *
+ * - `http.client.request.duration` (semantic conventions, seconds): a histogram recorded as each request ends,
+ *   with `http.request.method` (`_OTHER` for a method the conventions do not list), `server.address`,
+ *   `server.port` (80 or 443 by scheme when the URL has none), `http.response.status_code`, `error.type` (the
+ *   status code for 4xx and 5xx, the error's code for failures) and `sidecarless.cluster`.
+ * - `sidecarless.endpoint.attempt.duration` (seconds): a histogram recorded as each attempt ends, by
+ *   `sidecarless.endpoint`; attempts the client itself stopped (caller aborts, lost hedges) are left out.
+ * - Observable instruments read from `client.stats()` at collection time, per cluster: `sidecarless.requests`,
+ *   `sidecarless.requests.active`, `sidecarless.retries`, `sidecarless.hedges`, `sidecarless.endpoints`,
+ *   `sidecarless.ejections`, `sidecarless.ejection_returns`, `sidecarless.breaker.state` (1 for the current
+ *   `sidecarless.breaker.state`), `sidecarless.resolver.updates`, `sidecarless.resolver.errors`; per endpoint:
+ *   `sidecarless.endpoint.attempts`, `sidecarless.endpoint.retries`, `sidecarless.endpoint.hedges`,
+ *   `sidecarless.endpoint.responses` (by `sidecarless.status_class`), `sidecarless.endpoint.errors` (by
+ *   `error.type`), `sidecarless.endpoint.active`, `sidecarless.endpoint.ejected`, `sidecarless.endpoint.ejections`,
+ *   `sidecarless.endpoint.ejection_returns`.
+ *
+ * @example
+ * ```ts
+ * import { metrics } from '@opentelemetry/api';
+ * import { registerOpenTelemetryMetrics } from 'sidecarless/opentelemetry';
+ *
+ * const registration = registerOpenTelemetryMetrics(client, { meter: metrics.getMeter('checkout') });
+ * // later: registration.unregister();
+ * ```
+ *
+ * @module
+ */
+import diagnostics from 'node:diagnostics_channel';
+import { type Attributes, type Meter, metrics, ValueType } from '@opentelemetry/api';
+import type { Client } from '../client/client.js';
+import type { AttemptEndMessage, RequestEndMessage } from '../metrics/events.js';
+
+/** Options of {@link registerOpenTelemetryMetrics}. */
+export interface OpenTelemetryOptions {
+  /** The meter to create instruments on. @defaultValue `metrics.getMeter('sidecarless')` */
+  readonly meter?: Meter;
+  /** Attributes added to every measurement. */
+  readonly attributes?: Attributes;
+}
+
+/** The registration; `unregister()` stops recording and observing. */
+export interface OpenTelemetryRegistration {
+  /**
+   * Stops recording request durations (unsubscribes from `sidecarless:request:end`) and removes the observable
+   * callback; the instruments themselves stay on the meter.
+   */
+  unregister(): void;
+}
+
+// Semantic-convention bucket boundaries for http.client.request.duration, seconds.
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+// The methods the HTTP semantic conventions call "known": RFC 9110's and PATCH (RFC 5789). Any other becomes
+// `_OTHER`, which keeps the attribute's cardinality bounded whatever method tokens callers send. The original is
+// not added back as `http.request.method_original`: the conventions define that for spans only, and on a metric
+// it would bring back the unbounded cardinality `_OTHER` exists to prevent.
+const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE']);
+
+const DEFAULT_PORTS = { http: 80, https: 443 } as const;
+
+const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+const BREAKER_STATES = ['closed', 'open', 'half-open'] as const;
+
+/** `server.address` and `server.port` of an authority, the port from the scheme when the authority has none. */
+function splitAuthority(authority: string, scheme: 'http' | 'https'): { address: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(authority);
+  if (match === null) return { address: authority, port: DEFAULT_PORTS[scheme] };
+  return {
+    address: (match[1] ?? match[2]) as string,
+    port: match[3] === undefined ? DEFAULT_PORTS[scheme] : Number(match[3]),
+  };
+}
+
+/** `error.type` of a request end, per the conventions: the error's code or name, else the status of a 4xx/5xx. */
+function errorType(m: RequestEndMessage): string | undefined {
+  if (m.error !== undefined) {
+    const code = (m.error as { code?: unknown }).code;
+    return typeof code === 'string' ? code : m.error.name;
+  }
+  return m.statusCode >= 400 ? String(m.statusCode) : undefined;
+}
+
+/**
+ * Creates the instruments and starts recording. Requests of every client are published on one diagnostics
+ * channel; the histograms record only those of `client`'s clusters.
+ *
+ * @example
+ * ```ts
+ * import { metrics } from '@opentelemetry/api';
+ * import { createClient } from 'sidecarless';
+ * import { registerOpenTelemetryMetrics } from 'sidecarless/opentelemetry';
+ *
+ * const client = createClient({ target: 'dns:///users.internal:8080' });
+ * const registration = registerOpenTelemetryMetrics(client, {
+ *   meter: metrics.getMeter('checkout'),
+ *   attributes: { 'service.name': 'checkout' },
+ * });
+ * // on shutdown:
+ * registration.unregister();
+ * await client.close();
+ * ```
+ */
+export function registerOpenTelemetryMetrics(
+  client: Client,
+  options: OpenTelemetryOptions = {},
+): OpenTelemetryRegistration {
+  const meter = options.meter ?? metrics.getMeter('sidecarless');
+  const base = options.attributes ?? {};
+  const duration = meter.createHistogram('http.client.request.duration', {
+    description: 'Duration of HTTP client requests, to response headers, across attempts.',
+    unit: 's',
+    valueType: ValueType.DOUBLE,
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+  });
+  const attemptDuration = meter.createHistogram('sidecarless.endpoint.attempt.duration', {
+    description: 'Duration of attempts on the endpoint, to response headers or to the error.',
+    unit: 's',
+    valueType: ValueType.DOUBLE,
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+  });
+  // By cluster id, not name: another client's cluster may share the name. Clusters appear lazily (transparent
+  // mode), so an id is looked up in the client's stats the first time it is seen, then remembered either way (a
+  // cluster exists before its first request, and never changes client).
+  const known = new Set<number>();
+  const foreign = new Set<number>();
+  const ours = (clusterId: number): boolean => {
+    if (known.has(clusterId)) return true;
+    if (foreign.has(clusterId)) return false;
+    if (!client.stats().clusters.some((c) => c.id === clusterId)) {
+      if (foreign.size >= 10_000) foreign.clear();
+      foreign.add(clusterId);
+      return false;
+    }
+    known.add(clusterId);
+    return true;
+  };
+  const onEnd = (message: unknown) => {
+    const m = message as RequestEndMessage;
+    if (!ours(m.clusterId)) return;
+    const { address, port } = splitAuthority(m.authority, m.scheme);
+    const attributes: Attributes = {
+      ...base,
+      'http.request.method': KNOWN_METHODS.has(m.method) ? m.method : '_OTHER',
+      'server.address': address,
+      'server.port': port,
+      'sidecarless.cluster': m.cluster,
+    };
+    if (m.statusCode > 0) attributes['http.response.status_code'] = m.statusCode;
+    const type = errorType(m);
+    if (type !== undefined) attributes['error.type'] = type;
+    duration.record(m.durationMs / 1000, attributes);
+  };
+  const onAttemptEnd = (message: unknown) => {
+    const m = message as AttemptEndMessage;
+    // As the endpoint's own histogram: an attempt the client stopped says nothing about the endpoint's latency.
+    if ((m.statusCode === 0 && m.errorKind === 'aborted') || !ours(m.clusterId)) return;
+    attemptDuration.record(m.durationMs / 1000, {
+      ...base,
+      'sidecarless.cluster': m.cluster,
+      'sidecarless.endpoint': m.endpoint,
+    });
+  };
+  diagnostics.subscribe('sidecarless:request:end', onEnd);
+  diagnostics.subscribe('sidecarless:attempt:end', onAttemptEnd);
+
+  const counter = (name: string, description: string, unit: string) =>
+    meter.createObservableCounter(name, { description, unit });
+  const gauge = (name: string, description: string, unit: string) =>
+    meter.createObservableGauge(name, { description, unit });
+  const upDown = (name: string, description: string, unit: string) =>
+    meter.createObservableUpDownCounter(name, { description, unit });
+  const requests = counter('sidecarless.requests', 'Requests accepted by the cluster.', '{request}');
+  const active = upDown('sidecarless.requests.active', 'Requests accepted and not yet ended.', '{request}');
+  const retries = counter('sidecarless.retries', 'Attempts that retried a failure.', '{attempt}');
+  const hedges = counter('sidecarless.hedges', 'Hedged attempts.', '{attempt}');
+  const endpoints = gauge('sidecarless.endpoints', 'Endpoints in the current set.', '{endpoint}');
+  const ejections = counter('sidecarless.ejections', 'Outlier ejections.', '{ejection}');
+  const returns = counter('sidecarless.ejection_returns', 'Returns from outlier ejection.', '{return}');
+  const breaker = gauge('sidecarless.breaker.state', 'Circuit breaker state (1 for the current state).', '1');
+  const updates = counter('sidecarless.resolver.updates', 'Endpoint sets delivered by the resolver.', '{update}');
+  const resolverErrors = counter('sidecarless.resolver.errors', 'Resolver failures.', '{error}');
+  const attempts = counter('sidecarless.endpoint.attempts', 'Attempts sent to the endpoint.', '{attempt}');
+  const endpointRetries = counter(
+    'sidecarless.endpoint.retries',
+    'Attempts sent to the endpoint that retried a failure.',
+    '{attempt}',
+  );
+  const endpointHedges = counter('sidecarless.endpoint.hedges', 'Hedged attempts sent to the endpoint.', '{attempt}');
+  const responses = counter(
+    'sidecarless.endpoint.responses',
+    'Responses from the endpoint, by status class.',
+    '{response}',
+  );
+  const endpointErrors = counter('sidecarless.endpoint.errors', 'Attempt errors on the endpoint, by kind.', '{error}');
+  const endpointActive = upDown('sidecarless.endpoint.active', 'Attempts in flight on the endpoint.', '{attempt}');
+  const ejected = gauge('sidecarless.endpoint.ejected', '1 while the endpoint is ejected.', '1');
+  const endpointEjections = counter(
+    'sidecarless.endpoint.ejections',
+    'Outlier ejections of the endpoint.',
+    '{ejection}',
+  );
+  const endpointReturns = counter(
+    'sidecarless.endpoint.ejection_returns',
+    'Returns of the endpoint from outlier ejection.',
+    '{return}',
+  );
+  const observables = [
+    requests,
+    active,
+    retries,
+    hedges,
+    endpoints,
+    ejections,
+    returns,
+    breaker,
+    updates,
+    resolverErrors,
+    attempts,
+    endpointRetries,
+    endpointHedges,
+    responses,
+    endpointErrors,
+    endpointActive,
+    ejected,
+    endpointEjections,
+    endpointReturns,
+  ];
+  const callback = (observer: { observe: (o: never, v: number, a?: Attributes) => void }) => {
+    const observe = (o: unknown, value: number, attributes: Attributes) =>
+      observer.observe(o as never, value, { ...base, ...attributes });
+    for (const c of client.stats().clusters) {
+      const a = { 'sidecarless.cluster': c.name };
+      observe(requests, c.requests.total, a);
+      observe(active, c.inFlight, a);
+      observe(retries, c.requests.retries, a);
+      observe(hedges, c.requests.hedges, a);
+      observe(endpoints, c.endpoints.length, a);
+      observe(ejections, c.ejections, a);
+      observe(returns, c.returns, a);
+      if (c.breaker !== undefined) {
+        for (const state of BREAKER_STATES) {
+          observe(breaker, c.breaker === state ? 1 : 0, { ...a, 'sidecarless.breaker.state': state });
+        }
+      }
+      observe(updates, c.resolver.updates, a);
+      observe(resolverErrors, c.resolver.errors, a);
+      for (const e of c.endpoints) {
+        const ea = { ...a, 'sidecarless.endpoint': e.key };
+        observe(attempts, e.attempts, ea);
+        observe(endpointRetries, e.retries, ea);
+        observe(endpointHedges, e.hedges, ea);
+        observe(endpointActive, e.inFlight, ea);
+        observe(ejected, e.ejected ? 1 : 0, ea);
+        observe(endpointEjections, e.timesEjected, ea);
+        observe(endpointReturns, e.returns, ea);
+        for (const cls of CLASSES) observe(responses, e.statusClasses[cls], { ...ea, 'sidecarless.status_class': cls });
+        for (const [kind, n] of Object.entries(e.errorsByKind))
+          observe(endpointErrors, n, { ...ea, 'error.type': kind });
+      }
+    }
+  };
+  meter.addBatchObservableCallback(callback as never, observables);
+  return {
+    unregister() {
+      diagnostics.unsubscribe('sidecarless:request:end', onEnd);
+      diagnostics.unsubscribe('sidecarless:attempt:end', onAttemptEnd);
+      meter.removeBatchObservableCallback(callback as never, observables);
+    },
+  };
+}

@@ -1,0 +1,268 @@
+/**
+ * Hash keys for the hashing policies (`ring-hash`, `maglev`): where in the request the key comes from, and how it
+ * is hashed.
+ *
+ * A request that carries no key is not hashed to a fixed point (which would pile every keyless request onto one
+ * endpoint); the policy picks at random instead, as gRPC A76 specifies for ring hash when the request hash header
+ * is missing.
+ *
+ * @module
+ */
+import { InvalidOptionError } from '../common/errors.js';
+import { hashStringInto } from './hash.js';
+import type { PickContext } from './picker.js';
+
+/**
+ * Where the hash key of a request comes from:
+ * - `{ header: 'x-user-id' }`: a request header (case-insensitive; repeated values are joined with `,`);
+ * - `{ cookie: 'session' }`: one cookie of the `Cookie` header;
+ * - `{ path: true }`: the request path, without the query string;
+ * - a function of the {@link PickContext} returning the key, or `undefined` when the request has none. It runs on
+ *   every pick, so keep it cheap and do not throw (a throw counts as "no key").
+ *
+ * An empty value (empty header, empty cookie, empty string from the function) counts as no key.
+ *
+ * @example
+ * ```ts
+ * createClient({ target, picker: { name: 'ring-hash', hashKey: { header: 'x-tenant' } } });
+ * createClient({ target, picker: { name: 'maglev', hashKey: (ctx) => ctx.path.split('/')[2] } });
+ * ```
+ */
+export type HashKeyOption =
+  | {
+      /** Name of the request header whose value is the key (case-insensitive; an RFC 9110 token). */
+      readonly header: string;
+    }
+  | {
+      /** Name of the cookie (in the `Cookie` header) whose value is the key. */
+      readonly cookie: string;
+    }
+  | {
+      /** Hash the request path, without the query string. */
+      readonly path: true;
+    }
+  | ((context: PickContext) => string | undefined);
+
+/**
+ * Computes the hash of a request's key: an unsigned 32-bit XXH32, or -1 when the request has no key. Built by
+ * {@link parseHashKey}. Convenient where a pick is not the hot path; a hash of 2^31 or more is returned as a heap
+ * number (a small allocation), so the hashing pickers use a {@link KeyHasher} instead.
+ */
+export type RequestHasher = (context: PickContext) => number;
+
+/**
+ * Computes the hash of a request's key without allocating: writes the unsigned 32-bit XXH32 of the key's UTF-8 bytes
+ * (seed 0, the same value {@link RequestHasher} returns) into `out[0]` and returns true, or returns false and leaves
+ * `out` alone when the request has no key. Built by {@link parseKeyHasher}; the `ring-hash` and `maglev` pickers call
+ * it on every pick with a one-element array they own. Allocation-free for the header, cookie and path forms (a
+ * function form allocates whatever the function does).
+ *
+ * Why an out-parameter: V8 passes small integers unboxed (below 2^31 on Node's 64-bit builds, 2^30 where pointer
+ * compression is on), but a larger number returned from a call that is not inlined becomes a new heap number, and
+ * half of all 32-bit hashes are that large.
+ */
+export type KeyHasher = (context: PickContext, out: Uint32Array) => boolean;
+
+// RFC 9110 token: header field names and cookie names.
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * Validates the `hashKey` setting and returns the hasher for it. Throws {@link InvalidOptionError} naming `option`.
+ *
+ * @example
+ * ```ts
+ * const hasher = parseHashKey({ header: 'x-user' });
+ * hasher({ method: 'GET', path: '/', authority: 'svc', headers: { 'X-User': 'ada' } }); // a uint32
+ * ```
+ */
+export function parseHashKey(raw: unknown, option = 'picker.hashKey'): RequestHasher {
+  const hasher = parseKeyHasher(raw, option);
+  const out = new Uint32Array(1);
+  return (context) => (hasher(context, out) ? (out[0] as number) : -1);
+}
+
+/**
+ * Validates the `hashKey` setting and returns the allocation-free hasher for it (see {@link KeyHasher}). Throws
+ * {@link InvalidOptionError} naming `option`, exactly as {@link parseHashKey}.
+ *
+ * @example
+ * ```ts
+ * const hasher = parseKeyHasher({ cookie: 'session' });
+ * const out = new Uint32Array(1);
+ * const context = { method: 'GET', path: '/', authority: 'svc', headers: { cookie: 'session=ab' } };
+ * if (hasher(context, out)) console.log(out[0]); // the uint32 hash of 'ab'
+ * ```
+ */
+export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHasher {
+  if (raw === undefined) {
+    throw new InvalidOptionError(
+      option,
+      'required: where the hash key comes from ({ header: name }, { cookie: name }, { path: true } or a function)',
+    );
+  }
+  if (typeof raw === 'function') {
+    const fn = raw as (context: PickContext) => unknown;
+    return (context, out) => {
+      let key: unknown;
+      try {
+        key = fn(context);
+      } catch {
+        return false;
+      }
+      if (typeof key !== 'string' || key.length === 0) return false;
+      hashStringInto(out, key, 0, 0, key.length);
+      return true;
+    };
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new InvalidOptionError(
+      option,
+      `expected { header: name }, { cookie: name }, { path: true } or a function, got ${describe(raw)}`,
+    );
+  }
+  const keys = Object.keys(raw);
+  if (keys.length !== 1) {
+    throw new InvalidOptionError(
+      option,
+      `expected exactly one of header, cookie, path; got ${keys.length === 0 ? 'none' : keys.join(', ')}`,
+    );
+  }
+  const record = raw as Record<string, unknown>;
+  if ('header' in record) {
+    const name = record.header;
+    if (typeof name !== 'string' || !TOKEN.test(name)) {
+      throw new InvalidOptionError(
+        `${option}.header`,
+        `expected a header name (an RFC 9110 token), got ${describe(name)}`,
+      );
+    }
+    const lower = name.toLowerCase();
+    if (lower === 'cookie') {
+      throw new InvalidOptionError(`${option}.header`, 'use { cookie: name } to hash on one cookie');
+    }
+    return (context, out) => {
+      const value = findHeader(context.headers, lower);
+      if (value === undefined || value.length === 0) return false;
+      hashStringInto(out, value, 0, 0, value.length);
+      return true;
+    };
+  }
+  if ('cookie' in record) {
+    const name = record.cookie;
+    if (typeof name !== 'string' || !TOKEN.test(name)) {
+      throw new InvalidOptionError(
+        `${option}.cookie`,
+        `expected a cookie name (an RFC 6265 token), got ${describe(name)}`,
+      );
+    }
+    return (context, out) => hashCookie(context.headers, name, out);
+  }
+  if ('path' in record) {
+    if (record.path !== true) {
+      throw new InvalidOptionError(`${option}.path`, `expected true, got ${describe(record.path)}`);
+    }
+    return (context, out) => {
+      const path = context.path;
+      if (typeof path !== 'string' || path.length === 0) return false;
+      const q = path.indexOf('?');
+      hashStringInto(out, path, 0, 0, q < 0 ? path.length : q);
+      return true;
+    };
+  }
+  throw new InvalidOptionError(`${option}.${keys[0]}`, 'unknown hash key source (allowed: header, cookie, path)');
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object';
+  return String(value);
+}
+
+/** True when `name` equals `lower` (already lower-case ASCII) ignoring ASCII case. */
+function sameName(name: unknown, lower: string): boolean {
+  if (typeof name !== 'string' || name.length !== lower.length) return false;
+  if (name === lower) return true;
+  for (let i = 0; i < lower.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+function headerValue(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value))
+    return value.length === 0 ? undefined : value.length === 1 ? String(value[0]) : value.join(',');
+  if (typeof value === 'number') return String(value);
+  return undefined;
+}
+
+/**
+ * The value of header `lower` (a lower-case name) in undici dispatch headers of any form: object, flat
+ * `[k, v, ...]` array, iterable of `[k, v]` pairs, or null. Repeated headers are joined with `,` (RFC 9110 5.3).
+ * Allocates only for the iterable form and for repeated or non-string values.
+ */
+export function findHeader(headers: unknown, lower: string): string | undefined {
+  if (headers == null || typeof headers !== 'object') return undefined;
+  if (Array.isArray(headers)) {
+    if (headers.length === 0) return undefined;
+    let found: string | undefined;
+    if (Array.isArray(headers[0])) {
+      for (const pair of headers as unknown[][]) {
+        if (sameName(pair[0], lower)) found = join(found, headerValue(pair[1]));
+      }
+      return found;
+    }
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      if (sameName(headers[i], lower)) found = join(found, headerValue(headers[i + 1]));
+    }
+    return found;
+  }
+  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    let found: string | undefined;
+    for (const pair of headers as Iterable<unknown>) {
+      if (Array.isArray(pair) && sameName(pair[0], lower)) found = join(found, headerValue(pair[1]));
+    }
+    return found;
+  }
+  const record = headers as Record<string, unknown>;
+  const direct = record[lower];
+  if (direct !== undefined) return headerValue(direct);
+  for (const key in record) if (sameName(key, lower)) return headerValue(record[key]);
+  return undefined;
+}
+
+function join(a: string | undefined, b: string | undefined): string | undefined {
+  if (b === undefined) return a;
+  return a === undefined ? b : `${a},${b}`;
+}
+
+function hashCookie(headers: unknown, name: string, out: Uint32Array): boolean {
+  const cookie = findHeader(headers, 'cookie');
+  if (cookie === undefined) return false;
+  // RFC 6265 5.4: `name=value` pairs separated by `; `. Headers joined from several Cookie lines use `,`, which a
+  // cookie value may not contain (RFC 6265 4.1.1), so treat it as a separator too. Scan in place: no split, no
+  // substring.
+  let i = 0;
+  const n = cookie.length;
+  while (i < n) {
+    while (i < n && (cookie.charCodeAt(i) === 32 || cookie.charCodeAt(i) === 59 || cookie.charCodeAt(i) === 44)) i++;
+    const start = i;
+    while (i < n && cookie.charCodeAt(i) !== 59 && cookie.charCodeAt(i) !== 44) i++;
+    const eq = cookie.indexOf('=', start);
+    if (eq > start && eq < i && eq - start === name.length && cookie.startsWith(name, start)) {
+      let vs = eq + 1;
+      let ve = i;
+      while (ve > vs && cookie.charCodeAt(ve - 1) === 32) ve--;
+      if (ve - vs >= 2 && cookie.charCodeAt(vs) === 34 && cookie.charCodeAt(ve - 1) === 34) {
+        vs++;
+        ve--;
+      }
+      if (ve <= vs) return false;
+      hashStringInto(out, cookie, 0, vs, ve);
+      return true;
+    }
+  }
+  return false;
+}

@@ -1,0 +1,108 @@
+/**
+ * Load metrics a subchannel keeps for pickers to read: a peak-sensitive EWMA of latency.
+ *
+ * Kept apart from selection (pickers) and membership (pool), as tower does: the subchannel feeds it, the
+ * `peak-ewma` picker reads it.
+ *
+ * @module
+ */
+import type { Clock } from '../common/runtime.js';
+
+/** Construction options of a {@link PeakEwma}. */
+export interface PeakEwmaOptions {
+  /** Clock for observation timestamps. */
+  readonly clock: Clock;
+  /**
+   * Decay time constant, ms: an observation's weight falls to 1/e after this long.
+   * @defaultValue 10000 (Finagle and Linkerd)
+   */
+  readonly decayMs?: number | undefined;
+}
+
+/**
+ * Peak-sensitive exponentially weighted moving average of latency (Finagle `PeakEwma`, as also used by Linkerd's
+ * tower balancer).
+ *
+ * On each observation `rtt` at time `t`, with `w = exp(-(t - last) / decay)`: if `rtt` exceeds the current value,
+ * the value jumps to `rtt` (so a slowdown is seen at once); otherwise it moves towards `rtt` as
+ * `value * w + rtt * (1 - w)` (so recovery is gradual). Between observations the value decays towards zero as
+ * `value * exp(-(now - last) / decay)`, as in Finagle and tower: an endpoint that has been idle for a while looks
+ * cheap again and gets probed rather than shunned forever.
+ *
+ * @example
+ * ```ts
+ * const ewma = new PeakEwma({ clock: systemClock });
+ * ewma.observe(12);
+ * ewma.valueAt(systemClock.now()); // about 12 ms
+ * ```
+ */
+export class PeakEwma {
+  /**
+   * Decay time constant, ms. The `peak-ewma` policy sets it to its configured `decay` when it builds a picker: a
+   * cluster has one policy, so every picker writes the same value.
+   */
+  decayMs: number;
+  readonly #clock: Clock;
+  #value = 0;
+  #stamp = 0;
+  #samples = 0;
+
+  constructor(options: PeakEwmaOptions) {
+    this.#clock = options.clock;
+    this.decayMs = options.decayMs ?? 10_000;
+  }
+
+  /** How many latencies were observed so far. 0 means no estimate yet (readers use their default RTT). */
+  get samples(): number {
+    return this.#samples;
+  }
+
+  /** The value at the last observation, ms (before any decay since). With {@link PeakEwma.stamp}, lets readers
+   * compare two estimates without reading the clock: `valueAt(now) = value * exp(-(now - stamp) / decayMs)`. */
+  get value(): number {
+    return this.#value;
+  }
+
+  /** Clock time of the last observation. */
+  get stamp(): number {
+    return this.#stamp;
+  }
+
+  /** Records the latency of a response (time to headers), ms. */
+  observe(latencyMs: number): void {
+    if (!(latencyMs >= 0) || latencyMs === Number.POSITIVE_INFINITY) return;
+    const now = this.#clock.now();
+    if (this.#samples === 0) {
+      this.#value = latencyMs;
+    } else if (latencyMs > this.#value) {
+      this.#value = latencyMs;
+    } else {
+      const elapsed = Math.max(now - this.#stamp, 0);
+      const w = Math.exp(-elapsed / this.decayMs);
+      this.#value = this.#value * w + latencyMs * (1 - w);
+    }
+    this.#stamp = now;
+    this.#samples++;
+  }
+
+  /**
+   * Records an attempt that failed without a response, after `latencyMs`. Finagle feeds failures into the EWMA
+   * like successes; we deliberately deviate: a failure counts as at least the current (decayed) estimate, so an
+   * endpoint that fails fast (connection refused in 1 ms) never looks cheaper for it and cannot become a black hole
+   * that attracts traffic. Outlier detection is what ejects failing endpoints.
+   */
+  observeFailure(latencyMs: number): void {
+    const current = this.#samples === 0 ? 0 : this.valueAt(this.#clock.now());
+    // A NaN or negative latency counts as 0, so the failure records the current estimate.
+    this.observe(Number.isNaN(latencyMs) ? current : Math.max(latencyMs, current, 0));
+  }
+
+  /**
+   * The estimate at time `now` (from the same clock), ms: the last value decayed for the time since it was set.
+   * Pure read, allocation-free; 0 before the first observation (check {@link PeakEwma.samples}).
+   */
+  valueAt(now: number): number {
+    const elapsed = now - this.#stamp;
+    return elapsed > 0 ? this.#value * Math.exp(-elapsed / this.decayMs) : this.#value;
+  }
+}

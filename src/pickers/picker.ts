@@ -1,0 +1,207 @@
+/**
+ * The picker contract and the policy registry.
+ *
+ * A picker is an immutable snapshot over the subchannels that were eligible when it was built. The cluster
+ * builds a new one whenever membership, weights or eligibility change, and swaps it in atomically; a picker never
+ * watches for changes itself. Live load (in-flight counts, latency EWMA) lives on the subchannels, which a picker
+ * may read at pick time.
+ *
+ * @module
+ */
+import type { Endpoint } from '../common/endpoint.js';
+import { InvalidOptionError, type SidecarlessError } from '../common/errors.js';
+import type { Clock, RandomSource } from '../common/runtime.js';
+import type { PeakEwma } from './load.js';
+
+/**
+ * What a picker may know of a subchannel. Implemented by the subchannel; pickers read it and never mutate it.
+ */
+export interface Pickable {
+  /** The endpoint key, stable across rebuilds. */
+  readonly key: string;
+  /** The endpoint (weight, priority, zone, metadata). */
+  readonly endpoint: Endpoint;
+  /** Requests dispatched and not yet finished, read live at pick time. */
+  readonly inFlight: number;
+  /**
+   * The weight to balance by, when it differs from `endpoint.weight` (slow start ramps it up). Read at build time;
+   * optional so custom targets need not provide it.
+   */
+  readonly weight?: number;
+  /**
+   * Peak-EWMA of this target's response latency, fed by the subchannel on every finished attempt and read live by
+   * the `peak-ewma` policy (which also sets its `decayMs`). Optional so that custom targets need not provide one;
+   * `peak-ewma` treats a missing estimate as its default RTT.
+   */
+  readonly load?: PeakEwma | undefined;
+}
+
+/** The request as the picker sees it. Built once per request by the caller. */
+export interface PickContext {
+  /** Upper-case HTTP method. */
+  readonly method: string;
+  /** Request path with query. */
+  readonly path: string;
+  /** The logical authority (`host[:port]`) from the request URL. */
+  readonly authority: string;
+  /**
+   * Request headers exactly as dispatched (undici's forms: object, flat `[k, v, ...]` array, iterable of pairs, or
+   * null). Read lazily: most policies never look.
+   */
+  readonly headers: unknown;
+}
+
+/**
+ * The result of a pick: a small union rather than an exception (after grpc-js `PickResult`).
+ * - `complete`: send the request to `target`.
+ * - `queue`: nothing can take it now; wait for the next picker.
+ * - `fail`: fail this request with `error` (e.g. every endpoint ejected); the request is not retried, since the
+ *   next pick from the same snapshot would fail the same way.
+ * - `drop`: the same, for load shedding: the policy chose not to serve the request.
+ */
+export type PickResult<T extends Pickable = Pickable> =
+  | {
+      /** Send the request to `target`. */
+      readonly type: 'complete';
+      /** The chosen target. */
+      readonly target: T;
+    }
+  | {
+      /** Nothing can take the request now: it waits for the next picker, up to `waitForReadyTimeout`. */
+      readonly type: 'queue';
+    }
+  | {
+      /** Fail the request with `error`. */
+      readonly type: 'fail';
+      /** The error the request fails with (e.g. {@link AllEjectedError}). */
+      readonly error: SidecarlessError;
+    }
+  | {
+      /** Fail the request with `error`, without retrying it. */
+      readonly type: 'drop';
+      /** The error the request fails with. */
+      readonly error: SidecarlessError;
+    };
+
+/**
+ * An immutable snapshot that chooses a target per request.
+ *
+ * `pick` is synchronous, does no I/O, must not throw, should not allocate (return results prepared at build time)
+ * and is O(1) or O(log n). It may be called any number of times, including after a newer picker replaced it
+ * (requests in flight on the old table finish there).
+ */
+export interface Picker<T extends Pickable = Pickable> {
+  /** Chooses where one request (or one retry or hedge attempt) goes, under the rules in the interface description. */
+  pick(context: PickContext): PickResult<T>;
+}
+
+/** What a policy receives to build a picker. */
+export interface PickerEnvironment {
+  /** Random source; every random choice a picker makes comes from here. */
+  readonly random: RandomSource;
+  /** Clock, for policies that decay over time. */
+  readonly clock: Clock;
+}
+
+/**
+ * A load-balancing policy: validates its configuration once, then builds pickers from snapshots.
+ *
+ * @typeParam C - the validated configuration.
+ */
+export interface PickerPolicy<C = unknown> {
+  /** The name users select it by, e.g. `round-robin`. */
+  readonly name: string;
+  /**
+   * Validates the user's configuration (the object form of the `picker` option minus `name`, or `{}`), applying
+   * defaults. Throws {@link InvalidOptionError} naming the field (as `picker.<field>`). Called once, at
+   * client construction.
+   */
+  parseConfig(raw: Readonly<Record<string, unknown>>): C;
+  /**
+   * Builds a picker over `targets` (never empty; the cluster handles the empty case). Called on every change, so
+   * it should be fast, but it may allocate. `targets` is handed over and not mutated afterwards. Must be
+   * deterministic for a given input order and random source.
+   */
+  build<T extends Pickable>(targets: readonly T[], config: C, env: PickerEnvironment): Picker<T>;
+}
+
+/** The `picker` option: a policy name, or an object with `name` and the policy's settings. */
+export type PickerOption =
+  | string
+  | ({
+      /** The registered policy name, e.g. `least-request`. */
+      readonly name: string;
+    } & Readonly<Record<string, unknown>>);
+
+/** A policy together with its validated configuration, ready to build pickers. */
+export interface ConfiguredPolicy {
+  /** The registered policy. */
+  readonly policy: PickerPolicy<unknown>;
+  /** What the policy's `parseConfig` returned, passed back to its `build`. */
+  readonly config: unknown;
+}
+
+/**
+ * Maps policy names to policies. Each client has its own; {@link createPickerRegistry} returns one with the
+ * built-in policies.
+ */
+export class PickerRegistry {
+  readonly #policies = new Map<string, PickerPolicy<unknown>>();
+
+  /** Registers (or replaces) a policy under its `name`. */
+  register<C>(policy: PickerPolicy<C>): this {
+    if (typeof policy !== 'object' || policy === null || typeof policy.name !== 'string' || policy.name === '') {
+      throw new InvalidOptionError('policy.name', 'a picker policy needs a non-empty name');
+    }
+    if (typeof policy.build !== 'function' || typeof policy.parseConfig !== 'function') {
+      throw new InvalidOptionError('policy', 'a picker policy needs parseConfig() and build()');
+    }
+    this.#policies.set(policy.name, policy as PickerPolicy<unknown>);
+    return this;
+  }
+
+  /** The registered names, sorted. */
+  names(): string[] {
+    return [...this.#policies.keys()].sort();
+  }
+
+  /**
+   * Resolves the `picker` option to a policy and its validated configuration. Throws
+   * {@link InvalidOptionError} for an unknown name or a bad setting.
+   */
+  configure(option: PickerOption, optionName = 'picker'): ConfiguredPolicy {
+    let name: unknown;
+    let raw: Record<string, unknown> = {};
+    if (typeof option === 'string') {
+      name = option;
+    } else if (typeof option === 'object' && option !== null) {
+      ({ name, ...raw } = option);
+    } else {
+      throw new InvalidOptionError(optionName, `expected a policy name or { name, ... }, got ${String(option)}`);
+    }
+    const policy = typeof name === 'string' ? this.#policies.get(name) : undefined;
+    if (policy === undefined) {
+      throw new InvalidOptionError(
+        `${optionName}.name`,
+        `unknown policy ${JSON.stringify(name)} (registered: ${this.names().join(', ')})`,
+      );
+    }
+    return { policy, config: policy.parseConfig(raw) };
+  }
+}
+
+/** Throws {@link InvalidOptionError} when `raw` has keys other than `allowed`. For policies' `parseConfig`. */
+export function rejectUnknownKeys(
+  raw: Readonly<Record<string, unknown>>,
+  allowed: readonly string[],
+  prefix = 'picker',
+): void {
+  for (const key of Object.keys(raw)) {
+    if (!allowed.includes(key)) {
+      throw new InvalidOptionError(
+        `${prefix}.${key}`,
+        `unknown setting${allowed.length > 0 ? ` (allowed: ${allowed.join(', ')})` : '; this policy takes none'}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Helpers shared by the built-in policies: result precomputation, deterministic ordering and setting validation.
+ * Policies depend on this and on the contract, never on each other.
+ *
+ * @module
+ */
+import { InvalidOptionError } from '../common/errors.js';
+import type { Pickable, PickResult } from './picker.js';
+
+/** A prepared `complete` result per target, so `pick` returns existing objects and allocates nothing. */
+export function completeResults<T extends Pickable>(targets: readonly T[]): PickResult<T>[] {
+  return targets.map((target) => ({ type: 'complete', target }) as const);
+}
+
+/**
+ * `targets` sorted by endpoint key (keys are unique in a set). Hashing policies build from this order so that two
+ * processes given the same endpoints in any order build identical tables.
+ */
+export function sortedByKey<T extends Pickable>(targets: readonly T[]): T[] {
+  return [...targets].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/**
+ * The weights load-aware and weighted policies use, in target order: the target's effective `weight` (the endpoint
+ * weight ramped by slow start) when it has one, else the endpoint's weight. The hashing policies use the endpoint
+ * weight instead, so a ramp does not move keys.
+ */
+export function weightsOf(targets: readonly Pickable[]): Float64Array {
+  const w = new Float64Array(targets.length);
+  for (let i = 0; i < targets.length; i++) {
+    const t = targets[i] as Pickable;
+    w[i] = t.weight ?? t.endpoint.weight;
+  }
+  return w;
+}
+
+/** True when every weight equals the first (the unweighted fast paths apply). */
+export function allEqual(weights: Float64Array): boolean {
+  for (let i = 1; i < weights.length; i++) if (weights[i] !== weights[0]) return false;
+  return true;
+}
+
+/** A uniform index in [0, n) from `r` in [0, 1), clamped in case a random source returns 1. */
+export function indexOf(r: number, n: number): number {
+  const i = (r * n) | 0;
+  return i < n ? i : n - 1;
+}
+
+interface NumberBounds {
+  readonly min: number;
+  readonly max: number;
+  /** When true, `min` itself is excluded. */
+  readonly exclusiveMin?: boolean;
+  readonly integer?: boolean;
+}
+
+/**
+ * Reads `raw[field]` as a finite number within bounds, or `fallback` when absent. Throws
+ * {@link InvalidOptionError} naming `picker.<field>`.
+ */
+export function numberSetting(
+  raw: Readonly<Record<string, unknown>>,
+  field: string,
+  fallback: number,
+  bounds: NumberBounds,
+): number {
+  const value = raw[field];
+  if (value === undefined) return fallback;
+  const kind = bounds.integer === true ? 'an integer' : 'a finite number';
+  const range = `${bounds.exclusiveMin === true ? '(' : '['}${bounds.min}, ${bounds.max}]`;
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    (bounds.integer === true && !Number.isInteger(value)) ||
+    (bounds.exclusiveMin === true ? value <= bounds.min : value < bounds.min) ||
+    value > bounds.max
+  ) {
+    throw new InvalidOptionError(`picker.${field}`, `expected ${kind} in ${range}, got ${String(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,665 @@
+/**
+ * A small stub DNS client: one question per query over UDP (node:dgram), falling back to TCP (node:net, 2-byte
+ * length framing, RFC 1035 §4.2.2) when the UDP reply is truncated. Messages are encoded and decoded with
+ * `dns-packet`.
+ *
+ * Hardening (RFC 5452): every query uses a fresh random 16-bit ID (node:crypto) and a fresh socket on an ephemeral
+ * port; a reply is accepted only if it comes from the server asked, carries the same ID, has QR set and echoes the
+ * question (name compared case-insensitively, type, class). Anything else is ignored and the client keeps waiting
+ * until the per-try timeout. A reply that cannot be decoded never throws out of the client: it is ignored too and
+ * reported as `SIDECARLESS_DNS_MALFORMED` if no valid reply follows.
+ *
+ * Handles: a query in flight holds its socket (so an `await` on it keeps the process alive, for at most
+ * `timeout × (retries + 1)` plus a TCP fallback); timers are the injected clock's (unref'd for the system clock).
+ * {@link DnsClient.close} closes every socket at once.
+ *
+ * @module
+ */
+import { randomInt } from 'node:crypto';
+import dgram from 'node:dgram';
+import dns from 'node:dns';
+import net from 'node:net';
+import dnsPacket from 'dns-packet';
+import { parseHostPort } from '../../common/endpoint.js';
+import {
+  DnsError,
+  type DnsErrorCode,
+  InvalidOptionError,
+  isSidecarlessError,
+  ResolverError,
+} from '../../common/errors.js';
+import { createDebug } from '../../common/debug.js';
+import { type Clock, systemClock } from '../../common/runtime.js';
+
+const debug = createDebug('dns');
+
+/** The record types this client queries. */
+export type DnsQueryType = 'A' | 'AAAA' | 'SRV';
+
+/** Options of {@link DnsClient}. */
+export interface DnsClientOptions {
+  /**
+   * Nameservers to ask, in order: IP literals with an optional port (`10.0.0.2`, `10.0.0.2:5353`, `[::1]:53`,
+   * `::1`). Each try goes to the next server in the list, wrapping around.
+   * @defaultValue `dns.getServers()` (the system's resolv.conf servers, or what `dns.setServers()` set), read at
+   * construction
+   */
+  readonly nameservers?: readonly string[] | undefined;
+  /** How long one try waits for a valid reply, ms (the TCP fallback gets the same again). @defaultValue 2000 */
+  readonly timeout?: number | undefined;
+  /**
+   * Further tries after the first, each on the next nameserver, when a try times out, fails on the network, gets
+   * only malformed replies, SERVFAIL or REFUSED. NXDOMAIN and NODATA are answers and are not retried.
+   * @defaultValue 2
+   */
+  readonly retries?: number | undefined;
+  /**
+   * The UDP payload size advertised with EDNS(0) (RFC 6891 §6.2.5). 512 sends no OPT record at all: classic DNS,
+   * where anything larger than 512 bytes comes back truncated (RFC 1035 §4.2.1) and is re-asked over TCP.
+   * @defaultValue 1232 (the DNS Flag Day 2020 value, safe from IP fragmentation)
+   */
+  readonly udpPayloadSize?: number | undefined;
+  /** Clock for the per-try timeouts. @defaultValue systemClock */
+  readonly clock?: Clock | undefined;
+}
+
+/** Validated {@link DnsClientOptions}. */
+export interface ResolvedDnsClientOptions {
+  /** Nameservers to ask, in order (the usable system ones when none were given; may then be empty). */
+  readonly nameservers: readonly Nameserver[];
+  /** How long one try waits for a valid reply, ms. */
+  readonly timeout: number;
+  /** Further tries after the first (0 to 100). */
+  readonly retries: number;
+  /** UDP payload size advertised with EDNS(0), bytes; 512 means no OPT record. */
+  readonly udpPayloadSize: number;
+  /** Clock for the per-try timeouts. */
+  readonly clock: Clock;
+}
+
+/** A parsed nameserver address. */
+export interface Nameserver {
+  /** IP literal, IPv6 without brackets. */
+  readonly host: string;
+  /** UDP/TCP port; 53 unless the address gave one. */
+  readonly port: number;
+  /** IP version of `host`. */
+  readonly family: 4 | 6;
+  /** `host:port` (`[v6]:port`), for messages. */
+  readonly label: string;
+}
+
+/** An A or AAAA record, validated. */
+export interface AddressRecord {
+  /** Owner name, lower-cased, without trailing dot. */
+  readonly name: string;
+  /** TTL, seconds (RFC 2181 §8: values above 2^31 - 1 read as 0). */
+  readonly ttl: number;
+  /** The IP address, lower-cased. */
+  readonly address: string;
+  /** 4 for an A record, 6 for AAAA. */
+  readonly family: 4 | 6;
+}
+
+/** An SRV record (RFC 2782), validated. */
+export interface SrvRecord {
+  /** Owner name (`_service._proto.name`), lower-cased, without trailing dot. */
+  readonly name: string;
+  /** TTL, seconds, capped by the CNAME chain that led to the record (values above 2^31 - 1 read as 0). */
+  readonly ttl: number;
+  /** 0 to 65535; lower is preferred (RFC 2782). */
+  readonly priority: number;
+  /** Relative weight among records of the same priority, 0 to 65535 (RFC 2782). */
+  readonly weight: number;
+  /** Port of the service on `target`, 0 to 65535. */
+  readonly port: number;
+  /** Target host name, lower-cased, without trailing dot; `'.'` means "service not available here". */
+  readonly target: string;
+}
+
+/** A successful answer. */
+export interface DnsAnswer<T> {
+  /** Records of the type asked, owned by the name asked or by a name its CNAME chain in the answer leads to. */
+  readonly records: readonly T[];
+  /** A and AAAA records from the additional section (RFC 2782 suggests servers put SRV targets' addresses there). */
+  readonly additionals: readonly AddressRecord[];
+  /** The nameserver that answered. */
+  readonly nameserver: string;
+  /** Whether the answer came over UDP or (after truncation) TCP. */
+  readonly transport: 'udp' | 'tcp';
+}
+
+const FLAG_QR = 0x8000;
+const FLAG_TC = 0x0200;
+const FLAG_RD = 0x0100;
+const RCODES: Readonly<Record<number, string>> = {
+  0: 'NOERROR',
+  1: 'FORMERR',
+  2: 'SERVFAIL',
+  3: 'NXDOMAIN',
+  4: 'NOTIMP',
+  5: 'REFUSED',
+};
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+const MAX_CNAME_CHAIN = 8;
+
+/** Lower-cases and strips the trailing dot, so names compare as DNS does (RFC 4343). */
+export function normalizeDnsName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.length > 1 && lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}
+
+/** Parses one nameserver address. Throws {@link InvalidOptionError} naming `option`. */
+export function parseNameserver(text: string, option: string): Nameserver {
+  if (typeof text !== 'string' || text.length === 0) {
+    throw new InvalidOptionError(option, `expected an IP address with optional port, got ${String(text)}`);
+  }
+  let parsed: { host: string; port: number };
+  try {
+    parsed = parseHostPort(text, 53);
+  } catch (err) {
+    throw new InvalidOptionError(option, `invalid nameserver ${JSON.stringify(text)}`, { cause: err });
+  }
+  const family = net.isIP(parsed.host);
+  if (family !== 4 && family !== 6) {
+    throw new InvalidOptionError(option, `nameserver ${JSON.stringify(text)} must be an IP address, not a host name`);
+  }
+  if (parsed.port < 1 || parsed.port > 65535) {
+    throw new InvalidOptionError(option, `nameserver ${JSON.stringify(text)} has a port outside 1-65535`);
+  }
+  const host = parsed.host.toLowerCase();
+  return {
+    host,
+    port: parsed.port,
+    family,
+    label: family === 6 ? `[${host}]:${parsed.port}` : `${host}:${parsed.port}`,
+  };
+}
+
+function integerOption(value: unknown, option: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(option, `expected an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Validates {@link DnsClientOptions}; names bad options as `${prefix}<name>`. */
+export function resolveDnsClientOptions(options: DnsClientOptions | undefined, prefix = ''): ResolvedDnsClientOptions {
+  const o = options ?? {};
+  let nameservers: Nameserver[];
+  if (o.nameservers === undefined) {
+    // The system list may hold entries we cannot use (e.g. link-local with a zone); skip those.
+    nameservers = [];
+    // Through the module object, not a named import: dns.setServers() installs a new default resolver and rebinds
+    // the module's functions, so a getServers imported by name would keep reporting the servers of the old one.
+    for (const server of dns.getServers()) {
+      try {
+        nameservers.push(parseNameserver(server, `${prefix}nameservers`));
+      } catch {
+        debug('ignoring system nameserver %s', server);
+      }
+    }
+  } else {
+    if (!Array.isArray(o.nameservers) || o.nameservers.length === 0) {
+      throw new InvalidOptionError(`${prefix}nameservers`, 'expected a non-empty array of IP addresses');
+    }
+    nameservers = o.nameservers.map((s, i) => parseNameserver(s, `${prefix}nameservers[${i}]`));
+  }
+  const clock = o.clock ?? systemClock;
+  if (typeof clock !== 'object' || clock === null || typeof clock.setTimeout !== 'function') {
+    throw new InvalidOptionError(`${prefix}clock`, 'expected { now, setTimeout, clearTimeout }');
+  }
+  const resolved: ResolvedDnsClientOptions = Object.freeze({
+    nameservers,
+    timeout: integerOption(o.timeout, `${prefix}timeout`, 1, MAX_TIMEOUT_MS, 2000),
+    retries: integerOption(o.retries, `${prefix}retries`, 0, 100, 2),
+    udpPayloadSize: integerOption(o.udpPayloadSize, `${prefix}udpPayloadSize`, 512, 65535, 1232),
+    clock,
+  });
+  RESOLVED.add(resolved);
+  return resolved;
+}
+
+/** Option objects produced by {@link resolveDnsClientOptions}, which {@link DnsClient} takes as they are. */
+const RESOLVED = new WeakSet<object>();
+
+/** What {@link parseReply} made of one datagram or TCP message. @internal */
+export type ReplyVerdict =
+  /** Not a reply to this query (wrong ID, QR clear, other question, other opcode): keep waiting. */
+  | { readonly kind: 'ignore'; readonly reason: string }
+  /** Looks like a reply to this query but cannot be decoded: keep waiting, remember it. */
+  | { readonly kind: 'malformed'; readonly reason: string }
+  /** A reply to this query with TC set: ask again over TCP. */
+  | { readonly kind: 'truncated' }
+  /** A valid reply to this query. */
+  | { readonly kind: 'reply'; readonly rcode: number; readonly packet: dnsPacket.DecodedPacket };
+
+/**
+ * Checks one reply against the query (ID, QR bit, opcode, question) and decodes it. Never throws, whatever the
+ * bytes. Exported for the fuzz tests. @internal
+ */
+export function parseReply(buf: Buffer, id: number, name: string, type: DnsQueryType): ReplyVerdict {
+  // Header: ID(2) FLAGS(2) QDCOUNT ANCOUNT NSCOUNT ARCOUNT (RFC 1035 §4.1.1).
+  if (!Buffer.isBuffer(buf) || buf.length < 12) return { kind: 'malformed', reason: 'shorter than a header' };
+  if (buf.readUInt16BE(0) !== id) return { kind: 'ignore', reason: 'wrong ID' };
+  const flags = buf.readUInt16BE(2);
+  if ((flags & FLAG_QR) === 0) return { kind: 'ignore', reason: 'QR bit clear' };
+  if (((flags >> 11) & 0xf) !== 0) return { kind: 'ignore', reason: 'not a QUERY opcode' };
+  let packet: dnsPacket.DecodedPacket;
+  try {
+    packet = dnsPacket.decode(buf);
+  } catch (err) {
+    // A truncated reply may be cut mid-record; its header is enough to go to TCP.
+    if ((flags & FLAG_TC) !== 0) return { kind: 'truncated' };
+    return { kind: 'malformed', reason: `undecodable: ${(err as Error)?.message ?? String(err)}` };
+  }
+  const questions = packet.questions;
+  if (!Array.isArray(questions) || questions.length !== 1) return { kind: 'ignore', reason: 'not one question' };
+  const q = questions[0];
+  if (
+    q === undefined ||
+    typeof q.name !== 'string' ||
+    normalizeDnsName(q.name) !== normalizeDnsName(name) ||
+    q.type !== type ||
+    q.class !== 'IN'
+  ) {
+    return { kind: 'ignore', reason: 'question does not match' };
+  }
+  if ((flags & FLAG_TC) !== 0) return { kind: 'truncated' };
+  return { kind: 'reply', rcode: flags & 0xf, packet };
+}
+
+function validTtl(ttl: unknown): number {
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) return 0;
+  return ttl > 0x7fffffff ? 0 : Math.floor(ttl);
+}
+
+function isIn(record: { class?: unknown }): boolean {
+  return record.class === undefined || record.class === 'IN';
+}
+
+/**
+ * The names whose records answer `name`: itself and the CNAME chain found in the answer section (RFC 1034
+ * §3.6.2), with the smallest CNAME TTL on the way. @internal
+ */
+function chainOf(answers: readonly dnsPacket.Answer[], name: string): { names: Set<string>; ttl: number } {
+  const names = new Set([normalizeDnsName(name)]);
+  let ttl = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < MAX_CNAME_CHAIN; i++) {
+    let grew = false;
+    for (const a of answers) {
+      if (a.type !== 'CNAME' || !isIn(a) || typeof a.data !== 'string' || typeof a.name !== 'string') continue;
+      const target = normalizeDnsName(a.data);
+      if (names.has(normalizeDnsName(a.name)) && !names.has(target)) {
+        names.add(target);
+        ttl = Math.min(ttl, validTtl(a.ttl));
+        grew = true;
+      }
+    }
+    if (!grew) break;
+  }
+  return { names, ttl };
+}
+
+/** Extracts valid A/AAAA records of `names` (all names when undefined) from a section. Never throws. @internal */
+export function extractAddresses(
+  section: readonly dnsPacket.Answer[] | undefined,
+  names: Set<string> | undefined,
+  ttlCap = Number.POSITIVE_INFINITY,
+): AddressRecord[] {
+  const out: AddressRecord[] = [];
+  if (!Array.isArray(section)) return out;
+  for (const a of section) {
+    if ((a.type !== 'A' && a.type !== 'AAAA') || !isIn(a) || typeof a.name !== 'string') continue;
+    const owner = normalizeDnsName(a.name);
+    if (names !== undefined && !names.has(owner)) continue;
+    const family = typeof a.data === 'string' ? net.isIP(a.data) : 0;
+    if ((a.type === 'A' && family !== 4) || (a.type === 'AAAA' && family !== 6)) continue;
+    out.push({
+      name: owner,
+      ttl: Math.min(validTtl(a.ttl), ttlCap),
+      address: (a.data as string).toLowerCase(),
+      family: family as 4 | 6,
+    });
+  }
+  return out;
+}
+
+/** Extracts valid SRV records of `names` from a section. Never throws. @internal */
+export function extractSrv(
+  section: readonly dnsPacket.Answer[] | undefined,
+  names: Set<string>,
+  ttlCap = Number.POSITIVE_INFINITY,
+): SrvRecord[] {
+  const out: SrvRecord[] = [];
+  if (!Array.isArray(section)) return out;
+  for (const a of section) {
+    if (a.type !== 'SRV' || !isIn(a) || typeof a.name !== 'string') continue;
+    const owner = normalizeDnsName(a.name);
+    if (!names.has(owner)) continue;
+    const d = a.data as Partial<dnsPacket.SrvData> | undefined;
+    if (typeof d !== 'object' || d === null || typeof d.target !== 'string') continue;
+    const u16 = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65535;
+    if (!u16(d.port) || !u16(d.priority) || !u16(d.weight)) continue;
+    out.push({
+      name: owner,
+      ttl: Math.min(validTtl(a.ttl), ttlCap),
+      priority: d.priority as number,
+      weight: d.weight as number,
+      port: d.port as number,
+      target: d.target === '.' || d.target === '' ? '.' : normalizeDnsName(d.target),
+    });
+  }
+  return out;
+}
+
+/** RFC 2308 §5: a negative answer is cached for min(SOA TTL, SOA MINIMUM). @internal */
+function negativeTtlOf(packet: dnsPacket.DecodedPacket): number | undefined {
+  for (const a of packet.authorities ?? []) {
+    if (a.type !== 'SOA') continue;
+    const minimum = (a.data as Partial<dnsPacket.SoaData> | undefined)?.minimum;
+    return Math.min(validTtl(a.ttl), validTtl(minimum));
+  }
+  return undefined;
+}
+
+interface Exchange {
+  readonly packet: dnsPacket.DecodedPacket;
+  readonly rcode: number;
+  readonly transport: 'udp' | 'tcp';
+  readonly nameserver: Nameserver;
+}
+
+/**
+ * A stub resolver client: asks configured nameservers (recursion desired) one question at a time.
+ *
+ * @example
+ * ```ts
+ * const client = new DnsClient({ nameservers: ['127.0.0.1:5353'], timeout: 500 });
+ * const { records } = await client.resolveSrv('_http._tcp.svc.example');
+ * client.close();
+ * ```
+ */
+export class DnsClient {
+  readonly #options: ResolvedDnsClientOptions;
+  readonly #cancels = new Set<(error: Error) => void>();
+  #closed = false;
+
+  /** Validates the options at once (throws `SIDECARLESS_INVALID_OPTION` naming the option). */
+  constructor(options?: DnsClientOptions | ResolvedDnsClientOptions) {
+    this.#options =
+      options !== undefined && RESOLVED.has(options)
+        ? (options as ResolvedDnsClientOptions)
+        : resolveDnsClientOptions(options as DnsClientOptions | undefined);
+  }
+
+  /** The nameservers asked, in order. */
+  get nameservers(): readonly string[] {
+    return this.#options.nameservers.map((s) => s.label);
+  }
+
+  /**
+   * A or AAAA records of `name` (`family` 4 or 6). Rejects with a {@link DnsError} (NXDOMAIN and NODATA included)
+   * or, after {@link DnsClient.close}, a `SIDECARLESS_RESOLVER_FAILED` error.
+   */
+  async resolveAddresses(name: string, family: 4 | 6): Promise<DnsAnswer<AddressRecord>> {
+    const type = family === 4 ? 'A' : 'AAAA';
+    const ex = await this.#query(name, type);
+    const chain = chainOf(ex.packet.answers ?? [], name);
+    const records = extractAddresses(ex.packet.answers, chain.names, chain.ttl).filter((r) => r.family === family);
+    return this.#answer(ex, name, type, records);
+  }
+
+  /** SRV records of `name` (e.g. `_http._tcp.svc.example`), with the additional section's addresses. */
+  async resolveSrv(name: string): Promise<DnsAnswer<SrvRecord>> {
+    const ex = await this.#query(name, 'SRV');
+    const chain = chainOf(ex.packet.answers ?? [], name);
+    return this.#answer(ex, name, 'SRV', extractSrv(ex.packet.answers, chain.names, chain.ttl));
+  }
+
+  /** Aborts every query in flight and closes its socket. Idempotent; later queries reject. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const error = new ResolverError('DNS client closed');
+    for (const cancel of [...this.#cancels]) cancel(error);
+  }
+
+  #answer<T>(ex: Exchange, name: string, type: DnsQueryType, records: T[]): DnsAnswer<T> {
+    if (records.length === 0) {
+      throw new DnsError(
+        'SIDECARLESS_DNS_NODATA',
+        `${name} has no ${type} record (NODATA from ${ex.nameserver.label})`,
+        {
+          queryName: name,
+          queryType: type,
+          rcode: 'NOERROR',
+          nameserver: ex.nameserver.label,
+          negativeTtl: negativeTtlOf(ex.packet),
+        },
+      );
+    }
+    return {
+      records,
+      additionals: extractAddresses(ex.packet.additionals, undefined),
+      nameserver: ex.nameserver.label,
+      transport: ex.transport,
+    };
+  }
+
+  async #query(name: string, type: DnsQueryType): Promise<Exchange> {
+    if (this.#closed) throw new ResolverError('DNS client closed');
+    const { nameservers, retries } = this.#options;
+    const details = { queryName: name, queryType: type };
+    if (nameservers.length === 0) {
+      throw new DnsError('SIDECARLESS_DNS_NETWORK', `No nameserver to ask for ${name} ${type}`, details);
+    }
+    let last: unknown;
+    for (let i = 0; i <= retries; i++) {
+      const server = nameservers[i % nameservers.length] as Nameserver;
+      const at = { ...details, nameserver: server.label };
+      try {
+        const ex = await this.#try(server, name, type);
+        const rcode = RCODES[ex.rcode] ?? `RCODE${ex.rcode}`;
+        if (ex.rcode === 0) return ex;
+        const negativeTtl = negativeTtlOf(ex.packet);
+        if (ex.rcode === 3) {
+          // An answer, not a failure: asking another server would not change it.
+          throw new DnsError('SIDECARLESS_DNS_NXDOMAIN', `${name} does not exist (NXDOMAIN from ${server.label})`, {
+            ...at,
+            rcode,
+            negativeTtl,
+          });
+        }
+        const code: DnsErrorCode = ex.rcode === 5 ? 'SIDECARLESS_DNS_REFUSED' : 'SIDECARLESS_DNS_SERVFAIL';
+        last = new DnsError(code, `${server.label} answered ${rcode} for ${name} ${type}`, { ...at, rcode });
+      } catch (err) {
+        if (this.#closed || (isSidecarlessError(err) && err.code === 'SIDECARLESS_DNS_NXDOMAIN')) throw err;
+        last = err;
+      }
+      debug('%s %s: try %d on %s failed: %s', name, type, i + 1, server.label, (last as Error).message);
+    }
+    throw last;
+  }
+
+  async #try(server: Nameserver, name: string, type: DnsQueryType): Promise<Exchange> {
+    const id = randomInt(0, 65536);
+    const additionals: dnsPacket.Answer[] =
+      this.#options.udpPayloadSize > 512
+        ? [
+            {
+              type: 'OPT',
+              name: '.',
+              udpPayloadSize: this.#options.udpPayloadSize,
+              extendedRcode: 0,
+              ednsVersion: 0,
+              flags: 0,
+              flag_do: false,
+              options: [],
+            },
+          ]
+        : [];
+    const query = dnsPacket.encode({
+      type: 'query',
+      id,
+      flags: FLAG_RD,
+      questions: [{ type, name, class: 'IN' }],
+      additionals,
+    });
+    const udp = await this.#udp(server, query, id, name, type);
+    if (udp.kind === 'reply') return { packet: udp.packet, rcode: udp.rcode, transport: 'udp', nameserver: server };
+    debug('%s %s: truncated over UDP from %s, retrying over TCP', name, type, server.label);
+    const tcp = await this.#tcp(server, query, id, name, type);
+    return { packet: tcp.packet, rcode: tcp.rcode, transport: 'tcp', nameserver: server };
+  }
+
+  /** Runs one socket exchange: settles once, clears its timer, closes its socket. */
+  #exchange<T>(
+    server: Nameserver,
+    name: string,
+    type: DnsQueryType,
+    body: (
+      settle: (error: Error | undefined, value?: T) => void,
+      state: { malformed: string | undefined },
+    ) => {
+      close(): void;
+    },
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const state = { malformed: undefined as string | undefined };
+      let done = false;
+      let timer: unknown;
+      let handle: { close(): void } | undefined;
+      const settle = (error: Error | undefined, value?: T) => {
+        if (done) return;
+        done = true;
+        this.#options.clock.clearTimeout(timer);
+        this.#cancels.delete(settle);
+        try {
+          handle?.close();
+        } catch {
+          // already closed
+        }
+        if (error === undefined) resolve(value as T);
+        else reject(error);
+      };
+      this.#cancels.add(settle);
+      timer = this.#options.clock.setTimeout(() => {
+        const details = { queryName: name, queryType: type, nameserver: server.label };
+        settle(
+          state.malformed === undefined
+            ? new DnsError(
+                'SIDECARLESS_DNS_TIMEOUT',
+                `No reply from ${server.label} for ${name} ${type} within ${this.#options.timeout} ms`,
+                details,
+              )
+            : new DnsError(
+                'SIDECARLESS_DNS_MALFORMED',
+                `Only malformed replies from ${server.label} for ${name} ${type} (${state.malformed})`,
+                details,
+              ),
+        );
+      }, this.#options.timeout);
+      try {
+        handle = body(settle, state);
+        if (done) handle.close();
+      } catch (err) {
+        settle(this.#networkError(server, name, type, err));
+      }
+    });
+  }
+
+  #networkError(server: Nameserver, name: string, type: DnsQueryType, cause: unknown): DnsError {
+    const message = (cause as Error)?.message ?? String(cause);
+    return new DnsError('SIDECARLESS_DNS_NETWORK', `Asking ${server.label} for ${name} ${type} failed: ${message}`, {
+      queryName: name,
+      queryType: type,
+      nameserver: server.label,
+      cause,
+    });
+  }
+
+  #udp(
+    server: Nameserver,
+    query: Buffer,
+    id: number,
+    name: string,
+    type: DnsQueryType,
+  ): Promise<Extract<ReplyVerdict, { kind: 'reply' | 'truncated' }>> {
+    return this.#exchange(server, name, type, (settle, state) => {
+      const socket = dgram.createSocket(server.family === 6 ? 'udp6' : 'udp4');
+      socket.on('error', (err) => settle(this.#networkError(server, name, type, err)));
+      socket.on('message', (msg, rinfo) => {
+        if (rinfo.port !== server.port || rinfo.address.toLowerCase() !== server.host) return;
+        const verdict = parseReply(msg, id, name, type);
+        if (verdict.kind === 'reply' || verdict.kind === 'truncated') settle(undefined, verdict);
+        else {
+          if (verdict.kind === 'malformed') state.malformed = verdict.reason;
+          debug('%s %s: ignoring a reply from %s (%s)', name, type, server.label, verdict.reason);
+        }
+      });
+      // A connected socket only receives datagrams from the server (RFC 5452 §4.3: check the source address).
+      socket.connect(server.port, server.host, () => {
+        socket.send(query, (err) => {
+          if (err) settle(this.#networkError(server, name, type, err));
+        });
+      });
+      return { close: () => socket.close() };
+    });
+  }
+
+  #tcp(
+    server: Nameserver,
+    query: Buffer,
+    id: number,
+    name: string,
+    type: DnsQueryType,
+  ): Promise<Extract<ReplyVerdict, { kind: 'reply' }>> {
+    return this.#exchange(server, name, type, (settle) => {
+      const socket = net.connect({ host: server.host, port: server.port });
+      let buffered: Buffer = Buffer.alloc(0);
+      const frame = Buffer.alloc(2 + query.length);
+      frame.writeUInt16BE(query.length, 0);
+      query.copy(frame, 2);
+      socket.setNoDelay(true);
+      socket.on('connect', () => socket.write(frame));
+      socket.on('error', (err) => settle(this.#networkError(server, name, type, err)));
+      socket.on('close', () =>
+        settle(this.#networkError(server, name, type, new Error('connection closed before a reply'))),
+      );
+      socket.on('data', (chunk: Buffer) => {
+        buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+        // RFC 1035 §4.2.2: each message is prefixed with its length as a 2-byte big-endian integer.
+        while (buffered.length >= 2) {
+          const length = buffered.readUInt16BE(0);
+          if (buffered.length < 2 + length) return;
+          const message = buffered.subarray(2, 2 + length);
+          buffered = buffered.subarray(2 + length);
+          const verdict = parseReply(message, id, name, type);
+          if (verdict.kind === 'reply') return settle(undefined, verdict);
+          if (verdict.kind === 'truncated') {
+            return settle(
+              new DnsError('SIDECARLESS_DNS_MALFORMED', `${server.label} sent a truncated reply over TCP`, {
+                queryName: name,
+                queryType: type,
+                nameserver: server.label,
+              }),
+            );
+          }
+          if (verdict.kind === 'malformed') {
+            // The stream is intact (framing held) but the server is broken; waiting will not help.
+            return settle(
+              new DnsError(
+                'SIDECARLESS_DNS_MALFORMED',
+                `Malformed reply from ${server.label} over TCP (${verdict.reason})`,
+                { queryName: name, queryType: type, nameserver: server.label },
+              ),
+            );
+          }
+        }
+      });
+      return { close: () => socket.destroy() };
+    });
+  }
+}

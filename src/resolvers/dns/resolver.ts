@@ -1,0 +1,165 @@
+/**
+ * The `dns:` resolver: A and AAAA records of a host name, polled as their TTLs expire.
+ *
+ * Target syntax (gRPC naming):
+ *
+ * - `dns:///users.internal:8080` — ask the system's nameservers (`dns.getServers()`);
+ * - `dns://10.0.0.2:53/users.internal:8080` — ask the nameserver in the authority (IP literal, port 53 default;
+ *   `[::1]:5353` for IPv6);
+ * - the port defaults to 80 (`dns:///users.internal`); an IP literal host (`dns:///10.0.0.7:80`) needs no query.
+ *
+ * Query parameters: `minTtl` and `maxTtl` (ms, clamp the re-resolution interval; defaults 1000 and 300000),
+ * `family` (`4`, `6` or `any`, default `any`), `timeout` (ms per try, default 2000), `retries` (default 2),
+ * `udpPayloadSize` (EDNS(0) size, default 1232; `512` sends no EDNS). Example:
+ * `dns://127.0.0.1:5353/users.internal:8080?minTtl=500&family=4`.
+ *
+ * Behaviour: see {@link DnsResolver}.
+ *
+ * @module
+ */
+import { isIP } from 'node:net';
+import { createEndpoint, type Endpoint, endpointKey, parseHostPort } from '../../common/endpoint.js';
+import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import type { AddressRecord, DnsClient } from './client.js';
+import {
+  asTargetError,
+  type DnsFamily,
+  type DnsPollingOptions,
+  DnsPollingResolver,
+  type DnsResolution,
+  dnsOptionsFromTarget,
+  isNegativeAnswer,
+  resolveDnsPollingOptions,
+} from './poller.js';
+import type { ResolverFactory } from '../resolver.js';
+
+/** Options of {@link DnsResolver}. Timing and client options are shared with the `srv:` resolver. */
+export interface DnsResolverOptions extends DnsPollingOptions {
+  /** The host name to resolve (an IP literal is served as is, without any query). */
+  readonly host: string;
+  /** The port every endpoint gets. @defaultValue 80 */
+  readonly port?: number | undefined;
+}
+
+const DNS_NAME =
+  /^(?=.{1,253}\.?$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?$/i;
+
+/** True when `name` is a syntactically valid DNS name (RFC 1035 §2.3.4 sizes; underscores allowed). @internal */
+export function isDnsName(name: string): boolean {
+  return typeof name === 'string' && DNS_NAME.test(name);
+}
+
+/**
+ * Looks up A and/or AAAA records of `name` with `client`. With `family: 'any'`, both are asked in parallel: one
+ * negative answer (NXDOMAIN/NODATA) counts as "no records of that family", any other failure fails the whole
+ * lookup (so a flaky AAAA query never removes the IPv6 half of a working set). Rejects with the negative error
+ * when both are negative. @internal
+ */
+export async function lookupAddresses(client: DnsClient, name: string, family: DnsFamily): Promise<AddressRecord[]> {
+  const families: Array<4 | 6> = family === 'any' ? [4, 6] : [family];
+  const settled = await Promise.allSettled(families.map((f) => client.resolveAddresses(name, f)));
+  const records: AddressRecord[] = [];
+  let negative: unknown;
+  for (const result of settled) {
+    if (result.status === 'fulfilled') records.push(...result.value.records);
+    else if (isNegativeAnswer(result.reason)) negative ??= result.reason;
+    else throw result.reason;
+  }
+  // NXDOMAIN wins over NODATA for reporting: it says more.
+  for (const result of settled) {
+    if (result.status === 'rejected' && (result.reason as { code?: string }).code === 'SIDECARLESS_DNS_NXDOMAIN') {
+      negative = result.reason;
+    }
+  }
+  if (records.length === 0 && negative !== undefined) throw negative;
+  return records;
+}
+
+/**
+ * Resolves a host name's A/AAAA records into endpoints (`address:port`, weight 1, priority 0, metadata
+ * `{ dnsName }`) and keeps them fresh.
+ *
+ * - Re-resolves when the smallest TTL of the answer expires, clamped to [`minTtl`, `maxTtl`]; TTL 0 polls at
+ *   `minTtl`.
+ * - A failure (timeout, SERVFAIL, REFUSED, malformed replies, network) calls `onError` with a
+ *   `SIDECARLESS_DNS_*` error and retries with backoff; the last set delivered stays in use.
+ * - NXDOMAIN and NODATA are authoritative "no such records" answers (RFC 2308) and are delivered as an empty set,
+ *   re-asked after the SOA's negative TTL (30 s without SOA), clamped.
+ * - `refresh()` re-resolves early, at most once per `minTtl`; during the backoff after a failure it is ignored.
+ *
+ * @example
+ * ```ts
+ * const resolver = new DnsResolver({ host: 'users.internal', port: 8080, nameservers: ['10.0.0.2'], maxTtl: 60_000 });
+ * const client = createClient({ target: resolver });
+ * ```
+ */
+export class DnsResolver extends DnsPollingResolver {
+  /** The host name resolved (lower-cased, no trailing dot). */
+  readonly host: string;
+  /** The endpoints' port. */
+  readonly port: number;
+  readonly #literal: Endpoint | undefined;
+
+  /** Validates every option (throws `SIDECARLESS_INVALID_OPTION` naming it); starts no I/O. */
+  constructor(options: DnsResolverOptions) {
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'expected an object');
+    const { host, port = 80 } = options;
+    if (typeof host !== 'string' || host.length === 0) {
+      throw new InvalidOptionError('host', 'expected a non-empty host name');
+    }
+    const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+    if (isIP(bare) === 0 && !isDnsName(bare)) {
+      throw new InvalidOptionError('host', `${JSON.stringify(host)} is not a valid DNS name or IP address`);
+    }
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new InvalidOptionError('port', `expected an integer from 1 to 65535, got ${String(port)}`);
+    }
+    const resolved = resolveDnsPollingOptions(options);
+    const name = bare.toLowerCase().replace(/\.$/, '');
+    super(resolved, `dns:${name}:${port}`);
+    this.host = name;
+    this.port = port;
+    this.#literal = isIP(bare) === 0 ? undefined : createEndpoint({ host: bare, port });
+  }
+
+  protected async lookup(): Promise<DnsResolution> {
+    if (this.#literal !== undefined) return { endpoints: [this.#literal], ttl: this.options.maxTtlMs / 1000 };
+    const records = await lookupAddresses(this.client, this.host, this.options.family);
+    const seen = new Set<string>();
+    const endpoints: Endpoint[] = [];
+    let ttl: number | undefined;
+    for (const r of records) {
+      ttl = ttl === undefined ? r.ttl : Math.min(ttl, r.ttl);
+      const key = endpointKey(r.address, this.port);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      endpoints.push(createEndpoint({ host: r.address, port: this.port, metadata: { dnsName: this.host } }));
+    }
+    return { endpoints, ttl };
+  }
+}
+
+/**
+ * Factory for `dns:` targets. Throws {@link InvalidTargetError} for a malformed target or query parameter.
+ */
+export const dnsResolverFactory: ResolverFactory = (target, context) => {
+  if (target.path.length === 0) throw new InvalidTargetError(target.raw, 'expected dns://[nameserver]/host[:port]');
+  let hostPort: { host: string; port: number };
+  try {
+    hostPort = parseHostPort(target.path, 80);
+  } catch (err) {
+    throw new InvalidTargetError(target.raw, (err as Error).message, { cause: err });
+  }
+  const options = dnsOptionsFromTarget(target);
+  return asTargetError(
+    target,
+    () =>
+      new DnsResolver({
+        clock: context.clock,
+        random: context.random,
+        ...options,
+        host: hostPort.host,
+        port: hostPort.port,
+      }),
+  );
+};

@@ -1,0 +1,200 @@
+/**
+ * The `srv:` resolver: SRV records (RFC 2782) of a service name, their targets resolved to addresses, polled as
+ * the TTLs expire.
+ *
+ * Target syntax:
+ *
+ * - `srv:///_http._tcp.svc.example` — ask the system's nameservers;
+ * - `srv://10.0.0.2:53/_http._tcp.svc.example` — ask the nameserver in the authority (IP literal, port 53 default).
+ *
+ * The port comes from each SRV record, so the name takes none. Query parameters are those of `dns:` (`minTtl`,
+ * `maxTtl`, `family`, `timeout`, `retries`, `udpPayloadSize`); `family` selects the address records used for SRV
+ * targets. Example: `srv://127.0.0.1:5353/_http._tcp.svc.test?maxTtl=30000&family=4`.
+ *
+ * Behaviour: see {@link SrvResolver}.
+ *
+ * @module
+ */
+import { isIP } from 'node:net';
+import { LRUCache } from 'lru-cache';
+import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } from '../../common/endpoint.js';
+import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import { isDnsName, lookupAddresses } from './resolver.js';
+import type { AddressRecord, SrvRecord } from './client.js';
+import {
+  asTargetError,
+  type DnsPollingOptions,
+  DnsPollingResolver,
+  type DnsResolution,
+  dnsOptionsFromTarget,
+  isNegativeAnswer,
+  resolveDnsPollingOptions,
+} from './poller.js';
+import type { ResolverFactory } from '../resolver.js';
+
+/** Options of {@link SrvResolver}. Timing and client options are shared with the `dns:` resolver. */
+export interface SrvResolverOptions extends DnsPollingOptions {
+  /** The SRV owner name, e.g. `_http._tcp.svc.example` (RFC 2782 `_Service._Proto.Name`). */
+  readonly name: string;
+  /** How many SRV targets' addresses to cache (each for its own TTL, clamped). @defaultValue 1000 */
+  readonly cacheSize?: number | undefined;
+}
+
+/**
+ * The endpoint weight an SRV record of weight 0 gets. RFC 2782: weight 0 records "should have a very small chance
+ * of being selected" when others have weight; endpoint weights must be positive, so 0 maps to this.
+ */
+export const SRV_ZERO_WEIGHT = 0.01;
+
+interface CachedAddresses {
+  readonly records: readonly AddressRecord[];
+  /** When the entry expires, clock ms. */
+  readonly expiresAt: number;
+}
+
+/**
+ * Resolves a service's SRV records into endpoints, one per (record, target address):
+ *
+ * - `port` from the record; `weight` = SRV weight (0 becomes {@link SRV_ZERO_WEIGHT}); `priority` = SRV priority
+ *   clamped to {@link MAX_ENDPOINT_PRIORITY} (0 is the most preferred, as in RFC 2782; priorities above 127 all
+ *   become 127); metadata `srvName`, `srvTarget`, `srvPriority`, `srvWeight` keep the raw values.
+ * - Target addresses come from the reply's additional section when it has them (RFC 2782 "Usage rules"), else
+ *   from A/AAAA queries through the same client, cached per target for their TTL in an LRU cache.
+ * - A sole record with target `.` means "service decidedly not available" and gives an empty set; `.` records
+ *   among others are skipped. A target whose address lookup is NXDOMAIN/NODATA contributes nothing.
+ * - When two records lead to the same `address:port`, the first (lowest priority, then highest weight) wins.
+ * - Re-resolves when the smallest TTL among the SRV records and the addresses used expires, clamped to
+ *   [`minTtl`, `maxTtl`]. Failures, negative answers and `refresh()` behave as for `dns:` (see `DnsResolver`).
+ *
+ * @example
+ * ```ts
+ * const resolver = new SrvResolver({ name: '_http._tcp.users.internal', nameservers: ['10.0.0.2'] });
+ * const client = createClient({ target: resolver, picker: 'weighted-round-robin' });
+ * ```
+ */
+export class SrvResolver extends DnsPollingResolver {
+  /** The SRV owner name (lower-cased, no trailing dot). */
+  readonly name: string;
+  readonly #cache: LRUCache<string, CachedAddresses>;
+
+  /** Validates every option (throws `SIDECARLESS_INVALID_OPTION` naming it); starts no I/O. */
+  constructor(options: SrvResolverOptions) {
+    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'expected an object');
+    const { name, cacheSize = 1000 } = options;
+    if (typeof name !== 'string' || !isDnsName(name) || isIP(name) !== 0) {
+      throw new InvalidOptionError('name', `expected an SRV name like _http._tcp.example.com, got ${String(name)}`);
+    }
+    if (typeof cacheSize !== 'number' || !Number.isInteger(cacheSize) || cacheSize < 1) {
+      throw new InvalidOptionError('cacheSize', 'expected a positive integer');
+    }
+    const resolved = resolveDnsPollingOptions(options);
+    const normalized = name.toLowerCase().replace(/\.$/, '');
+    super(resolved, `srv:${normalized}`);
+    this.name = normalized;
+    this.#cache = new LRUCache({ max: cacheSize });
+  }
+
+  protected async lookup(): Promise<DnsResolution> {
+    const answer = await this.client.resolveSrv(this.name);
+    const now = this.options.clock.now();
+    let ttl = Number.POSITIVE_INFINITY;
+    const usable: SrvRecord[] = [];
+    for (const r of answer.records) {
+      ttl = Math.min(ttl, r.ttl);
+      if (r.target !== '.') usable.push(r);
+    }
+    // RFC 2782: lowest priority first; within it, heavier records first (for deterministic dedupe).
+    usable.sort((a, b) => a.priority - b.priority || b.weight - a.weight);
+    const wanted = (family: 4 | 6) => this.options.family === 'any' || this.options.family === family;
+    const targets = [...new Set(usable.map((r) => r.target))];
+    const addresses = new Map<string, readonly AddressRecord[]>();
+    await Promise.all(
+      targets.map(async (target) => {
+        if (isIP(target) !== 0) {
+          // Not allowed by RFC 2782, but seen in the wild.
+          const family = isIP(target) as 4 | 6;
+          addresses.set(
+            target,
+            wanted(family) ? [{ name: target, ttl: Number.MAX_SAFE_INTEGER, address: target, family }] : [],
+          );
+          return;
+        }
+        const extra = answer.additionals.filter((a) => a.name === target && wanted(a.family));
+        if (extra.length > 0) {
+          addresses.set(target, extra);
+          return;
+        }
+        const cached = this.#cache.get(target);
+        if (cached !== undefined && cached.expiresAt > now) {
+          // Count only the remaining lifetime towards the next resolution.
+          const left = Math.max(0, Math.floor((cached.expiresAt - now) / 1000));
+          addresses.set(
+            target,
+            cached.records.map((r) => ({ ...r, ttl: left })),
+          );
+          return;
+        }
+        let records: AddressRecord[];
+        let recordTtl: number;
+        try {
+          records = await lookupAddresses(this.client, target, this.options.family);
+          recordTtl = Math.min(...records.map((r) => r.ttl));
+        } catch (err) {
+          if (!isNegativeAnswer(err)) throw err;
+          records = [];
+          recordTtl = err.negativeTtl ?? 30;
+        }
+        this.#cache.set(target, { records, expiresAt: this.options.clock.now() + this.clampTtl(recordTtl) });
+        addresses.set(target, records);
+      }),
+    );
+    const endpoints: Endpoint[] = [];
+    const seen = new Set<string>();
+    for (const r of usable) {
+      for (const a of addresses.get(r.target) ?? []) {
+        ttl = Math.min(ttl, a.ttl);
+        const key = endpointKey(a.address, r.port);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        endpoints.push(
+          createEndpoint({
+            host: a.address,
+            port: r.port,
+            weight: r.weight === 0 ? SRV_ZERO_WEIGHT : r.weight,
+            priority: Math.min(r.priority, MAX_ENDPOINT_PRIORITY),
+            metadata: {
+              srvName: this.name,
+              srvTarget: r.target,
+              srvPriority: String(r.priority),
+              srvWeight: String(r.weight),
+            },
+          }),
+        );
+      }
+    }
+    return { endpoints, ttl: Number.isFinite(ttl) ? ttl : undefined };
+  }
+
+  /**
+   * Stops polling, closes the DNS client's sockets and drops the cached target addresses. Idempotent; no listener
+   * call happens after it.
+   */
+  override close(): void {
+    super.close();
+    this.#cache.clear();
+  }
+}
+
+/** Factory for `srv:` targets. Throws {@link InvalidTargetError} for a malformed target or query parameter. */
+export const srvResolverFactory: ResolverFactory = (target, context) => {
+  const name = target.path;
+  if (name.length === 0) throw new InvalidTargetError(target.raw, 'expected srv://[nameserver]/_service._proto.name');
+  if (name.includes(':') || name.includes('/')) {
+    throw new InvalidTargetError(target.raw, 'an SRV name takes no port or path: ports come from the SRV records');
+  }
+  const options = dnsOptionsFromTarget(target);
+  return asTargetError(
+    target,
+    () => new SrvResolver({ clock: context.clock, random: context.random, ...options, name }),
+  );
+};

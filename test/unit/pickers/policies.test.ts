@@ -1,0 +1,464 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createEndpoint } from '../../../src/common/endpoint.js';
+import { InvalidOptionError } from '../../../src/common/errors.js';
+import { hashString } from '../../../src/pickers/hash.js';
+import { createPickerRegistry } from '../../../src/pickers/registry.js';
+import { leastRequestPolicy } from '../../../src/pickers/least-request.js';
+import { buildMaglevTable, type MaglevPicker, maglevPolicy } from '../../../src/pickers/maglev.js';
+import { peakEwmaPolicy } from '../../../src/pickers/peak-ewma.js';
+import { randomPolicy } from '../../../src/pickers/random.js';
+import { type RingHashPicker, ringHashPolicy, ringVnodeCounts } from '../../../src/pickers/ring-hash.js';
+import { weightedRandomPolicy } from '../../../src/pickers/weighted-random.js';
+import {
+  edfSchedule,
+  MAX_SCHEDULE_LENGTH,
+  WeightedRoundRobinPicker,
+  weightedRoundRobinPolicy,
+} from '../../../src/pickers/weighted-round-robin.js';
+import { PeakEwma } from '../../../src/pickers/load.js';
+import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
+import { counts, ctx, ctxWith, env, makeTargets, pickKey } from './helpers.js';
+
+const registry = createPickerRegistry();
+
+describe('picker registry', () => {
+  it('registers every built-in policy by name', () => {
+    assert.deepEqual(registry.names(), [
+      'least-request',
+      'maglev',
+      'peak-ewma',
+      'random',
+      'ring-hash',
+      'round-robin',
+      'weighted-random',
+      'weighted-round-robin',
+    ]);
+  });
+
+  it('rejects unknown settings on every policy', () => {
+    for (const name of registry.names()) {
+      const extra = name === 'ring-hash' || name === 'maglev' ? { hashKey: { path: true } } : {};
+      assert.throws(() => registry.configure({ name, ...extra, bogus: 1 }), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option: 'picker.bogus',
+      });
+    }
+  });
+});
+
+describe('random', () => {
+  it('picks uniformly from the targets', () => {
+    const picker = randomPolicy.build(makeTargets(4), {}, env(7));
+    const c = counts(picker, 40_000);
+    for (const n of c.values()) assert.ok(Math.abs(n - 10_000) < 500, `${n}`);
+  });
+
+  it('never indexes out of range when the random source returns 1', () => {
+    const picker = randomPolicy.build(makeTargets(3), {}, { random: () => 1, clock: new FakeClock() });
+    assert.equal(pickKey(picker), '10.0.0.2:8080');
+  });
+});
+
+describe('weighted-random', () => {
+  it('handles weights spanning six orders of magnitude', () => {
+    const picker = weightedRandomPolicy.build(makeTargets(2, [1e6, 1]), {}, env(3));
+    const c = counts(picker, 100_000);
+    assert.ok((c.get('10.0.0.1:8080') ?? 0) < 10);
+  });
+});
+
+describe('weighted-round-robin', () => {
+  it('interleaves 5:1:1 rather than bursting', () => {
+    const picker = weightedRoundRobinPolicy.build(makeTargets(3, [5, 1, 1]), {}, env(11));
+    const seq = Array.from({ length: 70 }, () => pickKey(picker));
+    // In any 7 consecutive picks the light targets each appear once, give or take one.
+    for (let i = 0; i + 7 <= seq.length; i++) {
+      const window = seq.slice(i, i + 7);
+      const a = window.filter((k) => k === '10.0.0.0:8080').length;
+      assert.ok(a >= 3 && a <= 6, `window ${i}: ${window.join(' ')}`);
+    }
+  });
+
+  it('precomputes one EDF period for integer weights: each target exactly weight / gcd times, then it repeats', () => {
+    const picker = weightedRoundRobinPolicy.build(makeTargets(3, [500, 100, 100]), {}, env(7));
+    assert.ok(!(picker instanceof WeightedRoundRobinPicker), 'the O(1) cycle, not the heap');
+    const seq = Array.from({ length: 21 }, () => pickKey(picker));
+    const period = seq.slice(0, 7);
+    assert.deepEqual([...counts(period)].sort(), [
+      ['10.0.0.0:8080', 5],
+      ['10.0.0.1:8080', 1],
+      ['10.0.0.2:8080', 1],
+    ]);
+    assert.deepEqual(seq.slice(7, 14), period);
+    assert.deepEqual(seq.slice(14, 21), period);
+    function counts(keys: string[]): Map<string, number> {
+      const m = new Map<string, number>();
+      for (const k of keys) m.set(k, (m.get(k) ?? 0) + 1);
+      return m;
+    }
+  });
+
+  it('matches the heap schedule it replaces: the same order for the same phases', () => {
+    const weights = new Float64Array([3, 1, 2, 5, 1]);
+    // Phases from a fixed source; the heap picker is given periods max / w and phases u * period, the same
+    // deadlines scaled by max, so both must serve targets in the same order.
+    const phases = [0.1234, 0.6789, 0.3456, 0.5678, 0.9012]; // no two service times tie
+    let n = 0;
+    const schedule = edfSchedule(weights, () => phases[n++ % phases.length]! / 0.999)!;
+    assert.equal(schedule.length, 12);
+    const heap = new WeightedRoundRobinPicker(
+      makeTargets(5, [...weights]).map((target) => ({ type: 'complete' as const, target })),
+      weights,
+      () => phases[n++ % phases.length]!,
+    );
+    const fromHeap = Array.from({ length: 24 }, () => pickKey(heap));
+    const fromCycle = Array.from({ length: 24 }, (_, k) => makeTargets(5)[schedule[k % 12]!]!.key);
+    assert.deepEqual(fromCycle, fromHeap);
+  });
+
+  it('falls back to the heap for fractional weights (slow start) and periods too long to store', () => {
+    const fractional = weightedRoundRobinPolicy.build(makeTargets(3, [2.5, 1, 0.25]), {}, env(3));
+    assert.ok(fractional instanceof WeightedRoundRobinPicker);
+    const c = [...counts(fractional, 3750).values()].sort((a, b) => b - a);
+    assert.deepEqual(c, [2500, 1000, 250]);
+    const long = weightedRoundRobinPolicy.build(makeTargets(2, [MAX_SCHEDULE_LENGTH, 1]), {}, env(3));
+    assert.ok(long instanceof WeightedRoundRobinPicker);
+    const fits = weightedRoundRobinPolicy.build(makeTargets(2, [MAX_SCHEDULE_LENGTH - 1, 1]), {}, env(3));
+    assert.ok(!(fits instanceof WeightedRoundRobinPicker));
+  });
+
+  it('is plain round robin from a random start with equal weights', () => {
+    const picker = weightedRoundRobinPolicy.build(makeTargets(3), {}, { random: () => 0.5, clock: new FakeClock() });
+    assert.deepEqual(
+      Array.from({ length: 4 }, () => pickKey(picker)),
+      ['10.0.0.1:8080', '10.0.0.2:8080', '10.0.0.0:8080', '10.0.0.1:8080'],
+    );
+  });
+});
+
+describe('least-request', () => {
+  it('defaults to two choices and a bias of 1', () => {
+    assert.deepEqual(leastRequestPolicy.parseConfig({}), { choiceCount: 2, activeRequestBias: 1 });
+  });
+
+  it('sends to the idle target when the others are busy and choices cover all', () => {
+    const targets = makeTargets(3);
+    targets[0]!.inFlight = 5;
+    targets[1]!.inFlight = 0;
+    targets[2]!.inFlight = 9;
+    const picker = leastRequestPolicy.build(targets, { choiceCount: 50, activeRequestBias: 1 }, env(5));
+    for (let i = 0; i < 50; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+  });
+
+  it('with unequal weights and no load, follows the weights (Envoy EDF mode)', () => {
+    const picker = leastRequestPolicy.build(makeTargets(2, [3, 1]), leastRequestPolicy.parseConfig({}), env(2));
+    const c = counts(picker, 4000);
+    assert.ok(Math.abs((c.get('10.0.0.0:8080') ?? 0) - 3000) <= 2);
+  });
+
+  it('with unequal weights, shifts traffic away from a loaded target', () => {
+    const targets = makeTargets(2, [2, 1]);
+    targets[0]!.inFlight = 7; // effective weight 2 / 8 = 0.25 vs 1 / 1
+    const picker = leastRequestPolicy.build(targets, leastRequestPolicy.parseConfig({}), env(2));
+    const c = counts(picker, 1000);
+    assert.ok((c.get('10.0.0.1:8080') ?? 0) > 750);
+  });
+
+  it('rejects bad settings with typed errors', () => {
+    for (const [raw, option] of [
+      [{ choiceCount: 1 }, 'picker.choiceCount'],
+      [{ choiceCount: 2.5 }, 'picker.choiceCount'],
+      [{ choiceCount: 1e9 }, 'picker.choiceCount'],
+      [{ activeRequestBias: -1 }, 'picker.activeRequestBias'],
+      [{ activeRequestBias: Number.NaN }, 'picker.activeRequestBias'],
+      [{ activeRequestBias: Number.POSITIVE_INFINITY }, 'picker.activeRequestBias'],
+    ] as const) {
+      assert.throws(() => leastRequestPolicy.parseConfig(raw), { code: 'SIDECARLESS_INVALID_OPTION', option });
+    }
+  });
+});
+
+describe('peak-ewma', () => {
+  it('defaults to a 10 s decay and a 30 ms default RTT', () => {
+    assert.deepEqual(peakEwmaPolicy.parseConfig({}), { decay: 10_000, defaultRtt: 30 });
+  });
+
+  it('avoids a target whose latency spiked, then returns to it as the peak decays', () => {
+    const clock = new FakeClock();
+    const targets = makeTargets(2);
+    const slow = new PeakEwma({ clock });
+    const fast = new PeakEwma({ clock });
+    targets[0]!.load = slow;
+    targets[1]!.load = fast;
+    fast.observe(20);
+    slow.observe(20);
+    slow.observe(500); // peak: jumps at once
+    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decay: 1000 }), env(9, clock));
+    for (let i = 0; i < 20; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+    clock.advance(1000);
+    fast.observe(20);
+    clock.advance(5000); // slow: 500 * e^-6 ~ 1.2 ms, fast: 20 * e^-5 ~ 0.13 ms
+    slow.observe(1);
+    fast.observe(20);
+    assert.ok(slow.valueAt(clock.now()) < fast.valueAt(clock.now()));
+    assert.equal(pickKey(picker), '10.0.0.0:8080');
+  });
+
+  it('weighs latency by requests in flight, and uses the default RTT before any response', () => {
+    const clock = new FakeClock();
+    const targets = makeTargets(2);
+    const measured = new PeakEwma({ clock });
+    measured.observe(10);
+    targets[0]!.load = measured; // 10 ms x (3 + 1) = 40
+    targets[0]!.inFlight = 3;
+    targets[1]!.inFlight = 0; // default RTT 30 x 1 = 30
+    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({}), env(1, clock));
+    for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+    targets[0]!.inFlight = 1; // 20 < 30
+    for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.0:8080');
+  });
+
+  it('reads the clock only when one choice has no estimate and decay could change the outcome', () => {
+    const clock = new FakeClock();
+    let reads = 0;
+    const counting = {
+      now: () => {
+        reads++;
+        return clock.now();
+      },
+      setTimeout: clock.setTimeout.bind(clock),
+      clearTimeout: clock.clearTimeout.bind(clock),
+    };
+    const targets = makeTargets(2);
+    const measured = new PeakEwma({ clock });
+    measured.observe(10);
+    targets[0]!.load = measured; // 10 ms, beside the other's default RTT of 30 ms
+    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decay: 1000 }), {
+      random: seededRandom(3),
+      clock: counting,
+    });
+    for (let i = 0; i < 20; i++) assert.equal(pickKey(picker), '10.0.0.0:8080');
+    assert.equal(reads, 0, 'already the cheaper: decay cannot change the outcome');
+    measured.observe(90); // a peak: 90 ms now, above the default RTT
+    for (let i = 0; i < 20; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+    assert.equal(reads, 20, 'one read per pick while decay decides');
+    clock.advance(2000); // 90 * e^-2 ~ 12 ms, below 30 again
+    assert.equal(pickKey(picker), '10.0.0.0:8080');
+    assert.equal(reads, 21);
+  });
+
+  it('applies its decay setting to the targets it builds over', () => {
+    const targets = makeTargets(2);
+    const load = new PeakEwma({ clock: new FakeClock() });
+    targets[0]!.load = load;
+    peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decay: 2500 }), env());
+    assert.equal(load.decayMs, 2500);
+  });
+
+  it('rejects bad settings with typed errors', () => {
+    for (const [raw, option] of [
+      [{ decay: 0 }, 'picker.decay'],
+      [{ decay: Number.POSITIVE_INFINITY }, 'picker.decay'],
+      [{ decay: '10s' }, 'picker.decay'],
+      [{ defaultRtt: 0 }, 'picker.defaultRtt'],
+      [{ defaultRtt: -5 }, 'picker.defaultRtt'],
+      [{ defaultRtt: 1e12 }, 'picker.defaultRtt'],
+    ] as const) {
+      assert.throws(() => peakEwmaPolicy.parseConfig(raw), { code: 'SIDECARLESS_INVALID_OPTION', option });
+    }
+  });
+});
+
+describe('PeakEwma', () => {
+  it('jumps to a peak, moves gradually towards lower observations, and decays while idle', () => {
+    const clock = new FakeClock();
+    const e = new PeakEwma({ clock, decayMs: 1000 });
+    assert.equal(e.samples, 0);
+    e.observe(100);
+    assert.equal(e.valueAt(clock.now()), 100);
+    e.observe(300);
+    assert.equal(e.valueAt(clock.now()), 300);
+    clock.advance(1000);
+    e.observe(100); // w = e^-1: 300 w + 100 (1 - w)
+    const expected = 300 * Math.exp(-1) + 100 * (1 - Math.exp(-1));
+    assert.ok(Math.abs(e.valueAt(clock.now()) - expected) < 1e-9);
+    clock.advance(2000);
+    assert.ok(Math.abs(e.valueAt(clock.now()) - expected * Math.exp(-2)) < 1e-9);
+  });
+
+  it('never lets a fast failure lower the estimate', () => {
+    const clock = new FakeClock();
+    const e = new PeakEwma({ clock });
+    e.observe(200);
+    e.observeFailure(1);
+    assert.equal(e.valueAt(clock.now()), 200);
+    e.observeFailure(Number.NaN);
+    assert.equal(e.valueAt(clock.now()), 200);
+  });
+});
+
+describe('ring-hash', () => {
+  const config = ringHashPolicy.parseConfig({ hashKey: { header: 'x-key' } });
+
+  it('defaults to a 1024..8M ring with 1024 entries for the lightest endpoint', () => {
+    assert.equal(config.minRingSize, 1024);
+    assert.equal(config.maxRingSize, 8 * 1024 * 1024);
+    assert.equal(config.vnodesPerEndpoint, 1024);
+  });
+
+  it('routes the same key to the same endpoint, and different keys across endpoints', () => {
+    const picker = ringHashPolicy.build(makeTargets(5), config, env());
+    const seen = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const c = ctxWith({ 'x-key': `user-${i}` });
+      const k = pickKey(picker, c);
+      assert.equal(pickKey(picker, c), k);
+      seen.add(k);
+    }
+    assert.equal(seen.size, 5);
+  });
+
+  it('spreads keyless requests at random instead of piling them onto one endpoint (gRPC A76)', () => {
+    const picker = ringHashPolicy.build(makeTargets(4), config, env(4));
+    const c = counts(picker, 4000, ctx);
+    assert.equal(c.size, 4);
+    for (const n of c.values()) assert.ok(n > 800, `${n}`);
+  });
+
+  it('uses weights as virtual-node counts', () => {
+    const counts = ringVnodeCounts(new Float64Array([1, 2, 0.5]), config);
+    assert.deepEqual([...counts], [2048, 4096, 1024]);
+  });
+
+  it('caps the ring for extreme weight ratios, keeping every endpoint on it', () => {
+    const small = ringHashPolicy.parseConfig({ hashKey: { path: true }, maxRingSize: 10_000 });
+    const counts = ringVnodeCounts(new Float64Array([1e6, 1e-6, 1]), small);
+    assert.ok(counts.every((c) => c >= 1));
+    assert.ok(counts.reduce((a, b) => a + b, 0) <= 10_000 + 3);
+    const picker = ringHashPolicy.build(makeTargets(3, [1e6, 1e-6, 1]), small, env()) as RingHashPicker<never>;
+    assert.ok(picker.hashes.length <= 10_003);
+  });
+
+  it('keeps the ring sorted', () => {
+    const picker = ringHashPolicy.build(makeTargets(20, [1, 2, 3]), config, env()) as RingHashPicker<never>;
+    const hashes = picker.hashes;
+    for (let i = 1; i < hashes.length; i++) assert.ok(hashes[i - 1]! <= hashes[i]!);
+  });
+
+  it('rejects bad ring bounds and missing or bad hash keys with typed errors', () => {
+    const hashKey = { path: true };
+    for (const [raw, option] of [
+      [{}, 'picker.hashKey'],
+      [{ hashKey: { header: '' } }, 'picker.hashKey.header'],
+      [{ hashKey, minRingSize: 0 }, 'picker.minRingSize'],
+      [{ hashKey, minRingSize: 1.5 }, 'picker.minRingSize'],
+      [{ hashKey, maxRingSize: 8 * 1024 * 1024 + 1 }, 'picker.maxRingSize'],
+      [{ hashKey, maxRingSize: Number.POSITIVE_INFINITY }, 'picker.maxRingSize'],
+      [{ hashKey, minRingSize: 4096, maxRingSize: 2048 }, 'picker.minRingSize'],
+      [{ hashKey, vnodesPerEndpoint: 0 }, 'picker.vnodesPerEndpoint'],
+      [{ hashKey, maxRingSize: 2048, vnodesPerEndpoint: 4096 }, 'picker.vnodesPerEndpoint'],
+    ] as const) {
+      assert.throws(
+        () => ringHashPolicy.parseConfig(raw),
+        (err: unknown) => err instanceof InvalidOptionError && err.option === option,
+        JSON.stringify(raw),
+      );
+    }
+  });
+});
+
+describe('maglev', () => {
+  const config = maglevPolicy.parseConfig({ hashKey: { header: 'x-key' } });
+
+  it('defaults to a 65537-slot table', () => {
+    assert.equal(config.tableSize, 65537);
+  });
+
+  it('fills every slot, sharing them within one slot of equal when weights are equal', () => {
+    const picker = maglevPolicy.build(makeTargets(7), config, env()) as MaglevPicker<never>;
+    const c = new Array<number>(7).fill(0);
+    for (const i of picker.table) c[i]!++;
+    assert.equal(
+      c.reduce((a, b) => a + b, 0),
+      65537,
+    );
+    assert.ok(Math.max(...c) - Math.min(...c) <= 1);
+  });
+
+  it("fills the table exactly as the paper's Pseudocode 1 with equal weights (offset and skip from two hashes)", () => {
+    // Eisenbud et al., NSDI 2016, section 3.4, written out with explicit permutations: offset = h1 mod M,
+    // skip = h2 mod (M - 1) + 1, permutation[j] = (offset + j * skip) mod M; endpoints take turns claiming their next
+    // free preferred slot. h1, h2: XXH32 with the seeds 'MAGL' and 'EV\0\0'. A deviation here inflates disruption.
+    for (const [n, m] of [
+      [7, 4099],
+      [40, 4099],
+      [100, 65537],
+    ] as const) {
+      const keys = makeTargets(n)
+        .map((t) => t.key)
+        .sort();
+      const permutation = keys.map((k) => {
+        const offset = hashString(k, 0x4d41474c) % m;
+        const skip = (hashString(k, 0x45560000) % (m - 1)) + 1;
+        return (j: number) => (offset + j * skip) % m;
+      });
+      const next = new Array<number>(n).fill(0);
+      const entry = new Int32Array(m).fill(-1);
+      for (let filled = 0; filled < m;) {
+        for (let i = 0; i < n && filled < m; i++) {
+          let c = permutation[i]!(next[i]!);
+          while (entry[c]! >= 0) c = permutation[i]!(++next[i]!);
+          entry[c] = i;
+          next[i]!++;
+          filled++;
+        }
+      }
+      assert.deepEqual(buildMaglevTable(keys, new Float64Array(n).fill(1), m), entry, `N = ${n}, M = ${m}`);
+    }
+  });
+
+  it('gives slots in proportion to weights', () => {
+    const picker = maglevPolicy.build(makeTargets(3, [1, 2, 5]), config, env()) as MaglevPicker<never>;
+    const c = new Array<number>(3).fill(0);
+    for (const i of picker.table) c[i]!++;
+    const total = 65537;
+    for (const [i, w] of [1, 2, 5].entries()) assert.ok(Math.abs(c[i]! / total - w / 8) < 0.001, `${c}`);
+  });
+
+  it('spreads keyless requests at random (gRPC A76)', () => {
+    const picker = maglevPolicy.build(makeTargets(4), config, env(4));
+    const c = counts(picker, 4000, ctx);
+    assert.equal(c.size, 4);
+  });
+
+  it('rejects a non-prime, out-of-range or non-integer table size', () => {
+    for (const tableSize of [65536, 1, 0, -7, 5_000_012, 10_000_019, 65537.5, '65537', Number.NaN]) {
+      assert.throws(() => maglevPolicy.parseConfig({ hashKey: { path: true }, tableSize }), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option: 'picker.tableSize',
+      });
+    }
+    assert.equal(maglevPolicy.parseConfig({ hashKey: { path: true }, tableSize: 655373 }).tableSize, 655373);
+  });
+});
+
+describe('bad weights', () => {
+  it('rejects zero, negative, non-finite and enormous endpoint weights with a typed error at construction', () => {
+    for (const weight of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1e6 + 1, 1e300]) {
+      assert.throws(() => createEndpoint({ host: '10.0.0.1', port: 80, weight }), {
+        code: 'SIDECARLESS_INVALID_ENDPOINT',
+      });
+    }
+  });
+
+  it('builds every policy over the most extreme valid weights without throwing', () => {
+    const targets = makeTargets(3, [1e6, 1e-300, 1]);
+    for (const name of registry.names()) {
+      const extra = name === 'ring-hash' || name === 'maglev' ? { hashKey: { header: 'x-key' } } : {};
+      const { policy, config } = registry.configure({ name, ...extra });
+      const picker = policy.build(targets, config, env());
+      for (let i = 0; i < 100; i++) pickKey(picker, ctxWith({ 'x-key': `k${i}` }));
+    }
+  });
+});

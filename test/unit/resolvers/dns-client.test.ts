@@ -1,0 +1,249 @@
+import assert from 'node:assert/strict';
+import dns from 'node:dns';
+import { after, describe, it } from 'node:test';
+import { DnsResolver } from '../../../src/resolvers/dns/resolver.js';
+import { DnsClient } from '../../../src/resolvers/dns/client.js';
+import { createResolverRegistry } from '../../../src/resolvers/registry.js';
+import { SrvResolver } from '../../../src/resolvers/dns/srv.js';
+import { systemClock } from '../../../src/common/runtime.js';
+import { a, type FakeDnsServer, reply, startFakeDns } from '../../helpers/dns-fake-server.js';
+
+const servers: FakeDnsServer[] = [];
+after(async () => {
+  for (const s of servers) await s.close();
+});
+async function fake(...args: Parameters<typeof startFakeDns>): Promise<FakeDnsServer> {
+  const s = await startFakeDns(...args);
+  servers.push(s);
+  return s;
+}
+
+describe('DnsClient reply checks (fake server)', () => {
+  it('ignores a reply with the wrong ID and accepts the right one that follows', async () => {
+    const server = await fake((q) => {
+      const wrong = reply(q, { answers: [a('h.test', '10.0.0.66')] });
+      wrong.writeUInt16BE(((q.packet.id ?? 0) + 1) & 0xffff, 0);
+      q.send(wrong);
+      setTimeout(() => q.send(reply(q, { answers: [a('h.test', '10.0.0.1')] })), 20);
+    });
+    const client = new DnsClient({ nameservers: [server.address], timeout: 1000, retries: 0 });
+    const answer = await client.resolveAddresses('h.test', 4);
+    assert.deepEqual(
+      answer.records.map((r) => r.address),
+      ['10.0.0.1'],
+    );
+    client.close();
+  });
+
+  it('ignores a reply to another question (name, type) or without QR, accepts a case-changed name', async () => {
+    const server = await fake((q) => {
+      const other = reply(
+        { ...q, packet: { ...q.packet, questions: [{ name: 'evil.test', type: 'A', class: 'IN' }] } },
+        {
+          answers: [a('evil.test', '10.6.6.6')],
+        },
+      );
+      q.send(other);
+      const otherType = reply({
+        ...q,
+        packet: { ...q.packet, questions: [{ name: 'h.test', type: 'AAAA', class: 'IN' }] },
+      });
+      q.send(otherType);
+      const noQr = reply(q, { answers: [a('h.test', '10.0.0.77')] });
+      noQr.writeUInt16BE(noQr.readUInt16BE(2) & 0x7fff, 2);
+      q.send(noQr);
+      setTimeout(() => {
+        const upper = reply(
+          { ...q, packet: { ...q.packet, questions: [{ name: 'H.TEST', type: 'A', class: 'IN' }] } },
+          {
+            answers: [a('H.Test', '10.0.0.2')],
+          },
+        );
+        q.send(upper);
+      }, 20);
+    });
+    const client = new DnsClient({ nameservers: [server.address], timeout: 1000, retries: 0 });
+    const answer = await client.resolveAddresses('h.test', 4);
+    assert.deepEqual(
+      answer.records.map((r) => r.address),
+      ['10.0.0.2'],
+    );
+    client.close();
+  });
+
+  it('garbage with the right ID is ignored; only garbage until the timeout is SIDECARLESS_DNS_MALFORMED', async () => {
+    const server = await fake((q) => {
+      const junk = Buffer.from('\x00\x00\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\xff\xff\xff', 'latin1');
+      junk.writeUInt16BE(q.packet.id ?? 0, 0);
+      q.send(junk);
+      q.send(Buffer.from([1, 2, 3]));
+    });
+    const client = new DnsClient({ nameservers: [server.address], timeout: 150, retries: 1 });
+    await assert.rejects(client.resolveAddresses('h.test', 4), { code: 'SIDECARLESS_DNS_MALFORMED' });
+    assert.equal(server.queries.length, 2, 'retried once');
+    client.close();
+  });
+
+  it('switches to TCP when TC is set, and sends no EDNS at udpPayloadSize 512', async () => {
+    const server = await fake((q) => {
+      if (q.transport === 'udp') q.send(reply(q, { tc: true }));
+      else q.send(reply(q, { answers: [a('h.test', '10.0.0.3'), a('h.test', '10.0.0.4')] }));
+    }, true);
+    const client = new DnsClient({ nameservers: [server.address], timeout: 1000, retries: 0, udpPayloadSize: 512 });
+    const answer = await client.resolveAddresses('h.test', 4);
+    assert.equal(answer.transport, 'tcp');
+    assert.equal(answer.records.length, 2);
+    assert.equal(server.queries[0]?.packet.additionals?.length ?? 0, 0, 'no OPT record');
+    client.close();
+    const edns = new DnsClient({ nameservers: [server.address], timeout: 1000, retries: 0 });
+    await edns.resolveAddresses('h.test', 4);
+    const opt = server.queries.at(-2)?.packet.additionals?.[0] as { type: string; udpPayloadSize: number };
+    assert.equal(opt.type, 'OPT');
+    assert.equal(opt.udpPayloadSize, 1232);
+    edns.close();
+  });
+
+  it('maps RCODEs: NXDOMAIN (not retried), SERVFAIL and REFUSED (retried on the next server)', async () => {
+    const rcodes = new Map([
+      ['nx.test', 3],
+      ['fail.test', 2],
+      ['ref.test', 5],
+    ]);
+    const s1 = await fake((q) => q.send(reply(q, { rcode: rcodes.get(q.packet.questions?.[0]?.name ?? '') ?? 0 })));
+    const s2 = await fake((q) => q.send(reply(q, { rcode: rcodes.get(q.packet.questions?.[0]?.name ?? '') ?? 0 })));
+    const client = new DnsClient({ nameservers: [s1.address, s2.address], timeout: 500, retries: 1 });
+    await assert.rejects(client.resolveAddresses('nx.test', 4), {
+      code: 'SIDECARLESS_DNS_NXDOMAIN',
+      rcode: 'NXDOMAIN',
+    });
+    assert.equal(s1.queries.length + s2.queries.length, 1);
+    await assert.rejects(client.resolveAddresses('fail.test', 4), {
+      code: 'SIDECARLESS_DNS_SERVFAIL',
+      rcode: 'SERVFAIL',
+    });
+    await assert.rejects(client.resolveAddresses('ref.test', 4), { code: 'SIDECARLESS_DNS_REFUSED' });
+    assert.equal(s2.queries.length, 2, 'second tries went to the second server');
+    await assert.rejects(client.resolveAddresses('empty.test', 4), { code: 'SIDECARLESS_DNS_NODATA' });
+    client.close();
+    await assert.rejects(client.resolveAddresses('x.test', 4), { code: 'SIDECARLESS_RESOLVER_FAILED' });
+  });
+
+  it('follows a CNAME chain in the answer section', async () => {
+    const server = await fake((q) =>
+      q.send(
+        reply(q, {
+          answers: [
+            { type: 'CNAME', name: 'alias.test', ttl: 7, data: 'real.test' },
+            a('real.test', '10.0.0.9', 60),
+            a('unrelated.test', '10.6.6.6'),
+          ],
+        }),
+      ),
+    );
+    const client = new DnsClient({ nameservers: [server.address], timeout: 500, retries: 0 });
+    const answer = await client.resolveAddresses('alias.test', 4);
+    assert.deepEqual(answer.records, [{ name: 'real.test', ttl: 7, address: '10.0.0.9', family: 4 }]);
+    client.close();
+  });
+
+  it('gives every query a fresh random ID (RFC 5452): 20 queries, more than 15 distinct IDs', async () => {
+    const server = await fake((q) => q.send(reply(q, { answers: [a('h.test', '10.0.0.1')] })));
+    const client = new DnsClient({ nameservers: [server.address], timeout: 1000, retries: 0 });
+    for (let i = 0; i < 20; i++) await client.resolveAddresses('h.test', 4);
+    client.close();
+    const ids = server.queries.map((q) => q.packet.id);
+    assert.equal(ids.length, 20);
+    // Random 16-bit IDs collide rarely (P(more than 4 repeats in 20) is about 1e-9); a counter or constant fails.
+    assert.ok(new Set(ids).size > 15, `IDs ${ids.join(', ')}`);
+    const sorted = [...ids].sort((x, y) => (x ?? 0) - (y ?? 0));
+    const sequential = ids.every((id, i) => i === 0 || id === ((ids[i - 1] ?? 0) + 1) % 65536);
+    assert.ok(!sequential && sorted.join() !== ids.join(), `IDs look sequential: ${ids.join(', ')}`);
+  });
+
+  it('with no nameservers option, asks the system ones (dns.getServers()), read at construction', async () => {
+    const server = await fake((q) => q.send(reply(q, { answers: [a('sys.test', '10.0.0.42')] })));
+    const original = dns.getServers();
+    let client: DnsClient;
+    dns.setServers([server.address]);
+    try {
+      client = new DnsClient({ timeout: 1000, retries: 0 });
+    } finally {
+      dns.setServers(original);
+    }
+    assert.deepEqual(client.nameservers, [server.address]);
+    const answer = await client.resolveAddresses('sys.test', 4);
+    client.close();
+    assert.deepEqual(
+      answer.records.map((r) => r.address),
+      ['10.0.0.42'],
+    );
+    assert.equal(answer.nameserver, server.address);
+    assert.equal(server.queries.length, 1);
+  });
+
+  it('close() aborts a query in flight at once', async () => {
+    const server = await fake(() => {});
+    const client = new DnsClient({ nameservers: [server.address], timeout: 10_000, retries: 0 });
+    const pending = client.resolveAddresses('h.test', 4);
+    setTimeout(() => client.close(), 20);
+    await assert.rejects(pending, { code: 'SIDECARLESS_RESOLVER_FAILED' });
+  });
+});
+
+describe('dns:/srv: targets and options', () => {
+  const ctx = { clock: systemClock, random: Math.random, cluster: 't' };
+  const registry = createResolverRegistry();
+
+  it('accepts the gRPC forms and query options', async () => {
+    for (const t of [
+      'dns:///users.internal:8080',
+      'dns:///users.internal',
+      'dns://127.0.0.1:5353/users.internal:8080?minTtl=500&maxTtl=60000&family=4',
+      'dns://[::1]:53/users.internal?family=any&timeout=100&retries=0&udpPayloadSize=512',
+      'dns:///10.0.0.1:80',
+      'srv:///_http._tcp.svc.example',
+      'srv://127.0.0.1:5353/_svc._tcp.name?family=6',
+    ]) {
+      const r = registry.create(t, ctx);
+      await r.close();
+    }
+    const r = registry.create('dns:///users.internal', ctx) as DnsResolver;
+    assert.equal(r.port, 80);
+    await r.close();
+  });
+
+  it('rejects malformed targets and options with typed errors naming the option', () => {
+    const bad: Array<[string, RegExp]> = [
+      ['dns:///', /host/],
+      ['dns:///bad_host!:80', /host/],
+      ['dns:///h:0', /port/],
+      ['dns:///h:99999', /port/],
+      ['dns://not-an-ip/h:80', /nameserver/],
+      ['dns:///h:80?minTtl=abc', /minTtl/],
+      ['dns:///h:80?minTtl=0', /minTtl/],
+      ['dns:///h:80?minTtl=5000&maxTtl=10', /maxTtl/],
+      ['dns:///h:80?family=5', /family/],
+      ['dns:///h:80?udpPayloadSize=100', /udpPayloadSize/],
+      ['dns:///h:80?bogus=1', /bogus/],
+      ['srv:///', /srv/],
+      ['srv:///_http._tcp.x:80', /port/],
+    ];
+    for (const [t, message] of bad) {
+      assert.throws(() => registry.create(t, ctx), { code: 'SIDECARLESS_INVALID_TARGET', message }, t);
+    }
+    assert.throws(() => new DnsResolver({ host: 'h', minTtl: -1 }), {
+      code: 'SIDECARLESS_INVALID_OPTION',
+      option: 'minTtl',
+    });
+    assert.throws(() => new DnsResolver({ host: 'h', timeout: 0 }), {
+      code: 'SIDECARLESS_INVALID_OPTION',
+      option: 'timeout',
+    });
+    assert.throws(() => new DnsResolver({ host: 'h', nameservers: [] }), { option: 'nameservers' });
+    assert.throws(() => new DnsResolver({ host: 'h', nameservers: ['dns.google'] }), { option: 'nameservers[0]' });
+    assert.throws(() => new DnsResolver({ host: 'h', family: 5 as never }), { option: 'family' });
+    assert.throws(() => new DnsResolver({ host: 'h', backoff: { multiplier: 0 } }), { option: 'backoff.multiplier' });
+    assert.throws(() => new SrvResolver({ name: '' }), { option: 'name' });
+    assert.throws(() => new SrvResolver({ name: '_a._tcp.x', cacheSize: 0 }), { option: 'cacheSize' });
+  });
+});

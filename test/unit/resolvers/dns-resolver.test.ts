@@ -1,0 +1,241 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import type dnsPacket from 'dns-packet';
+import { DnsResolver } from '../../../src/resolvers/dns/resolver.js';
+import { SrvResolver } from '../../../src/resolvers/dns/srv.js';
+import { a, type FakeDnsServer, type FakeQuery, reply, startFakeDns } from '../../helpers/dns-fake-server.js';
+import { keys, RecordingListener } from '../../helpers/dns-listener.js';
+import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
+
+const servers: FakeDnsServer[] = [];
+after(async () => {
+  for (const s of servers) await s.close();
+});
+
+/** Real-time bounded wait for something the sockets do. */
+async function until(predicate: () => boolean, what: string, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+async function setup(handler: (q: FakeQuery) => void) {
+  const server = await startFakeDns(handler);
+  servers.push(server);
+  const clock = new FakeClock();
+  const listener = new RecordingListener();
+  return { server, clock, listener };
+}
+
+const soa: dnsPacket.Answer = {
+  type: 'SOA',
+  name: 'test',
+  ttl: 60,
+  data: { mname: 'ns.test', rname: 'admin.test', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 7 },
+};
+
+describe('DnsResolver scheduling (fake clock, fake server)', () => {
+  it('re-resolves when the TTL expires, clamped to maxTtl; TTL 0 polls at minTtl', async () => {
+    let ttl = 5;
+    const { server, clock, listener } = await setup((q) =>
+      q.send(reply(q, { answers: [a('h.test', '10.0.0.1', ttl)] })),
+    );
+    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], family: 4, clock, maxTtl: 3000 });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'first update');
+    assert.deepEqual(keys(listener.last), ['10.0.0.1:80']);
+    ttl = 0;
+    clock.advance(2999);
+    assert.equal(server.queries.length, 1);
+    clock.advance(1);
+    await until(() => server.queries.length === 2, 'second query at maxTtl');
+    await new Promise((res) => setTimeout(res, 10));
+    clock.advance(999); // TTL 0 -> minTtl (1000 ms)
+    assert.equal(server.queries.length, 2);
+    clock.advance(1);
+    await until(() => server.queries.length === 3, 'third query at minTtl');
+    assert.equal(listener.updates.length, 1, 'an unchanged set is not delivered again');
+    r.close();
+    assert.equal(clock.pending, 0, 'no timer left after close');
+  });
+
+  it('errors keep the last set: onError with the typed code, retry with backoff, recover', async () => {
+    let mode: 'ok' | 'silent' | 'servfail' = 'ok';
+    const { server, clock, listener } = await setup((q) => {
+      if (mode === 'ok') q.send(reply(q, { answers: [a('h.test', '10.0.0.1', 1)] }));
+      else if (mode === 'servfail') q.send(reply(q, { rcode: 2 }));
+    });
+    const r = new DnsResolver({
+      host: 'h.test',
+      nameservers: [server.address],
+      family: 4,
+      clock,
+      random: seededRandom(1),
+      timeout: 500,
+      retries: 0,
+      backoff: { initialMs: 100, jitter: 0, multiplier: 2, maxMs: 1000 },
+    });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'first update');
+    mode = 'silent';
+    clock.advance(1000);
+    await until(() => server.queries.length === 2, 'second query');
+    clock.advance(500); // the per-try timeout
+    await until(() => listener.errors.length === 1, 'timeout error');
+    assert.equal(listener.errors[0]?.code, 'SIDECARLESS_DNS_TIMEOUT');
+    mode = 'servfail';
+    clock.advance(100); // first backoff delay
+    await until(() => listener.errors.length === 2, 'servfail error');
+    assert.equal(listener.errors[1]?.code, 'SIDECARLESS_DNS_SERVFAIL');
+    assert.equal(listener.updates.length, 1, 'the working set was never replaced');
+    mode = 'ok';
+    clock.advance(199);
+    assert.equal(server.queries.length, 3);
+    clock.advance(1); // second backoff delay: 200 ms
+    await until(() => server.queries.length === 4, 'retry');
+    await new Promise((res) => setTimeout(res, 10));
+    assert.equal(listener.errors.length, 2);
+    r.close();
+  });
+
+  it('NXDOMAIN and NODATA are authoritative: an empty set, re-asked after the SOA negative TTL', async () => {
+    let rcode = 3;
+    const { server, clock, listener } = await setup((q) => q.send(reply(q, { rcode, authorities: [soa] })));
+    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], family: 4, clock });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'empty set');
+    assert.deepEqual(listener.last, []);
+    assert.equal(listener.errors.length, 0);
+    rcode = 0;
+    clock.advance(6999);
+    assert.equal(server.queries.length, 1);
+    clock.advance(1); // min(SOA TTL 60, MINIMUM 7) = 7 s
+    await until(() => server.queries.length === 2, 'NODATA query');
+    await new Promise((res) => setTimeout(res, 10));
+    assert.equal(listener.errors.length, 0);
+    r.close();
+  });
+
+  it('refresh() resolves early, but not more often than minTtl', async () => {
+    const { server, clock, listener } = await setup((q) =>
+      q.send(reply(q, { answers: [a('h.test', '10.0.0.1', 300)] })),
+    );
+    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], family: 4, clock, minTtl: 1000 });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'first update');
+    clock.advance(100);
+    r.refresh();
+    r.refresh();
+    clock.advance(899);
+    assert.equal(server.queries.length, 1, 'rate-limited');
+    clock.advance(1);
+    await until(() => server.queries.length === 2, 'early re-resolution');
+    await new Promise((res) => setTimeout(res, 10));
+    clock.advance(0);
+    r.refresh();
+    clock.advance(999);
+    assert.equal(server.queries.length, 2);
+    clock.advance(1);
+    await until(() => server.queries.length === 3, 'second refresh');
+    r.close();
+    r.refresh();
+    assert.equal(clock.pending, 0);
+  });
+
+  it('refresh() during the backoff after a failure is ignored; after a success it works again', async () => {
+    let rcode = 2;
+    const { server, clock, listener } = await setup((q) =>
+      q.send(reply(q, { rcode, answers: rcode === 0 ? [a('h.test', '10.0.0.1', 300)] : [] })),
+    );
+    const r = new DnsResolver({
+      host: 'h.test',
+      nameservers: [server.address],
+      family: 4,
+      clock,
+      retries: 0,
+      minTtl: 100,
+      backoff: { initialMs: 1000, jitter: 0, multiplier: 2, maxMs: 10_000 },
+    });
+    r.start(listener);
+    await until(() => listener.errors.length === 1, 'SERVFAIL');
+    await new Promise((res) => setTimeout(res, 10));
+    r.refresh();
+    r.refresh();
+    clock.advance(999);
+    await new Promise((res) => setTimeout(res, 10));
+    assert.equal(server.queries.length, 1, 'the hint did not cut the backoff short (minTtl is 100 ms)');
+    rcode = 0;
+    clock.advance(1);
+    await until(() => listener.updates.length === 1, 'the retry at the backoff delay');
+    await new Promise((res) => setTimeout(res, 10));
+    assert.equal(server.queries.length, 2);
+    r.refresh(); // no longer backing off: early, at minTtl after the last start
+    clock.advance(99);
+    assert.equal(server.queries.length, 2);
+    clock.advance(1);
+    await until(() => server.queries.length === 3, 'the early re-resolution');
+    r.close();
+  });
+
+  it('never calls the listener after close, nor synchronously from start', async () => {
+    const { server, clock, listener } = await setup((q) =>
+      setTimeout(() => q.send(reply(q, { answers: [a('h.test', '10.0.0.1')] })), 20),
+    );
+    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], family: 4, clock });
+    r.start(listener);
+    assert.equal(listener.updates.length, 0);
+    await until(() => server.queries.length === 1, 'query');
+    r.close();
+    await new Promise((res) => setTimeout(res, 50));
+    assert.equal(listener.updates.length + listener.errors.length, 0);
+  });
+});
+
+describe('SrvResolver (fake server)', () => {
+  it('uses additional-section addresses, else looks targets up once and caches them for their TTL', async () => {
+    const srv = (name: string, priority: number, weight: number, port: number, target: string): dnsPacket.Answer => ({
+      type: 'SRV',
+      name,
+      ttl: 60,
+      data: { priority, weight, port, target },
+    });
+    const { server, clock, listener } = await setup((q) => {
+      const question = q.packet.questions?.[0];
+      if (question?.type === 'SRV') {
+        q.send(
+          reply(q, {
+            answers: [
+              srv('_h._tcp.s.test', 1, 10, 8080, 'in.s.test'),
+              srv('_h._tcp.s.test', 2, 0, 8081, 'out.s.test'),
+              srv('_h._tcp.s.test', 3, 5, 8080, 'in.s.test'),
+              srv('_h._tcp.s.test', 0, 1, 9, '.'),
+            ],
+            additionals: [a('in.s.test', '10.0.0.1', 60), a('stray.s.test', '10.6.6.6')],
+          }),
+        );
+      } else if (question?.type === 'A' && question.name === 'out.s.test') {
+        q.send(reply(q, { answers: [a('out.s.test', '10.0.0.2', 2), a('out.s.test', '10.0.0.2', 2)] }));
+      } else q.send(reply(q, { authorities: [soa] }));
+    });
+    const r = new SrvResolver({ name: '_h._tcp.s.test', nameservers: [server.address], family: 4, clock });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'SRV set');
+    const set = listener.last ?? [];
+    assert.deepEqual(
+      set.map((e) => [e.key, e.weight, e.priority, e.metadata.srvTarget]),
+      [
+        ['10.0.0.1:8080', 10, 1, 'in.s.test'],
+        ['10.0.0.2:8081', 0.01, 2, 'out.s.test'],
+      ],
+    );
+    const lookups = () => server.queries.filter((q) => q.packet.questions?.[0]?.name === 'out.s.test').length;
+    assert.equal(lookups(), 1);
+    clock.advance(1000); // TTL 2 of out.s.test clamps to 2 s; at 1 s nothing happens
+    assert.equal(server.queries.length, 2);
+    clock.advance(1000);
+    await until(() => lookups() === 2, 'address re-lookup after its TTL');
+    r.close();
+  });
+});
