@@ -51,7 +51,7 @@ const reviewsResolver = new StaticResolver([]); // no instance yet
 const downstream = createClient({
   clusters: {
     inventory: { target: inventoryBackends.map((b) => b.address), timeout: 2_000 },
-    reviews: { target: reviewsResolver, waitForReadyTimeout: 200 },
+    reviews: { target: reviewsResolver, waitForReadyTimeoutMs: 200 },
   },
 });
 

@@ -6,7 +6,8 @@
  */
 import { LRUCache } from 'lru-cache';
 import { Agent, type Dispatcher } from 'undici';
-import { Cluster, type ClusterOptions, type ClusterStats } from '../cluster/cluster.js';
+import { Cluster, type ClusterStats } from '../cluster/cluster.js';
+import type { ClusterOptions } from '../cluster/options.js';
 import {
   ClientClosedError,
   InvalidOptionError,
@@ -120,8 +121,8 @@ const SINGLE_SERVICE_KEYS: ReadonlySet<string> = new Set(
     picker: true,
     host: true,
     endpointHeader: true,
-    waitForReadyTimeout: true,
-    drainTimeout: true,
+    waitForReadyTimeoutMs: true,
+    drainTimeoutMs: true,
     pool: true,
     tls: true,
     zoneAware: true,
@@ -400,7 +401,7 @@ export class Client {
       // disposeAfter, not dispose: the entry is gone by then, so it may be put back.
       disposeAfter: (cluster, host, reason) => {
         // Idle means no traffic: a cluster still serving a long stream is kept for another idle period rather than
-        // closed (which would cut the stream off after drainTimeout). Evictions by `maxClusters` still close it.
+        // closed (which would cut the stream off after drainTimeoutMs). Evictions by `maxClusters` still close it.
         if (reason === 'expire' && this.#closing === undefined && cluster.stats().inFlight > 0) {
           cache.set(host, cluster);
           return;
@@ -584,7 +585,7 @@ export class Client {
 
   /**
    * Resolves once every configured cluster's resolver has delivered its first endpoint set (requests never need
-   * this: they wait for endpoints on their own, up to `waitForReadyTimeout`). Useful at startup, in tests and in
+   * this: they wait for endpoints on their own, up to `waitForReadyTimeoutMs`). Useful at startup, in tests and in
    * readiness probes. Rejects with `SIDECARLESS_NO_ENDPOINTS` (naming the first cluster still waiting) after
    * `timeoutMs`, with `SIDECARLESS_CLIENT_CLOSED` when the client is closed or destroyed first, and with
    * `SIDECARLESS_INVALID_OPTION` for a `timeoutMs` that is not a number of ms from 0 to 2^31-1.
@@ -695,7 +696,7 @@ export class Client {
   /**
    * Stops resolution, fails requests still waiting for an endpoint and pending {@link Client.ready} calls with
    * `SIDECARLESS_CLIENT_CLOSED`, lets in-flight requests finish (bounded by
-   * `drainTimeout`), and closes every connection and timer, so the process can exit. Idempotent: every call returns
+   * `drainTimeoutMs`), and closes every connection and timer, so the process can exit. Idempotent: every call returns
    * the same promise.
    */
   close(): Promise<void> {

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { Dispatcher, Pool } from 'undici';
-import { createEndpointSet, type Endpoint, type EndpointInit } from '../common/endpoint.js';
+import type { Dispatcher } from 'undici';
+import { createEndpointSet, type Endpoint } from '../common/endpoint.js';
 import {
   AllEjectedError,
   CircuitOpenError,
@@ -19,7 +19,7 @@ import {
   ResolverError,
   type SidecarlessError,
 } from '../common/errors.js';
-import { type Disposable, EndpointHealth, type HealthEvent, type HealthOptions } from '../health/endpoint-health.js';
+import { type Disposable, EndpointHealth, type HealthEvent } from '../health/endpoint-health.js';
 import { createDebug } from '../common/debug.js';
 import { toLegacyHandler } from '../common/handler.js';
 import {
@@ -32,110 +32,27 @@ import {
 } from '../metrics/events.js';
 import { EndpointCounters } from '../metrics/endpoint-counters.js';
 import { type HistogramSnapshot, LatencyHistogram } from '../metrics/histogram.js';
-import { createPickerRegistry } from '../pickers/registry.js';
-import type { ConfiguredPolicy, PickerOption, PickerRegistry } from '../pickers/picker.js';
 import type { Attempt } from '../request/attempt.js';
 import { BalancedRequest } from '../request/balanced-request.js';
 import { Breaker, type BreakerState } from '../request/breaker.js';
 import { withHostHeader } from '../request/headers.js';
 import { parseOrigin } from '../request/origin.js';
-import { type RequestPolicy, type RequestPolicyOptions, resolveRequestPolicy } from '../request/policy.js';
+import { type RequestPolicy } from '../request/policy.js';
 import { RetryBudget } from '../request/retry-budget.js';
 import { createResolverRegistry } from '../resolvers/registry.js';
-import type { Resolver, ResolverRegistry } from '../resolvers/resolver.js';
+import type { Resolver } from '../resolvers/resolver.js';
 import { StaticResolver } from '../resolvers/static.js';
 import type { RouteDecision, SubsetSelector } from '../routing/router.js';
-import { buildSnapshot, EMPTY, pickFrom, type Snapshot, type ZoneAwareOptions } from '../balancer/snapshot.js';
-import { type Clock, type RandomSource, systemClock, systemRandom } from '../common/runtime.js';
-import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from '../common/backoff.js';
+import { buildSnapshot, EMPTY, pickFrom, type Snapshot } from '../balancer/snapshot.js';
+import { type Clock, type RandomSource } from '../common/runtime.js';
 import type { AttemptOutcome, ErrorKind } from '../common/outcome.js';
 import type { Subchannel, SubchannelState } from '../subchannel/subchannel.js';
 import { SubchannelPool } from '../subchannel/subchannel-pool.js';
+import { type ClusterOptions, isResolver, type ResolvedClusterOptions, resolveClusterOptions } from './options.js';
 
 const debug = createDebug('cluster');
 
-/** Where a cluster's endpoints come from. */
-export type TargetOption = string | Resolver | ReadonlyArray<string | EndpointInit | Endpoint>;
-
-/**
- * TLS to the endpoints. Certificates are verified by default, against the logical service name (the request
- * URL's host, which is also sent as SNI), unless `servername` says otherwise.
- */
-export interface TlsOptions {
-  /** Trusted CA certificates (PEM); the system's when omitted. */
-  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
-  /** Client certificate (PEM), for mutual TLS. */
-  readonly cert?: string | Buffer;
-  /** Client private key (PEM), for mutual TLS. */
-  readonly key?: string | Buffer;
-  /** Verify the endpoint's certificate. Turning this off is for tests only. @defaultValue true */
-  readonly rejectUnauthorized?: boolean;
-  /** SNI and certificate name to use instead of the request URL's host. */
-  readonly servername?: string;
-}
-
-/** Options of one cluster (one logical service). */
-export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
-  /**
-   * Where the endpoints come from: a target string parsed by the resolver registry (`static://h1:p1,h2:p2`), a
-   * {@link Resolver} object (the cluster takes ownership and closes it), or a fixed list of `host:port` strings or
-   * endpoint objects.
-   */
-  readonly target: TargetOption;
-  /** The load-balancing policy: a registered name or `{ name, ...settings }`. @defaultValue 'round-robin' */
-  readonly picker?: PickerOption | undefined;
-  /**
-   * The `Host` header sent to endpoints. By default the request URL's authority (the logical service name, e.g.
-   * `users` for `http://users/list`); a string sends that value; `false` sends the endpoint's own `host:port`.
-   * A Host header the caller set explicitly always wins.
-   */
-  readonly host?: string | false | undefined;
-  /**
-   * Names a response header that sidecarless adds to every response an endpoint produced, holding that endpoint's
-   * key (`host:port`): which endpoint answered, for debugging, tests and affinity checks. With retries or hedging it
-   * is the endpoint whose response the caller got. Responses sidecarless makes itself (a breaker fallback) do not
-   * carry it. Off by default: it tells callers your topology. An RFC 9110 token, e.g. `x-sidecarless-endpoint`.
-   * @defaultValue none
-   */
-  readonly endpointHeader?: string | undefined;
-  /**
-   * How long a request waits for an endpoint (before the first resolution, or while the set is empty) before it
-   * fails with `SIDECARLESS_NO_ENDPOINTS`, ms. 0 fails at once.
-   * @defaultValue 10000
-   */
-  readonly waitForReadyTimeout?: number | undefined;
-  /**
-   * How long a removed endpoint may take to finish its in-flight requests before its connections are destroyed, ms.
-   * @defaultValue 30000
-   */
-  readonly drainTimeout?: number | undefined;
-  /**
-   * undici `Pool` options applied to every endpoint's pool (connections, pipelining, keep-alive, timeouts...).
-   * `factory` is not allowed: the cluster owns pool creation.
-   */
-  readonly pool?: Omit<Pool.Options, 'factory'> | undefined;
-  /**
-   * Speak TLS to the endpoints (`https:` request URLs); `true` for the defaults. Plain HTTP when omitted, and then
-   * `https:` URLs are refused with `SIDECARLESS_PROTOCOL_MISMATCH` rather than sent in clear text.
-   */
-  readonly tls?: TlsOptions | boolean | undefined;
-  /**
-   * Prefer endpoints in the local zone while it has enough healthy capacity for its callers, spilling the rest over
-   * to other zones by their spare capacity (Envoy's zone aware routing, applied within each priority level; see
-   * {@link ZoneAwareOptions}). Off within a level in panic. Off unless set.
-   */
-  readonly zoneAware?: ZoneAwareOptions | undefined;
-  /** Backoff after an endpoint refuses connections. Defaults: 1 s, x1.6, jitter 0.2, max 120 s. */
-  readonly connectBackoff?: BackoffOptions | undefined;
-  /** Resolver registry for target strings. @defaultValue createResolverRegistry() */
-  readonly resolvers?: ResolverRegistry | undefined;
-  /** Picker registry for policy names. @defaultValue createPickerRegistry() */
-  readonly pickers?: PickerRegistry | undefined;
-  /** Clock for every timer and measurement (tests inject a fake). @defaultValue systemClock */
-  readonly clock?: Clock | undefined;
-  /** Random source for every random choice (tests inject a seeded one, e.g. {@link seededRandom}). @defaultValue {@link systemRandom} */
-  readonly random?: RandomSource | undefined;
-}
+export type { ClusterOptions, TargetOption, TlsOptions } from './options.js';
 
 /** Per-endpoint figures in a {@link ClusterStats} snapshot. */
 export interface EndpointStats {
@@ -236,42 +153,6 @@ export interface ClusterStats {
   };
 }
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
-// RFC 9110 token: a header field name.
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
-function timeoutOption(value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_TIMER_MS) {
-    throw new InvalidOptionError(name, `expected a number of ms from 0 to ${MAX_TIMER_MS}, got ${String(value)}`);
-  }
-  return value;
-}
-
-function resolveTls(tls: ClusterOptions['tls']): (TlsOptions & { rejectUnauthorized: boolean }) | undefined {
-  if (tls === undefined || tls === false) return undefined;
-  if (tls === true) return { rejectUnauthorized: true };
-  if (typeof tls !== 'object' || tls === null) throw new InvalidOptionError('tls', 'expected true, false or an object');
-  for (const key of Object.keys(tls)) {
-    if (!['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'].includes(key)) {
-      throw new InvalidOptionError(
-        `tls.${key}`,
-        'unknown setting (allowed: ca, cert, key, rejectUnauthorized, servername)',
-      );
-    }
-  }
-  if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') {
-    throw new InvalidOptionError('tls.rejectUnauthorized', 'expected true or false');
-  }
-  if (tls.servername !== undefined && (typeof tls.servername !== 'string' || tls.servername.length === 0)) {
-    throw new InvalidOptionError('tls.servername', 'expected a non-empty host name');
-  }
-  if ((tls.cert === undefined) !== (tls.key === undefined)) {
-    throw new InvalidOptionError(tls.cert === undefined ? 'tls.cert' : 'tls.key', 'cert and key go together');
-  }
-  return { ...tls, rejectUnauthorized: tls.rejectUnauthorized ?? true };
-}
-
 function classes(counts: readonly number[]): Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number> {
   return {
     '1xx': counts[1] ?? 0,
@@ -290,68 +171,11 @@ function errorCode(error: Error): string {
   return typeof cause === 'string' ? cause : error.name;
 }
 
-function resolveZoneAware(raw: unknown): ZoneAwareOptions | undefined {
-  if (raw === undefined) return undefined;
-  if (typeof raw !== 'object' || raw === null) throw new InvalidOptionError('zoneAware', 'expected { localZone }');
-  const { localZone, minClusterSize, callers, ...rest } = raw as Record<string, unknown>;
-  for (const key of Object.keys(rest)) {
-    throw new InvalidOptionError(`zoneAware.${key}`, 'unknown setting (allowed: localZone, minClusterSize, callers)');
-  }
-  if (typeof localZone !== 'string' || localZone.length === 0) {
-    throw new InvalidOptionError('zoneAware.localZone', 'expected a non-empty zone name');
-  }
-  if (
-    minClusterSize !== undefined &&
-    (typeof minClusterSize !== 'number' || !Number.isInteger(minClusterSize) || minClusterSize < 1)
-  ) {
-    throw new InvalidOptionError('zoneAware.minClusterSize', 'expected an integer >= 1');
-  }
-  if (callers === undefined) return { localZone, minClusterSize: (minClusterSize as number | undefined) ?? 6 };
-  if (typeof callers !== 'object' || callers === null || Array.isArray(callers)) {
-    throw new InvalidOptionError('zoneAware.callers', 'expected an object of zone names to caller counts');
-  }
-  for (const [zone, n] of Object.entries(callers)) {
-    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
-      throw new InvalidOptionError(`zoneAware.callers.${zone}`, 'expected a finite number >= 0');
-    }
-  }
-  const local = (callers as Record<string, unknown>)[localZone];
-  if (typeof local !== 'number' || !(local > 0)) {
-    throw new InvalidOptionError(`zoneAware.callers.${localZone}`, 'the local zone must have callers (a number > 0)');
-  }
-  return {
-    localZone,
-    minClusterSize: (minClusterSize as number | undefined) ?? 6,
-    callers: Object.freeze({ ...(callers as Record<string, number>) }),
-  };
-}
-
 const isUsable = (s: Subchannel): boolean => s.usable;
 const always = (): boolean => true;
 
-function isResolver(value: unknown): value is Resolver {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Resolver).start === 'function' &&
-    typeof (value as Resolver).close === 'function'
-  );
-}
-
-interface ResolvedClusterOptions {
+interface ClusterSettings extends ResolvedClusterOptions {
   readonly name: string;
-  readonly protocol: 'http:' | 'https:';
-  readonly servername: string | undefined;
-  readonly policy: ConfiguredPolicy;
-  readonly host: string | false | undefined;
-  readonly endpointHeader: Buffer | undefined;
-  readonly waitForReadyTimeoutMs: number;
-  readonly drainTimeoutMs: number;
-  readonly poolOptions: Pool.Options;
-  readonly connectBackoff: ResolvedBackoffOptions;
-  readonly zoneAware: ZoneAwareOptions | undefined;
-  readonly clock: Clock;
-  readonly random: RandomSource;
 }
 
 /**
@@ -386,7 +210,7 @@ export class Cluster {
   #circuitOpen = 0;
   readonly #endpointCounts = new EndpointCounters<Subchannel>();
 
-  readonly #options: ResolvedClusterOptions;
+  readonly #options: ClusterSettings;
   readonly #resolver: Resolver;
   readonly #pool: SubchannelPool;
   #snapshot: Snapshot<Subchannel> = EMPTY;
@@ -406,49 +230,13 @@ export class Cluster {
   #resolverErrors = 0;
   #lastResolverError: SidecarlessError | undefined;
 
-  constructor(name: string, options: ClusterOptions) {
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'expected an object');
+  constructor(name: string, options: ClusterOptions, optionPath = '') {
     this.name = name;
-    const clock = options.clock ?? systemClock;
-    const random = options.random ?? systemRandom;
-    if (typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function') {
-      throw new InvalidOptionError('clock', 'expected { now, setTimeout, clearTimeout }');
-    }
-    if (typeof random !== 'function') throw new InvalidOptionError('random', 'expected a function returning [0, 1)');
-    const pickers = options.pickers ?? createPickerRegistry();
-    const host = options.host;
-    if (host !== undefined && host !== false && (typeof host !== 'string' || host.length === 0 || /\s/.test(host))) {
-      throw new InvalidOptionError('host', 'expected a non-empty header value without whitespace, or false');
-    }
-    const endpointHeader = options.endpointHeader;
-    if (endpointHeader !== undefined && (typeof endpointHeader !== 'string' || !HEADER_NAME.test(endpointHeader))) {
-      throw new InvalidOptionError(
-        'endpointHeader',
-        `expected a header name (an RFC 9110 token), got ${String(endpointHeader)}`,
-      );
-    }
-    const pool = options.pool ?? {};
-    if (typeof pool !== 'object' || pool === null) throw new InvalidOptionError('pool', 'expected undici Pool options');
-    if ('factory' in pool) throw new InvalidOptionError('pool.factory', 'the cluster creates its own pools');
-    const tls = resolveTls(options.tls);
-    this.policy = resolveRequestPolicy(options);
-    this.#options = {
-      name,
-      protocol: tls === undefined ? 'http:' : 'https:',
-      servername: tls?.servername,
-      policy: pickers.configure(options.picker ?? 'round-robin'),
-      host,
-      endpointHeader: endpointHeader === undefined ? undefined : Buffer.from(endpointHeader.toLowerCase(), 'latin1'),
-      waitForReadyTimeoutMs: timeoutOption(options.waitForReadyTimeout, 'waitForReadyTimeout', 10_000),
-      drainTimeoutMs: timeoutOption(options.drainTimeout, 'drainTimeout', 30_000),
-      poolOptions: (tls === undefined
-        ? pool
-        : { ...pool, connect: { ...(pool.connect as object), ...tls } }) as Pool.Options,
-      connectBackoff: resolveBackoffOptions(options.connectBackoff, 'connectBackoff'),
-      zoneAware: resolveZoneAware(options.zoneAware),
-      clock,
-      random,
-    };
+    const resolved = resolveClusterOptions(options, optionPath);
+    const { clock, random, tls } = resolved;
+    const host = resolved.host;
+    this.policy = resolved.request;
+    this.#options = { ...resolved, name };
     this.budget = this.policy.budget === undefined ? undefined : new RetryBudget(this.policy.budget, clock);
     this.#resolver = this.#createResolver(options);
     this.#health = new EndpointHealth<Subchannel>(options, {
@@ -1024,7 +812,7 @@ export class Cluster {
 
   /**
    * Stops resolution, fails waiting requests with `SIDECARLESS_CLIENT_CLOSED`, lets in-flight requests finish
-   * (bounded by `drainTimeout`) and closes every connection. Idempotent.
+   * (bounded by `drainTimeoutMs`) and closes every connection. Idempotent.
    */
   close(): Promise<void> {
     if (this.#closing === undefined) {

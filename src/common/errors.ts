@@ -48,7 +48,7 @@ export type ErrorCode =
  *   await client.fetch('http://users/');
  * } catch (err) {
  *   if (isSidecarlessError(err) && err.code === 'SIDECARLESS_NO_ENDPOINTS') {
- *     // no endpoint became available within waitForReadyTimeout
+ *     // no endpoint became available within waitForReadyTimeoutMs
  *   }
  * }
  * ```
@@ -100,7 +100,7 @@ export function findSidecarlessError(error: unknown): SidecarlessError | undefin
 
 /** An option passed to a constructor or factory is invalid. `option` names it (dotted path for nested options). */
 export class InvalidOptionError extends SidecarlessError {
-  /** The option's name, e.g. `waitForReadyTimeout` or `picker.choiceCount`. */
+  /** The option's name, e.g. `waitForReadyTimeoutMs` or `picker.choiceCount`. */
   readonly option: string;
 
   constructor(option: string, message: string, options?: { cause?: unknown }) {

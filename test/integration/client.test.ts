@@ -281,7 +281,7 @@ describe('client over real backends', () => {
 
   it('requests wait for the first endpoint set, then fail with SIDECARLESS_NO_ENDPOINTS after the bound', async () => {
     const empty = new StaticResolver([]);
-    const client = createClient({ target: empty, waitForReadyTimeout: 100 });
+    const client = createClient({ target: empty, waitForReadyTimeoutMs: 100 });
     try {
       const started = Date.now();
       const err = await client.fetch('http://svc/').then(
@@ -300,7 +300,7 @@ describe('client over real backends', () => {
   });
 
   it('aborting a request that waits for endpoints rejects it with the abort reason', async () => {
-    const client = createClient({ target: new StaticResolver([]), waitForReadyTimeout: 5_000 });
+    const client = createClient({ target: new StaticResolver([]), waitForReadyTimeoutMs: 5_000 });
     try {
       const controller = new AbortController();
       const pending = client.fetch('http://svc/', { signal: controller.signal });

@@ -80,9 +80,9 @@ describe('route table', () => {
       code: 'SIDECARLESS_INVALID_OPTION',
       option: 'routes[0].cluster',
     });
-    assert.throws(() => createClient({ clusters: { a: { target: [users.address], waitForReadyTimeout: -1 } } }), {
+    assert.throws(() => createClient({ clusters: { a: { target: [users.address], waitForReadyTimeoutMs: -1 } } }), {
       code: 'SIDECARLESS_INVALID_OPTION',
-      option: 'clusters.a.waitForReadyTimeout',
+      option: 'clusters.a.waitForReadyTimeoutMs',
     });
     assert.throws(() => client.setRoutes([{ cluster: 'users', match: { path: { regex: '[' } } }]), {
       option: 'routes[0].match.path.regex',

@@ -32,14 +32,14 @@ describe('client construction rejects bad options with typed errors naming the o
       'SIDECARLESS_INVALID_OPTION:picker.name',
     ],
     [
-      'negative waitForReadyTimeout',
-      () => createClient({ target: ['a:1'], waitForReadyTimeout: -1 }),
-      'SIDECARLESS_INVALID_OPTION:waitForReadyTimeout',
+      'negative waitForReadyTimeoutMs',
+      () => createClient({ target: ['a:1'], waitForReadyTimeoutMs: -1 }),
+      'SIDECARLESS_INVALID_OPTION:waitForReadyTimeoutMs',
     ],
     [
-      'NaN drainTimeout',
-      () => createClient({ target: ['a:1'], drainTimeout: Number.NaN }),
-      'SIDECARLESS_INVALID_OPTION:drainTimeout',
+      'NaN drainTimeoutMs',
+      () => createClient({ target: ['a:1'], drainTimeoutMs: Number.NaN }),
+      'SIDECARLESS_INVALID_OPTION:drainTimeoutMs',
     ],
     ['empty host', () => createClient({ target: ['a:1'], host: '' }), 'SIDECARLESS_INVALID_OPTION:host'],
     [
@@ -156,8 +156,8 @@ describe('client construction rejects bad options with typed errors naming the o
     ],
     [
       'unknown multi-service option',
-      () => createClient({ clusters: { a: { target: ['a:1'] } }, waitForReadyTimeout: 5 } as never),
-      'SIDECARLESS_INVALID_OPTION:waitForReadyTimeout',
+      () => createClient({ clusters: { a: { target: ['a:1'] } }, waitForReadyTimeoutMs: 5 } as never),
+      'SIDECARLESS_INVALID_OPTION:waitForReadyTimeoutMs',
     ],
   ];
   for (const [name, fn, expected] of cases) {
@@ -170,7 +170,7 @@ describe('client construction rejects bad options with typed errors naming the o
         createClient({
           target: 'static://127.0.0.1:1,[::1]:2',
           picker: { name: 'round-robin' },
-          waitForReadyTimeout: 0,
+          waitForReadyTimeoutMs: 0,
           host: 'svc',
           connectBackoff: { initialMs: 5, maxMs: 10, multiplier: 2, jitter: 0 },
         }),
@@ -185,8 +185,8 @@ describe('client construction rejects bad options with typed errors naming the o
       'picker',
       'host',
       'endpointHeader',
-      'waitForReadyTimeout',
-      'drainTimeout',
+      'waitForReadyTimeoutMs',
+      'drainTimeoutMs',
       'pool',
       'tls',
       'zoneAware',

@@ -1,0 +1,274 @@
+/**
+ * The options of one cluster (one logical service): their types, defaults and validation.
+ *
+ * {@link resolveClusterOptions} is pure: it validates every option (the request policy, health and picker settings
+ * included) and builds nothing, so the client can check a template (discovery) without creating a cluster, and every
+ * error names the option by its full path (`clusters.users.retry.maxAttempts`).
+ *
+ * @module
+ */
+import type { Pool } from 'undici';
+import type { Endpoint, EndpointInit } from '../common/endpoint.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from '../common/backoff.js';
+import { checkObject, describe, duration, isRecord, joinPath, MAX_TIMER_MS } from '../common/options.js';
+import { type Clock, type RandomSource, systemClock, systemRandom } from '../common/runtime.js';
+import type { ZoneAwareOptions } from '../balancer/snapshot.js';
+import type { HealthOptions } from '../health/endpoint-health.js';
+import { resolveHealthCheckOptions } from '../health/health-check.js';
+import { resolveOutlierDetectionOptions } from '../health/outlier-detector.js';
+import { resolveSlowStartOptions } from '../health/slow-start.js';
+import { resolvePanicThreshold } from '../balancer/panic.js';
+import { createPickerRegistry } from '../pickers/registry.js';
+import type { ConfiguredPolicy, PickerOption, PickerRegistry } from '../pickers/picker.js';
+import { type RequestPolicy, type RequestPolicyOptions, resolveRequestPolicy } from '../request/policy.js';
+import type { Resolver, ResolverRegistry } from '../resolvers/resolver.js';
+
+/** Where a cluster's endpoints come from. */
+export type TargetOption = string | Resolver | ReadonlyArray<string | EndpointInit | Endpoint>;
+
+/**
+ * TLS to the endpoints. Certificates are verified by default, against the logical service name (the request
+ * URL's host, which is also sent as SNI), unless `servername` says otherwise.
+ */
+export interface TlsOptions {
+  /** Trusted CA certificates (PEM); the system's when omitted. */
+  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
+  /** Client certificate (PEM), for mutual TLS. */
+  readonly cert?: string | Buffer;
+  /** Client private key (PEM), for mutual TLS. */
+  readonly key?: string | Buffer;
+  /** Verify the endpoint's certificate. Turning this off is for tests only. @defaultValue true */
+  readonly rejectUnauthorized?: boolean;
+  /** SNI and certificate name to use instead of the request URL's host. */
+  readonly servername?: string;
+}
+
+/** Options of one cluster (one logical service). */
+export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
+  /**
+   * Where the endpoints come from: a target string parsed by the resolver registry (`static://h1:p1,h2:p2`), a
+   * {@link Resolver} object (the cluster takes ownership and closes it), or a fixed list of `host:port` strings or
+   * endpoint objects.
+   */
+  readonly target: TargetOption;
+  /** The load-balancing policy: a registered name or `{ name, ...settings }`. @defaultValue 'round-robin' */
+  readonly picker?: PickerOption | undefined;
+  /**
+   * The `Host` header sent to endpoints. By default the request URL's authority (the logical service name, e.g.
+   * `users` for `http://users/list`); a string sends that value; `false` sends the endpoint's own `host:port`.
+   * A Host header the caller set explicitly always wins.
+   */
+  readonly host?: string | false | undefined;
+  /**
+   * Names a response header that sidecarless adds to every response an endpoint produced, holding that endpoint's
+   * key (`host:port`): which endpoint answered, for debugging, tests and affinity checks. With retries or hedging it
+   * is the endpoint whose response the caller got. Responses sidecarless makes itself (a breaker fallback) do not
+   * carry it. Off by default: it tells callers your topology. An RFC 9110 token, e.g. `x-sidecarless-endpoint`.
+   * @defaultValue none
+   */
+  readonly endpointHeader?: string | undefined;
+  /**
+   * How long a request waits for an endpoint (before the first resolution, or while the set is empty) before it
+   * fails with `SIDECARLESS_NO_ENDPOINTS`, ms. 0 fails at once.
+   * @defaultValue 10000
+   */
+  readonly waitForReadyTimeoutMs?: number | undefined;
+  /**
+   * How long a removed endpoint may take to finish its in-flight requests before its connections are destroyed, ms.
+   * @defaultValue 30000
+   */
+  readonly drainTimeoutMs?: number | undefined;
+  /**
+   * undici `Pool` options applied to every endpoint's pool (connections, pipelining, keep-alive, timeouts...).
+   * `factory` is not allowed: the cluster owns pool creation.
+   */
+  readonly pool?: Omit<Pool.Options, 'factory'> | undefined;
+  /**
+   * Speak TLS to the endpoints (`https:` request URLs); `true` for the defaults. Plain HTTP when omitted, and then
+   * `https:` URLs are refused with `SIDECARLESS_PROTOCOL_MISMATCH` rather than sent in clear text.
+   */
+  readonly tls?: TlsOptions | boolean | undefined;
+  /**
+   * Prefer endpoints in the local zone while it has enough healthy capacity for its callers, spilling the rest over
+   * to other zones by their spare capacity (Envoy's zone aware routing, applied within each priority level; see
+   * {@link ZoneAwareOptions}). Off within a level in panic. Off unless set.
+   */
+  readonly zoneAware?: ZoneAwareOptions | undefined;
+  /** Backoff after an endpoint refuses connections. Defaults: 1 s, x1.6, jitter 0.2, max 120 s. */
+  readonly connectBackoff?: BackoffOptions | undefined;
+  /** Resolver registry for target strings. @defaultValue createResolverRegistry() */
+  readonly resolvers?: ResolverRegistry | undefined;
+  /** Picker registry for policy names. @defaultValue createPickerRegistry() */
+  readonly pickers?: PickerRegistry | undefined;
+  /** Clock for every timer and measurement (tests inject a fake). @defaultValue systemClock */
+  readonly clock?: Clock | undefined;
+  /** Random source for every random choice (tests inject a seeded one, e.g. {@link seededRandom}). @defaultValue {@link systemRandom} */
+  readonly random?: RandomSource | undefined;
+}
+
+// RFC 9110 token: a header field name.
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const TLS_KEYS = ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'] as const;
+const ZONE_AWARE_KEYS = ['localZone', 'minClusterSize', 'callers'] as const;
+
+/** Cluster options after validation, with every default filled in. */
+export interface ResolvedClusterOptions {
+  readonly protocol: 'http:' | 'https:';
+  readonly servername: string | undefined;
+  /** The TLS settings of the endpoints' connections (and of active health checks), when TLS is on. */
+  readonly tls: (TlsOptions & { readonly rejectUnauthorized: boolean }) | undefined;
+  readonly policy: ConfiguredPolicy;
+  readonly host: string | false | undefined;
+  readonly endpointHeader: Buffer | undefined;
+  readonly waitForReadyTimeoutMs: number;
+  readonly drainTimeoutMs: number;
+  readonly poolOptions: Pool.Options;
+  readonly connectBackoff: ResolvedBackoffOptions;
+  readonly zoneAware: ZoneAwareOptions | undefined;
+  readonly request: RequestPolicy;
+  readonly clock: Clock;
+  readonly random: RandomSource;
+}
+
+function resolveTls(tls: ClusterOptions['tls'], path: string): ResolvedClusterOptions['tls'] {
+  if (tls === undefined || tls === false) return undefined;
+  if (tls === true) return { rejectUnauthorized: true };
+  const at = joinPath(path, 'tls');
+  if (!isRecord(tls)) throw new InvalidOptionError(at, `expected true, false or an object, got ${describe(tls)}`);
+  checkObject(tls, TLS_KEYS, at);
+  if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') {
+    throw new InvalidOptionError(joinPath(at, 'rejectUnauthorized'), 'expected true or false');
+  }
+  if (tls.servername !== undefined && (typeof tls.servername !== 'string' || tls.servername.length === 0)) {
+    throw new InvalidOptionError(joinPath(at, 'servername'), 'expected a non-empty host name');
+  }
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new InvalidOptionError(joinPath(at, tls.cert === undefined ? 'cert' : 'key'), 'cert and key go together');
+  }
+  return { ...tls, rejectUnauthorized: tls.rejectUnauthorized ?? true };
+}
+
+function resolveZoneAware(raw: unknown, path: string): ZoneAwareOptions | undefined {
+  if (raw === undefined) return undefined;
+  const at = joinPath(path, 'zoneAware');
+  const { localZone, minClusterSize, callers } = checkObject(raw, ZONE_AWARE_KEYS, at);
+  if (typeof localZone !== 'string' || localZone.length === 0) {
+    throw new InvalidOptionError(joinPath(at, 'localZone'), 'expected a non-empty zone name');
+  }
+  if (
+    minClusterSize !== undefined &&
+    (typeof minClusterSize !== 'number' || !Number.isInteger(minClusterSize) || minClusterSize < 1)
+  ) {
+    throw new InvalidOptionError(joinPath(at, 'minClusterSize'), 'expected an integer >= 1');
+  }
+  if (callers === undefined) return { localZone, minClusterSize: (minClusterSize as number | undefined) ?? 6 };
+  if (!isRecord(callers)) {
+    throw new InvalidOptionError(joinPath(at, 'callers'), 'expected an object of zone names to caller counts');
+  }
+  for (const [zone, n] of Object.entries(callers)) {
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
+      throw new InvalidOptionError(joinPath(joinPath(at, 'callers'), zone), 'expected a finite number >= 0');
+    }
+  }
+  const local = callers[localZone];
+  if (typeof local !== 'number' || !(local > 0)) {
+    throw new InvalidOptionError(
+      joinPath(joinPath(at, 'callers'), localZone),
+      'the local zone must have callers (a number > 0)',
+    );
+  }
+  return {
+    localZone,
+    minClusterSize: (minClusterSize as number | undefined) ?? 6,
+    callers: Object.freeze({ ...(callers as Record<string, number>) }),
+  };
+}
+
+/** True for a {@link Resolver} object (as opposed to a target string or an endpoint list). */
+export function isResolver(value: unknown): value is Resolver {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Resolver).start === 'function' &&
+    typeof (value as Resolver).close === 'function'
+  );
+}
+
+/**
+ * Validates a cluster's options and fills in the defaults. Pure: creates no resolver, pool or timer. `path` is
+ * where these options sit in what the user wrote (`''` for a single-service client, `clusters.users`, or
+ * `discovery.cluster`), and prefixes every error's option name.
+ *
+ * @throws InvalidOptionError naming the first bad option by its full path.
+ */
+export function resolveClusterOptions(options: ClusterOptions, path = ''): ResolvedClusterOptions {
+  if (!isRecord(options))
+    throw new InvalidOptionError(path || 'options', `expected an object, got ${describe(options)}`);
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? systemRandom;
+  if (typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function') {
+    throw new InvalidOptionError(joinPath(path, 'clock'), 'expected { now, setTimeout, clearTimeout }');
+  }
+  if (typeof random !== 'function') {
+    throw new InvalidOptionError(joinPath(path, 'random'), 'expected a function returning [0, 1)');
+  }
+  const target: unknown = options.target;
+  if (typeof target !== 'string' && !isResolver(target) && !Array.isArray(target)) {
+    throw new InvalidOptionError(
+      joinPath(path, 'target'),
+      'expected a target string, a Resolver, or an array of endpoints',
+    );
+  }
+  const pickers = options.pickers ?? createPickerRegistry();
+  const host = options.host;
+  if (host !== undefined && host !== false && (typeof host !== 'string' || host.length === 0 || /\s/.test(host))) {
+    throw new InvalidOptionError(
+      joinPath(path, 'host'),
+      'expected a non-empty header value without whitespace, or false',
+    );
+  }
+  const endpointHeader = options.endpointHeader;
+  if (endpointHeader !== undefined && (typeof endpointHeader !== 'string' || !HEADER_NAME.test(endpointHeader))) {
+    throw new InvalidOptionError(
+      joinPath(path, 'endpointHeader'),
+      `expected a header name (an RFC 9110 token), got ${describe(endpointHeader)}`,
+    );
+  }
+  const pool = options.pool ?? {};
+  if (!isRecord(pool)) throw new InvalidOptionError(joinPath(path, 'pool'), 'expected undici Pool options');
+  if ('factory' in pool) {
+    throw new InvalidOptionError(joinPath(path, 'pool.factory'), 'the cluster creates its own pools');
+  }
+  const tls = resolveTls(options.tls, path);
+  // The health families are validated here too (EndpointHealth resolves them again when the cluster is built), so
+  // that a template is checked without building anything and errors carry the full path.
+  resolveOutlierDetectionOptions(options.outlierDetection, joinPath(path, 'outlierDetection'));
+  resolveHealthCheckOptions(options.healthCheck, joinPath(path, 'healthCheck'));
+  if (options.slowStart !== undefined) resolveSlowStartOptions(options.slowStart, joinPath(path, 'slowStart'));
+  resolvePanicThreshold(options.panicThreshold, joinPath(path, 'panicThreshold'));
+  return {
+    protocol: tls === undefined ? 'http:' : 'https:',
+    servername: tls?.servername,
+    tls,
+    policy: pickers.configure(options.picker ?? 'round-robin'),
+    host,
+    endpointHeader: endpointHeader === undefined ? undefined : Buffer.from(endpointHeader.toLowerCase(), 'latin1'),
+    waitForReadyTimeoutMs: duration(
+      options.waitForReadyTimeoutMs,
+      joinPath(path, 'waitForReadyTimeoutMs'),
+      10_000,
+      true,
+      MAX_TIMER_MS,
+    ),
+    drainTimeoutMs: duration(options.drainTimeoutMs, joinPath(path, 'drainTimeoutMs'), 30_000, true, MAX_TIMER_MS),
+    poolOptions: (tls === undefined
+      ? pool
+      : { ...pool, connect: { ...(pool.connect as object), ...tls } }) as Pool.Options,
+    connectBackoff: resolveBackoffOptions(options.connectBackoff, joinPath(path, 'connectBackoff')),
+    zoneAware: resolveZoneAware(options.zoneAware, path),
+    request: resolveRequestPolicy(options),
+    clock,
+    random,
+  };
+}
