@@ -11,7 +11,8 @@
  *   (src/exporters/, the `sidecarless/prometheus` and `sidecarless/opentelemetry` entries) any layer below them.
  *   No layer imports an entry point (nor the package by its own name).
  *
- * To add a folder to src/: add it to LAYERS below, at its place in the order.
+ * To add a folder to src/: add it to LAYERS below, at its place in the order (the rule layer-folder-known fails
+ * until then).
  */
 
 /** src/ folders, bottom to top; folders in one inner array share a layer. */
@@ -67,6 +68,15 @@ module.exports = {
       to: { circular: true },
     },
     ...layerRules,
+    {
+      name: 'layer-folder-known',
+      severity: 'error',
+      comment:
+        'Every folder of src/ belongs to a layer: add a new folder to LAYERS in .dependency-cruiser.cjs (and to ' +
+        'docs/ARCHITECTURE.md), or the layer rules would not see it.',
+      from: { path: '^src/' },
+      to: { path: `^src/(?!(${LAYERS.flat().join('|')})/)[^/]+/` },
+    },
     {
       name: 'resolver-implementations-apart',
       severity: 'error',
