@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SRC = join(ROOT, 'src');
 const EXTENSIONS = /\.(?:ts|mts|cts|js|mjs|cjs)$/;
-const MARKER = /@size\s+single\s+(algorithm|state machine)\s*:\s*(\S.*)?$/m;
+const MARKER = /@size[ \t]+single[ \t]+(algorithm|state machine)[ \t]*:(.*)$/m;
 
 const args = process.argv.slice(2);
 const maxIndex = args.indexOf('--max');
@@ -64,12 +64,13 @@ for (const file of await sourceFiles(SRC)) {
   const lines = lineCount(text);
   const name = relative(ROOT, file);
   const marker = MARKER.exec(headerComment(text));
-  if (marker && !marker[2]) {
+  const reason = marker?.[2]?.replace(/\*\/.*$/, '').trim();
+  if (marker && !reason) {
     failures.push(`${name}: the @size marker needs a reason ("@size single ${marker[1]}: <what it holds>")`);
     continue;
   }
   if (lines <= MAX_LINES) continue;
-  if (marker) marked.push(`${name}: ${lines} lines, single ${marker[1]}: ${marker[2].replace(/\s*\*\/.*$/, '')}`);
+  if (marker) marked.push(`${name}: ${lines} lines, single ${marker[1]}: ${reason}`);
   else
     failures.push(`${name}: ${lines} lines (limit ${MAX_LINES}); split it, or mark a single algorithm/state machine`);
 }
