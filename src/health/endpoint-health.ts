@@ -8,19 +8,16 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Endpoint } from '../common/endpoint.js';
 import { createDebug } from '../common/debug.js';
-import { channels } from '../metrics/events.js';
+import { channels, type Disposable, type HealthEvent } from '../metrics/events.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import type { AttemptOutcome } from '../common/outcome.js';
 import { HealthChecker, type HealthCheckOptions, resolveHealthCheckOptions } from './health-check.js';
-import {
-  type EjectionReason,
-  type OutlierDetectionOptions,
-  OutlierDetector,
-  type ReturnReason,
-  resolveOutlierDetectionOptions,
-} from './outlier-detector.js';
+import { type OutlierDetectionOptions, OutlierDetector, resolveOutlierDetectionOptions } from './outlier-detector.js';
 import { resolvePanicThreshold } from '../balancer/panic.js';
 import { resolveSlowStartOptions, type SlowStartOptions, SlowStartTracker } from './slow-start.js';
+
+// The event types live with the channel that publishes them (metrics/events.ts); re-exported for the layers above.
+export type { Disposable, HealthEvent } from '../metrics/events.js';
 
 const debug = createDebug('health');
 
@@ -40,33 +37,6 @@ export interface HealthOptions {
    * the few (Envoy's panic threshold). 0 turns it off. @defaultValue 50
    */
   readonly panicThreshold?: number | undefined;
-}
-
-/** An endpoint left or rejoined the eligible set. */
-export interface HealthEvent {
-  /** The cluster's name. */
-  readonly cluster: string;
-  /**
-   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
-   * clients that share a name.
-   */
-  readonly clusterId: number;
-  /** The endpoint. */
-  readonly endpoint: Endpoint;
-  /** `eject`: outlier detection took it out; `return`: it came back; `unhealthy`/`healthy`: active health checks. */
-  readonly type: 'eject' | 'return' | 'unhealthy' | 'healthy';
-  /** Why: the ejection rule (`consecutive-5xx`, `success-rate`, ...) or how it returned (`elapsed`, `health-check`). */
-  readonly reason: EjectionReason | ReturnReason | 'health-check';
-  /** For `eject`: how long the ejection lasts, ms. */
-  readonly ejectionMs?: number;
-  /** For `eject` and `return`: how many times the endpoint has been ejected. */
-  readonly timesEjected?: number;
-}
-
-/** A subscription; `dispose()` removes the listener. */
-export interface Disposable {
-  /** Removes the listener; calling it again does nothing. */
-  dispose(): void;
 }
 
 /** What the health logic needs to know of a subchannel. */

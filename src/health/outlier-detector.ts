@@ -19,6 +19,9 @@
  * below the mean, because at modest volume Envoy's rule ejects healthy hosts on noise (see `bench/health-sim.ts`).
  * `successRateMinimumGap: 0` restores Envoy's rule exactly.
  *
+ * @size single algorithm: outlier detection, five ejection rules over one per-host state table and its interval
+ * sweep (scripts/check-file-size.mjs)
+ *
  * @module
  */
 import { InvalidOptionError } from '../common/errors.js';
@@ -26,6 +29,10 @@ import { createDebug } from '../common/debug.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import type { AttemptOutcome } from '../common/outcome.js';
 import { boolean, checkObject, duration, integer, number, percent } from '../common/options.js';
+import type { EjectionReason, ReturnReason } from '../metrics/events.js';
+
+// The reasons are part of the health events (metrics/events.ts); re-exported for the layers above.
+export type { EjectionReason, ReturnReason } from '../metrics/events.js';
 
 const debug = createDebug('outlier');
 
@@ -267,25 +274,6 @@ export function resolveOutlierDetectionOptions(
   return Object.freeze(resolved);
 }
 
-/**
- * Why a host was ejected.
- * - `consecutive-5xx`, `consecutive-gateway-failure`, `consecutive-local-origin-failure`: the inline rules;
- * - `success-rate`, `failure-percentage`: the interval rules over external-origin outcomes (all outcomes unless
- *   `splitExternalLocalOriginErrors`);
- * - `local-origin-success-rate`, `local-origin-failure-percentage`: the interval rules over local-origin outcomes
- *   (only with `splitExternalLocalOriginErrors`);
- * - `health-check`: {@link OutlierDetector.eject} was called (by an active health checker or the application).
- */
-export type EjectionReason =
-  | 'consecutive-5xx'
-  | 'consecutive-gateway-failure'
-  | 'consecutive-local-origin-failure'
-  | 'success-rate'
-  | 'failure-percentage'
-  | 'local-origin-success-rate'
-  | 'local-origin-failure-percentage'
-  | 'health-check';
-
 /** Passed to {@link OutlierDetectorHooks.onEject}. */
 export interface EjectionInfo {
   /** The rule that ejected the host. */
@@ -300,14 +288,6 @@ export interface EjectionInfo {
   /** The ejection-time multiplier after this ejection (grows by one per ejection, decays while healthy). */
   readonly multiplier: number;
 }
-
-/**
- * Why an ejected host came back.
- * - `elapsed`: its ejection time passed (at an interval sweep);
- * - `health-check`: an active health check passed (`canReturnEjected`), through {@link OutlierDetector.uneject};
- * - `manual`: {@link OutlierDetector.uneject} with no reason.
- */
-export type ReturnReason = 'elapsed' | 'health-check' | 'manual';
 
 /** Passed to {@link OutlierDetectorHooks.onReturn}. */
 export interface ReturnInfo {

@@ -14,7 +14,7 @@
  * @module
  */
 import diagnostics from 'node:diagnostics_channel';
-import type { HealthEvent } from '../health/endpoint-health.js';
+import type { Endpoint } from '../common/endpoint.js';
 import type { ErrorKind } from '../common/outcome.js';
 
 /** A request was accepted by a cluster. */
@@ -104,6 +104,60 @@ export interface ResolveMessage {
   readonly error: Error | undefined;
 }
 
+/**
+ * Why a host was ejected.
+ * - `consecutive-5xx`, `consecutive-gateway-failure`, `consecutive-local-origin-failure`: the inline rules;
+ * - `success-rate`, `failure-percentage`: the interval rules over external-origin outcomes (all outcomes unless
+ *   `splitExternalLocalOriginErrors`);
+ * - `local-origin-success-rate`, `local-origin-failure-percentage`: the interval rules over local-origin outcomes
+ *   (only with `splitExternalLocalOriginErrors`);
+ * - `health-check`: the outlier detector's `eject()` was called (by an active health checker or the application).
+ */
+export type EjectionReason =
+  | 'consecutive-5xx'
+  | 'consecutive-gateway-failure'
+  | 'consecutive-local-origin-failure'
+  | 'success-rate'
+  | 'failure-percentage'
+  | 'local-origin-success-rate'
+  | 'local-origin-failure-percentage'
+  | 'health-check';
+
+/**
+ * Why an ejected host came back.
+ * - `elapsed`: its ejection time passed (at an interval sweep);
+ * - `health-check`: an active health check passed (`canReturnEjected`), through the outlier detector's `uneject()`;
+ * - `manual`: `uneject()` with no reason.
+ */
+export type ReturnReason = 'elapsed' | 'health-check' | 'manual';
+
+/** An endpoint left or rejoined the eligible set. */
+export interface HealthEvent {
+  /** The cluster's name. */
+  readonly cluster: string;
+  /**
+   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * clients that share a name.
+   */
+  readonly clusterId: number;
+  /** The endpoint. */
+  readonly endpoint: Endpoint;
+  /** `eject`: outlier detection took it out; `return`: it came back; `unhealthy`/`healthy`: active health checks. */
+  readonly type: 'eject' | 'return' | 'unhealthy' | 'healthy';
+  /** Why: the ejection rule (`consecutive-5xx`, `success-rate`, ...) or how it returned (`elapsed`, `health-check`). */
+  readonly reason: EjectionReason | ReturnReason | 'health-check';
+  /** For `eject`: how long the ejection lasts, ms. */
+  readonly ejectionMs?: number;
+  /** For `eject` and `return`: how many times the endpoint has been ejected. */
+  readonly timesEjected?: number;
+}
+
+/** A subscription (e.g. to health events); `dispose()` removes the listener. */
+export interface Disposable {
+  /** Removes the listener; calling it again does nothing. */
+  dispose(): void;
+}
+
 /** The channels, by name. */
 export const channels = {
   /** `sidecarless:request:start`, publishing {@link RequestStartMessage}. */
@@ -119,5 +173,3 @@ export const channels = {
   /** `sidecarless:resolve`, publishing {@link ResolveMessage}. */
   resolve: diagnostics.channel('sidecarless:resolve'),
 } as const;
-
-export type { HealthEvent };

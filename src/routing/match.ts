@@ -5,7 +5,7 @@
  * @module
  */
 import { InvalidOptionError } from '../common/errors.js';
-import { findHeader } from '../pickers/hash-key.js';
+import { findHeader } from '../common/headers.js';
 
 /** How a path is matched. Regexes must match the whole path (without the query). */
 export type PathMatch =

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { compileMatch } from '../../../src/routing/match.js';
+import { req } from './request.js';
+
+describe('route matching', () => {
+  const cases: Array<[string, unknown, ReturnType<typeof req>, boolean]> = [
+    ['empty match matches everything', {}, req(), true],
+    ['exact host, case-insensitive', { host: 'Users' }, req(), true],
+    ['other host', { host: 'billing' }, req(), false],
+    ['wildcard host', { host: '*.svc.local' }, req({ host: 'a.svc.local' }), true],
+    ['wildcard does not match the bare suffix', { host: '*.svc.local' }, req({ host: 'svc.local' }), false],
+    ['exact path ignores the query', { path: { exact: '/a' } }, req({ path: '/a?x=1' }), true],
+    ['exact path', { path: { exact: '/a' } }, req({ path: '/ab' }), false],
+    ['prefix path', { path: { prefix: '/api/' } }, req({ path: '/api/v1' }), true],
+    ['prefix path miss', { path: { prefix: '/api/' } }, req({ path: '/apix' }), false],
+    ['regex path is anchored', { path: { regex: '/users/\\d+' } }, req({ path: '/users/42' }), true],
+    ['regex path anchored miss', { path: { regex: '/users/\\d+' } }, req({ path: '/users/42/x' }), false],
+    ['method', { method: ['GET', 'head'] }, req({ method: 'HEAD' }), true],
+    ['method miss', { method: 'POST' }, req(), false],
+    [
+      'header exact (object form)',
+      { headers: [{ name: 'X-Canary', exact: '1' }] },
+      req({ headers: { 'x-canary': '1' } }),
+      true,
+    ],
+    [
+      'header exact (flat array form)',
+      { headers: [{ name: 'x-canary', exact: '1' }] },
+      req({ headers: ['X-Canary', '1'] }),
+      true,
+    ],
+    ['header regex', { headers: [{ name: 'x-v', regex: 'v[23]' }] }, req({ headers: { 'x-v': 'v3' } }), true],
+    ['header present', { headers: [{ name: 'x-a', present: true }] }, req({ headers: { 'x-a': '' } }), true],
+    ['header absent', { headers: [{ name: 'x-a', present: false }] }, req({ headers: {} }), true],
+    ['header absent miss', { headers: [{ name: 'x-a', present: false }] }, req({ headers: { 'x-a': '1' } }), false],
+    ['query exact', { query: [{ name: 'beta', exact: 'on' }] }, req({ path: '/?beta=on' }), true],
+    ['query present miss', { query: [{ name: 'beta', present: true }] }, req({ path: '/?alpha=1' }), false],
+    [
+      'all conditions together',
+      { host: 'users', path: { prefix: '/v2' }, method: 'GET', headers: [{ name: 'x', exact: 'y' }] },
+      req({ path: '/v2/me', headers: { x: 'y' } }),
+      true,
+    ],
+  ];
+  for (const [name, match, request, expected] of cases) {
+    it(name, () => assert.equal(compileMatch(match, 'routes[0].match')(request), expected));
+  }
+});

@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { compileRoutes } from '../../../src/routing/router.js';
+import { seededRandom } from '../../helpers/fake-clock.js';
+import { req } from './request.js';
+
+describe('route table validation names the bad rule', () => {
+  const clusters = new Set(['a', 'b']);
+  const bad: Array<[string, unknown, string]> = [
+    ['unknown cluster', [{ cluster: 'a' }, { cluster: 'c' }], 'routes[1].cluster'],
+    ['both cluster and split', [{ cluster: 'a', split: [] }], 'routes[0]'],
+    ['neither', [{ match: {} }], 'routes[0]'],
+    ['bad regex', [{ match: { path: { regex: '(' } }, cluster: 'a' }], 'routes[0].match.path.regex'],
+    [
+      'negative weight',
+      [
+        {
+          split: [
+            { cluster: 'a', weight: 1 },
+            { cluster: 'b', weight: -1 },
+          ],
+        },
+      ],
+      'routes[0].split[1].weight',
+    ],
+    ['all-zero weights', [{ split: [{ cluster: 'a', weight: 0 }] }], 'routes[0].split'],
+    ['sticky without split', [{ cluster: 'a', sticky: { header: 'x' } }], 'routes[0].sticky'],
+    [
+      'bad sticky key',
+      [{ split: [{ cluster: 'a', weight: 1 }], sticky: { header: 'bad header' } }],
+      'routes[0].sticky',
+    ],
+    ['unknown condition', [{ match: { hostname: 'x' }, cluster: 'a' }], 'routes[0].match.hostname'],
+    [
+      'header rule with two kinds',
+      [{ match: { headers: [{ name: 'x', exact: '1', present: true }] }, cluster: 'a' }],
+      'routes[0].match.headers[0]',
+    ],
+    ['empty subset', [{ cluster: 'a', subset: {} }], 'routes[0].subset'],
+    ['mirror to unknown cluster', [{ cluster: 'a', mirror: { cluster: 'z' } }], 'routes[0].mirror.cluster'],
+    [
+      'mirror percent above 100',
+      [{ cluster: 'a', mirror: { cluster: 'b', percent: 101 } }],
+      'routes[0].mirror.percent',
+    ],
+    ['not an array', { cluster: 'a' }, 'routes'],
+    ['B4 regression: mirror null is a typed error', [{ cluster: 'a', mirror: null }], 'routes[0].mirror'],
+    ['mirror not an object', [{ cluster: 'a', mirror: 'b' }], 'routes[0].mirror'],
+    [
+      'B5 regression: unknown mirror key (percentage)',
+      [{ cluster: 'a', mirror: { cluster: 'b', percentage: 1 } }],
+      'routes[0].mirror.percentage',
+    ],
+    [
+      'B5 regression: unknown split entry key',
+      [{ split: [{ cluster: 'a', weight: 1, wieght: 2 }] }],
+      'routes[0].split[0].wieght',
+    ],
+    ['split entry null', [{ split: [null] }], 'routes[0].split[0]'],
+    ['route null', [null], 'routes[0]'],
+    ['unknown route key', [{ cluster: 'a', mirrors: {} }], 'routes[0].mirrors'],
+    ['name not a string', [{ cluster: 'a', name: 5 }], 'routes[0].name'],
+  ];
+  for (const [name, routes, option] of bad) {
+    it(name, () => {
+      assert.throws(
+        () => compileRoutes(routes, clusters),
+        (err: unknown) => {
+          const e = err as { code?: string; option?: string };
+          return (
+            e.code === 'SIDECARLESS_INVALID_OPTION' && (e.option === option || e.option?.startsWith(option) === true)
+          );
+        },
+      );
+    });
+  }
+});
+
+describe('weighted split', () => {
+  const table = compileRoutes(
+    [
+      {
+        match: { host: 'users' },
+        split: [
+          { cluster: 'a', weight: 90 },
+          { cluster: 'b', weight: 10 },
+        ],
+      },
+    ],
+    new Set(['a', 'b']),
+  );
+  it('follows the weights within statistical tolerance', () => {
+    const random = seededRandom(7);
+    let b = 0;
+    const n = 20_000;
+    for (let i = 0; i < n; i++) if (table.route(req(), random)?.cluster === 'b') b++;
+    // 10 % ± 5 standard deviations (sd = sqrt(n p (1-p)) ≈ 42).
+    assert.ok(Math.abs(b - 2000) < 5 * 42, `b got ${b}`);
+  });
+  it('no match: no decision', () => {
+    assert.equal(table.route(req({ host: 'billing' }), Math.random), undefined);
+  });
+  it('sticky splits keep a key on one side, and spread keys by weight', () => {
+    const sticky = compileRoutes(
+      [
+        {
+          split: [
+            { cluster: 'a', weight: 50 },
+            { cluster: 'b', weight: 50 },
+          ],
+          sticky: { header: 'x-user' },
+        },
+      ],
+      new Set(['a', 'b']),
+    );
+    const random = seededRandom(1);
+    let onB = 0;
+    for (let user = 0; user < 2000; user++) {
+      const headers = { 'x-user': `user-${user}` };
+      const first = sticky.route(req({ headers }), random)?.cluster;
+      for (let again = 0; again < 5; again++) assert.equal(sticky.route(req({ headers }), random)?.cluster, first);
+      if (first === 'b') onB++;
+    }
+    assert.ok(onB > 850 && onB < 1150, `b got ${onB} of 2000 users`);
+    // Without the key, requests are split at random rather than piling onto one side.
+    const seen = new Set<string | undefined>();
+    for (let i = 0; i < 50; i++) seen.add(sticky.route(req(), random)?.cluster);
+    assert.deepEqual([...seen].sort(), ['a', 'b']);
+  });
+});
