@@ -9,6 +9,7 @@
  * @module
  */
 import { InvalidOptionError } from '../common/errors.js';
+import { describe, isRecord, joinPath, rejectUnknownKeys } from '../common/options.js';
 import { hashStringInto } from './hash.js';
 import type { PickContext } from './picker.js';
 
@@ -66,6 +67,9 @@ export type KeyHasher = (context: PickContext, out: Uint32Array) => boolean;
 // RFC 9110 token: header field names and cookie names.
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
+/** The keys of the object forms of {@link HashKeyOption}, exactly one of which is given. */
+const SOURCES = ['header', 'cookie', 'path'];
+
 /**
  * Validates the `hashKey` setting and returns the hasher for it. Throws {@link InvalidOptionError} naming `option`.
  *
@@ -114,12 +118,13 @@ export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHash
       return true;
     };
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+  if (!isRecord(raw)) {
     throw new InvalidOptionError(
       option,
       `expected { header: name }, { cookie: name }, { path: true } or a function, got ${describe(raw)}`,
     );
   }
+  rejectUnknownKeys(raw, option, SOURCES);
   const keys = Object.keys(raw);
   if (keys.length !== 1) {
     throw new InvalidOptionError(
@@ -127,18 +132,18 @@ export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHash
       `expected exactly one of header, cookie, path; got ${keys.length === 0 ? 'none' : keys.join(', ')}`,
     );
   }
-  const record = raw as Record<string, unknown>;
+  const record = raw;
   if ('header' in record) {
     const name = record.header;
     if (typeof name !== 'string' || !TOKEN.test(name)) {
       throw new InvalidOptionError(
-        `${option}.header`,
+        joinPath(option, 'header'),
         `expected a header name (an RFC 9110 token), got ${describe(name)}`,
       );
     }
     const lower = name.toLowerCase();
     if (lower === 'cookie') {
-      throw new InvalidOptionError(`${option}.header`, 'use { cookie: name } to hash on one cookie');
+      throw new InvalidOptionError(joinPath(option, 'header'), 'use { cookie: name } to hash on one cookie');
     }
     return (context, out) => {
       const value = findHeader(context.headers, lower);
@@ -151,31 +156,23 @@ export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHash
     const name = record.cookie;
     if (typeof name !== 'string' || !TOKEN.test(name)) {
       throw new InvalidOptionError(
-        `${option}.cookie`,
+        joinPath(option, 'cookie'),
         `expected a cookie name (an RFC 6265 token), got ${describe(name)}`,
       );
     }
     return (context, out) => hashCookie(context.headers, name, out);
   }
-  if ('path' in record) {
-    if (record.path !== true) {
-      throw new InvalidOptionError(`${option}.path`, `expected true, got ${describe(record.path)}`);
-    }
-    return (context, out) => {
-      const path = context.path;
-      if (typeof path !== 'string' || path.length === 0) return false;
-      const q = path.indexOf('?');
-      hashStringInto(out, path, 0, 0, q < 0 ? path.length : q);
-      return true;
-    };
+  // The one key left is `path`.
+  if (record.path !== true) {
+    throw new InvalidOptionError(joinPath(option, 'path'), `expected true, got ${describe(record.path)}`);
   }
-  throw new InvalidOptionError(`${option}.${keys[0]}`, 'unknown hash key source (allowed: header, cookie, path)');
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object';
-  return String(value);
+  return (context, out) => {
+    const path = context.path;
+    if (typeof path !== 'string' || path.length === 0) return false;
+    const q = path.indexOf('?');
+    hashStringInto(out, path, 0, 0, q < 0 ? path.length : q);
+    return true;
+  };
 }
 
 /** True when `name` equals `lower` (already lower-case ASCII) ignoring ASCII case. */
