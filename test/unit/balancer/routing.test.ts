@@ -10,7 +10,7 @@ import { compileMatch } from '../../../src/routing/match.js';
 import { planPriorities, priorityLoads } from '../../../src/balancer/priority.js';
 import { compileRoutes } from '../../../src/routing/router.js';
 import { buildSnapshot, EMPTY, pickFrom, type Snapshot, type SnapshotInput } from '../../../src/balancer/snapshot.js';
-import { zoneShares } from '../../../src/balancer/zone.js';
+import { resolveZoneAwareOptions, zoneShares } from '../../../src/balancer/zone.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
 
 const req = (over: Partial<{ host: string; path: string; method: string; headers: unknown }> = {}) => {
@@ -139,6 +139,57 @@ describe('route table validation names the bad rule', () => {
       );
     });
   }
+});
+
+describe('route table unknown keys: the options toolkit wording, with the full path', () => {
+  const clusters = new Set(['a', 'b']);
+  const cases: Array<[unknown, string, RegExp]> = [
+    [[{ cluster: 'a', mirrors: {} }], 'routes[0].mirrors', /unknown option; did you mean "mirror"\?/],
+    [[{ match: { hostname: 'x' }, cluster: 'a' }], 'routes[0].match.hostname', /unknown option.*allowed: host, path/],
+    [[{ match: { path: { prefx: '/a' } }, cluster: 'a' }], 'routes[0].match.path.prefx', /did you mean "prefix"\?/],
+    [
+      [{ match: { headers: [{ name: 'x', exact: '1', regexp: 'y' }] }, cluster: 'a' }],
+      'routes[0].match.headers[0].regexp',
+      /did you mean "regex"\?/,
+    ],
+    [[{ split: [{ cluster: 'a', weight: 1, wieght: 2 }] }], 'routes[0].split[0].wieght', /did you mean "weight"\?/],
+    [[{ cluster: 'a', mirror: { cluster: 'b', percentage: 1 } }], 'routes[0].mirror.percentage', /unknown option/],
+  ];
+  for (const [routes, option, message] of cases) {
+    it(option, () => {
+      assert.throws(() => compileRoutes(routes, clusters), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option,
+        message: new RegExp(`${option.replace(/[.[\]]/g, '\\$&')}.*${message.source}`),
+      });
+    });
+  }
+
+  it('value checks name the field and the bad value', () => {
+    assert.throws(() => compileRoutes([{ split: [{ cluster: 'a' }] }], clusters), {
+      option: 'routes[0].split[0].weight',
+      message: /required/,
+    });
+    assert.throws(() => compileRoutes([{ cluster: 'a', mirror: { cluster: 'b', percent: 101 } }], clusters), {
+      option: 'routes[0].mirror.percent',
+      message: /expected a percentage from 0 to 100, got 101/,
+    });
+    assert.throws(() => compileRoutes([{ cluster: 'a', name: '' }], clusters), {
+      option: 'routes[0].name',
+      message: /expected a non-empty string, got ""/,
+    });
+    assert.throws(() => compileRoutes([{ cluster: 'z' }], clusters, 'services.shop.routes'), {
+      option: 'services.shop.routes[0].cluster',
+    });
+    assert.throws(() => compileMatch({ headers: [{ exact: '1' }] }, 'm'), {
+      option: 'm.headers[0].name',
+      message: /required/,
+    });
+    assert.throws(() => compileMatch({ query: [{ name: 'q', present: 'yes' }] }, 'm'), {
+      option: 'm.query[0].present',
+      message: /expected a boolean, got "yes"/,
+    });
+  });
 });
 
 describe('weighted split', () => {
@@ -612,6 +663,36 @@ describe('zoneAware option validation', () => {
       });
     });
   }
+  it('resolveZoneAwareOptions validates through the toolkit, under the path it is given', () => {
+    assert.equal(resolveZoneAwareOptions(undefined), undefined);
+    assert.deepEqual(resolveZoneAwareOptions({ localZone: 'a' }), { localZone: 'a', minClusterSize: 6 });
+    assert.deepEqual(resolveZoneAwareOptions({ localZone: 'a', minClusterSize: 1, callers: { a: 2, b: 0 } }), {
+      localZone: 'a',
+      minClusterSize: 1,
+      callers: { a: 2, b: 0 },
+    });
+    const bad: Array<[unknown, string, RegExp]> = [
+      [{ localZone: 'a', localShare: 0.5 }, 'zoneAware.localShare', /unknown option \(allowed: localZone,/],
+      [{ localzone: 'a' }, 'zoneAware.localzone', /unknown option; did you mean "localZone"\?/],
+      [{}, 'zoneAware.localZone', /required/],
+      [{ localZone: '' }, 'zoneAware.localZone', /expected a non-empty string/],
+      [{ localZone: 'a', minClusterSize: 0 }, 'zoneAware.minClusterSize', /expected an integer >= 1, got 0/],
+      [{ localZone: 'a', callers: [] }, 'zoneAware.callers', /expected an object of zone names/],
+      [{ localZone: 'a', callers: { a: 1, b: -1 } }, 'zoneAware.callers.b', /expected a number >= 0, got -1/],
+      [{ localZone: 'a', callers: { a: 1, b: undefined } }, 'zoneAware.callers.b', /required/],
+      [{ localZone: 'a', callers: { b: 1 } }, 'zoneAware.callers.a', /the local zone must have callers/],
+      [{ localZone: 'a', callers: { a: 0 } }, 'zoneAware.callers.a', /the local zone must have callers/],
+      ['a', 'zoneAware', /expected an object, got "a"/],
+    ];
+    for (const [raw, option, message] of bad) {
+      assert.throws(() => resolveZoneAwareOptions(raw), { code: 'SIDECARLESS_INVALID_OPTION', option, message });
+    }
+    assert.throws(() => resolveZoneAwareOptions({ localZone: 'a', bogus: 1 }, 'clusters.users.zoneAware'), {
+      option: 'clusters.users.zoneAware.bogus',
+    });
+    assert.ok(Object.isFrozen(resolveZoneAwareOptions({ localZone: 'a', callers: { a: 1 } })?.callers));
+  });
+
   it('accepts callers per zone', async () => {
     const cluster = new Cluster('svc', { target: [], zoneAware: { localZone: 'a', callers: { a: 2, b: 6 } } });
     await cluster.destroy();
