@@ -10,6 +10,7 @@
  */
 import { InvalidOptionError } from '../common/errors.js';
 import { describe, isRecord, joinPath, rejectUnknownKeys } from '../common/options.js';
+import { findHeader } from '../common/headers.js';
 import { hashStringInto } from './hash.js';
 import type { PickContext } from './picker.js';
 
@@ -63,6 +64,9 @@ export type RequestHasher = (context: PickContext) => number;
  * half of all 32-bit hashes are that large.
  */
 export type KeyHasher = (context: PickContext, out: Uint32Array) => boolean;
+
+// Moved to common/headers.ts (routing reads headers too); re-exported so existing imports keep working.
+export { findHeader } from '../common/headers.js';
 
 // RFC 9110 token: header field names and cookie names.
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -173,66 +177,6 @@ export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHash
     hashStringInto(out, path, 0, 0, q < 0 ? path.length : q);
     return true;
   };
-}
-
-/** True when `name` equals `lower` (already lower-case ASCII) ignoring ASCII case. */
-function sameName(name: unknown, lower: string): boolean {
-  if (typeof name !== 'string' || name.length !== lower.length) return false;
-  if (name === lower) return true;
-  for (let i = 0; i < lower.length; i++) {
-    let c = name.charCodeAt(i);
-    if (c >= 65 && c <= 90) c += 32;
-    if (c !== lower.charCodeAt(i)) return false;
-  }
-  return true;
-}
-
-function headerValue(value: unknown): string | undefined {
-  if (typeof value === 'string') return value;
-  if (Array.isArray(value))
-    return value.length === 0 ? undefined : value.length === 1 ? String(value[0]) : value.join(',');
-  if (typeof value === 'number') return String(value);
-  return undefined;
-}
-
-/**
- * The value of header `lower` (a lower-case name) in undici dispatch headers of any form: object, flat
- * `[k, v, ...]` array, iterable of `[k, v]` pairs, or null. Repeated headers are joined with `,` (RFC 9110 5.3).
- * Allocates only for the iterable form and for repeated or non-string values.
- */
-export function findHeader(headers: unknown, lower: string): string | undefined {
-  if (headers == null || typeof headers !== 'object') return undefined;
-  if (Array.isArray(headers)) {
-    if (headers.length === 0) return undefined;
-    let found: string | undefined;
-    if (Array.isArray(headers[0])) {
-      for (const pair of headers as unknown[][]) {
-        if (sameName(pair[0], lower)) found = join(found, headerValue(pair[1]));
-      }
-      return found;
-    }
-    for (let i = 0; i + 1 < headers.length; i += 2) {
-      if (sameName(headers[i], lower)) found = join(found, headerValue(headers[i + 1]));
-    }
-    return found;
-  }
-  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    let found: string | undefined;
-    for (const pair of headers as Iterable<unknown>) {
-      if (Array.isArray(pair) && sameName(pair[0], lower)) found = join(found, headerValue(pair[1]));
-    }
-    return found;
-  }
-  const record = headers as Record<string, unknown>;
-  const direct = record[lower];
-  if (direct !== undefined) return headerValue(direct);
-  for (const key in record) if (sameName(key, lower)) return headerValue(record[key]);
-  return undefined;
-}
-
-function join(a: string | undefined, b: string | undefined): string | undefined {
-  if (b === undefined) return a;
-  return a === undefined ? b : `${a},${b}`;
 }
 
 function hashCookie(headers: unknown, name: string, out: Uint32Array): boolean {

@@ -6,7 +6,7 @@
  */
 import { InvalidOptionError } from '../common/errors.js';
 import { boolean, checkObject, describe, isRecord, joinPath, rejectUnknownKeys, required } from '../common/options.js';
-import { findHeader } from '../pickers/hash-key.js';
+import { findHeader } from '../common/headers.js';
 
 /** How a path is matched. Regexes must match the whole path (without the query). */
 export type PathMatch =

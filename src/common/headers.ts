@@ -1,0 +1,67 @@
+/**
+ * Reading request headers in every form undici accepts for dispatch (object, flat `[k, v, ...]` array, iterable of
+ * `[k, v]` pairs, or null), without normalizing them first. Used by the hashing policies (a header or cookie as the
+ * hash key) and by route matching.
+ *
+ * @module
+ */
+
+/** True when `name` equals `lower` (already lower-case ASCII) ignoring ASCII case. */
+function sameName(name: unknown, lower: string): boolean {
+  if (typeof name !== 'string' || name.length !== lower.length) return false;
+  if (name === lower) return true;
+  for (let i = 0; i < lower.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+function headerValue(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value))
+    return value.length === 0 ? undefined : value.length === 1 ? String(value[0]) : value.join(',');
+  if (typeof value === 'number') return String(value);
+  return undefined;
+}
+
+/**
+ * The value of header `lower` (a lower-case name) in undici dispatch headers of any form: object, flat
+ * `[k, v, ...]` array, iterable of `[k, v]` pairs, or null. Repeated headers are joined with `,` (RFC 9110 5.3).
+ * Allocates only for the iterable form and for repeated or non-string values.
+ */
+export function findHeader(headers: unknown, lower: string): string | undefined {
+  if (headers == null || typeof headers !== 'object') return undefined;
+  if (Array.isArray(headers)) {
+    if (headers.length === 0) return undefined;
+    let found: string | undefined;
+    if (Array.isArray(headers[0])) {
+      for (const pair of headers as unknown[][]) {
+        if (sameName(pair[0], lower)) found = join(found, headerValue(pair[1]));
+      }
+      return found;
+    }
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      if (sameName(headers[i], lower)) found = join(found, headerValue(headers[i + 1]));
+    }
+    return found;
+  }
+  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    let found: string | undefined;
+    for (const pair of headers as Iterable<unknown>) {
+      if (Array.isArray(pair) && sameName(pair[0], lower)) found = join(found, headerValue(pair[1]));
+    }
+    return found;
+  }
+  const record = headers as Record<string, unknown>;
+  const direct = record[lower];
+  if (direct !== undefined) return headerValue(direct);
+  for (const key in record) if (sameName(key, lower)) return headerValue(record[key]);
+  return undefined;
+}
+
+function join(a: string | undefined, b: string | undefined): string | undefined {
+  if (b === undefined) return a;
+  return a === undefined ? b : `${a},${b}`;
+}
