@@ -9,7 +9,7 @@
  * @module
  */
 import { InvalidOptionError } from '../common/errors.js';
-import { describe, isRecord, joinPath, rejectUnknownKeys } from '../common/options.js';
+import { describe, isRecord, joinPath, rejectUnknownKeys, required, string } from '../common/options.js';
 import { findHeader } from '../common/headers.js';
 import { hashStringInto } from './hash.js';
 import type { PickContext } from './picker.js';
@@ -138,17 +138,9 @@ export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHash
   }
   const record = raw;
   if ('header' in record) {
-    const name = record.header;
-    if (typeof name !== 'string' || !TOKEN.test(name)) {
-      throw new InvalidOptionError(
-        joinPath(option, 'header'),
-        `expected a header name (an RFC 9110 token), got ${describe(name)}`,
-      );
-    }
-    const lower = name.toLowerCase();
-    if (lower === 'cookie') {
-      throw new InvalidOptionError(joinPath(option, 'header'), 'use { cookie: name } to hash on one cookie');
-    }
+    const at = joinPath(option, 'header');
+    const lower = string(required(record.header, at), at, '', TOKEN, 'a header name (an RFC 9110 token)').toLowerCase();
+    if (lower === 'cookie') throw new InvalidOptionError(at, 'use { cookie: name } to hash on one cookie');
     return (context, out) => {
       const value = findHeader(context.headers, lower);
       if (value === undefined || value.length === 0) return false;
@@ -157,13 +149,8 @@ export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHash
     };
   }
   if ('cookie' in record) {
-    const name = record.cookie;
-    if (typeof name !== 'string' || !TOKEN.test(name)) {
-      throw new InvalidOptionError(
-        joinPath(option, 'cookie'),
-        `expected a cookie name (an RFC 6265 token), got ${describe(name)}`,
-      );
-    }
+    const at = joinPath(option, 'cookie');
+    const name = string(required(record.cookie, at), at, '', TOKEN, 'a cookie name (an RFC 6265 token)');
     return (context, out) => hashCookie(context.headers, name, out);
   }
   // The one key left is `path`.

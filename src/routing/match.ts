@@ -5,7 +5,16 @@
  * @module
  */
 import { InvalidOptionError } from '../common/errors.js';
-import { boolean, checkObject, describe, isRecord, joinPath, rejectUnknownKeys, required } from '../common/options.js';
+import {
+  boolean,
+  checkObject,
+  describe,
+  isRecord,
+  joinPath,
+  rejectUnknownKeys,
+  required,
+  string,
+} from '../common/options.js';
 import { findHeader } from '../common/headers.js';
 
 /** How a path is matched. Regexes must match the whole path (without the query). */
@@ -110,10 +119,13 @@ const VALUE_MATCH_KEYS = ['name', 'exact', 'regex', 'present'];
 function valueMatcher(raw: unknown, option: string): [name: string, test: (value: string | undefined) => boolean] {
   const r = checkObject(raw, VALUE_MATCH_KEYS, option);
   const at = joinPath(option, 'name');
-  const name = required(r.name, at, 'the header or query parameter name');
-  if (typeof name !== 'string' || name === '') {
-    throw new InvalidOptionError(at, `expected a non-empty name, got ${describe(name)}`);
-  }
+  const name = string(
+    required(r.name, at, 'the header or query parameter name'),
+    at,
+    '',
+    undefined,
+    'a non-empty name',
+  );
   const kinds = ['exact', 'regex', 'present'].filter((k) => r[k] !== undefined);
   if (kinds.length !== 1) throw new InvalidOptionError(option, 'expected exactly one of exact, regex, present');
   if (r.exact !== undefined) {
@@ -165,13 +177,8 @@ export function compileMatch(raw: unknown, option: string): Matcher {
       const re = fullRegex(p.regex, joinPath(at, 'regex'));
       checks.push((r) => re.test(pathOnly(r.path)));
     } else {
-      const value = p.exact ?? p.prefix;
-      if (typeof value !== 'string' || !value.startsWith('/')) {
-        throw new InvalidOptionError(
-          joinPath(at, kinds[0] as string),
-          `expected a path starting with "/", got ${describe(value)}`,
-        );
-      }
+      const kind = joinPath(at, kinds[0] as string);
+      const value = string(required(p.exact ?? p.prefix, kind), kind, '', /^\//, 'a path starting with "/"');
       checks.push(p.exact !== undefined ? (r) => pathOnly(r.path) === value : (r) => r.path.startsWith(value));
     }
   }
