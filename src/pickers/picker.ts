@@ -68,7 +68,7 @@ export type PickResult<T extends Pickable = Pickable> =
       readonly target: T;
     }
   | {
-      /** Nothing can take the request now: it waits for the next picker, up to `waitForReadyTimeout`. */
+      /** Nothing can take the request now: it waits for the next picker, up to `waitForReadyTimeoutMs`. */
       readonly type: 'queue';
     }
   | {
