@@ -12,6 +12,11 @@
  *
  * @module
  */
+import { InvalidOptionError } from '../common/errors.js';
+import { checkObject, describe, integer, isRecord, joinPath, number, required, string } from '../common/options.js';
+
+/** Envoy's default `min_cluster_size`: below this many eligible endpoints in a level, zone preference is off. */
+export const DEFAULT_MIN_CLUSTER_SIZE = 6;
 
 /** Zone preference settings. */
 export interface ZoneAwareOptions {
@@ -31,6 +36,57 @@ export interface ZoneAwareOptions {
    * @defaultValue callers spread like the level's endpoints (each zone's endpoint count)
    */
   readonly callers?: Readonly<Record<string, number>>;
+}
+
+/** Validated zone preference settings: {@link ZoneAwareOptions} with `minClusterSize` defaulted. */
+export interface ResolvedZoneAwareOptions extends ZoneAwareOptions {
+  /** Below this many eligible endpoints in a level, zone preference is off for it (1 or more). */
+  readonly minClusterSize: number;
+}
+
+const ZONE_AWARE_KEYS = ['localZone', 'minClusterSize', 'callers'];
+
+/**
+ * Validates the `zoneAware` option; `undefined` means off and returns `undefined`.
+ *
+ * @param path - The option's path, used in error messages (`zoneAware.localZone`).
+ * @throws InvalidOptionError naming the field: a missing or empty `localZone`, a `minClusterSize` that is not an
+ *   integer >= 1, `callers` that is not an object of counts >= 0 or gives the local zone none, an unknown key.
+ *
+ * @example
+ * ```ts
+ * resolveZoneAwareOptions({ localZone: 'eu-1a', callers: { 'eu-1a': 6, 'eu-1b': 2 } });
+ * ```
+ */
+export function resolveZoneAwareOptions(raw: unknown, path = 'zoneAware'): ResolvedZoneAwareOptions | undefined {
+  if (raw === undefined) return undefined;
+  const o = checkObject(raw, ZONE_AWARE_KEYS, path);
+  const zoneAt = joinPath(path, 'localZone');
+  // `required` guarantees a value, so the fallback of `string` is never used.
+  const localZone = string(required(o.localZone, zoneAt, 'the zone this process runs in'), zoneAt, '');
+  const minClusterSize = integer(o.minClusterSize, joinPath(path, 'minClusterSize'), DEFAULT_MIN_CLUSTER_SIZE, 1);
+  if (o.callers === undefined) return { localZone, minClusterSize };
+  const callersAt = joinPath(path, 'callers');
+  if (!isRecord(o.callers)) {
+    throw new InvalidOptionError(
+      callersAt,
+      `expected an object of zone names to caller counts, got ${describe(o.callers)}`,
+    );
+  }
+  const callers: Record<string, number> = Object.fromEntries(
+    Object.entries(o.callers).map(([zone, n]) => {
+      const at = joinPath(callersAt, zone);
+      return [zone, number(required(n, at), at, 0, 0)];
+    }),
+  );
+  const local = Object.hasOwn(callers, localZone) ? callers[localZone] : undefined;
+  if (local === undefined || !(local > 0)) {
+    throw new InvalidOptionError(
+      joinPath(callersAt, localZone),
+      `the local zone must have callers (a number > 0), got ${describe(local)}`,
+    );
+  }
+  return { localZone, minClusterSize, callers: Object.freeze(callers) };
 }
 
 /** One zone of a priority level. */

@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { DuplicateEndpointError, InvalidEndpointError } from './errors.js';
+import { describe } from './options.js';
 
 /** The largest weight an endpoint may carry. Larger values are rejected so weight sums stay exact in doubles. */
 export const MAX_ENDPOINT_WEIGHT = 1_000_000;
@@ -82,10 +83,6 @@ function canonicalIPv6(host: string): string {
   const address = percent === -1 ? host : host.slice(0, percent);
   const canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
   return percent === -1 ? canonical : canonical + host.slice(percent);
-}
-
-function describe(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : String(value);
 }
 
 /** The key of an endpoint at `host:port`, as {@link Endpoint.key}. `host` must already be normalized. */

@@ -1,6 +1,7 @@
 /**
- * Reading request headers in any of the forms undici accepts in dispatch options: an object, a flat `[k, v, ...]`
- * array, an iterable of `[k, v]` pairs, or null. Used by hash keys (pickers/) and route matching (routing/).
+ * Reading request headers in every form undici accepts for dispatch (object, flat `[k, v, ...]` array, iterable of
+ * `[k, v]` pairs, or null), without normalizing them first. Used by the hashing policies (a header or cookie as the
+ * hash key) and by route matching.
  *
  * @module
  */

@@ -39,6 +39,8 @@ const RENAMED: Readonly<Record<string, string>> = {
   minRelistInterval: 'minRelistIntervalMs',
   requestTimeout: 'requestTimeoutMs',
   watchIdleTimeout: 'watchIdleTimeoutMs',
+  decay: 'decayMs',
+  defaultRtt: 'defaultRttMs',
 };
 
 /** `base.key` (or `key` at the top level). */
@@ -120,6 +122,15 @@ export function checkObject(raw: unknown, allowed: readonly string[], path: stri
   if (!isRecord(raw)) throw new InvalidOptionError(path, `expected an object, got ${describe(raw)}`);
   rejectUnknownKeys(raw, path, allowed);
   return raw;
+}
+
+/**
+ * `value`, unless it is `undefined`: then throws `required` (followed by `hint`, when given, saying what to set).
+ * For options without a default; chain it into a validator: `number(required(raw.weight, path), path, 0, 0)`.
+ */
+export function required<T>(value: T | undefined, name: string, hint?: string): T {
+  if (value === undefined) throw new InvalidOptionError(name, hint === undefined ? 'required' : `required: ${hint}`);
+  return value;
 }
 
 /** An integer >= `min` (and <= `max`, when given). */

@@ -14,6 +14,7 @@ import type { AttemptOutcome } from '../common/outcome.js';
 import { HealthChecker, type HealthCheckOptions, resolveHealthCheckOptions } from './health-check.js';
 import { type OutlierDetectionOptions, OutlierDetector, resolveOutlierDetectionOptions } from './outlier-detector.js';
 import { resolvePanicThreshold } from '../balancer/panic.js';
+import { joinPath } from '../common/options.js';
 import { resolveSlowStartOptions, type SlowStartOptions, SlowStartTracker } from './slow-start.js';
 
 // The event types live with the channel that publishes them (metrics/events.ts); re-exported for the layers above.
@@ -74,13 +75,17 @@ export class EndpointHealth<H extends HealthHost> {
   #ejections = 0;
   #returns = 0;
 
-  /** Validates the options (typed errors naming them) and creates the enabled parts. Starts nothing. */
-  constructor(options: HealthOptions, hooks: Hooks) {
+  /**
+   * Validates the options (typed errors naming them under `path`: `outlierDetection.intervalMs` at the top level,
+   * `clusters.users.outlierDetection.intervalMs` under `path` `clusters.users`) and creates the enabled parts.
+   * Starts nothing.
+   */
+  constructor(options: HealthOptions, hooks: Hooks, path = '') {
     this.#hooks = hooks;
-    const od = resolveOutlierDetectionOptions(options.outlierDetection, 'outlierDetection');
-    const hc = resolveHealthCheckOptions(options.healthCheck, 'healthCheck');
-    const ss = options.slowStart === undefined ? undefined : resolveSlowStartOptions(options.slowStart, 'slowStart');
-    this.#panicThreshold = resolvePanicThreshold(options.panicThreshold, 'panicThreshold');
+    const od = resolveOutlierDetectionOptions(options.outlierDetection, joinPath(path, 'outlierDetection'));
+    const hc = resolveHealthCheckOptions(options.healthCheck, joinPath(path, 'healthCheck'));
+    const ss = resolveSlowStartOptions(options.slowStart, joinPath(path, 'slowStart'));
+    this.#panicThreshold = resolvePanicThreshold(options.panicThreshold, joinPath(path, 'panicThreshold'));
     this.#slowStart = ss === undefined ? undefined : new SlowStartTracker<H>(ss, hooks.clock);
     this.#slowStartTickMs = ss === undefined ? 0 : Math.max(50, ss.windowMs / 20);
     if (od !== undefined) {

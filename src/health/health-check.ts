@@ -10,7 +10,7 @@ import { Agent, type Dispatcher, request } from 'undici';
 import { InvalidOptionError } from '../common/errors.js';
 import { createDebug } from '../common/debug.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
-import { boolean, checkObject, describe, duration, integer, percent } from '../common/options.js';
+import { boolean, checkObject, describe, duration, integer, joinPath, percent, string } from '../common/options.js';
 
 const debug = createDebug('health');
 
@@ -88,6 +88,10 @@ export interface ResolvedHealthCheckOptions {
   readonly initialHealthy: boolean;
 }
 
+/** An origin-relative path: one `/`, then no `/` or `\` right after it, and no whitespace anywhere. */
+const ORIGIN_RELATIVE_PATH = /^\/(?![/\\])\S*$/;
+const ORIGIN_RELATIVE_PATH_TEXT = 'an origin-relative path starting with a single "/", without whitespace';
+
 const KEYS = [
   'path',
   'intervalMs',
@@ -122,31 +126,28 @@ export function resolveHealthCheckOptions(
 ): ResolvedHealthCheckOptions | undefined {
   if (raw === undefined || raw === false) return undefined;
   const o = raw === true ? {} : checkObject(raw, KEYS, prefix);
-  const path = o.path ?? '/health';
   // `//host/x` and `/\host/x` are scheme-relative URLs (WHATWG URL treats `\` as `/` for http): resolved against
   // the endpoint's origin they would send the checks to another host.
-  if (typeof path !== 'string' || !/^\/(?![/\\])/.test(path) || /\s/.test(path)) {
-    throw new InvalidOptionError(
-      `${prefix}.path`,
-      `expected an origin-relative path starting with a single "/", got ${describe(path)}`,
-    );
-  }
-  const host = o.host;
-  if (host !== undefined && (typeof host !== 'string' || host.length === 0 || /\s/.test(host))) {
-    throw new InvalidOptionError(`${prefix}.host`, 'expected a non-empty header value without whitespace');
-  }
+  const path = string(o.path, joinPath(prefix, 'path'), '/health', ORIGIN_RELATIVE_PATH, ORIGIN_RELATIVE_PATH_TEXT);
+  const host = string(
+    o.host,
+    joinPath(prefix, 'host'),
+    undefined,
+    /^\S+$/,
+    'a non-empty header value without whitespace',
+  );
   return Object.freeze({
     path,
-    intervalMs: duration(o.intervalMs, `${prefix}.intervalMs`, 5000),
-    intervalJitterPercent: percent(o.intervalJitterPercent, `${prefix}.intervalJitterPercent`, 10),
-    jitterMs: duration(o.jitterMs, `${prefix}.jitterMs`, 0, true),
-    timeoutMs: duration(o.timeoutMs, `${prefix}.timeoutMs`, 1000),
-    expectedStatuses: statuses(o.expectedStatuses, `${prefix}.expectedStatuses`),
-    healthyThreshold: integer(o.healthyThreshold, `${prefix}.healthyThreshold`, 2, 1),
-    unhealthyThreshold: integer(o.unhealthyThreshold, `${prefix}.unhealthyThreshold`, 3, 1),
+    intervalMs: duration(o.intervalMs, joinPath(prefix, 'intervalMs'), 5000),
+    intervalJitterPercent: percent(o.intervalJitterPercent, joinPath(prefix, 'intervalJitterPercent'), 10),
+    jitterMs: duration(o.jitterMs, joinPath(prefix, 'jitterMs'), 0, true),
+    timeoutMs: duration(o.timeoutMs, joinPath(prefix, 'timeoutMs'), 1000),
+    expectedStatuses: statuses(o.expectedStatuses, joinPath(prefix, 'expectedStatuses')),
+    healthyThreshold: integer(o.healthyThreshold, joinPath(prefix, 'healthyThreshold'), 2, 1),
+    unhealthyThreshold: integer(o.unhealthyThreshold, joinPath(prefix, 'unhealthyThreshold'), 3, 1),
     host,
-    canReturnEjected: boolean(o.canReturnEjected, `${prefix}.canReturnEjected`, true),
-    initialHealthy: boolean(o.initialHealthy, `${prefix}.initialHealthy`, true),
+    canReturnEjected: boolean(o.canReturnEjected, joinPath(prefix, 'canReturnEjected'), true),
+    initialHealthy: boolean(o.initialHealthy, joinPath(prefix, 'initialHealthy'), true),
   });
 }
 
@@ -162,11 +163,11 @@ function statuses(raw: unknown, name: string): readonly (readonly [number, numbe
     return v;
   };
   return raw.map((entry: unknown, i): readonly [number, number] => {
-    const at = `${name}[${i}]`;
+    const at = joinPath(name, i);
     if (typeof entry === 'number') return [code(entry, at), entry];
     if (Array.isArray(entry) && entry.length === 2) {
-      const from = code(entry[0], `${at}[0]`);
-      const to = code(entry[1], `${at}[1]`);
+      const from = code(entry[0], joinPath(at, 0));
+      const to = code(entry[1], joinPath(at, 1));
       if (from > to) throw new InvalidOptionError(at, `range start ${from} is above its end ${to}`);
       return [from, to];
     }

@@ -28,7 +28,7 @@ import { InvalidOptionError } from '../common/errors.js';
 import { createDebug } from '../common/debug.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import type { AttemptOutcome } from '../common/outcome.js';
-import { boolean, checkObject, duration, integer, number, percent } from '../common/options.js';
+import { boolean, checkObject, duration, integer, joinPath, number, percent } from '../common/options.js';
 import type { EjectionReason, ReturnReason } from '../metrics/events.js';
 
 // The reasons are part of the health events (metrics/events.ts); re-exported for the layers above.
@@ -177,7 +177,7 @@ export function resolveOutlierDetectionOptions(
   if (raw === undefined || raw === true) return OUTLIER_DETECTION_DEFAULTS;
   const o = checkObject(raw, KEYS, prefix);
   const d = DEFAULTS;
-  const n = (key: keyof OutlierDetectionOptions) => `${prefix}.${key}`;
+  const n = (key: keyof OutlierDetectionOptions) => joinPath(prefix, key);
   const resolved: ResolvedOutlierDetectionOptions = {
     intervalMs: duration(o.intervalMs, n('intervalMs'), d.intervalMs),
     baseEjectionTimeMs: duration(o.baseEjectionTimeMs, n('baseEjectionTimeMs'), d.baseEjectionTimeMs),

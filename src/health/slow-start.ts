@@ -13,9 +13,8 @@
  *
  * @module
  */
-import { InvalidOptionError } from '../common/errors.js';
 import type { Clock } from '../common/runtime.js';
-import { checkObject, duration, number, percent } from '../common/options.js';
+import { checkObject, duration, joinPath, number, percent, required } from '../common/options.js';
 
 /**
  * Slow start settings. Slow start is off unless configured (as in Envoy, where it needs `slow_start_window`):
@@ -61,11 +60,11 @@ export function resolveSlowStartOptions(
 ): ResolvedSlowStartOptions | undefined {
   if (raw === undefined || raw === false) return undefined;
   const o = checkObject(raw, ['windowMs', 'aggression', 'minWeightPercent'], prefix);
-  if (o.windowMs === undefined) throw new InvalidOptionError(`${prefix}.windowMs`, 'required to enable slow start');
+  const windowMs = joinPath(prefix, 'windowMs');
   return Object.freeze({
-    windowMs: duration(o.windowMs, `${prefix}.windowMs`, 0),
-    aggression: number(o.aggression, `${prefix}.aggression`, 1, 0, true),
-    minWeightPercent: percent(o.minWeightPercent, `${prefix}.minWeightPercent`, 10),
+    windowMs: duration(required(o.windowMs, windowMs, 'the ramp length, to enable slow start'), windowMs, 0),
+    aggression: number(o.aggression, joinPath(prefix, 'aggression'), 1, 0, true),
+    minWeightPercent: percent(o.minWeightPercent, joinPath(prefix, 'minWeightPercent'), 10),
   });
 }
 

@@ -9,13 +9,10 @@
  * @module
  */
 import { InvalidOptionError } from '../common/errors.js';
+import { describe, isRecord, joinPath, rejectUnknownKeys, required, string } from '../common/options.js';
 import { findHeader } from '../common/headers.js';
 import { hashStringInto } from './hash.js';
 import type { PickContext } from './picker.js';
-
-// findHeader serves routing and the request layer as well as hash keys, so it lives in common/; re-exported here
-// for the importers of its former home.
-export { findHeader } from '../common/headers.js';
 
 /**
  * Where the hash key of a request comes from:
@@ -68,8 +65,14 @@ export type RequestHasher = (context: PickContext) => number;
  */
 export type KeyHasher = (context: PickContext, out: Uint32Array) => boolean;
 
+// Moved to common/headers.ts (routing reads headers too); re-exported so existing imports keep working.
+export { findHeader } from '../common/headers.js';
+
 // RFC 9110 token: header field names and cookie names.
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** The keys of the object forms of {@link HashKeyOption}, exactly one of which is given. */
+const SOURCES = ['header', 'cookie', 'path'];
 
 /**
  * Validates the `hashKey` setting and returns the hasher for it. Throws {@link InvalidOptionError} naming `option`.
@@ -119,12 +122,13 @@ export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHash
       return true;
     };
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+  if (!isRecord(raw)) {
     throw new InvalidOptionError(
       option,
       `expected { header: name }, { cookie: name }, { path: true } or a function, got ${describe(raw)}`,
     );
   }
+  rejectUnknownKeys(raw, option, SOURCES);
   const keys = Object.keys(raw);
   if (keys.length !== 1) {
     throw new InvalidOptionError(
@@ -132,19 +136,11 @@ export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHash
       `expected exactly one of header, cookie, path; got ${keys.length === 0 ? 'none' : keys.join(', ')}`,
     );
   }
-  const record = raw as Record<string, unknown>;
+  const record = raw;
   if ('header' in record) {
-    const name = record.header;
-    if (typeof name !== 'string' || !TOKEN.test(name)) {
-      throw new InvalidOptionError(
-        `${option}.header`,
-        `expected a header name (an RFC 9110 token), got ${describe(name)}`,
-      );
-    }
-    const lower = name.toLowerCase();
-    if (lower === 'cookie') {
-      throw new InvalidOptionError(`${option}.header`, 'use { cookie: name } to hash on one cookie');
-    }
+    const at = joinPath(option, 'header');
+    const lower = string(required(record.header, at), at, '', TOKEN, 'a header name (an RFC 9110 token)').toLowerCase();
+    if (lower === 'cookie') throw new InvalidOptionError(at, 'use { cookie: name } to hash on one cookie');
     return (context, out) => {
       const value = findHeader(context.headers, lower);
       if (value === undefined || value.length === 0) return false;
@@ -153,34 +149,21 @@ export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHash
     };
   }
   if ('cookie' in record) {
-    const name = record.cookie;
-    if (typeof name !== 'string' || !TOKEN.test(name)) {
-      throw new InvalidOptionError(
-        `${option}.cookie`,
-        `expected a cookie name (an RFC 6265 token), got ${describe(name)}`,
-      );
-    }
+    const at = joinPath(option, 'cookie');
+    const name = string(required(record.cookie, at), at, '', TOKEN, 'a cookie name (an RFC 6265 token)');
     return (context, out) => hashCookie(context.headers, name, out);
   }
-  if ('path' in record) {
-    if (record.path !== true) {
-      throw new InvalidOptionError(`${option}.path`, `expected true, got ${describe(record.path)}`);
-    }
-    return (context, out) => {
-      const path = context.path;
-      if (typeof path !== 'string' || path.length === 0) return false;
-      const q = path.indexOf('?');
-      hashStringInto(out, path, 0, 0, q < 0 ? path.length : q);
-      return true;
-    };
+  // The one key left is `path`.
+  if (record.path !== true) {
+    throw new InvalidOptionError(joinPath(option, 'path'), `expected true, got ${describe(record.path)}`);
   }
-  throw new InvalidOptionError(`${option}.${keys[0]}`, 'unknown hash key source (allowed: header, cookie, path)');
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object';
-  return String(value);
+  return (context, out) => {
+    const path = context.path;
+    if (typeof path !== 'string' || path.length === 0) return false;
+    const q = path.indexOf('?');
+    hashStringInto(out, path, 0, 0, q < 0 ? path.length : q);
+    return true;
+  };
 }
 
 function hashCookie(headers: unknown, name: string, out: Uint32Array): boolean {

@@ -17,8 +17,8 @@
 import { EdfHeap } from './edf.js';
 import { type RandomFill, randomFill } from '../common/runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
-import { rejectUnknownKeys } from './picker.js';
-import { allEqual, completeResults, numberSetting, weightsOf } from './util.js';
+import { allEqual, completeResults, weightsOf } from './util.js';
+import { integer, joinPath, number, rejectUnknownKeys } from '../common/options.js';
 
 /** Settings of the `least-request` policy. */
 export interface LeastRequestConfig {
@@ -152,11 +152,11 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
 /** The `least-request` policy. */
 export const leastRequestPolicy: PickerPolicy<LeastRequestConfig> = {
   name: 'least-request',
-  parseConfig(raw) {
-    rejectUnknownKeys(raw, ['choiceCount', 'activeRequestBias']);
+  parseConfig(raw, path = 'picker') {
+    rejectUnknownKeys(raw, path, ['choiceCount', 'activeRequestBias']);
     return {
-      choiceCount: numberSetting(raw, 'choiceCount', 2, { min: 2, max: 100, integer: true }),
-      activeRequestBias: numberSetting(raw, 'activeRequestBias', 1, { min: 0, max: 100 }),
+      choiceCount: integer(raw.choiceCount, joinPath(path, 'choiceCount'), 2, 2, 100),
+      activeRequestBias: number(raw.activeRequestBias, joinPath(path, 'activeRequestBias'), 1, 0, false, 100),
     };
   },
   build(targets, config, env) {

@@ -38,7 +38,7 @@ export interface PeakEwmaOptions {
  */
 export class PeakEwma {
   /**
-   * Decay time constant, ms. The `peak-ewma` policy sets it to its configured `decay` when it builds a picker: a
+   * Decay time constant, ms. The `peak-ewma` policy sets it to its configured `decayMs` when it builds a picker: a
    * cluster has one policy, so every picker writes the same value.
    */
   decayMs: number;

@@ -25,11 +25,11 @@
  * @module
  */
 import { InvalidOptionError } from '../common/errors.js';
+import { describe, joinPath, rejectUnknownKeys } from '../common/options.js';
 import { hashString } from './hash.js';
 import { type HashKeyOption, type KeyHasher, parseKeyHasher } from './hash-key.js';
 import { type RandomFill, randomFill } from '../common/runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
-import { rejectUnknownKeys } from './picker.js';
 import { allEqual, completeResults, indexOf, sortedByKey } from './util.js';
 
 /** The largest Maglev table allowed (Envoy's limit). */
@@ -193,9 +193,9 @@ export function buildMaglevTable(keys: readonly string[], weights: Float64Array,
 /** The `maglev` policy. */
 export const maglevPolicy: PickerPolicy<MaglevConfig> = {
   name: 'maglev',
-  parseConfig(raw) {
-    rejectUnknownKeys(raw, ['hashKey', 'tableSize']);
-    const hashKey = parseKeyHasher(raw.hashKey);
+  parseConfig(raw, path = 'picker') {
+    rejectUnknownKeys(raw, path, ['hashKey', 'tableSize']);
+    const hashKey = parseKeyHasher(raw.hashKey, joinPath(path, 'hashKey'));
     const tableSize = raw.tableSize ?? 65537;
     if (
       typeof tableSize !== 'number' ||
@@ -205,8 +205,8 @@ export const maglevPolicy: PickerPolicy<MaglevConfig> = {
       !isPrime(tableSize)
     ) {
       throw new InvalidOptionError(
-        'picker.tableSize',
-        `expected a prime from 2 to ${MAX_MAGLEV_TABLE_SIZE} (e.g. 65537 or 655373), got ${String(tableSize)}`,
+        joinPath(path, 'tableSize'),
+        `expected a prime from 2 to ${MAX_MAGLEV_TABLE_SIZE} (e.g. 65537 or 655373), got ${describe(tableSize)}`,
       );
     }
     return { hashKey, tableSize };

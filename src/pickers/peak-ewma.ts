@@ -2,7 +2,7 @@
  * Peak EWMA: power of two choices on a latency-aware cost, after Finagle's `Balancers.p2cPeakEwma` and Linkerd's
  * tower balancer. Each target's cost is `rtt * (inFlight + 1) / weight`, where `rtt` is its peak-sensitive EWMA of
  * response latency (see `PeakEwma` in `subchannel/load.ts`: jumps up at once on a slow response, decays back over
- * `decay`), or `defaultRtt` before its first response. Two distinct random targets are compared and the cheaper
+ * `decayMs`), or `defaultRttMs` before its first response. Two distinct random targets are compared and the cheaper
  * one (then the one with fewer requests in flight) wins.
  *
  * Weights divide the cost (Finagle and Linkerd ignore weights here; dividing keeps `weight` meaningful: a target
@@ -13,9 +13,10 @@
 import type { Clock } from '../common/runtime.js';
 import { type RandomFill, randomFill } from '../common/runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
-import { rejectUnknownKeys } from './picker.js';
-import { completeResults, numberSetting, weightsOf } from './util.js';
+import { completeResults, weightsOf } from './util.js';
+import { duration, joinPath, number, rejectUnknownKeys } from '../common/options.js';
 
+/** Upper bound of both settings: 1 hour, ms. */
 const MAX_MS = 3_600_000;
 /** Stamp of a target without an estimate: its cost (the default RTT) does not decay. */
 const NO_STAMP = Number.NEGATIVE_INFINITY;
@@ -27,12 +28,12 @@ export interface PeakEwmaConfig {
    * after this long. From 1 ms to 1 hour.
    * @defaultValue 10000
    */
-  readonly decay: number;
+  readonly decayMs: number;
   /**
    * Latency assumed for a target with no response yet, ms (Linkerd's default RTT). From 0 (exclusive) to 1 hour.
    * @defaultValue 30
    */
-  readonly defaultRtt: number;
+  readonly defaultRttMs: number;
 }
 
 /** The picker built by {@link peakEwmaPolicy}. */
@@ -121,22 +122,24 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
 /** The `peak-ewma` policy. */
 export const peakEwmaPolicy: PickerPolicy<PeakEwmaConfig> = {
   name: 'peak-ewma',
-  parseConfig(raw) {
-    rejectUnknownKeys(raw, ['decay', 'defaultRtt']);
+  parseConfig(raw, path = 'picker') {
+    rejectUnknownKeys(raw, path, ['decayMs', 'defaultRttMs']);
     return {
-      decay: numberSetting(raw, 'decay', 10_000, { min: 1, max: MAX_MS }),
-      defaultRtt: numberSetting(raw, 'defaultRtt', 30, { min: 0, max: MAX_MS, exclusiveMin: true }),
+      decayMs: number(raw.decayMs, joinPath(path, 'decayMs'), 10_000, 1, false, MAX_MS),
+      defaultRttMs: duration(raw.defaultRttMs, joinPath(path, 'defaultRttMs'), 30, false, MAX_MS),
     };
   },
   build(targets, config, env) {
     // The one write a picker makes: the EWMA's decay follows the policy's setting (same value on every rebuild).
-    for (const t of targets) if (t.load !== undefined && t.load.decayMs !== config.decay) t.load.decayMs = config.decay;
+    for (const t of targets) {
+      if (t.load !== undefined && t.load.decayMs !== config.decayMs) t.load.decayMs = config.decayMs;
+    }
     return new PeakEwmaPicker(
       targets,
       completeResults(targets),
       weightsOf(targets),
-      config.defaultRtt,
-      config.decay,
+      config.defaultRttMs,
+      config.decayMs,
       env.random,
       env.clock,
     );

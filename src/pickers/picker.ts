@@ -10,6 +10,7 @@
  */
 import type { Endpoint } from '../common/endpoint.js';
 import { InvalidOptionError, type SidecarlessError } from '../common/errors.js';
+import { describe, joinPath, rejectUnknownKeys as rejectUnknownOptions } from '../common/options.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
 import type { PeakEwma } from './load.js';
 
@@ -67,7 +68,7 @@ export type PickResult<T extends Pickable = Pickable> =
       readonly target: T;
     }
   | {
-      /** Nothing can take the request now: it waits for the next picker, up to `waitForReadyTimeout`. */
+      /** Nothing can take the request now: it waits for the next picker, up to `waitForReadyTimeoutMs`. */
       readonly type: 'queue';
     }
   | {
@@ -113,10 +114,10 @@ export interface PickerPolicy<C = unknown> {
   readonly name: string;
   /**
    * Validates the user's configuration (the object form of the `picker` option minus `name`, or `{}`), applying
-   * defaults. Throws {@link InvalidOptionError} naming the field (as `picker.<field>`). Called once, at
-   * client construction.
+   * defaults. Throws {@link InvalidOptionError} naming the field under `path` (`picker.<field>`; `path` defaults
+   * to `picker`, and names where the option sits when it is nested). Called once, at client construction.
    */
-  parseConfig(raw: Readonly<Record<string, unknown>>): C;
+  parseConfig(raw: Readonly<Record<string, unknown>>, path?: string): C;
   /**
    * Builds a picker over `targets` (never empty; the cluster handles the empty case). Called on every change, so
    * it should be fast, but it may allocate. `targets` is handed over and not mutated afterwards. Must be
@@ -177,31 +178,28 @@ export class PickerRegistry {
     } else if (typeof option === 'object' && option !== null) {
       ({ name, ...raw } = option);
     } else {
-      throw new InvalidOptionError(optionName, `expected a policy name or { name, ... }, got ${String(option)}`);
+      throw new InvalidOptionError(optionName, `expected a policy name or { name, ... }, got ${describe(option)}`);
     }
     const policy = typeof name === 'string' ? this.#policies.get(name) : undefined;
     if (policy === undefined) {
       throw new InvalidOptionError(
-        `${optionName}.name`,
-        `unknown policy ${JSON.stringify(name)} (registered: ${this.names().join(', ')})`,
+        joinPath(optionName, 'name'),
+        `unknown policy ${describe(name)} (registered: ${this.names().join(', ')})`,
       );
     }
-    return { policy, config: policy.parseConfig(raw) };
+    return { policy, config: policy.parseConfig(raw, optionName) };
   }
 }
 
-/** Throws {@link InvalidOptionError} when `raw` has keys other than `allowed`. For policies' `parseConfig`. */
+/**
+ * Throws {@link InvalidOptionError} for the first key of `raw` not in `allowed`, named `<path>.<key>` (`path`
+ * defaults to `picker`), in the options toolkit's one wording (`unknown option; did you mean ...? (allowed: ...)`).
+ * For policies' `parseConfig`; a thin wrapper over the toolkit's `rejectUnknownKeys(record, path, allowed)`.
+ */
 export function rejectUnknownKeys(
   raw: Readonly<Record<string, unknown>>,
   allowed: readonly string[],
-  prefix = 'picker',
+  path = 'picker',
 ): void {
-  for (const key of Object.keys(raw)) {
-    if (!allowed.includes(key)) {
-      throw new InvalidOptionError(
-        `${prefix}.${key}`,
-        `unknown setting${allowed.length > 0 ? ` (allowed: ${allowed.join(', ')})` : '; this policy takes none'}`,
-      );
-    }
-  }
+  rejectUnknownOptions(raw, path, allowed);
 }

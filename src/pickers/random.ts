@@ -6,8 +6,8 @@
  */
 import { type RandomFill, randomFill } from '../common/runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
-import { rejectUnknownKeys } from './picker.js';
 import { completeResults, indexOf } from './util.js';
+import { rejectUnknownKeys } from '../common/options.js';
 
 /** The picker built by {@link randomPolicy}. */
 export class RandomPicker<T extends Pickable> implements Picker<T> {
@@ -31,8 +31,8 @@ export class RandomPicker<T extends Pickable> implements Picker<T> {
 /** The `random` policy. Takes no settings. */
 export const randomPolicy: PickerPolicy<Record<string, never>> = {
   name: 'random',
-  parseConfig(raw) {
-    rejectUnknownKeys(raw, []);
+  parseConfig(raw, path = 'picker') {
+    rejectUnknownKeys(raw, path, []);
     return {};
   },
   build(targets, _config, env) {

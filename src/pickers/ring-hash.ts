@@ -27,8 +27,8 @@ import { xxh32 } from './hash.js';
 import { type HashKeyOption, type KeyHasher, parseKeyHasher } from './hash-key.js';
 import { type RandomFill, randomFill } from '../common/runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
-import { rejectUnknownKeys } from './picker.js';
-import { completeResults, indexOf, numberSetting, sortedByKey } from './util.js';
+import { completeResults, indexOf, sortedByKey } from './util.js';
+import { integer, joinPath, rejectUnknownKeys } from '../common/options.js';
 
 /** The largest ring allowed (Envoy's limit, 8M entries; about 64 MiB at build time, 32 MiB kept). */
 export const MAX_RING_SIZE = 8 * 1024 * 1024;
@@ -414,20 +414,19 @@ const caches = new WeakMap<RingHashConfig, VnodeCache>();
 /** The `ring-hash` policy. */
 export const ringHashPolicy: PickerPolicy<RingHashConfig> = {
   name: 'ring-hash',
-  parseConfig(raw) {
-    rejectUnknownKeys(raw, ['hashKey', 'minRingSize', 'maxRingSize', 'vnodesPerEndpoint']);
-    const hashKey = parseKeyHasher(raw.hashKey);
-    const maxRingSize = numberSetting(raw, 'maxRingSize', MAX_RING_SIZE, { min: 1, max: MAX_RING_SIZE, integer: true });
-    const minRingSize = numberSetting(raw, 'minRingSize', Math.min(1024, maxRingSize), {
-      min: 1,
-      max: maxRingSize,
-      integer: true,
-    });
-    const vnodesPerEndpoint = numberSetting(raw, 'vnodesPerEndpoint', Math.min(1024, maxRingSize), {
-      min: 1,
-      max: maxRingSize,
-      integer: true,
-    });
+  parseConfig(raw, path = 'picker') {
+    rejectUnknownKeys(raw, path, ['hashKey', 'minRingSize', 'maxRingSize', 'vnodesPerEndpoint']);
+    const hashKey = parseKeyHasher(raw.hashKey, joinPath(path, 'hashKey'));
+    const maxRingSize = integer(raw.maxRingSize, joinPath(path, 'maxRingSize'), MAX_RING_SIZE, 1, MAX_RING_SIZE);
+    const fallback = Math.min(1024, maxRingSize);
+    const minRingSize = integer(raw.minRingSize, joinPath(path, 'minRingSize'), fallback, 1, maxRingSize);
+    const vnodesPerEndpoint = integer(
+      raw.vnodesPerEndpoint,
+      joinPath(path, 'vnodesPerEndpoint'),
+      fallback,
+      1,
+      maxRingSize,
+    );
     return { hashKey, minRingSize, maxRingSize, vnodesPerEndpoint };
   },
   build(targets, config, env) {

@@ -9,11 +9,11 @@
  * @module
  */
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
-import { rejectUnknownKeys } from './picker.js';
 import { allEqual, weightsOf } from './util.js';
 // The one cross-policy import: round robin with unequal weights is, by definition, weighted round robin, and sharing
 // its build keeps the two orders identical rather than maintaining a second EDF schedule here.
 import { weightedRoundRobinPolicy } from './weighted-round-robin.js';
+import { rejectUnknownKeys } from '../common/options.js';
 
 class RoundRobinPicker<T extends Pickable> implements Picker<T> {
   readonly #results: ReadonlyArray<PickResult<T>>;
@@ -37,8 +37,8 @@ class RoundRobinPicker<T extends Pickable> implements Picker<T> {
  */
 export const roundRobinPolicy: PickerPolicy<Record<string, never>> = {
   name: 'round-robin',
-  parseConfig(raw) {
-    rejectUnknownKeys(raw, []);
+  parseConfig(raw, path = 'picker') {
+    rejectUnknownKeys(raw, path, []);
     return {};
   },
   build(targets, _config, env) {

@@ -1,10 +1,10 @@
 /**
- * Helpers shared by the built-in policies: result precomputation, deterministic ordering and setting validation.
+ * Helpers shared by the built-in policies: result precomputation and deterministic ordering (settings
+ * are validated by the options toolkit, common/options.ts).
  * Policies depend on this and on the contract, never on each other.
  *
  * @module
  */
-import { InvalidOptionError } from '../common/errors.js';
 import type { Pickable, PickResult } from './picker.js';
 
 /** A prepared `complete` result per target, so `pick` returns existing objects and allocates nothing. */
@@ -44,38 +44,4 @@ export function allEqual(weights: Float64Array): boolean {
 export function indexOf(r: number, n: number): number {
   const i = (r * n) | 0;
   return i < n ? i : n - 1;
-}
-
-interface NumberBounds {
-  readonly min: number;
-  readonly max: number;
-  /** When true, `min` itself is excluded. */
-  readonly exclusiveMin?: boolean;
-  readonly integer?: boolean;
-}
-
-/**
- * Reads `raw[field]` as a finite number within bounds, or `fallback` when absent. Throws
- * {@link InvalidOptionError} naming `picker.<field>`.
- */
-export function numberSetting(
-  raw: Readonly<Record<string, unknown>>,
-  field: string,
-  fallback: number,
-  bounds: NumberBounds,
-): number {
-  const value = raw[field];
-  if (value === undefined) return fallback;
-  const kind = bounds.integer === true ? 'an integer' : 'a finite number';
-  const range = `${bounds.exclusiveMin === true ? '(' : '['}${bounds.min}, ${bounds.max}]`;
-  if (
-    typeof value !== 'number' ||
-    !Number.isFinite(value) ||
-    (bounds.integer === true && !Number.isInteger(value)) ||
-    (bounds.exclusiveMin === true ? value <= bounds.min : value < bounds.min) ||
-    value > bounds.max
-  ) {
-    throw new InvalidOptionError(`picker.${field}`, `expected ${kind} in ${range}, got ${String(value)}`);
-  }
-  return value;
 }

@@ -8,8 +8,8 @@
  */
 import { type RandomFill, randomFill } from '../common/runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
-import { rejectUnknownKeys } from './picker.js';
 import { completeResults, weightsOf } from './util.js';
+import { rejectUnknownKeys } from '../common/options.js';
 
 /** The picker built by {@link weightedRandomPolicy}. */
 export class WeightedRandomPicker<T extends Pickable> implements Picker<T> {
@@ -77,8 +77,8 @@ export class WeightedRandomPicker<T extends Pickable> implements Picker<T> {
  */
 export const weightedRandomPolicy: PickerPolicy<Record<string, never>> = {
   name: 'weighted-random',
-  parseConfig(raw) {
-    rejectUnknownKeys(raw, []);
+  parseConfig(raw, path = 'picker') {
+    rejectUnknownKeys(raw, path, []);
     return {};
   },
   build(targets, _config, env) {

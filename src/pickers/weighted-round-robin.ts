@@ -20,8 +20,8 @@
  */
 import { EdfHeap } from './edf.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
-import { rejectUnknownKeys } from './picker.js';
 import { allEqual, completeResults, indexOf, weightsOf } from './util.js';
+import { rejectUnknownKeys } from '../common/options.js';
 
 /** The picker built by {@link weightedRoundRobinPolicy}. */
 export class WeightedRoundRobinPicker<T extends Pickable> implements Picker<T> {
@@ -132,8 +132,8 @@ export function edfSchedule(weights: Float64Array, random: () => number): Int32A
  */
 export const weightedRoundRobinPolicy: PickerPolicy<Record<string, never>> = {
   name: 'weighted-round-robin',
-  parseConfig(raw) {
-    rejectUnknownKeys(raw, []);
+  parseConfig(raw, path = 'picker') {
+    rejectUnknownKeys(raw, path, []);
     return {};
   },
   build(targets, _config, env) {

@@ -5,6 +5,16 @@
  * @module
  */
 import { InvalidOptionError } from '../common/errors.js';
+import {
+  boolean,
+  checkObject,
+  describe,
+  isRecord,
+  joinPath,
+  rejectUnknownKeys,
+  required,
+  string,
+} from '../common/options.js';
 import { findHeader } from '../common/headers.js';
 
 /** How a path is matched. Regexes must match the whole path (without the query). */
@@ -78,55 +88,59 @@ export interface RouteRequest {
 /** A compiled matcher. */
 export type Matcher = (request: RouteRequest) => boolean;
 
+const MATCH_KEYS = ['host', 'path', 'method', 'headers', 'query'];
+const PATH_KEYS = ['exact', 'prefix', 'regex'];
+
 function fullRegex(source: unknown, option: string): RegExp {
   if (typeof source !== 'string' || source.length === 0) {
-    throw new InvalidOptionError(option, 'expected a non-empty regular expression string');
+    throw new InvalidOptionError(option, `expected a non-empty regular expression string, got ${describe(source)}`);
   }
   try {
     return new RegExp(`^(?:${source})$`);
   } catch (cause) {
-    throw new InvalidOptionError(option, `invalid regular expression ${JSON.stringify(source)}`, { cause });
+    throw new InvalidOptionError(option, `invalid regular expression ${describe(source)}`, { cause });
   }
 }
 
 function list(value: unknown, option: string): string[] {
   const values = typeof value === 'string' ? [value] : value;
   if (!Array.isArray(values) || values.length === 0 || !values.every((v) => typeof v === 'string' && v.length > 0)) {
-    throw new InvalidOptionError(option, 'expected a non-empty string or array of non-empty strings');
+    throw new InvalidOptionError(
+      option,
+      `expected a non-empty string or array of non-empty strings, got ${describe(value)}`,
+    );
   }
   return values as string[];
 }
 
-function valueMatcher(raw: unknown, option: string): (value: string | undefined) => boolean {
-  if (typeof raw !== 'object' || raw === null)
-    throw new InvalidOptionError(option, 'expected { name, exact | regex | present }');
-  const r = raw as Record<string, unknown>;
+const VALUE_MATCH_KEYS = ['name', 'exact', 'regex', 'present'];
+
+/** Validates one {@link ValueMatch}: its name (as written) and the test of a value. */
+function valueMatcher(raw: unknown, option: string): [name: string, test: (value: string | undefined) => boolean] {
+  const r = checkObject(raw, VALUE_MATCH_KEYS, option);
+  const at = joinPath(option, 'name');
+  const name = string(
+    required(r.name, at, 'the header or query parameter name'),
+    at,
+    '',
+    undefined,
+    'a non-empty name',
+  );
   const kinds = ['exact', 'regex', 'present'].filter((k) => r[k] !== undefined);
   if (kinds.length !== 1) throw new InvalidOptionError(option, 'expected exactly one of exact, regex, present');
-  for (const key of Object.keys(r)) {
-    if (!['name', 'exact', 'regex', 'present'].includes(key)) {
-      throw new InvalidOptionError(`${option}.${key}`, 'unknown setting (allowed: name, exact, regex, present)');
-    }
-  }
   if (r.exact !== undefined) {
-    if (typeof r.exact !== 'string') throw new InvalidOptionError(`${option}.exact`, 'expected a string');
     const exact = r.exact;
-    return (v) => v === exact;
+    if (typeof exact !== 'string') {
+      throw new InvalidOptionError(joinPath(option, 'exact'), `expected a string, got ${describe(exact)}`);
+    }
+    return [name, (v) => v === exact];
   }
   if (r.regex !== undefined) {
-    const re = fullRegex(r.regex, `${option}.regex`);
-    return (v) => v !== undefined && re.test(v);
+    const re = fullRegex(r.regex, joinPath(option, 'regex'));
+    return [name, (v) => v !== undefined && re.test(v)];
   }
-  if (typeof r.present !== 'boolean') throw new InvalidOptionError(`${option}.present`, 'expected true or false');
-  const present = r.present;
-  return (v) => (v !== undefined) === present;
-}
-
-function valueName(raw: unknown, option: string): string {
-  const name = (raw as { name?: unknown } | null)?.name;
-  if (typeof name !== 'string' || name.length === 0)
-    throw new InvalidOptionError(`${option}.name`, 'expected a non-empty name');
-  return name;
+  const present = boolean(r.present, joinPath(option, 'present'), false);
+  return [name, (v) => (v !== undefined) === present];
 }
 
 function queryValue(path: string, name: string): string | undefined {
@@ -139,46 +153,37 @@ function queryValue(path: string, name: string): string | undefined {
 /** Compiles a {@link RouteMatch}. Throws {@link InvalidOptionError} naming the bad field under `option`. */
 export function compileMatch(raw: unknown, option: string): Matcher {
   if (raw === undefined) return () => true;
-  if (typeof raw !== 'object' || raw === null) throw new InvalidOptionError(option, 'expected an object');
-  const m = raw as Record<string, unknown>;
-  for (const key of Object.keys(m)) {
-    if (!['host', 'path', 'method', 'headers', 'query'].includes(key)) {
-      throw new InvalidOptionError(
-        `${option}.${key}`,
-        'unknown condition (allowed: host, path, method, headers, query)',
-      );
-    }
-  }
+  const m = checkObject(raw, MATCH_KEYS, option);
   const checks: Matcher[] = [];
   if (m.host !== undefined) {
-    const hosts = list(m.host, `${option}.host`).map((h) => h.toLowerCase());
+    const hosts = list(m.host, joinPath(option, 'host')).map((h) => h.toLowerCase());
     const exact = new Set(hosts.filter((h) => !h.startsWith('*.')));
     const suffixes = hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
     checks.push((r) => exact.has(r.host) || suffixes.some((s) => r.host.endsWith(s) && r.host.length > s.length));
   }
   if (m.path !== undefined) {
-    const p = m.path as Record<string, unknown>;
-    const kinds = typeof p === 'object' && p !== null ? Object.keys(p) : [];
-    if (kinds.length !== 1 || !['exact', 'prefix', 'regex'].includes(kinds[0] as string)) {
-      throw new InvalidOptionError(`${option}.path`, 'expected exactly one of { exact }, { prefix }, { regex }');
+    const at = joinPath(option, 'path');
+    const p = m.path;
+    if (isRecord(p)) rejectUnknownKeys(p, at, PATH_KEYS);
+    const kinds = isRecord(p) ? Object.keys(p) : [];
+    if (!isRecord(p) || kinds.length !== 1) {
+      throw new InvalidOptionError(at, 'expected exactly one of { exact }, { prefix }, { regex }');
     }
     const pathOnly = (path: string) => {
       const q = path.indexOf('?');
       return q < 0 ? path : path.slice(0, q);
     };
     if (p.regex !== undefined) {
-      const re = fullRegex(p.regex, `${option}.path.regex`);
+      const re = fullRegex(p.regex, joinPath(at, 'regex'));
       checks.push((r) => re.test(pathOnly(r.path)));
     } else {
-      const value = p.exact ?? p.prefix;
-      if (typeof value !== 'string' || !value.startsWith('/')) {
-        throw new InvalidOptionError(`${option}.path.${kinds[0]}`, 'expected a path starting with "/"');
-      }
+      const kind = joinPath(at, kinds[0] as string);
+      const value = string(required(p.exact ?? p.prefix, kind), kind, '', /^\//, 'a path starting with "/"');
       checks.push(p.exact !== undefined ? (r) => pathOnly(r.path) === value : (r) => r.path.startsWith(value));
     }
   }
   if (m.method !== undefined) {
-    const methods = new Set(list(m.method, `${option}.method`).map((x) => x.toUpperCase()));
+    const methods = new Set(list(m.method, joinPath(option, 'method')).map((x) => x.toUpperCase()));
     checks.push((r) => methods.has(r.method));
   }
   for (const [field, get] of [
@@ -187,12 +192,12 @@ export function compileMatch(raw: unknown, option: string): Matcher {
   ] as const) {
     const rules = m[field];
     if (rules === undefined) continue;
-    if (!Array.isArray(rules)) throw new InvalidOptionError(`${option}.${field}`, 'expected an array');
-    rules.forEach((rule, i) => {
-      const at = `${option}.${field}[${i}]`;
-      const name = valueName(rule, at);
+    if (!Array.isArray(rules)) {
+      throw new InvalidOptionError(joinPath(option, field), `expected an array, got ${describe(rules)}`);
+    }
+    rules.forEach((rule: unknown, i) => {
+      const [name, test] = valueMatcher(rule, joinPath(joinPath(option, field), i));
       const key = field === 'headers' ? name.toLowerCase() : name;
-      const test = valueMatcher(rule, at);
       checks.push((r) => test(get(r, key)));
     });
   }

@@ -6,6 +6,7 @@
  * @module
  */
 import { InvalidOptionError } from '../common/errors.js';
+import { checkObject, describe, isRecord, joinPath, number, percent, required, string } from '../common/options.js';
 import { type HashKeyOption, parseHashKey, type RequestHasher } from '../pickers/hash-key.js';
 import type { PickContext } from '../pickers/picker.js';
 import type { RandomSource } from '../common/runtime.js';
@@ -94,25 +95,19 @@ interface CompiledRoute {
   readonly decisions: readonly RouteDecision[];
 }
 
-/** Throws unless `raw` is a plain object whose keys are all in `allowed`. */
-function settings(raw: unknown, option: string, allowed: readonly string[]): Record<string, unknown> {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new InvalidOptionError(option, `expected an object with ${allowed.map((k) => `\`${k}\``).join(', ')}`);
-  }
-  for (const key of Object.keys(raw)) {
-    if (!allowed.includes(key)) {
-      throw new InvalidOptionError(`${option}.${key}`, `unknown setting (allowed: ${allowed.join(', ')})`);
-    }
-  }
-  return raw as Record<string, unknown>;
-}
+const ROUTE_KEYS = ['name', 'match', 'cluster', 'split', 'sticky', 'subset', 'subsetFallback', 'mirror'];
 
 function selector(raw: unknown, option: string): SubsetSelector {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || Object.keys(raw).length === 0) {
-    throw new InvalidOptionError(option, 'expected an object of metadata values, e.g. { version: "v2" }');
+  if (!isRecord(raw) || Object.keys(raw).length === 0) {
+    throw new InvalidOptionError(
+      option,
+      `expected an object of metadata values, e.g. { version: "v2" }, got ${describe(raw)}`,
+    );
   }
   for (const [k, v] of Object.entries(raw)) {
-    if (typeof v !== 'string') throw new InvalidOptionError(`${option}.${k}`, 'expected a string');
+    if (typeof v !== 'string') {
+      throw new InvalidOptionError(joinPath(option, k), `expected a string, got ${describe(v)}`);
+    }
   }
   return Object.freeze({ ...(raw as Record<string, string>) });
 }
@@ -125,66 +120,60 @@ export function compileRoutes(routes: unknown, clusterNames: ReadonlySet<string>
   if (!Array.isArray(routes)) throw new InvalidOptionError(option, 'expected an array of routes');
   const known = (name: unknown, at: string) => {
     if (typeof name !== 'string' || !clusterNames.has(name)) {
-      throw new InvalidOptionError(
-        at,
-        `unknown cluster ${JSON.stringify(name)} (clusters: ${[...clusterNames].join(', ')})`,
-      );
+      throw new InvalidOptionError(at, `unknown cluster ${describe(name)} (clusters: ${[...clusterNames].join(', ')})`);
     }
     return name;
   };
   const compiled = routes.map((raw, i): CompiledRoute => {
-    const at = `${option}[${i}]`;
-    const r = settings(raw, at, ['name', 'match', 'cluster', 'split', 'sticky', 'subset', 'subsetFallback', 'mirror']);
-    if (r.name !== undefined && (typeof r.name !== 'string' || r.name.length === 0)) {
-      throw new InvalidOptionError(`${at}.name`, 'expected a non-empty string');
-    }
-    const name = r.name === undefined ? at : r.name;
+    const at = joinPath(option, i);
+    const r = checkObject(raw, ROUTE_KEYS, at);
+    const name = string(r.name, joinPath(at, 'name'), at);
     if ((r.cluster === undefined) === (r.split === undefined)) {
       throw new InvalidOptionError(at, 'expected exactly one of `cluster` and `split`');
     }
     let clusters: string[];
     let weights: number[];
     if (r.cluster !== undefined) {
-      clusters = [known(r.cluster, `${at}.cluster`)];
+      clusters = [known(r.cluster, joinPath(at, 'cluster'))];
       weights = [1];
     } else {
+      const split = joinPath(at, 'split');
       if (!Array.isArray(r.split) || r.split.length === 0) {
-        throw new InvalidOptionError(`${at}.split`, 'expected a non-empty array of { cluster, weight }');
+        throw new InvalidOptionError(
+          split,
+          `expected a non-empty array of { cluster, weight }, got ${describe(r.split)}`,
+        );
       }
       const entries = r.split.map((entry: unknown, j: number) =>
-        settings(entry, `${at}.split[${j}]`, ['cluster', 'weight']),
+        checkObject(entry, ['cluster', 'weight'], joinPath(split, j)),
       );
-      clusters = entries.map((entry, j) => known(entry.cluster, `${at}.split[${j}].cluster`));
+      clusters = entries.map((entry, j) => known(entry.cluster, joinPath(joinPath(split, j), 'cluster')));
       weights = entries.map((entry, j) => {
-        const w = entry.weight;
-        if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) {
-          throw new InvalidOptionError(`${at}.split[${j}].weight`, 'expected a finite number >= 0');
-        }
-        return w;
+        const weight = joinPath(joinPath(split, j), 'weight');
+        return number(required(entry.weight, weight), weight, 0, 0);
       });
-      if (weights.every((w) => w === 0)) throw new InvalidOptionError(`${at}.split`, 'at least one weight must be > 0');
+      if (weights.every((w) => w === 0)) throw new InvalidOptionError(split, 'at least one weight must be > 0');
     }
     if (r.sticky !== undefined && r.split === undefined) {
-      throw new InvalidOptionError(`${at}.sticky`, 'only a split can be sticky');
+      throw new InvalidOptionError(joinPath(at, 'sticky'), 'only a split can be sticky');
     }
-    const hasher = r.sticky === undefined ? undefined : parseHashKey(r.sticky, `${at}.sticky`);
-    const subset = r.subset === undefined ? undefined : selector(r.subset, `${at}.subset`);
+    const hasher = r.sticky === undefined ? undefined : parseHashKey(r.sticky, joinPath(at, 'sticky'));
+    const subset = r.subset === undefined ? undefined : selector(r.subset, joinPath(at, 'subset'));
     let subsetFallback: SubsetFallback = 'any';
     if (r.subsetFallback !== undefined) {
-      if (subset === undefined) throw new InvalidOptionError(`${at}.subsetFallback`, 'needs a `subset`');
+      const fallback = joinPath(at, 'subsetFallback');
+      if (subset === undefined) throw new InvalidOptionError(fallback, 'needs a `subset`');
       subsetFallback =
         r.subsetFallback === 'any' || r.subsetFallback === 'fail'
           ? r.subsetFallback
-          : selector(r.subsetFallback, `${at}.subsetFallback`);
+          : selector(r.subsetFallback, fallback);
     }
     let mirror: RouteDecision['mirror'];
     if (r.mirror !== undefined) {
-      const m = settings(r.mirror, `${at}.mirror`, ['cluster', 'percent']);
-      const percent = m.percent ?? 100;
-      if (typeof percent !== 'number' || !(percent >= 0 && percent <= 100)) {
-        throw new InvalidOptionError(`${at}.mirror.percent`, 'expected a number from 0 to 100');
-      }
-      mirror = { cluster: known(m.cluster, `${at}.mirror.cluster`), share: percent / 100 };
+      const path = joinPath(at, 'mirror');
+      const m = checkObject(r.mirror, ['cluster', 'percent'], path);
+      const share = percent(m.percent, joinPath(path, 'percent'), 100) / 100;
+      mirror = { cluster: known(m.cluster, joinPath(path, 'cluster')), share };
     }
     const cumulative: number[] = [];
     let total = 0;
@@ -195,7 +184,7 @@ export function compileRoutes(routes: unknown, clusterNames: ReadonlySet<string>
     const base = { route: name, subset, subsetFallback, mirror };
     return {
       name,
-      matches: compileMatch(r.match, `${at}.match`),
+      matches: compileMatch(r.match, joinPath(at, 'match')),
       clusters,
       cumulative,
       total,

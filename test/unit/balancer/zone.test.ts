@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { zoneShares } from '../../../src/balancer/zone.js';
+import { resolveZoneAwareOptions, zoneShares } from '../../../src/balancer/zone.js';
 
 describe('zone shares (Envoy zone aware routing)', () => {
   const near = (actual: readonly number[] | undefined, expected: readonly number[]) => {
@@ -67,5 +67,37 @@ describe('zone shares (Envoy zone aware routing)', () => {
       undefined,
     );
     assert.equal(zoneShares([{ zone: 'b', total: 2, healthy: 2 }], 'a'), undefined);
+  });
+});
+
+describe('zoneAware options (toolkit)', () => {
+  it('resolveZoneAwareOptions validates through the toolkit, under the path it is given', () => {
+    assert.equal(resolveZoneAwareOptions(undefined), undefined);
+    assert.deepEqual(resolveZoneAwareOptions({ localZone: 'a' }), { localZone: 'a', minClusterSize: 6 });
+    assert.deepEqual(resolveZoneAwareOptions({ localZone: 'a', minClusterSize: 1, callers: { a: 2, b: 0 } }), {
+      localZone: 'a',
+      minClusterSize: 1,
+      callers: { a: 2, b: 0 },
+    });
+    const bad: Array<[unknown, string, RegExp]> = [
+      [{ localZone: 'a', localShare: 0.5 }, 'zoneAware.localShare', /unknown option \(allowed: localZone,/],
+      [{ localzone: 'a' }, 'zoneAware.localzone', /unknown option; did you mean "localZone"\?/],
+      [{}, 'zoneAware.localZone', /required/],
+      [{ localZone: '' }, 'zoneAware.localZone', /expected a non-empty string/],
+      [{ localZone: 'a', minClusterSize: 0 }, 'zoneAware.minClusterSize', /expected an integer >= 1, got 0/],
+      [{ localZone: 'a', callers: [] }, 'zoneAware.callers', /expected an object of zone names/],
+      [{ localZone: 'a', callers: { a: 1, b: -1 } }, 'zoneAware.callers.b', /expected a number >= 0, got -1/],
+      [{ localZone: 'a', callers: { a: 1, b: undefined } }, 'zoneAware.callers.b', /required/],
+      [{ localZone: 'a', callers: { b: 1 } }, 'zoneAware.callers.a', /the local zone must have callers/],
+      [{ localZone: 'a', callers: { a: 0 } }, 'zoneAware.callers.a', /the local zone must have callers/],
+      ['a', 'zoneAware', /expected an object, got "a"/],
+    ];
+    for (const [raw, option, message] of bad) {
+      assert.throws(() => resolveZoneAwareOptions(raw), { code: 'SIDECARLESS_INVALID_OPTION', option, message });
+    }
+    assert.throws(() => resolveZoneAwareOptions({ localZone: 'a', bogus: 1 }, 'clusters.users.zoneAware'), {
+      option: 'clusters.users.zoneAware.bogus',
+    });
+    assert.ok(Object.isFrozen(resolveZoneAwareOptions({ localZone: 'a', callers: { a: 1 } })?.callers));
   });
 });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { findHeader } from '../../../src/common/headers.js';
+import { findHeader as findHeaderFromHashKey } from '../../../src/pickers/hash-key.js';
 
 describe('findHeader', () => {
-  // One header in each form undici accepts, its name in either case.
   const forms = (name: string, value: string) => [
     { [name]: value },
     { [name.toUpperCase()]: value },
@@ -21,5 +21,9 @@ describe('findHeader', () => {
     assert.equal(findHeader({ other: 'x' }, 'x-user'), undefined);
     assert.equal(findHeader({ 'x-user': ['a', 'b'] }, 'x-user'), 'a,b');
     assert.equal(findHeader(['x-user', 'a', 'X-User', 'b'], 'x-user'), 'a,b');
+  });
+
+  it('is still importable from pickers/hash-key.ts, where it used to live', () => {
+    assert.equal(findHeaderFromHashKey, findHeader);
   });
 });

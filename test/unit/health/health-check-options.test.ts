@@ -51,6 +51,8 @@ describe('health check options', () => {
     [{ path: '/\\evil.example/x' }, 'healthCheck.path'],
     [{ path: '\\evil.example/x' }, 'healthCheck.path'],
     [{ host: '' }, 'healthCheck.host'],
+    [{ host: 'a b' }, 'healthCheck.host'],
+    [{ path: null }, 'healthCheck.path'],
     [{ expectedStatuses: [] }, 'healthCheck.expectedStatuses'],
     [{ expectedStatuses: 200 }, 'healthCheck.expectedStatuses'],
     [{ expectedStatuses: [700] }, 'healthCheck.expectedStatuses[0]'],
@@ -66,4 +68,19 @@ describe('health check options', () => {
       assert.throws(() => resolveHealthCheckOptions(raw as never), { code: 'SIDECARLESS_INVALID_OPTION', option });
     });
   }
+
+  it('refuses an unknown key in the toolkit wording, under the path it is given', () => {
+    assert.throws(() => resolveHealthCheckOptions({ interval: 5 } as never), {
+      option: 'healthCheck.interval',
+      message: /healthCheck\.interval`: unknown option; did you mean "intervalMs"\? \(allowed: path, intervalMs,/,
+    });
+    assert.throws(() => resolveHealthCheckOptions({ timeout: 5 } as never, 'clusters.users.healthCheck'), {
+      option: 'clusters.users.healthCheck.timeout',
+      message: /renamed to "timeoutMs" in 0\.2\.0/,
+    });
+    assert.throws(() => resolveHealthCheckOptions({ path: 'health' }), {
+      option: 'healthCheck.path',
+      message: /expected an origin-relative path starting with a single "\/", without whitespace, got "health"/,
+    });
+  });
 });

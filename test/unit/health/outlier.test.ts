@@ -608,6 +608,17 @@ describe('outlier detection: options', () => {
     });
   }
 
+  it('refuses an unknown key in the toolkit wording, suggesting the close one', () => {
+    assert.throws(() => resolveOutlierDetectionOptions({ consecutive5XX: 3 } as OutlierDetectionOptions), {
+      option: 'outlierDetection.consecutive5XX',
+      message: /outlierDetection\.consecutive5XX.*unknown option; did you mean "consecutive5xx"\?/,
+    });
+    assert.throws(() => resolveOutlierDetectionOptions({ interval: 1000 } as OutlierDetectionOptions), {
+      option: 'outlierDetection.interval',
+      message: /unknown option; did you mean "intervalMs"\?/,
+    });
+  });
+
   it('names options under a custom prefix', () => {
     assert.throws(() => resolveOutlierDetectionOptions({ intervalMs: 0 }, 'clusters.users.outlierDetection'), {
       option: 'clusters.users.outlierDetection.intervalMs',

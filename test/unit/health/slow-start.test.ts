@@ -86,6 +86,17 @@ describe('slow start curve (Envoy: max(min%, (max(t, 1) / window) ^ (1 / aggress
     for (const [raw, option] of bad) {
       assert.throws(() => resolveSlowStartOptions(raw as never), { code: 'SIDECARLESS_INVALID_OPTION', option });
     }
+    assert.throws(() => resolveSlowStartOptions({} as never), {
+      option: 'slowStart.windowMs',
+      message: /slowStart\.windowMs`: required: the ramp length/,
+    });
+    assert.throws(() => resolveSlowStartOptions({ windowMs: 1000, window: 5 } as never), {
+      option: 'slowStart.window',
+      message: /slowStart\.window.*unknown option; did you mean "windowMs"\?/,
+    });
+    assert.throws(() => resolveSlowStartOptions({ windowMs: 0 }, 'clusters.users.slowStart'), {
+      option: 'clusters.users.slowStart.windowMs',
+    });
   });
 });
 

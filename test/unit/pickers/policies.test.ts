@@ -42,8 +42,27 @@ describe('picker registry', () => {
       assert.throws(() => registry.configure({ name, ...extra, bogus: 1 }), {
         code: 'SIDECARLESS_INVALID_OPTION',
         option: 'picker.bogus',
+        message: /picker\.bogus.*unknown option/,
       });
     }
+  });
+
+  it('suggests the closest setting for a typo, and names the settings under the path the caller passes', () => {
+    assert.throws(() => registry.configure({ name: 'least-request', choiceCont: 3 }), {
+      option: 'picker.choiceCont',
+      message: /unknown option; did you mean "choiceCount"\? \(allowed: choiceCount, activeRequestBias\)/,
+    });
+    assert.throws(() => registry.configure({ name: 'round-robin', bogus: 1 }, 'clusters.users.picker'), {
+      option: 'clusters.users.picker.bogus',
+      message: /unknown option \(none are allowed here\)/,
+    });
+    assert.throws(() => registry.configure({ name: 'least-request', choiceCount: 1 }, 'clusters.users.picker'), {
+      option: 'clusters.users.picker.choiceCount',
+    });
+    assert.throws(() => registry.configure({ name: 'maglev', hashKey: { heder: 'x' } }, 'routes.picker'), {
+      option: 'routes.picker.hashKey.heder',
+      message: /unknown option; did you mean "header"\?/,
+    });
   });
 });
 
@@ -181,7 +200,7 @@ describe('least-request', () => {
 
 describe('peak-ewma', () => {
   it('defaults to a 10 s decay and a 30 ms default RTT', () => {
-    assert.deepEqual(peakEwmaPolicy.parseConfig({}), { decay: 10_000, defaultRtt: 30 });
+    assert.deepEqual(peakEwmaPolicy.parseConfig({}), { decayMs: 10_000, defaultRttMs: 30 });
   });
 
   it('avoids a target whose latency spiked, then returns to it as the peak decays', () => {
@@ -194,7 +213,7 @@ describe('peak-ewma', () => {
     fast.observe(20);
     slow.observe(20);
     slow.observe(500); // peak: jumps at once
-    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decay: 1000 }), env(9, clock));
+    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decayMs: 1000 }), env(9, clock));
     for (let i = 0; i < 20; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
     clock.advance(1000);
     fast.observe(20);
@@ -234,7 +253,7 @@ describe('peak-ewma', () => {
     const measured = new PeakEwma({ clock });
     measured.observe(10);
     targets[0]!.load = measured; // 10 ms, beside the other's default RTT of 30 ms
-    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decay: 1000 }), {
+    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decayMs: 1000 }), {
       random: seededRandom(3),
       clock: counting,
     });
@@ -252,21 +271,34 @@ describe('peak-ewma', () => {
     const targets = makeTargets(2);
     const load = new PeakEwma({ clock: new FakeClock() });
     targets[0]!.load = load;
-    peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decay: 2500 }), env());
+    peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decayMs: 2500 }), env());
     assert.equal(load.decayMs, 2500);
   });
 
   it('rejects bad settings with typed errors', () => {
     for (const [raw, option] of [
-      [{ decay: 0 }, 'picker.decay'],
-      [{ decay: Number.POSITIVE_INFINITY }, 'picker.decay'],
-      [{ decay: '10s' }, 'picker.decay'],
-      [{ defaultRtt: 0 }, 'picker.defaultRtt'],
-      [{ defaultRtt: -5 }, 'picker.defaultRtt'],
-      [{ defaultRtt: 1e12 }, 'picker.defaultRtt'],
+      [{ decayMs: 0 }, 'picker.decayMs'],
+      [{ decayMs: 0.5 }, 'picker.decayMs'],
+      [{ decayMs: Number.POSITIVE_INFINITY }, 'picker.decayMs'],
+      [{ decayMs: '10s' }, 'picker.decayMs'],
+      [{ defaultRttMs: 0 }, 'picker.defaultRttMs'],
+      [{ defaultRttMs: -5 }, 'picker.defaultRttMs'],
+      [{ defaultRttMs: 1e12 }, 'picker.defaultRttMs'],
     ] as const) {
       assert.throws(() => peakEwmaPolicy.parseConfig(raw), { code: 'SIDECARLESS_INVALID_OPTION', option });
     }
+  });
+
+  it('reports the settings renamed in 0.2.0 with their new names', () => {
+    assert.throws(() => peakEwmaPolicy.parseConfig({ decay: 1000 }), {
+      code: 'SIDECARLESS_INVALID_OPTION',
+      option: 'picker.decay',
+      message: /renamed to "decayMs" in 0\.2\.0/,
+    });
+    assert.throws(() => peakEwmaPolicy.parseConfig({ defaultRtt: 30 }), {
+      option: 'picker.defaultRtt',
+      message: /renamed to "defaultRttMs" in 0\.2\.0/,
+    });
   });
 });
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { compileMatch } from '../../../src/routing/match.js';
 import { compileRoutes } from '../../../src/routing/router.js';
 import { seededRandom } from '../../helpers/fake-clock.js';
 import { req } from './request.js';
@@ -126,5 +127,56 @@ describe('weighted split', () => {
     const seen = new Set<string | undefined>();
     for (let i = 0; i < 50; i++) seen.add(sticky.route(req(), random)?.cluster);
     assert.deepEqual([...seen].sort(), ['a', 'b']);
+  });
+});
+
+describe('route table unknown keys: the options toolkit wording, with the full path', () => {
+  const clusters = new Set(['a', 'b']);
+  const cases: Array<[unknown, string, RegExp]> = [
+    [[{ cluster: 'a', mirrors: {} }], 'routes[0].mirrors', /unknown option; did you mean "mirror"\?/],
+    [[{ match: { hostname: 'x' }, cluster: 'a' }], 'routes[0].match.hostname', /unknown option.*allowed: host, path/],
+    [[{ match: { path: { prefx: '/a' } }, cluster: 'a' }], 'routes[0].match.path.prefx', /did you mean "prefix"\?/],
+    [
+      [{ match: { headers: [{ name: 'x', exact: '1', regexp: 'y' }] }, cluster: 'a' }],
+      'routes[0].match.headers[0].regexp',
+      /did you mean "regex"\?/,
+    ],
+    [[{ split: [{ cluster: 'a', weight: 1, wieght: 2 }] }], 'routes[0].split[0].wieght', /did you mean "weight"\?/],
+    [[{ cluster: 'a', mirror: { cluster: 'b', percentage: 1 } }], 'routes[0].mirror.percentage', /unknown option/],
+  ];
+  for (const [routes, option, message] of cases) {
+    it(option, () => {
+      assert.throws(() => compileRoutes(routes, clusters), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option,
+        message: new RegExp(`${option.replace(/[.[\]]/g, '\\$&')}.*${message.source}`),
+      });
+    });
+  }
+
+  it('value checks name the field and the bad value', () => {
+    assert.throws(() => compileRoutes([{ split: [{ cluster: 'a' }] }], clusters), {
+      option: 'routes[0].split[0].weight',
+      message: /required/,
+    });
+    assert.throws(() => compileRoutes([{ cluster: 'a', mirror: { cluster: 'b', percent: 101 } }], clusters), {
+      option: 'routes[0].mirror.percent',
+      message: /expected a percentage from 0 to 100, got 101/,
+    });
+    assert.throws(() => compileRoutes([{ cluster: 'a', name: '' }], clusters), {
+      option: 'routes[0].name',
+      message: /expected a non-empty string, got ""/,
+    });
+    assert.throws(() => compileRoutes([{ cluster: 'z' }], clusters, 'services.shop.routes'), {
+      option: 'services.shop.routes[0].cluster',
+    });
+    assert.throws(() => compileMatch({ headers: [{ exact: '1' }] }, 'm'), {
+      option: 'm.headers[0].name',
+      message: /required/,
+    });
+    assert.throws(() => compileMatch({ query: [{ name: 'q', present: 'yes' }] }, 'm'), {
+      option: 'm.query[0].present',
+      message: /expected a boolean, got "yes"/,
+    });
   });
 });
