@@ -18,7 +18,11 @@ export interface ResponseBody extends AsyncIterable<Buffer> {
  * const text = await readBody(res.body, 16 * 1024 * 1024, (max) => new ConsulError('bad-response', `over ${max}`));
  * ```
  */
-export async function readBody(body: ResponseBody, maxBytes: number, tooLarge: (maxBytes: number) => Error): Promise<string> {
+export async function readBody(
+  body: ResponseBody,
+  maxBytes: number,
+  tooLarge: (maxBytes: number) => Error,
+): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {

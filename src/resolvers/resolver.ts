@@ -9,7 +9,7 @@
  * @module
  */
 import type { Endpoint } from '../common/endpoint.js';
-import type { InvalidTargetError, SidecarlessError } from '../common/errors.js';
+import type { SidecarlessError } from '../common/errors.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
 
 /**
@@ -91,8 +91,8 @@ export interface ResolverContext {
 }
 
 /**
- * Creates a resolver for a parsed target. Validate the target synchronously and throw
- * {@link InvalidTargetError} for a bad one, so users see the error at construction. Do not start I/O here:
+ * Creates a resolver for a parsed target. Validate the target synchronously and throw an `InvalidTargetError`
+ * (`SIDECARLESS_INVALID_TARGET`) for a bad one, so users see the error at construction. Do not start I/O here:
  * resolution starts in {@link Resolver.start}.
  */
 export type ResolverFactory = (target: Target, context: ResolverContext) => Resolver;

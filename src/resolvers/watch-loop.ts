@@ -110,7 +110,7 @@ function fingerprint(endpoints: readonly Endpoint[], ordered: boolean): string {
  * );
  * ```
  */
-export class WatchLoop {
+export class WatchLoop implements Resolver {
   readonly #options: WatchLoopOptions;
   readonly #task: WatchTask;
   #listener: ResolverListener | undefined;

@@ -227,7 +227,18 @@ export function resolveConsulOptions(options: ConsulResolverOptions, path = ''):
   };
 }
 
-const TARGET_PARAMS = new Set(['dc', 'ns', 'partition', 'filter', 'tag', 'health', 'passing', 'wait', 'tls', 'zone-key']);
+const TARGET_PARAMS = new Set([
+  'dc',
+  'ns',
+  'partition',
+  'filter',
+  'tag',
+  'health',
+  'passing',
+  'wait',
+  'tls',
+  'zone-key',
+]);
 
 /** The target with any `token=` value blanked, for error messages. @internal */
 export function redactConsulTarget(raw: string): string {
@@ -297,4 +308,3 @@ export function consulOptionsFromTarget(target: Target): ConsulResolverOptions {
   if (wait !== undefined) options.wait = wait;
   return options as unknown as ConsulResolverOptions;
 }
-

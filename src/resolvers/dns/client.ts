@@ -172,7 +172,9 @@ export function resolveDnsClientOptions(options: DnsClientOptions | undefined, p
     if (!Array.isArray(o.nameservers) || o.nameservers.length === 0) {
       throw new InvalidOptionError(at('nameservers'), 'expected a non-empty array of IP addresses');
     }
-    nameservers = (o.nameservers as unknown[]).map((s, i) => parseNameserver(s as string, joinPath(at('nameservers'), i)));
+    nameservers = (o.nameservers as unknown[]).map((s, i) =>
+      parseNameserver(s as string, joinPath(at('nameservers'), i)),
+    );
   }
   const clock = (o.clock as Clock | undefined) ?? systemClock;
   if (typeof clock !== 'object' || clock === null || typeof clock.setTimeout !== 'function') {
@@ -191,7 +193,6 @@ export function resolveDnsClientOptions(options: DnsClientOptions | undefined, p
 
 /** Option objects produced by {@link resolveDnsClientOptions}, which {@link DnsClient} takes as they are. */
 const RESOLVED = new WeakSet<object>();
-
 
 interface Exchange {
   readonly packet: dnsPacket.DecodedPacket;

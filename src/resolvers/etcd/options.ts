@@ -149,7 +149,13 @@ export function resolveEtcdOptions(options: EtcdResolverOptions, path = ''): Res
   rejectUnknownKeys(options, path, OPTION_KEYS);
   const o = options as Record<string, unknown>;
   const at = (key: string) => joinPath(path, key);
-  const prefix = string(o.prefix, at('prefix'), undefined, undefined, 'a non-empty key prefix, e.g. "/services/users/"');
+  const prefix = string(
+    o.prefix,
+    at('prefix'),
+    undefined,
+    undefined,
+    'a non-empty key prefix, e.g. "/services/users/"',
+  );
   if (prefix === undefined) {
     throw new InvalidOptionError(at('prefix'), 'expected a non-empty key prefix, e.g. "/services/users/"');
   }

@@ -38,7 +38,6 @@ export type EtcdWatchMessage =
   | { readonly kind: 'canceled'; readonly compactRevision: number; readonly reason: string }
   | { readonly kind: 'progress'; readonly revision: number };
 
-
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const INT64 = /^\d{1,16}$/;
 

@@ -46,7 +46,12 @@ import { EtcdError } from '../errors.js';
 import { readBody } from '../read-body.js';
 import type { Resolver, ResolverFactory, ResolverListener } from '../resolver.js';
 import { type WatchRun, WatchLoop } from '../watch-loop.js';
-import { type EtcdResolverOptions, etcdOptionsFromTarget, type ResolvedEtcdOptions, resolveEtcdOptions } from './options.js';
+import {
+  type EtcdResolverOptions,
+  etcdOptionsFromTarget,
+  type ResolvedEtcdOptions,
+  resolveEtcdOptions,
+} from './options.js';
 import {
   bad,
   type EtcdKeyValue,
@@ -233,7 +238,7 @@ export class EtcdResolver implements Resolver {
   }
 
   /**
-   * Aborts the watch body with a `timeout` error when no message arrives for `watchIdleTimeout`. One timer per
+   * Aborts the watch body with a `timeout` error when no message arrives for `watchIdleTimeoutMs`. One timer per
    * idle period rather than one per message: when it fires early (messages came meanwhile) it re-arms for the rest.
    */
   #watchLiveness(body: { destroy(error?: Error): void }, origin: string): { seen(): void; stop(): void } {
