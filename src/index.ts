@@ -148,9 +148,9 @@ export type {
 } from './resolvers/dns/client.js';
 export { DnsClient } from './resolvers/dns/client.js';
 export type { DnsFamily, DnsPollingOptions, DnsResolution, ResolvedDnsPollingOptions } from './resolvers/dns/poller.js';
-export { createResolverRegistry } from './resolvers/registry.js';
+export { createResolverRegistry, ResolverRegistry } from './resolvers/registry.js';
 export type { Resolver, ResolverContext, ResolverFactory, ResolverListener, Target } from './resolvers/resolver.js';
-export { parseTarget, ResolverRegistry } from './resolvers/resolver.js';
+export { parseTarget } from './resolvers/target.js';
 export type { SrvResolverOptions } from './resolvers/dns/srv.js';
 export { SRV_ZERO_WEIGHT, SrvResolver, srvResolverFactory } from './resolvers/dns/srv.js';
 export { StaticResolver, staticResolverFactory } from './resolvers/static.js';

@@ -22,7 +22,8 @@ import { resolvePanicThreshold } from '../balancer/panic.js';
 import { createPickerRegistry } from '../pickers/registry.js';
 import type { ConfiguredPolicy, PickerOption, PickerRegistry } from '../pickers/picker.js';
 import { type RequestPolicy, type RequestPolicyOptions, resolveRequestPolicy } from '../request/policy.js';
-import type { Resolver, ResolverRegistry } from '../resolvers/resolver.js';
+import type { Resolver } from '../resolvers/resolver.js';
+import type { ResolverRegistry } from '../resolvers/registry.js';
 
 /** Where a cluster's endpoints come from. */
 export type TargetOption = string | Resolver | ReadonlyArray<string | EndpointInit | Endpoint>;

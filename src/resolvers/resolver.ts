@@ -1,5 +1,7 @@
 /**
- * The resolver contract, target parsing and the URL-scheme registry resolvers plug into.
+ * The resolver contract: what a resolver is ({@link Resolver}), what it reports to ({@link ResolverListener}), and
+ * how a URL scheme creates one ({@link ResolverFactory}). Target parsing is in `target.ts`, the scheme registry in
+ * `registry.ts`, the loop shared by the resolvers that watch a remote source in `watch-loop.ts`.
  *
  * A resolver turns a target (`static://10.0.0.1:80,10.0.0.2:80`, `dns:///users.internal:8080`, ...) into a live
  * endpoint set and keeps it fresh. It knows nothing of connections or balancing; the cluster owns those.
@@ -7,7 +9,7 @@
  * @module
  */
 import type { Endpoint } from '../common/endpoint.js';
-import { InvalidOptionError, InvalidTargetError, type SidecarlessError, UnknownSchemeError } from '../common/errors.js';
+import type { SidecarlessError } from '../common/errors.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
 
 /**
@@ -51,7 +53,7 @@ export interface Resolver {
    *   scheduled, and cutting the backoff short would hammer a discovery server that is failing;
    * - while a resolution is already starting or due within the rate limit, the hint adds nothing;
    * - otherwise it triggers one early re-resolution, at most once per the resolver's refresh interval
-   *   (`dns:`/`srv:` `minTtl`, Consul and etcd `refreshInterval`); further hints inside the interval are dropped.
+   *   (`dns:`/`srv:` `minTtl`, Consul and etcd `refreshIntervalMs`); further hints inside the interval are dropped.
    *
    * Safe to call at any time (before `start`, from the listener, after `close`); never throws, and never calls the
    * listener synchronously.
@@ -89,94 +91,8 @@ export interface ResolverContext {
 }
 
 /**
- * Creates a resolver for a parsed target. Validate the target synchronously and throw
- * {@link InvalidTargetError} for a bad one, so users see the error at construction. Do not start I/O here:
+ * Creates a resolver for a parsed target. Validate the target synchronously and throw an `InvalidTargetError`
+ * (`SIDECARLESS_INVALID_TARGET`) for a bad one, so users see the error at construction. Do not start I/O here:
  * resolution starts in {@link Resolver.start}.
  */
 export type ResolverFactory = (target: Target, context: ResolverContext) => Resolver;
-
-const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):(.*)$/s;
-
-/**
- * Parses a target string. Throws {@link InvalidTargetError} when it has no scheme or contains whitespace.
- *
- * @example
- * ```ts
- * parseTarget('dns://127.0.0.1:53/users.internal:8080?ttl=5');
- * // { scheme: 'dns', authority: '127.0.0.1:53', path: 'users.internal:8080', query: ttl=5 }
- * ```
- */
-export function parseTarget(raw: string): Target {
-  if (typeof raw !== 'string' || raw.length === 0) {
-    throw new InvalidTargetError(String(raw), 'a target must be a non-empty string');
-  }
-  if (/\s/.test(raw)) throw new InvalidTargetError(raw, 'a target must not contain whitespace');
-  const match = SCHEME.exec(raw);
-  if (match === null) throw new InvalidTargetError(raw, 'expected "scheme:..." (e.g. "static://10.0.0.1:8080")');
-  const scheme = (match[1] as string).toLowerCase();
-  let rest = match[2] as string;
-  let queryText = '';
-  const q = rest.indexOf('?');
-  if (q >= 0) {
-    queryText = rest.slice(q + 1);
-    rest = rest.slice(0, q);
-  }
-  let authority = '';
-  let path: string;
-  if (rest.startsWith('//')) {
-    const slash = rest.indexOf('/', 2);
-    authority = slash < 0 ? rest.slice(2) : rest.slice(2, slash);
-    path = slash < 0 ? '' : rest.slice(slash + 1);
-  } else {
-    path = rest.startsWith('/') ? rest.slice(1) : rest;
-  }
-  return { scheme, authority, path, query: new URLSearchParams(queryText), raw };
-}
-
-/**
- * Maps URL schemes to resolver factories. Each client uses its own registry, so registering a scheme never
- * affects another client. {@link createResolverRegistry} returns one with the built-in schemes.
- *
- * @example
- * ```ts
- * const resolvers = createResolverRegistry();
- * resolvers.register('fleet', (target) => new StaticResolver(lookUpFleet(target.path)));
- * const client = createClient({ target: 'fleet:///checkout', resolvers });
- * ```
- */
-export class ResolverRegistry {
-  readonly #factories = new Map<string, ResolverFactory>();
-
-  /**
-   * Registers (or replaces) the factory for `scheme` (without the colon, case-insensitive).
-   * Throws {@link InvalidOptionError} for a malformed scheme.
-   */
-  register(scheme: string, factory: ResolverFactory): this {
-    if (typeof scheme !== 'string' || !/^[a-zA-Z][a-zA-Z0-9+.-]*$/.test(scheme)) {
-      throw new InvalidOptionError('scheme', `expected a URL scheme like "consul", got ${JSON.stringify(scheme)}`);
-    }
-    if (typeof factory !== 'function') throw new InvalidOptionError('factory', 'expected a function');
-    this.#factories.set(scheme.toLowerCase(), factory);
-    return this;
-  }
-
-  /** True when `scheme` has a factory. */
-  has(scheme: string): boolean {
-    return this.#factories.has(scheme.toLowerCase());
-  }
-
-  /** The registered schemes, sorted. */
-  schemes(): string[] {
-    return [...this.#factories.keys()].sort();
-  }
-
-  /**
-   * Parses `target` and creates its resolver. Throws {@link InvalidTargetError} or {@link UnknownSchemeError}.
-   */
-  create(target: string | Target, context: ResolverContext): Resolver {
-    const parsed = typeof target === 'string' ? parseTarget(target) : target;
-    const factory = this.#factories.get(parsed.scheme);
-    if (factory === undefined) throw new UnknownSchemeError(parsed.scheme, this.schemes());
-    return factory(parsed, context);
-  }
-}

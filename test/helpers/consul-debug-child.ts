@@ -9,7 +9,7 @@ const resolver = new ConsulResolver({
   address: process.env.CONSUL_ADDR as string,
   service: 'web',
   wait: 2000,
-  minRequestInterval: 10,
+  minRequestIntervalMs: 10,
   backoff: { initialMs: 20, maxMs: 50 },
 });
 const timer = setTimeout(() => {

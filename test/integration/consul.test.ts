@@ -9,10 +9,11 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createClient } from '../../src/client/client.js';
 import type { Endpoint } from '../../src/common/endpoint.js';
-import { ConsulError, InvalidTargetError, isSidecarlessError, type SidecarlessError } from '../../src/common/errors.js';
+import { InvalidTargetError, isSidecarlessError, type SidecarlessError } from '../../src/common/errors.js';
+import { ConsulError } from '../../src/resolvers/errors.js';
 import { ConsulResolver, type ConsulResolverOptions } from '../../src/resolvers/consul/resolver.js';
 import { createResolverRegistry } from '../../src/resolvers/registry.js';
-import { parseTarget } from '../../src/resolvers/resolver.js';
+import { parseTarget } from '../../src/resolvers/target.js';
 import { systemClock } from '../../src/common/runtime.js';
 import { runExample } from '../helpers/run-example.js';
 import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
@@ -77,7 +78,7 @@ describe('ConsulResolver against the Consul API double', () => {
       address: consul.address,
       service: 'web',
       wait: 2000,
-      minRequestInterval: 20,
+      minRequestIntervalMs: 20,
       backoff: FAST,
       env: {},
       ...options,
@@ -282,7 +283,7 @@ describe('ConsulResolver against the Consul API double', () => {
     r.start(rec.listener);
     await rec.until(() => rec.updates.length === 1 && consul.blocked === 1, 3000, 'a blocked query');
     assert.equal(r.index, 1);
-    // Treated as 0, the index would keep every query non-blocking: a loop at minRequestInterval, never blocked.
+    // Treated as 0, the index would keep every query non-blocking: a loop at minRequestIntervalMs, never blocked.
     assert.deepEqual(
       consul.requestsSince(mark).map((q) => [q.index, q.wait]),
       [
@@ -324,7 +325,7 @@ describe('ConsulResolver against the Consul API double', () => {
       3000,
       'the initial set',
     );
-    clock.advance(20); // minRequestInterval: the blocking query starts
+    clock.advance(20); // minRequestIntervalMs: the blocking query starts
     await rec.until(() => consul.blocked === 1, 3000, 'a blocked query');
     assert.equal(consul.requests.at(-1)?.wait, '300s');
     clock.advance(318_000); // wait × 1.06, inside Consul's jitter of up to wait / 16
@@ -496,11 +497,11 @@ describe('ConsulResolver against the Consul API double', () => {
   it('rate-limits queries against a server that answers at once with a new index', async () => {
     consul.fault = { kind: 'instant' };
     // A fake clock for the resolver: each query can start only when the test moves time on, so the count of
-    // queries per minRequestInterval is exact whatever the machine's load.
+    // queries per minRequestIntervalMs is exact whatever the machine's load.
     const clock = new FakeClock();
     const rec = new Recorder();
     const start = consul.requests.length;
-    const r = resolver({ clock, minRequestInterval: 100 });
+    const r = resolver({ clock, minRequestIntervalMs: 100 });
     r.start(rec.listener);
     for (let n = 1; n <= 5; n++) {
       await rec.until(
@@ -513,16 +514,16 @@ describe('ConsulResolver against the Consul API double', () => {
       );
       // The answer came at once with a new index; the next query still waits for the interval.
       clock.advance(99);
-      assert.equal(r.requestCount, n, `no query ${n + 1} before minRequestInterval`);
+      assert.equal(r.requestCount, n, `no query ${n + 1} before minRequestIntervalMs`);
       clock.advance(1);
-      assert.equal(r.requestCount, n + 1, `query ${n + 1} at minRequestInterval`);
+      assert.equal(r.requestCount, n + 1, `query ${n + 1} at minRequestIntervalMs`);
     }
     assert.equal(rec.errors.length, 0);
   });
 
   it('refresh() re-issues the blocking query early, at most once per refreshInterval', async () => {
     const rec = new Recorder();
-    const r = resolver({ refreshInterval: 10_000 });
+    const r = resolver({ refreshIntervalMs: 10_000 });
     r.start(rec.listener);
     await rec.until(() => rec.updates.length === 1 && consul.blocked === 1);
     const mark = consul.requests.length;
@@ -538,7 +539,7 @@ describe('ConsulResolver against the Consul API double', () => {
     consul.fault = { kind: 'status', status: 500 };
     const clock = new FakeClock();
     const rec = new Recorder();
-    const r = resolver({ clock, refreshInterval: 0, backoff: { initialMs: 1000, jitter: 0, multiplier: 2 } });
+    const r = resolver({ clock, refreshIntervalMs: 0, backoff: { initialMs: 1000, jitter: 0, multiplier: 2 } });
     r.start(rec.listener);
     await rec.until(
       () => {

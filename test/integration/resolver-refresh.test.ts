@@ -96,15 +96,15 @@ describe('refresh hints from the cluster', () => {
     }
   });
 
-  it('a ConsulResolver re-queries at most once per refreshInterval, however many hints', async () => {
+  it('a ConsulResolver re-queries at most once per refreshIntervalMs, however many hints', async () => {
     const port = await closedPort();
     consul.setService('web', [{ nodeAddress: '127.0.0.1', port }]);
     const inner = new ConsulResolver({
       address: consul.address,
       service: 'web',
       wait: 60_000,
-      minRequestInterval: 20,
-      refreshInterval: 60_000,
+      minRequestIntervalMs: 20,
+      refreshIntervalMs: 60_000,
       env: {},
     });
     let hints = 0;

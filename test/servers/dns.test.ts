@@ -66,7 +66,7 @@ after(async () => {
   await stopAll(backends ?? []);
 });
 
-const fast = () => ({ nameservers: [knot.address], timeout: 500, retries: 1 });
+const fast = () => ({ nameservers: [knot.address], timeoutMs: 500, retries: 1 });
 
 /** Counts resolutions started: one poll each, so tests can count polls between events instead of timing them. */
 class CountingDnsResolver extends DnsResolver {
@@ -174,7 +174,7 @@ describe('DnsResolver against knot', () => {
     await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
     try {
       const port = silent.address().port;
-      const mute = new DnsClient({ nameservers: [`127.0.0.1:${port}`], timeout: 150, retries: 1 });
+      const mute = new DnsClient({ nameservers: [`127.0.0.1:${port}`], timeoutMs: 150, retries: 1 });
       await assert.rejects(mute.resolveAddresses('web.svc.test', 4), { code: 'SIDECARLESS_DNS_TIMEOUT' });
       mute.close();
 
@@ -184,7 +184,7 @@ describe('DnsResolver against knot', () => {
       track(new DnsResolver({ ...fast(), host: 'missing.svc.test' })).start(nx);
       track(new DnsResolver({ ...fast(), host: 'nodata.svc.test' })).start(nodata);
       track(
-        new DnsResolver({ nameservers: [`127.0.0.1:${port}`], timeout: 100, retries: 0, host: 'web.svc.test' }),
+        new DnsResolver({ nameservers: [`127.0.0.1:${port}`], timeoutMs: 100, retries: 0, host: 'web.svc.test' }),
       ).start(timeout);
       await nx.waitFor(() => nx.updates.length > 0, 3000, 'NXDOMAIN empty set');
       await nodata.waitFor(() => nodata.updates.length > 0, 3000, 'NODATA empty set');
@@ -235,7 +235,7 @@ describe('live changes against knot', () => {
     const resolver = track(
       new CountingSrvResolver({
         nameservers: [knot.address],
-        timeout: 200,
+        timeoutMs: 200,
         retries: 0,
         name: '_multi._tcp.svc.test',
         minTtl: 100,

@@ -4,7 +4,8 @@ import net from 'node:net';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { createClient } from '../../src/client/client.js';
 import type { Endpoint } from '../../src/common/endpoint.js';
-import { EtcdError, InvalidTargetError, type SidecarlessError } from '../../src/common/errors.js';
+import { InvalidTargetError, type SidecarlessError } from '../../src/common/errors.js';
+import { EtcdError } from '../../src/resolvers/errors.js';
 import { EtcdResolver, type EtcdResolverOptions } from '../../src/resolvers/etcd/resolver.js';
 import { createResolverRegistry } from '../../src/resolvers/registry.js';
 import { systemClock } from '../../src/common/runtime.js';
@@ -85,8 +86,8 @@ describe('EtcdResolver against a real etcd', () => {
     const r = new EtcdResolver({
       endpoints: [etcd.url],
       prefix,
-      minRelistInterval: 20,
-      requestTimeout: 2000,
+      minRelistIntervalMs: 20,
+      requestTimeoutMs: 2000,
       backoff: FAST,
       ...options,
     });
@@ -234,12 +235,12 @@ describe('EtcdResolver against a real etcd', () => {
     assert.deepEqual(keys(rec.last), ['10.0.5.1:80', '10.0.5.2:80']);
   });
 
-  it('refresh() lists and watches again once, then at most once per refreshInterval', async () => {
+  it('refresh() lists and watches again once, then at most once per refreshIntervalMs', async () => {
     // The resolver's timers on a fake clock: the rate limit is checked at exact instants, not against wall time.
     const clock = new FakeClock();
     await etcd.put(`${prefix}a`, '10.0.10.1:80');
     const rec = new Recorder();
-    const r = resolver({ clock, refreshInterval: 5000 });
+    const r = resolver({ clock, refreshIntervalMs: 5000 });
     const pump = (predicate: () => boolean, what: string) =>
       rec.until(
         () => {
@@ -252,20 +253,20 @@ describe('EtcdResolver against a real etcd', () => {
     r.start(rec.listener);
     await pump(() => rec.updates.length === 1, 'the initial set');
     for (let i = 0; i < 20; i++) r.refresh();
-    clock.advance(20); // minRelistInterval
+    clock.advance(20); // minRelistIntervalMs
     await pump(() => r.listCount === 2, 'one re-list');
     // The re-established watch follows changes on its own (and is up once this one arrives).
     await etcd.put(`${prefix}b`, '10.0.10.2:80');
     await pump(() => keys(rec.last).length === 2, 'a change through the new watch');
-    for (let i = 0; i < 20; i++) r.refresh(); // inside refreshInterval: dropped
+    for (let i = 0; i < 20; i++) r.refresh(); // inside refreshIntervalMsMs: dropped
     clock.advance(4979);
     r.refresh(); // 4999 ms after the first hint: still dropped
     await sleep(50);
     clock.advance(0);
     await sleep(50);
-    assert.equal(r.listCount, 2, 'hints inside refreshInterval are dropped');
+    assert.equal(r.listCount, 2, 'hints inside refreshIntervalMs are dropped');
     clock.advance(1);
-    r.refresh(); // refreshInterval after the first hint
+    r.refresh(); // refreshIntervalMs after the first hint
     clock.advance(20);
     await pump(() => r.listCount === 3, 'the next re-list');
     assert.equal(rec.updates.length, 2, 'a re-list of the same set delivers nothing');
@@ -278,7 +279,7 @@ describe('EtcdResolver against a real etcd', () => {
     const r = resolver({
       clock,
       endpoints: [`127.0.0.1:${await closedPort()}`],
-      refreshInterval: 0,
+      refreshIntervalMs: 0,
       backoff: { initialMs: 1000, multiplier: 2, jitter: 0 },
     });
     r.start(rec.listener);
@@ -299,13 +300,13 @@ describe('EtcdResolver against a real etcd', () => {
     await rec.until(() => rec.errors.length === 2, 5000, 'the second error');
   });
 
-  it('aborts a silent watch after watchIdleTimeout (timeout error), lists again and keeps the set meanwhile', async () => {
+  it('aborts a silent watch after watchIdleTimeoutMs (timeout error), lists again and keeps the set meanwhile', async () => {
     const proxy = await EtcdProxy.start(etcd);
     try {
       await etcd.put(`${prefix}a`, '10.0.11.1:80');
       proxy.muteWatch = true;
       const rec = new Recorder();
-      const r = resolver({ endpoints: [proxy.address], watchIdleTimeout: 300 });
+      const r = resolver({ endpoints: [proxy.address], watchIdleTimeoutMs: 300 });
       r.start(rec.listener);
       await rec.until(() => rec.updates.length === 1 && proxy.watchRequests === 1, 5000, 'the list and a watch');
       // The muted watch never passes this on: only the re-list after the idle timeout can see it.
@@ -380,10 +381,10 @@ describe('EtcdResolver against a real etcd', () => {
     assert.throws(() => new EtcdResolver({ prefix: '' }), /`prefix`/);
     assert.throws(() => new EtcdResolver({ prefix: '/p/', endpoints: [] }), /`endpoints`/);
     assert.throws(() => new EtcdResolver({ prefix: '/p/', username: 'u' }), /`password`/);
-    for (const watchIdleTimeout of [0, -1, Number.NaN, 2 ** 31, '5000' as never]) {
-      assert.throws(() => new EtcdResolver({ prefix: '/p/', watchIdleTimeout }), {
+    for (const watchIdleTimeoutMs of [0, -1, Number.NaN, 2 ** 31, '5000' as never]) {
+      assert.throws(() => new EtcdResolver({ prefix: '/p/', watchIdleTimeoutMs }), {
         code: 'SIDECARLESS_INVALID_OPTION',
-        option: 'watchIdleTimeout',
+        option: 'watchIdleTimeoutMs',
       });
     }
   });
@@ -425,7 +426,7 @@ describe('EtcdResolver against a real etcd with auth enabled', () => {
   const prefix = '/services/secured/';
   const open: EtcdResolver[] = [];
   function resolver(options: Partial<EtcdResolverOptions>): EtcdResolver {
-    const r = new EtcdResolver({ endpoints: [etcd.url], prefix, requestTimeout: 2000, backoff: FAST, ...options });
+    const r = new EtcdResolver({ endpoints: [etcd.url], prefix, requestTimeoutMs: 2000, backoff: FAST, ...options });
     open.push(r);
     return r;
   }
@@ -512,8 +513,8 @@ describe('EtcdResolver watch liveness (a scripted gateway, fake clock)', () => {
       endpoints: [gw.address],
       prefix: '/p/',
       clock,
-      watchIdleTimeout: 300,
-      minRelistInterval: 0,
+      watchIdleTimeoutMs: 300,
+      minRelistIntervalMs: 0,
       backoff: { initialMs: 50, jitter: 0 },
     });
     const pump = (predicate: () => boolean, what: string) =>

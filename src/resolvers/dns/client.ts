@@ -10,7 +10,7 @@
  * reported as `SIDECARLESS_DNS_MALFORMED` if no valid reply follows.
  *
  * Handles: a query in flight holds its socket (so an `await` on it keeps the process alive, for at most
- * `timeout × (retries + 1)` plus a TCP fallback); timers are the injected clock's (unref'd for the system clock).
+ * `timeoutMs × (retries + 1)` plus a TCP fallback); timers are the injected clock's (unref'd for the system clock).
  * {@link DnsClient.close} closes every socket at once.
  *
  * @module
@@ -19,7 +19,7 @@ import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
-import dnsPacket from 'dns-packet';
+import type dnsPacket from 'dns-packet';
 import { parseHostPort } from '../../common/endpoint.js';
 import {
   DnsError,
@@ -29,12 +29,25 @@ import {
   ResolverError,
 } from '../../common/errors.js';
 import { createDebug } from '../../common/debug.js';
+import { describe, integer, isRecord, joinPath, MAX_TIMER_MS, rejectUnknownKeys } from '../../common/options.js';
 import { type Clock, systemClock } from '../../common/runtime.js';
+import {
+  type AddressRecord,
+  chainOf,
+  type DnsQueryType,
+  encodeQuery,
+  extractAddresses,
+  extractSrv,
+  negativeTtlOf,
+  parseReply,
+  RCODES,
+  type ReplyVerdict,
+  type SrvRecord,
+} from './packet.js';
+
+export type { AddressRecord, DnsQueryType, SrvRecord } from './packet.js';
 
 const debug = createDebug('dns');
-
-/** The record types this client queries. */
-export type DnsQueryType = 'A' | 'AAAA' | 'SRV';
 
 /** Options of {@link DnsClient}. */
 export interface DnsClientOptions {
@@ -46,7 +59,7 @@ export interface DnsClientOptions {
    */
   readonly nameservers?: readonly string[] | undefined;
   /** How long one try waits for a valid reply, ms (the TCP fallback gets the same again). @defaultValue 2000 */
-  readonly timeout?: number | undefined;
+  readonly timeoutMs?: number | undefined;
   /**
    * Further tries after the first, each on the next nameserver, when a try times out, fails on the network, gets
    * only malformed replies, SERVFAIL or REFUSED. NXDOMAIN and NODATA are answers and are not retried.
@@ -68,7 +81,7 @@ export interface ResolvedDnsClientOptions {
   /** Nameservers to ask, in order (the usable system ones when none were given; may then be empty). */
   readonly nameservers: readonly Nameserver[];
   /** How long one try waits for a valid reply, ms. */
-  readonly timeout: number;
+  readonly timeoutMs: number;
   /** Further tries after the first (0 to 100). */
   readonly retries: number;
   /** UDP payload size advertised with EDNS(0), bytes; 512 means no OPT record. */
@@ -89,34 +102,6 @@ export interface Nameserver {
   readonly label: string;
 }
 
-/** An A or AAAA record, validated. */
-export interface AddressRecord {
-  /** Owner name, lower-cased, without trailing dot. */
-  readonly name: string;
-  /** TTL, seconds (RFC 2181 §8: values above 2^31 - 1 read as 0). */
-  readonly ttl: number;
-  /** The IP address, lower-cased. */
-  readonly address: string;
-  /** 4 for an A record, 6 for AAAA. */
-  readonly family: 4 | 6;
-}
-
-/** An SRV record (RFC 2782), validated. */
-export interface SrvRecord {
-  /** Owner name (`_service._proto.name`), lower-cased, without trailing dot. */
-  readonly name: string;
-  /** TTL, seconds, capped by the CNAME chain that led to the record (values above 2^31 - 1 read as 0). */
-  readonly ttl: number;
-  /** 0 to 65535; lower is preferred (RFC 2782). */
-  readonly priority: number;
-  /** Relative weight among records of the same priority, 0 to 65535 (RFC 2782). */
-  readonly weight: number;
-  /** Port of the service on `target`, 0 to 65535. */
-  readonly port: number;
-  /** Target host name, lower-cased, without trailing dot; `'.'` means "service not available here". */
-  readonly target: string;
-}
-
 /** A successful answer. */
 export interface DnsAnswer<T> {
   /** Records of the type asked, owned by the name asked or by a name its CNAME chain in the answer leads to. */
@@ -129,30 +114,10 @@ export interface DnsAnswer<T> {
   readonly transport: 'udp' | 'tcp';
 }
 
-const FLAG_QR = 0x8000;
-const FLAG_TC = 0x0200;
-const FLAG_RD = 0x0100;
-const RCODES: Readonly<Record<number, string>> = {
-  0: 'NOERROR',
-  1: 'FORMERR',
-  2: 'SERVFAIL',
-  3: 'NXDOMAIN',
-  4: 'NOTIMP',
-  5: 'REFUSED',
-};
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-const MAX_CNAME_CHAIN = 8;
-
-/** Lower-cases and strips the trailing dot, so names compare as DNS does (RFC 4343). */
-export function normalizeDnsName(name: string): string {
-  const lower = name.toLowerCase();
-  return lower.length > 1 && lower.endsWith('.') ? lower.slice(0, -1) : lower;
-}
-
 /** Parses one nameserver address. Throws {@link InvalidOptionError} naming `option`. */
 export function parseNameserver(text: string, option: string): Nameserver {
   if (typeof text !== 'string' || text.length === 0) {
-    throw new InvalidOptionError(option, `expected an IP address with optional port, got ${String(text)}`);
+    throw new InvalidOptionError(option, `expected an IP address with optional port, got ${describe(text)}`);
   }
   let parsed: { host: string; port: number };
   try {
@@ -176,17 +141,20 @@ export function parseNameserver(text: string, option: string): Nameserver {
   };
 }
 
-function integerOption(value: unknown, option: string, min: number, max: number, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(option, `expected an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
+/** The keys of {@link DnsClientOptions}. @internal */
+export const DNS_CLIENT_OPTION_KEYS = ['nameservers', 'timeoutMs', 'retries', 'udpPayloadSize', 'clock'] as const;
 
-/** Validates {@link DnsClientOptions}; names bad options as `${prefix}<name>`. */
-export function resolveDnsClientOptions(options: DnsClientOptions | undefined, prefix = ''): ResolvedDnsClientOptions {
-  const o = options ?? {};
+/**
+ * Validates {@link DnsClientOptions}, naming a bad option by its path under `path` (`''` at the top level), unknown
+ * keys included.
+ */
+export function resolveDnsClientOptions(options: DnsClientOptions | undefined, path = ''): ResolvedDnsClientOptions {
+  if (options !== undefined && !isRecord(options)) {
+    throw new InvalidOptionError(path || 'options', `expected an object, got ${describe(options)}`);
+  }
+  const o: Record<string, unknown> = options ?? {};
+  rejectUnknownKeys(o, path, DNS_CLIENT_OPTION_KEYS);
+  const at = (key: string) => joinPath(path, key);
   let nameservers: Nameserver[];
   if (o.nameservers === undefined) {
     // The system list may hold entries we cannot use (e.g. link-local with a zone); skip those.
@@ -195,26 +163,28 @@ export function resolveDnsClientOptions(options: DnsClientOptions | undefined, p
     // the module's functions, so a getServers imported by name would keep reporting the servers of the old one.
     for (const server of dns.getServers()) {
       try {
-        nameservers.push(parseNameserver(server, `${prefix}nameservers`));
+        nameservers.push(parseNameserver(server, at('nameservers')));
       } catch {
         debug('ignoring system nameserver %s', server);
       }
     }
   } else {
     if (!Array.isArray(o.nameservers) || o.nameservers.length === 0) {
-      throw new InvalidOptionError(`${prefix}nameservers`, 'expected a non-empty array of IP addresses');
+      throw new InvalidOptionError(at('nameservers'), 'expected a non-empty array of IP addresses');
     }
-    nameservers = o.nameservers.map((s, i) => parseNameserver(s, `${prefix}nameservers[${i}]`));
+    nameservers = (o.nameservers as unknown[]).map((s, i) =>
+      parseNameserver(s as string, joinPath(at('nameservers'), i)),
+    );
   }
-  const clock = o.clock ?? systemClock;
+  const clock = (o.clock as Clock | undefined) ?? systemClock;
   if (typeof clock !== 'object' || clock === null || typeof clock.setTimeout !== 'function') {
-    throw new InvalidOptionError(`${prefix}clock`, 'expected { now, setTimeout, clearTimeout }');
+    throw new InvalidOptionError(at('clock'), 'expected { now, setTimeout, clearTimeout }');
   }
   const resolved: ResolvedDnsClientOptions = Object.freeze({
     nameservers,
-    timeout: integerOption(o.timeout, `${prefix}timeout`, 1, MAX_TIMEOUT_MS, 2000),
-    retries: integerOption(o.retries, `${prefix}retries`, 0, 100, 2),
-    udpPayloadSize: integerOption(o.udpPayloadSize, `${prefix}udpPayloadSize`, 512, 65535, 1232),
+    timeoutMs: integer(o.timeoutMs, at('timeoutMs'), 2000, 1, MAX_TIMER_MS),
+    retries: integer(o.retries, at('retries'), 2, 0, 100),
+    udpPayloadSize: integer(o.udpPayloadSize, at('udpPayloadSize'), 1232, 512, 65535),
     clock,
   });
   RESOLVED.add(resolved);
@@ -223,146 +193,6 @@ export function resolveDnsClientOptions(options: DnsClientOptions | undefined, p
 
 /** Option objects produced by {@link resolveDnsClientOptions}, which {@link DnsClient} takes as they are. */
 const RESOLVED = new WeakSet<object>();
-
-/** What {@link parseReply} made of one datagram or TCP message. @internal */
-export type ReplyVerdict =
-  /** Not a reply to this query (wrong ID, QR clear, other question, other opcode): keep waiting. */
-  | { readonly kind: 'ignore'; readonly reason: string }
-  /** Looks like a reply to this query but cannot be decoded: keep waiting, remember it. */
-  | { readonly kind: 'malformed'; readonly reason: string }
-  /** A reply to this query with TC set: ask again over TCP. */
-  | { readonly kind: 'truncated' }
-  /** A valid reply to this query. */
-  | { readonly kind: 'reply'; readonly rcode: number; readonly packet: dnsPacket.DecodedPacket };
-
-/**
- * Checks one reply against the query (ID, QR bit, opcode, question) and decodes it. Never throws, whatever the
- * bytes. Exported for the fuzz tests. @internal
- */
-export function parseReply(buf: Buffer, id: number, name: string, type: DnsQueryType): ReplyVerdict {
-  // Header: ID(2) FLAGS(2) QDCOUNT ANCOUNT NSCOUNT ARCOUNT (RFC 1035 §4.1.1).
-  if (!Buffer.isBuffer(buf) || buf.length < 12) return { kind: 'malformed', reason: 'shorter than a header' };
-  if (buf.readUInt16BE(0) !== id) return { kind: 'ignore', reason: 'wrong ID' };
-  const flags = buf.readUInt16BE(2);
-  if ((flags & FLAG_QR) === 0) return { kind: 'ignore', reason: 'QR bit clear' };
-  if (((flags >> 11) & 0xf) !== 0) return { kind: 'ignore', reason: 'not a QUERY opcode' };
-  let packet: dnsPacket.DecodedPacket;
-  try {
-    packet = dnsPacket.decode(buf);
-  } catch (err) {
-    // A truncated reply may be cut mid-record; its header is enough to go to TCP.
-    if ((flags & FLAG_TC) !== 0) return { kind: 'truncated' };
-    return { kind: 'malformed', reason: `undecodable: ${(err as Error)?.message ?? String(err)}` };
-  }
-  const questions = packet.questions;
-  if (!Array.isArray(questions) || questions.length !== 1) return { kind: 'ignore', reason: 'not one question' };
-  const q = questions[0];
-  if (
-    q === undefined ||
-    typeof q.name !== 'string' ||
-    normalizeDnsName(q.name) !== normalizeDnsName(name) ||
-    q.type !== type ||
-    q.class !== 'IN'
-  ) {
-    return { kind: 'ignore', reason: 'question does not match' };
-  }
-  if ((flags & FLAG_TC) !== 0) return { kind: 'truncated' };
-  return { kind: 'reply', rcode: flags & 0xf, packet };
-}
-
-function validTtl(ttl: unknown): number {
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) return 0;
-  return ttl > 0x7fffffff ? 0 : Math.floor(ttl);
-}
-
-function isIn(record: { class?: unknown }): boolean {
-  return record.class === undefined || record.class === 'IN';
-}
-
-/**
- * The names whose records answer `name`: itself and the CNAME chain found in the answer section (RFC 1034
- * §3.6.2), with the smallest CNAME TTL on the way. @internal
- */
-function chainOf(answers: readonly dnsPacket.Answer[], name: string): { names: Set<string>; ttl: number } {
-  const names = new Set([normalizeDnsName(name)]);
-  let ttl = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < MAX_CNAME_CHAIN; i++) {
-    let grew = false;
-    for (const a of answers) {
-      if (a.type !== 'CNAME' || !isIn(a) || typeof a.data !== 'string' || typeof a.name !== 'string') continue;
-      const target = normalizeDnsName(a.data);
-      if (names.has(normalizeDnsName(a.name)) && !names.has(target)) {
-        names.add(target);
-        ttl = Math.min(ttl, validTtl(a.ttl));
-        grew = true;
-      }
-    }
-    if (!grew) break;
-  }
-  return { names, ttl };
-}
-
-/** Extracts valid A/AAAA records of `names` (all names when undefined) from a section. Never throws. @internal */
-export function extractAddresses(
-  section: readonly dnsPacket.Answer[] | undefined,
-  names: Set<string> | undefined,
-  ttlCap = Number.POSITIVE_INFINITY,
-): AddressRecord[] {
-  const out: AddressRecord[] = [];
-  if (!Array.isArray(section)) return out;
-  for (const a of section) {
-    if ((a.type !== 'A' && a.type !== 'AAAA') || !isIn(a) || typeof a.name !== 'string') continue;
-    const owner = normalizeDnsName(a.name);
-    if (names !== undefined && !names.has(owner)) continue;
-    const family = typeof a.data === 'string' ? net.isIP(a.data) : 0;
-    if ((a.type === 'A' && family !== 4) || (a.type === 'AAAA' && family !== 6)) continue;
-    out.push({
-      name: owner,
-      ttl: Math.min(validTtl(a.ttl), ttlCap),
-      address: (a.data as string).toLowerCase(),
-      family: family as 4 | 6,
-    });
-  }
-  return out;
-}
-
-/** Extracts valid SRV records of `names` from a section. Never throws. @internal */
-export function extractSrv(
-  section: readonly dnsPacket.Answer[] | undefined,
-  names: Set<string>,
-  ttlCap = Number.POSITIVE_INFINITY,
-): SrvRecord[] {
-  const out: SrvRecord[] = [];
-  if (!Array.isArray(section)) return out;
-  for (const a of section) {
-    if (a.type !== 'SRV' || !isIn(a) || typeof a.name !== 'string') continue;
-    const owner = normalizeDnsName(a.name);
-    if (!names.has(owner)) continue;
-    const d = a.data as Partial<dnsPacket.SrvData> | undefined;
-    if (typeof d !== 'object' || d === null || typeof d.target !== 'string') continue;
-    const u16 = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65535;
-    if (!u16(d.port) || !u16(d.priority) || !u16(d.weight)) continue;
-    out.push({
-      name: owner,
-      ttl: Math.min(validTtl(a.ttl), ttlCap),
-      priority: d.priority as number,
-      weight: d.weight as number,
-      port: d.port as number,
-      target: d.target === '.' || d.target === '' ? '.' : normalizeDnsName(d.target),
-    });
-  }
-  return out;
-}
-
-/** RFC 2308 §5: a negative answer is cached for min(SOA TTL, SOA MINIMUM). @internal */
-function negativeTtlOf(packet: dnsPacket.DecodedPacket): number | undefined {
-  for (const a of packet.authorities ?? []) {
-    if (a.type !== 'SOA') continue;
-    const minimum = (a.data as Partial<dnsPacket.SoaData> | undefined)?.minimum;
-    return Math.min(validTtl(a.ttl), validTtl(minimum));
-  }
-  return undefined;
-}
 
 interface Exchange {
   readonly packet: dnsPacket.DecodedPacket;
@@ -376,7 +206,7 @@ interface Exchange {
  *
  * @example
  * ```ts
- * const client = new DnsClient({ nameservers: ['127.0.0.1:5353'], timeout: 500 });
+ * const client = new DnsClient({ nameservers: ['127.0.0.1:5353'], timeoutMs: 500 });
  * const { records } = await client.resolveSrv('_http._tcp.svc.example');
  * client.close();
  * ```
@@ -485,28 +315,7 @@ export class DnsClient {
 
   async #try(server: Nameserver, name: string, type: DnsQueryType): Promise<Exchange> {
     const id = randomInt(0, 65536);
-    const additionals: dnsPacket.Answer[] =
-      this.#options.udpPayloadSize > 512
-        ? [
-            {
-              type: 'OPT',
-              name: '.',
-              udpPayloadSize: this.#options.udpPayloadSize,
-              extendedRcode: 0,
-              ednsVersion: 0,
-              flags: 0,
-              flag_do: false,
-              options: [],
-            },
-          ]
-        : [];
-    const query = dnsPacket.encode({
-      type: 'query',
-      id,
-      flags: FLAG_RD,
-      questions: [{ type, name, class: 'IN' }],
-      additionals,
-    });
+    const query = encodeQuery(id, name, type, this.#options.udpPayloadSize);
     const udp = await this.#udp(server, query, id, name, type);
     if (udp.kind === 'reply') return { packet: udp.packet, rcode: udp.rcode, transport: 'udp', nameserver: server };
     debug('%s %s: truncated over UDP from %s, retrying over TCP', name, type, server.label);
@@ -551,7 +360,7 @@ export class DnsClient {
           state.malformed === undefined
             ? new DnsError(
                 'SIDECARLESS_DNS_TIMEOUT',
-                `No reply from ${server.label} for ${name} ${type} within ${this.#options.timeout} ms`,
+                `No reply from ${server.label} for ${name} ${type} within ${this.#options.timeoutMs} ms`,
                 details,
               )
             : new DnsError(
@@ -560,7 +369,7 @@ export class DnsClient {
                 details,
               ),
         );
-      }, this.#options.timeout);
+      }, this.#options.timeoutMs);
       try {
         handle = body(settle, state);
         if (done) handle.close();

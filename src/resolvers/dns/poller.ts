@@ -1,6 +1,7 @@
 /**
- * What the `dns:` and `srv:` resolvers share: their common options (with query-string parsing) and the polling loop
- * (TTL-driven re-resolution, backoff after errors, rate-limited refresh, negative answers as empty sets).
+ * What the `dns:` and `srv:` resolvers share: their common options (with query-string parsing) and the polling
+ * resolver, a {@link WatchLoop} in `poll` mode (TTL-driven re-resolution, backoff after errors, rate-limited
+ * refresh, negative answers as empty sets).
  *
  * @module
  */
@@ -13,6 +14,7 @@ import {
   ResolverError,
 } from '../../common/errors.js';
 import { createDebug } from '../../common/debug.js';
+import { describe, func, integer, MAX_TIMER_MS, rejectUnknownKeys } from '../../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
 import {
   Backoff,
@@ -20,8 +22,15 @@ import {
   type ResolvedBackoffOptions,
   resolveBackoffOptions,
 } from '../../common/backoff.js';
-import { DnsClient, type DnsClientOptions, type ResolvedDnsClientOptions, resolveDnsClientOptions } from './client.js';
+import {
+  DNS_CLIENT_OPTION_KEYS,
+  DnsClient,
+  type DnsClientOptions,
+  type ResolvedDnsClientOptions,
+  resolveDnsClientOptions,
+} from './client.js';
 import type { Resolver, ResolverListener, Target } from '../resolver.js';
+import { type WatchResult, WatchLoop, type WatchRun } from '../watch-loop.js';
 
 const debug = createDebug('dns');
 
@@ -61,30 +70,36 @@ export interface ResolvedDnsPollingOptions {
 
 /** TTL used for a negative answer without an SOA record to take it from, seconds (then clamped). */
 const DEFAULT_NEGATIVE_TTL_S = 30;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Validates the shared options. @internal */
-export function resolveDnsPollingOptions(o: DnsPollingOptions): ResolvedDnsPollingOptions {
-  const ms = (value: unknown, option: string, fallback: number) => {
-    if (value === undefined) return fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_TIMER_MS) {
-      throw new InvalidOptionError(option, `expected an integer number of ms from 0 to ${MAX_TIMER_MS}`);
-    }
-    return value;
-  };
-  const minTtlMs = ms(o.minTtl, 'minTtl', 1000);
-  const maxTtlMs = ms(o.maxTtl, 'maxTtl', 300_000);
+/** The keys of {@link DnsPollingOptions}. */
+const POLLING_OPTION_KEYS = [...DNS_CLIENT_OPTION_KEYS, 'minTtl', 'maxTtl', 'family', 'backoff', 'random'];
+
+/** The query parameters of a `dns:` or `srv:` target (each sets the option of the same name). */
+const TARGET_PARAMS = ['minTtl', 'maxTtl', 'family', 'timeoutMs', 'retries', 'udpPayloadSize'];
+
+/**
+ * Validates the shared options; `ownKeys` are the keys the concrete resolver adds (validated by it), so that any
+ * other key is refused. @internal
+ */
+export function resolveDnsPollingOptions(
+  o: DnsPollingOptions,
+  ownKeys: readonly string[] = [],
+): ResolvedDnsPollingOptions {
+  rejectUnknownKeys(o, '', [...ownKeys, ...POLLING_OPTION_KEYS]);
+  const minTtlMs = integer(o.minTtl, 'minTtl', 1000, 0, MAX_TIMER_MS);
+  const maxTtlMs = integer(o.maxTtl, 'maxTtl', 300_000, 0, MAX_TIMER_MS);
   if (minTtlMs === 0) throw new InvalidOptionError('minTtl', 'must be at least 1 ms (TTL 0 polls at minTtl)');
   if (maxTtlMs < minTtlMs) throw new InvalidOptionError('maxTtl', `must not be below minTtl (${minTtlMs})`);
   const family = o.family ?? 'any';
   if (family !== 4 && family !== 6 && family !== 'any') {
-    throw new InvalidOptionError('family', `expected 4, 6 or 'any', got ${String(family)}`);
+    throw new InvalidOptionError('family', `expected 4, 6 or 'any', got ${describe(family)}`);
   }
-  const random = o.random ?? systemRandom;
-  if (typeof random !== 'function') throw new InvalidOptionError('random', 'expected a function returning [0, 1)');
+  const random = func<RandomSource>(o.random, 'random') ?? systemRandom;
   const clock = o.clock ?? systemClock;
+  const client: Record<string, unknown> = { clock };
+  for (const key of DNS_CLIENT_OPTION_KEYS) if (key !== 'clock' && o[key] !== undefined) client[key] = o[key];
   return {
-    client: resolveDnsClientOptions({ ...o, clock }),
+    client: resolveDnsClientOptions(client as DnsClientOptions),
     minTtlMs,
     maxTtlMs,
     family,
@@ -96,47 +111,34 @@ export function resolveDnsPollingOptions(o: DnsPollingOptions): ResolvedDnsPolli
 
 /**
  * Reads the shared options from a target: the authority is the nameserver, the query string holds `minTtl`,
- * `maxTtl`, `family`, `timeout`, `retries` and `udpPayloadSize`. Unknown or malformed parameters throw
+ * `maxTtl`, `family`, `timeoutMs`, `retries` and `udpPayloadSize`. Unknown or malformed parameters throw
  * {@link InvalidTargetError} (its `cause` an {@link InvalidOptionError} naming the parameter). @internal
  */
 export function dnsOptionsFromTarget(target: Target): DnsPollingOptions {
   const out: { -readonly [K in keyof DnsPollingOptions]: DnsPollingOptions[K] } = {};
   if (target.authority.length > 0) out.nameservers = [target.authority];
+  try {
+    rejectUnknownKeys(Object.fromEntries(target.query), '', TARGET_PARAMS);
+  } catch (cause) {
+    throw new InvalidTargetError(target.raw, (cause as Error).message, { cause });
+  }
   for (const [key, value] of target.query) {
-    const int = () => {
-      if (!/^\d{1,10}$/.test(value)) {
-        const cause = new InvalidOptionError(key, `expected a non-negative integer, got ${JSON.stringify(value)}`);
-        throw new InvalidTargetError(target.raw, cause.message, { cause });
-      }
-      return Number(value);
+    const fail = (expected: string) => {
+      const cause = new InvalidOptionError(key, `expected ${expected}, got ${JSON.stringify(value)}`);
+      throw new InvalidTargetError(target.raw, cause.message, { cause });
     };
     switch (key) {
-      case 'minTtl':
-      case 'maxTtl':
-      case 'timeout':
-      case 'retries':
-      case 'udpPayloadSize':
-        out[key] = int();
-        break;
       case 'family':
-        if (value !== '4' && value !== '6' && value !== 'any') {
-          const cause = new InvalidOptionError(key, `expected 4, 6 or any, got ${JSON.stringify(value)}`);
-          throw new InvalidTargetError(target.raw, cause.message, { cause });
-        }
+        if (value !== '4' && value !== '6' && value !== 'any') fail('4, 6 or any');
         out.family = value === 'any' ? 'any' : (Number(value) as 4 | 6);
         break;
-      default: {
-        const cause = new InvalidOptionError(
-          key,
-          'unknown query parameter (known: minTtl, maxTtl, family, timeout, retries, udpPayloadSize)',
-        );
-        throw new InvalidTargetError(target.raw, cause.message, { cause });
-      }
+      default:
+        if (!/^\d{1,10}$/.test(value)) fail('a non-negative integer');
+        out[key as 'minTtl' | 'maxTtl' | 'timeoutMs' | 'retries' | 'udpPayloadSize'] = Number(value);
     }
   }
   return out;
 }
-
 /** Runs `build` and turns an option error into an {@link InvalidTargetError} for `target`. @internal */
 export function asTargetError<T>(target: Target, build: () => T): T {
   try {
@@ -162,7 +164,8 @@ export function isNegativeAnswer(err: unknown): err is DnsError {
 }
 
 /**
- * The polling loop. Subclasses implement {@link DnsPollingResolver.lookup}; this class schedules it:
+ * The polling resolver. Subclasses implement {@link DnsPollingResolver.lookup}; a {@link WatchLoop} in `poll` mode
+ * schedules it:
  *
  * - first resolution on a microtask after `start`;
  * - after a success, again when the smallest TTL expires, clamped to [minTtl, maxTtl] (TTL 0 polls at minTtl);
@@ -171,7 +174,8 @@ export function isNegativeAnswer(err: unknown): err is DnsError {
  *   TTL from the SOA record (30 s when there is none), clamped the same way;
  * - `refresh()` resolves early, at most once per minTtl, and is ignored while backing off after a failure (the
  *   {@link Resolver.refresh} rule);
- * - a set equal to the one delivered last (same keys, weights, priorities, metadata) is not delivered again.
+ * - a set equal to the one delivered last (same keys, weights, priorities, metadata; in any order) is not delivered
+ *   again.
  *
  * @internal
  */
@@ -180,45 +184,40 @@ export abstract class DnsPollingResolver implements Resolver {
   protected readonly client: DnsClient;
   /** Validated options. */
   protected readonly options: ResolvedDnsPollingOptions;
-  readonly #backoff: Backoff;
-  readonly #label: string;
-  #listener: ResolverListener | undefined;
-  #timer: unknown;
-  #timerAt = Number.POSITIVE_INFINITY;
-  #inFlight = false;
-  #backingOff = false;
-  #closed = false;
-  #lastStart = Number.NEGATIVE_INFINITY;
-  #lastSignature: string | undefined;
+  readonly #loop: WatchLoop;
 
   protected constructor(options: ResolvedDnsPollingOptions, label: string) {
     this.options = options;
     this.client = new DnsClient(options.client);
-    this.#backoff = new Backoff(options.backoff, options.random);
-    this.#label = label;
+    this.#loop = new WatchLoop(
+      {
+        label,
+        clock: options.clock,
+        backoff: new Backoff(options.backoff, options.random),
+        minIntervalMs: 0,
+        refresh: { mode: 'poll', intervalMs: options.minTtlMs },
+        ordered: false,
+        toError: (cause) => new ResolverError(`DNS resolution of ${label} failed`, { cause }),
+        debug,
+      },
+      (run) => this.#poll(run, label),
+    );
   }
 
   /** Resolves once. Rejects with a {@link DnsError} (or any error, which is wrapped). */
   protected abstract lookup(): Promise<DnsResolution>;
 
   start(listener: ResolverListener): void {
-    if (this.#listener !== undefined || this.#closed) return;
-    this.#listener = listener;
-    queueMicrotask(() => void this.#run());
+    this.#loop.start(listener);
   }
 
   refresh(): void {
-    if (this.#listener === undefined || this.#closed) return;
-    if (this.#inFlight || this.#backingOff) return;
-    const earliest = this.#lastStart + this.options.minTtlMs;
-    this.#schedule(Math.max(0, earliest - this.options.clock.now()));
+    this.#loop.refresh();
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#listener = undefined;
-    this.#cancelTimer();
+    if (this.#loop.closed) return;
+    this.#loop.close();
     this.client.close();
   }
 
@@ -227,70 +226,15 @@ export abstract class DnsPollingResolver implements Resolver {
     return Math.min(this.options.maxTtlMs, Math.max(this.options.minTtlMs, ttlSeconds * 1000));
   }
 
-  #cancelTimer(): void {
-    if (this.#timer !== undefined) this.options.clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
-  }
-
-  /** Runs the next resolution in `delayMs`, unless one is already due sooner. */
-  #schedule(delayMs: number): void {
-    if (this.#closed) return;
-    const at = this.options.clock.now() + delayMs;
-    if (this.#timer !== undefined && this.#timerAt <= at) return;
-    this.#cancelTimer();
-    this.#timerAt = at;
-    this.#timer = this.options.clock.setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = Number.POSITIVE_INFINITY;
-      void this.#run();
-    }, delayMs);
-  }
-
-  async #run(): Promise<void> {
-    if (this.#closed || this.#inFlight) return;
-    this.#inFlight = true;
-    this.#lastStart = this.options.clock.now();
-    let endpoints: Endpoint[] | undefined;
-    let nextMs: number;
-    let failure: unknown;
+  async #poll(run: WatchRun, label: string): Promise<WatchResult> {
+    run.started();
     try {
       const result = await this.lookup();
-      endpoints = result.endpoints;
-      nextMs = this.clampTtl(result.ttl ?? DEFAULT_NEGATIVE_TTL_S);
+      return { endpoints: result.endpoints, nextMs: this.clampTtl(result.ttl ?? DEFAULT_NEGATIVE_TTL_S) };
     } catch (err) {
-      if (isNegativeAnswer(err)) {
-        debug('%s: %s; delivering an empty set', this.#label, err.message);
-        endpoints = [];
-        nextMs = this.clampTtl(err.negativeTtl ?? DEFAULT_NEGATIVE_TTL_S);
-      } else {
-        failure = err;
-        nextMs = this.#backoff.next();
-      }
-    } finally {
-      this.#inFlight = false;
+      if (!isNegativeAnswer(err)) throw err;
+      debug('%s: %s; delivering an empty set', label, err.message);
+      return { endpoints: [], nextMs: this.clampTtl(err.negativeTtl ?? DEFAULT_NEGATIVE_TTL_S) };
     }
-    if (this.#closed) return;
-    const listener = this.#listener;
-    this.#backingOff = endpoints === undefined;
-    if (endpoints !== undefined) {
-      this.#backoff.reset();
-      const signature = endpoints
-        .map((e) => `${e.key}|${e.weight}|${e.priority}|${JSON.stringify(e.metadata)}`)
-        .sort()
-        .join('\n');
-      if (signature !== this.#lastSignature) {
-        this.#lastSignature = signature;
-        debug('%s: %d endpoints, next resolution in %d ms', this.#label, endpoints.length, nextMs);
-        listener?.onUpdate(endpoints);
-      }
-    } else {
-      const error = isSidecarlessError(failure)
-        ? failure
-        : new ResolverError(`DNS resolution of ${this.#label} failed`, { cause: failure });
-      debug('%s: %s; keeping the last set, retrying in %d ms', this.#label, error.message, Math.round(nextMs));
-      listener?.onError(error);
-    }
-    if (!this.#closed) this.#schedule(nextMs);
   }
 }

@@ -9,7 +9,7 @@
  * - the port defaults to 80 (`dns:///users.internal`); an IP literal host (`dns:///10.0.0.7:80`) needs no query.
  *
  * Query parameters: `minTtl` and `maxTtl` (ms, clamp the re-resolution interval; defaults 1000 and 300000),
- * `family` (`4`, `6` or `any`, default `any`), `timeout` (ms per try, default 2000), `retries` (default 2),
+ * `family` (`4`, `6` or `any`, default `any`), `timeoutMs` (ms per try, default 2000), `retries` (default 2),
  * `udpPayloadSize` (EDNS(0) size, default 1232; `512` sends no EDNS). Example:
  * `dns://127.0.0.1:5353/users.internal:8080?minTtl=500&family=4`.
  *
@@ -20,6 +20,7 @@
 import { isIP } from 'node:net';
 import { createEndpoint, type Endpoint, endpointKey, parseHostPort } from '../../common/endpoint.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import { integer, isRecord } from '../../common/options.js';
 import type { AddressRecord, DnsClient } from './client.js';
 import {
   asTargetError,
@@ -102,7 +103,7 @@ export class DnsResolver extends DnsPollingResolver {
 
   /** Validates every option (throws `SIDECARLESS_INVALID_OPTION` naming it); starts no I/O. */
   constructor(options: DnsResolverOptions) {
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'expected an object');
+    if (!isRecord(options)) throw new InvalidOptionError('options', 'expected an object');
     const { host, port = 80 } = options;
     if (typeof host !== 'string' || host.length === 0) {
       throw new InvalidOptionError('host', 'expected a non-empty host name');
@@ -111,10 +112,8 @@ export class DnsResolver extends DnsPollingResolver {
     if (isIP(bare) === 0 && !isDnsName(bare)) {
       throw new InvalidOptionError('host', `${JSON.stringify(host)} is not a valid DNS name or IP address`);
     }
-    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new InvalidOptionError('port', `expected an integer from 1 to 65535, got ${String(port)}`);
-    }
-    const resolved = resolveDnsPollingOptions(options);
+    integer(port, 'port', 80, 1, 65535);
+    const resolved = resolveDnsPollingOptions(options, ['host', 'port']);
     const name = bare.toLowerCase().replace(/\.$/, '');
     super(resolved, `dns:${name}:${port}`);
     this.host = name;

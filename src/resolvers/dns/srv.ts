@@ -8,7 +8,7 @@
  * - `srv://10.0.0.2:53/_http._tcp.svc.example` — ask the nameserver in the authority (IP literal, port 53 default).
  *
  * The port comes from each SRV record, so the name takes none. Query parameters are those of `dns:` (`minTtl`,
- * `maxTtl`, `family`, `timeout`, `retries`, `udpPayloadSize`); `family` selects the address records used for SRV
+ * `maxTtl`, `family`, `timeoutMs`, `retries`, `udpPayloadSize`); `family` selects the address records used for SRV
  * targets. Example: `srv://127.0.0.1:5353/_http._tcp.svc.test?maxTtl=30000&family=4`.
  *
  * Behaviour: see {@link SrvResolver}.
@@ -19,6 +19,7 @@ import { isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } from '../../common/endpoint.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import { integer, isRecord } from '../../common/options.js';
 import { isDnsName, lookupAddresses } from './resolver.js';
 import type { AddressRecord, SrvRecord } from './client.js';
 import {
@@ -79,15 +80,13 @@ export class SrvResolver extends DnsPollingResolver {
 
   /** Validates every option (throws `SIDECARLESS_INVALID_OPTION` naming it); starts no I/O. */
   constructor(options: SrvResolverOptions) {
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'expected an object');
+    if (!isRecord(options)) throw new InvalidOptionError('options', 'expected an object');
     const { name, cacheSize = 1000 } = options;
     if (typeof name !== 'string' || !isDnsName(name) || isIP(name) !== 0) {
       throw new InvalidOptionError('name', `expected an SRV name like _http._tcp.example.com, got ${String(name)}`);
     }
-    if (typeof cacheSize !== 'number' || !Number.isInteger(cacheSize) || cacheSize < 1) {
-      throw new InvalidOptionError('cacheSize', 'expected a positive integer');
-    }
-    const resolved = resolveDnsPollingOptions(options);
+    integer(cacheSize, 'cacheSize', 1000, 1);
+    const resolved = resolveDnsPollingOptions(options, ['name', 'cacheSize']);
     const normalized = name.toLowerCase().replace(/\.$/, '');
     super(resolved, `srv:${normalized}`);
     this.name = normalized;

@@ -9,14 +9,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Endpoint } from '../../../src/common/endpoint.js';
-import { ConsulError, EtcdError, isSidecarlessError, type SidecarlessError } from '../../../src/common/errors.js';
-import { ConsulResolver, parseConsulHealth } from '../../../src/resolvers/consul/resolver.js';
-import {
-  EtcdResolver,
-  parseEtcdEndpoint,
-  parseEtcdRange,
-  parseEtcdWatchLine,
-} from '../../../src/resolvers/etcd/resolver.js';
+import { isSidecarlessError, type SidecarlessError } from '../../../src/common/errors.js';
+import { ConsulError, EtcdError } from '../../../src/resolvers/errors.js';
+import { ConsulResolver } from '../../../src/resolvers/consul/resolver.js';
+import { parseConsulHealth } from '../../../src/resolvers/consul/parse.js';
+import { EtcdResolver } from '../../../src/resolvers/etcd/resolver.js';
+import { parseEtcdEndpoint, parseEtcdRange, parseEtcdWatchLine } from '../../../src/resolvers/etcd/parse.js';
 import type { RandomSource } from '../../../src/common/runtime.js';
 import { seededRandom } from '../../helpers/fake-clock.js';
 
@@ -264,7 +262,7 @@ describe('ConsulResolver fed bad bodies', () => {
       address: `127.0.0.1:${port}`,
       service: 'web',
       health: 'any',
-      minRequestInterval: 0,
+      minRequestIntervalMs: 0,
       backoff: { initialMs: 1, maxMs: 2 },
       env: {},
     });
@@ -324,7 +322,7 @@ describe('ConsulResolver and maxResponseBytes', () => {
       service: 'web',
       health: 'any',
       maxResponseBytes: 4096,
-      minRequestInterval: 0,
+      minRequestIntervalMs: 0,
       backoff: { initialMs: 1, maxMs: 2 },
       env: {},
     });
@@ -452,8 +450,8 @@ describe('EtcdResolver fed bad range bodies and watch streams', () => {
       endpoints: [`127.0.0.1:${server.port}`],
       prefix: '/p/',
       maxResponseBytes: MAX,
-      minRelistInterval: 0,
-      requestTimeout: 5000,
+      minRelistIntervalMs: 0,
+      requestTimeoutMs: 5000,
       backoff: { initialMs: 1, maxMs: 2 },
     });
     resolver.start({ onUpdate: (e) => updates.push(e), onError: (e) => errors.push(e) });

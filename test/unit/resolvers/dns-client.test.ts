@@ -26,7 +26,7 @@ describe('DnsClient reply checks (fake server)', () => {
       q.send(wrong);
       setTimeout(() => q.send(reply(q, { answers: [a('h.test', '10.0.0.1')] })), 20);
     });
-    const client = new DnsClient({ nameservers: [server.address], timeout: 1000, retries: 0 });
+    const client = new DnsClient({ nameservers: [server.address], timeoutMs: 1000, retries: 0 });
     const answer = await client.resolveAddresses('h.test', 4);
     assert.deepEqual(
       answer.records.map((r) => r.address),
@@ -62,7 +62,7 @@ describe('DnsClient reply checks (fake server)', () => {
         q.send(upper);
       }, 20);
     });
-    const client = new DnsClient({ nameservers: [server.address], timeout: 1000, retries: 0 });
+    const client = new DnsClient({ nameservers: [server.address], timeoutMs: 1000, retries: 0 });
     const answer = await client.resolveAddresses('h.test', 4);
     assert.deepEqual(
       answer.records.map((r) => r.address),
@@ -78,7 +78,7 @@ describe('DnsClient reply checks (fake server)', () => {
       q.send(junk);
       q.send(Buffer.from([1, 2, 3]));
     });
-    const client = new DnsClient({ nameservers: [server.address], timeout: 150, retries: 1 });
+    const client = new DnsClient({ nameservers: [server.address], timeoutMs: 150, retries: 1 });
     await assert.rejects(client.resolveAddresses('h.test', 4), { code: 'SIDECARLESS_DNS_MALFORMED' });
     assert.equal(server.queries.length, 2, 'retried once');
     client.close();
@@ -89,13 +89,13 @@ describe('DnsClient reply checks (fake server)', () => {
       if (q.transport === 'udp') q.send(reply(q, { tc: true }));
       else q.send(reply(q, { answers: [a('h.test', '10.0.0.3'), a('h.test', '10.0.0.4')] }));
     }, true);
-    const client = new DnsClient({ nameservers: [server.address], timeout: 1000, retries: 0, udpPayloadSize: 512 });
+    const client = new DnsClient({ nameservers: [server.address], timeoutMs: 1000, retries: 0, udpPayloadSize: 512 });
     const answer = await client.resolveAddresses('h.test', 4);
     assert.equal(answer.transport, 'tcp');
     assert.equal(answer.records.length, 2);
     assert.equal(server.queries[0]?.packet.additionals?.length ?? 0, 0, 'no OPT record');
     client.close();
-    const edns = new DnsClient({ nameservers: [server.address], timeout: 1000, retries: 0 });
+    const edns = new DnsClient({ nameservers: [server.address], timeoutMs: 1000, retries: 0 });
     await edns.resolveAddresses('h.test', 4);
     const opt = server.queries.at(-2)?.packet.additionals?.[0] as { type: string; udpPayloadSize: number };
     assert.equal(opt.type, 'OPT');
@@ -111,7 +111,7 @@ describe('DnsClient reply checks (fake server)', () => {
     ]);
     const s1 = await fake((q) => q.send(reply(q, { rcode: rcodes.get(q.packet.questions?.[0]?.name ?? '') ?? 0 })));
     const s2 = await fake((q) => q.send(reply(q, { rcode: rcodes.get(q.packet.questions?.[0]?.name ?? '') ?? 0 })));
-    const client = new DnsClient({ nameservers: [s1.address, s2.address], timeout: 500, retries: 1 });
+    const client = new DnsClient({ nameservers: [s1.address, s2.address], timeoutMs: 500, retries: 1 });
     await assert.rejects(client.resolveAddresses('nx.test', 4), {
       code: 'SIDECARLESS_DNS_NXDOMAIN',
       rcode: 'NXDOMAIN',
@@ -140,7 +140,7 @@ describe('DnsClient reply checks (fake server)', () => {
         }),
       ),
     );
-    const client = new DnsClient({ nameservers: [server.address], timeout: 500, retries: 0 });
+    const client = new DnsClient({ nameservers: [server.address], timeoutMs: 500, retries: 0 });
     const answer = await client.resolveAddresses('alias.test', 4);
     assert.deepEqual(answer.records, [{ name: 'real.test', ttl: 7, address: '10.0.0.9', family: 4 }]);
     client.close();
@@ -148,7 +148,7 @@ describe('DnsClient reply checks (fake server)', () => {
 
   it('gives every query a fresh random ID (RFC 5452): 20 queries, more than 15 distinct IDs', async () => {
     const server = await fake((q) => q.send(reply(q, { answers: [a('h.test', '10.0.0.1')] })));
-    const client = new DnsClient({ nameservers: [server.address], timeout: 1000, retries: 0 });
+    const client = new DnsClient({ nameservers: [server.address], timeoutMs: 1000, retries: 0 });
     for (let i = 0; i < 20; i++) await client.resolveAddresses('h.test', 4);
     client.close();
     const ids = server.queries.map((q) => q.packet.id);
@@ -166,7 +166,7 @@ describe('DnsClient reply checks (fake server)', () => {
     let client: DnsClient;
     dns.setServers([server.address]);
     try {
-      client = new DnsClient({ timeout: 1000, retries: 0 });
+      client = new DnsClient({ timeoutMs: 1000, retries: 0 });
     } finally {
       dns.setServers(original);
     }
@@ -183,7 +183,7 @@ describe('DnsClient reply checks (fake server)', () => {
 
   it('close() aborts a query in flight at once', async () => {
     const server = await fake(() => {});
-    const client = new DnsClient({ nameservers: [server.address], timeout: 10_000, retries: 0 });
+    const client = new DnsClient({ nameservers: [server.address], timeoutMs: 10_000, retries: 0 });
     const pending = client.resolveAddresses('h.test', 4);
     setTimeout(() => client.close(), 20);
     await assert.rejects(pending, { code: 'SIDECARLESS_RESOLVER_FAILED' });
@@ -199,7 +199,7 @@ describe('dns:/srv: targets and options', () => {
       'dns:///users.internal:8080',
       'dns:///users.internal',
       'dns://127.0.0.1:5353/users.internal:8080?minTtl=500&maxTtl=60000&family=4',
-      'dns://[::1]:53/users.internal?family=any&timeout=100&retries=0&udpPayloadSize=512',
+      'dns://[::1]:53/users.internal?family=any&timeoutMs=100&retries=0&udpPayloadSize=512',
       'dns:///10.0.0.1:80',
       'srv:///_http._tcp.svc.example',
       'srv://127.0.0.1:5353/_svc._tcp.name?family=6',
@@ -235,9 +235,9 @@ describe('dns:/srv: targets and options', () => {
       code: 'SIDECARLESS_INVALID_OPTION',
       option: 'minTtl',
     });
-    assert.throws(() => new DnsResolver({ host: 'h', timeout: 0 }), {
+    assert.throws(() => new DnsResolver({ host: 'h', timeoutMs: 0 }), {
       code: 'SIDECARLESS_INVALID_OPTION',
-      option: 'timeout',
+      option: 'timeoutMs',
     });
     assert.throws(() => new DnsResolver({ host: 'h', nameservers: [] }), { option: 'nameservers' });
     assert.throws(() => new DnsResolver({ host: 'h', nameservers: ['dns.google'] }), { option: 'nameservers[0]' });
@@ -245,5 +245,21 @@ describe('dns:/srv: targets and options', () => {
     assert.throws(() => new DnsResolver({ host: 'h', backoff: { multiplier: 0 } }), { option: 'backoff.multiplier' });
     assert.throws(() => new SrvResolver({ name: '' }), { option: 'name' });
     assert.throws(() => new SrvResolver({ name: '_a._tcp.x', cacheSize: 0 }), { option: 'cacheSize' });
+    assert.throws(() => new DnsResolver({ host: 'h', bogus: 1 } as never), {
+      code: 'SIDECARLESS_INVALID_OPTION',
+      option: 'bogus',
+      message: /unknown option/,
+    });
+  });
+
+  it('refuses the pre-0.2.0 option names, saying what they were renamed to', () => {
+    const renamed = { code: 'SIDECARLESS_INVALID_OPTION', option: 'timeout', message: /renamed to "timeoutMs"/ };
+    assert.throws(() => new DnsResolver({ host: 'h', timeout: 500 } as never), renamed);
+    assert.throws(() => new SrvResolver({ name: '_a._tcp.x', timeout: 500 } as never), renamed);
+    assert.throws(() => new DnsClient({ timeout: 500 } as never), renamed);
+    assert.throws(() => registry.create('dns:///h:80?timeout=500', ctx), {
+      code: 'SIDECARLESS_INVALID_TARGET',
+      message: /renamed to "timeoutMs"/,
+    });
   });
 });

@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import dnsPacket from 'dns-packet';
 import { createEndpoint } from '../../../src/common/endpoint.js';
 import { DnsResolver } from '../../../src/resolvers/dns/resolver.js';
-import { extractAddresses, extractSrv, parseReply } from '../../../src/resolvers/dns/client.js';
+import { extractAddresses, extractSrv, parseReply } from '../../../src/resolvers/dns/packet.js';
 import { SrvResolver } from '../../../src/resolvers/dns/srv.js';
 import type { RandomSource } from '../../../src/common/runtime.js';
 import { a, type FakeDnsServer, type FakeQuery, reply, startFakeDns } from '../../helpers/dns-fake-server.js';
@@ -172,7 +172,7 @@ describe('DNS reply fuzzing', () => {
     servers.push(server);
     const common = {
       nameservers: [server.address],
-      timeout: 40,
+      timeoutMs: 40,
       retries: 0,
       minTtl: 1,
       maxTtl: 5,

@@ -73,7 +73,7 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
       family: 4,
       clock,
       random: seededRandom(1),
-      timeout: 500,
+      timeoutMs: 500,
       retries: 0,
       backoff: { initialMs: 100, jitter: 0, multiplier: 2, maxMs: 1000 },
     });

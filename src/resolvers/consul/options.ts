@@ -1,0 +1,310 @@
+/**
+ * Options of the Consul resolver: their types, their validation (through the options toolkit,
+ * common/options.ts) and their reading from a `consul:` target.
+ *
+ * @module
+ */
+import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from '../../common/backoff.js';
+import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import {
+  boolean,
+  checkObject,
+  describe,
+  duration,
+  func,
+  integer,
+  isRecord,
+  joinPath,
+  oneOf,
+  rejectUnknownKeys,
+  string,
+} from '../../common/options.js';
+import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
+import type { Target } from '../resolver.js';
+import { type ConsulHealthFilter, parseConsulDuration } from './parse.js';
+
+export type { ConsulHealthFilter } from './parse.js';
+
+/** TLS settings for an `https://` Consul address (undici `connect` options). */
+export interface ConsulTlsOptions {
+  /** CA certificate(s) to trust instead of the system store. */
+  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
+  /** Client certificate (PEM), for mutual TLS. */
+  readonly cert?: string | Buffer | undefined;
+  /** Client private key (PEM), for mutual TLS. */
+  readonly key?: string | Buffer | undefined;
+  /** Verify the server certificate. @defaultValue true */
+  readonly rejectUnauthorized?: boolean | undefined;
+  /** SNI server name and the name the certificate is checked against. @defaultValue the address host */
+  readonly servername?: string | undefined;
+}
+
+/** Options of {@link ConsulResolver}. */
+export interface ConsulResolverOptions {
+  /** The service name, as registered in Consul. */
+  readonly service: string;
+  /**
+   * The Consul agent or server: `host:port`, `http://host:port` or `https://host:port`.
+   * @defaultValue `CONSUL_HTTP_ADDR` from the environment, else `'http://127.0.0.1:8500'`
+   */
+  readonly address?: string | undefined;
+  /**
+   * ACL token, sent only in the `X-Consul-Token` header (never in a URL, log line or error message).
+   * @defaultValue `CONSUL_HTTP_TOKEN` from the environment, else none
+   */
+  readonly token?: string | undefined;
+  /** Datacenter to query (`dc`). @defaultValue the agent's datacenter */
+  readonly datacenter?: string | undefined;
+  /** Namespace (`ns`, Consul Enterprise). @defaultValue the token's namespace */
+  readonly namespace?: string | undefined;
+  /** Admin partition (`partition`, Consul Enterprise). @defaultValue the token's partition */
+  readonly partition?: string | undefined;
+  /** Only instances carrying every one of these tags (`tag=` repeated). @defaultValue [] */
+  readonly tags?: readonly string[] | undefined;
+  /** A Consul filter expression (`filter`), e.g. `Service.Meta.version == "2"`. @defaultValue none */
+  readonly filter?: string | undefined;
+  /** Which instances to keep by health. @defaultValue 'passing' */
+  readonly health?: ConsulHealthFilter | undefined;
+  /** Blocking-query `wait`, ms, from 1 to 600000 (Consul caps it at 10 minutes). @defaultValue 300000 */
+  readonly wait?: number | undefined;
+  /** Added to `wait × 17/16` to form the client timeout of one query, ms. @defaultValue 5000 */
+  readonly timeoutMargin?: number | undefined;
+  /** Minimum time between the starts of two queries, ms (the hot-loop guard). @defaultValue 1000 */
+  readonly minRequestIntervalMs?: number | undefined;
+  /** Minimum time between two `refresh()`-triggered early re-queries, ms. @defaultValue 5000 */
+  readonly refreshIntervalMs?: number | undefined;
+  /** The `Service.Meta` (then `Node.Meta`) key whose value becomes the endpoint zone. @defaultValue 'zone' */
+  readonly zoneKey?: string | undefined;
+  /** Largest response body accepted, bytes. @defaultValue 16777216 */
+  readonly maxResponseBytes?: number | undefined;
+  /** Backoff between failed queries. @defaultValue 1 s, ×1.6, jitter 0.2, max 120 s */
+  readonly backoff?: BackoffOptions | undefined;
+  /** TLS settings for an `https://` address. @defaultValue system CAs, verification on */
+  readonly tls?: ConsulTlsOptions | undefined;
+  /** Clock for timers. @defaultValue systemClock */
+  readonly clock?: Clock | undefined;
+  /** Random source for backoff jitter. @defaultValue {@link systemRandom} */
+  readonly random?: RandomSource | undefined;
+  /** Environment read for `CONSUL_HTTP_ADDR` and `CONSUL_HTTP_TOKEN`. @defaultValue process.env */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+}
+
+const OPTION_KEYS = [
+  'service',
+  'address',
+  'token',
+  'datacenter',
+  'namespace',
+  'partition',
+  'tags',
+  'filter',
+  'health',
+  'wait',
+  'timeoutMargin',
+  'minRequestIntervalMs',
+  'refreshIntervalMs',
+  'zoneKey',
+  'maxResponseBytes',
+  'backoff',
+  'tls',
+  'clock',
+  'random',
+  'env',
+] as const;
+
+const TLS_KEYS = ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'] as const;
+
+/** Validated {@link ConsulResolverOptions}. @internal */
+export interface ResolvedConsulOptions {
+  readonly service: string;
+  /** `http(s)://host:port`. */
+  readonly origin: string;
+  readonly token: string | undefined;
+  /** The query string every request carries (`passing`, `tag`, `filter`, `dc`, `ns`, `partition`). */
+  readonly query: string;
+  readonly health: ConsulHealthFilter;
+  readonly waitMs: number;
+  /** Client timeout of one query: `wait × 17/16 + timeoutMargin`, ms. */
+  readonly timeoutMs: number;
+  readonly minRequestIntervalMs: number;
+  readonly refreshIntervalMs: number;
+  readonly zoneKey: string;
+  readonly maxResponseBytes: number;
+  readonly backoff: ResolvedBackoffOptions;
+  /** undici `connect` options built from `tls`, when any was given. */
+  readonly connect: Record<string, unknown> | undefined;
+  readonly clock: Clock;
+  readonly random: RandomSource;
+}
+
+function parseAddress(address: string, path: string): { origin: string; tls: boolean } {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(address) ? address : `http://${address}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new InvalidOptionError(path, `expected host:port or http(s)://host:port, got ${describe(address)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InvalidOptionError(path, `expected an http: or https: address, got ${url.protocol}`);
+  }
+  if (url.username !== '' || url.password !== '' || (url.pathname !== '/' && url.pathname !== '') || url.search) {
+    throw new InvalidOptionError(path, 'expected only scheme, host and port (no credentials, path or query)');
+  }
+  return { origin: url.origin, tls: url.protocol === 'https:' };
+}
+
+/**
+ * Validates {@link ConsulResolverOptions}, naming a bad option by its path under `path` (`''` at the top level).
+ * Throws {@link InvalidOptionError}. @internal
+ */
+export function resolveConsulOptions(options: ConsulResolverOptions, path = ''): ResolvedConsulOptions {
+  if (!isRecord(options)) {
+    throw new InvalidOptionError(path || 'options', 'expected an object with at least `service`');
+  }
+  rejectUnknownKeys(options, path, OPTION_KEYS);
+  const o = options as Record<string, unknown>;
+  const at = (key: string) => joinPath(path, key);
+  const env = (options.env ?? process.env) as Readonly<Record<string, string | undefined>>;
+  const service = string(o.service, at('service'), undefined);
+  if (service === undefined) throw new InvalidOptionError(at('service'), 'is required');
+  if (/[\s/?#]/.test(service)) {
+    throw new InvalidOptionError(at('service'), 'must not contain whitespace, "/", "?" or "#"');
+  }
+  const address = string(o.address, at('address'), undefined) ?? env.CONSUL_HTTP_ADDR ?? 'http://127.0.0.1:8500';
+  const { origin, tls } = parseAddress(address, at('address'));
+  const token = o.token === undefined ? env.CONSUL_HTTP_TOKEN || undefined : o.token;
+  if (token !== undefined && (typeof token !== 'string' || /[\r\n]/.test(token))) {
+    throw new InvalidOptionError(at('token'), 'expected a string without line breaks');
+  }
+  const health = oneOf<ConsulHealthFilter>(o.health, at('health'), 'passing', ['passing', 'warning', 'any']);
+  const tags = o.tags ?? [];
+  if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string' && t.length > 0)) {
+    throw new InvalidOptionError(at('tags'), `expected an array of non-empty strings, got ${describe(tags)}`);
+  }
+  const waitMs = duration(o.wait, at('wait'), 300_000, false, 600_000);
+  if (waitMs < 1) throw new InvalidOptionError(at('wait'), `expected at least 1 ms, got ${describe(waitMs)}`);
+  const timeoutMargin = duration(o.timeoutMargin, at('timeoutMargin'), 5000, true);
+  const params = new URLSearchParams();
+  if (health === 'passing') params.set('passing', 'true');
+  for (const tag of tags as string[]) params.append('tag', tag);
+  const single: Array<[string, string]> = [
+    ['filter', 'filter'],
+    ['datacenter', 'dc'],
+    ['namespace', 'ns'],
+    ['partition', 'partition'],
+  ];
+  for (const [option, param] of single) {
+    const value = string(o[option], at(option), undefined);
+    if (value !== undefined) params.set(param, value);
+  }
+  let connect: Record<string, unknown> | undefined;
+  if (o.tls !== undefined) {
+    const t = checkObject(o.tls, TLS_KEYS, at('tls'));
+    if (!tls) throw new InvalidOptionError(at('tls'), 'TLS options need an https:// address');
+    boolean(t.rejectUnauthorized, joinPath(at('tls'), 'rejectUnauthorized'), true);
+    string(t.servername, joinPath(at('tls'), 'servername'), undefined);
+    connect = {};
+    for (const field of TLS_KEYS) if (t[field] !== undefined) connect[field] = t[field];
+    if (Object.keys(connect).length === 0) connect = undefined;
+  }
+  return {
+    service,
+    origin,
+    token,
+    query: params.toString(),
+    health,
+    waitMs,
+    timeoutMs: Math.ceil((waitMs * 17) / 16) + timeoutMargin,
+    minRequestIntervalMs: duration(o.minRequestIntervalMs, at('minRequestIntervalMs'), 1000, true),
+    refreshIntervalMs: duration(o.refreshIntervalMs, at('refreshIntervalMs'), 5000, true),
+    zoneKey: string(o.zoneKey, at('zoneKey'), 'zone'),
+    maxResponseBytes: integer(o.maxResponseBytes, at('maxResponseBytes'), 16 * 1024 * 1024, 1),
+    backoff: resolveBackoffOptions(options.backoff, at('backoff')),
+    connect,
+    clock: (o.clock as Clock | undefined) ?? systemClock,
+    random: func<RandomSource>(o.random, at('random')) ?? systemRandom,
+  };
+}
+
+const TARGET_PARAMS = new Set([
+  'dc',
+  'ns',
+  'partition',
+  'filter',
+  'tag',
+  'health',
+  'passing',
+  'wait',
+  'tls',
+  'zone-key',
+]);
+
+/** The target with any `token=` value blanked, for error messages. @internal */
+export function redactConsulTarget(raw: string): string {
+  return raw.replace(/([?&]token=)[^&#]*/gi, '$1<redacted>');
+}
+
+export function consulOptionsFromTarget(target: Target): ConsulResolverOptions {
+  const raw = redactConsulTarget(target.raw);
+  const q = target.query;
+  if (q.has('token')) {
+    throw new InvalidTargetError(
+      raw,
+      'the ACL token must not be in the target; use the token option or CONSUL_HTTP_TOKEN',
+    );
+  }
+  for (const key of q.keys()) {
+    if (!TARGET_PARAMS.has(key)) throw new InvalidTargetError(raw, `unknown query parameter "${key}"`);
+  }
+  let service: string;
+  try {
+    service = decodeURIComponent(target.path);
+  } catch {
+    throw new InvalidTargetError(raw, 'the service name is not valid percent-encoding');
+  }
+  if (service.length === 0 || /[\s/?#]/.test(service)) {
+    throw new InvalidTargetError(raw, 'expected consul://host:port/service-name with a single-segment service name');
+  }
+  let health: ConsulHealthFilter | undefined;
+  const healthText = q.get('health');
+  const passing = q.get('passing');
+  if (healthText !== null) {
+    if (healthText !== 'passing' && healthText !== 'warning' && healthText !== 'any') {
+      throw new InvalidTargetError(raw, 'health must be passing, warning or any');
+    }
+    health = healthText;
+  } else if (passing !== null) {
+    if (passing !== 'true' && passing !== 'false') throw new InvalidTargetError(raw, 'passing must be true or false');
+    health = passing === 'true' ? 'passing' : 'warning';
+  }
+  let wait: number | undefined;
+  const waitText = q.get('wait');
+  if (waitText !== null) {
+    wait = parseConsulDuration(waitText);
+    if (wait === undefined || wait < 1 || wait > 600_000) {
+      throw new InvalidTargetError(raw, 'wait must be a duration like 30s or 5m, at most 10m');
+    }
+  }
+  const tls = q.get('tls');
+  if (tls !== null && tls !== 'true' && tls !== 'false') throw new InvalidTargetError(raw, 'tls must be true or false');
+  const options: Record<string, unknown> = { service };
+  if (target.authority !== '') options.address = `${tls === 'true' ? 'https' : 'http'}://${target.authority}`;
+  else if (tls === 'true') throw new InvalidTargetError(raw, 'tls=true needs an explicit host:port');
+  const single: Array<[string, string]> = [
+    ['dc', 'datacenter'],
+    ['ns', 'namespace'],
+    ['partition', 'partition'],
+    ['filter', 'filter'],
+    ['zone-key', 'zoneKey'],
+  ];
+  for (const [param, option] of single) {
+    const value = q.get(param);
+    if (value !== null) options[option] = value;
+  }
+  const tags = q.getAll('tag');
+  if (tags.length > 0) options.tags = tags;
+  if (health !== undefined) options.health = health;
+  if (wait !== undefined) options.wait = wait;
+  return options as unknown as ConsulResolverOptions;
+}

@@ -1,0 +1,147 @@
+/** The loop shared by the resolvers that watch a remote source, driven by a fake clock. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Backoff, resolveBackoffOptions } from '../../../src/common/backoff.js';
+import { createEndpoint, type Endpoint } from '../../../src/common/endpoint.js';
+import { ResolverError, type SidecarlessError } from '../../../src/common/errors.js';
+import { type WatchLoopOptions, WatchLoop, type WatchTask } from '../../../src/resolvers/watch-loop.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+function setup(task: WatchTask, overrides: Partial<WatchLoopOptions> = {}) {
+  const clock = new FakeClock();
+  const updates: Array<readonly Endpoint[]> = [];
+  const errors: SidecarlessError[] = [];
+  const loop = new WatchLoop(
+    {
+      label: 'test',
+      clock,
+      backoff: new Backoff(resolveBackoffOptions({ initialMs: 1000, multiplier: 2, jitter: 0 }, 'backoff'), () => 0.5),
+      minIntervalMs: 100,
+      refresh: { mode: 'watch', intervalMs: 5000 },
+      debug: () => {},
+      ...overrides,
+    },
+    task,
+  );
+  const listener = {
+    onUpdate: (e: readonly Endpoint[]) => updates.push(e),
+    onError: (e: SidecarlessError) => errors.push(e),
+  };
+  return { clock, loop, listener, updates, errors };
+}
+
+const a = createEndpoint({ host: '10.0.0.1', port: 80 });
+const b = createEndpoint({ host: '10.0.0.2', port: 80 });
+
+describe('WatchLoop', () => {
+  it('runs first on a microtask, then no sooner than minIntervalMs, and does not re-deliver an equal set', async () => {
+    let runs = 0;
+    const t = setup(async (run) => {
+      run.started();
+      runs++;
+      return { endpoints: [a] };
+    });
+    t.loop.start(t.listener);
+    assert.equal(runs, 0, 'never synchronously');
+    await tick();
+    assert.equal(runs, 1);
+    assert.equal(t.updates.length, 1);
+    t.clock.advance(99);
+    await tick();
+    assert.equal(runs, 1, 'the hot-loop guard');
+    t.clock.advance(1);
+    await tick();
+    assert.equal(runs, 2);
+    assert.equal(t.updates.length, 1, 'an equal set is not delivered again');
+    t.loop.close();
+  });
+
+  it('keeps the last set on failure, reports it, backs off, ignores refresh() meanwhile, and resets on success', async () => {
+    let fail = false;
+    let runs = 0;
+    const t = setup(async (run) => {
+      run.started();
+      runs++;
+      if (fail) throw new Error('boom');
+      return { endpoints: [a, b], nextMs: 60_000 };
+    });
+    t.loop.start(t.listener);
+    await tick();
+    fail = true;
+    t.clock.advance(60_000);
+    await tick();
+    assert.equal(runs, 2);
+    assert.equal(t.errors.length, 1);
+    assert.ok(t.errors[0] instanceof ResolverError, 'a plain error is wrapped');
+    assert.equal(t.updates.length, 1, 'no update on failure: the last set stays');
+    t.loop.refresh();
+    t.clock.advance(999);
+    await tick();
+    assert.equal(runs, 2, 'the hint did not cut the backoff short');
+    t.clock.advance(1);
+    await tick();
+    assert.equal(runs, 3);
+    t.clock.advance(2000); // the backoff grew
+    await tick();
+    assert.equal(runs, 4);
+    fail = false;
+    t.clock.advance(4000);
+    await tick();
+    assert.equal(runs, 5);
+    assert.equal(t.errors.length, 3);
+    t.loop.close();
+  });
+
+  it('watch mode: refresh() restarts the run in flight, at most once per refresh interval', async () => {
+    let runs = 0;
+    const t = setup((run) => {
+      run.started();
+      runs++;
+      return new Promise((_, reject) => run.signal.addEventListener('abort', () => reject(new Error('aborted'))));
+    });
+    t.loop.start(t.listener);
+    await tick();
+    assert.equal(runs, 1);
+    for (let i = 0; i < 10; i++) t.loop.refresh();
+    await tick();
+    t.clock.advance(100);
+    await tick();
+    assert.equal(runs, 2, 'one restart, within the guard');
+    assert.equal(t.errors.length, 0, 'a restart is not a failure');
+    t.loop.refresh();
+    t.clock.advance(1000);
+    await tick();
+    assert.equal(runs, 2, 'a second hint inside the refresh interval is dropped');
+    t.loop.close();
+    await tick();
+    assert.equal(t.errors.length, 0, 'close is not a failure');
+  });
+
+  it('poll mode: refresh() brings the next run forward to intervalMs after the last start', async () => {
+    let runs = 0;
+    const t = setup(
+      async (run) => {
+        run.started();
+        runs++;
+        return { endpoints: [a], nextMs: 30_000 };
+      },
+      { minIntervalMs: 0, refresh: { mode: 'poll', intervalMs: 1000 }, ordered: false },
+    );
+    t.loop.start(t.listener);
+    await tick();
+    t.clock.advance(200);
+    t.loop.refresh();
+    t.clock.advance(799);
+    await tick();
+    assert.equal(runs, 1);
+    t.clock.advance(1);
+    await tick();
+    assert.equal(runs, 2, 'at last start + intervalMs');
+    t.loop.close();
+    t.clock.advance(60_000);
+    await tick();
+    assert.equal(runs, 2, 'nothing after close');
+  });
+});
