@@ -1,9 +1,14 @@
 /**
  * A cluster: one logical service. One resolver, one subchannel pool, one health layer, one balancer; this file wires
- * them together and holds the request path from admission to the subchannel. The parts live apart: options and
- * their validation (`options.ts`), the wait queue (`queue.ts`), stats (`stats.ts`), diagnostics messages
- * (`diagnostics.ts`), the pick snapshot with subsets and pick-with-exclusion (`balancer/balancer.ts`), one request's
- * attempts (`request/balanced-request.ts`). See docs/ARCHITECTURE.md for a request's path.
+ * them together and holds the request path from admission to the subchannel. The parts live apart:
+ * - `options.ts`: the options, their defaults and validation;
+ * - `admission.ts`: the `maxInFlight` limit and the circuit breaker with its fallback;
+ * - `queue.ts`: requests waiting for an endpoint;
+ * - `stats.ts` and `diagnostics.ts`: what the cluster reports;
+ * - `balancer/balancer.ts`: the pick snapshot, subsets and the pick with exclusion;
+ * - `request/balanced-request.ts`: one request's attempts, which reach the cluster through a private `RequestHost`.
+ *
+ * A request's path from `fetch()` to the socket is in docs/ARCHITECTURE.md.
  *
  * @module
  */
@@ -12,11 +17,9 @@ import { Balancer } from '../balancer/balancer.js';
 import { createDebug } from '../common/debug.js';
 import { createEndpointSet, type Endpoint } from '../common/endpoint.js';
 import {
-  CircuitOpenError,
   ClientClosedError,
   InvalidOptionError,
   isSidecarlessError,
-  OverloadedError,
   ProtocolMismatchError,
   ResolverError,
   type SidecarlessError,
@@ -27,7 +30,6 @@ import { type Disposable, EndpointHealth, type HealthEvent } from '../health/end
 import { EndpointCounters } from '../metrics/endpoint-counters.js';
 import type { Attempt } from '../request/attempt.js';
 import { BalancedRequest, type RequestHost } from '../request/balanced-request.js';
-import { Breaker } from '../request/breaker.js';
 import { withHostHeader } from '../request/headers.js';
 import { parseOrigin } from '../request/origin.js';
 import type { RequestPolicy } from '../request/policy.js';
@@ -47,6 +49,7 @@ import {
   publishResolve,
 } from './diagnostics.js';
 import { type ClusterOptions, isResolver, type ResolvedClusterOptions, resolveClusterOptions } from './options.js';
+import { Admission } from './admission.js';
 import { type AcquireCallback, WaitQueue } from './queue.js';
 import { type ClusterStats, endpointStats, RequestCounters, ResolverCounters } from './stats.js';
 
@@ -80,7 +83,7 @@ export class Cluster {
   readonly #label: ClusterLabel;
   readonly #resolver: Resolver;
   readonly #health: EndpointHealth<Subchannel>;
-  readonly #breaker: Breaker | undefined;
+  readonly #admission: Admission;
   readonly #pool: SubchannelPool;
   readonly #balancer: Balancer<Subchannel>;
   readonly #queue: WaitQueue;
@@ -93,6 +96,8 @@ export class Cluster {
   readonly #requests = new Set<BalancedRequest>();
   readonly #pickFor = (request: BalancedRequest, exclude: ReadonlySet<Subchannel>): Subchannel | Error | undefined =>
     this.#balancer.pick(request.context, request.route, exclude);
+  /** Callers of whenResolved() until the first endpoint set arrives; `undefined` after it. */
+  #resolvedWaiters: (() => void)[] | undefined = [];
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -114,7 +119,7 @@ export class Cluster {
       onChange: () => this.#rebuild(),
     });
     this.#health = health;
-    this.#breaker = this.#policy.breaker === undefined ? undefined : new Breaker(this.#policy.breaker, name);
+    this.#admission = new Admission(name, this.#policy, this.#counters);
     this.#pool = new SubchannelPool({
       protocol: resolved.protocol,
       poolOptions: resolved.poolOptions,
@@ -213,8 +218,6 @@ export class Cluster {
     publishResolve(this.#label, this.#pool.subchannels.length, error);
   }
 
-  #resolvedWaiters: (() => void)[] | undefined = [];
-
   #markResolved(): void {
     const waiters = this.#resolvedWaiters;
     this.#resolvedWaiters = undefined;
@@ -288,10 +291,9 @@ export class Cluster {
       user.onError?.(err as Error);
       return false;
     }
-    const counters = this.#counters;
-    if (counters.inFlight >= this.#policy.maxInFlight) {
-      counters.overloaded++;
-      user.onError?.(new OverloadedError(this.name, 'maxInFlight', this.#policy.maxInFlight));
+    const refused = this.#admission.refuse();
+    if (refused !== undefined) {
+      user.onError?.(refused);
       return false;
     }
     const request = new BalancedRequest(
@@ -302,36 +304,16 @@ export class Cluster {
       route,
     );
     // Counted before start(): a caller that aborts at once ends the request inside it, and that end is counted.
-    counters.inFlight++;
-    counters.total++;
+    this.#counters.inFlight++;
+    this.#counters.total++;
     this.#requests.add(request);
     publishRequestStart(this.#label, request.context);
     if (!request.start()) {
       if (!request.done) request.fail(request.abortReason ?? new Error('aborted'));
       return true;
     }
-    const breaker = this.#breaker;
-    if (breaker === undefined) {
-      request.run();
-    } else {
-      breaker.run(request, () => this.#rejectedByBreaker(request));
-    }
+    this.#admission.run(request);
     return true;
-  }
-
-  #rejectedByBreaker(request: BalancedRequest): void {
-    this.#counters.circuitOpen++;
-    const fallback = this.#policy.breaker?.fallback;
-    if (fallback === undefined) {
-      request.fail(new CircuitOpenError(this.name));
-      return;
-    }
-    Promise.resolve()
-      .then(() => fallback(request.context))
-      .then(
-        (response) => request.respond(response),
-        (err: unknown) => request.fail(new CircuitOpenError(this.name, { cause: err })),
-      );
   }
 
   /** Picks a subchannel, avoiding `exclude` when another is available; waits when none is usable. */
@@ -411,7 +393,7 @@ export class Cluster {
       pending: this.#queue.size,
       inFlight: this.#counters.inFlight,
       requests: this.#counters.snapshot(),
-      breaker: this.#breaker?.state,
+      breaker: this.#admission.breakerState,
       panic: health.panic,
       ejections: health.ejections,
       returns: health.returns,
@@ -431,7 +413,7 @@ export class Cluster {
         this.#queue.failAll(new ClientClosedError());
         // Those between attempts (a backoff, a Retry-After wait) fail now; those with an attempt in flight finish it.
         for (const request of [...this.#requests]) request.clientClosing();
-        this.#breaker?.shutdown();
+        this.#admission.shutdown();
         await this.#resolver.close();
         await this.#health.close();
         await this.#pool.close();
@@ -448,7 +430,7 @@ export class Cluster {
     this.#queue.failAll(error);
     // Including those between attempts, whose backoff timers would otherwise hold the process.
     for (const request of [...this.#requests]) request.fail(error);
-    this.#breaker?.shutdown();
+    this.#admission.shutdown();
     await this.#resolver.close();
     await this.#health.close();
     await this.#pool.destroy(reason);
