@@ -1,182 +1,66 @@
 /**
- * A cluster: one logical service. One resolver, one subchannel pool, one picker policy; the request path from
- * pick to subchannel.
+ * A cluster: one logical service. One resolver, one subchannel pool, one health layer, one balancer; this file wires
+ * them together and holds the request path from admission to the subchannel. The parts live apart:
+ * - `options.ts`: the options, their defaults and validation;
+ * - `admission.ts`: the `maxInFlight` limit and the circuit breaker with its fallback;
+ * - `queue.ts`: requests waiting for an endpoint;
+ * - `stats.ts` and `diagnostics.ts`: what the cluster reports;
+ * - `balancer/balancer.ts`: the pick snapshot, subsets and the pick with exclusion;
+ * - `request/balanced-request.ts`: one request's attempts, which reach the cluster through a private `RequestHost`.
+ *
+ * A request's path from `fetch()` to the socket is in docs/ARCHITECTURE.md.
  *
  * @module
  */
 import type { Dispatcher } from 'undici';
+import { Balancer } from '../balancer/balancer.js';
+import { createDebug } from '../common/debug.js';
 import { createEndpointSet, type Endpoint } from '../common/endpoint.js';
 import {
-  AllEjectedError,
-  CircuitOpenError,
   ClientClosedError,
-  EmptySubsetError,
   InvalidOptionError,
   isSidecarlessError,
-  NoEndpointsError,
-  OverloadedError,
   ProtocolMismatchError,
   ResolverError,
   type SidecarlessError,
 } from '../common/errors.js';
-import { type Disposable, EndpointHealth, type HealthEvent } from '../health/endpoint-health.js';
-import { createDebug } from '../common/debug.js';
 import { toLegacyHandler } from '../common/handler.js';
-import {
-  type AttemptEndMessage,
-  channels,
-  type PickMessage,
-  type RequestEndMessage,
-  type RequestStartMessage,
-  type ResolveMessage,
-} from '../metrics/events.js';
+import type { AttemptOutcome } from '../common/outcome.js';
+import { type Disposable, EndpointHealth, type HealthEvent } from '../health/endpoint-health.js';
 import { EndpointCounters } from '../metrics/endpoint-counters.js';
-import { type HistogramSnapshot, LatencyHistogram } from '../metrics/histogram.js';
 import type { Attempt } from '../request/attempt.js';
-import { BalancedRequest } from '../request/balanced-request.js';
-import { Breaker, type BreakerState } from '../request/breaker.js';
+import { BalancedRequest, type RequestHost } from '../request/balanced-request.js';
 import { withHostHeader } from '../request/headers.js';
 import { parseOrigin } from '../request/origin.js';
-import { type RequestPolicy } from '../request/policy.js';
+import type { RequestPolicy } from '../request/policy.js';
 import { RetryBudget } from '../request/retry-budget.js';
 import { createResolverRegistry } from '../resolvers/registry.js';
 import type { Resolver } from '../resolvers/resolver.js';
 import { StaticResolver } from '../resolvers/static.js';
-import type { RouteDecision, SubsetSelector } from '../routing/router.js';
-import { buildSnapshot, EMPTY, pickFrom, type Snapshot } from '../balancer/snapshot.js';
-import { type Clock, type RandomSource } from '../common/runtime.js';
-import type { AttemptOutcome, ErrorKind } from '../common/outcome.js';
+import type { RouteDecision } from '../routing/router.js';
 import type { Subchannel, SubchannelState } from '../subchannel/subchannel.js';
 import { SubchannelPool } from '../subchannel/subchannel-pool.js';
+import {
+  type ClusterLabel,
+  publishAttemptEnd,
+  publishPick,
+  publishRequestEnd,
+  publishRequestStart,
+  publishResolve,
+} from './diagnostics.js';
 import { type ClusterOptions, isResolver, type ResolvedClusterOptions, resolveClusterOptions } from './options.js';
+import { Admission } from './admission.js';
+import { type AcquireCallback, WaitQueue } from './queue.js';
+import { type ClusterStats, endpointStats, RequestCounters, ResolverCounters } from './stats.js';
 
 const debug = createDebug('cluster');
-
-export type { ClusterOptions, TargetOption, TlsOptions } from './options.js';
-
-/** Per-endpoint figures in a {@link ClusterStats} snapshot. */
-export interface EndpointStats {
-  /** The endpoint's stable key, `host:port` (`[v6]:port` for IPv6). */
-  readonly key: string;
-  /** Connectivity state of the endpoint's connection pool. */
-  readonly state: SubchannelState;
-  /** The endpoint's configured weight, before slow start (see `effectiveWeight`). */
-  readonly weight: number;
-  /** Attempts sent to this endpoint and not yet finished. */
-  readonly inFlight: number;
-  /** Attempts dispatched (first tries, retries and hedges) since the endpoint joined the set. */
-  readonly attempts: number;
-  /** Attempts that received response headers, whatever the status. */
-  readonly responses: number;
-  /** Responses by status class: `{ '2xx': n, ... }`. */
-  readonly statusClasses: Readonly<Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
-  /** Attempts that ended in an error, before or after response headers (caller aborts included). */
-  readonly errors: number;
-  /** Attempt errors by kind. */
-  readonly errorsByKind: Readonly<Record<ErrorKind, number>>;
-  /** Failed connection attempts (one per failed connect, not per request). */
-  readonly connectFailures: number;
-  /** Of `attempts`, those that retried a failure (of this endpoint or another). */
-  readonly retries: number;
-  /** Of `attempts`, the hedged ones. */
-  readonly hedges: number;
-  /** Outlier ejections of this endpoint since it joined the set. */
-  readonly timesEjected: number;
-  /** Returns of this endpoint from ejection since it joined the set. */
-  readonly returns: number;
-  /** Ejected by outlier detection. */
-  readonly ejected: boolean;
-  /** Passing active health checks (always true without them). */
-  readonly healthy: boolean;
-  /** The weight pickers use: the endpoint's weight times its slow-start factor. */
-  readonly effectiveWeight: number;
-  /** Mean time to response headers, ms (0 before the first response). */
-  readonly meanLatencyMs: number;
-  /** Attempt latency (to headers, or to the error), ms. */
-  readonly latency: HistogramSnapshot;
-}
-
-/** A point-in-time snapshot of a cluster. */
-export interface ClusterStats {
-  /** The cluster's name. */
-  readonly name: string;
-  /** The cluster's {@link Cluster.id}, as in diagnostics messages. */
-  readonly id: number;
-  /** Active endpoints, in resolver order. */
-  readonly endpoints: readonly EndpointStats[];
-  /** Removed endpoints still finishing in-flight requests. */
-  readonly draining: number;
-  /** Requests waiting for an endpoint. */
-  readonly pending: number;
-  /** Requests accepted and not yet ended. */
-  readonly inFlight: number;
-  /** Request-layer counters since the cluster started. */
-  readonly requests: {
-    /** Requests accepted; those refused at dispatch (closed client, wrong protocol, `maxInFlight`) are not counted. */
-    readonly total: number;
-    /** Attempts beyond the first (retries and hedges). */
-    readonly extraAttempts: number;
-    /** Attempts that retried a failure. */
-    readonly retries: number;
-    /** Hedged attempts. */
-    readonly hedges: number;
-    /** Requests refused by the `maxInFlight` or `maxPending` limit (`SIDECARLESS_OVERLOADED`). */
-    readonly overloaded: number;
-    /** Requests refused by the open circuit breaker, whether or not a fallback answered them. */
-    readonly circuitOpen: number;
-    /** Responses the callers received, by status class. */
-    readonly statusClasses: Readonly<Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
-    /** Failed requests by error code (`ECONNREFUSED`, `SIDECARLESS_DEADLINE_EXCEEDED`, ...). */
-    readonly errors: Readonly<Record<string, number>>;
-    /** Time to response headers across all attempts, ms. */
-    readonly latency: HistogramSnapshot;
-  };
-  /** Circuit breaker state, when a breaker is configured. */
-  readonly breaker: BreakerState | undefined;
-  /**
-   * True while a priority level that receives traffic is in panic: too few of its endpoints are eligible (and the
-   * levels together are under 100 % available), so its traffic goes to all of them (panic threshold).
-   */
-  readonly panic: boolean;
-  /** Outlier ejections since the cluster started. */
-  readonly ejections: number;
-  /** Returns from ejection since the cluster started. */
-  readonly returns: number;
-  /** Resolver counters since the cluster started. */
-  readonly resolver: {
-    /** Endpoint sets accepted from the resolver. */
-    readonly updates: number;
-    /** Resolver errors, including endpoint sets rejected as invalid. */
-    readonly errors: number;
-    /** Message of the most recent resolver error, kept after later successful updates; `undefined` if none yet. */
-    readonly lastError: string | undefined;
-  };
-}
-
-function classes(counts: readonly number[]): Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number> {
-  return {
-    '1xx': counts[1] ?? 0,
-    '2xx': counts[2] ?? 0,
-    '3xx': counts[3] ?? 0,
-    '4xx': counts[4] ?? 0,
-    '5xx': counts[5] ?? 0,
-  };
-}
-
-/** A stable label for an error: its `code` when it has a string one, else its name. */
-function errorCode(error: Error): string {
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string') return code;
-  const cause = (error as { cause?: { code?: unknown } }).cause?.code;
-  return typeof cause === 'string' ? cause : error.name;
-}
-
-const isUsable = (s: Subchannel): boolean => s.usable;
-const always = (): boolean => true;
 
 interface ClusterSettings extends ResolvedClusterOptions {
   readonly name: string;
 }
+
+export type { ClusterOptions, TargetOption, TlsOptions } from './options.js';
+export type { ClusterStats, EndpointStats } from './stats.js';
 
 /**
  * One logical service. Built by the client; most users never touch it directly.
@@ -193,104 +77,97 @@ export class Cluster {
    * can tell apart clusters of different clients that share a name; {@link ClusterStats.id} reports it.
    */
   readonly id: number = Cluster.#nextId++;
-  /** @internal The validated request policy. */
-  readonly policy: RequestPolicy;
-  /** @internal The retry budget, when on. */
-  readonly budget: RetryBudget | undefined;
-  readonly #breaker: Breaker | undefined;
-  readonly #health: EndpointHealth<Subchannel>;
-  #inFlight = 0;
-  #total = 0;
-  #hedges = 0;
-  readonly #statusClasses: [number, number, number, number, number, number] = [0, 0, 0, 0, 0, 0];
-  readonly #errorsByCode = new Map<string, number>();
-  readonly #latency = new LatencyHistogram();
-  #extraAttempts = 0;
-  #overloaded = 0;
-  #circuitOpen = 0;
-  readonly #endpointCounts = new EndpointCounters<Subchannel>();
 
   readonly #options: ClusterSettings;
+  readonly #policy: RequestPolicy;
+  readonly #label: ClusterLabel;
   readonly #resolver: Resolver;
+  readonly #health: EndpointHealth<Subchannel>;
+  readonly #admission: Admission;
   readonly #pool: SubchannelPool;
-  #snapshot: Snapshot<Subchannel> = EMPTY;
-  #population: readonly Subchannel[] = [];
-  // Keyed by the route table's frozen selector objects, so a pick looks its subset up without building a key.
-  #subsets = new WeakMap<SubsetSelector, Snapshot<Subchannel>>();
-  readonly #eligible = (s: Subchannel): boolean => this.#health.isEligible(s);
-  readonly #pending = new Set<BalancedRequest>();
+  readonly #balancer: Balancer<Subchannel>;
+  readonly #queue: WaitQueue;
+  /** What each request sees of its cluster (private: the request's callbacks are not the cluster's API). */
+  readonly #host: RequestHost;
+  readonly #counters = new RequestCounters();
+  readonly #resolverCounters = new ResolverCounters();
+  readonly #endpointCounts = new EndpointCounters<Subchannel>();
   /** Requests accepted and not yet ended: close() and destroy() reach those between attempts. */
   readonly #requests = new Set<BalancedRequest>();
-  /** The endpoints each picker of the current snapshots balances over (see #pick). */
-  readonly #groups = new WeakMap<object, readonly Subchannel[]>();
-  static readonly #noGroup: readonly Subchannel[] = [];
+  readonly #pickFor = (request: BalancedRequest, exclude: ReadonlySet<Subchannel>): Subchannel | Error | undefined =>
+    this.#balancer.pick(request.context, request.route, exclude);
+  /** Callers of whenResolved() until the first endpoint set arrives; `undefined` after it. */
+  #resolvedWaiters: (() => void)[] | undefined = [];
   #closed = false;
   #closing: Promise<void> | undefined;
-  #resolverUpdates = 0;
-  #resolverErrors = 0;
-  #lastResolverError: SidecarlessError | undefined;
 
   constructor(name: string, options: ClusterOptions, optionPath = '') {
     this.name = name;
     const resolved = resolveClusterOptions(options, optionPath);
-    const { clock, random, tls } = resolved;
-    const host = resolved.host;
-    this.policy = resolved.request;
+    const { clock, random, tls, host } = resolved;
     this.#options = { ...resolved, name };
-    this.budget = this.policy.budget === undefined ? undefined : new RetryBudget(this.policy.budget, clock);
+    this.#policy = resolved.request;
+    this.#label = { cluster: name, clusterId: this.id, scheme: resolved.protocol === 'https:' ? 'https' : 'http' };
     this.#resolver = this.#createResolver(options);
-    this.#health = new EndpointHealth<Subchannel>(options, {
+    const health = new EndpointHealth<Subchannel>(options, {
       cluster: name,
       clusterId: this.id,
       clock,
       random,
       serviceName: typeof host === 'string' ? host : undefined,
       tls: tls === undefined ? undefined : { ...tls },
-      onChange: () => this.#rebuildPicker(),
+      onChange: () => this.#rebuild(),
     });
-    this.#breaker = this.policy.breaker === undefined ? undefined : new Breaker(this.policy.breaker, name);
+    this.#health = health;
+    this.#admission = new Admission(name, this.#policy, this.#counters);
     this.#pool = new SubchannelPool({
-      protocol: this.#options.protocol,
-      poolOptions: this.#options.poolOptions,
+      protocol: resolved.protocol,
+      poolOptions: resolved.poolOptions,
       clock,
       random,
-      connectBackoff: this.#options.connectBackoff,
-      drainTimeoutMs: this.#options.drainTimeoutMs,
+      connectBackoff: resolved.connectBackoff,
+      drainTimeoutMs: resolved.drainTimeoutMs,
       observer: {
         onStateChange: (subchannel, previous) => this.#onStateChange(subchannel, previous),
         onOutcome: (subchannel, outcome) => this.#onOutcome(subchannel, outcome),
       },
       onMembershipChange: () => {
-        this.#health.setHosts(this.#pool.subchannels);
-        this.#rebuildPicker();
+        health.setHosts(this.#pool.subchannels);
+        this.#rebuild();
       },
     });
-    this.#health.subscribe((event) => this.#countHealthEvent(event));
-  }
-
-  #onOutcome(subchannel: Subchannel, outcome: AttemptOutcome): void {
-    this.#health.record(subchannel, outcome);
-    if (channels.attemptEnd.hasSubscribers) {
-      const message: AttemptEndMessage = {
-        cluster: this.name,
-        clusterId: this.id,
-        endpoint: subchannel.key,
-        statusCode: outcome.statusCode,
-        errorKind: outcome.errorKind,
-        durationMs: outcome.latencyMs,
-      };
-      channels.attemptEnd.publish(message);
-    }
-  }
-
-  // Health events name the endpoint, not the subchannel: ejections are rare, so a scan of the set is fine.
-  #countHealthEvent(event: HealthEvent): void {
-    if (event.type !== 'eject' && event.type !== 'return') return;
-    const subchannel = this.#pool.subchannels.find((s) => s.key === event.endpoint.key);
-    if (subchannel === undefined) return;
-    const counts = this.#endpointCounts.of(subchannel);
-    if (event.type === 'eject') counts.timesEjected++;
-    else counts.returns++;
+    health.subscribe((event) => this.#countHealthEvent(event));
+    this.#balancer = new Balancer<Subchannel>({
+      cluster: name,
+      policy: resolved.policy,
+      environment: this.#options,
+      random,
+      zone: resolved.zoneAware,
+      panicThreshold: health.panicThreshold,
+      eligible: (s) => health.isEligible(s),
+      weightFactor: (s) => health.weightFactor(s),
+      onPanic: (panic) => health.notePanic(panic),
+    });
+    this.#queue = new WaitQueue({
+      cluster: name,
+      clock,
+      waitMs: resolved.waitForReadyTimeoutMs,
+      maxPending: this.#policy.maxPending,
+      lastError: () => this.#resolverCounters.lastError,
+      onOverloaded: () => this.#counters.overloaded++,
+    });
+    this.#host = {
+      name,
+      policy: this.#policy,
+      clock,
+      random,
+      budget: this.#policy.budget === undefined ? undefined : new RetryBudget(this.#policy.budget, clock),
+      endpointHeader: resolved.endpointHeader,
+      acquire: (request, exclude, callback) => this.#acquire(request, exclude, callback),
+      dequeue: (request) => this.#queue.remove(request),
+      send: (request, subchannel, body, attempt, hedge) => this.#send(request, subchannel, body, attempt, hedge),
+      finished: (request, statusCode, error) => this.#finished(request, statusCode, error),
+    };
   }
 
   #createResolver(options: ClusterOptions): Resolver {
@@ -325,103 +202,21 @@ export class Cluster {
       );
       return;
     }
-    this.#resolverUpdates++;
+    this.#resolverCounters.updates++;
     debug('%s: resolver delivered %d endpoints', this.name, set.length);
     this.#pool.update(set);
-    if (channels.resolve.hasSubscribers) {
-      channels.resolve.publish({
-        cluster: this.name,
-        clusterId: this.id,
-        endpoints: set.length,
-        error: undefined,
-      } satisfies ResolveMessage);
-    }
+    publishResolve(this.#label, set.length, undefined);
   }
 
   #onResolverError(error: SidecarlessError): void {
     if (this.#closed) return;
-    this.#resolverErrors++;
-    this.#lastResolverError = isSidecarlessError(error) ? error : new ResolverError(String(error), { cause: error });
+    this.#resolverCounters.errors++;
+    this.#resolverCounters.lastError = isSidecarlessError(error)
+      ? error
+      : new ResolverError(String(error), { cause: error });
     debug('%s: resolver error (%s); keeping %d endpoints', this.name, error.message, this.#pool.subchannels.length);
-    if (channels.resolve.hasSubscribers) {
-      const message: ResolveMessage = {
-        cluster: this.name,
-        clusterId: this.id,
-        endpoints: this.#pool.subchannels.length,
-        error,
-      };
-      channels.resolve.publish(message);
-    }
+    publishResolve(this.#label, this.#pool.subchannels.length, error);
   }
-
-  #onStateChange(subchannel: Subchannel, previous: SubchannelState): void {
-    const wasUsable = previous === 'idle' || previous === 'ready';
-    if (wasUsable !== subchannel.usable && subchannel.state !== 'draining' && subchannel.state !== 'closed') {
-      this.#rebuildPicker();
-    }
-    if (subchannel.state === 'transient-failure') this.#resolver.refresh?.();
-  }
-
-  #rebuildPicker(): void {
-    if (this.#closed) return;
-    this.#population = this.#pool.subchannels;
-    this.#subsets = new WeakMap();
-    this.#snapshot = this.#buildSnapshot(this.#population, true);
-    this.#flushPending();
-  }
-
-  #buildSnapshot(population: readonly Subchannel[], main: boolean): Snapshot<Subchannel> {
-    for (const subchannel of population) subchannel.weightFactor = this.#health.weightFactor(subchannel);
-    const { policy, config } = this.#options.policy;
-    const snapshot = buildSnapshot({
-      population,
-      // Every endpoint failing to connect: keep sending (and let callers see the real connection error) rather
-      // than parking requests behind backoff timers. The one deliberate exception to "no policy picks a non-ready
-      // endpoint": it also finds an endpoint that comes back before its backoff expires. Both the rule and this
-      // exception are tested per policy in test/integration/picker-eligibility.test.ts.
-      usable: population.some(isUsable) ? isUsable : always,
-      eligible: this.#eligible,
-      panicThreshold: this.#health.panicThreshold,
-      zone: this.#options.zoneAware,
-      build: (group) => {
-        const picker = policy.build(group, config, this.#options);
-        this.#groups.set(picker, group);
-        return picker;
-      },
-      noneEligible: () => new AllEjectedError(this.name),
-    });
-    if (main) this.#health.notePanic(snapshot.kind === 'slots' && snapshot.panic);
-    return snapshot;
-  }
-
-  /** The snapshot for a subset of endpoints (by metadata), built on first use after each rebuild. */
-  #subsetSnapshot(selector: SubsetSelector): Snapshot<Subchannel> {
-    let snapshot = this.#subsets.get(selector);
-    if (snapshot === undefined) {
-      const members = this.#population.filter((s) =>
-        Object.entries(selector).every(([k, v]) => s.endpoint.metadata[k] === v),
-      );
-      snapshot = this.#buildSnapshot(members, false);
-      this.#subsets.set(selector, snapshot);
-    }
-    return snapshot;
-  }
-
-  #snapshotFor(route: RouteDecision | undefined): Snapshot<Subchannel> | Error {
-    const main = this.#snapshot;
-    if (route?.subset === undefined || main.kind === 'empty') return main;
-    const subset = this.#subsetSnapshot(route.subset);
-    if (subset.kind !== 'empty') return subset;
-    const fallback = route.subsetFallback;
-    if (fallback === 'any') return main;
-    if (fallback !== 'fail') {
-      const second = this.#subsetSnapshot(fallback);
-      if (second.kind !== 'empty') return second;
-    }
-    return new EmptySubsetError(this.name, route.subset);
-  }
-
-  #resolvedWaiters: (() => void)[] | undefined = [];
 
   #markResolved(): void {
     const waiters = this.#resolvedWaiters;
@@ -441,19 +236,34 @@ export class Cluster {
     return new Promise<void>((resolve) => waiters.push(resolve));
   }
 
-  /** @internal The random source. */
-  get random(): RandomSource {
-    return this.#options.random;
+  #onStateChange(subchannel: Subchannel, previous: SubchannelState): void {
+    const wasUsable = previous === 'idle' || previous === 'ready';
+    if (wasUsable !== subchannel.usable && subchannel.state !== 'draining' && subchannel.state !== 'closed') {
+      this.#rebuild();
+    }
+    if (subchannel.state === 'transient-failure') this.#resolver.refresh?.();
   }
 
-  /** @internal The clock. */
-  get clock(): Clock {
-    return this.#options.clock;
+  #onOutcome(subchannel: Subchannel, outcome: AttemptOutcome): void {
+    this.#health.record(subchannel, outcome);
+    publishAttemptEnd(this.#label, subchannel.key, outcome);
   }
 
-  /** @internal The response header naming the answering endpoint (lower-case), if configured. */
-  get endpointHeader(): Buffer | undefined {
-    return this.#options.endpointHeader;
+  // Health events name the endpoint, not the subchannel: ejections are rare, so a scan of the set is fine.
+  #countHealthEvent(event: HealthEvent): void {
+    if (event.type !== 'eject' && event.type !== 'return') return;
+    const subchannel = this.#pool.subchannels.find((s) => s.key === event.endpoint.key);
+    if (subchannel === undefined) return;
+    const counts = this.#endpointCounts.of(subchannel);
+    if (event.type === 'eject') counts.timesEjected++;
+    else counts.returns++;
+  }
+
+  /** Membership, usability, eligibility or weights changed: a new snapshot, then the waiting requests pick again. */
+  #rebuild(): void {
+    if (this.#closed) return;
+    this.#balancer.rebuild(this.#pool.subchannels);
+    if (!this.#balancer.empty) this.#queue.flush(this.#pickFor);
   }
 
   /**
@@ -481,124 +291,54 @@ export class Cluster {
       user.onError?.(err as Error);
       return false;
     }
-    if (this.#inFlight >= this.policy.maxInFlight) {
-      this.#overloaded++;
-      user.onError?.(new OverloadedError(this.name, 'maxInFlight', this.policy.maxInFlight));
+    const refused = this.#admission.refuse();
+    if (refused !== undefined) {
+      user.onError?.(refused);
       return false;
     }
     const request = new BalancedRequest(
       options,
       user,
       { method: options.method.toUpperCase(), path: options.path, authority, headers: options.headers },
-      this,
+      this.#host,
       route,
     );
     // Counted before start(): a caller that aborts at once ends the request inside it, and that end is counted.
-    this.#inFlight++;
-    this.#total++;
+    this.#counters.inFlight++;
+    this.#counters.total++;
     this.#requests.add(request);
-    if (channels.requestStart.hasSubscribers) {
-      const { context } = request;
-      const message: RequestStartMessage = {
-        cluster: this.name,
-        clusterId: this.id,
-        method: context.method,
-        scheme: this.#options.protocol === 'https:' ? 'https' : 'http',
-        authority: context.authority,
-        path: context.path,
-      };
-      channels.requestStart.publish(message);
-    }
+    publishRequestStart(this.#label, request.context);
     if (!request.start()) {
       if (!request.done) request.fail(request.abortReason ?? new Error('aborted'));
       return true;
     }
-    const breaker = this.#breaker;
-    if (breaker === undefined) {
-      request.run();
-    } else {
-      breaker.run(request, () => this.#rejectedByBreaker(request));
-    }
+    this.#admission.run(request);
     return true;
   }
 
-  #rejectedByBreaker(request: BalancedRequest): void {
-    this.#circuitOpen++;
-    const fallback = this.policy.breaker?.fallback;
-    if (fallback === undefined) {
-      request.fail(new CircuitOpenError(this.name));
-      return;
-    }
-    Promise.resolve()
-      .then(() => fallback(request.context))
-      .then(
-        (response) => request.respond(response),
-        (err: unknown) => request.fail(new CircuitOpenError(this.name, { cause: err })),
-      );
-  }
-
-  /** @internal Picks a subchannel, avoiding `exclude` when another is available; waits when none is usable. */
-  acquire(
-    request: BalancedRequest,
-    exclude: ReadonlySet<Subchannel>,
-    callback: (error: Error | undefined, subchannel: Subchannel | undefined) => void,
-  ): void {
+  /** Picks a subchannel, avoiding `exclude` when another is available; waits when none is usable. */
+  #acquire(request: BalancedRequest, exclude: ReadonlySet<Subchannel>, callback: AcquireCallback): void {
     if (this.#closed) {
       callback(new ClientClosedError(), undefined);
       return;
     }
-    const picked = this.#pick(request, exclude);
+    const picked = this.#balancer.pick(request.context, request.route, exclude);
     if (picked instanceof Error) {
       callback(picked, undefined);
     } else if (picked !== undefined) {
       callback(undefined, picked);
     } else {
-      this.#enqueue(request, exclude, callback);
+      this.#queue.enqueue(request, exclude, callback);
     }
   }
 
-  #pick(request: BalancedRequest, exclude: ReadonlySet<Subchannel>): Subchannel | Error | undefined {
-    const snapshot = this.#snapshotFor(request.route);
-    if (snapshot instanceof Error) return snapshot;
-    if (snapshot.kind === 'empty') return undefined;
-    // A retry should land elsewhere: re-pick a few times to find an endpoint not tried yet, else choose one.
-    const tries = exclude.size === 0 ? 1 : Math.min(exclude.size + 1, 8);
-    let first: Subchannel | undefined;
-    for (let i = 0; i < tries; i++) {
-      const result = pickFrom(snapshot, request.context, this.#options.random);
-      if (result === undefined || result.type === 'queue') return undefined;
-      if (result.type !== 'complete') return result.error;
-      if (!exclude.has(result.target)) return result.target;
-      first ??= result.target;
-    }
-    return (snapshot.kind === 'slots' && this.#untried(snapshot.slots, exclude)) || first;
-  }
-
-  /**
-   * A uniformly random endpoint of the snapshot's pickers not in `exclude`, if there is one. Re-picking cannot
-   * find it when the policy is deterministic for the request (ring hash and Maglev return the same endpoint for a
-   * key), so the retry would go back to the endpoint that just failed. Two passes, no allocation.
-   */
-  #untried(slots: readonly { readonly picker: object }[], exclude: ReadonlySet<Subchannel>): Subchannel | undefined {
-    let count = 0;
-    for (const slot of slots) {
-      for (const s of this.#groups.get(slot.picker) ?? Cluster.#noGroup) if (!exclude.has(s)) count++;
-    }
-    if (count === 0) return undefined;
-    let n = Math.floor(this.#options.random() * count);
-    for (const slot of slots) {
-      for (const s of this.#groups.get(slot.picker) ?? Cluster.#noGroup) if (!exclude.has(s) && n-- === 0) return s;
-    }
-    return undefined;
-  }
-
-  /** @internal Sends one attempt of `request` to `subchannel`. */
-  send(request: BalancedRequest, subchannel: Subchannel, body: unknown, attempt: Attempt, hedge: boolean): void {
+  /** Sends one attempt of `request` to `subchannel`. */
+  #send(request: BalancedRequest, subchannel: Subchannel, body: unknown, attempt: Attempt, hedge: boolean): void {
     if (request.attempts > 1) {
-      this.#extraAttempts++;
+      this.#counters.extraAttempts++;
       const counts = this.#endpointCounts.of(subchannel);
       if (hedge) {
-        this.#hedges++;
+        this.#counters.hedges++;
         counts.hedges++;
       } else {
         counts.retries++;
@@ -617,117 +357,16 @@ export class Cluster {
     if (this.#options.servername !== undefined) {
       (opts as Dispatcher.DispatchOptions & { servername?: string }).servername = this.#options.servername;
     }
-    if (channels.pick.hasSubscribers) {
-      const message: PickMessage = {
-        cluster: this.name,
-        clusterId: this.id,
-        endpoint: subchannel.key,
-        attempt: request.attempts,
-      };
-      channels.pick.publish(message);
-    }
+    publishPick(this.#label, subchannel.key, request.attempts);
     subchannel.dispatch(opts, attempt);
   }
 
-  /** @internal A request ended. */
-  finished(request: BalancedRequest, statusCode: number, error: Error | undefined): void {
-    this.#inFlight--;
+  /** A request ended (the caller has seen its end). */
+  #finished(request: BalancedRequest, statusCode: number, error: Error | undefined): void {
     this.#requests.delete(request);
-    const end = request.headersAt ?? this.#options.clock.now();
-    const durationMs = end - request.startedAt;
-    if (statusCode > 0) {
-      const cls = Math.floor(statusCode / 100);
-      if (cls >= 1 && cls <= 5) this.#statusClasses[cls as 1 | 2 | 3 | 4 | 5]++;
-      this.#latency.observe(durationMs);
-    }
-    if (error !== undefined) {
-      const code = errorCode(error);
-      this.#errorsByCode.set(code, (this.#errorsByCode.get(code) ?? 0) + 1);
-    }
-    if (channels.requestEnd.hasSubscribers) {
-      const { context } = request;
-      const message: RequestEndMessage = {
-        cluster: this.name,
-        clusterId: this.id,
-        method: context.method,
-        scheme: this.#options.protocol === 'https:' ? 'https' : 'http',
-        authority: context.authority,
-        path: context.path,
-        statusCode,
-        error,
-        durationMs,
-        attempts: request.attempts,
-      };
-      channels.requestEnd.publish(message);
-    }
-  }
-
-  #flushPending(): void {
-    if (this.#snapshot.kind === 'empty' || this.#pending.size === 0) return;
-    const waiting = [...this.#pending];
-    this.#pending.clear();
-    for (const request of waiting) {
-      const callback = request.waiter;
-      const exclude = request.exclude ?? new Set<Subchannel>();
-      request.waiter = undefined;
-      request.exclude = undefined;
-      if (callback === undefined || request.done) continue;
-      const picked = this.#pick(request, exclude);
-      if (picked === undefined) {
-        this.#enqueue(request, exclude, callback);
-      } else {
-        this.#clearTimer(request);
-        if (picked instanceof Error) callback(picked, undefined);
-        else callback(undefined, picked);
-      }
-    }
-  }
-
-  #enqueue(
-    request: BalancedRequest,
-    exclude: ReadonlySet<Subchannel>,
-    callback: (error: Error | undefined, subchannel: Subchannel | undefined) => void,
-  ): void {
-    const waitMs = this.#options.waitForReadyTimeoutMs;
-    if (request.queueTimer === undefined) {
-      if (waitMs === 0) {
-        callback(new NoEndpointsError(this.name, 0, { cause: this.#lastResolverError }), undefined);
-        return;
-      }
-      if (this.#pending.size >= this.policy.maxPending) {
-        this.#overloaded++;
-        callback(new OverloadedError(this.name, 'maxPending', this.policy.maxPending), undefined);
-        return;
-      }
-      request.queueTimer = this.#options.clock.setTimeout(
-        () => {
-          request.queueTimer = undefined;
-          const waiter = request.waiter;
-          request.waiter = undefined;
-          this.#pending.delete(request);
-          waiter?.(new NoEndpointsError(this.name, waitMs, { cause: this.#lastResolverError }), undefined);
-        },
-        waitMs,
-        true,
-      );
-    }
-    request.waiter = callback;
-    request.exclude = exclude;
-    this.#pending.add(request);
-  }
-
-  #clearTimer(request: BalancedRequest): void {
-    if (request.queueTimer !== undefined) {
-      this.#options.clock.clearTimeout(request.queueTimer);
-      request.queueTimer = undefined;
-    }
-  }
-
-  /** @internal Removes a request from the wait queue. */
-  dequeue(request: BalancedRequest): void {
-    this.#clearTimer(request);
-    request.waiter = undefined;
-    this.#pending.delete(request);
+    const durationMs = (request.headersAt ?? this.#options.clock.now()) - request.startedAt;
+    this.#counters.ended(statusCode, error, durationMs);
+    publishRequestEnd(this.#label, request.context, statusCode, error, durationMs, request.attempts);
   }
 
   /**
@@ -745,69 +384,21 @@ export class Cluster {
 
   /** A point-in-time snapshot of endpoints, states and counters. */
   stats(): ClusterStats {
+    const health = this.#health;
     return {
       name: this.name,
       id: this.id,
-      endpoints: this.#pool.subchannels.map((s) => {
-        const c = s.counters;
-        const extra = this.#endpointCounts.read(s);
-        return {
-          key: s.key,
-          state: s.state,
-          weight: s.endpoint.weight,
-          inFlight: s.inFlight,
-          attempts: c.attempts,
-          responses: c.responses,
-          statusClasses: classes(c.statusClasses),
-          errors: c.errors,
-          errorsByKind: { ...c.errorsByKind },
-          connectFailures: c.connectFailures,
-          retries: extra.retries,
-          hedges: extra.hedges,
-          timesEjected: extra.timesEjected,
-          returns: extra.returns,
-          ejected: this.#health.isEjected(s),
-          healthy: this.#health.isHealthy(s),
-          effectiveWeight: s.weight,
-          meanLatencyMs: c.responses === 0 ? 0 : c.latencySumMs / c.responses,
-          latency: s.latency.snapshot(),
-        };
-      }),
+      endpoints: this.#pool.subchannels.map((s) => endpointStats(s, this.#endpointCounts.read(s), health)),
       draining: this.#pool.draining.size,
-      pending: this.#pending.size,
-      inFlight: this.#inFlight,
-      requests: {
-        total: this.#total,
-        extraAttempts: this.#extraAttempts,
-        retries: this.#extraAttempts - this.#hedges,
-        hedges: this.#hedges,
-        overloaded: this.#overloaded,
-        circuitOpen: this.#circuitOpen,
-        statusClasses: classes(this.#statusClasses),
-        errors: Object.fromEntries(this.#errorsByCode),
-        latency: this.#latency.snapshot(),
-      },
-      breaker: this.#breaker?.state,
-      panic: this.#health.panic,
-      ejections: this.#health.ejections,
-      returns: this.#health.returns,
-      resolver: {
-        updates: this.#resolverUpdates,
-        errors: this.#resolverErrors,
-        lastError: this.#lastResolverError?.message,
-      },
+      pending: this.#queue.size,
+      inFlight: this.#counters.inFlight,
+      requests: this.#counters.snapshot(),
+      breaker: this.#admission.breakerState,
+      panic: health.panic,
+      ejections: health.ejections,
+      returns: health.returns,
+      resolver: this.#resolverCounters.snapshot(),
     };
-  }
-
-  #failPending(error: Error): void {
-    const waiting = [...this.#pending];
-    this.#pending.clear();
-    for (const request of waiting) {
-      this.#clearTimer(request);
-      const waiter = request.waiter;
-      request.waiter = undefined;
-      waiter?.(error, undefined);
-    }
   }
 
   /**
@@ -817,12 +408,12 @@ export class Cluster {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       this.#closed = true;
-      this.#snapshot = EMPTY;
+      this.#balancer.clear();
       this.#closing = (async () => {
-        this.#failPending(new ClientClosedError());
+        this.#queue.failAll(new ClientClosedError());
         // Those between attempts (a backoff, a Retry-After wait) fail now; those with an attempt in flight finish it.
         for (const request of [...this.#requests]) request.clientClosing();
-        this.#breaker?.shutdown();
+        this.#admission.shutdown();
         await this.#resolver.close();
         await this.#health.close();
         await this.#pool.close();
@@ -834,12 +425,12 @@ export class Cluster {
   /** Like {@link Cluster.close}, but fails in-flight requests at once (with `reason` when given). */
   async destroy(reason?: Error): Promise<void> {
     this.#closed = true;
-    this.#snapshot = EMPTY;
+    this.#balancer.clear();
     const error = reason ?? new ClientClosedError();
-    this.#failPending(error);
+    this.#queue.failAll(error);
     // Including those between attempts, whose backoff timers would otherwise hold the process.
     for (const request of [...this.#requests]) request.fail(error);
-    this.#breaker?.shutdown();
+    this.#admission.shutdown();
     await this.#resolver.close();
     await this.#health.close();
     await this.#pool.destroy(reason);

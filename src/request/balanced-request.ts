@@ -47,7 +47,7 @@ export interface RequestHost {
   readonly endpointHeader: Buffer | undefined;
   /**
    * Finds a subchannel for the request, avoiding `exclude` when another is available; when none is usable, waits
-   * (bounded by `waitForReadyTimeout`). Calls `callback` exactly once, possibly synchronously.
+   * (bounded by `waitForReadyTimeoutMs`). Calls `callback` exactly once, possibly synchronously.
    */
   acquire(
     request: BalancedRequest,
@@ -120,12 +120,6 @@ export class BalancedRequest implements AttemptOwner {
   readonly context: PickContext;
   /** The caller's handler. */
   readonly user: LegacyHandler;
-  /** Set by the host while the request waits for an endpoint. */
-  queueTimer: TimerHandle | undefined;
-  /** Set by the host while the request waits for an endpoint. */
-  waiter: ((error: Error | undefined, subchannel: Subchannel | undefined) => void) | undefined;
-  /** Set by the host while the request waits for an endpoint. */
-  exclude: ReadonlySet<Subchannel> | undefined;
   /** Attempts sent, including hedges. */
   attempts = 0;
   /** When the request was accepted (host clock, ms). */

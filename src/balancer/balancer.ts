@@ -1,0 +1,179 @@
+/**
+ * A cluster's balancer: owns the current pick snapshot (see `snapshot.ts`), the snapshots of endpoint subsets that
+ * routes ask for, and the pick with exclusion that sends a retry to an endpoint not tried yet.
+ *
+ * Snapshots are immutable: {@link Balancer.rebuild} swaps in new ones (and forgets the subsets, rebuilt on first use),
+ * so a pick in progress never sees a half-built state.
+ *
+ * @module
+ */
+import { AllEjectedError, EmptySubsetError } from '../common/errors.js';
+import type { RandomSource } from '../common/runtime.js';
+import type { ConfiguredPolicy, Pickable, PickContext, PickerEnvironment } from '../pickers/picker.js';
+import { buildSnapshot, EMPTY, pickFrom, type Snapshot, type ZoneAwareOptions } from './snapshot.js';
+
+/** Endpoint metadata a subset requires: every key must be present with exactly this value. */
+export type SubsetSelector = Readonly<Record<string, string>>;
+
+/** The subset a request is routed to (a route decision carries these). */
+export interface SubsetRoute {
+  /** The subset to pick from; the whole cluster when `undefined`. */
+  readonly subset: SubsetSelector | undefined;
+  /** When the subset is empty: `any` uses the whole cluster, `fail` fails, a selector tries that subset instead. */
+  readonly subsetFallback: 'any' | 'fail' | SubsetSelector;
+}
+
+/** What the balancer needs to know of an endpoint's connection pool (a subchannel). */
+export interface BalancedHost extends Pickable {
+  /** True when it takes new requests now (not backing off after refused connections). */
+  readonly usable: boolean;
+  /** The slow-start factor of its weight, set before each build. */
+  weightFactor: number;
+}
+
+/** How a balancer builds its snapshots. */
+export interface BalancerSettings<T extends BalancedHost> {
+  /** The cluster's name, for errors. */
+  readonly cluster: string;
+  /** The picker policy and its configuration. */
+  readonly policy: ConfiguredPolicy;
+  /** Passed to the policy's `build`. */
+  readonly environment: PickerEnvironment;
+  /** Chooses between priority levels and zones, and among untried endpoints. */
+  readonly random: RandomSource;
+  /** Zone preference, when configured. */
+  readonly zone: ZoneAwareOptions | undefined;
+  /** The panic threshold, %; 0 turns panic off. */
+  readonly panicThreshold: number;
+  /** True for endpoints health allows. */
+  readonly eligible: (host: T) => boolean;
+  /** The slow-start factor of an endpoint's weight. */
+  readonly weightFactor: (host: T) => number;
+  /** Told after each rebuild whether the main snapshot has a level in panic. */
+  readonly onPanic: (panic: boolean) => void;
+}
+
+const isUsable = (s: BalancedHost): boolean => s.usable;
+const always = (): boolean => true;
+const NO_GROUP: readonly never[] = [];
+
+export class Balancer<T extends BalancedHost> {
+  readonly #settings: BalancerSettings<T>;
+  #snapshot: Snapshot<T> = EMPTY;
+  #population: readonly T[] = [];
+  // Keyed by the route table's frozen selector objects, so a pick looks its subset up without building a key.
+  #subsets = new WeakMap<SubsetSelector, Snapshot<T>>();
+  /** The endpoints each picker of the current snapshots balances over (see #untried). */
+  readonly #groups = new WeakMap<object, readonly T[]>();
+
+  constructor(settings: BalancerSettings<T>) {
+    this.#settings = settings;
+  }
+
+  /** True when there is no endpoint at all (requests wait). */
+  get empty(): boolean {
+    return this.#snapshot.kind === 'empty';
+  }
+
+  /** Builds the snapshot of `population` (every active endpoint) and forgets the subsets' snapshots. */
+  rebuild(population: readonly T[]): void {
+    this.#population = population;
+    this.#subsets = new WeakMap();
+    this.#snapshot = this.#build(population);
+    this.#settings.onPanic(this.#snapshot.kind === 'slots' && this.#snapshot.panic);
+  }
+
+  /** Drops every endpoint: picks find nothing until the next rebuild. */
+  clear(): void {
+    this.#snapshot = EMPTY;
+  }
+
+  #build(population: readonly T[]): Snapshot<T> {
+    const settings = this.#settings;
+    for (const host of population) host.weightFactor = settings.weightFactor(host);
+    const { policy, config } = settings.policy;
+    return buildSnapshot({
+      population,
+      // Every endpoint failing to connect: keep sending (and let callers see the real connection error) rather
+      // than parking requests behind backoff timers. The one deliberate exception to "no policy picks a non-ready
+      // endpoint": it also finds an endpoint that comes back before its backoff expires. Both the rule and this
+      // exception are tested per policy in test/integration/picker-eligibility.test.ts.
+      usable: population.some(isUsable) ? isUsable : always,
+      eligible: settings.eligible,
+      panicThreshold: settings.panicThreshold,
+      zone: settings.zone,
+      build: (group) => {
+        const picker = policy.build(group, config, settings.environment);
+        this.#groups.set(picker, group);
+        return picker;
+      },
+      noneEligible: () => new AllEjectedError(settings.cluster),
+    });
+  }
+
+  /**
+   * Picks an endpoint for a request, avoiding `exclude` when another is available: `undefined` when there is none
+   * yet (the request waits), an error when the request must fail (nothing eligible, an empty subset).
+   */
+  pick(context: PickContext, route: SubsetRoute | undefined, exclude: ReadonlySet<T>): T | Error | undefined {
+    const snapshot = this.#snapshotFor(route);
+    if (snapshot instanceof Error) return snapshot;
+    if (snapshot.kind === 'empty') return undefined;
+    // A retry should land elsewhere: re-pick a few times to find an endpoint not tried yet, else choose one.
+    const tries = exclude.size === 0 ? 1 : Math.min(exclude.size + 1, 8);
+    let first: T | undefined;
+    for (let i = 0; i < tries; i++) {
+      const result = pickFrom(snapshot, context, this.#settings.random);
+      if (result === undefined || result.type === 'queue') return undefined;
+      if (result.type !== 'complete') return result.error;
+      if (!exclude.has(result.target)) return result.target;
+      first ??= result.target;
+    }
+    return (snapshot.kind === 'slots' && this.#untried(snapshot.slots, exclude)) || first;
+  }
+
+  /**
+   * A uniformly random endpoint of the snapshot's pickers not in `exclude`, if there is one. Re-picking cannot
+   * find it when the policy is deterministic for the request (ring hash and Maglev return the same endpoint for a
+   * key), so the retry would go back to the endpoint that just failed. Two passes, no allocation.
+   */
+  #untried(slots: readonly { readonly picker: object }[], exclude: ReadonlySet<T>): T | undefined {
+    let count = 0;
+    for (const slot of slots) {
+      for (const s of this.#groups.get(slot.picker) ?? NO_GROUP) if (!exclude.has(s)) count++;
+    }
+    if (count === 0) return undefined;
+    let n = Math.floor(this.#settings.random() * count);
+    for (const slot of slots) {
+      for (const s of this.#groups.get(slot.picker) ?? NO_GROUP) if (!exclude.has(s) && n-- === 0) return s;
+    }
+    return undefined;
+  }
+
+  #snapshotFor(route: SubsetRoute | undefined): Snapshot<T> | Error {
+    const main = this.#snapshot;
+    if (route?.subset === undefined || main.kind === 'empty') return main;
+    const subset = this.#subsetSnapshot(route.subset);
+    if (subset.kind !== 'empty') return subset;
+    const fallback = route.subsetFallback;
+    if (fallback === 'any') return main;
+    if (fallback !== 'fail') {
+      const second = this.#subsetSnapshot(fallback);
+      if (second.kind !== 'empty') return second;
+    }
+    return new EmptySubsetError(this.#settings.cluster, route.subset);
+  }
+
+  /** The snapshot for a subset of endpoints (by metadata), built on first use after each rebuild. */
+  #subsetSnapshot(selector: SubsetSelector): Snapshot<T> {
+    let snapshot = this.#subsets.get(selector);
+    if (snapshot === undefined) {
+      const members = this.#population.filter((s) =>
+        Object.entries(selector).every(([k, v]) => s.endpoint.metadata[k] === v),
+      );
+      snapshot = this.#build(members);
+      this.#subsets.set(selector, snapshot);
+    }
+    return snapshot;
+  }
+}

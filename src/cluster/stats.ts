@@ -1,0 +1,228 @@
+/**
+ * What a cluster reports: the {@link ClusterStats} and {@link EndpointStats} types, the request-layer counters the
+ * cluster keeps as requests end, and the builder of one endpoint's figures.
+ *
+ * @module
+ */
+import type { SidecarlessError } from '../common/errors.js';
+import type { ErrorKind } from '../common/outcome.js';
+import type { EndpointCounts } from '../metrics/endpoint-counters.js';
+import { type HistogramSnapshot, LatencyHistogram } from '../metrics/histogram.js';
+import type { BreakerState } from '../request/breaker.js';
+import type { Subchannel, SubchannelState } from '../subchannel/subchannel.js';
+
+/** Per-endpoint figures in a {@link ClusterStats} snapshot. */
+export interface EndpointStats {
+  /** The endpoint's stable key, `host:port` (`[v6]:port` for IPv6). */
+  readonly key: string;
+  /** Connectivity state of the endpoint's connection pool. */
+  readonly state: SubchannelState;
+  /** The endpoint's configured weight, before slow start (see `effectiveWeight`). */
+  readonly weight: number;
+  /** Attempts sent to this endpoint and not yet finished. */
+  readonly inFlight: number;
+  /** Attempts dispatched (first tries, retries and hedges) since the endpoint joined the set. */
+  readonly attempts: number;
+  /** Attempts that received response headers, whatever the status. */
+  readonly responses: number;
+  /** Responses by status class: `{ '2xx': n, ... }`. */
+  readonly statusClasses: Readonly<Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
+  /** Attempts that ended in an error, before or after response headers (caller aborts included). */
+  readonly errors: number;
+  /** Attempt errors by kind. */
+  readonly errorsByKind: Readonly<Record<ErrorKind, number>>;
+  /** Failed connection attempts (one per failed connect, not per request). */
+  readonly connectFailures: number;
+  /** Of `attempts`, those that retried a failure (of this endpoint or another). */
+  readonly retries: number;
+  /** Of `attempts`, the hedged ones. */
+  readonly hedges: number;
+  /** Outlier ejections of this endpoint since it joined the set. */
+  readonly timesEjected: number;
+  /** Returns of this endpoint from ejection since it joined the set. */
+  readonly returns: number;
+  /** Ejected by outlier detection. */
+  readonly ejected: boolean;
+  /** Passing active health checks (always true without them). */
+  readonly healthy: boolean;
+  /** The weight pickers use: the endpoint's weight times its slow-start factor. */
+  readonly effectiveWeight: number;
+  /** Mean time to response headers, ms (0 before the first response). */
+  readonly meanLatencyMs: number;
+  /** Attempt latency (to headers, or to the error), ms. */
+  readonly latency: HistogramSnapshot;
+}
+
+/** A point-in-time snapshot of a cluster. */
+export interface ClusterStats {
+  /** The cluster's name. */
+  readonly name: string;
+  /** The cluster's process-unique id (`Cluster.id`), as in diagnostics messages (`clusterId`). */
+  readonly id: number;
+  /** Active endpoints, in resolver order. */
+  readonly endpoints: readonly EndpointStats[];
+  /** Removed endpoints still finishing in-flight requests. */
+  readonly draining: number;
+  /** Requests waiting for an endpoint. */
+  readonly pending: number;
+  /** Requests accepted and not yet ended. */
+  readonly inFlight: number;
+  /** Request-layer counters since the cluster started. */
+  readonly requests: {
+    /** Requests accepted; those refused at dispatch (closed client, wrong protocol, `maxInFlight`) are not counted. */
+    readonly total: number;
+    /** Attempts beyond the first (retries and hedges). */
+    readonly extraAttempts: number;
+    /** Attempts that retried a failure. */
+    readonly retries: number;
+    /** Hedged attempts. */
+    readonly hedges: number;
+    /** Requests refused by the `maxInFlight` or `maxPending` limit (`SIDECARLESS_OVERLOADED`). */
+    readonly overloaded: number;
+    /** Requests refused by the open circuit breaker, whether or not a fallback answered them. */
+    readonly circuitOpen: number;
+    /** Responses the callers received, by status class. */
+    readonly statusClasses: Readonly<Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
+    /** Failed requests by error code (`ECONNREFUSED`, `SIDECARLESS_DEADLINE_EXCEEDED`, ...). */
+    readonly errors: Readonly<Record<string, number>>;
+    /** Time to response headers across all attempts, ms. */
+    readonly latency: HistogramSnapshot;
+  };
+  /** Circuit breaker state, when a breaker is configured. */
+  readonly breaker: BreakerState | undefined;
+  /**
+   * True while a priority level that receives traffic is in panic: too few of its endpoints are eligible (and the
+   * levels together are under 100 % available), so its traffic goes to all of them (panic threshold).
+   */
+  readonly panic: boolean;
+  /** Outlier ejections since the cluster started. */
+  readonly ejections: number;
+  /** Returns from ejection since the cluster started. */
+  readonly returns: number;
+  /** Resolver counters since the cluster started. */
+  readonly resolver: {
+    /** Endpoint sets accepted from the resolver. */
+    readonly updates: number;
+    /** Resolver errors, including endpoint sets rejected as invalid. */
+    readonly errors: number;
+    /** Message of the most recent resolver error, kept after later successful updates; `undefined` if none yet. */
+    readonly lastError: string | undefined;
+  };
+}
+
+function classes(counts: readonly number[]): Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number> {
+  return {
+    '1xx': counts[1] ?? 0,
+    '2xx': counts[2] ?? 0,
+    '3xx': counts[3] ?? 0,
+    '4xx': counts[4] ?? 0,
+    '5xx': counts[5] ?? 0,
+  };
+}
+
+/** A stable label for an error: its `code` when it has a string one, else its name. */
+export function errorCode(error: Error): string {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  const cause = (error as { cause?: { code?: unknown } }).cause?.code;
+  return typeof cause === 'string' ? cause : error.name;
+}
+
+/** The request-layer counters of one cluster (the `requests` part of {@link ClusterStats}, and `inFlight`). */
+export class RequestCounters {
+  /** Requests accepted and not yet ended. */
+  inFlight = 0;
+  /** Requests accepted. */
+  total = 0;
+  /** Attempts beyond the first. */
+  extraAttempts = 0;
+  /** Of `extraAttempts`, the hedged ones. */
+  hedges = 0;
+  /** Requests refused by `maxInFlight` or `maxPending`. */
+  overloaded = 0;
+  /** Requests refused by the open breaker. */
+  circuitOpen = 0;
+  readonly #statusClasses: [number, number, number, number, number, number] = [0, 0, 0, 0, 0, 0];
+  readonly #errorsByCode = new Map<string, number>();
+  readonly #latency = new LatencyHistogram();
+
+  /** A request ended: `statusCode` is what the caller received (0 if nothing), `error` how it failed, if it did. */
+  ended(statusCode: number, error: Error | undefined, durationMs: number): void {
+    this.inFlight--;
+    if (statusCode > 0) {
+      const cls = Math.floor(statusCode / 100);
+      if (cls >= 1 && cls <= 5) this.#statusClasses[cls as 1 | 2 | 3 | 4 | 5]++;
+      this.#latency.observe(durationMs);
+    }
+    if (error !== undefined) {
+      const code = errorCode(error);
+      this.#errorsByCode.set(code, (this.#errorsByCode.get(code) ?? 0) + 1);
+    }
+  }
+
+  /** The `requests` part of {@link ClusterStats}. */
+  snapshot(): ClusterStats['requests'] {
+    return {
+      total: this.total,
+      extraAttempts: this.extraAttempts,
+      retries: this.extraAttempts - this.hedges,
+      hedges: this.hedges,
+      overloaded: this.overloaded,
+      circuitOpen: this.circuitOpen,
+      statusClasses: classes(this.#statusClasses),
+      errors: Object.fromEntries(this.#errorsByCode),
+      latency: this.#latency.snapshot(),
+    };
+  }
+}
+
+/** The resolver part of {@link ClusterStats}, as the cluster counts it. */
+export class ResolverCounters {
+  /** Endpoint sets accepted. */
+  updates = 0;
+  /** Resolver errors, invalid endpoint sets included. */
+  errors = 0;
+  /** The most recent resolver error, kept after later successful updates. */
+  lastError: SidecarlessError | undefined;
+
+  /** The `resolver` part of {@link ClusterStats}. */
+  snapshot(): ClusterStats['resolver'] {
+    return { updates: this.updates, errors: this.errors, lastError: this.lastError?.message };
+  }
+}
+
+/** What {@link endpointStats} asks of the health layer. */
+export interface EndpointHealthView {
+  isEjected(subchannel: Subchannel): boolean;
+  isHealthy(subchannel: Subchannel): boolean;
+}
+
+/** One endpoint's figures: the subchannel's own counters, the cluster's (`extra`) and its health. */
+export function endpointStats(
+  s: Subchannel,
+  extra: Readonly<EndpointCounts>,
+  health: EndpointHealthView,
+): EndpointStats {
+  const c = s.counters;
+  return {
+    key: s.key,
+    state: s.state,
+    weight: s.endpoint.weight,
+    inFlight: s.inFlight,
+    attempts: c.attempts,
+    responses: c.responses,
+    statusClasses: classes(c.statusClasses),
+    errors: c.errors,
+    errorsByKind: { ...c.errorsByKind },
+    connectFailures: c.connectFailures,
+    retries: extra.retries,
+    hedges: extra.hedges,
+    timesEjected: extra.timesEjected,
+    returns: extra.returns,
+    ejected: health.isEjected(s),
+    healthy: health.isHealthy(s),
+    effectiveWeight: s.weight,
+    meanLatencyMs: c.responses === 0 ? 0 : c.latencySumMs / c.responses,
+    latency: s.latency.snapshot(),
+  };
+}

@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Admission } from '../../../src/cluster/admission.js';
+import { RequestCounters } from '../../../src/cluster/stats.js';
+import { OverloadedError } from '../../../src/common/errors.js';
+import { resolveRequestPolicy } from '../../../src/request/policy.js';
+
+describe('Admission', () => {
+  it('refuses beyond maxInFlight with SIDECARLESS_OVERLOADED and counts it', () => {
+    const counters = new RequestCounters();
+    const admission = new Admission('svc', resolveRequestPolicy({ limits: { maxInFlight: 1 } }), counters);
+    assert.equal(admission.refuse(), undefined);
+    counters.inFlight = 1;
+    const refused = admission.refuse();
+    assert.ok(refused instanceof OverloadedError);
+    assert.equal(counters.overloaded, 1);
+  });
+
+  it('reports the breaker state only when a breaker is configured', () => {
+    const counters = new RequestCounters();
+    assert.equal(new Admission('svc', resolveRequestPolicy({}), counters).breakerState, undefined);
+    const withBreaker = new Admission('svc', resolveRequestPolicy({ breaker: true }), counters);
+    assert.equal(withBreaker.breakerState, 'closed');
+    withBreaker.shutdown();
+  });
+});
