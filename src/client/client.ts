@@ -200,9 +200,7 @@ export class Client {
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
     if (this.#closing !== undefined) return Promise.reject(new ClientClosedError());
     const dispatcher =
-      this.#catchAll === undefined
-        ? this.dispatcher
-        : new ServiceFetchDispatcher(this.dispatcher, this.#elsewhere);
+      this.#catchAll === undefined ? this.dispatcher : new ServiceFetchDispatcher(this.dispatcher, this.#elsewhere);
     return fetch(input, { ...init, dispatcher } as unknown as RequestInit);
   }
 

@@ -287,7 +287,10 @@ function normalizeMulti(options: Record<string, unknown>): NormalizedClientOptio
  */
 export function normalizeClientOptions(options: unknown): NormalizedClientOptions {
   if (!isRecord(options)) {
-    throw new InvalidOptionError('options', `expected an object with \`target\` or \`clusters\`, got ${describe(options)}`);
+    throw new InvalidOptionError(
+      'options',
+      `expected an object with \`target\` or \`clusters\`, got ${describe(options)}`,
+    );
   }
   const multi = options.clusters !== undefined || options.discovery !== undefined;
   return multi ? normalizeMulti(options) : normalizeSingle(options);
