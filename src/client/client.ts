@@ -2,90 +2,28 @@
  * The client: what users create. Owns the clusters and the route table, and exposes a balanced `fetch`, an undici
  * `dispatcher`, stats, health events and `close()`.
  *
+ * Both option shapes build the same client (client/options.ts normalizes them): a single-service client is a client
+ * of one cluster that takes every request unrouted (its catch-all); a multi-service client routes each request to a
+ * cluster by its route table, the cluster named by its host, discovery, or the passthrough.
+ *
  * @module
  */
-import { LRUCache } from 'lru-cache';
 import { Agent, type Dispatcher } from 'undici';
 import { Cluster, type ClusterStats } from '../cluster/cluster.js';
-import type { ClusterOptions } from '../cluster/options.js';
-import {
-  ClientClosedError,
-  InvalidOptionError,
-  isSidecarlessError,
-  NoEndpointsError,
-  NoRouteError,
-} from '../common/errors.js';
+import { ClientClosedError, InvalidOptionError, isSidecarlessError, NoRouteError } from '../common/errors.js';
+import { toLegacyHandler } from '../common/handler.js';
+import type { RandomSource } from '../common/runtime.js';
 import type { Disposable, HealthEvent } from '../health/endpoint-health.js';
-import { type LegacyHandler, toLegacyHandler } from '../common/handler.js';
-import type { PickerRegistry } from '../pickers/picker.js';
+import { parseOrigin, type ParsedOrigin } from '../request/origin.js';
+import { compileRoutes, type RouteConfig, type RouteTable } from '../routing/router.js';
+import { Discovery } from './discovery.js';
 import { BalancedDispatcher } from './dispatcher.js';
 import { ServiceFetchDispatcher } from './fetch-dispatcher.js';
-import { parseOrigin } from '../request/origin.js';
-import { bodyReplay } from '../request/policy.js';
-import type { ResolverRegistry } from '../resolvers/registry.js';
-import { parseTarget } from '../resolvers/target.js';
-import { compileRoutes, type RouteConfig, type RouteDecision, type RouteTable } from '../routing/router.js';
-import type { Clock, RandomSource } from '../common/runtime.js';
-import { systemRandom } from '../common/runtime.js';
+import { Mirror } from './mirror.js';
+import { type ClientOptions, normalizeClientOptions } from './options.js';
+import { ReadyWaits } from './ready.js';
 
-/** One service: the options of its single cluster, plus a name. */
-export interface SingleServiceOptions extends ClusterOptions {
-  /**
-   * A name for the service, used in errors, stats and logs. @defaultValue the target's scheme and authority, or
-   * `'default'` for resolver objects and lists
-   */
-  readonly name?: string | undefined;
-}
-
-/** Lazily created clusters for hosts under a discovery domain (transparent mode). */
-export interface DiscoveryOptions {
-  /**
-   * Hosts ending in `.<domain>` (e.g. `users.service.consul` for `service.consul`) get a cluster of their own on
-   * first use.
-   */
-  readonly domain: string;
-  /**
-   * The target for a host's cluster. @defaultValue `(host) => 'srv:///' + host` (SRV records under the name, as
-   * Consul's DNS interface serves them)
-   */
-  readonly target?: ((host: string) => ClusterOptions['target']) | undefined;
-  /** Options for every discovered cluster (everything but `target`). */
-  readonly cluster?: Omit<ClusterOptions, 'target'> | undefined;
-  /** Discovered clusters kept at once; the least recently used is closed beyond it. @defaultValue 100 */
-  readonly maxClusters?: number | undefined;
-  /** A discovered cluster unused this long is closed, ms. @defaultValue 300000 */
-  readonly idleTimeout?: number | undefined;
-}
-
-/** Several services behind one client, with a route table. */
-export interface MultiServiceOptions {
-  /**
-   * The clusters, by name. A request whose host equals a cluster's name goes there when no route matches. May be
-   * empty or omitted when `discovery` is set (a transparent client whose clusters are all discovered).
-   */
-  readonly clusters?: Readonly<Record<string, ClusterOptions>> | undefined;
-  /** Route rules, first match wins; validated at construction and by {@link Client.setRoutes}. */
-  readonly routes?: readonly RouteConfig[] | undefined;
-  /** Lazily created clusters for hosts under a discovery domain. */
-  readonly discovery?: DiscoveryOptions | undefined;
-  /**
-   * What to do with a request no route, cluster or discovery domain claims: `true` sends it as a plain request
-   * (through an undici `Agent` the client owns), a `Dispatcher` sends it through that one, `false` fails it with
-   * `SIDECARLESS_NO_ROUTE`. @defaultValue false
-   */
-  readonly passthrough?: boolean | Dispatcher | undefined;
-  /** Defaults for every cluster that does not set its own. */
-  readonly resolvers?: ResolverRegistry | undefined;
-  /** Defaults for every cluster that does not set its own. */
-  readonly pickers?: PickerRegistry | undefined;
-  /** Defaults for every cluster that does not set its own. */
-  readonly clock?: Clock | undefined;
-  /** Defaults for every cluster, and the random source of weighted splits and mirroring. */
-  readonly random?: RandomSource | undefined;
-}
-
-/** Options of {@link createClient}: one service (`target`), or several (`clusters` and/or `discovery`). */
-export type ClientOptions = SingleServiceOptions | MultiServiceOptions;
+export type { ClientOptions, DiscoveryOptions, MultiServiceOptions, SingleServiceOptions } from './options.js';
 
 /** A point-in-time snapshot of a client. */
 export interface ClientStats {
@@ -105,122 +43,10 @@ export interface ClientStats {
   };
 }
 
-interface Discovery {
-  readonly options: DiscoveryOptions;
-  readonly suffix: string;
-  readonly cache: LRUCache<string, Cluster>;
-}
-
-// The option keys each client shape takes. `satisfies` checks both lists against the option types both ways: a new
-// option the lists miss fails the typecheck, so they cannot drift, and anything else a caller passes (a typo such as
-// `waitForReadyTimout`) is refused at construction instead of being silently ignored.
-const SINGLE_SERVICE_KEYS: ReadonlySet<string> = new Set(
-  Object.keys({
-    name: true,
-    target: true,
-    picker: true,
-    host: true,
-    endpointHeader: true,
-    waitForReadyTimeoutMs: true,
-    drainTimeoutMs: true,
-    pool: true,
-    tls: true,
-    zoneAware: true,
-    connectBackoff: true,
-    resolvers: true,
-    pickers: true,
-    clock: true,
-    random: true,
-    retry: true,
-    retryBudget: true,
-    hedge: true,
-    timeout: true,
-    limits: true,
-    breaker: true,
-    outlierDetection: true,
-    healthCheck: true,
-    slowStart: true,
-    panicThreshold: true,
-  } satisfies Record<keyof SingleServiceOptions, true>),
-);
-const MULTI_SERVICE_KEYS: ReadonlySet<string> = new Set(
-  Object.keys({
-    clusters: true,
-    routes: true,
-    discovery: true,
-    passthrough: true,
-    resolvers: true,
-    pickers: true,
-    clock: true,
-    random: true,
-  } satisfies Record<keyof MultiServiceOptions, true>),
-);
-
-function rejectUnknownKeys(options: object, known: ReadonlySet<string>, shape: string): void {
-  for (const key of Object.keys(options)) {
-    if (!known.has(key)) throw new InvalidOptionError(key, `unknown option for a ${shape} client`);
-  }
-}
-
-/** The longest a Node timer can wait, ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-const MAX_MIRRORS_IN_FLIGHT = 64;
-const MAX_MIRROR_BODY = 1024 * 1024;
-const MIRROR_HANDLER_BASE = {
-  onConnect() {},
-  onHeaders: () => true,
-  onData: () => true,
-};
-
-/** `handler`, also calling `end` when the request completes or fails (before the handler hears of it). */
-function withEnd(handler: LegacyHandler, end: () => void): LegacyHandler {
-  const wrapped: LegacyHandler = {
-    onConnect: (abort, context) => handler.onConnect?.(abort, context),
-    onResponseStarted: () => handler.onResponseStarted?.(),
-    onHeaders: (statusCode, headers, resume, statusText) =>
-      handler.onHeaders?.(statusCode, headers, resume, statusText) ?? true,
-    onData: (chunk) => handler.onData?.(chunk) ?? true,
-    onComplete: (trailers) => {
-      end();
-      handler.onComplete?.(trailers);
-    },
-    onError: (err) => {
-      end();
-      handler.onError?.(err);
-    },
-    onBodySent: (chunkSize, totalBytesSent) => handler.onBodySent?.(chunkSize, totalBytesSent),
-    onRequestSent: () => handler.onRequestSent?.(),
-  };
-  // undici refuses upgrade requests to handlers without onUpgrade: keep its absence visible.
-  if (handler.onUpgrade !== undefined) {
-    wrapped.onUpgrade = (statusCode, headers, socket) => handler.onUpgrade?.(statusCode, headers, socket);
-  }
-  return wrapped;
-}
-
-function defaultName(options: SingleServiceOptions): string {
-  if (typeof options.target !== 'string') return 'default';
-  try {
-    const t = parseTarget(options.target);
-    return `${t.scheme}:${t.authority || t.path}`.slice(0, 200);
-  } catch {
-    return 'default';
-  }
-}
-
 function hostOf(authority: string): string {
   if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1).toLowerCase();
   const colon = authority.lastIndexOf(':');
   return (colon < 0 ? authority : authority.slice(0, colon)).toLowerCase();
-}
-
-/** Re-raises a cluster's option error under `clusters.<name>.`. */
-function prefixed(err: unknown, prefix: string): unknown {
-  if (err instanceof InvalidOptionError) {
-    const message = err.message.replace(/^Invalid option `[^`]*`: /, '');
-    return new InvalidOptionError(`${prefix}.${err.option}`, message, { cause: err });
-  }
-  return err;
 }
 
 /**
@@ -253,97 +79,52 @@ export class Client {
   readonly dispatcher: Dispatcher;
   readonly #dispatcher: BalancedDispatcher;
 
+  /** The configured clusters, by name. */
   readonly #clusters = new Map<string, Cluster>();
-  /** The only cluster of a single-service client: it takes every request no route claims. */
+  /**
+   * The cluster that takes every request, unrouted (a single-service client: the URL's authority only names the
+   * service); such a client has no route table, discovery or passthrough.
+   */
   readonly #catchAll: Cluster | undefined;
   #routes: RouteTable;
   readonly #discovery: Discovery | undefined;
   readonly #passthrough: Dispatcher | undefined;
   readonly #ownsPassthrough: boolean;
   readonly #random: RandomSource;
-  readonly #defaults: Pick<MultiServiceOptions, 'resolvers' | 'pickers' | 'clock' | 'random'>;
+  readonly #mirror = new Mirror();
+  readonly #readyWaits = new ReadyWaits();
   readonly #listeners = new Set<(event: HealthEvent) => void>();
   #passthroughCount = 0;
   /** Where a single-service client's `fetch` follows redirects to other origins; made on first use. */
   #redirectAgent: Agent | undefined;
-  #mirrorsInFlight = 0;
-  #mirrored = 0;
-  #mirrorSkipped = 0;
-  /** `ready()` calls still waiting, each settled (and its timer cleared) by the function stored here. */
-  readonly #readyWaits = new Set<(error?: Error) => void>();
   #closing: Promise<void> | undefined;
 
   /** Validates every option (throwing `SIDECARLESS_*` errors that name the option) and starts resolution. */
   constructor(options: ClientOptions) {
-    if (typeof options !== 'object' || options === null) {
-      throw new InvalidOptionError('options', 'expected an object with `target` or `clusters`');
-    }
-    const multi =
-      ('clusters' in options && options.clusters !== undefined) ||
-      ('discovery' in options && options.discovery !== undefined);
-    if (!multi) rejectUnknownKeys(options, SINGLE_SERVICE_KEYS, 'single-service');
-    if (!multi && (options as SingleServiceOptions).target === undefined) {
-      throw new InvalidOptionError('target', 'is required (or `clusters` for several services)');
-    }
-    if (multi && (options as Partial<SingleServiceOptions>).target !== undefined) {
-      throw new InvalidOptionError('target', 'give either `target` (one service) or `clusters`, not both');
-    }
-    const created: Cluster[] = [];
+    const normalized = normalizeClientOptions(options);
+    this.#random = normalized.random;
+    const emit = (event: HealthEvent) => this.#emit(event);
     try {
-      if (!multi) {
-        const single = options as SingleServiceOptions;
-        const name = single.name ?? defaultName(single);
-        if (typeof name !== 'string' || name.length === 0) {
-          throw new InvalidOptionError('name', 'expected a non-empty string');
-        }
-        const cluster = new Cluster(name, single);
-        created.push(cluster);
-        this.#clusters.set(name, cluster);
-        this.#catchAll = cluster;
-        this.#random = single.random ?? systemRandom;
-        this.#defaults = {};
-        this.#routes = compileRoutes([], new Set());
-        this.#passthrough = undefined;
-        this.#ownsPassthrough = false;
-        this.#discovery = undefined;
-      } else {
-        const m = options as MultiServiceOptions;
-        const configured = m.clusters ?? {};
-        if (
-          typeof configured !== 'object' ||
-          configured === null ||
-          (Object.keys(configured).length === 0 && m.discovery === undefined)
-        ) {
-          throw new InvalidOptionError('clusters', 'expected an object with at least one cluster (or `discovery`)');
-        }
-        rejectUnknownKeys(m, MULTI_SERVICE_KEYS, 'multi-service');
-        this.#defaults = { resolvers: m.resolvers, pickers: m.pickers, clock: m.clock, random: m.random };
-        this.#random = m.random ?? systemRandom;
-        for (const [name, clusterOptions] of Object.entries(configured)) {
-          if (name.length === 0) throw new InvalidOptionError('clusters', 'cluster names must be non-empty');
-          let cluster: Cluster;
-          try {
-            cluster = new Cluster(name, this.#withDefaults(clusterOptions));
-          } catch (err) {
-            throw prefixed(err, `clusters.${name}`);
-          }
-          created.push(cluster);
-          this.#clusters.set(name, cluster);
-        }
-        this.#catchAll = undefined;
-        this.#routes = compileRoutes(m.routes ?? [], new Set(this.#clusters.keys()));
-        this.#discovery = this.#resolveDiscovery(m.discovery);
-        const pass = m.passthrough ?? false;
-        if (pass !== true && pass !== false && (typeof pass !== 'object' || typeof pass.dispatch !== 'function')) {
-          throw new InvalidOptionError('passthrough', 'expected true, false or an undici Dispatcher');
-        }
-        this.#ownsPassthrough = pass === true;
-        this.#passthrough = pass === true ? new Agent() : pass === false ? undefined : pass;
+      for (const { name, options: clusterOptions, path } of normalized.clusters) {
+        this.#clusters.set(name, new Cluster(name, clusterOptions, path));
       }
+      this.#routes = compileRoutes(normalized.routes, new Set(this.#clusters.keys()));
     } catch (err) {
-      for (const cluster of created) void cluster.destroy();
+      for (const cluster of this.#clusters.values()) void cluster.destroy();
       throw err;
     }
+    this.#catchAll = normalized.catchAll === undefined ? undefined : this.#clusters.get(normalized.catchAll);
+    this.#discovery =
+      normalized.discovery === undefined
+        ? undefined
+        : new Discovery(
+            normalized.discovery,
+            (cluster) => cluster.onHealthEvent(emit),
+            () => this.#closing !== undefined,
+          );
+    const pass = normalized.passthrough;
+    this.#ownsPassthrough = pass === true;
+    this.#passthrough = pass === true ? new Agent() : pass === false ? undefined : pass;
     this.#dispatcher = new BalancedDispatcher({
       dispatch: (opts, handler) => this.#dispatch(opts, handler),
       close: () => this.close(),
@@ -351,82 +132,9 @@ export class Client {
     });
     this.dispatcher = this.#dispatcher;
     for (const cluster of this.#clusters.values()) {
-      cluster.onHealthEvent((event) => this.#emit(event));
+      cluster.onHealthEvent(emit);
       cluster.start();
     }
-  }
-
-  #withDefaults(options: ClusterOptions): ClusterOptions {
-    if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'expected an object');
-    return {
-      ...options,
-      resolvers: options.resolvers ?? this.#defaults.resolvers,
-      pickers: options.pickers ?? this.#defaults.pickers,
-      clock: options.clock ?? this.#defaults.clock,
-      random: options.random ?? this.#defaults.random,
-    };
-  }
-
-  #resolveDiscovery(raw: DiscoveryOptions | undefined): Discovery | undefined {
-    if (raw === undefined) return undefined;
-    if (typeof raw !== 'object' || raw === null) throw new InvalidOptionError('discovery', 'expected { domain }');
-    const domain = typeof raw.domain === 'string' ? raw.domain.toLowerCase().replace(/^\.+|\.+$/g, '') : '';
-    if (domain.length === 0 || /\s/.test(domain)) {
-      throw new InvalidOptionError('discovery.domain', 'expected a domain such as "service.consul"');
-    }
-    if (raw.target !== undefined && typeof raw.target !== 'function') {
-      throw new InvalidOptionError('discovery.target', 'expected a function from host to target');
-    }
-    const maxClusters = raw.maxClusters ?? 100;
-    if (!Number.isInteger(maxClusters) || maxClusters < 1) {
-      throw new InvalidOptionError('discovery.maxClusters', 'expected an integer >= 1');
-    }
-    const idleTimeout = raw.idleTimeout ?? 300_000;
-    if (typeof idleTimeout !== 'number' || !(idleTimeout >= 1) || idleTimeout > 2 ** 31 - 1) {
-      throw new InvalidOptionError('discovery.idleTimeout', 'expected a number of ms >= 1');
-    }
-    if (raw.cluster !== undefined) {
-      // Validate the template once, with a placeholder target, so a bad option fails at construction.
-      try {
-        void new Cluster('discovery', this.#withDefaults({ ...raw.cluster, target: [] })).destroy();
-      } catch (err) {
-        throw prefixed(err, 'discovery.cluster');
-      }
-    }
-    const cache: LRUCache<string, Cluster> = new LRUCache<string, Cluster>({
-      max: maxClusters,
-      ttl: idleTimeout,
-      updateAgeOnGet: true,
-      ttlAutopurge: true,
-      // disposeAfter, not dispose: the entry is gone by then, so it may be put back.
-      disposeAfter: (cluster, host, reason) => {
-        // Idle means no traffic: a cluster still serving a long stream is kept for another idle period rather than
-        // closed (which would cut the stream off after drainTimeoutMs). Evictions by `maxClusters` still close it.
-        if (reason === 'expire' && this.#closing === undefined && cluster.stats().inFlight > 0) {
-          cache.set(host, cluster);
-          return;
-        }
-        void cluster.close();
-      },
-    });
-    return { options: raw, suffix: `.${domain}`, cache };
-  }
-
-  #discovered(host: string): Cluster | undefined {
-    const discovery = this.#discovery;
-    if (discovery === undefined || !host.endsWith(discovery.suffix) || host.length <= discovery.suffix.length) {
-      return undefined;
-    }
-    // A second look: a get that finds the entry expired removes it, and disposeAfter puts a busy cluster right back.
-    let cluster = discovery.cache.get(host) ?? discovery.cache.get(host);
-    if (cluster === undefined) {
-      const target = discovery.options.target?.(host) ?? `srv:///${host}`;
-      cluster = new Cluster(host, this.#withDefaults({ ...discovery.options.cluster, target }));
-      cluster.onHealthEvent((event) => this.#emit(event));
-      cluster.start();
-      discovery.cache.set(host, cluster);
-    }
-    return cluster;
   }
 
   #dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -436,13 +144,14 @@ export class Client {
       return false;
     }
     if (this.#catchAll !== undefined) return this.#catchAll.dispatch(options, handler);
-    let authority: string;
+    let origin: ParsedOrigin;
     try {
-      authority = parseOrigin(options.origin).authority;
+      origin = parseOrigin(options.origin);
     } catch (err) {
       toLegacyHandler(handler).onError?.(err as Error);
       return false;
     }
+    const authority = origin.authority;
     const host = hostOf(authority);
     const decision = this.#routes.route(
       { host, authority, method: options.method.toUpperCase(), path: options.path, headers: options.headers },
@@ -452,12 +161,13 @@ export class Client {
       const cluster = this.#clusters.get(decision.cluster) as Cluster;
       const mirror = decision.mirror;
       if (mirror === undefined || this.#random() >= mirror.share) return cluster.dispatch(options, handler, decision);
-      return this.#dispatchMirrored(cluster, options, handler, decision, authority);
+      const target = this.#clusters.get(mirror.cluster) as Cluster;
+      return this.#mirror.dispatch(cluster, target, options, handler, decision, origin, host);
     }
     let cluster = this.#clusters.get(host);
-    if (cluster === undefined) {
+    if (cluster === undefined && this.#discovery !== undefined) {
       try {
-        cluster = this.#discovered(host);
+        cluster = this.#discovery.clusterFor(host);
       } catch (err) {
         // A discovery target the resolvers reject: the request fails with that error, the client stays up.
         toLegacyHandler(handler).onError?.(isSidecarlessError(err) ? err : new Error(String(err), { cause: err }));
@@ -471,86 +181,6 @@ export class Client {
     }
     toLegacyHandler(handler).onError?.(new NoRouteError(authority, options.path));
     return false;
-  }
-
-  /**
-   * Dispatches a request picked for mirroring and sends a shadow copy (response discarded, bounded), like Envoy's
-   * request mirroring (the copy's Host gets `-shadow`). A streamed body (which is what fetch always hands over) is
-   * teed, so the copy goes out once the main request has sent the whole body; bodies above 1 MiB are not mirrored.
-   */
-  #dispatchMirrored(
-    cluster: Cluster,
-    options: Dispatcher.DispatchOptions,
-    handler: Dispatcher.DispatchHandler,
-    decision: RouteDecision,
-    authority: string,
-  ): boolean {
-    if (this.#mirrorsInFlight >= MAX_MIRRORS_IN_FLIGHT) {
-      this.#mirrorSkipped++;
-      return cluster.dispatch(options, handler, decision);
-    }
-    const target = this.#clusters.get((decision.mirror as NonNullable<RouteDecision['mirror']>).cluster) as Cluster;
-    const host = hostOf(authority);
-    const origin = `${parseOrigin(options.origin).protocol}//${host}-shadow${authority.slice(host.length)}`;
-    // The slot is taken before any body is buffered, so the cap also bounds the memory held for copies.
-    this.#mirrorsInFlight++;
-    let state: 'pending' | 'sent' | 'released' = 'pending';
-    const release = () => {
-      if (state !== 'pending') return;
-      state = 'released';
-      this.#mirrorsInFlight--;
-      this.#mirrorSkipped++;
-    };
-    const send = (body: Dispatcher.DispatchOptions['body']) => {
-      if (state !== 'pending') return;
-      state = 'sent';
-      this.#mirrored++;
-      const done = () => {
-        this.#mirrorsInFlight--;
-      };
-      const copyHandler: LegacyHandler = { ...MIRROR_HANDLER_BASE, onComplete: done, onError: done };
-      const copy: Dispatcher.DispatchOptions = { ...options, origin };
-      if (body !== undefined) copy.body = body;
-      target.dispatch(copy, copyHandler as Dispatcher.DispatchHandler);
-    };
-    const { body } = options;
-    if (bodyReplay(body) !== 'once') {
-      send(undefined);
-      return cluster.dispatch(options, handler, decision);
-    }
-    if (typeof body !== 'object' || body === null || !(Symbol.asyncIterator in body)) {
-      release();
-      return cluster.dispatch(options, handler, decision);
-    }
-    const source = body as AsyncIterable<Uint8Array | string>;
-    const teed = {
-      async *[Symbol.asyncIterator]() {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        try {
-          for await (const chunk of source) {
-            if (state === 'pending') {
-              const bytes = Buffer.from(chunk);
-              size += bytes.length;
-              if (size <= MAX_MIRROR_BODY) chunks.push(bytes);
-              else {
-                chunks.length = 0;
-                release();
-              }
-            }
-            yield chunk;
-          }
-          send(Buffer.concat(chunks));
-        } finally {
-          // The main request stopped sending its body part-way: there is nothing whole to copy.
-          release();
-        }
-      },
-    };
-    // A main request that ends without reading its body (refused, no endpoint, an early response) frees the slot.
-    const main = withEnd(toLegacyHandler(handler), release);
-    const sent = { ...options, body: teed as unknown as NonNullable<Dispatcher.DispatchOptions['body']> };
-    return cluster.dispatch(sent, main as Dispatcher.DispatchHandler, decision);
   }
 
   /**
@@ -570,18 +200,17 @@ export class Client {
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
     if (this.#closing !== undefined) return Promise.reject(new ClientClosedError());
     const dispatcher =
-      this.#catchAll === undefined
-        ? this.dispatcher
-        : new ServiceFetchDispatcher(this.dispatcher, () => this.#elsewhere());
+      this.#catchAll === undefined ? this.dispatcher : new ServiceFetchDispatcher(this.dispatcher, this.#elsewhere);
     return fetch(input, { ...init, dispatcher } as unknown as RequestInit);
   }
 
-  #elsewhere(): Dispatcher {
+  /** Where a single-service client's `fetch` sends a redirect hop to another origin (one function, made once). */
+  readonly #elsewhere = (): Dispatcher => {
     // A hop that arrives after close() is refused by the closed balanced dispatcher rather than opening an agent.
     if (this.#closing !== undefined) return this.dispatcher;
     this.#passthroughCount++;
     return (this.#redirectAgent ??= new Agent());
-  }
+  };
 
   /**
    * Resolves once every configured cluster's resolver has delivered its first endpoint set (requests never need
@@ -598,33 +227,7 @@ export class Client {
    */
   ready(timeoutMs = 10_000): Promise<void> {
     if (this.#closing !== undefined) return Promise.reject(new ClientClosedError());
-    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || timeoutMs > MAX_TIMER_MS) {
-      return Promise.reject(new InvalidOptionError('timeoutMs', 'expected a number of ms from 0 to 2^31-1'));
-    }
-    const clusters = [...this.#clusters.values()];
-    if (clusters.every((c) => c.resolved)) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const settle = (error?: Error) => {
-        clearTimeout(timer);
-        this.#readyWaits.delete(settle);
-        if (error === undefined) resolve();
-        else reject(error);
-      };
-      // Ref'd, like a request's wait for endpoints (see Clock.setTimeout): the caller awaits it, and an unref'd
-      // timer would let a top-level `await client.ready()` end the process (exit code 13) instead of rejecting.
-      // close() and destroy() clear it, so it never outlives the client.
-      const timer = setTimeout(() => {
-        const waiting = clusters.find((c) => !c.resolved);
-        settle(new NoEndpointsError(waiting?.name ?? 'unknown', timeoutMs));
-      }, timeoutMs);
-      this.#readyWaits.add(settle);
-      void Promise.all(clusters.map((c) => c.whenResolved())).then(() => settle());
-    });
-  }
-
-  #failReadyWaits(): void {
-    const error = new ClientClosedError();
-    for (const settle of [...this.#readyWaits]) settle(error);
+    return this.#readyWaits.wait([...this.#clusters.values()], timeoutMs);
   }
 
   /**
@@ -649,11 +252,11 @@ export class Client {
 
   /** A snapshot of every cluster's endpoints, states and counters. */
   stats(): ClientStats {
-    const discovered = this.#discovery === undefined ? [] : [...this.#discovery.cache.values()];
+    const discovered = this.#discovery === undefined ? [] : [...this.#discovery.clusters()];
     return {
       clusters: [...this.#clusters.values(), ...discovered].map((c) => c.stats()),
       passthrough: this.#passthroughCount,
-      mirrored: { sent: this.#mirrored, skipped: this.#mirrorSkipped },
+      mirrored: { sent: this.#mirror.sent, skipped: this.#mirror.skipped },
     };
   }
 
@@ -685,7 +288,7 @@ export class Client {
 
   *#allClusters(): Iterable<Cluster> {
     yield* this.#clusters.values();
-    if (this.#discovery !== undefined) yield* this.#discovery.cache.values();
+    if (this.#discovery !== undefined) yield* this.#discovery.clusters();
   }
 
   /** The endpoints of the client's single cluster (or of the first configured cluster; none without one). */
@@ -701,10 +304,10 @@ export class Client {
    */
   close(): Promise<void> {
     this.#dispatcher.markClosed();
-    this.#failReadyWaits();
+    this.#readyWaits.failAll(new ClientClosedError());
     this.#closing ??= (async () => {
       const clusters = [...this.#allClusters()];
-      this.#discovery?.cache.clear();
+      this.#discovery?.clear();
       await Promise.all(clusters.map((c) => c.close()));
       if (this.#ownsPassthrough) await this.#passthrough?.close();
       await this.#redirectAgent?.close();
@@ -722,11 +325,11 @@ export class Client {
 
   #destroy(reason?: Error): Promise<void> {
     this.#dispatcher.markClosed();
-    this.#failReadyWaits();
+    this.#readyWaits.failAll(new ClientClosedError());
     const done = (async () => {
       const clusters = [...this.#allClusters()];
       await Promise.all(clusters.map((c) => c.destroy(reason)));
-      this.#discovery?.cache.clear();
+      this.#discovery?.clear();
       if (this.#ownsPassthrough) await this.#passthrough?.destroy(reason ?? null);
       await this.#redirectAgent?.destroy(reason ?? null);
     })();

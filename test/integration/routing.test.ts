@@ -430,7 +430,7 @@ describe('transparent mode', () => {
           return resolver;
         },
         maxClusters: 1,
-        idleTimeout: 200,
+        idleTimeoutMs: 200,
       },
     });
     try {
@@ -471,7 +471,7 @@ describe('transparent mode', () => {
           made.push(resolver);
           return resolver;
         },
-        idleTimeout: 50,
+        idleTimeoutMs: 50,
       },
     });
     try {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createClient, isSidecarlessError, type SingleServiceOptions } from '../../../src/index.js';
+import { createClient, isSidecarlessError, type Resolver, type SingleServiceOptions } from '../../../src/index.js';
 
 function code(fn: () => unknown): string | undefined {
   try {
@@ -211,5 +211,141 @@ describe('client construction rejects bad options with typed errors naming the o
       code(() => createClient({ ...options, target: ['a:1'] })),
       undefined,
     );
+  });
+});
+
+describe('client option errors name the full path of nested options', () => {
+  function thrown(fn: () => unknown): { code?: string; option?: string; message?: string } {
+    try {
+      const client = fn() as { close?: () => Promise<void> };
+      void client?.close?.();
+    } catch (err) {
+      return err as { code?: string; option?: string; message?: string };
+    }
+    return {};
+  }
+
+  // The request policy (retry, hedge, timeoutMs, limits, breaker) reports paths once resolveRequestPolicy takes the
+  // option path and resolveClusterOptions passes it (the request and cluster branches of issue 13): until both are
+  // merged these two cases are todo (they run and report, without failing the suite). Remove `todo` at merge.
+  const needsRequestPath = new Set([
+    'a retry option of a configured cluster',
+    'a retry option of the discovery template',
+  ]);
+  const cases: Array<[string, () => unknown, string]> = [
+    [
+      'a retry option of a configured cluster',
+      () => createClient({ clusters: { users: { target: ['a:1'], retry: { maxAttempts: 0 } } } }),
+      'clusters.users.retry.maxAttempts',
+    ],
+    [
+      'a retry option of the discovery template',
+      () => createClient({ discovery: { domain: 'svc.test', cluster: { retry: { maxAttempts: 0 } } } }),
+      'discovery.cluster.retry.maxAttempts',
+    ],
+    [
+      'a health option of a configured cluster',
+      () => createClient({ clusters: { users: { target: ['a:1'], outlierDetection: { intervalMs: 0 } } } }),
+      'clusters.users.outlierDetection.intervalMs',
+    ],
+    [
+      'a health option of the discovery template',
+      () => createClient({ discovery: { domain: 'svc.test', cluster: { healthCheck: { unhealthyThreshold: 0 } } } }),
+      'discovery.cluster.healthCheck.unhealthyThreshold',
+    ],
+    [
+      'a backoff option of the discovery template',
+      () => createClient({ discovery: { domain: 'svc.test', cluster: { connectBackoff: { jitter: 1 } } } }),
+      'discovery.cluster.connectBackoff.jitter',
+    ],
+    [
+      'an unknown key of a configured cluster',
+      () => createClient({ clusters: { users: { target: ['a:1'], waitForReadyTimout: 5 } as never } }),
+      'clusters.users.waitForReadyTimout',
+    ],
+    [
+      'a target in the discovery template (discovery.target makes it)',
+      () => createClient({ discovery: { domain: 'svc.test', cluster: { target: ['a:1'] } as never } }),
+      'discovery.cluster.target',
+    ],
+    [
+      'an unknown discovery key',
+      () => createClient({ discovery: { domain: 'svc.test', maxCluster: 3 } as never }),
+      'discovery.maxCluster',
+    ],
+    [
+      'a fractional idleTimeoutMs',
+      () => createClient({ discovery: { domain: 'svc.test', idleTimeoutMs: 1.5 } }),
+      'discovery.idleTimeoutMs',
+    ],
+  ];
+  for (const [name, fn, option] of cases) {
+    const todo = needsRequestPath.has(name) ? 'until resolveRequestPolicy takes the option path' : undefined;
+    it(name, { todo }, () => {
+      const err = thrown(fn);
+      assert.equal(err.code, 'SIDECARLESS_INVALID_OPTION');
+      assert.equal(err.option, option);
+      assert.match(String(err.message), new RegExp(`^Invalid option \`${option.replaceAll('.', '\\.')}\``));
+    });
+  }
+
+  it('suggests the likely key for a typo, with the one wording of the toolkit', () => {
+    const err = thrown(() => createClient({ target: ['a:1'], waitForReadyTimout: 5 } as never));
+    assert.match(String(err.message), /unknown option; did you mean "waitForReadyTimeoutMs"\?/);
+    const nested = thrown(() => createClient({ discovery: { domain: 'svc.test', maxCluster: 3 } as never }));
+    assert.match(String(nested.message), /unknown option; did you mean "maxClusters"\?/);
+  });
+
+  it('names the new name of discovery.idleTimeout (renamed in 0.2.0)', () => {
+    const err = thrown(() => createClient({ discovery: { domain: 'svc.test', idleTimeout: 1000 } as never }));
+    assert.equal(err.option, 'discovery.idleTimeout');
+    assert.match(String(err.message), /renamed to "idleTimeoutMs" in 0\.2\.0/);
+  });
+
+  it('a bad discovery template throws at createClient without building any cluster or resolver', () => {
+    let starts = 0;
+    let closes = 0;
+    let targets = 0;
+    const resolver: Resolver = {
+      start: () => void starts++,
+      close: () => void closes++,
+    };
+    const err = thrown(() =>
+      createClient({
+        clusters: { fixed: { target: resolver } },
+        discovery: {
+          domain: 'svc.test',
+          target: () => {
+            targets++;
+            return ['a:1'];
+          },
+          cluster: { waitForReadyTimeoutMs: -1 },
+        },
+      }),
+    );
+    assert.equal(err.option, 'discovery.cluster.waitForReadyTimeoutMs');
+    assert.deepEqual({ starts, closes, targets }, { starts: 0, closes: 0, targets: 0 });
+  });
+
+  it('accepts a valid discovery template and builds no cluster for it until a host is asked for', async () => {
+    let targets = 0;
+    const client = createClient({
+      discovery: {
+        domain: 'svc.test',
+        target: () => {
+          targets++;
+          return ['127.0.0.1:1'];
+        },
+        cluster: { waitForReadyTimeoutMs: 0, retry: { maxAttempts: 2 } },
+        maxClusters: 3,
+        idleTimeoutMs: 60_000,
+      },
+    });
+    try {
+      assert.equal(targets, 0);
+      assert.deepEqual(client.stats().clusters, []);
+    } finally {
+      await client.close();
+    }
   });
 });

@@ -1,0 +1,149 @@
+/**
+ * Request mirroring, like Envoy's: a request picked for mirroring is dispatched as usual, and a shadow copy goes to
+ * the mirror cluster with `-shadow` appended to its host; the copy's response is discarded. Bounded: at most
+ * {@link MAX_MIRRORS_IN_FLIGHT} copies at once, and a body is copied only up to {@link MAX_MIRROR_BODY} bytes.
+ *
+ * @module
+ */
+import type { Dispatcher } from 'undici';
+import type { Cluster } from '../cluster/cluster.js';
+import { type LegacyHandler, toLegacyHandler } from '../common/handler.js';
+import type { ParsedOrigin } from '../request/origin.js';
+import { bodyReplay } from '../request/policy.js';
+import type { RouteDecision } from '../routing/router.js';
+
+/** Shadow copies in flight at once; a request picked beyond it is not mirrored (counted as skipped). */
+export const MAX_MIRRORS_IN_FLIGHT = 64;
+/** The largest streamed body copied, bytes. */
+export const MAX_MIRROR_BODY = 1024 * 1024;
+
+const MIRROR_HANDLER_BASE = {
+  onConnect() {},
+  onHeaders: () => true,
+  onData: () => true,
+};
+
+/** `handler`, also calling `end` when the request completes or fails (before the handler hears of it). */
+function withEnd(handler: LegacyHandler, end: () => void): LegacyHandler {
+  const wrapped: LegacyHandler = {
+    onConnect: (abort, context) => handler.onConnect?.(abort, context),
+    onResponseStarted: () => handler.onResponseStarted?.(),
+    onHeaders: (statusCode, headers, resume, statusText) =>
+      handler.onHeaders?.(statusCode, headers, resume, statusText) ?? true,
+    onData: (chunk) => handler.onData?.(chunk) ?? true,
+    onComplete: (trailers) => {
+      end();
+      handler.onComplete?.(trailers);
+    },
+    onError: (err) => {
+      end();
+      handler.onError?.(err);
+    },
+    onBodySent: (chunkSize, totalBytesSent) => handler.onBodySent?.(chunkSize, totalBytesSent),
+    onRequestSent: () => handler.onRequestSent?.(),
+  };
+  // undici refuses upgrade requests to handlers without onUpgrade: keep its absence visible.
+  if (handler.onUpgrade !== undefined) {
+    wrapped.onUpgrade = (statusCode, headers, socket) => handler.onUpgrade?.(statusCode, headers, socket);
+  }
+  return wrapped;
+}
+
+/** A client's mirroring: the copies in flight, and the counts of copies sent and skipped. */
+export class Mirror {
+  #inFlight = 0;
+  #sent = 0;
+  #skipped = 0;
+
+  /** Shadow copies dispatched. */
+  get sent(): number {
+    return this.#sent;
+  }
+
+  /** Requests picked for mirroring whose copy was not sent. */
+  get skipped(): number {
+    return this.#skipped;
+  }
+
+  /**
+   * Dispatches a request picked for mirroring to `cluster` and sends a shadow copy to `mirror`. A streamed body
+   * (which is what fetch always hands over) is teed, so the copy goes out once the main request has sent the whole
+   * body; bodies above {@link MAX_MIRROR_BODY} are not mirrored.
+   *
+   * @param origin - the request's parsed origin, and `host` the host of its authority (lower case).
+   */
+  dispatch(
+    cluster: Cluster,
+    mirror: Cluster,
+    options: Dispatcher.DispatchOptions,
+    handler: Dispatcher.DispatchHandler,
+    decision: RouteDecision,
+    origin: ParsedOrigin,
+    host: string,
+  ): boolean {
+    if (this.#inFlight >= MAX_MIRRORS_IN_FLIGHT) {
+      this.#skipped++;
+      return cluster.dispatch(options, handler, decision);
+    }
+    const shadowOrigin = `${origin.protocol}//${host}-shadow${origin.authority.slice(host.length)}`;
+    // The slot is taken before any body is buffered, so the cap also bounds the memory held for copies.
+    this.#inFlight++;
+    let state: 'pending' | 'sent' | 'released' = 'pending';
+    const release = () => {
+      if (state !== 'pending') return;
+      state = 'released';
+      this.#inFlight--;
+      this.#skipped++;
+    };
+    const send = (body: Dispatcher.DispatchOptions['body']) => {
+      if (state !== 'pending') return;
+      state = 'sent';
+      this.#sent++;
+      const done = () => {
+        this.#inFlight--;
+      };
+      const copyHandler: LegacyHandler = { ...MIRROR_HANDLER_BASE, onComplete: done, onError: done };
+      const copy: Dispatcher.DispatchOptions = { ...options, origin: shadowOrigin };
+      if (body !== undefined) copy.body = body;
+      mirror.dispatch(copy, copyHandler as Dispatcher.DispatchHandler);
+    };
+    const { body } = options;
+    if (bodyReplay(body) !== 'once') {
+      send(undefined);
+      return cluster.dispatch(options, handler, decision);
+    }
+    if (typeof body !== 'object' || body === null || !(Symbol.asyncIterator in body)) {
+      release();
+      return cluster.dispatch(options, handler, decision);
+    }
+    const source = body as AsyncIterable<Uint8Array | string>;
+    const teed = {
+      async *[Symbol.asyncIterator]() {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        try {
+          for await (const chunk of source) {
+            if (state === 'pending') {
+              const bytes = Buffer.from(chunk);
+              size += bytes.length;
+              if (size <= MAX_MIRROR_BODY) chunks.push(bytes);
+              else {
+                chunks.length = 0;
+                release();
+              }
+            }
+            yield chunk;
+          }
+          send(Buffer.concat(chunks));
+        } finally {
+          // The main request stopped sending its body part-way: there is nothing whole to copy.
+          release();
+        }
+      },
+    };
+    // A main request that ends without reading its body (refused, no endpoint, an early response) frees the slot.
+    const main = withEnd(toLegacyHandler(handler), release);
+    const sent = { ...options, body: teed as unknown as NonNullable<Dispatcher.DispatchOptions['body']> };
+    return cluster.dispatch(sent, main as Dispatcher.DispatchHandler, decision);
+  }
+}

@@ -1,0 +1,297 @@
+/**
+ * The client's options: their types, the keys each shape takes, and {@link normalizeClientOptions}, which validates
+ * them and turns both shapes into one: a single-service client is a client of one cluster that takes every request
+ * (no route table, discovery or passthrough). The client then has one construction path for both.
+ *
+ * Every error names the option by its full path (docs/ARCHITECTURE.md, "Options"): the client validates its own keys
+ * here, and passes each cluster's path (`clusters.users`, `discovery.cluster`) down to the cluster, whose validation
+ * prefixes every option it checks with it.
+ *
+ * @module
+ */
+import type { Dispatcher } from 'undici';
+import { type ClusterOptions, resolveClusterOptions, type TargetOption } from '../cluster/options.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { checkObject, describe, func, integer, isRecord, joinPath, MAX_TIMER_MS, string } from '../common/options.js';
+import type { Clock, RandomSource } from '../common/runtime.js';
+import { systemRandom } from '../common/runtime.js';
+import type { PickerRegistry } from '../pickers/picker.js';
+import type { ResolverRegistry } from '../resolvers/registry.js';
+import { parseTarget } from '../resolvers/target.js';
+import type { RouteConfig } from '../routing/router.js';
+
+/** One service: the options of its single cluster, plus a name. */
+export interface SingleServiceOptions extends ClusterOptions {
+  /**
+   * A name for the service, used in errors, stats and logs. @defaultValue the target's scheme and authority, or
+   * `'default'` for resolver objects and lists
+   */
+  readonly name?: string | undefined;
+}
+
+/** Lazily created clusters for hosts under a discovery domain (transparent mode). */
+export interface DiscoveryOptions {
+  /**
+   * Hosts ending in `.<domain>` (e.g. `users.service.consul` for `service.consul`) get a cluster of their own on
+   * first use.
+   */
+  readonly domain: string;
+  /**
+   * The target for a host's cluster. @defaultValue `(host) => 'srv:///' + host` (SRV records under the name, as
+   * Consul's DNS interface serves them)
+   */
+  readonly target?: ((host: string) => ClusterOptions['target']) | undefined;
+  /** Options for every discovered cluster (everything but `target`). */
+  readonly cluster?: Omit<ClusterOptions, 'target'> | undefined;
+  /** Discovered clusters kept at once; the least recently used is closed beyond it. @defaultValue 100 */
+  readonly maxClusters?: number | undefined;
+  /** A discovered cluster unused this long is closed, ms. @defaultValue 300000 */
+  readonly idleTimeoutMs?: number | undefined;
+}
+
+/** Several services behind one client, with a route table. */
+export interface MultiServiceOptions {
+  /**
+   * The clusters, by name. A request whose host equals a cluster's name goes there when no route matches. May be
+   * empty or omitted when `discovery` is set (a transparent client whose clusters are all discovered).
+   */
+  readonly clusters?: Readonly<Record<string, ClusterOptions>> | undefined;
+  /** Route rules, first match wins; validated at construction and by {@link Client.setRoutes}. */
+  readonly routes?: readonly RouteConfig[] | undefined;
+  /** Lazily created clusters for hosts under a discovery domain. */
+  readonly discovery?: DiscoveryOptions | undefined;
+  /**
+   * What to do with a request no route, cluster or discovery domain claims: `true` sends it as a plain request
+   * (through an undici `Agent` the client owns), a `Dispatcher` sends it through that one, `false` fails it with
+   * `SIDECARLESS_NO_ROUTE`. @defaultValue false
+   */
+  readonly passthrough?: boolean | Dispatcher | undefined;
+  /** Defaults for every cluster that does not set its own. */
+  readonly resolvers?: ResolverRegistry | undefined;
+  /** Defaults for every cluster that does not set its own. */
+  readonly pickers?: PickerRegistry | undefined;
+  /** Defaults for every cluster that does not set its own. */
+  readonly clock?: Clock | undefined;
+  /** Defaults for every cluster, and the random source of weighted splits and mirroring. */
+  readonly random?: RandomSource | undefined;
+}
+
+/** Options of {@link createClient}: one service (`target`), or several (`clusters` and/or `discovery`). */
+export type ClientOptions = SingleServiceOptions | MultiServiceOptions;
+
+// The option keys of each shape. `satisfies` checks the lists against the option types both ways: a new option the
+// lists miss fails the typecheck, so they cannot drift, and anything else a caller passes (a typo such as
+// `waitForReadyTimout`) is refused at construction instead of being silently ignored.
+const CLUSTER_KEY_RECORD = {
+  target: true,
+  picker: true,
+  host: true,
+  endpointHeader: true,
+  waitForReadyTimeoutMs: true,
+  drainTimeoutMs: true,
+  pool: true,
+  tls: true,
+  zoneAware: true,
+  connectBackoff: true,
+  resolvers: true,
+  pickers: true,
+  clock: true,
+  random: true,
+  retry: true,
+  retryBudget: true,
+  hedge: true,
+  timeout: true,
+  limits: true,
+  breaker: true,
+  outlierDetection: true,
+  healthCheck: true,
+  slowStart: true,
+  panicThreshold: true,
+} satisfies Record<keyof ClusterOptions, true>;
+
+/** The keys of one cluster's options (`clusters.<name>`). */
+export const CLUSTER_KEYS: readonly string[] = Object.keys(CLUSTER_KEY_RECORD);
+/** The keys of a discovery template (`discovery.cluster`): a cluster's, but the target. */
+export const DISCOVERY_TEMPLATE_KEYS: readonly string[] = CLUSTER_KEYS.filter((key) => key !== 'target');
+/** The keys of a single-service client. */
+export const SINGLE_SERVICE_KEYS: readonly string[] = Object.keys({
+  ...CLUSTER_KEY_RECORD,
+  name: true,
+} satisfies Record<keyof SingleServiceOptions, true>);
+/** The keys of a multi-service client. */
+export const MULTI_SERVICE_KEYS: readonly string[] = Object.keys({
+  clusters: true,
+  routes: true,
+  discovery: true,
+  passthrough: true,
+  resolvers: true,
+  pickers: true,
+  clock: true,
+  random: true,
+} satisfies Record<keyof MultiServiceOptions, true>);
+/** The keys of `discovery`. */
+export const DISCOVERY_KEYS: readonly string[] = Object.keys({
+  domain: true,
+  target: true,
+  cluster: true,
+  maxClusters: true,
+  idleTimeoutMs: true,
+} satisfies Record<keyof DiscoveryOptions, true>);
+
+/** One cluster to build: its name, its options (client defaults applied) and where they sit in the options. */
+export interface ClusterSpec {
+  readonly name: string;
+  readonly options: ClusterOptions;
+  /** The option path of `options`, prefixing every error the cluster raises: `''` or `clusters.<name>`. */
+  readonly path: string;
+}
+
+/** `discovery` after validation. */
+export interface ResolvedDiscoveryOptions {
+  /** `.<domain>`, lower case: a host ending in it (and longer) is discovered. */
+  readonly suffix: string;
+  /** The target of a host's cluster. */
+  readonly target: (host: string) => TargetOption;
+  /** The options of every discovered cluster but `target`, client defaults applied; validated. */
+  readonly template: Omit<ClusterOptions, 'target'>;
+  readonly maxClusters: number;
+  readonly idleTimeoutMs: number;
+}
+
+/** Both client shapes as one. */
+export interface NormalizedClientOptions {
+  /** The configured clusters, in order. */
+  readonly clusters: readonly ClusterSpec[];
+  /**
+   * The cluster that takes every request, unrouted, when set (a single-service client: the URL's authority is only
+   * the service's logical name). A client with one has no route table, discovery or passthrough.
+   */
+  readonly catchAll: string | undefined;
+  readonly routes: readonly RouteConfig[];
+  readonly discovery: ResolvedDiscoveryOptions | undefined;
+  /** `true` for a plain undici Agent the client owns, a Dispatcher to use, or `false`. */
+  readonly passthrough: boolean | Dispatcher;
+  /** The random source of weighted splits and mirroring. */
+  readonly random: RandomSource;
+}
+
+/** The client-wide defaults a cluster inherits unless it sets its own. */
+type ClusterDefaults = Pick<MultiServiceOptions, 'resolvers' | 'pickers' | 'clock' | 'random'>;
+
+function withDefaults<T extends Omit<ClusterOptions, 'target'>>(options: T, defaults: ClusterDefaults): T {
+  return {
+    ...options,
+    resolvers: options.resolvers ?? defaults.resolvers,
+    pickers: options.pickers ?? defaults.pickers,
+    clock: options.clock ?? defaults.clock,
+    random: options.random ?? defaults.random,
+  };
+}
+
+function defaultName(target: unknown): string {
+  if (typeof target !== 'string') return 'default';
+  try {
+    const t = parseTarget(target);
+    return `${t.scheme}:${t.authority || t.path}`.slice(0, 200);
+  } catch {
+    return 'default';
+  }
+}
+
+function normalizeSingle(options: Record<string, unknown>): NormalizedClientOptions {
+  checkObject(options, SINGLE_SERVICE_KEYS, '');
+  if (options.target === undefined) {
+    throw new InvalidOptionError('target', 'is required (or `clusters` for several services)');
+  }
+  const { name: rawName, ...cluster } = options as unknown as SingleServiceOptions;
+  const name = string(rawName, 'name', defaultName(cluster.target));
+  return {
+    clusters: [{ name, options: cluster, path: '' }],
+    catchAll: name,
+    routes: [],
+    discovery: undefined,
+    passthrough: false,
+    random: cluster.random ?? systemRandom,
+  };
+}
+
+function normalizeDiscovery(raw: unknown, defaults: ClusterDefaults): ResolvedDiscoveryOptions | undefined {
+  if (raw === undefined) return undefined;
+  const options = checkObject(raw, DISCOVERY_KEYS, 'discovery') as unknown as DiscoveryOptions;
+  const domain = typeof options.domain === 'string' ? options.domain.toLowerCase().replace(/^\.+|\.+$/g, '') : '';
+  if (domain.length === 0 || /\s/.test(domain)) {
+    throw new InvalidOptionError(
+      'discovery.domain',
+      `expected a domain such as "service.consul", got ${describe(options.domain)}`,
+    );
+  }
+  const target = func<(host: string) => TargetOption>(options.target, 'discovery.target');
+  const maxClusters = integer(options.maxClusters, 'discovery.maxClusters', 100, 1);
+  const idleTimeoutMs = integer(options.idleTimeoutMs, 'discovery.idleTimeoutMs', 300_000, 1, MAX_TIMER_MS);
+  const path = 'discovery.cluster';
+  const template = withDefaults(
+    options.cluster === undefined ? {} : (checkObject(options.cluster, DISCOVERY_TEMPLATE_KEYS, path) as object),
+    defaults,
+  );
+  // Validated once, with a placeholder target, so a bad option fails here; nothing is built.
+  resolveClusterOptions({ ...template, target: [] }, path);
+  return {
+    suffix: `.${domain}`,
+    target: target ?? ((host) => `srv:///${host}`),
+    template,
+    maxClusters,
+    idleTimeoutMs,
+  };
+}
+
+function normalizeMulti(options: Record<string, unknown>): NormalizedClientOptions {
+  if (options.target !== undefined) {
+    throw new InvalidOptionError('target', 'give either `target` (one service) or `clusters`, not both');
+  }
+  const configured = options.clusters ?? {};
+  if (!isRecord(configured) || (Object.keys(configured).length === 0 && options.discovery === undefined)) {
+    throw new InvalidOptionError('clusters', 'expected an object with at least one cluster (or `discovery`)');
+  }
+  const m = checkObject(options, MULTI_SERVICE_KEYS, '') as MultiServiceOptions;
+  const defaults: ClusterDefaults = { resolvers: m.resolvers, pickers: m.pickers, clock: m.clock, random: m.random };
+  const clusters: ClusterSpec[] = [];
+  for (const [name, raw] of Object.entries(configured)) {
+    if (name.length === 0) throw new InvalidOptionError('clusters', 'cluster names must be non-empty');
+    const path = joinPath('clusters', name);
+    const cluster = checkObject(raw, CLUSTER_KEYS, path) as unknown as ClusterOptions;
+    clusters.push({ name, options: withDefaults(cluster, defaults), path });
+  }
+  const discovery = normalizeDiscovery(m.discovery, defaults);
+  const passthrough = m.passthrough ?? false;
+  if (typeof passthrough !== 'boolean' && (!isRecord(passthrough) || typeof passthrough.dispatch !== 'function')) {
+    throw new InvalidOptionError(
+      'passthrough',
+      `expected true, false or an undici Dispatcher, got ${describe(passthrough)}`,
+    );
+  }
+  return {
+    clusters,
+    catchAll: undefined,
+    routes: m.routes ?? [],
+    discovery,
+    passthrough,
+    random: m.random ?? systemRandom,
+  };
+}
+
+/**
+ * Validates a client's own options (the clusters' are validated when each is built, under its path) and returns
+ * both shapes as one: a single-service client is one cluster that takes every request.
+ *
+ * @throws InvalidOptionError naming the first bad option by its full path.
+ */
+export function normalizeClientOptions(options: unknown): NormalizedClientOptions {
+  if (!isRecord(options)) {
+    throw new InvalidOptionError(
+      'options',
+      `expected an object with \`target\` or \`clusters\`, got ${describe(options)}`,
+    );
+  }
+  const multi = options.clusters !== undefined || options.discovery !== undefined;
+  return multi ? normalizeMulti(options) : normalizeSingle(options);
+}
