@@ -1,14 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  Backoff,
-  classifyError,
-  findSidecarlessError,
-  isSidecarlessError,
-  NoEndpointsError,
-  resolveBackoffOptions,
-  SidecarlessError,
-} from '../../src/index.js';
+import { Backoff, resolveBackoffOptions } from '../../src/common/backoff.js';
+import { classifyError } from '../../src/common/outcome.js';
+import { findSidecarlessError, isSidecarlessError, NoEndpointsError, SidecarlessError } from '../../src/index.js';
 import { toLegacyHandler } from '../../src/common/handler.js';
 import { hasHostHeader, withHostHeader } from '../../src/request/headers.js';
 
