@@ -33,9 +33,27 @@ export { hashString, hashStringInto, xxh32, xxh32Into } from './pickers/hash.js'
 export type { KeyHasher, RequestHasher } from './pickers/hash-key.js';
 export { findHeader, parseHashKey, parseKeyHasher } from './pickers/hash-key.js';
 
+// The contracts these blocks serve, re-exported from `sidecarless` so a policy or resolver can import from one place
+export type {
+  Pickable,
+  PickContext,
+  Picker,
+  PickerEnvironment,
+  PickerPolicy,
+  PickResult,
+  Resolver,
+  ResolverContext,
+  ResolverFactory,
+  ResolverListener,
+  Target,
+  Clock,
+  RandomSource,
+  BackoffOptions,
+} from './index.js';
+
 // Scheduling and picker helpers
 export { EdfHeap } from './pickers/edf.js';
-export { allEqual, completeResults, indexOf, numberSetting, sortedByKey, weightsOf } from './pickers/util.js';
+export { allEqual, completeResults, indexOf, sortedByKey, weightsOf } from './pickers/util.js';
 export type { PeakEwmaOptions } from './pickers/load.js';
 export { PeakEwma } from './pickers/load.js';
 
@@ -75,8 +93,7 @@ export type { ResolvedBackoffOptions } from './common/backoff.js';
 export { Backoff, resolveBackoffOptions } from './common/backoff.js';
 
 // Time and randomness: inject them into your policy or resolver rather than reading globals
-export type { RandomFill } from './common/runtime.js';
-export { randomFill, seededRandom, systemClock, systemRandom, xoshiro128ss } from './common/runtime.js';
+export { seededRandom, systemClock, systemRandom } from './common/runtime.js';
 
 // The options toolkit: validators that report a bad option the way every built-in one does
 // (`options.duration(raw.intervalMs, joinPath(path, 'intervalMs'), 1000)`).

@@ -116,7 +116,7 @@ export type { DnsResolverOptions } from './resolvers/dns/resolver.js';
 export { DnsResolver } from './resolvers/dns/resolver.js';
 export type { SrvResolverOptions } from './resolvers/dns/srv.js';
 export { SrvResolver } from './resolvers/dns/srv.js';
-export type { DnsFamily, DnsPollingOptions } from './resolvers/dns/poller.js';
+export type { DnsFamily, DnsPollingOptions, DnsPollingResolver } from './resolvers/dns/poller.js';
 export type { DnsClientOptions } from './resolvers/dns/client.js';
 export type { ConsulHealthFilter, ConsulResolverOptions, ConsulTlsOptions } from './resolvers/consul/resolver.js';
 export { ConsulResolver } from './resolvers/consul/resolver.js';
@@ -135,4 +135,5 @@ export type {
   PickResult,
 } from './pickers/picker.js';
 export { PickerRegistry } from './pickers/picker.js';
+export type { PeakEwma, PeakEwmaOptions } from './pickers/load.js';
 export { createPickerRegistry } from './pickers/registry.js';

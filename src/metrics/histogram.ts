@@ -22,7 +22,7 @@ export interface HistogramSnapshot {
   readonly count: number;
 }
 
-/** @internal A live histogram. */
+/** A live histogram (internal: not exported from an entry point). */
 export class LatencyHistogram {
   readonly #counts = new Float64Array(LATENCY_BUCKETS_MS.length + 1);
   #sum = 0;

@@ -106,7 +106,7 @@ export interface BreakerOptions {
   }) => FallbackResponse | Promise<FallbackResponse>;
 }
 
-/** @internal Validated request policy. */
+/** Validated request policy (internal: not exported from an entry point). */
 export interface RequestPolicy {
   readonly maxAttempts: number;
   readonly retryOn: ReadonlySet<number>;

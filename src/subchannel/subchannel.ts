@@ -53,7 +53,7 @@ export interface SubchannelCounters {
   readonly errorsByKind: Record<ErrorKind, number>;
 }
 
-/** @internal construction parameters; built by the subchannel pool. */
+/** Construction parameters; built by the subchannel pool (internal: not exported from an entry point). */
 export interface SubchannelInit {
   readonly endpoint: Endpoint;
   readonly protocol: 'http:' | 'https:';

@@ -149,7 +149,7 @@ export function asTargetError<T>(target: Target, build: () => T): T {
   }
 }
 
-/** One successful resolution: the whole set and how long it may be used, seconds. @internal */
+/** One successful resolution: the whole set and how long it may be used, seconds. */
 export interface DnsResolution {
   readonly endpoints: Endpoint[];
   /** Smallest TTL among the records used, seconds; `undefined` when there were none. */
@@ -162,7 +162,7 @@ export function isNegativeAnswer(err: unknown): err is DnsError {
 }
 
 /**
- * The polling loop. Subclasses implement {@link DnsPollingResolver.lookup}; this class schedules it:
+ * The polling loop. Subclasses implement `lookup()`; this class schedules it:
  *
  * - first resolution on a microtask after `start`;
  * - after a success, again when the smallest TTL expires, clamped to [minTtl, maxTtl] (TTL 0 polls at minTtl);
@@ -173,12 +173,15 @@ export function isNegativeAnswer(err: unknown): err is DnsError {
  *   {@link Resolver.refresh} rule);
  * - a set equal to the one delivered last (same keys, weights, priorities, metadata) is not delivered again.
  *
- * @internal
+ * Exported from `sidecarless` as a type only (the base of {@link DnsResolver} and {@link SrvResolver}); its protected
+ * members are internal.
+ *
+ * @category Resolvers
  */
 export abstract class DnsPollingResolver implements Resolver {
-  /** The DNS client; closed with the resolver. */
+  /** The DNS client; closed with the resolver. @internal */
   protected readonly client: DnsClient;
-  /** Validated options. */
+  /** Validated options. @internal */
   protected readonly options: ResolvedDnsPollingOptions;
   readonly #backoff: Backoff;
   readonly #label: string;
@@ -191,6 +194,7 @@ export abstract class DnsPollingResolver implements Resolver {
   #lastStart = Number.NEGATIVE_INFINITY;
   #lastSignature: string | undefined;
 
+  /** @internal */
   protected constructor(options: ResolvedDnsPollingOptions, label: string) {
     this.options = options;
     this.client = new DnsClient(options.client);
@@ -198,7 +202,7 @@ export abstract class DnsPollingResolver implements Resolver {
     this.#label = label;
   }
 
-  /** Resolves once. Rejects with a {@link DnsError} (or any error, which is wrapped). */
+  /** Resolves once. Rejects with a {@link DnsError} (or any error, which is wrapped). @internal */
   protected abstract lookup(): Promise<DnsResolution>;
 
   start(listener: ResolverListener): void {
@@ -222,7 +226,7 @@ export abstract class DnsPollingResolver implements Resolver {
     this.client.close();
   }
 
-  /** Clamps a TTL in seconds to [minTtl, maxTtl] ms. */
+  /** Clamps a TTL in seconds to [minTtl, maxTtl] ms. @internal */
   protected clampTtl(ttlSeconds: number): number {
     return Math.min(this.options.maxTtlMs, Math.max(this.options.minTtlMs, ttlSeconds * 1000));
   }

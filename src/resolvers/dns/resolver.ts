@@ -122,6 +122,7 @@ export class DnsResolver extends DnsPollingResolver {
     this.#literal = isIP(bare) === 0 ? undefined : createEndpoint({ host: bare, port });
   }
 
+  /** @internal */
   protected async lookup(): Promise<DnsResolution> {
     if (this.#literal !== undefined) return { endpoints: [this.#literal], ttl: this.options.maxTtlMs / 1000 };
     const records = await lookupAddresses(this.client, this.host, this.options.family);

@@ -94,6 +94,7 @@ export class SrvResolver extends DnsPollingResolver {
     this.#cache = new LRUCache({ max: cacheSize });
   }
 
+  /** @internal */
   protected async lookup(): Promise<DnsResolution> {
     const answer = await this.client.resolveSrv(this.name);
     const now = this.options.clock.now();
