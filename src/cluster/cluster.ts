@@ -183,7 +183,7 @@ export interface EndpointStats {
 export interface ClusterStats {
   /** The cluster's name. */
   readonly name: string;
-  /** The cluster's {@link Cluster.id}, as in diagnostics messages. */
+  /** The cluster's id, unique in the process, as in diagnostics messages and health events. */
   readonly id: number;
   /** Active endpoints, in resolver order. */
   readonly endpoints: readonly EndpointStats[];

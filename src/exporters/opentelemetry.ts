@@ -26,7 +26,7 @@
  * // later: registration.unregister();
  * ```
  *
- * @module
+ * @module sidecarless/opentelemetry
  */
 import diagnostics from 'node:diagnostics_channel';
 import { type Attributes, type Meter, metrics, ValueType } from '@opentelemetry/api';

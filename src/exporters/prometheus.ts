@@ -17,7 +17,7 @@
  * // GET /metrics: res.end(await registry.metrics())
  * ```
  *
- * @module
+ * @module sidecarless/prometheus
  */
 import { register as defaultRegistry, type Registry } from 'prom-client';
 import type { Client, ClientStats } from '../client/client.js';

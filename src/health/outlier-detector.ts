@@ -274,7 +274,7 @@ export function resolveOutlierDetectionOptions(
  *   `splitExternalLocalOriginErrors`);
  * - `local-origin-success-rate`, `local-origin-failure-percentage`: the interval rules over local-origin outcomes
  *   (only with `splitExternalLocalOriginErrors`);
- * - `health-check`: {@link OutlierDetector.eject} was called (by an active health checker or the application).
+ * - `health-check`: the detector was told to eject it (by an active health checker or the application).
  */
 export type EjectionReason =
   | 'consecutive-5xx'
@@ -304,8 +304,8 @@ export interface EjectionInfo {
 /**
  * Why an ejected host came back.
  * - `elapsed`: its ejection time passed (at an interval sweep);
- * - `health-check`: an active health check passed (`canReturnEjected`), through {@link OutlierDetector.uneject};
- * - `manual`: {@link OutlierDetector.uneject} with no reason.
+ * - `health-check`: an active health check passed (`canReturnEjected`) and returned it;
+ * - `manual`: it was returned with no reason given.
  */
 export type ReturnReason = 'elapsed' | 'health-check' | 'manual';
 

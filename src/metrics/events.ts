@@ -22,7 +22,7 @@ export interface RequestStartMessage {
   /** The cluster's name. */
   readonly cluster: string;
   /**
-   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * The cluster's {@link ClusterStats.id}: unique in the process, so subscribers can tell apart clusters of different
    * clients that share a name.
    */
   readonly clusterId: number;
@@ -56,7 +56,7 @@ export interface PickMessage {
   /** The cluster's name. */
   readonly cluster: string;
   /**
-   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * The cluster's {@link ClusterStats.id}: unique in the process, so subscribers can tell apart clusters of different
    * clients that share a name.
    */
   readonly clusterId: number;
@@ -75,7 +75,7 @@ export interface AttemptEndMessage {
   /** The cluster's name. */
   readonly cluster: string;
   /**
-   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * The cluster's {@link ClusterStats.id}: unique in the process, so subscribers can tell apart clusters of different
    * clients that share a name.
    */
   readonly clusterId: number;
@@ -94,7 +94,7 @@ export interface ResolveMessage {
   /** The cluster's name. */
   readonly cluster: string;
   /**
-   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * The cluster's {@link ClusterStats.id}: unique in the process, so subscribers can tell apart clusters of different
    * clients that share a name.
    */
   readonly clusterId: number;

@@ -55,7 +55,7 @@ interface CachedAddresses {
 /**
  * Resolves a service's SRV records into endpoints, one per (record, target address):
  *
- * - `port` from the record; `weight` = SRV weight (0 becomes {@link SRV_ZERO_WEIGHT}); `priority` = SRV priority
+ * - `port` from the record; `weight` = SRV weight (0 becomes 0.01); `priority` = SRV priority
  *   clamped to {@link MAX_ENDPOINT_PRIORITY} (0 is the most preferred, as in RFC 2782; priorities above 127 all
  *   become 127); metadata `srvName`, `srvTarget`, `srvPriority`, `srvWeight` keep the raw values.
  * - Target addresses come from the reply's additional section when it has them (RFC 2782 "Usage rules"), else
