@@ -13,7 +13,7 @@
  * @module
  */
 
-/** Zone preference settings. */
+/** Zone preference settings. @category Options */
 export interface ZoneAwareOptions {
   /** The zone this process runs in; endpoints with `zone` equal to it are preferred. */
   readonly localZone: string;

@@ -27,7 +27,7 @@ import { compileRoutes, type RouteConfig, type RouteDecision, type RouteTable } 
 import type { Clock, RandomSource } from '../common/runtime.js';
 import { systemRandom } from '../common/runtime.js';
 
-/** One service: the options of its single cluster, plus a name. */
+/** One service: the options of its single cluster, plus a name. @category Options */
 export interface SingleServiceOptions extends ClusterOptions {
   /**
    * A name for the service, used in errors, stats and logs. @defaultValue the target's scheme and authority, or
@@ -36,7 +36,7 @@ export interface SingleServiceOptions extends ClusterOptions {
   readonly name?: string | undefined;
 }
 
-/** Lazily created clusters for hosts under a discovery domain (transparent mode). */
+/** Lazily created clusters for hosts under a discovery domain (transparent mode). @category Options */
 export interface DiscoveryOptions {
   /**
    * Hosts ending in `.<domain>` (e.g. `users.service.consul` for `service.consul`) get a cluster of their own on
@@ -56,7 +56,7 @@ export interface DiscoveryOptions {
   readonly idleTimeout?: number | undefined;
 }
 
-/** Several services behind one client, with a route table. */
+/** Several services behind one client, with a route table. @category Options */
 export interface MultiServiceOptions {
   /**
    * The clusters, by name. A request whose host equals a cluster's name goes there when no route matches. May be
@@ -83,10 +83,14 @@ export interface MultiServiceOptions {
   readonly random?: RandomSource | undefined;
 }
 
-/** Options of {@link createClient}: one service (`target`), or several (`clusters` and/or `discovery`). */
+/**
+ * Options of {@link createClient}: one service (`target`), or several (`clusters` and/or `discovery`).
+ *
+ * @category Options
+ */
 export type ClientOptions = SingleServiceOptions | MultiServiceOptions;
 
-/** A point-in-time snapshot of a client. */
+/** A point-in-time snapshot of a client. @category Stats */
 export interface ClientStats {
   /** Configured clusters first, then discovered ones. */
   readonly clusters: readonly ClusterStats[];
@@ -243,6 +247,8 @@ function prefixed(err: unknown, prefix: string): unknown {
  *   routes: [{ match: { host: 'checkout' }, split: [{ cluster: 'checkout', weight: 90 }, { cluster: 'checkout-v2', weight: 10 }], sticky: { header: 'x-user-id' } }],
  * });
  * ```
+ *
+ * @category Client
  */
 export class Client {
   /**
@@ -746,6 +752,8 @@ export class Client {
  * ```ts
  * const client = createClient({ target: ['127.0.0.1:8081', '127.0.0.1:8082'], picker: 'round-robin' });
  * ```
+ *
+ * @category Client
  */
 export function createClient(options: ClientOptions): Client {
   return new Client(options);

@@ -54,12 +54,14 @@ import { SubchannelPool } from '../subchannel/subchannel-pool.js';
 
 const debug = createDebug('cluster');
 
-/** Where a cluster's endpoints come from. */
+/** Where a cluster's endpoints come from. @category Options */
 export type TargetOption = string | Resolver | ReadonlyArray<string | EndpointInit | Endpoint>;
 
 /**
  * TLS to the endpoints. Certificates are verified by default, against the logical service name (the request
  * URL's host, which is also sent as SNI), unless `servername` says otherwise.
+ *
+ * @category Options
  */
 export interface TlsOptions {
   /** Trusted CA certificates (PEM); the system's when omitted. */
@@ -74,7 +76,7 @@ export interface TlsOptions {
   readonly servername?: string;
 }
 
-/** Options of one cluster (one logical service). */
+/** Options of one cluster (one logical service). @category Options */
 export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
   /**
    * Where the endpoints come from: a target string parsed by the resolver registry (`static://h1:p1,h2:p2`), a
@@ -137,7 +139,7 @@ export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
   readonly random?: RandomSource | undefined;
 }
 
-/** Per-endpoint figures in a {@link ClusterStats} snapshot. */
+/** Per-endpoint figures in a {@link ClusterStats} snapshot. @category Stats */
 export interface EndpointStats {
   /** The endpoint's stable key, `host:port` (`[v6]:port` for IPv6). */
   readonly key: string;
@@ -179,7 +181,7 @@ export interface EndpointStats {
   readonly latency: HistogramSnapshot;
 }
 
-/** A point-in-time snapshot of a cluster. */
+/** A point-in-time snapshot of a cluster. @category Stats */
 export interface ClusterStats {
   /** The cluster's name. */
   readonly name: string;

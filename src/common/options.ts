@@ -11,6 +11,7 @@
  * - Unknown keys are refused by {@link checkObject} / {@link rejectUnknownKeys}, with a "did you mean" suggestion and,
  *   for an option renamed in 0.2.0, its new name.
  *
+ * @category Options
  * @module
  */
 import { InvalidOptionError } from './errors.js';

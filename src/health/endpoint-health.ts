@@ -24,7 +24,7 @@ import { resolveSlowStartOptions, type SlowStartOptions, SlowStartTracker } from
 
 const debug = createDebug('health');
 
-/** The health part of the cluster options. */
+/** The health part of the cluster options. @category Options */
 export interface HealthOptions {
   /**
    * Outlier detection (Envoy / gRPC A50 semantics, Envoy defaults). On by default; `false` turns it off.
@@ -42,7 +42,7 @@ export interface HealthOptions {
   readonly panicThreshold?: number | undefined;
 }
 
-/** An endpoint left or rejoined the eligible set. */
+/** An endpoint left or rejoined the eligible set. @category Observability */
 export interface HealthEvent {
   /** The cluster's name. */
   readonly cluster: string;
@@ -63,7 +63,7 @@ export interface HealthEvent {
   readonly timesEjected?: number;
 }
 
-/** A subscription; `dispose()` removes the listener. */
+/** A subscription; `dispose()` removes the listener. @category Client */
 export interface Disposable {
   /** Removes the listener; calling it again does nothing. */
   dispose(): void;

@@ -34,6 +34,8 @@ const debug = createDebug('outlier');
  *
  * Rules are switched off through their enforcement percentage, as in Envoy: a rule whose `enforcing*` value is 0
  * still detects (and logs through `NODE_DEBUG=sidecarless:outlier`) but never ejects.
+ *
+ * @category Options
  */
 export interface OutlierDetectionOptions {
   /** Time between analysis sweeps (success rate, failure percentage, returns, multiplier decay), ms. @defaultValue 10000 */
@@ -275,6 +277,8 @@ export function resolveOutlierDetectionOptions(
  * - `local-origin-success-rate`, `local-origin-failure-percentage`: the interval rules over local-origin outcomes
  *   (only with `splitExternalLocalOriginErrors`);
  * - `health-check`: the detector was told to eject it (by an active health checker or the application).
+ *
+ * @category Observability
  */
 export type EjectionReason =
   | 'consecutive-5xx'
@@ -306,6 +310,8 @@ export interface EjectionInfo {
  * - `elapsed`: its ejection time passed (at an interval sweep);
  * - `health-check`: an active health check passed (`canReturnEjected`) and returned it;
  * - `manual`: it was returned with no reason given.
+ *
+ * @category Observability
  */
 export type ReturnReason = 'elapsed' | 'health-check' | 'manual';
 

@@ -27,6 +27,8 @@ import type { PickContext } from './picker.js';
  * createClient({ target, picker: { name: 'ring-hash', hashKey: { header: 'x-tenant' } } });
  * createClient({ target, picker: { name: 'maglev', hashKey: (ctx) => ctx.path.split('/')[2] } });
  * ```
+ *
+ * @category Options
  */
 export type HashKeyOption =
   | {
@@ -47,6 +49,8 @@ export type HashKeyOption =
  * Computes the hash of a request's key: an unsigned 32-bit XXH32, or -1 when the request has no key. Built by
  * {@link parseHashKey}. Convenient where a pick is not the hot path; a hash of 2^31 or more is returned as a heap
  * number (a small allocation), so the hashing pickers use a {@link KeyHasher} instead.
+ *
+ * @category Hashing
  */
 export type RequestHasher = (context: PickContext) => number;
 
@@ -60,6 +64,8 @@ export type RequestHasher = (context: PickContext) => number;
  * Why an out-parameter: V8 passes small integers unboxed (below 2^31 on Node's 64-bit builds, 2^30 where pointer
  * compression is on), but a larger number returned from a call that is not inlined becomes a new heap number, and
  * half of all 32-bit hashes are that large.
+ *
+ * @category Hashing
  */
 export type KeyHasher = (context: PickContext, out: Uint32Array) => boolean;
 
@@ -74,6 +80,8 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
  * const hasher = parseHashKey({ header: 'x-user' });
  * hasher({ method: 'GET', path: '/', authority: 'svc', headers: { 'X-User': 'ada' } }); // a uint32
  * ```
+ *
+ * @category Hashing
  */
 export function parseHashKey(raw: unknown, option = 'picker.hashKey'): RequestHasher {
   const hasher = parseKeyHasher(raw, option);
@@ -92,6 +100,8 @@ export function parseHashKey(raw: unknown, option = 'picker.hashKey'): RequestHa
  * const context = { method: 'GET', path: '/', authority: 'svc', headers: { cookie: 'session=ab' } };
  * if (hasher(context, out)) console.log(out[0]); // the uint32 hash of 'ab'
  * ```
+ *
+ * @category Hashing
  */
 export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHasher {
   if (raw === undefined) {
@@ -202,6 +212,8 @@ function headerValue(value: unknown): string | undefined {
  * The value of header `lower` (a lower-case name) in undici dispatch headers of any form: object, flat
  * `[k, v, ...]` array, iterable of `[k, v]` pairs, or null. Repeated headers are joined with `,` (RFC 9110 5.3).
  * Allocates only for the iterable form and for repeated or non-string values.
+ *
+ * @category Hashing
  */
 export function findHeader(headers: unknown, lower: string): string | undefined {
   if (headers == null || typeof headers !== 'object') return undefined;

@@ -17,6 +17,8 @@ import type { Clock, RandomSource } from '../common/runtime.js';
  * {@link Resolver.refresh} (deliver from a later tick, e.g. `queueMicrotask`), and never after
  * {@link Resolver.close} has been called. Calls are not re-entrant: the listener does not call back into the
  * resolver from `onUpdate` or `onError` except through `refresh()`, which is safe at any time.
+ *
+ * @category Resolvers
  */
 export interface ResolverListener {
   /**
@@ -38,6 +40,8 @@ export interface ResolverListener {
  * Life cycle: `start` once, then any number of `refresh`, then `close` (idempotent). The cluster calls `close`
  * when it closes; a resolver that owns timers, sockets or watches must release them there and leave no handle
  * that keeps the process alive (timers unref'd).
+ *
+ * @category Resolvers
  */
 export interface Resolver {
   /** Starts resolving; results go to `listener`. Called once, before any other method. */
@@ -64,6 +68,8 @@ export interface Resolver {
 /**
  * A parsed target: `scheme:[//authority]/path[?query]`, following gRPC's naming (`dns:///host:port`,
  * `dns://8.8.8.8/host:port`). For `static://h1:p1,h2:p2` the list is the authority.
+ *
+ * @category Resolvers
  */
 export interface Target {
   /** Lower-cased scheme without the colon. */
@@ -78,7 +84,7 @@ export interface Target {
   readonly raw: string;
 }
 
-/** What a {@link ResolverFactory} receives besides the target. */
+/** What a {@link ResolverFactory} receives besides the target. @category Resolvers */
 export interface ResolverContext {
   /** Clock for polling and backoff timers. */
   readonly clock: Clock;
@@ -92,6 +98,8 @@ export interface ResolverContext {
  * Creates a resolver for a parsed target. Validate the target synchronously and throw
  * {@link InvalidTargetError} for a bad one, so users see the error at construction. Do not start I/O here:
  * resolution starts in {@link Resolver.start}.
+ *
+ * @category Resolvers
  */
 export type ResolverFactory = (target: Target, context: ResolverContext) => Resolver;
 
@@ -105,6 +113,8 @@ const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):(.*)$/s;
  * parseTarget('dns://127.0.0.1:53/users.internal:8080?ttl=5');
  * // { scheme: 'dns', authority: '127.0.0.1:53', path: 'users.internal:8080', query: ttl=5 }
  * ```
+ *
+ * @category Resolvers
  */
 export function parseTarget(raw: string): Target {
   if (typeof raw !== 'string' || raw.length === 0) {
@@ -143,6 +153,8 @@ export function parseTarget(raw: string): Target {
  * resolvers.register('fleet', (target) => new StaticResolver(lookUpFleet(target.path)));
  * const client = createClient({ target: 'fleet:///checkout', resolvers });
  * ```
+ *
+ * @category Resolvers
  */
 export class ResolverRegistry {
   readonly #factories = new Map<string, ResolverFactory>();

@@ -7,7 +7,7 @@
 import { InvalidOptionError } from '../common/errors.js';
 import { findHeader } from '../pickers/hash-key.js';
 
-/** How a path is matched. Regexes must match the whole path (without the query). */
+/** How a path is matched. Regexes must match the whole path (without the query). @category Routing */
 export type PathMatch =
   | {
       /** The whole path (query excluded) equals this; starts with `/`. */
@@ -25,6 +25,8 @@ export type PathMatch =
 /**
  * How one header or query parameter is matched: `exact` value, `regex` over the whole value, or `present`
  * (`true`: present with any value; `false`: absent). Exactly one of the three.
+ *
+ * @category Routing
  */
 export type ValueMatch =
   | {
@@ -46,7 +48,7 @@ export type ValueMatch =
       readonly present: boolean;
     };
 
-/** What a route matches. Every given condition must hold; an empty match matches every request. */
+/** What a route matches. Every given condition must hold; an empty match matches every request. @category Routing */
 export interface RouteMatch {
   /**
    * The request URL's host (without port), case-insensitive: exact names, or `*.suffix` wildcards (`*.svc.local`
@@ -63,7 +65,7 @@ export interface RouteMatch {
   readonly query?: readonly ValueMatch[];
 }
 
-/** The request as route matching sees it. */
+/** The request as route matching sees it. @category Routing */
 export interface RouteRequest {
   /** Lower-case host without port. */
   readonly host: string;

@@ -24,6 +24,8 @@ const debug = createDebug('subchannel');
  * - `transient-failure`: the last connection attempt failed; not picked until its backoff expires.
  * - `draining`: removed from the endpoint set; in-flight requests finish, no new ones.
  * - `closed`: the pool is closed.
+ *
+ * @category Stats
  */
 export type SubchannelState = 'idle' | 'ready' | 'transient-failure' | 'draining' | 'closed';
 

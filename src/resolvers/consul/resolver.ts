@@ -57,10 +57,12 @@ const debug = createDebug('consul');
  * Which instances to balance to, by the worst status among their checks (node and service checks):
  * `passing` (all checks passing; sent to Consul as `passing=true`), `warning` (passing or warning; critical and
  * maintenance excluded), `any` (every registered instance).
+ *
+ * @category Resolvers
  */
 export type ConsulHealthFilter = 'passing' | 'warning' | 'any';
 
-/** TLS settings for an `https://` Consul address (undici `connect` options). */
+/** TLS settings for an `https://` Consul address (undici `connect` options). @category Resolvers */
 export interface ConsulTlsOptions {
   /** CA certificate(s) to trust instead of the system store. */
   readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
@@ -74,7 +76,7 @@ export interface ConsulTlsOptions {
   readonly servername?: string | undefined;
 }
 
-/** Options of {@link ConsulResolver}. */
+/** Options of {@link ConsulResolver}. @category Resolvers */
 export interface ConsulResolverOptions {
   /** The service name, as registered in Consul. */
   readonly service: string;
@@ -372,6 +374,8 @@ type AbortCause = 'timeout' | 'refresh' | 'close';
  * const resolver = new ConsulResolver({ address: 'https://consul.internal:8501', service: 'web', tags: ['v2'] });
  * const client = createClient({ target: resolver });
  * ```
+ *
+ * @category Resolvers
  */
 export class ConsulResolver implements Resolver {
   readonly #options: ResolvedConsulOptions;
@@ -754,7 +758,7 @@ export function consulOptionsFromTarget(target: Target): ConsulResolverOptions {
   return options as unknown as ConsulResolverOptions;
 }
 
-/** Factory for `consul://host:port/service?...`; clock and random come from the cluster. */
+/** Factory for `consul://host:port/service?...`; clock and random come from the cluster. @category Resolvers */
 export const consulResolverFactory: ResolverFactory = (target, context) => {
   const options = consulOptionsFromTarget(target);
   try {

@@ -36,7 +36,11 @@ const debug = createDebug('dns');
 /** The record types this client queries. */
 export type DnsQueryType = 'A' | 'AAAA' | 'SRV';
 
-/** Options of the DNS client: how queries are sent (the same names in every DNS and SRV resolver option). */
+/**
+ * Options of the DNS client: how queries are sent (the same names in every DNS and SRV resolver option).
+ *
+ * @category Resolvers
+ */
 export interface DnsClientOptions {
   /**
    * Nameservers to ask, in order: IP literals with an optional port (`10.0.0.2`, `10.0.0.2:5353`, `[::1]:53`,

@@ -25,10 +25,10 @@ import type { Resolver, ResolverListener, Target } from '../resolver.js';
 
 const debug = createDebug('dns');
 
-/** Which address families to look up: A (4), AAAA (6) or both. */
+/** Which address families to look up: A (4), AAAA (6) or both. @category Resolvers */
 export type DnsFamily = 4 | 6 | 'any';
 
-/** Options the `dns:` and `srv:` resolvers share. */
+/** Options the `dns:` and `srv:` resolvers share. @category Resolvers */
 export interface DnsPollingOptions extends DnsClientOptions {
   /**
    * Lower bound on the re-resolution interval, ms: record TTLs below it (including TTL 0) are raised to it. Also the

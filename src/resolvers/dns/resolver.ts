@@ -33,7 +33,11 @@ import {
 } from './poller.js';
 import type { ResolverFactory } from '../resolver.js';
 
-/** Options of {@link DnsResolver}. Timing and client options are shared with the `srv:` resolver. */
+/**
+ * Options of {@link DnsResolver}. Timing and client options are shared with the `srv:` resolver.
+ *
+ * @category Resolvers
+ */
 export interface DnsResolverOptions extends DnsPollingOptions {
   /** The host name to resolve (an IP literal is served as is, without any query). */
   readonly host: string;
@@ -92,6 +96,8 @@ export async function lookupAddresses(client: DnsClient, name: string, family: D
  * const resolver = new DnsResolver({ host: 'users.internal', port: 8080, nameservers: ['10.0.0.2'], maxTtl: 60_000 });
  * const client = createClient({ target: resolver });
  * ```
+ *
+ * @category Resolvers
  */
 export class DnsResolver extends DnsPollingResolver {
   /** The host name resolved (lower-cased, no trailing dot). */
@@ -142,6 +148,8 @@ export class DnsResolver extends DnsPollingResolver {
 
 /**
  * Factory for `dns:` targets. Throws {@link InvalidTargetError} for a malformed target or query parameter.
+ *
+ * @category Resolvers
  */
 export const dnsResolverFactory: ResolverFactory = (target, context) => {
   if (target.path.length === 0) throw new InvalidTargetError(target.raw, 'expected dns://[nameserver]/host[:port]');

@@ -32,7 +32,11 @@ import {
 } from './poller.js';
 import type { ResolverFactory } from '../resolver.js';
 
-/** Options of {@link SrvResolver}. Timing and client options are shared with the `dns:` resolver. */
+/**
+ * Options of {@link SrvResolver}. Timing and client options are shared with the `dns:` resolver.
+ *
+ * @category Resolvers
+ */
 export interface SrvResolverOptions extends DnsPollingOptions {
   /** The SRV owner name, e.g. `_http._tcp.svc.example` (RFC 2782 `_Service._Proto.Name`). */
   readonly name: string;
@@ -71,6 +75,8 @@ interface CachedAddresses {
  * const resolver = new SrvResolver({ name: '_http._tcp.users.internal', nameservers: ['10.0.0.2'] });
  * const client = createClient({ target: resolver, picker: 'weighted-round-robin' });
  * ```
+ *
+ * @category Resolvers
  */
 export class SrvResolver extends DnsPollingResolver {
   /** The SRV owner name (lower-cased, no trailing dot). */
@@ -186,7 +192,11 @@ export class SrvResolver extends DnsPollingResolver {
   }
 }
 
-/** Factory for `srv:` targets. Throws {@link InvalidTargetError} for a malformed target or query parameter. */
+/**
+ * Factory for `srv:` targets. Throws {@link InvalidTargetError} for a malformed target or query parameter.
+ *
+ * @category Resolvers
+ */
 export const srvResolverFactory: ResolverFactory = (target, context) => {
   const name = target.path;
   if (name.length === 0) throw new InvalidTargetError(target.raw, 'expected srv://[nameserver]/_service._proto.name');

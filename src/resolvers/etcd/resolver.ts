@@ -46,7 +46,7 @@ import type { Resolver, ResolverFactory, ResolverListener, Target } from '../res
 
 const debug = createDebug('etcd');
 
-/** TLS settings for `https://` etcd members (undici `connect` options). */
+/** TLS settings for `https://` etcd members (undici `connect` options). @category Resolvers */
 export interface EtcdTlsOptions {
   /** CA certificate(s) to trust instead of the system store. */
   readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
@@ -60,7 +60,7 @@ export interface EtcdTlsOptions {
   readonly servername?: string | undefined;
 }
 
-/** Options of {@link EtcdResolver}. */
+/** Options of {@link EtcdResolver}. @category Resolvers */
 export interface EtcdResolverOptions {
   /** The key prefix; every key under it holds one endpoint (see the module documentation for the value format). */
   readonly prefix: string;
@@ -362,6 +362,8 @@ interface ResolvedEtcdOptions {
  * });
  * const client = createClient({ target: resolver });
  * ```
+ *
+ * @category Resolvers
  */
 export class EtcdResolver implements Resolver {
   readonly #options: ResolvedEtcdOptions;
@@ -833,7 +835,7 @@ export function etcdOptionsFromTarget(target: Target): EtcdResolverOptions {
   return { prefix, endpoints: members.map((m) => `${scheme}://${m}`) };
 }
 
-/** Factory for `etcd://host:port[,host:port]/prefix/`; clock and random come from the cluster. */
+/** Factory for `etcd://host:port[,host:port]/prefix/`; clock and random come from the cluster. @category Resolvers */
 export const etcdResolverFactory: ResolverFactory = (target, context) => {
   const options = etcdOptionsFromTarget(target);
   try {
