@@ -28,7 +28,6 @@ export type {
   SingleServiceOptions,
 } from './client/client.js';
 export { Client, createClient } from './client/client.js';
-export type { BalancedDispatcher } from './client/dispatcher.js';
 export type { Disposable } from './health/endpoint-health.js';
 
 // Options
@@ -48,7 +47,7 @@ export type { OutlierDetectionOptions } from './health/outlier-detector.js';
 export type { SlowStartOptions } from './health/slow-start.js';
 export type { BackoffOptions } from './common/backoff.js';
 export type { ZoneAwareOptions } from './balancer/zone.js';
-export type { PathMatch, RouteMatch, RouteRequest, ValueMatch } from './routing/match.js';
+export type { PathMatch, RouteMatch, ValueMatch } from './routing/match.js';
 export type { RouteConfig, SplitTarget, SubsetFallback, SubsetSelector } from './routing/router.js';
 export type { HashKeyOption } from './pickers/hash-key.js';
 export type { RingHashOptions } from './pickers/ring-hash.js';

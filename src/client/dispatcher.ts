@@ -29,8 +29,6 @@ export interface DispatchTarget {
  * const { statusCode, body } = await request('http://users/list', { dispatcher: client.dispatcher });
  * setGlobalDispatcher(client.dispatcher); // now every undici call balances
  * ```
- *
- * @category Client
  */
 export class BalancedDispatcher extends Dispatcher {
   readonly #target: DispatchTarget;

@@ -65,7 +65,7 @@ export interface RouteMatch {
   readonly query?: readonly ValueMatch[];
 }
 
-/** The request as route matching sees it. @category Routing */
+/** The request as route matching sees it. */
 export interface RouteRequest {
   /** Lower-case host without port. */
   readonly host: string;
