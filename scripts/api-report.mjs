@@ -2,7 +2,7 @@
 // dist/, comparing each with its report in etc/. Without --local (CI), a report that no longer matches fails the
 // run: the public API changed and the change must be reviewed. With --local (`npm run api`), the reports are
 // rewritten. Any warning fails either way.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Extractor, ExtractorConfig, ExtractorLogLevel } from '@microsoft/api-extractor';
@@ -18,6 +18,10 @@ const entries = [
   { entry: 'sidecarless/prometheus', dts: 'dist/exporters/prometheus.d.ts', report: 'sidecarless-prometheus' },
   { entry: 'sidecarless/opentelemetry', dts: 'dist/exporters/opentelemetry.d.ts', report: 'sidecarless-opentelemetry' },
 ];
+
+// `stripInternal` removes `@internal` declarations from dist/: a shipped declaration that still names one no longer
+// compiles for users with `skipLibCheck: false`. Check every shipped .d.ts before reading the entry points.
+checkDeclarations();
 
 const configFile = path.join(root, 'api-extractor.json');
 const base = ExtractorConfig.loadFile(configFile);
@@ -80,4 +84,34 @@ function exportedNames(dtsFile) {
   const checker = program.getTypeChecker();
   const file = program.getSourceFile(dtsFile);
   return new Set(checker.getExportsOfModule(checker.getSymbolAtLocation(file)).map((symbol) => symbol.name));
+}
+
+/** Type-checks every .d.ts in dist/ on its own (no skipLibCheck); exits on an error. */
+function checkDeclarations() {
+  const dist = path.join(root, 'dist');
+  if (!existsSync(dist)) {
+    console.error('api: dist/ is missing; run `npm run build` first');
+    process.exit(1);
+  }
+  const files = readdirSync(dist, { recursive: true })
+    .filter((file) => String(file).endsWith('.d.ts'))
+    .map((file) => path.join(dist, String(file)));
+  const program = ts.createProgram(files, {
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2023,
+    lib: ['lib.es2023.d.ts', 'lib.esnext.disposable.d.ts', 'lib.dom.d.ts'],
+    types: ['node'],
+    strict: true,
+    noEmit: true,
+  });
+  const diagnostics = ts.getPreEmitDiagnostics(program).filter((d) => d.file?.fileName.startsWith(dist));
+  if (diagnostics.length > 0) {
+    const host = { getCanonicalFileName: (f) => f, getCurrentDirectory: () => root, getNewLine: () => '\n' };
+    console.error(ts.formatDiagnostics(diagnostics, host));
+    console.error(
+      `api: ${diagnostics.length} errors in the built declarations (an @internal declaration still named?)`,
+    );
+    process.exit(1);
+  }
 }
