@@ -4,7 +4,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'docs/', 'coverage/', 'bench/results/', 'node_modules/', '.tmp/'] },
+  { ignores: ['dist/', 'api-docs/', 'coverage/', 'bench/results/', 'node_modules/', '.tmp/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -10,6 +10,8 @@ const unexpected = pack.files.map((f) => f.path).filter((path) => !allowed.test(
 const missing = [
   'dist/index.js',
   'dist/index.d.ts',
+  'dist/extend.js',
+  'dist/extend.d.ts',
   'dist/exporters/prometheus.js',
   'dist/exporters/opentelemetry.js',
 ].filter((path) => !pack.files.some((f) => f.path === path));

@@ -18,7 +18,7 @@ import { checkObject, describe, integer, isRecord, joinPath, number, required, s
 /** Envoy's default `min_cluster_size`: below this many eligible endpoints in a level, zone preference is off. */
 export const DEFAULT_MIN_CLUSTER_SIZE = 6;
 
-/** Zone preference settings. */
+/** Zone preference settings. @category Options */
 export interface ZoneAwareOptions {
   /** The zone this process runs in; endpoints with `zone` equal to it are preferred. */
   readonly localZone: string;

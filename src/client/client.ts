@@ -25,7 +25,7 @@ import { ReadyWaits } from './ready.js';
 
 export type { ClientOptions, DiscoveryOptions, MultiServiceOptions, SingleServiceOptions } from './options.js';
 
-/** A point-in-time snapshot of a client. */
+/** A point-in-time snapshot of a client. @category Stats */
 export interface ClientStats {
   /** Configured clusters first, then discovered ones. */
   readonly clusters: readonly ClusterStats[];
@@ -70,6 +70,8 @@ function hostOf(authority: string): string {
  *   routes: [{ match: { host: 'checkout' }, split: [{ cluster: 'checkout', weight: 90 }, { cluster: 'checkout-v2', weight: 10 }], sticky: { header: 'x-user-id' } }],
  * });
  * ```
+ *
+ * @category Client
  */
 export class Client {
   /**
@@ -350,6 +352,8 @@ export class Client {
  * ```ts
  * const client = createClient({ target: ['127.0.0.1:8081', '127.0.0.1:8082'], picker: 'round-robin' });
  * ```
+ *
+ * @category Client
  */
 export function createClient(options: ClientOptions): Client {
   return new Client(options);

@@ -9,7 +9,7 @@ import { InvalidOptionError } from './errors.js';
 import { checkObject, duration, MAX_TIMER_MS, number } from './options.js';
 import type { RandomSource } from './runtime.js';
 
-/** Backoff settings. Defaults are gRPC's connection backoff. */
+/** Backoff settings. Defaults are gRPC's connection backoff. @category Options */
 export interface BackoffOptions {
   /** First delay, ms: above 0, at most 2147483647 (the longest timer Node accepts). @defaultValue 1000 */
   readonly initialMs?: number;
@@ -24,7 +24,7 @@ export interface BackoffOptions {
   readonly maxMs?: number;
 }
 
-/** Validated backoff settings. */
+/** Validated backoff settings. @category Backoff */
 export type ResolvedBackoffOptions = Required<BackoffOptions>;
 
 /**
@@ -39,6 +39,8 @@ export type ResolvedBackoffOptions = Required<BackoffOptions>;
  * const options = resolveBackoffOptions({ initialMs: 500, maxMs: 30_000 }, 'connectBackoff');
  * const backoff = new Backoff(options, Math.random);
  * ```
+ *
+ * @category Backoff
  */
 export function resolveBackoffOptions(options: BackoffOptions | undefined, prefix: string): ResolvedBackoffOptions {
   const o = options === undefined ? {} : checkObject(options, ['initialMs', 'multiplier', 'jitter', 'maxMs'], prefix);
@@ -53,7 +55,11 @@ export function resolveBackoffOptions(options: BackoffOptions | undefined, prefi
   return { initialMs, multiplier, jitter, maxMs };
 }
 
-/** Stateful backoff: each {@link Backoff.next} returns the next delay; {@link Backoff.reset} starts over. */
+/**
+ * Stateful backoff: each {@link Backoff.next} returns the next delay; {@link Backoff.reset} starts over.
+ *
+ * @category Backoff
+ */
 export class Backoff {
   readonly #options: ResolvedBackoffOptions;
   readonly #random: RandomSource;

@@ -7,14 +7,20 @@ import { isIP } from 'node:net';
 import { DuplicateEndpointError, InvalidEndpointError } from './errors.js';
 import { describe } from './options.js';
 
-/** The largest weight an endpoint may carry. Larger values are rejected so weight sums stay exact in doubles. */
+/**
+ * The largest weight an endpoint may carry. Larger values are rejected so weight sums stay exact in doubles.
+ *
+ * @category Endpoints
+ */
 export const MAX_ENDPOINT_WEIGHT = 1_000_000;
 
-/** The largest priority level (0 is the highest priority, as in Envoy and SRV). */
+/** The largest priority level (0 is the highest priority, as in Envoy and SRV). @category Endpoints */
 export const MAX_ENDPOINT_PRIORITY = 127;
 
 /**
  * One address of a service. Immutable: create with {@link createEndpoint}, which validates and normalizes.
+ *
+ * @category Endpoints
  */
 export interface Endpoint {
   /** Hostname (lower-cased) or IP literal; IPv6 without brackets. */
@@ -36,7 +42,7 @@ export interface Endpoint {
   readonly key: string;
 }
 
-/** What {@link createEndpoint} accepts. */
+/** What {@link createEndpoint} accepts. @category Endpoints */
 export interface EndpointInit {
   /** Hostname or IP literal; IPv6 may be bracketed. */
   readonly host: string;
@@ -98,6 +104,8 @@ export function endpointKey(host: string, port: number): string {
  * const ep = createEndpoint({ host: '10.0.0.7', port: 8080, weight: 3, zone: 'eu-west-1a' });
  * ep.key; // '10.0.0.7:8080'
  * ```
+ *
+ * @category Endpoints
  */
 export function createEndpoint(init: EndpointInit): Endpoint {
   if (typeof init !== 'object' || init === null) {
@@ -153,6 +161,8 @@ export function createEndpoint(init: EndpointInit): Endpoint {
 
 /**
  * Parses `host:port`, `[v6]:port` or (with `defaultPort`) a bare host. Throws {@link InvalidEndpointError}.
+ *
+ * @category Endpoints
  */
 export function parseHostPort(
   text: string,
@@ -203,6 +213,8 @@ export function parseHostPort(
 /**
  * Validates a whole endpoint set: each entry is turned into an {@link Endpoint} and keys must be unique
  * ({@link DuplicateEndpointError} otherwise). Strings are parsed as `host:port`.
+ *
+ * @category Endpoints
  */
 export function createEndpointSet(entries: Iterable<EndpointInit | Endpoint | string>): Endpoint[] {
   const out: Endpoint[] = [];

@@ -12,6 +12,8 @@ const BRAND = Symbol.for('sidecarless.error');
 
 /**
  * Every stable error code. New codes may be added in minor releases; existing ones never change meaning.
+ *
+ * @category Errors
  */
 export type ErrorCode =
   | 'SIDECARLESS_INVALID_OPTION'
@@ -52,6 +54,8 @@ export type ErrorCode =
  *   }
  * }
  * ```
+ *
+ * @category Errors
  */
 export class SidecarlessError extends Error {
   /** A stable, machine-readable code. */
@@ -72,6 +76,8 @@ export class SidecarlessError extends Error {
 /**
  * True when `value` is an error raised by any copy of sidecarless (the check is by a global symbol, so it works
  * across duplicated installs where `instanceof` does not).
+ *
+ * @category Errors
  */
 export function isSidecarlessError(value: unknown): value is SidecarlessError {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
@@ -88,6 +94,8 @@ export function isSidecarlessError(value: unknown): value is SidecarlessError {
  *   throw err;
  * });
  * ```
+ *
+ * @category Errors
  */
 export function findSidecarlessError(error: unknown): SidecarlessError | undefined {
   let current = error;
@@ -98,7 +106,11 @@ export function findSidecarlessError(error: unknown): SidecarlessError | undefin
   return undefined;
 }
 
-/** An option passed to a constructor or factory is invalid. `option` names it (dotted path for nested options). */
+/**
+ * An option passed to a constructor or factory is invalid. `option` names it (dotted path for nested options).
+ *
+ * @category Errors
+ */
 export class InvalidOptionError extends SidecarlessError {
   /** The option's name, e.g. `waitForReadyTimeoutMs` or `picker.choiceCount`. */
   readonly option: string;
@@ -109,7 +121,7 @@ export class InvalidOptionError extends SidecarlessError {
   }
 }
 
-/** A target string could not be parsed, or its scheme's resolver rejected it. */
+/** A target string could not be parsed, or its scheme's resolver rejected it. @category Errors */
 export class InvalidTargetError extends SidecarlessError {
   /** The target as given. */
   readonly target: string;
@@ -120,7 +132,7 @@ export class InvalidTargetError extends SidecarlessError {
   }
 }
 
-/** A target names a URL scheme no resolver is registered for. */
+/** A target names a URL scheme no resolver is registered for. @category Errors */
 export class UnknownSchemeError extends SidecarlessError {
   /** The scheme without the colon, e.g. `consul`. */
   readonly scheme: string;
@@ -134,14 +146,14 @@ export class UnknownSchemeError extends SidecarlessError {
   }
 }
 
-/** An endpoint's host, port, weight, priority, zone or metadata is invalid. */
+/** An endpoint's host, port, weight, priority, zone or metadata is invalid. @category Errors */
 export class InvalidEndpointError extends SidecarlessError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('SIDECARLESS_INVALID_ENDPOINT', message, options);
   }
 }
 
-/** The same endpoint key (`host:port`) appears twice in one endpoint set. */
+/** The same endpoint key (`host:port`) appears twice in one endpoint set. @category Errors */
 export class DuplicateEndpointError extends SidecarlessError {
   /** The repeated key. */
   readonly key: string;
@@ -156,6 +168,8 @@ export class DuplicateEndpointError extends SidecarlessError {
  * No endpoint could take the request within the wait-for-ready bound: the resolver has produced none yet, produced
  * an empty set, or every endpoint is unusable. `cause` is the last resolver error, if there was one, else the error
  * of the request's earlier attempt, if one failed.
+ *
+ * @category Errors
  */
 export class NoEndpointsError extends SidecarlessError {
   /** The cluster the request was meant for. */
@@ -174,7 +188,11 @@ export class NoEndpointsError extends SidecarlessError {
   }
 }
 
-/** A request's URL scheme does not match the cluster's transport (e.g. `https:` to a plaintext cluster). */
+/**
+ * A request's URL scheme does not match the cluster's transport (e.g. `https:` to a plaintext cluster).
+ *
+ * @category Errors
+ */
 export class ProtocolMismatchError extends SidecarlessError {
   constructor(message: string) {
     super('SIDECARLESS_PROTOCOL_MISMATCH', message);
@@ -184,6 +202,8 @@ export class ProtocolMismatchError extends SidecarlessError {
 /**
  * The client was closed; no new request is accepted, and a request that would have been retried is not. `cause` is
  * then the failure that would have been retried.
+ *
+ * @category Errors
  */
 export class ClientClosedError extends SidecarlessError {
   constructor(options?: { cause?: unknown }) {
@@ -194,6 +214,8 @@ export class ClientClosedError extends SidecarlessError {
 /**
  * A resolver could not produce an endpoint set. This travels as a value into the balancer (the working set is kept)
  * and surfaces to users only as the `cause` of a {@link NoEndpointsError}.
+ *
+ * @category Errors
  */
 export class ResolverError extends SidecarlessError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -219,6 +241,8 @@ export type DnsErrorCode = Extract<ErrorCode, `SIDECARLESS_DNS_${string}`>;
  * - `SIDECARLESS_DNS_NETWORK`: a socket error (TCP connection refused, no nameserver configured, ...).
  *
  * When several tries fail differently, the error of the last try is reported.
+ *
+ * @category Errors
  */
 export class DnsError extends SidecarlessError {
   declare readonly code: DnsErrorCode;
@@ -260,6 +284,8 @@ export class DnsError extends SidecarlessError {
 /**
  * The request's overall deadline (the `timeout` option) passed before a response arrived. `cause` is the last
  * attempt's error, if an attempt failed before.
+ *
+ * @category Errors
  */
 export class DeadlineExceededError extends SidecarlessError {
   constructor(timeoutMs: number, options?: { cause?: unknown }) {
@@ -267,7 +293,11 @@ export class DeadlineExceededError extends SidecarlessError {
   }
 }
 
-/** One attempt got no response headers within `retry.perTryTimeout`; retried when the request may be. */
+/**
+ * One attempt got no response headers within `retry.perTryTimeout`; retried when the request may be.
+ *
+ * @category Errors
+ */
 export class PerTryTimeoutError extends SidecarlessError {
   constructor(timeoutMs: number) {
     super('SIDECARLESS_PER_TRY_TIMEOUT', `Attempt got no response within the ${timeoutMs} ms per-try timeout`);
@@ -277,6 +307,8 @@ export class PerTryTimeoutError extends SidecarlessError {
 /**
  * An attempt failed in a way that could have been retried, but the cluster's retry budget was spent (retries are
  * capped to a share of requests so a failing service is not hit by a retry storm). `cause` is the attempt's error.
+ *
+ * @category Errors
  */
 export class RetryBudgetExhaustedError extends SidecarlessError {
   constructor(cluster: string, options?: { cause?: unknown }) {
@@ -284,7 +316,7 @@ export class RetryBudgetExhaustedError extends SidecarlessError {
   }
 }
 
-/** The cluster's circuit breaker is open: requests fail fast until a half-open probe succeeds. */
+/** The cluster's circuit breaker is open: requests fail fast until a half-open probe succeeds. @category Errors */
 export class CircuitOpenError extends SidecarlessError {
   constructor(cluster: string, options?: { cause?: unknown }) {
     super('SIDECARLESS_CIRCUIT_OPEN', `Circuit breaker of cluster "${cluster}" is open`, options);
@@ -294,6 +326,8 @@ export class CircuitOpenError extends SidecarlessError {
 /**
  * The cluster is at a concurrency limit (`limits.maxInFlight` requests in flight, or `limits.maxPending` requests
  * waiting for an endpoint); the request was not sent.
+ *
+ * @category Errors
  */
 export class OverloadedError extends SidecarlessError {
   /** Which limit was hit. */
@@ -309,6 +343,8 @@ export class OverloadedError extends SidecarlessError {
  * Every endpoint is ejected by outlier detection or failing active health checks, and the panic threshold is off
  * (`panicThreshold: 0`), so no endpoint may take the request. When an earlier attempt of the request failed (and
  * got its endpoint ejected, say), `cause` is that attempt's error.
+ *
+ * @category Errors
  */
 export class AllEjectedError extends SidecarlessError {
   constructor(cluster: string, options?: { cause?: unknown }) {
@@ -320,7 +356,11 @@ export class AllEjectedError extends SidecarlessError {
   }
 }
 
-/** A route's endpoint subset (and its fallback subset) matched no endpoint, with `subsetFallback` not `any`. */
+/**
+ * A route's endpoint subset (and its fallback subset) matched no endpoint, with `subsetFallback` not `any`.
+ *
+ * @category Errors
+ */
 export class EmptySubsetError extends SidecarlessError {
   /** The subset that was empty. */
   readonly subset: Readonly<Record<string, string>>;
@@ -331,7 +371,7 @@ export class EmptySubsetError extends SidecarlessError {
   }
 }
 
-/** No route matched the request, no cluster is named by its host, and passthrough is off. */
+/** No route matched the request, no cluster is named by its host, and passthrough is off. @category Errors */
 export class NoRouteError extends SidecarlessError {
   /** The request's host. */
   readonly host: string;

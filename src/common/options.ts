@@ -11,6 +11,7 @@
  * - Unknown keys are refused by {@link checkObject} / {@link rejectUnknownKeys}, with a "did you mean" suggestion and,
  *   for an option renamed in 0.2.0, its new name.
  *
+ * @category Options
  * @module
  */
 import { InvalidOptionError } from './errors.js';
@@ -240,7 +241,11 @@ export function oneOf<T extends string>(value: unknown, name: string, fallback: 
   return value as T;
 }
 
-/** A function (or `undefined`). */
+/**
+ * A function (or `undefined`).
+ *
+ * @typeParam T - the function type the caller expects; only `typeof value === 'function'` is checked.
+ */
 export function func<T extends (...args: never[]) => unknown>(value: unknown, name: string): T | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'function') throw new InvalidOptionError(name, `expected a function, got ${describe(value)}`);

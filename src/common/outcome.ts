@@ -11,6 +11,8 @@
  * - `timeout`: headers or body did not arrive in time.
  * - `aborted`: the caller aborted.
  * - `other`: anything else (invalid response, local error).
+ *
+ * @category Stats
  */
 export type ErrorKind = 'connect' | 'reset' | 'timeout' | 'aborted' | 'other';
 

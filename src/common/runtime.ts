@@ -5,7 +5,7 @@
  * @module
  */
 
-/** A monotonic clock and timers. All times are milliseconds. */
+/** A monotonic clock and timers. All times are milliseconds. @category Time and randomness */
 export interface Clock {
   /** Monotonic milliseconds (like `performance.now()`); only differences are meaningful. */
   now(): number;
@@ -20,13 +20,13 @@ export interface Clock {
   clearTimeout(handle: TimerHandle): void;
 }
 
-/** An opaque timer handle returned by {@link Clock.setTimeout}. */
+/** An opaque timer handle returned by {@link Clock.setTimeout}. @category Time and randomness */
 export type TimerHandle = unknown;
 
-/** Returns a float in [0, 1), like `Math.random`. */
+/** Returns a float in [0, 1), like `Math.random`. @category Time and randomness */
 export type RandomSource = () => number;
 
-/** The real clock: `performance.now()` and unref'd Node timers. */
+/** The real clock: `performance.now()` and unref'd Node timers. @category Time and randomness */
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimeout(fn, ms, ref = false) {
@@ -104,6 +104,8 @@ export function randomFill(random: RandomSource): RandomFill {
  * ```ts
  * const client = createClient({ target: ['127.0.0.1:8081', '127.0.0.1:8082'], random: seededRandom(42) });
  * ```
+ *
+ * @category Time and randomness
  */
 export function seededRandom(seed: number): RandomSource {
   let z = seed >>> 0;
@@ -122,5 +124,7 @@ export function seededRandom(seed: number): RandomSource {
  * The default random source: xoshiro128** seeded from the operating system's generator
  * (`crypto.getRandomValues`) when the module loads, so every process starts at a different point. Same contract
  * as `Math.random` (floats in [0, 1)), a third of its cost; see {@link seededRandom} for a repeatable one.
+ *
+ * @category Time and randomness
  */
 export const systemRandom: RandomSource = xoshiro128ss(globalThis.crypto.getRandomValues(new Uint32Array(4)));

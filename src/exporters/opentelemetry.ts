@@ -26,14 +26,14 @@
  * // later: registration.unregister();
  * ```
  *
- * @module
+ * @module sidecarless/opentelemetry
  */
 import diagnostics from 'node:diagnostics_channel';
 import { type Attributes, type Meter, metrics, ValueType } from '@opentelemetry/api';
 import type { Client } from '../client/client.js';
 import type { AttemptEndMessage, RequestEndMessage } from '../metrics/events.js';
 
-/** Options of {@link registerOpenTelemetryMetrics}. */
+/** Options of {@link registerOpenTelemetryMetrics}. @category Observability */
 export interface OpenTelemetryOptions {
   /** The meter to create instruments on. @defaultValue `metrics.getMeter('sidecarless')` */
   readonly meter?: Meter;
@@ -41,7 +41,7 @@ export interface OpenTelemetryOptions {
   readonly attributes?: Attributes;
 }
 
-/** The registration; `unregister()` stops recording and observing. */
+/** The registration; `unregister()` stops recording and observing. @category Observability */
 export interface OpenTelemetryRegistration {
   /**
    * Stops recording request durations (unsubscribes from `sidecarless:request:end`) and removes the observable
@@ -102,6 +102,8 @@ function errorType(m: RequestEndMessage): string | undefined {
  * registration.unregister();
  * await client.close();
  * ```
+ *
+ * @category Observability
  */
 export function registerOpenTelemetryMetrics(
   client: Client,

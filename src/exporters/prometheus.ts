@@ -17,13 +17,13 @@
  * // GET /metrics: res.end(await registry.metrics())
  * ```
  *
- * @module
+ * @module sidecarless/prometheus
  */
 import { register as defaultRegistry, type Registry } from 'prom-client';
 import type { Client, ClientStats } from '../client/client.js';
 import type { HistogramSnapshot } from '../metrics/histogram.js';
 
-/** Options of {@link registerPrometheusMetrics}. */
+/** Options of {@link registerPrometheusMetrics}. @category Observability */
 export interface PrometheusOptions {
   /** The registry to add the metrics to. @defaultValue prom-client's global registry */
   readonly registry?: Registry;
@@ -33,7 +33,7 @@ export interface PrometheusOptions {
   readonly labels?: Readonly<Record<string, string>>;
 }
 
-/** The registration; `unregister()` removes the metrics from the registry. */
+/** The registration; `unregister()` removes the metrics from the registry. @category Observability */
 export interface PrometheusRegistration {
   /** Metric names registered. */
   readonly names: readonly string[];
@@ -82,6 +82,8 @@ function histogramValues(name: string, labels: Labels, h: HistogramSnapshot, out
  * });
  * // on shutdown: registration.unregister();
  * ```
+ *
+ * @category Observability
  */
 export function registerPrometheusMetrics(client: Client, options: PrometheusOptions = {}): PrometheusRegistration {
   const registry = options.registry ?? defaultRegistry;

@@ -22,7 +22,7 @@ export type { Disposable, HealthEvent } from '../metrics/events.js';
 
 const debug = createDebug('health');
 
-/** The health part of the cluster options. */
+/** The health part of the cluster options. @category Options */
 export interface HealthOptions {
   /**
    * Outlier detection (Envoy / gRPC A50 semantics, Envoy defaults). On by default; `false` turns it off.

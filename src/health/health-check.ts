@@ -14,10 +14,14 @@ import { boolean, checkObject, describe, duration, integer, joinPath, percent, s
 
 const debug = createDebug('health');
 
-/** An expected status: one code, or an inclusive range `[from, to]`. */
+/** An expected status: one code, or an inclusive range `[from, to]`. @category Options */
 export type ExpectedStatus = number | readonly [number, number];
 
-/** Active health check settings. Health checking is off unless configured (`healthCheck: {}` gives the defaults). */
+/**
+ * Active health check settings. Health checking is off unless configured (`healthCheck: {}` gives the defaults).
+ *
+ * @category Options
+ */
 export interface HealthCheckOptions {
   /**
    * Request path on the endpoint, starting with a single `/` (`//x` and `/\x` are refused: they name another host).

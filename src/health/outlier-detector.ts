@@ -41,6 +41,8 @@ const debug = createDebug('outlier');
  *
  * Rules are switched off through their enforcement percentage, as in Envoy: a rule whose `enforcing*` value is 0
  * still detects (and logs through `NODE_DEBUG=sidecarless:outlier`) but never ejects.
+ *
+ * @category Options
  */
 export interface OutlierDetectionOptions {
   /** Time between analysis sweeps (success rate, failure percentage, returns, multiplier decay), ms. @defaultValue 10000 */

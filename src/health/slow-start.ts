@@ -19,6 +19,8 @@ import { checkObject, duration, joinPath, number, percent, required } from '../c
 /**
  * Slow start settings. Slow start is off unless configured (as in Envoy, where it needs `slow_start_window`):
  * `slowStart: { windowMs: 30_000 }` turns it on.
+ *
+ * @category Options
  */
 export interface SlowStartOptions {
   /** The ramp's length, ms. Required when slow start is configured. */

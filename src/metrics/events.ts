@@ -17,12 +17,12 @@ import diagnostics from 'node:diagnostics_channel';
 import type { Endpoint } from '../common/endpoint.js';
 import type { ErrorKind } from '../common/outcome.js';
 
-/** A request was accepted by a cluster. */
+/** A request was accepted by a cluster. @category Observability */
 export interface RequestStartMessage {
   /** The cluster's name. */
   readonly cluster: string;
   /**
-   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * The cluster's {@link ClusterStats.id}: unique in the process, so subscribers can tell apart clusters of different
    * clients that share a name.
    */
   readonly clusterId: number;
@@ -39,6 +39,8 @@ export interface RequestStartMessage {
 /**
  * A request ended: its response completed (with `statusCode`) or it failed (with `error`; `statusCode` too when the
  * failure came after the response headers).
+ *
+ * @category Observability
  */
 export interface RequestEndMessage extends RequestStartMessage {
   /** The status the caller received; 0 when the request failed before response headers. */
@@ -51,12 +53,12 @@ export interface RequestEndMessage extends RequestStartMessage {
   readonly attempts: number;
 }
 
-/** An attempt was sent to an endpoint. */
+/** An attempt was sent to an endpoint. @category Observability */
 export interface PickMessage {
   /** The cluster's name. */
   readonly cluster: string;
   /**
-   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * The cluster's {@link ClusterStats.id}: unique in the process, so subscribers can tell apart clusters of different
    * clients that share a name.
    */
   readonly clusterId: number;
@@ -70,12 +72,14 @@ export interface PickMessage {
  * An attempt ended: it got response headers (the status, whether the response reached the caller or was
  * discarded for a retry) or failed. Published once per attempt, with the outcome its endpoint's load and health
  * were fed.
+ *
+ * @category Observability
  */
 export interface AttemptEndMessage {
   /** The cluster's name. */
   readonly cluster: string;
   /**
-   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * The cluster's {@link ClusterStats.id}: unique in the process, so subscribers can tell apart clusters of different
    * clients that share a name.
    */
   readonly clusterId: number;
@@ -89,12 +93,12 @@ export interface AttemptEndMessage {
   readonly durationMs: number;
 }
 
-/** A resolver delivered an endpoint set, or failed. */
+/** A resolver delivered an endpoint set, or failed. @category Observability */
 export interface ResolveMessage {
   /** The cluster's name. */
   readonly cluster: string;
   /**
-   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * The cluster's {@link ClusterStats.id}: unique in the process, so subscribers can tell apart clusters of different
    * clients that share a name.
    */
   readonly clusterId: number;

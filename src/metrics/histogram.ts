@@ -10,7 +10,7 @@ export const LATENCY_BUCKETS_MS: readonly number[] = Object.freeze([
   5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000,
 ]);
 
-/** A histogram's contents at one moment. */
+/** A histogram's contents at one moment. @category Stats */
 export interface HistogramSnapshot {
   /** Upper bounds, ms; `counts` has one more entry, for +Inf. */
   readonly bounds: readonly number[];
@@ -22,7 +22,7 @@ export interface HistogramSnapshot {
   readonly count: number;
 }
 
-/** @internal A live histogram. */
+/** A live histogram (internal: not exported from an entry point). */
 export class LatencyHistogram {
   readonly #counts = new Float64Array(LATENCY_BUCKETS_MS.length + 1);
   #sum = 0;
@@ -42,7 +42,7 @@ export class LatencyHistogram {
   }
 }
 
-/** The value below which `q` (0-1) of the observations fall, interpolated within its bucket. */
+/** The value below which `q` (0-1) of the observations fall, interpolated within its bucket. @category Stats */
 export function histogramQuantile(snapshot: HistogramSnapshot, q: number): number {
   if (snapshot.count === 0) return 0;
   const rank = q * snapshot.count;

@@ -9,6 +9,8 @@
  * A fixed-size min-heap of target indices keyed by deadline, ties broken by the lower index (so a schedule is fully
  * determined by its initial deadlines). Keys are stored in heap order next to the ids, so sifting reads one array
  * per level rather than chasing indices. Mutable: owned by one picker.
+ *
+ * @category Pickers
  */
 export class EdfHeap {
   readonly #keys: Float64Array;

@@ -29,6 +29,8 @@ import type { PickContext } from './picker.js';
  * createClient({ target, picker: { name: 'ring-hash', hashKey: { header: 'x-tenant' } } });
  * createClient({ target, picker: { name: 'maglev', hashKey: (ctx) => ctx.path.split('/')[2] } });
  * ```
+ *
+ * @category Options
  */
 export type HashKeyOption =
   | {
@@ -49,6 +51,8 @@ export type HashKeyOption =
  * Computes the hash of a request's key: an unsigned 32-bit XXH32, or -1 when the request has no key. Built by
  * {@link parseHashKey}. Convenient where a pick is not the hot path; a hash of 2^31 or more is returned as a heap
  * number (a small allocation), so the hashing pickers use a {@link KeyHasher} instead.
+ *
+ * @category Hashing
  */
 export type RequestHasher = (context: PickContext) => number;
 
@@ -62,6 +66,8 @@ export type RequestHasher = (context: PickContext) => number;
  * Why an out-parameter: V8 passes small integers unboxed (below 2^31 on Node's 64-bit builds, 2^30 where pointer
  * compression is on), but a larger number returned from a call that is not inlined becomes a new heap number, and
  * half of all 32-bit hashes are that large.
+ *
+ * @category Hashing
  */
 export type KeyHasher = (context: PickContext, out: Uint32Array) => boolean;
 
@@ -82,6 +88,8 @@ const SOURCES = ['header', 'cookie', 'path'];
  * const hasher = parseHashKey({ header: 'x-user' });
  * hasher({ method: 'GET', path: '/', authority: 'svc', headers: { 'X-User': 'ada' } }); // a uint32
  * ```
+ *
+ * @category Hashing
  */
 export function parseHashKey(raw: unknown, option = 'picker.hashKey'): RequestHasher {
   const hasher = parseKeyHasher(raw, option);
@@ -100,6 +108,8 @@ export function parseHashKey(raw: unknown, option = 'picker.hashKey'): RequestHa
  * const context = { method: 'GET', path: '/', authority: 'svc', headers: { cookie: 'session=ab' } };
  * if (hasher(context, out)) console.log(out[0]); // the uint32 hash of 'ab'
  * ```
+ *
+ * @category Hashing
  */
 export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHasher {
   if (raw === undefined) {

@@ -46,13 +46,19 @@ const result = new Uint32Array(1);
  * ```ts
  * xxh32(new TextEncoder().encode('abc')); // 0x32d153ff
  * ```
+ *
+ * @category Hashing
  */
 export function xxh32(bytes: Uint8Array, seed = 0, offset = 0, length = bytes.length - offset): number {
   xxh32Into(result, bytes, seed, offset, length);
   return result[0] as number;
 }
 
-/** {@link xxh32}, writing the hash into `out[0]` rather than returning it, so that nothing is allocated. */
+/**
+ * {@link xxh32}, writing the hash into `out[0]` rather than returning it, so that nothing is allocated.
+ *
+ * @category Hashing
+ */
 export function xxh32Into(out: Uint32Array, bytes: Uint8Array, seed: number, offset: number, length: number): void {
   let p = offset;
   const end = offset + length;
@@ -144,6 +150,8 @@ function encodeInto(s: string, start: number, end: number, at: number): number {
  * hashString('abc'); // 0x32d153ff, same as xxh32 over the bytes
  * hashString('/users/42?x=1', 0, 0, 9); // hash of '/users/42'
  * ```
+ *
+ * @category Hashing
  */
 export function hashString(s: string, seed = 0, start = 0, end = s.length): number {
   hashStringInto(result, s, seed, start, end);
@@ -153,6 +161,8 @@ export function hashString(s: string, seed = 0, start = 0, end = s.length): numb
 /**
  * {@link hashString}, writing the hash into `out[0]` rather than returning it: allocation-free (once the UTF-8
  * scratch buffer has grown to the longest non-ASCII key seen). What the hash keys of the hashing policies use.
+ *
+ * @category Hashing
  */
 export function hashStringInto(out: Uint32Array, s: string, seed: number, start: number, end: number): void {
   if (hashAsciiInto(out, s, seed, start, end)) return;

@@ -20,7 +20,7 @@ import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './
 import { allEqual, completeResults, weightsOf } from './util.js';
 import { integer, joinPath, number, rejectUnknownKeys } from '../common/options.js';
 
-/** Settings of the `least-request` policy. */
+/** Settings of the `least-request` policy. @category Built-in policies */
 export interface LeastRequestConfig {
   /**
    * How many random targets to compare per pick (equal weights). Envoy's `choice_count`; an integer from 2 to 100.
@@ -149,7 +149,7 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
   }
 }
 
-/** The `least-request` policy. */
+/** The `least-request` policy. @category Built-in policies */
 export const leastRequestPolicy: PickerPolicy<LeastRequestConfig> = {
   name: 'least-request',
   parseConfig(raw, path = 'picker') {

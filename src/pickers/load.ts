@@ -8,7 +8,7 @@
  */
 import type { Clock } from '../common/runtime.js';
 
-/** Construction options of a {@link PeakEwma}. */
+/** Construction options of a {@link PeakEwma}. @category Pickers */
 export interface PeakEwmaOptions {
   /** Clock for observation timestamps. */
   readonly clock: Clock;
@@ -35,6 +35,8 @@ export interface PeakEwmaOptions {
  * ewma.observe(12);
  * ewma.valueAt(systemClock.now()); // about 12 ms
  * ```
+ *
+ * @category Pickers
  */
 export class PeakEwma {
   /**

@@ -38,7 +38,7 @@ export const MAX_MAGLEV_TABLE_SIZE = 5_000_011;
 const OFFSET_SEED = 0x4d41474c; // 'MAGL'
 const SKIP_SEED = 0x45560000; // 'EV'
 
-/** Settings of the `maglev` policy. */
+/** Settings of the `maglev` policy. @category Built-in policies */
 export interface MaglevConfig {
   /** Where each request's hash key comes from. Required. */
   readonly hashKey: KeyHasher;
@@ -50,7 +50,7 @@ export interface MaglevConfig {
   readonly tableSize: number;
 }
 
-/** What users pass for `maglev` (besides `name`). */
+/** What users pass for `maglev` (besides `name`). @category Options */
 export interface MaglevOptions {
   /** See {@link HashKeyOption}. Required. */
   readonly hashKey: HashKeyOption;
@@ -190,7 +190,7 @@ export function buildMaglevTable(keys: readonly string[], weights: Float64Array,
   return table;
 }
 
-/** The `maglev` policy. */
+/** The `maglev` policy. @category Built-in policies */
 export const maglevPolicy: PickerPolicy<MaglevConfig> = {
   name: 'maglev',
   parseConfig(raw, path = 'picker') {

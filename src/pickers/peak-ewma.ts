@@ -21,7 +21,7 @@ const MAX_MS = 3_600_000;
 /** Stamp of a target without an estimate: its cost (the default RTT) does not decay. */
 const NO_STAMP = Number.NEGATIVE_INFINITY;
 
-/** Settings of the `peak-ewma` policy. */
+/** Settings of the `peak-ewma` policy. @category Built-in policies */
 export interface PeakEwmaConfig {
   /**
    * Decay time constant of the latency EWMA, ms (Finagle's `decayTime`): an observation's weight falls to 1/e
@@ -119,7 +119,7 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
   }
 }
 
-/** The `peak-ewma` policy. */
+/** The `peak-ewma` policy. @category Built-in policies */
 export const peakEwmaPolicy: PickerPolicy<PeakEwmaConfig> = {
   name: 'peak-ewma',
   parseConfig(raw, path = 'picker') {

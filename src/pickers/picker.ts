@@ -16,6 +16,8 @@ import type { PeakEwma } from './load.js';
 
 /**
  * What a picker may know of a subchannel. Implemented by the subchannel; pickers read it and never mutate it.
+ *
+ * @category Pickers
  */
 export interface Pickable {
   /** The endpoint key, stable across rebuilds. */
@@ -37,7 +39,7 @@ export interface Pickable {
   readonly load?: PeakEwma | undefined;
 }
 
-/** The request as the picker sees it. Built once per request by the caller. */
+/** The request as the picker sees it. Built once per request by the caller. @category Pickers */
 export interface PickContext {
   /** Upper-case HTTP method. */
   readonly method: string;
@@ -59,6 +61,8 @@ export interface PickContext {
  * - `fail`: fail this request with `error` (e.g. every endpoint ejected); the request is not retried, since the
  *   next pick from the same snapshot would fail the same way.
  * - `drop`: the same, for load shedding: the policy chose not to serve the request.
+ *
+ * @category Pickers
  */
 export type PickResult<T extends Pickable = Pickable> =
   | {
@@ -90,13 +94,15 @@ export type PickResult<T extends Pickable = Pickable> =
  * `pick` is synchronous, does no I/O, must not throw, should not allocate (return results prepared at build time)
  * and is O(1) or O(log n). It may be called any number of times, including after a newer picker replaced it
  * (requests in flight on the old table finish there).
+ *
+ * @category Pickers
  */
 export interface Picker<T extends Pickable = Pickable> {
   /** Chooses where one request (or one retry or hedge attempt) goes, under the rules in the interface description. */
   pick(context: PickContext): PickResult<T>;
 }
 
-/** What a policy receives to build a picker. */
+/** What a policy receives to build a picker. @category Pickers */
 export interface PickerEnvironment {
   /** Random source; every random choice a picker makes comes from here. */
   readonly random: RandomSource;
@@ -108,6 +114,7 @@ export interface PickerEnvironment {
  * A load-balancing policy: validates its configuration once, then builds pickers from snapshots.
  *
  * @typeParam C - the validated configuration.
+ * @category Pickers
  */
 export interface PickerPolicy<C = unknown> {
   /** The name users select it by, e.g. `round-robin`. */
@@ -126,7 +133,7 @@ export interface PickerPolicy<C = unknown> {
   build<T extends Pickable>(targets: readonly T[], config: C, env: PickerEnvironment): Picker<T>;
 }
 
-/** The `picker` option: a policy name, or an object with `name` and the policy's settings. */
+/** The `picker` option: a policy name, or an object with `name` and the policy's settings. @category Pickers */
 export type PickerOption =
   | string
   | ({
@@ -134,7 +141,7 @@ export type PickerOption =
       readonly name: string;
     } & Readonly<Record<string, unknown>>);
 
-/** A policy together with its validated configuration, ready to build pickers. */
+/** A policy together with its validated configuration, ready to build pickers. @category Pickers */
 export interface ConfiguredPolicy {
   /** The registered policy. */
   readonly policy: PickerPolicy<unknown>;
@@ -145,6 +152,8 @@ export interface ConfiguredPolicy {
 /**
  * Maps policy names to policies. Each client has its own; {@link createPickerRegistry} returns one with the
  * built-in policies.
+ *
+ * @category Pickers
  */
 export class PickerRegistry {
   readonly #policies = new Map<string, PickerPolicy<unknown>>();

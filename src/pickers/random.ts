@@ -28,7 +28,7 @@ export class RandomPicker<T extends Pickable> implements Picker<T> {
   }
 }
 
-/** The `random` policy. Takes no settings. */
+/** The `random` policy. Takes no settings. @category Built-in policies */
 export const randomPolicy: PickerPolicy<Record<string, never>> = {
   name: 'random',
   parseConfig(raw, path = 'picker') {

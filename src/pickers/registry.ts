@@ -17,6 +17,8 @@ import { weightedRoundRobinPolicy } from './weighted-round-robin.js';
  * const pickers = createPickerRegistry().register(myPolicy);
  * createClient({ target, pickers, picker: { name: 'least-request', choiceCount: 3 } });
  * ```
+ *
+ * @category Pickers
  */
 export function createPickerRegistry(): PickerRegistry {
   return new PickerRegistry()

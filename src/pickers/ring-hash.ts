@@ -33,7 +33,7 @@ import { integer, joinPath, rejectUnknownKeys } from '../common/options.js';
 /** The largest ring allowed (Envoy's limit, 8M entries; about 64 MiB at build time, 32 MiB kept). */
 export const MAX_RING_SIZE = 8 * 1024 * 1024;
 
-/** Settings of the `ring-hash` policy. */
+/** Settings of the `ring-hash` policy. @category Built-in policies */
 export interface RingHashConfig {
   /** Where each request's hash key comes from. Required. */
   readonly hashKey: KeyHasher;
@@ -50,7 +50,7 @@ export interface RingHashConfig {
   readonly vnodesPerEndpoint: number;
 }
 
-/** What users pass for `ring-hash` (besides `name`). */
+/** What users pass for `ring-hash` (besides `name`). @category Options */
 export interface RingHashOptions {
   /** See {@link HashKeyOption}. Required. */
   readonly hashKey: HashKeyOption;
@@ -411,7 +411,7 @@ export class VnodeCache {
 
 const caches = new WeakMap<RingHashConfig, VnodeCache>();
 
-/** The `ring-hash` policy. */
+/** The `ring-hash` policy. @category Built-in policies */
 export const ringHashPolicy: PickerPolicy<RingHashConfig> = {
   name: 'ring-hash',
   parseConfig(raw, path = 'picker') {

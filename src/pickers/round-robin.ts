@@ -34,6 +34,8 @@ class RoundRobinPicker<T extends Pickable> implements Picker<T> {
 /**
  * The `round-robin` policy. Takes no settings. Targets with unequal weights (as reported by `weight`, else
  * `endpoint.weight`) are served in proportion to them, exactly as by `weighted-round-robin`.
+ *
+ * @category Built-in policies
  */
 export const roundRobinPolicy: PickerPolicy<Record<string, never>> = {
   name: 'round-robin',

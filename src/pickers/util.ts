@@ -7,7 +7,11 @@
  */
 import type { Pickable, PickResult } from './picker.js';
 
-/** A prepared `complete` result per target, so `pick` returns existing objects and allocates nothing. */
+/**
+ * A prepared `complete` result per target, so `pick` returns existing objects and allocates nothing.
+ *
+ * @category Pickers
+ */
 export function completeResults<T extends Pickable>(targets: readonly T[]): PickResult<T>[] {
   return targets.map((target) => ({ type: 'complete', target }) as const);
 }
@@ -15,6 +19,8 @@ export function completeResults<T extends Pickable>(targets: readonly T[]): Pick
 /**
  * `targets` sorted by endpoint key (keys are unique in a set). Hashing policies build from this order so that two
  * processes given the same endpoints in any order build identical tables.
+ *
+ * @category Pickers
  */
 export function sortedByKey<T extends Pickable>(targets: readonly T[]): T[] {
   return [...targets].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -24,6 +30,8 @@ export function sortedByKey<T extends Pickable>(targets: readonly T[]): T[] {
  * The weights load-aware and weighted policies use, in target order: the target's effective `weight` (the endpoint
  * weight ramped by slow start) when it has one, else the endpoint's weight. The hashing policies use the endpoint
  * weight instead, so a ramp does not move keys.
+ *
+ * @category Pickers
  */
 export function weightsOf(targets: readonly Pickable[]): Float64Array {
   const w = new Float64Array(targets.length);
@@ -34,13 +42,13 @@ export function weightsOf(targets: readonly Pickable[]): Float64Array {
   return w;
 }
 
-/** True when every weight equals the first (the unweighted fast paths apply). */
+/** True when every weight equals the first (the unweighted fast paths apply). @category Pickers */
 export function allEqual(weights: Float64Array): boolean {
   for (let i = 1; i < weights.length; i++) if (weights[i] !== weights[0]) return false;
   return true;
 }
 
-/** A uniform index in [0, n) from `r` in [0, 1), clamped in case a random source returns 1. */
+/** A uniform index in [0, n) from `r` in [0, 1), clamped in case a random source returns 1. @category Pickers */
 export function indexOf(r: number, n: number): number {
   const i = (r * n) | 0;
   return i < n ? i : n - 1;

@@ -74,6 +74,8 @@ export class WeightedRandomPicker<T extends Pickable> implements Picker<T> {
  * The `weighted-random` policy: random in proportion to endpoint weight, O(1) per pick. Takes no settings. Any
  * valid endpoint weights work (ratios up to 1e6 / 1e-300 are represented as doubles; the alias table is exact up
  * to floating-point rounding).
+ *
+ * @category Built-in policies
  */
 export const weightedRandomPolicy: PickerPolicy<Record<string, never>> = {
   name: 'weighted-random',

@@ -129,6 +129,8 @@ export function edfSchedule(weights: Float64Array, random: () => number): Int32A
 /**
  * The `weighted-round-robin` policy. Takes no settings. Any valid endpoint weights work: periods are doubles, so a
  * 1e6 : 1 ratio is represented exactly enough (the light target is served once per ~1e6 picks).
+ *
+ * @category Built-in policies
  */
 export const weightedRoundRobinPolicy: PickerPolicy<Record<string, never>> = {
   name: 'weighted-round-robin',

@@ -16,7 +16,7 @@ import type { RequestPolicy } from './policy.js';
 const debug = createDebug('breaker');
 const FAILED = Symbol('failed');
 
-/** Breaker states as reported in stats. */
+/** Breaker states as reported in stats. @category Stats */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 export class Breaker {

@@ -62,6 +62,8 @@ const BY_CODE: Readonly<Record<ErrorCode, number>> = {
  *   res.writeHead(statusForError(err)).end();
  * }
  * ```
+ *
+ * @category Errors
  */
 export function statusForError(error: unknown): number {
   const own = findSidecarlessError(error);

@@ -6,7 +6,7 @@
  */
 import { InvalidOptionError } from '../common/errors.js';
 
-/** Retry settings. Retries always go to a different endpoint when one is available. */
+/** Retry settings. Retries always go to a different endpoint when one is available. @category Options */
 export interface RetryOptions {
   /** Attempts per request including the first, 1 to 5 (1 disables retries). @defaultValue 3 */
   readonly maxAttempts?: number;
@@ -49,6 +49,8 @@ export interface RetryOptions {
 /**
  * Retry budget (Finagle's RetryBudget): retries in the last `windowMs` may not exceed `percent` % of requests
  * plus `minRetriesPerSecond` per second, so a failing service is not hit by a retry storm.
+ *
+ * @category Options
  */
 export interface RetryBudgetOptions {
   /** Share of requests that may be retried, percent. @defaultValue 20 */
@@ -59,7 +61,7 @@ export interface RetryBudgetOptions {
   readonly windowMs?: number;
 }
 
-/** Hedging: a second attempt on another endpoint when the first is slow; the first answer wins. */
+/** Hedging: a second attempt on another endpoint when the first is slow; the first answer wins. @category Options */
 export interface HedgeOptions {
   /** How long to wait for response headers before sending a hedge, ms. */
   readonly delay: number;
@@ -67,7 +69,7 @@ export interface HedgeOptions {
   readonly maxHedges?: number;
 }
 
-/** Concurrency limits per cluster (Envoy's circuit-breaker thresholds). */
+/** Concurrency limits per cluster (Envoy's circuit-breaker thresholds). @category Options */
 export interface LimitsOptions {
   /** Requests in flight at once; more fail fast with `SIDECARLESS_OVERLOADED`. @defaultValue 1024 */
   readonly maxInFlight?: number;
@@ -75,7 +77,7 @@ export interface LimitsOptions {
   readonly maxPending?: number;
 }
 
-/** A response a circuit-breaker fallback produces instead of failing. */
+/** A response a circuit-breaker fallback produces instead of failing. @category Options */
 export interface FallbackResponse {
   /** HTTP status code the caller receives. */
   readonly status: number;
@@ -85,7 +87,7 @@ export interface FallbackResponse {
   readonly body?: string | Uint8Array;
 }
 
-/** Circuit breaker settings (opossum). */
+/** Circuit breaker settings (opossum). @category Options */
 export interface BreakerOptions {
   /** Failure percentage in the rolling window that opens the circuit. @defaultValue 50 */
   readonly errorThresholdPercentage?: number;
@@ -106,7 +108,7 @@ export interface BreakerOptions {
   }) => FallbackResponse | Promise<FallbackResponse>;
 }
 
-/** @internal Validated request policy. */
+/** Validated request policy (internal: not exported from an entry point). */
 export interface RequestPolicy {
   readonly maxAttempts: number;
   readonly retryOn: ReadonlySet<number>;
@@ -164,7 +166,7 @@ function bool(value: unknown, name: string, fallback: boolean): boolean {
   return value;
 }
 
-/** The request-policy part of the cluster options. */
+/** The request-policy part of the cluster options. @category Options */
 export interface RequestPolicyOptions {
   /** Retries; on by default with the {@link RetryOptions} defaults. `false` turns them off (one attempt). */
   readonly retry?: RetryOptions | false | undefined;

@@ -63,6 +63,8 @@ export class ResolverRegistry {
 /**
  * A new registry holding the built-in schemes (`static`, `dns`, `srv`, `consul`, `etcd`). Register your own
  * schemes on it and pass it as the `resolvers` option.
+ *
+ * @category Resolvers
  */
 export function createResolverRegistry(): ResolverRegistry {
   return new ResolverRegistry()

@@ -19,6 +19,8 @@ import type { Clock, RandomSource } from '../common/runtime.js';
  * {@link Resolver.refresh} (deliver from a later tick, e.g. `queueMicrotask`), and never after
  * {@link Resolver.close} has been called. Calls are not re-entrant: the listener does not call back into the
  * resolver from `onUpdate` or `onError` except through `refresh()`, which is safe at any time.
+ *
+ * @category Resolvers
  */
 export interface ResolverListener {
   /**
@@ -40,6 +42,8 @@ export interface ResolverListener {
  * Life cycle: `start` once, then any number of `refresh`, then `close` (idempotent). The cluster calls `close`
  * when it closes; a resolver that owns timers, sockets or watches must release them there and leave no handle
  * that keeps the process alive (timers unref'd).
+ *
+ * @category Resolvers
  */
 export interface Resolver {
   /** Starts resolving; results go to `listener`. Called once, before any other method. */
@@ -66,6 +70,8 @@ export interface Resolver {
 /**
  * A parsed target: `scheme:[//authority]/path[?query]`, following gRPC's naming (`dns:///host:port`,
  * `dns://8.8.8.8/host:port`). For `static://h1:p1,h2:p2` the list is the authority.
+ *
+ * @category Resolvers
  */
 export interface Target {
   /** Lower-cased scheme without the colon. */
@@ -80,7 +86,7 @@ export interface Target {
   readonly raw: string;
 }
 
-/** What a {@link ResolverFactory} receives besides the target. */
+/** What a {@link ResolverFactory} receives besides the target. @category Resolvers */
 export interface ResolverContext {
   /** Clock for polling and backoff timers. */
   readonly clock: Clock;
@@ -94,5 +100,7 @@ export interface ResolverContext {
  * Creates a resolver for a parsed target. Validate the target synchronously and throw an `InvalidTargetError`
  * (`SIDECARLESS_INVALID_TARGET`) for a bad one, so users see the error at construction. Do not start I/O here:
  * resolution starts in {@link Resolver.start}.
+ *
+ * @category Resolvers
  */
 export type ResolverFactory = (target: Target, context: ResolverContext) => Resolver;

@@ -18,6 +18,8 @@ import type { Resolver, ResolverFactory, ResolverListener } from './resolver.js'
  * const client = createClient({ target: resolver });
  * resolver.update(['127.0.0.1:8082']); // 8081 drains, then closes
  * ```
+ *
+ * @category Resolvers
  */
 export class StaticResolver implements Resolver {
   #endpoints: readonly Endpoint[];
@@ -73,6 +75,8 @@ export class StaticResolver implements Resolver {
  * malformed list, a path after the list or a query (the static scheme has no settings, and dropping them silently
  * would hide a mistake such as `?weight=3`), and `SIDECARLESS_DUPLICATE_ENDPOINT` for a repeated endpoint, as an
  * endpoint list does.
+ *
+ * @category Resolvers
  */
 export const staticResolverFactory: ResolverFactory = (target) => {
   if (target.authority.length > 0 && target.path.length > 0) {

@@ -17,7 +17,7 @@ import {
 } from '../common/options.js';
 import { findHeader } from '../common/headers.js';
 
-/** How a path is matched. Regexes must match the whole path (without the query). */
+/** How a path is matched. Regexes must match the whole path (without the query). @category Routing */
 export type PathMatch =
   | {
       /** The whole path (query excluded) equals this; starts with `/`. */
@@ -35,6 +35,8 @@ export type PathMatch =
 /**
  * How one header or query parameter is matched: `exact` value, `regex` over the whole value, or `present`
  * (`true`: present with any value; `false`: absent). Exactly one of the three.
+ *
+ * @category Routing
  */
 export type ValueMatch =
   | {
@@ -56,7 +58,7 @@ export type ValueMatch =
       readonly present: boolean;
     };
 
-/** What a route matches. Every given condition must hold; an empty match matches every request. */
+/** What a route matches. Every given condition must hold; an empty match matches every request. @category Routing */
 export interface RouteMatch {
   /**
    * The request URL's host (without port), case-insensitive: exact names, or `*.suffix` wildcards (`*.svc.local`

@@ -12,16 +12,18 @@ import type { PickContext } from '../pickers/picker.js';
 import type { RandomSource } from '../common/runtime.js';
 import { compileMatch, type Matcher, type RouteMatch, type RouteRequest } from './match.js';
 
-/** Endpoint metadata a subset requires: every key must be present with exactly this value. */
+/** Endpoint metadata a subset requires: every key must be present with exactly this value. @category Routing */
 export type SubsetSelector = Readonly<Record<string, string>>;
 
 /**
  * What to do when a route's subset has no endpoint: `any` uses the whole cluster, `fail` fails the request with
  * `SIDECARLESS_EMPTY_SUBSET`, a selector tries that subset instead (then fails if it is empty too).
+ *
+ * @category Routing
  */
 export type SubsetFallback = 'any' | 'fail' | SubsetSelector;
 
-/** One weighted destination of a split. */
+/** One weighted destination of a split. @category Routing */
 export interface SplitTarget {
   /** Name of one of the client's clusters. */
   readonly cluster: string;
@@ -29,7 +31,7 @@ export interface SplitTarget {
   readonly weight: number;
 }
 
-/** One rule of the route table. */
+/** One rule of the route table. @category Routing */
 export interface RouteConfig {
   /** A name for errors and logs. @defaultValue `routes[i]` */
   readonly name?: string;

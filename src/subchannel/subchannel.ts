@@ -24,6 +24,8 @@ const debug = createDebug('subchannel');
  * - `transient-failure`: the last connection attempt failed; not picked until its backoff expires.
  * - `draining`: removed from the endpoint set; in-flight requests finish, no new ones.
  * - `closed`: the pool is closed.
+ *
+ * @category Stats
  */
 export type SubchannelState = 'idle' | 'ready' | 'transient-failure' | 'draining' | 'closed';
 
@@ -53,7 +55,7 @@ export interface SubchannelCounters {
   readonly errorsByKind: Record<ErrorKind, number>;
 }
 
-/** @internal construction parameters; built by the subchannel pool. */
+/** Construction parameters; built by the subchannel pool (internal: not exported from an entry point). */
 export interface SubchannelInit {
   readonly endpoint: Endpoint;
   readonly protocol: 'http:' | 'https:';

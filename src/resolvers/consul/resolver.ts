@@ -74,6 +74,8 @@ const debug = createDebug('consul');
  * const resolver = new ConsulResolver({ address: 'https://consul.internal:8501', service: 'web', tags: ['v2'] });
  * const client = createClient({ target: resolver });
  * ```
+ *
+ * @category Resolvers
  */
 export class ConsulResolver implements Resolver {
   readonly #options: ResolvedConsulOptions;

@@ -34,10 +34,10 @@ import { type WatchResult, WatchLoop, type WatchRun } from '../watch-loop.js';
 
 const debug = createDebug('dns');
 
-/** Which address families to look up: A (4), AAAA (6) or both. */
+/** Which address families to look up: A (4), AAAA (6) or both. @category Resolvers */
 export type DnsFamily = 4 | 6 | 'any';
 
-/** Options the `dns:` and `srv:` resolvers share. */
+/** Options the `dns:` and `srv:` resolvers share. @category Resolvers */
 export interface DnsPollingOptions extends DnsClientOptions {
   /**
    * Lower bound on the re-resolution interval, ms: record TTLs below it (including TTL 0) are raised to it. Also the
@@ -151,7 +151,7 @@ export function asTargetError<T>(target: Target, build: () => T): T {
   }
 }
 
-/** One successful resolution: the whole set and how long it may be used, seconds. @internal */
+/** One successful resolution: the whole set and how long it may be used, seconds. */
 export interface DnsResolution {
   readonly endpoints: Endpoint[];
   /** Smallest TTL among the records used, seconds; `undefined` when there were none. */
@@ -177,15 +177,19 @@ export function isNegativeAnswer(err: unknown): err is DnsError {
  * - a set equal to the one delivered last (same keys, weights, priorities, metadata; in any order) is not delivered
  *   again.
  *
- * @internal
+ * Exported from `sidecarless` as a type only (the base of {@link DnsResolver} and {@link SrvResolver}); its protected
+ * members are internal.
+ *
+ * @category Resolvers
  */
 export abstract class DnsPollingResolver implements Resolver {
-  /** The DNS client; closed with the resolver. */
+  /** The DNS client; closed with the resolver. @internal */
   protected readonly client: DnsClient;
-  /** Validated options. */
+  /** Validated options. @internal */
   protected readonly options: ResolvedDnsPollingOptions;
   readonly #loop: WatchLoop;
 
+  /** @internal */
   protected constructor(options: ResolvedDnsPollingOptions, label: string) {
     this.options = options;
     this.client = new DnsClient(options.client);
@@ -204,7 +208,7 @@ export abstract class DnsPollingResolver implements Resolver {
     );
   }
 
-  /** Resolves once. Rejects with a {@link DnsError} (or any error, which is wrapped). */
+  /** Resolves once. Rejects with a {@link DnsError} (or any error, which is wrapped). @internal */
   protected abstract lookup(): Promise<DnsResolution>;
 
   start(listener: ResolverListener): void {
@@ -221,7 +225,7 @@ export abstract class DnsPollingResolver implements Resolver {
     this.client.close();
   }
 
-  /** Clamps a TTL in seconds to [minTtl, maxTtl] ms. */
+  /** Clamps a TTL in seconds to [minTtl, maxTtl] ms. @internal */
   protected clampTtl(ttlSeconds: number): number {
     return Math.min(this.options.maxTtlMs, Math.max(this.options.minTtlMs, ttlSeconds * 1000));
   }

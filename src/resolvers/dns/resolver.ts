@@ -34,7 +34,11 @@ import {
 } from './poller.js';
 import type { ResolverFactory } from '../resolver.js';
 
-/** Options of {@link DnsResolver}. Timing and client options are shared with the `srv:` resolver. */
+/**
+ * Options of {@link DnsResolver}. Timing and client options are shared with the `srv:` resolver.
+ *
+ * @category Resolvers
+ */
 export interface DnsResolverOptions extends DnsPollingOptions {
   /** The host name to resolve (an IP literal is served as is, without any query). */
   readonly host: string;
@@ -93,6 +97,8 @@ export async function lookupAddresses(client: DnsClient, name: string, family: D
  * const resolver = new DnsResolver({ host: 'users.internal', port: 8080, nameservers: ['10.0.0.2'], maxTtl: 60_000 });
  * const client = createClient({ target: resolver });
  * ```
+ *
+ * @category Resolvers
  */
 export class DnsResolver extends DnsPollingResolver {
   /** The host name resolved (lower-cased, no trailing dot). */
@@ -121,6 +127,7 @@ export class DnsResolver extends DnsPollingResolver {
     this.#literal = isIP(bare) === 0 ? undefined : createEndpoint({ host: bare, port });
   }
 
+  /** @internal */
   protected async lookup(): Promise<DnsResolution> {
     if (this.#literal !== undefined) return { endpoints: [this.#literal], ttl: this.options.maxTtlMs / 1000 };
     const records = await lookupAddresses(this.client, this.host, this.options.family);
@@ -140,6 +147,8 @@ export class DnsResolver extends DnsPollingResolver {
 
 /**
  * Factory for `dns:` targets. Throws {@link InvalidTargetError} for a malformed target or query parameter.
+ *
+ * @category Resolvers
  */
 export const dnsResolverFactory: ResolverFactory = (target, context) => {
   if (target.path.length === 0) throw new InvalidTargetError(target.raw, 'expected dns://[nameserver]/host[:port]');

@@ -33,7 +33,11 @@ import {
 } from './poller.js';
 import type { ResolverFactory } from '../resolver.js';
 
-/** Options of {@link SrvResolver}. Timing and client options are shared with the `dns:` resolver. */
+/**
+ * Options of {@link SrvResolver}. Timing and client options are shared with the `dns:` resolver.
+ *
+ * @category Resolvers
+ */
 export interface SrvResolverOptions extends DnsPollingOptions {
   /** The SRV owner name, e.g. `_http._tcp.svc.example` (RFC 2782 `_Service._Proto.Name`). */
   readonly name: string;
@@ -56,7 +60,7 @@ interface CachedAddresses {
 /**
  * Resolves a service's SRV records into endpoints, one per (record, target address):
  *
- * - `port` from the record; `weight` = SRV weight (0 becomes {@link SRV_ZERO_WEIGHT}); `priority` = SRV priority
+ * - `port` from the record; `weight` = SRV weight (0 becomes 0.01); `priority` = SRV priority
  *   clamped to {@link MAX_ENDPOINT_PRIORITY} (0 is the most preferred, as in RFC 2782; priorities above 127 all
  *   become 127); metadata `srvName`, `srvTarget`, `srvPriority`, `srvWeight` keep the raw values.
  * - Target addresses come from the reply's additional section when it has them (RFC 2782 "Usage rules"), else
@@ -72,6 +76,8 @@ interface CachedAddresses {
  * const resolver = new SrvResolver({ name: '_http._tcp.users.internal', nameservers: ['10.0.0.2'] });
  * const client = createClient({ target: resolver, picker: 'weighted-round-robin' });
  * ```
+ *
+ * @category Resolvers
  */
 export class SrvResolver extends DnsPollingResolver {
   /** The SRV owner name (lower-cased, no trailing dot). */
@@ -93,6 +99,7 @@ export class SrvResolver extends DnsPollingResolver {
     this.#cache = new LRUCache({ max: cacheSize });
   }
 
+  /** @internal */
   protected async lookup(): Promise<DnsResolution> {
     const answer = await this.client.resolveSrv(this.name);
     const now = this.options.clock.now();
@@ -184,7 +191,11 @@ export class SrvResolver extends DnsPollingResolver {
   }
 }
 
-/** Factory for `srv:` targets. Throws {@link InvalidTargetError} for a malformed target or query parameter. */
+/**
+ * Factory for `srv:` targets. Throws {@link InvalidTargetError} for a malformed target or query parameter.
+ *
+ * @category Resolvers
+ */
 export const srvResolverFactory: ResolverFactory = (target, context) => {
   const name = target.path;
   if (name.length === 0) throw new InvalidTargetError(target.raw, 'expected srv://[nameserver]/_service._proto.name');

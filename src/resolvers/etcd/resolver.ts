@@ -87,6 +87,8 @@ const tooLarge = (max: number) => bad(`etcd answered with a body larger than ${m
  * });
  * const client = createClient({ target: resolver });
  * ```
+ *
+ * @category Resolvers
  */
 export class EtcdResolver implements Resolver {
   readonly #options: ResolvedEtcdOptions;

@@ -1,12 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  createEndpoint,
-  createEndpointSet,
-  isSidecarlessError,
-  MAX_ENDPOINT_WEIGHT,
-  parseHostPort,
-} from '../../../src/index.js';
+import { MAX_ENDPOINT_WEIGHT, parseHostPort } from '../../../src/common/endpoint.js';
+import { createEndpoint, createEndpointSet, isSidecarlessError } from '../../../src/index.js';
 
 describe('createEndpoint', () => {
   it('fills defaults and computes a stable key', () => {

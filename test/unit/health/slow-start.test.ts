@@ -6,7 +6,9 @@ import {
   SlowStartTracker,
   slowStartFactor,
 } from '../../../src/health/slow-start.js';
-import { createEndpoint, type Pickable, roundRobinPolicy, weightedRoundRobinPolicy } from '../../../src/index.js';
+import { createEndpoint, type Pickable } from '../../../src/index.js';
+import { roundRobinPolicy } from '../../../src/pickers/round-robin.js';
+import { weightedRoundRobinPolicy } from '../../../src/pickers/weighted-round-robin.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
 
 const linear: ResolvedSlowStartOptions = { windowMs: 60_000, aggression: 1, minWeightPercent: 10 };

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createEndpoint, createPickerRegistry, type Pickable, roundRobinPolicy } from '../../../src/index.js';
+import { createEndpoint, createPickerRegistry, type Pickable } from '../../../src/index.js';
+import { roundRobinPolicy } from '../../../src/pickers/round-robin.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 
 const targets: Pickable[] = ['a:1', 'b:2', 'c:3'].map((s) => {

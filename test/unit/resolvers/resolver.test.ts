@@ -1,13 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  createResolverRegistry,
-  type Endpoint,
-  parseTarget,
-  type Resolver,
-  StaticResolver,
-  systemClock,
-} from '../../../src/index.js';
+import { systemClock } from '../../../src/common/runtime.js';
+import { createResolverRegistry, type Endpoint, type Resolver, StaticResolver } from '../../../src/index.js';
+import { parseTarget } from '../../../src/resolvers/target.js';
 
 const ctx = { clock: systemClock, random: Math.random, cluster: 'test' };
 
