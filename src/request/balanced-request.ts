@@ -6,7 +6,7 @@
  * response of the one attempt that commits, or one `onError`. Attempts whose response is discarded for a retry,
  * or that lose a hedge race, are invisible to the caller; each still reports its own outcome to its subchannel.
  *
- * Replay safety (docs/ARCHITECTURE.md, invariant 6): a request is sent again only when
+ * Replay safety (invariant 6 of DESIGN.md): a request is sent again only when
  * - it certainly did not reach the server (the connection failed), or the method is idempotent (RFC 9110 §9.2.2)
  *   or the user opted in with `retry.retryNonIdempotent`; and
  * - its body can be sent again: none, buffered, a stream recorded while it was read (`retry.bufferBody`), or a
