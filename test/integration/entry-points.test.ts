@@ -48,6 +48,7 @@ const ROOT_RUNTIME_EXPORTS = [
   'ConsulError',
   'ConsulResolver',
   'DeadlineExceededError',
+  'DiscoveryError',
   'DnsError',
   'DnsResolver',
   'DuplicateEndpointError',
