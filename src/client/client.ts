@@ -133,7 +133,7 @@ const SINGLE_SERVICE_KEYS: ReadonlySet<string> = new Set(
     retry: true,
     retryBudget: true,
     hedge: true,
-    timeout: true,
+    timeoutMs: true,
     limits: true,
     breaker: true,
     outlierDetection: true,

@@ -460,7 +460,7 @@ export class Cluster {
       tls: tls === undefined ? undefined : { ...tls },
       onChange: () => this.#rebuildPicker(),
     });
-    this.#breaker = this.policy.breaker === undefined ? undefined : new Breaker(this.policy.breaker, name);
+    this.#breaker = this.policy.breaker === undefined ? undefined : new Breaker(this.policy.breaker, name, clock);
     this.#pool = new SubchannelPool({
       protocol: this.#options.protocol,
       poolOptions: this.#options.poolOptions,

@@ -98,7 +98,7 @@ describe('outlier ejection in the request path', () => {
 
   // Faults through the whole client: each failed attempt is retried on a healthy endpoint, and its outcome (a reset,
   // or a per-try timeout) is what the detector sees.
-  const faults: Array<[string, Handler, { perTryTimeout?: number }]> = [
+  const faults: Array<[string, Handler, { perTryTimeoutMs?: number }]> = [
     [
       'resets the connection',
       (req) => {
@@ -111,7 +111,7 @@ describe('outlier ejection in the request path', () => {
       (req) => {
         req.resume(); // never answers; the per-try timeout ends the attempt
       },
-      { perTryTimeout: 40 },
+      { perTryTimeoutMs: 40 },
     ],
   ];
   for (const [label, handler, retry] of faults) {

@@ -57,7 +57,7 @@ describe('picker eligibility through the client', () => {
         random: seededRandom(11),
         panicThreshold: 0,
         outlierDetection: { maxEjectionPercent: 50 },
-        retry: { backoffInitial: 1, backoffMax: 1 },
+        retry: { backoff: { initialMs: 1, maxMs: 1 } },
       });
       const endpoint = (key: string) => client.stats().clusters[0]?.endpoints.find((e) => e.key === key);
       try {
@@ -126,7 +126,7 @@ describe('picker eligibility through the client', () => {
           clock: new FakeClock(),
           random: seededRandom(5),
           outlierDetection: false,
-          retry: { backoffInitial: 1, backoffMax: 1 },
+          retry: { backoff: { initialMs: 1, maxMs: 1 } },
         });
         const state = (key: string) => client.stats().clusters[0]?.endpoints.find((e) => e.key === key)?.state;
         const get = (i: number) => client.fetch('http://svc/', { headers: { 'x-key': `k${i}` } });

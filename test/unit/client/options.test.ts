@@ -198,7 +198,7 @@ describe('client construction rejects bad options with typed errors naming the o
       'retry',
       'retryBudget',
       'hedge',
-      'timeout',
+      'timeoutMs',
       'limits',
       'breaker',
       'outlierDetection',
