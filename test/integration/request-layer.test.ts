@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { createClient, findSidecarlessError, type PickMessage, seededRandom, StaticResolver } from '../../src/index.js';
 import { type Handler, backendsForFile, startBackend } from '../helpers/backends.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 const ok: Handler = (req, res, b) => {
   const chunks: Buffer[] = [];
@@ -263,6 +264,65 @@ describe('retries', () => {
       );
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('retry waits on the injected clock', () => {
+  /** True once `b` has answered its `hits`-th attempt and the request waits to retry. */
+  const waiting = (client: ReturnType<typeof createClient>, b: { address: string; hits: number }, hits: number) => () =>
+    b.hits === hits && client.stats().clusters[0]?.endpoints.find((e) => e.key === b.address)?.inFlight === 0;
+
+  it('waits out the backoff on the client clock before retrying', async () => {
+    const bad = await backend('clock-bad', status(503));
+    const good = await backend('clock-good', ok);
+    const clock = new FakeClock();
+    // random 0: the first pick is the first endpoint, and the first retry waits 25 ms - 20 % jitter = 20 ms.
+    const client = createClient({ target: [bad.address, good.address], clock, random: () => 0 });
+    try {
+      const result = client.fetch('http://svc/');
+      assert.ok(await until(waiting(client, bad, 1)), 'the first attempt was answered');
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(good.hits, 0, 'real time passing does not end the wait');
+      clock.advance(19);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(good.hits, 0, 'nor does the client clock short of 20 ms');
+      clock.advance(1);
+      const res = await result;
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('x-backend'), 'clock-good');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('waits the larger of Retry-After and the backoff on the client clock', async () => {
+    const asks = await backend('clock-ra', status(503, { 'retry-after': '2' }));
+    const good = await backend('clock-ra-good', ok);
+    const clock = new FakeClock();
+    const target = [asks.address, good.address];
+    const longBackoff = createClient({
+      target,
+      clock,
+      random: () => 0,
+      retry: { backoff: { initialMs: 5_000, maxMs: 5_000 } },
+    });
+    const shortBackoff = createClient({ target, clock, random: () => 0 });
+    try {
+      for (const [client, wait, hits] of [
+        [longBackoff, 4_000, 1],
+        [shortBackoff, 2_000, 2],
+      ] as const) {
+        const result = client.fetch('http://svc/');
+        assert.ok(await until(waiting(client, asks, hits)), 'the first attempt was answered');
+        clock.advance(wait - 1);
+        await new Promise((r) => setTimeout(r, 20));
+        assert.equal(good.hits, hits - 1, `no retry before ${wait} ms of the client clock`);
+        clock.advance(1);
+        assert.equal((await result).status, 200);
+      }
+    } finally {
+      await Promise.all([longBackoff.close(), shortBackoff.close()]);
     }
   });
 });
