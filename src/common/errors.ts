@@ -314,7 +314,7 @@ export class DeadlineExceededError extends SidecarlessError {
   }
 }
 
-/** One attempt got no response headers within `retry.perTryTimeout`; retried when the request may be. */
+/** One attempt got no response headers within `retry.perTryTimeoutMs`; retried when the request may be. */
 export class PerTryTimeoutError extends SidecarlessError {
   constructor(timeoutMs: number) {
     super('SIDECARLESS_PER_TRY_TIMEOUT', `Attempt got no response within the ${timeoutMs} ms per-try timeout`);

@@ -84,8 +84,6 @@ function abortedError(): Error {
   return err;
 }
 
-const NOOP = (): void => {};
-
 function isReadable(value: unknown): value is Readable {
   return typeof value === 'object' && value !== null && typeof (value as Readable).pipe === 'function';
 }
@@ -277,7 +275,7 @@ export class BalancedRequest implements AttemptOwner {
    * retried after its wait, or ends with the failure (or with why it may not be retried).
    */
   #attemptFailed(failure: AttemptFailure): void {
-    // Committed (a lost hedge's cancellation) or ended: nothing to decide.
+    // The request committed or ended meanwhile: nothing to decide.
     if (this.#stage !== 'running') return;
     if (--this.#outstanding > 0) return;
     this.#clearHedgeTimer();
@@ -299,7 +297,7 @@ export class BalancedRequest implements AttemptOwner {
     this.#retryTimer = clock.setTimeout(
       () => {
         this.#retryTimer = undefined;
-        this.#nextAttempt();
+        if (this.#stage === 'running') this.#nextAttempt();
       },
       retryWait(this.#backoff, this.#retryAfterMs),
       true,
@@ -340,7 +338,7 @@ export class BalancedRequest implements AttemptOwner {
         return;
       }
       this.#tried.add(subchannel);
-      const attempt = new Attempt(this, subchannel, NOOP, (failure) => {
+      const attempt = new Attempt(this, subchannel, (failure) => {
         this.#live.delete(attempt);
         this.#clearAttemptTimer(attempt);
         this.#lastFailure = failure;
