@@ -247,17 +247,17 @@ export function resolveRequestPolicy(options: RequestPolicyOptions, path = ''): 
     budget = {
       percent: percent(b.percent, joinPath(at, 'percent'), 20),
       minRetriesPerSecond: number(b.minRetriesPerSecond, joinPath(at, 'minRetriesPerSecond'), 10, 0, false, 1e6),
-      windowMs: duration(b.windowMs, joinPath(at, 'windowMs'), 10_000, false, 3_600_000),
+      windowMs: number(b.windowMs, joinPath(at, 'windowMs'), 10_000, 100, false, 3_600_000),
     };
-    if (budget.windowMs < 100) throw new InvalidOptionError(joinPath(at, 'windowMs'), 'expected at least 100 ms');
   }
 
   let hedge: RequestPolicy['hedge'];
   if (options.hedge !== undefined) {
     const at = joinPath(path, 'hedge');
     const h = checkObject(options.hedge, ['delayMs', 'maxHedges'], at);
-    if (h.delayMs === undefined)
+    if (h.delayMs === undefined) {
       throw new InvalidOptionError(joinPath(at, 'delayMs'), 'is required when hedging is on');
+    }
     hedge = {
       delayMs: duration(h.delayMs, joinPath(at, 'delayMs'), 0),
       maxHedges: integer(h.maxHedges, joinPath(at, 'maxHedges'), 1, 1, 3),
