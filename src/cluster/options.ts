@@ -302,7 +302,7 @@ export function resolveClusterOptions(options: ClusterOptions, path = ''): Resol
       : { ...pool, connect: { ...(pool.connect as object), ...tls } }) as Pool.Options,
     connectBackoff: resolveBackoffOptions(options.connectBackoff, joinPath(path, 'connectBackoff')),
     zoneAware: resolveZoneAware(options.zoneAware, path),
-    request: resolveRequestPolicy(options),
+    request: resolveRequestPolicy(options, path),
     clock,
     random,
   };
