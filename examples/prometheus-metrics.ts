@@ -34,7 +34,9 @@ const addresses = await Promise.all(downstream.map(listen));
 const inventory = createClient({ target: addresses, name: 'inventory' });
 const registry = new Registry();
 collectDefaultMetrics({ register: registry });
-registerPrometheusMetrics(inventory, { registry, labels: { service: 'shop' } });
+// Each client registered on the registry adds its series under its own `client` label; per-endpoint series are off
+// unless asked for (endpoint addresses change on every deploy), here for a demonstration.
+registerPrometheusMetrics(inventory, { registry, client: 'inventory', endpointMetrics: true });
 
 const service = http.createServer(async (req, res) => {
   if (req.url === '/metrics') {
