@@ -207,7 +207,13 @@ const ENDPOINT_METRICS: readonly [string, 'counter' | 'gauge', string, string | 
     undefined,
     oneEndpoint((e) => e.retries),
   ],
-  ['endpoint_hedges_total', 'counter', 'Hedged attempts sent to the endpoint.', undefined, oneEndpoint((e) => e.hedges)],
+  [
+    'endpoint_hedges_total',
+    'counter',
+    'Hedged attempts sent to the endpoint.',
+    undefined,
+    oneEndpoint((e) => e.hedges),
+  ],
   ['endpoint_in_flight', 'gauge', 'Attempts in flight on the endpoint.', undefined, oneEndpoint((e) => e.inFlight)],
   [
     'endpoint_responses_total',
@@ -292,9 +298,18 @@ function collected(
 const shownEndpoints = (c: ClusterStats, max: number): readonly EndpointStats[] =>
   c.endpoints.length > max ? c.endpoints.slice(0, max) : c.endpoints;
 
-/** Drops histogram series of clusters and endpoints that left the client; runs as a histogram is collected. */
-function prune(source: Source, shared: Shared): void {
+/**
+ * Brings the histogram series in line with the client as a histogram is collected: a cluster's request duration
+ * series exists (at zero) from its first scrape, and the series of clusters and endpoints that left are dropped.
+ */
+function sync(source: Source, shared: Shared): void {
   const clusters = new Map(source.stats().clusters.map((c) => [c.id, c]));
+  for (const c of clusters.values()) {
+    if (source.series.has(c.id)) continue;
+    const labels = { client: source.label, upstream_cluster: c.name };
+    source.series.set(c.id, { labels, endpoints: new Map() });
+    shared.requestDuration?.zero(labels);
+  }
   for (const [id, entry] of source.series) {
     const c = clusters.get(id);
     const keep = c === undefined ? undefined : new Set(shownEndpoints(c, source.maxEndpoints).map((e) => e.key));
@@ -318,7 +333,7 @@ function histogram(shared: Shared, name: string, help: string, labelNames: strin
     buckets: BUCKETS,
     registers: [],
     collect() {
-      for (const source of shared.sources.values()) prune(source, shared);
+      for (const source of shared.sources.values()) sync(source, shared);
     },
   });
 }
@@ -345,7 +360,7 @@ function createShared(prefix: string): Shared {
     shared.metrics.push(
       collected(shared, `${prefix}${name}`, type, help, labels, (source, emit) => {
         for (const c of source.stats().clusters) {
-          fill(c, (l, v) => emit({ ...l, upstream_cluster: c.name }, v));
+          fill(c, (l, v) => emit({ upstream_cluster: c.name, ...l }, v));
         }
       }),
     );
@@ -353,7 +368,7 @@ function createShared(prefix: string): Shared {
   shared.requestDuration = histogram(
     shared,
     `${prefix}request_duration_seconds`,
-    'Time to response headers (or to the failure), across attempts and backoffs.',
+    'Time to response headers, across attempts and backoffs, from registration on.',
     CLUSTER_LABELS,
   );
   shared.metrics.push({ name: `${prefix}request_duration_seconds`, metric: shared.requestDuration });
@@ -371,7 +386,7 @@ function addEndpointMetrics(shared: Shared, prefix: string): void {
         if (!source.endpointMetrics) return;
         for (const c of source.stats().clusters) {
           for (const e of shownEndpoints(c, source.maxEndpoints)) {
-            fill(e, (l, v) => emit({ ...l, upstream_cluster: c.name, upstream_endpoint: e.key }, v));
+            fill(e, (l, v) => emit({ upstream_cluster: c.name, upstream_endpoint: e.key, ...l }, v));
           }
         }
       }),
@@ -380,7 +395,7 @@ function addEndpointMetrics(shared: Shared, prefix: string): void {
   shared.endpointLatency = histogram(
     shared,
     `${prefix}endpoint_latency_seconds`,
-    'Attempt latency on the endpoint, to response headers or to the error.',
+    'Attempt latency on the endpoint, to response headers or to the error, from registration on.',
     ENDPOINT_LABELS,
   );
   shared.metrics.push({ name: `${prefix}endpoint_latency_seconds`, metric: shared.endpointLatency });
@@ -480,10 +495,13 @@ export function registerPrometheusMetrics(client: Client, options: PrometheusOpt
     }
     entry = { labels: { client: label, upstream_cluster: cluster }, endpoints: new Map<string, Labels>() };
     source.series.set(clusterId, entry);
+    current.requestDuration?.zero(entry.labels);
     return entry;
   };
   const onRequestEnd = (message: unknown) => {
     const m = message as RequestEndMessage;
+    // As the stats' request latency: time to response headers, so a failed request is not observed.
+    if (m.statusCode === 0) return;
     const entry = seriesOf(m.clusterId, m.cluster);
     if (entry !== undefined) current.requestDuration?.observe(entry.labels, m.durationMs / 1000);
   };

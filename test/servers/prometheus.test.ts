@@ -154,7 +154,10 @@ describe('a real Prometheus scrapes the Prometheus example', { skip: why }, () =
     });
     assert.equal(up.metric.instance, target);
 
-    const requests = await until('sidecarless_requests_total', async () => (await query('sidecarless_requests_total'))[0]);
+    const requests = await until(
+      'sidecarless_requests_total',
+      async () => (await query('sidecarless_requests_total'))[0],
+    );
     // The scraper's labels (job, instance) and ours side by side: nothing was renamed to exported_*.
     assert.deepEqual(requests.metric, {
       __name__: 'sidecarless_requests_total',
