@@ -12,7 +12,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Registry } from 'prom-client';
+import { type OpenMetricsContentType, Registry } from 'prom-client';
 import { createClient } from '../src/index.js';
 import { registerPrometheusMetrics } from '../src/exporters/prometheus.js';
 
@@ -35,16 +35,17 @@ const addresses = await Promise.all(downstream.map(listen));
 const inventory = createClient({ target: addresses, name: 'inventory' });
 // Two registries with the same metrics: Prometheus text, and OpenMetrics for scrapers that ask for it (Prometheus
 // does, in its Accept header). A client can be registered on several registries, and several clients on one.
-const registries = [new Registry(), new Registry(Registry.OPENMETRICS_CONTENT_TYPE)];
-for (const registry of registries) {
+const text = new Registry();
+const openMetrics = new Registry<OpenMetricsContentType>();
+openMetrics.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+for (const registry of [text, openMetrics]) {
   // Per-endpoint series are off unless asked for (endpoint addresses change on every deploy); on here to show them.
   registerPrometheusMetrics(inventory, { registry, client: 'inventory', endpointMetrics: true });
 }
 
 const service = http.createServer(async (req, res) => {
   if (req.url === '/metrics') {
-    const openMetrics = req.headers.accept?.includes('application/openmetrics-text') === true;
-    const registry = registries[openMetrics ? 1 : 0] as Registry;
+    const registry = req.headers.accept?.includes('application/openmetrics-text') === true ? openMetrics : text;
     res.setHeader('content-type', registry.contentType);
     res.end(await registry.metrics());
     return;

@@ -29,17 +29,36 @@
  * @module sidecarless/prometheus
  */
 import diagnostics from 'node:diagnostics_channel';
-import { Counter, register as defaultRegistry, Gauge, Histogram, type Metric, type Registry } from 'prom-client';
+import {
+  Counter,
+  register as defaultRegistry,
+  Gauge,
+  Histogram,
+  type Metric,
+  type Registry,
+  type RegistryContentType,
+} from 'prom-client';
 import type { Client, ClientStats } from '../client/client.js';
 import { InvalidOptionError } from '../common/errors.js';
 import { boolean, checkObject, integer, string } from '../common/options.js';
 import type { AttemptEndMessage, RequestEndMessage } from '../metrics/events.js';
 import { LATENCY_BUCKETS_MS } from '../metrics/histogram.js';
+import {
+  CLUSTER_METRICS,
+  type ClusterStats,
+  type Emit,
+  ENDPOINT_METRICS,
+  type EndpointStats,
+  type Labels,
+} from './prometheus-series.js';
 
 /** Options of {@link registerPrometheusMetrics}. @category Observability */
 export interface PrometheusOptions {
-  /** The registry to add the metrics to. @defaultValue prom-client's global registry */
-  readonly registry?: Registry;
+  /**
+   * The registry to add the metrics to, in the Prometheus text or the OpenMetrics format.
+   * @defaultValue prom-client's global registry
+   */
+  readonly registry?: Registry<RegistryContentType>;
   /** Prefix of every metric name. @defaultValue 'sidecarless_' */
   readonly prefix?: string;
   /**
@@ -75,17 +94,18 @@ export interface PrometheusRegistration {
   unregister(): void;
 }
 
-type Labels = Record<string, string>;
-type ClusterStats = ClientStats['clusters'][number];
-type EndpointStats = ClusterStats['endpoints'][number];
-type Emit = (labels: Labels, value: number) => void;
-
-const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
-const BREAKER_STATES = ['closed', 'open', 'half-open'] as const;
 const BUCKETS = LATENCY_BUCKETS_MS.map((ms) => ms / 1000);
 const PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const CLUSTER_LABELS = ['client', 'upstream_cluster'];
 const ENDPOINT_LABELS = [...CLUSTER_LABELS, 'upstream_endpoint'];
+
+/** A cluster's histogram series: its labels, its endpoints' (within the bound), endpoints found outside it. */
+interface Series {
+  readonly labels: Labels;
+  readonly endpoints: Map<string, Labels>;
+  /** Endpoints past the bound, until the next scrape (the set's order may change). */
+  readonly outside: Set<string>;
+}
 
 /** One registered client. */
 interface Source {
@@ -94,7 +114,7 @@ interface Source {
   readonly endpointMetrics: boolean;
   readonly maxEndpoints: number;
   /** Histogram series this client observed, by cluster id: the cluster's labels and its endpoints' labels. */
-  readonly series: Map<number, { labels: Labels; endpoints: Map<string, Labels> }>;
+  readonly series: Map<number, Series>;
   stats(): ClientStats;
 }
 
@@ -109,166 +129,8 @@ interface Shared {
   endpointMetrics: boolean;
 }
 
-const registries = new WeakMap<Registry, Map<string, Shared>>();
-
-type ClusterFill = (c: ClusterStats, emit: Emit) => void;
-type EndpointFill = (e: EndpointStats, emit: Emit) => void;
-
-const one =
-  (pick: (c: ClusterStats) => number): ClusterFill =>
-  (c, emit) =>
-    emit({}, pick(c));
-const oneEndpoint =
-  (pick: (e: EndpointStats) => number): EndpointFill =>
-  (e, emit) =>
-    emit({}, pick(e));
-
-// name, type, help, extra label, fill
-const CLUSTER_METRICS: readonly [string, 'counter' | 'gauge', string, string | undefined, ClusterFill][] = [
-  ['requests_total', 'counter', 'Requests accepted by the cluster.', undefined, one((c) => c.requests.total)],
-  ['requests_in_flight', 'gauge', 'Requests accepted and not yet ended.', undefined, one((c) => c.inFlight)],
-  ['requests_pending', 'gauge', 'Requests waiting for an endpoint.', undefined, one((c) => c.pending)],
-  [
-    'responses_total',
-    'counter',
-    'Responses delivered to callers, by status class.',
-    'code_class',
-    (c, emit) => {
-      for (const cls of CLASSES) emit({ code_class: cls }, c.requests.statusClasses[cls]);
-    },
-  ],
-  [
-    'request_errors_total',
-    'counter',
-    'Requests that failed, by error code.',
-    'error_code',
-    (c, emit) => {
-      for (const [code, n] of Object.entries(c.requests.errors)) emit({ error_code: code }, n);
-    },
-  ],
-  ['retries_total', 'counter', 'Attempts that retried a failure.', undefined, one((c) => c.requests.retries)],
-  ['hedges_total', 'counter', 'Hedged attempts.', undefined, one((c) => c.requests.hedges)],
-  [
-    'overloaded_total',
-    'counter',
-    'Requests refused by a concurrency limit.',
-    undefined,
-    one((c) => c.requests.overloaded),
-  ],
-  [
-    'circuit_open_total',
-    'counter',
-    'Requests refused by an open circuit breaker.',
-    undefined,
-    one((c) => c.requests.circuitOpen),
-  ],
-  [
-    'breaker_state',
-    'gauge',
-    'Circuit breaker state (1 for the current state), when a breaker is configured.',
-    'state',
-    (c, emit) => {
-      if (c.breaker === undefined) return;
-      for (const state of BREAKER_STATES) emit({ state }, c.breaker === state ? 1 : 0);
-    },
-  ],
-  ['endpoints', 'gauge', 'Endpoints in the current set.', undefined, one((c) => c.endpoints.length)],
-  ['ejections_total', 'counter', 'Outlier ejections.', undefined, one((c) => c.ejections)],
-  ['ejection_returns_total', 'counter', 'Returns from outlier ejection.', undefined, one((c) => c.returns)],
-  [
-    'panic',
-    'gauge',
-    '1 while the cluster is in panic mode (too few eligible endpoints).',
-    undefined,
-    one((c) => (c.panic ? 1 : 0)),
-  ],
-  [
-    'resolver_updates_total',
-    'counter',
-    'Endpoint sets delivered by the resolver.',
-    undefined,
-    one((c) => c.resolver.updates),
-  ],
-  [
-    'resolver_errors_total',
-    'counter',
-    'Resolver failures (the last good set was kept).',
-    undefined,
-    one((c) => c.resolver.errors),
-  ],
-];
-
-const ENDPOINT_METRICS: readonly [string, 'counter' | 'gauge', string, string | undefined, EndpointFill][] = [
-  ['endpoint_attempts_total', 'counter', 'Attempts sent to the endpoint.', undefined, oneEndpoint((e) => e.attempts)],
-  [
-    'endpoint_retries_total',
-    'counter',
-    'Attempts sent to the endpoint that retried a failure.',
-    undefined,
-    oneEndpoint((e) => e.retries),
-  ],
-  [
-    'endpoint_hedges_total',
-    'counter',
-    'Hedged attempts sent to the endpoint.',
-    undefined,
-    oneEndpoint((e) => e.hedges),
-  ],
-  ['endpoint_in_flight', 'gauge', 'Attempts in flight on the endpoint.', undefined, oneEndpoint((e) => e.inFlight)],
-  [
-    'endpoint_responses_total',
-    'counter',
-    'Responses from the endpoint, by status class (classes seen).',
-    'code_class',
-    (e, emit) => {
-      for (const cls of CLASSES) if (e.statusClasses[cls] > 0) emit({ code_class: cls }, e.statusClasses[cls]);
-    },
-  ],
-  [
-    'endpoint_errors_total',
-    'counter',
-    'Attempt errors on the endpoint, by kind (kinds seen).',
-    'error_kind',
-    (e, emit) => {
-      for (const [kind, n] of Object.entries(e.errorsByKind)) if (n > 0) emit({ error_kind: kind }, n);
-    },
-  ],
-  [
-    'endpoint_ejections_total',
-    'counter',
-    'Outlier ejections of the endpoint.',
-    undefined,
-    oneEndpoint((e) => e.timesEjected),
-  ],
-  [
-    'endpoint_ejection_returns_total',
-    'counter',
-    'Returns of the endpoint from outlier ejection.',
-    undefined,
-    oneEndpoint((e) => e.returns),
-  ],
-  [
-    'endpoint_ejected',
-    'gauge',
-    '1 while the endpoint is ejected by outlier detection.',
-    undefined,
-    oneEndpoint((e) => (e.ejected ? 1 : 0)),
-  ],
-  [
-    'endpoint_healthy',
-    'gauge',
-    '1 while the endpoint passes health checks.',
-    undefined,
-    oneEndpoint((e) => (e.healthy ? 1 : 0)),
-  ],
-  [
-    'endpoint_weight',
-    'gauge',
-    'Effective weight (slow start applied).',
-    undefined,
-    oneEndpoint((e) => e.effectiveWeight),
-  ],
-];
+type AnyRegistry = Registry<RegistryContentType>;
+const registries = new WeakMap<AnyRegistry, Map<string, Shared>>();
 
 /** A prom-client counter or gauge whose `collect()` refills it from every source's stats. */
 function collected(
@@ -307,10 +169,11 @@ function sync(source: Source, shared: Shared): void {
   for (const c of clusters.values()) {
     if (source.series.has(c.id)) continue;
     const labels = { client: source.label, upstream_cluster: c.name };
-    source.series.set(c.id, { labels, endpoints: new Map() });
+    source.series.set(c.id, { labels, endpoints: new Map(), outside: new Set() });
     shared.requestDuration?.zero(labels);
   }
   for (const [id, entry] of source.series) {
+    entry.outside.clear();
     const c = clusters.get(id);
     const keep = c === undefined ? undefined : new Set(shownEndpoints(c, source.maxEndpoints).map((e) => e.key));
     for (const [key, labels] of entry.endpoints) {
@@ -342,7 +205,7 @@ function histogram(shared: Shared, name: string, help: string, labelNames: strin
  * Registers `metric` under `name`. prom-client keys its registry by `metric.name`, which it rewrites in place (drops
  * `_total`) while writing OpenMetrics: the name is restored for the call.
  */
-function registerAs(registry: Registry, name: string, metric: Metric): void {
+function registerAs(registry: AnyRegistry, name: string, metric: Metric): void {
   const writable = metric as unknown as { name: string };
   const current = writable.name;
   writable.name = name;
@@ -436,7 +299,7 @@ export function registerPrometheusMetrics(client: Client, options: PrometheusOpt
     );
   }
   checkObject(raw, ['registry', 'prefix', 'client', 'endpointMetrics', 'maxEndpointsPerCluster'], '');
-  const registry = options.registry ?? defaultRegistry;
+  const registry: AnyRegistry = options.registry ?? defaultRegistry;
   const prefix = raw.prefix === '' ? '' : string(raw.prefix, 'prefix', 'sidecarless_', PREFIX, 'a metric name prefix');
   const endpointMetrics = boolean(raw.endpointMetrics, 'endpointMetrics', false);
   const maxEndpoints = integer(raw.maxEndpointsPerCluster, 'maxEndpointsPerCluster', 20, 1);
@@ -493,7 +356,7 @@ export function registerPrometheusMetrics(client: Client, options: PrometheusOpt
       foreign.add(clusterId);
       return undefined;
     }
-    entry = { labels: { client: label, upstream_cluster: cluster }, endpoints: new Map<string, Labels>() };
+    entry = { labels: { client: label, upstream_cluster: cluster }, endpoints: new Map(), outside: new Set() };
     source.series.set(clusterId, entry);
     current.requestDuration?.zero(entry.labels);
     return entry;
@@ -513,7 +376,14 @@ export function registerPrometheusMetrics(client: Client, options: PrometheusOpt
     if (entry === undefined) return;
     let labels = entry.endpoints.get(m.endpoint);
     if (labels === undefined) {
-      if (entry.endpoints.size >= maxEndpoints) return;
+      // The bound keeps the first endpoints in resolver order, as the counters do; an endpoint found outside it is
+      // not looked up again until the next scrape.
+      if (entry.outside.has(m.endpoint)) return;
+      const c = client.stats().clusters.find((x) => x.id === m.clusterId);
+      if (c === undefined || !shownEndpoints(c, maxEndpoints).some((e) => e.key === m.endpoint)) {
+        entry.outside.add(m.endpoint);
+        return;
+      }
       labels = { ...entry.labels, upstream_endpoint: m.endpoint };
       entry.endpoints.set(m.endpoint, labels);
     }
