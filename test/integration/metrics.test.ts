@@ -279,7 +279,7 @@ describe('metrics', () => {
       const { resourceMetrics } = await reader.collect();
       const all = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
       const find = (name: string) => all.find((m) => m.descriptor.name === name);
-      const duration = find('http.client.request.duration');
+      const duration = find('sidecarless.request.duration');
       assert.ok(duration, 'histogram exported');
       const points = duration.dataPoints as unknown as {
         attributes: Record<string, unknown>;
@@ -294,7 +294,12 @@ describe('metrics', () => {
       const requests = find('sidecarless.requests');
       const value = (requests?.dataPoints[0] as { value: number } | undefined)?.value;
       assert.equal(value, client.stats().clusters[0]?.requests.total);
-      assert.equal((find('sidecarless.endpoints')?.dataPoints[0] as { value: number } | undefined)?.value, 3);
+      const endpoints = find('sidecarless.endpoints');
+      assert.equal((endpoints?.dataPoints[0] as { value: number } | undefined)?.value, 3);
+      // A count of endpoints is an up-down counter (a non-monotonic sum), as the conventions have it.
+      assert.equal(endpoints?.descriptor.type, 'OBSERVABLE_UP_DOWN_COUNTER');
+      assert.equal((endpoints as { isMonotonic?: boolean } | undefined)?.isMonotonic, false);
+      assert.equal(find('sidecarless.endpoint.attempts'), undefined, 'per-endpoint instruments are off by default');
     } finally {
       registration.unregister();
       await Promise.all([provider.shutdown(), twin.close()]);
@@ -654,7 +659,10 @@ describe('counters, with their exact Prometheus series', () => {
     const client = track(createClient({ target: [shop.address], name: 'shop', retry: false, breaker: true }));
     const reader = new TestReader();
     const provider = new MeterProvider({ readers: [reader] });
-    const registration = registerOpenTelemetryMetrics(client, { meter: provider.getMeter('test') });
+    const registration = registerOpenTelemetryMetrics(client, {
+      meter: provider.getMeter('test'),
+      endpointMetrics: true,
+    });
     try {
       await (await client.fetch('http://shop/')).arrayBuffer();
       await (await client.fetch('http://shop/missing')).arrayBuffer();
@@ -670,7 +678,7 @@ describe('counters, with their exact Prometheus series', () => {
       };
       type Point = { attributes: Record<string, unknown>; value: number | { count: number } };
       const points = (name: string) => find(name).dataPoints as unknown as Point[];
-      const requests = points('http.client.request.duration').map((p) => p.attributes);
+      const requests = points('sidecarless.request.duration').map((p) => p.attributes);
       const byPath = (status: number | undefined, method = 'GET') =>
         requests.find((a) => a['http.response.status_code'] === status && a['http.request.method'] === method);
       assert.equal(requests.length, 4);
@@ -719,6 +727,13 @@ describe('counters, with their exact Prometheus series', () => {
         points('sidecarless.ejection_returns').map((p) => p.value),
         [0],
       );
+      // The conventions' per-request metric is the undici instrumentation's (per attempt), never recorded here.
+      assert.equal(
+        all.some((m) => m.descriptor.name === 'http.client.request.duration'),
+        false,
+      );
+      const perRequest = points('sidecarless.request.attempts').map((p) => (p.value as { count: number }).count);
+      assert.deepEqual(perRequest, [4]);
       const errors = points('sidecarless.endpoint.errors').find((p) => p.attributes['error.type'] === 'reset');
       assert.equal(errors?.value, 1);
     } finally {
