@@ -31,7 +31,7 @@ try {
   undici = (await import(INSTRUMENTATION)) as UndiciModule;
 } catch (err) {
   why = `${INSTRUMENTATION} is not installed (a devDependency): ${(err as Error).message}`;
-  if (process.env.CI !== undefined) throw new Error(why);
+  if (process.env.CI !== undefined) throw new Error(why, { cause: err });
 }
 
 type Point = { attributes: Record<string, unknown>; value: { count: number; sum: number } };
