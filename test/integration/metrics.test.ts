@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
 import { after, before, describe, it } from 'node:test';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { DataPointType, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { type OpenMetricsContentType, Registry } from 'prom-client';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -297,7 +297,7 @@ describe('metrics', () => {
       const endpoints = find('sidecarless.endpoints');
       assert.equal((endpoints?.dataPoints[0] as { value: number } | undefined)?.value, 3);
       // A count of endpoints is an up-down counter (a non-monotonic sum), as the conventions have it.
-      assert.equal(endpoints?.descriptor.type, 'OBSERVABLE_UP_DOWN_COUNTER');
+      assert.equal(endpoints?.dataPointType, DataPointType.SUM);
       assert.equal((endpoints as { isMonotonic?: boolean } | undefined)?.isMonotonic, false);
       assert.equal(find('sidecarless.endpoint.attempts'), undefined, 'per-endpoint instruments are off by default');
     } finally {
