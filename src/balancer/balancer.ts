@@ -168,9 +168,13 @@ export class Balancer<T extends BalancedHost> {
   #subsetSnapshot(selector: SubsetSelector): Snapshot<T> {
     let snapshot = this.#subsets.get(selector);
     if (snapshot === undefined) {
-      const members = this.#population.filter((s) =>
-        Object.entries(selector).every(([k, v]) => s.endpoint.metadata[k] === v),
-      );
+      // The selector's entries once, not once per endpoint.
+      const wanted = Object.entries(selector);
+      const members = this.#population.filter((s) => {
+        const metadata = s.endpoint.metadata;
+        for (const [k, v] of wanted) if (metadata[k] !== v) return false;
+        return true;
+      });
       snapshot = this.#build(members);
       this.#subsets.set(selector, snapshot);
     }

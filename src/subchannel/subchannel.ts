@@ -99,6 +99,8 @@ export class Subchannel implements Pickable {
   inFlight = 0;
   /** @internal Slow-start factor in (0, 1], set by the cluster before each picker build. */
   weightFactor = 1;
+  /** @internal The subchannel pool's update that last saw this endpoint in the set. */
+  generation = 0;
   /** Peak-EWMA of response latency, read by the `peak-ewma` picker. */
   readonly load: PeakEwma;
 
