@@ -45,7 +45,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import { Pool, request as undiciRequest } from 'undici';
-import { createClient, type Endpoint, type EndpointInit, type Resolver, type ResolverListener } from '../src/index.js';
+import { createClient, createEndpoint, type Endpoint, type Resolver, type ResolverListener } from '../src/index.js';
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -66,8 +66,15 @@ interface Result {
   bytesPerIdleEndpoint: number;
   heapBytesPerIdleEndpoint: number;
   poolsCreated: number;
-  fullUpdate: { pushMs: number; loopMaxMs: number; firstPickMs: number };
-  churnUpdates: { count: number; maxPushMs: number; medianPushMs: number; loopMaxMs: number };
+  fullUpdate: { pushMs: number; pushCpuMs: number; loopMaxMs: number; firstPickMs: number };
+  churnUpdates: {
+    count: number;
+    maxPushMs: number;
+    medianPushMs: number;
+    medianPushCpuMs: number;
+    maxPushCpuMs: number;
+    loopMaxMs: number;
+  };
   picks: { total: number; ok: number; wrong: number; failed: number };
 }
 
@@ -84,8 +91,8 @@ class PushResolver implements Resolver {
   start(listener: ResolverListener): void {
     this.listener = listener;
   }
-  push(set: readonly (EndpointInit | Endpoint)[]): void {
-    this.listener?.onUpdate(set as readonly Endpoint[]);
+  push(set: readonly Endpoint[]): void {
+    this.listener?.onUpdate(set);
   }
   close(): void {
     this.listener = undefined;
@@ -105,7 +112,17 @@ async function listen(): Promise<{ server: Server; port: number }> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-const idle = (i: number): EndpointInit => ({ host: `127.0.0.${2 + (i % 250)}`, port: 10000 + Math.floor(i / 250) });
+const FRESH = process.argv.includes('--fresh');
+/** The i-th idle endpoint: a validated (frozen) `Endpoint`, as built-in resolvers deliver them. */
+const idle = (i: number): Endpoint =>
+  createEndpoint({ host: `127.0.0.${2 + (i % 250)}`, port: 10000 + Math.floor(i / 250) });
+/** The set as the resolver delivers it: the same objects for unchanged endpoints, or (`--fresh`) all new ones. */
+const deliver = (set: readonly Endpoint[]): Endpoint[] => (FRESH ? set.map((e) => createEndpoint(e)) : [...set]);
+/** CPU time of this process (all threads: the main thread and V8's collector helpers), ms. */
+const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 /**
  * `--heap-profile <file>` (with `--child N`): V8's sampling heap profile of the objects allocated by the full
@@ -171,7 +188,8 @@ async function child(n: number): Promise<Result> {
   });
   let livePorts = servers.slice(0, LIVE).map((s) => s.port);
   const spare = servers.slice(LIVE).map((s) => s.port);
-  const liveSet = (): EndpointInit[] => livePorts.map((port) => ({ host: '127.0.0.1', port, metadata: { live: '1' } }));
+  const liveSet = (): Endpoint[] =>
+    livePorts.map((port) => createEndpoint({ host: '127.0.0.1', port, metadata: { live: '1' } }));
   const picks = { total: 0, ok: 0, wrong: 0, failed: 0 };
   const send = async (check: (port: number) => boolean): Promise<void> => {
     picks.total++;
@@ -196,7 +214,7 @@ async function child(n: number): Promise<Result> {
   await Promise.all(burst());
 
   let next = 0;
-  let idleSet: EndpointInit[] = Array.from({ length: n }, () => idle(next++));
+  let idleSet: Endpoint[] = Array.from({ length: n }, () => idle(next++));
   const loop = monitorEventLoopDelay({ resolution: 1 });
 
   // Phase 1: one update of the whole set.
@@ -205,9 +223,12 @@ async function child(n: number): Promise<Result> {
   poolsCreated = 0;
   loop.enable();
   await sleep(20); // the monitor's first interval only sets its baseline
+  const fullSet = deliver([...liveSet(), ...idleSet]);
+  let c = cpuMs();
   let t = performance.now();
-  resolver.push([...liveSet(), ...idleSet]);
+  resolver.push(fullSet);
   const fullPushMs = performance.now() - t;
+  const fullPushCpuMs = cpuMs() - c;
   t = performance.now();
   await send(() => true); // the first request after the update builds the subset snapshot
   const firstPickMs = performance.now() - t;
@@ -225,6 +246,7 @@ async function child(n: number): Promise<Result> {
   loop.enable();
   await sleep(20);
   const pushes: number[] = [];
+  const cpuPushes: number[] = [];
   const churn = Math.max(1, Math.round((n * CHURN) / 100));
   for (let u = 0; u < UPDATES; u++) {
     const inFlight = burstAny();
@@ -235,13 +257,17 @@ async function child(n: number): Promise<Result> {
       livePorts = [...livePorts.slice(1), spare.shift()!];
       spare.push(out);
     }
+    const set = deliver([...liveSet(), ...idleSet]);
+    c = cpuMs();
     t = performance.now();
-    resolver.push([...liveSet(), ...idleSet]);
+    resolver.push(set);
     pushes.push(performance.now() - t);
+    cpuPushes.push(cpuMs() - c);
     await Promise.all([...inFlight, ...burst()]);
   }
   loop.disable();
   pushes.sort((a, b) => a - b);
+  cpuPushes.sort((a, b) => a - b);
 
   await client.close();
   await Promise.all(servers.map((s) => new Promise((r) => s.server.close(r))));
@@ -251,11 +277,13 @@ async function child(n: number): Promise<Result> {
     bytesPerIdleEndpoint,
     heapBytesPerIdleEndpoint,
     poolsCreated,
-    fullUpdate: { pushMs: fullPushMs, loopMaxMs: fullLoopMaxMs, firstPickMs },
+    fullUpdate: { pushMs: fullPushMs, pushCpuMs: fullPushCpuMs, loopMaxMs: fullLoopMaxMs, firstPickMs },
     churnUpdates: {
       count: UPDATES,
       maxPushMs: pushes[pushes.length - 1] ?? 0,
       medianPushMs: pushes[Math.floor(pushes.length / 2)] ?? 0,
+      medianPushCpuMs: cpuPushes[Math.floor(cpuPushes.length / 2)] ?? 0,
+      maxPushCpuMs: cpuPushes[cpuPushes.length - 1] ?? 0,
       loopMaxMs: loop.max / 1e6,
     },
     picks,
@@ -283,6 +311,7 @@ async function main(): Promise<void> {
     const v = flag(k);
     return v === undefined ? [] : [`--${k}`, v];
   });
+  if (FRESH) passOn.push('--fresh');
   const results: Result[] = [];
   for (const n of ns) {
     const out = execFileSync(
@@ -297,11 +326,11 @@ async function main(): Promise<void> {
     fmt(r.bytesPerIdleEndpoint / 1024, 2),
     fmt(r.undiciConnectionBytes / 1024, 2),
     String(r.poolsCreated),
-    fmt(r.fullUpdate.pushMs),
+    `${fmt(r.fullUpdate.pushMs)} (${fmt(r.fullUpdate.pushCpuMs)})`,
     fmt(r.fullUpdate.loopMaxMs),
     fmt(r.fullUpdate.firstPickMs),
-    fmt(r.churnUpdates.medianPushMs),
-    fmt(r.churnUpdates.maxPushMs),
+    `${fmt(r.churnUpdates.medianPushMs)} (${fmt(r.churnUpdates.medianPushCpuMs)})`,
+    `${fmt(r.churnUpdates.maxPushMs)} (${fmt(r.churnUpdates.maxPushCpuMs)})`,
     fmt(r.churnUpdates.loopMaxMs),
     `${r.picks.ok}/${r.picks.total}` +
       (r.picks.wrong + r.picks.failed > 0 ? ` (${r.picks.wrong} wrong, ${r.picks.failed} failed)` : ''),
@@ -311,11 +340,11 @@ async function main(): Promise<void> {
     'KiB / idle endpoint',
     'undici KiB / open conn',
     'pools created',
-    'full update ms',
+    'full update ms (cpu)',
     'full: loop max ms',
     'first pick ms',
-    '1% update ms (median)',
-    '1% update ms (max)',
+    '1% update ms (cpu), median',
+    '1% update ms (cpu), max',
     '1%: loop max ms',
     'picks ok',
   ];
@@ -331,7 +360,7 @@ async function main(): Promise<void> {
         date: new Date().toISOString(),
         node: process.version,
         cpus: cpus().length,
-        settings: { updates: UPDATES, churnPercent: CHURN, requests: REQUESTS, live: LIVE, pools: POOLS },
+        settings: { updates: UPDATES, churnPercent: CHURN, requests: REQUESTS, live: LIVE, pools: POOLS, fresh: FRESH },
         results,
       },
       null,

@@ -47,6 +47,8 @@ export interface BalancerSettings<T extends BalancedHost> {
   readonly panicThreshold: number;
   /** True for endpoints health allows. */
   readonly eligible: (host: T) => boolean;
+  /** True when `eligible` is true for every endpoint (so the rebuild need not ask it of each); optional. */
+  readonly allEligible?: (() => boolean) | undefined;
   /** The slow-start factor of an endpoint's weight. */
   readonly weightFactor: (host: T) => number;
   /** Told after each rebuild whether the main snapshot has a level in panic. */
@@ -99,7 +101,7 @@ export class Balancer<T extends BalancedHost> {
       // endpoint": it also finds an endpoint that comes back before its backoff expires. Both the rule and this
       // exception are tested per policy in test/integration/picker-eligibility.test.ts.
       usable: population.some(isUsable) ? isUsable : always,
-      eligible: settings.eligible,
+      eligible: settings.allEligible?.() === true ? always : settings.eligible,
       panicThreshold: settings.panicThreshold,
       zone: settings.zone,
       build: (group) => {

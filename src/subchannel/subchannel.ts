@@ -101,6 +101,10 @@ export class Subchannel implements Pickable {
   weightFactor = 1;
   /** @internal The subchannel pool's update that last saw this endpoint in the set. */
   generation = 0;
+  /** @internal The subchannel pool's validation that last met this endpoint's key. */
+  validation = 0;
+  /** @internal The resolver's frozen object this endpoint was validated from, if it was frozen. */
+  source: object | undefined = undefined;
   /** Peak-EWMA of response latency, read by the `peak-ewma` picker. */
   readonly load: PeakEwma;
 
