@@ -205,7 +205,7 @@ export class Cluster {
     }
     this.#resolverCounters.updates++;
     debug('%s: resolver delivered %d endpoints', this.name, set.endpoints.length);
-    this.#pool.update(set.endpoints, set.sources);
+    this.#pool.update(set.endpoints, set.sources, set.found);
     publishResolve(this.#label, set.endpoints.length, undefined);
   }
 

@@ -14,22 +14,8 @@ import type { Pickable, PickResult } from './picker.js';
  */
 export function completeResults<T extends Pickable>(targets: readonly T[]): PickResult<T>[] {
   const out = new Array<PickResult<T>>(targets.length);
-  for (let i = 0; i < targets.length; i++) out[i] = completeResult(targets[i] as T);
+  for (let i = 0; i < targets.length; i++) out[i] = { type: 'complete', target: targets[i] as T };
   return out;
-}
-
-// One immutable result per target for its whole life, shared by every picker built over it: a rebuild of 10,000
-// endpoints then allocates the results array, not 10,000 result objects.
-const results = new WeakMap<Pickable, PickResult<Pickable>>();
-
-/** The `complete` result of `target`, made once per target and shared by every picker. @category Pickers */
-export function completeResult<T extends Pickable>(target: T): PickResult<T> {
-  let result = results.get(target) as PickResult<T> | undefined;
-  if (result === undefined) {
-    result = Object.freeze({ type: 'complete', target } as const);
-    results.set(target, result);
-  }
-  return result;
 }
 
 /**

@@ -31,6 +31,8 @@ export interface SubchannelPoolInit {
 export interface ValidatedSet {
   readonly endpoints: Endpoint[];
   readonly sources: readonly (object | undefined)[];
+  /** The active subchannel of each entry's key at validation, if any (saves `update` a second lookup). */
+  readonly found: readonly (Subchannel | undefined)[];
 }
 
 /** Frozen, and so is its metadata (when it has an object there). */
@@ -91,6 +93,7 @@ export class SubchannelPool {
     const entries = Array.isArray(input) ? (input as readonly unknown[]) : [...input];
     const endpoints = new Array<Endpoint>(entries.length);
     const sources = new Array<object | undefined>(entries.length);
+    const found = new Array<Subchannel | undefined>(entries.length);
     // Duplicates: an active key is stamped with this validation; a new key goes in a set (few per update).
     const mark = ++this.#validation;
     let added: Set<string> | undefined;
@@ -103,9 +106,13 @@ export class SubchannelPool {
       if (typeof entry === 'object' && entry !== null) {
         const key = (entry as { key?: unknown }).key;
         current = typeof key === 'string' ? active.get(key) : undefined;
-        // The very object validated last time, and frozen: it cannot have changed.
-        if (current !== undefined && current.source === entry) endpoint = current.endpoint;
-        if (immutable(entry)) source = entry;
+        // The very object validated last time, and frozen then (so still): it cannot have changed.
+        if (current !== undefined && current.source === entry) {
+          endpoint = current.endpoint;
+          source = entry;
+        } else if (immutable(entry)) {
+          source = entry;
+        }
       }
       if (endpoint === undefined) {
         endpoint =
@@ -122,20 +129,26 @@ export class SubchannelPool {
       }
       endpoints[i] = endpoint;
       sources[i] = source;
+      found[i] = current;
     }
-    return { endpoints, sources };
+    return { endpoints, sources, found };
   }
 
   /**
    * Reconciles with a full endpoint set (keys unique, as the resolver contract requires). Synchronous: when it
    * returns, removed subchannels no longer take requests and `onMembershipChange` has run if anything changed.
-   * `sources` (from {@link SubchannelPool.validate}) are remembered so the next validation can skip them.
+   * `sources` (from {@link SubchannelPool.validate}) are remembered so the next validation can skip them; `found`,
+   * from the same validation, must come with no update in between.
    *
    * O(N) in the size of the two sets. The key map is updated in place, so an update allocates the new order (one
    * array) and a subchannel per new endpoint (which makes no connection pool until it is first picked), and
    * nothing per unchanged endpoint.
    */
-  update(endpoints: readonly Endpoint[], sources?: readonly (object | undefined)[]): void {
+  update(
+    endpoints: readonly Endpoint[],
+    sources?: readonly (object | undefined)[],
+    found?: ValidatedSet['found'],
+  ): void {
     if (this.#closed) return;
     const active = this.#active;
     const old = this.#ordered;
@@ -146,7 +159,7 @@ export class SubchannelPool {
     let kept = 0;
     for (let i = 0; i < endpoints.length; i++) {
       const endpoint = endpoints[i] as Endpoint;
-      let subchannel = active.get(endpoint.key);
+      let subchannel = found === undefined ? active.get(endpoint.key) : found[i];
       if (subchannel === undefined) {
         subchannel = new Subchannel(endpoint, this.#settings);
         active.set(endpoint.key, subchannel);
