@@ -11,17 +11,23 @@
  *   ones on 127.0.0.2-251 at ports 10000 and up that do not listen; nothing is ever sent to them. Requests go
  *   through a route with `subset: { live: '1' }, subsetFallback: 'fail'`, so the cluster's main snapshot (and its
  *   picker) is built over all N + live endpoints on every update, and the subset's on the first request after it.
- * - Memory per idle endpoint: the endpoint list (plain `{ host, port }` objects) is made first; then full GC, heap
- *   used + external (`process.memoryUsage()`), one update delivering the whole set, full GC again, and the growth
- *   divided by N. It includes everything the library makes for an endpoint (its validated `Endpoint`, subchannel,
- *   health state, picker entries), not the caller's input list.
+ * - The resolver keeps its endpoint objects (frozen `Endpoint`s from `createEndpoint`, as `StaticResolver` holds
+ *   them) and hands the same objects for unchanged endpoints; `--fresh` makes new objects for every endpoint at every
+ *   update instead, as the DNS, Consul and etcd resolvers do (each answer is parsed anew).
+ * - Memory per idle endpoint: the endpoint objects are made first; then full GC, heap used + external
+ *   (`process.memoryUsage()`), one update delivering the whole set, full GC again, and the growth divided by N. It
+ *   includes everything the library makes for an endpoint (subchannel, health state, picker entries, and a validated
+ *   copy when it makes one), not the resolver's own objects.
  * - undici's cost for one open connection, in the same process: `--pools` (default 50) undici `Pool`s to a live
  *   server, each with one keep-alive connection opened by a request whose body was read; full GC before and after;
  *   the growth divided by the number of pools. The target is idle-endpoint cost <= this + 2 KiB, and no pool at all
  *   for an endpoint never picked (the `pools created` column counts undici Pools the cluster made).
  * - Stall: `monitorEventLoopDelay` (1 ms resolution) over each phase, its max; and the wall time of each
- *   synchronous `push()` (the update itself: validation, reconciliation, health, snapshot and picker rebuild), max.
- *   Phase 1 is one update of the whole set (empty -> N + live); phase 2 is `--updates` (default 10) updates each
+ *   synchronous `push()` (the update itself: validation, reconciliation, health, snapshot and picker rebuild), with
+ *   the process's CPU time for it in parentheses (`process.cpuUsage()`: on a loaded machine wall time includes
+ *   waiting for a core, CPU time does not). `first pick ms` is the first request after the full update, which
+ *   builds the route's subset snapshot.
+ *   Phase 1 is one update of the whole set (empty -> N + live); phase 2 is `--updates` (default 30) updates each
  *   replacing `--churn` % (default 1) of the idle endpoints and, every other update, one live endpoint with another
  *   live server, with requests in flight across each update.
  * - Picks: after each update `--requests` (default 20) requests start at once, plus as many before the update that
@@ -29,7 +35,7 @@
  *   that is a live member of the set in force (servers answer with their port); counted as wrong otherwise.
  * - Machine: shared 2-core; compare figures of one run with each other (ratios), not with another machine's.
  *
- * Flags: --n 1000,10000,50000  --updates 10  --churn 1  --requests 20  --live 4  --pools 50
+ * Flags: --n 1000,10000,50000  --updates 30  --churn 1  --requests 20  --live 4  --pools 50  --fresh
  *        --out bench/results/scale.json. Profiling one N: `node --import tsx --expose-gc bench/scale.ts --child 10000
  *        --heap-profile /tmp/scale.heapprofile` (live objects of the full update, by allocating function), or
  *        `--cpu-prof` on the same command.
@@ -53,7 +59,7 @@ function flag(name: string): string | undefined {
 }
 const num = (name: string, fallback: number): number => Number(flag(name) ?? fallback);
 
-const UPDATES = num('updates', 10);
+const UPDATES = num('updates', 30);
 const CHURN = num('churn', 1);
 const REQUESTS = num('requests', 20);
 const LIVE = num('live', 4);
