@@ -47,6 +47,8 @@ export interface BalancerSettings<T extends BalancedHost> {
   readonly panicThreshold: number;
   /** True for endpoints health allows. */
   readonly eligible: (host: T) => boolean;
+  /** True when `eligible` is true for every endpoint (so the rebuild need not ask it of each); optional. */
+  readonly allEligible?: (() => boolean) | undefined;
   /** The slow-start factor of an endpoint's weight. */
   readonly weightFactor: (host: T) => number;
   /** Told after each rebuild whether the main snapshot has a level in panic. */
@@ -99,7 +101,7 @@ export class Balancer<T extends BalancedHost> {
       // endpoint": it also finds an endpoint that comes back before its backoff expires. Both the rule and this
       // exception are tested per policy in test/integration/picker-eligibility.test.ts.
       usable: population.some(isUsable) ? isUsable : always,
-      eligible: settings.eligible,
+      eligible: settings.allEligible?.() === true ? always : settings.eligible,
       panicThreshold: settings.panicThreshold,
       zone: settings.zone,
       build: (group) => {
@@ -168,9 +170,13 @@ export class Balancer<T extends BalancedHost> {
   #subsetSnapshot(selector: SubsetSelector): Snapshot<T> {
     let snapshot = this.#subsets.get(selector);
     if (snapshot === undefined) {
-      const members = this.#population.filter((s) =>
-        Object.entries(selector).every(([k, v]) => s.endpoint.metadata[k] === v),
-      );
+      // The selector's entries once, not once per endpoint.
+      const wanted = Object.entries(selector);
+      const members = this.#population.filter((s) => {
+        const metadata = s.endpoint.metadata;
+        for (const [k, v] of wanted) if (metadata[k] !== v) return false;
+        return true;
+      });
       snapshot = this.#build(members);
       this.#subsets.set(selector, snapshot);
     }

@@ -15,7 +15,7 @@
 import type { Dispatcher } from 'undici';
 import { Balancer } from '../balancer/balancer.js';
 import { createDebug } from '../common/debug.js';
-import { createEndpointSet, type Endpoint } from '../common/endpoint.js';
+import type { Endpoint } from '../common/endpoint.js';
 import {
   ClientClosedError,
   InvalidOptionError,
@@ -39,7 +39,7 @@ import type { Resolver } from '../resolvers/resolver.js';
 import { StaticResolver } from '../resolvers/static.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { Subchannel, SubchannelState } from '../subchannel/subchannel.js';
-import { SubchannelPool } from '../subchannel/subchannel-pool.js';
+import { SubchannelPool, type ValidatedSet } from '../subchannel/subchannel-pool.js';
 import {
   type ClusterLabel,
   publishAttemptEnd,
@@ -145,6 +145,7 @@ export class Cluster {
       zone: resolved.zoneAware,
       panicThreshold: health.panicThreshold,
       eligible: (s) => health.isEligible(s),
+      allEligible: () => health.allEligible,
       weightFactor: (s) => health.weightFactor(s),
       onPanic: (panic) => health.notePanic(panic),
     });
@@ -192,10 +193,10 @@ export class Cluster {
   #onResolverUpdate(endpoints: readonly Endpoint[]): void {
     if (this.#closed) return;
     this.#markResolved();
-    let set: Endpoint[];
+    let set: ValidatedSet;
     try {
       // Custom resolvers may hand over plain objects or duplicates; validate so one bad update cannot break the pool.
-      set = createEndpointSet(endpoints);
+      set = this.#pool.validate(endpoints);
     } catch (err) {
       this.#onResolverError(
         new ResolverError(`Resolver for cluster "${this.name}" delivered an invalid endpoint set`, { cause: err }),
@@ -203,9 +204,9 @@ export class Cluster {
       return;
     }
     this.#resolverCounters.updates++;
-    debug('%s: resolver delivered %d endpoints', this.name, set.length);
-    this.#pool.update(set);
-    publishResolve(this.#label, set.length, undefined);
+    debug('%s: resolver delivered %d endpoints', this.name, set.endpoints.length);
+    this.#pool.update(set.endpoints, set.sources, set.found);
+    publishResolve(this.#label, set.endpoints.length, undefined);
   }
 
   #onResolverError(error: SidecarlessError): void {

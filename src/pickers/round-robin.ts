@@ -9,7 +9,7 @@
  * @module
  */
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
-import { allEqual, weightsOf } from './util.js';
+import { allEqual, completeResults, weightsOf } from './util.js';
 // The one cross-policy import: round robin with unequal weights is, by definition, weighted round robin, and sharing
 // its build keeps the two orders identical rather than maintaining a second EDF schedule here.
 import { weightedRoundRobinPolicy } from './weighted-round-robin.js';
@@ -45,7 +45,7 @@ export const roundRobinPolicy: PickerPolicy<Record<string, never>> = {
   },
   build(targets, _config, env) {
     if (!allEqual(weightsOf(targets))) return weightedRoundRobinPolicy.build(targets, {}, env);
-    const results = targets.map((target) => ({ type: 'complete', target }) as const);
+    const results = completeResults(targets);
     return new RoundRobinPicker(results, Math.floor(env.random() * targets.length) % targets.length);
   },
 };

@@ -13,7 +13,9 @@ import type { Pickable, PickResult } from './picker.js';
  * @category Pickers
  */
 export function completeResults<T extends Pickable>(targets: readonly T[]): PickResult<T>[] {
-  return targets.map((target) => ({ type: 'complete', target }) as const);
+  const out = new Array<PickResult<T>>(targets.length);
+  for (let i = 0; i < targets.length; i++) out[i] = { type: 'complete', target: targets[i] as T };
+  return out;
 }
 
 /**

@@ -4,14 +4,14 @@
  * @module
  */
 import type { Dispatcher } from 'undici';
-import { Pool } from 'undici';
+import { errors, Pool } from 'undici';
 import type { Endpoint } from '../common/endpoint.js';
 import { createDebug } from '../common/debug.js';
 import type { LegacyHandler } from '../common/handler.js';
 import { LatencyHistogram } from '../metrics/histogram.js';
 import type { Pickable } from '../pickers/picker.js';
-import type { Clock, TimerHandle } from '../common/runtime.js';
-import type { Backoff } from '../common/backoff.js';
+import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
+import { Backoff, type ResolvedBackoffOptions } from '../common/backoff.js';
 import { PeakEwma } from '../pickers/load.js';
 import { type AttemptOutcome, classifyError, type ErrorKind } from '../common/outcome.js';
 
@@ -55,85 +55,140 @@ export interface SubchannelCounters {
   readonly errorsByKind: Record<ErrorKind, number>;
 }
 
-/** Construction parameters; built by the subchannel pool (internal: not exported from an entry point). */
-export interface SubchannelInit {
-  readonly endpoint: Endpoint;
+/**
+ * What every subchannel of one pool shares, held by reference (one object per pool, not per endpoint); built by the
+ * subchannel pool (internal: not exported from an entry point).
+ */
+export interface SubchannelSettings {
   readonly protocol: 'http:' | 'https:';
   readonly poolOptions: Pool.Options;
   readonly clock: Clock;
-  readonly backoff: Backoff;
+  /** The connection backoff, made for a subchannel the first time one of its connections fails. */
+  readonly connectBackoff: ResolvedBackoffOptions;
+  readonly random: RandomSource;
   readonly observer: SubchannelObserver;
 }
+
+/** Counters of a subchannel that has not dispatched anything yet: all zero, shared, never written. */
+const NO_COUNTERS: Readonly<SubchannelCounters> = Object.freeze({
+  attempts: 0,
+  responses: 0,
+  statusClasses: Object.freeze([0, 0, 0, 0, 0, 0]) as unknown as SubchannelCounters['statusClasses'],
+  errors: 0,
+  latencySumMs: 0,
+  connectFailures: 0,
+  errorsByKind: Object.freeze({ connect: 0, reset: 0, timeout: 0, aborted: 0, other: 0 }),
+});
+
+/** The histogram of a subchannel with no attempt yet: empty, shared, never observed into. */
+const NO_LATENCY = new LatencyHistogram();
 
 /**
  * One endpoint's connection pool and state. Created and owned by a {@link SubchannelPool}; pickers see it through
  * the {@link Pickable} view.
+ *
+ * An endpoint that is never picked costs no connection pool: the undici `Pool` (about 19 KiB, most of it its
+ * request queue) is created on the first dispatch, and the counters, the latency histogram and the connection
+ * backoff on their first use. Until then a subchannel is a few hundred bytes (bench/scale.ts measures it), so a
+ * cluster of 50,000 endpoints of which a few hundred take traffic holds a few hundred pools.
  */
 export class Subchannel implements Pickable {
   /** Stable endpoint key. */
   readonly key: string;
-  /** `protocol//host:port` of the endpoint, used as the dispatch origin. */
-  readonly origin: string;
   /** Requests dispatched and not yet finished. */
   inFlight = 0;
   /** @internal Slow-start factor in (0, 1], set by the cluster before each picker build. */
   weightFactor = 1;
+  /** @internal The subchannel pool's update that last saw this endpoint in the set. */
+  generation = 0;
+  /** @internal The subchannel pool's validation that last met this endpoint's key. */
+  validation = 0;
+  /** @internal The resolver's frozen object this endpoint was validated from, if it was frozen. */
+  source: object | undefined = undefined;
   /** Peak-EWMA of response latency, read by the `peak-ewma` picker. */
   readonly load: PeakEwma;
-  /** Live counters. */
-  readonly counters: SubchannelCounters = {
-    attempts: 0,
-    responses: 0,
-    statusClasses: [0, 0, 0, 0, 0, 0],
-    errors: 0,
-    latencySumMs: 0,
-    connectFailures: 0,
-    errorsByKind: { connect: 0, reset: 0, timeout: 0, aborted: 0, other: 0 },
-  };
-  /** Attempt latency to response headers (or to the error), for every attempt but caller aborts. */
-  readonly latency = new LatencyHistogram();
 
   #endpoint: Endpoint;
   #state: SubchannelState = 'idle';
-  readonly #pool: Pool;
-  readonly #clock: Clock;
-  readonly #backoff: Backoff;
-  readonly #observer: SubchannelObserver;
+  readonly #settings: SubchannelSettings;
+  #origin: string | undefined;
+  /** Created on the first dispatch. */
+  #pool: Pool | undefined;
+  /** Created on the first failed connection. */
+  #backoff: Backoff | undefined;
+  #counters: SubchannelCounters | undefined;
+  #latency: LatencyHistogram | undefined;
   #retryTimer: TimerHandle | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(init: SubchannelInit) {
-    this.#endpoint = init.endpoint;
-    this.key = init.endpoint.key;
-    this.origin = `${init.protocol}//${init.endpoint.key}`;
-    this.#clock = init.clock;
-    this.#backoff = init.backoff;
-    this.#observer = init.observer;
-    this.load = new PeakEwma({ clock: init.clock });
-    this.#pool = new Pool(this.origin, init.poolOptions);
-    this.#pool.on('connect', () => {
-      this.#backoff.reset();
+  constructor(endpoint: Endpoint, settings: SubchannelSettings) {
+    this.#endpoint = endpoint;
+    this.key = endpoint.key;
+    this.#settings = settings;
+    this.load = new PeakEwma({ clock: settings.clock });
+  }
+
+  /** `protocol//host:port` of the endpoint, used as the dispatch origin. */
+  get origin(): string {
+    return (this.#origin ??= `${this.#settings.protocol}//${this.key}`);
+  }
+
+  /** Live counters (a shared all-zero object until the first dispatch: read, never write, through this). */
+  get counters(): Readonly<SubchannelCounters> {
+    return this.#counters ?? NO_COUNTERS;
+  }
+
+  /** Attempt latency to response headers (or to the error), for every attempt but caller aborts. */
+  get latency(): LatencyHistogram {
+    return this.#latency ?? NO_LATENCY;
+  }
+
+  /** @internal True once the subchannel has made its connection pool (on its first dispatch). */
+  get hasPool(): boolean {
+    return this.#pool !== undefined;
+  }
+
+  #liveCounters(): SubchannelCounters {
+    return (this.#counters ??= {
+      attempts: 0,
+      responses: 0,
+      statusClasses: [0, 0, 0, 0, 0, 0],
+      errors: 0,
+      latencySumMs: 0,
+      connectFailures: 0,
+      errorsByKind: { connect: 0, reset: 0, timeout: 0, aborted: 0, other: 0 },
+    });
+  }
+
+  #createPool(): Pool {
+    const pool = new Pool(this.origin, this.#settings.poolOptions);
+    this.#pool = pool;
+    pool.on('connect', () => {
+      this.#backoff?.reset();
       if (this.#state === 'idle' || this.#state === 'transient-failure') this.#setState('ready');
     });
-    this.#pool.on('disconnect', () => {
-      if (this.#state === 'ready' && this.#pool.stats.connected === 0) this.#setState('idle');
+    pool.on('disconnect', () => {
+      if (this.#state === 'ready' && pool.stats.connected === 0) this.#setState('idle');
     });
-    this.#pool.on('connectionError', (_origin: unknown, _targets: unknown, err: Error) => {
-      this.counters.connectFailures++;
+    pool.on('connectionError', (_origin: unknown, _targets: unknown, err: Error) => {
+      this.#liveCounters().connectFailures++;
       if (this.#state === 'draining' || this.#state === 'closed') return;
-      if (this.#pool.stats.connected > 0) return; // other connections still work
+      if (pool.stats.connected > 0) return; // other connections still work
       // One backoff step per connection-attempt cycle (gRPC connection backoff): attempts that fail while the
       // subchannel already waits out a backoff (parallel connects, or picks made in panic) must not stretch it.
       if (this.#state === 'transient-failure') return;
+      const settings = this.#settings;
+      this.#backoff ??= new Backoff(settings.connectBackoff, settings.random);
       const delay = this.#backoff.next();
       debug('%s connection failed (%s); backing off %d ms', this.key, err.message, Math.round(delay));
       this.#setState('transient-failure');
-      if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
-      this.#retryTimer = this.#clock.setTimeout(() => {
+      if (this.#retryTimer !== undefined) settings.clock.clearTimeout(this.#retryTimer);
+      this.#retryTimer = settings.clock.setTimeout(() => {
         this.#retryTimer = undefined;
         if (this.#state === 'transient-failure') this.#setState('idle');
       }, delay);
     });
+    return pool;
   }
 
   /** The current endpoint (its weight or metadata may change over the subchannel's life; its key never does). */
@@ -167,14 +222,24 @@ export class Subchannel implements Pickable {
    */
   dispatch(options: Dispatcher.DispatchOptions, handler: LegacyHandler): boolean {
     this.inFlight++;
-    this.counters.attempts++;
-    return this.#pool.dispatch(options, new AttemptHandler(this, handler, this.#clock.now()) as never);
+    this.#liveCounters().attempts++;
+    const attempt = new AttemptHandler(this, handler, this.#settings.clock.now());
+    let pool = this.#pool;
+    if (pool === undefined) {
+      if (this.#closing !== undefined) {
+        // Closed before it ever had a pool: fail as undici fails a dispatch to a closed pool.
+        attempt.onError(new errors.ClientClosedError());
+        return false;
+      }
+      pool = this.#createPool();
+    }
+    return pool.dispatch(options, attempt as never);
   }
 
   /** @internal Called once per attempt by its handler. */
   finishAttempt(statusCode: number, error: Error | undefined, latencyMs: number): void {
     this.inFlight--;
-    const c = this.counters;
+    const c = this.#liveCounters();
     if (statusCode > 0) {
       c.responses++;
       const cls = Math.floor(statusCode / 100);
@@ -190,13 +255,15 @@ export class Subchannel implements Pickable {
       errorKind = classifyError(error);
       c.errorsByKind[errorKind]++;
     }
-    if (statusCode > 0 || (errorKind !== undefined && errorKind !== 'aborted')) this.latency.observe(latencyMs);
-    this.#observer.onOutcome(this, { statusCode, error, errorKind, latencyMs });
+    if (statusCode > 0 || (errorKind !== undefined && errorKind !== 'aborted')) {
+      (this.#latency ??= new LatencyHistogram()).observe(latencyMs);
+    }
+    this.#settings.observer.onOutcome(this, { statusCode, error, errorKind, latencyMs });
   }
 
   /** @internal The clock, for attempt timing. */
   get clock(): Clock {
-    return this.#clock;
+    return this.#settings.clock;
   }
 
   /**
@@ -205,20 +272,27 @@ export class Subchannel implements Pickable {
    */
   drain(timeoutMs: number): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
-    if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
+    const clock = this.#settings.clock;
+    if (this.#retryTimer !== undefined) clock.clearTimeout(this.#retryTimer);
     this.#setState('draining');
+    const pool = this.#pool;
+    if (pool === undefined) {
+      // Never dispatched to: nothing in flight, nothing to close.
+      this.#closing = Promise.resolve().then(() => this.#setState('closed'));
+      return this.#closing;
+    }
     this.#closing = new Promise<void>((resolve) => {
-      const timer = this.#clock.setTimeout(() => {
+      const timer = clock.setTimeout(() => {
         debug('%s drain timed out after %d ms; destroying', this.key, timeoutMs);
-        this.#pool.destroy().then(resolve, resolve);
+        pool.destroy().then(resolve, resolve);
       }, timeoutMs);
-      this.#pool.close().then(
+      pool.close().then(
         () => {
-          this.#clock.clearTimeout(timer);
+          clock.clearTimeout(timer);
           resolve();
         },
         () => {
-          this.#clock.clearTimeout(timer);
+          clock.clearTimeout(timer);
           resolve();
         },
       );
@@ -228,9 +302,12 @@ export class Subchannel implements Pickable {
 
   /** Destroys the pool now, failing in-flight requests with `reason`. */
   destroy(reason?: Error): Promise<void> {
-    if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
+    if (this.#retryTimer !== undefined) this.#settings.clock.clearTimeout(this.#retryTimer);
     if (this.#state !== 'closed' && this.#state !== 'draining') this.#setState('draining');
-    const done = this.#pool.destroy(reason ?? null).then(() => this.#setState('closed'));
+    const pool = this.#pool;
+    const done = (pool === undefined ? Promise.resolve() : pool.destroy(reason ?? null)).then(() =>
+      this.#setState('closed'),
+    );
     this.#closing ??= done;
     return done;
   }
@@ -240,7 +317,7 @@ export class Subchannel implements Pickable {
     if (previous === next || previous === 'closed') return;
     this.#state = next;
     debug('%s %s -> %s', this.key, previous, next);
-    this.#observer.onStateChange(this, previous);
+    this.#settings.observer.onStateChange(this, previous);
   }
 }
 

@@ -1,0 +1,379 @@
+/**
+ * Scale benchmark: `npm run bench:scale` (or `-- --n 1000,10000 --updates 10`). What a large endpoint set costs a
+ * real client: memory per idle endpoint, the event-loop stall of a resolver update, and whether picks stay right.
+ *
+ * Method
+ * - Each N runs in a child process of its own (`--expose-gc`), so one N's garbage and code caches cannot move
+ *   another's figures. The child builds a multi-service client with one cluster whose resolver is a custom one the
+ *   bench drives: `push(set)` calls the cluster's listener synchronously, so the update's synchronous work is timed
+ *   exactly. Default picker (round robin), outlier detection on (the defaults).
+ * - The set: `--live` endpoints (default 4) that listen (HTTP servers on 127.0.0.1, metadata `live=1`), plus N idle
+ *   ones on 127.0.0.2-251 at ports 10000 and up that do not listen; nothing is ever sent to them. Requests go
+ *   through a route with `subset: { live: '1' }, subsetFallback: 'fail'`, so the cluster's main snapshot (and its
+ *   picker) is built over all N + live endpoints on every update, and the subset's on the first request after it.
+ * - The resolver keeps its endpoint objects (frozen `Endpoint`s from `createEndpoint`, as `StaticResolver` holds
+ *   them) and hands the same objects for unchanged endpoints; `--fresh` makes new objects for every endpoint at every
+ *   update instead, as the DNS, Consul and etcd resolvers do (each answer is parsed anew).
+ * - Memory per idle endpoint: the endpoint objects are made first; then full GC, heap used + external
+ *   (`process.memoryUsage()`), one update delivering the whole set, full GC again, and the growth divided by N. It
+ *   includes everything the library makes for an endpoint (subchannel, health state, picker entries, and a validated
+ *   copy when it makes one), not the resolver's own objects.
+ * - undici's cost for one open connection, in the same process: `--pools` (default 50) undici `Pool`s to a live
+ *   server, each with one keep-alive connection opened by a request whose body was read; full GC before and after;
+ *   the growth divided by the number of pools. The target is idle-endpoint cost <= this + 2 KiB, and no pool at all
+ *   for an endpoint never picked (the `pools created` column counts undici Pools the cluster made).
+ * - Stall: `monitorEventLoopDelay` (1 ms resolution) over each phase, its max; and the wall time of each
+ *   synchronous `push()` (the update itself: validation, reconciliation, health, snapshot and picker rebuild), with
+ *   the process's CPU time for it in parentheses (`process.cpuUsage()`: on a loaded machine wall time includes
+ *   waiting for a core, CPU time does not). `first pick ms` is the first request after the full update, which
+ *   builds the route's subset snapshot.
+ *   Phase 1 is one update of the whole set (empty -> N + live); phase 2 is `--updates` (default 30) updates each
+ *   replacing `--churn` % (default 1) of the idle endpoints and, every other update, one live endpoint with another
+ *   live server, with requests in flight across each update.
+ * - Picks: after each update `--requests` (default 20) requests start at once, plus as many before the update that
+ *   finish after it. Each must answer 200, and every request started after an update must be served by a server
+ *   that is a live member of the set in force (servers answer with their port); counted as wrong otherwise.
+ * - Machine: shared 2-core; compare figures of one run with each other (ratios), not with another machine's.
+ *
+ * Flags: --n 1000,10000,50000  --updates 30  --churn 1  --requests 20  --live 4  --pools 50  --fresh
+ *        --out bench/results/scale.json. Profiling one N: `node --import tsx --expose-gc bench/scale.ts --child 10000
+ *        --heap-profile /tmp/scale.heapprofile` (live objects of the full update, by allocating function), or
+ *        `--cpu-prof` on the same command.
+ *
+ * @module
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { cpus } from 'node:os';
+import { Pool, request as undiciRequest } from 'undici';
+import { createClient, createEndpoint, type Endpoint, type Resolver, type ResolverListener } from '../src/index.js';
+
+function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const num = (name: string, fallback: number): number => Number(flag(name) ?? fallback);
+
+const UPDATES = num('updates', 30);
+const CHURN = num('churn', 1);
+const REQUESTS = num('requests', 20);
+const LIVE = num('live', 4);
+const POOLS = num('pools', 50);
+
+/** What one child reports. */
+interface Result {
+  n: number;
+  undiciConnectionBytes: number;
+  bytesPerIdleEndpoint: number;
+  heapBytesPerIdleEndpoint: number;
+  poolsCreated: number;
+  fullUpdate: { pushMs: number; pushCpuMs: number; loopMaxMs: number; firstPickMs: number };
+  churnUpdates: {
+    count: number;
+    maxPushMs: number;
+    medianPushMs: number;
+    medianPushCpuMs: number;
+    maxPushCpuMs: number;
+    loopMaxMs: number;
+  };
+  picks: { total: number; ok: number; wrong: number; failed: number };
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+function memory(): { heap: number; total: number } {
+  for (let i = 0; i < 4; i++) gc?.();
+  const m = process.memoryUsage();
+  return { heap: m.heapUsed, total: m.heapUsed + m.external };
+}
+
+/** A resolver the bench drives: `push` calls the listener synchronously. */
+class PushResolver implements Resolver {
+  listener: ResolverListener | undefined;
+  start(listener: ResolverListener): void {
+    this.listener = listener;
+  }
+  push(set: readonly Endpoint[]): void {
+    this.listener?.onUpdate(set);
+  }
+  close(): void {
+    this.listener = undefined;
+  }
+}
+
+async function listen(): Promise<{ server: Server; port: number }> {
+  let port = 0;
+  const server = createServer((_req, res) => {
+    res.end(String(port));
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  port = (server.address() as AddressInfo).port;
+  return { server, port };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const FRESH = process.argv.includes('--fresh');
+/** The i-th idle endpoint: a validated (frozen) `Endpoint`, as built-in resolvers deliver them. */
+const idle = (i: number): Endpoint =>
+  createEndpoint({ host: `127.0.0.${2 + (i % 250)}`, port: 10000 + Math.floor(i / 250) });
+/** The set as the resolver delivers it: the same objects for unchanged endpoints, or (`--fresh`) all new ones. */
+const deliver = (set: readonly Endpoint[]): Endpoint[] => (FRESH ? set.map((e) => createEndpoint(e)) : [...set]);
+/** CPU time of this process (all threads: the main thread and V8's collector helpers), ms. */
+const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+/**
+ * `--heap-profile <file>` (with `--child N`): V8's sampling heap profile of the objects allocated by the full
+ * update and still live after it (a `.heapprofile`, readable in Chrome DevTools).
+ */
+async function startHeapSampling(): Promise<() => Promise<unknown>> {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.enable');
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 512 });
+  return async () => {
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    session.disconnect();
+    return profile;
+  };
+}
+
+async function undiciConnectionCost(origin: string): Promise<number> {
+  const pools: Pool[] = [];
+  // Warm undici's code paths so their first-use costs are not charged to the pools.
+  const warm = new Pool(origin, { connections: 1 });
+  await (await undiciRequest(origin, { dispatcher: warm })).body.text();
+  await warm.close();
+  const before = memory();
+  for (let i = 0; i < POOLS; i++) {
+    const pool = new Pool(origin, { connections: 1 });
+    const res = await undiciRequest(origin, { dispatcher: pool });
+    await res.body.text();
+    pools.push(pool);
+  }
+  const after = memory();
+  const perPool = (after.total - before.total) / POOLS;
+  await Promise.all(pools.map((p) => p.close()));
+  return perPool;
+}
+
+async function child(n: number): Promise<Result> {
+  const servers = await Promise.all(Array.from({ length: LIVE * 2 }, () => listen()));
+  const undiciConnectionBytes = await undiciConnectionCost(`http://127.0.0.1:${servers[0]!.port}`);
+
+  // Count the undici Pools the library makes (Subchannel pools), without touching library code.
+  let poolsCreated = 0;
+  // A pool is counted the first time it is given a listener or a request (the subchannel listens to its pool's
+  // connection events as it creates it).
+  const proto = Pool.prototype as unknown as Record<'dispatch' | 'on', (...a: unknown[]) => unknown>;
+  const seen = new WeakSet<object>();
+  for (const method of ['dispatch', 'on'] as const) {
+    const original = proto[method];
+    proto[method] = function (this: object, ...args: unknown[]) {
+      if (!seen.has(this)) {
+        seen.add(this);
+        poolsCreated++;
+      }
+      return original.apply(this, args);
+    };
+  }
+
+  const resolver = new PushResolver();
+  const client = createClient({
+    clusters: { svc: { target: resolver } },
+    routes: [{ match: { host: 'svc' }, cluster: 'svc', subset: { live: '1' }, subsetFallback: 'fail' }],
+  });
+  let livePorts = servers.slice(0, LIVE).map((s) => s.port);
+  const spare = servers.slice(LIVE).map((s) => s.port);
+  const liveSet = (): Endpoint[] =>
+    livePorts.map((port) => createEndpoint({ host: '127.0.0.1', port, metadata: { live: '1' } }));
+  const picks = { total: 0, ok: 0, wrong: 0, failed: 0 };
+  const send = async (check: (port: number) => boolean): Promise<void> => {
+    picks.total++;
+    try {
+      const res = await client.fetch('http://svc/');
+      const port = Number(await res.text());
+      if (res.status !== 200) picks.failed++;
+      else if (check(port)) picks.ok++;
+      else picks.wrong++;
+    } catch {
+      picks.failed++;
+    }
+  };
+  const burst = (): Promise<void>[] => {
+    const current = new Set(livePorts);
+    return Array.from({ length: REQUESTS }, () => send((port) => current.has(port)));
+  };
+
+  // Warm-up: the live endpoints alone, a few requests (so the library's code is compiled and their pools open).
+  resolver.push(liveSet());
+  await Promise.all(burst());
+  await Promise.all(burst());
+
+  let next = 0;
+  let idleSet: Endpoint[] = Array.from({ length: n }, () => idle(next++));
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+
+  // Phase 1: one update of the whole set.
+  const profile = flag('heap-profile') === undefined ? undefined : await startHeapSampling();
+  const before = memory();
+  poolsCreated = 0;
+  loop.enable();
+  await sleep(20); // the monitor's first interval only sets its baseline
+  const fullSet = deliver([...liveSet(), ...idleSet]);
+  let c = cpuMs();
+  let t = performance.now();
+  resolver.push(fullSet);
+  const fullPushMs = performance.now() - t;
+  const fullPushCpuMs = cpuMs() - c;
+  t = performance.now();
+  await send(() => true); // the first request after the update builds the subset snapshot
+  const firstPickMs = performance.now() - t;
+  await sleep(20);
+  loop.disable();
+  const fullLoopMaxMs = loop.max / 1e6;
+  const after = memory();
+  const bytesPerIdleEndpoint = (after.total - before.total) / n;
+  const heapBytesPerIdleEndpoint = (after.heap - before.heap) / n;
+  if (profile !== undefined) writeFileSync(flag('heap-profile') as string, JSON.stringify(await profile()));
+  await Promise.all(burst());
+
+  // Phase 2: churn updates with requests in flight across each.
+  loop.reset();
+  loop.enable();
+  await sleep(20);
+  const pushes: number[] = [];
+  const cpuPushes: number[] = [];
+  const churn = Math.max(1, Math.round((n * CHURN) / 100));
+  for (let u = 0; u < UPDATES; u++) {
+    const inFlight = burstAny();
+    idleSet = idleSet.slice(churn).concat(Array.from({ length: churn }, () => idle(next++)));
+    if (u % 2 === 1) {
+      // Replace one live endpoint with a spare server.
+      const out = livePorts[0]!;
+      livePorts = [...livePorts.slice(1), spare.shift()!];
+      spare.push(out);
+    }
+    const set = deliver([...liveSet(), ...idleSet]);
+    c = cpuMs();
+    t = performance.now();
+    resolver.push(set);
+    pushes.push(performance.now() - t);
+    cpuPushes.push(cpuMs() - c);
+    await Promise.all([...inFlight, ...burst()]);
+  }
+  loop.disable();
+  pushes.sort((a, b) => a - b);
+  cpuPushes.sort((a, b) => a - b);
+
+  await client.close();
+  await Promise.all(servers.map((s) => new Promise((r) => s.server.close(r))));
+  return {
+    n,
+    undiciConnectionBytes,
+    bytesPerIdleEndpoint,
+    heapBytesPerIdleEndpoint,
+    poolsCreated,
+    fullUpdate: { pushMs: fullPushMs, pushCpuMs: fullPushCpuMs, loopMaxMs: fullLoopMaxMs, firstPickMs },
+    churnUpdates: {
+      count: UPDATES,
+      maxPushMs: pushes[pushes.length - 1] ?? 0,
+      medianPushMs: pushes[Math.floor(pushes.length / 2)] ?? 0,
+      medianPushCpuMs: cpuPushes[Math.floor(cpuPushes.length / 2)] ?? 0,
+      maxPushCpuMs: cpuPushes[cpuPushes.length - 1] ?? 0,
+      loopMaxMs: loop.max / 1e6,
+    },
+    picks,
+  };
+
+  // Requests started before an update and finishing after it: any live server of either set is right.
+  function burstAny(): Promise<void>[] {
+    return Array.from({ length: REQUESTS }, () => send((port) => servers.some((s) => s.port === port)));
+  }
+}
+
+function fmt(x: number, digits = 1): string {
+  return x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+async function main(): Promise<void> {
+  const childN = flag('child');
+  if (childN !== undefined) {
+    process.stdout.write(JSON.stringify(await child(Number(childN))) + '\n');
+    return;
+  }
+  const ns = (flag('n') ?? '1000,10000,50000').split(',').map(Number);
+  const self = fileURLToPath(import.meta.url);
+  const passOn = ['updates', 'churn', 'requests', 'live', 'pools'].flatMap((k) => {
+    const v = flag(k);
+    return v === undefined ? [] : [`--${k}`, v];
+  });
+  if (FRESH) passOn.push('--fresh');
+  const results: Result[] = [];
+  for (const n of ns) {
+    const out = execFileSync(
+      process.execPath,
+      [...process.execArgv, '--expose-gc', '--max-old-space-size=4096', self, '--child', String(n), ...passOn],
+      { encoding: 'utf8', maxBuffer: 1 << 20, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    results.push(JSON.parse(out.trim().split('\n').pop()!) as Result);
+  }
+  const rows = results.map((r) => [
+    r.n.toLocaleString('en-US'),
+    fmt(r.bytesPerIdleEndpoint / 1024, 2),
+    fmt(r.undiciConnectionBytes / 1024, 2),
+    String(r.poolsCreated),
+    `${fmt(r.fullUpdate.pushMs)} (${fmt(r.fullUpdate.pushCpuMs)})`,
+    fmt(r.fullUpdate.loopMaxMs),
+    fmt(r.fullUpdate.firstPickMs),
+    `${fmt(r.churnUpdates.medianPushMs)} (${fmt(r.churnUpdates.medianPushCpuMs)})`,
+    `${fmt(r.churnUpdates.maxPushMs)} (${fmt(r.churnUpdates.maxPushCpuMs)})`,
+    fmt(r.churnUpdates.loopMaxMs),
+    `${r.picks.ok}/${r.picks.total}` +
+      (r.picks.wrong + r.picks.failed > 0 ? ` (${r.picks.wrong} wrong, ${r.picks.failed} failed)` : ''),
+  ]);
+  const head = [
+    'N',
+    'KiB / idle endpoint',
+    'undici KiB / open conn',
+    'pools created',
+    'full update ms (cpu)',
+    'full: loop max ms',
+    'first pick ms',
+    '1% update ms (cpu), median',
+    '1% update ms (cpu), max',
+    '1%: loop max ms',
+    'picks ok',
+  ];
+  console.log(`| ${head.join(' | ')} |`);
+  console.log(`|${head.map((_, i) => (i === 0 || i === head.length - 1 ? '---|' : '--:|')).join('')}`);
+  for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+  const file = resolve(flag('out') ?? 'bench/results/scale.json');
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        node: process.version,
+        cpus: cpus().length,
+        settings: { updates: UPDATES, churnPercent: CHURN, requests: REQUESTS, live: LIVE, pools: POOLS, fresh: FRESH },
+        results,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+  console.log(`\nwrote ${file}`);
+}
+
+await main();
