@@ -171,6 +171,16 @@ export class Subchannel implements Pickable {
     return this.#pool.dispatch(options, new AttemptHandler(this, handler, this.#clock.now()) as never);
   }
 
+  /**
+   * Sends one attempt whose handler reports its outcome itself, through {@link Subchannel.finishAttempt}, exactly
+   * once (the request layer's `Attempt` does): the same as {@link Subchannel.dispatch} without a wrapper per attempt.
+   */
+  dispatchAttempt(options: Dispatcher.DispatchOptions, attempt: LegacyHandler): boolean {
+    this.inFlight++;
+    this.counters.attempts++;
+    return this.#pool.dispatch(options, attempt as never);
+  }
+
   /** @internal Called once per attempt by its handler. */
   finishAttempt(statusCode: number, error: Error | undefined, latencyMs: number): void {
     this.inFlight--;
