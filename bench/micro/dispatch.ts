@@ -63,7 +63,9 @@ process.on('disconnect', () => process.exit(0));
 `;
 
 function startBackends(n: number): Promise<{ child: ChildProcess; addresses: string[] }> {
-  const child = spawn(process.execPath, ['-e', BACKEND_SOURCE, String(n)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = spawn(process.execPath, ['-e', BACKEND_SOURCE, String(n)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('message', (m: { ports: number[] }) =>
@@ -289,7 +291,14 @@ function report(rows: Row[]): void {
     return o;
   });
   console.log(lines.join('\n'));
-  const json = { count: COUNT, rounds: ROUNDS, concurrency: CONCURRENCY, backends: BACKENDS, node: process.version, rows: out };
+  const json = {
+    count: COUNT,
+    rounds: ROUNDS,
+    concurrency: CONCURRENCY,
+    backends: BACKENDS,
+    node: process.version,
+    rows: out,
+  };
   if (args.json !== undefined) writeFileSync(args.json, `${JSON.stringify(json, null, 2)}\n`);
 }
 
