@@ -12,13 +12,15 @@
  * Ratios are against raw undici (one `Pool` per backend, in turn) and undici's `BalancedPool` of the same run.
  *
  * `npm run bench:dispatch [-- --count 20000 --rounds 5 --concurrency 32 --backends 2 --json out.json --fetch
- * --only <name substring>]`.
+ * --only <name substring> --baseline <another copy's src/index.ts>]`. `--baseline` adds the sidecarless rows of
+ * another copy of the library (say, the previous commit's, from `git archive`), for a before/after in one run.
  *
  * @module
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BalancedPool, type Dispatcher, Pool, request } from 'undici';
 import { type Client, createClient } from '../../src/index.js';
@@ -33,6 +35,7 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     fetch: { type: 'boolean', default: false },
     only: { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 const COUNT = Number(args.count);
@@ -98,6 +101,12 @@ const RAW = 'undici Pool (raw)';
 const BALANCED_POOL = 'undici BalancedPool';
 const RAW_FETCH = 'fetch (raw undici Pool)';
 
+type CreateClient = typeof createClient;
+const baseline: CreateClient | undefined =
+  args.baseline === undefined
+    ? undefined
+    : ((await import(pathToFileURL(args.baseline).href)) as { createClient: CreateClient }).createClient;
+
 function contenders(addresses: readonly string[]): Contender[] {
   const list: Contender[] = [];
   {
@@ -118,17 +127,18 @@ function contenders(addresses: readonly string[]): Contender[] {
     const url = `http://${addresses[0]}${PATH}`;
     list.push({ name: BALANCED_POOL, send: () => viaRequest(url, bp), close: () => bp.close() });
   }
-  const sidecarless = (name: string, options: Record<string, unknown>): void => {
-    const client = createClient({ target: [...addresses], ...options });
+  const sidecarless = (name: string, options: Record<string, unknown>, create: CreateClient = createClient): void => {
+    const client = create({ target: [...addresses], ...options });
     const d = client.dispatcher;
     list.push({ name, client, send: () => viaRequest(`http://svc${PATH}`, d), close: () => client.close() });
   };
+  const lean = { retry: false, retryBudget: false, outlierDetection: false };
   sidecarless('sidecarless dispatcher', {});
-  sidecarless('sidecarless dispatcher, lean (retry, retry budget, outlier detection off)', {
-    retry: false,
-    retryBudget: false,
-    outlierDetection: false,
-  });
+  sidecarless('sidecarless dispatcher, lean (retry, retry budget, outlier detection off)', lean);
+  if (baseline !== undefined) {
+    sidecarless('baseline: sidecarless dispatcher', {}, baseline);
+    sidecarless('baseline: sidecarless dispatcher, lean', lean, baseline);
+  }
   if (args.fetch) {
     const pools = addresses.map((a) => new Pool(`http://${a}`));
     const urls = addresses.map((a) => `http://${a}${PATH}`);

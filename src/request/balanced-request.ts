@@ -20,6 +20,9 @@
  *   stream no attempt has started to read.
  * Retried statuses (502, 503, 504 by default) are retried only for requests that may be replayed; otherwise the
  * response goes to the caller as it is.
+ *
+ * @size single state machine: one request's attempts (retries, hedges, deadline, body replay) and its one
+ * conversation with the caller
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';

@@ -17,6 +17,8 @@ import { type AttemptOutcome, classifyError, type ErrorKind } from '../common/ou
 
 const debug = createDebug('subchannel');
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 /**
  * Connectivity state (after gRPC's, with draining added).
  * - `idle`: no open connection; the next request connects.
@@ -33,7 +35,10 @@ export type SubchannelState = 'idle' | 'ready' | 'transient-failure' | 'draining
 export interface SubchannelObserver {
   /** `previous` is the state before the change. */
   onStateChange(subchannel: Subchannel, previous: SubchannelState): void;
-  /** Exactly once per attempt dispatched through {@link Subchannel.dispatch}. */
+  /**
+   * Exactly once per attempt dispatched through {@link Subchannel.dispatch}. `outcome` is valid during the call
+   * only (the subchannel reuses it for the next attempt): read it, do not keep it.
+   */
   onOutcome(subchannel: Subchannel, outcome: AttemptOutcome): void;
 }
 
@@ -101,6 +106,10 @@ export class Subchannel implements Pickable {
   readonly #observer: SubchannelObserver;
   #retryTimer: TimerHandle | undefined;
   #closing: Promise<void> | undefined;
+  /** The outcome handed to the observer, reused: one object a subchannel, not one an attempt. */
+  readonly #outcome: Mutable<AttemptOutcome> = { statusCode: 0, errorKind: undefined, error: undefined, latencyMs: 0 };
+  /** True while the observer runs: an outcome reported meanwhile (re-entrantly) gets an object of its own. */
+  #reporting = false;
 
   constructor(init: SubchannelInit) {
     this.#endpoint = init.endpoint;
@@ -201,7 +210,22 @@ export class Subchannel implements Pickable {
       c.errorsByKind[errorKind]++;
     }
     if (statusCode > 0 || (errorKind !== undefined && errorKind !== 'aborted')) this.latency.observe(latencyMs);
-    this.#observer.onOutcome(this, { statusCode, error, errorKind, latencyMs });
+    if (this.#reporting) {
+      this.#observer.onOutcome(this, { statusCode, error, errorKind, latencyMs });
+      return;
+    }
+    const outcome = this.#outcome;
+    outcome.statusCode = statusCode;
+    outcome.error = error;
+    outcome.errorKind = errorKind;
+    outcome.latencyMs = latencyMs;
+    this.#reporting = true;
+    try {
+      this.#observer.onOutcome(this, outcome);
+    } finally {
+      this.#reporting = false;
+      outcome.error = undefined; // holds no error alive
+    }
   }
 
   /** @internal The clock, for attempt timing. */
