@@ -16,6 +16,7 @@
  * @module
  */
 import { performance } from 'node:perf_hooks';
+import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { Histogram } from './histogram.js';
 
 /** What one request returned: its status and the backend that answered (the `x-backend` header), if any. */
@@ -79,6 +80,10 @@ export interface LoadResult {
   readonly cpuSystemMs: number;
   /** Client-process CPU (user + system) per 1000 completed requests, ms. */
   readonly cpuPer1kMs: number;
+  /** Heap bytes the client process allocated over the phase (see {@link AllocationMeter}). */
+  readonly allocatedBytes: number;
+  /** {@link LoadResult.allocatedBytes} per completed request. */
+  readonly bytesPerRequest: number;
   readonly timeline: Timeline | undefined;
 }
 
@@ -148,9 +153,43 @@ class Recorder {
   }
 }
 
-function finish(mode: 'closed' | 'open', rec: Recorder, sent: number, start: number, cpu: NodeJS.CpuUsage): LoadResult {
+/**
+ * Heap bytes allocated by this process over a phase, as the picker bench measures bytes per pick
+ * (`bench/micro/heap.ts`): the growth of V8's used heap plus whatever every collection during the phase freed
+ * (`v8.GCProfiler`), so collections in the middle hide no garbage. Everything the process allocates counts (the
+ * load generator's own promises included, the same for every contender): compare contenders, not absolute figures.
+ */
+export class AllocationMeter {
+  readonly #profiler = new GCProfiler();
+  readonly #before: number;
+
+  constructor() {
+    this.#profiler.start();
+    this.#before = getHeapStatistics().used_heap_size;
+  }
+
+  /** Bytes allocated since construction; stops the meter. */
+  stop(): number {
+    const after = getHeapStatistics().used_heap_size;
+    let freed = 0;
+    for (const gc of this.#profiler.stop().statistics) {
+      freed += gc.beforeGC.heapStatistics.usedHeapSize - gc.afterGC.heapStatistics.usedHeapSize;
+    }
+    return Math.max(0, after - this.#before + freed);
+  }
+}
+
+function finish(
+  mode: 'closed' | 'open',
+  rec: Recorder,
+  sent: number,
+  start: number,
+  cpu: NodeJS.CpuUsage,
+  alloc: AllocationMeter,
+): LoadResult {
   const elapsedMs = performance.now() - start;
   const used = process.cpuUsage(cpu);
+  const allocatedBytes = alloc.stop();
   const tl = rec.timeline;
   if (tl !== undefined) {
     // Dense arrays (no holes) for JSON and charts.
@@ -172,6 +211,8 @@ function finish(mode: 'closed' | 'open', rec: Recorder, sent: number, start: num
     cpuUserMs: used.user / 1000,
     cpuSystemMs: used.system / 1000,
     cpuPer1kMs: rec.completed === 0 ? 0 : ((used.user + used.system) / 1000 / rec.completed) * 1000,
+    allocatedBytes,
+    bytesPerRequest: rec.completed === 0 ? 0 : allocatedBytes / rec.completed,
     timeline: tl,
   };
 }
@@ -199,6 +240,7 @@ function check(o: CommonOptions): void {
 /** Closed loop: `concurrency` workers back to back. */
 export async function closedLoop(o: ClosedLoopOptions): Promise<LoadResult> {
   check(o);
+  const alloc = new AllocationMeter();
   const start = performance.now();
   const cpu = process.cpuUsage();
   const rec = new Recorder(start, o.timelineBucketMs, o.onResult);
@@ -223,13 +265,14 @@ export async function closedLoop(o: ClosedLoopOptions): Promise<LoadResult> {
   const workers = Promise.all(Array.from({ length: Math.max(1, o.concurrency) }, worker));
   const graceMs = o.graceMs ?? 15_000;
   await bounded(workers, o.durationMs + graceMs, () => new PhaseTimeoutError(o.name, graceMs, inFlight));
-  return finish('closed', rec, sent, start, cpu);
+  return finish('closed', rec, sent, start, cpu, alloc);
 }
 
 /** Open loop: a fixed schedule at `rate` per second; latency from each request's intended send time. */
 export async function openLoop(o: OpenLoopOptions): Promise<LoadResult> {
   check(o);
   if (!(o.rate > 0)) throw new RangeError(`phase "${o.name}": rate must be positive`);
+  const alloc = new AllocationMeter();
   const start = performance.now();
   const cpu = process.cpuUsage();
   const rec = new Recorder(start, o.timelineBucketMs, o.onResult);
@@ -279,5 +322,5 @@ export async function openLoop(o: OpenLoopOptions): Promise<LoadResult> {
   } finally {
     clearTimeout(timer);
   }
-  return finish('open', rec, sent, start, cpu);
+  return finish('open', rec, sent, start, cpu, alloc);
 }

@@ -155,12 +155,12 @@ interface Target {
 
 /** A table row; `peer` is the row whose req/s the ratio column divides by. */
 function row(o: PhaseSummary | Skipped, peer: PhaseSummary | undefined): string {
-  if (isSkipped(o)) return `| ${o.name} | skipped: ${o.skipped} | | | | | | | | |`;
+  if (isSkipped(o)) return `| ${o.name} | skipped: ${o.skipped} | | | | | | | | | |`;
   const ratio = peer === undefined ? '-' : `${f2(o.rps / peer.rps)}x`;
-  return `| ${o.name} | ${int(o.requests)} | ${int(o.rps)} | ${ratio} | ${f2(o.p50)} | ${f2(o.p99)} | ${f2(o.p999)} | ${f2(o.max)} | ${f1(o.cpuPer1kMs)} | ${o.failed} |`;
+  return `| ${o.name} | ${int(o.requests)} | ${int(o.rps)} | ${ratio} | ${f2(o.p50)} | ${f2(o.p99)} | ${f2(o.p999)} | ${f2(o.max)} | ${f1(o.cpuPer1kMs)} | ${int(o.bytesPerRequest)} | ${o.failed} |`;
 }
 const tableHead = (ratioOf: string) =>
-  `| contender | requests | req/s | req/s vs ${ratioOf} | p50 ms | p99 ms | p99.9 ms | max ms | client CPU ms / 1000 req | failed |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|`;
+  `| contender | requests | req/s | req/s vs ${ratioOf} | p50 ms | p99 ms | p99.9 ms | max ms | client CPU ms / 1000 req | bytes allocated / req | failed |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|`;
 
 const RAW_REQUEST = 'undici request (raw)';
 const RAW_FETCH = 'fetch (raw undici Pool)';
@@ -340,7 +340,7 @@ function keyFigures(results: Results): string[] {
       if (isSkipped(r)) continue;
       const peer = rawPeer(o, r.name);
       out.push(
-        `overhead, ${r.name}: ${int(r.rps)} req/s${peer === undefined || peer === r ? '' : ` (${f2(r.rps / peer.rps)}x ${peer.name})`}; p50 ${f2(r.p50)} / p99 ${f2(r.p99)} / p99.9 ${f2(r.p999)} ms; client CPU ${f1(r.cpuPer1kMs)} ms per 1000 requests`,
+        `overhead, ${r.name}: ${int(r.rps)} req/s${peer === undefined || peer === r ? '' : ` (${f2(r.rps / peer.rps)}x ${peer.name})`}; p50 ${f2(r.p50)} / p99 ${f2(r.p99)} / p99.9 ${f2(r.p999)} ms; client CPU ${f1(r.cpuPer1kMs)} ms per 1000 requests; ${int(r.bytesPerRequest)} bytes allocated per request`,
       );
     }
     const by = (n: string) => o.rows.find((x): x is PhaseSummary => !isSkipped(x) && x.name === n);

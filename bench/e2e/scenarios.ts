@@ -57,6 +57,8 @@ export interface PhaseSummary {
   readonly max: number;
   readonly mean: number;
   readonly cpuPer1kMs: number;
+  /** Heap bytes the client allocated per completed request. */
+  readonly bytesPerRequest: number;
   readonly elapsedMs: number;
 }
 
@@ -74,6 +76,7 @@ function summarize(name: string, results: readonly LoadResult[]): PhaseSummary {
   const completed = sum((r) => r.completed);
   const elapsed = sum((r) => r.elapsedMs);
   const cpu = sum((r) => r.cpuUserMs + r.cpuSystemMs);
+  const allocated = sum((r) => r.allocatedBytes);
   const failures: Record<string, number> = {};
   for (const r of results) for (const [k, v] of Object.entries(r.failures)) failures[k] = (failures[k] ?? 0) + v;
   const ms = (us: number) => us / 1000;
@@ -91,6 +94,7 @@ function summarize(name: string, results: readonly LoadResult[]): PhaseSummary {
     max: ms(h.max),
     mean: ms(h.mean),
     cpuPer1kMs: completed === 0 ? 0 : (cpu / completed) * 1000,
+    bytesPerRequest: completed === 0 ? 0 : allocated / completed,
     elapsedMs: elapsed,
   };
 }

@@ -164,7 +164,7 @@ export class Cluster {
       random,
       budget: this.#policy.budget === undefined ? undefined : new RetryBudget(this.#policy.budget, clock),
       endpointHeader: resolved.endpointHeader,
-      acquire: (request, exclude, callback) => this.#acquire(request, exclude, callback),
+      acquire: (request, exclude, hedge) => this.#acquire(request, exclude, hedge),
       dequeue: (request) => this.#queue.remove(request),
       send: (request, subchannel, body, attempt, hedge) => this.#send(request, subchannel, body, attempt, hedge),
       finished: (request, statusCode, error) => this.#finished(request, statusCode, error),
@@ -317,18 +317,22 @@ export class Cluster {
     return true;
   }
 
-  /** Picks a subchannel, avoiding `exclude` when another is available; waits when none is usable. */
-  #acquire(request: BalancedRequest, exclude: ReadonlySet<Subchannel>, callback: AcquireCallback): void {
+  /**
+   * Picks a subchannel, avoiding `exclude` when another is available; waits when none is usable. Answers through
+   * `request.acquired`; only a request that waits gets a callback (a closure) for the queue.
+   */
+  #acquire(request: BalancedRequest, exclude: ReadonlySet<Subchannel>, hedge: boolean): void {
     if (this.#closed) {
-      callback(new ClientClosedError(), undefined);
+      request.acquired(new ClientClosedError(), undefined, hedge);
       return;
     }
     const picked = this.#balancer.pick(request.context, request.route, exclude);
     if (picked instanceof Error) {
-      callback(picked, undefined);
+      request.acquired(picked, undefined, hedge);
     } else if (picked !== undefined) {
-      callback(undefined, picked);
+      request.acquired(undefined, picked, hedge);
     } else {
+      const callback: AcquireCallback = (error, subchannel) => request.acquired(error, subchannel, hedge);
       this.#queue.enqueue(request, exclude, callback);
     }
   }
@@ -354,12 +358,27 @@ export class Cluster {
     const opts: Dispatcher.DispatchOptions = Object.assign({}, options);
     opts.origin = subchannel.origin;
     if (body !== options.body) opts.body = body as NonNullable<Dispatcher.DispatchOptions['body']>;
-    if (hostValue !== false) opts.headers = withHostHeader(options.headers, hostValue);
+    if (hostValue !== false) opts.headers = this.#withHost(options.headers, hostValue);
     if (this.#options.servername !== undefined) {
       (opts as Dispatcher.DispatchOptions & { servername?: string }).servername = this.#options.servername;
     }
     publishPick(this.#label, subchannel.key, request.attempts);
-    subchannel.dispatch(opts, attempt);
+    subchannel.dispatchAttempt(opts, attempt);
+  }
+
+  /** `[host, value]` for requests without headers, kept for the last value (undici reads headers, never writes). */
+  #hostOnly: [string, string] | undefined;
+
+  /** `headers` with the Host header added (see `withHostHeader`); no new array for a request without headers. */
+  #withHost(
+    headers: Dispatcher.DispatchOptions['headers'],
+    value: string,
+  ): NonNullable<Dispatcher.DispatchOptions['headers']> {
+    if (headers != null) return withHostHeader(headers, value);
+    const cached = this.#hostOnly;
+    if (cached !== undefined && cached[1] === value) return cached;
+    this.#hostOnly = ['host', value];
+    return this.#hostOnly;
   }
 
   /** A request ended (the caller has seen its end). */

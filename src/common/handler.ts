@@ -6,6 +6,13 @@
  * controller style (`onRequestStart`, `onResponseStart`, ...). sidecarless works in the legacy style internally,
  * because that is what undici's Pool consumes natively (a controller-style handler would be converted twice), and
  * adapts controller-style handlers (from user interceptors) once, at the edge.
+ *
+ * Checked against undici 7.30.2 for issue 14: `DispatcherBase.dispatch` (Pool, Client, Agent) wraps a handler that
+ * has `onRequestStart` in an `UnwrapHandler` with an `UnwrapController` (two objects a request) and passes a legacy
+ * one as it is; core `Request` calls `onConnect`/`onHeaders`/`onData`/`onComplete`/`onError`. `undici.request`,
+ * `stream`, `pipeline` and Node's bundled `fetch` hand the dispatcher legacy handlers. So an attempt in the
+ * controller style would cost a wrapper per attempt rather than save one: the attempt stays legacy, and a legacy
+ * caller's handler is used as it is (`toLegacyHandler` allocates only for a controller-style one).
  */
 import type { Duplex } from 'node:stream';
 import { util as undiciUtil } from 'undici';

@@ -56,6 +56,8 @@ export interface AttemptOwner {
   completeCommitted(trailers: string[] | Buffer[] | null, upgraded?: boolean): void;
   /** The committed response failed after its headers were delivered. */
   failCommitted(error: Error): void;
+  /** `attempt` failed before committing (told once: never after a commit, a cancellation, or twice). */
+  attemptFailed(attempt: Attempt, failure: AttemptFailure): void;
   /** The status codes retried. */
   readonly retryOn: ReadonlySet<number>;
   /** When set, the committed response gets this header (lower-case name) with the endpoint's key. */
@@ -64,11 +66,13 @@ export interface AttemptOwner {
 
 type State = 'pending' | 'discarding' | 'committed' | 'cancelled' | 'failed';
 
+/**
+ * One attempt, and undici's handler for it. It also times itself and reports its outcome to its subchannel exactly
+ * once (`Subchannel.dispatchAttempt`), so an attempt costs one handler object, not a wrapper around it.
+ */
 export class Attempt implements LegacyHandler {
   readonly subchannel: Subchannel;
   readonly #owner: AttemptOwner;
-  /** Told when the attempt fails before committing (never after a commit, a cancellation, or twice). */
-  readonly #reject: (failure: AttemptFailure) => void;
   #state: State = 'pending';
   #abort: ((reason?: Error) => void) | undefined;
   #cancelReason: Error | undefined;
@@ -76,11 +80,29 @@ export class Attempt implements LegacyHandler {
   #retryAfterMs = 0;
   /** @internal per-try timer, cleared by the owner's clock. */
   timer: TimerHandle | undefined;
+  // The outcome reported to the subchannel: when the attempt started (subchannel clock), the final status, the
+  // latency to it (-1 until headers), and whether it was reported.
+  readonly #startedAt: number;
+  #outcomeStatus = 0;
+  #latencyMs = -1;
+  #reported = false;
 
-  constructor(owner: AttemptOwner, subchannel: Subchannel, reject: (failure: AttemptFailure) => void) {
+  constructor(owner: AttemptOwner, subchannel: Subchannel) {
     this.#owner = owner;
     this.subchannel = subchannel;
-    this.#reject = reject;
+    this.#startedAt = subchannel.clock.now();
+  }
+
+  /** Reports the attempt's one outcome to its subchannel (invariant 5); later calls do nothing. */
+  #report(error: Error | undefined): void {
+    if (this.#reported) return;
+    this.#reported = true;
+    const latency = this.#latencyMs >= 0 ? this.#latencyMs : this.subchannel.clock.now() - this.#startedAt;
+    this.subchannel.finishAttempt(this.#outcomeStatus, error, latency);
+  }
+
+  #reject(failure: AttemptFailure): void {
+    this.#owner.attemptFailed(this, failure);
   }
 
   /** True until the attempt has committed, failed or been cancelled. */
@@ -121,6 +143,11 @@ export class Attempt implements LegacyHandler {
   }
 
   onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+    // 1xx informational responses are followed by the real one; time and count the final response.
+    if (statusCode >= 200 || this.#outcomeStatus === 0) {
+      this.#outcomeStatus = statusCode;
+      this.#latencyMs = this.subchannel.clock.now() - this.#startedAt;
+    }
     if (this.#state === 'committed')
       return this.#owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
     if (this.#state !== 'pending') return this.#state === 'discarding';
@@ -152,6 +179,7 @@ export class Attempt implements LegacyHandler {
   }
 
   onComplete(trailers: string[] | Buffer[] | null): void {
+    this.#report(undefined);
     if (this.#state === 'committed') {
       this.#owner.completeCommitted(trailers);
     } else if (this.#state === 'discarding') {
@@ -162,6 +190,7 @@ export class Attempt implements LegacyHandler {
   }
 
   onError(err: Error): void {
+    this.#report(err);
     if (this.#state === 'committed') {
       this.#state = 'failed';
       this.#owner.failCommitted(err);
@@ -174,6 +203,8 @@ export class Attempt implements LegacyHandler {
   }
 
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
+    this.#outcomeStatus = statusCode;
+    this.#report(undefined);
     if (this.#state !== 'pending') {
       socket.destroy();
       return;

@@ -17,6 +17,8 @@ import { type AttemptOutcome, classifyError, type ErrorKind } from '../common/ou
 
 const debug = createDebug('subchannel');
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 /**
  * Connectivity state (after gRPC's, with draining added).
  * - `idle`: no open connection; the next request connects.
@@ -33,7 +35,10 @@ export type SubchannelState = 'idle' | 'ready' | 'transient-failure' | 'draining
 export interface SubchannelObserver {
   /** `previous` is the state before the change. */
   onStateChange(subchannel: Subchannel, previous: SubchannelState): void;
-  /** Exactly once per attempt dispatched through {@link Subchannel.dispatch}. */
+  /**
+   * Exactly once per attempt dispatched through {@link Subchannel.dispatch}. `outcome` is valid during the call
+   * only (the subchannel reuses it for the next attempt): read it, do not keep it.
+   */
   onOutcome(subchannel: Subchannel, outcome: AttemptOutcome): void;
 }
 
@@ -120,6 +125,10 @@ export class Subchannel implements Pickable {
   #latency: LatencyHistogram | undefined;
   #retryTimer: TimerHandle | undefined;
   #closing: Promise<void> | undefined;
+  /** The outcome handed to the observer, reused: one object a subchannel, not one an attempt. */
+  #outcome: Mutable<AttemptOutcome> | undefined;
+  /** True while the observer runs: an outcome reported meanwhile (re-entrantly) gets an object of its own. */
+  #reporting = false;
 
   constructor(endpoint: Endpoint, settings: SubchannelSettings) {
     this.#endpoint = endpoint;
@@ -236,6 +245,16 @@ export class Subchannel implements Pickable {
     return pool.dispatch(options, attempt as never);
   }
 
+  /**
+   * Sends one attempt whose handler reports its outcome itself, through {@link Subchannel.finishAttempt}, exactly
+   * once (the request layer's `Attempt` does): the same as {@link Subchannel.dispatch} without a wrapper per attempt.
+   */
+  dispatchAttempt(options: Dispatcher.DispatchOptions, attempt: LegacyHandler): boolean {
+    this.inFlight++;
+    this.counters.attempts++;
+    return this.#pool.dispatch(options, attempt as never);
+  }
+
   /** @internal Called once per attempt by its handler. */
   finishAttempt(statusCode: number, error: Error | undefined, latencyMs: number): void {
     this.inFlight--;
@@ -258,7 +277,24 @@ export class Subchannel implements Pickable {
     if (statusCode > 0 || (errorKind !== undefined && errorKind !== 'aborted')) {
       (this.#latency ??= new LatencyHistogram()).observe(latencyMs);
     }
-    this.#settings.observer.onOutcome(this, { statusCode, error, errorKind, latencyMs });
+    const observer = this.#settings.observer;
+    if (this.#reporting) {
+      observer.onOutcome(this, { statusCode, error, errorKind, latencyMs });
+      return;
+    }
+    // One outcome object per endpoint, made on its first report (an idle endpoint carries none), reused after.
+    const outcome = (this.#outcome ??= { statusCode: 0, errorKind: undefined, error: undefined, latencyMs: 0 });
+    outcome.statusCode = statusCode;
+    outcome.error = error;
+    outcome.errorKind = errorKind;
+    outcome.latencyMs = latencyMs;
+    this.#reporting = true;
+    try {
+      observer.onOutcome(this, outcome);
+    } finally {
+      this.#reporting = false;
+      outcome.error = undefined; // holds no error alive
+    }
   }
 
   /** @internal The clock, for attempt timing. */
