@@ -75,7 +75,10 @@ export function normalizeGlobalDispatcherOptions(raw: unknown): {
   const hosts: string[] = [];
   if (o.hosts !== undefined) {
     if (!Array.isArray(o.hosts)) {
-      throw new InvalidOptionError(joinPath(path, 'hosts'), `expected an array of host names, got ${describe(o.hosts)}`);
+      throw new InvalidOptionError(
+        joinPath(path, 'hosts'),
+        `expected an array of host names, got ${describe(o.hosts)}`,
+      );
     }
     o.hosts.forEach((h: unknown, i) => {
       if (typeof h !== 'string' || !HOST.test(h)) {

@@ -27,11 +27,7 @@ for (const m of majors) {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ private: true, type: 'module' }));
   console.log(`\ncompat: undici@${m.undici}, @types/node@${m.types}`);
-  run(
-    'npm',
-    ['install', '--no-audit', '--no-fund', '--silent', `undici@${m.undici}`, `@types/node@${m.types}`],
-    dir,
-  );
+  run('npm', ['install', '--no-audit', '--no-fund', '--silent', `undici@${m.undici}`, `@types/node@${m.types}`], dir);
   // What `npm install sidecarless` gives, with the build of this checkout: a package whose own undici 7 resolves
   // from its folder, next to the user's undici.
   fs.symlinkSync(root, path.join(dir, 'node_modules', 'sidecarless'), 'dir');
