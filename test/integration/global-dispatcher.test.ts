@@ -58,8 +58,8 @@ describe('client.globalDispatcher() (the global slot)', () => {
     try {
       setGlobalDispatcher(client.globalDispatcher({ hosts: ['legacy-orders'] }));
       assert.equal(await backendOf(request('http://eu.users.internal/x')), a.id);
-      assert.equal(await backendOf(request('http://users/x')), a.id);
-      // The host-less rule catches own names only: `users` matched it above, `legacy-orders` matches it here.
+      // The host-less rule applies to own names only: the cluster name `users` and the listed `legacy-orders`.
+      assert.equal(await backendOf(request('http://users/x')), b.id);
       assert.equal(await backendOf(request('http://legacy-orders/x')), b.id);
       assert.equal(await backendOf(request(`http://localhost:${elsewhere.port}/x`)), elsewhere.id);
       assert.equal(client.stats().passthrough, 1);
