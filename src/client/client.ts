@@ -11,7 +11,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import { Cluster, type ClusterStats } from '../cluster/cluster.js';
 import { ClientClosedError, InvalidOptionError, isSidecarlessError, NoRouteError } from '../common/errors.js';
-import { toLegacyHandler } from '../common/handler.js';
+import { toDualHandler, toLegacyHandler } from '../common/handler.js';
 import type { RandomSource } from '../common/runtime.js';
 import type { Disposable, HealthEvent } from '../health/endpoint-health.js';
 import { parseOrigin, type ParsedOrigin } from '../request/origin.js';
@@ -200,7 +200,8 @@ export class Client {
     if (cluster !== undefined) return cluster.dispatch(options, handler);
     if (this.#passthrough !== undefined) {
       this.#passthroughCount++;
-      return this.#passthrough.dispatch(options, handler);
+      // A passthrough of the user's may be of another undici major than the caller: give it both handler styles.
+      return this.#passthrough.dispatch(options, this.#ownsPassthrough ? handler : (toDualHandler(handler) as never));
     }
     toLegacyHandler(handler).onError?.(new NoRouteError(authority, options.path));
     return false;

@@ -1,6 +1,6 @@
 /**
- * The balanced undici Dispatcher: everything undici can drive (`fetch`, `request`, `stream`, `pipeline`,
- * `setGlobalDispatcher`) balances through it.
+ * The balanced undici Dispatcher: everything undici can drive (`fetch`, `request`, `stream`, `pipeline`) balances
+ * through it; and its public type, structural so that any undici major's `Dispatcher` type accepts it.
  *
  * @module
  */
@@ -25,7 +25,8 @@ export interface DispatchOptionsLike {
 /**
  * An undici `Dispatcher`, typed structurally so that the `Dispatcher` type of any undici major accepts it: pass it as
  * `dispatcher` to `request`, `fetch`, `stream` and `pipeline` of undici 7 or 8, to Node's global `fetch` (Node 20 to
- * 24), or to `setGlobalDispatcher` (read the README's warning first: use {@link Client.globalDispatcher} there).
+ * 24). Not to `setGlobalDispatcher`: `client.dispatcher` balances every host it is given; the global slot takes
+ * `client.globalDispatcher()`, which leaves other hosts alone.
  *
  * sidecarless runs on its own undici 7 (a dependency) and accepts both handler styles undici has used: the callback
  * style (`onConnect`, `onHeaders`, ...: undici 6 and 7, Node 20 to 24's fetch) and the controller style
@@ -106,9 +107,9 @@ export interface DispatchTarget {
  *
  * @example
  * ```ts
- * import { request, setGlobalDispatcher } from 'undici';
+ * import { request } from 'undici';
  * const { statusCode, body } = await request('http://users/list', { dispatcher: client.dispatcher });
- * setGlobalDispatcher(client.dispatcher); // now every undici call balances
+ * // For setGlobalDispatcher use client.globalDispatcher(): this one would take every host in the process.
  * ```
  */
 export class BalancedDispatcher extends Dispatcher {

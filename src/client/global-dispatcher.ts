@@ -11,6 +11,7 @@
 import { Agent, Dispatcher } from 'undici';
 import { checkObject, describe, isRecord, joinPath } from '../common/options.js';
 import { InvalidOptionError } from '../common/errors.js';
+import { toDualHandler } from '../common/handler.js';
 import { parseOrigin } from '../request/origin.js';
 import type { DispatchTarget } from './dispatcher.js';
 
@@ -140,7 +141,8 @@ export class GlobalDispatcher extends Dispatcher {
     // An origin that does not parse goes to the balancer, which fails it with a typed error.
     if (host === undefined || this.#owns(host)) return this.#balanced.dispatch(options, handler);
     this.#count();
-    return this.#others.dispatch(options, handler);
+    // A dispatcher of the user's may be of another undici major than the caller: give it both handler styles.
+    return this.#others.dispatch(options, this.#ownsOthers ? handler : (toDualHandler(handler) as never));
   }
 
   /** @internal The client closes the Agent this dispatcher made. */

@@ -69,6 +69,23 @@ assert.equal(await nodePlain.text(), `other GET localhost:${other.port} /node-el
 assert.equal(client.stats().passthrough, 2);
 setGlobalDispatcher(new Agent());
 
+// Other hosts through an Agent of the user's undici, whichever handler style the caller uses: Node's fetch (its
+// bundled undici), this undici's request, fetch, stream.
+const mixed = client.globalDispatcher({ others: new Agent() });
+const elsewhere = `http://127.0.0.1:${other.port}`;
+assert.equal(
+  await (await fetch(`${elsewhere}/a`, { dispatcher: mixed })).text(),
+  `other GET 127.0.0.1:${other.port} /a`,
+);
+assert.equal(
+  await (await request(`${elsewhere}/b`, { dispatcher: mixed })).body.text(),
+  `other GET 127.0.0.1:${other.port} /b`,
+);
+assert.equal(
+  await (await undiciFetch(`${elsewhere}/c`, { dispatcher: mixed, method: 'POST', body: 'x' })).text(),
+  `other POST 127.0.0.1:${other.port} /c x`,
+);
+
 await client.close();
 await Promise.all([users.server, other.server].map((s) => new Promise((resolve) => s.close(resolve))));
 console.log(`compat ok: undici ${process.argv[2] ?? '?'} on node ${process.version}`);

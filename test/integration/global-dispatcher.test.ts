@@ -98,7 +98,8 @@ describe('client.globalDispatcher() (the global slot)', () => {
       assert.doesNotThrow(() => unnamed.globalDispatcher({ hosts: ['users'] }));
       assert.throws(
         () => named.globalDispatcher({ hosts: ['users:8080'] }),
-        (e: unknown) => isSidecarlessError(e) && /globalDispatcher\.hosts\[0\]|globalDispatcher\.hosts\.0/.test(e.message),
+        (e: unknown) =>
+          isSidecarlessError(e) && /globalDispatcher\.hosts\[0\]|globalDispatcher\.hosts\.0/.test(e.message),
       );
       assert.throws(
         () => named.globalDispatcher({ others: {} as never }),
