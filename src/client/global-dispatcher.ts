@@ -31,7 +31,12 @@ export interface GlobalDispatcherOptions {
    * Where every other request goes: a dispatcher of yours (for instance an undici `EnvHttpProxyAgent`; it is not
    * closed with the client). @defaultValue a new undici `Agent`, closed with the client
    */
-  readonly others?: { dispatch(options: never, handler: never): boolean } | undefined;
+  readonly others?:
+    | {
+        /** undici's `Dispatcher.dispatch` (of any major). */
+        dispatch(options: never, handler: never): boolean;
+      }
+    | undefined;
 }
 
 const HOST = /^(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/i;
