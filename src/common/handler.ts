@@ -110,7 +110,7 @@ class ControllerToLegacy implements LegacyHandler {
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
     const ctl = this.#ctl();
     ctl.rawHeaders = headers as Buffer[] | null;
-    this.#handler.onRequestUpgrade?.(ctl, statusCode, parseHeaders(headers), socket);
+    this.#handler.onRequestUpgrade?.(ctl, statusCode, parseHeaders(headers ?? []), socket);
   }
   onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
     const ctl = this.#ctl();
@@ -127,7 +127,7 @@ class ControllerToLegacy implements LegacyHandler {
   onComplete(trailers: string[] | Buffer[] | null): void {
     const ctl = this.#ctl();
     ctl.rawTrailers = trailers;
-    this.#handler.onResponseEnd?.(ctl, parseHeaders(trailers));
+    this.#handler.onResponseEnd?.(ctl, parseHeaders(trailers ?? []));
   }
   onError(err: Error): void {
     this.#handler.onResponseError?.(this.#ctl(), err);
