@@ -24,8 +24,11 @@ export type {
   ClientOptions,
   ClientStats,
   DiscoveryOptions,
+  DispatchOptionsLike,
+  GlobalDispatcherOptions,
   MultiServiceOptions,
   SingleServiceOptions,
+  UndiciDispatcher,
 } from './client/client.js';
 export { Client, createClient } from './client/client.js';
 

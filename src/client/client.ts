@@ -11,19 +11,33 @@
 import { Agent, type Dispatcher } from 'undici';
 import { Cluster, type ClusterStats } from '../cluster/cluster.js';
 import { ClientClosedError, InvalidOptionError, isSidecarlessError, NoRouteError } from '../common/errors.js';
-import { toLegacyHandler } from '../common/handler.js';
+import { toDualHandler, toLegacyHandler } from '../common/handler.js';
 import type { RandomSource } from '../common/runtime.js';
 import type { Disposable, HealthEvent } from '../health/endpoint-health.js';
 import { parseOrigin, type ParsedOrigin } from '../request/origin.js';
 import { compileRoutes, type RouteConfig, type RouteTable } from '../routing/router.js';
 import { Discovery } from './discovery.js';
-import { BalancedDispatcher } from './dispatcher.js';
+import { BalancedDispatcher, type UndiciDispatcher } from './dispatcher.js';
+import {
+  GlobalDispatcher,
+  type GlobalDispatcherOptions,
+  HostSet,
+  isHostName,
+  normalizeGlobalDispatcherOptions,
+} from './global-dispatcher.js';
 import { ServiceFetchDispatcher } from './fetch-dispatcher.js';
 import { Mirror } from './mirror.js';
 import { type ClientOptions, normalizeClientOptions } from './options.js';
 import { ReadyWaits } from './ready.js';
 
 export type { ClientOptions, DiscoveryOptions, MultiServiceOptions, SingleServiceOptions } from './options.js';
+export type { DispatchOptionsLike, UndiciDispatcher } from './dispatcher.js';
+export type { GlobalDispatcherOptions } from './global-dispatcher.js';
+
+function routeHosts(routes: readonly RouteConfig[]): HostSet {
+  const hosts = routes.flatMap((r) => (r.match?.host === undefined ? [] : [r.match.host].flat()));
+  return new HostSet(hosts);
+}
 
 /** A point-in-time snapshot of a client. @category Stats */
 export interface ClientStats {
@@ -75,10 +89,11 @@ function hostOf(authority: string): string {
  */
 export class Client {
   /**
-   * An undici `Dispatcher` that balances: pass it as `dispatcher` to `undici.request`, `undici.fetch`, `stream`,
-   * `pipeline`, or install it with `setGlobalDispatcher`.
+   * An undici `Dispatcher` that balances every request it is given: pass it as `dispatcher` to `request`, `fetch`,
+   * `stream` or `pipeline` of undici 7 or 8, or to Node's global `fetch`. For `setGlobalDispatcher` use
+   * {@link Client.globalDispatcher} instead: this one would send every host in the process to your services.
    */
-  readonly dispatcher: Dispatcher;
+  readonly dispatcher: UndiciDispatcher;
   readonly #dispatcher: BalancedDispatcher;
 
   /** The configured clusters, by name. */
@@ -100,6 +115,10 @@ export class Client {
   /** Where a single-service client's `fetch` follows redirects to other origins; made on first use. */
   #redirectAgent: Agent | undefined;
   #closing: Promise<void> | undefined;
+  /** Hosts named by the route table's rules (what a global dispatcher balances, with cluster names). */
+  #routeHosts: HostSet;
+  readonly #discoverySuffix: string | undefined;
+  readonly #globals = new Set<GlobalDispatcher>();
 
   /** Validates every option (throwing `SIDECARLESS_*` errors that name the option) and starts resolution. */
   constructor(options: ClientOptions) {
@@ -111,11 +130,13 @@ export class Client {
         this.#clusters.set(name, new Cluster(name, clusterOptions, path));
       }
       this.#routes = compileRoutes(normalized.routes, new Set(this.#clusters.keys()));
+      this.#routeHosts = routeHosts(normalized.routes);
     } catch (err) {
       for (const cluster of this.#clusters.values()) void cluster.destroy();
       throw err;
     }
     this.#catchAll = normalized.catchAll === undefined ? undefined : this.#clusters.get(normalized.catchAll);
+    this.#discoverySuffix = normalized.discovery?.suffix.toLowerCase();
     this.#discovery =
       normalized.discovery === undefined
         ? undefined
@@ -179,7 +200,8 @@ export class Client {
     if (cluster !== undefined) return cluster.dispatch(options, handler);
     if (this.#passthrough !== undefined) {
       this.#passthroughCount++;
-      return this.#passthrough.dispatch(options, handler);
+      // A passthrough of the user's may be of another undici major than the caller: give it both handler styles.
+      return this.#passthrough.dispatch(options, this.#ownsPassthrough ? handler : (toDualHandler(handler) as never));
     }
     toLegacyHandler(handler).onError?.(new NoRouteError(authority, options.path));
     return false;
@@ -250,6 +272,61 @@ export class Client {
       );
     }
     this.#routes = compileRoutes(routes, new Set(this.#clusters.keys()));
+    this.#routeHosts = routeHosts(routes);
+  }
+
+  /**
+   * A dispatcher for undici's global slot (`setGlobalDispatcher`): requests to the client's own host names balance,
+   * every other host goes to an ordinary undici `Agent` (or `options.others`), as if sidecarless were not there.
+   * Own names: on a single-service client its `name` (give one: `createClient({ name: 'users', target })`); on a
+   * multi-service client the cluster names, the hosts its route rules name and its discovery domain; and
+   * `options.hosts`. Throws `SIDECARLESS_INVALID_OPTION` for bad options, or on a single-service client without a
+   * host-like `name` or `hosts`. Closing it closes the client.
+   *
+   * @example
+   * ```ts
+   * import { setGlobalDispatcher } from 'undici';
+   * const users = createClient({ name: 'users', target: 'dns:///users.internal:8080' });
+   * setGlobalDispatcher(users.globalDispatcher());
+   * await fetch('http://users/profile/42'); // balanced
+   * await fetch('https://api.stripe.com/v1/charges'); // a plain request, not to `users`
+   * ```
+   */
+  globalDispatcher(options?: GlobalDispatcherOptions): UndiciDispatcher {
+    const { hosts, others } = normalizeGlobalDispatcherOptions(options);
+    if (this.#closing !== undefined) throw new ClientClosedError();
+    const extra = new HostSet(hosts);
+    let owns: (host: string) => boolean;
+    if (this.#catchAll !== undefined) {
+      const name = this.#catchAll.name.toLowerCase();
+      const named = isHostName(name);
+      if (!named && extra.size === 0) {
+        throw new InvalidOptionError(
+          'globalDispatcher.hosts',
+          `the client's name ${JSON.stringify(name)} is not a host name: give the client a \`name\` (the host in your URLs) or list \`hosts\``,
+        );
+      }
+      owns = (host) => (named && host === name) || extra.has(host);
+    } else {
+      const suffix = this.#discoverySuffix;
+      owns = (host) =>
+        this.#clusters.has(host) ||
+        this.#routeHosts.has(host) ||
+        extra.has(host) ||
+        (suffix !== undefined && host.length > suffix.length && host.endsWith(suffix));
+    }
+    const global = new GlobalDispatcher(
+      {
+        dispatch: (opts, handler) => this.#dispatcher.dispatch(opts, handler),
+        close: () => this.close(),
+        destroy: (reason) => this.#destroy(reason),
+      },
+      owns,
+      others,
+      () => this.#passthroughCount++,
+    );
+    this.#globals.add(global);
+    return global;
   }
 
   /** A snapshot of every cluster's endpoints, states and counters. */
@@ -313,6 +390,7 @@ export class Client {
       await Promise.all(clusters.map((c) => c.close()));
       if (this.#ownsPassthrough) await this.#passthrough?.close();
       await this.#redirectAgent?.close();
+      await Promise.all([...this.#globals].map((g) => g.closeOthers(false)));
     })();
     return this.#closing;
   }
@@ -334,6 +412,7 @@ export class Client {
       this.#discovery?.clear();
       if (this.#ownsPassthrough) await this.#passthrough?.destroy(reason ?? null);
       await this.#redirectAgent?.destroy(reason ?? null);
+      await Promise.all([...this.#globals].map((g) => g.closeOthers(true, reason)));
     })();
     this.#closing ??= done;
     return done;

@@ -1,11 +1,93 @@
 /**
- * The balanced undici Dispatcher: everything undici can drive (`fetch`, `request`, `stream`, `pipeline`,
- * `setGlobalDispatcher`) balances through it.
+ * The balanced undici Dispatcher: everything undici can drive (`fetch`, `request`, `stream`, `pipeline`) balances
+ * through it; and its public type, structural so that any undici major's `Dispatcher` type accepts it.
  *
  * @module
  */
+import type { EventEmitter } from 'node:events';
 import { Dispatcher } from 'undici';
 import { ClientClosedError } from '../common/errors.js';
+
+/**
+ * The request options every undici major (6, 7, 8) passes to `dispatch`, as far as sidecarless reads them.
+ *
+ * @category Client
+ */
+export interface DispatchOptionsLike {
+  /** The request's origin (`http://users`): the logical service name is its host. */
+  readonly origin?: string | URL | undefined;
+  /** Path and query. */
+  readonly path: string;
+  /** The HTTP method. */
+  readonly method: string;
+}
+
+/**
+ * An undici `Dispatcher`, typed structurally so that the `Dispatcher` type of any undici major accepts it: pass it as
+ * `dispatcher` to `request`, `fetch`, `stream` and `pipeline` of undici 7 or 8, to Node's global `fetch` (Node 20 to
+ * 24). Not to `setGlobalDispatcher`: `client.dispatcher` balances every host it is given; the global slot takes
+ * `client.globalDispatcher()`, which leaves other hosts alone.
+ *
+ * sidecarless runs on its own undici 7 (a dependency) and accepts both handler styles undici has used: the callback
+ * style (`onConnect`, `onHeaders`, ...: undici 6 and 7, Node 20 to 24's fetch) and the controller style
+ * (`onRequestStart`, `onResponseStart`, ...: undici 7 and 8). The handler is therefore typed as `object`, and the
+ * convenience methods (`request`, `stream`, ...) loosely: call undici's top-level functions with `dispatcher` to get
+ * your undici's own types.
+ *
+ * @category Client
+ */
+export interface UndiciDispatcher extends EventEmitter {
+  /** Starts one request (undici's `Dispatcher.dispatch`); failures reach the handler, never a throw. */
+  dispatch(options: DispatchOptionsLike, handler: object): boolean;
+  /* eslint-disable @typescript-eslint/no-explicit-any -- each undici major types these differently; `any` is what
+     lets every major's Dispatcher type accept this one. */
+  /** undici's `Dispatcher.request` (prefer `request(url, { dispatcher })` from your undici). */
+  request(...args: any[]): any;
+  /** undici's `Dispatcher.stream` (prefer `stream(url, { dispatcher }, factory)` from your undici). */
+  stream(...args: any[]): any;
+  /** undici's `Dispatcher.pipeline` (prefer `pipeline(url, { dispatcher }, handler)` from your undici). */
+  pipeline(...args: any[]): any;
+  /** undici's `Dispatcher.connect`. */
+  connect(...args: any[]): any;
+  /** undici's `Dispatcher.upgrade`. */
+  upgrade(...args: any[]): any;
+  /** undici's `Dispatcher.compose`. */
+  compose(...args: any[]): any;
+  // Each major overloads the EventEmitter methods with its own `Dispatcher` in the listener types.
+  /** EventEmitter's `on` (events: `connect`, `disconnect`, `connectionError`, `drain`). */
+  on(...args: any[]): any;
+  /** EventEmitter's `once`. */
+  once(...args: any[]): any;
+  /** EventEmitter's `off`. */
+  off(...args: any[]): any;
+  /** EventEmitter's `addListener`. */
+  addListener(...args: any[]): any;
+  /** EventEmitter's `removeListener`. */
+  removeListener(...args: any[]): any;
+  /** EventEmitter's `prependListener`. */
+  prependListener(...args: any[]): any;
+  /** EventEmitter's `prependOnceListener`. */
+  prependOnceListener(...args: any[]): any;
+  /** EventEmitter's `listeners`. */
+  listeners(...args: any[]): any;
+  /** EventEmitter's `rawListeners`. */
+  rawListeners(...args: any[]): any;
+  /** EventEmitter's `emit`. */
+  emit(...args: any[]): any;
+  /* eslint-enable @typescript-eslint/no-explicit-any */
+  /** Closes gracefully; resolves when done. */
+  close(): Promise<void>;
+  /** Closes gracefully, calling `callback` when done. */
+  close(callback: () => void): void;
+  /** Destroys at once: in-flight requests fail. */
+  destroy(): Promise<void>;
+  /** Destroys at once, failing in-flight requests with `err`. */
+  destroy(err: Error | null): Promise<void>;
+  /** Destroys at once, calling `callback` when done. */
+  destroy(callback: () => void): void;
+  /** Destroys at once with `err`, calling `callback` when done. */
+  destroy(err: Error | null, callback: () => void): void;
+}
 
 /** What the dispatcher sends requests to: a cluster, or the client's router. */
 export interface DispatchTarget {
@@ -25,9 +107,9 @@ export interface DispatchTarget {
  *
  * @example
  * ```ts
- * import { request, setGlobalDispatcher } from 'undici';
+ * import { request } from 'undici';
  * const { statusCode, body } = await request('http://users/list', { dispatcher: client.dispatcher });
- * setGlobalDispatcher(client.dispatcher); // now every undici call balances
+ * // For setGlobalDispatcher use client.globalDispatcher(): this one would take every host in the process.
  * ```
  */
 export class BalancedDispatcher extends Dispatcher {

@@ -117,7 +117,7 @@ class ControllerToLegacy implements LegacyHandler {
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
     const ctl = this.#ctl();
     ctl.rawHeaders = headers as Buffer[] | null;
-    this.#handler.onRequestUpgrade?.(ctl, statusCode, parseHeaders(headers), socket);
+    this.#handler.onRequestUpgrade?.(ctl, statusCode, parseHeaders(headers ?? []), socket);
   }
   onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
     const ctl = this.#ctl();
@@ -134,7 +134,7 @@ class ControllerToLegacy implements LegacyHandler {
   onComplete(trailers: string[] | Buffer[] | null): void {
     const ctl = this.#ctl();
     ctl.rawTrailers = trailers;
-    this.#handler.onResponseEnd?.(ctl, parseHeaders(trailers));
+    this.#handler.onResponseEnd?.(ctl, parseHeaders(trailers ?? []));
   }
   onError(err: Error): void {
     this.#handler.onResponseError?.(this.#ctl(), err);
@@ -146,4 +146,79 @@ export function toLegacyHandler(handler: object): LegacyHandler {
   return typeof (handler as ControllerHandler).onRequestStart === 'function'
     ? new ControllerToLegacy(handler as ControllerHandler)
     : (handler as LegacyHandler);
+}
+
+function toRawHeaders(headers: Record<string, unknown> | null | undefined): Buffer[] {
+  const raw: Buffer[] = [];
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    for (const v of Array.isArray(value) ? value : [value]) {
+      if (v !== undefined) raw.push(Buffer.from(name), Buffer.from(String(v)));
+    }
+  }
+  return raw;
+}
+
+/** Presents a legacy handler as a controller-style one (the same mapping as undici 8's Dispatcher1Wrapper). */
+class LegacyToController implements ControllerHandler {
+  readonly #handler: LegacyHandler;
+
+  constructor(handler: LegacyHandler) {
+    this.#handler = handler;
+  }
+  onRequestStart(controller: Controller, context: unknown): void {
+    this.#handler.onConnect?.((reason) => controller.abort(reason ?? new Error('aborted')), context as object);
+  }
+  onRequestUpgrade(controller: Controller, statusCode: number, headers: Record<string, unknown>, socket: Duplex): void {
+    this.#handler.onUpgrade?.(statusCode, controller.rawHeaders ?? toRawHeaders(headers), socket);
+  }
+  onResponseStart(
+    controller: Controller,
+    statusCode: number,
+    headers: Record<string, unknown>,
+    message?: string,
+  ): void {
+    const raw = controller.rawHeaders ?? toRawHeaders(headers);
+    if (this.#handler.onHeaders?.(statusCode, raw, () => controller.resume(), message ?? '') === false) {
+      controller.pause();
+    }
+  }
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    if (this.#handler.onData?.(chunk) === false) controller.pause();
+  }
+  onResponseEnd(controller: Controller, trailers: Record<string, unknown>): void {
+    this.#handler.onComplete?.(controller.rawTrailers ?? toRawHeaders(trailers));
+  }
+  onResponseError(_controller: Controller, error: Error): void {
+    this.#handler.onError?.(error);
+  }
+}
+
+/**
+ * Returns a handler with both styles, for a dispatcher of unknown undici major (a user's `Agent`): undici 6 calls
+ * only the legacy callbacks, undici 8 only the controller ones (it rejects a handler without `onRequestStart`),
+ * undici 7 the controller ones when present.
+ */
+export function toDualHandler(handler: object): LegacyHandler & ControllerHandler {
+  const isController = typeof (handler as ControllerHandler).onRequestStart === 'function';
+  const legacy = isController ? new ControllerToLegacy(handler as ControllerHandler) : (handler as LegacyHandler);
+  const controller = isController ? (handler as ControllerHandler) : new LegacyToController(handler as LegacyHandler);
+  const plain = handler as LegacyHandler;
+  return {
+    onConnect: (abort, context) => legacy.onConnect?.(abort, context),
+    onUpgrade: (status, headers, socket) => legacy.onUpgrade?.(status, headers, socket),
+    onHeaders: (status, headers, resume, text) => legacy.onHeaders?.(status, headers, resume, text) ?? true,
+    onData: (chunk) => legacy.onData?.(chunk) ?? true,
+    onComplete: (trailers) => legacy.onComplete?.(trailers),
+    onError: (err) => legacy.onError?.(err),
+    onRequestStart: (ctl, context) => controller.onRequestStart?.(ctl, context),
+    onRequestUpgrade: (ctl, status, headers, socket) => controller.onRequestUpgrade?.(ctl, status, headers, socket),
+    onResponseStart: (ctl, status, headers, text) => controller.onResponseStart?.(ctl, status, headers, text),
+    onResponseData: (ctl, chunk) => controller.onResponseData?.(ctl, chunk),
+    onResponseEnd: (ctl, trailers) => controller.onResponseEnd?.(ctl, trailers),
+    onResponseError: (ctl, err) => controller.onResponseError?.(ctl, err),
+    // Both styles share these (undici 8 passes the chunk, 6 and 7 sizes: forwarded as they come).
+    onResponseStarted: () => plain.onResponseStarted?.(),
+    onRequestSent: () => plain.onRequestSent?.(),
+    onBodySent: (...args: [number, number]) => plain.onBodySent?.(...args),
+  };
 }

@@ -251,8 +251,17 @@ export class Subchannel implements Pickable {
    */
   dispatchAttempt(options: Dispatcher.DispatchOptions, attempt: LegacyHandler): boolean {
     this.inFlight++;
-    this.counters.attempts++;
-    return this.#pool.dispatch(options, attempt as never);
+    this.#liveCounters().attempts++;
+    let pool = this.#pool;
+    if (pool === undefined) {
+      if (this.#closing !== undefined) {
+        // Closed before it ever had a pool: fail as undici fails a dispatch to a closed pool.
+        attempt.onError?.(new errors.ClientClosedError());
+        return false;
+      }
+      pool = this.#createPool();
+    }
+    return pool.dispatch(options, attempt as never);
   }
 
   /** @internal Called once per attempt by its handler. */

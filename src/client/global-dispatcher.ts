@@ -1,0 +1,178 @@
+/**
+ * The dispatcher made for undici's global slot (`setGlobalDispatcher`): it balances the client's own service names
+ * and sends every other host to an ordinary undici Agent, as if sidecarless were not installed.
+ *
+ * `client.dispatcher` balances whatever it is given (a single-service client treats any URL's authority as the
+ * logical name of its one service), which is right for a call that names it explicitly and wrong for the process-wide
+ * default that also carries the payment provider's and the metadata server's requests.
+ *
+ * @module
+ */
+import { Agent, Dispatcher } from 'undici';
+import { checkObject, describe, isRecord, joinPath } from '../common/options.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { toDualHandler } from '../common/handler.js';
+import { parseOrigin } from '../request/origin.js';
+import type { DispatchTarget } from './dispatcher.js';
+
+/**
+ * Options of {@link Client.globalDispatcher}.
+ *
+ * @category Client
+ */
+export interface GlobalDispatcherOptions {
+  /**
+   * More host names (without port, case-insensitive; `*.suffix` matches any name under `suffix`) that balance
+   * through the client. Always balanced besides these: on a single-service client its `name` when that is a host
+   * name; on a multi-service client the cluster names, the hosts its route rules name, and its discovery domain.
+   */
+  readonly hosts?: readonly string[] | undefined;
+  /**
+   * Where every other request goes: a dispatcher of yours (for instance an undici `EnvHttpProxyAgent`; it is not
+   * closed with the client). @defaultValue a new undici `Agent`, closed with the client
+   */
+  readonly others?:
+    | {
+        /** undici's `Dispatcher.dispatch` (of any major). */
+        dispatch(options: never, handler: never): boolean;
+      }
+    | undefined;
+}
+
+const HOST = /^(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/i;
+
+/** A set of host names and `*.suffix` wildcards, matched case-insensitively. */
+export class HostSet {
+  readonly #exact = new Set<string>();
+  readonly #suffixes: string[] = [];
+
+  constructor(patterns: Iterable<string>) {
+    for (const raw of patterns) {
+      const pattern = raw.toLowerCase();
+      if (pattern.startsWith('*.')) this.#suffixes.push(pattern.slice(1));
+      else this.#exact.add(pattern);
+    }
+  }
+
+  get size(): number {
+    return this.#exact.size + this.#suffixes.length;
+  }
+
+  /** `host` is lower case. */
+  has(host: string): boolean {
+    if (this.#exact.has(host)) return true;
+    for (const suffix of this.#suffixes) if (host.length > suffix.length && host.endsWith(suffix)) return true;
+    return false;
+  }
+}
+
+/** Whether `name` may serve as a host name (a single-service client's default name, `static:...`, may not). */
+export function isHostName(name: string): boolean {
+  return HOST.test(name) && !name.startsWith('*.');
+}
+
+/** Validates {@link GlobalDispatcherOptions} (paths under `globalDispatcher`). */
+export function normalizeGlobalDispatcherOptions(raw: unknown): {
+  hosts: string[];
+  others: Dispatcher | undefined;
+} {
+  const path = 'globalDispatcher';
+  const o = checkObject(raw ?? {}, ['hosts', 'others'], path);
+  const hosts: string[] = [];
+  if (o.hosts !== undefined) {
+    if (!Array.isArray(o.hosts)) {
+      throw new InvalidOptionError(
+        joinPath(path, 'hosts'),
+        `expected an array of host names, got ${describe(o.hosts)}`,
+      );
+    }
+    o.hosts.forEach((h: unknown, i) => {
+      if (typeof h !== 'string' || !HOST.test(h)) {
+        throw new InvalidOptionError(
+          joinPath(joinPath(path, 'hosts'), i),
+          `expected a host name without port (or \`*.suffix\`), got ${describe(h)}`,
+        );
+      }
+      hosts.push(h.toLowerCase());
+    });
+  }
+  const others = o.others;
+  if (others !== undefined && (!isRecord(others) || typeof others.dispatch !== 'function')) {
+    throw new InvalidOptionError(joinPath(path, 'others'), `expected an undici Dispatcher, got ${describe(others)}`);
+  }
+  return { hosts, others: others as Dispatcher | undefined };
+}
+
+function hostOf(origin: unknown): string | undefined {
+  try {
+    const authority = parseOrigin(origin).authority;
+    if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1).toLowerCase();
+    const colon = authority.lastIndexOf(':');
+    return (colon < 0 ? authority : authority.slice(0, colon)).toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A dispatcher for the global slot: own hosts balance, others go out plainly.
+ *
+ * Closing or destroying it closes or destroys the client and the Agent it made (not an `others` of yours).
+ */
+export class GlobalDispatcher extends Dispatcher {
+  readonly #balanced: DispatchTarget;
+  readonly #owns: (host: string) => boolean;
+  readonly #others: Dispatcher;
+  readonly #ownsOthers: boolean;
+  readonly #count: () => void;
+
+  /** @internal Created by the client. */
+  constructor(
+    balanced: DispatchTarget,
+    owns: (host: string) => boolean,
+    others: Dispatcher | undefined,
+    count: () => void,
+  ) {
+    super();
+    this.#balanced = balanced;
+    this.#owns = owns;
+    this.#ownsOthers = others === undefined;
+    this.#others = others ?? new Agent();
+    this.#count = count;
+  }
+
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const host = hostOf(options.origin);
+    // An origin that does not parse goes to the balancer, which fails it with a typed error.
+    if (host === undefined || this.#owns(host)) return this.#balanced.dispatch(options, handler);
+    this.#count();
+    // A dispatcher of the user's may be of another undici major than the caller: give it both handler styles.
+    return this.#others.dispatch(options, this.#ownsOthers ? handler : (toDualHandler(handler) as never));
+  }
+
+  /** @internal The client closes the Agent this dispatcher made. */
+  closeOthers(destroy: boolean, reason?: Error): Promise<void> {
+    if (!this.#ownsOthers) return Promise.resolve();
+    return destroy ? this.#others.destroy(reason ?? null) : this.#others.close();
+  }
+
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | void {
+    const done = this.#balanced.close();
+    if (callback === undefined) return done;
+    done.then(callback, callback);
+  }
+
+  override destroy(): Promise<void>;
+  override destroy(err: Error | null): Promise<void>;
+  override destroy(callback: () => void): void;
+  override destroy(err: Error | null, callback: () => void): void;
+  override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
+    const err = typeof errOrCallback === 'function' ? undefined : (errOrCallback ?? undefined);
+    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
+    const done = this.#balanced.destroy(err);
+    if (cb === undefined) return done;
+    done.then(cb, cb);
+  }
+}

@@ -1,0 +1,117 @@
+// Issue 16, item 6: `setGlobalDispatcher(client.dispatcher)` captured every host in the process (a single-service
+// client answered `fetch('http://api.stripe.example/...')` with the users backend). `client.globalDispatcher()` is
+// made for the global slot: own names balance, every other host goes to an ordinary undici Agent.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Agent, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
+import { createClient, isSidecarlessError } from 'sidecarless';
+import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
+
+async function backendOf(res: Promise<{ body: { json(): Promise<unknown> } }>): Promise<string> {
+  return ((await (await res).body.json()) as { backend: string }).backend;
+}
+
+describe('client.globalDispatcher() (the global slot)', () => {
+  let backends: Backend[];
+  before(async () => {
+    backends = await startBackends(3);
+  });
+  after(async () => {
+    await stopAll(backends);
+  });
+
+  it('global dispatcher of a single-service client sends other hosts to a plain agent, not to the service', async () => {
+    const [a, b, elsewhere] = backends as [Backend, Backend, Backend];
+    const client = createClient({ name: 'users', target: [a.address, b.address], random: () => 0 });
+    const previous = getGlobalDispatcher();
+    try {
+      setGlobalDispatcher(client.globalDispatcher());
+      // The service's own name balances (round robin over a and b).
+      const own = [await backendOf(request('http://users/1')), await backendOf(request('http://USERS:80/2'))];
+      assert.deepEqual(own.sort(), [a.id, b.id].sort());
+      // Any other host, on another port, is answered by that server: the request left the balancer.
+      assert.equal(await backendOf(request(`http://localhost:${elsewhere.port}/charges`)), elsewhere.id);
+      assert.equal(elsewhere.hosts.at(-1), `localhost:${elsewhere.port}`);
+      // Node's built-in fetch reads the same global slot.
+      const res = await globalThis.fetch(`http://127.0.0.1:${elsewhere.port}/v1/charges`);
+      assert.equal(((await res.json()) as { backend: string }).backend, elsewhere.id);
+      const viaFetch = await globalThis.fetch('http://users/3');
+      assert.ok([a.id, b.id].includes(((await viaFetch.json()) as { backend: string }).backend));
+      assert.equal(client.stats().passthrough, 2);
+      assert.equal(elsewhere.hits, 2);
+    } finally {
+      setGlobalDispatcher(previous);
+      await client.close();
+    }
+  });
+
+  it('global dispatcher of a multi-service client balances cluster names, route hosts and `hosts`, nothing else', async () => {
+    const [a, b, elsewhere] = backends as [Backend, Backend, Backend];
+    const client = createClient({
+      clusters: { users: { target: [a.address] }, orders: { target: [b.address] } },
+      routes: [
+        { match: { host: '*.users.internal' }, cluster: 'users' },
+        { match: { path: { prefix: '/' } }, cluster: 'orders' }, // host-less: applies to own names only
+      ],
+    });
+    const previous = getGlobalDispatcher();
+    try {
+      setGlobalDispatcher(client.globalDispatcher({ hosts: ['legacy-orders'] }));
+      assert.equal(await backendOf(request('http://eu.users.internal/x')), a.id);
+      // The host-less rule applies to own names only: the cluster name `users` and the listed `legacy-orders`.
+      assert.equal(await backendOf(request('http://users/x')), b.id);
+      assert.equal(await backendOf(request('http://legacy-orders/x')), b.id);
+      assert.equal(await backendOf(request(`http://localhost:${elsewhere.port}/x`)), elsewhere.id);
+      assert.equal(client.stats().passthrough, 1);
+    } finally {
+      setGlobalDispatcher(previous);
+      await client.close();
+    }
+  });
+
+  it('sends other hosts to the `others` dispatcher given, and leaves it open at close', async () => {
+    const [a, , elsewhere] = backends as [Backend, Backend, Backend];
+    const client = createClient({ name: 'users', target: [a.address] });
+    const others = new Agent();
+    try {
+      const dispatcher = client.globalDispatcher({ others });
+      assert.equal(await backendOf(request(`http://localhost:${elsewhere.port}/x`, { dispatcher })), elsewhere.id);
+      await client.close();
+      assert.equal(others.closed, false);
+      // After close, own names fail with SIDECARLESS_CLIENT_CLOSED.
+      const err = await request('http://users/x', { dispatcher }).catch((e: unknown) => e);
+      assert.ok(isSidecarlessError(err) && err.code === 'SIDECARLESS_CLIENT_CLOSED', String(err));
+    } finally {
+      await client.close();
+      await others.close();
+    }
+  });
+
+  it('rejects bad options and a single-service client without a host name', async () => {
+    const unnamed = createClient({ target: 'static://127.0.0.1:1' });
+    const named = createClient({ name: 'users', target: 'static://127.0.0.1:1' });
+    try {
+      assert.throws(
+        () => unnamed.globalDispatcher(),
+        (e: unknown) => isSidecarlessError(e) && e.code === 'SIDECARLESS_INVALID_OPTION' && /hosts/.test(e.message),
+      );
+      assert.doesNotThrow(() => unnamed.globalDispatcher({ hosts: ['users'] }));
+      assert.throws(
+        () => named.globalDispatcher({ hosts: ['users:8080'] }),
+        (e: unknown) =>
+          isSidecarlessError(e) && /globalDispatcher\.hosts\[0\]|globalDispatcher\.hosts\.0/.test(e.message),
+      );
+      assert.throws(
+        () => named.globalDispatcher({ others: {} as never }),
+        (e: unknown) => isSidecarlessError(e) && /globalDispatcher\.others/.test(e.message),
+      );
+      assert.throws(
+        () => named.globalDispatcher({ nope: 1 } as never),
+        (e: unknown) => isSidecarlessError(e) && e.code === 'SIDECARLESS_INVALID_OPTION',
+      );
+    } finally {
+      await unnamed.close();
+      await named.close();
+    }
+  });
+});
