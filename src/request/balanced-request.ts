@@ -469,12 +469,18 @@ export class BalancedRequest implements AttemptOwner {
 
   /**
    * Answers the caller with a locally made response (the breaker's fallback) instead of sending the request.
+   * `response` has been checked (cluster/admission.ts, `checkFallbackResponse`).
    */
   respond(response: { status: number; headers?: Readonly<Record<string, string>>; body?: string | Uint8Array }): void {
     if (this.#stage !== 'running') return;
     const body = response.body === undefined ? undefined : Buffer.from(response.body);
     const raw: Buffer[] = [];
-    for (const [k, v] of Object.entries(response.headers ?? {})) raw.push(Buffer.from(k), Buffer.from(v));
+    for (const [k, v] of Object.entries(response.headers ?? {})) {
+      // The framing is the library's: content-length is set from the body.
+      const lower = k.toLowerCase();
+      if (lower !== 'content-length' && lower !== 'transfer-encoding')
+        raw.push(Buffer.from(k), Buffer.from(v, 'latin1'));
+    }
     if (body !== undefined) raw.push(Buffer.from('content-length'), Buffer.from(String(body.length)));
     this.#stage = 'committed';
     this.#committedStatus = response.status;

@@ -104,7 +104,7 @@ export interface LimitsOptions {
 export interface FallbackResponse {
   /** HTTP status code the caller receives. */
   readonly status: number;
-  /** Response headers; `content-length` is added when there is a body. */
+  /** Response headers (string values, no CR, LF or NUL); `content-length` is set from the body, a given one ignored. */
   readonly headers?: Readonly<Record<string, string>>;
   /** Response body (a string is sent as UTF-8); empty when omitted. */
   readonly body?: string | Uint8Array;

@@ -1,0 +1,109 @@
+/**
+ * Regression tests for issue 15, items 3, 4, 6, 13 and 14 (request layer), through the package entry point on real
+ * HTTP servers on 127.0.0.1.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createClient, findSidecarlessError } from 'sidecarless';
+import { type Handler, backendsForFile } from '../helpers/backends.js';
+
+const backend = backendsForFile();
+
+const ok: Handler = (req, res, b) => {
+  req.resume();
+  req.on('end', () => {
+    res.setHeader('x-backend', b.id);
+    res.end(`ok from ${b.id}`);
+  });
+};
+
+/** Polls `condition` every 5 ms, at most `max` times; true once it holds. */
+async function until(condition: () => boolean, max = 400): Promise<boolean> {
+  for (let i = 0; i < max && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
+  return condition();
+}
+
+/** A client whose breaker is open at once (every request fails, one is enough). */
+async function openBreaker(fallback: () => unknown) {
+  const b = await backend('breaker-fallback', (req, res) => {
+    req.resume();
+    res.writeHead(503);
+    res.end();
+  });
+  const client = createClient({
+    target: [b.address],
+    retry: false,
+    breaker: { volumeThreshold: 1, resetTimeoutMs: 60_000, fallback: fallback as never },
+  });
+  for (let i = 0; i < 5 && client.stats().clusters[0]?.breaker !== 'open'; i++) {
+    await (await client.fetch('http://svc/')).arrayBuffer();
+  }
+  assert.equal(client.stats().clusters[0]?.breaker, 'open');
+  return client;
+}
+
+describe('issue 15.3: breaker fallback results are validated', () => {
+  const bad: [string, unknown, RegExp][] = [
+    ['undefined', undefined, /expected an object/],
+    ['a number', 42, /expected an object/],
+    ['null', null, /expected an object/],
+    ['status "abc"', { status: 'abc' }, /status/],
+    ['status 99', { status: 99 }, /status/],
+    ['status 200.5', { status: 200.5 }, /status/],
+    ['a header value with CRLF', { status: 200, headers: { 'x-a': 'v\r\nset-cookie: evil=1' } }, /header "x-a"/],
+    ['an invalid header name', { status: 200, headers: { 'x a': 'v' } }, /header name/],
+    ['a non-string header value', { status: 200, headers: { 'x-a': 5 } }, /header "x-a"/],
+    ['a body that is an object', { status: 200, body: { a: 1 } }, /body/],
+  ];
+  for (const [what, value, message] of bad) {
+    it(`fails with SIDECARLESS_CIRCUIT_OPEN (cause: the validation error) when the fallback returns ${what}`, async () => {
+      let unhandled = 0;
+      const onUnhandled = () => unhandled++;
+      process.on('unhandledRejection', onUnhandled);
+      const client = await openBreaker(() => value);
+      try {
+        // Through fetch and through the dispatcher: both settle, with the typed error.
+        const err = await client.fetch('http://svc/').then(
+          () => assert.fail('expected a rejection'),
+          (e: unknown) => e,
+        );
+        const typed = findSidecarlessError(err);
+        assert.equal(typed?.code, 'SIDECARLESS_CIRCUIT_OPEN');
+        assert.ok(typed?.cause instanceof TypeError);
+        assert.match((typed.cause as Error).message, message);
+        const viaDispatcher = await client.dispatcher.request({ origin: 'http://svc', path: '/', method: 'GET' }).then(
+          () => assert.fail('expected a rejection'),
+          (e: unknown) => e as { code?: string },
+        );
+        assert.equal(viaDispatcher.code, 'SIDECARLESS_CIRCUIT_OPEN');
+        assert.equal(unhandled, 0);
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+        await client.close();
+      }
+    });
+  }
+
+  it('answers with a valid fallback, a Buffer or Uint8Array body and the framing set from the body', async () => {
+    const client = await openBreaker(() => ({
+      status: 200,
+      headers: { 'x-fallback': 'yes', 'content-length': '999' },
+      body: new Uint8Array([104, 105]),
+    }));
+    try {
+      const res = await client.fetch('http://svc/');
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('x-fallback'), 'yes');
+      assert.equal(res.headers.get('content-length'), '2');
+      assert.equal(await res.text(), 'hi');
+    } finally {
+      await client.close();
+    }
+    const empty = await openBreaker(() => ({ status: 204 }));
+    try {
+      assert.equal((await empty.fetch('http://svc/')).status, 204);
+    } finally {
+      await empty.close();
+    }
+  });
+});
