@@ -101,9 +101,9 @@ export class Attempt implements LegacyHandler {
     if (this.#state === 'committed') this.#abort?.(reason);
   }
 
-  /** The per-try timeout fired before headers. */
+  /** The per-try timeout fired before headers (or while a discarded response was being dropped). */
   timeout(ms: number): void {
-    if (this.#state !== 'pending') return;
+    if (this.#state !== 'pending' && this.#state !== 'discarding') return;
     const err = new PerTryTimeoutError(ms);
     this.#state = 'failed';
     this.#abort?.(err);
@@ -136,6 +136,9 @@ export class Attempt implements LegacyHandler {
         this.#state = 'discarding';
         this.#statusCode = statusCode;
         this.#retryAfterMs = wait;
+        // A body already in the parser's buffer completes in this same tick, and the connection stays reusable; one
+        // that has not is dropped, so a slow or endless body cannot hold the retry back (issue 15.4).
+        queueMicrotask(() => this.#dropBody());
         return true;
       }
     }
@@ -144,6 +147,18 @@ export class Attempt implements LegacyHandler {
     const name = this.#owner.endpointHeader;
     const delivered = name === undefined ? headers : [...headers, name, Buffer.from(this.subchannel.key, 'latin1')];
     return this.#owner.user.onHeaders?.(statusCode, delivered, resume, statusText) ?? true;
+  }
+
+  /** The discarded response's body has not ended: abort it (undici closes that connection) and fail the attempt. */
+  #dropBody(): void {
+    if (this.#state !== 'discarding') return;
+    this.#state = 'failed';
+    const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#statusCode}`) as Error & { code: string };
+    // Neither aborted nor a timeout: the outcome is the status, which counts against the endpoint as any 5xx does.
+    err.code = 'SIDECARLESS_RESPONSE_DISCARDED';
+    this.#cancelReason = err;
+    this.#abort?.(err);
+    this.#reject(new AttemptFailure(err, 'status', false, this.#retryAfterMs));
   }
 
   onData(chunk: Buffer): boolean {

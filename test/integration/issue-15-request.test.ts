@@ -107,3 +107,68 @@ describe('issue 15.3: breaker fallback results are validated', () => {
     }
   });
 });
+
+describe('issue 15.4: a retryable status with a slow or endless body does not hold the retry back', () => {
+  /** Answers 503 and trickles its body forever (until the connection closes). */
+  function trickle503(closed: { count: number }): Handler {
+    return (req, res) => {
+      req.resume();
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      res.write('x');
+      const timer = setInterval(() => res.write('x'), 20);
+      res.on('close', () => {
+        clearInterval(timer);
+        closed.count++;
+      });
+    };
+  }
+
+  for (const perTryTimeoutMs of [0, 5_000]) {
+    it(`retries on the healthy endpoint at once, dropping the endless 503 body (perTryTimeoutMs ${perTryTimeoutMs})`, async () => {
+      const closed = { count: 0 };
+      const slow = await backend('trickle-503', trickle503(closed));
+      const good = await backend('good-after-trickle', ok);
+      const client = createClient({
+        target: [slow.address, good.address],
+        picker: 'round-robin',
+        random: () => 0,
+        retry: { perTryTimeoutMs },
+      });
+      try {
+        for (let i = 0; i < 4; i++) {
+          // Bounded: a request that hangs fails here rather than holding the suite.
+          const res = await client.fetch('http://svc/', { signal: AbortSignal.timeout(20_000) });
+          assert.equal(res.status, 200);
+          assert.equal(res.headers.get('x-backend'), 'good-after-trickle');
+          await res.arrayBuffer();
+        }
+        assert.ok(slow.hits >= 1, 'the trickling endpoint was tried');
+        // The dropped responses' connections were closed, not left trickling.
+        assert.ok(await until(() => closed.count === slow.hits), `closed ${closed.count} of ${slow.hits}`);
+      } finally {
+        await client.close();
+      }
+    });
+  }
+
+  it('keeps retrying a 503 whose body arrives with its headers', async () => {
+    const bad = await backend('plain-503', (req, res) => {
+      req.resume();
+      res.writeHead(503);
+      res.end('unavailable');
+    });
+    const good = await backend('good-after-503', ok);
+    const client = createClient({ target: [bad.address, good.address], picker: 'round-robin', random: () => 0 });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const res = await client.fetch('http://svc/');
+        assert.equal(res.status, 200);
+        await res.arrayBuffer();
+      }
+      const stats = client.stats().clusters[0];
+      assert.ok((stats?.requests.retries ?? 0) >= 1);
+    } finally {
+      await client.close();
+    }
+  });
+});
