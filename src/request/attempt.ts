@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { PerTryTimeoutError } from '../common/errors.js';
 import type { LegacyHandler } from '../common/handler.js';
 import type { TimerHandle } from '../common/runtime.js';
-import { classifyError, type ErrorKind } from '../common/outcome.js';
+import { classifyError, type ErrorKind, markCallerError } from '../common/outcome.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 
 /**
@@ -18,6 +18,19 @@ export function hedgeLost(): Error {
   const err = new Error('another attempt answered first') as Error & { code: string };
   err.name = 'AbortError';
   err.code = 'SIDECARLESS_HEDGE_LOST';
+  return err;
+}
+
+/**
+ * What undici is told when an attempt is stopped for a reason that is not its endpoint's (the caller aborted, the
+ * request ended): classified `aborted`, so it counts against no endpoint whatever the reason (a caller's
+ * `AbortSignal.timeout()` reason is a `TimeoutError`). The reason is its `cause`.
+ */
+function notTheEndpoint(reason: Error): Error {
+  if (classifyError(reason) === 'aborted') return reason;
+  const err = new Error(`Attempt stopped: ${reason.message}`, { cause: reason }) as Error & { code: string };
+  err.name = 'AbortError';
+  err.code = 'UND_ERR_ABORTED';
   return err;
 }
 
@@ -58,6 +71,11 @@ export interface AttemptOwner {
   failCommitted(error: Error): void;
   /** The status codes retried. */
   readonly retryOn: ReadonlySet<number>;
+  /**
+   * True when a timeout of an attempt whose request is not fully sent is the caller's doing: its request body is a
+   * stream that has nothing for the attempt to send.
+   */
+  callerBodyStalled(): boolean;
   /** When set, the committed response gets this header (lower-case name) with the endpoint's key. */
   readonly endpointHeader: Buffer | undefined;
 }
@@ -74,6 +92,10 @@ export class Attempt implements LegacyHandler {
   #cancelReason: Error | undefined;
   #statusCode = 0;
   #retryAfterMs = 0;
+  /** The request (headers and body) was fully written. */
+  #sent = false;
+  /** The caller's reason, when it aborted the committed response. */
+  #callerAbort: Error | undefined;
   /** @internal per-try timer, cleared by the owner's clock. */
   timer: TimerHandle | undefined;
 
@@ -88,27 +110,40 @@ export class Attempt implements LegacyHandler {
     return this.#state === 'pending' || this.#state === 'discarding';
   }
 
-  /** Stops this attempt without telling the caller (a lost hedge, or the request ended). */
-  cancel(reason: Error): void {
+  /**
+   * Stops this attempt without telling the caller (a lost hedge, or the request ended). Counts against the endpoint
+   * only with `blame` (the request's deadline passed while the endpoint had the whole request), unless the caller's
+   * request body is what the attempt was waiting for.
+   */
+  cancel(reason: Error, blame = false): void {
     if (this.#state !== 'pending' && this.#state !== 'discarding') return;
     this.#state = 'cancelled';
-    this.#cancelReason = reason;
-    this.#abort?.(reason);
+    this.#cancelReason = blame && (this.#sent || !this.#owner.callerBodyStalled()) ? reason : notTheEndpoint(reason);
+    this.#abort?.(this.#cancelReason);
   }
 
-  /** Aborts the committed response (the caller aborted while reading it). */
+  /** True when the deadline firing now would be the caller's doing (its body stalled): see {@link cancel}. */
+  get callerStalled(): boolean {
+    return !this.#sent && this.#owner.callerBodyStalled();
+  }
+
+  /** Aborts the committed response (the caller aborted while reading it): not the endpoint's doing. */
   abortCommitted(reason: Error): void {
-    if (this.#state === 'committed') this.#abort?.(reason);
+    if (this.#state !== 'committed') return;
+    this.#callerAbort = reason;
+    this.#abort?.(notTheEndpoint(reason));
   }
 
   /** The per-try timeout fired before headers (or while a discarded response was being dropped). */
   timeout(ms: number): void {
     if (this.#state !== 'pending' && this.#state !== 'discarding') return;
     const err = new PerTryTimeoutError(ms);
+    // Waiting for the caller's body rather than the endpoint: the caller's failure, not retried (issue 15.6).
+    if (this.callerStalled) markCallerError(err);
     this.#state = 'failed';
     this.#abort?.(err);
     this.#cancelReason = err;
-    this.#reject(new AttemptFailure(err, 'per-try-timeout', false));
+    this.#reject(new AttemptFailure(err, this.callerStalled ? 'aborted' : 'per-try-timeout', false));
   }
 
   onConnect(abort: (reason?: Error) => void): void {
@@ -179,7 +214,7 @@ export class Attempt implements LegacyHandler {
   onError(err: Error): void {
     if (this.#state === 'committed') {
       this.#state = 'failed';
-      this.#owner.failCommitted(err);
+      this.#owner.failCommitted(this.#callerAbort ?? err);
       return;
     }
     if (this.#state !== 'pending' && this.#state !== 'discarding') return;
@@ -205,6 +240,7 @@ export class Attempt implements LegacyHandler {
   }
 
   onRequestSent(): void {
+    this.#sent = true;
     if (this.#state === 'pending' || this.#state === 'committed') this.#owner.user.onRequestSent?.();
   }
 }

@@ -20,6 +20,8 @@
  *   stream no attempt has started to read.
  * Retried statuses (502, 503, 504 by default) are retried only for requests that may be replayed; otherwise the
  * response goes to the caller as it is.
+ *
+ * @size single state machine: one request's attempts (retries, hedges, deadline, commit) and what the caller sees
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
@@ -33,6 +35,7 @@ import {
   RetryBudgetExhaustedError,
 } from '../common/errors.js';
 import type { LegacyHandler } from '../common/handler.js';
+import { isCallerError, markCallerError } from '../common/outcome.js';
 import type { PickContext } from '../pickers/picker.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
@@ -160,6 +163,8 @@ export class BalancedRequest implements AttemptOwner {
   #retryAfterMs = 0;
   /** Set when the client closes: no new attempt starts. */
   #closing = false;
+  /** The request failed on the caller's side (its abort, its body, a request undici refused): see `callerFault`. */
+  #callerFault = false;
   /** Told the verdict for the circuit breaker, when one counts this request. */
   #settle: ((verdict: RequestVerdict) => void) | undefined;
 
@@ -195,6 +200,15 @@ export class BalancedRequest implements AttemptOwner {
     return this.#abortReason;
   }
 
+  /**
+   * True when the request failed on the caller's side, not an endpoint's: the caller aborted, its request body failed
+   * or stalled, or undici refused the request before sending it. Such a failure counts against no endpoint, is not
+   * retried, and is not a failure for the breaker (docs/ARCHITECTURE.md, "What counts against an endpoint").
+   */
+  get callerFault(): boolean {
+    return this.#callerFault;
+  }
+
   /** True once the caller has seen the end. */
   get done(): boolean {
     return this.#stage === 'done';
@@ -224,15 +238,28 @@ export class BalancedRequest implements AttemptOwner {
       this.#deadline = clock.setTimeout(
         () => {
           this.#deadline = undefined;
-          if (this.#stage === 'running') {
-            this.#fail(new DeadlineExceededError(policy.timeoutMs, { cause: this.#lastFailure?.error }), 'failure');
-          }
+          if (this.#stage === 'running') this.#deadlinePassed(policy.timeoutMs);
         },
         policy.timeoutMs,
         true,
       );
     }
     this.#nextAttempt();
+  }
+
+  /**
+   * The deadline passed before the response headers. It is the endpoint's doing (its attempts are blamed) unless an
+   * attempt was still waiting for the caller's request body (issue 15.6).
+   */
+  #deadlinePassed(timeoutMs: number): void {
+    const error = new DeadlineExceededError(timeoutMs, { cause: this.#lastFailure?.error });
+    let stalled = false;
+    for (const attempt of this.#live) stalled ||= attempt.callerStalled;
+    if (stalled) {
+      this.#callerFault = true;
+      markCallerError(error);
+    }
+    this.#fail(error, stalled ? 'ignored' : 'failure', !stalled);
   }
 
   /**
@@ -363,7 +390,12 @@ export class BalancedRequest implements AttemptOwner {
       this.#recorded ??= new RecordedBody(body, bufferBodyBytes);
       return this.#recorded.reader();
     }
-    if (isReadable(body)) return body;
+    if (isReadable(body)) {
+      // An error of the caller's stream is the caller's, not the endpoint's (issue 15.6). A recorded body marks it
+      // as it reads (RecordedBody).
+      body.on('error', markCallerError);
+      return body;
+    }
     const iterable: AsyncIterable<unknown> = body;
     // Hand undici a view that records when it starts reading, so a failed attempt that never read the body can
     // be replayed with the same (untouched) iterator.
@@ -373,6 +405,15 @@ export class BalancedRequest implements AttemptOwner {
         return iterable[Symbol.asyncIterator]();
       },
     };
+  }
+
+  callerBodyStalled(): boolean {
+    if (this.#body !== 'once') return false;
+    const { body } = this.options;
+    // A Readable tells whether it has anything undici has not read; of another iterable nothing is known, and the
+    // endpoint gets the benefit of the doubt.
+    if (!isReadable(body)) return true;
+    return body.readableDidRead && !body.readableEnded && body.readableLength === 0;
   }
 
   #bodyReplayable(): boolean {
@@ -427,6 +468,11 @@ export class BalancedRequest implements AttemptOwner {
   #finalFailure(failure: AttemptFailure | Error): void {
     if (this.#stage !== 'running') return;
     let error = failure instanceof AttemptFailure ? failure.error : failure;
+    if (isCallerError(error)) {
+      this.#callerFault = true;
+      this.#fail(error, 'ignored');
+      return;
+    }
     // Out of endpoints for a retry: the earlier attempt's failure is what went wrong, keep it.
     if (failure instanceof AttemptFailure && failure.kind === 'no-endpoint' && this.#lastFailure !== undefined) {
       error = withCause(error, this.#lastFailure.error, this.#host.name);
@@ -494,6 +540,7 @@ export class BalancedRequest implements AttemptOwner {
   #abort(reason?: Error): void {
     if (this.#stage === 'done' || this.#abortReason !== undefined) return;
     this.#abortReason = reason ?? abortedError();
+    this.#callerFault = true;
     if (this.#stage === 'committed') {
       this.#committed?.abortCommitted(this.#abortReason);
     } else if (this.#stage === 'running') {
@@ -520,11 +567,12 @@ export class BalancedRequest implements AttemptOwner {
     if (this.#live.size === 0) this.#fail(new ClientClosedError({ cause: this.#lastFailure?.error }), 'ignored');
   }
 
-  #fail(error: Error, verdict: RequestVerdict): void {
+  /** Ends the request with `error`; `blame` when its live attempts failed their endpoints (the deadline passed). */
+  #fail(error: Error, verdict: RequestVerdict, blame = false): void {
     this.#host.dequeue(this);
     for (const attempt of this.#live) {
       this.#clearAttemptTimer(attempt);
-      attempt.cancel(error);
+      attempt.cancel(error, blame);
     }
     this.#live.clear();
     this.#clearHedgeTimer();

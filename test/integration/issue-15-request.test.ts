@@ -3,6 +3,7 @@
  * HTTP servers on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { createClient, findSidecarlessError } from 'sidecarless';
 import { type Handler, backendsForFile } from '../helpers/backends.js';
@@ -167,6 +168,152 @@ describe('issue 15.4: a retryable status with a slow or endless body does not ho
       }
       const stats = client.stats().clusters[0];
       assert.ok((stats?.requests.retries ?? 0) >= 1);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('issue 15.6: failures on the caller side count against no endpoint', () => {
+  const N = 20;
+  const stall: Handler = (req) => req.resume();
+
+  /** Two backends, a client with eager outlier detection; `run` makes one failing request, `N` times over. */
+  async function blameless(
+    name: string,
+    handler: Handler,
+    run: (client: ReturnType<typeof createClient>, i: number) => Promise<unknown>,
+    options: Record<string, unknown> = {},
+  ) {
+    const a = await backend(`${name}-a`, handler);
+    const b = await backend(`${name}-b`, handler);
+    const client = createClient({
+      target: [a.address, b.address],
+      outlierDetection: { consecutive5xx: 2, consecutiveGatewayFailure: 2 },
+      ...options,
+    });
+    const errors: unknown[] = [];
+    try {
+      for (let i = 0; i < N; i++) {
+        errors.push(
+          await run(client, i).then(
+            () => assert.fail(`request ${i} should have failed`),
+            (e: unknown) => e,
+          ),
+        );
+      }
+      const stats = client.stats().clusters[0];
+      assert.ok(stats);
+      assert.equal(stats.ejections, 0, 'no endpoint ejected');
+      assert.equal(stats.requests.retries, 0, 'nothing retried');
+      assert.equal(stats.requests.callerErrors, N);
+      for (const e of stats.endpoints) {
+        assert.equal(e.ejected, false);
+        assert.deepEqual(
+          [e.errorsByKind.connect, e.errorsByKind.reset, e.errorsByKind.timeout, e.errorsByKind.other],
+          [0, 0, 0, 0],
+          `${e.key}: ${JSON.stringify(e.errorsByKind)}`,
+        );
+        assert.equal(e.statusClasses['5xx'], 0);
+      }
+      return { errors, hits: a.hits + b.hits };
+    } finally {
+      await client.close();
+    }
+  }
+
+  it("the caller's AbortSignal.timeout() firing", async () => {
+    const { errors } = await blameless('abort-timeout', stall, (client) =>
+      client.fetch('http://svc/', { signal: AbortSignal.timeout(30) }),
+    );
+    for (const e of errors) assert.equal((e as Error).name, 'TimeoutError');
+  });
+
+  it("the caller's AbortController aborting with its own reason, also through the dispatcher", async () => {
+    const reason = new Error('caller gave up');
+    const { errors } = await blameless('abort-reason', stall, async (client, i) => {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(reason), 20);
+      if (i % 2 === 0) return client.fetch('http://svc/', { signal: controller.signal });
+      return client.dispatcher.request({ origin: 'http://svc', path: '/', method: 'GET', signal: controller.signal });
+    });
+    for (const e of errors) assert.equal(e, reason);
+  });
+
+  it("the caller's fetch ReadableStream body erroring", async () => {
+    const { errors } = await blameless('fetch-body-error', stall, (client) => {
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          controller.enqueue(new TextEncoder().encode('part'));
+          controller.error(Object.assign(new Error('upload broke'), { code: 'ECONNRESET' }));
+        },
+      });
+      return client.fetch('http://svc/', { method: 'PUT', body, duplex: 'half' } as RequestInit);
+    });
+    for (const e of errors) assert.ok(e instanceof Error);
+  });
+
+  for (const retry of [undefined, false] as const) {
+    it(`the caller's Readable body emitting ECONNRESET through the dispatcher (retry ${String(retry)})`, async () => {
+      const { errors } = await blameless(
+        `readable-reset-${String(retry)}`,
+        stall,
+        (client) => {
+          const body = new Readable({ read() {} });
+          body.push('part');
+          setTimeout(() => body.destroy(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })), 10);
+          return client.dispatcher.request({ origin: 'http://svc', path: '/', method: 'PUT', body });
+        },
+        retry === false ? { retry: false } : {},
+      );
+      for (const e of errors) assert.equal((e as { message?: string }).message, 'socket hang up');
+    });
+  }
+
+  it("the caller's Readable body stalling past timeoutMs", async () => {
+    const { errors } = await blameless(
+      'readable-stall',
+      stall,
+      (client) => {
+        const body = new Readable({ read() {} });
+        body.push('part');
+        return client.dispatcher.request({ origin: 'http://svc', path: '/', method: 'PUT', body });
+      },
+      { timeoutMs: 100 },
+    );
+    for (const e of errors) assert.equal((e as { code?: string }).code, 'SIDECARLESS_DEADLINE_EXCEEDED');
+  });
+
+  it('an invalid header value undici refuses before sending', async () => {
+    const { errors, hits } = await blameless('invalid-header', ok, (client) =>
+      client.dispatcher.request({
+        origin: 'http://svc',
+        path: '/',
+        method: 'GET',
+        headers: { 'x-forwarded': 'a\r\nb' },
+      }),
+    );
+    assert.equal(hits, 0, 'nothing reached an endpoint');
+    for (const e of errors) assert.equal((e as { code?: string }).code, 'UND_ERR_INVALID_ARG');
+  });
+
+  it("an endpoint's own failures still count against it (the rule's other side)", async () => {
+    const a = await backend('blamed-a', (req, res) => {
+      req.resume();
+      res.writeHead(500);
+      res.end();
+    });
+    const client = createClient({
+      target: [a.address],
+      retry: false,
+      outlierDetection: { consecutive5xx: 2 },
+      panicThreshold: 0,
+    });
+    try {
+      for (let i = 0; i < 2; i++) await (await client.fetch('http://svc/')).arrayBuffer();
+      const stats = client.stats().clusters[0];
+      assert.equal(stats?.ejections, 1);
+      assert.equal(stats?.requests.callerErrors, 0);
     } finally {
       await client.close();
     }
