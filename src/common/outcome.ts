@@ -62,15 +62,19 @@ export function markCallerError(error: unknown): void {
   if (typeof error === 'object' && error !== null) callerSide.add(error);
 }
 
+/** True when undici refused the request before sending it (an invalid header value, a body of the wrong length). */
+export function isLocalRefusal(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && CALLER_CODES.has(code);
+}
+
 /**
  * True when `error` came from the caller's side rather than the endpoint: marked by {@link markCallerError}, or a
  * request undici refused before sending it.
  */
 export function isCallerError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
-  if (callerSide.has(error)) return true;
-  const { code } = error as { code?: unknown };
-  return typeof code === 'string' && CALLER_CODES.has(code);
+  return callerSide.has(error) || isLocalRefusal(error);
 }
 
 /** Classifies an error from undici or the socket layer. */

@@ -385,17 +385,17 @@ export class BalancedRequest implements AttemptOwner {
   #attemptBody(): unknown {
     const { body } = this.options;
     if (this.#body !== 'once' || !isAsyncIterable(body)) return body;
+    if (isReadable(body) && this.attempts <= 1) {
+      // An error of the caller's stream is the caller's, not the endpoint's (issue 15.6); listened for from the
+      // start, also before undici reads it.
+      body.on('error', markCallerError);
+    }
     const { bufferBodyBytes, maxAttempts } = this.#host.policy;
     if (bufferBodyBytes > 0 && maxAttempts > 1) {
       this.#recorded ??= new RecordedBody(body, bufferBodyBytes);
       return this.#recorded.reader();
     }
-    if (isReadable(body)) {
-      // An error of the caller's stream is the caller's, not the endpoint's (issue 15.6). A recorded body marks it
-      // as it reads (RecordedBody).
-      body.on('error', markCallerError);
-      return body;
-    }
+    if (isReadable(body)) return body;
     const iterable: AsyncIterable<unknown> = body;
     // Hand undici a view that records when it starts reading, so a failed attempt that never read the body can
     // be replayed with the same (untouched) iterator.

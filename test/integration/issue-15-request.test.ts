@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { createClient, findSidecarlessError } from 'sidecarless';
 import { type Handler, backendsForFile } from '../helpers/backends.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 const backend = backendsForFile();
 
@@ -314,6 +315,55 @@ describe('issue 15.6: failures on the caller side count against no endpoint', ()
       const stats = client.stats().clusters[0];
       assert.equal(stats?.ejections, 1);
       assert.equal(stats?.requests.callerErrors, 0);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('issue 15.13: a production deadline by default', () => {
+  it('fails a request whose backend trickles its headers after the 15 s default timeoutMs, not undici 300 s', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const trickle = await backend('trickle-headers', (req, res) => {
+      req.resume();
+      // The status line and one header, then nothing more: the headers never end.
+      res.socket?.write('HTTP/1.1 200 OK\r\nx-a: 1\r\n');
+      if (res.socket) sockets.add(res.socket);
+    });
+    const clock = new FakeClock();
+    const client = createClient({ target: [trickle.address], clock, retry: { maxAttempts: 1 } });
+    try {
+      const result = client.fetch('http://svc/').then(
+        () => assert.fail('expected the deadline'),
+        (e: unknown) => e,
+      );
+      assert.ok(await until(() => trickle.hits === 1), 'the request reached the backend');
+      clock.advance(14_999);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(client.stats().clusters[0]?.inFlight, 1, 'still waiting short of 15 s');
+      clock.advance(1);
+      const err = findSidecarlessError(await result);
+      assert.equal(err?.code, 'SIDECARLESS_DEADLINE_EXCEEDED');
+      assert.match(err.message, /15000/);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await client.close();
+    }
+  });
+
+  it('keeps timeoutMs: 0 as "no deadline"', async () => {
+    const b = await backend('no-deadline', (req) => req.resume());
+    const clock = new FakeClock();
+    const client = createClient({ target: [b.address], clock, timeoutMs: 0, retry: false });
+    try {
+      const controller = new AbortController();
+      const result = client.fetch('http://svc/', { signal: controller.signal }).catch((e: unknown) => e);
+      assert.ok(await until(() => b.hits === 1), 'the request reached the backend');
+      clock.advance(3_600_000);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(client.stats().clusters[0]?.inFlight, 1, 'no deadline ended it');
+      controller.abort();
+      assert.equal(((await result) as Error).name, 'AbortError');
     } finally {
       await client.close();
     }
