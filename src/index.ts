@@ -25,6 +25,7 @@ export type {
   ClientStats,
   DiscoveryOptions,
   MultiServiceOptions,
+  RedirectOptions,
   SingleServiceOptions,
 } from './client/client.js';
 export { Client, createClient } from './client/client.js';
@@ -93,6 +94,7 @@ export {
   OverloadedError,
   PerTryTimeoutError,
   ProtocolMismatchError,
+  RedirectRefusedError,
   ResolverError,
   RetryBudgetExhaustedError,
   SidecarlessError,

@@ -18,12 +18,18 @@ import { parseOrigin, type ParsedOrigin } from '../request/origin.js';
 import { compileRoutes, type RouteConfig, type RouteTable } from '../routing/router.js';
 import { Discovery } from './discovery.js';
 import { BalancedDispatcher } from './dispatcher.js';
-import { ServiceFetchDispatcher } from './fetch-dispatcher.js';
+import { refuseRedirects, ServiceFetchDispatcher } from './fetch-dispatcher.js';
 import { Mirror } from './mirror.js';
 import { type ClientOptions, normalizeClientOptions } from './options.js';
 import { ReadyWaits } from './ready.js';
 
-export type { ClientOptions, DiscoveryOptions, MultiServiceOptions, SingleServiceOptions } from './options.js';
+export type {
+  ClientOptions,
+  DiscoveryOptions,
+  MultiServiceOptions,
+  RedirectOptions,
+  SingleServiceOptions,
+} from './options.js';
 
 /** A point-in-time snapshot of a client. @category Stats */
 export interface ClientStats {
@@ -99,12 +105,15 @@ export class Client {
   #passthroughCount = 0;
   /** Where a single-service client's `fetch` follows redirects to other origins; made on first use. */
   #redirectAgent: Agent | undefined;
+  /** `redirect.crossOrigin: 'refuse'`: where `fetch` sends a hop to another origin (nowhere). */
+  readonly #refuseRedirects: boolean;
   #closing: Promise<void> | undefined;
 
   /** Validates every option (throwing `SIDECARLESS_*` errors that name the option) and starts resolution. */
   constructor(options: ClientOptions) {
     const normalized = normalizeClientOptions(options);
     this.#random = normalized.random;
+    this.#refuseRedirects = normalized.refuseCrossOriginRedirects;
     const emit = (event: HealthEvent) => this.#emit(event);
     try {
       for (const { name, options: clusterOptions, path } of normalized.clusters) {
@@ -201,8 +210,11 @@ export class Client {
    */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
     if (this.#closing !== undefined) return Promise.reject(new ClientClosedError());
-    const dispatcher =
-      this.#catchAll === undefined ? this.dispatcher : new ServiceFetchDispatcher(this.dispatcher, this.#elsewhere);
+    const dispatcher = this.#refuseRedirects
+      ? new ServiceFetchDispatcher(this.dispatcher, refuseRedirects)
+      : this.#catchAll === undefined
+        ? this.dispatcher
+        : new ServiceFetchDispatcher(this.dispatcher, this.#elsewhere);
     return fetch(input, { ...init, dispatcher } as unknown as RequestInit);
   }
 

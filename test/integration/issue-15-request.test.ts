@@ -369,3 +369,106 @@ describe('issue 15.13: a production deadline by default', () => {
     }
   });
 });
+
+describe('issue 15.14: redirects that leave the service', () => {
+  /** A service endpoint that redirects with `status` to `location`, and an outside host recording what it got. */
+  async function redirectPair(name: string, status: number, location: (outside: string) => string) {
+    const seen: { headers: Record<string, unknown>; body: string }[] = [];
+    const outside = await backend(`${name}-outside`, (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        seen.push({ headers: req.headers, body: Buffer.concat(chunks).toString() });
+        res.end('outside');
+      });
+    });
+    const service = await backend(`${name}-service`, (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url === '/landed') {
+          res.end('landed inside');
+          return;
+        }
+        res.writeHead(status, { location: location(`http://${outside.address}`) });
+        res.end();
+      });
+    });
+    return { outside, service, seen };
+  }
+  const post = { method: 'POST', body: 'secret body', headers: { 'x-api-key': 'k-123' } };
+
+  it('by default follows a 307 to another origin as fetch does: body and x-api-key go there', async () => {
+    const { service, seen } = await redirectPair('follow', 307, (o) => `${o}/elsewhere`);
+    const client = createClient({ target: [service.address] });
+    try {
+      const res = await client.fetch('http://svc/', post);
+      assert.equal(await res.text(), 'outside');
+      assert.equal(seen.length, 1);
+      assert.equal(seen[0]?.headers['x-api-key'], 'k-123');
+      assert.equal(seen[0]?.body, 'secret body');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("redirect: { crossOrigin: 'refuse' } rejects with SIDECARLESS_REDIRECT_REFUSED and sends nothing there", async () => {
+    const { outside, service, seen } = await redirectPair('refuse', 307, (o) => `${o}/elsewhere`);
+    const client = createClient({ target: [service.address], redirect: { crossOrigin: 'refuse' } });
+    try {
+      const err = await client.fetch('http://svc/', post).then(
+        () => assert.fail('expected a rejection'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof TypeError, 'rejects as fetch does');
+      const typed = findSidecarlessError(err);
+      assert.equal(typed?.code, 'SIDECARLESS_REDIRECT_REFUSED');
+      assert.equal((typed as unknown as { location: string }).location, `http://${outside.address}`);
+      assert.equal(seen.length, 0, 'nothing reached the other origin');
+      assert.equal(outside.hits, 0);
+      // fetch's own redirect: 'manual' still hands the 3xx to the caller.
+      const manual = await client.fetch('http://svc/', { ...post, redirect: 'manual' });
+      assert.equal(manual.status, 307);
+      assert.equal(manual.headers.get('location'), `http://${outside.address}/elsewhere`);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("redirect: { crossOrigin: 'refuse' } still follows a redirect within the service", async () => {
+    const { service } = await redirectPair('same-origin', 302, () => '/landed');
+    const client = createClient({ target: [service.address], redirect: { crossOrigin: 'refuse' } });
+    try {
+      const res = await client.fetch('http://svc/');
+      assert.equal(await res.text(), 'landed inside');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("redirect: { crossOrigin: 'refuse' } on a multi-service client refuses a hop to the passthrough", async () => {
+    const { outside, service } = await redirectPair('multi', 308, (o) => `${o}/elsewhere`);
+    const client = createClient({
+      clusters: { users: { target: [service.address] } },
+      passthrough: true,
+      redirect: { crossOrigin: 'refuse' },
+    });
+    try {
+      const err = await client.fetch('http://users/', post).catch((e: unknown) => e);
+      assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_REDIRECT_REFUSED');
+      assert.equal(outside.hits, 0);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses a bad redirect option at construction', () => {
+    assert.throws(
+      () => createClient({ target: ['127.0.0.1:1'], redirect: { crossOrigin: 'never' as never } }),
+      (e: unknown) => (e as { option?: string }).option === 'redirect.crossOrigin',
+    );
+    assert.throws(
+      () => createClient({ target: ['127.0.0.1:1'], redirect: { sameOrigin: 1 } as never }),
+      (e: unknown) => (e as { code?: string }).code === 'SIDECARLESS_INVALID_OPTION',
+    );
+  });
+});
