@@ -27,6 +27,7 @@ export type {
   DispatchOptionsLike,
   GlobalDispatcherOptions,
   MultiServiceOptions,
+  RedirectOptions,
   SingleServiceOptions,
   UndiciDispatcher,
 } from './client/client.js';
@@ -96,6 +97,7 @@ export {
   OverloadedError,
   PerTryTimeoutError,
   ProtocolMismatchError,
+  RedirectRefusedError,
   ResolverError,
   RetryBudgetExhaustedError,
   SidecarlessError,

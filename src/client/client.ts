@@ -25,12 +25,18 @@ import {
   isHostName,
   normalizeGlobalDispatcherOptions,
 } from './global-dispatcher.js';
-import { ServiceFetchDispatcher } from './fetch-dispatcher.js';
+import { refuseRedirects, ServiceFetchDispatcher } from './fetch-dispatcher.js';
 import { Mirror } from './mirror.js';
 import { type ClientOptions, normalizeClientOptions } from './options.js';
 import { ReadyWaits } from './ready.js';
 
-export type { ClientOptions, DiscoveryOptions, MultiServiceOptions, SingleServiceOptions } from './options.js';
+export type {
+  ClientOptions,
+  DiscoveryOptions,
+  MultiServiceOptions,
+  RedirectOptions,
+  SingleServiceOptions,
+} from './options.js';
 export type { DispatchOptionsLike, UndiciDispatcher } from './dispatcher.js';
 export type { GlobalDispatcherOptions } from './global-dispatcher.js';
 
@@ -114,6 +120,8 @@ export class Client {
   #passthroughCount = 0;
   /** Where a single-service client's `fetch` follows redirects to other origins; made on first use. */
   #redirectAgent: Agent | undefined;
+  /** `redirect.crossOrigin: 'refuse'`: where `fetch` sends a hop to another origin (nowhere). */
+  readonly #refuseRedirects: boolean;
   #closing: Promise<void> | undefined;
   /** Hosts named by the route table's rules (what a global dispatcher balances, with cluster names). */
   #routeHosts: HostSet;
@@ -124,6 +132,7 @@ export class Client {
   constructor(options: ClientOptions) {
     const normalized = normalizeClientOptions(options);
     this.#random = normalized.random;
+    this.#refuseRedirects = normalized.refuseCrossOriginRedirects;
     const emit = (event: HealthEvent) => this.#emit(event);
     try {
       for (const { name, options: clusterOptions, path } of normalized.clusters) {
@@ -223,8 +232,11 @@ export class Client {
    */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
     if (this.#closing !== undefined) return Promise.reject(new ClientClosedError());
-    const dispatcher =
-      this.#catchAll === undefined ? this.dispatcher : new ServiceFetchDispatcher(this.dispatcher, this.#elsewhere);
+    const dispatcher = this.#refuseRedirects
+      ? new ServiceFetchDispatcher(this.dispatcher, refuseRedirects)
+      : this.#catchAll === undefined
+        ? this.dispatcher
+        : new ServiceFetchDispatcher(this.dispatcher, this.#elsewhere);
     return fetch(input, { ...init, dispatcher } as unknown as RequestInit);
   }
 

@@ -11,6 +11,8 @@
  * cross-origin hop).
  */
 import type { Dispatcher } from 'undici';
+import { RedirectRefusedError } from '../common/errors.js';
+import { toLegacyHandler } from '../common/handler.js';
 
 function originOf(origin: unknown): string | undefined {
   if (typeof origin === 'string') return origin;
@@ -44,3 +46,16 @@ export class ServiceFetchDispatcher implements FetchDispatcher {
     return this.#elsewhere().dispatch(options, handler);
   }
 }
+
+/**
+ * The "elsewhere" of a client with `redirect: { crossOrigin: 'refuse' }`: a hop to another origin fails with
+ * `SIDECARLESS_REDIRECT_REFUSED` before anything (the body, the headers) is sent there.
+ */
+export const refuseRedirects = (): FetchDispatcher => REFUSE;
+
+const REFUSE: FetchDispatcher = {
+  dispatch(options, handler) {
+    toLegacyHandler(handler).onError?.(new RedirectRefusedError(originOf(options.origin) ?? String(options.origin)));
+    return false;
+  },
+};

@@ -12,13 +12,37 @@
 import type { Dispatcher } from 'undici';
 import { type ClusterOptions, resolveClusterOptions, type TargetOption } from '../cluster/options.js';
 import { InvalidOptionError } from '../common/errors.js';
-import { checkObject, describe, func, integer, isRecord, joinPath, MAX_TIMER_MS, string } from '../common/options.js';
+import {
+  checkObject,
+  describe,
+  func,
+  integer,
+  isRecord,
+  joinPath,
+  MAX_TIMER_MS,
+  oneOf,
+  string,
+} from '../common/options.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
 import { systemRandom } from '../common/runtime.js';
 import type { PickerRegistry } from '../pickers/picker.js';
 import type { ResolverRegistry } from '../resolvers/registry.js';
 import { parseTarget } from '../resolvers/target.js';
 import type { RouteConfig } from '../routing/router.js';
+
+/**
+ * What `client.fetch` does with redirects (fetch's own `redirect: 'follow' | 'manual' | 'error'` still applies per
+ * call). @category Options
+ */
+export interface RedirectOptions {
+  /**
+   * A redirect to another origin than the request's: `'follow'` it as fetch does (the request, a 307/308's body and
+   * custom headers such as `x-api-key` included, go to that host), or `'refuse'` it: nothing is sent there and the
+   * call rejects with `SIDECARLESS_REDIRECT_REFUSED` (`err.location`; through fetch, the `cause` of its
+   * `TypeError`). @defaultValue 'follow'
+   */
+  readonly crossOrigin?: 'follow' | 'refuse' | undefined;
+}
 
 /** One service: the options of its single cluster, plus a name. */
 export interface SingleServiceOptions extends ClusterOptions {
@@ -27,6 +51,8 @@ export interface SingleServiceOptions extends ClusterOptions {
    * `'default'` for resolver objects and lists
    */
   readonly name?: string | undefined;
+  /** Redirects `client.fetch` follows; see {@link RedirectOptions}. */
+  readonly redirect?: RedirectOptions | undefined;
 }
 
 /** Lazily created clusters for hosts under a discovery domain (transparent mode). */
@@ -74,6 +100,8 @@ export interface MultiServiceOptions {
   readonly clock?: Clock | undefined;
   /** Defaults for every cluster, and the random source of weighted splits and mirroring. */
   readonly random?: RandomSource | undefined;
+  /** Redirects `client.fetch` follows; see {@link RedirectOptions}. */
+  readonly redirect?: RedirectOptions | undefined;
 }
 
 /** Options of {@link createClient}: one service (`target`), or several (`clusters` and/or `discovery`). */
@@ -117,6 +145,7 @@ export const DISCOVERY_TEMPLATE_KEYS: readonly string[] = CLUSTER_KEYS.filter((k
 export const SINGLE_SERVICE_KEYS: readonly string[] = Object.keys({
   ...CLUSTER_KEY_RECORD,
   name: true,
+  redirect: true,
 } satisfies Record<keyof SingleServiceOptions, true>);
 /** The keys of a multi-service client. */
 export const MULTI_SERVICE_KEYS: readonly string[] = Object.keys({
@@ -128,6 +157,7 @@ export const MULTI_SERVICE_KEYS: readonly string[] = Object.keys({
   pickers: true,
   clock: true,
   random: true,
+  redirect: true,
 } satisfies Record<keyof MultiServiceOptions, true>);
 /** The keys of `discovery`. */
 export const DISCOVERY_KEYS: readonly string[] = Object.keys({
@@ -173,6 +203,13 @@ export interface NormalizedClientOptions {
   readonly passthrough: boolean | Dispatcher;
   /** The random source of weighted splits and mirroring. */
   readonly random: RandomSource;
+  /** `redirect.crossOrigin: 'refuse'`: `client.fetch` refuses redirects to another origin. */
+  readonly refuseCrossOriginRedirects: boolean;
+}
+
+function refuseCrossOrigin(raw: unknown): boolean {
+  const r = checkObject(raw ?? {}, ['crossOrigin'], 'redirect');
+  return oneOf(r.crossOrigin, 'redirect.crossOrigin', 'follow', ['follow', 'refuse'] as const) === 'refuse';
 }
 
 /** The client-wide defaults a cluster inherits unless it sets its own. */
@@ -203,7 +240,7 @@ function normalizeSingle(options: Record<string, unknown>): NormalizedClientOpti
   if (options.target === undefined) {
     throw new InvalidOptionError('target', 'is required (or `clusters` for several services)');
   }
-  const { name: rawName, ...cluster } = options as unknown as SingleServiceOptions;
+  const { name: rawName, redirect, ...cluster } = options as unknown as SingleServiceOptions;
   const name = string(rawName, 'name', defaultName(cluster.target));
   return {
     clusters: [{ name, options: cluster, path: '' }],
@@ -212,6 +249,7 @@ function normalizeSingle(options: Record<string, unknown>): NormalizedClientOpti
     discovery: undefined,
     passthrough: false,
     random: cluster.random ?? systemRandom,
+    refuseCrossOriginRedirects: refuseCrossOrigin(redirect),
   };
 }
 
@@ -276,6 +314,7 @@ function normalizeMulti(options: Record<string, unknown>): NormalizedClientOptio
     discovery,
     passthrough,
     random: m.random ?? systemRandom,
+    refuseCrossOriginRedirects: refuseCrossOrigin(m.redirect),
   };
 }
 

@@ -9,8 +9,44 @@ import type { Clock } from '../common/runtime.js';
 import { CircuitOpenError, OverloadedError } from '../common/errors.js';
 import type { BalancedRequest } from '../request/balanced-request.js';
 import { Breaker, type BreakerState } from '../request/breaker.js';
-import type { RequestPolicy } from '../request/policy.js';
+import type { FallbackResponse, RequestPolicy } from '../request/policy.js';
 import type { RequestCounters } from './stats.js';
+
+// RFC 9110 §5.1 field names (tokens); §5.5 field values: no CR, LF or NUL, nothing above latin1.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+function fallbackError(message: string): TypeError {
+  return new TypeError(`breaker.fallback returned an invalid response: ${message}`);
+}
+
+/**
+ * The fallback's answer, checked: an object whose `status` is an integer 200-599, whose `headers` (if any) map valid
+ * field names to valid field values, and whose `body` (if any) is a string or bytes. Throws a `TypeError` saying
+ * what is wrong (the request then fails with `SIDECARLESS_CIRCUIT_OPEN`, that error as its `cause`).
+ */
+export function checkFallbackResponse(value: unknown): FallbackResponse {
+  if (typeof value !== 'object' || value === null) throw fallbackError(`expected an object, got ${typeof value}`);
+  const { status, headers, body } = value as Record<string, unknown>;
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) {
+    throw fallbackError(`status must be an integer 200-599, got ${JSON.stringify(status) ?? typeof status}`);
+  }
+  if (headers !== undefined) {
+    if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
+      throw fallbackError('headers must be an object of strings');
+    }
+    for (const [name, v] of Object.entries(headers)) {
+      if (!TOKEN.test(name)) throw fallbackError(`invalid header name ${JSON.stringify(name)}`);
+      if (typeof v !== 'string' || !FIELD_VALUE.test(v)) {
+        throw fallbackError(`invalid value for header ${JSON.stringify(name)}`);
+      }
+    }
+  }
+  if (body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) {
+    throw fallbackError('body must be a string, a Buffer or a Uint8Array');
+  }
+  return value as FallbackResponse;
+}
 
 export class Admission {
   readonly #cluster: string;
@@ -50,12 +86,15 @@ export class Admission {
       request.fail(new CircuitOpenError(this.#cluster));
       return;
     }
+    // Whatever the fallback returns or throws, the request settles: a bad answer fails it like a throw (issue 15.3).
     Promise.resolve()
       .then(() => fallback(request.context))
+      .then(checkFallbackResponse)
       .then(
         (response) => request.respond(response),
         (err: unknown) => request.fail(new CircuitOpenError(this.#cluster, { cause: err })),
-      );
+      )
+      .catch((err: unknown) => request.fail(err instanceof Error ? err : new Error(String(err))));
   }
 
   /** The breaker's state, when there is one. */

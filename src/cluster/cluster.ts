@@ -386,6 +386,7 @@ export class Cluster {
     this.#requests.delete(request);
     const durationMs = (request.headersAt ?? this.#options.clock.now()) - request.startedAt;
     this.#counters.ended(statusCode, error, durationMs);
+    if (error !== undefined && request.callerFault) this.#counters.callerErrors++;
     publishRequestEnd(this.#label, request.context, statusCode, error, durationMs, request.attempts);
   }
 

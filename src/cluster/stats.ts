@@ -85,6 +85,13 @@ export interface ClusterStats {
     readonly statusClasses: Readonly<Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
     /** Failed requests by error code (`ECONNREFUSED`, `SIDECARLESS_DEADLINE_EXCEEDED`, ...). */
     readonly errors: Readonly<Record<string, number>>;
+    /**
+     * Of the failed requests, those that failed on the caller's side, not an endpoint's: the caller aborted (its
+     * `AbortSignal`, `AbortSignal.timeout()` included), its request body failed or stalled past the deadline, or undici
+     * refused the request before sending it (an invalid header value). They count against no endpoint and are not
+     * retried.
+     */
+    readonly callerErrors: number;
     /** Time to response headers across all attempts, ms. */
     readonly latency: HistogramSnapshot;
   };
@@ -142,6 +149,8 @@ export class RequestCounters {
   overloaded = 0;
   /** Requests refused by the open breaker. */
   circuitOpen = 0;
+  /** Requests that failed on the caller's side. */
+  callerErrors = 0;
   readonly #statusClasses: [number, number, number, number, number, number] = [0, 0, 0, 0, 0, 0];
   readonly #errorsByCode = new Map<string, number>();
   readonly #latency = new LatencyHistogram();
@@ -171,6 +180,7 @@ export class RequestCounters {
       circuitOpen: this.circuitOpen,
       statusClasses: classes(this.#statusClasses),
       errors: Object.fromEntries(this.#errorsByCode),
+      callerErrors: this.callerErrors,
       latency: this.#latency.snapshot(),
     };
   }

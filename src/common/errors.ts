@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'SIDECARLESS_ALL_EJECTED'
   | 'SIDECARLESS_EMPTY_SUBSET'
   | 'SIDECARLESS_NO_ROUTE'
+  | 'SIDECARLESS_REDIRECT_REFUSED'
   | 'SIDECARLESS_DNS_NXDOMAIN'
   | 'SIDECARLESS_DNS_NODATA'
   | 'SIDECARLESS_DNS_SERVFAIL'
@@ -379,5 +380,21 @@ export class NoRouteError extends SidecarlessError {
   constructor(host: string, path: string) {
     super('SIDECARLESS_NO_ROUTE', `No route for ${host}${path}`);
     this.host = host;
+  }
+}
+
+/**
+ * `client.fetch` was redirected to another origin than the request's, and the client refuses such redirects
+ * (`redirect: { crossOrigin: 'refuse' }`): nothing was sent there.
+ *
+ * @category Errors
+ */
+export class RedirectRefusedError extends SidecarlessError {
+  /** The origin the redirect pointed to (`https://login.example`). */
+  readonly location: string;
+
+  constructor(location: string) {
+    super('SIDECARLESS_REDIRECT_REFUSED', `Refused a redirect to another origin (${location})`);
+    this.location = location;
   }
 }

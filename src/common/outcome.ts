@@ -9,8 +9,11 @@
  * - `connect`: no connection could be made (refused, connect timeout, unreachable). The request was not sent.
  * - `reset`: the connection broke during the exchange (reset, socket closed). The request may have been processed.
  * - `timeout`: headers or body did not arrive in time.
- * - `aborted`: the caller aborted.
- * - `other`: anything else (invalid response, local error).
+ * - `aborted`: the attempt was stopped or failed on the caller's side, not the endpoint's: the caller aborted (its
+ *   `AbortSignal`, `AbortSignal.timeout()` included), its request body failed or stalled, undici refused the request
+ *   before sending it (an invalid header value), or the client stopped it (a lost hedge, `close()`). Counts against
+ *   no endpoint.
+ * - `other`: anything else (invalid response).
  *
  * @category Stats
  */
@@ -49,8 +52,34 @@ const TIMEOUT_CODES = new Set([
 // Attempts the client itself stopped (caller abort, lost hedge, client closed) say nothing about the endpoint.
 const ABORT_CODES = new Set(['UND_ERR_ABORTED', 'ABORT_ERR', 'SIDECARLESS_CLIENT_CLOSED', 'SIDECARLESS_HEDGE_LOST']);
 
+// undici refused the request before sending it: the caller's options or body, not the endpoint (issue 15.6).
+const CALLER_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH']);
+/** Errors known to come from the caller's side (its request body failing or stalling), marked where they arise. */
+const callerSide = new WeakSet<object>();
+
+/** Marks `error` as the caller's doing (its request body failed or stalled): it then counts against no endpoint. */
+export function markCallerError(error: unknown): void {
+  if (typeof error === 'object' && error !== null) callerSide.add(error);
+}
+
+/** True when undici refused the request before sending it (an invalid header value, a body of the wrong length). */
+export function isLocalRefusal(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && CALLER_CODES.has(code);
+}
+
+/**
+ * True when `error` came from the caller's side rather than the endpoint: marked by {@link markCallerError}, or a
+ * request undici refused before sending it.
+ */
+export function isCallerError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  return callerSide.has(error) || isLocalRefusal(error);
+}
+
 /** Classifies an error from undici or the socket layer. */
 export function classifyError(error: unknown): ErrorKind {
+  if (isCallerError(error)) return 'aborted';
   let current: unknown = error;
   for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
     const { code, name } = current as { code?: unknown; name?: unknown };

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { PerTryTimeoutError } from '../common/errors.js';
 import type { LegacyHandler } from '../common/handler.js';
 import type { TimerHandle } from '../common/runtime.js';
-import { classifyError, type ErrorKind } from '../common/outcome.js';
+import { classifyError, type ErrorKind, markCallerError } from '../common/outcome.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 
 /**
@@ -18,6 +18,19 @@ export function hedgeLost(): Error {
   const err = new Error('another attempt answered first') as Error & { code: string };
   err.name = 'AbortError';
   err.code = 'SIDECARLESS_HEDGE_LOST';
+  return err;
+}
+
+/**
+ * What undici is told when an attempt is stopped for a reason that is not its endpoint's (the caller aborted, the
+ * request ended): classified `aborted`, so it counts against no endpoint whatever the reason (a caller's
+ * `AbortSignal.timeout()` reason is a `TimeoutError`). The reason is its `cause`.
+ */
+function notTheEndpoint(reason: Error): Error {
+  if (classifyError(reason) === 'aborted') return reason;
+  const err = new Error(`Attempt stopped: ${reason.message}`, { cause: reason }) as Error & { code: string };
+  err.name = 'AbortError';
+  err.code = 'UND_ERR_ABORTED';
   return err;
 }
 
@@ -60,6 +73,11 @@ export interface AttemptOwner {
   attemptFailed(attempt: Attempt, failure: AttemptFailure): void;
   /** The status codes retried. */
   readonly retryOn: ReadonlySet<number>;
+  /**
+   * True when a timeout of an attempt whose request is not fully sent is the caller's doing: its request body is a
+   * stream that has nothing for the attempt to send.
+   */
+  callerBodyStalled(): boolean;
   /** When set, the committed response gets this header (lower-case name) with the endpoint's key. */
   readonly endpointHeader: Buffer | undefined;
 }
@@ -78,6 +96,10 @@ export class Attempt implements LegacyHandler {
   #cancelReason: Error | undefined;
   #statusCode = 0;
   #retryAfterMs = 0;
+  /** The request (headers and body) was fully written. */
+  #sent = false;
+  /** The caller's reason, when it aborted the committed response. */
+  #callerAbort: Error | undefined;
   /** @internal per-try timer, cleared by the owner's clock. */
   timer: TimerHandle | undefined;
   // The outcome reported to the subchannel: when the attempt started (subchannel clock), the final status, the
@@ -110,27 +132,40 @@ export class Attempt implements LegacyHandler {
     return this.#state === 'pending' || this.#state === 'discarding';
   }
 
-  /** Stops this attempt without telling the caller (a lost hedge, or the request ended). */
-  cancel(reason: Error): void {
+  /**
+   * Stops this attempt without telling the caller (a lost hedge, or the request ended). Counts against the endpoint
+   * only with `blame` (the request's deadline passed while the endpoint had the whole request), unless the caller's
+   * request body is what the attempt was waiting for.
+   */
+  cancel(reason: Error, blame = false): void {
     if (this.#state !== 'pending' && this.#state !== 'discarding') return;
     this.#state = 'cancelled';
-    this.#cancelReason = reason;
-    this.#abort?.(reason);
+    this.#cancelReason = blame && (this.#sent || !this.#owner.callerBodyStalled()) ? reason : notTheEndpoint(reason);
+    this.#abort?.(this.#cancelReason);
   }
 
-  /** Aborts the committed response (the caller aborted while reading it). */
+  /** True when the deadline firing now would be the caller's doing (its body stalled): see {@link cancel}. */
+  get callerStalled(): boolean {
+    return !this.#sent && this.#owner.callerBodyStalled();
+  }
+
+  /** Aborts the committed response (the caller aborted while reading it): not the endpoint's doing. */
   abortCommitted(reason: Error): void {
-    if (this.#state === 'committed') this.#abort?.(reason);
+    if (this.#state !== 'committed') return;
+    this.#callerAbort = reason;
+    this.#abort?.(notTheEndpoint(reason));
   }
 
-  /** The per-try timeout fired before headers. */
+  /** The per-try timeout fired before headers (or while a discarded response was being dropped). */
   timeout(ms: number): void {
-    if (this.#state !== 'pending') return;
+    if (this.#state !== 'pending' && this.#state !== 'discarding') return;
     const err = new PerTryTimeoutError(ms);
+    // Waiting for the caller's body rather than the endpoint: the caller's failure, not retried (issue 15.6).
+    if (this.callerStalled) markCallerError(err);
     this.#state = 'failed';
     this.#abort?.(err);
     this.#cancelReason = err;
-    this.#reject(new AttemptFailure(err, 'per-try-timeout', false));
+    this.#reject(new AttemptFailure(err, this.callerStalled ? 'aborted' : 'per-try-timeout', false));
   }
 
   onConnect(abort: (reason?: Error) => void): void {
@@ -163,6 +198,9 @@ export class Attempt implements LegacyHandler {
         this.#state = 'discarding';
         this.#statusCode = statusCode;
         this.#retryAfterMs = wait;
+        // A body already in the parser's buffer completes in this same tick, and the connection stays reusable; one
+        // that has not is dropped, so a slow or endless body cannot hold the retry back (issue 15.4).
+        queueMicrotask(() => this.#dropBody());
         return true;
       }
     }
@@ -171,6 +209,18 @@ export class Attempt implements LegacyHandler {
     const name = this.#owner.endpointHeader;
     const delivered = name === undefined ? headers : [...headers, name, Buffer.from(this.subchannel.key, 'latin1')];
     return this.#owner.user.onHeaders?.(statusCode, delivered, resume, statusText) ?? true;
+  }
+
+  /** The discarded response's body has not ended: abort it (undici closes that connection) and fail the attempt. */
+  #dropBody(): void {
+    if (this.#state !== 'discarding') return;
+    this.#state = 'failed';
+    const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#statusCode}`) as Error & { code: string };
+    // Neither aborted nor a timeout: the outcome is the status, which counts against the endpoint as any 5xx does.
+    err.code = 'SIDECARLESS_RESPONSE_DISCARDED';
+    this.#cancelReason = err;
+    this.#abort?.(err);
+    this.#reject(new AttemptFailure(err, 'status', false, this.#retryAfterMs));
   }
 
   onData(chunk: Buffer): boolean {
@@ -193,7 +243,7 @@ export class Attempt implements LegacyHandler {
     this.#report(err);
     if (this.#state === 'committed') {
       this.#state = 'failed';
-      this.#owner.failCommitted(err);
+      this.#owner.failCommitted(this.#callerAbort ?? err);
       return;
     }
     if (this.#state !== 'pending' && this.#state !== 'discarding') return;
@@ -221,6 +271,7 @@ export class Attempt implements LegacyHandler {
   }
 
   onRequestSent(): void {
+    this.#sent = true;
     if (this.#state === 'pending' || this.#state === 'committed') this.#owner.user.onRequestSent?.();
   }
 }

@@ -36,6 +36,7 @@ import {
   RetryBudgetExhaustedError,
 } from '../common/errors.js';
 import type { LegacyHandler } from '../common/handler.js';
+import { isCallerError, markCallerError } from '../common/outcome.js';
 import type { PickContext } from '../pickers/picker.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
@@ -168,6 +169,8 @@ export class BalancedRequest implements AttemptOwner {
   #retryAfterMs = 0;
   /** Set when the client closes: no new attempt starts. */
   #closing = false;
+  /** The request failed on the caller's side (its abort, its body, a request undici refused): see `callerFault`. */
+  #callerFault = false;
   /** Told the verdict for the circuit breaker, when one counts this request. */
   #settle: ((verdict: RequestVerdict) => void) | undefined;
 
@@ -204,6 +207,15 @@ export class BalancedRequest implements AttemptOwner {
     return this.#abortReason;
   }
 
+  /**
+   * True when the request failed on the caller's side, not an endpoint's: the caller aborted, its request body failed
+   * or stalled, or undici refused the request before sending it. Such a failure counts against no endpoint, is not
+   * retried, and is not a failure for the breaker (docs/ARCHITECTURE.md, "What counts against an endpoint").
+   */
+  get callerFault(): boolean {
+    return this.#callerFault;
+  }
+
   /** True once the caller has seen the end. */
   get done(): boolean {
     return this.#stage === 'done';
@@ -233,15 +245,28 @@ export class BalancedRequest implements AttemptOwner {
       this.#deadline = clock.setTimeout(
         () => {
           this.#deadline = undefined;
-          if (this.#stage === 'running') {
-            this.#fail(new DeadlineExceededError(policy.timeoutMs, { cause: this.#lastFailure?.error }), 'failure');
-          }
+          if (this.#stage === 'running') this.#deadlinePassed(policy.timeoutMs);
         },
         policy.timeoutMs,
         true,
       );
     }
     this.#nextAttempt();
+  }
+
+  /**
+   * The deadline passed before the response headers. It is the endpoint's doing (its attempts are blamed) unless an
+   * attempt was still waiting for the caller's request body (issue 15.6).
+   */
+  #deadlinePassed(timeoutMs: number): void {
+    const error = new DeadlineExceededError(timeoutMs, { cause: this.#lastFailure?.error });
+    let stalled = this.#attempt?.callerStalled === true;
+    if (this.#hedges !== undefined) for (const attempt of this.#hedges) stalled ||= attempt.callerStalled;
+    if (stalled) {
+      this.#callerFault = true;
+      markCallerError(error);
+    }
+    this.#fail(error, stalled ? 'ignored' : 'failure', !stalled);
   }
 
   /**
@@ -390,25 +415,30 @@ export class BalancedRequest implements AttemptOwner {
   }
 
   /** Cancels every live attempt, with `reason` or, when none is given, each with its own `hedgeLost()`. */
-  #cancelLive(reason: Error | undefined): void {
+  #cancelLive(reason: Error | undefined, blame = false): void {
     const first = this.#attempt;
     const hedges = this.#hedges;
     this.#attempt = undefined;
     this.#hedges = undefined;
     if (first !== undefined) {
       this.#clearAttemptTimer(first);
-      first.cancel(reason ?? hedgeLost());
+      first.cancel(reason ?? hedgeLost(), blame);
     }
     if (hedges === undefined) return;
     for (const attempt of hedges) {
       this.#clearAttemptTimer(attempt);
-      attempt.cancel(reason ?? hedgeLost());
+      attempt.cancel(reason ?? hedgeLost(), blame);
     }
   }
 
   #attemptBody(): unknown {
     const { body } = this.options;
     if (this.#body !== 'once' || !isAsyncIterable(body)) return body;
+    if (isReadable(body) && this.attempts <= 1) {
+      // An error of the caller's stream is the caller's, not the endpoint's (issue 15.6); listened for from the
+      // start, also before undici reads it.
+      body.on('error', markCallerError);
+    }
     const { bufferBodyBytes, maxAttempts } = this.#host.policy;
     if (bufferBodyBytes > 0 && maxAttempts > 1) {
       this.#recorded ??= new RecordedBody(body, bufferBodyBytes);
@@ -424,6 +454,15 @@ export class BalancedRequest implements AttemptOwner {
         return iterable[Symbol.asyncIterator]();
       },
     };
+  }
+
+  callerBodyStalled(): boolean {
+    if (this.#body !== 'once') return false;
+    const { body } = this.options;
+    // A Readable tells whether it has anything undici has not read; of another iterable nothing is known, and the
+    // endpoint gets the benefit of the doubt.
+    if (!isReadable(body)) return true;
+    return body.readableDidRead && !body.readableEnded && body.readableLength === 0;
   }
 
   #bodyReplayable(): boolean {
@@ -478,6 +517,11 @@ export class BalancedRequest implements AttemptOwner {
   #finalFailure(failure: AttemptFailure | Error): void {
     if (this.#stage !== 'running') return;
     let error = failure instanceof AttemptFailure ? failure.error : failure;
+    if (isCallerError(error)) {
+      this.#callerFault = true;
+      this.#fail(error, 'ignored');
+      return;
+    }
     // Out of endpoints for a retry: the earlier attempt's failure is what went wrong, keep it.
     if (failure instanceof AttemptFailure && failure.kind === 'no-endpoint' && this.#lastFailure !== undefined) {
       error = withCause(error, this.#lastFailure.error, this.#host.name);
@@ -516,12 +560,18 @@ export class BalancedRequest implements AttemptOwner {
 
   /**
    * Answers the caller with a locally made response (the breaker's fallback) instead of sending the request.
+   * `response` has been checked (cluster/admission.ts, `checkFallbackResponse`).
    */
   respond(response: { status: number; headers?: Readonly<Record<string, string>>; body?: string | Uint8Array }): void {
     if (this.#stage !== 'running') return;
     const body = response.body === undefined ? undefined : Buffer.from(response.body);
     const raw: Buffer[] = [];
-    for (const [k, v] of Object.entries(response.headers ?? {})) raw.push(Buffer.from(k), Buffer.from(v));
+    for (const [k, v] of Object.entries(response.headers ?? {})) {
+      // The framing is the library's: content-length is set from the body.
+      const lower = k.toLowerCase();
+      if (lower !== 'content-length' && lower !== 'transfer-encoding')
+        raw.push(Buffer.from(k), Buffer.from(v, 'latin1'));
+    }
     if (body !== undefined) raw.push(Buffer.from('content-length'), Buffer.from(String(body.length)));
     this.#stage = 'committed';
     this.#committedStatus = response.status;
@@ -535,6 +585,7 @@ export class BalancedRequest implements AttemptOwner {
   #abort(reason?: Error): void {
     if (this.#stage === 'done' || this.#abortReason !== undefined) return;
     this.#abortReason = reason ?? abortedError();
+    this.#callerFault = true;
     if (this.#stage === 'committed') {
       this.#committed?.abortCommitted(this.#abortReason);
     } else if (this.#stage === 'running') {
@@ -561,9 +612,10 @@ export class BalancedRequest implements AttemptOwner {
     if (this.#liveCount === 0) this.#fail(new ClientClosedError({ cause: this.#lastFailure?.error }), 'ignored');
   }
 
-  #fail(error: Error, verdict: RequestVerdict): void {
+  /** Ends the request with `error`; `blame` when its live attempts failed their endpoints (the deadline passed). */
+  #fail(error: Error, verdict: RequestVerdict, blame = false): void {
     this.#host.dequeue(this);
-    this.#cancelLive(error);
+    this.#cancelLive(error, blame);
     this.#clearHedgeTimer();
     if (this.#retryTimer !== undefined) {
       this.#host.clock.clearTimeout(this.#retryTimer);

@@ -5,7 +5,7 @@
  * @module
  */
 import { type ErrorCode, findSidecarlessError } from '../common/errors.js';
-import { classifyError } from '../common/outcome.js';
+import { classifyError, isLocalRefusal } from '../common/outcome.js';
 
 // Exhaustive: a new error code does not compile until it has a status here.
 const BY_CODE: Readonly<Record<ErrorCode, number>> = {
@@ -37,6 +37,8 @@ const BY_CODE: Readonly<Record<ErrorCode, number>> = {
   SIDECARLESS_PER_TRY_TIMEOUT: 504,
   // No route for the request: like Envoy's 404 "NR".
   SIDECARLESS_NO_ROUTE: 404,
+  // The service pointed the request at another origin, which the client refuses to follow.
+  SIDECARLESS_REDIRECT_REFUSED: 502,
 };
 
 /**
@@ -68,6 +70,8 @@ const BY_CODE: Readonly<Record<ErrorCode, number>> = {
 export function statusForError(error: unknown): number {
   const own = findSidecarlessError(error);
   if (own !== undefined) return BY_CODE[own.code] ?? 500;
+  // The service's own request was invalid (undici refused it before sending): the service is at fault.
+  if (isLocalRefusal(error)) return 500;
   switch (classifyError(error)) {
     case 'connect':
       return 503;

@@ -33,7 +33,8 @@ export interface RetryOptions {
   readonly retryOn?: readonly number[];
   /**
    * Time an attempt may take to produce response headers before it is abandoned (and retried if the request may
-   * be), ms. 0 disables. @defaultValue 0
+   * be), ms. 0 disables: as Envoy's `per_try_timeout`, an attempt is then bounded by the request's deadline
+   * (`timeoutMs`) alone. @defaultValue 0
    */
   readonly perTryTimeoutMs?: number;
   /**
@@ -104,7 +105,7 @@ export interface LimitsOptions {
 export interface FallbackResponse {
   /** HTTP status code the caller receives. */
   readonly status: number;
-  /** Response headers; `content-length` is added when there is a body. */
+  /** Response headers (string values, no CR, LF or NUL); `content-length` is set from the body, a given one ignored. */
   readonly headers?: Readonly<Record<string, string>>;
   /** Response body (a string is sent as UTF-8); empty when omitted. */
   readonly body?: string | Uint8Array;
@@ -170,8 +171,10 @@ export interface RequestPolicyOptions {
    * Deadline of a request from dispatch until its response headers arrive, across all attempts, backoffs and
    * `Retry-After` waits, ms; past it the request fails with `SIDECARLESS_DEADLINE_EXCEEDED` (the last attempt's
    * error as `cause`). The response body is not covered: once the headers are in, the deadline is off, and reading
-   * the body is bounded by the caller's `AbortSignal` or `pool.bodyTimeout`. 0 means no deadline.
-   * @defaultValue 0
+   * the body is bounded by the caller's `AbortSignal` or `pool.bodyTimeout`. The deadline covers sending the
+   * request body too: raise it (or set 0, no deadline) for long uploads, long polls or slow reports. 15 s, Envoy's
+   * route timeout, by default, so a backend that trickles its headers cannot hold a request for undici's 300 s.
+   * @defaultValue 15000
    */
   readonly timeoutMs?: number | undefined;
   /** Concurrency limits; the {@link LimitsOptions} defaults when omitted. */
@@ -284,7 +287,7 @@ export function resolveRequestPolicy(options: RequestPolicyOptions, path = ''): 
     bufferBodyBytes: integer(retry.bufferBody, joinPath(retryPath, 'bufferBody'), 64 * 1024, 0, 2 ** 30),
     budget,
     hedge,
-    timeoutMs: duration(options.timeoutMs, joinPath(path, 'timeoutMs'), 0, true),
+    timeoutMs: duration(options.timeoutMs, joinPath(path, 'timeoutMs'), 15_000, true),
     maxInFlight: integer(limits.maxInFlight, joinPath(limitsPath, 'maxInFlight'), 1024, 1, 1e9),
     maxPending: integer(limits.maxPending, joinPath(limitsPath, 'maxPending'), 1024, 0, 1e9),
     breaker: resolveBreaker(options.breaker, joinPath(path, 'breaker')),

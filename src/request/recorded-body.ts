@@ -10,6 +10,7 @@
  * still be writing to) fails its next read instead of ending early: an iterable that ends makes undici finish the
  * request as if the body were complete, which would send a truncated body as a whole one.
  */
+import { markCallerError } from '../common/outcome.js';
 
 /** The source body: anything undici accepts as an async iterable. */
 type Source = AsyncIterable<unknown>;
@@ -123,6 +124,8 @@ export class RecordedBody {
       this.#chunks.push(chunk);
       if (this.#dropping) this.#trim();
     } catch (err) {
+      // The caller's stream failed: the caller's doing, not the endpoint's (issue 15.6).
+      markCallerError(err);
       this.#failure = err;
     } finally {
       this.#pull = undefined;

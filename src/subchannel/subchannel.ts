@@ -274,8 +274,6 @@ export class Subchannel implements Pickable {
       if (cls >= 1 && cls <= 5) c.statusClasses[cls as 1 | 2 | 3 | 4 | 5]++;
       c.latencySumMs += latencyMs;
       this.load.observe(latencyMs);
-    } else {
-      this.load.observeFailure(latencyMs);
     }
     let errorKind: ErrorKind | undefined;
     if (error !== undefined) {
@@ -283,6 +281,8 @@ export class Subchannel implements Pickable {
       errorKind = classifyError(error);
       c.errorsByKind[errorKind]++;
     }
+    // An attempt stopped or failed on the caller's side says nothing of the endpoint's latency (issue 15.6).
+    if (statusCode === 0 && errorKind !== 'aborted') this.load.observeFailure(latencyMs);
     if (statusCode > 0 || (errorKind !== undefined && errorKind !== 'aborted')) {
       (this.#latency ??= new LatencyHistogram()).observe(latencyMs);
     }

@@ -64,6 +64,7 @@ const ROOT_RUNTIME_EXPORTS = [
   'PerTryTimeoutError',
   'PickerRegistry',
   'ProtocolMismatchError',
+  'RedirectRefusedError',
   'ResolverError',
   'ResolverRegistry',
   'RetryBudgetExhaustedError',

@@ -25,7 +25,7 @@ describe('request policy', () => {
     assert.equal(p.breaker, undefined);
     assert.equal(p.hedge, undefined);
     assert.equal(p.bufferBodyBytes, 65_536);
-    assert.equal(p.timeoutMs, 0);
+    assert.equal(p.timeoutMs, 15_000); // Envoy's route timeout (issue 15.13)
     assert.equal(p.perTryTimeoutMs, 0);
     assert.equal(p.maxRetryAfterMs, 10_000);
     assert.deepEqual(p.backoff, { initialMs: 25, multiplier: 2, jitter: 0.2, maxMs: 250 });
