@@ -21,7 +21,7 @@ import { isIP } from 'node:net';
 import { createEndpoint, type Endpoint, endpointKey, parseHostPort } from '../../common/endpoint.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { integer, isRecord } from '../../common/options.js';
-import type { AddressRecord, DnsClient } from './client.js';
+import type { AddressRecord, DnsClient, QuerySettings } from './client.js';
 import {
   asTargetError,
   type DnsFamily,
@@ -29,9 +29,11 @@ import {
   DnsPollingResolver,
   type DnsResolution,
   dnsOptionsFromTarget,
+  isDnsName,
   isNegativeAnswer,
   resolveDnsPollingOptions,
 } from './poller.js';
+import { hostsAddresses, searchNames, type SearchView } from './search.js';
 import type { ResolverFactory } from '../resolver.js';
 
 /**
@@ -46,13 +48,7 @@ export interface DnsResolverOptions extends DnsPollingOptions {
   readonly port?: number | undefined;
 }
 
-const DNS_NAME =
-  /^(?=.{1,253}\.?$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?$/i;
-
-/** True when `name` is a syntactically valid DNS name (RFC 1035 §2.3.4 sizes; underscores allowed). @internal */
-export function isDnsName(name: string): boolean {
-  return typeof name === 'string' && DNS_NAME.test(name);
-}
+export { isDnsName } from './poller.js';
 
 /**
  * Looks up A and/or AAAA records of `name` with `client`. With `family: 'any'`, both are asked in parallel: one
@@ -60,9 +56,14 @@ export function isDnsName(name: string): boolean {
  * lookup (so a flaky AAAA query never removes the IPv6 half of a working set). Rejects with the negative error
  * when both are negative. @internal
  */
-export async function lookupAddresses(client: DnsClient, name: string, family: DnsFamily): Promise<AddressRecord[]> {
+export async function lookupAddresses(
+  client: DnsClient,
+  name: string,
+  family: DnsFamily,
+  settings?: QuerySettings,
+): Promise<AddressRecord[]> {
   const families: Array<4 | 6> = family === 'any' ? [4, 6] : [family];
-  const settled = await Promise.allSettled(families.map((f) => client.resolveAddresses(name, f)));
+  const settled = await Promise.allSettled(families.map((f) => client.resolveAddresses(name, f, settings)));
   const records: AddressRecord[] = [];
   let negative: unknown;
   for (const result of settled) {
@@ -78,6 +79,24 @@ export async function lookupAddresses(client: DnsClient, name: string, family: D
   }
   if (records.length === 0 && negative !== undefined) throw negative;
   return records;
+}
+
+/**
+ * The system resolver's order for one name: the hosts file (the name as given), then DNS for each search-list
+ * candidate (see `search.ts`). Resolves with the name that answered and its records. @internal
+ */
+export async function resolveHostName(
+  client: DnsClient,
+  view: SearchView,
+  name: string,
+  family: DnsFamily,
+  candidates: readonly string[] = view.candidates(name),
+): Promise<{ readonly name: string; readonly records: AddressRecord[] }> {
+  const fromHosts = hostsAddresses(view.hosts, name, family);
+  if (fromHosts.length > 0) return { name: fromHosts[0]?.name ?? name, records: fromHosts };
+  const queryType = family === 'any' ? 'A/AAAA' : family === 4 ? 'A' : 'AAAA';
+  const found = await searchNames(name, candidates, queryType, (n) => lookupAddresses(client, n, family, view.query));
+  return { name: found.name, records: found.value };
 }
 
 /**
@@ -103,6 +122,8 @@ export async function lookupAddresses(client: DnsClient, name: string, family: D
 export class DnsResolver extends DnsPollingResolver {
   /** The host name resolved (lower-cased, no trailing dot). */
   readonly host: string;
+  /** The name as looked up: with its trailing dot when given one (absolute: no search list). */
+  readonly #name: string;
   /** The endpoints' port. */
   readonly port: number;
   readonly #literal: Endpoint | undefined;
@@ -123,6 +144,7 @@ export class DnsResolver extends DnsPollingResolver {
     const name = bare.toLowerCase().replace(/\.$/, '');
     super(resolved, `dns:${name}:${port}`);
     this.host = name;
+    this.#name = bare.toLowerCase();
     this.port = port;
     this.#literal = isIP(bare) === 0 ? undefined : createEndpoint({ host: bare, port });
   }
@@ -130,7 +152,8 @@ export class DnsResolver extends DnsPollingResolver {
   /** @internal */
   protected async lookup(): Promise<DnsResolution> {
     if (this.#literal !== undefined) return { endpoints: [this.#literal], ttl: this.options.maxTtlMs / 1000 };
-    const records = await lookupAddresses(this.client, this.host, this.options.family);
+    const found = await resolveHostName(this.client, await this.systemView(), this.#name, this.options.family);
+    const records = found.records;
     const seen = new Set<string>();
     const endpoints: Endpoint[] = [];
     let ttl: number | undefined;
@@ -139,7 +162,7 @@ export class DnsResolver extends DnsPollingResolver {
       const key = endpointKey(r.address, this.port);
       if (seen.has(key)) continue;
       seen.add(key);
-      endpoints.push(createEndpoint({ host: r.address, port: this.port, metadata: { dnsName: this.host } }));
+      endpoints.push(createEndpoint({ host: r.address, port: this.port, metadata: { dnsName: found.name } }));
     }
     return { endpoints, ttl };
   }

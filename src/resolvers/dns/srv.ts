@@ -20,7 +20,8 @@ import { LRUCache } from 'lru-cache';
 import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } from '../../common/endpoint.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { integer, isRecord } from '../../common/options.js';
-import { isDnsName, lookupAddresses } from './resolver.js';
+import { resolveHostName } from './resolver.js';
+import { searchNames } from './search.js';
 import type { AddressRecord, SrvRecord } from './client.js';
 import {
   asTargetError,
@@ -28,6 +29,7 @@ import {
   DnsPollingResolver,
   type DnsResolution,
   dnsOptionsFromTarget,
+  isDnsName,
   isNegativeAnswer,
   resolveDnsPollingOptions,
 } from './poller.js';
@@ -82,6 +84,8 @@ interface CachedAddresses {
 export class SrvResolver extends DnsPollingResolver {
   /** The SRV owner name (lower-cased, no trailing dot). */
   readonly name: string;
+  /** The name as looked up: with its trailing dot when given one (absolute: no search list). */
+  readonly #query: string;
   readonly #cache: LRUCache<string, CachedAddresses>;
 
   /** Validates every option (throws `SIDECARLESS_INVALID_OPTION` naming it); starts no I/O. */
@@ -96,12 +100,18 @@ export class SrvResolver extends DnsPollingResolver {
     const normalized = name.toLowerCase().replace(/\.$/, '');
     super(resolved, `srv:${normalized}`);
     this.name = normalized;
+    this.#query = name.toLowerCase();
     this.#cache = new LRUCache({ max: cacheSize });
   }
 
   /** @internal */
   protected async lookup(): Promise<DnsResolution> {
-    const answer = await this.client.resolveSrv(this.name);
+    const view = await this.systemView();
+    const found = await searchNames(this.#query, view.candidates(this.#query), 'SRV', (n) =>
+      this.client.resolveSrv(n, view.query),
+    );
+    const answer = found.value;
+    const srvName = found.name;
     const now = this.options.clock.now();
     let ttl = Number.POSITIVE_INFINITY;
     const usable: SrvRecord[] = [];
@@ -143,7 +153,8 @@ export class SrvResolver extends DnsPollingResolver {
         let records: AddressRecord[];
         let recordTtl: number;
         try {
-          records = await lookupAddresses(this.client, target, this.options.family);
+          // SRV targets are absolute names (RFC 2782): the hosts file, then DNS, no search list.
+          records = (await resolveHostName(this.client, view, target, this.options.family, [target])).records;
           recordTtl = Math.min(...records.map((r) => r.ttl));
         } catch (err) {
           if (!isNegativeAnswer(err)) throw err;
@@ -169,7 +180,7 @@ export class SrvResolver extends DnsPollingResolver {
             weight: r.weight === 0 ? SRV_ZERO_WEIGHT : r.weight,
             priority: Math.min(r.priority, MAX_ENDPOINT_PRIORITY),
             metadata: {
-              srvName: this.name,
+              srvName,
               srvTarget: r.target,
               srvPriority: String(r.priority),
               srvWeight: String(r.weight),
