@@ -33,7 +33,7 @@ const MAX_SEARCH = 32;
 /** A search-list domain, normalized; `undefined` when it is not a usable name. */
 function searchDomain(token: string): string | undefined {
   const d = token.toLowerCase().replace(/\.$/, '');
-  if (d.length > 253 || d.startsWith('.') || d.includes('..')) return undefined;
+  if (d.length > 253 || d.startsWith('.') || d.endsWith('.') || d.includes('..')) return undefined;
   return /^[a-z0-9_.-]*$/.test(d) ? d : undefined;
 }
 
@@ -133,7 +133,7 @@ export function parseHosts(text: string): HostsTable {
     if (isIP(address) === 0) continue;
     for (const token of tokens.slice(1)) {
       const name = token.toLowerCase().replace(/\.$/, '');
-      if (name.length === 0 || name.length > 253 || !/^[a-z0-9_.-]+$/.test(name)) continue;
+      if (name.length === 0 || name.length > 253 || !/^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/.test(name)) continue;
       const list = table.get(name);
       if (list === undefined) table.set(name, [address]);
       else if (!list.includes(address)) list.push(address);

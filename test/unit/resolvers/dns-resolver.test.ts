@@ -45,7 +45,14 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     const { server, clock, listener } = await setup((q) =>
       q.send(reply(q, { answers: [a('h.test', '10.0.0.1', ttl)] })),
     );
-    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], ...noSystem, family: 4, clock, maxTtl: 3000 });
+    const r = new DnsResolver({
+      host: 'h.test',
+      nameservers: [server.address],
+      ...noSystem,
+      family: 4,
+      clock,
+      maxTtl: 3000,
+    });
     r.start(listener);
     await until(() => listener.updates.length === 1, 'first update');
     assert.deepEqual(keys(listener.last), ['10.0.0.1:80']);
@@ -72,7 +79,8 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     });
     const r = new DnsResolver({
       host: 'h.test',
-      nameservers: [server.address], ...noSystem,
+      nameservers: [server.address],
+      ...noSystem,
       family: 4,
       clock,
       random: seededRandom(1),
@@ -129,7 +137,14 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     const { server, clock, listener } = await setup((q) =>
       q.send(reply(q, { answers: [a('h.test', '10.0.0.1', 300)] })),
     );
-    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], ...noSystem, family: 4, clock, minTtl: 1000 });
+    const r = new DnsResolver({
+      host: 'h.test',
+      nameservers: [server.address],
+      ...noSystem,
+      family: 4,
+      clock,
+      minTtl: 1000,
+    });
     r.start(listener);
     await until(() => listener.updates.length === 1, 'first update');
     clock.advance(100);
@@ -158,7 +173,8 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     );
     const r = new DnsResolver({
       host: 'h.test',
-      nameservers: [server.address], ...noSystem,
+      nameservers: [server.address],
+      ...noSystem,
       family: 4,
       clock,
       retries: 0,
