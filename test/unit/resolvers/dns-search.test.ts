@@ -164,11 +164,13 @@ describe('dns: answers from the hosts file', () => {
     const common = { nameservers: [server.address], hostsFile, resolvConf: false as const, clock };
     track(new DnsResolver({ ...common, host: 'web.test', port: 81 })).start(listener);
     const local = new RecordingListener();
-    track(new DnsResolver({ ...common, host: 'localhost', port: 82 })).start(local);
+    const localhost = track(new DnsResolver({ ...common, host: 'localhost', port: 82 }));
+    localhost.start(local);
     await until(() => listener.updates.length === 1 && local.updates.length === 1, 'answers from the hosts file');
     assert.deepEqual(keys(listener.last), ['10.0.0.10:81']);
     assert.deepEqual(keys(local.last), ['127.0.0.1:82', '[::1]:82']);
     assert.equal(server.queries.length, 0, 'no DNS query for names in the hosts file');
+    localhost.close();
 
     await writeFile(hostsFile, '10.0.0.11 web.test\n');
     clock.advance(4999);
