@@ -19,7 +19,6 @@ import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
-import type dnsPacket from 'dns-packet';
 import { parseHostPort } from '../../common/endpoint.js';
 import {
   DnsError,
@@ -43,6 +42,7 @@ import {
   RCODES,
   type ReplyVerdict,
   type SrvRecord,
+  type WireMessage,
 } from './packet.js';
 
 export type { AddressRecord, DnsQueryType, SrvRecord } from './packet.js';
@@ -102,13 +102,13 @@ export interface Nameserver {
   readonly label: string;
 }
 
-/**
- * Per-query overrides of the client's settings (what the system's `resolv.conf` says, read at each resolution).
- * @internal
- */
+/** Per-query overrides of the client's settings (what the system's `resolv.conf` says, read at each resolution). */
 export interface QuerySettings {
+  /** Nameservers to ask instead of the client's. */
   readonly nameservers?: readonly Nameserver[] | undefined;
+  /** Per-try timeout instead of the client's, ms. */
   readonly timeoutMs?: number | undefined;
+  /** Further tries instead of the client's. */
   readonly retries?: number | undefined;
 }
 
@@ -205,7 +205,7 @@ export function resolveDnsClientOptions(options: DnsClientOptions | undefined, p
 const RESOLVED = new WeakSet<object>();
 
 interface Exchange {
-  readonly packet: dnsPacket.DecodedPacket;
+  readonly packet: WireMessage;
   readonly rcode: number;
   readonly transport: 'udp' | 'tcp';
   readonly nameserver: Nameserver;

@@ -235,8 +235,6 @@ export interface DnsResolution {
   readonly ttl: number | undefined;
 }
 
-export { isNegativeAnswer } from './search.js';
-
 /**
  * The polling resolver. Subclasses implement `lookup()`; a {@link WatchLoop} in `poll` mode
  * schedules it:

@@ -30,10 +30,9 @@ import {
   type DnsResolution,
   dnsOptionsFromTarget,
   isDnsName,
-  isNegativeAnswer,
   resolveDnsPollingOptions,
 } from './poller.js';
-import { hostsAddresses, searchNames, type SearchView } from './search.js';
+import { hostsAddresses, isNegativeAnswer, searchNames, type SearchView } from './search.js';
 import type { ResolverFactory } from '../resolver.js';
 
 /**
@@ -47,8 +46,6 @@ export interface DnsResolverOptions extends DnsPollingOptions {
   /** The port every endpoint gets. @defaultValue 80 */
   readonly port?: number | undefined;
 }
-
-export { isDnsName } from './poller.js';
 
 /**
  * Looks up A and/or AAAA records of `name` with `client`. With `family: 'any'`, both are asked in parallel: one

@@ -21,7 +21,7 @@ import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } fro
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { integer, isRecord } from '../../common/options.js';
 import { resolveHostName } from './resolver.js';
-import { searchNames } from './search.js';
+import { isNegativeAnswer, searchNames } from './search.js';
 import type { AddressRecord, SrvRecord } from './client.js';
 import {
   asTargetError,
@@ -30,7 +30,6 @@ import {
   type DnsResolution,
   dnsOptionsFromTarget,
   isDnsName,
-  isNegativeAnswer,
   resolveDnsPollingOptions,
 } from './poller.js';
 import type { ResolverFactory } from '../resolver.js';
