@@ -3,7 +3,8 @@
  *
  * Target syntax (gRPC naming):
  *
- * - `dns:///users.internal:8080` — ask the system's nameservers (`dns.getServers()`);
+ * - `dns:///users.internal:8080` — resolve as the system does: the hosts file, then the system's nameservers
+ *   through the `resolv.conf` search list (see {@link DnsPollingOptions.resolvConf});
  * - `dns://10.0.0.2:53/users.internal:8080` — ask the nameserver in the authority (IP literal, port 53 default;
  *   `[::1]:5353` for IPv6);
  * - the port defaults to 80 (`dns:///users.internal`); an IP literal host (`dns:///10.0.0.7:80`) needs no query.
@@ -100,12 +101,16 @@ export async function resolveHostName(
  * Resolves a host name's A/AAAA records into endpoints (`address:port`, weight 1, priority 0, metadata
  * `{ dnsName }`) and keeps them fresh.
  *
+ * - Looks the name up as the system resolver does: in the hosts file first (answers good for 5 s), then in DNS for
+ *   each `resolv.conf` search-list candidate in glibc's order (`ndots`; a trailing dot makes the name absolute).
+ *   Metadata `dnsName` is the name that answered.
  * - Re-resolves when the smallest TTL of the answer expires, clamped to [`minTtl`, `maxTtl`]; TTL 0 polls at
  *   `minTtl`.
  * - A failure (timeout, SERVFAIL, REFUSED, malformed replies, network) calls `onError` with a
  *   `SIDECARLESS_DNS_*` error and retries with backoff; the last set delivered stays in use.
- * - NXDOMAIN and NODATA are authoritative "no such records" answers (RFC 2308) and are delivered as an empty set,
- *   re-asked after the SOA's negative TTL (30 s without SOA), clamped.
+ * - NXDOMAIN and NODATA (for every search candidate) are authoritative "no such records" answers (RFC 2308) and
+ *   are delivered as an empty set, re-asked after the SOA's negative TTL (30 s without SOA), clamped; the
+ *   {@link DnsError} (with `triedNames`) then goes to `onError`, so that it is the cause requests see.
  * - `refresh()` re-resolves early, at most once per `minTtl`; during the backoff after a failure it is ignored.
  *
  * @example

@@ -4,7 +4,8 @@
  *
  * Target syntax:
  *
- * - `srv:///_http._tcp.svc.example` — ask the system's nameservers;
+ * - `srv:///_http._tcp.svc.example` — ask the system's nameservers, through the `resolv.conf` search list
+ *   (`srv:///_http._tcp.users` in a Kubernetes pod);
  * - `srv://10.0.0.2:53/_http._tcp.svc.example` — ask the nameserver in the authority (IP literal, port 53 default).
  *
  * The port comes from each SRV record, so the name takes none. Query parameters are those of `dns:` (`minTtl`,
@@ -64,8 +65,10 @@ interface CachedAddresses {
  * - `port` from the record; `weight` = SRV weight (0 becomes 0.01); `priority` = SRV priority
  *   clamped to {@link MAX_ENDPOINT_PRIORITY} (0 is the most preferred, as in RFC 2782; priorities above 127 all
  *   become 127); metadata `srvName`, `srvTarget`, `srvPriority`, `srvWeight` keep the raw values.
- * - Target addresses come from the reply's additional section when it has them (RFC 2782 "Usage rules"), else
- *   from A/AAAA queries through the same client, cached per target for their TTL in an LRU cache.
+ * - The SRV name goes through the `resolv.conf` search list as a `dns:` name does (`srvName` metadata is the name
+ *   that answered). Target addresses come from the reply's additional section when it has them (RFC 2782 "Usage
+ *   rules"), else from the hosts file or A/AAAA queries (targets are absolute names: no search list), cached per
+ *   target for their TTL in an LRU cache.
  * - A sole record with target `.` means "service decidedly not available" and gives an empty set; `.` records
  *   among others are skipped. A target whose address lookup is NXDOMAIN/NODATA contributes nothing.
  * - When two records lead to the same `address:port`, the first (lowest priority, then highest weight) wins.
