@@ -437,7 +437,8 @@ describe('the system resolver semantics against knot (issue 16)', () => {
       track(new SrvResolver({ ...pod(), name: '_http._tcp.users', family: 4 })).start(listener);
       await listener.waitFor(() => listener.updates.length > 0, 3000, 'SRV set');
       assert.deepEqual(
-        listener.last?.map((e) => [e.metadata.srvName, e.metadata.srvTarget]),
+        // Same priority and weight: the server may list them in any order.
+        listener.last?.map((e) => [e.metadata.srvName, e.metadata.srvTarget]).sort(),
         [
           ['_http._tcp.users.shop.svc.cluster.test', 'pod-0.users.shop.svc.cluster.test'],
           ['_http._tcp.users.shop.svc.cluster.test', 'pod-1.users.shop.svc.cluster.test'],
