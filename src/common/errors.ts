@@ -260,6 +260,11 @@ export class DnsError extends SidecarlessError {
    * authority section (RFC 2308 §5: the smaller of the SOA's TTL and its MINIMUM field). `undefined` without SOA.
    */
   readonly negativeTtl: number | undefined;
+  /**
+   * Every name asked, in order: the query name itself, or for a `dns:`/`srv:` name expanded through the
+   * `resolv.conf` search list, each candidate (`users.shop.svc.cluster.local`, ..., `users`).
+   */
+  readonly triedNames: readonly string[];
 
   constructor(
     code: DnsErrorCode,
@@ -270,6 +275,7 @@ export class DnsError extends SidecarlessError {
       rcode?: string | undefined;
       nameserver?: string | undefined;
       negativeTtl?: number | undefined;
+      triedNames?: readonly string[] | undefined;
       cause?: unknown;
     },
   ) {
@@ -279,6 +285,7 @@ export class DnsError extends SidecarlessError {
     this.rcode = details.rcode;
     this.nameserver = details.nameserver;
     this.negativeTtl = details.negativeTtl;
+    this.triedNames = Object.freeze([...(details.triedNames ?? [details.queryName])]);
   }
 }
 

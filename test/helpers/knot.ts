@@ -71,11 +71,16 @@ export interface KnotServer {
   log(): string;
 }
 
+/** The zone's owner name with its trailing dot (`.` for the root zone). */
+const fqdn = (zone: string) => (zone === '.' ? '.' : `${zone}.`);
+/** The zone's file name (`root.zone` for the root zone). */
+const fileOf = (zone: string) => (zone === '.' ? 'root.zone' : `${zone}.zone`);
+
 function zoneText(zone: string, serial: number, records: string): string {
   return [
-    `$ORIGIN ${zone}.`,
+    `$ORIGIN ${fqdn(zone)}`,
     '$TTL 5',
-    `@ 3600 IN SOA ns.${zone}. admin.${zone}. ${serial} 3600 600 86400 1`,
+    `@ 3600 IN SOA ns${zone === '.' ? '' : '.'}${fqdn(zone)} admin${zone === '.' ? '' : '.'}${fqdn(zone)} ${serial} 3600 600 86400 1`,
     '@ 3600 IN NS ns',
     'ns 3600 IN A 127.0.0.1',
     records,
@@ -85,7 +90,8 @@ function zoneText(zone: string, serial: number, records: string): string {
 
 /**
  * Starts knotd serving `zones` (name -> record lines relative to the zone origin, e.g.
- * `"web 5 IN A 127.0.0.2"`). Every zone has SOA MINIMUM 1 s, so negative answers are cached for 1 s.
+ * `"web 5 IN A 127.0.0.2"`; `'.'` is the root zone, so that any name outside the others gets NXDOMAIN as from a
+ * recursive resolver). Every zone has SOA MINIMUM 1 s, so negative answers are cached for 1 s.
  */
 export async function startKnot(zones: Record<string, string>): Promise<KnotServer> {
   const { knotd, knotc } = requireKnot();
@@ -95,7 +101,7 @@ export async function startKnot(zones: Record<string, string>): Promise<KnotServ
   const serials = new Map<string, number>();
   for (const [zone, records] of Object.entries(zones)) {
     serials.set(zone, 1);
-    await writeFile(join(dir, `${zone}.zone`), zoneText(zone, 1, records));
+    await writeFile(join(dir, fileOf(zone)), zoneText(zone, 1, records));
   }
   const conf = [
     'server:',
@@ -121,7 +127,7 @@ export async function startKnot(zones: Record<string, string>): Promise<KnotServ
     '    journal-content: none',
     '    semantic-checks: off',
     'zone:',
-    ...Object.keys(zones).map((z) => `  - domain: ${z}\n    file: "${z}.zone"`),
+    ...Object.keys(zones).map((z) => `  - domain: "${fqdn(z)}"\n    file: "${fileOf(z)}"`),
     '',
   ].join('\n');
   const confPath = join(dir, 'knot.conf');
@@ -147,7 +153,7 @@ export async function startKnot(zones: Record<string, string>): Promise<KnotServ
       if (proc.exitCode !== null) throw new Error(`knotd exited with ${proc.exitCode}:\n${output}`);
       // Ready when the control socket answers and every zone is loaded.
       const ok = await knotc$('zone-status').then(
-        (r) => Object.keys(zones).every((z) => r.stdout.includes(`[${z}.]`) && !r.stdout.includes('serial: none')),
+        (r) => Object.keys(zones).every((z) => r.stdout.includes(`[${fqdn(z)}]`) && !r.stdout.includes('serial: none')),
         () => false,
       );
       if (ok) return;
@@ -181,7 +187,7 @@ export async function startKnot(zones: Record<string, string>): Promise<KnotServ
     async setZone(zone, records) {
       const serial = (serials.get(zone) ?? 1) + 1;
       serials.set(zone, serial);
-      await writeFile(join(dir, `${zone}.zone`), zoneText(zone, serial, records));
+      await writeFile(join(dir, fileOf(zone)), zoneText(zone, serial, records));
       await knotc$('zone-reload', zone);
       const deadline = Date.now() + 5000;
       for (;;) {

@@ -1,13 +1,23 @@
 /**
- * The dns: and srv: resolvers against a real authoritative server (Knot DNS on 127.0.0.1, ephemeral port).
+ * The dns: and srv: resolvers against a real authoritative server (Knot DNS on 127.0.0.1, ephemeral port), with a
+ * hosts file and a resolv.conf of the test's own (a Kubernetes-like search list over the `cluster.test` zone).
  * Needs `apt-get install -y knot`; without it this file fails (it does not skip).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import {
+  createClient as createClientFromPackage,
+  DnsResolver as PackageDnsResolver,
+  findSidecarlessError,
+  SrvResolver as PackageSrvResolver,
+} from 'sidecarless';
 import { createClient } from '../../src/client/client.js';
 import { DnsResolver } from '../../src/resolvers/dns/resolver.js';
 import { DnsClient } from '../../src/resolvers/dns/client.js';
@@ -46,7 +56,24 @@ function track<T extends Resolver>(r: T): T {
 }
 
 let knot: KnotServer;
+/** A second server playing cluster DNS: the root zone (NXDOMAIN for any other name, as a recursive server would
+ * answer) and `cluster.test`. */
+let clusterDns: KnotServer;
 let backends: Backend[];
+/** The test's own system files: `plain` (no search list), `k8s` (a pod's search list and ndots 5), `hosts`. */
+const files = { plain: '', k8s: '', hosts: '' };
+
+/** A Kubernetes-like zone: a headless service `users` in namespace `shop`, with a named port `http`. */
+function clusterZone(): string {
+  const [b0, b1] = backends as [Backend, Backend];
+  return [
+    'users.shop.svc 5 IN A 127.0.0.1',
+    `_http._tcp.users.shop.svc 5 IN SRV 0 50 ${b0.port} pod-0.users.shop.svc`,
+    `_http._tcp.users.shop.svc 5 IN SRV 0 50 ${b1.port} pod-1.users.shop.svc`,
+    'pod-0.users.shop.svc 5 IN A 127.0.0.1',
+    'pod-1.users.shop.svc 5 IN A 127.0.0.1',
+  ].join('\n');
+}
 
 before(async () => {
   backends = await startBackends(2);
@@ -58,15 +85,36 @@ before(async () => {
       backends.map((b) => `_http._tcp 1 IN SRV 0 1 ${b.port} b${b.id}`).join('\n') +
       '\nbb0 1 IN A 127.0.0.1\nbb1 1 IN A 127.0.0.1',
   });
+  clusterDns = await startKnot({ '.': '', 'cluster.test': clusterZone() });
+  files.plain = join(knot.dir, 'resolv-plain.conf');
+  files.k8s = join(knot.dir, 'resolv-k8s.conf');
+  files.hosts = join(knot.dir, 'hosts');
+  await writeFile(files.plain, `nameserver 127.0.0.1\noptions ndots:1\n`);
+  await writeFile(
+    files.k8s,
+    'nameserver 127.0.0.1\nsearch shop.svc.cluster.test svc.cluster.test cluster.test\noptions ndots:5 timeout:1\n',
+  );
+  await writeFile(files.hosts, '127.0.0.1 localhost\n127.0.0.1 pinned.svc.test pinned\n');
 });
 
 after(async () => {
   for (const r of resolvers) await r.close();
   await disposeKnot(knot);
+  await disposeKnot(clusterDns);
   await stopAll(backends ?? []);
 });
 
-const fast = () => ({ nameservers: [knot.address], timeoutMs: 500, retries: 1 });
+const fast = () => ({
+  nameservers: [knot.address],
+  timeoutMs: 500,
+  retries: 1,
+  resolvConf: files.plain,
+  hostsFile: files.hosts,
+});
+/** A pod in namespace `shop`: Kubernetes' search list and ndots 5, knot as the cluster DNS. */
+const pod = () => ({ nameservers: [clusterDns.address], resolvConf: files.k8s, hostsFile: files.hosts });
+/** DnsClient options (the client alone reads no system files). */
+const direct = () => ({ nameservers: [knot.address], timeoutMs: 500, retries: 1 });
 
 /** Counts resolutions started: one poll each, so tests can count polls between events instead of timing them. */
 class CountingDnsResolver extends DnsResolver {
@@ -147,7 +195,7 @@ describe('DnsResolver against knot', () => {
   });
 
   it('falls back to TCP when the UDP answer is truncated (60 A records, 512-byte UDP, no EDNS)', async () => {
-    const client = new DnsClient({ ...fast(), udpPayloadSize: 512 });
+    const client = new DnsClient({ ...direct(), udpPayloadSize: 512 });
     const answer = await client.resolveAddresses('big.svc.test', 4);
     client.close();
     assert.equal(answer.transport, 'tcp');
@@ -159,7 +207,7 @@ describe('DnsResolver against knot', () => {
   });
 
   it('tells NXDOMAIN, NODATA, REFUSED and timeout apart, and delivers negative answers as empty sets', async () => {
-    const client = new DnsClient(fast());
+    const client = new DnsClient(direct());
     await assert.rejects(client.resolveAddresses('missing.svc.test', 4), {
       code: 'SIDECARLESS_DNS_NXDOMAIN',
       rcode: 'NXDOMAIN',
@@ -191,7 +239,11 @@ describe('DnsResolver against knot', () => {
       await timeout.waitFor(() => timeout.errors.length > 0, 3000, 'timeout error');
       assert.deepEqual(nx.last, []);
       assert.deepEqual(nodata.last, []);
-      assert.equal(nx.errors.length + nodata.errors.length, 0);
+      // The negative answer behind each empty set is reported once: it is what SIDECARLESS_NO_ENDPOINTS carries.
+      assert.deepEqual(
+        [...nx.errors, ...nodata.errors].map((e) => e.code),
+        ['SIDECARLESS_DNS_NXDOMAIN', 'SIDECARLESS_DNS_NODATA'],
+      );
       assert.equal(timeout.errors[0]?.code, 'SIDECARLESS_DNS_TIMEOUT');
       assert.equal(timeout.updates.length, 0);
     } finally {
@@ -325,5 +377,127 @@ describe('examples/dns-srv.ts', () => {
     const [b1] = backends.slice(1) as [Backend];
     const viaKnot = await run([`srv://${knot.address}/_http._tcp.e2e.test?family=4`]);
     assert.match(viaKnot, new RegExp(`127\\.0\\.0\\.1:${b1.port}`));
+  });
+});
+
+/** Fetches through `client` and returns which backend answered. */
+async function backendOf(client: { fetch(url: string): Promise<Response> }, url: string): Promise<string> {
+  const res = await client.fetch(url);
+  assert.equal(res.status, 200);
+  return ((await res.json()) as { backend: string }).backend;
+}
+
+describe('the system resolver semantics against knot (issue 16)', () => {
+  it('dns:///localhost:PORT is answered from the hosts file (regression: NXDOMAIN, then NO_ENDPOINTS)', async () => {
+    const [b0] = backends as [Backend];
+    // The plain target reads the machine's /etc/hosts, which names localhost everywhere we run.
+    const plain = createClientFromPackage({ target: `dns:///localhost:${b0.port}?family=4` });
+    // The same through the test's own hosts file, with a nameserver that would not know the name.
+    const own = createClientFromPackage({
+      target: new PackageDnsResolver({ ...pod(), host: 'localhost', port: b0.port }),
+    });
+    try {
+      assert.equal(await backendOf(plain, 'http://users/'), b0.id);
+      assert.equal(await backendOf(own, 'http://users/'), b0.id);
+      assert.deepEqual(
+        own.endpoints.map((e) => e.key),
+        [`127.0.0.1:${b0.port}`],
+      );
+    } finally {
+      await plain.close();
+      await own.close();
+    }
+  });
+
+  it('Kubernetes short names resolve through the search list: users, users.shop, and the absolute name', async () => {
+    const [b0] = backends as [Backend];
+    for (const host of ['users', 'users.shop', 'users.shop.svc', 'users.shop.svc.cluster.test.']) {
+      const client = createClientFromPackage({ target: new PackageDnsResolver({ ...pod(), host, port: b0.port }) });
+      try {
+        assert.equal(await backendOf(client, 'http://users/'), b0.id, host);
+        const listener = new RecordingListener();
+        track(new DnsResolver({ ...pod(), host, port: b0.port })).start(listener);
+        await listener.waitFor(() => listener.updates.length > 0, 3000, host);
+        assert.equal(listener.last?.[0]?.metadata.dnsName, 'users.shop.svc.cluster.test', host);
+      } finally {
+        await client.close();
+      }
+    }
+  });
+
+  it('SRV for a named port by its short name (_http._tcp.users): both pods get traffic', async () => {
+    const client = createClientFromPackage({
+      target: new PackageSrvResolver({ ...pod(), name: '_http._tcp.users', family: 4 }),
+    });
+    try {
+      const seen = new Set<string>();
+      for (let i = 0; i < 10; i++) seen.add(await backendOf(client, 'http://users/'));
+      assert.deepEqual([...seen].sort(), (backends as Backend[]).map((b) => b.id).sort());
+      const listener = new RecordingListener();
+      track(new SrvResolver({ ...pod(), name: '_http._tcp.users', family: 4 })).start(listener);
+      await listener.waitFor(() => listener.updates.length > 0, 3000, 'SRV set');
+      assert.deepEqual(
+        // Same priority and weight: the server may list them in any order.
+        listener.last?.map((e) => [e.metadata.srvName, e.metadata.srvTarget]).sort(),
+        [
+          ['_http._tcp.users.shop.svc.cluster.test', 'pod-0.users.shop.svc.cluster.test'],
+          ['_http._tcp.users.shop.svc.cluster.test', 'pod-1.users.shop.svc.cluster.test'],
+        ],
+      );
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('NXDOMAIN on every search candidate: requests fail with NO_ENDPOINTS whose cause names every tried name', async () => {
+    const client = createClientFromPackage({
+      target: new PackageDnsResolver({ ...pod(), host: 'nosuch', family: 4 }),
+      waitForReadyTimeoutMs: 100,
+    });
+    try {
+      await client.ready(3000).catch(() => undefined);
+      const err = await client.fetch('http://users/').then(
+        () => assert.fail('should reject'),
+        (e: unknown) => e,
+      );
+      const failure = findSidecarlessError(err);
+      assert.equal(failure?.code, 'SIDECARLESS_NO_ENDPOINTS');
+      const cause = failure?.cause as { code?: string; triedNames?: string[]; message?: string } | undefined;
+      assert.equal(cause?.code, 'SIDECARLESS_DNS_NXDOMAIN');
+      assert.deepEqual(cause?.triedNames, [
+        'nosuch.shop.svc.cluster.test',
+        'nosuch.svc.cluster.test',
+        'nosuch.cluster.test',
+        'nosuch',
+      ]);
+      assert.match(cause?.message ?? '', /nosuch\.shop\.svc\.cluster\.test \(NXDOMAIN\)/);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('without a nameservers option, dns.setServers() is honoured (it wins over resolv.conf defaults)', async () => {
+    const saved = dns.getServers();
+    dns.setServers([knot.address]);
+    try {
+      const listener = new RecordingListener();
+      // The default resolv.conf is used for search and options; nameservers come from dns.getServers().
+      track(new DnsResolver({ host: 'web.svc.test', family: 4, hostsFile: files.hosts })).start(listener);
+      await listener.waitFor(() => listener.updates.length > 0, 3000, 'answer from the server set by setServers');
+      assert.deepEqual(listener.lastKeys, ['127.0.0.2:80']);
+    } finally {
+      dns.setServers(saved);
+    }
+  });
+
+  it('a name in the hosts file wins over DNS; a trailing-dot name skips the search list', async () => {
+    const pinned = new RecordingListener();
+    track(new DnsResolver({ ...pod(), host: 'pinned.svc.test', family: 4 })).start(pinned);
+    const absolute = new RecordingListener();
+    track(new DnsResolver({ ...pod(), host: 'users.', family: 4 })).start(absolute);
+    await pinned.waitFor(() => pinned.updates.length > 0, 3000, 'hosts answer');
+    await absolute.waitFor(() => absolute.errors.length > 0, 3000, 'NXDOMAIN for the absolute name');
+    assert.deepEqual(pinned.lastKeys, ['127.0.0.1:80']);
+    assert.deepEqual((absolute.errors[0] as unknown as { triedNames: string[] }).triedNames, ['users']);
   });
 });

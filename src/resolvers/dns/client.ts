@@ -19,7 +19,6 @@ import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
-import type dnsPacket from 'dns-packet';
 import { parseHostPort } from '../../common/endpoint.js';
 import {
   DnsError,
@@ -43,6 +42,7 @@ import {
   RCODES,
   type ReplyVerdict,
   type SrvRecord,
+  type WireMessage,
 } from './packet.js';
 
 export type { AddressRecord, DnsQueryType, SrvRecord } from './packet.js';
@@ -100,6 +100,16 @@ export interface Nameserver {
   readonly family: 4 | 6;
   /** `host:port` (`[v6]:port`), for messages. */
   readonly label: string;
+}
+
+/** Per-query overrides of the client's settings (what the system's `resolv.conf` says, read at each resolution). */
+export interface QuerySettings {
+  /** Nameservers to ask instead of the client's. */
+  readonly nameservers?: readonly Nameserver[] | undefined;
+  /** Per-try timeout instead of the client's, ms. */
+  readonly timeoutMs?: number | undefined;
+  /** Further tries instead of the client's. */
+  readonly retries?: number | undefined;
 }
 
 /** A successful answer. */
@@ -195,7 +205,7 @@ export function resolveDnsClientOptions(options: DnsClientOptions | undefined, p
 const RESOLVED = new WeakSet<object>();
 
 interface Exchange {
-  readonly packet: dnsPacket.DecodedPacket;
+  readonly packet: WireMessage;
   readonly rcode: number;
   readonly transport: 'udp' | 'tcp';
   readonly nameserver: Nameserver;
@@ -233,17 +243,17 @@ export class DnsClient {
    * A or AAAA records of `name` (`family` 4 or 6). Rejects with a {@link DnsError} (NXDOMAIN and NODATA included)
    * or, after {@link DnsClient.close}, a `SIDECARLESS_RESOLVER_FAILED` error.
    */
-  async resolveAddresses(name: string, family: 4 | 6): Promise<DnsAnswer<AddressRecord>> {
+  async resolveAddresses(name: string, family: 4 | 6, settings?: QuerySettings): Promise<DnsAnswer<AddressRecord>> {
     const type = family === 4 ? 'A' : 'AAAA';
-    const ex = await this.#query(name, type);
+    const ex = await this.#query(name, type, settings);
     const chain = chainOf(ex.packet.answers ?? [], name);
     const records = extractAddresses(ex.packet.answers, chain.names, chain.ttl).filter((r) => r.family === family);
     return this.#answer(ex, name, type, records);
   }
 
   /** SRV records of `name` (e.g. `_http._tcp.svc.example`), with the additional section's addresses. */
-  async resolveSrv(name: string): Promise<DnsAnswer<SrvRecord>> {
-    const ex = await this.#query(name, 'SRV');
+  async resolveSrv(name: string, settings?: QuerySettings): Promise<DnsAnswer<SrvRecord>> {
+    const ex = await this.#query(name, 'SRV', settings);
     const chain = chainOf(ex.packet.answers ?? [], name);
     return this.#answer(ex, name, 'SRV', extractSrv(ex.packet.answers, chain.names, chain.ttl));
   }
@@ -278,9 +288,11 @@ export class DnsClient {
     };
   }
 
-  async #query(name: string, type: DnsQueryType): Promise<Exchange> {
+  async #query(name: string, type: DnsQueryType, settings: QuerySettings = {}): Promise<Exchange> {
     if (this.#closed) throw new ResolverError('DNS client closed');
-    const { nameservers, retries } = this.#options;
+    const nameservers = settings.nameservers ?? this.#options.nameservers;
+    const retries = settings.retries ?? this.#options.retries;
+    const timeoutMs = settings.timeoutMs ?? this.#options.timeoutMs;
     const details = { queryName: name, queryType: type };
     if (nameservers.length === 0) {
       throw new DnsError('SIDECARLESS_DNS_NETWORK', `No nameserver to ask for ${name} ${type}`, details);
@@ -290,7 +302,7 @@ export class DnsClient {
       const server = nameservers[i % nameservers.length] as Nameserver;
       const at = { ...details, nameserver: server.label };
       try {
-        const ex = await this.#try(server, name, type);
+        const ex = await this.#try(server, name, type, timeoutMs);
         const rcode = RCODES[ex.rcode] ?? `RCODE${ex.rcode}`;
         if (ex.rcode === 0) return ex;
         const negativeTtl = negativeTtlOf(ex.packet);
@@ -313,13 +325,13 @@ export class DnsClient {
     throw last;
   }
 
-  async #try(server: Nameserver, name: string, type: DnsQueryType): Promise<Exchange> {
+  async #try(server: Nameserver, name: string, type: DnsQueryType, timeoutMs: number): Promise<Exchange> {
     const id = randomInt(0, 65536);
     const query = encodeQuery(id, name, type, this.#options.udpPayloadSize);
-    const udp = await this.#udp(server, query, id, name, type);
+    const udp = await this.#udp(server, query, id, name, type, timeoutMs);
     if (udp.kind === 'reply') return { packet: udp.packet, rcode: udp.rcode, transport: 'udp', nameserver: server };
     debug('%s %s: truncated over UDP from %s, retrying over TCP', name, type, server.label);
-    const tcp = await this.#tcp(server, query, id, name, type);
+    const tcp = await this.#tcp(server, query, id, name, type, timeoutMs);
     return { packet: tcp.packet, rcode: tcp.rcode, transport: 'tcp', nameserver: server };
   }
 
@@ -328,6 +340,7 @@ export class DnsClient {
     server: Nameserver,
     name: string,
     type: DnsQueryType,
+    timeoutMs: number,
     body: (
       settle: (error: Error | undefined, value?: T) => void,
       state: { malformed: string | undefined },
@@ -360,7 +373,7 @@ export class DnsClient {
           state.malformed === undefined
             ? new DnsError(
                 'SIDECARLESS_DNS_TIMEOUT',
-                `No reply from ${server.label} for ${name} ${type} within ${this.#options.timeoutMs} ms`,
+                `No reply from ${server.label} for ${name} ${type} within ${timeoutMs} ms`,
                 details,
               )
             : new DnsError(
@@ -369,7 +382,7 @@ export class DnsClient {
                 details,
               ),
         );
-      }, this.#options.timeoutMs);
+      }, timeoutMs);
       try {
         handle = body(settle, state);
         if (done) handle.close();
@@ -395,8 +408,9 @@ export class DnsClient {
     id: number,
     name: string,
     type: DnsQueryType,
+    timeoutMs: number,
   ): Promise<Extract<ReplyVerdict, { kind: 'reply' | 'truncated' }>> {
-    return this.#exchange(server, name, type, (settle, state) => {
+    return this.#exchange(server, name, type, timeoutMs, (settle, state) => {
       const socket = dgram.createSocket(server.family === 6 ? 'udp6' : 'udp4');
       socket.on('error', (err) => settle(this.#networkError(server, name, type, err)));
       socket.on('message', (msg, rinfo) => {
@@ -424,8 +438,9 @@ export class DnsClient {
     id: number,
     name: string,
     type: DnsQueryType,
+    timeoutMs: number,
   ): Promise<Extract<ReplyVerdict, { kind: 'reply' }>> {
-    return this.#exchange(server, name, type, (settle) => {
+    return this.#exchange(server, name, type, timeoutMs, (settle) => {
       const socket = net.connect({ host: server.host, port: server.port });
       let buffered: Buffer = Buffer.alloc(0);
       const frame = Buffer.alloc(2 + query.length);

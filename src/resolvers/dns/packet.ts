@@ -8,6 +8,27 @@
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
 
+/**
+ * A decoded resource record as far as this client reads it: a structural view of what `dns-packet` decodes, every
+ * field checked before use. The client's own type, so that no signature here names `dns-packet`'s types (a
+ * devDependency: the published `.d.ts` files must not need them). @internal
+ */
+export interface WireRecord {
+  readonly type?: unknown;
+  readonly name?: unknown;
+  readonly class?: unknown;
+  readonly ttl?: unknown;
+  readonly data?: unknown;
+}
+
+/** A decoded DNS message, as far as this client reads it (see {@link WireRecord}). @internal */
+export interface WireMessage {
+  readonly questions?: readonly WireRecord[] | undefined;
+  readonly answers?: readonly WireRecord[] | undefined;
+  readonly authorities?: readonly WireRecord[] | undefined;
+  readonly additionals?: readonly WireRecord[] | undefined;
+}
+
 /** The record types this client queries. */
 export type DnsQueryType = 'A' | 'AAAA' | 'SRV';
 
@@ -92,7 +113,7 @@ export type ReplyVerdict =
   /** A reply to this query with TC set: ask again over TCP. */
   | { readonly kind: 'truncated' }
   /** A valid reply to this query. */
-  | { readonly kind: 'reply'; readonly rcode: number; readonly packet: dnsPacket.DecodedPacket };
+  | { readonly kind: 'reply'; readonly rcode: number; readonly packet: WireMessage };
 
 /**
  * Checks one reply against the query (ID, QR bit, opcode, question) and decodes it. Never throws, whatever the
@@ -105,9 +126,9 @@ export function parseReply(buf: Buffer, id: number, name: string, type: DnsQuery
   const flags = buf.readUInt16BE(2);
   if ((flags & FLAG_QR) === 0) return { kind: 'ignore', reason: 'QR bit clear' };
   if (((flags >> 11) & 0xf) !== 0) return { kind: 'ignore', reason: 'not a QUERY opcode' };
-  let packet: dnsPacket.DecodedPacket;
+  let packet: WireMessage;
   try {
-    packet = dnsPacket.decode(buf);
+    packet = dnsPacket.decode(buf) as WireMessage;
   } catch (err) {
     // A truncated reply may be cut mid-record; its header is enough to go to TCP.
     if ((flags & FLAG_TC) !== 0) return { kind: 'truncated' };
@@ -134,7 +155,7 @@ function validTtl(ttl: unknown): number {
   return ttl > 0x7fffffff ? 0 : Math.floor(ttl);
 }
 
-function isIn(record: { class?: unknown }): boolean {
+function isIn(record: WireRecord): boolean {
   return record.class === undefined || record.class === 'IN';
 }
 
@@ -142,7 +163,7 @@ function isIn(record: { class?: unknown }): boolean {
  * The names whose records answer `name`: itself and the CNAME chain found in the answer section (RFC 1034
  * §3.6.2), with the smallest CNAME TTL on the way. @internal
  */
-export function chainOf(answers: readonly dnsPacket.Answer[], name: string): { names: Set<string>; ttl: number } {
+export function chainOf(answers: readonly WireRecord[], name: string): { names: Set<string>; ttl: number } {
   const names = new Set([normalizeDnsName(name)]);
   let ttl = Number.POSITIVE_INFINITY;
   for (let i = 0; i < MAX_CNAME_CHAIN; i++) {
@@ -163,7 +184,7 @@ export function chainOf(answers: readonly dnsPacket.Answer[], name: string): { n
 
 /** Extracts valid A/AAAA records of `names` (all names when undefined) from a section. Never throws. @internal */
 export function extractAddresses(
-  section: readonly dnsPacket.Answer[] | undefined,
+  section: readonly WireRecord[] | undefined,
   names: Set<string> | undefined,
   ttlCap = Number.POSITIVE_INFINITY,
 ): AddressRecord[] {
@@ -187,7 +208,7 @@ export function extractAddresses(
 
 /** Extracts valid SRV records of `names` from a section. Never throws. @internal */
 export function extractSrv(
-  section: readonly dnsPacket.Answer[] | undefined,
+  section: readonly WireRecord[] | undefined,
   names: Set<string>,
   ttlCap = Number.POSITIVE_INFINITY,
 ): SrvRecord[] {
@@ -197,7 +218,7 @@ export function extractSrv(
     if (a.type !== 'SRV' || !isIn(a) || typeof a.name !== 'string') continue;
     const owner = normalizeDnsName(a.name);
     if (!names.has(owner)) continue;
-    const d = a.data as Partial<dnsPacket.SrvData> | undefined;
+    const d = a.data as { target?: unknown; port?: unknown; priority?: unknown; weight?: unknown } | undefined;
     if (typeof d !== 'object' || d === null || typeof d.target !== 'string') continue;
     const u16 = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65535;
     if (!u16(d.port) || !u16(d.priority) || !u16(d.weight)) continue;
@@ -214,10 +235,10 @@ export function extractSrv(
 }
 
 /** RFC 2308 §5: a negative answer is cached for min(SOA TTL, SOA MINIMUM). @internal */
-export function negativeTtlOf(packet: dnsPacket.DecodedPacket): number | undefined {
+export function negativeTtlOf(packet: WireMessage): number | undefined {
   for (const a of packet.authorities ?? []) {
     if (a.type !== 'SOA') continue;
-    const minimum = (a.data as Partial<dnsPacket.SoaData> | undefined)?.minimum;
+    const minimum = (a.data as { minimum?: unknown } | undefined)?.minimum;
     return Math.min(validTtl(a.ttl), validTtl(minimum));
   }
   return undefined;

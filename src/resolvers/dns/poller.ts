@@ -26,9 +26,14 @@ import {
   DNS_CLIENT_OPTION_KEYS,
   DnsClient,
   type DnsClientOptions,
+  type Nameserver,
+  parseNameserver,
   type ResolvedDnsClientOptions,
   resolveDnsClientOptions,
 } from './client.js';
+import { isNegativeAnswer, type SearchView } from './search.js';
+import { searchCandidates } from './system-config.js';
+import { SystemFiles } from './system-files.js';
 import type { Resolver, ResolverListener, Target } from '../resolver.js';
 import { type WatchResult, WatchLoop, type WatchRun } from '../watch-loop.js';
 
@@ -55,6 +60,29 @@ export interface DnsPollingOptions extends DnsClientOptions {
   readonly clock?: Clock | undefined;
   /** Random source for backoff jitter. @defaultValue the cluster's random source, else {@link systemRandom} */
   readonly random?: RandomSource | undefined;
+  /**
+   * The hosts file consulted before DNS (as `hosts: files dns` in nsswitch.conf): a name listed there is answered
+   * from it, and the file is looked at again every 5 s (clamped to [minTtl, maxTtl]) and on `refresh()`. `false`
+   * skips it. A missing `/etc/hosts` reads as empty; a file you name must be readable.
+   * @defaultValue '/etc/hosts'
+   */
+  readonly hostsFile?: string | false | undefined;
+  /**
+   * The `resolv.conf` whose `search`/`domain` list, `options ndots:`, `timeout:` and `attempts:` apply (glibc
+   * semantics, `LOCALDOMAIN` and `RES_OPTIONS` included), re-read when it changes. Its `nameserver` lines are used
+   * when you name the file here; with the default, the nameservers are `dns.getServers()` (which Node read from the
+   * same file at startup, or what `dns.setServers()` set). `false`: names are absolute, no file is read. A missing
+   * `/etc/resolv.conf` reads as empty; a file you name must be readable.
+   * @defaultValue '/etc/resolv.conf'
+   */
+  readonly resolvConf?: string | false | undefined;
+  /** Replaces the `resolv.conf` search list (`[]`: no search list). @defaultValue the file's */
+  readonly search?: readonly string[] | undefined;
+  /**
+   * Names with at least this many dots are tried as they are before the search list (glibc `ndots`, 0 to 15).
+   * @defaultValue the file's `options ndots:`, else 1
+   */
+  readonly ndots?: number | undefined;
 }
 
 /** Validated {@link DnsPollingOptions}. @internal */
@@ -66,13 +94,24 @@ export interface ResolvedDnsPollingOptions {
   readonly backoff: ResolvedBackoffOptions;
   readonly clock: Clock;
   readonly random: RandomSource;
+  readonly hostsFile: string | undefined;
+  readonly resolvConf: string | undefined;
+  readonly hostsFileRequired: boolean;
+  readonly resolvConfRequired: boolean;
+  readonly search: readonly string[] | undefined;
+  readonly ndots: number | undefined;
+  /** Which client settings the user gave (those win over `resolv.conf`). */
+  readonly explicit: { readonly nameservers: boolean; readonly timeoutMs: boolean; readonly retries: boolean };
 }
 
 /** TTL used for a negative answer without an SOA record to take it from, seconds (then clamped). */
 const DEFAULT_NEGATIVE_TTL_S = 30;
 
 /** The keys of {@link DnsPollingOptions}. */
-const POLLING_OPTION_KEYS = [...DNS_CLIENT_OPTION_KEYS, 'minTtl', 'maxTtl', 'family', 'backoff', 'random'];
+const POLLING_OPTION_KEYS = [
+  ...DNS_CLIENT_OPTION_KEYS,
+  ...['minTtl', 'maxTtl', 'family', 'backoff', 'random', 'hostsFile', 'resolvConf', 'search', 'ndots'],
+];
 
 /** The query parameters of a `dns:` or `srv:` target (each sets the option of the same name). */
 const TARGET_PARAMS = ['minTtl', 'maxTtl', 'family', 'timeoutMs', 'retries', 'udpPayloadSize'];
@@ -98,6 +137,25 @@ export function resolveDnsPollingOptions(
   const clock = o.clock ?? systemClock;
   const client: Record<string, unknown> = { clock };
   for (const key of DNS_CLIENT_OPTION_KEYS) if (key !== 'clock' && o[key] !== undefined) client[key] = o[key];
+  const file = (value: unknown, key: string, fallback: string) => {
+    if (value === undefined) return fallback;
+    if (value === false) return undefined;
+    if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) {
+      throw new InvalidOptionError(key, `expected a file path or false, got ${describe(value)}`);
+    }
+    return value;
+  };
+  let search: string[] | undefined;
+  if (o.search !== undefined) {
+    if (!Array.isArray(o.search)) throw new InvalidOptionError('search', 'expected an array of domain names');
+    search = (o.search as unknown[]).map((d, i) => {
+      const domain = typeof d === 'string' ? d.toLowerCase().replace(/\.$/, '') : '';
+      if (!isDnsName(domain)) {
+        throw new InvalidOptionError(`search.${i}`, `expected a domain name, got ${describe(d)}`);
+      }
+      return domain;
+    });
+  }
   return {
     client: resolveDnsClientOptions(client as DnsClientOptions),
     minTtlMs,
@@ -106,7 +164,26 @@ export function resolveDnsPollingOptions(
     backoff: resolveBackoffOptions(o.backoff ?? { initialMs: 1000, maxMs: 30_000 }, 'backoff'),
     clock,
     random,
+    hostsFile: file(o.hostsFile, 'hostsFile', '/etc/hosts'),
+    resolvConf: file(o.resolvConf, 'resolvConf', '/etc/resolv.conf'),
+    hostsFileRequired: typeof o.hostsFile === 'string',
+    resolvConfRequired: typeof o.resolvConf === 'string',
+    search,
+    ndots: o.ndots === undefined ? undefined : integer(o.ndots, 'ndots', 1, 0, 15),
+    explicit: {
+      nameservers: o.nameservers !== undefined,
+      timeoutMs: o.timeoutMs !== undefined,
+      retries: o.retries !== undefined,
+    },
   };
+}
+
+const DNS_NAME =
+  /^(?=.{1,253}\.?$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?$/i;
+
+/** True when `name` is a syntactically valid DNS name (RFC 1035 §2.3.4 sizes; underscores allowed). @internal */
+export function isDnsName(name: string): boolean {
+  return typeof name === 'string' && DNS_NAME.test(name);
 }
 
 /**
@@ -158,11 +235,6 @@ export interface DnsResolution {
   readonly ttl: number | undefined;
 }
 
-/** True for the negative answers that the DNS resolvers deliver as an empty set. @internal */
-export function isNegativeAnswer(err: unknown): err is DnsError {
-  return isSidecarlessError(err) && (err.code === 'SIDECARLESS_DNS_NXDOMAIN' || err.code === 'SIDECARLESS_DNS_NODATA');
-}
-
 /**
  * The polling resolver. Subclasses implement `lookup()`; a {@link WatchLoop} in `poll` mode
  * schedules it:
@@ -188,11 +260,15 @@ export abstract class DnsPollingResolver implements Resolver {
   /** Validated options. @internal */
   protected readonly options: ResolvedDnsPollingOptions;
   readonly #loop: WatchLoop;
+  readonly #files: SystemFiles;
+  /** The negative answer behind the empty set delivered last, reported as its cause. */
+  #negative: DnsError | undefined;
 
   /** @internal */
   protected constructor(options: ResolvedDnsPollingOptions, label: string) {
     this.options = options;
     this.client = new DnsClient(options.client);
+    this.#files = new SystemFiles(options);
     this.#loop = new WatchLoop(
       {
         label,
@@ -212,7 +288,45 @@ export abstract class DnsPollingResolver implements Resolver {
   protected abstract lookup(): Promise<DnsResolution>;
 
   start(listener: ResolverListener): void {
-    this.#loop.start(listener);
+    this.#loop.start({
+      onUpdate: (endpoints) => {
+        listener.onUpdate(endpoints);
+        // An empty set is honoured, and the answer that emptied it becomes the cause users see
+        // (SIDECARLESS_NO_ENDPOINTS), naming every name tried.
+        if (endpoints.length === 0 && this.#negative !== undefined) listener.onError(this.#negative);
+      },
+      onError: (error) => listener.onError(error),
+    });
+  }
+
+  /**
+   * Reads the hosts file and resolv.conf (where they changed) and returns what this resolution uses: the hosts
+   * table, the search candidates of a name, and the per-query settings. Precedence: options (and the target's
+   * authority and query) over the file, the file over the defaults. @internal
+   */
+  protected async systemView(): Promise<SearchView> {
+    const { hosts, resolvConf } = await this.#files.load();
+    const o = this.options;
+    const search = o.search ?? resolvConf.search;
+    const ndots = o.ndots ?? resolvConf.ndots;
+    let nameservers: Nameserver[] | undefined;
+    if (!o.explicit.nameservers && o.resolvConfRequired && resolvConf.nameservers.length > 0) {
+      nameservers = resolvConf.nameservers.map((s) => parseNameserver(s, 'resolvConf'));
+    }
+    const count = (nameservers ?? o.client.nameservers).length;
+    return {
+      hosts,
+      candidates: (name) => searchCandidates(name, search, ndots),
+      query: {
+        nameservers,
+        timeoutMs: o.explicit.timeoutMs ? undefined : resolvConf.timeoutMs,
+        // glibc tries each nameserver `attempts` times in all.
+        retries:
+          o.explicit.retries || resolvConf.attempts === undefined
+            ? undefined
+            : Math.min(100, resolvConf.attempts * Math.max(1, count) - 1),
+      },
+    };
   }
 
   refresh(): void {
@@ -234,9 +348,11 @@ export abstract class DnsPollingResolver implements Resolver {
     run.started();
     try {
       const result = await this.lookup();
+      this.#negative = undefined;
       return { endpoints: result.endpoints, nextMs: this.clampTtl(result.ttl ?? DEFAULT_NEGATIVE_TTL_S) };
     } catch (err) {
       if (!isNegativeAnswer(err)) throw err;
+      this.#negative = err;
       debug('%s: %s; delivering an empty set', label, err.message);
       return { endpoints: [], nextMs: this.clampTtl(err.negativeTtl ?? DEFAULT_NEGATIVE_TTL_S) };
     }

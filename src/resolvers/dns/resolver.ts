@@ -3,7 +3,8 @@
  *
  * Target syntax (gRPC naming):
  *
- * - `dns:///users.internal:8080` — ask the system's nameservers (`dns.getServers()`);
+ * - `dns:///users.internal:8080` — resolve as the system does: the hosts file, then the system's nameservers
+ *   through the `resolv.conf` search list (see {@link DnsPollingOptions.resolvConf});
  * - `dns://10.0.0.2:53/users.internal:8080` — ask the nameserver in the authority (IP literal, port 53 default;
  *   `[::1]:5353` for IPv6);
  * - the port defaults to 80 (`dns:///users.internal`); an IP literal host (`dns:///10.0.0.7:80`) needs no query.
@@ -21,7 +22,7 @@ import { isIP } from 'node:net';
 import { createEndpoint, type Endpoint, endpointKey, parseHostPort } from '../../common/endpoint.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { integer, isRecord } from '../../common/options.js';
-import type { AddressRecord, DnsClient } from './client.js';
+import type { AddressRecord, DnsClient, QuerySettings } from './client.js';
 import {
   asTargetError,
   type DnsFamily,
@@ -29,9 +30,10 @@ import {
   DnsPollingResolver,
   type DnsResolution,
   dnsOptionsFromTarget,
-  isNegativeAnswer,
+  isDnsName,
   resolveDnsPollingOptions,
 } from './poller.js';
+import { hostsAddresses, isNegativeAnswer, searchNames, type SearchView } from './search.js';
 import type { ResolverFactory } from '../resolver.js';
 
 /**
@@ -46,23 +48,20 @@ export interface DnsResolverOptions extends DnsPollingOptions {
   readonly port?: number | undefined;
 }
 
-const DNS_NAME =
-  /^(?=.{1,253}\.?$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?$/i;
-
-/** True when `name` is a syntactically valid DNS name (RFC 1035 §2.3.4 sizes; underscores allowed). @internal */
-export function isDnsName(name: string): boolean {
-  return typeof name === 'string' && DNS_NAME.test(name);
-}
-
 /**
  * Looks up A and/or AAAA records of `name` with `client`. With `family: 'any'`, both are asked in parallel: one
  * negative answer (NXDOMAIN/NODATA) counts as "no records of that family", any other failure fails the whole
  * lookup (so a flaky AAAA query never removes the IPv6 half of a working set). Rejects with the negative error
  * when both are negative. @internal
  */
-export async function lookupAddresses(client: DnsClient, name: string, family: DnsFamily): Promise<AddressRecord[]> {
+export async function lookupAddresses(
+  client: DnsClient,
+  name: string,
+  family: DnsFamily,
+  settings?: QuerySettings,
+): Promise<AddressRecord[]> {
   const families: Array<4 | 6> = family === 'any' ? [4, 6] : [family];
-  const settled = await Promise.allSettled(families.map((f) => client.resolveAddresses(name, f)));
+  const settled = await Promise.allSettled(families.map((f) => client.resolveAddresses(name, f, settings)));
   const records: AddressRecord[] = [];
   let negative: unknown;
   for (const result of settled) {
@@ -81,15 +80,37 @@ export async function lookupAddresses(client: DnsClient, name: string, family: D
 }
 
 /**
+ * The system resolver's order for one name: the hosts file (the name as given), then DNS for each search-list
+ * candidate (see `search.ts`). Resolves with the name that answered and its records. @internal
+ */
+export async function resolveHostName(
+  client: DnsClient,
+  view: SearchView,
+  name: string,
+  family: DnsFamily,
+  candidates: readonly string[] = view.candidates(name),
+): Promise<{ readonly name: string; readonly records: AddressRecord[] }> {
+  const fromHosts = hostsAddresses(view.hosts, name, family);
+  if (fromHosts.length > 0) return { name: fromHosts[0]?.name ?? name, records: fromHosts };
+  const queryType = family === 'any' ? 'A/AAAA' : family === 4 ? 'A' : 'AAAA';
+  const found = await searchNames(name, candidates, queryType, (n) => lookupAddresses(client, n, family, view.query));
+  return { name: found.name, records: found.value };
+}
+
+/**
  * Resolves a host name's A/AAAA records into endpoints (`address:port`, weight 1, priority 0, metadata
  * `{ dnsName }`) and keeps them fresh.
  *
+ * - Looks the name up as the system resolver does: in the hosts file first (answers good for 5 s), then in DNS for
+ *   each `resolv.conf` search-list candidate in glibc's order (`ndots`; a trailing dot makes the name absolute).
+ *   Metadata `dnsName` is the name that answered.
  * - Re-resolves when the smallest TTL of the answer expires, clamped to [`minTtl`, `maxTtl`]; TTL 0 polls at
  *   `minTtl`.
  * - A failure (timeout, SERVFAIL, REFUSED, malformed replies, network) calls `onError` with a
  *   `SIDECARLESS_DNS_*` error and retries with backoff; the last set delivered stays in use.
- * - NXDOMAIN and NODATA are authoritative "no such records" answers (RFC 2308) and are delivered as an empty set,
- *   re-asked after the SOA's negative TTL (30 s without SOA), clamped.
+ * - NXDOMAIN and NODATA (for every search candidate) are authoritative "no such records" answers (RFC 2308) and
+ *   are delivered as an empty set, re-asked after the SOA's negative TTL (30 s without SOA), clamped; the
+ *   {@link DnsError} (with `triedNames`) then goes to `onError`, so that it is the cause requests see.
  * - `refresh()` re-resolves early, at most once per `minTtl`; during the backoff after a failure it is ignored.
  *
  * @example
@@ -103,6 +124,8 @@ export async function lookupAddresses(client: DnsClient, name: string, family: D
 export class DnsResolver extends DnsPollingResolver {
   /** The host name resolved (lower-cased, no trailing dot). */
   readonly host: string;
+  /** The name as looked up: with its trailing dot when given one (absolute: no search list). */
+  readonly #name: string;
   /** The endpoints' port. */
   readonly port: number;
   readonly #literal: Endpoint | undefined;
@@ -123,6 +146,7 @@ export class DnsResolver extends DnsPollingResolver {
     const name = bare.toLowerCase().replace(/\.$/, '');
     super(resolved, `dns:${name}:${port}`);
     this.host = name;
+    this.#name = bare.toLowerCase();
     this.port = port;
     this.#literal = isIP(bare) === 0 ? undefined : createEndpoint({ host: bare, port });
   }
@@ -130,7 +154,8 @@ export class DnsResolver extends DnsPollingResolver {
   /** @internal */
   protected async lookup(): Promise<DnsResolution> {
     if (this.#literal !== undefined) return { endpoints: [this.#literal], ttl: this.options.maxTtlMs / 1000 };
-    const records = await lookupAddresses(this.client, this.host, this.options.family);
+    const found = await resolveHostName(this.client, await this.systemView(), this.#name, this.options.family);
+    const records = found.records;
     const seen = new Set<string>();
     const endpoints: Endpoint[] = [];
     let ttl: number | undefined;
@@ -139,7 +164,7 @@ export class DnsResolver extends DnsPollingResolver {
       const key = endpointKey(r.address, this.port);
       if (seen.has(key)) continue;
       seen.add(key);
-      endpoints.push(createEndpoint({ host: r.address, port: this.port, metadata: { dnsName: this.host } }));
+      endpoints.push(createEndpoint({ host: r.address, port: this.port, metadata: { dnsName: found.name } }));
     }
     return { endpoints, ttl };
   }

@@ -4,7 +4,8 @@
  *
  * Target syntax:
  *
- * - `srv:///_http._tcp.svc.example` — ask the system's nameservers;
+ * - `srv:///_http._tcp.svc.example` — ask the system's nameservers, through the `resolv.conf` search list
+ *   (`srv:///_http._tcp.users` in a Kubernetes pod);
  * - `srv://10.0.0.2:53/_http._tcp.svc.example` — ask the nameserver in the authority (IP literal, port 53 default).
  *
  * The port comes from each SRV record, so the name takes none. Query parameters are those of `dns:` (`minTtl`,
@@ -20,7 +21,8 @@ import { LRUCache } from 'lru-cache';
 import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } from '../../common/endpoint.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { integer, isRecord } from '../../common/options.js';
-import { isDnsName, lookupAddresses } from './resolver.js';
+import { resolveHostName } from './resolver.js';
+import { isNegativeAnswer, searchNames } from './search.js';
 import type { AddressRecord, SrvRecord } from './client.js';
 import {
   asTargetError,
@@ -28,7 +30,7 @@ import {
   DnsPollingResolver,
   type DnsResolution,
   dnsOptionsFromTarget,
-  isNegativeAnswer,
+  isDnsName,
   resolveDnsPollingOptions,
 } from './poller.js';
 import type { ResolverFactory } from '../resolver.js';
@@ -63,8 +65,10 @@ interface CachedAddresses {
  * - `port` from the record; `weight` = SRV weight (0 becomes 0.01); `priority` = SRV priority
  *   clamped to {@link MAX_ENDPOINT_PRIORITY} (0 is the most preferred, as in RFC 2782; priorities above 127 all
  *   become 127); metadata `srvName`, `srvTarget`, `srvPriority`, `srvWeight` keep the raw values.
- * - Target addresses come from the reply's additional section when it has them (RFC 2782 "Usage rules"), else
- *   from A/AAAA queries through the same client, cached per target for their TTL in an LRU cache.
+ * - The SRV name goes through the `resolv.conf` search list as a `dns:` name does (`srvName` metadata is the name
+ *   that answered). Target addresses come from the reply's additional section when it has them (RFC 2782 "Usage
+ *   rules"), else from the hosts file or A/AAAA queries (targets are absolute names: no search list), cached per
+ *   target for their TTL in an LRU cache.
  * - A sole record with target `.` means "service decidedly not available" and gives an empty set; `.` records
  *   among others are skipped. A target whose address lookup is NXDOMAIN/NODATA contributes nothing.
  * - When two records lead to the same `address:port`, the first (lowest priority, then highest weight) wins.
@@ -82,6 +86,8 @@ interface CachedAddresses {
 export class SrvResolver extends DnsPollingResolver {
   /** The SRV owner name (lower-cased, no trailing dot). */
   readonly name: string;
+  /** The name as looked up: with its trailing dot when given one (absolute: no search list). */
+  readonly #query: string;
   readonly #cache: LRUCache<string, CachedAddresses>;
 
   /** Validates every option (throws `SIDECARLESS_INVALID_OPTION` naming it); starts no I/O. */
@@ -96,12 +102,18 @@ export class SrvResolver extends DnsPollingResolver {
     const normalized = name.toLowerCase().replace(/\.$/, '');
     super(resolved, `srv:${normalized}`);
     this.name = normalized;
+    this.#query = name.toLowerCase();
     this.#cache = new LRUCache({ max: cacheSize });
   }
 
   /** @internal */
   protected async lookup(): Promise<DnsResolution> {
-    const answer = await this.client.resolveSrv(this.name);
+    const view = await this.systemView();
+    const found = await searchNames(this.#query, view.candidates(this.#query), 'SRV', (n) =>
+      this.client.resolveSrv(n, view.query),
+    );
+    const answer = found.value;
+    const srvName = found.name;
     const now = this.options.clock.now();
     let ttl = Number.POSITIVE_INFINITY;
     const usable: SrvRecord[] = [];
@@ -143,7 +155,8 @@ export class SrvResolver extends DnsPollingResolver {
         let records: AddressRecord[];
         let recordTtl: number;
         try {
-          records = await lookupAddresses(this.client, target, this.options.family);
+          // SRV targets are absolute names (RFC 2782): the hosts file, then DNS, no search list.
+          records = (await resolveHostName(this.client, view, target, this.options.family, [target])).records;
           recordTtl = Math.min(...records.map((r) => r.ttl));
         } catch (err) {
           if (!isNegativeAnswer(err)) throw err;
@@ -169,7 +182,7 @@ export class SrvResolver extends DnsPollingResolver {
             weight: r.weight === 0 ? SRV_ZERO_WEIGHT : r.weight,
             priority: Math.min(r.priority, MAX_ENDPOINT_PRIORITY),
             metadata: {
-              srvName: this.name,
+              srvName,
               srvTarget: r.target,
               srvPriority: String(r.priority),
               srvWeight: String(r.weight),

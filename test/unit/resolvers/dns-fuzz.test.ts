@@ -172,6 +172,8 @@ describe('DNS reply fuzzing', () => {
     servers.push(server);
     const common = {
       nameservers: [server.address],
+      resolvConf: false as const,
+      hostsFile: false as const,
       timeoutMs: 40,
       retries: 0,
       minTtl: 1,

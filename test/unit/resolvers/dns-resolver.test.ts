@@ -7,6 +7,9 @@ import { a, type FakeDnsServer, type FakeQuery, reply, startFakeDns } from '../.
 import { keys, RecordingListener } from '../../helpers/dns-listener.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
 
+/** These tests are about scheduling: no hosts file and no search list from the machine running them. */
+const noSystem = { resolvConf: false, hostsFile: false } as const;
+
 const servers: FakeDnsServer[] = [];
 after(async () => {
   for (const s of servers) await s.close();
@@ -42,7 +45,14 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     const { server, clock, listener } = await setup((q) =>
       q.send(reply(q, { answers: [a('h.test', '10.0.0.1', ttl)] })),
     );
-    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], family: 4, clock, maxTtl: 3000 });
+    const r = new DnsResolver({
+      host: 'h.test',
+      nameservers: [server.address],
+      ...noSystem,
+      family: 4,
+      clock,
+      maxTtl: 3000,
+    });
     r.start(listener);
     await until(() => listener.updates.length === 1, 'first update');
     assert.deepEqual(keys(listener.last), ['10.0.0.1:80']);
@@ -70,6 +80,7 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     const r = new DnsResolver({
       host: 'h.test',
       nameservers: [server.address],
+      ...noSystem,
       family: 4,
       clock,
       random: seededRandom(1),
@@ -103,18 +114,22 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
   it('NXDOMAIN and NODATA are authoritative: an empty set, re-asked after the SOA negative TTL', async () => {
     let rcode = 3;
     const { server, clock, listener } = await setup((q) => q.send(reply(q, { rcode, authorities: [soa] })));
-    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], family: 4, clock });
+    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], ...noSystem, family: 4, clock });
     r.start(listener);
     await until(() => listener.updates.length === 1, 'empty set');
     assert.deepEqual(listener.last, []);
-    assert.equal(listener.errors.length, 0);
+    // The answer that emptied the set is reported once, as the cause requests will see.
+    assert.deepEqual(
+      listener.errors.map((e) => e.code),
+      ['SIDECARLESS_DNS_NXDOMAIN'],
+    );
     rcode = 0;
     clock.advance(6999);
     assert.equal(server.queries.length, 1);
     clock.advance(1); // min(SOA TTL 60, MINIMUM 7) = 7 s
     await until(() => server.queries.length === 2, 'NODATA query');
     await new Promise((res) => setTimeout(res, 10));
-    assert.equal(listener.errors.length, 0);
+    assert.equal(listener.errors.length, 1, 'the set stayed empty: nothing new to report');
     r.close();
   });
 
@@ -122,7 +137,14 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     const { server, clock, listener } = await setup((q) =>
       q.send(reply(q, { answers: [a('h.test', '10.0.0.1', 300)] })),
     );
-    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], family: 4, clock, minTtl: 1000 });
+    const r = new DnsResolver({
+      host: 'h.test',
+      nameservers: [server.address],
+      ...noSystem,
+      family: 4,
+      clock,
+      minTtl: 1000,
+    });
     r.start(listener);
     await until(() => listener.updates.length === 1, 'first update');
     clock.advance(100);
@@ -152,6 +174,7 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     const r = new DnsResolver({
       host: 'h.test',
       nameservers: [server.address],
+      ...noSystem,
       family: 4,
       clock,
       retries: 0,
@@ -183,7 +206,7 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     const { server, clock, listener } = await setup((q) =>
       setTimeout(() => q.send(reply(q, { answers: [a('h.test', '10.0.0.1')] })), 20),
     );
-    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], family: 4, clock });
+    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], ...noSystem, family: 4, clock });
     r.start(listener);
     assert.equal(listener.updates.length, 0);
     await until(() => server.queries.length === 1, 'query');
@@ -219,7 +242,7 @@ describe('SrvResolver (fake server)', () => {
         q.send(reply(q, { answers: [a('out.s.test', '10.0.0.2', 2), a('out.s.test', '10.0.0.2', 2)] }));
       } else q.send(reply(q, { authorities: [soa] }));
     });
-    const r = new SrvResolver({ name: '_h._tcp.s.test', nameservers: [server.address], family: 4, clock });
+    const r = new SrvResolver({ name: '_h._tcp.s.test', nameservers: [server.address], ...noSystem, family: 4, clock });
     r.start(listener);
     await until(() => listener.updates.length === 1, 'SRV set');
     const set = listener.last ?? [];
