@@ -25,6 +25,7 @@ export type {
   ClientStats,
   DiscoveryOptions,
   MultiServiceOptions,
+  ReadyOptions,
   SingleServiceOptions,
 } from './client/client.js';
 export { Client, createClient } from './client/client.js';
@@ -95,6 +96,7 @@ export {
   ProtocolMismatchError,
   ResolverError,
   RetryBudgetExhaustedError,
+  ServiceNotFoundError,
   SidecarlessError,
   UnknownSchemeError,
 } from './common/errors.js';

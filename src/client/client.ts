@@ -21,9 +21,10 @@ import { BalancedDispatcher } from './dispatcher.js';
 import { ServiceFetchDispatcher } from './fetch-dispatcher.js';
 import { Mirror } from './mirror.js';
 import { type ClientOptions, normalizeClientOptions } from './options.js';
-import { ReadyWaits } from './ready.js';
+import { type ReadyOptions, ReadyWaits } from './ready.js';
 
 export type { ClientOptions, DiscoveryOptions, MultiServiceOptions, SingleServiceOptions } from './options.js';
+export type { ReadyOptions } from './ready.js';
 
 /** A point-in-time snapshot of a client. @category Stats */
 export interface ClientStats {
@@ -221,15 +222,20 @@ export class Client {
    * `timeoutMs`, with `SIDECARLESS_CLIENT_CLOSED` when the client is closed or destroyed first, and with
    * `SIDECARLESS_INVALID_OPTION` for a `timeoutMs` that is not a number of ms from 0 to 2^31-1.
    *
+   * The first answer may be empty (the service has no instance yet). To wait for instances, pass
+   * `{ minEndpoints: n }`: every configured cluster's latest set must then hold at least `n` endpoints. On timeout
+   * the error's `cause` is the waiting cluster's resolver state (its last error, or a {@link ServiceNotFoundError}).
+   *
    * @example
    * ```ts
    * const client = createClient({ target: 'srv:///_http._tcp.users' });
    * await client.ready(5_000); // the first SRV answer is in
+   * await client.ready(5_000, { minEndpoints: 1 }); // and it lists at least one endpoint
    * ```
    */
-  ready(timeoutMs = 10_000): Promise<void> {
+  ready(timeoutMs = 10_000, options?: ReadyOptions): Promise<void> {
     if (this.#closing !== undefined) return Promise.reject(new ClientClosedError());
-    return this.#readyWaits.wait([...this.#clusters.values()], timeoutMs);
+    return this.#readyWaits.wait([...this.#clusters.values()], timeoutMs, options);
   }
 
   /**

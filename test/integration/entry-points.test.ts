@@ -67,6 +67,7 @@ const ROOT_RUNTIME_EXPORTS = [
   'ResolverError',
   'ResolverRegistry',
   'RetryBudgetExhaustedError',
+  'ServiceNotFoundError',
   'SidecarlessError',
   'SrvResolver',
   'StaticResolver',
