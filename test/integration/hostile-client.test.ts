@@ -1,0 +1,148 @@
+// Regression tests for issue 15 (items 5, 9 to 12, 15 and 16: the client's fetch, discovery, mirroring and start-up),
+// through the package entry point. Each test is named after the report it answers.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { createClient, findSidecarlessError, type Resolver } from 'sidecarless';
+import { type Backend, startBackend, startBackends, stopAll } from '../helpers/backends.js';
+
+interface Echo {
+  method: string;
+  body: string;
+  url: string;
+}
+
+async function echo(res: Response): Promise<Echo> {
+  assert.equal(res.status, 200);
+  return (await res.json()) as Echo;
+}
+
+describe('issue 15.9-15.12: client.fetch behaves as fetch does', () => {
+  let backends: Backend[];
+  before(async () => {
+    backends = await startBackends(1);
+  });
+  after(() => stopAll(backends));
+
+  it('15.9: inherited RequestInit members and getters are read, as fetch reads them', async () => {
+    const client = createClient({ target: [backends[0]!.address] });
+    try {
+      let got = await echo(await client.fetch('http://svc/', Object.create({ method: 'POST', body: 'hi' })));
+      assert.deepEqual([got.method, got.body], ['POST', 'hi']);
+      const withGetters = {
+        get method() {
+          return 'PATCH';
+        },
+        get body() {
+          return 'from a getter';
+        },
+      };
+      got = await echo(await client.fetch('http://svc/', withGetters));
+      assert.deepEqual([got.method, got.body], ['PATCH', 'from a getter']);
+      got = await echo(await client.fetch('http://svc/', new Request('http://svc/', { method: 'PUT' })));
+      assert.equal(got.method, 'PUT');
+      got = await echo(await client.fetch('http://svc/', new Request('http://svc/', { method: 'POST', body: 'req' })));
+      assert.deepEqual([got.method, got.body], ['POST', 'req']);
+      // A getter that throws rejects, as fetch does; nothing is thrown synchronously.
+      const throwing = {
+        get method(): string {
+          throw new Error('getter failed');
+        },
+      };
+      let promise: Promise<Response> | undefined;
+      assert.doesNotThrow(() => {
+        promise = client.fetch('http://svc/', throwing as RequestInit);
+      });
+      await assert.rejects(promise!, /getter failed/);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('15.10: client.fetch works unbound (passed to an SDK, as globalThis.fetch) and never throws synchronously', async () => {
+    const client = createClient({ target: [backends[0]!.address] });
+    try {
+      const f = client.fetch;
+      const got = await echo(await f('http://svc/unbound'));
+      assert.equal(got.url, '/unbound');
+      const sdk = { fetch: client.fetch };
+      const res = await sdk.fetch('http://svc/');
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+      let promise: Promise<Response> | undefined;
+      assert.doesNotThrow(() => {
+        promise = f.call(undefined, 'not a url');
+      });
+      await assert.rejects(promise!, TypeError);
+      assert.doesNotThrow(() => {
+        promise = f('http://svc/', 5 as unknown as RequestInit);
+      });
+      await assert.rejects(promise!, TypeError);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('15.11: init.dispatcher is refused with a typed error rather than silently replaced', async () => {
+    const client = createClient({ target: [backends[0]!.address] });
+    const other = createClient({ target: [backends[0]!.address] });
+    try {
+      const hits = backends[0]!.hits;
+      await assert.rejects(client.fetch('http://svc/', { dispatcher: other.dispatcher } as unknown as RequestInit), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option: 'dispatcher',
+      });
+      assert.equal(backends[0]!.hits, hits, 'nothing was sent for it');
+      // The client's own dispatcher is what client.fetch uses anyway: allowed.
+      const res = await client.fetch('http://svc/', { dispatcher: client.dispatcher } as unknown as RequestInit);
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+    } finally {
+      await client.close();
+      await other.close();
+    }
+  });
+
+  it('15.12: after close(), client.fetch rejects like any fetch failure: TypeError("fetch failed"), typed cause', async () => {
+    const client = createClient({ target: [backends[0]!.address] });
+    await client.close();
+    const f = client.fetch;
+    const err = await f('http://svc/').catch((e: unknown) => e);
+    assert.ok(err instanceof TypeError);
+    assert.equal(err.message, 'fetch failed');
+    assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_CLIENT_CLOSED');
+  });
+});
+
+describe('issue 15.16: a resolver whose start() throws, in a multi-cluster client', () => {
+  it('yields a typed error and closes every cluster already started', async () => {
+    let closedFirst = 0;
+    const first: Resolver = {
+      start() {},
+      close() {
+        closedFirst++;
+      },
+    };
+    const broken: Resolver = {
+      start() {
+        throw new Error('boom');
+      },
+      close() {},
+    };
+    assert.throws(
+      () => createClient({ clusters: { a: { target: first }, b: { target: broken } } }),
+      (err: unknown) => {
+        const typed = findSidecarlessError(err);
+        assert.equal(typed?.code, 'SIDECARLESS_RESOLVER_FAILED', String(err));
+        assert.match((err as Error).message, /"b"/);
+        assert.equal(((err as Error).cause as Error).message, 'boom');
+        return true;
+      },
+    );
+    // Closing is asynchronous (the clusters drain); bounded wait.
+    for (let i = 0; i < 100 && closedFirst === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(closedFirst, 1);
+  });
+});
+
+export { http, startBackend };
