@@ -255,6 +255,11 @@ export class Cluster {
     for (const resolve of waiters ?? []) resolve();
   }
 
+  /** True while requests are in flight or waiting for an endpoint (accepted and not yet ended). */
+  get busy(): boolean {
+    return this.#counters.inFlight > 0;
+  }
+
   /** True once the resolver has delivered its first endpoint set (an empty one counts). */
   get resolved(): boolean {
     return this.#resolvedWaiters === undefined;

@@ -347,15 +347,16 @@ export class CircuitOpenError extends SidecarlessError {
 
 /**
  * The cluster is at a concurrency limit (`limits.maxInFlight` requests in flight, or `limits.maxPending` requests
- * waiting for an endpoint); the request was not sent.
+ * waiting for an endpoint), or discovery cannot make a cluster for a new host because every discovered cluster is
+ * busy and the overflow above `discovery.maxClusters` is used up (`maxClusters`); the request was not sent.
  *
  * @category Errors
  */
 export class OverloadedError extends SidecarlessError {
   /** Which limit was hit. */
-  readonly limit: 'maxInFlight' | 'maxPending';
+  readonly limit: 'maxInFlight' | 'maxPending' | 'maxClusters';
 
-  constructor(cluster: string, limit: 'maxInFlight' | 'maxPending', value: number) {
+  constructor(cluster: string, limit: 'maxInFlight' | 'maxPending' | 'maxClusters', value: number) {
     super('SIDECARLESS_OVERLOADED', `Cluster "${cluster}" is overloaded: ${limit} (${value}) reached`);
     this.limit = limit;
   }

@@ -145,4 +145,86 @@ describe('issue 15.16: a resolver whose start() throws, in a multi-cluster clien
   });
 });
 
-export { http, startBackend };
+describe('issue 15.5: discovery eviction never fails a request waiting or in flight', () => {
+  /** A backend that holds each request until `release()`, so that requests are in flight together. */
+  async function gatedBackend(): Promise<{ backend: Backend; arrived: () => number; release: () => void }> {
+    let held: http.ServerResponse[] = [];
+    let open = false;
+    let arrived = 0;
+    const backend = await startBackend('gated', (req, res) => {
+      arrived++;
+      req.resume();
+      req.on('end', () => {
+        if (open) res.end('ok');
+        else held.push(res);
+      });
+    });
+    return {
+      backend,
+      arrived: () => arrived,
+      release: () => {
+        open = true;
+        for (const res of held) res.end('ok');
+        held = [];
+      },
+    };
+  }
+
+  async function until(predicate: () => boolean, what: string): Promise<void> {
+    for (let i = 0; i < 2000 && !predicate(); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(predicate(), `timed out waiting for ${what}`);
+  }
+
+  it('three concurrent hosts with maxClusters 2: all three answered, no SIDECARLESS_CLIENT_CLOSED', async () => {
+    const gate = await gatedBackend();
+    const client = createClient({
+      discovery: { domain: 'svc.local', maxClusters: 2, target: () => [gate.backend.address] },
+    });
+    try {
+      const pending = ['a', 'b', 'c'].map((h) => client.fetch(`http://${h}.svc.local/`).then((r) => r.text()));
+      await until(() => gate.arrived() === 3, 'three requests in flight');
+      gate.release();
+      assert.deepEqual(await Promise.all(pending), ['ok', 'ok', 'ok']);
+      // Idle now: the next new host evicts the least recently used idle ones, back within maxClusters.
+      assert.equal(await (await client.fetch('http://d.svc.local/')).text(), 'ok');
+      assert.deepEqual(
+        client.stats().clusters.map((c) => c.name),
+        ['d.svc.local', 'c.svc.local'],
+      );
+    } finally {
+      await client.close();
+      await gate.backend.stop();
+    }
+  });
+
+  it('300 hosts, 30 at a time, maxClusters 5: every request answered, and the cache shrinks back', async () => {
+    const backend = await startBackend('plain', (req, res) => {
+      req.resume();
+      req.on('end', () => setTimeout(() => res.end('ok'), 2));
+    });
+    const client = createClient({
+      discovery: { domain: 'svc.local', maxClusters: 5, target: () => [backend.address] },
+    });
+    try {
+      const failures: unknown[] = [];
+      let next = 0;
+      const worker = async () => {
+        while (next < 300) {
+          const host = `h${next++}.svc.local`;
+          try {
+            assert.equal(await (await client.fetch(`http://${host}/`)).text(), 'ok');
+          } catch (err) {
+            failures.push(findSidecarlessError(err)?.code ?? err);
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 30 }, worker));
+      assert.deepEqual(failures, []);
+      await client.fetch('http://last.svc.local/').then((r) => r.text());
+      assert.ok(client.stats().clusters.length <= 5, `${client.stats().clusters.length} clusters kept`);
+    } finally {
+      await client.close();
+      await backend.stop();
+    }
+  });
+});
