@@ -47,6 +47,8 @@ export interface ClientStats {
     readonly sent: number;
     /** Requests picked for mirroring whose copy was not sent. */
     readonly skipped: number;
+    /** Copies sent but aborted at their deadline (the route's `mirror.timeoutMs`) with no complete response. */
+    readonly dropped: number;
   };
 }
 
@@ -335,7 +337,7 @@ export class Client {
     return {
       clusters: [...this.#clusters.values(), ...discovered].map((c) => c.stats()),
       passthrough: this.#passthroughCount,
-      mirrored: { sent: this.#mirror.sent, skipped: this.#mirror.skipped },
+      mirrored: { sent: this.#mirror.sent, skipped: this.#mirror.skipped, dropped: this.#mirror.dropped },
     };
   }
 

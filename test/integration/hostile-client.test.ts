@@ -145,6 +145,46 @@ describe('issue 15.16: a resolver whose start() throws, in a multi-cluster clien
   });
 });
 
+describe('issue 15.15: mirrored copies have a deadline, and stats count the dropped ones', () => {
+  it('a shadow that never answers no longer holds the 64 slots: copies are dropped at mirror.timeoutMs', async () => {
+    const main = await startBackend('main');
+    const hung: http.ServerResponse[] = [];
+    const shadow = await startBackend('shadow', (req, res) => {
+      req.resume();
+      hung.push(res); // never answered
+    });
+    const client = createClient({
+      clusters: { main: { target: [main.address] }, shadow: { target: [shadow.address], retry: false } },
+      routes: [{ cluster: 'main', mirror: { cluster: 'shadow', timeoutMs: 100 } }],
+    });
+    try {
+      for (let i = 0; i < 64; i++) await (await client.fetch('http://orders/')).arrayBuffer();
+      // Bounded: the copies' deadlines free the slots.
+      for (let i = 0; i < 500 && client.stats().mirrored.dropped < 64; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(client.stats().mirrored.dropped, 64);
+      for (let i = 0; i < 10; i++) await (await client.fetch('http://orders/')).arrayBuffer();
+      const { sent, skipped } = client.stats().mirrored;
+      assert.deepEqual([sent, skipped], [74, 0], 'mirroring goes on after the hung copies were dropped');
+    } finally {
+      await client.destroy();
+      for (const res of hung) res.destroy();
+      await main.stop();
+      await shadow.stop();
+    }
+  });
+
+  it('mirror.timeoutMs is validated', () => {
+    assert.throws(
+      () =>
+        createClient({
+          clusters: { main: { target: ['127.0.0.1:1'] }, shadow: { target: ['127.0.0.1:2'] } },
+          routes: [{ cluster: 'main', mirror: { cluster: 'shadow', timeoutMs: -1 } }],
+        }),
+      { code: 'SIDECARLESS_INVALID_OPTION', option: 'routes[0].mirror.timeoutMs' },
+    );
+  });
+});
+
 describe('issue 15.5: discovery eviction never fails a request waiting or in flight', () => {
   /** A backend that holds each request until `release()`, so that requests are in flight together. */
   async function gatedBackend(): Promise<{ backend: Backend; arrived: () => number; release: () => void }> {
