@@ -585,7 +585,10 @@ describe('EtcdResolver watch liveness (a scripted gateway, fake clock)', () => {
       assert.equal(r.listCount, 1);
       clock.advance(50); // the backoff
       await pump(() => r.listCount === 2 && gw.watches.length === 2, 'the re-list and a new watch');
-      assert.equal(rec.updates.length, 1, 'the same set is not delivered again');
+      // The same set, delivered again after the failure: the listener's latest state must not stay the timeout
+      // (issue 15.7).
+      assert.equal(rec.updates.length, 2);
+      assert.deepEqual(keys(rec.updates[1]), keys(rec.updates[0]));
     } finally {
       await r.close();
       await gw.close();
