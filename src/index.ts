@@ -27,6 +27,7 @@ export type {
   DispatchOptionsLike,
   GlobalDispatcherOptions,
   MultiServiceOptions,
+  ReadyOptions,
   RedirectOptions,
   SingleServiceOptions,
   UndiciDispatcher,
@@ -100,6 +101,7 @@ export {
   RedirectRefusedError,
   ResolverError,
   RetryBudgetExhaustedError,
+  ServiceNotFoundError,
   SidecarlessError,
   UnknownSchemeError,
 } from './common/errors.js';

@@ -10,7 +10,13 @@
  */
 import { Agent, type Dispatcher } from 'undici';
 import { Cluster, type ClusterStats } from '../cluster/cluster.js';
-import { ClientClosedError, InvalidOptionError, isSidecarlessError, NoRouteError } from '../common/errors.js';
+import {
+  ClientClosedError,
+  InvalidOptionError,
+  isSidecarlessError,
+  NoRouteError,
+  ResolverError,
+} from '../common/errors.js';
 import { toDualHandler, toLegacyHandler } from '../common/handler.js';
 import type { RandomSource } from '../common/runtime.js';
 import type { Disposable, HealthEvent } from '../health/endpoint-health.js';
@@ -28,7 +34,7 @@ import {
 import { refuseRedirects, ServiceFetchDispatcher } from './fetch-dispatcher.js';
 import { Mirror } from './mirror.js';
 import { type ClientOptions, normalizeClientOptions } from './options.js';
-import { ReadyWaits } from './ready.js';
+import { type ReadyOptions, ReadyWaits } from './ready.js';
 
 export type {
   ClientOptions,
@@ -39,6 +45,7 @@ export type {
 } from './options.js';
 export type { DispatchOptionsLike, UndiciDispatcher } from './dispatcher.js';
 export type { GlobalDispatcherOptions } from './global-dispatcher.js';
+export type { ReadyOptions } from './ready.js';
 
 function routeHosts(routes: readonly RouteConfig[]): HostSet {
   const hosts = routes.flatMap((r) => (r.match?.host === undefined ? [] : [r.match.host].flat()));
@@ -60,7 +67,53 @@ export interface ClientStats {
     readonly sent: number;
     /** Requests picked for mirroring whose copy was not sent. */
     readonly skipped: number;
+    /** Copies sent but aborted at their deadline (the route's `mirror.timeoutMs`) with no complete response. */
+    readonly dropped: number;
   };
+}
+
+/** Every `RequestInit` member fetch reads (undici's `dispatcher` apart). */
+const REQUEST_INIT_MEMBERS = [
+  'method',
+  'headers',
+  'body',
+  'signal',
+  'redirect',
+  'referrer',
+  'referrerPolicy',
+  'mode',
+  'credentials',
+  'cache',
+  'integrity',
+  'keepalive',
+  'window',
+  'duplex',
+  'priority',
+] as const;
+
+/**
+ * `init` as fetch reads it: each member by property access (so inherited members, getters and a `Request` given as
+ * `init` count, where a spread would drop them). A `dispatcher` other than the client's own is refused.
+ */
+function readRequestInit(init: unknown, own: Dispatcher): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (init === undefined || init === null) return out;
+  if (typeof init !== 'object' && typeof init !== 'function') {
+    throw new TypeError(`fetch: the init argument must be an object, got ${typeof init}`);
+  }
+  const source = init as Record<string, unknown>;
+  for (const key of REQUEST_INIT_MEMBERS) {
+    const value = source[key];
+    if (value !== undefined) out[key] = value;
+  }
+  const dispatcher = source.dispatcher;
+  if (dispatcher !== undefined && dispatcher !== own) {
+    throw new InvalidOptionError(
+      'dispatcher',
+      "client.fetch always sends through the client's own dispatcher; call the platform's fetch to use another",
+    );
+  }
+  return out;
 }
 
 function hostOf(authority: string): string {
@@ -163,9 +216,17 @@ export class Client {
       destroy: (reason) => this.#destroy(reason),
     });
     this.dispatcher = this.#dispatcher;
+    // fetch is passed around unbound (to SDKs, as globalThis.fetch): it must not need `this`.
+    this.fetch = this.fetch.bind(this);
     for (const cluster of this.#clusters.values()) {
       cluster.onHealthEvent(emit);
-      cluster.start();
+      try {
+        cluster.start();
+      } catch (err) {
+        // A custom resolver's start() threw: nothing may keep running (clusters, timers, the passthrough agent).
+        void this.#destroy();
+        throw new ResolverError(`The resolver of cluster "${cluster.name}" failed to start`, { cause: err });
+      }
     }
   }
 
@@ -223,7 +284,13 @@ export class Client {
    *
    * Failures reject as fetch does: a `TypeError('fetch failed')` whose `cause` is the underlying error, a
    * {@link SidecarlessError} with a stable code where sidecarless raised it (see {@link findSidecarlessError}).
-   * Aborts reject with the signal's reason.
+   * Aborts reject with the signal's reason. After {@link Client.close}, calls reject the same way, with a
+   * `SIDECARLESS_CLIENT_CLOSED` cause.
+   *
+   * Like fetch, it reads every `RequestInit` member by property access (inherited members, getters, a `Request`
+   * given as `init`), never throws synchronously (every failure is a rejection), and needs no `this`:
+   * `const f = client.fetch; f(url)` and `globalThis.fetch = client.fetch` work. `init.dispatcher` is refused
+   * (`SIDECARLESS_INVALID_OPTION`): the client is the dispatcher; use the platform's fetch for another one.
    *
    * Redirects follow fetch's rules. One to the same origin is balanced again; on a single-service client, one to
    * another origin (the service sends the caller elsewhere) goes out as plain fetch would send it, not to the
@@ -231,13 +298,20 @@ export class Client {
    * passthrough, or `SIDECARLESS_NO_ROUTE`).
    */
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
-    if (this.#closing !== undefined) return Promise.reject(new ClientClosedError());
-    const dispatcher = this.#refuseRedirects
-      ? new ServiceFetchDispatcher(this.dispatcher, refuseRedirects)
-      : this.#catchAll === undefined
-        ? this.dispatcher
-        : new ServiceFetchDispatcher(this.dispatcher, this.#elsewhere);
-    return fetch(input, { ...init, dispatcher } as unknown as RequestInit);
+    try {
+      if (this.#closing !== undefined) {
+        return Promise.reject(new TypeError('fetch failed', { cause: new ClientClosedError() }));
+      }
+      const options = readRequestInit(init, this.dispatcher);
+      options.dispatcher = this.#refuseRedirects
+        ? new ServiceFetchDispatcher(this.dispatcher, refuseRedirects)
+        : this.#catchAll === undefined
+          ? this.dispatcher
+          : new ServiceFetchDispatcher(this.dispatcher, this.#elsewhere);
+      return fetch(input, options as RequestInit);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 
   /** Where a single-service client's `fetch` sends a redirect hop to another origin (one function, made once). */
@@ -255,15 +329,20 @@ export class Client {
    * `timeoutMs`, with `SIDECARLESS_CLIENT_CLOSED` when the client is closed or destroyed first, and with
    * `SIDECARLESS_INVALID_OPTION` for a `timeoutMs` that is not a number of ms from 0 to 2^31-1.
    *
+   * The first answer may be empty (the service has no instance yet). To wait for instances, pass
+   * `{ minEndpoints: n }`: every configured cluster's latest set must then hold at least `n` endpoints. On timeout
+   * the error's `cause` is the waiting cluster's resolver state (its last error, or a {@link ServiceNotFoundError}).
+   *
    * @example
    * ```ts
    * const client = createClient({ target: 'srv:///_http._tcp.users' });
    * await client.ready(5_000); // the first SRV answer is in
+   * await client.ready(5_000, { minEndpoints: 1 }); // and it lists at least one endpoint
    * ```
    */
-  ready(timeoutMs = 10_000): Promise<void> {
+  ready(timeoutMs = 10_000, options?: ReadyOptions): Promise<void> {
     if (this.#closing !== undefined) return Promise.reject(new ClientClosedError());
-    return this.#readyWaits.wait([...this.#clusters.values()], timeoutMs);
+    return this.#readyWaits.wait([...this.#clusters.values()], timeoutMs, options);
   }
 
   /**
@@ -347,7 +426,7 @@ export class Client {
     return {
       clusters: [...this.#clusters.values(), ...discovered].map((c) => c.stats()),
       passthrough: this.#passthroughCount,
-      mirrored: { sent: this.#mirror.sent, skipped: this.#mirror.skipped },
+      mirrored: { sent: this.#mirror.sent, skipped: this.#mirror.skipped, dropped: this.#mirror.dropped },
     };
   }
 

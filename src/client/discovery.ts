@@ -2,14 +2,24 @@
  * Discovery (transparent mode): a host under the discovery domain gets a cluster of its own on first use, kept in
  * an LRU cache bounded by `maxClusters` and closed once idle for `idleTimeoutMs`.
  *
+ * Eviction never fails a request (issue 15.5): only idle clusters (no request in flight or waiting) are evicted, the
+ * least recently used first. While every cluster is busy, a new host gets a cluster above `maxClusters` (at most
+ * {@link MAX_OVERFLOW} more), and the cache shrinks back as clusters fall idle; past that, the request for the new
+ * host is refused with `SIDECARLESS_OVERLOADED` (limit `maxClusters`), so hostnames a caller chooses can neither
+ * evict busy clusters nor grow the cache without bound.
+ *
  * @module
  */
 import { LRUCache } from 'lru-cache';
 import { Cluster } from '../cluster/cluster.js';
+import { OverloadedError } from '../common/errors.js';
 import type { ResolvedDiscoveryOptions } from './options.js';
 
 /** The option path discovered clusters report their option errors under. */
 const TEMPLATE_PATH = 'discovery.cluster';
+
+/** Busy clusters kept above `maxClusters` at most. */
+export const MAX_OVERFLOW = 1000;
 
 /** The lazily created clusters of a client's discovery domain. */
 export class Discovery {
@@ -25,16 +35,16 @@ export class Discovery {
   constructor(options: ResolvedDiscoveryOptions, created: (cluster: Cluster) => void, closing: () => boolean) {
     this.#options = options;
     this.#created = created;
+    // No `max`: the size bound is enforced in clusterFor(), which evicts idle clusters only.
     const cache: LRUCache<string, Cluster> = new LRUCache<string, Cluster>({
-      max: options.maxClusters,
       ttl: options.idleTimeoutMs,
       updateAgeOnGet: true,
       ttlAutopurge: true,
       // disposeAfter, not dispose: the entry is gone by then, so it may be put back.
       disposeAfter: (cluster, host, reason) => {
-        // Idle means no traffic: a cluster still serving a long stream is kept for another idle period rather than
-        // closed (which would cut the stream off after drainTimeoutMs). Evictions by `maxClusters` still close it.
-        if (reason === 'expire' && !closing() && cluster.stats().inFlight > 0) {
+        // Idle means no traffic: a cluster still serving a long stream (or with requests waiting) is kept for another
+        // idle period rather than closed, which would fail them.
+        if (reason === 'expire' && !closing() && cluster.busy) {
           cache.set(host, cluster);
           return;
         }
@@ -46,14 +56,19 @@ export class Discovery {
 
   /**
    * The cluster of `host` (lower case), created and started on first use; `undefined` for a host outside the
-   * domain. Throws when the target made for the host is refused (the request fails with that error).
+   * domain. Throws when the target made for the host is refused, or when no cluster can be made for it (every one
+   * busy, overflow used up): the request fails with that error.
    */
   clusterFor(host: string): Cluster | undefined {
-    const { suffix } = this.#options;
+    const { suffix, maxClusters } = this.#options;
     if (!host.endsWith(suffix) || host.length <= suffix.length) return undefined;
     // A second look: a get that finds the entry expired removes it, and disposeAfter puts a busy cluster right back.
     let cluster = this.#cache.get(host) ?? this.#cache.get(host);
     if (cluster === undefined) {
+      this.#evictIdle(maxClusters - 1);
+      if (this.#cache.size >= maxClusters + MAX_OVERFLOW) {
+        throw new OverloadedError(host, 'maxClusters', maxClusters);
+      }
       const target = this.#options.target(host);
       cluster = new Cluster(host, { ...this.#options.template, target }, TEMPLATE_PATH);
       this.#created(cluster);
@@ -61,6 +76,20 @@ export class Discovery {
       this.#cache.set(host, cluster);
     }
     return cluster;
+  }
+
+  /** Closes idle clusters, least recently used first, until at most `keep` remain (busy ones are never evicted). */
+  #evictIdle(keep: number): void {
+    if (this.#cache.size <= keep) return;
+    const idle: string[] = [];
+    let excess = this.#cache.size - keep;
+    for (const host of this.#cache.rkeys()) {
+      if (excess === 0) break;
+      if (this.#cache.peek(host)?.busy !== false) continue;
+      idle.push(host);
+      excess--;
+    }
+    for (const host of idle) this.#cache.delete(host);
   }
 
   /** The discovered clusters, least recently used last. */

@@ -14,6 +14,8 @@ import type { RouteDecision } from '../routing/router.js';
 
 /** Shadow copies in flight at once; a request picked beyond it is not mirrored (counted as skipped). */
 export const MAX_MIRRORS_IN_FLIGHT = 64;
+/** A copy's deadline when the route sets none, ms (`mirror.timeoutMs`). */
+const DEFAULT_MIRROR_TIMEOUT_MS = 5000;
 /** The largest streamed body copied, bytes. */
 export const MAX_MIRROR_BODY = 1024 * 1024;
 
@@ -54,6 +56,12 @@ export class Mirror {
   #inFlight = 0;
   #sent = 0;
   #skipped = 0;
+  #dropped = 0;
+
+  /** Shadow copies aborted at their deadline (the route's `mirror.timeoutMs`) with no complete response. */
+  get dropped(): number {
+    return this.#dropped;
+  }
 
   /** Shadow copies dispatched. */
   get sent(): number {
@@ -99,10 +107,31 @@ export class Mirror {
       if (state !== 'pending') return;
       state = 'sent';
       this.#sent++;
+      let abort: ((reason?: Error) => void) | undefined;
+      let finished = false;
       const done = () => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
         this.#inFlight--;
       };
-      const copyHandler: LegacyHandler = { ...MIRROR_HANDLER_BASE, onComplete: done, onError: done };
+      // A shadow that never answers must not hold its slot: at the deadline the slot is freed and the copy aborted.
+      const timeoutMs = decision.mirror?.timeoutMs ?? DEFAULT_MIRROR_TIMEOUT_MS;
+      const timer = setTimeout(() => {
+        if (finished) return;
+        this.#dropped++;
+        done();
+        abort?.(new Error(`mirrored copy got no complete response within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref();
+      const copyHandler: LegacyHandler = {
+        ...MIRROR_HANDLER_BASE,
+        onConnect: (a) => {
+          abort = a;
+        },
+        onComplete: done,
+        onError: done,
+      };
       const copy: Dispatcher.DispatchOptions = { ...options, origin: shadowOrigin };
       if (body !== undefined) copy.body = body;
       mirror.dispatch(copy, copyHandler as Dispatcher.DispatchHandler);

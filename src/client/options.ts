@@ -225,13 +225,39 @@ function withDefaults<T extends Omit<ClusterOptions, 'target'>>(options: T, defa
   };
 }
 
+/**
+ * A single-service client's name when none is given: the service the target names, not the registry's address (so
+ * two services on one registry are told apart in errors, stats and logs): the host of `dns:`, the SRV name of
+ * `srv:`, the service of `consul:`, the key prefix of `etcd:`; `scheme:rest` for other schemes.
+ */
 function defaultName(target: unknown): string {
   if (typeof target !== 'string') return 'default';
   try {
     const t = parseTarget(target);
-    return `${t.scheme}:${t.authority || t.path}`.slice(0, 200);
+    return (serviceOf(t.scheme, t.path) ?? `${t.scheme}:${t.authority || t.path}`).slice(0, 200);
   } catch {
     return 'default';
+  }
+}
+
+function serviceOf(scheme: string, path: string): string | undefined {
+  if (path.length === 0) return undefined;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    return undefined;
+  }
+  switch (scheme) {
+    case 'dns':
+      return decoded.startsWith('[') ? decoded.slice(0, decoded.indexOf(']') + 1) : decoded.replace(/:\d*$/, '');
+    case 'srv':
+    case 'consul':
+      return decoded;
+    case 'etcd':
+      return `/${decoded}`;
+    default:
+      return undefined;
   }
 }
 

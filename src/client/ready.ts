@@ -1,12 +1,26 @@
 /**
- * `Client.ready()`: waiting for every configured cluster's first resolution, bounded by a timeout, and failed at
- * once when the client closes.
+ * `Client.ready()`: waiting for every configured cluster's first resolution (or for a number of endpoints), bounded
+ * by a timeout, and failed at once when the client closes.
  *
  * @module
  */
 import type { Cluster } from '../cluster/cluster.js';
 import { NoEndpointsError } from '../common/errors.js';
-import { duration } from '../common/options.js';
+import { checkObject, duration, integer } from '../common/options.js';
+
+/**
+ * What {@link Client.ready} waits for besides the first resolution.
+ *
+ * @category Client
+ */
+export interface ReadyOptions {
+  /**
+   * Wait until every configured cluster's latest endpoint set holds at least this many endpoints (0: the first
+   * answer is enough, even an empty one). An endpoint counts once the resolver listed it, before any connection.
+   * @defaultValue 0
+   */
+  readonly minEndpoints?: number | undefined;
+}
 
 /** The `ready()` calls of one client still waiting. */
 export class ReadyWaits {
@@ -14,21 +28,30 @@ export class ReadyWaits {
   readonly #waits = new Set<(error?: Error) => void>();
 
   /**
-   * Resolves once every one of `clusters` has delivered its first endpoint set; rejects with
-   * `SIDECARLESS_NO_ENDPOINTS` (naming the first cluster still waiting) after `timeoutMs`, and with
-   * `SIDECARLESS_INVALID_OPTION` for a `timeoutMs` that is not a number of ms from 0 to the longest timer.
+   * Resolves once every one of `clusters` has delivered its first endpoint set (with at least
+   * `options.minEndpoints` endpoints); rejects with `SIDECARLESS_NO_ENDPOINTS` (naming the first cluster still
+   * waiting, with its resolver's latest state as `cause`) after `timeoutMs`, and with `SIDECARLESS_INVALID_OPTION`
+   * for a `timeoutMs` that is not a number of ms from 0 to the longest timer or bad options.
    */
-  wait(clusters: readonly Cluster[], timeoutMs: number): Promise<void> {
+  wait(clusters: readonly Cluster[], timeoutMs: number, options?: ReadyOptions): Promise<void> {
+    let min: number;
     try {
       duration(timeoutMs, 'timeoutMs', 0, true);
+      checkObject(options ?? {}, ['minEndpoints'], 'options');
+      min = integer(options?.minEndpoints, 'minEndpoints', 0, 0, 1_000_000);
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    if (clusters.every((c) => c.resolved)) return Promise.resolve();
+    const done = (c: Cluster) => c.resolved && (min === 0 || c.endpoints.length >= min);
+    if (clusters.every(done)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
+      const waits = clusters.map((c) =>
+        min === 0 ? { promise: c.whenResolved(), cancel: () => {} } : c.whenEndpoints(min),
+      );
       const settle = (error?: Error) => {
         clearTimeout(timer);
         this.#waits.delete(settle);
+        for (const w of waits) w.cancel();
         if (error === undefined) resolve();
         else reject(error);
       };
@@ -36,11 +59,11 @@ export class ReadyWaits {
       // timer would let a top-level `await client.ready()` end the process (exit code 13) instead of rejecting.
       // failAll() clears it when the client closes, so it never outlives the client.
       const timer = setTimeout(() => {
-        const waiting = clusters.find((c) => !c.resolved);
-        settle(new NoEndpointsError(waiting?.name ?? 'unknown', timeoutMs));
+        const waiting = clusters.find((c) => !done(c));
+        settle(new NoEndpointsError(waiting?.name ?? 'unknown', timeoutMs, { cause: waiting?.resolverState }));
       }, timeoutMs);
       this.#waits.add(settle);
-      void Promise.all(clusters.map((c) => c.whenResolved())).then(() => settle());
+      void Promise.all(waits.map((w) => w.promise)).then(() => settle());
     });
   }
 

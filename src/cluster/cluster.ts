@@ -22,6 +22,7 @@ import {
   isSidecarlessError,
   ProtocolMismatchError,
   ResolverError,
+  ServiceNotFoundError,
   type SidecarlessError,
 } from '../common/errors.js';
 import { toLegacyHandler } from '../common/handler.js';
@@ -98,6 +99,13 @@ export class Cluster {
     this.#balancer.pick(request.context, request.route, exclude);
   /** Callers of whenResolved() until the first endpoint set arrives; `undefined` after it. */
   #resolvedWaiters: (() => void)[] | undefined = [];
+  /** Callers of whenEndpoints(), each with the set size it waits for. */
+  readonly #endpointWaiters = new Set<{ readonly min: number; readonly resolve: () => void }>();
+  /**
+   * The resolver's latest state when it is not a healthy set: its last error (until the next set), or why the set
+   * is empty. The cause of `SIDECARLESS_NO_ENDPOINTS`.
+   */
+  #resolverState: SidecarlessError | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -154,7 +162,7 @@ export class Cluster {
       clock,
       waitMs: resolved.waitForReadyTimeoutMs,
       maxPending: this.#policy.maxPending,
-      lastError: () => this.#resolverCounters.lastError,
+      lastError: () => this.#resolverState,
       onOverloaded: () => this.#counters.overloaded++,
     });
     this.#host = {
@@ -185,17 +193,19 @@ export class Cluster {
   /** Starts resolution. Called once by the client. */
   start(): void {
     this.#resolver.start({
-      onUpdate: (endpoints) => this.#onResolverUpdate(endpoints),
+      onUpdate: (endpoints, notFound) => this.#onResolverUpdate(endpoints, notFound),
       onError: (error) => this.#onResolverError(error),
     });
   }
 
-  #onResolverUpdate(endpoints: readonly Endpoint[]): void {
+  #onResolverUpdate(endpoints: readonly Endpoint[], notFound?: ServiceNotFoundError): void {
     if (this.#closed) return;
     this.#markResolved();
     let set: ValidatedSet;
     try {
-      // Custom resolvers may hand over plain objects or duplicates; validate so one bad update cannot break the pool.
+      // Custom resolvers and registries may hand over anything: an entry no connection could be made to (or a
+      // repeated key) is skipped, counted and reported, and the rest of the set is used. One bad registry entry
+      // must not keep the good ones out of service, nor break the pool.
       set = this.#pool.validate(endpoints);
     } catch (err) {
       this.#onResolverError(
@@ -203,20 +213,42 @@ export class Cluster {
       );
       return;
     }
+    const { rejected } = set;
+    if (rejected.length > 0) {
+      this.#resolverCounters.skipped += rejected.length;
+      for (const error of rejected) debug('%s: skipping an endpoint from the resolver: %s', this.name, error.message);
+      const error = new ResolverError(
+        `Resolver for cluster "${this.name}" delivered ${rejected.length} invalid endpoint(s), skipped ` +
+          `(first: ${rejected[0]!.message})`,
+        { cause: rejected[0] },
+      );
+      this.#onResolverError(error);
+      // Nothing usable: keep the last known good set (and the error as the latest state).
+      if (set.endpoints.length === 0) return;
+    }
     this.#resolverCounters.updates++;
-    debug('%s: resolver delivered %d endpoints', this.name, set.endpoints.length);
+    const count = set.endpoints.length;
+    debug('%s: resolver delivered %d endpoints', this.name, count);
+    this.#resolverState =
+      count > 0
+        ? undefined
+        : (notFound ??
+          new ServiceNotFoundError(this.name, `the resolver of cluster "${this.name}" delivered no endpoint`));
     this.#pool.update(set.endpoints, set.sources, set.found);
-    publishResolve(this.#label, set.endpoints.length, undefined);
+    publishResolve(this.#label, count, undefined);
+    for (const waiter of [...this.#endpointWaiters]) {
+      if (count >= waiter.min) waiter.resolve();
+    }
   }
 
   #onResolverError(error: SidecarlessError): void {
     if (this.#closed) return;
     this.#resolverCounters.errors++;
-    this.#resolverCounters.lastError = isSidecarlessError(error)
-      ? error
-      : new ResolverError(String(error), { cause: error });
-    debug('%s: resolver error (%s); keeping %d endpoints', this.name, error.message, this.#pool.subchannels.length);
-    publishResolve(this.#label, this.#pool.subchannels.length, error);
+    const typed = isSidecarlessError(error) ? error : new ResolverError(String(error), { cause: error });
+    this.#resolverCounters.lastError = typed;
+    this.#resolverState = typed;
+    debug('%s: resolver error (%s); keeping %d endpoints', this.name, typed.message, this.#pool.subchannels.length);
+    publishResolve(this.#label, this.#pool.subchannels.length, typed);
   }
 
   #markResolved(): void {
@@ -225,9 +257,39 @@ export class Cluster {
     for (const resolve of waiters ?? []) resolve();
   }
 
+  /** True while requests are in flight or waiting for an endpoint (accepted and not yet ended). */
+  get busy(): boolean {
+    return this.#counters.inFlight > 0;
+  }
+
   /** True once the resolver has delivered its first endpoint set (an empty one counts). */
   get resolved(): boolean {
     return this.#resolvedWaiters === undefined;
+  }
+
+  /** The resolver's latest state when it is not a healthy set (see `SIDECARLESS_NO_ENDPOINTS`). */
+  get resolverState(): SidecarlessError | undefined {
+    return this.#resolverState;
+  }
+
+  /**
+   * Resolves once the resolver's latest set has at least `min` endpoints (at once if it has). The returned `cancel`
+   * forgets the wait (the promise then never settles).
+   */
+  whenEndpoints(min: number): { promise: Promise<void>; cancel: () => void } {
+    if (this.resolved && this.#pool.subchannels.length >= min) return { promise: Promise.resolve(), cancel: () => {} };
+    let waiter!: { min: number; resolve: () => void };
+    const promise = new Promise<void>((resolve) => {
+      waiter = {
+        min,
+        resolve: () => {
+          this.#endpointWaiters.delete(waiter);
+          resolve();
+        },
+      };
+    });
+    this.#endpointWaiters.add(waiter);
+    return { promise, cancel: () => this.#endpointWaiters.delete(waiter) };
   }
 
   /** Resolves when the resolver has delivered its first endpoint set; at once if it already has. */

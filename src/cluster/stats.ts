@@ -110,8 +110,10 @@ export interface ClusterStats {
   readonly resolver: {
     /** Endpoint sets accepted from the resolver. */
     readonly updates: number;
-    /** Resolver errors, including endpoint sets rejected as invalid. */
+    /** Resolver errors, including endpoint sets rejected as invalid and reports of skipped entries. */
     readonly errors: number;
+    /** Endpoints the cluster skipped from the resolver's sets: invalid (no connection could be made) or repeated. */
+    readonly skipped: number;
     /** Message of the most recent resolver error, kept after later successful updates; `undefined` if none yet. */
     readonly lastError: string | undefined;
   };
@@ -192,12 +194,14 @@ export class ResolverCounters {
   updates = 0;
   /** Resolver errors, invalid endpoint sets included. */
   errors = 0;
+  /** Invalid or repeated endpoints skipped from the resolver's sets. */
+  skipped = 0;
   /** The most recent resolver error, kept after later successful updates. */
   lastError: SidecarlessError | undefined;
 
   /** The `resolver` part of {@link ClusterStats}. */
   snapshot(): ClusterStats['resolver'] {
-    return { updates: this.updates, errors: this.errors, lastError: this.lastError?.message };
+    return { updates: this.updates, errors: this.errors, skipped: this.skipped, lastError: this.lastError?.message };
   }
 }
 

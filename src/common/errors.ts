@@ -167,8 +167,9 @@ export class DuplicateEndpointError extends SidecarlessError {
 
 /**
  * No endpoint could take the request within the wait-for-ready bound: the resolver has produced none yet, produced
- * an empty set, or every endpoint is unusable. `cause` is the last resolver error, if there was one, else the error
- * of the request's earlier attempt, if one failed.
+ * an empty set, or every endpoint is unusable. `cause` is the resolver's latest state when that is not a healthy
+ * set: its error (a failure since its last good answer), or a {@link ServiceNotFoundError} (named in the message)
+ * when it answered that the service has no instance; else the error of the request's earlier attempt, if one failed.
  *
  * @category Errors
  */
@@ -179,9 +180,12 @@ export class NoEndpointsError extends SidecarlessError {
   readonly waitedMs: number;
 
   constructor(cluster: string, waitedMs: number, options?: { cause?: unknown }) {
+    // "No such service" is the answer, not a wait that ran out: say so, naming the service.
+    const cause = options?.cause;
+    const detail = cause instanceof ServiceNotFoundError ? `: ${cause.message}` : '';
     super(
       'SIDECARLESS_NO_ENDPOINTS',
-      `No endpoint of cluster "${cluster}" became available within ${waitedMs} ms`,
+      `No endpoint of cluster "${cluster}" became available within ${waitedMs} ms${detail}`,
       options,
     );
     this.cluster = cluster;
@@ -226,6 +230,24 @@ export class ResolverError extends SidecarlessError {
 
 /** The stable codes a {@link DnsError} can carry. */
 export type DnsErrorCode = Extract<ErrorCode, `SIDECARLESS_DNS_${string}`>;
+
+/**
+ * The resolver answered that the service does not exist or has no instance: DNS NXDOMAIN or NODATA, a Consul
+ * service with no instance (passing the health filter), an empty etcd prefix, or an empty set from a custom resolver.
+ * Not thrown by requests: it is the `cause` of `SIDECARLESS_NO_ENDPOINTS` while it is the resolver's latest answer.
+ * Code `SIDECARLESS_RESOLVER_FAILED` (a {@link ResolverError}); tell it apart with `instanceof`.
+ *
+ * @category Errors
+ */
+export class ServiceNotFoundError extends ResolverError {
+  /** The service looked up: the DNS name, the Consul service, the etcd prefix, or the cluster's name. */
+  readonly service: string;
+
+  constructor(service: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.service = service;
+  }
+}
 
 /**
  * A DNS query failed. One class, told apart by {@link SidecarlessError.code}:
@@ -333,15 +355,16 @@ export class CircuitOpenError extends SidecarlessError {
 
 /**
  * The cluster is at a concurrency limit (`limits.maxInFlight` requests in flight, or `limits.maxPending` requests
- * waiting for an endpoint); the request was not sent.
+ * waiting for an endpoint), or discovery cannot make a cluster for a new host because every discovered cluster is
+ * busy and the overflow above `discovery.maxClusters` is used up (`maxClusters`); the request was not sent.
  *
  * @category Errors
  */
 export class OverloadedError extends SidecarlessError {
   /** Which limit was hit. */
-  readonly limit: 'maxInFlight' | 'maxPending';
+  readonly limit: 'maxInFlight' | 'maxPending' | 'maxClusters';
 
-  constructor(cluster: string, limit: 'maxInFlight' | 'maxPending', value: number) {
+  constructor(cluster: string, limit: 'maxInFlight' | 'maxPending' | 'maxClusters', value: number) {
     super('SIDECARLESS_OVERLOADED', `Cluster "${cluster}" is overloaded: ${limit} (${value}) reached`);
     this.limit = limit;
   }

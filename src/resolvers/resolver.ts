@@ -9,7 +9,7 @@
  * @module
  */
 import type { Endpoint } from '../common/endpoint.js';
-import type { SidecarlessError } from '../common/errors.js';
+import type { ServiceNotFoundError, SidecarlessError } from '../common/errors.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
 
 /**
@@ -26,9 +26,14 @@ export interface ResolverListener {
   /**
    * A complete, authoritative endpoint set: it replaces the previous one (endpoints missing from it are removed).
    * An empty array is an authoritative "no endpoints" and is honoured. The array and its endpoints are handed over:
-   * the resolver must not mutate them afterwards. Keys must be unique within the set.
+   * the resolver must not mutate them afterwards. Keys must be unique within the set; an entry that is invalid or
+   * repeats a key is skipped by the cluster (counted and reported as a resolver error), the rest is used.
+   *
+   * With an empty set, `notFound` may say why: the source answered that the service does not exist or has no
+   * instance (DNS NXDOMAIN or NODATA, an empty Consul service or etcd prefix). Requests that then find no endpoint
+   * fail with `SIDECARLESS_NO_ENDPOINTS` whose cause is that error (the cluster makes one when it is omitted).
    */
-  onUpdate(endpoints: readonly Endpoint[]): void;
+  onUpdate(endpoints: readonly Endpoint[], notFound?: ServiceNotFoundError): void;
   /**
    * Resolution failed. The previous set stays in use (last known good); the resolver keeps retrying with backoff
    * on its own and calls `onUpdate` once it succeeds.

@@ -12,7 +12,8 @@
  * - after a failure, the error goes to `onError` (the set delivered last stays in use: last known good) and the next
  *   run comes after the next {@link Backoff} delay (and not before the guard); the backoff is reset when the task
  *   reports the source healthy ({@link WatchRun.healthy});
- * - a set equal to the one delivered last is not delivered again;
+ * - a set equal to the one delivered last is not delivered again, unless a failure was reported in between (the
+ *   listener's latest state is then that failure);
  * - `refresh()` follows the rule of {@link Resolver.refresh}: ignored while backing off, and at most once per
  *   `refresh.intervalMs`. What it does depends on the source: for a `poll` source (runs are short, waits are
  *   timers) it brings the next run forward to `intervalMs` after the last start; for a `watch` source (a run is a
@@ -24,7 +25,12 @@
  * @module
  */
 import type { Endpoint } from '../common/endpoint.js';
-import { isSidecarlessError, ResolverError, type SidecarlessError } from '../common/errors.js';
+import {
+  isSidecarlessError,
+  ResolverError,
+  type ServiceNotFoundError,
+  type SidecarlessError,
+} from '../common/errors.js';
 import type { Backoff } from '../common/backoff.js';
 import type { Clock, TimerHandle } from '../common/runtime.js';
 import type { Resolver, ResolverListener } from './resolver.js';
@@ -41,8 +47,16 @@ export interface WatchRun {
   started(): void;
   /** The source answered well: stop backing off and reset the backoff (a poll's success, a watch's creation). */
   healthy(): void;
-  /** Hands a complete set to the listener, unless it equals the set delivered last. No-op after close. */
-  deliver(endpoints: Endpoint[]): void;
+  /**
+   * Hands a complete set to the listener, unless it equals the set delivered last (and no failure came between).
+   * `notFound` goes with an empty set that the source gave as "no such service". No-op after close.
+   */
+  deliver(endpoints: Endpoint[], notFound?: ServiceNotFoundError): void;
+  /**
+   * Reports a problem that does not fail the run (entries of the answer skipped as unusable) to the listener's
+   * `onError`; the set read is still delivered. No-op after close.
+   */
+  report(error: SidecarlessError): void;
 }
 
 /** How a run that did not fail ended. */
@@ -52,6 +66,8 @@ export interface WatchResult {
    * set is delivered (unless it equals the set delivered last) once the run is over.
    */
   readonly endpoints?: Endpoint[] | undefined;
+  /** With an empty `endpoints`: the source's "no such service" answer, handed to the listener with it. */
+  readonly notFound?: ServiceNotFoundError | undefined;
   /** Delay before the next run, ms. @defaultValue 0: as soon as `minIntervalMs` allows */
   readonly nextMs?: number | undefined;
 }
@@ -220,7 +236,10 @@ export class WatchLoop implements Resolver {
         this.#backingOff = false;
         this.#options.backoff.reset();
       },
-      deliver: (endpoints) => this.#deliver(endpoints),
+      deliver: (endpoints, notFound) => this.#deliver(endpoints, notFound),
+      report: (error) => {
+        if (!this.#closed) this.#listener?.onError(error);
+      },
     };
     let result: WatchResult | undefined;
     let failure: unknown;
@@ -240,7 +259,7 @@ export class WatchLoop implements Resolver {
       if (current.cause === 'refresh') debug('%s: restarted by a refresh hint', label);
       if (result?.endpoints !== undefined) {
         run.healthy();
-        this.#deliver(result.endpoints);
+        this.#deliver(result.endpoints, result.notFound);
       }
       if (this.#closed) return;
       this.#schedule(Math.max(result?.nextMs ?? 0, this.#guardDelay()));
@@ -252,16 +271,18 @@ export class WatchLoop implements Resolver {
     this.#backingOff = true;
     const delay = Math.max(this.#options.backoff.next(), this.#guardDelay());
     debug('%s: %s; keeping the last set, retrying in %d ms', label, error.message, Math.round(delay));
+    // The listener's latest state is now this failure: the next answer is delivered even if it equals the last set.
+    this.#lastDelivered = undefined;
     this.#listener?.onError(error);
     this.#schedule(delay);
   }
 
-  #deliver(endpoints: Endpoint[]): void {
+  #deliver(endpoints: Endpoint[], notFound?: ServiceNotFoundError): void {
     if (this.#closed) return;
     const print = fingerprint(endpoints, this.#options.ordered ?? true);
     if (print === this.#lastDelivered) return;
     this.#lastDelivered = print;
     this.#options.debug('%s: delivering %d endpoints', this.#options.label, endpoints.length);
-    this.#listener?.onUpdate(endpoints);
+    this.#listener?.onUpdate(endpoints, endpoints.length === 0 ? notFound : undefined);
   }
 }

@@ -6,7 +6,17 @@
  * @module
  */
 import { InvalidOptionError } from '../common/errors.js';
-import { checkObject, describe, isRecord, joinPath, number, percent, required, string } from '../common/options.js';
+import {
+  checkObject,
+  describe,
+  duration,
+  isRecord,
+  joinPath,
+  number,
+  percent,
+  required,
+  string,
+} from '../common/options.js';
 import { type HashKeyOption, parseHashKey, type RequestHasher } from '../pickers/hash-key.js';
 import type { PickContext } from '../pickers/picker.js';
 import type { RandomSource } from '../common/runtime.js';
@@ -60,6 +70,12 @@ export interface RouteConfig {
     readonly cluster: string;
     /** Share of matching requests copied, 0 to 100. @defaultValue 100 */
     readonly percent?: number;
+    /**
+     * Deadline of each copy, ms: a copy with no complete response by then is aborted and counted in
+     * `stats().mirrored.dropped`, so a shadow that never answers cannot hold the 64 slots.
+     * @defaultValue 5000
+     */
+    readonly timeoutMs?: number;
   };
 }
 
@@ -80,6 +96,8 @@ export interface RouteDecision {
         readonly cluster: string;
         /** Fraction of requests copied, 0 to 1 (`percent / 100`). */
         readonly share: number;
+        /** Deadline of each copy, ms. */
+        readonly timeoutMs: number;
       }
     | undefined;
 }
@@ -96,6 +114,9 @@ interface CompiledRoute {
   /** Prebuilt decisions, one per cluster, so routing allocates nothing. */
   readonly decisions: readonly RouteDecision[];
 }
+
+/** The default deadline of a mirrored copy, ms. */
+const DEFAULT_MIRROR_TIMEOUT_MS = 5000;
 
 const ROUTE_KEYS = ['name', 'match', 'cluster', 'split', 'sticky', 'subset', 'subsetFallback', 'mirror'];
 
@@ -173,9 +194,10 @@ export function compileRoutes(routes: unknown, clusterNames: ReadonlySet<string>
     let mirror: RouteDecision['mirror'];
     if (r.mirror !== undefined) {
       const path = joinPath(at, 'mirror');
-      const m = checkObject(r.mirror, ['cluster', 'percent'], path);
+      const m = checkObject(r.mirror, ['cluster', 'percent', 'timeoutMs'], path);
       const share = percent(m.percent, joinPath(path, 'percent'), 100) / 100;
-      mirror = { cluster: known(m.cluster, joinPath(path, 'cluster')), share };
+      const timeoutMs = duration(m.timeoutMs, joinPath(path, 'timeoutMs'), DEFAULT_MIRROR_TIMEOUT_MS);
+      mirror = { cluster: known(m.cluster, joinPath(path, 'cluster')), share, timeoutMs };
     }
     const cumulative: number[] = [];
     let total = 0;

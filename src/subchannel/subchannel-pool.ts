@@ -5,7 +5,7 @@
  */
 import type { Pool } from 'undici';
 import { createEndpoint, type Endpoint, type EndpointInit, parseHostPort } from '../common/endpoint.js';
-import { DuplicateEndpointError } from '../common/errors.js';
+import { DuplicateEndpointError, InvalidEndpointError } from '../common/errors.js';
 import { createDebug } from '../common/debug.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
 import type { ResolvedBackoffOptions } from '../common/backoff.js';
@@ -33,6 +33,8 @@ export interface ValidatedSet {
   readonly sources: readonly (object | undefined)[];
   /** The active subchannel of each entry's key at validation, if any (saves `update` a second lookup). */
   readonly found: readonly (Subchannel | undefined)[];
+  /** An error for each entry left out: invalid (no connection could be made to it), or a repeated key. */
+  readonly rejected: readonly (InvalidEndpointError | DuplicateEndpointError)[];
 }
 
 /** Frozen, and so is its metadata (when it has an object there). */
@@ -98,6 +100,8 @@ export class SubchannelPool {
     const mark = ++this.#validation;
     let added: Set<string> | undefined;
     const active = this.#active;
+    const rejected: (InvalidEndpointError | DuplicateEndpointError)[] = [];
+    let n = 0;
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i];
       let endpoint: Endpoint | undefined;
@@ -115,23 +119,38 @@ export class SubchannelPool {
         }
       }
       if (endpoint === undefined) {
-        endpoint =
-          typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry as EndpointInit);
+        try {
+          endpoint =
+            typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry as EndpointInit);
+        } catch (err) {
+          rejected.push(err instanceof InvalidEndpointError ? err : new InvalidEndpointError(String(err), { cause: err }));
+          continue;
+        }
         current = active.get(endpoint.key);
       }
       if (current !== undefined) {
-        if (current.validation === mark) throw new DuplicateEndpointError(endpoint.key);
+        if (current.validation === mark) {
+          rejected.push(new DuplicateEndpointError(endpoint.key));
+          continue;
+        }
         current.validation = mark;
       } else {
         added ??= new Set();
-        if (added.has(endpoint.key)) throw new DuplicateEndpointError(endpoint.key);
+        if (added.has(endpoint.key)) {
+          rejected.push(new DuplicateEndpointError(endpoint.key));
+          continue;
+        }
         added.add(endpoint.key);
       }
-      endpoints[i] = endpoint;
-      sources[i] = source;
-      found[i] = current;
+      endpoints[n] = endpoint;
+      sources[n] = source;
+      found[n] = current;
+      n++;
     }
-    return { endpoints, sources, found };
+    endpoints.length = n;
+    sources.length = n;
+    found.length = n;
+    return { endpoints, sources, found, rejected };
   }
 
   /**

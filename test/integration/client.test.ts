@@ -349,7 +349,10 @@ describe('client over real backends', () => {
     const first = client.close();
     assert.equal(client.close(), first);
     await first;
-    await assert.rejects(client.fetch('http://svc/'), { code: 'SIDECARLESS_CLIENT_CLOSED' });
+    // As every other fetch failure: TypeError('fetch failed') with the typed error as cause (issue 15.12).
+    const closed = await client.fetch('http://svc/').catch((e: unknown) => e);
+    assert.ok(closed instanceof TypeError);
+    assert.equal(findSidecarlessError(closed)?.code, 'SIDECARLESS_CLIENT_CLOSED');
     const err = await request('http://svc/', { dispatcher: client.dispatcher }).catch((e: unknown) => e);
     assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_CLIENT_CLOSED');
   });

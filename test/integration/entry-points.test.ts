@@ -68,6 +68,7 @@ const ROOT_RUNTIME_EXPORTS = [
   'ResolverError',
   'ResolverRegistry',
   'RetryBudgetExhaustedError',
+  'ServiceNotFoundError',
   'SidecarlessError',
   'SrvResolver',
   'StaticResolver',

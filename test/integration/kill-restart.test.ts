@@ -10,6 +10,11 @@ const processed = new Map<string, number>();
 const VICTIM = 'k1';
 /** PUTs the victim has read in full and not answered yet: cut off by the kill, they must be replayed. */
 let victimPutsInService = 0;
+/**
+ * Once armed, the victim holds the next PUT it reads (never answers it) and calls `onHeld`: the kill then comes
+ * with a PUT in service for sure, however the load is scheduled (issue 15.17: this no longer depends on timing).
+ */
+let holdNextPut: { onHeld: () => void } | undefined;
 const handler: Handler = (req, res, b) => {
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
@@ -25,6 +30,12 @@ const handler: Handler = (req, res, b) => {
     if (b.id === VICTIM && req.method === 'PUT') {
       victimPutsInService++;
       res.on('close', () => victimPutsInService--);
+      if (holdNextPut !== undefined) {
+        const { onHeld } = holdNextPut;
+        holdNextPut = undefined;
+        onHeld();
+        return; // held: the kill cuts it off
+      }
     }
     // A little service time so requests are in flight when the backend dies; longer on the victim, so that the kill
     // cuts off requests it has read but not answered.
@@ -86,12 +97,17 @@ describe('backend killed and restarted under load', () => {
     };
     const load = Promise.all(Array.from({ length: 8 }, worker));
     // Kill the victim a third of the way in, with a PUT in service there; restart it on the same port a little later.
-    for (let i = 0; i < 5_000 && (next < TOTAL / 3 || (victimPutsInService === 0 && next < TOTAL / 2)); i++) {
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    // Every wait is bounded in count and time, never in speed.
+    const waitFor = async (predicate: () => boolean) => {
+      for (let i = 0; i < 20_000 && !predicate(); i++) await new Promise((r) => setTimeout(r, 1));
+    };
+    await waitFor(() => next >= TOTAL / 3);
+    let held = false;
+    holdNextPut = { onHeld: () => (held = true) };
+    await waitFor(() => held || next >= TOTAL);
     const putsCutOff = victimPutsInService;
     await victim.stop();
-    while (next < TOTAL / 2) await new Promise((r) => setTimeout(r, 2));
+    await waitFor(() => next >= Math.min(TOTAL, TOTAL / 3 + 150));
     await victim.restart();
     await load;
     const stats = client.stats().clusters[0];

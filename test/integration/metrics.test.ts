@@ -462,7 +462,7 @@ describe('counters, with their exact Prometheus series', () => {
         [stats.id, 2, undefined],
       ],
     );
-    assert.deepEqual(stats.resolver, { updates: 2, errors: 1, lastError: 'registry unreachable' });
+    assert.deepEqual(stats.resolver, { updates: 2, errors: 1, skipped: 0, lastError: 'registry unreachable' });
     const text = await scrape(client);
     assert.equal(sample(text, 'sidecarless_resolver_updates_total', 'client="svc",upstream_cluster="svc"'), 2);
     assert.equal(sample(text, 'sidecarless_resolver_errors_total', 'client="svc",upstream_cluster="svc"'), 1);

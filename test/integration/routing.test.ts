@@ -734,14 +734,18 @@ describe('mirroring limits', () => {
         }).then((r) => r.body.text()),
       );
       await until(() => main.hits >= 64, 'the 64 uploads reached the main backend');
-      assert.deepEqual(client.stats().mirrored, { sent: 0, skipped: 0 }, 'nothing copied before a body is whole');
+      assert.deepEqual(
+        client.stats().mirrored,
+        { sent: 0, skipped: 0, dropped: 0 },
+        'nothing copied before a body is whole',
+      );
       const extra = await request('http://orders/', { dispatcher: client.dispatcher });
       await extra.body.text();
-      assert.deepEqual(client.stats().mirrored, { sent: 0, skipped: 1 }, 'no slot left for a 65th copy');
+      assert.deepEqual(client.stats().mirrored, { sent: 0, skipped: 1, dropped: 0 }, 'no slot left for a 65th copy');
       open();
       await Promise.all(uploads);
       await until(() => shadow.state.arrived === 64, 'the 64 whole bodies were copied');
-      assert.deepEqual(client.stats().mirrored, { sent: 64, skipped: 1 });
+      assert.deepEqual(client.stats().mirrored, { sent: 64, skipped: 1, dropped: 0 });
     } finally {
       open();
       shadow.releaseAll();
@@ -766,11 +770,11 @@ describe('mirroring limits', () => {
       const res = await client.fetch('http://orders/', { method: 'POST', body: big });
       const echoed = (await res.json()) as { body: string };
       assert.equal(echoed.body.length, big.length);
-      assert.deepEqual(client.stats().mirrored, { sent: 0, skipped: 1 });
+      assert.deepEqual(client.stats().mirrored, { sent: 0, skipped: 1, dropped: 0 });
       const small = await client.fetch('http://orders/', { method: 'POST', body: 'x'.repeat(1024 * 1024) });
       await small.arrayBuffer();
       await until(() => copies === 1, 'a body of exactly 1 MiB is mirrored');
-      assert.deepEqual(client.stats().mirrored, { sent: 1, skipped: 1 });
+      assert.deepEqual(client.stats().mirrored, { sent: 1, skipped: 1, dropped: 0 });
     } finally {
       await client.close();
     }

@@ -31,6 +31,8 @@ export interface ConsulParseResult {
   readonly skipped: number;
   /** Well-formed entries left out on purpose: filtered by health, or weight 0. */
   readonly excluded: number;
+  /** Why the first skipped entry was skipped (e.g. an address no connection can be made to); `undefined` if none. */
+  readonly firstProblem?: string | undefined;
 }
 
 type CheckStatus = 'passing' | 'warning' | 'critical';
@@ -76,6 +78,7 @@ function toEndpoint(
   health: ConsulHealthFilter,
   zoneKey: string,
   seen: Set<string>,
+  problems: string[],
 ): Endpoint | null | 'excluded' {
   if (!isRecord(entry) || !isRecord(entry.Node) || !isRecord(entry.Service)) return null;
   const node = entry.Node;
@@ -121,10 +124,15 @@ function toEndpoint(
   let endpoint: Endpoint;
   try {
     endpoint = createEndpoint({ host, port, weight, zone, metadata });
-  } catch {
+  } catch (err) {
+    // A registry entry that could never be connected to (e.g. Service.Address "999.1.1.1"): skipped, reported.
+    problems.push(`${serviceId ?? host}: ${(err as Error).message}`);
     return null;
   }
-  if (seen.has(endpoint.key)) return null;
+  if (seen.has(endpoint.key)) {
+    problems.push(`${serviceId ?? host}: repeats ${endpoint.key}`);
+    return null;
+  }
   seen.add(endpoint.key);
   return endpoint;
 }
@@ -155,16 +163,22 @@ export function parseConsulHealth(body: string, options: ConsulParseOptions = {}
   const seen = new Set<string>();
   let skipped = 0;
   let excluded = 0;
+  const problems: string[] = [];
   for (const entry of parsed) {
-    const result = toEndpoint(entry, health, zoneKey, seen);
-    if (result === null) skipped++;
-    else if (result === 'excluded') excluded++;
+    const result = toEndpoint(entry, health, zoneKey, seen, problems);
+    if (result === null) {
+      skipped++;
+      if (problems.length < skipped) problems.push('an entry of the wrong shape');
+    } else if (result === 'excluded') excluded++;
     else endpoints.push(result);
   }
   if (parsed.length > 0 && skipped === parsed.length) {
-    throw new ConsulError('bad-response', `Consul answered with ${skipped} entries, none of the expected shape`);
+    throw new ConsulError(
+      'bad-response',
+      `Consul answered with ${skipped} entries, none usable (first: ${problems[0] ?? 'wrong shape'})`,
+    );
   }
-  return { endpoints, skipped, excluded };
+  return { endpoints, skipped, excluded, firstProblem: problems[0] };
 }
 
 function describeJson(value: unknown): string {

@@ -44,7 +44,7 @@
  * @module
  */
 import { Pool } from 'undici';
-import { isSidecarlessError, InvalidTargetError } from '../../common/errors.js';
+import { isSidecarlessError, InvalidTargetError, ServiceNotFoundError } from '../../common/errors.js';
 import { createDebug } from '../../common/debug.js';
 import { Backoff } from '../../common/backoff.js';
 import { ConsulError } from '../errors.js';
@@ -150,7 +150,9 @@ export class ConsulResolver implements Resolver {
   }
 
   /** One blocking query, bounded by the client timeout; aborted with the run on refresh or close. */
-  async #query(run: WatchRun): Promise<{ endpoints: ConsulParseResult['endpoints'] }> {
+  async #query(
+    run: WatchRun,
+  ): Promise<{ endpoints: ConsulParseResult['endpoints']; notFound: ServiceNotFoundError | undefined }> {
     const { clock, service, timeoutMs } = this.#options;
     run.started();
     this.#requests++;
@@ -176,9 +178,26 @@ export class ConsulResolver implements Resolver {
     }
     this.#updateIndex(indexHeader);
     this.#skipped += result.skipped;
-    if (result.skipped > 0) debug('%s: skipped %d malformed entries', service, result.skipped);
+    if (result.skipped > 0) {
+      debug('%s: skipped %d malformed entries (first: %s)', service, result.skipped, result.firstProblem);
+      // Reported, not fatal: the rest of the set is delivered (one bad registry entry must not cost the others).
+      run.report(
+        new ConsulError(
+          'bad-response',
+          `Consul service "${service}": skipped ${result.skipped} unusable entries (first: ${result.firstProblem})`,
+        ),
+      );
+    }
     debug('%s: answer at index %d', service, this.#index);
-    return { endpoints: result.endpoints };
+    const notFound =
+      result.endpoints.length > 0
+        ? undefined
+        : new ServiceNotFoundError(
+            service,
+            `Consul has no instance of service "${service}"` +
+              (result.excluded > 0 ? ` (${result.excluded} left out by the health filter)` : ''),
+          );
+    return { endpoints: result.endpoints, notFound };
   }
 
   #updateIndex(header: string | undefined): void {

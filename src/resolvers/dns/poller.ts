@@ -12,6 +12,7 @@ import {
   InvalidTargetError,
   isSidecarlessError,
   ResolverError,
+  ServiceNotFoundError,
 } from '../../common/errors.js';
 import { createDebug } from '../../common/debug.js';
 import { describe, func, integer, MAX_TIMER_MS, rejectUnknownKeys } from '../../common/options.js';
@@ -354,7 +355,8 @@ export abstract class DnsPollingResolver implements Resolver {
       if (!isNegativeAnswer(err)) throw err;
       this.#negative = err;
       debug('%s: %s; delivering an empty set', label, err.message);
-      return { endpoints: [], nextMs: this.clampTtl(err.negativeTtl ?? DEFAULT_NEGATIVE_TTL_S) };
+      const notFound = new ServiceNotFoundError(err.queryName, `no such service: ${err.message}`, { cause: err });
+      return { endpoints: [], notFound, nextMs: this.clampTtl(err.negativeTtl ?? DEFAULT_NEGATIVE_TTL_S) };
     }
   }
 }

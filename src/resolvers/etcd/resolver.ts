@@ -37,7 +37,7 @@
  */
 import { Pool } from 'undici';
 import type { Endpoint } from '../../common/endpoint.js';
-import { InvalidTargetError, isSidecarlessError } from '../../common/errors.js';
+import { InvalidTargetError, isSidecarlessError, ServiceNotFoundError } from '../../common/errors.js';
 import { isRecord } from '../../common/options.js';
 import { createDebug } from '../../common/debug.js';
 import { Backoff } from '../../common/backoff.js';
@@ -209,7 +209,7 @@ export class EtcdResolver implements Resolver {
       ),
     );
     this.#set.clear();
-    for (const kv of range.kvs) this.#put(kv);
+    for (const kv of range.kvs) this.#put(kv, run);
     this.#revision = range.revision;
     this.#deliver(run);
 
@@ -314,7 +314,7 @@ export class EtcdResolver implements Resolver {
         } else if (message.kind === 'events') {
           for (const event of message.events) {
             if (event.type === 'DELETE') this.#set.delete(event.kv.key);
-            else this.#put(event.kv);
+            else this.#put(event.kv, run);
           }
           changed = true;
         }
@@ -326,14 +326,15 @@ export class EtcdResolver implements Resolver {
     throw new EtcdError('connection', `etcd watch stream from ${origin} ended`);
   }
 
-  #put(kv: EtcdKeyValue): void {
+  #put(kv: EtcdKeyValue, run: WatchRun): void {
     try {
       this.#set.set(kv.key, parseEtcdEndpoint(kv.key, kv.value, this.#options.maxValueBytes));
     } catch (err) {
-      // The key no longer holds a usable endpoint: drop what it held before, keep the rest.
+      // The key no longer holds a usable endpoint: drop what it held before, keep the rest (and report it).
       this.#set.delete(kv.key);
       this.#skipped++;
       debug('%s: skipping malformed value: %s', this.#options.prefix, (err as Error).message);
+      run.report(isSidecarlessError(err) ? err : bad(`etcd value at ${JSON.stringify(kv.key)} is unusable`, err));
     }
   }
 
@@ -351,7 +352,13 @@ export class EtcdResolver implements Resolver {
       endpoints.push(endpoint);
     }
     debug('%s: set at revision %d', this.#options.prefix, this.#revision);
-    run.deliver(endpoints);
+    const { prefix } = this.#options;
+    run.deliver(
+      endpoints,
+      endpoints.length > 0
+        ? undefined
+        : new ServiceNotFoundError(prefix, `etcd has no endpoint under the prefix ${JSON.stringify(prefix)}`),
+    );
   }
 
   /** A bounded JSON POST whose body is returned as text; non-200 statuses become errors. */

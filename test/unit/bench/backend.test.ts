@@ -100,14 +100,16 @@ describe('bench backend process (bench/e2e/backend.ts): each fault gives its res
   });
 
   it('slow mode multiplies the latency by slowFactor (10x: slow is several times the normal median)', async () => {
-    await b.configure({ latency: { kind: 'fixed', ms: 25 } });
-    const normal = await median(b.port, 3);
+    // Lower bounds only, which a loaded machine cannot break (issue 15.17); the one upper bound (slow mode off
+    // again) has 1.8 s of margin over the configured 200 ms, far above any scheduling delay.
+    await b.configure({ latency: { kind: 'fixed', ms: 200 } });
+    const normal = await median(b.port, 1);
     await b.configure({ slow: true });
-    const slow = await median(b.port, 3);
-    assert.ok(normal >= 24, `normal ${normal} ms is below the fixed 25 ms`);
-    assert.ok(slow >= 249, `slow ${slow} ms is below 10 x 25 ms`);
-    assert.ok(slow > 3 * normal, `slow ${slow} ms vs normal ${normal} ms`);
+    const slow = await median(b.port, 1);
+    assert.ok(normal >= 199, `normal ${normal} ms is below the fixed 200 ms`);
+    assert.ok(slow >= 1999, `slow ${slow} ms is below 10 x 200 ms`);
     await b.configure({ slow: false });
-    assert.ok((await median(b.port, 3)) < slow, 'slow mode switches off again');
+    const off = await median(b.port, 1);
+    assert.ok(off >= 199 && off < 1999, `slow mode switches off again (${off} ms)`);
   });
 });

@@ -38,7 +38,7 @@ describe('cluster stats', () => {
 
   it('ResolverCounters report the last error message', () => {
     const r = new ResolverCounters();
-    assert.deepEqual(r.snapshot(), { updates: 0, errors: 0, lastError: undefined });
+    assert.deepEqual(r.snapshot(), { updates: 0, errors: 0, skipped: 0, lastError: undefined });
     r.errors++;
     r.lastError = new ResolverError('down');
     assert.equal(r.snapshot().lastError, 'down');

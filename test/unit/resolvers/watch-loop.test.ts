@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Backoff, resolveBackoffOptions } from '../../../src/common/backoff.js';
 import { createEndpoint, type Endpoint } from '../../../src/common/endpoint.js';
-import { ResolverError, type SidecarlessError } from '../../../src/common/errors.js';
+import { ResolverError, ServiceNotFoundError, type SidecarlessError } from '../../../src/common/errors.js';
 import { type WatchLoopOptions, WatchLoop, type WatchTask } from '../../../src/resolvers/watch-loop.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 
@@ -55,6 +55,30 @@ describe('WatchLoop', () => {
     await tick();
     assert.equal(runs, 2);
     assert.equal(t.updates.length, 1, 'an equal set is not delivered again');
+    t.loop.close();
+  });
+
+  it('issue 15.7: after a failure, an equal set is delivered again, with the "no such service" reason of an empty one', async () => {
+    let fail = false;
+    const notFound = new ServiceNotFoundError('users', 'no such service: users');
+    const t = setup(async (run) => {
+      run.started();
+      if (fail) throw new Error('boom');
+      return { endpoints: [], notFound };
+    });
+    const reasons: unknown[] = [];
+    t.loop.start({ ...t.listener, onUpdate: (e, why) => (t.updates.push(e), reasons.push(why)) });
+    await tick();
+    assert.deepEqual([t.updates.length, reasons[0]], [1, notFound]);
+    fail = true;
+    t.clock.advance(100);
+    await tick();
+    assert.equal(t.errors.length, 1);
+    fail = false;
+    t.clock.advance(1000);
+    await tick();
+    assert.equal(t.updates.length, 2, 'the listener hears that the source answers again');
+    assert.equal(reasons[1], notFound);
     t.loop.close();
   });
 
