@@ -123,7 +123,9 @@ export class SubchannelPool {
           endpoint =
             typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry as EndpointInit);
         } catch (err) {
-          rejected.push(err instanceof InvalidEndpointError ? err : new InvalidEndpointError(String(err), { cause: err }));
+          rejected.push(
+            err instanceof InvalidEndpointError ? err : new InvalidEndpointError(String(err), { cause: err }),
+          );
           continue;
         }
         current = active.get(endpoint.key);
