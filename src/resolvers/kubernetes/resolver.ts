@@ -211,7 +211,7 @@ export class KubernetesResolver implements Resolver {
   async #list(run: WatchRun, headers: Record<string, string>): Promise<void> {
     const slices = new Map<string, EndpointSlice>();
     let continueToken = '';
-    let resourceVersion = '';
+    let resourceVersion: string;
     do {
       const query: Record<string, string> = { limit: String(this.#options.pageSize) };
       if (continueToken !== '') query.continue = continueToken;
