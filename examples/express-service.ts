@@ -50,7 +50,7 @@ const reviewsResolver = new StaticResolver([]); // no instance yet
 // One client for every downstream service: a request goes to the cluster named by its URL's host.
 const downstream = createClient({
   clusters: {
-    inventory: { target: inventoryBackends.map((b) => b.address), timeout: 2_000 },
+    inventory: { target: inventoryBackends.map((b) => b.address), timeoutMs: 2_000 },
     reviews: { target: reviewsResolver, waitForReadyTimeoutMs: 200 },
   },
 });

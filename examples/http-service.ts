@@ -39,7 +39,7 @@ const inventory = createClient({
   name: 'inventory',
   target: inventoryBackends.map((b) => b.address),
   retry: { maxAttempts: 2 }, // a GET that fails on one backend is tried once more on another
-  timeout: 2_000,
+  timeoutMs: 2_000,
 });
 
 interface StockAnswer {

@@ -495,7 +495,7 @@ function markdown(
         .map(([k, v]) => `\`${k}: ${v}\``)
         .join(
           ', ',
-        )} (Envoy: 10000 and 30000) so a return fits in the run, and \`retry.perTryTimeout: ${fb.perTryTimeoutMs}\` (off by default) so a stalled attempt is abandoned and retried.`,
+        )} (Envoy: 10000 and 30000) so a return fits in the run, and \`retry.perTryTimeoutMs: ${fb.perTryTimeoutMs}\` (off by default) so a stalled attempt is abandoned and retried.`,
     );
     L.push('');
     L.push(

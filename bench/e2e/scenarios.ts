@@ -462,7 +462,7 @@ export async function failingBackend(fleet: readonly Backend[], s: Settings): Pr
   const onsetAt = phaseMs * 0.1;
   const healAt = phaseMs * 0.4;
   const outlierDetection = scaledOutlierDetection(s);
-  const options: ClientOptions = { target: addrs, outlierDetection, retry: { perTryTimeout: PER_TRY_TIMEOUT_MS } };
+  const options: ClientOptions = { target: addrs, outlierDetection, retry: { perTryTimeoutMs: PER_TRY_TIMEOUT_MS } };
   const runs: FailingRun[] = [];
   for (const fault of FAULTS) {
     for (const make of [() => balancedDispatcher(options), () => balancedPool(addrs)]) {

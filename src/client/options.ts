@@ -100,7 +100,7 @@ const CLUSTER_KEY_RECORD = {
   retry: true,
   retryBudget: true,
   hedge: true,
-  timeout: true,
+  timeoutMs: true,
   limits: true,
   breaker: true,
   outlierDetection: true,

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Clock } from '../common/runtime.js';
 import { CircuitOpenError, OverloadedError } from '../common/errors.js';
 import type { BalancedRequest } from '../request/balanced-request.js';
 import { Breaker, type BreakerState } from '../request/breaker.js';
@@ -17,11 +18,11 @@ export class Admission {
   readonly #counters: RequestCounters;
   readonly #breaker: Breaker | undefined;
 
-  constructor(cluster: string, policy: RequestPolicy, counters: RequestCounters) {
+  constructor(cluster: string, policy: RequestPolicy, counters: RequestCounters, clock: Clock) {
     this.#cluster = cluster;
     this.#policy = policy;
     this.#counters = counters;
-    this.#breaker = policy.breaker === undefined ? undefined : new Breaker(policy.breaker, cluster);
+    this.#breaker = policy.breaker === undefined ? undefined : new Breaker(policy.breaker, cluster, clock);
   }
 
   /** The error refusing one more request (`maxInFlight` reached, counted), or `undefined` to accept it. */

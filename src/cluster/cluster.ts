@@ -119,7 +119,7 @@ export class Cluster {
       onChange: () => this.#rebuild(),
     });
     this.#health = health;
-    this.#admission = new Admission(name, this.#policy, this.#counters);
+    this.#admission = new Admission(name, this.#policy, this.#counters, clock);
     this.#pool = new SubchannelPool({
       protocol: resolved.protocol,
       poolOptions: resolved.poolOptions,

@@ -24,6 +24,7 @@ import type { ConfiguredPolicy, PickerOption, PickerRegistry } from '../pickers/
 import { type RequestPolicy, type RequestPolicyOptions, resolveRequestPolicy } from '../request/policy.js';
 import type { Resolver } from '../resolvers/resolver.js';
 import type { ResolverRegistry } from '../resolvers/registry.js';
+import { validatePoolOptions } from '../subchannel/pool-options.js';
 
 /** Where a cluster's endpoints come from. */
 export type TargetOption = string | Resolver | ReadonlyArray<string | EndpointInit | Endpoint>;
@@ -186,6 +187,15 @@ function resolveZoneAware(raw: unknown, path: string): ZoneAwareOptions | undefi
   };
 }
 
+/** A header value with no whitespace and no control character (a NUL or CR/LF would break every request). */
+function isHeaderValueToken(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) return false;
+  }
+  return true;
+}
+
 /** True for a {@link Resolver} object (as opposed to a target string or an endpoint list). */
 export function isResolver(value: unknown): value is Resolver {
   return (
@@ -208,7 +218,12 @@ export function resolveClusterOptions(options: ClusterOptions, path = ''): Resol
     throw new InvalidOptionError(path || 'options', `expected an object, got ${describe(options)}`);
   const clock = options.clock ?? systemClock;
   const random = options.random ?? systemRandom;
-  if (typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function') {
+  if (
+    typeof clock !== 'object' ||
+    clock === null ||
+    typeof clock.now !== 'function' ||
+    typeof clock.setTimeout !== 'function'
+  ) {
     throw new InvalidOptionError(joinPath(path, 'clock'), 'expected { now, setTimeout, clearTimeout }');
   }
   if (typeof random !== 'function') {
@@ -222,11 +237,33 @@ export function resolveClusterOptions(options: ClusterOptions, path = ''): Resol
     );
   }
   const pickers = options.pickers ?? createPickerRegistry();
+  if (typeof pickers !== 'object' || pickers === null || typeof pickers.configure !== 'function') {
+    throw new InvalidOptionError(
+      joinPath(path, 'pickers'),
+      `expected a PickerRegistry (createPickerRegistry()), got ${describe(options.pickers)}`,
+    );
+  }
+  const resolvers: unknown = options.resolvers;
+  if (
+    resolvers !== undefined &&
+    (typeof resolvers !== 'object' ||
+      resolvers === null ||
+      typeof (resolvers as ResolverRegistry).create !== 'function')
+  ) {
+    throw new InvalidOptionError(
+      joinPath(path, 'resolvers'),
+      `expected a ResolverRegistry (createResolverRegistry()), got ${describe(resolvers)}`,
+    );
+  }
   const host = options.host;
-  if (host !== undefined && host !== false && (typeof host !== 'string' || host.length === 0 || /\s/.test(host))) {
+  if (
+    host !== undefined &&
+    host !== false &&
+    (typeof host !== 'string' || host.length === 0 || !isHeaderValueToken(host))
+  ) {
     throw new InvalidOptionError(
       joinPath(path, 'host'),
-      'expected a non-empty header value without whitespace, or false',
+      'expected a non-empty header value without whitespace or control characters, or false',
     );
   }
   const endpointHeader = options.endpointHeader;
@@ -237,10 +274,7 @@ export function resolveClusterOptions(options: ClusterOptions, path = ''): Resol
     );
   }
   const pool = options.pool ?? {};
-  if (!isRecord(pool)) throw new InvalidOptionError(joinPath(path, 'pool'), 'expected undici Pool options');
-  if ('factory' in pool) {
-    throw new InvalidOptionError(joinPath(path, 'pool.factory'), 'the cluster creates its own pools');
-  }
+  validatePoolOptions(pool, joinPath(path, 'pool'));
   const tls = resolveTls(options.tls, path);
   // The health families are validated here too (EndpointHealth resolves them again when the cluster is built), so
   // that a template is checked without building anything and errors carry the full path.
@@ -268,7 +302,7 @@ export function resolveClusterOptions(options: ClusterOptions, path = ''): Resol
       : { ...pool, connect: { ...(pool.connect as object), ...tls } }) as Pool.Options,
     connectBackoff: resolveBackoffOptions(options.connectBackoff, joinPath(path, 'connectBackoff')),
     zoneAware: resolveZoneAware(options.zoneAware, path),
-    request: resolveRequestPolicy(options),
+    request: resolveRequestPolicy(options, path),
     clock,
     random,
   };

@@ -5,8 +5,8 @@
  * @module
  */
 import { InvalidOptionError } from './errors.js';
-// The option validators the health modules use, so that every option family reports the same way.
-import { checkObject, duration, MAX_TIMER_MS, number } from './options.js';
+// The options toolkit, so that every option family reports a bad value the same way.
+import { checkObject, describe, duration, joinPath, MAX_TIMER_MS, number } from './options.js';
 import type { RandomSource } from './runtime.js';
 
 /** Backoff settings. Defaults are gRPC's connection backoff. @category Options */
@@ -28,7 +28,22 @@ export interface BackoffOptions {
 export type ResolvedBackoffOptions = Required<BackoffOptions>;
 
 /**
- * Validates backoff settings, naming the bad one as `${prefix}.<field>`.
+ * The defaults of one backoff family. `maxMs` may be a function of the (validated) `initialMs`, for a cap that
+ * follows a user's larger first delay (the retry backoff's `max(250, initialMs)`).
+ */
+export interface BackoffDefaults {
+  readonly initialMs: number;
+  readonly multiplier: number;
+  readonly jitter: number;
+  readonly maxMs: number | ((initialMs: number) => number);
+}
+
+/** gRPC's connection backoff: 1 s, ×1.6, ±20 %, at most 120 s. The default of {@link resolveBackoffOptions}. */
+export const CONNECTION_BACKOFF: BackoffDefaults = { initialMs: 1000, multiplier: 1.6, jitter: 0.2, maxMs: 120_000 };
+
+/**
+ * Validates backoff settings, naming the bad one as `${path}.<field>`; omitted fields take `defaults` (gRPC's
+ * connection backoff unless given).
  *
  * @throws InvalidOptionError for a value that is not a plain object (or `undefined`), an unknown key, an `initialMs`
  *   or `maxMs` that is not above 0 or exceeds the longest Node timer (2147483647 ms; a longer one would fire after
@@ -42,16 +57,21 @@ export type ResolvedBackoffOptions = Required<BackoffOptions>;
  *
  * @category Backoff
  */
-export function resolveBackoffOptions(options: BackoffOptions | undefined, prefix: string): ResolvedBackoffOptions {
-  const o = options === undefined ? {} : checkObject(options, ['initialMs', 'multiplier', 'jitter', 'maxMs'], prefix);
-  const initialMs = duration(o.initialMs, `${prefix}.initialMs`, 1000);
-  const multiplier = number(o.multiplier, `${prefix}.multiplier`, 1.6, 1);
-  const jitter = o.jitter ?? 0.2;
+export function resolveBackoffOptions(
+  options: BackoffOptions | undefined,
+  path: string,
+  defaults: BackoffDefaults = CONNECTION_BACKOFF,
+): ResolvedBackoffOptions {
+  const o = options === undefined ? {} : checkObject(options, ['initialMs', 'multiplier', 'jitter', 'maxMs'], path);
+  const initialMs = duration(o.initialMs, joinPath(path, 'initialMs'), defaults.initialMs);
+  const multiplier = number(o.multiplier, joinPath(path, 'multiplier'), defaults.multiplier, 1);
+  const jitter = o.jitter ?? defaults.jitter;
   if (typeof jitter !== 'number' || !(jitter >= 0 && jitter < 1)) {
-    throw new InvalidOptionError(`${prefix}.jitter`, 'expected a number in [0, 1)');
+    throw new InvalidOptionError(joinPath(path, 'jitter'), `expected a number in [0, 1), got ${describe(jitter)}`);
   }
-  const maxMs = duration(o.maxMs, `${prefix}.maxMs`, 120_000);
-  if (maxMs < initialMs) throw new InvalidOptionError(`${prefix}.maxMs`, 'must not be below initialMs');
+  const maxDefault = typeof defaults.maxMs === 'function' ? defaults.maxMs(initialMs) : defaults.maxMs;
+  const maxMs = duration(o.maxMs, joinPath(path, 'maxMs'), maxDefault);
+  if (maxMs < initialMs) throw new InvalidOptionError(joinPath(path, 'maxMs'), 'must not be below initialMs');
   return { initialMs, multiplier, jitter, maxMs };
 }
 

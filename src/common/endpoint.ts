@@ -67,7 +67,16 @@ function normalizeHost(raw: unknown): string {
   let host = raw;
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
   const family = isIP(host);
-  if (family === 6) return canonicalIPv6(host);
+  if (family === 6) {
+    if (host.includes('%')) {
+      // undici connects through a WHATWG URL, which has no syntax for a zone index: such an endpoint could never
+      // be reached, and building its pool would throw.
+      throw new InvalidEndpointError(
+        `Endpoint host ${JSON.stringify(raw)} has an IPv6 zone index, which HTTP URLs cannot carry; use a global address`,
+      );
+    }
+    return canonicalIPv6(host);
+  }
   if (family === 4) return host;
   host = host.toLowerCase();
   if (host.endsWith('.')) host = host.slice(0, -1);
@@ -76,19 +85,37 @@ function normalizeHost(raw: unknown): string {
       `Endpoint host ${JSON.stringify(raw)} is neither an IP address nor a valid hostname`,
     );
   }
+  return connectable(raw, host);
+}
+
+/**
+ * `host` if the URL parser (which undici connects through) reads it as exactly this host, else an error. Accepting
+ * exactly what can be connected to: `999.1.1.1`, `foo.123` (a last label of digits is parsed as IPv4) and invalid
+ * punycode (`xn--a`) are refused by the parser, and `0x7f.1` or `1.2.3` are legacy IPv4 spellings that the parser
+ * silently turns into another address (127.0.0.1, 1.2.0.3): refused too, rather than connecting somewhere else than
+ * the resolver said.
+ */
+function connectable(raw: string, host: string): string {
+  let parsed: string;
+  try {
+    parsed = new URL(`http://${host}/`).hostname;
+  } catch {
+    throw new InvalidEndpointError(`Endpoint host ${JSON.stringify(raw)} is not a host an HTTP URL can name`);
+  }
+  if (parsed !== host) {
+    throw new InvalidEndpointError(
+      `Endpoint host ${JSON.stringify(raw)} is ambiguous: URL parsers read it as ${JSON.stringify(parsed)}; write that instead`,
+    );
+  }
   return host;
 }
 
 /**
  * One spelling per IPv6 address (RFC 5952 style, as the WHATWG URL serializer writes it: lower case, longest zero
- * run compressed), so `0:0::1` and `::1` get the same key and a set cannot hold one address twice. A zone index
- * (`fe80::1%eth0`) is kept as written; the URL parser does not take one.
+ * run compressed), so `0:0::1` and `::1` get the same key and a set cannot hold one address twice.
  */
 function canonicalIPv6(host: string): string {
-  const percent = host.indexOf('%');
-  const address = percent === -1 ? host : host.slice(0, percent);
-  const canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  return percent === -1 ? canonical : canonical + host.slice(percent);
+  return new URL(`http://[${host}]/`).hostname.slice(1, -1);
 }
 
 /** The key of an endpoint at `host:port`, as {@link Endpoint.key}. `host` must already be normalized. */
@@ -217,13 +244,43 @@ export function parseHostPort(
  * @category Endpoints
  */
 export function createEndpointSet(entries: Iterable<EndpointInit | Endpoint | string>): Endpoint[] {
-  const out: Endpoint[] = [];
+  const { endpoints, rejected } = partitionEndpointSet(entries);
+  if (rejected.length > 0) throw rejected[0]!;
+  return endpoints;
+}
+
+/**
+ * What {@link partitionEndpointSet} makes of a set: the valid endpoints, in order, and an error for each entry left
+ * out (invalid, or a duplicate key after the first).
+ */
+export interface PartitionedEndpoints {
+  readonly endpoints: Endpoint[];
+  readonly rejected: (InvalidEndpointError | DuplicateEndpointError)[];
+}
+
+/**
+ * Like {@link createEndpointSet}, but an invalid or duplicate entry is left out rather than failing the set: what a
+ * cluster does with what a resolver delivers, so that one bad registry entry cannot keep the good ones out of service
+ * (docs/ARCHITECTURE.md, "Last known good").
+ */
+export function partitionEndpointSet(entries: Iterable<EndpointInit | Endpoint | string>): PartitionedEndpoints {
+  const endpoints: Endpoint[] = [];
+  const rejected: (InvalidEndpointError | DuplicateEndpointError)[] = [];
   const seen = new Set<string>();
   for (const entry of entries) {
-    const endpoint = typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry);
-    if (seen.has(endpoint.key)) throw new DuplicateEndpointError(endpoint.key);
+    let endpoint: Endpoint;
+    try {
+      endpoint = typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry);
+    } catch (err) {
+      rejected.push(err instanceof InvalidEndpointError ? err : new InvalidEndpointError(String(err), { cause: err }));
+      continue;
+    }
+    if (seen.has(endpoint.key)) {
+      rejected.push(new DuplicateEndpointError(endpoint.key));
+      continue;
+    }
     seen.add(endpoint.key);
-    out.push(endpoint);
+    endpoints.push(endpoint);
   }
-  return out;
+  return { endpoints, rejected };
 }

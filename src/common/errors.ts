@@ -294,7 +294,7 @@ export class DeadlineExceededError extends SidecarlessError {
 }
 
 /**
- * One attempt got no response headers within `retry.perTryTimeout`; retried when the request may be.
+ * One attempt got no response headers within `retry.perTryTimeoutMs`; retried when the request may be.
  *
  * @category Errors
  */

@@ -6,7 +6,7 @@
  * @module
  */
 
-/** @internal The counters of one endpoint. */
+/** The counters of one endpoint (not exported from the package). */
 export interface EndpointCounts {
   /** Attempts sent to the endpoint to retry a failure (elsewhere or here). */
   retries: number;

@@ -140,7 +140,7 @@ export interface HealthEvent {
   /** The cluster's name. */
   readonly cluster: string;
   /**
-   * The cluster's {@link Cluster.id}: unique in the process, so subscribers can tell apart clusters of different
+   * The cluster's {@link ClusterStats.id}: unique in the process, so subscribers can tell apart clusters of different
    * clients that share a name.
    */
   readonly clusterId: number;

@@ -67,7 +67,7 @@ type State = 'pending' | 'discarding' | 'committed' | 'cancelled' | 'failed';
 export class Attempt implements LegacyHandler {
   readonly subchannel: Subchannel;
   readonly #owner: AttemptOwner;
-  readonly #resolve: () => void;
+  /** Told when the attempt fails before committing (never after a commit, a cancellation, or twice). */
   readonly #reject: (failure: AttemptFailure) => void;
   #state: State = 'pending';
   #abort: ((reason?: Error) => void) | undefined;
@@ -77,15 +77,9 @@ export class Attempt implements LegacyHandler {
   /** @internal per-try timer, cleared by the owner's clock. */
   timer: TimerHandle | undefined;
 
-  constructor(
-    owner: AttemptOwner,
-    subchannel: Subchannel,
-    resolve: () => void,
-    reject: (failure: AttemptFailure) => void,
-  ) {
+  constructor(owner: AttemptOwner, subchannel: Subchannel, reject: (failure: AttemptFailure) => void) {
     this.#owner = owner;
     this.subchannel = subchannel;
-    this.#resolve = resolve;
     this.#reject = reject;
   }
 
@@ -147,7 +141,6 @@ export class Attempt implements LegacyHandler {
     }
     this.#state = 'committed';
     this.#owner.commit(this, statusCode);
-    this.#resolve();
     const name = this.#owner.endpointHeader;
     const delivered = name === undefined ? headers : [...headers, name, Buffer.from(this.subchannel.key, 'latin1')];
     return this.#owner.user.onHeaders?.(statusCode, delivered, resume, statusText) ?? true;
@@ -187,7 +180,6 @@ export class Attempt implements LegacyHandler {
     }
     this.#state = 'committed';
     this.#owner.commit(this, statusCode);
-    this.#resolve();
     this.#owner.user.onUpgrade?.(statusCode, headers, socket);
     this.#owner.completeCommitted(null, true);
   }

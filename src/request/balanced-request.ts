@@ -2,11 +2,18 @@
  * One request as the caller dispatched it: its wait for an endpoint, its attempts (retries and hedges), its
  * deadline, and the single conversation the caller sees.
  *
+ * The attempts run as a state machine driven by callbacks, not promises: the first attempt costs no more than a
+ * plain undici request (no promise, no controller, no closure beyond the attempt's own). A failed attempt is judged
+ * at once (#attemptFailed); a retry waits on the host's clock (`clock.setTimeout`) for the larger of the request's
+ * backoff (common/backoff.ts, jitter from the host's random source) and the `Retry-After` the failure asked for.
+ * Hedged attempts form a group (#nextAttempt, #hedgeDue): the group fails with its last outstanding attempt. The
+ * waits and attempt counting are the project's own rather than p-retry's, see docs/ARCHITECTURE.md ("Retries").
+ *
  * The caller's handler sees exactly one `onConnect` (with an abort function that works at every stage), then the
  * response of the one attempt that commits, or one `onError`. Attempts whose response is discarded for a retry,
  * or that lose a hedge race, are invisible to the caller; each still reports its own outcome to its subchannel.
  *
- * Replay safety (invariant 6 of DESIGN.md): a request is sent again only when
+ * Replay safety (docs/ARCHITECTURE.md, "Invariants"): a request is sent again only when
  * - it certainly did not reach the server (the connection failed), or the method is idempotent (RFC 9110 §9.2.2)
  *   or the user opted in with `retry.retryNonIdempotent`; and
  * - its body can be sent again: none, buffered, a stream recorded while it was read (`retry.bufferBody`), or a
@@ -15,8 +22,8 @@
  * response goes to the caller as it is.
  */
 import type { Readable } from 'node:stream';
-import pRetry, { AbortError as RetryAbort } from 'p-retry';
 import type { Dispatcher } from 'undici';
+import { Backoff } from '../common/backoff.js';
 import {
   AllEjectedError,
   ClientClosedError,
@@ -76,8 +83,6 @@ function abortedError(): Error {
   err.code = 'UND_ERR_ABORTED';
   return err;
 }
-
-const NOOP = (): void => {};
 
 function isReadable(value: unknown): value is Readable {
   return typeof value === 'object' && value !== null && typeof (value as Readable).pipe === 'function';
@@ -139,17 +144,23 @@ export class BalancedRequest implements AttemptOwner {
   #deadline: TimerHandle | undefined;
   /** The next hedge of the attempt group in progress; a request that ends clears it. */
   #hedgeTimer: TimerHandle | undefined;
-  #controller: AbortController | undefined;
   #bodyStarted = false;
   /** The streamed body as read so far, when `retry.bufferBody` records it. */
   #recorded: RecordedBody | undefined;
   #attemptNumber = 0;
-  /** Retries started (each after its wait). */
-  #retries = 0;
+  /** Attempts of the current group (one, or hedged) not yet failed, counting those still waiting for an endpoint. */
+  #outstanding = 0;
+  /** Hedges the current group may still send. */
+  #hedgesLeft = 0;
+  /** The wait before the next attempt, while the request waits to retry. */
+  #retryTimer: TimerHandle | undefined;
+  /** The request's retry backoff, made at its first retry. */
+  #backoff: Backoff | undefined;
   /** What the failure being retried asked to wait (`Retry-After`), ms. */
   #retryAfterMs = 0;
   /** Set when the client closes: no new attempt starts. */
   #closing = false;
+  /** Told the verdict for the circuit breaker, when one counts this request. */
   #settle: ((verdict: RequestVerdict) => void) | undefined;
 
   /** The route that sent the request here, if any (its subset narrows the endpoints). */
@@ -202,14 +213,13 @@ export class BalancedRequest implements AttemptOwner {
   }
 
   /**
-   * Runs the attempts. Resolves once the outcome is known to the breaker: at commit (by status) or at the final
-   * failure. Never rejects; the caller's handler is told everything.
+   * Runs the attempts. `onVerdict`, when given, is told the outcome for the circuit breaker once it is known: at
+   * commit (by status) or at the final failure. The caller's handler is told everything.
    */
-  run(): void;
-  run(withVerdict: true): Promise<RequestVerdict>;
-  run(withVerdict = false): Promise<RequestVerdict> | undefined {
+  run(onVerdict?: (verdict: RequestVerdict) => void): void {
     const { policy, clock } = this.#host;
     this.#host.budget?.deposit();
+    this.#settle = onVerdict;
     if (policy.timeoutMs > 0) {
       this.#deadline = clock.setTimeout(
         () => {
@@ -222,141 +232,86 @@ export class BalancedRequest implements AttemptOwner {
         true,
       );
     }
-    const verdict = withVerdict
-      ? new Promise<RequestVerdict>((resolve) => {
-          this.#settle = resolve;
-        })
-      : undefined;
-    // The first attempt runs without the retry machinery (p-retry, an AbortController, promises): most requests
-    // succeed at once, and this keeps their cost close to a plain undici request.
-    if (this.#hedging) {
-      this.#group().then(undefined, (failure: unknown) => this.#afterFirstFailure(failure));
-    } else {
-      this.#attemptNumber++;
-      this.#launch(NOOP, (failure) => this.#afterFirstFailure(failure));
-    }
-    return verdict;
+    this.#nextAttempt();
   }
 
-  /** The first attempt failed: judge it, then hand the remaining attempts to p-retry. */
-  #afterFirstFailure(failure: unknown): void {
+  /**
+   * Starts the next attempt: one attempt, or with hedging a group that sends another attempt to another endpoint
+   * each `hedge.delayMs` without response headers (up to `maxHedges`); the first answer wins.
+   */
+  #nextAttempt(): void {
+    this.#attemptNumber++;
+    this.#outstanding = 0;
+    const { hedge } = this.#host.policy;
+    if (hedge !== undefined && this.#hedging) {
+      this.#hedgesLeft = hedge.maxHedges;
+      this.#armHedge(hedge.delayMs);
+    }
+    this.#launch(false);
+  }
+
+  #armHedge(delayMs: number): void {
+    this.#hedgeTimer = this.#host.clock.setTimeout(() => this.#hedgeDue(delayMs), delayMs, true);
+  }
+
+  /** No attempt of the group has answered within the hedge delay: send a hedge, if the budget allows one. */
+  #hedgeDue(delayMs: number): void {
+    this.#hedgeTimer = undefined;
+    if (this.#stage !== 'running' || this.#closing || this.#outstanding === 0) return;
+    if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) return;
+    this.#hedgesLeft--;
+    this.#launch(true);
+    if (this.#hedgesLeft > 0 && this.#stage === 'running' && this.#outstanding > 0) this.#armHedge(delayMs);
+  }
+
+  /**
+   * An attempt failed. The group it belongs to fails with its last outstanding attempt; then the request is
+   * retried after its wait, or ends with the failure (or with why it may not be retried).
+   */
+  #attemptFailed(failure: AttemptFailure): void {
+    // The request committed or ended meanwhile: nothing to decide.
     if (this.#stage !== 'running') return;
+    if (--this.#outstanding > 0) return;
+    this.#clearHedgeTimer();
     let again: boolean;
     try {
-      again = this.#host.policy.maxAttempts > 1 && this.#decideRetry(failure as Error);
+      again = this.#attemptNumber < this.#host.policy.maxAttempts && this.#decideRetry(failure);
     } catch (refused) {
-      this.#finalFailure(refused);
+      this.#finalFailure(refused as Error);
       return;
     }
     if (!again) {
       this.#finalFailure(failure);
       return;
     }
-    const controller = new AbortController();
-    this.#controller = controller;
-    // p-retry counts the attempts and asks #decideRetry; the waits are ours (#pause, before each attempt): their
-    // jitter comes from the injected random, Retry-After is honoured without adding a backoff to it, and #fail
-    // cuts them short. minTimeout 0 keeps p-retry from waiting on top.
-    pRetry(() => this.#pauseThenGroup(), {
-      retries: this.#host.policy.maxAttempts - 2,
-      minTimeout: 0,
-      signal: controller.signal,
-      shouldRetry: ({ error }) => this.#decideRetry(error),
-    }).then(undefined, (last: unknown) => this.#finalFailure(last));
-  }
-
-  async #pauseThenGroup(): Promise<void> {
-    this.#retries++;
-    await this.#pause(retryWait(this.#host.policy, this.#retries, this.#host.random, this.#retryAfterMs));
-    return this.#group();
-  }
-
-  /**
-   * Waits `ms` before a retry; ends early when the request ends (#fail aborts the controller), after which the
-   * attempt it leads to refuses to start. A real timer, ref'd like the request's deadline (see `Clock.setTimeout`):
-   * the caller is waiting for this request. The fake clocks of tests drive deadlines, not backoff.
-   */
-  #pause(ms: number): Promise<void> {
-    const signal = this.#controller?.signal;
-    return new Promise<void>((resolve) => {
-      if (signal?.aborted === true) {
-        resolve();
-        return;
-      }
-      const onAbort = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    const { policy, random, clock } = this.#host;
+    this.#backoff ??= new Backoff(policy.backoff, random);
+    // A ref'd timer, like the request's deadline (see `Clock.setTimeout`): the caller is waiting for this request.
+    // #fail clears it, so a request that ends while waiting (deadline, abort, close) starts no attempt.
+    this.#retryTimer = clock.setTimeout(
+      () => {
+        this.#retryTimer = undefined;
+        if (this.#stage === 'running') this.#nextAttempt();
+      },
+      retryWait(this.#backoff, this.#retryAfterMs),
+      true,
+    );
   }
 
   /**
    * Whether `failure` is retried. Throws when it would be but may not: the retry budget is spent, or the client is
    * closing (then the request fails with `SIDECARLESS_CLIENT_CLOSED`, the failure as its cause).
    */
-  #decideRetry(failure: Error): boolean {
+  #decideRetry(failure: AttemptFailure): boolean {
     if (!this.#shouldRetry(failure)) return false;
-    if (this.#closing) {
-      throw new ClientClosedError({ cause: failure instanceof AttemptFailure ? failure.error : failure });
-    }
-    this.#retryAfterMs = failure instanceof AttemptFailure ? failure.retryAfterMs : 0;
+    if (this.#closing) throw new ClientClosedError({ cause: failure.error });
+    this.#retryAfterMs = failure.retryAfterMs;
     return true;
   }
 
   /** True when attempts are hedged: hedging is on, the method idempotent and the body replayable. */
   get #hedging(): boolean {
     return this.#host.policy.hedge !== undefined && this.#idempotent && this.#body !== 'once';
-  }
-
-  /** One attempt, or a hedged group of attempts: resolves at commit, rejects with the last failure. */
-  #group(): Promise<void> {
-    this.#attemptNumber++;
-    const { hedge } = this.#host.policy;
-    if (hedge === undefined || !this.#hedging) return this.#try();
-    return new Promise<void>((resolve, reject) => {
-      let outstanding = 0;
-      let hedgesLeft = hedge.maxHedges;
-      let settled = false;
-      const { clock } = this.#host;
-      const launch = (asHedge: boolean) => {
-        outstanding++;
-        this.#try(asHedge).then(
-          () => {
-            settled = true;
-            this.#clearHedgeTimer();
-            resolve();
-          },
-          (failure: unknown) => {
-            outstanding--;
-            if (settled || outstanding > 0) return;
-            settled = true;
-            this.#clearHedgeTimer();
-            reject(failure);
-          },
-        );
-      };
-      const arm = () => {
-        this.#hedgeTimer = clock.setTimeout(
-          () => {
-            this.#hedgeTimer = undefined;
-            if (settled || this.#stage !== 'running' || this.#closing) return;
-            if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) return;
-            hedgesLeft--;
-            launch(true);
-            if (hedgesLeft > 0) arm();
-          },
-          hedge.delay,
-          true,
-        );
-      };
-      launch(false);
-      arm();
-    });
   }
 
   #clearHedgeTimer(): void {
@@ -366,32 +321,22 @@ export class BalancedRequest implements AttemptOwner {
     }
   }
 
-  /** One attempt on one subchannel. */
-  #try(hedge = false): Promise<void> {
-    return new Promise<void>((resolve, reject) => this.#launch(resolve, reject, hedge));
-  }
-
-  /** Sends one attempt; `resolve` at commit, `reject` with its failure. */
-  #launch(resolve: () => void, reject: (failure: unknown) => void, hedge = false): void {
-    if (this.#stage !== 'running') {
-      reject(new RetryAbort(this.#abortReason ?? abortedError()));
-      return;
-    }
+  /** Sends one attempt of the current group on a subchannel not tried yet (when there is one). */
+  #launch(hedge: boolean): void {
+    this.#outstanding++;
     this.#host.acquire(this, this.#tried, (error, subchannel) => {
+      // The request ended while waiting for an endpoint: it has told the caller already.
+      if (this.#stage !== 'running') return;
       if (error !== undefined || subchannel === undefined) {
-        reject(new AttemptFailure(error ?? new Error('no subchannel'), 'no-endpoint', true));
-        return;
-      }
-      if (this.#stage !== 'running') {
-        reject(new RetryAbort(this.#abortReason ?? abortedError()));
+        this.#attemptFailed(new AttemptFailure(error ?? new Error('no subchannel'), 'no-endpoint', true));
         return;
       }
       this.#tried.add(subchannel);
-      const attempt = new Attempt(this, subchannel, resolve, (failure) => {
+      const attempt = new Attempt(this, subchannel, (failure) => {
         this.#live.delete(attempt);
         this.#clearAttemptTimer(attempt);
         this.#lastFailure = failure;
-        reject(failure);
+        this.#attemptFailed(failure);
       });
       this.#live.add(attempt);
       this.attempts++;
@@ -460,8 +405,8 @@ export class BalancedRequest implements AttemptOwner {
     return wait;
   }
 
-  #shouldRetry(error: Error): boolean {
-    if (this.#stage !== 'running' || !(error instanceof AttemptFailure)) return false;
+  #shouldRetry(error: AttemptFailure): boolean {
+    if (this.#stage !== 'running') return false;
     switch (error.kind) {
       case 'status':
         return true; // decided, and paid for, when the headers arrived
@@ -479,14 +424,9 @@ export class BalancedRequest implements AttemptOwner {
     return true;
   }
 
-  #finalFailure(failure: unknown): void {
+  #finalFailure(failure: AttemptFailure | Error): void {
     if (this.#stage !== 'running') return;
-    let error =
-      failure instanceof AttemptFailure
-        ? failure.error
-        : failure instanceof RetryAbort
-          ? failure.originalError
-          : (failure as Error);
+    let error = failure instanceof AttemptFailure ? failure.error : failure;
     // Out of endpoints for a retry: the earlier attempt's failure is what went wrong, keep it.
     if (failure instanceof AttemptFailure && failure.kind === 'no-endpoint' && this.#lastFailure !== undefined) {
       error = withCause(error, this.#lastFailure.error, this.#host.name);
@@ -504,6 +444,7 @@ export class BalancedRequest implements AttemptOwner {
     this.#recorded?.seal();
     this.#live.delete(attempt);
     this.#clearAttemptTimer(attempt);
+    this.#clearHedgeTimer();
     this.#clearDeadline();
     for (const other of this.#live) {
       this.#clearAttemptTimer(other);
@@ -581,7 +522,10 @@ export class BalancedRequest implements AttemptOwner {
     }
     this.#live.clear();
     this.#clearHedgeTimer();
-    this.#controller?.abort(error);
+    if (this.#retryTimer !== undefined) {
+      this.#host.clock.clearTimeout(this.#retryTimer);
+      this.#retryTimer = undefined;
+    }
     this.#recorded?.close();
     this.#end(verdict, error);
     this.user.onError?.(error);

@@ -1,79 +1,131 @@
 /**
- * The cluster's circuit breaker, on opossum: counts each request's final outcome (a 5xx response the caller
- * receives, or a failure, counts as a failure; other responses as successes; caller aborts and requests cut short
- * by closing the client not at all), opens past the error threshold, fails fast with `SIDECARLESS_CIRCUIT_OPEN` (or
- * answers with the fallback) while open, and lets one probe through after `resetTimeout` (half-open).
+ * The cluster's circuit breaker: Hystrix's rule, as opossum applies it. It counts each request's final outcome over
+ * a rolling window of ten buckets (a 5xx response the caller receives, or a failure, counts as a failure; other
+ * responses as successes; caller aborts and requests cut short by closing the client not at all). Past
+ * `volumeThreshold` outcomes in the window, a failure rate above `errorThresholdPercentage` opens the circuit:
+ * requests fail fast with `SIDECARLESS_CIRCUIT_OPEN` (or get the fallback). After `resetTimeoutMs` the circuit is
+ * half-open and lets one probe through: its success closes the circuit, its failure opens it again, and a probe
+ * that does not count (aborted) lets the next request probe.
  *
- * Requests run outside opossum, which is fired once a request's verdict is known, with that verdict: opossum counts
- * every call it runs (its error rate is failures over calls), so a request that turns out not to count must never
- * have been a call. Admission mirrors opossum's own rule: all requests while closed, one probe while half-open.
+ * The project's own rather than opossum's (docs/ARCHITECTURE.md, "Circuit breaker"): opossum counts every call it
+ * runs, so an outcome that must not count cannot be expressed (an aborted half-open probe would close the circuit),
+ * and its reset and window timers do not follow the injected clock. Off by default: a cluster without `breaker`
+ * has none, and pays nothing.
  */
-import CircuitBreaker from 'opossum';
 import { createDebug } from '../common/debug.js';
+import type { Clock, TimerHandle } from '../common/runtime.js';
 import type { BalancedRequest, RequestVerdict } from './balanced-request.js';
-import type { RequestPolicy } from './policy.js';
+import type { ResolvedBreakerOptions } from './policy.js';
 
 const debug = createDebug('breaker');
-const FAILED = Symbol('failed');
+const BUCKETS = 10;
 
 /** Breaker states as reported in stats. @category Stats */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 export class Breaker {
-  readonly #breaker: CircuitBreaker<[RequestVerdict], void>;
-  /** A half-open probe is out (opossum's own flag is only consumed when the probe's verdict is fired). */
+  readonly #options: ResolvedBreakerOptions;
+  readonly #name: string;
+  readonly #clock: Clock;
+  readonly #bucketMs: number;
+  readonly #successes = new Float64Array(BUCKETS);
+  readonly #failures = new Float64Array(BUCKETS);
+  #bucket = 0;
+  #bucketStart: number;
+  #state: BreakerState = 'closed';
+  /** A half-open probe is out. */
   #probing = false;
+  /** Takes the open circuit to half-open. */
+  #resetTimer: TimerHandle | undefined;
+  #shutdown = false;
 
-  constructor(options: NonNullable<RequestPolicy['breaker']>, name: string) {
-    this.#breaker = new CircuitBreaker(
-      (verdict: RequestVerdict) => (verdict === 'failure' ? Promise.reject(FAILED) : Promise.resolve()),
-      {
-        name,
-        timeout: false,
-        errorThresholdPercentage: options.errorThresholdPercentage,
-        volumeThreshold: options.volumeThreshold,
-        resetTimeout: options.resetTimeout,
-        rollingCountTimeout: options.rollingCountTimeout,
-        rollingCountBuckets: 10,
-      },
-    );
-    this.#breaker.on('open', () => debug('%s: circuit open', name));
-    this.#breaker.on('halfOpen', () => debug('%s: circuit half-open', name));
-    this.#breaker.on('close', () => debug('%s: circuit closed', name));
+  constructor(options: ResolvedBreakerOptions, name: string, clock: Clock) {
+    this.#options = options;
+    this.#name = name;
+    this.#clock = clock;
+    this.#bucketMs = options.rollingCountTimeoutMs / BUCKETS;
+    this.#bucketStart = clock.now();
   }
 
   /** Runs the request if the circuit lets it through; `onRejected` is called (synchronously) when it does not. */
   run(request: BalancedRequest, onRejected: () => void): void {
-    const breaker = this.#breaker;
     let probe = false;
-    if (!breaker.closed) {
-      if (!breaker.halfOpen || !breaker.pendingClose || this.#probing) {
+    if (this.#state !== 'closed') {
+      if (this.#state === 'open' || this.#probing) {
         onRejected();
         return;
       }
       probe = true;
       this.#probing = true;
     }
-    void request.run(true).then((verdict) => this.#record(verdict, probe));
-  }
-
-  #record(verdict: RequestVerdict, probe: boolean): void {
-    const breaker = this.#breaker;
-    if (probe) this.#probing = false;
-    if (verdict === 'ignored') return;
-    // A verdict from before the circuit opened says nothing the circuit has not already acted on; while half-open
-    // only the probe's counts, and it closes or reopens the circuit.
-    if (probe ? !breaker.halfOpen : !breaker.closed) return;
-    breaker.fire(verdict).catch(() => {});
+    request.run((verdict) => this.#record(verdict, probe));
   }
 
   get state(): BreakerState {
-    if (this.#breaker.opened) return 'open';
-    return this.#breaker.halfOpen ? 'half-open' : 'closed';
+    return this.#state;
   }
 
-  /** Stops the breaker's timers. */
+  /** Stops the breaker's timer; outcomes are no longer counted. */
   shutdown(): void {
-    this.#breaker.shutdown();
+    this.#shutdown = true;
+    if (this.#resetTimer !== undefined) {
+      this.#clock.clearTimeout(this.#resetTimer);
+      this.#resetTimer = undefined;
+    }
+  }
+
+  #record(verdict: RequestVerdict, probe: boolean): void {
+    if (probe) this.#probing = false;
+    if (verdict === 'ignored' || this.#shutdown) return;
+    // A verdict from before the circuit opened says nothing the circuit has not already acted on; while half-open
+    // only the probe's counts, and it closes or reopens the circuit.
+    if (probe ? this.#state !== 'half-open' : this.#state !== 'closed') return;
+    this.#advance();
+    if (verdict === 'success') {
+      this.#successes[this.#bucket] = (this.#successes[this.#bucket] as number) + 1;
+      if (probe) this.#close();
+      return;
+    }
+    this.#failures[this.#bucket] = (this.#failures[this.#bucket] as number) + 1;
+    if (probe) {
+      this.#open();
+      return;
+    }
+    let failures = 0;
+    let total = 0;
+    for (let i = 0; i < BUCKETS; i++) {
+      failures += this.#failures[i] as number;
+      total += (this.#failures[i] as number) + (this.#successes[i] as number);
+    }
+    if (total < this.#options.volumeThreshold) return;
+    if ((failures / total) * 100 > this.#options.errorThresholdPercentage) this.#open();
+  }
+
+  /** Moves the window to the current bucket, emptying the buckets it passes. */
+  #advance(): void {
+    let steps = Math.floor((this.#clock.now() - this.#bucketStart) / this.#bucketMs);
+    if (steps <= 0) return;
+    this.#bucketStart += steps * this.#bucketMs;
+    if (steps > BUCKETS) steps = BUCKETS;
+    for (let i = 0; i < steps; i++) {
+      this.#bucket = (this.#bucket + 1) % BUCKETS;
+      this.#successes[this.#bucket] = 0;
+      this.#failures[this.#bucket] = 0;
+    }
+  }
+
+  #open(): void {
+    this.#state = 'open';
+    debug('%s: circuit open', this.#name);
+    this.#resetTimer = this.#clock.setTimeout(() => {
+      this.#resetTimer = undefined;
+      this.#state = 'half-open';
+      debug('%s: circuit half-open', this.#name);
+    }, this.#options.resetTimeoutMs);
+  }
+
+  #close(): void {
+    this.#state = 'closed';
+    debug('%s: circuit closed', this.#name);
   }
 }

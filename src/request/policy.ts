@@ -4,7 +4,26 @@
  *
  * @module
  */
+import {
+  type Backoff,
+  type BackoffDefaults,
+  type BackoffOptions,
+  type ResolvedBackoffOptions,
+  resolveBackoffOptions,
+} from '../common/backoff.js';
 import { InvalidOptionError } from '../common/errors.js';
+import {
+  boolean,
+  checkObject,
+  describe,
+  duration,
+  func,
+  integer,
+  joinPath,
+  MAX_TIMER_MS,
+  number,
+  percent,
+} from '../common/options.js';
 
 /** Retry settings. Retries always go to a different endpoint when one is available. @category Options */
 export interface RetryOptions {
@@ -16,11 +35,14 @@ export interface RetryOptions {
    * Time an attempt may take to produce response headers before it is abandoned (and retried if the request may
    * be), ms. 0 disables. @defaultValue 0
    */
-  readonly perTryTimeout?: number;
-  /** First backoff between attempts, ms (Envoy's default). @defaultValue 25 */
-  readonly backoffInitial?: number;
-  /** Backoff cap, ms. @defaultValue 250 */
-  readonly backoffMax?: number;
+  readonly perTryTimeoutMs?: number;
+  /**
+   * Backoff between attempts: retry n waits `initialMs × multiplier^(n-1)` (at most `maxMs`) ± `jitter` × that,
+   * drawn from the client's `random` and timed on its `clock`.
+   * @defaultValue `{ initialMs: 25, maxMs: max(250, initialMs), multiplier: 2, jitter: 0.2 }` (Envoy's 25 ms base,
+   * 10 × for the cap)
+   */
+  readonly backoff?: BackoffOptions;
   /**
    * Also retry non-idempotent methods (POST, PATCH, ...) after failures where the request may have reached the
    * server. Off by default: such a request is retried only when it certainly was not sent (connection refused).
@@ -28,13 +50,14 @@ export interface RetryOptions {
    */
   readonly retryNonIdempotent?: boolean;
   /**
-   * Honour `Retry-After` (seconds or HTTP date) on retried statuses: wait that long before the next attempt. A
-   * `Retry-After` above `maxRetryAfter` is not waited for: the response goes to the caller.
+   * Honour `Retry-After` (seconds or HTTP date) on retried statuses: wait that long before the next attempt (or
+   * the backoff, when longer). A `Retry-After` above `maxRetryAfterMs` is not waited for: the response goes to the
+   * caller.
    * @defaultValue true
    */
   readonly honorRetryAfter?: boolean;
   /** Longest `Retry-After` honoured, ms. @defaultValue 10000 */
-  readonly maxRetryAfter?: number;
+  readonly maxRetryAfterMs?: number;
   /**
    * Request bodies that arrive as a stream (through `fetch` every body does, strings and bytes included) are
    * recorded as the first attempt reads them, up to this many bytes, so that a retry can send them again: the
@@ -64,7 +87,7 @@ export interface RetryBudgetOptions {
 /** Hedging: a second attempt on another endpoint when the first is slow; the first answer wins. @category Options */
 export interface HedgeOptions {
   /** How long to wait for response headers before sending a hedge, ms. */
-  readonly delay: number;
+  readonly delayMs: number;
   /** Hedges per attempt, 1 to 3. @defaultValue 1 */
   readonly maxHedges?: number;
 }
@@ -87,16 +110,16 @@ export interface FallbackResponse {
   readonly body?: string | Uint8Array;
 }
 
-/** Circuit breaker settings (opossum). @category Options */
+/** Circuit breaker settings (Hystrix's rule, as opossum applies it: a rolling window of ten buckets). @category Options */
 export interface BreakerOptions {
-  /** Failure percentage in the rolling window that opens the circuit. @defaultValue 50 */
+  /** Failure percentage in the rolling window above which the circuit opens. @defaultValue 50 */
   readonly errorThresholdPercentage?: number;
   /** Requests in the window before the circuit may open. @defaultValue 20 */
   readonly volumeThreshold?: number;
   /** Time the circuit stays open before a half-open probe, ms. @defaultValue 30000 */
-  readonly resetTimeout?: number;
+  readonly resetTimeoutMs?: number;
   /** Rolling statistics window, ms. @defaultValue 10000 */
-  readonly rollingCountTimeout?: number;
+  readonly rollingCountTimeoutMs?: number;
   /**
    * Answer requests with this response while the circuit is open, instead of failing them with
    * `SIDECARLESS_CIRCUIT_OPEN`.
@@ -108,13 +131,21 @@ export interface BreakerOptions {
   }) => FallbackResponse | Promise<FallbackResponse>;
 }
 
+/** Validated breaker settings (internal: not exported from an entry point). */
+export interface ResolvedBreakerOptions {
+  readonly errorThresholdPercentage: number;
+  readonly volumeThreshold: number;
+  readonly resetTimeoutMs: number;
+  readonly rollingCountTimeoutMs: number;
+  readonly fallback: BreakerOptions['fallback'] | undefined;
+}
+
 /** Validated request policy (internal: not exported from an entry point). */
 export interface RequestPolicy {
   readonly maxAttempts: number;
   readonly retryOn: ReadonlySet<number>;
   readonly perTryTimeoutMs: number;
-  readonly backoffInitialMs: number;
-  readonly backoffMaxMs: number;
+  readonly backoff: ResolvedBackoffOptions;
   readonly retryNonIdempotent: boolean;
   readonly honorRetryAfter: boolean;
   readonly maxRetryAfterMs: number;
@@ -124,46 +155,7 @@ export interface RequestPolicy {
   readonly timeoutMs: number;
   readonly maxInFlight: number;
   readonly maxPending: number;
-  readonly breaker:
-    | (Required<Omit<BreakerOptions, 'fallback'>> & { readonly fallback: BreakerOptions['fallback'] | undefined })
-    | undefined;
-}
-
-const MAX_MS = 2 ** 31 - 1;
-
-function objectOption(value: unknown, name: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidOptionError(name, 'expected an object');
-  }
-  return value as Record<string, unknown>;
-}
-
-function onlyKeys(value: Record<string, unknown>, name: string, allowed: readonly string[]): void {
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) {
-      throw new InvalidOptionError(`${name}.${key}`, `unknown setting (allowed: ${allowed.join(', ')})`);
-    }
-  }
-}
-
-function num(
-  value: unknown,
-  name: string,
-  fallback: number,
-  { min, max, integer = false }: { min: number; max: number; integer?: boolean },
-): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < min || value > max) {
-    throw new InvalidOptionError(name, `expected a number from ${min} to ${max}, got ${String(value)}`);
-  }
-  if (integer && !Number.isInteger(value)) throw new InvalidOptionError(name, `expected an integer, got ${value}`);
-  return value;
-}
-
-function bool(value: unknown, name: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(name, 'expected true or false');
-  return value;
+  readonly breaker: ResolvedBreakerOptions | undefined;
 }
 
 /** The request-policy part of the cluster options. @category Options */
@@ -172,7 +164,7 @@ export interface RequestPolicyOptions {
   readonly retry?: RetryOptions | false | undefined;
   /** Retry budget; on by default with the {@link RetryBudgetOptions} defaults. `false` turns it off. */
   readonly retryBudget?: RetryBudgetOptions | false | undefined;
-  /** Hedging; off unless set (then `delay` is required). */
+  /** Hedging; off unless set (then `delayMs` is required). */
   readonly hedge?: HedgeOptions | undefined;
   /**
    * Deadline of a request from dispatch until its response headers arrive, across all attempts, backoffs and
@@ -181,112 +173,121 @@ export interface RequestPolicyOptions {
    * the body is bounded by the caller's `AbortSignal` or `pool.bodyTimeout`. 0 means no deadline.
    * @defaultValue 0
    */
-  readonly timeout?: number | undefined;
+  readonly timeoutMs?: number | undefined;
   /** Concurrency limits; the {@link LimitsOptions} defaults when omitted. */
   readonly limits?: LimitsOptions | undefined;
   /** Circuit breaker; off unless set. `true` turns it on with the {@link BreakerOptions} defaults. */
   readonly breaker?: BreakerOptions | boolean | undefined;
 }
 
-/** @internal Validates the request policy, naming the bad option. */
-export function resolveRequestPolicy(options: RequestPolicyOptions): RequestPolicy {
-  const retry = options.retry === false ? { maxAttempts: 1 } : objectOption(options.retry ?? {}, 'retry');
-  onlyKeys(retry, 'retry', [
-    'maxAttempts',
-    'retryOn',
-    'perTryTimeout',
-    'backoffInitial',
-    'backoffMax',
-    'retryNonIdempotent',
-    'honorRetryAfter',
-    'maxRetryAfter',
-    'bufferBody',
-  ]);
-  const retryOnRaw = retry.retryOn ?? [502, 503, 504];
-  if (
-    !Array.isArray(retryOnRaw) ||
-    !retryOnRaw.every((s) => typeof s === 'number' && Number.isInteger(s) && s >= 100 && s <= 599)
-  ) {
-    throw new InvalidOptionError('retry.retryOn', 'expected an array of HTTP status codes (100-599)');
+/** Envoy's retry backoff base (25 ms) and cap (10 × the base), doubling; ±20 % jitter as every backoff here. */
+const RETRY_BACKOFF: BackoffDefaults = {
+  initialMs: 25,
+  multiplier: 2,
+  jitter: 0.2,
+  maxMs: (initialMs) => Math.max(250, initialMs),
+};
+
+const RETRY_KEYS = [
+  'maxAttempts',
+  'retryOn',
+  'perTryTimeoutMs',
+  'backoff',
+  'retryNonIdempotent',
+  'honorRetryAfter',
+  'maxRetryAfterMs',
+  'bufferBody',
+] as const;
+
+function retryOn(value: unknown, path: string): ReadonlySet<number> {
+  if (value === undefined) return new Set([502, 503, 504]);
+  if (!Array.isArray(value) || !value.every((s) => Number.isInteger(s) && s >= 100 && s <= 599)) {
+    throw new InvalidOptionError(path, `expected an array of HTTP status codes (100-599), got ${describe(value)}`);
   }
-  const backoffInitialMs = num(retry.backoffInitial, 'retry.backoffInitial', 25, { min: 1, max: MAX_MS });
-  const backoffMaxMs = num(retry.backoffMax, 'retry.backoffMax', Math.max(250, backoffInitialMs), {
-    min: 1,
-    max: MAX_MS,
-  });
-  if (backoffMaxMs < backoffInitialMs) {
-    throw new InvalidOptionError('retry.backoffMax', 'must not be below retry.backoffInitial');
-  }
+  return new Set(value as number[]);
+}
+
+function resolveBreaker(raw: unknown, path: string): ResolvedBreakerOptions | undefined {
+  if (raw === undefined || raw === false) return undefined;
+  const br = checkObject(
+    raw === true ? {} : raw,
+    ['errorThresholdPercentage', 'volumeThreshold', 'resetTimeoutMs', 'rollingCountTimeoutMs', 'fallback'],
+    path,
+  );
+  const rollingPath = joinPath(path, 'rollingCountTimeoutMs');
+  // At least 10 ms: the window has ten buckets.
+  const rollingCountTimeoutMs = number(br.rollingCountTimeoutMs, rollingPath, 10_000, 10, false, MAX_TIMER_MS);
+  return {
+    errorThresholdPercentage: number(
+      br.errorThresholdPercentage,
+      joinPath(path, 'errorThresholdPercentage'),
+      50,
+      1,
+      false,
+      100,
+    ),
+    volumeThreshold: integer(br.volumeThreshold, joinPath(path, 'volumeThreshold'), 20, 0, 1e9),
+    resetTimeoutMs: duration(br.resetTimeoutMs, joinPath(path, 'resetTimeoutMs'), 30_000),
+    rollingCountTimeoutMs,
+    fallback: func<NonNullable<BreakerOptions['fallback']>>(br.fallback, joinPath(path, 'fallback')),
+  };
+}
+
+/**
+ * @internal Validates the request policy, naming a bad option by its full path (`path` is where the cluster's
+ * options sit: '' for a single-service client, `clusters.<name>` otherwise). Unknown keys at the cluster's own level
+ * are the cluster's to refuse.
+ */
+export function resolveRequestPolicy(options: RequestPolicyOptions, path = ''): RequestPolicy {
+  const retryPath = joinPath(path, 'retry');
+  const retry = options.retry === false ? { maxAttempts: 1 } : checkObject(options.retry ?? {}, RETRY_KEYS, retryPath);
 
   let budget: RequestPolicy['budget'];
   if (options.retryBudget !== false) {
-    const b = objectOption(options.retryBudget ?? {}, 'retryBudget');
-    onlyKeys(b, 'retryBudget', ['percent', 'minRetriesPerSecond', 'windowMs']);
+    const at = joinPath(path, 'retryBudget');
+    const b = checkObject(options.retryBudget ?? {}, ['percent', 'minRetriesPerSecond', 'windowMs'], at);
     budget = {
-      percent: num(b.percent, 'retryBudget.percent', 20, { min: 0, max: 100 }),
-      minRetriesPerSecond: num(b.minRetriesPerSecond, 'retryBudget.minRetriesPerSecond', 10, { min: 0, max: 1e6 }),
-      windowMs: num(b.windowMs, 'retryBudget.windowMs', 10_000, { min: 100, max: 3_600_000 }),
+      percent: percent(b.percent, joinPath(at, 'percent'), 20),
+      minRetriesPerSecond: number(b.minRetriesPerSecond, joinPath(at, 'minRetriesPerSecond'), 10, 0, false, 1e6),
+      windowMs: number(b.windowMs, joinPath(at, 'windowMs'), 10_000, 100, false, 3_600_000),
     };
   }
 
   let hedge: RequestPolicy['hedge'];
   if (options.hedge !== undefined) {
-    const h = objectOption(options.hedge, 'hedge');
-    onlyKeys(h, 'hedge', ['delay', 'maxHedges']);
-    if (h.delay === undefined) throw new InvalidOptionError('hedge.delay', 'is required when hedging is on');
-    hedge = {
-      delay: num(h.delay, 'hedge.delay', 0, { min: 1, max: MAX_MS }),
-      maxHedges: num(h.maxHedges, 'hedge.maxHedges', 1, { min: 1, max: 3, integer: true }),
-    };
-  }
-
-  const limits = objectOption(options.limits ?? {}, 'limits');
-  onlyKeys(limits, 'limits', ['maxInFlight', 'maxPending']);
-
-  let breaker: RequestPolicy['breaker'];
-  if (options.breaker !== undefined && options.breaker !== false) {
-    const br = options.breaker === true ? {} : objectOption(options.breaker, 'breaker');
-    onlyKeys(br, 'breaker', [
-      'errorThresholdPercentage',
-      'volumeThreshold',
-      'resetTimeout',
-      'rollingCountTimeout',
-      'fallback',
-    ]);
-    if (br.fallback !== undefined && typeof br.fallback !== 'function') {
-      throw new InvalidOptionError('breaker.fallback', 'expected a function');
+    const at = joinPath(path, 'hedge');
+    const h = checkObject(options.hedge, ['delayMs', 'maxHedges'], at);
+    if (h.delayMs === undefined) {
+      throw new InvalidOptionError(joinPath(at, 'delayMs'), 'is required when hedging is on');
     }
-    breaker = {
-      errorThresholdPercentage: num(br.errorThresholdPercentage, 'breaker.errorThresholdPercentage', 50, {
-        min: 1,
-        max: 100,
-      }),
-      volumeThreshold: num(br.volumeThreshold, 'breaker.volumeThreshold', 20, { min: 0, max: 1e9, integer: true }),
-      resetTimeout: num(br.resetTimeout, 'breaker.resetTimeout', 30_000, { min: 1, max: MAX_MS }),
-      rollingCountTimeout: num(br.rollingCountTimeout, 'breaker.rollingCountTimeout', 10_000, {
-        min: 10,
-        max: MAX_MS,
-      }),
-      fallback: br.fallback as BreakerOptions['fallback'],
+    hedge = {
+      delayMs: duration(h.delayMs, joinPath(at, 'delayMs'), 0),
+      maxHedges: integer(h.maxHedges, joinPath(at, 'maxHedges'), 1, 1, 3),
     };
   }
+
+  const limitsPath = joinPath(path, 'limits');
+  const limits = checkObject(options.limits ?? {}, ['maxInFlight', 'maxPending'], limitsPath);
 
   return {
-    maxAttempts: num(retry.maxAttempts, 'retry.maxAttempts', 3, { min: 1, max: 5, integer: true }),
-    retryOn: new Set(retryOnRaw as number[]),
-    perTryTimeoutMs: num(retry.perTryTimeout, 'retry.perTryTimeout', 0, { min: 0, max: MAX_MS }),
-    backoffInitialMs,
-    backoffMaxMs,
-    retryNonIdempotent: bool(retry.retryNonIdempotent, 'retry.retryNonIdempotent', false),
-    honorRetryAfter: bool(retry.honorRetryAfter, 'retry.honorRetryAfter', true),
-    maxRetryAfterMs: num(retry.maxRetryAfter, 'retry.maxRetryAfter', 10_000, { min: 0, max: MAX_MS }),
-    bufferBodyBytes: num(retry.bufferBody, 'retry.bufferBody', 64 * 1024, { min: 0, max: 2 ** 30, integer: true }),
+    maxAttempts: integer(retry.maxAttempts, joinPath(retryPath, 'maxAttempts'), 3, 1, 5),
+    retryOn: retryOn(retry.retryOn, joinPath(retryPath, 'retryOn')),
+    perTryTimeoutMs: duration(retry.perTryTimeoutMs, joinPath(retryPath, 'perTryTimeoutMs'), 0, true),
+    backoff: resolveBackoffOptions(
+      retry.backoff as BackoffOptions | undefined,
+      joinPath(retryPath, 'backoff'),
+      RETRY_BACKOFF,
+    ),
+    retryNonIdempotent: boolean(retry.retryNonIdempotent, joinPath(retryPath, 'retryNonIdempotent'), false),
+    honorRetryAfter: boolean(retry.honorRetryAfter, joinPath(retryPath, 'honorRetryAfter'), true),
+    maxRetryAfterMs: duration(retry.maxRetryAfterMs, joinPath(retryPath, 'maxRetryAfterMs'), 10_000, true),
+    bufferBodyBytes: integer(retry.bufferBody, joinPath(retryPath, 'bufferBody'), 64 * 1024, 0, 2 ** 30),
     budget,
     hedge,
-    timeoutMs: num(options.timeout, 'timeout', 0, { min: 0, max: MAX_MS }),
-    maxInFlight: num(limits.maxInFlight, 'limits.maxInFlight', 1024, { min: 1, max: 1e9, integer: true }),
-    maxPending: num(limits.maxPending, 'limits.maxPending', 1024, { min: 0, max: 1e9, integer: true }),
-    breaker,
+    timeoutMs: duration(options.timeoutMs, joinPath(path, 'timeoutMs'), 0, true),
+    maxInFlight: integer(limits.maxInFlight, joinPath(limitsPath, 'maxInFlight'), 1024, 1, 1e9),
+    maxPending: integer(limits.maxPending, joinPath(limitsPath, 'maxPending'), 1024, 0, 1e9),
+    breaker: resolveBreaker(options.breaker, joinPath(path, 'breaker')),
   };
 }
 
@@ -317,19 +318,12 @@ export function bodyReplay(body: unknown): BodyReplay {
 }
 
 /**
- * The wait before retry number `retry` (1 for the first): exponential backoff with jitter, as p-retry draws it
- * (`backoffInitial` x 2^(retry-1) x a factor in [1, 2), capped at `backoffMax`), or the `Retry-After` the failed
- * attempt asked for when that is longer. The larger of the two, not their sum: the server said when to come back,
- * and the backoff only spreads retries that were told nothing.
+ * The wait before the next retry: the next delay of the request's backoff, or the `Retry-After` the failed attempt
+ * asked for when that is longer. The larger of the two, not their sum: the server said when to come back, and the
+ * backoff only spreads retries that were told nothing. Each call advances `backoff`, whichever wins.
  */
-export function retryWait(
-  policy: Pick<RequestPolicy, 'backoffInitialMs' | 'backoffMaxMs'>,
-  retry: number,
-  random: () => number,
-  retryAfterMs: number,
-): number {
-  const backoff = Math.min(policy.backoffInitialMs * 2 ** (retry - 1) * (1 + random()), policy.backoffMaxMs);
-  return Math.max(backoff, retryAfterMs);
+export function retryWait(backoff: Backoff, retryAfterMs: number): number {
+  return Math.max(backoff.next(), retryAfterMs);
 }
 
 /** Parses `Retry-After` (delay-seconds or HTTP-date, RFC 9110 §10.2.3) into ms from `nowMs` (wall clock). */

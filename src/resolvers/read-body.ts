@@ -6,6 +6,7 @@
 
 /** A response body as undici hands it over: a stream of chunks that can be destroyed. */
 export interface ResponseBody extends AsyncIterable<Buffer> {
+  /** Stops the stream (and its connection), with `error` as the reason. */
   destroy(error?: Error): unknown;
 }
 

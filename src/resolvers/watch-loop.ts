@@ -74,7 +74,12 @@ export interface WatchLoopOptions {
   /** Minimum time between the starts of two runs, ms (0: no guard). */
   readonly minIntervalMs: number;
   /** What `refresh()` does (see the module documentation) and how often at most, ms. */
-  readonly refresh: { readonly mode: 'poll' | 'watch'; readonly intervalMs: number };
+  readonly refresh: {
+    /** `poll`: a refresh brings the next run forward; `watch`: it restarts the run in flight. */
+    readonly mode: 'poll' | 'watch';
+    /** At most one refresh takes effect per this many ms. */
+    readonly intervalMs: number;
+  };
   /**
    * Whether the order of a set matters when comparing it with the set delivered last (`false` for sources whose
    * answers come in no particular order, such as DNS).

@@ -53,3 +53,33 @@ export class FakeClock implements Clock {
 export function seededRandom(seed: number): RandomSource {
   return librarySeededRandom(seed);
 }
+
+/**
+ * A {@link FakeClock} for background timers only (outlier sweeps, connection backoff, slow start: `ref` false),
+ * while the timers of a request the caller waits for (`ref` true, see `Clock.setTimeout`: retry waits, deadlines,
+ * hedges) run in real time. For tests that move background time by hand while their requests retry as usual.
+ */
+export class FakeBackgroundClock extends FakeClock {
+  readonly #real = new Map<number, NodeJS.Timeout>();
+  #lastReal = 0;
+
+  override setTimeout(fn: () => void, ms: number, ref = false): number {
+    if (!ref) return super.setTimeout(fn, ms);
+    const handle = --this.#lastReal; // negative: real timers apart from the fake ones
+    this.#real.set(
+      handle,
+      setTimeout(() => {
+        this.#real.delete(handle);
+        fn();
+      }, ms),
+    );
+    return handle;
+  }
+
+  override clearTimeout(handle: unknown): void {
+    const real = this.#real.get(handle as number);
+    if (real === undefined) return super.clearTimeout(handle);
+    clearTimeout(real);
+    this.#real.delete(handle as number);
+  }
+}

@@ -5,7 +5,7 @@ import diagnostics from 'node:diagnostics_channel';
 import { describe, it } from 'node:test';
 import { createClient, findSidecarlessError, type HealthEvent, StaticResolver } from '../../src/index.js';
 import { answer503, backendsForFile, type Handler } from '../helpers/backends.js';
-import { FakeClock, seededRandom } from '../helpers/fake-clock.js';
+import { FakeBackgroundClock, FakeClock, seededRandom } from '../helpers/fake-clock.js';
 
 const backend = backendsForFile();
 const failing = answer503;
@@ -23,7 +23,8 @@ describe('outlier ejection in the request path', () => {
   it('ejects an endpoint after five consecutive 5xx, stops sending to it, and returns it after the ejection time', async () => {
     const bad = await backend('bad', failing);
     const good = [await backend('g1'), await backend('g2')];
-    const clock = new FakeClock();
+    // Outlier timers on the fake clock; the retries that hide the 503s wait in real time.
+    const clock = new FakeBackgroundClock();
     const events: HealthEvent[] = [];
     const client = createClient({
       target: [bad.address, ...good.map((b) => b.address)],
@@ -98,7 +99,7 @@ describe('outlier ejection in the request path', () => {
 
   // Faults through the whole client: each failed attempt is retried on a healthy endpoint, and its outcome (a reset,
   // or a per-try timeout) is what the detector sees.
-  const faults: Array<[string, Handler, { perTryTimeout?: number }]> = [
+  const faults: Array<[string, Handler, { perTryTimeoutMs?: number }]> = [
     [
       'resets the connection',
       (req) => {
@@ -111,7 +112,7 @@ describe('outlier ejection in the request path', () => {
       (req) => {
         req.resume(); // never answers; the per-try timeout ends the attempt
       },
-      { perTryTimeout: 40 },
+      { perTryTimeoutMs: 40 },
     ],
   ];
   for (const [label, handler, retry] of faults) {

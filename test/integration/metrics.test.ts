@@ -398,7 +398,7 @@ describe('counters, with their exact Prometheus series', () => {
         name: 'svc',
         retry: false,
         outlierDetection: false,
-        breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeout: 60_000 },
+        breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeoutMs: 60_000 },
       }),
     );
     for (let i = 0; i < 4; i++) await (await client.fetch('http://svc/')).arrayBuffer();
@@ -459,7 +459,7 @@ describe('counters, with their exact Prometheus series', () => {
         target: [slow.backend.address, fast.address],
         name: 'svc',
         random: () => 0,
-        hedge: { delay: 20 },
+        hedge: { delayMs: 20 },
       }),
     );
     try {

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { createClient, type PickMessage } from '../../src/index.js';
 import { createPickerRegistry } from '../../src/pickers/registry.js';
 import { answer503, backendsForFile } from '../helpers/backends.js';
-import { FakeClock, seededRandom } from '../helpers/fake-clock.js';
+import { FakeBackgroundClock, seededRandom } from '../helpers/fake-clock.js';
 
 const backend = backendsForFile();
 
@@ -53,11 +53,11 @@ describe('picker eligibility through the client', () => {
       const client = createClient({
         target: [...good, bad, dead].map((b) => b.address),
         picker: pickerOption(name),
-        clock: new FakeClock(),
+        clock: new FakeBackgroundClock(), // retry waits in real time
         random: seededRandom(11),
         panicThreshold: 0,
         outlierDetection: { maxEjectionPercent: 50 },
-        retry: { backoffInitial: 1, backoffMax: 1 },
+        retry: { backoff: { initialMs: 1, maxMs: 1 } },
       });
       const endpoint = (key: string) => client.stats().clusters[0]?.endpoints.find((e) => e.key === key);
       try {
@@ -123,10 +123,10 @@ describe('picker eligibility through the client', () => {
         const client = createClient({
           target: [a.address, b.address],
           picker: pickerOption(name),
-          clock: new FakeClock(),
+          clock: new FakeBackgroundClock(), // retry waits in real time
           random: seededRandom(5),
           outlierDetection: false,
-          retry: { backoffInitial: 1, backoffMax: 1 },
+          retry: { backoff: { initialMs: 1, maxMs: 1 } },
         });
         const state = (key: string) => client.stats().clusters[0]?.endpoints.find((e) => e.key === key)?.state;
         const get = (i: number) => client.fetch('http://svc/', { headers: { 'x-key': `k${i}` } });

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { createClient, findSidecarlessError, type PickMessage, seededRandom, StaticResolver } from '../../src/index.js';
 import { type Handler, backendsForFile, startBackend } from '../helpers/backends.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 const ok: Handler = (req, res, b) => {
   const chunks: Buffer[] = [];
@@ -119,7 +120,7 @@ describe('retries', () => {
     }
   });
 
-  it('honours Retry-After up to maxRetryAfter, and hands back a 503 that asks for longer', async () => {
+  it('honours Retry-After up to maxRetryAfterMs, and hands back a 503 that asks for longer', async () => {
     const wait = await backend('wait', status(503, { 'retry-after': '0' }));
     const good = await backend('good-ra', ok);
     const long = await backend('long', status(503, { 'retry-after': '3600' }));
@@ -140,7 +141,7 @@ describe('retries', () => {
     const b = await backend('down-b', status(503));
     const client = createClient({
       target: [a.address, b.address],
-      retry: { maxAttempts: 3, backoffInitial: 1, backoffMax: 1 },
+      retry: { maxAttempts: 3, backoff: { initialMs: 1, maxMs: 1 } },
       retryBudget: { percent: 20, minRetriesPerSecond: 0 },
     });
     try {
@@ -180,7 +181,7 @@ describe('retries', () => {
         random: seededRandom(6),
         outlierDetection: false,
         retryBudget: false,
-        retry: { backoffInitial: 1, backoffMax: 1 },
+        retry: { backoff: { initialMs: 1, maxMs: 1 } },
       });
       const id = client.stats().clusters[0]?.id;
       let firstToBad = 0;
@@ -246,7 +247,7 @@ describe('retries', () => {
     down.push(await backend('two-c', status(503)));
     const client = createClient({
       target: down.map((b) => b.address),
-      retry: { maxAttempts: 2, backoffInitial: 1, backoffMax: 1 },
+      retry: { maxAttempts: 2, backoff: { initialMs: 1, maxMs: 1 } },
       retryBudget: false,
     });
     try {
@@ -263,6 +264,65 @@ describe('retries', () => {
       );
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('retry waits on the injected clock', () => {
+  /** True once `b` has answered its `hits`-th attempt and the request waits to retry. */
+  const waiting = (client: ReturnType<typeof createClient>, b: { address: string; hits: number }, hits: number) => () =>
+    b.hits === hits && client.stats().clusters[0]?.endpoints.find((e) => e.key === b.address)?.inFlight === 0;
+
+  it('waits out the backoff on the client clock before retrying', async () => {
+    const bad = await backend('clock-bad', status(503));
+    const good = await backend('clock-good', ok);
+    const clock = new FakeClock();
+    // random 0: the first pick is the first endpoint, and the first retry waits 25 ms - 20 % jitter = 20 ms.
+    const client = createClient({ target: [bad.address, good.address], clock, random: () => 0 });
+    try {
+      const result = client.fetch('http://svc/');
+      assert.ok(await until(waiting(client, bad, 1)), 'the first attempt was answered');
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(good.hits, 0, 'real time passing does not end the wait');
+      clock.advance(19);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(good.hits, 0, 'nor does the client clock short of 20 ms');
+      clock.advance(1);
+      const res = await result;
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('x-backend'), 'clock-good');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('waits the larger of Retry-After and the backoff on the client clock', async () => {
+    const asks = await backend('clock-ra', status(503, { 'retry-after': '2' }));
+    const good = await backend('clock-ra-good', ok);
+    const clock = new FakeClock();
+    const target = [asks.address, good.address];
+    const longBackoff = createClient({
+      target,
+      clock,
+      random: () => 0,
+      retry: { backoff: { initialMs: 5_000, maxMs: 5_000 } },
+    });
+    const shortBackoff = createClient({ target, clock, random: () => 0 });
+    try {
+      for (const [client, wait, hits] of [
+        [longBackoff, 4_000, 1],
+        [shortBackoff, 2_000, 2],
+      ] as const) {
+        const result = client.fetch('http://svc/');
+        assert.ok(await until(waiting(client, asks, hits)), 'the first attempt was answered');
+        clock.advance(wait - 1);
+        await new Promise((r) => setTimeout(r, 20));
+        assert.equal(good.hits, hits - 1, `no retry before ${wait} ms of the client clock`);
+        clock.advance(1);
+        assert.equal((await result).status, 200);
+      }
+    } finally {
+      await Promise.all([longBackoff.close(), shortBackoff.close()]);
     }
   });
 });
@@ -495,7 +555,7 @@ describe('endpointHeader', () => {
     const client = createClient({
       target: [slow.address, fast.address],
       random: () => 0,
-      hedge: { delay: 50 },
+      hedge: { delayMs: 50 },
       endpointHeader: 'x-endpoint',
     });
     try {
@@ -522,7 +582,7 @@ describe('endpointHeader', () => {
 describe('deadlines and timeouts', () => {
   it('the overall deadline bounds the total time, with a typed error', async () => {
     const slow = await backend('stall-deadline', stall);
-    const client = createClient({ target: [slow.address], timeout: 150 });
+    const client = createClient({ target: [slow.address], timeoutMs: 150 });
     try {
       const started = Date.now();
       const err = await client.fetch('http://svc/').catch((e: unknown) => e);
@@ -537,7 +597,7 @@ describe('deadlines and timeouts', () => {
   it('waits out Retry-After before retrying: a deadline shorter than the wait ends the request', async () => {
     const waiting = await backend('ra-deadline', status(503, { 'retry-after': '1' }));
     const good = await backend('ra-deadline-good', ok);
-    const client = createClient({ target: [waiting.address, good.address], random: () => 0, timeout: 300 });
+    const client = createClient({ target: [waiting.address, good.address], random: () => 0, timeoutMs: 300 });
     try {
       const err = await client.fetch('http://svc/').catch((e: unknown) => e);
       assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_DEADLINE_EXCEEDED');
@@ -549,7 +609,7 @@ describe('deadlines and timeouts', () => {
 
   it('a deadline from the signal ends a retry loop as fetch would, leaving nothing in flight', async () => {
     const waiting = await backend('ra-signal', status(503, { 'retry-after': '5' }));
-    const client = createClient({ target: [waiting.address], retry: { maxRetryAfter: 60_000 } });
+    const client = createClient({ target: [waiting.address], retry: { maxRetryAfterMs: 60_000 } });
     try {
       const err = await client.fetch('http://svc/', { signal: AbortSignal.timeout(200) }).catch((e: unknown) => e);
       assert.equal((err as Error).name, 'TimeoutError');
@@ -566,7 +626,7 @@ describe('deadlines and timeouts', () => {
     const client = createClient({
       target: [slow.address, good.address],
       random: () => 0,
-      retry: { perTryTimeout: 100 },
+      retry: { perTryTimeoutMs: 100 },
     });
     try {
       const res = await client.fetch('http://svc/');
@@ -582,7 +642,7 @@ describe('deadlines and timeouts', () => {
     const client = createClient({
       target: [slow.address, good.address],
       random: () => 0,
-      retry: { perTryTimeout: 100 },
+      retry: { perTryTimeoutMs: 100 },
     });
     try {
       const err = await client.fetch('http://svc/', { method: 'POST', body: 'p' }).catch((e: unknown) => e);
@@ -607,7 +667,7 @@ describe('hedging', () => {
       }, 1_000);
     });
     const fast = await backend('fast-hedge', ok);
-    const client = createClient({ target: [slow.address, fast.address], random: () => 0, hedge: { delay: 50 } });
+    const client = createClient({ target: [slow.address, fast.address], random: () => 0, hedge: { delayMs: 50 } });
     try {
       const res = await client.fetch('http://svc/');
       assert.equal(res.headers.get('x-backend'), 'fast-hedge');
@@ -631,7 +691,7 @@ describe('hedging', () => {
       }, 300);
     });
     const fast = await backend('fast-post-hedge', ok);
-    const client = createClient({ target: [slow.address, fast.address], random: () => 0, hedge: { delay: 20 } });
+    const client = createClient({ target: [slow.address, fast.address], random: () => 0, hedge: { delayMs: 20 } });
     try {
       const res = await client.fetch('http://svc/', { method: 'POST', body: 'p' });
       assert.equal(await res.text(), 'slow-post-hedge');
@@ -654,7 +714,7 @@ describe('circuit breaker', () => {
     const client = createClient({
       target: [b.address],
       retry: false,
-      breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeout: 200 },
+      breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeoutMs: 200 },
     });
     try {
       for (let i = 0; i < 4; i++) assert.equal((await client.fetch('http://svc/')).status, 500);
@@ -684,7 +744,7 @@ describe('circuit breaker', () => {
       retry: false,
       breaker: {
         volumeThreshold: 3,
-        resetTimeout: 60_000,
+        resetTimeoutMs: 60_000,
         fallback: () => ({ status: 299, headers: { 'x-fallback': 'yes' }, body: 'cached' }),
       },
     });
@@ -719,7 +779,7 @@ describe('circuit breaker and caller aborts', () => {
     const client = createClient({
       target: [b.address],
       retry: false,
-      breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeout: 60_000 },
+      breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeoutMs: 60_000 },
     });
     try {
       for (let i = 0; i < 10; i++) {
@@ -767,7 +827,7 @@ describe('concurrency limits', () => {
 
   it('fails fast with SIDECARLESS_OVERLOADED past maxInFlight and maxPending', async () => {
     const slow = await backend('stall-limit', stall);
-    const client = createClient({ target: [slow.address], limits: { maxInFlight: 2 }, timeout: 2_000 });
+    const client = createClient({ target: [slow.address], limits: { maxInFlight: 2 }, timeoutMs: 2_000 });
     try {
       const held = [client.fetch('http://svc/').catch(() => {}), client.fetch('http://svc/').catch(() => {})];
       await new Promise((r) => setTimeout(r, 20));

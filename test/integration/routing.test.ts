@@ -12,7 +12,7 @@ import {
 } from '../../src/index.js';
 import { answer503, type Backend, backendsForFile } from '../helpers/backends.js';
 import { a, reply, startFakeDns } from '../helpers/dns-fake-server.js';
-import { FakeClock, seededRandom } from '../helpers/fake-clock.js';
+import { FakeBackgroundClock, FakeClock, seededRandom } from '../helpers/fake-clock.js';
 
 const backend = backendsForFile();
 async function id(client: Client, url: string, init?: RequestInit): Promise<string> {
@@ -349,8 +349,9 @@ describe('priority failover and zone preference', () => {
         ...p0.map((b) => ({ host: '127.0.0.1', port: b.port, priority: 0 })),
         ...p1.map((b) => ({ host: '127.0.0.1', port: b.port, priority: 1 })),
       ],
-      // A frozen clock keeps the refused endpoints in their connect backoff for the whole test.
-      clock: new FakeClock(),
+      // A frozen clock keeps the refused endpoints in their connect backoff for the whole test; the retries of
+      // refused connections wait in real time.
+      clock: new FakeBackgroundClock(),
       random: seededRandom(5),
     });
     try {

@@ -49,7 +49,7 @@ export type { AddressRecord, DnsQueryType, SrvRecord } from './packet.js';
 
 const debug = createDebug('dns');
 
-/** Options of {@link DnsClient}. */
+/** Options of the DNS client behind `dns:` and `srv:` targets (`DnsResolver`, `SrvResolver`). */
 export interface DnsClientOptions {
   /**
    * Nameservers to ask, in order: IP literals with an optional port (`10.0.0.2`, `10.0.0.2:5353`, `[::1]:53`,

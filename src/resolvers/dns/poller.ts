@@ -164,7 +164,7 @@ export function isNegativeAnswer(err: unknown): err is DnsError {
 }
 
 /**
- * The polling resolver. Subclasses implement {@link DnsPollingResolver.lookup}; a {@link WatchLoop} in `poll` mode
+ * The polling resolver. Subclasses implement `lookup()`; a {@link WatchLoop} in `poll` mode
  * schedules it:
  *
  * - first resolution on a microtask after `start`;

@@ -198,7 +198,7 @@ describe('client construction rejects bad options with typed errors naming the o
       'retry',
       'retryBudget',
       'hedge',
-      'timeout',
+      'timeoutMs',
       'limits',
       'breaker',
       'outlierDetection',
@@ -225,13 +225,6 @@ describe('client option errors name the full path of nested options', () => {
     return {};
   }
 
-  // The request policy (retry, hedge, timeoutMs, limits, breaker) reports paths once resolveRequestPolicy takes the
-  // option path and resolveClusterOptions passes it (the request and cluster branches of issue 13): until both are
-  // merged these two cases are todo (they run and report, without failing the suite). Remove `todo` at merge.
-  const needsRequestPath = new Set([
-    'a retry option of a configured cluster',
-    'a retry option of the discovery template',
-  ]);
   const cases: Array<[string, () => unknown, string]> = [
     [
       'a retry option of a configured cluster',
@@ -280,8 +273,7 @@ describe('client option errors name the full path of nested options', () => {
     ],
   ];
   for (const [name, fn, option] of cases) {
-    const todo = needsRequestPath.has(name) ? 'until resolveRequestPolicy takes the option path' : undefined;
-    it(name, { todo }, () => {
+    it(name, () => {
       const err = thrown(fn);
       assert.equal(err.code, 'SIDECARLESS_INVALID_OPTION');
       assert.equal(err.option, option);

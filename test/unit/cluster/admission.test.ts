@@ -3,12 +3,13 @@ import { describe, it } from 'node:test';
 import { Admission } from '../../../src/cluster/admission.js';
 import { RequestCounters } from '../../../src/cluster/stats.js';
 import { OverloadedError } from '../../../src/common/errors.js';
+import { systemClock } from '../../../src/common/runtime.js';
 import { resolveRequestPolicy } from '../../../src/request/policy.js';
 
 describe('Admission', () => {
   it('refuses beyond maxInFlight with SIDECARLESS_OVERLOADED and counts it', () => {
     const counters = new RequestCounters();
-    const admission = new Admission('svc', resolveRequestPolicy({ limits: { maxInFlight: 1 } }), counters);
+    const admission = new Admission('svc', resolveRequestPolicy({ limits: { maxInFlight: 1 } }), counters, systemClock);
     assert.equal(admission.refuse(), undefined);
     counters.inFlight = 1;
     const refused = admission.refuse();
@@ -18,8 +19,8 @@ describe('Admission', () => {
 
   it('reports the breaker state only when a breaker is configured', () => {
     const counters = new RequestCounters();
-    assert.equal(new Admission('svc', resolveRequestPolicy({}), counters).breakerState, undefined);
-    const withBreaker = new Admission('svc', resolveRequestPolicy({ breaker: true }), counters);
+    assert.equal(new Admission('svc', resolveRequestPolicy({}), counters, systemClock).breakerState, undefined);
+    const withBreaker = new Admission('svc', resolveRequestPolicy({ breaker: true }), counters, systemClock);
     assert.equal(withBreaker.breakerState, 'closed');
     withBreaker.shutdown();
   });

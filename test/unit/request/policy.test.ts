@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { Backoff } from '../../../src/common/backoff.js';
 import { createClient, isSidecarlessError } from '../../../src/index.js';
 import {
   bodyReplay,
@@ -24,6 +25,18 @@ describe('request policy', () => {
     assert.equal(p.breaker, undefined);
     assert.equal(p.hedge, undefined);
     assert.equal(p.bufferBodyBytes, 65_536);
+    assert.equal(p.timeoutMs, 0);
+    assert.equal(p.perTryTimeoutMs, 0);
+    assert.equal(p.maxRetryAfterMs, 10_000);
+    assert.deepEqual(p.backoff, { initialMs: 25, multiplier: 2, jitter: 0.2, maxMs: 250 });
+    assert.equal(resolveRequestPolicy({ retry: { backoff: { initialMs: 400 } } }).backoff.maxMs, 400, 'cap follows');
+    assert.deepEqual(resolveRequestPolicy({ breaker: true }).breaker, {
+      errorThresholdPercentage: 50,
+      volumeThreshold: 20,
+      resetTimeoutMs: 30_000,
+      rollingCountTimeoutMs: 10_000,
+      fallback: undefined,
+    });
     assert.equal(resolveRequestPolicy({ retry: { bufferBody: 0 } }).bufferBodyBytes, 0);
     assert.equal(resolveRequestPolicy({ retry: false }).maxAttempts, 1);
   });
@@ -32,22 +45,31 @@ describe('request policy', () => {
     ['maxAttempts above the cap', { target: ['a:1'], retry: { maxAttempts: 6 } }, 'retry.maxAttempts'],
     ['maxAttempts 0', { target: ['a:1'], retry: { maxAttempts: 0 } }, 'retry.maxAttempts'],
     ['retryOn not statuses', { target: ['a:1'], retry: { retryOn: [700] } }, 'retry.retryOn'],
-    ['negative perTryTimeout', { target: ['a:1'], retry: { perTryTimeout: -1 } }, 'retry.perTryTimeout'],
+    ['negative perTryTimeoutMs', { target: ['a:1'], retry: { perTryTimeoutMs: -1 } }, 'retry.perTryTimeoutMs'],
     [
-      'backoffMax below backoffInitial',
-      { target: ['a:1'], retry: { backoffInitial: 50, backoffMax: 10 } },
-      'retry.backoffMax',
+      'backoff.maxMs below backoff.initialMs',
+      { target: ['a:1'], retry: { backoff: { initialMs: 50, maxMs: 10 } } },
+      'retry.backoff.maxMs',
     ],
+    ['backoff jitter of 1', { target: ['a:1'], retry: { backoff: { jitter: 1 } } }, 'retry.backoff.jitter'],
+    ['unknown backoff key', { target: ['a:1'], retry: { backoff: { min: 1 } as never } }, 'retry.backoff.min'],
+    ['negative maxRetryAfterMs', { target: ['a:1'], retry: { maxRetryAfterMs: -1 } }, 'retry.maxRetryAfterMs'],
     ['unknown retry key', { target: ['a:1'], retry: { tries: 2 } as never }, 'retry.tries'],
     ['negative bufferBody', { target: ['a:1'], retry: { bufferBody: -1 } }, 'retry.bufferBody'],
     ['fractional bufferBody', { target: ['a:1'], retry: { bufferBody: 1.5 } }, 'retry.bufferBody'],
     ['bufferBody above 1 GiB', { target: ['a:1'], retry: { bufferBody: 2 ** 31 } }, 'retry.bufferBody'],
     ['bufferBody not a number', { target: ['a:1'], retry: { bufferBody: '64k' as never } }, 'retry.bufferBody'],
     ['budget percent above 100', { target: ['a:1'], retryBudget: { percent: 120 } }, 'retryBudget.percent'],
-    ['hedge without delay', { target: ['a:1'], hedge: {} as never }, 'hedge.delay'],
-    ['too many hedges', { target: ['a:1'], hedge: { delay: 10, maxHedges: 9 } }, 'hedge.maxHedges'],
+    ['hedge without delayMs', { target: ['a:1'], hedge: {} as never }, 'hedge.delayMs'],
+    ['too many hedges', { target: ['a:1'], hedge: { delayMs: 10, maxHedges: 9 } }, 'hedge.maxHedges'],
     ['zero maxInFlight', { target: ['a:1'], limits: { maxInFlight: 0 } }, 'limits.maxInFlight'],
-    ['negative timeout', { target: ['a:1'], timeout: -5 }, 'timeout'],
+    ['negative timeoutMs', { target: ['a:1'], timeoutMs: -5 }, 'timeoutMs'],
+    ['breaker resetTimeoutMs 0', { target: ['a:1'], breaker: { resetTimeoutMs: 0 } }, 'breaker.resetTimeoutMs'],
+    [
+      'breaker window under 10 ms',
+      { target: ['a:1'], breaker: { rollingCountTimeoutMs: 5 } },
+      'breaker.rollingCountTimeoutMs',
+    ],
     [
       'breaker threshold 0',
       { target: ['a:1'], breaker: { errorThresholdPercentage: 0 } },
@@ -69,6 +91,34 @@ describe('request policy', () => {
     });
   }
 
+  const renamed: Array<[Parameters<typeof resolveRequestPolicy>[0], string, string]> = [
+    [{ retry: { perTryTimeout: 100 } as never }, 'retry.perTryTimeout', 'perTryTimeoutMs'],
+    [{ retry: { backoffInitial: 10 } as never }, 'retry.backoffInitial', 'backoff.initialMs'],
+    [{ retry: { backoffMax: 10 } as never }, 'retry.backoffMax', 'backoff.maxMs'],
+    [{ retry: { maxRetryAfter: 10 } as never }, 'retry.maxRetryAfter', 'maxRetryAfterMs'],
+    [{ hedge: { delay: 10 } as never }, 'hedge.delay', 'delayMs'],
+    [{ breaker: { resetTimeout: 10 } as never }, 'breaker.resetTimeout', 'resetTimeoutMs'],
+    [{ breaker: { rollingCountTimeout: 10 } as never }, 'breaker.rollingCountTimeout', 'rollingCountTimeoutMs'],
+  ];
+  for (const [options, option, now] of renamed) {
+    it(`refuses the 0.1 name ${option}, naming its new name`, () => {
+      const check = (err: unknown) =>
+        isSidecarlessError(err) &&
+        (err as { option?: string }).option === option &&
+        err.message.includes(`renamed to "${now}"`);
+      assert.throws(() => resolveRequestPolicy(options), check);
+      assert.throws(() => createClient({ target: ['a:1'], ...options }), check, 'through the client too');
+    });
+  }
+
+  it('names a bad option by its full path under the cluster it belongs to', () => {
+    assert.throws(
+      () => resolveRequestPolicy({ retry: { perTryTimeoutMs: -1 } }, 'clusters.users'),
+      (err: unknown) =>
+        isSidecarlessError(err) && (err as { option?: string }).option === 'clusters.users.retry.perTryTimeoutMs',
+    );
+  });
+
   it('knows idempotent methods and replayable bodies', () => {
     for (const m of ['GET', 'head', 'PUT', 'DELETE', 'OPTIONS']) assert.ok(isIdempotent(m), m);
     for (const m of ['POST', 'PATCH', 'CONNECT']) assert.ok(!isIdempotent(m), m);
@@ -89,38 +139,26 @@ describe('request policy', () => {
 });
 
 describe('retry waits', () => {
-  const policy = { backoffInitialMs: 25, backoffMaxMs: 250 };
-  it('back off exponentially with jitter in [1, 2) from the injected random, up to backoffMax', () => {
-    assert.equal(
-      retryWait(policy, 1, () => 0, 0),
-      25,
+  const options = resolveRequestPolicy({}).backoff;
+  /** The default retry backoff with every draw from `random` at `r` (r = 0.5: no jitter; 0: -20 %; 1: +20 %). */
+  const backoff = (r: number) => new Backoff(options, () => r);
+  it('back off exponentially from 25 ms, ×2, ±20 % from the injected random, up to 250 ms before jitter', () => {
+    const mid = backoff(0.5);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map(() => retryWait(mid, 0)),
+      [25, 50, 100, 200, 250],
     );
-    assert.equal(
-      retryWait(policy, 2, () => 0.5, 0),
-      75,
-    );
-    assert.equal(
-      retryWait(policy, 3, () => 0.25, 0),
-      125,
-    );
-    assert.equal(
-      retryWait(policy, 4, () => 0.5, 0),
-      250,
+    const low = backoff(0);
+    assert.deepEqual(
+      [1, 2].map(() => retryWait(low, 0)),
+      [20, 40],
     );
   });
   it('wait the larger of Retry-After and the backoff, on later retries too, never their sum', () => {
-    assert.equal(
-      retryWait(policy, 1, () => 0, 1000),
-      1000,
-    );
-    assert.equal(
-      retryWait(policy, 3, () => 0.5, 1000),
-      1000,
-    );
-    assert.equal(
-      retryWait(policy, 3, () => 0.5, 50),
-      150,
-    );
+    const b = backoff(0.5);
+    assert.equal(retryWait(b, 1000), 1000);
+    assert.equal(retryWait(b, 1000), 1000);
+    assert.equal(retryWait(b, 50), 100, 'the backoff kept growing under the Retry-After waits');
   });
 });
 
