@@ -337,8 +337,8 @@ export class KubernetesResolver implements Resolver {
     parent: AbortSignal,
   ): Promise<{ statusCode: number; body: ResponseBody & AsyncIterable<Buffer> }> {
     const { clock, requestTimeoutMs } = this.#options;
-    const pool = this.#connection?.pool;
-    if (pool === undefined) throw new KubernetesError('connection', `${this.#label} is closed`);
+    const connection = this.#connection;
+    if (connection === undefined) throw new KubernetesError('connection', `${this.#label} is closed`);
     const controller = new AbortController();
     const onAbort = () => controller.abort();
     parent.addEventListener('abort', onAbort, { once: true });
@@ -348,7 +348,7 @@ export class KubernetesResolver implements Resolver {
       controller.abort();
     }, requestTimeoutMs);
     try {
-      const res = await pool.request({ method: 'GET', path, headers, signal: controller.signal });
+      const res = await connection.request({ method: 'GET', path, headers, signal: controller.signal });
       return { statusCode: res.statusCode, body: res.body };
     } catch (err) {
       if (timedOut) throw new KubernetesError('timeout', `Kubernetes API got no answer within ${requestTimeoutMs} ms`);
