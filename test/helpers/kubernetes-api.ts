@@ -427,7 +427,8 @@ export class KubernetesApiDouble {
     this.#watchers.add(watcher);
     const seconds = query.get('timeoutSeconds');
     const timeoutMs = seconds === null ? this.#options.defaultWatchTimeoutMs : Number(seconds) * 1000;
-    timers.push(setTimeout(() => watcher.end(), timeoutMs));
+    // A silenced server (a half-open connection) does not end its watches either.
+    timers.push(setTimeout(() => this.#silent || watcher.end(), timeoutMs));
     if (query.get('allowWatchBookmarks') === 'true') {
       timers.push(
         setInterval(() => {
