@@ -6,6 +6,7 @@ import diagnostics from 'node:diagnostics_channel';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { type Client, createClient, KubernetesResolver, type PickMessage } from 'sidecarless';
 import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
+import { runExample } from '../helpers/run-example.js';
 import {
   endpointSlice,
   type KubernetesApiDouble,
@@ -227,5 +228,12 @@ describe('Kubernetes discovery through createClient', () => {
     await hinted.ready();
     await until(() => hinted.endpoints.length === 2, 'the hinted set');
     assert.deepEqual(keys(hinted), [keyOf(0), keyOf(2)].sort());
+  });
+
+  it('examples/kubernetes.ts runs against the double and moves traffic off the terminating pod', async () => {
+    const out = await runExample('kubernetes.ts');
+    assert.match(out, /answers: pod [ab], pod [ab], pod [ab], pod [ab]/);
+    assert.match(out, /pod a/);
+    assert.match(out, /after pod a started terminating: pod b, pod b, pod b/);
   });
 });
