@@ -17,9 +17,13 @@ import diagnostics from 'node:diagnostics_channel';
  * @category Observability
  */
 export interface KubernetesResolverEvent {
+  /** The step (see above). */
   readonly kind: 'list' | 'watch' | 'watch-end' | 'expired' | 'update' | 'error';
+  /** The Service's namespace. */
   readonly namespace: string;
+  /** The Service. */
   readonly service: string;
+  /** The resourceVersion the resolver holds after the step (`undefined` before a listing, or after a 410). */
   readonly resourceVersion: string | undefined;
   /** For `update`: the number of endpoints delivered. */
   readonly endpoints?: number | undefined;

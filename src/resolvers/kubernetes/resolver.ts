@@ -122,6 +122,7 @@ export class KubernetesResolver implements Resolver {
     return { ...this.#counts, slices: this.#slices.size, resourceVersion: this.#resourceVersion };
   }
 
+  /** Takes a reference on the shared API server connection and starts listing and watching. */
   start(listener: ResolverListener): void {
     if (this.#loop.closed || this.#connection !== undefined) return;
     this.#connection = acquireConnection(this.#options.server, this.#options.requestTimeoutMs + 1000);
@@ -135,10 +136,12 @@ export class KubernetesResolver implements Resolver {
     });
   }
 
+  /** Lists again (aborting the watch), at most once per `refreshIntervalMs`; ignored during backoff. */
   refresh(): void {
     this.#loop.refresh();
   }
 
+  /** Stops the watch and releases the shared connection (closed with its last resolver). */
   async close(): Promise<void> {
     if (this.#loop.closed) return;
     this.#loop.close();
