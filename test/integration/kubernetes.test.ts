@@ -135,6 +135,21 @@ describe('KubernetesResolver: list and watch against the API double', () => {
     assert.equal(rec.errors.length, 0);
   });
 
+  it('backs off when the server keeps ending watches early (regression guard against a re-watch hot loop)', async () => {
+    api.apply(NS, slice('users-a', 8080, ['10.0.0.1']));
+    const r = resolver({ backoff: { initialMs: 200, maxMs: 5000, multiplier: 2, jitter: 0 } });
+    r.start(new Recorder().listener);
+    await until(() => r.stats.watches === 1, 'the watch');
+    // End every watch as soon as it opens, for 1.5 s: without backoff that is a re-watch every 50 ms (about 30).
+    const deadline = Date.now() + 1500;
+    while (Date.now() < deadline) {
+      api.endWatches();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.ok(r.stats.watches <= 6, `${r.stats.watches} watches in 1.5 s`);
+    assert.equal(r.stats.errors, 0, 'an early end is not an error');
+  });
+
   for (const expiredAs of ['event', 'status'] as const) {
     it(`lists again when the resourceVersion expired (410 as ${expiredAs === 'event' ? 'an ERROR event' : 'the HTTP status'})`, async () => {
       const local = await startKubernetesApi({ expiredAs });

@@ -32,7 +32,7 @@ import { Backoff } from '../../common/backoff.js';
 import { KubernetesError } from '../errors.js';
 import { readBody, type ResponseBody } from '../read-body.js';
 import type { Resolver, ResolverFactory, ResolverListener } from '../resolver.js';
-import { type WatchRun, WatchLoop } from '../watch-loop.js';
+import { type WatchResult, type WatchRun, WatchLoop } from '../watch-loop.js';
 import { type ApiConnection, acquireConnection } from './connection.js';
 import { readToken } from './credentials.js';
 import { type KubernetesResolverEvent, type KubernetesResolverStats, kubernetesChannel } from './diagnostics.js';
@@ -87,6 +87,7 @@ export class KubernetesResolver implements Resolver {
   #connection: ApiConnection | undefined;
   #slices = new Map<string, EndpointSlice>();
   #resourceVersion: string | undefined;
+  readonly #earlyEnds: Backoff;
   #counts = { lists: 0, watches: 0, events: 0, bookmarks: 0, expired: 0, skipped: 0, errors: 0 };
 
   /**
@@ -97,6 +98,7 @@ export class KubernetesResolver implements Resolver {
     this.#options = resolveKubernetesOptions(options);
     const { backoff, clock, minRelistIntervalMs, namespace, random, refreshIntervalMs, service } = this.#options;
     this.#label = `kubernetes:${namespace}/${service}`;
+    this.#earlyEnds = new Backoff(backoff, random);
     this.#loop = new WatchLoop(
       {
         label: this.#label,
@@ -188,23 +190,35 @@ export class KubernetesResolver implements Resolver {
     return headers;
   }
 
-  /** One run: list when there is no resourceVersion, then watch until the stream ends. */
-  async #cycle(run: WatchRun): Promise<undefined> {
+  /**
+   * One run: list when there is no resourceVersion, then watch until the stream ends. A watch the server ended well
+   * before its `timeoutSeconds` (a proxy or an overloaded server closing streams early) is resumed after the next
+   * delay of a backoff of its own, reset by a watch that lasts; one that lasted is resumed at once (within
+   * `minRelistIntervalMs`).
+   */
+  async #cycle(run: WatchRun): Promise<WatchResult | undefined> {
     try {
       const headers = await this.#headers();
       run.started();
       if (this.#resourceVersion === undefined) await this.#list(run, headers);
+      const opened = this.#options.clock.now();
       const end = await this.#watch(run, headers);
       if (end === 'expired') {
         this.#counts.expired++;
         this.#publish({ kind: 'expired' });
         debug('%s: resourceVersion %s expired; listing again', this.#label, this.#resourceVersion);
         this.#resourceVersion = undefined;
-      } else {
-        this.#publish({ kind: 'watch-end' });
-        debug('%s: watch ended by the server; resuming from %s', this.#label, this.#resourceVersion);
+        return undefined;
       }
-      return undefined;
+      this.#publish({ kind: 'watch-end' });
+      if (this.#options.clock.now() - opened >= this.#options.watchTimeoutMs / 2) {
+        this.#earlyEnds.reset();
+        debug('%s: watch ended by the server; resuming from %s', this.#label, this.#resourceVersion);
+        return undefined;
+      }
+      const nextMs = this.#earlyEnds.next();
+      debug('%s: watch ended early; resuming from %s in %d ms', this.#label, this.#resourceVersion, nextMs);
+      return { nextMs };
     } catch (err) {
       if (run.signal.aborted) this.#resourceVersion = undefined; // refresh(): list again
       throw err;
