@@ -84,20 +84,24 @@ let material: { cert: string; key: string } | undefined;
 
 /** A self-signed certificate (its own CA) for 127.0.0.1 and kubernetes.default.svc, made once per process. */
 export function tlsMaterial(): { cert: string; key: string } {
-  if (material !== undefined) return material;
+  material ??= selfSigned('kube-apiserver', 'IP:127.0.0.1,DNS:kubernetes.default.svc,DNS:localhost');
+  return material;
+}
+
+/** A self-signed certificate for `name` (its own CA), valid one day. */
+export function selfSigned(name: string, altNames = `DNS:${name}`): { cert: string; key: string } {
   const dir = mkdtempSync(join(tmpdir(), 'sidecarless-k8s-tls-'));
   try {
     execFileSync(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=kube-apiserver',
-        '-addext', 'subjectAltName=IP:127.0.0.1,DNS:kubernetes.default.svc,DNS:localhost',
+        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=${name}`,
+        '-addext', `subjectAltName=${altNames}`,
         '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
       ], // prettier-ignore
       { stdio: 'ignore' },
     );
-    material = { cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), key: readFileSync(join(dir, 'key.pem'), 'utf8') };
-    return material;
+    return { cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), key: readFileSync(join(dir, 'key.pem'), 'utf8') };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -140,6 +144,11 @@ export interface KubernetesApiOptions {
   readonly defaultWatchTimeoutMs?: number;
   /** How an expired resourceVersion is reported to a watch. @defaultValue 'event' */
   readonly expiredAs?: 'event' | 'status';
+  /**
+   * Client certificate authentication (the API server's `--client-ca-file`): a request presenting a certificate
+   * signed by this CA is authenticated (and may read every namespace) without a token. @defaultValue none
+   */
+  readonly clientCa?: string;
 }
 
 function status(code: number, reason: string, message: string): Record<string, unknown> {
@@ -171,7 +180,8 @@ export class KubernetesApiDouble {
   /** TCP connections accepted so far. */
   connections = 0;
   fault: { readonly status: number; readonly reason?: string } | undefined;
-  readonly #options: Required<Omit<KubernetesApiOptions, 'tls'>> & { tls: boolean };
+  readonly #options: Required<Omit<KubernetesApiOptions, 'tls' | 'clientCa'>> & { tls: boolean };
+  readonly #clientCa: string | undefined;
   readonly #objects = new Map<string, Stored>(); // `${ns}/${name}`
   #history: HistoryEntry[] = [];
   #rv = 100;
@@ -190,6 +200,7 @@ export class KubernetesApiDouble {
       defaultWatchTimeoutMs: options.defaultWatchTimeoutMs ?? 1_800_000,
       expiredAs: options.expiredAs ?? 'event',
     };
+    this.#clientCa = options.clientCa;
   }
 
   /** `https://127.0.0.1:port` (or `http://`). */
@@ -211,7 +222,16 @@ export class KubernetesApiDouble {
     const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: unknown) =>
       this.#handle(req as http.IncomingMessage, res as http.ServerResponse);
     const server = this.#options.tls
-      ? http2.createSecureServer({ ...tlsMaterial(), allowHTTP1: true }, handler)
+      ? http2.createSecureServer(
+          {
+            ...tlsMaterial(),
+            allowHTTP1: true,
+            ...(this.#clientCa !== undefined
+              ? { requestCert: true, rejectUnauthorized: false, ca: [this.#clientCa] }
+              : {}),
+          },
+          handler,
+        )
       : http.createServer(handler);
     server.on('connection', (socket: Socket) => {
       this.connections++;
@@ -318,7 +338,8 @@ export class KubernetesApiDouble {
     };
     const match = /^\/apis\/discovery\.k8s\.io\/v1\/namespaces\/([a-z0-9-]+)\/endpointslices$/.exec(url.pathname);
     const token = auth?.startsWith('Bearer ') === true ? auth.slice(7) : undefined;
-    const allowed = token === undefined ? undefined : this.#options.tokens[token];
+    const certified = (req.socket as { authorized?: boolean } | undefined)?.authorized === true;
+    const allowed = certified ? ['*'] : token === undefined ? undefined : this.#options.tokens[token];
     if (allowed === undefined) return json(401, status(401, 'Unauthorized', 'Unauthorized'));
     if (match === null || req.method !== 'GET') {
       return json(404, status(404, 'NotFound', 'the server could not find the requested resource'));

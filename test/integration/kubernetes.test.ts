@@ -17,7 +17,13 @@ import {
   type SidecarlessError,
 } from 'sidecarless';
 import { systemClock, systemRandom } from '../../src/common/runtime.js';
-import { endpointSlice, type KubernetesApiDouble, startKubernetesApi, tlsMaterial } from '../helpers/kubernetes-api.js';
+import {
+  endpointSlice,
+  type KubernetesApiDouble,
+  selfSigned,
+  startKubernetesApi,
+  tlsMaterial,
+} from '../helpers/kubernetes-api.js';
 
 class Recorder {
   readonly updates: (readonly Endpoint[])[] = [];
@@ -406,6 +412,39 @@ describe('KubernetesResolver: credentials', () => {
     } finally {
       if (saved === undefined) delete process.env.KUBECONFIG;
       else process.env.KUBECONFIG = saved;
+    }
+  });
+
+  it('outside a cluster: a kubeconfig user with a client certificate and key (file paths, no token)', async () => {
+    const client = selfSigned('sidecarless-client');
+    const mtls = await startKubernetesApi({ clientCa: client.cert, tokens: {} });
+    try {
+      mtls.apply(NS, slice('users-a', 8080, ['10.0.0.7']));
+      writeFileSync(join(dir, 'client.crt'), client.cert);
+      writeFileSync(join(dir, 'client.key'), client.key);
+      writeFileSync(join(dir, 'ca.crt'), tlsMaterial().cert);
+      const kubeconfig = join(dir, 'config-mtls');
+      writeFileSync(
+        kubeconfig,
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          'current-context': 'mtls',
+          clusters: [{ name: 'c', cluster: { server: mtls.url, 'certificate-authority': 'ca.crt' } }],
+          contexts: [{ name: 'mtls', context: { cluster: 'c', user: 'u', namespace: NS } }],
+          users: [{ name: 'u', user: { 'client-certificate': 'client.crt', 'client-key': join(dir, 'client.key') } }],
+        }),
+      );
+      const r = new KubernetesResolver({ service: 'users', port: 'http', kubeconfig, env: {}, backoff: FAST });
+      open.push(r);
+      const rec = new Recorder();
+      r.start(rec.listener);
+      await until(() => rec.updates.length === 1, 'the set over mutual TLS');
+      assert.deepEqual(rec.keys, ['10.0.0.7:8080']);
+      assert.equal(mtls.requests.at(-1)?.authorization, undefined);
+    } finally {
+      await Promise.all(open.splice(0).map((x) => x.close()));
+      await mtls.close();
     }
   });
 });
