@@ -1,6 +1,7 @@
 /**
  * A service that exposes Prometheus metrics: it calls a downstream (three backends) through a sidecarless client
- * and serves `GET /metrics` from a prom-client registry the client's metrics are registered on.
+ * and serves `GET /metrics` from a prom-client registry the client's metrics are registered on (in the OpenMetrics
+ * format when the scraper's Accept header asks for it).
  *
  * The example sends a bounded number of requests through the service, scrapes its own /metrics once, prints the
  * sidecarless lines, and exits. With `--serve` it stays up after that, printing the address of /metrics (scrape it,
@@ -11,7 +12,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { type OpenMetricsContentType, Registry } from 'prom-client';
 import { createClient } from '../src/index.js';
 import { registerPrometheusMetrics } from '../src/exporters/prometheus.js';
 
@@ -32,12 +33,19 @@ const downstream = [1, 2, 3].map((i) =>
 const addresses = await Promise.all(downstream.map(listen));
 
 const inventory = createClient({ target: addresses, name: 'inventory' });
-const registry = new Registry();
-collectDefaultMetrics({ register: registry });
-registerPrometheusMetrics(inventory, { registry, labels: { service: 'shop' } });
+// Two registries with the same metrics: Prometheus text, and OpenMetrics for scrapers that ask for it (Prometheus
+// does, in its Accept header). A client can be registered on several registries, and several clients on one.
+const text = new Registry();
+const openMetrics = new Registry<OpenMetricsContentType>();
+openMetrics.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+for (const registry of [text, openMetrics]) {
+  // Per-endpoint series are off unless asked for (endpoint addresses change on every deploy); on here to show them.
+  registerPrometheusMetrics(inventory, { registry, client: 'inventory', endpointMetrics: true });
+}
 
 const service = http.createServer(async (req, res) => {
   if (req.url === '/metrics') {
+    const registry = req.headers.accept?.includes('application/openmetrics-text') === true ? openMetrics : text;
     res.setHeader('content-type', registry.contentType);
     res.end(await registry.metrics());
     return;

@@ -91,7 +91,7 @@ export type { ResponseBody } from './resolvers/read-body.js';
 export { readBody } from './resolvers/read-body.js';
 
 // Backoff: exponential with jitter, the one shape every backoff option has
-export type { ResolvedBackoffOptions } from './common/backoff.js';
+export type { BackoffDefaults, ResolvedBackoffOptions } from './common/backoff.js';
 export { Backoff, resolveBackoffOptions } from './common/backoff.js';
 
 // Time and randomness: inject them into your policy or resolver rather than reading globals

@@ -32,9 +32,13 @@ export type ResolvedBackoffOptions = Required<BackoffOptions>;
  * follows a user's larger first delay (the retry backoff's `max(250, initialMs)`).
  */
 export interface BackoffDefaults {
+  /** Default first delay, ms. */
   readonly initialMs: number;
+  /** Default growth factor per step. */
   readonly multiplier: number;
+  /** Default relative jitter. */
   readonly jitter: number;
+  /** Default cap, ms, or a function of the validated `initialMs` giving it. */
   readonly maxMs: number | ((initialMs: number) => number);
 }
 

@@ -2,20 +2,28 @@
  * OpenTelemetry metrics for a sidecarless client, through `@opentelemetry/api` (an optional peer dependency: this
  * entry point, `sidecarless/opentelemetry`, is the only one that imports it).
  *
- * - `http.client.request.duration` (semantic conventions, seconds): a histogram recorded as each request ends,
- *   with `http.request.method` (`_OTHER` for a method the conventions do not list), `server.address`,
- *   `server.port` (80 or 443 by scheme when the URL has none), `http.response.status_code`, `error.type` (the
- *   status code for 4xx and 5xx, the error's code for failures) and `sidecarless.cluster`.
- * - `sidecarless.endpoint.attempt.duration` (seconds): a histogram recorded as each attempt ends, by
- *   `sidecarless.endpoint`; attempts the client itself stopped (caller aborts, lost hedges) are left out.
+ * Every attempt sidecarless makes is an undici request, so `@opentelemetry/instrumentation-undici` (part of the usual
+ * auto-instrumentation) already records the HTTP semantic conventions' `http.client.request.duration` for each of
+ * them. This module does not record that metric again: it records what only sidecarless knows, under names of its
+ * own, with the conventions' attribute names where they apply.
+ *
+ * - `sidecarless.request.duration` (s): a histogram recorded as each logical request ends, across its attempts,
+ *   retries, hedges and backoffs, with `http.request.method` (`_OTHER` for a method the conventions do not list),
+ *   `server.address` and `server.port` (the logical service, 80 or 443 by scheme when the URL has no port),
+ *   `http.response.status_code`, `error.type` (the status code for 4xx and 5xx, the error's code for failures) and
+ *   `sidecarless.cluster`.
+ * - `sidecarless.request.attempts` (`{attempt}`): a histogram of the attempts each logical request took.
  * - Observable instruments read from `client.stats()` at collection time, per cluster: `sidecarless.requests`,
- *   `sidecarless.requests.active`, `sidecarless.retries`, `sidecarless.hedges`, `sidecarless.endpoints`,
- *   `sidecarless.ejections`, `sidecarless.ejection_returns`, `sidecarless.breaker.state` (1 for the current
- *   `sidecarless.breaker.state`), `sidecarless.resolver.updates`, `sidecarless.resolver.errors`; per endpoint:
- *   `sidecarless.endpoint.attempts`, `sidecarless.endpoint.retries`, `sidecarless.endpoint.hedges`,
- *   `sidecarless.endpoint.responses` (by `sidecarless.status_class`), `sidecarless.endpoint.errors` (by
- *   `error.type`), `sidecarless.endpoint.active`, `sidecarless.endpoint.ejected`, `sidecarless.endpoint.ejections`,
- *   `sidecarless.endpoint.ejection_returns`.
+ *   `sidecarless.retries`, `sidecarless.hedges`, `sidecarless.ejections`, `sidecarless.ejection_returns`,
+ *   `sidecarless.resolver.updates`, `sidecarless.resolver.errors` (counters); `sidecarless.requests.active`,
+ *   `sidecarless.endpoints`, `sidecarless.endpoints.ejected` (up-down counters); `sidecarless.breaker.state` (a
+ *   gauge, 1 for the current `sidecarless.breaker.state`).
+ * - With `endpointMetrics`, per endpoint (`sidecarless.endpoint`): `sidecarless.endpoint.attempt.duration` (s, a
+ *   histogram of the attempts the endpoint was picked for), `sidecarless.endpoint.attempts`,
+ *   `sidecarless.endpoint.retries`, `sidecarless.endpoint.hedges`, `sidecarless.endpoint.responses` (by
+ *   `sidecarless.status_class`), `sidecarless.endpoint.errors` (by `error.type`), `sidecarless.endpoint.ejections`,
+ *   `sidecarless.endpoint.ejection_returns` (counters), `sidecarless.endpoint.active` (up-down counter),
+ *   `sidecarless.endpoint.ejected` (gauge).
  *
  * @example
  * ```ts
@@ -31,6 +39,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import { type Attributes, type Meter, metrics, ValueType } from '@opentelemetry/api';
 import type { Client } from '../client/client.js';
+import { boolean, checkObject, integer } from '../common/options.js';
 import type { AttemptEndMessage, RequestEndMessage } from '../metrics/events.js';
 
 /** Options of {@link registerOpenTelemetryMetrics}. @category Observability */
@@ -39,18 +48,29 @@ export interface OpenTelemetryOptions {
   readonly meter?: Meter;
   /** Attributes added to every measurement. */
   readonly attributes?: Attributes;
+  /**
+   * Per-endpoint instruments (`sidecarless.endpoint.*`, by `sidecarless.endpoint="host:port"`). Endpoint addresses
+   * change on every deploy, so they are off by default.
+   * @defaultValue false
+   */
+  readonly endpointMetrics?: boolean;
+  /**
+   * With `endpointMetrics`, the most endpoints per cluster that are reported (the first in resolver order).
+   * @defaultValue 20
+   */
+  readonly maxEndpointsPerCluster?: number;
 }
 
 /** The registration; `unregister()` stops recording and observing. @category Observability */
 export interface OpenTelemetryRegistration {
   /**
-   * Stops recording request durations (unsubscribes from `sidecarless:request:end`) and removes the observable
-   * callback; the instruments themselves stay on the meter.
+   * Stops recording (unsubscribes from the diagnostics channels) and removes the observable callback; the
+   * instruments themselves stay on the meter.
    */
   unregister(): void;
 }
 
-// Semantic-convention bucket boundaries for http.client.request.duration, seconds.
+// The semantic conventions' bucket boundaries for HTTP durations, seconds.
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
 
 // The methods the HTTP semantic conventions call "known": RFC 9110's and PATCH (RFC 5789). Any other becomes
@@ -61,6 +81,7 @@ const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'P
 
 const DEFAULT_PORTS = { http: 80, https: 443 } as const;
 
+const ATTEMPT_BUCKETS = [1, 2, 3, 4, 5, 10];
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const BREAKER_STATES = ['closed', 'open', 'half-open'] as const;
 
@@ -109,20 +130,32 @@ export function registerOpenTelemetryMetrics(
   client: Client,
   options: OpenTelemetryOptions = {},
 ): OpenTelemetryRegistration {
+  checkObject(options, ['meter', 'attributes', 'endpointMetrics', 'maxEndpointsPerCluster'], '');
+  const perEndpoint = boolean(options.endpointMetrics, 'endpointMetrics', false);
+  const maxEndpoints = integer(options.maxEndpointsPerCluster, 'maxEndpointsPerCluster', 20, 1);
   const meter = options.meter ?? metrics.getMeter('sidecarless');
   const base = options.attributes ?? {};
-  const duration = meter.createHistogram('http.client.request.duration', {
-    description: 'Duration of HTTP client requests, to response headers, across attempts.',
+  const duration = meter.createHistogram('sidecarless.request.duration', {
+    description:
+      'Duration of logical requests, to response headers or to the failure, across attempts, retries, hedges and backoffs.',
     unit: 's',
     valueType: ValueType.DOUBLE,
     advice: { explicitBucketBoundaries: DURATION_BUCKETS },
   });
-  const attemptDuration = meter.createHistogram('sidecarless.endpoint.attempt.duration', {
-    description: 'Duration of attempts on the endpoint, to response headers or to the error.',
-    unit: 's',
-    valueType: ValueType.DOUBLE,
-    advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+  const attemptsPerRequest = meter.createHistogram('sidecarless.request.attempts', {
+    description: 'Attempts each logical request took (1: neither retried nor hedged).',
+    unit: '{attempt}',
+    valueType: ValueType.INT,
+    advice: { explicitBucketBoundaries: ATTEMPT_BUCKETS },
   });
+  const attemptDuration = perEndpoint
+    ? meter.createHistogram('sidecarless.endpoint.attempt.duration', {
+        description: 'Duration of attempts on the endpoint, to response headers or to the error.',
+        unit: 's',
+        valueType: ValueType.DOUBLE,
+        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+      })
+    : undefined;
   // By cluster id, not name: another client's cluster may share the name. Clusters appear lazily (transparent
   // mode), so an id is looked up in the client's stats the first time it is seen, then remembered either way (a
   // cluster exists before its first request, and never changes client).
@@ -154,19 +187,23 @@ export function registerOpenTelemetryMetrics(
     const type = errorType(m);
     if (type !== undefined) attributes['error.type'] = type;
     duration.record(m.durationMs / 1000, attributes);
+    attemptsPerRequest.record(m.attempts, { ...base, 'sidecarless.cluster': m.cluster });
   };
+  // Endpoints reported per cluster id: the first `maxEndpoints` in resolver order, refreshed at each collection.
+  const shown = new Map<number, Set<string>>();
   const onAttemptEnd = (message: unknown) => {
     const m = message as AttemptEndMessage;
     // As the endpoint's own histogram: an attempt the client stopped says nothing about the endpoint's latency.
     if ((m.statusCode === 0 && m.errorKind === 'aborted') || !ours(m.clusterId)) return;
-    attemptDuration.record(m.durationMs / 1000, {
+    if (shown.get(m.clusterId)?.has(m.endpoint) === false) return;
+    attemptDuration?.record(m.durationMs / 1000, {
       ...base,
       'sidecarless.cluster': m.cluster,
       'sidecarless.endpoint': m.endpoint,
     });
   };
   diagnostics.subscribe('sidecarless:request:end', onEnd);
-  diagnostics.subscribe('sidecarless:attempt:end', onAttemptEnd);
+  if (perEndpoint) diagnostics.subscribe('sidecarless:attempt:end', onAttemptEnd);
 
   const counter = (name: string, description: string, unit: string) =>
     meter.createObservableCounter(name, { description, unit });
@@ -178,7 +215,12 @@ export function registerOpenTelemetryMetrics(
   const active = upDown('sidecarless.requests.active', 'Requests accepted and not yet ended.', '{request}');
   const retries = counter('sidecarless.retries', 'Attempts that retried a failure.', '{attempt}');
   const hedges = counter('sidecarless.hedges', 'Hedged attempts.', '{attempt}');
-  const endpoints = gauge('sidecarless.endpoints', 'Endpoints in the current set.', '{endpoint}');
+  const endpoints = upDown('sidecarless.endpoints', 'Endpoints in the current set.', '{endpoint}');
+  const endpointsEjected = upDown(
+    'sidecarless.endpoints.ejected',
+    'Endpoints of the current set ejected by outlier detection.',
+    '{endpoint}',
+  );
   const ejections = counter('sidecarless.ejections', 'Outlier ejections.', '{ejection}');
   const returns = counter('sidecarless.ejection_returns', 'Returns from outlier ejection.', '{return}');
   const breaker = gauge('sidecarless.breaker.state', 'Circuit breaker state (1 for the current state).', '1');
@@ -209,17 +251,20 @@ export function registerOpenTelemetryMetrics(
     'Returns of the endpoint from outlier ejection.',
     '{return}',
   );
-  const observables = [
+  const clusterObservables = [
     requests,
     active,
     retries,
     hedges,
     endpoints,
+    endpointsEjected,
     ejections,
     returns,
     breaker,
     updates,
     resolverErrors,
+  ];
+  const endpointObservables = [
     attempts,
     endpointRetries,
     endpointHedges,
@@ -240,6 +285,7 @@ export function registerOpenTelemetryMetrics(
       observe(retries, c.requests.retries, a);
       observe(hedges, c.requests.hedges, a);
       observe(endpoints, c.endpoints.length, a);
+      observe(endpointsEjected, c.endpoints.filter((e) => e.ejected).length, a);
       observe(ejections, c.ejections, a);
       observe(returns, c.returns, a);
       if (c.breaker !== undefined) {
@@ -249,7 +295,10 @@ export function registerOpenTelemetryMetrics(
       }
       observe(updates, c.resolver.updates, a);
       observe(resolverErrors, c.resolver.errors, a);
-      for (const e of c.endpoints) {
+      if (!perEndpoint) continue;
+      const list = c.endpoints.length > maxEndpoints ? c.endpoints.slice(0, maxEndpoints) : c.endpoints;
+      shown.set(c.id, new Set(list.map((e) => e.key)));
+      for (const e of list) {
         const ea = { ...a, 'sidecarless.endpoint': e.key };
         observe(attempts, e.attempts, ea);
         observe(endpointRetries, e.retries, ea);
@@ -264,11 +313,12 @@ export function registerOpenTelemetryMetrics(
       }
     }
   };
+  const observables = perEndpoint ? [...clusterObservables, ...endpointObservables] : clusterObservables;
   meter.addBatchObservableCallback(callback as never, observables);
   return {
     unregister() {
       diagnostics.unsubscribe('sidecarless:request:end', onEnd);
-      diagnostics.unsubscribe('sidecarless:attempt:end', onAttemptEnd);
+      if (perEndpoint) diagnostics.unsubscribe('sidecarless:attempt:end', onAttemptEnd);
       meter.removeBatchObservableCallback(callback as never, observables);
     },
   };

@@ -2,8 +2,17 @@
  * Prometheus metrics for a sidecarless client, through `prom-client` (an optional peer dependency: this entry point,
  * `sidecarless/prometheus`, is the only one that imports it).
  *
- * Every figure is read from `client.stats()` when the registry is scraped, so recording costs nothing beyond the
- * client's own counters. Durations are in seconds, as Prometheus expects.
+ * The metrics are prom-client's own `Counter`, `Gauge` and `Histogram` objects, created once per registry (and
+ * prefix) and shared by every client registered there: each client adds its series, told apart by the `client`
+ * label. Counters and gauges are filled from `client.stats()` by their `collect()` callbacks when the registry is
+ * read; the two histograms observe request and attempt durations as they end (from the `sidecarless:request:end` and
+ * `sidecarless:attempt:end` diagnostics channels), from registration on. Durations are in seconds. Every registry
+ * operation works on them: `metrics()` in the Prometheus text and OpenMetrics formats, `getMetricsAsJSON()`,
+ * `resetMetrics()`, `removeSingleMetric()`, `clear()`.
+ *
+ * Label names avoid those Prometheus and the Prometheus Operator attach when scraping (`job`, `instance`,
+ * `namespace`, `pod`, `service`, `endpoint`, `container`, `cluster`), which would rename ours to `exported_*`:
+ * `client`, `upstream_cluster`, `upstream_endpoint`.
  *
  * @example
  * ```ts
@@ -11,60 +20,255 @@
  * import { createClient } from 'sidecarless';
  * import { registerPrometheusMetrics } from 'sidecarless/prometheus';
  *
- * const client = createClient({ target: 'srv:///_http._tcp.users' });
+ * const users = createClient({ target: 'srv:///_http._tcp.users', name: 'users' });
  * const registry = new Registry();
- * registerPrometheusMetrics(client, { registry });
+ * registerPrometheusMetrics(users, { registry, client: 'users' });
  * // GET /metrics: res.end(await registry.metrics())
  * ```
  *
  * @module sidecarless/prometheus
  */
-import { register as defaultRegistry, type Registry } from 'prom-client';
+import diagnostics from 'node:diagnostics_channel';
+import {
+  Counter,
+  register as defaultRegistry,
+  Gauge,
+  Histogram,
+  type Metric,
+  type Registry,
+  type RegistryContentType,
+} from 'prom-client';
 import type { Client, ClientStats } from '../client/client.js';
-import type { HistogramSnapshot } from '../metrics/histogram.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { boolean, checkObject, integer, string } from '../common/options.js';
+import type { AttemptEndMessage, RequestEndMessage } from '../metrics/events.js';
+import { LATENCY_BUCKETS_MS } from '../metrics/histogram.js';
+import {
+  CLUSTER_METRICS,
+  type ClusterStats,
+  type Emit,
+  ENDPOINT_METRICS,
+  type EndpointStats,
+  type Labels,
+} from './prometheus-series.js';
 
 /** Options of {@link registerPrometheusMetrics}. @category Observability */
 export interface PrometheusOptions {
-  /** The registry to add the metrics to. @defaultValue prom-client's global registry */
-  readonly registry?: Registry;
+  /**
+   * The registry to add the metrics to, in the Prometheus text or the OpenMetrics format.
+   * @defaultValue prom-client's global registry
+   */
+  readonly registry?: Registry<RegistryContentType>;
   /** Prefix of every metric name. @defaultValue 'sidecarless_' */
   readonly prefix?: string;
-  /** Labels added to every series (e.g. `{ service: 'frontend' }`). */
-  readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * Value of the `client` label, which tells apart the clients registered on one registry (two clients may not
+   * share a value). For constant labels on every series, use prom-client's `registry.setDefaultLabels()`.
+   * @defaultValue the cluster's name for a client with exactly one cluster at registration, else `'default'`
+   */
+  readonly client?: string;
+  /**
+   * Per-endpoint series (`sidecarless_endpoint_*`, labelled `upstream_endpoint="host:port"`): up to 9 gauges and
+   * counters, one counter per status class and error kind seen, and a 17-series latency histogram per endpoint.
+   * Endpoint addresses change on every deploy, so they are off by default; series of an endpoint that leaves the
+   * set are dropped.
+   * @defaultValue false
+   */
+  readonly endpointMetrics?: boolean;
+  /**
+   * With `endpointMetrics`, the most endpoints per cluster that get series (the first in resolver order); the
+   * others are counted in the cluster's series only.
+   * @defaultValue 20
+   */
+  readonly maxEndpointsPerCluster?: number;
 }
 
-/** The registration; `unregister()` removes the metrics from the registry. @category Observability */
+/** The registration; `unregister()` removes this client's series. @category Observability */
 export interface PrometheusRegistration {
-  /** Metric names registered. */
+  /** Metric names this client's series appear under. */
   readonly names: readonly string[];
-  /** Removes every metric in `names` from the registry; the client is no longer read on scrapes. */
+  /**
+   * Stops reading the client and removes its series; the metric objects leave the registry with the last client
+   * registered there.
+   */
   unregister(): void;
 }
 
-type Labels = Record<string, string | number>;
-interface Value {
-  value: number;
-  labels: Labels;
-  metricName?: string;
+const BUCKETS = LATENCY_BUCKETS_MS.map((ms) => ms / 1000);
+const PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const CLUSTER_LABELS = ['client', 'upstream_cluster'];
+const ENDPOINT_LABELS = [...CLUSTER_LABELS, 'upstream_endpoint'];
+
+/** A cluster's histogram series: its labels, its endpoints' (within the bound), endpoints found outside it. */
+interface Series {
+  readonly labels: Labels;
+  readonly endpoints: Map<string, Labels>;
+  /** Endpoints past the bound, until the next scrape (the set's order may change). */
+  readonly outside: Set<string>;
 }
-type MetricType = 'counter' | 'gauge' | 'histogram';
 
-const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+/** One registered client. */
+interface Source {
+  readonly label: string;
+  readonly client: Client;
+  readonly endpointMetrics: boolean;
+  readonly maxEndpoints: number;
+  /** Histogram series this client observed, by cluster id: the cluster's labels and its endpoints' labels. */
+  readonly series: Map<number, Series>;
+  stats(): ClientStats;
+}
 
-function histogramValues(name: string, labels: Labels, h: HistogramSnapshot, out: Value[]): void {
-  let cumulative = 0;
-  h.bounds.forEach((bound, i) => {
-    cumulative += h.counts[i] ?? 0;
-    out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: bound / 1000 }, value: cumulative });
+/** The metric objects of one registry and prefix, and the clients that fill them. */
+interface Shared {
+  /** The metric objects with the names they were registered under (prom-client renames counters in place while it
+   * writes OpenMetrics). */
+  readonly metrics: { readonly name: string; readonly metric: Metric }[];
+  readonly sources: Map<string, Source>;
+  requestDuration?: Histogram;
+  endpointLatency?: Histogram;
+  endpointMetrics: boolean;
+}
+
+type AnyRegistry = Registry<RegistryContentType>;
+const registries = new WeakMap<AnyRegistry, Map<string, Shared>>();
+
+/** A prom-client counter or gauge whose `collect()` refills it from every source's stats. */
+function collected(
+  shared: Shared,
+  name: string,
+  type: 'counter' | 'gauge',
+  help: string,
+  labelNames: string[],
+  fill: (source: Source, emit: Emit) => void,
+): { name: string; metric: Metric } {
+  const collect = function (this: Counter | Gauge) {
+    this.reset();
+    for (const source of shared.sources.values()) {
+      fill(source, (labels, value) => {
+        const all = { client: source.label, ...labels };
+        if (this instanceof Counter) this.inc(all, value);
+        else this.set(all, value);
+      });
+    }
+  };
+  const config = { name, help, labelNames, registers: [], collect };
+  const metric = type === 'counter' ? new Counter(config) : new Gauge(config);
+  return { name, metric };
+}
+
+/** The endpoints of `c` that get series: the first `max`, in resolver order. */
+const shownEndpoints = (c: ClusterStats, max: number): readonly EndpointStats[] =>
+  c.endpoints.length > max ? c.endpoints.slice(0, max) : c.endpoints;
+
+/**
+ * Brings the histogram series in line with the client as a histogram is collected: a cluster's request duration
+ * series exists (at zero) from its first scrape, and the series of clusters and endpoints that left are dropped.
+ */
+function sync(source: Source, shared: Shared): void {
+  const clusters = new Map(source.stats().clusters.map((c) => [c.id, c]));
+  for (const c of clusters.values()) {
+    if (source.series.has(c.id)) continue;
+    const labels = { client: source.label, upstream_cluster: c.name };
+    source.series.set(c.id, { labels, endpoints: new Map(), outside: new Set() });
+    shared.requestDuration?.zero(labels);
+  }
+  for (const [id, entry] of source.series) {
+    entry.outside.clear();
+    const c = clusters.get(id);
+    const keep = c === undefined ? undefined : new Set(shownEndpoints(c, source.maxEndpoints).map((e) => e.key));
+    for (const [key, labels] of entry.endpoints) {
+      if (keep?.has(key) === true) continue;
+      shared.endpointLatency?.remove(labels);
+      entry.endpoints.delete(key);
+    }
+    if (c === undefined) {
+      shared.requestDuration?.remove(entry.labels);
+      source.series.delete(id);
+    }
+  }
+}
+
+function histogram(shared: Shared, name: string, help: string, labelNames: string[]): Histogram {
+  return new Histogram({
+    name,
+    help,
+    labelNames,
+    buckets: BUCKETS,
+    registers: [],
+    collect() {
+      for (const source of shared.sources.values()) sync(source, shared);
+    },
   });
-  out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: h.count });
-  out.push({ metricName: `${name}_sum`, labels, value: h.sum / 1000 });
-  out.push({ metricName: `${name}_count`, labels, value: h.count });
 }
 
 /**
- * Adds the client's metrics to a prom-client registry. Throws if a metric of the same name is already registered
- * there: register each client once per registry, or give each its own `prefix`.
+ * Registers `metric` under `name`. prom-client keys its registry by `metric.name`, which it rewrites in place (drops
+ * `_total`) while writing OpenMetrics: the name is restored for the call.
+ */
+function registerAs(registry: AnyRegistry, name: string, metric: Metric): void {
+  const writable = metric as unknown as { name: string };
+  const current = writable.name;
+  writable.name = name;
+  try {
+    registry.registerMetric(metric);
+  } finally {
+    writable.name = current;
+  }
+}
+
+function createShared(prefix: string): Shared {
+  const shared: Shared = { metrics: [], sources: new Map(), endpointMetrics: false };
+  for (const [name, type, help, extra, fill] of CLUSTER_METRICS) {
+    const labels = extra === undefined ? CLUSTER_LABELS : [...CLUSTER_LABELS, extra];
+    shared.metrics.push(
+      collected(shared, `${prefix}${name}`, type, help, labels, (source, emit) => {
+        for (const c of source.stats().clusters) {
+          fill(c, (l, v) => emit({ upstream_cluster: c.name, ...l }, v));
+        }
+      }),
+    );
+  }
+  shared.requestDuration = histogram(
+    shared,
+    `${prefix}request_duration_seconds`,
+    'Time to response headers, across attempts and backoffs, from registration on.',
+    CLUSTER_LABELS,
+  );
+  shared.metrics.push({ name: `${prefix}request_duration_seconds`, metric: shared.requestDuration });
+  return shared;
+}
+
+/** Adds the per-endpoint metric objects, the first time a client on this registry asks for them. */
+function addEndpointMetrics(shared: Shared, prefix: string): void {
+  if (shared.endpointMetrics) return;
+  shared.endpointMetrics = true;
+  for (const [name, type, help, extra, fill] of ENDPOINT_METRICS) {
+    const labels = extra === undefined ? ENDPOINT_LABELS : [...ENDPOINT_LABELS, extra];
+    shared.metrics.push(
+      collected(shared, `${prefix}${name}`, type, help, labels, (source, emit) => {
+        if (!source.endpointMetrics) return;
+        for (const c of source.stats().clusters) {
+          for (const e of shownEndpoints(c, source.maxEndpoints)) {
+            fill(e, (l, v) => emit({ upstream_cluster: c.name, upstream_endpoint: e.key, ...l }, v));
+          }
+        }
+      }),
+    );
+  }
+  shared.endpointLatency = histogram(
+    shared,
+    `${prefix}endpoint_latency_seconds`,
+    'Attempt latency on the endpoint, to response headers or to the error, from registration on.',
+    ENDPOINT_LABELS,
+  );
+  shared.metrics.push({ name: `${prefix}endpoint_latency_seconds`, metric: shared.endpointLatency });
+}
+
+/**
+ * Adds the client's series to a prom-client registry. Any number of clients can be registered on one registry, each
+ * with its own `client` label value; registering two clients under the same value throws
+ * `SIDECARLESS_INVALID_OPTION`. The metric objects are registered once per registry and prefix; a metric of the same
+ * name registered there by someone else makes this throw prom-client's error.
  *
  * @example
  * ```ts
@@ -73,246 +277,142 @@ function histogramValues(name: string, labels: Labels, h: HistogramSnapshot, out
  * import { registerPrometheusMetrics } from 'sidecarless/prometheus';
  *
  * const registry = new Registry();
- * const registration = registerPrometheusMetrics(client, { registry, labels: { service: 'shop' } });
+ * const users = registerPrometheusMetrics(usersClient, { registry, client: 'users' });
+ * const orders = registerPrometheusMetrics(ordersClient, { registry, client: 'orders' });
  * http.createServer(async (req, res) => {
  *   if (req.url === '/metrics') {
  *     res.setHeader('content-type', registry.contentType);
  *     res.end(await registry.metrics());
  *   }
  * });
- * // on shutdown: registration.unregister();
+ * // on shutdown: users.unregister(); orders.unregister();
  * ```
  *
  * @category Observability
  */
 export function registerPrometheusMetrics(client: Client, options: PrometheusOptions = {}): PrometheusRegistration {
-  const registry = options.registry ?? defaultRegistry;
-  const prefix = options.prefix ?? 'sidecarless_';
-  const base = options.labels ?? {};
+  const raw = options as Record<string, unknown>;
+  if (raw.labels !== undefined) {
+    throw new InvalidOptionError(
+      'labels',
+      'removed: the `client` label tells clients apart; for constant labels use registry.setDefaultLabels()',
+    );
+  }
+  checkObject(raw, ['registry', 'prefix', 'client', 'endpointMetrics', 'maxEndpointsPerCluster'], '');
+  const registry: AnyRegistry = options.registry ?? defaultRegistry;
+  const prefix = raw.prefix === '' ? '' : string(raw.prefix, 'prefix', 'sidecarless_', PREFIX, 'a metric name prefix');
+  const endpointMetrics = boolean(raw.endpointMetrics, 'endpointMetrics', false);
+  const maxEndpoints = integer(raw.maxEndpointsPerCluster, 'maxEndpointsPerCluster', 20, 1);
+  const clusters = client.stats().clusters;
+  const fallback = clusters.length === 1 ? (clusters[0] as ClusterStats).name : 'default';
+  const label = string(raw.client, 'client', fallback);
+
+  const byPrefix = registries.get(registry) ?? new Map<string, Shared>();
+  registries.set(registry, byPrefix);
+  let shared = byPrefix.get(prefix);
+  if (shared === undefined) byPrefix.set(prefix, (shared = createShared(prefix)));
+  if (shared.sources.has(label)) {
+    throw new InvalidOptionError(
+      'client',
+      `a client is already registered on this registry as "${label}"; give each client its own \`client\` label`,
+    );
+  }
+  if (endpointMetrics) addEndpointMetrics(shared, prefix);
+  // Registered once per registry: again only if someone removed them (removeSingleMetric, clear).
+  for (const { name, metric } of shared.metrics) {
+    if (registry.getSingleMetric(name) !== metric) registerAs(registry, name, metric);
+  }
+
   let cached: ClientStats | undefined;
-  // prom-client calls every metric's get() in one synchronous pass per scrape: read the stats once for that pass
-  // (not once per metric), and drop them when it ends, so the next scrape, however soon, sees fresh numbers.
-  const stats = (): ClientStats => {
-    if (cached === undefined) {
-      cached = client.stats();
-      queueMicrotask(() => {
-        cached = undefined;
-      });
-    }
-    return cached;
-  };
-  const names: string[] = [];
-  const define = (name: string, help: string, type: MetricType, collect: (s: ClientStats, out: Value[]) => void) => {
-    const full = `${prefix}${name}`;
-    const metric = {
-      name: full,
-      help,
-      type,
-      aggregator: 'sum',
-      get: async () => {
-        const values: Value[] = [];
-        collect(stats(), values);
-        for (const v of values) v.labels = { ...base, ...v.labels };
-        return { name: full, help, type, values, aggregator: 'sum' };
-      },
-    };
-    registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
-    names.push(full);
-  };
-  const perCluster = (pick: (c: ClientStats['clusters'][number]) => number) => (s: ClientStats, out: Value[]) => {
-    for (const c of s.clusters) out.push({ labels: { cluster: c.name }, value: pick(c) });
-  };
-
-  define(
-    'requests_total',
-    'Requests accepted by the cluster.',
-    'counter',
-    perCluster((c) => c.requests.total),
-  );
-  define(
-    'requests_in_flight',
-    'Requests accepted and not yet ended.',
-    'gauge',
-    perCluster((c) => c.inFlight),
-  );
-  define('responses_total', 'Responses delivered to callers, by status class.', 'counter', (s, out) => {
-    for (const c of s.clusters) {
-      for (const cls of CLASSES)
-        out.push({ labels: { cluster: c.name, code_class: cls }, value: c.requests.statusClasses[cls] });
-    }
-  });
-  define('request_errors_total', 'Requests that failed, by error code.', 'counter', (s, out) => {
-    for (const c of s.clusters) {
-      for (const [code, n] of Object.entries(c.requests.errors))
-        out.push({ labels: { cluster: c.name, code }, value: n });
-    }
-  });
-  define(
-    'request_duration_seconds',
-    'Time to response headers, across attempts and backoffs.',
-    'histogram',
-    (s, out) => {
-      for (const c of s.clusters)
-        histogramValues(`${prefix}request_duration_seconds`, { cluster: c.name }, c.requests.latency, out);
+  const source: Source = {
+    label,
+    client,
+    endpointMetrics,
+    maxEndpoints,
+    series: new Map(),
+    // prom-client collects every metric in one pass per scrape: read the stats once for that pass (not once per
+    // metric), and drop them when it ends, so the next scrape, however soon, sees fresh numbers.
+    stats() {
+      if (cached === undefined) {
+        cached = client.stats();
+        queueMicrotask(() => {
+          cached = undefined;
+        });
+      }
+      return cached;
     },
-  );
-  define(
-    'retries_total',
-    'Attempts that retried a failure.',
-    'counter',
-    perCluster((c) => c.requests.retries),
-  );
-  define(
-    'hedges_total',
-    'Hedged attempts.',
-    'counter',
-    perCluster((c) => c.requests.hedges),
-  );
-  define(
-    'overloaded_total',
-    'Requests refused by a concurrency limit.',
-    'counter',
-    perCluster((c) => c.requests.overloaded),
-  );
-  define(
-    'circuit_open_total',
-    'Requests refused by an open circuit breaker.',
-    'counter',
-    perCluster((c) => c.requests.circuitOpen),
-  );
-  define('breaker_state', 'Circuit breaker state (1 for the current state).', 'gauge', (s, out) => {
-    for (const c of s.clusters) {
-      if (c.breaker === undefined) continue;
-      for (const state of ['closed', 'open', 'half-open']) {
-        out.push({ labels: { cluster: c.name, state }, value: c.breaker === state ? 1 : 0 });
-      }
-    }
-  });
-  define(
-    'endpoints',
-    'Endpoints in the current set.',
-    'gauge',
-    perCluster((c) => c.endpoints.length),
-  );
-  define(
-    'ejections_total',
-    'Outlier ejections.',
-    'counter',
-    perCluster((c) => c.ejections),
-  );
-  define(
-    'ejection_returns_total',
-    'Returns from outlier ejection.',
-    'counter',
-    perCluster((c) => c.returns),
-  );
-  define(
-    'panic',
-    '1 while the cluster is in panic mode (too few eligible endpoints).',
-    'gauge',
-    perCluster((c) => (c.panic ? 1 : 0)),
-  );
-  define(
-    'resolver_updates_total',
-    'Endpoint sets delivered by the resolver.',
-    'counter',
-    perCluster((c) => c.resolver.updates),
-  );
-  define(
-    'resolver_errors_total',
-    'Resolver failures (the last good set was kept).',
-    'counter',
-    perCluster((c) => c.resolver.errors),
-  );
+  };
+  shared.sources.set(label, source);
+  const current = shared;
 
-  const perEndpoint =
-    (pick: (e: ClientStats['clusters'][number]['endpoints'][number]) => number) => (s: ClientStats, out: Value[]) => {
-      for (const c of s.clusters)
-        for (const e of c.endpoints) out.push({ labels: { cluster: c.name, endpoint: e.key }, value: pick(e) });
-    };
-  define(
-    'endpoint_attempts_total',
-    'Attempts sent to the endpoint.',
-    'counter',
-    perEndpoint((e) => e.attempts),
-  );
-  define(
-    'endpoint_retries_total',
-    'Attempts sent to the endpoint that retried a failure.',
-    'counter',
-    perEndpoint((e) => e.retries),
-  );
-  define(
-    'endpoint_hedges_total',
-    'Hedged attempts sent to the endpoint.',
-    'counter',
-    perEndpoint((e) => e.hedges),
-  );
-  define(
-    'endpoint_ejections_total',
-    'Outlier ejections of the endpoint.',
-    'counter',
-    perEndpoint((e) => e.timesEjected),
-  );
-  define(
-    'endpoint_ejection_returns_total',
-    'Returns of the endpoint from outlier ejection.',
-    'counter',
-    perEndpoint((e) => e.returns),
-  );
-  define(
-    'endpoint_in_flight',
-    'Attempts in flight on the endpoint.',
-    'gauge',
-    perEndpoint((e) => e.inFlight),
-  );
-  define('endpoint_responses_total', 'Responses from the endpoint, by status class.', 'counter', (s, out) => {
-    for (const c of s.clusters) {
-      for (const e of c.endpoints) {
-        for (const cls of CLASSES) {
-          out.push({ labels: { cluster: c.name, endpoint: e.key, code_class: cls }, value: e.statusClasses[cls] });
-        }
-      }
+  // Cluster ids are process-unique: remember which are this client's (clusters appear lazily in discovery mode).
+  const foreign = new Set<number>();
+  const seriesOf = (clusterId: number, cluster: string) => {
+    let entry = source.series.get(clusterId);
+    if (entry !== undefined) return entry;
+    if (foreign.has(clusterId)) return undefined;
+    if (!client.stats().clusters.some((c) => c.id === clusterId)) {
+      if (foreign.size >= 10_000) foreign.clear();
+      foreign.add(clusterId);
+      return undefined;
     }
-  });
-  define('endpoint_errors_total', 'Attempt errors on the endpoint, by kind.', 'counter', (s, out) => {
-    for (const c of s.clusters) {
-      for (const e of c.endpoints) {
-        for (const [kind, n] of Object.entries(e.errorsByKind))
-          out.push({ labels: { cluster: c.name, endpoint: e.key, kind }, value: n });
+    entry = { labels: { client: label, upstream_cluster: cluster }, endpoints: new Map(), outside: new Set() };
+    source.series.set(clusterId, entry);
+    current.requestDuration?.zero(entry.labels);
+    return entry;
+  };
+  const onRequestEnd = (message: unknown) => {
+    const m = message as RequestEndMessage;
+    // As the stats' request latency: time to response headers, so a failed request is not observed.
+    if (m.statusCode === 0) return;
+    const entry = seriesOf(m.clusterId, m.cluster);
+    if (entry !== undefined) current.requestDuration?.observe(entry.labels, m.durationMs / 1000);
+  };
+  const onAttemptEnd = (message: unknown) => {
+    const m = message as AttemptEndMessage;
+    // An attempt the client itself stopped (caller abort, lost hedge) says nothing about the endpoint's latency.
+    if (m.statusCode === 0 && m.errorKind === 'aborted') return;
+    const entry = seriesOf(m.clusterId, m.cluster);
+    if (entry === undefined) return;
+    let labels = entry.endpoints.get(m.endpoint);
+    if (labels === undefined) {
+      // The bound keeps the first endpoints in resolver order, as the counters do; an endpoint found outside it is
+      // not looked up again until the next scrape.
+      if (entry.outside.has(m.endpoint)) return;
+      const c = client.stats().clusters.find((x) => x.id === m.clusterId);
+      if (c === undefined || !shownEndpoints(c, maxEndpoints).some((e) => e.key === m.endpoint)) {
+        entry.outside.add(m.endpoint);
+        return;
       }
+      labels = { ...entry.labels, upstream_endpoint: m.endpoint };
+      entry.endpoints.set(m.endpoint, labels);
     }
-  });
-  define('endpoint_latency_seconds', 'Attempt latency to response headers.', 'histogram', (s, out) => {
-    for (const c of s.clusters) {
-      for (const e of c.endpoints) {
-        histogramValues(`${prefix}endpoint_latency_seconds`, { cluster: c.name, endpoint: e.key }, e.latency, out);
-      }
-    }
-  });
-  define(
-    'endpoint_ejected',
-    '1 while the endpoint is ejected by outlier detection.',
-    'gauge',
-    perEndpoint((e) => (e.ejected ? 1 : 0)),
-  );
-  define(
-    'endpoint_healthy',
-    '1 while the endpoint passes health checks.',
-    'gauge',
-    perEndpoint((e) => (e.healthy ? 1 : 0)),
-  );
-  define(
-    'endpoint_weight',
-    'Effective weight (slow start applied).',
-    'gauge',
-    perEndpoint((e) => e.effectiveWeight),
-  );
+    current.endpointLatency?.observe(labels, m.durationMs / 1000);
+  };
+  diagnostics.subscribe('sidecarless:request:end', onRequestEnd);
+  if (endpointMetrics) diagnostics.subscribe('sidecarless:attempt:end', onAttemptEnd);
 
+  const names = current.metrics
+    .map((m) => m.name)
+    .filter((name) => endpointMetrics || !name.startsWith(`${prefix}endpoint_`));
+  let registered = true;
   return {
     names,
     unregister() {
-      for (const name of names) registry.removeSingleMetric(name);
+      if (!registered) return;
+      registered = false;
+      diagnostics.unsubscribe('sidecarless:request:end', onRequestEnd);
+      if (endpointMetrics) diagnostics.unsubscribe('sidecarless:attempt:end', onAttemptEnd);
+      for (const entry of source.series.values()) {
+        current.requestDuration?.remove(entry.labels);
+        for (const labels of entry.endpoints.values()) current.endpointLatency?.remove(labels);
+      }
+      current.sources.delete(label);
+      if (current.sources.size > 0) return;
+      for (const { name, metric } of current.metrics) {
+        if (registry.getSingleMetric(name) === metric) registry.removeSingleMetric(name);
+      }
+      byPrefix.delete(prefix);
     },
   };
 }

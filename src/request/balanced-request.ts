@@ -20,6 +20,9 @@
  *   stream no attempt has started to read.
  * Retried statuses (502, 503, 504 by default) are retried only for requests that may be replayed; otherwise the
  * response goes to the caller as it is.
+ *
+ * @size single state machine: one request's wait, attempts, retries, hedges and deadline, and the one conversation
+ * the caller sees; its parts share the request's state and would only trade fields for parameters if split.
  */
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';

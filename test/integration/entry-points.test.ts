@@ -325,7 +325,7 @@ describe('package entry points', () => {
     const client = createClient({ target: ['127.0.0.1:1'], name: 'shop' });
     const registry = new Registry();
     const prometheus = registerPrometheusMetrics(client, { registry });
-    assert.match(await registry.metrics(), /sidecarless_requests_total\{cluster="shop"\} 0/);
+    assert.match(await registry.metrics(), /sidecarless_requests_total\{client="shop",upstream_cluster="shop"\} 0/);
     prometheus.unregister();
     registerOpenTelemetryMetrics(client, { meter: metrics.getMeter('entry-points') }).unregister();
     await client.close();

@@ -21,12 +21,20 @@ function sum(text: string, name: string): number {
 it('the Prometheus example serves /metrics with the numbers of the traffic it sent', async () => {
   const out = await runExample('prometheus-metrics.ts');
   // 30 requests went through the service; each is one request to the inventory cluster.
-  assert.match(out, /^sidecarless_requests_total\{service="shop",cluster="inventory"\} 30$/m);
-  assert.match(out, /^sidecarless_request_duration_seconds_count\{service="shop",cluster="inventory"\} 30$/m);
-  assert.match(out, /^sidecarless_endpoints\{service="shop",cluster="inventory"\} 3$/m);
-  assert.match(out, /^sidecarless_responses_total\{service="shop",cluster="inventory",code_class="2xx"\} 30$/m);
+  assert.match(out, /^sidecarless_requests_total\{client="inventory",upstream_cluster="inventory"\} 30$/m);
+  assert.match(
+    out,
+    /^sidecarless_request_duration_seconds_count\{client="inventory",upstream_cluster="inventory"\} 30$/m,
+  );
+  assert.match(out, /^sidecarless_endpoints\{client="inventory",upstream_cluster="inventory"\} 3$/m);
+  assert.match(
+    out,
+    /^sidecarless_responses_total\{client="inventory",upstream_cluster="inventory",code_class="2xx"\} 30$/m,
+  );
   // Every fifth answer of the third backend is a 503, retried elsewhere: retries happened, callers saw none.
-  const retries = Number(/^sidecarless_retries_total\{service="shop",cluster="inventory"\} (\d+)$/m.exec(out)?.[1]);
+  const retries = Number(
+    /^sidecarless_retries_total\{client="inventory",upstream_cluster="inventory"\} (\d+)$/m.exec(out)?.[1],
+  );
   assert.ok(retries >= 1, out);
   const attempts = [...out.matchAll(/^sidecarless_endpoint_attempts_total\{[^}]*\} (\d+)$/gm)].reduce(
     (sum, m) => sum + Number(m[1]),
@@ -54,7 +62,7 @@ it('with --serve, the running service exposes /metrics that counts the traffic i
       exited.then(() => reject(new Error(`the example exited before serving: ${out}`)), reject);
     });
     const scrape = async () => (await fetch(`http://${address}/metrics`)).text();
-    const labels = 'service="shop",cluster="inventory"';
+    const labels = 'client="inventory",upstream_cluster="inventory"';
     const first = await scrape();
     assert.equal(sample(first, 'sidecarless_requests_total', labels), 30);
     assert.equal(sample(first, 'sidecarless_responses_total', `${labels},code_class="2xx"`), 30);
@@ -64,8 +72,15 @@ it('with --serve, the running service exposes /metrics that counts the traffic i
     assert.ok(retries >= 1, 'the 503s of the third backend were retried');
     assert.equal(sum(first, 'sidecarless_endpoint_retries_total'), retries, 'each retry is counted on one endpoint');
     assert.equal(sum(first, 'sidecarless_endpoint_attempts_total'), 30 + retries);
-    // prom-client's default metrics are served alongside.
-    assert.match(first, /^process_cpu_user_seconds_total \S+$/m);
+    // Per-endpoint series, asked for in the example: one per endpoint, labelled upstream_endpoint.
+    assert.equal([...first.matchAll(/^sidecarless_endpoint_attempts_total\{[^}]*upstream_endpoint="/gm)].length, 3);
+    // A scraper that asks for OpenMetrics gets it, each counter named with `_total` once.
+    const om = await (
+      await fetch(`http://${address}/metrics`, { headers: { accept: 'application/openmetrics-text; version=1.0.0' } })
+    ).text();
+    assert.match(om, /^# TYPE sidecarless_requests counter$/m);
+    assert.equal(sample(om, 'sidecarless_requests_total', labels), 30);
+    assert.doesNotMatch(om, /_total_total/);
 
     for (let i = 0; i < 5; i++) assert.equal((await fetch(`http://${address}/buy`)).status, 200);
     const second = await scrape();

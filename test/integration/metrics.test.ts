@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
 import { after, before, describe, it } from 'node:test';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
-import { Registry } from 'prom-client';
+import { DataPointType, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { type OpenMetricsContentType, Registry } from 'prom-client';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -91,48 +91,177 @@ describe('metrics', () => {
     for (const e of stats.endpoints) assert.equal(e.latency.count, e.attempts);
   });
 
-  it('Prometheus: a scrape reports the real numbers', async () => {
+  it('Prometheus: a scrape reports the real numbers, labelled client and upstream_cluster', async () => {
     const registry = new Registry();
-    const registration = registerPrometheusMetrics(client, { registry, labels: { service: 'frontend' } });
+    const registration = registerPrometheusMetrics(client, { registry, endpointMetrics: true });
+    const labels = 'client="inventory",upstream_cluster="inventory"';
     try {
       const before = client.stats().clusters[0]?.requests.total ?? 0;
       await (await client.fetch('http://inventory/')).arrayBuffer();
       const text = await registry.metrics();
-      assert.match(
-        text,
-        new RegExp(`sidecarless_requests_total\\{service="frontend",cluster="inventory"\\} ${before + 1}\\n`),
-      );
+      assert.equal(sample(text, 'sidecarless_requests_total', labels), before + 1);
       assert.match(text, /# TYPE sidecarless_request_duration_seconds histogram/);
-      assert.match(
-        text,
-        new RegExp(
-          `sidecarless_request_duration_seconds_count\\{service="frontend",cluster="inventory"\\} ${before + 1}`,
-        ),
-      );
-      assert.match(
-        text,
-        /sidecarless_request_duration_seconds_bucket\{service="frontend",cluster="inventory",le="\+Inf"\}/,
-      );
+      // The histogram observes from registration on.
+      assert.equal(sample(text, 'sidecarless_request_duration_seconds_count', labels), 1);
+      assert.equal(sample(text, 'sidecarless_request_duration_seconds_bucket', `le="+Inf",${labels}`), 1);
       for (const b of backends) {
-        assert.match(
-          text,
-          new RegExp(
-            `sidecarless_endpoint_attempts_total\\{service="frontend",cluster="inventory",endpoint="${b.address}"\\} \\d+`,
-          ),
+        assert.ok(
+          sample(text, 'sidecarless_endpoint_attempts_total', `${labels},upstream_endpoint="${b.address}"`) > 0,
         );
       }
-      assert.match(text, /sidecarless_endpoints\{service="frontend",cluster="inventory"\} 3/);
+      assert.equal(sample(text, 'sidecarless_endpoints', labels), 3);
       // Regression: stats were cached for 50 ms, so a scrape right after another reported the old numbers.
       await (await client.fetch('http://inventory/')).arrayBuffer();
-      assert.match(
-        await registry.metrics(),
-        new RegExp(`sidecarless_requests_total\\{service="frontend",cluster="inventory"\\} ${before + 2}\\n`),
-      );
-      assert.throws(() => registerPrometheusMetrics(client, { registry }), /already been registered/);
+      assert.equal(sample(await registry.metrics(), 'sidecarless_requests_total', labels), before + 2);
+      assert.ok(registration.names.includes('sidecarless_endpoint_attempts_total'));
+      assert.ok(registration.names.includes('sidecarless_requests_total'));
     } finally {
       registration.unregister();
     }
     assert.equal(await registry.metrics(), '\n');
+  });
+
+  it('Prometheus: regression "resetMetrics() throws": every registry operation works', async () => {
+    const registry = new Registry();
+    registerPrometheusMetrics(client, { registry, endpointMetrics: true });
+    await (await client.fetch('http://inventory/')).arrayBuffer();
+    const labels = 'client="inventory",upstream_cluster="inventory"';
+    const total = client.stats().clusters[0]?.requests.total ?? 0;
+    const json = await registry.getMetricsAsJSON();
+    const requests = json.find((m) => m.name === 'sidecarless_requests_total');
+    assert.equal(requests?.type, 'counter');
+    assert.deepEqual(requests?.values, [
+      { value: total, labels: { client: 'inventory', upstream_cluster: 'inventory' } },
+    ]);
+    registry.resetMetrics();
+    const afterReset = await registry.metrics();
+    // Counters and gauges are read again from the stats; the histogram starts over, from the next request on.
+    assert.equal(sample(afterReset, 'sidecarless_requests_total', labels), total);
+    assert.doesNotMatch(afterReset, /sidecarless_request_duration_seconds_count/);
+    await (await client.fetch('http://inventory/')).arrayBuffer();
+    assert.equal(sample(await registry.metrics(), 'sidecarless_request_duration_seconds_count', labels), 1);
+    registry.removeSingleMetric('sidecarless_endpoint_weight');
+    assert.doesNotMatch(await registry.metrics(), /sidecarless_endpoint_weight/);
+    registry.clear();
+    assert.equal(await registry.metrics(), '\n');
+    // Registering again after clear() puts the metrics back.
+    const again = registerPrometheusMetrics(client, { registry, client: 'again' });
+    assert.match(
+      await registry.metrics(),
+      /^sidecarless_requests_total\{client="again",upstream_cluster="inventory"\} /m,
+    );
+    assert.doesNotMatch(
+      await registry.metrics(),
+      /^sidecarless_endpoint_\w+\{client="again"/m,
+      'per-endpoint series are off by default',
+    );
+    again.unregister();
+  });
+
+  it('Prometheus: regression "_total_total": OpenMetrics names each counter once, histograms and gauges as such', async () => {
+    const registry = new Registry<OpenMetricsContentType>();
+    registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+    const registration = registerPrometheusMetrics(client, { registry, endpointMetrics: true });
+    try {
+      await (await client.fetch('http://inventory/')).arrayBuffer();
+      for (let i = 0; i < 2; i++) {
+        const text = await registry.metrics();
+        assert.doesNotMatch(text, /_total_total/);
+        assert.match(text, /^# TYPE sidecarless_requests counter$/m);
+        assert.match(text, /^sidecarless_requests_total\{client="inventory",upstream_cluster="inventory"\} \d+$/m);
+        assert.match(text, /^# TYPE sidecarless_request_duration_seconds histogram$/m);
+        assert.match(text, /^# TYPE sidecarless_endpoints gauge$/m);
+        assert.ok(text.endsWith('# EOF\n'));
+      }
+    } finally {
+      registration.unregister();
+    }
+    assert.equal(await registry.metrics(), '\n# EOF\n');
+  });
+
+  it('Prometheus: regression "already been registered": clients share a registry, told apart by `client`', async () => {
+    const other = createClient({ target: backends.map((b) => b.address), name: 'inventory' });
+    const registry = new Registry();
+    const first = registerPrometheusMetrics(client, { registry, client: 'shop' });
+    const second = registerPrometheusMetrics(other, { registry, client: 'audit' });
+    try {
+      await (await other.fetch('http://inventory/')).arrayBuffer();
+      await (await other.fetch('http://inventory/')).arrayBuffer();
+      const text = await registry.metrics();
+      const total = client.stats().clusters[0]?.requests.total;
+      assert.equal(sample(text, 'sidecarless_requests_total', 'client="shop",upstream_cluster="inventory"'), total);
+      assert.equal(sample(text, 'sidecarless_requests_total', 'client="audit",upstream_cluster="inventory"'), 2);
+      assert.equal(
+        sample(text, 'sidecarless_request_duration_seconds_count', 'client="audit",upstream_cluster="inventory"'),
+        2,
+      );
+      assert.equal(
+        sample(text, 'sidecarless_request_duration_seconds_count', 'client="shop",upstream_cluster="inventory"'),
+        0,
+      );
+      assert.throws(
+        () => registerPrometheusMetrics(other, { registry, client: 'shop' }),
+        (err: unknown) =>
+          findSidecarlessError(err)?.code === 'SIDECARLESS_INVALID_OPTION' && /"shop"/.test(String(err)),
+      );
+      assert.throws(
+        () => registerPrometheusMetrics(other, { registry, labels: { service: 'x' } } as never),
+        /setDefaultLabels/,
+      );
+      second.unregister();
+      const after = await registry.metrics();
+      assert.doesNotMatch(after, /client="audit"/);
+      assert.match(after, /client="shop"/);
+    } finally {
+      first.unregister();
+      second.unregister();
+      await other.close();
+    }
+    assert.equal(await registry.metrics(), '\n');
+  });
+
+  it('Prometheus: per-endpoint series are bounded per cluster and follow the endpoint set', async () => {
+    let listener: ResolverListener | undefined;
+    const resolver: Resolver = {
+      start(l) {
+        listener = l;
+      },
+      refresh() {},
+      close() {},
+    };
+    const moving = createClient({ target: resolver, name: 'moving' });
+    const registry = new Registry();
+    const registration = registerPrometheusMetrics(moving, {
+      registry,
+      endpointMetrics: true,
+      maxEndpointsPerCluster: 2,
+    });
+    try {
+      listener?.onUpdate(
+        backends.map((b) => createEndpoint({ host: '127.0.0.1', port: Number(b.address.split(':')[1]) })),
+      );
+      for (let i = 0; i < 6; i++) await (await moving.fetch('http://moving/')).arrayBuffer();
+      const count = (text: string, name: string) => text.split('\n').filter((l) => l.startsWith(`${name}{`)).length;
+      let text = await registry.metrics();
+      assert.equal(count(text, 'sidecarless_endpoint_attempts_total'), 2);
+      assert.equal(count(text, 'sidecarless_endpoint_latency_seconds_count'), 2);
+      // The first endpoint leaves: its series go, the third endpoint takes its place in the bound.
+      listener?.onUpdate(
+        backends.slice(1).map((b) => createEndpoint({ host: '127.0.0.1', port: Number(b.address.split(':')[1]) })),
+      );
+      await (await moving.fetch('http://moving/')).arrayBuffer();
+      await (await moving.fetch('http://moving/')).arrayBuffer();
+      text = await registry.metrics();
+      assert.doesNotMatch(text, new RegExp(`upstream_endpoint="${backends[0]?.address}"`));
+      assert.equal(count(text, 'sidecarless_endpoint_attempts_total'), 2);
+      assert.throws(
+        () => registerPrometheusMetrics(moving, { registry: new Registry(), maxEndpointsPerCluster: 0 }),
+        /maxEndpointsPerCluster/,
+      );
+    } finally {
+      registration.unregister();
+      await moving.close();
+    }
   });
 
   it('OpenTelemetry: the duration histogram and observable instruments carry real numbers', async () => {
@@ -150,7 +279,7 @@ describe('metrics', () => {
       const { resourceMetrics } = await reader.collect();
       const all = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
       const find = (name: string) => all.find((m) => m.descriptor.name === name);
-      const duration = find('http.client.request.duration');
+      const duration = find('sidecarless.request.duration');
       assert.ok(duration, 'histogram exported');
       const points = duration.dataPoints as unknown as {
         attributes: Record<string, unknown>;
@@ -165,7 +294,12 @@ describe('metrics', () => {
       const requests = find('sidecarless.requests');
       const value = (requests?.dataPoints[0] as { value: number } | undefined)?.value;
       assert.equal(value, client.stats().clusters[0]?.requests.total);
-      assert.equal((find('sidecarless.endpoints')?.dataPoints[0] as { value: number } | undefined)?.value, 3);
+      const endpoints = find('sidecarless.endpoints');
+      assert.equal((endpoints?.dataPoints[0] as { value: number } | undefined)?.value, 3);
+      // A count of endpoints is an up-down counter (a non-monotonic sum), as the conventions have it.
+      assert.equal(endpoints?.dataPointType, DataPointType.SUM);
+      assert.equal((endpoints as { isMonotonic?: boolean } | undefined)?.isMonotonic, false);
+      assert.equal(find('sidecarless.endpoint.attempts'), undefined, 'per-endpoint instruments are off by default');
     } finally {
       registration.unregister();
       await Promise.all([provider.shutdown(), twin.close()]);
@@ -173,18 +307,23 @@ describe('metrics', () => {
   });
 });
 
-/** The value of one Prometheus sample, e.g. `sample(text, 'sidecarless_ejections_total', 'cluster="svc"')`. */
+/** The value of one Prometheus sample, e.g. `sample(text, 'sidecarless_ejections_total', 'client="svc",upstream_cluster="svc"')`. */
 function sample(text: string, name: string, labels: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
   assert.ok(line !== undefined, `no sample ${name}{${labels}} in:\n${text}`);
   return Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
+/** A registry of its own with the client's series (per endpoint too); histograms observe from here on. */
+function registered(client: Client): () => Promise<string> {
+  const registry = new Registry();
+  registerPrometheusMetrics(client, { registry, endpointMetrics: true });
+  return () => registry.metrics();
+}
+
 /** A scrape from a registry of its own, so no earlier scrape's cached stats can answer. */
 async function scrape(client: Client): Promise<string> {
-  const registry = new Registry();
-  registerPrometheusMetrics(client, { registry });
-  return registry.metrics();
+  return registered(client)();
 }
 
 /** A loopback address nothing listens on: a server's ephemeral port, closed again. */
@@ -277,10 +416,10 @@ describe('counters, with their exact Prometheus series', () => {
     );
     assert.deepEqual([of(good.address)?.timesEjected, of(good.address)?.returns], [0, 0]);
     const text = await scrape(client);
-    assert.equal(sample(text, 'sidecarless_ejections_total', 'cluster="svc"'), 1);
-    assert.equal(sample(text, 'sidecarless_ejection_returns_total', 'cluster="svc"'), 1);
-    const bad_ = `cluster="svc",endpoint="${bad.address}"`;
-    const good_ = `cluster="svc",endpoint="${good.address}"`;
+    assert.equal(sample(text, 'sidecarless_ejections_total', 'client="svc",upstream_cluster="svc"'), 1);
+    assert.equal(sample(text, 'sidecarless_ejection_returns_total', 'client="svc",upstream_cluster="svc"'), 1);
+    const bad_ = `client="svc",upstream_cluster="svc",upstream_endpoint="${bad.address}"`;
+    const good_ = `client="svc",upstream_cluster="svc",upstream_endpoint="${good.address}"`;
     assert.equal(sample(text, 'sidecarless_endpoint_ejections_total', bad_), 1);
     assert.equal(sample(text, 'sidecarless_endpoint_ejection_returns_total', bad_), 1);
     assert.equal(sample(text, 'sidecarless_endpoint_ejections_total', good_), 0);
@@ -325,14 +464,15 @@ describe('counters, with their exact Prometheus series', () => {
     );
     assert.deepEqual(stats.resolver, { updates: 2, errors: 1, lastError: 'registry unreachable' });
     const text = await scrape(client);
-    assert.equal(sample(text, 'sidecarless_resolver_updates_total', 'cluster="svc"'), 2);
-    assert.equal(sample(text, 'sidecarless_resolver_errors_total', 'cluster="svc"'), 1);
-    assert.equal(sample(text, 'sidecarless_endpoints', 'cluster="svc"'), 2);
+    assert.equal(sample(text, 'sidecarless_resolver_updates_total', 'client="svc",upstream_cluster="svc"'), 2);
+    assert.equal(sample(text, 'sidecarless_resolver_errors_total', 'client="svc",upstream_cluster="svc"'), 1);
+    assert.equal(sample(text, 'sidecarless_endpoints', 'client="svc",upstream_cluster="svc"'), 2);
   });
 
   it('a failed request: request:end carries the error; errors by code and by kind, attempt latency counted', async () => {
     const dead = await deadAddress();
     const client = track(createClient({ target: [dead], name: 'svc', retry: false }));
+    const scrapeLater = registered(client);
     const ends: { statusCode: number; error: Error | undefined; attempts: number; clusterId: number }[] = [];
     const onEnd = (m: unknown) => ends.push(m as (typeof ends)[number]);
     diagnostics.subscribe('sidecarless:request:end', onEnd);
@@ -358,14 +498,18 @@ describe('counters, with their exact Prometheus series', () => {
     const [endpoint] = stats.endpoints;
     assert.deepEqual(endpoint?.errorsByKind, { connect: 1, reset: 0, timeout: 0, aborted: 0, other: 0 });
     assert.equal(endpoint.latency.count, 1);
-    const text = await scrape(client);
-    const labels = `cluster="svc",endpoint="${dead}"`;
-    assert.equal(sample(text, 'sidecarless_request_errors_total', 'cluster="svc",code="ECONNREFUSED"'), 1);
-    assert.equal(sample(text, 'sidecarless_endpoint_errors_total', `${labels},kind="connect"`), 1);
-    assert.equal(sample(text, 'sidecarless_endpoint_errors_total', `${labels},kind="reset"`), 0);
+    const text = await scrapeLater();
+    const labels = `client="svc",upstream_cluster="svc",upstream_endpoint="${dead}"`;
+    assert.equal(
+      sample(text, 'sidecarless_request_errors_total', 'client="svc",upstream_cluster="svc",error_code="ECONNREFUSED"'),
+      1,
+    );
+    assert.equal(sample(text, 'sidecarless_endpoint_errors_total', `${labels},error_kind="connect"`), 1);
+    // Only the kinds seen get a series.
+    assert.doesNotMatch(text, /error_kind="reset"/);
     assert.equal(sample(text, 'sidecarless_endpoint_attempts_total', labels), 1);
     assert.equal(sample(text, 'sidecarless_endpoint_latency_seconds_count', labels), 1);
-    assert.equal(sample(text, 'sidecarless_request_duration_seconds_count', 'cluster="svc"'), 0);
+    assert.equal(sample(text, 'sidecarless_request_duration_seconds_count', 'client="svc",upstream_cluster="svc"'), 0);
   });
 
   it('limits.maxInFlight: a refused request counts as overloaded, not as a request', async () => {
@@ -381,8 +525,8 @@ describe('counters, with their exact Prometheus series', () => {
     const stats = client.stats().clusters[0];
     assert.deepEqual([stats?.requests.total, stats?.requests.overloaded], [1, 1]);
     const text = await scrape(client);
-    assert.equal(sample(text, 'sidecarless_overloaded_total', 'cluster="svc"'), 1);
-    assert.equal(sample(text, 'sidecarless_requests_total', 'cluster="svc"'), 1);
+    assert.equal(sample(text, 'sidecarless_overloaded_total', 'client="svc",upstream_cluster="svc"'), 1);
+    assert.equal(sample(text, 'sidecarless_requests_total', 'client="svc",upstream_cluster="svc"'), 1);
   });
 
   it('an open breaker: circuitOpen counted, breaker_state reports open', async () => {
@@ -411,11 +555,14 @@ describe('counters, with their exact Prometheus series', () => {
     assert.equal(stats.requests.circuitOpen, 1);
     assert.deepEqual(stats.requests.errors, { SIDECARLESS_CIRCUIT_OPEN: 1 });
     const text = await scrape(client);
-    assert.equal(sample(text, 'sidecarless_breaker_state', 'cluster="svc",state="open"'), 1);
-    assert.equal(sample(text, 'sidecarless_breaker_state', 'cluster="svc",state="closed"'), 0);
-    assert.equal(sample(text, 'sidecarless_breaker_state', 'cluster="svc",state="half-open"'), 0);
-    assert.equal(sample(text, 'sidecarless_circuit_open_total', 'cluster="svc"'), 1);
-    assert.equal(sample(text, 'sidecarless_responses_total', 'cluster="svc",code_class="5xx"'), 4);
+    assert.equal(sample(text, 'sidecarless_breaker_state', 'client="svc",upstream_cluster="svc",state="open"'), 1);
+    assert.equal(sample(text, 'sidecarless_breaker_state', 'client="svc",upstream_cluster="svc",state="closed"'), 0);
+    assert.equal(sample(text, 'sidecarless_breaker_state', 'client="svc",upstream_cluster="svc",state="half-open"'), 0);
+    assert.equal(sample(text, 'sidecarless_circuit_open_total', 'client="svc",upstream_cluster="svc"'), 1);
+    assert.equal(
+      sample(text, 'sidecarless_responses_total', 'client="svc",upstream_cluster="svc",code_class="5xx"'),
+      4,
+    );
   });
 
   it('a retry is counted on the endpoint it went to', async () => {
@@ -442,10 +589,21 @@ describe('counters, with their exact Prometheus series', () => {
     assert.deepEqual([of(unavailable.address)?.attempts, of(unavailable.address)?.retries], [1, 0]);
     assert.deepEqual([of(ok.address)?.attempts, of(ok.address)?.retries, of(ok.address)?.hedges], [1, 1, 0]);
     const text = await scrape(client);
-    assert.equal(sample(text, 'sidecarless_retries_total', 'cluster="svc"'), 1);
-    assert.equal(sample(text, 'sidecarless_endpoint_retries_total', `cluster="svc",endpoint="${ok.address}"`), 1);
+    assert.equal(sample(text, 'sidecarless_retries_total', 'client="svc",upstream_cluster="svc"'), 1);
     assert.equal(
-      sample(text, 'sidecarless_endpoint_retries_total', `cluster="svc",endpoint="${unavailable.address}"`),
+      sample(
+        text,
+        'sidecarless_endpoint_retries_total',
+        `client="svc",upstream_cluster="svc",upstream_endpoint="${ok.address}"`,
+      ),
+      1,
+    );
+    assert.equal(
+      sample(
+        text,
+        'sidecarless_endpoint_retries_total',
+        `client="svc",upstream_cluster="svc",upstream_endpoint="${unavailable.address}"`,
+      ),
       0,
     );
   });
@@ -475,9 +633,16 @@ describe('counters, with their exact Prometheus series', () => {
     assert.deepEqual([of(fast.address)?.hedges, of(fast.address)?.retries], [1, 0]);
     assert.deepEqual([of(slow.backend.address)?.hedges, of(slow.backend.address)?.attempts], [0, 1]);
     const text = await scrape(client);
-    assert.equal(sample(text, 'sidecarless_hedges_total', 'cluster="svc"'), 1);
-    assert.equal(sample(text, 'sidecarless_retries_total', 'cluster="svc"'), 0);
-    assert.equal(sample(text, 'sidecarless_endpoint_hedges_total', `cluster="svc",endpoint="${fast.address}"`), 1);
+    assert.equal(sample(text, 'sidecarless_hedges_total', 'client="svc",upstream_cluster="svc"'), 1);
+    assert.equal(sample(text, 'sidecarless_retries_total', 'client="svc",upstream_cluster="svc"'), 0);
+    assert.equal(
+      sample(
+        text,
+        'sidecarless_endpoint_hedges_total',
+        `client="svc",upstream_cluster="svc",upstream_endpoint="${fast.address}"`,
+      ),
+      1,
+    );
   });
 
   it('OpenTelemetry: semantic-convention attributes, units, and the per-endpoint instruments', async () => {
@@ -494,7 +659,10 @@ describe('counters, with their exact Prometheus series', () => {
     const client = track(createClient({ target: [shop.address], name: 'shop', retry: false, breaker: true }));
     const reader = new TestReader();
     const provider = new MeterProvider({ readers: [reader] });
-    const registration = registerOpenTelemetryMetrics(client, { meter: provider.getMeter('test') });
+    const registration = registerOpenTelemetryMetrics(client, {
+      meter: provider.getMeter('test'),
+      endpointMetrics: true,
+    });
     try {
       await (await client.fetch('http://shop/')).arrayBuffer();
       await (await client.fetch('http://shop/missing')).arrayBuffer();
@@ -510,7 +678,7 @@ describe('counters, with their exact Prometheus series', () => {
       };
       type Point = { attributes: Record<string, unknown>; value: number | { count: number } };
       const points = (name: string) => find(name).dataPoints as unknown as Point[];
-      const requests = points('http.client.request.duration').map((p) => p.attributes);
+      const requests = points('sidecarless.request.duration').map((p) => p.attributes);
       const byPath = (status: number | undefined, method = 'GET') =>
         requests.find((a) => a['http.response.status_code'] === status && a['http.request.method'] === method);
       assert.equal(requests.length, 4);
@@ -559,6 +727,13 @@ describe('counters, with their exact Prometheus series', () => {
         points('sidecarless.ejection_returns').map((p) => p.value),
         [0],
       );
+      // The conventions' per-request metric is the undici instrumentation's (per attempt), never recorded here.
+      assert.equal(
+        all.some((m) => m.descriptor.name === 'http.client.request.duration'),
+        false,
+      );
+      const perRequest = points('sidecarless.request.attempts').map((p) => (p.value as { count: number }).count);
+      assert.deepEqual(perRequest, [4]);
       const errors = points('sidecarless.endpoint.errors').find((p) => p.attributes['error.type'] === 'reset');
       assert.equal(errors?.value, 1);
     } finally {

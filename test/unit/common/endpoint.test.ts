@@ -23,7 +23,8 @@ describe('createEndpoint', () => {
   it('spells each IPv6 address one way, so one address cannot appear twice in a set', () => {
     assert.equal(createEndpoint({ host: '0:0::1', port: 80 }).key, '[::1]:80');
     assert.equal(createEndpoint({ host: '[FE80:0:0:0::1]', port: 80 }).host, 'fe80::1');
-    assert.equal(createEndpoint({ host: 'fe80::0:1%eth0', port: 80 }).host, 'fe80::1%eth0');
+    // A zone index cannot be carried by an HTTP URL (issue 15.1): refused rather than crashing when its pool is built.
+    assert.throws(() => createEndpoint({ host: 'fe80::0:1%eth0', port: 80 }), { code: 'SIDECARLESS_INVALID_ENDPOINT' });
     assert.throws(
       () => createEndpointSet(['[::1]:80', '[0:0::1]:80']),
       (err: unknown) => isSidecarlessError(err) && err.code === 'SIDECARLESS_DUPLICATE_ENDPOINT',
