@@ -34,7 +34,7 @@ const LAYERS = [
 const ENTRY_POINTS = '^src/(index|extend)\\.ts$';
 
 /** Resolver implementations that must stay independent of each other. */
-const RESOLVER_IMPLEMENTATIONS = ['dns', 'consul', 'etcd'];
+const RESOLVER_IMPLEMENTATIONS = ['dns', 'consul', 'etcd', 'kubernetes'];
 
 const layerRules = LAYERS.flatMap((layer, rank) =>
   layer.map((folder) => {

@@ -80,6 +80,7 @@ export { dnsResolverFactory } from './resolvers/dns/resolver.js';
 export { srvResolverFactory } from './resolvers/dns/srv.js';
 export { consulResolverFactory } from './resolvers/consul/resolver.js';
 export { etcdResolverFactory } from './resolvers/etcd/resolver.js';
+export { kubernetesResolverFactory } from './resolvers/kubernetes/resolver.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The shared loop of the resolvers that watch a remote source (start, refresh, close, backoff, last known good),

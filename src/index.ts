@@ -79,7 +79,7 @@ export { channels } from './metrics/events.js';
 // Errors
 export type { DnsErrorCode, ErrorCode } from './common/errors.js';
 export type { DiscoveryFailureReason } from './resolvers/errors.js';
-export { ConsulError, DiscoveryError, EtcdError } from './resolvers/errors.js';
+export { ConsulError, DiscoveryError, EtcdError, KubernetesError } from './resolvers/errors.js';
 export {
   AllEjectedError,
   CircuitOpenError,
@@ -125,6 +125,13 @@ export type { ConsulHealthFilter, ConsulResolverOptions, ConsulTlsOptions } from
 export { ConsulResolver } from './resolvers/consul/resolver.js';
 export type { EtcdResolverOptions, EtcdTlsOptions } from './resolvers/etcd/resolver.js';
 export { EtcdResolver } from './resolvers/etcd/resolver.js';
+export type {
+  KubernetesResolverEvent,
+  KubernetesResolverOptions,
+  KubernetesResolverStats,
+  KubernetesTlsOptions,
+} from './resolvers/kubernetes/resolver.js';
+export { KubernetesResolver } from './resolvers/kubernetes/resolver.js';
 
 // Pickers: the contract and the registry
 export type {

@@ -48,3 +48,11 @@ export class ConsulError extends DiscoveryError {}
  * {@link DiscoveryError.reason} for the kind. The message never contains the password or the auth token.
  */
 export class EtcdError extends DiscoveryError {}
+
+/**
+ * The Kubernetes resolver could not list or watch the service's EndpointSlices. Code `SIDECARLESS_RESOLVER_FAILED`;
+ * match on {@link DiscoveryError.reason} for the kind. A 401 or 403 (`forbidden`) names the RBAC rule the caller's
+ * identity needs: `get`, `list` and `watch` on `endpointslices` in the API group `discovery.k8s.io`. The message
+ * never contains the bearer token.
+ */
+export class KubernetesError extends DiscoveryError {}

@@ -7,6 +7,7 @@ import { InvalidOptionError, UnknownSchemeError } from '../common/errors.js';
 import { consulResolverFactory } from './consul/resolver.js';
 import { dnsResolverFactory } from './dns/resolver.js';
 import { etcdResolverFactory } from './etcd/resolver.js';
+import { kubernetesResolverFactory } from './kubernetes/resolver.js';
 import type { Resolver, ResolverContext, ResolverFactory, Target } from './resolver.js';
 import { srvResolverFactory } from './dns/srv.js';
 import { staticResolverFactory } from './static.js';
@@ -61,7 +62,8 @@ export class ResolverRegistry {
 }
 
 /**
- * A new registry holding the built-in schemes (`static`, `dns`, `srv`, `consul`, `etcd`). Register your own
+ * A new registry holding the built-in schemes (`static`, `dns`, `srv`, `consul`, `etcd`,
+ * `kubernetes`). Register your own
  * schemes on it and pass it as the `resolvers` option.
  *
  * @category Resolvers
@@ -72,5 +74,6 @@ export function createResolverRegistry(): ResolverRegistry {
     .register('dns', dnsResolverFactory)
     .register('srv', srvResolverFactory)
     .register('consul', consulResolverFactory)
-    .register('etcd', etcdResolverFactory);
+    .register('etcd', etcdResolverFactory)
+    .register('kubernetes', kubernetesResolverFactory);
 }

@@ -58,6 +58,8 @@ const ROOT_RUNTIME_EXPORTS = [
   'InvalidEndpointError',
   'InvalidOptionError',
   'InvalidTargetError',
+  'KubernetesError',
+  'KubernetesResolver',
   'NoEndpointsError',
   'NoRouteError',
   'OverloadedError',

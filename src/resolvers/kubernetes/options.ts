@@ -1,0 +1,251 @@
+/**
+ * Options of the Kubernetes resolver: their types, their validation (through the options toolkit,
+ * common/options.ts) and their reading from a `kubernetes:` target.
+ *
+ * @module
+ */
+import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from '../../common/backoff.js';
+import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import {
+  boolean,
+  checkObject,
+  duration,
+  func,
+  integer,
+  isRecord,
+  joinPath,
+  rejectUnknownKeys,
+  string,
+} from '../../common/options.js';
+import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
+import type { Target } from '../resolver.js';
+import { type ApiServerConfig, resolveApiServer } from './credentials.js';
+import type { PortSpec } from './parse.js';
+
+/** TLS settings of the API server connection; they override what the pod or the kubeconfig provides. */
+export interface KubernetesTlsOptions {
+  /** CA certificate(s) to trust. @defaultValue the service account's `ca.crt`, or the kubeconfig's CA */
+  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
+  /** Client certificate (PEM). @defaultValue the kubeconfig user's, if any */
+  readonly cert?: string | Buffer | undefined;
+  /** Client private key (PEM). @defaultValue the kubeconfig user's, if any */
+  readonly key?: string | Buffer | undefined;
+  /** Verify the server certificate. @defaultValue true (false only with the kubeconfig's `insecure-skip-tls-verify`) */
+  readonly rejectUnauthorized?: boolean | undefined;
+  /** The name the server certificate is checked against. @defaultValue the API server's host (or `tls-server-name`) */
+  readonly servername?: string | undefined;
+}
+
+/** Options of {@link KubernetesResolver}. */
+export interface KubernetesResolverOptions {
+  /** The Service whose EndpointSlices are watched (label `kubernetes.io/service-name`). */
+  readonly service: string;
+  /**
+   * The Service's namespace.
+   * @defaultValue the pod's own (the service account's namespace file), else the kubeconfig context's, else `default`
+   */
+  readonly namespace?: string | undefined;
+  /**
+   * The port: a name (`"http"`), resolved in each slice separately (two slices may map a name to different numbers),
+   * or a number, used as is on every endpoint. When omitted, each slice's only port (a slice with several is skipped).
+   * @defaultValue the slice's only port
+   */
+  readonly port?: string | number | undefined;
+  /**
+   * The zone this process runs in (the node's `topology.kubernetes.io/zone` label, e.g. passed in through the
+   * downward API or an environment variable). With it, `hints.forZones` (topology-aware routing) is honoured. For
+   * zone-aware routing give the client the same zone (`zoneAware: { localZone }`): every endpoint carries its
+   * slice's `zone`. @defaultValue unknown (hints are ignored)
+   */
+  readonly zone?: string | undefined;
+  /** The API server, `https://host:port`. @defaultValue from the pod's environment, else the kubeconfig */
+  readonly apiServer?: string | undefined;
+  /** A bearer token. Never logged or put in an error message. @defaultValue read from `tokenFile` */
+  readonly token?: string | undefined;
+  /**
+   * A file holding the bearer token, read again before every list and watch (the kubelet rotates it).
+   * @defaultValue `/var/run/secrets/kubernetes.io/serviceaccount/token` in a pod; the kubeconfig's otherwise
+   */
+  readonly tokenFile?: string | undefined;
+  /** The CA file of the API server. @defaultValue `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt` in a pod */
+  readonly caFile?: string | undefined;
+  /** The pod's namespace file. @defaultValue `/var/run/secrets/kubernetes.io/serviceaccount/namespace` */
+  readonly namespaceFile?: string | undefined;
+  /** The kubeconfig read outside a pod. @defaultValue the first file of `$KUBECONFIG`, else `~/.kube/config` */
+  readonly kubeconfig?: string | undefined;
+  /** The kubeconfig context. @defaultValue its `current-context` */
+  readonly context?: string | undefined;
+  /** TLS settings, overriding the pod's or the kubeconfig's. */
+  readonly tls?: KubernetesTlsOptions | undefined;
+  /** Environment read for `KUBERNETES_SERVICE_HOST`/`_PORT`, `KUBECONFIG` and `HOME`. @defaultValue process.env */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+  /** Timeout of a list request and of a watch's response headers, ms. @defaultValue 10000 */
+  readonly requestTimeoutMs?: number | undefined;
+  /**
+   * How long the API server keeps one watch open before ending it (sent as `timeoutSeconds`, rounded up to whole
+   * seconds), ms; the resolver then resumes from the last resourceVersion. A watch on which nothing arrives for this
+   * long plus `requestTimeoutMs` is presumed dead and aborted (`timeout`). @defaultValue 300000 (5 minutes)
+   */
+  readonly watchTimeoutMs?: number | undefined;
+  /** Minimum time between two list or watch requests (the hot-loop guard), ms. @defaultValue 1000 */
+  readonly minRelistIntervalMs?: number | undefined;
+  /** Minimum time between two `refresh()`-triggered restarts of the watch, ms. @defaultValue 5000 */
+  readonly refreshIntervalMs?: number | undefined;
+  /** Largest list answer (each page) or watch event accepted, bytes. @defaultValue 16777216 */
+  readonly maxResponseBytes?: number | undefined;
+  /** Items per list page (`limit`; the rest follows with `continue`). @defaultValue 500 */
+  readonly pageSize?: number | undefined;
+  /** Backoff between failed requests. @defaultValue 1 s, ×1.6, jitter 0.2, max 120 s */
+  readonly backoff?: BackoffOptions | undefined;
+  /** Clock for timers. @defaultValue systemClock */
+  readonly clock?: Clock | undefined;
+  /** Random source for backoff jitter. @defaultValue {@link systemRandom} */
+  readonly random?: RandomSource | undefined;
+}
+
+const OPTION_KEYS = [
+  'service',
+  'namespace',
+  'port',
+  'zone',
+  'apiServer',
+  'token',
+  'tokenFile',
+  'caFile',
+  'namespaceFile',
+  'kubeconfig',
+  'context',
+  'tls',
+  'env',
+  'requestTimeoutMs',
+  'watchTimeoutMs',
+  'minRelistIntervalMs',
+  'refreshIntervalMs',
+  'maxResponseBytes',
+  'pageSize',
+  'backoff',
+  'clock',
+  'random',
+] as const;
+
+const TLS_KEYS = ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'] as const;
+
+/** A DNS-1123 label (namespaces, Service names, port names). */
+const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** Validated {@link KubernetesResolverOptions}. @internal */
+export interface ResolvedKubernetesOptions {
+  readonly service: string;
+  readonly namespace: string;
+  readonly port: PortSpec;
+  readonly zone: string | undefined;
+  readonly server: ApiServerConfig;
+  readonly requestTimeoutMs: number;
+  readonly watchTimeoutMs: number;
+  readonly minRelistIntervalMs: number;
+  readonly refreshIntervalMs: number;
+  readonly maxResponseBytes: number;
+  readonly pageSize: number;
+  readonly backoff: ResolvedBackoffOptions;
+  readonly clock: Clock;
+  readonly random: RandomSource;
+}
+
+function validPort(value: unknown, name: string): PortSpec {
+  if (value === undefined) return undefined;
+  if (typeof value === 'number') return integer(value, name, 0, 1, 65535);
+  return string(value, name, undefined, LABEL, 'a port name (a DNS label such as "http") or a number');
+}
+
+/**
+ * Validates {@link KubernetesResolverOptions} and reads the credentials (files included: see `credentials.ts`).
+ * Throws {@link InvalidOptionError} naming the option. @internal
+ */
+export function resolveKubernetesOptions(options: KubernetesResolverOptions, path = ''): ResolvedKubernetesOptions {
+  if (!isRecord(options)) throw new InvalidOptionError(path || 'options', 'expected an object with at least `service`');
+  rejectUnknownKeys(options, path, OPTION_KEYS);
+  const o = options as Record<string, unknown>;
+  const at = (key: string) => joinPath(path, key);
+  const service = string(o.service, at('service'), undefined, LABEL, 'a Service name (a DNS label)');
+  if (service === undefined) throw new InvalidOptionError(at('service'), 'required: the Service name');
+  const namespace = string(o.namespace, at('namespace'), undefined, LABEL, 'a namespace name (a DNS label)');
+  const port = validPort(o.port, at('port'));
+  const zone = string(o.zone, at('zone'), undefined);
+  const texts = ['apiServer', 'token', 'tokenFile', 'caFile', 'namespaceFile', 'kubeconfig', 'context'] as const;
+  const text: Partial<Record<(typeof texts)[number], string>> = {};
+  for (const key of texts) {
+    const value = string(o[key], at(key), undefined);
+    if (value !== undefined) text[key] = value;
+  }
+  let tls: KubernetesTlsOptions | undefined;
+  if (o.tls !== undefined) {
+    const t = checkObject(o.tls, TLS_KEYS, at('tls'));
+    boolean(t.rejectUnauthorized, joinPath(at('tls'), 'rejectUnauthorized'), true);
+    string(t.servername, joinPath(at('tls'), 'servername'), undefined);
+    const picked: Record<string, unknown> = {};
+    for (const field of TLS_KEYS) if (t[field] !== undefined) picked[field] = t[field];
+    tls = picked as KubernetesTlsOptions;
+  }
+  if (o.env !== undefined && !isRecord(o.env)) throw new InvalidOptionError(at('env'), 'expected an object');
+  const requestTimeoutMs = duration(o.requestTimeoutMs, at('requestTimeoutMs'), 10_000);
+  const watchTimeoutMs = duration(o.watchTimeoutMs, at('watchTimeoutMs'), 300_000);
+  const minRelistIntervalMs = duration(o.minRelistIntervalMs, at('minRelistIntervalMs'), 1000, true);
+  const refreshIntervalMs = duration(o.refreshIntervalMs, at('refreshIntervalMs'), 5000, true);
+  const maxResponseBytes = integer(o.maxResponseBytes, at('maxResponseBytes'), 16 * 1024 * 1024, 1);
+  const pageSize = integer(o.pageSize, at('pageSize'), 500, 1);
+  const backoff = resolveBackoffOptions(options.backoff, at('backoff'));
+  const random = func<RandomSource>(o.random, at('random')) ?? systemRandom;
+  const server = resolveApiServer({
+    apiServer: text.apiServer,
+    token: text.token,
+    tokenFile: text.tokenFile,
+    caFile: text.caFile,
+    namespaceFile: text.namespaceFile,
+    kubeconfig: text.kubeconfig,
+    context: text.context,
+    tls,
+    env: (o.env as Record<string, string | undefined> | undefined) ?? process.env,
+  });
+  return {
+    service,
+    namespace: namespace ?? server.namespace ?? 'default',
+    port,
+    zone,
+    server,
+    requestTimeoutMs,
+    watchTimeoutMs,
+    minRelistIntervalMs,
+    refreshIntervalMs,
+    maxResponseBytes,
+    pageSize,
+    backoff,
+    clock: (o.clock as Clock | undefined) ?? systemClock,
+    random,
+  };
+}
+
+/**
+ * Reads a `kubernetes:` target: `kubernetes:///service[.namespace][:port]`, e.g. `kubernetes:///users.shop:http`
+ * (Service `users` in namespace `shop`, port named `http`) or `kubernetes:///users:8080`. The only query parameter
+ * is `zone` (the caller's zone, see {@link KubernetesResolverOptions.zone}). The API server and credentials come from
+ * the pod or the kubeconfig, never from the target.
+ */
+export function kubernetesOptionsFromTarget(target: Target): KubernetesResolverOptions {
+  const { raw } = target;
+  if (target.authority !== '') {
+    throw new InvalidTargetError(raw, 'expected kubernetes:///service.namespace:port (three slashes: no authority)');
+  }
+  for (const key of target.query.keys()) {
+    if (key !== 'zone') throw new InvalidTargetError(raw, `unknown query parameter "${key}"`);
+  }
+  const match = /^([^.:/]+)(?:\.([^.:/]+))?(?:\.svc(?:\.[^:/]+)?)?(?::([^:/]+))?$/.exec(target.path);
+  if (match === null) throw new InvalidTargetError(raw, 'expected kubernetes:///service[.namespace][:port]');
+  const [, service, namespace, port] = match as unknown as [string, string, string | undefined, string | undefined];
+  const zone = target.query.get('zone');
+  return {
+    service,
+    ...(namespace !== undefined ? { namespace } : {}),
+    ...(port !== undefined ? { port: /^\d+$/.test(port) ? Number(port) : port } : {}),
+    ...(zone !== null ? { zone } : {}),
+  };
+}

@@ -1,0 +1,406 @@
+/**
+ * The Kubernetes resolver: a Service's endpoints read from its `discovery.k8s.io/v1` EndpointSlices, listed once and
+ * then watched through the API server.
+ *
+ * **Target:** `kubernetes:///service[.namespace][:port]`, e.g. `kubernetes:///users.shop:http`. The namespace
+ * defaults to the pod's own; the port is a name (looked up in each slice) or a number. `?zone=` gives the caller's
+ * zone. The API server and credentials come from the pod's service account or the kubeconfig (see
+ * {@link KubernetesResolverOptions} and `credentials.ts`).
+ *
+ * **Protocol** (the API's list/watch contract): `GET /apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices` with
+ * `labelSelector=kubernetes.io/service-name={service}` lists the slices (in pages of `pageSize`, following
+ * `continue`) and gives the collection's `resourceVersion`; the same path with `watch=1`, that `resourceVersion`,
+ * `allowWatchBookmarks=true` and `timeoutSeconds` streams one JSON event per line. ADDED and MODIFIED replace a
+ * slice, DELETED removes it, BOOKMARK only moves the resourceVersion; the merged set is delivered once per received
+ * chunk. When the server ends the watch (its timeout), the resolver watches again from the last resourceVersion.
+ * A `410 Gone` answer or an ERROR event carrying a 410 Status (the resourceVersion is too old) lists again. A failed
+ * request, a broken stream, or a watch on which nothing arrives for `watchTimeoutMs + requestTimeoutMs` is an
+ * {@link KubernetesError}: the last set stays in use and the watch resumes after backoff.
+ *
+ * **Which endpoints serve**: ready ones; terminating ones get no new requests (removed from the set, their in-flight
+ * requests finish while the cluster drains them); when none is ready, serving terminating ones are used rather than
+ * none. With the caller's `zone` known, `hints.forZones` narrow the set. See `parse.ts`, `buildEndpoints`.
+ *
+ * **refresh()**: lists again (aborting the watch), at most once per `refreshIntervalMs`; ignored during backoff.
+ *
+ * @module
+ */
+import type { Endpoint } from '../../common/endpoint.js';
+import { InvalidTargetError, isSidecarlessError } from '../../common/errors.js';
+import { createDebug } from '../../common/debug.js';
+import { Backoff } from '../../common/backoff.js';
+import { KubernetesError } from '../errors.js';
+import { readBody, type ResponseBody } from '../read-body.js';
+import type { Resolver, ResolverFactory, ResolverListener } from '../resolver.js';
+import { type WatchResult, type WatchRun, WatchLoop } from '../watch-loop.js';
+import { type ApiConnection, acquireConnection } from './connection.js';
+import { readToken } from './credentials.js';
+import { type KubernetesResolverEvent, type KubernetesResolverStats, kubernetesChannel } from './diagnostics.js';
+import {
+  type KubernetesResolverOptions,
+  kubernetesOptionsFromTarget,
+  type ResolvedKubernetesOptions,
+  resolveKubernetesOptions,
+} from './options.js';
+import {
+  bad,
+  buildEndpoints,
+  type EndpointSlice,
+  parseJson,
+  parseSlice,
+  parseSliceList,
+  parseStatus,
+  parseWatchLine,
+} from './parse.js';
+import { type WatchEnd, followWatch } from './watch.js';
+
+export type { KubernetesResolverOptions, KubernetesTlsOptions } from './options.js';
+export type { KubernetesResolverEvent, KubernetesResolverStats } from './diagnostics.js';
+export { KubernetesError } from '../errors.js';
+
+const debug = createDebug('kubernetes');
+
+/** The RBAC rule the resolver needs, quoted in 401/403 errors. */
+const RBAC_RULE =
+  'the identity needs a Role (bound with a RoleBinding) granting get, list and watch on endpointslices ' +
+  'in the API group discovery.k8s.io';
+
+/**
+ * Resolves a Kubernetes Service's endpoints from its EndpointSlices, listed once and then watched. See the module
+ * documentation for the protocol and which endpoints serve.
+ *
+ * @example
+ * ```ts
+ * // In a pod: the service account's token, CA and namespace are found on their own.
+ * const client = createClient({
+ *   target: new KubernetesResolver({ service: 'users', namespace: 'shop', port: 'http', zone: process.env.ZONE }),
+ *   zoneAware: process.env.ZONE ? { localZone: process.env.ZONE } : undefined,
+ * });
+ * ```
+ *
+ * @category Resolvers
+ */
+export class KubernetesResolver implements Resolver {
+  readonly #options: ResolvedKubernetesOptions;
+  readonly #loop: WatchLoop;
+  readonly #label: string;
+  #connection: ApiConnection | undefined;
+  #slices = new Map<string, EndpointSlice>();
+  #resourceVersion: string | undefined;
+  readonly #earlyEnds: Backoff;
+  #counts = { lists: 0, watches: 0, events: 0, bookmarks: 0, expired: 0, skipped: 0, errors: 0 };
+
+  /**
+   * Validates every option and reads the configuration files (kubeconfig, CA, namespace; throwing
+   * `SIDECARLESS_INVALID_OPTION` naming the option); starts no network I/O.
+   */
+  constructor(options: KubernetesResolverOptions) {
+    this.#options = resolveKubernetesOptions(options);
+    const { backoff, clock, minRelistIntervalMs, namespace, random, refreshIntervalMs, service } = this.#options;
+    this.#label = `kubernetes:${namespace}/${service}`;
+    this.#earlyEnds = new Backoff(backoff, random);
+    this.#loop = new WatchLoop(
+      {
+        label: this.#label,
+        clock,
+        backoff: new Backoff(backoff, random),
+        minIntervalMs: minRelistIntervalMs,
+        refresh: { mode: 'watch', intervalMs: refreshIntervalMs },
+        debug,
+        toError: (err) => this.#toError(err),
+      },
+      (run) => this.#cycle(run),
+    );
+    debug('%s: API server %s from %s', this.#label, this.#options.server.origin, this.#options.server.source);
+  }
+
+  /** The namespace watched (the option, the target's, the pod's own, the context's, or `default`). */
+  get namespace(): string {
+    return this.#options.namespace;
+  }
+
+  /** Counters of the list-and-watch cycle. */
+  get stats(): KubernetesResolverStats {
+    return { ...this.#counts, slices: this.#slices.size, resourceVersion: this.#resourceVersion };
+  }
+
+  /** Takes a reference on the shared API server connection and starts listing and watching. */
+  start(listener: ResolverListener): void {
+    if (this.#loop.closed || this.#connection !== undefined) return;
+    this.#connection = acquireConnection(this.#options.server, this.#options.requestTimeoutMs + 1000);
+    this.#loop.start({
+      onUpdate: (endpoints) => listener.onUpdate(endpoints),
+      onError: (error) => {
+        this.#counts.errors++;
+        this.#publish({ kind: 'error', error });
+        listener.onError(error);
+      },
+    });
+  }
+
+  /** Lists again (aborting the watch), at most once per `refreshIntervalMs`; ignored during backoff. */
+  refresh(): void {
+    this.#loop.refresh();
+  }
+
+  /** Stops the watch and releases the shared connection (closed with its last resolver). */
+  async close(): Promise<void> {
+    if (this.#loop.closed) return;
+    this.#loop.close();
+    const connection = this.#connection;
+    this.#connection = undefined;
+    await connection?.release();
+  }
+
+  #publish(event: Omit<KubernetesResolverEvent, 'namespace' | 'service' | 'resourceVersion'>): void {
+    if (!kubernetesChannel.hasSubscribers) return;
+    const { namespace, service } = this.#options;
+    kubernetesChannel.publish({ namespace, service, resourceVersion: this.#resourceVersion, ...event });
+  }
+
+  #toError(err: unknown): KubernetesError {
+    if (err instanceof KubernetesError) return err;
+    const code = (err as { code?: unknown } | null)?.code;
+    const origin = this.#options.server.origin;
+    if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+      return new KubernetesError('timeout', `Kubernetes API server ${origin} did not answer in time`, { cause: err });
+    }
+    const detail = typeof code === 'string' ? code : 'network error';
+    return new KubernetesError('connection', `Kubernetes API server ${origin} failed (${detail})`, { cause: err });
+  }
+
+  #path(query: Record<string, string>): string {
+    const { namespace, service } = this.#options;
+    const params = new URLSearchParams({ labelSelector: `kubernetes.io/service-name=${service}`, ...query });
+    return `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices?${params}`;
+  }
+
+  async #headers(): Promise<Record<string, string>> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    let token: string | undefined;
+    try {
+      token = await readToken(this.#options.server.token);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      throw new KubernetesError('forbidden', `cannot read the service account token file (${String(code)})`, {
+        cause: err,
+      });
+    }
+    if (token !== undefined) headers.authorization = `Bearer ${token}`;
+    return headers;
+  }
+
+  /**
+   * One run: list when there is no resourceVersion, then watch until the stream ends. A watch the server ended well
+   * before its `timeoutSeconds` (a proxy or an overloaded server closing streams early) is resumed after the next
+   * delay of a backoff of its own, reset by a watch that lasts; one that lasted is resumed at once (within
+   * `minRelistIntervalMs`).
+   */
+  async #cycle(run: WatchRun): Promise<WatchResult | undefined> {
+    try {
+      const headers = await this.#headers();
+      run.started();
+      if (this.#resourceVersion === undefined) await this.#list(run, headers);
+      const opened = this.#options.clock.now();
+      const end = await this.#watch(run, headers);
+      if (end === 'expired') {
+        this.#counts.expired++;
+        this.#publish({ kind: 'expired' });
+        debug('%s: resourceVersion %s expired; listing again', this.#label, this.#resourceVersion);
+        this.#resourceVersion = undefined;
+        return undefined;
+      }
+      this.#publish({ kind: 'watch-end' });
+      if (this.#options.clock.now() - opened >= this.#options.watchTimeoutMs / 2) {
+        this.#earlyEnds.reset();
+        debug('%s: watch ended by the server; resuming from %s', this.#label, this.#resourceVersion);
+        return undefined;
+      }
+      const nextMs = this.#earlyEnds.next();
+      debug('%s: watch ended early; resuming from %s in %d ms', this.#label, this.#resourceVersion, nextMs);
+      return { nextMs };
+    } catch (err) {
+      if (run.signal.aborted) this.#resourceVersion = undefined; // refresh(): list again
+      throw err;
+    }
+  }
+
+  async #list(run: WatchRun, headers: Record<string, string>): Promise<void> {
+    const slices = new Map<string, EndpointSlice>();
+    let continueToken = '';
+    let resourceVersion: string;
+    do {
+      const query: Record<string, string> = { limit: String(this.#options.pageSize) };
+      if (continueToken !== '') query.continue = continueToken;
+      const text = await this.#get(this.#path(query), headers, run.signal);
+      const list = parseSliceList(text);
+      for (const item of list.items) this.#accept(slices, item);
+      resourceVersion = list.resourceVersion;
+      continueToken = list.continueToken;
+    } while (continueToken !== '');
+    this.#slices = slices;
+    this.#resourceVersion = resourceVersion;
+    this.#counts.lists++;
+    this.#publish({ kind: 'list' });
+    debug('%s: listed %d slices at resourceVersion %s', this.#label, slices.size, resourceVersion);
+    run.healthy();
+    this.#deliver(run);
+  }
+
+  /** Parses `object` into `slices`; a malformed slice is skipped, counted, and its previous version dropped. */
+  #accept(slices: Map<string, EndpointSlice>, object: unknown, name?: string): void {
+    try {
+      const slice = parseSlice(object);
+      slices.set(slice.name, slice);
+    } catch (err) {
+      if (name !== undefined) slices.delete(name);
+      this.#counts.skipped++;
+      debug('%s: skipping a malformed EndpointSlice: %s', this.#label, (err as Error).message);
+    }
+  }
+
+  async #watch(run: WatchRun, headers: Record<string, string>): Promise<WatchEnd> {
+    const { requestTimeoutMs, watchTimeoutMs } = this.#options;
+    const path = this.#path({
+      watch: '1',
+      allowWatchBookmarks: 'true',
+      resourceVersion: this.#resourceVersion as string,
+      timeoutSeconds: String(Math.ceil(watchTimeoutMs / 1000)),
+    });
+    const res = await this.#request(path, headers, run.signal);
+    if (res.statusCode === 410) {
+      res.body.destroy();
+      return 'expired';
+    }
+    if (res.statusCode !== 200) {
+      const text = await readBody(res.body, 64 * 1024, this.#tooLarge).catch(() => '');
+      throw this.#statusError(res.statusCode, text);
+    }
+    this.#counts.watches++;
+    this.#publish({ kind: 'watch' });
+    run.healthy();
+    return followWatch(res.body, {
+      clock: this.#options.clock,
+      idleMs: watchTimeoutMs + requestTimeoutMs,
+      maxLineBytes: this.#options.maxResponseBytes,
+      onIdle: (quiet) =>
+        new KubernetesError('timeout', `Kubernetes watch of ${this.#label} received nothing for ${quiet} ms`),
+      onLine: (line) => this.#event(line),
+      onChunk: (changed) => {
+        if (changed) this.#deliver(run);
+      },
+      debug: (message) => debug('%s: %s', this.#label, message),
+    });
+  }
+
+  /** Applies one watch line. Returns `changed` when the set may have changed, `expired` on a 410 ERROR. */
+  #event(line: string): 'changed' | 'expired' | undefined {
+    const event = parseWatchLine(line);
+    switch (event.type) {
+      case 'BOOKMARK':
+        this.#counts.bookmarks++;
+        this.#resourceVersion = event.resourceVersion;
+        return undefined;
+      case 'ERROR': {
+        const { code, reason, message } = event.status;
+        if (code === 410 || reason === 'Expired' || reason === 'Gone') return 'expired';
+        throw new KubernetesError('server-error', `Kubernetes watch error ${code} ${reason}: ${message}`, {
+          status: code,
+        });
+      }
+      default: {
+        this.#counts.events++;
+        const rv = (event.object as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
+        if (typeof rv === 'string' && rv !== '') this.#resourceVersion = rv;
+        if (event.type === 'DELETED') {
+          if (event.name !== undefined) this.#slices.delete(event.name);
+          else this.#counts.skipped++;
+        } else {
+          this.#accept(this.#slices, event.object, event.name);
+        }
+        return 'changed';
+      }
+    }
+  }
+
+  #deliver(run: WatchRun): void {
+    const { port, zone } = this.#options;
+    const built = buildEndpoints(this.#slices, port, zone);
+    if (built.invalid > 0) debug('%s: %d endpoints with unusable addresses left out', this.#label, built.invalid);
+    debug('%s: %d endpoints (%s%s)', this.#label, built.endpoints.length, built.state, built.hinted ? ', hinted' : '');
+    this.#publish({ kind: 'update', endpoints: built.endpoints.length, state: built.state });
+    run.deliver(built.endpoints as Endpoint[]);
+  }
+
+  readonly #tooLarge = (max: number) => bad(`Kubernetes API answered with a body larger than ${max} bytes`);
+
+  #statusError(status: number, text: string): KubernetesError {
+    const parsed = parseStatus(safeJson(text));
+    const detail = parsed?.message ? `: ${parsed.message}` : '';
+    const where = `endpointslices in namespace "${this.#options.namespace}"`;
+    if (status === 401 || status === 403) {
+      const what = status === 401 ? '401 Unauthorized (the token or certificate was rejected)' : '403 Forbidden';
+      return new KubernetesError('forbidden', `Kubernetes API ${what} for ${where}; ${RBAC_RULE}${detail}`, {
+        status,
+      });
+    }
+    return new KubernetesError('http-status', `Kubernetes API answered ${status} for ${where}${detail}`, { status });
+  }
+
+  /** Sends a GET; the response headers must come within `requestTimeoutMs`. */
+  async #request(
+    path: string,
+    headers: Record<string, string>,
+    parent: AbortSignal,
+  ): Promise<{ statusCode: number; body: ResponseBody & AsyncIterable<Buffer> }> {
+    const { clock, requestTimeoutMs } = this.#options;
+    const connection = this.#connection;
+    if (connection === undefined) throw new KubernetesError('connection', `${this.#label} is closed`);
+    const controller = new AbortController();
+    const onAbort = () => controller.abort();
+    parent.addEventListener('abort', onAbort, { once: true });
+    let timedOut = false;
+    const timer = clock.setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, requestTimeoutMs);
+    try {
+      const res = await connection.request({ method: 'GET', path, headers, signal: controller.signal });
+      return { statusCode: res.statusCode, body: res.body };
+    } catch (err) {
+      if (timedOut) throw new KubernetesError('timeout', `Kubernetes API got no answer within ${requestTimeoutMs} ms`);
+      throw err;
+    } finally {
+      // The listener on `parent` stays: the body (a watch stream) is aborted with the run. `parent` belongs to
+      // this run only, so nothing accumulates on it.
+      clock.clearTimeout(timer);
+    }
+  }
+
+  /** A bounded GET whose body is returned as text; a non-200 status is an error. */
+  async #get(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<string> {
+    const res = await this.#request(path, headers, signal);
+    const text = await readBody(res.body, this.#options.maxResponseBytes, this.#tooLarge);
+    if (res.statusCode !== 200) throw this.#statusError(res.statusCode, text);
+    return text;
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return parseJson(text, 'status');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Factory for `kubernetes:///service[.namespace][:port]`; clock and random come from the cluster. */
+export const kubernetesResolverFactory: ResolverFactory = (target, context) => {
+  const options = kubernetesOptionsFromTarget(target);
+  try {
+    return new KubernetesResolver({ ...options, clock: context.clock, random: context.random });
+  } catch (err) {
+    if (isSidecarlessError(err)) throw new InvalidTargetError(target.raw, err.message, { cause: err });
+    throw err;
+  }
+};

@@ -1,0 +1,118 @@
+/**
+ * Reading a Kubernetes watch stream: newline-delimited JSON events in chunks of any size (a chunk may hold several
+ * events, or part of one, split anywhere, inside a UTF-8 character too), each event bounded in size, and a liveness
+ * timer that aborts a stream on which nothing arrives.
+ *
+ * @module
+ */
+import { StringDecoder } from 'node:string_decoder';
+import type { Clock, TimerHandle } from '../../common/runtime.js';
+import { bad } from './parse.js';
+
+/** How a watch ended without an error: the server closed it (`closed`) or the resourceVersion expired. */
+export type WatchEnd = 'closed' | 'expired';
+
+/**
+ * Splits a byte stream into lines (without their `\n`; a trailing `\r` and blank lines are dropped). A line, or an
+ * unterminated rest, longer than `maxLineBytes` is a `bad-response` error.
+ */
+export class LineReader {
+  readonly #decoder = new StringDecoder('utf8');
+  readonly #max: number;
+  #rest = '';
+
+  constructor(maxLineBytes: number) {
+    this.#max = maxLineBytes;
+  }
+
+  /** The complete lines `chunk` finishes. */
+  push(chunk: Buffer): string[] {
+    this.#rest += this.#decoder.write(chunk);
+    const lines: string[] = [];
+    let newline = this.#rest.indexOf('\n');
+    while (newline >= 0) {
+      if (Buffer.byteLength(this.#rest.slice(0, newline)) > this.#max) this.#tooLong();
+      const line = this.#rest.slice(0, newline).trim();
+      this.#rest = this.#rest.slice(newline + 1);
+      if (line.length > 0) lines.push(line);
+      newline = this.#rest.indexOf('\n');
+    }
+    if (this.#rest.length > this.#max) this.#tooLong();
+    return lines;
+  }
+
+  /** What is left once the stream ended: a last line without `\n`, if any. */
+  end(): string[] {
+    const line = (this.#rest + this.#decoder.end()).trim();
+    this.#rest = '';
+    return line.length > 0 ? [line] : [];
+  }
+
+  #tooLong(): never {
+    throw bad(`Kubernetes watch event larger than ${this.#max} bytes`);
+  }
+}
+
+/** What {@link followWatch} needs. */
+export interface FollowOptions {
+  readonly clock: Clock;
+  /** Abort the stream when nothing arrives for this long, ms. */
+  readonly idleMs: number;
+  readonly maxLineBytes: number;
+  /** The error the stream is destroyed with when it stays silent (`quiet` ms). */
+  onIdle(quiet: number): Error;
+  /** Applies one line; `changed` when the set may have changed, `expired` ends the watch. */
+  onLine(line: string): 'changed' | 'expired' | undefined;
+  /** Called after each chunk's lines were applied. */
+  onChunk(changed: boolean): void;
+  debug(message: string): void;
+}
+
+/** Follows a watch body until it ends (`closed`), an event says `expired`, or it fails (rejects). */
+export async function followWatch(
+  body: AsyncIterable<Buffer> & { destroy(error?: Error): unknown },
+  options: FollowOptions,
+): Promise<WatchEnd> {
+  const { clock, idleMs } = options;
+  const reader = new LineReader(options.maxLineBytes);
+  let last = clock.now();
+  let timer: TimerHandle | undefined;
+  const arm = (ms: number) => {
+    timer = clock.setTimeout(() => {
+      const quiet = clock.now() - last;
+      if (quiet < idleMs) {
+        arm(idleMs - quiet);
+        return;
+      }
+      timer = undefined;
+      options.debug(`nothing on the watch for ${quiet} ms; aborting`);
+      body.destroy(options.onIdle(quiet));
+    }, ms);
+  };
+  arm(idleMs);
+  const apply = (lines: string[]): WatchEnd | boolean => {
+    let changed = false;
+    for (const line of lines) {
+      const result = options.onLine(line);
+      if (result === 'expired') {
+        options.onChunk(changed);
+        return 'expired';
+      }
+      if (result === 'changed') changed = true;
+    }
+    options.onChunk(changed);
+    return changed;
+  };
+  try {
+    for await (const chunk of body) {
+      last = clock.now();
+      if (apply(reader.push(chunk)) === 'expired') {
+        body.destroy();
+        return 'expired';
+      }
+    }
+    return apply(reader.end()) === 'expired' ? 'expired' : 'closed';
+  } finally {
+    if (timer !== undefined) clock.clearTimeout(timer);
+  }
+}

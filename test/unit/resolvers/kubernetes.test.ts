@@ -1,0 +1,243 @@
+// Unit tests of the Kubernetes resolver's pure parts: EndpointSlice parsing, the merge into one endpoint set
+// (conditions, named ports per slice, hints), watch lines, list answers, the target form and option validation.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { InvalidOptionError, InvalidTargetError, KubernetesError, KubernetesResolver } from 'sidecarless';
+import {
+  buildEndpoints,
+  type EndpointSlice,
+  parseSlice,
+  parseSliceList,
+  parseWatchLine,
+} from '../../../src/resolvers/kubernetes/parse.js';
+import { kubernetesOptionsFromTarget } from '../../../src/resolvers/kubernetes/options.js';
+import { LineReader } from '../../../src/resolvers/kubernetes/watch.js';
+import { parseTarget } from '../../../src/resolvers/target.js';
+import { endpointSlice, type SliceEndpointSpec } from '../../helpers/kubernetes-api.js';
+
+const slice = (name: string, ports: { name?: string; port?: number }[], endpoints: SliceEndpointSpec[]) =>
+  parseSlice(endpointSlice(name, 'users', ports, endpoints));
+const map = (...slices: EndpointSlice[]) => new Map(slices.map((s) => [s.name, s]));
+const keysOf = (set: ReturnType<typeof buildEndpoints>) => set.endpoints.map((e) => e.key);
+
+describe('kubernetes parse: EndpointSlices', () => {
+  it('reads conditions with the API defaults (ready unset = ready, serving unset = ready, terminating unset = false)', () => {
+    const s = parseSlice({
+      metadata: { name: 'a', resourceVersion: '7' },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: 80, protocol: 'TCP' }, { name: 'all' }, { name: 'dns', port: 53, protocol: 'UDP' }],
+      endpoints: [{ addresses: ['10.0.0.1', '10.0.0.9'] }, { addresses: ['10.0.0.2'], conditions: { ready: false } }],
+    });
+    assert.deepEqual(s.ports, [{ name: 'http', port: 80 }]);
+    assert.deepEqual(
+      s.endpoints.map((e) => [e.address, e.ready, e.serving, e.terminating]),
+      [
+        ['10.0.0.1', true, true, false],
+        ['10.0.0.2', false, false, false],
+      ],
+    );
+  });
+
+  it('rejects malformed slices with a bad-response KubernetesError', () => {
+    for (const bad of [
+      null,
+      {},
+      { metadata: {} },
+      { metadata: { name: 'a' }, addressType: 'Carrier' },
+      { metadata: { name: 'a' }, addressType: 'IPv4', endpoints: [{ addresses: [] }] },
+      {
+        metadata: { name: 'a' },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['1.2.3.4'], conditions: { ready: 'yes' } }],
+      },
+      { metadata: { name: 'a' }, addressType: 'IPv4', ports: [{ port: 70000 }] },
+    ]) {
+      assert.throws(
+        () => parseSlice(bad),
+        (err: unknown) => err instanceof KubernetesError && err.reason === 'bad-response',
+      );
+    }
+  });
+
+  it('ready endpoints serve; terminating ones do not; with none ready, serving terminating ones are used', () => {
+    const s = slice(
+      'a',
+      [{ name: 'http', port: 80 }],
+      [
+        { addresses: ['10.0.0.1'] },
+        { addresses: ['10.0.0.2'], ready: false, serving: true, terminating: true },
+        { addresses: ['10.0.0.3'], ready: false },
+      ],
+    );
+    assert.deepEqual(keysOf(buildEndpoints(map(s), 'http', undefined)), ['10.0.0.1:80']);
+    const draining = slice(
+      'a',
+      [{ name: 'http', port: 80 }],
+      [
+        { addresses: ['10.0.0.2'], ready: false, serving: true, terminating: true },
+        { addresses: ['10.0.0.4'], ready: false, serving: false, terminating: true },
+      ],
+    );
+    const built = buildEndpoints(map(draining), 'http', undefined);
+    assert.equal(built.state, 'terminating');
+    assert.deepEqual(keysOf(built), ['10.0.0.2:80']);
+    assert.equal(built.endpoints[0]?.metadata['kubernetes.state'], 'terminating');
+    assert.equal(buildEndpoints(map(), 'http', undefined).state, 'empty');
+  });
+
+  it('resolves a named port in each slice separately; a number is used as is; no port means the only one', () => {
+    const a = slice(
+      'a',
+      [{ name: 'http', port: 80 }],
+      [{ addresses: ['10.0.0.1'], zone: 'z1', pod: 'p1', nodeName: 'n1' }],
+    );
+    const b = slice(
+      'b',
+      [
+        { name: 'http', port: 8080 },
+        { name: 'admin', port: 9000 },
+      ],
+      [{ addresses: ['10.0.0.2'] }],
+    );
+    assert.deepEqual(keysOf(buildEndpoints(map(a, b), 'http', undefined)), ['10.0.0.1:80', '10.0.0.2:8080']);
+    assert.deepEqual(keysOf(buildEndpoints(map(a, b), 'admin', undefined)), ['10.0.0.2:9000']);
+    assert.deepEqual(keysOf(buildEndpoints(map(a, b), 7000, undefined)), ['10.0.0.1:7000', '10.0.0.2:7000']);
+    assert.deepEqual(keysOf(buildEndpoints(map(a, b), undefined, undefined)), ['10.0.0.1:80']);
+    const [first] = buildEndpoints(map(a), 'http', undefined).endpoints;
+    assert.equal(first?.zone, 'z1');
+    assert.deepEqual(first?.metadata, {
+      'kubernetes.slice': 'a',
+      'kubernetes.state': 'ready',
+      'kubernetes.pod': 'p1',
+      'kubernetes.node': 'n1',
+    });
+  });
+
+  it('honours hints.forZones only when the zone is known, every endpoint has hints and some are for the zone', () => {
+    const hinted = slice(
+      'a',
+      [{ name: 'http', port: 80 }],
+      [
+        { addresses: ['10.0.0.1'], zone: 'z1', forZones: ['z1'] },
+        { addresses: ['10.0.0.2'], zone: 'z2', forZones: ['z2'] },
+      ],
+    );
+    assert.deepEqual(keysOf(buildEndpoints(map(hinted), 'http', 'z1')), ['10.0.0.1:80']);
+    assert.equal(buildEndpoints(map(hinted), 'http', 'z1').hinted, true);
+    assert.equal(keysOf(buildEndpoints(map(hinted), 'http', undefined)).length, 2);
+    assert.equal(keysOf(buildEndpoints(map(hinted), 'http', 'z9')).length, 2);
+    const partial = slice(
+      'a',
+      [{ name: 'http', port: 80 }],
+      [{ addresses: ['10.0.0.1'], forZones: ['z1'] }, { addresses: ['10.0.0.2'] }],
+    );
+    assert.equal(keysOf(buildEndpoints(map(partial), 'http', 'z1')).length, 2);
+  });
+
+  it('keeps one endpoint per address:port across slices, and accepts IPv6 and FQDN slices', () => {
+    const a = slice('a', [{ name: 'http', port: 80 }], [{ addresses: ['10.0.0.1'] }]);
+    const b = slice('b', [{ name: 'http', port: 80 }], [{ addresses: ['10.0.0.1'] }]);
+    assert.deepEqual(keysOf(buildEndpoints(map(a, b), 'http', undefined)), ['10.0.0.1:80']);
+    const v6 = parseSlice(
+      endpointSlice('c', 'users', [{ name: 'http', port: 80 }], [{ addresses: ['fd00::1'] }], 'IPv6'),
+    );
+    assert.deepEqual(keysOf(buildEndpoints(map(v6), 'http', undefined)), ['[fd00::1]:80']);
+  });
+});
+
+describe('kubernetes parse: list answers and watch lines', () => {
+  it('reads a list answer with its resourceVersion and continue token', () => {
+    const list = parseSliceList(
+      '{"kind":"EndpointSliceList","metadata":{"resourceVersion":"42","continue":"abc"},"items":[]}',
+    );
+    assert.deepEqual(list, { resourceVersion: '42', items: [], continueToken: 'abc' });
+    assert.throws(() => parseSliceList('{"items":[]}'), KubernetesError);
+    assert.throws(() => parseSliceList('{"metadata":{},"items":[]}'), /resourceVersion/);
+    assert.throws(() => parseSliceList('not json'), /not valid JSON/);
+  });
+
+  it('reads ADDED, MODIFIED, DELETED, BOOKMARK and ERROR events', () => {
+    assert.deepEqual(parseWatchLine('{"type":"ADDED","object":{"metadata":{"name":"a"}}}'), {
+      type: 'ADDED',
+      object: { metadata: { name: 'a' } },
+      name: 'a',
+    });
+    assert.deepEqual(parseWatchLine('{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}'), {
+      type: 'BOOKMARK',
+      resourceVersion: '9',
+    });
+    const error = parseWatchLine(
+      '{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired","message":"too old resource version: 1 (5)"}}',
+    );
+    assert.deepEqual(error, {
+      type: 'ERROR',
+      status: { code: 410, reason: 'Expired', message: 'too old resource version: 1 (5)' },
+    });
+    for (const bad of ['', '{', '[]', '{"type":"SOMETHING"}', '{"type":"BOOKMARK","object":{}}']) {
+      assert.throws(() => parseWatchLine(bad), KubernetesError);
+    }
+  });
+
+  it('splits a stream into lines across chunk boundaries, inside UTF-8 characters too, with a size cap', () => {
+    const reader = new LineReader(64);
+    const bytes = Buffer.from('{"a":"é"}\n\n{"b":1}\r\n{"c"');
+    const lines: string[] = [];
+    for (let i = 0; i < bytes.length; i++) lines.push(...reader.push(bytes.subarray(i, i + 1)));
+    assert.deepEqual(lines, ['{"a":"é"}', '{"b":1}']);
+    assert.deepEqual(reader.end(), ['{"c"']);
+    assert.throws(() => new LineReader(8).push(Buffer.from('0123456789\n')), /larger than 8 bytes/);
+    assert.throws(() => new LineReader(8).push(Buffer.from('0123456789')), /larger than 8 bytes/);
+  });
+});
+
+describe('kubernetes target and options', () => {
+  const fromTarget = (raw: string) => kubernetesOptionsFromTarget(parseTarget(raw));
+
+  it('reads kubernetes:///service[.namespace][:port][?zone=]', () => {
+    assert.deepEqual(fromTarget('kubernetes:///users.shop:http'), {
+      service: 'users',
+      namespace: 'shop',
+      port: 'http',
+    });
+    assert.deepEqual(fromTarget('kubernetes:///users:8080'), { service: 'users', port: 8080 });
+    assert.deepEqual(fromTarget('kubernetes:///users'), { service: 'users' });
+    assert.deepEqual(fromTarget('kubernetes:///users.shop.svc.cluster.local:http?zone=z1'), {
+      service: 'users',
+      namespace: 'shop',
+      port: 'http',
+      zone: 'z1',
+    });
+    for (const bad of [
+      'kubernetes://api:443/users',
+      'kubernetes:///users?token=x',
+      'kubernetes:///a:b:c',
+      'kubernetes:///',
+    ]) {
+      assert.throws(() => fromTarget(bad), InvalidTargetError, bad);
+    }
+  });
+
+  it('validates options at construction, naming the option', () => {
+    const base = { apiServer: 'https://127.0.0.1:6443', env: {} };
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ ...base }, /`service`: required/],
+      [{ ...base, service: 'Users' }, /`service`.*DNS label/],
+      [{ ...base, service: 'users', namespace: 'a_b' }, /`namespace`/],
+      [{ ...base, service: 'users', port: 0 }, /`port`/],
+      [{ ...base, service: 'users', port: 'HTTP' }, /`port`/],
+      [{ ...base, service: 'users', watchTimeoutMs: -1 }, /`watchTimeoutMs`/],
+      [{ ...base, service: 'users', tls: { verify: false } }, /`tls.verify`/],
+      [{ ...base, service: 'users', apiServer: 'ftp://x' }, /`apiServer`/],
+      [{ ...base, service: 'users', apiServer: 'https://user:pw@x' }, /`apiServer`.*no credentials/],
+      [{ ...base, service: 'users', caFile: '/nonexistent/ca.crt' }, /`caFile`.*cannot read/],
+      [{ ...base, service: 'users', watchTimeout: 5 }, /did you mean "watchTimeoutMs"/],
+    ];
+    for (const [options, message] of cases) {
+      assert.throws(
+        () => new KubernetesResolver(options as never),
+        (err: unknown) => err instanceof InvalidOptionError && message.test(err.message),
+        JSON.stringify(options),
+      );
+    }
+  });
+});
