@@ -49,6 +49,7 @@ import {
   publishRequestStart,
   publishResolve,
 } from './diagnostics.js';
+import { Resolution } from './resolution.js';
 import { type ClusterOptions, isResolver, type ResolvedClusterOptions, resolveClusterOptions } from './options.js';
 import { Admission } from './admission.js';
 import { type AcquireCallback, WaitQueue } from './queue.js';
@@ -97,15 +98,7 @@ export class Cluster {
   readonly #requests = new Set<BalancedRequest>();
   readonly #pickFor = (request: BalancedRequest, exclude: ReadonlySet<Subchannel>): Subchannel | Error | undefined =>
     this.#balancer.pick(request.context, request.route, exclude);
-  /** Callers of whenResolved() until the first endpoint set arrives; `undefined` after it. */
-  #resolvedWaiters: (() => void)[] | undefined = [];
-  /** Callers of whenEndpoints(), each with the set size it waits for. */
-  readonly #endpointWaiters = new Set<{ readonly min: number; readonly resolve: () => void }>();
-  /**
-   * The resolver's latest state when it is not a healthy set: its last error (until the next set), or why the set
-   * is empty. The cause of `SIDECARLESS_NO_ENDPOINTS`.
-   */
-  #resolverState: SidecarlessError | undefined;
+  readonly #resolution = new Resolution();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -162,7 +155,7 @@ export class Cluster {
       clock,
       waitMs: resolved.waitForReadyTimeoutMs,
       maxPending: this.#policy.maxPending,
-      lastError: () => this.#resolverState,
+      lastError: () => this.#resolution.state,
       onOverloaded: () => this.#counters.overloaded++,
     });
     this.#host = {
@@ -200,7 +193,7 @@ export class Cluster {
 
   #onResolverUpdate(endpoints: readonly Endpoint[], notFound?: ServiceNotFoundError): void {
     if (this.#closed) return;
-    this.#markResolved();
+    this.#resolution.markResolved();
     let set: ValidatedSet;
     try {
       // Custom resolvers and registries may hand over anything: an entry no connection could be made to (or a
@@ -229,16 +222,14 @@ export class Cluster {
     this.#resolverCounters.updates++;
     const count = set.endpoints.length;
     debug('%s: resolver delivered %d endpoints', this.name, count);
-    this.#resolverState =
+    this.#resolution.state =
       count > 0
         ? undefined
         : (notFound ??
           new ServiceNotFoundError(this.name, `the resolver of cluster "${this.name}" delivered no endpoint`));
     this.#pool.update(set.endpoints, set.sources, set.found);
     publishResolve(this.#label, count, undefined);
-    for (const waiter of [...this.#endpointWaiters]) {
-      if (count >= waiter.min) waiter.resolve();
-    }
+    this.#resolution.setCount(count);
   }
 
   #onResolverError(error: SidecarlessError): void {
@@ -246,15 +237,9 @@ export class Cluster {
     this.#resolverCounters.errors++;
     const typed = isSidecarlessError(error) ? error : new ResolverError(String(error), { cause: error });
     this.#resolverCounters.lastError = typed;
-    this.#resolverState = typed;
+    this.#resolution.state = typed;
     debug('%s: resolver error (%s); keeping %d endpoints', this.name, typed.message, this.#pool.subchannels.length);
     publishResolve(this.#label, this.#pool.subchannels.length, typed);
-  }
-
-  #markResolved(): void {
-    const waiters = this.#resolvedWaiters;
-    this.#resolvedWaiters = undefined;
-    for (const resolve of waiters ?? []) resolve();
   }
 
   /** True while requests are in flight or waiting for an endpoint (accepted and not yet ended). */
@@ -264,12 +249,12 @@ export class Cluster {
 
   /** True once the resolver has delivered its first endpoint set (an empty one counts). */
   get resolved(): boolean {
-    return this.#resolvedWaiters === undefined;
+    return this.#resolution.resolved;
   }
 
   /** The resolver's latest state when it is not a healthy set (see `SIDECARLESS_NO_ENDPOINTS`). */
   get resolverState(): SidecarlessError | undefined {
-    return this.#resolverState;
+    return this.#resolution.state;
   }
 
   /**
@@ -277,26 +262,12 @@ export class Cluster {
    * forgets the wait (the promise then never settles).
    */
   whenEndpoints(min: number): { promise: Promise<void>; cancel: () => void } {
-    if (this.resolved && this.#pool.subchannels.length >= min) return { promise: Promise.resolve(), cancel: () => {} };
-    let waiter!: { min: number; resolve: () => void };
-    const promise = new Promise<void>((resolve) => {
-      waiter = {
-        min,
-        resolve: () => {
-          this.#endpointWaiters.delete(waiter);
-          resolve();
-        },
-      };
-    });
-    this.#endpointWaiters.add(waiter);
-    return { promise, cancel: () => this.#endpointWaiters.delete(waiter) };
+    return this.#resolution.whenEndpoints(min, this.#pool.subchannels.length);
   }
 
   /** Resolves when the resolver has delivered its first endpoint set; at once if it already has. */
   whenResolved(): Promise<void> {
-    const waiters = this.#resolvedWaiters;
-    if (waiters === undefined) return Promise.resolve();
-    return new Promise<void>((resolve) => waiters.push(resolve));
+    return this.#resolution.whenResolved();
   }
 
   #onStateChange(subchannel: Subchannel, previous: SubchannelState): void {
