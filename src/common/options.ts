@@ -40,6 +40,10 @@ const RENAMED: Readonly<Record<string, string>> = {
   minRelistInterval: 'minRelistIntervalMs',
   requestTimeout: 'requestTimeoutMs',
   watchIdleTimeout: 'watchIdleTimeoutMs',
+  wait: 'waitMs',
+  timeoutMargin: 'timeoutMarginMs',
+  minTtl: 'minTtlMs',
+  maxTtl: 'maxTtlMs',
   decay: 'decayMs',
   defaultRtt: 'defaultRttMs',
 };

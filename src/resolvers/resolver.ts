@@ -62,7 +62,7 @@ export interface Resolver {
    *   scheduled, and cutting the backoff short would hammer a discovery server that is failing;
    * - while a resolution is already starting or due within the rate limit, the hint adds nothing;
    * - otherwise it triggers one early re-resolution, at most once per the resolver's refresh interval
-   *   (`dns:`/`srv:` `minTtl`, Consul and etcd `refreshIntervalMs`); further hints inside the interval are dropped.
+   *   (`dns:`/`srv:` `minTtlMs`, Consul and etcd `refreshIntervalMs`); further hints inside the interval are dropped.
    *
    * Safe to call at any time (before `start`, from the listener, after `close`); never throws, and never calls the
    * listener synchronously.

@@ -8,7 +8,7 @@ import { ConsulResolver } from '../../src/resolvers/consul/resolver.js';
 const resolver = new ConsulResolver({
   address: process.env.CONSUL_ADDR as string,
   service: 'web',
-  wait: 2000,
+  waitMs: 2000,
   minRequestIntervalMs: 10,
   backoff: { initialMs: 20, maxMs: 50 },
 });

@@ -77,7 +77,7 @@ describe('ConsulResolver against the Consul API double', () => {
     const r = new ConsulResolver({
       address: consul.address,
       service: 'web',
-      wait: 2000,
+      waitMs: 2000,
       minRequestIntervalMs: 20,
       backoff: FAST,
       env: {},
@@ -258,7 +258,7 @@ describe('ConsulResolver against the Consul API double', () => {
 
   it('resets the index to 0 when X-Consul-Index goes backwards, and keeps following changes', async () => {
     const rec = new Recorder();
-    const r = resolver({ wait: 300 });
+    const r = resolver({ waitMs: 300 });
     r.start(rec.listener);
     await rec.until(() => rec.updates.length === 1 && consul.blocked === 1);
     const mark = consul.requests.length;
@@ -296,7 +296,7 @@ describe('ConsulResolver against the Consul API double', () => {
 
   it('an index that drops to 0 resets to 0 (one non-blocking read), then blocks from 1', async () => {
     const rec = new Recorder();
-    const r = resolver({ wait: 300 });
+    const r = resolver({ waitMs: 300 });
     r.start(rec.listener);
     await rec.until(() => rec.updates.length === 1 && consul.blocked === 1, 3000, 'a blocked query');
     assert.ok(r.index > 1);
@@ -311,11 +311,11 @@ describe('ConsulResolver against the Consul API double', () => {
     assert.equal(rec.errors.length, 0);
   });
 
-  it('times a blocking query out at wait × 17/16 + timeoutMargin, so an answer at wait × 1.06 is in time', async () => {
+  it('times a blocking query out at wait × 17/16 + timeoutMarginMs, so an answer at wait × 1.06 is in time', async () => {
     // The resolver's timers run on a fake clock; the double holds the query on real time (its wait is 5 m).
     const clock = new FakeClock();
     const rec = new Recorder();
-    const r = resolver({ clock, wait: 300_000, timeoutMargin: 0 });
+    const r = resolver({ clock, waitMs: 300_000, timeoutMarginMs: 0 });
     r.start(rec.listener);
     await rec.until(
       () => {
@@ -351,10 +351,10 @@ describe('ConsulResolver against the Consul API double', () => {
     assert.equal(rec.updates.length, 2, 'the last set stays');
   });
 
-  it('with the defaults (wait 5 m, timeoutMargin 5 s) the client timeout is 323750 ms', async () => {
+  it('with the defaults (wait 5 m, timeoutMarginMs 5 s) the client timeout is 323750 ms', async () => {
     const clock = new FakeClock();
     const rec = new Recorder();
-    const r = resolver({ clock, wait: undefined, timeoutMargin: undefined });
+    const r = resolver({ clock, waitMs: undefined, timeoutMarginMs: undefined });
     r.start(rec.listener);
     await rec.until(
       () => {
@@ -417,7 +417,7 @@ describe('ConsulResolver against the Consul API double', () => {
   it('aborts a response slower than the client timeout and retries', async () => {
     const rec = new Recorder();
     // timeout = 200 × 17/16 + 100 = 313 ms
-    resolver({ wait: 200, timeoutMargin: 100 }).start(rec.listener);
+    resolver({ waitMs: 200, timeoutMarginMs: 100 }).start(rec.listener);
     await rec.until(() => rec.updates.length === 1);
     consul.fault = { kind: 'slow', delayMs: 5000 };
     await rec.until(() => rec.errors.length >= 1, 3000, 'a timeout');
@@ -587,7 +587,7 @@ describe('ConsulResolver against the Consul API double', () => {
     ]) {
       assert.throws(() => createResolverRegistry().create(parseTarget(bad), ctx()), InvalidTargetError, bad);
     }
-    assert.throws(() => new ConsulResolver({ service: 'web', wait: 0 }), /`wait`/);
+    assert.throws(() => new ConsulResolver({ service: 'web', waitMs: 0 }), /`waitMs`/);
     assert.throws(() => new ConsulResolver({ service: 'web', address: 'ftp://x:1' }), /`address`/);
     assert.throws(() => new ConsulResolver({ service: '' }), /`service`/);
     assert.throws(() => new ConsulResolver({ service: 'web', tls: {} }), /`tls`/);
@@ -635,7 +635,7 @@ describe('ConsulResolver over TLS (mutual TLS, private CA, server name)', () => 
     const r = new ConsulResolver({
       address: `https://${consul.address}`,
       service: 'web',
-      wait: 2000,
+      waitMs: 2000,
       backoff: FAST,
       env: {},
       tls,

@@ -102,7 +102,7 @@ describe('refresh hints from the cluster', () => {
     const inner = new ConsulResolver({
       address: consul.address,
       service: 'web',
-      wait: 60_000,
+      waitMs: 60_000,
       minRequestIntervalMs: 20,
       refreshIntervalMs: 60_000,
       env: {},

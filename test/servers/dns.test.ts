@@ -255,25 +255,25 @@ describe('DnsResolver against knot', () => {
 describe('live changes against knot', () => {
   it('picks up a changed record within its TTL (1 s): the first poll after the change sees it', async () => {
     const listener = new RecordingListener();
-    const r = track(new CountingDnsResolver({ ...fast(), host: 'svc.live.test', minTtl: 100, family: 4 }));
+    const r = track(new CountingDnsResolver({ ...fast(), host: 'svc.live.test', minTtlMs: 100, family: 4 }));
     r.start(listener);
     await listener.waitFor(() => listener.updates.length > 0, 3000, 'first set');
     assert.deepEqual(listener.lastKeys, ['127.0.0.21:80']);
     await knot.setZone('live.test', 'svc 1 IN A 127.0.0.22\nsvc 1 IN A 127.0.0.23\nzero 0 IN A 127.0.0.31');
     const mark = r.lookups; // setZone returned: every poll started from here on is answered from the new zone
-    // The bound only catches a hang: without the 1 s TTL the next poll would be 30 s (or maxTtl) away.
+    // The bound only catches a hang: without the 1 s TTL the next poll would be 30 s (or maxTtlMs) away.
     await listener.waitFor(() => listener.lastKeys.includes('127.0.0.23:80'), 10_000, 'changed set');
     // At most the one poll in flight at the change answered from the old zone: the change came with the next.
     assert.ok(r.lookups - mark <= 1, `${r.lookups - mark} polls after the change`);
     assert.deepEqual(listener.lastKeys, ['127.0.0.22:80', '127.0.0.23:80']);
   });
 
-  it('TTL 0 polls at minTtl', async () => {
+  it('TTL 0 polls at minTtlMs', async () => {
     const listener = new RecordingListener();
-    const r = track(new CountingDnsResolver({ ...fast(), host: 'zero.live.test', minTtl: 150, family: 4 }));
+    const r = track(new CountingDnsResolver({ ...fast(), host: 'zero.live.test', minTtlMs: 150, family: 4 }));
     r.start(listener);
     await listener.waitFor(() => listener.updates.length > 0, 3000, 'first set');
-    // Nothing changes, yet it keeps asking: a TTL 0 answer is good for minTtl only, never cached for longer.
+    // Nothing changes, yet it keeps asking: a TTL 0 answer is good for minTtlMs only, never cached for longer.
     await until(() => r.lookups >= 4, 10_000, 'repeated polls of a TTL 0 record');
     assert.equal(listener.updates.length, 1, 'the unchanged set is not delivered again');
     await knot.setZone('live.test', 'svc 1 IN A 127.0.0.22\nzero 0 IN A 127.0.0.32');
@@ -290,8 +290,8 @@ describe('live changes against knot', () => {
         timeoutMs: 200,
         retries: 0,
         name: '_multi._tcp.svc.test',
-        minTtl: 100,
-        maxTtl: 300,
+        minTtlMs: 100,
+        maxTtlMs: 300,
         backoff: { initialMs: 100, maxMs: 200 },
       }),
     );
@@ -323,7 +323,7 @@ describe('live changes against knot', () => {
 
 describe('createClient over srv: end to end', () => {
   it('sends traffic to the HTTP backends named by SRV records, and follows a record change', async () => {
-    const client = createClient({ target: `srv://${knot.address}/_http._tcp.e2e.test?minTtl=100&family=4` });
+    const client = createClient({ target: `srv://${knot.address}/_http._tcp.e2e.test?minTtlMs=100&family=4` });
     try {
       const seen = new Set<string>();
       for (let i = 0; i < 10; i++) {
@@ -462,7 +462,10 @@ describe('the system resolver semantics against knot (issue 16)', () => {
       );
       const failure = findSidecarlessError(err);
       assert.equal(failure?.code, 'SIDECARLESS_NO_ENDPOINTS');
-      const cause = failure?.cause as { code?: string; triedNames?: string[]; message?: string } | undefined;
+      // "No such service" (issue 15.7), caused by the DnsError that names every name tried.
+      const notFound = failure?.cause as { name?: string; service?: string; cause?: unknown } | undefined;
+      assert.equal(notFound?.name, 'ServiceNotFoundError');
+      const cause = notFound?.cause as { code?: string; triedNames?: string[]; message?: string } | undefined;
       assert.equal(cause?.code, 'SIDECARLESS_DNS_NXDOMAIN');
       assert.deepEqual(cause?.triedNames, [
         'nosuch.shop.svc.cluster.test',

@@ -65,10 +65,10 @@ export interface ConsulResolverOptions {
   readonly filter?: string | undefined;
   /** Which instances to keep by health. @defaultValue 'passing' */
   readonly health?: ConsulHealthFilter | undefined;
-  /** Blocking-query `wait`, ms, from 1 to 600000 (Consul caps it at 10 minutes). @defaultValue 300000 */
-  readonly wait?: number | undefined;
-  /** Added to `wait × 17/16` to form the client timeout of one query, ms. @defaultValue 5000 */
-  readonly timeoutMargin?: number | undefined;
+  /** Blocking-query wait (Consul's `wait` parameter), ms, from 1 to 600000 (Consul caps it at 10 minutes). @defaultValue 300000 */
+  readonly waitMs?: number | undefined;
+  /** Added to `waitMs × 17/16` to form the client timeout of one query, ms. @defaultValue 5000 */
+  readonly timeoutMarginMs?: number | undefined;
   /** Minimum time between the starts of two queries, ms (the hot-loop guard). @defaultValue 1000 */
   readonly minRequestIntervalMs?: number | undefined;
   /** Minimum time between two `refresh()`-triggered early re-queries, ms. @defaultValue 5000 */
@@ -99,8 +99,8 @@ const OPTION_KEYS = [
   'tags',
   'filter',
   'health',
-  'wait',
-  'timeoutMargin',
+  'waitMs',
+  'timeoutMarginMs',
   'minRequestIntervalMs',
   'refreshIntervalMs',
   'zoneKey',
@@ -124,7 +124,7 @@ export interface ResolvedConsulOptions {
   readonly query: string;
   readonly health: ConsulHealthFilter;
   readonly waitMs: number;
-  /** Client timeout of one query: `wait × 17/16 + timeoutMargin`, ms. */
+  /** Client timeout of one query: `waitMs × 17/16 + timeoutMarginMs`, ms. */
   readonly timeoutMs: number;
   readonly minRequestIntervalMs: number;
   readonly refreshIntervalMs: number;
@@ -182,9 +182,9 @@ export function resolveConsulOptions(options: ConsulResolverOptions, path = ''):
   if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string' && t.length > 0)) {
     throw new InvalidOptionError(at('tags'), `expected an array of non-empty strings, got ${describe(tags)}`);
   }
-  const waitMs = duration(o.wait, at('wait'), 300_000, false, 600_000);
-  if (waitMs < 1) throw new InvalidOptionError(at('wait'), `expected at least 1 ms, got ${describe(waitMs)}`);
-  const timeoutMargin = duration(o.timeoutMargin, at('timeoutMargin'), 5000, true);
+  const waitMs = duration(o.waitMs, at('waitMs'), 300_000, false, 600_000);
+  if (waitMs < 1) throw new InvalidOptionError(at('waitMs'), `expected at least 1 ms, got ${describe(waitMs)}`);
+  const timeoutMarginMs = duration(o.timeoutMarginMs, at('timeoutMarginMs'), 5000, true);
   const params = new URLSearchParams();
   if (health === 'passing') params.set('passing', 'true');
   for (const tag of tags as string[]) params.append('tag', tag);
@@ -215,7 +215,7 @@ export function resolveConsulOptions(options: ConsulResolverOptions, path = ''):
     query: params.toString(),
     health,
     waitMs,
-    timeoutMs: Math.ceil((waitMs * 17) / 16) + timeoutMargin,
+    timeoutMs: Math.ceil((waitMs * 17) / 16) + timeoutMarginMs,
     minRequestIntervalMs: duration(o.minRequestIntervalMs, at('minRequestIntervalMs'), 1000, true),
     refreshIntervalMs: duration(o.refreshIntervalMs, at('refreshIntervalMs'), 5000, true),
     zoneKey: string(o.zoneKey, at('zoneKey'), 'zone'),
@@ -305,6 +305,6 @@ export function consulOptionsFromTarget(target: Target): ConsulResolverOptions {
   const tags = q.getAll('tag');
   if (tags.length > 0) options.tags = tags;
   if (health !== undefined) options.health = health;
-  if (wait !== undefined) options.wait = wait;
+  if (wait !== undefined) options.waitMs = wait;
   return options as unknown as ConsulResolverOptions;
 }

@@ -17,7 +17,7 @@
  *
  * **Protocol** (Consul "Blocking Queries"): `GET /v1/health/service/:name` with `index` set to the last
  * `X-Consul-Index` and `wait`. An index that goes backwards is reset to 0 (the next query does not block and
- * reads the full state); an index below 1 is sent as 1. The client timeout is `wait × 17/16 + timeoutMargin`,
+ * reads the full state); an index below 1 is sent as 1. The client timeout is `waitMs × 17/16 + timeoutMarginMs`,
  * since Consul adds up to `wait / 16` of jitter. Queries start at most once per `minRequestIntervalMs`, so a server
  * that answers at once with a new index cannot cause a hot loop. Failures go to `onError` as {@link ConsulError}
  * (with a `reason`) and are retried with exponential backoff, keeping the index; the last good set stays in use.

@@ -50,9 +50,9 @@ export interface DnsPollingOptions extends DnsClientOptions {
    * minimum spacing of re-resolutions that {@link Resolver.refresh} may trigger.
    * @defaultValue 1000
    */
-  readonly minTtl?: number | undefined;
+  readonly minTtlMs?: number | undefined;
   /** Upper bound on the re-resolution interval, ms: longer TTLs are cut to it. @defaultValue 300000 */
-  readonly maxTtl?: number | undefined;
+  readonly maxTtlMs?: number | undefined;
   /** Address families to look up. `'any'` asks A and AAAA in parallel and uses both. @defaultValue 'any' */
   readonly family?: DnsFamily | undefined;
   /** Backoff between re-tries after a failed resolution. @defaultValue `{ initialMs: 1000, maxMs: 30000 }` */
@@ -63,7 +63,7 @@ export interface DnsPollingOptions extends DnsClientOptions {
   readonly random?: RandomSource | undefined;
   /**
    * The hosts file consulted before DNS (as `hosts: files dns` in nsswitch.conf): a name listed there is answered
-   * from it, and the file is looked at again every 5 s (clamped to [minTtl, maxTtl]) and on `refresh()`. `false`
+   * from it, and the file is looked at again every 5 s (clamped to [minTtlMs, maxTtlMs]) and on `refresh()`. `false`
    * skips it. A missing `/etc/hosts` reads as empty; a file you name must be readable.
    * @defaultValue '/etc/hosts'
    */
@@ -111,11 +111,11 @@ const DEFAULT_NEGATIVE_TTL_S = 30;
 /** The keys of {@link DnsPollingOptions}. */
 const POLLING_OPTION_KEYS = [
   ...DNS_CLIENT_OPTION_KEYS,
-  ...['minTtl', 'maxTtl', 'family', 'backoff', 'random', 'hostsFile', 'resolvConf', 'search', 'ndots'],
+  ...['minTtlMs', 'maxTtlMs', 'family', 'backoff', 'random', 'hostsFile', 'resolvConf', 'search', 'ndots'],
 ];
 
 /** The query parameters of a `dns:` or `srv:` target (each sets the option of the same name). */
-const TARGET_PARAMS = ['minTtl', 'maxTtl', 'family', 'timeoutMs', 'retries', 'udpPayloadSize'];
+const TARGET_PARAMS = ['minTtlMs', 'maxTtlMs', 'family', 'timeoutMs', 'retries', 'udpPayloadSize'];
 
 /**
  * Validates the shared options; `ownKeys` are the keys the concrete resolver adds (validated by it), so that any
@@ -126,10 +126,10 @@ export function resolveDnsPollingOptions(
   ownKeys: readonly string[] = [],
 ): ResolvedDnsPollingOptions {
   rejectUnknownKeys(o, '', [...ownKeys, ...POLLING_OPTION_KEYS]);
-  const minTtlMs = integer(o.minTtl, 'minTtl', 1000, 0, MAX_TIMER_MS);
-  const maxTtlMs = integer(o.maxTtl, 'maxTtl', 300_000, 0, MAX_TIMER_MS);
-  if (minTtlMs === 0) throw new InvalidOptionError('minTtl', 'must be at least 1 ms (TTL 0 polls at minTtl)');
-  if (maxTtlMs < minTtlMs) throw new InvalidOptionError('maxTtl', `must not be below minTtl (${minTtlMs})`);
+  const minTtlMs = integer(o.minTtlMs, 'minTtlMs', 1000, 0, MAX_TIMER_MS);
+  const maxTtlMs = integer(o.maxTtlMs, 'maxTtlMs', 300_000, 0, MAX_TIMER_MS);
+  if (minTtlMs === 0) throw new InvalidOptionError('minTtlMs', 'must be at least 1 ms (TTL 0 polls at minTtlMs)');
+  if (maxTtlMs < minTtlMs) throw new InvalidOptionError('maxTtlMs', `must not be below minTtlMs (${minTtlMs})`);
   const family = o.family ?? 'any';
   if (family !== 4 && family !== 6 && family !== 'any') {
     throw new InvalidOptionError('family', `expected 4, 6 or 'any', got ${describe(family)}`);
@@ -188,8 +188,8 @@ export function isDnsName(name: string): boolean {
 }
 
 /**
- * Reads the shared options from a target: the authority is the nameserver, the query string holds `minTtl`,
- * `maxTtl`, `family`, `timeoutMs`, `retries` and `udpPayloadSize`. Unknown or malformed parameters throw
+ * Reads the shared options from a target: the authority is the nameserver, the query string holds `minTtlMs`,
+ * `maxTtlMs`, `family`, `timeoutMs`, `retries` and `udpPayloadSize`. Unknown or malformed parameters throw
  * {@link InvalidTargetError} (its `cause` an {@link InvalidOptionError} naming the parameter). @internal
  */
 export function dnsOptionsFromTarget(target: Target): DnsPollingOptions {
@@ -212,7 +212,7 @@ export function dnsOptionsFromTarget(target: Target): DnsPollingOptions {
         break;
       default:
         if (!/^\d{1,10}$/.test(value)) fail('a non-negative integer');
-        out[key as 'minTtl' | 'maxTtl' | 'timeoutMs' | 'retries' | 'udpPayloadSize'] = Number(value);
+        out[key as 'minTtlMs' | 'maxTtlMs' | 'timeoutMs' | 'retries' | 'udpPayloadSize'] = Number(value);
     }
   }
   return out;
@@ -241,11 +241,11 @@ export interface DnsResolution {
  * schedules it:
  *
  * - first resolution on a microtask after `start`;
- * - after a success, again when the smallest TTL expires, clamped to [minTtl, maxTtl] (TTL 0 polls at minTtl);
+ * - after a success, again when the smallest TTL expires, clamped to [minTtlMs, maxTtlMs] (TTL 0 polls at minTtlMs);
  * - after a failure, `onError` and again after a {@link Backoff} delay; the set delivered last stays in use;
  * - NXDOMAIN / NODATA (authoritative "nothing here", RFC 2308) deliver an empty set, re-asked after the negative
  *   TTL from the SOA record (30 s when there is none), clamped the same way;
- * - `refresh()` resolves early, at most once per minTtl, and is ignored while backing off after a failure (the
+ * - `refresh()` resolves early, at most once per minTtlMs, and is ignored while backing off after a failure (the
  *   {@link Resolver.refresh} rule);
  * - a set equal to the one delivered last (same keys, weights, priorities, metadata; in any order) is not delivered
  *   again.
@@ -262,8 +262,6 @@ export abstract class DnsPollingResolver implements Resolver {
   protected readonly options: ResolvedDnsPollingOptions;
   readonly #loop: WatchLoop;
   readonly #files: SystemFiles;
-  /** The negative answer behind the empty set delivered last, reported as its cause. */
-  #negative: DnsError | undefined;
 
   /** @internal */
   protected constructor(options: ResolvedDnsPollingOptions, label: string) {
@@ -290,11 +288,12 @@ export abstract class DnsPollingResolver implements Resolver {
 
   start(listener: ResolverListener): void {
     this.#loop.start({
-      onUpdate: (endpoints) => {
-        listener.onUpdate(endpoints);
-        // An empty set is honoured, and the answer that emptied it becomes the cause users see
-        // (SIDECARLESS_NO_ENDPOINTS), naming every name tried.
-        if (endpoints.length === 0 && this.#negative !== undefined) listener.onError(this.#negative);
+      // An empty set is honoured. The negative answer that emptied it goes to onError (the DnsError naming every
+      // name tried), then with the set as a ServiceNotFoundError whose cause is that DnsError: the latest state, and
+      // so the cause users see in SIDECARLESS_NO_ENDPOINTS ("no such service", issue 15.7).
+      onUpdate: (endpoints, notFound) => {
+        if (endpoints.length === 0 && notFound?.cause !== undefined) listener.onError(notFound.cause as DnsError);
+        listener.onUpdate(endpoints, notFound);
       },
       onError: (error) => listener.onError(error),
     });
@@ -340,7 +339,7 @@ export abstract class DnsPollingResolver implements Resolver {
     this.client.close();
   }
 
-  /** Clamps a TTL in seconds to [minTtl, maxTtl] ms. @internal */
+  /** Clamps a TTL in seconds to [minTtlMs, maxTtlMs] ms. @internal */
   protected clampTtl(ttlSeconds: number): number {
     return Math.min(this.options.maxTtlMs, Math.max(this.options.minTtlMs, ttlSeconds * 1000));
   }
@@ -349,11 +348,9 @@ export abstract class DnsPollingResolver implements Resolver {
     run.started();
     try {
       const result = await this.lookup();
-      this.#negative = undefined;
       return { endpoints: result.endpoints, nextMs: this.clampTtl(result.ttl ?? DEFAULT_NEGATIVE_TTL_S) };
     } catch (err) {
       if (!isNegativeAnswer(err)) throw err;
-      this.#negative = err;
       debug('%s: %s; delivering an empty set', label, err.message);
       const notFound = new ServiceNotFoundError(err.queryName, `no such service: ${err.message}`, { cause: err });
       return { endpoints: [], notFound, nextMs: this.clampTtl(err.negativeTtl ?? DEFAULT_NEGATIVE_TTL_S) };

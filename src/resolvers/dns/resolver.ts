@@ -9,10 +9,10 @@
  *   `[::1]:5353` for IPv6);
  * - the port defaults to 80 (`dns:///users.internal`); an IP literal host (`dns:///10.0.0.7:80`) needs no query.
  *
- * Query parameters: `minTtl` and `maxTtl` (ms, clamp the re-resolution interval; defaults 1000 and 300000),
+ * Query parameters: `minTtlMs` and `maxTtlMs` (ms, clamp the re-resolution interval; defaults 1000 and 300000),
  * `family` (`4`, `6` or `any`, default `any`), `timeoutMs` (ms per try, default 2000), `retries` (default 2),
  * `udpPayloadSize` (EDNS(0) size, default 1232; `512` sends no EDNS). Example:
- * `dns://127.0.0.1:5353/users.internal:8080?minTtl=500&family=4`.
+ * `dns://127.0.0.1:5353/users.internal:8080?minTtlMs=500&family=4`.
  *
  * Behaviour: see {@link DnsResolver}.
  *
@@ -104,18 +104,18 @@ export async function resolveHostName(
  * - Looks the name up as the system resolver does: in the hosts file first (answers good for 5 s), then in DNS for
  *   each `resolv.conf` search-list candidate in glibc's order (`ndots`; a trailing dot makes the name absolute).
  *   Metadata `dnsName` is the name that answered.
- * - Re-resolves when the smallest TTL of the answer expires, clamped to [`minTtl`, `maxTtl`]; TTL 0 polls at
- *   `minTtl`.
+ * - Re-resolves when the smallest TTL of the answer expires, clamped to [`minTtlMs`, `maxTtlMs`]; TTL 0 polls at
+ *   `minTtlMs`.
  * - A failure (timeout, SERVFAIL, REFUSED, malformed replies, network) calls `onError` with a
  *   `SIDECARLESS_DNS_*` error and retries with backoff; the last set delivered stays in use.
  * - NXDOMAIN and NODATA (for every search candidate) are authoritative "no such records" answers (RFC 2308) and
  *   are delivered as an empty set, re-asked after the SOA's negative TTL (30 s without SOA), clamped; the
  *   {@link DnsError} (with `triedNames`) then goes to `onError`, so that it is the cause requests see.
- * - `refresh()` re-resolves early, at most once per `minTtl`; during the backoff after a failure it is ignored.
+ * - `refresh()` re-resolves early, at most once per `minTtlMs`; during the backoff after a failure it is ignored.
  *
  * @example
  * ```ts
- * const resolver = new DnsResolver({ host: 'users.internal', port: 8080, nameservers: ['10.0.0.2'], maxTtl: 60_000 });
+ * const resolver = new DnsResolver({ host: 'users.internal', port: 8080, nameservers: ['10.0.0.2'], maxTtlMs: 60_000 });
  * const client = createClient({ target: resolver });
  * ```
  *

@@ -8,9 +8,9 @@
  *   (`srv:///_http._tcp.users` in a Kubernetes pod);
  * - `srv://10.0.0.2:53/_http._tcp.svc.example` — ask the nameserver in the authority (IP literal, port 53 default).
  *
- * The port comes from each SRV record, so the name takes none. Query parameters are those of `dns:` (`minTtl`,
- * `maxTtl`, `family`, `timeoutMs`, `retries`, `udpPayloadSize`); `family` selects the address records used for SRV
- * targets. Example: `srv://127.0.0.1:5353/_http._tcp.svc.test?maxTtl=30000&family=4`.
+ * The port comes from each SRV record, so the name takes none. Query parameters are those of `dns:` (`minTtlMs`,
+ * `maxTtlMs`, `family`, `timeoutMs`, `retries`, `udpPayloadSize`); `family` selects the address records used for SRV
+ * targets. Example: `srv://127.0.0.1:5353/_http._tcp.svc.test?maxTtlMs=30000&family=4`.
  *
  * Behaviour: see {@link SrvResolver}.
  *
@@ -73,7 +73,7 @@ interface CachedAddresses {
  *   among others are skipped. A target whose address lookup is NXDOMAIN/NODATA contributes nothing.
  * - When two records lead to the same `address:port`, the first (lowest priority, then highest weight) wins.
  * - Re-resolves when the smallest TTL among the SRV records and the addresses used expires, clamped to
- *   [`minTtl`, `maxTtl`]. Failures, negative answers and `refresh()` behave as for `dns:` (see `DnsResolver`).
+ *   [`minTtlMs`, `maxTtlMs`]. Failures, negative answers and `refresh()` behave as for `dns:` (see `DnsResolver`).
  *
  * @example
  * ```ts

@@ -198,7 +198,7 @@ describe('dns:/srv: targets and options', () => {
     for (const t of [
       'dns:///users.internal:8080',
       'dns:///users.internal',
-      'dns://127.0.0.1:5353/users.internal:8080?minTtl=500&maxTtl=60000&family=4',
+      'dns://127.0.0.1:5353/users.internal:8080?minTtlMs=500&maxTtlMs=60000&family=4',
       'dns://[::1]:53/users.internal?family=any&timeoutMs=100&retries=0&udpPayloadSize=512',
       'dns:///10.0.0.1:80',
       'srv:///_http._tcp.svc.example',
@@ -219,9 +219,9 @@ describe('dns:/srv: targets and options', () => {
       ['dns:///h:0', /port/],
       ['dns:///h:99999', /port/],
       ['dns://not-an-ip/h:80', /nameserver/],
-      ['dns:///h:80?minTtl=abc', /minTtl/],
-      ['dns:///h:80?minTtl=0', /minTtl/],
-      ['dns:///h:80?minTtl=5000&maxTtl=10', /maxTtl/],
+      ['dns:///h:80?minTtlMs=abc', /minTtlMs/],
+      ['dns:///h:80?minTtlMs=0', /minTtlMs/],
+      ['dns:///h:80?minTtlMs=5000&maxTtlMs=10', /maxTtlMs/],
       ['dns:///h:80?family=5', /family/],
       ['dns:///h:80?udpPayloadSize=100', /udpPayloadSize/],
       ['dns:///h:80?bogus=1', /bogus/],
@@ -231,9 +231,9 @@ describe('dns:/srv: targets and options', () => {
     for (const [t, message] of bad) {
       assert.throws(() => registry.create(t, ctx), { code: 'SIDECARLESS_INVALID_TARGET', message }, t);
     }
-    assert.throws(() => new DnsResolver({ host: 'h', minTtl: -1 }), {
+    assert.throws(() => new DnsResolver({ host: 'h', minTtlMs: -1 }), {
       code: 'SIDECARLESS_INVALID_OPTION',
-      option: 'minTtl',
+      option: 'minTtlMs',
     });
     assert.throws(() => new DnsResolver({ host: 'h', timeoutMs: 0 }), {
       code: 'SIDECARLESS_INVALID_OPTION',

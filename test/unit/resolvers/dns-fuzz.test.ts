@@ -176,8 +176,8 @@ describe('DNS reply fuzzing', () => {
       hostsFile: false as const,
       timeoutMs: 40,
       retries: 0,
-      minTtl: 1,
-      maxTtl: 5,
+      minTtlMs: 1,
+      maxTtlMs: 5,
       backoff: { initialMs: 1, maxMs: 5 },
       family: 4 as const,
     };

@@ -40,7 +40,7 @@ const soa: dnsPacket.Answer = {
 };
 
 describe('DnsResolver scheduling (fake clock, fake server)', () => {
-  it('re-resolves when the TTL expires, clamped to maxTtl; TTL 0 polls at minTtl', async () => {
+  it('re-resolves when the TTL expires, clamped to maxTtlMs; TTL 0 polls at minTtlMs', async () => {
     let ttl = 5;
     const { server, clock, listener } = await setup((q) =>
       q.send(reply(q, { answers: [a('h.test', '10.0.0.1', ttl)] })),
@@ -51,7 +51,7 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
       ...noSystem,
       family: 4,
       clock,
-      maxTtl: 3000,
+      maxTtlMs: 3000,
     });
     r.start(listener);
     await until(() => listener.updates.length === 1, 'first update');
@@ -60,12 +60,12 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     clock.advance(2999);
     assert.equal(server.queries.length, 1);
     clock.advance(1);
-    await until(() => server.queries.length === 2, 'second query at maxTtl');
+    await until(() => server.queries.length === 2, 'second query at maxTtlMs');
     await new Promise((res) => setTimeout(res, 10));
-    clock.advance(999); // TTL 0 -> minTtl (1000 ms)
+    clock.advance(999); // TTL 0 -> minTtlMs (1000 ms)
     assert.equal(server.queries.length, 2);
     clock.advance(1);
-    await until(() => server.queries.length === 3, 'third query at minTtl');
+    await until(() => server.queries.length === 3, 'third query at minTtlMs');
     assert.equal(listener.updates.length, 1, 'an unchanged set is not delivered again');
     r.close();
     assert.equal(clock.pending, 0, 'no timer left after close');
@@ -133,7 +133,7 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     r.close();
   });
 
-  it('refresh() resolves early, but not more often than minTtl', async () => {
+  it('refresh() resolves early, but not more often than minTtlMs', async () => {
     const { server, clock, listener } = await setup((q) =>
       q.send(reply(q, { answers: [a('h.test', '10.0.0.1', 300)] })),
     );
@@ -143,7 +143,7 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
       ...noSystem,
       family: 4,
       clock,
-      minTtl: 1000,
+      minTtlMs: 1000,
     });
     r.start(listener);
     await until(() => listener.updates.length === 1, 'first update');
@@ -178,7 +178,7 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
       family: 4,
       clock,
       retries: 0,
-      minTtl: 100,
+      minTtlMs: 100,
       backoff: { initialMs: 1000, jitter: 0, multiplier: 2, maxMs: 10_000 },
     });
     r.start(listener);
@@ -188,13 +188,13 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     r.refresh();
     clock.advance(999);
     await new Promise((res) => setTimeout(res, 10));
-    assert.equal(server.queries.length, 1, 'the hint did not cut the backoff short (minTtl is 100 ms)');
+    assert.equal(server.queries.length, 1, 'the hint did not cut the backoff short (minTtlMs is 100 ms)');
     rcode = 0;
     clock.advance(1);
     await until(() => listener.updates.length === 1, 'the retry at the backoff delay');
     await new Promise((res) => setTimeout(res, 10));
     assert.equal(server.queries.length, 2);
-    r.refresh(); // no longer backing off: early, at minTtl after the last start
+    r.refresh(); // no longer backing off: early, at minTtlMs after the last start
     clock.advance(99);
     assert.equal(server.queries.length, 2);
     clock.advance(1);

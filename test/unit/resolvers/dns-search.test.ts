@@ -83,9 +83,9 @@ describe('dns: follows resolv.conf search and ndots', () => {
     assert.deepEqual(asked(server), ['users.shop']);
 
     const absolute = new RecordingListener();
-    track(new DnsResolver({ host: 'users.', family: 4, nameservers: [server.address], resolvConf, minTtl: 10 })).start(
-      absolute,
-    );
+    track(
+      new DnsResolver({ host: 'users.', family: 4, nameservers: [server.address], resolvConf, minTtlMs: 10 }),
+    ).start(absolute);
     await absolute.waitFor(() => absolute.errors.length > 0, 3000, 'NXDOMAIN');
     assert.deepEqual(asked(server).slice(1), ['users'], 'no search-list name asked for an absolute name');
   });

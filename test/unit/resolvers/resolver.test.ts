@@ -8,11 +8,11 @@ const ctx = { clock: systemClock, random: Math.random, cluster: 'test' };
 
 describe('parseTarget', () => {
   it('splits scheme, authority, path and query (gRPC naming)', () => {
-    const t = parseTarget('DNS://127.0.0.1:53/users.internal:8080?minTtl=5');
+    const t = parseTarget('DNS://127.0.0.1:53/users.internal:8080?minTtlMs=5');
     assert.equal(t.scheme, 'dns');
     assert.equal(t.authority, '127.0.0.1:53');
     assert.equal(t.path, 'users.internal:8080');
-    assert.equal(t.query.get('minTtl'), '5');
+    assert.equal(t.query.get('minTtlMs'), '5');
     assert.equal(parseTarget('dns:///svc:80').authority, '');
     assert.equal(parseTarget('dns:///svc:80').path, 'svc:80');
     assert.equal(parseTarget('static://a:1,b:2').authority, 'a:1,b:2');
