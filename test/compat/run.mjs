@@ -2,7 +2,7 @@
 // undici into a throwaway folder (.tmp/compat/undici<N>), links this repository's build as `sidecarless`, type-checks
 // test/compat/program.ts there (strict, no cast) and runs it: undici's request, fetch, stream and
 // pipeline through client.dispatcher, Node's global fetch with `dispatcher`, and client.globalDispatcher() in the
-// global slot, against local servers. Node 20 and Node 24 (undici 8 needs Node >= 22.19, so it runs on 24 only).
+// global slot, against local servers. Node 20, 22 and 24 (undici 8 needs Node >= 22.19, so it runs on 22 and 24).
 //
 // Usage: npm run build && node test/compat/run.mjs   (CI runs it after the build step)
 import { execFileSync } from 'node:child_process';
@@ -11,6 +11,7 @@ import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 const tsc = path.join(root, 'node_modules', '.bin', 'tsc');
+const node22 = ['npm', ['exec', '--yes', '--package=node@22', '--', 'node']];
 const node24 = ['npm', ['exec', '--yes', '--package=node@24', '--', 'node']];
 const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: 'inherit', timeout: 120_000 });
 
@@ -18,8 +19,8 @@ if (!fs.existsSync(path.join(root, 'dist', 'index.js'))) throw new Error('build 
 
 // @types/node per major: the Node versions the major supports (their RequestInit types Node's global fetch).
 const majors = [
-  { undici: '7', types: '20', runtimes: [['node', []], node24] },
-  { undici: '8', types: '24', runtimes: [node24] },
+  { undici: '7', types: '20', runtimes: [['node', []], node22, node24] },
+  { undici: '8', types: '24', runtimes: [node22, node24] },
 ];
 for (const m of majors) {
   const dir = path.join(root, '.tmp', 'compat', `undici${m.undici}`);
