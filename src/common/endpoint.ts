@@ -244,43 +244,13 @@ export function parseHostPort(
  * @category Endpoints
  */
 export function createEndpointSet(entries: Iterable<EndpointInit | Endpoint | string>): Endpoint[] {
-  const { endpoints, rejected } = partitionEndpointSet(entries);
-  if (rejected.length > 0) throw rejected[0]!;
-  return endpoints;
-}
-
-/**
- * What {@link partitionEndpointSet} makes of a set: the valid endpoints, in order, and an error for each entry left
- * out (invalid, or a duplicate key after the first).
- */
-export interface PartitionedEndpoints {
-  readonly endpoints: Endpoint[];
-  readonly rejected: (InvalidEndpointError | DuplicateEndpointError)[];
-}
-
-/**
- * Like {@link createEndpointSet}, but an invalid or duplicate entry is left out rather than failing the set: what a
- * cluster does with what a resolver delivers, so that one bad registry entry cannot keep the good ones out of service
- * (docs/ARCHITECTURE.md, "Last known good").
- */
-export function partitionEndpointSet(entries: Iterable<EndpointInit | Endpoint | string>): PartitionedEndpoints {
-  const endpoints: Endpoint[] = [];
-  const rejected: (InvalidEndpointError | DuplicateEndpointError)[] = [];
+  const out: Endpoint[] = [];
   const seen = new Set<string>();
   for (const entry of entries) {
-    let endpoint: Endpoint;
-    try {
-      endpoint = typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry);
-    } catch (err) {
-      rejected.push(err instanceof InvalidEndpointError ? err : new InvalidEndpointError(String(err), { cause: err }));
-      continue;
-    }
-    if (seen.has(endpoint.key)) {
-      rejected.push(new DuplicateEndpointError(endpoint.key));
-      continue;
-    }
+    const endpoint = typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry);
+    if (seen.has(endpoint.key)) throw new DuplicateEndpointError(endpoint.key);
     seen.add(endpoint.key);
-    endpoints.push(endpoint);
+    out.push(endpoint);
   }
-  return { endpoints, rejected };
+  return out;
 }
