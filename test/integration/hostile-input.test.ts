@@ -21,7 +21,23 @@ function assertCode(fn: () => unknown, code: string, option?: string): void {
 }
 
 describe('issue 15.1: endpoint hosts the URL parser refuses or rewrites are refused', () => {
-  const refused = ['999.1.1.1', 'foo.123', 'xn--a', '[fe80::1%eth0]', '0x7f.1', '1.2.3', '127.1', '0177.0.0.1'];
+  // `xn--a` (invalid punycode) is refused by Node 20's URL parser and accepted by Node 24's: the rule is "exactly
+  // what the URL parser undici connects through accepts", so it is expected refused only where that parser refuses it.
+  const urlRefuses = (host: string): boolean => {
+    try {
+      return new URL(`http://${host}/`).hostname !== host;
+    } catch {
+      return true;
+    }
+  };
+  const refused = ['999.1.1.1', 'foo.123', '[fe80::1%eth0]', '0x7f.1', '1.2.3', '127.1', '0177.0.0.1'];
+  if (urlRefuses('xn--a')) refused.push('xn--a');
+  else {
+    it('xn--a is accepted where the URL parser accepts it (Node 24): it can be connected to, so no crash', async () => {
+      const client = createClient({ target: ['xn--a:80'] });
+      await client.close();
+    });
+  }
   for (const host of refused) {
     it(`static://${host}:80 fails at construction with a typed error, not later with a crash`, () => {
       assertCode(() => createClient({ target: `static://${host}:80` }), 'SIDECARLESS_INVALID_TARGET');

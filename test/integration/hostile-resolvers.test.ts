@@ -70,7 +70,7 @@ describe('issue 15.1: an invalid entry from a resolver is skipped, reported, and
     const port = Number(backends[0]!.address.split(':')[1]);
     consul.setService('web', [
       { nodeAddress: '10.0.0.1', address: '999.1.1.1', port: 80 },
-      { nodeAddress: '10.0.0.2', address: 'xn--a', port: 80 },
+      { nodeAddress: '10.0.0.2', address: 'foo.123', port: 80 },
       { nodeAddress: '127.0.0.1', port },
     ]);
     const client = createClient({ target: `consul://${consul.address}/web` });
