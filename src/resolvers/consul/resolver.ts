@@ -48,6 +48,7 @@ import { isSidecarlessError, InvalidTargetError, ServiceNotFoundError } from '..
 import { createDebug } from '../../common/debug.js';
 import { Backoff } from '../../common/backoff.js';
 import { ConsulError } from '../errors.js';
+import { withDeadline } from '../deadline.js';
 import { readBody } from '../read-body.js';
 import type { Resolver, ResolverFactory, ResolverListener } from '../resolver.js';
 import { type WatchRun, WatchLoop } from '../watch-loop.js';
@@ -156,25 +157,18 @@ export class ConsulResolver implements Resolver {
     const { clock, service, timeoutMs } = this.#options;
     run.started();
     this.#requests++;
-    const controller = new AbortController();
-    const onAbort = () => controller.abort();
-    run.signal.addEventListener('abort', onAbort, { once: true });
-    let timedOut = false;
-    const timer = clock.setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, timeoutMs);
     let result: ConsulParseResult;
     let indexHeader: string | undefined;
     try {
-      ({ result, indexHeader } = await this.#request(controller.signal));
+      ({ result, indexHeader } = await withDeadline(
+        clock,
+        timeoutMs,
+        run.signal,
+        (signal) => this.#request(signal),
+        () => new ConsulError('timeout', `Consul query for service "${service}" got no answer within ${timeoutMs} ms`),
+      ));
     } catch (err) {
-      throw timedOut && !run.signal.aborted
-        ? new ConsulError('timeout', `Consul query for service "${service}" got no answer within ${timeoutMs} ms`)
-        : this.#toError(err);
-    } finally {
-      clock.clearTimeout(timer);
-      run.signal.removeEventListener('abort', onAbort);
+      throw this.#toError(err);
     }
     this.#updateIndex(indexHeader);
     this.#skipped += result.skipped;

@@ -43,6 +43,7 @@ import { createDebug } from '../../common/debug.js';
 import { Backoff } from '../../common/backoff.js';
 import type { TimerHandle } from '../../common/runtime.js';
 import { EtcdError } from '../errors.js';
+import { withDeadline } from '../deadline.js';
 import { readBody } from '../read-body.js';
 import type { Resolver, ResolverFactory, ResolverListener } from '../resolver.js';
 import { type WatchRun, WatchLoop } from '../watch-loop.js';
@@ -370,32 +371,24 @@ export class EtcdResolver implements Resolver {
     headers?: Record<string, string>,
   ): Promise<string> {
     const { clock, requestTimeoutMs } = this.#options;
-    const controller = new AbortController();
-    const onAbort = () => controller.abort();
-    parent.addEventListener('abort', onAbort, { once: true });
-    let timedOut = false;
-    const timer = clock.setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, requestTimeoutMs);
-    try {
-      const res = await pool.request({
-        method: 'POST',
-        path,
-        headers: headers ?? { 'content-type': 'application/json' },
-        body: JSON.stringify(payload),
-        signal: controller.signal,
-      });
-      const text = await readBody(res.body, this.#options.maxResponseBytes, tooLarge);
-      if (res.statusCode !== 200) throw statusError(res.statusCode, text);
-      return text;
-    } catch (err) {
-      if (timedOut) throw new EtcdError('timeout', `etcd ${path} got no answer within ${requestTimeoutMs} ms`);
-      throw err;
-    } finally {
-      clock.clearTimeout(timer);
-      parent.removeEventListener('abort', onAbort);
-    }
+    return withDeadline(
+      clock,
+      requestTimeoutMs,
+      parent,
+      async (signal) => {
+        const res = await pool.request({
+          method: 'POST',
+          path,
+          headers: headers ?? { 'content-type': 'application/json' },
+          body: JSON.stringify(payload),
+          signal,
+        });
+        const text = await readBody(res.body, this.#options.maxResponseBytes, tooLarge);
+        if (res.statusCode !== 200) throw statusError(res.statusCode, text);
+        return text;
+      },
+      () => new EtcdError('timeout', `etcd ${path} got no answer within ${requestTimeoutMs} ms`),
+    );
   }
 }
 

@@ -30,6 +30,7 @@ import { InvalidTargetError, isSidecarlessError } from '../../common/errors.js';
 import { createDebug } from '../../common/debug.js';
 import { Backoff } from '../../common/backoff.js';
 import { KubernetesError } from '../errors.js';
+import { withDeadline } from '../deadline.js';
 import { readBody, type ResponseBody } from '../read-body.js';
 import type { Resolver, ResolverFactory, ResolverListener } from '../resolver.js';
 import { type WatchResult, type WatchRun, WatchLoop } from '../watch-loop.js';
@@ -356,25 +357,18 @@ export class KubernetesResolver implements Resolver {
     const { clock, requestTimeoutMs } = this.#options;
     const connection = this.#connection;
     if (connection === undefined) throw new KubernetesError('connection', `${this.#label} is closed`);
-    const controller = new AbortController();
-    const onAbort = () => controller.abort();
-    parent.addEventListener('abort', onAbort, { once: true });
-    let timedOut = false;
-    const timer = clock.setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, requestTimeoutMs);
-    try {
-      const res = await connection.request({ method: 'GET', path, headers, signal: controller.signal });
-      return { statusCode: res.statusCode, body: res.body };
-    } catch (err) {
-      if (timedOut) throw new KubernetesError('timeout', `Kubernetes API got no answer within ${requestTimeoutMs} ms`);
-      throw err;
-    } finally {
-      // The listener on `parent` stays: the body (a watch stream) is aborted with the run. `parent` belongs to
-      // this run only, so nothing accumulates on it.
-      clock.clearTimeout(timer);
-    }
+    // The body (a watch stream) is read after this returns, so `parent` stays linked: it belongs to this run only.
+    return withDeadline(
+      clock,
+      requestTimeoutMs,
+      parent,
+      async (signal) => {
+        const res = await connection.request({ method: 'GET', path, headers, signal });
+        return { statusCode: res.statusCode, body: res.body };
+      },
+      () => new KubernetesError('timeout', `Kubernetes API got no answer within ${requestTimeoutMs} ms`),
+      'run',
+    );
   }
 
   /** A bounded GET whose body is returned as text; a non-200 status is an error. */
