@@ -92,6 +92,8 @@ export interface MultiServiceOptions {
    * `SIDECARLESS_NO_ROUTE`. @defaultValue false
    */
   readonly passthrough?: boolean | Dispatcher | undefined;
+  /** HTTP/2 to the endpoints of every cluster that does not set its own `http2` (see {@link ClusterOptions.http2}). */
+  readonly http2?: ClusterOptions['http2'];
   /** Defaults for every cluster that does not set its own. */
   readonly resolvers?: ResolverRegistry | undefined;
   /** Defaults for every cluster that does not set its own. */
@@ -119,6 +121,7 @@ const CLUSTER_KEY_RECORD = {
   drainTimeoutMs: true,
   pool: true,
   tls: true,
+  http2: true,
   zoneAware: true,
   connectBackoff: true,
   resolvers: true,
@@ -153,6 +156,7 @@ export const MULTI_SERVICE_KEYS: readonly string[] = Object.keys({
   routes: true,
   discovery: true,
   passthrough: true,
+  http2: true,
   resolvers: true,
   pickers: true,
   clock: true,
@@ -213,11 +217,12 @@ function refuseCrossOrigin(raw: unknown): boolean {
 }
 
 /** The client-wide defaults a cluster inherits unless it sets its own. */
-type ClusterDefaults = Pick<MultiServiceOptions, 'resolvers' | 'pickers' | 'clock' | 'random'>;
+type ClusterDefaults = Pick<MultiServiceOptions, 'http2' | 'resolvers' | 'pickers' | 'clock' | 'random'>;
 
 function withDefaults<T extends Omit<ClusterOptions, 'target'>>(options: T, defaults: ClusterDefaults): T {
   return {
     ...options,
+    http2: options.http2 ?? defaults.http2,
     resolvers: options.resolvers ?? defaults.resolvers,
     pickers: options.pickers ?? defaults.pickers,
     clock: options.clock ?? defaults.clock,
@@ -317,7 +322,13 @@ function normalizeMulti(options: Record<string, unknown>): NormalizedClientOptio
     throw new InvalidOptionError('clusters', 'expected an object with at least one cluster (or `discovery`)');
   }
   const m = checkObject(options, MULTI_SERVICE_KEYS, '') as MultiServiceOptions;
-  const defaults: ClusterDefaults = { resolvers: m.resolvers, pickers: m.pickers, clock: m.clock, random: m.random };
+  const defaults: ClusterDefaults = {
+    http2: m.http2,
+    resolvers: m.resolvers,
+    pickers: m.pickers,
+    clock: m.clock,
+    random: m.random,
+  };
   const clusters: ClusterSpec[] = [];
   for (const [name, raw] of Object.entries(configured)) {
     if (name.length === 0) throw new InvalidOptionError('clusters', 'cluster names must be non-empty');

@@ -124,6 +124,7 @@ export class Cluster {
     this.#pool = new SubchannelPool({
       protocol: resolved.protocol,
       poolOptions: resolved.poolOptions,
+      http2: resolved.http2,
       clock,
       random,
       connectBackoff: resolved.connectBackoff,

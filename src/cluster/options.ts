@@ -11,7 +11,16 @@ import type { Pool } from 'undici';
 import type { Endpoint, EndpointInit } from '../common/endpoint.js';
 import { InvalidOptionError } from '../common/errors.js';
 import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from '../common/backoff.js';
-import { checkObject, describe, duration, isRecord, joinPath, MAX_TIMER_MS } from '../common/options.js';
+import {
+  checkObject,
+  describe,
+  duration,
+  integer,
+  isRecord,
+  joinPath,
+  MAX_TIMER_MS,
+  toggle,
+} from '../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../common/runtime.js';
 import type { ZoneAwareOptions } from '../balancer/snapshot.js';
 import type { HealthOptions } from '../health/endpoint-health.js';
@@ -24,6 +33,7 @@ import type { ConfiguredPolicy, PickerOption, PickerRegistry } from '../pickers/
 import { type RequestPolicy, type RequestPolicyOptions, resolveRequestPolicy } from '../request/policy.js';
 import type { Resolver } from '../resolvers/resolver.js';
 import type { ResolverRegistry } from '../resolvers/registry.js';
+import type { ResolvedHttp2Options } from '../subchannel/http2.js';
 import { validatePoolOptions } from '../subchannel/pool-options.js';
 
 /** Where a cluster's endpoints come from. */
@@ -44,6 +54,27 @@ export interface TlsOptions {
   readonly rejectUnauthorized?: boolean;
   /** SNI and certificate name to use instead of the request URL's host. */
   readonly servername?: string;
+}
+
+/**
+ * HTTP/2 to the endpoints (`http2: true` for these defaults). Over TLS the connection offers `h2` by ALPN and falls
+ * back to HTTP/1.1 where the endpoint does not offer it; in clear text it is h2c with prior knowledge (the endpoint
+ * must speak HTTP/2: there is no fallback, and no `Upgrade: h2c`). Least-request and peak-EWMA count requests
+ * (streams) in flight per endpoint, whatever the connections. A `GOAWAY` is a drain: attempts the endpoint did not
+ * process (above the frame's last-stream-id) are retried on another endpoint whatever their method, and count
+ * against no endpoint.
+ *
+ * @category Options
+ */
+export interface Http2Options {
+  /** Connections per endpoint. @defaultValue 1 */
+  readonly connections?: number | undefined;
+  /**
+   * Streams at once on one connection; more wait for a stream to finish. An endpoint's own
+   * `SETTINGS_MAX_CONCURRENT_STREAMS`, when lower, is respected once the connection has it.
+   * @defaultValue 100
+   */
+  readonly maxConcurrentStreams?: number | undefined;
 }
 
 /** Options of one cluster (one logical service). */
@@ -92,6 +123,12 @@ export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
    */
   readonly tls?: TlsOptions | boolean | undefined;
   /**
+   * Speak HTTP/2 to the endpoints: `true` for the defaults, or {@link Http2Options}. Over TLS by ALPN, falling back
+   * to HTTP/1.1 per endpoint; without `tls`, h2c with prior knowledge. A client's `http2` is the default of its
+   * clusters. Off (HTTP/1.1) unless set.
+   */
+  readonly http2?: Http2Options | boolean | undefined;
+  /**
    * Prefer endpoints in the local zone while it has enough healthy capacity for its callers, spilling the rest over
    * to other zones by their spare capacity (Envoy's zone aware routing, applied within each priority level; see
    * {@link ZoneAwareOptions}). Off within a level in panic. Off unless set.
@@ -126,6 +163,7 @@ export interface ResolvedClusterOptions {
   readonly waitForReadyTimeoutMs: number;
   readonly drainTimeoutMs: number;
   readonly poolOptions: Pool.Options;
+  readonly http2: ResolvedHttp2Options | undefined;
   readonly connectBackoff: ResolvedBackoffOptions;
   readonly zoneAware: ZoneAwareOptions | undefined;
   readonly request: RequestPolicy;
@@ -149,6 +187,23 @@ function resolveTls(tls: ClusterOptions['tls'], path: string): ResolvedClusterOp
     throw new InvalidOptionError(joinPath(at, tls.cert === undefined ? 'cert' : 'key'), 'cert and key go together');
   }
   return { ...tls, rejectUnauthorized: tls.rejectUnauthorized ?? true };
+}
+
+function resolveHttp2(raw: unknown, pool: Pool.Options, path: string): ResolvedHttp2Options | undefined {
+  const at = joinPath(path, 'http2');
+  const http2 = toggle(raw, at, ['connections', 'maxConcurrentStreams']);
+  if (http2 === undefined) return undefined;
+  // The HTTP/2 settings are http2's; a connector function would bypass the ALPN and prior-knowledge connector.
+  for (const key of ['allowH2', 'maxConcurrentStreams', 'connect'] as const) {
+    if (pool[key] !== undefined && (key !== 'connect' || typeof pool.connect === 'function')) {
+      const what = key === 'connect' ? 'a connector function' : `pool.${key}`;
+      throw new InvalidOptionError(joinPath(joinPath(path, 'pool'), key), `${what} cannot be combined with http2`);
+    }
+  }
+  return {
+    connections: integer(http2.connections, joinPath(at, 'connections'), 1, 1, 1_000),
+    maxConcurrentStreams: integer(http2.maxConcurrentStreams, joinPath(at, 'maxConcurrentStreams'), 100, 1, 2 ** 31 - 1),
+  };
 }
 
 function resolveZoneAware(raw: unknown, path: string): ZoneAwareOptions | undefined {
@@ -300,6 +355,7 @@ export function resolveClusterOptions(options: ClusterOptions, path = ''): Resol
     poolOptions: (tls === undefined
       ? pool
       : { ...pool, connect: { ...(pool.connect as object), ...tls } }) as Pool.Options,
+    http2: resolveHttp2(options.http2, pool, path),
     connectBackoff: resolveBackoffOptions(options.connectBackoff, joinPath(path, 'connectBackoff')),
     zoneAware: resolveZoneAware(options.zoneAware, path),
     request: resolveRequestPolicy(options, path),

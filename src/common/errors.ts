@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'SIDECARLESS_EMPTY_SUBSET'
   | 'SIDECARLESS_NO_ROUTE'
   | 'SIDECARLESS_REDIRECT_REFUSED'
+  | 'SIDECARLESS_NOT_PROCESSED'
   | 'SIDECARLESS_DNS_NXDOMAIN'
   | 'SIDECARLESS_DNS_NODATA'
   | 'SIDECARLESS_DNS_SERVFAIL'
@@ -213,6 +214,20 @@ export class ProtocolMismatchError extends SidecarlessError {
 export class ClientClosedError extends SidecarlessError {
   constructor(options?: { cause?: unknown }) {
     super('SIDECARLESS_CLIENT_CLOSED', 'The client is closed', options);
+  }
+}
+
+/**
+ * An endpoint did not process the request, so it is safe to send again whatever its method: over HTTP/2 the endpoint
+ * refused the stream (`REFUSED_STREAM`), or closed the connection with `GOAWAY` before reaching it (the stream was
+ * above the frame's last-stream-id, or never left the client). sidecarless retries such an attempt on another
+ * endpoint; the caller sees this error only when no attempt is left. `cause` is undici's error.
+ *
+ * @category Errors
+ */
+export class NotProcessedError extends SidecarlessError {
+  constructor(endpoint: string, why: string, options?: { cause?: unknown }) {
+    super('SIDECARLESS_NOT_PROCESSED', `Endpoint ${endpoint} did not process the request (${why})`, options);
   }
 }
 

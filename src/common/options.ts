@@ -246,6 +246,18 @@ export function oneOf<T extends string>(value: unknown, name: string, fallback: 
 }
 
 /**
+ * An option that is off, on with its defaults, or on with settings: `undefined` or `false` gives `undefined`, `true`
+ * gives `{}`, an object is checked for unknown keys (see {@link checkObject}) and returned. Anything else throws
+ * `expected true, false or an object`. The settings' own values are the caller's to validate.
+ */
+export function toggle(value: unknown, name: string, allowed: readonly string[]): Record<string, unknown> | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return {};
+  if (!isRecord(value)) throw new InvalidOptionError(name, `expected true, false or an object, got ${describe(value)}`);
+  return checkObject(value, allowed, name);
+}
+
+/**
  * A function (or `undefined`).
  *
  * @typeParam T - the function type the caller expects; only `typeof value === 'function'` is checked.

@@ -13,11 +13,16 @@
  *   `AbortSignal`, `AbortSignal.timeout()` included), its request body failed or stalled, undici refused the request
  *   before sending it (an invalid header value), or the client stopped it (a lost hedge, `close()`). Counts against
  *   no endpoint.
+ * - `goaway`: over HTTP/2, the endpoint closed the connection gracefully (`GOAWAY` with no error) under the attempt,
+ *   or refused its stream (`REFUSED_STREAM`): it is draining or at its stream limit, not failing. Counts against no
+ *   endpoint. The request is replayed whatever its method when the endpoint did not process it (a
+ *   `SIDECARLESS_NOT_PROCESSED` error: a refused stream, or one above `GOAWAY`'s last-stream-id), and otherwise only
+ *   as a `reset` would be (idempotent methods).
  * - `other`: anything else (invalid response).
  *
  * @category Stats
  */
-export type ErrorKind = 'connect' | 'reset' | 'timeout' | 'aborted' | 'other';
+export type ErrorKind = 'connect' | 'reset' | 'timeout' | 'aborted' | 'goaway' | 'other';
 
 /** One attempt's result, reported exactly once per attempt. */
 export interface AttemptOutcome {
@@ -56,6 +61,26 @@ const ABORT_CODES = new Set(['UND_ERR_ABORTED', 'ABORT_ERR', 'SIDECARLESS_CLIENT
 const CALLER_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH']);
 /** Errors known to come from the caller's side (its request body failing or stalling), marked where they arise. */
 const callerSide = new WeakSet<object>();
+/** Errors of attempts an HTTP/2 endpoint cut by a graceful `GOAWAY` (it may have processed them), marked by the subchannel. */
+const goaway = new WeakSet<object>();
+
+/**
+ * Marks `error` as a graceful HTTP/2 `GOAWAY`'s (the endpoint is draining): kind `goaway`, against no endpoint. The
+ * request may have been processed, so it is replayed only when idempotent.
+ */
+export function markGoaway(error: unknown): void {
+  if (typeof error === 'object' && error !== null) goaway.add(error);
+}
+
+/**
+ * True when the endpoint certainly did not process the request (a `SIDECARLESS_NOT_PROCESSED` error): it may be sent
+ * again whatever its method (docs/ARCHITECTURE.md, invariant 6).
+ */
+export function isNotProcessed(error: unknown): boolean {
+  return (
+    typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'SIDECARLESS_NOT_PROCESSED'
+  );
+}
 
 /** Marks `error` as the caller's doing (its request body failed or stalled): it then counts against no endpoint. */
 export function markCallerError(error: unknown): void {
@@ -80,6 +105,7 @@ export function isCallerError(error: unknown): boolean {
 /** Classifies an error from undici or the socket layer. */
 export function classifyError(error: unknown): ErrorKind {
   if (isCallerError(error)) return 'aborted';
+  if (isNotProcessed(error) || goaway.has(error as object)) return 'goaway';
   let current: unknown = error;
   for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
     const { code, name } = current as { code?: unknown; name?: unknown };

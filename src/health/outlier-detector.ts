@@ -453,7 +453,7 @@ export class OutlierDetector<H> {
   /**
    * Feeds one attempt's outcome. Synchronous, O(1), allocation-free; may eject `host` (calling `onEject`) before it
    * returns. Outcomes for hosts not in the set are ignored, as are `aborted` attempts (the caller gave up: it says
-   * nothing about the host).
+   * nothing about the host) and `goaway` ones (an HTTP/2 host draining a connection).
    *
    * Classification: `connect`, `reset` and `timeout` errors are local-origin failures; a response with status
    * ≥ 500, or an `other` error without a response, is an external failure (502/503/504 are also gateway failures);
@@ -463,7 +463,8 @@ export class OutlierDetector<H> {
     const s = this.#states.get(host);
     if (s === undefined) return;
     const kind = outcome.errorKind;
-    if (kind === 'aborted') return;
+    // An HTTP/2 endpoint draining a connection (GOAWAY) or turning a stream away is not failing.
+    if (kind === 'aborted' || kind === 'goaway') return;
     const o = this.#options;
     if (kind === 'connect' || kind === 'reset' || kind === 'timeout') {
       if (o.splitExternalLocalOriginErrors) {

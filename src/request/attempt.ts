@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { PerTryTimeoutError } from '../common/errors.js';
 import type { LegacyHandler } from '../common/handler.js';
 import type { TimerHandle } from '../common/runtime.js';
-import { classifyError, type ErrorKind, markCallerError } from '../common/outcome.js';
+import { classifyError, type ErrorKind, isNotProcessed, markCallerError } from '../common/outcome.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 
 /**
@@ -43,7 +43,7 @@ export class AttemptFailure extends Error {
     /** The underlying error (for `status`, a description of the discarded response). */
     readonly error: Error,
     readonly kind: FailureKind,
-    /** The request certainly did not reach the server (no connection was made). */
+    /** The request certainly was not processed (no connection was made, or the endpoint said so over HTTP/2). */
     readonly notSent: boolean,
     /** For `status`: the wait `Retry-After` asked for, ms. */
     readonly retryAfterMs = 0,
@@ -249,7 +249,8 @@ export class Attempt implements LegacyHandler {
     if (this.#state !== 'pending' && this.#state !== 'discarding') return;
     this.#state = 'failed';
     const kind = classifyError(err);
-    this.#reject(new AttemptFailure(err, kind, kind === 'connect'));
+    // Not sent: no connection was made, or an HTTP/2 endpoint said it did not process the stream (GOAWAY, refused).
+    this.#reject(new AttemptFailure(err, kind, kind === 'connect' || isNotProcessed(err)));
   }
 
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {

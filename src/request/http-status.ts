@@ -25,6 +25,7 @@ const BY_CODE: Readonly<Record<ErrorCode, number>> = {
   SIDECARLESS_RETRY_BUDGET_EXHAUSTED: 503,
   SIDECARLESS_CLIENT_CLOSED: 503,
   SIDECARLESS_RESOLVER_FAILED: 503,
+  SIDECARLESS_NOT_PROCESSED: 503,
   SIDECARLESS_DNS_NXDOMAIN: 503,
   SIDECARLESS_DNS_NODATA: 503,
   SIDECARLESS_DNS_SERVFAIL: 503,
@@ -46,7 +47,8 @@ const BY_CODE: Readonly<Record<ErrorCode, number>> = {
  * with, or a dispatcher handler's error; wrappers such as fetch's `TypeError('fetch failed')` are looked through):
  *
  * - 503 when no endpoint could take the request (none resolved, all ejected, breaker open, overloaded, retry budget
- *   spent, client closed) or none accepted a connection;
+ *   spent, client closed), none accepted a connection, or the endpoint was going away (HTTP/2 `GOAWAY`, a refused
+ *   stream);
  * - 504 when the deadline, the per-try timeout or an undici timeout ran out;
  * - 502 when an endpoint broke the exchange (connection reset or closed mid-request);
  * - 404 when no route matched (`SIDECARLESS_NO_ROUTE`);
@@ -74,6 +76,7 @@ export function statusForError(error: unknown): number {
   if (isLocalRefusal(error)) return 500;
   switch (classifyError(error)) {
     case 'connect':
+    case 'goaway':
       return 503;
     case 'reset':
       return 502;

@@ -9,6 +9,7 @@ import { DuplicateEndpointError, InvalidEndpointError } from '../common/errors.j
 import { createDebug } from '../common/debug.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
 import type { ResolvedBackoffOptions } from '../common/backoff.js';
+import type { ResolvedHttp2Options } from './http2.js';
 import { Subchannel, type SubchannelObserver, type SubchannelSettings } from './subchannel.js';
 
 const debug = createDebug('pool');
@@ -17,6 +18,8 @@ const debug = createDebug('pool');
 export interface SubchannelPoolInit {
   readonly protocol: 'http:' | 'https:';
   readonly poolOptions: Pool.Options;
+  /** HTTP/2 to the endpoints, when on. */
+  readonly http2?: ResolvedHttp2Options | undefined;
   readonly clock: Clock;
   readonly random: RandomSource;
   readonly connectBackoff: ResolvedBackoffOptions;
@@ -67,6 +70,7 @@ export class SubchannelPool {
     this.#settings = {
       protocol: init.protocol,
       poolOptions: init.poolOptions,
+      http2: init.http2,
       clock: init.clock,
       connectBackoff: init.connectBackoff,
       random: init.random,

@@ -14,6 +14,13 @@ import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import { Backoff, type ResolvedBackoffOptions } from '../common/backoff.js';
 import { PeakEwma } from '../pickers/load.js';
 import { type AttemptOutcome, classifyError, type ErrorKind } from '../common/outcome.js';
+import {
+  http2DispatchOptions,
+  http2PoolOptions,
+  isGoawayError,
+  type ResolvedHttp2Options,
+  TrackedAttempt,
+} from './http2.js';
 
 const debug = createDebug('subchannel');
 
@@ -67,6 +74,8 @@ export interface SubchannelCounters {
 export interface SubchannelSettings {
   readonly protocol: 'http:' | 'https:';
   readonly poolOptions: Pool.Options;
+  /** HTTP/2 to the endpoints (ALPN over TLS, prior knowledge in clear text), when on. */
+  readonly http2?: ResolvedHttp2Options | undefined;
   readonly clock: Clock;
   /** The connection backoff, made for a subchannel the first time one of its connections fails. */
   readonly connectBackoff: ResolvedBackoffOptions;
@@ -82,7 +91,7 @@ const NO_COUNTERS: Readonly<SubchannelCounters> = Object.freeze({
   errors: 0,
   latencySumMs: 0,
   connectFailures: 0,
-  errorsByKind: Object.freeze({ connect: 0, reset: 0, timeout: 0, aborted: 0, other: 0 }),
+  errorsByKind: Object.freeze({ connect: 0, reset: 0, timeout: 0, aborted: 0, goaway: 0, other: 0 }),
 });
 
 /** The histogram of a subchannel with no attempt yet: empty, shared, never observed into. */
@@ -119,6 +128,8 @@ export class Subchannel implements Pickable {
   #origin: string | undefined;
   /** Created on the first dispatch. */
   #pool: Pool | undefined;
+  /** The HTTP/2 pool left behind when the endpoint turned out to speak HTTP/1.1 only, finishing what it runs. */
+  #retired: Pool | undefined;
   /** Created on the first failed connection. */
   #backoff: Backoff | undefined;
   #counters: SubchannelCounters | undefined;
@@ -129,12 +140,18 @@ export class Subchannel implements Pickable {
   #outcome: Mutable<AttemptOutcome> | undefined;
   /** True while the observer runs: an outcome reported meanwhile (re-entrantly) gets an object of its own. */
   #reporting = false;
+  /**
+   * HTTP/2 subchannels: `h2` while the pool is the HTTP/2 one; `fallback` once a connection negotiated HTTP/1.1 (the
+   * next dispatch moves to a pool with the cluster's HTTP/1.1 options); `h1` after that, and for HTTP/1.1 clusters.
+   */
+  #protocol: 'h2' | 'fallback' | 'h1';
 
   constructor(endpoint: Endpoint, settings: SubchannelSettings) {
     this.#endpoint = endpoint;
     this.key = endpoint.key;
     this.#settings = settings;
     this.load = new PeakEwma({ clock: settings.clock });
+    this.#protocol = settings.http2 === undefined ? 'h1' : 'h2';
   }
 
   /** `protocol//host:port` of the endpoint, used as the dispatch origin. */
@@ -165,21 +182,34 @@ export class Subchannel implements Pickable {
       errors: 0,
       latencySumMs: 0,
       connectFailures: 0,
-      errorsByKind: { connect: 0, reset: 0, timeout: 0, aborted: 0, other: 0 },
+      errorsByKind: { connect: 0, reset: 0, timeout: 0, aborted: 0, goaway: 0, other: 0 },
     });
   }
 
   #createPool(): Pool {
-    const pool = new Pool(this.origin, this.#settings.poolOptions);
+    const settings = this.#settings;
+    const http2 = this.#protocol === 'h2' ? settings.http2 : undefined;
+    const options =
+      http2 === undefined
+        ? settings.poolOptions
+        : http2PoolOptions(settings.poolOptions, http2, settings.protocol, {
+            onFallback: () => {
+              if (this.#protocol === 'h2') this.#protocol = 'fallback';
+            },
+          });
+    const pool = new Pool(this.origin, options);
     this.#pool = pool;
     pool.on('connect', () => {
       this.#backoff?.reset();
       if (this.#state === 'idle' || this.#state === 'transient-failure') this.#setState('ready');
     });
     pool.on('disconnect', () => {
-      if (this.#state === 'ready' && pool.stats.connected === 0) this.#setState('idle');
+      if (this.#state === 'ready' && pool === this.#pool && pool.stats.connected === 0) this.#setState('idle');
     });
     pool.on('connectionError', (_origin: unknown, _targets: unknown, err: Error) => {
+      // undici 7 reports an HTTP/2 GOAWAY as a connection error: the endpoint drains a connection, it did not refuse
+      // one, so no backoff (the next request opens a new connection).
+      if (pool !== this.#pool || isGoawayError(err)) return;
       this.#liveCounters().connectFailures++;
       if (this.#state === 'draining' || this.#state === 'closed') return;
       if (pool.stats.connected > 0) return; // other connections still work
@@ -242,6 +272,7 @@ export class Subchannel implements Pickable {
       }
       pool = this.#createPool();
     }
+    if (this.#protocol !== 'h1') return this.#dispatchHttp2(pool, options, attempt);
     return pool.dispatch(options, attempt as never);
   }
 
@@ -261,7 +292,24 @@ export class Subchannel implements Pickable {
       }
       pool = this.#createPool();
     }
+    if (this.#protocol !== 'h1') return this.#dispatchHttp2(pool, options, attempt);
     return pool.dispatch(options, attempt as never);
+  }
+
+  /**
+   * An attempt on an HTTP/2 subchannel: tracked for GOAWAY (see `http2.ts`). Once a connection has fallen back to
+   * HTTP/1.1, the attempt goes to a new pool with the cluster's HTTP/1.1 options instead, and the HTTP/2 one closes
+   * when what it runs has finished.
+   */
+  #dispatchHttp2(pool: Pool, options: Dispatcher.DispatchOptions, attempt: LegacyHandler): boolean {
+    if (this.#protocol === 'fallback') {
+      this.#protocol = 'h1';
+      debug('%s does not offer HTTP/2; HTTP/1.1 from now on', this.key);
+      this.#retired = pool;
+      pool.close().catch(() => {});
+      return this.#createPool().dispatch(options, attempt as never);
+    }
+    return pool.dispatch(http2DispatchOptions(options), new TrackedAttempt(attempt, this.key) as never);
   }
 
   /** @internal Called once per attempt by its handler. */
@@ -281,9 +329,11 @@ export class Subchannel implements Pickable {
       errorKind = classifyError(error);
       c.errorsByKind[errorKind]++;
     }
-    // An attempt stopped or failed on the caller's side says nothing of the endpoint's latency (issue 15.6).
-    if (statusCode === 0 && errorKind !== 'aborted') this.load.observeFailure(latencyMs);
-    if (statusCode > 0 || (errorKind !== undefined && errorKind !== 'aborted')) {
+    // An attempt stopped or failed on the caller's side says nothing of the endpoint's latency (issue 15.6), nor
+    // does one an HTTP/2 endpoint cut by draining its connection (GOAWAY) or turned away unprocessed.
+    const aside = errorKind === 'aborted' || errorKind === 'goaway';
+    if (statusCode === 0 && !aside) this.load.observeFailure(latencyMs);
+    if (statusCode > 0 || (errorKind !== undefined && !aside)) {
       (this.#latency ??= new LatencyHistogram()).observe(latencyMs);
     }
     const observer = this.#settings.observer;
@@ -349,6 +399,7 @@ export class Subchannel implements Pickable {
   destroy(reason?: Error): Promise<void> {
     if (this.#retryTimer !== undefined) this.#settings.clock.clearTimeout(this.#retryTimer);
     if (this.#state !== 'closed' && this.#state !== 'draining') this.#setState('draining');
+    this.#retired?.destroy(reason ?? null).catch(() => {});
     const pool = this.#pool;
     const done = (pool === undefined ? Promise.resolve() : pool.destroy(reason ?? null)).then(() =>
       this.#setState('closed'),

@@ -1,0 +1,258 @@
+/**
+ * HTTP/2 to endpoints (issue 18): the undici `Pool` an HTTP/2 subchannel uses, its connector, and the `GOAWAY` and
+ * `REFUSED_STREAM` accounting undici 7 does not do.
+ *
+ * What undici 7 (7.16-7.30, the range sidecarless depends on) does, and what this module adds
+ * (docs/ARCHITECTURE.md, "HTTP/2"):
+ * - **ALPN**: `allowH2` offers `h2` and `http/1.1` over TLS; the connection speaks what the endpoint picks.
+ * - **h2c with prior knowledge**: undici decides HTTP/2 by `socket.alpnProtocol === 'h2'`; its `H2CClient` (7.7+) and
+ *   connector option `useH2c` (7.17+) set that on a plain TCP socket, but `Pool` does not pass `useH2c` to its
+ *   connector before undici 8.2 (nodejs/undici#5031). The connector here sets it the same way, on every 7.x.
+ * - **Streams per connection**: a Client runs at most `pipelining` requests at once, HTTP/2 included (default 1), so
+ *   the pipelining of an HTTP/2 connection is set to `maxConcurrentStreams` once ALPN has said `h2`, and to 1 for a
+ *   connection that fell back to HTTP/1.1 (which never pipelines). Node's HTTP/2 session queues streams beyond the
+ *   peer's `SETTINGS_MAX_CONCURRENT_STREAMS` once it has the peer's SETTINGS; streams sent before (the first burst
+ *   on a new connection) are refused with `REFUSED_STREAM`, which is classified here as not processed.
+ * - **Non-idempotent requests**: undici 7 sends a POST on an HTTP/2 connection only when nothing else runs there
+ *   (an HTTP/1.1 pipelining rule; undici 8 dropped it for HTTP/2). Attempts on an HTTP/2 pool are dispatched as
+ *   `idempotent` so they multiplex; replay safety is decided by the request layer, never by undici.
+ * - **GOAWAY**: undici 7 destroys the connection when a `GOAWAY` arrives and fails every stream on it with one
+ *   `SocketError`, those the endpoint processed and those above the frame's last-stream-id alike. The session is
+ *   watched here (a `goaway` listener ahead of undici's, and the stream each attempt opened), so an attempt whose
+ *   stream was above the last-stream-id, or never left, fails with a {@link NotProcessedError} (replayed whatever
+ *   its method), and one below it with undici's error marked as a graceful `GOAWAY`'s (kind `goaway`: counts against
+ *   no endpoint, replayed only when idempotent). undici 8.10 replays the former itself; sidecarless uses its own
+ *   undici 7, so this holds whatever undici the application has.
+ *
+ * Reaching the session needs undici internals: the `http2Session` property undici 7 puts on the socket. When it is
+ * not found (another undici), attempts are classified from their errors alone: `REFUSED_STREAM` is still not
+ * processed, and a graceful `GOAWAY`'s error still counts against no endpoint, but nothing is known to be above the
+ * last-stream-id, so only idempotent requests are replayed.
+ *
+ * @module
+ */
+import { constants as h2constants } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { buildConnector, Client, type Dispatcher, type Pool } from 'undici';
+import { NotProcessedError } from '../common/errors.js';
+import type { LegacyHandler } from '../common/handler.js';
+import { markGoaway } from '../common/outcome.js';
+
+/** HTTP/2 settings of a cluster, validated. */
+export interface ResolvedHttp2Options {
+  /** Connections per endpoint. */
+  readonly connections: number;
+  /** Streams at once per connection (the peer's `SETTINGS_MAX_CONCURRENT_STREAMS` when lower). */
+  readonly maxConcurrentStreams: number;
+}
+
+/** What a subchannel hears from its HTTP/2 pool. */
+export interface Http2PoolEvents {
+  /** A connection negotiated HTTP/1.1 (the endpoint does not offer `h2`). */
+  onFallback(): void;
+}
+
+/** The GOAWAY a session received, if any. */
+interface SessionState {
+  goaway: boolean;
+  code: number;
+  lastStreamId: number;
+}
+
+/** The parts of Node's `ClientHttp2Session` used here. */
+interface SessionLike {
+  request(...args: unknown[]): StreamLike;
+  prependListener(event: 'goaway', listener: (code: number, lastStreamId: number) => void): unknown;
+}
+
+interface StreamLike {
+  readonly id?: number | undefined;
+  readonly rstCode?: number | undefined;
+}
+
+type Connector = (options: buildConnector.Options, callback: buildConnector.Callback) => void;
+
+/**
+ * The attempt whose `onConnect` ran last: undici's HTTP/2 writer calls it, then opens the request's stream in the
+ * same synchronous run (`writeH2`), so the session's `request` takes its owner from here.
+ */
+let connecting: TrackedAttempt | undefined;
+/** The symbol under which undici 7 keeps a socket's HTTP/2 session (found on the first HTTP/2 socket). */
+let sessionKey: symbol | null | undefined;
+
+function sessionOf(socket: object): SessionLike | undefined {
+  if (sessionKey === undefined) {
+    sessionKey = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'http2Session') ?? null;
+  }
+  if (sessionKey === null) return undefined;
+  const session = (socket as Record<symbol, unknown>)[sessionKey] as Partial<SessionLike> | null | undefined;
+  if (typeof session?.request !== 'function' || typeof session.prependListener !== 'function') return undefined;
+  return session as SessionLike;
+}
+
+/** Watches `session`: the GOAWAY it receives, and the stream each attempt opens on it. */
+function watchSession(session: SessionLike): void {
+  const state: SessionState = { goaway: false, code: 0, lastStreamId: 0 };
+  // Ahead of undici's listener, which fails the first stream synchronously.
+  session.prependListener('goaway', (code, lastStreamId) => {
+    state.goaway = true;
+    state.code = code;
+    state.lastStreamId = lastStreamId;
+  });
+  const request = session.request;
+  session.request = function (this: unknown, ...args: unknown[]): StreamLike {
+    const stream = request.apply(this, args);
+    const owner = connecting;
+    connecting = undefined;
+    if (owner !== undefined) {
+      owner.stream = stream;
+      owner.session = state;
+    }
+    return stream;
+  };
+}
+
+const GOAWAY_MESSAGE = /^HTTP\/2: "GOAWAY" frame received with code (\d+)/;
+
+/** True for undici's error of a connection closed by a `GOAWAY` (any code). */
+export function isGoawayError(error: unknown): boolean {
+  return error instanceof Error && GOAWAY_MESSAGE.test(error.message);
+}
+
+function isRefusedStream(error: Error, stream: StreamLike | undefined): boolean {
+  if (stream?.rstCode === h2constants.NGHTTP2_REFUSED_STREAM) return true;
+  return (error as { code?: unknown }).code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(error.message);
+}
+
+/**
+ * The error an HTTP/2 attempt fails with, as the request layer must see it: a {@link NotProcessedError} when the
+ * endpoint certainly did not process it, `error` marked as a graceful GOAWAY's when it may have, else `error`.
+ */
+function classify(error: Error, key: string, stream: StreamLike | undefined, state: SessionState | undefined): Error {
+  if (isRefusedStream(error, stream)) {
+    return new NotProcessedError(key, 'HTTP/2 stream refused', { cause: error });
+  }
+  if (state?.goaway === true) {
+    const id = stream?.id;
+    if (id === undefined || id > state.lastStreamId) {
+      return new NotProcessedError(key, `HTTP/2 GOAWAY, last stream ${state.lastStreamId}`, { cause: error });
+    }
+    if (state.code === h2constants.NGHTTP2_NO_ERROR) markGoaway(error);
+    return error;
+  }
+  // Not watched (another undici): a graceful GOAWAY still counts against no endpoint.
+  const match = GOAWAY_MESSAGE.exec(error.message);
+  if (match !== null && match[1] === '0') markGoaway(error);
+  return error;
+}
+
+/**
+ * The handler of one attempt on an HTTP/2 pool: remembers the stream the attempt opened, and corrects its error
+ * (see {@link classify}) before the attempt sees it. Everything else passes through.
+ */
+export class TrackedAttempt implements LegacyHandler {
+  stream: StreamLike | undefined = undefined;
+  session: SessionState | undefined = undefined;
+  readonly #inner: LegacyHandler;
+  readonly #key: string;
+
+  constructor(inner: LegacyHandler, key: string) {
+    this.#inner = inner;
+    this.#key = key;
+  }
+
+  onConnect(abort: (reason?: Error) => void, context?: object): void {
+    connecting = this;
+    this.#inner.onConnect?.(abort, context);
+  }
+  onError(err: Error): void {
+    if (connecting === this) connecting = undefined;
+    this.#inner.onError?.(classify(err, this.#key, this.stream, this.session));
+  }
+  onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
+    this.#inner.onUpgrade?.(statusCode, headers, socket);
+  }
+  onResponseStarted(): void {
+    this.#inner.onResponseStarted?.();
+  }
+  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+    return this.#inner.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
+  }
+  onData(chunk: Buffer): boolean {
+    return this.#inner.onData?.(chunk) ?? true;
+  }
+  onComplete(trailers: string[] | Buffer[] | null): void {
+    if (connecting === this) connecting = undefined;
+    this.#inner.onComplete?.(trailers);
+  }
+  onBodySent(chunkSize: number, totalBytesSent: number): void {
+    this.#inner.onBodySent?.(chunkSize, totalBytesSent);
+  }
+  onRequestSent(): void {
+    this.#inner.onRequestSent?.();
+  }
+}
+
+/** Dispatch options for an HTTP/2 pool: non-idempotent methods marked so that undici 7 multiplexes them. */
+export function http2DispatchOptions(options: Dispatcher.DispatchOptions): Dispatcher.DispatchOptions {
+  if (options.idempotent !== undefined || options.method === 'GET' || options.method === 'HEAD') return options;
+  return { ...options, idempotent: true };
+}
+
+/**
+ * The options of one endpoint's HTTP/2 pool: `connections` connections, each built by a connector that offers
+ * `h2` by ALPN (TLS) or assumes it (clear text), set to run `maxConcurrentStreams` streams over HTTP/2 and one
+ * request over HTTP/1.1, and whose HTTP/2 session is watched for GOAWAY.
+ */
+export function http2PoolOptions(
+  base: Pool.Options,
+  http2: ResolvedHttp2Options,
+  protocol: 'http:' | 'https:',
+  events: Http2PoolEvents,
+): Pool.Options {
+  const { connect: connectOptions, ...rest } = base as Pool.Options & { connect?: object };
+  const tls = protocol === 'https:';
+  // What undici's Pool gives its own connector, from the pool options (a connector function is refused with http2).
+  const build = buildConnector({
+    ...(connectOptions as buildConnector.BuildOptions),
+    ...(rest.connectTimeout === undefined ? undefined : { timeout: rest.connectTimeout }),
+    ...(rest.maxCachedSessions === undefined ? undefined : { maxCachedSessions: rest.maxCachedSessions }),
+    ...(typeof rest.autoSelectFamily === 'boolean'
+      ? { autoSelectFamily: rest.autoSelectFamily, autoSelectFamilyAttemptTimeout: rest.autoSelectFamilyAttemptTimeout }
+      : undefined),
+    allowH2: tls,
+  } as buildConnector.BuildOptions) as Connector;
+  const streams = http2.maxConcurrentStreams;
+  return {
+    ...rest,
+    allowH2: tls,
+    connections: http2.connections,
+    maxConcurrentStreams: streams,
+    pipelining: streams,
+    factory: (origin, options) => {
+      let socket: object | undefined;
+      const client: Client = new Client(origin, {
+        ...(options as Client.Options),
+        connect: (opts, callback) =>
+          build(opts, (err, sock) => {
+            if (err === null && sock !== null) {
+              // Prior knowledge in clear text, as undici's own `useH2c` does.
+              if (!tls) (sock as { alpnProtocol?: string }).alpnProtocol = 'h2';
+              const h2 = (sock as { alpnProtocol?: string | false }).alpnProtocol === 'h2';
+              client.pipelining = h2 ? streams : 1;
+              socket = h2 ? sock : undefined;
+              if (!h2) events.onFallback();
+            }
+            callback(err, sock as never);
+          }),
+      });
+      // After undici made the session, before it writes the first request.
+      client.on('connect', () => {
+        const session = socket === undefined ? undefined : sessionOf(socket);
+        socket = undefined;
+        if (session !== undefined) watchSession(session);
+      });
+      return client;
+    },
+  };
+}
