@@ -35,7 +35,7 @@ export type {
 export { Client, createClient } from './client/client.js';
 
 // Options
-export type { ClusterOptions, TargetOption, TlsOptions } from './cluster/cluster.js';
+export type { ClusterOptions, Http2Options, TargetOption, TlsOptions } from './cluster/cluster.js';
 export type {
   BreakerOptions,
   FallbackResponse,
@@ -95,6 +95,7 @@ export {
   isSidecarlessError,
   NoEndpointsError,
   NoRouteError,
+  NotProcessedError,
   OverloadedError,
   PerTryTimeoutError,
   ProtocolMismatchError,

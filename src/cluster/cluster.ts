@@ -61,7 +61,7 @@ interface ClusterSettings extends ResolvedClusterOptions {
   readonly name: string;
 }
 
-export type { ClusterOptions, TargetOption, TlsOptions } from './options.js';
+export type { ClusterOptions, Http2Options, TargetOption, TlsOptions } from './options.js';
 export type { ClusterStats, EndpointStats } from './stats.js';
 
 /**

@@ -1,0 +1,389 @@
+// HTTP/2 to endpoints (issue 18): ALPN h2 over TLS and its fallback to HTTP/1.1, h2c with prior knowledge, stream
+// counting in least-request, the stream limits (ours and the endpoint's SETTINGS_MAX_CONCURRENT_STREAMS), and GOAWAY
+// as a drain. Real node:http2 servers on 127.0.0.1 with a certificate made here (openssl, test/helpers).
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { createClient, findSidecarlessError, InvalidOptionError, seededRandom } from 'sidecarless';
+import { selfSigned } from '../helpers/kubernetes-api.js';
+
+interface Seen {
+  readonly method: string;
+  readonly version: string;
+  readonly rid: string | undefined;
+}
+
+/** A node:http2 server (TLS unless `cleartext`) that records what it received and on how many sessions. */
+class H2Server {
+  readonly seen: Seen[] = [];
+  sessions = 0;
+  /** Streams open at once on one session, at most. */
+  maxActive = 0;
+  readonly server: http2.Http2SecureServer | http2.Http2Server;
+  #active = new Map<http2.ServerHttp2Session, number>();
+
+  constructor(
+    options: { cleartext?: boolean; allowHTTP1?: boolean; settings?: http2.Settings },
+    handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, server: H2Server) => void = (_q, res) =>
+      res.end('ok'),
+  ) {
+    const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+      const session = req.stream?.session;
+      if (session !== undefined && session !== null) {
+        const n = (this.#active.get(session) ?? 0) + 1;
+        this.#active.set(session, n);
+        if (n > this.maxActive) this.maxActive = n;
+        res.once('close', () => this.#active.set(session, (this.#active.get(session) ?? 1) - 1));
+      }
+      this.seen.push({ method: req.method, version: req.httpVersion, rid: req.headers['x-rid'] as string | undefined });
+      handler(req, res, this);
+    };
+    const common = { settings: options.settings ?? {} };
+    this.server = options.cleartext
+      ? http2.createServer(common, onRequest)
+      : http2.createSecureServer({ ...tls, ...common, allowHTTP1: options.allowHTTP1 ?? false }, onRequest);
+    this.server.on('session', () => this.sessions++);
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    return `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  close(): void {
+    this.server.close();
+  }
+}
+
+let tls: { cert: string; key: string };
+const servers: Array<{ close(): void }> = [];
+before(() => {
+  tls = selfSigned('users', 'DNS:users,IP:127.0.0.1');
+});
+after(() => {
+  for (const s of servers) s.close();
+});
+
+async function start(server: H2Server): Promise<string> {
+  servers.push(server);
+  return server.listen();
+}
+
+/** Resolves once `condition` holds, checking after each turn of the event loop; fails after `turns`. */
+async function until(condition: () => boolean, what: string, turns = 20_000): Promise<void> {
+  for (let i = 0; i < turns; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+describe('HTTP/2 to endpoints', () => {
+  it('speaks HTTP/2 over TLS when the endpoint offers h2 (ALPN), many requests on one connection', async () => {
+    const server = new H2Server({ allowHTTP1: true }, (req, res) => res.end(`${req.httpVersion} ${req.method}`));
+    const client = createClient({ target: [await start(server)], tls: { ca: tls.cert }, http2: true });
+    try {
+      const bodies = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          client.fetch('https://users/', i % 2 ? { method: 'POST', body: 'x' } : {}).then((r) => r.text()),
+        ),
+      );
+      assert.deepEqual(new Set(bodies), new Set(['2.0 GET', '2.0 POST']));
+      assert.equal(server.sessions, 1, 'one connection per endpoint by default');
+      assert.ok(server.maxActive > 1, 'POSTs and GETs multiplexed as streams');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('falls back to HTTP/1.1 where the endpoint does not offer h2, without pipelining or a one-connection cap', async () => {
+    let held: Array<() => void> = [];
+    const server = https.createServer(tls, (req, res) => {
+      held.push(() => res.end(`${req.httpVersion}`));
+      if (req.url === '/now' || held.length === 8) {
+        for (const release of held) release();
+        held = [];
+      }
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = createClient({ target: [address], tls: { ca: tls.cert }, http2: true });
+    try {
+      assert.equal(await (await client.fetch('https://users/now')).text(), '1.1');
+      // Eight at once, answered only when all eight arrived: an HTTP/2 pool's single connection would deadlock.
+      const bodies = await Promise.all(
+        Array.from({ length: 8 }, () => client.fetch('https://users/').then((r) => r.text())),
+      );
+      assert.deepEqual(bodies, Array(8).fill('1.1'));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('speaks h2c with prior knowledge to a cleartext endpoint', async () => {
+    const server = new H2Server({ cleartext: true }, (req, res) => res.end(req.httpVersion));
+    const client = createClient({ target: [await start(server)], http2: { maxConcurrentStreams: 10 } });
+    try {
+      const bodies = await Promise.all(
+        Array.from({ length: 5 }, () => client.fetch('http://users/', { method: 'PUT', body: 'x' })),
+      );
+      assert.deepEqual(await Promise.all(bodies.map((r) => r.text())), Array(5).fill('2.0'));
+      assert.equal(server.sessions, 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('least-request counts streams in flight on one connection, not connections', async () => {
+    const slowHeld: http2.Http2ServerResponse[] = [];
+    const slow = new H2Server({}, (_req, res) => slowHeld.push(res));
+    const fast = new H2Server({}, (_req, res) => res.end('fast'));
+    const fastAddress = await start(fast);
+    const client = createClient({
+      target: [await start(slow), fastAddress],
+      tls: { ca: tls.cert },
+      http2: true,
+      picker: 'least-request',
+      random: seededRandom(7),
+      retry: false,
+    });
+    try {
+      const wave = (n: number) => Array.from({ length: n }, () => client.fetch('https://users/'));
+      const first = wave(10);
+      await until(() => slowHeld.length + fast.seen.length === 10, 'the first wave');
+      const fastEndpoint = () => client.stats().clusters[0]!.endpoints.find((e) => e.key === fastAddress)!;
+      await until(() => fastEndpoint().inFlight === 0, 'the fast half to finish'); // the slow half stays in flight
+      const slowBefore = slowHeld.length;
+      const fastBefore = fast.seen.length;
+      assert.ok(slowBefore >= 4 && slowBefore <= 6, `the first wave is split about evenly (${slowBefore} slow)`);
+      const second = wave(10);
+      await until(() => slowHeld.length + fast.seen.length === 20, 'the second wave');
+      // The slow endpoint has `slowBefore` streams in flight on its one connection, the fast one none: the fast
+      // one takes the second wave until the loads are level, then they alternate.
+      const toFast = fast.seen.length - fastBefore;
+      assert.ok(toFast >= 7, `the second wave goes mostly to the endpoint with fewer streams (${toFast} of 10)`);
+      assert.equal(slow.sessions, 1, 'all the slow endpoint streams share one connection');
+      for (const res of slowHeld) res.end('slow');
+      await Promise.all([...first, ...second].map((p) => p.then((r) => r.text())));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('keeps at most maxConcurrentStreams streams open on a connection; the rest wait, none fails', async () => {
+    const server = new H2Server({}, (_req, res) => setImmediate(() => res.end('ok')));
+    const client = createClient({
+      target: [await start(server)],
+      tls: { ca: tls.cert },
+      http2: { maxConcurrentStreams: 2 },
+    });
+    try {
+      const bodies = await Promise.all(Array.from({ length: 12 }, () => client.fetch('https://users/')));
+      assert.deepEqual(await Promise.all(bodies.map((r) => r.text())), Array(12).fill('ok'));
+      assert.ok(server.maxActive <= 2, `at most 2 streams at once (saw ${server.maxActive})`);
+      assert.equal(server.sessions, 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("respects the endpoint's SETTINGS_MAX_CONCURRENT_STREAMS: the excess waits rather than fails", async () => {
+    const server = new H2Server({ settings: { maxConcurrentStreams: 3 } }, (_req, res) =>
+      setImmediate(() => res.end('ok')),
+    );
+    const client = createClient({ target: [await start(server)], tls: { ca: tls.cert }, http2: true, retry: false });
+    try {
+      await (await client.fetch('https://users/')).text(); // the connection has the endpoint's SETTINGS now
+      const bodies = await Promise.all(Array.from({ length: 15 }, () => client.fetch('https://users/')));
+      assert.deepEqual(await Promise.all(bodies.map((r) => r.text())), Array(15).fill('ok'));
+      assert.ok(server.maxActive <= 3, `at most 3 streams at once (saw ${server.maxActive})`);
+      assert.equal(client.stats().clusters[0]!.endpoints[0]!.errors, 0);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('replays streams the endpoint refused (REFUSED_STREAM) whatever their method, each processed once', async () => {
+    // A new connection sends its first burst before the endpoint's SETTINGS arrive; the streams beyond its limit
+    // are refused unprocessed, and replayed.
+    const server = new H2Server({ settings: { maxConcurrentStreams: 2 } }, (_req, res) =>
+      setImmediate(() => res.end('ok')),
+    );
+    const client = createClient({
+      target: [await start(server)],
+      tls: { ca: tls.cert },
+      http2: true,
+      retryBudget: false,
+      retry: { maxAttempts: 5, backoff: { initialMs: 1, maxMs: 5 } },
+    });
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) =>
+          client.fetch('https://users/', { method: 'POST', body: 'x', headers: { 'x-rid': `p${i}` } }),
+        ),
+      );
+      const failed = results.filter((r) => r.status === 'rejected');
+      assert.deepEqual(failed, [], 'no caller error');
+      const rids = server.seen.map((s) => s.rid).sort();
+      assert.deepEqual(rids, Array.from({ length: 8 }, (_, i) => `p${i}`).sort(), 'each POST processed once');
+      const ep = client.stats().clusters[0]!.endpoints[0]!;
+      assert.equal(ep.errorsByKind.reset + ep.errorsByKind.other, 0, 'refusals are not endpoint failures');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('treats GOAWAY as a drain: unprocessed streams retried elsewhere (POSTs too), processed POSTs not replayed', async () => {
+    // The draining endpoint takes six streams on its first connection, then sends GOAWAY with the third as the last
+    // it processes. As RFC 9113 requires, it never processes a stream above that id.
+    const processed: Array<{ rid: string; method: string }> = [];
+    let lastId = -1;
+    let firstSession: http2.ServerHttp2Session | undefined;
+    const held: Array<{ id: number; req: http2.Http2ServerRequest; res: http2.Http2ServerResponse }> = [];
+    const draining = new H2Server({}, (req, res) => {
+      const stream = req.stream;
+      firstSession ??= stream.session ?? undefined;
+      const rid = req.headers['x-rid'] as string;
+      if (stream.session !== firstSession) {
+        processed.push({ rid, method: req.method });
+        res.end('draining, second connection');
+        return;
+      }
+      if (lastId >= 0) return; // above the last stream id: not processed
+      held.push({ id: stream.id!, req, res });
+      if (held.length < 6) return;
+      lastId = held[2]!.id;
+      firstSession!.goaway(http2.constants.NGHTTP2_NO_ERROR, lastId);
+      for (const h of held) {
+        if (h.id > lastId) continue;
+        processed.push({ rid: h.req.headers['x-rid'] as string, method: h.req.method });
+        setImmediate(() => {
+          if (!h.res.closed) h.res.end('draining');
+        });
+      }
+    });
+    const other = new H2Server({}, (_req, res) => res.end('other'));
+    const drainingAddress = await start(draining);
+    const client = createClient({
+      target: [drainingAddress, await start(other)],
+      tls: { ca: tls.cert },
+      http2: true,
+      random: seededRandom(3),
+      retryBudget: false,
+      retry: { backoff: { initialMs: 1, maxMs: 5 } },
+      outlierDetection: { consecutive5xx: 1, consecutiveGatewayFailure: 1, maxEjectionPercent: 100 },
+    });
+    try {
+      const requests = Array.from({ length: 12 }, (_, i) => {
+        const method = i % 4 < 2 ? 'GET' : 'POST';
+        const rid = `r${i}`;
+        return {
+          rid,
+          method,
+          result: client
+            .fetch('https://users/', { method, headers: { 'x-rid': rid }, body: method === 'POST' ? 'x' : null })
+            .then((r) => r.text()),
+        };
+      });
+      const settled = await Promise.allSettled(requests.map((r) => r.result));
+      assert.equal(lastId >= 0, true, 'the endpoint sent GOAWAY');
+      const processedFirst = new Set(processed.map((p) => p.rid));
+      const otherRids = other.seen.map((s) => s.rid);
+      for (const [i, r] of requests.entries()) {
+        const outcome = settled[i]!;
+        if (outcome.status === 'rejected') {
+          // Only a POST the draining endpoint processed (below the last stream id) may fail: it is not replayed.
+          assert.equal(r.method, 'POST', `${r.rid} failed: ${String(outcome.reason)}`);
+          assert.ok(processedFirst.has(r.rid), `${r.rid} failed but was not processed`);
+          assert.ok(!otherRids.includes(r.rid), `${r.rid} was replayed`);
+        } else if (!processedFirst.has(r.rid)) {
+          assert.ok(otherRids.includes(r.rid), `${r.rid} went elsewhere`);
+        }
+      }
+      const unprocessed = held.filter((h) => h.id > lastId).map((h) => h.req.headers['x-rid'] as string);
+      assert.equal(unprocessed.length, 3);
+      for (const rid of unprocessed) {
+        const i = requests.findIndex((r) => r.rid === rid);
+        assert.equal(settled[i]!.status, 'fulfilled', `${rid} (not processed) reached the caller as an error`);
+      }
+      const posts = [...processed.map((p) => p.rid), ...otherRids].filter((rid) =>
+        requests.some((r) => r.rid === rid && r.method === 'POST'),
+      );
+      assert.equal(new Set(posts).size, posts.length, 'no POST processed twice');
+
+      const ep = client.stats().clusters[0]!.endpoints.find((e) => e.key === drainingAddress)!;
+      assert.equal(ep.ejected, false, 'a draining endpoint is not ejected');
+      assert.equal(ep.timesEjected, 0);
+      assert.equal(ep.connectFailures, 0, 'GOAWAY is not a connection failure');
+      assert.ok(ep.errorsByKind.goaway >= 3, `goaway outcomes: ${JSON.stringify(ep.errorsByKind)}`);
+      assert.equal(ep.errorsByKind.reset, 0);
+
+      // New requests open a new connection to it.
+      const later = await Promise.all(Array.from({ length: 6 }, () => client.fetch('https://users/')));
+      const texts = await Promise.all(later.map((r) => r.text()));
+      assert.ok(texts.includes('draining, second connection'), texts.join(', '));
+      assert.equal(draining.sessions, 2);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a POST cut by GOAWAY reaches the caller as a GOAWAY error (it may have been processed)', async () => {
+    let session: http2.ServerHttp2Session | undefined;
+    const server = new H2Server({}, (req) => {
+      session = req.stream.session ?? undefined;
+      session?.goaway(http2.constants.NGHTTP2_NO_ERROR, req.stream.id);
+    });
+    const client = createClient({ target: [await start(server)], tls: { ca: tls.cert }, http2: true });
+    try {
+      const err = await client.fetch('https://users/', { method: 'POST', body: 'x' }).catch((e: unknown) => e);
+      assert.ok(err instanceof TypeError, 'fetch failed');
+      assert.equal(findSidecarlessError(err), undefined, 'not a NotProcessedError');
+      assert.equal(server.seen.length, 1, 'sent once');
+      assert.equal(client.stats().clusters[0]!.endpoints[0]!.errorsByKind.goaway, 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('is a client default every cluster inherits unless it sets its own', async () => {
+    const h2 = new H2Server({ allowHTTP1: true }, (req, res) => res.end(req.httpVersion));
+    const address = await start(h2);
+    const client = createClient({
+      http2: true,
+      clusters: {
+        users: { target: [address], tls: { ca: tls.cert } },
+        legacy: { target: [address], tls: { ca: tls.cert, servername: 'users' }, http2: false },
+      },
+    });
+    try {
+      assert.equal(await (await client.fetch('https://users/')).text(), '2.0');
+      assert.equal(await (await client.fetch('https://legacy/')).text(), '1.1');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses bad http2 options at construction, naming them', () => {
+    const cases: Array<[unknown, string]> = [
+      [{ target: ['127.0.0.1:1'], http2: 'yes' }, 'http2'],
+      [{ target: ['127.0.0.1:1'], http2: { connections: 0 } }, 'http2.connections'],
+      [{ target: ['127.0.0.1:1'], http2: { maxConcurrentStreams: 1.5 } }, 'http2.maxConcurrentStreams'],
+      [{ target: ['127.0.0.1:1'], http2: { streams: 5 } }, 'http2.streams'],
+      [{ target: ['127.0.0.1:1'], http2: true, pool: { allowH2: false } }, 'pool.allowH2'],
+      [{ target: ['127.0.0.1:1'], http2: true, pool: { maxConcurrentStreams: 5 } }, 'pool.maxConcurrentStreams'],
+      [{ clusters: { a: { target: ['127.0.0.1:1'], http2: { connections: -1 } } } }, 'clusters.a.http2.connections'],
+      [{ http2: 1, clusters: { a: { target: ['127.0.0.1:1'] } } }, 'clusters.a.http2'],
+    ];
+    for (const [options, path] of cases) {
+      assert.throws(
+        () => createClient(options as never),
+        (err: unknown) => err instanceof InvalidOptionError && err.option === path,
+        `${JSON.stringify(options)} names ${path}`,
+      );
+    }
+  });
+});
