@@ -202,7 +202,13 @@ function resolveHttp2(raw: unknown, pool: Pool.Options, path: string): ResolvedH
   }
   return {
     connections: integer(http2.connections, joinPath(at, 'connections'), 1, 1, 1_000),
-    maxConcurrentStreams: integer(http2.maxConcurrentStreams, joinPath(at, 'maxConcurrentStreams'), 100, 1, 2 ** 31 - 1),
+    maxConcurrentStreams: integer(
+      http2.maxConcurrentStreams,
+      joinPath(at, 'maxConcurrentStreams'),
+      100,
+      1,
+      2 ** 31 - 1,
+    ),
   };
 }
 

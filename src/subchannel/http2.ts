@@ -13,9 +13,12 @@
  *   connection that fell back to HTTP/1.1 (which never pipelines). Node's HTTP/2 session queues streams beyond the
  *   peer's `SETTINGS_MAX_CONCURRENT_STREAMS` once it has the peer's SETTINGS; streams sent before (the first burst
  *   on a new connection) are refused with `REFUSED_STREAM`, which is classified here as not processed.
- * - **Non-idempotent requests**: undici 7 sends a POST on an HTTP/2 connection only when nothing else runs there
- *   (an HTTP/1.1 pipelining rule; undici 8 dropped it for HTTP/2). Attempts on an HTTP/2 pool are dispatched as
- *   `idempotent` so they multiplex; replay safety is decided by the request layer, never by undici.
+ * - **Non-idempotent requests and streamed bodies**: undici 7 sends a POST, or any request whose body is a stream or
+ *   an async iterable (every `fetch` body is one), on an HTTP/2 connection only when nothing else runs there, and
+ *   everything queued behind it waits too (HTTP/1.1 pipelining rules; undici 8 dropped them for HTTP/2). Attempts on
+ *   an HTTP/2 pool are dispatched as `idempotent`, and a streamed body is read into memory first (up to
+ *   {@link BUFFERED_BODY_BYTES}; a longer one is sent as a stream, with undici 7's rule), so they multiplex. Replay
+ *   safety is decided by the request layer, never by undici.
  * - **GOAWAY**: undici 7 destroys the connection when a `GOAWAY` arrives and fails every stream on it with one
  *   `SocketError`, those the endpoint processed and those above the frame's last-stream-id alike. The session is
  *   watched here (a `goaway` listener ahead of undici's, and the stream each attempt opened), so an attempt whose
@@ -77,6 +80,9 @@ type Connector = (options: buildConnector.Options, callback: buildConnector.Call
  * same synchronous run (`writeH2`), so the session's `request` takes its owner from here.
  */
 let connecting: TrackedAttempt | undefined;
+function opening(attempt: TrackedAttempt): void {
+  connecting = attempt;
+}
 /** The symbol under which undici 7 keeps a socket's HTTP/2 session (found on the first HTTP/2 socket). */
 let sessionKey: symbol | null | undefined;
 
@@ -162,7 +168,7 @@ export class TrackedAttempt implements LegacyHandler {
   }
 
   onConnect(abort: (reason?: Error) => void, context?: object): void {
-    connecting = this;
+    opening(this);
     this.#inner.onConnect?.(abort, context);
   }
   onError(err: Error): void {
@@ -197,6 +203,50 @@ export class TrackedAttempt implements LegacyHandler {
 export function http2DispatchOptions(options: Dispatcher.DispatchOptions): Dispatcher.DispatchOptions {
   if (options.idempotent !== undefined || options.method === 'GET' || options.method === 'HEAD') return options;
   return { ...options, idempotent: true };
+}
+
+/** A streamed request body up to this size is read into memory before an HTTP/2 attempt is sent, bytes. */
+export const BUFFERED_BODY_BYTES = 1 << 20;
+
+/** True for a body undici 7 would not multiplex over HTTP/2: a stream or an async iterable (not FormData or Blob). */
+export function isStreamedBody(body: unknown): body is AsyncIterable<unknown> {
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function' &&
+    typeof (body as { stream?: unknown }).stream !== 'function' && // Blob
+    typeof (body as { getAll?: unknown }).getAll !== 'function' // FormData
+  );
+}
+
+function toBuffer(chunk: unknown): Buffer {
+  if (typeof chunk === 'string') return Buffer.from(chunk);
+  if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (chunk instanceof ArrayBuffer) return Buffer.from(chunk);
+  throw new TypeError(`request body chunks must be strings or bytes, got ${typeof chunk}`);
+}
+
+/**
+ * Reads `body` into one buffer; one longer than {@link BUFFERED_BODY_BYTES} comes back as an iterable of what was
+ * read followed by the rest. Rejects with the body's own error (the request layer has marked it as the caller's).
+ */
+export async function readStreamedBody(body: AsyncIterable<unknown>): Promise<Buffer | AsyncIterable<Buffer>> {
+  const iterator = body[Symbol.asyncIterator]();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const next = await iterator.next();
+    if (next.done === true) return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+    const chunk = toBuffer(next.value);
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size > BUFFERED_BODY_BYTES) {
+      return (async function* () {
+        yield* chunks;
+        for (let n = await iterator.next(); n.done !== true; n = await iterator.next()) yield toBuffer(n.value);
+      })();
+    }
+  }
 }
 
 /**

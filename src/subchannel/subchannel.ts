@@ -18,6 +18,8 @@ import {
   http2DispatchOptions,
   http2PoolOptions,
   isGoawayError,
+  isStreamedBody,
+  readStreamedBody,
   type ResolvedHttp2Options,
   TrackedAttempt,
 } from './http2.js';
@@ -309,7 +311,17 @@ export class Subchannel implements Pickable {
       pool.close().catch(() => {});
       return this.#createPool().dispatch(options, attempt as never);
     }
-    return pool.dispatch(http2DispatchOptions(options), new TrackedAttempt(attempt, this.key) as never);
+    const tracked = new TrackedAttempt(attempt, this.key);
+    const body = options.body;
+    if (isStreamedBody(body)) {
+      // Read first, so that undici 7 multiplexes it (see http2.ts).
+      readStreamedBody(body).then(
+        (read) => pool.dispatch(http2DispatchOptions({ ...options, body: read as Buffer }), tracked as never),
+        (err: unknown) => tracked.onError(err instanceof Error ? err : new Error(String(err))),
+      );
+      return true;
+    }
+    return pool.dispatch(http2DispatchOptions(options), tracked as never);
   }
 
   /** @internal Called once per attempt by its handler. */

@@ -22,7 +22,7 @@ class H2Server {
   /** Streams open at once on one session, at most. */
   maxActive = 0;
   readonly server: http2.Http2SecureServer | http2.Http2Server;
-  #active = new Map<http2.ServerHttp2Session, number>();
+  #active = new Map<http2.Http2Session, number>();
 
   constructor(
     options: { cleartext?: boolean; allowHTTP1?: boolean; settings?: http2.Settings },
@@ -231,6 +231,7 @@ describe('HTTP/2 to endpoints', () => {
       assert.deepEqual(rids, Array.from({ length: 8 }, (_, i) => `p${i}`).sort(), 'each POST processed once');
       const ep = client.stats().clusters[0]!.endpoints[0]!;
       assert.equal(ep.errorsByKind.reset + ep.errorsByKind.other, 0, 'refusals are not endpoint failures');
+      assert.equal(ep.attempts, 8 + ep.errorsByKind.goaway, 'every refused stream sent again, once');
     } finally {
       await client.close();
     }
@@ -241,7 +242,7 @@ describe('HTTP/2 to endpoints', () => {
     // it processes. As RFC 9113 requires, it never processes a stream above that id.
     const processed: Array<{ rid: string; method: string }> = [];
     let lastId = -1;
-    let firstSession: http2.ServerHttp2Session | undefined;
+    let firstSession: http2.Http2Session | undefined;
     const held: Array<{ id: number; req: http2.Http2ServerRequest; res: http2.Http2ServerResponse }> = [];
     const draining = new H2Server({}, (req, res) => {
       const stream = req.stream;
@@ -325,14 +326,14 @@ describe('HTTP/2 to endpoints', () => {
       const later = await Promise.all(Array.from({ length: 6 }, () => client.fetch('https://users/')));
       const texts = await Promise.all(later.map((r) => r.text()));
       assert.ok(texts.includes('draining, second connection'), texts.join(', '));
-      assert.equal(draining.sessions, 2);
+      assert.ok(draining.sessions >= 2, 'on a new connection');
     } finally {
       await client.close();
     }
   });
 
   it('a POST cut by GOAWAY reaches the caller as a GOAWAY error (it may have been processed)', async () => {
-    let session: http2.ServerHttp2Session | undefined;
+    let session: http2.Http2Session | undefined;
     const server = new H2Server({}, (req) => {
       session = req.stream.session ?? undefined;
       session?.goaway(http2.constants.NGHTTP2_NO_ERROR, req.stream.id);
