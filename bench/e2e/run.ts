@@ -27,9 +27,11 @@
  *      same port at 1/2 of the phase; the same scaled-down ejection times, so the time to return is observable.
  *   5. resolver-churn: 6 backends, closed loop; a `StaticResolver` gets a random subset of 3 to 6 endpoints every
  *      100 ms; heap after a full GC sampled during the phase; a static phase of the same client as the baseline.
+ *   6. http2: 3 TLS backends of their own (`h2-backend.ts`, HTTP/2 and HTTP/1.1), closed loop: HTTP/2 against
+ *      HTTP/1.1, through the dispatcher and through raw undici Pools, rounds rotated as in overhead (`http2.ts`).
  * - Targets are reported (pass/miss), never asserted: the exit code is non-zero only for harness errors.
  *
- * Flags: --smoke  --scenario overhead,slow-backend,failing-backend,kill-restart,resolver-churn  --duration <s>
+ * Flags: --smoke  --scenario overhead,slow-backend,failing-backend,kill-restart,resolver-churn,http2  --duration <s>
  *        --concurrency <n>  --rate <req/s>  --rounds <n>  --out <dir>  --count <n>  --max-phase <s>
  * Duration mode (the default): every phase's length derives from --duration. Count mode (--count): every measured
  * phase sends that many requests instead (overhead: per contender and round; the slow-backend all-healthy phase
@@ -67,10 +69,11 @@ import {
   LEAN_DISPATCHER,
 } from './scenarios.js';
 import { findBinary } from './sidecars.js';
+import { HTTP2_ROWS, type Http2Result, http2Scenario } from './http2.js';
 
 // ---- flags ----------------------------------------------------------------------------------------------------
 
-const ALL = ['overhead', 'slow-backend', 'failing-backend', 'kill-restart', 'resolver-churn'] as const;
+const ALL = ['overhead', 'slow-backend', 'failing-backend', 'kill-restart', 'resolver-churn', 'http2'] as const;
 type ScenarioName = (typeof ALL)[number];
 
 function flag(name: string): string | undefined {
@@ -381,6 +384,25 @@ function keyFigures(results: Results): string[] {
       );
     }
   }
+  const h = results.http2;
+  if (h !== undefined) {
+    const by = (n: string) => h.rows.find((x) => x.name === n);
+    const pairs = [
+      ['raw undici', by(HTTP2_ROWS.rawH2), by(HTTP2_ROWS.rawH1)],
+      ['sidecarless', by(HTTP2_ROWS.ourH2), by(HTTP2_ROWS.ourH1)],
+    ] as const;
+    for (const [who, h2, h1] of pairs) {
+      if (h2 === undefined || h1 === undefined) continue;
+      out.push(
+        `http2, ${who}: HTTP/2 ${int(h2.rps)} req/s = ${f2(h2.rps / h1.rps)}x HTTP/1.1 (${int(h1.rps)}); p99 ${f2(h2.p99)} vs ${f2(h1.p99)} ms; client CPU ${f1(h2.cpuPer1kMs)} vs ${f1(h1.cpuPer1kMs)} ms per 1000 requests`,
+      );
+    }
+    const ourH2 = by(HTTP2_ROWS.ourH2);
+    const rawH2 = by(HTTP2_ROWS.rawH2);
+    if (ourH2 !== undefined && rawH2 !== undefined) {
+      out.push(`http2: sidecarless over HTTP/2 ${f2(ourH2.rps / rawH2.rps)}x raw undici over HTTP/2 (req/s)`);
+    }
+  }
   const c = results['resolver-churn'];
   if (c !== undefined) {
     out.push(
@@ -398,6 +420,7 @@ interface Results {
   'failing-backend'?: FailingResult;
   'kill-restart'?: KillResult;
   'resolver-churn'?: ChurnResult;
+  http2?: Http2Result;
 }
 
 function markdown(
@@ -555,6 +578,19 @@ function markdown(
       `Client CPU per 1000 requests under churn: ${f1(c.churn.cpuPer1kMs)} ms vs ${f1(c.baseline.cpuPer1kMs)} ms static (${f2(c.churn.cpuPer1kMs / c.baseline.cpuPer1kMs)}x); heap growth ${c.heapGrowthMb >= 0 ? '+' : ''}${f2(c.heapGrowthMb)} MB.`,
     );
   }
+  const h = results.http2;
+  if (h !== undefined) {
+    L.push('');
+    L.push('## 6. HTTP/2');
+    L.push('');
+    L.push(
+      `${h.backends} TLS backends (node:http2 with \`allowHTTP1\`: the same servers for both protocols), answering at once; closed loop, ${h.concurrency} in flight; each contender ${h.rounds} x ${h.countPerRound === undefined ? `${int(h.phaseMs)} ms` : `${int(h.countPerRound)} requests`} after a warm-up, order rotated per round. Raw undici: one Pool per backend (HTTP/2: \`allowH2\`, 1 connection, 100 streams). The ratio column divides by raw undici over HTTP/1.1.`,
+    );
+    L.push('');
+    L.push(tableHead('raw HTTP/1.1'));
+    const peer = h.rows.find((x) => x.name === HTTP2_ROWS.rawH1);
+    for (const r of h.rows) L.push(row(r, peer));
+  }
   L.push('');
   return `${L.join('\n')}\n`;
 }
@@ -602,6 +638,9 @@ async function main(): Promise<number> {
             break;
           case 'resolver-churn':
             results['resolver-churn'] = await resolverChurn(fleet, settings);
+            break;
+          case 'http2':
+            results.http2 = await http2Scenario(settings);
             break;
         }
         const loadAfter = loadavg()[0] ?? 0;

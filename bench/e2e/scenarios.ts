@@ -67,7 +67,7 @@ export interface Skipped {
   readonly skipped: string;
 }
 
-function summarize(name: string, results: readonly LoadResult[]): PhaseSummary {
+export function summarize(name: string, results: readonly LoadResult[]): PhaseSummary {
   const [first, ...rest] = results;
   if (first === undefined) throw new Error(`no results for ${name}`);
   const h = first.latency;
@@ -121,7 +121,7 @@ function openPhase(s: Settings, ms: number): { count: number; durationMs: number
  * A closed-loop phase of nominal length `ms`: in duration mode it runs `ms` (the count, 100 requests per ms, is a
  * backstop loopback never reaches); in count mode it sends `share` × `--count` requests, bounded by `--max-phase`.
  */
-function closedPhase(s: Settings, ms: number, share = 1): { count: number; durationMs: number } {
+export function closedPhase(s: Settings, ms: number, share = 1): { count: number; durationMs: number } {
   if (s.count === undefined) return { count: Math.ceil(ms * 100), durationMs: ms };
   return { count: Math.max(1, Math.round(s.count * share)), durationMs: s.maxPhaseMs };
 }
