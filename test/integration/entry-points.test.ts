@@ -62,6 +62,7 @@ const ROOT_RUNTIME_EXPORTS = [
   'KubernetesResolver',
   'NoEndpointsError',
   'NoRouteError',
+  'NotProcessedError',
   'OverloadedError',
   'PerTryTimeoutError',
   'PickerRegistry',
