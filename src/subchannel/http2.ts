@@ -296,6 +296,12 @@ export function http2PoolOptions(
             callback(err, sock as never);
           }),
       });
+      // undici 7's Pool drops a Client that reports a GOAWAY as a connection error without closing it, and the
+      // Client reconnects for what it still queues: close it, so what it queues is sent and its connection does not
+      // outlive the pool.
+      client.on('connectionError', (_origin: unknown, _targets: unknown, err: Error) => {
+        if (isGoawayError(err)) client.close().catch(() => {});
+      });
       // After undici made the session, before it writes the first request.
       client.on('connect', () => {
         const session = socket === undefined ? undefined : sessionOf(socket);

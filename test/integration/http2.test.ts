@@ -23,6 +23,7 @@ class H2Server {
   maxActive = 0;
   readonly server: http2.Http2SecureServer | http2.Http2Server;
   #active = new Map<http2.Http2Session, number>();
+  readonly #sockets = new Set<import('node:net').Socket>();
 
   constructor(
     options: { cleartext?: boolean; allowHTTP1?: boolean; settings?: http2.Settings },
@@ -45,6 +46,11 @@ class H2Server {
       ? http2.createServer(common, onRequest)
       : http2.createSecureServer({ ...tls, ...common, allowHTTP1: options.allowHTTP1 ?? false }, onRequest);
     this.server.on('session', () => this.sessions++);
+    // Counted, so a test can check the client closed its connections; close() destroys what is left.
+    this.server.on('connection', (socket: import('node:net').Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
   }
 
   async listen(): Promise<string> {
@@ -52,7 +58,13 @@ class H2Server {
     return `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
+  /** Connections open on the server side. */
+  get openSockets(): number {
+    return this.#sockets.size;
+  }
+
   close(): void {
+    for (const socket of this.#sockets) socket.destroy();
     this.server.close();
   }
 }
@@ -330,6 +342,9 @@ describe('HTTP/2 to endpoints', () => {
     } finally {
       await client.close();
     }
+    // Regression: undici 7's Pool dropped the Client that saw the GOAWAY without closing it, and that Client
+    // reconnected: a connection nothing could close (close() and destroy() no longer reached it).
+    await until(() => draining.openSockets === 0, 'every connection to the draining endpoint to close');
   });
 
   it('a POST cut by GOAWAY reaches the caller as a GOAWAY error (it may have been processed)', async () => {
