@@ -18,6 +18,7 @@ import {
   required,
   string,
   suggest,
+  toggle,
 } from '../../../src/common/options.js';
 
 /** Asserts `fn` throws an InvalidOptionError naming `option` whose message matches `message`. */
@@ -193,6 +194,19 @@ describe('options toolkit: value validators', () => {
     refuses(() => duration('1s', 'timeoutMs', 1000), 'timeoutMs', /got "1s"/);
     refuses(() => duration(Number.NaN, 'timeoutMs', 1000), 'timeoutMs', /got NaN/);
     assert.equal(MAX_TIMER_MS, 2 ** 31 - 1);
+  });
+
+  it('toggle: off (undefined, false), on with defaults (true), or settings with known keys only', () => {
+    assert.equal(toggle(undefined, 'http2', ['connections']), undefined);
+    assert.equal(toggle(false, 'http2', ['connections']), undefined);
+    assert.deepEqual(toggle(true, 'http2', ['connections']), {});
+    assert.deepEqual(toggle({ connections: 2 }, 'http2', ['connections']), { connections: 2 });
+    refuses(() => toggle('yes', 'http2', ['connections']), 'http2', /expected true, false or an object/);
+    refuses(
+      () => toggle({ conections: 2 }, 'http2', ['connections']),
+      'http2.conections',
+      /did you mean "connections"/,
+    );
   });
 
   it('boolean: true or false only', () => {
