@@ -496,7 +496,7 @@ describe('counters, with their exact Prometheus series', () => {
     assert.equal(code, 'ECONNREFUSED');
     assert.deepEqual(stats.requests.errors, { ECONNREFUSED: 1 });
     const [endpoint] = stats.endpoints;
-    assert.deepEqual(endpoint?.errorsByKind, { connect: 1, reset: 0, timeout: 0, aborted: 0, other: 0 });
+    assert.deepEqual(endpoint?.errorsByKind, { connect: 1, reset: 0, timeout: 0, aborted: 0, goaway: 0, other: 0 });
     assert.equal(endpoint.latency.count, 1);
     const text = await scrapeLater();
     const labels = `client="svc",upstream_cluster="svc",upstream_endpoint="${dead}"`;

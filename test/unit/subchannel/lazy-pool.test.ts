@@ -90,7 +90,7 @@ describe('lazy connection pools', () => {
         assert.equal(e.attempts, 0);
         assert.equal(e.responses, 0);
         assert.deepEqual(e.statusClasses, { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 });
-        assert.deepEqual(e.errorsByKind, { connect: 0, reset: 0, timeout: 0, aborted: 0, other: 0 });
+        assert.deepEqual(e.errorsByKind, { connect: 0, reset: 0, timeout: 0, aborted: 0, goaway: 0, other: 0 });
         assert.equal(e.latency.count, 0);
         assert.equal(e.latency.counts.length, e.latency.bounds.length + 1);
         assert.equal(e.meanLatencyMs, 0);
