@@ -175,7 +175,7 @@ export function createEndpoint(init: EndpointInit): Endpoint {
       metadata[k] = v;
     }
   }
-  return Object.freeze({
+  const endpoint: Endpoint = Object.freeze({
     host,
     port,
     weight,
@@ -184,6 +184,19 @@ export function createEndpoint(init: EndpointInit): Endpoint {
     metadata: Object.freeze(metadata),
     key: endpointKey(host, port),
   });
+  created.add(endpoint);
+  return endpoint;
+}
+
+/** Every endpoint {@link createEndpoint} returned: frozen (and its metadata too), so valid for good. */
+const created = new WeakSet<object>();
+
+/**
+ * True when `value` is an endpoint {@link createEndpoint} returned (not a copy of one): validating it again would
+ * give an equal object. The built-in resolvers make theirs with it, so a set skips validating them twice.
+ */
+export function isCreatedEndpoint(value: unknown): value is Endpoint {
+  return typeof value === 'object' && value !== null && created.has(value);
 }
 
 /**

@@ -310,6 +310,24 @@ export class HealthChecker<H> {
     }
   }
 
+  /** The same as {@link HealthChecker.setHosts}, given the hosts that joined and left the set (see the detector's). */
+  updateHosts(added: readonly H[], removed: readonly H[]): void {
+    if (this.#closed) return;
+    const states = this.#states;
+    for (const host of removed) {
+      const state = states.get(host);
+      if (state === undefined) continue;
+      states.delete(host);
+      this.#stop(state);
+    }
+    for (const host of added) {
+      if (states.has(host)) continue;
+      const state = new CheckState(this.#options.initialHealthy);
+      states.set(host, state);
+      this.#schedule(host, state, 0);
+    }
+  }
+
   /** True unless `host`'s checks made it unhealthy. Unknown hosts count as healthy. */
   isHealthy(host: H): boolean {
     return this.#states.get(host)?.healthy ?? true;

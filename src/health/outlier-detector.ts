@@ -475,6 +475,24 @@ export class OutlierDetector<H> {
     this.#ejectedCount = ejected;
   }
 
+  /**
+   * The same as {@link OutlierDetector.setHosts}, given the difference from the previous set: O(change), plus a copy
+   * of `hosts` for the sweep's order. `hosts` is the whole new set, without duplicates; `added` are its hosts that
+   * were not in the previous set and `removed` the previous set's hosts that are not in it (as a subchannel pool
+   * reports a reconciliation).
+   */
+  updateHosts(hosts: readonly H[], added: readonly H[], removed: readonly H[]): void {
+    const states = this.#states;
+    for (const host of removed) {
+      const state = states.get(host);
+      if (state === undefined) continue;
+      if (state.ejected) this.#ejectedCount--;
+      states.delete(host);
+    }
+    for (const host of added) if (!states.has(host)) states.set(host, new HostState());
+    this.#order = hosts.slice();
+  }
+
   /** True while `host` is ejected. Unknown hosts are not ejected. */
   isEjected(host: H): boolean {
     return this.#states.get(host)?.ejected === true;

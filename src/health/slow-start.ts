@@ -133,6 +133,15 @@ export class SlowStartTracker<H> {
     this.#initialized = true;
   }
 
+  /** The same as {@link SlowStartTracker.setHosts}, given the hosts that joined and left the set. */
+  updateHosts(added: readonly H[], removed: readonly H[]): void {
+    const started = this.#started;
+    for (const host of removed) started.delete(host);
+    const since = this.#initialized ? this.#clock.now() : Number.NEGATIVE_INFINITY;
+    for (const host of added) if (!started.has(host)) started.set(host, { since, mark: 0 });
+    this.#initialized = true;
+  }
+
   /** Starts `host`'s ramp again from now (a return from ejection, a health check passing again). */
   restart(host: H): void {
     const entry = this.#started.get(host);

@@ -4,7 +4,14 @@
  * @module
  */
 import type { Pool } from 'undici';
-import { createEndpoint, type Endpoint, type EndpointInit, endpointKey, parseHostPort } from '../common/endpoint.js';
+import {
+  createEndpoint,
+  type Endpoint,
+  type EndpointInit,
+  endpointKey,
+  isCreatedEndpoint,
+  parseHostPort,
+} from '../common/endpoint.js';
 import { DuplicateEndpointError, InvalidEndpointError } from '../common/errors.js';
 import { createDebug } from '../common/debug.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
@@ -23,9 +30,21 @@ export interface SubchannelPoolInit {
   /** How long a removed endpoint may take to finish its in-flight requests before it is destroyed, ms. */
   readonly drainTimeoutMs: number;
   readonly observer: SubchannelObserver;
-  /** Called after every reconciliation that changed membership or endpoint attributes. */
-  readonly onMembershipChange: () => void;
+  /**
+   * Called after every reconciliation that changed membership, order or endpoint attributes, with the subchannels
+   * that joined and left (both empty when only the order or attributes changed), so that per-host state can be
+   * updated for the change rather than for the whole set.
+   */
+  readonly onMembershipChange: (change: MembershipChange) => void;
 }
+
+/** What a reconciliation changed: the new subchannels, and those that left the set (now draining). */
+export interface MembershipChange {
+  readonly added: readonly Subchannel[];
+  readonly removed: readonly Subchannel[];
+}
+
+const NONE: readonly Subchannel[] = [];
 
 /** A validated endpoint set, and for each entry the resolver's object when it is immutable (else `undefined`). */
 export interface ValidatedSet {
@@ -146,6 +165,11 @@ export class SubchannelPool {
         current = active.get(entry);
         if (current !== undefined && hasDefaults(current.endpoint)) endpoint = current.endpoint;
       }
+      if (endpoint === undefined && source !== undefined && isCreatedEndpoint(entry)) {
+        // New to the pool, or changed, but made by `createEndpoint` (as the built-in resolvers make theirs): valid
+        // as it is. `current` is already its key's subchannel, if any: the lookup above was by its key.
+        endpoint = entry;
+      }
       if (endpoint === undefined) {
         try {
           endpoint =
@@ -206,6 +230,8 @@ export class SubchannelPool {
     // Same members in the same order so far; a new member, a removed one or a move makes it false.
     let same = endpoints.length === old.length;
     let kept = 0;
+    let added: Subchannel[] | undefined;
+    let removed: Subchannel[] | undefined;
     for (let i = 0; i < endpoints.length; i++) {
       const endpoint = endpoints[i] as Endpoint;
       let subchannel = found === undefined ? active.get(endpoint.key) : found[i];
@@ -213,6 +239,7 @@ export class SubchannelPool {
         subchannel = new Subchannel(endpoint, this.#settings);
         active.set(endpoint.key, subchannel);
         debug('add %s', endpoint.key);
+        (added ??= []).push(subchannel);
         same = false;
       } else {
         kept++;
@@ -234,6 +261,7 @@ export class SubchannelPool {
         if (subchannel.generation !== mark) {
           active.delete(subchannel.key);
           debug('remove %s (in flight: %d)', subchannel.key, subchannel.inFlight);
+          (removed ??= []).push(subchannel);
           this.#startDrain(subchannel);
         }
       }
@@ -241,7 +269,7 @@ export class SubchannelPool {
     // Nothing changed, not even the order: keep the current snapshot.
     if (same) return;
     this.#ordered = ordered;
-    this.#init.onMembershipChange();
+    this.#init.onMembershipChange({ added: added ?? NONE, removed: removed ?? NONE });
   }
 
   #startDrain(subchannel: Subchannel): void {
