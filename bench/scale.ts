@@ -256,7 +256,7 @@ async function child(n: number): Promise<Result> {
   await sleep(20); // the monitor's first interval only sets its baseline
   const fullSet = deliver([...liveSet(), ...idleSet]);
   const full = timed(() => resolver.push(fullSet));
-  let t = performance.now();
+  const t = performance.now();
   await send(() => true); // the first request after the update builds the subset snapshot
   const firstPickMs = performance.now() - t;
   await sleep(20);
