@@ -139,23 +139,24 @@ export class SubchannelPool {
           // new strings at every answer, and hashing one (a cons string, flattened first) costs more than
           // everything else here.
           current = old[next];
-          if (
-            current === undefined ||
-            (current.source !== entry && !describes(entry as EndpointLike, current.endpoint))
-          ) {
+          let same =
+            current !== undefined && (current.source === entry || describes(entry as EndpointLike, current.endpoint));
+          if (!same) {
             current = active.get(lookupKey(entry as EndpointLike));
+            same =
+              current !== undefined && (current.source === entry || describes(entry as EndpointLike, current.endpoint));
           }
-          if (current !== undefined) {
-            next = current.index + 1;
-            if (current.source === entry) {
-              // The very object validated last time, and frozen then (so still): it cannot have changed.
-              endpoint = current.endpoint;
-              source = entry;
-            } else if (describes(entry as EndpointLike, current.endpoint)) {
-              endpoint = current.endpoint;
-            }
+          if (current !== undefined) next = current.index + 1;
+          if (same) {
+            // Unchanged: the endpoint validated before, and the object it came from stays the one remembered (a
+            // resolver that makes new objects at every answer then costs no write per endpoint, and its objects
+            // are not kept alive a whole update longer).
+            endpoint = (current as Subchannel).endpoint;
+            source = (current as Subchannel).source;
+            if (source === undefined && immutable(entry)) source = entry;
+          } else if (immutable(entry)) {
+            source = entry;
           }
-          if (source === undefined && immutable(entry)) source = entry;
         } catch {
           // A field that throws when read: `createEndpoint` below meets it again and rejects the entry.
           endpoint = undefined;
@@ -250,7 +251,8 @@ export class SubchannelPool {
       }
       subchannel.generation = mark;
       subchannel.index = i;
-      subchannel.source = sources?.[i];
+      const source = sources?.[i];
+      if (subchannel.source !== source) subchannel.source = source;
       ordered[i] = subchannel;
       if (same && old[i] !== subchannel) same = false;
     }
@@ -357,6 +359,7 @@ function isEmpty(record: object): boolean {
  * values. No allocation.
  */
 function sameRecord(a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>): boolean {
+  if (a === b) return true;
   let count = 0;
   for (const k in a) {
     if (!Object.hasOwn(a, k)) continue;

@@ -123,7 +123,7 @@ describe('incremental validation and reconciliation', () => {
         for (const specs of sets) {
           const entries = specs.map((s) => entryFor(s, kept));
           const expected = reference(entries);
-          const got = pool.validate(entries);
+          const got = pool.validate(entries as (string | EndpointInit)[]);
           assert.deepEqual(
             got.rejected.map((e) => e.code),
             expected.rejected,
