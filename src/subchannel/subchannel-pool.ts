@@ -239,7 +239,7 @@ export class SubchannelPool {
       if (subchannel === undefined) {
         subchannel = new Subchannel(endpoint, this.#settings);
         active.set(endpoint.key, subchannel);
-        debug('add %s', endpoint.key);
+        if (debug.enabled) debug('add %s', endpoint.key);
         (added ??= []).push(subchannel);
         same = false;
       } else {
@@ -262,7 +262,7 @@ export class SubchannelPool {
         const subchannel = old[i] as Subchannel;
         if (subchannel.generation !== mark) {
           active.delete(subchannel.key);
-          debug('remove %s (in flight: %d)', subchannel.key, subchannel.inFlight);
+          if (debug.enabled) debug('remove %s (in flight: %d)', subchannel.key, subchannel.inFlight);
           (removed ??= []).push(subchannel);
           this.#startDrain(subchannel);
         }
