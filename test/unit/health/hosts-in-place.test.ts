@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { MockAgent } from 'undici';
 import type { AttemptOutcome } from '../../../src/common/outcome.js';
+import { HealthChecker, resolveHealthCheckOptions } from '../../../src/health/health-check.js';
 import { OutlierDetector, resolveOutlierDetectionOptions } from '../../../src/health/outlier-detector.js';
 import { resolveSlowStartOptions, SlowStartTracker } from '../../../src/health/slow-start.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
@@ -140,5 +142,53 @@ describe('slow start: the host set updated in place', () => {
       assert.ok(t.factor('a') < t.factor('c'), 'a host that comes back ramps from its return');
       assert.equal(t.rampingCount, 2);
     }
+  });
+});
+
+describe('health checker: the host set updated in place', () => {
+  it('checks new hosts at once, stops removed ones, keeps the rest on schedule, with setHosts and updateHosts alike', async () => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    agent.get('http://h1.test').intercept({ path: /.*/, method: 'GET' }).reply(200, 'x').persist();
+    const clock = new FakeClock();
+    const make = (checked: string[]) =>
+      new HealthChecker<string>(
+        resolveHealthCheckOptions({ intervalMs: 1000, intervalJitterPercent: 0, timeoutMs: 500 })!,
+        {
+          clock,
+          random: seededRandom(1),
+          origin: (h) => {
+            checked.push(h);
+            return 'http://h1.test';
+          },
+          serviceName: 'users',
+          dispatcher: agent,
+        },
+      );
+    const settle = async (ms: number) => {
+      clock.advance(ms);
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    };
+    const fullChecks: string[] = [];
+    const diffChecks: string[] = [];
+    const full = make(fullChecks);
+    const diff = make(diffChecks);
+    full.setHosts(['a', 'b']);
+    diff.updateHosts(['a', 'b'], []);
+    await settle(0);
+    full.setHosts(['b', 'c', 'b']);
+    diff.updateHosts(['c'], ['a']);
+    await settle(0);
+    await settle(1000);
+    for (const checked of [fullChecks, diffChecks]) {
+      assert.deepEqual(
+        checked.sort(),
+        ['a', 'b', 'b', 'c', 'c'],
+        'a stopped; b on its interval; c at once, then on it',
+      );
+    }
+    await full.close();
+    await diff.close();
+    await agent.close();
   });
 });
