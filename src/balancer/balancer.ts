@@ -10,7 +10,7 @@
 import { AllEjectedError, EmptySubsetError } from '../common/errors.js';
 import type { RandomSource } from '../common/runtime.js';
 import type { ConfiguredPolicy, Pickable, PickContext, PickerEnvironment } from '../pickers/picker.js';
-import { buildSnapshot, EMPTY, pickFrom, type Snapshot, type ZoneAwareOptions } from './snapshot.js';
+import { buildSnapshot, EMPTY, keepAll, pickFrom, type Snapshot, type ZoneAwareOptions } from './snapshot.js';
 
 /** Endpoint metadata a subset requires: every key must be present with exactly this value. */
 export type SubsetSelector = Readonly<Record<string, string>>;
@@ -49,14 +49,13 @@ export interface BalancerSettings<T extends BalancedHost> {
   readonly eligible: (host: T) => boolean;
   /** True when `eligible` is true for every endpoint (so the rebuild need not ask it of each); optional. */
   readonly allEligible?: (() => boolean) | undefined;
-  /** The slow-start factor of an endpoint's weight. */
-  readonly weightFactor: (host: T) => number;
+  /** The slow-start factor of an endpoint's weight; without it (no slow start), every factor stays 1. */
+  readonly weightFactor?: ((host: T) => number) | undefined;
   /** Told after each rebuild whether the main snapshot has a level in panic. */
   readonly onPanic: (panic: boolean) => void;
 }
 
 const isUsable = (s: BalancedHost): boolean => s.usable;
-const always = (): boolean => true;
 const NO_GROUP: readonly never[] = [];
 
 export class Balancer<T extends BalancedHost> {
@@ -92,7 +91,8 @@ export class Balancer<T extends BalancedHost> {
 
   #build(population: readonly T[]): Snapshot<T> {
     const settings = this.#settings;
-    for (const host of population) host.weightFactor = settings.weightFactor(host);
+    const { weightFactor } = settings;
+    if (weightFactor !== undefined) for (const host of population) host.weightFactor = weightFactor(host);
     const { policy, config } = settings.policy;
     return buildSnapshot({
       population,
@@ -100,8 +100,8 @@ export class Balancer<T extends BalancedHost> {
       // than parking requests behind backoff timers. The one deliberate exception to "no policy picks a non-ready
       // endpoint": it also finds an endpoint that comes back before its backoff expires. Both the rule and this
       // exception are tested per policy in test/integration/picker-eligibility.test.ts.
-      usable: population.some(isUsable) ? isUsable : always,
-      eligible: settings.allEligible?.() === true ? always : settings.eligible,
+      usable: population.some(isUsable) ? isUsable : keepAll,
+      eligible: settings.allEligible?.() === true ? keepAll : settings.eligible,
       panicThreshold: settings.panicThreshold,
       zone: settings.zone,
       build: (group) => {

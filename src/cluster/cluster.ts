@@ -133,8 +133,8 @@ export class Cluster {
         onStateChange: (subchannel, previous) => this.#onStateChange(subchannel, previous),
         onOutcome: (subchannel, outcome) => this.#onOutcome(subchannel, outcome),
       },
-      onMembershipChange: () => {
-        health.setHosts(this.#pool.subchannels);
+      onMembershipChange: ({ added, removed }) => {
+        health.updateHosts(this.#pool.subchannels, added, removed);
         this.#rebuild();
       },
     });
@@ -148,7 +148,7 @@ export class Cluster {
       panicThreshold: health.panicThreshold,
       eligible: (s) => health.isEligible(s),
       allEligible: () => health.allEligible,
-      weightFactor: (s) => health.weightFactor(s),
+      weightFactor: health.slowStart ? (s) => health.weightFactor(s) : undefined,
       onPanic: (panic) => health.notePanic(panic),
     });
     this.#queue = new WaitQueue({

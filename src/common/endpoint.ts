@@ -123,6 +123,9 @@ export function endpointKey(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/** The metadata of every endpoint without any: one frozen object, not one per endpoint. */
+const NO_METADATA: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 /**
  * Validates and normalizes an endpoint. Throws {@link InvalidEndpointError} naming the bad field.
  *
@@ -161,7 +164,7 @@ export function createEndpoint(init: EndpointInit): Endpoint {
   if (zone !== undefined && (typeof zone !== 'string' || zone.length === 0)) {
     throw new InvalidEndpointError(`Endpoint ${init.host}:${port} zone must be a non-empty string when given`);
   }
-  const metadata: Record<string, string> = {};
+  let metadata: Record<string, string> = NO_METADATA;
   if (init.metadata !== undefined) {
     if (typeof init.metadata !== 'object' || init.metadata === null) {
       throw new InvalidEndpointError(`Endpoint ${init.host}:${port} metadata must be an object of strings`);
@@ -172,18 +175,32 @@ export function createEndpoint(init: EndpointInit): Endpoint {
           `Endpoint ${init.host}:${port} metadata "${k}" must be a string, got ${describe(v)}`,
         );
       }
+      if (metadata === NO_METADATA) metadata = {};
       metadata[k] = v;
     }
   }
-  return Object.freeze({
+  const endpoint: Endpoint = Object.freeze({
     host,
     port,
     weight,
     priority,
     zone,
-    metadata: Object.freeze(metadata),
+    metadata: metadata === NO_METADATA ? metadata : Object.freeze(metadata),
     key: endpointKey(host, port),
   });
+  created.add(endpoint);
+  return endpoint;
+}
+
+/** Every endpoint {@link createEndpoint} returned: frozen (and its metadata too), so valid for good. */
+const created = new WeakSet<object>();
+
+/**
+ * True when `value` is an endpoint {@link createEndpoint} returned (not a copy of one): validating it again would
+ * give an equal object. The built-in resolvers make theirs with it, so a set skips validating them twice.
+ */
+export function isCreatedEndpoint(value: unknown): value is Endpoint {
+  return typeof value === 'object' && value !== null && created.has(value);
 }
 
 /**

@@ -166,6 +166,23 @@ export class EndpointHealth<H extends HealthHost> {
     this.#armSlowStartTick();
   }
 
+  /**
+   * Membership changed by `added` and `removed` (the difference between the previous set and `hosts`, which has no
+   * duplicates): the same as {@link EndpointHealth.setHosts}, in time proportional to the change (plus a copy of
+   * `hosts`), which matters at 10,000 hosts. Must be called before the first `record` for a host.
+   */
+  updateHosts(hosts: readonly H[], added: readonly H[], removed: readonly H[]): void {
+    this.#detector?.updateHosts(hosts, added, removed);
+    this.#checker?.updateHosts(added, removed);
+    this.#slowStart?.updateHosts(added, removed);
+    this.#armSlowStartTick();
+  }
+
+  /** True when slow start is on: only then does {@link EndpointHealth.weightFactor} return anything but 1. */
+  get slowStart(): boolean {
+    return this.#slowStart !== undefined;
+  }
+
   /** One attempt's outcome (the only input to outlier detection). */
   record(host: H, outcome: AttemptOutcome): void {
     this.#detector?.record(host, outcome);

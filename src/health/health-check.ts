@@ -216,6 +216,8 @@ class CheckState {
   failures = 0;
   checked = false;
   removed = false;
+  /** The checker's latest `setHosts` that had this host in its set. */
+  mark = 0;
   timer: TimerHandle | undefined;
   controller: AbortController | undefined;
   constructor(healthy: boolean) {
@@ -256,7 +258,9 @@ export class HealthChecker<H> {
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
   readonly #headers: Record<string, string> | undefined;
-  #states = new Map<H, CheckState>();
+  readonly #states = new Map<H, CheckState>();
+  /** Stamped on the state of every host of a set by {@link HealthChecker.setHosts}. */
+  #generation = 0;
   #closed = false;
 
   constructor(options: ResolvedHealthCheckOptions, hooks: HealthCheckerHooks<H>) {
@@ -279,18 +283,49 @@ export class HealthChecker<H> {
    */
   setHosts(hosts: readonly H[]): void {
     if (this.#closed) return;
-    const next = new Map<H, CheckState>();
+    // In place, as the outlier detector's: no map of every host per update (see `OutlierDetector.setHosts`).
+    const states = this.#states;
+    const mark = ++this.#generation;
+    let kept = 0;
     for (const host of hosts) {
-      if (next.has(host)) continue;
-      let state = this.#states.get(host);
+      let state = states.get(host);
       if (state === undefined) {
         state = new CheckState(this.#options.initialHealthy);
+        states.set(host, state);
         this.#schedule(host, state, 0);
+      } else if (state.mark === mark) {
+        continue;
       }
-      next.set(host, state);
+      state.mark = mark;
+      kept++;
     }
-    for (const [host, state] of this.#states) if (!next.has(host)) this.#stop(state);
-    this.#states = next;
+    if (states.size > kept) {
+      // Deleting the entry just visited while iterating a Map is safe.
+      for (const [host, state] of states) {
+        if (state.mark !== mark) {
+          states.delete(host);
+          this.#stop(state);
+        }
+      }
+    }
+  }
+
+  /** The same as {@link HealthChecker.setHosts}, given the hosts that joined and left the set (see the detector's). */
+  updateHosts(added: readonly H[], removed: readonly H[]): void {
+    if (this.#closed) return;
+    const states = this.#states;
+    for (const host of removed) {
+      const state = states.get(host);
+      if (state === undefined) continue;
+      states.delete(host);
+      this.#stop(state);
+    }
+    for (const host of added) {
+      if (states.has(host)) continue;
+      const state = new CheckState(this.#options.initialHealthy);
+      states.set(host, state);
+      this.#schedule(host, state, 0);
+    }
   }
 
   /** True unless `host`'s checks made it unhealthy. Unknown hosts count as healthy. */

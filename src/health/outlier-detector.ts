@@ -336,6 +336,8 @@ class HostState {
   reason: EjectionReason = 'consecutive-5xx';
   multiplier = 0;
   timesEjected = 0;
+  /** The detector's latest `setHosts` that had this host in its set. */
+  mark = 0;
 }
 
 /** A read-only view of one host's detector state, for stats and tests. */
@@ -398,7 +400,11 @@ export class OutlierDetector<H> {
   readonly #random: RandomSource;
   readonly #onEject: ((host: H, info: EjectionInfo) => void) | undefined;
   readonly #onReturn: ((host: H, info: ReturnInfo) => void) | undefined;
-  #states = new Map<H, HostState>();
+  readonly #states = new Map<H, HostState>();
+  /** The hosts of the latest set, in its order, without duplicates: the order of the interval sweep. */
+  #order: readonly H[] = [];
+  /** Stamped on the state of every host of a set by {@link OutlierDetector.setHosts}. */
+  #generation = 0;
   #ejectedCount = 0;
   #timer: TimerHandle | undefined;
   #closed = false;
@@ -431,18 +437,60 @@ export class OutlierDetector<H> {
    * Replaces the host set. Hosts that stay keep their counters, ejection and multiplier; new hosts start clean;
    * removed hosts are forgotten (no `onReturn` for them). Call with every membership change, before the first
    * {@link OutlierDetector.record} for a new host. Duplicates are ignored.
+   *
+   * The host map is updated in place: a lookup per host, a state per new host, and a walk of the previous set when
+   * some left; no map of every host per update (at 10,000 hosts, a new map was the largest part of an update after
+   * validation). The interval sweep visits hosts in the order of the latest set (kept as a copy of it), as it did
+   * when the map was rebuilt in that order: the order decides which detections the `maxEjectionPercent` cap turns
+   * down, so it must not depend on when a host joined.
    */
   setHosts(hosts: readonly H[]): void {
-    const next = new Map<H, HostState>();
+    const states = this.#states;
+    const mark = ++this.#generation;
+    let order: H[] | undefined;
     let ejected = 0;
-    for (const host of hosts) {
-      if (next.has(host)) continue;
-      const state = this.#states.get(host) ?? new HostState();
+    for (let i = 0; i < hosts.length; i++) {
+      const host = hosts[i] as H;
+      let state = states.get(host);
+      if (state === undefined) {
+        state = new HostState();
+        states.set(host, state);
+      } else if (state.mark === mark) {
+        // A duplicate: the order keeps its first place only.
+        order ??= hosts.slice(0, i);
+        continue;
+      }
+      state.mark = mark;
       if (state.ejected) ejected++;
-      next.set(host, state);
+      order?.push(host);
     }
-    this.#states = next;
+    const size = order?.length ?? hosts.length;
+    if (states.size > size) {
+      for (let i = 0; i < this.#order.length; i++) {
+        const host = this.#order[i] as H;
+        if (states.get(host)?.mark !== mark) states.delete(host);
+      }
+    }
+    this.#order = order ?? hosts.slice();
     this.#ejectedCount = ejected;
+  }
+
+  /**
+   * The same as {@link OutlierDetector.setHosts}, given the difference from the previous set: O(change), plus a copy
+   * of `hosts` for the sweep's order. `hosts` is the whole new set, without duplicates; `added` are its hosts that
+   * were not in the previous set and `removed` the previous set's hosts that are not in it (as a subchannel pool
+   * reports a reconciliation).
+   */
+  updateHosts(hosts: readonly H[], added: readonly H[], removed: readonly H[]): void {
+    const states = this.#states;
+    for (const host of removed) {
+      const state = states.get(host);
+      if (state === undefined) continue;
+      if (state.ejected) this.#ejectedCount--;
+      states.delete(host);
+    }
+    for (const host of added) if (!states.has(host)) states.set(host, new HostState());
+    this.#order = hosts.slice();
   }
 
   /** True while `host` is ejected. Unknown hosts are not ejected. */
@@ -646,7 +694,11 @@ export class OutlierDetector<H> {
    */
   #sweep(): void {
     const now = this.#clock.now();
-    for (const [host, s] of this.#states) {
+    const states = this.#states;
+    for (const host of this.#order) {
+      const s = states.get(host);
+      // Left the set during an `onReturn` of this sweep.
+      if (s === undefined) continue;
       if (!s.ejected) {
         if (s.multiplier > 0) s.multiplier--;
       } else if (now - s.ejectedAt >= s.ejectionMs) {
@@ -677,8 +729,10 @@ export class OutlierDetector<H> {
     if (!srEnabled && !fpEnabled) return;
     const minVolume = Math.min(o.successRateRequestVolume, o.failurePercentageRequestVolume);
     const scored: Scored<H>[] = [];
-    for (const [host, state] of this.#states) {
-      if (state.ejected) continue;
+    const states = this.#states;
+    for (const host of this.#order) {
+      const state = states.get(host);
+      if (state === undefined || state.ejected) continue;
       const total = local ? state.localTotal : state.externalTotal;
       if (total < minVolume || total === 0) continue;
       const failures = local ? state.localFailures : state.externalFailures;

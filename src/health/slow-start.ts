@@ -99,7 +99,9 @@ export function slowStartFactor(elapsedMs: number, options: ResolvedSlowStartOpt
 export class SlowStartTracker<H> {
   readonly #options: ResolvedSlowStartOptions;
   readonly #clock: Clock;
-  #started = new Map<H, number>();
+  /** When each host's ramp started (`-Infinity`: never ramps), and the latest `setHosts` that had it. */
+  readonly #started = new Map<H, { since: number; mark: number }>();
+  #generation = 0;
   #initialized = false;
 
   constructor(options: ResolvedSlowStartOptions, clock: Clock) {
@@ -109,33 +111,55 @@ export class SlowStartTracker<H> {
 
   /** Replaces the host set: new hosts start ramping (not in the first call), removed ones are forgotten. */
   setHosts(hosts: readonly H[]): void {
+    // In place, as the outlier detector's: no map of every host per update (see `OutlierDetector.setHosts`).
     const now = this.#clock.now();
-    const next = new Map<H, number>();
+    const started = this.#started;
+    const mark = ++this.#generation;
+    let kept = 0;
     for (const host of hosts) {
-      const since = this.#started.get(host);
-      next.set(host, since ?? (this.#initialized ? now : Number.NEGATIVE_INFINITY));
+      let entry = started.get(host);
+      if (entry === undefined) {
+        entry = { since: this.#initialized ? now : Number.NEGATIVE_INFINITY, mark: 0 };
+        started.set(host, entry);
+      } else if (entry.mark === mark) {
+        continue;
+      }
+      entry.mark = mark;
+      kept++;
     }
-    this.#started = next;
+    if (started.size > kept) {
+      for (const [host, entry] of started) if (entry.mark !== mark) started.delete(host);
+    }
+    this.#initialized = true;
+  }
+
+  /** The same as {@link SlowStartTracker.setHosts}, given the hosts that joined and left the set. */
+  updateHosts(added: readonly H[], removed: readonly H[]): void {
+    const started = this.#started;
+    for (const host of removed) started.delete(host);
+    const since = this.#initialized ? this.#clock.now() : Number.NEGATIVE_INFINITY;
+    for (const host of added) if (!started.has(host)) started.set(host, { since, mark: 0 });
     this.#initialized = true;
   }
 
   /** Starts `host`'s ramp again from now (a return from ejection, a health check passing again). */
   restart(host: H): void {
-    if (this.#started.has(host)) this.#started.set(host, this.#clock.now());
+    const entry = this.#started.get(host);
+    if (entry !== undefined) entry.since = this.#clock.now();
   }
 
   /** The weight factor of `host` now, in (0, 1]; 1 for unknown hosts and after the window. */
   factor(host: H): number {
-    const since = this.#started.get(host);
-    if (since === undefined) return 1;
-    return slowStartFactor(this.#clock.now() - since, this.#options);
+    const entry = this.#started.get(host);
+    if (entry === undefined) return 1;
+    return slowStartFactor(this.#clock.now() - entry.since, this.#options);
   }
 
   /** Hosts still inside their window. */
   get rampingCount(): number {
     const now = this.#clock.now();
     let n = 0;
-    for (const since of this.#started.values()) if (now - since < this.#options.windowMs) n++;
+    for (const entry of this.#started.values()) if (now - entry.since < this.#options.windowMs) n++;
     return n;
   }
 }

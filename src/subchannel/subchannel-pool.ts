@@ -4,7 +4,14 @@
  * @module
  */
 import type { Pool } from 'undici';
-import { createEndpoint, type Endpoint, type EndpointInit, parseHostPort } from '../common/endpoint.js';
+import {
+  createEndpoint,
+  type Endpoint,
+  type EndpointInit,
+  endpointKey,
+  isCreatedEndpoint,
+  parseHostPort,
+} from '../common/endpoint.js';
 import { DuplicateEndpointError, InvalidEndpointError } from '../common/errors.js';
 import { createDebug } from '../common/debug.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
@@ -26,9 +33,21 @@ export interface SubchannelPoolInit {
   /** How long a removed endpoint may take to finish its in-flight requests before it is destroyed, ms. */
   readonly drainTimeoutMs: number;
   readonly observer: SubchannelObserver;
-  /** Called after every reconciliation that changed membership or endpoint attributes. */
-  readonly onMembershipChange: () => void;
+  /**
+   * Called after every reconciliation that changed membership, order or endpoint attributes, with the subchannels
+   * that joined and left (both empty when only the order or attributes changed), so that per-host state can be
+   * updated for the change rather than for the whole set.
+   */
+  readonly onMembershipChange: (change: MembershipChange) => void;
 }
+
+/** What a reconciliation changed: the new subchannels, and those that left the set (now draining). */
+export interface MembershipChange {
+  readonly added: readonly Subchannel[];
+  readonly removed: readonly Subchannel[];
+}
+
+const NONE: readonly Subchannel[] = [];
 
 /** A validated endpoint set, and for each entry the resolver's object when it is immutable (else `undefined`). */
 export interface ValidatedSet {
@@ -90,10 +109,14 @@ export class SubchannelPool {
 
   /**
    * Validates a set from the resolver, as `createEndpointSet` does (same endpoints, same errors), without
-   * validating again what it has validated before: an entry that is the same frozen object as last time for its key
-   * (a resolver that keeps its unchanged endpoints, as `StaticResolver` and most custom ones do) is the endpoint it
-   * was. At 10,000 endpoints, validating everything again costs about 1 µs and 200 bytes of garbage per endpoint on
-   * every update, however few changed. Changes nothing: the result goes to {@link SubchannelPool.update}.
+   * validating again what it has validated before. An entry whose key is active and that describes that key's
+   * endpoint exactly (same host and port as normalized, same weight, priority, zone and metadata, defaults applied)
+   * is that endpoint: it was valid, and validating it again would give an equal object. This holds for the same
+   * frozen object as last time (one identity comparison: a resolver that keeps its unchanged endpoints, as
+   * `StaticResolver` does) and for a new object with the same fields (DNS, Consul, etcd and Kubernetes parse every
+   * answer anew): a few field comparisons instead of about 1 µs and 200 bytes of garbage for `createEndpoint`, at
+   * 10,000 endpoints on every update however few changed. Changes nothing: the result goes to
+   * {@link SubchannelPool.update}.
    */
   validate(input: Iterable<EndpointInit | Endpoint | string>): ValidatedSet {
     const entries = Array.isArray(input) ? (input as readonly unknown[]) : [...input];
@@ -104,6 +127,8 @@ export class SubchannelPool {
     const mark = ++this.#validation;
     let added: Set<string> | undefined;
     const active = this.#active;
+    const old = this.#ordered;
+    let next = 0;
     const rejected: (InvalidEndpointError | DuplicateEndpointError)[] = [];
     let n = 0;
     for (let i = 0; i < entries.length; i++) {
@@ -112,15 +137,43 @@ export class SubchannelPool {
       let source: object | undefined;
       let current: Subchannel | undefined;
       if (typeof entry === 'object' && entry !== null) {
-        const key = (entry as { key?: unknown }).key;
-        current = typeof key === 'string' ? active.get(key) : undefined;
-        // The very object validated last time, and frozen then (so still): it cannot have changed.
-        if (current !== undefined && current.source === entry) {
-          endpoint = current.endpoint;
-          source = entry;
-        } else if (immutable(entry)) {
-          source = entry;
+        try {
+          // First guess: the entry after the last one found, in the previous set's order (resolvers mostly keep
+          // their order). A guess is checked by host and port, which avoids hashing the key: a resolver's keys are
+          // new strings at every answer, and hashing one (a cons string, flattened first) costs more than
+          // everything else here.
+          current = old[next];
+          let same =
+            current !== undefined && (current.source === entry || describes(entry as EndpointLike, current.endpoint));
+          if (!same) {
+            current = active.get(lookupKey(entry as EndpointLike));
+            same =
+              current !== undefined && (current.source === entry || describes(entry as EndpointLike, current.endpoint));
+          }
+          if (current !== undefined) next = current.index + 1;
+          if (same) {
+            // Unchanged: the endpoint validated before, and the object it came from stays the one remembered (a
+            // resolver that makes new objects at every answer then costs no write per endpoint, and its objects
+            // are not kept alive a whole update longer).
+            endpoint = (current as Subchannel).endpoint;
+            source = (current as Subchannel).source;
+            if (source === undefined && immutable(entry)) source = entry;
+          } else if (immutable(entry)) {
+            source = entry;
+          }
+        } catch {
+          // A field that throws when read: `createEndpoint` below meets it again and rejects the entry.
+          endpoint = undefined;
         }
+      } else if (typeof entry === 'string') {
+        // `host:port` exactly as the key is written parses to that key, with the default attributes.
+        current = active.get(entry);
+        if (current !== undefined && hasDefaults(current.endpoint)) endpoint = current.endpoint;
+      }
+      if (endpoint === undefined && source !== undefined && isCreatedEndpoint(entry)) {
+        // New to the pool, or changed, but made by `createEndpoint` (as the built-in resolvers make theirs): valid
+        // as it is. `current` is already its key's subchannel, if any: the lookup above was by its key.
+        endpoint = entry;
       }
       if (endpoint === undefined) {
         try {
@@ -182,13 +235,16 @@ export class SubchannelPool {
     // Same members in the same order so far; a new member, a removed one or a move makes it false.
     let same = endpoints.length === old.length;
     let kept = 0;
+    let added: Subchannel[] | undefined;
+    let removed: Subchannel[] | undefined;
     for (let i = 0; i < endpoints.length; i++) {
       const endpoint = endpoints[i] as Endpoint;
       let subchannel = found === undefined ? active.get(endpoint.key) : found[i];
       if (subchannel === undefined) {
         subchannel = new Subchannel(endpoint, this.#settings);
         active.set(endpoint.key, subchannel);
-        debug('add %s', endpoint.key);
+        if (debug.enabled) debug('add %s', endpoint.key);
+        (added ??= []).push(subchannel);
         same = false;
       } else {
         kept++;
@@ -198,16 +254,20 @@ export class SubchannelPool {
         }
       }
       subchannel.generation = mark;
-      subchannel.source = sources?.[i];
+      subchannel.index = i;
+      const source = sources?.[i];
+      if (subchannel.source !== source) subchannel.source = source;
       ordered[i] = subchannel;
       if (same && old[i] !== subchannel) same = false;
     }
     if (kept < old.length) {
-      // Removed: those the loop did not mark (deleting the current entry while iterating a Map is safe).
-      for (const [key, subchannel] of active) {
+      // Removed: those of the previous set the loop did not mark (an array walk, cheaper than the map's).
+      for (let i = 0; i < old.length; i++) {
+        const subchannel = old[i] as Subchannel;
         if (subchannel.generation !== mark) {
-          active.delete(key);
-          debug('remove %s (in flight: %d)', key, subchannel.inFlight);
+          active.delete(subchannel.key);
+          if (debug.enabled) debug('remove %s (in flight: %d)', subchannel.key, subchannel.inFlight);
+          (removed ??= []).push(subchannel);
           this.#startDrain(subchannel);
         }
       }
@@ -215,7 +275,7 @@ export class SubchannelPool {
     // Nothing changed, not even the order: keep the current snapshot.
     if (same) return;
     this.#ordered = ordered;
-    this.#init.onMembershipChange();
+    this.#init.onMembershipChange({ added: added ?? NONE, removed: removed ?? NONE });
   }
 
   #startDrain(subchannel: Subchannel): void {
@@ -248,17 +308,74 @@ export class SubchannelPool {
   }
 }
 
-// No allocation: this runs for every unchanged endpoint of every update (resolvers hand over fresh objects).
-function sameAttributes(a: Endpoint, b: Endpoint): boolean {
-  if (a.weight !== b.weight || a.priority !== b.priority || a.zone !== b.zone) return false;
-  const ma = a.metadata;
-  const mb = b.metadata;
+/** An entry of a set as the resolver may hand it over: any of its fields may be missing or of any type. */
+interface EndpointLike {
+  readonly key?: unknown;
+  readonly host?: unknown;
+  readonly port?: unknown;
+  readonly weight?: unknown;
+  readonly priority?: unknown;
+  readonly zone?: unknown;
+  readonly metadata?: unknown;
+}
+
+/**
+ * The key to look `entry` up by: its own `key` when it has one (an `Endpoint`), else the key its host and port
+ * would have if already normalized. Only a hint: {@link describes} checks the fields against what it finds.
+ */
+function lookupKey(entry: EndpointLike): string {
+  const { key, host, port } = entry;
+  if (typeof key === 'string') return key;
+  return typeof host === 'string' && typeof port === 'number' ? endpointKey(host, port) : '';
+}
+
+/**
+ * True when `entry` would validate to an endpoint equal to `endpoint` (a validated one): the same normalized host
+ * and port (so the same key), and the same weight, priority, zone and metadata once `createEndpoint`'s defaults
+ * are applied. Such an entry is valid, since `endpoint` is. Anything else (a host spelled otherwise, a changed
+ * attribute, a value of the wrong type) returns false and is validated in full. No allocation: this runs for every
+ * unchanged endpoint of every update when the resolver hands over new objects.
+ */
+function describes(entry: EndpointLike, endpoint: Endpoint): boolean {
+  if (entry.host !== endpoint.host || entry.port !== endpoint.port || entry.zone !== endpoint.zone) return false;
+  if ((entry.weight ?? 1) !== endpoint.weight || (entry.priority ?? 0) !== endpoint.priority) return false;
+  const metadata = entry.metadata;
+  if (metadata === undefined) return isEmpty(endpoint.metadata);
+  return (
+    typeof metadata === 'object' &&
+    metadata !== null &&
+    sameRecord(metadata as Record<string, unknown>, endpoint.metadata)
+  );
+}
+
+/** The attributes `createEndpoint` gives an endpoint given only its host and port. */
+function hasDefaults(endpoint: Endpoint): boolean {
+  return endpoint.weight === 1 && endpoint.priority === 0 && endpoint.zone === undefined && isEmpty(endpoint.metadata);
+}
+
+function isEmpty(record: object): boolean {
+  for (const k in record) if (Object.hasOwn(record, k)) return false;
+  return true;
+}
+
+/**
+ * The same own enumerable string keys (those `Object.entries`, and so `createEndpoint`, reads) with identical
+ * values. No allocation.
+ */
+function sameRecord(a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>): boolean {
+  if (a === b) return true;
   let count = 0;
-  for (const k in ma) {
-    if (!Object.hasOwn(ma, k)) continue;
-    if (!Object.hasOwn(mb, k) || ma[k] !== mb[k]) return false;
+  for (const k in a) {
+    if (!Object.hasOwn(a, k)) continue;
+    if (!Object.hasOwn(b, k) || a[k] !== b[k]) return false;
     count++;
   }
-  for (const k in mb) if (Object.hasOwn(mb, k)) count--;
+  for (const k in b) if (Object.hasOwn(b, k)) count--;
   return count === 0;
+}
+
+// No allocation: this runs for every kept endpoint whose object is not the subchannel's own.
+function sameAttributes(a: Endpoint, b: Endpoint): boolean {
+  if (a.weight !== b.weight || a.priority !== b.priority || a.zone !== b.zone) return false;
+  return sameRecord(a.metadata, b.metadata);
 }

@@ -117,6 +117,8 @@ export class Subchannel implements Pickable {
   weightFactor = 1;
   /** @internal The subchannel pool's update that last saw this endpoint in the set. */
   generation = 0;
+  /** @internal Its position in the subchannel pool's latest set. */
+  index = 0;
   /** @internal The subchannel pool's validation that last met this endpoint's key. */
   validation = 0;
   /** @internal The resolver's frozen object this endpoint was validated from, if it was frozen. */
