@@ -240,8 +240,15 @@ class Endgame {
     this.#m = m;
     this.#inverse = new Float64Array(next.length);
     this.#free = new Int32Array(endgameSize(m));
-    for (let pos = 0; pos < m; pos++) {
-      if (((taken[pos >>> 5] as number) & (1 << (pos & 31))) === 0) this.#free[this.#count++] = pos;
+    // The free slots, a word of 32 at a time: nearly every word is full (-1).
+    for (let w = 0; w < taken.length; w++) {
+      const word = taken[w] as number;
+      if (word === -1) continue;
+      for (let bit = 0; bit < 32; bit++) {
+        const pos = (w << 5) | bit;
+        if (pos >= m) break;
+        if ((word & (1 << bit)) === 0) this.#free[this.#count++] = pos;
+      }
     }
   }
 
