@@ -15,7 +15,8 @@
  *   `10.0.x.y:8080`; least-request sees fixed random in-flight counts 0..9; peak-ewma sees a latency EWMA per
  *   target. Peak-EWMA compares the two candidates' estimate stamps and reads the clock only when exactly one of
  *   them has no estimate yet, so its first row (every target has one) never reads it, and its second row leaves
- *   every other target without an estimate, so about half its picks read the real clock (`performance.now()`).
+ *   every other target without an estimate, so about a quarter of its picks (a pair of one with and one without an
+ *   estimate, where decay could decide) read the real clock (`performance.now()`).
  *   Weighted policies use weights 1..5 cycling; the others, equal weights.
  * - Bytes per pick: heap growth over the picks of the same loop, collections included, the smallest of three rounds
  *   of 500k picks (100k with `--quick`; see `heap.ts`). The contract is 0; the peers are measured the same way.
@@ -608,8 +609,9 @@ function checks(): TargetCheck[] {
   for (const r of qualityRows.filter((r) => r.policy === 'ring-hash')) {
     out.push(c(`ring moved on remove x N, N=${r.n}`, 1.1, r.movedOnRemoveTimesN));
   }
-  // The clock-reading row apart: its allocation is Node's (`performance.now()` returns a new heap number per call),
-  // paid only while a target has no latency estimate yet, i.e. before its first response.
+  // The clock-reading row apart: on Node 20 its allocation is Node's (`performance.now()` returns a new heap number per
+  // call; from Node 22 it does not), paid only while a target has no latency estimate yet, i.e. before its first
+  // response.
   const cold = 'peak-ewma (half without estimate)';
   const worstBytes = (rows: PickRow[]) =>
     rows.length === 0 ? undefined : Math.max(...rows.map((r) => r.bytesPerPick));

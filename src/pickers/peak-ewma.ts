@@ -10,16 +10,13 @@
  *
  * @module
  */
-import type { Clock } from '../common/runtime.js';
-import { type RandomFill, randomFill } from '../common/runtime.js';
+import { type Clock, type RandomFill, randomFill, systemClock } from '../common/runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { completeResults, weightsOf } from './util.js';
 import { duration, joinPath, number, rejectUnknownKeys } from '../common/options.js';
 
 /** Upper bound of both settings: 1 hour, ms. */
 const MAX_MS = 3_600_000;
-/** Stamp of a target without an estimate: its cost (the default RTT) does not decay. */
-const NO_STAMP = Number.NEGATIVE_INFINITY;
 
 /** Settings of the `peak-ewma` policy. @category Built-in policies */
 export interface PeakEwmaConfig {
@@ -36,16 +33,41 @@ export interface PeakEwmaConfig {
   readonly defaultRttMs: number;
 }
 
+/** Writes the clock's time into `out[0]`: read into a typed array, a time is never boxed as a heap number. */
+type ClockFill = (out: Float64Array) => void;
+
+/**
+ * How the picker reads `clock`. The system clock is `performance.now()` written straight into the array: on Node 22
+ * and later that call is a V8 fast API call and allocates nothing, where returning its value through
+ * `systemClock.now()` (a call V8 may not inline) boxes it, 16 bytes. On Node 20 `performance.now()` itself
+ * returns a new heap number, whatever the caller does.
+ */
+function clockFill(clock: Clock): ClockFill {
+  if (clock === systemClock) {
+    return (out) => {
+      out[0] = performance.now();
+    };
+  }
+  return (out) => {
+    out[0] = clock.now();
+  };
+}
+
 /** The picker built by {@link peakEwmaPolicy}. */
 export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
   readonly #targets: readonly T[];
   readonly #results: PickResult<T>[];
   readonly #inverseWeights: Float64Array;
-  readonly #defaultRtt: number;
+  /**
+   * The default RTT in a typed array, so that reading it gives a float: from a number field it would be a small
+   * integer, and V8 would merge it with an estimate (a float) as a boxed number, 16 bytes a pick.
+   */
+  readonly #defaultRtt = new Float64Array(1);
   readonly #decay: number;
   readonly #fill: RandomFill;
   readonly #draw = new Float64Array(1);
-  readonly #clock: Clock;
+  readonly #now: ClockFill;
+  readonly #time = new Float64Array(1);
 
   /** @internal Built by the policy. */
   constructor(
@@ -60,24 +82,10 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     this.#targets = targets;
     this.#results = results;
     this.#inverseWeights = weights.map((w) => 1 / w);
-    this.#defaultRtt = defaultRtt;
+    this.#defaultRtt[0] = defaultRtt;
     this.#decay = decay;
     this.#fill = randomFill(random);
-    this.#clock = clock;
-  }
-
-  /** Cost before decay: the last EWMA value (or the default RTT) times (in-flight + 1), over the weight. */
-  #base(i: number): number {
-    const target = this.#targets[i] as T;
-    const load = target.load;
-    const rtt = load === undefined || load.samples === 0 ? this.#defaultRtt : load.value;
-    return rtt * (target.inFlight + 1) * (this.#inverseWeights[i] as number);
-  }
-
-  /** When the cost of target `i` was last stamped, or {@link NO_STAMP} when it does not decay (no estimate yet). */
-  #stamp(i: number): number {
-    const load = (this.#targets[i] as T).load;
-    return load === undefined || load.samples === 0 ? NO_STAMP : load.stamp;
+    this.#now = clockFill(clock);
   }
 
   /**
@@ -85,7 +93,8 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
    * requests in flight). Always `complete`; the context is not read.
    */
   pick(_context: PickContext): PickResult<T> {
-    const n = this.#targets.length;
+    const targets = this.#targets;
+    const n = targets.length;
     if (n === 1) return this.#results[0] as PickResult<T>;
     // Two distinct choices from one draw: integer part, then fraction (exact while n * n < 2^52).
     this.#fill(this.#draw);
@@ -94,28 +103,45 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     if (a >= n) a = n - 1;
     let b = ((x - a) * (n - 1)) | 0;
     if (b >= a) b++;
-    // cost = base * exp(-(now - stamp) / decay). Comparing two costs, `now` cancels out: only the stamps' difference
-    // matters, so the clock is read only when one side has no estimate yet, and then only when decay could change
-    // the outcome (decay only lowers the estimated side's cost, so if it is already the cheaper one it wins
-    // anyway). Worth avoiding: `performance.now()` returns a new 16-byte heap number on every call in Node.
-    // exp() of a non-positive number only, so nothing overflows.
-    let ca = this.#base(a);
-    let cb = this.#base(b);
-    const sa = this.#stamp(a);
-    const sb = this.#stamp(b);
-    if (sa !== NO_STAMP && sb !== NO_STAMP) {
+    // Everything in this one function, no helper returning a number: a float returned from a call V8 does not
+    // inline is a 16-byte heap number, and whether it inlines depends on what else the function has seen (a helper
+    // per cost cost 32 bytes a pick once the clock-reading branch below had run).
+    const ta = targets[a] as T;
+    const tb = targets[b] as T;
+    const la = ta.load;
+    const lb = tb.load;
+    // A target without an estimate (no response yet) costs the default RTT, which does not decay.
+    const estimatedA = la !== undefined && la.samples !== 0;
+    const estimatedB = lb !== undefined && lb.samples !== 0;
+    const wa = this.#inverseWeights[a] as number;
+    const wb = this.#inverseWeights[b] as number;
+    // cost = rtt * (inFlight + 1) / weight, decayed: * exp(-(now - stamp) / decay).
+    const defaultRtt = this.#defaultRtt[0] as number;
+    let ca = (estimatedA ? la.value : defaultRtt) * (ta.inFlight + 1) * wa;
+    let cb = (estimatedB ? lb.value : defaultRtt) * (tb.inFlight + 1) * wb;
+    // Comparing two costs, `now` cancels out: only the stamps' difference matters, so the clock is read only when one
+    // side has no estimate yet, and then only when decay could change the outcome (decay only lowers the estimated
+    // side's cost, so if it is already the cheaper one it wins anyway). exp() of a non-positive number only, so
+    // nothing overflows.
+    if (estimatedA && estimatedB) {
+      const sa = la.stamp;
+      const sb = lb.stamp;
       if (sa > sb) cb *= Math.exp(-(sa - sb) / this.#decay);
       else if (sb > sa) ca *= Math.exp(-(sb - sa) / this.#decay);
-    } else if (sa !== NO_STAMP) {
-      if (!(ca < cb)) ca *= Math.exp(-Math.max(this.#clock.now() - sa, 0) / this.#decay);
-    } else if (sb !== NO_STAMP) {
-      if (!(cb < ca)) cb *= Math.exp(-Math.max(this.#clock.now() - sb, 0) / this.#decay);
+    } else if (estimatedA) {
+      if (!(ca < cb)) {
+        this.#now(this.#time);
+        ca *= Math.exp(-Math.max((this.#time[0] as number) - la.stamp, 0) / this.#decay);
+      }
+    } else if (estimatedB) {
+      if (!(cb < ca)) {
+        this.#now(this.#time);
+        cb *= Math.exp(-Math.max((this.#time[0] as number) - lb.stamp, 0) / this.#decay);
+      }
     }
     if (cb < ca) return this.#results[b] as PickResult<T>;
     if (ca < cb) return this.#results[a] as PickResult<T>;
-    return (this.#targets[b] as T).inFlight < (this.#targets[a] as T).inFlight
-      ? (this.#results[b] as PickResult<T>)
-      : (this.#results[a] as PickResult<T>);
+    return tb.inFlight < ta.inFlight ? (this.#results[b] as PickResult<T>) : (this.#results[a] as PickResult<T>);
   }
 }
 

@@ -11,8 +11,9 @@ import { hashString } from '../../../src/pickers/hash.js';
 import { createPickerRegistry } from '../../../src/pickers/registry.js';
 import type { PickContext, Picker, PickResult } from '../../../src/pickers/picker.js';
 import { PeakEwma } from '../../../src/pickers/load.js';
+import { type Clock, systemClock } from '../../../src/common/runtime.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
-import { makeTargets, type TestTarget } from './helpers.js';
+import { ctx, makeTargets, type TestTarget } from './helpers.js';
 
 const PICKS = 1_000_000;
 const BUDGET = 0.5;
@@ -137,6 +138,53 @@ describe('picks allocate nothing', () => {
       const bytes = bytesPerCall(callLoop(picker, 'pick', contexts(high)), PICKS / 4, 4);
       assert.ok(bytes < BUDGET, `${name}: ${bytes.toFixed(3)} bytes per pick`);
     }
+  });
+
+  /**
+   * As the picker benchmark's "peak-ewma (half without estimate)" row: every target has a `PeakEwma`, every other one
+   * without a sample yet, so about a quarter of the picks compare an estimate with the default RTT and read the clock.
+   */
+  function halfCold(clock: Clock): Picker<TestTarget> {
+    const ts = makeTargets(N);
+    ts.forEach((t, i) => {
+      t.inFlight = (i * 7) % 10;
+      t.load = new PeakEwma({ clock });
+      if (i % 2 === 0) t.load.observe(5 + ((i * 13) % 50) + 0.25);
+    });
+    const { policy, config } = registry.configure({ name: 'peak-ewma' });
+    return policy.build(ts, config, { random: seededRandom(11), clock }) as Picker<TestTarget>;
+  }
+
+  it('regression: peak-ewma allocates nothing while half its targets have no estimate yet', () => {
+    // The default RTT, a small integer in a field, met an estimate (a float) in one expression, and V8 boxed the
+    // result: 16 bytes a pick, whatever the clock (the benchmark's row showed 20-22 bytes with the clock's own).
+    // The clock at a whole millisecond: its reads are small integers and allocate nothing, so what is measured is
+    // the picker's own garbage (the next test measures the system clock's reads).
+    const clock = new FakeClock();
+    clock.advance(1234);
+    let reads = 0;
+    const counting = { now: () => (reads++, clock.now()), setTimeout: () => 0, clearTimeout: () => {} };
+    const probe = halfCold(counting);
+    for (let i = 0; i < 10_000; i++) probe.pick(ctx);
+    assert.ok(reads > 1000 && reads < 5000, `the clock is read in some picks, not all: ${reads} in 10000`);
+    const bytes = bytesPerCall(callLoop(halfCold(clock), 'pick', contexts(ascii)), PICKS / 4, 4);
+    assert.ok(bytes < BUDGET, `${bytes.toFixed(3)} bytes per pick`);
+  });
+
+  it('peak-ewma on the system clock allocates nothing while half its targets have no estimate (Node 22+)', (t) => {
+    // performance.now() is a V8 fast API call from Node 22 and allocates nothing when its result is written to a typed
+    // array, as the picker does. On Node 20 the call itself returns a new heap number, 16 bytes per read.
+    const out = new Float64Array(1);
+    const clockBytes = bytesPerCall((calls) => {
+      for (let i = 0; i < calls; i++) out[0] = performance.now();
+      return out[0];
+    }, 100_000);
+    if (clockBytes >= BUDGET) {
+      t.skip(`performance.now() allocates ${clockBytes.toFixed(1)} bytes per call on Node ${process.versions.node}`);
+      return;
+    }
+    const bytes = bytesPerCall(callLoop(halfCold(systemClock), 'pick', contexts(ascii)), PICKS / 4, 4);
+    assert.ok(bytes < BUDGET, `${bytes.toFixed(3)} bytes per pick`);
   });
 
   it('the measurement sees garbage: a picker building a fresh result per pick is far over budget', () => {

@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createEndpoint } from '../../../src/common/endpoint.js';
-import { maglevPolicy } from '../../../src/pickers/maglev.js';
+import { xxh32 } from '../../../src/pickers/hash.js';
+import { buildMaglevTable, maglevPolicy } from '../../../src/pickers/maglev.js';
 import type { Pickable, PickContext, Picker } from '../../../src/pickers/picker.js';
 import { ringHashPolicy } from '../../../src/pickers/ring-hash.js';
 import { seededRandom } from '../../../src/common/runtime.js';
@@ -149,4 +150,27 @@ describe('golden route vectors (routes must not move between versions)', () => {
     const ringConfig = ringHashPolicy.parseConfig({ hashKey: { header: 'x-key' } });
     assert.equal(routes(ringHashPolicy.build(reversed, ringConfig, env()), equal, header), cases[0]!.equal);
   });
+});
+
+describe('golden Maglev tables', () => {
+  // XXH32 of whole tables (the Int32Array's bytes), recorded from the build as of commit 45214cc, which walked every
+  // claim over a table initialised to -1 (now: a bit set of taken slots, and the last claims computed rather than
+  // walked). Every slot must stay where it was: a moved slot moves keys between two versions running side by side.
+  const key = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:8080`;
+  const cases: [n: number, m: number, weight: (i: number) => number, checksum: string][] = [
+    [1000, 65537, () => 1, '6ab098e7'],
+    [10, 65537, () => 1, '2e5866b1'],
+    [3, 2, () => 1, 'da0a0754'],
+    [10, 7, () => 1, 'e5d055de'],
+    [500, 655373, () => 1, '9ac913e0'],
+    [1000, 65537, (i) => 1 + (i % 5), 'edb6df37'],
+    [7, 4099, (i) => [1, 2, 5, 0.5, 3, 3, 1][i]!, '230c5fdb'],
+  ];
+  for (const [n, m, weight, checksum] of cases) {
+    it(`N = ${n}, M = ${m}, ${weight(1) === weight(0) ? 'equal' : 'unequal'} weights: the recorded table`, () => {
+      const keys = Array.from({ length: n }, (_, i) => key(i)).sort();
+      const table = buildMaglevTable(keys, new Float64Array(keys.map((_, i) => weight(i))), m);
+      assert.equal(xxh32(new Uint8Array(table.buffer)).toString(16), checksum);
+    });
+  }
 });
