@@ -43,6 +43,7 @@ import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 import { Attempt, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
 import { type BodyReplay, bodyReplay, isIdempotent, parseRetryAfter, type RequestPolicy, retryWait } from './policy.js';
+import type { DeadlineList, Deadlined } from './deadlines.js';
 import { RecordedBody } from './recorded-body.js';
 import type { RetryBudget } from './retry-budget.js';
 
@@ -56,6 +57,8 @@ export interface RequestHost {
   readonly budget: RetryBudget | undefined;
   /** The response header naming the answering endpoint (lower-case), if configured. */
   readonly endpointHeader: Buffer | undefined;
+  /** The cluster's requests waiting for their deadline (`timeoutMs`), when there is one. */
+  readonly deadlines: DeadlineList | undefined;
   /**
    * Finds a subchannel for the request, avoiding `exclude` when another is available; when none is usable, waits
    * (bounded by `waitForReadyTimeoutMs`). Calls `request.acquired(error, subchannel, hedge)` exactly once, possibly
@@ -122,11 +125,44 @@ function headerValue(raw: Buffer[], name: string): string | undefined {
   return undefined;
 }
 
-export class BalancedRequest implements AttemptOwner {
+/**
+ * What a request needs only when it does more than one attempt on its first pick: it retries, hedges, is aborted,
+ * fails on the caller's side, is closed, or is counted by a breaker. Made on demand (`#more()`), so a request that
+ * succeeds on its first attempt never builds it (issue 14).
+ */
+class RequestExtras {
+  abortReason: Error | undefined;
+  lastFailure: AttemptFailure | undefined;
+  /** The live attempts other than the request's first live one (a second live attempt makes it). */
+  hedges: Set<Attempt> | undefined;
+  /** The endpoints tried so far, made at the first failure or hedge. */
+  tried: Set<Subchannel> | undefined;
+  /** The next hedge of the attempt group in progress; a request that ends clears it. */
+  hedgeTimer: TimerHandle | undefined;
+  bodyStarted = false;
+  /** The streamed body as read so far, when `retry.bufferBody` records it. */
+  recorded: RecordedBody | undefined;
+  /** Hedges the current group may still send. */
+  hedgesLeft = 0;
+  /** The wait before the next attempt, while the request waits to retry. */
+  retryTimer: TimerHandle | undefined;
+  /** The request's retry backoff, made at its first retry. */
+  backoff: Backoff | undefined;
+  /** What the failure being retried asked to wait (`Retry-After`), ms. */
+  retryAfterMs = 0;
+  /** Set when the client closes: no new attempt starts. */
+  closing = false;
+  /** The request failed on the caller's side (its abort, its body, a request undici refused): see `callerFault`. */
+  callerFault = false;
+  /** Told the verdict for the circuit breaker, when one counts this request. */
+  settle: ((verdict: RequestVerdict) => void) | undefined;
+}
+
+export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   /** The options as the caller dispatched them. */
   readonly options: Dispatcher.DispatchOptions;
-  /** What the picker sees. */
-  readonly context: PickContext;
+  /** The logical authority (`host[:port]`) of the request's URL (the picker's {@link PickContext.authority}). */
+  readonly authority: string;
   /** The caller's handler. */
   readonly user: LegacyHandler;
   /** Attempts sent, including hedges. */
@@ -135,63 +171,77 @@ export class BalancedRequest implements AttemptOwner {
   readonly startedAt: number;
   /** When the caller received response headers, if it did. */
   headersAt: number | undefined;
+  /** The route that sent the request here, if any (its subset narrows the endpoints). */
+  readonly route: RouteDecision | undefined;
+  /** @internal The cluster's deadline list's links (see `deadlines.ts`). */
+  deadlinePrev: Deadlined | undefined;
+  /** @internal */
+  deadlineNext: Deadlined | undefined;
 
   readonly #host: RequestHost;
-  readonly #idempotent: boolean;
-  readonly #body: BodyReplay;
   #stage: Stage = 'new';
-  #abortReason: Error | undefined;
-  #lastFailure: AttemptFailure | undefined;
-  // The live attempts and the endpoints tried, without a Set for the common case of one attempt: `#attempt` is the
-  // first live attempt, `#hedges` (made by a second live attempt) the others; `#firstTried` is the first endpoint
-  // tried, `#tried` (made when a second attempt picks) all of them.
+  /**
+   * The first live attempt (a second live attempt goes to the extras' `hedges`), then the committed one: the
+   * common case, one attempt, needs no set.
+   */
   #attempt: Attempt | undefined;
-  #hedges: Set<Attempt> | undefined;
-  #firstTried: Subchannel | undefined;
-  #tried: Set<Subchannel> | undefined;
-  #committed: Attempt | undefined;
-  #deadline: TimerHandle | undefined;
-  /** The next hedge of the attempt group in progress; a request that ends clears it. */
-  #hedgeTimer: TimerHandle | undefined;
-  #bodyStarted = false;
-  /** The streamed body as read so far, when `retry.bufferBody` records it. */
-  #recorded: RecordedBody | undefined;
   #attemptNumber = 0;
   /** Attempts of the current group (one, or hedged) not yet failed, counting those still waiting for an endpoint. */
   #outstanding = 0;
-  /** Hedges the current group may still send. */
-  #hedgesLeft = 0;
-  /** The wait before the next attempt, while the request waits to retry. */
-  #retryTimer: TimerHandle | undefined;
-  /** The request's retry backoff, made at its first retry. */
-  #backoff: Backoff | undefined;
-  /** What the failure being retried asked to wait (`Retry-After`), ms. */
-  #retryAfterMs = 0;
-  /** Set when the client closes: no new attempt starts. */
-  #closing = false;
-  /** The request failed on the caller's side (its abort, its body, a request undici refused): see `callerFault`. */
-  #callerFault = false;
-  /** Told the verdict for the circuit breaker, when one counts this request. */
-  #settle: ((verdict: RequestVerdict) => void) | undefined;
-
-  /** The route that sent the request here, if any (its subset narrows the endpoints). */
-  readonly route: RouteDecision | undefined;
+  #committedStatus = 0;
+  /** State only retries, hedges, aborts, closing and the breaker need (see {@link RequestExtras}). */
+  #x: RequestExtras | undefined;
 
   constructor(
     options: Dispatcher.DispatchOptions,
     user: LegacyHandler,
-    context: PickContext,
+    authority: string,
     host: RequestHost,
     route?: RouteDecision,
   ) {
     this.options = options;
-    this.route = route;
-    this.startedAt = host.clock.now();
-    this.context = context;
+    this.authority = authority;
     this.user = user;
+    this.startedAt = host.clock.now();
+    this.route = route;
     this.#host = host;
-    this.#idempotent = isIdempotent(options.method);
-    this.#body = bodyReplay(options.body);
+  }
+
+  #more(): RequestExtras {
+    return (this.#x ??= new RequestExtras());
+  }
+
+  /** The upper-case method ({@link PickContext.method}). */
+  get method(): string {
+    return this.options.method.toUpperCase();
+  }
+
+  /** {@link PickContext.path} */
+  get path(): string {
+    return this.options.path;
+  }
+
+  /** {@link PickContext.headers} */
+  get headers(): unknown {
+    return this.options.headers;
+  }
+
+  /** What the picker sees: the request itself (no object of its own per request). */
+  get context(): PickContext {
+    return this;
+  }
+
+  /** A copy of the pick context, for code outside the library (the breaker's fallback). */
+  contextSnapshot(): PickContext {
+    return { method: this.method, path: this.path, authority: this.authority, headers: this.headers };
+  }
+
+  get #idempotent(): boolean {
+    return isIdempotent(this.options.method);
+  }
+
+  get #body(): BodyReplay {
+    return bodyReplay(this.options.body);
   }
 
   /** Hands the caller its abort function. Returns false when the caller aborted at once. */
@@ -199,12 +249,12 @@ export class BalancedRequest implements AttemptOwner {
     this.#stage = 'running';
     // A bound method rather than an arrow function: no closure context, about half the bytes a request.
     this.user.onConnect?.(this.#abort.bind(this));
-    return this.#abortReason === undefined && this.#stage === 'running';
+    return this.#x?.abortReason === undefined && this.#stage === 'running';
   }
 
   /** The reason the caller aborted with, if it did. */
   get abortReason(): Error | undefined {
-    return this.#abortReason;
+    return this.#x?.abortReason;
   }
 
   /**
@@ -213,7 +263,7 @@ export class BalancedRequest implements AttemptOwner {
    * retried, and is not a failure for the breaker (docs/ARCHITECTURE.md, "What counts against an endpoint").
    */
   get callerFault(): boolean {
-    return this.#callerFault;
+    return this.#x?.callerFault === true;
   }
 
   /** True once the caller has seen the end. */
@@ -238,32 +288,27 @@ export class BalancedRequest implements AttemptOwner {
    * commit (by status) or at the final failure. The caller's handler is told everything.
    */
   run(onVerdict?: (verdict: RequestVerdict) => void): void {
-    const { policy, clock } = this.#host;
     this.#host.budget?.deposit();
-    this.#settle = onVerdict;
-    if (policy.timeoutMs > 0) {
-      this.#deadline = clock.setTimeout(
-        () => {
-          this.#deadline = undefined;
-          if (this.#stage === 'running') this.#deadlinePassed(policy.timeoutMs);
-        },
-        policy.timeoutMs,
-        true,
-      );
-    }
+    if (onVerdict !== undefined) this.#more().settle = onVerdict;
+    // One timer per cluster, not per request: the request joins the cluster's deadline list (deadlines.ts).
+    this.#host.deadlines?.add(this);
     this.#nextAttempt();
   }
 
   /**
-   * The deadline passed before the response headers. It is the endpoint's doing (its attempts are blamed) unless an
-   * attempt was still waiting for the caller's request body (issue 15.6).
+   * @internal The deadline passed (told by the cluster's deadline list) before the response headers. It is the
+   * endpoint's doing (its attempts are blamed) unless an attempt was still waiting for the caller's request body
+   * (issue 15.6).
    */
-  #deadlinePassed(timeoutMs: number): void {
-    const error = new DeadlineExceededError(timeoutMs, { cause: this.#lastFailure?.error });
+  deadlinePassed(): void {
+    if (this.#stage !== 'running') return;
+    const timeoutMs = this.#host.policy.timeoutMs;
+    const error = new DeadlineExceededError(timeoutMs, { cause: this.#x?.lastFailure?.error });
     let stalled = this.#attempt?.callerStalled === true;
-    if (this.#hedges !== undefined) for (const attempt of this.#hedges) stalled ||= attempt.callerStalled;
+    const hedges = this.#x?.hedges;
+    if (hedges !== undefined) for (const attempt of hedges) stalled ||= attempt.callerStalled;
     if (stalled) {
-      this.#callerFault = true;
+      this.#more().callerFault = true;
       markCallerError(error);
     }
     this.#fail(error, stalled ? 'ignored' : 'failure', !stalled);
@@ -278,24 +323,27 @@ export class BalancedRequest implements AttemptOwner {
     this.#outstanding = 0;
     const { hedge } = this.#host.policy;
     if (hedge !== undefined && this.#hedging) {
-      this.#hedgesLeft = hedge.maxHedges;
+      const x = this.#more();
+      x.tried ??= new Set();
+      x.hedgesLeft = hedge.maxHedges;
       this.#armHedge(hedge.delayMs);
     }
     this.#launch(false);
   }
 
   #armHedge(delayMs: number): void {
-    this.#hedgeTimer = this.#host.clock.setTimeout(() => this.#hedgeDue(delayMs), delayMs, true);
+    this.#more().hedgeTimer = this.#host.clock.setTimeout(() => this.#hedgeDue(delayMs), delayMs, true);
   }
 
   /** No attempt of the group has answered within the hedge delay: send a hedge, if the budget allows one. */
   #hedgeDue(delayMs: number): void {
-    this.#hedgeTimer = undefined;
-    if (this.#stage !== 'running' || this.#closing || this.#outstanding === 0) return;
+    const x = this.#more();
+    x.hedgeTimer = undefined;
+    if (this.#stage !== 'running' || x.closing || this.#outstanding === 0) return;
     if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) return;
-    this.#hedgesLeft--;
+    x.hedgesLeft--;
     this.#launch(true);
-    if (this.#hedgesLeft > 0 && this.#stage === 'running' && this.#outstanding > 0) this.#armHedge(delayMs);
+    if (x.hedgesLeft > 0 && this.#stage === 'running' && this.#outstanding > 0) this.#armHedge(delayMs);
   }
 
   /**
@@ -319,15 +367,16 @@ export class BalancedRequest implements AttemptOwner {
       return;
     }
     const { policy, random, clock } = this.#host;
-    this.#backoff ??= new Backoff(policy.backoff, random);
+    const x = this.#more();
+    x.backoff ??= new Backoff(policy.backoff, random);
     // A ref'd timer, like the request's deadline (see `Clock.setTimeout`): the caller is waiting for this request.
     // #fail clears it, so a request that ends while waiting (deadline, abort, close) starts no attempt.
-    this.#retryTimer = clock.setTimeout(
+    x.retryTimer = clock.setTimeout(
       () => {
-        this.#retryTimer = undefined;
+        x.retryTimer = undefined;
         if (this.#stage === 'running') this.#nextAttempt();
       },
-      retryWait(this.#backoff, this.#retryAfterMs),
+      retryWait(x.backoff, x.retryAfterMs),
       true,
     );
   }
@@ -338,8 +387,9 @@ export class BalancedRequest implements AttemptOwner {
    */
   #decideRetry(failure: AttemptFailure): boolean {
     if (!this.#shouldRetry(failure)) return false;
-    if (this.#closing) throw new ClientClosedError({ cause: failure.error });
-    this.#retryAfterMs = failure.retryAfterMs;
+    const x = this.#more();
+    if (x.closing) throw new ClientClosedError({ cause: failure.error });
+    x.retryAfterMs = failure.retryAfterMs;
     return true;
   }
 
@@ -349,9 +399,10 @@ export class BalancedRequest implements AttemptOwner {
   }
 
   #clearHedgeTimer(): void {
-    if (this.#hedgeTimer !== undefined) {
-      this.#host.clock.clearTimeout(this.#hedgeTimer);
-      this.#hedgeTimer = undefined;
+    const x = this.#x;
+    if (x?.hedgeTimer !== undefined) {
+      this.#host.clock.clearTimeout(x.hedgeTimer);
+      x.hedgeTimer = undefined;
     }
   }
 
@@ -361,12 +412,12 @@ export class BalancedRequest implements AttemptOwner {
     this.#host.acquire(this, this.#excluded(), hedge);
   }
 
-  /** The endpoints the next pick avoids: those tried so far (a set made at the second attempt). */
+  /**
+   * The endpoints the next pick avoids: those tried so far (a set made at the first failure or hedge; a first
+   * attempt has tried none).
+   */
   #excluded(): ReadonlySet<Subchannel> {
-    if (this.#tried !== undefined) return this.#tried;
-    if (this.#firstTried === undefined) return NONE_TRIED;
-    this.#tried = new Set([this.#firstTried]);
-    return this.#tried;
+    return this.#x?.tried ?? NONE_TRIED;
   }
 
   /** @internal The host's answer to {@link RequestHost.acquire}: sends the attempt, or fails it. */
@@ -377,11 +428,11 @@ export class BalancedRequest implements AttemptOwner {
       this.#attemptFailed(new AttemptFailure(error ?? new Error('no subchannel'), 'no-endpoint', true));
       return;
     }
-    if (this.#firstTried === undefined) this.#firstTried = subchannel;
-    else (this.#tried ??= new Set([this.#firstTried])).add(subchannel);
+    const x = this.#x;
+    x?.tried?.add(subchannel);
     const attempt = new Attempt(this, subchannel);
-    if (this.#attempt === undefined && this.#hedges === undefined) this.#attempt = attempt;
-    else (this.#hedges ??= new Set()).add(attempt);
+    if (this.#attempt === undefined && x?.hedges === undefined) this.#attempt = attempt;
+    else ((x as RequestExtras).hedges ??= new Set()).add(attempt);
     this.attempts++;
     const { perTryTimeoutMs } = this.#host.policy;
     if (perTryTimeoutMs > 0) {
@@ -401,25 +452,28 @@ export class BalancedRequest implements AttemptOwner {
   attemptFailed(attempt: Attempt, failure: AttemptFailure): void {
     this.#dropLive(attempt);
     this.#clearAttemptTimer(attempt);
-    this.#lastFailure = failure;
+    const x = this.#more();
+    // The first failure makes the set of endpoints tried (a request with hedges has it already).
+    (x.tried ??= new Set()).add(attempt.subchannel);
+    x.lastFailure = failure;
     this.#attemptFailed(failure);
   }
 
   #dropLive(attempt: Attempt): void {
     if (this.#attempt === attempt) this.#attempt = undefined;
-    else this.#hedges?.delete(attempt);
+    else this.#x?.hedges?.delete(attempt);
   }
 
   get #liveCount(): number {
-    return (this.#attempt === undefined ? 0 : 1) + (this.#hedges?.size ?? 0);
+    return (this.#attempt === undefined ? 0 : 1) + (this.#x?.hedges?.size ?? 0);
   }
 
   /** Cancels every live attempt, with `reason` or, when none is given, each with its own `hedgeLost()`. */
   #cancelLive(reason: Error | undefined, blame = false): void {
     const first = this.#attempt;
-    const hedges = this.#hedges;
+    const hedges = this.#x?.hedges;
     this.#attempt = undefined;
-    this.#hedges = undefined;
+    if (hedges !== undefined) (this.#x as RequestExtras).hedges = undefined;
     if (first !== undefined) {
       this.#clearAttemptTimer(first);
       first.cancel(reason ?? hedgeLost(), blame);
@@ -441,8 +495,9 @@ export class BalancedRequest implements AttemptOwner {
     }
     const { bufferBodyBytes, maxAttempts } = this.#host.policy;
     if (bufferBodyBytes > 0 && maxAttempts > 1) {
-      this.#recorded ??= new RecordedBody(body, bufferBodyBytes);
-      return this.#recorded.reader();
+      const x = this.#more();
+      x.recorded ??= new RecordedBody(body, bufferBodyBytes);
+      return x.recorded.reader();
     }
     if (isReadable(body)) return body;
     const iterable: AsyncIterable<unknown> = body;
@@ -450,7 +505,7 @@ export class BalancedRequest implements AttemptOwner {
     // be replayed with the same (untouched) iterator.
     return {
       [Symbol.asyncIterator]: () => {
-        this.#bodyStarted = true;
+        this.#more().bodyStarted = true;
         return iterable[Symbol.asyncIterator]();
       },
     };
@@ -467,10 +522,11 @@ export class BalancedRequest implements AttemptOwner {
 
   #bodyReplayable(): boolean {
     if (this.#body !== 'once') return true;
-    if (this.#recorded !== undefined) return this.#recorded.replayable;
+    const recorded = this.#x?.recorded;
+    if (recorded !== undefined) return recorded.replayable;
     const { body } = this.options;
     if (isReadable(body)) return !body.readableDidRead && !body.destroyed;
-    return !this.#bodyStarted;
+    return this.#x?.bodyStarted !== true;
   }
 
   #clearAttemptTimer(attempt: Attempt): void {
@@ -483,9 +539,10 @@ export class BalancedRequest implements AttemptOwner {
   retryForStatus(_statusCode: number, rawHeaders: Buffer[]): number {
     const { policy, budget } = this.#host;
     if (this.#attemptNumber >= policy.maxAttempts) return -1;
-    if (this.#closing || (!this.#idempotent && !policy.retryNonIdempotent)) return -1;
+    if (this.#x?.closing === true || (!this.#idempotent && !policy.retryNonIdempotent)) return -1;
     // A stream that is not recorded is being read by this attempt; a recorded one must still be whole.
-    if (this.#body === 'once' && (this.#recorded === undefined || !this.#recorded.replayable)) return -1;
+    const recorded = this.#x?.recorded;
+    if (this.#body === 'once' && (recorded === undefined || !recorded.replayable)) return -1;
     let wait = 0;
     if (policy.honorRetryAfter) {
       wait = parseRetryAfter(headerValue(rawHeaders, 'retry-after'), Date.now()) ?? 0;
@@ -518,13 +575,14 @@ export class BalancedRequest implements AttemptOwner {
     if (this.#stage !== 'running') return;
     let error = failure instanceof AttemptFailure ? failure.error : failure;
     if (isCallerError(error)) {
-      this.#callerFault = true;
+      this.#more().callerFault = true;
       this.#fail(error, 'ignored');
       return;
     }
     // Out of endpoints for a retry: the earlier attempt's failure is what went wrong, keep it.
-    if (failure instanceof AttemptFailure && failure.kind === 'no-endpoint' && this.#lastFailure !== undefined) {
-      error = withCause(error, this.#lastFailure.error, this.#host.name);
+    const last = this.#x?.lastFailure;
+    if (failure instanceof AttemptFailure && failure.kind === 'no-endpoint' && last !== undefined) {
+      error = withCause(error, last.error, this.#host.name);
     }
     this.#fail(error, 'failure');
   }
@@ -533,15 +591,21 @@ export class BalancedRequest implements AttemptOwner {
     this.#stage = 'committed';
     this.headersAt = this.#host.clock.now();
     this.#committedStatus = statusCode;
-    this.#settle?.(statusCode >= 500 ? 'failure' : 'success');
-    this.#settle = undefined;
-    this.#committed = attempt;
-    this.#recorded?.seal();
-    this.#dropLive(attempt);
-    this.#clearAttemptTimer(attempt);
-    this.#clearHedgeTimer();
     this.#clearDeadline();
+    this.#clearAttemptTimer(attempt);
+    const x = this.#x;
+    if (x === undefined) {
+      // The common case: the first and only attempt answered.
+      this.#attempt = attempt;
+      return;
+    }
+    x.settle?.(statusCode >= 500 ? 'failure' : 'success');
+    x.settle = undefined;
+    x.recorded?.seal();
+    this.#dropLive(attempt);
+    this.#clearHedgeTimer();
     this.#cancelLive(undefined);
+    this.#attempt = attempt;
   }
 
   completeCommitted(trailers: string[] | Buffer[] | null, upgraded = false): void {
@@ -552,11 +616,9 @@ export class BalancedRequest implements AttemptOwner {
 
   failCommitted(error: Error): void {
     if (this.#stage === 'done') return;
-    this.#end(this.#abortReason !== undefined ? 'ignored' : 'failure', error);
+    this.#end(this.#x?.abortReason !== undefined ? 'ignored' : 'failure', error);
     this.user.onError?.(error);
   }
-
-  #committedStatus = 0;
 
   /**
    * Answers the caller with a locally made response (the breaker's fallback) instead of sending the request.
@@ -583,13 +645,15 @@ export class BalancedRequest implements AttemptOwner {
   }
 
   #abort(reason?: Error): void {
-    if (this.#stage === 'done' || this.#abortReason !== undefined) return;
-    this.#abortReason = reason ?? abortedError();
-    this.#callerFault = true;
+    if (this.#stage === 'done' || this.#x?.abortReason !== undefined) return;
+    const x = this.#more();
+    const abortReason = reason ?? abortedError();
+    x.abortReason = abortReason;
+    x.callerFault = true;
     if (this.#stage === 'committed') {
-      this.#committed?.abortCommitted(this.#abortReason);
+      this.#attempt?.abortCommitted(abortReason);
     } else if (this.#stage === 'running') {
-      this.#fail(this.#abortReason, 'ignored');
+      this.#fail(abortReason, 'ignored');
     }
     // 'new': start() reports it.
   }
@@ -607,9 +671,10 @@ export class BalancedRequest implements AttemptOwner {
    * failure it would have retried ends the request with `SIDECARLESS_CLIENT_CLOSED`, the failure as `cause`.
    */
   clientClosing(): void {
-    if (this.#stage !== 'running' || this.#closing) return;
-    this.#closing = true;
-    if (this.#liveCount === 0) this.#fail(new ClientClosedError({ cause: this.#lastFailure?.error }), 'ignored');
+    if (this.#stage !== 'running' || this.#x?.closing === true) return;
+    const x = this.#more();
+    x.closing = true;
+    if (this.#liveCount === 0) this.#fail(new ClientClosedError({ cause: x.lastFailure?.error }), 'ignored');
   }
 
   /** Ends the request with `error`; `blame` when its live attempts failed their endpoints (the deadline passed). */
@@ -617,20 +682,18 @@ export class BalancedRequest implements AttemptOwner {
     this.#host.dequeue(this);
     this.#cancelLive(error, blame);
     this.#clearHedgeTimer();
-    if (this.#retryTimer !== undefined) {
-      this.#host.clock.clearTimeout(this.#retryTimer);
-      this.#retryTimer = undefined;
+    const x = this.#x;
+    if (x?.retryTimer !== undefined) {
+      this.#host.clock.clearTimeout(x.retryTimer);
+      x.retryTimer = undefined;
     }
-    this.#recorded?.close();
+    x?.recorded?.close();
     this.#end(verdict, error);
     this.user.onError?.(error);
   }
 
   #clearDeadline(): void {
-    if (this.#deadline !== undefined) {
-      this.#host.clock.clearTimeout(this.#deadline);
-      this.#deadline = undefined;
-    }
+    this.#host.deadlines?.remove(this);
   }
 
   #end(verdict: RequestVerdict, error: Error | undefined): void {
@@ -639,7 +702,10 @@ export class BalancedRequest implements AttemptOwner {
     this.#clearDeadline();
     this.#host.finished(this, this.#committedStatus, error);
     // A committed request told the breaker its verdict at commit time.
-    if (!wasCommitted) this.#settle?.(verdict);
-    this.#settle = undefined;
+    const x = this.#x;
+    if (x !== undefined) {
+      if (!wasCommitted) x.settle?.(verdict);
+      x.settle = undefined;
+    }
   }
 }

@@ -1,0 +1,121 @@
+/**
+ * The request deadlines (`timeoutMs`) of one cluster, on one timer of the cluster's clock (issue 14).
+ *
+ * Every request of a cluster has the same `timeoutMs`, so deadlines fall in the order requests start: the requests
+ * form a list in that order (linked through the requests themselves, so joining and leaving it allocates nothing),
+ * and one timer is armed for the earliest. A request that ends leaves the list; the timer stays armed for whatever
+ * it was armed for and, when it fires early (its request left), re-arms for the new earliest deadline. The timer
+ * is cleared when the list empties, so it holds the process open (a ref'd timer, like the per-request timer it
+ * replaces) only while a request is waiting for its deadline.
+ *
+ * The request that a firing was armed for expires when it fires, as its own timer would have; others expire when
+ * their deadline is not in the future.
+ *
+ * @module
+ */
+import type { Clock, TimerHandle } from '../common/runtime.js';
+
+/** A request on a deadline list: its start time (the list's clock), its links, and what to do when it expires. */
+export interface Deadlined {
+  /** When the request started (the list's clock, ms); its deadline is this plus the list's `timeoutMs`. */
+  readonly startedAt: number;
+  /** @internal The list's links; `undefined` when not on a list (or at its end). */
+  deadlinePrev: Deadlined | undefined;
+  /** @internal */
+  deadlineNext: Deadlined | undefined;
+  /** The deadline passed (the request has left the list). */
+  deadlinePassed(): void;
+}
+
+export class DeadlineList {
+  readonly timeoutMs: number;
+  readonly #clock: Clock;
+  #head: Deadlined | undefined;
+  #tail: Deadlined | undefined;
+  #size = 0;
+  #timer: TimerHandle | undefined;
+  /** The entry the timer was armed for (it expires when the timer fires, even a hair early). */
+  #armedFor: Deadlined | undefined;
+  #firing = false;
+  readonly #onTimer = (): void => this.#fire();
+
+  constructor(clock: Clock, timeoutMs: number) {
+    this.#clock = clock;
+    this.timeoutMs = timeoutMs;
+  }
+
+  /** Requests on the list. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Puts `entry` on the list (in deadline order: at the end, unless it started before the last). */
+  add(entry: Deadlined): void {
+    let after = this.#tail;
+    while (after !== undefined && after.startedAt > entry.startedAt) after = after.deadlinePrev;
+    entry.deadlinePrev = after;
+    if (after === undefined) {
+      entry.deadlineNext = this.#head;
+      this.#head = entry;
+    } else {
+      entry.deadlineNext = after.deadlineNext;
+      after.deadlineNext = entry;
+    }
+    if (entry.deadlineNext === undefined) this.#tail = entry;
+    else entry.deadlineNext.deadlinePrev = entry;
+    this.#size++;
+    if (this.#firing) return;
+    if (this.#timer === undefined) this.#arm();
+    else if (this.#head === entry) {
+      // Earlier than the deadline the timer waits for (a clock that went back): wait for this one instead.
+      this.#clock.clearTimeout(this.#timer);
+      this.#arm();
+    }
+  }
+
+  /** Takes `entry` off the list; a no-op when it is not on it. */
+  remove(entry: Deadlined): void {
+    const prev = entry.deadlinePrev;
+    const next = entry.deadlineNext;
+    if (prev === undefined && this.#head !== entry) return;
+    if (prev === undefined) this.#head = next;
+    else prev.deadlineNext = next;
+    if (next === undefined) this.#tail = prev;
+    else next.deadlinePrev = prev;
+    entry.deadlinePrev = undefined;
+    entry.deadlineNext = undefined;
+    this.#size--;
+    if (this.#head === undefined && this.#timer !== undefined) {
+      this.#clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#armedFor = undefined;
+    }
+  }
+
+  #arm(): void {
+    const head = this.#head;
+    if (head === undefined) return;
+    this.#armedFor = head;
+    const wait = head.startedAt + this.timeoutMs - this.#clock.now();
+    this.#timer = this.#clock.setTimeout(this.#onTimer, wait > 0 ? wait : 0, true);
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    const armedFor = this.#armedFor;
+    this.#armedFor = undefined;
+    this.#firing = true;
+    try {
+      const now = this.#clock.now();
+      let entry = this.#head;
+      while (entry !== undefined && (entry === armedFor || entry.startedAt + this.timeoutMs <= now)) {
+        this.remove(entry);
+        entry.deadlinePassed();
+        entry = this.#head;
+      }
+    } finally {
+      this.#firing = false;
+      if (this.#timer === undefined) this.#arm();
+    }
+  }
+}
