@@ -8,8 +8,8 @@
  * is cleared when the list empties, so it holds the process open (a ref'd timer, like the per-request timer it
  * replaces) only while a request is waiting for its deadline.
  *
- * The request that a firing was armed for expires when it fires, as its own timer would have; others expire when
- * their deadline is not in the future.
+ * When the timer fires, the request it was armed for expires, as its own timer would have, and with it every
+ * request whose deadline is not later than that one's or has passed by the clock.
  *
  * @module
  */
@@ -34,8 +34,11 @@ export class DeadlineList {
   #tail: Deadlined | undefined;
   #size = 0;
   #timer: TimerHandle | undefined;
-  /** The entry the timer was armed for (it expires when the timer fires, even a hair early). */
-  #armedFor: Deadlined | undefined;
+  /**
+   * The deadline the timer was armed for: passed when the timer fires, even if the clock reads a hair earlier. A
+   * number rather than the request, so a request that ended is not kept alive until then.
+   */
+  #armedAt = 0;
   #firing = false;
   readonly #onTimer = (): void => this.#fire();
 
@@ -88,27 +91,27 @@ export class DeadlineList {
     if (this.#head === undefined && this.#timer !== undefined) {
       this.#clock.clearTimeout(this.#timer);
       this.#timer = undefined;
-      this.#armedFor = undefined;
     }
   }
 
   #arm(): void {
     const head = this.#head;
     if (head === undefined) return;
-    this.#armedFor = head;
-    const wait = head.startedAt + this.timeoutMs - this.#clock.now();
+    this.#armedAt = head.startedAt + this.timeoutMs;
+    const wait = this.#armedAt - this.#clock.now();
     this.#timer = this.#clock.setTimeout(this.#onTimer, wait > 0 ? wait : 0, true);
   }
 
   #fire(): void {
     this.#timer = undefined;
-    const armedFor = this.#armedFor;
-    this.#armedFor = undefined;
     this.#firing = true;
     try {
+      // Due: every deadline not after the one the timer waited for (its timer fired, whatever the clock reads)
+      // and every one the clock says has passed.
       const now = this.#clock.now();
+      const limit = this.#armedAt > now ? this.#armedAt : now;
       let entry = this.#head;
-      while (entry !== undefined && (entry === armedFor || entry.startedAt + this.timeoutMs <= now)) {
+      while (entry !== undefined && entry.startedAt + this.timeoutMs <= limit) {
         this.remove(entry);
         entry.deadlinePassed();
         entry = this.#head;
