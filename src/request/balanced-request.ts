@@ -4,9 +4,9 @@
  *
  * The attempts run as a state machine driven by callbacks, not promises: the first attempt costs no more than a
  * plain undici request (no promise, no controller, no closure beyond the attempt's own). A failed attempt is judged
- * at once (#attemptFailed); a retry waits on the host's clock (`clock.setTimeout`) for the larger of the request's
+ * at once (groupFailed); a retry waits on the host's clock (`clock.setTimeout`) for the larger of the request's
  * backoff (common/backoff.ts, jitter from the host's random source) and the `Retry-After` the failure asked for.
- * Hedged attempts form a group (#nextAttempt, #hedgeDue): the group fails with its last outstanding attempt. The
+ * Hedged attempts form a group (nextAttempt, hedgeDue): the group fails with its last outstanding attempt. The
  * waits and attempt counting are the project's own rather than p-retry's, see docs/ARCHITECTURE.md ("Retries").
  *
  * The caller's handler sees exactly one `onConnect` (with an abort function that works at every stage), then the
@@ -127,7 +127,7 @@ function headerValue(raw: Buffer[], name: string): string | undefined {
 
 /**
  * What a request needs only when it does more than one attempt on its first pick: it retries, hedges, is aborted,
- * fails on the caller's side, is closed, or is counted by a breaker. Made on demand (`#more()`), so a request that
+ * fails on the caller's side, is closed, or is counted by a breaker. Made on demand (`more()`), so a request that
  * succeeds on its first attempt never builds it (issue 14).
  */
 class RequestExtras {
@@ -207,7 +207,10 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     this.#host = host;
   }
 
-  #more(): RequestExtras {
+  // Methods are TypeScript-private rather than `#`: a class with `#` methods gives each instance a brand slot (8
+  // bytes a request, issue 14). Fields stay `#`.
+
+  private more(): RequestExtras {
     return (this.#x ??= new RequestExtras());
   }
 
@@ -236,11 +239,11 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     return { method: this.method, path: this.path, authority: this.authority, headers: this.headers };
   }
 
-  get #idempotent(): boolean {
+  private get idempotent(): boolean {
     return isIdempotent(this.options.method);
   }
 
-  get #body(): BodyReplay {
+  private get bodyKind(): BodyReplay {
     return bodyReplay(this.options.body);
   }
 
@@ -248,7 +251,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   start(): boolean {
     this.#stage = 'running';
     // A bound method rather than an arrow function: no closure context, about half the bytes a request.
-    this.user.onConnect?.(this.#abort.bind(this));
+    this.user.onConnect?.(this.abortByCaller.bind(this));
     return this.#x?.abortReason === undefined && this.#stage === 'running';
   }
 
@@ -289,10 +292,10 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
    */
   run(onVerdict?: (verdict: RequestVerdict) => void): void {
     this.#host.budget?.deposit();
-    if (onVerdict !== undefined) this.#more().settle = onVerdict;
+    if (onVerdict !== undefined) this.more().settle = onVerdict;
     // One timer per cluster, not per request: the request joins the cluster's deadline list (deadlines.ts).
     this.#host.deadlines?.add(this);
-    this.#nextAttempt();
+    this.nextAttempt();
   }
 
   /**
@@ -308,73 +311,73 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     const hedges = this.#x?.hedges;
     if (hedges !== undefined) for (const attempt of hedges) stalled ||= attempt.callerStalled;
     if (stalled) {
-      this.#more().callerFault = true;
+      this.more().callerFault = true;
       markCallerError(error);
     }
-    this.#fail(error, stalled ? 'ignored' : 'failure', !stalled);
+    this.failWith(error, stalled ? 'ignored' : 'failure', !stalled);
   }
 
   /**
    * Starts the next attempt: one attempt, or with hedging a group that sends another attempt to another endpoint
    * each `hedge.delayMs` without response headers (up to `maxHedges`); the first answer wins.
    */
-  #nextAttempt(): void {
+  private nextAttempt(): void {
     this.#attemptNumber++;
     this.#outstanding = 0;
     const { hedge } = this.#host.policy;
-    if (hedge !== undefined && this.#hedging) {
-      const x = this.#more();
+    if (hedge !== undefined && this.hedging) {
+      const x = this.more();
       x.tried ??= new Set();
       x.hedgesLeft = hedge.maxHedges;
-      this.#armHedge(hedge.delayMs);
+      this.armHedge(hedge.delayMs);
     }
-    this.#launch(false);
+    this.launch(false);
   }
 
-  #armHedge(delayMs: number): void {
-    this.#more().hedgeTimer = this.#host.clock.setTimeout(() => this.#hedgeDue(delayMs), delayMs, true);
+  private armHedge(delayMs: number): void {
+    this.more().hedgeTimer = this.#host.clock.setTimeout(() => this.hedgeDue(delayMs), delayMs, true);
   }
 
   /** No attempt of the group has answered within the hedge delay: send a hedge, if the budget allows one. */
-  #hedgeDue(delayMs: number): void {
-    const x = this.#more();
+  private hedgeDue(delayMs: number): void {
+    const x = this.more();
     x.hedgeTimer = undefined;
     if (this.#stage !== 'running' || x.closing || this.#outstanding === 0) return;
     if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) return;
     x.hedgesLeft--;
-    this.#launch(true);
-    if (x.hedgesLeft > 0 && this.#stage === 'running' && this.#outstanding > 0) this.#armHedge(delayMs);
+    this.launch(true);
+    if (x.hedgesLeft > 0 && this.#stage === 'running' && this.#outstanding > 0) this.armHedge(delayMs);
   }
 
   /**
    * An attempt failed. The group it belongs to fails with its last outstanding attempt; then the request is
    * retried after its wait, or ends with the failure (or with why it may not be retried).
    */
-  #attemptFailed(failure: AttemptFailure): void {
+  private groupFailed(failure: AttemptFailure): void {
     // The request committed or ended meanwhile: nothing to decide.
     if (this.#stage !== 'running') return;
     if (--this.#outstanding > 0) return;
-    this.#clearHedgeTimer();
+    this.clearHedgeTimer();
     let again: boolean;
     try {
-      again = this.#attemptNumber < this.#host.policy.maxAttempts && this.#decideRetry(failure);
+      again = this.#attemptNumber < this.#host.policy.maxAttempts && this.decideRetry(failure);
     } catch (refused) {
-      this.#finalFailure(refused as Error);
+      this.finalFailure(refused as Error);
       return;
     }
     if (!again) {
-      this.#finalFailure(failure);
+      this.finalFailure(failure);
       return;
     }
     const { policy, random, clock } = this.#host;
-    const x = this.#more();
+    const x = this.more();
     x.backoff ??= new Backoff(policy.backoff, random);
     // A ref'd timer, like the request's deadline (see `Clock.setTimeout`): the caller is waiting for this request.
-    // #fail clears it, so a request that ends while waiting (deadline, abort, close) starts no attempt.
+    // failWith clears it, so a request that ends while waiting (deadline, abort, close) starts no attempt.
     x.retryTimer = clock.setTimeout(
       () => {
         x.retryTimer = undefined;
-        if (this.#stage === 'running') this.#nextAttempt();
+        if (this.#stage === 'running') this.nextAttempt();
       },
       retryWait(x.backoff, x.retryAfterMs),
       true,
@@ -385,20 +388,20 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
    * Whether `failure` is retried. Throws when it would be but may not: the retry budget is spent, or the client is
    * closing (then the request fails with `SIDECARLESS_CLIENT_CLOSED`, the failure as its cause).
    */
-  #decideRetry(failure: AttemptFailure): boolean {
-    if (!this.#shouldRetry(failure)) return false;
-    const x = this.#more();
+  private decideRetry(failure: AttemptFailure): boolean {
+    if (!this.shouldRetry(failure)) return false;
+    const x = this.more();
     if (x.closing) throw new ClientClosedError({ cause: failure.error });
     x.retryAfterMs = failure.retryAfterMs;
     return true;
   }
 
   /** True when attempts are hedged: hedging is on, the method idempotent and the body replayable. */
-  get #hedging(): boolean {
-    return this.#host.policy.hedge !== undefined && this.#idempotent && this.#body !== 'once';
+  private get hedging(): boolean {
+    return this.#host.policy.hedge !== undefined && this.idempotent && this.bodyKind !== 'once';
   }
 
-  #clearHedgeTimer(): void {
+  private clearHedgeTimer(): void {
     const x = this.#x;
     if (x?.hedgeTimer !== undefined) {
       this.#host.clock.clearTimeout(x.hedgeTimer);
@@ -407,16 +410,16 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   }
 
   /** Sends one attempt of the current group on a subchannel not tried yet (when there is one). */
-  #launch(hedge: boolean): void {
+  private launch(hedge: boolean): void {
     this.#outstanding++;
-    this.#host.acquire(this, this.#excluded(), hedge);
+    this.#host.acquire(this, this.excluded(), hedge);
   }
 
   /**
    * The endpoints the next pick avoids: those tried so far (a set made at the first failure or hedge; a first
    * attempt has tried none).
    */
-  #excluded(): ReadonlySet<Subchannel> {
+  private excluded(): ReadonlySet<Subchannel> {
     return this.#x?.tried ?? NONE_TRIED;
   }
 
@@ -425,7 +428,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     // The request ended while waiting for an endpoint: it has told the caller already.
     if (this.#stage !== 'running') return;
     if (error !== undefined || subchannel === undefined) {
-      this.#attemptFailed(new AttemptFailure(error ?? new Error('no subchannel'), 'no-endpoint', true));
+      this.groupFailed(new AttemptFailure(error ?? new Error('no subchannel'), 'no-endpoint', true));
       return;
     }
     const x = this.#x;
@@ -445,49 +448,49 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
         true,
       );
     }
-    this.#host.send(this, subchannel, this.#attemptBody(), attempt, hedge);
+    this.#host.send(this, subchannel, this.attemptBody(), attempt, hedge);
   }
 
   /** An attempt failed before committing (told once per attempt; see {@link AttemptOwner.attemptFailed}). */
   attemptFailed(attempt: Attempt, failure: AttemptFailure): void {
-    this.#dropLive(attempt);
-    this.#clearAttemptTimer(attempt);
-    const x = this.#more();
+    this.dropLive(attempt);
+    this.clearAttemptTimer(attempt);
+    const x = this.more();
     // The first failure makes the set of endpoints tried (a request with hedges has it already).
     (x.tried ??= new Set()).add(attempt.subchannel);
     x.lastFailure = failure;
-    this.#attemptFailed(failure);
+    this.groupFailed(failure);
   }
 
-  #dropLive(attempt: Attempt): void {
+  private dropLive(attempt: Attempt): void {
     if (this.#attempt === attempt) this.#attempt = undefined;
     else this.#x?.hedges?.delete(attempt);
   }
 
-  get #liveCount(): number {
+  private get liveCount(): number {
     return (this.#attempt === undefined ? 0 : 1) + (this.#x?.hedges?.size ?? 0);
   }
 
   /** Cancels every live attempt, with `reason` or, when none is given, each with its own `hedgeLost()`. */
-  #cancelLive(reason: Error | undefined, blame = false): void {
+  private cancelLive(reason: Error | undefined, blame = false): void {
     const first = this.#attempt;
     const hedges = this.#x?.hedges;
     this.#attempt = undefined;
     if (hedges !== undefined) (this.#x as RequestExtras).hedges = undefined;
     if (first !== undefined) {
-      this.#clearAttemptTimer(first);
+      this.clearAttemptTimer(first);
       first.cancel(reason ?? hedgeLost(), blame);
     }
     if (hedges === undefined) return;
     for (const attempt of hedges) {
-      this.#clearAttemptTimer(attempt);
+      this.clearAttemptTimer(attempt);
       attempt.cancel(reason ?? hedgeLost(), blame);
     }
   }
 
-  #attemptBody(): unknown {
+  private attemptBody(): unknown {
     const { body } = this.options;
-    if (this.#body !== 'once' || !isAsyncIterable(body)) return body;
+    if (this.bodyKind !== 'once' || !isAsyncIterable(body)) return body;
     if (isReadable(body) && this.attempts <= 1) {
       // An error of the caller's stream is the caller's, not the endpoint's (issue 15.6); listened for from the
       // start, also before undici reads it.
@@ -495,7 +498,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     }
     const { bufferBodyBytes, maxAttempts } = this.#host.policy;
     if (bufferBodyBytes > 0 && maxAttempts > 1) {
-      const x = this.#more();
+      const x = this.more();
       x.recorded ??= new RecordedBody(body, bufferBodyBytes);
       return x.recorded.reader();
     }
@@ -505,14 +508,14 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     // be replayed with the same (untouched) iterator.
     return {
       [Symbol.asyncIterator]: () => {
-        this.#more().bodyStarted = true;
+        this.more().bodyStarted = true;
         return iterable[Symbol.asyncIterator]();
       },
     };
   }
 
   callerBodyStalled(): boolean {
-    if (this.#body !== 'once') return false;
+    if (this.bodyKind !== 'once') return false;
     const { body } = this.options;
     // A Readable tells whether it has anything undici has not read; of another iterable nothing is known, and the
     // endpoint gets the benefit of the doubt.
@@ -520,8 +523,8 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     return body.readableDidRead && !body.readableEnded && body.readableLength === 0;
   }
 
-  #bodyReplayable(): boolean {
-    if (this.#body !== 'once') return true;
+  private bodyReplayable(): boolean {
+    if (this.bodyKind !== 'once') return true;
     const recorded = this.#x?.recorded;
     if (recorded !== undefined) return recorded.replayable;
     const { body } = this.options;
@@ -529,7 +532,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     return this.#x?.bodyStarted !== true;
   }
 
-  #clearAttemptTimer(attempt: Attempt): void {
+  private clearAttemptTimer(attempt: Attempt): void {
     if (attempt.timer !== undefined) {
       this.#host.clock.clearTimeout(attempt.timer);
       attempt.timer = undefined;
@@ -539,10 +542,10 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   retryForStatus(_statusCode: number, rawHeaders: Buffer[]): number {
     const { policy, budget } = this.#host;
     if (this.#attemptNumber >= policy.maxAttempts) return -1;
-    if (this.#x?.closing === true || (!this.#idempotent && !policy.retryNonIdempotent)) return -1;
+    if (this.#x?.closing === true || (!this.idempotent && !policy.retryNonIdempotent)) return -1;
     // A stream that is not recorded is being read by this attempt; a recorded one must still be whole.
     const recorded = this.#x?.recorded;
-    if (this.#body === 'once' && (recorded === undefined || !recorded.replayable)) return -1;
+    if (this.bodyKind === 'once' && (recorded === undefined || !recorded.replayable)) return -1;
     let wait = 0;
     if (policy.honorRetryAfter) {
       wait = parseRetryAfter(headerValue(rawHeaders, 'retry-after'), Date.now()) ?? 0;
@@ -552,7 +555,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     return wait;
   }
 
-  #shouldRetry(error: AttemptFailure): boolean {
+  private shouldRetry(error: AttemptFailure): boolean {
     if (this.#stage !== 'running') return false;
     switch (error.kind) {
       case 'status':
@@ -563,20 +566,20 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
       default:
         break;
     }
-    if (!this.#bodyReplayable()) return false;
-    if (!error.notSent && !this.#idempotent && !this.#host.policy.retryNonIdempotent) return false;
+    if (!this.bodyReplayable()) return false;
+    if (!error.notSent && !this.idempotent && !this.#host.policy.retryNonIdempotent) return false;
     if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) {
       throw new RetryBudgetExhaustedError(this.#host.name, { cause: error.error });
     }
     return true;
   }
 
-  #finalFailure(failure: AttemptFailure | Error): void {
+  private finalFailure(failure: AttemptFailure | Error): void {
     if (this.#stage !== 'running') return;
     let error = failure instanceof AttemptFailure ? failure.error : failure;
     if (isCallerError(error)) {
-      this.#more().callerFault = true;
-      this.#fail(error, 'ignored');
+      this.more().callerFault = true;
+      this.failWith(error, 'ignored');
       return;
     }
     // Out of endpoints for a retry: the earlier attempt's failure is what went wrong, keep it.
@@ -584,15 +587,15 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     if (failure instanceof AttemptFailure && failure.kind === 'no-endpoint' && last !== undefined) {
       error = withCause(error, last.error, this.#host.name);
     }
-    this.#fail(error, 'failure');
+    this.failWith(error, 'failure');
   }
 
   commit(attempt: Attempt, statusCode: number): void {
     this.#stage = 'committed';
     this.headersAt = this.#host.clock.now();
     this.#committedStatus = statusCode;
-    this.#clearDeadline();
-    this.#clearAttemptTimer(attempt);
+    this.clearDeadline();
+    this.clearAttemptTimer(attempt);
     const x = this.#x;
     if (x === undefined) {
       // The common case: the first and only attempt answered.
@@ -602,21 +605,21 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     x.settle?.(statusCode >= 500 ? 'failure' : 'success');
     x.settle = undefined;
     x.recorded?.seal();
-    this.#dropLive(attempt);
-    this.#clearHedgeTimer();
-    this.#cancelLive(undefined);
+    this.dropLive(attempt);
+    this.clearHedgeTimer();
+    this.cancelLive(undefined);
     this.#attempt = attempt;
   }
 
   completeCommitted(trailers: string[] | Buffer[] | null, upgraded = false): void {
     if (this.#stage === 'done') return;
-    this.#end(this.#committedStatus >= 500 ? 'failure' : 'success', undefined);
+    this.end(this.#committedStatus >= 500 ? 'failure' : 'success', undefined);
     if (!upgraded) this.user.onComplete?.(trailers);
   }
 
   failCommitted(error: Error): void {
     if (this.#stage === 'done') return;
-    this.#end(this.#x?.abortReason !== undefined ? 'ignored' : 'failure', error);
+    this.end(this.#x?.abortReason !== undefined ? 'ignored' : 'failure', error);
     this.user.onError?.(error);
   }
 
@@ -638,22 +641,22 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     this.#stage = 'committed';
     this.#committedStatus = response.status;
     this.headersAt = this.#host.clock.now();
-    this.#clearDeadline();
+    this.clearDeadline();
     this.user.onHeaders?.(response.status, raw, () => {}, '');
     if (body !== undefined && body.length > 0) this.user.onData?.(body);
     this.completeCommitted([]);
   }
 
-  #abort(reason?: Error): void {
+  private abortByCaller(reason?: Error): void {
     if (this.#stage === 'done' || this.#x?.abortReason !== undefined) return;
-    const x = this.#more();
+    const x = this.more();
     const abortReason = reason ?? abortedError();
     x.abortReason = abortReason;
     x.callerFault = true;
     if (this.#stage === 'committed') {
       this.#attempt?.abortCommitted(abortReason);
     } else if (this.#stage === 'running') {
-      this.#fail(abortReason, 'ignored');
+      this.failWith(abortReason, 'ignored');
     }
     // 'new': start() reports it.
   }
@@ -661,7 +664,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   /** Ends the request with `error` before any response was committed (no-op once committed or done). */
   fail(error: Error): void {
     if (this.#stage === 'done' || this.#stage === 'committed') return;
-    this.#fail(error, 'failure');
+    this.failWith(error, 'failure');
   }
 
   /**
@@ -672,34 +675,34 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
    */
   clientClosing(): void {
     if (this.#stage !== 'running' || this.#x?.closing === true) return;
-    const x = this.#more();
+    const x = this.more();
     x.closing = true;
-    if (this.#liveCount === 0) this.#fail(new ClientClosedError({ cause: x.lastFailure?.error }), 'ignored');
+    if (this.liveCount === 0) this.failWith(new ClientClosedError({ cause: x.lastFailure?.error }), 'ignored');
   }
 
   /** Ends the request with `error`; `blame` when its live attempts failed their endpoints (the deadline passed). */
-  #fail(error: Error, verdict: RequestVerdict, blame = false): void {
+  private failWith(error: Error, verdict: RequestVerdict, blame = false): void {
     this.#host.dequeue(this);
-    this.#cancelLive(error, blame);
-    this.#clearHedgeTimer();
+    this.cancelLive(error, blame);
+    this.clearHedgeTimer();
     const x = this.#x;
     if (x?.retryTimer !== undefined) {
       this.#host.clock.clearTimeout(x.retryTimer);
       x.retryTimer = undefined;
     }
     x?.recorded?.close();
-    this.#end(verdict, error);
+    this.end(verdict, error);
     this.user.onError?.(error);
   }
 
-  #clearDeadline(): void {
+  private clearDeadline(): void {
     this.#host.deadlines?.remove(this);
   }
 
-  #end(verdict: RequestVerdict, error: Error | undefined): void {
+  private end(verdict: RequestVerdict, error: Error | undefined): void {
     const wasCommitted = this.#stage === 'committed';
     this.#stage = 'done';
-    this.#clearDeadline();
+    this.clearDeadline();
     this.#host.finished(this, this.#committedStatus, error);
     // A committed request told the breaker its verdict at commit time.
     const x = this.#x;
