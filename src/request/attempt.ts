@@ -203,7 +203,7 @@ export class Attempt implements LegacyHandler {
         this.#retryAfterMs = wait;
         // A body already in the parser's buffer completes in this same tick, and the connection stays reusable; one
         // that has not is dropped, so a slow or endless body cannot hold the retry back (issue 15.4).
-        queueMicrotask(() => this.dropBody());
+        queueMicrotask(this.dropBody.bind(this)); // not an arrow: its context would be made on every onHeaders
         return true;
       }
     }
@@ -218,7 +218,9 @@ export class Attempt implements LegacyHandler {
   private dropBody(): void {
     if (this.#state !== 'discarding') return;
     this.#state = 'failed';
-    const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#outcomeStatus}`) as Error & { code: string };
+    const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#outcomeStatus}`) as Error & {
+      code: string;
+    };
     // Neither aborted nor a timeout: the outcome is the status, which counts against the endpoint as any 5xx does.
     err.code = 'SIDECARLESS_RESPONSE_DISCARDED';
     this.#cancelReason = err;

@@ -115,6 +115,28 @@ function withCause(error: Error, cause: Error, cluster: string): Error {
   }
 }
 
+/**
+ * A view of the caller's iterable body that records when undici starts reading it, so a failed attempt that never
+ * read it can be replayed with the same (untouched) iterator. A function of its own: a closure made inside the
+ * request's method would make V8 allocate its context on every attempt, bodiless ones included (issue 14).
+ */
+function watchedIterable(iterable: AsyncIterable<unknown>, extras: RequestExtras): AsyncIterable<unknown> {
+  return {
+    [Symbol.asyncIterator]: () => {
+      extras.bodyStarted = true;
+      return iterable[Symbol.asyncIterator]();
+    },
+  };
+}
+
+/** The per-try timeout's callback (a function of its own, for the same reason as {@link watchedIterable}). */
+function perTryTimer(attempt: Attempt, ms: number): () => void {
+  return () => {
+    attempt.timer = undefined;
+    attempt.timeout(ms);
+  };
+}
+
 /** The endpoints a first attempt excludes: none (shared; a request makes its own set at its second attempt). */
 const NONE_TRIED: ReadonlySet<Subchannel> = new Set();
 
@@ -438,16 +460,8 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     else ((x as RequestExtras).hedges ??= new Set()).add(attempt);
     this.attempts++;
     const { perTryTimeoutMs } = this.#host.policy;
-    if (perTryTimeoutMs > 0) {
-      attempt.timer = this.#host.clock.setTimeout(
-        () => {
-          attempt.timer = undefined;
-          attempt.timeout(perTryTimeoutMs);
-        },
-        perTryTimeoutMs,
-        true,
-      );
-    }
+    if (perTryTimeoutMs > 0)
+      attempt.timer = this.#host.clock.setTimeout(perTryTimer(attempt, perTryTimeoutMs), perTryTimeoutMs, true);
     this.#host.send(this, subchannel, this.attemptBody(), attempt, hedge);
   }
 
@@ -503,15 +517,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
       return x.recorded.reader();
     }
     if (isReadable(body)) return body;
-    const iterable: AsyncIterable<unknown> = body;
-    // Hand undici a view that records when it starts reading, so a failed attempt that never read the body can
-    // be replayed with the same (untouched) iterator.
-    return {
-      [Symbol.asyncIterator]: () => {
-        this.more().bodyStarted = true;
-        return iterable[Symbol.asyncIterator]();
-      },
-    };
+    return watchedIterable(body, this.more());
   }
 
   callerBodyStalled(): boolean {
