@@ -103,8 +103,11 @@ export class Cluster {
   readonly #counters = new RequestCounters();
   readonly #resolverCounters = new ResolverCounters();
   readonly #endpointCounts = new EndpointCounters<Subchannel>();
-  /** Requests accepted and not yet ended: close() and destroy() reach those between attempts. */
-  readonly #requests = new Set<BalancedRequest>();
+  /**
+   * Requests accepted that have not committed or ended, with their deadlines (one timer for all, deadlines.ts):
+   * close() and destroy() reach those between attempts. Linked through the requests: no set to grow and rehash.
+   */
+  readonly #running: DeadlineList;
   readonly #pickFor = (request: BalancedRequest, exclude: ReadonlySet<Subchannel>): Subchannel | Error | undefined =>
     this.#balancer.pick(request.context, request.route, exclude);
   readonly #resolution = new Resolution();
@@ -117,6 +120,7 @@ export class Cluster {
     const { clock, random, tls, host } = resolved;
     this.#options = { ...resolved, name };
     this.#policy = resolved.request;
+    this.#running = new DeadlineList(clock, this.#policy.timeoutMs);
     this.#label = { cluster: name, clusterId: this.id, scheme: resolved.protocol === 'https:' ? 'https' : 'http' };
     this.#resolver = this.#createResolver(options);
     const health = new EndpointHealth<Subchannel>(options, {
@@ -174,7 +178,7 @@ export class Cluster {
       random,
       budget: this.#policy.budget === undefined ? undefined : new RetryBudget(this.#policy.budget, clock),
       endpointHeader: resolved.endpointHeader,
-      deadlines: this.#policy.timeoutMs > 0 ? new DeadlineList(clock, this.#policy.timeoutMs) : undefined,
+      deadlines: this.#running,
       acquire: (request, exclude, hedge) => this.#acquire(request, exclude, hedge),
       dequeue: (request) => this.#queue.remove(request),
       send: (request, subchannel, body, attempt, hedge) => this.#send(request, subchannel, body, attempt, hedge),
@@ -344,7 +348,9 @@ export class Cluster {
     // Counted before start(): a caller that aborts at once ends the request inside it, and that end is counted.
     this.#counters.inFlight++;
     this.#counters.total++;
-    this.#requests.add(request);
+    // On the cluster's list of running requests, whose one timer is every request's deadline (from now, before the
+    // breaker, so a fallback is bounded by it too).
+    this.#running.add(request);
     publishRequestStart(this.#label, request.context);
     if (!request.start()) {
       if (!request.done) request.fail(request.abortReason ?? new Error('aborted'));
@@ -419,7 +425,6 @@ export class Cluster {
 
   /** A request ended (the caller has seen its end). */
   #finished(request: BalancedRequest, statusCode: number, error: Error | undefined): void {
-    this.#requests.delete(request);
     const durationMs = (request.headersAt ?? this.#options.clock.now()) - request.startedAt;
     this.#counters.ended(statusCode, error, durationMs);
     if (error !== undefined && request.callerFault) this.#counters.callerErrors++;
@@ -469,7 +474,7 @@ export class Cluster {
       this.#closing = (async () => {
         this.#queue.failAll(new ClientClosedError());
         // Those between attempts (a backoff, a Retry-After wait) fail now; those with an attempt in flight finish it.
-        for (const request of [...this.#requests]) request.clientClosing();
+        for (const request of this.#running.entries()) (request as BalancedRequest).clientClosing();
         this.#admission.shutdown();
         await this.#resolver.close();
         await this.#health.close();
@@ -486,7 +491,7 @@ export class Cluster {
     const error = reason ?? new ClientClosedError();
     this.#queue.failAll(error);
     // Including those between attempts, whose backoff timers would otherwise hold the process.
-    for (const request of [...this.#requests]) request.fail(error);
+    for (const request of this.#running.entries()) (request as BalancedRequest).fail(error);
     this.#admission.shutdown();
     await this.#resolver.close();
     await this.#health.close();

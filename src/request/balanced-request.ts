@@ -57,8 +57,11 @@ export interface RequestHost {
   readonly budget: RetryBudget | undefined;
   /** The response header naming the answering endpoint (lower-case), if configured. */
   readonly endpointHeader: Buffer | undefined;
-  /** The cluster's requests waiting for their deadline (`timeoutMs`), when there is one. */
-  readonly deadlines: DeadlineList | undefined;
+  /**
+   * The cluster's running requests and their deadline (`timeoutMs`, none when 0). The host puts a request on it when
+   * it dispatches it; the request leaves it when it commits or ends.
+   */
+  readonly deadlines: DeadlineList;
   /**
    * Finds a subchannel for the request, avoiding `exclude` when another is available; when none is usable, waits
    * (bounded by `waitForReadyTimeoutMs`). Calls `request.acquired(error, subchannel, hedge)` exactly once, possibly
@@ -315,8 +318,6 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   run(onVerdict?: (verdict: RequestVerdict) => void): void {
     this.#host.budget?.deposit();
     if (onVerdict !== undefined) this.more().settle = onVerdict;
-    // One timer per cluster, not per request: the request joins the cluster's deadline list (deadlines.ts).
-    this.#host.deadlines?.add(this);
     this.nextAttempt();
   }
 
@@ -702,7 +703,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   }
 
   private clearDeadline(): void {
-    this.#host.deadlines?.remove(this);
+    this.#host.deadlines.remove(this);
   }
 
   private end(verdict: RequestVerdict, error: Error | undefined): void {

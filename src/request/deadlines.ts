@@ -1,5 +1,7 @@
 /**
- * The request deadlines (`timeoutMs`) of one cluster, on one timer of the cluster's clock (issue 14).
+ * The running requests of one cluster (from dispatch until they commit or end) and their deadlines (`timeoutMs`), on
+ * one timer of the cluster's clock (issue 14). With `timeoutMs` 0 it is the list alone, with no timer: what
+ * `close()` and `destroy()` go through.
  *
  * Every request of a cluster has the same `timeoutMs`, so deadlines fall in the order requests start: the requests
  * form a list in that order (linked through the requests themselves, so joining and leaving it allocates nothing),
@@ -67,7 +69,7 @@ export class DeadlineList {
     if (entry.deadlineNext === undefined) this.#tail = entry;
     else entry.deadlineNext.deadlinePrev = entry;
     this.#size++;
-    if (this.#firing) return;
+    if (this.#firing || this.timeoutMs <= 0) return;
     if (this.#timer === undefined) this.#arm();
     else if (this.#head === entry) {
       // Earlier than the deadline the timer waits for (a clock that went back): wait for this one instead.
@@ -94,9 +96,16 @@ export class DeadlineList {
     }
   }
 
+  /** The entries now, in deadline order (a copy: the caller may make them leave the list). */
+  entries(): Deadlined[] {
+    const out: Deadlined[] = [];
+    for (let e = this.#head; e !== undefined; e = e.deadlineNext) out.push(e);
+    return out;
+  }
+
   #arm(): void {
     const head = this.#head;
-    if (head === undefined) return;
+    if (head === undefined || this.timeoutMs <= 0) return;
     this.#armedAt = head.startedAt + this.timeoutMs;
     const wait = this.#armedAt - this.#clock.now();
     this.#timer = this.#clock.setTimeout(this.#onTimer, wait > 0 ? wait : 0, true);
