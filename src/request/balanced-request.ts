@@ -198,9 +198,9 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   headersAt: number | undefined;
   /** The route that sent the request here, if any (its subset narrows the endpoints). */
   readonly route: RouteDecision | undefined;
-  /** @internal The cluster's deadline list's links (see `deadlines.ts`). */
+  /** The cluster's deadline list's links (see `deadlines.ts`). */
   deadlinePrev: Deadlined | undefined;
-  /** @internal */
+  /** See `deadlinePrev`. */
   deadlineNext: Deadlined | undefined;
 
   readonly #host: RequestHost;
@@ -322,7 +322,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   }
 
   /**
-   * @internal The deadline passed (told by the cluster's deadline list) before the response headers. It is the
+   * The deadline passed (told by the cluster's deadline list) before the response headers. It is the
    * endpoint's doing (its attempts are blamed) unless an attempt was still waiting for the caller's request body
    * (issue 15.6).
    */

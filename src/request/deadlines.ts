@@ -21,9 +21,9 @@ import type { Clock, TimerHandle } from '../common/runtime.js';
 export interface Deadlined {
   /** When the request started (the list's clock, ms); its deadline is this plus the list's `timeoutMs`. */
   readonly startedAt: number;
-  /** @internal The list's links; `undefined` when not on a list (or at its end). */
+  /** The list's links; `undefined` when not on a list (or at its end). */
   deadlinePrev: Deadlined | undefined;
-  /** @internal */
+  /** See `deadlinePrev`. */
   deadlineNext: Deadlined | undefined;
   /** The deadline passed (the request has left the list). */
   deadlinePassed(): void;
