@@ -88,7 +88,7 @@ export class Admission {
     }
     // Whatever the fallback returns or throws, the request settles: a bad answer fails it like a throw (issue 15.3).
     Promise.resolve()
-      .then(() => fallback(request.context))
+      .then(() => fallback(request.contextSnapshot()))
       .then(checkFallbackResponse)
       .then(
         (response) => request.respond(response),

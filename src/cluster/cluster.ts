@@ -31,6 +31,7 @@ import { type Disposable, EndpointHealth, type HealthEvent } from '../health/end
 import { EndpointCounters } from '../metrics/endpoint-counters.js';
 import type { Attempt } from '../request/attempt.js';
 import { BalancedRequest, type RequestHost } from '../request/balanced-request.js';
+import { DeadlineList } from '../request/deadlines.js';
 import { withHostHeader } from '../request/headers.js';
 import { parseOrigin } from '../request/origin.js';
 import type { RequestPolicy } from '../request/policy.js';
@@ -65,6 +66,14 @@ export type { ClusterOptions, Http2Options, TargetOption, TlsOptions } from './o
 export type { ClusterStats, EndpointStats } from './stats.js';
 
 /**
+ * The wait queue's callback for `request`. A function of its own: a closure made inside `#acquire` would make V8
+ * allocate its captured variables' context on every pick, also for the common one that never waits (issue 14).
+ */
+function queueCallback(request: BalancedRequest, hedge: boolean): AcquireCallback {
+  return (error, subchannel) => request.acquired(error, subchannel, hedge);
+}
+
+/**
  * One logical service. Built by the client; most users never touch it directly.
  *
  * Construction validates every option and creates the resolver (so a bad target throws here), but starts nothing;
@@ -94,8 +103,11 @@ export class Cluster {
   readonly #counters = new RequestCounters();
   readonly #resolverCounters = new ResolverCounters();
   readonly #endpointCounts = new EndpointCounters<Subchannel>();
-  /** Requests accepted and not yet ended: close() and destroy() reach those between attempts. */
-  readonly #requests = new Set<BalancedRequest>();
+  /**
+   * Requests accepted that have not committed or ended, with their deadlines (one timer for all, deadlines.ts):
+   * close() and destroy() reach those between attempts. Linked through the requests: no set to grow and rehash.
+   */
+  readonly #running: DeadlineList;
   readonly #pickFor = (request: BalancedRequest, exclude: ReadonlySet<Subchannel>): Subchannel | Error | undefined =>
     this.#balancer.pick(request.context, request.route, exclude);
   readonly #resolution = new Resolution();
@@ -108,6 +120,7 @@ export class Cluster {
     const { clock, random, tls, host } = resolved;
     this.#options = { ...resolved, name };
     this.#policy = resolved.request;
+    this.#running = new DeadlineList(clock, this.#policy.timeoutMs);
     this.#label = { cluster: name, clusterId: this.id, scheme: resolved.protocol === 'https:' ? 'https' : 'http' };
     this.#resolver = this.#createResolver(options);
     const health = new EndpointHealth<Subchannel>(options, {
@@ -166,6 +179,7 @@ export class Cluster {
       random,
       budget: this.#policy.budget === undefined ? undefined : new RetryBudget(this.#policy.budget, clock),
       endpointHeader: resolved.endpointHeader,
+      deadlines: this.#running,
       acquire: (request, exclude, hedge) => this.#acquire(request, exclude, hedge),
       dequeue: (request) => this.#queue.remove(request),
       send: (request, subchannel, body, attempt, hedge) => this.#send(request, subchannel, body, attempt, hedge),
@@ -331,17 +345,13 @@ export class Cluster {
       user.onError?.(refused);
       return false;
     }
-    const request = new BalancedRequest(
-      options,
-      user,
-      { method: options.method.toUpperCase(), path: options.path, authority, headers: options.headers },
-      this.#host,
-      route,
-    );
+    const request = new BalancedRequest(options, user, authority, this.#host, route);
     // Counted before start(): a caller that aborts at once ends the request inside it, and that end is counted.
     this.#counters.inFlight++;
     this.#counters.total++;
-    this.#requests.add(request);
+    // On the cluster's list of running requests, whose one timer is every request's deadline (from now, before the
+    // breaker, so a fallback is bounded by it too).
+    this.#running.add(request);
     publishRequestStart(this.#label, request.context);
     if (!request.start()) {
       if (!request.done) request.fail(request.abortReason ?? new Error('aborted'));
@@ -366,8 +376,7 @@ export class Cluster {
     } else if (picked !== undefined) {
       request.acquired(undefined, picked, hedge);
     } else {
-      const callback: AcquireCallback = (error, subchannel) => request.acquired(error, subchannel, hedge);
-      this.#queue.enqueue(request, exclude, callback);
+      this.#queue.enqueue(request, exclude, queueCallback(request, hedge));
     }
   }
 
@@ -385,7 +394,7 @@ export class Cluster {
     }
     const { options } = request;
     const host = this.#options.host;
-    const hostValue = host === undefined ? request.context.authority : host;
+    const hostValue = host === undefined ? request.authority : host;
     // Object.assign, then plain stores: a spread of undici's options object gave nearly every request its own hidden
     // class (284 maps in 300 requests), which sent undici's Request constructor down its slowest path (~3 µs a
     // request); built this way they share one.
@@ -417,7 +426,6 @@ export class Cluster {
 
   /** A request ended (the caller has seen its end). */
   #finished(request: BalancedRequest, statusCode: number, error: Error | undefined): void {
-    this.#requests.delete(request);
     const durationMs = (request.headersAt ?? this.#options.clock.now()) - request.startedAt;
     this.#counters.ended(statusCode, error, durationMs);
     if (error !== undefined && request.callerFault) this.#counters.callerErrors++;
@@ -467,7 +475,7 @@ export class Cluster {
       this.#closing = (async () => {
         this.#queue.failAll(new ClientClosedError());
         // Those between attempts (a backoff, a Retry-After wait) fail now; those with an attempt in flight finish it.
-        for (const request of [...this.#requests]) request.clientClosing();
+        for (const request of this.#running.entries()) (request as BalancedRequest).clientClosing();
         this.#admission.shutdown();
         await this.#resolver.close();
         await this.#health.close();
@@ -484,7 +492,7 @@ export class Cluster {
     const error = reason ?? new ClientClosedError();
     this.#queue.failAll(error);
     // Including those between attempts, whose backoff timers would otherwise hold the process.
-    for (const request of [...this.#requests]) request.fail(error);
+    for (const request of this.#running.entries()) (request as BalancedRequest).fail(error);
     this.#admission.shutdown();
     await this.#resolver.close();
     await this.#health.close();

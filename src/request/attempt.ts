@@ -93,17 +93,18 @@ export class Attempt implements LegacyHandler {
   readonly #owner: AttemptOwner;
   #state: State = 'pending';
   #abort: ((reason?: Error) => void) | undefined;
+  /**
+   * Why undici was told to stop the attempt (cancelled, timed out, discarded); once committed, the caller's reason
+   * when it aborted the response. One field for both: an attempt is stopped before or after commit, not both.
+   */
   #cancelReason: Error | undefined;
-  #statusCode = 0;
   #retryAfterMs = 0;
   /** The request (headers and body) was fully written. */
   #sent = false;
-  /** The caller's reason, when it aborted the committed response. */
-  #callerAbort: Error | undefined;
   /** @internal per-try timer, cleared by the owner's clock. */
   timer: TimerHandle | undefined;
-  // The outcome reported to the subchannel: when the attempt started (subchannel clock), the final status, the
-  // latency to it (-1 until headers), and whether it was reported.
+  // The outcome reported to the subchannel: when the attempt started (subchannel clock), the final status (also the
+  // status of a discarded response), the latency to it (-1 until headers), and whether it was reported.
   readonly #startedAt: number;
   #outcomeStatus = 0;
   #latencyMs = -1;
@@ -115,15 +116,18 @@ export class Attempt implements LegacyHandler {
     this.#startedAt = subchannel.clock.now();
   }
 
+  // The methods below are TypeScript-private rather than `#`: a class with `#` methods gives each instance a brand
+  // slot (8 bytes an attempt, issue 14).
+
   /** Reports the attempt's one outcome to its subchannel (invariant 5); later calls do nothing. */
-  #report(error: Error | undefined): void {
+  private report(error: Error | undefined): void {
     if (this.#reported) return;
     this.#reported = true;
     const latency = this.#latencyMs >= 0 ? this.#latencyMs : this.subchannel.clock.now() - this.#startedAt;
     this.subchannel.finishAttempt(this.#outcomeStatus, error, latency);
   }
 
-  #reject(failure: AttemptFailure): void {
+  private reject(failure: AttemptFailure): void {
     this.#owner.attemptFailed(this, failure);
   }
 
@@ -152,7 +156,7 @@ export class Attempt implements LegacyHandler {
   /** Aborts the committed response (the caller aborted while reading it): not the endpoint's doing. */
   abortCommitted(reason: Error): void {
     if (this.#state !== 'committed') return;
-    this.#callerAbort = reason;
+    this.#cancelReason = reason;
     this.#abort?.(notTheEndpoint(reason));
   }
 
@@ -165,7 +169,7 @@ export class Attempt implements LegacyHandler {
     this.#state = 'failed';
     this.#abort?.(err);
     this.#cancelReason = err;
-    this.#reject(new AttemptFailure(err, this.callerStalled ? 'aborted' : 'per-try-timeout', false));
+    this.reject(new AttemptFailure(err, this.callerStalled ? 'aborted' : 'per-try-timeout', false));
   }
 
   onConnect(abort: (reason?: Error) => void): void {
@@ -196,11 +200,10 @@ export class Attempt implements LegacyHandler {
       const wait = this.#owner.retryForStatus(statusCode, headers);
       if (wait >= 0) {
         this.#state = 'discarding';
-        this.#statusCode = statusCode;
         this.#retryAfterMs = wait;
         // A body already in the parser's buffer completes in this same tick, and the connection stays reusable; one
         // that has not is dropped, so a slow or endless body cannot hold the retry back (issue 15.4).
-        queueMicrotask(() => this.#dropBody());
+        queueMicrotask(this.dropBody.bind(this)); // not an arrow: its context would be made on every onHeaders
         return true;
       }
     }
@@ -212,15 +215,17 @@ export class Attempt implements LegacyHandler {
   }
 
   /** The discarded response's body has not ended: abort it (undici closes that connection) and fail the attempt. */
-  #dropBody(): void {
+  private dropBody(): void {
     if (this.#state !== 'discarding') return;
     this.#state = 'failed';
-    const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#statusCode}`) as Error & { code: string };
+    const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#outcomeStatus}`) as Error & {
+      code: string;
+    };
     // Neither aborted nor a timeout: the outcome is the status, which counts against the endpoint as any 5xx does.
     err.code = 'SIDECARLESS_RESPONSE_DISCARDED';
     this.#cancelReason = err;
     this.#abort?.(err);
-    this.#reject(new AttemptFailure(err, 'status', false, this.#retryAfterMs));
+    this.reject(new AttemptFailure(err, 'status', false, this.#retryAfterMs));
   }
 
   onData(chunk: Buffer): boolean {
@@ -229,33 +234,33 @@ export class Attempt implements LegacyHandler {
   }
 
   onComplete(trailers: string[] | Buffer[] | null): void {
-    this.#report(undefined);
+    this.report(undefined);
     if (this.#state === 'committed') {
       this.#owner.completeCommitted(trailers);
     } else if (this.#state === 'discarding') {
       this.#state = 'failed';
-      const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#statusCode}`);
-      this.#reject(new AttemptFailure(err, 'status', false, this.#retryAfterMs));
+      const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#outcomeStatus}`);
+      this.reject(new AttemptFailure(err, 'status', false, this.#retryAfterMs));
     }
   }
 
   onError(err: Error): void {
-    this.#report(err);
+    this.report(err);
     if (this.#state === 'committed') {
       this.#state = 'failed';
-      this.#owner.failCommitted(this.#callerAbort ?? err);
+      this.#owner.failCommitted(this.#cancelReason ?? err);
       return;
     }
     if (this.#state !== 'pending' && this.#state !== 'discarding') return;
     this.#state = 'failed';
     const kind = classifyError(err);
     // Not sent: no connection was made, or an HTTP/2 endpoint said it did not process the stream (GOAWAY, refused).
-    this.#reject(new AttemptFailure(err, kind, kind === 'connect' || isNotProcessed(err)));
+    this.reject(new AttemptFailure(err, kind, kind === 'connect' || isNotProcessed(err)));
   }
 
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
     this.#outcomeStatus = statusCode;
-    this.#report(undefined);
+    this.report(undefined);
     if (this.#state !== 'pending') {
       socket.destroy();
       return;

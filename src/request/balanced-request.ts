@@ -4,9 +4,9 @@
  *
  * The attempts run as a state machine driven by callbacks, not promises: the first attempt costs no more than a
  * plain undici request (no promise, no controller, no closure beyond the attempt's own). A failed attempt is judged
- * at once (#attemptFailed); a retry waits on the host's clock (`clock.setTimeout`) for the larger of the request's
+ * at once (groupFailed); a retry waits on the host's clock (`clock.setTimeout`) for the larger of the request's
  * backoff (common/backoff.ts, jitter from the host's random source) and the `Retry-After` the failure asked for.
- * Hedged attempts form a group (#nextAttempt, #hedgeDue): the group fails with its last outstanding attempt. The
+ * Hedged attempts form a group (nextAttempt, hedgeDue): the group fails with its last outstanding attempt. The
  * waits and attempt counting are the project's own rather than p-retry's, see docs/ARCHITECTURE.md ("Retries").
  *
  * The caller's handler sees exactly one `onConnect` (with an abort function that works at every stage), then the
@@ -43,6 +43,7 @@ import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 import { Attempt, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
 import { type BodyReplay, bodyReplay, isIdempotent, parseRetryAfter, type RequestPolicy, retryWait } from './policy.js';
+import type { DeadlineList, Deadlined } from './deadlines.js';
 import { RecordedBody } from './recorded-body.js';
 import type { RetryBudget } from './retry-budget.js';
 
@@ -56,6 +57,11 @@ export interface RequestHost {
   readonly budget: RetryBudget | undefined;
   /** The response header naming the answering endpoint (lower-case), if configured. */
   readonly endpointHeader: Buffer | undefined;
+  /**
+   * The cluster's running requests and their deadline (`timeoutMs`, none when 0). The host puts a request on it when
+   * it dispatches it; the request leaves it when it commits or ends.
+   */
+  readonly deadlines: DeadlineList;
   /**
    * Finds a subchannel for the request, avoiding `exclude` when another is available; when none is usable, waits
    * (bounded by `waitForReadyTimeoutMs`). Calls `request.acquired(error, subchannel, hedge)` exactly once, possibly
@@ -112,6 +118,28 @@ function withCause(error: Error, cause: Error, cluster: string): Error {
   }
 }
 
+/**
+ * A view of the caller's iterable body that records when undici starts reading it, so a failed attempt that never
+ * read it can be replayed with the same (untouched) iterator. A function of its own: a closure made inside the
+ * request's method would make V8 allocate its context on every attempt, bodiless ones included (issue 14).
+ */
+function watchedIterable(iterable: AsyncIterable<unknown>, extras: RequestExtras): AsyncIterable<unknown> {
+  return {
+    [Symbol.asyncIterator]: () => {
+      extras.bodyStarted = true;
+      return iterable[Symbol.asyncIterator]();
+    },
+  };
+}
+
+/** The per-try timeout's callback (a function of its own, for the same reason as {@link watchedIterable}). */
+function perTryTimer(attempt: Attempt, ms: number): () => void {
+  return () => {
+    attempt.timer = undefined;
+    attempt.timeout(ms);
+  };
+}
+
 /** The endpoints a first attempt excludes: none (shared; a request makes its own set at its second attempt). */
 const NONE_TRIED: ReadonlySet<Subchannel> = new Set();
 
@@ -122,11 +150,44 @@ function headerValue(raw: Buffer[], name: string): string | undefined {
   return undefined;
 }
 
-export class BalancedRequest implements AttemptOwner {
+/**
+ * What a request needs only when it does more than one attempt on its first pick: it retries, hedges, is aborted,
+ * fails on the caller's side, is closed, or is counted by a breaker. Made on demand (`more()`), so a request that
+ * succeeds on its first attempt never builds it (issue 14).
+ */
+class RequestExtras {
+  abortReason: Error | undefined;
+  lastFailure: AttemptFailure | undefined;
+  /** The live attempts other than the request's first live one (a second live attempt makes it). */
+  hedges: Set<Attempt> | undefined;
+  /** The endpoints tried so far, made at the first failure or hedge. */
+  tried: Set<Subchannel> | undefined;
+  /** The next hedge of the attempt group in progress; a request that ends clears it. */
+  hedgeTimer: TimerHandle | undefined;
+  bodyStarted = false;
+  /** The streamed body as read so far, when `retry.bufferBody` records it. */
+  recorded: RecordedBody | undefined;
+  /** Hedges the current group may still send. */
+  hedgesLeft = 0;
+  /** The wait before the next attempt, while the request waits to retry. */
+  retryTimer: TimerHandle | undefined;
+  /** The request's retry backoff, made at its first retry. */
+  backoff: Backoff | undefined;
+  /** What the failure being retried asked to wait (`Retry-After`), ms. */
+  retryAfterMs = 0;
+  /** Set when the client closes: no new attempt starts. */
+  closing = false;
+  /** The request failed on the caller's side (its abort, its body, a request undici refused): see `callerFault`. */
+  callerFault = false;
+  /** Told the verdict for the circuit breaker, when one counts this request. */
+  settle: ((verdict: RequestVerdict) => void) | undefined;
+}
+
+export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   /** The options as the caller dispatched them. */
   readonly options: Dispatcher.DispatchOptions;
-  /** What the picker sees. */
-  readonly context: PickContext;
+  /** The logical authority (`host[:port]`) of the request's URL (the picker's {@link PickContext.authority}). */
+  readonly authority: string;
   /** The caller's handler. */
   readonly user: LegacyHandler;
   /** Attempts sent, including hedges. */
@@ -135,76 +196,93 @@ export class BalancedRequest implements AttemptOwner {
   readonly startedAt: number;
   /** When the caller received response headers, if it did. */
   headersAt: number | undefined;
+  /** The route that sent the request here, if any (its subset narrows the endpoints). */
+  readonly route: RouteDecision | undefined;
+  /** The cluster's deadline list's links (see `deadlines.ts`). */
+  deadlinePrev: Deadlined | undefined;
+  /** See `deadlinePrev`. */
+  deadlineNext: Deadlined | undefined;
 
   readonly #host: RequestHost;
-  readonly #idempotent: boolean;
-  readonly #body: BodyReplay;
   #stage: Stage = 'new';
-  #abortReason: Error | undefined;
-  #lastFailure: AttemptFailure | undefined;
-  // The live attempts and the endpoints tried, without a Set for the common case of one attempt: `#attempt` is the
-  // first live attempt, `#hedges` (made by a second live attempt) the others; `#firstTried` is the first endpoint
-  // tried, `#tried` (made when a second attempt picks) all of them.
+  /**
+   * The first live attempt (a second live attempt goes to the extras' `hedges`), then the committed one: the
+   * common case, one attempt, needs no set.
+   */
   #attempt: Attempt | undefined;
-  #hedges: Set<Attempt> | undefined;
-  #firstTried: Subchannel | undefined;
-  #tried: Set<Subchannel> | undefined;
-  #committed: Attempt | undefined;
-  #deadline: TimerHandle | undefined;
-  /** The next hedge of the attempt group in progress; a request that ends clears it. */
-  #hedgeTimer: TimerHandle | undefined;
-  #bodyStarted = false;
-  /** The streamed body as read so far, when `retry.bufferBody` records it. */
-  #recorded: RecordedBody | undefined;
   #attemptNumber = 0;
   /** Attempts of the current group (one, or hedged) not yet failed, counting those still waiting for an endpoint. */
   #outstanding = 0;
-  /** Hedges the current group may still send. */
-  #hedgesLeft = 0;
-  /** The wait before the next attempt, while the request waits to retry. */
-  #retryTimer: TimerHandle | undefined;
-  /** The request's retry backoff, made at its first retry. */
-  #backoff: Backoff | undefined;
-  /** What the failure being retried asked to wait (`Retry-After`), ms. */
-  #retryAfterMs = 0;
-  /** Set when the client closes: no new attempt starts. */
-  #closing = false;
-  /** The request failed on the caller's side (its abort, its body, a request undici refused): see `callerFault`. */
-  #callerFault = false;
-  /** Told the verdict for the circuit breaker, when one counts this request. */
-  #settle: ((verdict: RequestVerdict) => void) | undefined;
-
-  /** The route that sent the request here, if any (its subset narrows the endpoints). */
-  readonly route: RouteDecision | undefined;
+  #committedStatus = 0;
+  /** State only retries, hedges, aborts, closing and the breaker need (see {@link RequestExtras}). */
+  #x: RequestExtras | undefined;
 
   constructor(
     options: Dispatcher.DispatchOptions,
     user: LegacyHandler,
-    context: PickContext,
+    authority: string,
     host: RequestHost,
     route?: RouteDecision,
   ) {
     this.options = options;
-    this.route = route;
-    this.startedAt = host.clock.now();
-    this.context = context;
+    this.authority = authority;
     this.user = user;
+    this.startedAt = host.clock.now();
+    this.route = route;
     this.#host = host;
-    this.#idempotent = isIdempotent(options.method);
-    this.#body = bodyReplay(options.body);
+  }
+
+  // Methods are TypeScript-private rather than `#`: a class with `#` methods gives each instance a brand slot (8
+  // bytes a request, issue 14). Fields stay `#`.
+
+  private more(): RequestExtras {
+    return (this.#x ??= new RequestExtras());
+  }
+
+  /** The upper-case method ({@link PickContext.method}). */
+  get method(): string {
+    return this.options.method.toUpperCase();
+  }
+
+  /** {@link PickContext.path} */
+  get path(): string {
+    return this.options.path;
+  }
+
+  /** {@link PickContext.headers} */
+  get headers(): unknown {
+    return this.options.headers;
+  }
+
+  /** What the picker sees: the request itself (no object of its own per request). */
+  get context(): PickContext {
+    return this;
+  }
+
+  /** A copy of the pick context, for code outside the library (the breaker's fallback). */
+  contextSnapshot(): PickContext {
+    return { method: this.method, path: this.path, authority: this.authority, headers: this.headers };
+  }
+
+  private get idempotent(): boolean {
+    return isIdempotent(this.options.method);
+  }
+
+  private get bodyKind(): BodyReplay {
+    return bodyReplay(this.options.body);
   }
 
   /** Hands the caller its abort function. Returns false when the caller aborted at once. */
   start(): boolean {
     this.#stage = 'running';
     // A bound method rather than an arrow function: no closure context, about half the bytes a request.
-    this.user.onConnect?.(this.#abort.bind(this));
-    return this.#abortReason === undefined && this.#stage === 'running';
+    this.user.onConnect?.(this.abortByCaller.bind(this));
+    return this.#x?.abortReason === undefined && this.#stage === 'running';
   }
 
   /** The reason the caller aborted with, if it did. */
   get abortReason(): Error | undefined {
-    return this.#abortReason;
+    return this.#x?.abortReason;
   }
 
   /**
@@ -213,7 +291,7 @@ export class BalancedRequest implements AttemptOwner {
    * retried, and is not a failure for the breaker (docs/ARCHITECTURE.md, "What counts against an endpoint").
    */
   get callerFault(): boolean {
-    return this.#callerFault;
+    return this.#x?.callerFault === true;
   }
 
   /** True once the caller has seen the end. */
@@ -238,96 +316,93 @@ export class BalancedRequest implements AttemptOwner {
    * commit (by status) or at the final failure. The caller's handler is told everything.
    */
   run(onVerdict?: (verdict: RequestVerdict) => void): void {
-    const { policy, clock } = this.#host;
     this.#host.budget?.deposit();
-    this.#settle = onVerdict;
-    if (policy.timeoutMs > 0) {
-      this.#deadline = clock.setTimeout(
-        () => {
-          this.#deadline = undefined;
-          if (this.#stage === 'running') this.#deadlinePassed(policy.timeoutMs);
-        },
-        policy.timeoutMs,
-        true,
-      );
-    }
-    this.#nextAttempt();
+    if (onVerdict !== undefined) this.more().settle = onVerdict;
+    this.nextAttempt();
   }
 
   /**
-   * The deadline passed before the response headers. It is the endpoint's doing (its attempts are blamed) unless an
-   * attempt was still waiting for the caller's request body (issue 15.6).
+   * The deadline passed (told by the cluster's deadline list) before the response headers. It is the
+   * endpoint's doing (its attempts are blamed) unless an attempt was still waiting for the caller's request body
+   * (issue 15.6).
    */
-  #deadlinePassed(timeoutMs: number): void {
-    const error = new DeadlineExceededError(timeoutMs, { cause: this.#lastFailure?.error });
+  deadlinePassed(): void {
+    if (this.#stage !== 'running') return;
+    const timeoutMs = this.#host.policy.timeoutMs;
+    const error = new DeadlineExceededError(timeoutMs, { cause: this.#x?.lastFailure?.error });
     let stalled = this.#attempt?.callerStalled === true;
-    if (this.#hedges !== undefined) for (const attempt of this.#hedges) stalled ||= attempt.callerStalled;
+    const hedges = this.#x?.hedges;
+    if (hedges !== undefined) for (const attempt of hedges) stalled ||= attempt.callerStalled;
     if (stalled) {
-      this.#callerFault = true;
+      this.more().callerFault = true;
       markCallerError(error);
     }
-    this.#fail(error, stalled ? 'ignored' : 'failure', !stalled);
+    this.failWith(error, stalled ? 'ignored' : 'failure', !stalled);
   }
 
   /**
    * Starts the next attempt: one attempt, or with hedging a group that sends another attempt to another endpoint
    * each `hedge.delayMs` without response headers (up to `maxHedges`); the first answer wins.
    */
-  #nextAttempt(): void {
+  private nextAttempt(): void {
     this.#attemptNumber++;
     this.#outstanding = 0;
     const { hedge } = this.#host.policy;
-    if (hedge !== undefined && this.#hedging) {
-      this.#hedgesLeft = hedge.maxHedges;
-      this.#armHedge(hedge.delayMs);
+    if (hedge !== undefined && this.hedging) {
+      const x = this.more();
+      x.tried ??= new Set();
+      x.hedgesLeft = hedge.maxHedges;
+      this.armHedge(hedge.delayMs);
     }
-    this.#launch(false);
+    this.launch(false);
   }
 
-  #armHedge(delayMs: number): void {
-    this.#hedgeTimer = this.#host.clock.setTimeout(() => this.#hedgeDue(delayMs), delayMs, true);
+  private armHedge(delayMs: number): void {
+    this.more().hedgeTimer = this.#host.clock.setTimeout(() => this.hedgeDue(delayMs), delayMs, true);
   }
 
   /** No attempt of the group has answered within the hedge delay: send a hedge, if the budget allows one. */
-  #hedgeDue(delayMs: number): void {
-    this.#hedgeTimer = undefined;
-    if (this.#stage !== 'running' || this.#closing || this.#outstanding === 0) return;
+  private hedgeDue(delayMs: number): void {
+    const x = this.more();
+    x.hedgeTimer = undefined;
+    if (this.#stage !== 'running' || x.closing || this.#outstanding === 0) return;
     if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) return;
-    this.#hedgesLeft--;
-    this.#launch(true);
-    if (this.#hedgesLeft > 0 && this.#stage === 'running' && this.#outstanding > 0) this.#armHedge(delayMs);
+    x.hedgesLeft--;
+    this.launch(true);
+    if (x.hedgesLeft > 0 && this.#stage === 'running' && this.#outstanding > 0) this.armHedge(delayMs);
   }
 
   /**
    * An attempt failed. The group it belongs to fails with its last outstanding attempt; then the request is
    * retried after its wait, or ends with the failure (or with why it may not be retried).
    */
-  #attemptFailed(failure: AttemptFailure): void {
+  private groupFailed(failure: AttemptFailure): void {
     // The request committed or ended meanwhile: nothing to decide.
     if (this.#stage !== 'running') return;
     if (--this.#outstanding > 0) return;
-    this.#clearHedgeTimer();
+    this.clearHedgeTimer();
     let again: boolean;
     try {
-      again = this.#attemptNumber < this.#host.policy.maxAttempts && this.#decideRetry(failure);
+      again = this.#attemptNumber < this.#host.policy.maxAttempts && this.decideRetry(failure);
     } catch (refused) {
-      this.#finalFailure(refused as Error);
+      this.finalFailure(refused as Error);
       return;
     }
     if (!again) {
-      this.#finalFailure(failure);
+      this.finalFailure(failure);
       return;
     }
     const { policy, random, clock } = this.#host;
-    this.#backoff ??= new Backoff(policy.backoff, random);
+    const x = this.more();
+    x.backoff ??= new Backoff(policy.backoff, random);
     // A ref'd timer, like the request's deadline (see `Clock.setTimeout`): the caller is waiting for this request.
-    // #fail clears it, so a request that ends while waiting (deadline, abort, close) starts no attempt.
-    this.#retryTimer = clock.setTimeout(
+    // failWith clears it, so a request that ends while waiting (deadline, abort, close) starts no attempt.
+    x.retryTimer = clock.setTimeout(
       () => {
-        this.#retryTimer = undefined;
-        if (this.#stage === 'running') this.#nextAttempt();
+        x.retryTimer = undefined;
+        if (this.#stage === 'running') this.nextAttempt();
       },
-      retryWait(this.#backoff, this.#retryAfterMs),
+      retryWait(x.backoff, x.retryAfterMs),
       true,
     );
   }
@@ -336,37 +411,39 @@ export class BalancedRequest implements AttemptOwner {
    * Whether `failure` is retried. Throws when it would be but may not: the retry budget is spent, or the client is
    * closing (then the request fails with `SIDECARLESS_CLIENT_CLOSED`, the failure as its cause).
    */
-  #decideRetry(failure: AttemptFailure): boolean {
-    if (!this.#shouldRetry(failure)) return false;
-    if (this.#closing) throw new ClientClosedError({ cause: failure.error });
-    this.#retryAfterMs = failure.retryAfterMs;
+  private decideRetry(failure: AttemptFailure): boolean {
+    if (!this.shouldRetry(failure)) return false;
+    const x = this.more();
+    if (x.closing) throw new ClientClosedError({ cause: failure.error });
+    x.retryAfterMs = failure.retryAfterMs;
     return true;
   }
 
   /** True when attempts are hedged: hedging is on, the method idempotent and the body replayable. */
-  get #hedging(): boolean {
-    return this.#host.policy.hedge !== undefined && this.#idempotent && this.#body !== 'once';
+  private get hedging(): boolean {
+    return this.#host.policy.hedge !== undefined && this.idempotent && this.bodyKind !== 'once';
   }
 
-  #clearHedgeTimer(): void {
-    if (this.#hedgeTimer !== undefined) {
-      this.#host.clock.clearTimeout(this.#hedgeTimer);
-      this.#hedgeTimer = undefined;
+  private clearHedgeTimer(): void {
+    const x = this.#x;
+    if (x?.hedgeTimer !== undefined) {
+      this.#host.clock.clearTimeout(x.hedgeTimer);
+      x.hedgeTimer = undefined;
     }
   }
 
   /** Sends one attempt of the current group on a subchannel not tried yet (when there is one). */
-  #launch(hedge: boolean): void {
+  private launch(hedge: boolean): void {
     this.#outstanding++;
-    this.#host.acquire(this, this.#excluded(), hedge);
+    this.#host.acquire(this, this.excluded(), hedge);
   }
 
-  /** The endpoints the next pick avoids: those tried so far (a set made at the second attempt). */
-  #excluded(): ReadonlySet<Subchannel> {
-    if (this.#tried !== undefined) return this.#tried;
-    if (this.#firstTried === undefined) return NONE_TRIED;
-    this.#tried = new Set([this.#firstTried]);
-    return this.#tried;
+  /**
+   * The endpoints the next pick avoids: those tried so far (a set made at the first failure or hedge; a first
+   * attempt has tried none).
+   */
+  private excluded(): ReadonlySet<Subchannel> {
+    return this.#x?.tried ?? NONE_TRIED;
   }
 
   /** @internal The host's answer to {@link RequestHost.acquire}: sends the attempt, or fails it. */
@@ -374,66 +451,61 @@ export class BalancedRequest implements AttemptOwner {
     // The request ended while waiting for an endpoint: it has told the caller already.
     if (this.#stage !== 'running') return;
     if (error !== undefined || subchannel === undefined) {
-      this.#attemptFailed(new AttemptFailure(error ?? new Error('no subchannel'), 'no-endpoint', true));
+      this.groupFailed(new AttemptFailure(error ?? new Error('no subchannel'), 'no-endpoint', true));
       return;
     }
-    if (this.#firstTried === undefined) this.#firstTried = subchannel;
-    else (this.#tried ??= new Set([this.#firstTried])).add(subchannel);
+    const x = this.#x;
+    x?.tried?.add(subchannel);
     const attempt = new Attempt(this, subchannel);
-    if (this.#attempt === undefined && this.#hedges === undefined) this.#attempt = attempt;
-    else (this.#hedges ??= new Set()).add(attempt);
+    if (this.#attempt === undefined && x?.hedges === undefined) this.#attempt = attempt;
+    else ((x as RequestExtras).hedges ??= new Set()).add(attempt);
     this.attempts++;
     const { perTryTimeoutMs } = this.#host.policy;
-    if (perTryTimeoutMs > 0) {
-      attempt.timer = this.#host.clock.setTimeout(
-        () => {
-          attempt.timer = undefined;
-          attempt.timeout(perTryTimeoutMs);
-        },
-        perTryTimeoutMs,
-        true,
-      );
-    }
-    this.#host.send(this, subchannel, this.#attemptBody(), attempt, hedge);
+    if (perTryTimeoutMs > 0)
+      attempt.timer = this.#host.clock.setTimeout(perTryTimer(attempt, perTryTimeoutMs), perTryTimeoutMs, true);
+    this.#host.send(this, subchannel, this.attemptBody(), attempt, hedge);
   }
 
   /** An attempt failed before committing (told once per attempt; see {@link AttemptOwner.attemptFailed}). */
   attemptFailed(attempt: Attempt, failure: AttemptFailure): void {
-    this.#dropLive(attempt);
-    this.#clearAttemptTimer(attempt);
-    this.#lastFailure = failure;
-    this.#attemptFailed(failure);
+    this.dropLive(attempt);
+    this.clearAttemptTimer(attempt);
+    const x = this.more();
+    // The first failure makes the set of endpoints tried (a request with hedges has it already).
+    (x.tried ??= new Set()).add(attempt.subchannel);
+    x.lastFailure = failure;
+    this.groupFailed(failure);
   }
 
-  #dropLive(attempt: Attempt): void {
+  private dropLive(attempt: Attempt): void {
     if (this.#attempt === attempt) this.#attempt = undefined;
-    else this.#hedges?.delete(attempt);
+    else this.#x?.hedges?.delete(attempt);
   }
 
-  get #liveCount(): number {
-    return (this.#attempt === undefined ? 0 : 1) + (this.#hedges?.size ?? 0);
+  private get liveCount(): number {
+    return (this.#attempt === undefined ? 0 : 1) + (this.#x?.hedges?.size ?? 0);
   }
 
   /** Cancels every live attempt, with `reason` or, when none is given, each with its own `hedgeLost()`. */
-  #cancelLive(reason: Error | undefined, blame = false): void {
+  private cancelLive(reason: Error | undefined, blame = false): void {
     const first = this.#attempt;
-    const hedges = this.#hedges;
+    const hedges = this.#x?.hedges;
     this.#attempt = undefined;
-    this.#hedges = undefined;
+    if (hedges !== undefined) (this.#x as RequestExtras).hedges = undefined;
     if (first !== undefined) {
-      this.#clearAttemptTimer(first);
+      this.clearAttemptTimer(first);
       first.cancel(reason ?? hedgeLost(), blame);
     }
     if (hedges === undefined) return;
     for (const attempt of hedges) {
-      this.#clearAttemptTimer(attempt);
+      this.clearAttemptTimer(attempt);
       attempt.cancel(reason ?? hedgeLost(), blame);
     }
   }
 
-  #attemptBody(): unknown {
+  private attemptBody(): unknown {
     const { body } = this.options;
-    if (this.#body !== 'once' || !isAsyncIterable(body)) return body;
+    if (this.bodyKind !== 'once' || !isAsyncIterable(body)) return body;
     if (isReadable(body) && this.attempts <= 1) {
       // An error of the caller's stream is the caller's, not the endpoint's (issue 15.6); listened for from the
       // start, also before undici reads it.
@@ -441,23 +513,16 @@ export class BalancedRequest implements AttemptOwner {
     }
     const { bufferBodyBytes, maxAttempts } = this.#host.policy;
     if (bufferBodyBytes > 0 && maxAttempts > 1) {
-      this.#recorded ??= new RecordedBody(body, bufferBodyBytes);
-      return this.#recorded.reader();
+      const x = this.more();
+      x.recorded ??= new RecordedBody(body, bufferBodyBytes);
+      return x.recorded.reader();
     }
     if (isReadable(body)) return body;
-    const iterable: AsyncIterable<unknown> = body;
-    // Hand undici a view that records when it starts reading, so a failed attempt that never read the body can
-    // be replayed with the same (untouched) iterator.
-    return {
-      [Symbol.asyncIterator]: () => {
-        this.#bodyStarted = true;
-        return iterable[Symbol.asyncIterator]();
-      },
-    };
+    return watchedIterable(body, this.more());
   }
 
   callerBodyStalled(): boolean {
-    if (this.#body !== 'once') return false;
+    if (this.bodyKind !== 'once') return false;
     const { body } = this.options;
     // A Readable tells whether it has anything undici has not read; of another iterable nothing is known, and the
     // endpoint gets the benefit of the doubt.
@@ -465,15 +530,16 @@ export class BalancedRequest implements AttemptOwner {
     return body.readableDidRead && !body.readableEnded && body.readableLength === 0;
   }
 
-  #bodyReplayable(): boolean {
-    if (this.#body !== 'once') return true;
-    if (this.#recorded !== undefined) return this.#recorded.replayable;
+  private bodyReplayable(): boolean {
+    if (this.bodyKind !== 'once') return true;
+    const recorded = this.#x?.recorded;
+    if (recorded !== undefined) return recorded.replayable;
     const { body } = this.options;
     if (isReadable(body)) return !body.readableDidRead && !body.destroyed;
-    return !this.#bodyStarted;
+    return this.#x?.bodyStarted !== true;
   }
 
-  #clearAttemptTimer(attempt: Attempt): void {
+  private clearAttemptTimer(attempt: Attempt): void {
     if (attempt.timer !== undefined) {
       this.#host.clock.clearTimeout(attempt.timer);
       attempt.timer = undefined;
@@ -483,9 +549,10 @@ export class BalancedRequest implements AttemptOwner {
   retryForStatus(_statusCode: number, rawHeaders: Buffer[]): number {
     const { policy, budget } = this.#host;
     if (this.#attemptNumber >= policy.maxAttempts) return -1;
-    if (this.#closing || (!this.#idempotent && !policy.retryNonIdempotent)) return -1;
+    if (this.#x?.closing === true || (!this.idempotent && !policy.retryNonIdempotent)) return -1;
     // A stream that is not recorded is being read by this attempt; a recorded one must still be whole.
-    if (this.#body === 'once' && (this.#recorded === undefined || !this.#recorded.replayable)) return -1;
+    const recorded = this.#x?.recorded;
+    if (this.bodyKind === 'once' && (recorded === undefined || !recorded.replayable)) return -1;
     let wait = 0;
     if (policy.honorRetryAfter) {
       wait = parseRetryAfter(headerValue(rawHeaders, 'retry-after'), Date.now()) ?? 0;
@@ -495,7 +562,7 @@ export class BalancedRequest implements AttemptOwner {
     return wait;
   }
 
-  #shouldRetry(error: AttemptFailure): boolean {
+  private shouldRetry(error: AttemptFailure): boolean {
     if (this.#stage !== 'running') return false;
     switch (error.kind) {
       case 'status':
@@ -506,57 +573,62 @@ export class BalancedRequest implements AttemptOwner {
       default:
         break;
     }
-    if (!this.#bodyReplayable()) return false;
-    if (!error.notSent && !this.#idempotent && !this.#host.policy.retryNonIdempotent) return false;
+    if (!this.bodyReplayable()) return false;
+    if (!error.notSent && !this.idempotent && !this.#host.policy.retryNonIdempotent) return false;
     if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) {
       throw new RetryBudgetExhaustedError(this.#host.name, { cause: error.error });
     }
     return true;
   }
 
-  #finalFailure(failure: AttemptFailure | Error): void {
+  private finalFailure(failure: AttemptFailure | Error): void {
     if (this.#stage !== 'running') return;
     let error = failure instanceof AttemptFailure ? failure.error : failure;
     if (isCallerError(error)) {
-      this.#callerFault = true;
-      this.#fail(error, 'ignored');
+      this.more().callerFault = true;
+      this.failWith(error, 'ignored');
       return;
     }
     // Out of endpoints for a retry: the earlier attempt's failure is what went wrong, keep it.
-    if (failure instanceof AttemptFailure && failure.kind === 'no-endpoint' && this.#lastFailure !== undefined) {
-      error = withCause(error, this.#lastFailure.error, this.#host.name);
+    const last = this.#x?.lastFailure;
+    if (failure instanceof AttemptFailure && failure.kind === 'no-endpoint' && last !== undefined) {
+      error = withCause(error, last.error, this.#host.name);
     }
-    this.#fail(error, 'failure');
+    this.failWith(error, 'failure');
   }
 
   commit(attempt: Attempt, statusCode: number): void {
     this.#stage = 'committed';
     this.headersAt = this.#host.clock.now();
     this.#committedStatus = statusCode;
-    this.#settle?.(statusCode >= 500 ? 'failure' : 'success');
-    this.#settle = undefined;
-    this.#committed = attempt;
-    this.#recorded?.seal();
-    this.#dropLive(attempt);
-    this.#clearAttemptTimer(attempt);
-    this.#clearHedgeTimer();
-    this.#clearDeadline();
-    this.#cancelLive(undefined);
+    this.clearDeadline();
+    this.clearAttemptTimer(attempt);
+    const x = this.#x;
+    if (x === undefined) {
+      // The common case: the first and only attempt answered.
+      this.#attempt = attempt;
+      return;
+    }
+    x.settle?.(statusCode >= 500 ? 'failure' : 'success');
+    x.settle = undefined;
+    x.recorded?.seal();
+    this.dropLive(attempt);
+    this.clearHedgeTimer();
+    this.cancelLive(undefined);
+    this.#attempt = attempt;
   }
 
   completeCommitted(trailers: string[] | Buffer[] | null, upgraded = false): void {
     if (this.#stage === 'done') return;
-    this.#end(this.#committedStatus >= 500 ? 'failure' : 'success', undefined);
+    this.end(this.#committedStatus >= 500 ? 'failure' : 'success', undefined);
     if (!upgraded) this.user.onComplete?.(trailers);
   }
 
   failCommitted(error: Error): void {
     if (this.#stage === 'done') return;
-    this.#end(this.#abortReason !== undefined ? 'ignored' : 'failure', error);
+    this.end(this.#x?.abortReason !== undefined ? 'ignored' : 'failure', error);
     this.user.onError?.(error);
   }
-
-  #committedStatus = 0;
 
   /**
    * Answers the caller with a locally made response (the breaker's fallback) instead of sending the request.
@@ -576,20 +648,22 @@ export class BalancedRequest implements AttemptOwner {
     this.#stage = 'committed';
     this.#committedStatus = response.status;
     this.headersAt = this.#host.clock.now();
-    this.#clearDeadline();
+    this.clearDeadline();
     this.user.onHeaders?.(response.status, raw, () => {}, '');
     if (body !== undefined && body.length > 0) this.user.onData?.(body);
     this.completeCommitted([]);
   }
 
-  #abort(reason?: Error): void {
-    if (this.#stage === 'done' || this.#abortReason !== undefined) return;
-    this.#abortReason = reason ?? abortedError();
-    this.#callerFault = true;
+  private abortByCaller(reason?: Error): void {
+    if (this.#stage === 'done' || this.#x?.abortReason !== undefined) return;
+    const x = this.more();
+    const abortReason = reason ?? abortedError();
+    x.abortReason = abortReason;
+    x.callerFault = true;
     if (this.#stage === 'committed') {
-      this.#committed?.abortCommitted(this.#abortReason);
+      this.#attempt?.abortCommitted(abortReason);
     } else if (this.#stage === 'running') {
-      this.#fail(this.#abortReason, 'ignored');
+      this.failWith(abortReason, 'ignored');
     }
     // 'new': start() reports it.
   }
@@ -597,7 +671,7 @@ export class BalancedRequest implements AttemptOwner {
   /** Ends the request with `error` before any response was committed (no-op once committed or done). */
   fail(error: Error): void {
     if (this.#stage === 'done' || this.#stage === 'committed') return;
-    this.#fail(error, 'failure');
+    this.failWith(error, 'failure');
   }
 
   /**
@@ -607,39 +681,41 @@ export class BalancedRequest implements AttemptOwner {
    * failure it would have retried ends the request with `SIDECARLESS_CLIENT_CLOSED`, the failure as `cause`.
    */
   clientClosing(): void {
-    if (this.#stage !== 'running' || this.#closing) return;
-    this.#closing = true;
-    if (this.#liveCount === 0) this.#fail(new ClientClosedError({ cause: this.#lastFailure?.error }), 'ignored');
+    if (this.#stage !== 'running' || this.#x?.closing === true) return;
+    const x = this.more();
+    x.closing = true;
+    if (this.liveCount === 0) this.failWith(new ClientClosedError({ cause: x.lastFailure?.error }), 'ignored');
   }
 
   /** Ends the request with `error`; `blame` when its live attempts failed their endpoints (the deadline passed). */
-  #fail(error: Error, verdict: RequestVerdict, blame = false): void {
+  private failWith(error: Error, verdict: RequestVerdict, blame = false): void {
     this.#host.dequeue(this);
-    this.#cancelLive(error, blame);
-    this.#clearHedgeTimer();
-    if (this.#retryTimer !== undefined) {
-      this.#host.clock.clearTimeout(this.#retryTimer);
-      this.#retryTimer = undefined;
+    this.cancelLive(error, blame);
+    this.clearHedgeTimer();
+    const x = this.#x;
+    if (x?.retryTimer !== undefined) {
+      this.#host.clock.clearTimeout(x.retryTimer);
+      x.retryTimer = undefined;
     }
-    this.#recorded?.close();
-    this.#end(verdict, error);
+    x?.recorded?.close();
+    this.end(verdict, error);
     this.user.onError?.(error);
   }
 
-  #clearDeadline(): void {
-    if (this.#deadline !== undefined) {
-      this.#host.clock.clearTimeout(this.#deadline);
-      this.#deadline = undefined;
-    }
+  private clearDeadline(): void {
+    this.#host.deadlines.remove(this);
   }
 
-  #end(verdict: RequestVerdict, error: Error | undefined): void {
+  private end(verdict: RequestVerdict, error: Error | undefined): void {
     const wasCommitted = this.#stage === 'committed';
     this.#stage = 'done';
-    this.#clearDeadline();
+    this.clearDeadline();
     this.#host.finished(this, this.#committedStatus, error);
     // A committed request told the breaker its verdict at commit time.
-    if (!wasCommitted) this.#settle?.(verdict);
-    this.#settle = undefined;
+    const x = this.#x;
+    if (x !== undefined) {
+      if (!wasCommitted) x.settle?.(verdict);
+      x.settle = undefined;
+    }
   }
 }

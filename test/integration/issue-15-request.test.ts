@@ -86,6 +86,38 @@ describe('issue 15.3: breaker fallback results are validated', () => {
     });
   }
 
+  it('issue 14 regression: a fallback that never settles is bounded by timeoutMs (SIDECARLESS_DEADLINE_EXCEEDED)', async () => {
+    const b = await backend('breaker-fallback-deadline', (req, res) => {
+      req.resume();
+      res.writeHead(503);
+      res.end();
+    });
+    // Answers while the breaker is being opened, then never settles.
+    let hang = false;
+    const fallback = () => (hang ? new Promise(() => {}) : { status: 200 });
+    const client = createClient({
+      target: [b.address],
+      retry: false,
+      timeoutMs: 100,
+      breaker: { volumeThreshold: 1, resetTimeoutMs: 60_000, fallback: fallback as never },
+    });
+    try {
+      for (let i = 0; i < 5 && client.stats().clusters[0]?.breaker !== 'open'; i++) {
+        await (await client.fetch('http://svc/')).arrayBuffer();
+      }
+      assert.equal(client.stats().clusters[0]?.breaker, 'open');
+      hang = true;
+      const err = await client.fetch('http://svc/').then(
+        () => assert.fail('expected a rejection'),
+        (e: unknown) => e,
+      );
+      assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_DEADLINE_EXCEEDED');
+      assert.equal(client.stats().clusters[0]?.inFlight, 0);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('answers with a valid fallback, a Buffer or Uint8Array body and the framing set from the body', async () => {
     const client = await openBreaker(() => ({
       status: 200,

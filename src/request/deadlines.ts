@@ -1,0 +1,133 @@
+/**
+ * The running requests of one cluster (from dispatch until they commit or end) and their deadlines (`timeoutMs`), on
+ * one timer of the cluster's clock (issue 14). With `timeoutMs` 0 it is the list alone, with no timer: what
+ * `close()` and `destroy()` go through.
+ *
+ * Every request of a cluster has the same `timeoutMs`, so deadlines fall in the order requests start: the requests
+ * form a list in that order (linked through the requests themselves, so joining and leaving it allocates nothing),
+ * and one timer is armed for the earliest. A request that ends leaves the list; the timer stays armed for whatever
+ * it was armed for and, when it fires early (its request left), re-arms for the new earliest deadline. The timer
+ * is cleared when the list empties, so it holds the process open (a ref'd timer, like the per-request timer it
+ * replaces) only while a request is waiting for its deadline.
+ *
+ * When the timer fires, the request it was armed for expires, as its own timer would have, and with it every
+ * request whose deadline is not later than that one's or has passed by the clock.
+ *
+ * @module
+ */
+import type { Clock, TimerHandle } from '../common/runtime.js';
+
+/** A request on a deadline list: its start time (the list's clock), its links, and what to do when it expires. */
+export interface Deadlined {
+  /** When the request started (the list's clock, ms); its deadline is this plus the list's `timeoutMs`. */
+  readonly startedAt: number;
+  /** The list's links; `undefined` when not on a list (or at its end). */
+  deadlinePrev: Deadlined | undefined;
+  /** See `deadlinePrev`. */
+  deadlineNext: Deadlined | undefined;
+  /** The deadline passed (the request has left the list). */
+  deadlinePassed(): void;
+}
+
+export class DeadlineList {
+  readonly timeoutMs: number;
+  readonly #clock: Clock;
+  #head: Deadlined | undefined;
+  #tail: Deadlined | undefined;
+  #size = 0;
+  #timer: TimerHandle | undefined;
+  /**
+   * The deadline the timer was armed for: passed when the timer fires, even if the clock reads a hair earlier. A
+   * number rather than the request, so a request that ended is not kept alive until then.
+   */
+  #armedAt = 0;
+  #firing = false;
+  readonly #onTimer = (): void => this.#fire();
+
+  constructor(clock: Clock, timeoutMs: number) {
+    this.#clock = clock;
+    this.timeoutMs = timeoutMs;
+  }
+
+  /** Requests on the list. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Puts `entry` on the list (in deadline order: at the end, unless it started before the last). */
+  add(entry: Deadlined): void {
+    let after = this.#tail;
+    while (after !== undefined && after.startedAt > entry.startedAt) after = after.deadlinePrev;
+    entry.deadlinePrev = after;
+    if (after === undefined) {
+      entry.deadlineNext = this.#head;
+      this.#head = entry;
+    } else {
+      entry.deadlineNext = after.deadlineNext;
+      after.deadlineNext = entry;
+    }
+    if (entry.deadlineNext === undefined) this.#tail = entry;
+    else entry.deadlineNext.deadlinePrev = entry;
+    this.#size++;
+    if (this.#firing || this.timeoutMs <= 0) return;
+    if (this.#timer === undefined) this.#arm();
+    else if (this.#head === entry) {
+      // Earlier than the deadline the timer waits for (a clock that went back): wait for this one instead.
+      this.#clock.clearTimeout(this.#timer);
+      this.#arm();
+    }
+  }
+
+  /** Takes `entry` off the list; a no-op when it is not on it. */
+  remove(entry: Deadlined): void {
+    const prev = entry.deadlinePrev;
+    const next = entry.deadlineNext;
+    if (prev === undefined && this.#head !== entry) return;
+    if (prev === undefined) this.#head = next;
+    else prev.deadlineNext = next;
+    if (next === undefined) this.#tail = prev;
+    else next.deadlinePrev = prev;
+    entry.deadlinePrev = undefined;
+    entry.deadlineNext = undefined;
+    this.#size--;
+    if (this.#head === undefined && this.#timer !== undefined) {
+      this.#clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  /** The entries now, in deadline order (a copy: the caller may make them leave the list). */
+  entries(): Deadlined[] {
+    const out: Deadlined[] = [];
+    for (let e = this.#head; e !== undefined; e = e.deadlineNext) out.push(e);
+    return out;
+  }
+
+  #arm(): void {
+    const head = this.#head;
+    if (head === undefined || this.timeoutMs <= 0) return;
+    this.#armedAt = head.startedAt + this.timeoutMs;
+    const wait = this.#armedAt - this.#clock.now();
+    this.#timer = this.#clock.setTimeout(this.#onTimer, wait > 0 ? wait : 0, true);
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    this.#firing = true;
+    try {
+      // Due: every deadline not after the one the timer waited for (its timer fired, whatever the clock reads)
+      // and every one the clock says has passed.
+      const now = this.#clock.now();
+      const limit = this.#armedAt > now ? this.#armedAt : now;
+      let entry = this.#head;
+      while (entry !== undefined && entry.startedAt + this.timeoutMs <= limit) {
+        this.remove(entry);
+        entry.deadlinePassed();
+        entry = this.#head;
+      }
+    } finally {
+      this.#firing = false;
+      if (this.#timer === undefined) this.#arm();
+    }
+  }
+}
