@@ -7,7 +7,6 @@
  * - `stats.ts` and `diagnostics.ts`: what the cluster reports;
  * - `balancer/balancer.ts`: the pick snapshot, subsets and the pick with exclusion;
  * - `request/balanced-request.ts`: one request's attempts, which reach the cluster through a private `RequestHost`.
- *
  * A request's path from `fetch()` to the socket is in docs/ARCHITECTURE.md.
  *
  * @module
