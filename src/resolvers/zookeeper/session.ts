@@ -167,7 +167,8 @@ export class ZooKeeperSession {
     if (options.digest !== undefined) this.#client.addAuthInfo('digest', Buffer.from(options.digest, 'utf8'));
     this.#client.on('state', (state) => {
       const next = STATE_NAMES[state.name];
-      if (next === undefined || this.#state === 'closed' || this.#state === next) return;
+      // Expired, refused or closed is final: the client reports `DISCONNECTED` after those too.
+      if (next === undefined || this.dead || this.#state === next) return;
       this.#state = next;
       this.#connected = next === 'connected';
       options.onState(next);
