@@ -91,6 +91,15 @@ module.exports = {
       },
     },
     {
+      name: 'zookeeper-client-only-in-its-entry',
+      severity: 'error',
+      comment:
+        'node-zookeeper-client is an optional peer: only src/resolvers/zookeeper/ imports it, and only the ' +
+        'sidecarless/zookeeper entry (src/zookeeper.ts) imports that folder, so the other entries load without it.',
+      from: { path: '^src/', pathNot: '^src/(zookeeper\\.ts|resolvers/zookeeper/)' },
+      to: { path: ['node-zookeeper-client', '^src/resolvers/zookeeper/'] },
+    },
+    {
       name: 'src-not-to-outside',
       severity: 'error',
       comment: 'The library does not import tests, benchmarks, examples or scripts.',
