@@ -14,7 +14,7 @@
 import zookeeper from 'node-zookeeper-client';
 import { ZooKeeperError } from '../errors.js';
 
-/** The part of a node-zookeeper-client `Client` the resolver uses (a test double implements the same). @internal */
+/** The part of a node-zookeeper-client `Client` the resolver uses (a test double implements the same). */
 export interface ZooKeeperClientLike {
   connect(): void;
   close(): void;
@@ -37,7 +37,7 @@ export interface ZooKeeperClientLike {
   ): void;
 }
 
-/** Creates a client for a connection string (node-zookeeper-client's `createClient` by default). @internal */
+/** Creates a client for a connection string (node-zookeeper-client's `createClient` by default). */
 export type ZooKeeperClientFactory = (
   connect: string,
   options: { sessionTimeout: number; spinDelay: number; retries: number },
