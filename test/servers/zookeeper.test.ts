@@ -235,13 +235,10 @@ describe('ZooKeeperResolver against a real ZooKeeper', () => {
   it('connects to any member of the ensemble string (a dead one listed too)', async () => {
     await admin.mkdirp('/members/svc');
     await admin.create('/members/svc/127.0.0.1:9500', undefined);
-    const dead = await freePort();
+    const [dead1, dead2] = [await freePort(), await freePort()];
     // node-zookeeper-client shuffles the members: over a few resolvers both orders occur; every one connects.
     const watched = [0, 1, 2, 3].map(() =>
-      watch({
-        connect: `127.0.0.1:${dead},${zk.address},127.0.0.1:${dead + 1 === zk.port ? dead + 2 : dead + 1}`,
-        path: '/members/svc',
-      }),
+      watch({ connect: `127.0.0.1:${dead1},${zk.address},127.0.0.1:${dead2}`, path: '/members/svc' }),
     );
     for (const { rec } of watched) await rec.until(() => keys(rec.last).length === 1, 'the set via the live member');
   });
@@ -274,6 +271,7 @@ describe('ZooKeeperResolver against a real ZooKeeper', () => {
       assert.equal(resolver.stats.sessions, 1, 'the session survived');
       assert.equal(resolver.stats.expirations, 0);
       assert.ok(resolver.stats.disconnections >= 1 && resolver.stats.lists >= 2, JSON.stringify(resolver.stats));
+      resolver.close(); // its session ends now, not when the server expires it during a later test
     } finally {
       await proxy.close();
     }
@@ -313,6 +311,7 @@ describe('ZooKeeperResolver against a real ZooKeeper', () => {
         'expired event',
       );
       assert.equal(events.filter((e) => e.kind === 'session' && e.path === '/expiry/svc').length, 2);
+      resolver.close();
     } finally {
       diagnostics.unsubscribe('sidecarless:zookeeper', onEvent);
       await proxy.close();
