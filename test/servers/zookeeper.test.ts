@@ -366,7 +366,9 @@ describe('ZooKeeperResolver against a real ZooKeeper', () => {
       // Without the registration, the scheme is unknown.
       assert.throws(
         () => createClient({ target: `zookeeper://${zk.address}/services/users` }),
-        (err: SidecarlessError) => err.code === 'SIDECARLESS_UNKNOWN_SCHEME',
+        (err: SidecarlessError) =>
+          err.code === 'SIDECARLESS_UNKNOWN_SCHEME' &&
+          /registerZooKeeper\(createResolverRegistry\(\)\)/.test(err.message),
       );
     } finally {
       await stopAll(backends);

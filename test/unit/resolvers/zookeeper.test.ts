@@ -3,8 +3,15 @@
 // re-armed, disconnection and reconnection, expiry and a new session, connect timeout, close).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Endpoint, InvalidOptionError, InvalidTargetError, type SidecarlessError } from 'sidecarless';
-import { ZooKeeperError, ZooKeeperResolver, zooKeeperResolverFactory } from 'sidecarless/zookeeper';
+import {
+  createClient,
+  createResolverRegistry,
+  type Endpoint,
+  InvalidOptionError,
+  InvalidTargetError,
+  type SidecarlessError,
+} from 'sidecarless';
+import { registerZooKeeper, ZooKeeperError, ZooKeeperResolver, zooKeeperResolverFactory } from 'sidecarless/zookeeper';
 import { parseZooKeeperNode } from '../../../src/resolvers/zookeeper/parse.js';
 import {
   parseConnectString,
@@ -108,6 +115,21 @@ describe('zookeeper parse: instance nodes', () => {
 });
 
 describe('zookeeper options and targets', () => {
+  it('a zookeeper: target without registerZooKeeper says how to register it', () => {
+    assert.throws(
+      () => createClient({ target: 'zookeeper://zk1:2181/services/users' }),
+      (err: SidecarlessError) =>
+        err.code === 'SIDECARLESS_UNKNOWN_SCHEME' &&
+        err.message.includes("'sidecarless/zookeeper'") &&
+        err.message.includes('registerZooKeeper(createResolverRegistry())'),
+    );
+    const client = createClient({
+      target: 'zookeeper://127.0.0.1:1/services/users',
+      resolvers: registerZooKeeper(createResolverRegistry()),
+    });
+    return client.close();
+  });
+
   it('defaults', () => {
     const o = resolveZooKeeperOptions({ path: '/services/users/' });
     assert.equal(o.connect, '127.0.0.1:2181');
