@@ -426,3 +426,63 @@ describe('ZooKeeperResolver sessions and watches (client double, fake clock)', (
     assert.deepEqual([h.updates.length, h.errors.length], [0, 0]);
   });
 });
+
+describe('zookeeper parse: fuzzed node data', () => {
+  it('answers an endpoint, undefined or a ZooKeeperError for any name and data, never another error', () => {
+    const random = seededRandom(18);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+    const values: unknown[] = [
+      null,
+      true,
+      0,
+      -1,
+      1.5,
+      65_535,
+      65_536,
+      8080,
+      '',
+      'x',
+      '10.0.0.1',
+      '::1',
+      [],
+      {},
+      '999.1.1.1',
+    ];
+    const fields = ['address', 'port', 'sslPort', 'payload', 'enabled', 'id', 'name', 'serviceType', '@class'];
+    let inputs = 0;
+    for (let i = 0; i < 3000; i++) {
+      let data: Buffer | undefined;
+      switch (i % 3) {
+        case 0: {
+          const instance: Record<string, unknown> = { address: '10.0.0.1', port: 8080 };
+          for (let k = 0; k < 3; k++) instance[pick(fields)] = pick(values);
+          data = Buffer.from(JSON.stringify(instance));
+          break;
+        }
+        case 1: {
+          const text = Buffer.from(JSON.stringify({ address: '10.0.0.1', port: 8080, payload: { a: 1 } }));
+          for (let k = 0; k < 3; k++) text[Math.floor(random() * text.length)] = Math.floor(random() * 256);
+          data = text;
+          break;
+        }
+        default:
+          data =
+            random() < 0.2
+              ? undefined
+              : Buffer.from(Array.from({ length: Math.floor(random() * 40) }, () => Math.floor(random() * 256)));
+      }
+      const name = pick(['i-1', '10.0.0.2:80', '[::1]:80', 'host:0', 'a:b:c', '', 'x'.repeat(300)]);
+      for (const layout of ['auto', 'curator', 'host-port'] as const) {
+        inputs++;
+        try {
+          const endpoint = parseZooKeeperNode(name, data, { layout, curatorPort: random() < 0.5 ? 'port' : 'sslPort' });
+          if (endpoint !== undefined) assert.ok(endpoint.port >= 1 && endpoint.port <= 65_535, endpoint.key);
+        } catch (err) {
+          assert.ok(err instanceof ZooKeeperError, `${String(err)} for ${JSON.stringify(name)}`);
+          assert.equal((err as ZooKeeperError).reason, 'bad-response');
+        }
+      }
+    }
+    console.log(`# fuzz: ${inputs} ZooKeeper nodes through parseZooKeeperNode`);
+  });
+});
