@@ -241,6 +241,8 @@ export class ZooKeeperResolver implements Resolver {
       if (session.dead) throw this.#lost(session);
       const left = deadline - clock.now();
       if (left <= 0) {
+        if (session.dropAttempt())
+          debug('%s: no session within %d ms; dropping the attempt', this.#label, connectTimeoutMs);
         throw new ZooKeeperError(
           'timeout',
           `no member of the ZooKeeper ensemble ${this.#options.servers.join(',')} answered within ${connectTimeoutMs} ms`,

@@ -226,6 +226,20 @@ export class ZooKeeperSession {
     });
   }
 
+  /**
+   * Drops a connection attempt that got no session within the caller's patience: node-zookeeper-client bounds the TCP
+   * connect but not the handshake after it, so a server that accepts the connection and never answers the connect
+   * request (one seen during a restart) would stall the client for good. Destroying the socket makes the client
+   * move on to the next member. Returns whether there was an attempt to drop.
+   */
+  dropAttempt(): boolean {
+    if (this.#state === 'connected' || this.dead) return false;
+    const manager = managerOf(this.#client);
+    if (manager?.state !== CONNECTING || manager.socket === undefined) return false;
+    manager.socket.destroy();
+    return true;
+  }
+
   /** Closes the session (its ephemeral nodes, if any, go with it). Idempotent. */
   close(): void {
     if (this.#state === 'closed') return;
@@ -249,11 +263,24 @@ export class ZooKeeperSession {
  * nothing on a client without one (a test double).
  */
 function stopConnecting(client: ZooKeeperClientLike): void {
-  const manager = (client as { connectionManager?: { socket?: { destroy(): void }; connectTimeoutHandler?: unknown } })
-    .connectionManager;
+  const manager = managerOf(client);
   if (manager === undefined) return;
   if (manager.connectTimeoutHandler !== undefined && manager.connectTimeoutHandler !== null) {
     clearTimeout(manager.connectTimeoutHandler as NodeJS.Timeout);
   }
   manager.socket?.destroy();
+}
+
+/** node-zookeeper-client's `ConnectionManager` state while it connects (its `STATES.CONNECTING`). */
+const CONNECTING = 1;
+
+/** The parts of node-zookeeper-client's connection manager reached into (none when the client is a test double). */
+interface ConnectionManagerLike {
+  readonly state?: number;
+  readonly socket?: { destroy(): void };
+  readonly connectTimeoutHandler?: unknown;
+}
+
+function managerOf(client: ZooKeeperClientLike): ConnectionManagerLike | undefined {
+  return (client as { connectionManager?: ConnectionManagerLike }).connectionManager;
 }

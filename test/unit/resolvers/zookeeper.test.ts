@@ -415,6 +415,22 @@ describe('ZooKeeperResolver sessions and watches (client double, fake clock)', (
     h.resolver.close();
   });
 
+  it('regression: a connection attempt whose handshake never gets an answer is dropped after connectTimeoutMs', async () => {
+    const h = harness({ connectTimeoutMs: 5000 });
+    await settle();
+    // node-zookeeper-client's internals as the resolver sees them: connecting (state 1), a socket open.
+    let destroyed = 0;
+    Object.assign(h.zk(), { connectionManager: { state: 1, socket: { destroy: () => destroyed++ } } });
+    h.clock.advance(4999);
+    await settle();
+    assert.equal(destroyed, 0);
+    h.clock.advance(1);
+    await settle();
+    assert.equal(destroyed, 1, 'the stalled attempt dropped, so the client tries the next member');
+    assert.equal((h.errors[0] as ZooKeeperError).reason, 'timeout');
+    h.resolver.close();
+  });
+
   it('delivers nothing after close', async () => {
     const h = harness();
     await settle();
