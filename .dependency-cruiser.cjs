@@ -7,7 +7,8 @@
  * - A module in a layer folder may import only from its own folder or from folders of a LOWER layer. Two folders
  *   of the same layer (pickers/ and resolvers/) do not import each other, and the three remote resolvers
  *   (resolvers/dns, resolvers/consul, resolvers/etcd) do not import each other (they share resolvers/ itself).
- * - The entry points sit above every layer: src/index.ts and src/extend.ts may import any layer, the exporters
+ * - The entry points sit above every layer: src/index.ts, src/extend.ts and src/zookeeper.ts (`sidecarless/zookeeper`)
+ *   may import any layer, the exporters
  *   (src/exporters/, the `sidecarless/prometheus` and `sidecarless/opentelemetry` entries) any layer below them.
  *   No layer imports an entry point (nor the package by its own name).
  *
@@ -31,10 +32,10 @@ const LAYERS = [
 ];
 
 /** The package entry points (files directly in src/), above every layer. */
-const ENTRY_POINTS = '^src/(index|extend)\\.ts$';
+const ENTRY_POINTS = '^src/(index|extend|zookeeper)\\.ts$';
 
 /** Resolver implementations that must stay independent of each other. */
-const RESOLVER_IMPLEMENTATIONS = ['dns', 'consul', 'etcd', 'kubernetes'];
+const RESOLVER_IMPLEMENTATIONS = ['dns', 'consul', 'etcd', 'kubernetes', 'zookeeper'];
 
 const layerRules = LAYERS.flatMap((layer, rank) =>
   layer.map((folder) => {
@@ -88,6 +89,15 @@ module.exports = {
         path: `^src/resolvers/(${RESOLVER_IMPLEMENTATIONS.join('|')})/`,
         pathNot: '^src/resolvers/$1/',
       },
+    },
+    {
+      name: 'zookeeper-client-only-in-its-entry',
+      severity: 'error',
+      comment:
+        'node-zookeeper-client is an optional peer: only src/resolvers/zookeeper/ imports it, and only the ' +
+        'sidecarless/zookeeper entry (src/zookeeper.ts) imports that folder, so the other entries load without it.',
+      from: { path: '^src/', pathNot: '^src/(zookeeper\\.ts|resolvers/zookeeper/)' },
+      to: { path: ['node-zookeeper-client', '^src/resolvers/zookeeper/'] },
     },
     {
       name: 'src-not-to-outside',

@@ -17,6 +17,7 @@ const entries = [
   { entry: 'sidecarless/extend', dts: 'dist/extend.d.ts', report: 'sidecarless-extend' },
   { entry: 'sidecarless/prometheus', dts: 'dist/exporters/prometheus.d.ts', report: 'sidecarless-prometheus' },
   { entry: 'sidecarless/opentelemetry', dts: 'dist/exporters/opentelemetry.d.ts', report: 'sidecarless-opentelemetry' },
+  { entry: 'sidecarless/zookeeper', dts: 'dist/zookeeper.d.ts', report: 'sidecarless-zookeeper' },
 ];
 
 // `stripInternal` removes `@internal` declarations from dist/: a shipped declaration that still names one no longer

@@ -38,12 +38,21 @@ if (process.argv.includes('--node24')) runtimes.push(['npm', ['exec', '--yes', '
 // 1. A TypeScript service with the optional peers installed.
 const project = path.join(work, 'app');
 write(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }, null, 2));
-npmInstall(project, [tarball, `typescript@${tsVersion}`, '@types/node@20', 'prom-client@15', '@opentelemetry/api@1']);
+// node-zookeeper-client without its @types: the published declarations of sidecarless/zookeeper must not need them.
+npmInstall(project, [
+  tarball,
+  `typescript@${tsVersion}`,
+  '@types/node@20',
+  'prom-client@15',
+  '@opentelemetry/api@1',
+  'node-zookeeper-client@1',
+]);
 
 const program = `import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   createClient,
+  createResolverRegistry,
   isSidecarlessError,
   type ClientOptions,
   type ClusterStats,
@@ -52,6 +61,13 @@ import {
 import * as extend from 'sidecarless/extend';
 import { registerPrometheusMetrics } from 'sidecarless/prometheus';
 import { registerOpenTelemetryMetrics } from 'sidecarless/opentelemetry';
+import {
+  registerZooKeeper,
+  ZooKeeperError,
+  ZooKeeperResolver,
+  type ZooKeeperResolverOptions,
+  type ZooKeeperResolverStats,
+} from 'sidecarless/zookeeper';
 
 const server = createServer((req, res) => res.end(\`ok \${req.headers.host}\`));
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -66,6 +82,15 @@ const viaGlobal = await fetch('http://svc/global', { dispatcher });
 const global = client.globalDispatcher();
 const stats: readonly ClusterStats[] = client.stats().clusters;
 await client.close();
+// sidecarless/zookeeper: constructed and closed without a server (no connection is opened before start).
+const zkOptions: ZooKeeperResolverOptions = { connect: '127.0.0.1:2181/apps', path: '/services/users' };
+const zk = new ZooKeeperResolver(zkOptions);
+const zkStats: ZooKeeperResolverStats = zk.stats;
+zk.close();
+const zkRegistry = registerZooKeeper(createResolverRegistry());
+if (!zkRegistry.has('zookeeper') || zkStats.sessions !== 0 || !(new ZooKeeperError('timeout', 't') instanceof Error)) {
+  throw new Error('unexpected sidecarless/zookeeper');
+}
 await new Promise((resolve) => server.close(resolve));
 if (text !== 'ok svc' || (await viaGlobal.text()) !== 'ok svc' || stats.length !== 1) throw new Error('unexpected answer');
 console.log(
@@ -111,6 +136,7 @@ const { createClient } = require('sidecarless');
 const extend = require('sidecarless/extend');
 const { registerPrometheusMetrics } = require('sidecarless/prometheus');
 const { registerOpenTelemetryMetrics } = require('sidecarless/opentelemetry');
+const { ZooKeeperResolver } = require('sidecarless/zookeeper');
 
 const server = http.createServer((req, res) => res.end('ok ' + req.headers.host));
 server.listen(0, '127.0.0.1', async () => {
@@ -120,7 +146,7 @@ server.listen(0, '127.0.0.1', async () => {
   server.close();
   if (text !== 'ok svc') throw new Error('unexpected answer ' + text);
   console.log('consumer cjs ok on', process.version, typeof extend.Backoff, typeof registerPrometheusMetrics,
-    typeof registerOpenTelemetryMetrics);
+    typeof registerOpenTelemetryMetrics, typeof ZooKeeperResolver);
 });
 `,
 );

@@ -14,6 +14,8 @@ const missing = [
   'dist/extend.d.ts',
   'dist/exporters/prometheus.js',
   'dist/exporters/opentelemetry.js',
+  'dist/zookeeper.js',
+  'dist/zookeeper.d.ts',
 ].filter((path) => !pack.files.some((f) => f.path === path));
 if (unexpected.length > 0 || missing.length > 0) {
   console.error(

@@ -3,7 +3,8 @@ import { debuglog } from 'node:util';
 /**
  * A per-module debug logger, enabled with `NODE_DEBUG=sidecarless` (all modules, each line tagged `[module]`) or
  * `NODE_DEBUG=sidecarless:pool` (that module only; several may be listed, comma-separated). The modules: `cluster`,
- * `pool`, `subchannel`, `health`, `outlier`, `breaker`, `dns`, `consul`, `etcd`, `kubernetes`. Never log credentials through it.
+ * `pool`, `subchannel`, `health`, `outlier`, `breaker`, `dns`, `consul`, `etcd`, `kubernetes`, `zookeeper`. Never log
+ * credentials through it.
  */
 export interface DebugLogger {
   (message: string, ...args: unknown[]): void;

@@ -139,10 +139,12 @@ export class UnknownSchemeError extends SidecarlessError {
   /** The scheme without the colon, e.g. `consul`. */
   readonly scheme: string;
 
-  constructor(scheme: string, known: readonly string[]) {
+  /** `hint`, when given, ends the message (how to register a scheme that ships in another entry point). */
+  constructor(scheme: string, known: readonly string[], hint?: string) {
     super(
       'SIDECARLESS_UNKNOWN_SCHEME',
-      `No resolver is registered for scheme "${scheme}:" (registered: ${known.join(', ') || 'none'})`,
+      `No resolver is registered for scheme "${scheme}:" (registered: ${known.join(', ') || 'none'})` +
+        (hint === undefined ? '' : `; ${hint}`),
     );
     this.scheme = scheme;
   }

@@ -1,5 +1,5 @@
 /**
- * Errors of the resolvers that read an HTTP discovery server (Consul, etcd): one base, {@link DiscoveryError},
+ * Errors of the resolvers that read a discovery server (Consul, etcd, Kubernetes, ZooKeeper): one base, {@link DiscoveryError},
  * with the kind of failure in {@link DiscoveryError.reason}; one subclass per server, so that `instanceof` tells them
  * apart. Every one has the code `SIDECARLESS_RESOLVER_FAILED` (a {@link ResolverError}).
  *
@@ -15,10 +15,13 @@ import { ResolverError } from '../common/errors.js';
  * - `bad-response`: the body is not valid JSON, has the wrong shape, or is too large;
  * - `timeout`: no complete answer within the client timeout;
  * - `connection`: the connection failed (refused, reset, TLS) or the stream broke;
- * - `server-error`: the server reported an error inside a 200 answer (etcd watch `error` message).
+ * - `server-error`: the server reported an error inside a 200 answer (etcd watch `error` message), or ZooKeeper
+ *   answered an operation with an error other than those above (see {@link ZooKeeperError.zooKeeperCode});
+ * - `session-expired`: the ZooKeeper session expired (the ensemble was out of reach for longer than the session
+ *   timeout); a new session is opened and the service listed again.
  */
 export type DiscoveryFailureReason =
-  'http-status' | 'forbidden' | 'bad-response' | 'timeout' | 'connection' | 'server-error';
+  'http-status' | 'forbidden' | 'bad-response' | 'timeout' | 'connection' | 'server-error' | 'session-expired';
 
 /**
  * A discovery server (Consul, etcd) could not be read. Code `SIDECARLESS_RESOLVER_FAILED`; match on
@@ -56,3 +59,37 @@ export class EtcdError extends DiscoveryError {}
  * never contains the bearer token.
  */
 export class KubernetesError extends DiscoveryError {}
+
+/**
+ * The ZooKeeper resolver (`sidecarless/zookeeper`) could not list or watch its service. Code
+ * `SIDECARLESS_RESOLVER_FAILED`; match on {@link DiscoveryError.reason} for the kind, and on
+ * {@link ZooKeeperError.zooKeeperCode} for ZooKeeper's own error:
+ * - `connection`: the connection to the ensemble was lost (`CONNECTION_LOSS`), the session is being re-established;
+ * - `timeout`: no member of the ensemble answered within `connectTimeoutMs`, or an operation took longer than
+ *   `requestTimeoutMs`;
+ * - `session-expired`: the session expired (`SESSION_EXPIRED`): a new one is opened and the service listed again;
+ * - `forbidden`: the node's ACL refuses the credentials (`NO_AUTH`), or the server refused them (`AUTH_FAILED`);
+ * - `bad-response`: an instance node holds data that is not an endpoint (reported, the node skipped);
+ * - `server-error`: any other ZooKeeper error (its name in `zooKeeperCode`).
+ *
+ * The message never contains the digest credentials.
+ *
+ * @category Errors
+ */
+export class ZooKeeperError extends DiscoveryError {
+  /**
+   * ZooKeeper's name for the error (the Java client's `KeeperException.Code` names, as node-zookeeper-client spells
+   * them: `CONNECTION_LOSS`, `SESSION_EXPIRED`, `NO_AUTH`, `AUTH_FAILED`, `OPERATION_TIMEOUT`, ...), when ZooKeeper
+   * or its client raised one; `undefined` for the resolver's own timeouts and for bad node data.
+   */
+  readonly zooKeeperCode: string | undefined;
+
+  constructor(
+    reason: DiscoveryFailureReason,
+    message: string,
+    options?: { cause?: unknown; zooKeeperCode?: string | undefined },
+  ) {
+    super(reason, message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.zooKeeperCode = options?.zooKeeperCode;
+  }
+}

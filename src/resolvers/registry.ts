@@ -13,6 +13,13 @@ import { srvResolverFactory } from './dns/srv.js';
 import { staticResolverFactory } from './static.js';
 import { parseTarget } from './target.js';
 
+/** Schemes whose resolver ships in its own entry point (its client library is optional): how to register them. */
+const ELSEWHERE: Readonly<Record<string, string>> = {
+  zookeeper:
+    "its resolver is in the 'sidecarless/zookeeper' entry point: pass " +
+    '`resolvers: registerZooKeeper(createResolverRegistry())` (and install node-zookeeper-client)',
+};
+
 /**
  * Maps URL schemes to resolver factories. Each client uses its own registry, so registering a scheme never
  * affects another client. {@link createResolverRegistry} returns one with the built-in schemes.
@@ -56,7 +63,9 @@ export class ResolverRegistry {
   create(target: string | Target, context: ResolverContext): Resolver {
     const parsed = typeof target === 'string' ? parseTarget(target) : target;
     const factory = this.#factories.get(parsed.scheme);
-    if (factory === undefined) throw new UnknownSchemeError(parsed.scheme, this.schemes());
+    if (factory === undefined) {
+      throw new UnknownSchemeError(parsed.scheme, this.schemes(), ELSEWHERE[parsed.scheme]);
+    }
     return factory(parsed, context);
   }
 }

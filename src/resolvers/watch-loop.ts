@@ -182,6 +182,16 @@ export class WatchLoop implements Resolver {
     run.controller.abort();
   }
 
+  /**
+   * The source says it can be reached again (a ZooKeeper session reconnected): while backing off after a failure,
+   * the next run starts now (within `minIntervalMs`) instead of after the backoff delay. Does nothing otherwise.
+   */
+  wake(): void {
+    if (!this.#started || this.#closed || !this.#backingOff || this.#run !== undefined) return;
+    this.#options.debug('%s: the source is back; not waiting for the backoff', this.#options.label);
+    this.#schedule(this.#guardDelay());
+  }
+
   /** Stops the loop: cancels the timer and aborts the run in flight. Idempotent. */
   close(): void {
     if (this.#closed) return;

@@ -169,3 +169,34 @@ describe('WatchLoop', () => {
     assert.equal(runs, 2, 'nothing after close');
   });
 });
+
+describe('WatchLoop.wake', () => {
+  it('ends a backoff early (within minIntervalMs), and does nothing when not backing off', async () => {
+    let runs = 0;
+    let fail = true;
+    const t = setup(async (run) => {
+      run.started();
+      runs++;
+      if (fail) throw new ResolverError('down');
+      return { endpoints: [a], nextMs: 60_000 };
+    });
+    t.loop.start(t.listener);
+    await tick();
+    assert.equal(runs, 1);
+    assert.equal(t.errors.length, 1, 'the first run failed: backing off 1000 ms');
+    fail = false;
+    t.loop.wake();
+    t.clock.advance(99);
+    await tick();
+    assert.equal(runs, 1, 'still within minIntervalMs of the failed run');
+    t.clock.advance(1);
+    await tick();
+    assert.equal(runs, 2, 'woken 900 ms before the backoff was over');
+    assert.equal(t.updates.length, 1);
+    t.loop.wake(); // healthy now: no effect, the next run stays 60 s away
+    t.clock.advance(59_999);
+    await tick();
+    assert.equal(runs, 2);
+    t.loop.close();
+  });
+});

@@ -1,0 +1,286 @@
+/**
+ * One ZooKeeper session through node-zookeeper-client: its state, promise-returning reads with watches, and the
+ * translation of the client's errors into {@link ZooKeeperError}s. The only module that imports the client library;
+ * its types stay in here (the published declarations must not name them: a user without
+ * `@types/node-zookeeper-client` compiles against `sidecarless/zookeeper` under `skipLibCheck: false`).
+ *
+ * Watches: the session registers one watcher function per kind (children, data, existence) for every path, so the
+ * client's watcher table holds at most one listener per path and kind however often a path is re-read (the client
+ * keys watchers by function identity), and a watch re-set by the client after a reconnection (`SetWatches`) still
+ * reaches the resolver.
+ *
+ * @module
+ */
+import zookeeper from 'node-zookeeper-client';
+import { ZooKeeperError } from '../errors.js';
+
+/** The part of a node-zookeeper-client `Client` the resolver uses (a test double implements the same). */
+export interface ZooKeeperClientLike {
+  connect(): void;
+  close(): void;
+  addAuthInfo(scheme: string, auth: Buffer): void;
+  on(event: 'state', listener: (state: { name: string; code: number }) => void): unknown;
+  getChildren(
+    path: string,
+    watcher: ((event: { type: number; name: string; path: string }) => void) | undefined,
+    callback: (error: Error | null, children: string[]) => void,
+  ): void;
+  getData(
+    path: string,
+    watcher: ((event: { type: number; name: string; path: string }) => void) | undefined,
+    callback: (error: Error | null, data: Buffer | null | undefined) => void,
+  ): void;
+  exists(
+    path: string,
+    watcher: ((event: { type: number; name: string; path: string }) => void) | undefined,
+    callback: (error: Error | null, stat: unknown) => void,
+  ): void;
+}
+
+/** Creates a client for a connection string (node-zookeeper-client's `createClient` by default). */
+export type ZooKeeperClientFactory = (
+  connect: string,
+  options: { sessionTimeout: number; spinDelay: number; retries: number },
+) => ZooKeeperClientLike;
+
+/** The default factory: node-zookeeper-client. */
+export const defaultClientFactory: ZooKeeperClientFactory = (connect, options) =>
+  zookeeper.createClient(connect, options) as unknown as ZooKeeperClientLike;
+
+/** A session's state, from the client's `state` events. */
+export type SessionState = 'connecting' | 'connected' | 'disconnected' | 'expired' | 'auth-failed' | 'closed';
+
+/** What a watch reports: the kind of watch that fired, the ZooKeeper event name and the path. */
+export interface WatchEvent {
+  readonly watch: 'children' | 'data' | 'exists';
+  /** `NODE_CREATED`, `NODE_DELETED`, `NODE_DATA_CHANGED` or `NODE_CHILDREN_CHANGED`. */
+  readonly type: string;
+  /** The node's path, under the chroot (the client strips the chroot). */
+  readonly path: string;
+}
+
+/** Settings of a {@link ZooKeeperSession}. */
+export interface SessionOptions {
+  readonly connect: string;
+  readonly sessionTimeoutMs: number;
+  readonly digest: string | undefined;
+  readonly factory: ZooKeeperClientFactory;
+  /** Every state change. */
+  readonly onState: (state: SessionState) => void;
+  /** Every watch that fires. */
+  readonly onWatch: (event: WatchEvent) => void;
+}
+
+/** node-zookeeper-client's exception codes, by number (its `Exception` names). */
+const CODE_NAMES: Readonly<Record<number, string>> = {
+  [-1]: 'SYSTEM_ERROR',
+  [-2]: 'RUNTIME_INCONSISTENCY',
+  [-3]: 'DATA_INCONSISTENCY',
+  [-4]: 'CONNECTION_LOSS',
+  [-5]: 'MARSHALLING_ERROR',
+  [-6]: 'UNIMPLEMENTED',
+  [-7]: 'OPERATION_TIMEOUT',
+  [-8]: 'BAD_ARGUMENTS',
+  [-100]: 'API_ERROR',
+  [-101]: 'NO_NODE',
+  [-102]: 'NO_AUTH',
+  [-103]: 'BAD_VERSION',
+  [-108]: 'NO_CHILDREN_FOR_EPHEMERALS',
+  [-110]: 'NODE_EXISTS',
+  [-111]: 'NOT_EMPTY',
+  [-112]: 'SESSION_EXPIRED',
+  [-113]: 'INVALID_CALLBACK',
+  [-114]: 'INVALID_ACL',
+  [-115]: 'AUTH_FAILED',
+};
+
+/** ZooKeeper's name of an error the client passed, or `undefined` when it is not a ZooKeeper exception. */
+export function zooKeeperCodeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? (CODE_NAMES[code] ?? `ZOOKEEPER_ERROR_${code}`) : undefined;
+}
+
+/** A client error as a {@link ZooKeeperError} (`what` names the operation and node, for the message). */
+export function toZooKeeperError(error: unknown, what: string): ZooKeeperError {
+  if (error instanceof ZooKeeperError) return error;
+  const zooKeeperCode = zooKeeperCodeOf(error);
+  const options = { cause: error, zooKeeperCode };
+  switch (zooKeeperCode) {
+    case 'CONNECTION_LOSS':
+      return new ZooKeeperError('connection', `ZooKeeper connection lost during ${what}`, options);
+    case 'SESSION_EXPIRED':
+      return new ZooKeeperError('session-expired', `ZooKeeper session expired during ${what}`, options);
+    case 'NO_AUTH':
+      return new ZooKeeperError(
+        'forbidden',
+        `ZooKeeper refused ${what}: the node's ACL does not allow it (NO_AUTH)`,
+        options,
+      );
+    case 'AUTH_FAILED':
+      return new ZooKeeperError('forbidden', `ZooKeeper refused the credentials (AUTH_FAILED) during ${what}`, options);
+    case 'OPERATION_TIMEOUT':
+      return new ZooKeeperError('timeout', `ZooKeeper timed out ${what}`, options);
+    case undefined:
+      return new ZooKeeperError(
+        'server-error',
+        `ZooKeeper ${what} failed: ${String((error as Error)?.message ?? error)}`,
+        options,
+      );
+    default:
+      return new ZooKeeperError('server-error', `ZooKeeper ${what} failed (${zooKeeperCode})`, options);
+  }
+}
+
+const EVENT_NAMES: Readonly<Record<number, string>> = {
+  1: 'NODE_CREATED',
+  2: 'NODE_DELETED',
+  3: 'NODE_DATA_CHANGED',
+  4: 'NODE_CHILDREN_CHANGED',
+};
+
+const STATE_NAMES: Readonly<Record<string, SessionState>> = {
+  SYNC_CONNECTED: 'connected',
+  CONNECTED_READ_ONLY: 'connected',
+  DISCONNECTED: 'disconnected',
+  EXPIRED: 'expired',
+  AUTH_FAILED: 'auth-failed',
+};
+
+/**
+ * One ZooKeeper session (one client). Dead once expired, refused (`auth-failed`) or closed: the resolver then opens
+ * another. Reads reject with a {@link ZooKeeperError}; a read of a node that does not exist resolves `undefined`.
+ */
+export class ZooKeeperSession {
+  readonly #client: ZooKeeperClientLike;
+  #state: SessionState = 'connecting';
+  /** Connected now (closing then sends the close request, and the server ends the connection). */
+  #connected = false;
+  readonly #watchers: Record<WatchEvent['watch'], (event: { type: number; path: string }) => void>;
+
+  constructor(options: SessionOptions) {
+    // spinDelay: the pause after every member was tried; retries: 0, the resolver retries on its own terms.
+    this.#client = options.factory(options.connect, {
+      sessionTimeout: options.sessionTimeoutMs,
+      spinDelay: 1000,
+      retries: 0,
+    });
+    if (options.digest !== undefined) this.#client.addAuthInfo('digest', Buffer.from(options.digest, 'utf8'));
+    this.#client.on('state', (state) => {
+      const next = STATE_NAMES[state.name];
+      // Expired, refused or closed is final: the client reports `DISCONNECTED` after those too.
+      if (next === undefined || this.dead || this.#state === next) return;
+      this.#state = next;
+      this.#connected = next === 'connected';
+      options.onState(next);
+    });
+    const watcher = (watch: WatchEvent['watch']) => (event: { type: number; path: string }) => {
+      if (this.#state === 'closed') return;
+      options.onWatch({ watch, type: EVENT_NAMES[event.type] ?? String(event.type), path: event.path });
+    };
+    this.#watchers = { children: watcher('children'), data: watcher('data'), exists: watcher('exists') };
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** Expired, refused or closed: no read will succeed on it again. */
+  get dead(): boolean {
+    return this.#state === 'expired' || this.#state === 'auth-failed' || this.#state === 'closed';
+  }
+
+  /** Starts connecting (to a random member, then the others in turn). */
+  connect(): void {
+    this.#client.connect();
+  }
+
+  /** The children of `path` (watched), or `undefined` when the node does not exist. */
+  children(path: string): Promise<string[] | undefined> {
+    return new Promise((resolve, reject) => {
+      this.#client.getChildren(path, this.#watchers.children, (error, children) => {
+        if (error === null) resolve(children);
+        else if (zooKeeperCodeOf(error) === 'NO_NODE') resolve(undefined);
+        else reject(toZooKeeperError(error, `listing the children of ${path}`));
+      });
+    });
+  }
+
+  /** The data of `path` (watched; an empty buffer for none), or `undefined` when the node does not exist. */
+  data(path: string): Promise<Buffer | undefined> {
+    return new Promise((resolve, reject) => {
+      this.#client.getData(path, this.#watchers.data, (error, data) => {
+        if (error === null) resolve(data ?? Buffer.alloc(0));
+        else if (zooKeeperCodeOf(error) === 'NO_NODE') resolve(undefined);
+        else reject(toZooKeeperError(error, `reading ${path}`));
+      });
+    });
+  }
+
+  /** Whether `path` exists, leaving a watch that fires when it is created or deleted. */
+  exists(path: string): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.#client.exists(path, this.#watchers.exists, (error, stat) => {
+        if (error === null) resolve(stat !== null && stat !== undefined);
+        else reject(toZooKeeperError(error, `checking ${path}`));
+      });
+    });
+  }
+
+  /**
+   * Drops a connection attempt that got no session within the caller's patience: node-zookeeper-client bounds the TCP
+   * connect but not the handshake after it, so a server that accepts the connection and never answers the connect
+   * request (one seen during a restart) would stall the client for good. Destroying the socket makes the client
+   * move on to the next member. Returns whether there was an attempt to drop.
+   */
+  dropAttempt(): boolean {
+    if (this.#state === 'connected' || this.dead) return false;
+    const manager = managerOf(this.#client);
+    if (manager?.state !== CONNECTING || manager.socket === undefined) return false;
+    manager.socket.destroy();
+    return true;
+  }
+
+  /** Closes the session (its ephemeral nodes, if any, go with it). Idempotent. */
+  close(): void {
+    if (this.#state === 'closed') return;
+    const wasLive = this.#state !== 'expired' && this.#state !== 'auth-failed';
+    this.#state = 'closed';
+    const connected = this.#connected;
+    try {
+      if (wasLive) this.#client.close();
+    } catch {
+      // nothing more to release
+    }
+    // Not connected, the client's close only queues the close request and its connection attempts go on (a socket
+    // connecting, a connect timer of up to sessionTimeout / members): end them, so no handle keeps the process alive.
+    if (!connected) stopConnecting(this.#client);
+  }
+}
+
+/**
+ * Ends the connection attempts of a node-zookeeper-client client that was asked to close while not connected: its
+ * socket, and its connect timer. Reaches into the client's connection manager (no public API does this); does
+ * nothing on a client without one (a test double).
+ */
+function stopConnecting(client: ZooKeeperClientLike): void {
+  const manager = managerOf(client);
+  if (manager === undefined) return;
+  if (manager.connectTimeoutHandler !== undefined && manager.connectTimeoutHandler !== null) {
+    clearTimeout(manager.connectTimeoutHandler as NodeJS.Timeout);
+  }
+  manager.socket?.destroy();
+}
+
+/** node-zookeeper-client's `ConnectionManager` state while it connects (its `STATES.CONNECTING`). */
+const CONNECTING = 1;
+
+/** The parts of node-zookeeper-client's connection manager reached into (none when the client is a test double). */
+interface ConnectionManagerLike {
+  readonly state?: number;
+  readonly socket?: { destroy(): void };
+  readonly connectTimeoutHandler?: unknown;
+}
+
+function managerOf(client: ZooKeeperClientLike): ConnectionManagerLike | undefined {
+  return (client as { connectionManager?: ConnectionManagerLike }).connectionManager;
+}
