@@ -7,12 +7,12 @@
  * revision that has been compacted meanwhile, or muted, to play a half-open watch connection.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { terminate } from './process.js';
 
 const ETCD = process.env.ETCD_BIN ?? 'etcd';
 
@@ -161,11 +161,7 @@ export class EtcdServer {
   async stop(): Promise<void> {
     const child = this.#child;
     if (child === undefined) return;
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(killer);
+    await terminate(child, 5000);
     this.#child = undefined;
   }
 

@@ -19,6 +19,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import zookeeper from 'node-zookeeper-client';
+import { terminate } from './process.js';
 
 const JAVA = process.env.JAVA ?? 'java';
 const CLASSPATH = process.env.ZOOKEEPER_CLASSPATH ?? '/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar';
@@ -143,11 +144,7 @@ export class ZooKeeperServer {
   async stop(): Promise<void> {
     const child = this.#child;
     if (child === undefined) return;
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(killer);
+    await terminate(child, 10_000);
     this.#child = undefined;
   }
 
