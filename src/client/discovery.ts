@@ -92,8 +92,13 @@ export class Discovery {
     for (const host of idle) this.#cache.delete(host);
   }
 
-  /** The discovered clusters, least recently used last. */
+  /**
+   * The discovered clusters, least recently used last. Expired entries are purged first: the cache's iteration skips
+   * an entry past its idle time whose purge timer has not run yet (late on a busy event loop), and a busy cluster
+   * among them would be missing from stats and from the client's close() until then; purging puts it back.
+   */
   clusters(): IterableIterator<Cluster> {
+    this.#cache.purgeStale();
     return this.#cache.values();
   }
 

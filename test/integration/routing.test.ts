@@ -494,6 +494,45 @@ describe('transparent mode', () => {
     }
   });
 
+  it('lists a busy discovered cluster past its idle time before the purge timer runs (flaky under load before)', async () => {
+    let release: (() => void) | undefined;
+    const streaming = await backend('stream-late-purge', (req, res) => {
+      req.resume();
+      res.writeHead(200);
+      res.write('first;');
+      release = () => res.end('last');
+    });
+    const made: SpiedResolver[] = [];
+    const client = createClient({
+      discovery: {
+        domain: 'svc.test',
+        target: () => {
+          const resolver = new SpiedResolver([streaming.address]);
+          made.push(resolver);
+          return resolver;
+        },
+        idleTimeoutMs: 20,
+      },
+    });
+    try {
+      const res = await client.fetch('http://late.svc.test/');
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      await reader.read();
+      // Hold the event loop past the idle time, so the cache's purge timer cannot run before stats() is read: what a
+      // loaded machine does.
+      const until = performance.now() + 100;
+      while (performance.now() < until);
+      assert.deepEqual(names(client), ['late.svc.test'], 'the busy cluster is still listed');
+      assert.equal(made[0]?.closes, 0);
+      release?.();
+      while (!(await reader.read()).done);
+    } finally {
+      release?.();
+      await client.close();
+    }
+    assert.equal(made[0]?.closes, 1, 'close() closed it');
+  });
+
   it('B3 regression: a request to a discovery host after close() fails with SIDECARLESS_CLIENT_CLOSED and creates no cluster', async () => {
     const b = await backend('late');
     let targets = 0;
