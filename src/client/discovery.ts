@@ -26,6 +26,7 @@ export class Discovery {
   readonly #options: ResolvedDiscoveryOptions;
   readonly #cache: LRUCache<string, Cluster>;
   readonly #created: (cluster: Cluster) => void;
+  readonly #sweep: NodeJS.Timeout;
 
   /**
    * @param options - the validated `discovery` options.
@@ -35,11 +36,17 @@ export class Discovery {
   constructor(options: ResolvedDiscoveryOptions, created: (cluster: Cluster) => void, closing: () => boolean) {
     this.#options = options;
     this.#created = created;
-    // No `max`: the size bound is enforced in clusterFor(), which evicts idle clusters only.
+    // The size bound is enforced in clusterFor(), which evicts idle clusters only: the cache must never evict by
+    // itself (it would close a busy cluster). `maxSize` counting entries, set out of reach, only tells lru-cache the
+    // cache is bounded, without `max` preallocating arrays of `maxClusters` slots. No `ttlAutopurge`: its per-entry
+    // timers lose track of an entry put back from `disposeAfter` during their own purge (lru-cache 11.5), and the
+    // lost timer then re-arms itself every millisecond forever (a TimeoutOverflowWarning of `Infinity` each time).
+    // One sweep timer of our own purges instead.
     const cache: LRUCache<string, Cluster> = new LRUCache<string, Cluster>({
+      maxSize: Number.MAX_SAFE_INTEGER,
+      sizeCalculation: () => 1,
       ttl: options.idleTimeoutMs,
       updateAgeOnGet: true,
-      ttlAutopurge: true,
       // disposeAfter, not dispose: the entry is gone by then, so it may be put back.
       disposeAfter: (cluster, host, reason) => {
         // Idle means no traffic: a cluster still serving a long stream (or with requests waiting) is kept for another
@@ -52,6 +59,10 @@ export class Discovery {
       },
     });
     this.#cache = cache;
+    // A cluster is closed between one and one and a half idle periods after its last request. Unref'd: an idle
+    // cluster's expiry never holds the process open.
+    this.#sweep = setInterval(() => cache.purgeStale(), Math.max(1, Math.ceil(options.idleTimeoutMs / 2)));
+    this.#sweep.unref();
   }
 
   /**
@@ -94,7 +105,7 @@ export class Discovery {
 
   /**
    * The discovered clusters, least recently used last. Expired entries are purged first: the cache's iteration skips
-   * an entry past its idle time whose purge timer has not run yet (late on a busy event loop), and a busy cluster
+   * an entry past its idle time that the sweep has not reached yet (late on a busy event loop), and a busy cluster
    * among them would be missing from stats and from the client's close() until then; purging puts it back.
    */
   clusters(): IterableIterator<Cluster> {
@@ -104,6 +115,7 @@ export class Discovery {
 
   /** Forgets every discovered cluster, closing each (gracefully). */
   clear(): void {
+    clearInterval(this.#sweep);
     this.#cache.clear();
   }
 }
