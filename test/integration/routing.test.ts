@@ -455,13 +455,17 @@ describe('transparent mode', () => {
     }
   });
 
-  it('does not close an idle-timed-out discovered cluster while a long stream is in flight', async () => {
-    let release: (() => void) | undefined;
-    const streaming = await backend('stream', (req, res, b) => {
+  /**
+   * A discovery client whose clusters all resolve to one backend that answers with `first;` and holds the response
+   * open until `release()` sends `last`.
+   */
+  async function streamingDiscovery(id: string, idleTimeoutMs: number) {
+    let end: (() => void) | undefined;
+    const streaming = await backend(id, (req, res, b) => {
       req.resume();
       res.writeHead(200, { 'x-backend': b.id });
       res.write('first;');
-      release = () => res.end('last');
+      end = () => res.end('last');
     });
     const made: SpiedResolver[] = [];
     const client = createClient({
@@ -472,9 +476,14 @@ describe('transparent mode', () => {
           made.push(resolver);
           return resolver;
         },
-        idleTimeoutMs: 50,
+        idleTimeoutMs,
       },
     });
+    return { client, made, release: () => end?.() };
+  }
+
+  it('does not close an idle-timed-out discovered cluster while a long stream is in flight', async () => {
+    const { client, made, release } = await streamingDiscovery('stream', 50);
     try {
       const res = await client.fetch('http://long.svc.test/');
       const reader = (res.body as ReadableStream<Uint8Array>).getReader();
@@ -483,7 +492,7 @@ describe('transparent mode', () => {
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(made[0]?.closes, 0, 'still open while the stream is');
       assert.deepEqual(names(client), ['long.svc.test']);
-      release?.();
+      release();
       for (let r = await reader.read(); !r.done; r = await reader.read())
         chunks.push(new TextDecoder().decode(r.value));
       assert.equal(chunks.join(''), 'first;last', 'the stream completed');
@@ -500,25 +509,7 @@ describe('transparent mode', () => {
       if (w.name === 'TimeoutOverflowWarning') overflows.push(w);
     };
     process.on('warning', onWarning);
-    let release: (() => void) | undefined;
-    const streaming = await backend('stream-late-purge', (req, res) => {
-      req.resume();
-      res.writeHead(200);
-      res.write('first;');
-      release = () => res.end('last');
-    });
-    const made: SpiedResolver[] = [];
-    const client = createClient({
-      discovery: {
-        domain: 'svc.test',
-        target: () => {
-          const resolver = new SpiedResolver([streaming.address]);
-          made.push(resolver);
-          return resolver;
-        },
-        idleTimeoutMs: 20,
-      },
-    });
+    const { client, made, release } = await streamingDiscovery('stream-late-purge', 20);
     try {
       const res = await client.fetch('http://late.svc.test/');
       const reader = (res.body as ReadableStream<Uint8Array>).getReader();
@@ -533,7 +524,7 @@ describe('transparent mode', () => {
       assert.deepEqual(names(client), ['late.svc.test'], 'still listed while busy');
       assert.equal(made[0]?.closes, 0);
     } finally {
-      release?.();
+      release();
       await client.close();
     }
     assert.equal(made[0]?.closes, 1, 'close() closed it');
