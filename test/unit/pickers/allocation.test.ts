@@ -123,7 +123,9 @@ describe('picks allocate nothing', () => {
 
     it(`${label(c)}: leaves under ${BUDGET} bytes of heap per pick over 1M picks`, () => {
       const { picker } = build(c);
-      const bytes = bytesPerCall(callLoop(picker, 'pick', c.inputs), PICKS / 4, 4);
+      // Best of 8 rounds: on a loaded machine V8's background compiler can be starved for the first rounds, which then
+      // run unoptimised code that boxes numbers (seen once in a loaded CI run on Node 24, 0.89 bytes per pick).
+      const bytes = bytesPerCall(callLoop(picker, 'pick', c.inputs), PICKS / 4, 8);
       assert.ok(bytes < BUDGET, `${bytes.toFixed(3)} bytes per pick`);
     });
   }
