@@ -42,7 +42,22 @@ export interface Settings {
   readonly policies: readonly string[];
 }
 
-/** Summary of one load phase, for JSON and tables. Latencies in ms. */
+/** One round's figures of a phase measured in rounds (the overhead and http2 scenarios). Latencies in ms. */
+export interface RoundFigures {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly cpuPer1kMs: number;
+  readonly bytesPerRequest: number;
+}
+
+/**
+ * Summary of one load phase, for JSON and tables. Latencies in ms. A phase measured in rounds reports its median
+ * round: req/s, p50, p99, p99.9, CPU and bytes are each the median of the rounds' figures (one disturbed round on a
+ * shared machine moves a median of rounds less than a sum), `max` and the counts are over every round, and `rounds`
+ * keeps each round's figures so that ratios between contenders can be taken round by round ({@link roundRatio}).
+ */
 export interface PhaseSummary {
   readonly name: string;
   readonly requests: number;
@@ -60,6 +75,8 @@ export interface PhaseSummary {
   /** Heap bytes the client allocated per completed request. */
   readonly bytesPerRequest: number;
   readonly elapsedMs: number;
+  /** Each round's figures, in the order the rounds ran. */
+  readonly rounds: readonly RoundFigures[];
 }
 
 export interface Skipped {
@@ -67,35 +84,79 @@ export interface Skipped {
   readonly skipped: string;
 }
 
+/** The median of `values` (the mean of the middle two for an even count); NaN for none. */
+export function median(values: readonly number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  if (v.length === 0) return Number.NaN;
+  const mid = v.length >> 1;
+  return v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+}
+
+/**
+ * `a`'s figure over `b`'s, round by round, and the median of those ratios: contenders measured in the same round ran
+ * within seconds of each other, so a slow stretch of the machine moves both sides of a round's ratio together.
+ * Falls back to the ratio of the medians when the round counts differ.
+ */
+export function roundRatio(
+  a: PhaseSummary,
+  b: PhaseSummary,
+  figure: (r: RoundFigures) => number = (r) => r.rps,
+): number {
+  if (a.rounds.length === 0 || a.rounds.length !== b.rounds.length) {
+    return figure(medianRound(a)) / figure(medianRound(b));
+  }
+  return median(a.rounds.map((r, i) => figure(r) / figure(b.rounds[i] as RoundFigures)));
+}
+
+function medianRound(s: PhaseSummary): RoundFigures {
+  return {
+    rps: s.rps,
+    p50: s.p50,
+    p99: s.p99,
+    p999: s.p999,
+    cpuPer1kMs: s.cpuPer1kMs,
+    bytesPerRequest: s.bytesPerRequest,
+  };
+}
+
 export function summarize(name: string, results: readonly LoadResult[]): PhaseSummary {
   const [first, ...rest] = results;
   if (first === undefined) throw new Error(`no results for ${name}`);
+  const ms = (us: number) => us / 1000;
+  // Each round's percentiles before the histograms are merged into the first.
+  const rounds: RoundFigures[] = results.map((r) => ({
+    rps: r.elapsedMs > 0 ? (r.completed / r.elapsedMs) * 1000 : 0,
+    p50: ms(r.latency.percentile(50)),
+    p99: ms(r.latency.percentile(99)),
+    p999: ms(r.latency.percentile(99.9)),
+    cpuPer1kMs: r.completed === 0 ? 0 : ((r.cpuUserMs + r.cpuSystemMs) / r.completed) * 1000,
+    bytesPerRequest: r.completed === 0 ? 0 : r.allocatedBytes / r.completed,
+  }));
   const h = first.latency;
   for (const r of rest) h.add(r.latency);
   const sum = (f: (r: LoadResult) => number) => results.reduce((s, r) => s + f(r), 0);
   const completed = sum((r) => r.completed);
   const elapsed = sum((r) => r.elapsedMs);
-  const cpu = sum((r) => r.cpuUserMs + r.cpuSystemMs);
-  const allocated = sum((r) => r.allocatedBytes);
   const failures: Record<string, number> = {};
   for (const r of results) for (const [k, v] of Object.entries(r.failures)) failures[k] = (failures[k] ?? 0) + v;
-  const ms = (us: number) => us / 1000;
+  const of = (f: (r: RoundFigures) => number) => median(rounds.map(f));
   return {
     name,
     requests: completed,
     ok: sum((r) => r.ok),
     failed: sum((r) => r.failed),
     failures,
-    rps: (completed / elapsed) * 1000,
-    p50: ms(h.percentile(50)),
+    rps: of((r) => r.rps),
+    p50: of((r) => r.p50),
     p90: ms(h.percentile(90)),
-    p99: ms(h.percentile(99)),
-    p999: ms(h.percentile(99.9)),
+    p99: of((r) => r.p99),
+    p999: of((r) => r.p999),
     max: ms(h.max),
     mean: ms(h.mean),
-    cpuPer1kMs: completed === 0 ? 0 : (cpu / completed) * 1000,
-    bytesPerRequest: completed === 0 ? 0 : allocated / completed,
+    cpuPer1kMs: of((r) => r.cpuPer1kMs),
+    bytesPerRequest: of((r) => r.bytesPerRequest),
     elapsedMs: elapsed,
+    rounds,
   };
 }
 

@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Histogram } from '../../../bench/e2e/histogram.js';
+import type { LoadResult } from '../../../bench/e2e/load.js';
+import { median, roundRatio, summarize } from '../../../bench/e2e/scenarios.js';
+
+/** One round: `completed` requests in `elapsedMs`, every latency `latencyUs`, `cpuMs` of CPU. */
+function round(completed: number, elapsedMs: number, latencyUs: number, cpuMs = completed / 100): LoadResult {
+  const latency = new Histogram();
+  latency.record(latencyUs, completed);
+  return {
+    mode: 'closed',
+    sent: completed,
+    completed,
+    ok: completed,
+    failed: 0,
+    failures: {},
+    elapsedMs,
+    rps: (completed / elapsedMs) * 1000,
+    latency,
+    cpuUserMs: cpuMs,
+    cpuSystemMs: 0,
+    cpuPer1kMs: (cpuMs / completed) * 1000,
+    allocatedBytes: completed * 1000,
+    bytesPerRequest: 1000,
+    timeline: undefined,
+  };
+}
+
+describe('e2e summary: the median round', () => {
+  it('median of odd and even counts, NaN for none', () => {
+    assert.equal(median([3, 1, 2]), 2);
+    assert.equal(median([4, 1, 3, 2]), 2.5);
+    assert.ok(Number.isNaN(median([])));
+  });
+
+  it('reports the median round, not the sum, so one disturbed round does not decide the figure', () => {
+    // Five rounds of 1 s: four at 10,000 req/s and 1 ms, one disturbed at 2,000 req/s and 50 ms.
+    const s = summarize('x', [
+      round(10_000, 1000, 1000),
+      round(10_000, 1000, 1000),
+      round(2_000, 1000, 50_000, 200),
+      round(10_000, 1000, 1000),
+      round(10_000, 1000, 1000),
+    ]);
+    assert.equal(s.rps, 10_000);
+    assert.ok(Math.abs(s.p99 - 1) < 0.05, `p99 ${s.p99}`);
+    assert.ok(Math.abs(s.cpuPer1kMs - 10) < 1e-9);
+    assert.equal(s.requests, 42_000);
+    assert.ok(s.max >= 49, 'max is over every round');
+    assert.equal(s.rounds.length, 5);
+    assert.equal(s.rounds[2]?.rps, 2_000);
+  });
+
+  it('takes ratios round by round, so a slow stretch that hits both contenders of a round cancels out', () => {
+    // The machine slows down over the run; b is 10 % faster than a in every round.
+    const speeds = [1, 0.5, 0.8, 0.3, 0.9];
+    const a = summarize(
+      'a',
+      speeds.map((v) => round(Math.round(10_000 * v), 1000, 1000)),
+    );
+    const b = summarize(
+      'b',
+      speeds.map((v) => round(Math.round(11_000 * v), 1000, 1000)),
+    );
+    assert.ok(Math.abs(roundRatio(a, b) - 10 / 11) < 1e-3, `${roundRatio(a, b)}`);
+    assert.ok(Math.abs(roundRatio(a, b, (r) => r.p99) - 1) < 1e-9);
+  });
+
+  it('falls back to the ratio of the medians when the round counts differ', () => {
+    const a = summarize('a', [round(10_000, 1000, 1000)]);
+    const b = summarize('b', [round(5_000, 1000, 1000), round(5_000, 1000, 1000)]);
+    assert.equal(roundRatio(a, b), 2);
+  });
+});
