@@ -116,6 +116,7 @@ export { createEndpoint, createEndpointSet } from './common/endpoint.js';
 export type { Resolver, ResolverContext, ResolverFactory, ResolverListener, Target } from './resolvers/resolver.js';
 export { createResolverRegistry, ResolverRegistry } from './resolvers/registry.js';
 export { StaticResolver } from './resolvers/static.js';
+export type { RemoteResolverOptions, ResolverTlsOptions } from './resolvers/options.js';
 export type { DnsResolverOptions } from './resolvers/dns/resolver.js';
 export { DnsResolver } from './resolvers/dns/resolver.js';
 export type { SrvResolverOptions } from './resolvers/dns/srv.js';

@@ -4,14 +4,11 @@
  *
  * @module
  */
-import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from '../../common/backoff.js';
+import type { ResolvedBackoffOptions } from '../../common/backoff.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import {
-  boolean,
-  checkObject,
   describe,
   duration,
-  func,
   integer,
   isRecord,
   joinPath,
@@ -19,28 +16,27 @@ import {
   rejectUnknownKeys,
   string,
 } from '../../common/options.js';
-import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
+import type { Clock, RandomSource } from '../../common/runtime.js';
+import {
+  type RemoteResolverOptions,
+  resolveRemoteResolverOptions,
+  resolveResolverTls,
+  type ResolverTlsOptions,
+} from '../options.js';
 import type { Target } from '../resolver.js';
 import { type ConsulHealthFilter, parseConsulDuration } from './parse.js';
 
 export type { ConsulHealthFilter } from './parse.js';
 
-/** TLS settings for an `https://` Consul address (undici `connect` options). */
-export interface ConsulTlsOptions {
-  /** CA certificate(s) to trust instead of the system store. */
-  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
-  /** Client certificate (PEM), for mutual TLS. */
-  readonly cert?: string | Buffer | undefined;
-  /** Client private key (PEM), for mutual TLS. */
-  readonly key?: string | Buffer | undefined;
-  /** Verify the server certificate. @defaultValue true */
-  readonly rejectUnauthorized?: boolean | undefined;
-  /** SNI server name and the name the certificate is checked against. @defaultValue the address host */
-  readonly servername?: string | undefined;
-}
+/**
+ * TLS settings for an `https://` Consul address.
+ * @deprecated use {@link ResolverTlsOptions} (the same fields).
+ * @category Resolvers
+ */
+export type ConsulTlsOptions = ResolverTlsOptions;
 
 /** Options of {@link ConsulResolver}. */
-export interface ConsulResolverOptions {
+export interface ConsulResolverOptions extends RemoteResolverOptions {
   /** The service name, as registered in Consul. */
   readonly service: string;
   /**
@@ -77,14 +73,8 @@ export interface ConsulResolverOptions {
   readonly zoneKey?: string | undefined;
   /** Largest response body accepted, bytes. @defaultValue 16777216 */
   readonly maxResponseBytes?: number | undefined;
-  /** Backoff between failed queries. @defaultValue 1 s, ×1.6, jitter 0.2, max 120 s */
-  readonly backoff?: BackoffOptions | undefined;
-  /** TLS settings for an `https://` address. @defaultValue system CAs, verification on */
-  readonly tls?: ConsulTlsOptions | undefined;
-  /** Clock for timers. @defaultValue systemClock */
-  readonly clock?: Clock | undefined;
-  /** Random source for backoff jitter. @defaultValue {@link systemRandom} */
-  readonly random?: RandomSource | undefined;
+  /** TLS settings for an `https://` address. @defaultValue system CAs, verification on, SNI the address host */
+  readonly tls?: ResolverTlsOptions | undefined;
   /** Environment read for `CONSUL_HTTP_ADDR` and `CONSUL_HTTP_TOKEN`. @defaultValue process.env */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
 }
@@ -111,8 +101,6 @@ const OPTION_KEYS = [
   'random',
   'env',
 ] as const;
-
-const TLS_KEYS = ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'] as const;
 
 /** Validated {@link ConsulResolverOptions}. @internal */
 export interface ResolvedConsulOptions {
@@ -198,16 +186,10 @@ export function resolveConsulOptions(options: ConsulResolverOptions, path = ''):
     const value = string(o[option], at(option), undefined);
     if (value !== undefined) params.set(param, value);
   }
-  let connect: Record<string, unknown> | undefined;
-  if (o.tls !== undefined) {
-    const t = checkObject(o.tls, TLS_KEYS, at('tls'));
-    if (!tls) throw new InvalidOptionError(at('tls'), 'TLS options need an https:// address');
-    boolean(t.rejectUnauthorized, joinPath(at('tls'), 'rejectUnauthorized'), true);
-    string(t.servername, joinPath(at('tls'), 'servername'), undefined);
-    connect = {};
-    for (const field of TLS_KEYS) if (t[field] !== undefined) connect[field] = t[field];
-    if (Object.keys(connect).length === 0) connect = undefined;
-  }
+  const tlsOptions = resolveResolverTls(o.tls, at('tls'));
+  if (tlsOptions !== undefined && !tls) throw new InvalidOptionError(at('tls'), 'TLS options need an https:// address');
+  // An empty `tls: {}` is no TLS option at all: undici's defaults.
+  const connect = tlsOptions === undefined || Object.keys(tlsOptions).length === 0 ? undefined : { ...tlsOptions };
   return {
     service,
     origin,
@@ -220,10 +202,8 @@ export function resolveConsulOptions(options: ConsulResolverOptions, path = ''):
     refreshIntervalMs: duration(o.refreshIntervalMs, at('refreshIntervalMs'), 5000, true),
     zoneKey: string(o.zoneKey, at('zoneKey'), 'zone'),
     maxResponseBytes: integer(o.maxResponseBytes, at('maxResponseBytes'), 16 * 1024 * 1024, 1),
-    backoff: resolveBackoffOptions(options.backoff, at('backoff')),
     connect,
-    clock: (o.clock as Clock | undefined) ?? systemClock,
-    random: func<RandomSource>(o.random, at('random')) ?? systemRandom,
+    ...resolveRemoteResolverOptions(options, path),
   };
 }
 
