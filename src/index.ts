@@ -66,7 +66,7 @@ export { histogramQuantile } from './metrics/histogram.js';
 export type { BreakerState } from './request/breaker.js';
 export type { SubchannelState } from './subchannel/subchannel.js';
 export type { ErrorKind } from './common/outcome.js';
-export type { Disposable, EjectionReason, HealthEvent, ReturnReason } from './metrics/events.js';
+export type { Disposable, EjectionReason, HealthEvent, ReturnReason, Subscription } from './metrics/events.js';
 export type {
   AttemptEndMessage,
   PickMessage,
