@@ -12,7 +12,8 @@ import {
   type ResolvedBackoffOptions,
   resolveBackoffOptions,
 } from '../common/backoff.js';
-import { boolean, checkObject, func, joinPath, string } from '../common/options.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { boolean, checkObject, describe, func, joinPath, string } from '../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../common/runtime.js';
 
 /**
@@ -87,4 +88,26 @@ export function resolveRemoteResolverOptions(
   const backoff = resolveBackoffOptions(options.backoff, joinPath(path, 'backoff'), backoffDefaults);
   const random = func<RandomSource>(o.random, joinPath(path, 'random')) ?? systemRandom;
   return { backoff, clock: (o.clock as Clock | undefined) ?? systemClock, random };
+}
+
+/**
+ * Reads the address of a registry server (a Consul agent, an etcd member): `host:port`, `http://host:port` or
+ * `https://host:port`, nothing more. Returns its origin and whether it is TLS. Throws {@link InvalidOptionError}
+ * naming `path`. @internal
+ */
+export function parseHttpOrigin(address: string, path: string): { origin: string; tls: boolean } {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(address) ? address : `http://${address}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new InvalidOptionError(path, `expected host:port or http(s)://host:port, got ${describe(address)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InvalidOptionError(path, `expected an http: or https: address, got ${url.protocol}`);
+  }
+  if (url.username !== '' || url.password !== '' || (url.pathname !== '/' && url.pathname !== '') || url.search) {
+    throw new InvalidOptionError(path, 'expected only scheme, host and port (no credentials, path or query)');
+  }
+  return { origin: url.origin, tls: url.protocol === 'https:' };
 }

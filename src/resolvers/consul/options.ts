@@ -18,6 +18,7 @@ import {
 } from '../../common/options.js';
 import type { Clock, RandomSource } from '../../common/runtime.js';
 import {
+  parseHttpOrigin,
   type RemoteResolverOptions,
   resolveRemoteResolverOptions,
   resolveResolverTls,
@@ -125,23 +126,6 @@ export interface ResolvedConsulOptions {
   readonly random: RandomSource;
 }
 
-function parseAddress(address: string, path: string): { origin: string; tls: boolean } {
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(address) ? address : `http://${address}`;
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
-    throw new InvalidOptionError(path, `expected host:port or http(s)://host:port, got ${describe(address)}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new InvalidOptionError(path, `expected an http: or https: address, got ${url.protocol}`);
-  }
-  if (url.username !== '' || url.password !== '' || (url.pathname !== '/' && url.pathname !== '') || url.search) {
-    throw new InvalidOptionError(path, 'expected only scheme, host and port (no credentials, path or query)');
-  }
-  return { origin: url.origin, tls: url.protocol === 'https:' };
-}
-
 /**
  * Validates {@link ConsulResolverOptions}, naming a bad option by its path under `path` (`''` at the top level).
  * Throws {@link InvalidOptionError}. @internal
@@ -160,7 +144,7 @@ export function resolveConsulOptions(options: ConsulResolverOptions, path = ''):
     throw new InvalidOptionError(at('service'), 'must not contain whitespace, "/", "?" or "#"');
   }
   const address = string(o.address, at('address'), undefined) ?? env.CONSUL_HTTP_ADDR ?? 'http://127.0.0.1:8500';
-  const { origin, tls } = parseAddress(address, at('address'));
+  const { origin, tls } = parseHttpOrigin(address, at('address'));
   const token = o.token === undefined ? env.CONSUL_HTTP_TOKEN || undefined : o.token;
   if (token !== undefined && (typeof token !== 'string' || /[\r\n]/.test(token))) {
     throw new InvalidOptionError(at('token'), 'expected a string without line breaks');

@@ -9,6 +9,7 @@ import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { describe, duration, integer, isRecord, joinPath, rejectUnknownKeys, string } from '../../common/options.js';
 import type { Clock, RandomSource } from '../../common/runtime.js';
 import {
+  parseHttpOrigin,
   type RemoteResolverOptions,
   resolveRemoteResolverOptions,
   resolveResolverTls,
@@ -107,20 +108,7 @@ function memberOrigin(member: unknown, name: string): string {
   if (typeof member !== 'string' || member.length === 0) {
     throw new InvalidOptionError(name, `expected a string, got ${describe(member)}`);
   }
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(member) ? member : `http://${member}`;
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
-    throw new InvalidOptionError(name, `expected host:port or http(s)://host:port, got ${describe(member)}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new InvalidOptionError(name, `expected an http: or https: address, got ${url.protocol}`);
-  }
-  if (url.username !== '' || url.password !== '' || (url.pathname !== '/' && url.pathname !== '') || url.search) {
-    throw new InvalidOptionError(name, 'expected only scheme, host and port (no credentials, path or query)');
-  }
-  return url.origin;
+  return parseHttpOrigin(member, name).origin;
 }
 
 /**
