@@ -66,7 +66,7 @@ export { histogramQuantile } from './metrics/histogram.js';
 export type { BreakerState } from './request/breaker.js';
 export type { SubchannelState } from './subchannel/subchannel.js';
 export type { ErrorKind } from './common/outcome.js';
-export type { Disposable, EjectionReason, HealthEvent, ReturnReason } from './metrics/events.js';
+export type { Disposable, EjectionReason, HealthEvent, ReturnReason, Subscription } from './metrics/events.js';
 export type {
   AttemptEndMessage,
   PickMessage,
@@ -116,6 +116,7 @@ export { createEndpoint, createEndpointSet } from './common/endpoint.js';
 export type { Resolver, ResolverContext, ResolverFactory, ResolverListener, Target } from './resolvers/resolver.js';
 export { createResolverRegistry, ResolverRegistry } from './resolvers/registry.js';
 export { StaticResolver } from './resolvers/static.js';
+export type { RemoteResolverOptions, ResolverTlsOptions } from './resolvers/options.js';
 export type { DnsResolverOptions } from './resolvers/dns/resolver.js';
 export { DnsResolver } from './resolvers/dns/resolver.js';
 export type { SrvResolverOptions } from './resolvers/dns/srv.js';

@@ -19,7 +19,8 @@ import {
 } from '../common/errors.js';
 import { toDualHandler, toLegacyHandler } from '../common/handler.js';
 import type { RandomSource } from '../common/runtime.js';
-import type { Disposable, HealthEvent } from '../health/endpoint-health.js';
+import type { HealthEvent, Subscription } from '../health/endpoint-health.js';
+import { subscription } from '../metrics/events.js';
 import { parseOrigin, type ParsedOrigin } from '../request/origin.js';
 import { compileRoutes, type RouteConfig, type RouteTable } from '../routing/router.js';
 import { Discovery } from './discovery.js';
@@ -398,9 +399,9 @@ export class Client {
    * sub.dispose();
    * ```
    */
-  onHealthEvent(listener: (event: HealthEvent) => void): Disposable {
+  onHealthEvent(listener: (event: HealthEvent) => void): Subscription {
     this.#listeners.add(listener);
-    return { dispose: () => this.#listeners.delete(listener) };
+    return subscription(() => this.#listeners.delete(listener));
   }
 
   #emit(event: HealthEvent): void {

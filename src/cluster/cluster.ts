@@ -26,7 +26,7 @@ import {
 } from '../common/errors.js';
 import { toLegacyHandler } from '../common/handler.js';
 import type { AttemptOutcome } from '../common/outcome.js';
-import { type Disposable, EndpointHealth, type HealthEvent } from '../health/endpoint-health.js';
+import { EndpointHealth, type HealthEvent, type Subscription } from '../health/endpoint-health.js';
 import { EndpointCounters } from '../metrics/endpoint-counters.js';
 import type { Attempt } from '../request/attempt.js';
 import { BalancedRequest, type RequestHost } from '../request/balanced-request.js';
@@ -435,7 +435,7 @@ export class Cluster {
    * Subscribes to endpoint health events: ejections and returns (outlier detection), and health-check transitions.
    * Listeners run synchronously; one that throws is logged and skipped.
    */
-  onHealthEvent(listener: (event: HealthEvent) => void): Disposable {
+  onHealthEvent(listener: (event: HealthEvent) => void): Subscription {
     return this.#health.subscribe(listener);
   }
 

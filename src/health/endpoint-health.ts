@@ -8,7 +8,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Endpoint } from '../common/endpoint.js';
 import { createDebug } from '../common/debug.js';
-import { channels, type Disposable, type HealthEvent } from '../metrics/events.js';
+import { channels, type HealthEvent, type Subscription, subscription } from '../metrics/events.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import type { AttemptOutcome } from '../common/outcome.js';
 import { HealthChecker, type HealthCheckOptions, resolveHealthCheckOptions } from './health-check.js';
@@ -18,7 +18,7 @@ import { joinPath } from '../common/options.js';
 import { resolveSlowStartOptions, type SlowStartOptions, SlowStartTracker } from './slow-start.js';
 
 // The event types live with the channel that publishes them (metrics/events.ts); re-exported for the layers above.
-export type { Disposable, HealthEvent } from '../metrics/events.js';
+export type { HealthEvent, Subscription } from '../metrics/events.js';
 
 const debug = createDebug('health');
 
@@ -247,9 +247,9 @@ export class EndpointHealth<H extends HealthHost> {
   }
 
   /** Subscribes to eject/return/healthy/unhealthy events. */
-  subscribe(listener: (event: HealthEvent) => void): Disposable {
+  subscribe(listener: (event: HealthEvent) => void): Subscription {
     this.#listeners.add(listener);
-    return { dispose: () => this.#listeners.delete(listener) };
+    return subscription(() => this.#listeners.delete(listener));
   }
 
   #emit(event: HealthEvent): void {

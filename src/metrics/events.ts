@@ -156,10 +156,34 @@ export interface HealthEvent {
   readonly timesEjected?: number;
 }
 
-/** A subscription (e.g. to health events); `dispose()` removes the listener. */
-export interface Disposable {
+/**
+ * A subscription (to health events, with {@link Client.onHealthEvent}): `dispose()` removes the listener. It is
+ * also a `Disposable` of explicit resource management, so `using sub = client.onHealthEvent(...)` removes the
+ * listener at the end of the scope.
+ *
+ * @category Observability
+ */
+export interface Subscription {
   /** Removes the listener; calling it again does nothing. */
   dispose(): void;
+  /** The same as {@link Subscription.dispose}, for `using`. */
+  [Symbol.dispose](): void;
+}
+
+/**
+ * The former name of {@link Subscription}, which shadowed the global `Disposable` of TypeScript's lib.
+ *
+ * @deprecated use {@link Subscription}
+ * @category Observability
+ */
+export type Disposable = Subscription;
+
+/** A {@link Subscription} whose `dispose()` (and `[Symbol.dispose]()`) calls `remove`. @internal */
+export function subscription(remove: () => unknown): Subscription {
+  const dispose = (): void => {
+    remove();
+  };
+  return { dispose, [Symbol.dispose]: dispose };
 }
 
 /** The channels, by name. */

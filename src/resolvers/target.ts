@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { InvalidTargetError } from '../common/errors.js';
+import { InvalidTargetError, isSidecarlessError } from '../common/errors.js';
 import type { Target } from './resolver.js';
 
 const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):(.*)$/s;
@@ -42,4 +42,20 @@ export function parseTarget(raw: string): Target {
     path = rest.startsWith('/') ? rest.slice(1) : rest;
   }
   return { scheme, authority, path, query: new URLSearchParams(queryText), raw };
+}
+
+/**
+ * Runs `build` (a resolver factory constructing its resolver from a target's options) and turns an option error
+ * into an {@link InvalidTargetError} for the target, named by `raw` (a target with a credential passes it redacted).
+ * @internal
+ */
+export function asTargetError<T>(target: Target, build: () => T, raw: string = target.raw): T {
+  try {
+    return build();
+  } catch (err) {
+    if (isSidecarlessError(err) && err.code !== 'SIDECARLESS_INVALID_TARGET') {
+      throw new InvalidTargetError(raw, err.message, { cause: err });
+    }
+    throw err;
+  }
 }

@@ -296,3 +296,17 @@ export class WatchLoop implements Resolver {
     this.#listener?.onUpdate(endpoints, endpoints.length === 0 ? notFound : undefined);
   }
 }
+
+/**
+ * `listener`, with `onError` called first on each error: a resolver that counts and publishes its errors hands this
+ * to {@link WatchLoop.start}. @internal
+ */
+export function tapErrors(listener: ResolverListener, onError: (error: SidecarlessError) => void): ResolverListener {
+  return {
+    onUpdate: (endpoints, notFound) => listener.onUpdate(endpoints, notFound),
+    onError: (error) => {
+      onError(error);
+      listener.onError(error);
+    },
+  };
+}

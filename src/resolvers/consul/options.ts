@@ -4,14 +4,11 @@
  *
  * @module
  */
-import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from '../../common/backoff.js';
+import type { ResolvedBackoffOptions } from '../../common/backoff.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import {
-  boolean,
-  checkObject,
   describe,
   duration,
-  func,
   integer,
   isRecord,
   joinPath,
@@ -19,28 +16,28 @@ import {
   rejectUnknownKeys,
   string,
 } from '../../common/options.js';
-import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
+import type { Clock, RandomSource } from '../../common/runtime.js';
+import {
+  parseHttpOrigin,
+  type RemoteResolverOptions,
+  resolveRemoteResolverOptions,
+  resolveResolverTls,
+  type ResolverTlsOptions,
+} from '../options.js';
 import type { Target } from '../resolver.js';
 import { type ConsulHealthFilter, parseConsulDuration } from './parse.js';
 
 export type { ConsulHealthFilter } from './parse.js';
 
-/** TLS settings for an `https://` Consul address (undici `connect` options). */
-export interface ConsulTlsOptions {
-  /** CA certificate(s) to trust instead of the system store. */
-  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
-  /** Client certificate (PEM), for mutual TLS. */
-  readonly cert?: string | Buffer | undefined;
-  /** Client private key (PEM), for mutual TLS. */
-  readonly key?: string | Buffer | undefined;
-  /** Verify the server certificate. @defaultValue true */
-  readonly rejectUnauthorized?: boolean | undefined;
-  /** SNI server name and the name the certificate is checked against. @defaultValue the address host */
-  readonly servername?: string | undefined;
-}
+/**
+ * TLS settings for an `https://` Consul address.
+ * @deprecated use {@link ResolverTlsOptions} (the same fields).
+ * @category Resolvers
+ */
+export type ConsulTlsOptions = ResolverTlsOptions;
 
 /** Options of {@link ConsulResolver}. */
-export interface ConsulResolverOptions {
+export interface ConsulResolverOptions extends RemoteResolverOptions {
   /** The service name, as registered in Consul. */
   readonly service: string;
   /**
@@ -77,14 +74,8 @@ export interface ConsulResolverOptions {
   readonly zoneKey?: string | undefined;
   /** Largest response body accepted, bytes. @defaultValue 16777216 */
   readonly maxResponseBytes?: number | undefined;
-  /** Backoff between failed queries. @defaultValue 1 s, ×1.6, jitter 0.2, max 120 s */
-  readonly backoff?: BackoffOptions | undefined;
-  /** TLS settings for an `https://` address. @defaultValue system CAs, verification on */
-  readonly tls?: ConsulTlsOptions | undefined;
-  /** Clock for timers. @defaultValue systemClock */
-  readonly clock?: Clock | undefined;
-  /** Random source for backoff jitter. @defaultValue {@link systemRandom} */
-  readonly random?: RandomSource | undefined;
+  /** TLS settings for an `https://` address. @defaultValue system CAs, verification on, SNI the address host */
+  readonly tls?: ResolverTlsOptions | undefined;
   /** Environment read for `CONSUL_HTTP_ADDR` and `CONSUL_HTTP_TOKEN`. @defaultValue process.env */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
 }
@@ -112,8 +103,6 @@ const OPTION_KEYS = [
   'env',
 ] as const;
 
-const TLS_KEYS = ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'] as const;
-
 /** Validated {@link ConsulResolverOptions}. @internal */
 export interface ResolvedConsulOptions {
   readonly service: string;
@@ -137,23 +126,6 @@ export interface ResolvedConsulOptions {
   readonly random: RandomSource;
 }
 
-function parseAddress(address: string, path: string): { origin: string; tls: boolean } {
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(address) ? address : `http://${address}`;
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
-    throw new InvalidOptionError(path, `expected host:port or http(s)://host:port, got ${describe(address)}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new InvalidOptionError(path, `expected an http: or https: address, got ${url.protocol}`);
-  }
-  if (url.username !== '' || url.password !== '' || (url.pathname !== '/' && url.pathname !== '') || url.search) {
-    throw new InvalidOptionError(path, 'expected only scheme, host and port (no credentials, path or query)');
-  }
-  return { origin: url.origin, tls: url.protocol === 'https:' };
-}
-
 /**
  * Validates {@link ConsulResolverOptions}, naming a bad option by its path under `path` (`''` at the top level).
  * Throws {@link InvalidOptionError}. @internal
@@ -172,7 +144,7 @@ export function resolveConsulOptions(options: ConsulResolverOptions, path = ''):
     throw new InvalidOptionError(at('service'), 'must not contain whitespace, "/", "?" or "#"');
   }
   const address = string(o.address, at('address'), undefined) ?? env.CONSUL_HTTP_ADDR ?? 'http://127.0.0.1:8500';
-  const { origin, tls } = parseAddress(address, at('address'));
+  const { origin, tls } = parseHttpOrigin(address, at('address'));
   const token = o.token === undefined ? env.CONSUL_HTTP_TOKEN || undefined : o.token;
   if (token !== undefined && (typeof token !== 'string' || /[\r\n]/.test(token))) {
     throw new InvalidOptionError(at('token'), 'expected a string without line breaks');
@@ -198,16 +170,10 @@ export function resolveConsulOptions(options: ConsulResolverOptions, path = ''):
     const value = string(o[option], at(option), undefined);
     if (value !== undefined) params.set(param, value);
   }
-  let connect: Record<string, unknown> | undefined;
-  if (o.tls !== undefined) {
-    const t = checkObject(o.tls, TLS_KEYS, at('tls'));
-    if (!tls) throw new InvalidOptionError(at('tls'), 'TLS options need an https:// address');
-    boolean(t.rejectUnauthorized, joinPath(at('tls'), 'rejectUnauthorized'), true);
-    string(t.servername, joinPath(at('tls'), 'servername'), undefined);
-    connect = {};
-    for (const field of TLS_KEYS) if (t[field] !== undefined) connect[field] = t[field];
-    if (Object.keys(connect).length === 0) connect = undefined;
-  }
+  const tlsOptions = resolveResolverTls(o.tls, at('tls'));
+  if (tlsOptions !== undefined && !tls) throw new InvalidOptionError(at('tls'), 'TLS options need an https:// address');
+  // An empty `tls: {}` is no TLS option at all: undici's defaults.
+  const connect = tlsOptions === undefined || Object.keys(tlsOptions).length === 0 ? undefined : { ...tlsOptions };
   return {
     service,
     origin,
@@ -220,10 +186,8 @@ export function resolveConsulOptions(options: ConsulResolverOptions, path = ''):
     refreshIntervalMs: duration(o.refreshIntervalMs, at('refreshIntervalMs'), 5000, true),
     zoneKey: string(o.zoneKey, at('zoneKey'), 'zone'),
     maxResponseBytes: integer(o.maxResponseBytes, at('maxResponseBytes'), 16 * 1024 * 1024, 1),
-    backoff: resolveBackoffOptions(options.backoff, at('backoff')),
     connect,
-    clock: (o.clock as Clock | undefined) ?? systemClock,
-    random: func<RandomSource>(o.random, at('random')) ?? systemRandom,
+    ...resolveRemoteResolverOptions(options, path),
   };
 }
 

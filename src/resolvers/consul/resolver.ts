@@ -44,13 +44,14 @@
  * @module
  */
 import { Pool } from 'undici';
-import { isSidecarlessError, InvalidTargetError, ServiceNotFoundError } from '../../common/errors.js';
+import { ServiceNotFoundError } from '../../common/errors.js';
 import { createDebug } from '../../common/debug.js';
 import { Backoff } from '../../common/backoff.js';
 import { ConsulError } from '../errors.js';
 import { withDeadline } from '../deadline.js';
 import { readBody } from '../read-body.js';
 import type { Resolver, ResolverFactory, ResolverListener } from '../resolver.js';
+import { asTargetError } from '../target.js';
 import { type WatchRun, WatchLoop } from '../watch-loop.js';
 import {
   type ConsulResolverOptions,
@@ -260,12 +261,6 @@ export class ConsulResolver implements Resolver {
 /** Factory for `consul://host:port/service?...`; clock and random come from the cluster. */
 export const consulResolverFactory: ResolverFactory = (target, context) => {
   const options = consulOptionsFromTarget(target);
-  try {
-    return new ConsulResolver({ ...options, clock: context.clock, random: context.random });
-  } catch (err) {
-    if (isSidecarlessError(err)) {
-      throw new InvalidTargetError(redactConsulTarget(target.raw), err.message, { cause: err });
-    }
-    throw err;
-  }
+  const build = () => new ConsulResolver({ ...options, clock: context.clock, random: context.random });
+  return asTargetError(target, build, redactConsulTarget(target.raw));
 };

@@ -10,7 +10,6 @@ import {
   type DnsError,
   InvalidOptionError,
   InvalidTargetError,
-  isSidecarlessError,
   ResolverError,
   ServiceNotFoundError,
 } from '../../common/errors.js';
@@ -216,17 +215,6 @@ export function dnsOptionsFromTarget(target: Target): DnsPollingOptions {
     }
   }
   return out;
-}
-/** Runs `build` and turns an option error into an {@link InvalidTargetError} for `target`. @internal */
-export function asTargetError<T>(target: Target, build: () => T): T {
-  try {
-    return build();
-  } catch (err) {
-    if (isSidecarlessError(err) && err.code !== 'SIDECARLESS_INVALID_TARGET') {
-      throw new InvalidTargetError(target.raw, err.message, { cause: err });
-    }
-    throw err;
-  }
 }
 
 /** One successful resolution: the whole set and how long it may be used, seconds. */

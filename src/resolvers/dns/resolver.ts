@@ -24,7 +24,6 @@ import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { integer, isRecord } from '../../common/options.js';
 import type { AddressRecord, DnsClient, QuerySettings } from './client.js';
 import {
-  asTargetError,
   type DnsFamily,
   type DnsPollingOptions,
   DnsPollingResolver,
@@ -35,6 +34,7 @@ import {
 } from './poller.js';
 import { hostsAddresses, isNegativeAnswer, searchNames, type SearchView } from './search.js';
 import type { ResolverFactory } from '../resolver.js';
+import { asTargetError } from '../target.js';
 
 /**
  * Options of {@link DnsResolver}. Timing and client options are shared with the `srv:` resolver.

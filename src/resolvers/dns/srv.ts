@@ -25,7 +25,6 @@ import { resolveHostName } from './resolver.js';
 import { isNegativeAnswer, searchNames } from './search.js';
 import type { AddressRecord, SrvRecord } from './client.js';
 import {
-  asTargetError,
   type DnsPollingOptions,
   DnsPollingResolver,
   type DnsResolution,
@@ -34,6 +33,7 @@ import {
   resolveDnsPollingOptions,
 } from './poller.js';
 import type { ResolverFactory } from '../resolver.js';
+import { asTargetError } from '../target.js';
 
 /**
  * Options of {@link SrvResolver}. Timing and client options are shared with the `dns:` resolver.

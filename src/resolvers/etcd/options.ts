@@ -4,40 +4,29 @@
  *
  * @module
  */
-import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from '../../common/backoff.js';
+import type { ResolvedBackoffOptions } from '../../common/backoff.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import { describe, duration, integer, isRecord, joinPath, rejectUnknownKeys, string } from '../../common/options.js';
+import type { Clock, RandomSource } from '../../common/runtime.js';
 import {
-  boolean,
-  checkObject,
-  describe,
-  duration,
-  func,
-  integer,
-  isRecord,
-  joinPath,
-  rejectUnknownKeys,
-  string,
-} from '../../common/options.js';
-import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
+  parseHttpOrigin,
+  type RemoteResolverOptions,
+  resolveRemoteResolverOptions,
+  resolveResolverTls,
+  type ResolverTlsOptions,
+} from '../options.js';
 import type { Target } from '../resolver.js';
 import { etcdPrefixRangeEnd } from './parse.js';
 
-/** TLS settings for `https://` etcd members (undici `connect` options). */
-export interface EtcdTlsOptions {
-  /** CA certificate(s) to trust instead of the system store. */
-  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
-  /** Client certificate (PEM), for etcd's client-certificate auth. */
-  readonly cert?: string | Buffer | undefined;
-  /** Client private key (PEM). */
-  readonly key?: string | Buffer | undefined;
-  /** Verify the server certificate. @defaultValue true */
-  readonly rejectUnauthorized?: boolean | undefined;
-  /** SNI server name and the name the certificate is checked against. @defaultValue the member's host */
-  readonly servername?: string | undefined;
-}
+/**
+ * TLS settings for `https://` etcd members.
+ * @deprecated use {@link ResolverTlsOptions} (the same fields).
+ * @category Resolvers
+ */
+export type EtcdTlsOptions = ResolverTlsOptions;
 
 /** Options of {@link EtcdResolver}. */
-export interface EtcdResolverOptions {
+export interface EtcdResolverOptions extends RemoteResolverOptions {
   /** The key prefix; every key under it holds one endpoint (see the module documentation for the value format). */
   readonly prefix: string;
   /**
@@ -49,8 +38,11 @@ export interface EtcdResolverOptions {
   readonly username?: string | undefined;
   /** Password for `username`. Never logged or put in an error message. @defaultValue none */
   readonly password?: string | undefined;
-  /** TLS settings for `https://` members. @defaultValue system CAs, verification on */
-  readonly tls?: EtcdTlsOptions | undefined;
+  /**
+   * TLS settings for `https://` members (the client certificate is etcd's client-certificate auth).
+   * @defaultValue system CAs, verification on, SNI the member's host
+   */
+  readonly tls?: ResolverTlsOptions | undefined;
   /** Timeout of a range or auth request and of the watch's response headers, ms. @defaultValue 10000 */
   readonly requestTimeoutMs?: number | undefined;
   /** Minimum time between two listings (the hot-loop guard after compactions or quick stream breaks), ms. @defaultValue 1000 */
@@ -69,12 +61,6 @@ export interface EtcdResolverOptions {
   readonly maxValueBytes?: number | undefined;
   /** Largest range response or watch message accepted, bytes. @defaultValue 67108864 */
   readonly maxResponseBytes?: number | undefined;
-  /** Backoff between failed cycles. @defaultValue 1 s, ×1.6, jitter 0.2, max 120 s */
-  readonly backoff?: BackoffOptions | undefined;
-  /** Clock for timers. @defaultValue systemClock */
-  readonly clock?: Clock | undefined;
-  /** Random source for backoff jitter. @defaultValue {@link systemRandom} */
-  readonly random?: RandomSource | undefined;
 }
 
 const OPTION_KEYS = [
@@ -93,8 +79,6 @@ const OPTION_KEYS = [
   'clock',
   'random',
 ] as const;
-
-const TLS_KEYS = ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'] as const;
 
 /** Validated {@link EtcdResolverOptions}. @internal */
 export interface ResolvedEtcdOptions {
@@ -124,20 +108,7 @@ function memberOrigin(member: unknown, name: string): string {
   if (typeof member !== 'string' || member.length === 0) {
     throw new InvalidOptionError(name, `expected a string, got ${describe(member)}`);
   }
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(member) ? member : `http://${member}`;
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
-    throw new InvalidOptionError(name, `expected host:port or http(s)://host:port, got ${describe(member)}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new InvalidOptionError(name, `expected an http: or https: address, got ${url.protocol}`);
-  }
-  if (url.username !== '' || url.password !== '' || (url.pathname !== '/' && url.pathname !== '') || url.search) {
-    throw new InvalidOptionError(name, 'expected only scheme, host and port (no credentials, path or query)');
-  }
-  return url.origin;
+  return parseHttpOrigin(member, name).origin;
 }
 
 /**
@@ -175,14 +146,8 @@ export function resolveEtcdOptions(options: EtcdResolverOptions, path = ''): Res
       'username and password go together',
     );
   }
-  let connect: Record<string, unknown> | undefined;
-  if (o.tls !== undefined) {
-    const t = checkObject(o.tls, TLS_KEYS, at('tls'));
-    boolean(t.rejectUnauthorized, joinPath(at('tls'), 'rejectUnauthorized'), true);
-    string(t.servername, joinPath(at('tls'), 'servername'), undefined);
-    connect = {};
-    for (const field of TLS_KEYS) if (t[field] !== undefined) connect[field] = t[field];
-  }
+  const tls = resolveResolverTls(o.tls, at('tls'));
+  const connect: Record<string, unknown> | undefined = tls === undefined ? undefined : { ...tls };
   const key = Buffer.from(prefix, 'utf8');
   return {
     prefix,
@@ -198,9 +163,7 @@ export function resolveEtcdOptions(options: EtcdResolverOptions, path = ''): Res
     watchIdleTimeoutMs: duration(o.watchIdleTimeoutMs, at('watchIdleTimeoutMs'), 720_000),
     maxValueBytes: integer(o.maxValueBytes, at('maxValueBytes'), 65_536, 1),
     maxResponseBytes: integer(o.maxResponseBytes, at('maxResponseBytes'), 64 * 1024 * 1024, 1),
-    backoff: resolveBackoffOptions(options.backoff, at('backoff')),
-    clock: (o.clock as Clock | undefined) ?? systemClock,
-    random: func<RandomSource>(o.random, at('random')) ?? systemRandom,
+    ...resolveRemoteResolverOptions(options, path),
   };
 }
 

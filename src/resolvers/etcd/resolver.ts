@@ -37,15 +37,16 @@
  */
 import { Pool } from 'undici';
 import type { Endpoint } from '../../common/endpoint.js';
-import { InvalidTargetError, isSidecarlessError, ServiceNotFoundError } from '../../common/errors.js';
+import { isSidecarlessError, ServiceNotFoundError } from '../../common/errors.js';
 import { isRecord } from '../../common/options.js';
 import { createDebug } from '../../common/debug.js';
 import { Backoff } from '../../common/backoff.js';
-import type { TimerHandle } from '../../common/runtime.js';
 import { EtcdError } from '../errors.js';
 import { withDeadline } from '../deadline.js';
+import { type Liveness, watchLiveness } from '../liveness.js';
 import { readBody } from '../read-body.js';
 import type { Resolver, ResolverFactory, ResolverListener } from '../resolver.js';
+import { asTargetError } from '../target.js';
 import { type WatchRun, WatchLoop } from '../watch-loop.js';
 import {
   type EtcdResolverOptions,
@@ -240,41 +241,18 @@ export class EtcdResolver implements Resolver {
     }
   }
 
-  /**
-   * Aborts the watch body with a `timeout` error when no message arrives for `watchIdleTimeoutMs`. One timer per
-   * idle period rather than one per message: when it fires early (messages came meanwhile) it re-arms for the rest.
-   */
-  #watchLiveness(body: { destroy(error?: Error): void }, origin: string): { seen(): void; stop(): void } {
+  /** Aborts the watch body with a `timeout` error when no message arrives for `watchIdleTimeoutMs`. */
+  #watchLiveness(body: { destroy(error?: Error): void }, origin: string): Liveness {
     const { clock, watchIdleTimeoutMs } = this.#options;
-    let last = clock.now();
-    let timer: TimerHandle | undefined;
-    const arm = (ms: number) => {
-      timer = clock.setTimeout(() => {
-        const quiet = clock.now() - last;
-        if (quiet < watchIdleTimeoutMs) {
-          arm(watchIdleTimeoutMs - quiet);
-          return;
-        }
-        timer = undefined;
-        debug('%s: nothing on the watch from %s for %d ms; aborting', this.#options.prefix, origin, quiet);
-        body.destroy(
-          new EtcdError(
-            'timeout',
-            `etcd watch from ${origin} received nothing (not even a progress notification) for ${watchIdleTimeoutMs} ms`,
-          ),
-        );
-      }, ms);
-    };
-    arm(watchIdleTimeoutMs);
-    return {
-      seen: () => {
-        last = clock.now();
-      },
-      stop: () => {
-        if (timer !== undefined) clock.clearTimeout(timer);
-        timer = undefined;
-      },
-    };
+    return watchLiveness(clock, watchIdleTimeoutMs, (quiet) => {
+      debug('%s: nothing on the watch from %s for %d ms; aborting', this.#options.prefix, origin, quiet);
+      body.destroy(
+        new EtcdError(
+          'timeout',
+          `etcd watch from ${origin} received nothing (not even a progress notification) for ${watchIdleTimeoutMs} ms`,
+        ),
+      );
+    });
   }
 
   /** Reads watch messages until the stream ends (an error) or the watch is cancelled (`compacted`). */
@@ -405,10 +383,5 @@ function toEtcdError(err: unknown, origin: string): EtcdError {
 /** Factory for `etcd://host:port[,host:port]/prefix/`; clock and random come from the cluster. */
 export const etcdResolverFactory: ResolverFactory = (target, context) => {
   const options = etcdOptionsFromTarget(target);
-  try {
-    return new EtcdResolver({ ...options, clock: context.clock, random: context.random });
-  } catch (err) {
-    if (isSidecarlessError(err)) throw new InvalidTargetError(target.raw, err.message, { cause: err });
-    throw err;
-  }
+  return asTargetError(target, () => new EtcdResolver({ ...options, clock: context.clock, random: context.random }));
 };

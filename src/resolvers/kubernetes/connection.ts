@@ -10,7 +10,8 @@
  */
 import { createHash } from 'node:crypto';
 import { buildConnector, Client, type Dispatcher, Pool } from 'undici';
-import type { ApiServerConfig, ApiTls } from './credentials.js';
+import type { ResolverTlsOptions } from '../options.js';
+import type { ApiServerConfig } from './credentials.js';
 
 interface Shared {
   /** The first connection, HTTP/2 when the server agrees (ALPN). */
@@ -30,7 +31,7 @@ interface Shared {
 
 const shared = new Map<string, Shared>();
 
-function digest(value: ApiTls[keyof ApiTls]): string {
+function digest(value: ResolverTlsOptions[keyof ResolverTlsOptions]): string {
   if (value === undefined) return '-';
   const parts = Array.isArray(value) ? value : [value];
   const hash = createHash('sha256');

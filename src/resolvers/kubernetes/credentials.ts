@@ -24,6 +24,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { InvalidOptionError } from '../../common/errors.js';
 import { describe, isRecord } from '../../common/options.js';
+import type { ResolverTlsOptions } from '../options.js';
 
 /** The service account folder the kubelet mounts into every pod. */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -34,20 +35,12 @@ export type TokenSource =
   | { readonly kind: 'static'; readonly token: string }
   | { readonly kind: 'file'; readonly path: string };
 
-/** TLS material for the API server connection (undici `connect` options). */
-export interface ApiTls {
-  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
-  readonly cert?: string | Buffer | undefined;
-  readonly key?: string | Buffer | undefined;
-  readonly rejectUnauthorized?: boolean | undefined;
-  readonly servername?: string | undefined;
-}
-
 /** The resolved connection settings. */
 export interface ApiServerConfig {
   /** `https://host:port` (or `http://` for `kubectl proxy`). */
   readonly origin: string;
-  readonly tls: ApiTls;
+  /** TLS material (undici `connect` options): the options' `tls` over the pod's or the kubeconfig's. */
+  readonly tls: ResolverTlsOptions;
   readonly token: TokenSource;
   /** The namespace this process belongs to (pod namespace file, or the context's namespace), when known. */
   readonly namespace: string | undefined;
@@ -62,7 +55,7 @@ export interface CredentialInputs {
   readonly tokenFile: string | undefined;
   readonly caFile: string | undefined;
   readonly namespaceFile: string | undefined;
-  readonly tls: ApiTls | undefined;
+  readonly tls: ResolverTlsOptions | undefined;
   readonly kubeconfig: string | undefined;
   readonly context: string | undefined;
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -113,7 +106,7 @@ export function resolveApiServer(input: CredentialInputs): ApiServerConfig {
       : input.tokenFile !== undefined
         ? { kind: 'file', path: input.tokenFile }
         : undefined;
-  const withCaFile = (tls: ApiTls, caFile: string | undefined, option: string): ApiTls =>
+  const withCaFile = (tls: ResolverTlsOptions, caFile: string | undefined, option: string): ResolverTlsOptions =>
     caFile === undefined || tls.ca !== undefined ? tls : { ...tls, ca: readText(caFile, option, 'CA file') };
   if (input.apiServer !== undefined) {
     return {
@@ -205,7 +198,7 @@ function fromKubeconfig(
     throw new InvalidOptionError('kubeconfig', `${path} cluster uses "proxy-url", which is not supported`);
   }
   if (typeof cluster.server !== 'string') throw new InvalidOptionError('kubeconfig', `${path} cluster has no server`);
-  const tls: ApiTls = {
+  const tls: ResolverTlsOptions = {
     ca: data(cluster['certificate-authority-data'], cluster['certificate-authority'], 'certificate authority'),
     cert: data(user['client-certificate-data'], user['client-certificate'], 'client certificate'),
     key: data(user['client-key-data'], user['client-key'], 'client key'),

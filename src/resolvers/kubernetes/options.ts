@@ -4,40 +4,29 @@
  *
  * @module
  */
-import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from '../../common/backoff.js';
+import type { ResolvedBackoffOptions } from '../../common/backoff.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import { duration, integer, isRecord, joinPath, rejectUnknownKeys, string } from '../../common/options.js';
+import type { Clock, RandomSource } from '../../common/runtime.js';
 import {
-  boolean,
-  checkObject,
-  duration,
-  func,
-  integer,
-  isRecord,
-  joinPath,
-  rejectUnknownKeys,
-  string,
-} from '../../common/options.js';
-import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
+  type RemoteResolverOptions,
+  resolveRemoteResolverOptions,
+  resolveResolverTls,
+  type ResolverTlsOptions,
+} from '../options.js';
 import type { Target } from '../resolver.js';
 import { type ApiServerConfig, resolveApiServer } from './credentials.js';
 import type { PortSpec } from './parse.js';
 
-/** TLS settings of the API server connection; they override what the pod or the kubeconfig provides. */
-export interface KubernetesTlsOptions {
-  /** CA certificate(s) to trust. @defaultValue the service account's `ca.crt`, or the kubeconfig's CA */
-  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
-  /** Client certificate (PEM). @defaultValue the kubeconfig user's, if any */
-  readonly cert?: string | Buffer | undefined;
-  /** Client private key (PEM). @defaultValue the kubeconfig user's, if any */
-  readonly key?: string | Buffer | undefined;
-  /** Verify the server certificate. @defaultValue true (false only with the kubeconfig's `insecure-skip-tls-verify`) */
-  readonly rejectUnauthorized?: boolean | undefined;
-  /** The name the server certificate is checked against. @defaultValue the API server's host (or `tls-server-name`) */
-  readonly servername?: string | undefined;
-}
+/**
+ * TLS settings of the API server connection; they override what the pod or the kubeconfig provides.
+ * @deprecated use {@link ResolverTlsOptions} (the same fields).
+ * @category Resolvers
+ */
+export type KubernetesTlsOptions = ResolverTlsOptions;
 
 /** Options of {@link KubernetesResolver}. */
-export interface KubernetesResolverOptions {
+export interface KubernetesResolverOptions extends RemoteResolverOptions {
   /** The Service whose EndpointSlices are watched (label `kubernetes.io/service-name`). */
   readonly service: string;
   /**
@@ -75,8 +64,13 @@ export interface KubernetesResolverOptions {
   readonly kubeconfig?: string | undefined;
   /** The kubeconfig context. @defaultValue its `current-context` */
   readonly context?: string | undefined;
-  /** TLS settings, overriding the pod's or the kubeconfig's. */
-  readonly tls?: KubernetesTlsOptions | undefined;
+  /**
+   * TLS settings, each field overriding the pod's or the kubeconfig's: by default the CA is the service account's
+   * `ca.crt` or the kubeconfig's, the client certificate and key the kubeconfig user's (if any), verification is on
+   * unless the kubeconfig says `insecure-skip-tls-verify`, and the certificate is checked against the API server's
+   * host (or the kubeconfig's `tls-server-name`).
+   */
+  readonly tls?: ResolverTlsOptions | undefined;
   /** Environment read for `KUBERNETES_SERVICE_HOST`/`_PORT`, `KUBECONFIG` and `HOME`. @defaultValue process.env */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
   /** Timeout of a list request and of a watch's response headers, ms. @defaultValue 10000 */
@@ -95,12 +89,6 @@ export interface KubernetesResolverOptions {
   readonly maxResponseBytes?: number | undefined;
   /** Items per list page (`limit`; the rest follows with `continue`). @defaultValue 500 */
   readonly pageSize?: number | undefined;
-  /** Backoff between failed requests. @defaultValue 1 s, ×1.6, jitter 0.2, max 120 s */
-  readonly backoff?: BackoffOptions | undefined;
-  /** Clock for timers. @defaultValue systemClock */
-  readonly clock?: Clock | undefined;
-  /** Random source for backoff jitter. @defaultValue {@link systemRandom} */
-  readonly random?: RandomSource | undefined;
 }
 
 const OPTION_KEYS = [
@@ -127,8 +115,6 @@ const OPTION_KEYS = [
   'clock',
   'random',
 ] as const;
-
-const TLS_KEYS = ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'] as const;
 
 /** A DNS-1123 label (namespaces, Service names, port names). */
 const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -177,15 +163,7 @@ export function resolveKubernetesOptions(options: KubernetesResolverOptions, pat
     const value = string(o[key], at(key), undefined);
     if (value !== undefined) text[key] = value;
   }
-  let tls: KubernetesTlsOptions | undefined;
-  if (o.tls !== undefined) {
-    const t = checkObject(o.tls, TLS_KEYS, at('tls'));
-    boolean(t.rejectUnauthorized, joinPath(at('tls'), 'rejectUnauthorized'), true);
-    string(t.servername, joinPath(at('tls'), 'servername'), undefined);
-    const picked: Record<string, unknown> = {};
-    for (const field of TLS_KEYS) if (t[field] !== undefined) picked[field] = t[field];
-    tls = picked as KubernetesTlsOptions;
-  }
+  const tls = resolveResolverTls(o.tls, at('tls'));
   if (o.env !== undefined && !isRecord(o.env)) throw new InvalidOptionError(at('env'), 'expected an object');
   const requestTimeoutMs = duration(o.requestTimeoutMs, at('requestTimeoutMs'), 10_000);
   const watchTimeoutMs = duration(o.watchTimeoutMs, at('watchTimeoutMs'), 300_000);
@@ -193,8 +171,7 @@ export function resolveKubernetesOptions(options: KubernetesResolverOptions, pat
   const refreshIntervalMs = duration(o.refreshIntervalMs, at('refreshIntervalMs'), 5000, true);
   const maxResponseBytes = integer(o.maxResponseBytes, at('maxResponseBytes'), 16 * 1024 * 1024, 1);
   const pageSize = integer(o.pageSize, at('pageSize'), 500, 1);
-  const backoff = resolveBackoffOptions(options.backoff, at('backoff'));
-  const random = func<RandomSource>(o.random, at('random')) ?? systemRandom;
+  const remote = resolveRemoteResolverOptions(options, path);
   const server = resolveApiServer({
     apiServer: text.apiServer,
     token: text.token,
@@ -218,9 +195,7 @@ export function resolveKubernetesOptions(options: KubernetesResolverOptions, pat
     refreshIntervalMs,
     maxResponseBytes,
     pageSize,
-    backoff,
-    clock: (o.clock as Clock | undefined) ?? systemClock,
-    random,
+    ...remote,
   };
 }
 

@@ -26,14 +26,14 @@
  * @module
  */
 import type { Endpoint } from '../../common/endpoint.js';
-import { InvalidTargetError, isSidecarlessError } from '../../common/errors.js';
 import { createDebug } from '../../common/debug.js';
 import { Backoff } from '../../common/backoff.js';
 import { KubernetesError } from '../errors.js';
 import { withDeadline } from '../deadline.js';
 import { readBody, type ResponseBody } from '../read-body.js';
 import type { Resolver, ResolverFactory, ResolverListener } from '../resolver.js';
-import { type WatchResult, type WatchRun, WatchLoop } from '../watch-loop.js';
+import { asTargetError } from '../target.js';
+import { tapErrors, type WatchResult, type WatchRun, WatchLoop } from '../watch-loop.js';
 import { type ApiConnection, acquireConnection } from './connection.js';
 import { readToken } from './credentials.js';
 import { type KubernetesResolverEvent, type KubernetesResolverStats, kubernetesChannel } from './diagnostics.js';
@@ -129,14 +129,12 @@ export class KubernetesResolver implements Resolver {
   start(listener: ResolverListener): void {
     if (this.#loop.closed || this.#connection !== undefined) return;
     this.#connection = acquireConnection(this.#options.server, this.#options.requestTimeoutMs + 1000);
-    this.#loop.start({
-      onUpdate: (endpoints) => listener.onUpdate(endpoints),
-      onError: (error) => {
+    this.#loop.start(
+      tapErrors(listener, (error) => {
         this.#counts.errors++;
         this.#publish({ kind: 'error', error });
-        listener.onError(error);
-      },
-    });
+      }),
+    );
   }
 
   /** Lists again (aborting the watch), at most once per `refreshIntervalMs`; ignored during backoff. */
@@ -391,10 +389,8 @@ function safeJson(text: string): unknown {
 /** Factory for `kubernetes:///service[.namespace][:port]`; clock and random come from the cluster. */
 export const kubernetesResolverFactory: ResolverFactory = (target, context) => {
   const options = kubernetesOptionsFromTarget(target);
-  try {
-    return new KubernetesResolver({ ...options, clock: context.clock, random: context.random });
-  } catch (err) {
-    if (isSidecarlessError(err)) throw new InvalidTargetError(target.raw, err.message, { cause: err });
-    throw err;
-  }
+  return asTargetError(
+    target,
+    () => new KubernetesResolver({ ...options, clock: context.clock, random: context.random }),
+  );
 };

@@ -6,7 +6,8 @@
  * @module
  */
 import { StringDecoder } from 'node:string_decoder';
-import type { Clock, TimerHandle } from '../../common/runtime.js';
+import type { Clock } from '../../common/runtime.js';
+import { watchLiveness } from '../liveness.js';
 import { bad } from './parse.js';
 
 /** How a watch ended without an error: the server closed it (`closed`) or the resourceVersion expired. */
@@ -73,23 +74,11 @@ export async function followWatch(
   body: AsyncIterable<Buffer> & { destroy(error?: Error): unknown },
   options: FollowOptions,
 ): Promise<WatchEnd> {
-  const { clock, idleMs } = options;
   const reader = new LineReader(options.maxLineBytes);
-  let last = clock.now();
-  let timer: TimerHandle | undefined;
-  const arm = (ms: number) => {
-    timer = clock.setTimeout(() => {
-      const quiet = clock.now() - last;
-      if (quiet < idleMs) {
-        arm(idleMs - quiet);
-        return;
-      }
-      timer = undefined;
-      options.debug(`nothing on the watch for ${quiet} ms; aborting`);
-      body.destroy(options.onIdle(quiet));
-    }, ms);
-  };
-  arm(idleMs);
+  const liveness = watchLiveness(options.clock, options.idleMs, (quiet) => {
+    options.debug(`nothing on the watch for ${quiet} ms; aborting`);
+    body.destroy(options.onIdle(quiet));
+  });
   const apply = (lines: string[]): WatchEnd | boolean => {
     let changed = false;
     for (const line of lines) {
@@ -105,7 +94,7 @@ export async function followWatch(
   };
   try {
     for await (const chunk of body) {
-      last = clock.now();
+      liveness.seen();
       if (apply(reader.push(chunk)) === 'expired') {
         body.destroy();
         return 'expired';
@@ -113,6 +102,6 @@ export async function followWatch(
     }
     return apply(reader.end()) === 'expired' ? 'expired' : 'closed';
   } finally {
-    if (timer !== undefined) clock.clearTimeout(timer);
+    liveness.stop();
   }
 }

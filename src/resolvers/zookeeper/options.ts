@@ -4,19 +4,11 @@
  *
  * @module
  */
-import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from '../../common/backoff.js';
+import type { BackoffOptions, ResolvedBackoffOptions } from '../../common/backoff.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
-import {
-  describe,
-  duration,
-  func,
-  isRecord,
-  joinPath,
-  oneOf,
-  rejectUnknownKeys,
-  string,
-} from '../../common/options.js';
-import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
+import { describe, duration, isRecord, joinPath, oneOf, rejectUnknownKeys, string } from '../../common/options.js';
+import type { Clock, RandomSource } from '../../common/runtime.js';
+import { type RemoteResolverOptions, resolveRemoteResolverOptions } from '../options.js';
 import type { Target } from '../resolver.js';
 
 /**
@@ -35,7 +27,7 @@ export type ZooKeeperLayout = 'auto' | 'curator' | 'host-port';
  *
  * @category Resolvers
  */
-export interface ZooKeeperResolverOptions {
+export interface ZooKeeperResolverOptions extends RemoteResolverOptions {
   /**
    * The ensemble, as ZooKeeper's own clients take it: `host:port[,host:port...][/chroot]`, e.g.
    * `zk1:2181,zk2:2181,zk3:2181/apps`. The resolver connects to any member (in random order, moving on when one
@@ -77,12 +69,12 @@ export interface ZooKeeperResolverOptions {
   readonly minRelistIntervalMs?: number | undefined;
   /** Minimum time between two `refresh()`-triggered listings, ms. @defaultValue 5000 */
   readonly refreshIntervalMs?: number | undefined;
-  /** Backoff between failed cycles. @defaultValue 1 s, ×1.6, jitter 0.2, max 30 s */
+  /**
+   * Backoff between failed cycles, capped lower than the other resolvers' (120 s); a session that reconnects also
+   * wakes the resolver before the delay ends.
+   * @defaultValue 1 s, ×1.6, jitter 0.2, max 30 s
+   */
   readonly backoff?: BackoffOptions | undefined;
-  /** Clock for the resolver's timers. @defaultValue systemClock */
-  readonly clock?: Clock | undefined;
-  /** Random source for backoff jitter. @defaultValue systemRandom */
-  readonly random?: RandomSource | undefined;
 }
 
 const OPTION_KEYS = [
@@ -214,9 +206,7 @@ export function resolveZooKeeperOptions(options: ZooKeeperResolverOptions, path 
     requestTimeoutMs: duration(o.requestTimeoutMs, at('requestTimeoutMs'), 10_000),
     minRelistIntervalMs: duration(o.minRelistIntervalMs, at('minRelistIntervalMs'), 1000, true),
     refreshIntervalMs: duration(o.refreshIntervalMs, at('refreshIntervalMs'), 5000, true),
-    backoff: resolveBackoffOptions(options.backoff, at('backoff'), ZOOKEEPER_BACKOFF),
-    clock: (o.clock as Clock | undefined) ?? systemClock,
-    random: func<RandomSource>(o.random, at('random')) ?? systemRandom,
+    ...resolveRemoteResolverOptions(options, path, ZOOKEEPER_BACKOFF),
   };
 }
 

@@ -21,14 +21,15 @@
  * @module
  */
 import type { Endpoint } from '../../common/endpoint.js';
-import { InvalidTargetError, isSidecarlessError, ServiceNotFoundError } from '../../common/errors.js';
+import { ServiceNotFoundError } from '../../common/errors.js';
 import { createDebug } from '../../common/debug.js';
 import { Backoff } from '../../common/backoff.js';
 import { ZooKeeperError } from '../errors.js';
 import { withDeadline } from '../deadline.js';
 import type { Resolver, ResolverFactory, ResolverListener } from '../resolver.js';
+import { asTargetError } from '../target.js';
 import type { ResolverRegistry } from '../registry.js';
-import { type WatchRun, WatchLoop } from '../watch-loop.js';
+import { tapErrors, type WatchRun, WatchLoop } from '../watch-loop.js';
 import { type ZooKeeperResolverEvent, type ZooKeeperResolverStats, zooKeeperChannel } from './diagnostics.js';
 import {
   type ResolvedZooKeeperOptions,
@@ -141,14 +142,12 @@ export class ZooKeeperResolver implements Resolver {
 
   /** Opens a session and starts listing and watching; results go to `listener`. */
   start(listener: ResolverListener): void {
-    this.#loop.start({
-      onUpdate: (endpoints, notFound) => listener.onUpdate(endpoints, notFound),
-      onError: (error) => {
+    this.#loop.start(
+      tapErrors(listener, (error) => {
         this.#counts.errors++;
         this.#publish({ kind: 'error', error });
-        listener.onError(error);
-      },
-    });
+      }),
+    );
   }
 
   /** Lists again on the same session, at most once per `refreshIntervalMs`; ignored during backoff. */
@@ -443,12 +442,10 @@ export class ZooKeeperResolver implements Resolver {
  */
 export const zooKeeperResolverFactory: ResolverFactory = (target, context) => {
   const options = zooKeeperOptionsFromTarget(target);
-  try {
-    return new ZooKeeperResolver({ ...options, clock: context.clock, random: context.random });
-  } catch (err) {
-    if (isSidecarlessError(err)) throw new InvalidTargetError(target.raw, err.message, { cause: err });
-    throw err;
-  }
+  return asTargetError(
+    target,
+    () => new ZooKeeperResolver({ ...options, clock: context.clock, random: context.random }),
+  );
 };
 
 /**

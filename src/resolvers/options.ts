@@ -1,0 +1,113 @@
+/**
+ * Options the built-in resolvers of a remote source share, with their validation (through the options toolkit,
+ * common/options.ts): TLS to the registry ({@link ResolverTlsOptions}) and the clock, random source and backoff
+ * the watch loop runs on ({@link RemoteResolverOptions}). Each resolver's own options module calls these, so the
+ * shapes, their documentation and their checks are written once.
+ *
+ * @module
+ */
+import {
+  type BackoffDefaults,
+  type BackoffOptions,
+  type ResolvedBackoffOptions,
+  resolveBackoffOptions,
+} from '../common/backoff.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { boolean, checkObject, describe, func, joinPath, string } from '../common/options.js';
+import { type Clock, type RandomSource, systemClock, systemRandom } from '../common/runtime.js';
+
+/**
+ * TLS settings of a resolver's connection to its registry (the Consul agent, the etcd members, the Kubernetes API
+ * server), passed to undici as `connect` options. Each resolver's `tls` option documents its own defaults (the
+ * Kubernetes resolver takes them from the pod or the kubeconfig; these fields override them).
+ *
+ * @category Resolvers
+ */
+export interface ResolverTlsOptions {
+  /** CA certificate(s) to trust instead of the system store (or the resolver's own default CA). */
+  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
+  /** Client certificate (PEM), for mutual TLS. */
+  readonly cert?: string | Buffer | undefined;
+  /** Client private key (PEM), for mutual TLS. */
+  readonly key?: string | Buffer | undefined;
+  /** Verify the server certificate. @defaultValue true */
+  readonly rejectUnauthorized?: boolean | undefined;
+  /** SNI server name and the name the certificate is checked against. @defaultValue the server's host */
+  readonly servername?: string | undefined;
+}
+
+const TLS_KEYS = ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'] as const;
+
+/**
+ * Validates a resolver's `tls` option at `path` and returns the fields given (an empty object when none was), or
+ * `undefined` when the option is absent. Throws {@link InvalidOptionError}. @internal
+ */
+export function resolveResolverTls(value: unknown, path: string): ResolverTlsOptions | undefined {
+  if (value === undefined) return undefined;
+  const t = checkObject(value, TLS_KEYS, path);
+  boolean(t.rejectUnauthorized, joinPath(path, 'rejectUnauthorized'), true);
+  string(t.servername, joinPath(path, 'servername'), undefined);
+  const picked: Record<string, unknown> = {};
+  for (const field of TLS_KEYS) if (t[field] !== undefined) picked[field] = t[field];
+  return picked as ResolverTlsOptions;
+}
+
+/**
+ * What every resolver that watches a remote source (Consul, etcd, Kubernetes, ZooKeeper) runs on: its timers, its
+ * jitter and its backoff between failures. A resolver built from a target by the cluster gets the cluster's clock
+ * and random source.
+ *
+ * @category Resolvers
+ */
+export interface RemoteResolverOptions {
+  /** Backoff between failed requests or cycles. @defaultValue 1 s, ×1.6, jitter 0.2, max 120 s */
+  readonly backoff?: BackoffOptions | undefined;
+  /** Clock for the resolver's timers. @defaultValue systemClock */
+  readonly clock?: Clock | undefined;
+  /** Random source for backoff jitter. @defaultValue {@link systemRandom} */
+  readonly random?: RandomSource | undefined;
+}
+
+/** Validated {@link RemoteResolverOptions}. @internal */
+export interface ResolvedRemoteResolverOptions {
+  readonly backoff: ResolvedBackoffOptions;
+  readonly clock: Clock;
+  readonly random: RandomSource;
+}
+
+/**
+ * Validates the {@link RemoteResolverOptions} of `options` (the backoff, then the random source), naming a bad one
+ * by its path under `path`. `backoffDefaults` is for a resolver whose backoff defaults differ. @internal
+ */
+export function resolveRemoteResolverOptions(
+  options: RemoteResolverOptions,
+  path: string,
+  backoffDefaults?: BackoffDefaults,
+): ResolvedRemoteResolverOptions {
+  const o = options as Record<string, unknown>;
+  const backoff = resolveBackoffOptions(options.backoff, joinPath(path, 'backoff'), backoffDefaults);
+  const random = func<RandomSource>(o.random, joinPath(path, 'random')) ?? systemRandom;
+  return { backoff, clock: (o.clock as Clock | undefined) ?? systemClock, random };
+}
+
+/**
+ * Reads the address of a registry server (a Consul agent, an etcd member): `host:port`, `http://host:port` or
+ * `https://host:port`, nothing more. Returns its origin and whether it is TLS. Throws {@link InvalidOptionError}
+ * naming `path`. @internal
+ */
+export function parseHttpOrigin(address: string, path: string): { origin: string; tls: boolean } {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(address) ? address : `http://${address}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new InvalidOptionError(path, `expected host:port or http(s)://host:port, got ${describe(address)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InvalidOptionError(path, `expected an http: or https: address, got ${url.protocol}`);
+  }
+  if (url.username !== '' || url.password !== '' || (url.pathname !== '/' && url.pathname !== '') || url.search) {
+    throw new InvalidOptionError(path, 'expected only scheme, host and port (no credentials, path or query)');
+  }
+  return { origin: url.origin, tls: url.protocol === 'https:' };
+}

@@ -1,0 +1,58 @@
+/**
+ * The options the Consul, etcd and Kubernetes resolvers share (one TLS shape, `ResolverTlsOptions`, with one
+ * validator; `backoff`, `clock` and `random` from `RemoteResolverOptions`), through the package entry: the same bad
+ * value is refused the same way, at the same path, by each; the deprecated TLS names still type the option.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  type ConsulTlsOptions,
+  ConsulResolver,
+  type EtcdTlsOptions,
+  EtcdResolver,
+  type KubernetesTlsOptions,
+  KubernetesResolver,
+  type RemoteResolverOptions,
+  type ResolverTlsOptions,
+} from 'sidecarless';
+import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
+
+/** Builds each resolver with `extra` on top of options that are valid without I/O. */
+const builders: Array<[string, (extra: Record<string, unknown>) => unknown]> = [
+  ['consul', (extra) => new ConsulResolver({ service: 'web', address: 'https://127.0.0.1:8501', ...extra })],
+  ['etcd', (extra) => new EtcdResolver({ prefix: '/services/web/', endpoints: ['https://127.0.0.1:2379'], ...extra })],
+  [
+    'kubernetes',
+    (extra) =>
+      new KubernetesResolver({ service: 'web', namespace: 'shop', apiServer: 'https://127.0.0.1:6443', ...extra }),
+  ],
+];
+
+describe('options shared by the remote resolvers', () => {
+  it('validates `tls` with one validator: unknown keys, rejectUnauthorized and servername, named by path', () => {
+    for (const [name, build] of builders) {
+      assert.throws(() => build({ tls: { verify: false } }), { option: 'tls.verify' }, name);
+      assert.throws(() => build({ tls: { rejectUnauthorized: 'no' } }), { option: 'tls.rejectUnauthorized' }, name);
+      assert.throws(() => build({ tls: { servername: 5 } }), { option: 'tls.servername' }, name);
+      assert.throws(() => build({ tls: 'yes' }), { code: 'SIDECARLESS_INVALID_OPTION', option: 'tls' }, name);
+    }
+  });
+
+  it('accepts one ResolverTlsOptions value for all three, and the deprecated names are the same type', () => {
+    const tls: ResolverTlsOptions = { ca: 'PEM', rejectUnauthorized: true, servername: 'registry.internal' };
+    const consul: ConsulTlsOptions = tls;
+    const etcd: EtcdTlsOptions = tls;
+    const kubernetes: KubernetesTlsOptions = tls;
+    for (const [name, build] of builders) assert.doesNotThrow(() => build({ tls }), name);
+    assert.ok(consul === etcd && etcd === kubernetes);
+  });
+
+  it('validates backoff and random the same way, and takes the injected clock', () => {
+    const remote: RemoteResolverOptions = { backoff: { initialMs: 10, maxMs: 100 }, clock: new FakeClock() };
+    for (const [name, build] of builders) {
+      assert.throws(() => build({ backoff: { maxMs: 1, initialMs: 10 } }), { option: 'backoff.maxMs' }, name);
+      assert.throws(() => build({ random: 0.5 }), { option: 'random' }, name);
+      assert.doesNotThrow(() => build({ ...remote, random: seededRandom(1) }), name);
+    }
+  });
+});
