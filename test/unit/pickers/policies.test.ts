@@ -238,7 +238,8 @@ describe('peak-ewma', () => {
     for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.0:8080');
   });
 
-  it('reads the clock only when one choice has no estimate and decay could change the outcome', () => {
+  it("never reads the clock to pick: a default RTT decays from when the target's load record was created", () => {
+    // On Node 20 every clock read allocates a 16-byte number; comparing stamps needs no current time.
     const clock = new FakeClock();
     let reads = 0;
     const counting = {
@@ -253,18 +254,39 @@ describe('peak-ewma', () => {
     const measured = new PeakEwma({ clock });
     measured.observe(10);
     targets[0]!.load = measured; // 10 ms, beside the other's default RTT of 30 ms
+    clock.advance(1000);
+    targets[1]!.load = new PeakEwma({ clock }); // created 1 s later: its default RTT decays from then
     const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decayMs: 1000 }), {
       random: seededRandom(3),
       clock: counting,
     });
+    reads = 0;
     for (let i = 0; i < 20; i++) assert.equal(pickKey(picker), '10.0.0.0:8080');
-    assert.equal(reads, 0, 'already the cheaper: decay cannot change the outcome');
-    measured.observe(90); // a peak: 90 ms now, above the default RTT
+    measured.observe(90); // a peak at t = 1 s: 90 ms, above the default RTT stamped at the same time
     for (let i = 0; i < 20; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
-    assert.equal(reads, 20, 'one read per pick while decay decides');
-    clock.advance(2000); // 90 * e^-2 ~ 12 ms, below 30 again
-    assert.equal(pickKey(picker), '10.0.0.0:8080');
-    assert.equal(reads, 21);
+    clock.advance(60_000); // both decay alike: time alone does not reorder them
+    for (let i = 0; i < 20; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+    measured.observe(5); // a fresh 5 ms at t = 61 s; the idle target's 30 ms, stamped at 1 s, has decayed far below
+    assert.equal(pickKey(picker), '10.0.0.1:8080');
+    assert.equal(reads, 0, 'no clock read in any pick');
+  });
+
+  it('decides as if it read the clock: a stale peak loses to a fresh default RTT once decay brings it under', () => {
+    const clock = new FakeClock();
+    const targets = makeTargets(2);
+    const old = new PeakEwma({ clock });
+    old.observe(90); // t = 0: 90 ms
+    targets[0]!.load = old;
+    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decayMs: 1000 }), env(3, clock));
+    clock.advance(1000);
+    targets[1]!.load = new PeakEwma({ clock }); // a new endpoint at t = 1 s: 30 ms then; the peak is 90 e^-1 = 33
+    for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+    const late = makeTargets(2);
+    late[0]!.load = old;
+    clock.advance(200);
+    late[1]!.load = new PeakEwma({ clock }); // at t = 1.2 s: 90 e^-1.2 = 27 < 30
+    const picker2 = peakEwmaPolicy.build(late, peakEwmaPolicy.parseConfig({ decayMs: 1000 }), env(3, clock));
+    for (let i = 0; i < 10; i++) assert.equal(pickKey(picker2), '10.0.0.0:8080');
   });
 
   it('applies its decay setting to the targets it builds over', () => {
