@@ -170,18 +170,82 @@ describe('least-request', () => {
     for (let i = 0; i < 50; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
   });
 
-  it('with unequal weights and no load, follows the weights (Envoy EDF mode)', () => {
-    const picker = leastRequestPolicy.build(makeTargets(2, [3, 1]), leastRequestPolicy.parseConfig({}), env(2));
-    const c = counts(picker, 4000);
-    assert.ok(Math.abs((c.get('10.0.0.0:8080') ?? 0) - 3000) <= 2);
+  /** Asserts `got` of `picks` is within 6 standard deviations of the share `p` (a seeded run: reproducible). */
+  function assertShare(got: number, picks: number, p: number, what: string): void {
+    const sigma = Math.sqrt(picks * p * (1 - p));
+    assert.ok(
+      Math.abs(got - picks * p) <= 6 * sigma,
+      `${what}: ${got} of ${picks}, expected ${(picks * p).toFixed(0)}`,
+    );
+  }
+
+  it("with unequal weights and equal loads, gives each target its weight's share (weighted random choices)", () => {
+    // 3:1 with two choices: the heavier wins every tie, so it is drawn less often than 3/4 (1/2), and the best of two
+    // draws is then the heavier with probability 1 - (1/2)^2 = 3/4.
+    for (const [weights, choiceCount, load] of [
+      [[3, 1], 2, 0],
+      [[3, 1], 2, 4],
+      [[1, 2, 3, 4], 2, 0],
+      [[1, 2, 3, 4, 4], 3, 1],
+    ] as const) {
+      const targets = makeTargets(weights.length, weights);
+      for (const t of targets) t.inFlight = load;
+      const picker = leastRequestPolicy.build(targets, { choiceCount, activeRequestBias: 1 }, env(2));
+      const picks = 20_000;
+      const c = counts(picker, picks);
+      const total = weights.reduce((a, b) => a + b, 0);
+      targets.forEach((t, i) =>
+        assertShare(c.get(t.key) ?? 0, picks, weights[i]! / total, `weights ${weights}, ${choiceCount}, ${t.key}`),
+      );
+    }
   });
 
-  it('with unequal weights, shifts traffic away from a loaded target', () => {
-    const targets = makeTargets(2, [2, 1]);
-    targets[0]!.inFlight = 7; // effective weight 2 / 8 = 0.25 vs 1 / 1
+  it('the share check can fail: draws in plain proportion to weight would give the heavier 15/16, not 3/4', () => {
+    assert.throws(() => assertShare(18_750, 20_000, 0.75, 'plain'), /expected 15000/);
+  });
+
+  it('with unequal weights, prefers the less loaded of equal-weight targets', () => {
+    const targets = makeTargets(3, [2, 2, 1]);
+    targets[0]!.inFlight = 5;
     const picker = leastRequestPolicy.build(targets, leastRequestPolicy.parseConfig({}), env(2));
-    const c = counts(picker, 1000);
-    assert.ok((c.get('10.0.0.1:8080') ?? 0) > 750);
+    const c = counts(picker, 10_000);
+    const busy = c.get('10.0.0.0:8080') ?? 0;
+    const idle = c.get('10.0.0.1:8080') ?? 0;
+    assert.ok(busy < idle / 2, `busy ${busy}, idle ${idle}`);
+  });
+
+  it('with weights 3:1 and the heavier loaded, shifts traffic to the lighter', () => {
+    const targets = makeTargets(2, [3, 1]);
+    targets[0]!.inFlight = 7; // 8 / 3 against 1 / 1: the lighter wins whenever drawn (each draw 1/2)
+    const picker = leastRequestPolicy.build(targets, leastRequestPolicy.parseConfig({}), env(2));
+    const picks = 20_000;
+    assertShare(counts(picker, picks).get('10.0.0.1:8080') ?? 0, picks, 3 / 4, 'lighter, heavier loaded');
+    targets[0]!.inFlight = 1; // 2 / 3 against 1: the heavier still wins; back to 3:1
+    assertShare(counts(picker, picks).get('10.0.0.0:8080') ?? 0, picks, 3 / 4, 'heavier, lightly loaded');
+  });
+
+  it('with a bias of 0, is plain weighted random: one draw per pick, load ignored', () => {
+    const targets = makeTargets(2, [3, 1]);
+    targets[0]!.inFlight = 50;
+    let draws = 0;
+    const base = seededRandom(4);
+    const random = () => (draws++, base());
+    const picker = leastRequestPolicy.build(targets, { choiceCount: 2, activeRequestBias: 0 }, { ...env(), random });
+    const picks = 20_000;
+    draws = 0;
+    assertShare(counts(picker, picks).get('10.0.0.0:8080') ?? 0, picks, 3 / 4, 'heavier, bias 0');
+    assert.equal(draws, picks);
+  });
+
+  it('with unequal weights, a higher bias shifts more traffic away from a loaded target', () => {
+    const share = (activeRequestBias: number) => {
+      const targets = makeTargets(3, [2, 1, 1]);
+      targets[0]!.inFlight = 1; // (1 + 1)^bias / 2: 1 at bias 1 (a tie with the idle ones), 2 at bias 2
+      const picker = leastRequestPolicy.build(targets, { choiceCount: 2, activeRequestBias }, env(6));
+      return (counts(picker, 20_000).get('10.0.0.0:8080') ?? 0) / 20_000;
+    };
+    const [b05, b1, b2] = [share(0.5), share(1), share(2)];
+    assert.ok(b05 > b1 + 0.05 && b1 > b2 + 0.05, `${b05} ${b1} ${b2}`);
   });
 
   it('rejects bad settings with typed errors', () => {
