@@ -591,11 +591,7 @@ function checks(): TargetCheck[] {
     c('least-request ns/pick (worst N)', 40, worstPick('least-request')),
     c('least-request (weighted) ns/pick (worst N)', 40, worstPick('least-request (weighted)')),
     c('peak-ewma ns/pick (worst N)', 60, worstPick('peak-ewma')),
-    c(
-      'peak-ewma, half without estimate, ns/pick (worst N)',
-      60,
-      worstPick('peak-ewma (half without estimate)'),
-    ),
+    c('peak-ewma, half without estimate, ns/pick (worst N)', 60, worstPick('peak-ewma (half without estimate)')),
     c('ring-hash ns/pick N=1000 incl. hashing', 220, pickAt('ring-hash (key)', 1000)),
     c(`maglev ns/pick incl. hashing (worst N, M=${m0})`, 110, worstPick(`maglev M=${m0} (key)`)),
     c('maglev build ms N=1000 M=65537', 5, buildRows.find((r) => r.policy === 'maglev M=65537' && r.n === 1000)?.ms),
