@@ -6,30 +6,35 @@
  *   Balancing", 2001): draw `choiceCount` targets at random and send to the one with the fewest requests in flight,
  *   read live. The first two draws are always distinct (both from one random number); any further ones are
  *   independent, as Envoy's.
- * - Unequal weights: as Envoy, an earliest-deadline-first weighted round robin whose weights are adjusted to the
- *   load at the time of selection: `weight / (inFlight + 1) ^ activeRequestBias`. A bias of 0 is plain weighted
- *   round robin; 1 (the default) makes a target with twice the requests in flight look half as heavy.
+ * - Unequal weights: a weighted power of `choiceCount` choices on Envoy's load-adjusted weight
+ *   `weight / (inFlight + 1) ^ activeRequestBias`: draw `choiceCount` targets from an alias table and send to the
+ *   one whose adjusted weight is highest. With equal loads (idle, say) each target gets exactly its weight's share;
+ *   a bias of 0 is plain weighted random; 1 (the default) makes a target with twice the requests in flight look
+ *   half as heavy. Envoy uses an earliest-deadline-first schedule here, which is O(log n) and deterministic (many
+ *   clients with the same view can move in step); random choices are O(1) and do not herd.
  *
- * Both are O(1) or O(log n) per pick.
+ * Both are O(choiceCount) per pick and allocate nothing.
  *
  * @module
  */
-import { EdfHeap } from './edf.js';
 import { type RandomFill, randomFill } from '../common/runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
-import { allEqual, completeResults, weightsOf } from './util.js';
+import { aliasTable, allEqual, completeResults, weightsOf } from './util.js';
 import { integer, joinPath, number, rejectUnknownKeys } from '../common/options.js';
 
 /** Settings of the `least-request` policy. @category Built-in policies */
 export interface LeastRequestConfig {
   /**
-   * How many random targets to compare per pick (equal weights). Envoy's `choice_count`; an integer from 2 to 100.
+   * How many random targets to compare per pick. Envoy's `choice_count` (which Envoy applies to equal weights only;
+   * here unequal weights draw this many too, in proportion to weight); an integer from 2 to 100.
    * @defaultValue 2
    */
   readonly choiceCount: number;
   /**
-   * Exponent on `inFlight + 1` in the effective weight `weight / (inFlight + 1) ^ bias` (unequal weights). Envoy's
-   * `active_request_bias`; a finite number from 0 to 100.
+   * Exponent on `inFlight + 1` in the effective weight `weight / (inFlight + 1) ^ bias` (unequal weights), by which
+   * the drawn targets are compared. Envoy's `active_request_bias`; a finite number from 0 to 100. 0 ignores load
+   * (weighted random). Since 0.2.0 unequal weights use random choices rather than Envoy's schedule: shares follow the
+   * weights exactly only on average (and when loads are equal), not pick by pick.
    * @defaultValue 1
    */
   readonly activeRequestBias: number;
@@ -88,64 +93,124 @@ export class LeastRequestPicker<T extends Pickable> implements Picker<T> {
 }
 
 /**
- * The picker built by {@link leastRequestPolicy} when weights differ: EDF with weights adjusted to the picked
- * target's in-flight count when it is rescheduled (Envoy recomputes the same way, so other targets' deadlines
- * reflect their load when they were last picked).
+ * The draw probabilities of the weighted picker: chosen so that, with every target equally loaded, the best of
+ * `choices` independent draws (the heaviest, ties to the first drawn) is target `i` with probability exactly
+ * `weight_i / W`. The best of k draws lands in the lightest weights up to and including `w` with probability
+ * `F_q(w)^k`, where `F_q` sums the draw probabilities up to `w`; setting that equal to `F(w)`, the share of weights up
+ * to `w`, gives `F_q(w) = F(w)^(1/k)`, spread evenly over targets of equal weight (equal weights tie, and the first
+ * drawn of them is uniform among them). Targets are grouped by `1 / weight` exactly as the pick compares them.
+ */
+function drawProbabilities(inverseWeights: Float64Array, choices: number): Float64Array {
+  const n = inverseWeights.length;
+  const order = Array.from({ length: n }, (_, i) => i).sort(
+    (a, b) => (inverseWeights[b] as number) - (inverseWeights[a] as number),
+  );
+  let total = 0;
+  for (let i = 0; i < n; i++) total += 1 / (inverseWeights[i] as number);
+  const q = new Float64Array(n);
+  let below = 0; // F before the group
+  let start = 0;
+  while (start < n) {
+    const inverse = inverseWeights[order[start] as number] as number;
+    let end = start;
+    let mass = 0;
+    while (end < n && inverseWeights[order[end] as number] === inverse) {
+      mass += 1 / inverse;
+      end++;
+    }
+    const upTo = end === n ? 1 : Math.min(below + mass / total, 1);
+    const each = (upTo ** (1 / choices) - below ** (1 / choices)) / (end - start);
+    for (let j = start; j < end; j++) q[order[j] as number] = each;
+    below = upTo;
+    start = end;
+  }
+  return q;
+}
+
+/**
+ * The picker built by {@link leastRequestPolicy} when weights differ: a weighted power of `choiceCount` choices. Each
+ * pick draws `choiceCount` targets independently from an alias table (O(1) a draw) and returns the one with the
+ * lowest `(inFlight + 1)^bias / weight` (Envoy's effective weight, inverted), the first drawn on a tie. The draw
+ * probabilities are tilted towards lighter targets (see `drawProbabilities`) so that when every target has the same
+ * number of requests in flight, as when idle, each gets exactly its weight's share. A bias of 0 ignores load: one draw
+ * from the weights, plain weighted random.
  */
 export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T> {
   readonly #results: PickResult<T>[];
   readonly #targets: readonly T[];
-  // 1 / weight, so rescheduling is a multiplication: the period 1 / effective weight is (inFlight + 1)^bias / weight.
-  readonly #inverseWeights: Float64Array;
   readonly #bias: number;
-  readonly #heap: EdfHeap;
+  readonly #choices: number;
+  readonly #fill: RandomFill;
+  readonly #draw = new Float64Array(1);
+  /**
+   * The alias table and the scores' weights in one record of four per column `c`: threshold, alias, `max / weight`
+   * of `c` (the column's own target is `c`) and of the alias. A draw reads one 32-byte record (one cache line) and
+   * then its target's in-flight count: at N = 10,000 the tables no longer fit in the cache, and separate arrays
+   * cost a miss each.
+   */
+  readonly #columns: Float64Array;
 
   /** @internal Built by the policy. */
   constructor(
     targets: readonly T[],
     results: PickResult<T>[],
     weights: Float64Array,
+    choiceCount: number,
     bias: number,
     random: () => number,
   ) {
     this.#targets = targets;
     this.#results = results;
     this.#bias = bias;
+    // With no bias the score is the weight alone, so a single draw from the weights is the same distribution.
+    this.#choices = bias === 0 ? 1 : choiceCount;
+    this.#fill = randomFill(random);
     let max = 0;
     for (const w of weights) max = Math.max(max, w);
-    // Normalised so the heaviest target has weight 1 and deadlines stay in a comfortable range.
-    this.#inverseWeights = weights.map((w) => max / w);
-    const deadlines = new Float64Array(targets.length);
-    for (let i = 0; i < targets.length; i++) {
-      deadlines[i] = random() * this.#period(i);
+    const inverse = weights.map((w) => max / w);
+    const { threshold, table } = aliasTable(drawProbabilities(inverse, this.#choices));
+    const n = targets.length;
+    this.#columns = new Float64Array(4 * n);
+    for (let c = 0; c < n; c++) {
+      const alias = table[2 * c + 1] as number;
+      this.#columns[4 * c] = threshold[c] as number;
+      this.#columns[4 * c + 1] = alias;
+      this.#columns[4 * c + 2] = inverse[c] as number;
+      this.#columns[4 * c + 3] = inverse[alias] as number;
     }
-    this.#heap = new EdfHeap(deadlines);
-  }
-
-  /** 1 / effective weight of target `i` as of now: (inFlight + 1)^bias / weight. */
-  #period(i: number): number {
-    const inverse = this.#inverseWeights[i] as number;
-    const bias = this.#bias;
-    if (bias === 0) return inverse;
-    const load = (this.#targets[i] as T).inFlight + 1;
-    return (bias === 1 ? load : load ** bias) * inverse;
   }
 
   /**
-   * Returns the target with the earliest deadline and reschedules it by its load-adjusted weight as of now. Always
-   * `complete`; the context is not read.
+   * Draws `choiceCount` targets (independently, in the tilted proportions) and returns the one with the lowest
+   * `(inFlight + 1)^bias / weight`, the first drawn on a tie. Always `complete`; the context is not read.
    */
   pick(_context: PickContext): PickResult<T> {
-    const heap = this.#heap;
-    const i = heap.top();
-    // #period inlined by hand, and the heap adds the period itself: a float returned from (or passed to) a call V8
-    // does not inline is boxed, 16 bytes a pick (seen on Node 24).
-    const inverse = this.#inverseWeights[i] as number;
+    const n = this.#targets.length;
+    const targets = this.#targets;
+    const columns = this.#columns;
     const bias = this.#bias;
-    const load = (this.#targets[i] as T).inFlight + 1;
-    const period = bias === 0 ? inverse : (bias === 1 ? load : load ** bias) * inverse;
-    heap.delayTop(period);
-    return this.#results[i] as PickResult<T>;
+    // One call site for the random source and the score computed inline: a float returned from a call V8 does not
+    // inline is a 16-byte heap number per pick.
+    let best = 0;
+    let bestScore = Number.POSITIVE_INFINITY;
+    for (let c = 0; c < this.#choices; c++) {
+      this.#fill(this.#draw);
+      const x = (this.#draw[0] as number) * n;
+      let col = x | 0;
+      if (col >= n) col = n - 1;
+      // The column's own target (k = 0) or its alias (k = 1), chosen by index rather than a branch (a coin toss).
+      const base = 4 * col;
+      const k = +(x - col >= (columns[base] as number));
+      const i = (col + k * ((columns[base + 1] as number) - col)) | 0;
+      const load = (targets[i] as T).inFlight + 1;
+      // max weight / weight, so the score is a multiplication: (inFlight + 1)^bias / weight, scaled.
+      const score = (bias === 1 ? load : load ** bias) * (columns[base + 2 + k] as number);
+      if (score < bestScore) {
+        best = i;
+        bestScore = score;
+      }
+    }
+    return this.#results[best] as PickResult<T>;
   }
 }
 
@@ -163,6 +228,13 @@ export const leastRequestPolicy: PickerPolicy<LeastRequestConfig> = {
     const results = completeResults(targets);
     const weights = weightsOf(targets);
     if (allEqual(weights)) return new LeastRequestPicker(targets, results, config.choiceCount, env.random);
-    return new WeightedLeastRequestPicker(targets, results, weights, config.activeRequestBias, env.random);
+    return new WeightedLeastRequestPicker(
+      targets,
+      results,
+      weights,
+      config.choiceCount,
+      config.activeRequestBias,
+      env.random,
+    );
   },
 };

@@ -52,6 +52,9 @@ export class PeakEwma {
   constructor(options: PeakEwmaOptions) {
     this.#clock = options.clock;
     this.decayMs = options.decayMs ?? 10_000;
+    // Before the first observation the stamp is the creation time: a reader's default RTT decays from there (tower's
+    // `RttEstimate` starts the same way), so comparing two targets never needs the current time.
+    this.#stamp = options.clock.now();
   }
 
   /** How many latencies were observed so far. 0 means no estimate yet (readers use their default RTT). */
@@ -65,7 +68,7 @@ export class PeakEwma {
     return this.#value;
   }
 
-  /** Clock time of the last observation. */
+  /** Clock time of the last observation, or of this object's creation before the first. */
   get stamp(): number {
     return this.#stamp;
   }

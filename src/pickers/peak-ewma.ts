@@ -2,15 +2,17 @@
  * Peak EWMA: power of two choices on a latency-aware cost, after Finagle's `Balancers.p2cPeakEwma` and Linkerd's
  * tower balancer. Each target's cost is `rtt * (inFlight + 1) / weight`, where `rtt` is its peak-sensitive EWMA of
  * response latency (see `PeakEwma` in `subchannel/load.ts`: jumps up at once on a slow response, decays back over
- * `decayMs`), or `defaultRttMs` before its first response. Two distinct random targets are compared and the cheaper
- * one (then the one with fewer requests in flight) wins.
+ * `decayMs`), or `defaultRttMs` before its first response, decaying from when the target's load record was created
+ * as in tower (from the picker's build for a target with no `load`). Two distinct random targets are compared and the
+ * cheaper one (then the one with fewer requests in flight) wins. Only the two stamps' difference matters, so a pick
+ * never reads the clock.
  *
  * Weights divide the cost (Finagle and Linkerd ignore weights here; dividing keeps `weight` meaningful: a target
  * of weight 2 is preferred until it is twice as loaded or twice as slow).
  *
  * @module
  */
-import { type Clock, type RandomFill, randomFill, systemClock } from '../common/runtime.js';
+import { type RandomFill, randomFill } from '../common/runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { completeResults, weightsOf } from './util.js';
 import { duration, joinPath, number, rejectUnknownKeys } from '../common/options.js';
@@ -33,26 +35,6 @@ export interface PeakEwmaConfig {
   readonly defaultRttMs: number;
 }
 
-/** Writes the clock's time into `out[0]`: read into a typed array, a time is never boxed as a heap number. */
-type ClockFill = (out: Float64Array) => void;
-
-/**
- * How the picker reads `clock`. The system clock is `performance.now()` written straight into the array: on Node 22
- * and later that call is a V8 fast API call and allocates nothing, where returning its value through
- * `systemClock.now()` (a call V8 may not inline) boxes it, 16 bytes. On Node 20 `performance.now()` itself
- * returns a new heap number, whatever the caller does.
- */
-function clockFill(clock: Clock): ClockFill {
-  if (clock === systemClock) {
-    return (out) => {
-      out[0] = performance.now();
-    };
-  }
-  return (out) => {
-    out[0] = clock.now();
-  };
-}
-
 /** The picker built by {@link peakEwmaPolicy}. */
 export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
   readonly #targets: readonly T[];
@@ -66,8 +48,11 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
   readonly #decay: number;
   readonly #fill: RandomFill;
   readonly #draw = new Float64Array(1);
-  readonly #now: ClockFill;
-  readonly #time = new Float64Array(1);
+  /**
+   * When the picker was built (a typed array for the reason given for `#defaultRtt`): the stamp of a target with no
+   * `load` at all, whose default RTT decays from there.
+   */
+  readonly #builtAt = new Float64Array(1);
 
   /** @internal Built by the policy. */
   constructor(
@@ -77,7 +62,7 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     defaultRtt: number,
     decay: number,
     random: () => number,
-    clock: Clock,
+    builtAt: number,
   ) {
     this.#targets = targets;
     this.#results = results;
@@ -85,7 +70,7 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     this.#defaultRtt[0] = defaultRtt;
     this.#decay = decay;
     this.#fill = randomFill(random);
-    this.#now = clockFill(clock);
+    this.#builtAt[0] = builtAt;
   }
 
   /**
@@ -110,34 +95,24 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     const tb = targets[b] as T;
     const la = ta.load;
     const lb = tb.load;
-    // A target without an estimate (no response yet) costs the default RTT, which does not decay.
-    const estimatedA = la !== undefined && la.samples !== 0;
-    const estimatedB = lb !== undefined && lb.samples !== 0;
     const wa = this.#inverseWeights[a] as number;
     const wb = this.#inverseWeights[b] as number;
-    // cost = rtt * (inFlight + 1) / weight, decayed: * exp(-(now - stamp) / decay).
+    // cost = rtt * (inFlight + 1) / weight, decayed: * exp(-(now - stamp) / decay). A target without an estimate (no
+    // response yet) costs the default RTT stamped when its load record was created (tower's initial estimate), or
+    // when this picker was built if it has none. Comparing two costs, `now` cancels out: only the stamps' difference
+    // matters, so a pick never reads the clock (on Node 20 every read of it allocates), and the comparison is exactly
+    // the one made with the current time. Decay only lowers the older side's cost, so when that side is already the
+    // cheaper one it wins without exp(). exp() of a non-positive number only, so nothing overflows.
     const defaultRtt = this.#defaultRtt[0] as number;
-    let ca = (estimatedA ? la.value : defaultRtt) * (ta.inFlight + 1) * wa;
-    let cb = (estimatedB ? lb.value : defaultRtt) * (tb.inFlight + 1) * wb;
-    // Comparing two costs, `now` cancels out: only the stamps' difference matters, so the clock is read only when one
-    // side has no estimate yet, and then only when decay could change the outcome (decay only lowers the estimated
-    // side's cost, so if it is already the cheaper one it wins anyway). exp() of a non-positive number only, so
-    // nothing overflows.
-    if (estimatedA && estimatedB) {
-      const sa = la.stamp;
-      const sb = lb.stamp;
-      if (sa > sb) cb *= Math.exp(-(sa - sb) / this.#decay);
-      else if (sb > sa) ca *= Math.exp(-(sb - sa) / this.#decay);
-    } else if (estimatedA) {
-      if (!(ca < cb)) {
-        this.#now(this.#time);
-        ca *= Math.exp(-Math.max((this.#time[0] as number) - la.stamp, 0) / this.#decay);
-      }
-    } else if (estimatedB) {
-      if (!(cb < ca)) {
-        this.#now(this.#time);
-        cb *= Math.exp(-Math.max((this.#time[0] as number) - lb.stamp, 0) / this.#decay);
-      }
+    const builtAt = this.#builtAt[0] as number;
+    let ca = (la !== undefined && la.samples !== 0 ? la.value : defaultRtt) * (ta.inFlight + 1) * wa;
+    let cb = (lb !== undefined && lb.samples !== 0 ? lb.value : defaultRtt) * (tb.inFlight + 1) * wb;
+    const sa = la === undefined ? builtAt : la.stamp;
+    const sb = lb === undefined ? builtAt : lb.stamp;
+    if (sa > sb) {
+      if (!(cb < ca)) cb *= Math.exp(-(sa - sb) / this.#decay);
+    } else if (sb > sa) {
+      if (!(ca < cb)) ca *= Math.exp(-(sb - sa) / this.#decay);
     }
     if (cb < ca) return this.#results[b] as PickResult<T>;
     if (ca < cb) return this.#results[a] as PickResult<T>;
@@ -167,7 +142,7 @@ export const peakEwmaPolicy: PickerPolicy<PeakEwmaConfig> = {
       config.defaultRttMs,
       config.decayMs,
       env.random,
-      env.clock,
+      env.clock.now(),
     );
   },
 };

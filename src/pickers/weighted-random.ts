@@ -1,14 +1,13 @@
 /**
  * Weighted random: each request goes to target `i` with probability `weight_i / sum(weights)`, in O(1) per pick by
- * Walker's alias method, built in O(n) with Vose's stable variant (M. D. Vose, "A linear algorithm for generating
- * random numbers with a given distribution", IEEE TSE 1991). One random draw per pick: its integer part picks a
+ * Walker's alias method (`aliasTable` in util.ts, built in O(n) with Vose's stable variant). One random draw per pick: its integer part picks a
  * column, its fraction decides between the column's own target and its alias.
  *
  * @module
  */
 import { type RandomFill, randomFill } from '../common/runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
-import { completeResults, weightsOf } from './util.js';
+import { aliasTable, completeResults, weightsOf } from './util.js';
 import { rejectUnknownKeys } from '../common/options.js';
 
 /** The picker built by {@link weightedRandomPolicy}. */
@@ -26,38 +25,9 @@ export class WeightedRandomPicker<T extends Pickable> implements Picker<T> {
     const n = results.length;
     this.#n = n;
     this.#fill = randomFill(random);
-    const threshold = new Float64Array(n);
-    const alias = new Int32Array(n);
-    let total = 0;
-    for (let i = 0; i < n; i++) total += weights[i] as number;
-    // Scaled probabilities: mean 1. Columns under 1 are topped up by an alias from a column over 1.
-    const scaled = new Float64Array(n);
-    const small: number[] = [];
-    const large: number[] = [];
-    for (let i = 0; i < n; i++) {
-      scaled[i] = ((weights[i] as number) * n) / total;
-      alias[i] = i;
-      if ((scaled[i] as number) < 1) small.push(i);
-      else large.push(i);
-    }
-    while (small.length > 0 && large.length > 0) {
-      const s = small.pop() as number;
-      const l = large[large.length - 1] as number;
-      threshold[s] = scaled[s] as number;
-      alias[s] = l;
-      scaled[l] = (scaled[l] as number) + (scaled[s] as number) - 1;
-      if ((scaled[l] as number) < 1) {
-        large.pop();
-        small.push(l);
-      }
-    }
-    // Leftovers are 1 up to rounding error.
-    for (const i of large) threshold[i] = 1;
-    for (const i of small) threshold[i] = 1;
+    const { threshold, table } = aliasTable(weights);
     this.#threshold = threshold;
-    this.#table = [];
-    for (let i = 0; i < n; i++)
-      this.#table.push(results[i] as PickResult<T>, results[alias[i] as number] as PickResult<T>);
+    this.#table = Array.from(table, (i) => results[i] as PickResult<T>);
   }
 
   /** A random target in proportion to weight (alias method, O(1)). Always `complete`; the context is not read. */

@@ -170,18 +170,82 @@ describe('least-request', () => {
     for (let i = 0; i < 50; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
   });
 
-  it('with unequal weights and no load, follows the weights (Envoy EDF mode)', () => {
-    const picker = leastRequestPolicy.build(makeTargets(2, [3, 1]), leastRequestPolicy.parseConfig({}), env(2));
-    const c = counts(picker, 4000);
-    assert.ok(Math.abs((c.get('10.0.0.0:8080') ?? 0) - 3000) <= 2);
+  /** Asserts `got` of `picks` is within 6 standard deviations of the share `p` (a seeded run: reproducible). */
+  function assertShare(got: number, picks: number, p: number, what: string): void {
+    const sigma = Math.sqrt(picks * p * (1 - p));
+    assert.ok(
+      Math.abs(got - picks * p) <= 6 * sigma,
+      `${what}: ${got} of ${picks}, expected ${(picks * p).toFixed(0)}`,
+    );
+  }
+
+  it("with unequal weights and equal loads, gives each target its weight's share (weighted random choices)", () => {
+    // 3:1 with two choices: the heavier wins every tie, so it is drawn less often than 3/4 (1/2), and the best of two
+    // draws is then the heavier with probability 1 - (1/2)^2 = 3/4.
+    for (const [weights, choiceCount, load] of [
+      [[3, 1], 2, 0],
+      [[3, 1], 2, 4],
+      [[1, 2, 3, 4], 2, 0],
+      [[1, 2, 3, 4, 4], 3, 1],
+    ] as const) {
+      const targets = makeTargets(weights.length, weights);
+      for (const t of targets) t.inFlight = load;
+      const picker = leastRequestPolicy.build(targets, { choiceCount, activeRequestBias: 1 }, env(2));
+      const picks = 20_000;
+      const c = counts(picker, picks);
+      const total = weights.reduce((a, b) => a + b, 0);
+      targets.forEach((t, i) =>
+        assertShare(c.get(t.key) ?? 0, picks, weights[i]! / total, `weights ${weights}, ${choiceCount}, ${t.key}`),
+      );
+    }
   });
 
-  it('with unequal weights, shifts traffic away from a loaded target', () => {
-    const targets = makeTargets(2, [2, 1]);
-    targets[0]!.inFlight = 7; // effective weight 2 / 8 = 0.25 vs 1 / 1
+  it('the share check can fail: draws in plain proportion to weight would give the heavier 15/16, not 3/4', () => {
+    assert.throws(() => assertShare(18_750, 20_000, 0.75, 'plain'), /expected 15000/);
+  });
+
+  it('with unequal weights, prefers the less loaded of equal-weight targets', () => {
+    const targets = makeTargets(3, [2, 2, 1]);
+    targets[0]!.inFlight = 5;
     const picker = leastRequestPolicy.build(targets, leastRequestPolicy.parseConfig({}), env(2));
-    const c = counts(picker, 1000);
-    assert.ok((c.get('10.0.0.1:8080') ?? 0) > 750);
+    const c = counts(picker, 10_000);
+    const busy = c.get('10.0.0.0:8080') ?? 0;
+    const idle = c.get('10.0.0.1:8080') ?? 0;
+    assert.ok(busy < idle / 2, `busy ${busy}, idle ${idle}`);
+  });
+
+  it('with weights 3:1 and the heavier loaded, shifts traffic to the lighter', () => {
+    const targets = makeTargets(2, [3, 1]);
+    targets[0]!.inFlight = 7; // 8 / 3 against 1 / 1: the lighter wins whenever drawn (each draw 1/2)
+    const picker = leastRequestPolicy.build(targets, leastRequestPolicy.parseConfig({}), env(2));
+    const picks = 20_000;
+    assertShare(counts(picker, picks).get('10.0.0.1:8080') ?? 0, picks, 3 / 4, 'lighter, heavier loaded');
+    targets[0]!.inFlight = 1; // 2 / 3 against 1: the heavier still wins; back to 3:1
+    assertShare(counts(picker, picks).get('10.0.0.0:8080') ?? 0, picks, 3 / 4, 'heavier, lightly loaded');
+  });
+
+  it('with a bias of 0, is plain weighted random: one draw per pick, load ignored', () => {
+    const targets = makeTargets(2, [3, 1]);
+    targets[0]!.inFlight = 50;
+    let draws = 0;
+    const base = seededRandom(4);
+    const random = () => (draws++, base());
+    const picker = leastRequestPolicy.build(targets, { choiceCount: 2, activeRequestBias: 0 }, { ...env(), random });
+    const picks = 20_000;
+    draws = 0;
+    assertShare(counts(picker, picks).get('10.0.0.0:8080') ?? 0, picks, 3 / 4, 'heavier, bias 0');
+    assert.equal(draws, picks);
+  });
+
+  it('with unequal weights, a higher bias shifts more traffic away from a loaded target', () => {
+    const share = (activeRequestBias: number) => {
+      const targets = makeTargets(3, [2, 1, 1]);
+      targets[0]!.inFlight = 1; // (1 + 1)^bias / 2: 1 at bias 1 (a tie with the idle ones), 2 at bias 2
+      const picker = leastRequestPolicy.build(targets, { choiceCount: 2, activeRequestBias }, env(6));
+      return (counts(picker, 20_000).get('10.0.0.0:8080') ?? 0) / 20_000;
+    };
+    const [b05, b1, b2] = [share(0.5), share(1), share(2)];
+    assert.ok(b05 > b1 + 0.05 && b1 > b2 + 0.05, `${b05} ${b1} ${b2}`);
   });
 
   it('rejects bad settings with typed errors', () => {
@@ -238,7 +302,8 @@ describe('peak-ewma', () => {
     for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.0:8080');
   });
 
-  it('reads the clock only when one choice has no estimate and decay could change the outcome', () => {
+  it("never reads the clock to pick: a default RTT decays from when the target's load record was created", () => {
+    // On Node 20 every clock read allocates a 16-byte number; comparing stamps needs no current time.
     const clock = new FakeClock();
     let reads = 0;
     const counting = {
@@ -253,18 +318,39 @@ describe('peak-ewma', () => {
     const measured = new PeakEwma({ clock });
     measured.observe(10);
     targets[0]!.load = measured; // 10 ms, beside the other's default RTT of 30 ms
+    clock.advance(1000);
+    targets[1]!.load = new PeakEwma({ clock }); // created 1 s later: its default RTT decays from then
     const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decayMs: 1000 }), {
       random: seededRandom(3),
       clock: counting,
     });
+    reads = 0;
     for (let i = 0; i < 20; i++) assert.equal(pickKey(picker), '10.0.0.0:8080');
-    assert.equal(reads, 0, 'already the cheaper: decay cannot change the outcome');
-    measured.observe(90); // a peak: 90 ms now, above the default RTT
+    measured.observe(90); // a peak at t = 1 s: 90 ms, above the default RTT stamped at the same time
     for (let i = 0; i < 20; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
-    assert.equal(reads, 20, 'one read per pick while decay decides');
-    clock.advance(2000); // 90 * e^-2 ~ 12 ms, below 30 again
-    assert.equal(pickKey(picker), '10.0.0.0:8080');
-    assert.equal(reads, 21);
+    clock.advance(60_000); // both decay alike: time alone does not reorder them
+    for (let i = 0; i < 20; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+    measured.observe(5); // a fresh 5 ms at t = 61 s; the idle target's 30 ms, stamped at 1 s, has decayed far below
+    assert.equal(pickKey(picker), '10.0.0.1:8080');
+    assert.equal(reads, 0, 'no clock read in any pick');
+  });
+
+  it('decides as if it read the clock: a stale peak loses to a fresh default RTT once decay brings it under', () => {
+    const clock = new FakeClock();
+    const targets = makeTargets(2);
+    const old = new PeakEwma({ clock });
+    old.observe(90); // t = 0: 90 ms
+    targets[0]!.load = old;
+    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({ decayMs: 1000 }), env(3, clock));
+    clock.advance(1000);
+    targets[1]!.load = new PeakEwma({ clock }); // a new endpoint at t = 1 s: 30 ms then; the peak is 90 e^-1 = 33
+    for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+    const late = makeTargets(2);
+    late[0]!.load = old;
+    clock.advance(200);
+    late[1]!.load = new PeakEwma({ clock }); // at t = 1.2 s: 90 e^-1.2 = 27 < 30
+    const picker2 = peakEwmaPolicy.build(late, peakEwmaPolicy.parseConfig({ decayMs: 1000 }), env(3, clock));
+    for (let i = 0; i < 10; i++) assert.equal(pickKey(picker2), '10.0.0.0:8080');
   });
 
   it('applies its decay setting to the targets it builds over', () => {

@@ -254,6 +254,75 @@ describe('properties: power of two choices', () => {
   });
 });
 
+describe('properties: peak-ewma without the clock', () => {
+  it('picks what a comparison at the current time would, with targets created, observed and idle at different times', () => {
+    // The picker never reads the clock: it compares stamps. This recomputes each cost at the clock's current time
+    // (a default RTT decaying from the load record's creation, or from the build for a target without one) and checks
+    // that the pick is never the costlier of the two choices, however long the clock has run since any stamp.
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            load: fc.integer({ min: 0, max: 10 }),
+            rtt: fc.option(fc.integer({ min: 1, max: 500 })),
+            bornAt: fc.integer({ min: 0, max: 30_000 }),
+            record: fc.boolean(),
+          }),
+          { minLength: 2, maxLength: 10 },
+        ),
+        fc.integer({ min: 0, max: 60_000 }),
+        seedArb,
+        (specs, idle, seed) => {
+          const decayMs = 5000;
+          const defaultRtt = 30;
+          const clock = new FakeClock();
+          const targets = makeTargets(specs.length);
+          const order = specs.map((_, i) => i).sort((a, b) => specs[a]!.bornAt - specs[b]!.bornAt);
+          for (const i of order) {
+            const s = specs[i]!;
+            clock.advance(s.bornAt - clock.now());
+            targets[i]!.inFlight = s.load;
+            if (!s.record && s.rtt === null) continue; // no load record at all
+            const e = new PeakEwma({ clock, decayMs });
+            if (s.rtt !== null) e.observe(s.rtt);
+            targets[i]!.load = e;
+          }
+          const rec = recordingRandom(seed);
+          const picker = peakEwmaPolicy.build(
+            targets,
+            peakEwmaPolicy.parseConfig({ decayMs, defaultRttMs: defaultRtt }),
+            {
+              random: rec.random,
+              clock,
+            },
+          );
+          const builtAt = clock.now();
+          clock.advance(idle);
+          const cost = (t: (typeof targets)[number]) => {
+            const l = t.load;
+            const value = l !== undefined && l.samples !== 0 ? l.value : defaultRtt;
+            const stamp = l === undefined ? builtAt : l.stamp;
+            return value * Math.exp(-(clock.now() - stamp) / decayMs) * (t.inFlight + 1);
+          };
+          for (let p = 0; p < 30; p++) {
+            rec.draws.length = 0;
+            const chosen = pickKey(picker);
+            const [a, b] = twoChoices(rec.draws[0]!, specs.length);
+            const pair = [targets[a]!, targets[b]!];
+            const picked = pair.find((t) => t.key === chosen);
+            assert.ok(picked !== undefined, 'picked one of its two choices');
+            const other = pair.find((t) => t !== picked)!;
+            assert.ok(cost(picked) <= cost(other) * (1 + 1e-9), `${cost(picked)} > ${cost(other)}`);
+            picked.inFlight++;
+            clock.advance(37);
+          }
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+});
+
 describe('properties: hash policies are stable', () => {
   const hashKey = { header: 'x-key' };
   const policies = [
