@@ -18,6 +18,8 @@ import {
   oneOf,
   rejectUnknownKeys,
   string,
+  tlsMaterial,
+  readOptions,
 } from '../../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
 import type { Target } from '../resolver.js';
@@ -159,6 +161,10 @@ function parseAddress(address: string, path: string): { origin: string; tls: boo
  * Throws {@link InvalidOptionError}. @internal
  */
 export function resolveConsulOptions(options: ConsulResolverOptions, path = ''): ResolvedConsulOptions {
+  return readOptions(path || 'options', () => resolveConsulOptionsUnguarded(options, path));
+}
+
+function resolveConsulOptionsUnguarded(options: ConsulResolverOptions, path = ''): ResolvedConsulOptions {
   if (!isRecord(options)) {
     throw new InvalidOptionError(path || 'options', 'expected an object with at least `service`');
   }
@@ -204,6 +210,7 @@ export function resolveConsulOptions(options: ConsulResolverOptions, path = ''):
     if (!tls) throw new InvalidOptionError(at('tls'), 'TLS options need an https:// address');
     boolean(t.rejectUnauthorized, joinPath(at('tls'), 'rejectUnauthorized'), true);
     string(t.servername, joinPath(at('tls'), 'servername'), undefined);
+    tlsMaterial(t, at('tls'));
     connect = {};
     for (const field of TLS_KEYS) if (t[field] !== undefined) connect[field] = t[field];
     if (Object.keys(connect).length === 0) connect = undefined;

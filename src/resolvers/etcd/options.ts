@@ -17,6 +17,8 @@ import {
   joinPath,
   rejectUnknownKeys,
   string,
+  tlsMaterial,
+  readOptions,
 } from '../../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
 import type { Target } from '../resolver.js';
@@ -145,6 +147,10 @@ function memberOrigin(member: unknown, name: string): string {
  * Throws {@link InvalidOptionError}. @internal
  */
 export function resolveEtcdOptions(options: EtcdResolverOptions, path = ''): ResolvedEtcdOptions {
+  return readOptions(path || 'options', () => resolveEtcdOptionsUnguarded(options, path));
+}
+
+function resolveEtcdOptionsUnguarded(options: EtcdResolverOptions, path = ''): ResolvedEtcdOptions {
   if (!isRecord(options)) throw new InvalidOptionError(path || 'options', 'expected an object with at least `prefix`');
   rejectUnknownKeys(options, path, OPTION_KEYS);
   const o = options as Record<string, unknown>;
@@ -180,6 +186,7 @@ export function resolveEtcdOptions(options: EtcdResolverOptions, path = ''): Res
     const t = checkObject(o.tls, TLS_KEYS, at('tls'));
     boolean(t.rejectUnauthorized, joinPath(at('tls'), 'rejectUnauthorized'), true);
     string(t.servername, joinPath(at('tls'), 'servername'), undefined);
+    tlsMaterial(t, at('tls'));
     connect = {};
     for (const field of TLS_KEYS) if (t[field] !== undefined) connect[field] = t[field];
   }

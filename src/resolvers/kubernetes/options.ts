@@ -16,6 +16,8 @@ import {
   joinPath,
   rejectUnknownKeys,
   string,
+  tlsMaterial,
+  readOptions,
 } from '../../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
 import type { Target } from '../resolver.js';
@@ -162,6 +164,10 @@ function validPort(value: unknown, name: string): PortSpec {
  * Throws {@link InvalidOptionError} naming the option. @internal
  */
 export function resolveKubernetesOptions(options: KubernetesResolverOptions, path = ''): ResolvedKubernetesOptions {
+  return readOptions(path || 'options', () => resolveKubernetesOptionsUnguarded(options, path));
+}
+
+function resolveKubernetesOptionsUnguarded(options: KubernetesResolverOptions, path = ''): ResolvedKubernetesOptions {
   if (!isRecord(options)) throw new InvalidOptionError(path || 'options', 'expected an object with at least `service`');
   rejectUnknownKeys(options, path, OPTION_KEYS);
   const o = options as Record<string, unknown>;
@@ -182,6 +188,7 @@ export function resolveKubernetesOptions(options: KubernetesResolverOptions, pat
     const t = checkObject(o.tls, TLS_KEYS, at('tls'));
     boolean(t.rejectUnauthorized, joinPath(at('tls'), 'rejectUnauthorized'), true);
     string(t.servername, joinPath(at('tls'), 'servername'), undefined);
+    tlsMaterial(t, at('tls'));
     const picked: Record<string, unknown> = {};
     for (const field of TLS_KEYS) if (t[field] !== undefined) picked[field] = t[field];
     tls = picked as KubernetesTlsOptions;

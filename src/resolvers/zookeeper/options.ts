@@ -15,6 +15,7 @@ import {
   oneOf,
   rejectUnknownKeys,
   string,
+  readOptions,
 } from '../../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
 import type { Target } from '../resolver.js';
@@ -171,6 +172,10 @@ export function parseConnectString(connect: string): { servers: string[]; chroot
  * Throws {@link InvalidOptionError}. @internal
  */
 export function resolveZooKeeperOptions(options: ZooKeeperResolverOptions, path = ''): ResolvedZooKeeperOptions {
+  return readOptions(path || 'options', () => resolveZooKeeperOptionsUnguarded(options, path));
+}
+
+function resolveZooKeeperOptionsUnguarded(options: ZooKeeperResolverOptions, path = ''): ResolvedZooKeeperOptions {
   if (!isRecord(options)) throw new InvalidOptionError(path || 'options', 'expected an object with at least `path`');
   rejectUnknownKeys(options, path, OPTION_KEYS);
   const o = options as unknown as Record<string, unknown>;
