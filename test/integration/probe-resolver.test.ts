@@ -1,0 +1,100 @@
+// Regression tests from an adversarial pass over the public entry points (wave 4 probe): custom resolvers that break
+// their contract must not crash the process or stop client.close() from closing everything.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { createClient, type Resolver, type ResolverListener } from 'sidecarless';
+
+let server: http.Server;
+let port: number;
+const sockets = new Set<Socket>();
+
+before(async () => {
+  server = http.createServer((_req, res) => res.end('ok'));
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as AddressInfo).port;
+});
+
+after(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+/** A resolver delivering one set, with the given refresh() and close(). */
+function resolverOf(endpointPort: number, extra: Pick<Resolver, 'close'> & Partial<Resolver>): Resolver {
+  return {
+    start(listener: ResolverListener) {
+      setImmediate(() => listener.onUpdate([{ host: '127.0.0.1', port: endpointPort } as never]));
+    },
+    ...extra,
+  };
+}
+
+/** Waits (bounded in count and time) until `predicate` holds. */
+async function until(predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; !predicate(); i++) {
+    if (Date.now() > deadline || i > 10_000) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('probe: a custom resolver whose refresh() throws', () => {
+  it('is not an uncaught exception when an endpoint refuses connections (the cluster hints a refresh)', async () => {
+    // A port nothing listens on: the refused connection puts the subchannel in transient-failure, which hints.
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const deadPort = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown): void => void uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    let hints = 0;
+    const client = createClient({
+      target: resolverOf(deadPort, {
+        refresh() {
+          hints++;
+          throw new Error('refresh boom');
+        },
+        close() {},
+      }),
+      retry: false,
+    });
+    try {
+      await assert.rejects(client.fetch('http://svc/'), TypeError);
+      await until(() => hints > 0, 'a refresh hint');
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(uncaught, []);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await client.close();
+    }
+  });
+});
+
+describe('probe: a custom resolver whose close() throws, rejects or never settles', () => {
+  for (const [name, close] of [
+    [
+      'throws',
+      () => {
+        throw new Error('close boom');
+      },
+    ],
+    ['rejects', () => Promise.reject(new Error('async close boom'))],
+    ['never settles', () => new Promise<void>(() => {})],
+  ] as const) {
+    it(`${name}: client.close() still resolves and closes every connection`, async () => {
+      const client = createClient({ target: resolverOf(port, { close }), drainTimeoutMs: 200 });
+      const res = await client.fetch('http://svc/');
+      assert.equal(await res.text(), 'ok');
+      assert.ok(sockets.size > 0, 'a keep-alive connection is open');
+      await client.close();
+      await until(() => sockets.size === 0, 'the connections to close');
+    });
+  }
+});
