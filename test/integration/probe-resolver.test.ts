@@ -98,3 +98,27 @@ describe('probe: a custom resolver whose close() throws, rejects or never settle
     });
   }
 });
+
+describe('probe: client.dispatcher.dispatch() with options or a handler that are not objects', () => {
+  it('fails as undici dispatchers do (InvalidArgumentError), not with a TypeError from inside the client', async () => {
+    const client = createClient({ target: `static://127.0.0.1:${port}`, name: 'svc' });
+    try {
+      for (const dispatcher of [client.dispatcher, client.globalDispatcher()]) {
+        for (const handler of [null, 5, undefined]) {
+          assert.throws(
+            () => dispatcher.dispatch({ path: '/', method: 'GET', origin: 'http://svc' }, handler as never),
+            (err: Error & { code?: string }) => err.code === 'UND_ERR_INVALID_ARG',
+          );
+        }
+        for (const options of [null, 5]) {
+          const errors: (Error & { code?: string })[] = [];
+          dispatcher.dispatch(options as never, { onError: (err: Error) => void errors.push(err) } as never);
+          assert.equal(errors.length, 1);
+          assert.equal(errors[0]!.code, 'UND_ERR_INVALID_ARG');
+        }
+      }
+    } finally {
+      await client.close();
+    }
+  });
+});
