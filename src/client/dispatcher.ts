@@ -130,6 +130,11 @@ export class BalancedDispatcher extends Dispatcher {
       return failDispatch(handler, new errors.InvalidArgumentError('opts must be an object.'));
     }
     if (this.#closed) return failDispatch(handler, new ClientClosedError());
+    // undici refuses an upgrade whose handler cannot take the socket; here it would hang and leak the socket.
+    const { upgrade } = options as { upgrade?: unknown };
+    if (upgrade !== undefined && upgrade !== null && !takesUpgrade(handler)) {
+      return failDispatch(handler, new errors.InvalidArgumentError('invalid onUpgrade method'));
+    }
     return this.#target.dispatch(options, handler);
   }
 
@@ -173,4 +178,9 @@ function failDispatch(handler: Dispatcher.DispatchHandler, err: Error): false {
   else if (typeof handler.onResponseError === 'function') handler.onResponseError(undefined as never, err);
   else throw err;
   return false;
+}
+
+function takesUpgrade(handler: object): boolean {
+  const h = handler as { onUpgrade?: unknown; onRequestUpgrade?: unknown };
+  return typeof h.onUpgrade === 'function' || typeof h.onRequestUpgrade === 'function';
 }

@@ -1,9 +1,10 @@
 // Regression tests from an adversarial pass over the public entry points (wave 4 probe): custom resolvers that break
-// their contract must not crash the process or stop client.close() from closing everything.
+// their contract, and undici callers misusing the dispatcher, must not crash, hang or leave a socket behind.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
 import { createClient, type Resolver, type ResolverListener } from 'sidecarless';
 
 let server: http.Server;
@@ -12,6 +13,9 @@ const sockets = new Set<Socket>();
 
 before(async () => {
   server = http.createServer((_req, res) => res.end('ok'));
+  server.on('upgrade', (_req, socket: Socket) => {
+    socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n');
+  });
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -120,5 +124,20 @@ describe('probe: client.dispatcher.dispatch() with options or a handler that are
     } finally {
       await client.close();
     }
+  });
+});
+
+describe('probe: undici request() with `upgrade` through client.dispatcher', () => {
+  it('is refused as undici refuses it ("invalid onUpgrade method"), rather than hanging with the socket leaked', async () => {
+    const client = createClient({ target: `static://127.0.0.1:${port}`, name: 'svc' });
+    try {
+      await assert.rejects(
+        request('http://svc/', { dispatcher: client.dispatcher, upgrade: 'websocket' }),
+        (err: Error & { code?: string }) => err.code === 'UND_ERR_INVALID_ARG',
+      );
+    } finally {
+      await client.close();
+    }
+    await until(() => sockets.size === 0, 'no connection left open');
   });
 });
