@@ -145,3 +145,12 @@ describe('probe: TLS material is checked at construction, not on every connectio
     }
   });
 });
+
+describe('probe: registerZooKeeper() given something that is not a registry', () => {
+  it('is SIDECARLESS_INVALID_OPTION, not "Cannot read properties of null"', async () => {
+    const { registerZooKeeper } = await import('sidecarless/zookeeper');
+    for (const bad of [null, undefined, 5, {}]) {
+      assertCode(() => registerZooKeeper(bad as never), 'SIDECARLESS_INVALID_OPTION', 'registry');
+    }
+  });
+});
