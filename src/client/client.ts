@@ -17,6 +17,7 @@ import {
   NoRouteError,
   ResolverError,
 } from '../common/errors.js';
+import { readOptions } from '../common/options.js';
 import { toDualHandler, toLegacyHandler } from '../common/handler.js';
 import type { RandomSource } from '../common/runtime.js';
 import type { HealthEvent, Subscription } from '../health/endpoint-health.js';
@@ -149,7 +150,7 @@ export class Client {
       for (const { name, options: clusterOptions, path } of normalized.clusters) {
         this.#clusters.set(name, new Cluster(name, clusterOptions, path));
       }
-      this.#routes = compileRoutes(normalized.routes, new Set(this.#clusters.keys()));
+      this.#routes = readOptions('routes', () => compileRoutes(normalized.routes, new Set(this.#clusters.keys())));
       this.#routeHosts = routeHosts(normalized.routes);
     } catch (err) {
       for (const cluster of this.#clusters.values()) void cluster.destroy();

@@ -5,7 +5,7 @@
  * @module
  */
 import type { EventEmitter } from 'node:events';
-import { Dispatcher } from 'undici';
+import { Dispatcher, errors } from 'undici';
 import { ClientClosedError } from '../common/errors.js';
 
 /**
@@ -123,12 +123,17 @@ export class BalancedDispatcher extends Dispatcher {
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    if (this.#closed) {
-      const err = new ClientClosedError();
-      if (typeof handler.onError === 'function') handler.onError(err);
-      else if (typeof handler.onResponseError === 'function') handler.onResponseError(undefined as never, err);
-      else throw err;
-      return false;
+    // As undici's own dispatchers: a handler that is not an object throws, options that are not one fail the request.
+    if (typeof handler !== 'object' || handler === null)
+      throw new errors.InvalidArgumentError('handler must be an object');
+    if (typeof options !== 'object' || options === null) {
+      return failDispatch(handler, new errors.InvalidArgumentError('opts must be an object.'));
+    }
+    if (this.#closed) return failDispatch(handler, new ClientClosedError());
+    // undici refuses an upgrade whose handler cannot take the socket; here it would hang and leak the socket.
+    const { upgrade } = options as { upgrade?: unknown };
+    if (upgrade !== undefined && upgrade !== null && !takesUpgrade(handler)) {
+      return failDispatch(handler, new errors.InvalidArgumentError('invalid onUpgrade method'));
     }
     return this.#target.dispatch(options, handler);
   }
@@ -165,4 +170,17 @@ export class BalancedDispatcher extends Dispatcher {
     if (cb === undefined) return done;
     done.then(cb, cb);
   }
+}
+
+/** Fails a request before it starts, through whichever error callback the handler has (undici 6 or 7 style). */
+function failDispatch(handler: Dispatcher.DispatchHandler, err: Error): false {
+  if (typeof handler.onError === 'function') handler.onError(err);
+  else if (typeof handler.onResponseError === 'function') handler.onResponseError(undefined as never, err);
+  else throw err;
+  return false;
+}
+
+function takesUpgrade(handler: object): boolean {
+  const h = handler as { onUpgrade?: unknown; onRequestUpgrade?: unknown };
+  return typeof h.onUpgrade === 'function' || typeof h.onRequestUpgrade === 'function';
 }

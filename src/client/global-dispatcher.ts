@@ -142,7 +142,7 @@ export class GlobalDispatcher extends Dispatcher {
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const host = hostOf(options.origin);
+    const host = hostOf((options as Partial<Dispatcher.DispatchOptions> | null)?.origin);
     // An origin that does not parse goes to the balancer, which fails it with a typed error.
     if (host === undefined || this.#owns(host)) return this.#balanced.dispatch(options, handler);
     this.#count();

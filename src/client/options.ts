@@ -22,6 +22,7 @@ import {
   MAX_TIMER_MS,
   oneOf,
   string,
+  readOptions,
 } from '../common/options.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
 import { systemRandom } from '../common/runtime.js';
@@ -368,6 +369,8 @@ export function normalizeClientOptions(options: unknown): NormalizedClientOption
       `expected an object with \`target\` or \`clusters\`, got ${describe(options)}`,
     );
   }
-  const multi = options.clusters !== undefined || options.discovery !== undefined;
-  return multi ? normalizeMulti(options) : normalizeSingle(options);
+  return readOptions('options', () => {
+    const multi = options.clusters !== undefined || options.discovery !== undefined;
+    return multi ? normalizeMulti(options) : normalizeSingle(options);
+  });
 }

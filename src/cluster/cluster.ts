@@ -49,7 +49,7 @@ import {
   publishRequestStart,
   publishResolve,
 } from './diagnostics.js';
-import { Resolution } from './resolution.js';
+import { closeResolver, hintRefresh, Resolution } from './resolution.js';
 import { type ClusterOptions, isResolver, type ResolvedClusterOptions, resolveClusterOptions } from './options.js';
 import { Admission } from './admission.js';
 import { type AcquireCallback, WaitQueue } from './queue.js';
@@ -289,7 +289,7 @@ export class Cluster {
     if (wasUsable !== subchannel.usable && subchannel.state !== 'draining' && subchannel.state !== 'closed') {
       this.#rebuild();
     }
-    if (subchannel.state === 'transient-failure') this.#resolver.refresh?.();
+    if (subchannel.state === 'transient-failure') hintRefresh(this.#resolver, this.name);
   }
 
   #onOutcome(subchannel: Subchannel, outcome: AttemptOutcome): void {
@@ -476,7 +476,7 @@ export class Cluster {
         // Those between attempts (a backoff, a Retry-After wait) fail now; those with an attempt in flight finish it.
         for (const request of this.#running.entries()) (request as BalancedRequest).clientClosing();
         this.#admission.shutdown();
-        await this.#resolver.close();
+        await closeResolver(this.#resolver, this.#options.clock, this.#options.drainTimeoutMs, this.name);
         await this.#health.close();
         await this.#pool.close();
       })();
@@ -493,7 +493,7 @@ export class Cluster {
     // Including those between attempts, whose backoff timers would otherwise hold the process.
     for (const request of this.#running.entries()) (request as BalancedRequest).fail(error);
     this.#admission.shutdown();
-    await this.#resolver.close();
+    await closeResolver(this.#resolver, this.#options.clock, this.#options.drainTimeoutMs, this.name);
     await this.#health.close();
     await this.#pool.destroy(reason);
   }

@@ -20,6 +20,8 @@ import {
   joinPath,
   MAX_TIMER_MS,
   toggle,
+  tlsMaterial,
+  readOptions,
 } from '../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../common/runtime.js';
 import type { ZoneAwareOptions } from '../balancer/snapshot.js';
@@ -186,6 +188,7 @@ function resolveTls(tls: ClusterOptions['tls'], path: string): ResolvedClusterOp
   if ((tls.cert === undefined) !== (tls.key === undefined)) {
     throw new InvalidOptionError(joinPath(at, tls.cert === undefined ? 'cert' : 'key'), 'cert and key go together');
   }
+  tlsMaterial(tls, at);
   return { ...tls, rejectUnauthorized: tls.rejectUnauthorized ?? true };
 }
 
@@ -275,6 +278,10 @@ export function isResolver(value: unknown): value is Resolver {
  * @throws InvalidOptionError naming the first bad option by its full path.
  */
 export function resolveClusterOptions(options: ClusterOptions, path = ''): ResolvedClusterOptions {
+  return readOptions(path || 'options', () => readClusterOptions(options, path));
+}
+
+function readClusterOptions(options: ClusterOptions, path: string): ResolvedClusterOptions {
   if (!isRecord(options))
     throw new InvalidOptionError(path || 'options', `expected an object, got ${describe(options)}`);
   const clock = options.clock ?? systemClock;

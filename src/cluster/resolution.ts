@@ -4,7 +4,12 @@
  *
  * @module
  */
+import { createDebug } from '../common/debug.js';
 import type { SidecarlessError } from '../common/errors.js';
+import type { Clock, TimerHandle } from '../common/runtime.js';
+import type { Resolver } from '../resolvers/resolver.js';
+
+const debug = createDebug('cluster');
 
 interface EndpointWaiter {
   readonly min: number;
@@ -67,5 +72,36 @@ export class Resolution {
     const waiters = this.#resolvedWaiters;
     if (waiters === undefined) return Promise.resolve();
     return new Promise<void>((resolve) => waiters.push(resolve));
+  }
+}
+
+/**
+ * Passes on the cluster's refresh hint. A custom resolver whose `refresh()` throws breaks its contract ("never
+ * throws"), but the hint comes from a connection's failure event: the error is logged, never thrown into it.
+ */
+export function hintRefresh(resolver: Resolver, cluster: string): void {
+  try {
+    resolver.refresh?.();
+  } catch (err) {
+    debug('%s: resolver refresh() threw: %s', cluster, err instanceof Error ? err.message : String(err));
+  }
+}
+
+/**
+ * Closes the cluster's resolver. An error it throws or rejects with is logged (the cluster closes the rest anyway),
+ * and a `close()` that never settles is waited for at most `boundMs` (at least a second), so `client.close()` ends.
+ */
+export async function closeResolver(resolver: Resolver, clock: Clock, boundMs: number, cluster: string): Promise<void> {
+  let timer: TimerHandle | undefined;
+  try {
+    const closed = Promise.resolve().then(() => resolver.close());
+    const bound = new Promise<void>((resolve) => {
+      timer = clock.setTimeout(resolve, Math.max(boundMs, 1000), false);
+    });
+    await Promise.race([closed, bound]);
+  } catch (err) {
+    debug('%s: resolver close() failed: %s', cluster, err instanceof Error ? err.message : String(err));
+  } finally {
+    if (timer !== undefined) clock.clearTimeout(timer);
   }
 }

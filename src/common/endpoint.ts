@@ -4,7 +4,7 @@
  * @module
  */
 import { isIP } from 'node:net';
-import { DuplicateEndpointError, InvalidEndpointError } from './errors.js';
+import { DuplicateEndpointError, InvalidEndpointError, isSidecarlessError } from './errors.js';
 import { describe } from './options.js';
 
 /**
@@ -138,6 +138,22 @@ const NO_METADATA: Record<string, string> = Object.freeze({}) as Record<string, 
  * @category Endpoints
  */
 export function createEndpoint(init: EndpointInit): Endpoint {
+  try {
+    return readEndpoint(init);
+  } catch (err) {
+    throw unreadable(err);
+  }
+}
+
+/** A getter or `Proxy` trap that threw while an entry was read: the entry is invalid, with that error as `cause`. */
+function unreadable(err: unknown): unknown {
+  if (isSidecarlessError(err)) return err;
+  return new InvalidEndpointError(`Endpoint could not be read: ${err instanceof Error ? err.message : String(err)}`, {
+    cause: err,
+  });
+}
+
+function readEndpoint(init: EndpointInit): Endpoint {
   if (typeof init !== 'object' || init === null) {
     throw new InvalidEndpointError(`Endpoint must be an object, got ${describe(init)}`);
   }
@@ -263,11 +279,18 @@ export function parseHostPort(
 export function createEndpointSet(entries: Iterable<EndpointInit | Endpoint | string>): Endpoint[] {
   const out: Endpoint[] = [];
   const seen = new Set<string>();
-  for (const entry of entries) {
-    const endpoint = typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry);
-    if (seen.has(endpoint.key)) throw new DuplicateEndpointError(endpoint.key);
-    seen.add(endpoint.key);
-    out.push(endpoint);
+  try {
+    if (typeof (entries as { [Symbol.iterator]?: unknown } | null)?.[Symbol.iterator] !== 'function') {
+      throw new InvalidEndpointError(`An endpoint set must be an iterable (an array), got ${describe(entries)}`);
+    }
+    for (const entry of entries) {
+      const endpoint = typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry);
+      if (seen.has(endpoint.key)) throw new DuplicateEndpointError(endpoint.key);
+      seen.add(endpoint.key);
+      out.push(endpoint);
+    }
+  } catch (err) {
+    throw unreadable(err);
   }
   return out;
 }

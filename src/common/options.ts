@@ -14,7 +14,8 @@
  * @category Options
  * @module
  */
-import { InvalidOptionError } from './errors.js';
+import { createSecureContext } from 'node:tls';
+import { InvalidOptionError, isSidecarlessError } from './errors.js';
 
 /** Longest delay a Node timer accepts, ms; a longer one fires after 1 ms. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -106,7 +107,8 @@ export function suggest(key: string, allowed: readonly string[]): string | undef
 export function rejectUnknownKeys(record: object, path: string, allowed: readonly string[]): void {
   for (const key of Object.keys(record)) {
     if (allowed.includes(key)) continue;
-    const renamed = RENAMED[key];
+    // Own keys only: a key such as `constructor` or `toString` must not find Object.prototype's members.
+    const renamed = Object.hasOwn(RENAMED, key) ? RENAMED[key] : undefined;
     if (renamed !== undefined && (allowed.includes(renamed) || allowed.includes(renamed.split('.')[0]!))) {
       throw new InvalidOptionError(
         joinPath(path, key),
@@ -266,4 +268,37 @@ export function func<T extends (...args: never[]) => unknown>(value: unknown, na
   if (value === undefined) return undefined;
   if (typeof value !== 'function') throw new InvalidOptionError(name, `expected a function, got ${describe(value)}`);
   return value as T;
+}
+
+/**
+ * Throws {@link InvalidOptionError} (naming `path.ca`, `path.cert` or `path.key`) unless the TLS material of `tls`
+ * is what `tls.connect()` accepts: strings or buffers (or arrays of them), PEM that parses and a key matching its
+ * certificate. Checked once here, so a bad one fails at construction rather than on every connection.
+ */
+export function tlsMaterial(tls: Readonly<Record<string, unknown>>, path: string): void {
+  const { ca, cert, key } = tls;
+  try {
+    createSecureContext({ ca, cert, key } as Parameters<typeof createSecureContext>[0]);
+  } catch (err) {
+    const text = err instanceof Error ? err.message : String(err);
+    const field =
+      (['ca', 'cert', 'key'] as const).find((name) => text.includes(`options.${name}`)) ??
+      (ca !== undefined && cert === undefined ? 'ca' : 'cert');
+    throw new InvalidOptionError(joinPath(path, field), `not usable as TLS material: ${text}`, { cause: err });
+  }
+}
+
+/**
+ * Runs `read` (a validator) and turns anything but a sidecarless error it throws (a getter or a `Proxy` trap in the
+ * user's options throwing while they are read) into {@link InvalidOptionError} naming `path`, with the original as
+ * `cause`: bad options always fail at construction with `SIDECARLESS_INVALID_OPTION`.
+ */
+export function readOptions<T>(path: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (isSidecarlessError(err)) throw err;
+    const text = err instanceof Error ? err.message : String(err);
+    throw new InvalidOptionError(path, `could not be read: ${text}`, { cause: err });
+  }
 }

@@ -39,7 +39,18 @@
 import diagnostics from 'node:diagnostics_channel';
 import { type Attributes, type Meter, metrics, ValueType } from '@opentelemetry/api';
 import type { Client } from '../client/client.js';
-import { boolean, checkObject, integer } from '../common/options.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { boolean, checkObject, describe, integer, isRecord, readOptions } from '../common/options.js';
+
+/** What the exporter calls on a Meter. */
+const METER_METHODS = [
+  'createHistogram',
+  'createObservableCounter',
+  'createObservableGauge',
+  'createObservableUpDownCounter',
+  'addBatchObservableCallback',
+  'removeBatchObservableCallback',
+] as const;
 import type { AttemptEndMessage, RequestEndMessage } from '../metrics/events.js';
 
 /** Options of {@link registerOpenTelemetryMetrics}. @category Observability */
@@ -130,7 +141,35 @@ export function registerOpenTelemetryMetrics(
   client: Client,
   options: OpenTelemetryOptions = {},
 ): OpenTelemetryRegistration {
+  return readOptions('options', () => registerUnguarded(client, options));
+}
+
+function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenTelemetryRegistration {
+  if (typeof (client as Partial<Client> | null)?.stats !== 'function') {
+    throw new InvalidOptionError('client argument', `expected a sidecarless Client, got ${describe(client)}`);
+  }
   checkObject(options, ['meter', 'attributes', 'endpointMetrics', 'maxEndpointsPerCluster'], '');
+  if (options.meter !== undefined) {
+    const missing = METER_METHODS.find(
+      (name) => typeof (options.meter as unknown as Record<string, unknown>)[name] !== 'function',
+    );
+    if (missing !== undefined) {
+      throw new InvalidOptionError('meter', `expected an OpenTelemetry Meter (${missing} is not a function)`);
+    }
+  }
+  if (options.attributes !== undefined) {
+    if (!isRecord(options.attributes)) {
+      throw new InvalidOptionError('attributes', `expected an object, got ${describe(options.attributes)}`);
+    }
+    for (const [key, value] of Object.entries(options.attributes)) {
+      if (!['string', 'number', 'boolean'].includes(typeof value) && !Array.isArray(value)) {
+        throw new InvalidOptionError(
+          `attributes.${key}`,
+          `expected a string, number, boolean or array, got ${describe(value)}`,
+        );
+      }
+    }
+  }
   const perEndpoint = boolean(options.endpointMetrics, 'endpointMetrics', false);
   const maxEndpoints = integer(options.maxEndpointsPerCluster, 'maxEndpointsPerCluster', 20, 1);
   const meter = options.meter ?? metrics.getMeter('sidecarless');

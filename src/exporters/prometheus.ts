@@ -40,7 +40,7 @@ import {
 } from 'prom-client';
 import type { Client, ClientStats } from '../client/client.js';
 import { InvalidOptionError } from '../common/errors.js';
-import { boolean, checkObject, integer, string } from '../common/options.js';
+import { boolean, checkObject, describe, integer, isRecord, readOptions, string } from '../common/options.js';
 import type { AttemptEndMessage, RequestEndMessage } from '../metrics/events.js';
 import { LATENCY_BUCKETS_MS } from '../metrics/histogram.js';
 import {
@@ -291,8 +291,15 @@ function addEndpointMetrics(shared: Shared, prefix: string): void {
  * @category Observability
  */
 export function registerPrometheusMetrics(client: Client, options: PrometheusOptions = {}): PrometheusRegistration {
+  return readOptions('options', () => registerUnguarded(client, options));
+}
+
+function registerUnguarded(client: Client, options: PrometheusOptions): PrometheusRegistration {
+  if (typeof (client as Partial<Client> | null)?.stats !== 'function') {
+    throw new InvalidOptionError('client argument', `expected a sidecarless Client, got ${describe(client)}`);
+  }
   const raw = options as Record<string, unknown>;
-  if (raw.labels !== undefined) {
+  if (isRecord(raw) && raw.labels !== undefined) {
     throw new InvalidOptionError(
       'labels',
       'removed: the `client` label tells clients apart; for constant labels use registry.setDefaultLabels()',
@@ -300,6 +307,9 @@ export function registerPrometheusMetrics(client: Client, options: PrometheusOpt
   }
   checkObject(raw, ['registry', 'prefix', 'client', 'endpointMetrics', 'maxEndpointsPerCluster'], '');
   const registry: AnyRegistry = options.registry ?? defaultRegistry;
+  if (typeof registry?.registerMetric !== 'function' || typeof registry.getSingleMetric !== 'function') {
+    throw new InvalidOptionError('registry', `expected a prom-client Registry, got ${describe(registry)}`);
+  }
   const prefix = raw.prefix === '' ? '' : string(raw.prefix, 'prefix', 'sidecarless_', PREFIX, 'a metric name prefix');
   const endpointMetrics = boolean(raw.endpointMetrics, 'endpointMetrics', false);
   const maxEndpoints = integer(raw.maxEndpointsPerCluster, 'maxEndpointsPerCluster', 20, 1);

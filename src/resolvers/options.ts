@@ -13,7 +13,7 @@ import {
   resolveBackoffOptions,
 } from '../common/backoff.js';
 import { InvalidOptionError } from '../common/errors.js';
-import { boolean, checkObject, describe, func, joinPath, string } from '../common/options.js';
+import { boolean, checkObject, describe, func, joinPath, string, tlsMaterial } from '../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../common/runtime.js';
 
 /**
@@ -47,6 +47,7 @@ export function resolveResolverTls(value: unknown, path: string): ResolverTlsOpt
   const t = checkObject(value, TLS_KEYS, path);
   boolean(t.rejectUnauthorized, joinPath(path, 'rejectUnauthorized'), true);
   string(t.servername, joinPath(path, 'servername'), undefined);
+  tlsMaterial(t, path);
   const picked: Record<string, unknown> = {};
   for (const field of TLS_KEYS) if (t[field] !== undefined) picked[field] = t[field];
   return picked as ResolverTlsOptions;

@@ -64,7 +64,11 @@ export class ResolverRegistry {
     const parsed = typeof target === 'string' ? parseTarget(target) : target;
     const factory = this.#factories.get(parsed.scheme);
     if (factory === undefined) {
-      throw new UnknownSchemeError(parsed.scheme, this.schemes(), ELSEWHERE[parsed.scheme]);
+      throw new UnknownSchemeError(
+        parsed.scheme,
+        this.schemes(),
+        Object.hasOwn(ELSEWHERE, parsed.scheme) ? ELSEWHERE[parsed.scheme] : undefined,
+      );
     }
     return factory(parsed, context);
   }

@@ -15,6 +15,7 @@ import {
   oneOf,
   rejectUnknownKeys,
   string,
+  readOptions,
 } from '../../common/options.js';
 import type { Clock, RandomSource } from '../../common/runtime.js';
 import {
@@ -131,6 +132,10 @@ export interface ResolvedConsulOptions {
  * Throws {@link InvalidOptionError}. @internal
  */
 export function resolveConsulOptions(options: ConsulResolverOptions, path = ''): ResolvedConsulOptions {
+  return readOptions(path || 'options', () => resolveConsulOptionsUnguarded(options, path));
+}
+
+function resolveConsulOptionsUnguarded(options: ConsulResolverOptions, path = ''): ResolvedConsulOptions {
   if (!isRecord(options)) {
     throw new InvalidOptionError(path || 'options', 'expected an object with at least `service`');
   }

@@ -14,7 +14,7 @@ import {
   ServiceNotFoundError,
 } from '../../common/errors.js';
 import { createDebug } from '../../common/debug.js';
-import { describe, func, integer, MAX_TIMER_MS, rejectUnknownKeys } from '../../common/options.js';
+import { describe, func, integer, MAX_TIMER_MS, rejectUnknownKeys, readOptions } from '../../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
 import {
   Backoff,
@@ -121,6 +121,13 @@ const TARGET_PARAMS = ['minTtlMs', 'maxTtlMs', 'family', 'timeoutMs', 'retries',
  * other key is refused. @internal
  */
 export function resolveDnsPollingOptions(
+  o: DnsPollingOptions,
+  ownKeys: readonly string[] = [],
+): ResolvedDnsPollingOptions {
+  return readOptions('options', () => resolveDnsPollingOptionsUnguarded(o, ownKeys));
+}
+
+function resolveDnsPollingOptionsUnguarded(
   o: DnsPollingOptions,
   ownKeys: readonly string[] = [],
 ): ResolvedDnsPollingOptions {

@@ -21,7 +21,7 @@
 import { isIP } from 'node:net';
 import { createEndpoint, type Endpoint, endpointKey, parseHostPort } from '../../common/endpoint.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
-import { integer, isRecord } from '../../common/options.js';
+import { integer, isRecord, readOptions } from '../../common/options.js';
 import type { AddressRecord, DnsClient, QuerySettings } from './client.js';
 import {
   type DnsFamily,
@@ -133,6 +133,8 @@ export class DnsResolver extends DnsPollingResolver {
   /** Validates every option (throws `SIDECARLESS_INVALID_OPTION` naming it); starts no I/O. */
   constructor(options: DnsResolverOptions) {
     if (!isRecord(options)) throw new InvalidOptionError('options', 'expected an object');
+    // A copy of the own keys, read once: a getter that throws is a typed error, and every check below sees one value.
+    options = readOptions('options', () => ({ ...options }));
     const { host, port = 80 } = options;
     if (typeof host !== 'string' || host.length === 0) {
       throw new InvalidOptionError('host', 'expected a non-empty host name');

@@ -20,7 +20,7 @@ import { isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } from '../../common/endpoint.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
-import { integer, isRecord } from '../../common/options.js';
+import { integer, isRecord, readOptions } from '../../common/options.js';
 import { resolveHostName } from './resolver.js';
 import { isNegativeAnswer, searchNames } from './search.js';
 import type { AddressRecord, SrvRecord } from './client.js';
@@ -93,6 +93,8 @@ export class SrvResolver extends DnsPollingResolver {
   /** Validates every option (throws `SIDECARLESS_INVALID_OPTION` naming it); starts no I/O. */
   constructor(options: SrvResolverOptions) {
     if (!isRecord(options)) throw new InvalidOptionError('options', 'expected an object');
+    // A copy of the own keys, read once: a getter that throws is a typed error, and every check below sees one value.
+    options = readOptions('options', () => ({ ...options }));
     const { name, cacheSize = 1000 } = options;
     if (typeof name !== 'string' || !isDnsName(name) || isIP(name) !== 0) {
       throw new InvalidOptionError('name', `expected an SRV name like _http._tcp.example.com, got ${String(name)}`);

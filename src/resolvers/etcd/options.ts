@@ -6,7 +6,16 @@
  */
 import type { ResolvedBackoffOptions } from '../../common/backoff.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
-import { describe, duration, integer, isRecord, joinPath, rejectUnknownKeys, string } from '../../common/options.js';
+import {
+  describe,
+  duration,
+  integer,
+  isRecord,
+  joinPath,
+  readOptions,
+  rejectUnknownKeys,
+  string,
+} from '../../common/options.js';
 import type { Clock, RandomSource } from '../../common/runtime.js';
 import {
   parseHttpOrigin,
@@ -116,6 +125,10 @@ function memberOrigin(member: unknown, name: string): string {
  * Throws {@link InvalidOptionError}. @internal
  */
 export function resolveEtcdOptions(options: EtcdResolverOptions, path = ''): ResolvedEtcdOptions {
+  return readOptions(path || 'options', () => resolveEtcdOptionsUnguarded(options, path));
+}
+
+function resolveEtcdOptionsUnguarded(options: EtcdResolverOptions, path = ''): ResolvedEtcdOptions {
   if (!isRecord(options)) throw new InvalidOptionError(path || 'options', 'expected an object with at least `prefix`');
   rejectUnknownKeys(options, path, OPTION_KEYS);
   const o = options as Record<string, unknown>;

@@ -6,7 +6,7 @@
  */
 import type { ResolvedBackoffOptions } from '../../common/backoff.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
-import { duration, integer, isRecord, joinPath, rejectUnknownKeys, string } from '../../common/options.js';
+import { duration, integer, isRecord, joinPath, readOptions, rejectUnknownKeys, string } from '../../common/options.js';
 import type { Clock, RandomSource } from '../../common/runtime.js';
 import {
   type RemoteResolverOptions,
@@ -148,6 +148,10 @@ function validPort(value: unknown, name: string): PortSpec {
  * Throws {@link InvalidOptionError} naming the option. @internal
  */
 export function resolveKubernetesOptions(options: KubernetesResolverOptions, path = ''): ResolvedKubernetesOptions {
+  return readOptions(path || 'options', () => resolveKubernetesOptionsUnguarded(options, path));
+}
+
+function resolveKubernetesOptionsUnguarded(options: KubernetesResolverOptions, path = ''): ResolvedKubernetesOptions {
   if (!isRecord(options)) throw new InvalidOptionError(path || 'options', 'expected an object with at least `service`');
   rejectUnknownKeys(options, path, OPTION_KEYS);
   const o = options as Record<string, unknown>;

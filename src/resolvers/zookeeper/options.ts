@@ -6,7 +6,16 @@
  */
 import type { BackoffOptions, ResolvedBackoffOptions } from '../../common/backoff.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
-import { describe, duration, isRecord, joinPath, oneOf, rejectUnknownKeys, string } from '../../common/options.js';
+import {
+  describe,
+  duration,
+  isRecord,
+  joinPath,
+  oneOf,
+  readOptions,
+  rejectUnknownKeys,
+  string,
+} from '../../common/options.js';
 import type { Clock, RandomSource } from '../../common/runtime.js';
 import { type RemoteResolverOptions, resolveRemoteResolverOptions } from '../options.js';
 import type { Target } from '../resolver.js';
@@ -163,6 +172,10 @@ export function parseConnectString(connect: string): { servers: string[]; chroot
  * Throws {@link InvalidOptionError}. @internal
  */
 export function resolveZooKeeperOptions(options: ZooKeeperResolverOptions, path = ''): ResolvedZooKeeperOptions {
+  return readOptions(path || 'options', () => resolveZooKeeperOptionsUnguarded(options, path));
+}
+
+function resolveZooKeeperOptionsUnguarded(options: ZooKeeperResolverOptions, path = ''): ResolvedZooKeeperOptions {
   if (!isRecord(options)) throw new InvalidOptionError(path || 'options', 'expected an object with at least `path`');
   rejectUnknownKeys(options, path, OPTION_KEYS);
   const o = options as unknown as Record<string, unknown>;

@@ -21,7 +21,7 @@
  * @module
  */
 import type { Endpoint } from '../../common/endpoint.js';
-import { ServiceNotFoundError } from '../../common/errors.js';
+import { InvalidOptionError, ServiceNotFoundError } from '../../common/errors.js';
 import { createDebug } from '../../common/debug.js';
 import { Backoff } from '../../common/backoff.js';
 import { ZooKeeperError } from '../errors.js';
@@ -467,5 +467,8 @@ export const zooKeeperResolverFactory: ResolverFactory = (target, context) => {
  * @category Resolvers
  */
 export function registerZooKeeper(registry: ResolverRegistry): ResolverRegistry {
+  if (typeof (registry as Partial<ResolverRegistry> | null)?.register !== 'function') {
+    throw new InvalidOptionError('registry', 'expected a resolver registry (createResolverRegistry())');
+  }
   return registry.register('zookeeper', zooKeeperResolverFactory);
 }
