@@ -10,7 +10,7 @@
  */
 import type { Endpoint } from '../common/endpoint.js';
 import { InvalidOptionError, type SidecarlessError } from '../common/errors.js';
-import { describe, joinPath, rejectUnknownKeys as rejectUnknownOptions } from '../common/options.js';
+import { describe, joinPath, readOptions, rejectUnknownKeys as rejectUnknownOptions } from '../common/options.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
 import type { PeakEwma } from './load.js';
 
@@ -160,13 +160,17 @@ export class PickerRegistry {
 
   /** Registers (or replaces) a policy under its `name`. */
   register<C>(policy: PickerPolicy<C>): this {
-    if (typeof policy !== 'object' || policy === null || typeof policy.name !== 'string' || policy.name === '') {
-      throw new InvalidOptionError('policy.name', 'a picker policy needs a non-empty name');
-    }
-    if (typeof policy.build !== 'function' || typeof policy.parseConfig !== 'function') {
-      throw new InvalidOptionError('policy', 'a picker policy needs parseConfig() and build()');
-    }
-    this.#policies.set(policy.name, policy as PickerPolicy<unknown>);
+    // Read once, through readOptions: a getter or a Proxy that throws is a typed error, not a raw one.
+    const name = readOptions('policy', () => {
+      if (typeof policy !== 'object' || policy === null || typeof policy.name !== 'string' || policy.name === '') {
+        throw new InvalidOptionError('policy.name', 'a picker policy needs a non-empty name');
+      }
+      if (typeof policy.build !== 'function' || typeof policy.parseConfig !== 'function') {
+        throw new InvalidOptionError('policy', 'a picker policy needs parseConfig() and build()');
+      }
+      return policy.name;
+    });
+    this.#policies.set(name, policy as PickerPolicy<unknown>);
     return this;
   }
 

@@ -7,6 +7,7 @@ import {
   createClient,
   createEndpoint,
   createEndpointSet,
+  createPickerRegistry,
   DnsResolver,
   EtcdResolver,
   isSidecarlessError,
@@ -98,6 +99,13 @@ describe('probe: options that throw while they are read (getters, Proxies)', () 
       'SIDECARLESS_INVALID_OPTION',
     );
     assertCode(() => new KubernetesResolver(throwingProxy() as never), 'SIDECARLESS_INVALID_OPTION');
+  });
+
+  it('createPickerRegistry().register: a policy that throws while read is SIDECARLESS_INVALID_OPTION', () => {
+    const registry = createPickerRegistry();
+    assertCode(() => registry.register(throwingProxy() as never), 'SIDECARLESS_INVALID_OPTION', 'policy');
+    assertCode(() => registry.register(throwingGetter('name') as never), 'SIDECARLESS_INVALID_OPTION', 'policy');
+    assert.ok(!registry.names().includes('boom'));
   });
 
   it('createEndpoint, createEndpointSet and StaticResolver: unreadable or non-iterable input is SIDECARLESS_INVALID_ENDPOINT', () => {
