@@ -394,6 +394,16 @@ export class Cluster {
     const { options } = request;
     const host = this.#options.host;
     const hostValue = host === undefined ? request.authority : host;
+    publishPick(this.#label, subchannel.key, request.attempts);
+    // The common case takes the caller's options as they are (issue 14): undici's Client sends the endpoint's own
+    // address as Host for a request without one (what `host: false` asks for), and the subchannel's clients send
+    // `hostValue` instead when it says so (subchannel/host-header.ts). undici reads the origin of the pool, never
+    // the request's. A caller's Host header wins either way. Otherwise (a body replaced for a retry, TLS, HTTP/2,
+    // an authority other than the one the pool was made with, undici without the internal symbol) a copy.
+    if (body === options.body && (hostValue === false ? this.#options.servername === undefined : subchannel.sendsHost(hostValue))) {
+      subchannel.dispatchAttempt(options, attempt);
+      return;
+    }
     // Object.assign, then plain stores: a spread of undici's options object gave nearly every request its own hidden
     // class (284 maps in 300 requests), which sent undici's Request constructor down its slowest path (~3 µs a
     // request); built this way they share one.
@@ -404,7 +414,6 @@ export class Cluster {
     if (this.#options.servername !== undefined) {
       (opts as Dispatcher.DispatchOptions & { servername?: string }).servername = this.#options.servername;
     }
-    publishPick(this.#label, subchannel.key, request.attempts);
     subchannel.dispatchAttempt(opts, attempt);
   }
 

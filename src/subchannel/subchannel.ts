@@ -23,6 +23,7 @@ import {
   type ResolvedHttp2Options,
   TrackedAttempt,
 } from './http2.js';
+import { HOST_HEADER, hostHeaderFactory } from './host-header.js';
 
 const debug = createDebug('subchannel');
 
@@ -149,6 +150,11 @@ export class Subchannel implements Pickable {
    * next dispatch moves to a pool with the cluster's HTTP/1.1 options); `h1` after that, and for HTTP/1.1 clusters.
    */
   #protocol: 'h2' | 'fallback' | 'h1';
+  /**
+   * The Host its pool's clients send for a request without one (see `host-header.ts`): fixed by the first
+   * {@link Subchannel.sendsHost} before the pool exists; `''` when the pool was made without it.
+   */
+  #poolHost: string | undefined;
 
   constructor(endpoint: Endpoint, settings: SubchannelSettings) {
     this.#endpoint = endpoint;
@@ -201,7 +207,14 @@ export class Subchannel implements Pickable {
               if (this.#protocol === 'h2') this.#protocol = 'fallback';
             },
           });
-    const pool = new Pool(this.origin, options);
+    const host = (this.#poolHost ??= '');
+    const symbol = HOST_HEADER.symbol;
+    const pool = new Pool(
+      this.origin,
+      host === '' || http2 !== undefined || symbol === undefined
+        ? options
+        : { ...options, factory: hostHeaderFactory(symbol, host) },
+    );
     this.#pool = pool;
     pool.on('connect', () => {
       this.#backoff?.reset();
@@ -278,6 +291,29 @@ export class Subchannel implements Pickable {
     }
     if (this.#protocol !== 'h1') return this.#dispatchHttp2(pool, options, attempt);
     return pool.dispatch(options, attempt as never);
+  }
+
+  /**
+   * True when this subchannel's connections send `host: <authority>` for a request without a Host header, so an
+   * attempt may hand the caller's options to {@link Subchannel.dispatchAttempt} as they are (`host-header.ts`). The
+   * first call before the pool exists decides the pool's Host; plain HTTP/1.1 only (HTTP/2 takes `:authority` from the
+   * request, TLS its SNI name).
+   */
+  sendsHost(authority: string): boolean {
+    const current = this.#poolHost;
+    if (current !== undefined) return current === authority;
+    const settings = this.#settings;
+    if (
+      this.#pool !== undefined ||
+      this.#closing !== undefined ||
+      settings.http2 !== undefined ||
+      settings.protocol !== 'http:' ||
+      HOST_HEADER.symbol === undefined
+    ) {
+      return false;
+    }
+    this.#poolHost = authority;
+    return true;
   }
 
   /**
