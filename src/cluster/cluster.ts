@@ -69,7 +69,7 @@ export type { ClusterStats, EndpointStats } from './stats.js';
  * allocate its captured variables' context on every pick, also for the common one that never waits (issue 14).
  */
 function queueCallback(request: BalancedRequest, hedge: boolean): AcquireCallback {
-  return (error, subchannel) => request.acquired(error, subchannel, hedge);
+  return (error, subchannel) => request.acquired(error, subchannel, hedge, true);
 }
 
 /**
