@@ -8,7 +8,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { request } from 'undici';
+import { type Dispatcher, Pool, request } from 'undici';
 import { createClient } from 'sidecarless';
 import { HOST_HEADER } from '../../src/subchannel/host-header.js';
 import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
@@ -23,12 +23,30 @@ function watchRequests(): { hosts: Array<string | null>; stop(): void } {
   return { hosts, stop: () => diagnosticsChannel.unsubscribe('undici:request:create', listener) };
 }
 
+/** The Host the backend saw for one request through `dispatcher.request()` (options of one shape). */
 async function hostSeen(url: string, dispatcher: object, headers?: Record<string, string>): Promise<string> {
-  const { body } = await request(
-    url,
-    headers === undefined ? { dispatcher: dispatcher as never } : { dispatcher: dispatcher as never, headers },
-  );
+  const { origin, pathname } = new URL(url);
+  const options = { origin, path: pathname, method: 'GET', ...(headers === undefined ? {} : { headers }) };
+  const { body } = await (dispatcher as Dispatcher).request(options);
   return ((await body.json()) as { host: string }).host;
+}
+
+/** The options objects the endpoints' pools were given, while `fn` runs. */
+async function poolOptions(fn: () => Promise<void>): Promise<object[]> {
+  const seen: object[] = [];
+  const original = Object.getOwnPropertyDescriptor(Pool.prototype, 'dispatch');
+  const inherited = Pool.prototype.dispatch;
+  Pool.prototype.dispatch = function (this: Pool, options: Dispatcher.DispatchOptions, handler: never) {
+    seen.push(options);
+    return inherited.call(this, options, handler);
+  };
+  try {
+    await fn();
+  } finally {
+    if (original === undefined) delete (Pool.prototype as { dispatch?: unknown }).dispatch;
+    else Object.defineProperty(Pool.prototype, 'dispatch', original);
+  }
+  return seen;
 }
 
 describe('Host header per endpoint pool', () => {
@@ -52,8 +70,36 @@ describe('Host header per endpoint pool', () => {
     const client = createClient({ target: backends.map((b) => b.address) });
     const watch = watchRequests();
     try {
-      for (let i = 0; i < 4; i++) assert.equal(await hostSeen('http://users/a', client.dispatcher), 'users');
+      const options = { origin: 'http://users', path: '/a', method: 'GET' };
+      const seen = await poolOptions(async () => {
+        for (let i = 0; i < 4; i++) {
+          const { body } = await client.dispatcher.request(options);
+          assert.equal(((await body.json()) as { host: string }).host, 'users');
+        }
+      });
+      assert.equal(seen.length, 4);
+      for (const o of seen) assert.equal(o, options, "the caller's own options object");
       assert.deepEqual(watch.hosts, [null, null, null, null], 'no Host header added to the requests');
+    } finally {
+      watch.stop();
+      await client.close();
+    }
+  });
+
+  it("copies undici's top-level request() options (a hidden class each), with the Host still from the pool", async () => {
+    const client = createClient({ target: [backends[0]!.address] });
+    const watch = watchRequests();
+    try {
+      const seen = await poolOptions(async () => {
+        for (let i = 0; i < 2; i++) {
+          const { body } = await request('http://users/a', { dispatcher: client.dispatcher as never });
+          assert.equal(((await body.json()) as { host: string }).host, 'users');
+        }
+      });
+      assert.equal(seen.length, 2);
+      for (const o of seen)
+        assert.equal((o as { origin?: unknown }).origin, `http://${backends[0]!.address}`, 'a copy');
+      assert.deepEqual(watch.hosts, [null, null]);
     } finally {
       watch.stop();
       await client.close();
