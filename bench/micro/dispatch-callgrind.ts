@@ -65,8 +65,9 @@ if (args.contender === 'balanced-pool') {
       ? createClient
       : ((await import(pathToFileURL(args.baseline).href)) as { createClient: typeof createClient }).createClient;
   const lean = args.contender === 'lean' ? { retry: false, retryBudget: false, outlierDetection: false } : {};
-  const client = create({ target: addresses, ...lean } as Parameters<typeof createClient>[0]);
-  await client.ready(5000);
+  // No deadline: under callgrind a request takes 50 times as long, and the first ones (compiling) could pass 15 s.
+  const client = create({ target: addresses, timeoutMs: 0, ...lean } as Parameters<typeof createClient>[0]);
+  await client.ready(600_000);
   dispatcher = client.dispatcher as unknown as Dispatcher;
   close = () => client.close();
 }

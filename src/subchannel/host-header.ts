@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { Client, type Dispatcher } from 'undici';
+import { Client, type Dispatcher, type Pool } from 'undici';
 
 /** Finds the symbol under which an undici `Client` keeps its default Host line; `undefined` when there is none. */
 export function findHostHeaderSymbol(client: object): symbol | undefined {
@@ -51,4 +51,15 @@ export function hostHeaderFactory(
     (client as unknown as Record<symbol, string>)[symbol] = line;
     return client;
   };
+}
+
+/** True when a pool not made yet may send its own Host: plain HTTP/1.1, on an undici with the symbol. */
+export function poolMaySendHost(settings: { readonly protocol: string; readonly http2?: unknown }): boolean {
+  return settings.protocol === 'http:' && settings.http2 === undefined && HOST_HEADER.symbol !== undefined;
+}
+
+/** `options` for an HTTP/1.1 pool whose clients send `host: <host>`; as they are for `host` `''` (none). */
+export function withHostFactory(options: Pool.Options, host: string): Pool.Options {
+  const symbol = HOST_HEADER.symbol;
+  return host === '' || symbol === undefined ? options : { ...options, factory: hostHeaderFactory(symbol, host) };
 }

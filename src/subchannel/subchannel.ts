@@ -23,7 +23,7 @@ import {
   type ResolvedHttp2Options,
   TrackedAttempt,
 } from './http2.js';
-import { HOST_HEADER, hostHeaderFactory } from './host-header.js';
+import { poolMaySendHost, withHostFactory } from './host-header.js';
 
 const debug = createDebug('subchannel');
 
@@ -150,10 +150,7 @@ export class Subchannel implements Pickable {
    * next dispatch moves to a pool with the cluster's HTTP/1.1 options); `h1` after that, and for HTTP/1.1 clusters.
    */
   #protocol: 'h2' | 'fallback' | 'h1';
-  /**
-   * The Host its pool's clients send for a request without one (see `host-header.ts`): fixed by the first
-   * {@link Subchannel.sendsHost} before the pool exists; `''` when the pool was made without it.
-   */
+  /** The Host its pool's clients send for a request without one (`host-header.ts`); `''`: the pool's own. */
   #poolHost: string | undefined;
 
   constructor(endpoint: Endpoint, settings: SubchannelSettings) {
@@ -207,14 +204,8 @@ export class Subchannel implements Pickable {
               if (this.#protocol === 'h2') this.#protocol = 'fallback';
             },
           });
-    const host = (this.#poolHost ??= '');
-    const symbol = HOST_HEADER.symbol;
-    const pool = new Pool(
-      this.origin,
-      host === '' || http2 !== undefined || symbol === undefined
-        ? options
-        : { ...options, factory: hostHeaderFactory(symbol, host) },
-    );
+    this.#poolHost ??= '';
+    const pool = new Pool(this.origin, http2 === undefined ? withHostFactory(options, this.#poolHost) : options);
     this.#pool = pool;
     pool.on('connect', () => {
       this.#backoff?.reset();
@@ -277,41 +268,17 @@ export class Subchannel implements Pickable {
    * once, when the attempt completes or fails. Returns what `Pool.dispatch` returns.
    */
   dispatch(options: Dispatcher.DispatchOptions, handler: LegacyHandler): boolean {
-    this.inFlight++;
-    this.#liveCounters().attempts++;
-    const attempt = new AttemptHandler(this, handler, this.#settings.clock.now());
-    let pool = this.#pool;
-    if (pool === undefined) {
-      if (this.#closing !== undefined) {
-        // Closed before it ever had a pool: fail as undici fails a dispatch to a closed pool.
-        attempt.onError(new errors.ClientClosedError());
-        return false;
-      }
-      pool = this.#createPool();
-    }
-    if (this.#protocol !== 'h1') return this.#dispatchHttp2(pool, options, attempt);
-    return pool.dispatch(options, attempt as never);
+    return this.dispatchAttempt(options, new AttemptHandler(this, handler, this.#settings.clock.now()));
   }
 
   /**
-   * True when this subchannel's connections send `host: <authority>` for a request without a Host header, so an
-   * attempt may hand the caller's options to {@link Subchannel.dispatchAttempt} as they are (`host-header.ts`). The
-   * first call before the pool exists decides the pool's Host; plain HTTP/1.1 only (HTTP/2 takes `:authority` from the
-   * request, TLS its SNI name).
+   * True when the pool's connections send `host: <authority>` for a request without a Host header (plain HTTP/1.1,
+   * `host-header.ts`), so an attempt needs none of its own. The first call before the pool exists decides it.
    */
   sendsHost(authority: string): boolean {
     const current = this.#poolHost;
     if (current !== undefined) return current === authority;
-    const settings = this.#settings;
-    if (
-      this.#pool !== undefined ||
-      this.#closing !== undefined ||
-      settings.http2 !== undefined ||
-      settings.protocol !== 'http:' ||
-      HOST_HEADER.symbol === undefined
-    ) {
-      return false;
-    }
+    if (this.#pool !== undefined || this.#closing !== undefined || !poolMaySendHost(this.#settings)) return false;
     this.#poolHost = authority;
     return true;
   }
