@@ -31,7 +31,7 @@ import { EndpointCounters } from '../metrics/endpoint-counters.js';
 import type { Attempt } from '../request/attempt.js';
 import { BalancedRequest, type RequestHost } from '../request/balanced-request.js';
 import { DeadlineList } from '../request/deadlines.js';
-import { withHostHeader } from '../request/headers.js';
+import { HostHeaders } from '../request/headers.js';
 import { parseOrigin } from '../request/origin.js';
 import type { RequestPolicy } from '../request/policy.js';
 import { RetryBudget } from '../request/retry-budget.js';
@@ -69,7 +69,7 @@ export type { ClusterStats, EndpointStats } from './stats.js';
  * allocate its captured variables' context on every pick, also for the common one that never waits (issue 14).
  */
 function queueCallback(request: BalancedRequest, hedge: boolean): AcquireCallback {
-  return (error, subchannel) => request.acquired(error, subchannel, hedge);
+  return (error, subchannel) => request.acquired(error, subchannel, hedge, true);
 }
 
 /**
@@ -110,6 +110,7 @@ export class Cluster {
   readonly #pickFor = (request: BalancedRequest, exclude: ReadonlySet<Subchannel>): Subchannel | Error | undefined =>
     this.#balancer.pick(request.context, request.route, exclude);
   readonly #resolution = new Resolution();
+  readonly #hostHeaders = new HostHeaders();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -394,33 +395,29 @@ export class Cluster {
     const { options } = request;
     const host = this.#options.host;
     const hostValue = host === undefined ? request.authority : host;
-    // Object.assign, then plain stores: a spread of undici's options object gave nearly every request its own hidden
-    // class (284 maps in 300 requests), which sent undici's Request constructor down its slowest path (~3 µs a
-    // request); built this way they share one.
+    publishPick(this.#label, subchannel.key, request.attempts);
+    // The Host is the endpoint's own address for a request without one (undici's default, what `host: false` asks
+    // for), or set by the subchannel's clients (subchannel/host-header.ts) when it says so for `hostValue`: then the
+    // options need no Host header of their own. A caller's Host header wins either way.
+    const pooledHost = hostValue === false ? this.#options.servername === undefined : subchannel.sendsHost(hostValue);
+    // The common case takes the caller's options as they are (issue 14; undici reads the pool's origin, not the
+    // request's). A copy for a body replaced for a retry, a Host the pool does not send (TLS, HTTP/2, another
+    // authority, no symbol), and undici's top-level `request(url, { dispatcher })`: its options (a spread of the
+    // caller's) get a hidden class of their own on nearly every request, which costs undici's Request more than
+    // the copy into one shape below (docs/benchmarks.md, "Per request").
+    if (pooledHost && body === options.body && (options as { dispatcher?: unknown }).dispatcher === undefined) {
+      subchannel.dispatchAttempt(options, attempt);
+      return;
+    }
+    // Object.assign, then plain stores: a spread would give nearly every request its own hidden class again.
     const opts: Dispatcher.DispatchOptions = Object.assign({}, options);
     opts.origin = subchannel.origin;
     if (body !== options.body) opts.body = body as NonNullable<Dispatcher.DispatchOptions['body']>;
-    if (hostValue !== false) opts.headers = this.#withHost(options.headers, hostValue);
+    if (!pooledHost && hostValue !== false) opts.headers = this.#hostHeaders.add(options.headers, hostValue);
     if (this.#options.servername !== undefined) {
       (opts as Dispatcher.DispatchOptions & { servername?: string }).servername = this.#options.servername;
     }
-    publishPick(this.#label, subchannel.key, request.attempts);
     subchannel.dispatchAttempt(opts, attempt);
-  }
-
-  /** `[host, value]` for requests without headers, kept for the last value (undici reads headers, never writes). */
-  #hostOnly: [string, string] | undefined;
-
-  /** `headers` with the Host header added (see `withHostHeader`); no new array for a request without headers. */
-  #withHost(
-    headers: Dispatcher.DispatchOptions['headers'],
-    value: string,
-  ): NonNullable<Dispatcher.DispatchOptions['headers']> {
-    if (headers != null) return withHostHeader(headers, value);
-    const cached = this.#hostOnly;
-    if (cached !== undefined && cached[1] === value) return cached;
-    this.#hostOnly = ['host', value];
-    return this.#hostOnly;
   }
 
   /** A request ended (the caller has seen its end). */

@@ -110,10 +110,14 @@ export class Attempt implements LegacyHandler {
   #latencyMs = -1;
   #reported = false;
 
-  constructor(owner: AttemptOwner, subchannel: Subchannel) {
+  /**
+   * `startedAt` is the attempt's start on its subchannel's clock (the cluster's): a first attempt picked at once
+   * passes its request's start rather than reading the clock again (each read allocates; issue 14).
+   */
+  constructor(owner: AttemptOwner, subchannel: Subchannel, startedAt: number) {
     this.#owner = owner;
     this.subchannel = subchannel;
-    this.#startedAt = subchannel.clock.now();
+    this.#startedAt = startedAt;
   }
 
   // The methods below are TypeScript-private rather than `#`: a class with `#` methods gives each instance a brand
@@ -129,6 +133,11 @@ export class Attempt implements LegacyHandler {
 
   private reject(failure: AttemptFailure): void {
     this.#owner.attemptFailed(this, failure);
+  }
+
+  /** When the response headers arrived (the subchannel's clock), if they did. */
+  get respondedAt(): number | undefined {
+    return this.#latencyMs >= 0 ? this.#startedAt + this.#latencyMs : undefined;
   }
 
   /** True until the attempt has committed, failed or been cancelled. */
@@ -260,6 +269,7 @@ export class Attempt implements LegacyHandler {
 
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
     this.#outcomeStatus = statusCode;
+    this.#latencyMs = this.subchannel.clock.now() - this.#startedAt;
     this.report(undefined);
     if (this.#state !== 'pending') {
       socket.destroy();

@@ -179,6 +179,8 @@ class RequestExtras {
   closing = false;
   /** The request failed on the caller's side (its abort, its body, a request undici refused): see `callerFault`. */
   callerFault = false;
+  /** When the breaker's fallback answered (the response of no attempt). */
+  respondedAt: number | undefined;
   /** Told the verdict for the circuit breaker, when one counts this request. */
   settle: ((verdict: RequestVerdict) => void) | undefined;
 }
@@ -194,8 +196,6 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   attempts = 0;
   /** When the request was accepted (host clock, ms). */
   readonly startedAt: number;
-  /** When the caller received response headers, if it did. */
-  headersAt: number | undefined;
   /** The route that sent the request here, if any (its subset narrows the endpoints). */
   readonly route: RouteDecision | undefined;
   /** The cluster's deadline list's links (see `deadlines.ts`). */
@@ -280,6 +280,15 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     return this.#x?.abortReason === undefined && this.#stage === 'running';
   }
 
+  /**
+   * When the caller received response headers, if it did: the committed attempt's time of headers (no field and no
+   * clock read of its own, issue 14), or the fallback's.
+   */
+  get headersAt(): number | undefined {
+    if (this.#stage !== 'committed' && this.#stage !== 'done') return undefined;
+    return this.#x?.respondedAt ?? this.#attempt?.respondedAt;
+  }
+
   /** The reason the caller aborted with, if it did. */
   get abortReason(): Error | undefined {
     return this.#x?.abortReason;
@@ -316,7 +325,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
    * commit (by status) or at the final failure. The caller's handler is told everything.
    */
   run(onVerdict?: (verdict: RequestVerdict) => void): void {
-    this.#host.budget?.deposit();
+    this.#host.budget?.deposit(this.startedAt);
     if (onVerdict !== undefined) this.more().settle = onVerdict;
     this.nextAttempt();
   }
@@ -446,8 +455,11 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     return this.#x?.tried ?? NONE_TRIED;
   }
 
-  /** @internal The host's answer to {@link RequestHost.acquire}: sends the attempt, or fails it. */
-  acquired(error: Error | undefined, subchannel: Subchannel | undefined, hedge: boolean): void {
+  /**
+   * @internal The host's answer to {@link RequestHost.acquire}: sends the attempt, or fails it. `waited` when the
+   * request waited for an endpoint (then its first attempt starts now, not when the request did).
+   */
+  acquired(error: Error | undefined, subchannel: Subchannel | undefined, hedge: boolean, waited = false): void {
     // The request ended while waiting for an endpoint: it has told the caller already.
     if (this.#stage !== 'running') return;
     if (error !== undefined || subchannel === undefined) {
@@ -456,7 +468,11 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     }
     const x = this.#x;
     x?.tried?.add(subchannel);
-    const attempt = new Attempt(this, subchannel);
+    const attempt = new Attempt(
+      this,
+      subchannel,
+      this.attempts === 0 && !waited ? this.startedAt : this.#host.clock.now(),
+    );
     if (this.#attempt === undefined && x?.hedges === undefined) this.#attempt = attempt;
     else ((x as RequestExtras).hedges ??= new Set()).add(attempt);
     this.attempts++;
@@ -599,7 +615,6 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
 
   commit(attempt: Attempt, statusCode: number): void {
     this.#stage = 'committed';
-    this.headersAt = this.#host.clock.now();
     this.#committedStatus = statusCode;
     this.clearDeadline();
     this.clearAttemptTimer(attempt);
@@ -645,9 +660,9 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
         raw.push(Buffer.from(k), Buffer.from(v, 'latin1'));
     }
     if (body !== undefined) raw.push(Buffer.from('content-length'), Buffer.from(String(body.length)));
+    this.more().respondedAt = this.#host.clock.now();
     this.#stage = 'committed';
     this.#committedStatus = response.status;
-    this.headersAt = this.#host.clock.now();
     this.clearDeadline();
     this.user.onHeaders?.(response.status, raw, () => {}, '');
     if (body !== undefined && body.length > 0) this.user.onData?.(body);

@@ -42,3 +42,19 @@ export function withHostHeader(headers: Headers, value: string): DefinedHeaders 
   }
   return { ...(headers as Record<string, string>), host: value };
 }
+
+/**
+ * `headers` with the Host header added (see {@link withHostHeader}); for a request without headers, one `[host,
+ * value]` array kept for the last value (undici reads headers, never writes them), so no new array per request.
+ */
+export class HostHeaders {
+  #hostOnly: [string, string] | undefined;
+
+  add(headers: Headers, value: string): DefinedHeaders {
+    if (headers != null) return withHostHeader(headers, value);
+    const cached = this.#hostOnly;
+    if (cached !== undefined && cached[1] === value) return cached;
+    this.#hostOnly = ['host', value];
+    return this.#hostOnly;
+  }
+}

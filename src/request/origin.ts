@@ -12,10 +12,14 @@ export interface ParsedOrigin {
 
 const MAX_CACHED = 256;
 const cache = new Map<string, ParsedOrigin>();
+let lastText: string | undefined;
+let lastParsed: ParsedOrigin | undefined;
 
 export function parseOrigin(origin: unknown): ParsedOrigin {
   const text = typeof origin === 'string' ? origin : origin instanceof URL ? origin.origin : undefined;
   if (text === undefined) throw new InvalidOptionError('origin', 'a request needs an absolute URL (origin)');
+  // The same origin as the last request (the common case: one service, one origin string): no map lookup.
+  if (text === lastText) return lastParsed as ParsedOrigin;
   let parsed = cache.get(text);
   if (parsed === undefined) {
     let url: URL;
@@ -28,5 +32,7 @@ export function parseOrigin(origin: unknown): ParsedOrigin {
     if (cache.size >= MAX_CACHED) cache.clear();
     cache.set(text, parsed);
   }
+  lastText = text;
+  lastParsed = parsed;
   return parsed;
 }

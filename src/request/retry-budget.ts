@@ -26,8 +26,7 @@ export class RetryBudget {
     this.#bucketStart = clock.now();
   }
 
-  #advance(): void {
-    const now = this.#clock.now();
+  #advance(now: number): void {
     let steps = Math.floor((now - this.#bucketStart) / this.#bucketMs);
     if (steps <= 0) return;
     this.#bucketStart += steps * this.#bucketMs;
@@ -39,15 +38,15 @@ export class RetryBudget {
     }
   }
 
-  /** Records one request (first attempt). */
-  deposit(): void {
-    this.#advance();
+  /** Records one request (first attempt); `now` when the caller has read the clock already. */
+  deposit(now: number = this.#clock.now()): void {
+    this.#advance(now);
     this.#requests[this.#bucket] = (this.#requests[this.#bucket] as number) + 1;
   }
 
   /** Spends one retry if the budget allows it; returns false (spending nothing) when it does not. */
   tryWithdraw(): boolean {
-    this.#advance();
+    this.#advance(this.#clock.now());
     let requests = 0;
     let retries = 0;
     for (let i = 0; i < BUCKETS; i++) {

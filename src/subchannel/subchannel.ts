@@ -23,6 +23,7 @@ import {
   type ResolvedHttp2Options,
   TrackedAttempt,
 } from './http2.js';
+import { poolMaySendHost, withHostFactory } from './host-header.js';
 
 const debug = createDebug('subchannel');
 
@@ -149,6 +150,8 @@ export class Subchannel implements Pickable {
    * next dispatch moves to a pool with the cluster's HTTP/1.1 options); `h1` after that, and for HTTP/1.1 clusters.
    */
   #protocol: 'h2' | 'fallback' | 'h1';
+  /** The Host its pool's clients send for a request without one (`host-header.ts`); `''`: the pool's own. */
+  #poolHost: string | undefined;
 
   constructor(endpoint: Endpoint, settings: SubchannelSettings) {
     this.#endpoint = endpoint;
@@ -201,7 +204,8 @@ export class Subchannel implements Pickable {
               if (this.#protocol === 'h2') this.#protocol = 'fallback';
             },
           });
-    const pool = new Pool(this.origin, options);
+    this.#poolHost ??= '';
+    const pool = new Pool(this.origin, http2 === undefined ? withHostFactory(options, this.#poolHost) : options);
     this.#pool = pool;
     pool.on('connect', () => {
       this.#backoff?.reset();
@@ -264,20 +268,19 @@ export class Subchannel implements Pickable {
    * once, when the attempt completes or fails. Returns what `Pool.dispatch` returns.
    */
   dispatch(options: Dispatcher.DispatchOptions, handler: LegacyHandler): boolean {
-    this.inFlight++;
-    this.#liveCounters().attempts++;
-    const attempt = new AttemptHandler(this, handler, this.#settings.clock.now());
-    let pool = this.#pool;
-    if (pool === undefined) {
-      if (this.#closing !== undefined) {
-        // Closed before it ever had a pool: fail as undici fails a dispatch to a closed pool.
-        attempt.onError(new errors.ClientClosedError());
-        return false;
-      }
-      pool = this.#createPool();
-    }
-    if (this.#protocol !== 'h1') return this.#dispatchHttp2(pool, options, attempt);
-    return pool.dispatch(options, attempt as never);
+    return this.dispatchAttempt(options, new AttemptHandler(this, handler, this.#settings.clock.now()));
+  }
+
+  /**
+   * True when the pool's connections send `host: <authority>` for a request without a Host header (plain HTTP/1.1,
+   * `host-header.ts`), so an attempt needs none of its own. The first call before the pool exists decides it.
+   */
+  sendsHost(authority: string): boolean {
+    const current = this.#poolHost;
+    if (current !== undefined) return current === authority;
+    if (this.#pool !== undefined || this.#closing !== undefined || !poolMaySendHost(this.#settings)) return false;
+    this.#poolHost = authority;
+    return true;
   }
 
   /**

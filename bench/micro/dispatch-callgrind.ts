@@ -1,0 +1,85 @@
+/**
+ * One contender of the dispatch bench, for an instruction count under callgrind (issue 14): load does not change
+ * instruction counts, so two runs of different request counts give the per-request cost as their difference.
+ *
+ * `node --import tsx bench/micro/dispatch-callgrind.ts --contender balanced-pool|sidecarless|lean --count 600
+ * [--baseline <another copy's src/index.ts>]`: sends `--count` requests, 8 in flight, through
+ * `dispatcher.request({ origin, path, method })`, to 2 backends in a child process (not traced), then exits. Run it
+ * under `valgrind --tool=callgrind --dump-instr=no` with two counts (say 100 and 600) and divide the difference of
+ * the totals (`callgrind_annotate` prints them) by the difference of the counts.
+ *
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { BalancedPool, type Dispatcher } from 'undici';
+import { createClient } from '../../src/index.js';
+
+const { values: args } = parseArgs({
+  options: {
+    contender: { type: 'string', default: 'sidecarless' },
+    count: { type: 'string', default: '600' },
+    baseline: { type: 'string' },
+  },
+});
+const COUNT = Number(args.count);
+const IN_FLIGHT = 8;
+
+const BACKEND_SOURCE = `
+const http = require('node:http');
+const ports = [];
+const body = Buffer.from('ok');
+for (let i = 0; i < 2; i++) {
+  const s = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
+    res.end(body);
+  });
+  s.keepAliveTimeout = 60000;
+  s.listen(0, '127.0.0.1', () => {
+    ports.push(s.address().port);
+    if (ports.length === 2) process.send({ ports });
+  });
+}
+process.on('disconnect', () => process.exit(0));
+`;
+
+const child = spawn(process.execPath, ['-e', BACKEND_SOURCE], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const ports = await new Promise<number[]>((resolve) =>
+  child.once('message', (m: { ports: number[] }) => resolve(m.ports)),
+);
+const addresses = ports.map((p) => `127.0.0.1:${p}`);
+
+let dispatcher: Dispatcher;
+let origin = 'http://svc';
+let close: () => Promise<void>;
+if (args.contender === 'balanced-pool') {
+  const bp = new BalancedPool(addresses.map((a) => `http://${a}`));
+  dispatcher = bp;
+  origin = `http://${addresses[0]}`;
+  close = () => bp.close();
+} else {
+  const create =
+    args.baseline === undefined
+      ? createClient
+      : ((await import(pathToFileURL(args.baseline).href)) as { createClient: typeof createClient }).createClient;
+  const lean = args.contender === 'lean' ? { retry: false, retryBudget: false, outlierDetection: false } : {};
+  // No deadline: under callgrind a request takes 50 times as long, and the first ones (compiling) could pass 15 s.
+  const client = create({ target: addresses, timeoutMs: 0, ...lean } as Parameters<typeof createClient>[0]);
+  await client.ready(600_000);
+  dispatcher = client.dispatcher as unknown as Dispatcher;
+  close = () => client.close();
+}
+
+let sent = 0;
+async function worker(): Promise<void> {
+  while (sent < COUNT) {
+    sent++;
+    const { body } = await dispatcher.request({ origin, path: '/bench', method: 'GET' });
+    await body.dump();
+  }
+}
+await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+await close();
+child.disconnect();
