@@ -20,7 +20,10 @@ import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
 const N = 10_000;
 
 const endpointAt = (i: number): Endpoint =>
-  createEndpoint({ host: `127.0.${1 + Math.floor(i / 60_000)}.${1 + (i % 250)}`, port: 1 + (Math.floor(i / 250) % 240) });
+  createEndpoint({
+    host: `127.0.${1 + Math.floor(i / 60_000)}.${1 + (i % 250)}`,
+    port: 1 + (Math.floor(i / 250) % 240),
+  });
 
 function makePool(onMembershipChange: (added: readonly Subchannel[]) => void = () => {}): SubchannelPool {
   return new SubchannelPool({
