@@ -31,7 +31,8 @@
  *   is the first request after the full update, which builds the route's subset snapshot.
  *   Phase 1 is one update of the whole set (empty -> N + live); phase 2 is `--updates` (default 30) updates each
  *   replacing `--churn` % (default 1) of the idle endpoints and, every other update, one live endpoint with another
- *   live server, with requests in flight across each update.
+ *   live server, with requests in flight across each update; phase 3 is one update replacing every idle endpoint
+ *   (N removed, N new, the live ones kept), `replace all ms`.
  * - Picks: after each update `--requests` (default 20) requests start at once, plus as many before the update that
  *   finish after it. Each must answer 200, and every request started after an update must be served by a server
  *   that is a live member of the set in force (servers answer with their port); counted as wrong otherwise.
@@ -89,6 +90,8 @@ interface Result {
     /** Main-thread CPU ms of each update, in the order they ran (the first ones run code not yet optimized). */
     mainMsInOrder: number[];
   };
+  /** One update replacing every idle endpoint (a new set of N, the live ones kept), after the churn updates. */
+  replaceUpdate: { pushMs: number; pushMainMs: number };
   picks: { total: number; ok: number; wrong: number; failed: number };
 }
 
@@ -293,6 +296,10 @@ async function child(n: number): Promise<Result> {
     await Promise.all([...inFlight, ...burst()]);
   }
   loop.disable();
+  // Phase 3: every idle endpoint replaced at once (N removed, N added), requests after it.
+  const replacedSet = deliver([...liveSet(), ...Array.from({ length: n }, () => idle(next++))]);
+  const replace = timed(() => resolver.push(replacedSet));
+  await Promise.all(burst());
   const mainInOrder = [...mainPushes];
   for (const list of [pushes, cpuPushes, mainPushes]) list.sort((a, b) => a - b);
   const median = (list: number[]): number => list[Math.floor(list.length / 2)] ?? 0;
@@ -325,6 +332,7 @@ async function child(n: number): Promise<Result> {
       loopMaxMs: loop.max / 1e6,
       mainMsInOrder: mainInOrder,
     },
+    replaceUpdate: { pushMs: replace.wall, pushMainMs: replace.main },
     picks,
   };
 
@@ -371,6 +379,7 @@ async function main(): Promise<void> {
     `${fmt(r.churnUpdates.medianPushMs)} (${fmt(r.churnUpdates.medianPushMainMs)})`,
     `${fmt(r.churnUpdates.maxPushMs)} (${fmt(r.churnUpdates.maxPushMainMs)})`,
     fmt(r.churnUpdates.loopMaxMs),
+    `${fmt(r.replaceUpdate.pushMs)} (${fmt(r.replaceUpdate.pushMainMs)})`,
     `${r.picks.ok}/${r.picks.total}` +
       (r.picks.wrong + r.picks.failed > 0 ? ` (${r.picks.wrong} wrong, ${r.picks.failed} failed)` : ''),
   ]);
@@ -385,6 +394,7 @@ async function main(): Promise<void> {
     '1% update ms (main CPU), median',
     '1% update ms (main CPU), max',
     '1%: loop max ms',
+    'replace all ms (main CPU)',
     'picks ok',
   ];
   console.log(`| ${head.join(' | ')} |`);

@@ -158,6 +158,12 @@ export class SubchannelPool {
             endpoint = (current as Subchannel).endpoint;
             source = (current as Subchannel).source;
             if (source === undefined && immutable(entry)) source = entry;
+          } else if (isCreatedEndpoint(entry)) {
+            // New to the pool, or changed, but made by `createEndpoint` (as the built-in resolvers make theirs):
+            // valid as it is, and frozen with its metadata. `current` is already its key's subchannel, if any: the
+            // lookup above was by its key.
+            endpoint = entry;
+            source = entry;
           } else if (immutable(entry)) {
             source = entry;
           }
@@ -169,11 +175,6 @@ export class SubchannelPool {
         // `host:port` exactly as the key is written parses to that key, with the default attributes.
         current = active.get(entry);
         if (current !== undefined && hasDefaults(current.endpoint)) endpoint = current.endpoint;
-      }
-      if (endpoint === undefined && source !== undefined && isCreatedEndpoint(entry)) {
-        // New to the pool, or changed, but made by `createEndpoint` (as the built-in resolvers make theirs): valid
-        // as it is. `current` is already its key's subchannel, if any: the lookup above was by its key.
-        endpoint = entry;
       }
       if (endpoint === undefined) {
         try {
@@ -194,12 +195,13 @@ export class SubchannelPool {
         }
         current.validation = mark;
       } else {
+        // One hash operation, not two: the set does not grow when the key is already in it.
         added ??= new Set();
-        if (added.has(endpoint.key)) {
+        const size = added.size;
+        if (added.add(endpoint.key).size === size) {
           rejected.push(new DuplicateEndpointError(endpoint.key));
           continue;
         }
-        added.add(endpoint.key);
       }
       endpoints[n] = endpoint;
       sources[n] = source;
@@ -231,6 +233,8 @@ export class SubchannelPool {
     const active = this.#active;
     const old = this.#ordered;
     const mark = ++this.#generation;
+    // Once per update, not once per endpoint: the getter asks two loggers (10,000 calls were about 3 ms).
+    const logging = debug.enabled;
     const ordered: Subchannel[] = new Array<Subchannel>(endpoints.length);
     // Same members in the same order so far; a new member, a removed one or a move makes it false.
     let same = endpoints.length === old.length;
@@ -243,7 +247,7 @@ export class SubchannelPool {
       if (subchannel === undefined) {
         subchannel = new Subchannel(endpoint, this.#settings);
         active.set(endpoint.key, subchannel);
-        if (debug.enabled) debug('add %s', endpoint.key);
+        if (logging) debug('add %s', endpoint.key);
         (added ??= []).push(subchannel);
         same = false;
       } else {
@@ -266,7 +270,7 @@ export class SubchannelPool {
         const subchannel = old[i] as Subchannel;
         if (subchannel.generation !== mark) {
           active.delete(subchannel.key);
-          if (debug.enabled) debug('remove %s (in flight: %d)', subchannel.key, subchannel.inFlight);
+          if (logging) debug('remove %s (in flight: %d)', subchannel.key, subchannel.inFlight);
           (removed ??= []).push(subchannel);
           this.#startDrain(subchannel);
         }

@@ -124,8 +124,8 @@ export class Subchannel implements Pickable {
   validation = 0;
   /** @internal The resolver's frozen object this endpoint was validated from, if it was frozen. */
   source: object | undefined = undefined;
-  /** Peak-EWMA of response latency, read by the `peak-ewma` picker. */
-  readonly load: PeakEwma;
+  /** Made on first read (by the `peak-ewma` picker's build, or the first observed latency): none per idle endpoint. */
+  #load: PeakEwma | undefined = undefined;
 
   #endpoint: Endpoint;
   #state: SubchannelState = 'idle';
@@ -157,8 +157,12 @@ export class Subchannel implements Pickable {
     this.#endpoint = endpoint;
     this.key = endpoint.key;
     this.#settings = settings;
-    this.load = new PeakEwma({ clock: settings.clock });
     this.#protocol = settings.http2 === undefined ? 'h1' : 'h2';
+  }
+
+  /** Peak-EWMA of response latency, read by the `peak-ewma` picker. */
+  get load(): PeakEwma {
+    return (this.#load ??= new PeakEwma({ clock: this.#settings.clock }));
   }
 
   /** `protocol//host:port` of the endpoint, used as the dispatch origin. */

@@ -116,6 +116,26 @@ describe('outlier detector: the host set updated in place', () => {
     );
     d.close();
   });
+
+  it('keeps the hosts that joined with no outcome apart: one fails, the others stay clean through sweeps', () => {
+    // Hosts added by updateHosts share one all-zero state until their first outcome or ejection (no object per idle
+    // endpoint); a write through one host must never show on another.
+    const clock = new FakeClock();
+    const d = detector(clock, 1);
+    d.updateHosts(UNIVERSE, UNIVERSE, []);
+    const clean = d.snapshot('h1');
+    d.record('h0', FAIL);
+    assert.equal(d.snapshot('h0')?.requests, 1);
+    assert.deepEqual(d.snapshot('h1'), clean);
+    assert.equal(d.eject('h2'), true);
+    assert.equal(d.isEjected('h2'), true);
+    assert.equal(d.isEjected('h3'), false);
+    for (let i = 0; i < 3; i++) clock.advance(OPTIONS.intervalMs);
+    assert.deepEqual(d.snapshot('h1'), clean);
+    assert.equal(d.snapshot('h2')?.timesEjected, 1);
+    assert.equal(d.snapshot('h3')?.timesEjected, 0);
+    d.close();
+  });
 });
 
 describe('slow start: the host set updated in place', () => {
