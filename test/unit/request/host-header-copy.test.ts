@@ -40,11 +40,15 @@ describe('Host header copy of a header record', () => {
 
   it('regression (issue 14, fetch path): a fetch header record is copied with at most 250 bytes of garbage', () => {
     const inputs = Array.from({ length: 64 }, fetchHeaders);
-    const bytes = bytesPerCall((calls) => {
-      let last: unknown;
-      for (let i = 0; i < calls; i++) last = withHostHeader(inputs[i & 63], 'svc');
-      return last;
-    }, 100_000, 5);
+    const bytes = bytesPerCall(
+      (calls) => {
+        let last: unknown;
+        for (let i = 0; i < calls; i++) last = withHostHeader(inputs[i & 63], 'svc');
+        return last;
+      },
+      100_000,
+      5,
+    );
     // A spread allocated ~410 bytes on Node 20 (a hidden class per copy); a plain copy ~100.
     assert.ok(bytes <= 250, `${bytes.toFixed(0)} bytes per copy`);
   });
