@@ -169,17 +169,22 @@ function contenders(addresses: readonly string[]): Contender[] {
       },
       close: async () => void (await Promise.all(pools.map((p) => p.close()))),
     });
-    const client = createClient({ target: [...addresses] });
-    list.push({
-      name: 'sidecarless fetch',
-      client,
-      send: async () => {
-        const res = await client.fetch(`http://svc${PATH}`);
-        await res.arrayBuffer();
-        return res.status;
-      },
-      close: () => client.close(),
-    });
+    const viaClientFetch = (name: string, create: CreateClient): void => {
+      const client = create({ target: [...addresses] });
+      const url = `http://svc${PATH}`;
+      list.push({
+        name,
+        client,
+        send: async () => {
+          const res = await client.fetch(url);
+          await res.arrayBuffer();
+          return res.status;
+        },
+        close: () => client.close(),
+      });
+    };
+    viaClientFetch('sidecarless fetch', createClient);
+    if (baseline !== undefined) viaClientFetch('baseline: sidecarless fetch', baseline);
   }
   const only = args.only;
   return only === undefined

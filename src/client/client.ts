@@ -175,6 +175,7 @@ export class Client {
       destroy: (reason) => this.#destroy(reason),
     });
     this.dispatcher = this.#dispatcher;
+    this.#plainInit = { dispatcher: this.dispatcher };
     // fetch is passed around unbound (to SDKs, as globalThis.fetch): it must not need `this`.
     this.fetch = this.fetch.bind(this);
     for (const cluster of this.#clusters.values()) {
@@ -261,17 +262,23 @@ export class Client {
       if (this.#closing !== undefined) {
         return Promise.reject(new TypeError('fetch failed', { cause: new ClientClosedError() }));
       }
-      const options = readRequestInit(init, this.dispatcher);
-      options.dispatcher = this.#refuseRedirects
+      const dispatcher = this.#refuseRedirects
         ? new ServiceFetchDispatcher(this.dispatcher, refuseRedirects)
         : this.#catchAll === undefined
-          ? this.dispatcher
+          ? undefined
           : new ServiceFetchDispatcher(this.dispatcher, this.#elsewhere);
+      // Without an init, the call's dispatcher is its init too (`{ dispatcher }` of its own): one object a call.
+      if (init == null) return fetch(input, (dispatcher ?? this.#plainInit) as RequestInit);
+      const options = readRequestInit(init, this.dispatcher);
+      options.dispatcher = dispatcher ?? this.dispatcher;
       return fetch(input, options as RequestInit);
     } catch (err) {
       return Promise.reject(err as Error);
     }
   }
+
+  /** The `init` of a multi-service client's `fetch` called without one (fetch only reads it). */
+  readonly #plainInit: { readonly dispatcher: UndiciDispatcher };
 
   /** Where a single-service client's `fetch` sends a redirect hop to another origin (one function, made once). */
   readonly #elsewhere = (): Dispatcher => {

@@ -38,6 +38,14 @@ export class ServiceFetchDispatcher implements FetchDispatcher {
     this.#elsewhere = elsewhere;
   }
 
+  /**
+   * Itself: a call made without a `RequestInit` passes this object as fetch's `init` (`{ dispatcher }` with no other
+   * member), so the call allocates one object rather than two.
+   */
+  get dispatcher(): this {
+    return this;
+  }
+
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const origin = originOf(options.origin);
     // fetch sends its hops one after another, the caller's URL first: that one names the service.

@@ -40,7 +40,13 @@ export function withHostHeader(headers: Headers, value: string): DefinedHeaders 
   if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
     return [...(headers as Iterable<[string, string]>), ['host', value]] as unknown as DefinedHeaders;
   }
-  return { ...(headers as Record<string, string>), host: value };
+  // Object.assign and a store, not a spread: on Node 20 (V8 11.3) `{ ...headers, host }` of fetch's header record
+  // allocated ~400 bytes a request against ~100 for this copy (Node 24: ~100 both). Assign would call the
+  // `__proto__` setter for an own `__proto__` key, which the spread copies as a header: that rare record is spread.
+  if (Object.hasOwn(headers, '__proto__')) return { ...(headers as Record<string, string>), host: value };
+  const copy = Object.assign({}, headers) as Record<string, string>;
+  copy.host = value;
+  return copy;
 }
 
 /**

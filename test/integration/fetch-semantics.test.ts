@@ -179,6 +179,18 @@ describe('redirects to another origin', () => {
     assert.equal(await res.text(), 'service /home host svc');
     assert.equal(service.hits, before + 2);
   });
+  it("gives every call without an init its own origin (the call's dispatcher doubles as its init)", async () => {
+    const passthrough = client.stats().passthrough;
+    const [away, direct, nullInit] = await Promise.all([
+      client.fetch('http://svc/away'),
+      client.fetch('http://svc-b/direct'),
+      client.fetch('http://svc-c/null-init', null as unknown as RequestInit),
+    ]);
+    assert.equal(await away.text(), `other /elsewhere host ${other.address}`);
+    assert.equal(await direct.text(), 'service /direct host svc-b');
+    assert.equal(await nullInit.text(), 'service /null-init host svc-c');
+    assert.equal(client.stats().passthrough, passthrough + 1, 'only the redirect hop left the service');
+  });
   it('honours redirect: manual and redirect: error', async () => {
     const manual = await client.fetch('http://svc/away', { redirect: 'manual' });
     assert.equal(manual.status, 302);
