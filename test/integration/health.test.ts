@@ -140,9 +140,16 @@ describe('outlier ejection in the request path', () => {
             events.map((e) => [e.type, e.reason, e.endpoint.key]),
             [['eject', reason, bad.address]],
           );
-          assert.equal(bad.hits, 5, 'five failed attempts reach it, then none');
+          const attempts = () => client.stats().clusters[0]?.endpoints.find((e) => e.key === bad.address)?.attempts;
+          assert.equal(attempts(), 5, 'five failed attempts go to it, then none');
+          // A reset needs the request to reach the server. A stalled attempt cut by its per-try timeout may be gone
+          // before the server read it, when the loaded machine runs the timer first (a flake seen under load).
+          if (label === 'resets the connection') assert.equal(bad.hits, 5, 'five failed attempts reach it');
+          else assert.ok(bad.hits >= 1 && bad.hits <= 5, `at most five attempts reach it: ${bad.hits}`);
+          const hits = bad.hits;
           await drive(client, 9);
-          assert.equal(bad.hits, 5, 'no traffic while ejected');
+          assert.equal(attempts(), 5, 'no attempt while ejected');
+          assert.equal(bad.hits, hits, 'no traffic while ejected');
         } finally {
           await client.close();
         }
