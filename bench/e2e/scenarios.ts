@@ -296,8 +296,10 @@ export async function overhead(fleet: readonly Backend[], s: Settings): Promise<
       }
       for (let round = 0; round < s.rounds; round++) {
         // Rotate the order each round so no contender always runs first (or after the same neighbour).
-        const order = contenders.map((_, i) => contenders[(i + round) % contenders.length] as Contender);
+        const order = roundOrder(contenders, round);
         for (const c of order) {
+          // Each phase starts on a collected heap, so no contender pays for the garbage of the one before it.
+          fullGc();
           const r = await closedLoop({
             name: `overhead ${c.name}`,
             send: c.send,
@@ -753,8 +755,20 @@ export interface ChurnResult {
   readonly drainingAtEnd: number | undefined;
 }
 
+/**
+ * The order of the contenders in round `round`: rotated by one every second round, and reversed in every odd round.
+ * Rotation alone keeps every contender behind the same neighbour (sidecarless fetch always ran right after raw fetch, and
+ * paid for the collection of its 45 KB a request of garbage); reversing puts each behind the other neighbour too.
+ */
+export function roundOrder<T>(contenders: readonly T[], round: number): T[] {
+  const n = contenders.length;
+  const rotated = contenders.map((_, i) => contenders[(i + (round >> 1)) % n] as T);
+  return round % 2 === 1 ? rotated.reverse() : rotated;
+}
+
 let gcFn: (() => void) | undefined;
-function fullGc(): void {
+/** A full collection (exposing `gc` on first use). */
+export function fullGc(): void {
   if (gcFn === undefined) {
     setFlagsFromString('--expose-gc');
     gcFn = runInNewContext('gc') as () => void;

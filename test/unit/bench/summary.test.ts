@@ -73,3 +73,23 @@ describe('e2e summary: the median round', () => {
     assert.equal(roundRatio(a, b), 2);
   });
 });
+
+describe('e2e rounds: the order of the contenders', () => {
+  it('puts every contender behind each of its neighbours over the rounds, not always behind the same one', async () => {
+    const { roundOrder } = await import('../../../bench/e2e/scenarios.js');
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    const behind = new Map<string, Set<string>>();
+    for (let round = 0; round < 5; round++) {
+      const order = roundOrder(names, round);
+      assert.deepEqual([...order].sort(), names, 'each contender once a round');
+      for (let i = 1; i < order.length; i++) {
+        const set = behind.get(order[i] as string) ?? new Set<string>();
+        set.add(order[i - 1] as string);
+        behind.set(order[i] as string, set);
+      }
+    }
+    // With rotation alone, 'e' ran behind 'd' in every round where it was not first.
+    for (const name of names)
+      assert.ok((behind.get(name)?.size ?? 0) >= 2, `${name} behind ${[...(behind.get(name) ?? [])]}`);
+  });
+});
