@@ -112,7 +112,9 @@ const settings: Settings = {
   // Two rounds even in a smoke run: with one, the overhead table mostly showed which contender ran first. Five in a
   // full run (of the same total length as three were): the median of five rounds is what the targets read.
   rounds: Math.round(numberFlag('rounds', smoke ? 2 : 5)),
-  warmMs: smoke ? 200 : 1000,
+  // Three seconds in a full run: after one, the deeper stacks (fetch through sidecarless) still ran their first
+  // rounds slower, before V8 had optimised them.
+  warmMs: smoke ? 200 : 3000,
   count: countFlag,
   maxPhaseMs: numberFlag('max-phase', smoke ? 10 : 120) * 1000,
   policies: createPickerRegistry().names(),
