@@ -89,6 +89,22 @@ function build(c: Case): { picker: Picker<TestTarget>; all: TestTarget[] } {
   return { picker: policy.build(all, config, { random: seededRandom(7), clock }) as Picker<TestTarget>, all };
 }
 
+/**
+ * The fewest bytes per call over rounds of `calls` calls: four rounds, then more, one at a time, while the best is
+ * still over budget (at most 40 rounds and 15 s). On a loaded machine V8's background compiler can be starved for
+ * many rounds, which then run unoptimised code that boxes numbers (loaded CI runs on Node 24: 0.89 and 1.35 bytes a
+ * pick, both gone on a rerun). A picker that allocates on its optimised path never has a round under budget, so the
+ * test still fails for it (the wasteful picker below checks that the measurement sees garbage).
+ */
+function leastBytes(run: (calls: number) => unknown, calls: number): number {
+  let best = bytesPerCall(run, calls, 4);
+  const until = performance.now() + 15_000;
+  for (let round = 4; round < 40 && best >= BUDGET && performance.now() < until; round++) {
+    best = Math.min(best, bytesPerCall(run, calls, 1));
+  }
+  return best;
+}
+
 const label = (c: Case) =>
   `${c.name} ${JSON.stringify(c.option)}${c.weighted ? ', weights 1..5' : ''}${c.note === undefined ? '' : `, ${c.note}`}`;
 
@@ -100,7 +116,7 @@ describe('picks allocate nothing', () => {
     const inputs = contexts(ascii);
     for (const choiceCount of [3, 2, 3, 2]) {
       const { picker } = build({ name: 'least-request', option: { choiceCount }, weighted: false, inputs });
-      const bytes = bytesPerCall(callLoop(picker, 'pick', inputs), PICKS / 8, 4);
+      const bytes = leastBytes(callLoop(picker, 'pick', inputs), PICKS / 8);
       assert.ok(bytes < BUDGET, `${choiceCount} choices: ${bytes.toFixed(3)} bytes per pick`);
     }
   });
@@ -123,9 +139,7 @@ describe('picks allocate nothing', () => {
 
     it(`${label(c)}: leaves under ${BUDGET} bytes of heap per pick over 1M picks`, () => {
       const { picker } = build(c);
-      // Best of 8 rounds: on a loaded machine V8's background compiler can be starved for the first rounds, which then
-      // run unoptimised code that boxes numbers (seen once in a loaded CI run on Node 24, 0.89 bytes per pick).
-      const bytes = bytesPerCall(callLoop(picker, 'pick', c.inputs), PICKS / 4, 8);
+      const bytes = leastBytes(callLoop(picker, 'pick', c.inputs), PICKS / 4);
       assert.ok(bytes < BUDGET, `${bytes.toFixed(3)} bytes per pick`);
     });
   }
@@ -137,7 +151,7 @@ describe('picks allocate nothing', () => {
     for (let i = 0; high.length < 256; i++) if (hashString(`k${i}`) >= 2 ** 31) high.push(`k${i}`);
     for (const name of ['ring-hash', 'maglev']) {
       const { picker } = build({ name, option: { hashKey: { header: 'x-key' } }, weighted: false, inputs: [] });
-      const bytes = bytesPerCall(callLoop(picker, 'pick', contexts(high)), PICKS / 4, 4);
+      const bytes = leastBytes(callLoop(picker, 'pick', contexts(high)), PICKS / 4);
       assert.ok(bytes < BUDGET, `${name}: ${bytes.toFixed(3)} bytes per pick`);
     }
   });
@@ -165,7 +179,7 @@ describe('picks allocate nothing', () => {
     // the picker's own garbage (the next test uses the system clock).
     const clock = new FakeClock();
     clock.advance(1234);
-    const bytes = bytesPerCall(callLoop(halfCold(clock), 'pick', contexts(ascii)), PICKS / 4, 4);
+    const bytes = leastBytes(callLoop(halfCold(clock), 'pick', contexts(ascii)), PICKS / 4);
     assert.ok(bytes < BUDGET, `${bytes.toFixed(3)} bytes per pick`);
   });
 
@@ -178,7 +192,7 @@ describe('picks allocate nothing', () => {
     reads = 0;
     for (let i = 0; i < 10_000; i++) probe.pick(ctx);
     assert.equal(reads, 0, 'no clock read in 10000 picks');
-    const bytes = bytesPerCall(callLoop(halfCold(systemClock), 'pick', contexts(ascii)), PICKS / 4, 4);
+    const bytes = leastBytes(callLoop(halfCold(systemClock), 'pick', contexts(ascii)), PICKS / 4);
     assert.ok(bytes < BUDGET, `${bytes.toFixed(3)} bytes per pick`);
   });
 
