@@ -35,7 +35,7 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
  * - `ready`: at least one connection is open.
  * - `transient-failure`: the last connection attempt failed; not picked until its backoff expires.
  * - `draining`: removed from the endpoint set; in-flight requests finish, no new ones.
- * - `closed`: the pool is closed.
+ * - `closed`: the pool is closed (an endpoint removed before it was ever picked had none: it closes at once).
  *
  * @category Stats
  */
@@ -96,6 +96,9 @@ const NO_COUNTERS: Readonly<SubchannelCounters> = Object.freeze({
   connectFailures: 0,
   errorsByKind: Object.freeze({ connect: 0, reset: 0, timeout: 0, aborted: 0, goaway: 0, other: 0 }),
 });
+
+/** What `drain` returns for a subchannel closed at once (it never made a pool): shared, already resolved. */
+const CLOSED: Promise<void> = Promise.resolve();
 
 /** The histogram of a subchannel with no attempt yet: empty, shared, never observed into. */
 const NO_LATENCY = new LatencyHistogram();
@@ -385,18 +388,22 @@ export class Subchannel implements Pickable {
   /**
    * Stops taking requests and closes the pool once in-flight requests finish; after `timeoutMs` the pool is
    * destroyed, failing whatever is still running. Idempotent.
+   *
+   * A subchannel that never made its pool has nothing in flight and nothing to close: it goes straight to `closed`,
+   * synchronously (one state change, no `draining`, no promise of its own), so that an update removing 10,000
+   * endpoints never picked costs no draining bookkeeping and no microtasks after it.
    */
   drain(timeoutMs: number): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
     const clock = this.#settings.clock;
     if (this.#retryTimer !== undefined) clock.clearTimeout(this.#retryTimer);
-    this.#setState('draining');
     const pool = this.#pool;
     if (pool === undefined) {
-      // Never dispatched to: nothing in flight, nothing to close.
-      this.#closing = Promise.resolve().then(() => this.#setState('closed'));
-      return this.#closing;
+      this.#closing = CLOSED;
+      this.#setState('closed');
+      return CLOSED;
     }
+    this.#setState('draining');
     this.#closing = new Promise<void>((resolve) => {
       const timer = clock.setTimeout(() => {
         debug('%s drain timed out after %d ms; destroying', this.key, timeoutMs);
@@ -433,7 +440,7 @@ export class Subchannel implements Pickable {
     const previous = this.#state;
     if (previous === next || previous === 'closed') return;
     this.#state = next;
-    debug('%s %s -> %s', this.key, previous, next);
+    if (debug.enabled) debug('%s %s -> %s', this.key, previous, next);
     this.#settings.observer.onStateChange(this, previous);
   }
 }
