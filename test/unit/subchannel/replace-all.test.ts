@@ -100,8 +100,8 @@ describe('an update replacing every endpoint of 10,000', () => {
       2,
       1,
     );
-    // Per endpoint replaced, on Node 20: its new subchannel, a key-map entry and slots in the update's arrays, the
-    // update, about 415 bytes. When a removed endpoint drained (two promises, their callbacks and reactions, a set
+    // Per endpoint replaced, on Node 20: its new subchannel, a key-map entry and slots in the update's arrays: about
+    // 415 bytes. When a removed endpoint drained (two promises, their callbacks and reactions, a set
     // entry), about 1,340.
     const perEndpoint = bytes / N;
     assert.ok(perEndpoint < 600, `${perEndpoint.toFixed(1)} bytes per endpoint replaced`);
