@@ -26,12 +26,8 @@ import {
 import { poolMaySendHost, withHostFactory } from './host-header.js';
 
 const debug = createDebug('subchannel');
-/**
- * `debug.enabled`, read once: Node's `debuglog` decides it from `NODE_DEBUG` on first use and never again, and the
- * getter (two loggers asked) was most of a state change's cost when an update closes 10,000 subchannels.
- */
+/** `debug.enabled`, read once (Node's `debuglog` decides it once): its getter was most of a state change's cost. */
 let logging: boolean | undefined;
-const debugging = (): boolean => (logging ??= debug.enabled);
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -103,8 +99,7 @@ const NO_COUNTERS: Readonly<SubchannelCounters> = Object.freeze({
   errorsByKind: Object.freeze({ connect: 0, reset: 0, timeout: 0, aborted: 0, goaway: 0, other: 0 }),
 });
 
-/** What `drain` returns for a subchannel closed at once (it never made a pool): shared, already resolved. */
-const CLOSED: Promise<void> = Promise.resolve();
+const CLOSED: Promise<void> = Promise.resolve(); // `drain()` of a subchannel that never made a pool: shared
 
 /** The histogram of a subchannel with no attempt yet: empty, shared, never observed into. */
 const NO_LATENCY = new LatencyHistogram();
@@ -393,11 +388,8 @@ export class Subchannel implements Pickable {
 
   /**
    * Stops taking requests and closes the pool once in-flight requests finish; after `timeoutMs` the pool is
-   * destroyed, failing whatever is still running. Idempotent.
-   *
-   * A subchannel that never made its pool has nothing in flight and nothing to close: it goes straight to `closed`,
-   * synchronously (one state change, no `draining`, no promise of its own), so that an update removing 10,000
-   * endpoints never picked costs no draining bookkeeping and no microtasks after it.
+   * destroyed, failing whatever is still running. Idempotent. One that never made its pool has nothing in flight
+   * and nothing to close: it goes to `closed` at once (removing 10,000 never picked queues no promise callbacks).
    */
   drain(timeoutMs: number): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
@@ -415,16 +407,11 @@ export class Subchannel implements Pickable {
         debug('%s drain timed out after %d ms; destroying', this.key, timeoutMs);
         pool.destroy().then(resolve, resolve);
       }, timeoutMs);
-      pool.close().then(
-        () => {
-          clock.clearTimeout(timer);
-          resolve();
-        },
-        () => {
-          clock.clearTimeout(timer);
-          resolve();
-        },
-      );
+      const closed = (): void => {
+        clock.clearTimeout(timer);
+        resolve();
+      };
+      pool.close().then(closed, closed);
     }).then(() => this.#setState('closed'));
     return this.#closing;
   }
@@ -446,7 +433,7 @@ export class Subchannel implements Pickable {
     const previous = this.#state;
     if (previous === next || previous === 'closed') return;
     this.#state = next;
-    if (debugging()) debug('%s %s -> %s', this.key, previous, next);
+    if ((logging ??= debug.enabled)) debug('%s %s -> %s', this.key, previous, next);
     this.#settings.observer.onStateChange(this, previous);
   }
 }
