@@ -41,7 +41,7 @@ export interface SubchannelPoolInit {
   readonly onMembershipChange: (change: MembershipChange) => void;
 }
 
-/** What a reconciliation changed: the new subchannels, and those that left the set (now draining). */
+/** What a reconciliation changed: the new subchannels, and those that left the set (now draining, or closed). */
 export interface MembershipChange {
   readonly added: readonly Subchannel[];
   readonly removed: readonly Subchannel[];
@@ -69,7 +69,8 @@ function immutable(entry: object): boolean {
 /**
  * Holds one {@link Subchannel} per endpoint key. On each update, unchanged endpoints keep their subchannel
  * (connections, load, counters), changed attributes are applied in place, new endpoints get a subchannel, and
- * removed ones drain: they leave the active set at once, finish what is in flight, then close.
+ * removed ones drain: they leave the active set at once, finish what is in flight, then close (at once when they
+ * never made a connection pool).
  */
 export class SubchannelPool {
   readonly #init: SubchannelPoolInit;
@@ -102,7 +103,10 @@ export class SubchannelPool {
     return this.#ordered;
   }
 
-  /** Subchannels removed from the set and still finishing in-flight requests. */
+  /**
+   * Subchannels removed from the set and still finishing in-flight requests (one removed before it ever made a
+   * connection pool is closed at once, and never listed here).
+   */
   get draining(): ReadonlySet<Subchannel> {
     return this.#draining;
   }
@@ -282,9 +286,15 @@ export class SubchannelPool {
     this.#init.onMembershipChange({ added: added ?? NONE, removed: removed ?? NONE });
   }
 
+  /**
+   * A subchannel that never made its pool closes within `drain` (nothing in flight, nothing to close): it is not
+   * tracked as draining, and costs no promise callback (an update removing 10,000 such endpoints made 20,000).
+   */
   #startDrain(subchannel: Subchannel): void {
+    const closed = subchannel.drain(this.#init.drainTimeoutMs);
+    if (subchannel.state === 'closed') return;
     this.#draining.add(subchannel);
-    void subchannel.drain(this.#init.drainTimeoutMs).then(() => this.#draining.delete(subchannel));
+    void closed.then(() => this.#draining.delete(subchannel));
   }
 
   /**

@@ -12,7 +12,7 @@ import type { LegacyHandler } from '../../../src/common/handler.js';
 import type { AttemptOutcome } from '../../../src/common/outcome.js';
 import { systemClock } from '../../../src/common/runtime.js';
 import { SubchannelPool } from '../../../src/subchannel/subchannel-pool.js';
-import type { Subchannel } from '../../../src/subchannel/subchannel.js';
+import type { Subchannel, SubchannelState } from '../../../src/subchannel/subchannel.js';
 import { seededRandom } from '../../helpers/fake-clock.js';
 import { backendsForFile } from '../../helpers/backends.js';
 
@@ -45,7 +45,7 @@ function countPools(): { readonly count: number; restore(): void } {
   };
 }
 
-function makePool(outcomes: AttemptOutcome[] = []): SubchannelPool {
+function makePool(outcomes: AttemptOutcome[] = [], states: [SubchannelState, SubchannelState][] = []): SubchannelPool {
   return new SubchannelPool({
     protocol: 'http:',
     poolOptions: {},
@@ -58,7 +58,10 @@ function makePool(outcomes: AttemptOutcome[] = []): SubchannelPool {
       jitter: 0,
     }),
     drainTimeoutMs: 1000,
-    observer: { onStateChange: () => {}, onOutcome: (_s, o) => outcomes.push(o) },
+    observer: {
+      onStateChange: (sub, previous) => states.push([previous, sub.state]),
+      onOutcome: (_s, o) => outcomes.push(o),
+    },
     onMembershipChange: () => {},
   });
 }
@@ -136,23 +139,30 @@ describe('lazy connection pools', () => {
     assert.equal(used.latency.snapshot().count, 1);
     assert.equal(unused.counters.attempts, 0);
     assert.equal(outcomes.length, 1);
+    // Both removed: the one with a pool drains (tracked until its pool has closed), the other closes at once.
+    pool.update([]);
+    assert.equal(used.state, 'draining');
+    assert.equal(unused.state, 'closed');
+    assert.deepEqual([...pool.draining], [used]);
     await pool.close();
     assert.equal(used.state, 'closed');
-    assert.equal(unused.state, 'closed');
+    assert.equal(pool.draining.size, 0);
   });
 
   it('a removed endpoint that never had a pool closes at once, and a late dispatch fails with one outcome', async () => {
     const outcomes: AttemptOutcome[] = [];
-    const pool = makePool(outcomes);
+    const states: [SubchannelState, SubchannelState][] = [];
+    const pool = makePool(outcomes, states);
     pool.update([createEndpoint({ host: '127.0.0.2', port: 9 }), createEndpoint({ host: '127.0.0.3', port: 9 })]);
     const removed = pool.subchannels[0] as Subchannel;
     pool.update([createEndpoint({ host: '127.0.0.3', port: 9 })]);
-    assert.equal(removed.state, 'draining');
-    assert.equal(pool.draining.size, 1);
+    // Closed within the update: nothing in flight, nothing to close, so no draining state and nothing to track.
+    assert.equal(removed.state, 'closed');
+    assert.equal(pool.draining.size, 0);
+    assert.deepEqual(states, [['idle', 'closed']], 'one state change, reported synchronously');
     await removed.drain(1000);
     assert.equal(removed.state, 'closed');
-    await Promise.resolve();
-    assert.equal(pool.draining.size, 0);
+    assert.deepEqual(states, [['idle', 'closed']], 'drain is idempotent');
     const errors: Error[] = [];
     const accepted = removed.dispatch(
       { origin: removed.origin, path: '/', method: 'GET' },
