@@ -46,6 +46,19 @@ export function reply(
 }
 
 export async function startFakeDns(handler: FakeHandler = () => {}, withTcp = false): Promise<FakeDnsServer> {
+  // The TCP listener takes the port the kernel gave the UDP socket, which another process may hold over TCP (seen
+  // as EADDRINUSE on a shared machine, after which the open UDP socket kept the test file from exiting): try other
+  // ports, and never leave a socket open on failure.
+  for (let tries = 1; ; tries++) {
+    try {
+      return await startOnce(handler, withTcp);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || tries >= 20) throw err;
+    }
+  }
+}
+
+async function startOnce(handler: FakeHandler, withTcp: boolean): Promise<FakeDnsServer> {
   const udp = dgram.createSocket('udp4');
   await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', () => resolve()));
   const port = udp.address().port;
@@ -106,10 +119,15 @@ export async function startFakeDns(handler: FakeHandler = () => {}, withTcp = fa
         }
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      tcp?.once('error', reject);
-      tcp?.listen(port, '127.0.0.1', () => resolve());
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp?.once('error', reject);
+        tcp?.listen(port, '127.0.0.1', () => resolve());
+      });
+    } catch (err) {
+      udp.close();
+      throw err;
+    }
   }
   return server;
 }
