@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { spawn } from 'node:child_process';
+import { startBackends } from './backends.js';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BalancedPool, type Dispatcher } from 'undici';
@@ -26,30 +26,7 @@ const { values: args } = parseArgs({
 const COUNT = Number(args.count);
 const IN_FLIGHT = 8;
 
-const BACKEND_SOURCE = `
-const http = require('node:http');
-const ports = [];
-const body = Buffer.from('ok');
-for (let i = 0; i < 2; i++) {
-  const s = http.createServer((req, res) => {
-    req.resume();
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
-    res.end(body);
-  });
-  s.keepAliveTimeout = 60000;
-  s.listen(0, '127.0.0.1', () => {
-    ports.push(s.address().port);
-    if (ports.length === 2) process.send({ ports });
-  });
-}
-process.on('disconnect', () => process.exit(0));
-`;
-
-const child = spawn(process.execPath, ['-e', BACKEND_SOURCE], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-const ports = await new Promise<number[]>((resolve) =>
-  child.once('message', (m: { ports: number[] }) => resolve(m.ports)),
-);
-const addresses = ports.map((p) => `127.0.0.1:${p}`);
+const { child, addresses } = await startBackends(2);
 
 let dispatcher: Dispatcher;
 let origin = 'http://svc';

@@ -17,13 +17,13 @@
  *
  * @module
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BalancedPool, type Dispatcher, Pool, request } from 'undici';
 import { type Client, createClient } from '../../src/index.js';
+import { startBackends } from './backends.js';
 import { collectGarbage } from './heap.js';
 
 const { values: args } = parseArgs({
@@ -44,39 +44,6 @@ const ROUNDS = Number(args.rounds);
 const CONCURRENCY = Number(args.concurrency);
 const BACKENDS = Number(args.backends);
 const PATH = '/bench';
-
-/** The backend: `n` plain HTTP/1.1 servers answering `ok`, in another process. */
-const BACKEND_SOURCE = `
-const http = require('node:http');
-const n = Number(process.argv[1]);
-const ports = [];
-const body = Buffer.from('ok');
-for (let i = 0; i < n; i++) {
-  const s = http.createServer((req, res) => {
-    req.resume();
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
-    res.end(body);
-  });
-  s.keepAliveTimeout = 60000;
-  s.listen(0, '127.0.0.1', () => {
-    ports.push(s.address().port);
-    if (ports.length === n) process.send({ ports });
-  });
-}
-process.on('disconnect', () => process.exit(0));
-`;
-
-function startBackends(n: number): Promise<{ child: ChildProcess; addresses: string[] }> {
-  const child = spawn(process.execPath, ['-e', BACKEND_SOURCE, String(n)], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('message', (m: { ports: number[] }) =>
-      resolve({ child, addresses: m.ports.map((p) => `127.0.0.1:${p}`) }),
-    );
-  });
-}
 
 interface Contender {
   readonly name: string;

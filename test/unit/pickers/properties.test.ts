@@ -179,6 +179,33 @@ function twoChoices(r: number, n: number): [number, number] {
   return [a, b];
 }
 
+/**
+ * 30 picks, each checked to be the cheaper of the two targets its one random draw named (within `tolerance`); the
+ * picked target then gets one more request in flight and the clock moves `stepMs`.
+ */
+function assertCheaperOfTwo<T extends { key: string; inFlight: number }>(o: {
+  picker: Parameters<typeof pickKey>[0];
+  targets: readonly T[];
+  draws: number[];
+  cost: (t: T) => number;
+  clock: FakeClock;
+  stepMs: number;
+  tolerance: number;
+}): void {
+  for (let p = 0; p < 30; p++) {
+    o.draws.length = 0;
+    const chosen = pickKey(o.picker);
+    const [a, b] = twoChoices(o.draws[0]!, o.targets.length);
+    const pair = [o.targets[a]!, o.targets[b]!];
+    const picked = pair.find((t) => t.key === chosen);
+    assert.ok(picked !== undefined, 'picked one of its two choices');
+    const other = pair.find((t) => t !== picked)!;
+    assert.ok(o.cost(picked) <= o.cost(other) * (1 + o.tolerance), `${o.cost(picked)} > ${o.cost(other)}`);
+    picked.inFlight++;
+    o.clock.advance(o.stepMs);
+  }
+}
+
 describe('properties: power of two choices', () => {
   const loadsArb = fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 2, maxLength: 12 });
 
@@ -233,20 +260,9 @@ describe('properties: power of two choices', () => {
           const rec = recordingRandom(seed);
           const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({}), { random: rec.random, clock });
           const cost = (t: (typeof targets)[number]) => t.load!.valueAt(clock.now()) * (t.inFlight + 1);
-          for (let p = 0; p < 30; p++) {
-            rec.draws.length = 0;
-            const chosen = pickKey(picker);
-            const [a, b] = twoChoices(rec.draws[0]!, specs.length);
-            const pair = [targets[a]!, targets[b]!];
-            const picked = pair.find((t) => t.key === chosen);
-            assert.ok(picked !== undefined, 'picked one of its two choices');
-            const other = pair.find((t) => t !== picked)!;
-            // The picker compares costs exactly (equal stamps cancel); recomputing them here through exp() can
-            // split an exact tie by an ulp, so allow that much.
-            assert.ok(cost(picked) <= cost(other) * (1 + 1e-12), `${cost(picked)} > ${cost(other)}`);
-            picked.inFlight++;
-            clock.advance(7);
-          }
+          // The picker compares costs exactly (equal stamps cancel); recomputing them here through exp() can split
+          // an exact tie by an ulp, so allow that much.
+          assertCheaperOfTwo({ picker, targets, draws: rec.draws, cost, clock, stepMs: 7, tolerance: 1e-12 });
         },
       ),
       { numRuns: 60 },
@@ -304,18 +320,7 @@ describe('properties: peak-ewma without the clock', () => {
             const stamp = l === undefined ? builtAt : l.stamp;
             return value * Math.exp(-(clock.now() - stamp) / decayMs) * (t.inFlight + 1);
           };
-          for (let p = 0; p < 30; p++) {
-            rec.draws.length = 0;
-            const chosen = pickKey(picker);
-            const [a, b] = twoChoices(rec.draws[0]!, specs.length);
-            const pair = [targets[a]!, targets[b]!];
-            const picked = pair.find((t) => t.key === chosen);
-            assert.ok(picked !== undefined, 'picked one of its two choices');
-            const other = pair.find((t) => t !== picked)!;
-            assert.ok(cost(picked) <= cost(other) * (1 + 1e-9), `${cost(picked)} > ${cost(other)}`);
-            picked.inFlight++;
-            clock.advance(37);
-          }
+          assertCheaperOfTwo({ picker, targets, draws: rec.draws, cost, clock, stepMs: 37, tolerance: 1e-9 });
         },
       ),
       { numRuns: 80 },

@@ -9,13 +9,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { bytesPerCall } from '../../../bench/micro/heap.js';
-import { resolveBackoffOptions } from '../../../src/common/backoff.js';
 import { createEndpoint, type Endpoint } from '../../../src/common/endpoint.js';
-import { systemClock } from '../../../src/common/runtime.js';
 import { OutlierDetector, resolveOutlierDetectionOptions } from '../../../src/health/outlier-detector.js';
 import { SubchannelPool } from '../../../src/subchannel/subchannel-pool.js';
 import type { Subchannel } from '../../../src/subchannel/subchannel.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
+import { testSubchannelPool } from '../../helpers/subchannel-pool.js';
 
 const N = 10_000;
 
@@ -26,16 +25,7 @@ const endpointAt = (i: number): Endpoint =>
   });
 
 function makePool(onMembershipChange: (added: readonly Subchannel[]) => void = () => {}): SubchannelPool {
-  return new SubchannelPool({
-    protocol: 'http:',
-    poolOptions: {},
-    clock: systemClock,
-    random: seededRandom(1),
-    connectBackoff: resolveBackoffOptions(undefined, 'connectBackoff'),
-    drainTimeoutMs: 1000,
-    observer: { onStateChange: () => {}, onOutcome: () => {} },
-    onMembershipChange: ({ added }) => onMembershipChange(added),
-  });
+  return testSubchannelPool({ onMembershipChange: ({ added }) => onMembershipChange(added) });
 }
 
 describe('a full update of 10,000 endpoints', () => {

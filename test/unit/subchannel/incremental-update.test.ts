@@ -7,24 +7,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { resolveBackoffOptions } from '../../../src/common/backoff.js';
 import { createEndpoint, type Endpoint, type EndpointInit, parseHostPort } from '../../../src/common/endpoint.js';
-import { systemClock } from '../../../src/common/runtime.js';
 import { type MembershipChange, SubchannelPool } from '../../../src/subchannel/subchannel-pool.js';
 import type { Subchannel } from '../../../src/subchannel/subchannel.js';
-import { seededRandom } from '../../helpers/fake-clock.js';
+import { testSubchannelPool } from '../../helpers/subchannel-pool.js';
 
 function makePool(changes: MembershipChange[]): SubchannelPool {
-  return new SubchannelPool({
-    protocol: 'http:',
-    poolOptions: {},
-    clock: systemClock,
-    random: seededRandom(1),
-    connectBackoff: resolveBackoffOptions(undefined, 'connectBackoff'),
-    drainTimeoutMs: 1000,
-    observer: { onStateChange: () => {}, onOutcome: () => {} },
-    onMembershipChange: (change) => changes.push(change),
-  });
+  return testSubchannelPool({ onMembershipChange: (change) => changes.push(change) });
 }
 
 // Hosts include spellings that normalize to another (upper case, a trailing dot, IPv6 written two ways).

@@ -9,11 +9,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createClient, createEndpoint, type Endpoint, StaticResolver } from 'sidecarless';
 import { bytesPerCall } from '../../../bench/micro/heap.js';
-import { resolveBackoffOptions } from '../../../src/common/backoff.js';
-import { systemClock } from '../../../src/common/runtime.js';
 import { SubchannelPool } from '../../../src/subchannel/subchannel-pool.js';
 import type { Subchannel, SubchannelState } from '../../../src/subchannel/subchannel.js';
-import { seededRandom } from '../../helpers/fake-clock.js';
+import { testSubchannelPool } from '../../helpers/subchannel-pool.js';
 
 const N = 10_000;
 
@@ -27,14 +25,8 @@ function makePool(
   onStateChange: (subchannel: Subchannel, previous: SubchannelState) => void = () => {},
   onMembershipChange: (added: number, removed: number) => void = () => {},
 ): SubchannelPool {
-  return new SubchannelPool({
-    protocol: 'http:',
-    poolOptions: {},
-    clock: systemClock,
-    random: seededRandom(1),
-    connectBackoff: resolveBackoffOptions(undefined, 'connectBackoff'),
-    drainTimeoutMs: 1000,
-    observer: { onStateChange, onOutcome: () => {} },
+  return testSubchannelPool({
+    onStateChange,
     onMembershipChange: ({ added, removed }) => onMembershipChange(added.length, removed.length),
   });
 }

@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { bytesPerCall } from '../../../bench/micro/heap.js';
 import { Balancer } from '../../../src/balancer/balancer.js';
-import { resolveBackoffOptions } from '../../../src/common/backoff.js';
 import { createEndpoint, type Endpoint } from '../../../src/common/endpoint.js';
 import { systemClock } from '../../../src/common/runtime.js';
 import type { Pickable, Picker, PickerPolicy } from '../../../src/pickers/picker.js';
@@ -19,6 +18,7 @@ import { roundRobinPolicy } from '../../../src/pickers/round-robin.js';
 import { SubchannelPool } from '../../../src/subchannel/subchannel-pool.js';
 import type { Subchannel } from '../../../src/subchannel/subchannel.js';
 import { seededRandom } from '../../helpers/fake-clock.js';
+import { testSubchannelPool } from '../../helpers/subchannel-pool.js';
 
 const N = 10_000;
 const CHURN = N / 100;
@@ -30,16 +30,7 @@ const endpointAt = (i: number): Endpoint =>
   });
 
 function makePool(onMembershipChange: () => void): SubchannelPool {
-  return new SubchannelPool({
-    protocol: 'http:',
-    poolOptions: {},
-    clock: systemClock,
-    random: seededRandom(1),
-    connectBackoff: resolveBackoffOptions(undefined, 'connectBackoff'),
-    drainTimeoutMs: 1000,
-    observer: { onStateChange: () => {}, onOutcome: () => {} },
-    onMembershipChange,
-  });
+  return testSubchannelPool({ onMembershipChange });
 }
 
 /** A resolver's view: keeps its endpoint objects and replaces the oldest 1 % at each update. */
