@@ -2,23 +2,8 @@
 // through the package entry point. Each test is named after the report it answers.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  createClient,
-  createEndpoint,
-  isSidecarlessError,
-  StaticResolver,
-  type ClientOptions,
-  type SidecarlessError,
-} from 'sidecarless';
-
-function assertCode(fn: () => unknown, code: string, option?: string): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(isSidecarlessError(err), `expected a SidecarlessError, got ${String(err)}`);
-    assert.equal((err as SidecarlessError).code, code, (err as Error).message);
-    if (option !== undefined) assert.equal((err as { option?: string }).option, option, (err as Error).message);
-    return true;
-  });
-}
+import { createClient, createEndpoint, StaticResolver, type ClientOptions } from 'sidecarless';
+import { assertCode } from '../helpers/assert-code.js';
 
 describe('issue 15.1: endpoint hosts the URL parser refuses or rewrites are refused', () => {
   // `xn--a` (invalid punycode) is refused by Node 20's URL parser and accepted by Node 24's: the rule is "exactly

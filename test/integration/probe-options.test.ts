@@ -15,19 +15,10 @@ import {
   SrvResolver,
   StaticResolver,
   type ClientOptions,
-  type SidecarlessError,
 } from 'sidecarless';
+import { assertCode } from '../helpers/assert-code.js';
 
 const TARGET = 'static://127.0.0.1:1';
-
-function assertCode(fn: () => unknown, code: string, option?: string): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(isSidecarlessError(err), `expected a SidecarlessError, got ${String(err)}`);
-    assert.equal((err as SidecarlessError).code, code, (err as Error).message);
-    if (option !== undefined) assert.equal((err as { option?: string }).option, option, (err as Error).message);
-    return true;
-  });
-}
 
 const boom = (): never => {
   throw new Error('boom');
