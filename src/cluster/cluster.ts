@@ -40,7 +40,7 @@ import type { Resolver } from '../resolvers/resolver.js';
 import { StaticResolver } from '../resolvers/static.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { Subchannel, SubchannelState } from '../subchannel/subchannel.js';
-import { SubchannelPool, type ValidatedSet } from '../subchannel/subchannel-pool.js';
+import { SubchannelPool } from '../subchannel/subchannel-pool.js';
 import {
   type ClusterLabel,
   publishAttemptEnd,
@@ -49,7 +49,7 @@ import {
   publishRequestStart,
   publishResolve,
 } from './diagnostics.js';
-import { closeResolver, hintRefresh, Resolution } from './resolution.js';
+import { closeResolver, hintRefresh, Resolution, UpdateSlicer, type UpdateOutcome } from './resolution.js';
 import { type ClusterOptions, isResolver, type ResolvedClusterOptions, resolveClusterOptions } from './options.js';
 import { Admission } from './admission.js';
 import { type AcquireCallback, WaitQueue } from './queue.js';
@@ -110,6 +110,7 @@ export class Cluster {
   readonly #pickFor = (request: BalancedRequest, exclude: ReadonlySet<Subchannel>): Subchannel | Error | undefined =>
     this.#balancer.pick(request.context, request.route, exclude);
   readonly #resolution = new Resolution();
+  readonly #updates: UpdateSlicer;
   readonly #hostHeaders = new HostHeaders();
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -151,6 +152,7 @@ export class Cluster {
         this.#rebuild();
       },
     });
+    this.#updates = new UpdateSlicer(this.#pool);
     health.subscribe((event) => this.#countHealthEvent(event));
     this.#balancer = new Balancer<Subchannel>({
       cluster: name,
@@ -208,19 +210,28 @@ export class Cluster {
 
   #onResolverUpdate(endpoints: readonly Endpoint[], notFound?: ServiceNotFoundError): void {
     if (this.#closed) return;
+    // A large set is prepared in slices and comes into force later (resolution.ts): what a resolver error reported
+    // meanwhile said stays the latest state.
+    const errors = this.#resolverCounters.errors;
+    this.#updates.push(endpoints, (outcome) => this.#applyUpdate(outcome, notFound, errors));
+  }
+
+  /** A set is ready to come into force (at once for a small one, after its preparation for a large one). */
+  #applyUpdate(outcome: UpdateOutcome, notFound: ServiceNotFoundError | undefined, errors: number): void {
     this.#resolution.markResolved();
-    let set: ValidatedSet;
-    try {
-      // Custom resolvers and registries may hand over anything: an entry no connection could be made to (or a
-      // repeated key) is skipped, counted and reported, and the rest of the set is used. One bad registry entry
-      // must not keep the good ones out of service, nor break the pool.
-      set = this.#pool.validate(endpoints);
-    } catch (err) {
+    // Custom resolvers and registries may hand over anything: an entry no connection could be made to (or a
+    // repeated key) is skipped, counted and reported, and the rest of the set is used. One bad registry entry
+    // must not keep the good ones out of service, nor break the pool.
+    if (!('set' in outcome)) {
       this.#onResolverError(
-        new ResolverError(`Resolver for cluster "${this.name}" delivered an invalid endpoint set`, { cause: err }),
+        new ResolverError(`Resolver for cluster "${this.name}" delivered an invalid endpoint set`, {
+          cause: outcome.error,
+        }),
       );
       return;
     }
+    const late = this.#resolverCounters.errors !== errors;
+    const { set } = outcome;
     const { rejected } = set;
     if (rejected.length > 0) {
       this.#resolverCounters.skipped += rejected.length;
@@ -237,12 +248,14 @@ export class Cluster {
     this.#resolverCounters.updates++;
     const count = set.endpoints.length;
     debug('%s: resolver delivered %d endpoints', this.name, count);
-    this.#resolution.state =
-      count > 0
-        ? undefined
-        : (notFound ??
-          new ServiceNotFoundError(this.name, `the resolver of cluster "${this.name}" delivered no endpoint`));
-    this.#pool.update(set.endpoints, set.sources, set.found);
+    if (!late) {
+      this.#resolution.state =
+        count > 0
+          ? undefined
+          : (notFound ??
+            new ServiceNotFoundError(this.name, `the resolver of cluster "${this.name}" delivered no endpoint`));
+    }
+    outcome.commit();
     publishResolve(this.#label, count, undefined);
     this.#resolution.setCount(count);
   }
@@ -467,6 +480,7 @@ export class Cluster {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       this.#closed = true;
+      this.#updates.cancel();
       this.#balancer.clear();
       this.#closing = (async () => {
         this.#queue.failAll(new ClientClosedError());
@@ -484,6 +498,7 @@ export class Cluster {
   /** Like {@link Cluster.close}, but fails in-flight requests at once (with `reason` when given). */
   async destroy(reason?: Error): Promise<void> {
     this.#closed = true;
+    this.#updates.cancel();
     this.#balancer.clear();
     const error = reason ?? new ClientClosedError();
     this.#queue.failAll(error);

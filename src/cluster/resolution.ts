@@ -1,6 +1,8 @@
 /**
  * What a cluster knows of its resolver beyond the endpoint set: whether a first set has arrived, the resolver's latest
- * state when it is not a healthy set (the cause of `SIDECARLESS_NO_ENDPOINTS`), and who waits for either.
+ * state when it is not a healthy set (the cause of `SIDECARLESS_NO_ENDPOINTS`), and who waits for either; and how a
+ * set becomes the set in force: at once, or prepared in slices and switched in (`UpdateSlicer`, docs/ARCHITECTURE.md,
+ * "Updates").
  *
  * @module
  */
@@ -8,6 +10,9 @@ import { createDebug } from '../common/debug.js';
 import type { SidecarlessError } from '../common/errors.js';
 import type { Clock, TimerHandle } from '../common/runtime.js';
 import type { Resolver } from '../resolvers/resolver.js';
+import type { Endpoint } from '../common/endpoint.js';
+import type { PreparedUpdate } from '../subchannel/pool-update.js';
+import type { SubchannelPool, ValidatedSet } from '../subchannel/subchannel-pool.js';
 
 const debug = createDebug('cluster');
 
@@ -72,6 +77,99 @@ export class Resolution {
     const waiters = this.#resolvedWaiters;
     if (waiters === undefined) return Promise.resolve();
     return new Promise<void>((resolve) => waiters.push(resolve));
+  }
+}
+
+/**
+ * @internal How clusters slice large resolver updates (docs/ARCHITECTURE.md, "Updates"). Constants of the library,
+ * measured with `npm run bench:scale`; tests change them to count slices, and put them back.
+ */
+export const updateSlicing = {
+  /**
+   * Changed entries (new keys, changed attributes, entries validated in full) up to which an update is applied at
+   * once, in the resolver's call. Beyond it, the update is prepared in slices.
+   */
+  threshold: 2_000,
+  /** Entries a slice of a preparation looks at (of the new set, then of the previous one). */
+  slice: 2_000,
+  /** Runs `fn` on a later turn of the event loop, after I/O; returns what cancels it. */
+  defer(fn: () => void): () => void {
+    const handle = setImmediate(fn);
+    return () => clearImmediate(handle);
+  },
+};
+
+/** How an update ends: its validated set and the step that puts it in force, or what validation threw. */
+export type UpdateOutcome = { readonly set: ValidatedSet; readonly commit: () => void } | { readonly error: unknown };
+
+/**
+ * Applies a cluster's resolver updates: a small one (at most `updateSlicing.threshold` changed entries) at once, as
+ * it always was; a larger one prepared in slices of `updateSlicing.slice` entries, one per turn of the event loop
+ * (requests and I/O run between them, picks still go to the set in force), then switched in by one synchronous
+ * step on a turn of its own. The latest set wins: a newer one drops the preparation in progress, as does
+ * {@link UpdateSlicer.cancel} (the cluster closing).
+ */
+export class UpdateSlicer {
+  readonly #pool: SubchannelPool;
+  #cancel: (() => void) | undefined;
+  /** Turns taken by preparations (slices and switches), for tests. */
+  turns = 0;
+
+  constructor(pool: SubchannelPool) {
+    this.#pool = pool;
+  }
+
+  /** True while an update is being prepared (the previous set is still in force). */
+  get preparing(): boolean {
+    return this.#cancel !== undefined;
+  }
+
+  /**
+   * A new set from the resolver. `finish` gets its outcome once prepared: synchronously for a small set, on a later
+   * turn for a large one (never if a newer set or `cancel` comes first). It must call `commit` to put the set in
+   * force (or not, when the set is rejected as a whole).
+   */
+  push(endpoints: readonly Endpoint[], finish: (outcome: UpdateOutcome) => void): void {
+    this.cancel();
+    const pool = this.#pool;
+    let prepared: PreparedUpdate;
+    try {
+      const validation = pool.startValidation(endpoints);
+      if (validation.run(Number.POSITIVE_INFINITY, updateSlicing.threshold)) {
+        const set = validation.result();
+        finish({ set, commit: () => pool.update(set.endpoints, set.sources, set.found) });
+        return;
+      }
+      prepared = pool.prepare(validation);
+    } catch (error) {
+      finish({ error });
+      return;
+    }
+    const commit = (): void => pool.commit(prepared);
+    const switchIn = (): void => {
+      this.turns++;
+      this.#cancel = undefined;
+      finish({ set: prepared.set as ValidatedSet, commit });
+    };
+    const slice = (): void => {
+      this.turns++;
+      let ready: boolean;
+      try {
+        ready = prepared.step(updateSlicing.slice);
+      } catch (error) {
+        this.#cancel = undefined;
+        finish({ error });
+        return;
+      }
+      this.#cancel = updateSlicing.defer(ready ? switchIn : slice);
+    };
+    this.#cancel = updateSlicing.defer(slice);
+  }
+
+  /** Drops the preparation in progress, if any: its set never comes into force. */
+  cancel(): void {
+    this.#cancel?.();
+    this.#cancel = undefined;
   }
 }
 

@@ -4,20 +4,15 @@
  * @module
  */
 import type { Pool } from 'undici';
-import {
-  createEndpoint,
-  type Endpoint,
-  type EndpointInit,
-  endpointKey,
-  isCreatedEndpoint,
-  parseHostPort,
-} from '../common/endpoint.js';
-import { DuplicateEndpointError, InvalidEndpointError } from '../common/errors.js';
+import type { Endpoint, EndpointInit } from '../common/endpoint.js';
 import { createDebug } from '../common/debug.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
 import type { ResolvedBackoffOptions } from '../common/backoff.js';
 import type { ResolvedHttp2Options } from './http2.js';
 import { Subchannel, type SubchannelObserver, type SubchannelSettings } from './subchannel.js';
+import { PreparedUpdate, sameAttributes, Validation, type ValidatedSet } from './pool-update.js';
+
+export type { ValidatedSet } from './pool-update.js';
 
 const debug = createDebug('pool');
 
@@ -49,23 +44,6 @@ export interface MembershipChange {
 
 const NONE: readonly Subchannel[] = [];
 
-/** A validated endpoint set, and for each entry the resolver's object when it is immutable (else `undefined`). */
-export interface ValidatedSet {
-  readonly endpoints: Endpoint[];
-  readonly sources: readonly (object | undefined)[];
-  /** The active subchannel of each entry's key at validation, if any (saves `update` a second lookup). */
-  readonly found: readonly (Subchannel | undefined)[];
-  /** An error for each entry left out: invalid (no connection could be made to it), or a repeated key. */
-  readonly rejected: readonly (InvalidEndpointError | DuplicateEndpointError)[];
-}
-
-/** Frozen, and so is its metadata (when it has an object there). */
-function immutable(entry: object): boolean {
-  if (!Object.isFrozen(entry)) return false;
-  const metadata = (entry as { metadata?: unknown }).metadata;
-  return typeof metadata !== 'object' || metadata === null || Object.isFrozen(metadata);
-}
-
 /**
  * Holds one {@link Subchannel} per endpoint key. On each update, unchanged endpoints keep their subchannel
  * (connections, load, counters), changed attributes are applied in place, new endpoints get a subchannel, and
@@ -83,6 +61,8 @@ export class SubchannelPool {
   #generation = 0;
   /** Stamped on the active subchannel of each key a validation meets, to find duplicates without a set. */
   #validation = 0;
+  /** Counts updates and commits: a preparation is applied as prepared only if none came after it began. */
+  #version = 0;
   #closed = false;
 
   constructor(init: SubchannelPoolInit) {
@@ -123,99 +103,66 @@ export class SubchannelPool {
    * {@link SubchannelPool.update}.
    */
   validate(input: Iterable<EndpointInit | Endpoint | string>): ValidatedSet {
-    const entries = Array.isArray(input) ? (input as readonly unknown[]) : [...input];
-    const endpoints = new Array<Endpoint>(entries.length);
-    const sources = new Array<object | undefined>(entries.length);
-    const found = new Array<Subchannel | undefined>(entries.length);
-    // Duplicates: an active key is stamped with this validation; a new key goes in a set (few per update).
-    const mark = ++this.#validation;
-    let added: Set<string> | undefined;
-    const active = this.#active;
-    const old = this.#ordered;
-    let next = 0;
-    const rejected: (InvalidEndpointError | DuplicateEndpointError)[] = [];
-    let n = 0;
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i];
-      let endpoint: Endpoint | undefined;
-      let source: object | undefined;
-      let current: Subchannel | undefined;
-      if (typeof entry === 'object' && entry !== null) {
-        try {
-          // First guess: the entry after the last one found, in the previous set's order (resolvers mostly keep
-          // their order). A guess is checked by host and port, which avoids hashing the key: a resolver's keys are
-          // new strings at every answer, and hashing one (a cons string, flattened first) costs more than
-          // everything else here.
-          current = old[next];
-          let same =
-            current !== undefined && (current.source === entry || describes(entry as EndpointLike, current.endpoint));
-          if (!same) {
-            current = active.get(lookupKey(entry as EndpointLike));
-            same =
-              current !== undefined && (current.source === entry || describes(entry as EndpointLike, current.endpoint));
-          }
-          if (current !== undefined) next = current.index + 1;
-          if (same) {
-            // Unchanged: the endpoint validated before, and the object it came from stays the one remembered (a
-            // resolver that makes new objects at every answer then costs no write per endpoint, and its objects
-            // are not kept alive a whole update longer).
-            endpoint = (current as Subchannel).endpoint;
-            source = (current as Subchannel).source;
-            if (source === undefined && immutable(entry)) source = entry;
-          } else if (isCreatedEndpoint(entry)) {
-            // New to the pool, or changed, but made by `createEndpoint` (as the built-in resolvers make theirs):
-            // valid as it is, and frozen with its metadata. `current` is already its key's subchannel, if any: the
-            // lookup above was by its key.
-            endpoint = entry;
-            source = entry;
-          } else if (immutable(entry)) {
-            source = entry;
-          }
-        } catch {
-          // A field that throws when read: `createEndpoint` below meets it again and rejects the entry.
-          endpoint = undefined;
-        }
-      } else if (typeof entry === 'string') {
-        // `host:port` exactly as the key is written parses to that key, with the default attributes.
-        current = active.get(entry);
-        if (current !== undefined && hasDefaults(current.endpoint)) endpoint = current.endpoint;
-      }
-      if (endpoint === undefined) {
-        try {
-          endpoint =
-            typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry as EndpointInit);
-        } catch (err) {
-          rejected.push(
-            err instanceof InvalidEndpointError ? err : new InvalidEndpointError(String(err), { cause: err }),
-          );
-          continue;
-        }
-        current = active.get(endpoint.key);
-      }
-      if (current !== undefined) {
-        if (current.validation === mark) {
-          rejected.push(new DuplicateEndpointError(endpoint.key));
-          continue;
-        }
-        current.validation = mark;
-      } else {
-        // One hash operation, not two: the set does not grow when the key is already in it.
-        added ??= new Set();
-        const size = added.size;
-        if (added.add(endpoint.key).size === size) {
-          rejected.push(new DuplicateEndpointError(endpoint.key));
-          continue;
-        }
-      }
-      endpoints[n] = endpoint;
-      sources[n] = source;
-      found[n] = current;
-      n++;
+    const validation = this.startValidation(input);
+    validation.run();
+    return validation.result();
+  }
+
+  /**
+   * A {@link SubchannelPool.validate} that can run in parts (`run` with a bound): the cluster validates a set up to
+   * a number of changed entries synchronously, and prepares the rest of a larger one in slices
+   * ({@link SubchannelPool.prepare}). Valid until the next update.
+   */
+  startValidation(input: Iterable<EndpointInit | Endpoint | string>): Validation {
+    return new Validation(input, this.#active, this.#ordered, ++this.#validation);
+  }
+
+  /**
+   * Prepares an update in slices (see `PreparedUpdate`), continuing `validation` (begun with
+   * {@link SubchannelPool.startValidation}): nothing in force changes until {@link SubchannelPool.commit}.
+   */
+  prepare(validation: Validation): PreparedUpdate {
+    return new PreparedUpdate(
+      { active: this.#active, ordered: this.#ordered, create: (endpoint) => new Subchannel(endpoint, this.#settings) },
+      validation,
+      this.#version,
+    );
+  }
+
+  /**
+   * Switches in a prepared update, in one synchronous step: what {@link SubchannelPool.update} does, but with the
+   * new subchannels, the key map and the removed ones already made. O(N) field writes (each member's position and
+   * source), plus the attribute changes and the removed endpoints' drain. A preparation made before another update
+   * (which the cluster never lets happen) is applied as an update of its validated set.
+   */
+  commit(prepared: PreparedUpdate): void {
+    if (this.#closed) return;
+    const result = prepared.result();
+    const { set } = result;
+    if (!prepared.ready || prepared.version !== this.#version) {
+      this.update(set.endpoints, set.sources);
+      return;
     }
-    endpoints.length = n;
-    sources.length = n;
-    found.length = n;
-    return { endpoints, sources, found, rejected };
+    this.#version++;
+    const { ordered, added, removed } = result;
+    const { endpoints, sources } = set;
+    for (let i = 0; i < ordered.length; i++) {
+      const subchannel = ordered[i] as Subchannel;
+      subchannel.index = i;
+      const source = sources[i];
+      if (subchannel.source !== source) subchannel.source = source;
+    }
+    for (const i of result.changedAt) (ordered[i] as Subchannel).updateEndpoint(endpoints[i] as Endpoint);
+    if (result.same) return;
+    const logging = debug.enabled;
+    if (logging) for (const subchannel of added) debug('add %s', subchannel.key);
+    this.#active = result.map;
+    for (const subchannel of removed) {
+      if (logging) debug('remove %s (in flight: %d)', subchannel.key, subchannel.inFlight);
+      this.#startDrain(subchannel);
+    }
+    this.#ordered = ordered;
+    this.#init.onMembershipChange({ added, removed });
   }
 
   /**
@@ -234,6 +181,7 @@ export class SubchannelPool {
     found?: ValidatedSet['found'],
   ): void {
     if (this.#closed) return;
+    this.#version++;
     const active = this.#active;
     const old = this.#ordered;
     const mark = ++this.#generation;
@@ -320,76 +268,4 @@ export class SubchannelPool {
     await Promise.all(all.map((s) => s.destroy(reason)));
     this.#draining.clear();
   }
-}
-
-/** An entry of a set as the resolver may hand it over: any of its fields may be missing or of any type. */
-interface EndpointLike {
-  readonly key?: unknown;
-  readonly host?: unknown;
-  readonly port?: unknown;
-  readonly weight?: unknown;
-  readonly priority?: unknown;
-  readonly zone?: unknown;
-  readonly metadata?: unknown;
-}
-
-/**
- * The key to look `entry` up by: its own `key` when it has one (an `Endpoint`), else the key its host and port
- * would have if already normalized. Only a hint: {@link describes} checks the fields against what it finds.
- */
-function lookupKey(entry: EndpointLike): string {
-  const { key, host, port } = entry;
-  if (typeof key === 'string') return key;
-  return typeof host === 'string' && typeof port === 'number' ? endpointKey(host, port) : '';
-}
-
-/**
- * True when `entry` would validate to an endpoint equal to `endpoint` (a validated one): the same normalized host
- * and port (so the same key), and the same weight, priority, zone and metadata once `createEndpoint`'s defaults
- * are applied. Such an entry is valid, since `endpoint` is. Anything else (a host spelled otherwise, a changed
- * attribute, a value of the wrong type) returns false and is validated in full. No allocation: this runs for every
- * unchanged endpoint of every update when the resolver hands over new objects.
- */
-function describes(entry: EndpointLike, endpoint: Endpoint): boolean {
-  if (entry.host !== endpoint.host || entry.port !== endpoint.port || entry.zone !== endpoint.zone) return false;
-  if ((entry.weight ?? 1) !== endpoint.weight || (entry.priority ?? 0) !== endpoint.priority) return false;
-  const metadata = entry.metadata;
-  if (metadata === undefined) return isEmpty(endpoint.metadata);
-  return (
-    typeof metadata === 'object' &&
-    metadata !== null &&
-    sameRecord(metadata as Record<string, unknown>, endpoint.metadata)
-  );
-}
-
-/** The attributes `createEndpoint` gives an endpoint given only its host and port. */
-function hasDefaults(endpoint: Endpoint): boolean {
-  return endpoint.weight === 1 && endpoint.priority === 0 && endpoint.zone === undefined && isEmpty(endpoint.metadata);
-}
-
-function isEmpty(record: object): boolean {
-  for (const k in record) if (Object.hasOwn(record, k)) return false;
-  return true;
-}
-
-/**
- * The same own enumerable string keys (those `Object.entries`, and so `createEndpoint`, reads) with identical
- * values. No allocation.
- */
-function sameRecord(a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>): boolean {
-  if (a === b) return true;
-  let count = 0;
-  for (const k in a) {
-    if (!Object.hasOwn(a, k)) continue;
-    if (!Object.hasOwn(b, k) || a[k] !== b[k]) return false;
-    count++;
-  }
-  for (const k in b) if (Object.hasOwn(b, k)) count--;
-  return count === 0;
-}
-
-// No allocation: this runs for every kept endpoint whose object is not the subchannel's own.
-function sameAttributes(a: Endpoint, b: Endpoint): boolean {
-  if (a.weight !== b.weight || a.priority !== b.priority || a.zone !== b.zone) return false;
-  return sameRecord(a.metadata, b.metadata);
 }
