@@ -49,7 +49,14 @@ import {
   publishRequestStart,
   publishResolve,
 } from './diagnostics.js';
-import { closeResolver, hintRefresh, Resolution, UpdateSlicer, type UpdateOutcome } from './resolution.js';
+import {
+  closeResolver,
+  hintRefresh,
+  rejectedError,
+  Resolution,
+  type UpdateOutcome,
+  UpdateSlicer,
+} from './resolution.js';
 import { type ClusterOptions, isResolver, type ResolvedClusterOptions, resolveClusterOptions } from './options.js';
 import { Admission } from './admission.js';
 import { type AcquireCallback, WaitQueue } from './queue.js';
@@ -152,7 +159,7 @@ export class Cluster {
         this.#rebuild();
       },
     });
-    this.#updates = new UpdateSlicer(this.#pool);
+    this.#updates = new UpdateSlicer(this.#pool, name);
     health.subscribe((event) => this.#countHealthEvent(event));
     this.#balancer = new Balancer<Subchannel>({
       cluster: name,
@@ -210,8 +217,7 @@ export class Cluster {
 
   #onResolverUpdate(endpoints: readonly Endpoint[], notFound?: ServiceNotFoundError): void {
     if (this.#closed) return;
-    // A large set is prepared in slices and comes into force later (resolution.ts): what a resolver error reported
-    // meanwhile said stays the latest state.
+    // A large set comes into force later (resolution.ts): a resolver error reported meanwhile stays the latest state.
     const errors = this.#resolverCounters.errors;
     this.#updates.push(endpoints, (outcome) => this.#applyUpdate(outcome, notFound, errors));
   }
@@ -219,42 +225,23 @@ export class Cluster {
   /** A set is ready to come into force (at once for a small one, after its preparation for a large one). */
   #applyUpdate(outcome: UpdateOutcome, notFound: ServiceNotFoundError | undefined, errors: number): void {
     this.#resolution.markResolved();
+    if (!('set' in outcome)) return this.#onResolverError(outcome.error);
     // Custom resolvers and registries may hand over anything: an entry no connection could be made to (or a
     // repeated key) is skipped, counted and reported, and the rest of the set is used. One bad registry entry
     // must not keep the good ones out of service, nor break the pool.
-    if (!('set' in outcome)) {
-      this.#onResolverError(
-        new ResolverError(`Resolver for cluster "${this.name}" delivered an invalid endpoint set`, {
-          cause: outcome.error,
-        }),
-      );
-      return;
-    }
     const late = this.#resolverCounters.errors !== errors;
     const { set } = outcome;
     const { rejected } = set;
     if (rejected.length > 0) {
       this.#resolverCounters.skipped += rejected.length;
-      for (const error of rejected) debug('%s: skipping an endpoint from the resolver: %s', this.name, error.message);
-      const error = new ResolverError(
-        `Resolver for cluster "${this.name}" delivered ${rejected.length} invalid endpoint(s), skipped ` +
-          `(first: ${rejected[0]!.message})`,
-        { cause: rejected[0] },
-      );
-      this.#onResolverError(error);
+      this.#onResolverError(rejectedError(this.name, rejected));
       // Nothing usable: keep the last known good set (and the error as the latest state).
       if (set.endpoints.length === 0) return;
     }
     this.#resolverCounters.updates++;
     const count = set.endpoints.length;
     debug('%s: resolver delivered %d endpoints', this.name, count);
-    if (!late) {
-      this.#resolution.state =
-        count > 0
-          ? undefined
-          : (notFound ??
-            new ServiceNotFoundError(this.name, `the resolver of cluster "${this.name}" delivered no endpoint`));
-    }
+    if (!late) this.#resolution.noteSet(count, this.name, notFound);
     outcome.commit();
     publishResolve(this.#label, count, undefined);
     this.#resolution.setCount(count);

@@ -7,7 +7,7 @@
  * @module
  */
 import { createDebug } from '../common/debug.js';
-import type { SidecarlessError } from '../common/errors.js';
+import { ResolverError, ServiceNotFoundError, type SidecarlessError } from '../common/errors.js';
 import type { Clock, TimerHandle } from '../common/runtime.js';
 import type { Resolver } from '../resolvers/resolver.js';
 import type { Endpoint } from '../common/endpoint.js';
@@ -43,6 +43,14 @@ export class Resolution {
     const waiters = this.#resolvedWaiters;
     this.#resolvedWaiters = undefined;
     for (const resolve of waiters ?? []) resolve();
+  }
+
+  /** A set of `count` endpoints came into force: the state is cleared, or says why the set is empty. */
+  noteSet(count: number, cluster: string, notFound: ServiceNotFoundError | undefined): void {
+    this.state =
+      count > 0
+        ? undefined
+        : (notFound ?? new ServiceNotFoundError(cluster, `the resolver of cluster "${cluster}" delivered no endpoint`));
   }
 
   /** The active set now has `count` endpoints: releases the waiters it satisfies. */
@@ -100,7 +108,8 @@ export const updateSlicing = {
 };
 
 /** How an update ends: its validated set and the step that puts it in force, or what validation threw. */
-export type UpdateOutcome = { readonly set: ValidatedSet; readonly commit: () => void } | { readonly error: unknown };
+export type UpdateOutcome =
+  { readonly set: ValidatedSet; readonly commit: () => void } | { readonly error: ResolverError };
 
 /**
  * Applies a cluster's resolver updates: a small one (at most `updateSlicing.threshold` changed entries) at once, as
@@ -111,12 +120,14 @@ export type UpdateOutcome = { readonly set: ValidatedSet; readonly commit: () =>
  */
 export class UpdateSlicer {
   readonly #pool: SubchannelPool;
+  readonly #cluster: string;
   #cancel: (() => void) | undefined;
   /** Turns taken by preparations (slices and switches), for tests. */
   turns = 0;
 
-  constructor(pool: SubchannelPool) {
+  constructor(pool: SubchannelPool, cluster: string) {
     this.#pool = pool;
+    this.#cluster = cluster;
   }
 
   /** True while an update is being prepared (the previous set is still in force). */
@@ -142,7 +153,7 @@ export class UpdateSlicer {
       }
       prepared = pool.prepare(validation);
     } catch (error) {
-      finish({ error });
+      finish({ error: this.#invalid(error) });
       return;
     }
     const commit = (): void => pool.commit(prepared);
@@ -158,7 +169,7 @@ export class UpdateSlicer {
         ready = prepared.step(updateSlicing.slice);
       } catch (error) {
         this.#cancel = undefined;
-        finish({ error });
+        finish({ error: this.#invalid(error) });
         return;
       }
       this.#cancel = updateSlicing.defer(ready ? switchIn : slice);
@@ -166,11 +177,26 @@ export class UpdateSlicer {
     this.#cancel = updateSlicing.defer(slice);
   }
 
+  /** The error reported for a set whose validation threw (the set is not used). */
+  #invalid(cause: unknown): ResolverError {
+    return new ResolverError(`Resolver for cluster "${this.#cluster}" delivered an invalid endpoint set`, { cause });
+  }
+
   /** Drops the preparation in progress, if any: its set never comes into force. */
   cancel(): void {
     this.#cancel?.();
     this.#cancel = undefined;
   }
+}
+
+/** The error reported for the entries of a set that were skipped (each logged). */
+export function rejectedError(cluster: string, rejected: ValidatedSet['rejected']): ResolverError {
+  for (const error of rejected) debug('%s: skipping an endpoint from the resolver: %s', cluster, error.message);
+  return new ResolverError(
+    `Resolver for cluster "${cluster}" delivered ${rejected.length} invalid endpoint(s), skipped ` +
+      `(first: ${rejected[0]!.message})`,
+    { cause: rejected[0] },
+  );
 }
 
 /**
