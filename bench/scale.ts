@@ -56,6 +56,7 @@ import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import { Pool, request as undiciRequest } from 'undici';
 import { createClient, createEndpoint, type Endpoint, type Resolver, type ResolverListener } from '../src/index.js';
+import { updateSlicing } from '../src/cluster/resolution.js';
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -78,7 +79,21 @@ interface Result {
   poolsCreated: number;
   /** True when `*MainMs` are the main thread's CPU time; false when only the process's could be read. */
   mainCpu: boolean;
-  fullUpdate: { pushMs: number; pushMainMs: number; pushCpuMs: number; loopMaxMs: number; firstPickMs: number };
+  fullUpdate: {
+    pushMs: number;
+    pushMainMs: number;
+    pushCpuMs: number;
+    loopMaxMs: number;
+    firstPickMs: number;
+    /** Turns of the loop the update took after the push (slices and the switch; 0: applied in the push). */
+    turns: number;
+    /** Main-thread CPU ms of the push's synchronous part, of the longest slice, and of the switch. */
+    syncMainMs: number;
+    sliceMainMs: number;
+    switchMainMs: number;
+    /** Main-thread CPU ms of all of it. */
+    totalMainMs: number;
+  };
   churnUpdates: {
     count: number;
     maxPushMs: number;
@@ -96,8 +111,18 @@ interface Result {
    * `settledMainMs`: the main thread's CPU from the push until the loop's next check phase, which adds the promise
    * callbacks the update queued (they run before the loop goes on, so they are part of the stall).
    */
-  replaceUpdate: { pushMs: number; pushMainMs: number; settledMainMs: number };
-  picks: { total: number; ok: number; wrong: number; failed: number };
+  replaceUpdate: {
+    pushMs: number;
+    pushMainMs: number;
+    settledMainMs: number;
+    loopMaxMs: number;
+    turns: number;
+    syncMainMs: number;
+    sliceMainMs: number;
+    switchMainMs: number;
+  };
+  /** `during`: requests started while an update was being prepared (served by the set then in force). */
+  picks: { total: number; ok: number; wrong: number; failed: number; during: number };
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -161,6 +186,62 @@ function timed(fn: () => void): { wall: number; main: number; cpu: number } {
   fn();
   const wall = performance.now() - t;
   return { wall, main: threadMs() - m, cpu: cpuMs() - c };
+}
+
+/**
+ * The turns of a large update: the cluster prepares it in slices on later turns of the loop, then switches it in
+ * on one more (docs/ARCHITECTURE.md, "Updates"). Each deferred turn is timed like the push; `settle()` waits for the
+ * last. An update's stall is its longest turn: the push's synchronous part, a slice, or the switch.
+ */
+const turns: { wall: number; main: number; cpu: number }[] = [];
+let pendingTurns = 0;
+const defer = updateSlicing.defer.bind(updateSlicing);
+updateSlicing.defer = (fn) => {
+  pendingTurns++;
+  let ran = false;
+  const cancel = defer(() => {
+    ran = true;
+    pendingTurns--;
+    turns.push(timed(fn));
+  });
+  return () => {
+    if (!ran) pendingTurns--;
+    ran = true;
+    cancel();
+  };
+};
+async function settle(): Promise<void> {
+  for (let i = 0; pendingTurns > 0 && i < 1_000_000; i++) await new Promise((r) => setImmediate(r));
+}
+interface UpdateTiming {
+  /** The longest turn: wall, main-thread CPU and process CPU ms. */
+  wall: number;
+  main: number;
+  cpu: number;
+  turns: number;
+  syncMain: number;
+  sliceMain: number;
+  switchMain: number;
+  totalMain: number;
+}
+/** Pushes a set and waits until it is in force; `during` runs after the push while it is being prepared. */
+async function update(push: () => void, during?: () => void): Promise<UpdateTiming> {
+  turns.length = 0;
+  const sync = timed(push);
+  if (pendingTurns > 0) during?.();
+  await settle();
+  const all = [sync, ...turns];
+  const last = turns[turns.length - 1];
+  return {
+    wall: Math.max(...all.map((t) => t.wall)),
+    main: Math.max(...all.map((t) => t.main)),
+    cpu: Math.max(...all.map((t) => t.cpu)),
+    turns: turns.length,
+    syncMain: sync.main,
+    sliceMain: Math.max(0, ...turns.slice(0, -1).map((t) => t.main)),
+    switchMain: last === undefined ? sync.main : last.main,
+    totalMain: all.reduce((a, t) => a + t.main, 0),
+  };
 }
 
 /**
@@ -229,7 +310,7 @@ async function child(n: number): Promise<Result> {
   const spare = servers.slice(LIVE).map((s) => s.port);
   const liveSet = (): Endpoint[] =>
     livePorts.map((port) => createEndpoint({ host: '127.0.0.1', port, metadata: { live: '1' } }));
-  const picks = { total: 0, ok: 0, wrong: 0, failed: 0 };
+  const picks = { total: 0, ok: 0, wrong: 0, failed: 0, during: 0 };
   const send = async (check: (port: number) => boolean): Promise<void> => {
     picks.total++;
     try {
@@ -245,6 +326,14 @@ async function child(n: number): Promise<Result> {
   const burst = (): Promise<void>[] => {
     const current = new Set(livePorts);
     return Array.from({ length: REQUESTS }, () => send((port) => current.has(port)));
+  };
+  // Requests started while an update is prepared: the set in force then (`before`) serves them, or the new one when
+  // they pick after the switch; either is right.
+  let duringPreparation: Promise<void>[] = [];
+  const burstDuring = (before: ReadonlySet<number>) => (): void => {
+    const either = new Set([...before, ...livePorts]);
+    picks.during += REQUESTS;
+    duringPreparation = Array.from({ length: REQUESTS }, () => send((port) => either.has(port)));
   };
 
   // Warm-up: the live endpoints alone, a few requests (so the library's code is compiled and their pools open).
@@ -263,7 +352,7 @@ async function child(n: number): Promise<Result> {
   loop.enable();
   await sleep(20); // the monitor's first interval only sets its baseline
   const fullSet = deliver([...liveSet(), ...idleSet]);
-  const full = timed(() => resolver.push(fullSet));
+  const full = await update(() => resolver.push(fullSet), burstDuring(new Set(livePorts)));
   const t = performance.now();
   await send(() => true); // the first request after the update builds the subset snapshot
   const firstPickMs = performance.now() - t;
@@ -274,7 +363,8 @@ async function child(n: number): Promise<Result> {
   const bytesPerIdleEndpoint = (after.total - before.total) / n;
   const heapBytesPerIdleEndpoint = (after.heap - before.heap) / n;
   if (profile !== undefined) writeFileSync(flag('heap-profile') as string, JSON.stringify(await profile()));
-  await Promise.all(burst());
+  await Promise.all([...duringPreparation, ...burst()]);
+  duringPreparation = [];
 
   // Phase 2: churn updates with requests in flight across each.
   loop.reset();
@@ -286,6 +376,7 @@ async function child(n: number): Promise<Result> {
   const churn = Math.max(1, Math.round((n * CHURN) / 100));
   for (let u = 0; u < UPDATES; u++) {
     const inFlight = burstAny();
+    const before = new Set(livePorts);
     idleSet = idleSet.slice(churn).concat(Array.from({ length: churn }, () => idle(next++)));
     if (u % 2 === 1) {
       // Replace one live endpoint with a spare server.
@@ -294,20 +385,28 @@ async function child(n: number): Promise<Result> {
       spare.push(out);
     }
     const set = deliver([...liveSet(), ...idleSet]);
-    const one = timed(() => resolver.push(set));
+    const one = await update(() => resolver.push(set), burstDuring(before));
     pushes.push(one.wall);
     cpuPushes.push(one.cpu);
     mainPushes.push(one.main);
-    await Promise.all([...inFlight, ...burst()]);
+    await Promise.all([...inFlight, ...duringPreparation, ...burst()]);
+    duringPreparation = [];
   }
   loop.disable();
+  const churnLoopMaxMs = loop.max / 1e6;
   // Phase 3: every idle endpoint replaced at once (N removed, N added), requests after it.
   const replacedSet = deliver([...liveSet(), ...Array.from({ length: n }, () => idle(next++))]);
+  loop.reset();
+  loop.enable();
+  await sleep(20);
   const settleFrom = threadMs();
-  const replace = timed(() => resolver.push(replacedSet));
-  await new Promise((r) => setImmediate(r)); // nothing in flight: the callbacks the update queued, then this
+  const replace = await update(() => resolver.push(replacedSet), burstDuring(new Set(livePorts)));
+  await new Promise((r) => setImmediate(r)); // the callbacks the switch queued, then this
   const settledMainMs = threadMs() - settleFrom;
-  await Promise.all(burst());
+  await sleep(20);
+  loop.disable();
+  const replaceLoopMaxMs = loop.max / 1e6;
+  await Promise.all([...duringPreparation, ...burst()]);
   const mainInOrder = [...mainPushes];
   for (const list of [pushes, cpuPushes, mainPushes]) list.sort((a, b) => a - b);
   const median = (list: number[]): number => list[Math.floor(list.length / 2)] ?? 0;
@@ -328,6 +427,11 @@ async function child(n: number): Promise<Result> {
       pushCpuMs: full.cpu,
       loopMaxMs: fullLoopMaxMs,
       firstPickMs,
+      turns: full.turns,
+      syncMainMs: full.syncMain,
+      sliceMainMs: full.sliceMain,
+      switchMainMs: full.switchMain,
+      totalMainMs: full.totalMain,
     },
     churnUpdates: {
       count: UPDATES,
@@ -337,10 +441,19 @@ async function child(n: number): Promise<Result> {
       maxPushMainMs: max(mainPushes),
       medianPushCpuMs: median(cpuPushes),
       maxPushCpuMs: max(cpuPushes),
-      loopMaxMs: loop.max / 1e6,
+      loopMaxMs: churnLoopMaxMs,
       mainMsInOrder: mainInOrder,
     },
-    replaceUpdate: { pushMs: replace.wall, pushMainMs: replace.main, settledMainMs },
+    replaceUpdate: {
+      pushMs: replace.wall,
+      pushMainMs: replace.main,
+      settledMainMs,
+      loopMaxMs: replaceLoopMaxMs,
+      turns: replace.turns,
+      syncMainMs: replace.syncMain,
+      sliceMainMs: replace.sliceMain,
+      switchMainMs: replace.switchMain,
+    },
     picks,
   };
 
@@ -382,13 +495,16 @@ async function main(): Promise<void> {
     fmt(r.undiciConnectionBytes / 1024, 2),
     String(r.poolsCreated),
     `${fmt(r.fullUpdate.pushMs)} (${fmt(r.fullUpdate.pushMainMs)})`,
+    `${r.fullUpdate.turns}: ${fmt(r.fullUpdate.syncMainMs)} / ${fmt(r.fullUpdate.sliceMainMs)} / ${fmt(r.fullUpdate.switchMainMs)}`,
     fmt(r.fullUpdate.loopMaxMs),
     fmt(r.fullUpdate.firstPickMs),
     `${fmt(r.churnUpdates.medianPushMs)} (${fmt(r.churnUpdates.medianPushMainMs)})`,
     `${fmt(r.churnUpdates.maxPushMs)} (${fmt(r.churnUpdates.maxPushMainMs)})`,
     fmt(r.churnUpdates.loopMaxMs),
     `${fmt(r.replaceUpdate.pushMs)} (${fmt(r.replaceUpdate.pushMainMs)}; ${fmt(r.replaceUpdate.settledMainMs)})`,
-    `${r.picks.ok}/${r.picks.total}` +
+    `${r.replaceUpdate.turns}: ${fmt(r.replaceUpdate.syncMainMs)} / ${fmt(r.replaceUpdate.sliceMainMs)} / ${fmt(r.replaceUpdate.switchMainMs)}`,
+    fmt(r.replaceUpdate.loopMaxMs),
+    `${r.picks.ok}/${r.picks.total} (${r.picks.during} during)` +
       (r.picks.wrong + r.picks.failed > 0 ? ` (${r.picks.wrong} wrong, ${r.picks.failed} failed)` : ''),
   ]);
   const head = [
@@ -396,13 +512,16 @@ async function main(): Promise<void> {
     'KiB / idle endpoint',
     'undici KiB / open conn',
     'pools created',
-    'full update ms (main CPU)',
+    'full update: longest turn ms (main CPU)',
+    'full: turns: push / longest slice / switch, main CPU ms',
     'full: loop max ms',
     'first pick ms',
-    '1% update ms (main CPU), median',
-    '1% update ms (main CPU), max',
+    '1% update: longest turn ms (main CPU), median',
+    '1%: longest turn ms (main CPU), max',
     '1%: loop max ms',
-    'replace all ms (main CPU; settled)',
+    'replace all: longest turn ms (main CPU; settled)',
+    'replace: turns: push / slice / switch',
+    'replace: loop max ms',
     'picks ok',
   ];
   console.log(`| ${head.join(' | ')} |`);

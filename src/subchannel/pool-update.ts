@@ -271,7 +271,7 @@ export class PreparedUpdate {
     }
     if (this.#phase === 'build') {
       this.#build(maxEntries);
-      return false;
+      return this.ready;
     }
     if (this.#phase === 'removed') this.#findRemoved(maxEntries);
     return this.ready;
