@@ -29,6 +29,11 @@ export interface ResolverListener {
    * the resolver must not mutate them afterwards. Keys must be unique within the set; an entry that is invalid or
    * repeats a key is skipped by the cluster (counted and reported as a resolver error), the rest is used.
    *
+   * A set that changes little (up to 2,000 entries new or changed) is in force when this returns. A larger one is
+   * prepared over later turns of the event loop, a bounded slice per turn, and then switched in at once: until the
+   * switch the previous set stays in force (picks, stats, `ready()`), a newer call replaces the set being prepared,
+   * and rejected entries are reported at the switch. The cluster may read the entries after this returns.
+   *
    * With an empty set, `notFound` may say why: the source answered that the service does not exist or has no
    * instance (DNS NXDOMAIN or NODATA, an empty Consul service or etcd prefix). Requests that then find no endpoint
    * fail with `SIDECARLESS_NO_ENDPOINTS` whose cause is that error (the cluster makes one when it is omitted).
