@@ -160,7 +160,17 @@ export class UpdateSlicer {
     const switchIn = (): void => {
       this.turns++;
       this.#cancel = undefined;
-      finish({ set: prepared.set as ValidatedSet, commit });
+      try {
+        finish({ set: prepared.set as ValidatedSet, commit });
+      } catch (err) {
+        // What would have thrown into the resolver's `onUpdate` (a custom picker whose build throws) must not
+        // become an uncaught exception on a turn of its own.
+        debug(
+          '%s: applying a prepared set failed: %s',
+          this.#cluster,
+          err instanceof Error ? err.message : String(err),
+        );
+      }
     };
     const slice = (): void => {
       this.turns++;
