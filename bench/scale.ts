@@ -22,21 +22,26 @@
  *   server, each with one keep-alive connection opened by a request whose body was read; full GC before and after;
  *   the growth divided by the number of pools. The target is idle-endpoint cost <= this + 2 KiB, and no pool at all
  *   for an endpoint never picked (the `pools created` column counts undici Pools the cluster made).
- * - Stall: `monitorEventLoopDelay` (1 ms resolution) over each phase, its max; and the wall time of each
- *   synchronous `push()` (the update itself: validation, reconciliation, health, snapshot and picker rebuild), with
- *   the main thread's CPU time for it in parentheses (Linux `/proc/thread-self/schedstat`): on a loaded machine
- *   wall time includes waiting for a core, the main thread's CPU time does not, and it leaves out V8's background
- *   compiler and collector threads, which `process.cpuUsage()` counts but which do not block the loop (the JSON
- *   has both, and each update's figure in order: the first few run code V8 has not optimized yet). `first pick ms`
- *   is the first request after the full update, which builds the route's subset snapshot.
+ * - Stall: `monitorEventLoopDelay` (1 ms resolution) over each phase, its max; and each turn of the event loop an
+ *   update takes, timed in wall time and in the main thread's CPU time (Linux `/proc/thread-self/schedstat`): the
+ *   push's synchronous part, and for an update of more than 2,000 changed entries, which the cluster prepares in
+ *   slices on later turns and then switches in on one more (docs/ARCHITECTURE.md, "Updates"), every slice and the
+ *   switch (the bench wraps the cluster's `updateSlicing.defer` hook to time them, and waits for the last). An
+ *   update's stall is its longest turn. On a loaded machine wall time includes waiting for a core, the main
+ *   thread's CPU time does not, and it leaves out V8's background compiler and collector threads, which
+ *   `process.cpuUsage()` counts but which do not block the loop (the JSON has both, and each update's figure in
+ *   order: the first few run code V8 has not optimized yet). `first pick ms` is the first request after the full
+ *   update, which builds the route's subset snapshot.
  *   Phase 1 is one update of the whole set (empty -> N + live); phase 2 is `--updates` (default 30) updates each
  *   replacing `--churn` % (default 1) of the idle endpoints and, every other update, one live endpoint with another
  *   live server, with requests in flight across each update; phase 3 is one update replacing every idle endpoint
  *   (N removed, N new, the live ones kept), `replace all ms`; after the main CPU
  *   `settled` adds what ran before the loop's next check phase (the promise callbacks the update queued).
  * - Picks: after each update `--requests` (default 20) requests start at once, plus as many before the update that
- *   finish after it. Each must answer 200, and every request started after an update must be served by a server
- *   that is a live member of the set in force (servers answer with their port); counted as wrong otherwise.
+ *   finish after it, and as many again while a sliced update is being prepared (`during`). Each must answer 200;
+ *   every request started after an update is in force must be served by a server that is a live member of that set
+ *   (servers answer with their port), one started during the preparation by a live member of the set then in force
+ *   or of the new one (if it picked after the switch); counted as wrong otherwise.
  * - Machine: shared 2-core; compare figures of one run with each other (ratios), not with another machine's.
  *
  * Flags: --n 1000,10000,50000  --updates 30  --churn 1  --requests 20  --live 4  --pools 50  --fresh
