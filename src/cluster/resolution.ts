@@ -11,7 +11,7 @@ import { ResolverError, ServiceNotFoundError, type SidecarlessError } from '../c
 import type { Clock, TimerHandle } from '../common/runtime.js';
 import type { Resolver } from '../resolvers/resolver.js';
 import type { Endpoint } from '../common/endpoint.js';
-import type { PreparedUpdate } from '../subchannel/pool-update.js';
+import type { PreparedUpdate, Validation } from '../subchannel/pool-update.js';
 import type { SubchannelPool, ValidatedSet } from '../subchannel/subchannel-pool.js';
 
 const debug = createDebug('cluster');
@@ -144,8 +144,9 @@ export class UpdateSlicer {
     this.cancel();
     const pool = this.#pool;
     let prepared: PreparedUpdate;
+    let validation: Validation;
     try {
-      const validation = pool.startValidation(endpoints);
+      validation = pool.startValidation(endpoints);
       if (validation.run(Number.POSITIVE_INFINITY, updateSlicing.threshold)) {
         const set = validation.result();
         finish({ set, commit: () => pool.update(set.endpoints, set.sources, set.found) });
@@ -156,6 +157,7 @@ export class UpdateSlicer {
       finish({ error: this.#invalid(error) });
       return;
     }
+    debug('%s: preparing a set of %d entries in slices', this.#cluster, validation.size);
     const commit = (): void => pool.commit(prepared);
     const switchIn = (): void => {
       this.turns++;
