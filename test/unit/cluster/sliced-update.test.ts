@@ -337,7 +337,13 @@ describe('a large update', () => {
 
   it('reports invalid entries as a synchronous update does, at the switch', async () => {
     const bad = (i: number): object => ({ host: '', port: i + 1 });
-    const set = [...idle(0, 50), bad(0), idle(0, 1)[0]!, ...idle(50, 30), bad(1)];
+    const hostile = {
+      get host(): string {
+        throw new Error('a getter that throws');
+      },
+      port: 1,
+    };
+    const set = [...idle(0, 50), bad(0), idle(0, 1)[0]!, ...idle(50, 30), hostile, 'not a host:port', bad(1)];
     const reports: { skipped: number; updates: number; message: string | undefined; keys: string[] }[] = [];
     for (const threshold of [Number.POSITIVE_INFINITY, THRESHOLD]) {
       updateSlicing.threshold = threshold;
@@ -359,7 +365,7 @@ describe('a large update', () => {
         await client.close();
       }
     }
-    assert.equal(reports[0]?.skipped, 3);
+    assert.equal(reports[0]?.skipped, 5);
     assert.deepEqual(reports[1], reports[0]);
   });
 
