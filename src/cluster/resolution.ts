@@ -122,8 +122,6 @@ export class UpdateSlicer {
   readonly #pool: SubchannelPool;
   readonly #cluster: string;
   #cancel: (() => void) | undefined;
-  /** Turns taken by preparations (slices and switches), for tests. */
-  turns = 0;
 
   constructor(pool: SubchannelPool, cluster: string) {
     this.#pool = pool;
@@ -160,7 +158,6 @@ export class UpdateSlicer {
     debug('%s: preparing a set of %d entries in slices', this.#cluster, validation.size);
     const commit = (): void => pool.commit(prepared);
     const switchIn = (): void => {
-      this.turns++;
       this.#cancel = undefined;
       try {
         finish({ set: prepared.set as ValidatedSet, commit });
@@ -175,7 +172,6 @@ export class UpdateSlicer {
       }
     };
     const slice = (): void => {
-      this.turns++;
       let ready: boolean;
       try {
         ready = prepared.step(updateSlicing.slice);
