@@ -19,7 +19,7 @@
 import { isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } from '../../common/endpoint.js';
-import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import { InvalidEndpointError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { integer, isRecord, readOptions } from '../../common/options.js';
 import { resolveHostName } from './resolver.js';
 import { isNegativeAnswer, searchNames } from './search.js';
@@ -171,29 +171,38 @@ export class SrvResolver extends DnsPollingResolver {
     );
     const endpoints: Endpoint[] = [];
     const seen = new Set<string>();
+    let skipped: InvalidEndpointError | undefined;
     for (const r of usable) {
       for (const a of addresses.get(r.target) ?? []) {
         ttl = Math.min(ttl, a.ttl);
         const key = endpointKey(a.address, r.port);
         if (seen.has(key)) continue;
         seen.add(key);
-        endpoints.push(
-          createEndpoint({
-            host: a.address,
-            port: r.port,
-            weight: r.weight === 0 ? SRV_ZERO_WEIGHT : r.weight,
-            priority: Math.min(r.priority, MAX_ENDPOINT_PRIORITY),
-            metadata: {
-              srvName,
-              srvTarget: r.target,
-              srvPriority: String(r.priority),
-              srvWeight: String(r.weight),
-            },
-          }),
-        );
+        try {
+          endpoints.push(
+            createEndpoint({
+              host: a.address,
+              port: r.port,
+              weight: r.weight === 0 ? SRV_ZERO_WEIGHT : r.weight,
+              priority: Math.min(r.priority, MAX_ENDPOINT_PRIORITY),
+              metadata: {
+                srvName,
+                srvTarget: r.target,
+                srvPriority: String(r.priority),
+                srvWeight: String(r.weight),
+              },
+            }),
+          );
+        } catch (err) {
+          // A record no connection can be made to (port 0): skipped and reported, the rest used (invariant 4).
+          if (!(err instanceof InvalidEndpointError)) throw err;
+          skipped ??= err;
+        }
       }
     }
-    return { endpoints, ttl: Number.isFinite(ttl) ? ttl : undefined };
+    // Nothing usable: fail the run, so the last good set stays (invariant 4).
+    if (endpoints.length === 0 && skipped !== undefined) throw skipped;
+    return { endpoints, ttl: Number.isFinite(ttl) ? ttl : undefined, skipped };
   }
 
   /**
