@@ -191,3 +191,56 @@ describe('probe: fetch parity with undici fetch', () => {
     await client.close();
   });
 });
+
+describe('probe: fetch parity, compared with plain fetch to the same backend', () => {
+  it('gzip, HEAD, 204, URLSearchParams, a Request with a stream body, res.url, and the TypeErrors fetch throws', async () => {
+    const { gzipSync } = await import('node:zlib');
+    const b = await backend('probe-parity', (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (req.url === '/gzip') {
+          res.writeHead(200, { 'content-encoding': 'gzip' });
+          return res.end(gzipSync('zipped'));
+        }
+        if (req.url === '/empty') {
+          res.writeHead(204);
+          return res.end();
+        }
+        res.setHeader('x-ct', req.headers['content-type'] ?? '');
+        res.end(`${req.method} ${Buffer.concat(chunks).toString()}`);
+      });
+    });
+    const client = createClient({ name: 'svc', target: [b.address] });
+    const direct = `http://${b.address}`;
+    const both = async (path: string, init?: RequestInit) => {
+      const [x, y] = await Promise.all([client.fetch(`http://svc${path}`, init), fetch(`${direct}${path}`, init)]);
+      return [
+        [x.status, x.headers.get('x-ct'), x.redirected, await x.text()],
+        [y.status, y.headers.get('x-ct'), y.redirected, await y.text()],
+      ];
+    };
+    for (const [path, init] of [
+      ['/gzip', undefined],
+      ['/empty', undefined],
+      ['/', { method: 'HEAD' }],
+      ['/', { method: 'POST', body: new URLSearchParams({ a: '1' }) }],
+      ['/', { method: 'POST', body: new Blob(['blob'], { type: 'text/x-blob' }) }],
+    ] as const) {
+      const [viaClient, plain] = await both(path, init);
+      assert.deepEqual(viaClient, plain, `${path} ${JSON.stringify(init)}`);
+    }
+    const req = new Request('http://svc/', {
+      method: 'PUT',
+      body: new Blob(['from a Request']).stream(),
+      duplex: 'half',
+    } as RequestInit);
+    const res = await client.fetch(req);
+    assert.equal(await res.text(), 'PUT from a Request');
+    assert.equal(res.url, 'http://svc/');
+    await assert.rejects(client.fetch('http://user:pass@svc/'), TypeError);
+    await assert.rejects(client.fetch('/relative'), TypeError);
+    await assert.rejects(client.fetch('http://svc/', { method: 'GET', body: 'x' }), TypeError);
+    await client.close();
+  });
+});
