@@ -244,3 +244,41 @@ describe('probe: fetch parity, compared with plain fetch to the same backend', (
     await client.close();
   });
 });
+
+describe('probe: no blame on a healthy endpoint for the caller side', () => {
+  it("a request body stream that errors mid-upload fails the caller's request, and never ejects the endpoint", async () => {
+    const b = await backend('probe-body-error', (req, res) => {
+      req.on('error', () => {});
+      req.on('data', () => {});
+      req.on('end', () => res.end('ok'));
+    });
+    const client = createClient({
+      name: 'svc',
+      target: [b.address],
+      outlierDetection: { consecutive5xx: 2, enforcingConsecutive5xx: 100 },
+      retry: { maxAttempts: 3 },
+    });
+    const failing = () =>
+      new ReadableStream<Uint8Array>({
+        pull(c) {
+          c.enqueue(new TextEncoder().encode('part'));
+          c.error(new Error('the caller body broke'));
+        },
+      });
+    const results: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      results.push(
+        await settle(client.fetch('http://svc/', { method: 'PUT', body: failing(), duplex: 'half' } as RequestInit)),
+      );
+    }
+    assert.ok(
+      results.every((r) => r.startsWith('err')),
+      JSON.stringify(results),
+    );
+    const [endpoint] = client.endpoints;
+    assert.equal(endpoint?.ejected, false, 'the endpoint was not blamed');
+    assert.equal(endpoint?.timesEjected, 0);
+    assert.equal(await settle(client.fetch('http://svc/')), 'ok 200');
+    await client.close();
+  });
+});
