@@ -198,4 +198,48 @@ describe('probe: hostile DNS answers', () => {
     assert.deepEqual([...byKey.keys()].sort(), ['10.0.0.1:8080', '10.0.0.2:8082']);
     assert.equal(byKey.get('10.0.0.2:8082')?.priority, 1);
   });
+
+  it('regression (an SRV answer naming 1200 targets opened 2400 UDP sockets at once: EMFILE): at most 64 look-ups in flight', async () => {
+    let pending = 0;
+    let most = 0;
+    const timers = new Set<NodeJS.Timeout>();
+    const server = await fake((q) => {
+      const name = qname(q);
+      if (qtype(q) === 'SRV') {
+        if (q.transport === 'udp') return q.send(reply(q, { tc: true }));
+        const answers = Array.from({ length: 1200 }, (_, i) => ({
+          type: 'SRV' as const,
+          name,
+          ttl: 30,
+          class: 'IN' as const,
+          data: { target: `t${i}.x`, port: 80, weight: 1, priority: 0 },
+        }));
+        return q.send(reply(q, { answers }));
+      }
+      pending++;
+      most = Math.max(most, pending);
+      const t = setTimeout(() => {
+        timers.delete(t);
+        pending--;
+        const i = Number(name.slice(1).split('.')[0]);
+        q.send(reply(q, { answers: qtype(q) === 'A' ? [a(name, `10.${(i >> 8) & 255}.${i & 255}.1`)] : [] }));
+      }, 2);
+      timers.add(t);
+    }, true);
+    const r = new SrvResolver({
+      name: '_h._tcp.s.test',
+      nameservers: [server.address],
+      ...noSystem,
+      timeoutMs: 5000,
+      retries: 0,
+    });
+    const l = new RecordingListener();
+    r.start(l);
+    await l.waitFor(() => l.updates.length > 0 || l.errors.length > 0, 60_000, 'an outcome');
+    r.close();
+    for (const t of timers) clearTimeout(t);
+    assert.equal(l.errors.length, 0, String(l.errors[0]));
+    assert.equal(l.last?.length, 1200);
+    assert.ok(most <= 64, `${most} look-ups in flight at once`);
+  });
 });
