@@ -1,10 +1,11 @@
 // Outside-in probe (wave 5): hostile and unusual DNS answers through the public resolvers (`sidecarless`), against
 // the scriptable fake server. The bar: a typed error or the last good set, never a crash, a hang or a busy loop.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import type dnsPacket from 'dns-packet';
-import { DnsResolver, SrvResolver } from 'sidecarless';
+import { createClient, DnsResolver, SrvResolver } from 'sidecarless';
 import { a, type FakeDnsServer, type FakeQuery, reply, startFakeDns } from '../helpers/dns-fake-server.js';
 import { RecordingListener } from '../helpers/dns-listener.js';
 
@@ -241,5 +242,29 @@ describe('probe: hostile DNS answers', () => {
     assert.equal(l.errors.length, 0, String(l.errors[0]));
     assert.equal(l.last?.length, 1200);
     assert.ok(most <= 64, `${most} look-ups in flight at once`);
+  });
+
+  it('an IPv6-only name (AAAA, no A): requests reach the [::1] endpoint with the logical Host', async () => {
+    const backend = http.createServer((req, res) => res.end(`host=${req.headers.host}`));
+    await new Promise<void>((resolve) => backend.listen(0, '::1', resolve));
+    const port = (backend.address() as net.AddressInfo).port;
+    const server = await fake((q) => {
+      if (qtype(q) === 'AAAA') {
+        return q.send(reply(q, { answers: [{ type: 'AAAA', name: qname(q), ttl: 30, class: 'IN', data: '::1' }] }));
+      }
+      q.send(reply(q));
+    });
+    const client = createClient({
+      name: 'six',
+      target: new DnsResolver({ host: 'six.test', port, nameservers: [server.address], ...noSystem }),
+    });
+    const res = await client.fetch('http://six/');
+    assert.equal(await res.text(), 'host=six');
+    assert.deepEqual(
+      client.endpoints.map((e) => e.key),
+      [`[::1]:${port}`],
+    );
+    await client.close();
+    await new Promise<void>((resolve) => backend.close(() => resolve()));
   });
 });

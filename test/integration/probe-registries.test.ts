@@ -4,7 +4,15 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { ConsulResolver, createEndpoint, type Endpoint, type SidecarlessError } from 'sidecarless';
+import {
+  ConsulResolver,
+  createEndpoint,
+  type Endpoint,
+  EtcdResolver,
+  KubernetesResolver,
+  type Resolver,
+  type SidecarlessError,
+} from 'sidecarless';
 
 let mode = '';
 let body = '';
@@ -102,5 +110,92 @@ describe('probe: hostile Consul', () => {
     const { updates, errors } = await observe(3000);
     assert.equal(updates.length, 0);
     assert.equal(errors[0]?.code, 'SIDECARLESS_RESOLVER_FAILED');
+  });
+});
+
+/** A server that answers what `answer` says, or (`'trickle'`) a status and a body that never ends. */
+async function trickleServer(
+  answer: (req: http.IncomingMessage) => { status: number; body?: string } | 'trickle-200' | 'trickle-500',
+): Promise<{ url: string; close(): void }> {
+  const s = http.createServer((req, res) => {
+    req.resume();
+    const what = answer(req);
+    if (typeof what === 'object') {
+      res.writeHead(what.status, { 'content-type': 'application/json' });
+      return res.end(what.body ?? '');
+    }
+    res.writeHead(what === 'trickle-200' ? 200 : 500, { 'content-type': 'application/json' });
+    res.write('{');
+    const t = setInterval(() => res.write(' '), 50);
+    res.on('close', () => clearInterval(t));
+  });
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
+    close: () => {
+      s.closeAllConnections();
+      s.close();
+    },
+  };
+}
+
+/** The first error a resolver reports within `ms` (undefined if none). */
+async function firstError(r: Resolver, ms: number): Promise<SidecarlessError | undefined> {
+  const error = await new Promise<SidecarlessError | undefined>((resolve) => {
+    const t = setTimeout(() => resolve(undefined), ms);
+    r.start({
+      onUpdate: () => {},
+      onError: (e) => {
+        clearTimeout(t);
+        resolve(e);
+      },
+    });
+  });
+  r.close();
+  return error;
+}
+
+describe('probe: registry bodies trickled forever', () => {
+  const k8s = (url: string) =>
+    new KubernetesResolver({
+      service: 'users',
+      namespace: 'ns',
+      apiServer: url,
+      token: 't',
+      requestTimeoutMs: 300,
+      env: {},
+    });
+
+  it('regression (a Kubernetes list body trickled forever held the resolver, no error): timeout within requestTimeoutMs', async () => {
+    const server = await trickleServer(() => 'trickle-200');
+    const error = await firstError(k8s(server.url), 5000);
+    server.close();
+    assert.equal(error?.code, 'SIDECARLESS_RESOLVER_FAILED');
+    assert.match(error?.message ?? '', /no complete answer within 300 ms/);
+  });
+
+  it('regression (a Kubernetes watch 500 whose body never ends held the resolver): the 500 is reported', async () => {
+    const list = JSON.stringify({ kind: 'EndpointSliceList', metadata: { resourceVersion: '1' }, items: [] });
+    const server = await trickleServer((req) =>
+      req.url?.includes('watch=1') ? 'trickle-500' : { status: 200, body: list },
+    );
+    const error = await firstError(k8s(server.url), 5000);
+    server.close();
+    assert.equal(error?.code, 'SIDECARLESS_RESOLVER_FAILED');
+    assert.match(error?.message ?? '', /answered 500/);
+  });
+
+  it('regression (an etcd watch 500 whose body never ends held the resolver): the 500 is reported', async () => {
+    const range = JSON.stringify({ header: { revision: '5' }, kvs: [] });
+    const server = await trickleServer((req) =>
+      req.url === '/v3/watch' ? 'trickle-500' : { status: 200, body: range },
+    );
+    const error = await firstError(
+      new EtcdResolver({ endpoints: [server.url], prefix: '/svc/', requestTimeoutMs: 300 }),
+      5000,
+    );
+    server.close();
+    assert.equal(error?.code, 'SIDECARLESS_RESOLVER_FAILED');
+    assert.match(error?.message ?? '', /500/);
   });
 });
