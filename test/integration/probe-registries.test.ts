@@ -198,4 +198,24 @@ describe('probe: registry bodies trickled forever', () => {
     assert.equal(error?.code, 'SIDECARLESS_RESOLVER_FAILED');
     assert.match(error?.message ?? '', /500/);
   });
+
+  it('regression (a Kubernetes watch trickling blanks, never a line, stayed open forever): idle after watchTimeoutMs + requestTimeoutMs', async () => {
+    const list = JSON.stringify({ kind: 'EndpointSliceList', metadata: { resourceVersion: '1' }, items: [] });
+    const server = await trickleServer((req) =>
+      req.url?.includes('watch=1') ? 'trickle-200' : { status: 200, body: list },
+    );
+    const r = new KubernetesResolver({
+      service: 'users',
+      namespace: 'ns',
+      apiServer: server.url,
+      token: 't',
+      requestTimeoutMs: 300,
+      watchTimeoutMs: 1000,
+      env: {},
+    });
+    const error = await firstError(r, 8000);
+    server.close();
+    assert.equal(error?.code, 'SIDECARLESS_RESOLVER_FAILED');
+    assert.match(error?.message ?? '', /received nothing/);
+  });
 });
