@@ -282,3 +282,23 @@ describe('probe: no blame on a healthy endpoint for the caller side', () => {
     await client.close();
   });
 });
+
+describe('probe: a removed endpoint that never answers', () => {
+  it('after drainTimeoutMs its in-flight POST fails (not replayed) and its GET gets an answer or an error: none hangs', async () => {
+    const stuck = await backend('probe-drain-stuck', (req) => req.resume());
+    const good = await backend('probe-drain-good');
+    const resolver = new PushResolver();
+    const client = createClient({ name: 'svc', target: resolver, drainTimeoutMs: 200, timeoutMs: 0 });
+    resolver.push([createEndpoint({ host: '127.0.0.1', port: stuck.port })]);
+    const post = settle(client.fetch('http://svc/', { method: 'POST', body: 'once' }));
+    const get = settle(client.fetch('http://svc/'));
+    const deadline = Date.now() + 5000;
+    while (stuck.hits < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    resolver.push([createEndpoint({ host: '127.0.0.1', port: good.port })]);
+    const [postResult, getResult] = await outcomes([post, get], 10_000);
+    await client.close();
+    assert.match(postResult ?? '', /^err /);
+    assert.ok(getResult === 'ok 200' || getResult?.startsWith('err '), getResult);
+    assert.equal(stuck.hits + good.hits - (getResult === 'ok 200' ? 1 : 0), 2, 'the POST was sent once');
+  });
+});
