@@ -302,3 +302,27 @@ describe('probe: a removed endpoint that never answers', () => {
     assert.equal(stuck.hits + good.hits - (getResult === 'ok 200' ? 1 : 0), 2, 'the POST was sent once');
   });
 });
+
+describe('probe: deadlines with a stalled upload', () => {
+  it('timeoutMs ends a request whose body stream stalls, with a typed error', async () => {
+    const b = await backend('probe-stall', (req) => req.resume());
+    const client = createClient({ name: 'svc', target: [b.address], timeoutMs: 300 });
+    let cancelled = false;
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('first part'));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const result = await outcomes(
+      [settle(client.fetch('http://svc/', { method: 'PUT', body, duplex: 'half' } as RequestInit))],
+      10_000,
+    );
+    assert.deepEqual(result, ['err SIDECARLESS_DEADLINE_EXCEEDED']);
+    // Plain fetch does not cancel the caller's stream on abort either (undici 7): not asserted.
+    void cancelled;
+    await client.close();
+  });
+});
