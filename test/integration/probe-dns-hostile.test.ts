@@ -3,6 +3,9 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type dnsPacket from 'dns-packet';
 import { createClient, DnsResolver, SrvResolver } from 'sidecarless';
@@ -266,5 +269,28 @@ describe('probe: hostile DNS answers', () => {
     );
     await client.close();
     await new Promise<void>((resolve) => backend.close(() => resolve()));
+  });
+
+  it("regression (a hosts line with a zoned address, macOS's `fe80::1%lo0 localhost`, failed the name): skipped", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'probe-hosts-'));
+    const hostsFile = join(dir, 'hosts');
+    writeFileSync(hostsFile, '127.0.0.1 localhost\n::1 localhost\nfe80::1%lo0 localhost\n');
+    const r = new DnsResolver({
+      host: 'localhost',
+      port: 8080,
+      hostsFile,
+      resolvConf: false,
+      nameservers: ['127.0.0.1:9'],
+    });
+    const l = new RecordingListener();
+    r.start(l);
+    try {
+      await l.waitFor(() => l.updates.length > 0 || l.errors.length > 0, 5000, 'an outcome');
+    } finally {
+      r.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.equal(l.errors.length, 0, String(l.errors[0]));
+    assert.deepEqual(l.lastKeys, ['127.0.0.1:8080', '[::1]:8080']);
   });
 });
