@@ -11,6 +11,7 @@ import type dnsPacket from 'dns-packet';
 import { createClient, DnsResolver, SrvResolver } from 'sidecarless';
 import { a, type FakeDnsServer, type FakeQuery, reply, startFakeDns } from '../helpers/dns-fake-server.js';
 import { RecordingListener } from '../helpers/dns-listener.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 const noSystem = { resolvConf: false, hostsFile: false } as const;
 const servers: FakeDnsServer[] = [];
@@ -292,5 +293,35 @@ describe('probe: hostile DNS answers', () => {
     }
     assert.equal(l.errors.length, 0, String(l.errors[0]));
     assert.deepEqual(l.lastKeys, ['127.0.0.1:8080', '[::1]:8080']);
+  });
+
+  it('an SRV answer whose every record has port 0 keeps the last good set, with a typed error', async () => {
+    let port = 8080;
+    const server = await fake((q) => {
+      const name = qname(q);
+      if (qtype(q) === 'SRV') {
+        const data = { target: 'ok.test', port, weight: 1, priority: 0 };
+        return q.send(reply(q, { answers: [{ type: 'SRV', name, ttl: 0, class: 'IN', data }] }));
+      }
+      q.send(reply(q, { answers: qtype(q) === 'A' ? [a(name, '10.0.0.1', 0)] : [] }));
+    });
+    const clock = new FakeClock();
+    const r = new SrvResolver({
+      name: '_h._tcp.zero.test',
+      nameservers: [server.address],
+      ...noSystem,
+      clock,
+      minTtlMs: 1000,
+    });
+    const l = new RecordingListener();
+    r.start(l);
+    await l.waitFor(() => l.updates.length > 0, 5000, 'the first set');
+    port = 0;
+    clock.advance(1000);
+    await l.waitFor(() => l.errors.length > 0, 5000, 'an error');
+    r.close();
+    assert.equal(l.errors[0]?.code, 'SIDECARLESS_INVALID_ENDPOINT');
+    assert.equal(l.updates.length, 1, 'no empty set delivered');
+    assert.deepEqual(l.lastKeys, ['10.0.0.1:8080']);
   });
 });
