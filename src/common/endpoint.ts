@@ -192,7 +192,9 @@ function readEndpoint(init: EndpointInit): Endpoint {
         );
       }
       if (metadata === NO_METADATA) metadata = {};
-      metadata[k] = v;
+      // An own "__proto__" key (a Consul meta key may be named so) stays a key, rather than hitting the setter.
+      if (k === '__proto__') Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true });
+      else metadata[k] = v;
     }
   }
   const endpoint: Endpoint = Object.freeze({

@@ -116,6 +116,8 @@ interface Source {
   /** Histogram series this client observed, by cluster id: the cluster's labels and its endpoints' labels. */
   readonly series: Map<number, Series>;
   stats(): ClientStats;
+  /** Ends this registration (its `unregister()`). */
+  dispose?: (() => void) | undefined;
 }
 
 /** The metric objects of one registry and prefix, and the clients that fill them. */
@@ -320,6 +322,12 @@ function registerUnguarded(client: Client, options: PrometheusOptions): Promethe
   const byPrefix = registries.get(registry) ?? new Map<string, Shared>();
   registries.set(registry, byPrefix);
   let shared = byPrefix.get(prefix);
+  // The registry was cleared (clear(), or each metric removed): the registrations made before went with it.
+  if (shared !== undefined && shared.metrics.every(({ name, metric }) => registry.getSingleMetric(name) !== metric)) {
+    for (const stale of [...shared.sources.values()]) stale.dispose?.();
+    byPrefix.delete(prefix);
+    shared = undefined;
+  }
   if (shared === undefined) byPrefix.set(prefix, (shared = createShared(prefix)));
   if (shared.sources.has(label)) {
     throw new InvalidOptionError(
@@ -406,7 +414,7 @@ function registerUnguarded(client: Client, options: PrometheusOptions): Promethe
     .map((m) => m.name)
     .filter((name) => endpointMetrics || !name.startsWith(`${prefix}endpoint_`));
   let registered = true;
-  return {
+  const registration = {
     names,
     unregister() {
       if (!registered) return;
@@ -425,4 +433,6 @@ function registerUnguarded(client: Client, options: PrometheusOptions): Promethe
       byPrefix.delete(prefix);
     },
   };
+  source.dispose = () => registration.unregister();
+  return registration;
 }

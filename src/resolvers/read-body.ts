@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { Clock } from '../common/runtime.js';
 
 /** A response body as undici hands it over: a stream of chunks that can be destroyed. */
 export interface ResponseBody extends AsyncIterable<Buffer> {
@@ -35,4 +36,27 @@ export async function readBody(
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The most of an error answer's body read for its detail, bytes. */
+const ERROR_DETAIL_BYTES = 64 * 1024;
+
+/**
+ * Reads the body of an error answer (a non-200 status) for the error's detail: at most 64 KiB and for at most
+ * `timeoutMs` on `clock`, then gives up with `''` (and destroys the body): a body trickled forever must not hold
+ * the resolver. Never rejects.
+ */
+export async function readErrorDetail(
+  body: ResponseBody,
+  clock: Pick<Clock, 'setTimeout' | 'clearTimeout'>,
+  timeoutMs: number,
+): Promise<string> {
+  const timer = clock.setTimeout(() => body.destroy(), timeoutMs);
+  try {
+    return await readBody(body, ERROR_DETAIL_BYTES, () => new Error('too large'));
+  } catch {
+    return '';
+  } finally {
+    clock.clearTimeout(timer);
+  }
 }

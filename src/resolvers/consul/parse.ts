@@ -45,12 +45,9 @@ function optionalString(value: unknown): string | undefined | null {
 function stringMap(value: unknown): Record<string, string> | null {
   if (value === undefined || value === null) return {};
   if (!isRecord(value)) return null;
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(value)) {
-    if (typeof v !== 'string') return null;
-    out[k] = v;
-  }
-  return out;
+  for (const v of Object.values(value)) if (typeof v !== 'string') return null;
+  // Consul allows a meta key named "__proto__": keep it (assigned, it would hit the setter and vanish).
+  return value as Record<string, string>;
 }
 
 function worstStatus(checks: unknown): CheckStatus | null {

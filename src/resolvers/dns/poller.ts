@@ -12,6 +12,7 @@ import {
   InvalidTargetError,
   ResolverError,
   ServiceNotFoundError,
+  type SidecarlessError,
 } from '../../common/errors.js';
 import { createDebug } from '../../common/debug.js';
 import { describe, func, integer, MAX_TIMER_MS, rejectUnknownKeys, readOptions } from '../../common/options.js';
@@ -229,6 +230,8 @@ export interface DnsResolution {
   readonly endpoints: Endpoint[];
   /** Smallest TTL among the records used, seconds; `undefined` when there were none. */
   readonly ttl: number | undefined;
+  /** The first record skipped as no endpoint (an SRV port 0), reported to the listener; the rest is delivered. */
+  readonly skipped?: SidecarlessError | undefined;
 }
 
 /**
@@ -343,6 +346,7 @@ export abstract class DnsPollingResolver implements Resolver {
     run.started();
     try {
       const result = await this.lookup();
+      if (result.skipped !== undefined) run.report(result.skipped);
       return { endpoints: result.endpoints, nextMs: this.clampTtl(result.ttl ?? DEFAULT_NEGATIVE_TTL_S) };
     } catch (err) {
       if (!isNegativeAnswer(err)) throw err;

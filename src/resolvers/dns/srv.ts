@@ -19,7 +19,7 @@
 import { isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } from '../../common/endpoint.js';
-import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import { InvalidEndpointError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { integer, isRecord, readOptions } from '../../common/options.js';
 import { resolveHostName } from './resolver.js';
 import { isNegativeAnswer, searchNames } from './search.js';
@@ -128,72 +128,79 @@ export class SrvResolver extends DnsPollingResolver {
     const wanted = (family: 4 | 6) => this.options.family === 'any' || this.options.family === family;
     const targets = [...new Set(usable.map((r) => r.target))];
     const addresses = new Map<string, readonly AddressRecord[]>();
-    await Promise.all(
-      targets.map(async (target) => {
-        if (isIP(target) !== 0) {
-          // Not allowed by RFC 2782, but seen in the wild.
-          const family = isIP(target) as 4 | 6;
-          addresses.set(
-            target,
-            wanted(family) ? [{ name: target, ttl: Number.MAX_SAFE_INTEGER, address: target, family }] : [],
-          );
-          return;
-        }
-        const extra = answer.additionals.filter((a) => a.name === target && wanted(a.family));
-        if (extra.length > 0) {
-          addresses.set(target, extra);
-          return;
-        }
-        const cached = this.#cache.get(target);
-        if (cached !== undefined && cached.expiresAt > now) {
-          // Count only the remaining lifetime towards the next resolution.
-          const left = Math.max(0, Math.floor((cached.expiresAt - now) / 1000));
-          addresses.set(
-            target,
-            cached.records.map((r) => ({ ...r, ttl: left })),
-          );
-          return;
-        }
-        let records: AddressRecord[];
-        let recordTtl: number;
-        try {
-          // SRV targets are absolute names (RFC 2782): the hosts file, then DNS, no search list.
-          records = (await resolveHostName(this.client, view, target, this.options.family, [target])).records;
-          recordTtl = Math.min(...records.map((r) => r.ttl));
-        } catch (err) {
-          if (!isNegativeAnswer(err)) throw err;
-          records = [];
-          recordTtl = err.negativeTtl ?? 30;
-        }
-        this.#cache.set(target, { records, expiresAt: this.options.clock.now() + this.clampTtl(recordTtl) });
-        addresses.set(target, records);
-      }),
-    );
+    await eachLimited(targets, MAX_CONCURRENT_TARGET_LOOKUPS, async (target) => {
+      if (isIP(target) !== 0) {
+        // Not allowed by RFC 2782, but seen in the wild.
+        const family = isIP(target) as 4 | 6;
+        addresses.set(
+          target,
+          wanted(family) ? [{ name: target, ttl: Number.MAX_SAFE_INTEGER, address: target, family }] : [],
+        );
+        return;
+      }
+      const extra = answer.additionals.filter((a) => a.name === target && wanted(a.family));
+      if (extra.length > 0) {
+        addresses.set(target, extra);
+        return;
+      }
+      const cached = this.#cache.get(target);
+      if (cached !== undefined && cached.expiresAt > now) {
+        // Count only the remaining lifetime towards the next resolution.
+        const left = Math.max(0, Math.floor((cached.expiresAt - now) / 1000));
+        addresses.set(
+          target,
+          cached.records.map((r) => ({ ...r, ttl: left })),
+        );
+        return;
+      }
+      let records: AddressRecord[];
+      let recordTtl: number;
+      try {
+        // SRV targets are absolute names (RFC 2782): the hosts file, then DNS, no search list.
+        records = (await resolveHostName(this.client, view, target, this.options.family, [target])).records;
+        recordTtl = Math.min(...records.map((r) => r.ttl));
+      } catch (err) {
+        if (!isNegativeAnswer(err)) throw err;
+        records = [];
+        recordTtl = err.negativeTtl ?? 30;
+      }
+      this.#cache.set(target, { records, expiresAt: this.options.clock.now() + this.clampTtl(recordTtl) });
+      addresses.set(target, records);
+    });
     const endpoints: Endpoint[] = [];
     const seen = new Set<string>();
+    let skipped: InvalidEndpointError | undefined;
     for (const r of usable) {
       for (const a of addresses.get(r.target) ?? []) {
         ttl = Math.min(ttl, a.ttl);
         const key = endpointKey(a.address, r.port);
         if (seen.has(key)) continue;
         seen.add(key);
-        endpoints.push(
-          createEndpoint({
-            host: a.address,
-            port: r.port,
-            weight: r.weight === 0 ? SRV_ZERO_WEIGHT : r.weight,
-            priority: Math.min(r.priority, MAX_ENDPOINT_PRIORITY),
-            metadata: {
-              srvName,
-              srvTarget: r.target,
-              srvPriority: String(r.priority),
-              srvWeight: String(r.weight),
-            },
-          }),
-        );
+        try {
+          endpoints.push(
+            createEndpoint({
+              host: a.address,
+              port: r.port,
+              weight: r.weight === 0 ? SRV_ZERO_WEIGHT : r.weight,
+              priority: Math.min(r.priority, MAX_ENDPOINT_PRIORITY),
+              metadata: {
+                srvName,
+                srvTarget: r.target,
+                srvPriority: String(r.priority),
+                srvWeight: String(r.weight),
+              },
+            }),
+          );
+        } catch (err) {
+          // A record no connection can be made to (port 0): skipped and reported, the rest used (invariant 4).
+          if (!(err instanceof InvalidEndpointError)) throw err;
+          skipped ??= err;
+        }
       }
     }
-    return { endpoints, ttl: Number.isFinite(ttl) ? ttl : undefined };
+    // Nothing usable: fail the run, so the last good set stays (invariant 4).
+    if (endpoints.length === 0 && skipped !== undefined) throw skipped;
+    return { endpoints, ttl: Number.isFinite(ttl) ? ttl : undefined, skipped };
   }
 
   /**
@@ -204,6 +211,26 @@ export class SrvResolver extends DnsPollingResolver {
     super.close();
     this.#cache.clear();
   }
+}
+
+/**
+ * Target look-ups in flight at once for one SRV answer: each is a UDP socket, and an answer naming thousands of
+ * targets must not exhaust the process's file descriptors (EMFILE fails every socket of the process, not only ours).
+ */
+const MAX_CONCURRENT_TARGET_LOOKUPS = 32;
+
+/** Runs `work` on every item, at most `limit` at a time; the first failure starts no more and is the rejection. */
+async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    try {
+      while (next < items.length) await work(items[next++] as T);
+    } catch (err) {
+      next = items.length;
+      throw err;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /**

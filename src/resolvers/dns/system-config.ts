@@ -130,7 +130,9 @@ export function parseHosts(text: string): HostsTable {
       .filter((t) => t.length > 0);
     if (tokens.length < 2) continue;
     const address = (tokens[0] as string).toLowerCase();
-    if (isIP(address) === 0) continue;
+    // A link-local address with a zone (macOS ships `fe80::1%lo0 localhost`) cannot be put in an HTTP URL: an
+    // endpoint could never be made of it, and it would fail the whole name. Skipped, as a non-IP is.
+    if (isIP(address) === 0 || address.includes('%')) continue;
     for (const token of tokens.slice(1)) {
       const name = token.toLowerCase().replace(/\.$/, '');
       if (name.length === 0 || name.length > 253 || !/^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/.test(name)) continue;

@@ -44,7 +44,7 @@ import { Backoff } from '../../common/backoff.js';
 import { EtcdError } from '../errors.js';
 import { withDeadline } from '../deadline.js';
 import { type Liveness, watchLiveness } from '../liveness.js';
-import { readBody } from '../read-body.js';
+import { readBody, readErrorDetail } from '../read-body.js';
 import type { Resolver, ResolverFactory, ResolverListener } from '../resolver.js';
 import { asTargetError } from '../target.js';
 import { type WatchRun, WatchLoop } from '../watch-loop.js';
@@ -230,7 +230,7 @@ export class EtcdResolver implements Resolver {
       signal,
     });
     if (watch.statusCode !== 200) {
-      const text = await readBody(watch.body, 64 * 1024, tooLarge).catch(() => '');
+      const text = await readErrorDetail(watch.body, this.#options.clock, this.#options.requestTimeoutMs);
       throw statusError(watch.statusCode, text);
     }
     const liveness = this.#watchLiveness(watch.body, origin);

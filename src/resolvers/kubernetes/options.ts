@@ -73,7 +73,7 @@ export interface KubernetesResolverOptions extends RemoteResolverOptions {
   readonly tls?: ResolverTlsOptions | undefined;
   /** Environment read for `KUBERNETES_SERVICE_HOST`/`_PORT`, `KUBECONFIG` and `HOME`. @defaultValue process.env */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
-  /** Timeout of a list request and of a watch's response headers, ms. @defaultValue 10000 */
+  /** Timeout of a list request (body included) and of a watch's response headers, ms. @defaultValue 10000 */
   readonly requestTimeoutMs?: number | undefined;
   /**
    * How long the API server keeps one watch open before ending it (sent as `timeoutSeconds`, rounded up to whole

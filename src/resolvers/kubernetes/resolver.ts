@@ -30,7 +30,7 @@ import { createDebug } from '../../common/debug.js';
 import { Backoff } from '../../common/backoff.js';
 import { KubernetesError } from '../errors.js';
 import { withDeadline } from '../deadline.js';
-import { readBody, type ResponseBody } from '../read-body.js';
+import { readBody, readErrorDetail, type ResponseBody } from '../read-body.js';
 import type { Resolver, ResolverFactory, ResolverListener } from '../resolver.js';
 import { asTargetError } from '../target.js';
 import { tapErrors, type WatchResult, type WatchRun, WatchLoop } from '../watch-loop.js';
@@ -272,7 +272,7 @@ export class KubernetesResolver implements Resolver {
       return 'expired';
     }
     if (res.statusCode !== 200) {
-      const text = await readBody(res.body, 64 * 1024, this.#tooLarge).catch(() => '');
+      const text = await readErrorDetail(res.body, this.#options.clock, requestTimeoutMs);
       throw this.#statusError(res.statusCode, text);
     }
     this.#counts.watches++;
@@ -369,12 +369,24 @@ export class KubernetesResolver implements Resolver {
     );
   }
 
-  /** A bounded GET whose body is returned as text; a non-200 status is an error. */
-  async #get(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<string> {
-    const res = await this.#request(path, headers, signal);
-    const text = await readBody(res.body, this.#options.maxResponseBytes, this.#tooLarge);
-    if (res.statusCode !== 200) throw this.#statusError(res.statusCode, text);
-    return text;
+  /**
+   * A bounded GET whose body is returned as text; a non-200 status is an error. The whole answer, body included,
+   * must come within `requestTimeoutMs`: a body trickled forever would otherwise hold the resolver with no error.
+   */
+  async #get(path: string, headers: Record<string, string>, parent: AbortSignal): Promise<string> {
+    const { clock, requestTimeoutMs } = this.#options;
+    return withDeadline(
+      clock,
+      requestTimeoutMs,
+      parent,
+      async (signal) => {
+        const res = await this.#request(path, headers, signal);
+        const text = await readBody(res.body, this.#options.maxResponseBytes, this.#tooLarge);
+        if (res.statusCode !== 200) throw this.#statusError(res.statusCode, text);
+        return text;
+      },
+      () => new KubernetesError('timeout', `Kubernetes API list got no complete answer within ${requestTimeoutMs} ms`),
+    );
   }
 }
 

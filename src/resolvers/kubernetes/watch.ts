@@ -94,8 +94,10 @@ export async function followWatch(
   };
   try {
     for await (const chunk of body) {
-      liveness.seen();
-      if (apply(reader.push(chunk)) === 'expired') {
+      const lines = reader.push(chunk);
+      // Only whole lines count as life: bytes that never end a line (a trickle of blanks) would keep it open forever.
+      if (lines.length > 0) liveness.seen();
+      if (apply(lines) === 'expired') {
         body.destroy();
         return 'expired';
       }
