@@ -18,10 +18,19 @@ import { ResolverError } from '../common/errors.js';
  * - `server-error`: the server reported an error inside a 200 answer (etcd watch `error` message), or ZooKeeper
  *   answered an operation with an error other than those above (see {@link ZooKeeperError.zooKeeperCode});
  * - `session-expired`: the ZooKeeper session expired (the ensemble was out of reach for longer than the session
- *   timeout); a new session is opened and the service listed again.
+ *   timeout); a new session is opened and the service listed again;
+ * - `limit`: the registry sent more endpoints than the resolver's `maxEndpoints`; the excess was not taken, the last
+ *   good set stays, and the registry is read afresh after the backoff.
  */
 export type DiscoveryFailureReason =
-  'http-status' | 'forbidden' | 'bad-response' | 'timeout' | 'connection' | 'server-error' | 'session-expired';
+  | 'http-status'
+  | 'forbidden'
+  | 'bad-response'
+  | 'timeout'
+  | 'connection'
+  | 'server-error'
+  | 'session-expired'
+  | 'limit';
 
 /**
  * A discovery server (Consul, etcd) could not be read. Code `SIDECARLESS_RESOLVER_FAILED`; match on
@@ -70,7 +79,8 @@ export class KubernetesError extends DiscoveryError {}
  * - `session-expired`: the session expired (`SESSION_EXPIRED`): a new one is opened and the service listed again;
  * - `forbidden`: the node's ACL refuses the credentials (`NO_AUTH`), or the server refused them (`AUTH_FAILED`);
  * - `bad-response`: an instance node holds data that is not an endpoint (reported, the node skipped);
- * - `server-error`: any other ZooKeeper error (its name in `zooKeeperCode`).
+ * - `server-error`: any other ZooKeeper error (its name in `zooKeeperCode`);
+ * - `limit`: the node has more children than `maxEndpoints`; none is read, the last good set stays.
  *
  * The message never contains the digest credentials.
  *

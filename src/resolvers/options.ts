@@ -13,7 +13,7 @@ import {
   resolveBackoffOptions,
 } from '../common/backoff.js';
 import { InvalidOptionError } from '../common/errors.js';
-import { boolean, checkObject, describe, func, joinPath, string, tlsMaterial } from '../common/options.js';
+import { boolean, checkObject, describe, func, integer, joinPath, string, tlsMaterial } from '../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../common/runtime.js';
 
 /**
@@ -67,13 +67,26 @@ export interface RemoteResolverOptions {
   readonly clock?: Clock | undefined;
   /** Random source for backoff jitter. @defaultValue {@link systemRandom} */
   readonly random?: RandomSource | undefined;
+  /**
+   * The most endpoints the resolver holds from its registry (Kubernetes: endpoints across EndpointSlices, each
+   * slice counting at least one; etcd: keys under the prefix; Consul: service entries; ZooKeeper: children). A
+   * registry that sends more is refused, not followed: the resolver reports a `DiscoveryError` with `reason`
+   * `'limit'`, the cluster keeps its last good set, what the resolver holds stays within the bound, and it reads
+   * the registry afresh (after the backoff) until the registry is back within it. 1 to 10,000,000.
+   * @defaultValue 100000
+   */
+  readonly maxEndpoints?: number | undefined;
 }
+
+/** The default of {@link RemoteResolverOptions.maxEndpoints}. @internal */
+export const DEFAULT_MAX_ENDPOINTS = 100_000;
 
 /** Validated {@link RemoteResolverOptions}. @internal */
 export interface ResolvedRemoteResolverOptions {
   readonly backoff: ResolvedBackoffOptions;
   readonly clock: Clock;
   readonly random: RandomSource;
+  readonly maxEndpoints: number;
 }
 
 /**
@@ -88,7 +101,8 @@ export function resolveRemoteResolverOptions(
   const o = options as Record<string, unknown>;
   const backoff = resolveBackoffOptions(options.backoff, joinPath(path, 'backoff'), backoffDefaults);
   const random = func<RandomSource>(o.random, joinPath(path, 'random')) ?? systemRandom;
-  return { backoff, clock: (o.clock as Clock | undefined) ?? systemClock, random };
+  const maxEndpoints = integer(o.maxEndpoints, joinPath(path, 'maxEndpoints'), DEFAULT_MAX_ENDPOINTS, 1, 10_000_000);
+  return { backoff, clock: (o.clock as Clock | undefined) ?? systemClock, random, maxEndpoints };
 }
 
 /**

@@ -101,6 +101,7 @@ const OPTION_KEYS = [
   'tls',
   'clock',
   'random',
+  'maxEndpoints',
   'env',
 ] as const;
 
@@ -125,6 +126,8 @@ export interface ResolvedConsulOptions {
   readonly connect: Record<string, unknown> | undefined;
   readonly clock: Clock;
   readonly random: RandomSource;
+  /** The most endpoints held from the registry. */
+  readonly maxEndpoints: number;
 }
 
 /**

@@ -21,6 +21,8 @@ export interface ConsulParseOptions {
   readonly health?: ConsulHealthFilter | undefined;
   /** @defaultValue 'zone' */
   readonly zoneKey?: string | undefined;
+  /** More entries than this are refused (a `limit` error) before any is read. @defaultValue unbounded */
+  readonly maxEntries?: number | undefined;
 }
 
 /** The result of {@link parseConsulHealth}. */
@@ -155,6 +157,10 @@ export function parseConsulHealth(body: string, options: ConsulParseOptions = {}
   }
   if (!Array.isArray(parsed)) {
     throw new ConsulError('bad-response', `Consul answered with JSON ${describeJson(parsed)} instead of an array`);
+  }
+  const max = options.maxEntries ?? Number.POSITIVE_INFINITY;
+  if (parsed.length > max) {
+    throw new ConsulError('limit', `Consul answered with ${parsed.length} entries, more than maxEndpoints (${max})`);
   }
   const endpoints: Endpoint[] = [];
   const seen = new Set<string>();

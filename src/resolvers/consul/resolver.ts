@@ -234,7 +234,11 @@ export class ConsulResolver implements Resolver {
     }
     const raw = res.headers['x-consul-index'];
     const indexHeader = Array.isArray(raw) ? raw[0] : raw;
-    const result = parseConsulHealth(body, { health: this.#options.health, zoneKey: this.#options.zoneKey });
+    const result = parseConsulHealth(body, {
+      health: this.#options.health,
+      zoneKey: this.#options.zoneKey,
+      maxEntries: this.#options.maxEndpoints,
+    });
     return { result, indexHeader };
   }
 

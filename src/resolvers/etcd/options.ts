@@ -87,6 +87,7 @@ const OPTION_KEYS = [
   'backoff',
   'clock',
   'random',
+  'maxEndpoints',
 ] as const;
 
 /** Validated {@link EtcdResolverOptions}. @internal */
@@ -111,6 +112,8 @@ export interface ResolvedEtcdOptions {
   readonly backoff: ResolvedBackoffOptions;
   readonly clock: Clock;
   readonly random: RandomSource;
+  /** The most endpoints held from the registry. */
+  readonly maxEndpoints: number;
 }
 
 function memberOrigin(member: unknown, name: string): string {

@@ -137,6 +137,11 @@ export class EtcdResolver implements Resolver {
     return this.#revision;
   }
 
+  /** Keys held from the prefix (at most `maxEndpoints`). @internal */
+  get held(): number {
+    return this.#set.size;
+  }
+
   start(listener: ResolverListener): void {
     this.#loop.start(listener);
   }
@@ -306,6 +311,12 @@ export class EtcdResolver implements Resolver {
   }
 
   #put(kv: EtcdKeyValue, run: WatchRun): void {
+    const max = this.#options.maxEndpoints;
+    if (this.#set.size >= max && !this.#set.has(kv.key)) {
+      // Not taken: the set held stays within the bound, the last delivered one stays in force, and the cycle ends
+      // (the next one lists afresh, after the backoff).
+      throw new EtcdError('limit', `etcd prefix ${this.#options.prefix} holds more than maxEndpoints (${max}) keys`);
+    }
     try {
       this.#set.set(kv.key, parseEtcdEndpoint(kv.key, kv.value, this.#options.maxValueBytes));
     } catch (err) {

@@ -114,6 +114,7 @@ const OPTION_KEYS = [
   'backoff',
   'clock',
   'random',
+  'maxEndpoints',
 ] as const;
 
 /** A DNS-1123 label (namespaces, Service names, port names). */
@@ -135,6 +136,8 @@ export interface ResolvedKubernetesOptions {
   readonly backoff: ResolvedBackoffOptions;
   readonly clock: Clock;
   readonly random: RandomSource;
+  /** The most endpoints held from the registry. */
+  readonly maxEndpoints: number;
 }
 
 function validPort(value: unknown, name: string): PortSpec {

@@ -66,6 +66,11 @@ const RBAC_RULE =
   'the identity needs a Role (bound with a RoleBinding) granting get, list and watch on endpointslices ' +
   'in the API group discovery.k8s.io';
 
+/** What a slice counts against `maxEndpoints`: its endpoints, at least one (an empty slice is state too). */
+function weight(slice: EndpointSlice): number {
+  return Math.max(1, slice.endpoints.length);
+}
+
 /**
  * Resolves a Kubernetes Service's endpoints from its EndpointSlices, listed once and then watched. See the module
  * documentation for the protocol and which endpoints serve.
@@ -87,6 +92,8 @@ export class KubernetesResolver implements Resolver {
   readonly #label: string;
   #connection: ApiConnection | undefined;
   #slices = new Map<string, EndpointSlice>();
+  /** What `#slices` counts against `maxEndpoints` (see {@link weight}). */
+  #held = { n: 0 };
   #resourceVersion: string | undefined;
   readonly #earlyEnds: Backoff;
   #counts = { lists: 0, watches: 0, events: 0, bookmarks: 0, expired: 0, skipped: 0, errors: 0 };
@@ -219,13 +226,17 @@ export class KubernetesResolver implements Resolver {
       debug('%s: watch ended early; resuming from %s in %d ms', this.#label, this.#resourceVersion, nextMs);
       return { nextMs };
     } catch (err) {
-      if (run.signal.aborted) this.#resourceVersion = undefined; // refresh(): list again
+      // refresh(), or more than maxEndpoints: list again (a fresh list recovers once the registry is sane again).
+      if (run.signal.aborted || (err instanceof KubernetesError && err.reason === 'limit')) {
+        this.#resourceVersion = undefined;
+      }
       throw err;
     }
   }
 
   async #list(run: WatchRun, headers: Record<string, string>): Promise<void> {
     const slices = new Map<string, EndpointSlice>();
+    const held = { n: 0 };
     let continueToken = '';
     let resourceVersion: string;
     do {
@@ -233,11 +244,12 @@ export class KubernetesResolver implements Resolver {
       if (continueToken !== '') query.continue = continueToken;
       const text = await this.#get(this.#path(query), headers, run.signal);
       const list = parseSliceList(text);
-      for (const item of list.items) this.#accept(slices, item);
+      for (const item of list.items) this.#accept(slices, held, item);
       resourceVersion = list.resourceVersion;
       continueToken = list.continueToken;
     } while (continueToken !== '');
     this.#slices = slices;
+    this.#held = held;
     this.#resourceVersion = resourceVersion;
     this.#counts.lists++;
     this.#publish({ kind: 'list' });
@@ -246,16 +258,35 @@ export class KubernetesResolver implements Resolver {
     this.#deliver(run);
   }
 
-  /** Parses `object` into `slices`; a malformed slice is skipped, counted, and its previous version dropped. */
-  #accept(slices: Map<string, EndpointSlice>, object: unknown, name?: string): void {
+  /**
+   * Parses `object` into `slices`; a malformed slice is skipped, counted, and its previous version dropped. A slice
+   * that would take `held` past `maxEndpoints` is not taken: throws a `KubernetesError` with reason `limit`.
+   */
+  #accept(slices: Map<string, EndpointSlice>, held: { n: number }, object: unknown, name?: string): void {
+    let slice: EndpointSlice;
     try {
-      const slice = parseSlice(object);
-      slices.set(slice.name, slice);
+      slice = parseSlice(object);
     } catch (err) {
-      if (name !== undefined) slices.delete(name);
+      const previous = name === undefined ? undefined : slices.get(name);
+      if (previous !== undefined) {
+        slices.delete(previous.name);
+        held.n -= weight(previous);
+      }
       this.#counts.skipped++;
       debug('%s: skipping a malformed EndpointSlice: %s', this.#label, (err as Error).message);
+      return;
     }
+    const previous = slices.get(slice.name);
+    const next = held.n - (previous === undefined ? 0 : weight(previous)) + weight(slice);
+    const max = this.#options.maxEndpoints;
+    if (next > max) {
+      throw new KubernetesError(
+        'limit',
+        `Kubernetes API sent more than maxEndpoints (${max}) endpoints for ${this.#label}; keeping the last good set`,
+      );
+    }
+    slices.set(slice.name, slice);
+    held.n = next;
   }
 
   async #watch(run: WatchRun, headers: Record<string, string>): Promise<WatchEnd> {
@@ -312,10 +343,14 @@ export class KubernetesResolver implements Resolver {
         const rv = (event.object as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
         if (typeof rv === 'string' && rv !== '') this.#resourceVersion = rv;
         if (event.type === 'DELETED') {
-          if (event.name !== undefined) this.#slices.delete(event.name);
-          else this.#counts.skipped++;
+          const gone = event.name === undefined ? undefined : this.#slices.get(event.name);
+          if (event.name === undefined) this.#counts.skipped++;
+          else if (gone !== undefined) {
+            this.#slices.delete(event.name);
+            this.#held.n -= weight(gone);
+          }
         } else {
-          this.#accept(this.#slices, event.object, event.name);
+          this.#accept(this.#slices, this.#held, event.object, event.name);
         }
         return 'changed';
       }

@@ -100,6 +100,7 @@ const OPTION_KEYS = [
   'backoff',
   'clock',
   'random',
+  'maxEndpoints',
 ] as const;
 
 /** The ZooKeeper backoff's defaults: gRPC's, capped at 30 s (a reconnection also wakes the resolver early). */
@@ -126,6 +127,8 @@ export interface ResolvedZooKeeperOptions {
   readonly backoff: ResolvedBackoffOptions;
   readonly clock: Clock;
   readonly random: RandomSource;
+  /** The most endpoints held from the registry. */
+  readonly maxEndpoints: number;
 }
 
 /** ZooKeeper's path rule: absolute, no empty, `.` or `..` segment, no trailing `/` (except the root). */

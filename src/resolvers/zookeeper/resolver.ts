@@ -353,6 +353,12 @@ export class ZooKeeperResolver implements Resolver {
       return;
     }
     this.#missing = false;
+    const max = this.#options.maxEndpoints;
+    if (children.length > max) {
+      // Refused before any child is read (each read arms a data watch): the held nodes and the set in force stay,
+      // and the next cycle lists again after the backoff.
+      throw new ZooKeeperError('limit', `${this.#label}: ${children.length} children, more than maxEndpoints (${max})`);
+    }
     const next = new Map<string, NodeEntry>();
     for (const name of children) {
       const entry = known.get(name);
