@@ -374,6 +374,39 @@ describe('ZooKeeperResolver against a real ZooKeeper', () => {
       await stopAll(backends);
     }
   });
+  it('maxEndpoints: more children than the bound is a limit error; the held nodes and the last set stay; recovers', async () => {
+    const base = '/limit/users';
+    await admin.mkdirp(base);
+    for (let i = 1; i <= 3; i++) await admin.create(`${base}/127.0.0.1:${9100 + i}`, undefined);
+    const { rec, resolver } = watch({ path: base, layout: 'host-port', maxEndpoints: 5 });
+    await rec.until(() => keys(rec.last).length === 3, 'the first three');
+    const good = keys(rec.last);
+    // A hostile registrar adds children past the bound.
+    for (let i = 4; i <= 12; i++) await admin.create(`${base}/127.0.0.1:${9100 + i}`, undefined);
+    await rec.until(() => rec.errors.some((e) => e instanceof ZooKeeperError && e.reason === 'limit'), 'a limit error');
+    const limit = rec.errors.find((e) => e instanceof ZooKeeperError && e.reason === 'limit');
+    assert.equal(limit?.code, 'SIDECARLESS_RESOLVER_FAILED');
+    assert.ok(resolver.stats.nodes <= 5, `held ${resolver.stats.nodes} nodes`);
+    assert.ok(
+      rec.updates.every((u) => u.length > 0 && u.length <= 5),
+      'never empty, never past the bound',
+    );
+    // Children created one by one: the last good set is the one at the bound.
+    assert.ok(
+      good.every((k) => keys(rec.last).includes(k)),
+      'the last good set stays',
+    );
+    // The registry becomes sane again: the resolver follows it by itself.
+    const updatesBefore = rec.updates.length;
+    for (let i = 4; i <= 12; i++) await admin.remove(`${base}/127.0.0.1:${9100 + i}`);
+    await admin.create(`${base}/127.0.0.1:9199`, undefined);
+    await rec.until(
+      () => rec.updates.length > updatesBefore && keys(rec.last).includes('127.0.0.1:9199'),
+      'the sane set after the limit',
+    );
+    assert.equal(keys(rec.last).length, 4);
+    assert.ok(resolver.stats.nodes <= 5);
+  });
 });
 
 describe('examples/zookeeper.ts', () => {
