@@ -13,6 +13,9 @@
  * `timeoutMs × (retries + 1)` plus a TCP fallback); timers are the injected clock's (unref'd for the system clock).
  * {@link DnsClient.close} closes every socket at once.
  *
+ * @size single algorithm: a stub resolver's exchange (one question over UDP or TCP, checked, retried across
+ * nameservers)
+ *
  * @module
  */
 import { randomInt } from 'node:crypto';
@@ -110,6 +113,10 @@ export interface QuerySettings {
   readonly timeoutMs?: number | undefined;
   /** Further tries instead of the client's. */
   readonly retries?: number | undefined;
+  /** Start each query at the next nameserver, round robin (`options rotate`), instead of at the first. */
+  readonly rotate?: boolean | undefined;
+  /** Ask over TCP only (`options use-vc`), instead of UDP first. */
+  readonly tcp?: boolean | undefined;
 }
 
 /** A successful answer. */
@@ -225,6 +232,8 @@ export class DnsClient {
   readonly #options: ResolvedDnsClientOptions;
   readonly #cancels = new Set<(error: Error) => void>();
   #closed = false;
+  /** Queries started with `rotate`: the next one starts at this nameserver (modulo the list). */
+  #rotation = 0;
 
   /** Validates the options at once (throws `SIDECARLESS_INVALID_OPTION` naming the option). */
   constructor(options?: DnsClientOptions | ResolvedDnsClientOptions) {
@@ -298,11 +307,14 @@ export class DnsClient {
       throw new DnsError('SIDECARLESS_DNS_NETWORK', `No nameserver to ask for ${name} ${type}`, details);
     }
     let last: unknown;
+    // glibc's RES_ROTATE: each query starts one nameserver further, then goes through the list in order.
+    const start = settings.rotate === true ? this.#rotation++ % nameservers.length : 0;
+    if (this.#rotation >= 0x40000000) this.#rotation = 0;
     for (let i = 0; i <= retries; i++) {
-      const server = nameservers[i % nameservers.length] as Nameserver;
+      const server = nameservers[(start + i) % nameservers.length] as Nameserver;
       const at = { ...details, nameserver: server.label };
       try {
-        const ex = await this.#try(server, name, type, timeoutMs);
+        const ex = await this.#try(server, name, type, timeoutMs, settings.tcp === true);
         const rcode = RCODES[ex.rcode] ?? `RCODE${ex.rcode}`;
         if (ex.rcode === 0) return ex;
         const negativeTtl = negativeTtlOf(ex.packet);
@@ -325,12 +337,20 @@ export class DnsClient {
     throw last;
   }
 
-  async #try(server: Nameserver, name: string, type: DnsQueryType, timeoutMs: number): Promise<Exchange> {
+  async #try(
+    server: Nameserver,
+    name: string,
+    type: DnsQueryType,
+    timeoutMs: number,
+    useTcp: boolean,
+  ): Promise<Exchange> {
     const id = randomInt(0, 65536);
     const query = encodeQuery(id, name, type, this.#options.udpPayloadSize);
-    const udp = await this.#udp(server, query, id, name, type, timeoutMs);
-    if (udp.kind === 'reply') return { packet: udp.packet, rcode: udp.rcode, transport: 'udp', nameserver: server };
-    debug('%s %s: truncated over UDP from %s, retrying over TCP', name, type, server.label);
+    if (!useTcp) {
+      const udp = await this.#udp(server, query, id, name, type, timeoutMs);
+      if (udp.kind === 'reply') return { packet: udp.packet, rcode: udp.rcode, transport: 'udp', nameserver: server };
+      debug('%s %s: truncated over UDP from %s, retrying over TCP', name, type, server.label);
+    }
     const tcp = await this.#tcp(server, query, id, name, type, timeoutMs);
     return { packet: tcp.packet, rcode: tcp.rcode, transport: 'tcp', nameserver: server };
   }

@@ -69,8 +69,9 @@ export interface DnsPollingOptions extends DnsClientOptions {
    */
   readonly hostsFile?: string | false | undefined;
   /**
-   * The `resolv.conf` whose `search`/`domain` list, `options ndots:`, `timeout:` and `attempts:` apply (glibc
-   * semantics, `LOCALDOMAIN` and `RES_OPTIONS` included), re-read when it changes. Its `nameserver` lines are used
+   * The `resolv.conf` whose `search`/`domain` list, `options ndots:`, `timeout:`, `attempts:`, `rotate` and `use-vc`
+   * apply (glibc semantics, `LOCALDOMAIN` and `RES_OPTIONS` included; `edns0` is the default here), re-read when it
+   * changes. Its `nameserver` lines are used
    * when you name the file here; with the default, the nameservers are `dns.getServers()` (which Node read from the
    * same file at startup, or what `dns.setServers()` set). `false`: names are absolute, no file is read. A missing
    * `/etc/resolv.conf` reads as empty; a file you name must be readable.
@@ -323,6 +324,8 @@ export abstract class DnsPollingResolver implements Resolver {
           o.explicit.retries || resolvConf.attempts === undefined
             ? undefined
             : Math.min(100, resolvConf.attempts * Math.max(1, count) - 1),
+        rotate: resolvConf.rotate,
+        tcp: resolvConf.useVc,
       },
     };
   }

@@ -1,7 +1,8 @@
 /**
  * The system resolver's configuration, as glibc reads it: `resolv.conf` (`man 5 resolv.conf`: `nameserver`,
- * `search`/`domain`, `options ndots: timeout: attempts:`, the `LOCALDOMAIN` and `RES_OPTIONS` environment
- * variables) and the hosts file (`man 5 hosts`), and the search-list expansion of a name (glibc `res_nsearch`).
+ * `search`/`domain`, `options ndots: timeout: attempts: rotate use-vc edns0`, the `LOCALDOMAIN` and `RES_OPTIONS`
+ * environment variables) and the hosts file (`man 5 hosts`), and the search-list expansion of a name (glibc
+ * `res_nsearch`).
  * Pure functions that never throw on bad text; reading the files is `dns/system-files.ts`.
  *
  * @module
@@ -20,6 +21,12 @@ export interface ResolvConf {
   readonly timeoutMs: number | undefined;
   /** `options attempts:n` (1 to 5); `undefined` when the file does not set it. */
   readonly attempts: number | undefined;
+  /** `options rotate`: each query starts at the next nameserver (glibc RES_ROTATE). @defaultValue false */
+  readonly rotate: boolean;
+  /** `options use-vc`: queries go over TCP (glibc RES_USEVC). @defaultValue false */
+  readonly useVc: boolean;
+  /** `options edns0`: queries carry an EDNS(0) OPT record (glibc RES_USE_EDNS0). @defaultValue false */
+  readonly edns0: boolean;
 }
 
 /** glibc's limits (resolv/resolv.h): MAXNS, RES_MAXNDOTS, RES_MAXRETRANS, RES_MAXRETRY. */
@@ -50,11 +57,20 @@ interface MutableOptions {
   ndots: number;
   timeoutMs: number | undefined;
   attempts: number | undefined;
+  rotate: boolean;
+  useVc: boolean;
+  edns0: boolean;
 }
 
-/** Applies `options` tokens (`ndots:2 timeout:1 attempts:3`), clamped as glibc does; others are ignored. */
+/**
+ * Applies `options` tokens (`ndots:2 timeout:1 attempts:3 rotate use-vc edns0`), clamped as glibc does; others are
+ * ignored (glibc has no `tcp` option: `use-vc` is its name for TCP).
+ */
 function applyOptions(tokens: readonly string[], into: MutableOptions): void {
   for (const token of tokens) {
+    if (token === 'rotate') into.rotate = true;
+    else if (token === 'use-vc') into.useVc = true;
+    else if (token === 'edns0') into.edns0 = true;
     const m = /^(ndots|timeout|attempts):(\d{1,9})$/.exec(token);
     if (m === null) continue;
     const n = Number(m[2]);
@@ -82,7 +98,14 @@ export interface ResolverEnvironment {
 export function parseResolvConf(text: string, hostname = '', env: ResolverEnvironment = {}): ResolvConf {
   const nameservers: string[] = [];
   let search: string[] | undefined;
-  const options: MutableOptions = { ndots: 1, timeoutMs: undefined, attempts: undefined };
+  const options: MutableOptions = {
+    ndots: 1,
+    timeoutMs: undefined,
+    attempts: undefined,
+    rotate: false,
+    useVc: false,
+    edns0: false,
+  };
   for (const line of String(text).split(/\r?\n/)) {
     const m = /^(nameserver|search|domain|options)[ \t]+(.*)$/.exec(line);
     if (m === null) continue;

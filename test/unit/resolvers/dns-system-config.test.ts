@@ -23,6 +23,9 @@ describe('parseResolvConf', () => {
       ndots: 5,
       timeoutMs: undefined,
       attempts: undefined,
+      rotate: false,
+      useVc: false,
+      edns0: false,
     });
   });
 
@@ -33,6 +36,9 @@ describe('parseResolvConf', () => {
       ndots: 1,
       timeoutMs: undefined,
       attempts: undefined,
+      rotate: false,
+      useVc: false,
+      edns0: false,
     });
   });
 
@@ -78,6 +84,15 @@ describe('parseResolvConf', () => {
     const small = parseResolvConf('options ndots:0 timeout:0 attempts:0\n');
     assert.deepEqual([small.ndots, small.timeoutMs, small.attempts], [0, 1000, 1]);
     assert.equal(parseResolvConf('options ndots:-1 ndots:x\n').ndots, 1);
+  });
+
+  it('options rotate, use-vc and edns0 (glibc RES_ROTATE, RES_USEVC, RES_USE_EDNS0); `tcp` is not a glibc option', () => {
+    const conf = parseResolvConf('options rotate ndots:2 use-vc edns0\n');
+    assert.deepEqual([conf.rotate, conf.useVc, conf.edns0, conf.ndots], [true, true, true, 2]);
+    const none = parseResolvConf('options tcp rotate:1 use_vc edns\n');
+    assert.deepEqual([none.rotate, none.useVc, none.edns0], [false, false, false]);
+    const env = parseResolvConf('options ndots:3\n', '', { RES_OPTIONS: 'rotate  use-vc edns0' });
+    assert.deepEqual([env.rotate, env.useVc, env.edns0, env.ndots], [true, true, true, 3]);
   });
 
   it('LOCALDOMAIN replaces the search list, RES_OPTIONS applies after the file', () => {
