@@ -25,7 +25,10 @@ export interface ResolvConf {
   readonly rotate: boolean;
   /** `options use-vc`: queries go over TCP (glibc RES_USEVC). @defaultValue false */
   readonly useVc: boolean;
-  /** `options edns0`: queries carry an EDNS(0) OPT record (glibc RES_USE_EDNS0). @defaultValue false */
+  /**
+   * `options edns0` (glibc RES_USE_EDNS0: an OPT record advertising 1200 bytes). Nothing to do with it: the DNS
+   * client sends EDNS(0) whatever the file says (`udpPayloadSize`, 1232 by default). @defaultValue false
+   */
   readonly edns0: boolean;
 }
 
