@@ -21,7 +21,7 @@ import { readOptions } from '../common/options.js';
 import { toDualHandler, toLegacyHandler } from '../common/handler.js';
 import type { RandomSource } from '../common/runtime.js';
 import type { HealthEvent, Subscription } from '../health/endpoint-health.js';
-import { subscription } from '../metrics/events.js';
+import { ClientListeners } from './listeners.js';
 import { parseOrigin, type ParsedOrigin } from '../request/origin.js';
 import { compileRoutes, type RouteConfig, type RouteTable } from '../routing/router.js';
 import { Discovery } from './discovery.js';
@@ -128,7 +128,7 @@ export class Client {
   readonly #random: RandomSource;
   readonly #mirror = new Mirror();
   readonly #readyWaits = new ReadyWaits();
-  readonly #listeners = new Set<(event: HealthEvent) => void>();
+  readonly #listeners = new ClientListeners();
   #passthroughCount = 0;
   /** Where a single-service client's `fetch` follows redirects to other origins; made on first use. */
   #redirectAgent: Agent | undefined;
@@ -145,7 +145,7 @@ export class Client {
     const normalized = normalizeClientOptions(options);
     this.#random = normalized.random;
     this.#refuseRedirects = normalized.refuseCrossOriginRedirects;
-    const emit = (event: HealthEvent) => this.#emit(event);
+    const emit = (event: HealthEvent) => this.#listeners.emit(event);
     try {
       for (const { name, options: clusterOptions, path } of normalized.clusters) {
         this.#clusters.set(name, new Cluster(name, clusterOptions, path));
@@ -408,18 +408,16 @@ export class Client {
    * ```
    */
   onHealthEvent(listener: (event: HealthEvent) => void): Subscription {
-    this.#listeners.add(listener);
-    return subscription(() => this.#listeners.delete(listener));
+    return this.#listeners.onHealthEvent(listener);
   }
 
-  #emit(event: HealthEvent): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(event);
-      } catch {
-        // A listener's failure is its own; the others still hear the event.
-      }
-    }
+  /**
+   * Calls `listener` once when the client has closed: when {@link Client.close} or {@link Client.destroy} has
+   * finished, before its promise resolves (on a microtask if that already happened). The exporters end their
+   * registration with it. Returns a handle whose `dispose()` unsubscribes.
+   */
+  onClose(listener: () => void): Subscription {
+    return this.#listeners.onClose(listener);
   }
 
   *#allClusters(): Iterable<Cluster> {
@@ -441,14 +439,16 @@ export class Client {
   close(): Promise<void> {
     this.#dispatcher.markClosed();
     this.#readyWaits.failAll(new ClientClosedError());
-    this.#closing ??= (async () => {
-      const clusters = [...this.#allClusters()];
-      this.#discovery?.clear();
-      await Promise.all(clusters.map((c) => c.close()));
-      if (this.#ownsPassthrough) await this.#passthrough?.close();
-      await this.#redirectAgent?.close();
-      await Promise.all([...this.#globals].map((g) => g.closeOthers(false)));
-    })();
+    this.#closing ??= this.#listeners.closing(
+      (async () => {
+        const clusters = [...this.#allClusters()];
+        this.#discovery?.clear();
+        await Promise.all(clusters.map((c) => c.close()));
+        if (this.#ownsPassthrough) await this.#passthrough?.close();
+        await this.#redirectAgent?.close();
+        await Promise.all([...this.#globals].map((g) => g.closeOthers(false)));
+      })(),
+    );
     return this.#closing;
   }
 
@@ -463,14 +463,16 @@ export class Client {
   #destroy(reason?: Error): Promise<void> {
     this.#dispatcher.markClosed();
     this.#readyWaits.failAll(new ClientClosedError());
-    const done = (async () => {
-      const clusters = [...this.#allClusters()];
-      await Promise.all(clusters.map((c) => c.destroy(reason)));
-      this.#discovery?.clear();
-      if (this.#ownsPassthrough) await this.#passthrough?.destroy(reason ?? null);
-      await this.#redirectAgent?.destroy(reason ?? null);
-      await Promise.all([...this.#globals].map((g) => g.closeOthers(true, reason)));
-    })();
+    const done = this.#listeners.closing(
+      (async () => {
+        const clusters = [...this.#allClusters()];
+        await Promise.all(clusters.map((c) => c.destroy(reason)));
+        this.#discovery?.clear();
+        if (this.#ownsPassthrough) await this.#passthrough?.destroy(reason ?? null);
+        await this.#redirectAgent?.destroy(reason ?? null);
+        await Promise.all([...this.#globals].map((g) => g.closeOthers(true, reason)));
+      })(),
+    );
     this.#closing ??= done;
     return done;
   }

@@ -72,11 +72,16 @@ export interface OpenTelemetryOptions {
   readonly maxEndpointsPerCluster?: number;
 }
 
-/** The registration; `unregister()` stops recording and observing. @category Observability */
+/**
+ * The registration; `unregister()` stops recording and observing. It ends by itself when the client closes.
+ * @category Observability
+ */
 export interface OpenTelemetryRegistration {
   /**
    * Stops recording (unsubscribes from the diagnostics channels) and removes the observable callback; the
-   * instruments themselves stay on the meter.
+   * instruments themselves stay on the meter. Called by itself when the client has closed (`close()` or
+   * `destroy()` finished, before its promise resolves), so a closed client is observed no more; calling it again
+   * does nothing.
    */
   unregister(): void;
 }
@@ -130,8 +135,7 @@ function errorType(m: RequestEndMessage): string | undefined {
  *   meter: metrics.getMeter('checkout'),
  *   attributes: { 'service.name': 'checkout' },
  * });
- * // on shutdown:
- * registration.unregister();
+ * // on shutdown: closing the client ends the registration too
  * await client.close();
  * ```
  *
@@ -354,11 +358,19 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
   };
   const observables = perEndpoint ? [...clusterObservables, ...endpointObservables] : clusterObservables;
   meter.addBatchObservableCallback(callback as never, observables);
-  return {
+  let registered = true;
+  let closeSubscription: { dispose(): void } | undefined;
+  const registration = {
     unregister() {
+      if (!registered) return;
+      registered = false;
+      closeSubscription?.dispose();
       diagnostics.unsubscribe('sidecarless:request:end', onEnd);
       if (perEndpoint) diagnostics.unsubscribe('sidecarless:attempt:end', onAttemptEnd);
       meter.removeBatchObservableCallback(callback as never, observables);
     },
   };
+  // A closed client is observed no more: its callback is removed and its channels unsubscribed.
+  if (typeof client.onClose === 'function') closeSubscription = client.onClose(() => registration.unregister());
+  return registration;
 }

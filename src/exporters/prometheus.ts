@@ -83,13 +83,17 @@ export interface PrometheusOptions {
   readonly maxEndpointsPerCluster?: number;
 }
 
-/** The registration; `unregister()` removes this client's series. @category Observability */
+/**
+ * The registration; `unregister()` removes this client's series. It ends by itself when the client closes.
+ * @category Observability
+ */
 export interface PrometheusRegistration {
   /** Metric names this client's series appear under. */
   readonly names: readonly string[];
   /**
    * Stops reading the client and removes its series; the metric objects leave the registry with the last client
-   * registered there.
+   * registered there. Called by itself when the client has closed (`close()` or `destroy()` finished, before its
+   * promise resolves), so a closed client's series never outlive it; calling it again does nothing.
    */
   unregister(): void;
 }
@@ -287,7 +291,7 @@ function addEndpointMetrics(shared: Shared, prefix: string): void {
  *     res.end(await registry.metrics());
  *   }
  * });
- * // on shutdown: users.unregister(); orders.unregister();
+ * // a client's series go when it closes; to remove them earlier: users.unregister();
  * ```
  *
  * @category Observability
@@ -414,11 +418,15 @@ function registerUnguarded(client: Client, options: PrometheusOptions): Promethe
     .map((m) => m.name)
     .filter((name) => endpointMetrics || !name.startsWith(`${prefix}endpoint_`));
   let registered = true;
+  // The client's end ends the registration: a service making and closing clients (per tenant, per test) would
+  // otherwise keep every closed client's series, and its channel subscriptions, until unregister().
+  let closeSubscription: { dispose(): void } | undefined;
   const registration = {
     names,
     unregister() {
       if (!registered) return;
       registered = false;
+      closeSubscription?.dispose();
       diagnostics.unsubscribe('sidecarless:request:end', onRequestEnd);
       if (endpointMetrics) diagnostics.unsubscribe('sidecarless:attempt:end', onAttemptEnd);
       for (const entry of source.series.values()) {
@@ -434,5 +442,6 @@ function registerUnguarded(client: Client, options: PrometheusOptions): Promethe
     },
   };
   source.dispose = () => registration.unregister();
+  if (typeof client.onClose === 'function') closeSubscription = client.onClose(() => registration.unregister());
   return registration;
 }

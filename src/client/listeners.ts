@@ -1,0 +1,55 @@
+/**
+ * The client's listeners: endpoint health events of every cluster (`onHealthEvent`) and the end of the client
+ * (`onClose`), each called in a guard (a listener's failure is its own; the others still hear the event).
+ *
+ * @module
+ */
+import type { HealthEvent, Subscription } from '../health/endpoint-health.js';
+import { subscription } from '../metrics/events.js';
+
+/** @internal */
+export class ClientListeners {
+  readonly #health = new Set<(event: HealthEvent) => void>();
+  readonly #close = new Set<() => void>();
+  #closed = false;
+
+  onHealthEvent(listener: (event: HealthEvent) => void): Subscription {
+    this.#health.add(listener);
+    return subscription(() => this.#health.delete(listener));
+  }
+
+  emit(event: HealthEvent): void {
+    for (const listener of this.#health) call(() => listener(event));
+  }
+
+  /** Calls `listener` once when {@link ClientListeners.closed} runs; on a microtask when it already ran. */
+  onClose(listener: () => void): Subscription {
+    if (this.#closed) {
+      let live = true;
+      queueMicrotask(() => live && call(listener));
+      return subscription(() => (live = false));
+    }
+    const once = () => call(listener);
+    this.#close.add(once);
+    return subscription(() => this.#close.delete(once));
+  }
+
+  /** `work` (the client's closing), then the close listeners (once), before the returned promise settles. */
+  closing(work: Promise<void>): Promise<void> {
+    return work.finally(() => {
+      if (this.#closed) return;
+      this.#closed = true;
+      const listeners = [...this.#close];
+      this.#close.clear();
+      for (const listener of listeners) listener();
+    });
+  }
+}
+
+function call(listener: () => void): void {
+  try {
+    listener();
+  } catch {
+    // A listener's failure is its own.
+  }
+}
