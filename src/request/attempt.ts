@@ -64,13 +64,13 @@ export interface AttemptOwner {
    */
   retryForStatus(statusCode: number, rawHeaders: Buffer[]): number;
   /** This attempt's response goes to the caller; the other attempts are cancelled. */
-  commit(attempt: Attempt, statusCode: number): void;
+  commit(attempt: AttemptBase, statusCode: number): void;
   /** The committed response ended; `upgraded` when it was a protocol upgrade (the caller got `onUpgrade`). */
   completeCommitted(trailers: string[] | Buffer[] | null, upgraded?: boolean): void;
   /** The committed response failed after its headers were delivered. */
   failCommitted(error: Error): void;
   /** `attempt` failed before committing (told once: never after a commit, a cancellation, or twice). */
-  attemptFailed(attempt: Attempt, failure: AttemptFailure): void;
+  attemptFailed(attempt: AttemptBase, failure: AttemptFailure): void;
   /** The status codes retried. */
   readonly retryOn: ReadonlySet<number>;
   /**
@@ -87,37 +87,46 @@ type State = 'pending' | 'discarding' | 'committed' | 'cancelled' | 'failed';
 /**
  * One attempt, and undici's handler for it. It also times itself and reports its outcome to its subchannel exactly
  * once (`Subchannel.dispatchAttempt`), so an attempt costs one handler object, not a wrapper around it.
+ *
+ * Two kinds (issue 14): a request's first attempt is the request itself (`BalancedRequest` extends this class), so
+ * the common case, a request answered by its first attempt, costs one object; retries and hedges are
+ * {@link Attempt}s. The state machine is this class's; the fields an attempt needs only when it is stopped,
+ * discarded or timed (`stopReason`, `discardWaitMs`, `timer`) and its owner and start are each kind's.
  */
-export class Attempt implements LegacyHandler {
-  readonly subchannel: Subchannel;
-  readonly #owner: AttemptOwner;
+export abstract class AttemptBase implements LegacyHandler {
+  /** The subchannel the attempt was sent to (a request's first attempt gets it at its first pick). */
+  subchannel!: Subchannel;
   #state: State = 'pending';
   #abort: ((reason?: Error) => void) | undefined;
+  /** The request (headers and body) was fully written. */
+  #sent = false;
+  // The outcome reported to the subchannel: the final status (also the status of a discarded response), the latency
+  // to it (undefined until headers), and whether it was reported. The latency is a tagged field (never a number
+  // before headers), so storing it keeps the number as it is rather than boxing a copy per attempt (issue 14).
+  #outcomeStatus = 0;
+  #latencyMs: number | undefined;
+  #reported = false;
+
+  /** The request the attempt belongs to. */
+  protected abstract get owner(): AttemptOwner;
+  /** When the attempt started, on its subchannel's clock (the cluster's). */
+  protected abstract get attemptStart(): number;
   /**
    * Why undici was told to stop the attempt (cancelled, timed out, discarded); once committed, the caller's reason
    * when it aborted the response. One field for both: an attempt is stopped before or after commit, not both.
    */
-  #cancelReason: Error | undefined;
-  #retryAfterMs = 0;
-  /** The request (headers and body) was fully written. */
-  #sent = false;
+  protected abstract get stopReason(): Error | undefined;
+  protected abstract set stopReason(reason: Error | undefined);
+  /** The `Retry-After` wait of a response discarded for a retry, ms. */
+  protected abstract get discardWaitMs(): number;
+  protected abstract set discardWaitMs(ms: number);
   /** @internal per-try timer, cleared by the owner's clock. */
-  timer: TimerHandle | undefined;
-  // The outcome reported to the subchannel: when the attempt started (subchannel clock), the final status (also the
-  // status of a discarded response), the latency to it (-1 until headers), and whether it was reported.
-  readonly #startedAt: number;
-  #outcomeStatus = 0;
-  #latencyMs = -1;
-  #reported = false;
+  abstract get timer(): TimerHandle | undefined;
+  abstract set timer(handle: TimerHandle | undefined);
 
-  /**
-   * `startedAt` is the attempt's start on its subchannel's clock (the cluster's): a first attempt picked at once
-   * passes its request's start rather than reading the clock again (each read allocates; issue 14).
-   */
-  constructor(owner: AttemptOwner, subchannel: Subchannel, startedAt: number) {
-    this.#owner = owner;
-    this.subchannel = subchannel;
-    this.#startedAt = startedAt;
+  /** The final status the attempt received (0 before headers). */
+  get outcomeStatus(): number {
+    return this.#outcomeStatus;
   }
 
   // The methods below are TypeScript-private rather than `#`: a class with `#` methods gives each instance a brand
@@ -127,17 +136,17 @@ export class Attempt implements LegacyHandler {
   private report(error: Error | undefined): void {
     if (this.#reported) return;
     this.#reported = true;
-    const latency = this.#latencyMs >= 0 ? this.#latencyMs : this.subchannel.clock.now() - this.#startedAt;
+    const latency = this.#latencyMs ?? this.subchannel.clock.now() - this.attemptStart;
     this.subchannel.finishAttempt(this.#outcomeStatus, error, latency);
   }
 
   private reject(failure: AttemptFailure): void {
-    this.#owner.attemptFailed(this, failure);
+    this.owner.attemptFailed(this, failure);
   }
 
   /** When the response headers arrived (the subchannel's clock), if they did. */
   get respondedAt(): number | undefined {
-    return this.#latencyMs >= 0 ? this.#startedAt + this.#latencyMs : undefined;
+    return this.#latencyMs === undefined ? undefined : this.attemptStart + this.#latencyMs;
   }
 
   /** True until the attempt has committed, failed or been cancelled. */
@@ -153,19 +162,19 @@ export class Attempt implements LegacyHandler {
   cancel(reason: Error, blame = false): void {
     if (this.#state !== 'pending' && this.#state !== 'discarding') return;
     this.#state = 'cancelled';
-    this.#cancelReason = blame && (this.#sent || !this.#owner.callerBodyStalled()) ? reason : notTheEndpoint(reason);
-    this.#abort?.(this.#cancelReason);
+    this.stopReason = blame && (this.#sent || !this.owner.callerBodyStalled()) ? reason : notTheEndpoint(reason);
+    this.#abort?.(this.stopReason);
   }
 
   /** True when the deadline firing now would be the caller's doing (its body stalled): see {@link cancel}. */
   get callerStalled(): boolean {
-    return !this.#sent && this.#owner.callerBodyStalled();
+    return !this.#sent && this.owner.callerBodyStalled();
   }
 
   /** Aborts the committed response (the caller aborted while reading it): not the endpoint's doing. */
   abortCommitted(reason: Error): void {
     if (this.#state !== 'committed') return;
-    this.#cancelReason = reason;
+    this.stopReason = reason;
     this.#abort?.(notTheEndpoint(reason));
   }
 
@@ -177,39 +186,39 @@ export class Attempt implements LegacyHandler {
     if (this.callerStalled) markCallerError(err);
     this.#state = 'failed';
     this.#abort?.(err);
-    this.#cancelReason = err;
+    this.stopReason = err;
     this.reject(new AttemptFailure(err, this.callerStalled ? 'aborted' : 'per-try-timeout', false));
   }
 
   onConnect(abort: (reason?: Error) => void): void {
-    if (this.#cancelReason !== undefined) abort(this.#cancelReason);
+    if (this.stopReason !== undefined) abort(this.stopReason);
     else this.#abort = abort;
   }
 
   onResponseStarted(): void {
-    if (this.#state === 'committed') this.#owner.user.onResponseStarted?.();
+    if (this.#state === 'committed') this.owner.user.onResponseStarted?.();
   }
 
   onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
     // 1xx informational responses are followed by the real one; time and count the final response.
     if (statusCode >= 200 || this.#outcomeStatus === 0) {
       this.#outcomeStatus = statusCode;
-      this.#latencyMs = this.subchannel.clock.now() - this.#startedAt;
+      this.#latencyMs = this.subchannel.clock.now() - this.attemptStart;
     }
     if (this.#state === 'committed')
-      return this.#owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
+      return this.owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
     if (this.#state !== 'pending') return this.#state === 'discarding';
     // Informational responses precede the real one and are not the caller's business before commit.
     if (statusCode < 200) return true;
-    if (!this.#owner.running) {
+    if (!this.owner.running) {
       this.cancel(hedgeLost());
       return false;
     }
-    if (this.#owner.retryOn.has(statusCode)) {
-      const wait = this.#owner.retryForStatus(statusCode, headers);
+    if (this.owner.retryOn.has(statusCode)) {
+      const wait = this.owner.retryForStatus(statusCode, headers);
       if (wait >= 0) {
         this.#state = 'discarding';
-        this.#retryAfterMs = wait;
+        this.discardWaitMs = wait;
         // A body already in the parser's buffer completes in this same tick, and the connection stays reusable; one
         // that has not is dropped, so a slow or endless body cannot hold the retry back (issue 15.4).
         queueMicrotask(this.dropBody.bind(this)); // not an arrow: its context would be made on every onHeaders
@@ -217,10 +226,10 @@ export class Attempt implements LegacyHandler {
       }
     }
     this.#state = 'committed';
-    this.#owner.commit(this, statusCode);
-    const name = this.#owner.endpointHeader;
+    this.owner.commit(this, statusCode);
+    const name = this.owner.endpointHeader;
     const delivered = name === undefined ? headers : [...headers, name, Buffer.from(this.subchannel.key, 'latin1')];
-    return this.#owner.user.onHeaders?.(statusCode, delivered, resume, statusText) ?? true;
+    return this.owner.user.onHeaders?.(statusCode, delivered, resume, statusText) ?? true;
   }
 
   /** The discarded response's body has not ended: abort it (undici closes that connection) and fail the attempt. */
@@ -232,24 +241,24 @@ export class Attempt implements LegacyHandler {
     };
     // Neither aborted nor a timeout: the outcome is the status, which counts against the endpoint as any 5xx does.
     err.code = 'SIDECARLESS_RESPONSE_DISCARDED';
-    this.#cancelReason = err;
+    this.stopReason = err;
     this.#abort?.(err);
-    this.reject(new AttemptFailure(err, 'status', false, this.#retryAfterMs));
+    this.reject(new AttemptFailure(err, 'status', false, this.discardWaitMs));
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.#state === 'committed') return this.#owner.user.onData?.(chunk) ?? true;
+    if (this.#state === 'committed') return this.owner.user.onData?.(chunk) ?? true;
     return this.#state === 'discarding';
   }
 
   onComplete(trailers: string[] | Buffer[] | null): void {
     this.report(undefined);
     if (this.#state === 'committed') {
-      this.#owner.completeCommitted(trailers);
+      this.owner.completeCommitted(trailers);
     } else if (this.#state === 'discarding') {
       this.#state = 'failed';
       const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#outcomeStatus}`);
-      this.reject(new AttemptFailure(err, 'status', false, this.#retryAfterMs));
+      this.reject(new AttemptFailure(err, 'status', false, this.discardWaitMs));
     }
   }
 
@@ -257,7 +266,7 @@ export class Attempt implements LegacyHandler {
     this.report(err);
     if (this.#state === 'committed') {
       this.#state = 'failed';
-      this.#owner.failCommitted(this.#cancelReason ?? err);
+      this.owner.failCommitted(this.stopReason ?? err);
       return;
     }
     if (this.#state !== 'pending' && this.#state !== 'discarding') return;
@@ -269,25 +278,66 @@ export class Attempt implements LegacyHandler {
 
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
     this.#outcomeStatus = statusCode;
-    this.#latencyMs = this.subchannel.clock.now() - this.#startedAt;
+    this.#latencyMs = this.subchannel.clock.now() - this.attemptStart;
     this.report(undefined);
     if (this.#state !== 'pending') {
       socket.destroy();
       return;
     }
     this.#state = 'committed';
-    this.#owner.commit(this, statusCode);
-    this.#owner.user.onUpgrade?.(statusCode, headers, socket);
-    this.#owner.completeCommitted(null, true);
+    this.owner.commit(this, statusCode);
+    this.owner.user.onUpgrade?.(statusCode, headers, socket);
+    this.owner.completeCommitted(null, true);
   }
 
   onBodySent(chunkSize: number, totalBytesSent: number): void {
     if (this.#state === 'pending' || this.#state === 'committed')
-      this.#owner.user.onBodySent?.(chunkSize, totalBytesSent);
+      this.owner.user.onBodySent?.(chunkSize, totalBytesSent);
   }
 
   onRequestSent(): void {
     this.#sent = true;
-    if (this.#state === 'pending' || this.#state === 'committed') this.#owner.user.onRequestSent?.();
+    if (this.#state === 'pending' || this.#state === 'committed') this.owner.user.onRequestSent?.();
+  }
+}
+
+/** A retry or a hedge: an attempt other than its request's first (which is the request itself). */
+export class Attempt extends AttemptBase {
+  readonly #owner: AttemptOwner;
+  readonly #startedAt: number;
+  #stopReason: Error | undefined;
+  #discardWaitMs = 0;
+  timer: TimerHandle | undefined;
+
+  /** `startedAt` is the attempt's start on its subchannel's clock (the cluster's). */
+  constructor(owner: AttemptOwner, subchannel: Subchannel, startedAt: number) {
+    super();
+    this.#owner = owner;
+    this.subchannel = subchannel;
+    this.#startedAt = startedAt;
+  }
+
+  protected get owner(): AttemptOwner {
+    return this.#owner;
+  }
+
+  protected get attemptStart(): number {
+    return this.#startedAt;
+  }
+
+  protected get stopReason(): Error | undefined {
+    return this.#stopReason;
+  }
+
+  protected set stopReason(reason: Error | undefined) {
+    this.#stopReason = reason;
+  }
+
+  protected get discardWaitMs(): number {
+    return this.#discardWaitMs;
+  }
+
+  protected set discardWaitMs(ms: number) {
+    this.#discardWaitMs = ms;
   }
 }

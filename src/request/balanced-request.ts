@@ -41,7 +41,7 @@ import type { PickContext } from '../pickers/picker.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
-import { Attempt, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
+import { Attempt, AttemptBase, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
 import { type BodyReplay, bodyReplay, isIdempotent, parseRetryAfter, type RequestPolicy, retryWait } from './policy.js';
 import type { DeadlineList, Deadlined } from './deadlines.js';
 import { RecordedBody } from './recorded-body.js';
@@ -71,7 +71,7 @@ export interface RequestHost {
   /** Takes the request out of the wait queue. */
   dequeue(request: BalancedRequest): void;
   /** Sends one attempt; `hedge` tells a hedged attempt from a first attempt or a retry. */
-  send(request: BalancedRequest, subchannel: Subchannel, body: unknown, attempt: Attempt, hedge: boolean): void;
+  send(request: BalancedRequest, subchannel: Subchannel, body: unknown, attempt: AttemptBase, hedge: boolean): void;
   /**
    * The request ended (the caller has seen its end): `statusCode` is what the caller received (0 if nothing),
    * `error` how it failed (before or after the response headers), if it did.
@@ -133,7 +133,7 @@ function watchedIterable(iterable: AsyncIterable<unknown>, extras: RequestExtras
 }
 
 /** The per-try timeout's callback (a function of its own, for the same reason as {@link watchedIterable}). */
-function perTryTimer(attempt: Attempt, ms: number): () => void {
+function perTryTimer(attempt: AttemptBase, ms: number): () => void {
   return () => {
     attempt.timer = undefined;
     attempt.timeout(ms);
@@ -159,7 +159,7 @@ class RequestExtras {
   abortReason: Error | undefined;
   lastFailure: AttemptFailure | undefined;
   /** The live attempts other than the request's first live one (a second live attempt makes it). */
-  hedges: Set<Attempt> | undefined;
+  hedges: Set<AttemptBase> | undefined;
   /** The endpoints tried so far, made at the first failure or hedge. */
   tried: Set<Subchannel> | undefined;
   /** The next hedge of the attempt group in progress; a request that ends clears it. */
@@ -181,11 +181,24 @@ class RequestExtras {
   callerFault = false;
   /** When the breaker's fallback answered (the response of no attempt). */
   respondedAt: number | undefined;
+  /** The status of the breaker's fallback response. */
+  respondedStatus = 0;
   /** Told the verdict for the circuit breaker, when one counts this request. */
   settle: ((verdict: RequestVerdict) => void) | undefined;
+  // The first attempt's (the request's own, see `AttemptBase`) fields that only a stopped, discarded, timed or
+  // queued first attempt needs.
+  firstStopReason: Error | undefined;
+  firstDiscardWaitMs = 0;
+  firstTimer: TimerHandle | undefined;
+  /** When the first attempt started, when it waited for an endpoint (otherwise when the request did). */
+  firstStartedAt: number | undefined;
 }
 
-export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
+/**
+ * A request, and its first attempt (issue 14): as an {@link AttemptBase} it is undici's handler for that attempt, so
+ * a request answered by its first attempt is one object. Retries and hedges are {@link Attempt}s of their own.
+ */
+export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadlined, PickContext {
   /** The options as the caller dispatched them. */
   readonly options: Dispatcher.DispatchOptions;
   /** The logical authority (`host[:port]`) of the request's URL (the picker's {@link PickContext.authority}). */
@@ -207,13 +220,12 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   #stage: Stage = 'new';
   /**
    * The first live attempt (a second live attempt goes to the extras' `hedges`), then the committed one: the
-   * common case, one attempt, needs no set.
+   * common case, one attempt, needs no set. The request itself while its first attempt is that one.
    */
-  #attempt: Attempt | undefined;
+  #attempt: AttemptBase | undefined;
   #attemptNumber = 0;
   /** Attempts of the current group (one, or hedged) not yet failed, counting those still waiting for an endpoint. */
   #outstanding = 0;
-  #committedStatus = 0;
   /** State only retries, hedges, aborts, closing and the breaker need (see {@link RequestExtras}). */
   #x: RequestExtras | undefined;
 
@@ -224,6 +236,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     host: RequestHost,
     route?: RouteDecision,
   ) {
+    super();
     this.options = options;
     this.authority = authority;
     this.user = user;
@@ -237,6 +250,48 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
 
   private more(): RequestExtras {
     return (this.#x ??= new RequestExtras());
+  }
+
+  // The request as its own first attempt (AttemptBase): its owner is itself, and the fields only a stopped,
+  // discarded, timed or queued first attempt needs are on the extras.
+
+  protected get owner(): AttemptOwner {
+    return this;
+  }
+
+  protected get attemptStart(): number {
+    return this.#x?.firstStartedAt ?? this.startedAt;
+  }
+
+  protected get stopReason(): Error | undefined {
+    return this.#x?.firstStopReason;
+  }
+
+  protected set stopReason(reason: Error | undefined) {
+    if (reason !== undefined || this.#x !== undefined) this.more().firstStopReason = reason;
+  }
+
+  protected get discardWaitMs(): number {
+    return this.#x?.firstDiscardWaitMs ?? 0;
+  }
+
+  protected set discardWaitMs(ms: number) {
+    this.more().firstDiscardWaitMs = ms;
+  }
+
+  /** @internal The first attempt's per-try timer. */
+  get timer(): TimerHandle | undefined {
+    return this.#x?.firstTimer;
+  }
+
+  set timer(handle: TimerHandle | undefined) {
+    if (handle !== undefined || this.#x !== undefined) this.more().firstTimer = handle;
+  }
+
+  /** The status the caller received, once committed: the fallback's, or the committed attempt's. */
+  private get committedStatus(): number {
+    const x = this.#x;
+    return x !== undefined && x.respondedAt !== undefined ? x.respondedStatus : (this.#attempt?.outcomeStatus ?? 0);
   }
 
   /** The upper-case method ({@link PickContext.method}). */
@@ -468,11 +523,18 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     }
     const x = this.#x;
     x?.tried?.add(subchannel);
-    const attempt = new Attempt(
-      this,
-      subchannel,
-      this.attempts === 0 && !waited ? this.startedAt : this.#host.clock.now(),
-    );
+    const first = this.attempts === 0;
+    if (first) {
+      // The first attempt is the request itself; it starts with the request unless it waited for an endpoint.
+      this.subchannel = subchannel;
+      if (waited) this.more().firstStartedAt = this.#host.clock.now();
+    }
+    this.sendAttempt(first ? this : new Attempt(this, subchannel, this.#host.clock.now()), subchannel, hedge);
+  }
+
+  /** Sends `attempt` (the request itself, or a retry or hedge) to `subchannel` as one of the live attempts. */
+  private sendAttempt(attempt: AttemptBase, subchannel: Subchannel, hedge: boolean): void {
+    const x = this.#x;
     if (this.#attempt === undefined && x?.hedges === undefined) this.#attempt = attempt;
     else ((x as RequestExtras).hedges ??= new Set()).add(attempt);
     this.attempts++;
@@ -483,7 +545,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   }
 
   /** An attempt failed before committing (told once per attempt; see {@link AttemptOwner.attemptFailed}). */
-  attemptFailed(attempt: Attempt, failure: AttemptFailure): void {
+  attemptFailed(attempt: AttemptBase, failure: AttemptFailure): void {
     this.dropLive(attempt);
     this.clearAttemptTimer(attempt);
     const x = this.more();
@@ -493,7 +555,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     this.groupFailed(failure);
   }
 
-  private dropLive(attempt: Attempt): void {
+  private dropLive(attempt: AttemptBase): void {
     if (this.#attempt === attempt) this.#attempt = undefined;
     else this.#x?.hedges?.delete(attempt);
   }
@@ -555,7 +617,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     return this.#x?.bodyStarted !== true;
   }
 
-  private clearAttemptTimer(attempt: Attempt): void {
+  private clearAttemptTimer(attempt: AttemptBase): void {
     if (attempt.timer !== undefined) {
       this.#host.clock.clearTimeout(attempt.timer);
       attempt.timer = undefined;
@@ -613,9 +675,8 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     this.failWith(error, 'failure');
   }
 
-  commit(attempt: Attempt, statusCode: number): void {
+  commit(attempt: AttemptBase, statusCode: number): void {
     this.#stage = 'committed';
-    this.#committedStatus = statusCode;
     this.clearDeadline();
     this.clearAttemptTimer(attempt);
     const x = this.#x;
@@ -635,7 +696,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
 
   completeCommitted(trailers: string[] | Buffer[] | null, upgraded = false): void {
     if (this.#stage === 'done') return;
-    this.end(this.#committedStatus >= 500 ? 'failure' : 'success', undefined);
+    this.end(this.committedStatus >= 500 ? 'failure' : 'success', undefined);
     if (!upgraded) this.user.onComplete?.(trailers);
   }
 
@@ -660,9 +721,10 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
         raw.push(Buffer.from(k), Buffer.from(v, 'latin1'));
     }
     if (body !== undefined) raw.push(Buffer.from('content-length'), Buffer.from(String(body.length)));
-    this.more().respondedAt = this.#host.clock.now();
+    const x = this.more();
+    x.respondedAt = this.#host.clock.now();
+    x.respondedStatus = response.status;
     this.#stage = 'committed';
-    this.#committedStatus = response.status;
     this.clearDeadline();
     this.user.onHeaders?.(response.status, raw, () => {}, '');
     if (body !== undefined && body.length > 0) this.user.onData?.(body);
@@ -725,7 +787,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     const wasCommitted = this.#stage === 'committed';
     this.#stage = 'done';
     this.clearDeadline();
-    this.#host.finished(this, this.#committedStatus, error);
+    this.#host.finished(this, wasCommitted ? this.committedStatus : 0, error);
     // A committed request told the breaker its verdict at commit time.
     const x = this.#x;
     if (x !== undefined) {
