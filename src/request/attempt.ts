@@ -82,7 +82,17 @@ export interface AttemptOwner {
   readonly endpointHeader: Buffer | undefined;
 }
 
-type State = 'pending' | 'discarding' | 'committed' | 'cancelled' | 'failed';
+// An attempt's state, in the low bits of its `#bits` (one small integer for the state and two flags, issue 14).
+const PENDING = 0;
+const DISCARDING = 1;
+const COMMITTED = 2;
+const CANCELLED = 3;
+const FAILED = 4;
+const STATE = 7;
+/** The request (headers and body) was fully written. */
+const SENT = 8;
+/** The outcome was reported to the subchannel. */
+const REPORTED = 16;
 
 /**
  * One attempt, and undici's handler for it. It also times itself and reports its outcome to its subchannel exactly
@@ -96,16 +106,14 @@ type State = 'pending' | 'discarding' | 'committed' | 'cancelled' | 'failed';
 export abstract class AttemptBase implements LegacyHandler {
   /** The subchannel the attempt was sent to (a request's first attempt gets it at its first pick). */
   subchannel!: Subchannel;
-  #state: State = 'pending';
+  /** The state (`PENDING`...) and the `SENT` and `REPORTED` flags. */
+  #bits = PENDING;
   #abort: ((reason?: Error) => void) | undefined;
-  /** The request (headers and body) was fully written. */
-  #sent = false;
-  // The outcome reported to the subchannel: the final status (also the status of a discarded response), the latency
-  // to it (undefined until headers), and whether it was reported. The latency is a tagged field (never a number
+  // The outcome reported to the subchannel: the final status (also the status of a discarded response) and the
+  // latency to it (undefined until headers). The latency is a tagged field (never a number
   // before headers), so storing it keeps the number as it is rather than boxing a copy per attempt (issue 14).
   #outcomeStatus = 0;
   #latencyMs: number | undefined;
-  #reported = false;
 
   /** The request the attempt belongs to. */
   protected abstract get owner(): AttemptOwner;
@@ -129,13 +137,25 @@ export abstract class AttemptBase implements LegacyHandler {
     return this.#outcomeStatus;
   }
 
+  private get state(): number {
+    return this.#bits & STATE;
+  }
+
+  private set state(state: number) {
+    this.#bits = (this.#bits & ~STATE) | state;
+  }
+
+  private get sent(): boolean {
+    return (this.#bits & SENT) !== 0;
+  }
+
   // The methods below are TypeScript-private rather than `#`: a class with `#` methods gives each instance a brand
   // slot (8 bytes an attempt, issue 14).
 
   /** Reports the attempt's one outcome to its subchannel (invariant 5); later calls do nothing. */
   private report(error: Error | undefined): void {
-    if (this.#reported) return;
-    this.#reported = true;
+    if ((this.#bits & REPORTED) !== 0) return;
+    this.#bits |= REPORTED;
     const latency = this.#latencyMs ?? this.subchannel.clock.now() - this.attemptStart;
     this.subchannel.finishAttempt(this.#outcomeStatus, error, latency);
   }
@@ -151,7 +171,7 @@ export abstract class AttemptBase implements LegacyHandler {
 
   /** True until the attempt has committed, failed or been cancelled. */
   get pending(): boolean {
-    return this.#state === 'pending' || this.#state === 'discarding';
+    return this.state === PENDING || this.state === DISCARDING;
   }
 
   /**
@@ -160,31 +180,31 @@ export abstract class AttemptBase implements LegacyHandler {
    * request body is what the attempt was waiting for.
    */
   cancel(reason: Error, blame = false): void {
-    if (this.#state !== 'pending' && this.#state !== 'discarding') return;
-    this.#state = 'cancelled';
-    this.stopReason = blame && (this.#sent || !this.owner.callerBodyStalled()) ? reason : notTheEndpoint(reason);
+    if (this.state !== PENDING && this.state !== DISCARDING) return;
+    this.state = CANCELLED;
+    this.stopReason = blame && (this.sent || !this.owner.callerBodyStalled()) ? reason : notTheEndpoint(reason);
     this.#abort?.(this.stopReason);
   }
 
   /** True when the deadline firing now would be the caller's doing (its body stalled): see {@link cancel}. */
   get callerStalled(): boolean {
-    return !this.#sent && this.owner.callerBodyStalled();
+    return !this.sent && this.owner.callerBodyStalled();
   }
 
   /** Aborts the committed response (the caller aborted while reading it): not the endpoint's doing. */
   abortCommitted(reason: Error): void {
-    if (this.#state !== 'committed') return;
+    if (this.state !== COMMITTED) return;
     this.stopReason = reason;
     this.#abort?.(notTheEndpoint(reason));
   }
 
   /** The per-try timeout fired before headers (or while a discarded response was being dropped). */
   timeout(ms: number): void {
-    if (this.#state !== 'pending' && this.#state !== 'discarding') return;
+    if (this.state !== PENDING && this.state !== DISCARDING) return;
     const err = new PerTryTimeoutError(ms);
     // Waiting for the caller's body rather than the endpoint: the caller's failure, not retried (issue 15.6).
     if (this.callerStalled) markCallerError(err);
-    this.#state = 'failed';
+    this.state = FAILED;
     this.#abort?.(err);
     this.stopReason = err;
     this.reject(new AttemptFailure(err, this.callerStalled ? 'aborted' : 'per-try-timeout', false));
@@ -196,7 +216,7 @@ export abstract class AttemptBase implements LegacyHandler {
   }
 
   onResponseStarted(): void {
-    if (this.#state === 'committed') this.owner.user.onResponseStarted?.();
+    if (this.state === COMMITTED) this.owner.user.onResponseStarted?.();
   }
 
   onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
@@ -205,9 +225,9 @@ export abstract class AttemptBase implements LegacyHandler {
       this.#outcomeStatus = statusCode;
       this.#latencyMs = this.subchannel.clock.now() - this.attemptStart;
     }
-    if (this.#state === 'committed')
+    if (this.state === COMMITTED)
       return this.owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
-    if (this.#state !== 'pending') return this.#state === 'discarding';
+    if (this.state !== PENDING) return this.state === DISCARDING;
     // Informational responses precede the real one and are not the caller's business before commit.
     if (statusCode < 200) return true;
     if (!this.owner.running) {
@@ -217,7 +237,7 @@ export abstract class AttemptBase implements LegacyHandler {
     if (this.owner.retryOn.has(statusCode)) {
       const wait = this.owner.retryForStatus(statusCode, headers);
       if (wait >= 0) {
-        this.#state = 'discarding';
+        this.state = DISCARDING;
         this.discardWaitMs = wait;
         // A body already in the parser's buffer completes in this same tick, and the connection stays reusable; one
         // that has not is dropped, so a slow or endless body cannot hold the retry back (issue 15.4).
@@ -225,7 +245,7 @@ export abstract class AttemptBase implements LegacyHandler {
         return true;
       }
     }
-    this.#state = 'committed';
+    this.state = COMMITTED;
     this.owner.commit(this, statusCode);
     const name = this.owner.endpointHeader;
     const delivered = name === undefined ? headers : [...headers, name, Buffer.from(this.subchannel.key, 'latin1')];
@@ -234,8 +254,8 @@ export abstract class AttemptBase implements LegacyHandler {
 
   /** The discarded response's body has not ended: abort it (undici closes that connection) and fail the attempt. */
   private dropBody(): void {
-    if (this.#state !== 'discarding') return;
-    this.#state = 'failed';
+    if (this.state !== DISCARDING) return;
+    this.state = FAILED;
     const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#outcomeStatus}`) as Error & {
       code: string;
     };
@@ -247,16 +267,16 @@ export abstract class AttemptBase implements LegacyHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.#state === 'committed') return this.owner.user.onData?.(chunk) ?? true;
-    return this.#state === 'discarding';
+    if (this.state === COMMITTED) return this.owner.user.onData?.(chunk) ?? true;
+    return this.state === DISCARDING;
   }
 
   onComplete(trailers: string[] | Buffer[] | null): void {
     this.report(undefined);
-    if (this.#state === 'committed') {
+    if (this.state === COMMITTED) {
       this.owner.completeCommitted(trailers);
-    } else if (this.#state === 'discarding') {
-      this.#state = 'failed';
+    } else if (this.state === DISCARDING) {
+      this.state = FAILED;
       const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#outcomeStatus}`);
       this.reject(new AttemptFailure(err, 'status', false, this.discardWaitMs));
     }
@@ -264,13 +284,13 @@ export abstract class AttemptBase implements LegacyHandler {
 
   onError(err: Error): void {
     this.report(err);
-    if (this.#state === 'committed') {
-      this.#state = 'failed';
+    if (this.state === COMMITTED) {
+      this.state = FAILED;
       this.owner.failCommitted(this.stopReason ?? err);
       return;
     }
-    if (this.#state !== 'pending' && this.#state !== 'discarding') return;
-    this.#state = 'failed';
+    if (this.state !== PENDING && this.state !== DISCARDING) return;
+    this.state = FAILED;
     const kind = classifyError(err);
     // Not sent: no connection was made, or an HTTP/2 endpoint said it did not process the stream (GOAWAY, refused).
     this.reject(new AttemptFailure(err, kind, kind === 'connect' || isNotProcessed(err)));
@@ -280,24 +300,24 @@ export abstract class AttemptBase implements LegacyHandler {
     this.#outcomeStatus = statusCode;
     this.#latencyMs = this.subchannel.clock.now() - this.attemptStart;
     this.report(undefined);
-    if (this.#state !== 'pending') {
+    if (this.state !== PENDING) {
       socket.destroy();
       return;
     }
-    this.#state = 'committed';
+    this.state = COMMITTED;
     this.owner.commit(this, statusCode);
     this.owner.user.onUpgrade?.(statusCode, headers, socket);
     this.owner.completeCommitted(null, true);
   }
 
   onBodySent(chunkSize: number, totalBytesSent: number): void {
-    if (this.#state === 'pending' || this.#state === 'committed')
+    if (this.state === PENDING || this.state === COMMITTED)
       this.owner.user.onBodySent?.(chunkSize, totalBytesSent);
   }
 
   onRequestSent(): void {
-    this.#sent = true;
-    if (this.#state === 'pending' || this.#state === 'committed') this.owner.user.onRequestSent?.();
+    this.#bits |= SENT;
+    if (this.state === PENDING || this.state === COMMITTED) this.owner.user.onRequestSent?.();
   }
 }
 

@@ -82,7 +82,18 @@ export interface RequestHost {
 /** How a request ended, for the circuit breaker. */
 export type RequestVerdict = 'success' | 'failure' | 'ignored';
 
-type Stage = 'new' | 'running' | 'committed' | 'done';
+// A request's stage and counters share one small integer (`#n`, issue 14): the stage in bits 0-1, then 8 bits each
+// for the attempts sent (hedges included; at most maxAttempts x (1 + maxHedges) = 20), the attempt groups started
+// (at most maxAttempts = 5), and the current group's outstanding attempts (at most 1 + maxHedges = 4).
+const NEW = 0;
+const RUNNING = 1;
+const COMMITTED = 2;
+const DONE = 3;
+const STAGE = 3;
+const ATTEMPTS = 2;
+const GROUPS = 10;
+const OUTSTANDING = 18;
+const COUNT = 0xff;
 
 function abortedError(): Error {
   const err = new Error('Request aborted') as Error & { code: string };
@@ -205,8 +216,6 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   readonly authority: string;
   /** The caller's handler. */
   readonly user: LegacyHandler;
-  /** Attempts sent, including hedges. */
-  attempts = 0;
   /** When the request was accepted (host clock, ms). */
   readonly startedAt: number;
   /** The route that sent the request here, if any (its subset narrows the endpoints). */
@@ -217,15 +226,13 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   deadlineNext: Deadlined | undefined;
 
   readonly #host: RequestHost;
-  #stage: Stage = 'new';
+  /** The stage (`NEW`...) and three counters, see `STAGE`. */
+  #n = NEW;
   /**
    * The first live attempt (a second live attempt goes to the extras' `hedges`), then the committed one: the
    * common case, one attempt, needs no set. The request itself while its first attempt is that one.
    */
   #attempt: AttemptBase | undefined;
-  #attemptNumber = 0;
-  /** Attempts of the current group (one, or hedged) not yet failed, counting those still waiting for an endpoint. */
-  #outstanding = 0;
   /** State only retries, hedges, aborts, closing and the breaker need (see {@link RequestExtras}). */
   #x: RequestExtras | undefined;
 
@@ -247,6 +254,37 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   // Methods are TypeScript-private rather than `#`: a class with `#` methods gives each instance a brand slot (8
   // bytes a request, issue 14). Fields stay `#`.
+
+  /** Attempts sent, including hedges. */
+  get attempts(): number {
+    return (this.#n >>> ATTEMPTS) & COUNT;
+  }
+
+  private get stage(): number {
+    return this.#n & STAGE;
+  }
+
+  private set stage(stage: number) {
+    this.#n = (this.#n & ~STAGE) | stage;
+  }
+
+  /** Attempt groups started (the first attempt, each retry; hedges belong to their group). */
+  private get attemptNumber(): number {
+    return (this.#n >>> GROUPS) & COUNT;
+  }
+
+  private set attemptNumber(n: number) {
+    this.#n = (this.#n & ~(COUNT << GROUPS)) | ((n & COUNT) << GROUPS);
+  }
+
+  /** Attempts of the current group (one, or hedged) not yet failed, counting those still waiting for an endpoint. */
+  private get outstanding(): number {
+    return (this.#n >>> OUTSTANDING) & COUNT;
+  }
+
+  private set outstanding(n: number) {
+    this.#n = (this.#n & ~(COUNT << OUTSTANDING)) | ((n & COUNT) << OUTSTANDING);
+  }
 
   private more(): RequestExtras {
     return (this.#x ??= new RequestExtras());
@@ -329,10 +367,10 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   /** Hands the caller its abort function. Returns false when the caller aborted at once. */
   start(): boolean {
-    this.#stage = 'running';
+    this.stage = RUNNING;
     // A bound method rather than an arrow function: no closure context, about half the bytes a request.
     this.user.onConnect?.(this.abortByCaller.bind(this));
-    return this.#x?.abortReason === undefined && this.#stage === 'running';
+    return this.#x?.abortReason === undefined && this.stage === RUNNING;
   }
 
   /**
@@ -340,7 +378,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
    * clock read of its own, issue 14), or the fallback's.
    */
   get headersAt(): number | undefined {
-    if (this.#stage !== 'committed' && this.#stage !== 'done') return undefined;
+    if (this.stage !== COMMITTED && this.stage !== DONE) return undefined;
     return this.#x?.respondedAt ?? this.#attempt?.respondedAt;
   }
 
@@ -360,11 +398,11 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   /** True once the caller has seen the end. */
   get done(): boolean {
-    return this.#stage === 'done';
+    return this.stage === DONE;
   }
 
   get running(): boolean {
-    return this.#stage === 'running';
+    return this.stage === RUNNING;
   }
 
   get retryOn(): ReadonlySet<number> {
@@ -391,7 +429,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
    * (issue 15.6).
    */
   deadlinePassed(): void {
-    if (this.#stage !== 'running') return;
+    if (this.stage !== RUNNING) return;
     const timeoutMs = this.#host.policy.timeoutMs;
     const error = new DeadlineExceededError(timeoutMs, { cause: this.#x?.lastFailure?.error });
     let stalled = this.#attempt?.callerStalled === true;
@@ -409,8 +447,8 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
    * each `hedge.delayMs` without response headers (up to `maxHedges`); the first answer wins.
    */
   private nextAttempt(): void {
-    this.#attemptNumber++;
-    this.#outstanding = 0;
+    this.attemptNumber++;
+    this.outstanding = 0;
     const { hedge } = this.#host.policy;
     if (hedge !== undefined && this.hedging) {
       const x = this.more();
@@ -429,11 +467,11 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   private hedgeDue(delayMs: number): void {
     const x = this.more();
     x.hedgeTimer = undefined;
-    if (this.#stage !== 'running' || x.closing || this.#outstanding === 0) return;
+    if (this.stage !== RUNNING || x.closing || this.outstanding === 0) return;
     if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) return;
     x.hedgesLeft--;
     this.launch(true);
-    if (x.hedgesLeft > 0 && this.#stage === 'running' && this.#outstanding > 0) this.armHedge(delayMs);
+    if (x.hedgesLeft > 0 && this.stage === RUNNING && this.outstanding > 0) this.armHedge(delayMs);
   }
 
   /**
@@ -442,12 +480,12 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
    */
   private groupFailed(failure: AttemptFailure): void {
     // The request committed or ended meanwhile: nothing to decide.
-    if (this.#stage !== 'running') return;
-    if (--this.#outstanding > 0) return;
+    if (this.stage !== RUNNING) return;
+    if (--this.outstanding > 0) return;
     this.clearHedgeTimer();
     let again: boolean;
     try {
-      again = this.#attemptNumber < this.#host.policy.maxAttempts && this.decideRetry(failure);
+      again = this.attemptNumber < this.#host.policy.maxAttempts && this.decideRetry(failure);
     } catch (refused) {
       this.finalFailure(refused as Error);
       return;
@@ -464,7 +502,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     x.retryTimer = clock.setTimeout(
       () => {
         x.retryTimer = undefined;
-        if (this.#stage === 'running') this.nextAttempt();
+        if (this.stage === RUNNING) this.nextAttempt();
       },
       retryWait(x.backoff, x.retryAfterMs),
       true,
@@ -498,7 +536,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   /** Sends one attempt of the current group on a subchannel not tried yet (when there is one). */
   private launch(hedge: boolean): void {
-    this.#outstanding++;
+    this.outstanding++;
     this.#host.acquire(this, this.excluded(), hedge);
   }
 
@@ -516,7 +554,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
    */
   acquired(error: Error | undefined, subchannel: Subchannel | undefined, hedge: boolean, waited = false): void {
     // The request ended while waiting for an endpoint: it has told the caller already.
-    if (this.#stage !== 'running') return;
+    if (this.stage !== RUNNING) return;
     if (error !== undefined || subchannel === undefined) {
       this.groupFailed(new AttemptFailure(error ?? new Error('no subchannel'), 'no-endpoint', true));
       return;
@@ -537,7 +575,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     const x = this.#x;
     if (this.#attempt === undefined && x?.hedges === undefined) this.#attempt = attempt;
     else ((x as RequestExtras).hedges ??= new Set()).add(attempt);
-    this.attempts++;
+    this.#n += 1 << ATTEMPTS;
     const { perTryTimeoutMs } = this.#host.policy;
     if (perTryTimeoutMs > 0)
       attempt.timer = this.#host.clock.setTimeout(perTryTimer(attempt, perTryTimeoutMs), perTryTimeoutMs, true);
@@ -626,7 +664,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   retryForStatus(_statusCode: number, rawHeaders: Buffer[]): number {
     const { policy, budget } = this.#host;
-    if (this.#attemptNumber >= policy.maxAttempts) return -1;
+    if (this.attemptNumber >= policy.maxAttempts) return -1;
     if (this.#x?.closing === true || (!this.idempotent && !policy.retryNonIdempotent)) return -1;
     // A stream that is not recorded is being read by this attempt; a recorded one must still be whole.
     const recorded = this.#x?.recorded;
@@ -641,7 +679,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   }
 
   private shouldRetry(error: AttemptFailure): boolean {
-    if (this.#stage !== 'running') return false;
+    if (this.stage !== RUNNING) return false;
     switch (error.kind) {
       case 'status':
         return true; // decided, and paid for, when the headers arrived
@@ -660,7 +698,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   }
 
   private finalFailure(failure: AttemptFailure | Error): void {
-    if (this.#stage !== 'running') return;
+    if (this.stage !== RUNNING) return;
     let error = failure instanceof AttemptFailure ? failure.error : failure;
     if (isCallerError(error)) {
       this.more().callerFault = true;
@@ -676,7 +714,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   }
 
   commit(attempt: AttemptBase, statusCode: number): void {
-    this.#stage = 'committed';
+    this.stage = COMMITTED;
     this.clearDeadline();
     this.clearAttemptTimer(attempt);
     const x = this.#x;
@@ -695,13 +733,13 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   }
 
   completeCommitted(trailers: string[] | Buffer[] | null, upgraded = false): void {
-    if (this.#stage === 'done') return;
+    if (this.stage === DONE) return;
     this.end(this.committedStatus >= 500 ? 'failure' : 'success', undefined);
     if (!upgraded) this.user.onComplete?.(trailers);
   }
 
   failCommitted(error: Error): void {
-    if (this.#stage === 'done') return;
+    if (this.stage === DONE) return;
     this.end(this.#x?.abortReason !== undefined ? 'ignored' : 'failure', error);
     this.user.onError?.(error);
   }
@@ -711,7 +749,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
    * `response` has been checked (cluster/admission.ts, `checkFallbackResponse`).
    */
   respond(response: { status: number; headers?: Readonly<Record<string, string>>; body?: string | Uint8Array }): void {
-    if (this.#stage !== 'running') return;
+    if (this.stage !== RUNNING) return;
     const body = response.body === undefined ? undefined : Buffer.from(response.body);
     const raw: Buffer[] = [];
     for (const [k, v] of Object.entries(response.headers ?? {})) {
@@ -724,7 +762,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     const x = this.more();
     x.respondedAt = this.#host.clock.now();
     x.respondedStatus = response.status;
-    this.#stage = 'committed';
+    this.stage = COMMITTED;
     this.clearDeadline();
     this.user.onHeaders?.(response.status, raw, () => {}, '');
     if (body !== undefined && body.length > 0) this.user.onData?.(body);
@@ -732,14 +770,14 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   }
 
   private abortByCaller(reason?: Error): void {
-    if (this.#stage === 'done' || this.#x?.abortReason !== undefined) return;
+    if (this.stage === DONE || this.#x?.abortReason !== undefined) return;
     const x = this.more();
     const abortReason = reason ?? abortedError();
     x.abortReason = abortReason;
     x.callerFault = true;
-    if (this.#stage === 'committed') {
+    if (this.stage === COMMITTED) {
       this.#attempt?.abortCommitted(abortReason);
-    } else if (this.#stage === 'running') {
+    } else if (this.stage === RUNNING) {
       this.failWith(abortReason, 'ignored');
     }
     // 'new': start() reports it.
@@ -747,7 +785,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   /** Ends the request with `error` before any response was committed (no-op once committed or done). */
   fail(error: Error): void {
-    if (this.#stage === 'done' || this.#stage === 'committed') return;
+    if (this.stage === DONE || this.stage === COMMITTED) return;
     this.failWith(error, 'failure');
   }
 
@@ -758,7 +796,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
    * failure it would have retried ends the request with `SIDECARLESS_CLIENT_CLOSED`, the failure as `cause`.
    */
   clientClosing(): void {
-    if (this.#stage !== 'running' || this.#x?.closing === true) return;
+    if (this.stage !== RUNNING || this.#x?.closing === true) return;
     const x = this.more();
     x.closing = true;
     if (this.liveCount === 0) this.failWith(new ClientClosedError({ cause: x.lastFailure?.error }), 'ignored');
@@ -784,8 +822,8 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   }
 
   private end(verdict: RequestVerdict, error: Error | undefined): void {
-    const wasCommitted = this.#stage === 'committed';
-    this.#stage = 'done';
+    const wasCommitted = this.stage === COMMITTED;
+    this.stage = DONE;
     this.clearDeadline();
     this.#host.finished(this, wasCommitted ? this.committedStatus : 0, error);
     // A committed request told the breaker its verdict at commit time.
