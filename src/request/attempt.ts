@@ -109,11 +109,12 @@ export abstract class AttemptBase implements LegacyHandler {
   /** The state (`PENDING`...) and the `SENT` and `REPORTED` flags. */
   #bits = PENDING;
   #abort: ((reason?: Error) => void) | undefined;
-  // The outcome reported to the subchannel: the final status (also the status of a discarded response) and the
-  // latency to it (undefined until headers). The latency is a tagged field (never a number
-  // before headers), so storing it keeps the number as it is rather than boxing a copy per attempt (issue 14).
+  // The outcome reported to the subchannel: the final status (also the status of a discarded response), and when it
+  // arrived (undefined until headers; the latency is the difference with the attempt's start). A tagged field
+  // (never a number before headers) holding the clock's reading as it is: no box of its own per attempt, and no
+  // second number for the time of headers (issue 14).
   #outcomeStatus = 0;
-  #latencyMs: number | undefined;
+  #respondedAt: number | undefined;
 
   /** The request the attempt belongs to. */
   protected abstract get owner(): AttemptOwner;
@@ -156,7 +157,7 @@ export abstract class AttemptBase implements LegacyHandler {
   private report(error: Error | undefined): void {
     if ((this.#bits & REPORTED) !== 0) return;
     this.#bits |= REPORTED;
-    const latency = this.#latencyMs ?? this.subchannel.clock.now() - this.attemptStart;
+    const latency = (this.#respondedAt ?? this.subchannel.clock.now()) - this.attemptStart;
     this.subchannel.finishAttempt(this.#outcomeStatus, error, latency);
   }
 
@@ -166,7 +167,7 @@ export abstract class AttemptBase implements LegacyHandler {
 
   /** When the response headers arrived (the subchannel's clock), if they did. */
   get respondedAt(): number | undefined {
-    return this.#latencyMs === undefined ? undefined : this.attemptStart + this.#latencyMs;
+    return this.#respondedAt;
   }
 
   /** True until the attempt has committed, failed or been cancelled. */
@@ -223,10 +224,9 @@ export abstract class AttemptBase implements LegacyHandler {
     // 1xx informational responses are followed by the real one; time and count the final response.
     if (statusCode >= 200 || this.#outcomeStatus === 0) {
       this.#outcomeStatus = statusCode;
-      this.#latencyMs = this.subchannel.clock.now() - this.attemptStart;
+      this.#respondedAt = this.subchannel.clock.now();
     }
-    if (this.state === COMMITTED)
-      return this.owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
+    if (this.state === COMMITTED) return this.owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
     if (this.state !== PENDING) return this.state === DISCARDING;
     // Informational responses precede the real one and are not the caller's business before commit.
     if (statusCode < 200) return true;
@@ -298,7 +298,7 @@ export abstract class AttemptBase implements LegacyHandler {
 
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
     this.#outcomeStatus = statusCode;
-    this.#latencyMs = this.subchannel.clock.now() - this.attemptStart;
+    this.#respondedAt = this.subchannel.clock.now();
     this.report(undefined);
     if (this.state !== PENDING) {
       socket.destroy();
@@ -311,8 +311,7 @@ export abstract class AttemptBase implements LegacyHandler {
   }
 
   onBodySent(chunkSize: number, totalBytesSent: number): void {
-    if (this.state === PENDING || this.state === COMMITTED)
-      this.owner.user.onBodySent?.(chunkSize, totalBytesSent);
+    if (this.state === PENDING || this.state === COMMITTED) this.owner.user.onBodySent?.(chunkSize, totalBytesSent);
   }
 
   onRequestSent(): void {
