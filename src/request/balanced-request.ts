@@ -94,6 +94,8 @@ const ATTEMPTS = 2;
 const GROUPS = 10;
 const OUTSTANDING = 18;
 const COUNT = 0xff;
+/** The lead attempt (see `lead`) is the request's own. */
+const SELF = 1 << 26;
 
 function abortedError(): Error {
   const err = new Error('Request aborted') as Error & { code: string };
@@ -171,6 +173,8 @@ class RequestExtras {
   lastFailure: AttemptFailure | undefined;
   /** The live attempts other than the request's first live one (a second live attempt makes it). */
   hedges: Set<AttemptBase> | undefined;
+  /** The request's lead attempt when it is not the request's own (see `BalancedRequest.lead`). */
+  lead: AttemptBase | undefined;
   /** The endpoints tried so far, made at the first failure or hedge. */
   tried: Set<Subchannel> | undefined;
   /** The next hedge of the attempt group in progress; a request that ends clears it. */
@@ -226,13 +230,8 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   deadlineNext: Deadlined | undefined;
 
   readonly #host: RequestHost;
-  /** The stage (`NEW`...) and three counters, see `STAGE`. */
+  /** The stage (`NEW`...), three counters and the `SELF` flag, see `STAGE`. */
   #n = NEW;
-  /**
-   * The first live attempt (a second live attempt goes to the extras' `hedges`), then the committed one: the
-   * common case, one attempt, needs no set. The request itself while its first attempt is that one.
-   */
-  #attempt: AttemptBase | undefined;
   /** State only retries, hedges, aborts, closing and the breaker need (see {@link RequestExtras}). */
   #x: RequestExtras | undefined;
 
@@ -286,6 +285,25 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     this.#n = (this.#n & ~(COUNT << OUTSTANDING)) | ((n & COUNT) << OUTSTANDING);
   }
 
+  /**
+   * The first live attempt (a second live attempt goes to the extras' `hedges`), then the committed one: the common
+   * case, one attempt, needs no set. No field (issue 14): a bit of `#n` when it is the request's own first attempt,
+   * the extras' `lead` when it is an `Attempt` (a retry's or a hedge's: the request has its extras by then).
+   */
+  private get lead(): AttemptBase | undefined {
+    return (this.#n & SELF) !== 0 ? this : this.#x?.lead;
+  }
+
+  private set lead(attempt: AttemptBase | undefined) {
+    if (attempt === this) {
+      this.#n |= SELF;
+      if (this.#x !== undefined) this.#x.lead = undefined;
+    } else {
+      this.#n &= ~SELF;
+      if (attempt !== undefined || this.#x !== undefined) this.more().lead = attempt;
+    }
+  }
+
   private more(): RequestExtras {
     return (this.#x ??= new RequestExtras());
   }
@@ -329,7 +347,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   /** The status the caller received, once committed: the fallback's, or the committed attempt's. */
   private get committedStatus(): number {
     const x = this.#x;
-    return x !== undefined && x.respondedAt !== undefined ? x.respondedStatus : (this.#attempt?.outcomeStatus ?? 0);
+    return x !== undefined && x.respondedAt !== undefined ? x.respondedStatus : (this.lead?.outcomeStatus ?? 0);
   }
 
   /** The upper-case method ({@link PickContext.method}). */
@@ -379,7 +397,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
    */
   get headersAt(): number | undefined {
     if (this.stage !== COMMITTED && this.stage !== DONE) return undefined;
-    return this.#x?.respondedAt ?? this.#attempt?.respondedAt;
+    return this.#x?.respondedAt ?? this.lead?.respondedAt;
   }
 
   /** The reason the caller aborted with, if it did. */
@@ -432,7 +450,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     if (this.stage !== RUNNING) return;
     const timeoutMs = this.#host.policy.timeoutMs;
     const error = new DeadlineExceededError(timeoutMs, { cause: this.#x?.lastFailure?.error });
-    let stalled = this.#attempt?.callerStalled === true;
+    let stalled = this.lead?.callerStalled === true;
     const hedges = this.#x?.hedges;
     if (hedges !== undefined) for (const attempt of hedges) stalled ||= attempt.callerStalled;
     if (stalled) {
@@ -573,7 +591,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   /** Sends `attempt` (the request itself, or a retry or hedge) to `subchannel` as one of the live attempts. */
   private sendAttempt(attempt: AttemptBase, subchannel: Subchannel, hedge: boolean): void {
     const x = this.#x;
-    if (this.#attempt === undefined && x?.hedges === undefined) this.#attempt = attempt;
+    if (this.lead === undefined && x?.hedges === undefined) this.lead = attempt;
     else ((x as RequestExtras).hedges ??= new Set()).add(attempt);
     this.#n += 1 << ATTEMPTS;
     const { perTryTimeoutMs } = this.#host.policy;
@@ -594,19 +612,19 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   }
 
   private dropLive(attempt: AttemptBase): void {
-    if (this.#attempt === attempt) this.#attempt = undefined;
+    if (this.lead === attempt) this.lead = undefined;
     else this.#x?.hedges?.delete(attempt);
   }
 
   private get liveCount(): number {
-    return (this.#attempt === undefined ? 0 : 1) + (this.#x?.hedges?.size ?? 0);
+    return (this.lead === undefined ? 0 : 1) + (this.#x?.hedges?.size ?? 0);
   }
 
   /** Cancels every live attempt, with `reason` or, when none is given, each with its own `hedgeLost()`. */
   private cancelLive(reason: Error | undefined, blame = false): void {
-    const first = this.#attempt;
+    const first = this.lead;
     const hedges = this.#x?.hedges;
-    this.#attempt = undefined;
+    this.lead = undefined;
     if (hedges !== undefined) (this.#x as RequestExtras).hedges = undefined;
     if (first !== undefined) {
       this.clearAttemptTimer(first);
@@ -720,7 +738,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     const x = this.#x;
     if (x === undefined) {
       // The common case: the first and only attempt answered.
-      this.#attempt = attempt;
+      this.lead = attempt;
       return;
     }
     x.settle?.(statusCode >= 500 ? 'failure' : 'success');
@@ -729,7 +747,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     this.dropLive(attempt);
     this.clearHedgeTimer();
     this.cancelLive(undefined);
-    this.#attempt = attempt;
+    this.lead = attempt;
   }
 
   completeCommitted(trailers: string[] | Buffer[] | null, upgraded = false): void {
@@ -776,7 +794,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     x.abortReason = abortReason;
     x.callerFault = true;
     if (this.stage === COMMITTED) {
-      this.#attempt?.abortCommitted(abortReason);
+      this.lead?.abortCommitted(abortReason);
     } else if (this.stage === RUNNING) {
       this.failWith(abortReason, 'ignored');
     }
