@@ -22,6 +22,7 @@ const { values: args } = parseArgs({
     count: { type: 'string', default: '20000' },
     interval: { type: 'string', default: '32' },
     top: { type: 'string', default: '40' },
+    stacks: { type: 'string' },
   },
 });
 const COUNT = Number(args.count);
@@ -79,17 +80,29 @@ child.disconnect();
 
 const bySite = new Map<string, number>();
 let total = 0;
-const walk = (node: ProfileNode): void => {
+const stacks = new Map<string, number>();
+const name = (node: ProfileNode): string => {
+  const { functionName, url, lineNumber } = node.callFrame;
+  const file = url.replace(/^.*\/(node_modules|src)\//, '$1/');
+  return `${file}:${lineNumber + 1} ${functionName || '(anonymous)'}`;
+};
+const walk = (node: ProfileNode, path: string[]): void => {
+  const key = name(node);
   if (node.selfSize > 0) {
-    const { functionName, url, lineNumber } = node.callFrame;
-    const file = url.replace(/^.*\/(node_modules|src)\//, '$1/');
-    const key = `${file}:${lineNumber + 1} ${functionName || '(anonymous)'}`;
     bySite.set(key, (bySite.get(key) ?? 0) + node.selfSize);
     total += node.selfSize;
+    // --stacks <substring>: the callers (innermost last) of the sites whose name contains it.
+    if (args.stacks !== undefined && key.includes(args.stacks)) {
+      const stack = [...path.slice(-6), key].join(' < ');
+      stacks.set(stack, (stacks.get(stack) ?? 0) + node.selfSize);
+    }
   }
-  for (const c of node.children) walk(c);
+  for (const c of node.children) walk(c, [...path, key]);
 };
-walk(profile.head);
+walk(profile.head, []);
+for (const [stack, bytes] of [...stacks].sort((a, b) => b[1] - a[1]).slice(0, 10)) {
+  console.log(`${(bytes / COUNT).toFixed(1).padStart(8)}  ${stack}`);
+}
 const rows = [...bySite].sort((a, b) => b[1] - a[1]).slice(0, Number(args.top));
 for (const [site, bytes] of rows) console.log(`${(bytes / COUNT).toFixed(1).padStart(8)}  ${site}`);
 console.log(`${(total / COUNT).toFixed(1).padStart(8)}  total (${args.contender}, ${COUNT} requests)`);

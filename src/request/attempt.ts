@@ -157,8 +157,7 @@ export abstract class AttemptBase implements LegacyHandler {
   private report(error: Error | undefined): void {
     if ((this.#bits & REPORTED) !== 0) return;
     this.#bits |= REPORTED;
-    const latency = (this.#respondedAt ?? this.subchannel.clock.now()) - this.attemptStart;
-    this.subchannel.finishAttempt(this.#outcomeStatus, error, latency);
+    this.subchannel.finishAttempt(this.#outcomeStatus, error, this.attemptStart, this.#respondedAt);
   }
 
   private reject(failure: AttemptFailure): void {
