@@ -82,7 +82,7 @@ export interface AttemptOwner {
   readonly endpointHeader: Buffer | undefined;
 }
 
-// An attempt's state, in the low bits of its `#bits` (one small integer for the state and two flags, issue 14).
+// An attempt's state and two flags, in the low `ATTEMPT_BITS` bits of its `bits` (one small integer, issue 14).
 const PENDING = 0;
 const DISCARDING = 1;
 const COMMITTED = 2;
@@ -93,6 +93,8 @@ const STATE = 7;
 const SENT = 8;
 /** The outcome was reported to the subchannel. */
 const REPORTED = 16;
+/** The bits of `AttemptBase.bits` the attempt uses; a `BalancedRequest` keeps its own state in those above. */
+export const ATTEMPT_BITS = 5;
 
 /**
  * One attempt, and undici's handler for it. It also times itself and reports its outcome to its subchannel exactly
@@ -106,8 +108,11 @@ const REPORTED = 16;
 export abstract class AttemptBase implements LegacyHandler {
   /** The subchannel the attempt was sent to (a request's first attempt gets it at its first pick). */
   subchannel!: Subchannel;
-  /** The state (`PENDING`...) and the `SENT` and `REPORTED` flags. */
-  #bits = PENDING;
+  /**
+   * The state (`PENDING`...) and the `SENT` and `REPORTED` flags, in the low `ATTEMPT_BITS` bits; a request keeps
+   * its stage and counters in the bits above (one field for both, issue 14).
+   */
+  protected bits = PENDING;
   #abort: ((reason?: Error) => void) | undefined;
   // The outcome reported to the subchannel: the final status (also the status of a discarded response), and when it
   // arrived (undefined until headers; the latency is the difference with the attempt's start). A tagged field
@@ -139,15 +144,15 @@ export abstract class AttemptBase implements LegacyHandler {
   }
 
   private get state(): number {
-    return this.#bits & STATE;
+    return this.bits & STATE;
   }
 
   private set state(state: number) {
-    this.#bits = (this.#bits & ~STATE) | state;
+    this.bits = (this.bits & ~STATE) | state;
   }
 
   private get sent(): boolean {
-    return (this.#bits & SENT) !== 0;
+    return (this.bits & SENT) !== 0;
   }
 
   // The methods below are TypeScript-private rather than `#`: a class with `#` methods gives each instance a brand
@@ -155,8 +160,8 @@ export abstract class AttemptBase implements LegacyHandler {
 
   /** Reports the attempt's one outcome to its subchannel (invariant 5); later calls do nothing. */
   private report(error: Error | undefined): void {
-    if ((this.#bits & REPORTED) !== 0) return;
-    this.#bits |= REPORTED;
+    if ((this.bits & REPORTED) !== 0) return;
+    this.bits |= REPORTED;
     this.subchannel.finishAttempt(this.#outcomeStatus, error, this.attemptStart, this.#respondedAt);
   }
 
@@ -314,7 +319,7 @@ export abstract class AttemptBase implements LegacyHandler {
   }
 
   onRequestSent(): void {
-    this.#bits |= SENT;
+    this.bits |= SENT;
     if (this.state === PENDING || this.state === COMMITTED) this.owner.user.onRequestSent?.();
   }
 }

@@ -41,7 +41,7 @@ import type { PickContext } from '../pickers/picker.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
-import { Attempt, AttemptBase, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
+import { ATTEMPT_BITS, Attempt, AttemptBase, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
 import { type BodyReplay, bodyReplay, isIdempotent, parseRetryAfter, type RequestPolicy, retryWait } from './policy.js';
 import type { DeadlineList, Deadlined } from './deadlines.js';
 import { RecordedBody } from './recorded-body.js';
@@ -82,20 +82,23 @@ export interface RequestHost {
 /** How a request ended, for the circuit breaker. */
 export type RequestVerdict = 'success' | 'failure' | 'ignored';
 
-// A request's stage and counters share one small integer (`#n`, issue 14): the stage in bits 0-1, then 8 bits each
-// for the attempts sent (hedges included; at most maxAttempts x (1 + maxHedges) = 20), the attempt groups started
-// (at most maxAttempts = 5), and the current group's outstanding attempts (at most 1 + maxHedges = 4).
-const NEW = 0;
+// A request's stage and counters share one small integer with the state of its own attempt (`AttemptBase.bits`,
+// issue 14): above the attempt's `ATTEMPT_BITS`, the stage (2 bits), the attempts sent (5 bits; hedges included, at
+// most maxAttempts x (1 + maxHedges) = 20), the attempt groups started (3 bits; at most maxAttempts = 5), the
+// current group's outstanding attempts (3 bits; at most 1 + maxHedges = 4) and the `SELF` flag: 19 bits, a Smi.
+// Stages: 0 is new (dispatched, not started), then:
 const RUNNING = 1;
 const COMMITTED = 2;
 const DONE = 3;
-const STAGE = 3;
-const ATTEMPTS = 2;
-const GROUPS = 10;
-const OUTSTANDING = 18;
-const COUNT = 0xff;
+const STAGE_AT = ATTEMPT_BITS;
+const STAGE = 3 << STAGE_AT;
+const ATTEMPTS = STAGE_AT + 2;
+const ATTEMPTS_MAX = 31;
+const GROUPS = ATTEMPTS + 5;
+const OUTSTANDING = GROUPS + 3;
+const GROUP_MAX = 7;
 /** The lead attempt (see `lead`) is the request's own. */
-const SELF = 1 << 26;
+const SELF = 1 << (OUTSTANDING + 3);
 
 function abortedError(): Error {
   const err = new Error('Request aborted') as Error & { code: string };
@@ -230,8 +233,6 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   deadlineNext: Deadlined | undefined;
 
   readonly #host: RequestHost;
-  /** The stage (`NEW`...), three counters and the `SELF` flag, see `STAGE`. */
-  #n = NEW;
   /** State only retries, hedges, aborts, closing and the breaker need (see {@link RequestExtras}). */
   #x: RequestExtras | undefined;
 
@@ -256,50 +257,50 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   /** Attempts sent, including hedges. */
   get attempts(): number {
-    return (this.#n >>> ATTEMPTS) & COUNT;
+    return (this.bits >>> ATTEMPTS) & ATTEMPTS_MAX;
   }
 
   private get stage(): number {
-    return this.#n & STAGE;
+    return (this.bits & STAGE) >>> STAGE_AT;
   }
 
   private set stage(stage: number) {
-    this.#n = (this.#n & ~STAGE) | stage;
+    this.bits = (this.bits & ~STAGE) | (stage << STAGE_AT);
   }
 
   /** Attempt groups started (the first attempt, each retry; hedges belong to their group). */
   private get attemptNumber(): number {
-    return (this.#n >>> GROUPS) & COUNT;
+    return (this.bits >>> GROUPS) & GROUP_MAX;
   }
 
   private set attemptNumber(n: number) {
-    this.#n = (this.#n & ~(COUNT << GROUPS)) | ((n & COUNT) << GROUPS);
+    this.bits = (this.bits & ~(GROUP_MAX << GROUPS)) | ((n & GROUP_MAX) << GROUPS);
   }
 
   /** Attempts of the current group (one, or hedged) not yet failed, counting those still waiting for an endpoint. */
   private get outstanding(): number {
-    return (this.#n >>> OUTSTANDING) & COUNT;
+    return (this.bits >>> OUTSTANDING) & GROUP_MAX;
   }
 
   private set outstanding(n: number) {
-    this.#n = (this.#n & ~(COUNT << OUTSTANDING)) | ((n & COUNT) << OUTSTANDING);
+    this.bits = (this.bits & ~(GROUP_MAX << OUTSTANDING)) | ((n & GROUP_MAX) << OUTSTANDING);
   }
 
   /**
    * The first live attempt (a second live attempt goes to the extras' `hedges`), then the committed one: the common
-   * case, one attempt, needs no set. No field (issue 14): a bit of `#n` when it is the request's own first attempt,
+   * case, one attempt, needs no set. No field (issue 14): a bit of `bits` when it is the request's own first attempt,
    * the extras' `lead` when it is an `Attempt` (a retry's or a hedge's: the request has its extras by then).
    */
   private get lead(): AttemptBase | undefined {
-    return (this.#n & SELF) !== 0 ? this : this.#x?.lead;
+    return (this.bits & SELF) !== 0 ? this : this.#x?.lead;
   }
 
   private set lead(attempt: AttemptBase | undefined) {
     if (attempt === this) {
-      this.#n |= SELF;
+      this.bits |= SELF;
       if (this.#x !== undefined) this.#x.lead = undefined;
     } else {
-      this.#n &= ~SELF;
+      this.bits &= ~SELF;
       if (attempt !== undefined || this.#x !== undefined) this.more().lead = attempt;
     }
   }
@@ -593,7 +594,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     const x = this.#x;
     if (this.lead === undefined && x?.hedges === undefined) this.lead = attempt;
     else ((x as RequestExtras).hedges ??= new Set()).add(attempt);
-    this.#n += 1 << ATTEMPTS;
+    this.bits += 1 << ATTEMPTS;
     const { perTryTimeoutMs } = this.#host.policy;
     if (perTryTimeoutMs > 0)
       attempt.timer = this.#host.clock.setTimeout(perTryTimer(attempt, perTryTimeoutMs), perTryTimeoutMs, true);
