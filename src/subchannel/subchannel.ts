@@ -337,12 +337,8 @@ export class Subchannel implements Pickable {
     return pool.dispatch(http2DispatchOptions(options), tracked as never);
   }
 
-  /**
-   * @internal Called once per attempt by its handler: the attempt started at `startedAt` and its response headers
-   * arrived at `respondedAt` (now when it has none), on the subchannel's clock.
-   */
+  /** @internal Called once per attempt by its handler (headers at `respondedAt`, or none: now; no boxed latency). */
   finishAttempt(statusCode: number, error: Error | undefined, startedAt: number, respondedAt?: number): void {
-    // The latency computed here rather than by the caller: a number passed in would be boxed on every report.
     const latencyMs = (respondedAt ?? this.clock.now()) - startedAt;
     this.inFlight--;
     const c = this.#liveCounters();
@@ -461,8 +457,8 @@ class AttemptHandler implements LegacyHandler {
   #finish(error: Error | undefined): void {
     if (this.#done) return;
     this.#done = true;
-    if (this.#latencyMs >= 0) this.#subchannel.finishAttempt(this.#statusCode, error, 0, this.#latencyMs);
-    else this.#subchannel.finishAttempt(this.#statusCode, error, this.#start);
+    const latency = this.#latencyMs >= 0 ? this.#latencyMs : this.#subchannel.clock.now() - this.#start;
+    this.#subchannel.finishAttempt(this.#statusCode, error, 0, latency);
   }
 
   onConnect(abort: (reason?: Error) => void, context?: object): void {
