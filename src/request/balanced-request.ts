@@ -116,16 +116,17 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   readonly user: LegacyHandler;
   /** When the request was accepted (host clock, ms). */
   readonly startedAt: number;
-  /** The route that sent the request here, if any (its subset narrows the endpoints). */
-  readonly route: RouteDecision | undefined;
   /** The cluster's deadline list's links (see `deadlines.ts`). */
   deadlinePrev: Deadlined | undefined;
   /** See `deadlinePrev`. */
   deadlineNext: Deadlined | undefined;
 
   readonly #host: RequestHost;
-  /** State only retries, hedges, aborts, closing and the breaker need (see {@link RequestExtras}). */
-  #x: RequestExtras | undefined;
+  /**
+   * State only retries, hedges, aborts, closing and the breaker need (see {@link RequestExtras}); until they are
+   * made, the request's route, if it has one (one field for both, issue 14; the extras take the route over).
+   */
+  #x: RequestExtras | RouteDecision | undefined;
 
   constructor(
     options: Dispatcher.DispatchOptions,
@@ -139,7 +140,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     this.authority = authority;
     this.user = user;
     this.startedAt = host.clock.now();
-    this.route = route;
+    this.#x = route;
     this.#host = host;
   }
 
@@ -183,21 +184,38 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
    * the extras' `lead` when it is an `Attempt` (a retry's or a hedge's: the request has its extras by then).
    */
   private get lead(): AttemptBase | undefined {
-    return (this.bits & SELF) !== 0 ? this : this.#x?.lead;
+    return (this.bits & SELF) !== 0 ? this : this.extras?.lead;
   }
 
   private set lead(attempt: AttemptBase | undefined) {
     if (attempt === this) {
       this.bits |= SELF;
-      if (this.#x !== undefined) this.#x.lead = undefined;
+      const x = this.extras;
+      if (x !== undefined) x.lead = undefined;
     } else {
       this.bits &= ~SELF;
-      if (attempt !== undefined || this.#x !== undefined) this.more().lead = attempt;
+      if (attempt !== undefined || this.extras !== undefined) this.more().lead = attempt;
     }
   }
 
+  /** The route that sent the request here, if any (its subset narrows the endpoints). */
+  get route(): RouteDecision | undefined {
+    const x = this.#x;
+    return x instanceof RequestExtras ? x.route : x;
+  }
+
+  /** The extras, once made. */
+  private get extras(): RequestExtras | undefined {
+    const x = this.#x;
+    return x instanceof RequestExtras ? x : undefined;
+  }
+
   private more(): RequestExtras {
-    return (this.#x ??= new RequestExtras());
+    const x = this.#x;
+    if (x instanceof RequestExtras) return x;
+    const extras = new RequestExtras(x);
+    this.#x = extras;
+    return extras;
   }
 
   // The request as its own first attempt (AttemptBase): its owner is itself, and the fields only a stopped,
@@ -208,19 +226,19 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   }
 
   protected get attemptStart(): number {
-    return this.#x?.firstStartedAt ?? this.startedAt;
+    return this.extras?.firstStartedAt ?? this.startedAt;
   }
 
   protected get stopReason(): Error | undefined {
-    return this.#x?.firstStopReason;
+    return this.extras?.firstStopReason;
   }
 
   protected set stopReason(reason: Error | undefined) {
-    if (reason !== undefined || this.#x !== undefined) this.more().firstStopReason = reason;
+    if (reason !== undefined || this.extras !== undefined) this.more().firstStopReason = reason;
   }
 
   protected get discardWaitMs(): number {
-    return this.#x?.firstDiscardWaitMs ?? 0;
+    return this.extras?.firstDiscardWaitMs ?? 0;
   }
 
   protected set discardWaitMs(ms: number) {
@@ -229,16 +247,16 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   /** @internal The first attempt's per-try timer. */
   get timer(): TimerHandle | undefined {
-    return this.#x?.firstTimer;
+    return this.extras?.firstTimer;
   }
 
   set timer(handle: TimerHandle | undefined) {
-    if (handle !== undefined || this.#x !== undefined) this.more().firstTimer = handle;
+    if (handle !== undefined || this.extras !== undefined) this.more().firstTimer = handle;
   }
 
   /** The status the caller received, once committed: the fallback's, or the committed attempt's. */
   private get committedStatus(): number {
-    const x = this.#x;
+    const x = this.extras;
     return x !== undefined && x.respondedAt !== undefined ? x.respondedStatus : (this.lead?.outcomeStatus ?? 0);
   }
 
@@ -280,7 +298,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     this.stage = RUNNING;
     // A bound method rather than an arrow function: no closure context, about half the bytes a request.
     this.user.onConnect?.(this.abortByCaller.bind(this));
-    return this.#x?.abortReason === undefined && this.stage === RUNNING;
+    return this.extras?.abortReason === undefined && this.stage === RUNNING;
   }
 
   /**
@@ -289,12 +307,12 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
    */
   get headersAt(): number | undefined {
     if (this.stage !== COMMITTED && this.stage !== DONE) return undefined;
-    return this.#x?.respondedAt ?? this.lead?.respondedAt;
+    return this.extras?.respondedAt ?? this.lead?.respondedAt;
   }
 
   /** The reason the caller aborted with, if it did. */
   get abortReason(): Error | undefined {
-    return this.#x?.abortReason;
+    return this.extras?.abortReason;
   }
 
   /**
@@ -303,7 +321,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
    * retried, and is not a failure for the breaker (docs/ARCHITECTURE.md, "What counts against an endpoint").
    */
   get callerFault(): boolean {
-    return this.#x?.callerFault === true;
+    return this.extras?.callerFault === true;
   }
 
   /** True once the caller has seen the end. */
@@ -341,9 +359,9 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   deadlinePassed(): void {
     if (this.stage !== RUNNING) return;
     const timeoutMs = this.#host.policy.timeoutMs;
-    const error = new DeadlineExceededError(timeoutMs, { cause: this.#x?.lastFailure?.error });
+    const error = new DeadlineExceededError(timeoutMs, { cause: this.extras?.lastFailure?.error });
     let stalled = this.lead?.callerStalled === true;
-    const hedges = this.#x?.hedges;
+    const hedges = this.extras?.hedges;
     if (hedges !== undefined) for (const attempt of hedges) stalled ||= attempt.callerStalled;
     if (stalled) {
       this.more().callerFault = true;
@@ -437,7 +455,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   }
 
   private clearHedgeTimer(): void {
-    const x = this.#x;
+    const x = this.extras;
     if (x?.hedgeTimer !== undefined) {
       this.#host.clock.clearTimeout(x.hedgeTimer);
       x.hedgeTimer = undefined;
@@ -455,7 +473,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
    * attempt has tried none).
    */
   private excluded(): ReadonlySet<Subchannel> {
-    return this.#x?.tried ?? NONE_TRIED;
+    return this.extras?.tried ?? NONE_TRIED;
   }
 
   /**
@@ -469,7 +487,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
       this.groupFailed(new AttemptFailure(error ?? new Error('no subchannel'), 'no-endpoint', true));
       return;
     }
-    const x = this.#x;
+    const x = this.extras;
     x?.tried?.add(subchannel);
     const first = this.attempts === 0;
     if (first) {
@@ -482,7 +500,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   /** Sends `attempt` (the request itself, or a retry or hedge) to `subchannel` as one of the live attempts. */
   private sendAttempt(attempt: AttemptBase, subchannel: Subchannel, hedge: boolean): void {
-    const x = this.#x;
+    const x = this.extras;
     if (this.lead === undefined && x?.hedges === undefined) this.lead = attempt;
     else ((x as RequestExtras).hedges ??= new Set()).add(attempt);
     this.bits += 1 << ATTEMPTS;
@@ -505,19 +523,19 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   private dropLive(attempt: AttemptBase): void {
     if (this.lead === attempt) this.lead = undefined;
-    else this.#x?.hedges?.delete(attempt);
+    else this.extras?.hedges?.delete(attempt);
   }
 
   private get liveCount(): number {
-    return (this.lead === undefined ? 0 : 1) + (this.#x?.hedges?.size ?? 0);
+    return (this.lead === undefined ? 0 : 1) + (this.extras?.hedges?.size ?? 0);
   }
 
   /** Cancels every live attempt, with `reason` or, when none is given, each with its own `hedgeLost()`. */
   private cancelLive(reason: Error | undefined, blame = false): void {
     const first = this.lead;
-    const hedges = this.#x?.hedges;
+    const hedges = this.extras?.hedges;
     this.lead = undefined;
-    if (hedges !== undefined) (this.#x as RequestExtras).hedges = undefined;
+    if (hedges !== undefined) (this.extras as RequestExtras).hedges = undefined;
     if (first !== undefined) {
       this.clearAttemptTimer(first);
       first.cancel(reason ?? hedgeLost(), blame);
@@ -558,11 +576,11 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   private bodyReplayable(): boolean {
     if (this.bodyKind !== 'once') return true;
-    const recorded = this.#x?.recorded;
+    const recorded = this.extras?.recorded;
     if (recorded !== undefined) return recorded.replayable;
     const { body } = this.options;
     if (isReadable(body)) return !body.readableDidRead && !body.destroyed;
-    return this.#x?.bodyStarted !== true;
+    return this.extras?.bodyStarted !== true;
   }
 
   private clearAttemptTimer(attempt: AttemptBase): void {
@@ -575,9 +593,9 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   retryForStatus(_statusCode: number, rawHeaders: Buffer[]): number {
     const { policy, budget } = this.#host;
     if (this.attemptNumber >= policy.maxAttempts) return -1;
-    if (this.#x?.closing === true || (!this.idempotent && !policy.retryNonIdempotent)) return -1;
+    if (this.extras?.closing === true || (!this.idempotent && !policy.retryNonIdempotent)) return -1;
     // A stream that is not recorded is being read by this attempt; a recorded one must still be whole.
-    const recorded = this.#x?.recorded;
+    const recorded = this.extras?.recorded;
     if (this.bodyKind === 'once' && (recorded === undefined || !recorded.replayable)) return -1;
     let wait = 0;
     if (policy.honorRetryAfter) {
@@ -616,7 +634,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
       return;
     }
     // Out of endpoints for a retry: the earlier attempt's failure is what went wrong, keep it.
-    const last = this.#x?.lastFailure;
+    const last = this.extras?.lastFailure;
     if (failure instanceof AttemptFailure && failure.kind === 'no-endpoint' && last !== undefined) {
       error = withCause(error, last.error, this.#host.name);
     }
@@ -627,7 +645,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     this.stage = COMMITTED;
     this.clearDeadline();
     this.clearAttemptTimer(attempt);
-    const x = this.#x;
+    const x = this.extras;
     if (x === undefined) {
       // The common case: the first and only attempt answered.
       this.lead = attempt;
@@ -650,7 +668,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   failCommitted(error: Error): void {
     if (this.stage === DONE) return;
-    this.end(this.#x?.abortReason !== undefined ? 'ignored' : 'failure', error);
+    this.end(this.extras?.abortReason !== undefined ? 'ignored' : 'failure', error);
     this.user.onError?.(error);
   }
 
@@ -680,7 +698,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   }
 
   private abortByCaller(reason?: Error): void {
-    if (this.stage === DONE || this.#x?.abortReason !== undefined) return;
+    if (this.stage === DONE || this.extras?.abortReason !== undefined) return;
     const x = this.more();
     const abortReason = reason ?? abortedError();
     x.abortReason = abortReason;
@@ -706,7 +724,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
    * failure it would have retried ends the request with `SIDECARLESS_CLIENT_CLOSED`, the failure as `cause`.
    */
   clientClosing(): void {
-    if (this.stage !== RUNNING || this.#x?.closing === true) return;
+    if (this.stage !== RUNNING || this.extras?.closing === true) return;
     const x = this.more();
     x.closing = true;
     if (this.liveCount === 0) this.failWith(new ClientClosedError({ cause: x.lastFailure?.error }), 'ignored');
@@ -717,7 +735,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     this.#host.dequeue(this);
     this.cancelLive(error, blame);
     this.clearHedgeTimer();
-    const x = this.#x;
+    const x = this.extras;
     if (x?.retryTimer !== undefined) {
       this.#host.clock.clearTimeout(x.retryTimer);
       x.retryTimer = undefined;
@@ -737,7 +755,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     this.clearDeadline();
     this.#host.finished(this, wasCommitted ? this.committedStatus : 0, error);
     // A committed request told the breaker its verdict at commit time.
-    const x = this.#x;
+    const x = this.extras;
     if (x !== undefined) {
       if (!wasCommitted) x.settle?.(verdict);
       x.settle = undefined;

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import type { Backoff } from '../common/backoff.js';
 import { AllEjectedError, ClientClosedError, isSidecarlessError, NoEndpointsError } from '../common/errors.js';
 import type { TimerHandle } from '../common/runtime.js';
+import type { RouteDecision } from '../routing/router.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 import type { AttemptBase, AttemptFailure } from './attempt.js';
 import type { RecordedBody } from './recorded-body.js';
@@ -88,6 +89,8 @@ export function headerValue(raw: Buffer[], name: string): string | undefined {
  * succeeds on its first attempt never builds it (issue 14).
  */
 export class RequestExtras {
+  /** The request's route, if any (before the extras are made, the request holds it itself). */
+  readonly route: RouteDecision | undefined;
   abortReason: Error | undefined;
   lastFailure: AttemptFailure | undefined;
   /** The live attempts other than the request's first live one (a second live attempt makes it). */
@@ -126,4 +129,8 @@ export class RequestExtras {
   firstTimer: TimerHandle | undefined;
   /** When the first attempt started, when it waited for an endpoint (otherwise when the request did). */
   firstStartedAt: number | undefined;
+
+  constructor(route: RouteDecision | undefined) {
+    this.route = route;
+  }
 }
