@@ -82,7 +82,8 @@ export interface AttemptOwner {
   readonly endpointHeader: Buffer | undefined;
 }
 
-// An attempt's state and two flags, in the low `ATTEMPT_BITS` bits of its `bits` (one small integer, issue 14).
+// An attempt's state, two flags and its status, in the low `ATTEMPT_BITS` bits of its `bits` (one small integer,
+// issue 14).
 const PENDING = 0;
 const DISCARDING = 1;
 const COMMITTED = 2;
@@ -93,8 +94,14 @@ const STATE = 7;
 const SENT = 8;
 /** The outcome was reported to the subchannel. */
 const REPORTED = 16;
+/**
+ * The final status (also of a discarded response), 10 bits: undici hands over three-digit statuses only (llhttp
+ * rejects others for HTTP/1.1, nghttp2 for HTTP/2), 0 before headers.
+ */
+const STATUS_AT = 5;
+const STATUS_MAX = 0x3ff;
 /** The bits of `AttemptBase.bits` the attempt uses; a `BalancedRequest` keeps its own state in those above. */
-export const ATTEMPT_BITS = 5;
+export const ATTEMPT_BITS = 15;
 
 /**
  * One attempt, and undici's handler for it. It also times itself and reports its outcome to its subchannel exactly
@@ -109,16 +116,15 @@ export abstract class AttemptBase implements LegacyHandler {
   /** The subchannel the attempt was sent to (a request's first attempt gets it at its first pick). */
   subchannel!: Subchannel;
   /**
-   * The state (`PENDING`...) and the `SENT` and `REPORTED` flags, in the low `ATTEMPT_BITS` bits; a request keeps
-   * its stage and counters in the bits above (one field for both, issue 14).
+   * The state (`PENDING`...), the `SENT` and `REPORTED` flags and the status (`outcomeStatus`), in the low
+   * `ATTEMPT_BITS` bits; a request keeps its stage and counters in the bits above (one field for all, issue 14).
    */
   protected bits = PENDING;
   #abort: ((reason?: Error) => void) | undefined;
-  // The outcome reported to the subchannel: the final status (also the status of a discarded response), and when it
-  // arrived (undefined until headers; the latency is the difference with the attempt's start). A tagged field
+  // The outcome reported to the subchannel is the status (in `bits`) and when it arrived (undefined until headers;
+  // the latency is the difference with the attempt's start). A tagged field
   // (never a number before headers) holding the clock's reading as it is: no box of its own per attempt, and no
   // second number for the time of headers (issue 14).
-  #outcomeStatus = 0;
   #respondedAt: number | undefined;
 
   /** The request the attempt belongs to. */
@@ -140,7 +146,7 @@ export abstract class AttemptBase implements LegacyHandler {
 
   /** The final status the attempt received (0 before headers). */
   get outcomeStatus(): number {
-    return this.#outcomeStatus;
+    return (this.bits >>> STATUS_AT) & STATUS_MAX;
   }
 
   private get state(): number {
@@ -149,6 +155,10 @@ export abstract class AttemptBase implements LegacyHandler {
 
   private set state(state: number) {
     this.bits = (this.bits & ~STATE) | state;
+  }
+
+  private setStatus(statusCode: number): void {
+    this.bits = (this.bits & ~(STATUS_MAX << STATUS_AT)) | ((statusCode & STATUS_MAX) << STATUS_AT);
   }
 
   private get sent(): boolean {
@@ -162,7 +172,7 @@ export abstract class AttemptBase implements LegacyHandler {
   private report(error: Error | undefined): void {
     if ((this.bits & REPORTED) !== 0) return;
     this.bits |= REPORTED;
-    this.subchannel.finishAttempt(this.#outcomeStatus, error, this.attemptStart, this.#respondedAt);
+    this.subchannel.finishAttempt(this.outcomeStatus, error, this.attemptStart, this.#respondedAt);
   }
 
   private reject(failure: AttemptFailure): void {
@@ -226,8 +236,8 @@ export abstract class AttemptBase implements LegacyHandler {
 
   onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
     // 1xx informational responses are followed by the real one; time and count the final response.
-    if (statusCode >= 200 || this.#outcomeStatus === 0) {
-      this.#outcomeStatus = statusCode;
+    if (statusCode >= 200 || this.outcomeStatus === 0) {
+      this.setStatus(statusCode);
       this.#respondedAt = this.subchannel.clock.now();
     }
     if (this.state === COMMITTED) return this.owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
@@ -260,7 +270,7 @@ export abstract class AttemptBase implements LegacyHandler {
   private dropBody(): void {
     if (this.state !== DISCARDING) return;
     this.state = FAILED;
-    const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#outcomeStatus}`) as Error & {
+    const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.outcomeStatus}`) as Error & {
       code: string;
     };
     // Neither aborted nor a timeout: the outcome is the status, which counts against the endpoint as any 5xx does.
@@ -281,7 +291,7 @@ export abstract class AttemptBase implements LegacyHandler {
       this.owner.completeCommitted(trailers);
     } else if (this.state === DISCARDING) {
       this.state = FAILED;
-      const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#outcomeStatus}`);
+      const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.outcomeStatus}`);
       this.reject(new AttemptFailure(err, 'status', false, this.discardWaitMs));
     }
   }
@@ -301,7 +311,7 @@ export abstract class AttemptBase implements LegacyHandler {
   }
 
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
-    this.#outcomeStatus = statusCode;
+    this.setStatus(statusCode);
     this.#respondedAt = this.subchannel.clock.now();
     this.report(undefined);
     if (this.state !== PENDING) {

@@ -88,7 +88,7 @@ export type { RequestVerdict };
 // A request's stage and counters share one small integer with the state of its own attempt (`AttemptBase.bits`,
 // issue 14): above the attempt's `ATTEMPT_BITS`, the stage (2 bits), the attempts sent (5 bits; hedges included, at
 // most maxAttempts x (1 + maxHedges) = 20), the attempt groups started (3 bits; at most maxAttempts = 5), the
-// current group's outstanding attempts (3 bits; at most 1 + maxHedges = 4) and the `SELF` flag: 19 bits, a Smi.
+// current group's outstanding attempts (3 bits; at most 1 + maxHedges = 4) and the `SELF` flag: 29 bits, a Smi.
 // Stages: 0 is new (dispatched, not started), then:
 const RUNNING = 1;
 const COMMITTED = 2;
