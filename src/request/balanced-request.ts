@@ -36,6 +36,7 @@ import type { Subchannel } from '../subchannel/subchannel.js';
 import { ATTEMPT_BITS, Attempt, AttemptBase, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
 import { type BodyReplay, bodyReplay, isIdempotent, parseRetryAfter, type RequestPolicy, retryWait } from './policy.js';
 import type { DeadlineList, Deadlined } from './deadlines.js';
+import { parseOrigin } from './origin.js';
 import { RecordedBody } from './recorded-body.js';
 import {
   abortedError,
@@ -110,8 +111,6 @@ const SELF = 1 << (OUTSTANDING + 3);
 export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadlined, PickContext {
   /** The options as the caller dispatched them. */
   readonly options: Dispatcher.DispatchOptions;
-  /** The logical authority (`host[:port]`) of the request's URL (the picker's {@link PickContext.authority}). */
-  readonly authority: string;
   /** The caller's handler. */
   readonly user: LegacyHandler;
   /** When the request was accepted (host clock, ms). */
@@ -137,11 +136,21 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   ) {
     super();
     this.options = options;
-    this.authority = authority;
     this.user = user;
     this.startedAt = host.clock.now();
     this.#x = route;
     this.#host = host;
+    if (typeof options.origin !== 'string') this.more().authority = authority;
+  }
+
+  /**
+   * The logical authority (`host[:port]`) of the request's URL (the picker's {@link PickContext.authority}). No field
+   * of its own (issue 14): for a string origin the origin parser's cache has it (the last origin parsed, or a map
+   * entry); the extras hold it for a URL, whose `origin` would be a new string at each read.
+   */
+  get authority(): string {
+    const { origin } = this.options;
+    return typeof origin === 'string' ? parseOrigin(origin).authority : (this.extras as RequestExtras).authority;
   }
 
   // Methods are TypeScript-private rather than `#`: a class with `#` methods gives each instance a brand slot (8

@@ -91,6 +91,8 @@ export function headerValue(raw: Buffer[], name: string): string | undefined {
 export class RequestExtras {
   /** The request's route, if any (before the extras are made, the request holds it itself). */
   readonly route: RouteDecision | undefined;
+  /** The request's authority, when its origin is a URL object (see `BalancedRequest.authority`). */
+  authority = '';
   abortReason: Error | undefined;
   lastFailure: AttemptFailure | undefined;
   /** The live attempts other than the request's first live one (a second live attempt makes it). */

@@ -254,6 +254,24 @@ describe('the first attempt (the request itself)', () => {
     }
   });
 
+  it('the authority of a string origin and of a URL origin (a URL keeps its own): the Host header names it', async () => {
+    const a = await backend('fa-host', (req, res) => {
+      req.resume();
+      res.end(req.headers.host);
+    });
+    const client = createClient({ target: [a.address] });
+    try {
+      const d = client.dispatcher as unknown as Dispatcher;
+      for (const origin of ['http://svc', new URL('http://svc:8080'), 'http://svc', new URL('http://other')]) {
+        const res = await d.request({ origin, path: '/', method: 'GET' });
+        assert.equal(await res.body.text(), new URL(String(origin)).host);
+      }
+      await settled(client);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('a first attempt that waited for an endpoint is sent once one arrives', async () => {
     const a = await backend('fa-waited', ok);
     let listener: ResolverListener | undefined;
