@@ -28,7 +28,7 @@ import { toLegacyHandler } from '../common/handler.js';
 import type { AttemptOutcome } from '../common/outcome.js';
 import { EndpointHealth, type HealthEvent, type Subscription } from '../health/endpoint-health.js';
 import { EndpointCounters } from '../metrics/endpoint-counters.js';
-import type { Attempt } from '../request/attempt.js';
+import type { AttemptBase } from '../request/attempt.js';
 import { BalancedRequest, type RequestHost } from '../request/balanced-request.js';
 import { DeadlineList } from '../request/deadlines.js';
 import { HostHeaders } from '../request/headers.js';
@@ -381,7 +381,7 @@ export class Cluster {
   }
 
   /** Sends one attempt of `request` to `subchannel`. */
-  #send(request: BalancedRequest, subchannel: Subchannel, body: unknown, attempt: Attempt, hedge: boolean): void {
+  #send(request: BalancedRequest, subchannel: Subchannel, body: unknown, attempt: AttemptBase, hedge: boolean): void {
     if (request.attempts > 1) {
       this.#counters.extraAttempts++;
       const counts = this.#endpointCounts.of(subchannel);

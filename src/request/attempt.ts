@@ -64,13 +64,13 @@ export interface AttemptOwner {
    */
   retryForStatus(statusCode: number, rawHeaders: Buffer[]): number;
   /** This attempt's response goes to the caller; the other attempts are cancelled. */
-  commit(attempt: Attempt, statusCode: number): void;
+  commit(attempt: AttemptBase, statusCode: number): void;
   /** The committed response ended; `upgraded` when it was a protocol upgrade (the caller got `onUpgrade`). */
   completeCommitted(trailers: string[] | Buffer[] | null, upgraded?: boolean): void;
   /** The committed response failed after its headers were delivered. */
   failCommitted(error: Error): void;
   /** `attempt` failed before committing (told once: never after a commit, a cancellation, or twice). */
-  attemptFailed(attempt: Attempt, failure: AttemptFailure): void;
+  attemptFailed(attempt: AttemptBase, failure: AttemptFailure): void;
   /** The status codes retried. */
   readonly retryOn: ReadonlySet<number>;
   /**
@@ -82,42 +82,87 @@ export interface AttemptOwner {
   readonly endpointHeader: Buffer | undefined;
 }
 
-type State = 'pending' | 'discarding' | 'committed' | 'cancelled' | 'failed';
+// An attempt's state, two flags and its status, in the low `ATTEMPT_BITS` bits of its `bits` (one small integer,
+// issue 14).
+const PENDING = 0;
+const DISCARDING = 1;
+const COMMITTED = 2;
+const CANCELLED = 3;
+const FAILED = 4;
+const STATE = 7;
+/** The request (headers and body) was fully written. */
+const SENT = 8;
+/** The outcome was reported to the subchannel. */
+const REPORTED = 16;
+/**
+ * The final status (also of a discarded response), 10 bits: undici hands over three-digit statuses only (llhttp
+ * rejects others for HTTP/1.1, nghttp2 for HTTP/2), 0 before headers.
+ */
+const STATUS_AT = 5;
+const STATUS_MAX = 0x3ff;
+/** The bits of `AttemptBase.bits` the attempt uses; a `BalancedRequest` keeps its own state in those above. */
+export const ATTEMPT_BITS = 15;
 
 /**
  * One attempt, and undici's handler for it. It also times itself and reports its outcome to its subchannel exactly
  * once (`Subchannel.dispatchAttempt`), so an attempt costs one handler object, not a wrapper around it.
+ *
+ * Two kinds (issue 14): a request's first attempt is the request itself (`BalancedRequest` extends this class), so
+ * the common case, a request answered by its first attempt, costs one object; retries and hedges are
+ * {@link Attempt}s. The state machine is this class's; the fields an attempt needs only when it is stopped,
+ * discarded or timed (`stopReason`, `discardWaitMs`, `timer`) and its owner and start are each kind's.
  */
-export class Attempt implements LegacyHandler {
-  readonly subchannel: Subchannel;
-  readonly #owner: AttemptOwner;
-  #state: State = 'pending';
+export abstract class AttemptBase implements LegacyHandler {
+  /** The subchannel the attempt was sent to (a request's first attempt gets it at its first pick). */
+  subchannel!: Subchannel;
+  /**
+   * The state (`PENDING`...), the `SENT` and `REPORTED` flags and the status (`outcomeStatus`), in the low
+   * `ATTEMPT_BITS` bits; a request keeps its stage and counters in the bits above (one field for all, issue 14).
+   */
+  protected bits = PENDING;
   #abort: ((reason?: Error) => void) | undefined;
+  // The outcome reported to the subchannel is the status (in `bits`) and when it arrived (undefined until headers;
+  // the latency is the difference with the attempt's start). A tagged field
+  // (never a number before headers) holding the clock's reading as it is: no box of its own per attempt, and no
+  // second number for the time of headers (issue 14).
+  #respondedAt: number | undefined;
+
+  /** The request the attempt belongs to. */
+  protected abstract get owner(): AttemptOwner;
+  /** When the attempt started, on its subchannel's clock (the cluster's). */
+  protected abstract get attemptStart(): number;
   /**
    * Why undici was told to stop the attempt (cancelled, timed out, discarded); once committed, the caller's reason
    * when it aborted the response. One field for both: an attempt is stopped before or after commit, not both.
    */
-  #cancelReason: Error | undefined;
-  #retryAfterMs = 0;
-  /** The request (headers and body) was fully written. */
-  #sent = false;
+  protected abstract get stopReason(): Error | undefined;
+  protected abstract set stopReason(reason: Error | undefined);
+  /** The `Retry-After` wait of a response discarded for a retry, ms. */
+  protected abstract get discardWaitMs(): number;
+  protected abstract set discardWaitMs(ms: number);
   /** @internal per-try timer, cleared by the owner's clock. */
-  timer: TimerHandle | undefined;
-  // The outcome reported to the subchannel: when the attempt started (subchannel clock), the final status (also the
-  // status of a discarded response), the latency to it (-1 until headers), and whether it was reported.
-  readonly #startedAt: number;
-  #outcomeStatus = 0;
-  #latencyMs = -1;
-  #reported = false;
+  abstract get timer(): TimerHandle | undefined;
+  abstract set timer(handle: TimerHandle | undefined);
 
-  /**
-   * `startedAt` is the attempt's start on its subchannel's clock (the cluster's): a first attempt picked at once
-   * passes its request's start rather than reading the clock again (each read allocates; issue 14).
-   */
-  constructor(owner: AttemptOwner, subchannel: Subchannel, startedAt: number) {
-    this.#owner = owner;
-    this.subchannel = subchannel;
-    this.#startedAt = startedAt;
+  /** The final status the attempt received (0 before headers). */
+  get outcomeStatus(): number {
+    return (this.bits >>> STATUS_AT) & STATUS_MAX;
+  }
+
+  private get state(): number {
+    return this.bits & STATE;
+  }
+
+  private set state(state: number) {
+    this.bits = (this.bits & ~STATE) | state;
+  }
+
+  private setStatus(statusCode: number): void {
+    this.bits = (this.bits & ~(STATUS_MAX << STATUS_AT)) | ((statusCode & STATUS_MAX) << STATUS_AT);
+  }
+
+  private get sent(): boolean {
+    return (this.bits & SENT) !== 0;
   }
 
   // The methods below are TypeScript-private rather than `#`: a class with `#` methods gives each instance a brand
@@ -125,24 +170,23 @@ export class Attempt implements LegacyHandler {
 
   /** Reports the attempt's one outcome to its subchannel (invariant 5); later calls do nothing. */
   private report(error: Error | undefined): void {
-    if (this.#reported) return;
-    this.#reported = true;
-    const latency = this.#latencyMs >= 0 ? this.#latencyMs : this.subchannel.clock.now() - this.#startedAt;
-    this.subchannel.finishAttempt(this.#outcomeStatus, error, latency);
+    if ((this.bits & REPORTED) !== 0) return;
+    this.bits |= REPORTED;
+    this.subchannel.finishAttempt(this.outcomeStatus, error, this.attemptStart, this.#respondedAt);
   }
 
   private reject(failure: AttemptFailure): void {
-    this.#owner.attemptFailed(this, failure);
+    this.owner.attemptFailed(this, failure);
   }
 
   /** When the response headers arrived (the subchannel's clock), if they did. */
   get respondedAt(): number | undefined {
-    return this.#latencyMs >= 0 ? this.#startedAt + this.#latencyMs : undefined;
+    return this.#respondedAt;
   }
 
   /** True until the attempt has committed, failed or been cancelled. */
   get pending(): boolean {
-    return this.#state === 'pending' || this.#state === 'discarding';
+    return this.state === PENDING || this.state === DISCARDING;
   }
 
   /**
@@ -151,143 +195,182 @@ export class Attempt implements LegacyHandler {
    * request body is what the attempt was waiting for.
    */
   cancel(reason: Error, blame = false): void {
-    if (this.#state !== 'pending' && this.#state !== 'discarding') return;
-    this.#state = 'cancelled';
-    this.#cancelReason = blame && (this.#sent || !this.#owner.callerBodyStalled()) ? reason : notTheEndpoint(reason);
-    this.#abort?.(this.#cancelReason);
+    if (this.state !== PENDING && this.state !== DISCARDING) return;
+    this.state = CANCELLED;
+    this.stopReason = blame && (this.sent || !this.owner.callerBodyStalled()) ? reason : notTheEndpoint(reason);
+    this.#abort?.(this.stopReason);
   }
 
   /** True when the deadline firing now would be the caller's doing (its body stalled): see {@link cancel}. */
   get callerStalled(): boolean {
-    return !this.#sent && this.#owner.callerBodyStalled();
+    return !this.sent && this.owner.callerBodyStalled();
   }
 
   /** Aborts the committed response (the caller aborted while reading it): not the endpoint's doing. */
   abortCommitted(reason: Error): void {
-    if (this.#state !== 'committed') return;
-    this.#cancelReason = reason;
+    if (this.state !== COMMITTED) return;
+    this.stopReason = reason;
     this.#abort?.(notTheEndpoint(reason));
   }
 
   /** The per-try timeout fired before headers (or while a discarded response was being dropped). */
   timeout(ms: number): void {
-    if (this.#state !== 'pending' && this.#state !== 'discarding') return;
+    if (this.state !== PENDING && this.state !== DISCARDING) return;
     const err = new PerTryTimeoutError(ms);
     // Waiting for the caller's body rather than the endpoint: the caller's failure, not retried (issue 15.6).
     if (this.callerStalled) markCallerError(err);
-    this.#state = 'failed';
+    this.state = FAILED;
     this.#abort?.(err);
-    this.#cancelReason = err;
+    this.stopReason = err;
     this.reject(new AttemptFailure(err, this.callerStalled ? 'aborted' : 'per-try-timeout', false));
   }
 
   onConnect(abort: (reason?: Error) => void): void {
-    if (this.#cancelReason !== undefined) abort(this.#cancelReason);
+    if (this.stopReason !== undefined) abort(this.stopReason);
     else this.#abort = abort;
   }
 
   onResponseStarted(): void {
-    if (this.#state === 'committed') this.#owner.user.onResponseStarted?.();
+    if (this.state === COMMITTED) this.owner.user.onResponseStarted?.();
   }
 
   onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
     // 1xx informational responses are followed by the real one; time and count the final response.
-    if (statusCode >= 200 || this.#outcomeStatus === 0) {
-      this.#outcomeStatus = statusCode;
-      this.#latencyMs = this.subchannel.clock.now() - this.#startedAt;
+    if (statusCode >= 200 || this.outcomeStatus === 0) {
+      this.setStatus(statusCode);
+      this.#respondedAt = this.subchannel.clock.now();
     }
-    if (this.#state === 'committed')
-      return this.#owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
-    if (this.#state !== 'pending') return this.#state === 'discarding';
+    if (this.state === COMMITTED) return this.owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
+    if (this.state !== PENDING) return this.state === DISCARDING;
     // Informational responses precede the real one and are not the caller's business before commit.
     if (statusCode < 200) return true;
-    if (!this.#owner.running) {
+    if (!this.owner.running) {
       this.cancel(hedgeLost());
       return false;
     }
-    if (this.#owner.retryOn.has(statusCode)) {
-      const wait = this.#owner.retryForStatus(statusCode, headers);
+    if (this.owner.retryOn.has(statusCode)) {
+      const wait = this.owner.retryForStatus(statusCode, headers);
       if (wait >= 0) {
-        this.#state = 'discarding';
-        this.#retryAfterMs = wait;
+        this.state = DISCARDING;
+        this.discardWaitMs = wait;
         // A body already in the parser's buffer completes in this same tick, and the connection stays reusable; one
         // that has not is dropped, so a slow or endless body cannot hold the retry back (issue 15.4).
         queueMicrotask(this.dropBody.bind(this)); // not an arrow: its context would be made on every onHeaders
         return true;
       }
     }
-    this.#state = 'committed';
-    this.#owner.commit(this, statusCode);
-    const name = this.#owner.endpointHeader;
+    this.state = COMMITTED;
+    this.owner.commit(this, statusCode);
+    const name = this.owner.endpointHeader;
     const delivered = name === undefined ? headers : [...headers, name, Buffer.from(this.subchannel.key, 'latin1')];
-    return this.#owner.user.onHeaders?.(statusCode, delivered, resume, statusText) ?? true;
+    return this.owner.user.onHeaders?.(statusCode, delivered, resume, statusText) ?? true;
   }
 
   /** The discarded response's body has not ended: abort it (undici closes that connection) and fail the attempt. */
   private dropBody(): void {
-    if (this.#state !== 'discarding') return;
-    this.#state = 'failed';
-    const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#outcomeStatus}`) as Error & {
+    if (this.state !== DISCARDING) return;
+    this.state = FAILED;
+    const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.outcomeStatus}`) as Error & {
       code: string;
     };
     // Neither aborted nor a timeout: the outcome is the status, which counts against the endpoint as any 5xx does.
     err.code = 'SIDECARLESS_RESPONSE_DISCARDED';
-    this.#cancelReason = err;
+    this.stopReason = err;
     this.#abort?.(err);
-    this.reject(new AttemptFailure(err, 'status', false, this.#retryAfterMs));
+    this.reject(new AttemptFailure(err, 'status', false, this.discardWaitMs));
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.#state === 'committed') return this.#owner.user.onData?.(chunk) ?? true;
-    return this.#state === 'discarding';
+    if (this.state === COMMITTED) return this.owner.user.onData?.(chunk) ?? true;
+    return this.state === DISCARDING;
   }
 
   onComplete(trailers: string[] | Buffer[] | null): void {
     this.report(undefined);
-    if (this.#state === 'committed') {
-      this.#owner.completeCommitted(trailers);
-    } else if (this.#state === 'discarding') {
-      this.#state = 'failed';
-      const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.#outcomeStatus}`);
-      this.reject(new AttemptFailure(err, 'status', false, this.#retryAfterMs));
+    if (this.state === COMMITTED) {
+      this.owner.completeCommitted(trailers);
+    } else if (this.state === DISCARDING) {
+      this.state = FAILED;
+      const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.outcomeStatus}`);
+      this.reject(new AttemptFailure(err, 'status', false, this.discardWaitMs));
     }
   }
 
   onError(err: Error): void {
     this.report(err);
-    if (this.#state === 'committed') {
-      this.#state = 'failed';
-      this.#owner.failCommitted(this.#cancelReason ?? err);
+    if (this.state === COMMITTED) {
+      this.state = FAILED;
+      this.owner.failCommitted(this.stopReason ?? err);
       return;
     }
-    if (this.#state !== 'pending' && this.#state !== 'discarding') return;
-    this.#state = 'failed';
+    if (this.state !== PENDING && this.state !== DISCARDING) return;
+    this.state = FAILED;
     const kind = classifyError(err);
     // Not sent: no connection was made, or an HTTP/2 endpoint said it did not process the stream (GOAWAY, refused).
     this.reject(new AttemptFailure(err, kind, kind === 'connect' || isNotProcessed(err)));
   }
 
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
-    this.#outcomeStatus = statusCode;
-    this.#latencyMs = this.subchannel.clock.now() - this.#startedAt;
+    this.setStatus(statusCode);
+    this.#respondedAt = this.subchannel.clock.now();
     this.report(undefined);
-    if (this.#state !== 'pending') {
+    if (this.state !== PENDING) {
       socket.destroy();
       return;
     }
-    this.#state = 'committed';
-    this.#owner.commit(this, statusCode);
-    this.#owner.user.onUpgrade?.(statusCode, headers, socket);
-    this.#owner.completeCommitted(null, true);
+    this.state = COMMITTED;
+    this.owner.commit(this, statusCode);
+    this.owner.user.onUpgrade?.(statusCode, headers, socket);
+    this.owner.completeCommitted(null, true);
   }
 
   onBodySent(chunkSize: number, totalBytesSent: number): void {
-    if (this.#state === 'pending' || this.#state === 'committed')
-      this.#owner.user.onBodySent?.(chunkSize, totalBytesSent);
+    if (this.state === PENDING || this.state === COMMITTED) this.owner.user.onBodySent?.(chunkSize, totalBytesSent);
   }
 
   onRequestSent(): void {
-    this.#sent = true;
-    if (this.#state === 'pending' || this.#state === 'committed') this.#owner.user.onRequestSent?.();
+    this.bits |= SENT;
+    if (this.state === PENDING || this.state === COMMITTED) this.owner.user.onRequestSent?.();
+  }
+}
+
+/** A retry or a hedge: an attempt other than its request's first (which is the request itself). */
+export class Attempt extends AttemptBase {
+  readonly #owner: AttemptOwner;
+  readonly #startedAt: number;
+  #stopReason: Error | undefined;
+  #discardWaitMs = 0;
+  timer: TimerHandle | undefined;
+
+  /** `startedAt` is the attempt's start on its subchannel's clock (the cluster's). */
+  constructor(owner: AttemptOwner, subchannel: Subchannel, startedAt: number) {
+    super();
+    this.#owner = owner;
+    this.subchannel = subchannel;
+    this.#startedAt = startedAt;
+  }
+
+  protected get owner(): AttemptOwner {
+    return this.#owner;
+  }
+
+  protected get attemptStart(): number {
+    return this.#startedAt;
+  }
+
+  protected get stopReason(): Error | undefined {
+    return this.#stopReason;
+  }
+
+  protected set stopReason(reason: Error | undefined) {
+    this.#stopReason = reason;
+  }
+
+  protected get discardWaitMs(): number {
+    return this.#discardWaitMs;
+  }
+
+  protected set discardWaitMs(ms: number) {
+    this.#discardWaitMs = ms;
   }
 }

@@ -24,27 +24,32 @@
  * @size single state machine: one request's wait, attempts, retries, hedges and deadline, and the one conversation
  * the caller sees; its parts share the request's state and would only trade fields for parameters if split.
  */
-import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { Backoff } from '../common/backoff.js';
-import {
-  AllEjectedError,
-  ClientClosedError,
-  DeadlineExceededError,
-  isSidecarlessError,
-  NoEndpointsError,
-  RetryBudgetExhaustedError,
-} from '../common/errors.js';
+import { ClientClosedError, DeadlineExceededError, RetryBudgetExhaustedError } from '../common/errors.js';
 import type { LegacyHandler } from '../common/handler.js';
 import { isCallerError, markCallerError } from '../common/outcome.js';
 import type { PickContext } from '../pickers/picker.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
-import { Attempt, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
+import { ATTEMPT_BITS, Attempt, AttemptBase, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
 import { type BodyReplay, bodyReplay, isIdempotent, parseRetryAfter, type RequestPolicy, retryWait } from './policy.js';
 import type { DeadlineList, Deadlined } from './deadlines.js';
+import { parseOrigin } from './origin.js';
 import { RecordedBody } from './recorded-body.js';
+import {
+  abortedError,
+  headerValue,
+  isAsyncIterable,
+  isReadable,
+  NONE_TRIED,
+  perTryTimer,
+  RequestExtras,
+  type RequestVerdict,
+  watchedIterable,
+  withCause,
+} from './request-extras.js';
 import type { RetryBudget } from './retry-budget.js';
 
 /** What a request needs from its cluster. */
@@ -71,7 +76,7 @@ export interface RequestHost {
   /** Takes the request out of the wait queue. */
   dequeue(request: BalancedRequest): void;
   /** Sends one attempt; `hedge` tells a hedged attempt from a first attempt or a retry. */
-  send(request: BalancedRequest, subchannel: Subchannel, body: unknown, attempt: Attempt, hedge: boolean): void;
+  send(request: BalancedRequest, subchannel: Subchannel, body: unknown, attempt: AttemptBase, hedge: boolean): void;
   /**
    * The request ended (the caller has seen its end): `statusCode` is what the caller received (0 if nothing),
    * `error` how it failed (before or after the response headers), if it did.
@@ -79,143 +84,48 @@ export interface RequestHost {
   finished(request: BalancedRequest, statusCode: number, error: Error | undefined): void;
 }
 
-/** How a request ended, for the circuit breaker. */
-export type RequestVerdict = 'success' | 'failure' | 'ignored';
+export type { RequestVerdict };
 
-type Stage = 'new' | 'running' | 'committed' | 'done';
-
-function abortedError(): Error {
-  const err = new Error('Request aborted') as Error & { code: string };
-  err.name = 'AbortError';
-  err.code = 'UND_ERR_ABORTED';
-  return err;
-}
-
-function isReadable(value: unknown): value is Readable {
-  return typeof value === 'object' && value !== null && typeof (value as Readable).pipe === 'function';
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
-}
-
-/**
- * The error of a request that found no endpoint for a retry, carrying the earlier attempt's failure as `cause` (the
- * picker's errors are shared by every request of a snapshot, so a fresh one is made rather than the shared one
- * changed).
- */
-function withCause(error: Error, cause: Error, cluster: string): Error {
-  if (!isSidecarlessError(error) || error.cause !== undefined) return error;
-  switch (error.code) {
-    case 'SIDECARLESS_ALL_EJECTED':
-      return new AllEjectedError(cluster, { cause });
-    case 'SIDECARLESS_NO_ENDPOINTS':
-      return new NoEndpointsError(cluster, (error as NoEndpointsError).waitedMs, { cause });
-    case 'SIDECARLESS_CLIENT_CLOSED':
-      return new ClientClosedError({ cause });
-    default:
-      return error;
-  }
-}
+// A request's stage and counters share one small integer with the state of its own attempt (`AttemptBase.bits`,
+// issue 14): above the attempt's `ATTEMPT_BITS`, the stage (2 bits), the attempts sent (5 bits; hedges included, at
+// most maxAttempts x (1 + maxHedges) = 20), the attempt groups started (3 bits; at most maxAttempts = 5), the
+// current group's outstanding attempts (3 bits; at most 1 + maxHedges = 4) and the `SELF` flag: 29 bits, a Smi.
+// Stages: 0 is new (dispatched, not started), then:
+const RUNNING = 1;
+const COMMITTED = 2;
+const DONE = 3;
+const STAGE_AT = ATTEMPT_BITS;
+const STAGE = 3 << STAGE_AT;
+const ATTEMPTS = STAGE_AT + 2;
+const ATTEMPTS_MAX = 31;
+const GROUPS = ATTEMPTS + 5;
+const OUTSTANDING = GROUPS + 3;
+const GROUP_MAX = 7;
+/** The lead attempt (see `lead`) is the request's own. */
+const SELF = 1 << (OUTSTANDING + 3);
 
 /**
- * A view of the caller's iterable body that records when undici starts reading it, so a failed attempt that never
- * read it can be replayed with the same (untouched) iterator. A function of its own: a closure made inside the
- * request's method would make V8 allocate its context on every attempt, bodiless ones included (issue 14).
+ * A request, and its first attempt (issue 14): as an {@link AttemptBase} it is undici's handler for that attempt, so
+ * a request answered by its first attempt is one object. Retries and hedges are {@link Attempt}s of their own.
  */
-function watchedIterable(iterable: AsyncIterable<unknown>, extras: RequestExtras): AsyncIterable<unknown> {
-  return {
-    [Symbol.asyncIterator]: () => {
-      extras.bodyStarted = true;
-      return iterable[Symbol.asyncIterator]();
-    },
-  };
-}
-
-/** The per-try timeout's callback (a function of its own, for the same reason as {@link watchedIterable}). */
-function perTryTimer(attempt: Attempt, ms: number): () => void {
-  return () => {
-    attempt.timer = undefined;
-    attempt.timeout(ms);
-  };
-}
-
-/** The endpoints a first attempt excludes: none (shared; a request makes its own set at its second attempt). */
-const NONE_TRIED: ReadonlySet<Subchannel> = new Set();
-
-function headerValue(raw: Buffer[], name: string): string | undefined {
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    if ((raw[i] as Buffer).toString('latin1').toLowerCase() === name) return (raw[i + 1] as Buffer).toString('latin1');
-  }
-  return undefined;
-}
-
-/**
- * What a request needs only when it does more than one attempt on its first pick: it retries, hedges, is aborted,
- * fails on the caller's side, is closed, or is counted by a breaker. Made on demand (`more()`), so a request that
- * succeeds on its first attempt never builds it (issue 14).
- */
-class RequestExtras {
-  abortReason: Error | undefined;
-  lastFailure: AttemptFailure | undefined;
-  /** The live attempts other than the request's first live one (a second live attempt makes it). */
-  hedges: Set<Attempt> | undefined;
-  /** The endpoints tried so far, made at the first failure or hedge. */
-  tried: Set<Subchannel> | undefined;
-  /** The next hedge of the attempt group in progress; a request that ends clears it. */
-  hedgeTimer: TimerHandle | undefined;
-  bodyStarted = false;
-  /** The streamed body as read so far, when `retry.bufferBody` records it. */
-  recorded: RecordedBody | undefined;
-  /** Hedges the current group may still send. */
-  hedgesLeft = 0;
-  /** The wait before the next attempt, while the request waits to retry. */
-  retryTimer: TimerHandle | undefined;
-  /** The request's retry backoff, made at its first retry. */
-  backoff: Backoff | undefined;
-  /** What the failure being retried asked to wait (`Retry-After`), ms. */
-  retryAfterMs = 0;
-  /** Set when the client closes: no new attempt starts. */
-  closing = false;
-  /** The request failed on the caller's side (its abort, its body, a request undici refused): see `callerFault`. */
-  callerFault = false;
-  /** When the breaker's fallback answered (the response of no attempt). */
-  respondedAt: number | undefined;
-  /** Told the verdict for the circuit breaker, when one counts this request. */
-  settle: ((verdict: RequestVerdict) => void) | undefined;
-}
-
-export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
+export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadlined, PickContext {
   /** The options as the caller dispatched them. */
   readonly options: Dispatcher.DispatchOptions;
-  /** The logical authority (`host[:port]`) of the request's URL (the picker's {@link PickContext.authority}). */
-  readonly authority: string;
   /** The caller's handler. */
   readonly user: LegacyHandler;
-  /** Attempts sent, including hedges. */
-  attempts = 0;
   /** When the request was accepted (host clock, ms). */
   readonly startedAt: number;
-  /** The route that sent the request here, if any (its subset narrows the endpoints). */
-  readonly route: RouteDecision | undefined;
   /** The cluster's deadline list's links (see `deadlines.ts`). */
   deadlinePrev: Deadlined | undefined;
   /** See `deadlinePrev`. */
   deadlineNext: Deadlined | undefined;
 
   readonly #host: RequestHost;
-  #stage: Stage = 'new';
   /**
-   * The first live attempt (a second live attempt goes to the extras' `hedges`), then the committed one: the
-   * common case, one attempt, needs no set.
+   * State only retries, hedges, aborts, closing and the breaker need (see {@link RequestExtras}); until they are
+   * made, the request's route, if it has one (one field for both, issue 14; the extras take the route over).
    */
-  #attempt: Attempt | undefined;
-  #attemptNumber = 0;
-  /** Attempts of the current group (one, or hedged) not yet failed, counting those still waiting for an endpoint. */
-  #outstanding = 0;
-  #committedStatus = 0;
-  /** State only retries, hedges, aborts, closing and the breaker need (see {@link RequestExtras}). */
-  #x: RequestExtras | undefined;
+  #x: RequestExtras | RouteDecision | undefined;
 
   constructor(
     options: Dispatcher.DispatchOptions,
@@ -224,19 +134,139 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     host: RequestHost,
     route?: RouteDecision,
   ) {
+    super();
     this.options = options;
-    this.authority = authority;
     this.user = user;
     this.startedAt = host.clock.now();
-    this.route = route;
+    this.#x = route;
     this.#host = host;
+    if (typeof options.origin !== 'string') this.more().authority = authority;
+  }
+
+  /**
+   * The logical authority (`host[:port]`) of the request's URL (the picker's {@link PickContext.authority}). No field
+   * of its own (issue 14): for a string origin the origin parser's cache has it (the last origin parsed, or a map
+   * entry); the extras hold it for a URL, whose `origin` would be a new string at each read.
+   */
+  get authority(): string {
+    const { origin } = this.options;
+    return typeof origin === 'string' ? parseOrigin(origin).authority : (this.extras as RequestExtras).authority;
   }
 
   // Methods are TypeScript-private rather than `#`: a class with `#` methods gives each instance a brand slot (8
   // bytes a request, issue 14). Fields stay `#`.
 
+  /** Attempts sent, including hedges. */
+  get attempts(): number {
+    return (this.bits >>> ATTEMPTS) & ATTEMPTS_MAX;
+  }
+
+  private get stage(): number {
+    return (this.bits & STAGE) >>> STAGE_AT;
+  }
+
+  private set stage(stage: number) {
+    this.bits = (this.bits & ~STAGE) | (stage << STAGE_AT);
+  }
+
+  /** Attempt groups started (the first attempt, each retry; hedges belong to their group). */
+  private get attemptNumber(): number {
+    return (this.bits >>> GROUPS) & GROUP_MAX;
+  }
+
+  private set attemptNumber(n: number) {
+    this.bits = (this.bits & ~(GROUP_MAX << GROUPS)) | ((n & GROUP_MAX) << GROUPS);
+  }
+
+  /** Attempts of the current group (one, or hedged) not yet failed, counting those still waiting for an endpoint. */
+  private get outstanding(): number {
+    return (this.bits >>> OUTSTANDING) & GROUP_MAX;
+  }
+
+  private set outstanding(n: number) {
+    this.bits = (this.bits & ~(GROUP_MAX << OUTSTANDING)) | ((n & GROUP_MAX) << OUTSTANDING);
+  }
+
+  /**
+   * The first live attempt (a second live attempt goes to the extras' `hedges`), then the committed one: the common
+   * case, one attempt, needs no set. No field (issue 14): a bit of `bits` when it is the request's own first attempt,
+   * the extras' `lead` when it is an `Attempt` (a retry's or a hedge's: the request has its extras by then).
+   */
+  private get lead(): AttemptBase | undefined {
+    return (this.bits & SELF) !== 0 ? this : this.extras?.lead;
+  }
+
+  private set lead(attempt: AttemptBase | undefined) {
+    if (attempt === this) {
+      this.bits |= SELF;
+      const x = this.extras;
+      if (x !== undefined) x.lead = undefined;
+    } else {
+      this.bits &= ~SELF;
+      if (attempt !== undefined || this.extras !== undefined) this.more().lead = attempt;
+    }
+  }
+
+  /** The route that sent the request here, if any (its subset narrows the endpoints). */
+  get route(): RouteDecision | undefined {
+    const x = this.#x;
+    return x instanceof RequestExtras ? x.route : x;
+  }
+
+  /** The extras, once made. */
+  private get extras(): RequestExtras | undefined {
+    const x = this.#x;
+    return x instanceof RequestExtras ? x : undefined;
+  }
+
   private more(): RequestExtras {
-    return (this.#x ??= new RequestExtras());
+    const x = this.#x;
+    if (x instanceof RequestExtras) return x;
+    const extras = new RequestExtras(x);
+    this.#x = extras;
+    return extras;
+  }
+
+  // The request as its own first attempt (AttemptBase): its owner is itself, and the fields only a stopped,
+  // discarded, timed or queued first attempt needs are on the extras.
+
+  protected get owner(): AttemptOwner {
+    return this;
+  }
+
+  protected get attemptStart(): number {
+    return this.extras?.firstStartedAt ?? this.startedAt;
+  }
+
+  protected get stopReason(): Error | undefined {
+    return this.extras?.firstStopReason;
+  }
+
+  protected set stopReason(reason: Error | undefined) {
+    if (reason !== undefined || this.extras !== undefined) this.more().firstStopReason = reason;
+  }
+
+  protected get discardWaitMs(): number {
+    return this.extras?.firstDiscardWaitMs ?? 0;
+  }
+
+  protected set discardWaitMs(ms: number) {
+    this.more().firstDiscardWaitMs = ms;
+  }
+
+  /** @internal The first attempt's per-try timer. */
+  get timer(): TimerHandle | undefined {
+    return this.extras?.firstTimer;
+  }
+
+  set timer(handle: TimerHandle | undefined) {
+    if (handle !== undefined || this.extras !== undefined) this.more().firstTimer = handle;
+  }
+
+  /** The status the caller received, once committed: the fallback's, or the committed attempt's. */
+  private get committedStatus(): number {
+    const x = this.extras;
+    return x !== undefined && x.respondedAt !== undefined ? x.respondedStatus : (this.lead?.outcomeStatus ?? 0);
   }
 
   /** The upper-case method ({@link PickContext.method}). */
@@ -274,10 +304,10 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
 
   /** Hands the caller its abort function. Returns false when the caller aborted at once. */
   start(): boolean {
-    this.#stage = 'running';
+    this.stage = RUNNING;
     // A bound method rather than an arrow function: no closure context, about half the bytes a request.
     this.user.onConnect?.(this.abortByCaller.bind(this));
-    return this.#x?.abortReason === undefined && this.#stage === 'running';
+    return this.extras?.abortReason === undefined && this.stage === RUNNING;
   }
 
   /**
@@ -285,13 +315,13 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
    * clock read of its own, issue 14), or the fallback's.
    */
   get headersAt(): number | undefined {
-    if (this.#stage !== 'committed' && this.#stage !== 'done') return undefined;
-    return this.#x?.respondedAt ?? this.#attempt?.respondedAt;
+    if (this.stage !== COMMITTED && this.stage !== DONE) return undefined;
+    return this.extras?.respondedAt ?? this.lead?.respondedAt;
   }
 
   /** The reason the caller aborted with, if it did. */
   get abortReason(): Error | undefined {
-    return this.#x?.abortReason;
+    return this.extras?.abortReason;
   }
 
   /**
@@ -300,16 +330,16 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
    * retried, and is not a failure for the breaker (docs/ARCHITECTURE.md, "What counts against an endpoint").
    */
   get callerFault(): boolean {
-    return this.#x?.callerFault === true;
+    return this.extras?.callerFault === true;
   }
 
   /** True once the caller has seen the end. */
   get done(): boolean {
-    return this.#stage === 'done';
+    return this.stage === DONE;
   }
 
   get running(): boolean {
-    return this.#stage === 'running';
+    return this.stage === RUNNING;
   }
 
   get retryOn(): ReadonlySet<number> {
@@ -336,11 +366,11 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
    * (issue 15.6).
    */
   deadlinePassed(): void {
-    if (this.#stage !== 'running') return;
+    if (this.stage !== RUNNING) return;
     const timeoutMs = this.#host.policy.timeoutMs;
-    const error = new DeadlineExceededError(timeoutMs, { cause: this.#x?.lastFailure?.error });
-    let stalled = this.#attempt?.callerStalled === true;
-    const hedges = this.#x?.hedges;
+    const error = new DeadlineExceededError(timeoutMs, { cause: this.extras?.lastFailure?.error });
+    let stalled = this.lead?.callerStalled === true;
+    const hedges = this.extras?.hedges;
     if (hedges !== undefined) for (const attempt of hedges) stalled ||= attempt.callerStalled;
     if (stalled) {
       this.more().callerFault = true;
@@ -354,8 +384,8 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
    * each `hedge.delayMs` without response headers (up to `maxHedges`); the first answer wins.
    */
   private nextAttempt(): void {
-    this.#attemptNumber++;
-    this.#outstanding = 0;
+    this.attemptNumber++;
+    this.outstanding = 0;
     const { hedge } = this.#host.policy;
     if (hedge !== undefined && this.hedging) {
       const x = this.more();
@@ -374,11 +404,11 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   private hedgeDue(delayMs: number): void {
     const x = this.more();
     x.hedgeTimer = undefined;
-    if (this.#stage !== 'running' || x.closing || this.#outstanding === 0) return;
+    if (this.stage !== RUNNING || x.closing || this.outstanding === 0) return;
     if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) return;
     x.hedgesLeft--;
     this.launch(true);
-    if (x.hedgesLeft > 0 && this.#stage === 'running' && this.#outstanding > 0) this.armHedge(delayMs);
+    if (x.hedgesLeft > 0 && this.stage === RUNNING && this.outstanding > 0) this.armHedge(delayMs);
   }
 
   /**
@@ -387,12 +417,12 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
    */
   private groupFailed(failure: AttemptFailure): void {
     // The request committed or ended meanwhile: nothing to decide.
-    if (this.#stage !== 'running') return;
-    if (--this.#outstanding > 0) return;
+    if (this.stage !== RUNNING) return;
+    if (--this.outstanding > 0) return;
     this.clearHedgeTimer();
     let again: boolean;
     try {
-      again = this.#attemptNumber < this.#host.policy.maxAttempts && this.decideRetry(failure);
+      again = this.attemptNumber < this.#host.policy.maxAttempts && this.decideRetry(failure);
     } catch (refused) {
       this.finalFailure(refused as Error);
       return;
@@ -409,7 +439,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     x.retryTimer = clock.setTimeout(
       () => {
         x.retryTimer = undefined;
-        if (this.#stage === 'running') this.nextAttempt();
+        if (this.stage === RUNNING) this.nextAttempt();
       },
       retryWait(x.backoff, x.retryAfterMs),
       true,
@@ -434,7 +464,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   }
 
   private clearHedgeTimer(): void {
-    const x = this.#x;
+    const x = this.extras;
     if (x?.hedgeTimer !== undefined) {
       this.#host.clock.clearTimeout(x.hedgeTimer);
       x.hedgeTimer = undefined;
@@ -443,7 +473,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
 
   /** Sends one attempt of the current group on a subchannel not tried yet (when there is one). */
   private launch(hedge: boolean): void {
-    this.#outstanding++;
+    this.outstanding++;
     this.#host.acquire(this, this.excluded(), hedge);
   }
 
@@ -452,7 +482,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
    * attempt has tried none).
    */
   private excluded(): ReadonlySet<Subchannel> {
-    return this.#x?.tried ?? NONE_TRIED;
+    return this.extras?.tried ?? NONE_TRIED;
   }
 
   /**
@@ -461,21 +491,28 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
    */
   acquired(error: Error | undefined, subchannel: Subchannel | undefined, hedge: boolean, waited = false): void {
     // The request ended while waiting for an endpoint: it has told the caller already.
-    if (this.#stage !== 'running') return;
+    if (this.stage !== RUNNING) return;
     if (error !== undefined || subchannel === undefined) {
       this.groupFailed(new AttemptFailure(error ?? new Error('no subchannel'), 'no-endpoint', true));
       return;
     }
-    const x = this.#x;
+    const x = this.extras;
     x?.tried?.add(subchannel);
-    const attempt = new Attempt(
-      this,
-      subchannel,
-      this.attempts === 0 && !waited ? this.startedAt : this.#host.clock.now(),
-    );
-    if (this.#attempt === undefined && x?.hedges === undefined) this.#attempt = attempt;
+    const first = this.attempts === 0;
+    if (first) {
+      // The first attempt is the request itself; it starts with the request unless it waited for an endpoint.
+      this.subchannel = subchannel;
+      if (waited) this.more().firstStartedAt = this.#host.clock.now();
+    }
+    this.sendAttempt(first ? this : new Attempt(this, subchannel, this.#host.clock.now()), subchannel, hedge);
+  }
+
+  /** Sends `attempt` (the request itself, or a retry or hedge) to `subchannel` as one of the live attempts. */
+  private sendAttempt(attempt: AttemptBase, subchannel: Subchannel, hedge: boolean): void {
+    const x = this.extras;
+    if (this.lead === undefined && x?.hedges === undefined) this.lead = attempt;
     else ((x as RequestExtras).hedges ??= new Set()).add(attempt);
-    this.attempts++;
+    this.bits += 1 << ATTEMPTS;
     const { perTryTimeoutMs } = this.#host.policy;
     if (perTryTimeoutMs > 0)
       attempt.timer = this.#host.clock.setTimeout(perTryTimer(attempt, perTryTimeoutMs), perTryTimeoutMs, true);
@@ -483,7 +520,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   }
 
   /** An attempt failed before committing (told once per attempt; see {@link AttemptOwner.attemptFailed}). */
-  attemptFailed(attempt: Attempt, failure: AttemptFailure): void {
+  attemptFailed(attempt: AttemptBase, failure: AttemptFailure): void {
     this.dropLive(attempt);
     this.clearAttemptTimer(attempt);
     const x = this.more();
@@ -493,21 +530,21 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     this.groupFailed(failure);
   }
 
-  private dropLive(attempt: Attempt): void {
-    if (this.#attempt === attempt) this.#attempt = undefined;
-    else this.#x?.hedges?.delete(attempt);
+  private dropLive(attempt: AttemptBase): void {
+    if (this.lead === attempt) this.lead = undefined;
+    else this.extras?.hedges?.delete(attempt);
   }
 
   private get liveCount(): number {
-    return (this.#attempt === undefined ? 0 : 1) + (this.#x?.hedges?.size ?? 0);
+    return (this.lead === undefined ? 0 : 1) + (this.extras?.hedges?.size ?? 0);
   }
 
   /** Cancels every live attempt, with `reason` or, when none is given, each with its own `hedgeLost()`. */
   private cancelLive(reason: Error | undefined, blame = false): void {
-    const first = this.#attempt;
-    const hedges = this.#x?.hedges;
-    this.#attempt = undefined;
-    if (hedges !== undefined) (this.#x as RequestExtras).hedges = undefined;
+    const first = this.lead;
+    const hedges = this.extras?.hedges;
+    this.lead = undefined;
+    if (hedges !== undefined) (this.extras as RequestExtras).hedges = undefined;
     if (first !== undefined) {
       this.clearAttemptTimer(first);
       first.cancel(reason ?? hedgeLost(), blame);
@@ -548,14 +585,14 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
 
   private bodyReplayable(): boolean {
     if (this.bodyKind !== 'once') return true;
-    const recorded = this.#x?.recorded;
+    const recorded = this.extras?.recorded;
     if (recorded !== undefined) return recorded.replayable;
     const { body } = this.options;
     if (isReadable(body)) return !body.readableDidRead && !body.destroyed;
-    return this.#x?.bodyStarted !== true;
+    return this.extras?.bodyStarted !== true;
   }
 
-  private clearAttemptTimer(attempt: Attempt): void {
+  private clearAttemptTimer(attempt: AttemptBase): void {
     if (attempt.timer !== undefined) {
       this.#host.clock.clearTimeout(attempt.timer);
       attempt.timer = undefined;
@@ -564,10 +601,10 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
 
   retryForStatus(_statusCode: number, rawHeaders: Buffer[]): number {
     const { policy, budget } = this.#host;
-    if (this.#attemptNumber >= policy.maxAttempts) return -1;
-    if (this.#x?.closing === true || (!this.idempotent && !policy.retryNonIdempotent)) return -1;
+    if (this.attemptNumber >= policy.maxAttempts) return -1;
+    if (this.extras?.closing === true || (!this.idempotent && !policy.retryNonIdempotent)) return -1;
     // A stream that is not recorded is being read by this attempt; a recorded one must still be whole.
-    const recorded = this.#x?.recorded;
+    const recorded = this.extras?.recorded;
     if (this.bodyKind === 'once' && (recorded === undefined || !recorded.replayable)) return -1;
     let wait = 0;
     if (policy.honorRetryAfter) {
@@ -579,7 +616,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   }
 
   private shouldRetry(error: AttemptFailure): boolean {
-    if (this.#stage !== 'running') return false;
+    if (this.stage !== RUNNING) return false;
     switch (error.kind) {
       case 'status':
         return true; // decided, and paid for, when the headers arrived
@@ -598,7 +635,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   }
 
   private finalFailure(failure: AttemptFailure | Error): void {
-    if (this.#stage !== 'running') return;
+    if (this.stage !== RUNNING) return;
     let error = failure instanceof AttemptFailure ? failure.error : failure;
     if (isCallerError(error)) {
       this.more().callerFault = true;
@@ -606,22 +643,21 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
       return;
     }
     // Out of endpoints for a retry: the earlier attempt's failure is what went wrong, keep it.
-    const last = this.#x?.lastFailure;
+    const last = this.extras?.lastFailure;
     if (failure instanceof AttemptFailure && failure.kind === 'no-endpoint' && last !== undefined) {
       error = withCause(error, last.error, this.#host.name);
     }
     this.failWith(error, 'failure');
   }
 
-  commit(attempt: Attempt, statusCode: number): void {
-    this.#stage = 'committed';
-    this.#committedStatus = statusCode;
+  commit(attempt: AttemptBase, statusCode: number): void {
+    this.stage = COMMITTED;
     this.clearDeadline();
     this.clearAttemptTimer(attempt);
-    const x = this.#x;
+    const x = this.extras;
     if (x === undefined) {
       // The common case: the first and only attempt answered.
-      this.#attempt = attempt;
+      this.lead = attempt;
       return;
     }
     x.settle?.(statusCode >= 500 ? 'failure' : 'success');
@@ -630,18 +666,18 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     this.dropLive(attempt);
     this.clearHedgeTimer();
     this.cancelLive(undefined);
-    this.#attempt = attempt;
+    this.lead = attempt;
   }
 
   completeCommitted(trailers: string[] | Buffer[] | null, upgraded = false): void {
-    if (this.#stage === 'done') return;
-    this.end(this.#committedStatus >= 500 ? 'failure' : 'success', undefined);
+    if (this.stage === DONE) return;
+    this.end(this.committedStatus >= 500 ? 'failure' : 'success', undefined);
     if (!upgraded) this.user.onComplete?.(trailers);
   }
 
   failCommitted(error: Error): void {
-    if (this.#stage === 'done') return;
-    this.end(this.#x?.abortReason !== undefined ? 'ignored' : 'failure', error);
+    if (this.stage === DONE) return;
+    this.end(this.extras?.abortReason !== undefined ? 'ignored' : 'failure', error);
     this.user.onError?.(error);
   }
 
@@ -650,7 +686,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
    * `response` has been checked (cluster/admission.ts, `checkFallbackResponse`).
    */
   respond(response: { status: number; headers?: Readonly<Record<string, string>>; body?: string | Uint8Array }): void {
-    if (this.#stage !== 'running') return;
+    if (this.stage !== RUNNING) return;
     const body = response.body === undefined ? undefined : Buffer.from(response.body);
     const raw: Buffer[] = [];
     for (const [k, v] of Object.entries(response.headers ?? {})) {
@@ -660,9 +696,10 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
         raw.push(Buffer.from(k), Buffer.from(v, 'latin1'));
     }
     if (body !== undefined) raw.push(Buffer.from('content-length'), Buffer.from(String(body.length)));
-    this.more().respondedAt = this.#host.clock.now();
-    this.#stage = 'committed';
-    this.#committedStatus = response.status;
+    const x = this.more();
+    x.respondedAt = this.#host.clock.now();
+    x.respondedStatus = response.status;
+    this.stage = COMMITTED;
     this.clearDeadline();
     this.user.onHeaders?.(response.status, raw, () => {}, '');
     if (body !== undefined && body.length > 0) this.user.onData?.(body);
@@ -670,14 +707,14 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   }
 
   private abortByCaller(reason?: Error): void {
-    if (this.#stage === 'done' || this.#x?.abortReason !== undefined) return;
+    if (this.stage === DONE || this.extras?.abortReason !== undefined) return;
     const x = this.more();
     const abortReason = reason ?? abortedError();
     x.abortReason = abortReason;
     x.callerFault = true;
-    if (this.#stage === 'committed') {
-      this.#attempt?.abortCommitted(abortReason);
-    } else if (this.#stage === 'running') {
+    if (this.stage === COMMITTED) {
+      this.lead?.abortCommitted(abortReason);
+    } else if (this.stage === RUNNING) {
       this.failWith(abortReason, 'ignored');
     }
     // 'new': start() reports it.
@@ -685,7 +722,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
 
   /** Ends the request with `error` before any response was committed (no-op once committed or done). */
   fail(error: Error): void {
-    if (this.#stage === 'done' || this.#stage === 'committed') return;
+    if (this.stage === DONE || this.stage === COMMITTED) return;
     this.failWith(error, 'failure');
   }
 
@@ -696,7 +733,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
    * failure it would have retried ends the request with `SIDECARLESS_CLIENT_CLOSED`, the failure as `cause`.
    */
   clientClosing(): void {
-    if (this.#stage !== 'running' || this.#x?.closing === true) return;
+    if (this.stage !== RUNNING || this.extras?.closing === true) return;
     const x = this.more();
     x.closing = true;
     if (this.liveCount === 0) this.failWith(new ClientClosedError({ cause: x.lastFailure?.error }), 'ignored');
@@ -707,7 +744,7 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
     this.#host.dequeue(this);
     this.cancelLive(error, blame);
     this.clearHedgeTimer();
-    const x = this.#x;
+    const x = this.extras;
     if (x?.retryTimer !== undefined) {
       this.#host.clock.clearTimeout(x.retryTimer);
       x.retryTimer = undefined;
@@ -722,12 +759,12 @@ export class BalancedRequest implements AttemptOwner, Deadlined, PickContext {
   }
 
   private end(verdict: RequestVerdict, error: Error | undefined): void {
-    const wasCommitted = this.#stage === 'committed';
-    this.#stage = 'done';
+    const wasCommitted = this.stage === COMMITTED;
+    this.stage = DONE;
     this.clearDeadline();
-    this.#host.finished(this, this.#committedStatus, error);
+    this.#host.finished(this, wasCommitted ? this.committedStatus : 0, error);
     // A committed request told the breaker its verdict at commit time.
-    const x = this.#x;
+    const x = this.extras;
     if (x !== undefined) {
       if (!wasCommitted) x.settle?.(verdict);
       x.settle = undefined;

@@ -337,8 +337,9 @@ export class Subchannel implements Pickable {
     return pool.dispatch(http2DispatchOptions(options), tracked as never);
   }
 
-  /** @internal Called once per attempt by its handler. */
-  finishAttempt(statusCode: number, error: Error | undefined, latencyMs: number): void {
+  /** @internal Called once per attempt by its handler (headers at `respondedAt`, or none: now; no boxed latency). */
+  finishAttempt(statusCode: number, error: Error | undefined, startedAt: number, respondedAt?: number): void {
+    const latencyMs = (respondedAt ?? this.clock.now()) - startedAt;
     this.inFlight--;
     const c = this.#liveCounters();
     if (statusCode > 0) {
@@ -457,7 +458,7 @@ class AttemptHandler implements LegacyHandler {
     if (this.#done) return;
     this.#done = true;
     const latency = this.#latencyMs >= 0 ? this.#latencyMs : this.#subchannel.clock.now() - this.#start;
-    this.#subchannel.finishAttempt(this.#statusCode, error, latency);
+    this.#subchannel.finishAttempt(this.#statusCode, error, 0, latency);
   }
 
   onConnect(abort: (reason?: Error) => void, context?: object): void {
