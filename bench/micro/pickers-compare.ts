@@ -8,7 +8,7 @@
  * weights 1..5 cycling for the weighted cases, fixed random in-flight counts 0..9, a latency EWMA per target (every
  * other one without an estimate in the `cold` case). Each case has its own loop function (its own type feedback).
  *
- * Flags: --old DIR (required)  --n 10,100,1000,10000  --rounds 7  --picks 1000000
+ * Flags: --old DIR (required)  --new DIR (default: this checkout)  --n 10,100,1000,10000  --rounds 7  --picks 1000000
  *   --cases least-request-w,least-request,peak-ewma,peak-ewma-cold,weighted-random,ring-hash-key
  *
  * @module
@@ -116,10 +116,11 @@ function loop(picker: unknown): (calls: number) => unknown {
   )(picker, contexts) as (calls: number) => unknown;
 }
 
-const sides = { old: await load(OLD), new: await load('.') };
+const NEW = flag('new') ?? '.';
+const sides = { old: await load(OLD), new: await load(NEW) };
 const sink: unknown[] = [];
 process.stdout.write(
-  `pickers-compare: old=${OLD} N=${NS.join(',')} rounds=${ROUNDS} picks=${PICKS} clock=${mainCpu ? 'main-thread CPU' : 'wall'} node=${process.version}\n`,
+  `pickers-compare: old=${OLD} new=${NEW} N=${NS.join(',')} rounds=${ROUNDS} picks=${PICKS} clock=${mainCpu ? 'main-thread CPU' : 'wall'} node=${process.version}\n`,
 );
 for (const n of NS) {
   for (const name of CASES) {
