@@ -110,8 +110,10 @@ export class LeastRequestPicker<T extends Pickable> implements Picker<T> {
  * `F_q(w)^k`, where `F_q` sums the draw probabilities up to `w`; setting that equal to `F(w)`, the share of weights up
  * to `w`, gives `F_q(w) = F(w)^(1/k)`, spread evenly over targets of equal weight (equal weights tie, and the first
  * drawn of them is uniform among them). Targets are grouped by `1 / weight` exactly as the pick compares them.
+ *
+ * @internal Exported for the tests' reference picker.
  */
-function drawProbabilities(inverseWeights: Float64Array, choices: number): Float64Array {
+export function drawProbabilities(inverseWeights: Float64Array, choices: number): Float64Array {
   const n = inverseWeights.length;
   const order = Array.from({ length: n }, (_, i) => i).sort(
     (a, b) => (inverseWeights[b] as number) - (inverseWeights[a] as number),
