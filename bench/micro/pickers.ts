@@ -588,10 +588,13 @@ function checks(): TargetCheck[] {
     c('weighted-round-robin ns/pick N=1000', 30, pickAt('weighted-round-robin', 1000)),
     c('random ns/pick (worst N)', 15, worstPick('random')),
     c('weighted-random ns/pick (worst N)', 25, worstPick('weighted-random')),
-    c('least-request ns/pick (worst N)', 40, worstPick('least-request')),
-    c('least-request (weighted) ns/pick (worst N)', 40, worstPick('least-request (weighted)')),
-    c('peak-ewma ns/pick (worst N)', 60, worstPick('peak-ewma')),
-    c('peak-ewma, half without estimate, ns/pick (worst N)', 60, worstPick('peak-ewma (half without estimate)')),
+    // The load-aware policies at every N: their costs grow with N (cache misses on the targets' load records).
+    ...NS.map((n) => c(`least-request ns/pick N=${n}`, 40, pickAt('least-request', n))),
+    ...NS.map((n) => c(`least-request (weighted) ns/pick N=${n}`, 40, pickAt('least-request (weighted)', n))),
+    ...NS.map((n) => c(`peak-ewma ns/pick N=${n}`, 60, pickAt('peak-ewma', n))),
+    ...NS.map((n) =>
+      c(`peak-ewma, half without estimate, ns/pick N=${n}`, 60, pickAt('peak-ewma (half without estimate)', n)),
+    ),
     c('ring-hash ns/pick N=1000 incl. hashing', 220, pickAt('ring-hash (key)', 1000)),
     c(`maglev ns/pick incl. hashing (worst N, M=${m0})`, 110, worstPick(`maglev M=${m0} (key)`)),
     c('maglev build ms N=1000 M=65537', 5, buildRows.find((r) => r.policy === 'maglev M=65537' && r.n === 1000)?.ms),
