@@ -15,7 +15,6 @@
 import { type RandomFill, randomFill } from '../common/runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { completeResults, weightsOf } from './util.js';
-import type { PeakEwma } from './load.js';
 import { duration, joinPath, number, rejectUnknownKeys } from '../common/options.js';
 
 /** Upper bound of both settings: 1 hour, ms. */
@@ -41,12 +40,6 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
   readonly #targets: readonly T[];
   readonly #results: PickResult<T>[];
   readonly #inverseWeights: Float64Array;
-  /**
-   * Each target's `load` as it was at the build. A pick still reads `target.load` and uses whatever it is now, but
-   * compares it with this copy and goes on with the copy while the two agree (always, for a subchannel): the CPU then
-   * fetches the estimate without waiting for the target's own record, which at N = 10,000 is a cache miss each.
-   */
-  readonly #loads: (PeakEwma | undefined)[];
   /**
    * The default RTT in a typed array, so that reading it gives a float: from a number field it would be a small
    * integer, and V8 would merge it with an estimate (a float) as a boxed number, 16 bytes a pick.
@@ -74,7 +67,6 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     this.#targets = targets;
     this.#results = results;
     this.#inverseWeights = weights.map((w) => 1 / w);
-    this.#loads = targets.map((t) => t.load);
     this.#defaultRtt[0] = defaultRtt;
     this.#decay = decay;
     this.#fill = randomFill(random);
@@ -101,10 +93,8 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     // per cost cost 32 bytes a pick once the clock-reading branch below had run).
     const ta = targets[a] as T;
     const tb = targets[b] as T;
-    let la = this.#loads[a];
-    let lb = this.#loads[b];
-    if (ta.load !== la) la = ta.load;
-    if (tb.load !== lb) lb = tb.load;
+    const la = ta.load;
+    const lb = tb.load;
     const wa = this.#inverseWeights[a] as number;
     const wb = this.#inverseWeights[b] as number;
     // cost = rtt * (inFlight + 1) / weight, decayed: * exp(-(now - stamp) / decay). A target without an estimate (no

@@ -374,8 +374,8 @@ describe('peak-ewma', () => {
   });
 
   it("reads each target's load record live: one replaced after the build is the one compared", () => {
-    // The picker keeps the records it saw at the build only to fetch them early; a target whose `load` is another
-    // object now is compared by the new one.
+    // `load` is read at each pick, not kept from the build: a target whose `load` is another object now is compared
+    // by the new one.
     const clock = new FakeClock();
     const targets = makeTargets(2);
     const slow = new PeakEwma({ clock });
@@ -392,6 +392,16 @@ describe('peak-ewma', () => {
     for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.0:8080');
     targets[0]!.load = undefined; // no record: the default RTT (30 ms) from the build, against 10
     for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+  });
+
+  it('regression guard: an estimate without a sample has the value 0 (the pick adds the default RTT to it)', () => {
+    const clock = new FakeClock();
+    const e = new PeakEwma({ clock });
+    assert.equal(e.samples, 0);
+    assert.equal(e.value, 0);
+    e.observeFailure(Number.NaN); // records the current estimate (0): now one sample, value 0
+    assert.equal(e.samples, 1);
+    assert.equal(e.value, 0);
   });
 
   it('applies its decay setting to the targets it builds over', () => {
