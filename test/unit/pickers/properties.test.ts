@@ -243,14 +243,23 @@ describe('properties: power of two choices', () => {
   it('peak-ewma never picks the costlier of its two choices', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ load: fc.integer({ min: 0, max: 10 }), rtt: fc.integer({ min: 1, max: 500 }) }), {
-          minLength: 2,
-          maxLength: 10,
-        }),
+        fc.array(
+          fc.record({
+            load: fc.integer({ min: 0, max: 10 }),
+            rtt: fc.integer({ min: 1, max: 500 }),
+            weight: fc.integer({ min: 1, max: 5 }),
+          }),
+          { minLength: 2, maxLength: 10 },
+        ),
         seedArb,
-        (specs, seed) => {
+        fc.boolean(),
+        (specs, seed, weighted) => {
           const clock = new FakeClock();
-          const targets = makeTargets(specs.length);
+          // Equal weights take the picker's path that skips them; unequal ones divide the costs.
+          const targets = makeTargets(
+            specs.length,
+            specs.map((s) => (weighted ? s.weight : 1)),
+          );
           specs.forEach((s, i) => {
             const e = new PeakEwma({ clock });
             e.observe(s.rtt);
@@ -259,7 +268,8 @@ describe('properties: power of two choices', () => {
           });
           const rec = recordingRandom(seed);
           const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({}), { random: rec.random, clock });
-          const cost = (t: (typeof targets)[number]) => t.load!.valueAt(clock.now()) * (t.inFlight + 1);
+          const cost = (t: (typeof targets)[number]) =>
+            (t.load!.valueAt(clock.now()) * (t.inFlight + 1)) / t.endpoint.weight;
           // The picker compares costs exactly (equal stamps cancel); recomputing them here through exp() can split
           // an exact tie by an ulp, so allow that much.
           assertCheaperOfTwo({ picker, targets, draws: rec.draws, cost, clock, stepMs: 7, tolerance: 1e-12 });
