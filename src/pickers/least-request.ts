@@ -64,11 +64,22 @@ export class LeastRequestPicker<T extends Pickable> implements Picker<T> {
     const n = this.#targets.length;
     if (n === 1) return this.#results[0] as PickResult<T>;
     const targets = this.#targets;
-    // `choiceCount - 1` draws: the first gives two distinct choices (its integer part the first, its fraction the
-    // second; exact while n * n < 2^52, i.e. any realistic n), each further draw one more. One call site for the
-    // random source, on purpose: with a second one (say, a branch for more than two choices) V8 could compile
-    // whichever it met second as a real call, and a random number returned from a call that is not inlined is a
-    // 16-byte heap number per pick.
+    if (this.#choices === 2) {
+      // The default: one draw gives two distinct choices (its integer part the first, its fraction the second; exact
+      // while n * n < 2^52, i.e. any realistic n), and the less loaded wins by index arithmetic rather than a branch
+      // (which of two random targets has fewer requests in flight is a coin toss the branch predictor loses).
+      this.#fill(this.#draw);
+      const x = (this.#draw[0] as number) * n;
+      let i = x | 0;
+      if (i >= n) i = n - 1;
+      let other = ((x - i) * (n - 1)) | 0;
+      if (other >= i) other++;
+      const lower = +((targets[other] as T).inFlight < (targets[i] as T).inFlight);
+      return this.#results[i + lower * (other - i)] as PickResult<T>;
+    }
+    // `choiceCount - 1` draws: the first gives two distinct choices as above, each further draw one more. One call
+    // site for the random source in this loop: with a second one (say, a branch for more than two choices) V8 could
+    // compile whichever it met second as a real call.
     let best = 0;
     let bestLoad = 0;
     for (let c = 1; c < this.#choices; c++) {
@@ -99,8 +110,10 @@ export class LeastRequestPicker<T extends Pickable> implements Picker<T> {
  * `F_q(w)^k`, where `F_q` sums the draw probabilities up to `w`; setting that equal to `F(w)`, the share of weights up
  * to `w`, gives `F_q(w) = F(w)^(1/k)`, spread evenly over targets of equal weight (equal weights tie, and the first
  * drawn of them is uniform among them). Targets are grouped by `1 / weight` exactly as the pick compares them.
+ *
+ * @internal Exported for the tests' reference picker.
  */
-function drawProbabilities(inverseWeights: Float64Array, choices: number): Float64Array {
+export function drawProbabilities(inverseWeights: Float64Array, choices: number): Float64Array {
   const n = inverseWeights.length;
   const order = Array.from({ length: n }, (_, i) => i).sort(
     (a, b) => (inverseWeights[b] as number) - (inverseWeights[a] as number),
@@ -189,13 +202,37 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
     const targets = this.#targets;
     const columns = this.#columns;
     const bias = this.#bias;
+    const draw = this.#draw;
+    if (this.#choices === 2) {
+      // The default, unrolled: two independent draws, then the lower score by index arithmetic rather than a branch
+      // (which of two random targets is less loaded is a coin toss the branch predictor loses).
+      this.#fill(draw);
+      const x1 = (draw[0] as number) * n;
+      this.#fill(draw);
+      const x2 = (draw[0] as number) * n;
+      let c1 = x1 | 0;
+      if (c1 >= n) c1 = n - 1;
+      let c2 = x2 | 0;
+      if (c2 >= n) c2 = n - 1;
+      const b1 = 4 * c1;
+      const b2 = 4 * c2;
+      const k1 = +(x1 - c1 >= (columns[b1] as number));
+      const k2 = +(x2 - c2 >= (columns[b2] as number));
+      const i1 = (c1 + k1 * ((columns[b1 + 1] as number) - c1)) | 0;
+      const i2 = (c2 + k2 * ((columns[b2 + 1] as number) - c2)) | 0;
+      const l1 = (targets[i1] as T).inFlight + 1;
+      const l2 = (targets[i2] as T).inFlight + 1;
+      const s1 = (bias === 1 ? l1 : l1 ** bias) * (columns[b1 + 2 + k1] as number);
+      const s2 = (bias === 1 ? l2 : l2 ** bias) * (columns[b2 + 2 + k2] as number);
+      return this.#results[i1 + +(s2 < s1) * (i2 - i1)] as PickResult<T>;
+    }
     // One call site for the random source and the score computed inline: a float returned from a call V8 does not
     // inline is a 16-byte heap number per pick.
     let best = 0;
     let bestScore = Number.POSITIVE_INFINITY;
     for (let c = 0; c < this.#choices; c++) {
-      this.#fill(this.#draw);
-      const x = (this.#draw[0] as number) * n;
+      this.#fill(draw);
+      const x = (draw[0] as number) * n;
       let col = x | 0;
       if (col >= n) col = n - 1;
       // The column's own target (k = 0) or its alias (k = 1), chosen by index rather than a branch (a coin toss).

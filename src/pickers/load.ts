@@ -62,8 +62,9 @@ export class PeakEwma {
     return this.#samples;
   }
 
-  /** The value at the last observation, ms (before any decay since). With {@link PeakEwma.stamp}, lets readers
-   * compare two estimates without reading the clock: `valueAt(now) = value * exp(-(now - stamp) / decayMs)`. */
+  /** The value at the last observation, ms (before any decay since); exactly 0 before the first, which the `peak-ewma`
+   * picker relies on. With {@link PeakEwma.stamp}, lets readers compare two estimates without reading the clock:
+   * `valueAt(now) = value * exp(-(now - stamp) / decayMs)`. */
   get value(): number {
     return this.#value;
   }

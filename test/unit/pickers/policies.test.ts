@@ -200,6 +200,26 @@ describe('least-request', () => {
     }
   });
 
+  it('with 2000 unequal weights and a 32-bit seeded source, gives each weight class its share (two and three choices)', () => {
+    // One 32-bit random number per draw: its integer part (11 bits here) the column, the other 21 bits the coin.
+    const n = 2000;
+    const weights = Array.from({ length: n }, (_, i) => 1 + (i % 5));
+    const total = weights.reduce((a, b) => a + b, 0);
+    for (const choiceCount of [2, 3]) {
+      const targets = makeTargets(n, weights);
+      const picker = leastRequestPolicy.build(targets, { choiceCount, activeRequestBias: 1 }, env(11));
+      const picks = 200_000;
+      const c = counts(picker, picks);
+      for (let w = 1; w <= 5; w++) {
+        let got = 0;
+        targets.forEach((t, i) => {
+          if (weights[i] === w) got += c.get(t.key) ?? 0;
+        });
+        assertShare(got, picks, (w * (n / 5)) / total, `weight ${w}, ${choiceCount} choices`);
+      }
+    }
+  });
+
   it('the share check can fail: draws in plain proportion to weight would give the heavier 15/16, not 3/4', () => {
     assert.throws(() => assertShare(18_750, 20_000, 0.75, 'plain'), /expected 15000/);
   });
@@ -351,6 +371,37 @@ describe('peak-ewma', () => {
     late[1]!.load = new PeakEwma({ clock }); // at t = 1.2 s: 90 e^-1.2 = 27 < 30
     const picker2 = peakEwmaPolicy.build(late, peakEwmaPolicy.parseConfig({ decayMs: 1000 }), env(3, clock));
     for (let i = 0; i < 10; i++) assert.equal(pickKey(picker2), '10.0.0.0:8080');
+  });
+
+  it("reads each target's load record live: one replaced after the build is the one compared", () => {
+    // `load` is read at each pick, not kept from the build: a target whose `load` is another object now is compared
+    // by the new one.
+    const clock = new FakeClock();
+    const targets = makeTargets(2);
+    const slow = new PeakEwma({ clock });
+    slow.observe(100);
+    const fast = new PeakEwma({ clock });
+    fast.observe(10);
+    targets[0]!.load = slow;
+    targets[1]!.load = fast;
+    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({}), env(4, clock));
+    for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+    const faster = new PeakEwma({ clock });
+    faster.observe(1);
+    targets[0]!.load = faster; // 1 ms now, against 10
+    for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.0:8080');
+    targets[0]!.load = undefined; // no record: the default RTT (30 ms) from the build, against 10
+    for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+  });
+
+  it('regression guard: an estimate without a sample has the value 0 (the pick adds the default RTT to it)', () => {
+    const clock = new FakeClock();
+    const e = new PeakEwma({ clock });
+    assert.equal(e.samples, 0);
+    assert.equal(e.value, 0);
+    e.observeFailure(Number.NaN); // records the current estimate (0): now one sample, value 0
+    assert.equal(e.samples, 1);
+    assert.equal(e.value, 0);
   });
 
   it('applies its decay setting to the targets it builds over', () => {

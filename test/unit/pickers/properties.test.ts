@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { createPickerRegistry } from '../../../src/pickers/registry.js';
-import { leastRequestPolicy } from '../../../src/pickers/least-request.js';
+import { drawProbabilities, leastRequestPolicy } from '../../../src/pickers/least-request.js';
 import { type MaglevPicker, maglevPolicy } from '../../../src/pickers/maglev.js';
 import { peakEwmaPolicy } from '../../../src/pickers/peak-ewma.js';
 import type { Pickable, Picker } from '../../../src/pickers/picker.js';
@@ -13,7 +13,7 @@ import {
   ringVnodeCounts,
   VnodeCache,
 } from '../../../src/pickers/ring-hash.js';
-import { indexOf } from '../../../src/pickers/util.js';
+import { aliasTable, indexOf } from '../../../src/pickers/util.js';
 import { weightedRandomPolicy } from '../../../src/pickers/weighted-random.js';
 import { weightedRoundRobinPolicy } from '../../../src/pickers/weighted-round-robin.js';
 import { PeakEwma } from '../../../src/pickers/load.js';
@@ -243,14 +243,23 @@ describe('properties: power of two choices', () => {
   it('peak-ewma never picks the costlier of its two choices', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ load: fc.integer({ min: 0, max: 10 }), rtt: fc.integer({ min: 1, max: 500 }) }), {
-          minLength: 2,
-          maxLength: 10,
-        }),
+        fc.array(
+          fc.record({
+            load: fc.integer({ min: 0, max: 10 }),
+            rtt: fc.integer({ min: 1, max: 500 }),
+            weight: fc.integer({ min: 1, max: 5 }),
+          }),
+          { minLength: 2, maxLength: 10 },
+        ),
         seedArb,
-        (specs, seed) => {
+        fc.boolean(),
+        (specs, seed, weighted) => {
           const clock = new FakeClock();
-          const targets = makeTargets(specs.length);
+          // Equal weights take the picker's path that skips them; unequal ones divide the costs.
+          const targets = makeTargets(
+            specs.length,
+            specs.map((s) => (weighted ? s.weight : 1)),
+          );
           specs.forEach((s, i) => {
             const e = new PeakEwma({ clock });
             e.observe(s.rtt);
@@ -259,7 +268,8 @@ describe('properties: power of two choices', () => {
           });
           const rec = recordingRandom(seed);
           const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({}), { random: rec.random, clock });
-          const cost = (t: (typeof targets)[number]) => t.load!.valueAt(clock.now()) * (t.inFlight + 1);
+          const cost = (t: (typeof targets)[number]) =>
+            (t.load!.valueAt(clock.now()) * (t.inFlight + 1)) / t.endpoint.weight;
           // The picker compares costs exactly (equal stamps cancel); recomputing them here through exp() can split
           // an exact tie by an ulp, so allow that much.
           assertCheaperOfTwo({ picker, targets, draws: rec.draws, cost, clock, stepMs: 7, tolerance: 1e-12 });
@@ -483,6 +493,72 @@ describe('properties: only eligible targets are picked', () => {
         },
       ),
       { numRuns: 100 },
+    );
+  });
+});
+
+describe('properties: weighted least-request against a reference', () => {
+  /**
+   * The documented algorithm, spelled out: `choices` draws from the alias table over the tilted probabilities (one
+   * random number each: integer part the column, fraction the coin), and the lowest `(inFlight + 1)^bias / weight`
+   * wins, the first drawn on a tie. The picker's unrolled two-choice path and its loop must both be exactly this.
+   */
+  function reference(
+    targets: readonly { inFlight: number }[],
+    weights: readonly number[],
+    choices: number,
+    bias: number,
+    draws: readonly number[],
+  ): number {
+    const n = weights.length;
+    const max = Math.max(...weights);
+    const inverse = Float64Array.from(weights, (w) => max / w);
+    const { threshold, table } = aliasTable(drawProbabilities(inverse, choices));
+    let best = -1;
+    let bestScore = Number.POSITIVE_INFINITY;
+    for (const r of draws) {
+      const x = r * n;
+      const col = Math.min(Math.floor(x), n - 1);
+      const i = x - col < threshold[col]! ? col : table[2 * col + 1]!;
+      const score = (targets[i]!.inFlight + 1) ** bias * inverse[i]!;
+      if (score < bestScore) {
+        best = i;
+        bestScore = score;
+      }
+    }
+    return best;
+  }
+
+  it('picks exactly what the reference picks from the same random numbers (two choices unrolled, three looped)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 10 }), { minLength: 2, maxLength: 40 }).filter((w) => new Set(w).size > 1),
+        fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 40, maxLength: 40 }),
+        fc.constantFrom(2, 3),
+        fc.constantFrom(0.5, 1, 2),
+        seedArb,
+        (weights, loads, choiceCount, bias, seed) => {
+          const targets = makeTargets(weights.length, weights);
+          targets.forEach((t, i) => {
+            t.inFlight = loads[i]!;
+          });
+          const rec = recordingRandom(seed);
+          const picker = leastRequestPolicy.build(
+            targets,
+            { choiceCount, activeRequestBias: bias },
+            { random: rec.random, clock: new FakeClock() },
+          );
+          for (let p = 0; p < 100; p++) {
+            rec.draws.length = 0;
+            const chosen = pickKey(picker);
+            assert.equal(rec.draws.length, choiceCount, 'one random number per draw');
+            const expected = reference(targets, weights, choiceCount, bias, rec.draws);
+            assert.equal(chosen, targets[expected]!.key, `pick ${p}`);
+            targets[expected]!.inFlight++; // loads move, so ties and reversals both occur
+          }
+        },
+      ),
+      { numRuns: 150 },
     );
   });
 });
