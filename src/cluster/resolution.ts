@@ -115,13 +115,18 @@ export type UpdateOutcome =
  * Applies a cluster's resolver updates: a small one (at most `updateSlicing.threshold` changed entries) at once, as
  * it always was; a larger one prepared in slices of `updateSlicing.slice` entries, one per turn of the event loop
  * (requests and I/O run between them, picks still go to the set in force), then switched in by one synchronous
- * step on a turn of its own. The latest set wins: a newer one drops the preparation in progress, as does
- * {@link UpdateSlicer.cancel} (the cluster closing).
+ * step on a turn of its own. A set that arrives while one is being prepared waits for that one's switch (only the
+ * latest such set is kept) and is then applied as any set is; {@link UpdateSlicer.cancel} (the cluster closing)
+ * drops both. A preparation is never dropped for a newer set: a resolver that pushes large sets faster than they are
+ * prepared (a watch streaming events while the first list of a large service is prepared) would otherwise never
+ * have a set switched in.
  */
 export class UpdateSlicer {
   readonly #pool: SubchannelPool;
   readonly #cluster: string;
   #cancel: (() => void) | undefined;
+  /** The latest set that arrived during a preparation, applied after its switch. */
+  #pending: { readonly endpoints: readonly Endpoint[]; readonly finish: (outcome: UpdateOutcome) => void } | undefined;
 
   constructor(pool: SubchannelPool, cluster: string) {
     this.#pool = pool;
@@ -135,11 +140,15 @@ export class UpdateSlicer {
 
   /**
    * A new set from the resolver. `finish` gets its outcome once prepared: synchronously for a small set, on a later
-   * turn for a large one (never if a newer set or `cancel` comes first). It must call `commit` to put the set in
-   * force (or not, when the set is rejected as a whole).
+   * turn for a large one, or after the preparation in progress when there is one (never if a newer set arrives
+   * before then, or `cancel` comes first). It must call `commit` to put the set in force (or not, when the set is
+   * rejected as a whole).
    */
   push(endpoints: readonly Endpoint[], finish: (outcome: UpdateOutcome) => void): void {
-    this.cancel();
+    if (this.#cancel !== undefined) {
+      this.#pending = { endpoints, finish };
+      return;
+    }
     const pool = this.#pool;
     let prepared: PreparedUpdate;
     let validation: Validation;
@@ -159,17 +168,8 @@ export class UpdateSlicer {
     const commit = (): void => pool.commit(prepared);
     const switchIn = (): void => {
       this.#cancel = undefined;
-      try {
-        finish({ set: prepared.set as ValidatedSet, commit });
-      } catch (err) {
-        // What would have thrown into the resolver's `onUpdate` (a custom picker whose build throws) must not
-        // become an uncaught exception on a turn of its own.
-        debug(
-          '%s: applying a prepared set failed: %s',
-          this.#cluster,
-          err instanceof Error ? err.message : String(err),
-        );
-      }
+      this.#onTurn(() => finish({ set: prepared.set as ValidatedSet, commit }));
+      this.#next();
     };
     const slice = (): void => {
       let ready: boolean;
@@ -177,7 +177,8 @@ export class UpdateSlicer {
         ready = prepared.step(updateSlicing.slice);
       } catch (error) {
         this.#cancel = undefined;
-        finish({ error: this.#invalid(error) });
+        this.#onTurn(() => finish({ error: this.#invalid(error) }));
+        this.#next();
         return;
       }
       this.#cancel = updateSlicing.defer(ready ? switchIn : slice);
@@ -190,10 +191,31 @@ export class UpdateSlicer {
     return new ResolverError(`Resolver for cluster "${this.#cluster}" delivered an invalid endpoint set`, { cause });
   }
 
-  /** Drops the preparation in progress, if any: its set never comes into force. */
+  /** Applies the set that waited for the preparation just ended, if any. */
+  #next(): void {
+    const pending = this.#pending;
+    if (pending === undefined) return;
+    this.#pending = undefined;
+    this.#onTurn(() => this.push(pending.endpoints, pending.finish));
+  }
+
+  /**
+   * Runs what a turn of its own does with a set. What would have thrown into the resolver's `onUpdate` (a custom
+   * picker whose build throws) must not become an uncaught exception there.
+   */
+  #onTurn(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      debug('%s: applying a set failed: %s', this.#cluster, err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  /** Drops the preparation in progress and the set waiting for it, if any: neither comes into force. */
   cancel(): void {
     this.#cancel?.();
     this.#cancel = undefined;
+    this.#pending = undefined;
   }
 }
 

@@ -31,8 +31,8 @@ export interface ResolverListener {
    *
    * A set that changes little (up to 2,000 entries new or changed) is in force when this returns. A larger one is
    * prepared over later turns of the event loop, a bounded slice per turn, and then switched in at once: until the
-   * switch the previous set stays in force (picks, stats, `ready()`), a newer call replaces the set being prepared,
-   * and rejected entries are reported at the switch. The cluster may read the entries after this returns.
+   * switch the previous set stays in force (picks, stats, `ready()`), a set handed over meanwhile waits for the switch
+   * and is applied right after it (only the latest one waits), and rejected entries are reported at the switch. The cluster may read the entries after this returns.
    *
    * With an empty set, `notFound` may say why: the source answered that the service does not exist or has no
    * instance (DNS NXDOMAIN or NODATA, an empty Consul service or etcd prefix). Requests that then find no endpoint

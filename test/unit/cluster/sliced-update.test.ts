@@ -282,8 +282,8 @@ describe('a large update', () => {
     });
   });
 
-  it('is superseded by a newer set, large or small, and leaves nothing behind', async () => {
-    // Count the undici Pools made: none for endpoints never picked, and none for an abandoned preparation.
+  it('applies a set that arrives meanwhile after its switch, keeping only the latest, and leaves nothing behind', async () => {
+    // Count the undici Pools made: none for endpoints never picked, and none for a set that never came into force.
     let pools = 0;
     const proto = Pool.prototype as unknown as { on: (...a: unknown[]) => unknown };
     const original = proto.on;
@@ -300,15 +300,17 @@ describe('a large update', () => {
       resolver.push(idle(0, 100));
       runTurn();
       runTurn();
-      resolver.push(idle(1000, 100)); // a newer large set: the first one's turn is cancelled
-      assert.equal(turns.length, 1);
-      runTurn();
-      resolver.push(idle(2000, 5)); // a small one: applied at once, the preparation dropped
-      assert.equal(turns.length, 0);
+      resolver.push(idle(1000, 100)); // waits for the first set's switch
+      resolver.push(idle(2000, 5)); // replaces it: only the latest set waits
+      assert.equal(turns.length, 1, 'the preparation goes on: one turn pending');
+      assert.deepEqual(keys(client), []);
+      runAll();
+      // The first set came into force at its switch, then the one that waited (5 new: applied at once there).
       assert.deepEqual(
         keys(client),
         idle(2000, 5).map((e) => e.key),
       );
+      assert.equal(client.stats().clusters[0]?.resolver.updates, 2);
       resolver.push(idle(3000, 100));
       runAll();
       assert.deepEqual(
@@ -316,10 +318,36 @@ describe('a large update', () => {
         idle(3000, 100).map((e) => e.key),
       );
       assert.equal(client.stats().clusters[0]?.draining, 0);
-      assert.equal(client.stats().clusters[0]?.resolver.updates, 2);
+      assert.equal(client.stats().clusters[0]?.resolver.updates, 3);
       assert.equal(pools, 0);
     } finally {
       proto.on = original;
+      await client.close();
+    }
+  });
+
+  it('regression (a newer large set dropped the preparation): sets pushed every turn still come into force', async () => {
+    // A watch streaming events while the first list of a large service is prepared pushes a large set (against the
+    // empty set in force) on every turn; dropping the preparation for each newer one never switched anything in.
+    const { resolver, client } = setup();
+    try {
+      const inForce: number[] = [];
+      for (let i = 0; i < 40; i++) {
+        resolver.push(idle(i * 100, 100));
+        runTurn();
+        inForce.push(keys(client).length);
+      }
+      assert.ok(
+        inForce.some((n) => n === 100),
+        `a set came into force (sizes seen: ${inForce.join(',')})`,
+      );
+      runAll();
+      assert.deepEqual(
+        keys(client),
+        idle(3900, 100).map((e) => e.key),
+        'the latest set is in force in the end',
+      );
+    } finally {
       await client.close();
     }
   });
