@@ -20,6 +20,25 @@ export interface PeakEwmaOptions {
 }
 
 /**
+ * Every live estimate's value and stamp, two doubles a record, in one typed array (replaced by a larger copy when it
+ * fills up, so readers fetch `array` each time). The `peak-ewma` picker reads a candidate's estimate from here: one
+ * cache line, rather than a chain of three dependent loads (its target, the target's `PeakEwma`, then the heap
+ * number each double field of an object is boxed in). A record is reused once its `PeakEwma` has been collected, so
+ * a picker still holding a target (and so its `PeakEwma`) never sees its record change hands. 16 bytes an estimate.
+ * @internal
+ */
+export const loadRecords: { array: Float64Array } = { array: new Float64Array(2 * 64) };
+let nextRecord = 0;
+const freeRecords: number[] = [];
+const release = new FinalizationRegistry<number>((record) => freeRecords.push(record));
+let recordOfLoad: (load: PeakEwma) => number;
+
+/** @internal The index of `load`'s record in {@link loadRecords}. */
+export function recordOf(load: PeakEwma): number {
+  return recordOfLoad(load);
+}
+
+/**
  * Peak-sensitive exponentially weighted moving average of latency (Finagle `PeakEwma`, as also used by Linkerd's
  * tower balancer).
  *
@@ -45,16 +64,24 @@ export class PeakEwma {
    */
   decayMs: number;
   readonly #clock: Clock;
-  #value = 0;
-  #stamp = 0;
+  /** Its record in {@link loadRecords}: `[2 * record]` the value (-1 before the first sample), `[2 * record + 1]` the stamp. */
+  readonly #record: number;
   #samples = 0;
+
+  static {
+    recordOfLoad = (load) => load.#record;
+  }
 
   constructor(options: PeakEwmaOptions) {
     this.#clock = options.clock;
     this.decayMs = options.decayMs ?? 10_000;
+    const record = takeRecord(this);
+    this.#record = record;
+    const r = loadRecords.array;
+    r[2 * record] = -1;
     // Before the first observation the stamp is the creation time: a reader's default RTT decays from there (tower's
     // `RttEstimate` starts the same way), so comparing two targets never needs the current time.
-    this.#stamp = options.clock.now();
+    r[2 * record + 1] = options.clock.now();
   }
 
   /** How many latencies were observed so far. 0 means no estimate yet (readers use their default RTT). */
@@ -62,32 +89,33 @@ export class PeakEwma {
     return this.#samples;
   }
 
-  /** The value at the last observation, ms (before any decay since); exactly 0 before the first, which the `peak-ewma`
-   * picker relies on. With {@link PeakEwma.stamp}, lets readers compare two estimates without reading the clock:
+  /** The value at the last observation, ms (before any decay since); exactly 0 before the first. With
+   * {@link PeakEwma.stamp}, lets readers compare two estimates without reading the clock:
    * `valueAt(now) = value * exp(-(now - stamp) / decayMs)`. */
   get value(): number {
-    return this.#value;
+    return this.#samples === 0 ? 0 : (loadRecords.array[2 * this.#record] as number);
   }
 
   /** Clock time of the last observation, or of this object's creation before the first. */
   get stamp(): number {
-    return this.#stamp;
+    return loadRecords.array[2 * this.#record + 1] as number;
   }
 
   /** Records the latency of a response (time to headers), ms. */
   observe(latencyMs: number): void {
     if (!(latencyMs >= 0) || latencyMs === Number.POSITIVE_INFINITY) return;
     const now = this.#clock.now();
-    if (this.#samples === 0) {
-      this.#value = latencyMs;
-    } else if (latencyMs > this.#value) {
-      this.#value = latencyMs;
+    const r = loadRecords.array;
+    const at = 2 * this.#record;
+    const value = r[at] as number;
+    if (this.#samples === 0 || latencyMs > value) {
+      r[at] = latencyMs;
     } else {
-      const elapsed = Math.max(now - this.#stamp, 0);
+      const elapsed = Math.max(now - (r[at + 1] as number), 0);
       const w = Math.exp(-elapsed / this.decayMs);
-      this.#value = this.#value * w + latencyMs * (1 - w);
+      r[at] = value * w + latencyMs * (1 - w);
     }
-    this.#stamp = now;
+    r[at + 1] = now;
     this.#samples++;
   }
 
@@ -108,7 +136,23 @@ export class PeakEwma {
    * Pure read, allocation-free; 0 before the first observation (check {@link PeakEwma.samples}).
    */
   valueAt(now: number): number {
-    const elapsed = now - this.#stamp;
-    return elapsed > 0 ? this.#value * Math.exp(-elapsed / this.decayMs) : this.#value;
+    const value = this.value;
+    const elapsed = now - this.stamp;
+    return elapsed > 0 ? value * Math.exp(-elapsed / this.decayMs) : value;
   }
+}
+
+function takeRecord(owner: PeakEwma): number {
+  let record = freeRecords.pop();
+  if (record === undefined) {
+    record = nextRecord++;
+    const array = loadRecords.array;
+    if (2 * record >= array.length) {
+      const larger = new Float64Array(array.length * 2);
+      larger.set(array);
+      loadRecords.array = larger;
+    }
+  }
+  release.register(owner, record);
+  return record;
 }

@@ -12,10 +12,11 @@
  *
  * @module
  */
-import { type RandomFill, randomFill } from '../common/runtime.js';
+import { type Clock, type RandomFill, randomFill } from '../common/runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { completeResults, weightsOf } from './util.js';
 import { duration, joinPath, number, rejectUnknownKeys } from '../common/options.js';
+import { loadRecords, PeakEwma, recordOf } from './load.js';
 
 /** Upper bound of both settings: 1 hour, ms. */
 const MAX_MS = 3_600_000;
@@ -38,6 +39,15 @@ export interface PeakEwmaConfig {
 /** The picker built by {@link peakEwmaPolicy}. */
 export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
   readonly #targets: readonly T[];
+  /**
+   * Each target's record in `loadRecords` (its `PeakEwma`'s, or for a target without one, that of the estimate this
+   * picker made at its build): the pick reads a candidate's estimate from that one dense array.
+   */
+  readonly #records: Int32Array;
+  /** Each target's `load` at the build: a pick compares the live one with it (a pointer, not a read of the record). */
+  readonly #loads: (PeakEwma | undefined)[];
+  /** The estimate for targets without a `load` (never observed: the default RTT stamped at the build). */
+  readonly #ownLoad: PeakEwma;
   readonly #results: PickResult<T>[];
   readonly #inverseWeights: Float64Array;
   /**
@@ -53,11 +63,6 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
   readonly #decay: number;
   readonly #fill: RandomFill;
   readonly #draw = new Float64Array(1);
-  /**
-   * When the picker was built (a typed array for the reason given for `#defaultRtt`): the stamp of a target with no
-   * `load` at all, whose default RTT decays from there.
-   */
-  readonly #builtAt = new Float64Array(1);
 
   /** @internal Built by the policy. */
   constructor(
@@ -67,16 +72,24 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     defaultRtt: number,
     decay: number,
     random: () => number,
-    builtAt: number,
+    clock: Clock,
   ) {
     this.#targets = targets;
+    // A target with no `load` at all has the default RTT stamped at this build: an estimate of the picker's own,
+    // never observed.
+    this.#ownLoad = new PeakEwma({ clock, decayMs: decay });
+    this.#loads = targets.map((t) => t.load);
+    this.#records = Int32Array.from(targets, (t) => this.#recordOf(t.load));
     this.#results = results;
     this.#inverseWeights = weights.map((w) => 1 / w);
     this.#uniform = weights.every((w) => w === weights[0]);
     this.#defaultRtt[0] = defaultRtt;
     this.#decay = decay;
     this.#fill = randomFill(random);
-    this.#builtAt[0] = builtAt;
+  }
+
+  #recordOf(load: PeakEwma | undefined): number {
+    return recordOf(load ?? this.#ownLoad);
   }
 
   /**
@@ -99,8 +112,20 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     // per cost cost 32 bytes a pick once the clock-reading branch below had run).
     const ta = targets[a] as T;
     const tb = targets[b] as T;
+    // Each candidate's estimate is two doubles in one shared typed array (`loadRecords`), at an index this picker
+    // keeps densely: the in-flight count (on the target) and the estimate are two independent loads, not a chain.
+    const records = this.#records;
+    const all = loadRecords.array;
+    let ia = (records[a] as number) << 1;
+    let ib = (records[b] as number) << 1;
+    // `load` is read live: one replaced since the build is the one compared (never with a subchannel's).
+    const loads = this.#loads;
     const la = ta.load;
     const lb = tb.load;
+    if (la !== loads[a]) ia = this.#recordOf(la) << 1;
+    if (lb !== loads[b]) ib = this.#recordOf(lb) << 1;
+    const va = all[ia] as number;
+    const vb = all[ib] as number;
     const uniform = this.#uniform;
     const wa = uniform ? 1 : (this.#inverseWeights[a] as number);
     const wb = uniform ? 1 : (this.#inverseWeights[b] as number);
@@ -111,15 +136,17 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     // the one made with the current time. Decay only lowers the older side's cost, so when that side is already the
     // cheaper one it wins without exp(). exp() of a non-positive number only, so nothing overflows.
     const defaultRtt = this.#defaultRtt[0] as number;
-    const builtAt = this.#builtAt[0] as number;
-    // An estimate's value is 0 until its first sample, so `value + defaultRtt * (samples === 0)` is exactly the one
-    // or the other, without a branch (which one is a coin toss while many targets have no estimate yet).
-    const ra = la === undefined ? defaultRtt : la.value + defaultRtt * +(la.samples === 0);
-    const rb = lb === undefined ? defaultRtt : lb.value + defaultRtt * +(lb.samples === 0);
+    // A record's value is -1 until its first sample, so `value * (1 - none) + defaultRtt * none` is exactly the one
+    // or the other (-0 + defaultRtt, or value + 0), without a branch (which one is a coin toss while many targets
+    // have no estimate yet).
+    const na = +(va < 0);
+    const nb = +(vb < 0);
+    const ra = va * (1 - na) + defaultRtt * na;
+    const rb = vb * (1 - nb) + defaultRtt * nb;
     let ca = ra * (ta.inFlight + 1) * wa;
     let cb = rb * (tb.inFlight + 1) * wb;
-    const sa = la === undefined ? builtAt : la.stamp;
-    const sb = lb === undefined ? builtAt : lb.stamp;
+    const sa = all[ia + 1] as number;
+    const sb = all[ib + 1] as number;
     if (sa > sb) {
       if (!(cb < ca)) cb *= Math.exp(-(sa - sb) / this.#decay);
     } else if (sb > sa) {
@@ -153,7 +180,7 @@ export const peakEwmaPolicy: PickerPolicy<PeakEwmaConfig> = {
       config.defaultRttMs,
       config.decayMs,
       env.random,
-      env.clock.now(),
+      env.clock,
     );
   },
 };

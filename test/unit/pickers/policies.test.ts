@@ -440,6 +440,27 @@ describe('peak-ewma', () => {
 });
 
 describe('PeakEwma', () => {
+  it('keeps every estimate while the shared table of estimates grows, and a picker built before keeps comparing them', () => {
+    // Estimates live in one shared typed array that is replaced by a larger copy when it fills up.
+    const clock = new FakeClock();
+    const targets = makeTargets(2);
+    const slow = new PeakEwma({ clock });
+    slow.observe(100);
+    const fast = new PeakEwma({ clock });
+    fast.observe(10);
+    targets[0]!.load = slow;
+    targets[1]!.load = fast;
+    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({}), env(4, clock));
+    const more = Array.from({ length: 3000 }, (_, i) => new PeakEwma({ clock, decayMs: 1000 + i }));
+    more.forEach((e, i) => e.observe(i));
+    assert.deepEqual([slow.value, slow.stamp, slow.samples, fast.value], [100, 0, 1, 10]);
+    more.forEach((e, i) => assert.equal(e.value, i));
+    for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+    slow.observe(1); // lower, with no time passed: stays 100
+    fast.observe(500); // a peak: 500 at once
+    for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.0:8080');
+  });
+
   it('jumps to a peak, moves gradually towards lower observations, and decays while idle', () => {
     const clock = new FakeClock();
     const e = new PeakEwma({ clock, decayMs: 1000 });
