@@ -25,6 +25,20 @@ async function fake(handler: (q: FakeQuery) => void, tcp = false): Promise<FakeD
 }
 const qname = (q: FakeQuery) => q.packet.questions?.[0]?.name ?? '';
 const qtype = (q: FakeQuery) => q.packet.questions?.[0]?.type ?? '';
+/** A resolver of `host`'s A records asking only `server` (no system files), one try of `timeoutMs`. */
+const dnsOf = (host: string, server: FakeDnsServer, timeoutMs: number, extra: object = {}): DnsResolver =>
+  new DnsResolver({ host, nameservers: [server.address], ...noSystem, family: 4, timeoutMs, retries: 0, ...extra });
+/** Starts `r`, waits (at most `ms`) for its first update or error, and closes it. */
+async function firstOutcome(r: DnsResolver, ms: number): Promise<RecordingListener> {
+  const l = new RecordingListener();
+  r.start(l);
+  try {
+    await l.waitFor(() => l.errors.length > 0 || l.updates.length > 0, ms, 'an outcome');
+  } finally {
+    r.close();
+  }
+  return l;
+}
 
 describe('probe: hostile DNS answers', () => {
   it('a reply whose name is a compression pointer to itself is a typed error, not a hang', async () => {
@@ -36,18 +50,7 @@ describe('probe: hostile DNS answers', () => {
       bad.writeUInt16BE(0xc000 | at, at);
       q.send(bad);
     });
-    const r = new DnsResolver({
-      host: 'h.test',
-      nameservers: [server.address],
-      ...noSystem,
-      family: 4,
-      timeoutMs: 300,
-      retries: 0,
-    });
-    const l = new RecordingListener();
-    r.start(l);
-    await l.waitFor(() => l.errors.length > 0 || l.updates.length > 0, 5000, 'an outcome');
-    r.close();
+    const l = await firstOutcome(dnsOf('h.test', server, 300), 5000);
     if (l.errors.length > 0) assert.match(l.errors[0]!.code, /^SIDECARLESS_/);
   });
 
@@ -57,18 +60,7 @@ describe('probe: hostile DNS answers', () => {
       const answers = Array.from({ length: 2500 }, (_, i) => a(qname(q), `10.${(i >> 8) & 255}.${i & 255}.1`));
       q.send(reply(q, { answers }));
     }, true);
-    const r = new DnsResolver({
-      host: 'big.test',
-      nameservers: [server.address],
-      ...noSystem,
-      family: 4,
-      timeoutMs: 3000,
-      retries: 0,
-    });
-    const l = new RecordingListener();
-    r.start(l);
-    await l.waitFor(() => l.updates.length > 0 || l.errors.length > 0, 10_000, 'an outcome');
-    r.close();
+    const l = await firstOutcome(dnsOf('big.test', server, 3000), 10_000);
     assert.equal(l.errors.length, 0, String(l.errors[0]));
     assert.equal(l.last?.length, 2500);
   });
@@ -93,19 +85,8 @@ describe('probe: hostile DNS answers', () => {
     // The client connects to the same port as UDP: take the fake server's UDP port over TCP is not possible here,
     // so point the resolver at a UDP server whose TCP port is the trickling one.
     await new Promise<void>((resolve) => trickle.listen(server.port, '127.0.0.1', resolve)).catch(() => {});
-    const r = new DnsResolver({
-      host: 'slow.test',
-      nameservers: [server.address],
-      ...noSystem,
-      family: 4,
-      timeoutMs: 400,
-      retries: 0,
-    });
-    const l = new RecordingListener();
     const started = Date.now();
-    r.start(l);
-    await l.waitFor(() => l.errors.length > 0 || l.updates.length > 0, 10_000, 'an outcome');
-    r.close();
+    const l = await firstOutcome(dnsOf('slow.test', server, 400), 10_000);
     for (const t of timers) clearInterval(t);
     await new Promise<void>((resolve) => trickle.close(() => resolve()));
     assert.equal(l.updates.length, 0);
@@ -121,37 +102,13 @@ describe('probe: hostile DNS answers', () => {
       ];
       q.send(reply(q, { answers }));
     });
-    const r = new DnsResolver({
-      host: 'loop.test',
-      nameservers: [server.address],
-      ...noSystem,
-      family: 4,
-      timeoutMs: 300,
-      retries: 0,
-    });
-    const l = new RecordingListener();
-    r.start(l);
-    await l.waitFor(() => l.errors.length > 0 || l.updates.length > 0, 5000, 'an outcome');
-    r.close();
+    const l = await firstOutcome(dnsOf('loop.test', server, 300), 5000);
+    if (l.errors.length > 0) assert.match(l.errors[0]!.code, /^SIDECARLESS_/);
   });
 
   it('a name with a trailing dot is absolute: asked once as it is, no search list', async () => {
     const server = await fake((q) => q.send(reply(q, { answers: [a(qname(q), '10.0.0.9')] })));
-    const r = new DnsResolver({
-      host: 'dot.test.',
-      nameservers: [server.address],
-      hostsFile: false,
-      resolvConf: false,
-      search: ['corp.test'],
-      ndots: 5,
-      family: 4,
-      timeoutMs: 300,
-      retries: 0,
-    });
-    const l = new RecordingListener();
-    r.start(l);
-    await l.waitFor(() => l.errors.length > 0 || l.updates.length > 0, 5000, 'an outcome');
-    r.close();
+    const l = await firstOutcome(dnsOf('dot.test.', server, 300, { search: ['corp.test'], ndots: 5 }), 5000);
     assert.equal(l.errors.length, 0, String(l.errors[0]));
     assert.deepEqual(server.queries.map(qname), ['dot.test']);
     assert.deepEqual(l.lastKeys, ['10.0.0.9:80']);
