@@ -12,9 +12,7 @@
  */
 import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
-import { BalancedPool, type Dispatcher } from 'undici';
-import { createClient } from '../../src/index.js';
-import { startBackends } from './backends.js';
+import { startBackends, startContender } from './backends.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,22 +33,7 @@ interface ProfileNode {
 }
 
 const { child, addresses } = await startBackends(2);
-let dispatcher: Dispatcher;
-let origin = 'http://svc';
-let close: () => Promise<void>;
-if (args.contender === 'balanced-pool') {
-  const bp = new BalancedPool(addresses.map((a) => `http://${a}`));
-  dispatcher = bp;
-  origin = `http://${addresses[0]}`;
-  close = () => bp.close();
-} else {
-  const lean =
-    args.contender === 'lean' ? ({ retry: false, retryBudget: false, outlierDetection: false } as const) : {};
-  const client = createClient({ target: [...addresses], ...lean });
-  await client.ready(5000);
-  dispatcher = client.dispatcher as unknown as Dispatcher;
-  close = () => client.close();
-}
+const { dispatcher, origin, close } = await startContender(args.contender as string, addresses);
 
 async function run(count: number): Promise<void> {
   let sent = 0;

@@ -10,10 +10,9 @@
  *
  * @module
  */
-import { startBackends } from './backends.js';
+import { startBackends, startContender } from './backends.js';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BalancedPool, type Dispatcher } from 'undici';
 import { createClient } from '../../src/index.js';
 
 const { values: args } = parseArgs({
@@ -28,26 +27,16 @@ const IN_FLIGHT = 8;
 
 const { child, addresses } = await startBackends(2);
 
-let dispatcher: Dispatcher;
-let origin = 'http://svc';
-let close: () => Promise<void>;
-if (args.contender === 'balanced-pool') {
-  const bp = new BalancedPool(addresses.map((a) => `http://${a}`));
-  dispatcher = bp;
-  origin = `http://${addresses[0]}`;
-  close = () => bp.close();
-} else {
-  const create =
-    args.baseline === undefined
-      ? createClient
-      : ((await import(pathToFileURL(args.baseline).href)) as { createClient: typeof createClient }).createClient;
-  const lean = args.contender === 'lean' ? { retry: false, retryBudget: false, outlierDetection: false } : {};
-  // No deadline: under callgrind a request takes 50 times as long, and the first ones (compiling) could pass 15 s.
-  const client = create({ target: addresses, timeoutMs: 0, ...lean } as Parameters<typeof createClient>[0]);
-  await client.ready(600_000);
-  dispatcher = client.dispatcher as unknown as Dispatcher;
-  close = () => client.close();
-}
+const create =
+  args.baseline === undefined
+    ? createClient
+    : ((await import(pathToFileURL(args.baseline).href)) as { createClient: typeof createClient }).createClient;
+// No deadline: under callgrind a request takes 50 times as long, and the first ones (compiling) could pass 15 s.
+const { dispatcher, origin, close } = await startContender(args.contender as string, addresses, {
+  create,
+  options: { timeoutMs: 0 },
+  readyMs: 600_000,
+});
 
 let sent = 0;
 async function worker(): Promise<void> {
