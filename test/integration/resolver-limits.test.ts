@@ -11,25 +11,22 @@ import {
   ConsulError,
   ConsulResolver,
   DiscoveryError,
-  type Endpoint,
   EtcdError,
   EtcdResolver,
   InvalidOptionError,
   KubernetesError,
   KubernetesResolver,
-  type SidecarlessError,
 } from 'sidecarless';
+import { RecordingListener } from '../helpers/dns-listener.js';
 import { endpointSlice, type KubernetesApiDouble, startKubernetesApi } from '../helpers/kubernetes-api.js';
 
-class Recorder {
-  readonly updates: (readonly Endpoint[])[] = [];
-  readonly errors: SidecarlessError[] = [];
-  readonly listener = {
-    onUpdate: (endpoints: readonly Endpoint[]) => void this.updates.push(endpoints),
-    onError: (error: SidecarlessError) => void this.errors.push(error),
-  };
+/** The tests' recording listener, under the names these tests use. */
+class Recorder extends RecordingListener {
+  get listener(): this {
+    return this;
+  }
   get keys(): string[] {
-    return (this.updates.at(-1) ?? []).map((e) => e.key).sort();
+    return this.lastKeys;
   }
   limitErrors(): DiscoveryError[] {
     return this.errors.filter((e): e is DiscoveryError => e instanceof DiscoveryError && e.reason === 'limit');

@@ -376,15 +376,7 @@ describe('peak-ewma', () => {
   it("reads each target's load record live: one replaced after the build is the one compared", () => {
     // `load` is read at each pick, not kept from the build: a target whose `load` is another object now is compared
     // by the new one.
-    const clock = new FakeClock();
-    const targets = makeTargets(2);
-    const slow = new PeakEwma({ clock });
-    slow.observe(100);
-    const fast = new PeakEwma({ clock });
-    fast.observe(10);
-    targets[0]!.load = slow;
-    targets[1]!.load = fast;
-    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({}), env(4, clock));
+    const { clock, targets, picker } = slowAndFast();
     for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
     const faster = new PeakEwma({ clock });
     faster.observe(1);
@@ -439,18 +431,24 @@ describe('peak-ewma', () => {
   });
 });
 
+/** Two targets, the first with a 100 ms estimate and the second 10 ms, and a `peak-ewma` picker built over them. */
+function slowAndFast() {
+  const clock = new FakeClock();
+  const targets = makeTargets(2);
+  const slow = new PeakEwma({ clock });
+  slow.observe(100);
+  const fast = new PeakEwma({ clock });
+  fast.observe(10);
+  targets[0]!.load = slow;
+  targets[1]!.load = fast;
+  const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({}), env(4, clock));
+  return { clock, targets, slow, fast, picker };
+}
+
 describe('PeakEwma', () => {
   it('keeps every estimate while the shared table of estimates grows, and a picker built before keeps comparing them', () => {
     // Estimates live in one shared typed array that is replaced by a larger copy when it fills up.
-    const clock = new FakeClock();
-    const targets = makeTargets(2);
-    const slow = new PeakEwma({ clock });
-    slow.observe(100);
-    const fast = new PeakEwma({ clock });
-    fast.observe(10);
-    targets[0]!.load = slow;
-    targets[1]!.load = fast;
-    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({}), env(4, clock));
+    const { clock, slow, fast, picker } = slowAndFast();
     const more = Array.from({ length: 3000 }, (_, i) => new PeakEwma({ clock, decayMs: 1000 + i }));
     more.forEach((e, i) => e.observe(i));
     assert.deepEqual([slow.value, slow.stamp, slow.samples, fast.value], [100, 0, 1, 10]);
