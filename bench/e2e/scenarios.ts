@@ -108,6 +108,36 @@ export function roundRatio(
   return median(a.rounds.map((r, i) => figure(r) / figure(b.rounds[i] as RoundFigures)));
 }
 
+/**
+ * The middle half of the round-by-round values `pair(a's round, b's round)` (first and third quartile), to print
+ * beside a median: how far one round's comparison strays on this machine. `undefined` with fewer than 4 rounds.
+ */
+export function roundSpread(
+  a: PhaseSummary,
+  b: PhaseSummary,
+  pair: (x: RoundFigures, y: RoundFigures) => number,
+): [number, number] | undefined {
+  if (a.rounds.length < 4 || a.rounds.length !== b.rounds.length) return undefined;
+  const v = a.rounds.map((r, i) => pair(r, b.rounds[i] as RoundFigures)).sort((x, y) => x - y);
+  const at = (q: number) => {
+    const pos = q * (v.length - 1);
+    const lo = Math.floor(pos);
+    return (v[lo] as number) + ((v[Math.min(lo + 1, v.length - 1)] as number) - (v[lo] as number)) * (pos - lo);
+  };
+  return [at(0.25), at(0.75)];
+}
+
+/**
+ * The median over the rounds of `a`'s figure minus `b`'s in the same round (a paired difference, as
+ * {@link roundRatio} is a paired ratio); the difference of the medians when the round counts differ.
+ */
+export function roundDifference(a: PhaseSummary, b: PhaseSummary, figure: (r: RoundFigures) => number): number {
+  if (a.rounds.length === 0 || a.rounds.length !== b.rounds.length) {
+    return figure(medianRound(a)) - figure(medianRound(b));
+  }
+  return median(a.rounds.map((r, i) => figure(r) - figure(b.rounds[i] as RoundFigures)));
+}
+
 function medianRound(s: PhaseSummary): RoundFigures {
   return {
     rps: s.rps,
@@ -253,6 +283,21 @@ export interface OverheadResult {
   readonly rows: ReadonlyArray<PhaseSummary | Skipped>;
 }
 
+const DISPLAY_ORDER = [
+  'undici request (raw)',
+  'sidecarless dispatcher',
+  LEAN_DISPATCHER,
+  'fetch (raw undici Pool)',
+  'sidecarless fetch',
+  'undici BalancedPool',
+];
+
+/** A contender's place in the overhead table (sidecars last, in the order they were started). */
+function displayRank(name: string): number {
+  const i = DISPLAY_ORDER.indexOf(name);
+  return i === -1 ? DISPLAY_ORDER.length : i;
+}
+
 export async function overhead(fleet: readonly Backend[], s: Settings): Promise<OverheadResult> {
   const backends = fleet.slice(0, 3);
   await resetAll(fleet);
@@ -260,13 +305,16 @@ export async function overhead(fleet: readonly Backend[], s: Settings): Promise<
   const rows: Array<PhaseSummary | Skipped> = [];
   const sidecars: Sidecar[] = [];
   const makers: Array<() => Contender> = [
-    () => rawRequest(addrs),
+    // The contenders the targets compare (raw undici, the dispatcher, BalancedPool; raw and sidecarless fetch) are
+    // neighbours in this order, and stay neighbours as roundOrder rotates and reverses it: a target's ratio compares
+    // phases run one right after the other.
+    () => balancedPool(addrs),
     () => balancedDispatcher({ target: addrs }),
+    () => rawRequest(addrs),
     () =>
       balancedDispatcher({ target: addrs, retry: false, retryBudget: false, outlierDetection: false }, LEAN_DISPATCHER),
     () => rawFetch(addrs),
     () => balancedFetch({ target: addrs }),
-    () => balancedPool(addrs),
   ];
   try {
     for (const kind of ['nginx', 'haproxy'] as SidecarKind[]) {
@@ -309,8 +357,9 @@ export async function overhead(fleet: readonly Backend[], s: Settings): Promise<
           runs.get(c)?.push(r);
         }
       }
-      const measured = contenders.map((c) => summarize(c.name, runs.get(c) ?? []));
-      rows.unshift(...measured);
+      // Printed in the order the tables have always had: raw undici first, then sidecarless, BalancedPool, sidecars.
+      const shown = [...contenders].sort((a, b) => displayRank(a.name) - displayRank(b.name));
+      rows.unshift(...shown.map((c) => summarize(c.name, runs.get(c) ?? [])));
       return {
         backends: backends.length,
         concurrency: s.concurrency,

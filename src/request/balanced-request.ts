@@ -89,7 +89,8 @@ export type { RequestVerdict };
 // A request's stage and counters share one small integer with the state of its own attempt (`AttemptBase.bits`,
 // issue 14): above the attempt's `ATTEMPT_BITS`, the stage (2 bits), the attempts sent (5 bits; hedges included, at
 // most maxAttempts x (1 + maxHedges) = 20), the attempt groups started (3 bits; at most maxAttempts = 5), the
-// current group's outstanding attempts (3 bits; at most 1 + maxHedges = 4) and the `SELF` flag: 29 bits, a Smi.
+// current group's outstanding attempts (3 bits; at most 1 + maxHedges = 4), the `SELF` and `EXTRAS` flags: 30 bits, a
+// Smi.
 // Stages: 0 is new (dispatched, not started), then:
 const RUNNING = 1;
 const COMMITTED = 2;
@@ -103,6 +104,11 @@ const OUTSTANDING = GROUPS + 3;
 const GROUP_MAX = 7;
 /** The lead attempt (see `lead`) is the request's own. */
 const SELF = 1 << (OUTSTANDING + 3);
+/**
+ * The extras are made (`#x` holds them, not a route): a mask test where an `instanceof` was, on a getter read several
+ * times a request (issue 14). Bit 29: `bits` stays below 2^30, a Smi with or without pointer compression.
+ */
+const EXTRAS = 1 << (OUTSTANDING + 4);
 
 /**
  * A request, and its first attempt (issue 14): as an {@link AttemptBase} it is undici's handler for that attempt, so
@@ -210,20 +216,19 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   /** The route that sent the request here, if any (its subset narrows the endpoints). */
   get route(): RouteDecision | undefined {
     const x = this.#x;
-    return x instanceof RequestExtras ? x.route : x;
+    return (this.bits & EXTRAS) !== 0 ? (x as RequestExtras).route : (x as RouteDecision | undefined);
   }
 
   /** The extras, once made. */
   private get extras(): RequestExtras | undefined {
-    const x = this.#x;
-    return x instanceof RequestExtras ? x : undefined;
+    return (this.bits & EXTRAS) !== 0 ? (this.#x as RequestExtras) : undefined;
   }
 
   private more(): RequestExtras {
-    const x = this.#x;
-    if (x instanceof RequestExtras) return x;
-    const extras = new RequestExtras(x);
+    if ((this.bits & EXTRAS) !== 0) return this.#x as RequestExtras;
+    const extras = new RequestExtras(this.#x as RouteDecision | undefined);
     this.#x = extras;
+    this.bits |= EXTRAS;
     return extras;
   }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Histogram } from '../../../bench/e2e/histogram.js';
 import type { LoadResult } from '../../../bench/e2e/load.js';
-import { median, roundRatio, summarize } from '../../../bench/e2e/scenarios.js';
+import { median, roundDifference, roundRatio, roundSpread, summarize } from '../../../bench/e2e/scenarios.js';
 
 /** One round: `completed` requests in `elapsedMs`, every latency `latencyUs`, `cpuMs` of CPU. */
 function round(completed: number, elapsedMs: number, latencyUs: number, cpuMs = completed / 100): LoadResult {
@@ -65,6 +65,39 @@ describe('e2e summary: the median round', () => {
     );
     assert.ok(Math.abs(roundRatio(a, b) - 10 / 11) < 1e-3, `${roundRatio(a, b)}`);
     assert.ok(Math.abs(roundRatio(a, b, (r) => r.p99) - 1) < 1e-9);
+  });
+
+  it('takes differences round by round too (client CPU), and gives the middle half of the rounds beside the median', () => {
+    const speeds = [1, 0.5, 0.8, 0.3, 0.9];
+    // a uses 2 ms more CPU per 1000 requests than b in every round, whatever the machine's speed that round.
+    const a = summarize(
+      'a',
+      speeds.map((v) => round(10_000, 1000, 1000, (10 / v + 2) * 10)),
+    );
+    const b = summarize(
+      'b',
+      speeds.map((v) => round(10_000, 1000, 1000, (10 / v) * 10)),
+    );
+    assert.ok(Math.abs(roundDifference(a, b, (r) => r.cpuPer1kMs) - 2) < 1e-9);
+    // The difference of the medians would mix rounds of different speeds.
+    const q = roundSpread(a, b, (x, y) => x.cpuPer1kMs - y.cpuPer1kMs);
+    assert.ok(q !== undefined && Math.abs(q[0] - 2) < 1e-9 && Math.abs(q[1] - 2) < 1e-9, `${q}`);
+    const mixed = summarize(
+      'm',
+      [1, 2, 3, 4, 5].map((k) => round(10_000 * k, 1000, 1000)),
+    );
+    const one = summarize(
+      'o',
+      [1, 2, 3, 4, 5].map(() => round(10_000, 1000, 1000)),
+    );
+    assert.deepEqual(
+      roundSpread(mixed, one, (x, y) => x.rps / y.rps),
+      [2, 4],
+    );
+    assert.equal(
+      roundSpread(summarize('s', [round(1, 1, 1)]), summarize('t', [round(1, 1, 1)]), () => 1),
+      undefined,
+    );
   });
 
   it('falls back to the ratio of the medians when the round counts differ', () => {
