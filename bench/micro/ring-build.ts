@@ -1,0 +1,95 @@
+/**
+ * How long a `ring-hash` build blocks the event loop (issue 14, "Scale"): not a test, a measurement.
+ *
+ * Times, in wall time and the main thread's CPU time (Linux `/proc/thread-self/schedstat`, as bench/scale.ts reads
+ * it): `ringHashPolicy.build` with default settings (1024 vnodes per endpoint, ring capped at 8M entries) at
+ * N = 1,000 / 10,000 / 50,000 from an empty cache (a cluster's first build) and again after one endpoint left (the
+ * cached rebuild); Maglev's build at N = 10,000; and a balancer rebuild of N = 10,000 with ring hash: the stall of
+ * its synchronous part and, when the build is sliced, the longest slice and the number of turns.
+ *
+ *   node --import tsx bench/micro/ring-build.ts [--n 1000,10000,50000]
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { setImmediate as turn } from 'node:timers/promises';
+import { Balancer, type BalancedHost } from '../../src/balancer/balancer.js';
+import { createEndpoint } from '../../src/common/endpoint.js';
+import { maglevPolicy } from '../../src/pickers/maglev.js';
+import { createPickerRegistry } from '../../src/pickers/registry.js';
+import { ringHashPolicy } from '../../src/pickers/ring-hash.js';
+import { FakeClock, seededRandom } from '../../test/helpers/fake-clock.js';
+
+const { values } = parseArgs({ options: { n: { type: 'string', default: '1000,10000,50000' } } });
+const sizes = (values.n ?? '').split(',').map(Number);
+
+const SCHEDSTAT = '/proc/thread-self/schedstat';
+const threadMs = (): number =>
+  existsSync(SCHEDSTAT) ? Number(readFileSync(SCHEDSTAT, 'utf8').split(' ')[0]) / 1e6 : process.cpuUsage().user / 1e3;
+function timed<R>(fn: () => R): { wall: number; main: number; result: R } {
+  const m = threadMs();
+  const t = performance.now();
+  const result = fn();
+  return { wall: performance.now() - t, main: threadMs() - m, result };
+}
+const fmt = (t: { wall: number; main: number }) => `${t.wall.toFixed(1)} ms (main CPU ${t.main.toFixed(1)})`;
+
+interface Host extends BalancedHost {
+  usable: boolean;
+}
+function hosts(n: number): Host[] {
+  return Array.from({ length: n }, (_, i) => {
+    const endpoint = createEndpoint({ host: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, port: 8080 });
+    return { key: endpoint.key, endpoint, inFlight: 0, usable: true, weightFactor: 1 };
+  });
+}
+const env = { random: seededRandom(1), clock: new FakeClock() };
+
+for (const n of sizes) {
+  const targets = hosts(n);
+  const config = ringHashPolicy.parseConfig({ hashKey: { header: 'x-user' } });
+  const first = timed(() => ringHashPolicy.build(targets, config, env));
+  const size = (first.result as unknown as { hashes: Uint32Array }).hashes.length;
+  const again = timed(() => ringHashPolicy.build(targets.slice(1), config, env));
+  console.log(`ring-hash N=${n} ring=${size}: first build ${fmt(first)}; one endpoint fewer (cached) ${fmt(again)}`);
+}
+
+{
+  const targets = hosts(10_000);
+  const config = maglevPolicy.parseConfig({ hashKey: { header: 'x-user' } });
+  for (let i = 0; i < 3; i++) console.log(`maglev N=10000: build ${fmt(timed(() => maglevPolicy.build(targets, config, env)))}`);
+}
+
+{
+  const registry = createPickerRegistry();
+  const policy = registry.configure({ name: 'ring-hash', hashKey: { header: 'x-user' } });
+  const b = new Balancer<Host>({
+    cluster: 'bench',
+    policy,
+    environment: env,
+    random: seededRandom(2),
+    zone: undefined,
+    panicThreshold: 50,
+    eligible: () => true,
+    onPanic: () => {},
+  });
+  const population = hosts(10_000);
+  for (const [label, set] of [
+    ['first', population],
+    ['one fewer', population.slice(1)],
+  ] as const) {
+    const sync = timed(() => b.rebuild(set));
+    let longest = 0;
+    let turns = 0;
+    const pending = () => (b as unknown as { building?: boolean }).building === true;
+    while (pending() && turns < 100_000) {
+      const m = threadMs();
+      await turn();
+      longest = Math.max(longest, threadMs() - m);
+      turns++;
+    }
+    console.log(
+      `balancer rebuild N=10000 ring-hash (${label}): synchronous ${fmt(sync)}` +
+        (turns > 0 ? `; then ${turns} turns, longest ${longest.toFixed(1)} ms main CPU` : ''),
+    );
+  }
+}

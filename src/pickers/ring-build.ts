@@ -1,0 +1,454 @@
+/**
+ * Building a `ring-hash` ring (see `ring-hash.ts` for the ring itself): hashing virtual nodes, the radix sort, the
+ * per-cluster cache of sorted virtual nodes, and the build in bounded steps that the balancer runs one per turn of
+ * the event loop ({@link PickerBuild}; docs/ARCHITECTURE.md, "Picker builds").
+ *
+ * Every loop over ring entries here can stop after a given number of entries and resume where it stopped, so one
+ * step of a build touches at most its budget of entries; the work per endpoint (ordering keys, finding the ones not
+ * cached) is O(N) and done in one step. A synchronous build is the same build given an unbounded budget.
+ *
+ * @module
+ */
+import { xxh32Into } from './hash.js';
+
+/** Appends virtual-node positions `xxh32(key + '_' + n)`: the key encoded once, `n` kept as decimal digits in place. */
+class VnodeHasher {
+  #buf = new Uint8Array(64);
+  #digitsAt = 0;
+  #length = 0;
+  readonly #out = new Uint32Array(1);
+
+  /** Prepares `key` and sets the counter to `n`. */
+  reset(key: string, n: number): void {
+    const need = key.length * 3 + 16;
+    if (need > this.#buf.length) this.#buf = new Uint8Array(need);
+    const { written } = encoder.encodeInto(key, this.#buf);
+    this.#buf[written] = 0x5f; // '_'
+    this.#digitsAt = written + 1;
+    const digits = String(n);
+    for (let d = 0; d < digits.length; d++) this.#buf[this.#digitsAt + d] = digits.charCodeAt(d);
+    this.#length = this.#digitsAt + digits.length;
+  }
+
+  /** Writes `count` positions (the counter's next ones) to `hashes` from `at`, each with `owner`. */
+  hash(count: number, owner: number, hashes: Uint32Array, owners: Int32Array, at: number): void {
+    const buf = this.#buf;
+    const out = this.#out;
+    for (let k = 0; k < count; k++) {
+      xxh32Into(out, buf, 0, 0, this.#length);
+      hashes[at + k] = out[0] as number;
+      owners[at + k] = owner;
+      // Increment the decimal counter in place; a carry out of the first digit makes it one digit longer.
+      let d = this.#length - 1;
+      while (d >= this.#digitsAt && buf[d] === 0x39) buf[d--] = 0x30;
+      if (d >= this.#digitsAt) {
+        buf[d] = (buf[d] as number) + 1;
+      } else {
+        buf[this.#digitsAt] = 0x31;
+        buf[this.#length++] = 0x30;
+      }
+    }
+  }
+}
+
+const encoder = new TextEncoder();
+const RADIX = 65536;
+/** The budget of a build done at once: finite, so that budget arithmetic stays exact. */
+export const UNBOUNDED = Number.MAX_SAFE_INTEGER;
+
+/**
+ * LSD radix sort of `(hashes, owners)` pairs by hash, two 16-bit passes, in bounded steps: O(n) and stable, so
+ * equal positions keep their input order (key order).
+ */
+class RadixSort {
+  readonly #h: Uint32Array;
+  readonly #o: Int32Array;
+  readonly #th: Uint32Array;
+  readonly #to: Int32Array;
+  readonly #count = new Uint32Array(RADIX);
+  // 0: counting for pass 0 (the low 16 bits), 1: scattering it, 2 and 3: the same for pass 1 (the high bits), 4: done.
+  #phase = 0;
+  #i = 0;
+
+  constructor(hashes: Uint32Array, owners: Int32Array) {
+    this.#h = hashes;
+    this.#o = owners;
+    this.#th = new Uint32Array(hashes.length);
+    this.#to = new Int32Array(hashes.length);
+  }
+
+  get done(): boolean {
+    return this.#phase === 4;
+  }
+
+  /** Sorts on, touching at most `budget` entries (plus the 65,536-entry prefix sum, counted); returns how many. */
+  step(budget: number): number {
+    const n = this.#h.length;
+    const count = this.#count;
+    const shift = this.#phase < 2 ? 0 : 16;
+    const [srcH, srcO, dstH, dstO] =
+      this.#phase < 2 ? [this.#h, this.#o, this.#th, this.#to] : [this.#th, this.#to, this.#h, this.#o];
+    const end = Math.min(n, this.#i + budget);
+    if ((this.#phase & 1) === 0) {
+      if (this.#i === 0) count.fill(0);
+      for (let i = this.#i; i < end; i++) {
+        const b = ((srcH[i] as number) >>> shift) & 0xffff;
+        count[b] = (count[b] as number) + 1;
+      }
+      const used = end - this.#i;
+      this.#i = end;
+      if (end < n) return used;
+      let sum = 0;
+      for (let b = 0; b < RADIX; b++) {
+        const c = count[b] as number;
+        count[b] = sum;
+        sum += c;
+      }
+      this.#phase++;
+      this.#i = 0;
+      return used + RADIX;
+    }
+    for (let i = this.#i; i < end; i++) {
+      const h = srcH[i] as number;
+      const b = (h >>> shift) & 0xffff;
+      const slot = count[b] as number;
+      count[b] = slot + 1;
+      dstH[slot] = h;
+      dstO[slot] = srcO[i] as number;
+    }
+    const used = end - this.#i;
+    this.#i = end;
+    if (end === n) {
+      this.#phase = this.#phase === 1 ? 2 : 4;
+      this.#i = 0;
+    }
+    return used;
+  }
+}
+
+/**
+ * Builds the ring for `keys` (in key order) with `counts` entries each, from scratch and at once: positions sorted
+ * ascending, equal positions in key order (so two processes agree on collisions), owners indexing `keys`. The
+ * reference the cached and stepped builds are tested against, and the coarse ring's builder.
+ */
+export function buildRing(keys: readonly string[], counts: Uint32Array): { hashes: Uint32Array; owners: Int32Array } {
+  let size = 0;
+  for (const c of counts) size += c;
+  const hashes = new Uint32Array(size);
+  const owners = new Int32Array(size);
+  const hasher = new VnodeHasher();
+  let o = 0;
+  for (let i = 0; i < keys.length; i++) {
+    hasher.reset(keys[i] as string, 0);
+    hasher.hash(counts[i] as number, i, hashes, owners, o);
+    o += counts[i] as number;
+  }
+  const sort = new RadixSort(hashes, owners);
+  while (!sort.done) sort.step(UNBOUNDED);
+  return { hashes, owners };
+}
+
+/** What the cache holds: keys by id, each one's count, and its entries sorted by position (owners are ids). */
+interface CacheState {
+  readonly ids: ReadonlyMap<string, number>;
+  readonly keys: readonly string[];
+  readonly counts: readonly number[];
+  readonly hashes: Uint32Array;
+  readonly owners: Int32Array;
+}
+
+/**
+ * Adds the virtual nodes of some endpoints to the cache (hash, sort, merge with the kept entries), in bounded
+ * steps; the cache takes the result when the last step is done. It belongs to the cache, not to the build that
+ * started it: a build dropped for a newer one leaves it to the next build, which finishes it before anything else,
+ * so no hashing is lost however often builds are superseded.
+ */
+class CacheUpdate {
+  readonly #old: CacheState;
+  readonly #next: { ids: Map<string, number>; keys: string[]; counts: number[] };
+  readonly #newId: Int32Array;
+  readonly #fresh: { key: string; count: number; id: number }[];
+  readonly #fh: Uint32Array;
+  readonly #fo: Int32Array;
+  readonly #sort: RadixSort;
+  readonly #hasher = new VnodeHasher();
+  #f = 0; // fresh endpoint being hashed
+  #n = 0; // its next virtual node
+  #at = 0; // where it goes
+  #kept = -1;
+  #keptSoFar = 0;
+  #j = 0; // kept-count cursor
+  #mh: Uint32Array | undefined;
+  #mo: Int32Array | undefined;
+  #a = 0;
+  #b = 0;
+  #m = 0;
+
+  constructor(old: CacheState, keys: readonly string[], counts: Uint32Array, fresh: readonly number[], size: number) {
+    this.#old = old;
+    let freshSize = 0;
+    for (const i of fresh) freshSize += counts[i] as number;
+    const wanted = new Set(keys);
+    const replaced = new Set<string>();
+    for (const i of fresh) replaced.add(keys[i] as string);
+    // Keep an unused endpoint's entries while the cache stays within twice the ring (plus slack for small rings).
+    const keepUnused = old.hashes.length + freshSize <= 2 * size + 65536;
+    const newId = new Int32Array(old.keys.length).fill(-1);
+    const next = { ids: new Map<string, number>(), keys: [] as string[], counts: [] as number[] };
+    for (let id = 0; id < old.keys.length; id++) {
+      const key = old.keys[id] as string;
+      if (replaced.has(key) || (!keepUnused && !wanted.has(key))) continue;
+      newId[id] = next.keys.length;
+      next.ids.set(key, next.keys.length);
+      next.keys.push(key);
+      next.counts.push(old.counts[id] as number);
+    }
+    this.#fresh = [];
+    for (const i of fresh) {
+      const id = next.keys.length;
+      next.ids.set(keys[i] as string, id);
+      next.keys.push(keys[i] as string);
+      next.counts.push(counts[i] as number);
+      this.#fresh.push({ key: keys[i] as string, count: counts[i] as number, id });
+    }
+    this.#next = next;
+    this.#newId = newId;
+    this.#fh = new Uint32Array(freshSize);
+    this.#fo = new Int32Array(freshSize);
+    this.#sort = new RadixSort(this.#fh, this.#fo);
+  }
+
+  /** Works on, touching at most about `budget` entries; returns the entries touched and the new state when done. */
+  step(budget: number): { used: number; result?: CacheState } {
+    let left = budget;
+    // 1. Hash the fresh endpoints' virtual nodes (fresh is in key order: with a stable sort, ties stay in it).
+    while (left > 0 && this.#f < this.#fresh.length) {
+      const f = this.#fresh[this.#f] as { key: string; count: number; id: number };
+      if (this.#n === 0) this.#hasher.reset(f.key, 0);
+      const k = Math.min(left, f.count - this.#n);
+      this.#hasher.hash(k, f.id, this.#fh, this.#fo, this.#at);
+      this.#n += k;
+      this.#at += k;
+      left -= k;
+      if (this.#n === f.count) {
+        this.#f++;
+        this.#n = 0;
+      }
+    }
+    // 2. Sort them.
+    while (left > 0 && !this.#sort.done) left -= this.#sort.step(left);
+    // 3. Count the old entries kept, 4. merge them (sorted already) with the fresh ones.
+    const oo = this.#old.owners;
+    const newId = this.#newId;
+    if (this.#kept < 0 && this.#sort.done && left > 0) {
+      const end = Math.min(oo.length, this.#j + left);
+      let kept = this.#keptSoFar;
+      for (let j = this.#j; j < end; j++) if ((newId[oo[j] as number] as number) >= 0) kept++;
+      left -= end - this.#j;
+      this.#j = end;
+      this.#keptSoFar = kept;
+      if (end === oo.length) {
+        this.#kept = kept;
+        this.#mh = new Uint32Array(kept + this.#fh.length);
+        this.#mo = new Int32Array(kept + this.#fh.length);
+      }
+    }
+    const mh = this.#mh;
+    const mo = this.#mo;
+    if (mh === undefined || mo === undefined || left <= 0) return { used: budget - left };
+    const oh = this.#old.hashes;
+    const fh = this.#fh;
+    const fo = this.#fo;
+    const keys = this.#next.keys;
+    let a = this.#a;
+    let b = this.#b;
+    let m = this.#m;
+    for (; left > 0; left--) {
+      if (a < oh.length && (newId[oo[a] as number] as number) < 0) {
+        a++;
+        continue;
+      }
+      if (a === oh.length && b === fh.length) break;
+      let takeOld = b === fh.length;
+      if (!takeOld && a < oh.length) {
+        const ha = oh[a] as number;
+        const hb = fh[b] as number;
+        takeOld =
+          ha < hb ||
+          (ha === hb && (keys[newId[oo[a] as number] as number] as string) < (keys[fo[b] as number] as string));
+      }
+      if (takeOld) {
+        mh[m] = oh[a] as number;
+        mo[m++] = newId[oo[a] as number] as number;
+        a++;
+      } else {
+        mh[m] = fh[b] as number;
+        mo[m++] = fo[b] as number;
+        b++;
+      }
+    }
+    this.#a = a;
+    this.#b = b;
+    this.#m = m;
+    const used = budget - left;
+    if (a < oh.length || b < fh.length) return { used };
+    return { used, result: { ...this.#next, hashes: mh, owners: mo } };
+  }
+}
+
+/**
+ * The sorted virtual nodes of every endpoint a cluster's ring has recently held, so that a rebuild hashes only
+ * endpoints it has not seen (or whose virtual-node count changed) and otherwise filters.
+ *
+ * Why: the cluster rebuilds its picker whenever eligibility changes (an ejection, a return, a connection failure),
+ * and hashing and sorting a ring from scratch costs about 1 s of CPU at 8M entries (the default at N >= 8,192).
+ * Positions depend only on an endpoint's key and count, so an ejection is a filter of this cache (one pass, no
+ * hashing) and a new endpoint is its own virtual nodes merged in. Ejected endpoints stay cached until the cache
+ * holds more than twice the entries the current ring needs, so their return is a filter too.
+ *
+ * One cache per parsed configuration (a cluster's), held weakly: it goes when the cluster does. Memory: 8 bytes
+ * per cached entry, beside the picker's own 8 bytes per ring entry.
+ */
+export class VnodeCache {
+  #state: CacheState = {
+    ids: new Map(),
+    keys: [],
+    counts: [],
+    hashes: new Uint32Array(0),
+    owners: new Int32Array(0),
+  };
+  /** @internal The update under way, if any (builds run it to its end before their own). */
+  update: CacheUpdate | undefined;
+
+  /** Entries held (for tests and diagnostics). */
+  get size(): number {
+    return this.#state.hashes.length;
+  }
+
+  /** The state held now (replaced as a whole by each update). */
+  get state(): CacheState {
+    return this.#state;
+  }
+
+  /** Runs the update under way on; returns the entries touched. */
+  stepUpdate(budget: number): number {
+    const update = this.update;
+    if (update === undefined) return 0;
+    const { used, result } = update.step(budget);
+    if (result !== undefined) {
+      this.#state = result;
+      this.update = undefined;
+    }
+    return used;
+  }
+
+  /**
+   * Starts the update that adds what `keys` (in key order) with `counts` entries each need and the cache lacks,
+   * when there is no update under way (else returns false); returns whether one is needed.
+   */
+  startUpdate(keys: readonly string[], counts: Uint32Array): boolean {
+    if (this.update !== undefined) return true;
+    const { ids, counts: held } = this.#state;
+    let size = 0;
+    const fresh: number[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      size += counts[i] as number;
+      const id = ids.get(keys[i] as string);
+      if (id === undefined || held[id] !== counts[i]) fresh.push(i);
+    }
+    if (fresh.length === 0) return false;
+    this.update = new CacheUpdate(this.#state, keys, counts, fresh, size);
+    return true;
+  }
+
+  /**
+   * The ring for `keys` (in key order) with `counts` entries each, as interleaved `[position, owner]` pairs, owners
+   * indexing `keys`; identical to {@link buildRing}'s. At once, whatever it takes.
+   */
+  ring(keys: readonly string[], counts: Uint32Array): Uint32Array {
+    const build = new RingFilter(this, keys, counts);
+    while (!build.done) build.step(UNBOUNDED);
+    return build.ring;
+  }
+}
+
+/**
+ * The ring of one build: brings the cache up to date for its keys, then filters the cache's entries down to its
+ * keys into interleaved `[position, owner]` pairs, counting the entries under each 16-bit bucket on the way (the
+ * picker's lookup index), in bounded steps.
+ */
+export class RingFilter {
+  readonly #cache: VnodeCache;
+  readonly #keys: readonly string[];
+  readonly #counts: Uint32Array;
+  #state: CacheState | undefined;
+  #indexOfId: Int32Array | undefined;
+  #j = 0;
+  #o = 0;
+  #ring: Uint32Array | undefined;
+  /** Entries per bucket of the top 16 bits of the position, then (when done) each bucket's first ring index. */
+  readonly buckets = new Uint32Array(RADIX + 1);
+  done = false;
+
+  constructor(cache: VnodeCache, keys: readonly string[], counts: Uint32Array) {
+    this.#cache = cache;
+    this.#keys = keys;
+    this.#counts = counts;
+  }
+
+  get ring(): Uint32Array {
+    return this.#ring as Uint32Array;
+  }
+
+  /** Works on, touching at most about `budget` entries (plus O(N) per-endpoint work once); returns them. */
+  step(budget: number): number {
+    let left = budget;
+    const cache = this.#cache;
+    while (this.#state === undefined && left > 0) {
+      if (cache.update !== undefined) {
+        left -= cache.stepUpdate(left);
+        continue;
+      }
+      left -= this.#keys.length;
+      if (cache.startUpdate(this.#keys, this.#counts)) continue;
+      // The cache holds every key of this ring: filter it.
+      const state = cache.state;
+      const indexOfId = new Int32Array(state.keys.length).fill(-1);
+      let size = 0;
+      for (let i = 0; i < this.#keys.length; i++) {
+        indexOfId[state.ids.get(this.#keys[i] as string) as number] = i;
+        size += this.#counts[i] as number;
+      }
+      this.#indexOfId = indexOfId;
+      this.#ring = new Uint32Array(size * 2);
+      this.#state = state;
+    }
+    const state = this.#state;
+    if (state === undefined || left <= 0) return budget - left;
+    const { hashes, owners } = state;
+    const indexOfId = this.#indexOfId as Int32Array;
+    const ring = this.#ring as Uint32Array;
+    const buckets = this.buckets;
+    const end = Math.min(hashes.length, this.#j + left);
+    let o = this.#o;
+    for (let j = this.#j; j < end; j++) {
+      const t = indexOfId[owners[j] as number] as number;
+      if (t >= 0) {
+        const h = hashes[j] as number;
+        ring[o++] = h;
+        ring[o++] = t;
+        const b = (h >>> 16) + 1;
+        buckets[b] = (buckets[b] as number) + 1;
+      }
+    }
+    left -= end - this.#j;
+    this.#j = end;
+    this.#o = o;
+    if (end === hashes.length) {
+      for (let b = 1; b <= RADIX; b++) buckets[b] = (buckets[b] as number) + (buckets[b - 1] as number);
+      this.done = true;
+      return budget - left + RADIX;
+    }
+    return budget - left;
+  }
+}
