@@ -56,10 +56,11 @@ for (const n of sizes) {
 {
   const targets = hosts(10_000);
   const config = maglevPolicy.parseConfig({ hashKey: { header: 'x-user' } });
-  for (let i = 0; i < 3; i++) console.log(`maglev N=10000: build ${fmt(timed(() => maglevPolicy.build(targets, config, env)))}`);
+  for (let i = 0; i < 3; i++)
+    console.log(`maglev N=10000: build ${fmt(timed(() => maglevPolicy.build(targets, config, env)))}`);
 }
 
-{
+async function balancerRun(label: string, population: Host[][]): Promise<void> {
   const registry = createPickerRegistry();
   const policy = registry.configure({ name: 'ring-hash', hashKey: { header: 'x-user' } });
   const b = new Balancer<Host>({
@@ -72,24 +73,29 @@ for (const n of sizes) {
     eligible: () => true,
     onPanic: () => {},
   });
-  const population = hosts(10_000);
-  for (const [label, set] of [
-    ['first', population],
-    ['one fewer', population.slice(1)],
-  ] as const) {
+  for (const [i, set] of population.entries()) {
     const sync = timed(() => b.rebuild(set));
-    let longest = 0;
-    let turns = 0;
-    const pending = () => (b as unknown as { building?: boolean }).building === true;
-    while (pending() && turns < 100_000) {
+    const slices: number[] = [];
+    while (b.building && slices.length < 100_000) {
       const m = threadMs();
       await turn();
-      longest = Math.max(longest, threadMs() - m);
-      turns++;
+      slices.push(threadMs() - m);
     }
+    slices.sort((x, y) => y - x);
+    const total = slices.reduce((x, y) => x + y, 0);
     console.log(
-      `balancer rebuild N=10000 ring-hash (${label}): synchronous ${fmt(sync)}` +
-        (turns > 0 ? `; then ${turns} turns, longest ${longest.toFixed(1)} ms main CPU` : ''),
+      `balancer rebuild N=${set.length} ring-hash (${label}, ${i === 0 ? 'first build' : 'one endpoint fewer'}): ` +
+        `synchronous ${fmt(sync)}` +
+        (slices.length > 0
+          ? `; then ${slices.length} turns, ${total.toFixed(0)} ms main CPU in all, longest ${slices
+              .slice(0, 3)
+              .map((x) => x.toFixed(1))
+              .join(', ')} ms`
+          : ''),
     );
   }
 }
+
+const population = hosts(10_000);
+await balancerRun('cold code', [population, population.slice(1)]);
+await balancerRun('warm code', [hosts(10_000).map((h) => ({ ...h })), population.slice(2)]);

@@ -53,6 +53,11 @@ class VnodeHasher {
 
 const encoder = new TextEncoder();
 const RADIX = 65536;
+/**
+ * What a large allocation counts for: a step's default budget, so that each one ends a step (making and zeroing up
+ * to 32 MiB is a few ms, and may start a collection).
+ */
+const ALLOCATION = 65_536;
 /** The budget of a build done at once: finite, so that budget arithmetic stays exact. */
 export const UNBOUNDED = Number.MAX_SAFE_INTEGER;
 
@@ -63,18 +68,17 @@ export const UNBOUNDED = Number.MAX_SAFE_INTEGER;
 class RadixSort {
   readonly #h: Uint32Array;
   readonly #o: Int32Array;
-  readonly #th: Uint32Array;
-  readonly #to: Int32Array;
+  #th: Uint32Array | undefined;
+  #to: Int32Array | undefined;
   readonly #count = new Uint32Array(RADIX);
   // 0: counting for pass 0 (the low 16 bits), 1: scattering it, 2 and 3: the same for pass 1 (the high bits), 4: done.
   #phase = 0;
   #i = 0;
+  #touched = 0;
 
   constructor(hashes: Uint32Array, owners: Int32Array) {
     this.#h = hashes;
     this.#o = owners;
-    this.#th = new Uint32Array(hashes.length);
-    this.#to = new Int32Array(hashes.length);
   }
 
   get done(): boolean {
@@ -84,6 +88,24 @@ class RadixSort {
   /** Sorts on, touching at most `budget` entries (plus the 65,536-entry prefix sum, counted); returns how many. */
   step(budget: number): number {
     const n = this.#h.length;
+    if (this.#th === undefined) {
+      this.#th = new Uint32Array(n);
+      return ALLOCATION;
+    }
+    if (this.#to === undefined) {
+      this.#to = new Int32Array(n);
+      return ALLOCATION;
+    }
+    // The first scatter writes all over both new arrays: fault their pages in first, a bounded run at a time
+    // (writing zeros is about a tenth of the cost of an entry's other work: 8 entries a unit).
+    if (this.#touched < n) {
+      const end = Math.min(n, this.#touched + budget * 8);
+      this.#th.fill(0, this.#touched, end);
+      this.#to.fill(0, this.#touched, end);
+      const used = Math.ceil((end - this.#touched) / 8);
+      this.#touched = end;
+      return used;
+    }
     const count = this.#count;
     const shift = this.#phase < 2 ? 0 : 16;
     const [srcH, srcO, dstH, dstO] =
@@ -121,6 +143,7 @@ class RadixSort {
     if (end === n) {
       this.#phase = this.#phase === 1 ? 2 : 4;
       this.#i = 0;
+      if (this.#phase === 4) this.#th = this.#to = undefined;
     }
     return used;
   }
@@ -168,9 +191,10 @@ class CacheUpdate {
   readonly #next: { ids: Map<string, number>; keys: string[]; counts: number[] };
   readonly #newId: Int32Array;
   readonly #fresh: { key: string; count: number; id: number }[];
-  readonly #fh: Uint32Array;
-  readonly #fo: Int32Array;
-  readonly #sort: RadixSort;
+  readonly #freshSize: number;
+  #fh = new Uint32Array(0);
+  #fo = new Int32Array(0);
+  #sort: RadixSort | undefined;
   readonly #hasher = new VnodeHasher();
   #f = 0; // fresh endpoint being hashed
   #n = 0; // its next virtual node
@@ -213,14 +237,19 @@ class CacheUpdate {
     }
     this.#next = next;
     this.#newId = newId;
-    this.#fh = new Uint32Array(freshSize);
-    this.#fo = new Int32Array(freshSize);
-    this.#sort = new RadixSort(this.#fh, this.#fo);
+    this.#freshSize = freshSize;
   }
 
   /** Works on, touching at most about `budget` entries; returns the entries touched and the new state when done. */
   step(budget: number): { used: number; result?: CacheState } {
     let left = budget;
+    if (this.#sort === undefined) {
+      // One large allocation a step.
+      if (this.#fh.length < this.#freshSize) this.#fh = new Uint32Array(this.#freshSize);
+      else this.#sort = new RadixSort(this.#fh, (this.#fo = new Int32Array(this.#freshSize)));
+      return { used: ALLOCATION };
+    }
+    const sort = this.#sort;
     // 1. Hash the fresh endpoints' virtual nodes (fresh is in key order: with a stable sort, ties stay in it).
     while (left > 0 && this.#f < this.#fresh.length) {
       const f = this.#fresh[this.#f] as { key: string; count: number; id: number };
@@ -236,22 +265,23 @@ class CacheUpdate {
       }
     }
     // 2. Sort them.
-    while (left > 0 && !this.#sort.done) left -= this.#sort.step(left);
+    while (left > 0 && this.#f === this.#fresh.length && !sort.done) left -= sort.step(left);
     // 3. Count the old entries kept, 4. merge them (sorted already) with the fresh ones.
     const oo = this.#old.owners;
     const newId = this.#newId;
-    if (this.#kept < 0 && this.#sort.done && left > 0) {
+    if (this.#kept < 0 && sort.done && left > 0) {
       const end = Math.min(oo.length, this.#j + left);
       let kept = this.#keptSoFar;
       for (let j = this.#j; j < end; j++) if ((newId[oo[j] as number] as number) >= 0) kept++;
       left -= end - this.#j;
       this.#j = end;
       this.#keptSoFar = kept;
-      if (end === oo.length) {
-        this.#kept = kept;
-        this.#mh = new Uint32Array(kept + this.#fh.length);
-        this.#mo = new Int32Array(kept + this.#fh.length);
-      }
+      if (end === oo.length) this.#kept = kept;
+    }
+    if (this.#kept >= 0 && this.#mo === undefined && left > 0) {
+      if (this.#mh === undefined) this.#mh = new Uint32Array(this.#kept + this.#freshSize);
+      else this.#mo = new Int32Array(this.#kept + this.#freshSize);
+      left -= ALLOCATION;
     }
     const mh = this.#mh;
     const mo = this.#mo;
@@ -422,6 +452,7 @@ export class RingFilter {
       this.#indexOfId = indexOfId;
       this.#ring = new Uint32Array(size * 2);
       this.#state = state;
+      left -= ALLOCATION;
     }
     const state = this.#state;
     if (state === undefined || left <= 0) return budget - left;

@@ -276,7 +276,9 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
 
   step(budget: number): RingHashPicker<T> | undefined {
     const filter = this.#filter;
-    if (!filter.done) this.work += filter.step(budget);
+    // A build at once (budget UNBOUNDED) still takes a few calls: each large allocation ends a call.
+    do this.work += filter.step(budget);
+    while (!filter.done && budget === UNBOUNDED);
     if (!filter.done) return undefined;
     return new RingHashPicker(this.#sorted, filter.ring, this.#config.hashKey, this.#env.random, filter.buckets);
   }
