@@ -252,6 +252,7 @@ export const COARSE_RING_SIZE = 65_536;
 export class RingBuild<T extends Pickable> implements PickerBuild<T> {
   readonly #sorted: T[];
   readonly #counts: Uint32Array;
+  readonly #size: number = 0;
   readonly #keys: string[];
   readonly #config: RingHashConfig;
   readonly #env: PickerEnvironment;
@@ -263,6 +264,7 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
     const sorted = sortedByKey(targets);
     this.#sorted = sorted;
     this.#counts = ringVnodeCounts(new Float64Array(sorted.map((t) => t.endpoint.weight)), config);
+    for (const c of this.#counts) this.#size += c;
     this.#keys = sorted.map((t) => t.key);
     this.#config = config;
     this.#env = env;
@@ -276,6 +278,8 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
 
   step(budget: number): RingHashPicker<T> | undefined {
     const filter = this.#filter;
+    // A ring no larger than the coarse one is built at once: it costs about what the coarse ring would (a few ms).
+    if (this.work === 0 && this.#size <= COARSE_RING_SIZE) budget = UNBOUNDED;
     // A build at once (budget UNBOUNDED) still takes a few calls: each large allocation ends a call.
     do this.work += filter.step(budget);
     while (!filter.done && budget === UNBOUNDED);
