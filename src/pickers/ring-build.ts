@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { xxh32Into } from './hash.js';
+import { xxh32FromLanes, xxh32Into, xxh32Lanes } from './hash.js';
 
 /** Appends virtual-node positions `xxh32(key + '_' + n)`: the key encoded once, `n` kept as decimal digits in place. */
 class VnodeHasher {
@@ -17,6 +17,9 @@ class VnodeHasher {
   #digitsAt = 0;
   #length = 0;
   readonly #out = new Uint32Array(1);
+  // XXH32's lanes after the 16-byte stripes that lie within `key_` (the same for every virtual node of the key).
+  readonly #lanes = new Int32Array(4);
+  #stripes = 0;
 
   /** Prepares `key` and sets the counter to `n`. */
   reset(key: string, n: number): void {
@@ -28,14 +31,19 @@ class VnodeHasher {
     const digits = String(n);
     for (let d = 0; d < digits.length; d++) this.#buf[this.#digitsAt + d] = digits.charCodeAt(d);
     this.#length = this.#digitsAt + digits.length;
+    this.#stripes = this.#digitsAt >>> 4;
+    if (this.#stripes > 0) xxh32Lanes(this.#lanes, this.#buf, 0, this.#stripes);
   }
 
   /** Writes `count` positions (the counter's next ones) to `hashes` from `at`, each with `owner`. */
   hash(count: number, owner: number, hashes: Uint32Array, owners: Int32Array, at: number): void {
     const buf = this.#buf;
     const out = this.#out;
+    const lanes = this.#lanes;
+    const stripes = this.#stripes;
     for (let k = 0; k < count; k++) {
-      xxh32Into(out, buf, 0, 0, this.#length);
+      if (stripes > 0) xxh32FromLanes(out, buf, this.#length, lanes, stripes);
+      else xxh32Into(out, buf, 0, 0, this.#length);
       hashes[at + k] = out[0] as number;
       owners[at + k] = owner;
       // Increment the decimal counter in place; a carry out of the first digit makes it one digit longer.

@@ -243,7 +243,10 @@ export const ringHashPolicy: PickerPolicy<RingHashConfig> = {
  * Entries of the coarse ring that serves while a cluster's first full ring is built (the {@link PickerBuild.interim}
  * of ring hash): about this many in all, at least one per endpoint.
  */
-export const COARSE_RING_SIZE = 65_536;
+export const COARSE_RING_SIZE = 32_768;
+
+/** Rings up to this many entries are built in one step, at once: a few ms, less than staging them would cost. */
+export const AT_ONCE_RING_SIZE = 65_536;
 
 /**
  * A ring-hash build in bounded steps (see `ring-build.ts`); `build` is the same run with an unbounded budget, so a
@@ -278,8 +281,7 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
 
   step(budget: number): RingHashPicker<T> | undefined {
     const filter = this.#filter;
-    // A ring no larger than the coarse one is built at once: it costs about what the coarse ring would (a few ms).
-    if (this.work === 0 && this.#size <= COARSE_RING_SIZE) budget = UNBOUNDED;
+    if (this.work === 0 && this.#size <= AT_ONCE_RING_SIZE) budget = UNBOUNDED;
     // A build at once (budget UNBOUNDED) still takes a few calls: each large allocation ends a call.
     do this.work += filter.step(budget);
     while (!filter.done && budget === UNBOUNDED);
