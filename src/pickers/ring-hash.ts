@@ -281,7 +281,13 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
 
   step(budget: number): RingHashPicker<T> | undefined {
     const filter = this.#filter;
-    if (this.work === 0 && this.#size <= AT_ONCE_RING_SIZE) budget = UNBOUNDED;
+    if (this.work === 0) {
+      // The first step, in the balancer's rebuild: a small ring is built now; a large one starts on the next turn
+      // (the rebuild has its own work, and on a first build the coarse ring's).
+      this.work = 1;
+      if (this.#size <= AT_ONCE_RING_SIZE) budget = UNBOUNDED;
+      else if (budget !== UNBOUNDED) return undefined;
+    }
     // A build at once (budget UNBOUNDED) still takes a few calls: each large allocation ends a call.
     do this.work += filter.step(budget);
     while (!filter.done && budget === UNBOUNDED);
