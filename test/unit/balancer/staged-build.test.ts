@@ -18,9 +18,9 @@ interface Host extends BalancedHost {
   usable: boolean;
 }
 
-function hosts(n: number, from = 0): Host[] {
+function hosts(n: number, from = 0, metadata: Record<string, string> = {}): Host[] {
   return Array.from({ length: n }, (_, i) => {
-    const endpoint = createEndpoint({ host: `10.1.${(from + i) >> 8}.${(from + i) & 255}`, port: 80 });
+    const endpoint = createEndpoint({ host: `10.1.${(from + i) >> 8}.${(from + i) & 255}`, port: 80, metadata });
     return { key: endpoint.key, endpoint, inFlight: 0, usable: true, weightFactor: 1 };
   });
 }
@@ -202,6 +202,45 @@ describe('Balancer with a policy that builds in steps', () => {
       const r = sync.pick(keyed(i));
       assert.equal(keyOf(b.pick(keyed(i), undefined, none)), r.type === 'complete' && r.target.key);
     }
+  });
+
+  it("builds a route subset's ring in steps too, its snapshot from before the rebuild serving meanwhile", () => {
+    const route = { subset: { tier: 'a' }, subsetFallback: 'fail' as const };
+    const tierA = hosts(150, 0, { tier: 'a' });
+    const all = [...tierA, ...hosts(50, 500)];
+    const b = ringBalancer();
+    b.rebuild(all);
+    while (turn());
+    // First use: built in steps, served at once by its coarse ring.
+    assert.ok(tierA.includes(b.pick(keyed(1), route, none) as Host));
+    assert.equal(b.building, true);
+    while (turn());
+    const full = syncPicker(tierA);
+    for (let i = 0; i < 200; i++) {
+      const r = full.pick(keyed(i));
+      assert.equal(keyOf(b.pick(keyed(i), route, none)), r.type === 'complete' && r.target.key);
+    }
+    // Ten of the subset leave: its previous ring serves the others' keys while the new one is built.
+    const left = tierA.slice(10);
+    b.rebuild([...left, ...all.slice(150)]);
+    while (turn());
+    assert.ok(left.includes(b.pick(keyed(0), route, none) as Host));
+    assert.equal(b.building, true);
+    let during = 0;
+    while (turns.length > 0) {
+      for (let i = 0; i < 30; i++) {
+        const key = keyOf(b.pick(keyed(i), route, none));
+        assert.ok(
+          left.some((h) => h.key === key),
+          `${key} is not in the subset any more`,
+        );
+        const was = full.pick(keyed(i));
+        if (was.type === 'complete' && left.includes(was.target)) assert.equal(key, was.target.key);
+        during++;
+      }
+      turn();
+    }
+    assert.ok(during > 300);
   });
 
   it('stops on clear() (the cluster closing): no turn left, nothing swapped in', () => {
