@@ -60,6 +60,8 @@ class VnodeHasher {
 }
 
 const encoder = new TextEncoder();
+/** Rings a cache remembers for reuse (see `VnodeCache.filterFor`). */
+const RECENT_RINGS = 4;
 const RADIX = 65536;
 /**
  * What a large allocation counts for: a step's default budget, so that each one ends a step (making and zeroing up
@@ -357,6 +359,23 @@ export class VnodeCache {
   };
   /** @internal The update under way, if any (builds run it to its end before their own). */
   update: CacheUpdate | undefined;
+  /**
+   * The rings last built or being built from this cache (a cluster's main snapshot and a few subsets): a rebuild
+   * whose ring would be the same (the same keys and counts: a slow-start step, a change in another priority level
+   * or zone, a rebuild that supersedes a build of the same ring) takes it, finished or where it stands, instead of
+   * filtering the cache again. Rings are immutable, so pickers share them.
+   */
+  readonly #recent: RingFilter[] = [];
+
+  /** The ring of `keys` (in key order) with `counts` entries each: a recent one if the same, else a new one. */
+  filterFor(keys: readonly string[], counts: Uint32Array): RingFilter {
+    const recent = this.#recent;
+    const i = recent.findIndex((f) => f.sameInput(keys, counts));
+    const filter = i >= 0 ? (recent.splice(i, 1)[0] as RingFilter) : new RingFilter(this, keys, counts);
+    recent.unshift(filter);
+    if (recent.length > RECENT_RINGS) recent.pop();
+    return filter;
+  }
 
   /** Entries held (for tests and diagnostics). */
   get size(): number {
@@ -438,8 +457,18 @@ export class RingFilter {
     return this.#ring as Uint32Array;
   }
 
+  /** True when this is (or will be) the ring of `keys` with `counts`. */
+  sameInput(keys: readonly string[], counts: Uint32Array): boolean {
+    if (keys.length !== this.#keys.length) return false;
+    for (let i = 0; i < keys.length; i++) {
+      if (keys[i] !== this.#keys[i] || counts[i] !== this.#counts[i]) return false;
+    }
+    return true;
+  }
+
   /** Works on, touching at most about `budget` entries (plus O(N) per-endpoint work once); returns them. */
   step(budget: number): number {
+    if (this.done) return 0;
     let left = budget;
     const cache = this.#cache;
     while (this.#state === undefined && left > 0) {

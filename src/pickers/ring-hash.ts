@@ -34,7 +34,7 @@ import type {
   PickerPolicy,
   PickResult,
 } from './picker.js';
-import { buildRing, RingFilter, UNBOUNDED, VnodeCache } from './ring-build.js';
+import { buildRing, type RingFilter, UNBOUNDED, VnodeCache } from './ring-build.js';
 import { completeResults, indexOf, sortedByKey } from './util.js';
 import { integer, joinPath, rejectUnknownKeys } from '../common/options.js';
 
@@ -276,12 +276,12 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
       cache = new VnodeCache();
       caches.set(config, cache);
     }
-    this.#filter = new RingFilter(cache, this.#keys, this.#counts);
+    this.#filter = cache.filterFor(this.#keys, this.#counts);
   }
 
   step(budget: number): RingHashPicker<T> | undefined {
     const filter = this.#filter;
-    if (this.work === 0) {
+    if (this.work === 0 && !filter.done) {
       // The first step, in the balancer's rebuild: a small ring is built now; a large one starts on the next turn
       // (the rebuild has its own work, and on a first build the coarse ring's).
       this.work = 1;
@@ -289,8 +289,10 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
       else if (budget !== UNBOUNDED) return undefined;
     }
     // A build at once (budget UNBOUNDED) still takes a few calls: each large allocation ends a call.
-    do this.work += filter.step(budget);
-    while (!filter.done && budget === UNBOUNDED);
+    while (!filter.done) {
+      this.work += filter.step(budget);
+      if (budget !== UNBOUNDED) break;
+    }
     if (!filter.done) return undefined;
     return new RingHashPicker(this.#sorted, filter.ring, this.#config.hashKey, this.#env.random, filter.buckets);
   }

@@ -243,6 +243,31 @@ describe('Balancer with a policy that builds in steps', () => {
     assert.ok(during > 300);
   });
 
+  it('reuses the ring of a rebuild over the same ring: at once when built, where it stands when under way', () => {
+    const b = ringBalancer();
+    const all = hosts(200);
+    b.rebuild(all);
+    let fresh = 0;
+    while (turn()) fresh++;
+    // The same endpoints again (a slow-start step, a change elsewhere): nothing to build.
+    b.rebuild(all);
+    assert.equal(b.building, false);
+    assert.equal(turns.length, 0);
+    // A new ring, superseded after 5 turns by a rebuild of the same ring: the second build goes on from there.
+    const fewer = all.slice(1);
+    b.rebuild(fewer);
+    let first = 0;
+    for (; first < 5 && turn(); first++);
+    b.rebuild(fewer);
+    let rest = 0;
+    while (turn()) rest++;
+    b.rebuild(all.slice(2));
+    let alone = 0;
+    while (turn()) alone++;
+    assert.ok(first + rest <= alone + 1, `${first} + ${rest} turns, against ${alone} for a build alone`);
+    assert.ok(fresh > alone, 'a fresh ring hashes; a ring of cached endpoints only filters');
+  });
+
   it('stops on clear() (the cluster closing): no turn left, nothing swapped in', () => {
     const b = ringBalancer();
     b.rebuild(hosts(200));
