@@ -363,17 +363,20 @@ export class VnodeCache {
    * The rings last built or being built from this cache (a cluster's main snapshot and a few subsets): a rebuild
    * whose ring would be the same (the same keys and counts: a slow-start step, a change in another priority level
    * or zone, a rebuild that supersedes a build of the same ring) takes it, finished or where it stands, instead of
-   * filtering the cache again. Rings are immutable, so pickers share them.
+   * filtering the cache again. Rings are immutable, so pickers share them. Memory: a finished ring is held weakly
+   * (by its pickers), and only the latest ring under way is kept, so this holds at most one ring of its own.
    */
-  readonly #recent: RingFilter[] = [];
+  #recent: RingFilter[] = [];
 
   /** The ring of `keys` (in key order) with `counts` entries each: a recent one if the same, else a new one. */
   filterFor(keys: readonly string[], counts: Uint32Array): RingFilter {
-    const recent = this.#recent;
-    const i = recent.findIndex((f) => f.sameInput(keys, counts));
-    const filter = i >= 0 ? (recent.splice(i, 1)[0] as RingFilter) : new RingFilter(this, keys, counts);
+    const found = this.#recent.find((f) => f.alive && f.sameInput(keys, counts));
+    const filter = found ?? new RingFilter(this, keys, counts);
+    // Finished rings still held by a picker, and the one under way now (not a build a newer one superseded).
+    const recent = this.#recent.filter((f) => f !== filter && f.done && f.alive);
     recent.unshift(filter);
     if (recent.length > RECENT_RINGS) recent.pop();
+    this.#recent = recent;
     return filter;
   }
 
@@ -425,7 +428,7 @@ export class VnodeCache {
   ring(keys: readonly string[], counts: Uint32Array): Uint32Array {
     const build = new RingFilter(this, keys, counts);
     while (!build.done) build.step(UNBOUNDED);
-    return build.ring;
+    return build.ring as Uint32Array;
   }
 }
 
@@ -443,6 +446,8 @@ export class RingFilter {
   #j = 0;
   #o = 0;
   #ring: Uint32Array | undefined;
+  // Once done, the ring is held weakly: by the pickers that use it, not by the cache's list of recent rings.
+  #weak: WeakRef<Uint32Array> | undefined;
   /** Entries per bucket of the top 16 bits of the position, then (when done) each bucket's first ring index. */
   readonly buckets = new Uint32Array(RADIX + 1);
   done = false;
@@ -453,8 +458,14 @@ export class RingFilter {
     this.#counts = counts;
   }
 
-  get ring(): Uint32Array {
-    return this.#ring as Uint32Array;
+  /** The ring: being filled, or done (undefined once no picker holds a finished ring any more). */
+  get ring(): Uint32Array | undefined {
+    return this.#ring ?? this.#weak?.deref();
+  }
+
+  /** False for a finished ring no picker holds any more. */
+  get alive(): boolean {
+    return !this.done || this.ring !== undefined;
   }
 
   /** True when this is (or will be) the ring of `keys` with `counts`. */
@@ -515,6 +526,8 @@ export class RingFilter {
     if (end === hashes.length) {
       for (let b = 1; b <= RADIX; b++) buckets[b] = (buckets[b] as number) + (buckets[b - 1] as number);
       this.done = true;
+      this.#weak = new WeakRef(ring);
+      this.#ring = undefined;
       return budget - left + RADIX;
     }
     return budget - left;

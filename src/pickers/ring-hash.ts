@@ -260,6 +260,7 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
   readonly #config: RingHashConfig;
   readonly #env: PickerEnvironment;
   readonly #filter: RingFilter;
+  #ring: Uint32Array | undefined;
   /** Ring entries touched so far (hashed, sorted, merged, filtered), for tests that bound the work per step. */
   work = 0;
 
@@ -277,6 +278,7 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
       caches.set(config, cache);
     }
     this.#filter = cache.filterFor(this.#keys, this.#counts);
+    this.#ring = this.#filter.ring; // a finished ring is held weakly by the cache: hold it
   }
 
   step(budget: number): RingHashPicker<T> | undefined {
@@ -294,7 +296,8 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
       if (budget !== UNBOUNDED) break;
     }
     if (!filter.done) return undefined;
-    return new RingHashPicker(this.#sorted, filter.ring, this.#config.hashKey, this.#env.random, filter.buckets);
+    const ring = (this.#ring = this.#ring ?? (filter.ring as Uint32Array));
+    return new RingHashPicker(this.#sorted, ring, this.#config.hashKey, this.#env.random, filter.buckets);
   }
 
   /** A coarse ring: each endpoint's first virtual nodes, about {@link COARSE_RING_SIZE} entries in all. */
