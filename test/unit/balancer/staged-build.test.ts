@@ -11,6 +11,7 @@ import { pickerSlicing } from '../../../src/balancer/staged.js';
 import { createEndpoint } from '../../../src/common/endpoint.js';
 import type { Pickable, PickContext, PickerPolicy } from '../../../src/pickers/picker.js';
 import { createPickerRegistry } from '../../../src/pickers/registry.js';
+import { xxh32 } from '../../../src/pickers/hash.js';
 import { buildRing, RingBuild, type RingHashPicker, ringHashPolicy } from '../../../src/pickers/ring-hash.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
 
@@ -82,6 +83,25 @@ function keyOf(picked: Host | Error | undefined): string {
 }
 
 describe('ring-hash build in steps', () => {
+  it('places virtual node n of a key at xxh32(key_n), whatever the key length (prefix lanes) and digit count', () => {
+    const keys = [
+      'a:1',
+      '10.0.0.1:8080',
+      'abcdefghijklmn:1',
+      'users-7.users.prod.svc.cluster.local:8080',
+      'ü-é.local:80',
+    ];
+    for (const key of keys) {
+      const { hashes } = buildRing([key], Uint32Array.of(1234));
+      const expected = Array.from({ length: 1234 }, (_, n) => xxh32(new TextEncoder().encode(`${key}_${n}`)));
+      assert.deepEqual(
+        Array.from(hashes),
+        expected.sort((a, b) => a - b),
+        key,
+      );
+    }
+  });
+
   it('touches at most about one budget of ring entries per step, and ends with the synchronous ring', () => {
     const targets = hosts(300); // 1024 virtual nodes each: 307,200 entries
     const config = ringHashPolicy.parseConfig({ hashKey: { header: 'x-user' } });
