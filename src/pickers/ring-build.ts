@@ -488,7 +488,11 @@ export class RingFilter {
         continue;
       }
       left -= this.#keys.length;
-      if (cache.startUpdate(this.#keys, this.#counts)) continue;
+      if (cache.startUpdate(this.#keys, this.#counts)) {
+        // Finding what the cache lacks and planning its update is O(N + cached keys): a step of its own.
+        left -= ALLOCATION;
+        continue;
+      }
       // The cache holds every key of this ring: filter it.
       const state = cache.state;
       const indexOfId = new Int32Array(state.keys.length).fill(-1);

@@ -34,7 +34,7 @@ import type {
   PickerPolicy,
   PickResult,
 } from './picker.js';
-import { buildRing, type RingFilter, UNBOUNDED, VnodeCache } from './ring-build.js';
+import { type RingFilter, UNBOUNDED, VnodeCache } from './ring-build.js';
 import { completeResults, indexOf, sortedByKey } from './util.js';
 import { integer, joinPath, rejectUnknownKeys } from '../common/options.js';
 
@@ -240,55 +240,81 @@ export const ringHashPolicy: PickerPolicy<RingHashConfig> = {
 };
 
 /**
- * Entries of the coarse ring that serves while a cluster's first full ring is built (the {@link PickerBuild.interim}
- * of ring hash): about this many in all, at least one per endpoint.
+ * Entries of the coarse ring that serves while a cluster's first full ring is built (see {@link RingBuild.interim}):
+ * about this many in all, at least one per endpoint.
  */
 export const COARSE_RING_SIZE = 32_768;
 
 /** Rings up to this many entries are built in one step, at once: a few ms, less than staging them would cost. */
 export const AT_ONCE_RING_SIZE = 65_536;
 
+/** What serves a first build: at random until the coarse ring is built, in the build's first steps. */
+class InterimPicker<T extends Pickable> implements Picker<T> {
+  inner: Picker<T>;
+  constructor(inner: Picker<T>) {
+    this.inner = inner;
+  }
+  pick(context: PickContext): PickResult<T> {
+    return this.inner.pick(context);
+  }
+}
+
+/** The ring of the build: its cache's filter (the ring being made), and the targets in ring order. */
+interface Setup<T> {
+  readonly sorted: T[];
+  readonly keys: string[];
+  readonly counts: Uint32Array;
+  readonly filter: RingFilter;
+}
+
 /**
  * A ring-hash build in bounded steps (see `ring-build.ts`); `build` is the same run with an unbounded budget, so a
- * stepped build ends with exactly the picker `build` makes.
+ * stepped build ends with exactly the picker `build` makes. The first step (in the balancer's rebuild) builds a
+ * small ring at once and only sizes a large one; the next orders the endpoints by key and finds what the cache
+ * lacks (O(N log N), in a step of its own), then the coarse ring (when asked for) and the ring take bounded steps.
  */
 export class RingBuild<T extends Pickable> implements PickerBuild<T> {
-  readonly #sorted: T[];
-  readonly #counts: Uint32Array;
-  readonly #size: number = 0;
-  readonly #keys: string[];
+  readonly #targets: readonly T[];
   readonly #config: RingHashConfig;
   readonly #env: PickerEnvironment;
-  readonly #filter: RingFilter;
+  readonly #size: number = 0;
+  #setup: Setup<T> | undefined;
   #ring: Uint32Array | undefined;
+  #interim: InterimPicker<T> | undefined;
+  #coarse: RingFilter | undefined;
   /** Ring entries touched so far (hashed, sorted, merged, filtered), for tests that bound the work per step. */
   work = 0;
 
   constructor(targets: readonly T[], config: RingHashConfig, env: PickerEnvironment) {
-    const sorted = sortedByKey(targets);
-    this.#sorted = sorted;
-    this.#counts = ringVnodeCounts(new Float64Array(sorted.map((t) => t.endpoint.weight)), config);
-    for (const c of this.#counts) this.#size += c;
-    this.#keys = sorted.map((t) => t.key);
+    this.#targets = targets;
     this.#config = config;
     this.#env = env;
-    let cache = caches.get(config);
-    if (cache === undefined) {
-      cache = new VnodeCache();
-      caches.set(config, cache);
-    }
-    this.#filter = cache.filterFor(this.#keys, this.#counts);
-    this.#ring = this.#filter.ring; // a finished ring is held weakly by the cache: hold it
+    const weights = new Float64Array(targets.length);
+    for (let i = 0; i < targets.length; i++) weights[i] = (targets[i] as T).endpoint.weight;
+    for (const c of ringVnodeCounts(weights, config)) this.#size += c;
   }
 
   step(budget: number): RingHashPicker<T> | undefined {
-    const filter = this.#filter;
-    if (this.work === 0 && !filter.done) {
-      // The first step, in the balancer's rebuild: a small ring is built now; a large one starts on the next turn
-      // (the rebuild has its own work, and on a first build the coarse ring's).
-      this.work = 1;
-      if (this.#size <= AT_ONCE_RING_SIZE) budget = UNBOUNDED;
-      else if (budget !== UNBOUNDED) return undefined;
+    if (this.#setup === undefined) {
+      const large = this.#size > AT_ONCE_RING_SIZE && budget !== UNBOUNDED;
+      if (large && this.work === 0) {
+        this.work = 1;
+        return undefined;
+      }
+      this.#setup = this.#prepare();
+      this.work += this.#targets.length;
+      if (!large) budget = UNBOUNDED;
+      else if (!this.#setup.filter.done) return undefined;
+    }
+    const { filter } = this.#setup;
+    const coarse = this.#coarse;
+    if (coarse !== undefined && !coarse.done && !filter.done) {
+      this.work += coarse.step(budget);
+      if (coarse.done) {
+        const ring = coarse.ring as Uint32Array;
+        (this.#interim as InterimPicker<T>).inner = this.#picker(ring, coarse.buckets);
+      }
+      return undefined;
     }
     // A build at once (budget UNBOUNDED) still takes a few calls: each large allocation ends a call.
     while (!filter.done) {
@@ -296,26 +322,53 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
       if (budget !== UNBOUNDED) break;
     }
     if (!filter.done) return undefined;
-    const ring = (this.#ring = this.#ring ?? (filter.ring as Uint32Array));
-    return new RingHashPicker(this.#sorted, ring, this.#config.hashKey, this.#env.random, filter.buckets);
+    return this.#picker((this.#ring ??= filter.ring as Uint32Array), filter.buckets);
   }
 
-  /** A coarse ring: each endpoint's first virtual nodes, about {@link COARSE_RING_SIZE} entries in all. */
-  interim(): RingHashPicker<T> {
-    const counts = this.#counts;
-    let total = 0;
-    for (const c of counts) total += c;
+  /**
+   * What serves until the ring is built when nothing else can (a cluster's first build): requests at random at
+   * first, then, once the next steps have built it, a coarse ring: each endpoint's first virtual nodes, about
+   * {@link COARSE_RING_SIZE} entries in all, so the same hash family as the full ring (keys move once, to the full
+   * ring, on a warm process; a key may also move once from the random start).
+   */
+  interim(): Picker<T> {
+    if (this.#interim === undefined) {
+      const results = completeResults(this.#targets);
+      const random = this.#env.random;
+      this.#interim = new InterimPicker<T>({ pick: () => results[indexOf(random(), results.length)] as PickResult<T> });
+      if (this.#setup !== undefined) this.#startCoarse(this.#setup);
+    }
+    return this.#interim;
+  }
+
+  #prepare(): Setup<T> {
+    const sorted = sortedByKey(this.#targets);
+    const counts = ringVnodeCounts(new Float64Array(sorted.map((t) => t.endpoint.weight)), this.#config);
+    const keys = sorted.map((t) => t.key);
+    let cache = caches.get(this.#config);
+    if (cache === undefined) {
+      cache = new VnodeCache();
+      caches.set(this.#config, cache);
+    }
+    const filter = cache.filterFor(keys, counts);
+    this.#ring = filter.ring; // a finished ring is held weakly by the cache: hold it
+    const setup = { sorted, keys, counts, filter };
+    if (this.#interim !== undefined) this.#startCoarse(setup);
+    return setup;
+  }
+
+  #startCoarse({ keys, counts }: Setup<T>): void {
     const coarse = new Uint32Array(counts.length);
     for (let i = 0; i < counts.length; i++) {
       const c = counts[i] as number;
-      coarse[i] = Math.min(c, Math.max(1, Math.floor((c * COARSE_RING_SIZE) / total)));
+      coarse[i] = Math.min(c, Math.max(1, Math.floor((c * COARSE_RING_SIZE) / this.#size)));
     }
-    const { hashes, owners } = buildRing(this.#keys, coarse);
-    const ring = new Uint32Array(hashes.length * 2);
-    for (let i = 0; i < hashes.length; i++) {
-      ring[2 * i] = hashes[i] as number;
-      ring[2 * i + 1] = owners[i] as number;
-    }
-    return new RingHashPicker(this.#sorted, ring, this.#config.hashKey, this.#env.random);
+    // Its own cache: these few entries are not worth keeping beside the full ring's.
+    this.#coarse = new VnodeCache().filterFor(keys, coarse);
+  }
+
+  #picker(ring: Uint32Array, buckets: Uint32Array): RingHashPicker<T> {
+    const sorted = (this.#setup as Setup<T>).sorted;
+    return new RingHashPicker(sorted, ring, this.#config.hashKey, this.#env.random, buckets);
   }
 }

@@ -137,16 +137,28 @@ describe('ring-hash build in steps', () => {
 });
 
 describe('Balancer with a policy that builds in steps', () => {
-  it('serves at once on a first build (a coarse ring), then swaps the full ring in', () => {
+  it('serves at once on a first build (at random, then a coarse ring), then swaps the full ring in', () => {
     const b = ringBalancer();
     const all = hosts(200);
     b.rebuild(all);
     assert.equal(b.building, true);
     const members = new Set(all);
     for (let i = 0; i < 200; i++) assert.ok(members.has(b.pick(keyed(i), undefined, none) as Host));
+    // At random at first, then (after the coarse ring's few steps) by the coarse ring: the same key, the same
+    // endpoint, well before the full ring lands.
+    const steady = (): boolean => {
+      const one = b.pick(keyed(7), undefined, none);
+      for (let i = 0; i < 20; i++) if (b.pick(keyed(7), undefined, none) !== one) return false;
+      return true;
+    };
     let n = 0;
-    while (turn()) n++;
-    assert.ok(n > 10, `${n} turns`);
+    let coarseAt = -1;
+    while (turn()) {
+      n++;
+      if (coarseAt < 0 && steady()) coarseAt = n;
+      if (coarseAt >= 0) assert.ok(steady(), `turn ${n}: the coarse ring serves from turn ${coarseAt} on`);
+    }
+    assert.ok(coarseAt > 0 && coarseAt < n / 2, `coarse ring from turn ${coarseAt} of ${n}`);
     assert.equal(b.building, false);
     const sync = syncPicker(all);
     for (let i = 0; i < 500; i++) {
@@ -269,10 +281,11 @@ describe('Balancer with a policy that builds in steps', () => {
     b.rebuild(all);
     let fresh = 0;
     while (turn()) fresh++;
-    // The same endpoints again (a slow-start step, a change elsewhere): nothing to build.
+    // The same endpoints again (a slow-start step, a change elsewhere): the ring built is taken on the next turn.
     b.rebuild(all);
+    assert.equal(turns.length, 1);
+    turn();
     assert.equal(b.building, false);
-    assert.equal(turns.length, 0);
     // A new ring, superseded after 5 turns by a rebuild of the same ring: the second build goes on from there.
     const fewer = all.slice(1);
     b.rebuild(fewer);
