@@ -7,11 +7,18 @@
  * cached rebuild); Maglev's build at N = 10,000; and a balancer rebuild of N = 10,000 with ring hash: the stall of
  * its synchronous part and, when the build is sliced, the longest slice and the number of turns.
  *
- *   node --import tsx bench/micro/ring-build.ts [--n 1000,10000,50000]
+ * And a cluster through the package entry (`--cluster`, ring hash and round robin in turn, a process each is
+ * better): 10,000 idle endpoints pushed by a resolver, then 1 % of them replaced, then one removed; for each, the
+ * main thread's CPU time of the resolver's push (the synchronous part) and of the longest turns of the event loop
+ * over the next seconds (a chain of `setImmediate` callbacks, the time between two of them), which covers the
+ * update's slices and switch and the picker's steps.
+ *
+ *   node --import tsx bench/micro/ring-build.ts [--n 1000,10000,50000] [--cluster ring-hash|round-robin]
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setImmediate as turn } from 'node:timers/promises';
+import { createClient, type Endpoint, type Resolver, type ResolverListener } from 'sidecarless';
 import { Balancer, type BalancedHost } from '../../src/balancer/balancer.js';
 import { createEndpoint } from '../../src/common/endpoint.js';
 import { maglevPolicy } from '../../src/pickers/maglev.js';
@@ -19,7 +26,9 @@ import { createPickerRegistry } from '../../src/pickers/registry.js';
 import { ringHashPolicy } from '../../src/pickers/ring-hash.js';
 import { FakeClock, seededRandom } from '../../test/helpers/fake-clock.js';
 
-const { values } = parseArgs({ options: { n: { type: 'string', default: '1000,10000,50000' } } });
+const { values } = parseArgs({
+  options: { n: { type: 'string', default: '1000,10000,50000' }, cluster: { type: 'string' } },
+});
 const sizes = (values.n ?? '').split(',').map(Number);
 
 const SCHEDSTAT = '/proc/thread-self/schedstat';
@@ -43,22 +52,6 @@ function hosts(n: number): Host[] {
   });
 }
 const env = { random: seededRandom(1), clock: new FakeClock() };
-
-for (const n of sizes) {
-  const targets = hosts(n);
-  const config = ringHashPolicy.parseConfig({ hashKey: { header: 'x-user' } });
-  const first = timed(() => ringHashPolicy.build(targets, config, env));
-  const size = (first.result as unknown as { hashes: Uint32Array }).hashes.length;
-  const again = timed(() => ringHashPolicy.build(targets.slice(1), config, env));
-  console.log(`ring-hash N=${n} ring=${size}: first build ${fmt(first)}; one endpoint fewer (cached) ${fmt(again)}`);
-}
-
-{
-  const targets = hosts(10_000);
-  const config = maglevPolicy.parseConfig({ hashKey: { header: 'x-user' } });
-  for (let i = 0; i < 3; i++)
-    console.log(`maglev N=10000: build ${fmt(timed(() => maglevPolicy.build(targets, config, env)))}`);
-}
 
 async function balancerRun(label: string, population: Host[][]): Promise<void> {
   const registry = createPickerRegistry();
@@ -96,6 +89,72 @@ async function balancerRun(label: string, population: Host[][]): Promise<void> {
   }
 }
 
-const population = hosts(10_000);
-await balancerRun('cold code', [population, population.slice(1)]);
-await balancerRun('warm code', [hosts(10_000).map((h) => ({ ...h })), population.slice(2)]);
+async function clusterRun(picker: string): Promise<void> {
+  class PushResolver implements Resolver {
+    listener: ResolverListener | undefined;
+    start(listener: ResolverListener): void {
+      this.listener = listener;
+    }
+    push(set: readonly Endpoint[]): void {
+      this.listener?.onUpdate(set);
+    }
+    close(): void {}
+  }
+  const resolver = new PushResolver();
+  const option = picker === 'ring-hash' ? { name: picker, hashKey: { header: 'x-user' } } : picker;
+  const client = createClient({ clusters: { svc: { target: resolver, picker: option } } });
+  const idle = (from: number, n: number): Endpoint[] =>
+    Array.from({ length: n }, (_, i) =>
+      createEndpoint({ host: `127.0.${1 + (((from + i) >> 8) % 250)}.${(from + i) & 255}`, port: 20_000 }),
+    );
+  const watch = async (label: string, push: () => void): Promise<void> => {
+    const turns: number[] = [];
+    let stop = false;
+    let last = 0;
+    const tick = (): void => {
+      const now = threadMs();
+      turns.push(now - last);
+      last = now;
+      if (!stop) setImmediate(tick);
+    };
+    const m = threadMs();
+    push();
+    const sync = threadMs() - m;
+    last = threadMs();
+    setImmediate(tick);
+    await new Promise((done) => setTimeout(done, 4000));
+    stop = true;
+    turns.sort((a, b) => b - a);
+    const longest = turns.slice(0, 3).map((x) => x.toFixed(1));
+    console.log(`${picker}, ${label}: push ${sync.toFixed(1)} ms main CPU, longest turns ${longest.join(', ')} ms`);
+  };
+  const set = idle(0, 10_000);
+  await watch('first set of 10,000', () => resolver.push(set));
+  await watch('1 % replaced', () => resolver.push([...set.slice(100), ...idle(20_000, 100)]));
+  await watch('one more removed', () => resolver.push([...set.slice(101), ...idle(20_000, 100)]));
+  await client.close();
+}
+
+if (values.cluster !== undefined) {
+  await clusterRun(values.cluster);
+} else {
+  for (const n of sizes) {
+    const targets = hosts(n);
+    const config = ringHashPolicy.parseConfig({ hashKey: { header: 'x-user' } });
+    const first = timed(() => ringHashPolicy.build(targets, config, env));
+    const size = (first.result as unknown as { hashes: Uint32Array }).hashes.length;
+    const again = timed(() => ringHashPolicy.build(targets.slice(1), config, env));
+    console.log(`ring-hash N=${n} ring=${size}: first build ${fmt(first)}; one endpoint fewer (cached) ${fmt(again)}`);
+  }
+
+  {
+    const targets = hosts(10_000);
+    const config = maglevPolicy.parseConfig({ hashKey: { header: 'x-user' } });
+    for (let i = 0; i < 3; i++)
+      console.log(`maglev N=10000: build ${fmt(timed(() => maglevPolicy.build(targets, config, env)))}`);
+  }
+
+  const population = hosts(10_000);
+  await balancerRun('cold code', [population, population.slice(1)]);
+  await balancerRun('warm code', [hosts(10_000).map((h) => ({ ...h })), population.slice(2)]);
+}

@@ -2,7 +2,7 @@
  * Snapshots whose pickers are still being built (docs/ARCHITECTURE.md, "Picker builds"): a policy that offers
  * `startBuild` (ring hash) has its large builds run in bounded steps, one per turn of the event loop, and until the
  * last one is done the balancer serves a {@link StagedSnapshot}: the previous complete snapshot, as long as what it
- * picks is still a member of the new one, else the new one with stand-in pickers (the build's coarse `interim`, or
+ * picks is still a member of the new one, else the new one with stand-in pickers (the build's `interim`, or
  * a random member).
  *
  * @module
@@ -18,7 +18,7 @@ import { pickFrom, type Snapshot } from './snapshot.js';
  */
 export const pickerSlicing = {
   /** Work per step given to a build (ring hash: ring entries, about 5-8 ms of CPU for 65,536). */
-  budget: 65_536,
+  budget: 32_768,
   /** Runs `fn` on a later turn of the event loop, after I/O; returns what cancels it. */
   defer(fn: () => void): () => void {
     const handle = setImmediate(fn);

@@ -160,9 +160,9 @@ export interface PickerBuild<T extends Pickable = Pickable> {
   step(budget: number): Picker<T> | undefined;
   /**
    * A picker over the same targets to serve with until the build finishes, cheap to make (called at most once, and
-   * only when needed). Ring hash returns a coarse ring: fewer virtual nodes per endpoint, a prefix of each one's
-   * full sequence, so most keys keep their endpoint when the full ring lands. Without it, the balancer serves such
-   * picks from a uniformly random target of the new set.
+   * only when needed). Ring hash's spreads requests at random until a coarse ring (fewer virtual nodes per
+   * endpoint, a prefix of each one's full sequence), built by the next steps, takes over. Without it, the balancer
+   * serves such picks from a uniformly random target of the new set.
    */
   interim?(): Picker<T>;
 }
