@@ -22,6 +22,7 @@ import {
   type Served,
   type SlotBuild,
   StandIn,
+  stepBudget,
 } from './staged.js';
 
 /** Endpoint metadata a subset requires: every key must be present with exactly this value. */
@@ -187,7 +188,7 @@ export class Balancer<T extends BalancedHost> {
     const first = this.#builds[0];
     if (first === undefined) return;
     const { slot, staged } = first;
-    const picker = slot.build.step(pickerSlicing.budget);
+    const picker = slot.build.step(stepBudget());
     if (picker !== undefined) {
       slot.picker = picker;
       this.#groups.set(picker, this.#groups.get(slot.standIn) ?? NO_GROUP);

@@ -17,14 +17,25 @@ import { pickFrom, type Snapshot } from './snapshot.js';
  * `bench/micro/ring-build.ts`; tests change them to count steps, and put them back.
  */
 export const pickerSlicing = {
-  /** Work per step given to a build (ring hash: ring entries, about 5-8 ms of CPU for 65,536). */
+  /** Work per step given to a build (ring hash: ring entries; 32,768 are about 1-4 ms of CPU, warm). */
   budget: 32_768,
+  /**
+   * Steps run so far in the process. The first ones get a smaller budget (1/16 of it, doubling every 8 steps):
+   * they run code V8 has not optimized yet, several times slower than it will be.
+   */
+  stepsRun: 0,
   /** Runs `fn` on a later turn of the event loop, after I/O; returns what cancels it. */
   defer(fn: () => void): () => void {
     const handle = setImmediate(fn);
     return () => clearImmediate(handle);
   },
 };
+
+/** The budget of the next step (see `pickerSlicing.stepsRun`). */
+export function stepBudget(): number {
+  const warmUp = 4 - Math.min(4, pickerSlicing.stepsRun++ >> 3);
+  return Math.max(1, pickerSlicing.budget >> warmUp);
+}
 
 /** A snapshot being built: what serves until its pickers are done. */
 export interface StagedSnapshot<T extends Pickable> {

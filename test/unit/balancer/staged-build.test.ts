@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { type BalancedHost, Balancer } from '../../../src/balancer/balancer.js';
-import { pickerSlicing } from '../../../src/balancer/staged.js';
+import { pickerSlicing, stepBudget } from '../../../src/balancer/staged.js';
 import { createEndpoint } from '../../../src/common/endpoint.js';
 import type { Pickable, PickContext, PickerPolicy } from '../../../src/pickers/picker.js';
 import { createPickerRegistry } from '../../../src/pickers/registry.js';
@@ -41,6 +41,7 @@ const saved = { ...pickerSlicing };
 beforeEach(() => {
   turns = [];
   pickerSlicing.budget = 4096;
+  pickerSlicing.stepsRun = 64; // past the warm-up (tested on its own)
   pickerSlicing.defer = (fn) => {
     turns.push(fn);
     return () => {
@@ -299,6 +300,16 @@ describe('Balancer with a policy that builds in steps', () => {
     while (turn()) alone++;
     assert.ok(first + rest <= alone + 1, `${first} + ${rest} turns, against ${alone} for a build alone`);
     assert.ok(fresh > alone, 'a fresh ring hashes; a ring of cached endpoints only filters');
+  });
+
+  it("gives a process's first steps a smaller budget, while V8 has not optimized the build's code", () => {
+    pickerSlicing.budget = 32_768;
+    pickerSlicing.stepsRun = 0;
+    const budgets = Array.from({ length: 48 }, () => stepBudget());
+    assert.deepEqual(
+      [0, 8, 16, 24, 32, 40].map((i) => budgets[i]),
+      [2048, 4096, 8192, 16_384, 32_768, 32_768],
+    );
   });
 
   it('stops on clear() (the cluster closing): no turn left, nothing swapped in', () => {

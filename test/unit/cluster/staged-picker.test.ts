@@ -15,6 +15,7 @@ const saved = { ...pickerSlicing };
 beforeEach(() => {
   turns = [];
   pickerSlicing.budget = 4096;
+  pickerSlicing.stepsRun = 64;
   pickerSlicing.defer = (fn) => {
     turns.push(fn);
     return () => {
