@@ -39,6 +39,7 @@ export type {
   Pickable,
   PickContext,
   Picker,
+  PickerBuild,
   PickerEnvironment,
   PickerPolicy,
   PickResult,

@@ -141,6 +141,7 @@ export type {
   Pickable,
   PickContext,
   Picker,
+  PickerBuild,
   PickerEnvironment,
   PickerOption,
   PickerPolicy,

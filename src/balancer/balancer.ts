@@ -3,14 +3,27 @@
  * routes ask for, and the pick with exclusion that sends a retry to an endpoint not tried yet.
  *
  * Snapshots are immutable: {@link Balancer.rebuild} swaps in new ones (and forgets the subsets, rebuilt on first use),
- * so a pick in progress never sees a half-built state.
+ * so a pick in progress never sees a half-built state. A policy that builds in steps (`startBuild`: ring hash) has
+ * a large build run one step per turn of the event loop (`staged.ts`); the new snapshot is swapped in when its last
+ * picker is done, a newer rebuild drops it, and so does {@link Balancer.clear} (the cluster closing).
  *
  * @module
  */
 import { AllEjectedError, EmptySubsetError } from '../common/errors.js';
 import type { RandomSource } from '../common/runtime.js';
-import type { ConfiguredPolicy, Pickable, PickContext, PickerEnvironment } from '../pickers/picker.js';
-import { buildSnapshot, EMPTY, keepAll, pickFrom, type Snapshot, type ZoneAwareOptions } from './snapshot.js';
+import type { ConfiguredPolicy, Pickable, PickContext, Picker, PickerEnvironment } from '../pickers/picker.js';
+import { buildSnapshot, EMPTY, keepAll, type Snapshot, type ZoneAwareOptions } from './snapshot.js';
+import {
+  completeOf,
+  currentOf,
+  finish,
+  pickerSlicing,
+  pickServed,
+  type Served,
+  type SlotBuild,
+  StandIn,
+  stepBudget,
+} from './staged.js';
 
 /** Endpoint metadata a subset requires: every key must be present with exactly this value. */
 export type SubsetSelector = Readonly<Record<string, string>>;
@@ -56,14 +69,26 @@ export interface BalancerSettings<T extends BalancedHost> {
 }
 
 const isUsable = (s: BalancedHost): boolean => s.usable;
+
+/** One staged snapshot's builds, and where its finished snapshot goes. */
+interface Staged<T extends Pickable> {
+  readonly served: Served<T>;
+  readonly builds: SlotBuild<T>[];
+  readonly swap: (done: Snapshot<T>) => void;
+}
 const NO_GROUP: readonly never[] = [];
 
 export class Balancer<T extends BalancedHost> {
   readonly #settings: BalancerSettings<T>;
-  #snapshot: Snapshot<T> = EMPTY;
+  #snapshot: Served<T> = EMPTY;
   #population: readonly T[] = [];
   // Keyed by the route table's frozen selector objects, so a pick looks its subset up without building a key.
-  #subsets = new WeakMap<SubsetSelector, Snapshot<T>>();
+  #subsets = new WeakMap<SubsetSelector, Served<T>>();
+  /** The subsets' snapshots before the last rebuild: each serves its subset's first staged build. */
+  #lastSubsets = new WeakMap<SubsetSelector, Served<T>>();
+  /** Staged builds, run one step per turn in this order; a rebuild or clear() drops them. */
+  #builds: { readonly slot: SlotBuild<T>; readonly staged: Staged<T> }[] = [];
+  #cancelStep: (() => void) | undefined;
   /** The endpoints each picker of the current snapshots balances over (see #untried). */
   readonly #groups = new WeakMap<object, readonly T[]>();
 
@@ -76,25 +101,55 @@ export class Balancer<T extends BalancedHost> {
     return this.#snapshot.kind === 'empty';
   }
 
+  /** True while a staged build runs (tests and benchmarks). */
+  get building(): boolean {
+    return this.#builds.length > 0;
+  }
+
   /** Builds the snapshot of `population` (every active endpoint) and forgets the subsets' snapshots. */
   rebuild(population: readonly T[]): void {
+    this.#abandon();
     this.#population = population;
+    this.#lastSubsets = this.#subsets;
     this.#subsets = new WeakMap();
-    this.#snapshot = this.#build(population);
-    this.#settings.onPanic(this.#snapshot.kind === 'slots' && this.#snapshot.panic);
+    const served = this.#build(population, this.#snapshot, (done) => {
+      if (this.#snapshot === served) this.#snapshot = done;
+    });
+    this.#snapshot = served;
+    const snapshot = currentOf(served);
+    this.#settings.onPanic(snapshot.kind === 'slots' && snapshot.panic);
   }
 
-  /** Drops every endpoint: picks find nothing until the next rebuild. */
+  /** Drops every endpoint: picks find nothing until the next rebuild. Stops the builds under way. */
   clear(): void {
+    this.#abandon();
     this.#snapshot = EMPTY;
+    this.#lastSubsets = new WeakMap();
   }
 
-  #build(population: readonly T[]): Snapshot<T> {
+  #abandon(): void {
+    this.#builds = [];
+    this.#cancelStep?.();
+    this.#cancelStep = undefined;
+  }
+
+  /**
+   * The snapshot of `population`. Pickers of a policy with `startBuild` get one step at once (a small build ends
+   * there); those that need more make it a staged snapshot, served with `previous` (guarded) and stand-ins until
+   * their builds end on later turns, when `swap` gets the complete one.
+   */
+  #build(population: readonly T[], previous: Served<T>, swap: (done: Snapshot<T>) => void): Served<T> {
     const settings = this.#settings;
     const { weightFactor } = settings;
     if (weightFactor !== undefined) for (const host of population) host.weightFactor = weightFactor(host);
     const { policy, config } = settings.policy;
-    return buildSnapshot({
+    const last = completeOf(previous);
+    const builds: SlotBuild<T>[] = [];
+    const built = (picker: Picker<T>, group: readonly T[]): Picker<T> => {
+      this.#groups.set(picker, group);
+      return picker;
+    };
+    const snapshot = buildSnapshot({
       population,
       // Every endpoint failing to connect: keep sending (and let callers see the real connection error) rather
       // than parking requests behind backoff timers. The one deliberate exception to "no policy picks a non-ready
@@ -105,32 +160,65 @@ export class Balancer<T extends BalancedHost> {
       panicThreshold: settings.panicThreshold,
       zone: settings.zone,
       build: (group) => {
-        const picker = policy.build(group, config, settings.environment);
-        this.#groups.set(picker, group);
-        return picker;
+        if (policy.startBuild === undefined) return built(policy.build(group, config, settings.environment), group);
+        const build = policy.startBuild(group, config, settings.environment);
+        const done = build.step(pickerSlicing.budget);
+        if (done !== undefined) return built(done, group);
+        const standIn = new StandIn(build, group, settings.random);
+        // Nothing complete to serve (the first build): the stand-in's picker is made now, not in a request's pick.
+        if (last.kind !== 'slots') void standIn.picker;
+        builds.push({ build, standIn, picker: undefined });
+        return built(standIn, group);
       },
       noneEligible: () => new AllEjectedError(settings.cluster),
     });
+    if (builds.length === 0 || snapshot.kind !== 'slots') return snapshot;
+    const members = new Set<T>();
+    for (const slot of snapshot.slots) for (const host of this.#groups.get(slot.picker) ?? NO_GROUP) members.add(host);
+    const served: Served<T> = { kind: 'staged', previous: last, next: snapshot, members };
+    const staged: Staged<T> = { served, builds, swap };
+    for (const slot of builds) this.#builds.push({ slot, staged });
+    this.#cancelStep ??= pickerSlicing.defer(this.#step);
+    return served;
   }
+
+  /** One step of the first build under way; swaps a staged snapshot in when its last build is done. */
+  readonly #step = (): void => {
+    this.#cancelStep = undefined;
+    const first = this.#builds[0];
+    if (first === undefined) return;
+    const { slot, staged } = first;
+    const picker = slot.build.step(stepBudget());
+    if (picker !== undefined) {
+      slot.picker = picker;
+      this.#groups.set(picker, this.#groups.get(slot.standIn) ?? NO_GROUP);
+      this.#builds.shift();
+      if (staged.builds.every((b) => b.picker !== undefined) && staged.served.kind === 'staged') {
+        staged.swap(finish(staged.served.next, staged.builds));
+      }
+    }
+    if (this.#builds.length > 0) this.#cancelStep = pickerSlicing.defer(this.#step);
+  };
 
   /**
    * Picks an endpoint for a request, avoiding `exclude` when another is available: `undefined` when there is none
    * yet (the request waits), an error when the request must fail (nothing eligible, an empty subset).
    */
   pick(context: PickContext, route: SubsetRoute | undefined, exclude: ReadonlySet<T>): T | Error | undefined {
-    const snapshot = this.#snapshotFor(route);
-    if (snapshot instanceof Error) return snapshot;
-    if (snapshot.kind === 'empty') return undefined;
+    const served = this.#snapshotFor(route);
+    if (served instanceof Error) return served;
+    if (served.kind === 'empty') return undefined;
     // A retry should land elsewhere: re-pick a few times to find an endpoint not tried yet, else choose one.
     const tries = exclude.size === 0 ? 1 : Math.min(exclude.size + 1, 8);
     let first: T | undefined;
     for (let i = 0; i < tries; i++) {
-      const result = pickFrom(snapshot, context, this.#settings.random);
+      const result = pickServed(served, context, this.#settings.random);
       if (result === undefined || result.type === 'queue') return undefined;
       if (result.type !== 'complete') return result.error;
       if (!exclude.has(result.target)) return result.target;
       first ??= result.target;
     }
+    const snapshot = currentOf(served);
     return (snapshot.kind === 'slots' && this.#untried(snapshot.slots, exclude)) || first;
   }
 
@@ -152,7 +240,7 @@ export class Balancer<T extends BalancedHost> {
     return undefined;
   }
 
-  #snapshotFor(route: SubsetRoute | undefined): Snapshot<T> | Error {
+  #snapshotFor(route: SubsetRoute | undefined): Served<T> | Error {
     const main = this.#snapshot;
     if (route?.subset === undefined || main.kind === 'empty') return main;
     const subset = this.#subsetSnapshot(route.subset);
@@ -166,8 +254,11 @@ export class Balancer<T extends BalancedHost> {
     return new EmptySubsetError(this.#settings.cluster, route.subset);
   }
 
-  /** The snapshot for a subset of endpoints (by metadata), built on first use after each rebuild. */
-  #subsetSnapshot(selector: SubsetSelector): Snapshot<T> {
+  /**
+   * The snapshot for a subset of endpoints (by metadata), built on first use after each rebuild; while a staged
+   * build of it runs, the subset's snapshot from before the rebuild serves (guarded).
+   */
+  #subsetSnapshot(selector: SubsetSelector): Served<T> {
     let snapshot = this.#subsets.get(selector);
     if (snapshot === undefined) {
       // The selector's entries once, not once per endpoint.
@@ -177,8 +268,13 @@ export class Balancer<T extends BalancedHost> {
         for (const [k, v] of wanted) if (metadata[k] !== v) return false;
         return true;
       });
-      snapshot = this.#build(members);
-      this.#subsets.set(selector, snapshot);
+      const subsets = this.#subsets;
+      const served = this.#build(members, this.#lastSubsets.get(selector) ?? EMPTY, (done) => {
+        if (subsets.get(selector) === served) subsets.set(selector, done);
+      });
+      this.#lastSubsets.delete(selector);
+      subsets.set(selector, served);
+      snapshot = served;
     }
     return snapshot;
   }

@@ -97,6 +97,69 @@ export function xxh32Into(out: Uint32Array, bytes: Uint8Array, seed: number, off
   out[0] = acc;
 }
 
+/**
+ * @internal For hashing many inputs that share a prefix (ring-hash virtual nodes `key_0`, `key_1`, ...): writes to
+ * `lanes` XXH32's four lane accumulators after the first `stripes` 16-byte stripes of `bytes`, with `seed`.
+ */
+export function xxh32Lanes(lanes: Int32Array, bytes: Uint8Array, seed: number, stripes: number): void {
+  let v1 = (seed + PRIME32_1 + PRIME32_2) | 0;
+  let v2 = (seed + PRIME32_2) | 0;
+  let v3 = seed | 0;
+  let v4 = (seed - PRIME32_1) | 0;
+  for (let p = 0; p < stripes * 16; p += 16) {
+    v1 = round(v1, readU32(bytes, p));
+    v2 = round(v2, readU32(bytes, p + 4));
+    v3 = round(v3, readU32(bytes, p + 8));
+    v4 = round(v4, readU32(bytes, p + 12));
+  }
+  lanes[0] = v1;
+  lanes[1] = v2;
+  lanes[2] = v3;
+  lanes[3] = v4;
+}
+
+/**
+ * @internal XXH32 of `bytes[0, length)` resumed from {@link xxh32Lanes}'s state after `stripes` stripes (at least
+ * one, and `length >= 16 * stripes`), written into `out[0]`: equal to `xxh32Into(out, bytes, seed, 0, length)`.
+ */
+export function xxh32FromLanes(
+  out: Uint32Array,
+  bytes: Uint8Array,
+  length: number,
+  lanes: Int32Array,
+  stripes: number,
+): void {
+  let v1 = lanes[0] as number;
+  let v2 = lanes[1] as number;
+  let v3 = lanes[2] as number;
+  let v4 = lanes[3] as number;
+  let p = stripes * 16;
+  const limit = length - 16;
+  while (p <= limit) {
+    v1 = round(v1, readU32(bytes, p));
+    v2 = round(v2, readU32(bytes, p + 4));
+    v3 = round(v3, readU32(bytes, p + 8));
+    v4 = round(v4, readU32(bytes, p + 12));
+    p += 16;
+  }
+  let acc = (rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18)) | 0;
+  acc = (acc + length) | 0;
+  while (p + 4 <= length) {
+    acc = Math.imul(rotl((acc + Math.imul(readU32(bytes, p), PRIME32_3)) | 0, 17), PRIME32_4);
+    p += 4;
+  }
+  while (p < length) {
+    acc = Math.imul(rotl((acc + Math.imul(bytes[p] as number, PRIME32_5)) | 0, 11), PRIME32_1);
+    p++;
+  }
+  acc ^= acc >>> 15;
+  acc = Math.imul(acc, PRIME32_2);
+  acc ^= acc >>> 13;
+  acc = Math.imul(acc, PRIME32_3);
+  acc ^= acc >>> 16;
+  out[0] = acc;
+}
+
 // Reused UTF-8 scratch buffer: hashing a string allocates nothing once the buffer has grown to the longest key seen.
 let scratch = new Uint8Array(256);
 

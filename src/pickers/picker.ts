@@ -131,6 +131,40 @@ export interface PickerPolicy<C = unknown> {
    * deterministic for a given input order and random source.
    */
   build<T extends Pickable>(targets: readonly T[], config: C, env: PickerEnvironment): Picker<T>;
+  /**
+   * Optional: starts the same build as {@link PickerPolicy.build} as a {@link PickerBuild} done in steps, for a
+   * policy whose build can take longer than a turn of the event loop should (ring hash hashes and sorts up to 8M
+   * ring entries). The balancer then runs one step per turn (`setImmediate`), serving requests meanwhile, and swaps
+   * the finished picker in atomically; a build a newer rebuild supersedes is dropped, and so is one running when the
+   * cluster closes. The picker a build ends with must be exactly the one `build` returns for the same input. A
+   * policy without it is built by `build`, synchronously, as before.
+   */
+  startBuild?<T extends Pickable>(targets: readonly T[], config: C, env: PickerEnvironment): PickerBuild<T>;
+}
+
+/**
+ * A picker build done in bounded steps, returned by a policy's optional {@link PickerPolicy.startBuild}.
+ *
+ * The balancer calls `step` once at once (so a small build finishes synchronously, exactly as `build` would), then
+ * once per turn of the event loop until it returns the picker. While it runs, requests are served by the previous
+ * picker as long as it names an endpoint still eligible, and otherwise (or when there is no previous picker: the
+ * cluster's first build) by {@link PickerBuild.interim}.
+ *
+ * @category Pickers
+ */
+export interface PickerBuild<T extends Pickable = Pickable> {
+  /**
+   * Does at most about `budget` units of work (the policy's unit: ring entries for ring hash), then returns the
+   * finished picker, or `undefined` when more steps are needed. Not called again once it returned a picker.
+   */
+  step(budget: number): Picker<T> | undefined;
+  /**
+   * A picker over the same targets to serve with until the build finishes, cheap to make (called at most once, and
+   * only when needed). Ring hash's spreads requests at random until a coarse ring (fewer virtual nodes per
+   * endpoint, a prefix of each one's full sequence), built by the next steps, takes over. Without it, the balancer
+   * serves such picks from a uniformly random target of the new set.
+   */
+  interim?(): Picker<T>;
 }
 
 /** The `picker` option: a policy name, or an object with `name` and the policy's settings. @category Pickers */

@@ -23,12 +23,22 @@
  *
  * @module
  */
-import { xxh32 } from './hash.js';
 import { type HashKeyOption, type KeyHasher, parseKeyHasher } from './hash-key.js';
 import { type RandomFill, randomFill } from '../common/runtime.js';
-import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
+import type {
+  Pickable,
+  PickContext,
+  Picker,
+  PickerBuild,
+  PickerEnvironment,
+  PickerPolicy,
+  PickResult,
+} from './picker.js';
+import { type RingFilter, UNBOUNDED, VnodeCache } from './ring-build.js';
 import { completeResults, indexOf, sortedByKey } from './util.js';
 import { integer, joinPath, rejectUnknownKeys } from '../common/options.js';
+
+export { buildRing, VnodeCache } from './ring-build.js';
 
 /** The largest ring allowed (Envoy's limit, 8M entries; about 64 MiB at build time, 32 MiB kept). */
 export const MAX_RING_SIZE = 8 * 1024 * 1024;
@@ -83,9 +93,16 @@ export class RingHashPicker<T extends Pickable> implements Picker<T> {
 
   /**
    * @internal Built by the policy. `ring` holds interleaved `[position, owner]` pairs sorted by position, owners
-   * indexing `targets`; the picker takes ownership of it.
+   * indexing `targets`; the picker takes ownership of it. `buckets`, when given, is the lookup index already made
+   * (`buckets[b]`: the first ring index whose position's top 16 bits are at least `b`; 65,537 entries).
    */
-  constructor(targets: readonly T[], ring: Uint32Array, hasher: KeyHasher, random: () => number) {
+  constructor(
+    targets: readonly T[],
+    ring: Uint32Array,
+    hasher: KeyHasher,
+    random: () => number,
+    buckets?: Uint32Array,
+  ) {
     this.targets = targets;
     const size = ring.length >>> 1;
     this.#size = size;
@@ -93,14 +110,7 @@ export class RingHashPicker<T extends Pickable> implements Picker<T> {
     this.#results = completeResults(targets);
     this.#hasher = hasher;
     this.#fill = randomFill(random);
-    // buckets[b] = first ring index whose position's top bits are >= b; buckets[2^16] = ring size.
-    const buckets = new Uint32Array((1 << BUCKET_BITS) + 1);
-    let i = 0;
-    for (let b = 0; b <= 1 << BUCKET_BITS; b++) {
-      while (i < size && (ring[2 * i] as number) >>> (32 - BUCKET_BITS) < b) i++;
-      buckets[b] = i;
-    }
-    this.#buckets = buckets;
+    this.#buckets = buckets ?? bucketsOf(ring, size);
   }
 
   /** Sorted ring positions (a copy, for diagnostics and benchmarks). */
@@ -162,6 +172,17 @@ export class RingHashPicker<T extends Pickable> implements Picker<T> {
   }
 }
 
+/** buckets[b] = first ring index whose position's top bits are >= b; buckets[2^16] = ring size. */
+function bucketsOf(ring: Uint32Array, size: number): Uint32Array {
+  const buckets = new Uint32Array((1 << BUCKET_BITS) + 1);
+  let i = 0;
+  for (let b = 0; b <= 1 << BUCKET_BITS; b++) {
+    while (i < size && (ring[2 * i] as number) >>> (32 - BUCKET_BITS) < b) i++;
+    buckets[b] = i;
+  }
+  return buckets;
+}
+
 /**
  * Virtual-node count per endpoint (in `weights` order). The lowest weight gets `vnodes`; the total is scaled into
  * [minRingSize, maxRingSize]; every endpoint keeps at least one.
@@ -190,225 +211,6 @@ export function ringVnodeCounts(weights: Float64Array, config: Omit<RingHashConf
   return counts;
 }
 
-/**
- * Appends the ring positions of `count` virtual nodes of `key` (`xxh32(key + '_' + n)`, n = 0 .. count - 1) to
- * `hashes` from `at`, each with `owner` in `owners`. Encodes the key once and writes the digits in place: no string
- * is built per virtual node.
- */
-function hashVnodes(key: string, count: number, owner: number, hashes: Uint32Array, owners: Int32Array, at: number) {
-  const bytes = new TextEncoder().encode(key);
-  const buf = new Uint8Array(bytes.length + 12);
-  buf.set(bytes);
-  buf[bytes.length] = 0x5f; // '_'
-  const digitsAt = bytes.length + 1;
-  let o = at;
-  for (let n = 0; n < count; n++) {
-    let digits = 1;
-    for (let v = n; v >= 10; v = (v / 10) | 0) digits++;
-    let v = n;
-    for (let d = digitsAt + digits - 1; d >= digitsAt; d--) {
-      buf[d] = 0x30 + (v % 10);
-      v = (v / 10) | 0;
-    }
-    hashes[o] = xxh32(buf, 0, 0, digitsAt + digits);
-    owners[o] = owner;
-    o++;
-  }
-}
-
-/**
- * Builds the ring for `keys` (in key order) with `counts` entries each: positions sorted ascending, equal positions
- * in key order (so two processes agree on collisions), owners indexing `keys`.
- */
-export function buildRing(keys: readonly string[], counts: Uint32Array): { hashes: Uint32Array; owners: Int32Array } {
-  let size = 0;
-  for (const c of counts) size += c;
-  const hashes = new Uint32Array(size);
-  const owners = new Int32Array(size);
-  let o = 0;
-  for (let i = 0; i < keys.length; i++) {
-    hashVnodes(keys[i] as string, counts[i] as number, i, hashes, owners, o);
-    o += counts[i] as number;
-  }
-  // LSD radix sort, two 16-bit passes: O(size) and stable, so equal positions stay in key order.
-  const tmpH = new Uint32Array(size);
-  const tmpO = new Int32Array(size);
-  const count = new Uint32Array(65536);
-  radixPass(hashes, owners, tmpH, tmpO, count, 0);
-  radixPass(tmpH, tmpO, hashes, owners, count, 16);
-  return { hashes, owners };
-}
-
-function radixPass(
-  srcH: Uint32Array,
-  srcO: Int32Array,
-  dstH: Uint32Array,
-  dstO: Int32Array,
-  count: Uint32Array,
-  shift: number,
-): void {
-  count.fill(0);
-  const n = srcH.length;
-  for (let i = 0; i < n; i++) {
-    const b = ((srcH[i] as number) >>> shift) & 0xffff;
-    count[b] = (count[b] as number) + 1;
-  }
-  let sum = 0;
-  for (let b = 0; b < 65536; b++) {
-    const c = count[b] as number;
-    count[b] = sum;
-    sum += c;
-  }
-  for (let i = 0; i < n; i++) {
-    const h = srcH[i] as number;
-    const b = (h >>> shift) & 0xffff;
-    const slot = count[b] as number;
-    count[b] = slot + 1;
-    dstH[slot] = h;
-    dstO[slot] = srcO[i] as number;
-  }
-}
-
-/**
- * The sorted virtual nodes of every endpoint a cluster's ring has recently held, so that a rebuild hashes only
- * endpoints it has not seen (or whose virtual-node count changed) and otherwise filters.
- *
- * Why: the cluster rebuilds its picker whenever eligibility changes (an ejection, a return, a connection failure),
- * and hashing and sorting a ring from scratch blocks the event loop for ~200 ms at N = 1000 (1M entries) on the
- * development machine. Positions depend only on an endpoint's key and count, so an ejection is a filter of this
- * cache (one pass, no hashing) and a new endpoint is its own virtual nodes merged in. Ejected endpoints stay cached
- * until the cache holds more than twice the entries the current ring needs, so their return is a filter too.
- *
- * One cache per parsed configuration (a cluster's), held weakly: it goes when the cluster does. Memory: 8 bytes
- * per cached entry, beside the picker's own 8 bytes per ring entry.
- */
-export class VnodeCache {
-  readonly #ids = new Map<string, number>();
-  #keys: string[] = [];
-  #counts: number[] = [];
-  // Sorted by position, equal positions in key order; owners are cache ids.
-  #hashes = new Uint32Array(0);
-  #owners = new Int32Array(0);
-
-  /** Entries held (for tests and diagnostics). */
-  get size(): number {
-    return this.#hashes.length;
-  }
-
-  /**
-   * The ring for `keys` (in key order) with `counts` entries each, as interleaved `[position, owner]` pairs, owners
-   * indexing `keys`; identical to {@link buildRing}'s.
-   */
-  ring(keys: readonly string[], counts: Uint32Array): Uint32Array {
-    let size = 0;
-    const fresh: number[] = [];
-    for (let i = 0; i < keys.length; i++) {
-      size += counts[i] as number;
-      const id = this.#ids.get(keys[i] as string);
-      if (id === undefined || this.#counts[id] !== counts[i]) fresh.push(i);
-    }
-    if (fresh.length > 0) this.#add(keys, counts, fresh, size);
-    const indexOfId = new Int32Array(this.#keys.length).fill(-1);
-    for (let i = 0; i < keys.length; i++) indexOfId[this.#ids.get(keys[i] as string) as number] = i;
-    const ring = new Uint32Array(size * 2);
-    const hashes = this.#hashes;
-    const owners = this.#owners;
-    let o = 0;
-    for (let j = 0; j < hashes.length; j++) {
-      const t = indexOfId[owners[j] as number] as number;
-      if (t >= 0) {
-        ring[o++] = hashes[j] as number;
-        ring[o++] = t;
-      }
-    }
-    return ring;
-  }
-
-  /** Hashes the `fresh` targets' virtual nodes and merges them in, dropping stale and (if over budget) unused ones. */
-  #add(keys: readonly string[], counts: Uint32Array, fresh: readonly number[], size: number): void {
-    let freshSize = 0;
-    for (const i of fresh) freshSize += counts[i] as number;
-    const wanted = new Set(keys);
-    const replaced = new Set<string>();
-    for (const i of fresh) replaced.add(keys[i] as string);
-    // Keep an unused endpoint's entries while the cache stays within twice the ring (plus slack for small rings).
-    const keepUnused = this.#hashes.length + freshSize <= 2 * size + 65536;
-    const oldKeys = this.#keys;
-    const newId = new Int32Array(oldKeys.length).fill(-1);
-    const keysOut: string[] = [];
-    const countsOut: number[] = [];
-    this.#ids.clear();
-    for (let id = 0; id < oldKeys.length; id++) {
-      const key = oldKeys[id] as string;
-      if (replaced.has(key) || (!keepUnused && !wanted.has(key))) continue;
-      newId[id] = keysOut.length;
-      this.#ids.set(key, keysOut.length);
-      keysOut.push(key);
-      countsOut.push(this.#counts[id] as number);
-    }
-    // The fresh endpoints' entries, sorted by position; equal positions in key order (fresh is in key order and the
-    // radix sort is stable).
-    const fh = new Uint32Array(freshSize);
-    const fo = new Int32Array(freshSize);
-    let o = 0;
-    for (const i of fresh) {
-      const id = keysOut.length;
-      this.#ids.set(keys[i] as string, id);
-      keysOut.push(keys[i] as string);
-      countsOut.push(counts[i] as number);
-      hashVnodes(keys[i] as string, counts[i] as number, id, fh, fo, o);
-      o += counts[i] as number;
-    }
-    const count = new Uint32Array(65536);
-    const th = new Uint32Array(freshSize);
-    const to = new Int32Array(freshSize);
-    radixPass(fh, fo, th, to, count, 0);
-    radixPass(th, to, fh, fo, count, 16);
-    // Merge the kept old entries (already sorted) with the fresh ones.
-    const oh = this.#hashes;
-    const oo = this.#owners;
-    let kept = 0;
-    for (let j = 0; j < oo.length; j++) if ((newId[oo[j] as number] as number) >= 0) kept++;
-    const mh = new Uint32Array(kept + freshSize);
-    const mo = new Int32Array(kept + freshSize);
-    let a = 0;
-    let b = 0;
-    let m = 0;
-    for (;;) {
-      while (a < oh.length && (newId[oo[a] as number] as number) < 0) a++;
-      if (a === oh.length || b === freshSize) break;
-      const ha = oh[a] as number;
-      const hb = fh[b] as number;
-      const ida = newId[oo[a] as number] as number;
-      const idb = fo[b] as number;
-      if (ha < hb || (ha === hb && (keysOut[ida] as string) < (keysOut[idb] as string))) {
-        mh[m] = ha;
-        mo[m++] = ida;
-        a++;
-      } else {
-        mh[m] = hb;
-        mo[m++] = idb;
-        b++;
-      }
-    }
-    for (; a < oh.length; a++) {
-      const id = newId[oo[a] as number] as number;
-      if (id >= 0) {
-        mh[m] = oh[a] as number;
-        mo[m++] = id;
-      }
-    }
-    for (; b < freshSize; b++) {
-      mh[m] = fh[b] as number;
-      mo[m++] = fo[b] as number;
-    }
-    this.#keys = keysOut;
-    this.#counts = countsOut;
-    this.#hashes = mh;
-    this.#owners = mo;
-  }
-}
-
 const caches = new WeakMap<RingHashConfig, VnodeCache>();
 
 /** The `ring-hash` policy. @category Built-in policies */
@@ -430,18 +232,143 @@ export const ringHashPolicy: PickerPolicy<RingHashConfig> = {
     return { hashKey, minRingSize, maxRingSize, vnodesPerEndpoint };
   },
   build(targets, config, env) {
-    const sorted = sortedByKey(targets);
-    const weights = new Float64Array(sorted.map((t) => t.endpoint.weight));
-    const counts = ringVnodeCounts(weights, config);
-    let cache = caches.get(config);
-    if (cache === undefined) {
-      cache = new VnodeCache();
-      caches.set(config, cache);
-    }
-    const ring = cache.ring(
-      sorted.map((t) => t.key),
-      counts,
-    );
-    return new RingHashPicker(sorted, ring, config.hashKey, env.random);
+    return new RingBuild(targets, config, env).step(UNBOUNDED) as RingHashPicker<(typeof targets)[number]>;
+  },
+  startBuild(targets, config, env) {
+    return new RingBuild(targets, config, env);
   },
 };
+
+/**
+ * Entries of the coarse ring that serves while a cluster's first full ring is built (see {@link RingBuild.interim}):
+ * about this many in all, at least one per endpoint.
+ */
+export const COARSE_RING_SIZE = 32_768;
+
+/** Rings up to this many entries are built in one step, at once: a few ms, less than staging them would cost. */
+export const AT_ONCE_RING_SIZE = 65_536;
+
+/** What serves a first build: at random until the coarse ring is built, in the build's first steps. */
+class InterimPicker<T extends Pickable> implements Picker<T> {
+  inner: Picker<T>;
+  constructor(inner: Picker<T>) {
+    this.inner = inner;
+  }
+  pick(context: PickContext): PickResult<T> {
+    return this.inner.pick(context);
+  }
+}
+
+/** The ring of the build: its cache's filter (the ring being made), and the targets in ring order. */
+interface Setup<T> {
+  readonly sorted: T[];
+  readonly keys: string[];
+  readonly counts: Uint32Array;
+  readonly filter: RingFilter;
+}
+
+/**
+ * A ring-hash build in bounded steps (see `ring-build.ts`); `build` is the same run with an unbounded budget, so a
+ * stepped build ends with exactly the picker `build` makes. The first step (in the balancer's rebuild) builds a
+ * small ring at once and only sizes a large one; the next orders the endpoints by key and finds what the cache
+ * lacks (O(N log N), in a step of its own), then the coarse ring (when asked for) and the ring take bounded steps.
+ */
+export class RingBuild<T extends Pickable> implements PickerBuild<T> {
+  readonly #targets: readonly T[];
+  readonly #config: RingHashConfig;
+  readonly #env: PickerEnvironment;
+  readonly #size: number = 0;
+  #setup: Setup<T> | undefined;
+  #ring: Uint32Array | undefined;
+  #interim: InterimPicker<T> | undefined;
+  #coarse: RingFilter | undefined;
+  /** Ring entries touched so far (hashed, sorted, merged, filtered), for tests that bound the work per step. */
+  work = 0;
+
+  constructor(targets: readonly T[], config: RingHashConfig, env: PickerEnvironment) {
+    this.#targets = targets;
+    this.#config = config;
+    this.#env = env;
+    const weights = new Float64Array(targets.length);
+    for (let i = 0; i < targets.length; i++) weights[i] = (targets[i] as T).endpoint.weight;
+    for (const c of ringVnodeCounts(weights, config)) this.#size += c;
+  }
+
+  step(budget: number): RingHashPicker<T> | undefined {
+    if (this.#setup === undefined) {
+      const large = this.#size > AT_ONCE_RING_SIZE && budget !== UNBOUNDED;
+      if (large && this.work === 0) {
+        this.work = 1;
+        return undefined;
+      }
+      this.#setup = this.#prepare();
+      this.work += this.#targets.length;
+      if (!large) budget = UNBOUNDED;
+      else if (!this.#setup.filter.done) return undefined;
+    }
+    const { filter } = this.#setup;
+    const coarse = this.#coarse;
+    if (coarse !== undefined && !coarse.done && !filter.done) {
+      this.work += coarse.step(budget);
+      if (coarse.done) {
+        const ring = coarse.ring as Uint32Array;
+        (this.#interim as InterimPicker<T>).inner = this.#picker(ring, coarse.buckets);
+      }
+      return undefined;
+    }
+    // A build at once (budget UNBOUNDED) still takes a few calls: each large allocation ends a call.
+    while (!filter.done) {
+      this.work += filter.step(budget);
+      if (budget !== UNBOUNDED) break;
+    }
+    if (!filter.done) return undefined;
+    return this.#picker((this.#ring ??= filter.ring as Uint32Array), filter.buckets);
+  }
+
+  /**
+   * What serves until the ring is built when nothing else can (a cluster's first build): requests at random at
+   * first, then, once the next steps have built it, a coarse ring: each endpoint's first virtual nodes, about
+   * {@link COARSE_RING_SIZE} entries in all, so the same hash family as the full ring (keys move once, to the full
+   * ring, on a warm process; a key may also move once from the random start).
+   */
+  interim(): Picker<T> {
+    if (this.#interim === undefined) {
+      const results = completeResults(this.#targets);
+      const random = this.#env.random;
+      this.#interim = new InterimPicker<T>({ pick: () => results[indexOf(random(), results.length)] as PickResult<T> });
+      if (this.#setup !== undefined) this.#startCoarse(this.#setup);
+    }
+    return this.#interim;
+  }
+
+  #prepare(): Setup<T> {
+    const sorted = sortedByKey(this.#targets);
+    const counts = ringVnodeCounts(new Float64Array(sorted.map((t) => t.endpoint.weight)), this.#config);
+    const keys = sorted.map((t) => t.key);
+    let cache = caches.get(this.#config);
+    if (cache === undefined) {
+      cache = new VnodeCache();
+      caches.set(this.#config, cache);
+    }
+    const filter = cache.filterFor(keys, counts);
+    this.#ring = filter.ring; // a finished ring is held weakly by the cache: hold it
+    const setup = { sorted, keys, counts, filter };
+    if (this.#interim !== undefined) this.#startCoarse(setup);
+    return setup;
+  }
+
+  #startCoarse({ keys, counts }: Setup<T>): void {
+    const coarse = new Uint32Array(counts.length);
+    for (let i = 0; i < counts.length; i++) {
+      const c = counts[i] as number;
+      coarse[i] = Math.min(c, Math.max(1, Math.floor((c * COARSE_RING_SIZE) / this.#size)));
+    }
+    // Its own cache: these few entries are not worth keeping beside the full ring's.
+    this.#coarse = new VnodeCache().filterFor(keys, coarse);
+  }
+
+  #picker(ring: Uint32Array, buckets: Uint32Array): RingHashPicker<T> {
+    const sorted = (this.#setup as Setup<T>).sorted;
+    return new RingHashPicker(sorted, ring, this.#config.hashKey, this.#env.random, buckets);
+  }
+}

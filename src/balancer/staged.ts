@@ -1,0 +1,129 @@
+/**
+ * Snapshots whose pickers are still being built (docs/ARCHITECTURE.md, "Picker builds"): a policy that offers
+ * `startBuild` (ring hash) has its large builds run in bounded steps, one per turn of the event loop, and until the
+ * last one is done the balancer serves a {@link StagedSnapshot}: the previous complete snapshot, as long as what it
+ * picks is still a member of the new one, else the new one with stand-in pickers (the build's `interim`, or
+ * a random member).
+ *
+ * @module
+ */
+import type { Pickable, PickContext, Picker, PickerBuild, PickResult } from '../pickers/picker.js';
+import { completeResults, indexOf } from '../pickers/util.js';
+import type { RandomSource } from '../common/runtime.js';
+import { pickFrom, type Snapshot } from './snapshot.js';
+
+/**
+ * @internal How balancers slice picker builds. Constants of the library, measured with
+ * `bench/micro/ring-build.ts`; tests change them to count steps, and put them back.
+ */
+export const pickerSlicing = {
+  /** Work per step given to a build (ring hash: ring entries; 32,768 are about 1-4 ms of CPU, warm). */
+  budget: 32_768,
+  /**
+   * Steps run so far in the process. The first ones get a smaller budget (1/16 of it, doubling every 8 steps):
+   * they run code V8 has not optimized yet, several times slower than it will be.
+   */
+  stepsRun: 0,
+  /** Runs `fn` on a later turn of the event loop, after I/O; returns what cancels it. */
+  defer(fn: () => void): () => void {
+    const handle = setImmediate(fn);
+    return () => clearImmediate(handle);
+  },
+};
+
+/** The budget of the next step (see `pickerSlicing.stepsRun`). */
+export function stepBudget(): number {
+  const warmUp = 4 - Math.min(4, pickerSlicing.stepsRun++ >> 3);
+  return Math.max(1, pickerSlicing.budget >> warmUp);
+}
+
+/** A snapshot being built: what serves until its pickers are done. */
+export interface StagedSnapshot<T extends Pickable> {
+  readonly kind: 'staged';
+  /** The last complete snapshot; serves while what it picks is in `members`. */
+  readonly previous: Snapshot<T>;
+  /** The new snapshot, stand-in pickers in the slots whose builds run. */
+  readonly next: Snapshot<T> & { readonly kind: 'slots' };
+  /** Every endpoint the new snapshot's pickers balance over (eligible and usable, or a level in panic's). */
+  readonly members: ReadonlySet<T>;
+}
+
+/** What a balancer serves a main or subset pick from. */
+export type Served<T extends Pickable> = Snapshot<T> | StagedSnapshot<T>;
+
+/** The last complete snapshot of `served`. */
+export function completeOf<T extends Pickable>(served: Served<T>): Snapshot<T> {
+  return served.kind === 'staged' ? served.previous : served;
+}
+
+/** The snapshot whose groups are the endpoints in force (for the retry's untried endpoint). */
+export function currentOf<T extends Pickable>(served: Served<T>): Snapshot<T> {
+  return served.kind === 'staged' ? served.next : served;
+}
+
+/**
+ * Picks from what is served: a staged snapshot's previous one when it names a member of the new set, so that a
+ * request keeps its endpoint through a rebuild (ring hash keys stay put), otherwise the new one. No allocation.
+ */
+export function pickServed<T extends Pickable>(
+  served: Served<T>,
+  context: PickContext,
+  random: RandomSource,
+): PickResult<T> | undefined {
+  if (served.kind !== 'staged') return pickFrom(served, context, random);
+  if (served.previous.kind === 'slots') {
+    const result = pickFrom(served.previous, context, random);
+    if (result !== undefined && result.type === 'complete' && served.members.has(result.target)) return result;
+  }
+  return pickFrom(served.next, context, random);
+}
+
+/**
+ * Serves a group whose picker is being built: the build's `interim` picker, made on first use (or at once when
+ * there is no previous snapshot to serve), else a uniformly random member.
+ */
+export class StandIn<T extends Pickable> implements Picker<T> {
+  readonly #build: PickerBuild<T>;
+  readonly #group: readonly T[];
+  readonly #random: RandomSource;
+  #picker: Picker<T> | undefined;
+
+  constructor(build: PickerBuild<T>, group: readonly T[], random: RandomSource) {
+    this.#build = build;
+    this.#group = group;
+    this.#random = random;
+  }
+
+  /** The picker it serves with, made now if it was not yet. */
+  get picker(): Picker<T> {
+    return (this.#picker ??= this.#build.interim?.() ?? randomPicker(this.#group, this.#random));
+  }
+
+  pick(context: PickContext): PickResult<T> {
+    return this.picker.pick(context);
+  }
+}
+
+function randomPicker<T extends Pickable>(group: readonly T[], random: RandomSource): Picker<T> {
+  const results = completeResults(group);
+  return { pick: () => results[indexOf(random(), results.length)] as PickResult<T> };
+}
+
+/** A build of one slot's picker, run a step per turn. */
+export interface SlotBuild<T extends Pickable> {
+  readonly build: PickerBuild<T>;
+  readonly standIn: StandIn<T>;
+  picker: Picker<T> | undefined;
+}
+
+/** `next` with every stand-in replaced by its finished picker. */
+export function finish<T extends Pickable>(
+  next: Snapshot<T> & { readonly kind: 'slots' },
+  builds: readonly SlotBuild<T>[],
+): Snapshot<T> {
+  const slots = next.slots.map((slot) => {
+    const built = builds.find((b) => b.standIn === slot.picker);
+    return built === undefined ? slot : { picker: built.picker as Picker<T>, upTo: slot.upTo };
+  });
+  return { ...next, slots };
+}
