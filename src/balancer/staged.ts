@@ -9,7 +9,7 @@
  */
 import type { Pickable, PickContext, Picker, PickerBuild, PickResult } from '../pickers/picker.js';
 import { completeResults, indexOf } from '../pickers/util.js';
-import type { RandomSource } from '../common/runtime.js';
+import { deferToNextTurn, type RandomSource } from '../common/runtime.js';
 import { pickFrom, type Snapshot } from './snapshot.js';
 
 /**
@@ -25,10 +25,7 @@ export const pickerSlicing = {
    */
   stepsRun: 0,
   /** Runs `fn` on a later turn of the event loop, after I/O; returns what cancels it. */
-  defer(fn: () => void): () => void {
-    const handle = setImmediate(fn);
-    return () => clearImmediate(handle);
-  },
+  defer: deferToNextTurn,
 };
 
 /** The budget of the next step (see `pickerSlicing.stepsRun`). */

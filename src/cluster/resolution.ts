@@ -8,7 +8,7 @@
  */
 import { createDebug } from '../common/debug.js';
 import { ResolverError, ServiceNotFoundError, type SidecarlessError } from '../common/errors.js';
-import type { Clock, TimerHandle } from '../common/runtime.js';
+import { type Clock, deferToNextTurn, type TimerHandle } from '../common/runtime.js';
 import type { Resolver } from '../resolvers/resolver.js';
 import type { Endpoint } from '../common/endpoint.js';
 import type { PreparedUpdate, Validation } from '../subchannel/pool-update.js';
@@ -101,10 +101,7 @@ export const updateSlicing = {
   /** Entries a slice of a preparation looks at (of the new set, then of the previous one). */
   slice: 2_000,
   /** Runs `fn` on a later turn of the event loop, after I/O; returns what cancels it. */
-  defer(fn: () => void): () => void {
-    const handle = setImmediate(fn);
-    return () => clearImmediate(handle);
-  },
+  defer: deferToNextTurn,
 };
 
 /** How an update ends: its validated set and the step that puts it in force, or what validation threw. */

@@ -128,3 +128,12 @@ export function seededRandom(seed: number): RandomSource {
  * @category Time and randomness
  */
 export const systemRandom: RandomSource = xoshiro128ss(globalThis.crypto.getRandomValues(new Uint32Array(4)));
+
+/**
+ * Runs `fn` on a later turn of the event loop, after I/O (`setImmediate`); returns what cancels it. The one way work
+ * split over turns (sliced updates, staged picker builds) is deferred, so tests can replace it in one place each.
+ */
+export function deferToNextTurn(fn: () => void): () => void {
+  const handle = setImmediate(fn);
+  return () => clearImmediate(handle);
+}

@@ -80,7 +80,11 @@ export function xxh32Into(out: Uint32Array, bytes: Uint8Array, seed: number, off
   } else {
     acc = (seed + PRIME32_5) | 0;
   }
-  acc = (acc + length) | 0;
+  out[0] = finalize((acc + length) | 0, bytes, p, end);
+}
+
+/** XXH32's last steps: the input's remaining words and bytes from `p` to `end` into `acc`, then the avalanche. */
+function finalize(acc: number, bytes: Uint8Array, p: number, end: number): number {
   while (p + 4 <= end) {
     acc = Math.imul(rotl((acc + Math.imul(readU32(bytes, p), PRIME32_3)) | 0, 17), PRIME32_4);
     p += 4;
@@ -94,7 +98,7 @@ export function xxh32Into(out: Uint32Array, bytes: Uint8Array, seed: number, off
   acc ^= acc >>> 13;
   acc = Math.imul(acc, PRIME32_3);
   acc ^= acc >>> 16;
-  out[0] = acc;
+  return acc;
 }
 
 /**
@@ -142,22 +146,8 @@ export function xxh32FromLanes(
     v4 = round(v4, readU32(bytes, p + 12));
     p += 16;
   }
-  let acc = (rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18)) | 0;
-  acc = (acc + length) | 0;
-  while (p + 4 <= length) {
-    acc = Math.imul(rotl((acc + Math.imul(readU32(bytes, p), PRIME32_3)) | 0, 17), PRIME32_4);
-    p += 4;
-  }
-  while (p < length) {
-    acc = Math.imul(rotl((acc + Math.imul(bytes[p] as number, PRIME32_5)) | 0, 11), PRIME32_1);
-    p++;
-  }
-  acc ^= acc >>> 15;
-  acc = Math.imul(acc, PRIME32_2);
-  acc ^= acc >>> 13;
-  acc = Math.imul(acc, PRIME32_3);
-  acc ^= acc >>> 16;
-  out[0] = acc;
+  const acc = (rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18)) | 0;
+  out[0] = finalize((acc + length) | 0, bytes, p, length);
 }
 
 // Reused UTF-8 scratch buffer: hashing a string allocates nothing once the buffer has grown to the longest key seen.
