@@ -16,6 +16,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { util as undiciUtil } from 'undici';
+import { keepShape } from './shapes.js';
 
 /** The legacy undici handler (what `Pool.dispatch` ends up calling). */
 export interface LegacyHandler {
@@ -140,6 +141,9 @@ class ControllerToLegacy implements LegacyHandler {
     this.#handler.onResponseError?.(this.#ctl(), err);
   }
 }
+
+// The adapter is made for every request of an undici 8 caller: its hidden class outlives quiet moments (shapes.ts).
+keepShape(new ControllerToLegacy({}));
 
 /** Returns `handler` in the legacy style, adapting a controller-style handler. */
 export function toLegacyHandler(handler: object): LegacyHandler {

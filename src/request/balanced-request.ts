@@ -27,6 +27,7 @@
 import type { Dispatcher } from 'undici';
 import { Backoff } from '../common/backoff.js';
 import { ClientClosedError, DeadlineExceededError, RetryBudgetExhaustedError } from '../common/errors.js';
+import { keepShape } from '../common/shapes.js';
 import type { LegacyHandler } from '../common/handler.js';
 import { isCallerError, markCallerError } from '../common/outcome.js';
 import type { PickContext } from '../pickers/picker.js';
@@ -776,3 +777,13 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     }
   }
 }
+
+// The hidden class of a request outlives moments when no request is alive (common/shapes.ts): one made through the
+// same constructor, with stand-ins of the same kinds as a real request's (a string origin; a clock reading that is a
+// double, as `performance.now()`'s are, so the field never changes representation), referencing nothing else.
+const SHAPE_HOST = { clock: { now: () => 0.5 } } as unknown as RequestHost;
+const SHAPE_REQUEST = keepShape(
+  new BalancedRequest({ origin: 'http://shape.invalid', path: '/', method: 'GET' }, {}, 'shape.invalid', SHAPE_HOST),
+);
+keepShape(new Attempt(SHAPE_REQUEST, {} as Subchannel, 0.5));
+keepShape(new RequestExtras(undefined));

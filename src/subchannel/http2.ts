@@ -40,6 +40,7 @@ import { buildConnector, Client, type Dispatcher, type Pool } from 'undici';
 import { NotProcessedError } from '../common/errors.js';
 import type { LegacyHandler } from '../common/handler.js';
 import { markGoaway } from '../common/outcome.js';
+import { keepShape } from '../common/shapes.js';
 
 /** HTTP/2 settings of a cluster, validated. */
 export interface ResolvedHttp2Options {
@@ -198,6 +199,9 @@ export class TrackedAttempt implements LegacyHandler {
     this.#inner.onRequestSent?.();
   }
 }
+
+// Made for every HTTP/2 attempt: its hidden class outlives quiet moments (common/shapes.ts).
+keepShape(new TrackedAttempt({}, 'shape.invalid'));
 
 /** Dispatch options for an HTTP/2 pool: non-idempotent methods marked so that undici 7 multiplexes them. */
 export function http2DispatchOptions(options: Dispatcher.DispatchOptions): Dispatcher.DispatchOptions {
