@@ -3,7 +3,7 @@
  * each, speaking both HTTP/2 and HTTP/1.1) reached over HTTP/2 and over HTTP/1.1, through sidecarless's dispatcher
  * (`http2: true` or not) and through raw undici (one `Pool` per backend, `allowH2` with one connection and 100
  * streams, or plain), in one run: closed loop at `--concurrency`, warm-up, then `rounds` slices with the order
- * rotated and reversed between rounds and a full GC before each, as the overhead scenario. The certificate is made for the run with openssl.
+ * rotated and reversed between rounds and a full GC and a settle before each, as the overhead scenario. The certificate is made for the run with openssl.
  *
  * @module
  */
@@ -17,7 +17,7 @@ import { type ClientOptions, createClient } from '../../src/index.js';
 import type { Contender } from './contenders.js';
 import { removeDir, trackChild, trackDir } from './fleet.js';
 import { closedLoop, type LoadResult, type SendResult } from './load.js';
-import { closedPhase, fullGc, type PhaseSummary, roundOrder, type Settings, summarize } from './scenarios.js';
+import { closedPhase, collectAndSettle, type PhaseSummary, roundOrder, type Settings, summarize } from './scenarios.js';
 
 const BACKEND_SCRIPT = fileURLToPath(new URL('./h2-backend.ts', import.meta.url));
 const PATH = '/bench';
@@ -129,7 +129,7 @@ export async function http2Scenario(s: Settings): Promise<Http2Result> {
     for (let round = 0; round < s.rounds; round++) {
       const order = roundOrder(contenders, round);
       for (const c of order) {
-        fullGc();
+        await collectAndSettle(c, s);
         runs
           .get(c)
           ?.push(await closedLoop({ name: `http2 ${c.name}`, send: c.send, concurrency: s.concurrency, ...bounds }));

@@ -15,7 +15,8 @@
  *   CPU: `process.cpuUsage()` of this process over each phase, per 1000 completed requests.
  * - Scenarios:
  *   1. overhead: 3 zero-latency backends, closed loop at `--concurrency`; each contender warmed up, then measured in
- *      `rounds` slices, the order rotated and reversed between rounds and a full GC before each slice (5 by default, 2 even in a smoke run, as with one the table
+ *      `rounds` slices, the order rotated and reversed between rounds and, before each slice, a full GC then 400 ms of
+ *      the contender's load unmeasured while V8 re-optimizes (15 by default, 2 even in a smoke run, as with one the table
  *      mostly showed which contender ran first). Each figure is the median of the rounds; a ratio between contenders
  *      is the median over the rounds of the ratio within the round.
  *   2. slow-backend: 10 backends (log-normal latency, median 5 ms), open loop at `--rate`: an all-healthy phase,
@@ -119,6 +120,9 @@ const settings: Settings = {
   // Three seconds in a full run: after one, the deeper stacks (fetch through sidecarless) still ran their first
   // rounds slower, before V8 had optimised them.
   warmMs: smoke ? 200 : 3000,
+  // After the full GC before each measured phase: V8 takes about 400 ms to re-optimize what the collection
+  // deoptimized (scenarios.ts, collectAndSettle).
+  settleMs: smoke ? 50 : 400,
   count: countFlag,
   maxPhaseMs: numberFlag('max-phase', smoke ? 10 : 120) * 1000,
   policies: createPickerRegistry().names(),
@@ -514,7 +518,7 @@ function markdown(
     L.push('## 1. Overhead');
     L.push('');
     L.push(
-      `${o.backends} backends answering at once; closed loop, ${o.concurrency} in flight; each contender ${o.rounds} x ${o.countPerRound === undefined ? `${int(o.phaseMs)} ms` : `${int(o.countPerRound)} requests`} after a warm-up, order rotated and reversed between rounds, a full GC before each phase. Sidecars: nginx and HAProxy (1 worker each, keep-alive upstreams) in front of the same backends, reached with a plain undici Pool. Each figure is the median of the rounds (max: over all of them). The ratio column is the median over the rounds of the ratio within a round, against raw undici \`fetch\` for the fetch rows and raw undici \`request\` for the others.`,
+      `${o.backends} backends answering at once; closed loop, ${o.concurrency} in flight; each contender ${o.rounds} x ${o.countPerRound === undefined ? `${int(o.phaseMs)} ms` : `${int(o.countPerRound)} requests`} after a warm-up, order rotated and reversed between rounds, a full GC then ${int(settings.settleMs)} ms of unmeasured load (V8 re-optimizing what the collection deoptimized) before each phase. Sidecars: nginx and HAProxy (1 worker each, keep-alive upstreams) in front of the same backends, reached with a plain undici Pool. Each figure is the median of the rounds (max: over all of them). The ratio column is the median over the rounds of the ratio within a round, against raw undici \`fetch\` for the fetch rows and raw undici \`request\` for the others.`,
     );
     L.push('');
     L.push(tableHead('raw undici'));
@@ -622,7 +626,7 @@ function markdown(
     L.push('## 6. HTTP/2');
     L.push('');
     L.push(
-      `${h.backends} TLS backends (node:http2 with \`allowHTTP1\`: the same servers for both protocols), answering at once; closed loop, ${h.concurrency} in flight; each contender ${h.rounds} x ${h.countPerRound === undefined ? `${int(h.phaseMs)} ms` : `${int(h.countPerRound)} requests`} after a warm-up, order rotated and reversed between rounds, a full GC before each phase. Raw undici: one Pool per backend (HTTP/2: \`allowH2\`, 1 connection, 100 streams). The ratio column divides by raw undici over HTTP/1.1.`,
+      `${h.backends} TLS backends (node:http2 with \`allowHTTP1\`: the same servers for both protocols), answering at once; closed loop, ${h.concurrency} in flight; each contender ${h.rounds} x ${h.countPerRound === undefined ? `${int(h.phaseMs)} ms` : `${int(h.countPerRound)} requests`} after a warm-up, order rotated and reversed between rounds, a full GC then ${int(settings.settleMs)} ms of unmeasured load (V8 re-optimizing what the collection deoptimized) before each phase. Raw undici: one Pool per backend (HTTP/2: \`allowH2\`, 1 connection, 100 streams). The ratio column divides by raw undici over HTTP/1.1.`,
     );
     L.push('');
     L.push(tableHead('raw HTTP/1.1'));

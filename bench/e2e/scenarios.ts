@@ -32,6 +32,11 @@ export interface Settings {
   readonly rounds: number;
   readonly warmMs: number;
   /**
+   * Unmeasured load right after the full GC that precedes each measured phase of the overhead and http2 scenarios, ms
+   * (see {@link collectAndSettle}).
+   */
+  readonly settleMs: number;
+  /**
    * Count mode (`--count`): every measured phase sends this many requests (overhead: per contender and round)
    * instead of running for a derived duration; undefined in duration mode.
    */
@@ -346,8 +351,7 @@ export async function overhead(fleet: readonly Backend[], s: Settings): Promise<
         // Rotate the order each round so no contender always runs first (or after the same neighbour).
         const order = roundOrder(contenders, round);
         for (const c of order) {
-          // Each phase starts on a collected heap, so no contender pays for the garbage of the one before it.
-          fullGc();
+          await collectAndSettle(c, s);
           const r = await closedLoop({
             name: `overhead ${c.name}`,
             send: c.send,
@@ -813,6 +817,25 @@ export function roundOrder<T>(contenders: readonly T[], round: number): T[] {
   const n = contenders.length;
   const rotated = contenders.map((_, i) => contenders[(i + (round >> 1)) % n] as T);
   return round % 2 === 1 ? rotated.reverse() : rotated;
+}
+
+/**
+ * Before a measured phase: a full GC (so no contender pays for the garbage of the one before it), then `settleMs` of
+ * the contender's own load, unmeasured. The collection frees the hidden classes of per-request objects no request
+ * holds at that moment (undici's among them) and V8 deoptimizes the code that checked for them; throughput then
+ * starts at about a third of its steady level and recovers over about 400 ms, for every contender
+ * (docs/benchmarks.md, "End to end"). Without the settle a 0.6 s phase measured mostly that recovery.
+ */
+export async function collectAndSettle(c: Contender, s: Settings): Promise<void> {
+  fullGc();
+  if (s.settleMs <= 0) return;
+  await closedLoop({
+    name: `settle ${c.name}`,
+    send: c.send,
+    concurrency: s.concurrency,
+    count: 1e7,
+    durationMs: s.settleMs,
+  });
 }
 
 let gcFn: (() => void) | undefined;
