@@ -7,13 +7,13 @@
  * cached rebuild); Maglev's build at N = 10,000; and a balancer rebuild of N = 10,000 with ring hash: the stall of
  * its synchronous part and, when the build is sliced, the longest slice and the number of turns.
  *
- * And a cluster through the package entry (`--cluster`, ring hash and round robin in turn, a process each is
+ * And a cluster through the package entry (`--cluster`, ring hash, maglev or round robin, a process each is
  * better): 10,000 idle endpoints pushed by a resolver, then 1 % of them replaced, then one removed; for each, the
  * main thread's CPU time of the resolver's push (the synchronous part) and of the longest turns of the event loop
  * over the next seconds (a chain of `setImmediate` callbacks, the time between two of them), which covers the
  * update's slices and switch and the picker's steps.
  *
- *   node --import tsx bench/micro/ring-build.ts [--n 1000,10000,50000] [--cluster ring-hash|round-robin]
+ *   node --import tsx bench/micro/ring-build.ts [--n 1000,10000,50000] [--cluster ring-hash|maglev|round-robin]
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -101,7 +101,8 @@ async function clusterRun(picker: string): Promise<void> {
     close(): void {}
   }
   const resolver = new PushResolver();
-  const option = picker === 'ring-hash' ? { name: picker, hashKey: { header: 'x-user' } } : picker;
+  const option =
+    picker === 'ring-hash' || picker === 'maglev' ? { name: picker, hashKey: { header: 'x-user' } } : picker;
   const client = createClient({ clusters: { svc: { target: resolver, picker: option } } });
   const idle = (from: number, n: number): Endpoint[] =>
     Array.from({ length: n }, (_, i) =>

@@ -28,8 +28,16 @@ import { InvalidOptionError } from '../common/errors.js';
 import { describe, joinPath, rejectUnknownKeys } from '../common/options.js';
 import { hashString } from './hash.js';
 import { type HashKeyOption, type KeyHasher, parseKeyHasher } from './hash-key.js';
-import { type RandomFill, randomFill } from '../common/runtime.js';
-import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
+import { type RandomFill, type RandomSource, randomFill } from '../common/runtime.js';
+import type {
+  Pickable,
+  PickContext,
+  Picker,
+  PickerBuild,
+  PickerEnvironment,
+  PickerPolicy,
+  PickResult,
+} from './picker.js';
 import { allEqual, completeResults, indexOf, sortedByKey } from './util.js';
 
 /** The largest Maglev table allowed (Envoy's limit). */
@@ -114,7 +122,26 @@ export class MaglevPicker<T extends Pickable> implements Picker<T> {
 
 /**
  * Fills a Maglev table of prime size `m` for endpoints `keys` (already in key order) with `weights`. Returns the
- * endpoint index per slot.
+ * endpoint index per slot. The same table as {@link MaglevTableBuild} run to the end, which it is.
+ */
+export function buildMaglevTable(keys: readonly string[], weights: Float64Array, m: number): Int32Array {
+  const build = new MaglevTableBuild(keys, weights, m);
+  build.run(ALL_STEPS);
+  return build.table;
+}
+
+/**
+ * More steps than any table takes (about `m ln m` for `m` up to 5,000,011, under 2^27): a synchronous build's budget,
+ * and a small integer, so the loop's count stays one.
+ */
+const ALL_STEPS = 2 ** 30 - 1;
+
+/** What hashing one endpoint (two XXH32 of its key) counts for in steps: about as long as that many steps of a walk. */
+const HASH_STEPS = 64;
+
+/**
+ * A Maglev table being filled, claim by claim, so that a large one can be built in bounded steps (the policy's
+ * `startBuild`): {@link MaglevTableBuild.run} takes about as many steps as it is given, then stops where it is.
  *
  * A claim walks the endpoint's permutation from its next preferred slot to the first free one. The walks are short
  * while the table is mostly free and long at the end (about `m / F` steps with `F` slots free, `m ln m` steps in
@@ -124,49 +151,152 @@ export class MaglevPicker<T extends Pickable> implements Picker<T> {
  * first free slot of the walk is the free slot `f` that is the fewest steps `j` away, where
  * `f = pos + j * skip (mod m)`, i.e. `j = (f - pos) * skip^-1 (mod m)`, computed for each of the `F` free slots.
  * The table is the same slot for slot; the tests compare it with the walk and with the paper's pseudocode.
+ *
+ * With equal weights the turns are the paper's round robin: endpoint i claims its next free preferred slot, for
+ * i = 0, 1, ..., n - 1, again. With unequal ones, {@link WeightedTurns}.
  */
-export function buildMaglevTable(keys: readonly string[], weights: Float64Array, m: number): Int32Array {
-  const n = keys.length;
-  const table = new Int32Array(m);
-  if (n === 0) return table.fill(-1);
-  const next = new Int32Array(n); // next preferred slot of each endpoint (offset + j * skip mod m)
-  const skip = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const key = keys[i] as string;
-    next[i] = hashString(key, OFFSET_SEED) % m;
-    skip[i] = m === 2 ? 1 : (hashString(key, SKIP_SEED) % (m - 1)) + 1;
-  }
-  const walks = m - endgameSize(m);
-  const taken = new Int32Array((m + 31) >>> 5);
-  if (allEqual(weights)) {
-    // The paper's round robin: endpoint i claims its next free preferred slot, for i = 0, 1, ..., n - 1, again.
-    let i = 0;
-    for (let c = 0; c < walks; c++) {
-      walk(i, table, taken, next, skip, m);
-      if (++i === n) i = 0;
+export class MaglevTableBuild {
+  /** The endpoint index per slot; complete once {@link MaglevTableBuild.run} has returned true. */
+  readonly table: Int32Array;
+  readonly #m: number;
+  readonly #n: number;
+  /** Next preferred slot of each endpoint (offset + j * skip mod m). */
+  readonly #next: Int32Array;
+  readonly #skip: Int32Array;
+  /** Which slots are taken, a bit each. */
+  readonly #taken: Int32Array;
+  /** Claims made by walking; the rest by the endgame. */
+  readonly #walks: number;
+  /** Whose turn it is with unequal weights; undefined with equal ones (round robin). */
+  readonly #turns: WeightedTurns | undefined;
+  #end: Endgame | undefined;
+  /** Claims made so far. */
+  #claim = 0;
+  /** Whose turn it is with equal weights. */
+  #i = 0;
+  readonly #keys: readonly string[];
+  /** Endpoints whose permutation (offset and skip) is computed. */
+  #hashed = 0;
+
+  constructor(keys: readonly string[], weights: Float64Array, m: number) {
+    const n = keys.length;
+    this.#m = m;
+    this.#n = n;
+    this.table = new Int32Array(m);
+    this.#next = new Int32Array(n);
+    this.#skip = new Int32Array(n);
+    this.#taken = new Int32Array((m + 31) >>> 5);
+    this.#walks = m - endgameSize(m);
+    this.#keys = keys;
+    if (n === 0) {
+      this.table.fill(-1);
+      this.#claim = m;
     }
-    const end = new Endgame(table, taken, next, skip, m);
-    for (let c = walks; c < m; c++) {
-      end.claim(i);
-      if (++i === n) i = 0;
-    }
-    return table;
+    this.#turns = n === 0 || allEqual(weights) ? undefined : new WeightedTurns(weights);
   }
-  // Weighted turns: endpoint i's k-th turn at k / w_i, earliest first, ties by index. A binary heap keyed that way.
-  let max = 0;
-  for (const w of weights) max = Math.max(max, w);
-  const rate = weights.map((w) => w / max);
-  const turns = new Float64Array(n);
-  const due = new Float64Array(n); // all 0: first round in key order
-  const heap = new Int32Array(n);
-  for (let i = 0; i < n; i++) heap[i] = i;
-  let end: Endgame | undefined;
-  for (let claim = 0; claim < m; claim++) {
-    const i = heap[0] as number;
-    if (claim < walks) walk(i, table, taken, next, skip, m);
-    else (end ??= new Endgame(table, taken, next, skip, m)).claim(i);
-    turns[i] = (turns[i] as number) + 1;
-    due[i] = (turns[i] as number) / (rate[i] as number);
+
+  /**
+   * About how many steps the whole build takes (what {@link MaglevTableBuild.run} counts): the endpoints' hashes, the
+   * walks (about `m ln(m / F)` slots visited, `F` the endgame's free slots) and the endgame (about `F^2 / 2`).
+   */
+  get estimatedSteps(): number {
+    const m = this.#m;
+    const f = endgameSize(m);
+    return this.#n * HASH_STEPS + Math.round(m * Math.log(m / f) + (f * f) / 2);
+  }
+
+  /**
+   * Makes claims until the table is full or about `steps` steps are spent (a walk's slots visited; an endgame
+   * claim's free slots compared). Returns true when the table is full.
+   */
+  run(steps: number): boolean {
+    const m = this.#m;
+    const n = this.#n;
+    const table = this.table;
+    const taken = this.#taken;
+    const next = this.#next;
+    const skip = this.#skip;
+    const walks = this.#walks;
+    const turns = this.#turns;
+    let left = steps;
+    // The permutations first: two hashes an endpoint, slow while V8 has not optimized them (a process's first build
+    // of 10,000 endpoints spent 34 ms on them), so counted and done in steps too.
+    for (let h = this.#hashed; h < n; h++) {
+      if (left <= 0) {
+        this.#hashed = h;
+        return false;
+      }
+      const key = this.#keys[h] as string;
+      next[h] = hashString(key, OFFSET_SEED) % m;
+      skip[h] = m === 2 ? 1 : (hashString(key, SKIP_SEED) % (m - 1)) + 1;
+      left -= HASH_STEPS;
+    }
+    this.#hashed = n;
+    let claim = this.#claim;
+    let i = this.#i;
+    // The walks, in a loop of their own for each kind of turn: most of the build is the first one's few instructions.
+    const walking = Math.min(walks, m);
+    if (turns === undefined) {
+      while (claim < walking && left > 0) {
+        left -= walk(i, table, taken, next, skip, m);
+        claim++;
+        if (++i === n) i = 0;
+      }
+    } else {
+      while (claim < walking && left > 0) {
+        const who = turns.head;
+        left -= walk(who, table, taken, next, skip, m);
+        claim++;
+        turns.advance(who);
+      }
+    }
+    while (claim < m && left > 0) {
+      const who = turns === undefined ? i : turns.head;
+      left -= (this.#end ??= new Endgame(table, taken, next, skip, m)).claim(who);
+      claim++;
+      if (turns !== undefined) turns.advance(who);
+      else if (++i === n) i = 0;
+    }
+    this.#claim = claim;
+    this.#i = i;
+    return claim >= m;
+  }
+}
+
+/**
+ * Weighted turns: endpoint i's k-th turn at k / w_i, earliest first, ties by index (the continuous form of Envoy's
+ * "a host of weight max/3 is picked every third iteration"). A binary heap keyed that way: O(log N) a claim, however
+ * skewed the weights.
+ */
+class WeightedTurns {
+  readonly #rate: Float64Array;
+  readonly #turns: Float64Array;
+  readonly #due: Float64Array; // all 0: the first round in key order
+  readonly #heap: Int32Array;
+
+  constructor(weights: Float64Array) {
+    const n = weights.length;
+    let max = 0;
+    for (const w of weights) max = Math.max(max, w);
+    this.#rate = weights.map((w) => w / max);
+    this.#turns = new Float64Array(n);
+    this.#due = new Float64Array(n);
+    this.#heap = new Int32Array(n);
+    for (let i = 0; i < n; i++) this.#heap[i] = i;
+  }
+
+  /** Whose turn it is. */
+  get head(): number {
+    return this.#heap[0] as number;
+  }
+
+  /** `i`, the head, has had its turn: its next one is due one period later; sift it down. */
+  advance(i: number): void {
+    const heap = this.#heap;
+    const due = this.#due;
+    const n = heap.length;
+    this.#turns[i] = (this.#turns[i] as number) + 1;
+    due[i] = (this.#turns[i] as number) / (this.#rate[i] as number);
     // Sift the root down: order by due time, then index.
     let at = 0;
     const di = due[i] as number;
@@ -190,7 +320,6 @@ export function buildMaglevTable(keys: readonly string[], weights: Float64Array,
     }
     heap[at] = i;
   }
-  return table;
 }
 
 /**
@@ -204,22 +333,27 @@ function endgameSize(m: number): number {
   return Math.min(m, Math.ceil(Math.sqrt(m) / 2));
 }
 
-/** Endpoint `i` claims the first free slot of its permutation from `next[i]`, walking it. */
-function walk(i: number, table: Int32Array, taken: Int32Array, next: Int32Array, skip: Int32Array, m: number): void {
+/**
+ * Endpoint `i` claims the first free slot of its permutation from `next[i]`, walking it. Returns the slots visited.
+ */
+function walk(i: number, table: Int32Array, taken: Int32Array, next: Int32Array, skip: Int32Array, m: number): number {
   let pos = next[i] as number;
   const s = skip[i] as number;
   let word = pos >>> 5;
   let bit = 1 << (pos & 31);
+  let steps = 1;
   while (((taken[word] as number) & bit) !== 0) {
     pos += s;
     if (pos >= m) pos -= m;
     word = pos >>> 5;
     bit = 1 << (pos & 31);
+    steps++;
   }
   taken[word] = (taken[word] as number) | bit;
   table[pos] = i;
   pos += s;
   next[i] = pos >= m ? pos - m : pos;
+  return steps;
 }
 
 /** The last claims: over a list of the free slots, each claim computing how far each one is along the permutation. */
@@ -252,8 +386,11 @@ class Endgame {
     }
   }
 
-  /** Endpoint `i` claims the free slot its walk would reach first: the fewest steps of `skip` from `next[i]`. */
-  claim(i: number): void {
+  /**
+   * Endpoint `i` claims the free slot its walk would reach first: the fewest steps of `skip` from `next[i]`. Returns
+   * the free slots compared.
+   */
+  claim(i: number): number {
     const m = this.#m;
     const free = this.#free;
     const pos = this.#next[i] as number;
@@ -274,11 +411,13 @@ class Endgame {
         best = k;
       }
     }
+    const compared = this.#count;
     const slot = free[best] as number;
     free[best] = free[--this.#count] as number;
     this.#table[slot] = i;
     const after = slot + (this.#skip[i] as number);
     this.#next[i] = after >= m ? after - m : after;
+    return compared;
   }
 }
 
@@ -322,12 +461,56 @@ export const maglevPolicy: PickerPolicy<MaglevConfig> = {
     return { hashKey, tableSize };
   },
   build(targets, config, env) {
+    return new MaglevBuild(targets, config, env).step(ALL_STEPS / WALK_STEPS_PER_UNIT) as MaglevPicker<
+      (typeof targets)[number]
+    >;
+  },
+  startBuild(targets, config, env) {
+    return new MaglevBuild(targets, config, env);
+  },
+};
+
+/**
+ * Walk steps a unit of the balancer's step budget is worth. The unit is ring hash's (a ring entry hashed, sorted and
+ * merged: tens of ns); a step of a walk is a few ns. So the default table (M = 65537, about 420,000 steps) is built
+ * at once, in the balancer's first step, and a table of millions of slots in turns of a few ms.
+ */
+const WALK_STEPS_PER_UNIT = 16;
+
+/**
+ * A Maglev build in steps (`PickerBuild`): ordering and hashing the endpoints when it starts (O(N log N)), then the
+ * table's claims in steps. No interim picker: a first build is served at random by the balancer until it lands (a
+ * coarser table would route keys elsewhere anyway: a Maglev table of another size is another mapping).
+ */
+class MaglevBuild<T extends Pickable> implements PickerBuild<T> {
+  readonly #sorted: T[];
+  readonly #table: MaglevTableBuild;
+  readonly #hasher: KeyHasher;
+  readonly #random: RandomSource;
+  #started = false;
+
+  constructor(targets: readonly T[], config: MaglevConfig, env: PickerEnvironment) {
     const sorted = sortedByKey(targets);
-    const table = buildMaglevTable(
+    this.#sorted = sorted;
+    this.#table = new MaglevTableBuild(
       sorted.map((t) => t.key),
       new Float64Array(sorted.map((t) => t.endpoint.weight)),
       config.tableSize,
     );
-    return new MaglevPicker(sorted, table, config.hashKey, env.random);
-  },
-};
+    this.#hasher = config.hashKey;
+    this.#random = env.random;
+  }
+
+  step(budget: number): Picker<T> | undefined {
+    const steps = budget * WALK_STEPS_PER_UNIT;
+    // The balancer's first step runs within the update, with its full budget even in a process whose code V8 has
+    // not optimized yet: a build that does not fit it whole is left to the next turns, whose budgets start small
+    // (as ring hash does with a large ring).
+    if (!this.#started) {
+      this.#started = true;
+      if (this.#table.estimatedSteps > steps) return undefined;
+    }
+    if (!this.#table.run(steps)) return undefined;
+    return new MaglevPicker(this.#sorted, this.#table.table, this.#hasher, this.#random);
+  }
+}

@@ -1,6 +1,6 @@
 /**
- * Picker builds in steps (issue 14, "Scale": a large ring-hash build must not stall the event loop): the ring-hash
- * build's work per step is bounded, its result is the synchronous build's, and the balancer serves live eligible
+ * Picker builds in steps (issue 14, "Scale": a large ring-hash or maglev build must not stall the event loop): the
+ * ring-hash build's work per step is bounded, its result is the synchronous build's, and the balancer serves live eligible
  * endpoints while one runs, drops a superseded one, stops on clear() (close) and serves at once on a first build.
  * Turns are run by hand (the balancer's `defer` hook), never timed.
  */
@@ -12,6 +12,7 @@ import { createEndpoint } from '../../../src/common/endpoint.js';
 import type { Pickable, PickContext, PickerPolicy } from '../../../src/pickers/picker.js';
 import { createPickerRegistry } from '../../../src/pickers/registry.js';
 import { xxh32 } from '../../../src/pickers/hash.js';
+import { buildMaglevTable, MaglevTableBuild, maglevPolicy } from '../../../src/pickers/maglev.js';
 import { buildRing, RingBuild, type RingHashPicker, ringHashPolicy } from '../../../src/pickers/ring-hash.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
 
@@ -356,5 +357,78 @@ describe('Balancer with a policy that builds in steps', () => {
     assert.equal(b.building, false);
     assert.equal(turns.length, 0);
     assert.equal(b.pick(keyed(1), undefined, none), all[0]);
+  });
+});
+
+describe('maglev build in steps', () => {
+  const weights = (n: number, equal: boolean) => new Float64Array(n).map((_, i) => (equal ? 1 : 1 + (i % 5)));
+
+  for (const equal of [true, false]) {
+    it(`fills the same table as the synchronous build, about one budget of steps at a time (${equal ? 'equal' : 'unequal'} weights)`, () => {
+      const keys = hosts(300)
+        .map((h) => h.key)
+        .sort();
+      const m = 65_537;
+      const build = new MaglevTableBuild(keys, weights(300, equal), m);
+      let runs = 1;
+      while (!build.run(4096)) runs++;
+      // A table of m slots takes more than m steps (a claim visits one slot at least; walks are about m ln m in all).
+      assert.ok(runs > m / 4096, `${runs} runs`);
+      assert.deepEqual(build.table, buildMaglevTable(keys, weights(300, equal), m));
+      assert.equal(build.run(4096), true, 'a full table stays full');
+    });
+  }
+
+  it('in a balancer: a large table lands after some turns, the new set served at random meanwhile', () => {
+    const policy = createPickerRegistry().configure({
+      name: 'maglev',
+      hashKey: { header: 'x-user' },
+      tableSize: 655_373,
+    });
+    const b = new Balancer<Host>({
+      cluster: 'svc',
+      policy,
+      environment: env,
+      random: seededRandom(2),
+      zone: undefined,
+      panicThreshold: 0,
+      eligible: () => true,
+      onPanic: () => {},
+    });
+    const all = hosts(200);
+    b.rebuild(all);
+    assert.equal(b.building, true, 'a table of 655,373 slots is more than one step of 4096 x 16 walk steps');
+    const members = new Set(all);
+    let n = 0;
+    do {
+      for (let i = 0; i < 20; i++) assert.ok(members.has(b.pick(keyed(i), undefined, none) as Host));
+      n++;
+    } while (turn());
+    assert.ok(n > 3, `${n} turns`);
+    assert.equal(b.building, false);
+    const config = maglevPolicy.parseConfig({ hashKey: { header: 'x-user' }, tableSize: 655_373 });
+    const sync = maglevPolicy.build(all, config, env);
+    for (let i = 0; i < 500; i++) {
+      const r = sync.pick(keyed(i));
+      assert.equal(keyOf(b.pick(keyed(i), undefined, none)), r.type === 'complete' && r.target.key);
+    }
+  });
+
+  it('builds the default table (65,537 slots) at once, in the first step', () => {
+    const policy = createPickerRegistry().configure({ name: 'maglev', hashKey: { header: 'x-user' } });
+    const b = new Balancer<Host>({
+      cluster: 'svc',
+      policy,
+      environment: env,
+      random: seededRandom(2),
+      zone: undefined,
+      panicThreshold: 0,
+      eligible: () => true,
+      onPanic: () => {},
+    });
+    pickerSlicing.budget = 32_768;
+    b.rebuild(hosts(1000));
+    assert.equal(b.building, false);
+    assert.equal(turns.length, 0);
   });
 });
