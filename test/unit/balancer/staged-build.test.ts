@@ -60,7 +60,11 @@ function turn(): boolean {
 }
 
 function ringBalancer(eligible: (h: Host) => boolean = () => true) {
-  const policy = createPickerRegistry().configure({ name: 'ring-hash', hashKey: { header: 'x-user' } });
+  return balancerOf({ name: 'ring-hash', hashKey: { header: 'x-user' } }, eligible);
+}
+
+function balancerOf(picker: { name: string } & Record<string, unknown>, eligible: (h: Host) => boolean = () => true) {
+  const policy = createPickerRegistry().configure(picker);
   return new Balancer<Host>({
     cluster: 'svc',
     policy,
@@ -380,21 +384,7 @@ describe('maglev build in steps', () => {
   }
 
   it('in a balancer: a large table lands after some turns, the new set served at random meanwhile', () => {
-    const policy = createPickerRegistry().configure({
-      name: 'maglev',
-      hashKey: { header: 'x-user' },
-      tableSize: 655_373,
-    });
-    const b = new Balancer<Host>({
-      cluster: 'svc',
-      policy,
-      environment: env,
-      random: seededRandom(2),
-      zone: undefined,
-      panicThreshold: 0,
-      eligible: () => true,
-      onPanic: () => {},
-    });
+    const b = balancerOf({ name: 'maglev', hashKey: { header: 'x-user' }, tableSize: 655_373 });
     const all = hosts(200);
     b.rebuild(all);
     assert.equal(b.building, true, 'a table of 655,373 slots is more than one step of 4096 x 16 walk steps');
@@ -415,17 +405,7 @@ describe('maglev build in steps', () => {
   });
 
   it('builds the default table (65,537 slots) at once, in the first step', () => {
-    const policy = createPickerRegistry().configure({ name: 'maglev', hashKey: { header: 'x-user' } });
-    const b = new Balancer<Host>({
-      cluster: 'svc',
-      policy,
-      environment: env,
-      random: seededRandom(2),
-      zone: undefined,
-      panicThreshold: 0,
-      eligible: () => true,
-      onPanic: () => {},
-    });
+    const b = balancerOf({ name: 'maglev', hashKey: { header: 'x-user' } });
     pickerSlicing.budget = 32_768;
     b.rebuild(hosts(1000));
     assert.equal(b.building, false);

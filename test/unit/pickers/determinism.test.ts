@@ -1,28 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { maglevPolicy } from '../../../src/pickers/maglev.js';
 import { ringHashPolicy } from '../../../src/pickers/ring-hash.js';
+import { runJsonFixture } from '../../helpers/process.js';
 import { ctxWith, env, makeTargets, pickKey } from './helpers.js';
 
 const fixture = fileURLToPath(new URL('../../fixtures/picker-routes.ts', import.meta.url));
 
 function runChild(input: unknown): Promise<{ ring: string[]; maglev: string[] }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', fixture], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      out += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`fixture exited with ${code}`));
-      else resolve(JSON.parse(out) as { ring: string[]; maglev: string[] });
-    });
-    child.stdin.end(JSON.stringify(input));
-  });
+  return runJsonFixture(fixture, [], input);
 }
 
 describe('hash policies across processes', () => {
