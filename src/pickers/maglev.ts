@@ -141,9 +141,10 @@ export const maglevPolicy: PickerPolicy<MaglevConfig> = {
     return { hashKey, tableSize };
   },
   build(targets, config, env) {
-    return new MaglevBuild(targets, config, env).step(ALL_STEPS / WALK_STEPS_PER_UNIT) as MaglevPicker<
-      (typeof targets)[number]
-    >;
+    const build = new MaglevBuild(targets, config, env);
+    let picker: Picker<(typeof targets)[number]> | undefined;
+    while (picker === undefined) picker = build.step(ALL_STEPS / WALK_STEPS_PER_UNIT);
+    return picker;
   },
   startBuild(targets, config, env) {
     return new MaglevBuild(targets, config, env);
