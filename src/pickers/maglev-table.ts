@@ -16,16 +16,14 @@ const SKIP_SEED = 0x45560000; // 'EV'
  * endpoint index per slot. The same table as {@link MaglevTableBuild} run to the end, which it is.
  */
 export function buildMaglevTable(keys: readonly string[], weights: Float64Array, m: number): Int32Array {
-  const build = new MaglevTableBuild(keys, weights, m);
-  while (!build.run(ALL_STEPS));
-  return build.table;
+  return new MaglevTableBuild(keys, weights, m).finish();
 }
 
 /**
  * A synchronous build's budget: more steps than a table takes (about `m ln m` for `m` up to 5,000,011, under 2^27,
  * plus 64 an endpoint), and a small integer (a Smi), so that the count of steps left stays one in the loop.
  */
-export const ALL_STEPS = 2 ** 30 - 1;
+const ALL_STEPS = 2 ** 30 - 1;
 
 /** What hashing one endpoint (two XXH32 of its key) counts for in steps: about as long as that many steps of a walk. */
 const HASH_STEPS = 64;
@@ -126,15 +124,14 @@ export class MaglevTableBuild {
     let claim = this.#claim;
     let i = this.#i;
     // The walks, in a loop of their own for each kind of turn: most of the build is the first one's few instructions.
-    const walking = Math.min(walks, m);
     if (turns === undefined) {
-      while (claim < walking && left > 0) {
+      while (claim < walks && left > 0) {
         left -= walk(i, table, taken, next, skip, m);
         claim++;
         if (++i === n) i = 0;
       }
     } else {
-      while (claim < walking && left > 0) {
+      while (claim < walks && left > 0) {
         const who = turns.head;
         left -= walk(who, table, taken, next, skip, m);
         claim++;
@@ -151,6 +148,12 @@ export class MaglevTableBuild {
     this.#claim = claim;
     this.#i = i;
     return claim >= m;
+  }
+
+  /** Runs the build to the end (a synchronous build); returns the table. */
+  finish(): Int32Array {
+    while (!this.run(ALL_STEPS));
+    return this.table;
   }
 }
 

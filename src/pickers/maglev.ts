@@ -38,7 +38,7 @@ import type {
   PickResult,
 } from './picker.js';
 import { completeResults, indexOf, sortedByKey } from './util.js';
-import { ALL_STEPS, MaglevTableBuild } from './maglev-table.js';
+import { MaglevTableBuild } from './maglev-table.js';
 
 export { buildMaglevTable, MaglevTableBuild } from './maglev-table.js';
 
@@ -141,10 +141,7 @@ export const maglevPolicy: PickerPolicy<MaglevConfig> = {
     return { hashKey, tableSize };
   },
   build(targets, config, env) {
-    const build = new MaglevBuild(targets, config, env);
-    let picker: Picker<(typeof targets)[number]> | undefined;
-    while (picker === undefined) picker = build.step(ALL_STEPS / WALK_STEPS_PER_UNIT);
-    return picker;
+    return new MaglevBuild(targets, config, env).finish();
   },
   startBuild(targets, config, env) {
     return new MaglevBuild(targets, config, env);
@@ -159,8 +156,8 @@ export const maglevPolicy: PickerPolicy<MaglevConfig> = {
 const WALK_STEPS_PER_UNIT = 16;
 
 /**
- * A Maglev build in steps (`PickerBuild`): ordering and hashing the endpoints when it starts (O(N log N)), then the
- * table's claims in steps. No interim picker: a first build is served at random by the balancer until it lands (a
+ * A Maglev build in steps (`PickerBuild`): ordering the endpoints when it starts (O(N log N)), then their hashes and
+ * the table's claims in steps. No interim picker: a first build is served at random by the balancer until it lands (a
  * coarser table would route keys elsewhere anyway: a Maglev table of another size is another mapping).
  */
 class MaglevBuild<T extends Pickable> implements PickerBuild<T> {
@@ -192,6 +189,17 @@ class MaglevBuild<T extends Pickable> implements PickerBuild<T> {
       if (this.#table.estimatedSteps > steps) return undefined;
     }
     if (!this.#table.run(steps)) return undefined;
+    return this.#picker();
+  }
+
+  /** The whole build at once: what `build` returns. */
+  finish(): MaglevPicker<T> {
+    this.#started = true;
+    this.#table.finish();
+    return this.#picker();
+  }
+
+  #picker(): MaglevPicker<T> {
     return new MaglevPicker(this.#sorted, this.#table.table, this.#hasher, this.#random);
   }
 }
