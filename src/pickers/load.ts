@@ -101,21 +101,28 @@ export class PeakEwma {
     return loadRecords.array[2 * this.#record + 1] as number;
   }
 
-  /** Records the latency of a response (time to headers), ms. */
-  observe(latencyMs: number): void {
+  /**
+   * Records the latency of a response (time to headers), ms. `at` is when it was observed, on this estimate's clock
+   * (default: now); a caller that has just read the clock passes its reading, which saves a read (about 45 ns on the
+   * VMs measured, a tenth of the balancer's own cost per request, issue 14).
+   */
+  observe(latencyMs: number, at?: number): void {
     if (!(latencyMs >= 0) || latencyMs === Number.POSITIVE_INFINITY) return;
-    const now = this.#clock.now();
+    const now = at ?? this.#clock.now();
     const r = loadRecords.array;
-    const at = 2 * this.#record;
-    const value = r[at] as number;
+    const i = 2 * this.#record;
+    const value = r[i] as number;
+    const stamp = r[i + 1] as number;
     if (this.#samples === 0 || latencyMs > value) {
-      r[at] = latencyMs;
+      r[i] = latencyMs;
     } else {
-      const elapsed = Math.max(now - (r[at + 1] as number), 0);
+      const elapsed = Math.max(now - stamp, 0);
       const w = Math.exp(-elapsed / this.decayMs);
-      r[at] = value * w + latencyMs * (1 - w);
+      r[i] = value * w + latencyMs * (1 - w);
     }
-    r[at + 1] = now;
+    // Never back once observed: responses are observed as their attempts end, not always in the order their headers
+    // came (the time passed in is the time of headers).
+    if (now > stamp || this.#samples === 0) r[i + 1] = now;
     this.#samples++;
   }
 
@@ -123,12 +130,13 @@ export class PeakEwma {
    * Records an attempt that failed without a response, after `latencyMs`. Finagle feeds failures into the EWMA
    * like successes; we deliberately deviate: a failure counts as at least the current (decayed) estimate, so an
    * endpoint that fails fast (connection refused in 1 ms) never looks cheaper for it and cannot become a black hole
-   * that attracts traffic. Outlier detection is what ejects failing endpoints.
+   * that attracts traffic. Outlier detection is what ejects failing endpoints. `at` as for {@link PeakEwma.observe}.
    */
-  observeFailure(latencyMs: number): void {
-    const current = this.#samples === 0 ? 0 : this.valueAt(this.#clock.now());
+  observeFailure(latencyMs: number, at?: number): void {
+    const now = at ?? this.#clock.now();
+    const current = this.#samples === 0 ? 0 : this.valueAt(now);
     // A NaN or negative latency counts as 0, so the failure records the current estimate.
-    this.observe(Number.isNaN(latencyMs) ? current : Math.max(latencyMs, current, 0));
+    this.observe(Number.isNaN(latencyMs) ? current : Math.max(latencyMs, current, 0), now);
   }
 
   /**

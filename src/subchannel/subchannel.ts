@@ -339,7 +339,10 @@ export class Subchannel implements Pickable {
 
   /** @internal Called once per attempt by its handler (headers at `respondedAt`, or none: now; no boxed latency). */
   finishAttempt(statusCode: number, error: Error | undefined, startedAt: number, respondedAt?: number): void {
-    const latencyMs = (respondedAt ?? this.clock.now()) - startedAt;
+    // The time of headers (or now, for an attempt that has none) also stamps the latency estimate: one clock read
+    // fewer per request than the estimate reading its own.
+    const at = respondedAt ?? this.clock.now();
+    const latencyMs = at - startedAt;
     this.inFlight--;
     const c = this.#liveCounters();
     if (statusCode > 0) {
@@ -347,7 +350,7 @@ export class Subchannel implements Pickable {
       const cls = Math.floor(statusCode / 100);
       if (cls >= 1 && cls <= 5) c.statusClasses[cls as 1 | 2 | 3 | 4 | 5]++;
       c.latencySumMs += latencyMs;
-      this.load.observe(latencyMs);
+      this.load.observe(latencyMs, at);
     }
     let errorKind: ErrorKind | undefined;
     if (error !== undefined) {
@@ -358,7 +361,7 @@ export class Subchannel implements Pickable {
     // An attempt stopped or failed on the caller's side says nothing of the endpoint's latency (issue 15.6), nor
     // does one an HTTP/2 endpoint cut by draining its connection (GOAWAY) or turned away unprocessed.
     const aside = errorKind === 'aborted' || errorKind === 'goaway';
-    if (statusCode === 0 && !aside) this.load.observeFailure(latencyMs);
+    if (statusCode === 0 && !aside) this.load.observeFailure(latencyMs, at);
     if (statusCode > 0 || (errorKind !== undefined && !aside)) {
       (this.#latency ??= new LatencyHistogram()).observe(latencyMs);
     }

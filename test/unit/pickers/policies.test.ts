@@ -484,6 +484,28 @@ describe('PeakEwma', () => {
     e.observeFailure(Number.NaN);
     assert.equal(e.valueAt(clock.now()), 200);
   });
+
+  it('takes the time of an observation from its caller (no clock read), and never moves its stamp back', () => {
+    const clock = new FakeClock();
+    const e = new PeakEwma({ clock, decayMs: 1000 });
+    clock.advance(5000);
+    e.observe(100, 2000); // headers at t = 2 s, observed at 5 s: stamped 2 s
+    assert.deepEqual([e.value, e.stamp], [100, 2000]);
+    e.observe(50, 3000); // w = e^-1
+    const expected = 100 * Math.exp(-1) + 50 * (1 - Math.exp(-1));
+    assert.ok(Math.abs(e.value - expected) < 1e-9);
+    assert.equal(e.stamp, 3000);
+    // An attempt whose headers came earlier but that ends later: no time has passed for it (weight 0 below the
+    // estimate), and the stamp stays.
+    e.observe(10, 2500);
+    assert.deepEqual([e.value, e.stamp, e.samples], [expected, 3000, 3]);
+    // A failure after 1 ms at t = 4 s counts as the estimate decayed to then (d), observed at 4 s.
+    e.observeFailure(1, 4000);
+    const w = Math.exp(-1);
+    const d = expected * w;
+    assert.ok(Math.abs(e.value - (expected * w + d * (1 - w))) < 1e-9);
+    assert.equal(e.stamp, 4000);
+  });
 });
 
 describe('ring-hash', () => {
