@@ -62,6 +62,27 @@ import { cpus } from 'node:os';
 import { Pool, request as undiciRequest } from 'undici';
 import { createClient, createEndpoint, type Endpoint, type Resolver, type ResolverListener } from '../src/index.js';
 import { updateSlicing } from '../src/cluster/resolution.js';
+import { checkFlags } from './flags.js';
+
+checkFlags(
+  'bench:scale',
+  {
+    valued: ['n', 'updates', 'churn', 'requests', 'live', 'pools', 'out', 'heap-profile', 'child'],
+    switches: ['fresh'],
+  },
+  `Usage: npm run bench:scale [-- <flags>]
+  --n <list>            endpoint counts, comma-separated (default 1000,10000,50000)
+  --updates <n>         updates after the first, each changing --churn % of the set (default 30)
+  --churn <percent>     (default 1)
+  --requests <n>        requests started after each update (default 20)
+  --live <n>            endpoints that listen (default 4)
+  --pools <n>           undici Pools for the cost of one open connection (default 50)
+  --fresh               new Endpoint objects for every endpoint at every update
+  --child <N> [--heap-profile <file>]   one N in this process, printing its JSON result (with --heap-profile,
+                        a sampling heap profile of the full update; run with --expose-gc)
+  --out <file>          the JSON report (default bench/results/scale.json)
+  --help                this text`,
+);
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);

@@ -34,7 +34,8 @@
  * - Targets are reported (pass/miss), never asserted: the exit code is non-zero only for harness errors.
  *
  * Flags: --smoke  --scenario overhead,slow-backend,failing-backend,kill-restart,resolver-churn,http2  --duration <s>
- *        --concurrency <n>  --rate <req/s>  --rounds <n>  --out <dir>  --count <n>  --max-phase <s>
+ *        --concurrency <n>  --rate <req/s>  --rounds <n>  --out <dir>  --count <n>  --max-phase <s>  --help (an unknown
+ *        flag stops the run with the usage, exit code 2)
  * Duration mode (the default): every phase's length derives from --duration. Count mode (--count): every measured
  * phase sends that many requests instead (overhead: per contender and round; the slow-backend all-healthy phase
  * 0.4x and the churn baseline a third of it, the ratios of duration mode); an
@@ -75,12 +76,33 @@ import {
   LEAN_DISPATCHER,
 } from './scenarios.js';
 import { findBinary } from './sidecars.js';
+import { checkFlags } from '../flags.js';
 import { HTTP2_ROWS, type Http2Result, http2Scenario } from './http2.js';
 
 // ---- flags ----------------------------------------------------------------------------------------------------
 
 const ALL = ['overhead', 'slow-backend', 'failing-backend', 'kill-restart', 'resolver-churn', 'http2'] as const;
 type ScenarioName = (typeof ALL)[number];
+
+const USAGE = `Usage: npm run bench:e2e [-- <flags>]
+  --smoke                every scenario, tiny (CI); writes under .tmp/bench-e2e-smoke/
+  --scenario <list>      comma-separated: ${ALL.join(', ')}
+  --duration <s>         every phase's length derives from it (default 12, smoke 1)
+  --count <n>            every measured phase sends n requests instead (count mode)
+  --max-phase <s>        count mode: a closed-loop phase ends after this long at most (default 120, smoke 10)
+  --concurrency <n>      closed-loop workers (default 32, smoke 8)
+  --rate <req/s>         open-loop rate (default 1000, smoke 300)
+  --rounds <n>           overhead and http2: measured rounds per contender (default 15, smoke 2)
+  --out <dir>            where the reports go (default bench/results)
+  --help                 this text`;
+checkFlags(
+  'bench:e2e',
+  {
+    valued: ['scenario', 'duration', 'count', 'max-phase', 'concurrency', 'rate', 'rounds', 'out'],
+    switches: ['smoke'],
+  },
+  USAGE,
+);
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);

@@ -56,8 +56,21 @@ import type { Pickable, PickContext, PickerPolicy } from '../../src/pickers/pick
 import { type RingHashPicker, ringHashPolicy } from '../../src/pickers/ring-hash.js';
 import { systemClock, systemRandom } from '../../src/common/runtime.js';
 import { PeakEwma } from '../../src/pickers/load.js';
+import { checkFlags } from '../flags.js';
 
 // ---- flags ----------------------------------------------------------------------------------------------------
+
+checkFlags(
+  'bench',
+  { valued: ['n', 'm', 'keys', 'out'], switches: ['quick'] },
+  `Usage: npm run bench [-- <flags>]   (npm run bench:quick is --quick)
+  --quick        the CI smoke run: fewer N, M and picks
+  --n <list>     endpoint counts, comma-separated (default 10,100,1000,10000; quick 10,1000)
+  --m <list>     maglev table sizes, primes (default 65537,655373; quick 65537)
+  --keys <n>     keys for the hash pickers' balance and disruption (default 100000; quick 20000)
+  --out <file>   the JSON report (default bench/results/pickers.json)
+  --help         this text`,
+);
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);

@@ -1,0 +1,39 @@
+/**
+ * The benchmarks' command lines: `--help` prints the usage and exits; an unknown or misspelt flag, or a stray
+ * argument, stops the run at once with the usage (exit code 2) rather than being ignored for minutes.
+ *
+ * @module
+ */
+
+/** The flags a benchmark takes: `valued` ones take the next argument as their value, `switches` take none. */
+export interface FlagSpec {
+  readonly valued: readonly string[];
+  readonly switches: readonly string[];
+}
+
+/** Checks `argv` (default: this process's arguments) against `spec`; prints `usage` and exits on `--help`. */
+export function checkFlags(name: string, spec: FlagSpec, usage: string, argv = process.argv.slice(2)): void {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(usage);
+    process.exit(0);
+  }
+  const valued = new Set(spec.valued);
+  const switches = new Set(spec.switches);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const flag = arg.startsWith('--') ? arg.slice(2) : undefined;
+    if (flag !== undefined && switches.has(flag)) continue;
+    if (flag !== undefined && valued.has(flag)) {
+      const value = argv[i + 1];
+      if (value === undefined || value.startsWith('--')) fail(name, `--${flag} needs a value`, usage);
+      i++;
+      continue;
+    }
+    fail(name, `unknown argument "${arg}"`, usage);
+  }
+}
+
+function fail(name: string, message: string, usage: string): never {
+  console.error(`${name}: ${message}\n${usage}`);
+  process.exit(2);
+}

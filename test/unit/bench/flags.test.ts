@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+
+/** Runs a benchmark's entry with `args` (it must stop at its command line: nothing here starts a measurement). */
+function run(entry: string, args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', entry, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('benchmark command lines', () => {
+  for (const [entry, script] of [
+    ['bench/e2e/run.ts', 'bench:e2e'],
+    ['bench/micro/pickers.ts', 'bench'],
+    ['bench/scale.ts', 'bench:scale'],
+  ] as const) {
+    it(`${script}: --help prints the usage; an unknown flag or a flag without its value stops the run (exit 2)`, () => {
+      const help = run(entry, ['--help']);
+      assert.equal(help.status, 0);
+      assert.match(help.stdout, new RegExp(`^Usage: npm run ${script} `));
+      const typo = run(entry, ['--smok']);
+      assert.equal(typo.status, 2);
+      assert.match(typo.stderr, /unknown argument "--smok"\nUsage: /);
+      const stray = run(entry, ['1000']);
+      assert.equal(stray.status, 2);
+      assert.match(stray.stderr, /unknown argument "1000"/);
+      const missing = run(entry, ['--out']);
+      assert.equal(missing.status, 2);
+      assert.match(missing.stderr, /--out needs a value/);
+    });
+  }
+});
