@@ -223,8 +223,7 @@ export class Subchannel implements Pickable {
       if (this.#state === 'ready' && pool === this.#pool && pool.stats.connected === 0) this.#setState('idle');
     });
     pool.on('connectionError', (_origin: unknown, _targets: unknown, err: Error) => {
-      // undici 7 reports an HTTP/2 GOAWAY as a connection error: the endpoint drains a connection, it did not refuse
-      // one, so no backoff (the next request opens a new connection).
+      // undici 7 reports an HTTP/2 GOAWAY as a connection error: a drain, not a refusal, so no backoff.
       if (pool !== this.#pool || isGoawayError(err)) return;
       this.#liveCounters().connectFailures++;
       if (this.#state === 'draining' || this.#state === 'closed') return;
@@ -339,9 +338,7 @@ export class Subchannel implements Pickable {
 
   /** @internal Called once per attempt by its handler (headers at `respondedAt`, or none: now; no boxed latency). */
   finishAttempt(statusCode: number, error: Error | undefined, startedAt: number, respondedAt?: number): void {
-    // The time of headers (or now, for an attempt that has none) also stamps the latency estimate: one clock read
-    // fewer per request than the estimate reading its own.
-    const at = respondedAt ?? this.clock.now();
+    const at = respondedAt ?? this.clock.now(); // also the latency estimate's stamp: it reads no clock of its own
     const latencyMs = at - startedAt;
     this.inFlight--;
     const c = this.#liveCounters();
