@@ -9,10 +9,11 @@ function run(entry: string, args: readonly string[]): { status: number | null; s
 }
 
 describe('benchmark command lines', () => {
-  for (const [entry, script] of [
-    ['bench/e2e/run.ts', 'bench:e2e'],
-    ['bench/micro/pickers.ts', 'bench'],
-    ['bench/scale.ts', 'bench:scale'],
+  for (const [entry, script, valued] of [
+    ['bench/e2e/run.ts', 'bench:e2e', '--out'],
+    ['bench/micro/pickers.ts', 'bench', '--out'],
+    ['bench/scale.ts', 'bench:scale', '--out'],
+    ['bench/e2e/interleaved.ts', 'bench:interleaved', '--json'],
   ] as const) {
     it(`${script}: --help prints the usage; an unknown flag or a flag without its value stops the run (exit 2)`, () => {
       const help = run(entry, ['--help']);
@@ -24,9 +25,9 @@ describe('benchmark command lines', () => {
       const stray = run(entry, ['1000']);
       assert.equal(stray.status, 2);
       assert.match(stray.stderr, /unknown argument "1000"/);
-      const missing = run(entry, ['--out']);
+      const missing = run(entry, [valued]);
       assert.equal(missing.status, 2);
-      assert.match(missing.stderr, /--out needs a value/);
+      assert.match(missing.stderr, new RegExp(`${valued} needs a value`));
     });
   }
 });
