@@ -11,26 +11,40 @@ export interface FlagSpec {
   readonly switches: readonly string[];
 }
 
-/** Checks `argv` (default: this process's arguments) against `spec`; prints `usage` and exits on `--help`. */
-export function checkFlags(name: string, spec: FlagSpec, usage: string, argv = process.argv.slice(2)): void {
+/**
+ * Checks `argv` (default: this process's arguments) against `spec`; prints `usage` and exits on `--help`. Returns
+ * the flags given: a valued flag's value, `true` for a switch.
+ */
+export function checkFlags(
+  name: string,
+  spec: FlagSpec,
+  usage: string,
+  argv = process.argv.slice(2),
+): ReadonlyMap<string, string | true> {
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(usage);
     process.exit(0);
   }
   const valued = new Set(spec.valued);
   const switches = new Set(spec.switches);
+  const given = new Map<string, string | true>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const flag = arg.startsWith('--') ? arg.slice(2) : undefined;
-    if (flag !== undefined && switches.has(flag)) continue;
+    if (flag !== undefined && switches.has(flag)) {
+      given.set(flag, true);
+      continue;
+    }
     if (flag !== undefined && valued.has(flag)) {
       const value = argv[i + 1];
       if (value === undefined || value.startsWith('--')) fail(name, `--${flag} needs a value`, usage);
+      given.set(flag, value);
       i++;
       continue;
     }
     fail(name, `unknown argument "${arg}"`, usage);
   }
+  return given;
 }
 
 function fail(name: string, message: string, usage: string): never {

@@ -64,7 +64,7 @@ import { createClient, createEndpoint, type Endpoint, type Resolver, type Resolv
 import { updateSlicing } from '../src/cluster/resolution.js';
 import { checkFlags } from './flags.js';
 
-checkFlags(
+const given = checkFlags(
   'bench:scale',
   {
     valued: ['n', 'updates', 'churn', 'requests', 'live', 'pools', 'out', 'heap-profile', 'child'],
@@ -85,8 +85,7 @@ checkFlags(
 );
 
 function flag(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
+  return given.get(name) as string | undefined;
 }
 const num = (name: string, fallback: number): number => Number(flag(name) ?? fallback);
 
@@ -185,7 +184,7 @@ async function listen(): Promise<{ server: Server; port: number }> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-const FRESH = process.argv.includes('--fresh');
+const FRESH = given.has('fresh');
 /** The i-th idle endpoint: a validated (frozen) `Endpoint`, as built-in resolvers deliver them. */
 const idle = (i: number): Endpoint =>
   createEndpoint({ host: `127.0.0.${2 + (i % 250)}`, port: 10000 + Math.floor(i / 250) });

@@ -24,8 +24,9 @@ import { balancedDispatcher, balancedFetch, balancedPool, type Contender, rawFet
 import { killAllChildren, startFleet } from './fleet.js';
 import { closedLoop } from './load.js';
 import { fullGc, LEAN_DISPATCHER } from './scenarios.js';
+import { median, middleHalf } from '../stats.js';
 
-checkFlags(
+const given = checkFlags(
   'bench:interleaved',
   { valued: ['rounds', 'slices', 'slice', 'settle', 'concurrency', 'json'], switches: ['fetch'] },
   `Usage: npm run bench:interleaved [-- <flags>]
@@ -39,9 +40,9 @@ checkFlags(
   --help             this text`,
 );
 function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const n = Number(process.argv[i + 1]);
+  const value = given.get(name);
+  if (value === undefined) return fallback;
+  const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: expected a positive number`);
   return n;
 }
@@ -50,9 +51,8 @@ const SLICES = Math.round(flag('slices', 6));
 const SLICE_MS = flag('slice', 100);
 const SETTLE_MS = flag('settle', 150);
 const CONCURRENCY = Math.round(flag('concurrency', 32));
-const FETCH = process.argv.includes('--fetch');
-const jsonAt = process.argv.indexOf('--json');
-const JSON_OUT = jsonAt < 0 ? undefined : process.argv[jsonAt + 1];
+const FETCH = given.has('fetch');
+const JSON_OUT = given.get('json') as string | undefined;
 
 interface Row {
   readonly name: string;
@@ -60,12 +60,6 @@ interface Row {
   readonly against: string;
   readonly ratio: number[];
   readonly cpuUs: number[];
-}
-
-const median = (a: readonly number[]): number => quantile(a, 0.5);
-function quantile(a: readonly number[], q: number): number {
-  const s = [...a].sort((x, y) => x - y);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] as number;
 }
 
 const load = (c: Contender, ms: number): ReturnType<typeof closedLoop> =>
@@ -143,7 +137,7 @@ for (const r of rows) {
   const cpu = median(r.cpuUs);
   const vs = vsBalancedPool(r);
   console.log(
-    `| ${r.name} | ${r.against} | ${f(median(r.ratio))}x | ${f(quantile(r.ratio, 0.25))}-${f(quantile(r.ratio, 0.75))} | ${vs === undefined ? '-' : `${f(median(vs))}x`} | ${cpu >= 0 ? '+' : ''}${cpu.toFixed(2)} |`,
+    `| ${r.name} | ${r.against} | ${f(median(r.ratio))}x | ${middleHalf(r.ratio).map(f).join('-')} | ${vs === undefined ? '-' : `${f(median(vs))}x`} | ${cpu >= 0 ? '+' : ''}${cpu.toFixed(2)} |`,
   );
 }
 if (JSON_OUT !== undefined) {

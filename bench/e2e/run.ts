@@ -95,7 +95,7 @@ const USAGE = `Usage: npm run bench:e2e [-- <flags>]
   --rounds <n>           overhead and http2: measured rounds per contender (default 15, smoke 2)
   --out <dir>            where the reports go (default bench/results)
   --help                 this text`;
-checkFlags(
+const given = checkFlags(
   'bench:e2e',
   {
     valued: ['scenario', 'duration', 'count', 'max-phase', 'concurrency', 'rate', 'rounds', 'out'],
@@ -104,12 +104,9 @@ checkFlags(
   USAGE,
 );
 
+// checkFlags has seen every argument: a valued flag has its value.
 function flag(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return undefined;
-  const v = process.argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
-  return v;
+  return given.get(name) as string | undefined;
 }
 function numberFlag(name: string, fallback: number): number {
   const v = flag(name);
@@ -119,7 +116,7 @@ function numberFlag(name: string, fallback: number): number {
   return n;
 }
 
-const smoke = process.argv.includes('--smoke');
+const smoke = given.has('smoke');
 const scenarioFlag = flag('scenario');
 const selected: ScenarioName[] =
   scenarioFlag === undefined

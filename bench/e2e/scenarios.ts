@@ -22,6 +22,7 @@ import type { Backend } from './fleet.js';
 import type { CdfPoint } from './histogram.js';
 import { closedLoop, type LoadResult, type OnResult, openLoop, type Timeline } from './load.js';
 import { findBinary, Sidecar, type SidecarKind } from './sidecars.js';
+import { median, middleHalf } from '../stats.js';
 
 export interface Settings {
   readonly smoke: boolean;
@@ -89,13 +90,7 @@ export interface Skipped {
   readonly skipped: string;
 }
 
-/** The median of `values` (the mean of the middle two for an even count); NaN for none. */
-export function median(values: readonly number[]): number {
-  const v = [...values].sort((a, b) => a - b);
-  if (v.length === 0) return Number.NaN;
-  const mid = v.length >> 1;
-  return v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
-}
+export { median };
 
 /**
  * `a`'s figure over `b`'s, round by round, and the median of those ratios: contenders measured in the same round ran
@@ -123,13 +118,7 @@ export function roundSpread(
   pair: (x: RoundFigures, y: RoundFigures) => number,
 ): [number, number] | undefined {
   if (a.rounds.length < 4 || a.rounds.length !== b.rounds.length) return undefined;
-  const v = a.rounds.map((r, i) => pair(r, b.rounds[i] as RoundFigures)).sort((x, y) => x - y);
-  const at = (q: number) => {
-    const pos = q * (v.length - 1);
-    const lo = Math.floor(pos);
-    return (v[lo] as number) + ((v[Math.min(lo + 1, v.length - 1)] as number) - (v[lo] as number)) * (pos - lo);
-  };
-  return [at(0.25), at(0.75)];
+  return middleHalf(a.rounds.map((r, i) => pair(r, b.rounds[i] as RoundFigures)));
 }
 
 /**

@@ -22,6 +22,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BalancedPool, type Dispatcher, Pool } from 'undici';
 import { createClient } from '../../src/index.js';
+import { median, middleHalf } from '../stats.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -152,11 +153,10 @@ for (let r = 0; r < ROUNDS + WARMUP; r++) {
   }
 }
 
-const quantile = (sorted: readonly number[], q: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
 const rows = contenders.map((c, i) => {
-  const s = [...(samples[i] as number[])].sort((a, b) => a - b);
-  return { name: c.name, nsPerRequest: quantile(s, 0.5), q1: quantile(s, 0.25), q3: quantile(s, 0.75) };
+  const s = samples[i] as number[];
+  const [q1, q3] = middleHalf(s);
+  return { name: c.name, nsPerRequest: median(s), q1, q3 };
 });
 const bp = (rows[1] as { nsPerRequest: number }).nsPerRequest;
 console.log(

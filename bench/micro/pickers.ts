@@ -60,7 +60,7 @@ import { checkFlags } from '../flags.js';
 
 // ---- flags ----------------------------------------------------------------------------------------------------
 
-checkFlags(
+const given = checkFlags(
   'bench',
   { valued: ['n', 'm', 'keys', 'out'], switches: ['quick'] },
   `Usage: npm run bench [-- <flags>]   (npm run bench:quick is --quick)
@@ -73,10 +73,9 @@ checkFlags(
 );
 
 function flag(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
+  return given.get(name) as string | undefined;
 }
-const quick = process.argv.includes('--quick');
+const quick = given.has('quick');
 const list = (s: string | undefined, d: number[]) => (s === undefined ? d : s.split(',').map(Number));
 const NS = list(flag('n'), quick ? [10, 1000] : [10, 100, 1000, 10000]);
 const MS = list(flag('m'), quick ? [65537] : [65537, 655373]);
