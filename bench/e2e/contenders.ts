@@ -72,9 +72,16 @@ export function rawFetch(addresses: readonly string[]): Contender {
   };
 }
 
-/** sidecarless `client.dispatcher` with `request`. */
-export function balancedDispatcher(options: ClientOptions, name = 'sidecarless dispatcher'): Contender {
-  const client = createClient(options);
+/**
+ * sidecarless `client.dispatcher` with `request`; `create` is another copy's `createClient` (a baseline for a
+ * before/after in one run).
+ */
+export function balancedDispatcher(
+  options: ClientOptions,
+  name = 'sidecarless dispatcher',
+  create: (options: ClientOptions) => Client = createClient,
+): Contender {
+  const client = create(options);
   const d = client.dispatcher;
   return {
     name,

@@ -13,12 +13,17 @@
  * of the rounds and the middle half. No bytes per request (garbage made in one slice is collected in another).
  *
  * `npm run bench:interleaved [-- --rounds 20 --slices 6 --slice 100 --settle 150 --concurrency 32 --fetch
- * --json <file>]` (about 2 minutes; 3 with `--fetch`). `--fetch` adds raw undici `fetch` and the balanced `fetch` as a
- * second group, their ratio against raw fetch.
+ * --baseline <file> --no-lean --json <file>]` (about 2 minutes; 3 with `--fetch`). `--fetch` adds raw undici `fetch`
+ * and the balanced `fetch` as a second group, their ratio against raw fetch. `--baseline` adds the dispatcher of
+ * another copy of the library (its `src/index.ts`, say the previous commit's from `git archive`) to the request
+ * group: a before/after measured in the same window, the only comparison here fine enough for changes of a few
+ * percent. `--no-lean` leaves the lean dispatcher out (a shorter run).
  *
  * @module
  */
 import { writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import type { createClient } from '../../src/index.js';
 import { checkFlags } from '../flags.js';
 import { balancedDispatcher, balancedFetch, balancedPool, type Contender, rawFetch, rawRequest } from './contenders.js';
 import { killAllChildren, startFleet } from './fleet.js';
@@ -28,7 +33,10 @@ import { median, middleHalf } from '../stats.js';
 
 const given = checkFlags(
   'bench:interleaved',
-  { valued: ['rounds', 'slices', 'slice', 'settle', 'concurrency', 'json'], switches: ['fetch'] },
+  {
+    valued: ['rounds', 'slices', 'slice', 'settle', 'concurrency', 'json', 'baseline'],
+    switches: ['fetch', 'no-lean'],
+  },
   `Usage: npm run bench:interleaved [-- <flags>]
   --rounds <n>       rounds, each a figure per contender (default 20)
   --slices <n>       slices per contender and round (default 6)
@@ -36,6 +44,8 @@ const given = checkFlags(
   --settle <ms>      each contender's unmeasured load after the round's full GC (default 150)
   --concurrency <n>  closed-loop workers (default 32)
   --fetch            also raw fetch against the balanced fetch
+  --baseline <file>  also the dispatcher of another copy of the library (the path of its src/index.ts)
+  --no-lean          without the lean dispatcher
   --json <file>      the figures as JSON
   --help             this text`,
 );
@@ -53,6 +63,11 @@ const SETTLE_MS = flag('settle', 150);
 const CONCURRENCY = Math.round(flag('concurrency', 32));
 const FETCH = given.has('fetch');
 const JSON_OUT = given.get('json') as string | undefined;
+const BASELINE = given.get('baseline') as string | undefined;
+const baseline =
+  BASELINE === undefined
+    ? undefined
+    : ((await import(pathToFileURL(BASELINE).href)) as { createClient: typeof createClient }).createClient;
 
 interface Row {
   readonly name: string;
@@ -102,12 +117,14 @@ const rows: Row[] = [];
 const contenders: Contender[] = [];
 try {
   const addrs = fleet.map((b) => b.address);
-  const requestGroup = [
-    rawRequest(addrs),
-    balancedDispatcher({ target: addrs }),
-    balancedPool(addrs),
-    balancedDispatcher({ target: addrs, retry: false, retryBudget: false, outlierDetection: false }, LEAN_DISPATCHER),
-  ];
+  const requestGroup = [rawRequest(addrs), balancedDispatcher({ target: addrs }), balancedPool(addrs)];
+  if (!given.has('no-lean')) {
+    const lean = { target: addrs, retry: false, retryBudget: false, outlierDetection: false } as const;
+    requestGroup.push(balancedDispatcher(lean, LEAN_DISPATCHER));
+  }
+  if (baseline !== undefined) {
+    requestGroup.push(balancedDispatcher({ target: addrs }, 'baseline: sidecarless dispatcher', baseline));
+  }
   contenders.push(...requestGroup);
   rows.push(...(await measure(requestGroup)));
   if (FETCH) {
@@ -138,6 +155,16 @@ for (const r of rows) {
   const vs = vsBalancedPool(r);
   console.log(
     `| ${r.name} | ${r.against} | ${f(median(r.ratio))}x | ${middleHalf(r.ratio).map(f).join('-')} | ${vs === undefined ? '-' : `${f(median(vs))}x`} | ${cpu >= 0 ? '+' : ''}${cpu.toFixed(2)} |`,
+  );
+}
+// The before/after of a change, round by round (`--baseline`).
+const base = rows.find((r) => r.name === 'baseline: sidecarless dispatcher');
+const current = rows.find((r) => r.name === 'sidecarless dispatcher');
+if (base !== undefined && current !== undefined) {
+  const vsBase = current.ratio.map((x, k) => x / (base.ratio[k] as number));
+  const cpu = current.cpuUs.map((x, k) => x - (base.cpuUs[k] as number));
+  console.log(
+    `\nsidecarless dispatcher vs the baseline's: req/s ${f(median(vsBase))}x (middle half ${middleHalf(vsBase).map(f).join('-')}), client CPU ${median(cpu) >= 0 ? '+' : ''}${median(cpu).toFixed(2)} µs / req`,
   );
 }
 if (JSON_OUT !== undefined) {

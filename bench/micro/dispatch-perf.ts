@@ -1,0 +1,254 @@
+/**
+ * Where the dispatcher's extra time per request goes in situ, against `BalancedPool` in the same window (issue 14).
+ *
+ * The stubbed bench (dispatch-stubbed.ts) times the balancer's JavaScript with everything in cache; in a real run the
+ * backends, the kernel and undici run between a request's dispatch and its response, and the same code costs several
+ * times more. The e2e and interleaved benches give the total but not where it goes; a CPU profile of one contender at
+ * a time gives where, but the shared machine's speed drifts by 20-50 % between two runs. Here both at once:
+ *
+ * - the contenders (`BalancedPool`, the dispatcher and, with `--baseline`, another copy's dispatcher) take turns in
+ *   slices of `--slice` ms (closed loop, 32 in flight, 3 backends in a child process), each slice's start and end
+ *   logged on the monotonic clock;
+ * - the whole run is sampled by Linux `perf` (`cpu-clock`, 1999 Hz, call chains, the JIT's symbols from
+ *   `--perf-basic-prof`), on the same clock;
+ * - each sample of the main thread goes to the contender whose slice it fell in, and to a category by its innermost
+ *   JavaScript frame: the library's own code (`src/` of either copy: whatever V8 inlined into it included),
+ *   undici, Node's core, none (the kernel, V8's runtime and GC), other.
+ *
+ * Printed: µs of main-thread CPU per request by category, per contender, and the library's functions by µs per
+ * request. Differences between contenders of one run are good to about 0.5 µs a request (an A/A run: 0.2-0.3 %).
+ *
+ * Needs `perf` (Debian `linux-perf`) with `cpu-clock` sampling allowed (`perf_event_paranoid` <= 2 for one's own
+ * processes). `node --import tsx bench/micro/dispatch-perf.ts [-- --slices 80 --slice 150 --baseline <src/index.ts>]`
+ * (about a minute, then perf's processing).
+ *
+ * @module
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Dispatcher } from 'undici';
+import type { createClient } from '../../src/index.js';
+import { checkFlags } from '../flags.js';
+import { type BenchContender, startBackends, startContender } from './backends.js';
+
+const given = checkFlags(
+  'dispatch-perf',
+  { valued: ['slices', 'slice', 'baseline', 'child-log'], switches: [] },
+  `Usage: node --import tsx bench/micro/dispatch-perf.ts [-- <flags>]
+  --slices <n>       slices per contender (default 80)
+  --slice <ms>       slice length (default 150)
+  --baseline <file>  also the dispatcher of another copy of the library (the path of its src/index.ts)
+  --help             this text`,
+);
+const SLICES = Math.max(1, Math.round(Number(given.get('slices') ?? 80)));
+const SLICE_MS = Math.max(10, Number(given.get('slice') ?? 150));
+const BASELINE = given.get('baseline') as string | undefined;
+const CHILD_LOG = given.get('child-log') as string | undefined;
+const CONCURRENCY = 32;
+
+/** The load: runs under perf, writes `name startNs endNs requests` per slice to `log`. */
+async function load(log: string): Promise<void> {
+  const { child, addresses } = await startBackends(3);
+  const baseline =
+    BASELINE === undefined
+      ? undefined
+      : ((await import(pathToFileURL(BASELINE).href)) as { createClient: typeof createClient }).createClient;
+  const contenders: [string, BenchContender][] = [
+    ['BalancedPool', await startContender('balanced-pool', addresses)],
+    ['dispatcher', await startContender('sidecarless', addresses)],
+  ];
+  if (baseline !== undefined) {
+    contenders.push(['baseline', await startContender('sidecarless', addresses, { create: baseline })]);
+  }
+  const slice = async (c: { dispatcher: Dispatcher; origin: string }, ms: number): Promise<number> => {
+    let done = 0;
+    const end = performance.now() + ms;
+    const worker = async (): Promise<void> => {
+      while (performance.now() < end) {
+        const res = await c.dispatcher.request({ origin: c.origin, path: '/bench', method: 'GET' });
+        await res.body.dump();
+        done++;
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    return done;
+  };
+  for (const [, c] of contenders) await slice(c, 2000);
+  const lines: string[] = [];
+  for (let s = 0; s < SLICES; s++) {
+    for (let k = 0; k < contenders.length; k++) {
+      const [name, c] = contenders[(s + k) % contenders.length] as [string, BenchContender];
+      const start = process.hrtime.bigint();
+      const n = await slice(c, SLICE_MS);
+      lines.push(`${name} ${start} ${process.hrtime.bigint()} ${n}`);
+    }
+  }
+  writeFileSync(log, `${process.pid}\n${lines.join('\n')}\n`);
+  await Promise.all(contenders.map(([, c]) => c.close()));
+  child.kill();
+}
+
+interface Slice {
+  readonly name: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+const CATEGORIES = ['library', 'undici', 'node', 'none', 'other'] as const;
+type Category = (typeof CATEGORIES)[number];
+
+function category(frame: string | undefined): [Category, string] {
+  if (frame === undefined) return ['none', ''];
+  const name = frame.replace(/^JS:[*~^]?/, '');
+  if (name.includes('/node_modules/undici/')) return ['undici', name];
+  if (name.includes('/src/') && !name.includes('/node_modules/')) return ['library', name];
+  if (name.includes('node:')) return ['node', name];
+  return ['other', name];
+}
+
+/** Reads `perf script` output (tid, time, call chain) and the slice log; prints the table. */
+function analyse(script: string, log: string): void {
+  const [pidLine, ...rest] = readFileSync(log, 'utf8').trim().split('\n');
+  const tid = (pidLine as string).trim();
+  const slices: Slice[] = [];
+  const requests = new Map<string, number>();
+  const wallNs = new Map<string, number>();
+  for (const line of rest) {
+    const [name, start, end, n] = line.split(' ') as [string, string, string, string];
+    slices.push({ name, start: Number(start), end: Number(end) });
+    requests.set(name, (requests.get(name) ?? 0) + Number(n));
+    wallNs.set(name, (wallNs.get(name) ?? 0) + Number(end) - Number(start));
+  }
+  slices.sort((a, b) => a.start - b.start);
+  const byCategory = new Map<string, Map<Category, number>>();
+  const byFunction = new Map<string, Map<string, number>>();
+  const add = <K>(m: Map<string, Map<K, number>>, who: string, key: K): void => {
+    let inner = m.get(who);
+    if (inner === undefined) m.set(who, (inner = new Map()));
+    inner.set(key, (inner.get(key) ?? 0) + 1);
+  };
+  const sliceAt = (t: number): Slice | undefined => {
+    let lo = 0;
+    let hi = slices.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = slices[mid] as Slice;
+      if (t < s.start) hi = mid - 1;
+      else if (t > s.end) lo = mid + 1;
+      else return s;
+    }
+    return undefined;
+  };
+  // perf script: a header line "tid time:" then one frame per line (innermost first), then a blank line.
+  let header: [string, number] | undefined;
+  let firstJs: string | undefined;
+  const flush = (): void => {
+    if (header === undefined) return;
+    const [sampleTid, t] = header;
+    const s = sampleTid === tid ? sliceAt(t) : undefined;
+    if (s !== undefined) {
+      const [cat, name] = category(firstJs);
+      add(byCategory, s.name, cat);
+      if (cat === 'library') add(byFunction, s.name, name.replace(/file:\/\/\/.*?\/src\//, 'src/'));
+    }
+    header = undefined;
+    firstJs = undefined;
+  };
+  for (const line of script.split('\n')) {
+    if (line.trim() === '') flush();
+    else if (!line.startsWith('\t')) {
+      const [sampleTid, time] = line.trim().split(/\s+/) as [string, string];
+      header = [sampleTid, Math.round(Number.parseFloat(time) * 1e9)];
+    } else if (firstJs === undefined) {
+      const sym = line.trim().split(/\s+/).slice(1).join(' ');
+      if (sym.startsWith('JS:')) firstJs = sym;
+    }
+  }
+  flush();
+  const usPerSample = 1e6 / 1999;
+  console.log(`dispatch-perf: ${SLICES} slices of ${SLICE_MS} ms per contender, node ${process.version}\n`);
+  console.log(`| contender | requests | req/s | main thread µs / req | ${CATEGORIES.join(' | ')} |`);
+  console.log(`|---|--:|--:|--:|${CATEGORIES.map(() => '--:').join('|')}|`);
+  for (const [name, n] of requests) {
+    const cats = byCategory.get(name) ?? new Map<Category, number>();
+    const per = (samples: number): string => ((samples * usPerSample) / n).toFixed(2);
+    const total = [...cats.values()].reduce((a, b) => a + b, 0);
+    const rate = (n / ((wallNs.get(name) as number) / 1e9)).toFixed(0);
+    console.log(
+      `| ${name} | ${n} | ${rate} | ${per(total)} | ${CATEGORIES.map((c) => per(cats.get(c) ?? 0)).join(' | ')} |`,
+    );
+  }
+  const names = [...byFunction.keys()];
+  const functions = new Set(names.flatMap((name) => [...(byFunction.get(name) as Map<string, number>).keys()]));
+  const us = (name: string, fn: string): number =>
+    (((byFunction.get(name) as Map<string, number>).get(fn) ?? 0) * usPerSample) / (requests.get(name) as number);
+  const rows = [...functions].sort(
+    (a, b) => Math.max(...names.map((n) => us(n, b))) - Math.max(...names.map((n) => us(n, a))),
+  );
+  console.log(`\n| library function (innermost JS frame) | ${names.join(' | ')} |`);
+  console.log(`|---|${names.map(() => '--:').join('|')}|`);
+  for (const fn of rows.slice(0, 25)) console.log(`| ${fn} | ${names.map((n) => us(n, fn).toFixed(3)).join(' | ')} |`);
+}
+
+if (CHILD_LOG !== undefined) {
+  await load(CHILD_LOG);
+} else {
+  const dir = mkdtempSync(join(tmpdir(), 'dispatch-perf-'));
+  const log = join(dir, 'slices.txt');
+  try {
+    const data = join(dir, 'perf.data');
+    const own = process.argv.slice(2);
+    const record = spawnSync(
+      'perf',
+      [
+        'record',
+        '-q',
+        '-k',
+        'CLOCK_MONOTONIC',
+        '-g',
+        '-e',
+        'cpu-clock',
+        '-F',
+        '1999',
+        '-o',
+        data,
+        '--',
+        process.execPath,
+        '--perf-basic-prof',
+        // V8 would also write an isolate-*.log per isolate into the working directory.
+        '--no-logfile-per-isolate',
+        `--logfile=${join(dir, 'v8.log')}`,
+        '--import',
+        'tsx',
+        process.argv[1] as string,
+        ...own,
+        '--child-log',
+        log,
+      ],
+      { stdio: 'inherit' },
+    );
+    if (record.error !== undefined || record.status !== 0) {
+      console.error(
+        `dispatch-perf: perf record failed (${record.error?.message ?? `exit ${record.status}`}); is linux-perf installed?`,
+      );
+      process.exit(1);
+    }
+    const script = spawnSync('perf', ['script', '-i', data, '-F', 'tid,time,ip,sym', '--ns', '--no-demangle'], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 30,
+    });
+    if (script.status !== 0) {
+      console.error(`dispatch-perf: perf script failed: ${script.stderr}`);
+      process.exit(1);
+    }
+    analyse(script.stdout, log);
+  } finally {
+    // --perf-basic-prof leaves the JIT's symbol map behind, named by the process id the log starts with.
+    const pid = existsSync(log) ? readFileSync(log, 'utf8').split('\n')[0] : undefined;
+    if (pid !== undefined && /^\d+$/.test(pid)) rmSync(`/tmp/perf-${pid}.map`, { force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
