@@ -19,7 +19,7 @@
  * request. Differences between contenders of one run are good to about 0.5 µs a request (an A/A run: 0.2-0.3 %).
  *
  * Needs `perf` (Debian `linux-perf`) with `cpu-clock` sampling allowed (`perf_event_paranoid` <= 2 for one's own
- * processes). `node --import tsx bench/micro/dispatch-perf.ts [-- --slices 80 --slice 150 --baseline <src/index.ts>]`
+ * processes). `node --import tsx bench/micro/dispatch-perf.ts [-- --slices 80 --slice 150 --lean --baseline <src/index.ts>]`
  * (about a minute, then perf's processing).
  *
  * @module
@@ -36,11 +36,12 @@ import { type BenchContender, startBackends, startContender } from './backends.j
 
 const given = checkFlags(
   'dispatch-perf',
-  { valued: ['slices', 'slice', 'baseline', 'child-log'], switches: [] },
+  { valued: ['slices', 'slice', 'baseline', 'child-log'], switches: ['lean'] },
   `Usage: node --import tsx bench/micro/dispatch-perf.ts [-- <flags>]
   --slices <n>       slices per contender (default 80)
   --slice <ms>       slice length (default 150)
   --baseline <file>  also the dispatcher of another copy of the library (the path of its src/index.ts)
+  --lean             also the lean dispatcher (retries, retry budget and outlier detection off)
   --help             this text`,
 );
 const SLICES = Math.max(1, Math.round(Number(given.get('slices') ?? 80)));
@@ -60,6 +61,7 @@ async function load(log: string): Promise<void> {
     ['BalancedPool', await startContender('balanced-pool', addresses)],
     ['dispatcher', await startContender('sidecarless', addresses)],
   ];
+  if (given.has('lean')) contenders.push(['lean', await startContender('lean', addresses)]);
   if (baseline !== undefined) {
     contenders.push(['baseline', await startContender('sidecarless', addresses, { create: baseline })]);
   }
@@ -102,7 +104,7 @@ type Category = (typeof CATEGORIES)[number];
 
 function category(frame: string | undefined): [Category, string] {
   if (frame === undefined) return ['none', ''];
-  const name = frame.replace(/^JS:[*~^]?/, '');
+  const name = frame.replace(/^JS:[*~^']?/, '');
   if (name.includes('/node_modules/undici/')) return ['undici', name];
   if (name.includes('/src/') && !name.includes('/node_modules/')) return ['library', name];
   if (name.includes('node:')) return ['node', name];
