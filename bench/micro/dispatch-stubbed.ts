@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     baseline: { type: 'string' },
     json: { type: 'string' },
     evict: { type: 'string', default: '0' },
+    'evict-code': { type: 'string', default: '0' },
   },
 });
 const ROUNDS = Number(args.rounds);
@@ -59,16 +60,26 @@ const noop = (): void => {};
 const sweep = new Uint8Array(EVICT_KIB * 1024);
 let swept = 0;
 let sweepNs = 0;
+// `--evict-code <n>`: n distinct functions of about 1 KiB of optimized machine code each, all run before each answer,
+// so that the answer also finds the instruction cache as a real one does (undici's, Node's and the kernel's code
+// ran in between).
+const CODE = Number(args['evict-code']);
+const bodies = Array.from({ length: CODE }, (_, k) => {
+  const lines = Array.from({ length: 24 }, (_, j) => `x = (x * ${(k * 31 + j * 7) % 97 + 3} + ${k + j}) | 0; if (x === ${k * 1000 + j}) y++;`);
+  return new Function('x', `let y = 0; ${lines.join(' ')} return x + y;`) as (x: number) => number;
+});
+for (const f of bodies) for (let i = 0; i < 20000; i++) swept += f(i) === 0.5 ? 1 : 0;
 function evict(): void {
   const start = process.hrtime.bigint();
   let sum = 0;
   for (let i = 0; i < sweep.length; i += 64) sum += sweep[i] as number;
+  for (let k = 0; k < bodies.length; k++) sum += (bodies[k] as (x: number) => number)(k) === 0.5 ? 1 : 0;
   swept += sum;
   sweepNs += Number(process.hrtime.bigint() - start);
 }
 (Pool.prototype as unknown as { dispatch: (o: unknown, h: StubHandler) => boolean }).dispatch = (_o, h) => {
   queueMicrotask(() => {
-    if (EVICT_KIB > 0) evict();
+    if (EVICT_KIB > 0 || CODE > 0) evict();
     h.onConnect?.(noop);
     h.onHeaders?.(200, HEADERS, noop, 'OK');
     h.onData?.(BODY);
