@@ -13,9 +13,11 @@
  * from `BalancedPool` of the same run.
  *
  * `node --import tsx bench/micro/dispatch-stubbed.ts [--rounds 9] [--count 100000] [--baseline <another copy's
- * src/index.ts>] [--evict <KiB>] [--json <file>]`. `--cpu-prof` on it profiles the balancer's code alone. `--evict`
- * reads a buffer of that many KiB before each answer, evicting what the request left in the caches as the real I/O
- * path does (1536, above this machine's 1 MiB of L2, say): the sweep's cost is the same for every contender.
+ * src/index.ts>] [--evict <KiB>] [--evict-code <n>] [--json <file>]`. `--cpu-prof` on it profiles the balancer's code
+ * alone. `--evict` reads a buffer of that many KiB before each answer (1024: this machine's L2), `--evict-code` runs
+ * n distinct functions of about 1 KiB of machine code each (400: the instruction cache and most of the L2), evicting
+ * what the request left in the caches as the real I/O path does (undici's, Node's and the kernel's code and data run
+ * between a request's dispatch and its answer); their own time is left out of the figures.
  *
  * @module
  */
@@ -65,7 +67,10 @@ let sweepNs = 0;
 // ran in between).
 const CODE = Number(args['evict-code']);
 const bodies = Array.from({ length: CODE }, (_, k) => {
-  const lines = Array.from({ length: 24 }, (_, j) => `x = (x * ${(k * 31 + j * 7) % 97 + 3} + ${k + j}) | 0; if (x === ${k * 1000 + j}) y++;`);
+  const lines = Array.from(
+    { length: 24 },
+    (_, j) => `x = (x * ${((k * 31 + j * 7) % 97) + 3} + ${k + j}) | 0; if (x === ${k * 1000 + j}) y++;`,
+  );
   return new Function('x', `let y = 0; ${lines.join(' ')} return x + y;`) as (x: number) => number;
 });
 for (const f of bodies) for (let i = 0; i < 20000; i++) swept += f(i) === 0.5 ? 1 : 0;
