@@ -113,19 +113,32 @@ export const ATTEMPT_BITS = 15;
  * discarded or timed (`stopReason`, `discardWaitMs`, `timer`) and its owner and start are each kind's.
  */
 export abstract class AttemptBase implements LegacyHandler {
+  // The fields are declared, not initialized here: a class with no field initializers and no constructor is one V8
+  // skips when a subclass calls `super()`, so a request is allocated in one step rather than through the generic
+  // construct stub (issue 14). Each subclass sets them first thing in its constructor (`initAttempt`).
+
   /** The subchannel the attempt was sent to (a request's first attempt gets it at its first pick). */
-  subchannel!: Subchannel;
+  declare subchannel: Subchannel;
   /**
    * The state (`PENDING`...), the `SENT` and `REPORTED` flags and the status (`outcomeStatus`), in the low
    * `ATTEMPT_BITS` bits; a request keeps its stage and counters in the bits above (one field for all, issue 14).
    */
-  protected bits = PENDING;
-  #abort: ((reason?: Error) => void) | undefined;
+  declare protected bits: number;
+  /** undici's abort for this attempt, once it has connected. */
+  declare private abortFn: ((reason?: Error) => void) | undefined;
   // The outcome reported to the subchannel is the status (in `bits`) and when it arrived (undefined until headers;
   // the latency is the difference with the attempt's start). A tagged field
   // (never a number before headers) holding the clock's reading as it is: no box of its own per attempt, and no
   // second number for the time of headers (issue 14).
-  #respondedAt: number | undefined;
+  declare private respondedAtMs: number | undefined;
+
+  /** Sets this class's fields (see above); each subclass calls it first in its constructor, in this order. */
+  protected initAttempt(subchannel: Subchannel | undefined): void {
+    this.subchannel = subchannel as Subchannel;
+    this.bits = PENDING;
+    this.abortFn = undefined;
+    this.respondedAtMs = undefined;
+  }
 
   /** The request the attempt belongs to. */
   protected abstract get owner(): AttemptOwner;
@@ -172,7 +185,7 @@ export abstract class AttemptBase implements LegacyHandler {
   private report(error: Error | undefined): void {
     if ((this.bits & REPORTED) !== 0) return;
     this.bits |= REPORTED;
-    this.subchannel.finishAttempt(this.outcomeStatus, error, this.attemptStart, this.#respondedAt);
+    this.subchannel.finishAttempt(this.outcomeStatus, error, this.attemptStart, this.respondedAtMs);
   }
 
   private reject(failure: AttemptFailure): void {
@@ -181,7 +194,7 @@ export abstract class AttemptBase implements LegacyHandler {
 
   /** When the response headers arrived (the subchannel's clock), if they did. */
   get respondedAt(): number | undefined {
-    return this.#respondedAt;
+    return this.respondedAtMs;
   }
 
   /** True until the attempt has committed, failed or been cancelled. */
@@ -198,7 +211,7 @@ export abstract class AttemptBase implements LegacyHandler {
     if (this.state !== PENDING && this.state !== DISCARDING) return;
     this.state = CANCELLED;
     this.stopReason = blame && (this.sent || !this.owner.callerBodyStalled()) ? reason : notTheEndpoint(reason);
-    this.#abort?.(this.stopReason);
+    this.abortFn?.(this.stopReason);
   }
 
   /** True when the deadline firing now would be the caller's doing (its body stalled): see {@link cancel}. */
@@ -210,7 +223,7 @@ export abstract class AttemptBase implements LegacyHandler {
   abortCommitted(reason: Error): void {
     if (this.state !== COMMITTED) return;
     this.stopReason = reason;
-    this.#abort?.(notTheEndpoint(reason));
+    this.abortFn?.(notTheEndpoint(reason));
   }
 
   /** The per-try timeout fired before headers (or while a discarded response was being dropped). */
@@ -220,14 +233,14 @@ export abstract class AttemptBase implements LegacyHandler {
     // Waiting for the caller's body rather than the endpoint: the caller's failure, not retried (issue 15.6).
     if (this.callerStalled) markCallerError(err);
     this.state = FAILED;
-    this.#abort?.(err);
+    this.abortFn?.(err);
     this.stopReason = err;
     this.reject(new AttemptFailure(err, this.callerStalled ? 'aborted' : 'per-try-timeout', false));
   }
 
   onConnect(abort: (reason?: Error) => void): void {
     if (this.stopReason !== undefined) abort(this.stopReason);
-    else this.#abort = abort;
+    else this.abortFn = abort;
   }
 
   onResponseStarted(): void {
@@ -238,7 +251,7 @@ export abstract class AttemptBase implements LegacyHandler {
     // 1xx informational responses are followed by the real one; time and count the final response.
     if (statusCode >= 200 || this.outcomeStatus === 0) {
       this.setStatus(statusCode);
-      this.#respondedAt = this.subchannel.clock.now();
+      this.respondedAtMs = this.subchannel.clock.now();
     }
     if (this.state === COMMITTED) return this.owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
     if (this.state !== PENDING) return this.state === DISCARDING;
@@ -276,7 +289,7 @@ export abstract class AttemptBase implements LegacyHandler {
     // Neither aborted nor a timeout: the outcome is the status, which counts against the endpoint as any 5xx does.
     err.code = 'SIDECARLESS_RESPONSE_DISCARDED';
     this.stopReason = err;
-    this.#abort?.(err);
+    this.abortFn?.(err);
     this.reject(new AttemptFailure(err, 'status', false, this.discardWaitMs));
   }
 
@@ -312,7 +325,7 @@ export abstract class AttemptBase implements LegacyHandler {
 
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
     this.setStatus(statusCode);
-    this.#respondedAt = this.subchannel.clock.now();
+    this.respondedAtMs = this.subchannel.clock.now();
     this.report(undefined);
     if (this.state !== PENDING) {
       socket.destroy();
@@ -345,8 +358,8 @@ export class Attempt extends AttemptBase {
   /** `startedAt` is the attempt's start on its subchannel's clock (the cluster's). */
   constructor(owner: AttemptOwner, subchannel: Subchannel, startedAt: number) {
     super();
+    this.initAttempt(subchannel);
     this.#owner = owner;
-    this.subchannel = subchannel;
     this.#startedAt = startedAt;
   }
 

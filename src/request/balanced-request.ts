@@ -142,6 +142,8 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     route?: RouteDecision,
   ) {
     super();
+    // Its first pick sets the subchannel.
+    this.initAttempt(undefined);
     this.options = options;
     this.user = user;
     this.startedAt = host.clock.now();
