@@ -51,3 +51,12 @@ function fail(name: string, message: string, usage: string): never {
   console.error(`${name}: ${message}\n${usage}`);
   process.exit(2);
 }
+
+/** The positive number given as `--name` in `given` (from {@link checkFlags}), or `fallback`; throws for anything else. */
+export function positiveFlag(given: ReadonlyMap<string, string | true>, name: string, fallback: number): number {
+  const value = given.get(name);
+  if (value === undefined) return fallback;
+  const n = typeof value === 'string' ? Number(value) : Number.NaN;
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: expected a positive number, got ${String(value)}`);
+  return n;
+}

@@ -22,9 +22,8 @@
  * @module
  */
 import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
-import type { createClient } from '../../src/index.js';
-import { checkFlags } from '../flags.js';
+import { importBaseline } from '../baseline.js';
+import { checkFlags, positiveFlag } from '../flags.js';
 import { balancedDispatcher, balancedFetch, balancedPool, type Contender, rawFetch, rawRequest } from './contenders.js';
 import { killAllChildren, startFleet } from './fleet.js';
 import { closedLoop } from './load.js';
@@ -49,13 +48,7 @@ const given = checkFlags(
   --json <file>      the figures as JSON
   --help             this text`,
 );
-function flag(name: string, fallback: number): number {
-  const value = given.get(name);
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: expected a positive number`);
-  return n;
-}
+const flag = (name: string, fallback: number): number => positiveFlag(given, name, fallback);
 const ROUNDS = Math.round(flag('rounds', 20));
 const SLICES = Math.round(flag('slices', 6));
 const SLICE_MS = flag('slice', 100);
@@ -64,10 +57,7 @@ const CONCURRENCY = Math.round(flag('concurrency', 32));
 const FETCH = given.has('fetch');
 const JSON_OUT = given.get('json') as string | undefined;
 const BASELINE = given.get('baseline') as string | undefined;
-const baseline =
-  BASELINE === undefined
-    ? undefined
-    : ((await import(pathToFileURL(BASELINE).href)) as { createClient: typeof createClient }).createClient;
+const baseline = await importBaseline(BASELINE);
 
 interface Row {
   readonly name: string;

@@ -76,7 +76,7 @@ import {
   LEAN_DISPATCHER,
 } from './scenarios.js';
 import { findBinary } from './sidecars.js';
-import { checkFlags } from '../flags.js';
+import { checkFlags, positiveFlag } from '../flags.js';
 import { HTTP2_ROWS, type Http2Result, http2Scenario } from './http2.js';
 
 // ---- flags ----------------------------------------------------------------------------------------------------
@@ -108,13 +108,7 @@ const given = checkFlags(
 function flag(name: string): string | undefined {
   return given.get(name) as string | undefined;
 }
-function numberFlag(name: string, fallback: number): number {
-  const v = flag(name);
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: expected a positive number, got ${v}`);
-  return n;
-}
+const numberFlag = (name: string, fallback: number): number => positiveFlag(given, name, fallback);
 
 const smoke = given.has('smoke');
 const scenarioFlag = flag('scenario');

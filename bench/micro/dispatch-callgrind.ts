@@ -11,9 +11,9 @@
  * @module
  */
 import { startBackends, startContender } from './backends.js';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createClient } from '../../src/index.js';
+import { importBaseline } from '../baseline.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,10 +27,7 @@ const IN_FLIGHT = 8;
 
 const { child, addresses } = await startBackends(2);
 
-const create =
-  args.baseline === undefined
-    ? createClient
-    : ((await import(pathToFileURL(args.baseline).href)) as { createClient: typeof createClient }).createClient;
+const create = (await importBaseline(args.baseline)) ?? createClient;
 // No deadline: under callgrind a request takes 50 times as long, and the first ones (compiling) could pass 15 s.
 const { dispatcher, origin, close } = await startContender(args.contender as string, addresses, {
   create,

@@ -28,10 +28,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import type { Dispatcher } from 'undici';
-import type { createClient } from '../../src/index.js';
-import { checkFlags } from '../flags.js';
+import { importBaseline } from '../baseline.js';
+import { closedLoop, type SendResult } from '../e2e/load.js';
+import { checkFlags, positiveFlag } from '../flags.js';
 import { type BenchContender, startBackends, startContender } from './backends.js';
 
 const given = checkFlags(
@@ -44,8 +43,8 @@ const given = checkFlags(
   --lean             also the lean dispatcher (retries, retry budget and outlier detection off)
   --help             this text`,
 );
-const SLICES = Math.max(1, Math.round(Number(given.get('slices') ?? 80)));
-const SLICE_MS = Math.max(10, Number(given.get('slice') ?? 150));
+const SLICES = Math.round(positiveFlag(given, 'slices', 80));
+const SLICE_MS = positiveFlag(given, 'slice', 150);
 const BASELINE = given.get('baseline') as string | undefined;
 const CHILD_LOG = given.get('child-log') as string | undefined;
 const CONCURRENCY = 32;
@@ -53,10 +52,7 @@ const CONCURRENCY = 32;
 /** The load: runs under perf, writes `name startNs endNs requests` per slice to `log`. */
 async function load(log: string): Promise<void> {
   const { child, addresses } = await startBackends(3);
-  const baseline =
-    BASELINE === undefined
-      ? undefined
-      : ((await import(pathToFileURL(BASELINE).href)) as { createClient: typeof createClient }).createClient;
+  const baseline = await importBaseline(BASELINE);
   const contenders: [string, BenchContender][] = [
     ['BalancedPool', await startContender('balanced-pool', addresses)],
     ['dispatcher', await startContender('sidecarless', addresses)],
@@ -65,26 +61,25 @@ async function load(log: string): Promise<void> {
   if (baseline !== undefined) {
     contenders.push(['baseline', await startContender('sidecarless', addresses, { create: baseline })]);
   }
-  const slice = async (c: { dispatcher: Dispatcher; origin: string }, ms: number): Promise<number> => {
-    let done = 0;
-    const end = performance.now() + ms;
-    const worker = async (): Promise<void> => {
-      while (performance.now() < end) {
-        const res = await c.dispatcher.request({ origin: c.origin, path: '/bench', method: 'GET' });
-        await res.body.dump();
-        done++;
-      }
+  // The e2e benches' closed loop (bounded in time, failures counted rather than thrown).
+  const slice = async ([name, c]: [string, BenchContender], ms: number): Promise<number> => {
+    const send = async (): Promise<SendResult> => {
+      const res = await c.dispatcher.request({ origin: c.origin, path: '/bench', method: 'GET' });
+      await res.body.dump();
+      return { status: res.statusCode, backend: undefined };
     };
-    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-    return done;
+    const r = await closedLoop({ name, send, concurrency: CONCURRENCY, count: 1e7, durationMs: ms });
+    if (r.failed > 0) throw new Error(`${name}: ${r.failed} requests failed (${JSON.stringify(r.failures)})`);
+    return r.completed;
   };
-  for (const [, c] of contenders) await slice(c, 2000);
+  for (const c of contenders) await slice(c, 2000);
   const lines: string[] = [];
   for (let s = 0; s < SLICES; s++) {
     for (let k = 0; k < contenders.length; k++) {
-      const [name, c] = contenders[(s + k) % contenders.length] as [string, BenchContender];
+      const contender = contenders[(s + k) % contenders.length] as [string, BenchContender];
       const start = process.hrtime.bigint();
-      const n = await slice(c, SLICE_MS);
+      const n = await slice(contender, SLICE_MS);
+      const [name] = contender;
       lines.push(`${name} ${start} ${process.hrtime.bigint()} ${n}`);
     }
   }

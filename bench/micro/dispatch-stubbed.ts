@@ -22,10 +22,10 @@
  * @module
  */
 import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BalancedPool, type Dispatcher, Pool } from 'undici';
 import { createClient } from '../../src/index.js';
+import { importBaseline } from '../baseline.js';
 import { median, middleHalf } from '../stats.js';
 
 const { values: args } = parseArgs({
@@ -66,6 +66,7 @@ let sweepNs = 0;
 // so that the answer also finds the instruction cache as a real one does (undici's, Node's and the kernel's code
 // ran in between).
 const CODE = Number(args['evict-code']);
+if (!(Number.isInteger(CODE) && CODE >= 0)) throw new Error('--evict-code: a number of functions, 0 or more');
 const bodies = Array.from({ length: CODE }, (_, k) => {
   const lines = Array.from(
     { length: 24 },
@@ -95,10 +96,7 @@ function evict(): void {
 
 const ADDRESSES = ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'];
 type Create = typeof createClient;
-const baseline: Create | undefined =
-  args.baseline === undefined
-    ? undefined
-    : ((await import(pathToFileURL(args.baseline).href)) as { createClient: Create }).createClient;
+const baseline: Create | undefined = await importBaseline(args.baseline);
 const LEAN = { retry: false, retryBudget: false, outlierDetection: false } as const;
 
 interface Contender {

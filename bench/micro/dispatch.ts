@@ -19,10 +19,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BalancedPool, type Dispatcher, Pool, request } from 'undici';
 import { type Client, createClient } from '../../src/index.js';
+import { importBaseline } from '../baseline.js';
 import { startBackends } from './backends.js';
 import { collectGarbage } from './heap.js';
 
@@ -80,10 +80,7 @@ const BALANCED_POOL = 'undici BalancedPool';
 const RAW_FETCH = 'fetch (raw undici Pool)';
 
 type CreateClient = typeof createClient;
-const baseline: CreateClient | undefined =
-  args.baseline === undefined
-    ? undefined
-    : ((await import(pathToFileURL(args.baseline).href)) as { createClient: CreateClient }).createClient;
+const baseline: CreateClient | undefined = await importBaseline(args.baseline);
 
 function contenders(addresses: readonly string[]): Contender[] {
   const list: Contender[] = [];

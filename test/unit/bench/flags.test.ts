@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { positiveFlag } from '../../../bench/flags.js';
 
 /** Runs a benchmark's entry with `args` (it must stop at its command line: nothing here starts a measurement). */
 function run(entry: string, args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
@@ -30,4 +31,33 @@ describe('benchmark command lines', () => {
       assert.match(missing.stderr, new RegExp(`${valued} needs a value`));
     });
   }
+});
+
+describe('positiveFlag', () => {
+  it('reads a positive number, falls back when absent, and refuses anything else by name', () => {
+    const given = new Map<string, string | true>([
+      ['rounds', '20'],
+      ['slice', '0.5'],
+      ['zero', '0'],
+      ['word', 'many'],
+      ['switch', true],
+    ]);
+    assert.equal(positiveFlag(given, 'rounds', 5), 20);
+    assert.equal(positiveFlag(given, 'slice', 100), 0.5);
+    assert.equal(positiveFlag(given, 'absent', 7), 7);
+    for (const name of ['zero', 'word', 'switch']) {
+      assert.throws(() => positiveFlag(given, name, 1), new RegExp(`^Error: --${name}: expected a positive number`));
+    }
+  });
+
+  it('dispatch-perf checks its command line before it starts perf', () => {
+    const entry = 'bench/micro/dispatch-perf.ts';
+    const help = run(entry, ['--help']);
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /^Usage: node --import tsx bench\/micro\/dispatch-perf\.ts/);
+    assert.equal(run(entry, ['--slicez', '3']).status, 2);
+    const zero = run(entry, ['--slices', '0']);
+    assert.notEqual(zero.status, 0);
+    assert.match(zero.stderr, /--slices: expected a positive number, got 0/);
+  });
 });
