@@ -16,10 +16,18 @@
  *   undici, Node's core, none (the kernel, V8's runtime and GC), other.
  *
  * Printed: µs of main-thread CPU per request by category, per contender, and the library's functions by µs per
- * request. Differences between contenders of one run are good to about 0.5 µs a request (an A/A run: 0.2-0.3 %).
+ * request (with `--symbols`, also every innermost frame: V8's builtins and collector, Node's, the kernel's), the
+ * largest difference between contenders first. Differences between contenders of one run are good to about 0.5 µs
+ * a request (an A/A run: 0.2-0.3 %).
+ *
+ * `--fetch` compares fetch instead, as the e2e bench's overhead scenario does: Node's own fetch over one undici
+ * `Pool` per backend against the client's `fetch` (and with `--baseline`, the other copy's). A fetch costs some 200
+ * µs of main-thread CPU on a slow host, so differences under about 3 % are noise there (an A/A run, the same code
+ * twice: 3 %).
  *
  * Needs `perf` (Debian `linux-perf`) with `cpu-clock` sampling allowed (`perf_event_paranoid` <= 2 for one's own
- * processes). `node --import tsx bench/micro/dispatch-perf.ts [-- --slices 80 --slice 150 --lean --baseline <src/index.ts>]`
+ * processes). `node --import tsx bench/micro/dispatch-perf.ts [-- --slices 80 --slice 150 --lean --fetch --symbols
+ * --baseline <src/index.ts>]`
  * (about a minute, then perf's processing).
  *
  * @module
@@ -31,16 +39,20 @@ import { join } from 'node:path';
 import { importBaseline } from '../baseline.js';
 import { closedLoop, type SendResult } from '../e2e/load.js';
 import { checkFlags, positiveFlag } from '../flags.js';
+import { Pool } from 'undici';
+import { createClient } from '../../src/index.js';
 import { type BenchContender, startBackends, startContender } from './backends.js';
 
 const given = checkFlags(
   'dispatch-perf',
-  { valued: ['slices', 'slice', 'baseline', 'child-log'], switches: ['lean'] },
+  { valued: ['slices', 'slice', 'baseline', 'child-log'], switches: ['lean', 'fetch', 'symbols'] },
   `Usage: node --import tsx bench/micro/dispatch-perf.ts [-- <flags>]
   --slices <n>       slices per contender (default 80)
   --slice <ms>       slice length (default 150)
   --baseline <file>  also the dispatcher of another copy of the library (the path of its src/index.ts)
   --lean             also the lean dispatcher (retries, retry budget and outlier detection off)
+  --fetch            fetch instead: Node's fetch over raw undici Pools against the client's fetch
+  --symbols          also the innermost frames (any code: V8, the kernel, Node) by µs per request
   --help             this text`,
 );
 const SLICES = Math.round(positiveFlag(given, 'slices', 80));
@@ -49,26 +61,73 @@ const BASELINE = given.get('baseline') as string | undefined;
 const CHILD_LOG = given.get('child-log') as string | undefined;
 const CONCURRENCY = 32;
 
+/** One contender of a slice: a request through it, its response read to the end. */
+interface Sender {
+  send(): Promise<SendResult>;
+  close(): Promise<void>;
+}
+
+function viaDispatcher(c: BenchContender): Sender {
+  return {
+    send: async () => {
+      const res = await c.dispatcher.request({ origin: c.origin, path: '/bench', method: 'GET' });
+      await res.body.dump();
+      return { status: res.statusCode, backend: undefined };
+    },
+    close: () => c.close(),
+  };
+}
+
+async function viaFetch(res: Promise<Response>): Promise<SendResult> {
+  const r = await res;
+  await r.arrayBuffer();
+  return { status: r.status, backend: undefined };
+}
+
+/** Node's own fetch over one undici `Pool` per backend, in turn: the e2e bench's "fetch (raw undici Pool)". */
+function rawFetch(addresses: readonly string[]): Sender {
+  const pools = addresses.map((a) => new Pool(`http://${a}`));
+  const urls = addresses.map((a) => `http://${a}/bench`);
+  let i = 0;
+  return {
+    send: () => {
+      const k = i++ % pools.length;
+      return viaFetch(fetch(urls[k] as string, { dispatcher: pools[k] } as unknown as RequestInit));
+    },
+    close: async () => {
+      await Promise.all(pools.map((p) => p.close()));
+    },
+  };
+}
+
+/** The client's `fetch` with its defaults: the e2e bench's "sidecarless fetch". */
+async function clientFetch(addresses: readonly string[], create = createClient): Promise<Sender> {
+  const client = create({ target: [...addresses] });
+  await client.ready(5000);
+  return { send: () => viaFetch(client.fetch('http://svc/bench')), close: () => client.close() };
+}
+
 /** The load: runs under perf, writes `name startNs endNs requests` per slice to `log`. */
 async function load(log: string): Promise<void> {
   const { child, addresses } = await startBackends(3);
   const baseline = await importBaseline(BASELINE);
-  const contenders: [string, BenchContender][] = [
-    ['BalancedPool', await startContender('balanced-pool', addresses)],
-    ['dispatcher', await startContender('sidecarless', addresses)],
-  ];
-  if (given.has('lean')) contenders.push(['lean', await startContender('lean', addresses)]);
-  if (baseline !== undefined) {
-    contenders.push(['baseline', await startContender('sidecarless', addresses, { create: baseline })]);
+  const contenders: [string, Sender][] = [];
+  if (given.has('fetch')) {
+    contenders.push(['raw-fetch', rawFetch(addresses)], ['client.fetch', await clientFetch(addresses)]);
+    if (baseline !== undefined) contenders.push(['baseline.fetch', await clientFetch(addresses, baseline)]);
+  } else {
+    contenders.push(
+      ['BalancedPool', viaDispatcher(await startContender('balanced-pool', addresses))],
+      ['dispatcher', viaDispatcher(await startContender('sidecarless', addresses))],
+    );
+    if (given.has('lean')) contenders.push(['lean', viaDispatcher(await startContender('lean', addresses))]);
+    if (baseline !== undefined) {
+      contenders.push(['baseline', viaDispatcher(await startContender('sidecarless', addresses, { create: baseline }))]);
+    }
   }
   // The e2e benches' closed loop (bounded in time, failures counted rather than thrown).
-  const slice = async ([name, c]: [string, BenchContender], ms: number): Promise<number> => {
-    const send = async (): Promise<SendResult> => {
-      const res = await c.dispatcher.request({ origin: c.origin, path: '/bench', method: 'GET' });
-      await res.body.dump();
-      return { status: res.statusCode, backend: undefined };
-    };
-    const r = await closedLoop({ name, send, concurrency: CONCURRENCY, count: 1e7, durationMs: ms });
+  const slice = async ([name, c]: [string, Sender], ms: number): Promise<number> => {
+    const r = await closedLoop({ name, send: c.send, concurrency: CONCURRENCY, count: 1e7, durationMs: ms });
     if (r.failed > 0) throw new Error(`${name}: ${r.failed} requests failed (${JSON.stringify(r.failures)})`);
     return r.completed;
   };
@@ -76,7 +135,7 @@ async function load(log: string): Promise<void> {
   const lines: string[] = [];
   for (let s = 0; s < SLICES; s++) {
     for (let k = 0; k < contenders.length; k++) {
-      const contender = contenders[(s + k) % contenders.length] as [string, BenchContender];
+      const contender = contenders[(s + k) % contenders.length] as [string, Sender];
       const start = process.hrtime.bigint();
       const n = await slice(contender, SLICE_MS);
       const [name] = contender;
@@ -142,6 +201,8 @@ function analyse(script: string, log: string): void {
   // perf script: a header line "tid time:" then one frame per line (innermost first), then a blank line.
   let header: [string, number] | undefined;
   let firstJs: string | undefined;
+  let innermost: string | undefined;
+  const byInnermost = new Map<string, Map<string, number>>();
   const flush = (): void => {
     if (header === undefined) return;
     const [sampleTid, t] = header;
@@ -150,9 +211,11 @@ function analyse(script: string, log: string): void {
       const [cat, name] = category(firstJs);
       add(byCategory, s.name, cat);
       if (cat === 'library') add(byFunction, s.name, name.replace(/file:\/\/\/.*?\/src\//, 'src/'));
+      add(byInnermost, s.name, `${cat}: ${(innermost ?? '?').replace(/file:\/\/\/.*?\/(src|node_modules)\//, '$1/')}`);
     }
     header = undefined;
     firstJs = undefined;
+    innermost = undefined;
   };
   for (const line of script.split('\n')) {
     if (line.trim() === '') flush();
@@ -161,6 +224,7 @@ function analyse(script: string, log: string): void {
       header = [sampleTid, Math.round(Number.parseFloat(time) * 1e9)];
     } else if (firstJs === undefined) {
       const sym = line.trim().split(/\s+/).slice(1).join(' ');
+      innermost ??= sym;
       if (sym.startsWith('JS:')) firstJs = sym;
     }
   }
@@ -178,16 +242,31 @@ function analyse(script: string, log: string): void {
       `| ${name} | ${n} | ${rate} | ${per(total)} | ${CATEGORIES.map((c) => per(cats.get(c) ?? 0)).join(' | ')} |`,
     );
   }
-  const names = [...byFunction.keys()];
-  const functions = new Set(names.flatMap((name) => [...(byFunction.get(name) as Map<string, number>).keys()]));
+  perFrame('library function (innermost JS frame)', byFunction, requests, usPerSample);
+  if (given.has('symbols')) perFrame('innermost frame, by category', byInnermost, requests, usPerSample, 40);
+}
+
+/** Prints the top `top` frames by µs per request, a column per contender, the largest difference first. */
+function perFrame(
+  title: string,
+  by: Map<string, Map<string, number>>,
+  requests: Map<string, number>,
+  usPerSample: number,
+  top = 25,
+): void {
+  const names = [...by.keys()];
+  const frames = new Set(names.flatMap((name) => [...(by.get(name) as Map<string, number>).keys()]));
   const us = (name: string, fn: string): number =>
-    (((byFunction.get(name) as Map<string, number>).get(fn) ?? 0) * usPerSample) / (requests.get(name) as number);
-  const rows = [...functions].sort(
-    (a, b) => Math.max(...names.map((n) => us(n, b))) - Math.max(...names.map((n) => us(n, a))),
-  );
-  console.log(`\n| library function (innermost JS frame) | ${names.join(' | ')} |`);
+    (((by.get(name) as Map<string, number>).get(fn) ?? 0) * usPerSample) / (requests.get(name) as number);
+  // The largest difference between contenders first.
+  const spread = (fn: string): number => {
+    const v = names.map((n) => us(n, fn));
+    return Math.max(...v) - Math.min(...v);
+  };
+  const rows = [...frames].sort((a, b) => spread(b) - spread(a));
+  console.log(`\n| ${title} | ${names.join(' | ')} |`);
   console.log(`|---|${names.map(() => '--:').join('|')}|`);
-  for (const fn of rows.slice(0, 25)) console.log(`| ${fn} | ${names.map((n) => us(n, fn).toFixed(3)).join(' | ')} |`);
+  for (const fn of rows.slice(0, top)) console.log(`| ${fn} | ${names.map((n) => us(n, fn).toFixed(3)).join(' | ')} |`);
 }
 
 if (CHILD_LOG !== undefined) {

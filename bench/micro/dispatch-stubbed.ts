@@ -13,11 +13,13 @@
  * from `BalancedPool` of the same run.
  *
  * `node --import tsx bench/micro/dispatch-stubbed.ts [--rounds 9] [--count 100000] [--baseline <another copy's
- * src/index.ts>] [--evict <KiB>] [--evict-code <n>] [--json <file>]`. `--cpu-prof` on it profiles the balancer's code
+ * src/index.ts>] [--evict <KiB>] [--evict-code <n>] [--only <contender>] [--json <file>]`. `--cpu-prof` on it profiles the balancer's code
  * alone. `--evict` reads a buffer of that many KiB before each answer (1024: this machine's L2), `--evict-code` runs
  * n distinct functions of about 1 KiB of machine code each (400: the instruction cache and most of the L2), evicting
  * what the request left in the caches as the real I/O path does (undici's, Node's and the kernel's code and data run
- * between a request's dispatch and its answer); their own time is left out of the figures.
+ * between a request's dispatch and its answer); their own time is left out of the figures. `--only` runs one
+ * contender (its row's name), e.g. under `valgrind --tool=callgrind --cache-sim=yes` with `node --single-threaded`
+ * and two `--count`s, whose difference gives instructions and cache misses per request (docs/benchmarks.md).
  *
  * @module
  */
@@ -36,6 +38,7 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     evict: { type: 'string', default: '0' },
     'evict-code': { type: 'string', default: '0' },
+    only: { type: 'string' },
   },
 });
 const ROUNDS = Number(args.rounds);
@@ -123,6 +126,12 @@ if (baseline !== undefined) {
   contenders.push(await sidecarless('baseline: sidecarless dispatcher, lean', baseline, true));
 }
 for (const c of contenders) if (c.origin === '') (c as { origin: string }).origin = `http://${ADDRESSES[0]}`;
+// `--only <name>`: that contender alone (its row's name exactly), e.g. for an instruction count under callgrind.
+if (args.only !== undefined) {
+  const kept = contenders.filter((c) => c.name === args.only);
+  if (kept.length === 0) throw new Error(`--only: no contender named "${args.only}"`);
+  contenders.splice(0, contenders.length, ...kept);
+}
 
 /**
  * The caller's handler: a class, as undici's own (`RequestHandler`). A literal of arrow functions made per request
@@ -194,7 +203,7 @@ const rows = contenders.map((c, i) => {
   const [q1, q3] = middleHalf(s);
   return { name: c.name, nsPerRequest: median(s), q1, q3 };
 });
-const bp = (rows[1] as { nsPerRequest: number }).nsPerRequest;
+const bp = rows.find((r) => r.name === 'undici BalancedPool')?.nsPerRequest ?? Number.NaN;
 console.log(
   `dispatch bench, undici's I/O stubbed out: ${COUNT} requests x ${ROUNDS} rounds (median), ${IN_FLIGHT} in flight, node ${process.version}\n`,
 );

@@ -17,6 +17,8 @@ export class RetryBudget {
   readonly #retries = new Float64Array(BUCKETS);
   #bucket = 0;
   #bucketStart: number;
+  /** `#bucketStart + #bucketMs`: a request within the current bucket compares with it and divides nothing. */
+  #bucketEnd: number;
 
   constructor(options: { percent: number; minRetriesPerSecond: number; windowMs: number }, clock: Clock) {
     this.#ratio = options.percent / 100;
@@ -24,12 +26,14 @@ export class RetryBudget {
     this.#bucketMs = options.windowMs / BUCKETS;
     this.#clock = clock;
     this.#bucketStart = clock.now();
+    this.#bucketEnd = this.#bucketStart + this.#bucketMs;
   }
 
   #advance(now: number): void {
     let steps = Math.floor((now - this.#bucketStart) / this.#bucketMs);
     if (steps <= 0) return;
     this.#bucketStart += steps * this.#bucketMs;
+    this.#bucketEnd = this.#bucketStart + this.#bucketMs;
     if (steps > BUCKETS) steps = BUCKETS;
     for (let i = 0; i < steps; i++) {
       this.#bucket = (this.#bucket + 1) % BUCKETS;
@@ -40,7 +44,7 @@ export class RetryBudget {
 
   /** Records one request (first attempt); `now` when the caller has read the clock already. */
   deposit(now: number = this.#clock.now()): void {
-    this.#advance(now);
+    if (now >= this.#bucketEnd) this.#advance(now);
     this.#requests[this.#bucket] = (this.#requests[this.#bucket] as number) + 1;
   }
 

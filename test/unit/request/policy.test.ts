@@ -261,6 +261,28 @@ describe('retry budget', () => {
     while (budget.tryWithdraw()) allowed++;
     assert.equal(allowed, 10);
   });
+  it('slides bucket by bucket as requests arrive (a deposit past its bucket moves the window)', () => {
+    const clock = new FakeClock();
+    // Ten buckets of 100 ms.
+    const budget = new RetryBudget({ percent: 20, minRetriesPerSecond: 0, windowMs: 1000 }, clock);
+    for (let i = 0; i < 10; i++) budget.deposit();
+    clock.advance(500);
+    for (let i = 0; i < 10; i++) budget.deposit();
+    clock.advance(550); // t = 1050: the bucket of t = 0 has left the window, that of t = 500 has not
+    let allowed = 0;
+    while (budget.tryWithdraw()) allowed++;
+    assert.equal(allowed, 2); // 0.2 × the 10 requests of t = 500
+    clock.advance(449); // t = 1499: the bucket of t = 500 is still in
+    budget.deposit(clock.now());
+    assert.equal(budget.tryWithdraw(), false, '2 retries spent of 0.2 × 11');
+    clock.advance(100); // t = 1599: it has left, the 2 retries of t = 1050 have not
+    for (let i = 0; i < 5; i++) budget.deposit(clock.now());
+    assert.equal(budget.tryWithdraw(), false, '2 retries spent of 0.2 × 6');
+    clock.advance(451); // t = 2050: the retries' bucket has left, the requests of t = 1499 and 1599 have not
+    allowed = 0;
+    while (budget.tryWithdraw()) allowed++;
+    assert.equal(allowed, 1); // 0.2 × 6
+  });
   it('with no floor and no requests, allows nothing', () => {
     const budget = new RetryBudget({ percent: 20, minRetriesPerSecond: 0, windowMs: 1000 }, new FakeClock());
     assert.equal(budget.tryWithdraw(), false);
