@@ -410,6 +410,15 @@ function keyFigures(results: Results): string[] {
         `overhead: lean dispatcher ${f2(roundRatio(lean, raw))}x raw undici request req/s, the dispatcher with its defaults ${f2(roundRatio(full, raw))}x; retries, retry budget and outlier detection cost ${f1(full.cpuPer1kMs - lean.cpuPer1kMs)} ms of client CPU per 1000 requests`,
       );
     }
+    if (raw !== undefined && raw.rounds.length > 1) {
+      // How steady the machine was: the same contender's rounds differ only by the machine's speed. When they spread
+      // by more than the few per cent the targets are drawn at, a single run's ratios cannot decide them.
+      const rps = raw.rounds.map((r) => r.rps);
+      const cpu = raw.rounds.map((r) => r.cpuPer1kMs);
+      out.push(
+        `overhead: steadiness of the machine: ${RAW_REQUEST}'s rounds ran ${int(Math.min(...rps))}-${int(Math.max(...rps))} req/s (${f2(Math.max(...rps) / Math.min(...rps))}x) at ${f1(Math.min(...cpu))}-${f1(Math.max(...cpu))} ms of client CPU per 1000 requests`,
+      );
+    }
   }
   const s = results['slow-backend'];
   if (s !== undefined) {

@@ -122,7 +122,10 @@ async function load(log: string): Promise<void> {
     );
     if (given.has('lean')) contenders.push(['lean', viaDispatcher(await startContender('lean', addresses))]);
     if (baseline !== undefined) {
-      contenders.push(['baseline', viaDispatcher(await startContender('sidecarless', addresses, { create: baseline }))]);
+      contenders.push([
+        'baseline',
+        viaDispatcher(await startContender('sidecarless', addresses, { create: baseline })),
+      ]);
     }
   }
   // The e2e benches' closed loop (bounded in time, failures counted rather than thrown).
