@@ -36,10 +36,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Pool } from 'undici';
 import { importBaseline } from '../baseline.js';
 import { closedLoop, type SendResult } from '../e2e/load.js';
 import { checkFlags, positiveFlag } from '../flags.js';
-import { Pool } from 'undici';
 import { createClient } from '../../src/index.js';
 import { type BenchContender, startBackends, startContender } from './backends.js';
 
@@ -59,6 +59,10 @@ const SLICES = Math.round(positiveFlag(given, 'slices', 80));
 const SLICE_MS = positiveFlag(given, 'slice', 150);
 const BASELINE = given.get('baseline') as string | undefined;
 const CHILD_LOG = given.get('child-log') as string | undefined;
+if (given.has('fetch') && given.has('lean')) {
+  console.error('dispatch-perf: --lean adds a request() contender; --fetch compares fetch alone');
+  process.exit(2);
+}
 const CONCURRENCY = 32;
 
 /** One contender of a slice: a request through it, its response read to the end. */
