@@ -91,9 +91,13 @@ export function balancedDispatcher(
   };
 }
 
-/** sidecarless `client.fetch`. */
-export function balancedFetch(options: ClientOptions, name = 'sidecarless fetch'): Contender {
-  const client = createClient(options);
+/** sidecarless `client.fetch`; `create` as for {@link balancedDispatcher}. */
+export function balancedFetch(
+  options: ClientOptions,
+  name = 'sidecarless fetch',
+  create: (options: ClientOptions) => Client = createClient,
+): Contender {
+  const client = create(options);
   const url = `http://svc${PATH}`;
   return { name, client, send: () => viaFetch(client.fetch(url)), close: () => client.close() };
 }

@@ -36,11 +36,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Pool } from 'undici';
 import { importBaseline } from '../baseline.js';
-import { closedLoop, type SendResult } from '../e2e/load.js';
+import { balancedFetch, rawFetch } from '../e2e/contenders.js';
+import { closedLoop, type Send } from '../e2e/load.js';
 import { checkFlags, positiveFlag } from '../flags.js';
-import { createClient } from '../../src/index.js';
 import { type BenchContender, startBackends, startContender } from './backends.js';
 
 const given = checkFlags(
@@ -67,7 +66,7 @@ const CONCURRENCY = 32;
 
 /** One contender of a slice: a request through it, its response read to the end. */
 interface Sender {
-  send(): Promise<SendResult>;
+  readonly send: Send;
   close(): Promise<void>;
 }
 
@@ -82,43 +81,16 @@ function viaDispatcher(c: BenchContender): Sender {
   };
 }
 
-async function viaFetch(res: Promise<Response>): Promise<SendResult> {
-  const r = await res;
-  await r.arrayBuffer();
-  return { status: r.status, backend: undefined };
-}
-
-/** Node's own fetch over one undici `Pool` per backend, in turn: the e2e bench's "fetch (raw undici Pool)". */
-function rawFetch(addresses: readonly string[]): Sender {
-  const pools = addresses.map((a) => new Pool(`http://${a}`));
-  const urls = addresses.map((a) => `http://${a}/bench`);
-  let i = 0;
-  return {
-    send: () => {
-      const k = i++ % pools.length;
-      return viaFetch(fetch(urls[k] as string, { dispatcher: pools[k] } as unknown as RequestInit));
-    },
-    close: async () => {
-      await Promise.all(pools.map((p) => p.close()));
-    },
-  };
-}
-
-/** The client's `fetch` with its defaults: the e2e bench's "sidecarless fetch". */
-async function clientFetch(addresses: readonly string[], create = createClient): Promise<Sender> {
-  const client = create({ target: [...addresses] });
-  await client.ready(5000);
-  return { send: () => viaFetch(client.fetch('http://svc/bench')), close: () => client.close() };
-}
-
 /** The load: runs under perf, writes `name startNs endNs requests` per slice to `log`. */
 async function load(log: string): Promise<void> {
   const { child, addresses } = await startBackends(3);
   const baseline = await importBaseline(BASELINE);
   const contenders: [string, Sender][] = [];
   if (given.has('fetch')) {
-    contenders.push(['raw-fetch', rawFetch(addresses)], ['client.fetch', await clientFetch(addresses)]);
-    if (baseline !== undefined) contenders.push(['baseline.fetch', await clientFetch(addresses, baseline)]);
+    // The e2e bench's two fetch contenders (a slice's warm-up waits for the client's endpoints).
+    const target = [...addresses];
+    contenders.push(['raw-fetch', rawFetch(addresses)], ['client.fetch', balancedFetch({ target })]);
+    if (baseline !== undefined) contenders.push(['baseline.fetch', balancedFetch({ target }, undefined, baseline)]);
   } else {
     contenders.push(
       ['BalancedPool', viaDispatcher(await startContender('balanced-pool', addresses))],

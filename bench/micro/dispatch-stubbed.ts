@@ -13,8 +13,8 @@
  * from `BalancedPool` of the same run.
  *
  * `node --import tsx bench/micro/dispatch-stubbed.ts [--rounds 9] [--count 100000] [--baseline <another copy's
- * src/index.ts>] [--evict <KiB>] [--evict-code <n>] [--only <contender>] [--json <file>]`. `--cpu-prof` on it profiles the balancer's code
- * alone. `--evict` reads a buffer of that many KiB before each answer (1024: this machine's L2), `--evict-code` runs
+ * src/index.ts>] [--evict <KiB>] [--evict-code <n>] [--only <contender>] [--json <file>]`. `--cpu-prof` on it
+ * profiles the balancer's code alone. `--evict` reads a buffer of that many KiB before each answer (1024: this machine's L2), `--evict-code` runs
  * n distinct functions of about 1 KiB of machine code each (400: the instruction cache and most of the L2), evicting
  * what the request left in the caches as the real I/O path does (undici's, Node's and the kernel's code and data run
  * between a request's dispatch and its answer); their own time is left out of the figures. `--only` runs one
