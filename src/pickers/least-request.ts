@@ -214,14 +214,20 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
       if (c1 >= n) c1 = n - 1;
       let c2 = x2 | 0;
       if (c2 >= n) c2 = n - 1;
+      // The columns' own targets' in-flight counts, read before the column records decide between each and its
+      // alias: at N = 10,000 both the record and the target are cache misses, and reading the target only once the
+      // record is in makes them one after the other. Read now, they overlap; the count read below is then the same
+      // line (the own target, most draws) or the alias's. The comparison keeps the loads alive (counts are never
+      // negative, so it adds nothing).
+      const early = +((targets[c1] as T).inFlight < 0) + +((targets[c2] as T).inFlight < 0);
       const b1 = 4 * c1;
       const b2 = 4 * c2;
       const k1 = +(x1 - c1 >= (columns[b1] as number));
       const k2 = +(x2 - c2 >= (columns[b2] as number));
       const i1 = (c1 + k1 * ((columns[b1 + 1] as number) - c1)) | 0;
       const i2 = (c2 + k2 * ((columns[b2 + 1] as number) - c2)) | 0;
-      const l1 = (targets[i1] as T).inFlight + 1;
-      const l2 = (targets[i2] as T).inFlight + 1;
+      const l1 = (targets[i1] as T).inFlight + 1 + early;
+      const l2 = (targets[i2] as T).inFlight + 1 + early;
       const s1 = (bias === 1 ? l1 : l1 ** bias) * (columns[b1 + 2 + k1] as number);
       const s2 = (bias === 1 ? l2 : l2 ** bias) * (columns[b2 + 2 + k2] as number);
       return this.#results[i1 + +(s2 < s1) * (i2 - i1)] as PickResult<T>;
