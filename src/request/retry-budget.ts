@@ -16,8 +16,7 @@ export class RetryBudget {
   readonly #requests = new Float64Array(BUCKETS);
   readonly #retries = new Float64Array(BUCKETS);
   #bucket = 0;
-  #bucketStart: number;
-  /** `#bucketStart + #bucketMs`: a request within the current bucket compares with it and divides nothing. */
+  /** When the current bucket ends: a request within it compares with this and divides nothing. */
   #bucketEnd: number;
 
   constructor(options: { percent: number; minRetriesPerSecond: number; windowMs: number }, clock: Clock) {
@@ -25,15 +24,14 @@ export class RetryBudget {
     this.#reserve = options.minRetriesPerSecond * (options.windowMs / 1000);
     this.#bucketMs = options.windowMs / BUCKETS;
     this.#clock = clock;
-    this.#bucketStart = clock.now();
-    this.#bucketEnd = this.#bucketStart + this.#bucketMs;
+    this.#bucketEnd = clock.now() + this.#bucketMs;
   }
 
   #advance(now: number): void {
-    let steps = Math.floor((now - this.#bucketStart) / this.#bucketMs);
+    // Whole buckets from the current one's start (its end less one bucket) to `now`.
+    let steps = Math.floor((now - this.#bucketEnd) / this.#bucketMs) + 1;
     if (steps <= 0) return;
-    this.#bucketStart += steps * this.#bucketMs;
-    this.#bucketEnd = this.#bucketStart + this.#bucketMs;
+    this.#bucketEnd += steps * this.#bucketMs;
     if (steps > BUCKETS) steps = BUCKETS;
     for (let i = 0; i < steps; i++) {
       this.#bucket = (this.#bucket + 1) % BUCKETS;
