@@ -4,11 +4,13 @@
  *
  * Wall-clock ns on a shared machine are noise, so this compares the older and the current pickers in one process,
  * on the main thread's CPU time (Linux `/proc/thread-self/schedstat`; wall time where it is missing), in interleaved
- * rounds (the order alternating), keeping each case's lowest round. The targets are the picker bench's: N endpoints,
+ * rounds (the order alternating), keeping each case's lowest round. The targets are the picker bench's: N endpoints
+ * shaped as subchannels (in-flight counts in a shared table, where a side has them; `--plain`: plain objects),
  * weights 1..5 cycling for the weighted cases, fixed random in-flight counts 0..9, a latency EWMA per target (every
  * other one without an estimate in the `cold` case). Each case has its own loop function (its own type feedback).
  *
  * Flags: --old DIR (required)  --new DIR (default: this checkout)  --n 10,100,1000,10000  --rounds 7  --picks 1000000
+ *   --plain
  *   --cases least-request-w,least-request,peak-ewma,peak-ewma-cold,weighted-random,ring-hash-key
  *
  * @module
@@ -16,6 +18,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { type LoadModule, targetMaker } from './slotted.js';
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -26,6 +29,8 @@ if (OLD === undefined) throw new Error('--old DIR (a directory holding an older 
 const NS = (flag('n') ?? '10,100,1000,10000').split(',').map(Number);
 const ROUNDS = Number(flag('rounds') ?? 7);
 const PICKS = Number(flag('picks') ?? 4_000_000);
+/** Custom targets' shape (a plain `inFlight` field) on both sides, instead of the subchannels' shared counts. */
+const PLAIN = process.argv.includes('--plain');
 const CASES = (flag('cases') ?? 'least-request-w,least-request,peak-ewma,peak-ewma-cold').split(',');
 
 const SCHEDSTAT = '/proc/thread-self/schedstat';
@@ -44,6 +49,7 @@ interface Side {
   createEndpoint: (o: unknown) => { key: string };
   seededRandom: (seed: number) => () => number;
   clock: unknown;
+  load: LoadModule;
 }
 
 async function load(root: string): Promise<Side> {
@@ -60,6 +66,7 @@ async function load(root: string): Promise<Side> {
     createEndpoint: endpoint.createEndpoint,
     seededRandom: runtime.seededRandom,
     clock: runtime.systemClock,
+    load: loadMod,
   };
 }
 
@@ -77,6 +84,7 @@ function seeded(seed: number): () => number {
 /** The picker bench's targets, built with one side's classes. */
 function targets(side: Side, n: number, weighted: boolean, cold: boolean): unknown[] {
   const rnd = seeded(n);
+  const make = targetMaker(side.load, PLAIN);
   return Array.from({ length: n }, (_, i) => {
     const endpoint = side.createEndpoint({
       host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
@@ -86,7 +94,7 @@ function targets(side: Side, n: number, weighted: boolean, cold: boolean): unkno
     const load = new side.PeakEwma({ clock: side.clock });
     const rtt = 5 + rnd() * 50;
     if (!cold || i % 2 === 0) load.observe(rtt);
-    return { key: endpoint.key, endpoint, inFlight: Math.floor(rnd() * 10), load };
+    return make({ key: endpoint.key, endpoint, load }, Math.floor(rnd() * 10));
   });
 }
 

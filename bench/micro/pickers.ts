@@ -12,8 +12,10 @@
  *   machine one pass of the same row varied by up to 2x between passes of one run (random at N = 10: 6.0, 8.5, 6.6,
  *   11 ns), as other processes came and went on the core; a single pass had put random at 17.9 ns at N = 10 beside
  *   6.0 ns at N = 1000. The lowest of three is the figure least disturbed. Targets: N endpoints
- *   `10.0.x.y:8080`; least-request sees fixed random in-flight counts 0..9; peak-ewma sees a latency EWMA per
- *   target. Peak-EWMA compares the two candidates' stamps and never reads the clock; its second row leaves every
+ *   `10.0.x.y:8080`, each shaped as a subchannel presents itself to pickers (its in-flight count in a table
+ *   shared by the set, `slotted.ts`; until 2026-12-05 plain objects with an `inFlight` field, the custom-target
+ *   shape, which `pickers-compare.ts --plain` still measures); least-request sees fixed random in-flight counts
+ *   0..9; peak-ewma sees a latency EWMA per target. Peak-EWMA compares the two candidates' stamps and never reads the clock; its second row leaves every
  *   other target without an estimate (the default RTT, stamped at the load record's creation), the case that read
  *   the real clock (`performance.now()`, 16 bytes a read on Node 20) in about a quarter of its picks until
  *   2026-12-03.
@@ -55,7 +57,9 @@ import { type MaglevPicker, maglevPolicy } from '../../src/pickers/maglev.js';
 import type { Pickable, PickContext, PickerPolicy } from '../../src/pickers/picker.js';
 import { type RingHashPicker, ringHashPolicy } from '../../src/pickers/ring-hash.js';
 import { systemClock, systemRandom } from '../../src/common/runtime.js';
+import * as loadModule from '../../src/pickers/load.js';
 import { PeakEwma } from '../../src/pickers/load.js';
+import { targetMaker } from './slotted.js';
 import { checkFlags } from '../flags.js';
 
 // ---- flags ----------------------------------------------------------------------------------------------------
@@ -106,6 +110,7 @@ interface Target extends Pickable {
 /** N targets; with `cold`, every other one has no latency estimate yet (its `PeakEwma` has no sample). */
 function targets(n: number, weighted: boolean, offset = 0, cold = false): Target[] {
   const rnd = seeded(n);
+  const make = targetMaker(loadModule);
   return Array.from({ length: n }, (_, j) => {
     const i = j + offset;
     const endpoint = createEndpoint({
@@ -116,7 +121,7 @@ function targets(n: number, weighted: boolean, offset = 0, cold = false): Target
     const load = new PeakEwma({ clock: systemClock });
     const rtt = 5 + rnd() * 50;
     if (!cold || i % 2 === 0) load.observe(rtt);
-    return { key: endpoint.key, endpoint, inFlight: Math.floor(rnd() * 10), load };
+    return make({ key: endpoint.key, endpoint, load }, Math.floor(rnd() * 10));
   });
 }
 

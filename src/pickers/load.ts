@@ -1,5 +1,7 @@
 /**
- * Load metrics a subchannel keeps for pickers to read: a peak-sensitive EWMA of latency.
+ * Load metrics a subchannel keeps for pickers to read: its in-flight count (in its pool's shared array) and a
+ * peak-sensitive EWMA of latency (in a shared array of estimates), so that the load-aware pickers read dense arrays
+ * rather than an object a candidate.
  *
  * Kept apart from selection (pickers) and membership (pool), as tower does: the subchannel feeds it, the
  * `peak-ewma` picker reads it.
@@ -17,6 +19,83 @@ export interface PeakEwmaOptions {
    * @defaultValue 10000 (Finagle and Linkerd)
    */
   readonly decayMs?: number | undefined;
+}
+
+/**
+ * The in-flight counts of one set of targets (a subchannel pool's), one int32 each in one typed array, replaced by a
+ * larger copy when it fills up (so readers and writers fetch `array` each time). At N = 10,000 the targets are
+ * scattered over megabytes of heap and reading a count from one is a cache miss a candidate; these counts take 40 KB,
+ * and the load-aware pickers read them from here instead (issue 14). Record 0 is never handed out: a target that gave
+ * its record back counts there, so a late attempt on it cannot touch the count of the record's next owner.
+ * @internal
+ */
+export class InFlightCounts {
+  array = new Int32Array(64);
+  #next = 1;
+  readonly #free: number[] = [];
+
+  /** A record at 0. */
+  take(): number {
+    let slot = this.#free.pop();
+    if (slot === undefined) {
+      slot = this.#next++;
+      if (slot >= this.array.length) {
+        const larger = new Int32Array(this.array.length * 2);
+        larger.set(this.array);
+        this.array = larger;
+      }
+    }
+    this.array[slot] = 0;
+    return slot;
+  }
+
+  /** Gives `slot` back, for a later {@link InFlightCounts.take}; its owner must count at record 0 from now on. */
+  release(slot: number): void {
+    if (slot === 0) return;
+    this.array[slot] = 0;
+    this.#free.push(slot);
+  }
+}
+
+/**
+ * Keys of a target whose in-flight count lives in an {@link InFlightCounts}: `target[inFlightTable]` is the table,
+ * `target[inFlightSlot]` the record. Such a target promises that its `inFlight` is always that record's value, and
+ * that its `load`, once read, never changes: pickers then read both from the shared arrays, not from the target.
+ * Targets without them (custom ones) are read directly.
+ * @internal
+ */
+export const inFlightTable: unique symbol = Symbol('sidecarless.inFlightTable');
+/** @internal See {@link inFlightTable}. */
+export const inFlightSlot: unique symbol = Symbol('sidecarless.inFlightSlot');
+
+/** @internal A target whose in-flight count lives in an {@link InFlightCounts}. */
+export interface CountedTarget {
+  readonly [inFlightTable]: InFlightCounts;
+  readonly [inFlightSlot]: number;
+}
+
+/** The table of pickers whose targets have none: never written, read by no pick. */
+const NO_TABLE = new InFlightCounts();
+
+/**
+ * @internal The table and each target's record in it, when every target has one in the same table (the subchannels
+ * of one pool); otherwise `slots` is undefined (the picker then reads `inFlight` from the targets) and `table` an
+ * empty one. A picker keeps the records it got at its build: one whose target has since closed and given its record
+ * back reads the record's next owner, for a target it can no longer send to anyway.
+ */
+export function inFlightRecordsOf(targets: readonly object[]): {
+  readonly table: InFlightCounts;
+  readonly slots: Int32Array | undefined;
+} {
+  const table = (targets[0] as Partial<CountedTarget> | undefined)?.[inFlightTable];
+  if (table === undefined) return { table: NO_TABLE, slots: undefined };
+  const slots = new Int32Array(targets.length);
+  for (let i = 0; i < targets.length; i++) {
+    const t = targets[i] as Partial<CountedTarget>;
+    if (t[inFlightTable] !== table) return { table: NO_TABLE, slots: undefined };
+    slots[i] = t[inFlightSlot] as number;
+  }
+  return { table, slots };
 }
 
 /**

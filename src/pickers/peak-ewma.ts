@@ -16,7 +16,7 @@ import { type Clock, type RandomFill, randomFill } from '../common/runtime.js';
 import type { Pickable, PickContext, Picker, PickerPolicy, PickResult } from './picker.js';
 import { completeResults, weightsOf } from './util.js';
 import { duration, joinPath, number, rejectUnknownKeys } from '../common/options.js';
-import { loadRecords, PeakEwma, recordOf } from './load.js';
+import { type InFlightCounts, inFlightRecordsOf, loadRecords, PeakEwma, recordOf } from './load.js';
 
 /** Upper bound of both settings: 1 hour, ms. */
 const MAX_MS = 3_600_000;
@@ -46,6 +46,12 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
   readonly #records: Int32Array;
   /** Each target's `load` at the build: a pick compares the live one with it (a pointer, not a read of the record). */
   readonly #loads: (PeakEwma | undefined)[];
+  /**
+   * Each target's record in `#table` when all have one (subchannels): a pick then reads the in-flight counts from
+   * there and never the targets themselves (whose `load` such a target promises never to replace).
+   */
+  readonly #slots: Int32Array | undefined;
+  readonly #table: InFlightCounts;
   /** The estimate for targets without a `load` (never observed: the default RTT stamped at the build). */
   readonly #ownLoad: PeakEwma;
   readonly #results: PickResult<T>[];
@@ -80,6 +86,9 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     this.#ownLoad = new PeakEwma({ clock, decayMs: decay });
     this.#loads = targets.map((t) => t.load);
     this.#records = Int32Array.from(targets, (t) => this.#recordOf(t.load));
+    const counted = inFlightRecordsOf(targets);
+    this.#table = counted.table;
+    this.#slots = counted.slots;
     this.#results = results;
     this.#inverseWeights = weights.map((w) => 1 / w);
     this.#uniform = weights.every((w) => w === weights[0]);
@@ -110,20 +119,32 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     // Everything in this one function, no helper returning a number: a float returned from a call V8 does not
     // inline is a 16-byte heap number, and whether it inlines depends on what else the function has seen (a helper
     // per cost cost 32 bytes a pick once the clock-reading branch below had run).
-    const ta = targets[a] as T;
-    const tb = targets[b] as T;
     // Each candidate's estimate is two doubles in one shared typed array (`loadRecords`), at an index this picker
-    // keeps densely: the in-flight count (on the target) and the estimate are two independent loads, not a chain.
+    // keeps densely, and a subchannel's in-flight count one int32 in another (`inFlightCounts`): independent loads
+    // from small arrays, not a chain through a target object each.
     const records = this.#records;
     const all = loadRecords.array;
     let ia = (records[a] as number) << 1;
     let ib = (records[b] as number) << 1;
-    // `load` is read live: one replaced since the build is the one compared (never with a subchannel's).
-    const loads = this.#loads;
-    const la = ta.load;
-    const lb = tb.load;
-    if (la !== loads[a]) ia = this.#recordOf(la) << 1;
-    if (lb !== loads[b]) ib = this.#recordOf(lb) << 1;
+    const slots = this.#slots;
+    let fa: number;
+    let fb: number;
+    if (slots !== undefined) {
+      const counts = this.#table.array;
+      fa = counts[slots[a] as number] as number;
+      fb = counts[slots[b] as number] as number;
+    } else {
+      const ta = targets[a] as T;
+      const tb = targets[b] as T;
+      fa = ta.inFlight;
+      fb = tb.inFlight;
+      // `load` is read live: one replaced since the build is the one compared (never with a subchannel's).
+      const loads = this.#loads;
+      const la = ta.load;
+      const lb = tb.load;
+      if (la !== loads[a]) ia = this.#recordOf(la) << 1;
+      if (lb !== loads[b]) ib = this.#recordOf(lb) << 1;
+    }
     const va = all[ia] as number;
     const vb = all[ib] as number;
     const uniform = this.#uniform;
@@ -143,8 +164,8 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     const nb = +(vb < 0);
     const ra = va * (1 - na) + defaultRtt * na;
     const rb = vb * (1 - nb) + defaultRtt * nb;
-    let ca = ra * (ta.inFlight + 1) * wa;
-    let cb = rb * (tb.inFlight + 1) * wb;
+    let ca = ra * (fa + 1) * wa;
+    let cb = rb * (fb + 1) * wb;
     const sa = all[ia + 1] as number;
     const sb = all[ib + 1] as number;
     if (sa > sb) {
@@ -154,7 +175,7 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     }
     if (cb < ca) return this.#results[b] as PickResult<T>;
     if (ca < cb) return this.#results[a] as PickResult<T>;
-    return tb.inFlight < ta.inFlight ? (this.#results[b] as PickResult<T>) : (this.#results[a] as PickResult<T>);
+    return fb < fa ? (this.#results[b] as PickResult<T>) : (this.#results[a] as PickResult<T>);
   }
 }
 

@@ -11,6 +11,7 @@ import type { ResolvedBackoffOptions } from '../common/backoff.js';
 import type { ResolvedHttp2Options } from './http2.js';
 import { Subchannel, type SubchannelObserver, type SubchannelSettings } from './subchannel.js';
 import { PreparedUpdate, sameAttributes, Validation, type ValidatedSet } from './pool-update.js';
+import { InFlightCounts } from '../pickers/load.js';
 
 export type { ValidatedSet } from './pool-update.js';
 
@@ -75,6 +76,7 @@ export class SubchannelPool {
       connectBackoff: init.connectBackoff,
       random: init.random,
       observer: init.observer,
+      inFlight: new InFlightCounts(),
     };
   }
 

@@ -12,7 +12,7 @@ import { LatencyHistogram } from '../metrics/histogram.js';
 import type { Pickable } from '../pickers/picker.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import { Backoff, type ResolvedBackoffOptions } from '../common/backoff.js';
-import { PeakEwma } from '../pickers/load.js';
+import { type InFlightCounts, inFlightSlot, inFlightTable, PeakEwma } from '../pickers/load.js';
 import { type AttemptOutcome, classifyError, type ErrorKind } from '../common/outcome.js';
 import {
   http2DispatchOptions,
@@ -24,6 +24,7 @@ import {
   TrackedAttempt,
 } from './http2.js';
 import { poolMaySendHost, withHostFactory } from './host-header.js';
+import { AttemptHandler } from './attempt-handler.js';
 
 const debug = createDebug('subchannel');
 /** `debug.enabled`, read once (Node's `debuglog` decides it once): its getter was most of a state change's cost. */
@@ -86,6 +87,8 @@ export interface SubchannelSettings {
   readonly connectBackoff: ResolvedBackoffOptions;
   readonly random: RandomSource;
   readonly observer: SubchannelObserver;
+  /** @internal The pool's table of in-flight counts, one record a subchannel. */
+  readonly inFlight: InFlightCounts;
 }
 
 /** Counters of a subchannel that has not dispatched anything yet: all zero, shared, never written. */
@@ -116,8 +119,13 @@ const NO_LATENCY = new LatencyHistogram();
 export class Subchannel implements Pickable {
   /** Stable endpoint key. */
   readonly key: string;
-  /** Requests dispatched and not yet finished. */
-  inFlight = 0;
+  /**
+   * Its record in its pool's table of in-flight counts (`InFlightCounts` in `pickers/load.ts`): the load-aware
+   * pickers read the count from there, one dense array, rather than from this object (a cache miss a candidate at
+   * N = 10,000). Given back once closed with nothing in flight; 0 (the table's sink) after that. Its `load`, once
+   * made, is never replaced, as the table's contract asks.
+   */
+  #slot: number;
   /** @internal Slow-start factor in (0, 1], set by the cluster before each picker build. */
   weightFactor = 1;
   /** @internal The subchannel pool's update that last saw this endpoint in the set. */
@@ -162,6 +170,22 @@ export class Subchannel implements Pickable {
     this.key = endpoint.key;
     this.#settings = settings;
     this.#protocol = settings.http2 === undefined ? 'h1' : 'h2';
+    this.#slot = settings.inFlight.take();
+  }
+
+  /** Requests dispatched and not yet finished. */
+  get inFlight(): number {
+    return this.#settings.inFlight.array[this.#slot] as number;
+  }
+
+  /** @internal The table its in-flight count lives in (see `CountedTarget`). */
+  get [inFlightTable](): InFlightCounts {
+    return this.#settings.inFlight;
+  }
+
+  /** @internal Its record in that table. */
+  get [inFlightSlot](): number {
+    return this.#slot;
   }
 
   /** Peak-EWMA of response latency, read by the `peak-ewma` picker. */
@@ -295,7 +319,7 @@ export class Subchannel implements Pickable {
    * once (the request layer's `Attempt` does): the same as {@link Subchannel.dispatch} without a wrapper per attempt.
    */
   dispatchAttempt(options: Dispatcher.DispatchOptions, attempt: LegacyHandler): boolean {
-    this.inFlight++;
+    (this.#settings.inFlight.array[this.#slot] as number)++;
     this.#liveCounters().attempts++;
     let pool = this.#pool;
     if (pool === undefined) {
@@ -340,7 +364,9 @@ export class Subchannel implements Pickable {
   finishAttempt(statusCode: number, error: Error | undefined, startedAt: number, respondedAt?: number): void {
     const at = respondedAt ?? this.clock.now(); // also the latency estimate's stamp: it reads no clock of its own
     const latencyMs = at - startedAt;
-    this.inFlight--;
+    // A closed subchannel gives its record back once nothing is in flight (attempts on a retired HTTP/2 pool can
+    // outlive the close).
+    if (--(this.#settings.inFlight.array[this.#slot] as number) === 0 && this.#state === 'closed') this.#releaseSlot();
     const c = this.#liveCounters();
     if (statusCode > 0) {
       c.responses++;
@@ -430,71 +456,17 @@ export class Subchannel implements Pickable {
     return done;
   }
 
+  #releaseSlot(): void {
+    this.#settings.inFlight.release(this.#slot);
+    this.#slot = 0;
+  }
+
   #setState(next: SubchannelState): void {
     const previous = this.#state;
     if (previous === next || previous === 'closed') return;
     this.#state = next;
+    if (next === 'closed' && this.inFlight === 0) this.#releaseSlot();
     if ((logging ??= debug.enabled)) debug('%s %s -> %s', this.key, previous, next);
     this.#settings.observer.onStateChange(this, previous);
-  }
-}
-
-/** Wraps the caller's handler to time the attempt and report its outcome exactly once. */
-class AttemptHandler implements LegacyHandler {
-  readonly #subchannel: Subchannel;
-  readonly #handler: LegacyHandler;
-  readonly #start: number;
-  #statusCode = 0;
-  #latencyMs = -1;
-  #done = false;
-
-  constructor(subchannel: Subchannel, handler: LegacyHandler, start: number) {
-    this.#subchannel = subchannel;
-    this.#handler = handler;
-    this.#start = start;
-  }
-
-  #finish(error: Error | undefined): void {
-    if (this.#done) return;
-    this.#done = true;
-    const latency = this.#latencyMs >= 0 ? this.#latencyMs : this.#subchannel.clock.now() - this.#start;
-    this.#subchannel.finishAttempt(this.#statusCode, error, 0, latency);
-  }
-
-  onConnect(abort: (reason?: Error) => void, context?: object): void {
-    this.#handler.onConnect?.(abort, context);
-  }
-  onResponseStarted(): void {
-    this.#handler.onResponseStarted?.();
-  }
-  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
-    // 1xx informational responses are followed by the real one; time and count the final response.
-    if (statusCode >= 200 || this.#statusCode === 0) {
-      this.#statusCode = statusCode;
-      this.#latencyMs = this.#subchannel.clock.now() - this.#start;
-    }
-    return this.#handler.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
-  }
-  onData(chunk: Buffer): boolean {
-    return this.#handler.onData?.(chunk) ?? true;
-  }
-  onComplete(trailers: string[] | Buffer[] | null): void {
-    this.#finish(undefined);
-    this.#handler.onComplete?.(trailers);
-  }
-  onError(err: Error): void {
-    this.#finish(err);
-    this.#handler.onError?.(err);
-  }
-  onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: import('node:stream').Duplex): void {
-    this.#statusCode = statusCode;
-    this.#finish(undefined);
-    this.#handler.onUpgrade?.(statusCode, headers, socket);
-  }
-  onBodySent(chunkSize: number, totalBytesSent: number): void {
-    this.#handler.onBodySent?.(chunkSize, totalBytesSent);
-  }
-  onRequestSent(): void {
-    this.#handler.onRequestSent?.();
   }
 }

@@ -13,7 +13,7 @@ import type { PickContext, Picker, PickResult } from '../../../src/pickers/picke
 import { PeakEwma } from '../../../src/pickers/load.js';
 import { type Clock, systemClock } from '../../../src/common/runtime.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
-import { ctx, makeTargets, type TestTarget } from './helpers.js';
+import { ctx, makeSlottedTargets, makeTargets, type TestTarget } from './helpers.js';
 
 const PICKS = 1_000_000;
 const BUDGET = 0.5;
@@ -22,8 +22,8 @@ const N = 100;
 const registry = createPickerRegistry();
 
 /** N targets with loads 0..9 and, for peak-ewma, a latency estimate on two targets in three (the others have none). */
-function targets(weighted: boolean, clock: FakeClock): TestTarget[] {
-  const ts = makeTargets(
+function targets(weighted: boolean, clock: FakeClock, slotted = false): TestTarget[] {
+  const ts = (slotted ? makeSlottedTargets : makeTargets)(
     N,
     Array.from({ length: N }, (_, i) => (weighted ? 1 + (i % 5) : 1)),
   );
@@ -55,6 +55,8 @@ interface Case {
   inputs: PickContext[];
   /** What sets the case apart, when the option does not say. */
   note?: string;
+  /** Targets shaped as subchannels (in-flight counts in the shared array), not plain objects. */
+  slotted?: boolean;
 }
 
 const cases: Case[] = [];
@@ -81,10 +83,20 @@ for (const name of registry.names()) {
 }
 cases.push({ name: 'least-request', option: { choiceCount: 3 }, weighted: false, inputs: contexts(ascii) });
 cases.push({ name: 'least-request', option: { activeRequestBias: 0.5 }, weighted: true, inputs: contexts(ascii) });
+// The load-aware pickers' other path: counts read from the shared array rather than the targets.
+for (const [name, option] of [
+  ['least-request', {}],
+  ['least-request', { choiceCount: 3 }],
+  ['peak-ewma', {}],
+] as const) {
+  for (const weighted of [false, true]) {
+    cases.push({ name, option, weighted, inputs: contexts(ascii), note: 'subchannel-shaped targets', slotted: true });
+  }
+}
 
 function build(c: Case): { picker: Picker<TestTarget>; all: TestTarget[] } {
   const clock = new FakeClock();
-  const all = targets(c.weighted, clock);
+  const all = targets(c.weighted, clock, c.slotted);
   const { policy, config } = registry.configure({ name: c.name, ...c.option });
   return { picker: policy.build(all, config, { random: seededRandom(7), clock }) as Picker<TestTarget>, all };
 }

@@ -1,7 +1,9 @@
 /** Shared builders for the picker tests. */
 import { createEndpoint } from '../../../src/common/endpoint.js';
 import type { Pickable, PickContext, Picker } from '../../../src/pickers/picker.js';
+import * as loadModule from '../../../src/pickers/load.js';
 import type { PeakEwma } from '../../../src/pickers/load.js';
+import { targetMaker } from '../../../bench/micro/slotted.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
 
 /** A mutable target: tests set `inFlight` and `load` directly. */
@@ -16,6 +18,16 @@ export function makeTargets(n: number, weights?: readonly number[]): TestTarget[
     const endpoint = createEndpoint({ host: `10.0.${i >> 8}.${i & 255}`, port: 8080, weight: weights?.[i] ?? 1 });
     return { key: endpoint.key, endpoint, inFlight: 0 };
   });
+}
+
+/**
+ * The same targets shaped as subchannels present themselves to pickers: the in-flight count in a table shared by the
+ * set (`InFlightCounts`, under `inFlightTable` and `inFlightSlot`), which the load-aware pickers then read instead of
+ * the target. Tests still set `inFlight` (written through to the table). The picker bench's targets.
+ */
+export function makeSlottedTargets(n: number, weights?: readonly number[]): TestTarget[] {
+  const make = targetMaker(loadModule);
+  return makeTargets(n, weights).map((plain) => make({ key: plain.key, endpoint: plain.endpoint }, 0));
 }
 
 export function env(seed = 1, clock = new FakeClock()) {

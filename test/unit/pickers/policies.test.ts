@@ -18,7 +18,7 @@ import {
 } from '../../../src/pickers/weighted-round-robin.js';
 import { PeakEwma } from '../../../src/pickers/load.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
-import { counts, ctx, ctxWith, env, makeTargets, pickKey } from './helpers.js';
+import { counts, ctx, ctxWith, env, makeSlottedTargets, makeTargets, pickKey } from './helpers.js';
 
 const registry = createPickerRegistry();
 
@@ -161,13 +161,17 @@ describe('least-request', () => {
     assert.deepEqual(leastRequestPolicy.parseConfig({}), { choiceCount: 2, activeRequestBias: 1 });
   });
 
-  it('sends to the idle target when the others are busy and choices cover all', () => {
-    const targets = makeTargets(3);
-    targets[0]!.inFlight = 5;
-    targets[1]!.inFlight = 0;
-    targets[2]!.inFlight = 9;
-    const picker = leastRequestPolicy.build(targets, { choiceCount: 50, activeRequestBias: 1 }, env(5));
-    for (let i = 0; i < 50; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+  it('sends to the idle target when the others are busy and choices cover all (plain and subchannel-shaped)', () => {
+    for (const make of [makeTargets, makeSlottedTargets]) {
+      const targets = make(3);
+      targets[0]!.inFlight = 5;
+      targets[1]!.inFlight = 0;
+      targets[2]!.inFlight = 9;
+      const picker = leastRequestPolicy.build(targets, { choiceCount: 50, activeRequestBias: 1 }, env(5));
+      for (let i = 0; i < 50; i++) assert.equal(pickKey(picker), '10.0.0.1:8080');
+      targets[1]!.inFlight = 20; // read live: now the busiest
+      for (let i = 0; i < 50; i++) assert.equal(pickKey(picker), '10.0.0.0:8080');
+    }
   });
 
   /** Asserts `got` of `picks` is within 6 standard deviations of the share `p` (a seeded run: reproducible). */

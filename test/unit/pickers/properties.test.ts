@@ -18,7 +18,7 @@ import { weightedRandomPolicy } from '../../../src/pickers/weighted-random.js';
 import { weightedRoundRobinPolicy } from '../../../src/pickers/weighted-round-robin.js';
 import { PeakEwma } from '../../../src/pickers/load.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
-import { counts, ctxWith, env, makeTargets, pickKey } from './helpers.js';
+import { counts, ctxWith, env, makeSlottedTargets, makeTargets, pickKey } from './helpers.js';
 
 const weightsArb = fc.array(fc.integer({ min: 1, max: 10 }), { minLength: 2, maxLength: 6 });
 const seedArb = fc.integer({ min: 1, max: 2 ** 31 - 1 });
@@ -209,10 +209,10 @@ function assertCheaperOfTwo<T extends { key: string; inFlight: number }>(o: {
 describe('properties: power of two choices', () => {
   const loadsArb = fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 2, maxLength: 12 });
 
-  it('least-request never picks the more loaded of its two choices', () => {
+  it('least-request never picks the more loaded of its two choices (plain targets and subchannel-shaped)', () => {
     fc.assert(
-      fc.property(loadsArb, seedArb, (loads, seed) => {
-        const targets = makeTargets(loads.length);
+      fc.property(loadsArb, seedArb, fc.boolean(), (loads, seed, slotted) => {
+        const targets = (slotted ? makeSlottedTargets : makeTargets)(loads.length);
         loads.forEach((l, i) => {
           targets[i]!.inFlight = l;
         });
@@ -240,7 +240,7 @@ describe('properties: power of two choices', () => {
     );
   });
 
-  it('peak-ewma never picks the costlier of its two choices', () => {
+  it('peak-ewma never picks the costlier of its two choices (plain targets and subchannel-shaped)', () => {
     fc.assert(
       fc.property(
         fc.array(
@@ -253,10 +253,11 @@ describe('properties: power of two choices', () => {
         ),
         seedArb,
         fc.boolean(),
-        (specs, seed, weighted) => {
+        fc.boolean(),
+        (specs, seed, weighted, slotted) => {
           const clock = new FakeClock();
           // Equal weights take the picker's path that skips them; unequal ones divide the costs.
-          const targets = makeTargets(
+          const targets = (slotted ? makeSlottedTargets : makeTargets)(
             specs.length,
             specs.map((s) => (weighted ? s.weight : 1)),
           );
@@ -298,11 +299,12 @@ describe('properties: peak-ewma without the clock', () => {
         ),
         fc.integer({ min: 0, max: 60_000 }),
         seedArb,
-        (specs, idle, seed) => {
+        fc.boolean(),
+        (specs, idle, seed, slotted) => {
           const decayMs = 5000;
           const defaultRtt = 30;
           const clock = new FakeClock();
-          const targets = makeTargets(specs.length);
+          const targets = (slotted ? makeSlottedTargets : makeTargets)(specs.length);
           const order = specs.map((_, i) => i).sort((a, b) => specs[a]!.bornAt - specs[b]!.bornAt);
           for (const i of order) {
             const s = specs[i]!;
@@ -529,7 +531,7 @@ describe('properties: weighted least-request against a reference', () => {
     return best;
   }
 
-  it('picks exactly what the reference picks from the same random numbers (two choices unrolled, three looped)', () => {
+  it('picks exactly what the reference picks from the same random numbers (two choices unrolled, three looped; plain targets and subchannel-shaped)', () => {
     fc.assert(
       fc.property(
         fc.array(fc.integer({ min: 1, max: 10 }), { minLength: 2, maxLength: 40 }).filter((w) => new Set(w).size > 1),
@@ -537,8 +539,9 @@ describe('properties: weighted least-request against a reference', () => {
         fc.constantFrom(2, 3),
         fc.constantFrom(0.5, 1, 2),
         seedArb,
-        (weights, loads, choiceCount, bias, seed) => {
-          const targets = makeTargets(weights.length, weights);
+        fc.boolean(),
+        (weights, loads, choiceCount, bias, seed, slotted) => {
+          const targets = (slotted ? makeSlottedTargets : makeTargets)(weights.length, weights);
           targets.forEach((t, i) => {
             t.inFlight = loads[i]!;
           });
