@@ -168,8 +168,12 @@ export function drawProbabilities(inverseWeights: Float64Array, choices: number)
 export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T> {
   readonly #results: PickResult<T>[];
   readonly #targets: readonly T[];
-  /** Each target's record in `#table` when all have one (subchannels): the counts are read from there. */
-  readonly #slots: Int32Array | undefined;
+  /**
+   * When every target has a record in one `#table` (subchannels): for each column `c`, the record of its own target
+   * and of its alias (`[2c]`, `[2c + 1]`), so a draw reads both counts from the table knowing only its column, while
+   * the column's alias record is still on its way.
+   */
+  readonly #columnSlots: Int32Array | undefined;
   readonly #table: InFlightCounts;
   readonly #bias: number;
   readonly #choices: number;
@@ -178,8 +182,8 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
   /**
    * The alias table and the scores' weights in one record of four per column `c`: threshold, alias, `max / weight`
    * of `c` (the column's own target is `c`) and of the alias. A draw reads one 32-byte record (one cache line) and
-   * then its target's in-flight count: at N = 10,000 the tables no longer fit in the cache, and separate arrays
-   * cost a miss each.
+   * its target's in-flight count: at N = 10,000 the tables no longer fit in the cache, and separate arrays cost a
+   * miss each.
    */
   readonly #columns: Float64Array;
 
@@ -195,7 +199,6 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
     this.#targets = targets;
     const counted = inFlightRecordsOf(targets);
     this.#table = counted.table;
-    this.#slots = counted.slots;
     this.#results = results;
     this.#bias = bias;
     // With no bias the score is the weight alone, so a single draw from the weights is the same distribution.
@@ -213,6 +216,14 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
       this.#columns[4 * c + 1] = alias;
       this.#columns[4 * c + 2] = inverse[c] as number;
       this.#columns[4 * c + 3] = inverse[alias] as number;
+    }
+    const slots = counted.slots;
+    if (slots !== undefined) {
+      this.#columnSlots = new Int32Array(2 * n);
+      for (let c = 0; c < n; c++) {
+        this.#columnSlots[2 * c] = slots[c] as number;
+        this.#columnSlots[2 * c + 1] = slots[table[2 * c + 1] as number] as number;
+      }
     }
   }
 
@@ -237,23 +248,35 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
       if (c1 >= n) c1 = n - 1;
       let c2 = x2 | 0;
       if (c2 >= n) c2 = n - 1;
-      const slots = this.#slots;
-      const counts = this.#table.array;
-      // Plain targets: the columns' own targets' in-flight counts, read before the column records decide between each
-      // and its alias: at N = 10,000 both the record and the target are cache misses, and reading the target only
-      // once the record is in makes them one after the other. Read now, they overlap; the count read below is then
-      // the same line (the own target, most draws) or the alias's. The comparison keeps the loads alive (counts are
-      // never negative, so it adds nothing). Subchannels' counts are in a dense table that stays in cache (reading
-      // them early too measured 0.90x at N = 10,000 but 1.08x at N = 100).
-      const early = slots === undefined ? +((targets[c1] as T).inFlight < 0) + +((targets[c2] as T).inFlight < 0) : 0;
+      // Each candidate's in-flight count is read before its column's record decides between the column's own target
+      // and its alias: at N = 10,000 the record and the count are cache misses, and reading the count only once the
+      // record is in makes them one after the other. Subchannels: both counts of each column, from the table (two
+      // independent loads; the record then picks one by arithmetic). Plain targets: the column's own target (the
+      // count read below is then the same line for most draws, or the alias's); the comparison keeps the loads alive
+      // (counts are never negative, so it adds nothing).
+      const columnSlots = this.#columnSlots;
+      let own1 = 0;
+      let alias1 = 0;
+      let own2 = 0;
+      let alias2 = 0;
+      let early = 0;
+      if (columnSlots !== undefined) {
+        const counts = this.#table.array;
+        own1 = counts[columnSlots[2 * c1] as number] as number;
+        alias1 = counts[columnSlots[2 * c1 + 1] as number] as number;
+        own2 = counts[columnSlots[2 * c2] as number] as number;
+        alias2 = counts[columnSlots[2 * c2 + 1] as number] as number;
+      } else {
+        early = +((targets[c1] as T).inFlight < 0) + +((targets[c2] as T).inFlight < 0);
+      }
       const b1 = 4 * c1;
       const b2 = 4 * c2;
       const k1 = +(x1 - c1 >= (columns[b1] as number));
       const k2 = +(x2 - c2 >= (columns[b2] as number));
       const i1 = (c1 + k1 * ((columns[b1 + 1] as number) - c1)) | 0;
       const i2 = (c2 + k2 * ((columns[b2 + 1] as number) - c2)) | 0;
-      const f1 = slots === undefined ? (targets[i1] as T).inFlight : (counts[slots[i1] as number] as number);
-      const f2 = slots === undefined ? (targets[i2] as T).inFlight : (counts[slots[i2] as number] as number);
+      const f1 = columnSlots !== undefined ? own1 + k1 * (alias1 - own1) : (targets[i1] as T).inFlight;
+      const f2 = columnSlots !== undefined ? own2 + k2 * (alias2 - own2) : (targets[i2] as T).inFlight;
       const l1 = f1 + 1 + early;
       const l2 = f2 + 1 + early;
       const s1 = (bias === 1 ? l1 : l1 ** bias) * (columns[b1 + 2 + k1] as number);
@@ -262,7 +285,7 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
     }
     // One call site for the random source and the score computed inline: a float returned from a call V8 does not
     // inline is a 16-byte heap number per pick.
-    const slots = this.#slots;
+    const columnSlots = this.#columnSlots;
     const counts = this.#table.array;
     let best = 0;
     let bestScore = Number.POSITIVE_INFINITY;
@@ -275,7 +298,10 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
       const base = 4 * col;
       const k = +(x - col >= (columns[base] as number));
       const i = (col + k * ((columns[base + 1] as number) - col)) | 0;
-      const load = (slots === undefined ? (targets[i] as T).inFlight : (counts[slots[i] as number] as number)) + 1;
+      const load =
+        (columnSlots === undefined
+          ? (targets[i] as T).inFlight
+          : (counts[columnSlots[2 * col + k] as number] as number)) + 1;
       // max weight / weight, so the score is a multiplication: (inFlight + 1)^bias / weight, scaled.
       const score = (bias === 1 ? load : load ** bias) * (columns[base + 2 + k] as number);
       if (score < bestScore) {
