@@ -171,7 +171,7 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
   /**
    * When every target has a record in one `#table` (subchannels): for each column `c`, the record of its own target
    * and of its alias (`[2c]`, `[2c + 1]`), so a draw reads both counts from the table knowing only its column, while
-   * the column's alias record is still on its way.
+   * the column's record is still on its way.
    */
   readonly #columnSlots: Int32Array | undefined;
   readonly #table: InFlightCounts;

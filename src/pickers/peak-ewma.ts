@@ -120,8 +120,8 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     // inline is a 16-byte heap number, and whether it inlines depends on what else the function has seen (a helper
     // per cost cost 32 bytes a pick once the clock-reading branch below had run).
     // Each candidate's estimate is two doubles in one shared typed array (`loadRecords`), at an index this picker
-    // keeps densely, and a subchannel's in-flight count one int32 in another (`inFlightCounts`): independent loads
-    // from small arrays, not a chain through a target object each.
+    // keeps densely, and a subchannel's in-flight count one int32 in its pool's table (`InFlightCounts`): independent
+    // loads from small arrays, not a chain through a target object each.
     const records = this.#records;
     const all = loadRecords.array;
     let ia = (records[a] as number) << 1;
