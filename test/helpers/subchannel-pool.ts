@@ -6,6 +6,7 @@ import { resolveBackoffOptions } from '../../src/common/backoff.js';
 import { systemClock } from '../../src/common/runtime.js';
 import { type MembershipChange, SubchannelPool } from '../../src/subchannel/subchannel-pool.js';
 import type { Subchannel, SubchannelState } from '../../src/subchannel/subchannel.js';
+import type { LegacyHandler } from '../../src/common/handler.js';
 import { seededRandom } from './fake-clock.js';
 
 export interface TestPoolHooks {
@@ -25,5 +26,19 @@ export function testSubchannelPool(hooks: TestPoolHooks = {}): SubchannelPool {
     drainTimeoutMs: 1000,
     observer: { onStateChange: hooks.onStateChange ?? (() => {}), onOutcome: () => {} },
     onMembershipChange: hooks.onMembershipChange ?? (() => {}),
+  });
+}
+
+/** Dispatches `GET /` on `subchannel` directly; resolves when the response has completed, rejects on its error. */
+export function dispatchGet(subchannel: Subchannel): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const handler: LegacyHandler = {
+      onConnect() {},
+      onHeaders: () => true,
+      onData: () => true,
+      onComplete: () => resolve(),
+      onError: reject,
+    };
+    subchannel.dispatch({ origin: subchannel.origin, path: '/', method: 'GET' }, handler);
   });
 }

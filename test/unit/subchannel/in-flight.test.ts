@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import type http from 'node:http';
 import { describe, it } from 'node:test';
 import { createEndpoint } from '../../../src/common/endpoint.js';
-import type { LegacyHandler } from '../../../src/common/handler.js';
 import { systemClock } from '../../../src/common/runtime.js';
 import { inFlightRecordsOf, inFlightSlot, inFlightTable } from '../../../src/pickers/load.js';
 import { leastRequestPolicy } from '../../../src/pickers/least-request.js';
@@ -17,7 +16,7 @@ import type { Picker } from '../../../src/pickers/picker.js';
 import type { Subchannel } from '../../../src/subchannel/subchannel.js';
 import { backendsForFile } from '../../helpers/backends.js';
 import { seededRandom } from '../../helpers/fake-clock.js';
-import { testSubchannelPool } from '../../helpers/subchannel-pool.js';
+import { dispatchGet, testSubchannelPool } from '../../helpers/subchannel-pool.js';
 
 const startBackend = backendsForFile();
 
@@ -56,21 +55,7 @@ describe('in-flight counts of subchannels', () => {
     const peakEwma = peakEwmaPolicy.build([busy, idle], peakEwmaPolicy.parseConfig({}), env);
     assert.deepEqual(keysPicked(leastRequest, 200), new Set([busy.key, idle.key]), 'both idle: both picked');
 
-    const done: Promise<void>[] = [];
-    for (let i = 0; i < 3; i++) {
-      done.push(
-        new Promise<void>((resolve, reject) => {
-          const handler: LegacyHandler = {
-            onConnect() {},
-            onHeaders: () => true,
-            onData: () => true,
-            onComplete: () => resolve(),
-            onError: reject,
-          };
-          busy.dispatch({ origin: busy.origin, path: '/', method: 'GET' }, handler);
-        }),
-      );
-    }
+    const done = [dispatchGet(busy), dispatchGet(busy), dispatchGet(busy)];
     assert.equal(busy.inFlight, 3);
     assert.equal(table.array[busy[inFlightSlot]], 3);
     assert.equal(idle.inFlight, 0);

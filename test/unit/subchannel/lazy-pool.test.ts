@@ -8,13 +8,13 @@ import { after, describe, it } from 'node:test';
 import { Pool } from 'undici';
 import { createClient, createEndpoint } from 'sidecarless';
 import { resolveBackoffOptions } from '../../../src/common/backoff.js';
-import type { LegacyHandler } from '../../../src/common/handler.js';
 import type { AttemptOutcome } from '../../../src/common/outcome.js';
 import { systemClock } from '../../../src/common/runtime.js';
 import { SubchannelPool } from '../../../src/subchannel/subchannel-pool.js';
 import type { Subchannel, SubchannelState } from '../../../src/subchannel/subchannel.js';
 import { seededRandom } from '../../helpers/fake-clock.js';
 import { backendsForFile } from '../../helpers/backends.js';
+import { dispatchGet } from '../../helpers/subchannel-pool.js';
 
 const startBackend = backendsForFile();
 
@@ -123,16 +123,7 @@ describe('lazy connection pools', () => {
     const [used, unused] = pool.subchannels as [Subchannel, Subchannel];
     assert.equal(used.hasPool, false);
     assert.equal(unused.hasPool, false);
-    await new Promise<void>((resolve, reject) => {
-      const handler: LegacyHandler = {
-        onConnect() {},
-        onHeaders: () => true,
-        onData: () => true,
-        onComplete: () => resolve(),
-        onError: reject,
-      };
-      used.dispatch({ origin: used.origin, path: '/', method: 'GET' }, handler);
-    });
+    await dispatchGet(used);
     assert.equal(used.hasPool, true);
     assert.equal(unused.hasPool, false);
     assert.equal(used.counters.attempts, 1);
