@@ -34,8 +34,8 @@
  * - Targets are reported (pass/miss), never asserted: the exit code is non-zero only for harness errors.
  *
  * Flags: --smoke  --scenario overhead,slow-backend,failing-backend,kill-restart,resolver-churn,http2  --duration <s>
- *        --concurrency <n>  --rate <req/s>  --rounds <n>  --out <dir>  --count <n>  --max-phase <s>  --help (an unknown
- *        flag stops the run with the usage, exit code 2)
+ *        --concurrency <n>  --rate <req/s>  --rounds <n>  --settle <ms>  --out <dir>  --count <n>  --max-phase <s>
+ *        --help (an unknown flag stops the run with the usage, exit code 2)
  * Duration mode (the default): every phase's length derives from --duration. Count mode (--count): every measured
  * phase sends that many requests instead (overhead: per contender and round; the slow-backend all-healthy phase
  * 0.4x and the churn baseline a third of it, the ratios of duration mode); an
@@ -93,12 +93,13 @@ const USAGE = `Usage: npm run bench:e2e [-- <flags>]
   --concurrency <n>      closed-loop workers (default 32, smoke 8)
   --rate <req/s>         open-loop rate (default 1000, smoke 300)
   --rounds <n>           overhead and http2: measured rounds per contender (default 15, smoke 2)
+  --settle <ms>          overhead and http2: unmeasured load after the full GC before each phase (default 400, smoke 50)
   --out <dir>            where the reports go (default bench/results)
   --help                 this text`;
 const given = checkFlags(
   'bench:e2e',
   {
-    valued: ['scenario', 'duration', 'count', 'max-phase', 'concurrency', 'rate', 'rounds', 'out'],
+    valued: ['scenario', 'duration', 'count', 'max-phase', 'concurrency', 'rate', 'rounds', 'settle', 'out'],
     switches: ['smoke'],
   },
   USAGE,
@@ -134,8 +135,8 @@ const settings: Settings = {
   // rounds slower, before V8 had optimised them.
   warmMs: smoke ? 200 : 3000,
   // After the full GC before each measured phase: V8 takes about 400 ms to re-optimize what the collection
-  // deoptimized (scenarios.ts, collectAndSettle).
-  settleMs: smoke ? 50 : 400,
+  // deoptimized (scenarios.ts, collectAndSettle); longer on a slower or busier host, which --settle checks.
+  settleMs: numberFlag('settle', smoke ? 50 : 400),
   count: countFlag,
   maxPhaseMs: numberFlag('max-phase', smoke ? 10 : 120) * 1000,
   policies: createPickerRegistry().names(),
