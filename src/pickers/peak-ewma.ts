@@ -44,7 +44,10 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
    * picker made at its build): the pick reads a candidate's estimate from that one dense array.
    */
   readonly #records: Int32Array;
-  /** Each target's `load` at the build: a pick compares the live one with it (a pointer, not a read of the record). */
+  /**
+   * Each target's `load` at the build, for targets read directly: a pick compares the live one with it (a pointer,
+   * not a read of the record). Empty for counted targets, whose `load` never changes.
+   */
   readonly #loads: (PeakEwma | undefined)[];
   /**
    * Each target's record in `#table` when all have one (subchannels): a pick then reads the in-flight counts from
@@ -84,11 +87,11 @@ export class PeakEwmaPicker<T extends Pickable> implements Picker<T> {
     // A target with no `load` at all has the default RTT stamped at this build: an estimate of the picker's own,
     // never observed.
     this.#ownLoad = new PeakEwma({ clock, decayMs: decay });
-    this.#loads = targets.map((t) => t.load);
     this.#records = Int32Array.from(targets, (t) => this.#recordOf(t.load));
     const counted = inFlightRecordsOf(targets);
     this.#table = counted.table;
     this.#slots = counted.slots;
+    this.#loads = counted.slots === undefined ? targets.map((t) => t.load) : [];
     this.#results = results;
     this.#inverseWeights = weights.map((w) => 1 / w);
     this.#uniform = weights.every((w) => w === weights[0]);
