@@ -168,24 +168,24 @@ export function drawProbabilities(inverseWeights: Float64Array, choices: number)
 export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T> {
   readonly #results: PickResult<T>[];
   readonly #targets: readonly T[];
-  /**
-   * When every target has a record in one `#table` (subchannels): for each column `c`, the record of its own target
-   * and of its alias (`[2c]`, `[2c + 1]`), so a draw reads both counts from the table knowing only its column, while
-   * the column's record is still on its way.
-   */
-  readonly #columnSlots: Int32Array | undefined;
   readonly #table: InFlightCounts;
+  /** True when every target has a record in `#table` (subchannels): the counts are read from there. */
+  readonly #counted: boolean;
   readonly #bias: number;
   readonly #choices: number;
   readonly #fill: RandomFill;
   readonly #draw = new Float64Array(1);
   /**
-   * The alias table and the scores' weights in one record of four per column `c`: threshold, alias, `max / weight`
-   * of `c` (the column's own target is `c`) and of the alias. A draw reads one 32-byte record (one cache line) and
-   * its target's in-flight count: at N = 10,000 the tables no longer fit in the cache, and separate arrays cost a
-   * miss each.
+   * One 32-byte record per alias-table column `c`, everything a draw needs but the counts, in one cache line: the
+   * threshold (a float32 at `#thresholds[8c]`), the alias (`#ints[8c + 1]`), the records in `#table` of the column's
+   * own target and of its alias (`#ints[8c + 2]`, `[8c + 3]`; subchannels only), and `max / weight` of the own
+   * target and of the alias (`#inverse[4c + 2]`, `[4c + 3]`). At N = 10,000 the tables no longer fit in a core's
+   * cache: one line a draw, then the count it points to, is as few misses as a draw can take (separate arrays cost
+   * one each). Three views of one buffer.
    */
-  readonly #columns: Float64Array;
+  readonly #thresholds: Float32Array;
+  readonly #ints: Int32Array;
+  readonly #inverse: Float64Array;
 
   /** @internal Built by the policy. */
   constructor(
@@ -209,21 +209,23 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
     const inverse = weights.map((w) => max / w);
     const { threshold, table } = aliasTable(drawProbabilities(inverse, this.#choices));
     const n = targets.length;
-    this.#columns = new Float64Array(4 * n);
+    const buffer = new ArrayBuffer(32 * n);
+    this.#thresholds = new Float32Array(buffer);
+    this.#ints = new Int32Array(buffer);
+    this.#inverse = new Float64Array(buffer);
+    const slots = counted.slots;
+    this.#counted = slots !== undefined;
     for (let c = 0; c < n; c++) {
       const alias = table[2 * c + 1] as number;
-      this.#columns[4 * c] = threshold[c] as number;
-      this.#columns[4 * c + 1] = alias;
-      this.#columns[4 * c + 2] = inverse[c] as number;
-      this.#columns[4 * c + 3] = inverse[alias] as number;
-    }
-    const slots = counted.slots;
-    if (slots !== undefined) {
-      this.#columnSlots = new Int32Array(2 * n);
-      for (let c = 0; c < n; c++) {
-        this.#columnSlots[2 * c] = slots[c] as number;
-        this.#columnSlots[2 * c + 1] = slots[table[2 * c + 1] as number] as number;
+      // A float32 threshold moves a column's split by at most 2^-24 of a column: nothing a distribution shows.
+      this.#thresholds[8 * c] = threshold[c] as number;
+      this.#ints[8 * c + 1] = alias;
+      if (slots !== undefined) {
+        this.#ints[8 * c + 2] = slots[c] as number;
+        this.#ints[8 * c + 3] = slots[alias] as number;
       }
+      this.#inverse[4 * c + 2] = inverse[c] as number;
+      this.#inverse[4 * c + 3] = inverse[alias] as number;
     }
   }
 
@@ -234,7 +236,9 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
   pick(_context: PickContext): PickResult<T> {
     const n = this.#targets.length;
     const targets = this.#targets;
-    const columns = this.#columns;
+    const thresholds = this.#thresholds;
+    const ints = this.#ints;
+    const inverse = this.#inverse;
     const bias = this.#bias;
     const draw = this.#draw;
     if (this.#choices === 2) {
@@ -248,44 +252,32 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
       if (c1 >= n) c1 = n - 1;
       let c2 = x2 | 0;
       if (c2 >= n) c2 = n - 1;
-      // Each candidate's in-flight count is read before its column's record decides between the column's own target
-      // and its alias: at N = 10,000 the record and the count are cache misses, and reading the count only once the
-      // record is in makes them one after the other. Subchannels: both counts of each column, from the table (two
-      // independent loads; the record then picks one by arithmetic). Plain targets: the column's own target (the
-      // count read below is then the same line for most draws, or the alias's); the comparison keeps the loads alive
-      // (counts are never negative, so it adds nothing).
-      const columnSlots = this.#columnSlots;
-      let own1 = 0;
-      let alias1 = 0;
-      let own2 = 0;
-      let alias2 = 0;
-      let early = 0;
-      if (columnSlots !== undefined) {
+      const b1 = 8 * c1;
+      const b2 = 8 * c2;
+      // The column's own target (k = 0) or its alias (k = 1), chosen by index rather than a branch (a coin toss).
+      const k1 = +(x1 - c1 >= (thresholds[b1] as number));
+      const k2 = +(x2 - c2 >= (thresholds[b2] as number));
+      const i1 = (c1 + k1 * ((ints[b1 + 1] as number) - c1)) | 0;
+      const i2 = (c2 + k2 * ((ints[b2 + 1] as number) - c2)) | 0;
+      let f1: number;
+      let f2: number;
+      if (this.#counted) {
         const counts = this.#table.array;
-        own1 = counts[columnSlots[2 * c1] as number] as number;
-        alias1 = counts[columnSlots[2 * c1 + 1] as number] as number;
-        own2 = counts[columnSlots[2 * c2] as number] as number;
-        alias2 = counts[columnSlots[2 * c2 + 1] as number] as number;
+        f1 = counts[ints[b1 + 2 + k1] as number] as number;
+        f2 = counts[ints[b2 + 2 + k2] as number] as number;
       } else {
-        early = +((targets[c1] as T).inFlight < 0) + +((targets[c2] as T).inFlight < 0);
+        f1 = (targets[i1] as T).inFlight;
+        f2 = (targets[i2] as T).inFlight;
       }
-      const b1 = 4 * c1;
-      const b2 = 4 * c2;
-      const k1 = +(x1 - c1 >= (columns[b1] as number));
-      const k2 = +(x2 - c2 >= (columns[b2] as number));
-      const i1 = (c1 + k1 * ((columns[b1 + 1] as number) - c1)) | 0;
-      const i2 = (c2 + k2 * ((columns[b2 + 1] as number) - c2)) | 0;
-      const f1 = columnSlots !== undefined ? own1 + k1 * (alias1 - own1) : (targets[i1] as T).inFlight;
-      const f2 = columnSlots !== undefined ? own2 + k2 * (alias2 - own2) : (targets[i2] as T).inFlight;
-      const l1 = f1 + 1 + early;
-      const l2 = f2 + 1 + early;
-      const s1 = (bias === 1 ? l1 : l1 ** bias) * (columns[b1 + 2 + k1] as number);
-      const s2 = (bias === 1 ? l2 : l2 ** bias) * (columns[b2 + 2 + k2] as number);
+      const l1 = f1 + 1;
+      const l2 = f2 + 1;
+      const s1 = (bias === 1 ? l1 : l1 ** bias) * (inverse[4 * c1 + 2 + k1] as number);
+      const s2 = (bias === 1 ? l2 : l2 ** bias) * (inverse[4 * c2 + 2 + k2] as number);
       return this.#results[i1 + +(s2 < s1) * (i2 - i1)] as PickResult<T>;
     }
     // One call site for the random source and the score computed inline: a float returned from a call V8 does not
     // inline is a 16-byte heap number per pick.
-    const columnSlots = this.#columnSlots;
+    const counted = this.#counted;
     const counts = this.#table.array;
     let best = 0;
     let bestScore = Number.POSITIVE_INFINITY;
@@ -294,16 +286,12 @@ export class WeightedLeastRequestPicker<T extends Pickable> implements Picker<T>
       const x = (draw[0] as number) * n;
       let col = x | 0;
       if (col >= n) col = n - 1;
-      // The column's own target (k = 0) or its alias (k = 1), chosen by index rather than a branch (a coin toss).
-      const base = 4 * col;
-      const k = +(x - col >= (columns[base] as number));
-      const i = (col + k * ((columns[base + 1] as number) - col)) | 0;
-      const load =
-        (columnSlots === undefined
-          ? (targets[i] as T).inFlight
-          : (counts[columnSlots[2 * col + k] as number] as number)) + 1;
+      const base = 8 * col;
+      const k = +(x - col >= (thresholds[base] as number));
+      const i = (col + k * ((ints[base + 1] as number) - col)) | 0;
+      const load = (counted ? (counts[ints[base + 2 + k] as number] as number) : (targets[i] as T).inFlight) + 1;
       // max weight / weight, so the score is a multiplication: (inFlight + 1)^bias / weight, scaled.
-      const score = (bias === 1 ? load : load ** bias) * (columns[base + 2 + k] as number);
+      const score = (bias === 1 ? load : load ** bias) * (inverse[4 * col + 2 + k] as number);
       if (score < bestScore) {
         best = i;
         bestScore = score;

@@ -521,7 +521,8 @@ describe('properties: weighted least-request against a reference', () => {
     for (const r of draws) {
       const x = r * n;
       const col = Math.min(Math.floor(x), n - 1);
-      const i = x - col < threshold[col]! ? col : table[2 * col + 1]!;
+      // The picker keeps thresholds as float32 (one cache line a column).
+      const i = x - col < Math.fround(threshold[col]!) ? col : table[2 * col + 1]!;
       const score = (targets[i]!.inFlight + 1) ** bias * inverse[i]!;
       if (score < bestScore) {
         best = i;
