@@ -215,7 +215,8 @@ export class Balancer<T extends BalancedHost> {
       const result = pickServed(served, context, this.#settings.random);
       if (result === undefined || result.type === 'queue') return undefined;
       if (result.type !== 'complete') return result.error;
-      if (!exclude.has(result.target)) return result.target;
+      // A first attempt excludes nothing: no lookup in the empty set.
+      if (exclude.size === 0 || !exclude.has(result.target)) return result.target;
       first ??= result.target;
     }
     const snapshot = currentOf(served);

@@ -75,12 +75,6 @@ export interface ClientStats {
   };
 }
 
-function hostOf(authority: string): string {
-  if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1).toLowerCase();
-  const colon = authority.lastIndexOf(':');
-  return (colon < 0 ? authority : authority.slice(0, colon)).toLowerCase();
-}
-
 /**
  * A client-side load balancer for one service, or for several behind a route table.
  *
@@ -204,12 +198,15 @@ export class Client {
       toLegacyHandler(handler).onError?.(err as Error);
       return false;
     }
-    const authority = origin.authority;
-    const host = hostOf(authority);
-    const decision = this.#routes.route(
-      { host, authority, method: options.method.toUpperCase(), path: options.path, headers: options.headers },
-      this.#random,
-    );
+    const { authority, host } = origin;
+    // No route table (the common case): no route request to build.
+    const decision =
+      this.#routes.size === 0
+        ? undefined
+        : this.#routes.route(
+            { host, authority, method: options.method.toUpperCase(), path: options.path, headers: options.headers },
+            this.#random,
+          );
     if (decision !== undefined) {
       const cluster = this.#clusters.get(decision.cluster) as Cluster;
       const mirror = decision.mirror;

@@ -105,10 +105,7 @@ export function normalizeGlobalDispatcherOptions(raw: unknown): {
 
 function hostOf(origin: unknown): string | undefined {
   try {
-    const authority = parseOrigin(origin).authority;
-    if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1).toLowerCase();
-    const colon = authority.lastIndexOf(':');
-    return (colon < 0 ? authority : authority.slice(0, colon)).toLowerCase();
+    return parseOrigin(origin).host;
   } catch {
     return undefined;
   }

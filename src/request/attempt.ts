@@ -71,8 +71,8 @@ export interface AttemptOwner {
   failCommitted(error: Error): void;
   /** `attempt` failed before committing (told once: never after a commit, a cancellation, or twice). */
   attemptFailed(attempt: AttemptBase, failure: AttemptFailure): void;
-  /** The status codes retried. */
-  readonly retryOn: ReadonlySet<number>;
+  /** The status codes retried, as a table by status (1: retried; see `RequestPolicy.retryStatus`). */
+  readonly retryStatus: Uint8Array;
   /**
    * True when a timeout of an attempt whose request is not fully sent is the caller's doing: its request body is a
    * stream that has nothing for the attempt to send.
@@ -261,7 +261,7 @@ export abstract class AttemptBase implements LegacyHandler {
       this.cancel(hedgeLost());
       return false;
     }
-    if (this.owner.retryOn.has(statusCode)) {
+    if (this.owner.retryStatus[statusCode] === 1) {
       const wait = this.owner.retryForStatus(statusCode, headers);
       if (wait >= 0) {
         this.state = DISCARDING;

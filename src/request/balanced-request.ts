@@ -350,8 +350,8 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     return this.stage === RUNNING;
   }
 
-  get retryOn(): ReadonlySet<number> {
-    return this.#host.policy.retryOn;
+  get retryStatus(): Uint8Array {
+    return this.#host.policy.retryStatus;
   }
 
   get endpointHeader(): Buffer | undefined {

@@ -4,10 +4,15 @@
  */
 import { InvalidOptionError } from '../common/errors.js';
 
-/** Protocol (`http:`) and authority (`users:8080`) of a dispatch origin. */
+/** Protocol (`http:`), authority (`users:8080`) and host (`users`) of a dispatch origin. */
 export interface ParsedOrigin {
   readonly protocol: string;
   readonly authority: string;
+  /**
+   * The authority's host, lower case, without the port (an IPv6 literal keeps its brackets): what clusters and
+   * routes are named by. Kept with the parse, so a request makes no string of its own for it (issue 14).
+   */
+  readonly host: string;
 }
 
 const MAX_CACHED = 256;
@@ -37,11 +42,18 @@ function parseAnew(origin: unknown): ParsedOrigin {
     // The two protocols a cluster speaks as the same (internalized) strings it compares them with: a pointer
     // comparison on every request rather than a string comparison.
     const protocol = url.protocol === 'http:' ? 'http:' : url.protocol === 'https:' ? 'https:' : url.protocol;
-    parsed = { protocol, authority: url.host };
+    parsed = { protocol, authority: url.host, host: hostOf(url.host) };
     if (cache.size >= MAX_CACHED) cache.clear();
     cache.set(text, parsed);
   }
   lastText = text;
   lastParsed = parsed;
   return parsed;
+}
+
+/** The host of an authority (`users:8080` -> `users`, `[::1]:80` -> `[::1]`), lower case. */
+function hostOf(authority: string): string {
+  if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1).toLowerCase();
+  const colon = authority.lastIndexOf(':');
+  return (colon < 0 ? authority : authority.slice(0, colon)).toLowerCase();
 }

@@ -145,6 +145,11 @@ export interface ResolvedBreakerOptions {
 export interface RequestPolicy {
   readonly maxAttempts: number;
   readonly retryOn: ReadonlySet<number>;
+  /**
+   * `retryOn` as a table by status (1: retried; 1000 entries, as undici hands over three-digit statuses only): read
+   * on every response, where a set lookup is a hash (issue 14).
+   */
+  readonly retryStatus: Uint8Array;
   readonly perTryTimeoutMs: number;
   readonly backoff: ResolvedBackoffOptions;
   readonly retryNonIdempotent: boolean;
@@ -272,9 +277,13 @@ export function resolveRequestPolicy(options: RequestPolicyOptions, path = ''): 
   const limitsPath = joinPath(path, 'limits');
   const limits = checkObject(options.limits ?? {}, ['maxInFlight', 'maxPending'], limitsPath);
 
+  const retried = retryOn(retry.retryOn, joinPath(retryPath, 'retryOn'));
+  const retryStatus = new Uint8Array(1000);
+  for (const status of retried) retryStatus[status] = 1;
   return {
     maxAttempts: integer(retry.maxAttempts, joinPath(retryPath, 'maxAttempts'), 3, 1, 5),
-    retryOn: retryOn(retry.retryOn, joinPath(retryPath, 'retryOn')),
+    retryOn: retried,
+    retryStatus,
     perTryTimeoutMs: duration(retry.perTryTimeoutMs, joinPath(retryPath, 'perTryTimeoutMs'), 0, true),
     backoff: resolveBackoffOptions(
       retry.backoff as BackoffOptions | undefined,

@@ -4,14 +4,23 @@ import { isSidecarlessError } from '../../../src/index.js';
 import { parseOrigin } from '../../../src/request/origin.js';
 
 describe('parseOrigin', () => {
-  it('parses string and URL origins into protocol and authority, the same answer for the same string', () => {
+  it('parses string and URL origins into protocol, authority and host, the same answer for the same string', () => {
     const a = parseOrigin('http://users:8080');
-    assert.deepEqual({ ...a }, { protocol: 'http:', authority: 'users:8080' });
+    assert.deepEqual({ ...a }, { protocol: 'http:', authority: 'users:8080', host: 'users' });
     assert.equal(parseOrigin('http://users:8080'), a, 'the last origin again: the cached answer');
-    assert.deepEqual({ ...parseOrigin(new URL('https://orders/x?y')) }, { protocol: 'https:', authority: 'orders' });
-    assert.deepEqual({ ...parseOrigin('HTTP://Users:80') }, { protocol: 'http:', authority: 'users' });
+    assert.deepEqual(
+      { ...parseOrigin(new URL('https://orders/x?y')) },
+      { protocol: 'https:', authority: 'orders', host: 'orders' },
+    );
+    assert.deepEqual({ ...parseOrigin('HTTP://Users:80') }, { protocol: 'http:', authority: 'users', host: 'users' });
     assert.equal(parseOrigin('http://users:8080'), a, 'from the cache after other origins');
-    assert.deepEqual({ ...parseOrigin('ftp://files') }, { protocol: 'ftp:', authority: 'files' });
+    assert.deepEqual({ ...parseOrigin('ftp://files') }, { protocol: 'ftp:', authority: 'files', host: 'files' });
+    assert.deepEqual(
+      { ...parseOrigin('http://[::1]:8080') },
+      { protocol: 'http:', authority: '[::1]:8080', host: '[::1]' },
+      'an IPv6 literal keeps its brackets',
+    );
+    assert.equal(parseOrigin('http://Users.Example:9090').host, 'users.example');
   });
 
   it('refuses what is not an absolute URL with SIDECARLESS_INVALID_OPTION', () => {

@@ -19,6 +19,16 @@ describe('request policy', () => {
     const p = resolveRequestPolicy({});
     assert.equal(p.maxAttempts, 3);
     assert.deepEqual([...p.retryOn], [502, 503, 504]);
+    assert.deepEqual(
+      [...p.retryStatus.keys()].filter((s) => p.retryStatus[s] === 1),
+      [502, 503, 504],
+      'the table read on each response says the same',
+    );
+    const custom = resolveRequestPolicy({ retry: { retryOn: [100, 429, 599] } }).retryStatus;
+    assert.deepEqual(
+      [...custom.keys()].filter((s) => custom[s] === 1),
+      [100, 429, 599],
+    );
     assert.deepEqual(p.budget, { percent: 20, minRetriesPerSecond: 10, windowMs: 10_000 });
     assert.equal(p.maxInFlight, 1024);
     assert.equal(p.maxPending, 1024);
