@@ -67,9 +67,6 @@ describe('probe: hostile DNS answers', () => {
 
   it('slow-loris over TCP (a byte every 30 ms) ends with a typed timeout within timeoutMs', async () => {
     const timers = new Set<NodeJS.Timeout>();
-    const server = await fake((q) => {
-      if (q.transport === 'udp') return q.send(reply(q, { tc: true }));
-    });
     // Replace the TCP handling: write the length prefix, then trickle.
     const trickle = net.createServer((socket) => {
       socket.on('error', () => {});
@@ -82,9 +79,26 @@ describe('probe: hostile DNS answers', () => {
         timers.add(t);
       });
     });
-    // The client connects to the same port as UDP: take the fake server's UDP port over TCP is not possible here,
-    // so point the resolver at a UDP server whose TCP port is the trickling one.
-    await new Promise<void>((resolve) => trickle.listen(server.port, '127.0.0.1', resolve)).catch(() => {});
+    // The client connects over TCP to the port it asked over UDP: the trickling server listens on the fake UDP
+    // server's port. Another process may hold that port over TCP on a shared machine (EADDRINUSE, an 'error' event,
+    // not a rejection): then another fake server, another port (the after hook closes them all).
+    const listened = (port: number) =>
+      new Promise<boolean>((resolve) => {
+        const failed = (): void => resolve(false);
+        trickle.once('error', failed);
+        trickle.listen(port, '127.0.0.1', () => {
+          trickle.off('error', failed);
+          resolve(true);
+        });
+      });
+    let server: FakeDnsServer | undefined;
+    for (let tries = 0; server === undefined && tries < 20; tries++) {
+      const candidate = await fake((q) => {
+        if (q.transport === 'udp') return q.send(reply(q, { tc: true }));
+      });
+      if (await listened(candidate.port)) server = candidate;
+    }
+    assert.ok(server !== undefined, 'a port free over both UDP and TCP');
     const started = Date.now();
     const l = await firstOutcome(dnsOf('slow.test', server, 400), 10_000);
     for (const t of timers) clearInterval(t);
