@@ -1,7 +1,8 @@
 // What a consumer project sees: packs the tarball and, in throwaway projects under .tmp/consumer, compiles strict
 // TypeScript against it (module nodenext and bundler, skipLibCheck false, no @types beyond @types/node), then runs an
 // ESM and a CommonJS (`require`) program that import every entry point and send requests through the balancer to a
-// local server. A second project installs the tarball alone (no optional peers) and imports the root entry.
+// local server. A second project compiles and runs against prom-client 14 (the oldest peer the range allows); a
+// third installs the tarball alone (no optional peers) and imports the root entry.
 //
 // Usage: node scripts/check-consumer.mjs [--node24]   (--node24 also runs the programs on Node 24, through npm exec)
 import { execFileSync } from 'node:child_process';
@@ -73,6 +74,11 @@ const server = createServer((req, res) => res.end(\`ok \${req.headers.host}\`));
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 const { port } = server.address() as AddressInfo;
 const options: ClientOptions = { name: 'svc', target: \`static://127.0.0.1:\${port}\`, retry: { maxAttempts: 2 } };
+// The README's hashKey function: its parameter is typed from the option (no annotation under strict).
+const hashed: ClientOptions = {
+  target: \`static://127.0.0.1:\${port}\`,
+  picker: { name: 'maglev', hashKey: (ctx) => ctx.path.split('/')[2] },
+};
 const client = createClient(options);
 const res = await client.fetch('http://svc/');
 const text = await res.text();
@@ -93,6 +99,7 @@ if (!zkRegistry.has('zookeeper') || zkStats.sessions !== 0 || !(new ZooKeeperErr
 }
 await new Promise((resolve) => server.close(resolve));
 if (text !== 'ok svc' || (await viaGlobal.text()) !== 'ok svc' || stats.length !== 1) throw new Error('unexpected answer');
+await createClient(hashed).close();
 console.log(
   'consumer esm ok on', process.version,
   typeof isSidecarlessError, typeof registerPrometheusMetrics, typeof registerOpenTelemetryMetrics,
@@ -155,7 +162,56 @@ for (const [cmd, pre] of runtimes) {
   run(cmd, [...pre, 'cjs.cjs'], project);
 }
 
-// 2. The tarball alone: the optional peers are optional (the root and extend entries load without them).
+// 2. prom-client 14, the oldest the peer range allows: the prometheus entry's declarations compile against it (its
+// Registry is not generic), and the exporter registers on it.
+const prom14 = path.join(work, 'prom14');
+write(
+  path.join(prom14, 'package.json'),
+  JSON.stringify({ name: 'consumer-prom14', private: true, type: 'module' }, null, 2),
+);
+npmInstall(prom14, [tarball, `typescript@${tsVersion}`, '@types/node@20', 'prom-client@14']);
+write(
+  path.join(prom14, 'src', 'main.ts'),
+  `import { Registry } from 'prom-client';
+import { createClient } from 'sidecarless';
+import { registerPrometheusMetrics, type PrometheusRegistry } from 'sidecarless/prometheus';
+
+const registry = new Registry();
+const asOption: PrometheusRegistry = registry;
+const client = createClient({ name: 'svc', target: 'static://127.0.0.1:1' });
+const registration = registerPrometheusMetrics(client, { registry: asOption });
+const text = await registry.metrics();
+registration.unregister();
+await client.close();
+if (!text.includes('sidecarless_requests_total')) throw new Error('no series on prom-client 14');
+console.log('consumer prom-client 14 ok on', process.version);
+`,
+);
+write(
+  path.join(prom14, 'tsconfig.json'),
+  JSON.stringify(
+    {
+      compilerOptions: {
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        target: 'es2022',
+        lib: ['es2022'],
+        strict: true,
+        skipLibCheck: false,
+        types: ['node'],
+        outDir: 'out',
+      },
+      include: ['src'],
+    },
+    null,
+    2,
+  ),
+);
+console.log('consumer: tsc against prom-client 14 (strict, skipLibCheck false)');
+run(path.join(prom14, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], prom14);
+run('node', ['out/main.js'], prom14);
+
+// 3. The tarball alone: the optional peers are optional (the root and extend entries load without them).
 const bare = path.join(work, 'bare');
 write(path.join(bare, 'package.json'), JSON.stringify({ name: 'consumer-bare', private: true }, null, 2));
 npmInstall(bare, [tarball]);

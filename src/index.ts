@@ -53,9 +53,7 @@ export type { BackoffOptions } from './common/backoff.js';
 export type { ZoneAwareOptions } from './balancer/zone.js';
 export type { PathMatch, RouteMatch, ValueMatch } from './routing/match.js';
 export type { RouteConfig, SplitTarget, SubsetFallback, SubsetSelector } from './routing/router.js';
-export type { HashKeyOption } from './pickers/hash-key.js';
-export type { RingHashOptions } from './pickers/ring-hash.js';
-export type { MaglevOptions } from './pickers/maglev.js';
+export type { HashKeyOption, MaglevOptions, RingHashOptions } from './pickers/picker.js';
 export type { Clock, RandomSource, TimerHandle } from './common/runtime.js';
 export { seededRandom } from './common/runtime.js';
 
@@ -96,6 +94,7 @@ export {
   NoEndpointsError,
   NoRouteError,
   NotProcessedError,
+  ResponseDiscardedError,
   OverloadedError,
   PerTryTimeoutError,
   ProtocolMismatchError,

@@ -122,8 +122,10 @@ export function zoneShares(
   let callerTotal = 0;
   if (callers === undefined) for (const z of zones) callerTotal += z.total;
   else for (const n of Object.values(callers)) callerTotal += n;
-  const callerShare = (z: ZoneCount): number =>
-    (callers === undefined ? z.total : z.zone === undefined ? 0 : (callers[z.zone] ?? 0)) / callerTotal;
+  // Own keys only: a zone a registry names `toString` or `constructor` has no callers, not an inherited function's.
+  const callersOf = (z: ZoneCount): number =>
+    z.zone !== undefined && callers !== undefined && Object.hasOwn(callers, z.zone) ? (callers[z.zone] as number) : 0;
+  const callerShare = (z: ZoneCount): number => (callers === undefined ? z.total : callersOf(z)) / callerTotal;
   const upstream = (z: ZoneCount): number => z.healthy / healthy;
   const localZoneCount = zones[local] as ZoneCount;
   const localCallers = callerShare(localZoneCount);

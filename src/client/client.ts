@@ -462,8 +462,10 @@ export class Client {
     this.#readyWaits.failAll(new ClientClosedError());
     const done = this.#listeners.closing(
       (async () => {
-        const clusters = [...this.#allClusters()];
-        await Promise.all(clusters.map((c) => c.destroy(reason)));
+        // Discovered clusters a close() (or their idle expiry) already took out of the cache are still draining:
+        // destroy reaches their in-flight requests too.
+        const clusters = new Set([...this.#allClusters(), ...(this.#discovery?.retiring() ?? [])]);
+        await Promise.all([...clusters].map((c) => c.destroy(reason)));
         this.#discovery?.clear();
         if (this.#ownsPassthrough) await this.#passthrough?.destroy(reason ?? null);
         await this.#redirectAgent?.destroy(reason ?? null);

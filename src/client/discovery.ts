@@ -4,7 +4,8 @@
  *
  * Eviction never fails a request (issue 15.5): only idle clusters (no request in flight or waiting) are evicted, the
  * least recently used first. While every cluster is busy, a new host gets a cluster above `maxClusters` (at most
- * {@link MAX_OVERFLOW} more), and the cache shrinks back as clusters fall idle; past that, the request for the new
+ * {@link MAX_OVERFLOW} more), and the cache shrinks back as clusters fall idle (looked at every
+ * {@link TRIM_INTERVAL_MS} while above `maxClusters`); past that, the request for the new
  * host is refused with `SIDECARLESS_OVERLOADED` (limit `maxClusters`), so hostnames a caller chooses can neither
  * evict busy clusters nor grow the cache without bound.
  *
@@ -12,7 +13,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { Cluster } from '../cluster/cluster.js';
-import { OverloadedError } from '../common/errors.js';
+import { OverloadedError, ResolverError } from '../common/errors.js';
 import type { ResolvedDiscoveryOptions } from './options.js';
 
 /** The option path discovered clusters report their option errors under. */
@@ -21,12 +22,22 @@ const TEMPLATE_PATH = 'discovery.cluster';
 /** Busy clusters kept above `maxClusters` at most. */
 export const MAX_OVERFLOW = 1000;
 
+/** How often the clusters above `maxClusters` are looked at again until they are back within it, ms. */
+export const TRIM_INTERVAL_MS = 1000;
+
 /** The lazily created clusters of a client's discovery domain. */
 export class Discovery {
   readonly #options: ResolvedDiscoveryOptions;
   readonly #cache: LRUCache<string, Cluster>;
   readonly #created: (cluster: Cluster) => void;
   readonly #sweep: NodeJS.Timeout;
+  /**
+   * Clusters taken out of the cache (evicted, expired, cleared) whose graceful close has not finished: a client's
+   * `destroy()` must still reach their in-flight requests.
+   */
+  readonly #retiring = new Set<Cluster>();
+  /** Armed while the cache holds more than `maxClusters` (clusters made while every one was busy). */
+  #trim: NodeJS.Timeout | undefined;
 
   /**
    * @param options - the validated `discovery` options.
@@ -55,7 +66,7 @@ export class Discovery {
           cache.set(host, cluster);
           return;
         }
-        void cluster.close();
+        this.#retire(cluster);
       },
     });
     this.#cache = cache;
@@ -83,10 +94,32 @@ export class Discovery {
       const target = this.#options.target(host);
       cluster = new Cluster(host, { ...this.#options.template, target }, TEMPLATE_PATH);
       this.#created(cluster);
-      cluster.start();
+      try {
+        cluster.start();
+      } catch (err) {
+        // As for a configured cluster at createClient: the resolver is closed (nothing it set up before throwing
+        // stays behind) and the request fails with SIDECARLESS_RESOLVER_FAILED.
+        cluster.destroy().catch(() => {});
+        throw new ResolverError(`The resolver of discovered cluster "${host}" failed to start`, { cause: err });
+      }
       this.#cache.set(host, cluster);
+      if (this.#cache.size > maxClusters) this.#armTrim();
     }
     return cluster;
+  }
+
+  /**
+   * Clusters made above `maxClusters` (every one was busy) are closed as they fall idle, not only when the next new
+   * host comes: a burst to many hosts does not keep their pools and connections for a whole idle period.
+   */
+  #armTrim(): void {
+    if (this.#trim !== undefined) return;
+    this.#trim = setTimeout(() => {
+      this.#trim = undefined;
+      this.#evictIdle(this.#options.maxClusters);
+      if (this.#cache.size > this.#options.maxClusters) this.#armTrim();
+    }, TRIM_INTERVAL_MS);
+    this.#trim.unref();
   }
 
   /** Closes idle clusters, least recently used first, until at most `keep` remain (busy ones are never evicted). */
@@ -116,6 +149,20 @@ export class Discovery {
   /** Forgets every discovered cluster, closing each (gracefully). */
   clear(): void {
     clearInterval(this.#sweep);
+    clearTimeout(this.#trim);
+    this.#trim = undefined;
     this.#cache.clear();
+  }
+
+  /** The clusters forgotten (evicted, expired or cleared) whose graceful close is still under way. */
+  retiring(): Iterable<Cluster> {
+    return this.#retiring;
+  }
+
+  #retire(cluster: Cluster): void {
+    this.#retiring.add(cluster);
+    // Settles within drainTimeoutMs; forgotten either way (a rejection is not left unhandled).
+    const forget = (): void => void this.#retiring.delete(cluster);
+    cluster.close().then(forget, forget);
   }
 }

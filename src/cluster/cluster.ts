@@ -18,9 +18,7 @@ import type { Endpoint } from '../common/endpoint.js';
 import {
   ClientClosedError,
   InvalidOptionError,
-  isSidecarlessError,
   ProtocolMismatchError,
-  ResolverError,
   ServiceNotFoundError,
   type SidecarlessError,
 } from '../common/errors.js';
@@ -54,6 +52,7 @@ import {
   hintRefresh,
   rejectedError,
   Resolution,
+  startResolver,
   type UpdateOutcome,
   UpdateSlicer,
 } from './resolution.js';
@@ -209,7 +208,7 @@ export class Cluster {
 
   /** Starts resolution. Called once by the client. */
   start(): void {
-    this.#resolver.start({
+    startResolver(this.#resolver, {
       onUpdate: (endpoints, notFound) => this.#onResolverUpdate(endpoints, notFound),
       onError: (error) => this.#onResolverError(error),
     });
@@ -250,11 +249,10 @@ export class Cluster {
   #onResolverError(error: SidecarlessError): void {
     if (this.#closed) return;
     this.#resolverCounters.errors++;
-    const typed = isSidecarlessError(error) ? error : new ResolverError(String(error), { cause: error });
-    this.#resolverCounters.lastError = typed;
-    this.#resolution.state = typed;
-    debug('%s: resolver error (%s); keeping %d endpoints', this.name, typed.message, this.#pool.subchannels.length);
-    publishResolve(this.#label, this.#pool.subchannels.length, typed);
+    this.#resolverCounters.lastError = error;
+    this.#resolution.state = error;
+    debug('%s: resolver error (%s); keeping %d endpoints', this.name, error.message, this.#pool.subchannels.length);
+    publishResolve(this.#label, this.#pool.subchannels.length, error);
   }
 
   /** True while requests are in flight or waiting for an endpoint (accepted and not yet ended). */
@@ -473,6 +471,7 @@ export class Cluster {
         this.#queue.failAll(new ClientClosedError());
         // Those between attempts (a backoff, a Retry-After wait) fail now; those with an attempt in flight finish it.
         for (const request of this.#running.entries()) (request as BalancedRequest).clientClosing();
+        this.#running.close();
         this.#admission.shutdown();
         await closeResolver(this.#resolver, this.#options.clock, this.#options.drainTimeoutMs, this.name);
         await this.#health.close();
@@ -491,6 +490,7 @@ export class Cluster {
     this.#queue.failAll(error);
     // Including those between attempts, whose backoff timers would otherwise hold the process.
     for (const request of this.#running.entries()) (request as BalancedRequest).fail(error);
+    this.#running.close();
     this.#admission.shutdown();
     await closeResolver(this.#resolver, this.#options.clock, this.#options.drainTimeoutMs, this.name);
     await this.#health.close();

@@ -237,7 +237,7 @@ function resolveZoneAware(raw: unknown, path: string): ZoneAwareOptions | undefi
       throw new InvalidOptionError(joinPath(joinPath(at, 'callers'), zone), 'expected a finite number >= 0');
     }
   }
-  const local = callers[localZone];
+  const local = Object.hasOwn(callers, localZone) ? callers[localZone] : undefined;
   if (typeof local !== 'number' || !(local > 0)) {
     throw new InvalidOptionError(
       joinPath(joinPath(at, 'callers'), localZone),

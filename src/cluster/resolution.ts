@@ -7,9 +7,10 @@
  * @module
  */
 import { createDebug } from '../common/debug.js';
-import { ResolverError, ServiceNotFoundError, type SidecarlessError } from '../common/errors.js';
+import { isSidecarlessError, ResolverError, ServiceNotFoundError, type SidecarlessError } from '../common/errors.js';
+import { describe } from '../common/options.js';
 import { type Clock, deferToNextTurn, type TimerHandle } from '../common/runtime.js';
-import type { Resolver } from '../resolvers/resolver.js';
+import type { Resolver, ResolverListener } from '../resolvers/resolver.js';
 import type { Endpoint } from '../common/endpoint.js';
 import type { PreparedUpdate, Validation } from '../subchannel/pool-update.js';
 import type { SubchannelPool, ValidatedSet } from '../subchannel/subchannel-pool.js';
@@ -254,5 +255,42 @@ export async function closeResolver(resolver: Resolver, clock: Clock, boundMs: n
     debug('%s: resolver close() failed: %s', cluster, err instanceof Error ? err.message : String(err));
   } finally {
     if (timer !== undefined) clock.clearTimeout(timer);
+  }
+}
+
+/**
+ * A resolver's error as the cluster keeps it: a {@link SidecarlessError} as it is; anything else (a custom resolver
+ * may pass anything, `onError` being typed is no guarantee) as a `ResolverError` with it as `cause`, described
+ * without calling into it (`String()` of an object without a prototype throws).
+ */
+export function asResolverError(error: unknown): SidecarlessError {
+  if (isSidecarlessError(error)) return error;
+  let message: string;
+  try {
+    message = error instanceof Error ? String(error.message) : `the resolver reported ${describe(error)}`;
+  } catch {
+    message = 'the resolver reported an error that cannot be described';
+  }
+  return new ResolverError(message, { cause: error });
+}
+
+/**
+ * Starts `resolver`. A synchronous throw propagates (the client fails with it). A promise `start` returns (an
+ * `async start()`) that rejects is reported to `listener.onError`, never left as an unhandled rejection. Whatever
+ * the resolver passes to `onError` reaches `listener.onError` as a {@link SidecarlessError} (see
+ * {@link asResolverError}).
+ */
+export function startResolver(resolver: Resolver, listener: ResolverListener): void {
+  const started: unknown = resolver.start({
+    onUpdate: (endpoints, notFound) => listener.onUpdate(endpoints, notFound),
+    onError: (error) => listener.onError(asResolverError(error)),
+  });
+  if (started === undefined || started === null) return;
+  try {
+    const then = (started as PromiseLike<void>).then;
+    if (typeof then !== 'function') return;
+    then.call(started, undefined, (err: unknown) => listener.onError(asResolverError(err)));
+  } catch (err) {
+    listener.onError(asResolverError(err));
   }
 }

@@ -35,6 +35,7 @@ export type ErrorCode =
   | 'SIDECARLESS_NO_ROUTE'
   | 'SIDECARLESS_REDIRECT_REFUSED'
   | 'SIDECARLESS_NOT_PROCESSED'
+  | 'SIDECARLESS_RESPONSE_DISCARDED'
   | 'SIDECARLESS_DNS_NXDOMAIN'
   | 'SIDECARLESS_DNS_NODATA'
   | 'SIDECARLESS_DNS_SERVFAIL'
@@ -230,6 +231,30 @@ export class ClientClosedError extends SidecarlessError {
 export class NotProcessedError extends SidecarlessError {
   constructor(endpoint: string, why: string, options?: { cause?: unknown }) {
     super('SIDECARLESS_NOT_PROCESSED', `Endpoint ${endpoint} did not process the request (${why})`, options);
+  }
+}
+
+/**
+ * An endpoint answered with a retried status (`retry.retryOn`: 502, 503, 504 by default), its response was set aside
+ * for a retry, and then the retry could not be made after all (the streamed request body stopped being replayable
+ * while the upload went on, or the client began closing): the caller gets this instead of the response, which is
+ * gone. `status` is what the endpoint answered.
+ *
+ * @category Errors
+ */
+export class ResponseDiscardedError extends SidecarlessError {
+  /** The endpoint that answered (`host:port`). */
+  readonly endpoint: string;
+  /** The status it answered with. */
+  readonly status: number;
+
+  constructor(endpoint: string, status: number) {
+    super(
+      'SIDECARLESS_RESPONSE_DISCARDED',
+      `Endpoint ${endpoint} answered ${status}; the response was set aside for a retry that could not be made`,
+    );
+    this.endpoint = endpoint;
+    this.status = status;
   }
 }
 

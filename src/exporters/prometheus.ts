@@ -29,15 +29,7 @@
  * @module sidecarless/prometheus
  */
 import diagnostics from 'node:diagnostics_channel';
-import {
-  Counter,
-  register as defaultRegistry,
-  Gauge,
-  Histogram,
-  type Metric,
-  type Registry,
-  type RegistryContentType,
-} from 'prom-client';
+import { Counter, register as defaultRegistry, Gauge, Histogram, type Metric } from 'prom-client';
 import type { Client, ClientStats } from '../client/client.js';
 import { InvalidOptionError } from '../common/errors.js';
 import { boolean, checkObject, describe, integer, isRecord, readOptions, string } from '../common/options.js';
@@ -52,13 +44,29 @@ import {
   type Labels,
 } from './prometheus-series.js';
 
+/**
+ * What the exporter uses of a prom-client `Registry`, typed by shape rather than as prom-client's class: a `Registry`
+ * of every prom-client version the peer range allows (14, whose class is not generic, and 15, generic in its content
+ * type) is one, in either exposition format.
+ *
+ * @category Observability
+ */
+export interface PrometheusRegistry {
+  /** prom-client's `Registry.registerMetric`. */
+  registerMetric(metric: Metric): void;
+  /** prom-client's `Registry.getSingleMetric`. */
+  getSingleMetric(name: string): Metric | undefined;
+  /** prom-client's `Registry.removeSingleMetric`. */
+  removeSingleMetric(name: string): void;
+}
+
 /** Options of {@link registerPrometheusMetrics}. @category Observability */
 export interface PrometheusOptions {
   /**
    * The registry to add the metrics to, in the Prometheus text or the OpenMetrics format.
    * @defaultValue prom-client's global registry
    */
-  readonly registry?: Registry<RegistryContentType>;
+  readonly registry?: PrometheusRegistry;
   /** Prefix of every metric name. @defaultValue 'sidecarless_' */
   readonly prefix?: string;
   /**
@@ -135,8 +143,7 @@ interface Shared {
   endpointMetrics: boolean;
 }
 
-type AnyRegistry = Registry<RegistryContentType>;
-const registries = new WeakMap<AnyRegistry, Map<string, Shared>>();
+const registries = new WeakMap<PrometheusRegistry, Map<string, Shared>>();
 
 /** A prom-client counter or gauge whose `collect()` refills it from every source's stats. */
 function collected(
@@ -211,7 +218,7 @@ function histogram(shared: Shared, name: string, help: string, labelNames: strin
  * Registers `metric` under `name`. prom-client keys its registry by `metric.name`, which it rewrites in place (drops
  * `_total`) while writing OpenMetrics: the name is restored for the call.
  */
-function registerAs(registry: AnyRegistry, name: string, metric: Metric): void {
+function registerAs(registry: PrometheusRegistry, name: string, metric: Metric): void {
   const writable = metric as unknown as { name: string };
   const current = writable.name;
   writable.name = name;
@@ -274,7 +281,8 @@ function addEndpointMetrics(shared: Shared, prefix: string): void {
  * Adds the client's series to a prom-client registry. Any number of clients can be registered on one registry, each
  * with its own `client` label value; registering two clients under the same value throws
  * `SIDECARLESS_INVALID_OPTION`. The metric objects are registered once per registry and prefix; a metric of the same
- * name registered there by someone else makes this throw prom-client's error.
+ * name registered there by someone else makes this throw prom-client's error, as prom-client threw it, and leaves the
+ * registry as it was (none of the exporter's metrics stay behind).
  *
  * @example
  * ```ts
@@ -297,10 +305,22 @@ function addEndpointMetrics(shared: Shared, prefix: string): void {
  * @category Observability
  */
 export function registerPrometheusMetrics(client: Client, options: PrometheusOptions = {}): PrometheusRegistration {
-  return readOptions('options', () => registerUnguarded(client, options));
+  // Only reading the options is guarded: prom-client's own errors (a name taken on the registry) reach the caller as
+  // they are, as documented above.
+  const settings = readOptions('options', () => readSettings(client, options));
+  return registerWith(client, settings);
 }
 
-function registerUnguarded(client: Client, options: PrometheusOptions): PrometheusRegistration {
+/** The options of one registration, read and checked. */
+interface Settings {
+  readonly registry: PrometheusRegistry;
+  readonly prefix: string;
+  readonly endpointMetrics: boolean;
+  readonly maxEndpoints: number;
+  readonly label: string;
+}
+
+function readSettings(client: Client, options: PrometheusOptions): Settings {
   if (typeof (client as Partial<Client> | null)?.stats !== 'function') {
     throw new InvalidOptionError('client argument', `expected a sidecarless Client, got ${describe(client)}`);
   }
@@ -312,8 +332,12 @@ function registerUnguarded(client: Client, options: PrometheusOptions): Promethe
     );
   }
   checkObject(raw, ['registry', 'prefix', 'client', 'endpointMetrics', 'maxEndpointsPerCluster'], '');
-  const registry: AnyRegistry = options.registry ?? defaultRegistry;
-  if (typeof registry?.registerMetric !== 'function' || typeof registry.getSingleMetric !== 'function') {
+  const registry: PrometheusRegistry = options.registry ?? defaultRegistry;
+  if (
+    typeof registry?.registerMetric !== 'function' ||
+    typeof registry.getSingleMetric !== 'function' ||
+    typeof registry.removeSingleMetric !== 'function'
+  ) {
     throw new InvalidOptionError('registry', `expected a prom-client Registry, got ${describe(registry)}`);
   }
   const prefix = raw.prefix === '' ? '' : string(raw.prefix, 'prefix', 'sidecarless_', PREFIX, 'a metric name prefix');
@@ -322,7 +346,11 @@ function registerUnguarded(client: Client, options: PrometheusOptions): Promethe
   const clusters = client.stats().clusters;
   const fallback = clusters.length === 1 ? (clusters[0] as ClusterStats).name : 'default';
   const label = string(raw.client, 'client', fallback);
+  return { registry, prefix, endpointMetrics, maxEndpoints, label };
+}
 
+function registerWith(client: Client, settings: Settings): PrometheusRegistration {
+  const { registry, prefix, endpointMetrics, maxEndpoints, label } = settings;
   const byPrefix = registries.get(registry) ?? new Map<string, Shared>();
   registries.set(registry, byPrefix);
   let shared = byPrefix.get(prefix);
@@ -341,8 +369,21 @@ function registerUnguarded(client: Client, options: PrometheusOptions): Promethe
   }
   if (endpointMetrics) addEndpointMetrics(shared, prefix);
   // Registered once per registry: again only if someone removed them (removeSingleMetric, clear).
-  for (const { name, metric } of shared.metrics) {
-    if (registry.getSingleMetric(name) !== metric) registerAs(registry, name, metric);
+  const added: Shared['metrics'] = [];
+  try {
+    for (const entry of shared.metrics) {
+      if (registry.getSingleMetric(entry.name) === entry.metric) continue;
+      registerAs(registry, entry.name, entry.metric);
+      added.push(entry);
+    }
+  } catch (err) {
+    // Nothing half done: the metrics this call added leave the registry again, so a failed registration (a name
+    // someone else registered there) leaves it as it found it.
+    for (const { name, metric } of added) {
+      if (registry.getSingleMetric(name) === metric) registry.removeSingleMetric(name);
+    }
+    if (shared.sources.size === 0) byPrefix.delete(prefix);
+    throw err;
   }
 
   let cached: ClientStats | undefined;

@@ -34,7 +34,10 @@ export interface HealthCheckOptions {
   readonly intervalJitterPercent?: number | undefined;
   /** Random extra wait per interval, up to this many ms (added to the percent jitter). @defaultValue 0 */
   readonly jitterMs?: number | undefined;
-  /** A check that has not received its whole response in this time fails, ms. @defaultValue 1000 */
+  /**
+   * A check that has not received its whole response in this time fails, ms (a response body over 1 MiB fails
+   * too). @defaultValue 1000
+   */
   readonly timeoutMs?: number | undefined;
   /**
    * Statuses that pass: codes and inclusive `[from, to]` ranges. (Envoy's `expected_statuses` are half-open and
@@ -225,6 +228,9 @@ class CheckState {
   }
 }
 
+/** The largest health-check response body read, bytes: a larger (or endless) one fails the check. */
+const MAX_BODY = 1024 * 1024;
+
 class HealthCheckTimeoutError extends Error {
   override readonly name = 'TimeoutError';
 }
@@ -234,7 +240,7 @@ class HealthCheckTimeoutError extends Error {
  *
  * Each host has at most one check in flight: the next is scheduled when the previous ends. A new host is checked
  * right away (on a zero-delay timer, never synchronously with {@link HealthChecker.setHosts}). Every check's
- * response body is read (up to 64 KiB) or destroyed; a check is aborted at `timeoutMs`.
+ * response body is read to its end; one that has not ended within `timeoutMs`, or is over 1 MiB, fails the check.
  *
  * @example
  * ```ts
@@ -385,9 +391,12 @@ export class HealthChecker<H> {
         ...(this.#headers === undefined ? {} : { headers: this.#headers }),
       });
       detail = String(res.statusCode);
-      // Read (a bounded amount of) the body so the connection can be reused; the timeout covers it too.
-      await res.body.dump({ limit: 64 * 1024, signal: controller.signal });
-      passed = this.#expected(res.statusCode) && !controller.signal.aborted;
+      // The whole response, as the timeout's contract says (Envoy's checks wait for the end of the stream too): the
+      // body is read to its end, bounded by the timeout and by MAX_BODY (past it, undici drops the connection), and a
+      // body that did not end (endless, or larger) fails the check rather than passing on its first bytes.
+      await res.body.dump({ limit: MAX_BODY, signal: controller.signal });
+      passed = this.#expected(res.statusCode) && !controller.signal.aborted && res.body.readableEnded;
+      if (!res.body.readableEnded) detail += ', body did not end';
     } catch (error) {
       detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
       passed = false;

@@ -15,39 +15,6 @@ import { hashStringInto } from './hash.js';
 import type { PickContext } from './picker.js';
 
 /**
- * Where the hash key of a request comes from:
- * - `{ header: 'x-user-id' }`: a request header (case-insensitive; repeated values are joined with `,`);
- * - `{ cookie: 'session' }`: one cookie of the `Cookie` header;
- * - `{ path: true }`: the request path, without the query string;
- * - a function of the {@link PickContext} returning the key, or `undefined` when the request has none. It runs on
- *   every pick, so keep it cheap and do not throw (a throw counts as "no key").
- *
- * An empty value (empty header, empty cookie, empty string from the function) counts as no key.
- *
- * @example
- * ```ts
- * createClient({ target, picker: { name: 'ring-hash', hashKey: { header: 'x-tenant' } } });
- * createClient({ target, picker: { name: 'maglev', hashKey: (ctx) => ctx.path.split('/')[2] } });
- * ```
- *
- * @category Options
- */
-export type HashKeyOption =
-  | {
-      /** Name of the request header whose value is the key (case-insensitive; an RFC 9110 token). */
-      readonly header: string;
-    }
-  | {
-      /** Name of the cookie (in the `Cookie` header) whose value is the key. */
-      readonly cookie: string;
-    }
-  | {
-      /** Hash the request path, without the query string. */
-      readonly path: true;
-    }
-  | ((context: PickContext) => string | undefined);
-
-/**
  * Computes the hash of a request's key: an unsigned 32-bit XXH32, or -1 when the request has no key. Built by
  * {@link parseHashKey}. Convenient where a pick is not the hot path; a hash of 2^31 or more is returned as a heap
  * number (a small allocation), so the hashing pickers use a {@link KeyHasher} instead.

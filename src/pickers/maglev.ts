@@ -26,7 +26,7 @@
  */
 import { InvalidOptionError } from '../common/errors.js';
 import { describe, joinPath, rejectUnknownKeys } from '../common/options.js';
-import { type HashKeyOption, type KeyHasher, parseKeyHasher } from './hash-key.js';
+import { type KeyHasher, parseKeyHasher } from './hash-key.js';
 import { type RandomFill, type RandomSource, randomFill } from '../common/runtime.js';
 import type {
   Pickable,
@@ -55,14 +55,6 @@ export interface MaglevConfig {
    * @defaultValue 65537
    */
   readonly tableSize: number;
-}
-
-/** What users pass for `maglev` (besides `name`). @category Options */
-export interface MaglevOptions {
-  /** See {@link HashKeyOption}. Required. */
-  readonly hashKey: HashKeyOption;
-  /** @defaultValue 65537 */
-  readonly tableSize?: number;
 }
 
 /** True when `n` is a prime (trial division; `n` is at most a few million). */

@@ -167,9 +167,71 @@ export interface PickerBuild<T extends Pickable = Pickable> {
   interim?(): Picker<T>;
 }
 
-/** The `picker` option: a policy name, or an object with `name` and the policy's settings. @category Pickers */
+/**
+ * Where the hash key of a request comes from:
+ * - `{ header: 'x-user-id' }`: a request header (case-insensitive; repeated values are joined with `,`);
+ * - `{ cookie: 'session' }`: one cookie of the `Cookie` header;
+ * - `{ path: true }`: the request path, without the query string;
+ * - a function of the {@link PickContext} returning the key, or `undefined` when the request has none. It runs on
+ *   every pick, so keep it cheap and do not throw (a throw counts as "no key").
+ *
+ * An empty value (empty header, empty cookie, empty string from the function) counts as no key.
+ *
+ * @example
+ * ```ts
+ * createClient({ target, picker: { name: 'ring-hash', hashKey: { header: 'x-tenant' } } });
+ * createClient({ target, picker: { name: 'maglev', hashKey: (ctx) => ctx.path.split('/')[2] } });
+ * ```
+ *
+ * @category Options
+ */
+export type HashKeyOption =
+  | {
+      /** Name of the request header whose value is the key (case-insensitive; an RFC 9110 token). */
+      readonly header: string;
+    }
+  | {
+      /** Name of the cookie (in the `Cookie` header) whose value is the key. */
+      readonly cookie: string;
+    }
+  | {
+      /** Hash the request path, without the query string. */
+      readonly path: true;
+    }
+  | ((context: PickContext) => string | undefined);
+
+/** What users pass for `ring-hash` (besides `name`). @category Options */
+export interface RingHashOptions {
+  /** See {@link HashKeyOption}. Required. */
+  readonly hashKey: HashKeyOption;
+  /** @defaultValue 1024 */
+  readonly minRingSize?: number;
+  /** @defaultValue 8388608 */
+  readonly maxRingSize?: number;
+  /** @defaultValue 1024 */
+  readonly vnodesPerEndpoint?: number;
+}
+
+/** What users pass for `maglev` (besides `name`). @category Options */
+export interface MaglevOptions {
+  /** See {@link HashKeyOption}. Required. */
+  readonly hashKey: HashKeyOption;
+  /** @defaultValue 65537 */
+  readonly tableSize?: number;
+}
+
+/**
+ * The `picker` option: a policy name, or an object with `name` and the policy's settings. The hashing policies'
+ * settings are typed ({@link RingHashOptions}, {@link MaglevOptions}), so that a `hashKey` function gets its
+ * {@link PickContext} parameter's type from the option; any other policy, built-in or registered, takes an object
+ * of its own settings, checked by the policy when the client is created.
+ *
+ * @category Pickers
+ */
 export type PickerOption =
   | string
+  | ({ readonly name: 'ring-hash' } & RingHashOptions)
+  | ({ readonly name: 'maglev' } & MaglevOptions)
   | ({
       /** The registered policy name, e.g. `least-request`. */
       readonly name: string;

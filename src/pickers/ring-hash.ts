@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { type HashKeyOption, type KeyHasher, parseKeyHasher } from './hash-key.js';
+import { type KeyHasher, parseKeyHasher } from './hash-key.js';
 import { type RandomFill, randomFill } from '../common/runtime.js';
 import type {
   Pickable,
@@ -58,18 +58,6 @@ export interface RingHashConfig {
    * @defaultValue 1024
    */
   readonly vnodesPerEndpoint: number;
-}
-
-/** What users pass for `ring-hash` (besides `name`). @category Options */
-export interface RingHashOptions {
-  /** See {@link HashKeyOption}. Required. */
-  readonly hashKey: HashKeyOption;
-  /** @defaultValue 1024 */
-  readonly minRingSize?: number;
-  /** @defaultValue 8388608 */
-  readonly maxRingSize?: number;
-  /** @defaultValue 1024 */
-  readonly vnodesPerEndpoint?: number;
 }
 
 const BUCKET_BITS = 16;

@@ -4,7 +4,7 @@
  * retry loop can judge.
  */
 import type { Duplex } from 'node:stream';
-import { PerTryTimeoutError } from '../common/errors.js';
+import { PerTryTimeoutError, ResponseDiscardedError } from '../common/errors.js';
 import type { LegacyHandler } from '../common/handler.js';
 import type { TimerHandle } from '../common/runtime.js';
 import { classifyError, type ErrorKind, isNotProcessed, markCallerError } from '../common/outcome.js';
@@ -210,8 +210,15 @@ export abstract class AttemptBase implements LegacyHandler {
   cancel(reason: Error, blame = false): void {
     if (this.state !== PENDING && this.state !== DISCARDING) return;
     this.state = CANCELLED;
-    this.stopReason = blame && (this.sent || !this.owner.callerBodyStalled()) ? reason : notTheEndpoint(reason);
-    this.abortFn?.(this.stopReason);
+    const abort = this.abortFn;
+    // Blamed only once undici has started it (`onConnect`: a connection took the request). One still in the pool's
+    // queue, or waiting for its connection, never reached the endpoint: its wait is no evidence against it.
+    this.stopReason =
+      blame && abort !== undefined && (this.sent || !this.owner.callerBodyStalled()) ? reason : notTheEndpoint(reason);
+    if (abort !== undefined) abort(this.stopReason);
+    // Not started: undici may hold it (queued, or connecting) long after the request has ended. Its outcome is told
+    // now, so the endpoint's in-flight count and outcome are the request's, not whatever later ends the wait.
+    else this.report(this.stopReason);
   }
 
   /** True when the deadline firing now would be the caller's doing (its body stalled): see {@link cancel}. */
@@ -233,9 +240,16 @@ export abstract class AttemptBase implements LegacyHandler {
     // Waiting for the caller's body rather than the endpoint: the caller's failure, not retried (issue 15.6).
     if (this.callerStalled) markCallerError(err);
     this.state = FAILED;
-    this.abortFn?.(err);
-    this.stopReason = err;
-    this.reject(new AttemptFailure(err, this.callerStalled ? 'aborted' : 'per-try-timeout', false));
+    const abort = this.abortFn;
+    if (abort !== undefined) {
+      abort(err);
+      this.stopReason = err;
+    } else {
+      // Never started (see `cancel`): not the endpoint's timeout, and the request was certainly not sent.
+      this.stopReason = notTheEndpoint(err);
+      this.report(this.stopReason);
+    }
+    this.reject(new AttemptFailure(err, this.callerStalled ? 'aborted' : 'per-try-timeout', abort === undefined));
   }
 
   onConnect(abort: (reason?: Error) => void): void {
@@ -279,15 +293,20 @@ export abstract class AttemptBase implements LegacyHandler {
     return this.owner.user.onHeaders?.(statusCode, delivered, resume, statusText) ?? true;
   }
 
+  /**
+   * Why a response discarded for a retry is not the caller's: what the caller gets if the retry does not happen after
+   * all (the body stopped being replayable, the client is closing). Neither aborted nor a timeout: the outcome is the
+   * status, which counts against the endpoint as any 5xx does.
+   */
+  private discarded(): Error {
+    return new ResponseDiscardedError(this.subchannel.key, this.outcomeStatus);
+  }
+
   /** The discarded response's body has not ended: abort it (undici closes that connection) and fail the attempt. */
   private dropBody(): void {
     if (this.state !== DISCARDING) return;
     this.state = FAILED;
-    const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.outcomeStatus}`) as Error & {
-      code: string;
-    };
-    // Neither aborted nor a timeout: the outcome is the status, which counts against the endpoint as any 5xx does.
-    err.code = 'SIDECARLESS_RESPONSE_DISCARDED';
+    const err = this.discarded();
     this.stopReason = err;
     this.abortFn?.(err);
     this.reject(new AttemptFailure(err, 'status', false, this.discardWaitMs));
@@ -304,8 +323,7 @@ export abstract class AttemptBase implements LegacyHandler {
       this.owner.completeCommitted(trailers);
     } else if (this.state === DISCARDING) {
       this.state = FAILED;
-      const err = new Error(`Endpoint ${this.subchannel.key} answered ${this.outcomeStatus}`);
-      this.reject(new AttemptFailure(err, 'status', false, this.discardWaitMs));
+      this.reject(new AttemptFailure(this.discarded(), 'status', false, this.discardWaitMs));
     }
   }
 
@@ -319,8 +337,11 @@ export abstract class AttemptBase implements LegacyHandler {
     if (this.state !== PENDING && this.state !== DISCARDING) return;
     this.state = FAILED;
     const kind = classifyError(err);
-    // Not sent: no connection was made, or an HTTP/2 endpoint said it did not process the stream (GOAWAY, refused).
-    this.reject(new AttemptFailure(err, kind, kind === 'connect' || isNotProcessed(err)));
+    // Not sent: undici never started the attempt (no `onConnect`: it failed while queued or connecting, whatever the
+    // error's code: a connection reset during the handshake is a reset), no connection was made, or an HTTP/2
+    // endpoint said it did not process the stream (GOAWAY, refused).
+    const notSent = this.abortFn === undefined || kind === 'connect' || isNotProcessed(err);
+    this.reject(new AttemptFailure(err, kind, notSent));
   }
 
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {

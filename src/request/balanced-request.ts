@@ -447,7 +447,12 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     x.retryTimer = clock.setTimeout(
       () => {
         x.retryTimer = undefined;
-        if (this.stage === RUNNING) this.nextAttempt();
+        if (this.stage !== RUNNING) return;
+        // Checked again after the wait: a read of the failed attempt's, pending when it failed, may have taken a
+        // recorded body past `retry.bufferBody`. The failure then goes to the caller rather than a retry that
+        // could send only part of the body.
+        if (!this.bodyReplayable()) this.finalFailure(failure);
+        else this.nextAttempt();
       },
       retryWait(x.backoff, x.retryAfterMs),
       true,
@@ -532,6 +537,8 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     this.dropLive(attempt);
     this.clearAttemptTimer(attempt);
     const x = this.more();
+    // The failed attempt's reader of a recorded body stops: what it read stays recorded for the next attempt.
+    x.recorded?.detach();
     // The first failure makes the set of endpoints tried (a request with hedges has it already).
     (x.tried ??= new Set()).add(attempt.subchannel);
     x.lastFailure = failure;
@@ -627,7 +634,9 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     if (this.stage !== RUNNING) return false;
     switch (error.kind) {
       case 'status':
-        return true; // decided, and paid for, when the headers arrived
+        // Decided, and paid for, when the headers arrived; the body may have stopped being replayable since (the
+        // discarded response came while the upload went on).
+        return this.bodyReplayable();
       case 'no-endpoint':
       case 'aborted':
         return false;

@@ -61,6 +61,8 @@ export class DeadlineList {
   #firing = false;
   /** The timer is kept, unref'd, over an empty list (see the module's notes). */
   #idle = false;
+  /** The cluster is closing: no timer is kept over an empty list any more (see {@link DeadlineList.close}). */
+  #closed = false;
   readonly #onTimer = (): void => this.#fire();
 
   constructor(clock: Clock, timeoutMs: number) {
@@ -138,9 +140,26 @@ export class DeadlineList {
     if (this.#head === undefined) this.#emptied();
   }
 
+  /**
+   * The cluster is closing: its requests keep their deadlines until they end, but the timer is no longer kept over an
+   * empty list for a next request: it goes when the list empties, or now if it is empty (a closed cluster leaves no
+   * timer behind, not even an unref'd one waiting for up to `timeoutMs`). Idempotent.
+   */
+  close(): void {
+    this.#closed = true;
+    if (this.#head === undefined) this.#emptied();
+  }
+
   /** The list emptied: the timer stops holding the process open (kept unref'd when it can be, see the module). */
   #emptied(): void {
-    if (this.#timer === undefined || this.#idle) return;
+    if (this.#timer === undefined) return;
+    if (this.#closed) {
+      this.#clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#idle = false;
+      return;
+    }
+    if (this.#idle) return;
     if (isRefable(this.#timer)) {
       this.#timer.unref();
       this.#idle = true;

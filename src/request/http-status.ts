@@ -40,6 +40,8 @@ const BY_CODE: Readonly<Record<ErrorCode, number>> = {
   SIDECARLESS_NO_ROUTE: 404,
   // The service pointed the request at another origin, which the client refuses to follow.
   SIDECARLESS_REDIRECT_REFUSED: 502,
+  // The endpoint's own 5xx, set aside for a retry that could not be made: a bad gateway answer, as the 5xx was.
+  SIDECARLESS_RESPONSE_DISCARDED: 502,
 };
 
 /**

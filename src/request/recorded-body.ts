@@ -54,11 +54,22 @@ export class RecordedBody {
   }
 
   /**
-   * True while another attempt can send the whole body: everything read so far is recorded and the source has not
-   * failed.
+   * True while another attempt can send the whole body: everything read so far is still recorded (none of it
+   * trimmed), the source has not failed, and no attempt has committed.
    */
   get replayable(): boolean {
-    return !this.#dropping && this.#failure === undefined && !this.#closed;
+    return !this.#sealed && this.#base === 0 && this.#failure === undefined && !this.#closed;
+  }
+
+  /**
+   * The attempt reading the body has ended (it failed; a retry may follow). Its reader reads no more, so nothing
+   * it would still have read is trimmed: a read of the source it had pending when it failed may take the body past
+   * the limit, and the chunks must stay for the next attempt's reader all the same (which trims them as it sends
+   * them). Without this, the retry found its first chunks gone and failed the request instead of sending it.
+   */
+  detach(): void {
+    this.#generation++;
+    this.#readerAt = 0;
   }
 
   /** A body for one attempt, replacing any earlier reader. */

@@ -56,8 +56,13 @@ export interface ResolverListener {
  * @category Resolvers
  */
 export interface Resolver {
-  /** Starts resolving; results go to `listener`. Called once, before any other method. */
-  start(listener: ResolverListener): void;
+  /**
+   * Starts resolving; results go to `listener`. Called once, before any other method. A synchronous throw fails the
+   * client's creation (`SIDECARLESS_RESOLVER_FAILED`); an `async start()` may return its promise instead, and a
+   * rejection of it is a resolution failure like any other (as if passed to `listener.onError`: the cluster keeps
+   * its last known good set, or keeps waiting for a first one), never an unhandled rejection.
+   */
+  start(listener: ResolverListener): void | PromiseLike<void>;
   /**
    * A hint that the current set may be stale. The cluster calls it each time an endpoint enters
    * `transient-failure` (it refused or dropped a connection), so hints come in bursts while endpoints fail.

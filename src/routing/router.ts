@@ -17,8 +17,8 @@ import {
   required,
   string,
 } from '../common/options.js';
-import { type HashKeyOption, parseHashKey, type RequestHasher } from '../pickers/hash-key.js';
-import type { PickContext } from '../pickers/picker.js';
+import { parseHashKey, type RequestHasher } from '../pickers/hash-key.js';
+import type { HashKeyOption, PickContext } from '../pickers/picker.js';
 import type { RandomSource } from '../common/runtime.js';
 import { compileMatch, type Matcher, type RouteMatch, type RouteRequest } from './match.js';
 

@@ -16,7 +16,8 @@ import {
   stream,
   fetch as undiciFetch,
 } from 'undici';
-import { createClient, findSidecarlessError, StaticResolver } from '../../src/index.js';
+import { type Clock, createClient, findSidecarlessError, StaticResolver } from '../../src/index.js';
+import { systemClock } from '../../src/common/runtime.js';
 import { type Backend, startBackend, startBackends, stopAll } from '../helpers/backends.js';
 
 async function json(res: Response): Promise<{ backend: string; host: string; body: string; method: string }> {
@@ -183,6 +184,37 @@ describe('client over real backends', () => {
     for (const wait of waits) await assert.rejects(wait, { code: 'SIDECARLESS_CLIENT_CLOSED' });
     assert.ok(timers() <= baseline, `${timers() - baseline} timers left after close`);
     await assert.rejects(closed.ready(), { code: 'SIDECARLESS_CLIENT_CLOSED' });
+  });
+
+  it("close() or destroy() after requests leaves no timer behind, not even the deadline list's unref'd one", async () => {
+    // The real clock, counting the timers scheduled on it and not yet fired or cleared (unref'd ones included, which
+    // process.getActiveResourcesInfo() does not list).
+    const live = new Set<unknown>();
+    const clock: Clock = {
+      now: () => systemClock.now(),
+      setTimeout(fn, ms, ref) {
+        const handle: unknown = systemClock.setTimeout(
+          () => {
+            live.delete(handle);
+            fn();
+          },
+          ms,
+          ref,
+        );
+        live.add(handle);
+        return handle;
+      },
+      clearTimeout(handle) {
+        live.delete(handle);
+        systemClock.clearTimeout(handle);
+      },
+    };
+    // Long deadlines: a timer kept until it fires would outlive the closed client by an hour.
+    const closed = createClient({ target: [backends[0]!.address], timeoutMs: 3_600_000, clock });
+    const destroyed = createClient({ target: [backends[1]!.address], timeoutMs: 3_600_000, clock });
+    for (const client of [closed, destroyed]) await (await client.fetch('http://svc/')).arrayBuffer();
+    await Promise.all([closed.close(), destroyed.destroy()]);
+    assert.equal(live.size, 0, `${live.size} timers left on the clients' clock after close`);
   });
 
   it('ready() rejects a timeout that is not a number of ms with SIDECARLESS_INVALID_OPTION', async () => {

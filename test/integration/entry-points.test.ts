@@ -70,6 +70,7 @@ const ROOT_RUNTIME_EXPORTS = [
   'RedirectRefusedError',
   'ResolverError',
   'ResolverRegistry',
+  'ResponseDiscardedError',
   'RetryBudgetExhaustedError',
   'ServiceNotFoundError',
   'SidecarlessError',

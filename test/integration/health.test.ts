@@ -2,6 +2,7 @@
 // start, against real backends on loopback. Outlier and slow-start timers run on a fake clock.
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
+import type http from 'node:http';
 import { describe, it } from 'node:test';
 import { createClient, findSidecarlessError, type HealthEvent, StaticResolver } from '../../src/index.js';
 import { answer503, backendsForFile, type Handler } from '../helpers/backends.js';
@@ -239,6 +240,49 @@ describe('active health checks', () => {
       assert.ok(after.includes('hc'));
     } finally {
       await client.close();
+    }
+  });
+
+  it('a health response whose body does not end (endless, or over 1 MiB) fails the check; a large one that ends passes', async () => {
+    const streams = new Set<http.ServerResponse>();
+    let mode: 'endless' | 'large' = 'endless';
+    const checked = await backend('hc-body', (req, res, b) => {
+      req.resume();
+      res.setHeader('x-backend', b.id);
+      if (req.url !== '/health') return void res.end();
+      res.writeHead(200);
+      if (mode === 'large') return void res.end(Buffer.alloc(256 * 1024, 'a'));
+      // 200 with a body that never ends: the first bytes must not pass the check.
+      streams.add(res);
+      res.on('close', () => streams.delete(res));
+      const write = () => {
+        if (!res.destroyed && res.write(Buffer.alloc(16 * 1024, 'x'))) setImmediate(write);
+      };
+      res.on('drain', write);
+      write();
+    });
+    const events: HealthEvent[] = [];
+    const client = createClient({
+      target: [checked.address],
+      healthCheck: { intervalMs: 20, timeoutMs: 2_000, unhealthyThreshold: 1, healthyThreshold: 1 },
+      outlierDetection: false,
+    });
+    client.onHealthEvent((e) => events.push(e));
+    const waitFor = async (type: string) => {
+      const deadline = Date.now() + 10_000;
+      while (!events.some((e) => e.type === type) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(
+        events.some((e) => e.type === type),
+        `saw ${type}: ${JSON.stringify(events.map((e) => e.type))}`,
+      );
+    };
+    try {
+      await waitFor('unhealthy');
+      mode = 'large';
+      await waitFor('healthy');
+    } finally {
+      await client.close();
+      for (const res of streams) res.destroy();
     }
   });
 

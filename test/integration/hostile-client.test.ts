@@ -145,6 +145,113 @@ describe('issue 15.16: a resolver whose start() throws, in a multi-cluster clien
   });
 });
 
+describe('resolvers that fail in ways their type does not admit', () => {
+  /** Collects unhandled rejections while `run` runs (and a turn after). */
+  async function noUnhandled(run: () => Promise<void>): Promise<void> {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await run();
+      await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    assert.deepEqual(unhandled, [], 'no unhandled rejection');
+  }
+
+  it('an async start() that rejects is a resolution failure: no crash, stats and the request say why', async () => {
+    await noUnhandled(async () => {
+      let closes = 0;
+      const resolver = {
+        async start() {
+          await new Promise((r) => setTimeout(r, 5));
+          throw new Error('could not reach the registry');
+        },
+        close() {
+          closes++;
+        },
+      };
+      const client = createClient({ target: resolver, waitForReadyTimeoutMs: 100 });
+      try {
+        for (let i = 0; i < 200 && client.stats().clusters[0]?.resolver.errors === 0; i++) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        const { resolver: counters } = client.stats().clusters[0]!;
+        assert.equal(counters.errors, 1);
+        assert.equal(counters.lastError, 'could not reach the registry');
+        const err = await client.fetch('http://svc/').catch((e: unknown) => e);
+        const typed = findSidecarlessError(err);
+        assert.equal(typed?.code, 'SIDECARLESS_NO_ENDPOINTS', String(err));
+        assert.equal((typed?.cause as { code?: string } | undefined)?.code, 'SIDECARLESS_RESOLVER_FAILED');
+      } finally {
+        await client.close();
+      }
+      assert.equal(closes, 1);
+    });
+  });
+
+  it('onError with something that is not an Error (an object without a prototype) is kept as a typed error', async () => {
+    await noUnhandled(async () => {
+      let listener: { onError(error: unknown): void } | undefined;
+      const resolver = {
+        start(l: { onError(error: unknown): void }) {
+          listener = l;
+        },
+        close() {},
+      };
+      const client = createClient({ target: resolver as unknown as Resolver });
+      try {
+        listener?.onError(Object.create(null));
+        listener?.onError('registry said no');
+        const { resolver: counters } = client.stats().clusters[0]!;
+        assert.equal(counters.errors, 2);
+        assert.equal(counters.lastError, 'the resolver reported "registry said no"');
+      } finally {
+        await client.close();
+      }
+    });
+  });
+
+  it('a discovered cluster whose resolver start() throws: SIDECARLESS_RESOLVER_FAILED, and the resolver is closed', async () => {
+    await noUnhandled(async () => {
+      let made = 0;
+      let closed = 0;
+      const client = createClient({
+        discovery: {
+          domain: 'svc.local',
+          target: () => {
+            made++;
+            return {
+              start() {
+                throw new Error('start boom');
+              },
+              close() {
+                closed++;
+              },
+            };
+          },
+        },
+      });
+      try {
+        for (let i = 0; i < 3; i++) {
+          const err = await client.fetch('http://broken.svc.local/').catch((e: unknown) => e);
+          const typed = findSidecarlessError(err);
+          assert.equal(typed?.code, 'SIDECARLESS_RESOLVER_FAILED', String(err));
+          assert.equal((typed?.cause as Error | undefined)?.message, 'start boom');
+        }
+        assert.deepEqual(client.stats().clusters, [], 'no cluster kept');
+        for (let i = 0; i < 200 && closed < made; i++) await new Promise((r) => setTimeout(r, 5));
+        assert.equal(closed, made, 'every resolver made was closed');
+      } finally {
+        await client.close();
+      }
+    });
+  });
+});
+
 describe('issue 15.15: mirrored copies have a deadline, and stats count the dropped ones', () => {
   it('a shadow that never answers no longer holds the 64 slots: copies are dropped at mirror.timeoutMs', async () => {
     const main = await startBackend('main');
@@ -231,6 +338,25 @@ describe('issue 15.5: discovery eviction never fails a request waiting or in fli
         client.stats().clusters.map((c) => c.name),
         ['d.svc.local', 'c.svc.local'],
       );
+    } finally {
+      await client.close();
+      await gate.backend.stop();
+    }
+  });
+
+  it('clusters made above maxClusters in a burst are closed as they fall idle, without another new host', async () => {
+    const gate = await gatedBackend();
+    const client = createClient({
+      discovery: { domain: 'svc.local', maxClusters: 2, target: () => [gate.backend.address] },
+    });
+    try {
+      const hosts = ['a', 'b', 'c', 'd', 'e'];
+      const pending = hosts.map((h) => client.fetch(`http://${h}.svc.local/`).then((r) => r.text()));
+      await until(() => gate.arrived() === hosts.length, 'five requests in flight');
+      assert.equal(client.stats().clusters.length, 5, 'every host got a cluster while all were busy');
+      gate.release();
+      assert.deepEqual(await Promise.all(pending), ['ok', 'ok', 'ok', 'ok', 'ok']);
+      await until(() => client.stats().clusters.length <= 2, 'the cache back within maxClusters');
     } finally {
       await client.close();
       await gate.backend.stop();

@@ -2,7 +2,7 @@
 // points check their arguments when called, with typed errors, rather than failing later at collection time.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import { createClient, isSidecarlessError } from 'sidecarless';
 import { registerOpenTelemetryMetrics } from 'sidecarless/opentelemetry';
 import { registerPrometheusMetrics } from 'sidecarless/prometheus';
@@ -48,6 +48,70 @@ describe('probe: registerPrometheusMetrics and registerOpenTelemetryMetrics refu
       // Valid arguments still register.
       registerPrometheusMetrics(client, { registry: new Registry() }).unregister();
       registerOpenTelemetryMetrics(client, { attributes: { 'service.name': 'x', n: 1, b: true } }).unregister();
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('registerPrometheusMetrics: a metric name taken on the registry', () => {
+  it("throws prom-client's own error and leaves none of the exporter's metrics behind", async () => {
+    const client = createClient({ target: 'static://127.0.0.1:1', name: 'svc' });
+    const registry = new Registry();
+    try {
+      // A name the exporter registers late in its list: the metrics before it would be registered by then.
+      const mine = new Counter({ name: 'sidecarless_retries_total', help: "the user's own", registers: [registry] });
+      assert.throws(
+        () => registerPrometheusMetrics(client, { registry }),
+        (err: unknown) => {
+          assert.ok(!isSidecarlessError(err), `expected prom-client's error, got ${String(err)}`);
+          assert.match((err as Error).message, /sidecarless_retries_total has already been registered/);
+          return true;
+        },
+      );
+      assert.deepEqual(
+        registry.getMetricsAsArray().map((m) => m.name),
+        ['sidecarless_retries_total'],
+        "only the user's metric is left",
+      );
+      assert.equal(registry.getSingleMetric('sidecarless_retries_total'), mine);
+      // Once the name is free again, the registration goes through.
+      registry.removeSingleMetric('sidecarless_retries_total');
+      const registration = registerPrometheusMetrics(client, { registry });
+      assert.ok(registry.getSingleMetric('sidecarless_requests_total') !== undefined);
+      registration.unregister();
+      assert.equal(registry.getMetricsAsArray().length, 0);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('takes any object with the three registry methods it uses (a registry of another prom-client version)', async () => {
+    const client = createClient({ target: 'static://127.0.0.1:1', name: 'svc' });
+    const inner = new Registry();
+    const calls: string[] = [];
+    const structural = {
+      registerMetric: (m: Parameters<Registry['registerMetric']>[0]) => {
+        calls.push('register');
+        inner.registerMetric(m);
+      },
+      getSingleMetric: (name: string) => inner.getSingleMetric(name),
+      removeSingleMetric: (name: string) => {
+        calls.push('remove');
+        inner.removeSingleMetric(name);
+      },
+    };
+    try {
+      const registration = registerPrometheusMetrics(client, { registry: structural });
+      assert.ok((await inner.metrics()).includes('sidecarless_requests_total'));
+      registration.unregister();
+      assert.ok(calls.includes('register') && calls.includes('remove'));
+      assert.equal(inner.getMetricsAsArray().length, 0);
+      assertInvalid(
+        () =>
+          registerPrometheusMetrics(client, { registry: { ...structural, removeSingleMetric: undefined } as never }),
+        'registry',
+      );
     } finally {
       await client.close();
     }

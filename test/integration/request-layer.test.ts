@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import diagnostics from 'node:diagnostics_channel';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -392,6 +393,46 @@ describe('streamed request bodies (fetch hands every body over as a stream)', ()
       const res = await client.fetch('http://svc/', { method: 'PUT', body: stream, duplex: 'half' } as RequestInit);
       assert.equal(res.status, 200);
       assert.equal(((await res.json()) as { body: string }).body, chunk.repeat(20));
+      assert.equal(cut.hits, 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a body that passes retry.bufferBody just after its attempt failed is still replayed whole', async () => {
+    // The first endpoint resets once it has the whole recorded part (8 chunks of 1000 bytes, the limit); the read of
+    // the 9th chunk is pending then, and completes after the failure, taking the body past the limit. The retry used
+    // to find the recorded chunks gone ("the request body is being sent by a newer attempt", no code).
+    let received = 0;
+    const cut = await backend('limit-cut', (req) => {
+      req.on('data', (c: Buffer) => {
+        received += c.length;
+        if (received >= 8000) req.socket.destroy();
+      });
+    });
+    const good = await backend('limit-good', ok);
+    const client = createClient({
+      target: [cut.address, good.address],
+      random: () => 0,
+      retry: { bufferBody: 8000 },
+    });
+    const chunk = 'c'.repeat(1000);
+    async function* body(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < 16; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+        yield Buffer.from(chunk);
+      }
+    }
+    try {
+      const res = await request('http://svc/', {
+        dispatcher: client.dispatcher,
+        method: 'PUT',
+        body: Readable.from(body()),
+      });
+      assert.equal(res.statusCode, 200);
+      const answer = (await res.body.json()) as { backend: string; body: string };
+      assert.equal(answer.backend, 'limit-good');
+      assert.equal(answer.body, chunk.repeat(16), 'the whole body, once');
       assert.equal(cut.hits, 1);
     } finally {
       await client.close();
@@ -798,6 +839,76 @@ describe('circuit breaker and caller aborts', () => {
       assert.equal(client.stats().clusters[0]?.breaker, 'open');
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe("attempts undici has not started (queued in the endpoint's pool, or connecting)", () => {
+  it('a deadline or per-try timeout while queued in the pool is not held against the endpoint', async () => {
+    // One connection, each answer 150 ms: most of the ten concurrent requests wait in the pool's queue, in this
+    // process, and their deadline passes there. The endpoint never saw them.
+    let seen = 0;
+    const slow = await backend('queued', (req, res, b) => {
+      seen++;
+      req.resume();
+      setTimeout(() => res.end(b.id), 150);
+    });
+    for (const retry of [{ maxAttempts: 1 }, { maxAttempts: 1, perTryTimeoutMs: 400 }]) {
+      seen = 0;
+      const client = createClient({
+        target: [slow.address],
+        timeoutMs: 400,
+        retry,
+        pool: { connections: 1 },
+        outlierDetection: { consecutive5xx: 2, consecutiveGatewayFailure: 2, maxEjectionPercent: 100 },
+      });
+      const ejections: string[] = [];
+      client.onHealthEvent((e) => {
+        if (e.type === 'eject') ejections.push(e.reason);
+      });
+      try {
+        const results = await Promise.all(
+          Array.from({ length: 10 }, () =>
+            client.fetch('http://svc/').then(
+              async (r) => `${r.status} ${await r.text()}`,
+              (e: unknown) => findSidecarlessError(e)?.code ?? String(e),
+            ),
+          ),
+        );
+        assert.ok(
+          results.some((r) => r !== '200 queued'),
+          `some requests timed out waiting (${JSON.stringify(results)})`,
+        );
+        await until(() => client.stats().clusters[0]?.inFlight === 0);
+        const endpoint = client.stats().clusters[0]!.endpoints[0]!;
+        assert.ok(
+          endpoint.errorsByKind.timeout <= seen,
+          `${endpoint.errorsByKind.timeout} timeouts held against an endpoint that saw ${seen} requests`,
+        );
+        assert.equal(endpoint.attempts, 10);
+        assert.deepEqual(ejections, [], 'a healthy endpoint is not ejected for the client-side queue');
+      } finally {
+        await client.destroy();
+      }
+    }
+  });
+
+  it('a POST whose connection was reset before anything was written is replayed on another endpoint', async () => {
+    // A listener that resets every connection as it accepts it: the request is never written.
+    const resetting = net.createServer((socket) => socket.resetAndDestroy());
+    await new Promise<void>((r) => resetting.listen(0, '127.0.0.1', r));
+    const good = await backend('after-connect-reset', ok);
+    const client = createClient({
+      target: [`127.0.0.1:${(resetting.address() as AddressInfo).port}`, good.address],
+      random: () => 0,
+    });
+    try {
+      const res = await request('http://svc/', { dispatcher: client.dispatcher, method: 'POST', body: 'once' });
+      assert.deepEqual(await res.body.json(), { backend: 'after-connect-reset', body: 'once' });
+      assert.equal(good.hits, 1);
+    } finally {
+      await client.close();
+      await new Promise((r) => resetting.close(r));
     }
   });
 });

@@ -535,6 +535,30 @@ describe('transparent mode', () => {
     assert.deepEqual(overflows, [], 'no timer left spinning');
   });
 
+  it('destroy() after close() fails the in-flight requests of discovered clusters too (close had forgotten them)', async () => {
+    const { client, release } = await streamingDiscovery('destroy-after-close', 60_000);
+    try {
+      const res = await client.fetch('http://held.svc.test/');
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      await reader.read();
+      // The usual shutdown: a graceful close, then destroy when it takes too long (drainTimeoutMs is 30 s).
+      const closing = client.close();
+      await client.destroy(new Error('shutting down'));
+      const outcome = await Promise.race([
+        reader.read().then(
+          () => 'read',
+          () => 'failed',
+        ),
+        new Promise((r) => setTimeout(r, 10_000, 'still open')),
+      ]);
+      assert.equal(outcome, 'failed', 'the held response was cut by destroy()');
+      await closing;
+    } finally {
+      release();
+      await client.destroy();
+    }
+  });
+
   it('B3 regression: a request to a discovery host after close() fails with SIDECARLESS_CLIENT_CLOSED and creates no cluster', async () => {
     const b = await backend('late');
     let targets = 0;

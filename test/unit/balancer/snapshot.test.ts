@@ -45,14 +45,17 @@ describe('snapshot builder: priority levels, panic and zones', () => {
   // Share of `n` seeded picks landing on each label (`p0`, `a`, ...).
   const shares = (snap: Snapshot<Host>, label: (h: Host) => string, n = 20_000): Record<string, number> => {
     const random = seededRandom(11);
-    const counts: Record<string, number> = {};
+    const counts = new Map<string, number>();
     for (let i = 0; i < n; i++) {
       const r = pickFrom(snap, ctx, random);
       assert.equal(r?.type, 'complete');
       const l = label((r as { target: Host }).target);
-      counts[l] = (counts[l] ?? 0) + 1;
+      counts.set(l, (counts.get(l) ?? 0) + 1);
     }
-    return Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, v / n]));
+    // Defined, not assigned: a label may be `__proto__`.
+    const out: Record<string, number> = {};
+    for (const [k, v] of counts) Object.defineProperty(out, k, { value: v / n, enumerable: true, writable: true });
+    return out;
   };
   const byLevel = (h: Host) => `p${h.endpoint.priority}`;
   const byZone = (h: Host) => h.endpoint.zone ?? '-';
@@ -165,5 +168,31 @@ describe('snapshot builder: priority levels, panic and zones', () => {
     assert.deepEqual(shares(snapshot(population, { zone }), byZone), { a: 1 }, 'callers spread like endpoints');
     const s = shares(snapshot(population, { zone: { ...zone, callers: { a: 1, b: 1 } } }), byZone);
     about(s.a, 2 / 7, 'half the callers in zone a');
+  });
+
+  it('zones named after Object.prototype members (from a registry) have no callers, like any zone left out', () => {
+    // Callers in a (3) and d (1); one endpoint in each of a, b, c, d: d is full, a's spill goes to b and c.
+    const callers = { a: 3, d: 1 };
+    const plain = shares(
+      snapshot([...hosts(1, 0, 'a'), ...hosts(1, 0, 'b'), ...hosts(1, 0, 'c'), ...hosts(1, 0, 'd')], {
+        zone: { ...zone, callers },
+      }),
+      byZone,
+    );
+    about(plain.a, 1 / 3, 'local');
+    about(plain.b, 1 / 3, 'b');
+    about(plain.c, 1 / 3, 'c');
+    assert.ok(!Object.hasOwn(plain, 'd'), 'd has no spare capacity');
+    for (const name of ['toString', 'constructor', 'hasOwnProperty', 'valueOf', '__proto__']) {
+      const s = shares(
+        snapshot([...hosts(1, 0, 'a'), ...hosts(1, 0, 'b'), ...hosts(1, 0, name), ...hosts(1, 0, 'd')], {
+          zone: { ...zone, callers },
+        }),
+        byZone,
+      );
+      about(s.a, 1 / 3, `local, with a zone named ${name}`);
+      about(Object.hasOwn(s, name) ? s[name] : 0, 1 / 3, name);
+      assert.ok(!Object.hasOwn(s, 'd'), `d still gets nothing with a zone named ${name}`);
+    }
   });
 });

@@ -118,4 +118,37 @@ describe("DeadlineList with a timer that can be unref'd", () => {
     clock.advance(100);
     assert.deepEqual(expired, ['early']);
   });
+
+  it("close() clears the kept timer of an empty list: a closed cluster leaves no timer, not even an unref'd one", () => {
+    const clock = new RefableClock();
+    const list = new DeadlineList(clock, 3_600_000);
+    const a = entry(clock.now(), [], 'a');
+    list.add(a);
+    list.remove(a);
+    assert.equal(clock.live, 1, "kept, unref'd");
+    list.close();
+    assert.equal(clock.live, 0);
+    list.close();
+    assert.equal(clock.cleared, 1, 'idempotent');
+  });
+
+  it('after close(), requests still on the list keep their deadlines; the timer goes when the last one leaves', () => {
+    const clock = new RefableClock();
+    const list = new DeadlineList(clock, 100);
+    const expired: string[] = [];
+    const a = entry(clock.now(), expired, 'a');
+    const b = entry(clock.now(), expired, 'b');
+    list.add(a);
+    list.add(b);
+    list.close();
+    assert.equal(clock.live, 1, 'still armed for the requests running');
+    list.remove(a);
+    clock.advance(100);
+    assert.deepEqual(expired, ['b'], "b's deadline passed as it would have");
+    assert.equal(clock.live, 0, 'nothing kept over the emptied list');
+    const c = entry(clock.now(), expired, 'c');
+    list.add(c);
+    list.remove(c);
+    assert.equal(clock.live, 0, 'a request added and removed after close() leaves nothing either');
+  });
 });

@@ -8,6 +8,7 @@ import {
   NoEndpointsError,
   NoRouteError,
   PerTryTimeoutError,
+  ResponseDiscardedError,
   statusForError,
 } from '../../../src/index.js';
 
@@ -21,6 +22,7 @@ describe('statusForError', () => {
     ['deadline', new DeadlineExceededError(100), 504],
     ['per-try timeout', new PerTryTimeoutError(50), 504],
     ['no route', new NoRouteError('api', '/x'), 404],
+    ['a retried status set aside, then not retried', new ResponseDiscardedError('10.0.0.1:80', 503), 502],
     ['bad option', new InvalidOptionError('timeout', 'negative'), 500],
     // fetch wraps network failures: TypeError('fetch failed', { cause })
     ['wrapped by fetch', new TypeError('fetch failed', { cause: new NoEndpointsError('users', 100) }), 503],
