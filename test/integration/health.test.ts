@@ -201,6 +201,16 @@ describe('outlier ejection in the request path', () => {
   });
 });
 
+/** Waits (bounded by `ms`) until `events` holds one of `type`; fails naming the events seen otherwise. */
+async function untilEvent(events: readonly HealthEvent[], type: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!events.some((e) => e.type === type) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(
+    events.some((e) => e.type === type),
+    `saw ${type}: ${JSON.stringify(events.map((e) => e.type))}`,
+  );
+}
+
 describe('active health checks', () => {
   it('takes an endpoint out when its health check fails, and back when it passes', async () => {
     let healthy = true;
@@ -218,14 +228,7 @@ describe('active health checks', () => {
       outlierDetection: false,
     });
     client.onHealthEvent((e) => events.push(e));
-    const waitFor = async (type: string) => {
-      const deadline = Date.now() + 5_000;
-      while (!events.some((e) => e.type === type) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      assert.ok(
-        events.some((e) => e.type === type),
-        `saw ${type}`,
-      );
-    };
+    const waitFor = (type: string) => untilEvent(events, type, 5_000);
     try {
       healthy = false;
       await waitFor('unhealthy');
@@ -268,14 +271,7 @@ describe('active health checks', () => {
       outlierDetection: false,
     });
     client.onHealthEvent((e) => events.push(e));
-    const waitFor = async (type: string) => {
-      const deadline = Date.now() + 10_000;
-      while (!events.some((e) => e.type === type) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      assert.ok(
-        events.some((e) => e.type === type),
-        `saw ${type}: ${JSON.stringify(events.map((e) => e.type))}`,
-      );
-    };
+    const waitFor = (type: string) => untilEvent(events, type, 10_000);
     try {
       await waitFor('unhealthy');
       mode = 'large';
