@@ -8,7 +8,7 @@
 import type { Dispatcher } from 'undici';
 import type { Cluster } from '../cluster/cluster.js';
 import { type LegacyHandler, toLegacyHandler } from '../common/handler.js';
-import type { ParsedOrigin } from '../request/origin.js';
+import { type ParsedOrigin, tlsServerName } from '../request/origin.js';
 import { bodyReplay } from '../request/policy.js';
 import type { RouteDecision } from '../routing/router.js';
 
@@ -132,8 +132,12 @@ export class Mirror {
         onComplete: done,
         onError: done,
       };
-      const copy: Dispatcher.DispatchOptions = { ...options, origin: shadowOrigin };
+      const copy: Dispatcher.DispatchOptions & { servername?: string } = { ...options, origin: shadowOrigin };
       if (body !== undefined) copy.body = body;
+      // The copy's Host names the shadow (`<host>-shadow`); its TLS name stays the service's, as the request's was
+      // (the shadow cluster's own `tls.servername` still wins).
+      const servername = origin.protocol === 'https:' ? tlsServerName(undefined, options, origin.authority) : undefined;
+      if (servername !== undefined) copy.servername = servername;
       mirror.dispatch(copy, copyHandler as Dispatcher.DispatchHandler);
     };
     const { body } = options;

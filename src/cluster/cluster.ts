@@ -30,7 +30,7 @@ import type { AttemptBase } from '../request/attempt.js';
 import { BalancedRequest, type RequestHost } from '../request/balanced-request.js';
 import { DeadlineList } from '../request/deadlines.js';
 import { HostHeaders } from '../request/headers.js';
-import { parseOrigin } from '../request/origin.js';
+import { parseOrigin, tlsServerName } from '../request/origin.js';
 import type { RequestPolicy } from '../request/policy.js';
 import { RetryBudget } from '../request/retry-budget.js';
 import { createResolverRegistry } from '../resolvers/registry.js';
@@ -396,25 +396,25 @@ export class Cluster {
     publishPick(this.#label, subchannel.key, request.attempts);
     // The Host is the endpoint's own address for a request without one (undici's default, what `host: false` asks
     // for), or set by the subchannel's clients (subchannel/host-header.ts) when it says so for `hostValue`: then the
-    // options need no Host header of their own. A caller's Host header wins either way.
-    const pooledHost = hostValue === false ? this.#options.servername === undefined : subchannel.sendsHost(hostValue);
+    // options need no Host header of their own. A caller's Host header wins either way; never the TLS name, though.
+    const pooledHost = hostValue === false || subchannel.sendsHost(hostValue);
+    const { protocol, servername: configured } = this.#options;
+    const servername = protocol === 'https:' ? tlsServerName(configured, options, request.authority) : undefined;
     // The common case takes the caller's options as they are (issue 14; undici reads the pool's origin, not the
-    // request's). A copy for a body replaced for a retry, a Host the pool does not send (TLS, HTTP/2, another
-    // authority, no symbol), and undici's top-level `request(url, { dispatcher })`: its options (a spread of the
-    // caller's) get a hidden class of their own on nearly every request, which costs undici's Request more than
-    // the copy into one shape below (docs/benchmarks.md, "Per request").
-    if (pooledHost && body === options.body && (options as { dispatcher?: unknown }).dispatcher === undefined) {
+    // request's). A copy for a body replaced for a retry, a Host or TLS name to set, and undici's top-level
+    // `request(url, { dispatcher })`: its options (a spread of the caller's) get a hidden class of their own on nearly
+    // every request, which costs undici's Request more than the copy into one shape below.
+    const { dispatcher } = options as { dispatcher?: unknown };
+    if (pooledHost && servername === undefined && body === options.body && dispatcher === undefined) {
       subchannel.dispatchAttempt(options, attempt);
       return;
     }
     // Object.assign, then plain stores: a spread would give nearly every request its own hidden class again.
-    const opts: Dispatcher.DispatchOptions = Object.assign({}, options);
+    const opts: Dispatcher.DispatchOptions & { servername?: string } = Object.assign({}, options);
     opts.origin = subchannel.origin;
     if (body !== options.body) opts.body = body as NonNullable<Dispatcher.DispatchOptions['body']>;
-    if (!pooledHost && hostValue !== false) opts.headers = this.#hostHeaders.add(options.headers, hostValue);
-    if (this.#options.servername !== undefined) {
-      (opts as Dispatcher.DispatchOptions & { servername?: string }).servername = this.#options.servername;
-    }
+    if (!pooledHost) opts.headers = this.#hostHeaders.add(options.headers, hostValue);
+    if (servername !== undefined) opts.servername = servername;
     subchannel.dispatchAttempt(opts, attempt);
   }
 

@@ -232,13 +232,25 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
     duration.record(m.durationMs / 1000, attributes);
     attemptsPerRequest.record(m.attempts, { ...base, 'sidecarless.cluster': m.cluster });
   };
-  // Endpoints reported per cluster id: the first `maxEndpoints` in resolver order, refreshed at each collection.
+  // Endpoints reported per cluster id: the first `maxEndpoints` in resolver order, refreshed at each collection, and
+  // read from the stats for a cluster not seen by a collection yet (the bound holds from the first attempt: the SDK
+  // keeps every series it was given).
   const shown = new Map<number, Set<string>>();
+  const firstOf = (endpoints: readonly { readonly key: string }[]): Set<string> =>
+    new Set((endpoints.length > maxEndpoints ? endpoints.slice(0, maxEndpoints) : endpoints).map((e) => e.key));
+  const shownIn = (clusterId: number): Set<string> => {
+    let keys = shown.get(clusterId);
+    if (keys === undefined) {
+      keys = firstOf(client.stats().clusters.find((c) => c.id === clusterId)?.endpoints ?? []);
+      shown.set(clusterId, keys);
+    }
+    return keys;
+  };
   const onAttemptEnd = (message: unknown) => {
     const m = message as AttemptEndMessage;
     // As the endpoint's own histogram: an attempt the client stopped says nothing about the endpoint's latency.
     if ((m.statusCode === 0 && m.errorKind === 'aborted') || !ours(m.clusterId)) return;
-    if (shown.get(m.clusterId)?.has(m.endpoint) === false) return;
+    if (!shownIn(m.clusterId).has(m.endpoint)) return;
     attemptDuration?.record(m.durationMs / 1000, {
       ...base,
       'sidecarless.cluster': m.cluster,
@@ -321,6 +333,8 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
   const callback = (observer: { observe: (o: never, v: number, a?: Attributes) => void }) => {
     const observe = (o: unknown, value: number, attributes: Attributes) =>
       observer.observe(o as never, value, { ...base, ...attributes });
+    // Rebuilt at each collection: clusters that left (discovered ones come and go) are forgotten.
+    shown.clear();
     for (const c of client.stats().clusters) {
       const a = { 'sidecarless.cluster': c.name };
       observe(requests, c.requests.total, a);
@@ -340,7 +354,7 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
       observe(resolverErrors, c.resolver.errors, a);
       if (!perEndpoint) continue;
       const list = c.endpoints.length > maxEndpoints ? c.endpoints.slice(0, maxEndpoints) : c.endpoints;
-      shown.set(c.id, new Set(list.map((e) => e.key)));
+      shown.set(c.id, firstOf(list));
       for (const e of list) {
         const ea = { ...a, 'sidecarless.endpoint': e.key };
         observe(attempts, e.attempts, ea);

@@ -174,17 +174,32 @@ const shownEndpoints = (c: ClusterStats, max: number): readonly EndpointStats[] 
   c.endpoints.length > max ? c.endpoints.slice(0, max) : c.endpoints;
 
 /**
+ * The histogram series of cluster `id`, made (at zero) on first use. A cluster that left and came back under the same
+ * name (a discovered cluster closed when idle, then made again) takes over the entry the old one left: the series
+ * have the same labels, and they go on, rather than being removed at the next collection as the old cluster's.
+ */
+function seriesEntry(source: Source, shared: Shared, id: number, name: string): Series {
+  let entry = source.series.get(id);
+  if (entry !== undefined) return entry;
+  for (const [other, left] of source.series) {
+    if (left.labels.upstream_cluster !== name) continue;
+    source.series.delete(other);
+    source.series.set(id, left);
+    return left;
+  }
+  entry = { labels: { client: source.label, upstream_cluster: name }, endpoints: new Map(), outside: new Set() };
+  source.series.set(id, entry);
+  shared.requestDuration?.zero(entry.labels);
+  return entry;
+}
+
+/**
  * Brings the histogram series in line with the client as a histogram is collected: a cluster's request duration
  * series exists (at zero) from its first scrape, and the series of clusters and endpoints that left are dropped.
  */
 function sync(source: Source, shared: Shared): void {
   const clusters = new Map(source.stats().clusters.map((c) => [c.id, c]));
-  for (const c of clusters.values()) {
-    if (source.series.has(c.id)) continue;
-    const labels = { client: source.label, upstream_cluster: c.name };
-    source.series.set(c.id, { labels, endpoints: new Map(), outside: new Set() });
-    shared.requestDuration?.zero(labels);
-  }
+  for (const c of clusters.values()) seriesEntry(source, shared, c.id, c.name);
   for (const [id, entry] of source.series) {
     entry.outside.clear();
     const c = clusters.get(id);
@@ -411,7 +426,7 @@ function registerWith(client: Client, settings: Settings): PrometheusRegistratio
   // Cluster ids are process-unique: remember which are this client's (clusters appear lazily in discovery mode).
   const foreign = new Set<number>();
   const seriesOf = (clusterId: number, cluster: string) => {
-    let entry = source.series.get(clusterId);
+    const entry = source.series.get(clusterId);
     if (entry !== undefined) return entry;
     if (foreign.has(clusterId)) return undefined;
     if (!client.stats().clusters.some((c) => c.id === clusterId)) {
@@ -419,10 +434,7 @@ function registerWith(client: Client, settings: Settings): PrometheusRegistratio
       foreign.add(clusterId);
       return undefined;
     }
-    entry = { labels: { client: label, upstream_cluster: cluster }, endpoints: new Map(), outside: new Set() };
-    source.series.set(clusterId, entry);
-    current.requestDuration?.zero(entry.labels);
-    return entry;
+    return seriesEntry(source, current, clusterId, cluster);
   };
   const onRequestEnd = (message: unknown) => {
     const m = message as RequestEndMessage;

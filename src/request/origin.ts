@@ -2,6 +2,7 @@
  * Parses dispatch origins (`http://users`, `new URL(...)`) into protocol and authority, caching the last few: the
  * same handful of origins recur on every request, and `new URL` is the most expensive step of the dispatch path.
  */
+import { isIP } from 'node:net';
 import { InvalidOptionError } from '../common/errors.js';
 
 /** Protocol (`http:`), authority (`users:8080`) and host (`users`) of a dispatch origin. */
@@ -56,4 +57,19 @@ function hostOf(authority: string): string {
   if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1).toLowerCase();
   const colon = authority.lastIndexOf(':');
   return (colon < 0 ? authority : authority.slice(0, colon)).toLowerCase();
+}
+
+/**
+ * The name a TLS attempt checks the endpoint's certificate against and sends as SNI: the cluster's `tls.servername`
+ * (`configured`), else the dispatch's own `servername` option, else the host of the request's URL (`authority`,
+ * without port). Never the Host header, which is what undici reads otherwise: a forwarded Host would choose the
+ * certificate name accepted (and, failing the check, take healthy endpoints out), and the `host` option would change
+ * it. `undefined` for an IP literal, which has no SNI.
+ */
+export function tlsServerName(configured: string | undefined, options: object, authority: string): string | undefined {
+  if (configured !== undefined) return configured;
+  const own = (options as { servername?: unknown }).servername;
+  if (typeof own === 'string' && own !== '') return own;
+  const host = hostOf(authority);
+  return host.startsWith('[') || isIP(host) !== 0 ? undefined : host;
 }

@@ -201,8 +201,8 @@ export class EtcdServer {
     this.#token = String(auth.token);
   }
 
-  /** Puts a key; returns the new revision. */
-  async put(key: string, value: string | Buffer): Promise<number> {
+  /** Puts a key (a Buffer for bytes that are not UTF-8); returns the new revision. */
+  async put(key: string | Buffer, value: string | Buffer): Promise<number> {
     const res = await this.#call('/v3/kv/put', { key: b64(key), value: b64(value) });
     return Number((res.header as { revision: string }).revision);
   }
@@ -216,7 +216,7 @@ export class EtcdServer {
     return Number((res.header as { revision: string }).revision);
   }
 
-  async delete(key: string): Promise<number> {
+  async delete(key: string | Buffer): Promise<number> {
     const res = await this.#call('/v3/kv/deleterange', { key: b64(key) });
     return Number((res.header as { revision: string }).revision);
   }

@@ -2,10 +2,14 @@
 // points check their arguments when called, with typed errors, rather than failing later at collection time.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { Counter, Registry } from 'prom-client';
 import { createClient, isSidecarlessError } from 'sidecarless';
 import { registerOpenTelemetryMetrics } from 'sidecarless/opentelemetry';
 import { registerPrometheusMetrics } from 'sidecarless/prometheus';
+import { backendsForFile } from '../helpers/backends.js';
+
+const backend = backendsForFile();
 
 function assertInvalid(fn: () => unknown, option?: string): void {
   assert.throws(fn, (err: unknown) => {
@@ -114,6 +118,66 @@ describe('registerPrometheusMetrics: a metric name taken on the registry', () =>
       );
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('exporters and clusters that come and go', () => {
+  const read = async (registry: Registry, name: string, cluster: string): Promise<number | undefined> => {
+    const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+    const values = (metric?.values ?? []) as { metricName?: string; labels: Record<string, unknown>; value: number }[];
+    return values.find((v) => v.metricName === `${name}_count` && v.labels.upstream_cluster === cluster)?.value;
+  };
+
+  it("prometheus: a discovered cluster made again under its name keeps its request histogram (it was removed as the old one's)", async () => {
+    const b = await backend('rediscovered');
+    const client = createClient({ discovery: { domain: 'svc.local', maxClusters: 1, target: () => [b.address] } });
+    const registry = new Registry();
+    registerPrometheusMetrics(client, { registry });
+    try {
+      for (let i = 0; i < 5; i++) await (await client.fetch('http://a.svc.local/')).arrayBuffer();
+      assert.equal(await read(registry, 'sidecarless_request_duration_seconds', 'a.svc.local'), 5);
+      // b takes the only slot (a is closed, idle), then a is made again.
+      await (await client.fetch('http://b.svc.local/')).arrayBuffer();
+      for (let i = 0; i < 2; i++) await (await client.fetch('http://a.svc.local/')).arrayBuffer();
+      assert.equal(
+        await read(registry, 'sidecarless_request_duration_seconds', 'a.svc.local'),
+        7,
+        'the series goes on',
+      );
+      await (await client.fetch('http://a.svc.local/')).arrayBuffer();
+      assert.equal(await read(registry, 'sidecarless_request_duration_seconds', 'a.svc.local'), 8);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('opentelemetry: maxEndpointsPerCluster bounds the endpoint histogram from the first attempt, before any collection', async () => {
+    const backends = await Promise.all(Array.from({ length: 6 }, (_, i) => backend(`otel-bound-${i}`)));
+    class PullReader extends MetricReader {
+      protected async onForceFlush(): Promise<void> {}
+      protected async onShutdown(): Promise<void> {}
+    }
+    const client = createClient({ target: backends.map((b) => b.address), picker: 'round-robin' });
+    const reader = new PullReader();
+    const provider = new MeterProvider({ readers: [reader] });
+    registerOpenTelemetryMetrics(client, {
+      meter: provider.getMeter('probe'),
+      endpointMetrics: true,
+      maxEndpointsPerCluster: 2,
+    });
+    try {
+      await client.ready();
+      for (let i = 0; i < 18; i++) await (await client.fetch('http://svc/')).arrayBuffer();
+      const { resourceMetrics } = await reader.collect();
+      const metric = resourceMetrics.scopeMetrics
+        .flatMap((m) => m.metrics)
+        .find((m) => m.descriptor.name === 'sidecarless.endpoint.attempt.duration');
+      const endpoints = new Set(metric?.dataPoints.map((p) => p.attributes['sidecarless.endpoint']));
+      assert.equal(endpoints.size, 2, [...endpoints].join());
+    } finally {
+      await client.close();
+      await provider.shutdown();
     }
   });
 });

@@ -1045,6 +1045,55 @@ describe('TLS', () => {
     }
   });
 
+  it("the name checked is the URL's, whatever the Host header or the host option say (a forwarded Host chose it)", async () => {
+    const client = createClient({ target: [address], tls: { ca } });
+    const virtual = createClient({ target: [address], tls: { ca }, host: 'users.internal' });
+    const bare = createClient({ target: [address], tls: { ca }, host: false });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await request('https://users/', {
+          dispatcher: client.dispatcher,
+          headers: { host: 'attacker.example' },
+        });
+        assert.equal(await res.body.text(), 'tls ok, host attacker.example, sni users');
+      }
+      const endpoint = client.stats().clusters[0]!.endpoints[0]!;
+      assert.deepEqual([endpoint.errors, endpoint.state, endpoint.ejected], [0, 'ready', false]);
+      assert.equal(await (await virtual.fetch('https://users/')).text(), 'tls ok, host users.internal, sni users');
+      assert.match(await (await bare.fetch('https://users/')).text(), /^tls ok, host 127\.0\.0\.1:\d+, sni users$/);
+    } finally {
+      await Promise.all([client.close(), virtual.close(), bare.close()]);
+    }
+  });
+
+  it('a mirrored copy to a TLS shadow keeps the TLS name of the request (its Host names the shadow)', async () => {
+    let received: string | undefined;
+    const shadow = https.createServer(
+      { key: readFileSync(join(dir, 'users-key.pem')), cert: readFileSync(join(dir, 'users-cert.pem')) },
+      (req, res) => {
+        received = `host ${req.headers.host}, sni ${(req.socket as import('node:tls').TLSSocket).servername}`;
+        res.end('shadow');
+      },
+    );
+    servers.push(shadow);
+    await new Promise<void>((r) => shadow.listen(0, '127.0.0.1', r));
+    const client = createClient({
+      clusters: {
+        users: { target: [address], tls: { ca } },
+        'users-v2': { target: [`127.0.0.1:${(shadow.address() as AddressInfo).port}`], tls: { ca } },
+      },
+      routes: [{ cluster: 'users', mirror: { cluster: 'users-v2' } }],
+    });
+    try {
+      assert.equal(await (await client.fetch('https://users/')).text(), 'tls ok, host users, sni users');
+      assert.ok(await until(() => received !== undefined), 'the copy arrived');
+      assert.equal(received, 'host users-shadow, sni users');
+      assert.equal(client.stats().mirrored.sent, 1);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('verifies by default: an untrusted certificate fails', async () => {
     const client = createClient({ target: [address], tls: true, retry: false });
     try {

@@ -143,6 +143,19 @@ describe('EtcdResolver against a real etcd', () => {
     assert.equal(r.listCount, 1);
   });
 
+  it('tells apart keys that are not UTF-8 (they decode alike): both endpoints, and a delete removes only its own', async () => {
+    const raw = (last: number) => Buffer.concat([Buffer.from(prefix), Buffer.from([last])]);
+    await etcd.put(raw(0xff), '10.0.5.1:80');
+    await etcd.put(raw(0xfe), '10.0.5.2:80');
+    const rec = new Recorder();
+    resolver().start(rec.listener);
+    await rec.until(() => rec.updates.length === 1, 5000, 'the initial set');
+    assert.deepEqual(keys(rec.last), ['10.0.5.1:80', '10.0.5.2:80'], 'both');
+    await etcd.delete(raw(0xff));
+    await rec.until(() => rec.updates.length === 2, 5000, 'the removal');
+    assert.deepEqual(keys(rec.last), ['10.0.5.2:80']);
+  });
+
   it('delivers a burst of changes in one revision as one update', async () => {
     await etcd.put(`${prefix}a`, '10.0.1.1:80');
     const rec = new Recorder();

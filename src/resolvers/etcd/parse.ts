@@ -10,8 +10,13 @@ import { EtcdError } from '../errors.js';
 
 /** One key-value pair from a range response or a watch event. */
 export interface EtcdKeyValue {
-  /** The key, decoded as UTF-8. */
+  /** The key, decoded as UTF-8 (for metadata and messages: two keys that are not UTF-8 may decode alike). */
   readonly key: string;
+  /**
+   * The key's bytes, one character each (latin1): what tells keys apart, losslessly, and sorts them in byte order
+   * with a plain string comparison.
+   */
+  readonly id: string;
   /** The raw value bytes (empty for DELETE events). */
   readonly value: Buffer;
   /** The revision of the last change to this key (0 when absent). */
@@ -68,6 +73,7 @@ function keyValueOf(value: unknown): EtcdKeyValue {
   if (key.length === 0) throw bad('etcd key-value has no key');
   return {
     key: key.toString('utf8'),
+    id: key.toString('latin1'),
     value: bytesOf(value.value, 'kv.value'),
     modRevision: revisionOf(value.mod_revision, 'kv.mod_revision'),
   };

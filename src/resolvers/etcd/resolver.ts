@@ -297,7 +297,7 @@ export class EtcdResolver implements Resolver {
           run.healthy();
         } else if (message.kind === 'events') {
           for (const event of message.events) {
-            if (event.type === 'DELETE') this.#set.delete(event.kv.key);
+            if (event.type === 'DELETE') this.#set.delete(event.kv.id);
             else this.#put(event.kv, run);
           }
           changed = true;
@@ -312,16 +312,16 @@ export class EtcdResolver implements Resolver {
 
   #put(kv: EtcdKeyValue, run: WatchRun): void {
     const max = this.#options.maxEndpoints;
-    if (this.#set.size >= max && !this.#set.has(kv.key)) {
+    if (this.#set.size >= max && !this.#set.has(kv.id)) {
       // Not taken: the set held stays within the bound, the last delivered one stays in force, and the cycle ends
       // (the next one lists afresh, after the backoff).
       throw new EtcdError('limit', `etcd prefix ${this.#options.prefix} holds more than maxEndpoints (${max}) keys`);
     }
     try {
-      this.#set.set(kv.key, parseEtcdEndpoint(kv.key, kv.value, this.#options.maxValueBytes));
+      this.#set.set(kv.id, parseEtcdEndpoint(kv.key, kv.value, this.#options.maxValueBytes));
     } catch (err) {
       // The key no longer holds a usable endpoint: drop what it held before, keep the rest (and report it).
-      this.#set.delete(kv.key);
+      this.#set.delete(kv.id);
       this.#skipped++;
       debug('%s: skipping malformed value: %s', this.#options.prefix, (err as Error).message);
       run.report(isSidecarlessError(err) ? err : bad(`etcd value at ${JSON.stringify(kv.key)} is unusable`, err));
@@ -329,7 +329,8 @@ export class EtcdResolver implements Resolver {
   }
 
   #deliver(run: WatchRun): void {
-    const keys = [...this.#set.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    // Ids are the keys' bytes as latin1 characters: the default string order is byte order.
+    const keys = [...this.#set.keys()].sort();
     const endpoints: Endpoint[] = [];
     const seen = new Set<string>();
     for (const key of keys) {
