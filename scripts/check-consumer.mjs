@@ -19,6 +19,11 @@ const write = (file, text) => {
 const npmInstall = (cwd, packages) =>
   run('npm', ['install', '--no-audit', '--no-fund', '--silent', '--no-package-lock', ...packages], cwd);
 
+if (!fs.existsSync(path.join(root, 'dist', 'index.d.ts'))) {
+  // The tarball is packed without its prepack build (below): without dist/ it would hold no code at all.
+  console.error('consumer: dist/index.d.ts is missing; run `npm run build` first');
+  process.exit(1);
+}
 fs.rmSync(work, { recursive: true, force: true });
 fs.mkdirSync(work, { recursive: true });
 // --ignore-scripts: prepack builds; CI has built already, and a stale dist is what this check should see.

@@ -230,8 +230,14 @@ export interface MaglevOptions {
  */
 export type PickerOption =
   | string
-  | ({ readonly name: 'ring-hash' } & RingHashOptions)
-  | ({ readonly name: 'maglev' } & MaglevOptions)
+  | ({
+      /** The `ring-hash` policy, with its settings typed. */
+      readonly name: 'ring-hash';
+    } & RingHashOptions)
+  | ({
+      /** The `maglev` policy, with its settings typed. */
+      readonly name: 'maglev';
+    } & MaglevOptions)
   | ({
       /** The registered policy name, e.g. `least-request`. */
       readonly name: string;
