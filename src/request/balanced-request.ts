@@ -313,8 +313,19 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   /** Hands the caller its abort function. Returns false when the caller aborted at once. */
   start(): boolean {
     this.stage = RUNNING;
-    // A bound method rather than an arrow function: no closure context, about half the bytes a request.
-    this.user.onConnect?.(this.abortByCaller.bind(this));
+    try {
+      // A bound method rather than an arrow function: no closure context, about half the bytes a request.
+      this.user.onConnect?.(this.abortByCaller.bind(this));
+    } catch (thrown) {
+      // As undici's own dispatchers: a handler that throws in `onConnect` (`onRequestStart`) gets the error through
+      // `onError`, and `dispatch` returns. The request ends now, as the caller's failure: it must not stay counted
+      // in flight (holding a `maxInFlight` slot until its deadline) and answer again later.
+      const error = thrown instanceof Error ? thrown : new Error('the handler threw in onConnect', { cause: thrown });
+      markCallerError(error);
+      this.more().callerFault = true;
+      this.failWith(error, 'ignored');
+      return false;
+    }
     return this.extras?.abortReason === undefined && this.stage === RUNNING;
   }
 

@@ -191,6 +191,7 @@ export class KubernetesApiDouble {
   #server: http.Server | http2.Http2SecureServer | undefined;
   #port = 0;
   #silent = false;
+  #failWatches = false;
 
   constructor(options: KubernetesApiOptions = {}) {
     this.#options = {
@@ -287,6 +288,11 @@ export class KubernetesApiDouble {
   /** Keeps watches open but sends nothing more on them (a half-open connection). */
   silence(on = true): void {
     this.#silent = on;
+  }
+
+  /** While on, every watch opens (200) and then sends an `ERROR` event with a 500 Status as its first line. */
+  failWatches(on = true): void {
+    this.#failWatches = on;
   }
 
   /** Ends every watch as the server's timeout would. */
@@ -417,11 +423,18 @@ export class KubernetesApiDouble {
       return json(410, status(410, 'Expired', `too old resource version: ${from} (${this.#oldest})`));
     }
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private' });
+    // As the API server: the headers go at once, not with the first event (over HTTP/1.1 Node holds them until then).
+    res.flushHeaders();
     const line = (type: string, object: unknown) => {
       if (!this.#silent) res.write(`${JSON.stringify({ type, object })}\n`);
     };
     if (from !== undefined && from < this.#oldest) {
       line('ERROR', status(410, 'Expired', `too old resource version: ${from} (${this.#oldest})`));
+      res.end();
+      return;
+    }
+    if (this.#failWatches) {
+      line('ERROR', status(500, 'InternalError', 'watch failure injected by the test'));
       res.end();
       return;
     }

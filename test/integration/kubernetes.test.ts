@@ -156,15 +156,21 @@ describe('KubernetesResolver: list and watch against the API double', () => {
     assert.equal(r.stats.errors, 0, 'an early end is not an error');
   });
 
-  for (const expiredAs of ['event', 'status'] as const) {
-    it(`lists again when the resourceVersion expired (410 as ${expiredAs === 'event' ? 'an ERROR event' : 'the HTTP status'})`, async () => {
-      const local = await startKubernetesApi({ expiredAs });
+  // Plain HTTP too (`kubectl proxy`): there, a watch answered 410 crashed the process (its unread body destroyed with
+  // no error listener).
+  for (const [expiredAs, tls] of [
+    ['event', true],
+    ['status', true],
+    ['status', false],
+  ] as const) {
+    it(`lists again when the resourceVersion expired (410 as ${expiredAs === 'event' ? 'an ERROR event' : 'the HTTP status'}${tls ? '' : ', plain HTTP'})`, async () => {
+      const local = await startKubernetesApi({ expiredAs, tls });
       const saved = api;
       api = local;
       try {
         local.apply(NS, slice('users-a', 8080, ['10.0.0.1']));
         const rec = new Recorder();
-        const r = resolver();
+        const r = resolver(tls ? {} : { tls: undefined });
         r.start(rec.listener);
         await until(() => r.stats.watches === 1, 'the watch');
         await local.stop(); // the watch breaks; while down, changes happen and history is compacted
@@ -182,6 +188,26 @@ describe('KubernetesResolver: list and watch against the API double', () => {
       }
     });
   }
+
+  it('backs off when every watch fails at its first line (it reset the backoff when the stream opened: 1 s forever)', async () => {
+    api.apply(NS, slice('users-a', 8080, ['10.0.0.1']));
+    const r = resolver({ backoff: { initialMs: 100, maxMs: 5000, multiplier: 2, jitter: 0 } });
+    const rec = new Recorder();
+    r.start(rec.listener);
+    await until(() => r.stats.watches === 1, 'the watch');
+    // From now on, every watch opens (200) and then says ERROR 500 as its first event.
+    api.failWatches(true);
+    try {
+      api.endWatches();
+      const started = Date.now();
+      await until(() => rec.errors.length >= 4, 'four failed watches', 10_000);
+      // 100, 200, 400 ms between them at least: not before 700 ms (without the backoff growing: 300 ms or less).
+      assert.ok(Date.now() - started >= 650, `four failures in ${Date.now() - started} ms`);
+      assert.ok(rec.errors.every((e) => e instanceof KubernetesError && e.reason === 'server-error'));
+    } finally {
+      api.failWatches(false);
+    }
+  });
 
   it('401 and 403 are KubernetesError forbidden naming the RBAC rule; the token is never in a message', async () => {
     const rec = new Recorder();

@@ -926,6 +926,51 @@ describe('concurrency limits', () => {
     }
   });
 
+  it('a handler that throws in onConnect or onRequestStart gets onError once, dispatch returns, no slot is held', async () => {
+    const b = await backend('onconnect-throws', ok);
+    const client = createClient({ target: [b.address], limits: { maxInFlight: 2 }, timeoutMs: 0 });
+    try {
+      const handlers = (log: string[]) => [
+        {
+          onConnect() {
+            throw new Error('boom');
+          },
+          onHeaders: () => true,
+          onData: () => true,
+          onComplete: () => log.push('complete'),
+          onError: (e: Error) => log.push(`error ${e.message}`),
+        },
+        {
+          onRequestStart() {
+            throw new Error('boom');
+          },
+          onResponseStart() {},
+          onResponseData() {},
+          onResponseEnd: () => log.push('complete'),
+          onResponseError: (_c: unknown, e: Error) => log.push(`error ${e.message}`),
+        },
+      ];
+      for (let i = 0; i < 3; i++) {
+        const log: string[] = [];
+        for (const handler of handlers(log)) {
+          client.dispatcher.dispatch({ origin: 'http://svc', path: '/', method: 'GET' }, handler);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+        assert.deepEqual(log, ['error boom', 'error boom'], 'exactly one onError each, and no throw out of dispatch');
+      }
+      const cluster = client.stats().clusters[0]!;
+      assert.equal(cluster.inFlight, 0);
+      assert.equal(cluster.requests.callerErrors, 6);
+      assert.equal(b.hits, 0, 'nothing was sent');
+      // maxInFlight (2) is free: these requests were not left holding it.
+      const res = await request('http://svc/', { dispatcher: client.dispatcher });
+      assert.equal(res.statusCode, 200);
+      await res.body.dump();
+    } finally {
+      await client.close();
+    }
+  });
+
   it('fails fast with SIDECARLESS_OVERLOADED past maxInFlight and maxPending', async () => {
     const slow = await backend('stall-limit', stall);
     const client = createClient({ target: [slow.address], limits: { maxInFlight: 2 }, timeoutMs: 2_000 });

@@ -298,24 +298,30 @@ export class KubernetesResolver implements Resolver {
       timeoutSeconds: String(Math.ceil(watchTimeoutMs / 1000)),
     });
     const res = await this.#request(path, headers, run.signal);
-    if (res.statusCode === 410) {
-      res.body.destroy();
-      return 'expired';
-    }
-    if (res.statusCode !== 200) {
-      const text = await readErrorDetail(res.body, this.#options.clock, requestTimeoutMs);
-      throw this.#statusError(res.statusCode, text);
-    }
+    // Read, not destroyed unread: undici errors an unread body it is told to destroy, and with no listener that
+    // error event crashed the process.
+    const detail = res.statusCode === 200 ? '' : await readErrorDetail(res.body, this.#options.clock, requestTimeoutMs);
+    if (res.statusCode === 410) return 'expired';
+    if (res.statusCode !== 200) throw this.#statusError(res.statusCode, detail);
     this.#counts.watches++;
     this.#publish({ kind: 'watch' });
-    run.healthy();
+    // Healthy once an event was applied, not when the stream opened: a watch that fails at its first line (a
+    // malformed one, an ERROR event) would otherwise reset the backoff every time and be retried every second.
+    let applied = false;
     return followWatch(res.body, {
       clock: this.#options.clock,
       idleMs: watchTimeoutMs + requestTimeoutMs,
       maxLineBytes: this.#options.maxResponseBytes,
       onIdle: (quiet) =>
         new KubernetesError('timeout', `Kubernetes watch of ${this.#label} received nothing for ${quiet} ms`),
-      onLine: (line) => this.#event(line),
+      onLine: (line) => {
+        const result = this.#event(line);
+        if (!applied) {
+          applied = true;
+          run.healthy();
+        }
+        return result;
+      },
       onChunk: (changed) => {
         if (changed) this.#deliver(run);
       },
