@@ -236,12 +236,13 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
   // read from the stats for a cluster not seen by a collection yet (the bound holds from the first attempt: the SDK
   // keeps every series it was given).
   const shown = new Map<number, Set<string>>();
-  const firstOf = (endpoints: readonly { readonly key: string }[]): Set<string> =>
-    new Set((endpoints.length > maxEndpoints ? endpoints.slice(0, maxEndpoints) : endpoints).map((e) => e.key));
+  const firstEndpoints = <E>(endpoints: readonly E[]): readonly E[] =>
+    endpoints.length > maxEndpoints ? endpoints.slice(0, maxEndpoints) : endpoints;
   const shownIn = (clusterId: number): Set<string> => {
     let keys = shown.get(clusterId);
     if (keys === undefined) {
-      keys = firstOf(client.stats().clusters.find((c) => c.id === clusterId)?.endpoints ?? []);
+      const endpoints = client.stats().clusters.find((c) => c.id === clusterId)?.endpoints ?? [];
+      keys = new Set(firstEndpoints(endpoints).map((e) => e.key));
       shown.set(clusterId, keys);
     }
     return keys;
@@ -353,8 +354,8 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
       observe(updates, c.resolver.updates, a);
       observe(resolverErrors, c.resolver.errors, a);
       if (!perEndpoint) continue;
-      const list = c.endpoints.length > maxEndpoints ? c.endpoints.slice(0, maxEndpoints) : c.endpoints;
-      shown.set(c.id, firstOf(list));
+      const list = firstEndpoints(c.endpoints);
+      shown.set(c.id, new Set(list.map((e) => e.key)));
       for (const e of list) {
         const ea = { ...a, 'sidecarless.endpoint': e.key };
         observe(attempts, e.attempts, ea);
