@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher, getGlobalDispatcher } from 'undici';
 import { Cluster, type ClusterStats } from '../cluster/cluster.js';
 import {
   ClientClosedError,
@@ -37,7 +37,7 @@ import { refuseRedirects, ServiceFetchDispatcher } from './fetch-dispatcher.js';
 import { Mirror } from './mirror.js';
 import { type ClientOptions, normalizeClientOptions } from './options.js';
 import { type ReadyOptions, ReadyWaits } from './ready.js';
-import { readRequestInit } from './request-init.js';
+import { platformFetch, readRequestInit } from './request-init.js';
 
 export type {
   ClientOptions,
@@ -220,7 +220,7 @@ export class Client {
         cluster = this.#discovery.clusterFor(host);
       } catch (err) {
         // A discovery target the resolvers reject: the request fails with that error, the client stays up.
-        toLegacyHandler(handler).onError?.(isSidecarlessError(err) ? err : new Error(String(err), { cause: err }));
+        toLegacyHandler(handler).onError?.(isSidecarlessError(err) ? err : new ResolverError(String(err), { cause: err }));
         return false;
       }
     }
@@ -265,10 +265,10 @@ export class Client {
           ? undefined
           : new ServiceFetchDispatcher(this.dispatcher, this.#elsewhere);
       // Without an init, the call's dispatcher is its init too (`{ dispatcher }` of its own): one object a call.
-      if (init == null) return fetch(input, (dispatcher ?? this.#plainInit) as RequestInit);
+      if (init == null) return platformFetch(input, (dispatcher ?? this.#plainInit) as RequestInit);
       const options = readRequestInit(init, this.dispatcher);
       options.dispatcher = dispatcher ?? this.dispatcher;
-      return fetch(input, options as RequestInit);
+      return platformFetch(input, options as RequestInit);
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -282,7 +282,9 @@ export class Client {
     // A hop that arrives after close() is refused by the closed balanced dispatcher rather than opening an agent.
     if (this.#closing !== undefined) return this.dispatcher;
     this.#passthroughCount++;
-    return (this.#redirectAgent ??= new Agent());
+    // As plain fetch sends it: through the global dispatcher (a proxy, a mock), unless that is this very client.
+    const global = getGlobalDispatcher();
+    return global !== this.dispatcher ? global : (this.#redirectAgent ??= new Agent());
   };
 
   /**

@@ -91,7 +91,12 @@ export class Discovery {
       if (this.#cache.size >= maxClusters + MAX_OVERFLOW) {
         throw new OverloadedError(host, 'maxClusters', maxClusters);
       }
-      const target = this.#options.target(host);
+      let target;
+      try {
+        target = this.#options.target(host);
+      } catch (err) {
+        throw new ResolverError(`The discovery target function threw for host "${host}"`, { cause: err });
+      }
       cluster = new Cluster(host, { ...this.#options.template, target }, TEMPLATE_PATH);
       this.#created(cluster);
       try {

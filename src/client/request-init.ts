@@ -6,6 +6,12 @@
 import type { Dispatcher } from 'undici';
 import { InvalidOptionError } from '../common/errors.js';
 
+/**
+ * The platform's fetch, taken when this module loads: after `globalThis.fetch = client.fetch` (which the client's
+ * docs allow), looking `fetch` up at call time would find the client's own and call it again.
+ */
+export const platformFetch: typeof fetch = globalThis.fetch;
+
 /** Every `RequestInit` member fetch reads (undici's `dispatcher` apart). */
 const REQUEST_INIT_MEMBERS = [
   'method',

@@ -1,6 +1,7 @@
 // The balanced fetch behaves like fetch: bodies, aborts, redirects, headers.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Agent, type Dispatcher, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
 import { type Client, createClient } from '../../src/index.js';
 import { type Backend, startBackend, stopAll } from '../helpers/backends.js';
 
@@ -190,6 +191,37 @@ describe('redirects to another origin', () => {
     assert.equal(await direct.text(), 'service /direct host svc-b');
     assert.equal(await nullInit.text(), 'service /null-init host svc-c');
     assert.equal(client.stats().passthrough, passthrough + 1, 'only the redirect hop left the service');
+  });
+  it("sends a hop to another origin through the process's global dispatcher, as plain fetch does (a proxy agent)", async () => {
+    // A dispatcher standing for a ProxyAgent or MockAgent the application installed: it records what it carries.
+    const carried: string[] = [];
+    const agent = new Agent();
+    const spy = Object.assign(Object.create(agent) as Agent, {
+      dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+        carried.push(`${String(options.origin)}${options.path}`);
+        return agent.dispatch(options, handler);
+      },
+    });
+    const previous = getGlobalDispatcher();
+    setGlobalDispatcher(spy);
+    try {
+      const res = await client.fetch('http://svc/away');
+      assert.equal(await res.text(), `other /elsewhere host ${other.address}`);
+      assert.deepEqual(carried, [`http://${other.address}/elsewhere`], 'the hop, and only the hop, went through it');
+    } finally {
+      setGlobalDispatcher(previous);
+      await agent.close();
+    }
+  });
+  it("does not send a hop to another origin back to the service when the client's dispatcher is the global one", async () => {
+    const previous = getGlobalDispatcher();
+    setGlobalDispatcher(client.dispatcher as unknown as Dispatcher);
+    try {
+      const res = await client.fetch('http://svc/away');
+      assert.equal(await res.text(), `other /elsewhere host ${other.address}`);
+    } finally {
+      setGlobalDispatcher(previous);
+    }
   });
   it('honours redirect: manual and redirect: error', async () => {
     const manual = await client.fetch('http://svc/away', { redirect: 'manual' });

@@ -83,6 +83,24 @@ describe('issue 15.9-15.12: client.fetch behaves as fetch does', () => {
     }
   });
 
+  it('15.10: globalThis.fetch = client.fetch works, for single- and multi-service clients and for other clients', async () => {
+    const single = createClient({ target: [backends[0]!.address] });
+    const multi = createClient({ clusters: { svc: { target: [backends[0]!.address] } } });
+    const other = createClient({ target: [backends[0]!.address] });
+    const platform = globalThis.fetch;
+    try {
+      for (const installed of [single, multi]) {
+        globalThis.fetch = installed.fetch;
+        assert.equal((await echo(await fetch('http://svc/global'))).url, '/global');
+        assert.equal((await echo(await installed.fetch('http://svc/direct'))).url, '/direct');
+        assert.equal((await echo(await other.fetch('http://svc/other'))).url, '/other');
+      }
+    } finally {
+      globalThis.fetch = platform;
+      await Promise.all([single.close(), multi.close(), other.close()]);
+    }
+  });
+
   it('15.11: init.dispatcher is refused with a typed error rather than silently replaced', async () => {
     const client = createClient({ target: [backends[0]!.address] });
     const other = createClient({ target: [backends[0]!.address] });
@@ -249,6 +267,28 @@ describe('resolvers that fail in ways their type does not admit', () => {
         await client.close();
       }
     });
+  });
+});
+
+describe('discovery target functions that throw', () => {
+  it('a discovery target function that throws fails the request with SIDECARLESS_RESOLVER_FAILED, its error as cause', async () => {
+    const client = createClient({
+      discovery: {
+        domain: 'svc.local',
+        target: () => {
+          throw new TypeError('no target for you');
+        },
+      },
+    });
+    try {
+      const err = await client.fetch('http://broken.svc.local/').catch((e: unknown) => e);
+      const typed = findSidecarlessError(err);
+      assert.equal(typed?.code, 'SIDECARLESS_RESOLVER_FAILED', String(err));
+      assert.match(typed.message, /broken\.svc\.local/);
+      assert.equal((typed.cause as Error | undefined)?.message, 'no target for you');
+    } finally {
+      await client.close();
+    }
   });
 });
 
