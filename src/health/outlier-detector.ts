@@ -507,8 +507,9 @@ export class OutlierDetector<H> {
 
   /**
    * Feeds one attempt's outcome. Synchronous, O(1), allocation-free; may eject `host` (calling `onEject`) before it
-   * returns. Outcomes for hosts not in the set are ignored, as are `aborted` attempts (the caller gave up: it says
-   * nothing about the host) and `goaway` ones (an HTTP/2 host draining a connection).
+   * returns. Outcomes for hosts not in the set are ignored, as are `goaway` ones (an HTTP/2 host draining a
+   * connection) and `aborted` ones without a final response (the caller gave up: it says nothing about the host).
+   * An `aborted` attempt with a final response counts as that response: its status arrived before the caller let go.
    *
    * Classification: `connect`, `reset` and `timeout` errors are local-origin failures; a response with status
    * ≥ 500, or an `other` error without a response, is an external failure (502/503/504 are also gateway failures);
@@ -518,8 +519,10 @@ export class OutlierDetector<H> {
     let s = this.#states.get(host);
     if (s === undefined) return;
     const kind = outcome.errorKind;
-    // An HTTP/2 endpoint draining a connection (GOAWAY) or turning a stream away is not failing.
-    if (kind === 'aborted' || kind === 'goaway') return;
+    // An HTTP/2 endpoint draining a connection (GOAWAY) or turning a stream away is not failing. A caller that gave
+    // up says nothing about the host, unless the host had answered by then: as in Envoy, the response's status is
+    // recorded when it arrives, whatever becomes of its body (a caller discarding a 500's body is the common case).
+    if (kind === 'goaway' || (kind === 'aborted' && outcome.statusCode < 200)) return;
     if (s === CLEAN) s = this.#own(host);
     const o = this.#options;
     if (kind === 'connect' || kind === 'reset' || kind === 'timeout') {

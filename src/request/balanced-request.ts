@@ -602,11 +602,17 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   callerBodyStalled(): boolean {
     if (this.bodyKind !== 'once') return false;
+    // A recorded body knows when its reader waits on the caller's source (also before the first chunk).
+    if (this.extras?.recorded?.awaitingSource === true) return true;
     const { body } = this.options;
     // A Readable tells whether it has anything undici has not read; of another iterable nothing is known, and the
-    // endpoint gets the benefit of the doubt.
+    // endpoint gets the benefit of the doubt. undici reads a Readable in flowing mode, paused while the socket is
+    // full (then the endpoint is the one not reading): flowing with nothing buffered is a caller that has not yet
+    // produced, its first byte included.
     if (!isReadable(body)) return true;
-    return body.readableDidRead && !body.readableEnded && body.readableLength === 0;
+    return (
+      (body.readableDidRead || body.readableFlowing === true) && !body.readableEnded && body.readableLength === 0
+    );
   }
 
   private bodyReplayable(): boolean {

@@ -72,6 +72,11 @@ export class RecordedBody {
     this.#readerAt = 0;
   }
 
+  /** True while a read of the source is pending: the newest reader waits for the caller's next chunk. */
+  get awaitingSource(): boolean {
+    return this.#pull !== undefined;
+  }
+
   /** A body for one attempt, replacing any earlier reader. */
   reader(): AsyncIterable<Buffer> {
     const generation = ++this.#generation;

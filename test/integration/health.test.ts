@@ -199,6 +199,29 @@ describe('outlier ejection in the request path', () => {
       await client.close();
     }
   });
+
+  it("counts a 5xx whose body the caller cancels (`if (!res.ok) await res.body.cancel()`): it is the endpoint's answer", async () => {
+    // The body's end comes later, so every cancel lands mid-body and the attempt ends aborted.
+    const bad = await backend('cancelled', (req, res) => {
+      req.resume();
+      res.writeHead(500);
+      res.write('error page');
+      setTimeout(() => res.end('.'), 50);
+    });
+    const client = createClient({ target: [bad.address], clock: new FakeClock(), retry: false, panicThreshold: 0 });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const res = await client.fetch('http://svc/');
+        assert.equal(res.status, 500);
+        await res.body?.cancel();
+      }
+      const ep = client.stats().clusters[0]?.endpoints[0];
+      assert.ok((ep?.errorsByKind.aborted ?? 0) >= 1, 'the caller let go mid-body');
+      assert.equal(ep?.ejected, true, 'five 500s in a row, whatever became of their bodies');
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 /** Waits (bounded by `ms`) until `events` holds one of `type`; fails naming the events seen otherwise. */

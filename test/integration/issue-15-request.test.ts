@@ -317,6 +317,24 @@ describe('issue 15.6: failures on the caller side count against no endpoint', ()
     for (const e of errors) assert.equal((e as { code?: string }).code, 'SIDECARLESS_DEADLINE_EXCEEDED');
   });
 
+  for (const [label, options] of [
+    ['recorded for retries (the default)', { timeoutMs: 100 }],
+    ['not recorded', { timeoutMs: 100, retry: { bufferBody: 0 } }],
+    ['per-try timeout', { retry: { perTryTimeoutMs: 100 } }],
+  ] as const) {
+    it(`the caller's Readable body that never yields its first byte, ${label}`, async () => {
+      const { errors } = await blameless(
+        `readable-silent-${label.split(' ')[0]!}`,
+        stall,
+        (client) =>
+          client.dispatcher.request({ origin: 'http://svc', path: '/', method: 'PUT', body: new Readable({ read() {} }) }),
+        options,
+      );
+      const code = 'perTryTimeoutMs' in (options.retry ?? {}) ? 'SIDECARLESS_PER_TRY_TIMEOUT' : 'SIDECARLESS_DEADLINE_EXCEEDED';
+      for (const e of errors) assert.equal((e as { code?: string }).code, code);
+    });
+  }
+
   it('an invalid header value undici refuses before sending', async () => {
     const { errors, hits } = await blameless('invalid-header', ok, (client) =>
       client.dispatcher.request({

@@ -113,6 +113,26 @@ describe('outlier detection: consecutive rules', () => {
     assert.deepEqual(ejected(), ['h0']);
   });
 
+  it('an aborted attempt with a final response counts as that response (the caller let go of its body)', () => {
+    const { send, ejected, detector } = setup();
+    // 200, 200, 500 with every body discarded by the caller: the 500s are not consecutive.
+    for (let i = 0; i < 5; i++) {
+      send('h0', failed('aborted', 200), 2);
+      send('h0', failed('aborted', 500));
+    }
+    assert.deepEqual(ejected(), []);
+    assert.equal(detector.snapshot('h0')?.requests, 15);
+    // A 500 whose body the caller cancels, every time: ejected at the fifth, as without the abort.
+    send('h1', failed('aborted', 500), 4);
+    assert.deepEqual(ejected(), []);
+    send('h1', failed('aborted', 500));
+    assert.deepEqual(ejected(), ['h1']);
+    // An informational response is not the answer: an abort after a 100 still counts for nothing.
+    send('h2', status(500), 4);
+    send('h2', failed('aborted', 100), 3);
+    assert.equal(detector.snapshot('h2')?.consecutive5xx, 4);
+  });
+
   it('gateway failures are detected but not enforced by default', () => {
     const { send, ejected } = setup({ consecutive5xx: 100 });
     send('h0', status(503), 20);
