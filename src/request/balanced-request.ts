@@ -424,6 +424,9 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     const x = this.more();
     x.hedgeTimer = undefined;
     if (this.stage !== RUNNING || x.closing || this.outstanding === 0) return;
+    // An attempt of the group is still waiting for an endpoint: a hedge would only wait beside it. The delay starts
+    // again when that attempt is sent (see `acquired`).
+    if (this.outstanding > (this.lead === undefined ? 0 : 1) + (x.hedges?.size ?? 0)) return;
     if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) return;
     x.hedgesLeft--;
     this.launch(true);
@@ -522,6 +525,11 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     }
     const x = this.extras;
     x?.tried?.add(subchannel);
+    // Sent after a wait for an endpoint, with hedges left and none due: the hedge delay runs from now.
+    const { hedge: hedging } = this.#host.policy;
+    if (waited && hedging !== undefined && x !== undefined && x.hedgesLeft > 0 && x.hedgeTimer === undefined) {
+      this.armHedge(hedging.delayMs);
+    }
     const first = this.attempts === 0;
     if (first) {
       // The first attempt is the request itself; it starts with the request unless it waited for an endpoint.
@@ -697,6 +705,8 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     x.settle?.(statusCode >= 500 ? 'failure' : 'success');
     x.settle = undefined;
     x.recorded?.seal();
+    // A hedge still waiting for an endpoint leaves the queue now, not at its next flush or timeout.
+    this.#host.dequeue(this);
     this.dropLive(attempt);
     this.clearHedgeTimer();
     this.cancelLive(undefined);

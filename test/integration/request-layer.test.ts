@@ -724,6 +724,83 @@ describe('hedging', () => {
     }
   });
 
+  it('a request waiting for its first endpoint ends (no hedge is queued beside it): NO_ENDPOINTS, or sent once one comes', async () => {
+    // No endpoint at all: the wait times out as without hedging (a hedge used to take over the queued attempt's
+    // callback while both counted as outstanding, and the request never ended).
+    const empty = createClient({ target: { start() {}, close() {} }, waitForReadyTimeoutMs: 300, timeoutMs: 0, hedge: { delayMs: 20 } });
+    try {
+      const err = await empty.fetch('http://svc/').catch((e: unknown) => e);
+      assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_NO_ENDPOINTS');
+      assert.equal(empty.stats().clusters[0]?.pending, 0);
+    } finally {
+      await empty.close();
+    }
+    // The endpoint comes late and resets the first attempt: retried (a GET), answered.
+    let hits = 0;
+    const flaky = await backend('hedge-late-reset', (req, res, b) => {
+      if (hits++ === 0) req.socket.destroy();
+      else ok(req, res, b);
+    });
+    let listener: { onUpdate(endpoints: { host: string; port: number }[]): void } | undefined;
+    const late = createClient({
+      target: { start: (l) => void (listener = l), close() {} },
+      timeoutMs: 0,
+      hedge: { delayMs: 20 },
+      outlierDetection: false,
+    });
+    try {
+      const [host, port] = flaky.address.split(':') as [string, string];
+      setTimeout(() => listener?.onUpdate([{ host, port: Number(port) }]), 150);
+      const res = await late.fetch('http://svc/');
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+      assert.equal(hits, 2);
+      assert.equal(late.stats().clusters[0]?.inFlight, 0);
+    } finally {
+      await late.close();
+    }
+  });
+
+  it('a hedge waiting for an endpoint leaves the queue when the request is answered (its maxPending slot is free)', async () => {
+    const slow = await backend('hedge-queued-slow', (req, res, b) => {
+      req.resume();
+      setTimeout(() => ok(req, res, b), 300);
+    });
+    const [host, port] = slow.address.split(':') as [string, string];
+    const endpoint = { host, port: Number(port) };
+    let listener: { onUpdate(endpoints: { host: string; port: number }[]): void } | undefined;
+    const client = createClient({
+      target: {
+        start(l) {
+          listener = l;
+          queueMicrotask(() => l.onUpdate([endpoint]));
+        },
+        close() {},
+      },
+      hedge: { delayMs: 50 },
+      limits: { maxPending: 1 },
+      waitForReadyTimeoutMs: 5_000,
+      outlierDetection: false,
+    });
+    try {
+      await client.ready();
+      const first = client.fetch('http://svc/');
+      // The endpoint leaves (it drains: the first attempt goes on); the hedge due at 50 ms waits in the queue.
+      setTimeout(() => listener?.onUpdate([]), 10);
+      const res = await first;
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+      assert.equal(client.stats().clusters[0]?.pending, 0, 'the waiting hedge left with its request');
+      const second = client.fetch('http://svc/');
+      setTimeout(() => listener?.onUpdate([endpoint]), 50);
+      const again = await second;
+      assert.equal(again.status, 200, 'not refused by maxPending');
+      await again.arrayBuffer();
+    } finally {
+      await client.close();
+    }
+  });
+
   it('never hedges a POST', async () => {
     const slow = await backend('slow-post-hedge', (req, res, b) => {
       req.resume();
