@@ -78,6 +78,12 @@ export interface AttemptOwner {
    * stream that has nothing for the attempt to send.
    */
   callerBodyStalled(): boolean;
+  /**
+   * An attempt undici has not started was given up while undici still holds it: when undici gets to it, its abort
+   * destroys the body it was given. A caller's stream handed over as it is (not a recorded reader) is then no
+   * longer the request's to send again.
+   */
+  bodyLeftWithUndici(): void;
   /** When set, the committed response gets this header (lower-case name) with the endpoint's key. */
   readonly endpointHeader: Buffer | undefined;
 }
@@ -248,6 +254,7 @@ export abstract class AttemptBase implements LegacyHandler {
       // Never started (see `cancel`): not the endpoint's timeout, and the request was certainly not sent.
       this.stopReason = notTheEndpoint(err);
       this.report(this.stopReason);
+      this.owner.bodyLeftWithUndici();
     }
     this.reject(new AttemptFailure(err, this.callerStalled ? 'aborted' : 'per-try-timeout', abort === undefined));
   }

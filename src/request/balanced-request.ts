@@ -623,13 +623,18 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     );
   }
 
+  bodyLeftWithUndici(): void {
+    // `bodyStarted`: the stream may be read (or destroyed) by an attempt that is no longer this request's.
+    if (this.bodyKind === 'once' && this.extras?.recorded === undefined) this.more().bodyStarted = true;
+  }
+
   private bodyReplayable(): boolean {
     if (this.bodyKind !== 'once') return true;
     const recorded = this.extras?.recorded;
     if (recorded !== undefined) return recorded.replayable;
     const { body } = this.options;
-    if (isReadable(body)) return !body.readableDidRead && !body.destroyed;
-    return this.extras?.bodyStarted !== true;
+    if (this.extras?.bodyStarted === true) return false;
+    return !isReadable(body) || (!body.readableDidRead && !body.destroyed);
   }
 
   private clearAttemptTimer(attempt: AttemptBase): void {

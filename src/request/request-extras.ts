@@ -103,6 +103,10 @@ export class RequestExtras {
   tried: Set<Subchannel> | undefined;
   /** The next hedge of the attempt group in progress; a request that ends clears it. */
   hedgeTimer: TimerHandle | undefined;
+  /**
+   * The caller's stream body (not recorded) may be read or destroyed by an attempt that is no longer the request's:
+   * an iterable's iteration began, or an attempt holding it was given up before undici started it.
+   */
   bodyStarted = false;
   /** The streamed body as read so far, when `retry.bufferBody` records it. */
   recorded: RecordedBody | undefined;

@@ -10,7 +10,15 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { createClient, findSidecarlessError, type PickMessage, seededRandom, StaticResolver } from '../../src/index.js';
+import {
+  createClient,
+  createEndpoint,
+  findSidecarlessError,
+  type PickMessage,
+  type ResolverListener,
+  seededRandom,
+  StaticResolver,
+} from '../../src/index.js';
 import { type Handler, backendsForFile, startBackend } from '../helpers/backends.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
@@ -741,7 +749,7 @@ describe('hedging', () => {
       if (hits++ === 0) req.socket.destroy();
       else ok(req, res, b);
     });
-    let listener: { onUpdate(endpoints: { host: string; port: number }[]): void } | undefined;
+    let listener: ResolverListener | undefined;
     const late = createClient({
       target: { start: (l) => void (listener = l), close() {} },
       timeoutMs: 0,
@@ -750,7 +758,7 @@ describe('hedging', () => {
     });
     try {
       const [host, port] = flaky.address.split(':') as [string, string];
-      setTimeout(() => listener?.onUpdate([{ host, port: Number(port) }]), 150);
+      setTimeout(() => listener?.onUpdate([createEndpoint({ host, port: Number(port) })]), 150);
       const res = await late.fetch('http://svc/');
       assert.equal(res.status, 200);
       await res.arrayBuffer();
@@ -762,13 +770,13 @@ describe('hedging', () => {
   });
 
   it('a hedge waiting for an endpoint leaves the queue when the request is answered (its maxPending slot is free)', async () => {
-    const slow = await backend('hedge-queued-slow', (req, res, b) => {
+    const slow = await backend('hedge-queued-slow', (req, res) => {
       req.resume();
-      setTimeout(() => ok(req, res, b), 300);
+      setTimeout(() => res.end('slow'), 300);
     });
     const [host, port] = slow.address.split(':') as [string, string];
-    const endpoint = { host, port: Number(port) };
-    let listener: { onUpdate(endpoints: { host: string; port: number }[]): void } | undefined;
+    const endpoint = createEndpoint({ host, port: Number(port) });
+    let listener: ResolverListener | undefined;
     const client = createClient({
       target: {
         start(l) {
@@ -954,6 +962,76 @@ describe("attempts undici has not started (queued in the endpoint's pool, or con
           `${endpoint.errorsByKind.timeout} timeouts held against an endpoint that saw ${seen} requests (${10 - failed} answered)`,
         );
         assert.ok(endpoint.errorsByKind.aborted >= failed - (seen + 1 - (10 - failed)), JSON.stringify(endpoint));
+      } finally {
+        await client.destroy();
+      }
+    }
+  });
+
+  it("a stream body of an attempt timed out in the pool's queue is not replayed (undici still holds it) unless recorded", async () => {
+    // The endpoint's one connection is busy with a slow GET: the PUT waits in its pool's queue past the per-try
+    // timeout. Unrecorded, its stream still belongs to that queued attempt, which undici aborts (destroying the
+    // stream) once it dequeues it: a retry sending it elsewhere was cut off mid-upload (an uncoded AbortError). The
+    // request now fails with the per-try timeout; recorded (the default), it is retried whole.
+    const received: string[] = [];
+    const handler: Handler = (req, res, b) => {
+      if (req.headers['x-rid'] === 'slow') {
+        // Headers at once (no per-try timeout for it), the end later: the connection stays busy 500 ms.
+        req.resume();
+        res.writeHead(200).flushHeaders();
+        setTimeout(() => res.end('slow'), 500);
+        return;
+      }
+      // Headers at once, then the upload is read: the attempt commits before its body is sent.
+      res.writeHead(200).flushHeaders();
+      let n = 0;
+      req.on('data', (c: Buffer) => (n += c.length));
+      req.on('end', () => {
+        received.push(`${b.id} ${n}`);
+        res.end(String(n));
+      });
+    };
+    const x = await backend('queued-body-x', handler);
+    const y = await backend('queued-body-y', handler);
+    for (const bufferBody of [0, 65_536]) {
+      received.length = 0;
+      const client = createClient({
+        target: [x.address, y.address],
+        picker: { name: 'ring-hash', hashKey: { header: 'x-k' } },
+        pool: { connections: 1 },
+        retry: { perTryTimeoutMs: 150, bufferBody },
+        outlierDetection: false,
+      });
+      try {
+        const headers = { 'x-k': 'k' };
+        const slow = request('http://svc/', { dispatcher: client.dispatcher, headers: { ...headers, 'x-rid': 'slow' } });
+        await new Promise((r) => setTimeout(r, 20));
+        const chunk = Buffer.alloc(4096, 1);
+        // An upload still going when the slow GET ends and undici dequeues the stale attempt.
+        async function* upload() {
+          for (let i = 0; i < 16; i++) {
+            await new Promise((r) => setTimeout(r, 50));
+            yield chunk;
+          }
+        }
+        const outcome = await request('http://svc/', {
+          dispatcher: client.dispatcher,
+          method: 'PUT',
+          body: Readable.from(upload()),
+          headers: { ...headers, 'x-rid': 'put' },
+        }).then(
+          async (r) => `${r.statusCode} ${await r.body.text()}`,
+          (e: unknown) => findSidecarlessError(e)?.code ?? `uncoded ${String(e)}`,
+        );
+        await (await slow).body.text();
+        if (bufferBody === 0) {
+          assert.equal(outcome, 'SIDECARLESS_PER_TRY_TIMEOUT');
+          assert.deepEqual(received, [], 'no endpoint got a part of the body');
+        } else {
+          assert.equal(outcome, '200 65536');
+          assert.equal(received.length, 1);
+          assert.match(received[0]!, / 65536$/);
+        }
       } finally {
         await client.destroy();
       }
