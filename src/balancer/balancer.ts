@@ -11,7 +11,14 @@
  */
 import { AllEjectedError, EmptySubsetError } from '../common/errors.js';
 import type { RandomSource } from '../common/runtime.js';
-import type { ConfiguredPolicy, Pickable, PickContext, Picker, PickerEnvironment } from '../pickers/picker.js';
+import type {
+  ConfiguredPolicy,
+  Pickable,
+  PickContext,
+  Picker,
+  PickerEnvironment,
+  PickResult,
+} from '../pickers/picker.js';
 import { buildSnapshot, EMPTY, keepAll, type Snapshot, type ZoneAwareOptions } from './snapshot.js';
 import {
   completeOf,
@@ -212,7 +219,14 @@ export class Balancer<T extends BalancedHost> {
     const tries = exclude.size === 0 ? 1 : Math.min(exclude.size + 1, 8);
     let first: T | undefined;
     for (let i = 0; i < tries; i++) {
-      const result = pickServed(served, context, this.#settings.random);
+      let result: PickResult<T> | undefined;
+      try {
+        result = pickServed(served, context, this.#settings.random);
+      } catch (err) {
+        // A custom policy that throws fails this request with its error, as a `fail` result would; thrown on, it
+        // would leave the request counted in flight (or, for one waiting in the queue, lose the queue's flush).
+        return err instanceof Error ? err : new Error(String(err));
+      }
       if (result === undefined || result.type === 'queue') return undefined;
       if (result.type !== 'complete') return result.error;
       // A first attempt excludes nothing: no lookup in the empty set.

@@ -148,31 +148,35 @@ export class UpdateSlicer {
       return;
     }
     const pool = this.#pool;
-    let prepared: PreparedUpdate;
+    let prepared: PreparedUpdate | undefined;
     let validation: Validation;
+    let small: ValidatedSet | undefined;
     try {
       validation = pool.startValidation(endpoints);
-      if (validation.run(Number.POSITIVE_INFINITY, updateSlicing.threshold)) {
-        const set = validation.result();
-        finish({ set, commit: () => pool.update(set.endpoints, set.sources, set.found) });
-        return;
-      }
-      prepared = pool.prepare(validation);
+      if (validation.run(Number.POSITIVE_INFINITY, updateSlicing.threshold)) small = validation.result();
+      else prepared = pool.prepare(validation);
     } catch (error) {
       finish({ error: this.#invalid(error) });
       return;
     }
+    // Outside the try: what `finish` does (the commit, requests the new set lets go) is not the set's fault.
+    if (prepared === undefined) {
+      const set = small as ValidatedSet;
+      finish({ set, commit: () => pool.update(set.endpoints, set.sources, set.found) });
+      return;
+    }
+    const slicing = prepared;
     debug('%s: preparing a set of %d entries in slices', this.#cluster, validation.size);
-    const commit = (): void => pool.commit(prepared);
+    const commit = (): void => pool.commit(slicing);
     const switchIn = (): void => {
       this.#cancel = undefined;
-      this.#onTurn(() => finish({ set: prepared.set as ValidatedSet, commit }));
+      this.#onTurn(() => finish({ set: slicing.set as ValidatedSet, commit }));
       this.#next();
     };
     const slice = (): void => {
       let ready: boolean;
       try {
-        ready = prepared.step(updateSlicing.slice);
+        ready = slicing.step(updateSlicing.slice);
       } catch (error) {
         this.#cancel = undefined;
         this.#onTurn(() => finish({ error: this.#invalid(error) }));

@@ -328,7 +328,13 @@ export class Subchannel implements Pickable {
         attempt.onError?.(new errors.ClientClosedError());
         return false;
       }
-      pool = this.#createPool();
+      try {
+        pool = this.#createPool();
+      } catch (err) {
+        // undici refused the pool's options: this attempt fails (and reports, releasing its in-flight count).
+        attempt.onError?.(err instanceof Error ? err : new Error(String(err)));
+        return false;
+      }
     }
     if (this.#protocol !== 'h1') return this.#dispatchHttp2(pool, options, attempt);
     return pool.dispatch(options, attempt as never);

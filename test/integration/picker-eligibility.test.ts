@@ -173,3 +173,34 @@ describe('picker eligibility through the client', () => {
     );
   }
 });
+
+describe('a custom picker whose pick() throws', () => {
+  it('fails the request with its error, whether the request was waiting for the first endpoint set or not', async () => {
+    const b = await backend('pick-throws');
+    const pickers = createPickerRegistry().register({
+      name: 'throws',
+      parseConfig: () => ({}),
+      build: () => ({
+        pick() {
+          throw new Error('pick bug');
+        },
+      }),
+    });
+    for (const waiting of [true, false]) {
+      const client = createClient({ target: [b.address], picker: 'throws', pickers, timeoutMs: 0 });
+      try {
+        if (!waiting) await client.ready();
+        // Before the first set, the request waits in the queue and the pick happens when the set arrives.
+        const err = await client.fetch('http://svc/').then(
+          () => assert.fail('no endpoint could be picked'),
+          (e: unknown) => e,
+        );
+        assert.equal(((err as Error).cause as Error | undefined)?.message, 'pick bug', `waiting: ${waiting}`);
+        assert.equal(client.stats().clusters[0]?.inFlight, 0);
+        assert.equal(client.stats().clusters[0]?.pending, 0);
+      } finally {
+        await client.destroy();
+      }
+    }
+  });
+});

@@ -168,3 +168,28 @@ describe('lazy connection pools', () => {
     await pool.destroy();
   });
 });
+
+describe('a pool undici refuses to make', () => {
+  it('fails the attempt that needed it (onError), releases its in-flight count, and the next attempt fails the same', async () => {
+    const outcomes: AttemptOutcome[] = [];
+    const pool = new SubchannelPool({
+      protocol: 'http:',
+      // Past the options' validation (a custom option object): undici's Pool constructor throws on it.
+      poolOptions: { connect: { maxCachedSessions: -1 } } as never,
+      clock: systemClock,
+      random: seededRandom(1),
+      connectBackoff: resolveBackoffOptions(undefined, 'connectBackoff'),
+      drainTimeoutMs: 1000,
+      observer: { onStateChange: () => {}, onOutcome: (_s, o) => outcomes.push(o) },
+      onMembershipChange: () => {},
+    });
+    pool.update([createEndpoint({ host: '127.0.0.1', port: 1 })]);
+    const sub = pool.subchannels[0] as Subchannel;
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(dispatchGet(sub), { code: 'UND_ERR_INVALID_ARG' });
+      assert.equal(sub.inFlight, 0);
+    }
+    assert.equal(outcomes.length, 2);
+    await pool.close();
+  });
+});
