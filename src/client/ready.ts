@@ -45,9 +45,7 @@ export class ReadyWaits {
     const done = (c: Cluster) => c.resolved && (min === 0 || c.endpoints.length >= min);
     if (clusters.every(done)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const waits = clusters.map((c) =>
-        min === 0 ? { promise: c.whenResolved(), cancel: () => {} } : c.whenEndpoints(min),
-      );
+      const waits = clusters.map((c) => (min === 0 ? c.whenResolved() : c.whenEndpoints(min)));
       const settle = (error?: Error) => {
         clearTimeout(timer);
         this.#waits.delete(settle);

@@ -278,8 +278,8 @@ export class Cluster {
     return this.#resolution.whenEndpoints(min, this.#pool.subchannels.length);
   }
 
-  /** Resolves when the resolver has delivered its first endpoint set; at once if it already has. */
-  whenResolved(): Promise<void> {
+  /** Resolves when the resolver has delivered its first set (at once if it has); `cancel` forgets the wait. */
+  whenResolved(): { promise: Promise<void>; cancel: () => void } {
     return this.#resolution.whenResolved();
   }
 

@@ -25,7 +25,7 @@ interface EndpointWaiter {
 /** The resolution side of one cluster: first-set and minimum-size waiters, and the latest resolver state. */
 export class Resolution {
   /** Callers of whenResolved() until the first endpoint set arrives; `undefined` after it. */
-  #resolvedWaiters: (() => void)[] | undefined = [];
+  #resolvedWaiters: Set<() => void> | undefined = new Set();
   /** Callers of whenEndpoints(), each with the set size it waits for. */
   readonly #endpointWaiters = new Set<EndpointWaiter>();
   /**
@@ -81,11 +81,16 @@ export class Resolution {
     return { promise, cancel: () => this.#endpointWaiters.delete(waiter) };
   }
 
-  /** Resolves when the resolver has delivered its first endpoint set; at once if it already has. */
-  whenResolved(): Promise<void> {
+  /**
+   * Resolves when the resolver has delivered its first endpoint set; at once if it already has. The returned
+   * `cancel` forgets the wait (the promise then never settles): a `ready()` that timed out must not stay here.
+   */
+  whenResolved(): { promise: Promise<void>; cancel: () => void } {
     const waiters = this.#resolvedWaiters;
-    if (waiters === undefined) return Promise.resolve();
-    return new Promise<void>((resolve) => waiters.push(resolve));
+    if (waiters === undefined) return { promise: Promise.resolve(), cancel: () => {} };
+    let waiter!: () => void;
+    const promise = new Promise<void>((resolve) => waiters.add((waiter = resolve)));
+    return { promise, cancel: () => waiters.delete(waiter) };
   }
 }
 

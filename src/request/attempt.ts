@@ -38,6 +38,21 @@ function notTheEndpoint(reason: Error): Error {
 export type FailureKind = ErrorKind | 'status' | 'no-endpoint' | 'per-try-timeout';
 
 /** An attempt's failure, as the retry loop sees it. Never reaches the caller: `error` does. */
+/**
+ * The response's raw headers with `name` (lower case) set to the endpoint's key: a header of that name the endpoint
+ * sent is dropped, so the caller reads the endpoint's address, never the endpoint's say-so.
+ */
+function withEndpointHeader(headers: Buffer[], name: Buffer, key: string): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const k = headers[i] as Buffer;
+    if (k.length === name.length && k.toString('latin1').toLowerCase() === name.toString('latin1')) continue;
+    out.push(k, headers[i + 1] as Buffer);
+  }
+  out.push(name, Buffer.from(key, 'latin1'));
+  return out;
+}
+
 export class AttemptFailure extends Error {
   constructor(
     /** The underlying error (for `status`, a description of the discarded response). */
@@ -296,7 +311,7 @@ export abstract class AttemptBase implements LegacyHandler {
     this.state = COMMITTED;
     this.owner.commit(this, statusCode);
     const name = this.owner.endpointHeader;
-    const delivered = name === undefined ? headers : [...headers, name, Buffer.from(this.subchannel.key, 'latin1')];
+    const delivered = name === undefined ? headers : withEndpointHeader(headers, name, this.subchannel.key);
     return this.owner.user.onHeaders?.(statusCode, delivered, resume, statusText) ?? true;
   }
 

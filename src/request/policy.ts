@@ -321,7 +321,8 @@ export type BodyReplay = 'none' | 'buffered' | 'once';
 /** Classifies a dispatch body. */
 export function bodyReplay(body: unknown): BodyReplay {
   if (body === null || body === undefined) return 'none';
-  if (typeof body === 'string' || body instanceof Uint8Array || body instanceof ArrayBuffer) return 'buffered';
+  // Any view (DataView, Int8Array, Float64Array, ...): undici sends its bytes, as many times as asked.
+  if (typeof body === 'string' || ArrayBuffer.isView(body) || body instanceof ArrayBuffer) return 'buffered';
   if (typeof Blob !== 'undefined' && body instanceof Blob) return 'buffered';
   if (typeof FormData !== 'undefined' && body instanceof FormData) return 'buffered';
   const tag = Object.prototype.toString.call(body);
@@ -338,12 +339,55 @@ export function retryWait(backoff: Backoff, retryAfterMs: number): number {
   return Math.max(backoff.next(), retryAfterMs);
 }
 
+const MONTHS = 'JanFebMarAprMayJunJulAugSepOctNovDec';
+// RFC 9110 §5.6.7: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), and the obsolete forms a recipient must also
+// accept: rfc850-date (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime-date (`Sun Nov  6 08:49:37 1994`).
+const IMF_FIXDATE = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const RFC850_DATE =
+  /^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d{2})-([A-Z][a-z]{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const ASCTIME_DATE = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/;
+
+/**
+ * An HTTP-date (RFC 9110 §5.6.7) as ms since the epoch, or `undefined` for anything else. Strict, unlike
+ * `Date.parse`, which reads `2099-01-01` or `x 2099` as dates: a malformed `Retry-After` is ignored, as the RFC asks,
+ * rather than read as a wait.
+ */
+export function parseHttpDate(text: string, nowMs: number): number | undefined {
+  // Each form's fields as [day, month, year, hours, minutes, seconds].
+  let fields: readonly string[];
+  let match = IMF_FIXDATE.exec(text);
+  if (match !== null) fields = match.slice(1);
+  else if ((match = RFC850_DATE.exec(text)) !== null) fields = match.slice(1);
+  else if ((match = ASCTIME_DATE.exec(text)) !== null) {
+    fields = [match[2]!, match[1]!, match[6]!, match[3]!, match[4]!, match[5]!];
+  } else return undefined;
+  const [day, hours, minutes, seconds] = [fields[0], fields[3], fields[4], fields[5]].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  let year = Number(fields[2]);
+  if (year < 100) {
+    // rfc850-date's two-digit year (RFC 9110): one more than 50 years ahead is in the previous century.
+    const now = new Date(nowMs).getUTCFullYear();
+    year += Math.floor(now / 100) * 100;
+    if (year > now + 50) year -= 100;
+  }
+  const month = MONTHS.indexOf(fields[1]!) / 3;
+  if (!Number.isInteger(month) || minutes > 59 || seconds > 60) return undefined;
+  const ms = Date.UTC(year, month, day, hours, minutes, seconds);
+  const check = new Date(ms);
+  // 31 Feb, 25:00 and the like are not dates.
+  return check.getUTCDate() === day && check.getUTCHours() === hours ? ms : undefined;
+}
+
 /** Parses `Retry-After` (delay-seconds or HTTP-date, RFC 9110 §10.2.3) into ms from `nowMs` (wall clock). */
 export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
   if (value === undefined) return undefined;
   const text = value.trim();
   if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const date = Date.parse(text);
-  if (Number.isNaN(date)) return undefined;
+  const date = parseHttpDate(text, nowMs);
+  if (date === undefined) return undefined;
   return Math.max(0, date - nowMs);
 }

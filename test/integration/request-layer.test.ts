@@ -593,6 +593,25 @@ describe('endpointHeader', () => {
     }
   });
 
+  it("replaces a header of that name the endpoint sent: the caller reads the endpoint's address, not its say-so", async () => {
+    const liar = await backend('endpoint-header-liar', (req, res) => {
+      req.resume();
+      res.setHeader('X-Endpoint', 'spoofed:1');
+      res.end('ok');
+    });
+    const client = createClient({ target: [liar.address], endpointHeader: 'x-endpoint' });
+    try {
+      const res = await client.fetch('http://svc/');
+      await res.arrayBuffer();
+      assert.equal(res.headers.get('x-endpoint'), liar.address);
+      const raw = await request('http://svc/', { dispatcher: client.dispatcher });
+      await raw.body.text();
+      assert.equal(raw.headers['x-endpoint'], liar.address);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('names the hedge that won', async () => {
     const slow = await backend('slow-named', (req, res, b) => {
       req.resume();

@@ -136,6 +136,9 @@ describe('request policy', () => {
     assert.equal(bodyReplay('x'), 'buffered');
     assert.equal(bodyReplay(Buffer.from('x')), 'buffered');
     assert.equal(bodyReplay(new FormData()), 'buffered');
+    for (const view of [new Int8Array(2), new DataView(new ArrayBuffer(2)), new Float64Array(1), new ArrayBuffer(2)]) {
+      assert.equal(bodyReplay(view), 'buffered', Object.prototype.toString.call(view));
+    }
     assert.equal(bodyReplay(Readable.from(['x'])), 'once');
     assert.equal(bodyReplay((async function* () {})()), 'once');
   });
@@ -145,6 +148,36 @@ describe('request policy', () => {
     assert.equal(parseRetryAfter(new Date(10_000).toUTCString(), 4_000), 6000);
     assert.equal(parseRetryAfter('soon', 0), undefined);
     assert.equal(parseRetryAfter(undefined, 0), undefined);
+  });
+
+  it('reads the three HTTP-date forms of RFC 9110 as GMT, and nothing else as a date', () => {
+    const now = Date.UTC(1994, 10, 6, 8, 49, 0);
+    for (const date of [
+      'Sun, 06 Nov 1994 08:49:37 GMT',
+      'Sunday, 06-Nov-94 08:49:37 GMT',
+      'Sun Nov  6 08:49:37 1994',
+    ]) {
+      assert.equal(parseRetryAfter(date, now), 37_000, date);
+    }
+    // What Date.parse accepts but is no HTTP-date: ignored (the response then goes as if it had no Retry-After).
+    for (const bad of [
+      'Mon 2099',
+      'x 2099',
+      '2099-01-01',
+      'Sun, 31 Feb 2099 08:49:37 GMT',
+      'Sun, 06 Nov 2099 25:49:37 GMT',
+      'Sun, 06 Nov 2099 08:49:37 PST',
+      '-5',
+      '1.5',
+    ]) {
+      assert.equal(parseRetryAfter(bad, now), undefined, bad);
+    }
+    // A two-digit year more than 50 years ahead is in the previous century; the past is a wait of 0.
+    assert.equal(parseRetryAfter('Friday, 01-Jan-99 00:00:00 GMT', Date.UTC(2026, 0, 1)), 0);
+    assert.equal(
+      parseRetryAfter('Friday, 01-Jan-27 00:00:00 GMT', Date.UTC(2026, 0, 1)),
+      Date.UTC(2027, 0, 1) - Date.UTC(2026, 0, 1),
+    );
   });
 });
 
