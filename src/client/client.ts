@@ -220,7 +220,7 @@ export class Client {
         cluster = this.#discovery.clusterFor(host);
       } catch (err) {
         // A discovery target the resolvers reject: the request fails with that error, the client stays up.
-        toLegacyHandler(handler).onError?.(isSidecarlessError(err) ? err : new ResolverError(String(err), { cause: err }));
+        toLegacyHandler(handler).onError?.(isSidecarlessError(err) ? err : new ResolverError(String(err)));
         return false;
       }
     }

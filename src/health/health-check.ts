@@ -61,7 +61,9 @@ export interface HealthCheckOptions {
    * Whether a new host counts as healthy before its first check. Envoy starts hosts unhealthy until a check
    * passes; in-process that would hold back the first requests for a check round trip, so hosts are healthy until
    * proven otherwise. With `false`, the first passing check makes a new host healthy at once (as in Envoy,
-   * whatever `healthyThreshold`).
+   * whatever `healthyThreshold`). Requests are not held back meanwhile: until a check passes they go to the
+   * unchecked hosts through the panic threshold (`panicThreshold`, on by default), or fail at once with
+   * `SIDECARLESS_ALL_EJECTED` when it is 0; `client.ready()` does not wait for checks.
    * @defaultValue true
    */
   readonly initialHealthy?: boolean | undefined;

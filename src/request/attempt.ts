@@ -289,7 +289,7 @@ export abstract class AttemptBase implements LegacyHandler {
       this.setStatus(statusCode);
       this.respondedAtMs = this.subchannel.clock.now();
     }
-    if (this.state === COMMITTED) return this.owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
+    if (this.state === COMMITTED) return this.deliverHeaders(statusCode, headers, resume, statusText);
     if (this.state !== PENDING) return this.state === DISCARDING;
     // Informational responses precede the real one and are not the caller's business before commit.
     if (statusCode < 200) return true;
@@ -312,7 +312,21 @@ export abstract class AttemptBase implements LegacyHandler {
     this.owner.commit(this, statusCode);
     const name = this.owner.endpointHeader;
     const delivered = name === undefined ? headers : withEndpointHeader(headers, name, this.subchannel.key);
-    return this.owner.user.onHeaders?.(statusCode, delivered, resume, statusText) ?? true;
+    return this.deliverHeaders(statusCode, delivered, resume, statusText);
+  }
+
+  /**
+   * Hands the committed response's headers to the caller. An exception of the caller's handler (a `stream()` factory,
+   * a `pipeline` handler) is the caller's failure: marked so before undici aborts the request with it, so that it
+   * counts against no endpoint.
+   */
+  private deliverHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+    try {
+      return this.owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
+    } catch (err) {
+      markCallerError(err);
+      throw err;
+    }
   }
 
   /**
@@ -335,8 +349,13 @@ export abstract class AttemptBase implements LegacyHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.state === COMMITTED) return this.owner.user.onData?.(chunk) ?? true;
-    return this.state === DISCARDING;
+    if (this.state !== COMMITTED) return this.state === DISCARDING;
+    try {
+      return this.owner.user.onData?.(chunk) ?? true;
+    } catch (err) {
+      markCallerError(err); // as in `deliverHeaders`
+      throw err;
+    }
   }
 
   onComplete(trailers: string[] | Buffer[] | null): void {

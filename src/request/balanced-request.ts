@@ -618,9 +618,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     // full (then the endpoint is the one not reading): flowing with nothing buffered is a caller that has not yet
     // produced, its first byte included.
     if (!isReadable(body)) return true;
-    return (
-      (body.readableDidRead || body.readableFlowing === true) && !body.readableEnded && body.readableLength === 0
-    );
+    return (body.readableDidRead || body.readableFlowing === true) && !body.readableEnded && body.readableLength === 0;
   }
 
   bodyLeftWithUndici(): void {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { stream } from 'undici';
 import { createClient, findSidecarlessError } from 'sidecarless';
 import { type Handler, backendsForFile } from '../helpers/backends.js';
 import { FakeClock } from '../helpers/fake-clock.js';
@@ -327,13 +328,75 @@ describe('issue 15.6: failures on the caller side count against no endpoint', ()
         `readable-silent-${label.split(' ')[0]!}`,
         stall,
         (client) =>
-          client.dispatcher.request({ origin: 'http://svc', path: '/', method: 'PUT', body: new Readable({ read() {} }) }),
+          client.dispatcher.request({
+            origin: 'http://svc',
+            path: '/',
+            method: 'PUT',
+            body: new Readable({ read() {} }),
+          }),
         options,
       );
-      const code = 'perTryTimeoutMs' in (options.retry ?? {}) ? 'SIDECARLESS_PER_TRY_TIMEOUT' : 'SIDECARLESS_DEADLINE_EXCEEDED';
+      const code =
+        'perTryTimeoutMs' in (options.retry ?? {}) ? 'SIDECARLESS_PER_TRY_TIMEOUT' : 'SIDECARLESS_DEADLINE_EXCEEDED';
       for (const e of errors) assert.equal((e as { code?: string }).code, code);
     });
   }
+
+  it("the caller's own handler throwing: a stream() factory, a dispatch handler's onHeaders and onData", async () => {
+    const throwing = [
+      (client: ReturnType<typeof createClient>) =>
+        stream('http://svc/', { dispatcher: client.dispatcher, method: 'GET' }, () => {
+          throw new Error('factory');
+        }),
+      ...(['onHeaders', 'onData'] as const).map(
+        (where) => (client: ReturnType<typeof createClient>) =>
+          new Promise<void>((resolve, reject) => {
+            client.dispatcher.dispatch(
+              { origin: 'http://svc', path: '/', method: 'GET' },
+              {
+                onConnect() {},
+                onHeaders() {
+                  if (where === 'onHeaders') throw new Error('handler bug');
+                  return true;
+                },
+                onData() {
+                  throw new Error('parse bug');
+                },
+                onComplete: () => resolve(),
+                onError: reject,
+              },
+            );
+          }),
+      ),
+    ];
+    // Not `blameless`: the request had committed (the response was the caller's), so it is no caller error of the
+    // request's; what matters is that the attempt counts against no endpoint.
+    const a = await backend('handler-throws-a', ok);
+    const b = await backend('handler-throws-b', ok);
+    const client = createClient({
+      target: [a.address, b.address],
+      outlierDetection: { consecutive5xx: 2, consecutiveGatewayFailure: 2 },
+    });
+    try {
+      const messages = new Set<string>();
+      for (let i = 0; i < 12; i++) {
+        await throwing[i % throwing.length]!(client).then(
+          () => assert.fail('the handler threw'),
+          (e: unknown) => messages.add((e as Error).message),
+        );
+      }
+      assert.deepEqual([...messages].sort(), ['factory', 'handler bug', 'parse bug']);
+      const stats = client.stats().clusters[0]!;
+      assert.equal(stats.ejections, 0);
+      assert.equal(stats.requests.retries, 0);
+      for (const e of stats.endpoints) {
+        assert.equal(e.errorsByKind.other, 0, `${e.key}: ${JSON.stringify(e.errorsByKind)}`);
+        assert.equal(e.errorsByKind.aborted, 6);
+      }
+    } finally {
+      await client.close();
+    }
+  });
 
   it('an invalid header value undici refuses before sending', async () => {
     const { errors, hits } = await blameless('invalid-header', ok, (client) =>

@@ -754,7 +754,12 @@ describe('hedging', () => {
   it('a request waiting for its first endpoint ends (no hedge is queued beside it): NO_ENDPOINTS, or sent once one comes', async () => {
     // No endpoint at all: the wait times out as without hedging (a hedge used to take over the queued attempt's
     // callback while both counted as outstanding, and the request never ended).
-    const empty = createClient({ target: { start() {}, close() {} }, waitForReadyTimeoutMs: 300, timeoutMs: 0, hedge: { delayMs: 20 } });
+    const empty = createClient({
+      target: { start() {}, close() {} },
+      waitForReadyTimeoutMs: 300,
+      timeoutMs: 0,
+      hedge: { delayMs: 20 },
+    });
     try {
       const err = await empty.fetch('http://svc/').catch((e: unknown) => e);
       assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_NO_ENDPOINTS');
@@ -1023,7 +1028,10 @@ describe("attempts undici has not started (queued in the endpoint's pool, or con
       });
       try {
         const headers = { 'x-k': 'k' };
-        const slow = request('http://svc/', { dispatcher: client.dispatcher, headers: { ...headers, 'x-rid': 'slow' } });
+        const slow = request('http://svc/', {
+          dispatcher: client.dispatcher,
+          headers: { ...headers, 'x-rid': 'slow' },
+        });
         await new Promise((r) => setTimeout(r, 20));
         const chunk = Buffer.alloc(4096, 1);
         // An upload still going when the slow GET ends and undici dequeues the stale attempt.
