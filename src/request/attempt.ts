@@ -53,6 +53,9 @@ function withEndpointHeader(headers: Buffer[], name: Buffer, key: string): Buffe
   return out;
 }
 
+/** The abort function an attempt keeps once undici has let go of it unstarted (nothing left to abort). */
+const LET_GO = (): void => {};
+
 export class AttemptFailure extends Error {
   constructor(
     /** The underlying error (for `status`, a description of the discarded response). */
@@ -239,7 +242,19 @@ export abstract class AttemptBase implements LegacyHandler {
     if (abort !== undefined) abort(this.stopReason);
     // Not started: undici may hold it (queued, or connecting) long after the request has ended. Its outcome is told
     // now, so the endpoint's in-flight count and outcome are the request's, not whatever later ends the wait.
-    else this.report(this.stopReason);
+    else this.leaveWithUndici();
+  }
+
+  /** Given up before undici started it: reported now, and held by its subchannel until undici lets go of it. */
+  private leaveWithUndici(): void {
+    this.report(this.stopReason as Error);
+    this.subchannel.holdUnstarted();
+  }
+
+  /** undici let go of an attempt given up before it started (`onConnect` or `onError` came): released once. */
+  private letGo(): void {
+    this.abortFn = LET_GO;
+    this.subchannel.releaseUnstarted();
   }
 
   /** True when the deadline firing now would be the caller's doing (its body stalled): see {@link cancel}. */
@@ -268,15 +283,20 @@ export abstract class AttemptBase implements LegacyHandler {
     } else {
       // Never started (see `cancel`): not the endpoint's timeout, and the request was certainly not sent.
       this.stopReason = notTheEndpoint(err);
-      this.report(this.stopReason);
+      this.leaveWithUndici();
       this.owner.bodyLeftWithUndici();
     }
     this.reject(new AttemptFailure(err, this.callerStalled ? 'aborted' : 'per-try-timeout', abort === undefined));
   }
 
   onConnect(abort: (reason?: Error) => void): void {
-    if (this.stopReason !== undefined) abort(this.stopReason);
-    else this.abortFn = abort;
+    if (this.stopReason === undefined) {
+      this.abortFn = abort;
+      return;
+    }
+    // Given up before this (see `cancel`): no abort function was ever kept, and undici now lets go of it.
+    this.letGo();
+    abort(this.stopReason);
   }
 
   onResponseStarted(): void {
@@ -369,6 +389,8 @@ export abstract class AttemptBase implements LegacyHandler {
   }
 
   onError(err: Error): void {
+    // Given up before it started, and undici fails it without starting it (its connection failed).
+    if (this.abortFn === undefined && this.stopReason !== undefined) this.letGo();
     this.report(err);
     if (this.state === COMMITTED) {
       this.state = FAILED;

@@ -7,6 +7,7 @@ import type { Dispatcher } from 'undici';
 import { errors, Pool } from 'undici';
 import type { Endpoint } from '../common/endpoint.js';
 import { createDebug } from '../common/debug.js';
+import { NotProcessedError } from '../common/errors.js';
 import type { LegacyHandler } from '../common/handler.js';
 import { LatencyHistogram } from '../metrics/histogram.js';
 import type { Pickable } from '../pickers/picker.js';
@@ -25,6 +26,9 @@ import {
 } from './http2.js';
 import { poolMaySendHost, withHostFactory } from './host-header.js';
 import { AttemptHandler } from './attempt-handler.js';
+import { MAX_HELD_UNSTARTED, NO_COUNTERS, type SubchannelCounters } from './counters.js';
+
+export type { SubchannelCounters } from './counters.js';
 
 const debug = createDebug('subchannel');
 /** `debug.enabled`, read once (Node's `debuglog` decides it once): its getter was most of a state change's cost. */
@@ -55,24 +59,6 @@ export interface SubchannelObserver {
   onOutcome(subchannel: Subchannel, outcome: AttemptOutcome): void;
 }
 
-/** Counters of one subchannel, since it was created. */
-export interface SubchannelCounters {
-  /** Attempts dispatched. */
-  attempts: number;
-  /** Attempts that received response headers. */
-  responses: number;
-  /** Responses by status class: index 1 for 1xx ... 5 for 5xx. */
-  readonly statusClasses: [number, number, number, number, number, number];
-  /** Attempts that ended in an error (before or after headers). */
-  errors: number;
-  /** Sum of attempt latencies (to headers), ms. */
-  latencySumMs: number;
-  /** Failed connection attempts. */
-  connectFailures: number;
-  /** Attempt errors by kind. */
-  readonly errorsByKind: Record<ErrorKind, number>;
-}
-
 /**
  * What every subchannel of one pool shares, held by reference (one object per pool, not per endpoint); built by the
  * subchannel pool (internal: not exported from an entry point).
@@ -90,17 +76,6 @@ export interface SubchannelSettings {
   /** @internal The pool's table of in-flight counts, one record a subchannel. */
   readonly inFlight: InFlightCounts;
 }
-
-/** Counters of a subchannel that has not dispatched anything yet: all zero, shared, never written. */
-const NO_COUNTERS: Readonly<SubchannelCounters> = Object.freeze({
-  attempts: 0,
-  responses: 0,
-  statusClasses: Object.freeze([0, 0, 0, 0, 0, 0]) as unknown as SubchannelCounters['statusClasses'],
-  errors: 0,
-  latencySumMs: 0,
-  connectFailures: 0,
-  errorsByKind: Object.freeze({ connect: 0, reset: 0, timeout: 0, aborted: 0, goaway: 0, other: 0 }),
-});
 
 const CLOSED: Promise<void> = Promise.resolve(); // `drain()` of a subchannel that never made a pool: shared
 
@@ -145,6 +120,8 @@ export class Subchannel implements Pickable {
   #origin: string | undefined;
   /** Created on the first dispatch. */
   #pool: Pool | undefined;
+  /** Attempts given up before undici started them that undici still holds (see `MAX_HELD_UNSTARTED`). */
+  #held = 0;
   /** The HTTP/2 pool left behind when the endpoint turned out to speak HTTP/1.1 only, finishing what it runs. */
   #retired: Pool | undefined;
   /** Created on the first failed connection. */
@@ -321,6 +298,10 @@ export class Subchannel implements Pickable {
   dispatchAttempt(options: Dispatcher.DispatchOptions, attempt: LegacyHandler): boolean {
     (this.#settings.inFlight.array[this.#slot] as number)++;
     this.#liveCounters().attempts++;
+    if (this.#held >= MAX_HELD_UNSTARTED) {
+      attempt.onError?.(new NotProcessedError(this.key, `${this.#held} requests given up still wait for a connection`));
+      return false;
+    }
     let pool = this.#pool;
     if (pool === undefined) {
       if (this.#closing !== undefined) {
@@ -364,6 +345,16 @@ export class Subchannel implements Pickable {
       return true;
     }
     return pool.dispatch(http2DispatchOptions(options), tracked as never);
+  }
+
+  /** @internal An attempt was given up before undici started it, and undici still holds it (`MAX_HELD_UNSTARTED`). */
+  holdUnstarted(): void {
+    this.#held++;
+  }
+
+  /** @internal undici let go of an attempt counted by {@link Subchannel.holdUnstarted}. */
+  releaseUnstarted(): void {
+    this.#held--;
   }
 
   /** @internal Called once per attempt by its handler (headers at `respondedAt`, or none: now; no boxed latency). */
@@ -444,7 +435,10 @@ export class Subchannel implements Pickable {
         clock.clearTimeout(timer);
         resolve();
       };
-      pool.close().then(closed, closed);
+      // Nothing of the cluster's runs on it, only attempts given up that undici still holds (waiting for their
+      // connections, up to undici's connect timeout): nobody waits for those.
+      const idle = this.inFlight === 0 && this.#held > 0;
+      (idle ? pool.destroy() : pool.close()).then(closed, closed);
     }).then(() => this.#setState('closed'));
     return this.#closing;
   }

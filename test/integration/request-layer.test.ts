@@ -1065,6 +1065,55 @@ describe("attempts undici has not started (queued in the endpoint's pool, or con
     }
   });
 
+  it('bounds the attempts given up that undici still holds: past 128, refused at once (not processed) until let go', async () => {
+    // One connection, held by a slow request: every other request waits in the pool's queue, and its deadline
+    // passes there. undici keeps each until the connection frees (against an endpoint dropping connection attempts,
+    // each would hold a connecting socket of its own: thousands within seconds). Past the bound, attempts are
+    // refused at once, and once undici has let go of them, requests go through again.
+    let slowSeen = false;
+    const slow = await backend('held-unstarted', (req, res, b) => {
+      req.resume();
+      if (slowSeen) return ok(req, res, b);
+      slowSeen = true;
+      setTimeout(() => res.end('slow'), 1_000);
+    });
+    const client = createClient({ target: [slow.address], pool: { connections: 1 }, retry: false, timeoutMs: 5_000 });
+    try {
+      const first = request('http://svc/', { dispatcher: client.dispatcher });
+      await until(() => slowSeen);
+      const codes = async (n: number) =>
+        Promise.all(
+          Array.from({ length: n }, () =>
+            request('http://svc/', { dispatcher: client.dispatcher, signal: AbortSignal.timeout(50) }).then(
+              () => 'answered',
+              (e: unknown) => findSidecarlessError(e)?.code ?? (e as Error).name,
+            ),
+          ),
+        );
+      const given = await codes(140);
+      assert.ok(
+        given.every((c) => c === 'TimeoutError'),
+        JSON.stringify([...new Set(given)]),
+      );
+      const refused = await codes(5);
+      assert.deepEqual(refused, Array(5).fill('SIDECARLESS_NOT_PROCESSED'), 'past the bound: refused at once');
+      assert.equal(await (await first).body.text(), 'slow');
+      // undici lets go of the given-up attempts as the connection frees (each aborted there): then requests pass.
+      let answered = false;
+      for (let i = 0; i < 100 && !answered; i++) {
+        answered = await request('http://svc/', { dispatcher: client.dispatcher }).then(
+          async (r) => (await r.body.text()) !== '',
+          () => false,
+        );
+        if (!answered) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(answered, 'requests go through once undici has let go');
+      assert.equal(client.stats().clusters[0]?.inFlight, 0);
+    } finally {
+      await client.destroy();
+    }
+  });
+
   it('a POST whose connection was reset before anything was written is replayed on another endpoint', async () => {
     // A listener that resets every connection as it accepts it: the request is never written.
     const resetting = net.createServer((socket) => socket.resetAndDestroy());
