@@ -202,6 +202,36 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     r.close();
   });
 
+  it('regression (a reply cut off inside its last record emptied the set as NODATA): malformed, the set kept', async () => {
+    let cut = false;
+    const server = await startFakeDns((q) => {
+      if (!cut) return q.send(reply(q, { answers: [a('h.test', '10.0.0.1', 1)] }));
+      if (q.transport === 'udp') return q.send(reply(q, { tc: true }));
+      const bytes = reply(q, { answers: [a('h.test', '10.0.0.1', 1)] });
+      q.send(bytes.subarray(0, bytes.length - 3));
+    }, true);
+    servers.push(server);
+    const clock = new FakeClock();
+    const listener = new RecordingListener();
+    const r = new DnsResolver({
+      host: 'h.test',
+      nameservers: [server.address],
+      ...noSystem,
+      family: 4,
+      clock,
+      retries: 0,
+    });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'first update');
+    cut = true;
+    clock.advance(1000);
+    await until(() => listener.errors.length === 1, 'the malformed reply reported');
+    r.close();
+    assert.equal(listener.errors[0]?.code, 'SIDECARLESS_DNS_MALFORMED');
+    assert.equal(listener.updates.length, 1, 'no empty set delivered');
+    assert.deepEqual(keys(listener.last), ['10.0.0.1:80']);
+  });
+
   it('never calls the listener after close, nor synchronously from start', async () => {
     const { server, clock, listener } = await setup((q) =>
       setTimeout(() => q.send(reply(q, { answers: [a('h.test', '10.0.0.1')] })), 20),
