@@ -49,7 +49,8 @@ export interface DnsResolverOptions extends DnsPollingOptions {
 }
 
 /**
- * Looks up A and/or AAAA records of `name` with `client`. With `family: 'any'`, both are asked in parallel: one
+ * Looks up A and/or AAAA records of `name` with `client`. With `family: 'any'`, both are asked in parallel, as one
+ * step of `options rotate` (glibc sends them in one exchange): one
  * negative answer (NXDOMAIN/NODATA) counts as "no records of that family", any other failure fails the whole
  * lookup (so a flaky AAAA query never removes the IPv6 half of a working set). Rejects with the negative error
  * when both are negative. @internal
@@ -61,7 +62,8 @@ export async function lookupAddresses(
   settings?: QuerySettings,
 ): Promise<AddressRecord[]> {
   const families: Array<4 | 6> = family === 'any' ? [4, 6] : [family];
-  const settled = await Promise.allSettled(families.map((f) => client.resolveAddresses(name, f, settings)));
+  const pair = client.oneRotationStep(settings);
+  const settled = await Promise.allSettled(families.map((f) => client.resolveAddresses(name, f, pair)));
   const records: AddressRecord[] = [];
   let negative: unknown;
   for (const result of settled) {

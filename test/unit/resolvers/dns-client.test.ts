@@ -3,7 +3,7 @@ import dns from 'node:dns';
 import { after, describe, it } from 'node:test';
 import { DnsResolver } from '../../../src/resolvers/dns/resolver.js';
 import dnsPacket from 'dns-packet';
-import { DnsClient } from '../../../src/resolvers/dns/client.js';
+import { DnsClient, parseNameserver } from '../../../src/resolvers/dns/client.js';
 import { chainOf, encodeQuery, parseReply } from '../../../src/resolvers/dns/packet.js';
 import { createResolverRegistry } from '../../../src/resolvers/registry.js';
 import { SrvResolver } from '../../../src/resolvers/dns/srv.js';
@@ -195,6 +195,24 @@ describe('DnsClient reply checks (fake server)', () => {
     const client = new DnsClient({ nameservers: [server.address], timeoutMs: 5000, retries: 0 });
     await assert.rejects(client.resolveAddresses('h.test', 4), { code: 'SIDECARLESS_DNS_MALFORMED' });
     client.close();
+  });
+
+  it('regression (a nameserver written in a non-canonical IPv6 form never got an answer): its replies count', async () => {
+    const server = await fake((q) => q.send(reply(q, { answers: [a('h.test', '10.0.0.6')] })), false, '::1');
+    for (const written of [`[0:0:0:0:0:0:0:1]:${server.port}`, `[::0001]:${server.port}`]) {
+      const client = new DnsClient({ nameservers: [written], timeoutMs: 5000, retries: 0 });
+      assert.deepEqual(client.nameservers, [`[::1]:${server.port}`]);
+      const answer = await client.resolveAddresses('h.test', 4);
+      client.close();
+      assert.deepEqual(
+        answer.records.map((r) => r.address),
+        ['10.0.0.6'],
+        written,
+      );
+    }
+    // resolv.conf `nameserver` lines go through the same parser.
+    assert.equal(parseNameserver('2001:0DB8::53', 'resolvConf').host, '2001:db8::53');
+    assert.equal(parseNameserver('2001:0db8::53', 'resolvConf').label, '[2001:db8::53]:53');
   });
 
   it('gives every query a fresh random ID (RFC 5452): 20 queries, more than 15 distinct IDs', async () => {
