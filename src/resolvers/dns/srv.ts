@@ -43,9 +43,20 @@ import { asTargetError } from '../target.js';
 export interface SrvResolverOptions extends DnsPollingOptions {
   /** The SRV owner name, e.g. `_http._tcp.svc.example` (RFC 2782 `_Service._Proto.Name`). */
   readonly name: string;
-  /** How many SRV targets' addresses to cache (each for its own TTL, clamped). @defaultValue 1000 */
+  /**
+   * How many SRV targets' addresses to cache (each for its own TTL, clamped), from 1 to 65536 (the cache allocates
+   * its tables for this many entries up front; one reply cannot name more than a few thousand targets).
+   * @defaultValue 1000
+   */
   readonly cacheSize?: number | undefined;
 }
+
+/**
+ * The largest `cacheSize`. `lru-cache` allocates its tables for `max` entries at construction, so an unbounded option
+ * is an out-of-memory abort waiting for a typo; one reply (at most 64 KiB, some 20 bytes per SRV record) cannot name
+ * more than about 3000 targets, so a larger cache would hold mostly targets no answer names any more.
+ */
+const MAX_SRV_CACHE_SIZE = 65_536;
 
 /**
  * The endpoint weight an SRV record of weight 0 gets. RFC 2782: weight 0 records "should have a very small chance
@@ -99,7 +110,7 @@ export class SrvResolver extends DnsPollingResolver {
     if (typeof name !== 'string' || !isDnsName(name) || isIP(name) !== 0) {
       throw new InvalidOptionError('name', `expected an SRV name like _http._tcp.example.com, got ${String(name)}`);
     }
-    integer(cacheSize, 'cacheSize', 1000, 1);
+    integer(cacheSize, 'cacheSize', 1000, 1, MAX_SRV_CACHE_SIZE);
     const resolved = resolveDnsPollingOptions(options, ['name', 'cacheSize']);
     const normalized = name.toLowerCase().replace(/\.$/, '');
     super(resolved, `srv:${normalized}`);

@@ -321,6 +321,17 @@ describe('dns:/srv: targets and options', () => {
     });
   });
 
+  it('regression (cacheSize 2^31 aborted the process: the cache allocates up front): at most 65536', () => {
+    for (const cacheSize of [65_537, 2 ** 31, Number.MAX_SAFE_INTEGER]) {
+      assert.throws(() => new SrvResolver({ name: '_a._tcp.x', cacheSize, resolvConf: false, hostsFile: false }), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option: 'cacheSize',
+        message: /65536/,
+      });
+    }
+    new SrvResolver({ name: '_a._tcp.x', cacheSize: 65_536, resolvConf: false, hostsFile: false }).close();
+  });
+
   it('refuses the pre-0.2.0 option names, saying what they were renamed to', () => {
     const renamed = { code: 'SIDECARLESS_INVALID_OPTION', option: 'timeout', message: /renamed to "timeoutMs"/ };
     assert.throws(() => new DnsResolver({ host: 'h', timeout: 500 } as never), renamed);
