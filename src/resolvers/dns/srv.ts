@@ -83,6 +83,8 @@ interface CachedAddresses {
  * - A sole record with target `.` means "service decidedly not available" and gives an empty set; `.` records
  *   among others are skipped. A target whose address lookup is NXDOMAIN/NODATA contributes nothing.
  * - When two records lead to the same `address:port`, the first (lowest priority, then highest weight) wins.
+ * - A record whose target is not a host name (bytes outside ASCII, a label too long) is skipped and reported, as a
+ *   record with port 0 is; the others are used.
  * - Re-resolves when the smallest TTL among the SRV records and the addresses used expires, clamped to
  *   [`minTtlMs`, `maxTtlMs`]. Failures, negative answers and `refresh()` behave as for `dns:` (see `DnsResolver`).
  *
@@ -129,10 +131,20 @@ export class SrvResolver extends DnsPollingResolver {
     const srvName = found.name;
     const now = this.options.clock.now();
     let ttl = Number.POSITIVE_INFINITY;
+    let skipped: InvalidEndpointError | undefined;
     const usable: SrvRecord[] = [];
     for (const r of answer.records) {
       ttl = Math.min(ttl, r.ttl);
-      if (r.target !== '.') usable.push(r);
+      if (r.target === '.') continue;
+      if (isIP(r.target) === 0 && !isDnsName(r.target)) {
+        // A target no query can name (bytes outside ASCII decode as U+FFFD, which would be sent as a malformed
+        // query that never gets an answer): skipped and reported as a port 0 is, the rest used (invariant 4).
+        skipped ??= new InvalidEndpointError(
+          `SRV record of ${srvName} names target ${JSON.stringify(r.target)}, which is not a host name; skipped`,
+        );
+        continue;
+      }
+      usable.push(r);
     }
     // RFC 2782: lowest priority first; within it, heavier records first (for deterministic dedupe).
     usable.sort((a, b) => a.priority - b.priority || b.weight - a.weight);
@@ -180,7 +192,6 @@ export class SrvResolver extends DnsPollingResolver {
     });
     const endpoints: Endpoint[] = [];
     const seen = new Set<string>();
-    let skipped: InvalidEndpointError | undefined;
     for (const r of usable) {
       for (const a of addresses.get(r.target) ?? []) {
         ttl = Math.min(ttl, a.ttl);
