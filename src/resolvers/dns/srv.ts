@@ -19,9 +19,9 @@
 import { isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } from '../../common/endpoint.js';
-import { InvalidEndpointError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import { type DnsError, InvalidEndpointError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { integer, isRecord, readOptions } from '../../common/options.js';
-import { resolveHostName } from './resolver.js';
+import { keepFailedFamily, resolveHostName } from './resolver.js';
 import { isNegativeAnswer, searchNames } from './search.js';
 import type { AddressRecord, SrvRecord } from './client.js';
 import {
@@ -86,7 +86,9 @@ interface CachedAddresses {
  * - A record whose target is not a host name (bytes outside ASCII, a label too long) is skipped and reported, as a
  *   record with port 0 is; the others are used.
  * - Re-resolves when the smallest TTL among the SRV records and the addresses used expires, clamped to
- *   [`minTtlMs`, `maxTtlMs`]. Failures, negative answers and `refresh()` behave as for `dns:` (see `DnsResolver`).
+ *   [`minTtlMs`, `maxTtlMs`]. Failures, negative answers, a failed address family (`family: 'any'`) and `refresh()`
+ *   behave as for `dns:` (see `DnsResolver`); a resolution that follows `refresh()` also asks the targets'
+ *   addresses again instead of taking them from the cache.
  *
  * @example
  * ```ts
@@ -151,6 +153,8 @@ export class SrvResolver extends DnsPollingResolver {
     const wanted = (family: 4 | 6) => this.options.family === 'any' || this.options.family === family;
     const targets = [...new Set(usable.map((r) => r.target))];
     const addresses = new Map<string, readonly AddressRecord[]>();
+    const refreshed = this.refreshed;
+    let degraded: DnsError | undefined;
     await eachLimited(targets, MAX_CONCURRENT_TARGET_LOOKUPS, async (target) => {
       if (isIP(target) !== 0) {
         // Not allowed by RFC 2782, but seen in the wild.
@@ -167,7 +171,9 @@ export class SrvResolver extends DnsPollingResolver {
         return;
       }
       const cached = this.#cache.get(target);
-      if (cached !== undefined && cached.expiresAt > now) {
+      // After a refresh() hint (an endpoint refused connections) the addresses are asked again: the target may
+      // have moved, and its cached addresses could be good for up to maxTtlMs more.
+      if (cached !== undefined && cached.expiresAt > now && !refreshed) {
         // Count only the remaining lifetime towards the next resolution.
         const left = Math.max(0, Math.floor((cached.expiresAt - now) / 1000));
         addresses.set(
@@ -180,8 +186,11 @@ export class SrvResolver extends DnsPollingResolver {
       let recordTtl: number;
       try {
         // SRV targets are absolute names (RFC 2782): the hosts file, then DNS, no search list.
-        records = (await resolveHostName(this.client, view, target, this.options.family, [target])).records;
-        recordTtl = Math.min(...records.map((r) => r.ttl));
+        const found = await resolveHostName(this.client, view, target, this.options.family, [target]);
+        recordTtl = Math.min(...found.records.map((r) => r.ttl));
+        // One family failed, the other answered: as for dns:, with the failed family's last addresses kept.
+        records = keepFailedFamily(found.records, found.failed, cached?.records);
+        degraded ??= found.failed?.error;
       } catch (err) {
         if (!isNegativeAnswer(err)) throw err;
         records = [];
@@ -222,7 +231,7 @@ export class SrvResolver extends DnsPollingResolver {
     }
     // Nothing usable: fail the run, so the last good set stays (invariant 4).
     if (endpoints.length === 0 && skipped !== undefined) throw skipped;
-    return { endpoints, ttl: Number.isFinite(ttl) ? ttl : undefined, skipped };
+    return { endpoints, ttl: Number.isFinite(ttl) ? ttl : undefined, skipped, degraded };
   }
 
   /**
