@@ -68,8 +68,10 @@ export interface DnsPollingOptions extends DnsClientOptions {
   readonly random?: RandomSource | undefined;
   /**
    * The hosts file consulted before DNS (as `hosts: files dns` in nsswitch.conf): a name listed there is answered
-   * from it, and the file is looked at again every 5 s (clamped to [minTtlMs, maxTtlMs]) and on `refresh()`. `false`
-   * skips it. A missing `/etc/hosts` reads as empty; a file you name must be readable.
+   * from it. The file has no timer of its own: it is looked at (a `stat`, read again when it changed) at each
+   * resolution. A name answered from it is resolved again after 5 s (clamped to [minTtlMs, maxTtlMs]); a line added
+   * for a name that DNS answered is seen at that name's next re-resolution (its TTL, clamped, or `refresh()`).
+   * `false` skips it. A missing `/etc/hosts` reads as empty; a file you name must be readable.
    * @defaultValue '/etc/hosts'
    */
   readonly hostsFile?: string | false | undefined;

@@ -139,7 +139,8 @@ export function keepFailedFamily(
  * Resolves a host name's A/AAAA records into endpoints (`address:port`, weight 1, priority 0, metadata
  * `{ dnsName }`) and keeps them fresh.
  *
- * - Looks the name up as the system resolver does: in the hosts file first (answers good for 5 s), then in DNS for
+ * - Looks the name up as the system resolver does: in the hosts file first (answers good for 5 s; the file is looked
+ *   at again at each resolution, see {@link DnsPollingOptions.hostsFile}), then in DNS for
  *   each `resolv.conf` search-list candidate in glibc's order (`ndots`; a trailing dot makes the name absolute).
  *   Metadata `dnsName` is the name that answered.
  * - Re-resolves when the smallest TTL of the answer expires, clamped to [`minTtlMs`, `maxTtlMs`]; TTL 0 polls at
