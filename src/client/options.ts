@@ -9,8 +9,10 @@
  *
  * @module
  */
+import { isIP } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { type ClusterOptions, resolveClusterOptions, type TargetOption } from '../cluster/options.js';
+import { parseHostPort } from '../common/endpoint.js';
 import { InvalidOptionError } from '../common/errors.js';
 import {
   checkObject,
@@ -256,7 +258,7 @@ function serviceOf(scheme: string, path: string): string | undefined {
   }
   switch (scheme) {
     case 'dns':
-      return decoded.startsWith('[') ? decoded.slice(0, decoded.indexOf(']') + 1) : decoded.replace(/:\d*$/, '');
+      return dnsHostOf(decoded);
     case 'srv':
     case 'consul':
       return decoded;
@@ -264,6 +266,19 @@ function serviceOf(scheme: string, path: string): string | undefined {
       return `/${decoded}`;
     default:
       return undefined;
+  }
+}
+
+/**
+ * The host of a `dns:` path (`host[:port]`) as a URL writes it, so that a request to the name reaches the cluster:
+ * an IPv6 literal in brackets, in canonical form (`::1`, `[::1]:8080` and `0:0::1` are all `[::1]`).
+ */
+function dnsHostOf(path: string): string | undefined {
+  try {
+    const host = parseHostPort(path, 80).host;
+    return isIP(host) === 6 ? new URL(`http://[${host}]/`).hostname : host;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,6 +1,6 @@
 /**
- * A scriptable fake DNS server on 127.0.0.1 (UDP and, optionally, TCP on the same port) for precise unit tests:
- * the handler sees each decoded query and sends whatever bytes it likes, any number of times.
+ * A scriptable fake DNS server on 127.0.0.1 (or `::1`; UDP and, optionally, TCP on the same port) for precise unit
+ * tests: the handler sees each decoded query and sends whatever bytes it likes, any number of times.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -45,26 +45,30 @@ export function reply(
   return buf;
 }
 
-export async function startFakeDns(handler: FakeHandler = () => {}, withTcp = false): Promise<FakeDnsServer> {
+export async function startFakeDns(
+  handler: FakeHandler = () => {},
+  withTcp = false,
+  host: '127.0.0.1' | '::1' = '127.0.0.1',
+): Promise<FakeDnsServer> {
   // The TCP listener takes the port the kernel gave the UDP socket, which another process may hold over TCP (seen
   // as EADDRINUSE on a shared machine, after which the open UDP socket kept the test file from exiting): try other
   // ports, and never leave a socket open on failure.
   for (let tries = 1; ; tries++) {
     try {
-      return await startOnce(handler, withTcp);
+      return await startOnce(handler, withTcp, host);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || tries >= 20) throw err;
     }
   }
 }
 
-async function startOnce(handler: FakeHandler, withTcp: boolean): Promise<FakeDnsServer> {
-  const udp = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', () => resolve()));
+async function startOnce(handler: FakeHandler, withTcp: boolean, host: string): Promise<FakeDnsServer> {
+  const udp = dgram.createSocket(host === '::1' ? 'udp6' : 'udp4');
+  await new Promise<void>((resolve) => udp.bind(0, host, () => resolve()));
   const port = udp.address().port;
   const server: FakeDnsServer = {
     port,
-    address: `127.0.0.1:${port}`,
+    address: host === '::1' ? `[::1]:${port}` : `${host}:${port}`,
     queries: [],
     handler,
     async close() {
@@ -122,7 +126,7 @@ async function startOnce(handler: FakeHandler, withTcp: boolean): Promise<FakeDn
     try {
       await new Promise<void>((resolve, reject) => {
         tcp?.once('error', reject);
-        tcp?.listen(port, '127.0.0.1', () => resolve());
+        tcp?.listen(port, host, () => resolve());
       });
     } catch (err) {
       udp.close();

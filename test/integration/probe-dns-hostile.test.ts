@@ -175,6 +175,51 @@ describe('probe: hostile DNS answers', () => {
     assert.equal(byKey.get('10.0.0.2:8082')?.priority, 1);
   });
 
+  it('regression (a non-ASCII SRV target sent a malformed query and failed the whole answer): skipped and reported, the rest used', async () => {
+    const server = await fake((q) => {
+      const name = qname(q);
+      if (qtype(q) === 'SRV') {
+        const srv = (target: string, port: number): dnsPacket.Answer => ({
+          type: 'SRV',
+          name,
+          ttl: 30,
+          class: 'IN',
+          data: { target, port, weight: 1, priority: 0 },
+        });
+        const bytes = reply(q, { answers: [srv('good.test', 8080), srv('zzzz.test', 9090)] });
+        // Replace the second target's first label by 63 bytes of 0xff (dns-packet decodes each as U+FFFD), and fix
+        // that record's RDLENGTH, 8 bytes before its target.
+        const needle = Buffer.from('\x04zzzz\x04test\x00', 'latin1');
+        const at = bytes.indexOf(needle);
+        const label = Buffer.concat([Buffer.from([63]), Buffer.alloc(63, 0xff), needle.subarray(5)]);
+        const out = Buffer.concat([bytes.subarray(0, at), label, bytes.subarray(at + needle.length)]);
+        out.writeUInt16BE(out.readUInt16BE(at - 8) - needle.length + label.length, at - 8);
+        return q.send(out);
+      }
+      q.send(reply(q, { answers: qtype(q) === 'A' ? [a(name, '10.0.0.2')] : [] }));
+    });
+    const r = new SrvResolver({
+      name: '_h._tcp.x.test',
+      nameservers: [server.address],
+      ...noSystem,
+      family: 4,
+      timeoutMs: 5000,
+      retries: 0,
+    });
+    const l = new RecordingListener();
+    r.start(l);
+    // The skipped record is reported just before the set is delivered; any other error is a failed resolution.
+    const failed = () => l.errors.some((e) => e.code !== 'SIDECARLESS_INVALID_ENDPOINT');
+    await l.waitFor(() => l.updates.length > 0 || failed(), 10_000, 'an outcome');
+    r.close();
+    assert.deepEqual(l.lastKeys, ['10.0.0.2:8080']);
+    assert.deepEqual(
+      l.errors.map((e) => e.code),
+      ['SIDECARLESS_INVALID_ENDPOINT'],
+    );
+    assert.deepEqual(server.queries.map(qname), ['_h._tcp.x.test', 'good.test'], 'no query for the bad target');
+  });
+
   it('regression (an SRV answer naming 1200 targets opened 2400 UDP sockets at once: EMFILE): at most 64 look-ups in flight', async () => {
     let pending = 0;
     let most = 0;

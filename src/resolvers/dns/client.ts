@@ -95,7 +95,7 @@ export interface ResolvedDnsClientOptions {
 
 /** A parsed nameserver address. */
 export interface Nameserver {
-  /** IP literal, IPv6 without brackets. */
+  /** IP literal, IPv6 without brackets, in canonical form (`::1`, however it was written). */
   readonly host: string;
   /** UDP/TCP port; 53 unless the address gave one. */
   readonly port: number;
@@ -115,6 +115,11 @@ export interface QuerySettings {
   readonly retries?: number | undefined;
   /** Start each query at the next nameserver, round robin (`options rotate`), instead of at the first. */
   readonly rotate?: boolean | undefined;
+  /**
+   * The nameserver the query starts at (an index, modulo the list's length), instead of the first or the rotation's
+   * next: set by {@link DnsClient.oneRotationStep}.
+   */
+  readonly start?: number | undefined;
   /** Ask over TCP only (`options use-vc`), instead of UDP first. */
   readonly tcp?: boolean | undefined;
 }
@@ -131,7 +136,22 @@ export interface DnsAnswer<T> {
   readonly transport: 'udp' | 'tcp';
 }
 
-/** Parses one nameserver address. Throws {@link InvalidOptionError} naming `option`. */
+/**
+ * `address` as the socket layer writes a datagram's source address (libuv's `inet_ntop`: `0:0::0001` is `::1`,
+ * `2001:0DB8::53` is `2001:db8::53`), so that a reply's source compares equal to the server asked however the
+ * address was written. An IPv6 zone (`%eth0`) is kept as written.
+ */
+function canonicalAddress(address: string, family: 4 | 6): string {
+  const zone = address.indexOf('%');
+  const bare = zone < 0 ? address : address.slice(0, zone);
+  const canonical = new net.SocketAddress({ address: bare, family: family === 6 ? 'ipv6' : 'ipv4' }).address;
+  return zone < 0 ? canonical : canonical + address.slice(zone);
+}
+
+/**
+ * Parses one nameserver address, its IP written in the one form replies come from (see `canonicalAddress`). Throws
+ * {@link InvalidOptionError} naming `option`.
+ */
 export function parseNameserver(text: string, option: string): Nameserver {
   if (typeof text !== 'string' || text.length === 0) {
     throw new InvalidOptionError(option, `expected an IP address with optional port, got ${describe(text)}`);
@@ -149,7 +169,7 @@ export function parseNameserver(text: string, option: string): Nameserver {
   if (parsed.port < 1 || parsed.port > 65535) {
     throw new InvalidOptionError(option, `nameserver ${JSON.stringify(text)} has a port outside 1-65535`);
   }
-  const host = parsed.host.toLowerCase();
+  const host = canonicalAddress(parsed.host, family);
   return {
     host,
     port: parsed.port,
@@ -267,6 +287,17 @@ export class DnsClient {
     return this.#answer(ex, name, 'SRV', extractSrv(ex.packet.answers, chain.names, chain.ttl));
   }
 
+  /**
+   * Settings for queries that count as one query for `options rotate`: all start at the same nameserver, and the
+   * rotation moves on once. glibc sends a name's A and AAAA queries in one exchange, which rotates once; counted
+   * apart, with two nameservers every A query would start at the first and every AAAA query at the second.
+   * Without `rotate`, `settings` as they are.
+   */
+  oneRotationStep(settings: QuerySettings = {}): QuerySettings {
+    if (settings.rotate !== true || settings.start !== undefined) return settings;
+    return { ...settings, start: this.#nextRotation() };
+  }
+
   /** Aborts every query in flight and closes its socket. Idempotent; later queries reject. */
   close(): void {
     if (this.#closed) return;
@@ -308,8 +339,7 @@ export class DnsClient {
     }
     let last: unknown;
     // glibc's RES_ROTATE: each query starts one nameserver further, then goes through the list in order.
-    const start = settings.rotate === true ? this.#rotation++ % nameservers.length : 0;
-    if (this.#rotation >= 0x40000000) this.#rotation = 0;
+    const start = (settings.start ?? (settings.rotate === true ? this.#nextRotation() : 0)) % nameservers.length;
     for (let i = 0; i <= retries; i++) {
       const server = nameservers[(start + i) % nameservers.length] as Nameserver;
       const at = { ...details, nameserver: server.label };
@@ -335,6 +365,13 @@ export class DnsClient {
       debug('%s %s: try %d on %s failed: %s', name, type, i + 1, server.label, (last as Error).message);
     }
     throw last;
+  }
+
+  /** The next rotation step (`options rotate`): a counter, taken modulo the nameserver list by the query. */
+  #nextRotation(): number {
+    const step = this.#rotation++;
+    if (this.#rotation >= 0x40000000) this.#rotation = 0;
+    return step;
   }
 
   async #try(

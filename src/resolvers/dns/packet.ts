@@ -63,7 +63,11 @@ export interface SrvRecord {
 const FLAG_QR = 0x8000;
 const FLAG_TC = 0x0200;
 const FLAG_RD = 0x0100;
-const MAX_CNAME_CHAIN = 8;
+/**
+ * The most CNAME links followed from the name asked. Recursive resolvers give up on far shorter chains (about a
+ * dozen links), so a longer one is no answer a working server sends; records past it are not read as the answer.
+ */
+const MAX_CNAME_CHAIN = 32;
 
 /** RCODE mnemonics (RFC 1035 §4.1.1). @internal */
 export const RCODES: Readonly<Record<number, string>> = {
@@ -128,6 +132,11 @@ export function parseReply(buf: Buffer, id: number, name: string, type: DnsQuery
   if (((flags >> 11) & 0xf) !== 0) return { kind: 'ignore', reason: 'not a QUERY opcode' };
   let packet: WireMessage;
   try {
+    // dns-packet reads past the end of a record cut short (an address of missing bytes reads as zeros, an A
+    // record cut in its RDATA as none) and reads A and AAAA RDATA without looking at RDLENGTH: check the framing
+    // first, so a reply cut off or padded inside a record is malformed, not a different answer.
+    const framing = framingError(buf);
+    if (framing !== undefined) throw new Error(framing);
     packet = dnsPacket.decode(buf) as WireMessage;
   } catch (err) {
     // A truncated reply may be cut mid-record; its header is enough to go to TCP.
@@ -150,6 +159,58 @@ export function parseReply(buf: Buffer, id: number, name: string, type: DnsQuery
   return { kind: 'reply', rcode: flags & 0xf, packet };
 }
 
+/** RDLENGTH of the record types whose RDATA `dns-packet` reads at a fixed size (RFC 1035 §3.4.1, RFC 3596 §2.2). */
+const FIXED_RDLENGTH: Readonly<Record<number, number>> = { 1: 4, 28: 16 };
+
+/** The offset just past the (possibly compressed) name at `offset`, or -1 when it runs past `end` or is invalid. */
+function skipName(buf: Buffer, offset: number, end: number): number {
+  let at = offset;
+  for (;;) {
+    if (at >= end) return -1;
+    const len = buf[at] as number;
+    if (len === 0) return at + 1;
+    // A pointer ends the name (where it points is dns-packet's to check).
+    if ((len & 0xc0) === 0xc0) return at + 2 <= end ? at + 2 : -1;
+    if ((len & 0xc0) !== 0) return -1;
+    at += 1 + len;
+  }
+}
+
+/**
+ * Why the message's sections do not fit the buffer, or `undefined` when they do: every question and every record
+ * (as many as the header counts) must end within the buffer, its RDATA being RDLENGTH bytes (RFC 1035 §4.1), and an
+ * A or AAAA record of class IN must have the RDLENGTH of its address. Trailing bytes after the last record are allowed, as
+ * resolvers allow them. Never throws. @internal
+ */
+export function framingError(buf: Buffer): string | undefined {
+  if (buf.length < 12) return 'shorter than a header';
+  const end = buf.length;
+  let at = 12;
+  const questions = buf.readUInt16BE(4);
+  for (let i = 0; i < questions; i++) {
+    at = skipName(buf, at, end);
+    if (at < 0 || at + 4 > end) return `question ${i + 1} runs past the end of the message`;
+    at += 4;
+  }
+  const records = buf.readUInt16BE(6) + buf.readUInt16BE(8) + buf.readUInt16BE(10);
+  for (let i = 0; i < records; i++) {
+    // NAME, then TYPE(2) CLASS(2) TTL(4) RDLENGTH(2), then RDLENGTH bytes of RDATA.
+    at = skipName(buf, at, end);
+    if (at < 0 || at + 10 > end) return `record ${i + 1} runs past the end of the message`;
+    const type = buf.readUInt16BE(at);
+    // The top bit of CLASS is mDNS's cache-flush flag; only class IN has the address layout checked.
+    const isIn = (buf.readUInt16BE(at + 2) & 0x7fff) === 1;
+    const rdlength = buf.readUInt16BE(at + 8);
+    at += 10 + rdlength;
+    if (at > end) return `record ${i + 1} runs past the end of the message (RDATA cut short)`;
+    const fixed = FIXED_RDLENGTH[type];
+    if (isIn && fixed !== undefined && rdlength !== fixed) {
+      return `record ${i + 1} has an address of ${rdlength} bytes`;
+    }
+  }
+  return undefined;
+}
+
 function validTtl(ttl: unknown): number {
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) return 0;
   return ttl > 0x7fffffff ? 0 : Math.floor(ttl);
@@ -161,23 +222,28 @@ function isIn(record: WireRecord): boolean {
 
 /**
  * The names whose records answer `name`: itself and the CNAME chain found in the answer section (RFC 1034
- * §3.6.2), with the smallest CNAME TTL on the way. @internal
+ * §3.6.2), in whatever order the records are listed, with the smallest CNAME TTL on the way. The chain ends at a
+ * name with no CNAME, at a name already on it (a loop) or after {@link MAX_CNAME_CHAIN} links; a name with several
+ * CNAMEs (RFC 2181 §10.1 allows one) follows the first. @internal
  */
 export function chainOf(answers: readonly WireRecord[], name: string): { names: Set<string>; ttl: number } {
-  const names = new Set([normalizeDnsName(name)]);
+  const links = new Map<string, WireRecord>();
+  for (const a of answers) {
+    if (a.type !== 'CNAME' || !isIn(a) || typeof a.data !== 'string' || typeof a.name !== 'string') continue;
+    const owner = normalizeDnsName(a.name);
+    if (!links.has(owner)) links.set(owner, a);
+  }
+  let current = normalizeDnsName(name);
+  const names = new Set([current]);
   let ttl = Number.POSITIVE_INFINITY;
   for (let i = 0; i < MAX_CNAME_CHAIN; i++) {
-    let grew = false;
-    for (const a of answers) {
-      if (a.type !== 'CNAME' || !isIn(a) || typeof a.data !== 'string' || typeof a.name !== 'string') continue;
-      const target = normalizeDnsName(a.data);
-      if (names.has(normalizeDnsName(a.name)) && !names.has(target)) {
-        names.add(target);
-        ttl = Math.min(ttl, validTtl(a.ttl));
-        grew = true;
-      }
-    }
-    if (!grew) break;
+    const link = links.get(current);
+    if (link === undefined) break;
+    const target = normalizeDnsName(link.data as string);
+    if (names.has(target)) break;
+    names.add(target);
+    ttl = Math.min(ttl, validTtl(link.ttl));
+    current = target;
   }
   return { names, ttl };
 }

@@ -53,7 +53,12 @@ export interface DnsPollingOptions extends DnsClientOptions {
   readonly minTtlMs?: number | undefined;
   /** Upper bound on the re-resolution interval, ms: longer TTLs are cut to it. @defaultValue 300000 */
   readonly maxTtlMs?: number | undefined;
-  /** Address families to look up. `'any'` asks A and AAAA in parallel and uses both. @defaultValue 'any' */
+  /**
+   * Address families to look up. `'any'` asks A and AAAA in parallel and uses both; when one fails and the other
+   * answers with addresses, the answered ones are used with the failed family's from the previous resolution, and
+   * the failure is reported (see `DnsResolver`).
+   * @defaultValue 'any'
+   */
   readonly family?: DnsFamily | undefined;
   /** Backoff between re-tries after a failed resolution. @defaultValue `{ initialMs: 1000, maxMs: 30000 }` */
   readonly backoff?: BackoffOptions | undefined;
@@ -63,8 +68,10 @@ export interface DnsPollingOptions extends DnsClientOptions {
   readonly random?: RandomSource | undefined;
   /**
    * The hosts file consulted before DNS (as `hosts: files dns` in nsswitch.conf): a name listed there is answered
-   * from it, and the file is looked at again every 5 s (clamped to [minTtlMs, maxTtlMs]) and on `refresh()`. `false`
-   * skips it. A missing `/etc/hosts` reads as empty; a file you name must be readable.
+   * from it. The file has no timer of its own: it is looked at (a `stat`, read again when it changed) at each
+   * resolution. A name answered from it is resolved again after 5 s (clamped to [minTtlMs, maxTtlMs]); a line added
+   * for a name that DNS answered is seen at that name's next re-resolution (its TTL, clamped, or `refresh()`).
+   * `false` skips it. A missing `/etc/hosts` reads as empty; a file you name must be readable.
    * @defaultValue '/etc/hosts'
    */
   readonly hostsFile?: string | false | undefined;
@@ -233,6 +240,11 @@ export interface DnsResolution {
   readonly ttl: number | undefined;
   /** The first record skipped as no endpoint (an SRV port 0), reported to the listener; the rest is delivered. */
   readonly skipped?: SidecarlessError | undefined;
+  /**
+   * A failure the resolution went on without (one address family of `family: 'any'` failed while the other
+   * answered), reported to the listener; the set is delivered.
+   */
+  readonly degraded?: SidecarlessError | undefined;
 }
 
 /**
@@ -261,6 +273,9 @@ export abstract class DnsPollingResolver implements Resolver {
   protected readonly options: ResolvedDnsPollingOptions;
   readonly #loop: WatchLoop;
   readonly #files: SystemFiles;
+  /** A `refresh()` hint came since the last resolution started. */
+  #hinted = false;
+  #refreshed = false;
 
   /** @internal */
   protected constructor(options: ResolvedDnsPollingOptions, label: string) {
@@ -331,7 +346,18 @@ export abstract class DnsPollingResolver implements Resolver {
   }
 
   refresh(): void {
+    // Noted for the next resolution even when the loop does not bring it forward (backing off, one in flight, rate
+    // limit): an endpoint refused connections, so whichever resolution comes next should not trust cached addresses.
+    this.#hinted = true;
     this.#loop.refresh();
+  }
+
+  /**
+   * True during a resolution that follows a `refresh()` hint: the hint says an endpoint refuses connections, so
+   * cached addresses (the SRV targets') are asked again. @internal
+   */
+  protected get refreshed(): boolean {
+    return this.#refreshed;
   }
 
   close(): void {
@@ -347,9 +373,12 @@ export abstract class DnsPollingResolver implements Resolver {
 
   async #poll(run: WatchRun, label: string): Promise<WatchResult> {
     run.started();
+    this.#refreshed = this.#hinted;
+    this.#hinted = false;
     try {
       const result = await this.lookup();
       if (result.skipped !== undefined) run.report(result.skipped);
+      if (result.degraded !== undefined) run.report(result.degraded);
       return { endpoints: result.endpoints, nextMs: this.clampTtl(result.ttl ?? DEFAULT_NEGATIVE_TTL_S) };
     } catch (err) {
       if (!isNegativeAnswer(err)) throw err;

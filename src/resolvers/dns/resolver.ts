@@ -20,7 +20,7 @@
  */
 import { isIP } from 'node:net';
 import { createEndpoint, type Endpoint, endpointKey, parseHostPort } from '../../common/endpoint.js';
-import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import { DnsError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { integer, isRecord, readOptions } from '../../common/options.js';
 import type { AddressRecord, DnsClient, QuerySettings } from './client.js';
 import {
@@ -48,26 +48,47 @@ export interface DnsResolverOptions extends DnsPollingOptions {
   readonly port?: number | undefined;
 }
 
+/** What {@link lookupAddresses} found. @internal */
+export interface AddressLookup {
+  /** The addresses, of the families that answered. */
+  readonly records: AddressRecord[];
+  /**
+   * With `family: 'any'`: the family whose query failed (timeout, SERVFAIL, REFUSED, malformed replies, network)
+   * while the other answered with addresses, and its error.
+   */
+  readonly failed?: { readonly family: 4 | 6; readonly error: DnsError } | undefined;
+}
+
 /**
- * Looks up A and/or AAAA records of `name` with `client`. With `family: 'any'`, both are asked in parallel: one
- * negative answer (NXDOMAIN/NODATA) counts as "no records of that family", any other failure fails the whole
- * lookup (so a flaky AAAA query never removes the IPv6 half of a working set). Rejects with the negative error
- * when both are negative. @internal
+ * Looks up A and/or AAAA records of `name` with `client`. With `family: 'any'`, both are asked in parallel, as one
+ * step of `options rotate` (glibc sends them in one exchange): one negative answer (NXDOMAIN/NODATA) counts as "no
+ * records of that family"; when one family answers with addresses and the other fails, the answer is the answered
+ * half, with the failure in `failed` (as glibc's getaddrinfo returns the A records when the AAAA query times out:
+ * a nameserver or middlebox that drops AAAA queries must not make a name unresolvable). Rejects with the failure
+ * when no family answered with addresses, and with the negative error when both are negative. @internal
  */
 export async function lookupAddresses(
   client: DnsClient,
   name: string,
   family: DnsFamily,
   settings?: QuerySettings,
-): Promise<AddressRecord[]> {
+): Promise<AddressLookup> {
   const families: Array<4 | 6> = family === 'any' ? [4, 6] : [family];
-  const settled = await Promise.allSettled(families.map((f) => client.resolveAddresses(name, f, settings)));
+  const pair = client.oneRotationStep(settings);
+  const settled = await Promise.allSettled(families.map((f) => client.resolveAddresses(name, f, pair)));
   const records: AddressRecord[] = [];
   let negative: unknown;
-  for (const result of settled) {
+  let failed: { family: 4 | 6; error: DnsError } | undefined;
+  for (const [i, result] of settled.entries()) {
     if (result.status === 'fulfilled') records.push(...result.value.records);
     else if (isNegativeAnswer(result.reason)) negative ??= result.reason;
-    else throw result.reason;
+    // Anything but a DNS failure (the client closed) ends the lookup as it is.
+    else if (!(result.reason instanceof DnsError)) throw result.reason;
+    else failed ??= { family: families[i] as 4 | 6, error: result.reason };
+  }
+  if (failed !== undefined) {
+    if (records.length === 0) throw failed.error;
+    return { records, failed };
   }
   // NXDOMAIN wins over NODATA for reporting: it says more.
   for (const result of settled) {
@@ -76,7 +97,7 @@ export async function lookupAddresses(
     }
   }
   if (records.length === 0 && negative !== undefined) throw negative;
-  return records;
+  return { records };
 }
 
 /**
@@ -89,25 +110,48 @@ export async function resolveHostName(
   name: string,
   family: DnsFamily,
   candidates: readonly string[] = view.candidates(name),
-): Promise<{ readonly name: string; readonly records: AddressRecord[] }> {
+): Promise<AddressLookup & { readonly name: string }> {
   const fromHosts = hostsAddresses(view.hosts, name, family);
   if (fromHosts.length > 0) return { name: fromHosts[0]?.name ?? name, records: fromHosts };
   const queryType = family === 'any' ? 'A/AAAA' : family === 4 ? 'A' : 'AAAA';
   const found = await searchNames(name, candidates, queryType, (n) => lookupAddresses(client, n, family, view.query));
-  return { name: found.name, records: found.value };
+  return { name: found.name, ...found.value };
+}
+
+/**
+ * `records` completed with the addresses of the family that failed (`failed`) from `previous`, the last answer for
+ * the same name: last known good, per family (invariant 4), so that a flaky AAAA query does not drop the IPv6 half of
+ * a working set, while a family that never answered contributes nothing. The kept addresses take the answered
+ * records' smallest TTL, so the next resolution asks again when the answered half expires. @internal
+ */
+export function keepFailedFamily(
+  records: readonly AddressRecord[],
+  failed: AddressLookup['failed'],
+  previous: readonly AddressRecord[] | undefined,
+): AddressRecord[] {
+  if (failed === undefined || previous === undefined) return [...records];
+  const ttl = Math.min(...records.map((r) => r.ttl));
+  const kept = previous.filter((r) => r.family === failed.family).map((r) => ({ ...r, ttl }));
+  return [...records, ...kept];
 }
 
 /**
  * Resolves a host name's A/AAAA records into endpoints (`address:port`, weight 1, priority 0, metadata
  * `{ dnsName }`) and keeps them fresh.
  *
- * - Looks the name up as the system resolver does: in the hosts file first (answers good for 5 s), then in DNS for
+ * - Looks the name up as the system resolver does: in the hosts file first (answers good for 5 s; the file is looked
+ *   at again at each resolution, see {@link DnsPollingOptions.hostsFile}), then in DNS for
  *   each `resolv.conf` search-list candidate in glibc's order (`ndots`; a trailing dot makes the name absolute).
  *   Metadata `dnsName` is the name that answered.
  * - Re-resolves when the smallest TTL of the answer expires, clamped to [`minTtlMs`, `maxTtlMs`]; TTL 0 polls at
  *   `minTtlMs`.
  * - A failure (timeout, SERVFAIL, REFUSED, malformed replies, network) calls `onError` with a
  *   `SIDECARLESS_DNS_*` error and retries with backoff; the last set delivered stays in use.
+ * - With `family: 'any'`, when one family's query fails that way but the other answers with addresses, the set is the
+ *   answered addresses plus the failed family's addresses from the previous resolution of the name (none the first
+ *   time): glibc's getaddrinfo returns the A records when the AAAA query times out, so a nameserver that drops
+ *   AAAA queries does not make the name unresolvable, and a flaky AAAA query does not drop the IPv6 half of a
+ *   working set. The failure still goes to `onError` (the set is delivered all the same), at each such resolution.
  * - NXDOMAIN and NODATA (for every search candidate) are authoritative "no such records" answers (RFC 2308) and
  *   are delivered as an empty set, re-asked after the SOA's negative TTL (30 s without SOA), clamped; the
  *   {@link DnsError} (with `triedNames`) then goes to `onError`, so that it is the cause requests see.
@@ -129,6 +173,8 @@ export class DnsResolver extends DnsPollingResolver {
   /** The endpoints' port. */
   readonly port: number;
   readonly #literal: Endpoint | undefined;
+  /** The last resolution's name and addresses: where a failed family's addresses are kept from. */
+  #previous: { readonly name: string; readonly records: readonly AddressRecord[] } | undefined;
 
   /** Validates every option (throws `SIDECARLESS_INVALID_OPTION` naming it); starts no I/O. */
   constructor(options: DnsResolverOptions) {
@@ -157,7 +203,9 @@ export class DnsResolver extends DnsPollingResolver {
   protected async lookup(): Promise<DnsResolution> {
     if (this.#literal !== undefined) return { endpoints: [this.#literal], ttl: this.options.maxTtlMs / 1000 };
     const found = await resolveHostName(this.client, await this.systemView(), this.#name, this.options.family);
-    const records = found.records;
+    const previous = this.#previous?.name === found.name ? this.#previous.records : undefined;
+    const records = keepFailedFamily(found.records, found.failed, previous);
+    this.#previous = { name: found.name, records };
     const seen = new Set<string>();
     const endpoints: Endpoint[] = [];
     let ttl: number | undefined;
@@ -168,7 +216,7 @@ export class DnsResolver extends DnsPollingResolver {
       seen.add(key);
       endpoints.push(createEndpoint({ host: r.address, port: this.port, metadata: { dnsName: found.name } }));
     }
-    return { endpoints, ttl };
+    return { endpoints, ttl, degraded: found.failed?.error };
   }
 }
 

@@ -19,9 +19,9 @@
 import { isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } from '../../common/endpoint.js';
-import { InvalidEndpointError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import { type DnsError, InvalidEndpointError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { integer, isRecord, readOptions } from '../../common/options.js';
-import { resolveHostName } from './resolver.js';
+import { keepFailedFamily, resolveHostName } from './resolver.js';
 import { isNegativeAnswer, searchNames } from './search.js';
 import type { AddressRecord, SrvRecord } from './client.js';
 import {
@@ -43,9 +43,20 @@ import { asTargetError } from '../target.js';
 export interface SrvResolverOptions extends DnsPollingOptions {
   /** The SRV owner name, e.g. `_http._tcp.svc.example` (RFC 2782 `_Service._Proto.Name`). */
   readonly name: string;
-  /** How many SRV targets' addresses to cache (each for its own TTL, clamped). @defaultValue 1000 */
+  /**
+   * How many SRV targets' addresses to cache (each for its own TTL, clamped), from 1 to 65536 (the cache allocates
+   * its tables for this many entries up front; one reply cannot name more than a few thousand targets).
+   * @defaultValue 1000
+   */
   readonly cacheSize?: number | undefined;
 }
+
+/**
+ * The largest `cacheSize`. `lru-cache` allocates its tables for `max` entries at construction, so an unbounded option
+ * is an out-of-memory abort waiting for a typo; one reply (at most 64 KiB, some 20 bytes per SRV record) cannot name
+ * more than about 3000 targets, so a larger cache would hold mostly targets no answer names any more.
+ */
+const MAX_SRV_CACHE_SIZE = 65_536;
 
 /**
  * The endpoint weight an SRV record of weight 0 gets. RFC 2782: weight 0 records "should have a very small chance
@@ -72,8 +83,12 @@ interface CachedAddresses {
  * - A sole record with target `.` means "service decidedly not available" and gives an empty set; `.` records
  *   among others are skipped. A target whose address lookup is NXDOMAIN/NODATA contributes nothing.
  * - When two records lead to the same `address:port`, the first (lowest priority, then highest weight) wins.
+ * - A record whose target is not a host name (bytes outside ASCII, a label too long) is skipped and reported, as a
+ *   record with port 0 is; the others are used.
  * - Re-resolves when the smallest TTL among the SRV records and the addresses used expires, clamped to
- *   [`minTtlMs`, `maxTtlMs`]. Failures, negative answers and `refresh()` behave as for `dns:` (see `DnsResolver`).
+ *   [`minTtlMs`, `maxTtlMs`]. Failures, negative answers, a failed address family (`family: 'any'`) and `refresh()`
+ *   behave as for `dns:` (see `DnsResolver`); a resolution that follows `refresh()` also asks the targets'
+ *   addresses again instead of taking them from the cache.
  *
  * @example
  * ```ts
@@ -99,7 +114,7 @@ export class SrvResolver extends DnsPollingResolver {
     if (typeof name !== 'string' || !isDnsName(name) || isIP(name) !== 0) {
       throw new InvalidOptionError('name', `expected an SRV name like _http._tcp.example.com, got ${String(name)}`);
     }
-    integer(cacheSize, 'cacheSize', 1000, 1);
+    integer(cacheSize, 'cacheSize', 1000, 1, MAX_SRV_CACHE_SIZE);
     const resolved = resolveDnsPollingOptions(options, ['name', 'cacheSize']);
     const normalized = name.toLowerCase().replace(/\.$/, '');
     super(resolved, `srv:${normalized}`);
@@ -118,16 +133,28 @@ export class SrvResolver extends DnsPollingResolver {
     const srvName = found.name;
     const now = this.options.clock.now();
     let ttl = Number.POSITIVE_INFINITY;
+    let skipped: InvalidEndpointError | undefined;
     const usable: SrvRecord[] = [];
     for (const r of answer.records) {
       ttl = Math.min(ttl, r.ttl);
-      if (r.target !== '.') usable.push(r);
+      if (r.target === '.') continue;
+      if (isIP(r.target) === 0 && !isDnsName(r.target)) {
+        // A target no query can name (bytes outside ASCII decode as U+FFFD, which would be sent as a malformed
+        // query that never gets an answer): skipped and reported as a port 0 is, the rest used (invariant 4).
+        skipped ??= new InvalidEndpointError(
+          `SRV record of ${srvName} names target ${JSON.stringify(r.target)}, which is not a host name; skipped`,
+        );
+        continue;
+      }
+      usable.push(r);
     }
     // RFC 2782: lowest priority first; within it, heavier records first (for deterministic dedupe).
     usable.sort((a, b) => a.priority - b.priority || b.weight - a.weight);
     const wanted = (family: 4 | 6) => this.options.family === 'any' || this.options.family === family;
     const targets = [...new Set(usable.map((r) => r.target))];
     const addresses = new Map<string, readonly AddressRecord[]>();
+    const refreshed = this.refreshed;
+    let degraded: DnsError | undefined;
     await eachLimited(targets, MAX_CONCURRENT_TARGET_LOOKUPS, async (target) => {
       if (isIP(target) !== 0) {
         // Not allowed by RFC 2782, but seen in the wild.
@@ -144,7 +171,9 @@ export class SrvResolver extends DnsPollingResolver {
         return;
       }
       const cached = this.#cache.get(target);
-      if (cached !== undefined && cached.expiresAt > now) {
+      // After a refresh() hint (an endpoint refused connections) the addresses are asked again: the target may
+      // have moved, and its cached addresses could be good for up to maxTtlMs more.
+      if (cached !== undefined && cached.expiresAt > now && !refreshed) {
         // Count only the remaining lifetime towards the next resolution.
         const left = Math.max(0, Math.floor((cached.expiresAt - now) / 1000));
         addresses.set(
@@ -157,8 +186,11 @@ export class SrvResolver extends DnsPollingResolver {
       let recordTtl: number;
       try {
         // SRV targets are absolute names (RFC 2782): the hosts file, then DNS, no search list.
-        records = (await resolveHostName(this.client, view, target, this.options.family, [target])).records;
-        recordTtl = Math.min(...records.map((r) => r.ttl));
+        const found = await resolveHostName(this.client, view, target, this.options.family, [target]);
+        recordTtl = Math.min(...found.records.map((r) => r.ttl));
+        // One family failed, the other answered: as for dns:, with the failed family's last addresses kept.
+        records = keepFailedFamily(found.records, found.failed, cached?.records);
+        degraded ??= found.failed?.error;
       } catch (err) {
         if (!isNegativeAnswer(err)) throw err;
         records = [];
@@ -169,7 +201,6 @@ export class SrvResolver extends DnsPollingResolver {
     });
     const endpoints: Endpoint[] = [];
     const seen = new Set<string>();
-    let skipped: InvalidEndpointError | undefined;
     for (const r of usable) {
       for (const a of addresses.get(r.target) ?? []) {
         ttl = Math.min(ttl, a.ttl);
@@ -200,7 +231,7 @@ export class SrvResolver extends DnsPollingResolver {
     }
     // Nothing usable: fail the run, so the last good set stays (invariant 4).
     if (endpoints.length === 0 && skipped !== undefined) throw skipped;
-    return { endpoints, ttl: Number.isFinite(ttl) ? ttl : undefined, skipped };
+    return { endpoints, ttl: Number.isFinite(ttl) ? ttl : undefined, skipped, degraded };
   }
 
   /**

@@ -341,3 +341,23 @@ describe('client option errors name the full path of nested options', () => {
     }
   });
 });
+
+describe("a single-service client's default name", () => {
+  it('is the service the target names; a dns: IPv6 literal in brackets, as a URL writes it (regression: `:`)', async () => {
+    const cases: Array<[string, string]> = [
+      ['dns:///::1', '[::1]'],
+      ['dns:///[::1]:8080', '[::1]'],
+      ['dns:///[0:0::1]:8080', '[::1]'],
+      ['dns:///10.0.0.7:8080', '10.0.0.7'],
+      ['dns:///10.0.0.7', '10.0.0.7'],
+    ];
+    for (const [target, name] of cases) {
+      const client = createClient({ target });
+      try {
+        assert.equal(client.stats().clusters[0]?.name, name, target);
+      } finally {
+        await client.close();
+      }
+    }
+  });
+});

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import dns from 'node:dns';
 import { after, describe, it } from 'node:test';
 import { DnsResolver } from '../../../src/resolvers/dns/resolver.js';
-import { DnsClient } from '../../../src/resolvers/dns/client.js';
+import dnsPacket from 'dns-packet';
+import { DnsClient, parseNameserver } from '../../../src/resolvers/dns/client.js';
+import { chainOf, encodeQuery, parseReply } from '../../../src/resolvers/dns/packet.js';
 import { createResolverRegistry } from '../../../src/resolvers/registry.js';
 import { SrvResolver } from '../../../src/resolvers/dns/srv.js';
 import { systemClock } from '../../../src/common/runtime.js';
@@ -146,6 +148,73 @@ describe('DnsClient reply checks (fake server)', () => {
     client.close();
   });
 
+  it('follows a 9-link CNAME chain whatever the order of its records; a loop or a chain past 32 links is no answer', async () => {
+    const chain = (links: number): dnsPacket.Answer[] => {
+      const answers: dnsPacket.Answer[] = [];
+      let owner = 'alias.test';
+      for (let i = 0; i < links; i++) {
+        answers.push({ type: 'CNAME', name: owner, ttl: 30 - i, data: `c${i}.test` });
+        owner = `c${i}.test`;
+      }
+      answers.push(a(owner, '10.0.0.9', 60));
+      return answers;
+    };
+    const server = await fake((q) => q.send(reply(q, { answers: chain(9).reverse() })));
+    const client = new DnsClient({ nameservers: [server.address], timeoutMs: 1000, retries: 0 });
+    const answer = await client.resolveAddresses('alias.test', 4);
+    client.close();
+    assert.deepEqual(answer.records, [{ name: 'c8.test', ttl: 22, address: '10.0.0.9', family: 4 }]);
+    // The bound is on the chain's length, not on passes over the section: 32 links in reverse order still answer.
+    assert.equal(chainOf(chain(32).reverse(), 'alias.test').names.has('c31.test'), true);
+    assert.equal(chainOf(chain(33), 'alias.test').names.has('c32.test'), false);
+    const loop: dnsPacket.Answer[] = [
+      { type: 'CNAME', name: 'b.test', ttl: 5, data: 'alias.test' },
+      { type: 'CNAME', name: 'alias.test', ttl: 5, data: 'b.test' },
+    ];
+    assert.deepEqual([...chainOf(loop, 'alias.test').names], ['alias.test', 'b.test']);
+  });
+
+  it('regression (a reply cut off inside its last record was read as another address, or NODATA): malformed', async () => {
+    // dns-packet reads past the end of a cut record: the AAAA 2001:db8::1 cut by a byte read as 2001:db8::.
+    const query = encodeQuery(0x4242, 'h.test', 'AAAA', 512);
+    const whole = reply(
+      { packet: dnsPacket.decode(query), raw: query, transport: 'udp', send: () => {} },
+      { answers: [{ type: 'AAAA', name: 'h.test', ttl: 30, class: 'IN', data: '2001:db8::1' }] },
+    );
+    assert.equal(parseReply(whole, 0x4242, 'h.test', 'AAAA').kind, 'reply');
+    for (const cut of [1, 3, 15]) {
+      const verdict = parseReply(whole.subarray(0, whole.length - cut), 0x4242, 'h.test', 'AAAA');
+      assert.equal(verdict.kind, 'malformed', `cut by ${cut} bytes`);
+    }
+    // Over TCP a malformed reply fails the try at once: an A answer cut by 3 bytes is no NODATA.
+    const server = await fake((q) => {
+      if (q.transport === 'udp') return q.send(reply(q, { tc: true }));
+      const bytes = reply(q, { answers: [a('h.test', '10.0.0.5')] });
+      q.send(bytes.subarray(0, bytes.length - 3));
+    }, true);
+    const client = new DnsClient({ nameservers: [server.address], timeoutMs: 5000, retries: 0 });
+    await assert.rejects(client.resolveAddresses('h.test', 4), { code: 'SIDECARLESS_DNS_MALFORMED' });
+    client.close();
+  });
+
+  it('regression (a nameserver written in a non-canonical IPv6 form never got an answer): its replies count', async () => {
+    const server = await fake((q) => q.send(reply(q, { answers: [a('h.test', '10.0.0.6')] })), false, '::1');
+    for (const written of [`[0:0:0:0:0:0:0:1]:${server.port}`, `[::0001]:${server.port}`]) {
+      const client = new DnsClient({ nameservers: [written], timeoutMs: 5000, retries: 0 });
+      assert.deepEqual(client.nameservers, [`[::1]:${server.port}`]);
+      const answer = await client.resolveAddresses('h.test', 4);
+      client.close();
+      assert.deepEqual(
+        answer.records.map((r) => r.address),
+        ['10.0.0.6'],
+        written,
+      );
+    }
+    // resolv.conf `nameserver` lines go through the same parser.
+    assert.equal(parseNameserver('2001:0DB8::53', 'resolvConf').host, '2001:db8::53');
+    assert.equal(parseNameserver('2001:0db8::53', 'resolvConf').label, '[2001:db8::53]:53');
+  });
+
   it('gives every query a fresh random ID (RFC 5452): 20 queries, more than 15 distinct IDs', async () => {
     const server = await fake((q) => q.send(reply(q, { answers: [a('h.test', '10.0.0.1')] })));
     const client = new DnsClient({ nameservers: [server.address], timeoutMs: 1000, retries: 0 });
@@ -250,6 +319,17 @@ describe('dns:/srv: targets and options', () => {
       option: 'bogus',
       message: /unknown option/,
     });
+  });
+
+  it('regression (cacheSize 2^31 aborted the process: the cache allocates up front): at most 65536', () => {
+    for (const cacheSize of [65_537, 2 ** 31, Number.MAX_SAFE_INTEGER]) {
+      assert.throws(() => new SrvResolver({ name: '_a._tcp.x', cacheSize, resolvConf: false, hostsFile: false }), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option: 'cacheSize',
+        message: /65536/,
+      });
+    }
+    new SrvResolver({ name: '_a._tcp.x', cacheSize: 65_536, resolvConf: false, hostsFile: false }).close();
   });
 
   it('refuses the pre-0.2.0 option names, saying what they were renamed to', () => {

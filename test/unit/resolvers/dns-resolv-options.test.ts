@@ -87,6 +87,36 @@ describe('resolv.conf options rotate, use-vc, edns0', () => {
     assert.deepEqual(plain.slice(0, 4), ['p/udp', 'p/udp', 'p/udp', 'p/udp']);
   });
 
+  it("regression (rotate with family 'any' never rotated A queries): a name's A and AAAA are one rotation step", async () => {
+    const log: string[] = [];
+    const typed = async (label: string) => {
+      const s = await startFakeDns((q: FakeQuery) => {
+        const question = q.packet.questions?.[0];
+        log.push(`${label} ${question?.type}`);
+        // A records with TTL 0 (asked again every minTtlMs); NODATA for AAAA.
+        q.send(reply(q, { answers: question?.type === 'A' ? [a(question.name, '10.0.0.1', 0)] : [] }));
+      });
+      servers.push(s);
+      return s;
+    };
+    const [x, y] = [await typed('x'), await typed('y')];
+    start({
+      host: 'users.test.',
+      family: 'any',
+      nameservers: [x.address, y.address],
+      resolvConf: await resolvConf('options rotate\n'),
+    });
+    await until(() => log.length >= 8, 'four resolutions');
+    // The two queries of one resolution arrive in either order.
+    const pairs = [0, 2, 4, 6].map((i) =>
+      log
+        .slice(i, i + 2)
+        .sort()
+        .join(', '),
+    );
+    assert.deepEqual(pairs, ['x A, x AAAA', 'y A, y AAAA', 'x A, x AAAA', 'y A, y AAAA']);
+  });
+
   it('rotate: a failing nameserver is still followed by the others in order from the rotated start', async () => {
     const log: string[] = [];
     const x = await server('x', log);

@@ -202,6 +202,77 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     r.close();
   });
 
+  it('regression (a reply cut off inside its last record emptied the set as NODATA): malformed, the set kept', async () => {
+    let cut = false;
+    const server = await startFakeDns((q) => {
+      if (!cut) return q.send(reply(q, { answers: [a('h.test', '10.0.0.1', 1)] }));
+      if (q.transport === 'udp') return q.send(reply(q, { tc: true }));
+      const bytes = reply(q, { answers: [a('h.test', '10.0.0.1', 1)] });
+      q.send(bytes.subarray(0, bytes.length - 3));
+    }, true);
+    servers.push(server);
+    const clock = new FakeClock();
+    const listener = new RecordingListener();
+    const r = new DnsResolver({
+      host: 'h.test',
+      nameservers: [server.address],
+      ...noSystem,
+      family: 4,
+      clock,
+      retries: 0,
+    });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'first update');
+    cut = true;
+    clock.advance(1000);
+    await until(() => listener.errors.length === 1, 'the malformed reply reported');
+    r.close();
+    assert.equal(listener.errors[0]?.code, 'SIDECARLESS_DNS_MALFORMED');
+    assert.equal(listener.updates.length, 1, 'no empty set delivered');
+    assert.deepEqual(keys(listener.last), ['10.0.0.1:80']);
+  });
+
+  it("regression (family 'any' failed with DNS_TIMEOUT when a nameserver dropped AAAA queries): the A records are used, the timeout reported", async () => {
+    const { server, clock, listener } = await setup((q) => {
+      if (q.packet.questions?.[0]?.type === 'A') q.send(reply(q, { answers: [a('h.test', '10.0.0.1', 30)] }));
+    });
+    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], ...noSystem, clock, retries: 0 });
+    r.start(listener);
+    // The A reply has been handled when its try's timer is gone: then only the AAAA try's timer is left.
+    await until(() => server.queries.length === 2 && clock.pending === 1, 'the A answer, the AAAA query unanswered');
+    clock.advance(2000);
+    await until(() => listener.updates.length === 1, 'the A half');
+    r.close();
+    assert.deepEqual(keys(listener.last), ['10.0.0.1:80']);
+    assert.deepEqual(
+      listener.errors.map((e) => [e.code, (e as { queryType?: string }).queryType]),
+      [['SIDECARLESS_DNS_TIMEOUT', 'AAAA']],
+    );
+  });
+
+  it("family 'any': when one family fails, its addresses from the previous answer stay (last known good, per family)", async () => {
+    let round = 0;
+    const { server, clock, listener } = await setup((q) => {
+      const type = q.packet.questions?.[0]?.type;
+      if (type === 'A') return q.send(reply(q, { answers: [a('h.test', round === 0 ? '10.0.0.1' : '10.0.0.2', 1)] }));
+      if (round > 0) return q.send(reply(q, { rcode: 2 }));
+      q.send(reply(q, { answers: [{ type: 'AAAA', name: 'h.test', ttl: 1, class: 'IN', data: '2001:db8::1' }] }));
+    });
+    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], ...noSystem, clock, retries: 0 });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'both families');
+    assert.deepEqual(keys(listener.last), ['10.0.0.1:80', '[2001:db8::1]:80']);
+    round = 1;
+    clock.advance(1000);
+    await until(() => listener.updates.length === 2, 'the new A record with the last AAAA one');
+    r.close();
+    assert.deepEqual(keys(listener.last), ['10.0.0.2:80', '[2001:db8::1]:80']);
+    assert.deepEqual(
+      listener.errors.map((e) => e.code),
+      ['SIDECARLESS_DNS_SERVFAIL'],
+    );
+  });
+
   it('never calls the listener after close, nor synchronously from start', async () => {
     const { server, clock, listener } = await setup((q) =>
       setTimeout(() => q.send(reply(q, { answers: [a('h.test', '10.0.0.1')] })), 20),
@@ -260,5 +331,65 @@ describe('SrvResolver (fake server)', () => {
     clock.advance(1000);
     await until(() => lookups() === 2, 'address re-lookup after its TTL');
     r.close();
+  });
+
+  it('regression (refresh() re-asked SRV but kept a moved target on its cached address): the target is asked again', async () => {
+    let address = '10.0.0.2';
+    const { server, clock, listener } = await setup((q) => {
+      const question = q.packet.questions?.[0];
+      if (question?.type === 'SRV') {
+        const data = { priority: 0, weight: 1, port: 8080, target: 't.s.test' };
+        return q.send(reply(q, { answers: [{ type: 'SRV', name: question.name, ttl: 300, class: 'IN', data }] }));
+      }
+      q.send(reply(q, { answers: question?.type === 'A' ? [a('t.s.test', address, 300)] : [] }));
+    });
+    const r = new SrvResolver({
+      name: '_h._tcp.s.test',
+      nameservers: [server.address],
+      ...noSystem,
+      family: 4,
+      clock,
+      minTtlMs: 1000,
+    });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'SRV set');
+    assert.deepEqual(keys(listener.last), ['10.0.0.2:8080']);
+    address = '10.0.0.3';
+    r.refresh(); // an endpoint refused connections
+    clock.advance(1000);
+    await until(() => listener.updates.length === 2, 'the moved target');
+    r.close();
+    assert.deepEqual(keys(listener.last), ['10.0.0.3:8080']);
+    assert.deepEqual(
+      server.queries.map((q) => q.packet.questions?.[0]?.type),
+      ['SRV', 'A', 'SRV', 'A'],
+    );
+  });
+
+  it("family 'any': a target whose AAAA query fails is used with its A records, the failure reported", async () => {
+    const { server, clock, listener } = await setup((q) => {
+      const question = q.packet.questions?.[0];
+      if (question?.type === 'SRV') {
+        const data = { priority: 0, weight: 1, port: 8080, target: 't.s.test' };
+        return q.send(reply(q, { answers: [{ type: 'SRV', name: question.name, ttl: 30, class: 'IN', data }] }));
+      }
+      if (question?.type === 'A') return q.send(reply(q, { answers: [a('t.s.test', '10.0.0.2', 30)] }));
+      q.send(reply(q, { rcode: 2 }));
+    });
+    const r = new SrvResolver({
+      name: '_h._tcp.s.test',
+      nameservers: [server.address],
+      ...noSystem,
+      clock,
+      retries: 0,
+    });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'SRV set');
+    r.close();
+    assert.deepEqual(keys(listener.last), ['10.0.0.2:8080']);
+    assert.deepEqual(
+      listener.errors.map((e) => e.code),
+      ['SIDECARLESS_DNS_SERVFAIL'],
+    );
   });
 });

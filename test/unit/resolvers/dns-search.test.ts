@@ -185,6 +185,24 @@ describe('dns: answers from the hosts file', () => {
     assert.deepEqual(asked(server), ['web.test', 'web.test']);
   });
 
+  it('a name answered by DNS sees a hosts entry added for it at its next re-resolution (its TTL), not after 5 s', async () => {
+    const server = await zone({ 'late.test': '10.0.0.20' }); // TTL 30 s
+    const hostsFile = await file('127.0.0.1 localhost\n');
+    const clock = new FakeClock();
+    const listener = new RecordingListener();
+    const common = { nameservers: [server.address], hostsFile, resolvConf: false as const, clock };
+    track(new DnsResolver({ ...common, host: 'late.test', port: 81, family: 4 })).start(listener);
+    await until(() => listener.updates.length === 1, 'the DNS answer');
+    assert.deepEqual(keys(listener.last), ['10.0.0.20:81']);
+    await writeFile(hostsFile, '127.0.0.1 localhost\n10.0.0.10 late.test\n');
+    clock.advance(29_999);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(listener.updates.length, 1, 'the DNS answer is used for its TTL');
+    clock.advance(1);
+    await until(() => keys(listener.last).includes('10.0.0.10:81'), 'the hosts entry');
+    assert.deepEqual(asked(server), ['late.test'], 'answered from the hosts file, without a query');
+  });
+
   it('family 6 skips IPv4-only hosts entries and asks DNS', async () => {
     const server = await startFakeDns((q) => q.send(reply(q, { rcode: 3 })));
     servers.push(server);
