@@ -50,11 +50,6 @@ export type { DispatchOptionsLike, UndiciDispatcher } from './dispatcher.js';
 export type { GlobalDispatcherOptions } from './global-dispatcher.js';
 export type { ReadyOptions } from './ready.js';
 
-function routeHosts(routes: readonly RouteConfig[]): HostSet {
-  const hosts = routes.flatMap((r) => (r.match?.host === undefined ? [] : [r.match.host].flat()));
-  return new HostSet(hosts);
-}
-
 /** A point-in-time snapshot of a client. @category Stats */
 export interface ClientStats {
   /** Configured clusters first, then discovered ones. */
@@ -145,7 +140,8 @@ export class Client {
         this.#clusters.set(name, new Cluster(name, clusterOptions, path));
       }
       this.#routes = readOptions('routes', () => compileRoutes(normalized.routes, new Set(this.#clusters.keys())));
-      this.#routeHosts = routeHosts(normalized.routes);
+      // From the compiled table: the rules are read once, by compileRoutes.
+      this.#routeHosts = new HostSet(this.#routes.hosts);
     } catch (err) {
       for (const cluster of this.#clusters.values()) void cluster.destroy();
       throw err;
@@ -220,7 +216,9 @@ export class Client {
         cluster = this.#discovery.clusterFor(host);
       } catch (err) {
         // A discovery target the resolvers reject: the request fails with that error, the client stays up.
-        toLegacyHandler(handler).onError?.(isSidecarlessError(err) ? err : new ResolverError(String(err)));
+        toLegacyHandler(handler).onError?.(
+          isSidecarlessError(err) ? err : new ResolverError(String(err), { cause: err }),
+        );
         return false;
       }
     }
@@ -327,8 +325,8 @@ export class Client {
         'a single-service client has no route table; create the client with `clusters` to route',
       );
     }
-    this.#routes = compileRoutes(routes, new Set(this.#clusters.keys()));
-    this.#routeHosts = routeHosts(routes);
+    this.#routes = readOptions('routes', () => compileRoutes(routes, new Set(this.#clusters.keys())));
+    this.#routeHosts = new HostSet(this.#routes.hosts);
   }
 
   /**

@@ -13,6 +13,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { Cluster } from '../cluster/cluster.js';
+import { withTarget } from '../cluster/options.js';
 import { OverloadedError, ResolverError } from '../common/errors.js';
 import type { ResolvedDiscoveryOptions } from './options.js';
 
@@ -97,7 +98,7 @@ export class Discovery {
       } catch (err) {
         throw new ResolverError(`The discovery target function threw for host "${host}"`, { cause: err });
       }
-      cluster = new Cluster(host, { ...this.#options.template, target }, TEMPLATE_PATH);
+      cluster = new Cluster(host, withTarget(this.#options.template, target, TEMPLATE_PATH));
       this.#created(cluster);
       try {
         cluster.start();

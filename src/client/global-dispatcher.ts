@@ -9,7 +9,7 @@
  * @module
  */
 import { Agent, Dispatcher } from 'undici';
-import { checkObject, describe, isRecord, joinPath } from '../common/options.js';
+import { array, checkObject, describe, isRecord, joinPath } from '../common/options.js';
 import { InvalidOptionError } from '../common/errors.js';
 import { toDualHandler } from '../common/handler.js';
 import { parseOrigin } from '../request/origin.js';
@@ -80,13 +80,7 @@ export function normalizeGlobalDispatcherOptions(raw: unknown): {
   const o = checkObject(raw ?? {}, ['hosts', 'others'], path);
   const hosts: string[] = [];
   if (o.hosts !== undefined) {
-    if (!Array.isArray(o.hosts)) {
-      throw new InvalidOptionError(
-        joinPath(path, 'hosts'),
-        `expected an array of host names, got ${describe(o.hosts)}`,
-      );
-    }
-    o.hosts.forEach((h: unknown, i) => {
+    array(o.hosts, joinPath(path, 'hosts'), 'an array of host names').forEach((h: unknown, i) => {
       if (typeof h !== 'string' || !HOST.test(h)) {
         throw new InvalidOptionError(
           joinPath(joinPath(path, 'hosts'), i),

@@ -11,7 +11,13 @@
  */
 import { isIP } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { type ClusterOptions, resolveClusterOptions, type TargetOption } from '../cluster/options.js';
+import {
+  CLUSTER_KEYS,
+  type ClusterOptions,
+  type ResolvedClusterOptions,
+  resolveClusterOptions,
+  type TargetOption,
+} from '../cluster/options.js';
 import { parseHostPort } from '../common/endpoint.js';
 import { InvalidOptionError } from '../common/errors.js';
 import {
@@ -112,47 +118,19 @@ export interface MultiServiceOptions {
 /** Options of {@link createClient}: one service (`target`), or several (`clusters` and/or `discovery`). */
 export type ClientOptions = SingleServiceOptions | MultiServiceOptions;
 
-// The option keys of each shape. `satisfies` checks the lists against the option types both ways: a new option the
-// lists miss fails the typecheck, so they cannot drift, and anything else a caller passes (a typo such as
-// `waitForReadyTimout`) is refused at construction instead of being silently ignored.
-const CLUSTER_KEY_RECORD = {
-  target: true,
-  picker: true,
-  host: true,
-  endpointHeader: true,
-  waitForReadyTimeoutMs: true,
-  drainTimeoutMs: true,
-  pool: true,
-  tls: true,
-  http2: true,
-  zoneAware: true,
-  connectBackoff: true,
-  resolvers: true,
-  pickers: true,
-  clock: true,
-  random: true,
-  retry: true,
-  retryBudget: true,
-  hedge: true,
-  timeoutMs: true,
-  limits: true,
-  breaker: true,
-  outlierDetection: true,
-  healthCheck: true,
-  slowStart: true,
-  panicThreshold: true,
-} satisfies Record<keyof ClusterOptions, true>;
-
-/** The keys of one cluster's options (`clusters.<name>`). */
-export const CLUSTER_KEYS: readonly string[] = Object.keys(CLUSTER_KEY_RECORD);
+// The option keys of each shape. `satisfies` checks the lists against the option types both ways (a cluster's in
+// cluster/options.ts): a key the lists miss fails the typecheck, and anything else a caller passes is refused.
+export { CLUSTER_KEYS };
 /** The keys of a discovery template (`discovery.cluster`): a cluster's, but the target. */
 export const DISCOVERY_TEMPLATE_KEYS: readonly string[] = CLUSTER_KEYS.filter((key) => key !== 'target');
 /** The keys of a single-service client. */
-export const SINGLE_SERVICE_KEYS: readonly string[] = Object.keys({
-  ...CLUSTER_KEY_RECORD,
-  name: true,
-  redirect: true,
-} satisfies Record<keyof SingleServiceOptions, true>);
+export const SINGLE_SERVICE_KEYS: readonly string[] = [
+  ...CLUSTER_KEYS,
+  ...Object.keys({ name: true, redirect: true } satisfies Record<
+    Exclude<keyof SingleServiceOptions, keyof ClusterOptions>,
+    true
+  >),
+];
 /** The keys of a multi-service client. */
 export const MULTI_SERVICE_KEYS: readonly string[] = Object.keys({
   clusters: true,
@@ -189,8 +167,11 @@ export interface ResolvedDiscoveryOptions {
   readonly suffix: string;
   /** The target of a host's cluster. */
   readonly target: (host: string) => TargetOption;
-  /** The options of every discovered cluster but `target`, client defaults applied; validated. */
-  readonly template: Omit<ClusterOptions, 'target'>;
+  /**
+   * The options of every discovered cluster, client defaults applied, validated once (with an empty target):
+   * each discovered cluster gets these with its own target ({@link withTarget}), nothing read again.
+   */
+  readonly template: ResolvedClusterOptions;
   readonly maxClusters: number;
   readonly idleTimeoutMs: number;
 }
@@ -282,8 +263,8 @@ function dnsHostOf(path: string): string | undefined {
   }
 }
 
-function normalizeSingle(options: Record<string, unknown>): NormalizedClientOptions {
-  checkObject(options, SINGLE_SERVICE_KEYS, '');
+function normalizeSingle(raw: Record<string, unknown>): NormalizedClientOptions {
+  const options = checkObject(raw, SINGLE_SERVICE_KEYS, '');
   if (options.target === undefined) {
     throw new InvalidOptionError('target', 'is required (or `clusters` for several services)');
   }
@@ -319,11 +300,11 @@ function normalizeDiscovery(raw: unknown, defaults: ClusterDefaults): ResolvedDi
     defaults,
   );
   // Validated once, with a placeholder target, so a bad option fails here; nothing is built.
-  resolveClusterOptions({ ...template, target: [] }, path);
+  const resolved = resolveClusterOptions({ ...template, target: [] }, path);
   return {
     suffix: `.${domain}`,
     target: target ?? ((host) => `srv:///${host}`),
-    template,
+    template: resolved,
     maxClusters,
     idleTimeoutMs,
   };
@@ -346,9 +327,21 @@ function normalizeMulti(options: Record<string, unknown>): NormalizedClientOptio
     random: m.random,
   };
   const clusters: ClusterSpec[] = [];
-  for (const [name, raw] of Object.entries(configured)) {
-    if (name.length === 0) throw new InvalidOptionError('clusters', 'cluster names must be non-empty');
-    const path = joinPath('clusters', name);
+  const written = new Map<string, string>();
+  for (const [key, raw] of Object.entries(configured)) {
+    if (key.length === 0) throw new InvalidOptionError('clusters', 'cluster names must be non-empty');
+    const path = joinPath('clusters', key);
+    // Case-insensitive, as the hosts requests are routed by: `Users` is reached by `http://users/` (and
+    // `http://Users/`, which URL parsing lower-cases), so two names differing only by case would be one host.
+    const name = key.toLowerCase();
+    const other = written.get(name);
+    if (other !== undefined) {
+      throw new InvalidOptionError(
+        path,
+        `cluster names are case-insensitive (as hosts are): ${JSON.stringify(key)} and ${JSON.stringify(other)} name the same cluster`,
+      );
+    }
+    written.set(name, key);
     const cluster = checkObject(raw, CLUSTER_KEYS, path) as unknown as ClusterOptions;
     clusters.push({ name, options: withDefaults(cluster, defaults), path });
   }

@@ -26,7 +26,9 @@ function fallbackError(message: string): TypeError {
  * what is wrong (the request then fails with `SIDECARLESS_CIRCUIT_OPEN`, that error as its `cause`).
  */
 export function checkFallbackResponse(value: unknown): FallbackResponse {
-  if (typeof value !== 'object' || value === null) throw fallbackError(`expected an object, got ${typeof value}`);
+  if (typeof value !== 'object' || value === null) {
+    throw fallbackError(`expected an object, got ${value === null ? 'null' : typeof value}`);
+  }
   const { status, headers, body } = value as Record<string, unknown>;
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) {
     throw fallbackError(`status must be an integer 200-599, got ${JSON.stringify(status) ?? typeof status}`);

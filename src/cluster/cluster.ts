@@ -17,7 +17,6 @@ import { createDebug } from '../common/debug.js';
 import type { Endpoint } from '../common/endpoint.js';
 import {
   ClientClosedError,
-  InvalidOptionError,
   ProtocolMismatchError,
   ServiceNotFoundError,
   type SidecarlessError,
@@ -33,9 +32,7 @@ import { HostHeaders } from '../request/headers.js';
 import { parseOrigin, tlsServerName } from '../request/origin.js';
 import type { RequestPolicy } from '../request/policy.js';
 import { RetryBudget } from '../request/retry-budget.js';
-import { createResolverRegistry } from '../resolvers/registry.js';
 import type { Resolver } from '../resolvers/resolver.js';
-import { StaticResolver } from '../resolvers/static.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { Subchannel, SubchannelState } from '../subchannel/subchannel.js';
 import { SubchannelPool } from '../subchannel/subchannel-pool.js';
@@ -56,7 +53,13 @@ import {
   type UpdateOutcome,
   UpdateSlicer,
 } from './resolution.js';
-import { type ClusterOptions, isResolver, type ResolvedClusterOptions, resolveClusterOptions } from './options.js';
+import {
+  type ClusterOptions,
+  createClusterResolver,
+  isResolvedClusterOptions,
+  type ResolvedClusterOptions,
+  resolveClusterOptions,
+} from './options.js';
 import { Admission } from './admission.js';
 import { type AcquireCallback, WaitQueue } from './queue.js';
 import { type ClusterStats, endpointStats, RequestCounters, ResolverCounters } from './stats.js';
@@ -121,16 +124,21 @@ export class Cluster {
   #closed = false;
   #closing: Promise<void> | undefined;
 
-  constructor(name: string, options: ClusterOptions, optionPath = '') {
+  /**
+   * `options` as the user wrote them (validated here, errors named under `optionPath`), or as
+   * {@link resolveClusterOptions} already validated them (a discovery template with its target: nothing is read
+   * again).
+   */
+  constructor(name: string, options: ClusterOptions | ResolvedClusterOptions, optionPath = '') {
     this.name = name;
-    const resolved = resolveClusterOptions(options, optionPath);
+    const resolved = isResolvedClusterOptions(options) ? options : resolveClusterOptions(options, optionPath);
     const { clock, random, tls, host } = resolved;
     this.#options = { ...resolved, name };
     this.#policy = resolved.request;
     this.#running = new DeadlineList(clock, this.#policy.timeoutMs);
     this.#label = { cluster: name, clusterId: this.id, scheme: resolved.protocol === 'https:' ? 'https' : 'http' };
-    this.#resolver = this.#createResolver(options);
-    const health = new EndpointHealth<Subchannel>(options, {
+    this.#resolver = createClusterResolver(resolved, name);
+    const health = new EndpointHealth<Subchannel>(resolved.health, {
       cluster: name,
       clusterId: this.id,
       clock,
@@ -193,17 +201,6 @@ export class Cluster {
       send: (request, subchannel, body, attempt, hedge) => this.#send(request, subchannel, body, attempt, hedge),
       finished: (request, statusCode, error) => this.#finished(request, statusCode, error),
     };
-  }
-
-  #createResolver(options: ClusterOptions): Resolver {
-    const { target } = options;
-    if (typeof target === 'string') {
-      const registry = options.resolvers ?? createResolverRegistry();
-      return registry.create(target, { clock: this.#options.clock, random: this.#options.random, cluster: this.name });
-    }
-    if (isResolver(target)) return target;
-    if (Array.isArray(target)) return new StaticResolver(target);
-    throw new InvalidOptionError('target', 'expected a target string, a Resolver, or an array of endpoints');
   }
 
   /** Starts resolution. Called once by the client. */

@@ -12,29 +12,31 @@ import type { Endpoint, EndpointInit } from '../common/endpoint.js';
 import { InvalidOptionError } from '../common/errors.js';
 import { type BackoffOptions, type ResolvedBackoffOptions, resolveBackoffOptions } from '../common/backoff.js';
 import {
+  array,
   checkObject,
+  clock as readClock,
   describe,
   duration,
   integer,
+  isHeaderSafe,
   isRecord,
   joinPath,
+  MAX_SHARE_WEIGHT,
   MAX_TIMER_MS,
+  number,
   toggle,
   tlsMaterial,
   readOptions,
 } from '../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../common/runtime.js';
 import type { ZoneAwareOptions } from '../balancer/snapshot.js';
-import type { HealthOptions } from '../health/endpoint-health.js';
-import { resolveHealthCheckOptions } from '../health/health-check.js';
-import { resolveOutlierDetectionOptions } from '../health/outlier-detector.js';
-import { resolveSlowStartOptions } from '../health/slow-start.js';
-import { resolvePanicThreshold } from '../balancer/panic.js';
+import { type HealthOptions, type ResolvedHealthOptions, resolveHealthOptions } from '../health/endpoint-health.js';
 import { createPickerRegistry } from '../pickers/registry.js';
 import type { ConfiguredPolicy, PickerOption, PickerRegistry } from '../pickers/picker.js';
 import { type RequestPolicy, type RequestPolicyOptions, resolveRequestPolicy } from '../request/policy.js';
 import type { Resolver } from '../resolvers/resolver.js';
-import type { ResolverRegistry } from '../resolvers/registry.js';
+import { createResolverRegistry, type ResolverRegistry } from '../resolvers/registry.js';
+import { StaticResolver } from '../resolvers/static.js';
 import type { ResolvedHttp2Options } from '../subchannel/http2.js';
 import { validatePoolOptions } from '../subchannel/pool-options.js';
 
@@ -148,6 +150,40 @@ export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
   readonly random?: RandomSource | undefined;
 }
 
+// The option keys of a cluster. `satisfies` checks the list against the option type both ways: a new option the
+// list misses fails the typecheck, so they cannot drift, and anything else a caller passes (a typo such as
+// `waitForReadyTimout`) is refused at construction instead of being silently ignored.
+const CLUSTER_KEY_RECORD = {
+  target: true,
+  picker: true,
+  host: true,
+  endpointHeader: true,
+  waitForReadyTimeoutMs: true,
+  drainTimeoutMs: true,
+  pool: true,
+  tls: true,
+  http2: true,
+  zoneAware: true,
+  connectBackoff: true,
+  resolvers: true,
+  pickers: true,
+  clock: true,
+  random: true,
+  retry: true,
+  retryBudget: true,
+  hedge: true,
+  timeoutMs: true,
+  limits: true,
+  breaker: true,
+  outlierDetection: true,
+  healthCheck: true,
+  slowStart: true,
+  panicThreshold: true,
+} satisfies Record<keyof ClusterOptions, true>;
+
+/** The keys of one cluster's options (`clusters.<name>`). */
+export const CLUSTER_KEYS: readonly string[] = Object.keys(CLUSTER_KEY_RECORD);
+
 // RFC 9110 token: a header field name.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const TLS_KEYS = ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'] as const;
@@ -169,6 +205,12 @@ export interface ResolvedClusterOptions {
   readonly connectBackoff: ResolvedBackoffOptions;
   readonly zoneAware: ZoneAwareOptions | undefined;
   readonly request: RequestPolicy;
+  /** The health options, validated (the cluster's health is built from these: no option is read twice). */
+  readonly health: ResolvedHealthOptions;
+  /** Where the endpoints come from (checked to be a string, a Resolver or an array). */
+  readonly target: TargetOption;
+  /** The resolver registry for a target string, when one was given. */
+  readonly resolvers: ResolverRegistry | undefined;
   readonly clock: Clock;
   readonly random: RandomSource;
 }
@@ -232,12 +274,11 @@ function resolveZoneAware(raw: unknown, path: string): ZoneAwareOptions | undefi
   if (!isRecord(callers)) {
     throw new InvalidOptionError(joinPath(at, 'callers'), 'expected an object of zone names to caller counts');
   }
+  const counts: Record<string, number> = {};
   for (const [zone, n] of Object.entries(callers)) {
-    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
-      throw new InvalidOptionError(joinPath(joinPath(at, 'callers'), zone), 'expected a finite number >= 0');
-    }
+    counts[zone] = number(n, joinPath(joinPath(at, 'callers'), zone), 0, 0, false, MAX_SHARE_WEIGHT);
   }
-  const local = Object.hasOwn(callers, localZone) ? callers[localZone] : undefined;
+  const local = Object.hasOwn(counts, localZone) ? counts[localZone] : undefined;
   if (typeof local !== 'number' || !(local > 0)) {
     throw new InvalidOptionError(
       joinPath(joinPath(at, 'callers'), localZone),
@@ -247,17 +288,8 @@ function resolveZoneAware(raw: unknown, path: string): ZoneAwareOptions | undefi
   return {
     localZone,
     minClusterSize: (minClusterSize as number | undefined) ?? 6,
-    callers: Object.freeze({ ...(callers as Record<string, number>) }),
+    callers: Object.freeze(counts),
   };
-}
-
-/** A header value with no whitespace and no control character (a NUL or CR/LF would break every request). */
-function isHeaderValueToken(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c <= 0x20 || c === 0x7f) return false;
-  }
-  return true;
 }
 
 /** True for a {@link Resolver} object (as opposed to a target string or an endpoint list). */
@@ -270,6 +302,43 @@ export function isResolver(value: unknown): value is Resolver {
   );
 }
 
+/** The resolver of validated options' target: the registry's for a string, a static one for a list. */
+export function createClusterResolver(options: ResolvedClusterOptions, cluster: string): Resolver {
+  const { target, clock, random } = options;
+  if (typeof target === 'string') {
+    return (options.resolvers ?? createResolverRegistry()).create(target, { clock, random, cluster });
+  }
+  return isResolver(target) ? target : new StaticResolver(target);
+}
+
+/** Options made by {@link resolveClusterOptions} or {@link withTarget}: a cluster built from one reads nothing again. */
+const resolvedOptions = new WeakSet<object>();
+
+/** True for options {@link resolveClusterOptions} (or {@link withTarget}) returned. */
+export function isResolvedClusterOptions(value: unknown): value is ResolvedClusterOptions {
+  return typeof value === 'object' && value !== null && resolvedOptions.has(value);
+}
+
+/** The target option, checked: a string, a {@link Resolver}, or an endpoint list without holes (copied). */
+function readTarget(target: unknown, path: string): TargetOption {
+  if (typeof target === 'string' || isResolver(target)) return target;
+  if (Array.isArray(target)) return array(target, joinPath(path, 'target'), 'an array of endpoints') as TargetOption;
+  throw new InvalidOptionError(
+    joinPath(path, 'target'),
+    'expected a target string, a Resolver, or an array of endpoints',
+  );
+}
+
+/**
+ * `resolved` (validated options, such as a discovery template's) with another target, checked (naming
+ * `path.target`). Nothing else is read again.
+ */
+export function withTarget(resolved: ResolvedClusterOptions, target: unknown, path: string): ResolvedClusterOptions {
+  const options = { ...resolved, target: readTarget(target, path) };
+  resolvedOptions.add(options);
+  return options;
+}
+
 /**
  * Validates a cluster's options and fills in the defaults. Pure: creates no resolver, pool or timer. `path` is
  * where these options sit in what the user wrote (`''` for a single-service client, `clusters.users`, or
@@ -278,32 +347,21 @@ export function isResolver(value: unknown): value is Resolver {
  * @throws InvalidOptionError naming the first bad option by its full path.
  */
 export function resolveClusterOptions(options: ClusterOptions, path = ''): ResolvedClusterOptions {
-  return readOptions(path || 'options', () => readClusterOptions(options, path));
+  const resolved = readOptions(path || 'options', () => readClusterOptions(options, path));
+  resolvedOptions.add(resolved);
+  return resolved;
 }
 
-function readClusterOptions(options: ClusterOptions, path: string): ResolvedClusterOptions {
-  if (!isRecord(options))
-    throw new InvalidOptionError(path || 'options', `expected an object, got ${describe(options)}`);
-  const clock = options.clock ?? systemClock;
+function readClusterOptions(raw: ClusterOptions, path: string): ResolvedClusterOptions {
+  if (!isRecord(raw)) throw new InvalidOptionError(path || 'options', `expected an object, got ${describe(raw)}`);
+  // Read once, here: everything below validates and keeps this snapshot, never the user's object again.
+  const options = checkObject(raw, CLUSTER_KEYS, path) as unknown as ClusterOptions;
+  const clock = readClock(options.clock, joinPath(path, 'clock'), systemClock);
   const random = options.random ?? systemRandom;
-  if (
-    typeof clock !== 'object' ||
-    clock === null ||
-    typeof clock.now !== 'function' ||
-    typeof clock.setTimeout !== 'function'
-  ) {
-    throw new InvalidOptionError(joinPath(path, 'clock'), 'expected { now, setTimeout, clearTimeout }');
-  }
   if (typeof random !== 'function') {
     throw new InvalidOptionError(joinPath(path, 'random'), 'expected a function returning [0, 1)');
   }
-  const target: unknown = options.target;
-  if (typeof target !== 'string' && !isResolver(target) && !Array.isArray(target)) {
-    throw new InvalidOptionError(
-      joinPath(path, 'target'),
-      'expected a target string, a Resolver, or an array of endpoints',
-    );
-  }
+  const target = readTarget(options.target, path);
   const pickers = options.pickers ?? createPickerRegistry();
   if (typeof pickers !== 'object' || pickers === null || typeof pickers.configure !== 'function') {
     throw new InvalidOptionError(
@@ -324,11 +382,7 @@ function readClusterOptions(options: ClusterOptions, path: string): ResolvedClus
     );
   }
   const host = options.host;
-  if (
-    host !== undefined &&
-    host !== false &&
-    (typeof host !== 'string' || host.length === 0 || !isHeaderValueToken(host))
-  ) {
+  if (host !== undefined && host !== false && (typeof host !== 'string' || host.length === 0 || !isHeaderSafe(host))) {
     throw new InvalidOptionError(
       joinPath(path, 'host'),
       'expected a non-empty header value without whitespace or control characters, or false',
@@ -341,20 +395,16 @@ function readClusterOptions(options: ClusterOptions, path: string): ResolvedClus
       `expected a header name (an RFC 9110 token), got ${describe(endpointHeader)}`,
     );
   }
-  const pool = options.pool ?? {};
-  validatePoolOptions(pool, joinPath(path, 'pool'));
+  const pool = validatePoolOptions(options.pool ?? {}, joinPath(path, 'pool'));
   const tls = resolveTls(options.tls, path);
-  // The health families are validated here too (EndpointHealth resolves them again when the cluster is built), so
-  // that a template is checked without building anything and errors carry the full path.
-  resolveOutlierDetectionOptions(options.outlierDetection, joinPath(path, 'outlierDetection'));
-  resolveHealthCheckOptions(options.healthCheck, joinPath(path, 'healthCheck'));
-  if (options.slowStart !== undefined) resolveSlowStartOptions(options.slowStart, joinPath(path, 'slowStart'));
-  resolvePanicThreshold(options.panicThreshold, joinPath(path, 'panicThreshold'));
+  // The health families are validated here, so that a template is checked without building anything and errors
+  // carry the full path; the cluster builds its health from the result.
+  const health = resolveHealthOptions(options, path);
   return {
     protocol: tls === undefined ? 'http:' : 'https:',
     servername: tls?.servername,
     tls,
-    policy: pickers.configure(options.picker ?? 'round-robin'),
+    policy: pickers.configure(options.picker ?? 'round-robin', joinPath(path, 'picker')),
     host,
     endpointHeader: endpointHeader === undefined ? undefined : Buffer.from(endpointHeader.toLowerCase(), 'latin1'),
     waitForReadyTimeoutMs: duration(
@@ -372,6 +422,9 @@ function readClusterOptions(options: ClusterOptions, path: string): ResolvedClus
     connectBackoff: resolveBackoffOptions(options.connectBackoff, joinPath(path, 'connectBackoff')),
     zoneAware: resolveZoneAware(options.zoneAware, path),
     request: resolveRequestPolicy(options, path),
+    health,
+    target,
+    resolvers: resolvers as ResolverRegistry | undefined,
     clock,
     random,
   };

@@ -16,9 +16,17 @@
  */
 import { createSecureContext } from 'node:tls';
 import { InvalidOptionError, isSidecarlessError } from './errors.js';
+import type { Clock } from './runtime.js';
 
 /** Longest delay a Node timer accepts, ms; a longer one fires after 1 ms. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The largest relative weight of a share option (a route split's `weight`, a `zoneAware.callers` count): large
+ * enough for any real ratio or count, small enough that a sum of them stays finite and exact in a double
+ * (`1e308 + 1e308` is `Infinity`, and every share computed from it 0 or NaN).
+ */
+export const MAX_SHARE_WEIGHT = 1e9;
 
 /**
  * Options renamed in 0.2.0 (durations carry their unit; one backoff shape), by their old key. An unknown key found
@@ -124,11 +132,53 @@ export function rejectUnknownKeys(record: object, path: string, allowed: readonl
   }
 }
 
-/** Throws unless `raw` is a plain object; rejects keys not in `allowed` (see {@link rejectUnknownKeys}). */
+/**
+ * Reads `record[key]` once, turning anything a getter or a `Proxy` trap throws into {@link InvalidOptionError}
+ * naming `path.key` (the field, not the whole options object).
+ */
+function readField(record: object, key: string | number, path: string): unknown {
+  try {
+    return (record as Record<string | number, unknown>)[key];
+  } catch (err) {
+    if (isSidecarlessError(err)) throw err;
+    const text = err instanceof Error ? err.message : String(err);
+    throw new InvalidOptionError(joinPath(path, key), `could not be read: ${text}`, { cause: err });
+  }
+}
+
+/**
+ * Throws unless `raw` is a plain object; rejects keys not in `allowed` (see {@link rejectUnknownKeys}). Returns a
+ * snapshot: a new object holding each allowed key's value (when not `undefined`), read once here. Validate and use
+ * the snapshot, never `raw` again: a getter is not read twice (a second read could differ from what was checked),
+ * and one that throws is reported under its own path (`retry.backoff.initialMs`).
+ */
 export function checkObject(raw: unknown, allowed: readonly string[], path: string): Record<string, unknown> {
   if (!isRecord(raw)) throw new InvalidOptionError(path, `expected an object, got ${describe(raw)}`);
   rejectUnknownKeys(raw, path, allowed);
-  return raw;
+  const snapshot: Record<string, unknown> = {};
+  for (const key of allowed) {
+    const value = readField(raw, key, path);
+    if (value !== undefined) snapshot[key] = value;
+  }
+  return snapshot;
+}
+
+/**
+ * An array option: throws `expected <what>` unless `value` is an array of at least `minLength` entries, and refuses a
+ * hole (`[, 200]`: `.map` and `.every` skip holes, so a hole would pass every check and reach the request path as
+ * `undefined`), naming it `name[i]`. Returns a dense copy, each entry read once (a throwing getter or `Proxy` trap is
+ * reported under the entry's path). The entries are the caller's to validate.
+ */
+export function array(value: unknown, name: string, what = 'an array', minLength = 0): unknown[] {
+  if (!Array.isArray(value) || value.length < minLength) {
+    throw new InvalidOptionError(name, `expected ${what}, got ${describe(value)}`);
+  }
+  const out: unknown[] = [];
+  for (let i = 0; i < value.length; i++) {
+    if (!(i in value)) throw new InvalidOptionError(joinPath(name, i), `missing: ${what} must not have holes`);
+    out.push(readField(value, i, name));
+  }
+  return out;
 }
 
 /**
@@ -163,7 +213,8 @@ export function percent(value: unknown, name: string, fallback: number): number 
 
 /**
  * A duration in ms: > 0 (or >= 0 when `allowZero`), at most `max` (default {@link MAX_TIMER_MS}, the longest Node
- * timer).
+ * timer). `whole` requires an integer: for a value handed to undici (`headersTimeout`, a resolver's request
+ * timeout), which refuses a fraction only when it builds its client, after construction.
  */
 export function duration(
   value: unknown,
@@ -171,15 +222,68 @@ export function duration(
   fallback: number,
   allowZero = false,
   max = MAX_TIMER_MS,
+  whole = false,
 ): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0) || value > max) {
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    value < 0 ||
+    (!allowZero && value === 0) ||
+    value > max ||
+    (whole && !Number.isInteger(value))
+  ) {
     throw new InvalidOptionError(
       name,
-      `expected a number of ms ${allowZero ? 'from 0' : 'above 0'} up to ${max}, got ${describe(value)}`,
+      `expected a ${whole ? 'whole ' : ''}number of ms ${allowZero ? 'from 0' : 'above 0'} up to ${max}, got ${describe(value)}`,
     );
   }
   return value;
+}
+
+/**
+ * Throws {@link InvalidOptionError} naming `name` unless `sum` (durations added up, e.g. a timeout plus its margin)
+ * is at most {@link MAX_TIMER_MS}: a timer armed with a longer delay fires after 1 ms. `what` says what the sum is.
+ */
+export function durationSum(sum: number, name: string, what: string): void {
+  if (sum > MAX_TIMER_MS) {
+    throw new InvalidOptionError(name, `${what} must be at most ${MAX_TIMER_MS} ms (the longest timer), got ${sum}`);
+  }
+}
+
+/**
+ * A {@link Clock}: an object with `now`, `setTimeout` and `clearTimeout` functions (each checked here, so a partial
+ * clock fails at construction rather than when its first timer is armed), or `fallback` when `undefined`.
+ */
+export function clock(value: unknown, name: string, fallback: Clock): Clock {
+  if (value === undefined) return fallback;
+  const c = value as Partial<Record<keyof Clock, unknown>> | null;
+  if (
+    typeof c !== 'object' ||
+    c === null ||
+    typeof c.now !== 'function' ||
+    typeof c.setTimeout !== 'function' ||
+    typeof c.clearTimeout !== 'function'
+  ) {
+    throw new InvalidOptionError(
+      name,
+      `expected { now, setTimeout, clearTimeout } (functions), got ${describe(value)}`,
+    );
+  }
+  return value as Clock;
+}
+
+/**
+ * True when `value` has no control character (C0, DEL) and, when `allowSpaces` is false, no whitespace: what a
+ * header value sidecarless sends as given (a Host, a token) must be. A NUL, CR or LF would make undici refuse every
+ * request carrying it, long after construction.
+ */
+export function isHeaderSafe(value: string, allowSpaces = false): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f || (!allowSpaces && c === 0x20)) return false;
+  }
+  return true;
 }
 
 /** A finite number >= `min` (exclusive when `exclusive`), and <= `max` when given. */

@@ -27,13 +27,22 @@ export type TimerHandle = unknown;
 /** Returns a float in [0, 1), like `Math.random`. @category Time and randomness */
 export type RandomSource = () => number;
 
-/** The real clock: `performance.now()` and unref'd Node timers. @category Time and randomness */
+// The longest delay a Node timer accepts (common/options.ts's MAX_TIMER_MS; not imported, as options.ts imports
+// this module's types).
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The real clock: `performance.now()` and unref'd Node timers. A delay above the longest Node timer (2147483647 ms)
+ * waits that long rather than firing after 1 ms, as Node would. @category Time and randomness
+ */
 export const systemClock: Clock = {
   // `node:perf_hooks`' `performance`, not the global: the global is an accessor, which optimized code reads through
   // an IC call at every clock read (three a request; issue 14).
   now: () => performance.now(),
   setTimeout(fn, ms, ref = false) {
-    const t = setTimeout(fn, ms);
+    // A safety net for computed delays (an interval plus its jitter, a timeout plus its margin): each is capped or
+    // validated where it is computed, but one missed would turn a long wait into a busy loop.
+    const t = setTimeout(fn, ms > LONGEST_TIMER_MS ? LONGEST_TIMER_MS : ms);
     if (!ref) t.unref();
     return t;
   },

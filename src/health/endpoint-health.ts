@@ -11,11 +11,26 @@ import { createDebug } from '../common/debug.js';
 import { channels, type HealthEvent, type Subscription, subscription } from '../metrics/events.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import type { AttemptOutcome } from '../common/outcome.js';
-import { HealthChecker, type HealthCheckOptions, resolveHealthCheckOptions } from './health-check.js';
-import { type OutlierDetectionOptions, OutlierDetector, resolveOutlierDetectionOptions } from './outlier-detector.js';
+import {
+  HealthChecker,
+  type HealthCheckOptions,
+  type ResolvedHealthCheckOptions,
+  resolveHealthCheckOptions,
+} from './health-check.js';
+import {
+  type OutlierDetectionOptions,
+  OutlierDetector,
+  type ResolvedOutlierDetectionOptions,
+  resolveOutlierDetectionOptions,
+} from './outlier-detector.js';
 import { resolvePanicThreshold } from '../balancer/panic.js';
 import { joinPath } from '../common/options.js';
-import { resolveSlowStartOptions, type SlowStartOptions, SlowStartTracker } from './slow-start.js';
+import {
+  type ResolvedSlowStartOptions,
+  resolveSlowStartOptions,
+  type SlowStartOptions,
+  SlowStartTracker,
+} from './slow-start.js';
 
 // The event types live with the channel that publishes them (metrics/events.ts); re-exported for the layers above.
 export type { HealthEvent, Subscription } from '../metrics/events.js';
@@ -38,6 +53,28 @@ export interface HealthOptions {
    * the few (Envoy's panic threshold). 0 turns it off. @defaultValue 50
    */
   readonly panicThreshold?: number | undefined;
+}
+
+/** {@link HealthOptions} after validation: `undefined` for a part that is off. */
+export interface ResolvedHealthOptions {
+  readonly outlierDetection: ResolvedOutlierDetectionOptions | undefined;
+  readonly healthCheck: ResolvedHealthCheckOptions | undefined;
+  readonly slowStart: ResolvedSlowStartOptions | undefined;
+  readonly panicThreshold: number;
+}
+
+/**
+ * Validates the health options (typed errors naming them under `path`: `outlierDetection.intervalMs` at the top
+ * level, `clusters.users.outlierDetection.intervalMs` under `path` `clusters.users`). Called once, by the cluster's
+ * option validation; {@link EndpointHealth} takes the result, so no option is read twice. @internal
+ */
+export function resolveHealthOptions(options: HealthOptions, path = ''): ResolvedHealthOptions {
+  return {
+    outlierDetection: resolveOutlierDetectionOptions(options.outlierDetection, joinPath(path, 'outlierDetection')),
+    healthCheck: resolveHealthCheckOptions(options.healthCheck, joinPath(path, 'healthCheck')),
+    slowStart: resolveSlowStartOptions(options.slowStart, joinPath(path, 'slowStart')),
+    panicThreshold: resolvePanicThreshold(options.panicThreshold, joinPath(path, 'panicThreshold')),
+  };
 }
 
 /** What the health logic needs to know of a subchannel. */
@@ -76,16 +113,13 @@ export class EndpointHealth<H extends HealthHost> {
   #returns = 0;
 
   /**
-   * Validates the options (typed errors naming them under `path`: `outlierDetection.intervalMs` at the top level,
-   * `clusters.users.outlierDetection.intervalMs` under `path` `clusters.users`) and creates the enabled parts.
-   * Starts nothing.
+   * Creates the enabled parts from options validated by {@link resolveHealthOptions} (never the user's options
+   * themselves: they were read once, there). Starts nothing.
    */
-  constructor(options: HealthOptions, hooks: Hooks, path = '') {
+  constructor(options: ResolvedHealthOptions, hooks: Hooks) {
     this.#hooks = hooks;
-    const od = resolveOutlierDetectionOptions(options.outlierDetection, joinPath(path, 'outlierDetection'));
-    const hc = resolveHealthCheckOptions(options.healthCheck, joinPath(path, 'healthCheck'));
-    const ss = resolveSlowStartOptions(options.slowStart, joinPath(path, 'slowStart'));
-    this.#panicThreshold = resolvePanicThreshold(options.panicThreshold, joinPath(path, 'panicThreshold'));
+    const { outlierDetection: od, healthCheck: hc, slowStart: ss } = options;
+    this.#panicThreshold = options.panicThreshold;
     this.#slowStart = ss === undefined ? undefined : new SlowStartTracker<H>(ss, hooks.clock);
     this.#slowStartTickMs = ss === undefined ? 0 : Math.max(50, ss.windowMs / 20);
     if (od !== undefined) {

@@ -10,7 +10,19 @@ import { Agent, type Dispatcher, request } from 'undici';
 import { InvalidOptionError } from '../common/errors.js';
 import { createDebug } from '../common/debug.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
-import { boolean, checkObject, describe, duration, integer, joinPath, percent, string } from '../common/options.js';
+import {
+  array,
+  boolean,
+  checkObject,
+  describe,
+  duration,
+  integer,
+  isHeaderSafe,
+  joinPath,
+  MAX_TIMER_MS,
+  percent,
+  string,
+} from '../common/options.js';
 
 const debug = createDebug('health');
 
@@ -138,13 +150,15 @@ export function resolveHealthCheckOptions(
   // `//host/x` and `/\host/x` are scheme-relative URLs (WHATWG URL treats `\` as `/` for http): resolved against
   // the endpoint's origin they would send the checks to another host.
   const path = string(o.path, joinPath(prefix, 'path'), '/health', ORIGIN_RELATIVE_PATH, ORIGIN_RELATIVE_PATH_TEXT);
-  const host = string(
-    o.host,
-    joinPath(prefix, 'host'),
-    undefined,
-    /^\S+$/,
-    'a non-empty header value without whitespace',
-  );
+  // The cluster `host` option's check: a NUL or DEL in the Host header fails every check, marking healthy endpoints
+  // unhealthy.
+  const host = string(o.host, joinPath(prefix, 'host'), undefined);
+  if (host !== undefined && !isHeaderSafe(host)) {
+    throw new InvalidOptionError(
+      joinPath(prefix, 'host'),
+      `expected a non-empty header value without whitespace or control characters, got ${describe(host)}`,
+    );
+  }
   return Object.freeze({
     path,
     intervalMs: duration(o.intervalMs, joinPath(prefix, 'intervalMs'), 5000),
@@ -162,21 +176,20 @@ export function resolveHealthCheckOptions(
 
 function statuses(raw: unknown, name: string): readonly (readonly [number, number])[] {
   if (raw === undefined) return [[200, 299]];
-  if (!Array.isArray(raw) || raw.length === 0) {
-    throw new InvalidOptionError(name, 'expected a non-empty array of status codes and [from, to] ranges');
-  }
+  const entries = array(raw, name, 'a non-empty array of status codes and [from, to] ranges', 1);
   const code = (v: unknown, at: string): number => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 100 || v > 599) {
       throw new InvalidOptionError(at, `expected a status code from 100 to 599, got ${describe(v)}`);
     }
     return v;
   };
-  return raw.map((entry: unknown, i): readonly [number, number] => {
+  return entries.map((entry: unknown, i): readonly [number, number] => {
     const at = joinPath(name, i);
     if (typeof entry === 'number') return [code(entry, at), entry];
     if (Array.isArray(entry) && entry.length === 2) {
-      const from = code(entry[0], joinPath(at, 0));
-      const to = code(entry[1], joinPath(at, 1));
+      const [first, last] = array(entry, at, 'a [from, to] range', 2);
+      const from = code(first, joinPath(at, 0));
+      const to = code(last, joinPath(at, 1));
       if (from > to) throw new InvalidOptionError(at, `range start ${from} is above its end ${to}`);
       return [from, to];
     }
@@ -369,7 +382,8 @@ export class HealthChecker<H> {
     let delay = o.intervalMs;
     if (o.intervalJitterPercent > 0) delay += this.#hooks.random() * ((o.intervalMs * o.intervalJitterPercent) / 100);
     if (o.jitterMs > 0) delay += this.#hooks.random() * o.jitterMs;
-    return delay;
+    // Jitter on top of a long interval may pass the longest Node timer, which would fire after 1 ms: a check storm.
+    return Math.min(delay, MAX_TIMER_MS);
   }
 
   async #check(host: H, state: CheckState): Promise<void> {

@@ -13,6 +13,7 @@ import {
 } from '../common/backoff.js';
 import { InvalidOptionError } from '../common/errors.js';
 import {
+  array,
   boolean,
   checkObject,
   describe,
@@ -113,7 +114,10 @@ export interface FallbackResponse {
 
 /** Circuit breaker settings (Hystrix's rule, as opossum applies it: a rolling window of ten buckets). @category Options */
 export interface BreakerOptions {
-  /** Failure percentage in the rolling window above which the circuit opens. @defaultValue 50 */
+  /**
+   * Failure percentage in the rolling window above which the circuit opens: from 1 to below 100 (100 could never be
+   * exceeded). @defaultValue 50
+   */
   readonly errorThresholdPercentage?: number;
   /** Requests in the window before the circuit may open. @defaultValue 20 */
   readonly volumeThreshold?: number;
@@ -209,10 +213,27 @@ const RETRY_KEYS = [
 
 function retryOn(value: unknown, path: string): ReadonlySet<number> {
   if (value === undefined) return new Set([502, 503, 504]);
-  if (!Array.isArray(value) || !value.every((s) => Number.isInteger(s) && s >= 100 && s <= 599)) {
-    throw new InvalidOptionError(path, `expected an array of HTTP status codes (100-599), got ${describe(value)}`);
+  const what = 'an array of HTTP status codes (100-599)';
+  const codes = array(value, path, what);
+  if (!codes.every((s) => Number.isInteger(s) && (s as number) >= 100 && (s as number) <= 599)) {
+    throw new InvalidOptionError(path, `expected ${what}, got ${describe(value)}`);
   }
-  return new Set(value as number[]);
+  return new Set(codes as number[]);
+}
+
+/**
+ * `breaker.errorThresholdPercentage`: from 1 to below 100. The circuit opens when the failure rate is _above_ it
+ * (Hystrix's rule), so 100 could never be passed: a breaker that never opens, silently.
+ */
+function threshold(value: unknown, path: string): number {
+  const percent = number(value, path, 50, 1, false, 100);
+  if (percent === 100) {
+    throw new InvalidOptionError(
+      path,
+      'expected a number >= 1 and below 100: the circuit opens when the failure rate is above it, which 100 never is',
+    );
+  }
+  return percent;
 }
 
 function resolveBreaker(raw: unknown, path: string): ResolvedBreakerOptions | undefined {
@@ -226,14 +247,7 @@ function resolveBreaker(raw: unknown, path: string): ResolvedBreakerOptions | un
   // At least 10 ms: the window has ten buckets.
   const rollingCountTimeoutMs = number(br.rollingCountTimeoutMs, rollingPath, 10_000, 10, false, MAX_TIMER_MS);
   return {
-    errorThresholdPercentage: number(
-      br.errorThresholdPercentage,
-      joinPath(path, 'errorThresholdPercentage'),
-      50,
-      1,
-      false,
-      100,
-    ),
+    errorThresholdPercentage: threshold(br.errorThresholdPercentage, joinPath(path, 'errorThresholdPercentage')),
     volumeThreshold: integer(br.volumeThreshold, joinPath(path, 'volumeThreshold'), 20, 0, 1e9),
     resetTimeoutMs: duration(br.resetTimeoutMs, joinPath(path, 'resetTimeoutMs'), 30_000),
     rollingCountTimeoutMs,

@@ -13,7 +13,17 @@ import {
   resolveBackoffOptions,
 } from '../common/backoff.js';
 import { InvalidOptionError } from '../common/errors.js';
-import { boolean, checkObject, describe, func, integer, joinPath, string, tlsMaterial } from '../common/options.js';
+import {
+  boolean,
+  checkObject,
+  clock,
+  describe,
+  func,
+  integer,
+  joinPath,
+  string,
+  tlsMaterial,
+} from '../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../common/runtime.js';
 
 /**
@@ -63,7 +73,7 @@ export function resolveResolverTls(value: unknown, path: string): ResolverTlsOpt
 export interface RemoteResolverOptions {
   /** Backoff between failed requests or cycles. @defaultValue 1 s, ×1.6, jitter 0.2, max 120 s */
   readonly backoff?: BackoffOptions | undefined;
-  /** Clock for the resolver's timers. @defaultValue systemClock */
+  /** Clock for the resolver's timers: `now`, `setTimeout` and `clearTimeout`, all checked. @defaultValue systemClock */
   readonly clock?: Clock | undefined;
   /** Random source for backoff jitter. @defaultValue {@link systemRandom} */
   readonly random?: RandomSource | undefined;
@@ -90,7 +100,7 @@ export interface ResolvedRemoteResolverOptions {
 }
 
 /**
- * Validates the {@link RemoteResolverOptions} of `options` (the backoff, then the random source), naming a bad one
+ * Validates the {@link RemoteResolverOptions} of `options` (the backoff, the random source, the clock), naming a bad one
  * by its path under `path`. `backoffDefaults` is for a resolver whose backoff defaults differ. @internal
  */
 export function resolveRemoteResolverOptions(
@@ -102,7 +112,7 @@ export function resolveRemoteResolverOptions(
   const backoff = resolveBackoffOptions(options.backoff, joinPath(path, 'backoff'), backoffDefaults);
   const random = func<RandomSource>(o.random, joinPath(path, 'random')) ?? systemRandom;
   const maxEndpoints = integer(o.maxEndpoints, joinPath(path, 'maxEndpoints'), DEFAULT_MAX_ENDPOINTS, 1, 10_000_000);
-  return { backoff, clock: (o.clock as Clock | undefined) ?? systemClock, random, maxEndpoints };
+  return { backoff, clock: clock(o.clock, joinPath(path, 'clock'), systemClock), random, maxEndpoints };
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 import { InvalidOptionError } from '../common/errors.js';
 import {
+  array,
   boolean,
   checkObject,
   describe,
@@ -105,12 +106,10 @@ function fullRegex(source: unknown, option: string): RegExp {
 }
 
 function list(value: unknown, option: string): string[] {
-  const values = typeof value === 'string' ? [value] : value;
-  if (!Array.isArray(values) || values.length === 0 || !values.every((v) => typeof v === 'string' && v.length > 0)) {
-    throw new InvalidOptionError(
-      option,
-      `expected a non-empty string or array of non-empty strings, got ${describe(value)}`,
-    );
+  const what = 'a non-empty string or array of non-empty strings';
+  const values = typeof value === 'string' ? [value] : array(value, option, what, 1);
+  if (!values.every((v) => typeof v === 'string' && v.length > 0)) {
+    throw new InvalidOptionError(option, `expected ${what}, got ${describe(value)}`);
   }
   return values as string[];
 }
@@ -152,13 +151,17 @@ function queryValue(path: string, name: string): string | undefined {
   return value ?? undefined;
 }
 
-/** Compiles a {@link RouteMatch}. Throws {@link InvalidOptionError} naming the bad field under `option`. */
-export function compileMatch(raw: unknown, option: string): Matcher {
+/**
+ * Compiles a {@link RouteMatch}. Throws {@link InvalidOptionError} naming the bad field under `option`. The host
+ * patterns it matches (lower case) are appended to `hostsOut` when given.
+ */
+export function compileMatch(raw: unknown, option: string, hostsOut?: string[]): Matcher {
   if (raw === undefined) return () => true;
   const m = checkObject(raw, MATCH_KEYS, option);
   const checks: Matcher[] = [];
   if (m.host !== undefined) {
     const hosts = list(m.host, joinPath(option, 'host')).map((h) => h.toLowerCase());
+    hostsOut?.push(...hosts);
     const exact = new Set(hosts.filter((h) => !h.startsWith('*.')));
     const suffixes = hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
     checks.push((r) => exact.has(r.host) || suffixes.some((s) => r.host.endsWith(s) && r.host.length > s.length));
@@ -194,10 +197,7 @@ export function compileMatch(raw: unknown, option: string): Matcher {
   ] as const) {
     const rules = m[field];
     if (rules === undefined) continue;
-    if (!Array.isArray(rules)) {
-      throw new InvalidOptionError(joinPath(option, field), `expected an array, got ${describe(rules)}`);
-    }
-    rules.forEach((rule: unknown, i) => {
+    array(rules, joinPath(option, field)).forEach((rule: unknown, i) => {
       const [name, test] = valueMatcher(rule, joinPath(joinPath(option, field), i));
       const key = field === 'headers' ? name.toLowerCase() : name;
       checks.push((r) => test(get(r, key)));

@@ -7,11 +7,13 @@
  */
 import { InvalidOptionError } from '../common/errors.js';
 import {
+  array,
   checkObject,
   describe,
   duration,
   isRecord,
   joinPath,
+  MAX_SHARE_WEIGHT,
   number,
   percent,
   required,
@@ -37,7 +39,10 @@ export type SubsetFallback = 'any' | 'fail' | SubsetSelector;
 export interface SplitTarget {
   /** Name of one of the client's clusters. */
   readonly cluster: string;
-  /** Relative weight, >= 0, at least one of the split above 0 (90 and 10 for a 90/10 canary). */
+  /**
+   * Relative weight, from 0 to 1e9, at least one of the split above 0 (90 and 10 for a 90/10 canary). The bound keeps
+   * the sum exact: weights near the largest double would add up to `Infinity`.
+   */
   readonly weight: number;
 }
 
@@ -140,14 +145,16 @@ function selector(raw: unknown, option: string): SubsetSelector {
  * naming the bad rule and field (e.g. `routes[2].split[1].weight`).
  */
 export function compileRoutes(routes: unknown, clusterNames: ReadonlySet<string>, option = 'routes'): RouteTable {
-  if (!Array.isArray(routes)) throw new InvalidOptionError(option, 'expected an array of routes');
+  const rules = array(routes, option, 'an array of routes');
+  // Cluster names are case-insensitive, as hosts are: the client keeps them in lower case.
   const known = (name: unknown, at: string) => {
-    if (typeof name !== 'string' || !clusterNames.has(name)) {
+    if (typeof name !== 'string' || !clusterNames.has(name.toLowerCase())) {
       throw new InvalidOptionError(at, `unknown cluster ${describe(name)} (clusters: ${[...clusterNames].join(', ')})`);
     }
-    return name;
+    return name.toLowerCase();
   };
-  const compiled = routes.map((raw, i): CompiledRoute => {
+  const hosts: string[] = [];
+  const compiled = rules.map((raw, i): CompiledRoute => {
     const at = joinPath(option, i);
     const r = checkObject(raw, ROUTE_KEYS, at);
     const name = string(r.name, joinPath(at, 'name'), at);
@@ -161,19 +168,13 @@ export function compileRoutes(routes: unknown, clusterNames: ReadonlySet<string>
       weights = [1];
     } else {
       const split = joinPath(at, 'split');
-      if (!Array.isArray(r.split) || r.split.length === 0) {
-        throw new InvalidOptionError(
-          split,
-          `expected a non-empty array of { cluster, weight }, got ${describe(r.split)}`,
-        );
-      }
-      const entries = r.split.map((entry: unknown, j: number) =>
+      const entries = array(r.split, split, 'a non-empty array of { cluster, weight }', 1).map((entry, j) =>
         checkObject(entry, ['cluster', 'weight'], joinPath(split, j)),
       );
       clusters = entries.map((entry, j) => known(entry.cluster, joinPath(joinPath(split, j), 'cluster')));
       weights = entries.map((entry, j) => {
         const weight = joinPath(joinPath(split, j), 'weight');
-        return number(required(entry.weight, weight), weight, 0, 0);
+        return number(required(entry.weight, weight), weight, 0, 0, false, MAX_SHARE_WEIGHT);
       });
       if (weights.every((w) => w === 0)) throw new InvalidOptionError(split, 'at least one weight must be > 0');
     }
@@ -208,7 +209,7 @@ export function compileRoutes(routes: unknown, clusterNames: ReadonlySet<string>
     const base = { route: name, subset, subsetFallback, mirror };
     return {
       name,
-      matches: compileMatch(r.match, joinPath(at, 'match')),
+      matches: compileMatch(r.match, joinPath(at, 'match'), hosts),
       clusters,
       cumulative,
       total,
@@ -217,16 +218,20 @@ export function compileRoutes(routes: unknown, clusterNames: ReadonlySet<string>
       decisions: clusters.map((cluster) => Object.freeze({ ...base, cluster })),
     };
   });
-  return new RouteTable(compiled);
+  return new RouteTable(compiled, hosts);
 }
 
 /** A compiled, immutable route table. */
 export class RouteTable {
   readonly #routes: readonly CompiledRoute[];
 
+  /** The host patterns the rules match (lower case, `*.` wildcards as written). */
+  readonly hosts: readonly string[];
+
   /** @internal Built by {@link compileRoutes}. */
-  constructor(routes: readonly CompiledRoute[]) {
+  constructor(routes: readonly CompiledRoute[], hosts: readonly string[] = []) {
     this.#routes = routes;
+    this.hosts = hosts;
   }
 
   /** The number of rules. */

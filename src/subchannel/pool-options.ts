@@ -10,8 +10,21 @@
  * @module
  */
 import { isIP } from 'node:net';
+import type { Pool } from 'undici';
 import { InvalidOptionError } from '../common/errors.js';
-import { checkObject, describe, duration, integer, isRecord, joinPath } from '../common/options.js';
+import {
+  array,
+  boolean,
+  checkObject,
+  describe,
+  duration,
+  integer,
+  isRecord,
+  joinPath,
+  readOptions,
+  string,
+  tlsMaterial,
+} from '../common/options.js';
 
 const INTEGERS: Readonly<Record<string, readonly [min: number, max?: number]>> = {
   // `connections: null` (undici: unlimited) is allowed below.
@@ -26,7 +39,7 @@ const INTEGERS: Readonly<Record<string, readonly [min: number, max?: number]>> =
   connectionWindowSize: [1],
 };
 
-/** Timeouts where 0 means "none" in undici. */
+/** Timeouts where 0 means "none" in undici; it refuses a fraction of the first two and of `pingInterval`. */
 const DURATIONS_ZERO_OK = [
   'headersTimeout',
   'bodyTimeout',
@@ -39,13 +52,78 @@ const DURATIONS = ['keepAliveTimeout', 'keepAliveMaxTimeout', 'autoSelectFamilyA
 const BOOLEANS = ['strictContentLength', 'autoSelectFamily', 'allowH2'];
 const OTHERS = ['connect', 'localAddress', 'interceptors'];
 const ALLOWED = [...Object.keys(INTEGERS), ...DURATIONS_ZERO_OK, ...DURATIONS, ...BOOLEANS, ...OTHERS];
+/** The duration options undici requires to be integers (a fraction makes it throw at every request). */
+const WHOLE = new Set(['headersTimeout', 'bodyTimeout', 'pingInterval', 'autoSelectFamilyAttemptTimeout']);
+
+/** `pool.connect` booleans, and its fields that would connect elsewhere than the endpoint. */
+const CONNECT_BOOLEANS = ['keepAlive', 'rejectUnauthorized', 'allowH2', 'useH2c', 'autoSelectFamily'];
+const CONNECT_ELSEWHERE = ['socketPath', 'path'];
+
+/**
+ * Reads `pool.connect` (connector options: undici's own and `tls.connect()`/`net.connect()`'s) once into a new
+ * object, validating what undici reads when it builds a pool (lazily, at an endpoint's first request, where a bad
+ * value failed every request instead of the construction).
+ */
+function readConnect(raw: unknown, at: string): Record<string, unknown> {
+  if (!isRecord(raw)) {
+    throw new InvalidOptionError(
+      at,
+      `expected connector options (an object) or a connector function, got ${describe(raw)}`,
+    );
+  }
+  const keys = readOptions(at, () => Object.keys(raw));
+  const connect: Record<string, unknown> = {};
+  for (const key of keys) {
+    const value = readOptions(joinPath(at, key), () => raw[key]);
+    if (value !== undefined) connect[key] = value;
+  }
+  for (const key of CONNECT_ELSEWHERE) {
+    if (key in connect) {
+      throw new InvalidOptionError(
+        joinPath(at, key),
+        "the cluster connects to each endpoint's own address; a socket path would bypass balancing",
+      );
+    }
+  }
+  const { timeout, maxCachedSessions, keepAliveInitialDelay, servername } = connect;
+  if (timeout !== null) duration(timeout, joinPath(at, 'timeout'), 0, true);
+  integer(maxCachedSessions, joinPath(at, 'maxCachedSessions'), 0, 0);
+  duration(keepAliveInitialDelay, joinPath(at, 'keepAliveInitialDelay'), 0, true, undefined, true);
+  for (const key of CONNECT_BOOLEANS) boolean(connect[key], joinPath(at, key), false);
+  string(servername, joinPath(at, 'servername'), undefined);
+  if (connect.ca !== undefined || connect.cert !== undefined || connect.key !== undefined) tlsMaterial(connect, at);
+  return connect;
+}
+
+/** `pool.interceptors`: an object of interceptor lists (arrays of functions), copied. */
+function readInterceptors(raw: unknown, at: string): Record<string, unknown[]> {
+  if (!isRecord(raw)) throw new InvalidOptionError(at, `expected an object, got ${describe(raw)}`);
+  const keys = readOptions(at, () => Object.keys(raw));
+  const out: Record<string, unknown[]> = {};
+  for (const key of keys) {
+    const list = array(
+      readOptions(joinPath(at, key), () => raw[key]),
+      joinPath(at, key),
+      'an array of interceptor functions',
+    );
+    list.forEach((fn, i) => {
+      if (typeof fn !== 'function') {
+        throw new InvalidOptionError(joinPath(joinPath(at, key), i), `expected a function, got ${describe(fn)}`);
+      }
+    });
+    out[key] = list;
+  }
+  return out;
+}
 
 /**
  * Throws {@link InvalidOptionError} (naming `path.key`) unless `raw` is a plain object of undici `Pool` options with
- * values undici accepts. `factory` (the cluster builds its own pools) and `socketPath` (it would send every endpoint's
- * connections to one socket) are refused; so are keys undici does not document for `Pool`.
+ * values undici accepts, and returns them read once into a new object (`connect` and `interceptors` copied too): the
+ * pools are built from that, never from the user's object. `factory` (the cluster builds its own pools) and
+ * `socketPath`, `connect.socketPath` and `connect.path` (they would send every endpoint's connections to one
+ * socket) are refused; so are keys undici does not document for `Pool`.
  */
-export function validatePoolOptions(raw: unknown, path: string): void {
+export function validatePoolOptions(raw: unknown, path: string): Pool.Options {
   if (isRecord(raw) && 'factory' in raw) {
     throw new InvalidOptionError(joinPath(path, 'factory'), 'the cluster creates its own pools');
   }
@@ -62,11 +140,11 @@ export function validatePoolOptions(raw: unknown, path: string): void {
     integer(value, joinPath(path, key), 0, min, max);
   }
   for (const key of DURATIONS_ZERO_OK) {
-    if (pool[key] !== undefined) duration(pool[key], joinPath(path, key), 0, true);
+    if (pool[key] !== undefined) duration(pool[key], joinPath(path, key), 0, true, undefined, WHOLE.has(key));
   }
   for (const key of DURATIONS) {
     if (pool[key] !== undefined && !(key === 'clientTtl' && pool[key] === null)) {
-      duration(pool[key], joinPath(path, key), 0);
+      duration(pool[key], joinPath(path, key), 0, false, undefined, WHOLE.has(key));
     }
   }
   for (const key of BOOLEANS) {
@@ -76,25 +154,14 @@ export function validatePoolOptions(raw: unknown, path: string): void {
     }
   }
   const { connect, localAddress, interceptors } = pool;
-  if (connect !== undefined && typeof connect !== 'function') {
-    if (!isRecord(connect)) {
-      throw new InvalidOptionError(
-        joinPath(path, 'connect'),
-        `expected connector options (an object) or a connector function, got ${describe(connect)}`,
-      );
-    }
-    // The rest are tls.connect()/net.connect() options, passed through as undici does.
-    if (connect.timeout !== undefined && connect.timeout !== null) {
-      duration(connect.timeout, joinPath(joinPath(path, 'connect'), 'timeout'), 0, true);
-    }
-  }
+  if (connect !== undefined && typeof connect !== 'function')
+    pool.connect = readConnect(connect, joinPath(path, 'connect'));
   if (localAddress !== undefined && (typeof localAddress !== 'string' || isIP(localAddress) === 0)) {
     throw new InvalidOptionError(
       joinPath(path, 'localAddress'),
       `expected an IP address, got ${describe(localAddress)}`,
     );
   }
-  if (interceptors !== undefined && !isRecord(interceptors)) {
-    throw new InvalidOptionError(joinPath(path, 'interceptors'), `expected an object, got ${describe(interceptors)}`);
-  }
+  if (interceptors !== undefined) pool.interceptors = readInterceptors(interceptors, joinPath(path, 'interceptors'));
+  return pool as Pool.Options;
 }

@@ -153,3 +153,269 @@ describe('probe: registerZooKeeper() given something that is not a registry', ()
     }
   });
 });
+
+// Wave 5: an outside-in fuzz of the options. Each bad value fails at construction, naming its full path.
+const OPTION = 'SIDECARLESS_INVALID_OPTION';
+const K8S = { apiServer: 'https://127.0.0.1:6443', token: 't', env: {}, service: 'users' };
+/** A getter that returns `first` on its first read and throws on any later one. */
+const onceGetter = (key: string, first: unknown, reads: { n: number }): object =>
+  Object.defineProperty({}, key, {
+    enumerable: true,
+    get: () => {
+      reads.n++;
+      if (reads.n > 1) throw new Error('read twice');
+      return first;
+    },
+  });
+
+describe('probe wave 5: sums and fractions of durations', () => {
+  it('Consul timeoutMarginMs and Kubernetes requestTimeoutMs whose timers would overflow are refused', () => {
+    assertCode(() => new ConsulResolver({ service: 'a', timeoutMarginMs: 2 ** 31 - 1 }), OPTION, 'timeoutMarginMs');
+    assertCode(() => new KubernetesResolver({ ...K8S, requestTimeoutMs: 2 ** 31 - 1 }), OPTION, 'requestTimeoutMs');
+    assertCode(
+      () => new KubernetesResolver({ ...K8S, watchTimeoutMs: 2 ** 31 - 10_000, requestTimeoutMs: 20_000 }),
+      OPTION,
+      'requestTimeoutMs',
+    );
+  });
+
+  it('resolver timeouts handed to undici must be whole ms', () => {
+    assertCode(() => new EtcdResolver({ prefix: '/a', requestTimeoutMs: 1000.5 }), OPTION, 'requestTimeoutMs');
+    assertCode(() => new ConsulResolver({ service: 'a', timeoutMarginMs: 0.5 }), OPTION, 'timeoutMarginMs');
+    assertCode(() => new KubernetesResolver({ ...K8S, requestTimeoutMs: 1000.5 }), OPTION, 'requestTimeoutMs');
+  });
+
+  it('pool timeouts undici requires as integers must be whole; socket paths are refused in pool.connect too', () => {
+    for (const key of ['headersTimeout', 'bodyTimeout', 'pingInterval']) {
+      assertCode(() => createClient({ target: TARGET, pool: { [key]: 1000.5 } }), OPTION, `pool.${key}`);
+    }
+    for (const key of ['socketPath', 'path']) {
+      assertCode(
+        () => createClient({ target: TARGET, pool: { connect: { [key]: '/tmp/x.sock' } as never } }),
+        OPTION,
+        `pool.connect.${key}`,
+      );
+    }
+  });
+});
+
+describe('probe wave 5: what sidecarless forwards to undici is checked at construction', () => {
+  it('pool.connect values undici refuses when it builds a pool', () => {
+    const bad: [object, string][] = [
+      [{ maxCachedSessions: -1 }, 'pool.connect.maxCachedSessions'],
+      [{ maxCachedSessions: 1.5 }, 'pool.connect.maxCachedSessions'],
+      [{ timeout: -1 }, 'pool.connect.timeout'],
+      [{ keepAlive: 'yes' }, 'pool.connect.keepAlive'],
+      [{ keepAliveInitialDelay: -5 }, 'pool.connect.keepAliveInitialDelay'],
+      [{ servername: 5 }, 'pool.connect.servername'],
+      [throwingGetter('timeout'), 'pool.connect.timeout'],
+    ];
+    for (const [connect, option] of bad) {
+      assertCode(() => createClient({ target: TARGET, pool: { connect: connect as never } }), OPTION, option);
+    }
+  });
+
+  it('pool.interceptors: a Proxy that throws, or a list that is not of functions', () => {
+    assertCode(() => createClient({ target: TARGET, pool: { interceptors: throwingProxy() } as never }), OPTION);
+    assertCode(
+      () => createClient({ target: TARGET, pool: { interceptors: { Pool: [5] } } as never }),
+      OPTION,
+      'pool.interceptors.Pool[0]',
+    );
+  });
+});
+
+describe('probe wave 5: clocks, picker paths, control characters', () => {
+  it('a clock without setTimeout or clearTimeout is refused by every resolver and by the cluster', async () => {
+    const { ZooKeeperResolver } = await import('sidecarless/zookeeper');
+    const partial = { now: () => 0 } as never;
+    assertCode(() => new ConsulResolver({ service: 'a', clock: partial }), OPTION, 'clock');
+    assertCode(() => new EtcdResolver({ prefix: '/a', clock: partial }), OPTION, 'clock');
+    assertCode(() => new KubernetesResolver({ ...K8S, clock: partial }), OPTION, 'clock');
+    assertCode(() => new ZooKeeperResolver({ path: '/a', connect: 'zk:2181', clock: partial }), OPTION, 'clock');
+    const noClear = { now: () => 0, setTimeout: () => 0 } as never;
+    assertCode(() => createClient({ target: TARGET, clock: noClear }), OPTION, 'clock');
+    assertCode(() => createClient({ clusters: { a: { target: TARGET, clock: noClear } } }), OPTION, 'clusters.a.clock');
+  });
+
+  it('picker settings are named under their cluster', () => {
+    assertCode(
+      () =>
+        createClient({
+          clusters: { users: { target: TARGET, picker: { name: 'maglev', hashKey: { path: true }, tableSize: 4 } } },
+        }),
+      OPTION,
+      'clusters.users.picker.tableSize',
+    );
+    assertCode(
+      () => createClient({ clusters: { users: { target: TARGET, picker: 'round-robbin' as never } } }),
+      OPTION,
+      'clusters.users.picker.name',
+    );
+    assertCode(
+      () => createClient({ discovery: { domain: 'svc', cluster: { picker: { name: 'ring-hash' } as never } } }),
+      OPTION,
+      'discovery.cluster.picker.hashKey',
+    );
+  });
+
+  it('healthCheck.host and resolver tokens with control characters are refused', () => {
+    for (const host of ['users\u0000internal', 'users\u007finternal', 'users internal']) {
+      assertCode(() => createClient({ target: TARGET, healthCheck: { host } }), OPTION, 'healthCheck.host');
+    }
+    assertCode(() => new ConsulResolver({ service: 'a', token: 'abc\u0000def' }), OPTION, 'token');
+    assertCode(() => new KubernetesResolver({ ...K8S, token: 'abc\r\nx-evil: 1' }), OPTION, 'token');
+    assertCode(() => new KubernetesResolver({ ...K8S, token: 'abc\u0000' }), OPTION, 'token');
+  });
+});
+
+describe('probe wave 5: arrays with holes and huge weights', () => {
+  /* eslint-disable no-sparse-arrays */
+  it('a hole in any array option is refused, naming its index', () => {
+    const rule = { match: { host: 'svc' }, cluster: 'a' };
+    const clusters = { a: { target: TARGET }, b: { target: TARGET } };
+    assertCode(() => createClient({ clusters, routes: [, rule] as never }), OPTION, 'routes[0]');
+    const client = createClient({ clusters });
+    assertCode(() => client.setRoutes([, rule] as never), OPTION, 'routes[0]');
+    void client.close();
+    const split = [{ cluster: 'a', weight: 1 }, , { cluster: 'b', weight: 1 }];
+    assertCode(
+      () => createClient({ clusters, routes: [{ match: { host: 'svc' }, split } as never] }),
+      OPTION,
+      'routes[0].split[1]',
+    );
+    assertCode(
+      () => createClient({ target: TARGET, healthCheck: { expectedStatuses: [, 200] as never } }),
+      OPTION,
+      'healthCheck.expectedStatuses[0]',
+    );
+    assertCode(
+      () => createClient({ target: TARGET, retry: { retryOn: [, 503] as never } }),
+      OPTION,
+      'retry.retryOn[0]',
+    );
+    assertCode(() => createClient({ target: [, '127.0.0.1:1'] as never }), OPTION, 'target[0]');
+    assertCode(() => new ConsulResolver({ service: 'a', tags: [, 'v2'] as never }), OPTION, 'tags[0]');
+    assertCode(
+      () => new EtcdResolver({ prefix: '/a', endpoints: [, '127.0.0.1:2379'] as never }),
+      OPTION,
+      'endpoints[0]',
+    );
+  });
+  /* eslint-enable no-sparse-arrays */
+
+  it('split weights and zone caller counts above 1e9 are refused (their sum would overflow)', () => {
+    const clusters = { a: { target: TARGET }, b: { target: TARGET } };
+    const split = [
+      { cluster: 'a', weight: 1e308 },
+      { cluster: 'b', weight: 1e308 },
+    ];
+    assertCode(
+      () => createClient({ clusters, routes: [{ match: { host: 'svc' }, split }] }),
+      OPTION,
+      'routes[0].split[0].weight',
+    );
+    assertCode(
+      () => createClient({ target: TARGET, zoneAware: { localZone: 'a', callers: { a: 1e308, b: 1e308 } } }),
+      OPTION,
+      'zoneAware.callers.a',
+    );
+  });
+});
+
+describe('probe wave 5: each option is read once, errors name the field', () => {
+  it('health options are read once (a getter that throws on a second read does not escape)', async () => {
+    for (const [key, first] of [
+      ['intervalMs', 1000],
+      ['path', '/h'],
+    ] as const) {
+      const reads = { n: 0 };
+      const client = createClient({ target: TARGET, healthCheck: onceGetter(key, first, reads) as never });
+      assert.equal(reads.n, 1, key);
+      await client.close();
+    }
+    const reads = { n: 0 };
+    const client = createClient({
+      clusters: { a: { target: TARGET, outlierDetection: onceGetter('consecutive5xx', 5, reads) as never } },
+    });
+    assert.equal(reads.n, 1);
+    await client.close();
+  });
+
+  it('a discovery template is read once, not again for every discovered cluster', async () => {
+    const reads = { n: 0 };
+    const client = createClient({
+      discovery: {
+        domain: 'svc',
+        target: () => [TARGET.slice(9)],
+        cluster: { healthCheck: onceGetter('path', '/h', reads) },
+      },
+    });
+    const res = await client.fetch('http://a.svc/').catch((err: unknown) => err);
+    assert.equal(reads.n, 1);
+    const cause = (res as { cause?: unknown }).cause;
+    assert.ok(
+      !isSidecarlessError(cause) || cause.code !== OPTION,
+      'the template is not re-read when a cluster is made',
+    );
+    await client.close();
+  });
+
+  it('a throwing getter in a nested option is named by its field', () => {
+    assertCode(
+      () => createClient({ target: TARGET, retry: { backoff: throwingGetter('initialMs') } } as ClientOptions),
+      OPTION,
+      'retry.backoff.initialMs',
+    );
+    assertCode(
+      () => createClient({ clusters: { a: { target: TARGET, healthCheck: throwingGetter('path') } } } as ClientOptions),
+      OPTION,
+      'clusters.a.healthCheck.path',
+    );
+  });
+});
+
+describe('probe wave 5: cluster names are case-insensitive, as hosts are', () => {
+  it('cluster `Users` is reached by http://Users/ and http://users/; `Users` and `users` together are refused', async () => {
+    const { createServer } = await import('node:http');
+    const server = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    const client = createClient({ clusters: { Users: { target: [`127.0.0.1:${port}`] } } });
+    try {
+      for (const url of ['http://Users/', 'http://users/']) {
+        const res = await client.fetch(url);
+        assert.equal(res.status, 200, url);
+        await res.text();
+      }
+      assert.deepEqual(
+        client.stats().clusters.map((c) => c.name),
+        ['users'],
+      );
+    } finally {
+      await client.close();
+      server.close();
+    }
+    assertCode(
+      () => createClient({ clusters: { Users: { target: TARGET }, users: { target: TARGET } } }),
+      OPTION,
+      'clusters.users',
+    );
+    const routed = createClient({
+      clusters: { Users: { target: TARGET } },
+      routes: [{ match: { host: 'api' }, cluster: 'Users' }],
+    });
+    await routed.close();
+  });
+});
+
+describe('probe wave 5: breaker', () => {
+  it('errorThresholdPercentage 100 (never exceeded) is refused; 99 is accepted', async () => {
+    assertCode(
+      () => createClient({ target: TARGET, breaker: { errorThresholdPercentage: 100 } }),
+      OPTION,
+      'breaker.errorThresholdPercentage',
+    );
+    await createClient({ target: TARGET, breaker: { errorThresholdPercentage: 99 } }).close();
+  });
+});

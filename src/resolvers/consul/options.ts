@@ -7,9 +7,12 @@
 import type { ResolvedBackoffOptions } from '../../common/backoff.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import {
+  array,
   describe,
   duration,
+  durationSum,
   integer,
+  isHeaderSafe,
   isRecord,
   joinPath,
   oneOf,
@@ -65,7 +68,10 @@ export interface ConsulResolverOptions extends RemoteResolverOptions {
   readonly health?: ConsulHealthFilter | undefined;
   /** Blocking-query wait (Consul's `wait` parameter), ms, from 1 to 600000 (Consul caps it at 10 minutes). @defaultValue 300000 */
   readonly waitMs?: number | undefined;
-  /** Added to `waitMs × 17/16` to form the client timeout of one query, ms. @defaultValue 5000 */
+  /**
+   * Added to `waitMs × 17/16` to form the client timeout of one query, whole ms; that timeout plus 1000 (undici's
+   * own, above it) must stay within the longest timer, 2147483647 ms. @defaultValue 5000
+   */
   readonly timeoutMarginMs?: number | undefined;
   /** Minimum time between the starts of two queries, ms (the hot-loop guard). @defaultValue 1000 */
   readonly minRequestIntervalMs?: number | undefined;
@@ -154,17 +160,21 @@ function resolveConsulOptionsUnguarded(options: ConsulResolverOptions, path = ''
   const address = string(o.address, at('address'), undefined) ?? env.CONSUL_HTTP_ADDR ?? 'http://127.0.0.1:8500';
   const { origin, tls } = parseHttpOrigin(address, at('address'));
   const token = o.token === undefined ? env.CONSUL_HTTP_TOKEN || undefined : o.token;
-  if (token !== undefined && (typeof token !== 'string' || /[\r\n]/.test(token))) {
-    throw new InvalidOptionError(at('token'), 'expected a string without line breaks');
+  // Sent as a header: a control character (NUL, CR, LF) would make undici refuse every query.
+  if (token !== undefined && (typeof token !== 'string' || !isHeaderSafe(token, true))) {
+    throw new InvalidOptionError(at('token'), 'expected a string without control characters (line breaks, NUL)');
   }
   const health = oneOf<ConsulHealthFilter>(o.health, at('health'), 'passing', ['passing', 'warning', 'any']);
-  const tags = o.tags ?? [];
-  if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string' && t.length > 0)) {
-    throw new InvalidOptionError(at('tags'), `expected an array of non-empty strings, got ${describe(tags)}`);
+  const tags = array(o.tags ?? [], at('tags'), 'an array of non-empty strings');
+  if (!tags.every((t) => typeof t === 'string' && t.length > 0)) {
+    throw new InvalidOptionError(at('tags'), `expected an array of non-empty strings, got ${describe(o.tags)}`);
   }
   const waitMs = duration(o.waitMs, at('waitMs'), 300_000, false, 600_000);
   if (waitMs < 1) throw new InvalidOptionError(at('waitMs'), `expected at least 1 ms, got ${describe(waitMs)}`);
-  const timeoutMarginMs = duration(o.timeoutMarginMs, at('timeoutMarginMs'), 5000, true);
+  const timeoutMarginMs = duration(o.timeoutMarginMs, at('timeoutMarginMs'), 5000, true, undefined, true);
+  const timeoutMs = Math.ceil((waitMs * 17) / 16) + timeoutMarginMs;
+  // undici's own timeouts sit 1 s above this one (resolver.ts).
+  durationSum(timeoutMs + 1000, at('timeoutMarginMs'), 'waitMs × 17/16 + timeoutMarginMs + 1000');
   const params = new URLSearchParams();
   if (health === 'passing') params.set('passing', 'true');
   for (const tag of tags as string[]) params.append('tag', tag);
@@ -189,7 +199,7 @@ function resolveConsulOptionsUnguarded(options: ConsulResolverOptions, path = ''
     query: params.toString(),
     health,
     waitMs,
-    timeoutMs: Math.ceil((waitMs * 17) / 16) + timeoutMarginMs,
+    timeoutMs,
     minRequestIntervalMs: duration(o.minRequestIntervalMs, at('minRequestIntervalMs'), 1000, true),
     refreshIntervalMs: duration(o.refreshIntervalMs, at('refreshIntervalMs'), 5000, true),
     zoneKey: string(o.zoneKey, at('zoneKey'), 'zone'),

@@ -21,6 +21,7 @@ import {
   Backoff,
   type BackoffOptions,
   type ResolvedBackoffOptions,
+  CONNECTION_BACKOFF,
   resolveBackoffOptions,
 } from '../../common/backoff.js';
 import {
@@ -177,7 +178,8 @@ function resolveDnsPollingOptionsUnguarded(
     minTtlMs,
     maxTtlMs,
     family,
-    backoff: resolveBackoffOptions(o.backoff ?? { initialMs: 1000, maxMs: 30_000 }, 'backoff'),
+    // The resolver's own defaults for every field left out: a partial backoff keeps the 30 s cap (or initialMs).
+    backoff: resolveBackoffOptions(o.backoff, 'backoff', { ...CONNECTION_BACKOFF, maxMs: (i) => Math.max(30_000, i) }),
     clock,
     random,
     hostsFile: file(o.hostsFile, 'hostsFile', '/etc/hosts'),

@@ -7,11 +7,13 @@
 import type { ResolvedBackoffOptions } from '../../common/backoff.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import {
+  array,
   describe,
   duration,
   integer,
   isRecord,
   joinPath,
+  MAX_TIMER_MS,
   readOptions,
   rejectUnknownKeys,
   string,
@@ -52,7 +54,10 @@ export interface EtcdResolverOptions extends RemoteResolverOptions {
    * @defaultValue system CAs, verification on, SNI the member's host
    */
   readonly tls?: ResolverTlsOptions | undefined;
-  /** Timeout of a range or auth request and of the watch's response headers, ms. @defaultValue 10000 */
+  /**
+   * Timeout of a range or auth request and of the watch's response headers, whole ms, at most 2147482647.
+   * @defaultValue 10000
+   */
   readonly requestTimeoutMs?: number | undefined;
   /** Minimum time between two listings (the hot-loop guard after compactions or quick stream breaks), ms. @defaultValue 1000 */
   readonly minRelistIntervalMs?: number | undefined;
@@ -146,10 +151,12 @@ function resolveEtcdOptionsUnguarded(options: EtcdResolverOptions, path = ''): R
   if (prefix === undefined) {
     throw new InvalidOptionError(at('prefix'), 'expected a non-empty key prefix, e.g. "/services/users/"');
   }
-  const members = o.endpoints ?? ['http://127.0.0.1:2379'];
-  if (!Array.isArray(members) || members.length === 0) {
-    throw new InvalidOptionError(at('endpoints'), 'expected a non-empty array of etcd member addresses');
-  }
+  const members = array(
+    o.endpoints ?? ['http://127.0.0.1:2379'],
+    at('endpoints'),
+    'a non-empty array of etcd member addresses',
+    1,
+  );
   const origins = members.map((m, i) => memberOrigin(m, joinPath(at('endpoints'), i)));
   const username = string(o.username, at('username'), undefined);
   const password = o.password;
@@ -173,7 +180,8 @@ function resolveEtcdOptionsUnguarded(options: EtcdResolverOptions, path = ''): R
     username,
     password,
     connect,
-    requestTimeoutMs: duration(o.requestTimeoutMs, at('requestTimeoutMs'), 10_000),
+    // Whole ms: undici (headersTimeout, 1 s above it) refuses a fraction when the pool is built, after construction.
+    requestTimeoutMs: duration(o.requestTimeoutMs, at('requestTimeoutMs'), 10_000, false, MAX_TIMER_MS - 1000, true),
     minRelistIntervalMs: duration(o.minRelistIntervalMs, at('minRelistIntervalMs'), 1000, true),
     refreshIntervalMs: duration(o.refreshIntervalMs, at('refreshIntervalMs'), 5000, true),
     watchIdleTimeoutMs: duration(o.watchIdleTimeoutMs, at('watchIdleTimeoutMs'), 720_000),

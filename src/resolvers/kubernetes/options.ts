@@ -6,7 +6,18 @@
  */
 import type { ResolvedBackoffOptions } from '../../common/backoff.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
-import { duration, integer, isRecord, joinPath, readOptions, rejectUnknownKeys, string } from '../../common/options.js';
+import {
+  duration,
+  durationSum,
+  integer,
+  isHeaderSafe,
+  isRecord,
+  joinPath,
+  MAX_TIMER_MS,
+  readOptions,
+  rejectUnknownKeys,
+  string,
+} from '../../common/options.js';
 import type { Clock, RandomSource } from '../../common/runtime.js';
 import {
   type RemoteResolverOptions,
@@ -73,7 +84,10 @@ export interface KubernetesResolverOptions extends RemoteResolverOptions {
   readonly tls?: ResolverTlsOptions | undefined;
   /** Environment read for `KUBERNETES_SERVICE_HOST`/`_PORT`, `KUBECONFIG` and `HOME`. @defaultValue process.env */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
-  /** Timeout of a list request (body included) and of a watch's response headers, ms. @defaultValue 10000 */
+  /**
+   * Timeout of a list request (body included) and of a watch's response headers, whole ms; with `watchTimeoutMs`
+   * at most 2147483647 (the longest timer) in all. @defaultValue 10000
+   */
   readonly requestTimeoutMs?: number | undefined;
   /**
    * How long the API server keeps one watch open before ending it (sent as `timeoutSeconds`, rounded up to whole
@@ -170,10 +184,24 @@ function resolveKubernetesOptionsUnguarded(options: KubernetesResolverOptions, p
     const value = string(o[key], at(key), undefined);
     if (value !== undefined) text[key] = value;
   }
+  // Sent as a header: a CR, LF or NUL would make undici refuse every request, reported as a connection failure.
+  if (text.token !== undefined && !isHeaderSafe(text.token, true)) {
+    throw new InvalidOptionError(at('token'), 'expected a bearer token without control characters (line breaks, NUL)');
+  }
   const tls = resolveResolverTls(o.tls, at('tls'));
   if (o.env !== undefined && !isRecord(o.env)) throw new InvalidOptionError(at('env'), 'expected an object');
-  const requestTimeoutMs = duration(o.requestTimeoutMs, at('requestTimeoutMs'), 10_000);
+  // Whole ms: undici (headersTimeout, 1 s above it) refuses a fraction when the connection is built.
+  const requestTimeoutMs = duration(
+    o.requestTimeoutMs,
+    at('requestTimeoutMs'),
+    10_000,
+    false,
+    MAX_TIMER_MS - 1000,
+    true,
+  );
   const watchTimeoutMs = duration(o.watchTimeoutMs, at('watchTimeoutMs'), 300_000);
+  // A watch silent for this long is presumed dead (resolver.ts): one timer, which must not overflow.
+  durationSum(watchTimeoutMs + requestTimeoutMs, at('requestTimeoutMs'), 'watchTimeoutMs + requestTimeoutMs');
   const minRelistIntervalMs = duration(o.minRelistIntervalMs, at('minRelistIntervalMs'), 1000, true);
   const refreshIntervalMs = duration(o.refreshIntervalMs, at('refreshIntervalMs'), 5000, true);
   const maxResponseBytes = integer(o.maxResponseBytes, at('maxResponseBytes'), 16 * 1024 * 1024, 1);

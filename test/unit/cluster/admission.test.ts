@@ -25,3 +25,11 @@ describe('Admission', () => {
     withBreaker.shutdown();
   });
 });
+
+describe('checkFallbackResponse', () => {
+  it('says null for a fallback that returned null (not "got object")', async () => {
+    const { checkFallbackResponse } = await import('../../../src/cluster/admission.js');
+    assert.throws(() => checkFallbackResponse(null), /expected an object, got null/);
+    assert.throws(() => checkFallbackResponse(5), /expected an object, got number/);
+  });
+});

@@ -2,12 +2,16 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidOptionError } from '../../../src/common/errors.js';
 import {
+  array,
   boolean,
   checkObject,
+  clock,
   describe as describeValue,
   duration,
+  durationSum,
   func,
   integer,
+  isHeaderSafe,
   isRecord,
   joinPath,
   MAX_TIMER_MS,
@@ -133,9 +137,10 @@ describe('options toolkit: unknown keys', () => {
     refuses(() => rejectUnknownKeys({ timeout: 1 }, 'tls', ['ca', 'cert']), 'tls.timeout', /^.*unknown option/);
   });
 
-  it('checkObject refuses a non-object, then unknown keys, and returns the record', () => {
+  it('checkObject refuses a non-object, then unknown keys, and returns a snapshot of the record', () => {
     const record = { a: 1 };
-    assert.equal(checkObject(record, ['a'], 'opts'), record);
+    assert.deepEqual(checkObject(record, ['a'], 'opts'), record);
+    assert.notEqual(checkObject(record, ['a'], 'opts'), record);
     refuses(() => checkObject(null, ['a'], 'opts'), 'opts', /expected an object, got null/);
     refuses(() => checkObject([1], ['a'], 'opts'), 'opts', /expected an object, got an array/);
     refuses(() => checkObject('a', ['a'], 'opts'), 'opts', /expected an object, got "a"/);
@@ -254,5 +259,66 @@ describe('options toolkit: value validators', () => {
       /required: the zone this process runs in/,
     );
     assert.equal(number(required(3, 'w'), 'w', 0, 0), 3);
+  });
+});
+
+describe('options toolkit: read once, holes, whole durations, sums, clocks, header-safe strings', () => {
+  it('checkObject reads each key once and names a throwing getter by its field', () => {
+    let reads = 0;
+    const raw = Object.defineProperty({}, 'a', {
+      enumerable: true,
+      get: () => {
+        reads++;
+        return reads === 1 ? 1 : 'changed';
+      },
+    });
+    const snapshot = checkObject(raw, ['a', 'b'], 'opts');
+    assert.equal(snapshot.a, 1);
+    assert.equal(snapshot.a, 1);
+    assert.equal(reads, 1);
+    const throwing = Object.defineProperty({}, 'a', {
+      enumerable: true,
+      get: () => {
+        throw new Error('boom');
+      },
+    });
+    refuses(() => checkObject(throwing, ['a'], 'opts.inner'), 'opts.inner.a', /could not be read: boom/);
+  });
+
+  it('array refuses a non-array, a short one and a hole (naming the index), and returns a dense copy', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    refuses(() => array([, 200], 'codes', 'an array of codes'), 'codes[0]', /must not have holes/);
+    refuses(() => array(5, 'codes', 'an array of codes'), 'codes', /expected an array of codes, got 5/);
+    refuses(() => array([], 'codes', 'a non-empty array', 1), 'codes', /expected a non-empty array/);
+    const source = [1, 2];
+    const copy = array(source, 'codes');
+    assert.deepEqual(copy, [1, 2]);
+    assert.notEqual(copy, source);
+  });
+
+  it('duration with whole refuses a fraction; durationSum refuses a sum past the longest timer', () => {
+    assert.equal(duration(1000.5, 'a', 0), 1000.5);
+    refuses(() => duration(1000.5, 'a', 0, false, MAX_TIMER_MS, true), 'a', /whole number of ms/);
+    assert.equal(duration(1000, 'a', 0, false, MAX_TIMER_MS, true), 1000);
+    durationSum(MAX_TIMER_MS, 'a', 'x + y');
+    refuses(() => durationSum(MAX_TIMER_MS + 1, 'a', 'x + y'), 'a', /x \+ y must be at most 2147483647/);
+  });
+
+  it('clock needs now, setTimeout and clearTimeout, all functions', () => {
+    const fallback = { now: () => 0, setTimeout: () => 0, clearTimeout: () => {} };
+    assert.equal(clock(undefined, 'clock', fallback), fallback);
+    assert.equal(clock(fallback, 'clock', fallback), fallback);
+    refuses(() => clock({ now: () => 0 }, 'clock', fallback), 'clock', /now, setTimeout, clearTimeout/);
+    refuses(() => clock({ now: () => 0, setTimeout: () => 0 }, 'x.clock', fallback), 'x.clock', /clearTimeout/);
+    refuses(() => clock(null, 'clock', fallback), 'clock', /got null/);
+  });
+
+  it('isHeaderSafe refuses control characters (and whitespace unless allowed)', () => {
+    assert.ok(isHeaderSafe('users.internal'));
+    assert.ok(!isHeaderSafe('users\u0000internal'));
+    assert.ok(!isHeaderSafe('users\u007finternal'));
+    assert.ok(!isHeaderSafe('a b'));
+    assert.ok(isHeaderSafe('a b', true));
+    assert.ok(!isHeaderSafe('abc\r\nx: 1', true));
   });
 });

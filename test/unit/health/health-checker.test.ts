@@ -131,3 +131,22 @@ describe('health checker (fake clock, mock dispatcher)', () => {
     await t.agent.close();
   });
 });
+
+describe('health checker: the next check is never scheduled past the longest Node timer', () => {
+  it('intervalMs 2147483647 plus the default 10 % jitter and jitterMs waits at most 2147483647 ms', async () => {
+    const t = setup({ intervalMs: 2 ** 31 - 1, intervalJitterPercent: 10, jitterMs: 1000 });
+    const delays: number[] = [];
+    const setTimeout = t.clock.setTimeout.bind(t.clock);
+    t.clock.setTimeout = (fn: () => void, ms: number) => {
+      delays.push(ms);
+      return setTimeout(fn, ms);
+    };
+    t.checker.setHosts(['h1']);
+    await t.tick(0); // the first check, then its successor is scheduled
+    await t.tick(600); // past the check's own timeout timer
+    const next = delays.filter((ms) => ms > 1000);
+    assert.ok(next.length >= 1, `a next check was scheduled (${delays.join(', ')})`);
+    for (const ms of next) assert.ok(ms <= 2 ** 31 - 1, `delay ${ms} fits a Node timer`);
+    await t.checker.close();
+  });
+});

@@ -63,3 +63,15 @@ describe('etcd resolver options', () => {
     });
   });
 });
+
+describe('DNS resolver backoff defaults', () => {
+  it('a partial backoff takes the resolver’s own defaults (cap 30 s), not the connection backoff’s 120 s', async () => {
+    const { resolveDnsPollingOptions } = await import('../../../src/resolvers/dns/poller.js');
+    const base = { hostsFile: false, resolvConf: false, nameservers: ['127.0.0.1'] } as const;
+    assert.equal(resolveDnsPollingOptions({ ...base }).backoff.maxMs, 30_000);
+    assert.equal(resolveDnsPollingOptions({ ...base, backoff: { initialMs: 1000 } }).backoff.maxMs, 30_000);
+    assert.equal(resolveDnsPollingOptions({ ...base, backoff: { multiplier: 2 } }).backoff.maxMs, 30_000);
+    // A first delay above the default cap raises the cap with it, rather than being refused.
+    assert.equal(resolveDnsPollingOptions({ ...base, backoff: { initialMs: 60_000 } }).backoff.maxMs, 60_000);
+  });
+});
