@@ -167,8 +167,11 @@ export class Subchannel implements Pickable {
   #protocol: 'h2' | 'fallback' | 'h1';
   /** The Host its pool's clients send for a request without one (`host-header.ts`); `''`: the pool's own. */
   #poolHost: string | undefined;
-  /** The current pool's clients (`pool-clients.ts`: a request undici refuses must not wedge the pool). */
-  readonly #clients = new PoolClients();
+  /**
+   * The current pool's clients (`pool-clients.ts`: a request undici refuses must not wedge the pool); made with the
+   * first pool, so an endpoint never picked carries none.
+   */
+  #clients: PoolClients | undefined;
 
   constructor(endpoint: Endpoint, settings: SubchannelSettings) {
     this.#endpoint = endpoint;
@@ -244,7 +247,9 @@ export class Subchannel implements Pickable {
     this.#poolHost ??= '';
     const pool = new Pool(
       this.origin,
-      this.#clients.track(http2 === undefined ? withHostFactory(options, this.#poolHost) : options),
+      (this.#clients ??= new PoolClients()).track(
+        http2 === undefined ? withHostFactory(options, this.#poolHost) : options,
+      ),
     );
     this.#pool = pool;
     pool.on('connect', () => {
@@ -399,7 +404,7 @@ export class Subchannel implements Pickable {
       c.errors++;
       errorKind = classifyError(error);
       c.errorsByKind[errorKind]++;
-      if (refusedAtDispatch(error)) queueMicrotask(() => this.#clients.release(this.origin));
+      if (refusedAtDispatch(error)) queueMicrotask(() => this.#clients?.release(this.origin));
     }
     // An attempt stopped or failed on the caller's side says nothing of the endpoint's latency (issue 15.6), nor
     // does one an HTTP/2 endpoint cut by draining its connection (GOAWAY) or turned away unprocessed.
