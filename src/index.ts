@@ -89,6 +89,7 @@ export {
   findSidecarlessError,
   InvalidEndpointError,
   InvalidOptionError,
+  InvalidRequestError,
   InvalidTargetError,
   isSidecarlessError,
   NoEndpointsError,

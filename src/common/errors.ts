@@ -36,6 +36,7 @@ export type ErrorCode =
   | 'SIDECARLESS_REDIRECT_REFUSED'
   | 'SIDECARLESS_NOT_PROCESSED'
   | 'SIDECARLESS_RESPONSE_DISCARDED'
+  | 'SIDECARLESS_INVALID_REQUEST'
   | 'SIDECARLESS_DNS_NXDOMAIN'
   | 'SIDECARLESS_DNS_NODATA'
   | 'SIDECARLESS_DNS_SERVFAIL'
@@ -231,6 +232,25 @@ export class ClientClosedError extends SidecarlessError {
 export class NotProcessedError extends SidecarlessError {
   constructor(endpoint: string, why: string, options?: { cause?: unknown }) {
     super('SIDECARLESS_NOT_PROCESSED', `Endpoint ${endpoint} did not process the request (${why})`, options);
+  }
+}
+
+/**
+ * The caller's request cannot be sent as it is, and sidecarless refused it before it left the process: over HTTP/2, a
+ * header HTTP/2 forbids (a connection-specific one, RFC 9113 §8.2.2: `te` other than `trailers`, `proxy-connection`,
+ * `http2-settings`, `keep-alive`, `upgrade`, `transfer-encoding`), or a header block too large to send. The caller's
+ * failure: it is not retried and counts against no endpoint. `header` names the header (lower-case) when one is to
+ * blame; `cause` is the underlying error, if any.
+ *
+ * @category Errors
+ */
+export class InvalidRequestError extends SidecarlessError {
+  /** The header at fault (lower-case), when one is. */
+  readonly header: string | undefined;
+
+  constructor(message: string, header?: string, options?: { cause?: unknown }) {
+    super('SIDECARLESS_INVALID_REQUEST', message, options);
+    this.header = header;
   }
 }
 

@@ -57,8 +57,14 @@ const TIMEOUT_CODES = new Set([
 // Attempts the client itself stopped (caller abort, lost hedge, client closed) say nothing about the endpoint.
 const ABORT_CODES = new Set(['UND_ERR_ABORTED', 'ABORT_ERR', 'SIDECARLESS_CLIENT_CLOSED', 'SIDECARLESS_HEDGE_LOST']);
 
-// undici refused the request before sending it: the caller's options or body, not the endpoint (issue 15.6).
-const CALLER_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH']);
+// undici (or sidecarless, for what HTTP/2 cannot carry) refused the request before sending it: the caller's options
+// or body, not the endpoint (issue 15.6).
+const CALLER_CODES = new Set([
+  'UND_ERR_INVALID_ARG',
+  'UND_ERR_NOT_SUPPORTED',
+  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+  'SIDECARLESS_INVALID_REQUEST',
+]);
 /** Errors known to come from the caller's side (its request body failing or stalling), marked where they arise. */
 const callerSide = new WeakSet<object>();
 /** Errors of attempts an HTTP/2 endpoint cut by a graceful `GOAWAY` (it may have processed them), marked by the subchannel. */
@@ -87,7 +93,10 @@ export function markCallerError(error: unknown): void {
   if (typeof error === 'object' && error !== null) callerSide.add(error);
 }
 
-/** True when undici refused the request before sending it (an invalid header value, a body of the wrong length). */
+/**
+ * True when the request was refused before it was sent: by undici (an invalid header value, a body of the wrong
+ * length), or by sidecarless (`SIDECARLESS_INVALID_REQUEST`: a header HTTP/2 cannot carry).
+ */
 export function isLocalRefusal(error: unknown): boolean {
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
   return typeof code === 'string' && CALLER_CODES.has(code);

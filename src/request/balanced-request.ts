@@ -673,6 +673,10 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     }
     if (!this.bodyReplayable()) return false;
     if (!error.notSent && !this.idempotent && !this.#host.policy.retryNonIdempotent) return false;
+    // A request the endpoint never processed (not sent, or refused unprocessed over HTTP/2) is replayed without
+    // spending the budget, as gRPC's transparent retries are (proposal A6): the budget bounds the extra load retries
+    // put on endpoints, and this replay puts none; `retry.maxAttempts` still bounds it.
+    if (error.notSent) return true;
     if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) {
       throw new RetryBudgetExhaustedError(this.#host.name, { cause: error.error });
     }

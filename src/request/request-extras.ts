@@ -8,6 +8,7 @@
 import type { Readable } from 'node:stream';
 import type { Backoff } from '../common/backoff.js';
 import { AllEjectedError, ClientClosedError, isSidecarlessError, NoEndpointsError } from '../common/errors.js';
+import { markCallerError } from '../common/outcome.js';
 import type { TimerHandle } from '../common/runtime.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
@@ -51,16 +52,42 @@ export function withCause(error: Error, cause: Error, cluster: string): Error {
   }
 }
 
+/** The caller's body failed: its error is the caller's (issue 15.6), marked before undici sees it. */
+function callerFailed(err: unknown): never {
+  markCallerError(err);
+  throw err;
+}
+
+/** A chunk undici can send; anything else fails the body as the caller's, as a recorded body's reader does. */
+function checkedChunk(result: IteratorResult<unknown>): IteratorResult<unknown> {
+  const chunk: unknown = result.value;
+  if (result.done === true || typeof chunk === 'string' || ArrayBuffer.isView(chunk) || chunk instanceof ArrayBuffer) {
+    return result;
+  }
+  return callerFailed(new TypeError(`Request body chunks must be strings or bytes, got ${typeof chunk}`));
+}
+
 /**
  * A view of the caller's iterable body that records when undici starts reading it, so a failed attempt that never
- * read it can be replayed with the same (untouched) iterator. A function of its own: a closure made inside the
- * request's method would make V8 allocate its context on every attempt, bodiless ones included (issue 14).
+ * read it can be replayed with the same (untouched) iterator, and marks the body's failures (an error it throws, a
+ * chunk that is not bytes) as the caller's. A function of its own: a closure made inside the request's method would
+ * make V8 allocate its context on every attempt, bodiless ones included (issue 14).
  */
 export function watchedIterable(iterable: AsyncIterable<unknown>, extras: RequestExtras): AsyncIterable<unknown> {
   return {
-    [Symbol.asyncIterator]: () => {
+    [Symbol.asyncIterator]: (): AsyncIterator<unknown> => {
       extras.bodyStarted = true;
-      return iterable[Symbol.asyncIterator]();
+      const iterator = iterable[Symbol.asyncIterator]();
+      return {
+        next: () => {
+          try {
+            return iterator.next().then(checkedChunk, callerFailed);
+          } catch (err) {
+            return callerFailed(err);
+          }
+        },
+        return: (value?: unknown) => iterator.return?.(value) ?? Promise.resolve({ done: true, value }),
+      };
     },
   };
 }

@@ -9,10 +9,12 @@
  *   connector option `useH2c` (7.17+) set that on a plain TCP socket, but `Pool` does not pass `useH2c` to its
  *   connector before undici 8.2 (nodejs/undici#5031). The connector here sets it the same way, on every 7.x.
  * - **Streams per connection**: a Client runs at most `pipelining` requests at once, HTTP/2 included (default 1), so
- *   the pipelining of an HTTP/2 connection is set to `maxConcurrentStreams` once ALPN has said `h2`, and to 1 for a
- *   connection that fell back to HTTP/1.1 (which never pipelines). Node's HTTP/2 session queues streams beyond the
- *   peer's `SETTINGS_MAX_CONCURRENT_STREAMS` once it has the peer's SETTINGS; streams sent before (the first burst
- *   on a new connection) are refused with `REFUSED_STREAM`, which is classified here as not processed.
+ *   the pipelining of an HTTP/2 connection is set to `maxConcurrentStreams` once the peer's SETTINGS have arrived,
+ *   and to 1 before (and for a connection that fell back to HTTP/1.1, which never pipelines). Node's HTTP/2 session
+ *   queues streams beyond the peer's `SETTINGS_MAX_CONCURRENT_STREAMS` once it has the peer's SETTINGS; a burst sent
+ *   before would have its excess refused (`REFUSED_STREAM`) and replayed, a backoff later, where waiting for the
+ *   SETTINGS costs the burst at most the time they take to arrive (sent by the server as the connection opens). A
+ *   stream the peer refuses all the same is classified here as not processed.
  * - **Non-idempotent requests and streamed bodies**: undici 7 sends a POST, or any request whose body is a stream or
  *   an async iterable (every `fetch` body is one), on an HTTP/2 connection only when nothing else runs there, and
  *   everything queued behind it waits too (HTTP/1.1 pipelining rules; undici 8 dropped them for HTTP/2). Attempts on
@@ -23,8 +25,15 @@
  *   `SocketError`, those the endpoint processed and those above the frame's last-stream-id alike. The session is
  *   watched here (a `goaway` listener ahead of undici's, and the stream each attempt opened), so an attempt whose
  *   stream was above the last-stream-id, or never left, fails with a {@link NotProcessedError} (replayed whatever
- *   its method), and one below it with undici's error marked as a graceful `GOAWAY`'s (kind `goaway`: counts against
- *   no endpoint, replayed only when idempotent). undici 8.10 replays the former itself; sidecarless uses its own
+ *   its method), and one at or below it with undici's error marked as a graceful `GOAWAY`'s (kind `goaway`: counts
+ *   against no endpoint, replayed only when idempotent). Each attempt is judged by its own stream, never by the
+ *   error undici hands it: undici fails every request its Client still holds with the first stream error it sees
+ *   after the GOAWAY, which is a refused stream's (the session refuses those above the last-stream-id), so streams
+ *   the endpoint processed arrive with a `REFUSED_STREAM` error too.
+ * - **Headers HTTP/2 cannot carry**: a connection-specific header (RFC 9113 §8.2.2) makes Node's `session.request`
+ *   throw inside undici's writer, which crashed the process (on a new connection) or wedged the Client; such a request
+ *   is refused before it reaches the pool ({@link forbiddenHttp2Header}), and one whose header block is too large to
+ *   send fails as the caller's (an {@link InvalidRequestError}), not the endpoint's. undici 8.10 replays the former itself; sidecarless uses its own
  *   undici 7, so this holds whatever undici the application has.
  *
  * Reaching the session needs undici internals: the `http2Session` property undici 7 puts on the socket. When it is
@@ -37,9 +46,9 @@
 import { constants as h2constants } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { buildConnector, Client, type Dispatcher, type Pool } from 'undici';
-import { NotProcessedError } from '../common/errors.js';
+import { InvalidRequestError, NotProcessedError } from '../common/errors.js';
 import type { LegacyHandler } from '../common/handler.js';
-import { markGoaway } from '../common/outcome.js';
+import { markCallerError, markGoaway } from '../common/outcome.js';
 import { keepShape } from '../common/shapes.js';
 
 /** HTTP/2 settings of a cluster, validated. */
@@ -67,6 +76,7 @@ interface SessionState {
 interface SessionLike {
   request(...args: unknown[]): StreamLike;
   prependListener(event: 'goaway', listener: (code: number, lastStreamId: number) => void): unknown;
+  once(event: 'remoteSettings', listener: () => void): unknown;
 }
 
 interface StreamLike {
@@ -93,12 +103,22 @@ function sessionOf(socket: object): SessionLike | undefined {
   }
   if (sessionKey === null) return undefined;
   const session = (socket as Record<symbol, unknown>)[sessionKey] as Partial<SessionLike> | null | undefined;
-  if (typeof session?.request !== 'function' || typeof session.prependListener !== 'function') return undefined;
+  if (
+    typeof session?.request !== 'function' ||
+    typeof session.prependListener !== 'function' ||
+    typeof session.once !== 'function'
+  ) {
+    return undefined;
+  }
   return session as SessionLike;
 }
 
-/** Watches `session`: the GOAWAY it receives, and the stream each attempt opens on it. */
-function watchSession(session: SessionLike): void {
+/**
+ * Watches `session`: the GOAWAY it receives, and the stream each attempt opens on it; `onSettings` runs when the
+ * peer's first SETTINGS arrive.
+ */
+function watchSession(session: SessionLike, onSettings: () => void): void {
+  session.once('remoteSettings', onSettings);
   const state: SessionState = { goaway: false, code: 0, lastStreamId: 0 };
   // Ahead of undici's listener, which fails the first stream synchronously.
   session.prependListener('goaway', (code, lastStreamId) => {
@@ -126,16 +146,37 @@ export function isGoawayError(error: unknown): boolean {
   return error instanceof Error && GOAWAY_MESSAGE.test(error.message);
 }
 
+/**
+ * True when the attempt's stream was refused. An attempt that opened a stream is judged by that stream's own reset
+ * code alone: after a GOAWAY undici fails every request its Client holds with the first refused stream's error, those
+ * the endpoint processed included. Only an attempt without a stream (never opened one, or a session not watched) is
+ * judged by its error.
+ */
 function isRefusedStream(error: Error, stream: StreamLike | undefined): boolean {
-  if (stream?.rstCode === h2constants.NGHTTP2_REFUSED_STREAM) return true;
+  if (stream !== undefined) return stream.rstCode === h2constants.NGHTTP2_REFUSED_STREAM;
   return (error as { code?: unknown }).code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(error.message);
 }
+
+/**
+ * undici's error for a stream whose HEADERS frame (type 1) Node could not send because of the header block itself:
+ * `FRAME_SIZE_ERROR` (6, over the session's `maxSendHeaderBlockLength`) or `COMPRESSION_ERROR` (9). Nothing left.
+ */
+const HEADERS_NOT_SENT = /^HTTP\/2: "frameError" received - type 1, code (?:6|9)$/;
 
 /**
  * The error an HTTP/2 attempt fails with, as the request layer must see it: a {@link NotProcessedError} when the
  * endpoint certainly did not process it, `error` marked as a graceful GOAWAY's when it may have, else `error`.
  */
 function classify(error: Error, key: string, stream: StreamLike | undefined, state: SessionState | undefined): Error {
+  if (HEADERS_NOT_SENT.test(error.message)) {
+    // The caller's headers, not the endpoint: sending them again would fail alike (README, "What counts against an
+    // endpoint").
+    const refused = new InvalidRequestError('the request headers are too large to send over HTTP/2', undefined, {
+      cause: error,
+    });
+    markCallerError(refused);
+    return refused;
+  }
   if (isRefusedStream(error, stream)) {
     return new NotProcessedError(key, 'HTTP/2 stream refused', { cause: error });
   }
@@ -207,6 +248,71 @@ keepShape(new TrackedAttempt({}, 'shape.invalid'));
 export function http2DispatchOptions(options: Dispatcher.DispatchOptions): Dispatcher.DispatchOptions {
   if (options.idempotent !== undefined || options.method === 'GET' || options.method === 'HEAD') return options;
   return { ...options, idempotent: true };
+}
+
+/**
+ * Connection-specific headers (RFC 9113 §8.2.2), which Node's HTTP/2 session refuses to send (`te` unless it is
+ * exactly `trailers`). `connection` is not among them: undici consumes it and never sends it.
+ */
+const CONNECTION_SPECIFIC = new Set([
+  'te',
+  'proxy-connection',
+  'http2-settings',
+  'keep-alive',
+  'upgrade',
+  'transfer-encoding',
+]);
+
+/** The value undici would send for `value`: array values joined as undici's HTTP/2 writer joins them. */
+function sentValue(value: unknown): string {
+  return Array.isArray(value) ? value.map((v) => (v === null ? '' : String(v))).join(', ') : String(value ?? '');
+}
+
+function forbidden(name: unknown, value: unknown): boolean {
+  if (typeof name !== 'string' || value === undefined) return false;
+  const lower = name.toLowerCase();
+  if (!CONNECTION_SPECIFIC.has(lower)) return false;
+  return lower !== 'te' || sentValue(value) !== 'trailers';
+}
+
+/**
+ * The name (lower-case) of the first header of `headers` that HTTP/2 cannot carry, if any (see
+ * {@link CONNECTION_SPECIFIC}). `headers` in any form undici accepts: an object, a flat `[k, v, ...]` array, or an
+ * iterable of pairs.
+ */
+export function forbiddenHttp2Header(headers: Dispatcher.DispatchOptions['headers']): string | undefined {
+  if (headers == null) return undefined;
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && Array.isArray(headers[0])) {
+      for (const [name, value] of headers as unknown as Array<[unknown, unknown]>) {
+        if (forbidden(name, value)) return String(name).toLowerCase();
+      }
+      return undefined;
+    }
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      if (forbidden(headers[i], headers[i + 1])) return String(headers[i]).toLowerCase();
+    }
+    return undefined;
+  }
+  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    for (const [name, value] of headers as Iterable<[unknown, unknown]>) {
+      if (forbidden(name, value)) return String(name).toLowerCase();
+    }
+    return undefined;
+  }
+  for (const name in headers) {
+    if (forbidden(name, (headers as Record<string, unknown>)[name])) return name.toLowerCase();
+  }
+  return undefined;
+}
+
+/** The caller's error for a request carrying `header`, which HTTP/2 cannot carry. */
+export function forbiddenHeaderError(header: string): InvalidRequestError {
+  const what = header === 'te' ? 'a "te" header other than "trailers"' : `a "${header}" header`;
+  return new InvalidRequestError(
+    `the request has ${what}, which HTTP/2 does not allow (a connection-specific header, RFC 9113 section 8.2.2)`,
+    header,
+  );
 }
 
 /** A streamed request body up to this size is read into memory before an HTTP/2 attempt is sent, bytes. */
@@ -293,7 +399,8 @@ export function http2PoolOptions(
               // Prior knowledge in clear text, as undici's own `useH2c` does.
               if (!tls) (sock as { alpnProtocol?: string }).alpnProtocol = 'h2';
               const h2 = (sock as { alpnProtocol?: string | false }).alpnProtocol === 'h2';
-              client.pipelining = h2 ? streams : 1;
+              // One stream until the peer's SETTINGS say how many it takes (see the module comment).
+              client.pipelining = 1;
               socket = h2 ? sock : undefined;
               if (!h2) events.onFallback();
             }
@@ -308,9 +415,15 @@ export function http2PoolOptions(
       });
       // After undici made the session, before it writes the first request.
       client.on('connect', () => {
-        const session = socket === undefined ? undefined : sessionOf(socket);
+        if (socket === undefined) return;
+        const session = sessionOf(socket);
         socket = undefined;
-        if (session !== undefined) watchSession(session);
+        const open = (): void => {
+          client.pipelining = streams;
+        };
+        // Not watched (another undici): all streams at once, as before SETTINGS were waited for.
+        if (session === undefined) open();
+        else watchSession(session, open);
       });
       return client;
     },

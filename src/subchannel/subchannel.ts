@@ -14,8 +14,10 @@ import type { Pickable } from '../pickers/picker.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import { Backoff, type ResolvedBackoffOptions } from '../common/backoff.js';
 import { type InFlightCounts, inFlightSlot, inFlightTable, PeakEwma } from '../pickers/load.js';
-import { type AttemptOutcome, classifyError, type ErrorKind } from '../common/outcome.js';
+import { type AttemptOutcome, classifyError, type ErrorKind, markCallerError } from '../common/outcome.js';
 import {
+  forbiddenHeaderError,
+  forbiddenHttp2Header,
   http2DispatchOptions,
   http2PoolOptions,
   isGoawayError,
@@ -27,6 +29,7 @@ import {
 import { poolMaySendHost, withHostFactory } from './host-header.js';
 import { AttemptHandler } from './attempt-handler.js';
 import { MAX_HELD_UNSTARTED, NO_COUNTERS, type SubchannelCounters } from './counters.js';
+import { PoolClients, refusedAtDispatch } from './pool-clients.js';
 
 export type { SubchannelCounters } from './counters.js';
 
@@ -141,6 +144,11 @@ export class Subchannel implements Pickable {
   #protocol: 'h2' | 'fallback' | 'h1';
   /** The Host its pool's clients send for a request without one (`host-header.ts`); `''`: the pool's own. */
   #poolHost: string | undefined;
+  /**
+   * The current pool's clients (`pool-clients.ts`: a request undici refuses must not wedge the pool); made with the
+   * first pool, so an endpoint never picked carries none.
+   */
+  #clients: PoolClients | undefined;
 
   constructor(endpoint: Endpoint, settings: SubchannelSettings) {
     this.#endpoint = endpoint;
@@ -214,7 +222,12 @@ export class Subchannel implements Pickable {
             },
           });
     this.#poolHost ??= '';
-    const pool = new Pool(this.origin, http2 === undefined ? withHostFactory(options, this.#poolHost) : options);
+    const pool = new Pool(
+      this.origin,
+      (this.#clients ??= new PoolClients()).track(
+        http2 === undefined ? withHostFactory(options, this.#poolHost) : options,
+      ),
+    );
     this.#pool = pool;
     pool.on('connect', () => {
       this.#backoff?.reset();
@@ -334,13 +347,24 @@ export class Subchannel implements Pickable {
       pool.close().catch(() => {});
       return this.#createPool().dispatch(options, attempt as never);
     }
+    const header = forbiddenHttp2Header(options.headers);
+    if (header !== undefined) {
+      // Node's session would throw it inside undici's writer (see http2.ts): refused here, as the caller's.
+      attempt.onError?.(forbiddenHeaderError(header));
+      return false;
+    }
     const tracked = new TrackedAttempt(attempt, this.key);
     const body = options.body;
     if (isStreamedBody(body)) {
       // Read first, so that undici 7 multiplexes it (see http2.ts).
       readStreamedBody(body).then(
         (read) => pool.dispatch(http2DispatchOptions({ ...options, body: read as Buffer }), tracked as never),
-        (err: unknown) => tracked.onError(err instanceof Error ? err : new Error(String(err))),
+        (err: unknown) => {
+          // The caller's body failed (or yielded something that is not bytes) before anything was sent.
+          const error = err instanceof Error ? err : new Error(String(err));
+          markCallerError(error);
+          tracked.onError(error);
+        },
       );
       return true;
     }
@@ -377,6 +401,7 @@ export class Subchannel implements Pickable {
       c.errors++;
       errorKind = classifyError(error);
       c.errorsByKind[errorKind]++;
+      if (refusedAtDispatch(error)) queueMicrotask(() => this.#clients?.release(this.origin));
     }
     // An attempt stopped or failed on the caller's side says nothing of the endpoint's latency (issue 15.6), nor
     // does one an HTTP/2 endpoint cut by draining its connection (GOAWAY) or turned away unprocessed.

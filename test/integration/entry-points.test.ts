@@ -57,6 +57,7 @@ const ROOT_RUNTIME_EXPORTS = [
   'EtcdResolver',
   'InvalidEndpointError',
   'InvalidOptionError',
+  'InvalidRequestError',
   'InvalidTargetError',
   'KubernetesError',
   'KubernetesResolver',

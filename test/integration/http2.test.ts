@@ -6,6 +6,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
 import { createClient, findSidecarlessError, InvalidOptionError, seededRandom } from 'sidecarless';
 import { selfSigned } from '../helpers/kubernetes-api.js';
 
@@ -219,11 +220,17 @@ describe('HTTP/2 to endpoints', () => {
   });
 
   it('replays streams the endpoint refused (REFUSED_STREAM) whatever their method, each processed once', async () => {
-    // A new connection sends its first burst before the endpoint's SETTINGS arrive; the streams beyond its limit
-    // are refused unprocessed, and replayed.
-    const server = new H2Server({ settings: { maxConcurrentStreams: 2 } }, (_req, res) =>
-      setImmediate(() => res.end('ok')),
-    );
+    // The endpoint refuses its first three streams unprocessed (an overloaded server does); they are replayed.
+    let refused = 0;
+    const server = new H2Server({}, (req, res, self) => {
+      if (refused < 3) {
+        refused++;
+        self.seen.pop(); // not processed
+        req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      setImmediate(() => res.end('ok'));
+    });
     const client = createClient({
       target: [await start(server)],
       tls: { ca: tls.cert },
@@ -400,6 +407,269 @@ describe('HTTP/2 to endpoints', () => {
         (err: unknown) => err instanceof InvalidOptionError && err.option === path,
         `${JSON.stringify(options)} names ${path}`,
       );
+    }
+  });
+});
+
+/** A cleartext node:http2 server driven stream by stream; `close()` destroys its sessions. */
+async function rawServer(
+  onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void,
+  settings?: http2.Settings,
+): Promise<{ address: string; streams: () => number }> {
+  const server = http2.createServer(settings === undefined ? {} : { settings });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let streams = 0;
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.on('error', () => {});
+    session.once('close', () => sessions.delete(session));
+  });
+  server.on('stream', (stream, headers) => {
+    streams++;
+    stream.on('error', () => {});
+    onStream(stream, headers);
+  });
+  servers.push({
+    close: () => {
+      for (const session of sessions) session.destroy();
+      server.close();
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, streams: () => streams };
+}
+
+function answer(stream: http2.ServerHttp2Stream, body = 'ok'): void {
+  stream.resume();
+  const reply = (): void => {
+    if (!stream.destroyed && !stream.headersSent) {
+      stream.respond({ ':status': 200 });
+      stream.end(body);
+    }
+  };
+  if (stream.readableEnded) reply();
+  else stream.once('end', reply);
+}
+
+describe('HTTP/2: what the endpoint processed, and what the caller sent', () => {
+  it('never replays a POST whose stream was at or below the GOAWAY last-stream-id (undici fails them all alike)', async () => {
+    // Each connection drains after its third stream: GOAWAY with that stream as the last it processes, which it
+    // answers; the streams above are not processed. The client's session refuses those (REFUSED_STREAM), and undici
+    // fails every request it still holds with the first such error, the POSTs the endpoint processed included: those
+    // must not be replayed. Rounds of five POSTs on a new connection each; how the frames interleave varies, so the
+    // rounds repeat (bounded) to meet the case.
+    const processed = new Map<string, number>();
+    const server = await rawServer((stream, headers) => {
+      const session = stream.session! as http2.ServerHttp2Session & { streams?: number; last?: number };
+      const rid = String(headers['x-rid']);
+      session.streams = (session.streams ?? 0) + 1;
+      if (session.streams === 3) {
+        session.last = stream.id!;
+        session.goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id!);
+      }
+      stream.resume();
+      stream.once('end', () => {
+        if (session.last !== undefined && stream.id! > session.last) return; // above the last stream: not processed
+        processed.set(rid, (processed.get(rid) ?? 0) + 1);
+        setTimeout(() => {
+          if (!stream.destroyed) {
+            stream.respond({ ':status': 200 });
+            stream.end('created');
+          }
+        }, 2);
+      });
+    });
+    const client = createClient({ target: [server.address], http2: true, retryBudget: false });
+    try {
+      let n = 0;
+      for (let round = 0; round < 120; round++) {
+        const rids = Array.from({ length: 5 }, () => `p${n++}`);
+        const results = await Promise.allSettled(
+          rids.map((rid) =>
+            client
+              .fetch('http://users/orders', { method: 'POST', body: rid, headers: { 'x-rid': rid } })
+              .then((r) => r.text()),
+          ),
+        );
+        const twice = rids.filter((rid) => (processed.get(rid) ?? 0) > 1);
+        assert.deepEqual(twice, [], `round ${round}: no POST processed twice`);
+        for (const [i, rid] of rids.entries()) {
+          // A POST either succeeded, or failed without the endpoint having processed it twice; one the endpoint
+          // never processed is not a failure unless its attempts ran out.
+          const result = results[i]!;
+          if (result.status === 'rejected' && (processed.get(rid) ?? 0) === 1) {
+            const own = findSidecarlessError(result.reason);
+            assert.notEqual(own?.code, 'SIDECARLESS_NOT_PROCESSED', `${rid} was processed`);
+          }
+        }
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses a header HTTP/2 forbids (te: gzip) as the caller error, cold or warm, and the endpoint keeps working', async () => {
+    const server = await rawServer((stream) => answer(stream));
+    const client = createClient({ target: [server.address], http2: true, timeoutMs: 5000 });
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => 'ok',
+        (err: unknown) => findSidecarlessError(err)?.code ?? String(err),
+      );
+    try {
+      // Cold: the first request opens the connection (a throw there used to end the process).
+      assert.equal(
+        await codeOf(client.fetch('http://users/a', { headers: { te: 'gzip' } })),
+        'SIDECARLESS_INVALID_REQUEST',
+      );
+      assert.equal(await (await client.fetch('http://users/b')).text(), 'ok');
+      // Warm, and through the dispatcher.
+      assert.equal(
+        await codeOf(client.fetch('http://users/c', { headers: { te: 'gzip' } })),
+        'SIDECARLESS_INVALID_REQUEST',
+      );
+      const viaDispatcher = request('http://users/d', {
+        dispatcher: client.dispatcher,
+        headers: { 'proxy-connection': 'keep-alive' },
+      });
+      assert.equal(await codeOf(viaDispatcher), 'SIDECARLESS_INVALID_REQUEST');
+      assert.equal(await (await client.fetch('http://users/e', { headers: { te: 'trailers' } })).text(), 'ok');
+      assert.equal(await (await client.fetch('http://users/f')).text(), 'ok');
+      assert.equal(server.streams(), 3, 'the refused requests never reached the endpoint');
+      const cluster = client.stats().clusters[0]!;
+      assert.equal(cluster.requests.callerErrors, 3);
+      assert.equal(cluster.requests.retries, 0);
+      const ep = cluster.endpoints[0]!;
+      assert.equal(ep.errorsByKind.other + ep.errorsByKind.reset + ep.errorsByKind.timeout, 0);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a request undici refuses (UND_ERR_INVALID_ARG) does not wedge the endpoint on its one connection', async () => {
+    const server = await rawServer((stream) => answer(stream));
+    const client = createClient({ target: [server.address], http2: true, timeoutMs: 5000 });
+    try {
+      assert.equal(await (await client.fetch('http://users/a')).text(), 'ok');
+      const refused = await request('http://users/b', {
+        dispatcher: client.dispatcher,
+        headers: { 'x-bad': 'a\r\nb' },
+      }).catch((err: unknown) => err);
+      assert.equal((refused as { code?: string }).code, 'UND_ERR_INVALID_ARG');
+      const later = await Promise.all(Array.from({ length: 3 }, () => client.fetch('http://users/c')));
+      assert.deepEqual(await Promise.all(later.map((r) => r.text())), ['ok', 'ok', 'ok']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a header block too large to send is the caller error: not retried, not against the endpoint', async () => {
+    const server = await rawServer((stream) => answer(stream));
+    const client = createClient({ target: [server.address], http2: true });
+    try {
+      const err = await client
+        .fetch('http://users/', { headers: { 'x-forwarded-thing': 'b'.repeat(70_000) } })
+        .catch((e: unknown) => e);
+      assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_INVALID_REQUEST');
+      const cluster = client.stats().clusters[0]!;
+      assert.equal(cluster.requests.callerErrors, 1);
+      assert.equal(cluster.requests.retries, 0, 'not retried');
+      assert.equal(server.streams(), 0, 'nothing reached the endpoint');
+      // Node's session may not survive the failed header block; the next request gets a connection either way.
+      assert.equal(await (await client.fetch('http://users/')).text(), 'ok');
+      const ep = client.stats().clusters[0]!.endpoints[0]!;
+      assert.equal(ep.errorsByKind.aborted, 1);
+      assert.equal(ep.errorsByKind.other + ep.errorsByKind.reset, 0, JSON.stringify(ep.errorsByKind));
+      assert.equal(ep.ejected, false);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('replays of refused (unprocessed) streams do not spend the retry budget', async () => {
+    let refused = 0;
+    const server = await rawServer((stream) => {
+      if (refused++ < 6) stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      else answer(stream);
+    });
+    const client = createClient({
+      target: [server.address],
+      http2: true,
+      retryBudget: { percent: 0, minRetriesPerSecond: 0 },
+      retry: { maxAttempts: 5, backoff: { initialMs: 1, maxMs: 5 } },
+    });
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: 6 }, () =>
+          client.fetch('http://users/', { method: 'POST', body: 'x' }).then((r) => r.text()),
+        ),
+      );
+      assert.deepEqual(
+        results.map((r) => (r.status === 'fulfilled' ? r.value : findSidecarlessError(r.reason)?.code)),
+        Array(6).fill('ok'),
+      );
+      assert.ok(client.stats().clusters[0]!.requests.retries >= 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a new connection opens one stream until the endpoint SETTINGS arrive: a cold burst is not refused', async () => {
+    let open = 0;
+    let maxOpen = 0;
+    const server = await rawServer(
+      (stream) => {
+        maxOpen = Math.max(maxOpen, ++open);
+        stream.once('close', () => open--);
+        setTimeout(() => answer(stream), 5);
+      },
+      { maxConcurrentStreams: 2 },
+    );
+    const client = createClient({ target: [server.address], http2: true, retry: false });
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, () =>
+          client.fetch('http://users/', { method: 'POST', body: 'x' }).then((r) => r.text()),
+        ),
+      );
+      assert.deepEqual(
+        results.map((r) => (r.status === 'fulfilled' ? r.value : String(r.reason))),
+        Array(8).fill('ok'),
+      );
+      assert.ok(maxOpen <= 2, `at most 2 streams at once (saw ${maxOpen})`);
+      assert.equal(client.stats().clusters[0]!.endpoints[0]!.errorsByKind.goaway, 0, 'nothing refused');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a request body the dispatcher is given that fails is the caller's over HTTP/2 (retry: false)", async () => {
+    const server = await rawServer((stream) => answer(stream));
+    const client = createClient({ target: [server.address], http2: true, retry: false });
+    try {
+      for (const body of [
+        (async function* () {
+          yield Buffer.from('part');
+          throw new Error('upload source failed');
+        })(),
+        (async function* () {
+          yield 42;
+        })(),
+      ]) {
+        const err = await request('http://users/upload', {
+          method: 'POST',
+          body: body as never,
+          dispatcher: client.dispatcher,
+        }).catch((e: unknown) => e);
+        assert.ok(err instanceof Error, 'the caller sees the failure');
+      }
+      const cluster = client.stats().clusters[0]!;
+      assert.equal(cluster.requests.callerErrors, 2);
+      const ep = cluster.endpoints[0]!;
+      assert.equal(ep.errorsByKind.other + ep.errorsByKind.reset, 0, JSON.stringify(ep.errorsByKind));
+      assert.equal(ep.ejected, false);
+    } finally {
+      await client.close();
     }
   });
 });

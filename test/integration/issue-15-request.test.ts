@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { stream } from 'undici';
+import { request, stream } from 'undici';
 import { createClient, findSidecarlessError } from 'sidecarless';
 import { type Handler, backendsForFile } from '../helpers/backends.js';
 import { FakeClock } from '../helpers/fake-clock.js';
@@ -583,5 +583,63 @@ describe('issue 15.14: redirects that leave the service', () => {
       () => createClient({ target: ['127.0.0.1:1'], redirect: { sameOrigin: 1 } as never }),
       (e: unknown) => (e as { code?: string }).code === 'SIDECARLESS_INVALID_OPTION',
     );
+  });
+});
+
+describe('requests undici refuses, and failing bodies, over HTTP/1.1', () => {
+  it('a request undici refuses (UND_ERR_INVALID_ARG) does not wedge an endpoint with pool.connections: 1', async () => {
+    const b = await backend('invalid-arg-conn1', ok);
+    const client = createClient({ target: [b.address], pool: { connections: 1 }, timeoutMs: 5000 });
+    try {
+      assert.match(await (await client.fetch('http://svc/a')).text(), /^ok/);
+      const refused = await client.fetch('http://svc/b', { headers: { 'keep-alive': 'timeout=5' } }).catch((e) => e);
+      assert.equal(
+        (refused as Error).cause && (refused as { cause: { code?: string } }).cause.code,
+        'UND_ERR_INVALID_ARG',
+      );
+      const later = await Promise.all(Array.from({ length: 3 }, () => client.fetch('http://svc/c')));
+      for (const r of later) assert.match(await r.text(), /^ok/);
+      assert.equal(client.stats().clusters[0]?.requests.callerErrors, 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("an async-iterable body given to the dispatcher that fails is the caller's (retry: false)", async () => {
+    const b = await backend('iterable-body-fails', (req, res) => {
+      req.on('error', () => {});
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    const client = createClient({ target: [b.address], retry: false });
+    try {
+      for (const body of [
+        (async function* () {
+          yield Buffer.from('part');
+          await new Promise((r) => setTimeout(r, 5));
+          throw new Error('upload source failed');
+        })(),
+        (async function* () {
+          yield Buffer.from('part');
+          yield 42;
+        })(),
+      ]) {
+        const err = await request('http://svc/upload', {
+          method: 'POST',
+          body: body as never,
+          dispatcher: client.dispatcher,
+        })
+          .then((r) => r.body.text())
+          .catch((e: unknown) => e);
+        assert.ok(err instanceof Error, 'the caller sees the failure');
+      }
+      const cluster = client.stats().clusters[0]!;
+      assert.equal(cluster.requests.callerErrors, 2);
+      const ep = cluster.endpoints[0]!;
+      assert.equal(ep.errorsByKind.other + ep.errorsByKind.reset, 0, JSON.stringify(ep.errorsByKind));
+      assert.equal(ep.ejected, false);
+    } finally {
+      await client.close();
+    }
   });
 });
