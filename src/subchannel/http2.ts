@@ -29,12 +29,12 @@
  *   against no endpoint, replayed only when idempotent). Each attempt is judged by its own stream, never by the
  *   error undici hands it: undici fails every request its Client still holds with the first stream error it sees
  *   after the GOAWAY, which is a refused stream's (the session refuses those above the last-stream-id), so streams
- *   the endpoint processed arrive with a `REFUSED_STREAM` error too.
+ *   the endpoint processed arrive with a `REFUSED_STREAM` error too. undici 8.10 replays the unprocessed ones itself;
+ *   sidecarless uses its own undici 7, so this holds whatever undici the application has.
  * - **Headers HTTP/2 cannot carry**: a connection-specific header (RFC 9113 §8.2.2) makes Node's `session.request`
  *   throw inside undici's writer, which crashed the process (on a new connection) or wedged the Client; such a request
  *   is refused before it reaches the pool ({@link forbiddenHttp2Header}), and one whose header block is too large to
- *   send fails as the caller's (an {@link InvalidRequestError}), not the endpoint's. undici 8.10 replays the former itself; sidecarless uses its own
- *   undici 7, so this holds whatever undici the application has.
+ *   send fails as the caller's (an {@link InvalidRequestError}), not the endpoint's.
  *
  * Reaching the session needs undici internals: the `http2Session` property undici 7 puts on the socket. When it is
  * not found (another undici), attempts are classified from their errors alone: `REFUSED_STREAM` is still not
