@@ -9,13 +9,15 @@
  *
  * @module
  */
-import { AllEjectedError, EmptySubsetError } from '../common/errors.js';
+import { AllEjectedError, EmptySubsetError, type SidecarlessError } from '../common/errors.js';
+import { asError } from '../common/thrown.js';
 import type { RandomSource } from '../common/runtime.js';
 import type {
   ConfiguredPolicy,
   Pickable,
   PickContext,
   Picker,
+  PickerBuild,
   PickerEnvironment,
   PickResult,
 } from '../pickers/picker.js';
@@ -76,6 +78,13 @@ export interface BalancerSettings<T extends BalancedHost> {
 }
 
 const isUsable = (s: BalancedHost): boolean => s.usable;
+
+/** A picker that fails every pick with `error` (a custom policy's build threw it). */
+function failing<T extends Pickable>(error: Error): Picker<T> {
+  // The policy's own error, not one of sidecarless's: the request layer fails with any Error.
+  const result: PickResult<T> = { type: 'fail', error: error as SidecarlessError };
+  return { pick: () => result };
+}
 
 /** One staged snapshot's builds, and where its finished snapshot goes. */
 interface Staged<T extends Pickable> {
@@ -167,9 +176,17 @@ export class Balancer<T extends BalancedHost> {
       panicThreshold: settings.panicThreshold,
       zone: settings.zone,
       build: (group) => {
-        if (policy.startBuild === undefined) return built(policy.build(group, config, settings.environment), group);
-        const build = policy.startBuild(group, config, settings.environment);
-        const done = build.step(pickerSlicing.budget);
+        let build: PickerBuild<T>;
+        let done: Picker<T> | undefined;
+        try {
+          if (policy.startBuild === undefined) return built(policy.build(group, config, settings.environment), group);
+          build = policy.startBuild(group, config, settings.environment);
+          done = build.step(pickerSlicing.budget);
+        } catch (err) {
+          // A custom policy whose build throws: its requests fail with the error (the rebuild runs inside the
+          // resolver's update, where a throw would be uncaught).
+          return built(failing(asError(err)), group);
+        }
         if (done !== undefined) return built(done, group);
         const standIn = new StandIn(build, group, settings.random);
         // Nothing complete to serve (the first build): the stand-in's picker is made now, not in a request's pick.
@@ -195,7 +212,12 @@ export class Balancer<T extends BalancedHost> {
     const first = this.#builds[0];
     if (first === undefined) return;
     const { slot, staged } = first;
-    const picker = slot.build.step(stepBudget());
+    let picker: Picker<T> | undefined;
+    try {
+      picker = slot.build.step(stepBudget());
+    } catch (err) {
+      picker = failing(asError(err)); // as in #build
+    }
     if (picker !== undefined) {
       slot.picker = picker;
       this.#groups.set(picker, this.#groups.get(slot.standIn) ?? NO_GROUP);
@@ -225,10 +247,10 @@ export class Balancer<T extends BalancedHost> {
       } catch (err) {
         // A custom policy that throws fails this request with its error, as a `fail` result would; thrown on, it
         // would leave the request counted in flight (or, for one waiting in the queue, lose the queue's flush).
-        return err instanceof Error ? err : new Error(String(err));
+        return asError(err);
       }
       if (result === undefined || result.type === 'queue') return undefined;
-      if (result.type !== 'complete') return result.error;
+      if (result.type !== 'complete') return asError(result.error);
       // A first attempt excludes nothing: no lookup in the empty set.
       if (exclude.size === 0 || !exclude.has(result.target)) return result.target;
       first ??= result.target;

@@ -17,6 +17,7 @@ import {
   NoRouteError,
   ResolverError,
 } from '../common/errors.js';
+import { thrownMessage } from '../common/thrown.js';
 import { readOptions } from '../common/options.js';
 import { toDualHandler, toLegacyHandler } from '../common/handler.js';
 import type { RandomSource } from '../common/runtime.js';
@@ -217,7 +218,7 @@ export class Client {
       } catch (err) {
         // A discovery target the resolvers reject: the request fails with that error, the client stays up.
         toLegacyHandler(handler).onError?.(
-          isSidecarlessError(err) ? err : new ResolverError(String(err), { cause: err }),
+          isSidecarlessError(err) ? err : new ResolverError(thrownMessage(err), { cause: err }),
         );
         return false;
       }

@@ -7,6 +7,7 @@
  */
 import type { Clock } from '../common/runtime.js';
 import { CircuitOpenError, OverloadedError } from '../common/errors.js';
+import { asError } from '../common/thrown.js';
 import type { BalancedRequest } from '../request/balanced-request.js';
 import { Breaker, type BreakerState } from '../request/breaker.js';
 import type { FallbackResponse, RequestPolicy } from '../request/policy.js';
@@ -96,7 +97,7 @@ export class Admission {
         (response) => request.respond(response),
         (err: unknown) => request.fail(new CircuitOpenError(this.#cluster, { cause: err })),
       )
-      .catch((err: unknown) => request.fail(err instanceof Error ? err : new Error(String(err))));
+      .catch((err: unknown) => request.fail(asError(err)));
   }
 
   /** The breaker's state, when there is one. */

@@ -8,6 +8,7 @@
  */
 import { createDebug } from '../common/debug.js';
 import { isSidecarlessError, ResolverError, ServiceNotFoundError, type SidecarlessError } from '../common/errors.js';
+import { thrownMessage } from '../common/thrown.js';
 import { describe } from '../common/options.js';
 import { type Clock, deferToNextTurn, type TimerHandle } from '../common/runtime.js';
 import type { Resolver, ResolverListener } from '../resolvers/resolver.js';
@@ -214,7 +215,7 @@ export class UpdateSlicer {
     try {
       fn();
     } catch (err) {
-      debug('%s: applying a set failed: %s', this.#cluster, err instanceof Error ? err.message : String(err));
+      debug('%s: applying a set failed: %s', this.#cluster, thrownMessage(err));
     }
   }
 
@@ -244,7 +245,7 @@ export function hintRefresh(resolver: Resolver, cluster: string): void {
   try {
     resolver.refresh?.();
   } catch (err) {
-    debug('%s: resolver refresh() threw: %s', cluster, err instanceof Error ? err.message : String(err));
+    debug('%s: resolver refresh() threw: %s', cluster, thrownMessage(err));
   }
 }
 
@@ -261,7 +262,7 @@ export async function closeResolver(resolver: Resolver, clock: Clock, boundMs: n
     });
     await Promise.race([closed, bound]);
   } catch (err) {
-    debug('%s: resolver close() failed: %s', cluster, err instanceof Error ? err.message : String(err));
+    debug('%s: resolver close() failed: %s', cluster, thrownMessage(err));
   } finally {
     if (timer !== undefined) clock.clearTimeout(timer);
   }

@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { DuplicateEndpointError, InvalidEndpointError, isSidecarlessError } from './errors.js';
+import { thrownMessage } from './thrown.js';
 import { describe } from './options.js';
 
 /**
@@ -148,7 +149,7 @@ export function createEndpoint(init: EndpointInit): Endpoint {
 /** A getter or `Proxy` trap that threw while an entry was read: the entry is invalid, with that error as `cause`. */
 function unreadable(err: unknown): unknown {
   if (isSidecarlessError(err)) return err;
-  return new InvalidEndpointError(`Endpoint could not be read: ${err instanceof Error ? err.message : String(err)}`, {
+  return new InvalidEndpointError(`Endpoint could not be read: ${thrownMessage(err)}`, {
     cause: err,
   });
 }

@@ -84,7 +84,12 @@ export class SidecarlessError extends Error {
  * @category Errors
  */
 export function isSidecarlessError(value: unknown): value is SidecarlessError {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  if (typeof value !== 'object' || value === null) return false;
+  try {
+    return (value as Record<symbol, unknown>)[BRAND] === true;
+  } catch {
+    return false; // a Proxy whose `get` trap throws (plugin code may hand over anything)
+  }
 }
 
 /**

@@ -16,6 +16,7 @@
  */
 import { createSecureContext } from 'node:tls';
 import { InvalidOptionError, isSidecarlessError } from './errors.js';
+import { thrownMessage } from './thrown.js';
 import type { Clock } from './runtime.js';
 
 /** Longest delay a Node timer accepts, ms; a longer one fires after 1 ms. */
@@ -141,7 +142,7 @@ function readField(record: object, key: string | number, path: string): unknown 
     return (record as Record<string | number, unknown>)[key];
   } catch (err) {
     if (isSidecarlessError(err)) throw err;
-    const text = err instanceof Error ? err.message : String(err);
+    const text = thrownMessage(err);
     throw new InvalidOptionError(joinPath(path, key), `could not be read: ${text}`, { cause: err });
   }
 }
@@ -384,7 +385,7 @@ export function tlsMaterial(tls: Readonly<Record<string, unknown>>, path: string
   try {
     createSecureContext({ ca, cert, key } as Parameters<typeof createSecureContext>[0]);
   } catch (err) {
-    const text = err instanceof Error ? err.message : String(err);
+    const text = thrownMessage(err);
     const field =
       (['ca', 'cert', 'key'] as const).find((name) => text.includes(`options.${name}`)) ??
       (ca !== undefined && cert === undefined ? 'ca' : 'cert');
@@ -402,7 +403,7 @@ export function readOptions<T>(path: string, read: () => T): T {
     return read();
   } catch (err) {
     if (isSidecarlessError(err)) throw err;
-    const text = err instanceof Error ? err.message : String(err);
+    const text = thrownMessage(err);
     throw new InvalidOptionError(path, `could not be read: ${text}`, { cause: err });
   }
 }

@@ -8,6 +8,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Endpoint } from '../common/endpoint.js';
 import { createDebug } from '../common/debug.js';
+import { thrownMessage } from '../common/thrown.js';
 import { channels, type HealthEvent, type Subscription, subscription } from '../metrics/events.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import type { AttemptOutcome } from '../common/outcome.js';
@@ -292,7 +293,7 @@ export class EndpointHealth<H extends HealthHost> {
       try {
         listener(event);
       } catch (err) {
-        debug('%s: health event listener threw: %s', this.#hooks.cluster, String(err));
+        debug('%s: health event listener threw: %s', this.#hooks.cluster, thrownMessage(err));
       }
     }
   }

@@ -15,6 +15,7 @@ import {
   parseHostPort,
 } from '../common/endpoint.js';
 import { DuplicateEndpointError, InvalidEndpointError } from '../common/errors.js';
+import { thrownMessage } from '../common/thrown.js';
 import type { Subchannel } from './subchannel.js';
 
 /** A validated endpoint set, and for each entry the resolver's object when it is immutable (else `undefined`). */
@@ -161,7 +162,7 @@ export class Validation {
             typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry as EndpointInit);
         } catch (err) {
           rejected.push(
-            err instanceof InvalidEndpointError ? err : new InvalidEndpointError(String(err), { cause: err }),
+            err instanceof InvalidEndpointError ? err : new InvalidEndpointError(thrownMessage(err), { cause: err }),
           );
           continue;
         }

@@ -8,6 +8,7 @@ import { errors, Pool } from 'undici';
 import type { Endpoint } from '../common/endpoint.js';
 import { createDebug } from '../common/debug.js';
 import { NotProcessedError } from '../common/errors.js';
+import { asError } from '../common/thrown.js';
 import type { LegacyHandler } from '../common/handler.js';
 import { LatencyHistogram } from '../metrics/histogram.js';
 import type { Pickable } from '../pickers/picker.js';
@@ -326,7 +327,7 @@ export class Subchannel implements Pickable {
         pool = this.#createPool();
       } catch (err) {
         // undici refused the pool's options: this attempt fails (and reports, releasing its in-flight count).
-        attempt.onError?.(err instanceof Error ? err : new Error(String(err)));
+        attempt.onError?.(asError(err));
         return false;
       }
     }
@@ -361,7 +362,7 @@ export class Subchannel implements Pickable {
         (read) => pool.dispatch(http2DispatchOptions({ ...options, body: read as Buffer }), tracked as never),
         (err: unknown) => {
           // The caller's body failed (or yielded something that is not bytes) before anything was sent.
-          const error = err instanceof Error ? err : new Error(String(err));
+          const error = asError(err);
           markCallerError(error);
           tracked.onError(error);
         },

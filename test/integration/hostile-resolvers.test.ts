@@ -5,6 +5,7 @@ import diagnostics from 'node:diagnostics_channel';
 import { after, before, describe, it } from 'node:test';
 import {
   createClient,
+  createEndpoint,
   findSidecarlessError,
   NoEndpointsError,
   ResolverError,
@@ -234,4 +235,41 @@ describe('issue 15.8: the default cluster name names the service, not the regist
       }
     });
   }
+});
+
+describe('a custom resolver that throws what is not an Error', () => {
+  it('refresh() throwing a prototype-less object is logged, close() rejecting one still closes the client', async () => {
+    const live = await startBackends(1);
+    const dead = (await startBackends(1))[0]!;
+    await stopAll([dead]);
+    let refreshes = 0;
+    const client = createClient({
+      target: {
+        start(listener) {
+          queueMicrotask(() =>
+            listener.onUpdate([
+              createEndpoint({ host: '127.0.0.1', port: live[0]!.port }),
+              createEndpoint({ host: '127.0.0.1', port: dead.port }),
+            ]),
+          );
+        },
+        refresh() {
+          refreshes++;
+          throw Object.create(null);
+        },
+        close() {
+          return Promise.reject(Object.create(null));
+        },
+      },
+      outlierDetection: false,
+    });
+    try {
+      // The refused endpoint enters transient-failure: the cluster hints its resolver, which throws.
+      for (let i = 0; i < 6; i++) assert.equal((await client.fetch('http://svc/')).status, 200);
+      assert.ok(refreshes >= 1, 'the hint reached the resolver');
+    } finally {
+      await client.close();
+      await stopAll(live);
+    }
+  });
 });

@@ -203,4 +203,47 @@ describe('a custom picker whose pick() throws', () => {
       }
     }
   });
+
+  it('what a policy throws or fails with need not be an Error: a prototype-less object, a string, a throwing build', async () => {
+    const b = await backend('pick-odd');
+    const pickers = createPickerRegistry()
+      .register({
+        name: 'throws-bare',
+        parseConfig: () => ({}),
+        build: () => ({
+          pick() {
+            throw Object.create(null);
+          },
+        }),
+      })
+      .register({
+        name: 'fails-string',
+        parseConfig: () => ({}),
+        build: () => ({ pick: () => ({ type: 'fail', error: 'maintenance' }) as never }),
+      })
+      .register({
+        name: 'build-throws',
+        parseConfig: () => ({}),
+        build: () => {
+          throw new Error('build bug');
+        },
+      });
+    for (const [picker, message] of [
+      ['throws-bare', 'a value that cannot be described'],
+      ['fails-string', 'maintenance'],
+      ['build-throws', 'build bug'],
+    ] as const) {
+      const client = createClient({ target: [b.address], picker, pickers, timeoutMs: 0 });
+      try {
+        const err = await client.fetch('http://svc/').then(
+          () => assert.fail('no endpoint could be picked'),
+          (e: unknown) => e,
+        );
+        assert.equal(((err as Error).cause as Error | undefined)?.message, message, picker);
+        assert.equal(client.stats().clusters[0]?.inFlight, 0);
+      } finally {
+        await client.destroy();
+      }
+    }
+  });
 });
