@@ -98,6 +98,9 @@ export { Backoff, resolveBackoffOptions } from './common/backoff.js';
 // Time and randomness: inject them into your policy or resolver rather than reading globals
 export { seededRandom, systemClock, systemRandom } from './common/runtime.js';
 
-// The options toolkit: validators that report a bad option the way every built-in one does
-// (`options.duration(raw.intervalMs, joinPath(path, 'intervalMs'), 1000)`).
+/**
+ * The options toolkit: the validators every built-in option uses, for a custom policy's `parseConfig` or a custom
+ * resolver's options, so that a bad value is reported the same way (an `InvalidOptionError` naming the dotted path):
+ * `options.duration(raw.intervalMs, options.joinPath(path, 'intervalMs'), 1000)`.
+ */
 export * as options from './common/options.js';
