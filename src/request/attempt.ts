@@ -37,7 +37,6 @@ function notTheEndpoint(reason: Error): Error {
 /** Why an attempt did not produce the caller's response. */
 export type FailureKind = ErrorKind | 'status' | 'no-endpoint' | 'per-try-timeout';
 
-/** An attempt's failure, as the retry loop sees it. Never reaches the caller: `error` does. */
 /**
  * The response's raw headers with `name` (lower case) set to the endpoint's key: a header of that name the endpoint
  * sent is dropped, so the caller reads the endpoint's address, never the endpoint's say-so.
@@ -56,6 +55,7 @@ function withEndpointHeader(headers: Buffer[], name: Buffer, key: string): Buffe
 /** The abort function an attempt keeps once undici has let go of it unstarted (nothing left to abort). */
 const LET_GO = (): void => {};
 
+/** An attempt's failure, as the retry loop sees it. Never reaches the caller: `error` does. */
 export class AttemptFailure extends Error {
   constructor(
     /** The underlying error (for `status`, a description of the discarded response). */
