@@ -56,8 +56,9 @@ export interface RedirectOptions {
 /** One service: the options of its single cluster, plus a name. */
 export interface SingleServiceOptions extends ClusterOptions {
   /**
-   * A name for the service, used in errors, stats and logs. @defaultValue the target's scheme and authority, or
-   * `'default'` for resolver objects and lists
+   * A name for the service, used in errors, stats and logs. @defaultValue the service the target names (the host of
+   * `dns:`, the SRV name of `srv:`, the service of `consul:`, the key prefix of `etcd:`; `scheme:authority` for other
+   * schemes), or `'default'` for resolver objects and lists
    */
   readonly name?: string | undefined;
   /** Redirects `client.fetch` follows; see {@link RedirectOptions}. */

@@ -335,7 +335,7 @@ export class Cluster {
       user.onError?.(err as Error);
       return false;
     }
-    const refused = this.#admission.refuse();
+    const refused = this.#admission.refuse(this.#queue.size);
     if (refused !== undefined) {
       user.onError?.(refused);
       return false;

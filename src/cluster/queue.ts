@@ -5,8 +5,14 @@
  *
  * The queue keeps its own state (callback, endpoints to avoid, timer) per request; the request knows nothing of it.
  *
+ * A waiting request goes on in its caller's async context: a flush runs in the context of whatever delivered the new
+ * endpoints (a resolver's response, another caller's `update()`), so each entry keeps the context it was queued in
+ * (an `AsyncResource`, made only for requests that wait) and is answered in it. Tracing (OpenTelemetry's context,
+ * any `AsyncLocalStorage`) then sees the attempt as the caller's, not as the resolver's.
+ *
  * @module
  */
+import { AsyncResource } from 'node:async_hooks';
 import { NoEndpointsError, OverloadedError } from '../common/errors.js';
 import type { Clock, TimerHandle } from '../common/runtime.js';
 import type { BalancedRequest } from '../request/balanced-request.js';
@@ -38,6 +44,13 @@ interface Waiting {
   exclude: ReadonlySet<Subchannel>;
   /** Armed when the request first queued; kept when a flush finds nothing and queues it again. */
   readonly timer: TimerHandle;
+  /** The async context the request first queued in: its answer is delivered in it. */
+  readonly scope: AsyncResource;
+}
+
+/** Calls `callback` with the answer, in the context the request queued in. */
+function answer(waiting: Waiting, callback: AcquireCallback, error: Error | undefined, subchannel?: Subchannel): void {
+  waiting.scope.runInAsyncScope(callback, undefined, error, subchannel);
 }
 
 export class WaitQueue {
@@ -79,7 +92,8 @@ export class WaitQueue {
       return;
     }
     const timer = clock.setTimeout(() => this.#timedOut(request), waitMs, true);
-    this.#waiting.set(request, { callback, exclude, timer });
+    const scope = new AsyncResource('sidecarless.WaitForEndpoint');
+    this.#waiting.set(request, { callback, exclude, timer, scope });
     this.#pending.add(request);
   }
 
@@ -89,7 +103,11 @@ export class WaitQueue {
     this.#waiting.delete(request);
     this.#pending.delete(request);
     const { cluster, waitMs } = this.#settings;
-    waiting.callback?.(new NoEndpointsError(cluster, waitMs, { cause: this.#settings.lastError() }), undefined);
+    const { callback } = waiting;
+    if (callback !== undefined) {
+      // An injected clock's timer may run in any context: answered in the request's own.
+      answer(waiting, callback, new NoEndpointsError(cluster, waitMs, { cause: this.#settings.lastError() }));
+    }
   }
 
   /**
@@ -116,8 +134,8 @@ export class WaitQueue {
         continue;
       }
       this.remove(request);
-      if (picked instanceof Error) callback(picked, undefined);
-      else callback(undefined, picked);
+      if (picked instanceof Error) answer(waiting, callback, picked);
+      else answer(waiting, callback, undefined, picked);
     }
   }
 
@@ -137,7 +155,7 @@ export class WaitQueue {
     this.#pending.clear();
     for (const [, waiting] of entries) {
       this.#settings.clock.clearTimeout(waiting.timer);
-      waiting.callback?.(error, undefined);
+      if (waiting.callback !== undefined) answer(waiting, waiting.callback, error);
     }
   }
 }

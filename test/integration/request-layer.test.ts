@@ -1229,6 +1229,31 @@ describe('concurrency limits', () => {
       await empty.close();
     }
   });
+
+  it('with the default limits, the request past a full wait queue is refused naming maxPending (probe 5: it said maxInFlight)', async () => {
+    const empty = createClient({ target: new StaticResolver([]) });
+    const settled: Promise<unknown>[] = [];
+    try {
+      for (let i = 0; i < 1024; i++) {
+        settled.push(
+          new Promise((resolve) => {
+            empty.dispatcher.dispatch(
+              { origin: 'http://svc', path: '/', method: 'GET' },
+              { onConnect: () => {}, onHeaders: () => true, onData: () => true, onComplete: resolve, onError: resolve },
+            );
+          }),
+        );
+      }
+      assert.equal(empty.stats().clusters[0]?.pending, 1024);
+      const err = await empty.fetch('http://svc/').catch((e: unknown) => e);
+      const typed = findSidecarlessError(err) as { code?: string; limit?: string } | undefined;
+      assert.equal(typed?.code, 'SIDECARLESS_OVERLOADED');
+      assert.equal(typed?.limit, 'maxPending');
+    } finally {
+      await empty.close();
+      await Promise.all(settled);
+    }
+  });
 });
 
 describe('TLS', () => {

@@ -10,11 +10,23 @@ describe('Admission', () => {
   it('refuses beyond maxInFlight with SIDECARLESS_OVERLOADED and counts it', () => {
     const counters = new RequestCounters();
     const admission = new Admission('svc', resolveRequestPolicy({ limits: { maxInFlight: 1 } }), counters, systemClock);
-    assert.equal(admission.refuse(), undefined);
+    assert.equal(admission.refuse(0), undefined);
     counters.inFlight = 1;
-    const refused = admission.refuse();
+    const refused = admission.refuse(0);
     assert.ok(refused instanceof OverloadedError);
+    assert.equal(refused.limit, 'maxInFlight');
     assert.equal(counters.overloaded, 1);
+  });
+
+  it('names maxPending when the wait queue is full too (waiting requests are in flight: with equal limits, the defaults, both are reached at once)', () => {
+    const counters = new RequestCounters();
+    const admission = new Admission('svc', resolveRequestPolicy({}), counters, systemClock);
+    counters.inFlight = 1024;
+    assert.equal(admission.refuse(1023)?.limit, 'maxInFlight');
+    const refused = admission.refuse(1024);
+    assert.equal(refused?.limit, 'maxPending');
+    assert.equal(refused?.code, 'SIDECARLESS_OVERLOADED');
+    assert.equal(counters.overloaded, 2);
   });
 
   it('reports the breaker state only when a breaker is configured', () => {
