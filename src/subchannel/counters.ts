@@ -22,6 +22,8 @@ export interface SubchannelCounters {
   connectFailures: number;
   /** Attempt errors by kind. */
   readonly errorsByKind: Record<ErrorKind, number>;
+  /** When the last response headers came (the clock's reading; -Infinity before any): see {@link HELD_GRACE_MS}. */
+  answeredAtMs: number;
 }
 
 /** Counters of a subchannel that has not dispatched anything yet: all zero, shared, never written. */
@@ -33,6 +35,7 @@ export const NO_COUNTERS: Readonly<SubchannelCounters> = Object.freeze({
   latencySumMs: 0,
   connectFailures: 0,
   errorsByKind: Object.freeze({ connect: 0, reset: 0, timeout: 0, aborted: 0, goaway: 0, other: 0 }),
+  answeredAtMs: Number.NEGATIVE_INFINITY,
 });
 
 /**
@@ -42,6 +45,15 @@ export const NO_COUNTERS: Readonly<SubchannelCounters> = Object.freeze({
  * that drops connection attempts, callers with short deadlines would pile up a connecting socket per request, each
  * until undici's connect timeout (10 s), thousands within seconds. Past this many, the subchannel refuses attempts at
  * once with `SIDECARLESS_NOT_PROCESSED` (not sent: retried on another endpoint whatever the method, and no evidence
- * against this one) until undici lets go of some.
+ * against this one) until undici lets go of some, unless the endpoint answered within {@link HELD_GRACE_MS}.
  */
 export const MAX_HELD_UNSTARTED = 128;
+
+/**
+ * An endpoint that answered a request this recently (ms) takes attempts past {@link MAX_HELD_UNSTARTED}: it is
+ * answering, and what undici holds for it is a burst on its way (hedges that lost while their connections were being
+ * made, under a thousand concurrent requests), not a pile-up against an endpoint that drops connection attempts. A
+ * healthy endpoint is never refused for it (probe 5: a burst of hedged requests to one endpoint failed with
+ * `SIDECARLESS_NOT_PROCESSED`).
+ */
+export const HELD_GRACE_MS = 1000;

@@ -29,7 +29,7 @@ import {
 } from './http2.js';
 import { poolMaySendHost, withHostFactory } from './host-header.js';
 import { AttemptHandler } from './attempt-handler.js';
-import { MAX_HELD_UNSTARTED, NO_COUNTERS, type SubchannelCounters } from './counters.js';
+import { HELD_GRACE_MS, MAX_HELD_UNSTARTED, NO_COUNTERS, type SubchannelCounters } from './counters.js';
 import { PoolClients, refusedAtDispatch } from './pool-clients.js';
 
 export type { SubchannelCounters } from './counters.js';
@@ -208,6 +208,7 @@ export class Subchannel implements Pickable {
       latencySumMs: 0,
       connectFailures: 0,
       errorsByKind: { connect: 0, reset: 0, timeout: 0, aborted: 0, goaway: 0, other: 0 },
+      answeredAtMs: Number.NEGATIVE_INFINITY,
     });
   }
 
@@ -312,7 +313,7 @@ export class Subchannel implements Pickable {
   dispatchAttempt(options: Dispatcher.DispatchOptions, attempt: LegacyHandler): boolean {
     (this.#settings.inFlight.array[this.#slot] as number)++;
     this.#liveCounters().attempts++;
-    if (this.#held >= MAX_HELD_UNSTARTED) {
+    if (this.#held >= MAX_HELD_UNSTARTED && this.clock.now() - this.counters.answeredAtMs > HELD_GRACE_MS) {
       attempt.onError?.(new NotProcessedError(this.key, `${this.#held} requests given up still wait for a connection`));
       return false;
     }
@@ -396,6 +397,7 @@ export class Subchannel implements Pickable {
       if (cls >= 1 && cls <= 5) c.statusClasses[cls as 1 | 2 | 3 | 4 | 5]++;
       c.latencySumMs += latencyMs;
       this.load.observe(latencyMs, at);
+      c.answeredAtMs = at;
     }
     let errorKind: ErrorKind | undefined;
     if (error !== undefined) {

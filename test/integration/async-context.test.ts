@@ -38,7 +38,7 @@ describe('async context of a request', () => {
         als.run(caller, async () => {
           const res = await request(`http://ctx/${caller}`, { dispatcher: client.dispatcher });
           await res.body.text();
-          return [als.getStore(), res.statusCode];
+          return [als.getStore(), res.statusCode] as [string | undefined, number];
         });
       const a = send('caller-a');
       const b = send('caller-b');

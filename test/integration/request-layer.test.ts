@@ -1114,6 +1114,63 @@ describe("attempts undici has not started (queued in the endpoint's pool, or con
     }
   });
 
+  it('an endpoint that answers takes attempts past that bound (probe 5: a burst of hedges lost while connecting failed requests to a healthy endpoint)', async () => {
+    // As above, but the endpoint has just answered a request: what undici holds is a burst on its way, not a pile-up
+    // against an endpoint that drops connections. The clock stands still after that answer, so "just" holds on a
+    // loaded machine too.
+    let frozen: number | undefined;
+    const clock = {
+      now: () => frozen ?? performance.now(),
+      setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms).unref(),
+      clearTimeout: (handle: unknown) => clearTimeout(handle as NodeJS.Timeout),
+    };
+    let slowNext = false;
+    const slow = await backend('held-answering', (req, res, b) => {
+      req.resume();
+      if (!slowNext) return ok(req, res, b);
+      slowNext = false;
+      setTimeout(() => res.end('slow'), 500);
+    });
+    const client = createClient({
+      target: [slow.address],
+      pool: { connections: 1 },
+      retry: false,
+      timeoutMs: 0,
+      clock,
+    });
+    try {
+      await (await request('http://svc/', { dispatcher: client.dispatcher })).body.text();
+      frozen = performance.now();
+      slowNext = true;
+      const first = request('http://svc/', { dispatcher: client.dispatcher });
+      await until(() => !slowNext);
+      const given = await Promise.all(
+        Array.from({ length: 140 }, () =>
+          request('http://svc/', { dispatcher: client.dispatcher, signal: AbortSignal.timeout(50) }).then(
+            () => 'answered',
+            (e: unknown) => findSidecarlessError(e)?.code ?? (e as Error).name,
+          ),
+        ),
+      );
+      assert.ok(
+        given.every((c) => c === 'TimeoutError'),
+        JSON.stringify([...new Set(given)]),
+      );
+      const later = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          request('http://svc/', { dispatcher: client.dispatcher }).then(
+            async (r) => `${r.statusCode}`,
+            (e: unknown) => findSidecarlessError(e)?.code ?? (e as Error).name,
+          ),
+        ),
+      );
+      assert.deepEqual(later, Array(5).fill('200'), 'sent (queued behind the slow request), not refused');
+      assert.equal(await (await first).body.text(), 'slow');
+    } finally {
+      await client.destroy();
+    }
+  });
+
   it('a POST whose connection was reset before anything was written is replayed on another endpoint', async () => {
     // A listener that resets every connection as it accepts it: the request is never written.
     const resetting = net.createServer((socket) => socket.resetAndDestroy());
