@@ -26,8 +26,8 @@
  * twice: 3 %).
  *
  * Needs `perf` (Debian `linux-perf`) with `cpu-clock` sampling allowed (`perf_event_paranoid` <= 2 for one's own
- * processes). `node --import tsx bench/micro/dispatch-perf.ts [-- --slices 80 --slice 150 --lean --fetch --symbols
- * --baseline <src/index.ts>]`
+ * processes). `node --import tsx bench/micro/dispatch-perf.ts [-- --slices 80 --slice 150 --lean --floor --fetch
+ * --symbols --baseline <src/index.ts>]`
  * (about a minute, then perf's processing).
  *
  * @module
@@ -41,15 +41,18 @@ import { balancedFetch, rawFetch } from '../e2e/contenders.js';
 import { closedLoop, type Send } from '../e2e/load.js';
 import { checkFlags, positiveFlag } from '../flags.js';
 import { type BenchContender, startBackends, startContender } from './backends.js';
+import { floorContenders } from './floor.js';
 
 const given = checkFlags(
   'dispatch-perf',
-  { valued: ['slices', 'slice', 'baseline', 'child-log'], switches: ['lean', 'fetch', 'symbols'] },
+  { valued: ['slices', 'slice', 'baseline', 'child-log'], switches: ['lean', 'fetch', 'symbols', 'floor'] },
   `Usage: node --import tsx bench/micro/dispatch-perf.ts [-- <flags>]
   --slices <n>       slices per contender (default 80)
   --slice <ms>       slice length (default 150)
   --baseline <file>  also the dispatcher of another copy of the library (the path of its src/index.ts)
   --lean             also the lean dispatcher (retries, retry budget and outlier detection off)
+  --floor            also the floor of any balancer: backends in turn, handlers passed on, to undici Pools
+                     (\`pools\`) and to Clients of its own (\`clients\`, no Pool layer); see floor.ts
   --fetch            fetch instead: Node's fetch over raw undici Pools against the client's fetch
   --symbols          also the innermost frames (any code: V8, the kernel, Node) by µs per request
   --help             this text`,
@@ -58,8 +61,8 @@ const SLICES = Math.round(positiveFlag(given, 'slices', 80));
 const SLICE_MS = positiveFlag(given, 'slice', 150);
 const BASELINE = given.get('baseline') as string | undefined;
 const CHILD_LOG = given.get('child-log') as string | undefined;
-if (given.has('fetch') && given.has('lean')) {
-  console.error('dispatch-perf: --lean adds a request() contender; --fetch compares fetch alone');
+if (given.has('fetch') && (given.has('lean') || given.has('floor'))) {
+  console.error('dispatch-perf: --lean and --floor add request() contenders; --fetch compares fetch alone');
   process.exit(2);
 }
 const CONCURRENCY = 32;
@@ -97,6 +100,8 @@ async function load(log: string): Promise<void> {
       ['dispatcher', viaDispatcher(await startContender('sidecarless', addresses))],
     );
     if (given.has('lean')) contenders.push(['lean', viaDispatcher(await startContender('lean', addresses))]);
+    if (given.has('floor'))
+      for (const [name, c] of floorContenders(addresses)) contenders.push([name, viaDispatcher(c)]);
     if (baseline !== undefined) {
       contenders.push([
         'baseline',
