@@ -8,7 +8,7 @@
  */
 import { createDebug } from '../common/debug.js';
 import { isSidecarlessError, ResolverError, ServiceNotFoundError, type SidecarlessError } from '../common/errors.js';
-import { thrownMessage } from '../common/thrown.js';
+import { asError, thrownMessage } from '../common/thrown.js';
 import { describe } from '../common/options.js';
 import { type Clock, deferToNextTurn, type TimerHandle } from '../common/runtime.js';
 import type { Resolver, ResolverListener } from '../resolvers/resolver.js';
@@ -47,12 +47,12 @@ export class Resolution {
     for (const resolve of waiters ?? []) resolve();
   }
 
-  /** A set of `count` endpoints came into force: the state is cleared, or says why the set is empty. */
-  noteSet(count: number, cluster: string, notFound: ServiceNotFoundError | undefined): void {
-    this.state =
-      count > 0
-        ? undefined
-        : (notFound ?? new ServiceNotFoundError(cluster, `the resolver of cluster "${cluster}" delivered no endpoint`));
+  /**
+   * A set of `count` endpoints came into force: the state is cleared, or says why the set is empty (see
+   * {@link asNotFound}: `notFound` is whatever the resolver passed).
+   */
+  noteSet(count: number, cluster: string, notFound: unknown): void {
+    this.state = count > 0 ? undefined : asNotFound(notFound, cluster);
   }
 
   /** The active set now has `count` endpoints: releases the waiters it satisfies. */
@@ -270,8 +270,9 @@ export async function closeResolver(resolver: Resolver, clock: Clock, boundMs: n
 
 /**
  * A resolver's error as the cluster keeps it: a {@link SidecarlessError} as it is; anything else (a custom resolver
- * may pass anything, `onError` being typed is no guarantee) as a `ResolverError` with it as `cause`, described
- * without calling into it (`String()` of an object without a prototype throws).
+ * may pass anything, `onError` being typed is no guarantee) as a `ResolverError` whose `cause` is an `Error`: the
+ * one passed, or one describing what was passed (`asError`, with that as its own `cause`), described without
+ * calling into it (`String()` of an object without a prototype throws).
  */
 export function asResolverError(error: unknown): SidecarlessError {
   if (isSidecarlessError(error)) return error;
@@ -281,7 +282,21 @@ export function asResolverError(error: unknown): SidecarlessError {
   } catch {
     message = 'the resolver reported an error that cannot be described';
   }
-  return new ResolverError(message, { cause: error });
+  return new ResolverError(message, { cause: asError(error) });
+}
+
+/**
+ * Why a resolver's empty set is empty, as the cluster keeps it (the `cause` of `SIDECARLESS_NO_ENDPOINTS`): the
+ * `notFound` it passed when that is a sidecarless error (a {@link ServiceNotFoundError}); with none, a
+ * `ServiceNotFoundError` saying the resolver delivered no endpoint; anything else (a custom resolver may pass a
+ * string, or a plain `Error`) as a `ServiceNotFoundError` whose message says what was passed and whose `cause` is an
+ * `Error` (`asError`).
+ */
+export function asNotFound(notFound: unknown, cluster: string): SidecarlessError {
+  const empty = `the resolver of cluster "${cluster}" delivered no endpoint`;
+  if (notFound === undefined || notFound === null) return new ServiceNotFoundError(cluster, empty);
+  if (isSidecarlessError(notFound)) return notFound;
+  return new ServiceNotFoundError(cluster, `${empty}: ${thrownMessage(notFound)}`, { cause: asError(notFound) });
 }
 
 /**

@@ -285,7 +285,9 @@ export class ResponseDiscardedError extends SidecarlessError {
 
 /**
  * A resolver could not produce an endpoint set. This travels as a value into the balancer (the working set is kept)
- * and surfaces to users only as the `cause` of a {@link NoEndpointsError}.
+ * and surfaces to users as the `cause` of a {@link NoEndpointsError}; it is thrown only when a resolver cannot be
+ * made or started: `createClient` (or a request to a discovered host) fails with it when a resolver factory throws
+ * anything but a sidecarless error, or a resolver's `start()` throws. `cause` is what was thrown.
  *
  * @category Errors
  */

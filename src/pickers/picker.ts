@@ -9,8 +9,9 @@
  * @module
  */
 import type { Endpoint } from '../common/endpoint.js';
-import { InvalidOptionError, type SidecarlessError } from '../common/errors.js';
+import { InvalidOptionError, isSidecarlessError, type SidecarlessError } from '../common/errors.js';
 import { describe, joinPath, readOptions, rejectUnknownKeys as rejectUnknownOptions } from '../common/options.js';
+import { thrownMessage } from '../common/thrown.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
 import type { PeakEwma } from './load.js';
 
@@ -122,7 +123,9 @@ export interface PickerPolicy<C = unknown> {
   /**
    * Validates the user's configuration (the object form of the `picker` option minus `name`, or `{}`), applying
    * defaults. Throws {@link InvalidOptionError} naming the field under `path` (`picker.<field>`; `path` defaults
-   * to `picker`, and names where the option sits when it is nested). Called once, at client construction.
+   * to `picker`, and names where the option sits when it is nested). Called once, at client construction. Anything
+   * else it throws (a `TypeError` from a bug) fails the construction with an {@link InvalidOptionError} naming
+   * `path` itself, with what was thrown as `cause`.
    */
   parseConfig(raw: Readonly<Record<string, unknown>>, path?: string): C;
   /**
@@ -283,7 +286,9 @@ export class PickerRegistry {
 
   /**
    * Resolves the `picker` option to a policy and its validated configuration. Throws
-   * {@link InvalidOptionError} for an unknown name or a bad setting.
+   * {@link InvalidOptionError} for an unknown name or a bad setting; anything else the policy's `parseConfig`
+   * throws (a `TypeError` from a custom policy) becomes an {@link InvalidOptionError} naming `optionName` (the
+   * `picker` option, as the user wrote its path), with the original as `cause`.
    */
   configure(option: PickerOption, optionName = 'picker'): ConfiguredPolicy {
     let name: unknown;
@@ -291,7 +296,8 @@ export class PickerRegistry {
     if (typeof option === 'string') {
       name = option;
     } else if (typeof option === 'object' && option !== null) {
-      ({ name, ...raw } = option);
+      // Read once, here: a getter or a Proxy trap that throws is named after this option, not the whole options.
+      ({ name, ...raw } = readOptions(optionName, () => ({ ...option })));
     } else {
       throw new InvalidOptionError(optionName, `expected a policy name or { name, ... }, got ${describe(option)}`);
     }
@@ -302,7 +308,18 @@ export class PickerRegistry {
         `unknown policy ${describe(name)} (registered: ${this.names().join(', ')})`,
       );
     }
-    return { policy, config: policy.parseConfig(raw, optionName) };
+    let config: unknown;
+    try {
+      config = policy.parseConfig(raw, optionName);
+    } catch (err) {
+      if (isSidecarlessError(err)) throw err;
+      throw new InvalidOptionError(
+        optionName,
+        `the policy ${describe(name)} failed to parse its settings: ${thrownMessage(err)}`,
+        { cause: err },
+      );
+    }
+    return { policy, config };
   }
 }
 

@@ -3,7 +3,15 @@
  *
  * @module
  */
-import { InvalidOptionError, UnknownSchemeError } from '../common/errors.js';
+import {
+  InvalidOptionError,
+  InvalidTargetError,
+  isSidecarlessError,
+  ResolverError,
+  UnknownSchemeError,
+} from '../common/errors.js';
+import { describe } from '../common/options.js';
+import { asError, thrownMessage } from '../common/thrown.js';
 import { consulResolverFactory } from './consul/resolver.js';
 import { dnsResolverFactory } from './dns/resolver.js';
 import { etcdResolverFactory } from './etcd/resolver.js';
@@ -35,21 +43,25 @@ export class ResolverRegistry {
   readonly #factories = new Map<string, ResolverFactory>();
 
   /**
-   * Registers (or replaces) the factory for `scheme` (without the colon, case-insensitive).
-   * Throws {@link InvalidOptionError} for a malformed scheme.
+   * Registers (or replaces) the factory for `scheme` (without the colon). Schemes are case-insensitive (RFC 3986
+   * §3.1): `Fleet` and `fleet` are one scheme, and a target's scheme finds it however it is written.
+   * Throws {@link InvalidOptionError} (`SIDECARLESS_INVALID_OPTION`) for a scheme that is not a string of the URL
+   * scheme syntax, or a factory that is not a function.
    */
   register(scheme: string, factory: ResolverFactory): this {
-    if (typeof scheme !== 'string' || !/^[a-zA-Z][a-zA-Z0-9+.-]*$/.test(scheme)) {
-      throw new InvalidOptionError('scheme', `expected a URL scheme like "consul", got ${JSON.stringify(scheme)}`);
+    if (typeof scheme !== 'string' || !SCHEME.test(scheme)) {
+      throw new InvalidOptionError('scheme', `expected a URL scheme like "consul", got ${describe(scheme)}`);
     }
-    if (typeof factory !== 'function') throw new InvalidOptionError('factory', 'expected a function');
+    if (typeof factory !== 'function') {
+      throw new InvalidOptionError('factory', `expected a function, got ${describe(factory)}`);
+    }
     this.#factories.set(scheme.toLowerCase(), factory);
     return this;
   }
 
-  /** True when `scheme` has a factory. */
+  /** True when `scheme` has a factory (case-insensitive); false for anything but a string. */
   has(scheme: string): boolean {
-    return this.#factories.has(scheme.toLowerCase());
+    return typeof scheme === 'string' && this.#factories.has(scheme.toLowerCase());
   }
 
   /** The registered schemes, sorted. */
@@ -58,20 +70,54 @@ export class ResolverRegistry {
   }
 
   /**
-   * Parses `target` and creates its resolver. Throws {@link InvalidTargetError} or {@link UnknownSchemeError}.
+   * Parses `target` (a target string, or a {@link Target} as {@link parseTarget} returns it) and creates its
+   * resolver with the factory registered for its scheme (case-insensitive).
+   *
+   * Throws {@link InvalidTargetError} (`SIDECARLESS_INVALID_TARGET`) for a target that does not parse or is neither
+   * a string nor a `Target`, {@link UnknownSchemeError} for a scheme nothing is registered for, and what the factory
+   * throws: a sidecarless error (such as the `InvalidTargetError` a factory throws for a bad target) as it is,
+   * anything else as a {@link ResolverError} (`SIDECARLESS_RESOLVER_FAILED`) with what was thrown as `cause`.
    */
   create(target: string | Target, context: ResolverContext): Resolver {
-    const parsed = typeof target === 'string' ? parseTarget(target) : target;
-    const factory = this.#factories.get(parsed.scheme);
+    const parsed = typeof target === 'string' ? parseTarget(target) : checkTarget(target);
+    const scheme = parsed.scheme.toLowerCase();
+    const factory = this.#factories.get(scheme);
     if (factory === undefined) {
       throw new UnknownSchemeError(
-        parsed.scheme,
+        scheme,
         this.schemes(),
-        Object.hasOwn(ELSEWHERE, parsed.scheme) ? ELSEWHERE[parsed.scheme] : undefined,
+        Object.hasOwn(ELSEWHERE, scheme) ? ELSEWHERE[scheme] : undefined,
       );
     }
-    return factory(parsed, context);
+    try {
+      return factory(scheme === parsed.scheme ? parsed : { ...parsed, scheme }, context);
+    } catch (err) {
+      if (isSidecarlessError(err)) throw err;
+      throw new ResolverError(`The resolver factory of scheme "${scheme}:" threw: ${thrownMessage(err)}`, {
+        cause: asError(err),
+      });
+    }
   }
+}
+
+/** The syntax of a URL scheme (RFC 3986 §3.1). */
+const SCHEME = /^[a-zA-Z][a-zA-Z0-9+.-]*$/;
+
+/** `target` if it is a {@link Target} (an object with a string `scheme`), else an {@link InvalidTargetError}. */
+function checkTarget(target: unknown): Target {
+  let scheme: unknown;
+  try {
+    scheme = typeof target === 'object' && target !== null ? (target as Target).scheme : undefined;
+  } catch {
+    // a getter or Proxy trap that throws: not a Target
+  }
+  if (typeof scheme !== 'string' || !SCHEME.test(scheme)) {
+    throw new InvalidTargetError(
+      describe(target),
+      'expected a target string ("scheme:...") or a parsed Target (parseTarget)',
+    );
+  }
+  return target as Target;
 }
 
 /**

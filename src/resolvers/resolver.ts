@@ -36,7 +36,8 @@ export interface ResolverListener {
    *
    * With an empty set, `notFound` may say why: the source answered that the service does not exist or has no
    * instance (DNS NXDOMAIN or NODATA, an empty Consul service or etcd prefix). Requests that then find no endpoint
-   * fail with `SIDECARLESS_NO_ENDPOINTS` whose cause is that error (the cluster makes one when it is omitted).
+   * fail with `SIDECARLESS_NO_ENDPOINTS` whose cause is that error (the cluster makes one when it is omitted, and
+   * wraps anything but a sidecarless error in one that says what was passed, with an `Error` as its `cause`).
    */
   onUpdate(endpoints: readonly Endpoint[], notFound?: ServiceNotFoundError): void;
   /**
@@ -114,7 +115,9 @@ export interface ResolverContext {
 /**
  * Creates a resolver for a parsed target. Validate the target synchronously and throw an `InvalidTargetError`
  * (`SIDECARLESS_INVALID_TARGET`) for a bad one, so users see the error at construction. Do not start I/O here:
- * resolution starts in {@link Resolver.start}.
+ * resolution starts in {@link Resolver.start}. A sidecarless error the factory throws reaches the caller as it is;
+ * anything else (a plain `Error`, a string) becomes a `ResolverError` (`SIDECARLESS_RESOLVER_FAILED`) whose `cause`
+ * is what was thrown (an `Error` describing it when it is not one).
  *
  * @category Resolvers
  */

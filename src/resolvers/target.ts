@@ -4,12 +4,16 @@
  * @module
  */
 import { InvalidTargetError, isSidecarlessError } from '../common/errors.js';
+import { describe } from '../common/options.js';
 import type { Target } from './resolver.js';
 
 const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):(.*)$/s;
 
 /**
- * Parses a target string. Throws {@link InvalidTargetError} when it has no scheme or contains whitespace.
+ * Parses a target string. Throws {@link InvalidTargetError} when it has no scheme, contains whitespace, or has a
+ * `#fragment`: a target is `scheme:[//authority]/path[?query]`, and a fragment (RFC 3986 §3.5) is no part of the
+ * resource it names, so one is refused rather than kept in the path or query (a `#` in a path or query value is
+ * written `%23`). The scheme is lower-cased (schemes are case-insensitive, RFC 3986 §3.1).
  *
  * @example
  * ```ts
@@ -19,9 +23,16 @@ const SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):(.*)$/s;
  */
 export function parseTarget(raw: string): Target {
   if (typeof raw !== 'string' || raw.length === 0) {
-    throw new InvalidTargetError(String(raw), 'a target must be a non-empty string');
+    throw new InvalidTargetError(typeof raw === 'string' ? raw : describe(raw), 'a target must be a non-empty string');
   }
   if (/\s/.test(raw)) throw new InvalidTargetError(raw, 'a target must not contain whitespace');
+  if (raw.includes('#')) {
+    // Named with its query's values hidden: a query may carry a credential (an etcd password, a Consul token).
+    throw new InvalidTargetError(
+      raw.replace(/([?&][^=&#]*=)[^&#]*/g, '$1<redacted>'),
+      'a target takes no #fragment (write a "#" in a path or query value as %23)',
+    );
+  }
   const match = SCHEME.exec(raw);
   if (match === null) throw new InvalidTargetError(raw, 'expected "scheme:..." (e.g. "static://10.0.0.1:8080")');
   const scheme = (match[1] as string).toLowerCase();

@@ -164,6 +164,39 @@ describe('issue 15.7: SIDECARLESS_NO_ENDPOINTS carries the latest resolver state
     }
   });
 
+  it("onUpdate([], 'nope'): the cause is a ServiceNotFoundError saying what was passed, its cause an Error (regression)", async () => {
+    const resolver = new HandResolver();
+    const client = createClient({ target: resolver, name: 'users', waitForReadyTimeoutMs: 0 });
+    try {
+      await until(() => resolver.listener !== undefined, 'start');
+      resolver.listener!.onUpdate([], 'nope' as never);
+      let err = findSidecarlessError(await rejection(client.fetch('http://users/')));
+      assert.ok(err instanceof NoEndpointsError, String(err));
+      assert.ok(
+        err.cause instanceof ServiceNotFoundError,
+        `the cause is a ServiceNotFoundError, not ${typeof err.cause}`,
+      );
+      assert.equal(err.cause.service, 'users');
+      assert.match(err.cause.message, /nope/);
+      assert.ok(err.cause.cause instanceof Error, 'the kept cause is an Error, not the raw string');
+      assert.equal(err.cause.cause.message, 'nope');
+      assert.match(err.message, /users.*nope/);
+      // A plain Error as notFound is kept as the cause of a typed one; onError with a string is an Error cause too.
+      const plain = new Error('registry says gone');
+      resolver.listener!.onUpdate([], plain as never);
+      err = findSidecarlessError(await rejection(client.fetch('http://users/')));
+      assert.ok(err?.cause instanceof ServiceNotFoundError, 'a plain Error as notFound: a ServiceNotFoundError');
+      assert.equal(err.cause.cause, plain);
+      resolver.listener!.onError('registry said no' as never);
+      err = findSidecarlessError(await rejection(client.fetch('http://users/')));
+      assert.ok(err?.cause instanceof ResolverError, 'onError with a string: a ResolverError');
+      assert.ok(err.cause.cause instanceof Error, 'whose cause is an Error');
+      assert.equal(err.cause.cause.message, 'registry said no');
+    } finally {
+      await client.close();
+    }
+  });
+
   it('DNS NXDOMAIN: the error says there is no such service and names it', async () => {
     const client = createClient({ target: `dns://${dns.address}/users.test:80`, waitForReadyTimeoutMs: 1 });
     try {

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { createClient, findSidecarlessError, InvalidOptionError, seededRandom } from 'sidecarless';
+import { assertFailingBodyIsCallers } from '../helpers/failing-body.js';
 import { selfSigned } from '../helpers/kubernetes-api.js';
 
 interface Seen {
@@ -645,31 +646,6 @@ describe('HTTP/2: what the endpoint processed, and what the caller sent', () => 
 
   it("a request body the dispatcher is given that fails is the caller's over HTTP/2 (retry: false)", async () => {
     const server = await rawServer((stream) => answer(stream));
-    const client = createClient({ target: [server.address], http2: true, retry: false });
-    try {
-      for (const body of [
-        (async function* () {
-          yield Buffer.from('part');
-          throw new Error('upload source failed');
-        })(),
-        (async function* () {
-          yield 42;
-        })(),
-      ]) {
-        const err = await request('http://users/upload', {
-          method: 'POST',
-          body: body as never,
-          dispatcher: client.dispatcher,
-        }).catch((e: unknown) => e);
-        assert.ok(err instanceof Error, 'the caller sees the failure');
-      }
-      const cluster = client.stats().clusters[0]!;
-      assert.equal(cluster.requests.callerErrors, 2);
-      const ep = cluster.endpoints[0]!;
-      assert.equal(ep.errorsByKind.other + ep.errorsByKind.reset, 0, JSON.stringify(ep.errorsByKind));
-      assert.equal(ep.ejected, false);
-    } finally {
-      await client.close();
-    }
+    await assertFailingBodyIsCallers('h2', server.address);
   });
 });

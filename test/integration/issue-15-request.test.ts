@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { request, stream } from 'undici';
+import { stream } from 'undici';
 import { createClient, findSidecarlessError } from 'sidecarless';
 import { type Handler, backendsForFile } from '../helpers/backends.js';
+import { assertFailingBodyIsCallers } from '../helpers/failing-body.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 const backend = backendsForFile();
@@ -611,35 +612,6 @@ describe('requests undici refuses, and failing bodies, over HTTP/1.1', () => {
       req.resume();
       req.on('end', () => res.end('ok'));
     });
-    const client = createClient({ target: [b.address], retry: false });
-    try {
-      for (const body of [
-        (async function* () {
-          yield Buffer.from('part');
-          await new Promise((r) => setTimeout(r, 5));
-          throw new Error('upload source failed');
-        })(),
-        (async function* () {
-          yield Buffer.from('part');
-          yield 42;
-        })(),
-      ]) {
-        const err = await request('http://svc/upload', {
-          method: 'POST',
-          body: body as never,
-          dispatcher: client.dispatcher,
-        })
-          .then((r) => r.body.text())
-          .catch((e: unknown) => e);
-        assert.ok(err instanceof Error, 'the caller sees the failure');
-      }
-      const cluster = client.stats().clusters[0]!;
-      assert.equal(cluster.requests.callerErrors, 2);
-      const ep = cluster.endpoints[0]!;
-      assert.equal(ep.errorsByKind.other + ep.errorsByKind.reset, 0, JSON.stringify(ep.errorsByKind));
-      assert.equal(ep.ejected, false);
-    } finally {
-      await client.close();
-    }
+    await assertFailingBodyIsCallers('http/1.1', b.address);
   });
 });

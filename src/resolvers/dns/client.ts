@@ -31,7 +31,16 @@ import {
   ResolverError,
 } from '../../common/errors.js';
 import { createDebug } from '../../common/debug.js';
-import { describe, integer, isRecord, joinPath, MAX_TIMER_MS, rejectUnknownKeys } from '../../common/options.js';
+import {
+  array,
+  clock as readClock,
+  describe,
+  integer,
+  isRecord,
+  joinPath,
+  MAX_TIMER_MS,
+  rejectUnknownKeys,
+} from '../../common/options.js';
 import { type Clock, systemClock } from '../../common/runtime.js';
 import {
   type AddressRecord,
@@ -56,7 +65,7 @@ const debug = createDebug('dns');
 export interface DnsClientOptions {
   /**
    * Nameservers to ask, in order: IP literals with an optional port (`10.0.0.2`, `10.0.0.2:5353`, `[::1]:53`,
-   * `::1`). Each try goes to the next server in the list, wrapping around.
+   * `::1`), in a non-empty array without holes. Each try goes to the next server in the list, wrapping around.
    * @defaultValue `dns.getServers()` (the system's resolv.conf servers, or what `dns.setServers()` set), read at
    * construction
    */
@@ -75,7 +84,10 @@ export interface DnsClientOptions {
    * @defaultValue 1232 (the DNS Flag Day 2020 value, safe from IP fragmentation)
    */
   readonly udpPayloadSize?: number | undefined;
-  /** Clock for the per-try timeouts. @defaultValue systemClock */
+  /**
+   * Clock for the per-try timeouts: `now`, `setTimeout` and `clearTimeout`, each checked at construction.
+   * @defaultValue systemClock
+   */
   readonly clock?: Clock | undefined;
 }
 
@@ -206,17 +218,13 @@ export function resolveDnsClientOptions(options: DnsClientOptions | undefined, p
       }
     }
   } else {
-    if (!Array.isArray(o.nameservers) || o.nameservers.length === 0) {
-      throw new InvalidOptionError(at('nameservers'), 'expected a non-empty array of IP addresses');
-    }
-    nameservers = (o.nameservers as unknown[]).map((s, i) =>
+    // Through the toolkit: an array with a hole (`[, '10.0.0.2']`) is refused, not mapped around.
+    nameservers = array(o.nameservers, at('nameservers'), 'a non-empty array of IP addresses', 1).map((s, i) =>
       parseNameserver(s as string, joinPath(at('nameservers'), i)),
     );
   }
-  const clock = (o.clock as Clock | undefined) ?? systemClock;
-  if (typeof clock !== 'object' || clock === null || typeof clock.setTimeout !== 'function') {
-    throw new InvalidOptionError(at('clock'), 'expected { now, setTimeout, clearTimeout }');
-  }
+  // Every method the client calls (setTimeout, clearTimeout) checked here, with `now`: a partial clock fails now.
+  const clock = readClock(o.clock, at('clock'), systemClock);
   const resolved: ResolvedDnsClientOptions = Object.freeze({
     nameservers,
     timeoutMs: integer(o.timeoutMs, at('timeoutMs'), 2000, 1, MAX_TIMER_MS),

@@ -15,7 +15,16 @@ import {
   type SidecarlessError,
 } from '../../common/errors.js';
 import { createDebug } from '../../common/debug.js';
-import { describe, func, integer, MAX_TIMER_MS, rejectUnknownKeys, readOptions } from '../../common/options.js';
+import {
+  array,
+  describe,
+  func,
+  integer,
+  joinPath,
+  MAX_TIMER_MS,
+  rejectUnknownKeys,
+  readOptions,
+} from '../../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../../common/runtime.js';
 import {
   Backoff,
@@ -86,7 +95,10 @@ export interface DnsPollingOptions extends DnsClientOptions {
    * @defaultValue '/etc/resolv.conf'
    */
   readonly resolvConf?: string | false | undefined;
-  /** Replaces the `resolv.conf` search list (`[]`: no search list). @defaultValue the file's */
+  /**
+   * Replaces the `resolv.conf` search list (`[]`: no search list), an array of domain names without holes.
+   * @defaultValue the file's
+   */
   readonly search?: readonly string[] | undefined;
   /**
    * Names with at least this many dots are tried as they are before the search list (glibc `ndots`, 0 to 15).
@@ -117,8 +129,8 @@ export interface ResolvedDnsPollingOptions {
 /** TTL used for a negative answer without an SOA record to take it from, seconds (then clamped). */
 const DEFAULT_NEGATIVE_TTL_S = 30;
 
-/** The keys of {@link DnsPollingOptions}. */
-const POLLING_OPTION_KEYS = [
+/** The keys of {@link DnsPollingOptions}. @internal */
+export const POLLING_OPTION_KEYS: readonly string[] = [
   ...DNS_CLIENT_OPTION_KEYS,
   ...['minTtlMs', 'maxTtlMs', 'family', 'backoff', 'random', 'hostsFile', 'resolvConf', 'search', 'ndots'],
 ];
@@ -164,11 +176,11 @@ function resolveDnsPollingOptionsUnguarded(
   };
   let search: string[] | undefined;
   if (o.search !== undefined) {
-    if (!Array.isArray(o.search)) throw new InvalidOptionError('search', 'expected an array of domain names');
-    search = (o.search as unknown[]).map((d, i) => {
+    // Through the toolkit: an array with a hole (`[, 'a.example']`) is refused, not mapped around.
+    search = array(o.search, 'search', 'an array of domain names').map((d, i) => {
       const domain = typeof d === 'string' ? d.toLowerCase().replace(/\.$/, '') : '';
       if (!isDnsName(domain)) {
-        throw new InvalidOptionError(`search.${i}`, `expected a domain name, got ${describe(d)}`);
+        throw new InvalidOptionError(joinPath('search', i), `expected a domain name, got ${describe(d)}`);
       }
       return domain;
     });

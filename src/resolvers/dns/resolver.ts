@@ -21,7 +21,7 @@
 import { isIP } from 'node:net';
 import { createEndpoint, type Endpoint, endpointKey, parseHostPort } from '../../common/endpoint.js';
 import { DnsError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
-import { integer, isRecord, readOptions } from '../../common/options.js';
+import { checkObject, describe, integer, isRecord, readOptions } from '../../common/options.js';
 import type { AddressRecord, DnsClient, QuerySettings } from './client.js';
 import {
   type DnsFamily,
@@ -30,6 +30,7 @@ import {
   type DnsResolution,
   dnsOptionsFromTarget,
   isDnsName,
+  POLLING_OPTION_KEYS,
   resolveDnsPollingOptions,
 } from './poller.js';
 import { hostsAddresses, isNegativeAnswer, searchNames, type SearchView } from './search.js';
@@ -176,14 +177,17 @@ export class DnsResolver extends DnsPollingResolver {
   /** The last resolution's name and addresses: where a failed family's addresses are kept from. */
   #previous: { readonly name: string; readonly records: readonly AddressRecord[] } | undefined;
 
-  /** Validates every option (throws `SIDECARLESS_INVALID_OPTION` naming it); starts no I/O. */
+  /** Validates every option, each read once (throws `SIDECARLESS_INVALID_OPTION` naming it); starts no I/O. */
   constructor(options: DnsResolverOptions) {
-    if (!isRecord(options)) throw new InvalidOptionError('options', 'expected an object');
-    // A copy of the own keys, read once: a getter that throws is a typed error, and every check below sees one value.
-    options = readOptions('options', () => ({ ...options }));
+    if (!isRecord(options)) throw new InvalidOptionError('options', `expected an object, got ${describe(options)}`);
+    // A snapshot through the toolkit, each option read once: a getter or Proxy trap that throws is a typed error
+    // naming the option, and every check below sees the one value read.
+    options = readOptions('options', () =>
+      checkObject(options, ['host', 'port', ...POLLING_OPTION_KEYS], ''),
+    ) as unknown as DnsResolverOptions;
     const { host, port = 80 } = options;
     if (typeof host !== 'string' || host.length === 0) {
-      throw new InvalidOptionError('host', 'expected a non-empty host name');
+      throw new InvalidOptionError('host', `expected a non-empty host name, got ${describe(host)}`);
     }
     const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
     if (isIP(bare) === 0 && !isDnsName(bare)) {

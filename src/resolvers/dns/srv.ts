@@ -20,7 +20,7 @@ import { isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } from '../../common/endpoint.js';
 import { type DnsError, InvalidEndpointError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
-import { integer, isRecord, readOptions } from '../../common/options.js';
+import { checkObject, describe, integer, isRecord, readOptions } from '../../common/options.js';
 import { keepFailedFamily, resolveHostName } from './resolver.js';
 import { isNegativeAnswer, searchNames } from './search.js';
 import type { AddressRecord, SrvRecord } from './client.js';
@@ -30,6 +30,7 @@ import {
   type DnsResolution,
   dnsOptionsFromTarget,
   isDnsName,
+  POLLING_OPTION_KEYS,
   resolveDnsPollingOptions,
 } from './poller.js';
 import type { ResolverFactory } from '../resolver.js';
@@ -105,14 +106,17 @@ export class SrvResolver extends DnsPollingResolver {
   readonly #query: string;
   readonly #cache: LRUCache<string, CachedAddresses>;
 
-  /** Validates every option (throws `SIDECARLESS_INVALID_OPTION` naming it); starts no I/O. */
+  /** Validates every option, each read once (throws `SIDECARLESS_INVALID_OPTION` naming it); starts no I/O. */
   constructor(options: SrvResolverOptions) {
-    if (!isRecord(options)) throw new InvalidOptionError('options', 'expected an object');
-    // A copy of the own keys, read once: a getter that throws is a typed error, and every check below sees one value.
-    options = readOptions('options', () => ({ ...options }));
+    if (!isRecord(options)) throw new InvalidOptionError('options', `expected an object, got ${describe(options)}`);
+    // A snapshot through the toolkit, each option read once: a getter or Proxy trap that throws is a typed error
+    // naming the option, and every check below sees the one value read.
+    options = readOptions('options', () =>
+      checkObject(options, ['name', 'cacheSize', ...POLLING_OPTION_KEYS], ''),
+    ) as unknown as SrvResolverOptions;
     const { name, cacheSize = 1000 } = options;
     if (typeof name !== 'string' || !isDnsName(name) || isIP(name) !== 0) {
-      throw new InvalidOptionError('name', `expected an SRV name like _http._tcp.example.com, got ${String(name)}`);
+      throw new InvalidOptionError('name', `expected an SRV name like _http._tcp.example.com, got ${describe(name)}`);
     }
     integer(cacheSize, 'cacheSize', 1000, 1, MAX_SRV_CACHE_SIZE);
     const resolved = resolveDnsPollingOptions(options, ['name', 'cacheSize']);

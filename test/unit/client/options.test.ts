@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createClient, isSidecarlessError, type Resolver, type SingleServiceOptions } from '../../../src/index.js';
+import {
+  createClient,
+  createPickerRegistry,
+  isSidecarlessError,
+  type PickerPolicy,
+  type Resolver,
+  type SingleServiceOptions,
+} from '../../../src/index.js';
 
 function code(fn: () => unknown): string | undefined {
   try {
@@ -286,6 +293,41 @@ describe('client option errors name the full path of nested options', () => {
     assert.match(String(err.message), /unknown option; did you mean "waitForReadyTimeoutMs"\?/);
     const nested = thrown(() => createClient({ discovery: { domain: 'svc.test', maxCluster: 3 } as never }));
     assert.match(String(nested.message), /unknown option; did you mean "maxClusters"\?/);
+  });
+
+  it("a custom policy's parseConfig throwing a TypeError names the picker option, not `options` (regression)", () => {
+    const buggy: PickerPolicy<unknown> = {
+      name: 'buggy',
+      parseConfig: (raw) => (raw as { missing: { field: unknown } }).missing.field,
+      build: () => ({ pick: () => ({ type: 'queue' }) }),
+    };
+    const pickers = createPickerRegistry().register(buggy);
+    for (const [fn, option] of [
+      [() => createClient({ target: ['a:1'], pickers, picker: 'buggy' }), 'picker'],
+      [() => createClient({ target: ['a:1'], pickers, picker: { name: 'buggy', x: 1 } }), 'picker'],
+      [
+        () => createClient({ clusters: { users: { target: ['a:1'], pickers, picker: 'buggy' } } }),
+        'clusters.users.picker',
+      ],
+      [
+        () => createClient({ discovery: { domain: 'svc.test', cluster: { pickers, picker: 'buggy' } } }),
+        'discovery.cluster.picker',
+      ],
+    ] as const) {
+      const err = thrown(fn) as { code?: string; option?: string; message?: string; cause?: unknown };
+      assert.equal(err.code, 'SIDECARLESS_INVALID_OPTION', String(err.message));
+      assert.equal(err.option, option);
+      assert.match(String(err.message), /policy "buggy" failed to parse its settings: Cannot read properties/);
+      assert.ok(err.cause instanceof TypeError, 'the TypeError is the cause');
+    }
+    // A getter of the picker option that throws is named after the option too.
+    const getter = Object.defineProperty({ name: 'buggy' }, 'x', {
+      enumerable: true,
+      get() {
+        throw new Error('getter');
+      },
+    });
+    assert.equal(thrown(() => createClient({ target: ['a:1'], pickers, picker: getter })).option, 'picker');
   });
 
   it('names the new name of discovery.idleTimeout (renamed in 0.2.0)', () => {

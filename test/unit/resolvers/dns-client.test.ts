@@ -342,4 +342,87 @@ describe('dns:/srv: targets and options', () => {
       message: /renamed to "timeoutMs"/,
     });
   });
+
+  it('regression (a name or host whose reads throw escaped as a raw Error): options read once, typed errors', () => {
+    const throwing = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('trap');
+        },
+      },
+    );
+    const toPrimitive = {
+      get [Symbol.toPrimitive]() {
+        throw new Error('getter');
+      },
+    };
+    for (const name of [throwing, toPrimitive]) {
+      assert.throws(() => new SrvResolver({ name: name as never }), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option: 'name',
+      });
+      assert.throws(() => new DnsResolver({ host: name as never }), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option: 'host',
+      });
+    }
+    // A getter of an option that throws is named after that option, and every option is read once.
+    let reads = 0;
+    const getter = (value: unknown) => ({
+      enumerable: true,
+      get() {
+        reads++;
+        if (value instanceof Error) throw value;
+        return value;
+      },
+    });
+    assert.throws(() => new SrvResolver(Object.defineProperty({}, 'name', getter(new Error('g'))) as never), {
+      code: 'SIDECARLESS_INVALID_OPTION',
+      option: 'name',
+      message: /could not be read: g/,
+    });
+    assert.throws(
+      () => new DnsResolver(Object.defineProperties({ host: 'h' }, { minTtlMs: getter(new TypeError('t')) }) as never),
+      { code: 'SIDECARLESS_INVALID_OPTION', option: 'minTtlMs' },
+    );
+    reads = 0;
+    const options = Object.defineProperties({}, { name: getter('_a._tcp.x'), resolvConf: getter(false) });
+    new SrvResolver(options as never).close();
+    assert.equal(reads, 2, 'each option read once');
+  });
+
+  it('regression (only setTimeout was checked): a clock without clearTimeout or now fails at construction', () => {
+    const noop = () => 0;
+    for (const clock of [{ now: noop, setTimeout: noop }, { setTimeout: noop, clearTimeout: noop }, {}, 5]) {
+      assert.throws(() => new DnsClient({ nameservers: ['127.0.0.1'], clock: clock as never }), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option: 'clock',
+      });
+      assert.throws(() => new DnsResolver({ host: 'h', clock: clock as never }), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option: 'clock',
+      });
+    }
+    new DnsClient({ nameservers: ['127.0.0.1'], clock: systemClock }).close();
+  });
+
+  it('regression (holes were mapped around): search and nameservers with a hole are refused, naming it', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    const holed = [, '127.0.0.1'] as unknown as string[];
+    assert.throws(() => new DnsClient({ nameservers: holed }), {
+      code: 'SIDECARLESS_INVALID_OPTION',
+      option: 'nameservers[0]',
+      message: /holes/,
+    });
+    assert.throws(() => new DnsResolver({ host: 'h', nameservers: holed }), { option: 'nameservers[0]' });
+    // eslint-disable-next-line no-sparse-arrays
+    const search = ['a.test', , 'b.test'] as unknown as string[];
+    assert.throws(() => new DnsResolver({ host: 'h', search }), {
+      code: 'SIDECARLESS_INVALID_OPTION',
+      option: 'search[1]',
+      message: /holes/,
+    });
+    assert.throws(() => new SrvResolver({ name: '_a._tcp.x', search }), { option: 'search[1]' });
+  });
 });

@@ -301,7 +301,7 @@ describe('options are validated at construction', () => {
     assert.throws(() => new DnsResolver({ host: 'h', resolvConf: 3 as never }), { option: 'resolvConf' });
     assert.throws(() => new DnsResolver({ host: 'h', resolvConf: true as never }), { option: 'resolvConf' });
     assert.throws(() => new SrvResolver({ name: '_a._tcp.h', search: 'a.test' as never }), { option: 'search' });
-    assert.throws(() => new DnsResolver({ host: 'h', search: ['ok.test', 'bad name'] }), { option: 'search.1' });
+    assert.throws(() => new DnsResolver({ host: 'h', search: ['ok.test', 'bad name'] }), { option: 'search[1]' });
     assert.throws(() => new DnsResolver({ host: 'h', ndots: 16 }), { option: 'ndots' });
     assert.doesNotThrow(
       () => new DnsResolver({ host: 'h', hostsFile: false, resolvConf: false, search: [], ndots: 0 }),

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { systemClock } from '../../../src/common/runtime.js';
-import { createResolverRegistry, type Endpoint, type Resolver, StaticResolver } from '../../../src/index.js';
+import {
+  createClient,
+  createResolverRegistry,
+  type Endpoint,
+  InvalidTargetError,
+  type Resolver,
+  ResolverError,
+  StaticResolver,
+} from '../../../src/index.js';
 import { parseTarget } from '../../../src/resolvers/target.js';
 
 const ctx = { clock: systemClock, random: Math.random, cluster: 'test' };
@@ -21,6 +29,31 @@ describe('parseTarget', () => {
   it('rejects malformed targets with SIDECARLESS_INVALID_TARGET', () => {
     for (const raw of ['', 'no-scheme', '1abc:x', 'static://a:1, b:2', ':x']) {
       assert.throws(() => parseTarget(raw), { code: 'SIDECARLESS_INVALID_TARGET' }, raw);
+    }
+  });
+  it('refuses a #fragment rather than keeping it in the path or query (regression), hiding query values', () => {
+    for (const raw of ['dns:///users.internal:8080#x', 'etcd://127.0.0.1:2379/services/users/#', 'custom:a#b']) {
+      assert.throws(() => parseTarget(raw), { code: 'SIDECARLESS_INVALID_TARGET', message: /#fragment/ }, raw);
+    }
+    assert.throws(
+      () => parseTarget('etcd://127.0.0.1:2379/services/?password=s3cret&minTtlMs=5#x'),
+      (err: Error) => {
+        assert.ok(err instanceof InvalidTargetError, String(err));
+        assert.doesNotMatch(err.message, /s3cret/);
+        assert.match(err.message, /password=<redacted>/);
+        return true;
+      },
+    );
+    assert.throws(() => createClient({ target: 'dns:///users.internal:8080?minTtlMs=5#frag' }), {
+      code: 'SIDECARLESS_INVALID_TARGET',
+    });
+    // Written %23, a '#' is part of the path or of a query value.
+    assert.equal(parseTarget('custom:///a%23b?k=v%23w').path, 'a%23b');
+    assert.equal(parseTarget('custom:///a%23b?k=v%23w').query.get('k'), 'v#w');
+  });
+  it('a non-string target is a typed error, described without String() (which throws for some values)', () => {
+    for (const raw of [undefined, 42, Object.create(null), 10n]) {
+      assert.throws(() => parseTarget(raw as never), { code: 'SIDECARLESS_INVALID_TARGET' });
     }
   });
 });
@@ -50,6 +83,80 @@ describe('ResolverRegistry', () => {
       code: 'SIDECARLESS_INVALID_OPTION',
     });
     assert.throws(() => registry.register('ok', 'nope' as never), { code: 'SIDECARLESS_INVALID_OPTION' });
+  });
+  it('a factory throwing a plain Error is SIDECARLESS_RESOLVER_FAILED with it as cause (regression); typed errors pass', () => {
+    const plain = new Error('lookup table missing');
+    const registry = createResolverRegistry()
+      .register('plain', () => {
+        throw plain;
+      })
+      .register('text', () => {
+        throw 'not an Error';
+      })
+      .register('typed', (target) => {
+        throw new InvalidTargetError(target.raw, 'bad path');
+      });
+    assert.throws(
+      () => registry.create('plain:///x', ctx),
+      (err: unknown) => {
+        assert.ok(err instanceof ResolverError, `a ResolverError, not ${String(err)}`);
+        assert.equal(err.code, 'SIDECARLESS_RESOLVER_FAILED');
+        assert.equal(err.cause, plain);
+        assert.match(err.message, /scheme "plain:".*lookup table missing/);
+        return true;
+      },
+    );
+    assert.throws(
+      () => registry.create('text:///x', ctx),
+      (err: unknown) => {
+        assert.ok(err instanceof ResolverError, `a ResolverError, not ${String(err)}`);
+        assert.ok(err.cause instanceof Error, 'the cause is an Error');
+        assert.match(err.message, /not an Error/);
+        return true;
+      },
+    );
+    assert.throws(() => registry.create('typed:///x', ctx), {
+      code: 'SIDECARLESS_INVALID_TARGET',
+      message: /bad path/,
+    });
+    // Through createClient too: typed, where it was the factory's plain Error.
+    assert.throws(() => createClient({ target: 'plain:///x', resolvers: registry }), {
+      code: 'SIDECARLESS_RESOLVER_FAILED',
+      cause: plain,
+    });
+  });
+  it('a scheme that is not a string, a target neither a string nor a Target: typed errors (regression: TypeError)', () => {
+    const registry = createResolverRegistry();
+    const factory = () => new StaticResolver([]);
+    for (const scheme of [10n, undefined, 42, Object.create(null), {}]) {
+      assert.throws(() => registry.register(scheme as never, factory), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+        option: 'scheme',
+      });
+      assert.equal(registry.has(scheme as never), false);
+    }
+    for (const target of [undefined, null, 42, 10n, {}, { scheme: 5 }, Object.create(null), new URL('dns:///x')]) {
+      assert.throws(() => registry.create(target as never, ctx), { code: 'SIDECARLESS_INVALID_TARGET' });
+    }
+  });
+  it('schemes are case-insensitive (RFC 3986 §3.1) in register, has and create, a string or a Target', () => {
+    const registry = createResolverRegistry();
+    const seen: string[] = [];
+    registry.register('Fleet', (target) => {
+      seen.push(target.scheme);
+      return new StaticResolver(['10.0.0.1:80']);
+    });
+    assert.ok(registry.has('fleet') && registry.has('FLEET'), 'has() ignores case');
+    assert.deepEqual(
+      registry.schemes().filter((s) => s.startsWith('f')),
+      ['fleet'],
+    );
+    registry.create('FLEET:///a', ctx);
+    registry.create('fleet:///a', ctx);
+    registry.create({ ...parseTarget('fleet:///a'), scheme: 'FLeet' }, ctx);
+    assert.deepEqual(seen, ['fleet', 'fleet', 'fleet'], 'the factory sees the lower-cased scheme');
+    void registry.create('DNS:///users.internal:8080', ctx).close();
+    void registry.create({ ...parseTarget('dns:///users.internal:8080'), scheme: 'DNS' }, ctx).close();
   });
   it('static targets: malformed lists and invalid ports are SIDECARLESS_INVALID_TARGET', () => {
     const registry = createResolverRegistry();
