@@ -142,6 +142,12 @@ export class PeakEwma {
    * cluster has one policy, so every picker writes the same value.
    */
   decayMs: number;
+  /**
+   * The latency assumed before the first observation, ms, decaying from the creation time like an estimate (the
+   * `peak-ewma` policy's `defaultRttMs`, set when it builds a picker; 0 otherwise): a failure before any response
+   * counts as at least this (see {@link PeakEwma.observeFailure}).
+   */
+  priorMs = 0;
   readonly #clock: Clock;
   /** Its record in {@link loadRecords}: `[2 * record]` the value (-1 before the first sample), `[2 * record + 1]` the stamp. */
   readonly #record: number;
@@ -213,7 +219,9 @@ export class PeakEwma {
    */
   observeFailure(latencyMs: number, at?: number): void {
     const now = at ?? this.#clock.now();
-    const current = this.#samples === 0 ? 0 : this.valueAt(now);
+    // Before any response, what readers assume: the prior decayed from the creation time (the stamp until then).
+    const current =
+      this.#samples === 0 ? this.priorMs * Math.exp(-Math.max(now - this.stamp, 0) / this.decayMs) : this.valueAt(now);
     // A NaN or negative latency counts as 0, so the failure records the current estimate.
     this.observe(Number.isNaN(latencyMs) ? current : Math.max(latencyMs, current, 0), now);
   }

@@ -193,9 +193,12 @@ export const peakEwmaPolicy: PickerPolicy<PeakEwmaConfig> = {
     };
   },
   build(targets, config, env) {
-    // The one write a picker makes: the EWMA's decay follows the policy's setting (same value on every rebuild).
+    // The one write a picker makes: the EWMA's decay and prior follow the policy's settings (same on every rebuild).
     for (const t of targets) {
-      if (t.load !== undefined && t.load.decayMs !== config.decayMs) t.load.decayMs = config.decayMs;
+      const load = t.load;
+      if (load === undefined) continue;
+      if (load.decayMs !== config.decayMs) load.decayMs = config.decayMs;
+      if (load.priorMs !== config.defaultRttMs) load.priorMs = config.defaultRttMs;
     }
     return new PeakEwmaPicker(
       targets,

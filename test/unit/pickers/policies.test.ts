@@ -489,6 +489,30 @@ describe('PeakEwma', () => {
     assert.equal(e.valueAt(clock.now()), 200);
   });
 
+  it('a failure before the first response counts as at least the prior the picker assumes (regression: a new endpoint failing fast became the cheapest)', () => {
+    const clock = new FakeClock();
+    const e = new PeakEwma({ clock, decayMs: 1000 });
+    e.priorMs = 30;
+    e.observeFailure(1);
+    assert.equal(e.value, 30);
+    const later = new PeakEwma({ clock, decayMs: 1000 });
+    later.priorMs = 30;
+    clock.advance(1000);
+    later.observeFailure(1); // the prior has decayed for 1 s: 30 / e
+    assert.ok(Math.abs(later.value - 30 * Math.exp(-1)) < 1e-9);
+    // Through the picker: the build sets the prior; a new endpoint whose connections are refused in 1 ms is not
+    // preferred over one answering in 20 ms.
+    const targets = makeTargets(2);
+    const answering = new PeakEwma({ clock });
+    answering.observe(20);
+    const refusing = new PeakEwma({ clock });
+    targets[0]!.load = answering;
+    targets[1]!.load = refusing;
+    const picker = peakEwmaPolicy.build(targets, peakEwmaPolicy.parseConfig({}), env(3, clock));
+    refusing.observeFailure(1);
+    for (let i = 0; i < 10; i++) assert.equal(pickKey(picker), '10.0.0.0:8080');
+  });
+
   it('takes the time of an observation from its caller (no clock read), and never moves its stamp back', () => {
     const clock = new FakeClock();
     const e = new PeakEwma({ clock, decayMs: 1000 });
