@@ -25,16 +25,19 @@ export function parseTarget(raw: string): Target {
   if (typeof raw !== 'string' || raw.length === 0) {
     throw new InvalidTargetError(typeof raw === 'string' ? raw : describe(raw), 'a target must be a non-empty string');
   }
-  if (/\s/.test(raw)) throw new InvalidTargetError(raw, 'a target must not contain whitespace');
+  // A refused target is named with its query's values hidden: a query may carry a credential (an etcd password, a
+  // Consul token).
+  if (/\s/.test(raw)) throw new InvalidTargetError(redacted(raw), 'a target must not contain whitespace');
   if (raw.includes('#')) {
-    // Named with its query's values hidden: a query may carry a credential (an etcd password, a Consul token).
     throw new InvalidTargetError(
-      raw.replace(/([?&][^=&#]*=)[^&#]*/g, '$1<redacted>'),
+      redacted(raw),
       'a target takes no #fragment (write a "#" in a path or query value as %23)',
     );
   }
   const match = SCHEME.exec(raw);
-  if (match === null) throw new InvalidTargetError(raw, 'expected "scheme:..." (e.g. "static://10.0.0.1:8080")');
+  if (match === null) {
+    throw new InvalidTargetError(redacted(raw), 'expected "scheme:..." (e.g. "static://10.0.0.1:8080")');
+  }
   const scheme = (match[1] as string).toLowerCase();
   let rest = match[2] as string;
   let queryText = '';
@@ -53,6 +56,11 @@ export function parseTarget(raw: string): Target {
     path = rest.startsWith('/') ? rest.slice(1) : rest;
   }
   return { scheme, authority, path, query: new URLSearchParams(queryText), raw };
+}
+
+/** `raw` with the values of its query hidden. */
+function redacted(raw: string): string {
+  return raw.replace(/([?&][^=&#]*=)[^&#]*/g, '$1<redacted>');
 }
 
 /**

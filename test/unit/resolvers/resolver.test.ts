@@ -31,6 +31,20 @@ describe('parseTarget', () => {
       assert.throws(() => parseTarget(raw), { code: 'SIDECARLESS_INVALID_TARGET' }, raw);
     }
   });
+  it('names a target refused for whitespace or a missing scheme with its query values hidden (regression: a credential in the message)', () => {
+    for (const raw of ['etcd://127.0.0.1:2379/services/?password=s3cret &x=1', 'etcd-no-scheme?token=s3cret']) {
+      assert.throws(
+        () => parseTarget(raw),
+        (err: Error) => {
+          assert.ok(err instanceof InvalidTargetError, String(err));
+          assert.doesNotMatch(err.message, /s3cret/);
+          assert.doesNotMatch((err as InvalidTargetError).target, /s3cret/);
+          return true;
+        },
+        raw,
+      );
+    }
+  });
   it('refuses a #fragment rather than keeping it in the path or query (regression), hiding query values', () => {
     for (const raw of ['dns:///users.internal:8080#x', 'etcd://127.0.0.1:2379/services/users/#', 'custom:a#b']) {
       assert.throws(() => parseTarget(raw), { code: 'SIDECARLESS_INVALID_TARGET', message: /#fragment/ }, raw);
