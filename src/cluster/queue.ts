@@ -4,9 +4,13 @@
  * resolver error as its cause); at most `maxPending` wait at once. A new pick snapshot flushes the queue.
  *
  * The queue keeps its own state (callback, endpoints to avoid, timer) per request; the request knows nothing of it.
+ * A callback runs in the async context of the request that queued it, not in that of whatever released it (a
+ * resolver update, another request's end): the attempt it starts, and the span tracing instrumentation makes for it,
+ * belong to the caller's trace.
  *
  * @module
  */
+import { AsyncResource } from 'node:async_hooks';
 import { NoEndpointsError, OverloadedError } from '../common/errors.js';
 import type { Clock, TimerHandle } from '../common/runtime.js';
 import type { BalancedRequest } from '../request/balanced-request.js';
@@ -63,7 +67,7 @@ export class WaitQueue {
   enqueue(request: BalancedRequest, exclude: ReadonlySet<Subchannel>, callback: AcquireCallback): void {
     const waiting = this.#waiting.get(request);
     if (waiting !== undefined) {
-      waiting.callback = callback;
+      waiting.callback = AsyncResource.bind(callback);
       waiting.exclude = exclude;
       this.#pending.add(request);
       return;
@@ -79,7 +83,7 @@ export class WaitQueue {
       return;
     }
     const timer = clock.setTimeout(() => this.#timedOut(request), waitMs, true);
-    this.#waiting.set(request, { callback, exclude, timer });
+    this.#waiting.set(request, { callback: AsyncResource.bind(callback), exclude, timer });
     this.#pending.add(request);
   }
 
