@@ -418,8 +418,7 @@ export class Cluster {
   /** A request ended (the caller has seen its end). */
   #finished(request: BalancedRequest, statusCode: number, error: Error | undefined): void {
     const durationMs = (request.headersAt ?? this.#options.clock.now()) - request.startedAt;
-    this.#counters.ended(statusCode, error, durationMs);
-    if (error !== undefined && request.callerFault) this.#counters.callerErrors++;
+    this.#counters.ended(statusCode, error, durationMs, request.callerFault);
     publishRequestEnd(this.#label, request.context, statusCode, error, durationMs, request.attempts);
   }
 

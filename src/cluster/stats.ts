@@ -7,6 +7,7 @@
 import type { SidecarlessError } from '../common/errors.js';
 import type { ErrorKind } from '../common/outcome.js';
 import type { EndpointCounts } from '../metrics/endpoint-counters.js';
+import { ErrorCodes } from '../metrics/error-codes.js';
 import { type HistogramSnapshot, LatencyHistogram } from '../metrics/histogram.js';
 import type { BreakerState } from '../request/breaker.js';
 import type { Subchannel, SubchannelState } from '../subchannel/subchannel.js';
@@ -83,7 +84,15 @@ export interface ClusterStats {
     readonly circuitOpen: number;
     /** Responses the callers received, by status class. */
     readonly statusClasses: Readonly<Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number>>;
-    /** Failed requests by error code (`ECONNREFUSED`, `SIDECARLESS_DEADLINE_EXCEEDED`, ...). */
+    /**
+     * Failed requests by error code (`ECONNREFUSED`, `SIDECARLESS_DEADLINE_EXCEEDED`, ...): the error's `code` (else
+     * its cause's, else its name) when it is one sidecarless (`SIDECARLESS_*`), undici (`UND_ERR_*`) or Node (`ERR_*`,
+     * system errors' `E*`) gives. A failure on the caller's side (see `callerErrors`) keeps only the codes of an abort
+     * (`UND_ERR_ABORTED`, `ABORT_ERR`, `AbortError`, `TimeoutError`), a deadline or a request refused before sending;
+     * any other code of the caller's counts as `_CALLER`, and any other code at all as `_OTHER`. At most 64 distinct
+     * codes are kept, the two fixed ones included; later new ones count as `_OTHER`. An abort reason or a request body
+     * error may carry any code, and each distinct one would otherwise be a key here and a metric series for good.
+     */
     readonly errors: Readonly<Record<string, number>>;
     /**
      * Of the failed requests, those that failed on the caller's side, not an endpoint's: the caller aborted (its
@@ -129,14 +138,6 @@ function classes(counts: readonly number[]): Record<'1xx' | '2xx' | '3xx' | '4xx
   };
 }
 
-/** A stable label for an error: its `code` when it has a string one, else its name. */
-export function errorCode(error: Error): string {
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string') return code;
-  const cause = (error as { cause?: { code?: unknown } }).cause?.code;
-  return typeof cause === 'string' ? cause : error.name;
-}
-
 /** The request-layer counters of one cluster (the `requests` part of {@link ClusterStats}, and `inFlight`). */
 export class RequestCounters {
   /** Requests accepted and not yet ended. */
@@ -155,10 +156,14 @@ export class RequestCounters {
   callerErrors = 0;
   readonly #statusClasses: [number, number, number, number, number, number] = [0, 0, 0, 0, 0, 0];
   readonly #errorsByCode = new Map<string, number>();
+  readonly #codes = new ErrorCodes();
   readonly #latency = new LatencyHistogram();
 
-  /** A request ended: `statusCode` is what the caller received (0 if nothing), `error` how it failed, if it did. */
-  ended(statusCode: number, error: Error | undefined, durationMs: number): void {
+  /**
+   * A request ended: `statusCode` is what the caller received (0 if nothing), `error` how it failed, if it did, and
+   * `callerFault` whether the failure was on the caller's side.
+   */
+  ended(statusCode: number, error: Error | undefined, durationMs: number, callerFault = false): void {
     this.inFlight--;
     if (statusCode > 0) {
       const cls = Math.floor(statusCode / 100);
@@ -166,7 +171,8 @@ export class RequestCounters {
       this.#latency.observe(durationMs);
     }
     if (error !== undefined) {
-      const code = errorCode(error);
+      if (callerFault) this.callerErrors++;
+      const code = this.#codes.of(error, callerFault);
       this.#errorsByCode.set(code, (this.#errorsByCode.get(code) ?? 0) + 1);
     }
   }

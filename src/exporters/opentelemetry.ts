@@ -10,8 +10,9 @@
  * - `sidecarless.request.duration` (s): a histogram recorded as each logical request ends, across its attempts,
  *   retries, hedges and backoffs, with `http.request.method` (`_OTHER` for a method the conventions do not list),
  *   `server.address` and `server.port` (the logical service, 80 or 443 by scheme when the URL has no port),
- *   `http.response.status_code`, `error.type` (the status code for 4xx and 5xx, the error's code for failures) and
- *   `sidecarless.cluster`.
+ *   `http.response.status_code`, `error.type` (the status code for 4xx and 5xx, for failures the error's code as in
+ *   `stats().requests.errors`: `_CALLER` or `_OTHER` for a code not from sidecarless, undici or Node, at most 64
+ *   distinct) and `sidecarless.cluster`.
  * - `sidecarless.request.attempts` (`{attempt}`): a histogram of the attempts each logical request took.
  * - Observable instruments read from `client.stats()` at collection time, per cluster: `sidecarless.requests`,
  *   `sidecarless.retries`, `sidecarless.hedges`, `sidecarless.ejections`, `sidecarless.ejection_returns`,
@@ -41,6 +42,7 @@ import { type Attributes, type Meter, metrics, ValueType } from '@opentelemetry/
 import type { Client } from '../client/client.js';
 import { InvalidOptionError } from '../common/errors.js';
 import { boolean, checkObject, describe, integer, isRecord, readOptions } from '../common/options.js';
+import { ErrorCodes } from '../metrics/error-codes.js';
 
 /** What the exporter calls on a Meter. */
 const METER_METHODS = [
@@ -111,18 +113,53 @@ function splitAuthority(authority: string, scheme: 'http' | 'https'): { address:
   };
 }
 
-/** `error.type` of a request end, per the conventions: the error's code or name, else the status of a 4xx/5xx. */
-function errorType(m: RequestEndMessage): string | undefined {
-  if (m.error !== undefined) {
-    const code = (m.error as { code?: unknown }).code;
-    return typeof code === 'string' ? code : m.error.name;
-  }
+/**
+ * `error.type` of a request end, per the conventions: the error's code or name, else the status of a 4xx/5xx. Codes
+ * are those of `stats().requests.errors`, bounded the same way (`_CALLER`, `_OTHER`, at most 64 distinct).
+ */
+function errorType(m: RequestEndMessage, codes: ErrorCodes): string | undefined {
+  if (m.error !== undefined) return codes.of(m.error);
   return m.statusCode >= 400 ? String(m.statusCode) : undefined;
+}
+
+/** The live registrations on each meter: a client, or a cluster name, is registered once per meter. */
+const meters = new WeakMap<Meter, Set<{ readonly client: Client }>>();
+
+/**
+ * Refuses a registration that would merge or double count series on `meter`: `client` registered there already, or
+ * another client registered there with a cluster of the same name (the series of both would be one).
+ */
+function checkMeter(meter: Meter, client: Client): void {
+  const live = meters.get(meter);
+  if (live === undefined) return;
+  const names = new Set(client.stats().clusters.map((c) => c.name));
+  for (const other of live) {
+    if (other.client === client) {
+      throw new InvalidOptionError(
+        'meter',
+        'this client is already registered on this meter (its series would be counted twice); unregister it first',
+      );
+    }
+    const shared = other.client.stats().clusters.find((c) => names.has(c.name));
+    if (shared !== undefined) {
+      throw new InvalidOptionError(
+        'meter',
+        `another client registered on this meter has a cluster named "${shared.name}" (the series of both would ` +
+          'be one); give the clusters distinct names, or each client its own meter',
+      );
+    }
+  }
 }
 
 /**
  * Creates the instruments and starts recording. Requests of every client are published on one diagnostics
  * channel; the histograms record only those of `client`'s clusters.
+ *
+ * Series are told apart by `sidecarless.cluster` (and the meter's scope), not by client: registering a client on a
+ * meter it is registered on already, or a client with a cluster named as one of another client registered there, throws
+ * `SIDECARLESS_INVALID_OPTION` (option `meter`), as the series of both would be one. Give each such client a meter of
+ * its own (`provider.getMeter('users')`). The check sees the clusters the clients have when called: clusters made later
+ * by discovery are not checked, so clients sharing a meter should not discover hosts under the same domain.
  *
  * @example
  * ```ts
@@ -177,6 +214,8 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
   const perEndpoint = boolean(options.endpointMetrics, 'endpointMetrics', false);
   const maxEndpoints = integer(options.maxEndpointsPerCluster, 'maxEndpointsPerCluster', 20, 1);
   const meter = options.meter ?? metrics.getMeter('sidecarless');
+  checkMeter(meter, client);
+  const codes = new ErrorCodes();
   const base = options.attributes ?? {};
   const duration = meter.createHistogram('sidecarless.request.duration', {
     description:
@@ -227,31 +266,36 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
       'sidecarless.cluster': m.cluster,
     };
     if (m.statusCode > 0) attributes['http.response.status_code'] = m.statusCode;
-    const type = errorType(m);
+    const type = errorType(m, codes);
     if (type !== undefined) attributes['error.type'] = type;
     duration.record(m.durationMs / 1000, attributes);
     attemptsPerRequest.record(m.attempts, { ...base, 'sidecarless.cluster': m.cluster });
   };
-  // Endpoints reported per cluster id: the first `maxEndpoints` in resolver order, refreshed at each collection, and
-  // read from the stats for a cluster not seen by a collection yet (the bound holds from the first attempt: the SDK
-  // keeps every series it was given).
-  const shown = new Map<number, Set<string>>();
+  // Endpoints reported per cluster id: the first `maxEndpoints` in resolver order (the bound holds from the first
+  // attempt: the SDK keeps every series it was given). Refreshed at each collection, and read from the stats again
+  // for an endpoint not in them, which may have joined the set since (as the Prometheus exporter does); one found
+  // outside the bound is not looked up again until the next collection.
+  const shown = new Map<number, { keys: Set<string>; outside: Set<string> }>();
   const firstEndpoints = <E>(endpoints: readonly E[]): readonly E[] =>
     endpoints.length > maxEndpoints ? endpoints.slice(0, maxEndpoints) : endpoints;
-  const shownIn = (clusterId: number): Set<string> => {
-    let keys = shown.get(clusterId);
-    if (keys === undefined) {
-      const endpoints = client.stats().clusters.find((c) => c.id === clusterId)?.endpoints ?? [];
-      keys = new Set(firstEndpoints(endpoints).map((e) => e.key));
-      shown.set(clusterId, keys);
-    }
-    return keys;
+  const isShown = (clusterId: number, endpoint: string): boolean => {
+    let entry = shown.get(clusterId);
+    if (entry?.keys.has(endpoint) === true) return true;
+    if (entry?.outside.has(endpoint) === true) return false;
+    const endpoints = client.stats().clusters.find((c) => c.id === clusterId)?.endpoints ?? [];
+    const keys = new Set(firstEndpoints(endpoints).map((e) => e.key));
+    if (entry === undefined) shown.set(clusterId, (entry = { keys, outside: new Set() }));
+    else entry.keys = keys;
+    if (keys.has(endpoint)) return true;
+    if (entry.outside.size >= 1_000) entry.outside.clear();
+    entry.outside.add(endpoint);
+    return false;
   };
   const onAttemptEnd = (message: unknown) => {
     const m = message as AttemptEndMessage;
     // As the endpoint's own histogram: an attempt the client stopped says nothing about the endpoint's latency.
     if ((m.statusCode === 0 && m.errorKind === 'aborted') || !ours(m.clusterId)) return;
-    if (!shownIn(m.clusterId).has(m.endpoint)) return;
+    if (!isShown(m.clusterId, m.endpoint)) return;
     attemptDuration?.record(m.durationMs / 1000, {
       ...base,
       'sidecarless.cluster': m.cluster,
@@ -355,7 +399,7 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
       observe(resolverErrors, c.resolver.errors, a);
       if (!perEndpoint) continue;
       const list = firstEndpoints(c.endpoints);
-      shown.set(c.id, new Set(list.map((e) => e.key)));
+      shown.set(c.id, { keys: new Set(list.map((e) => e.key)), outside: new Set() });
       for (const e of list) {
         const ea = { ...a, 'sidecarless.endpoint': e.key };
         observe(attempts, e.attempts, ea);
@@ -375,10 +419,15 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
   meter.addBatchObservableCallback(callback as never, observables);
   let registered = true;
   let closeSubscription: { dispose(): void } | undefined;
+  const live = meters.get(meter) ?? new Set();
+  meters.set(meter, live);
+  const entry = { client };
+  live.add(entry);
   const registration = {
     unregister() {
       if (!registered) return;
       registered = false;
+      live.delete(entry);
       closeSubscription?.dispose();
       diagnostics.unsubscribe('sidecarless:request:end', onEnd);
       if (perEndpoint) diagnostics.unsubscribe('sidecarless:attempt:end', onAttemptEnd);

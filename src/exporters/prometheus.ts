@@ -35,14 +35,8 @@ import { InvalidOptionError } from '../common/errors.js';
 import { boolean, checkObject, describe, integer, isRecord, readOptions, string } from '../common/options.js';
 import type { AttemptEndMessage, RequestEndMessage } from '../metrics/events.js';
 import { LATENCY_BUCKETS_MS } from '../metrics/histogram.js';
-import {
-  CLUSTER_METRICS,
-  type ClusterStats,
-  type Emit,
-  ENDPOINT_METRICS,
-  type EndpointStats,
-  type Labels,
-} from './prometheus-series.js';
+import { ClientSeries, shownEndpoints } from './prometheus-histograms.js';
+import { CLUSTER_METRICS, type ClusterStats, type Emit, ENDPOINT_METRICS } from './prometheus-series.js';
 
 /**
  * What the exporter uses of a prom-client `Registry`, typed by shape rather than as prom-client's class: a `Registry`
@@ -111,22 +105,14 @@ const PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const CLUSTER_LABELS = ['client', 'upstream_cluster'];
 const ENDPOINT_LABELS = [...CLUSTER_LABELS, 'upstream_endpoint'];
 
-/** A cluster's histogram series: its labels, its endpoints' (within the bound), endpoints found outside it. */
-interface Series {
-  readonly labels: Labels;
-  readonly endpoints: Map<string, Labels>;
-  /** Endpoints past the bound, until the next scrape (the set's order may change). */
-  readonly outside: Set<string>;
-}
-
 /** One registered client. */
 interface Source {
   readonly label: string;
   readonly client: Client;
   readonly endpointMetrics: boolean;
   readonly maxEndpoints: number;
-  /** Histogram series this client observed, by cluster id: the cluster's labels and its endpoints' labels. */
-  readonly series: Map<number, Series>;
+  /** Histogram series this client observed. */
+  readonly series: ClientSeries;
   stats(): ClientStats;
   /** Ends this registration (its `unregister()`). */
   dispose?: (() => void) | undefined;
@@ -169,53 +155,6 @@ function collected(
   return { name, metric };
 }
 
-/** The endpoints of `c` that get series: the first `max`, in resolver order. */
-const shownEndpoints = (c: ClusterStats, max: number): readonly EndpointStats[] =>
-  c.endpoints.length > max ? c.endpoints.slice(0, max) : c.endpoints;
-
-/**
- * The histogram series of cluster `id`, made (at zero) on first use. A cluster that left and came back under the same
- * name (a discovered cluster closed when idle, then made again) takes over the entry the old one left: the series
- * have the same labels, and they go on, rather than being removed at the next collection as the old cluster's.
- */
-function seriesEntry(source: Source, shared: Shared, id: number, name: string): Series {
-  let entry = source.series.get(id);
-  if (entry !== undefined) return entry;
-  for (const [other, left] of source.series) {
-    if (left.labels.upstream_cluster !== name) continue;
-    source.series.delete(other);
-    source.series.set(id, left);
-    return left;
-  }
-  entry = { labels: { client: source.label, upstream_cluster: name }, endpoints: new Map(), outside: new Set() };
-  source.series.set(id, entry);
-  shared.requestDuration?.zero(entry.labels);
-  return entry;
-}
-
-/**
- * Brings the histogram series in line with the client as a histogram is collected: a cluster's request duration
- * series exists (at zero) from its first scrape, and the series of clusters and endpoints that left are dropped.
- */
-function sync(source: Source, shared: Shared): void {
-  const clusters = new Map(source.stats().clusters.map((c) => [c.id, c]));
-  for (const c of clusters.values()) seriesEntry(source, shared, c.id, c.name);
-  for (const [id, entry] of source.series) {
-    entry.outside.clear();
-    const c = clusters.get(id);
-    const keep = c === undefined ? undefined : new Set(shownEndpoints(c, source.maxEndpoints).map((e) => e.key));
-    for (const [key, labels] of entry.endpoints) {
-      if (keep?.has(key) === true) continue;
-      shared.endpointLatency?.remove(labels);
-      entry.endpoints.delete(key);
-    }
-    if (c === undefined) {
-      shared.requestDuration?.remove(entry.labels);
-      source.series.delete(id);
-    }
-  }
-}
-
 function histogram(shared: Shared, name: string, help: string, labelNames: string[]): Histogram {
   return new Histogram({
     name,
@@ -224,7 +163,7 @@ function histogram(shared: Shared, name: string, help: string, labelNames: strin
     buckets: BUCKETS,
     registers: [],
     collect() {
-      for (const source of shared.sources.values()) sync(source, shared);
+      for (const source of shared.sources.values()) source.series.sync();
     },
   });
 }
@@ -402,67 +341,52 @@ function registerWith(client: Client, settings: Settings): PrometheusRegistratio
   }
 
   let cached: ClientStats | undefined;
+  // prom-client collects every metric in one pass per scrape: read the stats once for that pass (not once per metric),
+  // and drop them when it ends, so the next scrape, however soon, sees fresh numbers.
+  const stats = () => {
+    if (cached === undefined) {
+      cached = client.stats();
+      queueMicrotask(() => {
+        cached = undefined;
+      });
+    }
+    return cached;
+  };
+  const current = shared;
   const source: Source = {
     label,
     client,
     endpointMetrics,
     maxEndpoints,
-    series: new Map(),
-    // prom-client collects every metric in one pass per scrape: read the stats once for that pass (not once per
-    // metric), and drop them when it ends, so the next scrape, however soon, sees fresh numbers.
-    stats() {
-      if (cached === undefined) {
-        cached = client.stats();
-        queueMicrotask(() => {
-          cached = undefined;
-        });
-      }
-      return cached;
-    },
+    series: new ClientSeries(label, maxEndpoints, current, stats),
+    stats,
   };
   shared.sources.set(label, source);
-  const current = shared;
 
   // Cluster ids are process-unique: remember which are this client's (clusters appear lazily in discovery mode).
+  const known = new Set<number>();
   const foreign = new Set<number>();
-  const seriesOf = (clusterId: number, cluster: string) => {
-    const entry = source.series.get(clusterId);
-    if (entry !== undefined) return entry;
-    if (foreign.has(clusterId)) return undefined;
-    if (!client.stats().clusters.some((c) => c.id === clusterId)) {
-      if (foreign.size >= 10_000) foreign.clear();
-      foreign.add(clusterId);
-      return undefined;
-    }
-    return seriesEntry(source, current, clusterId, cluster);
+  const ours = (clusterId: number): boolean => {
+    if (known.has(clusterId)) return true;
+    if (foreign.has(clusterId)) return false;
+    const mine = client.stats().clusters.some((c) => c.id === clusterId);
+    const set = mine ? known : foreign;
+    if (set.size >= 10_000) set.clear();
+    set.add(clusterId);
+    return mine;
   };
   const onRequestEnd = (message: unknown) => {
     const m = message as RequestEndMessage;
     // As the stats' request latency: time to response headers, so a failed request is not observed.
-    if (m.statusCode === 0) return;
-    const entry = seriesOf(m.clusterId, m.cluster);
-    if (entry !== undefined) current.requestDuration?.observe(entry.labels, m.durationMs / 1000);
+    if (m.statusCode === 0 || !ours(m.clusterId)) return;
+    current.requestDuration?.observe(source.series.cluster(m.clusterId, m.cluster), m.durationMs / 1000);
   };
   const onAttemptEnd = (message: unknown) => {
     const m = message as AttemptEndMessage;
     // An attempt the client itself stopped (caller abort, lost hedge) says nothing about the endpoint's latency.
-    if (m.statusCode === 0 && m.errorKind === 'aborted') return;
-    const entry = seriesOf(m.clusterId, m.cluster);
-    if (entry === undefined) return;
-    let labels = entry.endpoints.get(m.endpoint);
-    if (labels === undefined) {
-      // The bound keeps the first endpoints in resolver order, as the counters do; an endpoint found outside it is
-      // not looked up again until the next scrape.
-      if (entry.outside.has(m.endpoint)) return;
-      const c = client.stats().clusters.find((x) => x.id === m.clusterId);
-      if (c === undefined || !shownEndpoints(c, maxEndpoints).some((e) => e.key === m.endpoint)) {
-        entry.outside.add(m.endpoint);
-        return;
-      }
-      labels = { ...entry.labels, upstream_endpoint: m.endpoint };
-      entry.endpoints.set(m.endpoint, labels);
-    }
-    current.endpointLatency?.observe(labels, m.durationMs / 1000);
+    if ((m.statusCode === 0 && m.errorKind === 'aborted') || !ours(m.clusterId)) return;
+    const labels = source.series.endpoint(m.clusterId, m.cluster, m.endpoint);
+    if (labels !== undefined) current.endpointLatency?.observe(labels, m.durationMs / 1000);
   };
   diagnostics.subscribe('sidecarless:request:end', onRequestEnd);
   if (endpointMetrics) diagnostics.subscribe('sidecarless:attempt:end', onAttemptEnd);
@@ -482,10 +406,7 @@ function registerWith(client: Client, settings: Settings): PrometheusRegistratio
       closeSubscription?.dispose();
       diagnostics.unsubscribe('sidecarless:request:end', onRequestEnd);
       if (endpointMetrics) diagnostics.unsubscribe('sidecarless:attempt:end', onAttemptEnd);
-      for (const entry of source.series.values()) {
-        current.requestDuration?.remove(entry.labels);
-        for (const labels of entry.endpoints.values()) current.endpointLatency?.remove(labels);
-      }
+      source.series.clear();
       current.sources.delete(label);
       if (current.sources.size > 0) return;
       for (const { name, metric } of current.metrics) {

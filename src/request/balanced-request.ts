@@ -761,6 +761,9 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     if (this.stage === DONE || this.extras?.abortReason !== undefined) return;
     const x = this.more();
     const abortReason = reason ?? abortedError();
+    // The caller's, whatever it is: counted against no endpoint, and under a bounded code in the metrics (its `code`
+    // is the caller's to choose).
+    markCallerError(abortReason);
     x.abortReason = abortReason;
     x.callerFault = true;
     if (this.stage === COMMITTED) {

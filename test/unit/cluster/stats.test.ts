@@ -8,7 +8,8 @@ import {
   publishRequestStart,
   publishResolve,
 } from '../../../src/cluster/diagnostics.js';
-import { errorCode, RequestCounters, ResolverCounters } from '../../../src/cluster/stats.js';
+import { RequestCounters, ResolverCounters } from '../../../src/cluster/stats.js';
+import { errorCode } from '../../../src/metrics/error-codes.js';
 import { ResolverError } from '../../../src/common/errors.js';
 
 describe('cluster stats', () => {
