@@ -47,7 +47,7 @@ export function findHeader(headers: unknown, lower: string): string | undefined 
     }
     return found;
   }
-  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
+  if (iteratesPairs(headers)) {
     let found: string | undefined;
     for (const pair of headers as Iterable<unknown>) {
       if (Array.isArray(pair) && sameName(pair[0], lower)) found = join(found, headerValue(pair[1]));
@@ -59,6 +59,21 @@ export function findHeader(headers: unknown, lower: string): string | undefined 
   if (direct !== undefined) return headerValue(direct);
   for (const key in record) if (sameName(key, lower)) return headerValue(record[key]);
   return undefined;
+}
+
+/**
+ * True when undici reads `headers` (an object that is not an array) as an iterable of `[name, value]` pairs (a `Map`,
+ * a `Headers`, a generator of pairs) rather than as a record of names: it has its own `Symbol.iterator`, or one from a
+ * prototype other than `Object.prototype` (undici's `hasSafeIterator`, core/util.js).
+ */
+export function iteratesPairs(headers: object): boolean {
+  if (Object.hasOwn(headers, Symbol.iterator)) return true;
+  const proto: unknown = Object.getPrototypeOf(headers);
+  return (
+    proto !== null &&
+    proto !== Object.prototype &&
+    typeof (headers as Partial<Iterable<unknown>>)[Symbol.iterator] === 'function'
+  );
 }
 
 function join(a: string | undefined, b: string | undefined): string | undefined {

@@ -10,9 +10,9 @@
  * - `reset`: the connection broke during the exchange (reset, socket closed). The request may have been processed.
  * - `timeout`: headers or body did not arrive in time.
  * - `aborted`: the attempt was stopped or failed on the caller's side, not the endpoint's: the caller aborted (its
- *   `AbortSignal`, `AbortSignal.timeout()` included), its request body failed or stalled, undici refused the request
- *   before sending it (an invalid header value), or the client stopped it (a lost hedge, `close()`). Counts against
- *   no endpoint.
+ *   `AbortSignal`, `AbortSignal.timeout()` included), its request body failed or stalled, its handler threw, undici
+ *   refused the request before sending it (an invalid header value, a header name that is not a string), or the
+ *   client stopped it (a lost hedge, `close()`). Counts against no endpoint.
  * - `goaway`: over HTTP/2, the endpoint closed the connection gracefully (`GOAWAY` with no error) under the attempt,
  *   or refused its stream (`REFUSED_STREAM`): it is draining or at its stream limit, not failing. Counts against no
  *   endpoint. The request is replayed whatever its method when the endpoint did not process it (a
@@ -100,6 +100,21 @@ export function markCallerError(error: unknown): void {
 export function isLocalRefusal(error: unknown): boolean {
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
   return typeof code === 'string' && CALLER_CODES.has(code);
+}
+
+/**
+ * True when `error` is how undici refuses a request's options as it takes the request, before anything is sent (its
+ * `Request` constructor throws, and undici hands the error to `onError`): an `InvalidArgumentError`
+ * (`UND_ERR_INVALID_ARG`, `UND_ERR_NOT_SUPPORTED`), or a `TypeError` of a value of the wrong type (a header name that
+ * is not a string). Meaningful only for an attempt undici has not started (no `onConnect`): the request layer marks
+ * such an error as the caller's ({@link markCallerError}).
+ */
+export function refusedOptions(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code } = error as { code?: unknown };
+  return code === undefined
+    ? error instanceof TypeError
+    : code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED';
 }
 
 /**

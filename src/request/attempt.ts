@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { PerTryTimeoutError, ResponseDiscardedError } from '../common/errors.js';
 import type { LegacyHandler } from '../common/handler.js';
 import type { TimerHandle } from '../common/runtime.js';
-import { classifyError, type ErrorKind, isNotProcessed, markCallerError } from '../common/outcome.js';
+import { classifyError, type ErrorKind, isNotProcessed, markCallerError, refusedOptions } from '../common/outcome.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 
 /**
@@ -85,6 +85,12 @@ export interface AttemptOwner {
   commit(attempt: AttemptBase, statusCode: number): void;
   /** The committed response ended; `upgraded` when it was a protocol upgrade (the caller got `onUpgrade`). */
   completeCommitted(trailers: string[] | Buffer[] | null, upgraded?: boolean): void;
+  /** The caller's `onComplete` threw `error` after the committed response ended: the caller gets it in `onError`. */
+  completionFailed(error: Error): void;
+  /** A pending attempt's informational (1xx) response: the caller gets it while the request runs, never after. */
+  informational(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): void;
+  /** The caller's first response headers are about to be delivered: tells it `onResponseStarted`, once a request. */
+  responseStarted(): void;
   /** The committed response failed after its headers were delivered. */
   failCommitted(error: Error): void;
   /** `attempt` failed before committing (told once: never after a commit, a cancellation, or twice). */
@@ -299,20 +305,20 @@ export abstract class AttemptBase implements LegacyHandler {
     abort(this.stopReason);
   }
 
-  onResponseStarted(): void {
-    if (this.state === COMMITTED) this.owner.user.onResponseStarted?.();
-  }
-
   onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
     // 1xx informational responses are followed by the real one; time and count the final response.
     if (statusCode >= 200 || this.outcomeStatus === 0) {
       this.setStatus(statusCode);
       this.respondedAtMs = this.subchannel.clock.now();
     }
-    if (this.state === COMMITTED) return this.deliverHeaders(statusCode, headers, resume, statusText);
+    if (this.state === COMMITTED) return this.deliverHeaders(statusCode, headers, resume, statusText, false);
     if (this.state !== PENDING) return this.state === DISCARDING;
-    // Informational responses precede the real one and are not the caller's business before commit.
-    if (statusCode < 200) return true;
+    // An informational response (103 Early Hints) goes to the caller as it arrives while the request runs, as plain
+    // undici delivers it (README, "Handlers, headers and informational responses"); the final one is judged as usual.
+    if (statusCode < 200) {
+      this.owner.informational(statusCode, headers, resume, statusText);
+      return true;
+    }
     if (!this.owner.running) {
       this.cancel(hedgeLost());
       return false;
@@ -332,16 +338,24 @@ export abstract class AttemptBase implements LegacyHandler {
     this.owner.commit(this, statusCode);
     const name = this.owner.endpointHeader;
     const delivered = name === undefined ? headers : withEndpointHeader(headers, name, this.subchannel.key);
-    return this.deliverHeaders(statusCode, delivered, resume, statusText);
+    return this.deliverHeaders(statusCode, delivered, resume, statusText, true);
   }
 
   /**
-   * Hands the committed response's headers to the caller. An exception of the caller's handler (a `stream()` factory,
-   * a `pipeline` handler) is the caller's failure: marked so before undici aborts the request with it, so that it
-   * counts against no endpoint.
+   * Hands the committed response's headers to the caller, after `onResponseStarted` when they are the first headers
+   * it gets (`first`: the commit's, and no informational response came before). An exception of the caller's handler
+   * (a `stream()` factory, a `pipeline` handler) is the caller's failure: marked so before undici aborts the request
+   * with it, so that it counts against no endpoint.
    */
-  private deliverHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+  private deliverHeaders(
+    statusCode: number,
+    headers: Buffer[],
+    resume: () => void,
+    statusText: string,
+    first: boolean,
+  ): boolean {
     try {
+      if (first) this.owner.responseStarted();
       return this.owner.user.onHeaders?.(statusCode, headers, resume, statusText) ?? true;
     } catch (err) {
       markCallerError(err);
@@ -389,8 +403,19 @@ export abstract class AttemptBase implements LegacyHandler {
   }
 
   onError(err: Error): void {
-    // Given up before it started, and undici fails it without starting it (its connection failed).
-    if (this.abortFn === undefined && this.stopReason !== undefined) this.letGo();
+    if (this.abortFn === undefined) {
+      // Given up before it started, and undici fails it without starting it (its connection failed).
+      if (this.stopReason !== undefined) this.letGo();
+      // undici refused the caller's options when it took the request (its Request constructor threw): the caller's.
+      else if (refusedOptions(err)) markCallerError(err);
+    } else if (this.state === COMMITTED && (this.bits & REPORTED) !== 0) {
+      // The response was complete (its outcome reported) and the caller's `onComplete` threw: undici hands the throw
+      // to `onError`, and the caller gets it there, as from plain undici. The endpoint's success stands.
+      this.state = FAILED;
+      markCallerError(err);
+      this.owner.completionFailed(err);
+      return;
+    }
     this.report(err);
     if (this.state === COMMITTED) {
       this.state = FAILED;
@@ -417,6 +442,7 @@ export abstract class AttemptBase implements LegacyHandler {
     }
     this.state = COMMITTED;
     this.owner.commit(this, statusCode);
+    this.owner.responseStarted();
     this.owner.user.onUpgrade?.(statusCode, headers, socket);
     this.owner.completeCommitted(null, true);
   }

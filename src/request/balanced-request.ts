@@ -10,8 +10,10 @@
  * waits and attempt counting are the project's own rather than p-retry's, see docs/ARCHITECTURE.md ("Retries").
  *
  * The caller's handler sees exactly one `onConnect` (with an abort function that works at every stage), then the
- * response of the one attempt that commits, or one `onError`. Attempts whose response is discarded for a retry,
- * or that lose a hedge race, are invisible to the caller; each still reports its own outcome to its subchannel.
+ * response of the one attempt that commits, or one `onError` (also after `onComplete`, when its `onComplete` threw,
+ * as undici does). Attempts whose response is discarded for a retry, or that lose a hedge race, are invisible to the
+ * caller but for the informational (1xx) responses they deliver while the request runs (`informational`, as plain
+ * undici delivers them); each still reports its own outcome to its subchannel.
  *
  * Replay safety (docs/ARCHITECTURE.md, "Invariants"): a request is sent again only when
  * - it certainly did not reach the server (the connection failed), or the method is idempotent (RFC 9110 §9.2.2)
@@ -28,6 +30,7 @@ import type { Dispatcher } from 'undici';
 import { Backoff } from '../common/backoff.js';
 import { ClientClosedError, DeadlineExceededError, RetryBudgetExhaustedError } from '../common/errors.js';
 import { keepShape } from '../common/shapes.js';
+import { asError } from '../common/thrown.js';
 import type { LegacyHandler } from '../common/handler.js';
 import { isCallerError, markCallerError } from '../common/outcome.js';
 import type { PickContext } from '../pickers/picker.js';
@@ -42,7 +45,7 @@ import { RecordedBody } from './recorded-body.js';
 import {
   abortedError,
   headerValue,
-  isAsyncIterable,
+  isIterableBody,
   isReadable,
   NONE_TRIED,
   perTryTimer,
@@ -320,13 +323,21 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
       // As undici's own dispatchers: a handler that throws in `onConnect` (`onRequestStart`) gets the error through
       // `onError`, and `dispatch` returns. The request ends now, as the caller's failure: it must not stay counted
       // in flight (holding a `maxInFlight` slot until its deadline) and answer again later.
-      const error = thrown instanceof Error ? thrown : new Error('the handler threw in onConnect', { cause: thrown });
-      markCallerError(error);
-      this.more().callerFault = true;
-      this.failWith(error, 'ignored');
+      this.callerThrew(thrown);
       return false;
     }
     return this.extras?.abortReason === undefined && this.stage === RUNNING;
+  }
+
+  /**
+   * The caller's handler threw before the request ended: the request ends with what it threw, as the caller's failure
+   * (counted against no endpoint, not retried), which the caller gets in `onError`, as undici does.
+   */
+  private callerThrew(thrown: unknown): void {
+    const error = asError(thrown);
+    markCallerError(error);
+    this.more().callerFault = true;
+    this.failWith(error, 'ignored');
   }
 
   /**
@@ -592,7 +603,9 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   private attemptBody(): unknown {
     const { body } = this.options;
-    if (this.bodyKind !== 'once' || !isAsyncIterable(body)) return body;
+    // A stream or an iterable, sync ones included (a generator is single-use): recorded or watched. Anything else
+    // undici refuses as it is.
+    if (this.bodyKind !== 'once' || !isIterableBody(body)) return body;
     if (isReadable(body) && this.attempts <= 1) {
       // An error of the caller's stream is the caller's, not the endpoint's (issue 15.6); listened for from the
       // start, also before undici reads it.
@@ -726,6 +739,31 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     if (!upgraded) this.user.onComplete?.(trailers);
   }
 
+  completionFailed(error: Error): void {
+    // The request has ended (its end counted with the response): only the caller is told, once.
+    this.user.onError?.(error);
+  }
+
+  informational(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): void {
+    // Never after the request committed to an attempt (this one or another) or ended.
+    if (this.stage !== RUNNING) return;
+    const x = this.more();
+    try {
+      if (!x.toldStarted) {
+        x.toldStarted = true;
+        this.user.onResponseStarted?.();
+      }
+      this.user.onHeaders?.(statusCode, headers, resume, statusText);
+    } catch (thrown) {
+      // undici's `request()` calls `onInfo` from here: what it throws ends the request, as the caller's.
+      this.callerThrew(thrown);
+    }
+  }
+
+  responseStarted(): void {
+    if (this.extras?.toldStarted !== true) this.user.onResponseStarted?.();
+  }
+
   failCommitted(error: Error): void {
     if (this.stage === DONE) return;
     this.end(this.extras?.abortReason !== undefined ? 'ignored' : 'failure', error);
@@ -752,9 +790,21 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     x.respondedStatus = response.status;
     this.stage = COMMITTED;
     this.clearDeadline();
-    this.user.onHeaders?.(response.status, raw, () => {}, '');
-    if (body !== undefined && body.length > 0) this.user.onData?.(body);
-    this.completeCommitted([]);
+    // What the caller's handler throws goes to its `onError`, as for a response of an endpoint.
+    try {
+      this.user.onHeaders?.(response.status, raw, () => {}, '');
+      if (body !== undefined && body.length > 0) this.user.onData?.(body);
+    } catch (thrown) {
+      this.callerThrew(thrown);
+      return;
+    }
+    try {
+      this.completeCommitted([]);
+    } catch (thrown) {
+      const error = asError(thrown);
+      markCallerError(error);
+      this.completionFailed(error);
+    }
   }
 
   private abortByCaller(reason?: Error): void {

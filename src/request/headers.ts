@@ -1,8 +1,10 @@
 /**
- * Header helpers for the dispatch path. undici accepts headers as an object, a flat `[k, v, k, v]` array, or an
- * iterable of pairs; these helpers keep whichever form they were given.
+ * Header helpers for the dispatch path. undici accepts headers as an object (a record of names), a flat
+ * `[k, v, k, v]` array, or an iterable of `[k, v]` pairs (a `Map`, a `Headers`); these helpers keep the first two
+ * forms and hand over an iterable as a flat array (undici reads any array as a flat list).
  */
 import type { Dispatcher } from 'undici';
+import { iteratesPairs } from '../common/headers.js';
 
 type Headers = Dispatcher.DispatchOptions['headers'];
 type DefinedHeaders = NonNullable<Headers>;
@@ -11,35 +13,34 @@ function isHost(name: unknown): boolean {
   return typeof name === 'string' && name.length === 4 && name.toLowerCase() === 'host';
 }
 
-/** True when `headers` already carries a Host header. */
+/** True when `headers` already carries a Host header (read as undici reads it). */
 export function hasHostHeader(headers: Headers): boolean {
   if (headers == null) return false;
   if (Array.isArray(headers)) {
-    if (headers.length === 0) return false;
-    if (Array.isArray(headers[0])) return (headers as unknown as [string, unknown][]).some((p) => isHost(p[0]));
     for (let i = 0; i < headers.length; i += 2) if (isHost(headers[i])) return true;
     return false;
   }
-  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    for (const pair of headers as Iterable<[string, unknown]>) if (isHost(pair[0])) return true;
+  if (iteratesPairs(headers)) {
+    for (const pair of headers as Iterable<unknown>) if (Array.isArray(pair) && isHost(pair[0])) return true;
     return false;
   }
   for (const key in headers) if (isHost(key)) return true;
   return false;
 }
 
-/** `headers` with `host: value` added, unless a Host header is present already (the caller's wins). */
+/**
+ * `headers` with `host: value` added, unless a Host header is present already (the caller's wins). Headers undici
+ * would refuse (an array of pairs, which it reads as a flat list; an iterable with an entry that is not a pair) are
+ * returned as they are, for undici to refuse them as it would without sidecarless: the caller's error.
+ */
 export function withHostHeader(headers: Headers, value: string): DefinedHeaders {
-  if (headers != null && hasHostHeader(headers)) return headers;
   if (headers == null) return ['host', value];
   if (Array.isArray(headers)) {
-    if (headers.length > 0 && Array.isArray(headers[0]))
-      return [...headers, ['host', value]] as unknown as DefinedHeaders;
+    if (Array.isArray(headers[0]) || hasHostHeader(headers)) return headers;
     return [...(headers as string[]), 'host', value];
   }
-  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    return [...(headers as Iterable<[string, string]>), ['host', value]] as unknown as DefinedHeaders;
-  }
+  if (iteratesPairs(headers)) return flatWithHost(headers as Iterable<unknown>, value);
+  if (hasHostHeader(headers)) return headers;
   // Object.assign and a store, not a spread: on Node 20 (V8 11.3) `{ ...headers, host }` of fetch's header record
   // allocated ~400 bytes a request against ~100 for this copy (Node 24: ~100 both). Assign would call the
   // `__proto__` setter for an own `__proto__` key, which the spread copies as a header: that rare record is spread.
@@ -47,6 +48,27 @@ export function withHostHeader(headers: Headers, value: string): DefinedHeaders 
   const copy = Object.assign({}, headers) as Record<string, string>;
   copy.host = value;
   return copy;
+}
+
+/**
+ * An iterable of pairs as a flat `[k, v, ...]` array, with `host: value` unless it has a Host header. Read once: a
+ * generator of pairs can be iterated only once. One undici would refuse, or whose iteration throws, is returned as
+ * it is (undici then refuses it, or its iteration throws there: the caller's error either way).
+ */
+function flatWithHost(pairs: Iterable<unknown>, value: string): DefinedHeaders {
+  const flat: unknown[] = [];
+  let host = false;
+  try {
+    for (const pair of pairs) {
+      if (!Array.isArray(pair) || pair.length !== 2) return pairs as DefinedHeaders;
+      host ||= isHost(pair[0]);
+      flat.push(pair[0], pair[1]);
+    }
+  } catch {
+    return pairs as DefinedHeaders;
+  }
+  if (!host) flat.push('host', value);
+  return flat as DefinedHeaders;
 }
 
 /**

@@ -61,8 +61,9 @@ export interface RetryOptions {
   /** Longest `Retry-After` honoured, ms. @defaultValue 10000 */
   readonly maxRetryAfterMs?: number;
   /**
-   * Request bodies that arrive as a stream (through `fetch` every body does, strings and bytes included) are
-   * recorded as the first attempt reads them, up to this many bytes, so that a retry can send them again: the
+   * Request bodies that arrive as a stream (through `fetch` every body does, strings and bytes included), an async
+   * iterable or a sync one other than an Array (a generator, which can be read once) are recorded as the first
+   * attempt reads them, up to this many bytes, so that a retry can send them again: the
    * recorded bytes, then the rest of the stream (Envoy buffers request bodies for retries the same way). A body
    * larger than this is sent once: a failure after it was read goes to the caller. 0 turns recording off, and then
    * a streamed body is replayed only if no attempt started reading it. Integer bytes, 0 to 1 GiB.
@@ -327,8 +328,9 @@ export function isIdempotent(method: string): boolean {
 /**
  * How a request body can be sent again:
  * - `none`: no body;
- * - `buffered`: held in memory (string, bytes, FormData, Blob), can be sent any number of times;
- * - `once`: a stream or iterator, can be sent again only if no attempt has started reading it.
+ * - `buffered`: held in memory (string, bytes, FormData, Blob, an Array of chunks), can be sent any number of times;
+ * - `once`: a stream or another iterable (async, or sync: a generator), can be sent again only if no attempt has
+ *   started reading it, or as recorded (`retry.bufferBody`).
  */
 export type BodyReplay = 'none' | 'buffered' | 'once';
 
@@ -337,6 +339,8 @@ export function bodyReplay(body: unknown): BodyReplay {
   if (body === null || body === undefined) return 'none';
   // Any view (DataView, Int8Array, Float64Array, ...): undici sends its bytes, as many times as asked.
   if (typeof body === 'string' || ArrayBuffer.isView(body) || body instanceof ArrayBuffer) return 'buffered';
+  // An Array of chunks: undici iterates it anew for each attempt. Any other iterable may be single-use (a generator).
+  if (Array.isArray(body)) return 'buffered';
   if (typeof Blob !== 'undefined' && body instanceof Blob) return 'buffered';
   if (typeof FormData !== 'undefined' && body instanceof FormData) return 'buffered';
   const tag = Object.prototype.toString.call(body);

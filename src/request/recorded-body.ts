@@ -12,8 +12,16 @@
  */
 import { markCallerError } from '../common/outcome.js';
 
-/** The source body: anything undici accepts as an async iterable. */
-type Source = AsyncIterable<unknown>;
+/** A body undici reads by iterating it: a stream, an async iterable, or a sync one (a generator). */
+export type IterableBody = AsyncIterable<unknown> | Iterable<unknown>;
+
+/** The iterator of an iterable body: its async iterator, or else its sync one (awaited alike by its reader). */
+export function bodyIterator(body: IterableBody): AsyncIterator<unknown> | Iterator<unknown> {
+  return Symbol.asyncIterator in body ? body[Symbol.asyncIterator]() : body[Symbol.iterator]();
+}
+
+/** The source body: anything undici iterates (a stream, an async iterable, a sync one such as a generator). */
+type Source = IterableBody;
 
 function toBuffer(chunk: unknown): Buffer {
   if (Buffer.isBuffer(chunk)) return chunk;
@@ -30,7 +38,7 @@ function superseded(): Error {
 }
 
 export class RecordedBody {
-  readonly #source: AsyncIterator<unknown>;
+  readonly #source: AsyncIterator<unknown> | Iterator<unknown>;
   readonly #limit: number;
   /** Recorded chunks; `#chunks[i]` is chunk number `#base + i` of the body. */
   #chunks: Buffer[] = [];
@@ -49,7 +57,7 @@ export class RecordedBody {
   #generation = 0;
 
   constructor(source: Source, limit: number) {
-    this.#source = source[Symbol.asyncIterator]();
+    this.#source = bodyIterator(source);
     this.#limit = limit;
   }
 

@@ -13,7 +13,7 @@ import type { TimerHandle } from '../common/runtime.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 import type { AttemptBase, AttemptFailure } from './attempt.js';
-import type { RecordedBody } from './recorded-body.js';
+import { bodyIterator, type IterableBody, type RecordedBody } from './recorded-body.js';
 
 /** How a request ended, for the circuit breaker. */
 export type RequestVerdict = 'success' | 'failure' | 'ignored';
@@ -29,8 +29,13 @@ export function isReadable(value: unknown): value is Readable {
   return typeof value === 'object' && value !== null && typeof (value as Readable).pipe === 'function';
 }
 
-export function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
+/** True for a body undici iterates (see {@link IterableBody}); a string or a byte view is not one here. */
+export function isIterableBody(value: unknown): value is IterableBody {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (Symbol.asyncIterator in value || typeof (value as Iterable<unknown>)[Symbol.iterator] === 'function')
+  );
 }
 
 /**
@@ -68,25 +73,26 @@ function checkedChunk(result: IteratorResult<unknown>): IteratorResult<unknown> 
 }
 
 /**
- * A view of the caller's iterable body that records when undici starts reading it, so a failed attempt that never
- * read it can be replayed with the same (untouched) iterator, and marks the body's failures (an error it throws, a
- * chunk that is not bytes) as the caller's. A function of its own: a closure made inside the request's method would
- * make V8 allocate its context on every attempt, bodiless ones included (issue 14).
+ * A view of the caller's iterable body (async, or sync and possibly single-use: a generator) that records when
+ * undici starts reading it, so a failed attempt that never read it can be replayed with the same (untouched)
+ * iterator, and marks the body's failures (an error it throws, a chunk that is not bytes) as the caller's. An async
+ * iterable either way: undici sends it chunked, as it sends a sync one. A function of its own: a closure made inside
+ * the request's method would make V8 allocate its context on every attempt, bodiless ones included (issue 14).
  */
-export function watchedIterable(iterable: AsyncIterable<unknown>, extras: RequestExtras): AsyncIterable<unknown> {
+export function watchedIterable(iterable: IterableBody, extras: RequestExtras): AsyncIterable<unknown> {
   return {
     [Symbol.asyncIterator]: (): AsyncIterator<unknown> => {
       extras.bodyStarted = true;
-      const iterator = iterable[Symbol.asyncIterator]();
+      const iterator = bodyIterator(iterable);
       return {
         next: () => {
           try {
-            return iterator.next().then(checkedChunk, callerFailed);
+            return Promise.resolve(iterator.next()).then(checkedChunk, callerFailed);
           } catch (err) {
             return callerFailed(err);
           }
         },
-        return: (value?: unknown) => iterator.return?.(value) ?? Promise.resolve({ done: true, value }),
+        return: (value?: unknown) => Promise.resolve(iterator.return?.(value) ?? { done: true, value }),
       };
     },
   };
@@ -153,6 +159,8 @@ export class RequestExtras {
   respondedAt: number | undefined;
   /** The status of the breaker's fallback response. */
   respondedStatus = 0;
+  /** The caller was told `onResponseStarted`, with the first informational response it got (see `informational`). */
+  toldStarted = false;
   /** Told the verdict for the circuit breaker, when one counts this request. */
   settle: ((verdict: RequestVerdict) => void) | undefined;
   // The first attempt's (the request's own, see `AttemptBase`) fields that only a stopped, discarded, timed or

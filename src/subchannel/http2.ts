@@ -48,6 +48,7 @@ import type { Duplex } from 'node:stream';
 import { buildConnector, Client, type Dispatcher, type Pool } from 'undici';
 import { InvalidRequestError, NotProcessedError } from '../common/errors.js';
 import type { LegacyHandler } from '../common/handler.js';
+import { iteratesPairs } from '../common/headers.js';
 import { markCallerError, markGoaway } from '../common/outcome.js';
 import { keepShape } from '../common/shapes.js';
 
@@ -294,9 +295,10 @@ export function forbiddenHttp2Header(headers: Dispatcher.DispatchOptions['header
     }
     return undefined;
   }
-  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    for (const [name, value] of headers as Iterable<[unknown, unknown]>) {
-      if (forbidden(name, value)) return String(name).toLowerCase();
+  if (iteratesPairs(headers)) {
+    // An entry that is not a pair is undici's to refuse.
+    for (const pair of headers as Iterable<unknown>) {
+      if (Array.isArray(pair) && forbidden(pair[0], pair[1])) return String(pair[0]).toLowerCase();
     }
     return undefined;
   }

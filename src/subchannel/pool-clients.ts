@@ -13,13 +13,20 @@
  * @module
  */
 import { Client, type Pool } from 'undici';
+import { isCallerError } from '../common/outcome.js';
 
 /** The codes of undici's refusals of a request in `Client.dispatch` itself. */
 const DISPATCH_REFUSALS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 
-/** True when `error` is undici's refusal of a request at dispatch (see the module comment). */
+/**
+ * True when `error` is undici's refusal of a request at dispatch (see the module comment): one of its codes, or a
+ * `TypeError` its `Request` constructor threw on the caller's options (the request layer has marked it as the
+ * caller's by then: an attempt undici never started).
+ */
 export function refusedAtDispatch(error: Error): boolean {
-  return DISPATCH_REFUSALS.has((error as { code?: unknown }).code as string);
+  const { code } = error as { code?: unknown };
+  if (code === undefined) return error instanceof TypeError && isCallerError(error);
+  return DISPATCH_REFUSALS.has(code as string);
 }
 
 /** The clients of the pool last made with {@link PoolClients.track}'s options. */
