@@ -51,6 +51,7 @@ import type { LegacyHandler } from '../common/handler.js';
 import { iteratesPairs } from '../common/headers.js';
 import { markCallerError, markGoaway } from '../common/outcome.js';
 import { keepShape } from '../common/shapes.js';
+import { asError } from '../common/thrown.js';
 
 /** HTTP/2 settings of a cluster, validated. */
 export interface ResolvedHttp2Options {
@@ -314,6 +315,62 @@ export function forbiddenHeaderError(header: string): InvalidRequestError {
   return new InvalidRequestError(
     `the request has ${what}, which HTTP/2 does not allow (a connection-specific header, RFC 9113 section 8.2.2)`,
     header,
+  );
+}
+
+// The methods undici 7's HTTP/2 client sends a body with (`expectsPayload` in client-h2.js), as undici's Request
+// normalizes methods: only the fetch standard's six are upper-cased, so a "patch" stays lower-case (and bodiless).
+const PAYLOAD_METHODS = new Set(['PUT', 'POST', 'PATCH']);
+const NORMALIZED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
+
+function sendsBody(method: string): boolean {
+  const upper = method.toUpperCase();
+  return PAYLOAD_METHODS.has(NORMALIZED_METHODS.has(upper) ? upper : method);
+}
+
+function isEmptyBody(body: unknown): boolean {
+  if (body === undefined || body === null) return true;
+  if (typeof body === 'string') return body.length === 0;
+  if (ArrayBuffer.isView(body)) return body.byteLength === 0;
+  if (body instanceof ArrayBuffer) return body.byteLength === 0;
+  return typeof (body as { size?: unknown }).size === 'number' && (body as { size: number }).size === 0; // a Blob
+}
+
+/**
+ * Why undici 7 cannot send `options` over HTTP/2, as the caller's error, or `undefined`: a header HTTP/2 does not
+ * allow ({@link forbiddenHttp2Header}), or a body with a method other than PUT, POST or PATCH (a DELETE with a body,
+ * which HTTP allows): undici 7 drops its length, then fails an assertion writing it, and the connection's Client is
+ * left broken, every later request to the endpoint waiting for good (and a GOAWAY then throws undici's assertion out
+ * of the process). undici 8.14 sends such a body; sidecarless's pools are undici 7's.
+ */
+export function http2Refusal(options: Dispatcher.DispatchOptions): InvalidRequestError | undefined {
+  const header = forbiddenHttp2Header(options.headers);
+  if (header !== undefined) return forbiddenHeaderError(header);
+  if (sendsBody(options.method) || isEmptyBody(options.body)) return undefined;
+  return new InvalidRequestError(
+    `a ${options.method} request with a body cannot be sent over HTTP/2 by undici 7 (it sends a body with PUT, POST ` +
+      'and PATCH only): send it without a body, or to an HTTP/1.1 cluster',
+  );
+}
+
+/**
+ * Reads a streamed `options.body` first (so that undici 7 multiplexes it, see the module comment), then sends the
+ * attempt, or fails it: the body is the caller's and failed, or what it held cannot be sent ({@link http2Refusal}).
+ */
+export function dispatchReadBody(pool: Pool, options: Dispatcher.DispatchOptions, attempt: LegacyHandler): void {
+  readStreamedBody(options.body as AsyncIterable<unknown>).then(
+    (read) => {
+      const sent = { ...options, body: read as Buffer };
+      const refused = http2Refusal(sent);
+      if (refused === undefined) pool.dispatch(http2DispatchOptions(sent), attempt as never);
+      else attempt.onError?.(refused);
+    },
+    (err: unknown) => {
+      // The caller's body failed (or yielded something that is not bytes) before anything was sent.
+      const error = asError(err);
+      markCallerError(error);
+      attempt.onError?.(error);
+    },
   );
 }
 

@@ -15,15 +15,14 @@ import type { Pickable } from '../pickers/picker.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import { Backoff, type ResolvedBackoffOptions } from '../common/backoff.js';
 import { type InFlightCounts, inFlightSlot, inFlightTable, PeakEwma } from '../pickers/load.js';
-import { type AttemptOutcome, classifyError, type ErrorKind, markCallerError } from '../common/outcome.js';
+import { type AttemptOutcome, classifyError, type ErrorKind } from '../common/outcome.js';
 import {
-  forbiddenHeaderError,
-  forbiddenHttp2Header,
+  dispatchReadBody,
   http2DispatchOptions,
   http2PoolOptions,
+  http2Refusal,
   isGoawayError,
   isStreamedBody,
-  readStreamedBody,
   type ResolvedHttp2Options,
   TrackedAttempt,
 } from './http2.js';
@@ -349,25 +348,17 @@ export class Subchannel implements Pickable {
       pool.close().catch(() => {});
       return this.#createPool().dispatch(options, attempt as never);
     }
-    const header = forbiddenHttp2Header(options.headers);
-    if (header !== undefined) {
-      // Node's session would throw it inside undici's writer (see http2.ts): refused here, as the caller's.
-      attempt.onError?.(forbiddenHeaderError(header));
+    // What undici 7 cannot send over HTTP/2 (see http2.ts) is refused here, as the caller's. A streamed body is read
+    // first (so that undici 7 multiplexes it), then checked.
+    const streamed = isStreamedBody(options.body);
+    const refused = streamed ? undefined : http2Refusal(options);
+    if (refused !== undefined) {
+      attempt.onError?.(refused);
       return false;
     }
     const tracked = new TrackedAttempt(attempt, this.key);
-    const body = options.body;
-    if (isStreamedBody(body)) {
-      // Read first, so that undici 7 multiplexes it (see http2.ts).
-      readStreamedBody(body).then(
-        (read) => pool.dispatch(http2DispatchOptions({ ...options, body: read as Buffer }), tracked as never),
-        (err: unknown) => {
-          // The caller's body failed (or yielded something that is not bytes) before anything was sent.
-          const error = asError(err);
-          markCallerError(error);
-          tracked.onError(error);
-        },
-      );
+    if (streamed) {
+      dispatchReadBody(pool, options, tracked);
       return true;
     }
     return pool.dispatch(http2DispatchOptions(options), tracked as never);

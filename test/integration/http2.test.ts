@@ -547,6 +547,51 @@ describe('HTTP/2: what the endpoint processed, and what the caller sent', () => 
     }
   });
 
+  it('refuses a body with a method undici 7 sends bodiless over HTTP/2 (DELETE, OPTIONS, custom, "patch") as the caller error, and the endpoints keep working (probe 6: it broke every endpoint tried)', async () => {
+    const servers = [await rawServer((stream) => answer(stream)), await rawServer((stream) => answer(stream))];
+    const client = createClient({ target: servers.map((s) => s.address), http2: true, timeoutMs: 3000 });
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => 'ok',
+        (err: unknown) => findSidecarlessError(err)?.code ?? `uncoded ${(err as { code?: string }).code}`,
+      );
+    async function* streamed(): AsyncGenerator<string> {
+      yield 'a stream';
+    }
+    try {
+      assert.equal(await (await client.fetch('http://users/warm')).text(), 'ok');
+      const bodies: [string, unknown][] = [
+        ['DELETE', 'ten bytes!'],
+        ['OPTIONS', Buffer.from('x')],
+        ['PURGE', 'x'],
+        ['patch', 'x'],
+        ['DELETE', streamed()],
+      ];
+      for (const [method, body] of bodies) {
+        const sent = request('http://users/x', { dispatcher: client.dispatcher, method, body: body as string });
+        assert.equal(await codeOf(sent), 'SIDECARLESS_INVALID_REQUEST', method);
+      }
+      // Without a body (or an empty one), and with the methods undici sends a body with: sent.
+      assert.equal(await codeOf(request('http://users/y', { dispatcher: client.dispatcher, method: 'DELETE' })), 'ok');
+      const empty = request('http://users/y', { dispatcher: client.dispatcher, method: 'DELETE', body: '' });
+      assert.equal(await codeOf(empty), 'ok');
+      const put = request('http://users/y', { dispatcher: client.dispatcher, method: 'PUT', body: 'x' });
+      assert.equal(await codeOf(put), 'ok');
+      const later = await Promise.all(Array.from({ length: 6 }, (_, i) => client.fetch(`http://users/later-${i}`)));
+      assert.deepEqual(await Promise.all(later.map((r) => r.text())), Array(6).fill('ok'));
+      const cluster = client.stats().clusters[0]!;
+      assert.equal(cluster.requests.callerErrors, bodies.length);
+      assert.equal(cluster.requests.retries, 0);
+      for (const ep of cluster.endpoints) {
+        const { other, reset, timeout, connect } = ep.errorsByKind;
+        assert.equal(other + reset + timeout + connect, 0, `${ep.key}: ${JSON.stringify(ep.errorsByKind)}`);
+        assert.equal(ep.ejected, false);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
   it('a request undici refuses (UND_ERR_INVALID_ARG) does not wedge the endpoint on its one connection', async () => {
     const server = await rawServer((stream) => answer(stream));
     const client = createClient({ target: [server.address], http2: true, timeoutMs: 5000 });
