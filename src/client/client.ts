@@ -439,9 +439,10 @@ export class Client {
     this.#readyWaits.failAll(new ClientClosedError());
     this.#closing ??= this.#listeners.closing(
       (async () => {
-        const clusters = [...this.#allClusters()];
+        // With the discovered clusters an idle expiry (or eviction) took out of the cache, still draining.
+        const clusters = new Set([...this.#allClusters(), ...(this.#discovery?.retiring() ?? [])]);
         this.#discovery?.clear();
-        await Promise.all(clusters.map((c) => c.close()));
+        await Promise.all([...clusters].map((c) => c.close()));
         if (this.#ownsPassthrough) await this.#passthrough?.close();
         await this.#redirectAgent?.close();
         await Promise.all([...this.#globals].map((g) => g.closeOthers(false)));

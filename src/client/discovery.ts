@@ -17,8 +17,8 @@ import { withTarget } from '../cluster/options.js';
 import { OverloadedError, ResolverError } from '../common/errors.js';
 import type { ResolvedDiscoveryOptions } from './options.js';
 
-/** The option path discovered clusters report their option errors under. */
-const TEMPLATE_PATH = 'discovery.cluster';
+/** Where the target a discovered cluster gets comes from: `discovery.target` (its errors are named after it). */
+const TARGET_PATH = 'discovery';
 
 /** Busy clusters kept above `maxClusters` at most. */
 export const MAX_OVERFLOW = 1000;
@@ -88,17 +88,20 @@ export class Discovery {
     // A second look: a get that finds the entry expired removes it, and disposeAfter puts a busy cluster right back.
     let cluster = this.#cache.get(host) ?? this.#cache.get(host);
     if (cluster === undefined) {
-      this.#evictIdle(maxClusters - 1);
-      if (this.#cache.size >= maxClusters + MAX_OVERFLOW) {
-        throw new OverloadedError(host, 'maxClusters', maxClusters);
-      }
       let target;
       try {
         target = this.#options.target(host);
       } catch (err) {
         throw new ResolverError(`The discovery target function threw for host "${host}"`, { cause: err });
       }
-      cluster = new Cluster(host, withTarget(this.#options.template, target, TEMPLATE_PATH));
+      // Made (its options and target checked) before another host's idle cluster makes room for it: a host whose
+      // target is refused takes no cluster's place.
+      cluster = new Cluster(host, withTarget(this.#options.template, target, TARGET_PATH));
+      this.#evictIdle(maxClusters - 1);
+      if (this.#cache.size >= maxClusters + MAX_OVERFLOW) {
+        cluster.destroy().catch(() => {}); // nothing started: its resolver is closed
+        throw new OverloadedError(host, 'maxClusters', maxClusters);
+      }
       this.#created(cluster);
       try {
         cluster.start();

@@ -240,19 +240,18 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
     : undefined;
   // By cluster id, not name: another client's cluster may share the name. Clusters appear lazily (transparent
   // mode), so an id is looked up in the client's stats the first time it is seen, then remembered either way (a
-  // cluster exists before its first request, and never changes client).
+  // cluster exists before its first request, and never changes client). Both memories are bounded (discovery mode
+  // makes a cluster per host, and hosts are the callers' to choose): past 10,000 ids one starts again.
   const known = new Set<number>();
   const foreign = new Set<number>();
   const ours = (clusterId: number): boolean => {
     if (known.has(clusterId)) return true;
     if (foreign.has(clusterId)) return false;
-    if (!client.stats().clusters.some((c) => c.id === clusterId)) {
-      if (foreign.size >= 10_000) foreign.clear();
-      foreign.add(clusterId);
-      return false;
-    }
-    known.add(clusterId);
-    return true;
+    const mine = client.stats().clusters.some((c) => c.id === clusterId);
+    const set = mine ? known : foreign;
+    if (set.size >= 10_000) set.clear();
+    set.add(clusterId);
+    return mine;
   };
   const onEnd = (message: unknown) => {
     const m = message as RequestEndMessage;

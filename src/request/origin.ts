@@ -52,11 +52,15 @@ function parseAnew(origin: unknown): ParsedOrigin {
   return parsed;
 }
 
-/** The host of an authority (`users:8080` -> `users`, `[::1]:80` -> `[::1]`), lower case. */
+/**
+ * The host of an authority (`users:8080` -> `users`, `[::1]:80` -> `[::1]`), lower case, without the trailing dot of
+ * a fully qualified name (`users.svc.test.` names `users.svc.test`: routed, discovered and sent as SNI as it).
+ */
 function hostOf(authority: string): string {
   if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1).toLowerCase();
   const colon = authority.lastIndexOf(':');
-  return (colon < 0 ? authority : authority.slice(0, colon)).toLowerCase();
+  const host = (colon < 0 ? authority : authority.slice(0, colon)).toLowerCase();
+  return host.length > 1 && host.endsWith('.') ? host.slice(0, -1) : host;
 }
 
 /**
