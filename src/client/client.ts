@@ -423,7 +423,7 @@ export class Client {
     if (this.#discovery !== undefined) yield* this.#discovery.clusters();
   }
 
-  /** The endpoints of the client's single cluster (or of the first configured cluster; none without one). */
+  /** The endpoints of the client's single (or first configured) cluster: a snapshot made per read, O(endpoints). */
   get endpoints(): ClusterStats['endpoints'] {
     return this.#clusters.values().next().value?.stats().endpoints ?? [];
   }
