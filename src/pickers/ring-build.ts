@@ -181,8 +181,9 @@ class CacheUpdate {
  * hashing) and a new endpoint is its own virtual nodes merged in. Ejected endpoints stay cached until the cache
  * holds more than twice the entries the current ring needs, so their return is a filter too.
  *
- * One cache per parsed configuration (a cluster's), held weakly: it goes when the cluster does. Memory: 8 bytes
- * per cached entry, beside the picker's own 8 bytes per ring entry.
+ * One cache per cluster (its balancer's picker environment) and configuration, held weakly: it goes when the cluster
+ * closes (the balancer drops its environment then) or is collected. Memory: 8 bytes per cached entry, beside the
+ * picker's own 8 bytes per ring entry.
  */
 export class VnodeCache {
   #state: CacheState = {

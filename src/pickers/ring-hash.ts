@@ -62,6 +62,12 @@ export interface RingHashConfig {
 
 const BUCKET_BITS = 16;
 
+/**
+ * Ring entries {@link RingHashPicker.pickAmong} looks at before it gives up: with a share `p` of the ring's entries
+ * owned outside the set, it gives up with probability about `p^64` (entries' owners are spread at random).
+ */
+export const AMONG_STEPS = 64;
+
 /** The picker built by {@link ringHashPolicy}. */
 export class RingHashPicker<T extends Pickable> implements Picker<T> {
   /** Endpoints in ring order (sorted by key); owners index into this. */
@@ -132,6 +138,28 @@ export class RingHashPicker<T extends Pickable> implements Picker<T> {
     return this.#results[this.#ring[2 * this.#lookup() + 1] as number] as PickResult<T>;
   }
 
+  /**
+   * @internal Picks as {@link RingHashPicker.pick} would if only the targets in `among` were on the ring: the first
+   * entry from the request's position on whose owner is in `among` (the consistent-hashing answer once the others
+   * are gone), looking at most {@link AMONG_STEPS} entries; `undefined` past them. The balancer serves a rebuild's
+   * picks with it while the new ring is built (`balancer/staged.ts`).
+   */
+  pickAmong(context: PickContext, among: ReadonlySet<T>): PickResult<T> | undefined {
+    let i: number;
+    if (this.#hasher(context, this.#hash)) {
+      i = this.#lookup();
+    } else {
+      this.#fill(this.#draw);
+      i = indexOf(this.#draw[0] as number, this.#size);
+    }
+    for (let n = 0; n < AMONG_STEPS; n++) {
+      const result = this.#results[this.ownerAt(i)] as PickResult<T> & { readonly type: 'complete' };
+      if (among.has(result.target)) return result;
+      if (++i === this.#size) i = 0;
+    }
+    return undefined;
+  }
+
   /** The target for a key already hashed with XXH32 (seed 0) of its UTF-8 bytes: `hashString(key)`. */
   pickHash(hash: number): PickResult<T> {
     this.#hash[0] = hash;
@@ -199,7 +227,21 @@ export function ringVnodeCounts(weights: Float64Array, config: Omit<RingHashConf
   return counts;
 }
 
-const caches = new WeakMap<RingHashConfig, VnodeCache>();
+/**
+ * Caches of virtual nodes by the environment a build is given, then by configuration: a cluster's balancer gives
+ * its builds an environment object of its own (a new one when the cluster closes), so each cluster has its own cache
+ * (discovered clusters share one parsed configuration) and a closed cluster's goes with that object.
+ */
+const caches = new WeakMap<PickerEnvironment, WeakMap<RingHashConfig, VnodeCache>>();
+
+/** @internal The cache that builds over `env` and `config` share (made on first use). */
+export function vnodeCacheOf(env: PickerEnvironment, config: RingHashConfig): VnodeCache {
+  let byConfig = caches.get(env);
+  if (byConfig === undefined) caches.set(env, (byConfig = new WeakMap()));
+  let cache = byConfig.get(config);
+  if (cache === undefined) byConfig.set(config, (cache = new VnodeCache()));
+  return cache;
+}
 
 /** The `ring-hash` policy. @category Built-in policies */
 export const ringHashPolicy: PickerPolicy<RingHashConfig> = {
@@ -337,12 +379,7 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
     const sorted = sortedByKey(this.#targets);
     const counts = ringVnodeCounts(new Float64Array(sorted.map((t) => t.endpoint.weight)), this.#config);
     const keys = sorted.map((t) => t.key);
-    let cache = caches.get(this.#config);
-    if (cache === undefined) {
-      cache = new VnodeCache();
-      caches.set(this.#config, cache);
-    }
-    const filter = cache.filterFor(keys, counts);
+    const filter = vnodeCacheOf(this.#env, this.#config).filterFor(keys, counts);
     this.#ring = filter.ring; // a finished ring is held weakly by the cache: hold it
     const setup = { sorted, keys, counts, filter };
     if (this.#interim !== undefined) this.#startCoarse(setup);
