@@ -35,7 +35,8 @@ import type {
   PickResult,
 } from './picker.js';
 import { type RingFilter, UNBOUNDED, VnodeCache } from './ring-build.js';
-import { completeResults, indexOf, sortedByKey } from './util.js';
+import { KeySort } from './key-sort.js';
+import { completeResults, indexOf } from './util.js';
 import { integer, joinPath, rejectUnknownKeys } from '../common/options.js';
 
 export { buildRing, VnodeCache } from './ring-build.js';
@@ -308,6 +309,7 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
   readonly #config: RingHashConfig;
   readonly #env: PickerEnvironment;
   readonly #size: number = 0;
+  #order: KeySort<T> | undefined;
   #setup: Setup<T> | undefined;
   #ring: Uint32Array | undefined;
   #interim: InterimPicker<T> | undefined;
@@ -331,10 +333,18 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
         this.work = 1;
         return undefined;
       }
-      this.#setup = this.#prepare();
-      this.work += this.#targets.length;
       if (!large) budget = UNBOUNDED;
-      else if (!this.#setup.filter.done) return undefined;
+      // Ordering the endpoints by key: O(N log N), in steps of their own (100 ms at 200,000 endpoints at once).
+      const order = (this.#order ??= new KeySort(this.#targets));
+      if (!order.done) {
+        const used = order.step(budget);
+        this.work += used;
+        if (large && (!order.done || used >= budget)) return undefined;
+      }
+      this.#setup = this.#prepare(order.sorted);
+      // Passes over arrays of N numbers (counts, keys, comparing with recent rings): an eighth of an entry each.
+      this.work += Math.ceil(this.#targets.length / 8);
+      if (large && !this.#setup.filter.done) return undefined;
     }
     const { filter } = this.#setup;
     const coarse = this.#coarse;
@@ -375,8 +385,7 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
     return this.#interim;
   }
 
-  #prepare(): Setup<T> {
-    const sorted = sortedByKey(this.#targets);
+  #prepare(sorted: T[]): Setup<T> {
     const counts = ringVnodeCounts(new Float64Array(sorted.map((t) => t.endpoint.weight)), this.#config);
     const keys = sorted.map((t) => t.key);
     const filter = vnodeCacheOf(this.#env, this.#config).filterFor(keys, counts);
