@@ -5,7 +5,9 @@
  * Snapshots are immutable: {@link Balancer.rebuild} swaps in new ones (and forgets the subsets, rebuilt on first use),
  * so a pick in progress never sees a half-built state. A policy that builds in steps (`startBuild`: ring hash) has
  * a large build run one step per turn of the event loop (`staged.ts`); the new snapshot is swapped in when its last
- * picker is done, a newer rebuild drops it, and so does {@link Balancer.clear} (the cluster closing).
+ * picker is done. A newer rebuild does not drop a build that has started: it finishes, and its snapshot serves (guarded
+ * by the newest set) until the newest one lands; builds not started yet are dropped for the newer one. {@link
+ * Balancer.clear} (the cluster closing) drops every build and releases what the builds cached.
  *
  * @module
  */
@@ -59,7 +61,10 @@ export interface BalancerSettings<T extends BalancedHost> {
   readonly cluster: string;
   /** The picker policy and its configuration. */
   readonly policy: ConfiguredPolicy;
-  /** Passed to the policy's `build`. */
+  /**
+   * Its clock and random source are passed to the policy's builds, in an object of the balancer's own (a new one
+   * after {@link Balancer.clear}): a policy may key what it keeps between builds by that object.
+   */
   readonly environment: PickerEnvironment;
   /** Chooses between priority levels and zones, and among untried endpoints. */
   readonly random: RandomSource;
@@ -79,6 +84,20 @@ export interface BalancerSettings<T extends BalancedHost> {
 
 const isUsable = (s: BalancedHost): boolean => s.usable;
 
+/** A balancer's own picker environment: the same clock and random source in an object of its own. */
+function ownEnvironment(environment: PickerEnvironment): PickerEnvironment {
+  return { random: environment.random, clock: environment.clock };
+}
+
+/**
+ * A superseded staged snapshot's builds are done (`done`), `now` serving at that time: a staged snapshot started
+ * later serves `done` as its previous one from now on (still guarded by its own members, so nothing left out of the
+ * newest set is picked, and a key whose endpoint is in it stays on it); anything else is newer and stays as it is.
+ */
+function landed<T extends Pickable>(now: Served<T> | undefined, done: Snapshot<T>): void {
+  if (now?.kind === 'staged') now.previous = done;
+}
+
 /** A picker that fails every pick with `error` (a custom policy's build threw it). */
 function failing<T extends Pickable>(error: Error): Picker<T> {
   // The policy's own error, not one of sidecarless's: the request layer fails with any Error.
@@ -91,6 +110,8 @@ interface Staged<T extends Pickable> {
   readonly served: Served<T>;
   readonly builds: SlotBuild<T>[];
   readonly swap: (done: Snapshot<T>) => void;
+  /** True once a turn has stepped one of its builds: a newer rebuild lets it finish (see #supersede). */
+  started: boolean;
 }
 const NO_GROUP: readonly never[] = [];
 
@@ -107,9 +128,15 @@ export class Balancer<T extends BalancedHost> {
   #cancelStep: (() => void) | undefined;
   /** The endpoints each picker of the current snapshots balances over (see #untried). */
   readonly #groups = new WeakMap<object, readonly T[]>();
+  /**
+   * What the policy's builds get: this balancer's own object, replaced by clear(), since a policy may key what it
+   * keeps between builds by it (ring hash's cache of virtual nodes): one cluster's, released when it closes.
+   */
+  #environment: PickerEnvironment;
 
   constructor(settings: BalancerSettings<T>) {
     this.#settings = settings;
+    this.#environment = ownEnvironment(settings.environment);
   }
 
   /** True when there is no endpoint at all (requests wait). */
@@ -124,12 +151,13 @@ export class Balancer<T extends BalancedHost> {
 
   /** Builds the snapshot of `population` (every active endpoint) and forgets the subsets' snapshots. */
   rebuild(population: readonly T[]): void {
-    this.#abandon();
+    this.#supersede();
     this.#population = population;
     this.#lastSubsets = this.#subsets;
     this.#subsets = new WeakMap();
     const served = this.#build(population, this.#snapshot, (done) => {
       if (this.#snapshot === served) this.#snapshot = done;
+      else landed(this.#snapshot, done);
     });
     this.#snapshot = served;
     const snapshot = currentOf(served);
@@ -138,15 +166,29 @@ export class Balancer<T extends BalancedHost> {
 
   /** Drops every endpoint: picks find nothing until the next rebuild. Stops the builds under way. */
   clear(): void {
-    this.#abandon();
-    this.#snapshot = EMPTY;
-    this.#lastSubsets = new WeakMap();
-  }
-
-  #abandon(): void {
     this.#builds = [];
     this.#cancelStep?.();
     this.#cancelStep = undefined;
+    this.#snapshot = EMPTY;
+    this.#population = [];
+    this.#subsets = new WeakMap();
+    this.#lastSubsets = new WeakMap();
+    this.#environment = ownEnvironment(this.#settings.environment);
+  }
+
+  /**
+   * A rebuild supersedes every staged snapshot. The builds a turn has started go on to their end (their snapshot
+   * then serves the newest staged one as its previous, guarded by the newest set: see `landed`), so that a stream of
+   * updates faster than a build still lands rings, one after another (docs/ARCHITECTURE.md, "Picker builds"); the
+   * builds of a snapshot no turn has started are dropped, so intermediate sets are skipped.
+   */
+  #supersede(): void {
+    const running = this.#builds[0]?.staged;
+    this.#builds = running?.started === true ? this.#builds.filter((b) => b.staged === running) : [];
+    if (this.#builds.length === 0) {
+      this.#cancelStep?.();
+      this.#cancelStep = undefined;
+    }
   }
 
   /**
@@ -179,8 +221,9 @@ export class Balancer<T extends BalancedHost> {
         let build: PickerBuild<T>;
         let done: Picker<T> | undefined;
         try {
-          if (policy.startBuild === undefined) return built(policy.build(group, config, settings.environment), group);
-          build = policy.startBuild(group, config, settings.environment);
+          const env = this.#environment;
+          if (policy.startBuild === undefined) return built(policy.build(group, config, env), group);
+          build = policy.startBuild(group, config, env);
           done = build.step(pickerSlicing.budget);
         } catch (err) {
           // A custom policy whose build throws: its requests fail with the error (the rebuild runs inside the
@@ -200,7 +243,7 @@ export class Balancer<T extends BalancedHost> {
     const members = new Set<T>();
     for (const slot of snapshot.slots) for (const host of this.#groups.get(slot.picker) ?? NO_GROUP) members.add(host);
     const served: Served<T> = { kind: 'staged', previous: last, next: snapshot, members };
-    const staged: Staged<T> = { served, builds, swap };
+    const staged: Staged<T> = { served, builds, swap, started: false };
     for (const slot of builds) this.#builds.push({ slot, staged });
     this.#cancelStep ??= pickerSlicing.defer(this.#step);
     return served;
@@ -212,6 +255,7 @@ export class Balancer<T extends BalancedHost> {
     const first = this.#builds[0];
     if (first === undefined) return;
     const { slot, staged } = first;
+    staged.started = true;
     let picker: Picker<T> | undefined;
     try {
       picker = slot.build.step(stepBudget());
@@ -305,12 +349,17 @@ export class Balancer<T extends BalancedHost> {
         for (const [k, v] of wanted) if (metadata[k] !== v) return false;
         return true;
       });
-      const subsets = this.#subsets;
       const served = this.#build(members, this.#lastSubsets.get(selector) ?? EMPTY, (done) => {
-        if (subsets.get(selector) === served) subsets.set(selector, done);
+        // Superseded by a rebuild: the subset's next snapshot (built on its next use) or the one under way gets it.
+        const now = this.#subsets.get(selector);
+        const last = this.#lastSubsets.get(selector);
+        if (now === served) this.#subsets.set(selector, done);
+        else if (now !== undefined) landed(now, done);
+        else if (last === undefined || last === served) this.#lastSubsets.set(selector, done);
+        else landed(last, done);
       });
       this.#lastSubsets.delete(selector);
-      subsets.set(selector, served);
+      this.#subsets.set(selector, served);
       snapshot = served;
     }
     return snapshot;

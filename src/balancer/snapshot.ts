@@ -179,18 +179,40 @@ function keepIf<T>(list: readonly T[], keep: (item: T) => boolean): readonly T[]
   return out;
 }
 
-/** Picks from a snapshot; `undefined` for an empty one (the caller waits). */
+/**
+ * A picker that can also pick among some targets only, the way its own choice would move if the others left (ring
+ * hash: the next ring entry whose owner is one of them); `undefined` when it finds none within a few steps.
+ * Duck-typed, so that the balancer depends on no policy: a staged snapshot's previous picker serves with it.
+ */
+interface PicksAmong<T extends Pickable> {
+  pickAmong(context: PickContext, among: ReadonlySet<T>): PickResult<T> | undefined;
+}
+
+function pickWith<T extends Pickable>(
+  picker: Picker<T>,
+  context: PickContext,
+  among: ReadonlySet<T> | undefined,
+): PickResult<T> | undefined {
+  if (among === undefined || !('pickAmong' in picker)) return picker.pick(context);
+  return (picker as Picker<T> & PicksAmong<T>).pickAmong(context, among);
+}
+
+/**
+ * Picks from a snapshot; `undefined` for an empty one (the caller waits). With `among`, a picker that can pick among
+ * those targets only does (see `PicksAmong`); the others pick as always, and the caller checks their result.
+ */
 export function pickFrom<T extends Pickable>(
   snapshot: Snapshot<T>,
   context: PickContext,
   random: RandomSource,
+  among?: ReadonlySet<T>,
 ): PickResult<T> | undefined {
   if (snapshot.kind === 'slots') {
     const { slots } = snapshot;
-    if (slots.length === 1) return (slots[0] as Slot<T>).picker.pick(context);
+    if (slots.length === 1) return pickWith((slots[0] as Slot<T>).picker, context, among);
     const r = random();
-    for (const slot of slots) if (r < slot.upTo) return slot.picker.pick(context);
-    return (slots[slots.length - 1] as Slot<T>).picker.pick(context);
+    for (const slot of slots) if (r < slot.upTo) return pickWith(slot.picker, context, among);
+    return pickWith((slots[slots.length - 1] as Slot<T>).picker, context, among);
   }
   return snapshot.kind === 'fail' ? snapshot.result : undefined;
 }

@@ -37,8 +37,11 @@ export function stepBudget(): number {
 /** A snapshot being built: what serves until its pickers are done. */
 export interface StagedSnapshot<T extends Pickable> {
   readonly kind: 'staged';
-  /** The last complete snapshot; serves while what it picks is in `members`. */
-  readonly previous: Snapshot<T>;
+  /**
+   * The last complete snapshot; serves while what it picks is in `members`. Replaced (by the balancer) when a build
+   * this one superseded finishes: a newer complete snapshot, still guarded by `members`.
+   */
+  previous: Snapshot<T>;
   /** The new snapshot, stand-in pickers in the slots whose builds run. */
   readonly next: Snapshot<T> & { readonly kind: 'slots' };
   /** Every endpoint the new snapshot's pickers balance over (eligible and usable, or a level in panic's). */
@@ -60,7 +63,9 @@ export function currentOf<T extends Pickable>(served: Served<T>): Snapshot<T> {
 
 /**
  * Picks from what is served: a staged snapshot's previous one when it names a member of the new set, so that a
- * request keeps its endpoint through a rebuild (ring hash keys stay put), otherwise the new one. No allocation.
+ * request keeps its endpoint through a rebuild (ring hash keys stay put; a ring-hash key whose endpoint left goes to
+ * the next entry of the previous ring that is a member, where the new ring will send it unless an endpoint added in
+ * between takes it), otherwise the new one. No allocation.
  */
 export function pickServed<T extends Pickable>(
   served: Served<T>,
@@ -69,7 +74,7 @@ export function pickServed<T extends Pickable>(
 ): PickResult<T> | undefined {
   if (served.kind !== 'staged') return pickFrom(served, context, random);
   if (served.previous.kind === 'slots') {
-    const result = pickFrom(served.previous, context, random);
+    const result = pickFrom(served.previous, context, random, served.members);
     if (result !== undefined && result.type === 'complete' && served.members.has(result.target)) return result;
   }
   return pickFrom(served.next, context, random);

@@ -138,8 +138,10 @@ export interface PickerPolicy<C = unknown> {
    * Optional: starts the same build as {@link PickerPolicy.build} as a {@link PickerBuild} done in steps, for a
    * policy whose build can take longer than a turn of the event loop should (ring hash hashes and sorts up to 8M
    * ring entries). The balancer then runs one step per turn (`setImmediate`), serving requests meanwhile, and swaps
-   * the finished picker in atomically; a build a newer rebuild supersedes is dropped, and so is one running when the
-   * cluster closes. The picker a build ends with must be exactly the one `build` returns for the same input. A
+   * the finished picker in atomically. A build a newer rebuild supersedes runs to its end if it has started (its
+   * picker then serves, for the targets still in the newest set, until the newest build lands) and is dropped if
+   * not; every build is dropped when the cluster closes. The `env` object is the cluster's own (a new one after it
+   * closes), so a policy may key what it keeps between builds by it. The picker a build ends with must be exactly the one `build` returns for the same input. A
    * policy without it is built by `build`, synchronously, as before.
    */
   startBuild?<T extends Pickable>(targets: readonly T[], config: C, env: PickerEnvironment): PickerBuild<T>;

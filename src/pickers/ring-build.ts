@@ -9,12 +9,17 @@
  *
  * @module
  */
+import { KEY } from './key-sort.js';
 import { ALLOCATION, RADIX, RadixSort, UNBOUNDED, VnodeHasher } from './ring-vnodes.js';
 
 export { buildRing, UNBOUNDED } from './ring-vnodes.js';
 
 /** Rings a cache remembers for reuse (see `VnodeCache.filterFor`). */
 const RECENT_RINGS = 4;
+
+/** Marks of cached keys while an update is planned: still wanted as they are, or wanted with another count. */
+const WANTED = 1;
+const REPLACED = 2;
 
 /** What the cache holds: keys by id, each one's count, and its entries sorted by position (owners are ids). */
 interface CacheState {
@@ -33,10 +38,20 @@ interface CacheState {
  */
 class CacheUpdate {
   readonly #old: CacheState;
+  readonly #keys: readonly string[];
+  readonly #counts: Uint32Array;
+  // Planning, in steps: what each cached key becomes (WANTED, REPLACED, or neither), then the next ids.
+  readonly #mark: Uint8Array;
+  #scanned = 0;
+  #size = 0;
+  #planned = false;
+  #keepUnused = false;
+  #numbered = 0; // old ids given their next id so far
+  #freshNumbered = 0;
   readonly #next: { ids: Map<string, number>; keys: string[]; counts: number[] };
-  readonly #newId: Int32Array;
-  readonly #fresh: { key: string; count: number; id: number }[];
-  readonly #freshSize: number;
+  #newId = new Int32Array(0);
+  readonly #fresh: { key: string; count: number; id: number }[] = [];
+  #freshSize = 0;
   #fh = new Uint32Array(0);
   #fo = new Int32Array(0);
   #sort: RadixSort | undefined;
@@ -53,41 +68,85 @@ class CacheUpdate {
   #b = 0;
   #m = 0;
 
-  constructor(old: CacheState, keys: readonly string[], counts: Uint32Array, fresh: readonly number[], size: number) {
+  constructor(old: CacheState, keys: readonly string[], counts: Uint32Array) {
     this.#old = old;
-    let freshSize = 0;
-    for (const i of fresh) freshSize += counts[i] as number;
-    const wanted = new Set(keys);
-    const replaced = new Set<string>();
-    for (const i of fresh) replaced.add(keys[i] as string);
-    // Keep an unused endpoint's entries while the cache stays within twice the ring (plus slack for small rings).
-    const keepUnused = old.hashes.length + freshSize <= 2 * size + 65536;
-    const newId = new Int32Array(old.keys.length).fill(-1);
-    const next = { ids: new Map<string, number>(), keys: [] as string[], counts: [] as number[] };
-    for (let id = 0; id < old.keys.length; id++) {
-      const key = old.keys[id] as string;
-      if (replaced.has(key) || (!keepUnused && !wanted.has(key))) continue;
-      newId[id] = next.keys.length;
-      next.ids.set(key, next.keys.length);
-      next.keys.push(key);
-      next.counts.push(old.counts[id] as number);
+    this.#keys = keys;
+    this.#counts = counts;
+    this.#mark = new Uint8Array(old.keys.length);
+    this.#next = { ids: new Map(), keys: [], counts: [] };
+  }
+
+  /**
+   * Plans on for about `budget` units (a key-level operation counting {@link KEY}): finds the keys the cache lacks
+   * (or holds with another count), then numbers the entries kept and the fresh ones. Returns the units used, and
+   * `unchanged` when the cache holds every key already.
+   */
+  #plan(budget: number): { used: number; unchanged?: true } {
+    const keys = this.#keys;
+    const counts = this.#counts;
+    const old = this.#old;
+    const stop = (from: number, length: number): number =>
+      Math.min(length, from + Math.max(1, Math.ceil(budget / KEY)));
+    if (this.#scanned < keys.length) {
+      const end = stop(this.#scanned, keys.length);
+      for (let i = this.#scanned; i < end; i++) {
+        const c = counts[i] as number;
+        this.#size += c;
+        const id = old.ids.get(keys[i] as string);
+        if (id !== undefined && old.counts[id] === c) {
+          this.#mark[id] = WANTED;
+          continue;
+        }
+        if (id !== undefined) this.#mark[id] = REPLACED;
+        this.#fresh.push({ key: keys[i] as string, count: c, id: -1 });
+        this.#freshSize += c;
+      }
+      const used = (end - this.#scanned) * KEY;
+      this.#scanned = end;
+      if (end < keys.length) return { used };
+      if (this.#fresh.length === 0) return { used, unchanged: true };
+      // Keep an unused endpoint's entries while the cache stays within twice the ring (plus slack for small rings).
+      this.#keepUnused = old.hashes.length + this.#freshSize <= 2 * this.#size + 65536;
+      this.#newId = new Int32Array(old.keys.length).fill(-1);
+      return { used };
     }
-    this.#fresh = [];
-    for (const i of fresh) {
-      const id = next.keys.length;
-      next.ids.set(keys[i] as string, id);
-      next.keys.push(keys[i] as string);
-      next.counts.push(counts[i] as number);
-      this.#fresh.push({ key: keys[i] as string, count: counts[i] as number, id });
+    const next = this.#next;
+    if (this.#numbered < old.keys.length) {
+      const end = stop(this.#numbered, old.keys.length);
+      for (let id = this.#numbered; id < end; id++) {
+        const mark = this.#mark[id];
+        if (mark === REPLACED || (!this.#keepUnused && mark !== WANTED)) continue;
+        const key = old.keys[id] as string;
+        this.#newId[id] = next.keys.length;
+        next.ids.set(key, next.keys.length);
+        next.keys.push(key);
+        next.counts.push(old.counts[id] as number);
+      }
+      const used = (end - this.#numbered) * KEY;
+      this.#numbered = end;
+      return { used };
     }
-    this.#next = next;
-    this.#newId = newId;
-    this.#freshSize = freshSize;
+    const end = stop(this.#freshNumbered, this.#fresh.length);
+    for (let i = this.#freshNumbered; i < end; i++) {
+      const f = this.#fresh[i] as { key: string; count: number; id: number };
+      f.id = next.keys.length;
+      next.ids.set(f.key, f.id);
+      next.keys.push(f.key);
+      next.counts.push(f.count);
+    }
+    const used = (end - this.#freshNumbered) * KEY;
+    this.#freshNumbered = end;
+    if (end === this.#fresh.length) this.#planned = true;
+    return { used };
   }
 
   /** Works on, touching at most about `budget` entries; returns the entries touched and the new state when done. */
   step(budget: number): { used: number; result?: CacheState } {
     let left = budget;
+    if (!this.#planned) {
+      const { used, unchanged } = this.#plan(budget);
+      return unchanged === true ? { used, result: this.#old } : { used };
+    }
     if (this.#sort === undefined) {
       // One large allocation a step.
       if (this.#fh.length < this.#freshSize) this.#fh = new Uint32Array(this.#freshSize);
@@ -181,8 +240,9 @@ class CacheUpdate {
  * hashing) and a new endpoint is its own virtual nodes merged in. Ejected endpoints stay cached until the cache
  * holds more than twice the entries the current ring needs, so their return is a filter too.
  *
- * One cache per parsed configuration (a cluster's), held weakly: it goes when the cluster does. Memory: 8 bytes
- * per cached entry, beside the picker's own 8 bytes per ring entry.
+ * One cache per cluster (its balancer's picker environment) and configuration, held weakly: it goes when the cluster
+ * closes (the balancer drops its environment then) or is collected. Memory: 8 bytes per cached entry, beside the
+ * picker's own 8 bytes per ring entry.
  */
 export class VnodeCache {
   #state: CacheState = {
@@ -238,22 +298,11 @@ export class VnodeCache {
   }
 
   /**
-   * Starts the update that adds what `keys` (in key order) with `counts` entries each need and the cache lacks,
-   * when there is no update under way (else returns false); returns whether one is needed.
+   * Starts the update that adds what `keys` (in key order) with `counts` entries each need and the cache lacks (its
+   * first steps find out what that is; nothing, it ends without a change), unless one is under way.
    */
-  startUpdate(keys: readonly string[], counts: Uint32Array): boolean {
-    if (this.update !== undefined) return true;
-    const { ids, counts: held } = this.#state;
-    let size = 0;
-    const fresh: number[] = [];
-    for (let i = 0; i < keys.length; i++) {
-      size += counts[i] as number;
-      const id = ids.get(keys[i] as string);
-      if (id === undefined || held[id] !== counts[i]) fresh.push(i);
-    }
-    if (fresh.length === 0) return false;
-    this.update = new CacheUpdate(this.#state, keys, counts, fresh, size);
-    return true;
+  startUpdate(keys: readonly string[], counts: Uint32Array): void {
+    this.update ??= new CacheUpdate(this.#state, keys, counts);
   }
 
   /**
@@ -277,6 +326,11 @@ export class RingFilter {
   readonly #keys: readonly string[];
   readonly #counts: Uint32Array;
   #state: CacheState | undefined;
+  /** True once this ring's update of the cache was started (and, the cache having no other, has ended). */
+  #updated = false;
+  #indexing: CacheState | undefined;
+  #indexed = 0;
+  #size = 0;
   #indexOfId: Int32Array | undefined;
   #j = 0;
   #o = 0;
@@ -312,7 +366,45 @@ export class RingFilter {
     return true;
   }
 
-  /** Works on, touching at most about `budget` entries (plus O(N) per-endpoint work once); returns them. */
+  /**
+   * Maps the cache's ids to this ring's owners, for about `budget` units (a key lookup counting {@link KEY}), then
+   * allocates the ring; returns the units used. Should the cache lack one of the keys (another update came in
+   * between), this ring's update starts again.
+   */
+  #index(budget: number): number {
+    const cache = this.#cache;
+    if (this.#indexing !== cache.state) {
+      this.#indexing = cache.state;
+      this.#indexOfId = new Int32Array(cache.state.keys.length).fill(-1);
+      this.#indexed = 0;
+      this.#size = 0;
+    }
+    const state = this.#indexing;
+    const indexOfId = this.#indexOfId as Int32Array;
+    const keys = this.#keys;
+    const counts = this.#counts;
+    if (this.#indexed < keys.length) {
+      const end = Math.min(keys.length, this.#indexed + Math.max(1, Math.ceil(budget / KEY)));
+      for (let i = this.#indexed; i < end; i++) {
+        const id = state.ids.get(keys[i] as string);
+        if (id === undefined || state.counts[id] !== counts[i]) {
+          this.#updated = false;
+          this.#indexing = undefined;
+          return (i - this.#indexed + 1) * KEY;
+        }
+        indexOfId[id] = i;
+        this.#size += counts[i] as number;
+      }
+      const used = (end - this.#indexed) * KEY;
+      this.#indexed = end;
+      return used;
+    }
+    this.#ring = new Uint32Array(this.#size * 2);
+    this.#state = state;
+    return ALLOCATION;
+  }
+
+  /** Works on, touching at most about `budget` units (ring entries; a key-level operation counts {@link KEY}). */
   step(budget: number): number {
     if (this.done) return 0;
     let left = budget;
@@ -322,24 +414,12 @@ export class RingFilter {
         left -= cache.stepUpdate(left);
         continue;
       }
-      left -= this.#keys.length;
-      if (cache.startUpdate(this.#keys, this.#counts)) {
-        // Finding what the cache lacks and planning its update is O(N + cached keys): a step of its own.
-        left -= ALLOCATION;
+      if (!this.#updated) {
+        cache.startUpdate(this.#keys, this.#counts);
+        this.#updated = true;
         continue;
       }
-      // The cache holds every key of this ring: filter it.
-      const state = cache.state;
-      const indexOfId = new Int32Array(state.keys.length).fill(-1);
-      let size = 0;
-      for (let i = 0; i < this.#keys.length; i++) {
-        indexOfId[state.ids.get(this.#keys[i] as string) as number] = i;
-        size += this.#counts[i] as number;
-      }
-      this.#indexOfId = indexOfId;
-      this.#ring = new Uint32Array(size * 2);
-      this.#state = state;
-      left -= ALLOCATION;
+      left -= this.#index(left);
     }
     const state = this.#state;
     if (state === undefined || left <= 0) return budget - left;

@@ -35,7 +35,8 @@ import type {
   PickResult,
 } from './picker.js';
 import { type RingFilter, UNBOUNDED, VnodeCache } from './ring-build.js';
-import { completeResults, indexOf, sortedByKey } from './util.js';
+import { KeySort } from './key-sort.js';
+import { completeResults, indexOf } from './util.js';
 import { integer, joinPath, rejectUnknownKeys } from '../common/options.js';
 
 export { buildRing, VnodeCache } from './ring-build.js';
@@ -61,6 +62,12 @@ export interface RingHashConfig {
 }
 
 const BUCKET_BITS = 16;
+
+/**
+ * Ring entries {@link RingHashPicker.pickAmong} looks at before it gives up: with a share `p` of the ring's entries
+ * owned outside the set, it gives up with probability about `p^64` (entries' owners are spread at random).
+ */
+export const AMONG_STEPS = 64;
 
 /** The picker built by {@link ringHashPolicy}. */
 export class RingHashPicker<T extends Pickable> implements Picker<T> {
@@ -132,6 +139,28 @@ export class RingHashPicker<T extends Pickable> implements Picker<T> {
     return this.#results[this.#ring[2 * this.#lookup() + 1] as number] as PickResult<T>;
   }
 
+  /**
+   * @internal Picks as {@link RingHashPicker.pick} would if only the targets in `among` were on the ring: the first
+   * entry from the request's position on whose owner is in `among` (the consistent-hashing answer once the others
+   * are gone), looking at most {@link AMONG_STEPS} entries; `undefined` past them. The balancer serves a rebuild's
+   * picks with it while the new ring is built (`balancer/staged.ts`).
+   */
+  pickAmong(context: PickContext, among: ReadonlySet<T>): PickResult<T> | undefined {
+    let i: number;
+    if (this.#hasher(context, this.#hash)) {
+      i = this.#lookup();
+    } else {
+      this.#fill(this.#draw);
+      i = indexOf(this.#draw[0] as number, this.#size);
+    }
+    for (let n = 0; n < AMONG_STEPS; n++) {
+      const result = this.#results[this.ownerAt(i)] as PickResult<T> & { readonly type: 'complete' };
+      if (among.has(result.target)) return result;
+      if (++i === this.#size) i = 0;
+    }
+    return undefined;
+  }
+
   /** The target for a key already hashed with XXH32 (seed 0) of its UTF-8 bytes: `hashString(key)`. */
   pickHash(hash: number): PickResult<T> {
     this.#hash[0] = hash;
@@ -199,7 +228,21 @@ export function ringVnodeCounts(weights: Float64Array, config: Omit<RingHashConf
   return counts;
 }
 
-const caches = new WeakMap<RingHashConfig, VnodeCache>();
+/**
+ * Caches of virtual nodes by the environment a build is given, then by configuration: a cluster's balancer gives
+ * its builds an environment object of its own (a new one when the cluster closes), so each cluster has its own cache
+ * (discovered clusters share one parsed configuration) and a closed cluster's goes with that object.
+ */
+const caches = new WeakMap<PickerEnvironment, WeakMap<RingHashConfig, VnodeCache>>();
+
+/** @internal The cache that builds over `env` and `config` share (made on first use). */
+export function vnodeCacheOf(env: PickerEnvironment, config: RingHashConfig): VnodeCache {
+  let byConfig = caches.get(env);
+  if (byConfig === undefined) caches.set(env, (byConfig = new WeakMap()));
+  let cache = byConfig.get(config);
+  if (cache === undefined) byConfig.set(config, (cache = new VnodeCache()));
+  return cache;
+}
 
 /** The `ring-hash` policy. @category Built-in policies */
 export const ringHashPolicy: PickerPolicy<RingHashConfig> = {
@@ -266,6 +309,7 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
   readonly #config: RingHashConfig;
   readonly #env: PickerEnvironment;
   readonly #size: number = 0;
+  #order: KeySort<T> | undefined;
   #setup: Setup<T> | undefined;
   #ring: Uint32Array | undefined;
   #interim: InterimPicker<T> | undefined;
@@ -289,10 +333,18 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
         this.work = 1;
         return undefined;
       }
-      this.#setup = this.#prepare();
-      this.work += this.#targets.length;
       if (!large) budget = UNBOUNDED;
-      else if (!this.#setup.filter.done) return undefined;
+      // Ordering the endpoints by key: O(N log N), in steps of their own (100 ms at 200,000 endpoints at once).
+      const order = (this.#order ??= new KeySort(this.#targets));
+      if (!order.done) {
+        const used = order.step(budget);
+        this.work += used;
+        if (large && (!order.done || used >= budget)) return undefined;
+      }
+      this.#setup = this.#prepare(order.sorted);
+      // Passes over arrays of N numbers (counts, keys, comparing with recent rings): an eighth of an entry each.
+      this.work += Math.ceil(this.#targets.length / 8);
+      if (large && !this.#setup.filter.done) return undefined;
     }
     const { filter } = this.#setup;
     const coarse = this.#coarse;
@@ -333,16 +385,10 @@ export class RingBuild<T extends Pickable> implements PickerBuild<T> {
     return this.#interim;
   }
 
-  #prepare(): Setup<T> {
-    const sorted = sortedByKey(this.#targets);
+  #prepare(sorted: T[]): Setup<T> {
     const counts = ringVnodeCounts(new Float64Array(sorted.map((t) => t.endpoint.weight)), this.#config);
     const keys = sorted.map((t) => t.key);
-    let cache = caches.get(this.#config);
-    if (cache === undefined) {
-      cache = new VnodeCache();
-      caches.set(this.#config, cache);
-    }
-    const filter = cache.filterFor(keys, counts);
+    const filter = vnodeCacheOf(this.#env, this.#config).filterFor(keys, counts);
     this.#ring = filter.ring; // a finished ring is held weakly by the cache: hold it
     const setup = { sorted, keys, counts, filter };
     if (this.#interim !== undefined) this.#startCoarse(setup);
