@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { createClient, findSidecarlessError, type Resolver, StaticResolver } from 'sidecarless';
+import { createClient, createEndpoint, findSidecarlessError, type Resolver, StaticResolver } from 'sidecarless';
 import { type Backend, startBackend, stopAll } from '../helpers/backends.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -28,7 +28,7 @@ describe('discovered clusters: lifecycle', () => {
         // A resolver whose close() takes a while (a watch being torn down).
         target: (): Resolver => ({
           start(listener) {
-            setTimeout(() => listener.onUpdate([backend.address]), 1);
+            setTimeout(() => listener.onUpdate([createEndpoint({ host: '127.0.0.1', port: backend.port })]), 1);
           },
           close: () =>
             new Promise<void>((resolve) =>
