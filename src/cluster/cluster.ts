@@ -29,7 +29,7 @@ import type { AttemptBase } from '../request/attempt.js';
 import { BalancedRequest, type RequestHost } from '../request/balanced-request.js';
 import { DeadlineList } from '../request/deadlines.js';
 import { HostHeaders } from '../request/headers.js';
-import { parseOrigin, tlsServerName } from '../request/origin.js';
+import { hostTlsName, parseOrigin, tlsServerName } from '../request/origin.js';
 import type { RequestPolicy } from '../request/policy.js';
 import { RetryBudget } from '../request/retry-budget.js';
 import type { Resolver } from '../resolvers/resolver.js';
@@ -121,6 +121,8 @@ export class Cluster {
   readonly #resolution = new Resolution();
   readonly #updates: UpdateSlicer;
   readonly #hostHeaders = new HostHeaders();
+  /** The TLS name of the latest https attempt, handed to the health checks when it changes. */
+  #tlsName: string | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -145,6 +147,7 @@ export class Cluster {
       random,
       serviceName: typeof host === 'string' ? host : undefined,
       tls: tls === undefined ? undefined : { ...tls },
+      tlsName: resolved.servername ?? hostTlsName(resolved.health.healthCheck?.host ?? host),
       onChange: () => this.#rebuild(),
     });
     this.#health = health;
@@ -397,6 +400,8 @@ export class Cluster {
     const pooledHost = hostValue === false || subchannel.sendsHost(hostValue);
     const { protocol, servername: configured } = this.#options;
     const servername = protocol === 'https:' ? tlsServerName(configured, options, request.authority) : undefined;
+    if (servername !== undefined && servername !== this.#tlsName)
+      this.#health.noteTlsName((this.#tlsName = servername));
     // The common case takes the caller's options as they are (issue 14; undici reads the pool's origin, not the
     // request's). A copy for a body replaced for a retry, a Host or TLS name to set, and undici's top-level
     // `request(url, { dispatcher })`: its options (a spread of the caller's) get a hidden class of their own on nearly

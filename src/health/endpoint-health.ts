@@ -94,6 +94,12 @@ interface Hooks {
   readonly serviceName: string | undefined;
   /** TLS connect options for health checks to TLS endpoints. */
   readonly tls: Record<string, unknown> | undefined;
+  /**
+   * The name health checks to TLS endpoints verify certificates against and send as SNI, when fixed by the options:
+   * `tls.servername`, else the checks' Host name (`healthCheck.host`, else the `host` option) without its port.
+   * Otherwise the name of the cluster's latest TLS request ({@link EndpointHealth.noteTlsName}), else the cluster's.
+   */
+  readonly tlsName: string | undefined;
   /** Eligibility changed: rebuild the picker. */
   readonly onChange: () => void;
 }
@@ -109,6 +115,8 @@ export class EndpointHealth<H extends HealthHost> {
   readonly #panicThreshold: number;
   readonly #listeners = new Set<(event: HealthEvent) => void>();
   #tick: TimerHandle | undefined;
+  /** The TLS name of the cluster's latest request (see {@link EndpointHealth.noteTlsName}). */
+  #requestTlsName: string | undefined;
   #panic = false;
   #ejections = 0;
   #returns = 0;
@@ -167,6 +175,7 @@ export class EndpointHealth<H extends HealthHost> {
         serviceName: hooks.serviceName,
         outlierDetector: this.#detector,
         dispatcher: this.#checkAgent,
+        servername: hooks.tls === undefined ? undefined : () => hooks.tlsName ?? this.#requestTlsName ?? hooks.cluster,
         onHealthy: (host) => {
           this.#slowStart?.restart(host);
           this.#emit({
@@ -211,6 +220,14 @@ export class EndpointHealth<H extends HealthHost> {
     this.#checker?.updateHosts(added, removed);
     this.#slowStart?.updateHosts(added, removed);
     this.#armSlowStartTick();
+  }
+
+  /**
+   * The TLS name the cluster's latest request verified its endpoint against (called only when it changes): health
+   * checks use it when the options fix none (see the `tlsName` hook), as the endpoints' certificates name it.
+   */
+  noteTlsName(name: string): void {
+    this.#requestTlsName = name;
   }
 
   /** True when slow start is on: only then does {@link EndpointHealth.weightFactor} return anything but 1. */

@@ -226,6 +226,11 @@ export interface HealthCheckerHooks<H> {
    * (one connection per host) and destroys it on close; a dispatcher passed here is not closed.
    */
   readonly dispatcher?: Dispatcher | undefined;
+  /**
+   * The TLS name (SNI and certificate check) of the next check, read at each check so it may change; `undefined`
+   * (or no hook) leaves it to the dispatcher's `connect` options, else the host of the origin (none for an IP).
+   */
+  readonly servername?: (() => string | undefined) | undefined;
 }
 
 class CheckState {
@@ -400,11 +405,14 @@ export class HealthChecker<H> {
     try {
       // Appended to the origin, never resolved against it, so no path can change the host checked.
       const url = new URL(`${new URL(this.#hooks.origin(host)).origin}${o.path}`);
+      const servername = this.#hooks.servername?.();
       const res = await request(url, {
         dispatcher: this.#dispatcher,
         method: 'GET',
         signal: controller.signal,
         ...(this.#headers === undefined ? {} : { headers: this.#headers }),
+        // A dispatch option of undici's (the Client reconnects when it changes), missing from `request`'s types.
+        ...(servername === undefined ? {} : ({ servername } as object)),
       });
       detail = String(res.statusCode);
       // The whole response, as the timeout's contract says (Envoy's checks wait for the end of the stream too): the
