@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher, Pool } from 'undici';
+import { http2PoolOptions, type ResolvedHttp2Options } from '../subchannel/http2.js';
 import type { Endpoint } from '../common/endpoint.js';
 import { createDebug } from '../common/debug.js';
 import { thrownMessage } from '../common/thrown.js';
@@ -100,8 +101,28 @@ interface Hooks {
    * Otherwise the name of the cluster's latest TLS request ({@link EndpointHealth.noteTlsName}), else the cluster's.
    */
   readonly tlsName: string | undefined;
+  /**
+   * The endpoints' scheme, and the cluster's HTTP/2 settings: checks speak HTTP/2 as its traffic does (h2c, or `h2`
+   * offered by ALPN).
+   */
+  readonly endpoints: { readonly protocol: 'http:' | 'https:'; readonly http2: ResolvedHttp2Options | undefined };
   /** Eligibility changed: rebuild the picker. */
   readonly onChange: () => void;
+}
+
+/**
+ * The dispatcher of a cluster's health checks, one connection per endpoint: with the cluster's TLS settings, and an
+ * HTTP/2 pool per endpoint when the cluster speaks HTTP/2 (an h2c endpoint refuses HTTP/1.1; an h2-only TLS one has no
+ * protocol in common with it). `undefined`: the checker's own plain HTTP/1.1 agent.
+ */
+function checkDispatcher(hooks: Hooks): Dispatcher | undefined {
+  const { tls, endpoints } = hooks;
+  const { http2, protocol } = endpoints;
+  if (http2 === undefined) return tls === undefined ? undefined : new Agent({ connect: tls });
+  const base: Pool.Options = tls === undefined ? {} : { connect: tls };
+  // One stream on one connection is all a check needs; an endpoint that picks HTTP/1.1 by ALPN is checked over it.
+  const options = http2PoolOptions(base, { connections: 1, maxConcurrentStreams: 1 }, protocol, { onFallback() {} });
+  return new Agent({ factory: (origin) => new Pool(origin, options) });
 }
 
 /** @internal Owned by a cluster. */
@@ -167,7 +188,7 @@ export class EndpointHealth<H extends HealthHost> {
       });
     }
     if (hc !== undefined) {
-      this.#checkAgent = hooks.tls === undefined ? undefined : new Agent({ connect: hooks.tls });
+      this.#checkAgent = checkDispatcher(hooks);
       this.#checker = new HealthChecker<H>(hc, {
         clock: hooks.clock,
         random: hooks.random,

@@ -3,6 +3,7 @@
 // failed and the whole cluster went out), and to an HTTP/2 cluster they speak HTTP/2 (regression: they spoke
 // HTTP/1.1, which h2c and h2-only TLS endpoints refuse). Real servers on 127.0.0.1 with a certificate made here.
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -96,6 +97,44 @@ describe('health checks of a TLS cluster verify the name its traffic verifies', 
       assert.deepEqual(b.events, []);
     } finally {
       await b.client.close();
+    }
+  });
+});
+
+describe('health checks of an HTTP/2 cluster speak HTTP/2', () => {
+  const h2Handler = (seen: string[]) => (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    if (req.url === '/hc') seen.push(req.httpVersion);
+    res.end('ok');
+  };
+
+  it('checks h2c endpoints (prior knowledge) over HTTP/2 and keeps them healthy', async () => {
+    const seen: string[] = [];
+    const targets = [
+      await listen(http2.createServer(h2Handler(seen))),
+      await listen(http2.createServer(h2Handler(seen))),
+    ];
+    const { client, events } = await checked(targets, { http2: true });
+    try {
+      await until(() => seen.length >= 6, 5000, 'h2c checks to reach the servers');
+      assert.ok(seen.every((v) => v === '2.0'));
+      assert.deepEqual(events, []);
+      assert.equal(await (await client.fetch('http://users/x')).text(), 'ok');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('checks h2-only TLS endpoints over HTTP/2 (ALPN) and keeps them healthy', async () => {
+    const seen: string[] = [];
+    const server = http2.createSecureServer({ ...tls, allowHTTP1: false }, h2Handler(seen));
+    const { client, events } = await checked([await listen(server)], { http2: true, tls: { ca: tls.cert } });
+    try {
+      await until(() => seen.length >= 3, 5000, 'h2 checks to reach the server');
+      assert.ok(seen.every((v) => v === '2.0'));
+      assert.deepEqual(events, []);
+      assert.equal(await (await client.fetch('https://users/x')).text(), 'ok');
+    } finally {
+      await client.close();
     }
   });
 });
