@@ -75,7 +75,8 @@ export interface HealthCheckOptions {
    * proven otherwise. With `false`, the first passing check makes a new host healthy at once (as in Envoy,
    * whatever `healthyThreshold`). Requests are not held back meanwhile: until a check passes they go to the
    * unchecked hosts through the panic threshold (`panicThreshold`, on by default), or fail at once with
-   * `SIDECARLESS_ALL_EJECTED` when it is 0; `client.ready()` does not wait for checks.
+   * `SIDECARLESS_ALL_EJECTED` when it is 0; `client.ready()` does not wait for checks. A new host is checked at once,
+   * unless more than 100 join at once: their first checks are spread over the first `intervalMs`.
    * @defaultValue true
    */
   readonly initialHealthy?: boolean | undefined;
@@ -248,6 +249,12 @@ class CheckState {
   }
 }
 
+/**
+ * The most new hosts of one membership change whose first checks run at once; the first checks of more are spread
+ * over the first interval (see `HealthChecker.#startChecks`).
+ */
+const FIRST_CHECK_BURST = 100;
+
 /** The largest health-check response body read, bytes: a larger (or endless) one fails the check. */
 const MAX_BODY = 1024 * 1024;
 
@@ -259,7 +266,8 @@ class HealthCheckTimeoutError extends Error {
  * Active health checks over a set of opaque host handles.
  *
  * Each host has at most one check in flight: the next is scheduled when the previous ends. A new host is checked
- * right away (on a zero-delay timer, never synchronously with {@link HealthChecker.setHosts}). Every check's
+ * right away (on a zero-delay timer, never synchronously with {@link HealthChecker.setHosts}), unless more than 100
+ * join at once: their first checks are spread uniformly over the first interval. Every check's
  * response body is read to its end; one that has not ended within `timeoutMs`, or is over 1 MiB, fails the check.
  *
  * @example
@@ -304,8 +312,9 @@ export class HealthChecker<H> {
   }
 
   /**
-   * Replaces the host set. New hosts start in the `initialHealthy` state and are checked at once; hosts that stay
-   * keep their state; removed hosts' timers are cleared and their checks aborted (no callback for them).
+   * Replaces the host set. New hosts start in the `initialHealthy` state and are checked at once (more than 100 new
+   * hosts: each at a random time within the first `intervalMs`); hosts that stay keep their state; removed hosts'
+   * timers are cleared and their checks aborted (no callback for them).
    */
   setHosts(hosts: readonly H[]): void {
     if (this.#closed) return;
@@ -313,12 +322,13 @@ export class HealthChecker<H> {
     const states = this.#states;
     const mark = ++this.#generation;
     let kept = 0;
+    let fresh: H[] | undefined;
     for (const host of hosts) {
       let state = states.get(host);
       if (state === undefined) {
         state = new CheckState(this.#options.initialHealthy);
         states.set(host, state);
-        this.#schedule(host, state, 0);
+        (fresh ??= []).push(host);
       } else if (state.mark === mark) {
         continue;
       }
@@ -334,6 +344,7 @@ export class HealthChecker<H> {
         }
       }
     }
+    if (fresh !== undefined) this.#startChecks(fresh);
   }
 
   /** The same as {@link HealthChecker.setHosts}, given the hosts that joined and left the set (see the detector's). */
@@ -346,12 +357,13 @@ export class HealthChecker<H> {
       states.delete(host);
       this.#stop(state);
     }
+    let fresh: H[] | undefined;
     for (const host of added) {
       if (states.has(host)) continue;
-      const state = new CheckState(this.#options.initialHealthy);
-      states.set(host, state);
-      this.#schedule(host, state, 0);
+      states.set(host, new CheckState(this.#options.initialHealthy));
+      (fresh ??= []).push(host);
     }
+    if (fresh !== undefined) this.#startChecks(fresh);
   }
 
   /** True unless `host`'s checks made it unhealthy. Unknown hosts count as healthy. */
@@ -373,6 +385,22 @@ export class HealthChecker<H> {
     if (state.timer !== undefined) this.#hooks.clock.clearTimeout(state.timer);
     state.timer = undefined;
     state.controller?.abort();
+  }
+
+  /**
+   * Schedules the first check of each of `hosts`, which just joined: at once for up to {@link FIRST_CHECK_BURST},
+   * else each at a uniformly random time within the first interval. Thousands of checks started in one tick would
+   * each start their timeout while waiting behind the others for the event loop and the connections, and fail
+   * healthy endpoints on the client's own stall; spread, they run at about `hosts.length / intervalMs` per ms, as
+   * later rounds do.
+   */
+  #startChecks(hosts: readonly H[]): void {
+    const spread = hosts.length > FIRST_CHECK_BURST;
+    const { intervalMs } = this.#options;
+    for (const host of hosts) {
+      const state = this.#states.get(host);
+      if (state !== undefined) this.#schedule(host, state, spread ? this.#hooks.random() * intervalMs : 0);
+    }
   }
 
   #schedule(host: H, state: CheckState, delayMs: number): void {
