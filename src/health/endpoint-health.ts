@@ -193,6 +193,8 @@ export class EndpointHealth<H extends HealthHost> {
         clock: hooks.clock,
         random: hooks.random,
         origin: (host) => host.origin,
+        name: hooks.cluster,
+        describe: (host) => host.endpoint.key,
         serviceName: hooks.serviceName,
         outlierDetector: this.#detector,
         dispatcher: this.#checkAgent,

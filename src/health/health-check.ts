@@ -214,6 +214,10 @@ export interface HealthCheckerHooks<H> {
   readonly random: RandomSource;
   /** The origin to check, e.g. `http://127.0.0.1:8080`. Called once per check. */
   origin(host: H): string;
+  /** The owner's name, first on every debug line (the cluster's). */
+  readonly name?: string | undefined;
+  /** How debug lines name `host` (the endpoint's key). By default `String(host)`. */
+  readonly describe?: ((host: H) => string) | undefined;
   /** Default `Host` header when the options set none: the cluster's logical service name. */
   readonly serviceName?: string | undefined;
   /** `host` turned healthy (after `healthyThreshold` passes). Called from a check's completion. Must not throw. */
@@ -249,10 +253,7 @@ class CheckState {
   }
 }
 
-/**
- * The most new hosts of one membership change whose first checks run at once; the first checks of more are spread
- * over the first interval (see `HealthChecker.#startChecks`).
- */
+/** New hosts of one change checked at once; the first checks of more are spread over the first interval. */
 const FIRST_CHECK_BURST = 100;
 
 /** The largest health-check response body read, bytes: a larger (or endless) one fails the check. */
@@ -295,11 +296,13 @@ export class HealthChecker<H> {
   readonly #states = new Map<H, CheckState>();
   /** Stamped on the state of every host of a set by {@link HealthChecker.setHosts}. */
   #generation = 0;
+  readonly #name: string;
   #closed = false;
 
   constructor(options: ResolvedHealthCheckOptions, hooks: HealthCheckerHooks<H>) {
     this.#options = options;
     this.#hooks = hooks;
+    this.#name = hooks.name ?? 'health';
     this.#ownsDispatcher = hooks.dispatcher === undefined;
     this.#dispatcher = hooks.dispatcher ?? new Agent({ connections: 1, pipelining: 1 });
     const host = options.host ?? hooks.serviceName;
@@ -390,9 +393,7 @@ export class HealthChecker<H> {
   /**
    * Schedules the first check of each of `hosts`, which just joined: at once for up to {@link FIRST_CHECK_BURST},
    * else each at a uniformly random time within the first interval. Thousands of checks started in one tick would
-   * each start their timeout while waiting behind the others for the event loop and the connections, and fail
-   * healthy endpoints on the client's own stall; spread, they run at about `hosts.length / intervalMs` per ms, as
-   * later rounds do.
+   * each time out waiting behind the others for the event loop and connections, failing healthy endpoints.
    */
   #startChecks(hosts: readonly H[]): void {
     const spread = hosts.length > FIRST_CHECK_BURST;
@@ -457,9 +458,14 @@ export class HealthChecker<H> {
       state.controller = undefined;
     }
     if (state.removed || this.#closed) return;
-    debug('check %s: %s', passed ? 'passed' : 'failed', detail);
+    if (debug.enabled)
+      debug('%s: check %s %s: %s', this.#name, this.#describe(host), passed ? 'passed' : 'failed', detail);
     this.#result(host, state, passed);
     if (!state.removed && !this.#closed) this.#schedule(host, state, this.#nextDelay());
+  }
+
+  #describe(host: H): string {
+    return this.#hooks.describe?.(host) ?? String(host);
   }
 
   #expected(status: number): boolean {
@@ -476,6 +482,7 @@ export class HealthChecker<H> {
       state.passes++;
       if (!state.healthy && (state.passes >= o.healthyThreshold || first)) {
         state.healthy = true;
+        debug('%s: healthy %s (%d passed checks in a row)', this.#name, this.#describe(host), state.passes);
         this.#hooks.onHealthy?.(host);
       }
       const detector = this.#hooks.outlierDetector;
@@ -485,6 +492,7 @@ export class HealthChecker<H> {
       state.failures++;
       if (state.healthy && state.failures >= o.unhealthyThreshold) {
         state.healthy = false;
+        debug('%s: unhealthy %s (%d failed checks in a row)', this.#name, this.#describe(host), state.failures);
         this.#hooks.onUnhealthy?.(host);
       }
     }
