@@ -29,7 +29,7 @@ import type { AttemptBase } from '../request/attempt.js';
 import { BalancedRequest, type RequestHost } from '../request/balanced-request.js';
 import { DeadlineList } from '../request/deadlines.js';
 import { HostHeaders } from '../request/headers.js';
-import { parseOrigin, tlsServerName } from '../request/origin.js';
+import { hostTlsName, parseOrigin, tlsServerName } from '../request/origin.js';
 import type { RequestPolicy } from '../request/policy.js';
 import { RetryBudget } from '../request/retry-budget.js';
 import type { Resolver } from '../resolvers/resolver.js';
@@ -121,6 +121,8 @@ export class Cluster {
   readonly #resolution = new Resolution();
   readonly #updates: UpdateSlicer;
   readonly #hostHeaders = new HostHeaders();
+  /** The TLS name of the latest https attempt, handed to the health checks when it changes. */
+  #sni: string | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -145,6 +147,8 @@ export class Cluster {
       random,
       serviceName: typeof host === 'string' ? host : undefined,
       tls: tls === undefined ? undefined : { ...tls },
+      tlsName: resolved.servername ?? hostTlsName(resolved.health.healthCheck?.host ?? host),
+      endpoints: resolved,
       onChange: () => this.#rebuild(),
     });
     this.#health = health;
@@ -222,9 +226,9 @@ export class Cluster {
   #applyUpdate(outcome: UpdateOutcome, notFound: ServiceNotFoundError | undefined, errors: number): void {
     this.#resolution.markResolved();
     if (!('set' in outcome)) return this.#onResolverError(outcome.error);
-    // Custom resolvers and registries may hand over anything: an entry no connection could be made to (or a
-    // repeated key) is skipped, counted and reported, and the rest of the set is used. One bad registry entry
-    // must not keep the good ones out of service, nor break the pool.
+    // Custom resolvers and registries may hand over anything: an entry no connection could be made to (or a repeated
+    // key) is skipped, counted and reported, and the rest of the set is used. One bad registry entry must not keep
+    // the good ones out of service, nor break the pool.
     const late = this.#resolverCounters.errors !== errors;
     const { set } = outcome;
     const { rejected } = set;
@@ -397,6 +401,7 @@ export class Cluster {
     const pooledHost = hostValue === false || subchannel.sendsHost(hostValue);
     const { protocol, servername: configured } = this.#options;
     const servername = protocol === 'https:' ? tlsServerName(configured, options, request.authority) : undefined;
+    if (servername !== undefined && servername !== this.#sni) this.#health.noteTlsName((this.#sni = servername));
     // The common case takes the caller's options as they are (issue 14; undici reads the pool's origin, not the
     // request's). A copy for a body replaced for a retry, a Host or TLS name to set, and undici's top-level
     // `request(url, { dispatcher })`: its options (a spread of the caller's) get a hidden class of their own on nearly

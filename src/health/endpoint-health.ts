@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher, Pool } from 'undici';
+import { http2PoolOptions, type ResolvedHttp2Options } from '../subchannel/http2.js';
 import type { Endpoint } from '../common/endpoint.js';
 import { createDebug } from '../common/debug.js';
 import { thrownMessage } from '../common/thrown.js';
@@ -94,8 +95,34 @@ interface Hooks {
   readonly serviceName: string | undefined;
   /** TLS connect options for health checks to TLS endpoints. */
   readonly tls: Record<string, unknown> | undefined;
+  /**
+   * The name health checks to TLS endpoints verify certificates against and send as SNI, when fixed by the options:
+   * `tls.servername`, else the checks' Host name (`healthCheck.host`, else the `host` option) without its port.
+   * Otherwise the name of the cluster's latest TLS request ({@link EndpointHealth.noteTlsName}), else the cluster's.
+   */
+  readonly tlsName: string | undefined;
+  /**
+   * The endpoints' scheme, and the cluster's HTTP/2 settings: checks speak HTTP/2 as its traffic does (h2c, or `h2`
+   * offered by ALPN).
+   */
+  readonly endpoints: { readonly protocol: 'http:' | 'https:'; readonly http2: ResolvedHttp2Options | undefined };
   /** Eligibility changed: rebuild the picker. */
   readonly onChange: () => void;
+}
+
+/**
+ * The dispatcher of a cluster's health checks, one connection per endpoint: with the cluster's TLS settings, and an
+ * HTTP/2 pool per endpoint when the cluster speaks HTTP/2 (an h2c endpoint refuses HTTP/1.1; an h2-only TLS one has no
+ * protocol in common with it). `undefined`: the checker's own plain HTTP/1.1 agent.
+ */
+function checkDispatcher(hooks: Hooks): Dispatcher | undefined {
+  const { tls, endpoints } = hooks;
+  const { http2, protocol } = endpoints;
+  if (http2 === undefined) return tls === undefined ? undefined : new Agent({ connect: tls });
+  const base: Pool.Options = tls === undefined ? {} : { connect: tls };
+  // One stream on one connection is all a check needs; an endpoint that picks HTTP/1.1 by ALPN is checked over it.
+  const options = http2PoolOptions(base, { connections: 1, maxConcurrentStreams: 1 }, protocol, { onFallback() {} });
+  return new Agent({ factory: (origin) => new Pool(origin, options) });
 }
 
 /** @internal Owned by a cluster. */
@@ -109,6 +136,8 @@ export class EndpointHealth<H extends HealthHost> {
   readonly #panicThreshold: number;
   readonly #listeners = new Set<(event: HealthEvent) => void>();
   #tick: TimerHandle | undefined;
+  /** The TLS name of the cluster's latest request (see {@link EndpointHealth.noteTlsName}). */
+  #requestTlsName: string | undefined;
   #panic = false;
   #ejections = 0;
   #returns = 0;
@@ -159,14 +188,17 @@ export class EndpointHealth<H extends HealthHost> {
       });
     }
     if (hc !== undefined) {
-      this.#checkAgent = hooks.tls === undefined ? undefined : new Agent({ connect: hooks.tls });
+      this.#checkAgent = checkDispatcher(hooks);
       this.#checker = new HealthChecker<H>(hc, {
         clock: hooks.clock,
         random: hooks.random,
         origin: (host) => host.origin,
+        name: hooks.cluster,
+        describe: (host) => host.endpoint.key,
         serviceName: hooks.serviceName,
         outlierDetector: this.#detector,
         dispatcher: this.#checkAgent,
+        servername: hooks.tls === undefined ? undefined : () => hooks.tlsName ?? this.#requestTlsName ?? hooks.cluster,
         onHealthy: (host) => {
           this.#slowStart?.restart(host);
           this.#emit({
@@ -211,6 +243,14 @@ export class EndpointHealth<H extends HealthHost> {
     this.#checker?.updateHosts(added, removed);
     this.#slowStart?.updateHosts(added, removed);
     this.#armSlowStartTick();
+  }
+
+  /**
+   * The TLS name the cluster's latest request verified its endpoint against (called only when it changes): health
+   * checks use it when the options fix none (see the `tlsName` hook), as the endpoints' certificates name it.
+   */
+  noteTlsName(name: string): void {
+    this.#requestTlsName = name;
   }
 
   /** True when slow start is on: only then does {@link EndpointHealth.weightFactor} return anything but 1. */

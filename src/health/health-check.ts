@@ -75,7 +75,8 @@ export interface HealthCheckOptions {
    * proven otherwise. With `false`, the first passing check makes a new host healthy at once (as in Envoy,
    * whatever `healthyThreshold`). Requests are not held back meanwhile: until a check passes they go to the
    * unchecked hosts through the panic threshold (`panicThreshold`, on by default), or fail at once with
-   * `SIDECARLESS_ALL_EJECTED` when it is 0; `client.ready()` does not wait for checks.
+   * `SIDECARLESS_ALL_EJECTED` when it is 0; `client.ready()` does not wait for checks. A new host is checked at once,
+   * unless more than 100 join at once: their first checks are spread over the first `intervalMs`.
    * @defaultValue true
    */
   readonly initialHealthy?: boolean | undefined;
@@ -213,6 +214,10 @@ export interface HealthCheckerHooks<H> {
   readonly random: RandomSource;
   /** The origin to check, e.g. `http://127.0.0.1:8080`. Called once per check. */
   origin(host: H): string;
+  /** The owner's name, first on every debug line (the cluster's). */
+  readonly name?: string | undefined;
+  /** How debug lines name `host` (the endpoint's key). By default `String(host)`. */
+  readonly describe?: ((host: H) => string) | undefined;
   /** Default `Host` header when the options set none: the cluster's logical service name. */
   readonly serviceName?: string | undefined;
   /** `host` turned healthy (after `healthyThreshold` passes). Called from a check's completion. Must not throw. */
@@ -226,6 +231,11 @@ export interface HealthCheckerHooks<H> {
    * (one connection per host) and destroys it on close; a dispatcher passed here is not closed.
    */
   readonly dispatcher?: Dispatcher | undefined;
+  /**
+   * The TLS name (SNI and certificate check) of the next check, read at each check so it may change; `undefined`
+   * (or no hook) leaves it to the dispatcher's `connect` options, else the host of the origin (none for an IP).
+   */
+  readonly servername?: (() => string | undefined) | undefined;
 }
 
 class CheckState {
@@ -243,6 +253,9 @@ class CheckState {
   }
 }
 
+/** New hosts of one change checked at once; the first checks of more are spread over the first interval. */
+const FIRST_CHECK_BURST = 100;
+
 /** The largest health-check response body read, bytes: a larger (or endless) one fails the check. */
 const MAX_BODY = 1024 * 1024;
 
@@ -254,7 +267,8 @@ class HealthCheckTimeoutError extends Error {
  * Active health checks over a set of opaque host handles.
  *
  * Each host has at most one check in flight: the next is scheduled when the previous ends. A new host is checked
- * right away (on a zero-delay timer, never synchronously with {@link HealthChecker.setHosts}). Every check's
+ * right away (on a zero-delay timer, never synchronously with {@link HealthChecker.setHosts}), unless more than 100
+ * join at once: their first checks are spread uniformly over the first interval. Every check's
  * response body is read to its end; one that has not ended within `timeoutMs`, or is over 1 MiB, fails the check.
  *
  * @example
@@ -282,11 +296,13 @@ export class HealthChecker<H> {
   readonly #states = new Map<H, CheckState>();
   /** Stamped on the state of every host of a set by {@link HealthChecker.setHosts}. */
   #generation = 0;
+  readonly #name: string;
   #closed = false;
 
   constructor(options: ResolvedHealthCheckOptions, hooks: HealthCheckerHooks<H>) {
     this.#options = options;
     this.#hooks = hooks;
+    this.#name = hooks.name ?? 'health';
     this.#ownsDispatcher = hooks.dispatcher === undefined;
     this.#dispatcher = hooks.dispatcher ?? new Agent({ connections: 1, pipelining: 1 });
     const host = options.host ?? hooks.serviceName;
@@ -299,8 +315,9 @@ export class HealthChecker<H> {
   }
 
   /**
-   * Replaces the host set. New hosts start in the `initialHealthy` state and are checked at once; hosts that stay
-   * keep their state; removed hosts' timers are cleared and their checks aborted (no callback for them).
+   * Replaces the host set. New hosts start in the `initialHealthy` state and are checked at once (more than 100 new
+   * hosts: each at a random time within the first `intervalMs`); hosts that stay keep their state; removed hosts'
+   * timers are cleared and their checks aborted (no callback for them).
    */
   setHosts(hosts: readonly H[]): void {
     if (this.#closed) return;
@@ -308,12 +325,13 @@ export class HealthChecker<H> {
     const states = this.#states;
     const mark = ++this.#generation;
     let kept = 0;
+    let fresh: H[] | undefined;
     for (const host of hosts) {
       let state = states.get(host);
       if (state === undefined) {
         state = new CheckState(this.#options.initialHealthy);
         states.set(host, state);
-        this.#schedule(host, state, 0);
+        (fresh ??= []).push(host);
       } else if (state.mark === mark) {
         continue;
       }
@@ -329,6 +347,7 @@ export class HealthChecker<H> {
         }
       }
     }
+    if (fresh !== undefined) this.#startChecks(fresh);
   }
 
   /** The same as {@link HealthChecker.setHosts}, given the hosts that joined and left the set (see the detector's). */
@@ -341,12 +360,13 @@ export class HealthChecker<H> {
       states.delete(host);
       this.#stop(state);
     }
+    let fresh: H[] | undefined;
     for (const host of added) {
       if (states.has(host)) continue;
-      const state = new CheckState(this.#options.initialHealthy);
-      states.set(host, state);
-      this.#schedule(host, state, 0);
+      states.set(host, new CheckState(this.#options.initialHealthy));
+      (fresh ??= []).push(host);
     }
+    if (fresh !== undefined) this.#startChecks(fresh);
   }
 
   /** True unless `host`'s checks made it unhealthy. Unknown hosts count as healthy. */
@@ -368,6 +388,20 @@ export class HealthChecker<H> {
     if (state.timer !== undefined) this.#hooks.clock.clearTimeout(state.timer);
     state.timer = undefined;
     state.controller?.abort();
+  }
+
+  /**
+   * Schedules the first check of each of `hosts`, which just joined: at once for up to {@link FIRST_CHECK_BURST},
+   * else each at a uniformly random time within the first interval. Thousands of checks started in one tick would
+   * each time out waiting behind the others for the event loop and connections, failing healthy endpoints.
+   */
+  #startChecks(hosts: readonly H[]): void {
+    const spread = hosts.length > FIRST_CHECK_BURST;
+    const { intervalMs } = this.#options;
+    for (const host of hosts) {
+      const state = this.#states.get(host);
+      if (state !== undefined) this.#schedule(host, state, spread ? this.#hooks.random() * intervalMs : 0);
+    }
   }
 
   #schedule(host: H, state: CheckState, delayMs: number): void {
@@ -400,11 +434,14 @@ export class HealthChecker<H> {
     try {
       // Appended to the origin, never resolved against it, so no path can change the host checked.
       const url = new URL(`${new URL(this.#hooks.origin(host)).origin}${o.path}`);
+      const servername = this.#hooks.servername?.();
       const res = await request(url, {
         dispatcher: this.#dispatcher,
         method: 'GET',
         signal: controller.signal,
         ...(this.#headers === undefined ? {} : { headers: this.#headers }),
+        // A dispatch option of undici's (the Client reconnects when it changes), missing from `request`'s types.
+        ...(servername === undefined ? {} : ({ servername } as object)),
       });
       detail = String(res.statusCode);
       // The whole response, as the timeout's contract says (Envoy's checks wait for the end of the stream too): the
@@ -421,9 +458,14 @@ export class HealthChecker<H> {
       state.controller = undefined;
     }
     if (state.removed || this.#closed) return;
-    debug('check %s: %s', passed ? 'passed' : 'failed', detail);
+    if (debug.enabled)
+      debug('%s: check %s %s: %s', this.#name, this.#describe(host), passed ? 'passed' : 'failed', detail);
     this.#result(host, state, passed);
     if (!state.removed && !this.#closed) this.#schedule(host, state, this.#nextDelay());
+  }
+
+  #describe(host: H): string {
+    return this.#hooks.describe?.(host) ?? String(host);
   }
 
   #expected(status: number): boolean {
@@ -440,6 +482,7 @@ export class HealthChecker<H> {
       state.passes++;
       if (!state.healthy && (state.passes >= o.healthyThreshold || first)) {
         state.healthy = true;
+        debug('%s: healthy %s (%d passed checks in a row)', this.#name, this.#describe(host), state.passes);
         this.#hooks.onHealthy?.(host);
       }
       const detector = this.#hooks.outlierDetector;
@@ -449,6 +492,7 @@ export class HealthChecker<H> {
       state.failures++;
       if (state.healthy && state.failures >= o.unhealthyThreshold) {
         state.healthy = false;
+        debug('%s: unhealthy %s (%d failed checks in a row)', this.#name, this.#describe(host), state.failures);
         this.#hooks.onUnhealthy?.(host);
       }
     }

@@ -64,6 +64,14 @@ function hostOf(authority: string): string {
 }
 
 /**
+ * The TLS name health checks take from their Host name (`healthCheck.host`, else the `host` option): its host
+ * without the port, as a request's URL gives its own; `undefined` for none, `false` or an IP literal.
+ */
+export function hostTlsName(host: string | false | undefined): string | undefined {
+  return typeof host === 'string' ? tlsServerName(undefined, {}, host) : undefined;
+}
+
+/**
  * The name a TLS attempt checks the endpoint's certificate against and sends as SNI: the cluster's `tls.servername`
  * (`configured`), else the dispatch's own `servername` option, else the host of the request's URL (`authority`,
  * without port). Never the Host header, which is what undici reads otherwise: a forwarded Host would choose the
