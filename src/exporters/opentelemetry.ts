@@ -40,6 +40,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import { type Attributes, type Meter, metrics, ValueType } from '@opentelemetry/api';
 import type { Client } from '../client/client.js';
+import { clusterMembership } from './membership.js';
 import { InvalidOptionError } from '../common/errors.js';
 import { boolean, checkObject, describe, integer, isRecord, readOptions } from '../common/options.js';
 import { ErrorCodes } from '../metrics/error-codes.js';
@@ -238,21 +239,8 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
         advice: { explicitBucketBoundaries: DURATION_BUCKETS },
       })
     : undefined;
-  // By cluster id, not name: another client's cluster may share the name. Clusters appear lazily (transparent
-  // mode), so an id is looked up in the client's stats the first time it is seen, then remembered either way (a
-  // cluster exists before its first request, and never changes client). Both memories are bounded (discovery mode
-  // makes a cluster per host, and hosts are the callers' to choose): past 10,000 ids one starts again.
-  const known = new Set<number>();
-  const foreign = new Set<number>();
-  const ours = (clusterId: number): boolean => {
-    if (known.has(clusterId)) return true;
-    if (foreign.has(clusterId)) return false;
-    const mine = client.stats().clusters.some((c) => c.id === clusterId);
-    const set = mine ? known : foreign;
-    if (set.size >= 10_000) set.clear();
-    set.add(clusterId);
-    return mine;
-  };
+  // By cluster id, not name: another client's cluster may share the name.
+  const ours = clusterMembership(client);
   const onEnd = (message: unknown) => {
     const m = message as RequestEndMessage;
     if (!ours(m.clusterId)) return;

@@ -35,6 +35,7 @@ import { InvalidOptionError } from '../common/errors.js';
 import { boolean, checkObject, describe, integer, isRecord, readOptions, string } from '../common/options.js';
 import type { AttemptEndMessage, RequestEndMessage } from '../metrics/events.js';
 import { LATENCY_BUCKETS_MS } from '../metrics/histogram.js';
+import { clusterMembership } from './membership.js';
 import { ClientSeries, shownEndpoints } from './prometheus-histograms.js';
 import { CLUSTER_METRICS, type ClusterStats, type Emit, ENDPOINT_METRICS } from './prometheus-series.js';
 
@@ -363,18 +364,7 @@ function registerWith(client: Client, settings: Settings): PrometheusRegistratio
   };
   shared.sources.set(label, source);
 
-  // Cluster ids are process-unique: remember which are this client's (clusters appear lazily in discovery mode).
-  const known = new Set<number>();
-  const foreign = new Set<number>();
-  const ours = (clusterId: number): boolean => {
-    if (known.has(clusterId)) return true;
-    if (foreign.has(clusterId)) return false;
-    const mine = client.stats().clusters.some((c) => c.id === clusterId);
-    const set = mine ? known : foreign;
-    if (set.size >= 10_000) set.clear();
-    set.add(clusterId);
-    return mine;
-  };
+  const ours = clusterMembership(client);
   const onRequestEnd = (message: unknown) => {
     const m = message as RequestEndMessage;
     // As the stats' request latency: time to response headers, so a failed request is not observed.
