@@ -410,7 +410,14 @@ describe('streamed request bodies (fetch hands every body over as a stream)', ()
   it('a body that passes retry.bufferBody just after its attempt failed is still replayed whole', async () => {
     // The first endpoint resets once it has the whole recorded part (8 chunks of 1000 bytes, the limit); the read of
     // the 9th chunk is pending then, and completes after the failure, taking the body past the limit. The retry used
-    // to find the recorded chunks gone ("the request body is being sent by a newer attempt", no code).
+    // to find the recorded chunks gone ("the request body is being sent by a newer attempt", no code). The 9th chunk
+    // waits for undici to report the attempt's failure, so that its read completes after it however loaded the
+    // machine (with a timer alone, a slow run read it first: the body then passed the limit before the failure, and
+    // the request was rightly not replayed).
+    let failed!: () => void;
+    const failure = new Promise<void>((resolve) => (failed = resolve));
+    const onError = (): void => failed();
+    diagnostics.subscribe('undici:request:error', onError);
     let received = 0;
     const cut = await backend('limit-cut', (req) => {
       req.on('data', (c: Buffer) => {
@@ -427,6 +434,7 @@ describe('streamed request bodies (fetch hands every body over as a stream)', ()
     const chunk = 'c'.repeat(1000);
     async function* body(): AsyncGenerator<Buffer> {
       for (let i = 0; i < 16; i++) {
+        if (i === 8) await failure;
         await new Promise((r) => setTimeout(r, 5));
         yield Buffer.from(chunk);
       }
@@ -443,6 +451,7 @@ describe('streamed request bodies (fetch hands every body over as a stream)', ()
       assert.equal(answer.body, chunk.repeat(16), 'the whole body, once');
       assert.equal(cut.hits, 1);
     } finally {
+      diagnostics.unsubscribe('undici:request:error', onError);
       await client.close();
     }
   });
