@@ -339,13 +339,24 @@ export function bodyReplay(body: unknown): BodyReplay {
   if (body === null || body === undefined) return 'none';
   // Any view (DataView, Int8Array, Float64Array, ...): undici sends its bytes, as many times as asked.
   if (typeof body === 'string' || ArrayBuffer.isView(body) || body instanceof ArrayBuffer) return 'buffered';
-  // An Array of chunks: undici iterates it anew for each attempt. Any other iterable may be single-use (a generator).
-  if (Array.isArray(body)) return 'buffered';
+  // An Array of chunks: undici iterates it anew for each attempt. One with a chunk undici cannot send (a hole, a
+  // number) is sent as an iterable whose reader fails it as the caller's at that chunk (`once`), never retried.
+  // Any other iterable may be single-use (a generator).
+  if (Array.isArray(body)) return allChunks(body) ? 'buffered' : 'once';
   if (typeof Blob !== 'undefined' && body instanceof Blob) return 'buffered';
   if (typeof FormData !== 'undefined' && body instanceof FormData) return 'buffered';
   const tag = Object.prototype.toString.call(body);
   if (tag === '[object FormData]' || tag === '[object Blob]' || tag === '[object File]') return 'buffered';
   return 'once';
+}
+
+/** True when every element of `body` is a chunk undici sends (a string or bytes). */
+function allChunks(body: readonly unknown[]): boolean {
+  for (let i = 0; i < body.length; i++) {
+    const chunk = body[i];
+    if (typeof chunk !== 'string' && !ArrayBuffer.isView(chunk) && !(chunk instanceof ArrayBuffer)) return false;
+  }
+  return true;
 }
 
 /**

@@ -318,14 +318,12 @@ export function forbiddenHeaderError(header: string): InvalidRequestError {
   );
 }
 
-// The methods undici 7's HTTP/2 client sends a body with (`expectsPayload` in client-h2.js), as undici's Request
-// normalizes methods: only the fetch standard's six are upper-cased, so a "patch" stays lower-case (and bodiless).
+// The methods undici 7's HTTP/2 client sends a body with (`expectsPayload` in client-h2.js), compared as they are:
+// undici's core does not normalize a method's case (only its fetch does), so a "post" is bodiless there too.
 const PAYLOAD_METHODS = new Set(['PUT', 'POST', 'PATCH']);
-const NORMALIZED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
 
 function sendsBody(method: string): boolean {
-  const upper = method.toUpperCase();
-  return PAYLOAD_METHODS.has(NORMALIZED_METHODS.has(upper) ? upper : method);
+  return PAYLOAD_METHODS.has(method);
 }
 
 function isEmptyBody(body: unknown): boolean {
@@ -349,7 +347,7 @@ export function http2Refusal(options: Dispatcher.DispatchOptions): InvalidReques
   if (sendsBody(options.method) || isEmptyBody(options.body)) return undefined;
   return new InvalidRequestError(
     `a ${options.method} request with a body cannot be sent over HTTP/2 by undici 7 (it sends a body with PUT, POST ` +
-      'and PATCH only): send it without a body, or to an HTTP/1.1 cluster',
+      'and PATCH only, upper case): send it without a body, or to an HTTP/1.1 cluster',
   );
 }
 

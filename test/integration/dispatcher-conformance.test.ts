@@ -256,6 +256,37 @@ describe('a sync iterable body is single-use (probe 5, loss)', () => {
       await client.close();
     }
   });
+  it('an Array with a chunk that is not bytes fails once as the caller error: not retried, against no endpoint (probe 8)', async () => {
+    let seen = 0;
+    const servers = await Promise.all(
+      ['array-bad-1', 'array-bad-2', 'array-bad-3'].map((id) =>
+        backend(id, (req, res) => {
+          seen++;
+          req.resume();
+          req.on('end', () => res.end('ok'));
+        }),
+      ),
+    );
+    const client = createClient({ name: 'svc', target: servers.map((b) => b.address) });
+    try {
+      for (let i = 0; i < 5; i++) {
+        await assert.rejects(
+          bounded(request('http://svc/doc', { dispatcher: client.dispatcher, method: 'PUT', body: ['a', 5] as never })),
+          /chunks must be strings or bytes/,
+        );
+      }
+      const cluster = client.stats().clusters[0]!;
+      assert.equal(cluster.requests.callerErrors, 5);
+      assert.equal(cluster.requests.retries, 0);
+      for (const ep of cluster.endpoints) {
+        assert.equal(ep.errorsByKind.other + ep.errorsByKind.reset, 0, ep.key);
+        assert.equal(ep.ejected, false, ep.key);
+      }
+      assert.ok(seen <= 5, `each request reached at most one endpoint (${seen})`);
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 describe('request headers in every form undici accepts (probe 5)', () => {

@@ -547,7 +547,7 @@ describe('HTTP/2: what the endpoint processed, and what the caller sent', () => 
     }
   });
 
-  it('refuses a body with a method undici 7 sends bodiless over HTTP/2 (DELETE, OPTIONS, custom, "patch") as the caller error, and the endpoints keep working (probe 6: it broke every endpoint tried)', async () => {
+  it('refuses a body with a method undici 7 sends bodiless over HTTP/2 (DELETE, OPTIONS, custom, lower-case post/put/patch) as the caller error, and the endpoints keep working (probe 6: it broke every endpoint tried)', async () => {
     const servers = [await rawServer((stream) => answer(stream)), await rawServer((stream) => answer(stream))];
     const client = createClient({ target: servers.map((s) => s.address), http2: true, timeoutMs: 3000 });
     const codeOf = (p: Promise<unknown>) =>
@@ -565,6 +565,8 @@ describe('HTTP/2: what the endpoint processed, and what the caller sent', () => 
         ['OPTIONS', Buffer.from('x')],
         ['PURGE', 'x'],
         ['patch', 'x'],
+        ['post', 'x'],
+        ['put', Buffer.from('x')],
         ['DELETE', streamed()],
       ];
       for (const [method, body] of bodies) {
