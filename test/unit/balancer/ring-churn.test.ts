@@ -6,15 +6,15 @@
  * balancer's `defer` hook); what is counted is rings landed, keys moved and virtual nodes hashed, never time.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { type BalancedHost, Balancer } from '../../../src/balancer/balancer.js';
-import { pickerSlicing } from '../../../src/balancer/staged.js';
 import { createEndpoint } from '../../../src/common/endpoint.js';
 import type { ConfiguredPolicy, PickContext, PickerPolicy } from '../../../src/pickers/picker.js';
 import { createPickerRegistry } from '../../../src/pickers/registry.js';
 import { ringHashPolicy } from '../../../src/pickers/ring-hash.js';
 import { VnodeHasher } from '../../../src/pickers/ring-vnodes.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
+import { manualTurns } from '../../helpers/manual-turns.js';
 
 interface Host extends BalancedHost {
   usable: boolean;
@@ -41,26 +41,9 @@ const keyed = (i: number): PickContext => ({
 });
 const none: ReadonlySet<Host> = new Set();
 
-let turns: (() => void)[] = [];
-const saved = { ...pickerSlicing };
-beforeEach(() => {
-  turns = [];
-  pickerSlicing.budget = 4096;
-  pickerSlicing.stepsRun = 64;
-  pickerSlicing.defer = (fn) => {
-    turns.push(fn);
-    return () => {
-      turns = turns.filter((f) => f !== fn);
-    };
-  };
-});
-afterEach(() => Object.assign(pickerSlicing, saved));
+const turns = manualTurns();
 
-function turn(): boolean {
-  const fn = turns.shift();
-  fn?.();
-  return fn !== undefined;
-}
+const turn = (): boolean => turns.turn();
 
 /** Ring hash wrapped to count the builds that finish (a step returning the picker), as the probe observed them. */
 function counted(): { policy: ConfiguredPolicy; landed: () => number } {

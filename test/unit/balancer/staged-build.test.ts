@@ -5,7 +5,7 @@
  * Turns are run by hand (the balancer's `defer` hook), never timed.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { type BalancedHost, Balancer } from '../../../src/balancer/balancer.js';
 import { pickerSlicing, stepBudget } from '../../../src/balancer/staged.js';
 import { createEndpoint } from '../../../src/common/endpoint.js';
@@ -15,6 +15,7 @@ import { xxh32 } from '../../../src/pickers/hash.js';
 import { buildMaglevTable, MaglevTableBuild, maglevPolicy } from '../../../src/pickers/maglev.js';
 import { buildRing, RingBuild, type RingHashPicker, ringHashPolicy } from '../../../src/pickers/ring-hash.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
+import { manualTurns } from '../../helpers/manual-turns.js';
 
 interface Host extends BalancedHost {
   usable: boolean;
@@ -36,28 +37,9 @@ const keyed = (i: number): PickContext => ({
 });
 const none: ReadonlySet<Host> = new Set();
 
-/** Deferred turns, run by hand. */
-let turns: (() => void)[] = [];
-const saved = { ...pickerSlicing };
-beforeEach(() => {
-  turns = [];
-  pickerSlicing.budget = 4096;
-  pickerSlicing.stepsRun = 64; // past the warm-up (tested on its own)
-  pickerSlicing.defer = (fn) => {
-    turns.push(fn);
-    return () => {
-      turns = turns.filter((f) => f !== fn);
-    };
-  };
-});
-afterEach(() => Object.assign(pickerSlicing, saved));
+const turns = manualTurns();
 
-/** Runs one deferred turn; false when none is waiting. */
-function turn(): boolean {
-  const fn = turns.shift();
-  fn?.();
-  return fn !== undefined;
-}
+const turn = (): boolean => turns.turn();
 
 function ringBalancer(eligible: (h: Host) => boolean = () => true) {
   return balancerOf({ name: 'ring-hash', hashKey: { header: 'x-user' } }, eligible);
@@ -184,7 +166,7 @@ describe('Balancer with a policy that builds in steps', () => {
     b.rebuild(all);
     assert.equal(b.building, true);
     let during = 0;
-    while (turns.length > 0) {
+    while (turns.pending > 0) {
       for (let i = 0; i < 50; i++) {
         const key = keyOf(b.pick(keyed(i), undefined, none));
         const picked = all.find((h) => h.key === key) as Host;
@@ -212,7 +194,7 @@ describe('Balancer with a policy that builds in steps', () => {
     const kept = all.slice(50);
     b.rebuild(kept);
     const live = new Set(kept);
-    for (let t = 0; turns.length > 0 && t < 10_000; t++) {
+    for (let t = 0; turns.pending > 0 && t < 10_000; t++) {
       for (let i = 0; i < 20; i++) assert.ok(live.has(b.pick(keyed(t * 20 + i), undefined, none) as Host));
       turn();
     }
@@ -227,7 +209,7 @@ describe('Balancer with a policy that builds in steps', () => {
     assert.equal(b.building, true);
     const second = hosts(150, 1000);
     b.rebuild(second);
-    assert.equal(turns.length, 1, 'one turn scheduled, for the newer build only');
+    assert.equal(turns.pending, 1, 'one turn scheduled, for the newer build only');
     const live = new Set(second);
     let n = 0;
     while (turn()) {
@@ -265,7 +247,7 @@ describe('Balancer with a policy that builds in steps', () => {
     assert.ok(left.includes(b.pick(keyed(0), route, none) as Host));
     assert.equal(b.building, true);
     let during = 0;
-    while (turns.length > 0) {
+    while (turns.pending > 0) {
       for (let i = 0; i < 30; i++) {
         const key = keyOf(b.pick(keyed(i), route, none));
         assert.ok(
@@ -289,7 +271,7 @@ describe('Balancer with a policy that builds in steps', () => {
     while (turn()) fresh++;
     // The same endpoints again (a slow-start step, a change elsewhere): the ring built is taken on the next turn.
     b.rebuild(all);
-    assert.equal(turns.length, 1);
+    assert.equal(turns.pending, 1);
     turn();
     assert.equal(b.building, false);
     // A new ring, superseded after 5 turns by a rebuild of the same ring: the second build goes on from there.
@@ -324,7 +306,7 @@ describe('Balancer with a policy that builds in steps', () => {
     assert.equal(b.building, true);
     b.clear();
     assert.equal(b.building, false);
-    assert.equal(turns.length, 0);
+    assert.equal(turns.pending, 0);
     assert.equal(b.pick(keyed(1), undefined, none), undefined);
   });
 
@@ -332,7 +314,7 @@ describe('Balancer with a policy that builds in steps', () => {
     const b = ringBalancer();
     b.rebuild(hosts(3)); // 3,072 entries: within one step
     assert.equal(b.building, false);
-    assert.equal(turns.length, 0);
+    assert.equal(turns.pending, 0);
   });
 
   it('leaves a policy without startBuild exactly as it was: one synchronous build, no turn', () => {
@@ -359,7 +341,7 @@ describe('Balancer with a policy that builds in steps', () => {
     b.rebuild(all);
     assert.equal(builds, 1);
     assert.equal(b.building, false);
-    assert.equal(turns.length, 0);
+    assert.equal(turns.pending, 0);
     assert.equal(b.pick(keyed(1), undefined, none), all[0]);
   });
 });
@@ -409,6 +391,6 @@ describe('maglev build in steps', () => {
     pickerSlicing.budget = 32_768;
     b.rebuild(hosts(1000));
     assert.equal(b.building, false);
-    assert.equal(turns.length, 0);
+    assert.equal(turns.pending, 0);
   });
 });

@@ -6,24 +6,11 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { createClient, createEndpoint, type Endpoint, type Resolver, type ResolverListener } from 'sidecarless';
-import { pickerSlicing } from '../../../src/balancer/staged.js';
+import { manualTurns } from '../../helpers/manual-turns.js';
 
-let turns: (() => void)[] = [];
-const saved = { ...pickerSlicing };
-beforeEach(() => {
-  turns = [];
-  pickerSlicing.budget = 4096;
-  pickerSlicing.stepsRun = 64;
-  pickerSlicing.defer = (fn) => {
-    turns.push(fn);
-    return () => {
-      turns = turns.filter((f) => f !== fn);
-    };
-  };
-});
-afterEach(() => Object.assign(pickerSlicing, saved));
+const turns = manualTurns();
 
 class PushResolver implements Resolver {
   listener: ResolverListener | undefined;
@@ -76,12 +63,12 @@ describe('ring hash built in steps, in a cluster', () => {
     const { resolver, client, served } = setup();
     try {
       resolver.push([live(0), live(1), live(2)]);
-      assert.ok(turns.length > 0, 'the first build runs in steps');
+      assert.ok(turns.pending > 0, 'the first build runs in steps');
       const ports = new Set(servers.map((s) => s.port));
       assert.ok(ports.has(await served('u0')), 'served by the coarse ring before any step');
       let steps = 0;
-      while (turns.length > 0 && steps < 10_000) {
-        turns.shift()?.();
+      while (turns.pending > 0 && steps < 10_000) {
+        turns.turn();
         steps++;
       }
       assert.ok(steps > 2, `${steps} steps`);
@@ -89,16 +76,16 @@ describe('ring hash built in steps, in a cluster', () => {
       for (let i = 0; i < 30; i++) before.set(`u${i}`, await served(`u${i}`));
       // Endpoint 2 leaves: while the smaller ring is built, no request goes to it, and the others keep their keys.
       resolver.push([live(0), live(1)]);
-      assert.ok(turns.length > 0, 'the rebuild runs in steps');
+      assert.ok(turns.pending > 0, 'the rebuild runs in steps');
       const gone = servers[2]!.port;
       let during = 0;
-      for (let i = 0; turns.length > 0 && i < 10_000; i++) {
+      for (let i = 0; turns.pending > 0 && i < 10_000; i++) {
         const user = `u${i % 30}`;
         const port = await served(user);
         assert.notEqual(port, gone, `${user} went to the removed endpoint`);
         if (before.get(user) !== gone) assert.equal(port, before.get(user), `${user} moved`);
         during++;
-        turns.shift()?.();
+        turns.turn();
       }
       assert.ok(during >= 30, `${during} requests during the rebuild`);
       // Picked right the first time: no attempt went to the removed endpoint and was retried elsewhere.
@@ -115,8 +102,8 @@ describe('ring hash built in steps, in a cluster', () => {
   it('close() stops a build under way', async () => {
     const { resolver, client } = setup();
     resolver.push([live(0), live(1), live(2)]);
-    assert.ok(turns.length > 0);
+    assert.ok(turns.pending > 0);
     await client.close();
-    assert.equal(turns.length, 0);
+    assert.equal(turns.pending, 0);
   });
 });
