@@ -269,10 +269,16 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
     let entry = shown.get(clusterId);
     if (entry?.keys.has(endpoint) === true) return true;
     if (entry?.outside.has(endpoint) === true) return false;
-    const endpoints = client.stats().clusters.find((c) => c.id === clusterId)?.endpoints ?? [];
+    const clusters = client.stats().clusters;
+    const endpoints = clusters.find((c) => c.id === clusterId)?.endpoints ?? [];
     const keys = new Set(firstEndpoints(endpoints).map((e) => e.key));
-    if (entry === undefined) shown.set(clusterId, (entry = { keys, outside: new Set() }));
-    else entry.keys = keys;
+    if (entry === undefined) {
+      // A cluster not seen since the last collection: forget those that left meanwhile, so that discovered clusters
+      // coming and going do not pile up here when nothing collects.
+      const live = new Set(clusters.map((c) => c.id));
+      for (const id of shown.keys()) if (!live.has(id)) shown.delete(id);
+      shown.set(clusterId, (entry = { keys, outside: new Set() }));
+    } else entry.keys = keys;
     if (keys.has(endpoint)) return true;
     if (entry.outside.size >= 1_000) entry.outside.clear();
     entry.outside.add(endpoint);

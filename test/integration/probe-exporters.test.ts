@@ -180,4 +180,34 @@ describe('exporters and clusters that come and go', () => {
       await provider.shutdown();
     }
   });
+
+  it('opentelemetry: discovered clusters that come and go between collections still get their endpoint latencies', async () => {
+    const b = await backend('otel-churn');
+    class PullReader extends MetricReader {
+      protected async onForceFlush(): Promise<void> {}
+      protected async onShutdown(): Promise<void> {}
+    }
+    const client = createClient({ discovery: { domain: 'svc.local', maxClusters: 1, target: () => [b.address] } });
+    const reader = new PullReader();
+    const provider = new MeterProvider({ readers: [reader] });
+    registerOpenTelemetryMetrics(client, { meter: provider.getMeter('churn'), endpointMetrics: true });
+    try {
+      // Each host evicts the one before (maxClusters 1); no collection runs meanwhile.
+      for (let i = 0; i < 30; i++) await (await client.fetch(`http://h${i % 10}.svc.local/`)).arrayBuffer();
+      const { resourceMetrics } = await reader.collect();
+      const metric = resourceMetrics.scopeMetrics
+        .flatMap((m) => m.metrics)
+        .find((m) => m.descriptor.name === 'sidecarless.endpoint.attempt.duration');
+      const counts = new Map<unknown, number>();
+      for (const p of metric?.dataPoints ?? []) {
+        const cluster = p.attributes['sidecarless.cluster'];
+        counts.set(cluster, (counts.get(cluster) ?? 0) + (p.value as { count: number }).count);
+      }
+      assert.equal(counts.size, 10, [...counts.keys()].join());
+      for (const [cluster, n] of counts) assert.equal(n, 3, String(cluster));
+    } finally {
+      await client.close();
+      await provider.shutdown();
+    }
+  });
 });
