@@ -54,7 +54,11 @@ export interface UndiciDispatcher extends EventEmitter {
   /** undici's `Dispatcher.compose`. */
   compose(...args: any[]): any;
   // Each major overloads the EventEmitter methods with its own `Dispatcher` in the listener types.
-  /** EventEmitter's `on` (events: `connect`, `disconnect`, `connectionError`, `drain`). */
+  /**
+   * EventEmitter's `on`. The balanced dispatcher emits none of undici's connection events (`connect`, `disconnect`,
+   * `connectionError`, `drain`): it holds a pool per endpoint, whose connections the client's stats and
+   * `sidecarless:*` diagnostics channels report.
+   */
   on(...args: any[]): any;
   /** EventEmitter's `once`. */
   once(...args: any[]): any;
@@ -130,9 +134,10 @@ export class BalancedDispatcher extends Dispatcher {
       return failDispatch(handler, new errors.InvalidArgumentError('opts must be an object.'));
     }
     if (this.#closed) return failDispatch(handler, new ClientClosedError());
-    // undici refuses an upgrade whose handler cannot take the socket; here it would hang and leak the socket.
-    const { upgrade } = options as { upgrade?: unknown };
-    if (upgrade !== undefined && upgrade !== null && !takesUpgrade(handler)) {
+    // undici refuses an upgrade (and a CONNECT, which is one) whose handler cannot take the socket; here it would hang
+    // and leak the socket.
+    const { upgrade, method } = options as { upgrade?: unknown; method?: unknown };
+    if (((upgrade !== undefined && upgrade !== null) || method === 'CONNECT') && !takesUpgrade(handler)) {
       return failDispatch(handler, new errors.InvalidArgumentError('invalid onUpgrade method'));
     }
     return this.#target.dispatch(options, handler);

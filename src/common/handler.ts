@@ -56,6 +56,8 @@ export interface ControllerHandler {
   onResponseData?(controller: Controller, chunk: Buffer): void;
   onResponseEnd?(controller: Controller, trailers: Record<string, unknown>): void;
   onResponseError?(controller: Controller, error: Error): void;
+  /** Not part of the controller API, but undici's fetch (8) relies on it for resource timing, as undici passes it on. */
+  onResponseStarted?(): void;
 }
 
 class AdapterController implements Controller {
@@ -119,6 +121,9 @@ class ControllerToLegacy implements LegacyHandler {
     const ctl = this.#ctl();
     ctl.rawHeaders = headers as Buffer[] | null;
     this.#handler.onRequestUpgrade?.(ctl, statusCode, parseHeaders(headers ?? []), socket);
+  }
+  onResponseStarted(): void {
+    this.#handler.onResponseStarted?.();
   }
   onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
     const ctl = this.#ctl();

@@ -10,10 +10,7 @@ import type { TimerHandle } from '../common/runtime.js';
 import { classifyError, type ErrorKind, isNotProcessed, markCallerError, refusedOptions } from '../common/outcome.js';
 import type { Subchannel } from '../subchannel/subchannel.js';
 
-/**
- * Why a losing attempt (another attempt answered first) is cancelled. Classified as `aborted`, so it counts
- * against no endpoint's health.
- */
+/** Why a losing attempt (another answered first) is cancelled: classified `aborted`, against no endpoint's health. */
 export function hedgeLost(): Error {
   const err = new Error('another attempt answered first') as Error & { code: string };
   err.name = 'AbortError';
@@ -443,8 +440,12 @@ export abstract class AttemptBase implements LegacyHandler {
     this.state = COMMITTED;
     this.owner.commit(this, statusCode);
     this.owner.responseStarted();
-    this.owner.user.onUpgrade?.(statusCode, headers, socket);
-    this.owner.completeCommitted(null, true);
+    // Ended also when the caller's `onUpgrade` throws (undici hands the throw to `onError`, as for `onComplete`).
+    try {
+      this.owner.user.onUpgrade?.(statusCode, headers, socket);
+    } finally {
+      this.owner.completeCommitted(null, true);
+    }
   }
 
   onBodySent(chunkSize: number, totalBytesSent: number): void {

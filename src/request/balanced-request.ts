@@ -17,7 +17,7 @@
  *
  * Replay safety (docs/ARCHITECTURE.md, "Invariants"): a request is sent again only when
  * - it certainly did not reach the server (the connection failed), or the method is idempotent (RFC 9110 §9.2.2)
- *   or the user opted in with `retry.retryNonIdempotent`; and
+ *   or the user opted in with `retry.retryNonIdempotent`, and the request is not marked `idempotent: false`; and
  * - its body can be sent again: none, buffered, a stream recorded while it was read (`retry.bufferBody`), or a
  *   stream no attempt has started to read.
  * Retried statuses (502, 503, 504 by default) are retried only for requests that may be replayed; otherwise the
@@ -305,8 +305,14 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     return { method: this.method, path: this.path, authority: this.authority, headers: this.headers };
   }
 
+  /** By its method, unless the caller said `idempotent: false` (undici's option: not safe to send twice). */
   private get idempotent(): boolean {
-    return isIdempotent(this.options.method);
+    return this.options.idempotent !== false && isIdempotent(this.options.method);
+  }
+
+  /** May be sent again once it may have reached the server: `idempotent: false` wins over `retryNonIdempotent`. */
+  private get mayResend(): boolean {
+    return this.idempotent || (this.#host.policy.retryNonIdempotent && this.options.idempotent !== false);
   }
 
   private get bodyKind(): BodyReplay {
@@ -658,7 +664,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   retryForStatus(_statusCode: number, rawHeaders: Buffer[]): number {
     const { policy, budget } = this.#host;
     if (this.attemptNumber >= policy.maxAttempts) return -1;
-    if (this.extras?.closing === true || (!this.idempotent && !policy.retryNonIdempotent)) return -1;
+    if (this.extras?.closing === true || !this.mayResend) return -1;
     // A stream that is not recorded is being read by this attempt; a recorded one must still be whole.
     const recorded = this.extras?.recorded;
     if (this.bodyKind === 'once' && (recorded === undefined || !recorded.replayable)) return -1;
@@ -685,7 +691,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
         break;
     }
     if (!this.bodyReplayable()) return false;
-    if (!error.notSent && !this.idempotent && !this.#host.policy.retryNonIdempotent) return false;
+    if (!error.notSent && !this.mayResend) return false;
     // A request the endpoint never processed (not sent, or refused unprocessed over HTTP/2) is replayed without
     // spending the budget, as gRPC's transparent retries are (proposal A6): the budget bounds the extra load retries
     // put on endpoints, and this replay puts none; `retry.maxAttempts` still bounds it.

@@ -47,7 +47,8 @@ export interface RetryOptions {
   readonly backoff?: BackoffOptions;
   /**
    * Also retry non-idempotent methods (POST, PATCH, ...) after failures where the request may have reached the
-   * server. Off by default: such a request is retried only when it certainly was not sent (connection refused).
+   * server. Off by default: such a request is retried only when it certainly was not sent (connection refused). A
+   * request marked with undici's `idempotent: false` is never sent twice either way (nor hedged), whatever its method.
    * @defaultValue false
    */
   readonly retryNonIdempotent?: boolean;
