@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { Agent, type Dispatcher, Pool } from 'undici';
+import type { Pool } from 'undici';
+import { CheckPools } from './check-pools.js';
 import { http2PoolOptions, type ResolvedHttp2Options } from '../subchannel/http2.js';
 import type { Endpoint } from '../common/endpoint.js';
 import { createDebug } from '../common/debug.js';
@@ -115,14 +116,20 @@ interface Hooks {
  * HTTP/2 pool per endpoint when the cluster speaks HTTP/2 (an h2c endpoint refuses HTTP/1.1; an h2-only TLS one has no
  * protocol in common with it). `undefined`: the checker's own plain HTTP/1.1 agent.
  */
-function checkDispatcher(hooks: Hooks): Dispatcher | undefined {
+function checkDispatcher(hooks: Hooks, timeoutMs: number): CheckPools | undefined {
   const { tls, endpoints } = hooks;
   const { http2, protocol } = endpoints;
-  if (http2 === undefined) return tls === undefined ? undefined : new Agent({ connect: tls });
-  const base: Pool.Options = tls === undefined ? {} : { connect: tls };
+  // A connection not made within the check's timeout fails that check: it is not left connecting behind it.
+  const base: Pool.Options = {
+    connections: 1,
+    connectTimeout: timeoutMs,
+    ...(tls === undefined ? {} : { connect: tls }),
+  };
+  if (http2 === undefined) return tls === undefined ? undefined : new CheckPools(base);
   // One stream on one connection is all a check needs; an endpoint that picks HTTP/1.1 by ALPN is checked over it.
-  const options = http2PoolOptions(base, { connections: 1, maxConcurrentStreams: 1 }, protocol, { onFallback() {} });
-  return new Agent({ factory: (origin) => new Pool(origin, options) });
+  return new CheckPools(
+    http2PoolOptions(base, { connections: 1, maxConcurrentStreams: 1 }, protocol, { onFallback() {} }),
+  );
 }
 
 /** @internal Owned by a cluster. */
@@ -130,7 +137,7 @@ export class EndpointHealth<H extends HealthHost> {
   readonly #hooks: Hooks;
   readonly #detector: OutlierDetector<H> | undefined;
   readonly #checker: HealthChecker<H> | undefined;
-  readonly #checkAgent: Dispatcher | undefined;
+  readonly #checkAgent: CheckPools | undefined;
   readonly #slowStart: SlowStartTracker<H> | undefined;
   readonly #slowStartTickMs: number;
   readonly #panicThreshold: number;
@@ -188,7 +195,7 @@ export class EndpointHealth<H extends HealthHost> {
       });
     }
     if (hc !== undefined) {
-      this.#checkAgent = checkDispatcher(hooks);
+      this.#checkAgent = checkDispatcher(hooks, hc.timeoutMs);
       this.#checker = new HealthChecker<H>(hc, {
         clock: hooks.clock,
         random: hooks.random,
@@ -355,6 +362,7 @@ export class EndpointHealth<H extends HealthHost> {
     this.#tick = undefined;
     this.#detector?.close();
     await this.#checker?.close();
-    await this.#checkAgent?.close();
+    // Destroyed, not closed: a check still connecting would hold a graceful close until its connect timed out.
+    await this.#checkAgent?.destroy();
   }
 }

@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import https from 'node:https';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { type ClientOptions, createClient, type HealthEvent } from '../../src/index.js';
+import { type ClientOptions, createClient, type HealthEvent, StaticResolver } from '../../src/index.js';
 import { selfSigned } from '../helpers/kubernetes-api.js';
 
 interface Server {
@@ -133,6 +134,89 @@ describe('health checks of an HTTP/2 cluster speak HTTP/2', () => {
       assert.ok(seen.every((v) => v === '2.0'));
       assert.deepEqual(events, []);
       assert.equal(await (await client.fetch('https://users/x')).text(), 'ok');
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('health checks that cannot connect, and endpoints that leave (probe 9)', () => {
+  /** A TCP server that takes connections and never answers: a TLS handshake to it stalls. */
+  async function silent(): Promise<{ address: string; sockets: Set<net.Socket> }> {
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => sockets.delete(socket));
+    });
+    open.push({
+      close: () => {
+        for (const socket of sockets) socket.destroy();
+        server.close();
+      },
+      address: () => server.address(),
+      listen: () => undefined,
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, sockets };
+  }
+
+  for (const http2 of [false, true]) {
+    it(`a check stuck in the TLS handshake fails at timeoutMs, not at undici's 10 s connect timeout; close() does not wait for it${http2 ? ' (HTTP/2)' : ''}`, async () => {
+      const { address } = await silent();
+      const events: string[] = [];
+      const client = createClient({
+        name: 'users',
+        target: [address],
+        panicThreshold: 0,
+        tls: { ca: tls.cert },
+        http2,
+        healthCheck: { path: '/hc', intervalMs: 5000, timeoutMs: 200, unhealthyThreshold: 1 },
+      });
+      client.onHealthEvent((e: HealthEvent) => events.push(e.type));
+      try {
+        await until(() => events.includes('unhealthy'), 5000, 'the endpoint to turn unhealthy');
+      } finally {
+        const started = Date.now();
+        await client.close();
+        // A graceful close of the checks' pools waited for the stalled connect (up to 10 s).
+        assert.ok(Date.now() - started < 5000, `close() took ${Date.now() - started} ms`);
+      }
+    });
+  }
+
+  it('an HTTP/2 endpoint that leaves the set has its check connection closed', async () => {
+    const connections = new Map<string, number>();
+    const servers = await Promise.all(
+      [0, 1, 2].map(async () => {
+        const server = http2.createServer((_req, res) => res.end('ok'));
+        const address = await listen(server);
+        connections.set(address, 0);
+        server.on('connection', (socket: net.Socket) => {
+          connections.set(address, (connections.get(address) ?? 0) + 1);
+          socket.on('close', () => connections.set(address, (connections.get(address) ?? 0) - 1));
+        });
+        return address;
+      }),
+    );
+    const resolver = new StaticResolver(servers);
+    const client = createClient({
+      name: 'users',
+      target: resolver,
+      http2: true,
+      healthCheck: { path: '/hc', intervalMs: 50, timeoutMs: 1000 },
+    });
+    try {
+      await until(
+        () => servers.every((a) => (connections.get(a) ?? 0) > 0),
+        5000,
+        'check connections to every endpoint',
+      );
+      const [gone, ...kept] = servers as [string, ...string[]];
+      resolver.update(kept);
+      // Without traffic the cluster's own pools hold no connection to it: only the checks' could stay open.
+      await until(() => connections.get(gone) === 0, 5000, "the departed endpoint's check connection to close");
+      for (const a of kept) assert.ok((connections.get(a) ?? 0) > 0, `${a} is still checked`);
     } finally {
       await client.close();
     }

@@ -150,3 +150,35 @@ describe('health checker: the next check is never scheduled past the longest Nod
     await t.checker.close();
   });
 });
+
+describe('health checker: a dispatcher that never answers (probe 9)', () => {
+  it('fails the check at timeoutMs even when the dispatcher does not act on the abort (a request still connecting)', async () => {
+    const clock = new FakeClock();
+    const events: string[] = [];
+    // undici defers an abort until the request has a connection: this dispatcher never gets one.
+    const stuck = { dispatch: () => true };
+    const checker = new HealthChecker<string>(
+      resolveHealthCheckOptions({ intervalMs: 1000, timeoutMs: 500, unhealthyThreshold: 1 })!,
+      {
+        clock,
+        random: seededRandom(1),
+        origin: () => 'http://h1.test',
+        dispatcher: stuck as never,
+        onUnhealthy: (h) => events.push(`unhealthy ${h}`),
+      },
+    );
+    try {
+      checker.setHosts(['h1']);
+      clock.advance(0);
+      await settle();
+      clock.advance(499);
+      await settle();
+      assert.deepEqual(events, []);
+      clock.advance(1);
+      await settle();
+      assert.deepEqual(events, ['unhealthy h1']);
+    } finally {
+      await checker.close();
+    }
+  });
+});
