@@ -336,7 +336,8 @@ export class Client {
    * Own names: on a single-service client its `name` (give one: `createClient({ name: 'users', target })`); on a
    * multi-service client the cluster names, the hosts its route rules name and its discovery domain; and
    * `options.hosts`. Throws `SIDECARLESS_INVALID_OPTION` for bad options, or on a single-service client without a
-   * host-like `name` or `hosts`. Closing it closes the client.
+   * host-like `name` or `hosts`. Closing it closes the client; after `close()` it refuses every request, to any host,
+   * with `SIDECARLESS_CLIENT_CLOSED` (an `options.others` of yours is left open).
    *
    * @example
    * ```ts
@@ -370,16 +371,8 @@ export class Client {
         extra.has(host) ||
         (suffix !== undefined && host.length > suffix.length && host.endsWith(suffix));
     }
-    const global = new GlobalDispatcher(
-      {
-        dispatch: (opts, handler) => this.#dispatcher.dispatch(opts, handler),
-        close: () => this.close(),
-        destroy: (reason) => this.#destroy(reason),
-      },
-      owns,
-      others,
-      () => this.#passthroughCount++,
-    );
+    // Through the balanced dispatcher: closing one closes the client, and a closed client refuses every request.
+    const global = new GlobalDispatcher(this.#dispatcher, owns, others, () => this.#passthroughCount++);
     this.#globals.add(global);
     return global;
   }

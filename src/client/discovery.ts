@@ -94,12 +94,13 @@ export class Discovery {
       } catch (err) {
         throw new ResolverError(`The discovery target function threw for host "${host}"`, { cause: err });
       }
-      // Made (its options and target checked) before another host's idle cluster makes room for it: a host whose
-      // target is refused takes no cluster's place.
-      cluster = new Cluster(host, withTarget(this.#options.template, target, TARGET_PATH));
+      // Made (its options and target checked, a resolver object another cluster took refused) before another host's
+      // idle cluster makes room for it: a host whose target is refused takes no cluster's place.
+      cluster = new Cluster(host, withTarget(this.#options.template, target, TARGET_PATH), TARGET_PATH);
       this.#evictIdle(maxClusters - 1);
       if (this.#cache.size >= maxClusters + MAX_OVERFLOW) {
-        cluster.destroy().catch(() => {}); // nothing started: its resolver is closed
+        // Nothing started: a resolver the library made is closed, a Resolver object of the caller's handed back.
+        cluster.destroy().catch(() => {});
         throw new OverloadedError(host, 'maxClusters', maxClusters);
       }
       this.#created(cluster);

@@ -148,6 +148,11 @@ export class BalancedDispatcher extends Dispatcher {
     this.#closed = true;
   }
 
+  /** @internal True once the client is closing or closed: every request is refused with `SIDECARLESS_CLIENT_CLOSED`. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Closes the client gracefully (see `Client.close`); resolves when it is closed. New requests fail at once. */
   override close(): Promise<void>;
   /** As {@link BalancedDispatcher.close}, calling `callback` when done (also if closing failed; no error is passed). */

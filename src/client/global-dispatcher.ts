@@ -15,6 +15,12 @@ import { toDualHandler } from '../common/handler.js';
 import { parseOrigin } from '../request/origin.js';
 import type { DispatchTarget } from './dispatcher.js';
 
+/** The client's balanced dispatcher, as the global one sees it. */
+interface BalancedTarget extends DispatchTarget {
+  /** True once the client is closing or closed (its `dispatch` then refuses every request). */
+  readonly closed: boolean;
+}
+
 /**
  * Options of {@link Client.globalDispatcher}.
  *
@@ -29,7 +35,8 @@ export interface GlobalDispatcherOptions {
   readonly hosts?: readonly string[] | undefined;
   /**
    * Where every other request goes: a dispatcher of yours (for instance an undici `EnvHttpProxyAgent`; it is not
-   * closed with the client). @defaultValue a new undici `Agent`, closed with the client
+   * closed with the client). Once the client is closed, the global dispatcher sends it nothing more: every request,
+   * to any host, fails with `SIDECARLESS_CLIENT_CLOSED`. @defaultValue a new undici `Agent`, closed with the client
    */
   readonly others?:
     | {
@@ -108,10 +115,12 @@ function hostOf(origin: unknown): string | undefined {
 /**
  * A dispatcher for the global slot: own hosts balance, others go out plainly.
  *
- * Closing or destroying it closes or destroys the client and the Agent it made (not an `others` of yours).
+ * Closing or destroying it closes or destroys the client and the Agent it made (not an `others` of yours). Once the
+ * client is closing, every request is refused as the balanced dispatcher refuses it (`SIDECARLESS_CLIENT_CLOSED`),
+ * whatever its host: the Agent is closing too, and a request after `close()` fails with the one documented code.
  */
 export class GlobalDispatcher extends Dispatcher {
-  readonly #balanced: DispatchTarget;
+  readonly #balanced: BalancedTarget;
   readonly #owns: (host: string) => boolean;
   readonly #others: Dispatcher;
   readonly #ownsOthers: boolean;
@@ -119,7 +128,7 @@ export class GlobalDispatcher extends Dispatcher {
 
   /** @internal Created by the client. */
   constructor(
-    balanced: DispatchTarget,
+    balanced: BalancedTarget,
     owns: (host: string) => boolean,
     others: Dispatcher | undefined,
     count: () => void,
@@ -134,8 +143,10 @@ export class GlobalDispatcher extends Dispatcher {
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const host = hostOf((options as Partial<Dispatcher.DispatchOptions> | null)?.origin);
-    // An origin that does not parse goes to the balancer, which fails it with a typed error.
-    if (host === undefined || this.#owns(host)) return this.#balanced.dispatch(options, handler);
+    // An origin that does not parse goes to the balancer, which fails it with a typed error; so does any request
+    // once the client is closing (SIDECARLESS_CLIENT_CLOSED, whatever the host).
+    const balance = host === undefined || this.#balanced.closed || this.#owns(host);
+    if (balance) return this.#balanced.dispatch(options, handler);
     this.#count();
     // A dispatcher of the user's may be of another undici major than the caller: give it both handler styles.
     return this.#others.dispatch(options, this.#ownsOthers ? handler : (toDualHandler(handler) as never));

@@ -73,8 +73,10 @@ export interface DiscoveryOptions {
    */
   readonly domain: string;
   /**
-   * The target for a host's cluster. @defaultValue `(host) => 'srv:///' + host` (SRV records under the name, as
-   * Consul's DNS interface serves them)
+   * The target for a host's cluster. A {@link Resolver} object it returns must be new to the library: one another
+   * cluster has taken (the same object returned for two hosts) is refused, and the request for the host fails with
+   * `SIDECARLESS_INVALID_OPTION` naming `discovery.target`. @defaultValue `(host) => 'srv:///' + host` (SRV records
+   * under the name, as Consul's DNS interface serves them)
    */
   readonly target?: ((host: string) => ClusterOptions['target']) | undefined;
   /** Options for every discovered cluster (everything but `target`). */

@@ -14,6 +14,7 @@
 import type { Dispatcher } from 'undici';
 import { Balancer } from '../balancer/balancer.js';
 import { createDebug } from '../common/debug.js';
+import { joinPath } from '../common/options.js';
 import type { Endpoint } from '../common/endpoint.js';
 import {
   ClientClosedError,
@@ -32,7 +33,6 @@ import { HostHeaders } from '../request/headers.js';
 import { hostTlsName, parseOrigin, tlsServerName } from '../request/origin.js';
 import type { RequestPolicy } from '../request/policy.js';
 import { RetryBudget } from '../request/retry-budget.js';
-import type { Resolver } from '../resolvers/resolver.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { Subchannel, SubchannelState } from '../subchannel/subchannel.js';
 import { SubchannelPool } from '../subchannel/subchannel-pool.js';
@@ -44,18 +44,9 @@ import {
   publishRequestStart,
   publishResolve,
 } from './diagnostics.js';
-import {
-  closeResolver,
-  hintRefresh,
-  rejectedError,
-  Resolution,
-  startResolver,
-  type UpdateOutcome,
-  UpdateSlicer,
-} from './resolution.js';
+import { ClusterResolver, rejectedError, Resolution, type UpdateOutcome, UpdateSlicer } from './resolution.js';
 import {
   type ClusterOptions,
-  createClusterResolver,
   isResolvedClusterOptions,
   type ResolvedClusterOptions,
   resolveClusterOptions,
@@ -100,7 +91,7 @@ export class Cluster {
   readonly #options: ClusterSettings;
   readonly #policy: RequestPolicy;
   readonly #label: ClusterLabel;
-  readonly #resolver: Resolver;
+  readonly #resolver: ClusterResolver;
   readonly #health: EndpointHealth<Subchannel>;
   readonly #admission: Admission;
   readonly #pool: SubchannelPool;
@@ -129,7 +120,7 @@ export class Cluster {
   /**
    * `options` as the user wrote them (validated here, errors named under `optionPath`), or as
    * {@link resolveClusterOptions} already validated them (a discovery template with its target: nothing is read
-   * again).
+   * again). A resolver object another cluster has taken is refused, naming `<optionPath>.target`.
    */
   constructor(name: string, options: ClusterOptions | ResolvedClusterOptions, optionPath = '') {
     this.name = name;
@@ -139,7 +130,9 @@ export class Cluster {
     this.#policy = resolved.request;
     this.#running = new DeadlineList(clock, this.#policy.timeoutMs);
     this.#label = { cluster: name, clusterId: this.id, scheme: resolved.protocol === 'https:' ? 'https' : 'http' };
-    this.#resolver = createClusterResolver(resolved, name);
+    // Before anything that arms a timer (the outlier detector): a refused target leaves nothing behind. What follows
+    // is built from validated options and does not throw, so the resolver is not left claimed by a cluster never made.
+    this.#resolver = new ClusterResolver(resolved, name, joinPath(optionPath, 'target'));
     const health = new EndpointHealth<Subchannel>(resolved.health, {
       cluster: name,
       clusterId: this.id,
@@ -209,7 +202,7 @@ export class Cluster {
 
   /** Starts resolution. Called once by the client. */
   start(): void {
-    startResolver(this.#resolver, {
+    this.#resolver.start({
       onUpdate: (endpoints, notFound) => this.#onResolverUpdate(endpoints, notFound),
       onError: (error) => this.#onResolverError(error),
     });
@@ -289,7 +282,7 @@ export class Cluster {
     if (wasUsable !== subchannel.usable && subchannel.state !== 'draining' && subchannel.state !== 'closed') {
       this.#rebuild();
     }
-    if (subchannel.state === 'transient-failure') hintRefresh(this.#resolver, this.name);
+    if (subchannel.state === 'transient-failure') this.#resolver.refresh();
   }
 
   #onOutcome(subchannel: Subchannel, outcome: AttemptOutcome): void {
@@ -474,7 +467,7 @@ export class Cluster {
         for (const request of this.#running.entries()) (request as BalancedRequest).clientClosing();
         this.#running.close();
         this.#admission.shutdown();
-        await closeResolver(this.#resolver, this.#options.clock, this.#options.drainTimeoutMs, this.name);
+        await this.#resolver.close(this.#options.clock, this.#options.drainTimeoutMs);
         await this.#health.close();
         await this.#pool.close();
       })();
@@ -493,7 +486,7 @@ export class Cluster {
     for (const request of this.#running.entries()) (request as BalancedRequest).fail(error);
     this.#running.close();
     this.#admission.shutdown();
-    await closeResolver(this.#resolver, this.#options.clock, this.#options.drainTimeoutMs, this.name);
+    await this.#resolver.close(this.#options.clock, this.#options.drainTimeoutMs);
     await this.#health.close();
     await this.#pool.destroy(reason);
   }

@@ -85,8 +85,11 @@ export interface Http2Options {
 export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
   /**
    * Where the endpoints come from: a target string parsed by the resolver registry (`static://h1:p1,h2:p2`), a
-   * {@link Resolver} object (the cluster takes ownership and closes it), or a fixed list of `host:port` strings or
-   * endpoint objects.
+   * {@link Resolver} object (the cluster takes ownership, starts it and closes it), or a fixed list of `host:port`
+   * strings or endpoint objects. A resolver object serves one cluster, once: one another cluster has taken (of this
+   * client or another, running or closed) is refused with `SIDECARLESS_INVALID_OPTION` naming this option. When the
+   * client's creation fails, a resolver object of yours is handed back untouched (neither started nor closed), and
+   * may be given again.
    */
   readonly target: TargetOption;
   /** The load-balancing policy: a registered name or `{ name, ...settings }`. @defaultValue 'round-robin' */

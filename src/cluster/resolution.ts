@@ -1,13 +1,19 @@
 /**
  * What a cluster knows of its resolver beyond the endpoint set: whether a first set has arrived, the resolver's latest
- * state when it is not a healthy set (the cause of `SIDECARLESS_NO_ENDPOINTS`), and who waits for either; and how a
- * set becomes the set in force: at once, or prepared in slices and switched in (`UpdateSlicer`, docs/ARCHITECTURE.md,
- * "Updates").
+ * state when it is not a healthy set (the cause of `SIDECARLESS_NO_ENDPOINTS`), and who waits for either; how a set
+ * becomes the set in force: at once, or prepared in slices and switched in (`UpdateSlicer`, docs/ARCHITECTURE.md,
+ * "Updates"); and the resolver itself, claimed for one cluster, started, hinted and closed (`ClusterResolver`).
  *
  * @module
  */
 import { createDebug } from '../common/debug.js';
-import { isSidecarlessError, ResolverError, ServiceNotFoundError, type SidecarlessError } from '../common/errors.js';
+import {
+  InvalidOptionError,
+  isSidecarlessError,
+  ResolverError,
+  ServiceNotFoundError,
+  type SidecarlessError,
+} from '../common/errors.js';
 import { asError, thrownMessage } from '../common/thrown.js';
 import { describe } from '../common/options.js';
 import { type Clock, deferToNextTurn, type TimerHandle } from '../common/runtime.js';
@@ -15,6 +21,7 @@ import type { Resolver, ResolverListener } from '../resolvers/resolver.js';
 import type { Endpoint } from '../common/endpoint.js';
 import type { PreparedUpdate, Validation } from '../subchannel/pool-update.js';
 import type { SubchannelPool, ValidatedSet } from '../subchannel/subchannel-pool.js';
+import { createClusterResolver, isResolver, type ResolvedClusterOptions } from './options.js';
 
 const debug = createDebug('cluster');
 
@@ -297,6 +304,76 @@ export function asNotFound(notFound: unknown, cluster: string): SidecarlessError
   if (notFound === undefined || notFound === null) return new ServiceNotFoundError(cluster, empty);
   if (isSidecarlessError(notFound)) return notFound;
   return new ServiceNotFoundError(cluster, `${empty}: ${thrownMessage(notFound)}`, { cause: asError(notFound) });
+}
+
+/**
+ * Every resolver object a cluster has taken (and not handed back): a resolver is owned by exactly one cluster and
+ * started once (resolvers/resolver.ts). A second user would get no endpoint set without a word (a second `start`
+ * replaces the first listener, a closed resolver never calls again), so it is refused where the library takes a
+ * resolver, whoever wrote the resolver. A set of objects, not a flag on them: a resolver may be frozen, or a Proxy.
+ */
+const taken = new WeakSet<object>();
+
+/**
+ * A cluster's resolver, claimed for the cluster at its construction (see {@link taken}): made from the target (a
+ * string through the registry, a list as a static resolver) or the caller's own object. A cluster that fails or is
+ * dropped before it starts hands the caller's object back untouched: neither started nor closed, free to be given
+ * again (the caller retries `createClient` with fixed options). A resolver the library made is closed.
+ */
+export class ClusterResolver {
+  readonly #resolver: Resolver;
+  readonly #cluster: string;
+  /** The caller's own object, rather than one the library made from a target string or a list. */
+  readonly #given: boolean;
+  #state: 'claimed' | 'started' | 'handed back' = 'claimed';
+
+  /**
+   * @param option - the target's option path (`target`, `clusters.users.target`, `discovery.target`), named by the
+   * error when the resolver is already taken.
+   * @throws InvalidOptionError when another cluster has taken the resolver (started it, or closed it).
+   */
+  constructor(options: ResolvedClusterOptions, cluster: string, option: string) {
+    this.#given = isResolver(options.target);
+    const resolver = createClusterResolver(options, cluster);
+    // What a factory returned that is no object cannot be claimed: its start() fails the client's creation, as before.
+    const claimable = (typeof resolver === 'object' && resolver !== null) || typeof resolver === 'function';
+    if (claimable && taken.has(resolver)) {
+      throw new InvalidOptionError(
+        option,
+        (this.#given ? 'this Resolver object' : 'the Resolver object the resolver registry made for this target') +
+          ' is already taken by another cluster (started there, or closed): a resolver serves one cluster, once; ' +
+          'give each cluster (and each client) a resolver of its own',
+      );
+    }
+    if (claimable) taken.add(resolver);
+    this.#resolver = resolver;
+    this.#cluster = cluster;
+  }
+
+  /** Starts resolution (see {@link startResolver}). Called once. */
+  start(listener: ResolverListener): void {
+    this.#state = 'started';
+    startResolver(this.#resolver, listener);
+  }
+
+  /** Passes on the cluster's refresh hint (see {@link hintRefresh}). */
+  refresh(): void {
+    hintRefresh(this.#resolver, this.#cluster);
+  }
+
+  /**
+   * Closes the resolver (see {@link closeResolver}), unless the cluster never started it and it is the caller's: that
+   * one is handed back untouched (once: a later call does not free it from the cluster that took it next).
+   */
+  close(clock: Clock, boundMs: number): Promise<void> {
+    if (this.#state === 'handed back') return Promise.resolve();
+    if (this.#state === 'claimed' && this.#given) {
+      this.#state = 'handed back';
+      taken.delete(this.#resolver);
+      return Promise.resolve();
+    }
+    return closeResolver(this.#resolver, clock, boundMs, this.#cluster);
+  }
 }
 
 /**

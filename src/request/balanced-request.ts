@@ -416,8 +416,9 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   }
 
   /**
-   * Starts the next attempt: one attempt, or with hedging a group that sends another attempt to another endpoint
-   * each `hedge.delayMs` without response headers (up to `maxHedges`); the first answer wins.
+   * Starts the next attempt: one attempt, or with hedging a group that sends another attempt (to an untried endpoint
+   * when there is one, else to a tried one again) each `hedge.delayMs` without response headers (up to `maxHedges`);
+   * the first answer wins.
    */
   private nextAttempt(): void {
     this.attemptNumber++;

@@ -88,9 +88,15 @@ export interface RetryBudgetOptions {
   readonly windowMs?: number;
 }
 
-/** Hedging: a second attempt on another endpoint when the first is slow; the first answer wins. @category Options */
+/**
+ * Hedging: another attempt when the first is slow; the first answer wins. A hedge goes to an endpoint the request has
+ * not tried yet when one may take it; with a single endpoint (or when every other one is tried already, ejected or
+ * unusable) it goes to an endpoint already tried, the same one again: a hedge adds load even then.
+ *
+ * @category Options
+ */
 export interface HedgeOptions {
-  /** How long to wait for response headers before sending a hedge, ms. */
+  /** How long to wait for response headers before sending a hedge (to an untried endpoint if any), ms. */
   readonly delayMs: number;
   /** Hedges per attempt, 1 to 3. @defaultValue 1 */
   readonly maxHedges?: number;

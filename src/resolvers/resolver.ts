@@ -49,6 +49,10 @@ export interface ResolverListener {
 
 /**
  * A source of endpoint sets. Created by a {@link ResolverFactory} (or by the user), owned by exactly one cluster.
+ * The library refuses a resolver object another cluster has already taken (started, or closed) with
+ * `SIDECARLESS_INVALID_OPTION` naming the target option: make one per cluster, and a new one for a new client (a
+ * factory too returns a new object each call). A cluster that was never started (its client's creation failed)
+ * hands a resolver of the user's back untouched: neither started nor closed.
  *
  * Life cycle: `start` once, then any number of `refresh`, then `close` (idempotent). The cluster calls `close`
  * when it closes; a resolver that owns timers, sockets or watches must release them there and leave no handle

@@ -389,6 +389,23 @@ describe('client over real backends', () => {
     assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_CLIENT_CLOSED');
   });
 
+  it('`await using` closes the client when its scope ends (Symbol.asyncDispose is close())', async () => {
+    let closedAtExit = false;
+    let escaped: ReturnType<typeof createClient>;
+    {
+      await using client = createClient({ target: [backends[0]!.address] });
+      escaped = client;
+      client.onClose(() => (closedAtExit = true));
+      const res = await client.fetch('http://svc/');
+      await res.arrayBuffer();
+      assert.equal(res.status, 200);
+      assert.equal(closedAtExit, false);
+    }
+    assert.equal(closedAtExit, true, 'closed, and awaited, as the scope ended');
+    const err = await escaped.fetch('http://svc/').catch((e: unknown) => e);
+    assert.equal(findSidecarlessError(err)?.code, 'SIDECARLESS_CLIENT_CLOSED');
+  });
+
   it('reports connection failures as errors of the refusing endpoint', async () => {
     const dead = await startBackend('dead');
     await dead.stop();

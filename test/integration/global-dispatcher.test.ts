@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Agent, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
-import { createClient, isSidecarlessError } from 'sidecarless';
+import { ClientClosedError, createClient, isSidecarlessError } from 'sidecarless';
 import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
 
 async function backendOf(res: Promise<{ body: { json(): Promise<unknown> } }>): Promise<string> {
@@ -84,6 +84,39 @@ describe('client.globalDispatcher() (the global slot)', () => {
     } finally {
       await client.close();
       await others.close();
+    }
+  });
+
+  // Probe 9: other hosts got undici's UND_ERR_DESTROYED after close() (the client's Agent was closed), not the
+  // SIDECARLESS_CLIENT_CLOSED the README promises for any request after close().
+  it('after close(), requests to other hosts fail with SIDECARLESS_CLIENT_CLOSED too, with or without `others`', async () => {
+    const [a, , elsewhere] = backends as [Backend, Backend, Backend];
+    const other = `http://127.0.0.1:${elsewhere.port}/x`;
+    for (const withOthers of [false, true]) {
+      const client = createClient({ name: 'users', target: [a.address] });
+      const others = new Agent();
+      try {
+        const dispatcher = client.globalDispatcher(withOthers ? { others } : undefined);
+        assert.equal(await backendOf(request(other, { dispatcher })), elsewhere.id);
+        const hits = elsewhere.hits;
+        const closing = client.close();
+        for (const url of ['http://users/x', other]) {
+          const err = await request(url, { dispatcher }).catch((e: unknown) => e);
+          assert.ok(err instanceof ClientClosedError, `${url} (others: ${withOthers}): ${String(err)}`);
+          assert.equal(err.code, 'SIDECARLESS_CLIENT_CLOSED');
+        }
+        await closing;
+        const late = await request(other, { dispatcher }).catch((e: unknown) => e);
+        assert.ok(isSidecarlessError(late) && late.code === 'SIDECARLESS_CLIENT_CLOSED', String(late));
+        assert.equal(elsewhere.hits, hits, 'nothing sent after close()');
+        assert.equal(client.stats().passthrough, 1, 'refused requests are not counted as passed through');
+        // An `others` of the caller's is theirs: left open, and it still works on its own.
+        assert.equal(others.closed, false);
+        assert.equal(await backendOf(request(other, { dispatcher: others })), elsewhere.id);
+      } finally {
+        await client.close();
+        await others.close();
+      }
     }
   });
 
