@@ -76,9 +76,9 @@ function normalizeHost(raw: unknown): string {
         `Endpoint host ${JSON.stringify(raw)} has an IPv6 zone index, which HTTP URLs cannot carry; use a global address`,
       );
     }
-    return canonicalIPv6(host);
+    return unicast(raw, canonicalIPv6(host));
   }
-  if (family === 4) return host;
+  if (family === 4) return unicast(raw, host);
   host = host.toLowerCase();
   if (host.endsWith('.')) host = host.slice(0, -1);
   if (host.length > 253 || !host.split('.').every((label) => HOST_LABEL.test(label))) {
@@ -87,6 +87,57 @@ function normalizeHost(raw: unknown): string {
     );
   }
   return connectable(raw, host);
+}
+
+/**
+ * `host` (a normalized IP literal) if a connection can be made to it, else an error: the unspecified address
+ * (`0.0.0.0`, `::`), the limited broadcast address (`255.255.255.255`) and multicast addresses (`224.0.0.0/4`,
+ * `ff00::/8`), IPv4-mapped ones (`::ffff:224.0.0.1`) included, are no unicast destination. A registry may hand them
+ * out (an instance that registered the address it listens on, `0.0.0.0`), and connecting to one either fails or, for
+ * the unspecified address on Linux, reaches the caller's own host rather than the instance. Envoy refuses them as
+ * upstream addresses too.
+ */
+function unicast(raw: string, host: string): string {
+  const kind = nonUnicastKind(host);
+  if (kind !== undefined) {
+    throw new InvalidEndpointError(
+      `Endpoint host ${JSON.stringify(raw)} is ${kind}, not an address a connection can be made to`,
+    );
+  }
+  return host;
+}
+
+/** What kind of non-unicast address `host` (a normalized IP literal) is, or `undefined` for a unicast one. */
+function nonUnicastKind(host: string): string | undefined {
+  let v4 = host;
+  if (host.includes(':')) {
+    if (host === '::') return 'the unspecified address';
+    if (/^ff[0-9a-f]{2}:/.test(host)) return 'a multicast address';
+    // IPv4-mapped (`::ffff:a.b.c.d`, which the URL serializer writes as two hex groups): judged as the IPv4 address.
+    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+    if (mapped === null) return undefined;
+    const high = Number.parseInt(mapped[1] as string, 16);
+    const low = Number.parseInt(mapped[2] as string, 16);
+    v4 = `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+  }
+  if (v4 === '0.0.0.0') return 'the unspecified address';
+  if (v4 === '255.255.255.255') return 'the broadcast address';
+  const first = Number(v4.slice(0, v4.indexOf('.')));
+  if (first >= 224 && first <= 239) return 'a multicast address';
+  return undefined;
+}
+
+/**
+ * The reason {@link createEndpoint} would refuse `host` as an endpoint's host, or `undefined` when it is usable: for
+ * a resolver that checks an address before it knows the rest of the endpoint. @internal
+ */
+export function endpointHostProblem(host: unknown): string | undefined {
+  try {
+    normalizeHost(host);
+    return undefined;
+  } catch (err) {
+    return thrownMessage(err);
+  }
 }
 
 /**

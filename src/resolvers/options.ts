@@ -79,10 +79,11 @@ export interface RemoteResolverOptions {
   readonly random?: RandomSource | undefined;
   /**
    * The most endpoints the resolver holds from its registry (Kubernetes: endpoints across EndpointSlices, each
-   * slice counting at least one; etcd: keys under the prefix; Consul: service entries; ZooKeeper: children). A
-   * registry that sends more is refused, not followed: the resolver reports a `DiscoveryError` with `reason`
-   * `'limit'`, the cluster keeps its last good set, what the resolver holds stays within the bound, and it reads
-   * the registry afresh (after the backoff) until the registry is back within it. 1 to 10,000,000.
+   * slice counting at least one; etcd: keys under the prefix, those holding an unusable value included; Consul:
+   * service entries; ZooKeeper: children). A registry that sends more is refused, not followed: the resolver
+   * reports a `DiscoveryError` with `reason` `'limit'`, the cluster keeps its last good set, what the resolver holds
+   * stays within the bound, and it reads the registry afresh (after the backoff) until the registry is back within
+   * it. 1 to 10,000,000.
    * @defaultValue 100000
    */
   readonly maxEndpoints?: number | undefined;

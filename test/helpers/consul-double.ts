@@ -69,7 +69,7 @@ export interface RecordedRequest {
 
 interface Waiter {
   readonly service: string;
-  readonly index: number;
+  readonly index: bigint;
   wake(): void;
 }
 
@@ -86,10 +86,11 @@ function parseGoDuration(text: string | null): number {
 export class ConsulDouble {
   readonly #server: http.Server | https.Server;
   readonly #services = new Map<string, ConsulInstance[]>();
-  readonly #indexes = new Map<string, number>();
+  /** Indexes are uint64, as Consul's (bigint: exact above 2^53). */
+  readonly #indexes = new Map<string, bigint>();
   readonly #waiters = new Set<Waiter>();
   readonly #timers = new Set<NodeJS.Timeout>();
-  #raftIndex = 100;
+  #raftIndex = 100n;
   port = 0;
   /** Requests received, in order. */
   readonly requests: RecordedRequest[] = [];
@@ -102,9 +103,10 @@ export class ConsulDouble {
   /**
    * When set, the index every service reports and blocks on, whatever the writes: `0` plays a server whose
    * `X-Consul-Index` reads 0 (Consul's docs tell clients to treat an index below 1 as 1). A blocking query with
-   * `index` at or above it then waits its full `wait`, since no write can move the index past it.
+   * `index` at or above it then waits its full `wait`, since no write can move the index past it. A bigint plays
+   * an index above 2^53 (Consul's indexes are uint64), or, above 2^64 - 1, a header no uint64 can be.
    */
-  forcedIndex: number | undefined;
+  forcedIndex: number | bigint | undefined;
 
   constructor(options: { readonly tls?: https.ServerOptions } = {}) {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.#handle(req, res);
@@ -130,8 +132,8 @@ export class ConsulDouble {
   }
 
   /** The service's current `X-Consul-Index`. */
-  indexOf(service: string): number {
-    return this.forcedIndex ?? this.#indexes.get(service) ?? 1;
+  indexOf(service: string): bigint {
+    return this.forcedIndex !== undefined ? BigInt(this.forcedIndex) : (this.#indexes.get(service) ?? 1n);
   }
 
   /** Replaces a service's instances (a catalog write): bumps its index and wakes blocked queries. */
@@ -146,9 +148,9 @@ export class ConsulDouble {
    * Moves a service's index back (as after a snapshot restore or a leader with an older state). Blocked queries
    * are not woken: they time out at `wait` and then see the lower index.
    */
-  rewindIndex(service: string, to: number): void {
-    this.#indexes.set(service, to);
-    this.#raftIndex = Math.max(to, 1);
+  rewindIndex(service: string, to: number | bigint): void {
+    this.#indexes.set(service, BigInt(to));
+    this.#raftIndex = BigInt(to) > 1n ? BigInt(to) : 1n;
   }
 
   /** A write that bumps the index without changing the result (Consul does this; clients must cope). */
@@ -220,8 +222,9 @@ export class ConsulDouble {
       this.#answer(service, url.searchParams, res);
     };
     const respond = fault?.kind === 'slow' ? () => this.#later(answer, fault.delayMs) : answer;
-    const indexParam = Number(url.searchParams.get('index') ?? '0');
-    if (!(indexParam > 0) || this.indexOf(service) > indexParam) {
+    const indexText = url.searchParams.get('index') ?? '0';
+    const indexParam = /^\d{1,20}$/.test(indexText) ? BigInt(indexText) : 0n;
+    if (!(indexParam > 0n) || this.indexOf(service) > indexParam) {
       respond();
       return;
     }
@@ -315,7 +318,7 @@ export class ConsulDouble {
       .map(({ inst, i }) => {
         const node = inst.node ?? `node-${i}`;
         const id = inst.id ?? `${service}-${i}`;
-        const modify = this.indexOf(service);
+        const modify = Number(this.indexOf(service)); // a JSON number, as Consul writes it
         return {
           Node: {
             ID: `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`,

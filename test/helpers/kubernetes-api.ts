@@ -19,8 +19,9 @@
  *   `timeoutSeconds` (or its default);
  * - every object gets `metadata.resourceVersion` (a global counter, as etcd's revision) on each write.
  *
- * Switches: {@link KubernetesApiDouble.fault} answers every request with a status; {@link KubernetesApiDouble.compact}
- * drops history; {@link KubernetesApiDouble.restart} closes every connection and listens again on the same port
+ * Switches: {@link KubernetesApiDouble.fault} answers every request with a status;
+ * {@link KubernetesApiDouble.endlessContinue} makes every list page say that more follows (a broken server);
+ * {@link KubernetesApiDouble.compact} drops history; {@link KubernetesApiDouble.restart} closes every connection and listens again on the same port
  * (history lost: old resourceVersions expire); {@link KubernetesApiDouble.silence} keeps watches open but mute.
  */
 import { execFileSync } from 'node:child_process';
@@ -180,6 +181,14 @@ export class KubernetesApiDouble {
   /** TCP connections accepted so far. */
   connections = 0;
   fault: { readonly status: number; readonly reason?: string } | undefined;
+  /**
+   * While set, every list page (first and continued) is empty and carries a `continue` token, so a list never ends:
+   * `repeat` gives the same token every time, `fresh` a new one every time. {@link KubernetesApiDouble.listPages}
+   * counts the pages served.
+   */
+  endlessContinue: 'repeat' | 'fresh' | undefined;
+  /** List pages served (each list request, first pages and continued ones). */
+  listPages = 0;
   readonly #options: Required<Omit<KubernetesApiOptions, 'tls' | 'clientCa'>> & { tls: boolean };
   readonly #clientCa: string | undefined;
   readonly #objects = new Map<string, Stored>(); // `${ns}/${name}`
@@ -390,6 +399,12 @@ export class KubernetesApiDouble {
     query: URLSearchParams,
     json: (code: number, body: unknown) => void,
   ): void {
+    this.listPages++;
+    if (this.endlessContinue !== undefined) {
+      const next = this.endlessContinue === 'repeat' ? 'more' : `more-${this.listPages}`;
+      const metadata = { resourceVersion: String(this.#rv), continue: Buffer.from(next).toString('base64') };
+      return json(200, { kind: 'EndpointSliceList', apiVersion: 'discovery.k8s.io/v1', metadata, items: [] });
+    }
     let rv = this.#rv;
     let offset = 0;
     const token = query.get('continue');

@@ -194,6 +194,30 @@ describe('ConsulResolver against the Consul API double', () => {
     assert.ok(consul.requests.at(-1)?.url.includes('passing=true'));
   });
 
+  it('skips and reports instances at 0.0.0.0, ::, a multicast or the broadcast address; the rest is used', async () => {
+    consul.setService('web', [
+      { nodeAddress: '10.0.0.1', port: 8080 },
+      { nodeAddress: '10.0.0.2', address: '0.0.0.0', port: 8080 },
+      { nodeAddress: '10.0.0.3', address: '::', port: 8080 },
+      { nodeAddress: '0.0.0.0', port: 8081 }, // no Service.Address: the node's, unusable too
+      { nodeAddress: '10.0.0.4', address: '239.1.2.3', port: 8080 },
+      { nodeAddress: '10.0.0.5', address: '255.255.255.255', port: 8080 },
+    ]);
+    const rec = new Recorder();
+    const r = resolver();
+    r.start(rec.listener);
+    await rec.until(() => rec.updates.length === 1 && rec.errors.length === 1, 3000, 'the set and the report');
+    assert.deepEqual(keys(rec.last), ['10.0.0.1:8080']);
+    assert.equal(r.skippedEntries, 5);
+    const error = rec.errors[0] as ConsulError;
+    assert.ok(error instanceof ConsulError);
+    assert.equal(error.reason, 'bad-response');
+    assert.match(
+      error.message,
+      /skipped 5 unusable entries \(first: web-1: Endpoint host "0\.0\.0\.0" is the unspecified/,
+    );
+  });
+
   it('sends tag, dc, ns, partition and filter as query parameters, and Consul applies each', async () => {
     const base = {
       port: 80,
@@ -309,6 +333,49 @@ describe('ConsulResolver against the Consul API double', () => {
       [undefined, '1'],
     );
     assert.equal(rec.errors.length, 0);
+  });
+
+  it('regression (an X-Consul-Index above 2^53 was rounded, so blocking queries never blocked): kept exact, as a uint64', async () => {
+    const huge = 2n ** 53n + 1n; // 9007199254740993: as a number, 9007199254740992
+    consul.forcedIndex = huge;
+    const mark = consul.requests.length;
+    const rec = new Recorder();
+    const r = resolver({ waitMs: 1000 });
+    r.start(rec.listener);
+    await rec.until(() => rec.updates.length === 1 && consul.blocked === 1, 3000, 'a blocked query');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Rounded down, the index sent was below the server's: every query was answered at once, one per interval.
+    assert.deepEqual(
+      consul.requestsSince(mark).map((q) => q.index),
+      [undefined, '9007199254740993'],
+    );
+    assert.equal(consul.blocked, 1);
+    assert.equal(r.index, 9007199254740992, 'the number property shows the nearest number');
+    // Backwards by one (the same number once rounded): reset to 0, one non-blocking read, then blocking again.
+    consul.forcedIndex = huge - 1n;
+    await rec.until(
+      () => consul.requestsSince(mark).length === 4 && consul.blocked === 1,
+      4000,
+      'blocking again after the reset',
+    );
+    assert.deepEqual(
+      consul.requestsSince(mark).map((q) => q.index),
+      [undefined, '9007199254740993', undefined, '9007199254740992'],
+    );
+    // The largest uint64 is an index like any other.
+    consul.forcedIndex = 2n ** 64n - 1n;
+    consul.touch('web');
+    await rec.until(
+      () => consul.requests.at(-1)?.index === '18446744073709551615' && consul.blocked === 1,
+      3000,
+      'blocking from 2^64 - 1',
+    );
+    // Past it, the header is no uint64: the next query does not block (as for any invalid index).
+    consul.forcedIndex = 2n ** 64n;
+    consul.touch('web');
+    await rec.until(() => r.index === 0, 3000, 'the index reset by a header past 2^64 - 1');
+    assert.equal(rec.errors.length, 0);
+    assert.equal(rec.updates.length, 1);
   });
 
   it('times a blocking query out at wait × 17/16 + timeoutMarginMs, so an answer at wait × 1.06 is in time', async () => {
@@ -507,7 +574,7 @@ describe('ConsulResolver against the Consul API double', () => {
       await rec.until(
         () => {
           clock.advance(0);
-          return consul.requests.length - start === n && r.index === consul.indexOf('web');
+          return consul.requests.length - start === n && r.index === Number(consul.indexOf('web'));
         },
         3000,
         `answer ${n} processed`,

@@ -4,7 +4,14 @@
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { type Client, createClient, KubernetesResolver, type PickMessage } from 'sidecarless';
+import {
+  type Client,
+  createClient,
+  KubernetesError,
+  KubernetesResolver,
+  type KubernetesResolverEvent,
+  type PickMessage,
+} from 'sidecarless';
 import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
 import { runExample } from '../helpers/run-example.js';
 import {
@@ -30,6 +37,8 @@ async function until(predicate: () => boolean, what: string, timeoutMs = 5000): 
 let api: KubernetesApiDouble;
 let backends: Backend[];
 const clients: Client[] = [];
+/** The resolver of each client made by {@link client}. */
+const resolverOf = new Map<Client, KubernetesResolver>();
 
 /** A pod: backend `i` on 127.0.0.1 with its conditions. */
 const pod = (i: number, extra: Omit<SliceEndpointSpec, 'addresses'> = {}): SliceEndpointSpec => ({
@@ -62,25 +71,27 @@ function publish(pods: ReadonlyMap<number, Omit<SliceEndpointSpec, 'addresses'>>
 }
 
 function client(options: { zone?: string; localZone?: string } = {}): Client {
+  const resolver = new KubernetesResolver({
+    service: 'users',
+    namespace: NS,
+    port: 'http',
+    apiServer: api.url,
+    token: 'test-token',
+    tls: { ca: tlsMaterial().cert },
+    env: {},
+    minRelistIntervalMs: 20,
+    backoff: FAST,
+    ...(options.zone !== undefined ? { zone: options.zone } : {}),
+  });
   const c = createClient({
-    target: new KubernetesResolver({
-      service: 'users',
-      namespace: NS,
-      port: 'http',
-      apiServer: api.url,
-      token: 'test-token',
-      tls: { ca: tlsMaterial().cert },
-      env: {},
-      minRelistIntervalMs: 20,
-      backoff: FAST,
-      ...(options.zone !== undefined ? { zone: options.zone } : {}),
-    }),
+    target: resolver,
     endpointHeader: 'x-endpoint',
     waitForReadyTimeoutMs: 5000,
     drainTimeoutMs: 2000,
     ...(options.localZone !== undefined ? { zoneAware: { localZone: options.localZone, minClusterSize: 1 } } : {}),
   });
   clients.push(c);
+  resolverOf.set(c, resolver);
   return c;
 }
 
@@ -228,6 +239,103 @@ describe('Kubernetes discovery through createClient', () => {
     await hinted.ready();
     await until(() => hinted.endpoints.length === 2, 'the hinted set');
     assert.deepEqual(keys(hinted), [keyOf(0), keyOf(2)].sort());
+  });
+
+  describe('entries that cannot be used', () => {
+    const errors: KubernetesError[] = [];
+    const onEvent = (m: unknown) => {
+      const event = m as KubernetesResolverEvent;
+      if (event.kind === 'error' && event.error instanceof KubernetesError) errors.push(event.error);
+    };
+    before(() => diagnostics.subscribe('sidecarless:kubernetes', onEvent));
+    afterEach(() => void errors.splice(0));
+    after(() => diagnostics.unsubscribe('sidecarless:kubernetes', onEvent));
+    const port = (i: number) => (backends[i] as Backend).port;
+    const slice = (i: number, endpoints: SliceEndpointSpec[], addressType: 'IPv4' | 'IPv6' = 'IPv4') =>
+      endpointSlice(`users-${i}`, 'users', [{ name: 'http', port: port(i) }], endpoints, addressType);
+
+    it('regression (one malformed MODIFIED event, a port as a string, emptied the set with no error): the last set serves, a bad-response is reported', async () => {
+      publish(pods([0, {}]));
+      const c = client();
+      await c.ready();
+      const r = resolverOf.get(c) as KubernetesResolver;
+      api.apply(NS, { ...slice(0, [pod(0)]), ports: [{ name: 'http', port: String(port(0)), protocol: 'TCP' }] });
+      await until(() => errors.length >= 1, 'the error');
+      assert.deepEqual(keys(c), [keyOf(0)], 'the last set stays');
+      assert.equal((await c.fetch('http://users/')).status, 200);
+      assert.equal(errors[0]?.reason, 'bad-response');
+      assert.equal(errors[0]?.code, 'SIDECARLESS_RESOLVER_FAILED');
+      assert.match(errors[0]?.message ?? '', /users-0 is malformed: .*port.*; keeping the last set/);
+      assert.equal(r.stats.skipped, 1);
+      assert.ok((c.stats().clusters[0]?.resolver.errors ?? 0) >= 1);
+      // Fixed by the next change: followed again.
+      publish(pods([1, {}]));
+      await until(() => keys(c).join() === keyOf(1), 'the next good set');
+    });
+
+    it('regression (a MODIFIED event whose only address is 999.1.1.1 emptied the set with no error): the last set serves, the address is counted', async () => {
+      publish(pods([0, {}]));
+      const c = client();
+      await c.ready();
+      const r = resolverOf.get(c) as KubernetesResolver;
+      api.apply(NS, slice(0, [{ addresses: ['999.1.1.1'] }]));
+      await until(() => errors.length >= 1, 'the error');
+      assert.deepEqual(keys(c), [keyOf(0)], 'the last set stays');
+      assert.equal((await c.fetch('http://users/')).status, 200);
+      assert.equal(errors[0]?.reason, 'bad-response');
+      assert.match(errors[0]?.message ?? '', /users-0: Endpoint host "999\.1\.1\.1".*; keeping the last set/);
+      assert.equal(r.stats.skipped, 1);
+      // Next to a usable one, the unusable address is skipped (counted, reported) and the rest is the set.
+      api.apply(NS, slice(0, [{ addresses: ['999.1.1.1'] }, pod(0)]));
+      await until(() => errors.length >= 2, 'the second report');
+      assert.match(errors[1]?.message ?? '', /skipped 1 unusable entry/);
+      assert.doesNotMatch(errors[1]?.message ?? '', /keeping the last set/);
+      assert.deepEqual(keys(c), [keyOf(0)]);
+      assert.equal(r.stats.skipped, 2);
+    });
+
+    it('skips endpoints at 0.0.0.0, ::, 255.255.255.255 or a multicast address (counted, reported); with none usable the last set stays', async () => {
+      publish(pods([0, {}]));
+      const c = client();
+      await c.ready();
+      const r = resolverOf.get(c) as KubernetesResolver;
+      api.apply(
+        NS,
+        slice(0, [
+          { addresses: ['0.0.0.0'] },
+          { addresses: ['255.255.255.255'] },
+          { addresses: ['224.0.0.1'] },
+          pod(0),
+        ]),
+      );
+      await until(() => errors.length >= 1, 'the first report');
+      assert.match(
+        errors[0]?.message ?? '',
+        /skipped 3 unusable entries \(first: .*"0\.0\.0\.0" is the unspecified address/,
+      );
+      assert.deepEqual(keys(c), [keyOf(0)]);
+      api.apply(NS, slice(1, [{ addresses: ['::'] }, { addresses: ['ff02::1'] }], 'IPv6'));
+      await until(() => errors.length >= 2, 'the second report');
+      assert.match(errors[1]?.message ?? '', /skipped 2 unusable entries \(first: .*"::" is the unspecified address/);
+      assert.equal(r.stats.skipped, 5);
+      assert.deepEqual(keys(c), [keyOf(0)]);
+      // None usable: the last set stays, and the report says so.
+      api.apply(NS, slice(0, [{ addresses: ['0.0.0.0'] }]));
+      await until(() => errors.length >= 3, 'the third report');
+      assert.match(errors[2]?.message ?? '', /keeping the last set/);
+      assert.deepEqual(keys(c), [keyOf(0)]);
+      assert.equal((await c.fetch('http://users/')).status, 200);
+    });
+
+    it('a slice scaled to zero endpoints (valid, empty) still empties the set, with no error', async () => {
+      publish(pods([0, {}]));
+      const c = client();
+      await c.ready();
+      api.apply(NS, slice(0, []));
+      await until(() => c.endpoints.length === 0, 'the empty set');
+      assert.equal(errors.length, 0);
+      assert.equal(c.stats().clusters[0]?.resolver.errors, 0);
+    });
   });
 
   it('examples/kubernetes.ts runs against the double and moves traffic off the terminating pod', async () => {

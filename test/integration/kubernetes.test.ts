@@ -270,8 +270,12 @@ describe('KubernetesResolver: list and watch against the API double', () => {
     await until(() => rec.updates.length === 1, 'the first set');
     assert.deepEqual(rec.keys, ['10.0.0.1:8080']);
     assert.equal(r.stats.skipped, 1);
+    // The skipped slice is reported (a bad-response naming it); the rest of the set is used.
+    assert.equal(rec.errors.length, 1);
+    assert.match(rec.errors[0]?.message ?? '', /skipped 1 unusable entry \(first: EndpointSlice users-c is malformed/);
+    assert.doesNotMatch(rec.errors[0]?.message ?? '', /keeping the last set/);
     api.broadcastRaw('{"type":"MODIFIED","object":');
-    await until(() => rec.errors.some((e) => (e as KubernetesError).reason === 'bad-response'), 'the bad line');
+    await until(() => rec.errors.some((e) => /watch event is not valid JSON/.test(e.message)), 'the bad line');
     api.apply(NS, slice('users-b', 8080, ['10.0.0.2']));
     await until(() => rec.keys.length === 2, 'the resumed watch');
   });

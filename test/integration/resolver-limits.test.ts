@@ -142,6 +142,95 @@ describe('maxEndpoints: Kubernetes, a watch sending ADDED slices with new names 
   });
 });
 
+describe('Kubernetes list pages: a server whose every page says more follows', () => {
+  let api: KubernetesApiDouble;
+  const open: KubernetesResolver[] = [];
+  before(async () => {
+    api = await startKubernetesApi({ tls: false });
+  });
+  afterEach(() => {
+    for (const r of open.splice(0)) r.close();
+    api.endlessContinue = undefined;
+  });
+  after(() => api.close());
+
+  function resolver(options: { backoffMs: number; minRelistIntervalMs: number; pageSize?: number; max?: number }) {
+    const r = new KubernetesResolver({
+      service: 'users',
+      namespace: 'shop',
+      port: 'http',
+      apiServer: api.url,
+      token: 'test-token',
+      env: {},
+      requestTimeoutMs: 2000,
+      minRelistIntervalMs: options.minRelistIntervalMs,
+      backoff: { initialMs: options.backoffMs, maxMs: options.backoffMs, multiplier: 1, jitter: 0 },
+      ...(options.pageSize !== undefined ? { pageSize: options.pageSize } : {}),
+      ...(options.max !== undefined ? { maxEndpoints: options.max } : {}),
+    });
+    open.push(r);
+    return r;
+  }
+
+  /** Starts `r`; resolves with the first two errors and how far apart they came, ms. */
+  async function twoFailures(r: KubernetesResolver, rec: Recorder): Promise<{ pages: number; apartMs: number }> {
+    const times: number[] = [];
+    const listener = {
+      onUpdate: (endpoints: Parameters<Recorder['onUpdate']>[0]) => rec.onUpdate(endpoints),
+      onError: (error: Parameters<Recorder['onError']>[0]) => {
+        times.push(performance.now());
+        rec.onError(error);
+      },
+    };
+    const start = api.listPages;
+    r.start(listener);
+    await until(() => rec.errors.length >= 1, 'the first failed list');
+    const pages = api.listPages - start;
+    await until(() => rec.errors.length >= 2, 'the second failed list');
+    return { pages, apartMs: (times[1] as number) - (times[0] as number) };
+  }
+
+  // The relist after a failed list waits for the backoff, or for minRelistIntervalMs from the failed list's start.
+  for (const spacing of [
+    { backoffMs: 400, minRelistIntervalMs: 20 },
+    { backoffMs: 1, minRelistIntervalMs: 400 },
+  ]) {
+    it(`regression (a repeated continue token paged forever at full speed, no error): bad-response at the repeat; next list after ${JSON.stringify(spacing)}`, async () => {
+      api.endlessContinue = 'repeat';
+      const rec = new Recorder();
+      const { pages, apartMs } = await twoFailures(resolver(spacing), rec);
+      assert.equal(pages, 2, 'the second page repeats the token of the first');
+      const error = rec.errors[0];
+      assert.ok(error instanceof KubernetesError);
+      assert.equal(error.reason, 'bad-response');
+      assert.equal(error.code, 'SIDECARLESS_RESOLVER_FAILED');
+      assert.match(error.message, /continue token of an earlier page/);
+      assert.ok(apartMs >= 350, `the next list came ${apartMs} ms after the failure`);
+      assert.equal(rec.updates.length, 0);
+    });
+  }
+
+  it('fresh continue tokens forever: the list gives up after 1,000 pages (or maxEndpoints / pageSize when more)', async () => {
+    api.endlessContinue = 'fresh';
+    const rec = new Recorder();
+    const r = resolver({ backoffMs: 300, minRelistIntervalMs: 20 });
+    const { pages, apartMs } = await twoFailures(r, rec);
+    await r.close();
+    assert.equal(pages, 1000);
+    assert.equal((rec.errors[0] as KubernetesError).reason, 'bad-response');
+    assert.match(rec.errors[0]?.message ?? '', /did not end within 1000 pages of 500/);
+    assert.ok(apartMs >= 250, `the next list came ${apartMs} ms after the failure`);
+    // A bound that needs more pages: maxEndpoints / pageSize.
+    const rec2 = new Recorder();
+    const r2 = resolver({ backoffMs: 60_000, minRelistIntervalMs: 20, pageSize: 2, max: 2400 });
+    const start = api.listPages;
+    r2.start(rec2);
+    await until(() => rec2.errors.length >= 1, 'the failed list');
+    assert.equal(api.listPages - start, 1200);
+    assert.match(rec2.errors[0]?.message ?? '', /did not end within 1200 pages of 2/);
+  });
+});
+
 describe('maxEndpoints: etcd, a prefix that grows past the bound (range and watch)', () => {
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   const kv = (i: number) => ({ key: b64(`/svc/${i}`), value: b64(`10.2.0.${i}:80`), mod_revision: '1' });

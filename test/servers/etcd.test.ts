@@ -4,7 +4,7 @@ import net from 'node:net';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { createClient } from '../../src/client/client.js';
 import type { Endpoint } from '../../src/common/endpoint.js';
-import { InvalidTargetError, type SidecarlessError } from '../../src/common/errors.js';
+import { InvalidTargetError, type ServiceNotFoundError, type SidecarlessError } from '../../src/common/errors.js';
 import { EtcdError } from '../../src/resolvers/errors.js';
 import { EtcdResolver, type EtcdResolverOptions } from '../../src/resolvers/etcd/resolver.js';
 import { createResolverRegistry } from '../../src/resolvers/registry.js';
@@ -17,13 +17,16 @@ import { FakeClock } from '../helpers/fake-clock.js';
 /** Records what a resolver delivers; `until` waits (bounded) for a condition. */
 class Recorder {
   readonly updates: (readonly Endpoint[])[] = [];
+  /** The `notFound` that came with each update (`undefined` for none). */
+  readonly notFound: (ServiceNotFoundError | undefined)[] = [];
   readonly errors: SidecarlessError[] = [];
   /** `performance.now()` of each error. */
   readonly errorTimes: number[] = [];
   #waiters: Array<() => void> = [];
   readonly listener = {
-    onUpdate: (endpoints: readonly Endpoint[]) => {
+    onUpdate: (endpoints: readonly Endpoint[], notFound?: ServiceNotFoundError) => {
       this.updates.push(endpoints);
+      this.notFound.push(notFound);
       this.#notify();
     },
     onError: (error: SidecarlessError) => {
@@ -226,6 +229,58 @@ describe('EtcdResolver against a real etcd', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('regression (the only key turning malformed emptied the set, with "no endpoint under the prefix"): the last set stays; a DELETE still empties', async () => {
+    await etcd.put(`${prefix}a`, json({ host: '10.0.6.1', port: 8080 }));
+    const rec = new Recorder();
+    const r = resolver();
+    r.start(rec.listener);
+    await rec.until(() => rec.updates.length === 1, 5000, 'the initial set');
+    await etcd.put(`${prefix}a`, json({ host: '10.0.6.1', port: 'not-a-port' }));
+    await rec.until(() => rec.errors.length === 1, 5000, 'the malformed value reported');
+    await sleep(200);
+    assert.equal(rec.updates.length, 1, 'no empty set');
+    assert.deepEqual(keys(rec.last), ['10.0.6.1:8080']);
+    const error = rec.errors[0] as EtcdError;
+    assert.ok(error instanceof EtcdError);
+    assert.equal(error.reason, 'bad-response');
+    assert.match(error.message, /not-a-port/);
+    assert.equal(r.skippedValues, 1);
+    // Another key, also unusable: still nothing usable, reported, the last set kept.
+    await etcd.put(`${prefix}b`, '0.0.0.0:8080');
+    await rec.until(() => rec.errors.length === 2, 5000, 'the second unusable value');
+    assert.match(rec.errors[1]?.message ?? '', /"0\.0\.0\.0" is the unspecified address/);
+    assert.equal(rec.updates.length, 1);
+    // One key usable again: its set is delivered.
+    await etcd.put(`${prefix}a`, '10.0.6.2:8080');
+    await rec.until(() => rec.updates.length === 2, 5000, 'the usable value');
+    assert.deepEqual(keys(rec.last), ['10.0.6.2:8080']);
+    // Deleting the usable key leaves only the unusable one: the last set stays, and that is reported.
+    await etcd.delete(`${prefix}a`);
+    await rec.until(() => rec.errors.length === 3, 5000, 'the report for the kept set');
+    assert.match(rec.errors[2]?.message ?? '', /its only key holds no usable endpoint; keeping the last set/);
+    assert.equal(rec.updates.length, 2);
+    // A real DELETE of the last key empties the prefix: an empty set, "not found", as before.
+    await etcd.delete(`${prefix}b`);
+    await rec.until(() => rec.updates.length === 3, 5000, 'the empty prefix');
+    assert.deepEqual(rec.last, []);
+    assert.match(rec.notFound.at(-1)?.message ?? '', /no endpoint under the prefix/);
+    assert.equal(rec.errors.length, 3);
+  });
+
+  it('a listing whose every key is unusable delivers nothing (no "not found"): reported, the cluster waits', async () => {
+    await etcd.put(`${prefix}a`, '999.1.1.1:80');
+    await etcd.put(`${prefix}b`, json({ host: '224.0.0.1', port: 80 }));
+    const rec = new Recorder();
+    const r = resolver();
+    r.start(rec.listener);
+    await rec.until(() => rec.errors.length === 2, 5000, 'both values reported');
+    await sleep(200);
+    assert.equal(rec.updates.length, 0);
+    assert.match(rec.errors[1]?.message ?? '', /"224\.0\.0\.1" is a multicast address/);
+    assert.equal(r.skippedValues, 2);
+    assert.equal(r.held, 2);
   });
 
   it('lists again and re-watches when the watch revision was compacted', async () => {

@@ -16,8 +16,9 @@
  * the `CONSUL_HTTP_TOKEN` environment variable, and travels only in the `X-Consul-Token` header.
  *
  * **Protocol** (Consul "Blocking Queries"): `GET /v1/health/service/:name` with `index` set to the last
- * `X-Consul-Index` and `wait`. An index that goes backwards is reset to 0 (the next query does not block and
- * reads the full state); an index below 1 is sent as 1. The client timeout is `waitMs × 17/16 + timeoutMarginMs`,
+ * `X-Consul-Index` and `wait`. The index is an unsigned 64-bit integer, kept and compared exactly (also above
+ * 2^53); one that is not a decimal uint64 counts as missing (the next query does not block). An index that goes
+ * backwards is reset to 0 (the next query does not block and reads the full state); an index below 1 is sent as 1. The client timeout is `waitMs × 17/16 + timeoutMarginMs`,
  * since Consul adds up to `wait / 16` of jitter. Queries start at most once per `minRequestIntervalMs`, so a server
  * that answers at once with a new index cannot cause a hot loop. Failures go to `onError` as {@link ConsulError}
  * (with a `reason`) and are retried with exponential backoff, keeping the index; the last good set stays in use.
@@ -67,6 +68,9 @@ export { ConsulError, DiscoveryError, type DiscoveryFailureReason } from '../err
 
 const debug = createDebug('consul');
 
+/** The largest `X-Consul-Index`: Consul's indexes are uint64. A larger header is invalid (the index resets to 0). */
+const MAX_CONSUL_INDEX = 2n ** 64n - 1n;
+
 /**
  * Resolves a Consul service through the health API with blocking queries. See the module documentation for the
  * protocol, the mapping to endpoints and the error handling.
@@ -83,7 +87,8 @@ export class ConsulResolver implements Resolver {
   readonly #options: ResolvedConsulOptions;
   readonly #pool: Pool;
   readonly #loop: WatchLoop;
-  #index = 0;
+  /** Consul indexes are uint64: kept exact, beyond the 2^53 a number holds. */
+  #index = 0n;
   #requests = 0;
   #skipped = 0;
 
@@ -122,9 +127,13 @@ export class ConsulResolver implements Resolver {
     return this.#skipped;
   }
 
-  /** The index the next blocking query will send (0: the next query does not block). */
+  /**
+   * The index the next blocking query will send (0: the next query does not block). Consul's indexes are unsigned
+   * 64-bit integers: one above 2^53 (`Number.MAX_SAFE_INTEGER`) shows here rounded to the nearest number, while
+   * the query sends it exact and compares it exactly.
+   */
   get index(): number {
-    return this.#index;
+    return Number(this.#index);
   }
 
   start(listener: ResolverListener): void {
@@ -144,8 +153,8 @@ export class ConsulResolver implements Resolver {
   #path(): string {
     const params = this.#options.query;
     let extra = '';
-    if (this.#index > 0) {
-      extra = `index=${Math.max(1, this.#index)}&wait=${formatConsulDuration(this.#options.waitMs)}`;
+    if (this.#index > 0n) {
+      extra = `index=${this.#index}&wait=${formatConsulDuration(this.#options.waitMs)}`;
     }
     const query = [params, extra].filter((s) => s.length > 0).join('&');
     return `/v1/health/service/${encodeURIComponent(this.#options.service)}${query ? `?${query}` : ''}`;
@@ -183,7 +192,7 @@ export class ConsulResolver implements Resolver {
         ),
       );
     }
-    debug('%s: answer at index %d', service, this.#index);
+    debug('%s: answer at index %s', service, this.#index);
     const notFound =
       result.endpoints.length > 0
         ? undefined
@@ -196,16 +205,19 @@ export class ConsulResolver implements Resolver {
   }
 
   #updateIndex(header: string | undefined): void {
-    const next = header !== undefined && /^\d{1,16}$/.test(header) ? Number(header) : undefined;
+    // A uint64 in decimal, compared exactly (a number would round one above 2^53, and the query would send back an
+    // index Consul never gave).
+    const parsed = header !== undefined && /^\d{1,20}$/.test(header) ? BigInt(header) : undefined;
+    const next = parsed !== undefined && parsed <= MAX_CONSUL_INDEX ? parsed : undefined;
     if (next === undefined) {
       // Without an index the next query cannot block; the rate limit keeps it from looping hot.
       debug('%s: missing or invalid X-Consul-Index; next query will not block', this.#options.service);
-      this.#index = 0;
+      this.#index = 0n;
     } else if (next < this.#index) {
-      debug('%s: X-Consul-Index went backwards (%d -> %d); resetting to 0', this.#options.service, this.#index, next);
-      this.#index = 0;
+      debug('%s: X-Consul-Index went backwards (%s -> %s); resetting to 0', this.#options.service, this.#index, next);
+      this.#index = 0n;
     } else {
-      this.#index = Math.max(1, next);
+      this.#index = next > 1n ? next : 1n;
     }
   }
 

@@ -252,7 +252,10 @@ export interface DnsResolution {
   readonly endpoints: Endpoint[];
   /** Smallest TTL among the records used, seconds; `undefined` when there were none. */
   readonly ttl: number | undefined;
-  /** The first record skipped as no endpoint (an SRV port 0), reported to the listener; the rest is delivered. */
+  /**
+   * The first record skipped as no endpoint (an SRV port 0, an address no connection can be made to such as
+   * `0.0.0.0`), reported to the listener; the rest is delivered.
+   */
   readonly skipped?: SidecarlessError | undefined;
   /**
    * A failure the resolution went on without (one address family of `family: 'any'` failed while the other

@@ -20,7 +20,7 @@
  */
 import { isIP } from 'node:net';
 import { createEndpoint, type Endpoint, endpointKey, parseHostPort } from '../../common/endpoint.js';
-import { DnsError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import { DnsError, InvalidEndpointError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { checkObject, describe, integer, isRecord, readOptions } from '../../common/options.js';
 import type { AddressRecord, DnsClient, QuerySettings } from './client.js';
 import {
@@ -148,6 +148,10 @@ export function keepFailedFamily(
  *   `minTtlMs`.
  * - A failure (timeout, SERVFAIL, REFUSED, malformed replies, network) calls `onError` with a
  *   `SIDECARLESS_DNS_*` error and retries with backoff; the last set delivered stays in use.
+ * - An address no connection can be made to (the unspecified `0.0.0.0` or `::`, `255.255.255.255`, a multicast
+ *   address; a hosts file may map a blocked name to `0.0.0.0`) is skipped and reported to `onError`
+ *   (`SIDECARLESS_INVALID_ENDPOINT`); the rest is delivered. When no address is left, the resolution fails with that
+ *   error and the last set stays in use.
  * - With `family: 'any'`, when one family's query fails that way but the other answers with addresses, the set is the
  *   answered addresses plus the failed family's addresses from the previous resolution of the name (none the first
  *   time): glibc's getaddrinfo returns the A records when the AAAA query times out, so a nameserver that drops
@@ -200,7 +204,7 @@ export class DnsResolver extends DnsPollingResolver {
     this.host = name;
     this.#name = bare.toLowerCase();
     this.port = port;
-    this.#literal = isIP(bare) === 0 ? undefined : createEndpoint({ host: bare, port });
+    this.#literal = isIP(bare) === 0 ? undefined : literalEndpoint(bare, port);
   }
 
   /** @internal */
@@ -213,14 +217,33 @@ export class DnsResolver extends DnsPollingResolver {
     const seen = new Set<string>();
     const endpoints: Endpoint[] = [];
     let ttl: number | undefined;
+    let skipped: InvalidEndpointError | undefined;
     for (const r of records) {
       ttl = ttl === undefined ? r.ttl : Math.min(ttl, r.ttl);
       const key = endpointKey(r.address, this.port);
       if (seen.has(key)) continue;
       seen.add(key);
-      endpoints.push(createEndpoint({ host: r.address, port: this.port, metadata: { dnsName: found.name } }));
+      try {
+        endpoints.push(createEndpoint({ host: r.address, port: this.port, metadata: { dnsName: found.name } }));
+      } catch (err) {
+        // An address no connection can be made to (0.0.0.0, a multicast one): skipped and reported, the rest used.
+        if (!(err instanceof InvalidEndpointError)) throw err;
+        skipped ??= err;
+      }
     }
-    return { endpoints, ttl, degraded: found.failed?.error };
+    // Nothing usable: fail the run, so the last good set stays (invariant 4).
+    if (endpoints.length === 0 && skipped !== undefined) throw skipped;
+    return { endpoints, ttl, skipped, degraded: found.failed?.error };
+  }
+}
+
+/** The endpoint of an IP literal target; an address no connection can be made to is refused as the `host` option. */
+function literalEndpoint(host: string, port: number): Endpoint {
+  try {
+    return createEndpoint({ host, port });
+  } catch (err) {
+    if (!(err instanceof InvalidEndpointError)) throw err;
+    throw new InvalidOptionError('host', err.message, { cause: err });
   }
 }
 

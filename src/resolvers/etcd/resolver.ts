@@ -15,8 +15,11 @@
  * (`host` and `port` required; `weight` defaults to 1, `priority` to 0; `zone` and `metadata`, an object of string
  * values, are optional; other fields are ignored), or a plain `host:port` string (`[v6]:port` for IPv6). The
  * endpoint metadata also gets `etcd.key` = the etcd key. A value that fits neither (bad JSON, wrong types, port out
- * of range, larger than `maxValueBytes`) is skipped, logged and counted ({@link EtcdResolver.skippedValues});
- * the rest of the set is still delivered. When two keys hold the same `host:port`, the first key in byte order wins.
+ * of range, a host no connection can be made to such as `999.1.1.1` or `0.0.0.0`, larger than `maxValueBytes`) is
+ * skipped, logged, counted ({@link EtcdResolver.skippedValues}) and reported to `onError` as a `bad-response`; the
+ * rest of the set is still delivered. When every key under the prefix holds such a value, nothing is delivered: the
+ * last good set stays in use (the prefix is not empty, so there is no "not found"). When two keys hold the same
+ * `host:port`, the first key in byte order wins.
  *
  * **Protocol:** `POST /v3/kv/range` over `[prefix, prefix+1)` reads the set and its revision; `POST /v3/watch`
  * from revision+1 streams newline-delimited JSON changes. PUT and DELETE events update the set, and the whole set
@@ -97,6 +100,10 @@ export class EtcdResolver implements Resolver {
   readonly #loop: WatchLoop;
   readonly #pools = new Map<string, Pool>();
   readonly #set = new Map<string, Endpoint>();
+  /** Keys whose latest value is unusable (skipped): when only such keys are left, the last set stays. */
+  readonly #unusable = new Set<string>();
+  /** A skipped value was reported since the last delivery. */
+  #reported = false;
   #member = 0;
   #skipped = 0;
   #lists = 0;
@@ -137,9 +144,9 @@ export class EtcdResolver implements Resolver {
     return this.#revision;
   }
 
-  /** Keys held from the prefix (at most `maxEndpoints`). @internal */
+  /** Keys held from the prefix, those with an unusable value included (at most `maxEndpoints`). @internal */
   get held(): number {
-    return this.#set.size;
+    return this.#set.size + this.#unusable.size;
   }
 
   start(listener: ResolverListener): void {
@@ -216,6 +223,7 @@ export class EtcdResolver implements Resolver {
       ),
     );
     this.#set.clear();
+    this.#unusable.clear();
     for (const kv of range.kvs) this.#put(kv, run);
     this.#revision = range.revision;
     this.#deliver(run);
@@ -297,8 +305,12 @@ export class EtcdResolver implements Resolver {
           run.healthy();
         } else if (message.kind === 'events') {
           for (const event of message.events) {
-            if (event.type === 'DELETE') this.#set.delete(event.kv.id);
-            else this.#put(event.kv, run);
+            if (event.type === 'DELETE') {
+              this.#set.delete(event.kv.id);
+              this.#unusable.delete(event.kv.id);
+            } else {
+              this.#put(event.kv, run);
+            }
           }
           changed = true;
         }
@@ -312,23 +324,41 @@ export class EtcdResolver implements Resolver {
 
   #put(kv: EtcdKeyValue, run: WatchRun): void {
     const max = this.#options.maxEndpoints;
-    if (this.#set.size >= max && !this.#set.has(kv.id)) {
+    if (this.held >= max && !this.#set.has(kv.id) && !this.#unusable.has(kv.id)) {
       // Not taken: the set held stays within the bound, the last delivered one stays in force, and the cycle ends
       // (the next one lists afresh, after the backoff).
       throw new EtcdError('limit', `etcd prefix ${this.#options.prefix} holds more than maxEndpoints (${max}) keys`);
     }
     try {
       this.#set.set(kv.id, parseEtcdEndpoint(kv.key, kv.value, this.#options.maxValueBytes));
+      this.#unusable.delete(kv.id);
     } catch (err) {
       // The key no longer holds a usable endpoint: drop what it held before, keep the rest (and report it).
       this.#set.delete(kv.id);
+      this.#unusable.add(kv.id);
+      this.#reported = true;
       this.#skipped++;
       debug('%s: skipping malformed value: %s', this.#options.prefix, (err as Error).message);
       run.report(isSidecarlessError(err) ? err : bad(`etcd value at ${JSON.stringify(kv.key)} is unusable`, err));
     }
   }
 
+  /**
+   * Delivers the set the keys hold, unless every key left holds an unusable value: then the prefix is not empty (no
+   * `notFound`), and the last set stays in use (invariant 4), reported as a `bad-response` unless a skipped value was
+   * reported since the last delivery. An empty prefix is delivered as an empty set with `notFound`.
+   */
   #deliver(run: WatchRun): void {
+    const reported = this.#reported;
+    this.#reported = false;
+    const { prefix } = this.#options;
+    if (this.#set.size === 0 && this.#unusable.size > 0) {
+      const keys = this.#unusable.size === 1 ? 'its only key holds' : `all ${this.#unusable.size} of its keys hold`;
+      const message = `etcd prefix ${JSON.stringify(prefix)}: ${keys} no usable endpoint; keeping the last set`;
+      debug('%s: %s', prefix, message);
+      if (!reported) run.report(bad(message));
+      return;
+    }
     // Ids are the keys' bytes as latin1 characters: the default string order is byte order.
     const keys = [...this.#set.keys()].sort();
     const endpoints: Endpoint[] = [];
@@ -342,8 +372,7 @@ export class EtcdResolver implements Resolver {
       seen.add(endpoint.key);
       endpoints.push(endpoint);
     }
-    debug('%s: set at revision %d', this.#options.prefix, this.#revision);
-    const { prefix } = this.#options;
+    debug('%s: set at revision %d', prefix, this.#revision);
     run.deliver(
       endpoints,
       endpoints.length > 0

@@ -11,8 +11,9 @@ import diagnostics from 'node:diagnostics_channel';
  * - `watch`: a watch was accepted by the API server and streams from `resourceVersion`;
  * - `watch-end`: the server ended the watch (its `timeoutSeconds` elapsed); it resumes from `resourceVersion`;
  * - `expired`: the resourceVersion is too old (410 Gone, or an ERROR event with a 410 Status): the resolver lists again;
- * - `update`: a new endpoint set was built (`endpoints` is its size, `state` which endpoints it holds);
- * - `error`: a list or watch failed (`error`); the last set stays in use.
+ * - `update`: a new endpoint set was built and delivered (`endpoints` is its size, `state` which endpoints it holds);
+ * - `error`: a list or watch failed, or entries were skipped as unusable (`error`, a `bad-response` naming the
+ *   first); after a failure the last set stays in use, and so it does when nothing usable is left.
  *
  * @category Observability
  */
@@ -55,9 +56,13 @@ export interface KubernetesResolverStats {
   readonly bookmarks: number;
   /** Times the resourceVersion had expired (410 Gone) and the service was listed again. */
   readonly expired: number;
-  /** Malformed EndpointSlices skipped (counted each time one is read). */
+  /**
+   * Entries skipped as unusable, counted each time one is read (listed or watched): a malformed EndpointSlice counts
+   * one, and so does each endpoint whose address no connection can be made to (`999.1.1.1`, `0.0.0.0`, a multicast
+   * address).
+   */
   readonly skipped: number;
-  /** Failed list or watch requests. */
+  /** Errors reported: failed list or watch requests, and reports of skipped entries. */
   readonly errors: number;
   /** EndpointSlices currently held for the service. */
   readonly slices: number;

@@ -101,7 +101,11 @@ export interface KubernetesResolverOptions extends RemoteResolverOptions {
   readonly refreshIntervalMs?: number | undefined;
   /** Largest list answer (each page) or watch event accepted, bytes. @defaultValue 16777216 */
   readonly maxResponseBytes?: number | undefined;
-  /** Items per list page (`limit`; the rest follows with `continue`). @defaultValue 500 */
+  /**
+   * Items per list page (`limit`; the rest follows with `continue`). A list takes at most max(1,000,
+   * `maxEndpoints / pageSize`) pages: past that (a server that never stops paging) it fails with a `bad-response`.
+   * @defaultValue 500
+   */
   readonly pageSize?: number | undefined;
 }
 

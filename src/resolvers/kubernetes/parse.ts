@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { createEndpoint, type Endpoint } from '../../common/endpoint.js';
+import { createEndpoint, type Endpoint, endpointHostProblem } from '../../common/endpoint.js';
 import { isRecord } from '../../common/options.js';
 import { KubernetesError } from '../errors.js';
 
@@ -34,6 +34,11 @@ export interface SliceEndpoint {
   readonly pod: string | undefined;
   /** `hints.forZones[].name`, or `undefined` when the endpoint has no hints. */
   readonly forZones: readonly string[] | undefined;
+  /**
+   * Why no connection can be made to `address` (`999.1.1.1`, `0.0.0.0`, a multicast address, an IPv6 zone index), or
+   * `undefined` when it is usable. Such an endpoint is skipped: it is never part of a built set.
+   */
+  readonly problem: string | undefined;
 }
 
 /** A parsed EndpointSlice. */
@@ -107,7 +112,8 @@ export function parseStatus(value: unknown): KubernetesStatus | undefined {
   };
 }
 
-function objectName(value: unknown): string | undefined {
+/** `metadata.name` of an object, when it is a non-empty string. */
+export function objectName(value: unknown): string | undefined {
   if (!isRecord(value) || !isRecord(value.metadata)) return undefined;
   const { name } = value.metadata;
   return typeof name === 'string' && name.length > 0 ? name : undefined;
@@ -196,6 +202,7 @@ function parseSliceEndpoint(value: unknown): SliceEndpoint {
     nodeName: optionalString(value.nodeName, 'nodeName'),
     pod: targetRef?.kind === 'Pod' ? optionalString(targetRef.name, 'targetRef.name') : undefined,
     forZones,
+    problem: endpointHostProblem(addresses[0]),
   };
 }
 
@@ -235,7 +242,10 @@ export interface BuiltSet {
   readonly state: 'ready' | 'terminating' | 'empty';
   /** Whether `hints.forZones` narrowed the set to the caller's zone. */
   readonly hinted: boolean;
-  /** Endpoints left out because they could not become an {@link Endpoint} (e.g. a bad FQDN). */
+  /**
+   * Endpoints that would serve (ready, or serving and terminating) but were left out because they could not become
+   * an {@link Endpoint}: an unusable address (see {@link SliceEndpoint.problem}), e.g. a bad FQDN.
+   */
   readonly invalid: number;
 }
 
@@ -252,7 +262,9 @@ interface Candidate {
  * 3. when `zone` is known and every chosen endpoint carries `hints.forZones`, and some are meant for `zone`, only
  *    those are kept (topology-aware routing); otherwise the hints are ignored.
  *
- * Slices are merged in name order; an address:port present in two slices is kept once (the first). Each endpoint
+ * Endpoints whose address no connection can be made to ({@link SliceEndpoint.problem}) are left out before choosing
+ * (and counted in `invalid` when they would have served). Slices are merged in name order; an address:port present
+ * in two slices is kept once (the first). Each endpoint
  * keeps its `zone` (for zone-aware routing) and gets the metadata `kubernetes.pod`, `kubernetes.node` (when known),
  * `kubernetes.slice` and `kubernetes.state` (`ready` or `terminating`).
  */
@@ -263,13 +275,18 @@ export function buildEndpoints(
 ): BuiltSet {
   const ready: Candidate[] = [];
   const fallback: Candidate[] = [];
+  let invalid = 0;
   for (const name of [...slices.keys()].sort()) {
     const slice = slices.get(name) as EndpointSlice;
     const number = slicePort(slice, port);
     if (number === undefined) continue;
     for (const endpoint of slice.endpoints) {
-      if (endpoint.ready && !endpoint.terminating) ready.push({ slice, endpoint, port: number });
-      else if (endpoint.serving && endpoint.terminating) fallback.push({ slice, endpoint, port: number });
+      const serves = endpoint.ready && !endpoint.terminating;
+      const fallsBack = endpoint.serving && endpoint.terminating;
+      if (endpoint.problem !== undefined) {
+        if (serves || fallsBack) invalid++;
+      } else if (serves) ready.push({ slice, endpoint, port: number });
+      else if (fallsBack) fallback.push({ slice, endpoint, port: number });
     }
   }
   const state = ready.length > 0 ? 'ready' : fallback.length > 0 ? 'terminating' : 'empty';
@@ -284,7 +301,6 @@ export function buildEndpoints(
   }
   const endpoints: Endpoint[] = [];
   const seen = new Set<string>();
-  let invalid = 0;
   for (const { slice, endpoint, port: number } of chosen) {
     const metadata: Record<string, string> = {
       'kubernetes.slice': slice.name,

@@ -9,7 +9,8 @@
  *
  * **Protocol** (the API's list/watch contract): `GET /apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices` with
  * `labelSelector=kubernetes.io/service-name={service}` lists the slices (in pages of `pageSize`, following
- * `continue`) and gives the collection's `resourceVersion`; the same path with `watch=1`, that `resourceVersion`,
+ * `continue`; a page repeating an earlier token, or more pages than max(1,000, `maxEndpoints / pageSize`), fails the
+ * listing with a `bad-response`) and gives the collection's `resourceVersion`; the same path with `watch=1`, that `resourceVersion`,
  * `allowWatchBookmarks=true` and `timeoutSeconds` streams one JSON event per line. ADDED and MODIFIED replace a
  * slice, DELETED removes it, BOOKMARK only moves the resourceVersion; the merged set is delivered once per received
  * chunk. When the server ends the watch (its timeout), the resolver watches again from the last resourceVersion.
@@ -21,10 +22,17 @@
  * requests finish while the cluster drains them); when none is ready, serving terminating ones are used rather than
  * none. With the caller's `zone` known, `hints.forZones` narrow the set. See `parse.ts`, `buildEndpoints`.
  *
+ * **Unusable entries**: a malformed slice (its previous version dropped), or an endpoint whose address no connection
+ * can be made to (`999.1.1.1`, `0.0.0.0`, a multicast address), is skipped, counted (`stats.skipped`) and reported as
+ * a `bad-response`; the rest is delivered. When nothing usable is left because of them, the last set stays in use
+ * (invariant 4) and the report says so; a set empty with nothing skipped (the Service scaled to zero) is delivered.
+ * See `slices.ts`.
+ *
  * **refresh()**: lists again (aborting the watch), at most once per `refreshIntervalMs`; ignored during backoff.
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import type { Endpoint } from '../../common/endpoint.js';
 import { createDebug } from '../../common/debug.js';
 import { Backoff } from '../../common/backoff.js';
@@ -43,16 +51,8 @@ import {
   type ResolvedKubernetesOptions,
   resolveKubernetesOptions,
 } from './options.js';
-import {
-  bad,
-  buildEndpoints,
-  type EndpointSlice,
-  parseJson,
-  parseSlice,
-  parseSliceList,
-  parseStatus,
-  parseWatchLine,
-} from './parse.js';
+import { bad, parseJson, parseSliceList, parseStatus, parseWatchLine } from './parse.js';
+import { SliceSet } from './slices.js';
 import { type WatchEnd, followWatch } from './watch.js';
 
 export type { KubernetesResolverOptions, KubernetesTlsOptions } from './options.js';
@@ -66,10 +66,11 @@ const RBAC_RULE =
   'the identity needs a Role (bound with a RoleBinding) granting get, list and watch on endpointslices ' +
   'in the API group discovery.k8s.io';
 
-/** What a slice counts against `maxEndpoints`: its endpoints, at least one (an empty slice is state too). */
-function weight(slice: EndpointSlice): number {
-  return Math.max(1, slice.endpoints.length);
-}
+/**
+ * The fewest pages a list may take before it is given up as endless (a server handing out `continue` tokens
+ * forever): the bound is this or `maxEndpoints / pageSize`, whichever is more (1,000 with the defaults).
+ */
+const MIN_LIST_PAGES = 1000;
 
 /**
  * Resolves a Kubernetes Service's endpoints from its EndpointSlices, listed once and then watched. See the module
@@ -91,9 +92,7 @@ export class KubernetesResolver implements Resolver {
   readonly #loop: WatchLoop;
   readonly #label: string;
   #connection: ApiConnection | undefined;
-  #slices = new Map<string, EndpointSlice>();
-  /** What `#slices` counts against `maxEndpoints` (see {@link weight}). */
-  #held = { n: 0 };
+  #slices: SliceSet;
   #resourceVersion: string | undefined;
   readonly #earlyEnds: Backoff;
   #counts = { lists: 0, watches: 0, events: 0, bookmarks: 0, expired: 0, skipped: 0, errors: 0 };
@@ -106,6 +105,7 @@ export class KubernetesResolver implements Resolver {
     this.#options = resolveKubernetesOptions(options);
     const { backoff, clock, minRelistIntervalMs, namespace, random, refreshIntervalMs, service } = this.#options;
     this.#label = `kubernetes:${namespace}/${service}`;
+    this.#slices = new SliceSet(this.#label, this.#options.maxEndpoints);
     this.#earlyEnds = new Backoff(backoff, random);
     this.#loop = new WatchLoop(
       {
@@ -234,59 +234,43 @@ export class KubernetesResolver implements Resolver {
     }
   }
 
+  /**
+   * Lists every page. A page whose `continue` token repeats an earlier one, or more pages than the bound (see
+   * {@link MIN_LIST_PAGES}), fail the listing with a `bad-response`: the last set stays, and the next list comes after
+   * the backoff.
+   */
   async #list(run: WatchRun, headers: Record<string, string>): Promise<void> {
-    const slices = new Map<string, EndpointSlice>();
-    const held = { n: 0 };
+    const { maxEndpoints, pageSize } = this.#options;
+    const maxPages = Math.max(MIN_LIST_PAGES, Math.ceil(maxEndpoints / pageSize));
+    const slices = new SliceSet(this.#label, maxEndpoints);
+    const tokens = new Set<string>(); // digests: a token may be large
     let continueToken = '';
     let resourceVersion: string;
-    do {
-      const query: Record<string, string> = { limit: String(this.#options.pageSize) };
+    for (let page = 1; ; page++) {
+      const query: Record<string, string> = { limit: String(pageSize) };
       if (continueToken !== '') query.continue = continueToken;
       const text = await this.#get(this.#path(query), headers, run.signal);
       const list = parseSliceList(text);
-      for (const item of list.items) this.#accept(slices, held, item);
+      for (const item of list.items) this.#counts.skipped += slices.accept(item, false);
       resourceVersion = list.resourceVersion;
       continueToken = list.continueToken;
-    } while (continueToken !== '');
+      if (continueToken === '') break;
+      const digest = createHash('sha256').update(continueToken).digest('base64');
+      if (tokens.has(digest)) {
+        throw bad(`Kubernetes list of ${this.#label} sent the continue token of an earlier page again (page ${page})`);
+      }
+      if (page >= maxPages) {
+        throw bad(`Kubernetes list of ${this.#label} did not end within ${maxPages} pages of ${pageSize}`);
+      }
+      tokens.add(digest);
+    }
     this.#slices = slices;
-    this.#held = held;
     this.#resourceVersion = resourceVersion;
     this.#counts.lists++;
     this.#publish({ kind: 'list' });
     debug('%s: listed %d slices at resourceVersion %s', this.#label, slices.size, resourceVersion);
     run.healthy();
     this.#deliver(run);
-  }
-
-  /**
-   * Parses `object` into `slices`; a malformed slice is skipped, counted, and its previous version dropped. A slice
-   * that would take `held` past `maxEndpoints` is not taken: throws a `KubernetesError` with reason `limit`.
-   */
-  #accept(slices: Map<string, EndpointSlice>, held: { n: number }, object: unknown, name?: string): void {
-    let slice: EndpointSlice;
-    try {
-      slice = parseSlice(object);
-    } catch (err) {
-      const previous = name === undefined ? undefined : slices.get(name);
-      if (previous !== undefined) {
-        slices.delete(previous.name);
-        held.n -= weight(previous);
-      }
-      this.#counts.skipped++;
-      debug('%s: skipping a malformed EndpointSlice: %s', this.#label, (err as Error).message);
-      return;
-    }
-    const previous = slices.get(slice.name);
-    const next = held.n - (previous === undefined ? 0 : weight(previous)) + weight(slice);
-    const max = this.#options.maxEndpoints;
-    if (next > max) {
-      throw new KubernetesError(
-        'limit',
-        `Kubernetes API sent more than maxEndpoints (${max}) endpoints for ${this.#label}; keeping the last good set`,
-      );
-    }
-    slices.set(slice.name, slice);
-    held.n = next;
   }
 
   async #watch(run: WatchRun, headers: Record<string, string>): Promise<WatchEnd> {
@@ -349,24 +333,25 @@ export class KubernetesResolver implements Resolver {
         const rv = (event.object as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
         if (typeof rv === 'string' && rv !== '') this.#resourceVersion = rv;
         if (event.type === 'DELETED') {
-          const gone = event.name === undefined ? undefined : this.#slices.get(event.name);
           if (event.name === undefined) this.#counts.skipped++;
-          else if (gone !== undefined) {
-            this.#slices.delete(event.name);
-            this.#held.n -= weight(gone);
-          }
+          else this.#slices.delete(event.name);
         } else {
-          this.#accept(this.#slices, this.#held, event.object, event.name);
+          this.#counts.skipped += this.#slices.accept(event.object, true);
         }
         return 'changed';
       }
     }
   }
 
+  /** Delivers the merged set, unless nothing in it is usable because entries were skipped (the last set stays). */
   #deliver(run: WatchRun): void {
     const { port, zone } = this.#options;
-    const built = buildEndpoints(this.#slices, port, zone);
-    if (built.invalid > 0) debug('%s: %d endpoints with unusable addresses left out', this.#label, built.invalid);
+    const { built, deliver, report } = this.#slices.build(port, zone);
+    if (report !== undefined) {
+      debug('%s: %s', this.#label, report.message);
+      run.report(report);
+    }
+    if (!deliver) return;
     debug('%s: %d endpoints (%s%s)', this.#label, built.endpoints.length, built.state, built.hinted ? ', hinted' : '');
     this.#publish({ kind: 'update', endpoints: built.endpoints.length, state: built.state });
     run.deliver(built.endpoints as Endpoint[]);

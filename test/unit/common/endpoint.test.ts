@@ -58,6 +58,50 @@ describe('createEndpoint', () => {
   }
 });
 
+describe('createEndpoint: addresses no connection can be made to', () => {
+  // Registries hand these out (an instance registering the address it listens on, a hosts file blocking a name):
+  // the unspecified address, the limited broadcast address and multicast ones are no upstream (Envoy refuses them).
+  const refused: Array<[string, RegExp]> = [
+    ['0.0.0.0', /unspecified/],
+    ['::', /unspecified/],
+    ['[::]', /unspecified/],
+    ['0:0:0:0:0:0:0:0', /unspecified/],
+    ['255.255.255.255', /broadcast/],
+    ['224.0.0.1', /multicast/],
+    ['239.255.255.250', /multicast/],
+    ['ff02::1', /multicast/],
+    ['FF05::1:3', /multicast/],
+    ['::ffff:0.0.0.0', /unspecified/],
+    ['::ffff:224.0.0.251', /multicast/],
+    ['::ffff:255.255.255.255', /broadcast/],
+  ];
+  for (const [host, why] of refused) {
+    it(`refuses ${host} with SIDECARLESS_INVALID_ENDPOINT`, () => {
+      assert.throws(
+        () => createEndpoint({ host, port: 80 }),
+        (err: unknown) =>
+          isSidecarlessError(err) &&
+          err.code === 'SIDECARLESS_INVALID_ENDPOINT' &&
+          why.test(err.message) &&
+          err.message.includes(JSON.stringify(host)),
+      );
+      assert.throws(
+        () => createEndpointSet([`${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:80`]),
+        {
+          code: 'SIDECARLESS_INVALID_ENDPOINT',
+        },
+      );
+    });
+  }
+
+  it('accepts the unicast neighbours of those ranges', () => {
+    for (const host of ['1.0.0.0', '10.0.0.0', '223.255.255.255', '::1', 'ff::1', 'fe80::1']) {
+      assert.equal(createEndpoint({ host, port: 80 }).port, 80, host);
+    }
+    assert.equal(createEndpoint({ host: '::ffff:127.0.0.1', port: 80 }).key, '[::ffff:7f00:1]:80');
+  });
+});
+
 describe('parseHostPort', () => {
   it('parses host:port, [v6]:port and bare hosts with a default port', () => {
     assert.deepEqual(parseHostPort('10.0.0.1:81'), { host: '10.0.0.1', port: 81 });

@@ -273,6 +273,44 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     );
   });
 
+  it('skips and reports an address no connection can be made to (0.0.0.0, multicast); with none usable, the set is kept', async () => {
+    let answers = [a('h.test', '10.0.0.1', 1)];
+    const { server, clock, listener } = await setup((q) => q.send(reply(q, { answers })));
+    const r = new DnsResolver({
+      host: 'h.test',
+      nameservers: [server.address],
+      ...noSystem,
+      family: 4,
+      clock,
+      backoff: { initialMs: 100, jitter: 0, multiplier: 1, maxMs: 100 },
+    });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'first update');
+    // A hosts-file style "blocked" answer next to a real one, and a multicast address: skipped, the rest used.
+    answers = [a('h.test', '0.0.0.0', 1), a('h.test', '10.0.0.2', 1), a('h.test', '224.0.0.1', 1)];
+    clock.advance(1000);
+    await until(() => listener.updates.length === 2, 'the second set');
+    assert.deepEqual(keys(listener.last), ['10.0.0.2:80']);
+    assert.deepEqual(
+      listener.errors.map((e) => e.code),
+      ['SIDECARLESS_INVALID_ENDPOINT'],
+    );
+    assert.match(listener.errors[0]?.message ?? '', /"0\.0\.0\.0" is the unspecified address/);
+    // Nothing usable: the resolution fails (reported), the last set stays.
+    answers = [a('h.test', '0.0.0.0', 1), a('h.test', '255.255.255.255', 1)];
+    clock.advance(1000);
+    await until(() => listener.errors.length === 2, 'the failed resolution');
+    assert.equal(listener.errors[1]?.code, 'SIDECARLESS_INVALID_ENDPOINT');
+    assert.equal(listener.updates.length, 2, 'no set without a usable address');
+    assert.deepEqual(keys(listener.last), ['10.0.0.2:80']);
+    r.close();
+    // An IP literal target that is no unicast address is refused at construction, naming the option.
+    assert.throws(() => new DnsResolver({ host: '0.0.0.0', ...noSystem }), {
+      code: 'SIDECARLESS_INVALID_OPTION',
+      option: 'host',
+    });
+  });
+
   it('never calls the listener after close, nor synchronously from start', async () => {
     const { server, clock, listener } = await setup((q) =>
       setTimeout(() => q.send(reply(q, { answers: [a('h.test', '10.0.0.1')] })), 20),

@@ -143,6 +143,30 @@ describe('kubernetes parse: EndpointSlices', () => {
     );
     assert.deepEqual(keysOf(buildEndpoints(map(v6), 'http', undefined)), ['[fd00::1]:80']);
   });
+
+  it('marks an endpoint whose address no connection can be made to, leaves it out before choosing, counts it', () => {
+    const terminating = { ready: false, serving: true, terminating: true };
+    const s = slice(
+      'a',
+      [{ name: 'http', port: 80 }],
+      [
+        { addresses: ['999.1.1.1'] },
+        { addresses: ['0.0.0.0'] },
+        { addresses: ['224.0.0.1'], ready: false }, // would not serve: not counted in `invalid`
+        { addresses: ['10.0.0.9'], ...terminating },
+      ],
+    );
+    assert.deepEqual(
+      s.endpoints.map((e) => e.problem !== undefined),
+      [true, true, true, false],
+    );
+    assert.match(s.endpoints[1]?.problem ?? '', /"0\.0\.0\.0" is the unspecified address/);
+    // The ready ones are unusable: the serving terminating one is used rather than none.
+    const built = buildEndpoints(map(s), 'http', undefined);
+    assert.deepEqual(keysOf(built), ['10.0.0.9:80']);
+    assert.equal(built.state, 'terminating');
+    assert.equal(built.invalid, 2);
+  });
 });
 
 describe('kubernetes parse: list answers and watch lines', () => {

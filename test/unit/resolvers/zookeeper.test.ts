@@ -81,6 +81,9 @@ describe('zookeeper parse: instance nodes', () => {
       { port: 70_000 },
       { port: '80' },
       { address: '999.1.1.1' },
+      { address: '0.0.0.0' },
+      { address: '::' },
+      { address: '224.0.0.1' },
     ]) {
       assert.throws(() => parseZooKeeperNode('i', curator(bad), AUTO), ZooKeeperError, JSON.stringify(bad));
     }
@@ -103,6 +106,7 @@ describe('zookeeper parse: instance nodes', () => {
     assert.throws(() => parseZooKeeperNode('member', Buffer.from('nonsense'), AUTO), ZooKeeperError);
     assert.throws(() => parseZooKeeperNode('member', undefined, AUTO), ZooKeeperError);
     assert.throws(() => parseZooKeeperNode('member', Buffer.from('{"broken'), AUTO), ZooKeeperError);
+    assert.throws(() => parseZooKeeperNode('0.0.0.0:81', undefined, AUTO), /unspecified address/);
     const curatorOnly = { layout: 'curator', curatorPort: 'port' } as const;
     assert.throws(
       () => parseZooKeeperNode('10.0.0.2:81', undefined, curatorOnly),
