@@ -52,6 +52,8 @@ const debug = createDebug('zookeeper');
 interface NodeEntry {
   /** Its endpoint; `undefined` when it is skipped (unusable) or a disabled Curator instance. */
   readonly endpoint: Endpoint | undefined;
+  /** Skipped as unusable (not a disabled instance): when only such children are left, the last set stays. */
+  readonly skipped?: true;
 }
 
 /**
@@ -401,7 +403,7 @@ export class ZooKeeperResolver implements Resolver {
 
   #skip(name: string, error: ZooKeeperError, into: Map<string, NodeEntry>, problems: ZooKeeperError[]): void {
     this.#counts.skipped++;
-    into.set(name, { endpoint: undefined });
+    into.set(name, { endpoint: undefined, skipped: true });
     problems.push(error);
     debug('%s: skipping %s: %s', this.#label, name, error.message);
   }
@@ -429,6 +431,13 @@ export class ZooKeeperResolver implements Resolver {
       }
       seen.add(endpoint.key);
       endpoints.push(endpoint);
+    }
+    if (endpoints.length === 0 && [...this.#nodes.values()].some((n) => n.skipped === true)) {
+      // Nothing usable because of unusable children, not an empty service: the last set stays (invariant 4).
+      const message = `${this.#label}: no child of ${path} holds a usable instance; keeping the last set`;
+      debug('%s', message);
+      if (problems.length === 0) run.report(new ZooKeeperError('bad-response', message));
+      return;
     }
     debug('%s: %d endpoints from %d nodes', this.#label, endpoints.length, this.#nodes.size);
     this.#publish({ kind: 'update', endpoints: endpoints.length });

@@ -352,6 +352,31 @@ describe('ZooKeeperResolver sessions and watches (client double, fake clock)', (
     assert.ok(h.zk().closed, 'the client closed');
   });
 
+  it('regression (the only child turning unusable emptied the set): the last set stays, reported; a real removal still empties it', async () => {
+    const h = harness({ layout: 'host-port' });
+    await settle();
+    h.zk().state('SYNC_CONNECTED');
+    await settle();
+    assert.deepEqual(h.keys(), ['10.0.0.1:80']);
+    const deliveries = h.updates.length;
+    // Its only child is replaced by one whose data names no usable endpoint (port 0).
+    h.tree.delete('/svc/10.0.0.1:80');
+    h.tree.set('/svc/member', Buffer.from('10.0.0.9:0'));
+    h.zk().fire('children', '/svc', 4);
+    await settle();
+    assert.equal(h.updates.length, deliveries, 'nothing delivered: the last set stays');
+    assert.ok(
+      h.errors.some((e) => e.code === 'SIDECARLESS_RESOLVER_FAILED' && /keeping the last set|unusable/.test(e.message)),
+    );
+    assert.equal(h.resolver.stats.skipped, 1);
+    // The service emptied for real (no child left): that is delivered.
+    h.tree.delete('/svc/member');
+    h.zk().fire('children', '/svc', 4);
+    await settle();
+    assert.deepEqual(h.keys(), []);
+    h.resolver.close();
+  });
+
   it('sends the digest with every session', async () => {
     const h = harness({ digest: 'reader:pw' });
     await settle();
