@@ -81,6 +81,8 @@ function normalizeHost(raw: unknown): string {
   if (family === 4) return unicast(raw, host);
   host = host.toLowerCase();
   if (host.endsWith('.')) host = host.slice(0, -1);
+  // `0.0.0.0.` is `0.0.0.0` to the URL parser: judged as that address.
+  if (isIP(host) === 4) return unicast(raw, host);
   if (host.length > 253 || !host.split('.').every((label) => HOST_LABEL.test(label))) {
     throw new InvalidEndpointError(
       `Endpoint host ${JSON.stringify(raw)} is neither an IP address nor a valid hostname`,

@@ -228,7 +228,9 @@ export class DnsResolver extends DnsPollingResolver {
       } catch (err) {
         // An address no connection can be made to (0.0.0.0, a multicast one): skipped and reported, the rest used.
         if (!(err instanceof InvalidEndpointError)) throw err;
-        skipped ??= err;
+        skipped ??= new InvalidEndpointError(`${found.name} resolved to ${r.address}: ${err.message}; skipped`, {
+          cause: err,
+        });
       }
     }
     // Nothing usable: fail the run, so the last good set stays (invariant 4).

@@ -74,6 +74,10 @@ describe('createEndpoint: addresses no connection can be made to', () => {
     ['::ffff:0.0.0.0', /unspecified/],
     ['::ffff:224.0.0.251', /multicast/],
     ['::ffff:255.255.255.255', /broadcast/],
+    // A trailing dot (a fully qualified name's) is the same address to the URL parser (probe 10).
+    ['0.0.0.0.', /unspecified/],
+    ['255.255.255.255.', /broadcast/],
+    ['224.0.0.1.', /multicast/],
   ];
   for (const [host, why] of refused) {
     it(`refuses ${host} with SIDECARLESS_INVALID_ENDPOINT`, () => {
@@ -99,6 +103,7 @@ describe('createEndpoint: addresses no connection can be made to', () => {
       assert.equal(createEndpoint({ host, port: 80 }).port, 80, host);
     }
     assert.equal(createEndpoint({ host: '::ffff:127.0.0.1', port: 80 }).key, '[::ffff:7f00:1]:80');
+    assert.equal(createEndpoint({ host: '127.0.0.1.', port: 80 }).key, '127.0.0.1:80');
   });
 });
 

@@ -296,6 +296,8 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
       ['SIDECARLESS_INVALID_ENDPOINT'],
     );
     assert.match(listener.errors[0]?.message ?? '', /"0\.0\.0\.0" is the unspecified address/);
+    // The report names the DNS name that gave the address (probe 10).
+    assert.match(listener.errors[0]?.message ?? '', /^h\.test resolved to 0\.0\.0\.0: /);
     // Nothing usable: the resolution fails (reported), the last set stays.
     answers = [a('h.test', '0.0.0.0', 1), a('h.test', '255.255.255.255', 1)];
     clock.advance(1000);
