@@ -227,9 +227,14 @@ export class SrvResolver extends DnsPollingResolver {
             }),
           );
         } catch (err) {
-          // A record no connection can be made to (port 0): skipped and reported, the rest used (invariant 4).
+          // A record no connection can be made to (port 0, 0.0.0.0): skipped and reported, the rest used (invariant 4).
           if (!(err instanceof InvalidEndpointError)) throw err;
-          skipped ??= err;
+          skipped ??= new InvalidEndpointError(
+            `SRV record of ${srvName} (${r.target}:${r.port}): ${err.message}; skipped`,
+            {
+              cause: err,
+            },
+          );
         }
       }
     }
