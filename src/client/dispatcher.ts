@@ -7,6 +7,7 @@
 import type { EventEmitter } from 'node:events';
 import { Dispatcher, errors } from 'undici';
 import { ClientClosedError } from '../common/errors.js';
+import { destroyArguments, whenSettled } from '../common/callback-style.js';
 
 /**
  * The request options every undici major (6, 7, 8) passes to `dispatch`, as far as sidecarless reads them.
@@ -159,9 +160,7 @@ export class BalancedDispatcher extends Dispatcher {
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | void {
     this.#closed = true;
-    const done = this.#target.close();
-    if (callback === undefined) return done;
-    done.then(callback, callback);
+    return whenSettled(this.#target.close(), callback);
   }
 
   /** Destroys the client (see `Client.destroy`): in-flight requests fail now. New requests fail at once. */
@@ -174,11 +173,8 @@ export class BalancedDispatcher extends Dispatcher {
   override destroy(err: Error | null, callback: () => void): void;
   override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
     this.#closed = true;
-    const err = typeof errOrCallback === 'function' ? undefined : (errOrCallback ?? undefined);
-    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
-    const done = this.#target.destroy(err);
-    if (cb === undefined) return done;
-    done.then(cb, cb);
+    const args = destroyArguments(errOrCallback, callback);
+    return whenSettled(this.#target.destroy(args.err), args.callback);
   }
 }
 

@@ -14,6 +14,7 @@ import { InvalidOptionError } from '../common/errors.js';
 import { toDualHandler } from '../common/handler.js';
 import { parseOrigin } from '../request/origin.js';
 import type { DispatchTarget } from './dispatcher.js';
+import { destroyArguments, whenSettled } from '../common/callback-style.js';
 
 /** The client's balanced dispatcher, as the global one sees it. */
 interface BalancedTarget extends DispatchTarget {
@@ -161,9 +162,7 @@ export class GlobalDispatcher extends Dispatcher {
   override close(): Promise<void>;
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | void {
-    const done = this.#balanced.close();
-    if (callback === undefined) return done;
-    done.then(callback, callback);
+    return whenSettled(this.#balanced.close(), callback);
   }
 
   override destroy(): Promise<void>;
@@ -171,10 +170,7 @@ export class GlobalDispatcher extends Dispatcher {
   override destroy(callback: () => void): void;
   override destroy(err: Error | null, callback: () => void): void;
   override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
-    const err = typeof errOrCallback === 'function' ? undefined : (errOrCallback ?? undefined);
-    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
-    const done = this.#balanced.destroy(err);
-    if (cb === undefined) return done;
-    done.then(cb, cb);
+    const args = destroyArguments(errOrCallback, callback);
+    return whenSettled(this.#balanced.destroy(args.err), args.callback);
   }
 }

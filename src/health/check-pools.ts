@@ -9,6 +9,7 @@
  * @module
  */
 import { Dispatcher, Pool } from 'undici';
+import { destroyArguments, whenSettled } from '../common/callback-style.js';
 
 /** @internal Health checks' per-origin pools; see the module comment. */
 export class CheckPools extends Dispatcher {
@@ -45,8 +46,7 @@ export class CheckPools extends Dispatcher {
   override close(callback?: () => void): Promise<void> | void {
     const done = Promise.all([...this.#pools.values()].map((p) => p.close())).then(() => {});
     this.#pools.clear();
-    if (callback === undefined) return done;
-    done.then(callback, callback);
+    return whenSettled(done, callback);
   }
 
   override destroy(): Promise<void>;
@@ -54,11 +54,9 @@ export class CheckPools extends Dispatcher {
   override destroy(callback: () => void): void;
   override destroy(err: Error | null, callback: () => void): void;
   override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
-    const err = typeof errOrCallback === 'function' ? null : (errOrCallback ?? null);
-    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
-    const done = Promise.all([...this.#pools.values()].map((p) => p.destroy(err))).then(() => {});
+    const args = destroyArguments(errOrCallback, callback);
+    const done = Promise.all([...this.#pools.values()].map((p) => p.destroy(args.err ?? null))).then(() => {});
     this.#pools.clear();
-    if (cb === undefined) return done;
-    done.then(cb, cb);
+    return whenSettled(done, args.callback);
   }
 }
