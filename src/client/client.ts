@@ -280,9 +280,10 @@ export class Client {
   readonly #elsewhere = (): Dispatcher => {
     // A hop that arrives after close() is refused by the closed balanced dispatcher rather than opening an agent.
     if (this.#closing !== undefined) return this.dispatcher;
-    this.#passthroughCount++;
-    // As plain fetch sends it: through the global dispatcher (a proxy, a mock), unless that is this very client.
+    // As plain fetch sends it: through the global dispatcher (a proxy, a mock), unless that is this very client. One
+    // of this client's `globalDispatcher()`s counts the hops it passes through itself.
     const global = getGlobalDispatcher();
+    if (!this.#globals.has(global as GlobalDispatcher)) this.#passthroughCount++;
     return global !== this.dispatcher ? global : (this.#redirectAgent ??= new Agent());
   };
 

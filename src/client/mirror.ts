@@ -25,6 +25,25 @@ const MIRROR_HANDLER_BASE = {
   onData: () => true,
 };
 
+/** About the bytes of a body undici sends as it is (`bodyReplay` says `buffered`). */
+function bodySize(body: unknown): number {
+  if (typeof body === 'string') return Buffer.byteLength(body);
+  if (ArrayBuffer.isView(body) || body instanceof ArrayBuffer) return body.byteLength;
+  if (Array.isArray(body)) {
+    let size = 0;
+    for (const chunk of body) size += bodySize(chunk);
+    return size;
+  }
+  if (typeof Blob !== 'undefined' && body instanceof Blob) return body.size;
+  if (typeof FormData !== 'undefined' && body instanceof FormData) {
+    // Its parts (the multipart framing around them adds a few hundred bytes).
+    let size = 0;
+    for (const [, value] of body) size += typeof value === 'string' ? Buffer.byteLength(value) : value.size;
+    return size;
+  }
+  return 0;
+}
+
 /** `handler`, also calling `end` when the request completes or fails (before the handler hears of it). */
 function withEnd(handler: LegacyHandler, end: () => void): LegacyHandler {
   const wrapped: LegacyHandler = {
@@ -89,7 +108,15 @@ export class Mirror {
     origin: ParsedOrigin,
     host: string,
   ): boolean {
-    if (this.#inFlight >= MAX_MIRRORS_IN_FLIGHT) {
+    const { body } = options;
+    const replay = bodyReplay(body);
+    // No copy: the slots are taken; an IPv6 literal host has no `<host>-shadow` name; a body known to be larger than
+    // the copy limit (a streamed one is measured as it is teed).
+    if (
+      this.#inFlight >= MAX_MIRRORS_IN_FLIGHT ||
+      host.startsWith('[') ||
+      (replay === 'buffered' && bodySize(body) > MAX_MIRROR_BODY)
+    ) {
       this.#skipped++;
       return cluster.dispatch(options, handler, decision);
     }
@@ -103,10 +130,9 @@ export class Mirror {
       this.#inFlight--;
       this.#skipped++;
     };
-    const send = (body: Dispatcher.DispatchOptions['body']) => {
+    const send = (copyBody: Dispatcher.DispatchOptions['body']) => {
       if (state !== 'pending') return;
       state = 'sent';
-      this.#sent++;
       let abort: ((reason?: Error) => void) | undefined;
       let finished = false;
       const done = () => {
@@ -133,15 +159,16 @@ export class Mirror {
         onError: done,
       };
       const copy: Dispatcher.DispatchOptions & { servername?: string } = { ...options, origin: shadowOrigin };
-      if (body !== undefined) copy.body = body;
+      if (copyBody !== undefined) copy.body = copyBody;
       // The copy's Host names the shadow (`<host>-shadow`); its TLS name stays the service's, as the request's was
       // (the shadow cluster's own `tls.servername` still wins).
       const servername = origin.protocol === 'https:' ? tlsServerName(undefined, options, origin.authority) : undefined;
       if (servername !== undefined) copy.servername = servername;
-      mirror.dispatch(copy, copyHandler as Dispatcher.DispatchHandler);
+      // Counted as sent once the mirror cluster took it: one it refused at once (closed, overloaded) is skipped.
+      if (mirror.dispatch(copy, copyHandler as Dispatcher.DispatchHandler)) this.#sent++;
+      else this.#skipped++;
     };
-    const { body } = options;
-    if (bodyReplay(body) !== 'once') {
+    if (replay !== 'once') {
       send(undefined);
       return cluster.dispatch(options, handler, decision);
     }

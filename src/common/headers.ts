@@ -21,14 +21,15 @@ function sameName(name: unknown, lower: string): boolean {
 function headerValue(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
   if (Array.isArray(value))
-    return value.length === 0 ? undefined : value.length === 1 ? String(value[0]) : value.join(',');
+    return value.length === 0 ? undefined : value.length === 1 ? String(value[0]) : value.join(', ');
   if (typeof value === 'number') return String(value);
   return undefined;
 }
 
 /**
  * The value of header `lower` (a lower-case name) in undici dispatch headers of any form: object, flat
- * `[k, v, ...]` array, iterable of `[k, v]` pairs, or null. Repeated headers are joined with `,` (RFC 9110 5.3).
+ * `[k, v, ...]` array, iterable of `[k, v]` pairs, or null. Repeated headers are joined with `, ` (RFC 9110 5.3), as
+ * fetch's `Headers` joins them: a request reads the same through `client.fetch` and the dispatcher.
  * Allocates only for the iterable form and for repeated or non-string values.
  */
 export function findHeader(headers: unknown, lower: string): string | undefined {
@@ -78,5 +79,5 @@ export function iteratesPairs(headers: object): boolean {
 
 function join(a: string | undefined, b: string | undefined): string | undefined {
   if (b === undefined) return a;
-  return a === undefined ? b : `${a},${b}`;
+  return a === undefined ? b : `${a}, ${b}`;
 }

@@ -423,6 +423,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   private nextAttempt(): void {
     this.attemptNumber++;
     this.outstanding = 0;
+    if (this.extras !== undefined) this.extras.groupPaid = false;
     const { hedge } = this.#host.policy;
     if (hedge !== undefined && this.hedging) {
       const x = this.more();
@@ -674,17 +675,34 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
       wait = parseRetryAfter(headerValue(rawHeaders, 'retry-after'), Date.now()) ?? 0;
       if (wait > policy.maxRetryAfterMs) return -1;
     }
-    if (budget !== undefined && !budget.tryWithdraw()) return -1;
+    if (budget === undefined) return wait;
+    // Another attempt of the group still runs and may answer: then this retry never happens, so it is paid only
+    // when the group fails (`payRetry`). The last attempt running pays now, for the group.
+    if (this.outstanding > 1) return budget.canWithdraw() ? wait : -1;
+    if (!budget.tryWithdraw()) return -1;
+    this.more().groupPaid = true;
     return wait;
+  }
+
+  /**
+   * Pays the retry of the group that just failed from the retry budget, unless a retried status of its last attempt
+   * running paid it already. Throws when the budget is spent.
+   */
+  private payRetry(failure: AttemptFailure): void {
+    const { budget } = this.#host;
+    if (budget === undefined || this.extras?.groupPaid === true) return;
+    if (!budget.tryWithdraw()) throw new RetryBudgetExhaustedError(this.#host.name, { cause: failure.error });
   }
 
   private shouldRetry(error: AttemptFailure): boolean {
     if (this.stage !== RUNNING) return false;
     switch (error.kind) {
       case 'status':
-        // Decided, and paid for, when the headers arrived; the body may have stopped being replayable since (the
-        // discarded response came while the upload went on).
-        return this.bodyReplayable();
+        // Decided when the headers arrived; the body may have stopped being replayable since (the discarded
+        // response came while the upload went on).
+        if (!this.bodyReplayable()) return false;
+        this.payRetry(error);
+        return true;
       case 'no-endpoint':
       case 'aborted':
         return false;
@@ -697,9 +715,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     // spending the budget, as gRPC's transparent retries are (proposal A6): the budget bounds the extra load retries
     // put on endpoints, and this replay puts none; `retry.maxAttempts` still bounds it.
     if (error.notSent) return true;
-    if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) {
-      throw new RetryBudgetExhaustedError(this.#host.name, { cause: error.error });
-    }
+    this.payRetry(error);
     return true;
   }
 

@@ -25,9 +25,12 @@ type Source = IterableBody;
 
 function toBuffer(chunk: unknown): Buffer {
   if (Buffer.isBuffer(chunk)) return chunk;
-  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  // Any view (a Uint16Array, a DataView): its bytes, as the socket writes them.
+  if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   if (typeof chunk === 'string') return Buffer.from(chunk);
-  throw new TypeError(`Request body chunks must be strings or bytes, got ${typeof chunk}`);
+  const kind =
+    chunk === null ? 'null' : typeof chunk === 'object' ? Object.prototype.toString.call(chunk) : typeof chunk;
+  throw new TypeError(`Request body chunks must be strings or bytes, got ${kind}`);
 }
 
 function superseded(): Error {

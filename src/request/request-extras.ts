@@ -145,6 +145,11 @@ export class RequestExtras {
   recorded: RecordedBody | undefined;
   /** Hedges the current group may still send. */
   hedgesLeft = 0;
+  /**
+   * The current group's retry was paid from the retry budget (a retried status on its last attempt running): it is
+   * not paid again when the group fails (see `BalancedRequest.retryForStatus`).
+   */
+  groupPaid = false;
   /** The wait before the next attempt, while the request waits to retry. */
   retryTimer: TimerHandle | undefined;
   /** The request's retry backoff, made at its first retry. */

@@ -63,14 +63,16 @@ export type ValueMatch =
 export interface RouteMatch {
   /**
    * The request URL's host (without port), case-insensitive: exact names, or `*.suffix` wildcards (`*.svc.local`
-   * matches `a.svc.local`, not `svc.local`).
+   * matches `a.svc.local`, not `svc.local`). Compared as the request's host is: a trailing dot is ignored and a Unicode
+   * name is matched as its punycode; a pattern with a port, a scheme, a path or a `*` other than a leading `*.` is
+   * refused (`SIDECARLESS_INVALID_OPTION`).
    */
   readonly host?: string | readonly string[];
   /** The request path. */
   readonly path?: PathMatch;
   /** HTTP methods, case-insensitive. */
   readonly method?: string | readonly string[];
-  /** Header conditions, all of which must hold; a repeated header's values are joined with `,`. */
+  /** Header conditions, all of which must hold; a repeated header's values are joined with `, ` (as fetch's `Headers` does). */
   readonly headers?: readonly ValueMatch[];
   /** Query parameter conditions, all of which must hold; a parameter's first (decoded) value is matched. */
   readonly query?: readonly ValueMatch[];
@@ -112,6 +114,33 @@ function list(value: unknown, option: string): string[] {
     throw new InvalidOptionError(option, `expected ${what}, got ${describe(value)}`);
   }
   return values as string[];
+}
+
+/**
+ * A route's host pattern as the request's host is compared with it (`origin.ts`, `hostOf`): lower case, through the
+ * URL parser (punycode, IPv6 and IPv4 forms as a request URL gives them), without a trailing dot; `*.suffix` keeps its
+ * wildcard. A pattern no request host can equal (a port, a scheme, a path, spaces, a `*` elsewhere) is refused.
+ */
+function hostPattern(raw: string, option: string): string {
+  const wildcard = raw.startsWith('*.');
+  const name = wildcard ? raw.slice(2) : raw;
+  let url: URL | undefined;
+  try {
+    url =
+      /[\s/?#@*\\]/.test(name) || (name.includes(':') && !(name.startsWith('[') && name.endsWith(']')))
+        ? undefined
+        : new URL(`http://${name}/`);
+  } catch {
+    url = undefined;
+  }
+  const host = url === undefined || url.port !== '' ? '' : url.hostname.replace(/\.$/, '');
+  if (host.length === 0) {
+    throw new InvalidOptionError(
+      option,
+      `expected a host name (exact, or "*.suffix") without scheme, port or path, got ${describe(raw)}`,
+    );
+  }
+  return wildcard ? `*.${host}` : host;
 }
 
 const VALUE_MATCH_KEYS = ['name', 'exact', 'regex', 'present'];
@@ -160,7 +189,8 @@ export function compileMatch(raw: unknown, option: string, hostsOut?: string[]):
   const m = checkObject(raw, MATCH_KEYS, option);
   const checks: Matcher[] = [];
   if (m.host !== undefined) {
-    const hosts = list(m.host, joinPath(option, 'host')).map((h) => h.toLowerCase());
+    const at = joinPath(option, 'host');
+    const hosts = list(m.host, at).map((h) => hostPattern(h, at));
     hostsOut?.push(...hosts);
     const exact = new Set(hosts.filter((h) => !h.startsWith('*.')));
     const suffixes = hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));

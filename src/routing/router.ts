@@ -68,7 +68,8 @@ export interface RouteConfig {
   /**
    * Also send a copy of `percent` % of matching requests to another cluster (shadow traffic, Host `<host>-shadow`);
    * the copy's response is discarded. At most 64 copies are in flight; streamed bodies (fetch's) are teed and the
-   * copy is sent once the body is complete; bodies above 1 MiB are not mirrored.
+   * copy is sent once the body is complete; bodies above 1 MiB (of any kind) are not mirrored, nor requests to an
+   * IPv6 literal host (no `<host>-shadow` name can be made of it).
    */
   readonly mirror?: {
     /** Name of the cluster that receives the copies (one of the client's clusters). */

@@ -2,6 +2,8 @@
 // client answered `fetch('http://api.stripe.example/...')` with the users backend). `client.globalDispatcher()` is
 // made for the global slot: own names balance, every other host goes to an ordinary undici Agent.
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Agent, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
 import { ClientClosedError, createClient, isSidecarlessError } from 'sidecarless';
@@ -145,6 +147,29 @@ describe('client.globalDispatcher() (the global slot)', () => {
     } finally {
       await unnamed.close();
       await named.close();
+    }
+  });
+
+  it('a redirect hop client.fetch sends out through this client global dispatcher is counted once (probe 11)', async () => {
+    const elsewhere = backends[2] as Backend;
+    const svc = http.createServer((_req, res) => {
+      res.writeHead(302, { location: `http://127.0.0.1:${elsewhere.port}/` });
+      res.end();
+    });
+    await new Promise<void>((resolve) => svc.listen(0, '127.0.0.1', resolve));
+    const client = createClient({ name: 'svc', target: [`127.0.0.1:${(svc.address() as AddressInfo).port}`] });
+    const previous = getGlobalDispatcher();
+    try {
+      await (await client.fetch('http://svc/')).arrayBuffer();
+      assert.equal(client.stats().passthrough, 1);
+      setGlobalDispatcher(client.globalDispatcher());
+      await (await client.fetch('http://svc/')).arrayBuffer();
+      assert.equal(client.stats().passthrough, 2);
+    } finally {
+      setGlobalDispatcher(previous);
+      await client.close();
+      svc.closeAllConnections();
+      svc.close();
     }
   });
 });

@@ -215,3 +215,41 @@ describe('controller-style handlers (probe 9)', () => {
     }
   });
 });
+
+describe('streamed body chunks of any byte view (probe 11)', () => {
+  it('a PUT whose stream yields a Uint16Array and a DataView is recorded byte for byte and replayed after a reset', async () => {
+    const received: string[] = [];
+    let requests = 0;
+    const { address } = await serve((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push(Buffer.concat(chunks).toString('hex'));
+        if (requests++ === 0)
+          req.socket.destroy(); // the first attempt read whole, then reset
+        else res.end('ok');
+      });
+    });
+    const client = createClient({ name: 'svc', target: [address], outlierDetection: false });
+    try {
+      const view = new DataView(new ArrayBuffer(4));
+      view.setUint32(0, 0xdeadbeef);
+      const body = new ReadableStream({
+        start(c) {
+          c.enqueue(new Uint16Array([1, 2, 3, 4]));
+          c.enqueue(view);
+          c.close();
+        },
+      });
+      const res = await bounded(client.fetch('http://svc/', { method: 'PUT', body, duplex: 'half' } as RequestInit));
+      assert.equal(await res.text(), 'ok');
+      const expected = Buffer.concat([
+        Buffer.from(new Uint16Array([1, 2, 3, 4]).buffer),
+        Buffer.from([0xde, 0xad, 0xbe, 0xef]),
+      ]).toString('hex');
+      assert.deepEqual(received, [expected, expected]);
+    } finally {
+      await bounded(client.close());
+    }
+  });
+});

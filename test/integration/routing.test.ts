@@ -844,4 +844,59 @@ describe('mirroring limits', () => {
       await client.close();
     }
   });
+
+  it('does not mirror a Buffer or string body above 1 MiB through the dispatcher either (probe 11)', async () => {
+    const main = await backend('big-buffer-main');
+    let copies = 0;
+    const shadow = await backend('big-buffer-shadow', (req, res) => {
+      req.resume();
+      copies++;
+      res.end();
+    });
+    const client = createClient({
+      clusters: { main: { target: [main.address] }, shadow: { target: [shadow.address] } },
+      routes: [{ cluster: 'main', mirror: { cluster: 'shadow' } }],
+    });
+    try {
+      for (const body of [
+        Buffer.alloc(1024 * 1024 + 1),
+        'y'.repeat(1024 * 1024 + 1),
+        [Buffer.alloc(1024 * 1024), 'z'],
+      ]) {
+        const res = await request('http://orders/', { dispatcher: client.dispatcher, method: 'POST', body } as never);
+        await res.body.dump();
+      }
+      assert.deepEqual(client.stats().mirrored, { sent: 0, skipped: 3, dropped: 0 });
+      const res = await request('http://orders/', {
+        dispatcher: client.dispatcher,
+        method: 'POST',
+        body: Buffer.alloc(1024),
+      });
+      await res.body.dump();
+      await until(() => copies === 1, 'a small Buffer body is mirrored');
+      assert.deepEqual(client.stats().mirrored, { sent: 1, skipped: 3, dropped: 0 });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a request to an IPv6 literal host is not mirrored (no <host>-shadow name), and is counted as skipped (probe 11)', async () => {
+    const main = await backend('v6-main');
+    const shadow = await backend('v6-shadow');
+    const client = createClient({
+      clusters: { main: { target: [main.address] }, shadow: { target: [shadow.address] } },
+      routes: [{ match: { host: ['[::1]', 'named'] }, cluster: 'main', mirror: { cluster: 'shadow' } }],
+    });
+    try {
+      for (const url of ['http://[::1]:81/', 'http://named:81/']) {
+        const res = await request(url, { dispatcher: client.dispatcher });
+        await res.body.dump();
+      }
+      await until(() => shadow.hits === 1, 'the named host mirrored');
+      const { sent, skipped } = client.stats().mirrored;
+      assert.deepEqual({ sent, skipped }, { sent: 1, skipped: 1 });
+    } finally {
+      await client.close();
+    }
+  });
 });

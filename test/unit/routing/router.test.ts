@@ -61,6 +61,13 @@ describe('route table validation names the bad rule', () => {
     ['route null', [null], 'routes[0]'],
     ['unknown route key', [{ cluster: 'a', mirrors: {} }], 'routes[0].mirrors'],
     ['name not a string', [{ cluster: 'a', name: 5 }], 'routes[0].name'],
+    // Host patterns no request host can equal (probe 11: accepted, then every request failed with NO_ROUTE).
+    ['host with a port', [{ match: { host: 'svc:8080' }, cluster: 'a' }], 'routes[0].match.host'],
+    ['host with a scheme', [{ match: { host: 'http://svc' }, cluster: 'a' }], 'routes[0].match.host'],
+    ['host *', [{ match: { host: '*' }, cluster: 'a' }], 'routes[0].match.host'],
+    ['host *.', [{ match: { host: ['ok', '*.'] }, cluster: 'a' }], 'routes[0].match.host'],
+    ['host with a space', [{ match: { host: 'Svc ' }, cluster: 'a' }], 'routes[0].match.host'],
+    ['IPv6 host with a port', [{ match: { host: '[::1]:80' }, cluster: 'a' }], 'routes[0].match.host'],
   ];
   for (const [name, routes, option] of bad) {
     it(name, () => {
@@ -178,5 +185,22 @@ describe('route table unknown keys: the options toolkit wording, with the full p
       option: 'm.query[0].present',
       message: /expected a boolean, got "yes"/,
     });
+  });
+});
+
+describe('route host patterns are compared as request hosts are (probe 11)', () => {
+  const table = compileRoutes(
+    [
+      { match: { host: 'Svc.' }, cluster: 'a' },
+      { match: { host: '*.EU.svc.' }, cluster: 'b' },
+      { match: { host: 'münchen.example' }, cluster: 'a' },
+    ],
+    new Set(['a', 'b']),
+  );
+  it('a trailing dot and upper case in the pattern, punycode for a Unicode name', () => {
+    const random = seededRandom(1);
+    assert.equal(table.route(req({ host: 'svc' }), random)?.cluster, 'a');
+    assert.equal(table.route(req({ host: 'x.eu.svc' }), random)?.cluster, 'b');
+    assert.equal(table.route(req({ host: 'xn--mnchen-3ya.example' }), random)?.cluster, 'a');
   });
 });
