@@ -4,8 +4,8 @@
  * responses as successes; caller aborts and requests cut short by closing the client not at all). Past
  * `volumeThreshold` outcomes in the window, a failure rate above `errorThresholdPercentage` opens the circuit:
  * requests fail fast with `SIDECARLESS_CIRCUIT_OPEN` (or get the fallback). After `resetTimeoutMs` the circuit is
- * half-open and lets one probe through: its success closes the circuit, its failure opens it again, and a probe
- * that does not count (aborted) lets the next request probe.
+ * half-open and lets one probe through: its success closes the circuit (with an empty window, as Hystrix does), its
+ * failure opens it again, and a probe that does not count (aborted) lets the next request probe.
  *
  * The project's own rather than opossum's (docs/ARCHITECTURE.md, "Circuit breaker"): opossum counts every call it
  * runs, so an outcome that must not count cannot be expressed (an aborted half-open probe would close the circuit),
@@ -126,6 +126,10 @@ export class Breaker {
 
   #close(): void {
     this.#state = 'closed';
+    // A fresh window, as Hystrix resets its counters on closing: the failures that opened the circuit (still in the
+    // window when `resetTimeoutMs` is shorter than it) would open it again at the first failure.
+    this.#successes.fill(0);
+    this.#failures.fill(0);
     debug('%s: circuit closed', this.#name);
   }
 }

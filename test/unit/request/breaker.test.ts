@@ -83,6 +83,26 @@ describe('circuit breaker', () => {
     assert.ok(send(), 'closed again');
   });
 
+  it('closes with an empty window: the failures that opened it do not open it again at the next failure (probe 11)', () => {
+    const { breaker, clock, send, outcomes } = setup({
+      volumeThreshold: 4,
+      errorThresholdPercentage: 50,
+      resetTimeoutMs: 300,
+      rollingCountTimeoutMs: 60_000,
+    });
+    outcomes('failure', 'failure', 'failure', 'failure');
+    assert.equal(breaker.state, 'open');
+    clock.advance(300);
+    const probe = send();
+    assert.ok(probe);
+    probe('success');
+    assert.equal(breaker.state, 'closed');
+    outcomes('failure');
+    assert.equal(breaker.state, 'closed', '1 outcome in the new window, under the volume threshold');
+    outcomes('success', 'failure', 'failure');
+    assert.equal(breaker.state, 'open', '3 of 4 failed in the new window');
+  });
+
   it('a failed probe opens the circuit again; an aborted probe lets the next request probe', () => {
     const { breaker, clock, send, outcomes } = setup({ volumeThreshold: 1, resetTimeoutMs: 500 });
     outcomes('failure');
