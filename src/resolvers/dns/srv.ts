@@ -19,7 +19,7 @@
 import { isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } from '../../common/endpoint.js';
-import { type DnsError, InvalidEndpointError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
+import { DnsError, InvalidEndpointError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { checkObject, describe, integer, isRecord, readOptions } from '../../common/options.js';
 import { keepFailedFamily, resolveHostName } from './resolver.js';
 import { isNegativeAnswer, searchNames } from './search.js';
@@ -35,6 +35,9 @@ import {
 } from './poller.js';
 import type { ResolverFactory } from '../resolver.js';
 import { asTargetError } from '../target.js';
+
+/** When a target could not be resolved, the set is resolved again after at most this, seconds. */
+const FAILED_TARGET_RETRY_S = 5;
 
 /**
  * Options of {@link SrvResolver}. Timing and client options are shared with the `dns:` resolver.
@@ -82,7 +85,10 @@ interface CachedAddresses {
  *   rules"), else from the hosts file or A/AAAA queries (targets are absolute names: no search list), cached per
  *   target for their TTL in an LRU cache.
  * - A sole record with target `.` means "service decidedly not available" and gives an empty set; `.` records
- *   among others are skipped. A target whose address lookup is NXDOMAIN/NODATA contributes nothing.
+ *   among others are skipped. A target whose address lookup is NXDOMAIN/NODATA contributes nothing (every target
+ *   gone: the empty set's reason is that error). A target whose lookup fails (SERVFAIL, timeout) keeps its previous
+ *   addresses (none the first time) and the others are used, the failure reported and the set asked again within
+ *   5 s; the resolution fails (the last set stays) only when no target gives an address.
  * - When two records lead to the same `address:port`, the first (lowest priority, then highest weight) wins.
  * - A record whose target is not a host name (bytes outside ASCII, a label too long) is skipped and reported, as a
  *   record with port 0 is; the others are used.
@@ -159,6 +165,11 @@ export class SrvResolver extends DnsPollingResolver {
     const addresses = new Map<string, readonly AddressRecord[]>();
     const refreshed = this.refreshed;
     let degraded: DnsError | undefined;
+    // A target that could not be resolved (SERVFAIL, a timeout): its last addresses are used, or it is left out;
+    // the other targets still make the set (invariant 4: one broken name does not take the service down).
+    let failed: DnsError | undefined;
+    // A target that does not exist (NXDOMAIN, NODATA): the reason of an empty set.
+    let negative: DnsError | undefined;
     await eachLimited(targets, MAX_CONCURRENT_TARGET_LOOKUPS, async (target) => {
       if (isIP(target) !== 0) {
         // Not allowed by RFC 2782, but seen in the wild.
@@ -196,7 +207,13 @@ export class SrvResolver extends DnsPollingResolver {
         records = keepFailedFamily(found.records, found.failed, cached?.records);
         degraded ??= found.failed?.error;
       } catch (err) {
-        if (!isNegativeAnswer(err)) throw err;
+        if (!isNegativeAnswer(err)) {
+          if (!(err instanceof DnsError)) throw err;
+          failed ??= err;
+          addresses.set(target, cached?.records ?? []);
+          return;
+        }
+        negative ??= err;
         records = [];
         recordTtl = err.negativeTtl ?? 30;
       }
@@ -239,8 +256,12 @@ export class SrvResolver extends DnsPollingResolver {
       }
     }
     // Nothing usable: fail the run, so the last good set stays (invariant 4).
-    if (endpoints.length === 0 && skipped !== undefined) throw skipped;
-    return { endpoints, ttl: Number.isFinite(ttl) ? ttl : undefined, skipped, degraded };
+    if (endpoints.length === 0 && (failed ?? skipped) !== undefined) throw failed ?? skipped;
+    // Every target is gone: an empty set with the reason (\`notFound\`), as for dns:.
+    if (endpoints.length === 0 && negative !== undefined) throw negative;
+    // A failed target is asked again soon, not after the others' TTL.
+    if (failed !== undefined) ttl = Math.min(ttl, FAILED_TARGET_RETRY_S);
+    return { endpoints, ttl: Number.isFinite(ttl) ? ttl : undefined, skipped, degraded: degraded ?? failed };
   }
 
   /**

@@ -432,4 +432,65 @@ describe('SrvResolver (fake server)', () => {
       ['SIDECARLESS_DNS_SERVFAIL'],
     );
   });
+
+  it('one target that cannot be resolved (SERVFAIL) does not hold back the others: used, the failure reported (probe 12)', async () => {
+    const { server, clock, listener } = await setup((q) => {
+      const question = q.packet.questions?.[0];
+      if (question?.type === 'SRV') {
+        const good = { priority: 0, weight: 1, port: 8080, target: 'good.s.test' };
+        const bad = { priority: 0, weight: 1, port: 8080, target: 'bad.s.test' };
+        return q.send(
+          reply(q, {
+            answers: [
+              { type: 'SRV', name: question.name, ttl: 300, class: 'IN', data: good },
+              { type: 'SRV', name: question.name, ttl: 300, class: 'IN', data: bad },
+            ],
+          }),
+        );
+      }
+      if (question?.name === 'good.s.test') return q.send(reply(q, { answers: [a('good.s.test', '10.0.0.2', 300)] }));
+      q.send(reply(q, { rcode: 2 })); // SERVFAIL
+    });
+    const r = new SrvResolver({
+      name: '_h._tcp.s.test',
+      nameservers: [server.address],
+      ...noSystem,
+      family: 4,
+      clock,
+      retries: 0,
+    });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'the set of the good target');
+    assert.deepEqual(keys(listener.last), ['10.0.0.2:8080']);
+    assert.deepEqual(
+      listener.errors.map((e) => e.code),
+      ['SIDECARLESS_DNS_SERVFAIL'],
+    );
+    r.close();
+  });
+
+  it('an empty set because every target does not exist carries the reason, as for dns: (probe 12)', async () => {
+    const { server, clock } = await setup((q) => {
+      const question = q.packet.questions?.[0];
+      if (question?.type === 'SRV') {
+        const data = { priority: 0, weight: 1, port: 8080, target: 'gone.s.test' };
+        return q.send(reply(q, { answers: [{ type: 'SRV', name: question.name, ttl: 300, class: 'IN', data }] }));
+      }
+      q.send(reply(q, { rcode: 3, authorities: [soa] })); // NXDOMAIN
+    });
+    const updates: Array<{ keys: string[]; notFound?: string; cause?: string }> = [];
+    const r = new SrvResolver({ name: '_h._tcp.s.test', nameservers: [server.address], ...noSystem, family: 4, clock });
+    r.start({
+      onUpdate: (endpoints, notFound) =>
+        updates.push({
+          keys: keys(endpoints),
+          notFound: notFound?.constructor.name,
+          cause: (notFound?.cause as { code?: string } | undefined)?.code,
+        }),
+      onError: () => {},
+    });
+    await until(() => updates.length === 1, 'the empty set');
+    r.close();
+    assert.deepEqual(updates, [{ keys: [], notFound: 'ServiceNotFoundError', cause: 'SIDECARLESS_DNS_NXDOMAIN' }]);
+  });
 });
