@@ -478,7 +478,7 @@ describe('SrvResolver (fake server)', () => {
       }
       q.send(reply(q, { rcode: 3, authorities: [soa] })); // NXDOMAIN
     });
-    const updates: Array<{ keys: string[]; notFound?: string; cause?: string }> = [];
+    const updates: Array<{ keys: string[]; notFound: string | undefined; cause: string | undefined }> = [];
     const r = new SrvResolver({ name: '_h._tcp.s.test', nameservers: [server.address], ...noSystem, family: 4, clock });
     r.start({
       onUpdate: (endpoints, notFound) =>
