@@ -16,16 +16,8 @@ import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import { Backoff, type ResolvedBackoffOptions } from '../common/backoff.js';
 import { type InFlightCounts, inFlightSlot, inFlightTable, PeakEwma } from '../pickers/load.js';
 import { type AttemptOutcome, classifyError, type ErrorKind } from '../common/outcome.js';
-import {
-  dispatchReadBody,
-  http2DispatchOptions,
-  http2PoolOptions,
-  http2Refusal,
-  isGoawayError,
-  isStreamedBody,
-  type ResolvedHttp2Options,
-  TrackedAttempt,
-} from './http2.js';
+import { http2PoolOptions, isGoawayError, type ResolvedHttp2Options } from './http2.js';
+import { Http2Requests } from './http2-request.js';
 import { poolMaySendHost, withHostFactory } from './host-header.js';
 import { AttemptHandler } from './attempt-handler.js';
 import { HELD_GRACE_MS, MAX_HELD_UNSTARTED, NO_COUNTERS, type SubchannelCounters } from './counters.js';
@@ -149,6 +141,8 @@ export class Subchannel implements Pickable {
    * first pool, so an endpoint never picked carries none.
    */
   #clients: PoolClients | undefined;
+  /** What its HTTP/2 pools send (`http2-request.ts`), made with the first. */
+  #h2: Http2Requests | undefined;
 
   constructor(endpoint: Endpoint, settings: SubchannelSettings) {
     this.#endpoint = endpoint;
@@ -221,6 +215,7 @@ export class Subchannel implements Pickable {
             onFallback: () => {
               if (this.#protocol === 'h2') this.#protocol = 'fallback';
             },
+            onPeerSettings: (peer) => this.#h2?.peerSettings(peer),
           });
     this.#poolHost ??= '';
     const pool = new Pool(
@@ -348,20 +343,8 @@ export class Subchannel implements Pickable {
       pool.close().catch(() => {});
       return this.#createPool().dispatch(options, attempt as never);
     }
-    // What undici 7 cannot send over HTTP/2 (see http2.ts) is refused here, as the caller's. A streamed body is read
-    // first (so that undici 7 multiplexes it), then checked.
-    const streamed = isStreamedBody(options.body);
-    const refused = streamed ? undefined : http2Refusal(options);
-    if (refused !== undefined) {
-      attempt.onError?.(refused);
-      return false;
-    }
-    const tracked = new TrackedAttempt(attempt, this.key);
-    if (streamed) {
-      dispatchReadBody(pool, options, tracked);
-      return true;
-    }
-    return pool.dispatch(http2DispatchOptions(options), tracked as never);
+    // What undici 7 cannot send over HTTP/2 is refused, as the caller's; a streamed body is read first.
+    return (this.#h2 ??= new Http2Requests(this.key, this.origin)).dispatch(pool, options, attempt);
   }
 
   /** @internal An attempt was given up before undici started it, and undici still holds it (`MAX_HELD_UNSTARTED`). */
@@ -456,8 +439,11 @@ export class Subchannel implements Pickable {
       };
       // Nothing of the cluster's runs on it, only attempts given up that undici still holds (waiting for their
       // connections, up to undici's connect timeout): nobody waits for those.
-      const idle = this.inFlight === 0 && this.#held > 0;
-      (idle ? pool.destroy() : pool.close()).then(closed, closed);
+      // HTTP/2 attempts whose bodies are still being read are in flight too: sent before the pool closes.
+      void (this.#h2?.settled() ?? Promise.resolve()).then(() => {
+        const idle = this.inFlight === 0 && this.#held > 0;
+        (idle ? pool.destroy() : pool.close()).then(closed, closed);
+      });
     }).then(() => this.#setState('closed'));
     return this.#closing;
   }
