@@ -72,6 +72,11 @@ export interface SubchannelSettings {
   readonly inFlight: InFlightCounts;
 }
 
+/**
+ * What each HTTP/2 subchannel sends (`http2-request.ts`), made on its first attempt; kept aside so that an HTTP/1.1
+ * subchannel (most of a 10,000-endpoint set) carries no field for it.
+ */
+const sent = new WeakMap<Subchannel, Http2Requests>();
 const CLOSED: Promise<void> = Promise.resolve(); // `drain()` of a subchannel that never made a pool: shared
 
 /** The histogram of a subchannel with no attempt yet: empty, shared, never observed into. */
@@ -141,8 +146,6 @@ export class Subchannel implements Pickable {
    * first pool, so an endpoint never picked carries none.
    */
   #clients: PoolClients | undefined;
-  /** What its HTTP/2 pools send (`http2-request.ts`), made with the first. */
-  #h2: Http2Requests | undefined;
 
   constructor(endpoint: Endpoint, settings: SubchannelSettings) {
     this.#endpoint = endpoint;
@@ -215,7 +218,7 @@ export class Subchannel implements Pickable {
             onFallback: () => {
               if (this.#protocol === 'h2') this.#protocol = 'fallback';
             },
-            onPeerSettings: (peer) => this.#h2?.peerSettings(peer),
+            onPeerSettings: (peer) => sent.get(this)?.peerSettings(peer),
           });
     this.#poolHost ??= '';
     const pool = new Pool(
@@ -344,7 +347,9 @@ export class Subchannel implements Pickable {
       return this.#createPool().dispatch(options, attempt as never);
     }
     // What undici 7 cannot send over HTTP/2 is refused, as the caller's; a streamed body is read first.
-    return (this.#h2 ??= new Http2Requests(this.key, this.origin)).dispatch(pool, options, attempt);
+    let requests = sent.get(this);
+    if (requests === undefined) sent.set(this, (requests = new Http2Requests(this.key, this.origin)));
+    return requests.dispatch(pool, options, attempt);
   }
 
   /** @internal An attempt was given up before undici started it, and undici still holds it (`MAX_HELD_UNSTARTED`). */
@@ -440,7 +445,7 @@ export class Subchannel implements Pickable {
       // Nothing of the cluster's runs on it, only attempts given up that undici still holds (waiting for their
       // connections, up to undici's connect timeout): nobody waits for those.
       // HTTP/2 attempts whose bodies are still being read are in flight too: sent before the pool closes.
-      void (this.#h2?.settled() ?? Promise.resolve()).then(() => {
+      void (sent.get(this)?.settled() ?? Promise.resolve()).then(() => {
         const idle = this.inFlight === 0 && this.#held > 0;
         (idle ? pool.destroy() : pool.close()).then(closed, closed);
       });
