@@ -12,6 +12,7 @@ import { MAX_TIMER_MS } from '../common/options.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import { CheckPools } from './check-pools.js';
 import type { ResolvedHealthCheckOptions } from './health-check-options.js';
+import { isGracefulGoawayError } from '../subchannel/http2.js';
 
 export {
   type ExpectedStatus,
@@ -268,48 +269,80 @@ export class HealthChecker<H> {
       () => controller.abort(new HealthCheckTimeoutError(`health check timed out after ${o.timeoutMs} ms`)),
       o.timeoutMs,
     );
-    let passed: boolean;
-    let detail: string;
+    let passed = false;
+    let detail = '';
+    let drained = false;
     try {
-      // Appended to the origin, never resolved against it, so no path can change the host checked.
-      const url = new URL(`${new URL(this.#hooks.origin(host)).origin}${o.path}`);
-      const servername = this.#hooks.servername?.();
-      const sent = request(url, {
-        dispatcher: this.#dispatcher,
-        method: 'GET',
-        signal: controller.signal,
-        ...(this.#headers === undefined ? {} : { headers: this.#headers }),
-        // A dispatch option of undici's (the Client reconnects when it changes), missing from `request`'s types.
-        ...(servername === undefined ? {} : ({ servername } as object)),
-      });
-      // The timeout ends the check itself: undici acts on an abort only once the request has a connection, so a
-      // check still connecting (a dropped SYN, a stalled TLS handshake) would last until the connect timeout.
-      const res = await Promise.race([sent, aborted(controller.signal)]).catch((error: unknown) => {
-        sent.then(
-          (late) => late.body.destroy(),
-          () => {},
-        );
-        throw error;
-      });
-      detail = String(res.statusCode);
-      // The whole response, as the timeout's contract says (Envoy's checks wait for the end of the stream too): the
-      // body is read to its end, bounded by the timeout and by MAX_BODY (past it, undici drops the connection), and a
-      // body that did not end (endless, or larger) fails the check rather than passing on its first bytes.
-      await res.body.dump({ limit: MAX_BODY, signal: controller.signal });
-      passed = this.#expected(res.statusCode) && !controller.signal.aborted && res.body.readableEnded;
-      if (!res.body.readableEnded) detail += ', body did not end';
-    } catch (error) {
-      detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      passed = false;
+      // A graceful GOAWAY (NO_ERROR) is a drain, not a failure: undici 7 cuts the streams the server processed with
+      // it, a response already under way included (README, "HTTP/2"). The check is made once more, at once, on a new
+      // connection; cut again after an expected status, it is counted neither way (a server that closes every
+      // connection after one request, nginx's keepalive_requests 1).
+      const answered = { status: 0 };
+      for (let tries = 0; tries < 2; tries++) {
+        answered.status = 0;
+        try {
+          ({ passed, detail } = await this.#probe(host, controller, answered));
+          break;
+        } catch (error) {
+          detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+          passed = false;
+          if (!isGracefulGoawayError(error) || controller.signal.aborted) break;
+          drained = tries === 1 && this.#expected(answered.status);
+        }
+      }
     } finally {
       this.#hooks.clock.clearTimeout(timer);
       state.controller = undefined;
     }
     if (state.removed || this.#closed) return;
-    if (debug.enabled)
-      debug('%s: check %s %s: %s', this.#name, this.#describe(host), passed ? 'passed' : 'failed', detail);
-    this.#result(host, state, passed);
+    const outcome = passed ? 'passed' : drained ? 'not counted' : 'failed';
+    if (debug.enabled) debug('%s: check %s %s: %s', this.#name, this.#describe(host), outcome, detail);
+    if (!drained) this.#result(host, state, passed);
     if (!state.removed && !this.#closed) this.#schedule(host, state, this.#nextDelay());
+  }
+
+  /**
+   * One check request: its response read to its end. Throws what the request (or its body) failed with, the status
+   * received before in `answered`.
+   */
+  async #probe(
+    host: H,
+    controller: AbortController,
+    answered: { status: number },
+  ): Promise<{ passed: boolean; detail: string }> {
+    // Appended to the origin, never resolved against it, so no path can change the host checked.
+    const url = new URL(`${new URL(this.#hooks.origin(host)).origin}${this.#options.path}`);
+    const servername = this.#hooks.servername?.();
+    const sent = request(url, {
+      dispatcher: this.#dispatcher,
+      method: 'GET',
+      signal: controller.signal,
+      ...(this.#headers === undefined ? {} : { headers: this.#headers }),
+      // A dispatch option of undici's (the Client reconnects when it changes), missing from `request`'s types.
+      ...(servername === undefined ? {} : ({ servername } as object)),
+    });
+    // The timeout ends the check itself: undici acts on an abort only once the request has a connection, so a
+    // check still connecting (a dropped SYN, a stalled TLS handshake) would last until the connect timeout.
+    const res = await Promise.race([sent, aborted(controller.signal)]).catch((error: unknown) => {
+      sent.then(
+        (late) => late.body.destroy(),
+        () => {},
+      );
+      throw error;
+    });
+    answered.status = res.statusCode;
+    let detail = String(res.statusCode);
+    // The whole response, as the timeout's contract says (Envoy's checks wait for the end of the stream too): the
+    // body is read to its end, bounded by the timeout and by MAX_BODY (past it, undici drops the connection), and a
+    // body that did not end (endless, or larger) fails the check rather than passing on its first bytes.
+    let cut: unknown;
+    res.body.once('error', (error) => (cut = error));
+    await res.body.dump({ limit: MAX_BODY, signal: controller.signal });
+    // dump() hides why the body ended early; a graceful GOAWAY's is the caller's to see.
+    if (!res.body.readableEnded && isGracefulGoawayError(cut)) throw cut;
+    const passed = this.#expected(res.statusCode) && !controller.signal.aborted && res.body.readableEnded;
+    if (!res.body.readableEnded) detail += ', body did not end';
+    return { passed, detail };
   }
 
   #describe(host: H): string {

@@ -19,7 +19,7 @@
  *   an async iterable (every `fetch` body is one), on an HTTP/2 connection only when nothing else runs there, and
  *   everything queued behind it waits too (HTTP/1.1 pipelining rules; undici 8 dropped them for HTTP/2). Attempts on
  *   an HTTP/2 pool are dispatched as `idempotent`, and a streamed body is read into memory first (up to
- *   {@link BUFFERED_BODY_BYTES}; a longer one is sent as a stream, with undici 7's rule), so they multiplex. Replay
+ *   `BUFFERED_BODY_BYTES`, http2-request.ts; a longer one is sent as a stream, with undici 7's rule), so they multiplex. Replay
  *   safety is decided by the request layer, never by undici.
  * - **GOAWAY**: undici 7 destroys the connection when a `GOAWAY` arrives and fails every stream on it with one
  *   `SocketError`, those the endpoint processed and those above the frame's last-stream-id alike. The session is
@@ -33,8 +33,13 @@
  *   sidecarless uses its own undici 7, so this holds whatever undici the application has.
  * - **Headers HTTP/2 cannot carry**: a connection-specific header (RFC 9113 §8.2.2) makes Node's `session.request`
  *   throw inside undici's writer, which crashed the process (on a new connection) or wedged the Client; such a request
- *   is refused before it reaches the pool ({@link forbiddenHttp2Header}), and one whose header block is too large to
- *   send fails as the caller's (an {@link InvalidRequestError}), not the endpoint's.
+ *   is refused before it reaches the pool (http2-request.ts: `te` judged by its values joined, as Node sees it), as
+ *   is one whose header list is too large to send (Node fails it only after trying, and the peer then ends the
+ *   connection). Whatever else `session.request` throws fails that attempt (see `failedStream`), as the caller's when
+ *   Node refused a header, never the process or the connection; a header block Node could not send fails as the
+ *   caller's (an {@link InvalidRequestError}), not the endpoint's.
+ * - **GOAWAY and responses under way**: undici 7 destroys the session on a `GOAWAY` at once, so a response at or below
+ *   the last-stream-id still arriving is cut (a known limitation, README "HTTP/2"; RFC 9113 §6.8 lets it complete).
  *
  * Reaching the session needs undici internals: the `http2Session` property undici 7 puts on the socket. When it is
  * not found (another undici), attempts are classified from their errors alone: `REFUSED_STREAM` is still not
@@ -44,11 +49,10 @@
  * @module
  */
 import { constants as h2constants } from 'node:http2';
-import type { Duplex } from 'node:stream';
-import { buildConnector, Client, type Dispatcher, type Pool } from 'undici';
+import { Duplex } from 'node:stream';
+import { buildConnector, Client, type Pool } from 'undici';
 import { InvalidRequestError, NotProcessedError } from '../common/errors.js';
 import type { LegacyHandler } from '../common/handler.js';
-import { iteratesPairs } from '../common/headers.js';
 import { markCallerError, markGoaway } from '../common/outcome.js';
 import { keepShape } from '../common/shapes.js';
 import { asError } from '../common/thrown.js';
@@ -65,6 +69,8 @@ export interface ResolvedHttp2Options {
 export interface Http2PoolEvents {
   /** A connection negotiated HTTP/1.1 (the endpoint does not offer `h2`). */
   onFallback(): void;
+  /** A connection's peer announced its SETTINGS (as Node reports them: the limits it did not announce included). */
+  onPeerSettings?(settings: { readonly maxHeaderListSize?: number | undefined }): void;
 }
 
 /** The GOAWAY a session received, if any. */
@@ -78,7 +84,7 @@ interface SessionState {
 interface SessionLike {
   request(...args: unknown[]): StreamLike;
   prependListener(event: 'goaway', listener: (code: number, lastStreamId: number) => void): unknown;
-  once(event: 'remoteSettings', listener: () => void): unknown;
+  once(event: 'remoteSettings', listener: (settings: { maxHeaderListSize?: number }) => void): unknown;
 }
 
 interface StreamLike {
@@ -119,7 +125,7 @@ function sessionOf(socket: object): SessionLike | undefined {
  * Watches `session`: the GOAWAY it receives, and the stream each attempt opens on it; `onSettings` runs when the
  * peer's first SETTINGS arrive.
  */
-function watchSession(session: SessionLike, onSettings: () => void): void {
+function watchSession(session: SessionLike, onSettings: (settings: { maxHeaderListSize?: number }) => void): void {
   session.once('remoteSettings', onSettings);
   const state: SessionState = { goaway: false, code: 0, lastStreamId: 0 };
   // Ahead of undici's listener, which fails the first stream synchronously.
@@ -130,9 +136,18 @@ function watchSession(session: SessionLike, onSettings: () => void): void {
   });
   const request = session.request;
   session.request = function (this: unknown, ...args: unknown[]): StreamLike {
-    const stream = request.apply(this, args);
     const owner = connecting;
     connecting = undefined;
+    let stream: StreamLike;
+    try {
+      stream = request.apply(this, args);
+    } catch (err) {
+      // Thrown out of undici's writer, it would be an uncaught exception (a new connection) or wedge the Client: the
+      // attempt fails instead, through the stream undici is handed (see failedStream).
+      const error = asError(err);
+      if (owner !== undefined) owner.thrown = error;
+      return failedStream(error);
+    }
     if (owner !== undefined) {
       owner.stream = stream;
       owner.session = state;
@@ -141,11 +156,34 @@ function watchSession(session: SessionLike, onSettings: () => void): void {
   };
 }
 
+/**
+ * A stream that fails with `error` as soon as undici has listened to it, for a `session.request` that threw: undici
+ * then ends the request as it ends one whose stream failed (the attempt fails, the connection goes on). It takes
+ * what undici's writer does with a stream (write a body, set a timeout, close it) and ignores it.
+ */
+function failedStream(error: Error): StreamLike {
+  const stream = new Duplex({ read() {}, write: (_chunk, _encoding, callback) => callback() });
+  Object.assign(stream, { setTimeout: () => stream, close: () => stream.destroy() });
+  stream.destroy(error); // 'error', then 'close', on the next tick
+  return stream as StreamLike;
+}
+
+/**
+ * Node's errors for headers it refuses to send (thrown by `session.request`): the caller's, whatever the endpoint.
+ */
+const HEADER_REFUSED =
+  /^ERR_(?:HTTP2_(?:INVALID_CONNECTION_HEADERS|HEADER_SINGLE_VALUE|INVALID_HEADER_VALUE|INVALID_PSEUDOHEADER|PSEUDOHEADER_NOT_ALLOWED)|INVALID_HTTP_TOKEN|INVALID_CHAR)$/;
+
 const GOAWAY_MESSAGE = /^HTTP\/2: "GOAWAY" frame received with code (\d+)/;
 
 /** True for undici's error of a connection closed by a `GOAWAY` (any code). */
 export function isGoawayError(error: unknown): boolean {
   return error instanceof Error && GOAWAY_MESSAGE.test(error.message);
+}
+
+/** True for undici's error of a connection closed by a graceful `GOAWAY` (`NO_ERROR`), a drain. */
+export function isGracefulGoawayError(error: unknown): boolean {
+  return error instanceof Error && GOAWAY_MESSAGE.exec(error.message)?.[1] === '0';
 }
 
 /**
@@ -169,7 +207,19 @@ const HEADERS_NOT_SENT = /^HTTP\/2: "frameError" received - type 1, code (?:6|9)
  * The error an HTTP/2 attempt fails with, as the request layer must see it: a {@link NotProcessedError} when the
  * endpoint certainly did not process it, `error` marked as a graceful GOAWAY's when it may have, else `error`.
  */
-function classify(error: Error, key: string, stream: StreamLike | undefined, state: SessionState | undefined): Error {
+function classify(error: Error, key: string, attempt: TrackedAttempt): Error {
+  const { stream, session: state, thrown } = attempt;
+  if (thrown !== undefined) {
+    // Node refused to open the stream: nothing was sent.
+    if (HEADER_REFUSED.test(String((thrown as { code?: unknown }).code))) {
+      const refused = new InvalidRequestError(`HTTP/2 cannot send the request headers: ${thrown.message}`, undefined, {
+        cause: thrown,
+      });
+      markCallerError(refused);
+      return refused;
+    }
+    return new NotProcessedError(key, `HTTP/2 stream not opened: ${thrown.message}`, { cause: thrown });
+  }
   if (HEADERS_NOT_SENT.test(error.message)) {
     // The caller's headers, not the endpoint: sending them again would fail alike (README, "What counts against an
     // endpoint").
@@ -203,6 +253,8 @@ function classify(error: Error, key: string, stream: StreamLike | undefined, sta
 export class TrackedAttempt implements LegacyHandler {
   stream: StreamLike | undefined = undefined;
   session: SessionState | undefined = undefined;
+  /** What Node's `session.request` threw for this attempt, if it did. */
+  thrown: Error | undefined = undefined;
   readonly #inner: LegacyHandler;
   readonly #key: string;
 
@@ -217,7 +269,7 @@ export class TrackedAttempt implements LegacyHandler {
   }
   onError(err: Error): void {
     if (connecting === this) connecting = undefined;
-    this.#inner.onError?.(classify(err, this.#key, this.stream, this.session));
+    this.#inner.onError?.(classify(err, this.#key, this));
   }
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
     this.#inner.onUpgrade?.(statusCode, headers, socket);
@@ -245,176 +297,6 @@ export class TrackedAttempt implements LegacyHandler {
 
 // Made for every HTTP/2 attempt: its hidden class outlives quiet moments (common/shapes.ts).
 keepShape(new TrackedAttempt({}, 'shape.invalid'));
-
-/** Dispatch options for an HTTP/2 pool: non-idempotent methods marked so that undici 7 multiplexes them. */
-export function http2DispatchOptions(options: Dispatcher.DispatchOptions): Dispatcher.DispatchOptions {
-  if (options.idempotent !== undefined || options.method === 'GET' || options.method === 'HEAD') return options;
-  return { ...options, idempotent: true };
-}
-
-/**
- * Connection-specific headers (RFC 9113 §8.2.2), which Node's HTTP/2 session refuses to send (`te` unless it is
- * exactly `trailers`). `connection` is not among them: undici consumes it and never sends it.
- */
-const CONNECTION_SPECIFIC = new Set([
-  'te',
-  'proxy-connection',
-  'http2-settings',
-  'keep-alive',
-  'upgrade',
-  'transfer-encoding',
-]);
-
-/** The value undici would send for `value`: array values joined as undici's HTTP/2 writer joins them. */
-function sentValue(value: unknown): string {
-  return Array.isArray(value) ? value.map((v) => (v === null ? '' : String(v))).join(', ') : String(value ?? '');
-}
-
-function forbidden(name: unknown, value: unknown): boolean {
-  if (typeof name !== 'string' || value === undefined) return false;
-  const lower = name.toLowerCase();
-  if (!CONNECTION_SPECIFIC.has(lower)) return false;
-  return lower !== 'te' || sentValue(value) !== 'trailers';
-}
-
-/**
- * The name (lower-case) of the first header of `headers` that HTTP/2 cannot carry, if any (see
- * {@link CONNECTION_SPECIFIC}). `headers` in any form undici accepts: an object, a flat `[k, v, ...]` array, or an
- * iterable of pairs.
- */
-export function forbiddenHttp2Header(headers: Dispatcher.DispatchOptions['headers']): string | undefined {
-  if (headers == null) return undefined;
-  if (Array.isArray(headers)) {
-    if (headers.length > 0 && Array.isArray(headers[0])) {
-      for (const [name, value] of headers as unknown as Array<[unknown, unknown]>) {
-        if (forbidden(name, value)) return String(name).toLowerCase();
-      }
-      return undefined;
-    }
-    for (let i = 0; i + 1 < headers.length; i += 2) {
-      if (forbidden(headers[i], headers[i + 1])) return String(headers[i]).toLowerCase();
-    }
-    return undefined;
-  }
-  if (iteratesPairs(headers)) {
-    // An entry that is not a pair is undici's to refuse.
-    for (const pair of headers as Iterable<unknown>) {
-      if (Array.isArray(pair) && forbidden(pair[0], pair[1])) return String(pair[0]).toLowerCase();
-    }
-    return undefined;
-  }
-  for (const name in headers) {
-    if (forbidden(name, (headers as Record<string, unknown>)[name])) return name.toLowerCase();
-  }
-  return undefined;
-}
-
-/** The caller's error for a request carrying `header`, which HTTP/2 cannot carry. */
-export function forbiddenHeaderError(header: string): InvalidRequestError {
-  const what = header === 'te' ? 'a "te" header other than "trailers"' : `a "${header}" header`;
-  return new InvalidRequestError(
-    `the request has ${what}, which HTTP/2 does not allow (a connection-specific header, RFC 9113 section 8.2.2)`,
-    header,
-  );
-}
-
-// The methods undici 7's HTTP/2 client sends a body with (`expectsPayload` in client-h2.js), compared as they are:
-// undici's core does not normalize a method's case (only its fetch does), so a "post" is bodiless there too.
-const PAYLOAD_METHODS = new Set(['PUT', 'POST', 'PATCH']);
-
-function sendsBody(method: string): boolean {
-  return PAYLOAD_METHODS.has(method);
-}
-
-function isEmptyBody(body: unknown): boolean {
-  if (body === undefined || body === null) return true;
-  if (typeof body === 'string') return body.length === 0;
-  if (ArrayBuffer.isView(body)) return body.byteLength === 0;
-  if (body instanceof ArrayBuffer) return body.byteLength === 0;
-  return typeof (body as { size?: unknown }).size === 'number' && (body as { size: number }).size === 0; // a Blob
-}
-
-/**
- * Why undici 7 cannot send `options` over HTTP/2, as the caller's error, or `undefined`: a header HTTP/2 does not
- * allow ({@link forbiddenHttp2Header}), or a body with a method other than PUT, POST or PATCH (a DELETE with a body,
- * which HTTP allows): undici 7 drops its length, then fails an assertion writing it, and the connection's Client is
- * left broken, every later request to the endpoint waiting for good (and a GOAWAY then throws undici's assertion out
- * of the process). undici 8.14 sends such a body; sidecarless's pools are undici 7's.
- */
-export function http2Refusal(options: Dispatcher.DispatchOptions): InvalidRequestError | undefined {
-  const header = forbiddenHttp2Header(options.headers);
-  if (header !== undefined) return forbiddenHeaderError(header);
-  if (sendsBody(options.method) || isEmptyBody(options.body)) return undefined;
-  return new InvalidRequestError(
-    `a ${options.method} request with a body cannot be sent over HTTP/2 by undici 7 (it sends a body with PUT, POST ` +
-      'and PATCH only, upper case): send it without a body, or to an HTTP/1.1 cluster',
-  );
-}
-
-/**
- * Reads a streamed `options.body` first (so that undici 7 multiplexes it, see the module comment), then sends the
- * attempt, or fails it: the body is the caller's and failed, or what it held cannot be sent ({@link http2Refusal}).
- */
-export function dispatchReadBody(pool: Pool, options: Dispatcher.DispatchOptions, attempt: LegacyHandler): void {
-  readStreamedBody(options.body as AsyncIterable<unknown>).then(
-    (read) => {
-      const sent = { ...options, body: read as Buffer };
-      const refused = http2Refusal(sent);
-      if (refused === undefined) pool.dispatch(http2DispatchOptions(sent), attempt as never);
-      else attempt.onError?.(refused);
-    },
-    (err: unknown) => {
-      // The caller's body failed (or yielded something that is not bytes) before anything was sent.
-      const error = asError(err);
-      markCallerError(error);
-      attempt.onError?.(error);
-    },
-  );
-}
-
-/** A streamed request body up to this size is read into memory before an HTTP/2 attempt is sent, bytes. */
-export const BUFFERED_BODY_BYTES = 1 << 20;
-
-/** True for a body undici 7 would not multiplex over HTTP/2: a stream or an async iterable (not FormData or Blob). */
-export function isStreamedBody(body: unknown): body is AsyncIterable<unknown> {
-  return (
-    typeof body === 'object' &&
-    body !== null &&
-    typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function' &&
-    typeof (body as { stream?: unknown }).stream !== 'function' && // Blob
-    typeof (body as { getAll?: unknown }).getAll !== 'function' // FormData
-  );
-}
-
-function toBuffer(chunk: unknown): Buffer {
-  if (typeof chunk === 'string') return Buffer.from(chunk);
-  if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  if (chunk instanceof ArrayBuffer) return Buffer.from(chunk);
-  throw new TypeError(`request body chunks must be strings or bytes, got ${typeof chunk}`);
-}
-
-/**
- * Reads `body` into one buffer; one longer than {@link BUFFERED_BODY_BYTES} comes back as an iterable of what was
- * read followed by the rest. Rejects with the body's own error (the request layer has marked it as the caller's).
- */
-export async function readStreamedBody(body: AsyncIterable<unknown>): Promise<Buffer | AsyncIterable<Buffer>> {
-  const iterator = body[Symbol.asyncIterator]();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for (;;) {
-    const next = await iterator.next();
-    if (next.done === true) return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-    const chunk = toBuffer(next.value);
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size > BUFFERED_BODY_BYTES) {
-      return (async function* () {
-        yield* chunks;
-        for (let n = await iterator.next(); n.done !== true; n = await iterator.next()) yield toBuffer(n.value);
-      })();
-    }
-  }
-}
 
 /**
  * The options of one endpoint's HTTP/2 pool: `connections` connections, each built by a connector that offers
@@ -475,12 +357,13 @@ export function http2PoolOptions(
         if (socket === undefined) return;
         const session = sessionOf(socket);
         socket = undefined;
-        const open = (): void => {
-          client.pipelining = streams;
-        };
         // Not watched (another undici): all streams at once, as before SETTINGS were waited for.
-        if (session === undefined) open();
-        else watchSession(session, open);
+        if (session === undefined) client.pipelining = streams;
+        else
+          watchSession(session, (settings) => {
+            client.pipelining = streams;
+            events.onPeerSettings?.(settings);
+          });
       });
       return client;
     },

@@ -16,16 +16,8 @@ import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import { Backoff, type ResolvedBackoffOptions } from '../common/backoff.js';
 import { type InFlightCounts, inFlightSlot, inFlightTable, PeakEwma } from '../pickers/load.js';
 import { type AttemptOutcome, classifyError, type ErrorKind } from '../common/outcome.js';
-import {
-  dispatchReadBody,
-  http2DispatchOptions,
-  http2PoolOptions,
-  http2Refusal,
-  isGoawayError,
-  isStreamedBody,
-  type ResolvedHttp2Options,
-  TrackedAttempt,
-} from './http2.js';
+import { http2PoolOptions, isGoawayError, type ResolvedHttp2Options } from './http2.js';
+import { Http2Requests } from './http2-request.js';
 import { poolMaySendHost, withHostFactory } from './host-header.js';
 import { AttemptHandler } from './attempt-handler.js';
 import { HELD_GRACE_MS, MAX_HELD_UNSTARTED, NO_COUNTERS, type SubchannelCounters } from './counters.js';
@@ -80,6 +72,11 @@ export interface SubchannelSettings {
   readonly inFlight: InFlightCounts;
 }
 
+/**
+ * What each HTTP/2 subchannel sends (`http2-request.ts`), made on its first attempt; kept aside so that an HTTP/1.1
+ * subchannel (most of a 10,000-endpoint set) carries no field for it.
+ */
+const sent = new WeakMap<Subchannel, Http2Requests>();
 const CLOSED: Promise<void> = Promise.resolve(); // `drain()` of a subchannel that never made a pool: shared
 
 /** The histogram of a subchannel with no attempt yet: empty, shared, never observed into. */
@@ -221,6 +218,7 @@ export class Subchannel implements Pickable {
             onFallback: () => {
               if (this.#protocol === 'h2') this.#protocol = 'fallback';
             },
+            onPeerSettings: (peer) => sent.get(this)?.peerSettings(peer),
           });
     this.#poolHost ??= '';
     const pool = new Pool(
@@ -348,20 +346,10 @@ export class Subchannel implements Pickable {
       pool.close().catch(() => {});
       return this.#createPool().dispatch(options, attempt as never);
     }
-    // What undici 7 cannot send over HTTP/2 (see http2.ts) is refused here, as the caller's. A streamed body is read
-    // first (so that undici 7 multiplexes it), then checked.
-    const streamed = isStreamedBody(options.body);
-    const refused = streamed ? undefined : http2Refusal(options);
-    if (refused !== undefined) {
-      attempt.onError?.(refused);
-      return false;
-    }
-    const tracked = new TrackedAttempt(attempt, this.key);
-    if (streamed) {
-      dispatchReadBody(pool, options, tracked);
-      return true;
-    }
-    return pool.dispatch(http2DispatchOptions(options), tracked as never);
+    // What undici 7 cannot send over HTTP/2 is refused, as the caller's; a streamed body is read first.
+    let requests = sent.get(this);
+    if (requests === undefined) sent.set(this, (requests = new Http2Requests(this.key, this.origin)));
+    return requests.dispatch(pool, options, attempt);
   }
 
   /** @internal An attempt was given up before undici started it, and undici still holds it (`MAX_HELD_UNSTARTED`). */
@@ -456,8 +444,11 @@ export class Subchannel implements Pickable {
       };
       // Nothing of the cluster's runs on it, only attempts given up that undici still holds (waiting for their
       // connections, up to undici's connect timeout): nobody waits for those.
-      const idle = this.inFlight === 0 && this.#held > 0;
-      (idle ? pool.destroy() : pool.close()).then(closed, closed);
+      // HTTP/2 attempts whose bodies are still being read are in flight too: sent before the pool closes.
+      void (sent.get(this)?.settled() ?? Promise.resolve()).then(() => {
+        const idle = this.inFlight === 0 && this.#held > 0;
+        (idle ? pool.destroy() : pool.close()).then(closed, closed);
+      });
     }).then(() => this.#setState('closed'));
     return this.#closing;
   }
