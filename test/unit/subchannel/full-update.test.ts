@@ -59,9 +59,11 @@ describe('a full update of 10,000 endpoints', () => {
     // Per endpoint, on Node 20 (no pointer compression: 8 bytes a field): about 530 bytes, the subchannel about
     // 200 of them, the rest its key-map and detector-map entries and their growth, the set of new keys and the
     // arrays of the validation and the pool. Before the estimate and the outlier state were made lazily, 730: a
-    // peak-EWMA per subchannel and the options object it was made from, and a 15-field outlier state.
+    // peak-EWMA per subchannel and the options object it was made from, and a 15-field outlier state. Measured
+    // 560-621 from run to run (the maps' growth falls differently on the collections), so the bound is 660: well
+    // under the 730 it guards against.
     const perEndpoint = bytes / N;
-    assert.ok(perEndpoint < 620, `${perEndpoint.toFixed(1)} bytes per endpoint`);
+    assert.ok(perEndpoint < 660, `${perEndpoint.toFixed(1)} bytes per endpoint`);
   });
 
   it('gives a subchannel its latency estimate on first read, the same one afterwards', () => {
