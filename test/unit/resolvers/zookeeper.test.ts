@@ -310,6 +310,7 @@ function harness(extra: Record<string, unknown> = {}) {
   const clock = new FakeClock();
   const updates: (readonly Endpoint[])[] = [];
   const errors: SidecarlessError[] = [];
+  const reasons: (string | undefined)[] = [];
   const resolver = new ZooKeeperResolver({
     path: '/svc',
     clock,
@@ -318,10 +319,13 @@ function harness(extra: Record<string, unknown> = {}) {
     minRelistIntervalMs: 0,
     ...extra,
   }).setClientFactory(() => new FakeZooKeeper(tree));
-  resolver.start({ onUpdate: (e) => updates.push(e), onError: (e) => errors.push(e) });
+  resolver.start({
+    onUpdate: (e, notFound) => (updates.push(e), reasons.push(notFound?.message)),
+    onError: (e) => errors.push(e),
+  });
   const zk = () => FakeZooKeeper.instances.at(-1) as FakeZooKeeper;
   const keys = () => (updates.at(-1) ?? []).map((e) => e.key);
-  return { tree, clock, updates, errors, resolver, zk, keys };
+  return { tree, clock, updates, errors, reasons, resolver, zk, keys };
 }
 
 describe('ZooKeeperResolver sessions and watches (client double, fake clock)', () => {
@@ -457,6 +461,25 @@ describe('ZooKeeperResolver sessions and watches (client double, fake clock)', (
     await settle();
     assert.equal(destroyed, 1, 'the stalled attempt dropped, so the client tries the next member');
     assert.equal((h.errors[0] as ZooKeeperError).reason, 'timeout');
+    h.resolver.close();
+  });
+
+  it('regression (probe 12): the "not found" reason follows the node: "has no usable instance", then "does not exist" once deleted', async () => {
+    const h = harness();
+    await settle();
+    h.zk().state('SYNC_CONNECTED');
+    await settle();
+    h.tree.delete('/svc/10.0.0.1:80');
+    h.zk().fire('children', '/svc', 4);
+    await settle();
+    h.tree.delete('/svc');
+    h.zk().fire('children', '/svc', 2); // NODE_DELETED
+    await settle();
+    assert.deepEqual(h.reasons, [
+      undefined,
+      'ZooKeeper node /svc has no usable instance',
+      'ZooKeeper node /svc does not exist',
+    ]);
     h.resolver.close();
   });
 
