@@ -120,10 +120,15 @@ function fingerprint(endpoints: readonly Endpoint[], ordered: boolean): string {
   return entries.join('\n');
 }
 
-/** What tells two "not found" reasons apart (empty when there is none): class, message and cause. */
+/**
+ * What tells two "not found" reasons apart (empty when there is none): its class, service and message, and its
+ * cause's code when it has one (a DNS NXDOMAIN or NODATA: not its message, which names the nameserver that answered),
+ * else the cause's message.
+ */
 function notFoundPrint(notFound: ServiceNotFoundError | undefined): string {
   if (notFound === undefined) return '';
-  const cause = notFound.cause as { message?: unknown } | undefined;
+  const cause = notFound.cause as { code?: unknown; message?: unknown } | undefined;
+  if (typeof cause?.code === 'string') return JSON.stringify([notFound.code, notFound.service, cause.code]);
   return JSON.stringify([notFound.code, notFound.service, notFound.message, String(cause?.message ?? cause ?? '')]);
 }
 
