@@ -13,7 +13,10 @@
  *   run comes after the next {@link Backoff} delay (and not before the guard); the backoff is reset when the task
  *   reports the source healthy ({@link WatchRun.healthy});
  * - a set equal to the one delivered last is not delivered again, unless a failure was reported in between (the
- *   listener's latest state is then that failure);
+ *   listener's latest state is then that failure) or, for an empty set, its "not found" reason changed (present or
+ *   absent, another message or cause: "has no usable instance" becoming "does not exist");
+ * - the run's signal takes any number of listeners (a run may bound many concurrent requests on it, each adding one
+ *   until it settles) without Node's `MaxListenersExceededWarning`;
  * - `refresh()` follows the rule of {@link Resolver.refresh}: ignored while backing off, and at most once per
  *   `refresh.intervalMs`. What it does depends on the source: for a `poll` source (runs are short, waits are
  *   timers) it brings the next run forward to `intervalMs` after the last start; for a `watch` source (a run is a
@@ -24,6 +27,7 @@
  *
  * @module
  */
+import { setMaxListeners } from 'node:events';
 import type { Endpoint } from '../common/endpoint.js';
 import {
   isSidecarlessError,
@@ -48,8 +52,9 @@ export interface WatchRun {
   /** The source answered well: stop backing off and reset the backoff (a poll's success, a watch's creation). */
   healthy(): void;
   /**
-   * Hands a complete set to the listener, unless it equals the set delivered last (and no failure came between).
-   * `notFound` goes with an empty set that the source gave as "no such service". No-op after close.
+   * Hands a complete set to the listener, unless it equals the set delivered last (and no failure came between, and
+   * the "not found" reason of an empty set is the same). `notFound` goes with an empty set that the source gave as
+   * "no such service". No-op after close.
    */
   deliver(endpoints: Endpoint[], notFound?: ServiceNotFoundError): void;
   /**
@@ -113,6 +118,18 @@ function fingerprint(endpoints: readonly Endpoint[], ordered: boolean): string {
   const entries = endpoints.map((e) => JSON.stringify([e.key, e.weight, e.priority, e.zone ?? null, e.metadata]));
   if (!ordered) entries.sort();
   return entries.join('\n');
+}
+
+/**
+ * What tells two "not found" reasons apart (empty when there is none): its class, service and message, and its
+ * cause's code when it has one (a DNS NXDOMAIN or NODATA: not its message, which names the nameserver that answered),
+ * else the cause's message.
+ */
+function notFoundPrint(notFound: ServiceNotFoundError | undefined): string {
+  if (notFound === undefined) return '';
+  const cause = notFound.cause as { code?: unknown; message?: unknown } | undefined;
+  if (typeof cause?.code === 'string') return JSON.stringify([notFound.code, notFound.service, cause.code]);
+  return JSON.stringify([notFound.code, notFound.service, notFound.message, String(cause?.message ?? cause ?? '')]);
 }
 
 /**
@@ -236,6 +253,9 @@ export class WatchLoop implements Resolver {
     if (this.#closed || this.#run !== undefined) return;
     const { clock, debug, label } = this.#options;
     const current = { controller: new AbortController(), cause: undefined as 'refresh' | 'close' | undefined };
+    // Every request of the run links its own signal to this one until it settles: a listing reading many nodes at
+    // once must not trip the warning meant for leaks (the links are removed as the requests settle).
+    setMaxListeners(0, current.controller.signal);
     this.#run = current;
     const run: WatchRun = {
       signal: current.controller.signal,
@@ -289,7 +309,9 @@ export class WatchLoop implements Resolver {
 
   #deliver(endpoints: Endpoint[], notFound?: ServiceNotFoundError): void {
     if (this.#closed) return;
-    const print = fingerprint(endpoints, this.#options.ordered ?? true);
+    // The "not found" reason goes with an empty set only; a new one is news even when the set is still empty.
+    const reason = endpoints.length === 0 ? notFoundPrint(notFound) : '';
+    const print = `${fingerprint(endpoints, this.#options.ordered ?? true)}\n${reason}`;
     if (print === this.#lastDelivered) return;
     this.#lastDelivered = print;
     this.#options.debug('%s: delivering %d endpoints', this.#options.label, endpoints.length);

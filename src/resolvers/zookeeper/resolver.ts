@@ -13,7 +13,8 @@
  *   reconnection wakes the resolver, which lists again on the same session;
  * - the session expires (the ensemble was out of reach for longer than the session timeout): the cycle fails
  *   (`session-expired`), a new session is opened and the node listed again;
- * - no member answers within `connectTimeoutMs`, or an operation within `requestTimeoutMs`: `timeout`;
+ * - no member answers within `connectTimeoutMs`, or an operation within `requestTimeoutMs`: `timeout`, and the
+ *   attempt or connection is dropped for the next member (as is one silent for 2/3 of the session timeout: session.ts);
  * - the node's ACL refuses the credentials: `forbidden`.
  *
  * **refresh()**: lists again on the same session, at most once per `refreshIntervalMs`; ignored during backoff.
@@ -225,6 +226,8 @@ export class ZooKeeperResolver implements Resolver {
         sessionTimeoutMs: this.#options.sessionTimeoutMs,
         digest: this.#options.digest,
         factory: this.#factory,
+        clock: this.#options.clock,
+        onDrop: (why) => debug('%s: dropping the connection: %s', this.#label, why),
         onState: (state) => this.#onState(created, state),
         onWatch: (event) => this.#onWatch(created, event),
       });
@@ -273,9 +276,13 @@ export class ZooKeeperResolver implements Resolver {
     }
   }
 
-  /** One operation, bounded by `requestTimeoutMs` and abandoned when the run is stopped. */
-  #op<T>(run: WatchRun, what: string, operation: Promise<T>): Promise<T> {
-    operation.catch(() => {}); // an abandoned operation's late failure is nobody's
+  /**
+   * One operation, bounded by `requestTimeoutMs` and abandoned when the run is stopped. One that times out drops the
+   * connection it was sent on (a member that stopped answering): the client moves to the next member.
+   */
+  #op<T>(run: WatchRun, session: ZooKeeperSession, what: string, pending: Promise<T>): Promise<T> {
+    const connection = session.connection; // the one `pending` was just sent on
+    pending.catch(() => {}); // an abandoned operation's late failure is nobody's
     const { clock, requestTimeoutMs } = this.#options;
     return withDeadline(
       clock,
@@ -286,7 +293,7 @@ export class ZooKeeperResolver implements Resolver {
           const onAbort = () => reject(new ZooKeeperError('timeout', `${what}: stopped`));
           if (signal.aborted) return onAbort();
           signal.addEventListener('abort', onAbort, { once: true });
-          operation.then(
+          pending.then(
             (value) => {
               signal.removeEventListener('abort', onAbort);
               resolve(value);
@@ -297,7 +304,10 @@ export class ZooKeeperResolver implements Resolver {
             },
           );
         }),
-      () => new ZooKeeperError('timeout', `ZooKeeper gave no answer for ${what} within ${requestTimeoutMs} ms`),
+      () => {
+        session.dropConnection(connection, `no answer for ${what} within ${requestTimeoutMs} ms`);
+        return new ZooKeeperError('timeout', `ZooKeeper gave no answer for ${what} within ${requestTimeoutMs} ms`);
+      },
     );
   }
 
@@ -346,12 +356,12 @@ export class ZooKeeperResolver implements Resolver {
     problems: ZooKeeperError[],
   ): Promise<void> {
     const { path } = this.#options;
-    const children = await this.#op(run, `listing ${path}`, session.children(path));
+    const children = await this.#op(run, session, `listing ${path}`, session.children(path));
     if (children === undefined) {
       this.#nodes = new Map();
       this.#missing = true;
       // Watch for the node's creation; created in the meantime, list again.
-      if (await this.#op(run, `checking ${path}`, session.exists(path))) this.#pendingChildren = true;
+      if (await this.#op(run, session, `checking ${path}`, session.exists(path))) this.#pendingChildren = true;
       return;
     }
     this.#missing = false;
@@ -384,7 +394,7 @@ export class ZooKeeperResolver implements Resolver {
     const full = `${path === '/' ? '' : path}/${name}`;
     let data: Buffer | undefined;
     try {
-      data = await this.#op(run, `reading ${full}`, session.data(full));
+      data = await this.#op(run, session, `reading ${full}`, session.data(full));
     } catch (err) {
       if (!(err instanceof ZooKeeperError) || err.reason !== 'forbidden') throw err;
       this.#skip(name, err, into, problems); // a node this identity may not read: skipped, the others are used

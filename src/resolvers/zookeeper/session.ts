@@ -9,10 +9,29 @@
  * keys watchers by function identity), and a watch re-set by the client after a reconnection (`SetWatches`) still
  * reaches the resolver.
  *
+ * Liveness: node-zookeeper-client has no read timeout (its socket timeout only queues pings), so a member that keeps
+ * the TCP connection open but stops answering (a half-open connection, a frozen server) would hold the session
+ * "connected" for good. The session applies the Java client's rule: when nothing (no ping reply, no answer, no watch
+ * event) has been received for 2/3 of the negotiated session timeout, the connection is dropped and the client moves
+ * to the next member, in time to resume the session there before it expires. The resolver also drops the connection
+ * an operation timed out on ({@link ZooKeeperSession.dropConnection}).
+ *
+ * Closing: the close request is sent if connected; a server that does not end the connection within
+ * {@link CLOSE_GRACE_MS} (a frozen one) has it ended for it, so that no socket keeps the process alive.
+ *
  * @module
  */
 import zookeeper from 'node-zookeeper-client';
+import type { Clock, TimerHandle } from '../../common/runtime.js';
 import { ZooKeeperError } from '../errors.js';
+
+/** How long a closed session waits for the server to end the connection after the close request, ms. */
+export const CLOSE_GRACE_MS = 1000;
+
+/** The read timeout of the liveness rule for a negotiated session timeout: 2/3 of it, as the Java client. */
+export function readTimeoutOf(sessionTimeoutMs: number): number {
+  return Math.max(1, Math.floor((sessionTimeoutMs * 2) / 3));
+}
 
 /** The part of a node-zookeeper-client `Client` the resolver uses (a test double implements the same). */
 export interface ZooKeeperClientLike {
@@ -65,10 +84,14 @@ export interface SessionOptions {
   readonly sessionTimeoutMs: number;
   readonly digest: string | undefined;
   readonly factory: ZooKeeperClientFactory;
+  /** Clock of the liveness and close timers. */
+  readonly clock: Clock;
   /** Every state change. */
   readonly onState: (state: SessionState) => void;
   /** Every watch that fires. */
   readonly onWatch: (event: WatchEvent) => void;
+  /** A connection dropped by the session (why, for the debug log). */
+  readonly onDrop?: ((why: string) => void) | undefined;
 }
 
 /** node-zookeeper-client's exception codes, by number (its `Exception` names). */
@@ -156,8 +179,24 @@ export class ZooKeeperSession {
   /** Connected now (closing then sends the close request, and the server ends the connection). */
   #connected = false;
   readonly #watchers: Record<WatchEvent['watch'], (event: { type: number; path: string }) => void>;
+  readonly #clock: Clock;
+  readonly #sessionTimeoutMs: number;
+  readonly #onDrop: ((why: string) => void) | undefined;
+  /** Connections made so far: tells the connection an operation was sent on from a later one. */
+  #connection = 0;
+  /** When something was last received on the current connection (clock ms). */
+  #lastHeard = 0;
+  /** The socket whose `data` events move `#lastHeard`. */
+  #heardOn: SocketLike | undefined;
+  #liveness: TimerHandle | undefined;
+  readonly #heard = (): void => {
+    this.#lastHeard = this.#clock.now();
+  };
 
   constructor(options: SessionOptions) {
+    this.#clock = options.clock;
+    this.#sessionTimeoutMs = options.sessionTimeoutMs;
+    this.#onDrop = options.onDrop;
     // spinDelay: the pause after every member was tried; retries: 0, the resolver retries on its own terms.
     this.#client = options.factory(options.connect, {
       sessionTimeout: options.sessionTimeoutMs,
@@ -171,6 +210,8 @@ export class ZooKeeperSession {
       if (next === undefined || this.dead || this.#state === next) return;
       this.#state = next;
       this.#connected = next === 'connected';
+      if (this.#connected) this.#watchLiveness();
+      else this.#stopLiveness();
       options.onState(next);
     });
     const watcher = (watch: WatchEvent['watch']) => (event: { type: number; path: string }) => {
@@ -187,6 +228,11 @@ export class ZooKeeperSession {
   /** Expired, refused or closed: no read will succeed on it again. */
   get dead(): boolean {
     return this.#state === 'expired' || this.#state === 'auth-failed' || this.#state === 'closed';
+  }
+
+  /** The current connection's number (one more at every connection), for {@link ZooKeeperSession.dropConnection}. */
+  get connection(): number {
+    return this.#connection;
   }
 
   /** Starts connecting (to a random member, then the others in turn). */
@@ -240,12 +286,62 @@ export class ZooKeeperSession {
     return true;
   }
 
+  /**
+   * Drops connection number `connection` if it is still the current one and connected (an operation sent on it got
+   * no answer in time): the client moves to the next member and resumes the session there. Returns whether it did.
+   */
+  dropConnection(connection: number, why = 'an operation got no answer'): boolean {
+    if (this.#state !== 'connected' || connection !== this.#connection) return false;
+    const socket = managerOf(this.#client)?.socket;
+    if (socket === undefined) return false;
+    this.#stopLiveness();
+    this.#onDrop?.(why);
+    socket.destroy();
+    return true;
+  }
+
+  /** Starts the liveness rule on the connection just made (a client without a reachable socket: a test double). */
+  #watchLiveness(): void {
+    this.#connection++;
+    this.#stopLiveness();
+    const socket = managerOf(this.#client)?.socket;
+    if (socket?.on === undefined) return;
+    if (this.#heardOn !== socket) {
+      socket.on('data', this.#heard);
+      this.#heardOn = socket;
+    }
+    this.#lastHeard = this.#clock.now();
+    this.#checkLiveness();
+  }
+
+  #stopLiveness(): void {
+    if (this.#liveness !== undefined) this.#clock.clearTimeout(this.#liveness);
+    this.#liveness = undefined;
+  }
+
+  /** Drops the connection if nothing was received for the read timeout, else checks again when it would be. */
+  #checkLiveness(): void {
+    this.#liveness = undefined;
+    if (this.#state !== 'connected') return;
+    const negotiated = managerOf(this.#client)?.sessionTimeout;
+    const readTimeout = readTimeoutOf(
+      typeof negotiated === 'number' && negotiated > 0 ? negotiated : this.#sessionTimeoutMs,
+    );
+    const silent = this.#clock.now() - this.#lastHeard;
+    if (silent < readTimeout) {
+      this.#liveness = this.#clock.setTimeout(() => this.#checkLiveness(), readTimeout - silent);
+      return;
+    }
+    this.dropConnection(this.#connection, `nothing received for ${Math.round(silent)} ms`);
+  }
+
   /** Closes the session (its ephemeral nodes, if any, go with it). Idempotent. */
   close(): void {
     if (this.#state === 'closed') return;
     const wasLive = this.#state !== 'expired' && this.#state !== 'auth-failed';
     this.#state = 'closed';
     const connected = this.#connected;
+    this.#stopLiveness();
     try {
       if (wasLive) this.#client.close();
     } catch {
@@ -254,6 +350,9 @@ export class ZooKeeperSession {
     // Not connected, the client's close only queues the close request and its connection attempts go on (a socket
     // connecting, a connect timer of up to sessionTimeout / members): end them, so no handle keeps the process alive.
     if (!connected) stopConnecting(this.#client);
+    // Connected, the server ends the connection once it has closed the session; one that does not answer (frozen,
+    // half-open) would leave the socket open for good: it is ended after a grace (an unref'd timer, like the clock's).
+    else this.#clock.setTimeout(() => stopConnecting(this.#client), CLOSE_GRACE_MS);
   }
 }
 
@@ -277,8 +376,16 @@ const CONNECTING = 1;
 /** The parts of node-zookeeper-client's connection manager reached into (none when the client is a test double). */
 interface ConnectionManagerLike {
   readonly state?: number;
-  readonly socket?: { destroy(): void };
+  readonly socket?: SocketLike;
   readonly connectTimeoutHandler?: unknown;
+  /** The session timeout, negotiated with the server once connected. */
+  readonly sessionTimeout?: number;
+}
+
+/** The parts of the client's socket used. */
+interface SocketLike {
+  destroy(): void;
+  on?(event: 'data', listener: () => void): unknown;
 }
 
 function managerOf(client: ZooKeeperClientLike): ConnectionManagerLike | undefined {

@@ -1,9 +1,11 @@
 /** The loop shared by the resolvers that watch a remote source, driven by a fake clock. */
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { describe, it } from 'node:test';
 import { Backoff, resolveBackoffOptions } from '../../../src/common/backoff.js';
 import { createEndpoint, type Endpoint } from '../../../src/common/endpoint.js';
 import { ResolverError, ServiceNotFoundError, type SidecarlessError } from '../../../src/common/errors.js';
+import { withDeadline } from '../../../src/resolvers/deadline.js';
 import { type WatchLoopOptions, WatchLoop, type WatchTask } from '../../../src/resolvers/watch-loop.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 
@@ -197,6 +199,66 @@ describe('WatchLoop.wake', () => {
     t.clock.advance(59_999);
     await tick();
     assert.equal(runs, 2);
+    t.loop.close();
+  });
+});
+
+describe('WatchLoop: probe 12 regressions', () => {
+  it('regression (probe 12): a changed "not found" reason is delivered although the set is empty both times', async () => {
+    const reasons = [
+      new ServiceNotFoundError('/svc', 'ZooKeeper node /svc has no usable instance'),
+      new ServiceNotFoundError('/svc', 'ZooKeeper node /svc has no usable instance'),
+      new ServiceNotFoundError('/svc', 'ZooKeeper node /svc does not exist'),
+      undefined,
+      new ServiceNotFoundError('/svc', 'gone', { cause: new Error('first') }),
+      new ServiceNotFoundError('/svc', 'gone', { cause: new Error('second') }),
+    ];
+    let i = 0;
+    const t = setup(async (run) => {
+      run.started();
+      return { endpoints: [], notFound: reasons[Math.min(i++, reasons.length - 1)] };
+    });
+    const seen: unknown[] = [];
+    t.loop.start({ ...t.listener, onUpdate: (e, why) => (t.updates.push(e), seen.push(why)) });
+    for (let run = 0; run < reasons.length; run++) {
+      await tick();
+      t.clock.advance(100);
+    }
+    await tick();
+    assert.deepEqual(seen, [reasons[0], reasons[2], undefined, reasons[4], reasons[5]], 'each change, no repeat');
+    t.loop.close();
+  });
+
+  it('regression (probe 12): many concurrent requests on the run signal print no MaxListenersExceededWarning, and leave no listener', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    let signal: AbortSignal | undefined;
+    const t = setup(async (run) => {
+      run.started();
+      signal = run.signal;
+      const reads = Array.from({ length: 25 }, () =>
+        withDeadline(
+          t.clock,
+          1000,
+          run.signal,
+          () => new Promise((resolve) => setImmediate(resolve)),
+          () => new Error('timeout'),
+        ),
+      );
+      assert.equal(getEventListeners(run.signal, 'abort').length, 25);
+      await Promise.all(reads);
+      return { endpoints: [a] };
+    });
+    t.loop.start(t.listener);
+    for (let i = 0; i < 5; i++) await tick();
+    process.off('warning', onWarning);
+    assert.equal(t.updates.length, 1);
+    assert.equal(getEventListeners(signal as AbortSignal, 'abort').length, 0, 'every link removed once settled');
+    assert.deepEqual(
+      warnings.map((w) => w.name),
+      [],
+    );
     t.loop.close();
   });
 });

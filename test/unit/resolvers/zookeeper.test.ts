@@ -2,6 +2,7 @@
 // targets, and the resolver's session handling against a double of node-zookeeper-client on a fake clock (watches
 // re-armed, disconnection and reconnection, expiry and a new session, connect timeout, close).
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import {
   createClient,
@@ -248,7 +249,10 @@ class FakeZooKeeper implements ZooKeeperClientLike {
     this.#state?.({ name, code: 0 });
     if (this.connected) for (const op of this.#queued.splice(0)) op();
   }
+  /** Reads get no answer (a member that stopped answering). */
+  hang = false;
   #run(op: () => void): void {
+    if (this.hang) return;
     if (this.connected) queueMicrotask(op);
     else this.#queued.push(op);
   }
@@ -296,6 +300,18 @@ class FakeZooKeeper implements ZooKeeperClientLike {
   }
 }
 
+/** node-zookeeper-client's connection manager as the session reaches into it: connected, a socket, the timeout. */
+function attachManager(zk: FakeZooKeeper, sessionTimeout: number) {
+  const m = {
+    state: 2,
+    sessionTimeout,
+    destroyed: 0,
+    socket: Object.assign(new EventEmitter(), { destroy: () => m.destroyed++ }),
+  };
+  Object.assign(zk, { connectionManager: m });
+  return m;
+}
+
 /** Lets promise callbacks run (the double answers on microtasks, the resolver awaits them). */
 const settle = async () => {
   for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -310,6 +326,7 @@ function harness(extra: Record<string, unknown> = {}) {
   const clock = new FakeClock();
   const updates: (readonly Endpoint[])[] = [];
   const errors: SidecarlessError[] = [];
+  const reasons: (string | undefined)[] = [];
   const resolver = new ZooKeeperResolver({
     path: '/svc',
     clock,
@@ -318,10 +335,13 @@ function harness(extra: Record<string, unknown> = {}) {
     minRelistIntervalMs: 0,
     ...extra,
   }).setClientFactory(() => new FakeZooKeeper(tree));
-  resolver.start({ onUpdate: (e) => updates.push(e), onError: (e) => errors.push(e) });
+  resolver.start({
+    onUpdate: (e, notFound) => (updates.push(e), reasons.push(notFound?.message)),
+    onError: (e) => errors.push(e),
+  });
   const zk = () => FakeZooKeeper.instances.at(-1) as FakeZooKeeper;
   const keys = () => (updates.at(-1) ?? []).map((e) => e.key);
-  return { tree, clock, updates, errors, resolver, zk, keys };
+  return { tree, clock, updates, errors, reasons, resolver, zk, keys };
 }
 
 describe('ZooKeeperResolver sessions and watches (client double, fake clock)', () => {
@@ -458,6 +478,86 @@ describe('ZooKeeperResolver sessions and watches (client double, fake clock)', (
     assert.equal(destroyed, 1, 'the stalled attempt dropped, so the client tries the next member');
     assert.equal((h.errors[0] as ZooKeeperError).reason, 'timeout');
     h.resolver.close();
+  });
+
+  it('regression (probe 12): the "not found" reason follows the node: "has no usable instance", then "does not exist" once deleted', async () => {
+    const h = harness();
+    await settle();
+    h.zk().state('SYNC_CONNECTED');
+    await settle();
+    h.tree.delete('/svc/10.0.0.1:80');
+    h.zk().fire('children', '/svc', 4);
+    await settle();
+    h.tree.delete('/svc');
+    h.zk().fire('children', '/svc', 2); // NODE_DELETED
+    await settle();
+    assert.deepEqual(h.reasons, [
+      undefined,
+      'ZooKeeper node /svc has no usable instance',
+      'ZooKeeper node /svc does not exist',
+    ]);
+    h.resolver.close();
+  });
+
+  it('regression (probe 12, half-open member): a connection silent for 2/3 of the session timeout is dropped, and the session resumed on the next member lists again', async () => {
+    const h = harness({ sessionTimeoutMs: 3000 });
+    await settle();
+    const m = attachManager(h.zk(), 3000);
+    h.zk().state('SYNC_CONNECTED');
+    await settle();
+    assert.deepEqual(h.keys(), ['10.0.0.1:80']);
+    h.clock.advance(1500);
+    m.socket.emit('data'); // a ping reply
+    h.clock.advance(1999);
+    await settle();
+    assert.equal(m.destroyed, 0, 'something was received within 2000 ms');
+    h.clock.advance(1);
+    await settle();
+    assert.equal(m.destroyed, 1, 'silent for 2000 ms (2/3 of 3000): dropped');
+    // The client reports the loss, then resumes the session on another member.
+    h.zk().state('DISCONNECTED');
+    await settle();
+    assert.equal((h.errors.at(-1) as ZooKeeperError).reason, 'connection');
+    const next = attachManager(h.zk(), 3000);
+    h.tree.set('/svc/10.0.0.2:80', Buffer.alloc(0));
+    h.zk().state('SYNC_CONNECTED');
+    h.clock.advance(0);
+    await settle();
+    assert.deepEqual(h.keys(), ['10.0.0.1:80', '10.0.0.2:80']);
+    h.clock.advance(1999);
+    assert.equal(next.destroyed, 0);
+    next.socket.emit('data');
+    h.clock.advance(1999);
+    assert.equal(next.destroyed, 0, 'the rule follows the new connection');
+    h.resolver.close();
+  });
+
+  it('regression (probe 12): an operation that times out drops the connection it was sent on', async () => {
+    const h = harness({ requestTimeoutMs: 1000 });
+    await settle();
+    const m = attachManager(h.zk(), 30_000);
+    h.zk().hang = true;
+    h.zk().state('SYNC_CONNECTED');
+    await settle();
+    h.clock.advance(1000);
+    await settle();
+    assert.equal((h.errors.at(-1) as ZooKeeperError).reason, 'timeout');
+    assert.equal(m.destroyed, 1, 'the client moves to the next member');
+    h.resolver.close();
+  });
+
+  it('regression (probe 12, close while the server is frozen): the socket is destroyed 1 s after the close request', async () => {
+    const h = harness();
+    await settle();
+    const m = attachManager(h.zk(), 30_000);
+    h.zk().state('SYNC_CONNECTED');
+    await settle();
+    h.resolver.close();
+    assert.ok(h.zk().closed, 'the close request queued');
+    h.clock.advance(999);
+    assert.equal(m.destroyed, 0, 'the server may still end it');
+    h.clock.advance(1);
+    assert.equal(m.destroyed, 1);
   });
 
   it('delivers nothing after close', async () => {
