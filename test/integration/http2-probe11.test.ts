@@ -3,53 +3,25 @@
 // sent right after a complete response. Real node:http2 servers on 127.0.0.1.
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Pool, request } from 'undici';
-import {
-  createClient,
-  createEndpoint,
-  type Endpoint,
-  findSidecarlessError,
-  type Resolver,
-  type ResolverListener,
-} from 'sidecarless';
+import { createClient, createEndpoint, findSidecarlessError } from 'sidecarless';
 import { http2PoolOptions, TrackedAttempt } from '../../src/subchannel/http2.js';
+import { PushResolver } from '../helpers/push-resolver.js';
+import { type RawH2Server, rawH2Server } from '../helpers/h2-raw-server.js';
 
 const closers: Array<() => void> = [];
 after(() => {
   for (const close of closers) close();
 });
 
-interface RawServer {
-  readonly address: string;
-  streams(): number;
-  readonly server: http2.Http2Server;
-}
-
 async function rawServer(
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void,
   settings?: http2.Settings,
-): Promise<RawServer> {
-  const server = http2.createServer(settings === undefined ? {} : { settings });
-  const sessions = new Set<http2.ServerHttp2Session>();
-  let streams = 0;
-  server.on('session', (session) => {
-    sessions.add(session);
-    session.on('error', () => {});
-    session.once('close', () => sessions.delete(session));
-  });
-  server.on('stream', (stream, headers) => {
-    streams++;
-    stream.on('error', () => {});
-    onStream(stream, headers);
-  });
-  closers.push(() => {
-    for (const session of sessions) session.destroy();
-    server.close();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, streams: () => streams, server };
+): Promise<RawH2Server> {
+  const server = await rawH2Server(onStream, settings);
+  closers.push(server.close);
+  return server;
 }
 
 /** Answers `body` once the request has ended. */
@@ -94,18 +66,6 @@ function dispatchTracked(pool: Pool, headers: string[]): Promise<string> {
     };
     pool.dispatch({ method: 'GET', path: '/', headers }, new TrackedAttempt(inner, 'users') as never);
   });
-}
-
-class PushResolver implements Resolver {
-  listener: ResolverListener | undefined;
-  start(listener: ResolverListener): void {
-    this.listener = listener;
-  }
-  push(endpoints: Endpoint[]): void {
-    this.listener?.onUpdate(endpoints);
-  }
-  refresh(): void {}
-  close(): void {}
 }
 
 async function* slowBody(): AsyncGenerator<string> {

@@ -10,6 +10,7 @@ import { request } from 'undici';
 import { createClient, findSidecarlessError, InvalidOptionError, seededRandom } from 'sidecarless';
 import { assertFailingBodyIsCallers } from '../helpers/failing-body.js';
 import { selfSigned } from '../helpers/kubernetes-api.js';
+import { type RawH2Server, rawH2Server } from '../helpers/h2-raw-server.js';
 
 interface Seen {
   readonly method: string;
@@ -412,32 +413,14 @@ describe('HTTP/2 to endpoints', () => {
   });
 });
 
-/** A cleartext node:http2 server driven stream by stream; `close()` destroys its sessions. */
+/** A cleartext node:http2 server driven stream by stream; closed after the file's tests. */
 async function rawServer(
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void,
   settings?: http2.Settings,
-): Promise<{ address: string; streams: () => number }> {
-  const server = http2.createServer(settings === undefined ? {} : { settings });
-  const sessions = new Set<http2.ServerHttp2Session>();
-  let streams = 0;
-  server.on('session', (session) => {
-    sessions.add(session);
-    session.on('error', () => {});
-    session.once('close', () => sessions.delete(session));
-  });
-  server.on('stream', (stream, headers) => {
-    streams++;
-    stream.on('error', () => {});
-    onStream(stream, headers);
-  });
-  servers.push({
-    close: () => {
-      for (const session of sessions) session.destroy();
-      server.close();
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, streams: () => streams };
+): Promise<RawH2Server> {
+  const server = await rawH2Server(onStream, settings);
+  servers.push(server);
+  return server;
 }
 
 function answer(stream: http2.ServerHttp2Stream, body = 'ok'): void {

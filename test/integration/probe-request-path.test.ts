@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { describe, it } from 'node:test';
-import { createClient, createEndpoint, type Endpoint, type Resolver, type ResolverListener } from 'sidecarless';
+import { createClient, createEndpoint } from 'sidecarless';
 import { backendsForFile } from '../helpers/backends.js';
+import { PushResolver } from '../helpers/push-resolver.js';
 
 const backend = backendsForFile();
 
@@ -27,18 +28,6 @@ async function outcomes(promises: Array<Promise<string>>, ms = 15_000): Promise<
     t.unref();
   });
   return Promise.race([Promise.all(promises), bound]);
-}
-
-class PushResolver implements Resolver {
-  listener: ResolverListener | undefined;
-  start(listener: ResolverListener): void {
-    this.listener = listener;
-  }
-  push(endpoints: Endpoint[]): void {
-    this.listener?.onUpdate(endpoints);
-  }
-  refresh(): void {}
-  close(): void {}
 }
 
 describe('probe: exactly one outcome per request', () => {

@@ -10,18 +10,12 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { Pool } from 'undici';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import {
-  createClient,
-  createEndpoint,
-  type Endpoint,
-  type Resolver,
-  ResolverError,
-  type ResolverListener,
-} from 'sidecarless';
+import { createClient, createEndpoint, type Endpoint, ResolverError } from 'sidecarless';
 import { Cluster } from '../../../src/cluster/cluster.js';
 import { updateSlicing } from '../../../src/cluster/resolution.js';
 import { Validation } from '../../../src/subchannel/pool-update.js';
 import { testSubchannelPool } from '../../helpers/subchannel-pool.js';
+import { PushResolver } from '../../helpers/push-resolver.js';
 
 const SLICE = 10;
 const THRESHOLD = 10;
@@ -55,19 +49,6 @@ beforeEach(() => {
   };
 });
 afterEach(() => Object.assign(updateSlicing, saved));
-
-class PushResolver implements Resolver {
-  listener: ResolverListener | undefined;
-  start(listener: ResolverListener): void {
-    this.listener = listener;
-  }
-  push(set: readonly (Endpoint | object | string)[]): void {
-    this.listener?.onUpdate(set as Endpoint[]);
-  }
-  close(): void {
-    this.listener = undefined;
-  }
-}
 
 /** Idle endpoints (nothing listens, nothing is sent to them). */
 const idle = (from: number, count: number): Endpoint[] =>

@@ -7,23 +7,11 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { createClient, createEndpoint, type Endpoint, type Resolver, type ResolverListener } from 'sidecarless';
+import { createClient, createEndpoint, type Endpoint } from 'sidecarless';
 import { manualTurns } from '../../helpers/manual-turns.js';
+import { PushResolver } from '../../helpers/push-resolver.js';
 
 const turns = manualTurns();
-
-class PushResolver implements Resolver {
-  listener: ResolverListener | undefined;
-  start(listener: ResolverListener): void {
-    this.listener = listener;
-  }
-  push(set: readonly Endpoint[]): void {
-    this.listener?.onUpdate(set);
-  }
-  close(): void {
-    this.listener = undefined;
-  }
-}
 
 describe('ring hash built in steps, in a cluster', () => {
   const servers: { server: Server; port: number }[] = [];
