@@ -676,9 +676,10 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
       if (wait > policy.maxRetryAfterMs) return -1;
     }
     if (budget === undefined) return wait;
-    // Another attempt of the group still runs and may answer: then this retry never happens, so it is paid only
-    // when the group fails (`payRetry`). The last attempt running pays now, for the group.
-    if (this.outstanding > 1) return budget.canWithdraw() ? wait : -1;
+    // Another attempt of the group still runs and may answer: this status is set aside and the retry, which then
+    // never happens, is paid only when the group fails (`payRetry`: with the budget spent by then, the request fails
+    // with SIDECARLESS_RETRY_BUDGET_EXHAUSTED). The last attempt running pays now, for the group.
+    if (this.outstanding > 1) return wait;
     if (!budget.tryWithdraw()) return -1;
     this.more().groupPaid = true;
     return wait;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isIP } from 'node:net';
 import { InvalidOptionError } from '../common/errors.js';
 import {
   array,
@@ -134,7 +135,8 @@ function hostPattern(raw: string, option: string): string {
     url = undefined;
   }
   const host = url === undefined || url.port !== '' ? '' : url.hostname.replace(/\.$/, '');
-  if (host.length === 0) {
+  // `*.` over an IP literal names no host (`x.1.2.3.4` is no URL host).
+  if (host.length === 0 || (wildcard && (host.startsWith('[') || isIP(host) !== 0))) {
     throw new InvalidOptionError(
       option,
       `expected a host name (exact, or "*.suffix") without scheme, port or path, got ${describe(raw)}`,

@@ -109,21 +109,26 @@ function fieldSize(name: string, value: string): number {
 
 /**
  * The size of the header list undici 7 sends for `options` over HTTP/2 (RFC 7541 §4.1, each value a field of its
- * own, an upper bound), pseudo-headers and `content-length` included; `authority` is the pool's `host:port`.
+ * own, an upper bound), pseudo-headers and `content-length` included; `authority` is the pool's `host:port`. A
+ * `host` header is no field of its own: undici sends it as `:authority`.
  */
 export function headerListSize(options: Dispatcher.DispatchOptions, authority: string): number {
+  let sentAuthority = authority;
   let size =
-    fieldSize(':authority', authority) +
     fieldSize(':method', options.method) +
     fieldSize(':path', options.path) +
     fieldSize(':scheme', 'https') +
     (sendsBody(options.method) ? fieldSize('content-length', '0000000000000000') : 0);
   eachHeader(options.headers, (name, value) => {
     if (typeof name !== 'string' || value === undefined) return false;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      sentAuthority = valuesOf(value)[0] ?? authority;
+      return false;
+    }
     for (const v of valuesOf(value)) size += fieldSize(name, v);
     return false;
   });
-  return size;
+  return size + fieldSize(':authority', sentAuthority);
 }
 
 /** The caller's error for a request carrying `header`, which HTTP/2 cannot carry. */

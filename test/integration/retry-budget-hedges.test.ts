@@ -99,4 +99,18 @@ describe('retry budget and hedging (probe 11)', () => {
       await client.close();
     }
   });
+
+  it('a retried status while another attempt runs is set aside even with the budget spent: that attempt may answer (probe 13)', async () => {
+    // Attempt 1 answers 200 after its hedge (attempt 2) got a 503; the hedge spent the budget's only token.
+    const s = await serve((n) => [{ status: 200, held: true }, { status: 503 }][n - 1] ?? { status: 200 });
+    const client = hedged(s.address, 0.1);
+    try {
+      const a = await request('http://svc/a', { dispatcher: client.dispatcher });
+      await a.body.dump();
+      assert.equal(a.statusCode, 200, 'the 503 was not handed over while attempt 1 ran');
+      assert.equal(requests(client)?.hedges, 1);
+    } finally {
+      await client.close();
+    }
+  });
 });

@@ -68,6 +68,8 @@ describe('route table validation names the bad rule', () => {
     ['host *.', [{ match: { host: ['ok', '*.'] }, cluster: 'a' }], 'routes[0].match.host'],
     ['host with a space', [{ match: { host: 'Svc ' }, cluster: 'a' }], 'routes[0].match.host'],
     ['IPv6 host with a port', [{ match: { host: '[::1]:80' }, cluster: 'a' }], 'routes[0].match.host'],
+    ['wildcard over an IPv4 literal', [{ match: { host: '*.1.2.3.4' }, cluster: 'a' }], 'routes[0].match.host'],
+    ['wildcard over an IPv6 literal', [{ match: { host: '*.[::1]' }, cluster: 'a' }], 'routes[0].match.host'],
   ];
   for (const [name, routes, option] of bad) {
     it(name, () => {
