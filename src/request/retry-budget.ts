@@ -48,13 +48,6 @@ export class RetryBudget {
 
   /** Spends one retry if the budget allows it; returns false (spending nothing) when it does not. */
   tryWithdraw(): boolean {
-    if (!this.canWithdraw()) return false;
-    this.#retries[this.#bucket] = (this.#retries[this.#bucket] as number) + 1;
-    return true;
-  }
-
-  /** True when the budget allows one more retry now (spending nothing). */
-  canWithdraw(): boolean {
     this.#advance(this.#clock.now());
     let requests = 0;
     let retries = 0;
@@ -62,6 +55,8 @@ export class RetryBudget {
       requests += this.#requests[i] as number;
       retries += this.#retries[i] as number;
     }
-    return retries + 1 <= requests * this.#ratio + this.#reserve;
+    if (retries + 1 > requests * this.#ratio + this.#reserve) return false;
+    this.#retries[this.#bucket] = (this.#retries[this.#bucket] as number) + 1;
+    return true;
   }
 }
