@@ -51,6 +51,7 @@ import {
   type ResolvedClusterOptions,
   resolveClusterOptions,
 } from './options.js';
+import { nextClusterId } from './cluster-id.js';
 import { Admission } from './admission.js';
 import { type AcquireCallback, WaitQueue } from './queue.js';
 import { type ClusterStats, endpointStats, RequestCounters, ResolverCounters } from './stats.js';
@@ -79,14 +80,13 @@ function queueCallback(request: BalancedRequest, hedge: boolean): AcquireCallbac
  * {@link Cluster.start} starts resolution.
  */
 export class Cluster {
-  static #nextId = 1;
   /** The cluster's name (used in errors, stats and logs). */
   readonly name: string;
   /**
    * A number unique to this cluster in the process. Diagnostics messages carry it (`clusterId`), so subscribers
    * can tell apart clusters of different clients that share a name; {@link ClusterStats.id} reports it.
    */
-  readonly id: number = Cluster.#nextId++;
+  readonly id: number = nextClusterId();
 
   readonly #options: ClusterSettings;
   readonly #policy: RequestPolicy;

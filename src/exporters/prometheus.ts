@@ -328,6 +328,13 @@ function registerWith(client: Client, settings: Settings): PrometheusRegistratio
   try {
     for (const entry of shared.metrics) {
       if (registry.getSingleMetric(entry.name) === entry.metric) continue;
+      if (registry.getSingleMetric(entry.name) !== undefined) {
+        throw new InvalidOptionError(
+          'prefix',
+          `the registry already holds a metric named "${entry.name}" that is not this exporter's; ` +
+            'give sidecarless another `prefix`',
+        );
+      }
       registerAs(registry, entry.name, entry.metric);
       added.push(entry);
     }

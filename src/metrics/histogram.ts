@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { InvalidOptionError } from '../common/errors.js';
 
 /** Upper bounds of the buckets, ms (Prometheus' default buckets, in ms). The last bucket is +Inf. */
 export const LATENCY_BUCKETS_MS: readonly number[] = Object.freeze([
@@ -48,8 +49,17 @@ export class LatencyHistogram {
   }
 }
 
-/** The value below which `q` (0-1) of the observations fall, interpolated within its bucket. @category Stats */
+/**
+ * The value below which `q` (0-1) of the observations fall, interpolated within its bucket.
+ *
+ * @throws {@link InvalidOptionError} (`SIDECARLESS_INVALID_OPTION`, option `q`) when `q` is not a number from 0 to
+ * 1: a percentile passed as `99` would otherwise read as the top bucket's bound, a plausible latency.
+ * @category Stats
+ */
 export function histogramQuantile(snapshot: HistogramSnapshot, q: number): number {
+  if (typeof q !== 'number' || !(q >= 0 && q <= 1)) {
+    throw new InvalidOptionError('q', `must be a number from 0 to 1 (0.99 for p99), got ${String(q)}`);
+  }
   if (snapshot.count === 0) return 0;
   const rank = q * snapshot.count;
   let seen = 0;

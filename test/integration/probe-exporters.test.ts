@@ -59,7 +59,7 @@ describe('probe: registerPrometheusMetrics and registerOpenTelemetryMetrics refu
 });
 
 describe('registerPrometheusMetrics: a metric name taken on the registry', () => {
-  it("throws prom-client's own error and leaves none of the exporter's metrics behind", async () => {
+  it("throws SIDECARLESS_INVALID_OPTION (prefix) and leaves none of the exporter's metrics behind", async () => {
     const client = createClient({ target: 'static://127.0.0.1:1', name: 'svc' });
     const registry = new Registry();
     try {
@@ -68,8 +68,10 @@ describe('registerPrometheusMetrics: a metric name taken on the registry', () =>
       assert.throws(
         () => registerPrometheusMetrics(client, { registry }),
         (err: unknown) => {
-          assert.ok(!isSidecarlessError(err), `expected prom-client's error, got ${String(err)}`);
-          assert.match((err as Error).message, /sidecarless_retries_total has already been registered/);
+          assert.ok(isSidecarlessError(err), `expected a SidecarlessError, got ${String(err)}`);
+          assert.equal(err.code, 'SIDECARLESS_INVALID_OPTION');
+          assert.equal((err as { option?: string }).option, 'prefix');
+          assert.match(err.message, /"sidecarless_retries_total"/);
           return true;
         },
       );

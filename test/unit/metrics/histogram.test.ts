@@ -32,6 +32,22 @@ describe('LatencyHistogram', () => {
     assert.equal(histogramQuantile(h.snapshot(), 0.5), 7.5); // halfway through (5, 10]
     assert.equal(histogramQuantile(new LatencyHistogram().snapshot(), 0.99), 0);
   });
+
+  it('refuses a quantile outside 0-1 (a percentile passed as 99) with SIDECARLESS_INVALID_OPTION', () => {
+    const h = new LatencyHistogram();
+    for (let i = 0; i < 10; i++) h.observe(7);
+    assert.equal(histogramQuantile(h.snapshot(), 0), 5);
+    assert.equal(histogramQuantile(h.snapshot(), 1), 10);
+    for (const q of [-0.5, 1.01, 99, Number.NaN, Number.POSITIVE_INFINITY, '0.5' as unknown as number]) {
+      for (const snapshot of [h.snapshot(), new LatencyHistogram().snapshot()]) {
+        assert.throws(
+          () => histogramQuantile(snapshot, q),
+          (err: unknown) => (err as { code?: string; option?: string }).code === 'SIDECARLESS_INVALID_OPTION',
+          String(q),
+        );
+      }
+    }
+  });
 });
 
 describe('systemClock', () => {
