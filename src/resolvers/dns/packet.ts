@@ -63,11 +63,6 @@ export interface SrvRecord {
 const FLAG_QR = 0x8000;
 const FLAG_TC = 0x0200;
 const FLAG_RD = 0x0100;
-/**
- * The most CNAME links followed from the name asked. Recursive resolvers give up on far shorter chains (about a
- * dozen links), so a longer one is no answer a working server sends; records past it are not read as the answer.
- */
-const MAX_CNAME_CHAIN = 32;
 
 /** RCODE mnemonics (RFC 1035 §4.1.1). @internal */
 export const RCODES: Readonly<Record<number, string>> = {
@@ -223,8 +218,10 @@ function isIn(record: WireRecord): boolean {
 /**
  * The names whose records answer `name`: itself and the CNAME chain found in the answer section (RFC 1034
  * §3.6.2), in whatever order the records are listed, with the smallest CNAME TTL on the way. The chain ends at a
- * name with no CNAME, at a name already on it (a loop) or after {@link MAX_CNAME_CHAIN} links; a name with several
- * CNAMEs (RFC 2181 §10.1 allows one) follows the first. @internal
+ * name with no CNAME or at a name already on it (a loop); a name with several CNAMEs (RFC 2181 §10.1 allows one)
+ * follows the first. There is no cap on its length: glibc follows every link the answer holds, and a capped chain
+ * would read a valid answer as NODATA (an empty set). The walk is linear: each step uses up one CNAME record of the
+ * answer, so a 64 KiB message bounds it. @internal
  */
 export function chainOf(answers: readonly WireRecord[], name: string): { names: Set<string>; ttl: number } {
   const links = new Map<string, WireRecord>();
@@ -236,7 +233,7 @@ export function chainOf(answers: readonly WireRecord[], name: string): { names: 
   let current = normalizeDnsName(name);
   const names = new Set([current]);
   let ttl = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < MAX_CNAME_CHAIN; i++) {
+  for (;;) {
     const link = links.get(current);
     if (link === undefined) break;
     const target = normalizeDnsName(link.data as string);

@@ -126,8 +126,8 @@ export interface ResolvedDnsPollingOptions {
   readonly explicit: { readonly nameservers: boolean; readonly timeoutMs: boolean; readonly retries: boolean };
 }
 
-/** TTL used for a negative answer without an SOA record to take it from, seconds (then clamped). */
-const DEFAULT_NEGATIVE_TTL_S = 30;
+/** TTL used for a negative answer without an SOA record to take it from, seconds (then clamped). @internal */
+export const DEFAULT_NEGATIVE_TTL_S = 30;
 
 /** The keys of {@link DnsPollingOptions}. @internal */
 export const POLLING_OPTION_KEYS: readonly string[] = [
@@ -262,6 +262,11 @@ export interface DnsResolution {
    * answered), reported to the listener; the set is delivered.
    */
   readonly degraded?: SidecarlessError | undefined;
+  /**
+   * With no endpoints: the NXDOMAIN/NODATA that left the set empty (every SRV target gone), delivered as a thrown
+   * negative answer is, but re-resolved after `ttl` rather than after its own negative TTL.
+   */
+  readonly notFound?: DnsError | undefined;
 }
 
 /**
@@ -396,12 +401,20 @@ export abstract class DnsPollingResolver implements Resolver {
       const result = await this.lookup();
       if (result.skipped !== undefined) run.report(result.skipped);
       if (result.degraded !== undefined) run.report(result.degraded);
-      return { endpoints: result.endpoints, nextMs: this.clampTtl(result.ttl ?? DEFAULT_NEGATIVE_TTL_S) };
+      const nextMs = this.clampTtl(result.ttl ?? DEFAULT_NEGATIVE_TTL_S);
+      if (result.notFound !== undefined && result.endpoints.length === 0) {
+        return this.#notFound(result.notFound, label, nextMs);
+      }
+      return { endpoints: result.endpoints, nextMs };
     } catch (err) {
       if (!isNegativeAnswer(err)) throw err;
-      debug('%s: %s; delivering an empty set', label, err.message);
-      const notFound = new ServiceNotFoundError(err.queryName, `no such service: ${err.message}`, { cause: err });
-      return { endpoints: [], notFound, nextMs: this.clampTtl(err.negativeTtl ?? DEFAULT_NEGATIVE_TTL_S) };
+      return this.#notFound(err, label, this.clampTtl(err.negativeTtl ?? DEFAULT_NEGATIVE_TTL_S));
     }
+  }
+
+  #notFound(err: DnsError, label: string, nextMs: number): WatchResult {
+    debug('%s: %s; delivering an empty set', label, err.message);
+    const notFound = new ServiceNotFoundError(err.queryName, `no such service: ${err.message}`, { cause: err });
+    return { endpoints: [], notFound, nextMs };
   }
 }

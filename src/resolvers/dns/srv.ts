@@ -22,9 +22,10 @@ import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } fro
 import { DnsError, InvalidEndpointError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { checkObject, describe, integer, isRecord, readOptions } from '../../common/options.js';
 import { keepFailedFamily, resolveHostName } from './resolver.js';
-import { isNegativeAnswer, searchNames } from './search.js';
+import { hostsAddresses, isNegativeAnswer, searchNames } from './search.js';
 import type { AddressRecord, SrvRecord } from './client.js';
 import {
+  DEFAULT_NEGATIVE_TTL_S,
   type DnsPollingOptions,
   DnsPollingResolver,
   type DnsResolution,
@@ -72,6 +73,8 @@ interface CachedAddresses {
   readonly records: readonly AddressRecord[];
   /** When the entry expires, clock ms. */
   readonly expiresAt: number;
+  /** The NXDOMAIN/NODATA a target with no records got: still the reason of an empty set while cached. */
+  readonly negative?: DnsError | undefined;
 }
 
 /**
@@ -81,21 +84,22 @@ interface CachedAddresses {
  *   clamped to {@link MAX_ENDPOINT_PRIORITY} (0 is the most preferred, as in RFC 2782; priorities above 127 all
  *   become 127); metadata `srvName`, `srvTarget`, `srvPriority`, `srvWeight` keep the raw values.
  * - The SRV name goes through the `resolv.conf` search list as a `dns:` name does (`srvName` metadata is the name
- *   that answered). Target addresses come from the reply's additional section when it has them (RFC 2782 "Usage
- *   rules"), else from the hosts file or A/AAAA queries (targets are absolute names: no search list), cached per
- *   target for their TTL in an LRU cache.
+ *   that answered). Target addresses come from the hosts file when it lists the target (an operator's pin wins, as
+ *   for any name), else from the reply's additional section (RFC 2782 "Usage rules"), else from A/AAAA queries
+ *   (targets are absolute names: no search list), cached per target for their TTL in an LRU cache.
  * - A sole record with target `.` means "service decidedly not available" and gives an empty set; `.` records
  *   among others are skipped. A target whose address lookup is NXDOMAIN/NODATA contributes nothing (every target
- *   gone: the empty set's reason is that error). A target whose lookup fails (SERVFAIL, timeout) keeps its previous
- *   addresses (none the first time) and the others are used, the failure reported and the set asked again within
- *   5 s; the resolution fails (the last set stays) only when no target gives an address.
+ *   gone: the empty set's reason is that error, and the SRV name is still asked again at the TTL below). A target
+ *   whose lookup fails (SERVFAIL, timeout) keeps its previous addresses (none the first time) and the others are
+ *   used, the failure reported and the set asked again within 5 s; the resolution fails (the last set stays) only
+ *   when no target gives an address.
  * - When two records lead to the same `address:port`, the first (lowest priority, then highest weight) wins.
  * - A record whose target is not a host name (bytes outside ASCII, a label too long) is skipped and reported, as a
  *   record with port 0 is; the others are used.
- * - Re-resolves when the smallest TTL among the SRV records and the addresses used expires, clamped to
- *   [`minTtlMs`, `maxTtlMs`]. Failures, negative answers, a failed address family (`family: 'any'`) and `refresh()`
- *   behave as for `dns:` (see `DnsResolver`); a resolution that follows `refresh()` also asks the targets'
- *   addresses again instead of taking them from the cache.
+ * - Re-resolves when the smallest TTL among the SRV records, the addresses used and the targets' negative answers
+ *   expires, clamped to [`minTtlMs`, `maxTtlMs`]. Failures, negative answers, a failed address family
+ *   (`family: 'any'`) and `refresh()` behave as for `dns:` (see `DnsResolver`); a resolution that follows
+ *   `refresh()` also asks the targets' addresses again instead of taking them from the cache.
  *
  * @example
  * ```ts
@@ -170,6 +174,8 @@ export class SrvResolver extends DnsPollingResolver {
     let failed: DnsError | undefined;
     // A target that does not exist (NXDOMAIN, NODATA): the reason of an empty set.
     let negative: DnsError | undefined;
+    // The earliest a negative target may be asked again, seconds: it may exist by then.
+    let negativeTtl = Number.POSITIVE_INFINITY;
     await eachLimited(targets, MAX_CONCURRENT_TARGET_LOOKUPS, async (target) => {
       if (isIP(target) !== 0) {
         // Not allowed by RFC 2782, but seen in the wild.
@@ -178,6 +184,12 @@ export class SrvResolver extends DnsPollingResolver {
           target,
           wanted(family) ? [{ name: target, ttl: Number.MAX_SAFE_INTEGER, address: target, family }] : [],
         );
+        return;
+      }
+      // The hosts file before the glue, as for any name (README): a line pinning a target is an operator's override.
+      const fromHosts = hostsAddresses(view.hosts, target, this.options.family);
+      if (fromHosts.length > 0) {
+        addresses.set(target, fromHosts);
         return;
       }
       const extra = answer.additionals.filter((a) => a.name === target && wanted(a.family));
@@ -191,6 +203,10 @@ export class SrvResolver extends DnsPollingResolver {
       if (cached !== undefined && cached.expiresAt > now && !refreshed) {
         // Count only the remaining lifetime towards the next resolution.
         const left = Math.max(0, Math.floor((cached.expiresAt - now) / 1000));
+        if (cached.negative !== undefined) {
+          negative ??= cached.negative;
+          negativeTtl = Math.min(negativeTtl, left);
+        }
         addresses.set(
           target,
           cached.records.map((r) => ({ ...r, ttl: left })),
@@ -199,8 +215,9 @@ export class SrvResolver extends DnsPollingResolver {
       }
       let records: AddressRecord[];
       let recordTtl: number;
+      let gone: DnsError | undefined;
       try {
-        // SRV targets are absolute names (RFC 2782): the hosts file, then DNS, no search list.
+        // SRV targets are absolute names (RFC 2782): DNS with no search list (the hosts file was looked at above).
         const found = await resolveHostName(this.client, view, target, this.options.family, [target]);
         recordTtl = Math.min(...found.records.map((r) => r.ttl));
         // One family failed, the other answered: as for dns:, with the failed family's last addresses kept.
@@ -214,10 +231,13 @@ export class SrvResolver extends DnsPollingResolver {
           return;
         }
         negative ??= err;
+        gone = err;
         records = [];
-        recordTtl = err.negativeTtl ?? 30;
+        recordTtl = err.negativeTtl ?? DEFAULT_NEGATIVE_TTL_S;
+        negativeTtl = Math.min(negativeTtl, recordTtl);
       }
-      this.#cache.set(target, { records, expiresAt: this.options.clock.now() + this.clampTtl(recordTtl) });
+      const expiresAt = this.options.clock.now() + this.clampTtl(recordTtl);
+      this.#cache.set(target, { records, expiresAt, negative: gone });
       addresses.set(target, records);
     });
     const endpoints: Endpoint[] = [];
@@ -257,11 +277,14 @@ export class SrvResolver extends DnsPollingResolver {
     }
     // Nothing usable: fail the run, so the last good set stays (invariant 4).
     if (endpoints.length === 0 && (failed ?? skipped) !== undefined) throw failed ?? skipped;
-    // Every target is gone: an empty set with the reason (\`notFound\`), as for dns:.
-    if (endpoints.length === 0 && negative !== undefined) throw negative;
+    ttl = Math.min(ttl, negativeTtl);
     // A failed target is asked again soon, not after the others' TTL.
     if (failed !== undefined) ttl = Math.min(ttl, FAILED_TARGET_RETRY_S);
-    return { endpoints, ttl: Number.isFinite(ttl) ? ttl : undefined, skipped, degraded: degraded ?? failed };
+    // Every target is gone: an empty set with the reason (`notFound`), as for dns:. Not thrown: the SRV records'
+    // own TTL still decides when the name is asked again (it may name a live target by then), not the targets'.
+    const notFound = endpoints.length === 0 ? negative : undefined;
+    const finiteTtl = Number.isFinite(ttl) ? ttl : undefined;
+    return { endpoints, ttl: finiteTtl, skipped, degraded: degraded ?? failed, notFound };
   }
 
   /**

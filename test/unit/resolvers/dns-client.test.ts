@@ -8,6 +8,7 @@ import { chainOf, encodeQuery, parseReply } from '../../../src/resolvers/dns/pac
 import { createResolverRegistry } from '../../../src/resolvers/registry.js';
 import { SrvResolver } from '../../../src/resolvers/dns/srv.js';
 import { systemClock } from '../../../src/common/runtime.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
 import { a, type FakeDnsServer, reply, startFakeDns } from '../../helpers/dns-fake-server.js';
 
 const servers: FakeDnsServer[] = [];
@@ -148,7 +149,7 @@ describe('DnsClient reply checks (fake server)', () => {
     client.close();
   });
 
-  it('follows a 9-link CNAME chain whatever the order of its records; a loop or a chain past 32 links is no answer', async () => {
+  it('follows a 9-link CNAME chain whatever the order of its records; a loop is no answer', async () => {
     const chain = (links: number): dnsPacket.Answer[] => {
       const answers: dnsPacket.Answer[] = [];
       let owner = 'alias.test';
@@ -164,14 +165,57 @@ describe('DnsClient reply checks (fake server)', () => {
     const answer = await client.resolveAddresses('alias.test', 4);
     client.close();
     assert.deepEqual(answer.records, [{ name: 'c8.test', ttl: 22, address: '10.0.0.9', family: 4 }]);
-    // The bound is on the chain's length, not on passes over the section: 32 links in reverse order still answer.
-    assert.equal(chainOf(chain(32).reverse(), 'alias.test').names.has('c31.test'), true);
-    assert.equal(chainOf(chain(33), 'alias.test').names.has('c32.test'), false);
+    // One pass over the section, whatever the order: a long chain listed in reverse is followed to its end.
+    assert.equal(chainOf(chain(500).reverse(), 'alias.test').names.has('c499.test'), true);
     const loop: dnsPacket.Answer[] = [
       { type: 'CNAME', name: 'b.test', ttl: 5, data: 'alias.test' },
       { type: 'CNAME', name: 'alias.test', ttl: 5, data: 'b.test' },
     ];
     assert.deepEqual([...chainOf(loop, 'alias.test').names], ['alias.test', 'b.test']);
+  });
+
+  it('regression (a chain past 32 CNAME links read as NODATA and emptied a working set): followed to its end, as glibc does', async () => {
+    let links = 0;
+    const server = await fake((q) => {
+      const answers: dnsPacket.Answer[] = [];
+      let owner = 'web.test';
+      for (let i = 0; i < links; i++) {
+        answers.push({ type: 'CNAME', name: owner, ttl: 30, data: `c${i}.test` });
+        owner = `c${i}.test`;
+      }
+      answers.push(a(owner, links === 0 ? '10.0.0.5' : '10.0.0.8', 30));
+      q.send(reply(q, { answers }));
+    });
+    const client = new DnsClient({ nameservers: [server.address], timeoutMs: 1000, retries: 0 });
+    links = 41;
+    const answer = await client.resolveAddresses('web.test', 4);
+    client.close();
+    assert.deepEqual(answer.records, [{ name: 'c40.test', ttl: 30, address: '10.0.0.8', family: 4 }]);
+
+    // Through the resolver: a working set, then the long chain; the set moves to the chain's address, never empty.
+    links = 0;
+    const updates: string[][] = [];
+    const errors: string[] = [];
+    const clock = new FakeClock();
+    const r = new DnsResolver({
+      host: 'web.test',
+      family: 4,
+      nameservers: [server.address],
+      hostsFile: false,
+      resolvConf: false,
+      clock,
+    });
+    r.start({ onUpdate: (eps) => updates.push(eps.map((e) => e.key)), onError: (e) => errors.push(e.code) });
+    const deadline = Date.now() + 5000;
+    while (updates.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
+    links = 41;
+    clock.advance(30_000); // the TTL: the next resolution gets the long chain
+    while (updates.length < 2 && errors.length === 0 && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    r.close();
+    assert.deepEqual(errors, []);
+    assert.deepEqual(updates, [['10.0.0.5:80'], ['10.0.0.8:80']]);
   });
 
   it('regression (a reply cut off inside its last record was read as another address, or NODATA): malformed', async () => {

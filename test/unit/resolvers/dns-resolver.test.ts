@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type dnsPacket from 'dns-packet';
 import { DnsResolver } from '../../../src/resolvers/dns/resolver.js';
@@ -500,5 +503,85 @@ describe('SrvResolver (fake server)', () => {
     await until(() => updates.length === 1, 'the empty set');
     r.close();
     assert.deepEqual(updates, [{ keys: [], notFound: 'ServiceNotFoundError', cause: 'SIDECARLESS_DNS_NXDOMAIN' }]);
+  });
+
+  it("regression (every target NXDOMAIN: the SRV name waited for the target's negative TTL, not its own TTL): asked again at the SRV TTL (probe 14)", async () => {
+    let target = 'gone.s.test';
+    const longSoa = { ...soa, ttl: 300, data: { ...(soa.data as object), minimum: 300 } } as dnsPacket.Answer;
+    const { server, clock } = await setup((q) => {
+      const question = q.packet.questions?.[0];
+      if (question?.type === 'SRV') {
+        const data = { priority: 0, weight: 1, port: 8080, target };
+        return q.send(reply(q, { answers: [{ type: 'SRV', name: question.name, ttl: 2, class: 'IN', data }] }));
+      }
+      if (question?.name === 'up.s.test') return q.send(reply(q, { answers: [a('up.s.test', '10.0.0.9', 60)] }));
+      q.send(reply(q, { rcode: 3, authorities: [longSoa] })); // NXDOMAIN, negative TTL 300 s
+    });
+    const updates: Array<{ keys: string[]; notFound: boolean }> = [];
+    const r = new SrvResolver({ name: '_h._tcp.s.test', nameservers: [server.address], ...noSystem, family: 4, clock });
+    r.start({
+      onUpdate: (endpoints, nf) => updates.push({ keys: keys(endpoints), notFound: nf !== undefined }),
+      onError: () => {},
+    });
+    await until(() => updates.length === 1, 'the empty set');
+    const srvQueries = () => server.queries.filter((q) => q.packet.questions?.[0]?.type === 'SRV').length;
+    target = 'up.s.test';
+    clock.advance(1999);
+    assert.equal(srvQueries(), 1);
+    clock.advance(1); // the SRV record's TTL (2 s), well before the target's 300 s
+    await until(() => updates.length === 2, 'the new target');
+    // Again with every target gone: a target still cached as NXDOMAIN is the empty set's reason too.
+    target = 'gone.s.test';
+    clock.advance(2000);
+    await until(() => updates.length === 3, 'the empty set again');
+    r.close();
+    assert.deepEqual(updates, [
+      { keys: [], notFound: true },
+      { keys: ['10.0.0.9:8080'], notFound: false },
+      { keys: [], notFound: true },
+    ]);
+    assert.equal(srvQueries(), 3);
+  });
+
+  it('regression (additional-section glue overrode a hosts-file line for an SRV target): the hosts file wins (probe 14)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sidecarless-srv-hosts-'));
+    const hostsFile = join(dir, 'hosts');
+    await writeFile(hostsFile, '10.0.0.99 pinned.s.test\n');
+    const { server, clock, listener } = await setup((q) => {
+      const question = q.packet.questions?.[0];
+      if (question?.type !== 'SRV') return q.send(reply(q, { rcode: 2 })); // no target is to be asked
+      const record = (port: number, target: string): dnsPacket.Answer => ({
+        type: 'SRV',
+        name: question.name,
+        ttl: 30,
+        data: { priority: 0, weight: 1, port, target },
+      });
+      q.send(
+        reply(q, {
+          answers: [record(8001, 'pinned.s.test'), record(8002, 'glued.s.test')],
+          additionals: [a('pinned.s.test', '10.0.0.50', 30), a('glued.s.test', '10.0.0.51', 30)],
+        }),
+      );
+    });
+    const r = new SrvResolver({
+      name: '_h._tcp.s.test',
+      nameservers: [server.address],
+      resolvConf: false,
+      hostsFile,
+      family: 4,
+      clock,
+    });
+    r.start(listener);
+    try {
+      await until(() => listener.updates.length === 1, 'SRV set');
+    } finally {
+      r.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+    assert.deepEqual(keys(listener.last), ['10.0.0.51:8002', '10.0.0.99:8001']);
+    assert.deepEqual(
+      server.queries.map((q) => q.packet.questions?.[0]?.type),
+      ['SRV'],
+    );
   });
 });
