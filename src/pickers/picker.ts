@@ -175,6 +175,7 @@ export interface PickerBuild<T extends Pickable = Pickable> {
 /**
  * Where the hash key of a request comes from:
  * - `{ header: 'x-user-id' }`: a request header (case-insensitive; repeated values are joined with `, `);
+ *   `{ header: 'host' }` is the request's Host: its own `Host` header, else its URL's authority (lower case);
  * - `{ cookie: 'session' }`: one cookie of the `Cookie` header;
  * - `{ path: true }`: the request path, without the query string;
  * - a function of the {@link PickContext} returning the key, or `undefined` when the request has none. It runs on
