@@ -908,7 +908,7 @@ describe("the host header as a key or rule reads the request's Host (probe 14)",
     for (let i = 0; i < 10; i++) {
       seen.fetch?.add(await id(client, `http://${host}/`));
       for (const [way, headers] of [
-        ['dispatcher', undefined],
+        ['dispatcher', {}],
         ['hostHeader', { host }],
       ] as const) {
         const res = await request(`http://${host}/`, { dispatcher: client.dispatcher, headers });
