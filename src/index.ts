@@ -53,7 +53,13 @@ export type { BackoffOptions } from './common/backoff.js';
 export type { ZoneAwareOptions } from './balancer/zone.js';
 export type { PathMatch, RouteMatch, ValueMatch } from './routing/match.js';
 export type { RouteConfig, SplitTarget, SubsetFallback, SubsetSelector } from './routing/router.js';
-export type { HashKeyOption, MaglevOptions, RingHashOptions } from './pickers/picker.js';
+export type {
+  HashKeyOption,
+  MaglevOptions,
+  MaglevPickerOption,
+  RingHashOptions,
+  RingHashPickerOption,
+} from './pickers/picker.js';
 export type { Clock, RandomSource, TimerHandle } from './common/runtime.js';
 export { seededRandom } from './common/runtime.js';
 

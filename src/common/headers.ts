@@ -63,6 +63,19 @@ export function findHeader(headers: unknown, lower: string): string | undefined 
 }
 
 /**
+ * The request's Host, lower case: its own `Host` header when it carries a non-empty one (that is what the endpoint
+ * receives: a caller's Host wins over the default), else its URL's `authority` (`host[:port]`). Why not the header
+ * alone: undici writes the Host line from the origin, so a request written as a URL (`client.fetch(url)`,
+ * `undici.request(url)`) has no Host among its dispatch headers, and a rule on `host` would never see it. `''` when
+ * there is neither. Allocates only to lower-case a header value that is not lower case already.
+ */
+export function requestHost(headers: unknown, authority: string): string {
+  const value = findHeader(headers, 'host');
+  if (value === undefined || value.length === 0) return authority;
+  return value.toLowerCase();
+}
+
+/**
  * True when undici reads `headers` (an object that is not an array) as an iterable of `[name, value]` pairs (a `Map`,
  * a `Headers`, a generator of pairs) rather than as a record of names: it has its own `Symbol.iterator`, or one from a
  * prototype other than `Object.prototype` (undici's `hasSafeIterator`, core/util.js).

@@ -10,7 +10,7 @@
  */
 import { InvalidOptionError } from '../common/errors.js';
 import { describe, isRecord, joinPath, rejectUnknownKeys, required, string } from '../common/options.js';
-import { findHeader } from '../common/headers.js';
+import { findHeader, requestHost } from '../common/headers.js';
 import { hashStringInto } from './hash.js';
 import type { PickContext } from './picker.js';
 
@@ -118,6 +118,16 @@ export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHash
     const at = joinPath(option, 'header');
     const lower = string(required(record.header, at), at, '', TOKEN, 'a header name (an RFC 9110 token)').toLowerCase();
     if (lower === 'cookie') throw new InvalidOptionError(at, 'use { cookie: name } to hash on one cookie');
+    // A request written as a URL carries its Host as the authority, not as a header: read both, so the same
+    // request hashes alike through client.fetch and the dispatcher (probe 14).
+    if (lower === 'host') {
+      return (context, out) => {
+        const host = requestHost(context.headers, context.authority);
+        if (host.length === 0) return false;
+        hashStringInto(out, host, 0, 0, host.length);
+        return true;
+      };
+    }
     return (context, out) => {
       const value = findHeader(context.headers, lower);
       if (value === undefined || value.length === 0) return false;

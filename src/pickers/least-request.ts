@@ -35,7 +35,9 @@ export interface LeastRequestConfig {
    * Exponent on `inFlight + 1` in the effective weight `weight / (inFlight + 1) ^ bias` (unequal weights), by which
    * the drawn targets are compared. Envoy's `active_request_bias`; a finite number from 0 to 100. 0 ignores load
    * (weighted random). Since 0.2.0 unequal weights use random choices rather than Envoy's schedule: shares follow the
-   * weights exactly only on average (and when loads are equal), not pick by pick.
+   * weights exactly only on average and when loads are equal, not pick by pick. Under concurrent load they compress
+   * toward equal, as Envoy's do (a heavier target's larger share puts more requests in flight on it): weights 1:2:3:4
+   * with equal latencies and 8 callers get about 16/23/29/33 %. A lower bias compresses less.
    * @defaultValue 1
    */
   readonly activeRequestBias: number;

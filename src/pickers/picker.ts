@@ -175,6 +175,7 @@ export interface PickerBuild<T extends Pickable = Pickable> {
 /**
  * Where the hash key of a request comes from:
  * - `{ header: 'x-user-id' }`: a request header (case-insensitive; repeated values are joined with `, `);
+ *   `{ header: 'host' }` is the request's Host: its own `Host` header, else its URL's authority (lower case);
  * - `{ cookie: 'session' }`: one cookie of the `Cookie` header;
  * - `{ path: true }`: the request path, without the query string;
  * - a function of the {@link PickContext} returning the key, or `undefined` when the request has none. It runs on
@@ -226,23 +227,54 @@ export interface MaglevOptions {
 }
 
 /**
- * The `picker` option: a policy name, or an object with `name` and the policy's settings. The hashing policies'
- * settings are typed ({@link RingHashOptions}, {@link MaglevOptions}), so that a `hashKey` function gets its
- * {@link PickContext} parameter's type from the option; any other policy, built-in or registered, takes an object
- * of its own settings, checked by the policy when the client is created.
+ * A `ring-hash` picker option with its settings typed. Use it with `satisfies` to have them checked at compile time
+ * (see {@link PickerOption} for why the option alone does not).
+ *
+ * @example
+ * ```ts
+ * createClient({ target, picker: { name: 'ring-hash', hashKey: { header: 'x-user' } } satisfies RingHashPickerOption });
+ * ```
+ *
+ * @category Options
+ */
+export type RingHashPickerOption = {
+  /** The `ring-hash` policy. */
+  readonly name: 'ring-hash';
+} & RingHashOptions;
+
+/**
+ * A `maglev` picker option with its settings typed. Use it with `satisfies` to have them checked at compile time
+ * (see {@link PickerOption} for why the option alone does not).
+ *
+ * @example
+ * ```ts
+ * createClient({ target, picker: { name: 'maglev', hashKey: { cookie: 'sid' } } satisfies MaglevPickerOption });
+ * ```
+ *
+ * @category Options
+ */
+export type MaglevPickerOption = {
+  /** The `maglev` policy. */
+  readonly name: 'maglev';
+} & MaglevOptions;
+
+/**
+ * The `picker` option: a policy name, or an object with `name` and the policy's settings, checked by the policy when
+ * the client is created (a bad setting throws `SIDECARLESS_INVALID_OPTION` naming it, e.g. `picker.hashKey`).
+ *
+ * The hashing policies' members ({@link RingHashPickerOption}, {@link MaglevPickerOption}) give a `hashKey` function
+ * its {@link PickContext} parameter's type. They do not make the compiler check those policies' other settings: a
+ * registered policy may have any name and any settings, so the union also has a member of any `name` with any
+ * settings, and TypeScript has no "any string but `ring-hash` and `maglev`" type to keep `{ name: 'ring-hash' }`
+ * out of it. A `ring-hash` option missing its `hashKey`, or with a misspelt setting, therefore compiles; write
+ * `satisfies RingHashPickerOption` (or `MaglevPickerOption`) after the object to have it checked.
  *
  * @category Pickers
  */
 export type PickerOption =
   | string
-  | ({
-      /** The `ring-hash` policy, with its settings typed. */
-      readonly name: 'ring-hash';
-    } & RingHashOptions)
-  | ({
-      /** The `maglev` policy, with its settings typed. */
-      readonly name: 'maglev';
-    } & MaglevOptions)
+  | RingHashPickerOption
+  | MaglevPickerOption
   | ({
       /** The registered policy name, e.g. `least-request`. */
       readonly name: string;

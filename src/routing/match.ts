@@ -17,7 +17,7 @@ import {
   required,
   string,
 } from '../common/options.js';
-import { findHeader } from '../common/headers.js';
+import { findHeader, requestHost } from '../common/headers.js';
 
 /** How a path is matched. Regexes must match the whole path (without the query). @category Routing */
 export type PathMatch =
@@ -73,7 +73,11 @@ export interface RouteMatch {
   readonly path?: PathMatch;
   /** HTTP methods, case-insensitive. */
   readonly method?: string | readonly string[];
-  /** Header conditions, all of which must hold; a repeated header's values are joined with `, ` (as fetch's `Headers` does). */
+  /**
+   * Header conditions, all of which must hold; a repeated header's values are joined with `, ` (as fetch's `Headers`
+   * does). A rule on `host` sees the request's Host: its own `Host` header, else its URL's authority (`host[:port]`),
+   * lower case.
+   */
   readonly headers?: readonly ValueMatch[];
   /** Query parameter conditions, all of which must hold; a parameter's first (decoded) value is matched. */
   readonly query?: readonly ValueMatch[];
@@ -83,6 +87,8 @@ export interface RouteMatch {
 export interface RouteRequest {
   /** Lower-case host without port. */
   readonly host: string;
+  /** The URL's authority (`host[:port]`): what a `host` header rule sees when the request carries no Host header. */
+  readonly authority: string;
   /** Path and query, as dispatched. */
   readonly path: string;
   /** Upper-case method. */
@@ -224,7 +230,11 @@ export function compileMatch(raw: unknown, option: string, hostsOut?: string[]):
     checks.push((r) => methods.has(r.method));
   }
   for (const [field, get] of [
-    ['headers', (r: RouteRequest, name: string) => findHeader(r.headers, name)],
+    [
+      'headers',
+      (r: RouteRequest, name: string) =>
+        name === 'host' ? requestHost(r.headers, r.authority) || undefined : findHeader(r.headers, name),
+    ],
     ['query', (r: RouteRequest, name: string) => queryValue(r.path, name)],
   ] as const) {
     const rules = m[field];

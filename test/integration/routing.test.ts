@@ -900,3 +900,75 @@ describe('mirroring limits', () => {
     }
   });
 });
+
+describe("the host header as a key or rule reads the request's Host (probe 14)", () => {
+  /** The backend that answered each way of writing a request to `host`, ten requests each. */
+  async function landings(client: Client, host: string): Promise<Record<string, Set<string>>> {
+    const seen: Record<string, Set<string>> = { fetch: new Set(), dispatcher: new Set(), hostHeader: new Set() };
+    for (let i = 0; i < 10; i++) {
+      seen.fetch?.add(await id(client, `http://${host}/`));
+      for (const [way, headers] of [
+        ['dispatcher', {}],
+        ['hostHeader', { host }],
+      ] as const) {
+        const res = await request(`http://${host}/`, { dispatcher: client.dispatcher, headers });
+        await res.body.dump();
+        seen[way]?.add(String(res.headers['x-backend']));
+      }
+    }
+    return seen;
+  }
+
+  it('ring-hash on { header: "host" } sends one Host to one endpoint however the request is written', async () => {
+    const backends = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => backend(`host-key-${i}`)));
+    const client = createClient({
+      target: backends.map((b) => b.address),
+      picker: { name: 'ring-hash', hashKey: { header: 'host' } },
+    });
+    try {
+      const endpoints = new Set<string>();
+      for (const host of ['alpha', 'beta', 'gamma', 'delta']) {
+        const seen = await landings(client, host);
+        const all = new Set([...(seen.fetch ?? []), ...(seen.dispatcher ?? []), ...(seen.hostHeader ?? [])]);
+        assert.equal(all.size, 1, `${host} landed on ${[...all].join(', ')}`);
+        endpoints.add([...all][0] as string);
+      }
+      assert.ok(endpoints.size > 1, 'different hosts hash apart');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a route rule on the host header matches a URL-only request, and a split sticky on host keeps a Host on one cluster', async () => {
+    const one = await backend('host-rule-a');
+    const two = await backend('host-rule-b');
+    const client = createClient({
+      clusters: { a: { target: [one.address] }, b: { target: [two.address] } },
+      routes: [
+        { match: { host: '*.svc', headers: [{ name: 'host', exact: 'one.svc' }] }, cluster: 'a' },
+        {
+          match: { host: '*.svc' },
+          split: [
+            { cluster: 'a', weight: 1 },
+            { cluster: 'b', weight: 1 },
+          ],
+          sticky: { header: 'host' },
+        },
+      ],
+    });
+    try {
+      const byRule = await landings(client, 'one.svc');
+      for (const seen of Object.values(byRule)) assert.deepEqual([...seen], ['host-rule-a']);
+      const clusters = new Set<string>();
+      for (const host of ['two.svc', 'three.svc', 'four.svc', 'five.svc', 'six.svc', 'seven.svc']) {
+        const seen = await landings(client, host);
+        const all = new Set([...(seen.fetch ?? []), ...(seen.dispatcher ?? []), ...(seen.hostHeader ?? [])]);
+        assert.equal(all.size, 1, `${host} landed on ${[...all].join(', ')}`);
+        clusters.add([...all][0] as string);
+      }
+      assert.equal(clusters.size, 2, 'hosts are split over both clusters');
+    } finally {
+      await client.close();
+    }
+  });
+});

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import type { Endpoint } from '../../../src/common/endpoint.js';
 import { createEndpoint } from '../../../src/common/endpoint.js';
@@ -139,6 +140,18 @@ describe('snapshot builder: priority levels, panic and zones', () => {
     assert.deepEqual(shares(snapshot(big, { zone: { localZone: 'a' } }), byZone), { a: 1 }, 'six: local');
     (big[5] as Host).ejected = true;
     about(shares(snapshot(big, { zone: { localZone: 'a' } }), byZone).a, 3 / 5, 'five eligible of six: off again');
+  });
+
+  it("the README's zone example holds: 2 + 2 with one local ejected keep 2/3 local under the minClusterSize it names, 1/3 by default", async () => {
+    const readme = (await readFile(new URL('../../../README.md', import.meta.url), 'utf8')).replace(/\s+/g, ' ');
+    const example = /with `minClusterSize: (\d+)` 2 \+ 2 endpoints with one local ejected keep 2\/3 local/.exec(readme);
+    assert.ok(example, 'README names the minClusterSize under which its 2 + 2 example holds');
+    const a = hosts(2, 0, 'a');
+    (a[0] as Host).ejected = true;
+    const level = [...a, ...hosts(2, 0, 'b')];
+    const minClusterSize = Number(example[1]);
+    about(shares(snapshot(level, { zone: { localZone: 'a', minClusterSize } }), byZone).a, 2 / 3, 'as the README says');
+    about(shares(snapshot(level, { zone: { localZone: 'a' } }), byZone).a, 1 / 3, 'default: off, balanced over 3');
   });
 
   it('zones: no preference within a level in panic', () => {

@@ -93,6 +93,19 @@ describe('hash keys', () => {
     assert.equal(hasher(ctxWith({ 'x-other': 'ada' })), -1);
   });
 
+  it("hashes the request's Host for { header: 'host' }: its own Host header, else the URL's authority", () => {
+    const hasher = parseHashKey({ header: 'Host' });
+    const at = (authority: string, headers: unknown) => hasher({ method: 'GET', path: '/', authority, headers });
+    // Written as a URL (client.fetch, undici.request(url)): no Host among the dispatch headers.
+    assert.equal(at('alpha', null), hashString('alpha'));
+    assert.equal(at('alpha:8080', { accept: '*/*' }), hashString('alpha:8080'));
+    // An explicit Host header is what the endpoint receives, so it is the key; case does not matter.
+    for (const headers of forms('host', 'Alpha')) assert.equal(at('alpha', headers), hashString('alpha'));
+    assert.equal(at('10.0.0.7:80', { host: 'alpha' }), hashString('alpha'));
+    assert.equal(at('alpha', { host: '' }), hashString('alpha'));
+    assert.equal(at('', null), -1);
+  });
+
   it('hashes one cookie, quoted or not, across several Cookie headers', () => {
     const hasher = parseHashKey({ cookie: 'sid' });
     assert.equal(hasher(ctxWith({ cookie: 'a=1; sid=abc; b=2' })), hashString('abc'));

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { createEndpoint } from '../../../src/common/endpoint.js';
 import { InvalidOptionError } from '../../../src/common/errors.js';
@@ -18,7 +19,7 @@ import {
 } from '../../../src/pickers/weighted-round-robin.js';
 import { PeakEwma } from '../../../src/pickers/load.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
-import { counts, ctx, ctxWith, env, makeSlottedTargets, makeTargets, pickKey } from './helpers.js';
+import { counts, ctx, ctxWith, env, makeSlottedTargets, makeTargets, pickKey, type TestTarget } from './helpers.js';
 
 const registry = createPickerRegistry();
 
@@ -270,6 +271,53 @@ describe('least-request', () => {
     };
     const [b05, b1, b2] = [share(0.5), share(1), share(2)];
     assert.ok(b05 > b1 + 0.05 && b1 > b2 + 0.05, `${b05} ${b1} ${b2}`);
+  });
+
+  it('under concurrent load, weighted shares lean toward the weights but compress, as the README says (probe 14)', async () => {
+    // A closed loop: `callers` requests always in flight, each taking 1 +- 10 % of a time unit (equal latencies), so
+    // Little's law gives each target in-flight requests in proportion to its share.
+    const shares = (callers: number, activeRequestBias = 1) => {
+      const targets = makeTargets(4, [1, 2, 3, 4]);
+      const random = seededRandom(7);
+      const picker = leastRequestPolicy.build(targets, { choiceCount: 2, activeRequestBias }, { ...env(), random });
+      const counted = [0, 0, 0, 0];
+      const running: Array<{ at: number; target: number }> = [];
+      const start = (now: number) => {
+        const r = picker.pick(ctx);
+        assert.equal(r.type, 'complete');
+        const target = targets.findIndex((t) => t.key === (r as { target: TestTarget }).target.key);
+        targets[target]!.inFlight++;
+        counted[target]!++;
+        running.push({ at: now + 0.9 + 0.2 * random(), target });
+      };
+      for (let c = 0; c < callers; c++) start(0);
+      for (let done = 0; done < 40_000; done++) {
+        let first = 0;
+        for (let i = 1; i < running.length; i++) if (running[i]!.at < running[first]!.at) first = i;
+        const [ended] = running.splice(first, 1);
+        targets[ended!.target]!.inFlight--;
+        start(ended!.at);
+      }
+      const total = counted.reduce((a, b) => a + b, 0);
+      return counted.map((n) => n / total);
+    };
+    const near = (got: number[], want: number[], within: number, what: string) =>
+      got.forEach((g, i) => assert.ok(Math.abs(g - want[i]!) < within, `${what}: ${got.map((x) => x.toFixed(3))}`));
+    near(shares(1), [0.1, 0.2, 0.3, 0.4], 0.015, 'one at a time: the weights');
+    // About 16/23/29/33 % with 8 callers (the README's figures): ordered by weight, but the weight-1 target gets
+    // about 1.6x its share and the weight-4 one about 0.8x.
+    const loaded = shares(8);
+    near(loaded, [0.16, 0.23, 0.29, 0.33], 0.025, '8 callers');
+    assert.ok(loaded[0]! < loaded[1]! && loaded[1]! < loaded[2]! && loaded[2]! < loaded[3]!, 'still ordered by weight');
+    // A lower bias compresses less; 0 is weighted random, the weights whatever the load.
+    assert.ok(shares(8, 0.5)[3]! > loaded[3]! + 0.02, 'bias 0.5 keeps more on the heaviest');
+    near(shares(8, 0), [0.1, 0.2, 0.3, 0.4], 0.015, 'bias 0');
+    const readme = (await readFile(new URL('../../../README.md', import.meta.url), 'utf8')).replace(/\s+/g, ' ');
+    assert.ok(readme.includes('under concurrent load they compress toward equal'), 'the README says they compress');
+    assert.ok(
+      !/For shares that follow the weights, use [^(.]*`least-request`/.test(readme),
+      'the README does not list least-request among the policies whose shares follow the weights',
+    );
   });
 
   it('rejects bad settings with typed errors', () => {

@@ -34,6 +34,20 @@ describe('route matching', () => {
     ['header present', { headers: [{ name: 'x-a', present: true }] }, req({ headers: { 'x-a': '' } }), true],
     ['header absent', { headers: [{ name: 'x-a', present: false }] }, req({ headers: {} }), true],
     ['header absent miss', { headers: [{ name: 'x-a', present: false }] }, req({ headers: { 'x-a': '1' } }), false],
+    ['a host header rule sees the URL authority', { headers: [{ name: 'Host', exact: 'users' }] }, req(), true],
+    [
+      'a host header rule sees an explicit Host header, lower case',
+      { headers: [{ name: 'host', exact: 'one.svc' }] },
+      req({ headers: { Host: 'One.svc' } }),
+      true,
+    ],
+    [
+      'a host header rule on another host',
+      { headers: [{ name: 'host', exact: 'one.svc' }] },
+      req({ host: 'two.svc' }),
+      false,
+    ],
+    ['a host present rule holds for a URL-only request', { headers: [{ name: 'host', present: true }] }, req(), true],
     ['query exact', { query: [{ name: 'beta', exact: 'on' }] }, req({ path: '/?beta=on' }), true],
     ['query present miss', { query: [{ name: 'beta', present: true }] }, req({ path: '/?alpha=1' }), false],
     [

@@ -137,6 +137,33 @@ describe('weighted split', () => {
     for (let i = 0; i < 50; i++) seen.add(sticky.route(req(), random)?.cluster);
     assert.deepEqual([...seen].sort(), ['a', 'b']);
   });
+
+  it("sticky on the host header follows the request's Host, written as a URL or as a header", () => {
+    const sticky = compileRoutes(
+      [
+        {
+          split: [
+            { cluster: 'a', weight: 50 },
+            { cluster: 'b', weight: 50 },
+          ],
+          sticky: { header: 'host' },
+        },
+      ],
+      new Set(['a', 'b']),
+    );
+    const random = seededRandom(2);
+    const clusters = new Set<string | undefined>();
+    for (let h = 0; h < 200; h++) {
+      const host = `s${h}.svc`;
+      const first = sticky.route(req({ host }), random)?.cluster;
+      clusters.add(first);
+      for (let again = 0; again < 5; again++) {
+        assert.equal(sticky.route(req({ host }), random)?.cluster, first);
+        assert.equal(sticky.route(req({ host, headers: { host } }), random)?.cluster, first);
+      }
+    }
+    assert.deepEqual([...clusters].sort(), ['a', 'b']);
+  });
 });
 
 describe('route table unknown keys: the options toolkit wording, with the full path', () => {
