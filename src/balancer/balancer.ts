@@ -237,7 +237,8 @@ export class Balancer<T extends BalancedHost> {
           const env = this.#environment;
           if (policy.startBuild === undefined) return built(this.#checked(policy.build(group, config, env)), group);
           build = policy.startBuild(group, config, env);
-          if (!isBuild(build)) return built(failing(this.#fault(`returned ${describe(build)} from startBuild()`)), group);
+          if (!isBuild(build))
+            return built(failing(this.#fault(`returned ${describe(build)} from startBuild()`)), group);
           done = build.step(pickerSlicing.budget);
           if (done !== undefined) return built(this.#checked(done), group);
         } catch (err) {

@@ -124,7 +124,8 @@ function fingerprint(endpoints: readonly unknown[], ordered: boolean): string | 
   const entries: string[] = [];
   try {
     for (const entry of endpoints) {
-      const e = typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry as EndpointInit);
+      const e =
+        typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry as EndpointInit);
       entries.push(JSON.stringify([e.key, e.weight, e.priority, e.zone ?? null, e.metadata]));
     }
   } catch {
