@@ -84,6 +84,7 @@ export { channels } from './metrics/events.js';
 export type { DnsErrorCode, ErrorCode } from './common/errors.js';
 export type { DiscoveryFailureReason } from './resolvers/errors.js';
 export { ConsulError, DiscoveryError, EtcdError, KubernetesError } from './resolvers/errors.js';
+export { PickerError } from './pickers/errors.js';
 export {
   AllEjectedError,
   CircuitOpenError,

@@ -11,8 +11,10 @@
  *
  * @module
  */
-import { AllEjectedError, EmptySubsetError, type SidecarlessError } from '../common/errors.js';
+import { AllEjectedError, EmptySubsetError } from '../common/errors.js';
+import { describe } from '../common/options.js';
 import { asError } from '../common/thrown.js';
+import { PickerError } from '../pickers/errors.js';
 import type { RandomSource } from '../common/runtime.js';
 import type {
   ConfiguredPolicy,
@@ -27,7 +29,9 @@ import { buildSnapshot, EMPTY, keepAll, type Snapshot, type ZoneAwareOptions } f
 import {
   completeOf,
   currentOf,
+  failing,
   finish,
+  isPicker,
   pickerSlicing,
   pickServed,
   type Served,
@@ -98,13 +102,6 @@ function landed<T extends Pickable>(now: Served<T> | undefined, done: Snapshot<T
   if (now?.kind === 'staged') now.previous = done;
 }
 
-/** A picker that fails every pick with `error` (a custom policy's build threw it). */
-function failing<T extends Pickable>(error: Error): Picker<T> {
-  // The policy's own error, not one of sidecarless's: the request layer fails with any Error.
-  const result: PickResult<T> = { type: 'fail', error: error as SidecarlessError };
-  return { pick: () => result };
-}
-
 /** One staged snapshot's builds, and where its finished snapshot goes. */
 interface Staged<T extends Pickable> {
   readonly served: Served<T>;
@@ -114,6 +111,11 @@ interface Staged<T extends Pickable> {
   started: boolean;
 }
 const NO_GROUP: readonly never[] = [];
+
+/** True for what can be a {@link PickerBuild}: a custom `startBuild` may return anything. */
+function isBuild(value: unknown): value is PickerBuild<Pickable> {
+  return typeof value === 'object' && value !== null && typeof (value as { step?: unknown }).step === 'function';
+}
 
 export class Balancer<T extends BalancedHost> {
   readonly #settings: BalancerSettings<T>;
@@ -129,14 +131,23 @@ export class Balancer<T extends BalancedHost> {
   /** The endpoints each picker of the current snapshots balances over (see #untried). */
   readonly #groups = new WeakMap<object, readonly T[]>();
   /**
+   * Every endpoint a rebuild has handed the builds since the last clear(): a custom picker's target must be one. A
+   * stale one (from an earlier set) is fine, the request layer sends it on; anything else would break the request
+   * away from the pick (in a queue's flush, on a timer), leaving it in flight for good.
+   */
+  #known = new WeakSet<T>();
+  /**
    * What the policy's builds get: this balancer's own object, replaced by clear(), since a policy may key what it
    * keeps between builds by it (ring hash's cache of virtual nodes): one cluster's, released when it closes.
    */
   #environment: PickerEnvironment;
+  /** Read once: the registry checked it is a string when the policy was registered. */
+  readonly #policyName: string;
 
   constructor(settings: BalancerSettings<T>) {
     this.#settings = settings;
     this.#environment = ownEnvironment(settings.environment);
+    this.#policyName = settings.policy.policy.name;
   }
 
   /** True when there is no endpoint at all (requests wait). */
@@ -153,6 +164,7 @@ export class Balancer<T extends BalancedHost> {
   rebuild(population: readonly T[]): void {
     this.#supersede();
     this.#population = population;
+    for (const host of population) this.#known.add(host);
     this.#lastSubsets = this.#subsets;
     this.#subsets = new WeakMap();
     const served = this.#build(population, this.#snapshot, (done) => {
@@ -171,6 +183,7 @@ export class Balancer<T extends BalancedHost> {
     this.#cancelStep = undefined;
     this.#snapshot = EMPTY;
     this.#population = [];
+    this.#known = new WeakSet();
     this.#subsets = new WeakMap();
     this.#lastSubsets = new WeakMap();
     this.#environment = ownEnvironment(this.#settings.environment);
@@ -222,16 +235,20 @@ export class Balancer<T extends BalancedHost> {
         let done: Picker<T> | undefined;
         try {
           const env = this.#environment;
-          if (policy.startBuild === undefined) return built(policy.build(group, config, env), group);
+          if (policy.startBuild === undefined) return built(this.#checked(policy.build(group, config, env)), group);
           build = policy.startBuild(group, config, env);
+          if (!isBuild(build))
+            return built(failing(this.#fault(`returned ${describe(build)} from startBuild()`)), group);
           done = build.step(pickerSlicing.budget);
+          if (done !== undefined) return built(this.#checked(done), group);
         } catch (err) {
           // A custom policy whose build throws: its requests fail with the error (the rebuild runs inside the
           // resolver's update, where a throw would be uncaught).
           return built(failing(asError(err)), group);
         }
-        if (done !== undefined) return built(done, group);
-        const standIn = new StandIn(build, group, settings.random);
+        const standIn = new StandIn(build, group, settings.random, (interim) =>
+          this.#fault(`returned ${describe(interim)} from interim(), not a picker`),
+        );
         // Nothing complete to serve (the first build): the stand-in's picker is made now, not in a request's pick.
         if (last.kind !== 'slots') void standIn.picker;
         builds.push({ build, standIn, picker: undefined });
@@ -259,6 +276,8 @@ export class Balancer<T extends BalancedHost> {
     let picker: Picker<T> | undefined;
     try {
       picker = slot.build.step(stepBudget());
+      // Checked here, on a deferred step: a non-picker would throw from the WeakMap below, where nothing catches it.
+      if (picker !== undefined) picker = this.#checked(picker);
     } catch (err) {
       picker = failing(asError(err)); // as in #build
     }
@@ -285,22 +304,51 @@ export class Balancer<T extends BalancedHost> {
     const tries = exclude.size === 0 ? 1 : Math.min(exclude.size + 1, 8);
     let first: T | undefined;
     for (let i = 0; i < tries; i++) {
-      let result: PickResult<T> | undefined;
+      let target: T | Error | undefined;
       try {
-        result = pickServed(served, context, this.#settings.random);
+        target = this.#target(pickServed(served, context, this.#settings.random));
       } catch (err) {
         // A custom policy that throws fails this request with its error, as a `fail` result would; thrown on, it
         // would leave the request counted in flight (or, for one waiting in the queue, lose the queue's flush).
         return asError(err);
       }
-      if (result === undefined || result.type === 'queue') return undefined;
-      if (result.type !== 'complete') return asError(result.error);
+      if (target === undefined || target instanceof Error) return target;
       // A first attempt excludes nothing: no lookup in the empty set.
-      if (exclude.size === 0 || !exclude.has(result.target)) return result.target;
-      first ??= result.target;
+      if (exclude.size === 0 || !exclude.has(target)) return target;
+      first ??= target;
     }
     const snapshot = currentOf(served);
     return (snapshot.kind === 'slots' && this.#untried(snapshot.slots, exclude)) || first;
+  }
+
+  /**
+   * The endpoint a pick result names, `undefined` to wait, or the error to fail with. A custom policy's malformed
+   * result (not a `PickResult`, a target that is not an endpoint of this cluster, a failure without its error) is a
+   * {@link PickerError}, as if the policy had thrown it: used as it is, it would throw later in the request.
+   */
+  #target(result: PickResult<T> | undefined): T | Error | undefined {
+    if (result === undefined) return undefined;
+    if (typeof result !== 'object' || result === null) return this.#fault(`returned ${describe(result)} from pick()`);
+    const { type } = result;
+    if (type === 'complete') {
+      const { target } = result;
+      return this.#known.has(target) ? target : this.#fault(`picked ${describe(target)}, not one of its endpoints`);
+    }
+    if (type === 'queue') return undefined;
+    if (type !== 'fail' && type !== 'drop') return this.#fault(`returned a pick result of type ${describe(type)}`);
+    const { error } = result as { error?: unknown };
+    return error === undefined || error === null
+      ? this.#fault(`returned a "${type}" result without an error`)
+      : asError(error);
+  }
+
+  /** `picker` when it is one; else a picker failing with a {@link PickerError}. */
+  #checked(picker: unknown): Picker<T> {
+    return isPicker(picker) ? (picker as Picker<T>) : failing(this.#fault(`built ${describe(picker)}, not a picker`));
+  }
+
+  #fault(what: string): PickerError {
+    return new PickerError(this.#settings.cluster, this.#policyName, what);
   }
 
   /**

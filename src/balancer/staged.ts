@@ -9,7 +9,9 @@
  */
 import type { Pickable, PickContext, Picker, PickerBuild, PickResult } from '../pickers/picker.js';
 import { indexOf } from '../pickers/util.js';
+import type { SidecarlessError } from '../common/errors.js';
 import { deferToNextTurn, type RandomSource } from '../common/runtime.js';
+import { asError } from '../common/thrown.js';
 import { pickFrom, type Snapshot } from './snapshot.js';
 
 /**
@@ -75,9 +77,29 @@ export function pickServed<T extends Pickable>(
   if (served.kind !== 'staged') return pickFrom(served, context, random);
   if (served.previous.kind === 'slots') {
     const result = pickFrom(served.previous, context, random, served.members);
-    if (result !== undefined && result.type === 'complete' && served.members.has(result.target)) return result;
+    // `?.`: a custom picker may return null; its next pick's result is checked by the balancer.
+    if (result?.type === 'complete' && served.members.has(result.target)) return result;
   }
   return pickFrom(served.next, context, random);
+}
+
+/** A picker that fails every pick with `error` (what a custom policy's build threw, or its fault). */
+export function failing<T extends Pickable>(error: Error): Picker<T> {
+  // The policy's own error, not one of sidecarless's: the request layer fails with any Error.
+  const result: PickResult<T> = { type: 'fail', error: error as SidecarlessError };
+  return { pick: () => result };
+}
+
+/**
+ * True for what can serve as a picker. A custom build may hand back anything; a non-object would break the balancer
+ * later, away from the policy's call (a WeakMap key, on a deferred step), so it is checked where it comes back.
+ */
+export function isPicker(value: unknown): value is Picker<Pickable> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { pick?: unknown }).pick === 'function'
+  );
 }
 
 /**
@@ -90,15 +112,35 @@ export class StandIn<T extends Pickable> implements Picker<T> {
   readonly #random: RandomSource;
   #picker: Picker<T> | undefined;
 
-  constructor(build: PickerBuild<T>, group: readonly T[], random: RandomSource) {
+  readonly #fault: (interim: unknown) => Error;
+
+  /** `fault` makes the error of an `interim` that returned something that is not a picker. */
+  constructor(build: PickerBuild<T>, group: readonly T[], random: RandomSource, fault: (interim: unknown) => Error) {
     this.#build = build;
     this.#group = group;
     this.#random = random;
+    this.#fault = fault;
   }
 
-  /** The picker it serves with, made now if it was not yet. */
+  /**
+   * The picker it serves with, made now if it was not yet. An `interim` that throws, or returns something that is
+   * not a picker, has its stand-in fail requests with that error, as a build that throws does: it is called within
+   * a resolver's update or a pick, where a throw would be uncaught or lose the request.
+   */
   get picker(): Picker<T> {
-    return (this.#picker ??= this.#build.interim?.() ?? randomPicker(this.#group, this.#random));
+    return (this.#picker ??= this.#interim());
+  }
+
+  #interim(): Picker<T> {
+    let interim: unknown;
+    try {
+      interim = this.#build.interim?.();
+      if (interim === undefined || interim === null) return randomPicker(this.#group, this.#random);
+      if (isPicker(interim)) return interim as Picker<T>;
+    } catch (err) {
+      return failing(asError(err));
+    }
+    return failing(this.#fault(interim));
   }
 
   pick(context: PickContext): PickResult<T> {

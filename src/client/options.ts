@@ -266,8 +266,25 @@ function dnsHostOf(path: string): string | undefined {
   }
 }
 
+/**
+ * The keys of the other shape that `raw` sets to `undefined`: absent, as an `undefined` option is everywhere else
+ * (spreading a configuration gives `{ target, clusters: config.clusters }`), rather than refused as unknown options.
+ * A key whose read throws is left out, to be reported by the checks.
+ */
+function undefinedOf(raw: Record<string, unknown>, keys: readonly string[], allowed: readonly string[]): string[] {
+  return keys.filter((key) => {
+    if (allowed.includes(key) || !Object.hasOwn(raw, key)) return false;
+    try {
+      return raw[key] === undefined;
+    } catch {
+      return false;
+    }
+  });
+}
+
 function normalizeSingle(raw: Record<string, unknown>): NormalizedClientOptions {
-  const options = checkObject(raw, SINGLE_SERVICE_KEYS, '');
+  const absent = undefinedOf(raw, MULTI_SERVICE_KEYS, SINGLE_SERVICE_KEYS);
+  const options = checkObject(raw, [...SINGLE_SERVICE_KEYS, ...absent], '');
   if (options.target === undefined) {
     throw new InvalidOptionError('target', 'is required (or `clusters` for several services)');
   }
@@ -321,7 +338,8 @@ function normalizeMulti(options: Record<string, unknown>): NormalizedClientOptio
   if (!isRecord(configured) || (Object.keys(configured).length === 0 && options.discovery === undefined)) {
     throw new InvalidOptionError('clusters', 'expected an object with at least one cluster (or `discovery`)');
   }
-  const m = checkObject(options, MULTI_SERVICE_KEYS, '') as MultiServiceOptions;
+  const absent = undefinedOf(options, SINGLE_SERVICE_KEYS, MULTI_SERVICE_KEYS);
+  const m = checkObject(options, [...MULTI_SERVICE_KEYS, ...absent], '') as MultiServiceOptions;
   const defaults: ClusterDefaults = {
     http2: m.http2,
     resolvers: m.resolvers,

@@ -27,6 +27,7 @@ import {
   toggle,
   tlsMaterial,
   readOptions,
+  rejectUnknownKeys,
 } from '../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../common/runtime.js';
 import type { ZoneAwareOptions } from '../balancer/snapshot.js';
@@ -322,10 +323,36 @@ export function isResolvedClusterOptions(value: unknown): value is ResolvedClust
   return typeof value === 'object' && value !== null && resolvedOptions.has(value);
 }
 
-/** The target option, checked: a string, a {@link Resolver}, or an endpoint list without holes (copied). */
+/** The keys of an endpoint object in a target list: an {@link EndpointInit}'s, and an {@link Endpoint}'s `key`. */
+const ENDPOINT_KEYS: readonly string[] = Object.keys({
+  host: true,
+  port: true,
+  weight: true,
+  priority: true,
+  zone: true,
+  metadata: true,
+  key: true,
+} satisfies Record<keyof Endpoint | keyof EndpointInit, true>);
+
+/**
+ * The target option, checked: a string, a {@link Resolver}, or an endpoint list without holes (copied), whose
+ * endpoint objects have no key but an endpoint's (a misspelled `wieght` would be dropped, and the endpoint run with
+ * the default). A getter or `Proxy` trap that throws while a Resolver's `start` and `close` or an entry's keys are
+ * read is reported under `target` or the entry's path.
+ */
 function readTarget(target: unknown, path: string): TargetOption {
-  if (typeof target === 'string' || isResolver(target)) return target;
-  if (Array.isArray(target)) return array(target, joinPath(path, 'target'), 'an array of endpoints') as TargetOption;
+  const at = joinPath(path, 'target');
+  if (typeof target === 'string' || readOptions(at, () => isResolver(target))) return target as TargetOption;
+  if (Array.isArray(target)) {
+    const entries = array(target, at, 'an array of endpoints');
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i];
+      if (typeof entry !== 'object' || entry === null) continue; // a string, or a bad value the resolver refuses
+      const entryPath = joinPath(at, i);
+      readOptions(entryPath, () => rejectUnknownKeys(entry, entryPath, ENDPOINT_KEYS));
+    }
+    return entries as TargetOption;
+  }
   throw new InvalidOptionError(
     joinPath(path, 'target'),
     'expected a target string, a Resolver, or an array of endpoints',

@@ -7,7 +7,6 @@
  *
  * @module
  */
-
 const BRAND = Symbol.for('sidecarless.error');
 
 /**
@@ -33,6 +32,7 @@ export type ErrorCode =
   | 'SIDECARLESS_ALL_EJECTED'
   | 'SIDECARLESS_EMPTY_SUBSET'
   | 'SIDECARLESS_NO_ROUTE'
+  | 'SIDECARLESS_PICKER_FAILED'
   | 'SIDECARLESS_REDIRECT_REFUSED'
   | 'SIDECARLESS_NOT_PROCESSED'
   | 'SIDECARLESS_RESPONSE_DISCARDED'

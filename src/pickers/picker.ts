@@ -307,6 +307,10 @@ export class PickerRegistry {
       if (typeof policy.build !== 'function' || typeof policy.parseConfig !== 'function') {
         throw new InvalidOptionError('policy', 'a picker policy needs parseConfig() and build()');
       }
+      const { startBuild } = policy as { startBuild?: unknown };
+      if (startBuild !== undefined && typeof startBuild !== 'function') {
+        throw new InvalidOptionError('policy.startBuild', `must be a function when given, got ${describe(startBuild)}`);
+      }
       return policy.name;
     });
     this.#policies.set(name, policy as PickerPolicy<unknown>);

@@ -17,6 +17,7 @@ const BY_CODE: Readonly<Record<ErrorCode, number>> = {
   SIDECARLESS_DUPLICATE_ENDPOINT: 500,
   SIDECARLESS_PROTOCOL_MISMATCH: 500,
   SIDECARLESS_INVALID_REQUEST: 500,
+  SIDECARLESS_PICKER_FAILED: 500,
   // Nothing could take the request: unavailable, worth retrying later.
   SIDECARLESS_NO_ENDPOINTS: 503,
   SIDECARLESS_ALL_EJECTED: 503,

@@ -28,7 +28,7 @@
  * @module
  */
 import { setMaxListeners } from 'node:events';
-import type { Endpoint } from '../common/endpoint.js';
+import { createEndpoint, type Endpoint, type EndpointInit, parseHostPort } from '../common/endpoint.js';
 import {
   isSidecarlessError,
   ResolverError,
@@ -113,9 +113,24 @@ export interface WatchLoopOptions {
   readonly debug: (format: string, ...args: unknown[]) => void;
 }
 
-/** The fingerprint two sets are compared by: keys, weights, priorities, zones and metadata. */
-function fingerprint(endpoints: readonly Endpoint[], ordered: boolean): string {
-  const entries = endpoints.map((e) => JSON.stringify([e.key, e.weight, e.priority, e.zone ?? null, e.metadata]));
+/**
+ * The fingerprint two sets are compared by: keys, weights, priorities, zones and metadata, of each entry as the
+ * cluster will read it. A task written in JavaScript (or decoding a registry's JSON) may hand over plain
+ * `{ host, port }` objects or `host:port` strings: read as they are, they have no key, and every set of the same
+ * length would look alike. `undefined` when an entry cannot be read (a bad port, metadata that is not strings, a
+ * getter that throws): the set is then always delivered, and the cluster skips and reports that entry.
+ */
+function fingerprint(endpoints: readonly unknown[], ordered: boolean): string | undefined {
+  const entries: string[] = [];
+  try {
+    for (const entry of endpoints) {
+      const e =
+        typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry as EndpointInit);
+      entries.push(JSON.stringify([e.key, e.weight, e.priority, e.zone ?? null, e.metadata]));
+    }
+  } catch {
+    return undefined;
+  }
   if (!ordered) entries.sort();
   return entries.join('\n');
 }
@@ -285,14 +300,26 @@ export class WatchLoop implements Resolver {
       if (this.#run === current) this.#run = undefined;
     }
     if (this.#closed) return;
+    let nextMs: number | undefined;
     if (!failed) {
-      if (current.cause === 'refresh') debug('%s: restarted by a refresh hint', label);
-      if (result?.endpoints !== undefined) {
-        run.healthy();
-        this.#deliver(result.endpoints, result.notFound);
+      // A result that cannot be read or delivered (endpoints that are not an array, a getter that throws) fails the
+      // run: thrown here, it would be an unhandled rejection (the loop runs unawaited) and no run would follow.
+      try {
+        if (current.cause === 'refresh') debug('%s: restarted by a refresh hint', label);
+        const endpoints = result?.endpoints;
+        nextMs = result?.nextMs;
+        if (endpoints !== undefined) {
+          run.healthy();
+          this.#deliver(endpoints, result?.notFound);
+        }
+      } catch (err) {
+        failed = true;
+        failure = err;
       }
-      if (this.#closed) return;
-      this.#schedule(Math.max(result?.nextMs ?? 0, this.#guardDelay()));
+    }
+    if (this.#closed) return;
+    if (!failed) {
+      this.#schedule(Math.max(nextMs ?? 0, this.#guardDelay()));
       return;
     }
     const error = isSidecarlessError(failure)
@@ -309,10 +336,16 @@ export class WatchLoop implements Resolver {
 
   #deliver(endpoints: Endpoint[], notFound?: ServiceNotFoundError): void {
     if (this.#closed) return;
+    if (!Array.isArray(endpoints)) {
+      throw new ResolverError(
+        `Resolution of ${this.#options.label} gave endpoints that are not an array (${typeof endpoints})`,
+      );
+    }
     // The "not found" reason goes with an empty set only; a new one is news even when the set is still empty.
     const reason = endpoints.length === 0 ? notFoundPrint(notFound) : '';
-    const print = `${fingerprint(endpoints, this.#options.ordered ?? true)}\n${reason}`;
-    if (print === this.#lastDelivered) return;
+    const entries = fingerprint(endpoints, this.#options.ordered ?? true);
+    const print = entries === undefined ? undefined : `${entries}\n${reason}`;
+    if (print !== undefined && print === this.#lastDelivered) return;
     this.#lastDelivered = print;
     this.#options.debug('%s: delivering %d endpoints', this.#options.label, endpoints.length);
     this.#listener?.onUpdate(endpoints, endpoints.length === 0 ? notFound : undefined);

@@ -66,6 +66,7 @@ const ROOT_RUNTIME_EXPORTS = [
   'NotProcessedError',
   'OverloadedError',
   'PerTryTimeoutError',
+  'PickerError',
   'PickerRegistry',
   'ProtocolMismatchError',
   'RedirectRefusedError',

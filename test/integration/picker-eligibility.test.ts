@@ -247,3 +247,40 @@ describe('a custom picker whose pick() throws', () => {
     }
   });
 });
+
+describe('a custom picker whose pick() returns a malformed result', () => {
+  it(
+    'fails the request with SIDECARLESS_PICKER_FAILED and releases its slot, waiting for the first set or not',
+    { timeout: 20_000 },
+    async () => {
+      const b = await backend('pick-malformed');
+      const stranger = { key: b.address, endpoint: { host: '127.0.0.1', port: 1 }, inFlight: 0 };
+      const pickers = createPickerRegistry()
+        .register({ name: 'nully', parseConfig: () => ({}), build: () => ({ pick: () => null as never }) })
+        .register({
+          name: 'stranger',
+          parseConfig: () => ({}),
+          build: () => ({ pick: () => ({ type: 'complete', target: stranger }) as never }),
+        });
+      for (const picker of ['nully', 'stranger']) {
+        for (const waiting of [true, false]) {
+          const client = createClient({ target: [b.address], picker, pickers, timeoutMs: 0 });
+          try {
+            if (!waiting) await client.ready();
+            for (let i = 0; i < 2; i++) {
+              const err = await client.fetch('http://svc/').then(
+                () => assert.fail('no endpoint could be picked'),
+                (e: unknown) => e,
+              );
+              assert.deepEqual(codes(err).slice(-1), ['SIDECARLESS_PICKER_FAILED'], `${picker}, waiting: ${waiting}`);
+            }
+            assert.equal(client.stats().clusters[0]?.inFlight, 0);
+            assert.equal(client.stats().clusters[0]?.pending, 0);
+          } finally {
+            await client.close();
+          }
+        }
+      }
+    },
+  );
+});

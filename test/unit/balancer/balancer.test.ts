@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { type BalancedHost, Balancer, type BalancerSettings } from '../../../src/balancer/balancer.js';
 import { createEndpoint } from '../../../src/common/endpoint.js';
 import { AllEjectedError, EmptySubsetError } from '../../../src/common/errors.js';
+import { PickerError } from '../../../src/pickers/errors.js';
 import type { ConfiguredPolicy, Pickable, PickContext, PickerPolicy } from '../../../src/pickers/picker.js';
 import { createPickerRegistry } from '../../../src/pickers/registry.js';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
@@ -138,5 +139,71 @@ describe('Balancer', () => {
     assert.equal(given.random, environment.random);
     const keys = new Set([0, 1, 2, 3].map(() => (b.pick(ctx, undefined, none) as Host).key));
     assert.equal(keys.size, 2);
+  });
+});
+
+describe("Balancer and a custom policy's malformed answers", () => {
+  /** A balancer whose policy's pickers answer every pick with `answer(targets)`. */
+  function answering(answer: (targets: readonly Pickable[]) => unknown) {
+    const policy: PickerPolicy<undefined> = {
+      name: 'odd',
+      parseConfig: () => undefined,
+      build: (targets) => ({ pick: () => answer(targets) as never }),
+    };
+    return balancer({ policy: { policy: policy as PickerPolicy<unknown>, config: undefined } }).b;
+  }
+
+  it('fails the pick with SIDECARLESS_PICKER_FAILED for a result that is not a PickResult (null, a number)', () => {
+    for (const result of [null, 5, 'complete']) {
+      const b = answering(() => result);
+      b.rebuild([host(1)]);
+      const picked = b.pick(ctx, undefined, none);
+      assert.ok(picked instanceof PickerError, `${String(result)}: ${String(picked)}`);
+      assert.equal(picked.code, 'SIDECARLESS_PICKER_FAILED');
+      assert.equal(picked.policy, 'odd');
+    }
+  });
+
+  it('fails the pick with SIDECARLESS_PICKER_FAILED for a target that is not one of the endpoints', () => {
+    const stranger = host(9);
+    const b = answering(() => ({ type: 'complete', target: stranger }));
+    b.rebuild([host(1)]);
+    const picked = b.pick(ctx, undefined, none);
+    assert.ok(picked instanceof PickerError, String(picked));
+    assert.match(picked.message, /not one of its endpoints/);
+    // A retry's exclusion path checks it too.
+    assert.ok(b.pick(ctx, undefined, new Set([host(2)])) instanceof PickerError);
+  });
+
+  it('still sends a stale target (an endpoint of an earlier set) on', () => {
+    const old = host(1);
+    const b = answering(() => ({ type: 'complete', target: old }));
+    b.rebuild([old]);
+    b.rebuild([host(2)]);
+    assert.equal(b.pick(ctx, undefined, none), old);
+  });
+
+  it('fails the pick with SIDECARLESS_PICKER_FAILED for an unknown type, or a fail or drop without its error', () => {
+    for (const result of [{ type: 'bogus' }, { type: 'drop' }, { type: 'fail', error: null }]) {
+      const b = answering(() => result);
+      b.rebuild([host(1)]);
+      const picked = b.pick(ctx, undefined, none);
+      assert.ok(picked instanceof PickerError, `${JSON.stringify(result)}: ${String(picked)}`);
+    }
+    const own = new Error('mine');
+    const b = answering(() => ({ type: 'drop', error: own }));
+    b.rebuild([host(1)]);
+    assert.equal(b.pick(ctx, undefined, none), own, "a result's own error is the request's");
+  });
+
+  it('fails the picks of a build that returns no picker with SIDECARLESS_PICKER_FAILED', () => {
+    const policy: PickerPolicy<undefined> = {
+      name: 'no-picker',
+      parseConfig: () => undefined,
+      build: () => undefined as never,
+    };
+    const { b } = balancer({ policy: { policy: policy as PickerPolicy<unknown>, config: undefined } });
+    b.rebuild([host(1)]);
+    assert.ok(b.pick(ctx, undefined, none) instanceof PickerError);
   });
 });

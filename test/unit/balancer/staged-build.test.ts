@@ -11,6 +11,7 @@ import { pickerSlicing, stepBudget } from '../../../src/balancer/staged.js';
 import { createEndpoint } from '../../../src/common/endpoint.js';
 import type { Pickable, PickContext, PickerPolicy } from '../../../src/pickers/picker.js';
 import { createPickerRegistry } from '../../../src/pickers/registry.js';
+import { PickerError } from '../../../src/pickers/errors.js';
 import { xxh32 } from '../../../src/pickers/hash.js';
 import { buildMaglevTable, MaglevTableBuild, maglevPolicy } from '../../../src/pickers/maglev.js';
 import { buildRing, RingBuild, type RingHashPicker, ringHashPolicy } from '../../../src/pickers/ring-hash.js';
@@ -392,5 +393,88 @@ describe('maglev build in steps', () => {
     b.rebuild(hosts(1000));
     assert.equal(b.building, false);
     assert.equal(turns.pending, 0);
+  });
+});
+
+describe("a custom staged build's malformed answers", { timeout: 10_000 }, () => {
+  /** A balancer over a custom policy with `startBuild`; its `step()` answers `steps[n]` on the n-th call. */
+  function staged(steps: readonly unknown[], interim?: () => unknown) {
+    const policy: PickerPolicy<undefined> = {
+      name: 'staged',
+      parseConfig: () => undefined,
+      build: <T extends Pickable>(t: readonly T[]) => ({
+        pick: () => ({ type: 'complete' as const, target: t[0] as T }),
+      }),
+      startBuild: <T extends Pickable>(targets: readonly T[]) => {
+        let n = 0;
+        // Past `steps`, the build ends (a picker of the first target), so that no test loops for ever.
+        const step = <T extends Pickable>(t: readonly T[]) =>
+          n < steps.length ? steps[n++] : { pick: () => ({ type: 'complete' as const, target: t[0] as T }) };
+        return { step: () => step(targets) as never, ...(interim && { interim: interim as never }) };
+      },
+    };
+    return new Balancer<Host>({
+      cluster: 'svc',
+      policy: { policy: policy as PickerPolicy<unknown>, config: undefined },
+      environment: env,
+      random: seededRandom(2),
+      zone: undefined,
+      panicThreshold: 0,
+      eligible: () => true,
+      onPanic: () => {},
+    });
+  }
+
+  it('an interim() that throws fails the picks with its error until the build lands; the rebuild does not throw', () => {
+    const all = hosts(2);
+    const boom = new Error('interim failed');
+    const done = { pick: () => ({ type: 'complete' as const, target: all[1] as Host }) };
+    const b = staged([undefined, undefined, done], () => {
+      throw boom;
+    });
+    assert.doesNotThrow(() => b.rebuild(all));
+    assert.equal(b.pick(keyed(0), undefined, none), boom);
+    while (turn());
+    assert.equal(b.building, false);
+    assert.equal(b.pick(keyed(0), undefined, none), all[1], 'the finished picker is swapped in');
+  });
+
+  it('an interim() that returns no picker fails the picks with SIDECARLESS_PICKER_FAILED', () => {
+    const b = staged([undefined, undefined], () => 42);
+    b.rebuild(hosts(2));
+    const picked = b.pick(keyed(0), undefined, none);
+    assert.ok(picked instanceof PickerError, String(picked));
+  });
+
+  it('a first or a later step() returning a non-picker fails the picks with SIDECARLESS_PICKER_FAILED', () => {
+    const first = staged([true]);
+    assert.doesNotThrow(() => first.rebuild(hosts(2)));
+    assert.ok(first.pick(keyed(0), undefined, none) instanceof PickerError);
+    const later = staged([undefined, 42]);
+    later.rebuild(hosts(2));
+    assert.doesNotThrow(() => turn(), 'the deferred step does not throw');
+    assert.equal(later.building, false);
+    assert.ok(later.pick(keyed(0), undefined, none) instanceof PickerError);
+  });
+
+  it('a startBuild() that returns no build fails the picks with SIDECARLESS_PICKER_FAILED', () => {
+    const policy: PickerPolicy<undefined> = {
+      name: 'broken',
+      parseConfig: () => undefined,
+      build: () => ({ pick: () => ({ type: 'queue' as const }) }),
+      startBuild: () => 5 as never,
+    };
+    const b = new Balancer<Host>({
+      cluster: 'svc',
+      policy: { policy: policy as PickerPolicy<unknown>, config: undefined },
+      environment: env,
+      random: seededRandom(2),
+      zone: undefined,
+      panicThreshold: 0,
+      eligible: () => true,
+      onPanic: () => {},
+    });
+    b.rebuild(hosts(1));
+    assert.ok(b.pick(keyed(0), undefined, none) instanceof PickerError);
   });
 });

@@ -403,3 +403,71 @@ describe("a single-service client's default name", () => {
     }
   });
 });
+
+describe('the target option and explicit undefined options (probe 14)', () => {
+  it('refuses a misspelled key in an endpoint object of a target list, naming the entry', () => {
+    const cases: Array<[() => unknown, string]> = [
+      [
+        () => createClient({ target: [{ host: '127.0.0.1', port: 8080, wieght: 5 } as never] }),
+        'SIDECARLESS_INVALID_OPTION:target[0].wieght',
+      ],
+      [
+        () =>
+          createClient({
+            clusters: { a: { target: ['127.0.0.1:1', { host: '127.0.0.1', port: 8080, zon: 'eu-1' } as never] } },
+          }),
+        'SIDECARLESS_INVALID_OPTION:clusters.a.target[1].zon',
+      ],
+    ];
+    for (const [fn, expected] of cases) assert.equal(code(fn), expected);
+    // Every key of an endpoint, and of an Endpoint object (its `key`), is taken.
+    const full = { host: '127.0.0.1', port: 8080, weight: 2, priority: 1, zone: 'z', metadata: { a: 'b' } };
+    assert.equal(
+      code(() => createClient({ target: [full, { ...full, port: 8081, key: '127.0.0.1:8081' }] })),
+      undefined,
+    );
+  });
+
+  it('reports a throwing getter or Proxy trap of a Resolver given as target under `target`', () => {
+    const throwing = () => {
+      throw new Error('boom');
+    };
+    const getter = { close() {} };
+    Object.defineProperty(getter, 'start', { get: throwing });
+    const proxy = new Proxy({}, { has: throwing, get: throwing });
+    assert.equal(
+      code(() => createClient({ target: getter as never })),
+      'SIDECARLESS_INVALID_OPTION:target',
+    );
+    assert.equal(
+      code(() => createClient({ target: proxy as never })),
+      'SIDECARLESS_INVALID_OPTION:target',
+    );
+    assert.equal(
+      code(() => createClient({ clusters: { a: { target: getter as never } } })),
+      'SIDECARLESS_INVALID_OPTION:clusters.a.target',
+    );
+  });
+
+  it("treats the other shape's options set to undefined as absent, and still refuses unknown ones", () => {
+    const target = ['127.0.0.1:1'];
+    for (const key of ['clusters', 'routes', 'discovery', 'passthrough']) {
+      assert.equal(
+        code(() => createClient({ target, [key]: undefined } as never)),
+        undefined,
+        key,
+      );
+    }
+    for (const key of ['target', 'name', 'timeoutMs', 'retry']) {
+      assert.equal(
+        code(() => createClient({ clusters: { a: { target } }, [key]: undefined } as never)),
+        undefined,
+        key,
+      );
+    }
+    assert.equal(
+      code(() => createClient({ target, clusterz: undefined } as never)),
+      'SIDECARLESS_INVALID_OPTION:clusterz',
+    );
+  });
+});

@@ -65,6 +65,17 @@ describe('picker registry', () => {
       message: /unknown option; did you mean "header"\?/,
     });
   });
+
+  it('refuses a policy whose startBuild is given but is not a function, naming policy.startBuild', () => {
+    const build = () => ({ pick: () => ({ type: 'queue' as const }) });
+    for (const startBuild of [5, 'steps', {}, null]) {
+      assert.throws(
+        () => createPickerRegistry().register({ name: 'p', parseConfig: () => ({}), build, startBuild } as never),
+        { code: 'SIDECARLESS_INVALID_OPTION', option: 'policy.startBuild' },
+      );
+    }
+    assert.doesNotThrow(() => createPickerRegistry().register({ name: 'p', parseConfig: () => ({}), build }));
+  });
 });
 
 describe('random', () => {

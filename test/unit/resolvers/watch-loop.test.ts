@@ -262,3 +262,78 @@ describe('WatchLoop: probe 12 regressions', () => {
     t.loop.close();
   });
 });
+
+describe('WatchLoop: a task handing over what is not a list of created endpoints', () => {
+  it('compares plain { host, port } objects and host:port strings by the endpoint they name', async () => {
+    let fleet: unknown[] = [{ host: '10.0.0.1', port: 80 }];
+    const t = setup(async (run) => {
+      run.started();
+      return { endpoints: fleet as Endpoint[] };
+    });
+    t.loop.start(t.listener);
+    await tick();
+    fleet = [{ host: '10.0.0.2', port: 80 }];
+    t.clock.advance(100);
+    await tick();
+    assert.equal(t.updates.length, 2, 'the moved service is delivered');
+    assert.deepEqual(t.updates[1], fleet);
+    fleet = ['10.0.0.2:80'];
+    t.clock.advance(100);
+    await tick();
+    assert.equal(t.updates.length, 2, 'the same endpoint written as a string is the same set');
+    fleet = [{ host: '10.0.0.2', port: 80, weight: 3 }];
+    t.clock.advance(100);
+    await tick();
+    assert.equal(t.updates.length, 3, 'a changed weight is news');
+    t.loop.close();
+  });
+
+  it('delivers a set with an entry it cannot read (BigInt or circular metadata, a throwing getter) for the cluster to skip', async () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const bad = [
+      { host: '10.0.0.1', port: 80, metadata: { epoch: 9007199254740993n } },
+      { host: '10.0.0.1', port: 80, metadata: circular },
+      {
+        host: '10.0.0.1',
+        port: 80,
+        get metadata(): never {
+          throw new Error('getter');
+        },
+      },
+    ];
+    for (const entry of bad) {
+      let runs = 0;
+      const t = setup(async (run) => {
+        run.started();
+        runs++;
+        return { endpoints: [a, entry] as Endpoint[], nextMs: 50 };
+      });
+      t.loop.start(t.listener);
+      await tick();
+      assert.equal(t.updates.length, 1);
+      t.clock.advance(100);
+      await tick();
+      assert.equal(runs, 2, 'the loop goes on');
+      t.loop.close();
+    }
+  });
+
+  it('fails the run (onError, then backoff) for endpoints that are not an array, and runs again', async () => {
+    let runs = 0;
+    const t = setup(async (run) => {
+      run.started();
+      runs++;
+      return { endpoints: 'x' as unknown as Endpoint[], nextMs: 50 };
+    });
+    t.loop.start(t.listener);
+    await tick();
+    assert.equal(t.errors.length, 1);
+    assert.equal(t.errors[0]?.code, 'SIDECARLESS_RESOLVER_FAILED');
+    assert.equal(t.updates.length, 0);
+    t.clock.advance(1000);
+    await tick();
+    assert.equal(runs, 2, 'the next run comes after the backoff');
+    t.loop.close();
+  });
+});
