@@ -14,6 +14,7 @@
 import { AllEjectedError, EmptySubsetError } from '../common/errors.js';
 import { describe } from '../common/options.js';
 import { asError } from '../common/thrown.js';
+import { isBuiltInPolicy } from '../pickers/built-in.js';
 import { PickerError } from '../pickers/errors.js';
 import type { RandomSource } from '../common/runtime.js';
 import type {
@@ -136,6 +137,8 @@ export class Balancer<T extends BalancedHost> {
    * away from the pick (in a queue's flush, on a timer), leaving it in flight for good.
    */
   #known = new WeakSet<T>();
+  /** The policy is a built-in one: its targets are not checked against {@link #known}, which then stays empty. */
+  readonly #trusted: boolean;
   /**
    * What the policy's builds get: this balancer's own object, replaced by clear(), since a policy may key what it
    * keeps between builds by it (ring hash's cache of virtual nodes): one cluster's, released when it closes.
@@ -148,6 +151,7 @@ export class Balancer<T extends BalancedHost> {
     this.#settings = settings;
     this.#environment = ownEnvironment(settings.environment);
     this.#policyName = settings.policy.policy.name;
+    this.#trusted = isBuiltInPolicy(settings.policy.policy);
   }
 
   /** True when there is no endpoint at all (requests wait). */
@@ -164,7 +168,7 @@ export class Balancer<T extends BalancedHost> {
   rebuild(population: readonly T[]): void {
     this.#supersede();
     this.#population = population;
-    for (const host of population) this.#known.add(host);
+    if (!this.#trusted) for (const host of population) this.#known.add(host);
     this.#lastSubsets = this.#subsets;
     this.#subsets = new WeakMap();
     const served = this.#build(population, this.#snapshot, (done) => {
@@ -332,7 +336,7 @@ export class Balancer<T extends BalancedHost> {
     const { type } = result;
     if (type === 'complete') {
       const { target } = result;
-      return this.#known.has(target) ? target : this.#fault(`picked ${describe(target)}, not one of its endpoints`);
+      return this.#trusted || this.#known.has(target) ? target : this.#fault(`picked ${describe(target)}, not one of its endpoints`);
     }
     if (type === 'queue') return undefined;
     if (type !== 'fail' && type !== 'drop') return this.#fault(`returned a pick result of type ${describe(type)}`);

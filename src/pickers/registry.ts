@@ -1,12 +1,5 @@
-import { leastRequestPolicy } from './least-request.js';
-import { maglevPolicy } from './maglev.js';
-import { peakEwmaPolicy } from './peak-ewma.js';
+import { BUILT_IN_POLICIES } from './built-in.js';
 import { PickerRegistry } from './picker.js';
-import { randomPolicy } from './random.js';
-import { ringHashPolicy } from './ring-hash.js';
-import { roundRobinPolicy } from './round-robin.js';
-import { weightedRandomPolicy } from './weighted-random.js';
-import { weightedRoundRobinPolicy } from './weighted-round-robin.js';
 
 /**
  * A new registry holding the built-in policies: `round-robin`, `random`, `weighted-round-robin`,
@@ -21,13 +14,7 @@ import { weightedRoundRobinPolicy } from './weighted-round-robin.js';
  * @category Pickers
  */
 export function createPickerRegistry(): PickerRegistry {
-  return new PickerRegistry()
-    .register(roundRobinPolicy)
-    .register(randomPolicy)
-    .register(weightedRoundRobinPolicy)
-    .register(weightedRandomPolicy)
-    .register(leastRequestPolicy)
-    .register(peakEwmaPolicy)
-    .register(ringHashPolicy)
-    .register(maglevPolicy);
+  const registry = new PickerRegistry();
+  for (const policy of BUILT_IN_POLICIES) registry.register(policy);
+  return registry;
 }
