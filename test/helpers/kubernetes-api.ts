@@ -201,6 +201,7 @@ export class KubernetesApiDouble {
   #port = 0;
   #silent = false;
   #failWatches = false;
+  #expireWatches = false;
 
   constructor(options: KubernetesApiOptions = {}) {
     this.#options = {
@@ -302,6 +303,11 @@ export class KubernetesApiDouble {
   /** While on, every watch opens (200) and then sends an `ERROR` event with a 500 Status as its first line. */
   failWatches(on = true): void {
     this.#failWatches = on;
+  }
+
+  /** While on, every watch from a resourceVersion is told at once that it expired (a 410, as the server's option). */
+  expireWatches(on = true): void {
+    this.#expireWatches = on;
   }
 
   /** Ends every watch as the server's timeout would. */
@@ -434,7 +440,8 @@ export class KubernetesApiDouble {
   ): void {
     const rvText = query.get('resourceVersion');
     const from = rvText === null || rvText === '' || rvText === '0' ? undefined : Number(rvText);
-    if (from !== undefined && from < this.#oldest && this.#options.expiredAs === 'status') {
+    const expired = from !== undefined && (from < this.#oldest || this.#expireWatches);
+    if (expired && this.#options.expiredAs === 'status') {
       return json(410, status(410, 'Expired', `too old resource version: ${from} (${this.#oldest})`));
     }
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private' });
@@ -443,7 +450,7 @@ export class KubernetesApiDouble {
     const line = (type: string, object: unknown) => {
       if (!this.#silent) res.write(`${JSON.stringify({ type, object })}\n`);
     };
-    if (from !== undefined && from < this.#oldest) {
+    if (expired) {
       line('ERROR', status(410, 'Expired', `too old resource version: ${from} (${this.#oldest})`));
       res.end();
       return;

@@ -156,6 +156,28 @@ describe('KubernetesResolver: list and watch against the API double', () => {
     assert.equal(r.stats.errors, 0, 'an early end is not an error');
   });
 
+  it('backs off when every watch expires at once, even on the version a list just gave (a list per minRelistIntervalMs before)', async () => {
+    api.apply(NS, slice('users-a', 8080, ['10.0.0.1']));
+    const r = resolver({ backoff: { initialMs: 200, maxMs: 5000, multiplier: 2, jitter: 0 } });
+    const rec = new Recorder();
+    r.start(rec.listener);
+    await until(() => r.stats.watches === 1, 'the watch');
+    api.expireWatches(true);
+    try {
+      api.endWatches();
+      // For 1.5 s: at minRelistIntervalMs (50 ms) that is about 30 lists; with the backoff (200, 400, 800 ms) 3 or 4.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.ok(r.stats.lists <= 6, `${r.stats.lists} lists in 1.5 s`);
+      assert.ok(r.stats.expired >= 1);
+      assert.deepEqual(rec.keys, ['10.0.0.1:8080'], 'the set stays');
+    } finally {
+      api.expireWatches(false);
+    }
+    // A watch that lasts resets it: the set follows changes again.
+    api.apply(NS, slice('users-b', 8080, ['10.0.0.2']));
+    await until(() => rec.keys.length === 2, 'the next set', 8000);
+  });
+
   // Plain HTTP too (`kubectl proxy`): there, a watch answered 410 crashed the process (its unread body destroyed with
   // no error listener).
   for (const [expiredAs, tls] of [

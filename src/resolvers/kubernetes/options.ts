@@ -95,7 +95,12 @@ export interface KubernetesResolverOptions extends RemoteResolverOptions {
    * long plus `requestTimeoutMs` is presumed dead and aborted (`timeout`). @defaultValue 300000 (5 minutes)
    */
   readonly watchTimeoutMs?: number | undefined;
-  /** Minimum time between two list or watch requests (the hot-loop guard), ms. @defaultValue 1000 */
+  /**
+   * Minimum time between the starts of two list-and-watch cycles (the hot-loop guard), ms. A cycle is a list, when
+   * one is needed, and the watch sent right after it; a watch that the server ends or expires (410) early is
+   * resumed after a backoff of its own (the `backoff` settings, reset by a watch that lasts half `watchTimeoutMs`).
+   * @defaultValue 1000
+   */
   readonly minRelistIntervalMs?: number | undefined;
   /** Minimum time between two `refresh()`-triggered restarts of the watch, ms. @defaultValue 5000 */
   readonly refreshIntervalMs?: number | undefined;

@@ -200,7 +200,7 @@ export class KubernetesResolver implements Resolver {
    * One run: list when there is no resourceVersion, then watch until the stream ends. A watch the server ended well
    * before its `timeoutSeconds` (a proxy or an overloaded server closing streams early) is resumed after the next
    * delay of a backoff of its own, reset by a watch that lasts; one that lasted is resumed at once (within
-   * `minRelistIntervalMs`).
+   * `minRelistIntervalMs`). A watch that expired (410) early is listed again after the same backoff.
    */
   async #cycle(run: WatchRun): Promise<WatchResult | undefined> {
     try {
@@ -209,15 +209,20 @@ export class KubernetesResolver implements Resolver {
       if (this.#resourceVersion === undefined) await this.#list(run, headers);
       const opened = this.#options.clock.now();
       const end = await this.#watch(run, headers);
+      const lasted = this.#options.clock.now() - opened >= this.#options.watchTimeoutMs / 2;
       if (end === 'expired') {
         this.#counts.expired++;
         this.#publish({ kind: 'expired' });
         debug('%s: resourceVersion %s expired; listing again', this.#label, this.#resourceVersion);
         this.#resourceVersion = undefined;
-        return undefined;
+        if (lasted) return undefined;
+        // Expired at once, maybe on the version a list just gave: a server (or a proxy's cache) that does this on
+        // every watch would get a list and a watch per minRelistIntervalMs for good; the early-end backoff spaces
+        // the lists out, and a watch that lasts resets it.
+        return { nextMs: this.#earlyEnds.next() };
       }
       this.#publish({ kind: 'watch-end' });
-      if (this.#options.clock.now() - opened >= this.#options.watchTimeoutMs / 2) {
+      if (lasted) {
         this.#earlyEnds.reset();
         debug('%s: watch ended by the server; resuming from %s', this.#label, this.#resourceVersion);
         return undefined;
