@@ -166,7 +166,6 @@ export class Client {
       destroy: (reason) => this.#destroy(reason),
     });
     this.dispatcher = this.#dispatcher;
-    this.#plainInit = { dispatcher: this.dispatcher };
     // fetch is passed around unbound (to SDKs, as globalThis.fetch): it must not need `this`.
     this.fetch = this.fetch.bind(this);
     for (const cluster of this.#clusters.values()) {
@@ -258,23 +257,20 @@ export class Client {
       if (this.#closing !== undefined) {
         return Promise.reject(new TypeError('fetch failed', { cause: new ClientClosedError() }));
       }
-      const dispatcher = this.#refuseRedirects
-        ? new ServiceFetchDispatcher(this.dispatcher, refuseRedirects)
-        : this.#catchAll === undefined
-          ? undefined
-          : new ServiceFetchDispatcher(this.dispatcher, this.#elsewhere);
+      // One a call, also on a multi-service client: it ends the redirect hops fetch drops (fetch-dispatcher.ts).
+      const dispatcher = new ServiceFetchDispatcher(
+        this.dispatcher,
+        this.#refuseRedirects ? refuseRedirects : this.#catchAll === undefined ? undefined : this.#elsewhere,
+      );
       // Without an init, the call's dispatcher is its init too (`{ dispatcher }` of its own): one object a call.
-      if (init == null) return platformFetch(input, (dispatcher ?? this.#plainInit) as RequestInit);
+      if (init == null) return platformFetch(input, dispatcher as unknown as RequestInit);
       const options = readRequestInit(init, this.dispatcher);
-      options.dispatcher = dispatcher ?? this.dispatcher;
+      options.dispatcher = dispatcher;
       return platformFetch(input, options as RequestInit);
     } catch (err) {
       return Promise.reject(err as Error);
     }
   }
-
-  /** The `init` of a multi-service client's `fetch` called without one (fetch only reads it). */
-  readonly #plainInit: { readonly dispatcher: UndiciDispatcher };
 
   /** Where a single-service client's `fetch` sends a redirect hop to another origin (one function, made once). */
   readonly #elsewhere = (): Dispatcher => {

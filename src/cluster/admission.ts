@@ -68,13 +68,14 @@ export class Admission {
    * The error refusing one more request (`maxInFlight` reached, counted), or `undefined` to accept it. `pending` is
    * how many requests wait for an endpoint: they are in flight too, so with the defaults (1024 each) a full wait
    * queue also fills `maxInFlight`. The queue fills only when no endpoint is usable, so a request refused then would
-   * have waited: the limit it meets is `maxPending`, and the error says so.
+   * have waited: the limit it meets is `maxPending`, and the error says so. An empty queue is full only by its limit
+   * (`maxPending: 0`) and holds nobody: the limit reached is then `maxInFlight`.
    */
   refuse(pending: number): OverloadedError | undefined {
     const { maxInFlight, maxPending } = this.#policy;
     if (this.#counters.inFlight < maxInFlight) return undefined;
     this.#counters.overloaded++;
-    if (pending >= maxPending) return new OverloadedError(this.#cluster, 'maxPending', maxPending);
+    if (pending > 0 && pending >= maxPending) return new OverloadedError(this.#cluster, 'maxPending', maxPending);
     return new OverloadedError(this.#cluster, 'maxInFlight', maxInFlight);
   }
 

@@ -368,7 +368,7 @@ export class Cluster {
     } else if (picked !== undefined) {
       request.acquired(undefined, picked, hedge);
     } else {
-      this.#queue.enqueue(request, exclude, queueCallback(request, hedge));
+      this.#queue.enqueue(request, exclude, queueCallback(request, hedge), hedge);
     }
   }
 

@@ -32,7 +32,7 @@ export interface WaitQueueSettings {
   readonly maxPending: number;
   /** The most recent resolver error: the cause of `SIDECARLESS_NO_ENDPOINTS`. */
   readonly lastError: () => Error | undefined;
-  /** A request was refused by `maxPending`. */
+  /** A request was refused by `maxPending` (not told of a hedge refused: its request goes on). */
   readonly onOverloaded: () => void;
 }
 
@@ -71,9 +71,10 @@ export class WaitQueue {
 
   /**
    * Queues `request` until a flush finds it a subchannel or its wait times out. A request already waiting (a hedge
-   * launched while the first attempt waits) takes the new callback and keeps its deadline.
+   * launched while the first attempt waits) takes the new callback and keeps its deadline. A `hedge` the full queue
+   * refuses is not counted as overloaded: no request is refused, the one it belongs to goes on with its attempts.
    */
-  enqueue(request: BalancedRequest, exclude: ReadonlySet<Subchannel>, callback: AcquireCallback): void {
+  enqueue(request: BalancedRequest, exclude: ReadonlySet<Subchannel>, callback: AcquireCallback, hedge = false): void {
     const waiting = this.#waiting.get(request);
     if (waiting !== undefined) {
       waiting.callback = callback;
@@ -87,7 +88,7 @@ export class WaitQueue {
       return;
     }
     if (this.#pending.size >= maxPending) {
-      this.#settings.onOverloaded();
+      if (!hedge) this.#settings.onOverloaded();
       callback(new OverloadedError(cluster, 'maxPending', maxPending), undefined);
       return;
     }

@@ -18,6 +18,7 @@ import { asError, thrownMessage } from '../common/thrown.js';
 import { describe } from '../common/options.js';
 import { type Clock, deferToNextTurn, type TimerHandle } from '../common/runtime.js';
 import type { Resolver, ResolverListener } from '../resolvers/resolver.js';
+import { StaticResolver } from '../resolvers/static.js';
 import type { Endpoint } from '../common/endpoint.js';
 import type { PreparedUpdate, Validation } from '../subchannel/pool-update.js';
 import type { SubchannelPool, ValidatedSet } from '../subchannel/subchannel-pool.js';
@@ -350,10 +351,32 @@ export class ClusterResolver {
     this.#cluster = cluster;
   }
 
-  /** Starts resolution (see {@link startResolver}). Called once. */
+  /**
+   * Starts resolution (see {@link startResolver}). Called once. The library's static resolver (an endpoint list, a
+   * `static:` target, a `StaticResolver`) has its list now: the cluster takes it at once, so a request made right
+   * after `createClient` finds it (with `waitForReadyTimeoutMs: 0` or `limits.maxPending: 0` it would fail rather than
+   * wait a microtask). The resolver itself still delivers from a later tick, as every resolver must; that delivery
+   * of the very list already taken is dropped (a list given to `update()` meanwhile is a new one, and applied).
+   */
   start(listener: ResolverListener): void {
     this.#state = 'started';
-    startResolver(this.#resolver, listener);
+    const resolver = this.#resolver;
+    // Only the library's own class: a subclass may deliver something else from its start().
+    if (Object.getPrototypeOf(resolver) !== StaticResolver.prototype) {
+      startResolver(resolver, listener);
+      return;
+    }
+    const known = (resolver as StaticResolver).endpoints;
+    listener.onUpdate(known);
+    let first = true;
+    startResolver(resolver, {
+      onUpdate: (endpoints, notFound) => {
+        const again = first && endpoints === known;
+        first = false;
+        if (!again) listener.onUpdate(endpoints, notFound);
+      },
+      onError: (error) => listener.onError(error),
+    });
   }
 
   /** Passes on the cluster's refresh hint (see {@link hintRefresh}). */

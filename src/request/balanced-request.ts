@@ -446,7 +446,12 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     // An attempt of the group is still waiting for an endpoint: a hedge would only wait beside it. The delay starts
     // again when that attempt is sent (see `acquired`).
     if (this.outstanding > (this.lead === undefined ? 0 : 1) + (x.hedges?.size ?? 0)) return;
-    if (this.#host.budget !== undefined && !this.#host.budget.tryWithdraw()) return;
+    const { budget } = this.#host;
+    if (budget !== undefined) {
+      const now = this.#host.clock.now();
+      if (!budget.tryWithdraw(now)) return;
+      x.hedgePaidAt = now;
+    }
     x.hedgesLeft--;
     this.launch(true);
     if (x.hedgesLeft > 0 && this.stage === RUNNING && this.outstanding > 0) this.armHedge(delayMs);
@@ -509,6 +514,14 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     return this.#host.policy.hedge !== undefined && this.idempotent && this.bodyKind !== 'once';
   }
 
+  /** The hedge being launched is never sent: its retry-budget token goes back (a hedge that is not sent costs none). */
+  private refundHedge(): void {
+    const x = this.extras;
+    if (x?.hedgePaidAt === undefined) return;
+    this.#host.budget?.refund(x.hedgePaidAt);
+    x.hedgePaidAt = undefined;
+  }
+
   private clearHedgeTimer(): void {
     const x = this.extras;
     if (x?.hedgeTimer !== undefined) {
@@ -539,6 +552,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     // The request ended while waiting for an endpoint: it has told the caller already.
     if (this.stage !== RUNNING) return;
     if (error !== undefined || subchannel === undefined) {
+      if (hedge) this.refundHedge();
       this.groupFailed(new AttemptFailure(error ?? new Error('no subchannel'), 'no-endpoint', true));
       return;
     }
@@ -749,7 +763,8 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     x.settle?.(statusCode >= 500 ? 'failure' : 'success');
     x.settle = undefined;
     x.recorded?.seal();
-    // A hedge still waiting for an endpoint leaves the queue now, not at its next flush or timeout.
+    // A hedge still waiting for an endpoint leaves the queue now, not at its next flush or timeout, unsent.
+    if (this.outstanding > this.liveCount) this.refundHedge();
     this.#host.dequeue(this);
     this.dropLive(attempt);
     this.clearHedgeTimer();

@@ -146,6 +146,11 @@ export class RequestExtras {
   /** Hedges the current group may still send. */
   hedgesLeft = 0;
   /**
+   * When the latest hedge's retry-budget token was withdrawn: given back if that hedge is never sent. One field is
+   * enough: a hedge is launched only while no attempt of the group waits for an endpoint (see `hedgeDue`).
+   */
+  hedgePaidAt: number | undefined;
+  /**
    * The current group's retry was paid from the retry budget (a retried status on its last attempt running): it is
    * not paid again when the group fails (see `BalancedRequest.retryForStatus`).
    */

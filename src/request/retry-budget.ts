@@ -46,9 +46,12 @@ export class RetryBudget {
     this.#requests[this.#bucket] = (this.#requests[this.#bucket] as number) + 1;
   }
 
-  /** Spends one retry if the budget allows it; returns false (spending nothing) when it does not. */
-  tryWithdraw(): boolean {
-    this.#advance(this.#clock.now());
+  /**
+   * Spends one retry if the budget allows it; returns false (spending nothing) when it does not. `now` when the
+   * caller has read the clock already (and keeps it for a {@link RetryBudget.refund}).
+   */
+  tryWithdraw(now: number = this.#clock.now()): boolean {
+    this.#advance(now);
     let requests = 0;
     let retries = 0;
     for (let i = 0; i < BUCKETS; i++) {
@@ -58,5 +61,18 @@ export class RetryBudget {
     if (retries + 1 > requests * this.#ratio + this.#reserve) return false;
     this.#retries[this.#bucket] = (this.#retries[this.#bucket] as number) + 1;
     return true;
+  }
+
+  /**
+   * Gives back one retry withdrawn at `withdrawnAt` that was never made (a hedge that found no endpoint): the bucket
+   * it was taken from gets it back, or nothing does when that bucket has left the window (the token has expired).
+   */
+  refund(withdrawnAt: number): void {
+    this.#advance(this.#clock.now());
+    // The bucket holding `withdrawnAt`, counted back from the current one (which ends at #bucketEnd, exclusive).
+    const back = Math.ceil((this.#bucketEnd - withdrawnAt) / this.#bucketMs) - 1;
+    if (back < 0 || back >= BUCKETS) return;
+    const i = (this.#bucket - back + BUCKETS) % BUCKETS;
+    if ((this.#retries[i] as number) > 0) this.#retries[i] = (this.#retries[i] as number) - 1;
   }
 }

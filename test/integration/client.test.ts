@@ -535,5 +535,41 @@ describe('process exit', () => {
   });
 });
 
+describe('the first request after createClient with a static endpoint list (probe 14)', () => {
+  let backend: Backend;
+  before(async () => {
+    backend = await startBackend('first', (req, res) => {
+      req.resume();
+      res.end('ok');
+    });
+  });
+  after(() => backend.stop());
+
+  for (const options of [{ waitForReadyTimeoutMs: 0 }, { limits: { maxPending: 0 } }]) {
+    it(`finds the listed endpoint with ${JSON.stringify(options)}, through the dispatcher and fetch`, async () => {
+      const targets = [
+        () => [backend.address],
+        () => `static://${backend.address}`,
+        () => new StaticResolver([backend.address]),
+      ];
+      for (const target of targets) {
+        const client = createClient({ target: target(), name: 'svc', ...options });
+        try {
+          const res = await request('http://svc/', { dispatcher: client.dispatcher });
+          assert.equal(await res.body.text(), 'ok');
+        } finally {
+          await client.close();
+        }
+        const other = createClient({ target: target(), name: 'svc', ...options });
+        try {
+          assert.equal(await (await other.fetch('http://svc/')).text(), 'ok');
+        } finally {
+          await other.close();
+        }
+      }
+    });
+  }
+});
+
 // Keep an Agent import used so the undici types load in both Node versions' test runs.
 void Agent;

@@ -231,3 +231,66 @@ describe('redirects to another origin', () => {
     await assert.rejects(client.fetch('http://svc/away', { redirect: 'error' }), TypeError);
   });
 });
+
+describe('redirect hops whose 3xx body fetch never reads', () => {
+  // fetch follows a redirect without reading or cancelling its body: one larger than undici buffers is never read
+  // to its end, and that hop must not keep its maxInFlight slot (nor its endpoint's load) for good.
+  const BIG = 1_000_000;
+  let backend: Backend;
+  before(async () => {
+    backend = await startBackend('big-redirect', (req, res) => {
+      req.resume();
+      if (req.url === '/old') {
+        res.writeHead(302, { location: '/new', 'content-length': String(BIG) });
+        res.end(Buffer.alloc(BIG, 97));
+      } else {
+        res.end('new');
+      }
+    });
+  });
+  after(() => backend.stop());
+
+  /** Waits (bounded) for the client to have nothing in flight; returns the cluster's and the endpoint's count. */
+  async function settled(client: Client): Promise<[number, number]> {
+    const read = (): [number, number] => {
+      const cluster = client.stats().clusters[0];
+      return [cluster?.inFlight ?? -1, cluster?.endpoints[0]?.inFlight ?? -1];
+    };
+    const deadline = Date.now() + 5_000;
+    while (read().some((n) => n !== 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return read();
+  }
+
+  for (const multi of [false, true]) {
+    const kind = multi ? 'a multi-service client' : 'a single-service client';
+    it(`ends the dropped hop on ${kind}: no slot or endpoint load is left, maxInFlight 1 follows too`, async () => {
+      const limits = { maxInFlight: 1 };
+      const client = createClient(
+        multi ? { clusters: { svc: { target: [backend.address], limits } } } : { target: [backend.address], limits },
+      );
+      try {
+        for (let i = 0; i < 3; i++) {
+          const res = await client.fetch('http://svc/old');
+          assert.equal(res.redirected, true);
+          assert.equal(await res.text(), 'new');
+          assert.deepEqual(await settled(client), [0, 0], `fetch ${i}: nothing left in flight`);
+        }
+      } finally {
+        await client.destroy();
+      }
+    });
+  }
+
+  it('still hands a manual redirect its whole 3xx body', async () => {
+    const client = createClient({ target: [backend.address], limits: { maxInFlight: 1 } });
+    try {
+      const res = await client.fetch('http://svc/old', { redirect: 'manual' });
+      assert.equal(res.status, 302);
+      assert.equal((await res.arrayBuffer()).byteLength, BIG);
+      assert.deepEqual(await settled(client), [0, 0]);
+      assert.equal(await (await client.fetch('http://svc/new')).text(), 'new');
+    } finally {
+      await client.close();
+    }
+  });
+});

@@ -8,7 +8,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { request } from 'undici';
-import { type Client, createClient } from 'sidecarless';
+import { type Client, createClient, StaticResolver } from 'sidecarless';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 const servers: http.Server[] = [];
 after(() => {
@@ -111,6 +112,90 @@ describe('retry budget and hedging (probe 11)', () => {
       assert.equal(requests(client)?.hedges, 1);
     } finally {
       await client.close();
+    }
+  });
+});
+
+/** Waits (bounded, in real time) until `done()`; the caller asserts what it waited for. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
+}
+
+describe('a hedge that finds the wait queue full (probe 14)', () => {
+  it('is not counted as overloaded, and gives its budget token back: the next request may hedge', async () => {
+    // /slow is held until released; anything else answers at once. The hedge delay runs on a fake clock.
+    const held: http.ServerResponse[] = [];
+    let arrived: () => void = () => {};
+    const server = http.createServer((req, res) => {
+      req.resume();
+      if (req.url === '/slow') {
+        held.push(res);
+        arrived();
+      } else {
+        res.end('ok');
+      }
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const slowArrivals = (n: number) =>
+      new Promise<void>((resolve) => {
+        arrived = () => {
+          if (held.length >= n) resolve();
+        };
+        arrived();
+      });
+    const release = () => {
+      for (const res of held.splice(0)) res.end('slow');
+    };
+    const clock = new FakeClock();
+    const resolver = new StaticResolver([address]);
+    const client = createClient({
+      name: 'svc',
+      target: resolver,
+      clock,
+      outlierDetection: false,
+      hedge: { delayMs: 100 },
+      limits: { maxPending: 1 },
+      waitForReadyTimeoutMs: 60_000,
+      // 1 % of requests plus 0.1 a second over 10 s: one token for the whole test.
+      retryBudget: { percent: 1, minRetriesPerSecond: 0.1, windowMs: 10_000 },
+    });
+    const get = (path: string) =>
+      request(`http://svc${path}`, { dispatcher: client.dispatcher }).then(
+        async (r) => [r.statusCode, await r.body.text()],
+        (err: { code?: unknown }) => [0, err.code],
+      );
+    try {
+      await client.ready();
+      const a = get('/slow');
+      await slowArrivals(1);
+      // A's endpoint leaves: its attempt goes on, and its hedge will find no endpoint.
+      resolver.update([]);
+      await until(() => client.stats().clusters[0]?.endpoints.length === 0);
+      const b = get('/b');
+      await until(() => client.stats().clusters[0]?.pending === 1);
+      assert.equal(client.stats().clusters[0]?.pending, 1, 'B waits for an endpoint and fills maxPending');
+      clock.advance(100); // A's hedge is due: the queue is full.
+      assert.equal(requests(client)?.overloaded, 0, 'no request was refused');
+      assert.equal(requests(client)?.hedges, 0);
+      resolver.update([address]);
+      assert.deepEqual(await b, [200, 'ok']);
+      release();
+      assert.deepEqual(await a, [200, 'slow']);
+      // C's hedge needs the budget's one token: the refused hedge gave it back.
+      const c = get('/slow');
+      await slowArrivals(1);
+      clock.advance(100);
+      assert.equal(requests(client)?.hedges, 1, "C's hedge was sent");
+      await slowArrivals(2);
+      release();
+      assert.deepEqual(await c, [200, 'slow']);
+      assert.equal(requests(client)?.overloaded, 0);
+      assert.deepEqual(requests(client)?.errors, {});
+    } finally {
+      release();
+      await client.destroy();
     }
   });
 });

@@ -29,6 +29,17 @@ describe('Admission', () => {
     assert.equal(counters.overloaded, 2);
   });
 
+  it('names maxInFlight with maxPending 0: the empty queue is not what refused the request', () => {
+    const counters = new RequestCounters();
+    const policy = resolveRequestPolicy({ limits: { maxInFlight: 1, maxPending: 0 } });
+    const admission = new Admission('svc', policy, counters, systemClock);
+    counters.inFlight = 1;
+    const refused = admission.refuse(0);
+    assert.equal(refused?.limit, 'maxInFlight');
+    assert.match(refused?.message ?? '', /maxInFlight \(1\) reached/);
+    assert.equal(counters.overloaded, 1);
+  });
+
   it('reports the breaker state only when a breaker is configured', () => {
     const counters = new RequestCounters();
     assert.equal(new Admission('svc', resolveRequestPolicy({}), counters, systemClock).breakerState, undefined);

@@ -65,6 +65,15 @@ describe('WaitQueue', () => {
     assert.equal(queue.size, 1);
   });
 
+  it('refuses a hedge beyond maxPending without counting it: no request was refused', () => {
+    const { queue, calls, callback, overloaded } = setup({ maxPending: 1 });
+    queue.enqueue(request(), none, callback);
+    queue.enqueue(request(), none, callback, true);
+    assert.ok(calls[0]?.error instanceof OverloadedError);
+    assert.equal(overloaded(), 0);
+    assert.equal(queue.size, 1);
+  });
+
   it('flush answers the requests a pick finds for, keeps the others with their deadline', () => {
     const { clock, queue, calls, callback } = setup();
     const found = request();
