@@ -336,7 +336,9 @@ export class Balancer<T extends BalancedHost> {
     const { type } = result;
     if (type === 'complete') {
       const { target } = result;
-      return this.#trusted || this.#known.has(target) ? target : this.#fault(`picked ${describe(target)}, not one of its endpoints`);
+      return this.#trusted || this.#known.has(target)
+        ? target
+        : this.#fault(`picked ${describe(target)}, not one of its endpoints`);
     }
     if (type === 'queue') return undefined;
     if (type !== 'fail' && type !== 'drop') return this.#fault(`returned a pick result of type ${describe(type)}`);

@@ -50,7 +50,11 @@ export interface EndpointStats {
   readonly effectiveWeight: number;
   /** Mean time to response headers, ms (0 before the first response). */
   readonly meanLatencyMs: number;
-  /** Attempt latency (to headers, or to the error), ms. */
+  /**
+   * Attempt latency (to headers, or to the error), ms. Attempts that say nothing of the endpoint's latency are left
+   * out: stopped on the client's side (caller abort, lost hedge, deadline) or turned away unprocessed by a draining
+   * HTTP/2 endpoint (GOAWAY, refused stream). The exporters' endpoint histograms leave out the same.
+   */
   readonly latency: HistogramSnapshot;
 }
 
@@ -60,7 +64,10 @@ export interface ClusterStats {
   readonly name: string;
   /** The cluster's process-unique id (`Cluster.id`), as in diagnostics messages (`clusterId`). */
   readonly id: number;
-  /** Active endpoints, in resolver order. */
+  /**
+   * Active endpoints, in resolver order. An endpoint's figures leave with it (the cluster's counters keep theirs),
+   * so after `close()` this is empty: read the endpoints' figures before closing if you need them at the end.
+   */
   readonly endpoints: readonly EndpointStats[];
   /** Removed endpoints still finishing in-flight requests. */
   readonly draining: number;

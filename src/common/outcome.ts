@@ -24,6 +24,15 @@
  */
 export type ErrorKind = 'connect' | 'reset' | 'timeout' | 'aborted' | 'goaway' | 'other';
 
+/**
+ * True for a failed attempt that says nothing of its endpoint's latency: stopped on the caller's side (`aborted`)
+ * or turned away unprocessed by a draining HTTP/2 endpoint (`goaway`). The endpoint's histogram in `stats()` and
+ * the exporters' endpoint histograms leave such attempts out alike.
+ */
+export function setAside(kind: ErrorKind | undefined): boolean {
+  return kind === 'aborted' || kind === 'goaway';
+}
+
 /** One attempt's result, reported exactly once per attempt. */
 export interface AttemptOutcome {
   /** Response status, or 0 when no response headers arrived. */

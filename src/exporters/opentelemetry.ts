@@ -54,6 +54,7 @@ const METER_METHODS = [
   'addBatchObservableCallback',
   'removeBatchObservableCallback',
 ] as const;
+import { setAside } from '../common/outcome.js';
 import type { AttemptEndMessage, RequestEndMessage } from '../metrics/events.js';
 
 /** Options of {@link registerOpenTelemetryMetrics}. @category Observability */
@@ -286,8 +287,9 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
   };
   const onAttemptEnd = (message: unknown) => {
     const m = message as AttemptEndMessage;
-    // As the endpoint's own histogram: an attempt the client stopped says nothing about the endpoint's latency.
-    if ((m.statusCode === 0 && m.errorKind === 'aborted') || !ours(m.clusterId)) return;
+    // As the endpoint's own histogram: an attempt the client stopped, or one an HTTP/2 endpoint turned away
+    // unprocessed, says nothing about the endpoint's latency.
+    if ((m.statusCode === 0 && setAside(m.errorKind)) || !ours(m.clusterId)) return;
     if (!isShown(m.clusterId, m.endpoint)) return;
     attemptDuration?.record(m.durationMs / 1000, {
       ...base,

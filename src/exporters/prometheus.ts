@@ -33,6 +33,7 @@ import { Counter, register as defaultRegistry, Gauge, Histogram, type Metric } f
 import type { Client, ClientStats } from '../client/client.js';
 import { InvalidOptionError } from '../common/errors.js';
 import { boolean, checkObject, describe, integer, isRecord, readOptions, string } from '../common/options.js';
+import { setAside } from '../common/outcome.js';
 import type { AttemptEndMessage, RequestEndMessage } from '../metrics/events.js';
 import { LATENCY_BUCKETS_MS } from '../metrics/histogram.js';
 import { clusterMembership } from './membership.js';
@@ -380,8 +381,10 @@ function registerWith(client: Client, settings: Settings): PrometheusRegistratio
   };
   const onAttemptEnd = (message: unknown) => {
     const m = message as AttemptEndMessage;
-    // An attempt the client itself stopped (caller abort, lost hedge) says nothing about the endpoint's latency.
-    if ((m.statusCode === 0 && m.errorKind === 'aborted') || !ours(m.clusterId)) return;
+    // As the endpoint's own histogram (stats().endpoints[].latency): an attempt the client itself stopped (caller
+    // abort, lost hedge) or one an HTTP/2 endpoint turned away unprocessed (GOAWAY, refused stream) says nothing
+    // about the endpoint's latency.
+    if ((m.statusCode === 0 && setAside(m.errorKind)) || !ours(m.clusterId)) return;
     const labels = source.series.endpoint(m.clusterId, m.cluster, m.endpoint);
     if (labels !== undefined) current.endpointLatency?.observe(labels, m.durationMs / 1000);
   };

@@ -15,7 +15,7 @@ import type { Pickable } from '../pickers/picker.js';
 import type { Clock, RandomSource, TimerHandle } from '../common/runtime.js';
 import { Backoff, type ResolvedBackoffOptions } from '../common/backoff.js';
 import { type InFlightCounts, inFlightSlot, inFlightTable, PeakEwma } from '../pickers/load.js';
-import { type AttemptOutcome, classifyError, type ErrorKind } from '../common/outcome.js';
+import { type AttemptOutcome, classifyError, type ErrorKind, setAside } from '../common/outcome.js';
 import { http2PoolOptions, isGoawayError, type ResolvedHttp2Options } from './http2.js';
 import { Http2Requests } from './http2-request.js';
 import { poolMaySendHost, withHostFactory } from './host-header.js';
@@ -387,7 +387,7 @@ export class Subchannel implements Pickable {
     }
     // An attempt stopped or failed on the caller's side says nothing of the endpoint's latency (issue 15.6), nor
     // does one an HTTP/2 endpoint cut by draining its connection (GOAWAY) or turned away unprocessed.
-    const aside = errorKind === 'aborted' || errorKind === 'goaway';
+    const aside = setAside(errorKind);
     if (statusCode === 0 && !aside) this.load.observeFailure(latencyMs, at);
     if (statusCode > 0 || (errorKind !== undefined && !aside)) {
       (this.#latency ??= new LatencyHistogram()).observe(latencyMs);

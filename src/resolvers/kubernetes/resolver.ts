@@ -302,7 +302,10 @@ export class KubernetesResolver implements Resolver {
       idleMs: watchTimeoutMs + requestTimeoutMs,
       maxLineBytes: this.#options.maxResponseBytes,
       onIdle: (quiet) =>
-        new KubernetesError('timeout', `Kubernetes watch of ${this.#label} received nothing for ${Math.round(quiet)} ms`),
+        new KubernetesError(
+          'timeout',
+          `Kubernetes watch of ${this.#label} received nothing for ${Math.round(quiet)} ms`,
+        ),
       onLine: (line) => {
         const result = this.#event(line);
         if (!applied) {
