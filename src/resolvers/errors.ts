@@ -11,11 +11,13 @@ import { ResolverError } from '../common/errors.js';
  * Why a Consul or etcd resolution failed, in {@link DiscoveryError.reason}:
  * - `http-status`: the server answered with a non-2xx status that is not an auth failure (see `status`);
  * - `forbidden`: 401 or 403, a missing or invalid token (Consul ACL), or bad or missing credentials or a missing
- *   permission (etcd auth, which answers 400 for failed authentication: told apart by etcd's message);
+ *   permission (etcd auth, which answers 400 for failed authentication: told apart by etcd's message; also a watch
+ *   etcd cancelled for such a reason);
  * - `bad-response`: the body is not valid JSON, has the wrong shape, or is too large;
  * - `timeout`: no complete answer within the client timeout;
  * - `connection`: the connection failed (refused, reset, TLS) or the stream broke;
- * - `server-error`: the server reported an error inside a 200 answer (etcd watch `error` message), or ZooKeeper
+ * - `server-error`: the server reported an error inside a 200 answer (etcd watch `error` message, or a watch etcd
+ *   cancelled for a reason that is neither compaction nor auth, in the message), or ZooKeeper
  *   answered an operation with an error other than those above (see {@link ZooKeeperError.zooKeeperCode});
  * - `session-expired`: the ZooKeeper session expired (the ensemble was out of reach for longer than the session
  *   timeout); a new session is opened and the service listed again;

@@ -283,6 +283,17 @@ describe('EtcdResolver against a real etcd', () => {
     assert.equal(r.held, 2);
   });
 
+  it('probe 15.1: credentials while etcd auth is off (clients get them before `auth enable`): read without a token', async () => {
+    await etcd.put(`${prefix}a`, '10.0.4.9:80');
+    const rec = new Recorder();
+    resolver({ username: 'reader', password: 'S3cr3tPW' }).start(rec.listener);
+    await rec.until(() => rec.updates.length === 1, 5000, 'the set');
+    assert.deepEqual(keys(rec.last), ['10.0.4.9:80']);
+    await etcd.put(`${prefix}b`, '10.0.4.10:80');
+    await rec.until(() => keys(rec.last).length === 2, 5000, 'a change through the watch');
+    assert.deepEqual(rec.errors, []);
+  });
+
   it('lists again and re-watches when the watch revision was compacted', async () => {
     const proxy = await EtcdProxy.start(etcd);
     try {

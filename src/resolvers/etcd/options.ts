@@ -50,7 +50,8 @@ export interface EtcdResolverOptions extends RemoteResolverOptions {
   /** Password for `username`. Never logged or put in an error message. @defaultValue none */
   readonly password?: string | undefined;
   /**
-   * TLS settings for `https://` members (the client certificate is etcd's client-certificate auth).
+   * TLS settings for `https://` members (the client certificate is etcd's client-certificate auth). Refused when no
+   * member of `endpoints` is `https://`.
    * @defaultValue system CAs, verification on, SNI the member's host
    */
   readonly tls?: ResolverTlsOptions | undefined;
@@ -121,11 +122,11 @@ export interface ResolvedEtcdOptions {
   readonly maxEndpoints: number;
 }
 
-function memberOrigin(member: unknown, name: string): string {
+function memberOrigin(member: unknown, name: string): { origin: string; tls: boolean } {
   if (typeof member !== 'string' || member.length === 0) {
     throw new InvalidOptionError(name, `expected a string, got ${describe(member)}`);
   }
-  return parseHttpOrigin(member, name).origin;
+  return parseHttpOrigin(member, name);
 }
 
 /**
@@ -157,7 +158,7 @@ function resolveEtcdOptionsUnguarded(options: EtcdResolverOptions, path = ''): R
     'a non-empty array of etcd member addresses',
     1,
   );
-  const origins = members.map((m, i) => memberOrigin(m, joinPath(at('endpoints'), i)));
+  const parsed = members.map((m, i) => memberOrigin(m, joinPath(at('endpoints'), i)));
   const username = string(o.username, at('username'), undefined);
   const password = o.password;
   if (password !== undefined && typeof password !== 'string') {
@@ -170,13 +171,18 @@ function resolveEtcdOptionsUnguarded(options: EtcdResolverOptions, path = ''): R
     );
   }
   const tls = resolveResolverTls(o.tls, at('tls'));
+  // With no https:// member the settings apply to nothing, and the password would go in clear to one who believes
+  // the link encrypted (the client refuses a `tls` cluster of http: URLs likewise).
+  if (tls !== undefined && !parsed.some((m) => m.tls)) {
+    throw new InvalidOptionError(at('tls'), 'TLS options need at least one https:// member in `endpoints`');
+  }
   const connect: Record<string, unknown> | undefined = tls === undefined ? undefined : { ...tls };
   const key = Buffer.from(prefix, 'utf8');
   return {
     prefix,
     key64: key.toString('base64'),
     rangeEnd64: etcdPrefixRangeEnd(key).toString('base64'),
-    origins,
+    origins: parsed.map((m) => m.origin),
     username,
     password,
     connect,

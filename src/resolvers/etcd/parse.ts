@@ -40,7 +40,8 @@ export interface EtcdWatchEvent {
 export type EtcdWatchMessage =
   | { readonly kind: 'created'; readonly revision: number }
   | { readonly kind: 'events'; readonly revision: number; readonly events: readonly EtcdWatchEvent[] }
-  | { readonly kind: 'canceled'; readonly compactRevision: number; readonly reason: string }
+  | { readonly kind: 'compacted'; readonly compactRevision: number }
+  | { readonly kind: 'canceled'; readonly reason: string }
   | { readonly kind: 'progress'; readonly revision: number };
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -127,12 +128,13 @@ export function parseEtcdWatchLine(line: string): EtcdWatchMessage {
   const header = result.header;
   if (header !== undefined && !isRecord(header)) throw bad('etcd watch header is not an object');
   const revision = revisionOf(header?.revision, 'header.revision');
+  // Only a compact revision says the watch's start was compacted: etcd also cancels a watch it refuses (an expired
+  // token, a missing permission), with compact_revision 0 and the reason in cancel_reason.
+  const compactRevision = revisionOf(result.compact_revision, 'compact_revision');
+  if (compactRevision > 0) return { kind: 'compacted', compactRevision };
   if (result.canceled === true) {
     const reason = typeof result.cancel_reason === 'string' ? result.cancel_reason.slice(0, 200) : '';
-    return { kind: 'canceled', compactRevision: revisionOf(result.compact_revision, 'compact_revision'), reason };
-  }
-  if (result.compact_revision !== undefined && revisionOf(result.compact_revision, 'compact_revision') > 0) {
-    return { kind: 'canceled', compactRevision: revisionOf(result.compact_revision, 'compact_revision'), reason: '' };
+    return { kind: 'canceled', reason };
   }
   if (result.created === true) return { kind: 'created', revision };
   const events = result.events;
@@ -199,27 +201,71 @@ export function etcdPrefixRangeEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]); // all 0xff: to the end of the keyspace
 }
 
-// etcd's gateway answers failed authentication with HTTP 400 (gRPC InvalidArgument), not 401: tell auth failures
-// apart by etcd's own messages so they surface as `forbidden`, like a permission error (403).
-const AUTH_FAILURE =
-  /authentication failed|user name is empty|invalid auth token|permission denied|auth is not enabled/i;
+/**
+ * What an etcd error says about auth: `not-enabled` (credentials were given but etcd auth is off: go on without a
+ * token, as etcd's Go client does), `token` (the token is missing, expired or older than the auth store: a new login
+ * fixes it), `denied` (bad credentials or a missing permission: a new login does not). @internal
+ */
+export type EtcdAuthFault = 'not-enabled' | 'token' | 'denied';
+
+// etcd's own messages (its rpctypes), matched because its gateway's statuses do not tell the faults apart: failed
+// authentication and an empty user name are 400 (InvalidArgument), "not enabled" 412 (FailedPrecondition, 400 on
+// newer gateways), a bad token 401, a missing permission 403; a refused watch carries the same text in cancel_reason.
+const AUTH_FAULTS: ReadonlyArray<readonly [RegExp, EtcdAuthFault]> = [
+  [/authentication is not enabled/i, 'not-enabled'],
+  [/invalid auth token|auth revision is old|user name is empty/i, 'token'],
+  [/authentication failed|permission denied/i, 'denied'],
+];
+
+/** The auth fault an etcd message names, if any. @internal */
+export function etcdAuthFault(message: string): EtcdAuthFault | undefined {
+  for (const [pattern, fault] of AUTH_FAULTS) if (pattern.test(message)) return fault;
+  return undefined;
+}
+
+const faults = new WeakMap<EtcdError, EtcdAuthFault>();
+
+/** The auth fault behind an error made here (a non-200 answer, a refused watch), if any. @internal */
+export function authFaultOf(error: unknown): EtcdAuthFault | undefined {
+  return error instanceof EtcdError ? faults.get(error) : undefined;
+}
+
+function withFault(error: EtcdError, fault: EtcdAuthFault | undefined): EtcdError {
+  if (fault !== undefined) faults.set(error, fault);
+  return error;
+}
 
 /** The {@link EtcdError} for a non-200 answer: `forbidden` for auth failures, else `http-status`. @internal */
 export function statusError(status: number, body: string): EtcdError {
   let detail = '';
-  let authFailure = false;
+  let fault: EtcdAuthFault | undefined;
   try {
     const parsed: unknown = JSON.parse(body);
     if (isRecord(parsed)) {
       const message = isRecord(parsed.error) ? parsed.error.message : (parsed.message ?? parsed.error);
       if (typeof message === 'string') {
         detail = `: ${JSON.stringify(message.slice(0, 200))}`;
-        authFailure = AUTH_FAILURE.test(message);
+        fault = etcdAuthFault(message);
       }
     }
   } catch {
     // not JSON: no detail
   }
-  const reason = status === 401 || status === 403 || authFailure ? 'forbidden' : 'http-status';
-  return new EtcdError(reason, `etcd answered HTTP ${status}${detail}`, { status });
+  // The gateway maps only Unauthenticated (a bad token) to 401.
+  fault ??= status === 401 ? 'token' : undefined;
+  const reason = status === 403 || fault !== undefined ? 'forbidden' : 'http-status';
+  return withFault(new EtcdError(reason, `etcd answered HTTP ${status}${detail}`, { status }), fault);
+}
+
+/**
+ * The {@link EtcdError} for a watch etcd cancelled for a reason other than compaction: `forbidden` when the reason
+ * is an auth one, else `server-error`. @internal
+ */
+export function watchCanceledError(reason: string): EtcdError {
+  const fault = etcdAuthFault(reason);
+  const why = reason.length > 0 ? `: ${JSON.stringify(reason)}` : ' without a reason';
+  return withFault(
+    new EtcdError(fault === undefined ? 'server-error' : 'forbidden', `etcd cancelled the watch${why}`),
+    fault,
+  );
 }

@@ -24,14 +24,20 @@
  * **Protocol:** `POST /v3/kv/range` over `[prefix, prefix+1)` reads the set and its revision; `POST /v3/watch`
  * from revision+1 streams newline-delimited JSON changes. PUT and DELETE events update the set, and the whole set
  * is delivered once per received chunk (a burst of events in one chunk is one update; identical sets are not
- * re-delivered). When the watch is cancelled because its revision was compacted, the resolver lists again and
- * re-watches. When a request fails or the stream breaks, the error goes to `onError` as an {@link EtcdError}, the
- * last good set stays in use, and the resolver moves to the next member, listing again after exponential backoff.
+ * re-delivered). When the watch is cancelled because its revision was compacted (`compact_revision` set), the
+ * resolver lists again and re-watches. A watch etcd cancels for another reason is a failure: `forbidden` for an auth
+ * one (a missing permission), else `server-error`; but an expired token is first met by a new login and a watch from
+ * the revision held, without listing again (once per working watch: refused again, it is a failure). When a request
+ * fails or the stream breaks, the error goes to `onError` as an {@link EtcdError}, the last good set stays in use,
+ * and the resolver moves to the next member, listing again after exponential backoff.
  * The watch asks for progress notifications (etcd sends one every 10 minutes on a quiet watch), so a stream on which
  * nothing at all arrives for `watchIdleTimeoutMs` is taken for a dead (half-open) connection: it is aborted with
  * an {@link EtcdError} `timeout` and the resolver lists again.
  * Listings start at most once per `minRelistIntervalMs`. With `username`/`password`, each cycle first calls
- * `POST /v3/auth/authenticate` and sends the token in the `Authorization` header.
+ * `POST /v3/auth/authenticate` and sends the token in the `Authorization` header; when etcd answers that auth is not
+ * enabled, the cycle goes on without a token (as etcd's Go client does: credentials usually reach the clients before
+ * auth is enabled), and a request refused for its token (expired, or none while auth has since been enabled) is made
+ * again once after a new login.
  *
  * **refresh()**: restarts the list-and-watch cycle (which also replaces a watch connection that may have died
  * silently), at most once per `refreshIntervalMs`; ignored during error backoff.
@@ -41,7 +47,6 @@
 import { Pool } from 'undici';
 import type { Endpoint } from '../../common/endpoint.js';
 import { isSidecarlessError, ServiceNotFoundError } from '../../common/errors.js';
-import { isRecord } from '../../common/options.js';
 import { createDebug } from '../../common/debug.js';
 import { Backoff } from '../../common/backoff.js';
 import { EtcdError } from '../errors.js';
@@ -63,9 +68,10 @@ import {
   parseEtcdEndpoint,
   parseEtcdRange,
   parseEtcdWatchLine,
-  parseJson,
   statusError,
+  watchCanceledError,
 } from './parse.js';
+import { EtcdAuth } from './auth.js';
 
 export type { EtcdResolverOptions, EtcdTlsOptions } from './options.js';
 export { DiscoveryError, type DiscoveryFailureReason, EtcdError } from '../errors.js';
@@ -199,27 +205,19 @@ export class EtcdResolver implements Resolver {
   async #listAndWatch(origin: string, run: WatchRun): Promise<CycleEnd> {
     const { signal } = run;
     const pool = this.#pool(origin);
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (this.#options.username !== undefined) {
-      const body = await this.#post(pool, signal, '/v3/auth/authenticate', {
-        name: this.#options.username,
-        password: this.#options.password,
-      });
-      const parsed = parseJson(body, 'auth response');
-      if (!isRecord(parsed) || typeof parsed.token !== 'string' || parsed.token.length === 0) {
-        throw bad('etcd auth response has no token');
-      }
-      headers.authorization = parsed.token;
-    }
+    const auth = new EtcdAuth(
+      this.#options,
+      (path, payload, headers) => this.#post(pool, signal, path, payload, headers),
+      (format, ...args) => debug(`%s: ${format}`, this.#options.prefix, ...args),
+    );
+    // Without credentials the listing starts in the same turn as the cycle (no login to wait for).
+    if (this.#options.username !== undefined) await auth.login();
     run.started();
     this.#lists++;
+    const { key64, rangeEnd64 } = this.#options;
     const range = parseEtcdRange(
-      await this.#post(
-        pool,
-        signal,
-        '/v3/kv/range',
-        { key: this.#options.key64, range_end: this.#options.rangeEnd64 },
-        headers,
+      await auth.retry(() =>
+        this.#post(pool, signal, '/v3/kv/range', { key: key64, range_end: rangeEnd64 }, auth.headers),
       ),
     );
     this.#set.clear();
@@ -228,6 +226,34 @@ export class EtcdResolver implements Resolver {
     this.#revision = range.revision;
     this.#deliver(run);
 
+    for (;;) {
+      const body = await auth.retry(() => this.#openWatch(pool, signal, auth.headers));
+      const liveness = this.#watchLiveness(body, origin);
+      try {
+        return await this.#follow(body, origin, liveness, run, () => auth.worked());
+      } catch (err) {
+        if (signal.aborted || !auth.renewable(err)) throw err;
+        // The token expired before the watch was made (a slow link) or while it ran: what was seen is still
+        // right, so log in again and watch on from the revision held, without listing again.
+        debug(
+          '%s: %s; logging in again, watching from %d',
+          this.#options.prefix,
+          (err as Error).message,
+          this.#revision,
+        );
+      } finally {
+        liveness.stop();
+      }
+      await auth.renew();
+    }
+  }
+
+  /** Opens the watch from the revision held. */
+  async #openWatch(
+    pool: Pool,
+    signal: AbortSignal,
+    headers: Record<string, string>,
+  ): Promise<AsyncIterable<Buffer> & { destroy(error?: Error): void }> {
     const watch = await pool.request({
       method: 'POST',
       path: '/v3/watch',
@@ -236,7 +262,7 @@ export class EtcdResolver implements Resolver {
         create_request: {
           key: this.#options.key64,
           range_end: this.#options.rangeEnd64,
-          start_revision: String(range.revision + 1),
+          start_revision: String(this.#revision + 1),
           progress_notify: true,
         },
       }),
@@ -246,12 +272,7 @@ export class EtcdResolver implements Resolver {
       const text = await readErrorDetail(watch.body, this.#options.clock, this.#options.requestTimeoutMs);
       throw statusError(watch.statusCode, text);
     }
-    const liveness = this.#watchLiveness(watch.body, origin);
-    try {
-      return await this.#follow(watch.body, origin, liveness, run);
-    } finally {
-      liveness.stop();
-    }
+    return watch.body;
   }
 
   /** Aborts the watch body with a `timeout` error when no message arrives for `watchIdleTimeoutMs`. */
@@ -268,12 +289,16 @@ export class EtcdResolver implements Resolver {
     });
   }
 
-  /** Reads watch messages until the stream ends (an error) or the watch is cancelled (`compacted`). */
+  /**
+   * Reads watch messages until the stream ends or etcd cancels the watch (both errors), or its revision was
+   * compacted (`compacted`). `working` is called on each message after the creation.
+   */
   async #follow(
     body: AsyncIterable<Buffer> & { destroy(error?: Error): void },
     origin: string,
     liveness: { seen(): void },
     run: WatchRun,
+    working: () => void,
   ): Promise<CycleEnd> {
     const max = this.#options.maxResponseBytes;
     let buffered = '';
@@ -290,20 +315,21 @@ export class EtcdResolver implements Resolver {
         if (line.length === 0) continue;
         const message = parseEtcdWatchLine(line);
         liveness.seen();
-        if (message.kind === 'canceled') {
+        if (message.kind === 'compacted' || message.kind === 'canceled') {
           body.destroy();
           if (changed) this.#deliver(run);
-          debug(
-            '%s: watch canceled (compacted at %d) %s',
-            this.#options.prefix,
-            message.compactRevision,
-            message.reason,
-          );
+          if (message.kind === 'canceled') throw watchCanceledError(message.reason);
+          debug('%s: watch revision compacted (at %d)', this.#options.prefix, message.compactRevision);
           return 'compacted';
         }
         if (message.kind === 'created') {
           run.healthy();
-        } else if (message.kind === 'events') {
+          // Not the revision the watch has reached: the events from its start come after (a watch made again
+          // from the revision held must not skip them).
+          continue;
+        }
+        working();
+        if (message.kind === 'events') {
           for (const event of message.events) {
             if (event.type === 'DELETE') {
               this.#set.delete(event.kv.id);

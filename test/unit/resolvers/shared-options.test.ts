@@ -47,6 +47,26 @@ describe('options shared by the remote resolvers', () => {
     assert.ok(consul === etcd && etcd === kubernetes);
   });
 
+  it('refuses `tls` when no registry address is https:// (it would apply to nothing, the password going in clear)', () => {
+    const tls = { ca: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' };
+    const refused = { code: 'SIDECARLESS_INVALID_OPTION', option: 'tls', message: /https:\/\// };
+    assert.throws(() => new ConsulResolver({ service: 'web', address: 'http://127.0.0.1:8500', tls }), refused);
+    assert.throws(() => new ConsulResolver({ service: 'web', address: '127.0.0.1:8500', tls: {} }), refused);
+    for (const endpoints of [['http://127.0.0.1:2379'], ['127.0.0.1:2379', 'http://10.0.0.2:2379']]) {
+      assert.throws(
+        () => new EtcdResolver({ prefix: '/p/', endpoints, username: 'u', password: 'p', tls }),
+        refused,
+        endpoints.join(),
+      );
+      assert.throws(() => new EtcdResolver({ prefix: '/p/', endpoints, tls: {} }), refused, endpoints.join());
+    }
+    // One https:// member is what the settings are for.
+    assert.doesNotThrow(() => new EtcdResolver({ prefix: '/p/', endpoints: ['https://127.0.0.1:2379'], tls }));
+    assert.doesNotThrow(
+      () => new EtcdResolver({ prefix: '/p/', endpoints: ['http://10.0.0.1:2379', 'https://10.0.0.2:2379'], tls }),
+    );
+  });
+
   it('validates backoff and random the same way, and takes the injected clock', () => {
     const remote: RemoteResolverOptions = { backoff: { initialMs: 10, maxMs: 100 }, clock: new FakeClock() };
     for (const [name, build] of builders) {
