@@ -823,7 +823,13 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
       if (lower !== 'content-length' && lower !== 'transfer-encoding')
         raw.push(Buffer.from(k), Buffer.from(v, 'latin1'));
     }
-    if (body !== undefined) raw.push(Buffer.from('content-length'), Buffer.from(String(body.length)));
+    // As an endpoint's answer: a 204 or 304 has no content and promises none; a HEAD answer keeps the length a GET
+    // would have had (RFC 9110 §9.3.2, §8.6), without the bytes.
+    const noContent = response.status === 204 || response.status === 304;
+    const withoutBytes = noContent || this.options.method === 'HEAD';
+    if (body !== undefined && !noContent) {
+      raw.push(Buffer.from('content-length'), Buffer.from(String(body.length)));
+    }
     const x = this.more();
     x.respondedAt = this.#host.clock.now();
     x.respondedStatus = response.status;
@@ -832,7 +838,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     // What the caller's handler throws goes to its `onError`, as for a response of an endpoint.
     try {
       this.user.onHeaders?.(response.status, raw, () => {}, '');
-      if (body !== undefined && body.length > 0) this.user.onData?.(body);
+      if (body !== undefined && body.length > 0 && !withoutBytes) this.user.onData?.(body);
     } catch (thrown) {
       this.callerThrew(thrown);
       return;

@@ -11,6 +11,7 @@
  * request as if the body were complete, which would send a truncated body as a whole one.
  */
 import { markCallerError } from '../common/outcome.js';
+import { HOLDS_READ_AHEAD, type ReadAheadHolder } from '../subchannel/http2-request.js';
 
 /** A body undici reads by iterating it: a stream, an async iterable, or a sync one (a generator). */
 export type IterableBody = AsyncIterable<unknown> | Iterable<unknown>;
@@ -23,10 +24,15 @@ export function bodyIterator(body: IterableBody): AsyncIterator<unknown> | Itera
 /** The source body: anything undici iterates (a stream, an async iterable, a sync one such as a generator). */
 type Source = IterableBody;
 
+/**
+ * `chunk`'s bytes, copied: a producer may refill the buffer it yielded once asked for the next chunk (undici is done
+ * with it by then), and a replay must send the bytes as they were when yielded.
+ */
 function toBuffer(chunk: unknown): Buffer {
-  if (Buffer.isBuffer(chunk)) return chunk;
   // Any view (a Uint16Array, a DataView): its bytes, as the socket writes them.
-  if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (ArrayBuffer.isView(chunk)) {
+    return Buffer.copyBytesFrom(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  }
   if (typeof chunk === 'string') return Buffer.from(chunk);
   const kind =
     chunk === null ? 'null' : typeof chunk === 'object' ? Object.prototype.toString.call(chunk) : typeof chunk;
@@ -88,17 +94,39 @@ export class RecordedBody {
     return this.#pull !== undefined;
   }
 
-  /** A body for one attempt, replacing any earlier reader. */
-  reader(): AsyncIterable<Buffer> {
+  /**
+   * A body for one attempt, replacing any earlier reader. An HTTP/2 subchannel reading it ahead into memory tells it
+   * the whole body once read to its end ({@link HOLDS_READ_AHEAD}).
+   */
+  reader(): AsyncIterable<Buffer> & ReadAheadHolder {
     const generation = ++this.#generation;
     this.#readerAt = 0;
-    return { [Symbol.asyncIterator]: () => this.#read(generation) };
+    return {
+      [Symbol.asyncIterator]: () => this.#read(generation),
+      [HOLDS_READ_AHEAD]: (whole: Buffer) => this.#hold(generation, whole),
+    };
+  }
+
+  /**
+   * The newest reader's attempt holds the whole body, read to its end, in `whole`: kept as the recording, so that
+   * a request whose attempt was not processed (an HTTP/2 refused stream) is sent again whatever the limit, the
+   * memory being spent already. A body read only in part, or by an attempt given up, is never taken as whole.
+   */
+  #hold(generation: number, whole: Buffer): void {
+    if (generation !== this.#generation || !this.#ended || this.#sealed || this.#closed) return;
+    if (this.#failure !== undefined || whole.length !== this.#size) return;
+    this.#chunks = [whole];
+    this.#base = 0;
+    this.#readerAt = 1;
+    this.#dropping = false;
   }
 
   /** No attempt will follow (one committed): stop recording, keep reading for the current reader. */
   seal(): void {
     this.#sealed = true;
     this.#dropping = true;
+    // What was sent already is not kept while the response streams (up to 1 MiB held from an HTTP/2 read-ahead).
+    this.#trim();
   }
 
   /** The request ended before a response: stop the source, and fail any reader still going. */

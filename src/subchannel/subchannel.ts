@@ -436,6 +436,8 @@ export class Subchannel implements Pickable {
     this.#closing = new Promise<void>((resolve) => {
       const timer = clock.setTimeout(() => {
         debug('%s drain timed out after %d ms; destroying', this.key, timeoutMs);
+        // Attempts whose HTTP/2 bodies are still being read have not reached the pool: failed as it fails its own.
+        sent.get(this)?.abandon(new errors.ClientDestroyedError());
         pool.destroy().then(resolve, resolve);
       }, timeoutMs);
       const closed = (): void => {
@@ -458,6 +460,7 @@ export class Subchannel implements Pickable {
     if (this.#retryTimer !== undefined) this.#settings.clock.clearTimeout(this.#retryTimer);
     if (this.#state !== 'closed' && this.#state !== 'draining') this.#setState('draining');
     this.#retired?.destroy(reason ?? null).catch(() => {});
+    sent.get(this)?.abandon(reason ?? new errors.ClientDestroyedError());
     const pool = this.#pool;
     const done = (pool === undefined ? Promise.resolve() : pool.destroy(reason ?? null)).then(() =>
       this.#setState('closed'),

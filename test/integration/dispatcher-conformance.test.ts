@@ -162,6 +162,50 @@ describe('a caller handler whose onComplete throws (probe 5, hang)', () => {
       await client.close();
     }
   });
+
+  it("the breaker fallback's answer to a HEAD, and a 204 or 304 one, carries no body (probe 15, wrong)", async () => {
+    const b = await backend('fallback-bodiless', (req, res) => {
+      req.resume();
+      res.writeHead(500);
+      res.end();
+    });
+    let status = 200;
+    const client = createClient({
+      name: 'svc',
+      target: [b.address],
+      retry: false,
+      outlierDetection: false,
+      breaker: {
+        volumeThreshold: 1,
+        errorThresholdPercentage: 1,
+        resetTimeoutMs: 60_000,
+        fallback: () => ({ status, body: 'fallback-body' }),
+      },
+    });
+    try {
+      await (await request('http://svc/open', { dispatcher: client.dispatcher })).body.text();
+      assert.equal(client.stats().clusters[0]?.breaker, 'open');
+      const seen: string[] = [];
+      for (const [method, st] of [
+        ['HEAD', 200],
+        ['GET', 204],
+        ['GET', 304],
+        ['GET', 200],
+      ] as const) {
+        status = st;
+        const res = await bounded(request('http://svc/x', { method, dispatcher: client.dispatcher }));
+        seen.push(`${method} ${res.statusCode} ${String(res.headers['content-length'])} ${await res.body.text()}`);
+      }
+      assert.deepEqual(seen, [
+        'HEAD 200 13 ', // HTTP lets a HEAD answer give the length a GET would have had
+        'GET 204 undefined ',
+        'GET 304 undefined ',
+        'GET 200 13 fallback-body',
+      ]);
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 describe('a sync iterable body is single-use (probe 5, loss)', () => {
