@@ -122,7 +122,10 @@ export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
   readonly drainTimeoutMs?: number | undefined;
   /**
    * undici `Pool` options applied to every endpoint's pool (connections, pipelining, keep-alive, timeouts...).
-   * `factory` is not allowed: the cluster owns pool creation.
+   * `factory` is not allowed: the cluster owns pool creation. Neither are `connect.servername` and
+   * `connect.rejectUnauthorized` (the {@link ClusterOptions.tls} option sets them on every connection: use
+   * `tls.servername` and `tls.rejectUnauthorized`), nor TLS material in `connect` (`ca`, `cert`, `key`, `pfx`, ...)
+   * without `tls`, since the cluster then speaks plain HTTP.
    */
   readonly pool?: Omit<Pool.Options, 'factory'> | undefined;
   /**
@@ -425,8 +428,8 @@ function readClusterOptions(raw: ClusterOptions, path: string): ResolvedClusterO
       `expected a header name (an RFC 9110 token), got ${describe(endpointHeader)}`,
     );
   }
-  const pool = validatePoolOptions(options.pool ?? {}, joinPath(path, 'pool'));
   const tls = resolveTls(options.tls, path);
+  const pool = validatePoolOptions(options.pool ?? {}, joinPath(path, 'pool'), tls !== undefined);
   // The health families are validated here, so that a template is checked without building anything and errors
   // carry the full path; the cluster builds its health from the result.
   const health = resolveHealthOptions(options, path);

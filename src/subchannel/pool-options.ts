@@ -22,7 +22,6 @@ import {
   isRecord,
   joinPath,
   readOptions,
-  string,
   tlsMaterial,
 } from '../common/options.js';
 
@@ -56,15 +55,34 @@ const ALLOWED = [...Object.keys(INTEGERS), ...DURATIONS_ZERO_OK, ...DURATIONS, .
 const WHOLE = new Set(['headersTimeout', 'bodyTimeout', 'pingInterval', 'autoSelectFamilyAttemptTimeout']);
 
 /** `pool.connect` booleans, and its fields that would connect elsewhere than the endpoint. */
-const CONNECT_BOOLEANS = ['keepAlive', 'rejectUnauthorized', 'allowH2', 'useH2c', 'autoSelectFamily'];
+const CONNECT_BOOLEANS = ['keepAlive', 'allowH2', 'useH2c', 'autoSelectFamily'];
 const CONNECT_ELSEWHERE = ['socketPath', 'path'];
+/**
+ * `pool.connect` fields the cluster's own TLS settings always override (each attempt sends the URL's host, or
+ * `tls.servername`, as its name; `tls` always sets `rejectUnauthorized`): accepted, they would silently do nothing.
+ */
+const CONNECT_OVERRIDDEN = ['servername', 'rejectUnauthorized'];
+/** `tls.connect()` fields that only mean something on a TLS connection. */
+const CONNECT_TLS_ONLY = [
+  'ca',
+  'cert',
+  'key',
+  'pfx',
+  'passphrase',
+  'crl',
+  'ciphers',
+  'minVersion',
+  'maxVersion',
+  'secureContext',
+  'checkServerIdentity',
+];
 
 /**
  * Reads `pool.connect` (connector options: undici's own and `tls.connect()`/`net.connect()`'s) once into a new
  * object, validating what undici reads when it builds a pool (lazily, at an endpoint's first request, where a bad
  * value failed every request instead of the construction).
  */
-function readConnect(raw: unknown, at: string): Record<string, unknown> {
+function readConnect(raw: unknown, at: string, tls: boolean): Record<string, unknown> {
   if (!isRecord(raw)) {
     throw new InvalidOptionError(
       at,
@@ -85,12 +103,29 @@ function readConnect(raw: unknown, at: string): Record<string, unknown> {
       );
     }
   }
-  const { timeout, maxCachedSessions, keepAliveInitialDelay, servername } = connect;
+  for (const key of CONNECT_OVERRIDDEN) {
+    if (key in connect) {
+      throw new InvalidOptionError(
+        joinPath(at, key),
+        `not used: the cluster's TLS settings always set it; use tls.${key} (the tls option) instead`,
+      );
+    }
+  }
+  if (!tls) {
+    const key = CONNECT_TLS_ONLY.find((name) => name in connect);
+    if (key !== undefined) {
+      throw new InvalidOptionError(
+        joinPath(at, key),
+        'not used: without the tls option the cluster speaks plain HTTP; to connect with TLS, set it in ' +
+          'tls: {...} (ca, cert, key, servername, rejectUnauthorized) or set tls: true',
+      );
+    }
+  }
+  const { timeout, maxCachedSessions, keepAliveInitialDelay } = connect;
   if (timeout !== null) duration(timeout, joinPath(at, 'timeout'), 0, true);
   integer(maxCachedSessions, joinPath(at, 'maxCachedSessions'), 0, 0);
   duration(keepAliveInitialDelay, joinPath(at, 'keepAliveInitialDelay'), 0, true, undefined, true);
   for (const key of CONNECT_BOOLEANS) boolean(connect[key], joinPath(at, key), false);
-  string(servername, joinPath(at, 'servername'), undefined);
   if (connect.ca !== undefined || connect.cert !== undefined || connect.key !== undefined) tlsMaterial(connect, at);
   return connect;
 }
@@ -121,9 +156,10 @@ function readInterceptors(raw: unknown, at: string): Record<string, unknown[]> {
  * values undici accepts, and returns them read once into a new object (`connect` and `interceptors` copied too): the
  * pools are built from that, never from the user's object. `factory` (the cluster builds its own pools) and
  * `socketPath`, `connect.socketPath` and `connect.path` (they would send every endpoint's connections to one
- * socket) are refused; so are keys undici does not document for `Pool`.
+ * socket) are refused; so are keys undici does not document for `Pool`, and `connect` fields the cluster would
+ * ignore: `servername` and `rejectUnauthorized` (the `tls` option's), and TLS material when `tls` is off.
  */
-export function validatePoolOptions(raw: unknown, path: string): Pool.Options {
+export function validatePoolOptions(raw: unknown, path: string, tls: boolean): Pool.Options {
   if (isRecord(raw) && 'factory' in raw) {
     throw new InvalidOptionError(joinPath(path, 'factory'), 'the cluster creates its own pools');
   }
@@ -155,7 +191,7 @@ export function validatePoolOptions(raw: unknown, path: string): Pool.Options {
   }
   const { connect, localAddress, interceptors } = pool;
   if (connect !== undefined && typeof connect !== 'function')
-    pool.connect = readConnect(connect, joinPath(path, 'connect'));
+    pool.connect = readConnect(connect, joinPath(path, 'connect'), tls);
   if (localAddress !== undefined && (typeof localAddress !== 'string' || isIP(localAddress) === 0)) {
     throw new InvalidOptionError(
       joinPath(path, 'localAddress'),

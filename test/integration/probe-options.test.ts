@@ -17,6 +17,7 @@ import {
   type ClientOptions,
 } from 'sidecarless';
 import { assertCode } from '../helpers/assert-code.js';
+import { selfSigned } from '../helpers/kubernetes-api.js';
 
 const TARGET = 'static://127.0.0.1:1';
 
@@ -417,5 +418,48 @@ describe('probe wave 5: breaker', () => {
       'breaker.errorThresholdPercentage',
     );
     await createClient({ target: TARGET, breaker: { errorThresholdPercentage: 99 } }).close();
+  });
+});
+
+describe('probe 15: pool.connect fields the cluster would ignore are refused at construction', () => {
+  const OPTION = 'SIDECARLESS_INVALID_OPTION';
+  const refused = (options: Partial<ClientOptions>, option: string, advice: RegExp) => {
+    assertCode(() => createClient({ target: TARGET, ...options } as ClientOptions), OPTION, option);
+    assert.throws(() => createClient({ target: TARGET, ...options } as ClientOptions), advice);
+  };
+
+  it('pool.connect.servername and rejectUnauthorized, on a TLS cluster or not: the tls option sets them', () => {
+    for (const tls of [undefined, true, { rejectUnauthorized: true }]) {
+      refused({ tls, pool: { connect: { servername: 'users' } } }, 'pool.connect.servername', /use tls\.servername/);
+      refused(
+        { tls, pool: { connect: { rejectUnauthorized: false } } },
+        'pool.connect.rejectUnauthorized',
+        /use tls\.rejectUnauthorized/,
+      );
+    }
+  });
+
+  it('pool.connect TLS material without the tls option: the cluster speaks plain HTTP', () => {
+    const { cert, key } = selfSigned('users', 'DNS:users');
+    for (const [connect, option] of [
+      [{ ca: cert }, 'pool.connect.ca'],
+      [{ cert, key }, 'pool.connect.cert'],
+      [{ key }, 'pool.connect.key'],
+      [{ timeout: 1000, pfx: Buffer.from('x') }, 'pool.connect.pfx'],
+      [{ checkServerIdentity: () => undefined }, 'pool.connect.checkServerIdentity'],
+    ] as const) {
+      refused({ pool: { connect: connect as never } }, option, /plain HTTP.*tls: \{\.\.\.\}/);
+    }
+  });
+
+  it('still accepts TLS material in pool.connect with the tls option, and plain connector options without it', async () => {
+    const { cert } = selfSigned('users', 'DNS:users');
+    for (const options of [
+      { tls: true, pool: { connect: { ca: cert } } },
+      { tls: { servername: 'users' }, pool: { connect: { ca: cert, maxCachedSessions: 0 } } },
+      { pool: { connect: { timeout: 1000, keepAlive: true } } },
+    ] as const) {
+      await createClient({ target: TARGET, ...options } as ClientOptions).close();
+    }
   });
 });

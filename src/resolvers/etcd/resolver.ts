@@ -52,6 +52,7 @@ import { Backoff } from '../../common/backoff.js';
 import { EtcdError } from '../errors.js';
 import { withDeadline } from '../deadline.js';
 import { type Liveness, watchLiveness } from '../liveness.js';
+import { LineSplitter } from '../line-splitter.js';
 import { readBody, readErrorDetail } from '../read-body.js';
 import type { Resolver, ResolverFactory, ResolverListener } from '../resolver.js';
 import { asTargetError } from '../target.js';
@@ -300,19 +301,12 @@ export class EtcdResolver implements Resolver {
     run: WatchRun,
     working: () => void,
   ): Promise<CycleEnd> {
-    const max = this.#options.maxResponseBytes;
-    let buffered = '';
+    const lines = new LineSplitter(this.#options.maxResponseBytes, (max) =>
+      bad(`etcd watch message larger than ${max} bytes`),
+    );
     for await (const chunk of body) {
-      buffered += chunk.toString('utf8');
       let changed = false;
-      let newline = buffered.indexOf('\n');
-      while (newline >= 0) {
-        // A complete line counts against the cap too, not only an unterminated rest.
-        if (newline > max) throw bad(`etcd watch message larger than ${max} bytes`);
-        const line = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        newline = buffered.indexOf('\n');
-        if (line.length === 0) continue;
+      for (const line of lines.push(chunk)) {
         const message = parseEtcdWatchLine(line);
         liveness.seen();
         if (message.kind === 'compacted' || message.kind === 'canceled') {
@@ -342,7 +336,6 @@ export class EtcdResolver implements Resolver {
         }
         if (message.revision > this.#revision) this.#revision = message.revision;
       }
-      if (buffered.length > max) throw bad(`etcd watch message larger than ${max} bytes`);
       if (changed) this.#deliver(run);
     }
     throw new EtcdError('connection', `etcd watch stream from ${origin} ended`);

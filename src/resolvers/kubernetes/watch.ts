@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { StringDecoder } from 'node:string_decoder';
 import type { Clock } from '../../common/runtime.js';
+import { LineSplitter } from '../line-splitter.js';
 import { watchLiveness } from '../liveness.js';
 import { bad } from './parse.js';
 
@@ -17,40 +17,9 @@ export type WatchEnd = 'closed' | 'expired';
  * Splits a byte stream into lines (without their `\n`; a trailing `\r` and blank lines are dropped). A line, or an
  * unterminated rest, longer than `maxLineBytes` is a `bad-response` error.
  */
-export class LineReader {
-  readonly #decoder = new StringDecoder('utf8');
-  readonly #max: number;
-  #rest = '';
-
+export class LineReader extends LineSplitter {
   constructor(maxLineBytes: number) {
-    this.#max = maxLineBytes;
-  }
-
-  /** The complete lines `chunk` finishes. */
-  push(chunk: Buffer): string[] {
-    this.#rest += this.#decoder.write(chunk);
-    const lines: string[] = [];
-    let newline = this.#rest.indexOf('\n');
-    while (newline >= 0) {
-      if (Buffer.byteLength(this.#rest.slice(0, newline)) > this.#max) this.#tooLong();
-      const line = this.#rest.slice(0, newline).trim();
-      this.#rest = this.#rest.slice(newline + 1);
-      if (line.length > 0) lines.push(line);
-      newline = this.#rest.indexOf('\n');
-    }
-    if (this.#rest.length > this.#max) this.#tooLong();
-    return lines;
-  }
-
-  /** What is left once the stream ended: a last line without `\n`, if any. */
-  end(): string[] {
-    const line = (this.#rest + this.#decoder.end()).trim();
-    this.#rest = '';
-    return line.length > 0 ? [line] : [];
-  }
-
-  #tooLong(): never {
-    throw bad(`Kubernetes watch event larger than ${this.#max} bytes`);
+    super(maxLineBytes, (max) => bad(`Kubernetes watch event larger than ${max} bytes`));
   }
 }
 

@@ -495,3 +495,57 @@ describe('EtcdResolver fed bad range bodies and watch streams', () => {
     );
   });
 });
+
+describe('EtcdResolver watch messages split across chunks', () => {
+  const b64 = (t: string) => Buffer.from(t).toString('base64');
+  const range = JSON.stringify({
+    header: { revision: '10' },
+    kvs: [{ key: b64('/p/a'), value: b64('10.0.0.1:80'), mod_revision: '3' }],
+  });
+  const created = `${JSON.stringify({ result: { header: { revision: '10' }, created: true } })}\n`;
+
+  /** Serves the range, then one watch stream written as `pieces`, each a separate write after a pause. */
+  async function firstWatchError(pieces: readonly Buffer[]): Promise<SidecarlessError> {
+    const server = await serve((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        if (req.url === '/v3/kv/range') return void res.end(range);
+        res.write(created);
+        let i = 0;
+        // Apart in time so that each arrives as a chunk of its own.
+        const next = () => (i < pieces.length ? res.write(pieces[i++], () => setTimeout(next, 30)) : undefined);
+        setTimeout(next, 30);
+      });
+    });
+    const errors: SidecarlessError[] = [];
+    const resolver = new EtcdResolver({
+      endpoints: [`127.0.0.1:${server.port}`],
+      prefix: '/p/',
+      maxResponseBytes: 4096,
+      backoff: { initialMs: 60_000, maxMs: 60_000 },
+    });
+    resolver.start({ onUpdate: () => undefined, onError: (e) => errors.push(e) });
+    const deadline = Date.now() + 10_000;
+    while (errors.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await resolver.close();
+    await server.close();
+    assert.ok(errors[0] !== undefined, 'no error');
+    return errors[0];
+  }
+
+  it('decodes a UTF-8 character split between two chunks intact', async () => {
+    const line = Buffer.from('{"error":{"grpc_code":14,"message":"no leader: é"}}\n');
+    const cut = line.indexOf(Buffer.from('é')) + 1;
+    const error = await firstWatchError([line.subarray(0, cut), line.subarray(cut)]);
+    assert.ok(error instanceof EtcdError && error.reason === 'server-error', error.message);
+    assert.equal(error.message, 'etcd reported an error: "no leader: é"');
+  });
+
+  it('counts maxResponseBytes in bytes: 2,100 two-byte characters are over 4096', async () => {
+    const line = Buffer.from(`{"result":{"header":{"revision":"11"},"pad":"${'é'.repeat(2100)}"}}\n`);
+    const error = await firstWatchError([line.subarray(0, 1001), line.subarray(1001)]);
+    assert.ok(error instanceof EtcdError && error.reason === 'bad-response', error.message);
+    assert.equal(error.message, 'etcd watch message larger than 4096 bytes');
+  });
+});

@@ -212,6 +212,25 @@ describe('kubernetes parse: list answers and watch lines', () => {
     assert.throws(() => new LineReader(8).push(Buffer.from('0123456789\n')), /larger than 8 bytes/);
     assert.throws(() => new LineReader(8).push(Buffer.from('0123456789')), /larger than 8 bytes/);
   });
+
+  it('caps an unterminated event in bytes, and reads one near the cap with each byte searched once', () => {
+    // 6 two-byte characters: 12 bytes over an 8-byte cap, though only 6 characters.
+    assert.throws(
+      () => new LineReader(8).push(Buffer.from('éééééé')),
+      (err: unknown) =>
+        err instanceof KubernetesError && err.reason === 'bad-response' && /larger than 8 bytes/.test(err.message),
+    );
+    const max = 4 * 1024 * 1024;
+    const reader = new LineReader(max);
+    const event = Buffer.from(`{"type":"MODIFIED","object":{"pad":"${'é'.repeat(max / 2 - 64)}"}}\n`);
+    assert.ok(event.length <= max + 1);
+    const lines: string[] = [];
+    for (let at = 0; at < event.length; at += 4096) lines.push(...reader.push(event.subarray(at, at + 4096)));
+    assert.deepEqual(lines, [event.toString('utf8').trim()]);
+    // Linear in the event's size: searching the whole pending rest again per chunk would be ~512x this.
+    assert.equal(reader.scannedBytes, event.length);
+    assert.equal(reader.copiedBytes, event.length - 1);
+  });
 });
 
 describe('kubernetes target and options', () => {
