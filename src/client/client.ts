@@ -408,9 +408,13 @@ export class Client {
     return this.#listeners.onClose(listener);
   }
 
+  /**
+   * The configured clusters and every discovered one not yet closed, whatever the discovery cache lists: those an
+   * idle expiry or eviction took out are still draining (close() waits for them, destroy() fails their requests).
+   */
   *#allClusters(): Iterable<Cluster> {
     yield* this.#clusters.values();
-    if (this.#discovery !== undefined) yield* this.#discovery.clusters();
+    if (this.#discovery !== undefined) yield* this.#discovery.all();
   }
 
   /** The endpoints of the client's single (or first configured) cluster: a snapshot made per read, O(endpoints). */
@@ -429,10 +433,9 @@ export class Client {
     this.#readyWaits.failAll(new ClientClosedError());
     this.#closing ??= this.#listeners.closing(
       (async () => {
-        // With the discovered clusters an idle expiry (or eviction) took out of the cache, still draining.
-        const clusters = new Set([...this.#allClusters(), ...(this.#discovery?.retiring() ?? [])]);
+        const clusters = [...this.#allClusters()];
         this.#discovery?.clear();
-        await Promise.all([...clusters].map((c) => c.close()));
+        await Promise.all(clusters.map((c) => c.close()));
         if (this.#ownsPassthrough) await this.#passthrough?.close();
         await this.#redirectAgent?.close();
         await Promise.all([...this.#globals].map((g) => g.closeOthers(false)));
@@ -454,10 +457,8 @@ export class Client {
     this.#readyWaits.failAll(new ClientClosedError());
     const done = this.#listeners.closing(
       (async () => {
-        // Discovered clusters a close() (or their idle expiry) already took out of the cache are still draining:
-        // destroy reaches their in-flight requests too.
-        const clusters = new Set([...this.#allClusters(), ...(this.#discovery?.retiring() ?? [])]);
-        await Promise.all([...clusters].map((c) => c.destroy(reason)));
+        const clusters = [...this.#allClusters()];
+        await Promise.all(clusters.map((c) => c.destroy(reason)));
         this.#discovery?.clear();
         if (this.#ownsPassthrough) await this.#passthrough?.destroy(reason ?? null);
         await this.#redirectAgent?.destroy(reason ?? null);

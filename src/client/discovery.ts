@@ -33,10 +33,16 @@ export class Discovery {
   readonly #created: (cluster: Cluster) => void;
   readonly #sweep: NodeJS.Timeout;
   /**
-   * Clusters taken out of the cache (evicted, expired, cleared) whose graceful close has not finished: a client's
-   * `destroy()` must still reach their in-flight requests.
+   * Every cluster made and started whose close has not finished, whatever the cache shows (in it, waiting to be put
+   * back, or taken out and draining): what a client's `close()` and `destroy()` must reach.
    */
-  readonly #retiring = new Set<Cluster>();
+  readonly #live = new Set<Cluster>();
+  /**
+   * Busy clusters the cache expired, to be put back once the cache operation that expired them has returned: a
+   * `set` from inside lru-cache's own purge walk moves the entry to the head, which ends the walk (lru-cache 11.5), and
+   * the other expired entries would stay in the cache stale, hidden from its iteration.
+   */
+  #expiredBusy: [host: string, cluster: Cluster][] = [];
   /** Armed while the cache holds more than `maxClusters` (clusters made while every one was busy). */
   #trim: NodeJS.Timeout | undefined;
 
@@ -59,12 +65,11 @@ export class Discovery {
       sizeCalculation: () => 1,
       ttl: options.idleTimeoutMs,
       updateAgeOnGet: true,
-      // disposeAfter, not dispose: the entry is gone by then, so it may be put back.
       disposeAfter: (cluster, host, reason) => {
         // Idle means no traffic: a cluster still serving a long stream (or with requests waiting) is kept for another
-        // idle period rather than closed, which would fail them.
+        // idle period rather than closed, which would fail them. Put back by #restore(), never from in here.
         if (reason === 'expire' && !closing() && cluster.busy) {
-          cache.set(host, cluster);
+          this.#expiredBusy.push([host, cluster]);
           return;
         }
         this.#retire(cluster);
@@ -73,7 +78,7 @@ export class Discovery {
     this.#cache = cache;
     // A cluster is closed between one and one and a half idle periods after its last request. Unref'd: an idle
     // cluster's expiry never holds the process open.
-    this.#sweep = setInterval(() => cache.purgeStale(), Math.max(1, Math.ceil(options.idleTimeoutMs / 2)));
+    this.#sweep = setInterval(() => this.#purge(), Math.max(1, Math.ceil(options.idleTimeoutMs / 2)));
     this.#sweep.unref();
   }
 
@@ -85,8 +90,9 @@ export class Discovery {
   clusterFor(host: string): Cluster | undefined {
     const { suffix, maxClusters } = this.#options;
     if (!host.endsWith(suffix) || host.length <= suffix.length) return undefined;
-    // A second look: a get that finds the entry expired removes it, and disposeAfter puts a busy cluster right back.
-    let cluster = this.#cache.get(host) ?? this.#cache.get(host);
+    // A second look: a get that finds the entry expired removes it, and a busy cluster is then put back.
+    let cluster = this.#cache.get(host);
+    if (cluster === undefined && this.#restore()) cluster = this.#cache.get(host);
     if (cluster === undefined) {
       let target;
       try {
@@ -112,6 +118,7 @@ export class Discovery {
         cluster.destroy().catch(() => {});
         throw new ResolverError(`The resolver of discovered cluster "${host}" failed to start`, { cause: err });
       }
+      this.#live.add(cluster);
       this.#cache.set(host, cluster);
       if (this.#cache.size > maxClusters) this.#armTrim();
     }
@@ -149,11 +156,31 @@ export class Discovery {
   /**
    * The discovered clusters, least recently used last. Expired entries are purged first: the cache's iteration skips
    * an entry past its idle time that the sweep has not reached yet (late on a busy event loop), and a busy cluster
-   * among them would be missing from stats and from the client's close() until then; purging puts it back.
+   * among them would be missing from stats until then; purging puts it back.
    */
   clusters(): IterableIterator<Cluster> {
-    this.#cache.purgeStale();
+    this.#purge();
     return this.#cache.values();
+  }
+
+  /** Closes idle expired clusters and puts busy ones back, for another idle period. */
+  #purge(): void {
+    this.#cache.purgeStale();
+    this.#restore();
+  }
+
+  /** Puts back the busy clusters the cache expired; true when there were any. */
+  #restore(): boolean {
+    if (this.#expiredBusy.length === 0) return false;
+    const kept = this.#expiredBusy;
+    this.#expiredBusy = [];
+    // In expiry order (least recently used first), so they keep their order among themselves. A host that got a new
+    // cluster meanwhile keeps it, and this one is closed as any cluster taken out.
+    for (const [host, cluster] of kept) {
+      if (this.#cache.peek(host, { allowStale: true }) === undefined) this.#cache.set(host, cluster);
+      else this.#retire(cluster);
+    }
+    return true;
   }
 
   /** Forgets every discovered cluster, closing each (gracefully). */
@@ -162,17 +189,22 @@ export class Discovery {
     clearTimeout(this.#trim);
     this.#trim = undefined;
     this.#cache.clear();
+    const kept = this.#expiredBusy;
+    this.#expiredBusy = [];
+    for (const [, cluster] of kept) this.#retire(cluster);
   }
 
-  /** The clusters forgotten (evicted, expired or cleared) whose graceful close is still under way. */
-  retiring(): Iterable<Cluster> {
-    return this.#retiring;
+  /**
+   * Every discovered cluster not yet closed, whether the cache lists it or not (those an eviction, expiry or clear
+   * took out are still draining): a client's close() waits for them and its destroy() fails their requests.
+   */
+  all(): Iterable<Cluster> {
+    return this.#live;
   }
 
   #retire(cluster: Cluster): void {
-    this.#retiring.add(cluster);
     // Settles within drainTimeoutMs; forgotten either way (a rejection is not left unhandled).
-    const forget = (): void => void this.#retiring.delete(cluster);
+    const forget = (): void => void this.#live.delete(cluster);
     cluster.close().then(forget, forget);
   }
 }

@@ -8,6 +8,8 @@
 import type { Dispatcher } from 'undici';
 import type { Cluster } from '../cluster/cluster.js';
 import { type LegacyHandler, toLegacyHandler } from '../common/handler.js';
+import { findHeader, iteratesPairs } from '../common/headers.js';
+import { flatPairs, replaceHostHeader } from '../request/headers.js';
 import { type ParsedOrigin, tlsServerName } from '../request/origin.js';
 import { bodyReplay } from '../request/policy.js';
 import type { RouteDecision } from '../routing/router.js';
@@ -70,6 +72,18 @@ function withEnd(handler: LegacyHandler, end: () => void): LegacyHandler {
   return wrapped;
 }
 
+/**
+ * The shadow's name for a request's own Host header (`svc:8080` -> `svc-shadow:8080`, lower case, without a trailing
+ * dot); `undefined` for an IPv6 literal, of which no `<host>-shadow` name can be made.
+ */
+function shadowHost(hostHeader: string): string | undefined {
+  const value = hostHeader.trim().toLowerCase();
+  if (value.startsWith('[')) return undefined;
+  const colon = value.lastIndexOf(':');
+  const name = (colon < 0 ? value : value.slice(0, colon)).replace(/\.$/, '');
+  return `${name}-shadow${colon < 0 ? '' : value.slice(colon)}`;
+}
+
 /** A client's mirroring: the copies in flight, and the counts of copies sent and skipped. */
 export class Mirror {
   #inFlight = 0;
@@ -108,19 +122,31 @@ export class Mirror {
     origin: ParsedOrigin,
     host: string,
   ): boolean {
+    // The request and its copy both read the headers: a generator of pairs gives them only once.
+    const { headers: given } = options;
+    if (given != null && !Array.isArray(given) && iteratesPairs(given)) {
+      options = { ...options, headers: flatPairs(given as Iterable<unknown>) };
+    }
     const { body } = options;
     const replay = bodyReplay(body);
+    const shadowAuthority = `${host}-shadow${origin.authority.slice(host.length)}`;
+    // The Host the request carries names the shadow (as Envoy rewrites a shadow's authority): a caller's own Host
+    // header wins over the origin at the endpoint, so the copy's is replaced. An empty one would reach the shadow as
+    // it is: the copy gets the origin's shadow name then.
+    const own = findHeader(options.headers, 'host');
+    const copyHost = own === undefined || own.length === 0 ? shadowAuthority : shadowHost(own);
     // No copy: the slots are taken; an IPv6 literal host has no `<host>-shadow` name; a body known to be larger than
     // the copy limit (a streamed one is measured as it is teed).
     if (
       this.#inFlight >= MAX_MIRRORS_IN_FLIGHT ||
       host.startsWith('[') ||
+      copyHost === undefined ||
       (replay === 'buffered' && bodySize(body) > MAX_MIRROR_BODY)
     ) {
       this.#skipped++;
       return cluster.dispatch(options, handler, decision);
     }
-    const shadowOrigin = `${origin.protocol}//${host}-shadow${origin.authority.slice(host.length)}`;
+    const shadowOrigin = `${origin.protocol}//${shadowAuthority}`;
     // The slot is taken before any body is buffered, so the cap also bounds the memory held for copies.
     this.#inFlight++;
     let state: 'pending' | 'sent' | 'released' = 'pending';
@@ -160,6 +186,7 @@ export class Mirror {
       };
       const copy: Dispatcher.DispatchOptions & { servername?: string } = { ...options, origin: shadowOrigin };
       if (copyBody !== undefined) copy.body = copyBody;
+      if (own !== undefined) copy.headers = replaceHostHeader(options.headers, copyHost);
       // The copy's Host names the shadow (`<host>-shadow`); its TLS name stays the service's, as the request's was
       // (the shadow cluster's own `tls.servername` still wins).
       const servername = origin.protocol === 'https:' ? tlsServerName(undefined, options, origin.authority) : undefined;

@@ -20,6 +20,7 @@ import {
 } from '../cluster/options.js';
 import { parseHostPort } from '../common/endpoint.js';
 import { InvalidOptionError } from '../common/errors.js';
+import { hostPattern } from '../routing/match.js';
 import {
   checkObject,
   describe,
@@ -69,7 +70,9 @@ export interface SingleServiceOptions extends ClusterOptions {
 export interface DiscoveryOptions {
   /**
    * Hosts ending in `.<domain>` (e.g. `users.service.consul` for `service.consul`) get a cluster of their own on
-   * first use.
+   * first use. A domain name, case-insensitive, a Unicode one taken as its punycode (as request hosts are); one with a
+   * `*.` (it already covers every host under it), a port, a scheme or a path, or an IP literal, is refused
+   * (`SIDECARLESS_INVALID_OPTION`).
    */
   readonly domain: string;
   /**
@@ -304,13 +307,15 @@ function normalizeSingle(raw: Record<string, unknown>): NormalizedClientOptions 
 function normalizeDiscovery(raw: unknown, defaults: ClusterDefaults): ResolvedDiscoveryOptions | undefined {
   if (raw === undefined) return undefined;
   const options = checkObject(raw, DISCOVERY_KEYS, 'discovery') as unknown as DiscoveryOptions;
-  const domain = typeof options.domain === 'string' ? options.domain.toLowerCase().replace(/^\.+|\.+$/g, '') : '';
-  if (domain.length === 0 || /\s/.test(domain)) {
+  if (typeof options.domain !== 'string') {
     throw new InvalidOptionError(
       'discovery.domain',
       `expected a domain such as "service.consul", got ${describe(options.domain)}`,
     );
   }
+  // As route host patterns are checked and compared (punycode, lower case): a domain no request host can end in
+  // (a port, a path, a `*.`) would discover nothing, every request failing at run time.
+  const domain = hostPattern(options.domain.replace(/^\.+|\.+$/g, ''), 'discovery.domain', true);
   const target = func<(host: string) => TargetOption>(options.target, 'discovery.target');
   const maxClusters = integer(options.maxClusters, 'discovery.maxClusters', 100, 1);
   const idleTimeoutMs = integer(options.idleTimeoutMs, 'discovery.idleTimeoutMs', 300_000, 1, MAX_TIMER_MS);

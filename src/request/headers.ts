@@ -51,6 +51,55 @@ export function withHostHeader(headers: Headers, value: string): DefinedHeaders 
 }
 
 /**
+ * `headers` with its Host header (every one) replaced by `host: value`, as a new object or flat array: the caller's
+ * headers are left as they are. What a mirrored copy is sent with, whose Host must name the shadow whatever the
+ * caller's was. Headers undici would refuse are returned as they are, as by {@link withHostHeader}.
+ */
+export function replaceHostHeader(headers: Headers, value: string): DefinedHeaders {
+  if (headers == null) return ['host', value];
+  if (Array.isArray(headers)) {
+    if (Array.isArray(headers[0]) || headers.length % 2 !== 0) return headers;
+    const flat: unknown[] = [];
+    for (let i = 0; i < headers.length; i += 2) if (!isHost(headers[i])) flat.push(headers[i], headers[i + 1]);
+    flat.push('host', value);
+    return flat as DefinedHeaders;
+  }
+  if (iteratesPairs(headers)) {
+    const flat = flatPairs(headers as Iterable<unknown>);
+    return Array.isArray(flat) ? replaceHostHeader(flat, value) : flat;
+  }
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(headers)) {
+    if (isHost(key)) continue;
+    const header = (headers as Record<string, unknown>)[key];
+    // A store to `__proto__` would set the prototype: a caller's own `__proto__` header stays a header.
+    if (key === '__proto__')
+      Object.defineProperty(copy, key, { value: header, enumerable: true, writable: true, configurable: true });
+    else copy[key] = header;
+  }
+  copy.host = value;
+  return copy as DefinedHeaders;
+}
+
+/**
+ * An iterable of pairs (a `Map`, a `Headers`, a generator) as a flat `[k, v, ...]` array, read once: what is read
+ * more than once (a mirrored request and its copy) must not be a generator, which gives its pairs only once. One
+ * undici would refuse, or whose iteration throws, is returned as it is (the caller's error, where undici reads it).
+ */
+export function flatPairs(pairs: Iterable<unknown>): DefinedHeaders {
+  const flat: unknown[] = [];
+  try {
+    for (const pair of pairs) {
+      if (!Array.isArray(pair) || pair.length !== 2) return pairs as DefinedHeaders;
+      flat.push(pair[0], pair[1]);
+    }
+  } catch {
+    return pairs as DefinedHeaders;
+  }
+  return flat as DefinedHeaders;
+}
+
+/**
  * An iterable of pairs as a flat `[k, v, ...]` array, with `host: value` unless it has a Host header. Read once: a
  * generator of pairs can be iterated only once. One undici would refuse, or whose iteration throws, is returned as
  * it is (undici then refuses it, or its iteration throws there: the caller's error either way).

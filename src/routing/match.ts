@@ -127,9 +127,13 @@ function list(value: unknown, option: string): string[] {
  * A route's host pattern as the request's host is compared with it (`origin.ts`, `hostOf`): lower case, through the
  * URL parser (punycode, IPv6 and IPv4 forms as a request URL gives them), without a trailing dot; `*.suffix` keeps its
  * wildcard. A pattern no request host can equal (a port, a scheme, a path, spaces, a `*` elsewhere) is refused.
+ *
+ * With `domain` set, a discovery domain instead (the client's `discovery.domain`, whose subdomains are the hosts it
+ * covers): the same checks and form, but no wildcard (it would be one twice over) and no IP literal (a name under one
+ * is no URL host).
  */
-function hostPattern(raw: string, option: string): string {
-  const wildcard = raw.startsWith('*.');
+export function hostPattern(raw: string, option: string, domain = false): string {
+  const wildcard = !domain && raw.startsWith('*.');
   const name = wildcard ? raw.slice(2) : raw;
   let url: URL | undefined;
   try {
@@ -142,10 +146,12 @@ function hostPattern(raw: string, option: string): string {
   }
   const host = url === undefined || url.port !== '' ? '' : url.hostname.replace(/\.$/, '');
   // `*.` over an IP literal names no host (`x.1.2.3.4` is no URL host).
-  if (host.length === 0 || (wildcard && (host.startsWith('[') || isIP(host) !== 0))) {
+  if (host.length === 0 || ((wildcard || domain) && (host.startsWith('[') || isIP(host) !== 0))) {
     throw new InvalidOptionError(
       option,
-      `expected a host name (exact, or "*.suffix") without scheme, port or path, got ${describe(raw)}`,
+      domain
+        ? `expected a domain name such as "service.consul", without "*.", scheme, port or path (it covers every host under it), got ${describe(raw)}`
+        : `expected a host name (exact, or "*.suffix") without scheme, port or path, got ${describe(raw)}`,
     );
   }
   return wildcard ? `*.${host}` : host;

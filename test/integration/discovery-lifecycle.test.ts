@@ -3,9 +3,18 @@
 // a fully qualified host (trailing dot) was not discovered; a bad target was named under an option that does not
 // exist.
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { createClient, createEndpoint, findSidecarlessError, type Resolver, StaticResolver } from 'sidecarless';
+import {
+  type Client,
+  createClient,
+  createEndpoint,
+  findSidecarlessError,
+  type Resolver,
+  StaticResolver,
+} from 'sidecarless';
 import { type Backend, startBackend, stopAll } from '../helpers/backends.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -128,6 +137,116 @@ describe('discovered clusters: lifecycle', () => {
       assert.equal(typed?.option, 'discovery.target');
     } finally {
       await client.close();
+    }
+  });
+});
+
+// Probe 17: a busy discovered cluster past its idle time was put back into the cache from inside the cache's own
+// purge walk, which ended the walk; the other expired busy clusters stayed in the cache stale, hidden from stats(),
+// close() and destroy(), which then resolved with their requests still in flight and their sockets open.
+describe('busy discovered clusters past their idle time (probe 17)', () => {
+  const HOSTS = 20;
+  const IDLE_MS = 100;
+
+  /** A backend that holds every request until it is answered; `sockets()` counts its open connections. */
+  async function holdingServer() {
+    const held: http.ServerResponse[] = [];
+    const server = http.createServer((req, res) => {
+      req.resume();
+      held.push(res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return {
+      address,
+      held,
+      sockets: () => new Promise<number>((resolve) => server.getConnections((_, n) => resolve(n))),
+      /** Answers the requests held for `host`, or every one. */
+      answer: (host?: string) => {
+        for (const res of held)
+          if (!res.writableEnded && (host === undefined || res.req.headers.host === host)) res.end('x');
+      },
+      stop: () => {
+        server.closeAllConnections();
+        return new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+
+  /** One request per discovered host, all held by the server for several idle periods; their outcomes. */
+  async function busyPastIdle(client: Client, server: Awaited<ReturnType<typeof holdingServer>>) {
+    const outcomes: string[] = new Array<string>(HOSTS).fill('pending');
+    const settled = Promise.all(
+      outcomes.map((_, i) =>
+        request(`http://h${i}.svc.test/hold`, { dispatcher: client.dispatcher })
+          .then((res) => res.body.text())
+          .then(
+            () => void (outcomes[i] = 'ok'),
+            (err: unknown) => void (outcomes[i] = (err as { code?: string }).code ?? String(err)),
+          ),
+      ),
+    );
+    await until(() => server.held.length === HOSTS, 'every request reached the server');
+    // Several idle periods with every cluster busy: each one expires (and must be kept) more than once.
+    await sleep(IDLE_MS * 4);
+    return { outcomes, settled };
+  }
+
+  async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+    for (let i = 0; i < 500 && !(await check()); i++) await sleep(20);
+    assert.ok(await check(), what);
+  }
+
+  it('stats() lists every busy cluster, and destroy() fails every request and closes every socket', async () => {
+    const server = await holdingServer();
+    const client = createClient({
+      discovery: { domain: 'svc.test', maxClusters: 3, idleTimeoutMs: IDLE_MS, target: () => [server.address] },
+    });
+    try {
+      const { outcomes, settled } = await busyPastIdle(client, server);
+      const names = client.stats().clusters.map((c) => c.name);
+      assert.equal(names.length, HOSTS, `every busy cluster is listed, got ${names.join(', ')}`);
+      await client.destroy();
+      // Bounded only so that a request left hanging fails the test instead of hanging it.
+      await Promise.race([settled, sleep(5_000)]);
+      assert.deepEqual(
+        outcomes.filter((o) => o !== 'SIDECARLESS_CLIENT_CLOSED'),
+        [],
+        'every in-flight request failed with the destroy',
+      );
+      await until(async () => (await server.sockets()) === 0, 'every connection closed');
+    } finally {
+      server.answer();
+      await client.destroy();
+      await server.stop();
+    }
+  });
+
+  it('close() resolves only once the requests of every busy cluster have finished, in whatever order', async () => {
+    const server = await holdingServer();
+    const client = createClient({
+      discovery: { domain: 'svc.test', maxClusters: 3, idleTimeoutMs: IDLE_MS, target: () => [server.address] },
+    });
+    try {
+      const { outcomes, settled } = await busyPastIdle(client, server);
+      // The clusters stats() lists finish first: a close() that only knew of those resolved then.
+      const listed = client.stats().clusters.map((c) => c.name);
+      const order = [...listed, ...server.held.map((res) => res.req.headers.host ?? '')];
+      let closed = false;
+      const closing = client.close().then(() => void (closed = true));
+      for (const host of new Set(order)) {
+        assert.equal(closed, false, `close() resolved with requests in flight (${outcomes.join(', ')})`);
+        server.answer(host);
+        await sleep(30);
+      }
+      await closing;
+      await settled;
+      assert.deepEqual(new Set(outcomes), new Set(['ok']), 'every request finished');
+      await until(async () => (await server.sockets()) === 0, 'every connection closed');
+    } finally {
+      server.answer();
+      await client.destroy();
+      await server.stop();
     }
   });
 });

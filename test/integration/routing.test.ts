@@ -694,6 +694,54 @@ describe('mirroring', () => {
   });
 });
 
+// Probe 17: a request with its own Host header was mirrored with that Host (the caller's Host wins at the endpoint),
+// so the shadow saw `svc`, as live traffic, instead of `svc-shadow`.
+describe("a mirrored copy names the shadow in its Host, whatever the caller's Host header", () => {
+  it('replaces the Host header of the copy in every header form, keeping the port', async () => {
+    const main = await backend('host-main');
+    const shadow = await backend('host-shadow');
+    const client = createClient({
+      clusters: { main: { target: [main.address] }, shadow: { target: [shadow.address] } },
+      routes: [{ match: { host: 'svc' }, cluster: 'main', mirror: { cluster: 'shadow' } }],
+    });
+    function* pairs(): Generator<[string, string]> {
+      yield ['x-a', 'b'];
+      yield ['Host', 'svc'];
+    }
+    const forms: [headers: unknown, main: string, shadow: string][] = [
+      [undefined, 'svc', 'svc-shadow'],
+      [{ host: 'svc' }, 'svc', 'svc-shadow'],
+      [{ Host: 'SVC.' }, 'SVC.', 'svc-shadow'],
+      [['Host', 'svc'], 'svc', 'svc-shadow'],
+      [{ host: 'svc:8080' }, 'svc:8080', 'svc-shadow:8080'],
+      [new Map([['host', 'svc:8080']]), 'svc:8080', 'svc-shadow:8080'],
+      [pairs(), 'svc', 'svc-shadow'],
+    ];
+    try {
+      for (const [headers, mainHost, shadowHost] of forms) {
+        const copies = shadow.hosts.length;
+        const res = await request('http://svc/x', { dispatcher: client.dispatcher, headers: headers as never });
+        await res.body.text();
+        assert.equal(main.hosts.at(-1), mainHost, `the request keeps its Host (${JSON.stringify(headers)})`);
+        await until(() => shadow.hosts.length === copies + 1, 'the copy arrived');
+        assert.equal(shadow.hosts.at(-1), shadowHost, `the copy's Host (${JSON.stringify(headers)})`);
+      }
+      assert.deepEqual(client.stats().mirrored, { sent: forms.length, skipped: 0, dropped: 0 });
+      // An IPv6 literal Host has no `<host>-shadow` name: not mirrored, as a request to an IPv6 literal URL.
+      const res = await request('http://svc/x', { dispatcher: client.dispatcher, headers: { host: '[::1]:81' } });
+      await res.body.text();
+      assert.deepEqual(client.stats().mirrored, { sent: forms.length, skipped: 1, dropped: 0 });
+    } finally {
+      await client.close();
+    }
+  });
+
+  async function until(condition: () => boolean, what: string): Promise<void> {
+    for (let i = 0; i < 250 && !condition(); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(condition(), what);
+  }
+});
+
 describe('mirroring limits', () => {
   // A shadow backend that holds every request until released, counting how many are open at once.
   async function heldShadow(id: string) {

@@ -471,3 +471,54 @@ describe('the target option and explicit undefined options (probe 14)', () => {
     );
   });
 });
+
+// Probe 17: a discovery domain was only lower-cased and trimmed of dots, so one no request host can end in (a port, a
+// path, a `*.` as route hosts write it, a Unicode name where request hosts are punycode) was accepted, and every
+// request to it then failed at run time with SIDECARLESS_NO_ROUTE.
+describe('discovery.domain is checked as route host patterns are (probe 17)', () => {
+  it('refuses a domain with a wildcard, port, path, scheme, spaces or an IP literal, naming discovery.domain', () => {
+    for (const domain of [
+      '*.svc.test',
+      'svc.test:8080',
+      'svc.test/v1',
+      'http://svc.test',
+      'svc test',
+      'a*b.test',
+      '1.2.3.4',
+      '[::1]',
+      '',
+      '...',
+    ]) {
+      assert.equal(
+        code(() => createClient({ discovery: { domain, target: () => ['127.0.0.1:1'] } })),
+        'SIDECARLESS_INVALID_OPTION:discovery.domain',
+        JSON.stringify(domain),
+      );
+    }
+  });
+
+  it('takes a Unicode domain as its punycode, and discovers the hosts under it', async () => {
+    const hosts: string[] = [];
+    const client = createClient({
+      passthrough: false,
+      discovery: {
+        domain: 'Bücher.Test.',
+        target: (host) => {
+          hosts.push(host);
+          return ['127.0.0.1:1'];
+        },
+      },
+    });
+    try {
+      // Under the domain: a cluster is made for the host (the request itself then finds nothing listening).
+      await client.fetch('http://users.bücher.test/', { signal: AbortSignal.timeout(50) }).catch(() => {});
+      assert.deepEqual(hosts, ['users.xn--bcher-kva.test']);
+      assert.deepEqual(
+        client.stats().clusters.map((c) => c.name),
+        ['users.xn--bcher-kva.test'],
+      );
+    } finally {
+      await client.destroy();
+    }
+  });
+});
