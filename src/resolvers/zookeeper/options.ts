@@ -108,7 +108,10 @@ const ZOOKEEPER_BACKOFF = { initialMs: 1000, multiplier: 1.6, jitter: 0.2, maxMs
 
 /** Validated {@link ZooKeeperResolverOptions}. @internal */
 export interface ResolvedZooKeeperOptions {
-  /** The connection string as given (servers and chroot). */
+  /**
+   * The connection string as validated (members trimmed, each with its port, then the chroot): node-zookeeper-client
+   * does not trim, and would look up a member `' zk1'`.
+   */
   readonly connect: string;
   /** `host:port` of each member, for messages. */
   readonly servers: readonly string[];
@@ -210,7 +213,7 @@ function resolveZooKeeperOptionsUnguarded(options: ZooKeeperResolverOptions, pat
     throw new InvalidOptionError(at('digest'), 'expected "user:password" (a user name, a colon, the password)');
   }
   return {
-    connect,
+    connect: `${parsed.servers.join(',')}${parsed.chroot}`,
     servers: parsed.servers,
     chroot: parsed.chroot,
     path: normalized,

@@ -397,6 +397,17 @@ describe('ZooKeeperResolver sessions and watches (client double, fake clock)', (
     h.resolver.close();
   });
 
+  it('regression (probe 17): the client gets the members as validated, trimmed, not the string as given', async () => {
+    const seen: string[] = [];
+    const resolver = new ZooKeeperResolver({ connect: ' 10.0.0.1:2181 , zk2 /apps', path: '/svc' }).setClientFactory(
+      (connect) => (seen.push(connect), new FakeZooKeeper(new Map())),
+    );
+    resolver.start({ onUpdate() {}, onError() {} });
+    await settle();
+    resolver.close();
+    assert.deepEqual(seen, ['10.0.0.1:2181,zk2:2181/apps']);
+  });
+
   it('sends the digest with every session', async () => {
     const h = harness({ digest: 'reader:pw' });
     await settle();
