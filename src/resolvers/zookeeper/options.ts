@@ -22,10 +22,11 @@ import type { Target } from '../resolver.js';
 
 /**
  * How the children of the watched node describe instances (see the `sidecarless/zookeeper` module documentation):
- * - `auto`: each child on its own: Curator JSON when its data is a JSON object, else `host:port` from its name, else
- *   from its data;
+ * - `auto`: each child on its own: Curator JSON when its data is a JSON object, else `host:port` from its name (or
+ *   from the URL-encoded provider URL it is named by, as Dubbo registers providers), else from its data;
  * - `curator`: Apache Curator service discovery only (`<base>/<service>/<instance id>`, JSON data);
- * - `host-port`: children named `host:port`, or holding `host:port` as their data.
+ * - `host-port`: children named `host:port` or by a URL-encoded (Dubbo) provider URL, or holding `host:port` as their
+ *   data.
  *
  * @category Resolvers
  */
