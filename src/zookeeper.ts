@@ -18,6 +18,8 @@
  *   `port`, or `sslPort` with `curatorPort: 'sslPort'`; an instance without the chosen port is skipped; one with
  *   `"enabled": false` is left out.
  * - Plain children named `host:port`, or holding `host:port` as their data.
+ * - Dubbo 2.x providers (`/dubbo/<interface>/providers`): children named by their URL-encoded provider URL
+ *   (`dubbo%3A%2F%2F10.0.0.1%3A20880%2F…`), read for its `host:port`; one with `enabled=false` is left out.
  *
  * Unusable children are skipped, counted (`stats.skipped`) and reported to the cluster as a `bad-response`
  * {@link ZooKeeperError}; the rest of the set is used.

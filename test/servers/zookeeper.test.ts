@@ -153,6 +153,51 @@ describe('ZooKeeperResolver against a real ZooKeeper', () => {
     assert.ok(resolver.stats.dataEvents >= 3 && resolver.stats.childEvents >= 2, JSON.stringify(resolver.stats));
   });
 
+  it('regression (probe 17): reads Dubbo provider nodes, named by their URL-encoded provider URL', async () => {
+    const base = '/dubbo/com.foo.BarService/providers';
+    await admin.mkdirp(base);
+    const url = (port: number) =>
+      `dubbo://127.0.0.1:${port}/com.foo.BarService?anyhost=true&application=demo&interface=com.foo.BarService&side=provider`;
+    // As Dubbo registers through Curator: the data is Curator's default, the local IP address.
+    await admin.create(`${base}/${encodeURIComponent(url(20880))}`, '127.0.0.1');
+    await admin.create(`${base}/${encodeURIComponent(url(20881))}`, '127.0.0.1');
+    const { rec, resolver } = watch({ path: base });
+    await rec.until(() => keys(rec.last).length === 2, 'both providers');
+    assert.deepEqual(keys(rec.last), ['127.0.0.1:20880', '127.0.0.1:20881']);
+    assert.equal(rec.last?.[0]?.metadata['dubbo.interface'], 'com.foo.BarService');
+    assert.equal(resolver.stats.skipped, 0);
+  });
+
+  it('regression (probe 17, crash): close() at any time after start() or createClient never crashes the process', async () => {
+    const uncaught: unknown[] = [];
+    const record = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', record);
+    try {
+      const waits: (() => Promise<unknown>)[] = [
+        () => Promise.resolve(),
+        () => new Promise((resolve) => process.nextTick(resolve)),
+        () => new Promise((resolve) => setImmediate(resolve)),
+        () => sleep(5),
+        () => sleep(50),
+      ];
+      for (const wait of waits) {
+        const resolver = new ZooKeeperResolver({ connect: zk.address, path: '/services/users' });
+        resolver.start({ onUpdate() {}, onError() {} });
+        await wait();
+        resolver.close();
+      }
+      const client = createClient({
+        target: `zookeeper://${zk.address}/services/users`,
+        resolvers: registerZooKeeper(createResolverRegistry()),
+      });
+      await client.close();
+      await sleep(1500); // a connection the client still made would be answered (and crash) well within this
+    } finally {
+      process.off('uncaughtException', record);
+    }
+    assert.deepEqual(uncaught, []);
+  });
+
   it('skips and counts unusable nodes, and reports them; the rest is delivered', async () => {
     const base = '/bad/nodes';
     await admin.mkdirp(base);

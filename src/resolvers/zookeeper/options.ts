@@ -22,10 +22,11 @@ import type { Target } from '../resolver.js';
 
 /**
  * How the children of the watched node describe instances (see the `sidecarless/zookeeper` module documentation):
- * - `auto`: each child on its own: Curator JSON when its data is a JSON object, else `host:port` from its name, else
- *   from its data;
+ * - `auto`: each child on its own: Curator JSON when its data is a JSON object, else `host:port` from its name (or
+ *   from the URL-encoded provider URL it is named by, as Dubbo registers providers), else from its data;
  * - `curator`: Apache Curator service discovery only (`<base>/<service>/<instance id>`, JSON data);
- * - `host-port`: children named `host:port`, or holding `host:port` as their data.
+ * - `host-port`: children named `host:port` or by a URL-encoded (Dubbo) provider URL, or holding `host:port` as their
+ *   data.
  *
  * @category Resolvers
  */
@@ -108,7 +109,10 @@ const ZOOKEEPER_BACKOFF = { initialMs: 1000, multiplier: 1.6, jitter: 0.2, maxMs
 
 /** Validated {@link ZooKeeperResolverOptions}. @internal */
 export interface ResolvedZooKeeperOptions {
-  /** The connection string as given (servers and chroot). */
+  /**
+   * The connection string as validated (members trimmed, each with its port, then the chroot): node-zookeeper-client
+   * does not trim, and would look up a member `' zk1'`.
+   */
   readonly connect: string;
   /** `host:port` of each member, for messages. */
   readonly servers: readonly string[];
@@ -210,7 +214,7 @@ function resolveZooKeeperOptionsUnguarded(options: ZooKeeperResolverOptions, pat
     throw new InvalidOptionError(at('digest'), 'expected "user:password" (a user name, a colon, the password)');
   }
   return {
-    connect,
+    connect: `${parsed.servers.join(',')}${parsed.chroot}`,
     servers: parsed.servers,
     chroot: parsed.chroot,
     path: normalized,

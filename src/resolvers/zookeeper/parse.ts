@@ -16,6 +16,12 @@
  *
  * **host:port**: a child named `host:port` (`[v6]:port` for IPv6), or any child whose data is `host:port` as text.
  *
+ * **Dubbo providers** (Dubbo 2.x's ZooKeeper registry, `/dubbo/<interface>/providers`): a child named by its
+ * URL-encoded provider URL, `dubbo%3A%2F%2F10.0.0.1%3A20880%2Fcom.foo.Service%3F…`; the data (Curator's default, the
+ * local IP address) is not read. The endpoint is the URL's `host:port`; a provider URL with `enabled=false` is left
+ * out, as Dubbo's consumers leave it out. Metadata: `dubbo.protocol` and, when present, `dubbo.application`,
+ * `dubbo.interface`, `dubbo.version`, `dubbo.group`, `dubbo.weight`.
+ *
  * Every endpoint gets `zookeeper.node` = the child's name in its metadata.
  *
  * @module
@@ -100,6 +106,37 @@ function hostPortEndpoint(name: string, text: string): Endpoint {
   return createEndpoint({ host, port, metadata: { 'zookeeper.node': name } });
 }
 
+/** The provider URL parameters kept as `dubbo.<name>` metadata. */
+const DUBBO_PARAMETERS = ['application', 'interface', 'version', 'group', 'weight'] as const;
+
+/**
+ * A child named by a URL-encoded provider URL (Dubbo's layout): its endpoint, `undefined` for a disabled provider, or
+ * `null` when the name is no encoded URL. Throws a `bad-response` {@link ZooKeeperError} for an unusable one.
+ */
+function parseProviderUrl(name: string): Endpoint | undefined | null {
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*%3A%2F%2F/i.test(name)) return null;
+  let url: URL;
+  try {
+    url = new URL(decodeURIComponent(name));
+  } catch (err) {
+    throw bad(name, 'is not a valid URL-encoded provider URL', err);
+  }
+  const protocol = url.protocol.slice(0, -1);
+  if (protocol === 'consumer') throw bad(name, 'is a Dubbo consumer, not a provider (watch the providers node)');
+  if (url.searchParams.get('enabled') === 'false') return undefined;
+  const metadata: Record<string, string> = { 'zookeeper.node': name, 'dubbo.protocol': protocol };
+  for (const key of DUBBO_PARAMETERS) {
+    const value = url.searchParams.get(key);
+    if (value !== null && value !== '') metadata[`dubbo.${key}`] = value;
+  }
+  try {
+    const { host, port } = parseHostPort(url.host);
+    return createEndpoint({ host, port, metadata });
+  } catch (err) {
+    throw bad(name, `is a provider URL without a usable host:port: ${(err as Error).message}`, err);
+  }
+}
+
 function jsonObject(data: Buffer | undefined): Record<string, unknown> | undefined {
   if (data === undefined || data.length === 0) return undefined;
   const text = data.toString('utf8').trim();
@@ -137,6 +174,8 @@ export function parseZooKeeperNode(
   } catch (err) {
     nameError = err;
   }
+  const provider = parseProviderUrl(name);
+  if (provider !== null) return provider;
   const text = data === undefined ? '' : data.toString('utf8').trim();
   if (text.length > 0 && text.length <= 300) {
     try {

@@ -1,6 +1,6 @@
 /**
  * The ZooKeeper resolver: a service's instances read from the children of one ZooKeeper node, kept fresh with
- * watches. Apache Curator service discovery and plain `host:port` children (see `parse.ts` for both layouts).
+ * watches. Apache Curator service discovery, plain `host:port` and Dubbo provider children (see `parse.ts`).
  *
  * **Protocol.** One session (node-zookeeper-client) to any member of the ensemble. A cycle lists the node's children
  * with a children watch and reads every child's data with a data watch, delivers the set, then follows the watches:

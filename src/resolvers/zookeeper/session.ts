@@ -17,7 +17,8 @@
  * an operation timed out on ({@link ZooKeeperSession.dropConnection}).
  *
  * Closing: the close request is sent if connected; a server that does not end the connection within
- * {@link CLOSE_GRACE_MS} (a frozen one) has it ended for it, so that no socket keeps the process alive.
+ * {@link CLOSE_GRACE_MS} (a frozen one) has it ended for it, so that no socket keeps the process alive. Once closed,
+ * the client opens no connection ({@link fenceConnects}): it schedules connections it cannot be asked to cancel.
  *
  * @module
  */
@@ -204,6 +205,7 @@ export class ZooKeeperSession {
       retries: 0,
     });
     if (options.digest !== undefined) this.#client.addAuthInfo('digest', Buffer.from(options.digest, 'utf8'));
+    fenceConnects(this.#client, () => this.#state === 'closed');
     this.#client.on('state', (state) => {
       const next = STATE_NAMES[state.name];
       // Expired, refused or closed is final: the client reports `DISCONNECTED` after those too.
@@ -368,6 +370,35 @@ function stopConnecting(client: ZooKeeperClientLike): void {
     clearTimeout(manager.connectTimeoutHandler as NodeJS.Timeout);
   }
   manager.socket?.destroy();
+}
+
+/**
+ * Makes a node-zookeeper-client client open no connection once `closed()` holds. The client defers every connection
+ * (`findNextServer` runs it on the next tick, or after a random `spinDelay` once every member was tried) and
+ * reconnects from its socket's `close` handler after emitting `DISCONNECTED` (so after a listener closed it): none of
+ * that can be cancelled through its API, and a connection opened after close would never be ended (to a member that
+ * never answers, it keeps the process alive), or, when the server answers it, has its connect response read as the
+ * reply to the queued close request, whose unknown "error code" is thrown from the socket's `data` handler and
+ * crashes the process. Wraps the connection manager's two entry points (does nothing on a test double).
+ */
+function fenceConnects(client: ZooKeeperClientLike, closed: () => boolean): void {
+  const manager = managerOf(client) as FenceableManager | undefined;
+  if (typeof manager?.findNextServer !== 'function' || typeof manager.connect !== 'function') return;
+  const { findNextServer, connect } = manager;
+  manager.findNextServer = function (this: unknown, callback) {
+    findNextServer.call(this, (server) => {
+      if (!closed()) callback(server);
+    });
+  };
+  manager.connect = function (this: unknown) {
+    if (!closed()) connect.call(this);
+  };
+}
+
+/** The connection manager's methods {@link fenceConnects} wraps. */
+interface FenceableManager {
+  findNextServer?: (callback: (server: unknown) => void) => void;
+  connect?: () => void;
 }
 
 /** node-zookeeper-client's `ConnectionManager` state while it connects (its `STATES.CONNECTING`). */

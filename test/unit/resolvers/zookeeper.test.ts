@@ -103,6 +103,38 @@ describe('zookeeper parse: instance nodes', () => {
     });
   });
 
+  it('regression (probe 17): reads a Dubbo provider node, named by its URL-encoded provider URL', () => {
+    const provider = (url: string) => encodeURIComponent(url);
+    const name = provider(
+      'dubbo://10.0.0.1:20880/com.foo.BarService?anyhost=true&application=demo&interface=com.foo.BarService' +
+        '&methods=a,b&side=provider&version=1.0.0&group=g1&timestamp=1700000000000',
+    );
+    // Dubbo writes its node through Curator, whose default data is the local IP address (no port).
+    const endpoint = parseZooKeeperNode(name, Buffer.from('10.0.0.9'), AUTO);
+    assert.equal(endpoint?.key, '10.0.0.1:20880');
+    assert.deepEqual(endpoint?.metadata, {
+      'zookeeper.node': name,
+      'dubbo.protocol': 'dubbo',
+      'dubbo.application': 'demo',
+      'dubbo.interface': 'com.foo.BarService',
+      'dubbo.version': '1.0.0',
+      'dubbo.group': 'g1',
+    });
+    const plain = { layout: 'host-port', curatorPort: 'port' } as const;
+    assert.equal(
+      parseZooKeeperNode(provider('tri://[::1]:50051/x.Y?side=provider'), undefined, plain)?.key,
+      '[::1]:50051',
+    );
+    assert.equal(parseZooKeeperNode(provider('dubbo://10.0.0.1:20880/x.Y?enabled=false'), undefined, AUTO), undefined);
+    for (const bad of ['dubbo://10.0.0.1/x.Y', 'consumer://10.0.0.1/x.Y?side=consumer']) {
+      assert.throws(
+        () => parseZooKeeperNode(provider(bad), undefined, AUTO),
+        (err: unknown) => err instanceof ZooKeeperError && err.reason === 'bad-response',
+      );
+    }
+    assert.throws(() => parseZooKeeperNode('dubbo%3A%2F%2F%E0%A4%A', undefined, AUTO), ZooKeeperError);
+  });
+
   it('refuses what is neither, and follows the layout asked', () => {
     assert.throws(() => parseZooKeeperNode('member', Buffer.from('nonsense'), AUTO), ZooKeeperError);
     assert.throws(() => parseZooKeeperNode('member', undefined, AUTO), ZooKeeperError);
@@ -395,6 +427,17 @@ describe('ZooKeeperResolver sessions and watches (client double, fake clock)', (
     await settle();
     assert.deepEqual(h.keys(), []);
     h.resolver.close();
+  });
+
+  it('regression (probe 17): the client gets the members as validated, trimmed, not the string as given', async () => {
+    const seen: string[] = [];
+    const resolver = new ZooKeeperResolver({ connect: ' 10.0.0.1:2181 , zk2 /apps', path: '/svc' }).setClientFactory(
+      (connect) => (seen.push(connect), new FakeZooKeeper(new Map())),
+    );
+    resolver.start({ onUpdate() {}, onError() {} });
+    await settle();
+    resolver.close();
+    assert.deepEqual(seen, ['10.0.0.1:2181,zk2:2181/apps']);
   });
 
   it('sends the digest with every session', async () => {
