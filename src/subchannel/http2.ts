@@ -69,6 +69,8 @@ export interface ResolvedHttp2Options {
 export interface Http2PoolEvents {
   /** A connection negotiated HTTP/1.1 (the endpoint does not offer `h2`). */
   onFallback(): void;
+  /** A connection negotiated HTTP/2 (by ALPN, or by prior knowledge in clear text). */
+  onHttp2?(): void;
   /** A connection's peer announced its SETTINGS (as Node reports them: the limits it did not announce included). */
   onPeerSettings?(settings: { readonly maxHeaderListSize?: number | undefined }): void;
 }
@@ -341,7 +343,8 @@ export function http2PoolOptions(
               // One stream until the peer's SETTINGS say how many it takes (see the module comment).
               client.pipelining = 1;
               socket = h2 ? sock : undefined;
-              if (!h2) events.onFallback();
+              if (h2) events.onHttp2?.();
+              else events.onFallback();
             }
             callback(err, sock as never);
           }),
