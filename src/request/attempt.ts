@@ -251,7 +251,7 @@ export abstract class AttemptBase implements LegacyHandler {
   /** Given up before undici started it: reported now, and held by its subchannel until undici lets go of it. */
   private leaveWithUndici(): void {
     this.report(this.stopReason as Error);
-    this.subchannel.holdUnstarted();
+    this.subchannel.holdUnstarted(this, this.stopReason as Error);
   }
 
   /** undici let go of an attempt given up before it started (`onConnect` or `onError` came): released once. */

@@ -33,7 +33,7 @@
  *   sidecarless uses its own undici 7, so this holds whatever undici the application has.
  * - **Headers HTTP/2 cannot carry**: a connection-specific header (RFC 9113 §8.2.2) makes Node's `session.request`
  *   throw inside undici's writer, which crashed the process (on a new connection) or wedged the Client; such a request
- *   is refused before it reaches the pool (http2-request.ts: `te` judged by its values joined, as Node sees it), as
+ *   is refused before it reaches the pool (http2-refusal.ts: `te` judged by its values joined, as Node sees it), as
  *   is one whose header list is too large to send (Node fails it only after trying, and the peer then ends the
  *   connection). Whatever else `session.request` throws fails that attempt (see `failedStream`), as the caller's when
  *   Node refused a header, never the process or the connection; a header block Node could not send fails as the
@@ -69,6 +69,8 @@ export interface ResolvedHttp2Options {
 export interface Http2PoolEvents {
   /** A connection negotiated HTTP/1.1 (the endpoint does not offer `h2`). */
   onFallback(): void;
+  /** A connection negotiated HTTP/2 (by ALPN, or by prior knowledge in clear text). */
+  onHttp2?(): void;
   /** A connection's peer announced its SETTINGS (as Node reports them: the limits it did not announce included). */
   onPeerSettings?(settings: { readonly maxHeaderListSize?: number | undefined }): void;
 }
@@ -341,7 +343,8 @@ export function http2PoolOptions(
               // One stream until the peer's SETTINGS say how many it takes (see the module comment).
               client.pipelining = 1;
               socket = h2 ? sock : undefined;
-              if (!h2) events.onFallback();
+              if (h2) events.onHttp2?.();
+              else events.onFallback();
             }
             callback(err, sock as never);
           }),

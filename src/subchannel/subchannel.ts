@@ -217,7 +217,9 @@ export class Subchannel implements Pickable {
         : http2PoolOptions(settings.poolOptions, http2, settings.protocol, {
             onFallback: () => {
               if (this.#protocol === 'h2') this.#protocol = 'fallback';
+              sent.get(this)?.negotiated();
             },
+            onHttp2: () => sent.get(this)?.negotiated(),
             onPeerSettings: (peer) => sent.get(this)?.peerSettings(peer),
           });
     this.#poolHost ??= '';
@@ -329,32 +331,43 @@ export class Subchannel implements Pickable {
         return false;
       }
     }
-    if (this.#protocol !== 'h1') return this.#dispatchHttp2(pool, options, attempt);
-    return pool.dispatch(options, attempt as never);
+    if (this.#protocol === 'h1') return pool.dispatch(options, attempt as never);
+    if (this.#protocol === 'fallback') return this.#http1Pool().dispatch(options, attempt as never);
+    // What undici 7 cannot send over HTTP/2 is refused, as the caller's; a streamed body is read first, and over TLS
+    // attempts wait for the first connection to say which protocol the endpoint speaks (`http2-request.ts`).
+    let requests = sent.get(this);
+    if (requests === undefined) {
+      requests = new Http2Requests(this.key, this.origin, {
+        http2Pool: () => (this.#protocol === 'h2' ? this.#pool : undefined),
+        http1: (opts, held) => this.#http1Pool().dispatch(opts, held as never),
+      });
+      sent.set(this, requests);
+    }
+    return requests.dispatch(options, attempt);
   }
 
   /**
-   * An attempt on an HTTP/2 subchannel: tracked for GOAWAY (see `http2.ts`). Once a connection has fallen back to
-   * HTTP/1.1, the attempt goes to a new pool with the cluster's HTTP/1.1 options instead, and the HTTP/2 one closes
-   * when what it runs has finished.
+   * The pool of an HTTP/2 subchannel whose endpoint picked HTTP/1.1: made on first use with the cluster's HTTP/1.1
+   * options, and the HTTP/2 one closes when what it runs has finished.
    */
-  #dispatchHttp2(pool: Pool, options: Dispatcher.DispatchOptions, attempt: LegacyHandler): boolean {
-    if (this.#protocol === 'fallback') {
-      this.#protocol = 'h1';
-      debug('%s does not offer HTTP/2; HTTP/1.1 from now on', this.key);
-      this.#retired = pool;
-      pool.close().catch(() => {});
-      return this.#createPool().dispatch(options, attempt as never);
-    }
-    // What undici 7 cannot send over HTTP/2 is refused, as the caller's; a streamed body is read first.
-    let requests = sent.get(this);
-    if (requests === undefined) sent.set(this, (requests = new Http2Requests(this.key, this.origin)));
-    return requests.dispatch(pool, options, attempt);
+  #http1Pool(): Pool {
+    const pool = this.#pool as Pool;
+    if (this.#protocol !== 'fallback') return pool;
+    this.#protocol = 'h1';
+    debug('%s does not offer HTTP/2; HTTP/1.1 from now on', this.key);
+    this.#retired = pool;
+    pool.close().catch(() => {});
+    return this.#createPool();
   }
 
-  /** @internal An attempt was given up before undici started it, and undici still holds it (`MAX_HELD_UNSTARTED`). */
-  holdUnstarted(): void {
+  /**
+   * @internal An attempt was given up (`reason`) before undici started it, and undici still holds it
+   * (`MAX_HELD_UNSTARTED`). One an HTTP/2 subchannel has not handed to undici yet (its body read ahead, or waiting
+   * for the protocol) is let go at once.
+   */
+  holdUnstarted(attempt: LegacyHandler, reason: Error): void {
     this.#held++;
+    sent.get(this)?.giveUp(attempt, reason);
   }
 
   /** @internal undici let go of an attempt counted by {@link Subchannel.holdUnstarted}. */
@@ -438,7 +451,7 @@ export class Subchannel implements Pickable {
         debug('%s drain timed out after %d ms; destroying', this.key, timeoutMs);
         // Attempts whose HTTP/2 bodies are still being read have not reached the pool: failed as it fails its own.
         sent.get(this)?.abandon(new errors.ClientDestroyedError());
-        pool.destroy().then(resolve, resolve);
+        (this.#pool ?? pool).destroy().then(resolve, resolve);
       }, timeoutMs);
       const closed = (): void => {
         clock.clearTimeout(timer);
@@ -446,10 +459,12 @@ export class Subchannel implements Pickable {
       };
       // Nothing of the cluster's runs on it, only attempts given up that undici still holds (waiting for their
       // connections, up to undici's connect timeout): nobody waits for those.
-      // HTTP/2 attempts whose bodies are still being read are in flight too: sent before the pool closes.
+      // HTTP/2 attempts whose bodies are still being read, or that wait for the protocol, are in flight too: sent
+      // before the pool closes (the HTTP/1.1 one, when the endpoint picked HTTP/1.1 meanwhile).
       void (sent.get(this)?.settled() ?? Promise.resolve()).then(() => {
         const idle = this.inFlight === 0 && this.#held > 0;
-        (idle ? pool.destroy() : pool.close()).then(closed, closed);
+        const current = this.#pool ?? pool;
+        (idle ? current.destroy() : current.close()).then(closed, closed);
       });
     }).then(() => this.#setState('closed'));
     return this.#closing;

@@ -2,7 +2,7 @@
 // `:authority`, not as a field of its own (probe 13: it was counted twice, refusing a request exactly at the limit).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { headerListSize } from '../../../src/subchannel/http2-request.js';
+import { headerListSize } from '../../../src/subchannel/http2-refusal.js';
 
 describe('headerListSize', () => {
   it('counts a host header once, as :authority (name + value + 32 per field)', () => {
