@@ -328,7 +328,8 @@ export function parseHostPort(
 
 /**
  * Validates a whole endpoint set: each entry is turned into an {@link Endpoint} and keys must be unique
- * ({@link DuplicateEndpointError} otherwise). Strings are parsed as `host:port`.
+ * ({@link DuplicateEndpointError} otherwise). Strings are parsed as `host:port`; an endpoint {@link createEndpoint}
+ * made is taken as it is (the same object).
  *
  * @category Endpoints
  */
@@ -340,7 +341,13 @@ export function createEndpointSet(entries: Iterable<EndpointInit | Endpoint | st
       throw new InvalidEndpointError(`An endpoint set must be an iterable (an array), got ${describe(entries)}`);
     }
     for (const entry of entries) {
-      const endpoint = typeof entry === 'string' ? createEndpoint(parseHostPort(entry)) : createEndpoint(entry);
+      // An endpoint createEndpoint made is frozen and valid for good: taken as it is, not parsed and copied again
+      // (a resolver that hands the same objects back at every update keeps its update cost to what changed).
+      const endpoint = isCreatedEndpoint(entry)
+        ? entry
+        : typeof entry === 'string'
+          ? createEndpoint(parseHostPort(entry))
+          : createEndpoint(entry);
       if (seen.has(endpoint.key)) throw new DuplicateEndpointError(endpoint.key);
       seen.add(endpoint.key);
       out.push(endpoint);

@@ -9,6 +9,16 @@ import { createEndpointSet, type Endpoint, type EndpointInit } from '../common/e
 import { InvalidTargetError, isSidecarlessError } from '../common/errors.js';
 import type { Resolver, ResolverFactory, ResolverListener } from './resolver.js';
 
+/** True for an endpoint a bare `host:port` makes: weight 1, priority 0, no zone, no metadata. */
+function isPlain(endpoint: Endpoint): boolean {
+  return (
+    endpoint.weight === 1 &&
+    endpoint.priority === 0 &&
+    endpoint.zone === undefined &&
+    Object.keys(endpoint.metadata).length === 0
+  );
+}
+
 /**
  * Serves a fixed endpoint list; {@link StaticResolver.update} replaces it at runtime.
  *
@@ -23,13 +33,15 @@ import type { Resolver, ResolverFactory, ResolverListener } from './resolver.js'
  */
 export class StaticResolver implements Resolver {
   #endpoints: readonly Endpoint[];
+  /** The endpoint each `host:port` string of the current list made (see #reusing). */
+  #byText = new Map<string, Endpoint>();
   #listener: ResolverListener | undefined;
   #closed = false;
   #scheduled = false;
 
   /** Validates the list at once: throws `SIDECARLESS_INVALID_ENDPOINT` or `SIDECARLESS_DUPLICATE_ENDPOINT`. */
   constructor(endpoints: Iterable<EndpointInit | Endpoint | string>) {
-    this.#endpoints = createEndpointSet(endpoints);
+    this.#endpoints = this.#build(endpoints);
   }
 
   /** The current list. */
@@ -47,8 +59,35 @@ export class StaticResolver implements Resolver {
    * is delivered on a later microtask.
    */
   update(endpoints: Iterable<EndpointInit | Endpoint | string>): void {
-    this.#endpoints = createEndpointSet(endpoints);
+    this.#endpoints = this.#build(endpoints);
     this.#schedule();
+  }
+
+  /** Validates `entries` into a set (throwing, and changing nothing, on a bad one) and remembers its strings. */
+  #build(entries: Iterable<EndpointInit | Endpoint | string>): Endpoint[] {
+    const list = Array.isArray(entries) ? (entries as readonly (EndpointInit | Endpoint | string)[]) : undefined;
+    const set = createEndpointSet(list === undefined ? entries : this.#reusing(list));
+    const byText = new Map<string, Endpoint>();
+    // What a `host:port` string makes: the endpoint whose key it is, with no weight, priority, zone or metadata of
+    // its own; and each string of the list as written (`B:2`, `[::0001]:2` name the same endpoint as their key).
+    for (const endpoint of set) if (isPlain(endpoint)) byText.set(endpoint.key, endpoint);
+    if (list !== undefined && list.length === set.length) {
+      for (let i = 0; i < list.length; i++) {
+        const entry = list[i];
+        if (typeof entry === 'string') byText.set(entry, set[i] as Endpoint);
+      }
+    }
+    this.#byText = byText;
+    return set;
+  }
+
+  /**
+   * The entries, with each `host:port` string of the current list replaced by the endpoint it made: an update
+   * changing 1 % of a long list of strings parses that 1 %, and the unchanged endpoints stay the same objects.
+   */
+  #reusing(entries: readonly (EndpointInit | Endpoint | string)[]): (EndpointInit | Endpoint | string)[] {
+    const byText = this.#byText;
+    return entries.map((e) => (typeof e === 'string' ? (byText.get(e) ?? e) : e));
   }
 
   refresh(): void {

@@ -237,4 +237,27 @@ describe('StaticResolver', () => {
       ['a:1'],
     );
   });
+
+  // Probe 18: every update made a new object of every endpoint (a 1 % update of 10,000 blocked the caller ~10 ms),
+  // though the docs say unchanged endpoints are handed on as the same objects.
+  it('update() keeps the same Endpoint objects for unchanged entries: endpoints given back, and strings', () => {
+    const r = new StaticResolver(['a:1', 'b:2', { host: 'c', port: 3, weight: 2 }]);
+    const [a, b, c] = r.endpoints;
+    r.update([a as Endpoint, b as Endpoint, c as Endpoint, 'd:4']);
+    assert.equal(r.endpoints[0], a);
+    assert.equal(r.endpoints[1], b);
+    assert.equal(r.endpoints[2], c);
+    const d = r.endpoints[3];
+    r.update(['b:2', 'd:4', 'e:5']);
+    assert.equal(r.endpoints[0], b, 'the string of the first list');
+    assert.equal(r.endpoints[1], d, 'the string of the second list');
+    assert.equal(r.endpoints[2]?.key, 'e:5');
+    // A string no longer in the list is forgotten; a bad list changes nothing, the remembered strings included.
+    assert.throws(() => r.update(['b:2', 'b:2']), { code: 'SIDECARLESS_DUPLICATE_ENDPOINT' });
+    r.update(['d:4']);
+    assert.equal(r.endpoints[0], d);
+    r.update(['b:2']);
+    assert.notEqual(r.endpoints[0], b, 'made anew: b:2 was not in the list before');
+    assert.equal(r.endpoints[0]?.key, 'b:2');
+  });
 });
