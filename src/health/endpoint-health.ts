@@ -163,6 +163,8 @@ export class EndpointHealth<H extends HealthHost> {
       this.#detector = new OutlierDetector<H>(od, {
         clock: hooks.clock,
         random: hooks.random,
+        name: hooks.cluster,
+        describe: (host) => host.endpoint.key,
         onEject: (host, info) => {
           this.#ejections++;
           debug('%s: eject %s (%s, %d ms)', hooks.cluster, host.endpoint.key, info.reason, info.ejectionMs);

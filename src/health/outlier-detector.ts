@@ -317,6 +317,10 @@ export interface OutlierDetectorHooks<H> {
   readonly onEject?: ((host: H, info: EjectionInfo) => void) | undefined;
   /** An ejected host returned. Same calling rules as `onEject`. */
   readonly onReturn?: ((host: H, info: ReturnInfo) => void) | undefined;
+  /** The owner's name, first on every debug line (the cluster's). */
+  readonly name?: string | undefined;
+  /** How debug lines name `host` (the endpoint's key). By default `String(host)`. */
+  readonly describe?: ((host: H) => string) | undefined;
 }
 
 /** Per-host state. Counters are for the interval in progress; they reset at every sweep. */
@@ -407,6 +411,8 @@ export class OutlierDetector<H> {
   readonly #random: RandomSource;
   readonly #onEject: ((host: H, info: EjectionInfo) => void) | undefined;
   readonly #onReturn: ((host: H, info: ReturnInfo) => void) | undefined;
+  readonly #name: string;
+  readonly #describe: ((host: H) => string) | undefined;
   readonly #states = new Map<H, HostState>();
   /** The hosts of the latest set, in its order, without duplicates: the order of the interval sweep. */
   #order: readonly H[] = [];
@@ -422,6 +428,8 @@ export class OutlierDetector<H> {
     this.#random = hooks.random;
     this.#onEject = hooks.onEject;
     this.#onReturn = hooks.onReturn;
+    this.#name = hooks.name ?? 'outlier';
+    this.#describe = hooks.describe;
     this.#arm();
   }
 
@@ -568,7 +576,7 @@ export class OutlierDetector<H> {
     const s = this.#states.get(host);
     if (s === undefined || s.ejected || this.#closed) return false;
     if (!this.#capAllows()) {
-      debug('%s detected but not ejected: max ejection percent reached', reason);
+      this.#notEjected(host, reason, 'max ejection percent reached');
       return false;
     }
     this.#eject(host, s === CLEAN ? this.#own(host) : s, reason);
@@ -644,15 +652,23 @@ export class OutlierDetector<H> {
     return state;
   }
 
-  /** A rule found `host` to be an outlier: check the cap, roll for enforcement, eject. Envoy's order. */
+  /**
+   * A rule found `host` to be an outlier: check the cap, roll for enforcement, eject. Envoy's order; a rule that is
+   * off (enforcing 0 %) is said so first, whatever the cap, since it would not eject under any cap (and rolls no
+   * dice either way).
+   */
   #detected(host: H, s: HostState, reason: EjectionReason, enforcing: number): boolean {
     if (s.ejected || this.#closed) return false;
-    if (!this.#capAllows()) {
-      debug('%s detected but not ejected: max ejection percent reached', reason);
+    if (enforcing <= 0) {
+      this.#notEjected(host, reason, 'the rule is off (enforcing 0%)');
       return false;
     }
-    if (!(enforcing >= 100 || (enforcing > 0 && this.#random() * 100 < enforcing))) {
-      debug('%s detected but not enforced (%d%%)', reason, enforcing);
+    if (!this.#capAllows()) {
+      this.#notEjected(host, reason, 'max ejection percent reached');
+      return false;
+    }
+    if (!(enforcing >= 100 || this.#random() * 100 < enforcing)) {
+      this.#notEjected(host, reason, `not enforced this time (enforcing ${enforcing}%)`);
       return false;
     }
     this.#eject(host, s, reason);
@@ -684,13 +700,26 @@ export class OutlierDetector<H> {
     s.consecutiveGateway = 0;
     s.consecutiveLocal = 0;
     this.#ejectedCount++;
-    debug('ejected (%s) for %d ms, multiplier %d', reason, Math.round(s.ejectionMs), s.multiplier);
+    if (debug.enabled) {
+      const ms = Math.round(s.ejectionMs);
+      debug('%s: %s ejected (%s) for %d ms, multiplier %d', this.#name, this.#host(host), reason, ms, s.multiplier);
+    }
     this.#onEject?.(host, {
       reason,
       ejectionMs: s.ejectionMs,
       timesEjected: s.timesEjected,
       multiplier: s.multiplier,
     });
+  }
+
+  /** Logs a detection that did not eject `host`, and `why`. */
+  #notEjected(host: H, reason: EjectionReason, why: string): void {
+    if (debug.enabled) debug('%s: %s %s detected but not ejected: %s', this.#name, this.#host(host), reason, why);
+  }
+
+  /** `host` as debug lines name it. */
+  #host(host: H): string {
+    return this.#describe?.(host) ?? String(host);
   }
 
   #return(host: H, s: HostState, reason: ReturnReason): void {
@@ -701,7 +730,9 @@ export class OutlierDetector<H> {
     s.consecutiveLocal = 0;
     this.#ejectedCount--;
     const ejectedForMs = this.#clock.now() - s.ejectedAt;
-    debug('returned (%s) after %d ms', reason, Math.round(ejectedForMs));
+    if (debug.enabled) {
+      debug('%s: %s returned (%s) after %d ms', this.#name, this.#host(host), reason, Math.round(ejectedForMs));
+    }
     this.#onReturn?.(host, { reason, ejectionReason: s.reason, ejectedForMs, timesEjected: s.timesEjected });
   }
 
@@ -762,7 +793,10 @@ export class OutlierDetector<H> {
       if (eligible.length > 0 && eligible.length >= o.successRateMinimumHosts) {
         const { mean, stdev } = meanAndStdev(eligible.map((x) => x.successRate));
         const threshold = mean - o.successRateStdevFactor * stdev;
-        debug('success rate: mean %d, stdev %d, threshold %d', mean, stdev, threshold);
+        if (debug.enabled) {
+          const n = eligible.length;
+          debug('%s: success rate of %d hosts: mean %d, stdev %d, threshold %d', this.#name, n, mean, stdev, threshold);
+        }
         const reason = local ? 'local-origin-success-rate' : 'success-rate';
         for (const x of eligible) {
           if (x.successRate < threshold && mean - x.successRate >= o.successRateMinimumGap) {

@@ -38,6 +38,20 @@ export const NO_COUNTERS: Readonly<SubchannelCounters> = Object.freeze({
   answeredAtMs: Number.NEGATIVE_INFINITY,
 });
 
+/** A subchannel's counters as they start, made on its first attempt (an endpoint never picked has none). */
+export function freshCounters(): SubchannelCounters {
+  return {
+    attempts: 0,
+    responses: 0,
+    statusClasses: [0, 0, 0, 0, 0, 0],
+    errors: 0,
+    latencySumMs: 0,
+    connectFailures: 0,
+    errorsByKind: { connect: 0, reset: 0, timeout: 0, aborted: 0, goaway: 0, other: 0 },
+    answeredAtMs: Number.NEGATIVE_INFINITY,
+  };
+}
+
 /**
  * Attempts given up before undici started them (their deadline passed in the pool's queue, or while their connection
  * was being made) that undici still holds, at most, per subchannel. undici keeps such an attempt until a connection

@@ -56,6 +56,7 @@ import type { LegacyHandler } from '../common/handler.js';
 import { markCallerError, markGoaway } from '../common/outcome.js';
 import { keepShape } from '../common/shapes.js';
 import { asError } from '../common/thrown.js';
+import type { Connector } from './connecting.js';
 
 /** HTTP/2 settings of a cluster, validated. */
 export interface ResolvedHttp2Options {
@@ -93,8 +94,6 @@ interface StreamLike {
   readonly id?: number | undefined;
   readonly rstCode?: number | undefined;
 }
-
-type Connector = (options: buildConnector.Options, callback: buildConnector.Callback) => void;
 
 /**
  * The attempt whose `onConnect` ran last: undici's HTTP/2 writer calls it, then opens the request's stream in the
@@ -326,16 +325,19 @@ export function http2PoolOptions(
   const streams = http2.maxConcurrentStreams;
   return {
     ...rest,
+    // Handed to the factory as it is (a function): whoever builds the pool may wrap it (`connecting.ts`).
+    connect: build as NonNullable<Pool.Options['connect']>,
     allowH2: tls,
     connections: http2.connections,
     maxConcurrentStreams: streams,
     pipelining: streams,
     factory: (origin, options) => {
       let socket: object | undefined;
+      const connect = (options as { connect: Connector }).connect;
       const client: Client = new Client(origin, {
         ...(options as Client.Options),
         connect: (opts, callback) =>
-          build(opts, (err, sock) => {
+          connect(opts, (err, sock) => {
             if (err === null && sock !== null) {
               // Prior knowledge in clear text, as undici's own `useH2c` does.
               if (!tls) (sock as { alpnProtocol?: string }).alpnProtocol = 'h2';

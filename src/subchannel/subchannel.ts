@@ -20,8 +20,9 @@ import { http2PoolOptions, isGoawayError, type ResolvedHttp2Options } from './ht
 import { Http2Requests } from './http2-request.js';
 import { poolMaySendHost, withHostFactory } from './host-header.js';
 import { AttemptHandler } from './attempt-handler.js';
-import { HELD_GRACE_MS, MAX_HELD_UNSTARTED, NO_COUNTERS, type SubchannelCounters } from './counters.js';
+import { freshCounters, HELD_GRACE_MS, MAX_HELD_UNSTARTED, NO_COUNTERS, type SubchannelCounters } from './counters.js';
 import { PoolClients, refusedAtDispatch } from './pool-clients.js';
+import { ConnectingSockets, isCancelledConnect, poolConnector } from './connecting.js';
 
 export type { SubchannelCounters } from './counters.js';
 
@@ -146,6 +147,8 @@ export class Subchannel implements Pickable {
    * first pool, so an endpoint never picked carries none.
    */
   #clients: PoolClients | undefined;
+  /** Its pools' connections still being made, ended when it closes (`connecting.ts`); made with the first pool. */
+  #connecting: ConnectingSockets | undefined;
 
   constructor(endpoint: Endpoint, settings: SubchannelSettings) {
     this.#endpoint = endpoint;
@@ -196,16 +199,7 @@ export class Subchannel implements Pickable {
   }
 
   #liveCounters(): SubchannelCounters {
-    return (this.#counters ??= {
-      attempts: 0,
-      responses: 0,
-      statusClasses: [0, 0, 0, 0, 0, 0],
-      errors: 0,
-      latencySumMs: 0,
-      connectFailures: 0,
-      errorsByKind: { connect: 0, reset: 0, timeout: 0, aborted: 0, goaway: 0, other: 0 },
-      answeredAtMs: Number.NEGATIVE_INFINITY,
-    });
+    return (this.#counters ??= freshCounters());
   }
 
   #createPool(): Pool {
@@ -223,10 +217,11 @@ export class Subchannel implements Pickable {
             onPeerSettings: (peer) => sent.get(this)?.peerSettings(peer),
           });
     this.#poolHost ??= '';
+    const connect = (this.#connecting ??= new ConnectingSockets()).wrap(poolConnector(options));
     const pool = new Pool(
       this.origin,
       (this.#clients ??= new PoolClients()).track(
-        http2 === undefined ? withHostFactory(options, this.#poolHost) : options,
+        http2 === undefined ? withHostFactory({ ...options, connect }, this.#poolHost) : { ...options, connect },
       ),
     );
     this.#pool = pool;
@@ -239,7 +234,8 @@ export class Subchannel implements Pickable {
     });
     pool.on('connectionError', (_origin: unknown, _targets: unknown, err: Error) => {
       // undici 7 reports an HTTP/2 GOAWAY as a connection error: a drain, not a refusal, so no backoff.
-      if (pool !== this.#pool || isGoawayError(err)) return;
+      // Nor is a connect ended because the subchannel closed.
+      if (pool !== this.#pool || isGoawayError(err) || isCancelledConnect(err)) return;
       this.#liveCounters().connectFailures++;
       if (this.#state === 'draining' || this.#state === 'closed') return;
       if (pool.stats.connected > 0) return; // other connections still work
@@ -451,11 +447,15 @@ export class Subchannel implements Pickable {
         debug('%s drain timed out after %d ms; destroying', this.key, timeoutMs);
         // Attempts whose HTTP/2 bodies are still being read have not reached the pool: failed as it fails its own.
         sent.get(this)?.abandon(new errors.ClientDestroyedError());
-        (this.#pool ?? pool).destroy().then(resolve, resolve);
+        (this.#pool ?? pool)
+          .destroy()
+          .then(() => this.#connecting?.destroy())
+          .then(resolve, resolve);
       }, timeoutMs);
       const closed = (): void => {
         clock.clearTimeout(timer);
-        resolve();
+        // A connect the pool no longer waits for would otherwise run to undici's connect timeout.
+        void Promise.resolve(this.#connecting?.destroy()).then(resolve, resolve);
       };
       // Nothing of the cluster's runs on it, only attempts given up that undici still holds (waiting for their
       // connections, up to undici's connect timeout): nobody waits for those.
@@ -477,9 +477,9 @@ export class Subchannel implements Pickable {
     this.#retired?.destroy(reason ?? null).catch(() => {});
     sent.get(this)?.abandon(reason ?? new errors.ClientDestroyedError());
     const pool = this.#pool;
-    const done = (pool === undefined ? Promise.resolve() : pool.destroy(reason ?? null)).then(() =>
-      this.#setState('closed'),
-    );
+    const destroyed = pool === undefined ? Promise.resolve() : pool.destroy(reason ?? null);
+    // After the pool's destroy has marked its clients destroyed: they take the failed connects as nothing.
+    const done = Promise.all([destroyed, this.#connecting?.destroy()]).then(() => this.#setState('closed'));
     this.#closing ??= done;
     return done;
   }
