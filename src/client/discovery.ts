@@ -107,7 +107,7 @@ export class Discovery {
       if (this.#cache.size >= maxClusters + MAX_OVERFLOW) {
         // Nothing started: a resolver the library made is closed, a Resolver object of the caller's handed back.
         cluster.destroy().catch(() => {});
-        throw new OverloadedError(host, 'maxClusters', maxClusters);
+        throw new OverloadedError(host, 'maxClusters', maxClusters, MAX_OVERFLOW);
       }
       this.#created(cluster);
       try {

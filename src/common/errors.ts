@@ -203,11 +203,7 @@ export class NoEndpointsError extends SidecarlessError {
   }
 }
 
-/**
- * A request's URL scheme does not match the cluster's transport (e.g. `https:` to a plaintext cluster).
- *
- * @category Errors
- */
+/** The request's URL scheme does not match the cluster's transport (e.g. `https:` to plaintext). @category Errors */
 export class ProtocolMismatchError extends SidecarlessError {
   constructor(message: string) {
     super('SIDECARLESS_PROTOCOL_MISMATCH', message);
@@ -262,9 +258,9 @@ export class InvalidRequestError extends SidecarlessError {
 
 /**
  * An endpoint answered with a retried status (`retry.retryOn`: 502, 503, 504 by default), its response was set aside
- * for a retry, and then the retry could not be made after all (the streamed request body stopped being replayable
- * while the upload went on, or the client began closing): the caller gets this instead of the response, which is
- * gone. `status` is what the endpoint answered.
+ * for a retry, then the streamed request body went past `retry.bufferBody` during the upload: the caller gets this
+ * (`status`: what the endpoint answered) instead of the response, which is gone. If the client began closing, or the
+ * caller's stream failed, it gets a {@link ClientClosedError} with this as `cause`, or that stream's own error.
  *
  * @category Errors
  */
@@ -426,7 +422,7 @@ export class CircuitOpenError extends SidecarlessError {
 /**
  * The cluster is at a concurrency limit (`limits.maxInFlight` requests in flight, or `limits.maxPending` requests
  * waiting for an endpoint), or discovery cannot make a cluster for a new host because every discovered cluster is
- * busy and the overflow above `discovery.maxClusters` is used up (`maxClusters`); the request was not sent.
+ * busy and the overflow (of `overflow` clusters) above `discovery.maxClusters` is used up (`maxClusters`); not sent.
  *
  * @category Errors
  */
@@ -434,8 +430,12 @@ export class OverloadedError extends SidecarlessError {
   /** Which limit was hit. */
   readonly limit: 'maxInFlight' | 'maxPending' | 'maxClusters';
 
-  constructor(cluster: string, limit: 'maxInFlight' | 'maxPending' | 'maxClusters', value: number) {
-    super('SIDECARLESS_OVERLOADED', `Cluster "${cluster}" is overloaded: ${limit} (${value}) reached`);
+  constructor(cluster: string, limit: 'maxInFlight' | 'maxPending' | 'maxClusters', value: number, overflow = 0) {
+    const hit =
+      overflow > 0
+        ? `${value + overflow} busy discovered clusters: ${limit} (${value}) plus the busy overflow (${overflow})`
+        : `${limit} (${value}) reached`;
+    super('SIDECARLESS_OVERLOADED', `Cluster "${cluster}" is overloaded: ${hit}`);
     this.limit = limit;
   }
 }

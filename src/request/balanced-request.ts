@@ -489,7 +489,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
         // Checked again after the wait: a read of the failed attempt's, pending when it failed, may have taken a
         // recorded body past `retry.bufferBody`. The failure then goes to the caller rather than a retry that
         // could send only part of the body.
-        if (!this.bodyReplayable()) this.finalFailure(failure);
+        if (!this.bodyReplayable(failure.notSent)) this.finalFailure(failure);
         else this.nextAttempt();
       },
       retryWait(x.backoff, x.retryAfterMs),
@@ -661,10 +661,11 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
     if (this.bodyKind === 'once' && this.extras?.recorded === undefined) this.more().bodyStarted = true;
   }
 
-  private bodyReplayable(): boolean {
+  /** `notProcessed`: for a retry of an attempt the endpoint did not process (see `RecordedBody.replayableUnprocessed`). */
+  private bodyReplayable(notProcessed = false): boolean {
     if (this.bodyKind !== 'once') return true;
     const recorded = this.extras?.recorded;
-    if (recorded !== undefined) return recorded.replayable;
+    if (recorded !== undefined) return notProcessed ? recorded.replayableUnprocessed : recorded.replayable;
     const { body } = this.options;
     if (this.extras?.bodyStarted === true) return false;
     return !isReadable(body) || (!body.readableDidRead && !body.destroyed);
@@ -724,7 +725,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
       default:
         break;
     }
-    if (!this.bodyReplayable()) return false;
+    if (!this.bodyReplayable(error.notSent)) return false;
     if (!error.notSent && !this.mayResend) return false;
     // A request the endpoint never processed (not sent, or refused unprocessed over HTTP/2) is replayed without
     // spending the budget, as gRPC's transparent retries are (proposal A6): the budget bounds the extra load retries
@@ -737,6 +738,12 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
   private finalFailure(failure: AttemptFailure | Error): void {
     if (this.stage !== RUNNING) return;
     let error = failure instanceof AttemptFailure ? failure.error : failure;
+    // A response set aside for a retry that the caller's own body stream then made impossible: the stream's error is
+    // what went wrong (the caller's, as `client.fetch` reports it), not the discarded response.
+    const bodyFailure = this.extras?.recorded?.failure;
+    if (failure instanceof AttemptFailure && failure.kind === 'status' && bodyFailure instanceof Error) {
+      error = bodyFailure;
+    }
     if (isCallerError(error)) {
       this.more().callerFault = true;
       this.failWith(error, 'ignored');

@@ -57,6 +57,11 @@ export class RecordedBody {
   #readerAt = 0;
   /** Past the limit, or sealed: chunks are kept only until the newest reader has yielded them. */
   #dropping = false;
+  /**
+   * The recording is an HTTP/2 read-ahead's whole body over the limit: kept for a replay of an attempt the endpoint
+   * did not process, but not for any other retry (the limit still bounds what an ordinary retry may re-send).
+   */
+  #heldOverLimit = false;
   #sealed = false;
   #ended = false;
   #closed = false;
@@ -72,9 +77,19 @@ export class RecordedBody {
 
   /**
    * True while another attempt can send the whole body: everything read so far is still recorded (none of it
-   * trimmed), the source has not failed, and no attempt has committed.
+   * trimmed), the source has not failed, and no attempt has committed; and the recording is not a read-ahead body
+   * over the limit (see {@link RecordedBody.replayableUnprocessed}).
    */
   get replayable(): boolean {
+    return !this.#heldOverLimit && this.replayableUnprocessed;
+  }
+
+  /**
+   * True while an attempt the endpoint did not process (an HTTP/2 refused stream, one above a GOAWAY's last stream)
+   * can be sent again: as {@link RecordedBody.replayable}, but a read-ahead body held whole over the limit counts,
+   * the memory being spent already and the endpoint having done nothing with it.
+   */
+  get replayableUnprocessed(): boolean {
     return !this.#sealed && this.#base === 0 && this.#failure === undefined && !this.#closed;
   }
 
@@ -87,6 +102,11 @@ export class RecordedBody {
   detach(): void {
     this.#generation++;
     this.#readerAt = 0;
+  }
+
+  /** What the caller's source failed with (marked the caller's), if it did. */
+  get failure(): unknown {
+    return this.#failure;
   }
 
   /** True while a read of the source is pending: the newest reader waits for the caller's next chunk. */
@@ -115,6 +135,8 @@ export class RecordedBody {
   #hold(generation: number, whole: Buffer): void {
     if (generation !== this.#generation || !this.#ended || this.#sealed || this.#closed) return;
     if (this.#failure !== undefined || whole.length !== this.#size) return;
+    // Held past the limit: the endpoint may have processed this attempt, so only a not-processed replay may use it.
+    if (this.#size > this.#limit) this.#heldOverLimit = true;
     this.#chunks = [whole];
     this.#base = 0;
     this.#readerAt = 1;

@@ -139,6 +139,33 @@ describe('discovered clusters: lifecycle', () => {
       await client.close();
     }
   });
+
+  it('a host past maxClusters plus the busy overflow is refused with both numbers in the message (probe 18)', async () => {
+    // Resolvers that never answer: each request keeps its cluster busy.
+    const never = (): Resolver => ({ start() {}, close() {} });
+    const client = createClient({
+      discovery: { domain: 'svc.test', maxClusters: 1, target: never, cluster: { waitForReadyTimeoutMs: 60_000 } },
+    });
+    const pending: Array<Promise<unknown>> = [];
+    try {
+      for (let i = 0; i < 1001; i++) {
+        pending.push(request(`http://h${i}.svc.test/`, { dispatcher: client.dispatcher }).catch((e: unknown) => e));
+      }
+      // Each request made its cluster when it was dispatched: 1001 busy clusters now.
+      const err = await request('http://extra.svc.test/', { dispatcher: client.dispatcher }).catch((e: unknown) => e);
+      const typed = findSidecarlessError(err) as { code?: string; limit?: string; message: string } | undefined;
+      assert.equal(typed?.code, 'SIDECARLESS_OVERLOADED');
+      assert.equal(typed?.limit, 'maxClusters');
+      // Before the fix: "maxClusters (1) reached", as if one busy cluster were enough.
+      assert.equal(
+        typed?.message,
+        'Cluster "extra.svc.test" is overloaded: 1001 busy discovered clusters: maxClusters (1) plus the busy overflow (1000)',
+      );
+    } finally {
+      await client.destroy();
+      await Promise.all(pending);
+    }
+  });
 });
 
 // Probe 17: a busy discovered cluster past its idle time was put back into the cache from inside the cache's own

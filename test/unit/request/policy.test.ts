@@ -12,6 +12,7 @@ import {
 } from '../../../src/request/policy.js';
 import { RecordedBody } from '../../../src/request/recorded-body.js';
 import { RetryBudget } from '../../../src/request/retry-budget.js';
+import { HOLDS_READ_AHEAD } from '../../../src/subchannel/http2-request.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 
 describe('request policy', () => {
@@ -251,6 +252,34 @@ describe('recorded request bodies', () => {
     const body = new RecordedBody(iterable, 8);
     assert.equal(await readN(body.reader()), '1234567890abc');
     assert.equal(body.replayable, false);
+  });
+
+  it('a read-ahead held whole over the limit is replayable only for an attempt not processed (probe 18)', async () => {
+    for (const [limit, ordinary] of [
+      [8, false],
+      [100, true],
+    ] as const) {
+      const { iterable } = source(['12345', '67890', 'abc']);
+      const body = new RecordedBody(iterable, limit);
+      const reader = body.reader();
+      const whole = Buffer.from(await readN(reader));
+      reader[HOLDS_READ_AHEAD](whole);
+      // Before the fix, the held body was replayable for any retry (a 503, a reset) whatever the limit.
+      assert.equal(body.replayable, ordinary, `limit ${limit}`);
+      assert.equal(body.replayableUnprocessed, true, `limit ${limit}`);
+      assert.equal(await readN(body.reader()), '1234567890abc', 'the not-processed replay sends it whole');
+    }
+  });
+
+  it('tells what the source failed with (probe 18)', async () => {
+    const broke = new Error('source broke');
+    const iterable: AsyncIterable<Uint8Array> = {
+      [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(broke) }),
+    };
+    const body = new RecordedBody(iterable, 100);
+    assert.equal(body.failure, undefined);
+    await assert.rejects(readN(body.reader()), /source broke/);
+    assert.equal(body.failure, broke);
   });
 
   it('fails a superseded reader instead of ending it early (which would send a truncated body)', async () => {
