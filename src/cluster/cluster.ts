@@ -29,6 +29,7 @@ import { EndpointCounters } from '../metrics/endpoint-counters.js';
 import type { AttemptBase } from '../request/attempt.js';
 import { BalancedRequest, type RequestHost } from '../request/balanced-request.js';
 import { DeadlineList } from '../request/deadlines.js';
+import { sendableFormData } from '../request/form-data.js';
 import { HostHeaders } from '../request/headers.js';
 import { hostTlsName, parseOrigin, tlsServerName } from '../request/origin.js';
 import type { RequestPolicy } from '../request/policy.js';
@@ -332,12 +333,13 @@ export class Cluster {
       user.onError?.(err as Error);
       return false;
     }
-    const refused = this.#admission.refuse(this.#queue.size);
+    const sent = sendableFormData(options);
+    const refused = sent instanceof Error ? sent : this.#admission.refuse(this.#queue.size);
     if (refused !== undefined) {
       user.onError?.(refused);
       return false;
     }
-    const request = new BalancedRequest(options, user, authority, this.#host, route);
+    const request = new BalancedRequest(sent as Dispatcher.DispatchOptions, user, authority, this.#host, route);
     // Counted before start(): a caller that aborts at once ends the request inside it, and that end is counted.
     this.#counters.inFlight++;
     this.#counters.total++;

@@ -4,7 +4,7 @@
  * forms and hand over an iterable as a flat array (undici reads any array as a flat list).
  */
 import type { Dispatcher } from 'undici';
-import { iteratesPairs } from '../common/headers.js';
+import { findHeader, iteratesPairs } from '../common/headers.js';
 
 type Headers = Dispatcher.DispatchOptions['headers'];
 type DefinedHeaders = NonNullable<Headers>;
@@ -48,6 +48,37 @@ export function withHostHeader(headers: Headers, value: string): DefinedHeaders 
   const copy = Object.assign({}, headers) as Record<string, string>;
   copy.host = value;
   return copy;
+}
+
+/**
+ * `headers` with `name: value` added (`name` lower case), unless a header of that name is present already (the
+ * caller's wins), as a new object or flat array. Headers undici would refuse are returned as they are, as by
+ * {@link withHostHeader}.
+ */
+export function withHeader(headers: Headers, name: string, value: string): DefinedHeaders {
+  if (headers == null) return [name, value];
+  if (Array.isArray(headers)) {
+    if (Array.isArray(headers[0]) || findHeader(headers, name) !== undefined) return headers;
+    return [...(headers as string[]), name, value];
+  }
+  if (iteratesPairs(headers)) {
+    // Read once: a generator of pairs gives them only once.
+    const flat = flatPairs(headers as Iterable<unknown>);
+    return Array.isArray(flat) ? withHeader(flat, name, value) : flat;
+  }
+  if (findHeader(headers, name) !== undefined) return headers;
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(headers)) {
+    // A store to `__proto__` would set the prototype: a caller's own `__proto__` header stays a header.
+    Object.defineProperty(copy, key, {
+      value: (headers as Record<string, unknown>)[key],
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  copy[name] = value;
+  return copy as DefinedHeaders;
 }
 
 /**

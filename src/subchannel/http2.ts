@@ -38,6 +38,9 @@
  *   connection). Whatever else `session.request` throws fails that attempt (see `failedStream`), as the caller's when
  *   Node refused a header, never the process or the connection; a header block Node could not send fails as the
  *   caller's (an {@link InvalidRequestError}), not the endpoint's.
+ * - **Streams given up**: undici 7 closes the stream of an aborted request with `NO_ERROR`, which resets nothing, so the
+ *   server keeps it open (and counted against its stream limit) until the connection closes. An attempt that fails
+ *   while its stream is open resets it with `CANCEL` here first (see `cancel`), as undici 8 does.
  * - **GOAWAY and responses under way**: undici 7 destroys the session on a `GOAWAY` at once, so a response at or below
  *   the last-stream-id still arriving is cut (a known limitation, README "HTTP/2"; RFC 9113 §6.8 lets it complete).
  *
@@ -93,6 +96,8 @@ interface SessionLike {
 interface StreamLike {
   readonly id?: number | undefined;
   readonly rstCode?: number | undefined;
+  readonly closed?: boolean | undefined;
+  close?(code?: number): unknown;
 }
 
 /**
@@ -270,7 +275,9 @@ export class TrackedAttempt implements LegacyHandler {
   }
   onError(err: Error): void {
     if (connecting === this) connecting = undefined;
-    this.#inner.onError?.(classify(err, this.#key, this));
+    const error = classify(err, this.#key, this);
+    cancel(this.stream);
+    this.#inner.onError?.(error);
   }
   onUpgrade(statusCode: number, headers: Buffer[] | string[] | null, socket: Duplex): void {
     this.#inner.onUpgrade?.(statusCode, headers, socket);
@@ -293,6 +300,22 @@ export class TrackedAttempt implements LegacyHandler {
   }
   onRequestSent(): void {
     this.#inner.onRequestSent?.();
+  }
+}
+
+/**
+ * Resets a stream the attempt gave up on with `CANCEL` (RFC 9113 §8.7). An attempt fails while its stream is open
+ * only when this side ends it (an abort, a cancelled body, a timeout): undici 7 then closes the stream with `NO_ERROR`,
+ * which Node's server takes as no reset at all, so the stream stays open there, holding one of the peer's
+ * `SETTINGS_MAX_CONCURRENT_STREAMS` until the connection closes; once they are all held, the peer refuses every new
+ * stream (`ENHANCE_YOUR_CALM`) and the endpoint is ejected. Closed first, undici's own close is a no-op.
+ */
+function cancel(stream: StreamLike | undefined): void {
+  if (stream === undefined || stream.closed !== false || typeof stream.close !== 'function') return;
+  try {
+    stream.close(h2constants.NGHTTP2_CANCEL);
+  } catch {
+    // A stream Node no longer tracks (its session gone) has nothing left to reset.
   }
 }
 
