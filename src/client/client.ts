@@ -263,10 +263,16 @@ export class Client {
         this.#refuseRedirects ? refuseRedirects : this.#catchAll === undefined ? undefined : this.#elsewhere,
       );
       // Without an init, the call's dispatcher is its init too (`{ dispatcher }` of its own): one object a call.
-      if (init == null) return platformFetch(input, dispatcher as unknown as RequestInit);
-      const options = readRequestInit(init, this.dispatcher);
-      options.dispatcher = dispatcher;
-      return platformFetch(input, options as RequestInit);
+      let options: RequestInit = dispatcher as unknown as RequestInit;
+      if (init != null) {
+        const read = readRequestInit(init, this.dispatcher);
+        read.dispatcher = dispatcher;
+        options = read as RequestInit;
+      }
+      return platformFetch(input, options).catch((err: unknown) => {
+        dispatcher.abandon(); // a redirect fetch gave up on: its hop ends (fetch-dispatcher.ts)
+        throw err;
+      });
     } catch (err) {
       return Promise.reject(err as Error);
     }

@@ -111,6 +111,16 @@ export class ServiceFetchDispatcher implements FetchDispatcher {
     return this;
   }
 
+  /**
+   * The call failed: its latest hop is dropped if still running. fetch gives up on a redirect without reading its
+   * body, and without a next request, when it may not follow it (`redirect: 'error'`, the 20-hop limit, a `Location`
+   * it cannot use, a streamed body it cannot send again).
+   */
+  abandon(): void {
+    this.#hop?.drop();
+    this.#hop = undefined;
+  }
+
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     // Before the next request is sent: the slot the dropped one holds is free for it (`maxInFlight: 1` follows too).
     this.#hop?.drop();

@@ -11,6 +11,7 @@ import { classifyError, markCallerError } from '../common/outcome.js';
 import { asError } from '../common/thrown.js';
 import { TrackedAttempt } from './http2.js';
 import { http2Refusal, MAX_SEND_HEADER_BLOCK } from './http2-refusal.js';
+import { refusedAtDispatch } from './pool-clients.js';
 
 /** Dispatch options for an HTTP/2 pool: non-idempotent methods marked so that undici 7 multiplexes them. */
 export function http2DispatchOptions(options: Dispatcher.DispatchOptions): Dispatcher.DispatchOptions {
@@ -180,19 +181,28 @@ export class Http2Requests {
   #probeFailed(err: Error): void {
     if (this.#protocol !== PROBING) return;
     this.#protocol = UNKNOWN;
-    if (classifyError(err) === 'connect') {
-      for (const attempt of [...this.#held.keys()]) {
-        if (this.#held.delete(attempt)) attempt.onError?.(err);
+    // Not the connection's failure: undici refused the attempt itself, or its request gave it up (abort, deadline)
+    // while the connection may still be coming. Anything else before the protocol was known (refused, reset, a TLS
+    // handshake or certificate failure) is the connection's, and fails those held with it.
+    const kind = classifyError(err);
+    const connection = !refusedAtDispatch(err) && kind !== 'aborted' && kind !== 'timeout';
+    // Out of undici's stack: this runs inside its error handling, where sending again on the pool breaks its
+    // accounting (an assertion that kills the process).
+    queueMicrotask(() => {
+      if (connection) {
+        for (const attempt of [...this.#held.keys()]) {
+          if (this.#held.delete(attempt)) attempt.onError?.(err);
+        }
+      } else if (this.#protocol !== KNOWN) {
+        const next = this.#held.entries().next();
+        if (next.done !== true) {
+          const [attempt, options] = next.value;
+          this.#held.delete(attempt);
+          this.#forward(options, attempt);
+        }
       }
-    } else {
-      const next = this.#held.entries().next();
-      if (next.done !== true) {
-        const [attempt, options] = next.value;
-        this.#held.delete(attempt);
-        this.#forward(options, attempt);
-      }
-    }
-    this.#settle();
+      this.#settle();
+    });
   }
 
   /** Sends an attempt ready to go on the pool the endpoint's protocol calls for. */

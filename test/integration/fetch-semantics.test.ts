@@ -243,6 +243,11 @@ describe('redirect hops whose 3xx body fetch never reads', () => {
       if (req.url === '/old') {
         res.writeHead(302, { location: '/new', 'content-length': String(BIG) });
         res.end(Buffer.alloc(BIG, 97));
+      } else if (req.url?.startsWith('/loop') === true || req.url === '/unusable') {
+        // A chain past fetch's 20 hops, or a Location fetch cannot follow: it gives up on the last 3xx's body.
+        const location = req.url === '/unusable' ? 'ftp://elsewhere/' : `/loop${Number(req.url.slice(5) || 0) + 1}`;
+        res.writeHead(302, { location, 'content-length': String(BIG) });
+        res.end(Buffer.alloc(BIG, 97));
       } else {
         res.end('new');
       }
@@ -275,6 +280,26 @@ describe('redirect hops whose 3xx body fetch never reads', () => {
           assert.equal(await res.text(), 'new');
           assert.deepEqual(await settled(client), [0, 0], `fetch ${i}: nothing left in flight`);
         }
+      } finally {
+        await client.destroy();
+      }
+    });
+  }
+
+  // Probe 19: fetch also gives up on a redirect, with no next request, when it may not follow it.
+  for (const [what, path, init] of [
+    ["redirect: 'error'", '/old', { redirect: 'error' }],
+    ['the 20-hop limit', '/loop', {}],
+    ['a Location it cannot follow', '/unusable', {}],
+  ] as const) {
+    it(`ends the hop of a redirect fetch gives up on (${what}): no slot or endpoint load is left`, async () => {
+      const client = createClient({ target: [backend.address], limits: { maxInFlight: 1 } });
+      try {
+        for (let i = 0; i < 2; i++) {
+          await assert.rejects(client.fetch(`http://svc${path}`, init as RequestInit), TypeError);
+          assert.deepEqual(await settled(client), [0, 0], `fetch ${i}: nothing left in flight`);
+        }
+        assert.equal(await (await client.fetch('http://svc/new')).text(), 'new');
       } finally {
         await client.destroy();
       }

@@ -196,6 +196,58 @@ describe('HTTP/2 over TLS: the first burst to an endpoint that picks HTTP/1.1 (p
     }
   });
 
+  // Probe 19: a TLS failure of the first connection (a certificate for another name, a reset handshake) passed the
+  // next held request on from inside undici's error handling (an assertion there killed the process), one at a time.
+  for (const failure of ['a certificate for another name', 'a handshake the endpoint resets'] as const) {
+    it(`the first connection failing (${failure}) fails the held burst with its error, at once`, async () => {
+      // Counts TCP connections: one at a time, each held request would make its own.
+      let connections = 0;
+      const sockets = new Set<import('node:net').Socket>();
+      const net = await import('node:net');
+      const server =
+        failure === 'a certificate for another name'
+          ? https.createServer(tls, (_req, res) => res.end('x'))
+          : net.createServer((socket) => socket.once('data', () => socket.resetAndDestroy()));
+      server.on('connection', (socket: import('node:net').Socket) => {
+        connections++;
+        sockets.add(socket);
+      });
+      closers.push(() => {
+        for (const socket of sockets) socket.destroy();
+        server.close();
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const client = createClient({
+        target: [address],
+        tls: { ca: tls.cert, servername: 'other' },
+        http2: true,
+        retry: { maxAttempts: 1 },
+        outlierDetection: false,
+      });
+      try {
+        const codes = await bounded(
+          Promise.all(
+            Array.from({ length: 6 }, () =>
+              request('https://users/', { dispatcher: client.dispatcher }).then(
+                () => 'answered',
+                (err: unknown) => code(err),
+              ),
+            ),
+          ),
+          'the burst',
+        );
+        assert.ok(
+          codes.every((c) => c !== 'answered' && c !== 'SIDECARLESS_DEADLINE_EXCEEDED'),
+          codes.join(),
+        );
+        assert.ok(connections <= 2, `${connections} connections: the burst went one at a time`);
+      } finally {
+        await bounded(client.close(), 'close()');
+      }
+    });
+  }
+
   it('a first request undici refuses does not hold back those behind it', async () => {
     const server = await batchServer(1);
     const client = createClient({ target: [server.address], tls: { ca: tls.cert }, http2: true, timeoutMs: 0 });
