@@ -323,6 +323,7 @@ function registerWith(client: Client, settings: Settings): PrometheusRegistratio
       `a client is already registered on this registry as "${label}"; give each client its own \`client\` label`,
     );
   }
+  const before = { endpointMetrics: shared.endpointMetrics, metrics: shared.metrics.length };
   if (endpointMetrics) addEndpointMetrics(shared, prefix);
   // Registered once per registry: again only if someone removed them (removeSingleMetric, clear).
   const added: Shared['metrics'] = [];
@@ -344,6 +345,13 @@ function registerWith(client: Client, settings: Settings): PrometheusRegistratio
     // someone else registered there) leaves it as it found it.
     for (const { name, metric } of added) {
       if (registry.getSingleMetric(name) === metric) registry.removeSingleMetric(name);
+    }
+    // The endpoint metrics this call added to the shared set go too: kept, every later registration on the
+    // registry (endpoint metrics or not) would try to register them and meet the same clash.
+    if (!before.endpointMetrics && shared.endpointMetrics) {
+      shared.metrics.length = before.metrics;
+      shared.endpointMetrics = false;
+      delete shared.endpointLatency;
     }
     if (shared.sources.size === 0) byPrefix.delete(prefix);
     throw err;

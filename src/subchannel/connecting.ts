@@ -64,6 +64,11 @@ function isSocket(value: unknown): value is SocketLike {
 /** One endpoint's connects under way, across the pools it makes (see the module comment). */
 export class ConnectingSockets {
   readonly #connecting = new Set<Connecting>();
+
+  /** Connects under way (tests). */
+  get size(): number {
+    return this.#connecting.size;
+  }
   #destroyed = false;
 
   /**
@@ -93,9 +98,17 @@ export class ConnectingSockets {
         },
       };
       this.#connecting.add(entry);
-      const socket = connector(options, entry.finish);
+      let socket: unknown;
+      try {
+        socket = connector(options, entry.finish);
+      } catch (err) {
+        // A custom connector that throws rather than calling back: undici takes the throw as the connect's failure.
+        done = true;
+        this.#connecting.delete(entry);
+        throw err;
+      }
       if (!done && isSocket(socket)) entry.socket = socket;
-      return socket;
+      return socket as never;
     };
   }
 

@@ -92,6 +92,27 @@ describe('registerPrometheusMetrics: a metric name taken on the registry', () =>
     }
   });
 
+  // Probe 19: the endpoint metrics a failed registration added stayed in the registry's shared set, and every later
+  // registration there (with endpoint metrics or not) failed on the same clash.
+  it('a failed registration with endpointMetrics leaves the next one, without them, free to go', async () => {
+    const first = createClient({ target: 'static://127.0.0.1:3', name: 'first' });
+    const client = createClient({ target: 'static://127.0.0.1:1', name: 'svc' });
+    const other = createClient({ target: 'static://127.0.0.1:2', name: 'other' });
+    const registry = new Registry();
+    try {
+      registerPrometheusMetrics(first, { registry }); // the registry's shared set outlives the failed call
+      new Counter({ name: 'sidecarless_endpoint_attempts_total', help: "the user's own", registers: [registry] });
+      assert.throws(() => registerPrometheusMetrics(client, { registry, endpointMetrics: true }), {
+        code: 'SIDECARLESS_INVALID_OPTION',
+      });
+      const registration = registerPrometheusMetrics(other, { registry });
+      assert.ok(registry.getSingleMetric('sidecarless_requests_total') !== undefined);
+      registration.unregister();
+    } finally {
+      await Promise.all([first.close(), client.close(), other.close()]);
+    }
+  });
+
   it('takes any object with the three registry methods it uses (a registry of another prom-client version)', async () => {
     const client = createClient({ target: 'static://127.0.0.1:1', name: 'svc' });
     const inner = new Registry();
