@@ -25,24 +25,14 @@ import { PoolClients, refusedAtDispatch } from './pool-clients.js';
 import { ConnectingSockets, isCancelledConnect, poolConnector } from './connecting.js';
 
 export type { SubchannelCounters } from './counters.js';
+export type { SubchannelState } from './state.js';
+import type { SubchannelState } from './state.js';
 
 const debug = createDebug('subchannel');
 /** `debug.enabled`, read once (Node's `debuglog` decides it once): its getter was most of a state change's cost. */
 let logging: boolean | undefined;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
-/**
- * Connectivity state (after gRPC's, with draining added).
- * - `idle`: no open connection; the next request connects.
- * - `ready`: at least one connection is open.
- * - `transient-failure`: the last connection attempt failed; not picked until its backoff expires.
- * - `draining`: removed from the endpoint set; in-flight requests finish, no new ones.
- * - `closed`: the pool is closed (an endpoint removed before it was ever picked had none: it closes at once).
- *
- * @category Stats
- */
-export type SubchannelState = 'idle' | 'ready' | 'transient-failure' | 'draining' | 'closed';
 
 /** Receives every state change and outcome of the subchannels of one pool. Called synchronously. */
 export interface SubchannelObserver {
@@ -364,6 +354,8 @@ export class Subchannel implements Pickable {
   holdUnstarted(attempt: LegacyHandler, reason: Error): void {
     this.#held++;
     sent.get(this)?.giveUp(attempt, reason);
+    // Draining, with only given-up attempts left: nothing waits for the pool's close, so it is destroyed (drain()).
+    if (this.#state === 'draining') queueMicrotask(() => this.#dropIdle());
   }
 
   /** @internal undici let go of an attempt counted by {@link Subchannel.holdUnstarted}. */
@@ -462,12 +454,20 @@ export class Subchannel implements Pickable {
       // HTTP/2 attempts whose bodies are still being read, or that wait for the protocol, are in flight too: sent
       // before the pool closes (the HTTP/1.1 one, when the endpoint picked HTTP/1.1 meanwhile).
       void (sent.get(this)?.settled() ?? Promise.resolve()).then(() => {
-        const idle = this.inFlight === 0 && this.#held > 0;
         const current = this.#pool ?? pool;
-        (idle ? current.destroy() : current.close()).then(closed, closed);
+        (this.#idle() ? current.destroy() : current.close()).then(closed, closed);
       });
     }).then(() => this.#setState('closed'));
     return this.#closing;
+  }
+
+  /** Nothing of the cluster's runs here, only attempts given up that undici still holds. */
+  #idle(): boolean {
+    return this.inFlight === 0 && this.#held > 0;
+  }
+
+  #dropIdle(): void {
+    if (this.#state === 'draining' && this.#idle()) this.#pool?.destroy().catch(() => {});
   }
 
   /** Destroys the pool now, failing in-flight requests with `reason`. */
