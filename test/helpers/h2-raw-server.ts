@@ -1,6 +1,7 @@
 /** A cleartext node:http2 server on 127.0.0.1 driven stream by stream, for tests of the HTTP/2 layer. */
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { after } from 'node:test';
 
 export interface RawH2Server {
   readonly address: string;
@@ -38,5 +39,20 @@ export async function rawH2Server(
       for (const session of sessions) session.destroy();
       server.close();
     },
+  };
+}
+
+/** {@link rawH2Server} for one test file: every server it starts is closed once the file's tests have run. */
+export function rawH2ServersForFile(): (
+  onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void,
+) => Promise<RawH2Server> {
+  const started: RawH2Server[] = [];
+  after(() => {
+    for (const server of started) server.close();
+  });
+  return async (onStream) => {
+    const server = await rawH2Server(onStream);
+    started.push(server);
+    return server;
   };
 }

@@ -4,23 +4,14 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { PassThrough } from 'node:stream';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { request } from 'undici';
 import { createClient, findSidecarlessError } from 'sidecarless';
 import { backendsForFile } from '../helpers/backends.js';
-import { type RawH2Server, rawH2Server } from '../helpers/h2-raw-server.js';
+import { rawH2ServersForFile } from '../helpers/h2-raw-server.js';
 
 const backend = backendsForFile();
-const closers: Array<() => void> = [];
-after(() => {
-  for (const close of closers) close();
-});
-
-async function rawServer(onStream: (stream: http2.ServerHttp2Stream) => void): Promise<RawH2Server> {
-  const server = await rawH2Server(onStream);
-  closers.push(server.close);
-  return server;
-}
+const rawServer = rawH2ServersForFile();
 
 /** Answers what it received once the request has ended. */
 function echo(stream: http2.ServerHttp2Stream): void {

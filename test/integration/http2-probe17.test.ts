@@ -9,18 +9,13 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { createClient, findSidecarlessError } from 'sidecarless';
 import { selfSigned } from '../helpers/kubernetes-api.js';
-import { type RawH2Server, rawH2Server } from '../helpers/h2-raw-server.js';
+import { rawH2ServersForFile } from '../helpers/h2-raw-server.js';
 
 const closers: Array<() => void> = [];
 after(() => {
   for (const close of closers) close();
 });
-
-async function rawServer(onStream: (stream: http2.ServerHttp2Stream) => void): Promise<RawH2Server> {
-  const server = await rawH2Server(onStream);
-  closers.push(server.close);
-  return server;
-}
+const rawServer = rawH2ServersForFile();
 
 /** Answers once the request has ended. */
 function answer(stream: http2.ServerHttp2Stream): void {
