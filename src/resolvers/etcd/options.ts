@@ -47,7 +47,10 @@ export interface EtcdResolverOptions extends RemoteResolverOptions {
   readonly endpoints?: readonly string[] | undefined;
   /** User for etcd auth (`/v3/auth/authenticate`); needs `password`. @defaultValue none (no auth) */
   readonly username?: string | undefined;
-  /** Password for `username`. Never logged or put in an error message. @defaultValue none */
+  /**
+   * Password for `username`. Never logged or put in an error message. Refused when `endpoints` mixes `http://` and
+   * `https://` members (it would go in clear to the `http://` ones). @defaultValue none
+   */
   readonly password?: string | undefined;
   /**
    * TLS settings for `https://` members (the client certificate is etcd's client-certificate auth). Refused when no
@@ -175,6 +178,14 @@ function resolveEtcdOptionsUnguarded(options: EtcdResolverOptions, path = ''): R
   // the link encrypted (the client refuses a `tls` cluster of http: URLs likewise).
   if (tls !== undefined && !parsed.some((m) => m.tls)) {
     throw new InvalidOptionError(at('tls'), 'TLS options need at least one https:// member in `endpoints`');
+  }
+  // A member list mixing schemes would send the password encrypted to some members and in clear to the others: one
+  // list that looks secured because it names https:// members. etcd members of one cluster share one scheme.
+  if (password !== undefined && parsed.some((m) => m.tls) && parsed.some((m) => !m.tls)) {
+    throw new InvalidOptionError(
+      at('endpoints'),
+      'with `username`/`password`, every member must use https:// (some are http://, the password would go in clear to them)',
+    );
   }
   const connect: Record<string, unknown> | undefined = tls === undefined ? undefined : { ...tls };
   const key = Buffer.from(prefix, 'utf8');

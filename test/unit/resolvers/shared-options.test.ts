@@ -67,6 +67,27 @@ describe('options shared by the remote resolvers', () => {
     );
   });
 
+  it('refuses etcd credentials over a member list mixing http:// and https:// (the password in clear to some)', () => {
+    const refused = { code: 'SIDECARLESS_INVALID_OPTION', option: 'endpoints', message: /https:\/\// };
+    const mixed = ['https://10.0.0.1:2379', 'http://10.0.0.2:2379'];
+    for (const endpoints of [mixed, ['https://10.0.0.1:2379', '10.0.0.2:2379']]) {
+      assert.throws(() => new EtcdResolver({ prefix: '/p/', endpoints, username: 'u', password: 'p' }), refused);
+      assert.throws(
+        () => new EtcdResolver({ prefix: '/p/', endpoints, username: 'u', password: 'p', tls: {} }),
+        refused,
+      );
+      // Without credentials there is nothing to leak: a mixed list stays the user's choice.
+      assert.doesNotThrow(() => new EtcdResolver({ prefix: '/p/', endpoints }));
+    }
+    // One scheme throughout, either one, takes credentials.
+    for (const endpoints of [
+      ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'],
+      ['http://10.0.0.1:2379', '10.0.0.2:2379'],
+    ]) {
+      assert.doesNotThrow(() => new EtcdResolver({ prefix: '/p/', endpoints, username: 'u', password: 'p' }));
+    }
+  });
+
   it('validates backoff and random the same way, and takes the injected clock', () => {
     const remote: RemoteResolverOptions = { backoff: { initialMs: 10, maxMs: 100 }, clock: new FakeClock() };
     for (const [name, build] of builders) {
