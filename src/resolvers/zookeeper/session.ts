@@ -190,6 +190,8 @@ export class ZooKeeperSession {
   /** The socket whose `data` events move `#lastHeard`. */
   #heardOn: SocketLike | undefined;
   #liveness: TimerHandle | undefined;
+  /** Cancels the pause the client takes once every member was tried (see {@link fenceConnects}). */
+  readonly #stopSpin: () => void;
   readonly #heard = (): void => {
     this.#lastHeard = this.#clock.now();
   };
@@ -205,7 +207,7 @@ export class ZooKeeperSession {
       retries: 0,
     });
     if (options.digest !== undefined) this.#client.addAuthInfo('digest', Buffer.from(options.digest, 'utf8'));
-    fenceConnects(this.#client, () => this.#state === 'closed');
+    this.#stopSpin = fenceConnects(this.#client, this.#clock, () => this.#state === 'closed');
     this.#client.on('state', (state) => {
       const next = STATE_NAMES[state.name];
       // Expired, refused or closed is final: the client reports `DISCONNECTED` after those too.
@@ -344,6 +346,7 @@ export class ZooKeeperSession {
     this.#state = 'closed';
     const connected = this.#connected;
     this.#stopLiveness();
+    this.#stopSpin();
     try {
       if (wasLive) this.#client.close();
     } catch {
@@ -379,19 +382,45 @@ function stopConnecting(client: ZooKeeperClientLike): void {
  * that can be cancelled through its API, and a connection opened after close would never be ended (to a member that
  * never answers, it keeps the process alive), or, when the server answers it, has its connect response read as the
  * reply to the queued close request, whose unknown "error code" is thrown from the socket's `data` handler and
- * crashes the process. Wraps the connection manager's two entry points (does nothing on a test double).
+ * crashes the process. Wraps the connection manager's two entry points, and takes the pause after every member was
+ * tried on `clock` (ref'd, as the client's own): its timer has no handle, and would hold the process for up to
+ * `spinDelay` after close. Returns what cancels that pause. Does nothing on a test double.
  */
-function fenceConnects(client: ZooKeeperClientLike, closed: () => boolean): void {
+function fenceConnects(client: ZooKeeperClientLike, clock: Clock, closed: () => boolean): () => void {
   const manager = managerOf(client) as FenceableManager | undefined;
-  if (typeof manager?.findNextServer !== 'function' || typeof manager.connect !== 'function') return;
+  const none = (): void => {};
+  if (typeof manager?.findNextServer !== 'function' || typeof manager.connect !== 'function') return none;
   const { findNextServer, connect } = manager;
-  manager.findNextServer = function (this: unknown, callback) {
-    findNextServer.call(this, (server) => {
+  let spin: TimerHandle | undefined;
+  manager.findNextServer = function (this: FenceableManager, callback) {
+    if (closed()) return;
+    const fenced = (server: unknown) => {
       if (!closed()) callback(server);
-    });
+    };
+    const { serverAttempts, servers, spinDelay } = this;
+    // Every member tried: the client would pause on a timer of its own (see above). The pause is taken here, then the
+    // client goes on as after its own pause (its count of attempts reset, its next member taken at once).
+    if (Array.isArray(servers) && serverAttempts === servers.length && typeof spinDelay === 'number') {
+      spin = clock.setTimeout(
+        () => {
+          spin = undefined;
+          if (closed()) return;
+          this.serverAttempts = -1;
+          findNextServer.call(this, fenced);
+        },
+        Math.random() * spinDelay,
+        true,
+      );
+      return;
+    }
+    findNextServer.call(this, fenced);
   };
   manager.connect = function (this: unknown) {
     if (!closed()) connect.call(this);
+  };
+  return () => {
+    if (spin !== undefined) clock.clearTimeout(spin);
+    spin = undefined;
   };
 }
 
@@ -399,6 +428,11 @@ function fenceConnects(client: ZooKeeperClientLike, closed: () => boolean): void
 interface FenceableManager {
   findNextServer?: (callback: (server: unknown) => void) => void;
   connect?: () => void;
+  /** Members tried since the last pause; the pause comes when it reaches `servers.length`. */
+  serverAttempts?: number;
+  readonly servers?: readonly unknown[];
+  /** The most the pause lasts, ms (the client waits a random part of it). */
+  readonly spinDelay?: number;
 }
 
 /** node-zookeeper-client's `ConnectionManager` state while it connects (its `STATES.CONNECTING`). */

@@ -149,9 +149,11 @@ describe('ZooKeeperResolver close() with node-zookeeper-client (probe 17)', () =
     });
   });
 
-  it('regression (probe 17, hang): close() while the client waits to retry opens no connection afterwards', async () => {
+  it('regression (probe 17, 18, hang): close() while the client waits to retry opens no connection and leaves no timer', async () => {
     const { member: m, connect } = await member('silent');
     let failed = false;
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const baseline = timers();
     const resolver = new ZooKeeperResolver({ connect, path: '/svc', connectTimeoutMs: 100 });
     try {
       resolver.start({ onUpdate() {}, onError: () => void (failed = true) });
@@ -160,6 +162,9 @@ describe('ZooKeeperResolver close() with node-zookeeper-client (probe 17)', () =
       await until(() => m.open === 0, 'the attempt ended', 10_000, 0);
       const before = m.accepted;
       resolver.close();
+      // The client's pause before its next attempt (up to 1 s) is a timer of its own with no handle: left running, it
+      // held the process open after close() (probe 18).
+      assert.equal(timers(), baseline, 'no timer left holding the process after close()');
       await sleep(1500);
       assert.equal(m.accepted, before, 'no connection after close()');
       await until(() => m.open === 0, 'every connection ended');
