@@ -86,13 +86,9 @@ export type { DiscoveryFailureReason } from './resolvers/errors.js';
 export { ConsulError, DiscoveryError, EtcdError, KubernetesError } from './resolvers/errors.js';
 export { PickerError } from './pickers/errors.js';
 export {
-  AllEjectedError,
-  CircuitOpenError,
   ClientClosedError,
-  DeadlineExceededError,
   DnsError,
   DuplicateEndpointError,
-  EmptySubsetError,
   findSidecarlessError,
   InvalidEndpointError,
   InvalidOptionError,
@@ -100,19 +96,25 @@ export {
   InvalidTargetError,
   isSidecarlessError,
   NoEndpointsError,
-  NoRouteError,
   NotProcessedError,
-  ResponseDiscardedError,
-  OverloadedError,
-  PerTryTimeoutError,
   ProtocolMismatchError,
-  RedirectRefusedError,
   ResolverError,
-  RetryBudgetExhaustedError,
   ServiceNotFoundError,
   SidecarlessError,
   UnknownSchemeError,
 } from './common/errors.js';
+export {
+  AllEjectedError,
+  CircuitOpenError,
+  DeadlineExceededError,
+  EmptySubsetError,
+  NoRouteError,
+  OverloadedError,
+  PerTryTimeoutError,
+  RedirectRefusedError,
+  ResponseDiscardedError,
+  RetryBudgetExhaustedError,
+} from './common/request-errors.js';
 export { statusForError } from './request/http-status.js';
 
 // Endpoints

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { AllEjectedError, EmptySubsetError } from '../common/errors.js';
+import { AllEjectedError, EmptySubsetError } from '../common/request-errors.js';
 import { describe } from '../common/options.js';
 import { asError } from '../common/thrown.js';
 import { isBuiltInPolicy } from '../pickers/built-in.js';

@@ -10,13 +10,8 @@
  */
 import { Agent, type Dispatcher, getGlobalDispatcher } from 'undici';
 import { Cluster, type ClusterStats } from '../cluster/cluster.js';
-import {
-  ClientClosedError,
-  InvalidOptionError,
-  isSidecarlessError,
-  NoRouteError,
-  ResolverError,
-} from '../common/errors.js';
+import { ClientClosedError, InvalidOptionError, isSidecarlessError, ResolverError } from '../common/errors.js';
+import { NoRouteError } from '../common/request-errors.js';
 import { thrownMessage } from '../common/thrown.js';
 import { readOptions } from '../common/options.js';
 import { toDualHandler, toLegacyHandler } from '../common/handler.js';

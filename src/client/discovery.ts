@@ -14,7 +14,8 @@
 import { LRUCache } from 'lru-cache';
 import { Cluster } from '../cluster/cluster.js';
 import { withTarget } from '../cluster/options.js';
-import { OverloadedError, ResolverError } from '../common/errors.js';
+import { ResolverError } from '../common/errors.js';
+import { OverloadedError } from '../common/request-errors.js';
 import type { ResolvedDiscoveryOptions } from './options.js';
 
 /** Where the target a discovered cluster gets comes from: `discovery.target` (its errors are named after it). */

@@ -18,7 +18,7 @@
  * and `'error'`, credentials dropped on a cross-origin hop).
  */
 import type { Dispatcher } from 'undici';
-import { RedirectRefusedError } from '../common/errors.js';
+import { RedirectRefusedError } from '../common/request-errors.js';
 import { type LegacyHandler, toLegacyHandler } from '../common/handler.js';
 
 function originOf(origin: unknown): string | undefined {

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Clock } from '../common/runtime.js';
-import { CircuitOpenError, OverloadedError } from '../common/errors.js';
+import { CircuitOpenError, OverloadedError } from '../common/request-errors.js';
 import { asError } from '../common/thrown.js';
 import type { BalancedRequest } from '../request/balanced-request.js';
 import { Breaker, type BreakerState } from '../request/breaker.js';

@@ -13,7 +13,8 @@
  * @module
  */
 import { AsyncResource } from 'node:async_hooks';
-import { NoEndpointsError, OverloadedError } from '../common/errors.js';
+import { NoEndpointsError } from '../common/errors.js';
+import { OverloadedError } from '../common/request-errors.js';
 import type { Clock, TimerHandle } from '../common/runtime.js';
 import type { BalancedRequest } from '../request/balanced-request.js';
 import type { Subchannel } from '../subchannel/subchannel.js';

@@ -4,7 +4,7 @@
  * retry loop can judge.
  */
 import type { Duplex } from 'node:stream';
-import { PerTryTimeoutError, ResponseDiscardedError } from '../common/errors.js';
+import { PerTryTimeoutError, ResponseDiscardedError } from '../common/request-errors.js';
 import type { LegacyHandler } from '../common/handler.js';
 import type { TimerHandle } from '../common/runtime.js';
 import { classifyError, type ErrorKind, isNotProcessed, markCallerError, refusedOptions } from '../common/outcome.js';

@@ -28,7 +28,8 @@
  */
 import type { Dispatcher } from 'undici';
 import { Backoff } from '../common/backoff.js';
-import { ClientClosedError, DeadlineExceededError, RetryBudgetExhaustedError } from '../common/errors.js';
+import { ClientClosedError } from '../common/errors.js';
+import { DeadlineExceededError, RetryBudgetExhaustedError } from '../common/request-errors.js';
 import { keepShape } from '../common/shapes.js';
 import { asError } from '../common/thrown.js';
 import type { LegacyHandler } from '../common/handler.js';

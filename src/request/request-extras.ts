@@ -7,7 +7,8 @@
  */
 import type { Readable } from 'node:stream';
 import type { Backoff } from '../common/backoff.js';
-import { AllEjectedError, ClientClosedError, isSidecarlessError, NoEndpointsError } from '../common/errors.js';
+import { ClientClosedError, isSidecarlessError, NoEndpointsError } from '../common/errors.js';
+import { AllEjectedError } from '../common/request-errors.js';
 import { markCallerError } from '../common/outcome.js';
 import type { TimerHandle } from '../common/runtime.js';
 import type { RouteDecision } from '../routing/router.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type BalancedHost, Balancer, type BalancerSettings } from '../../../src/balancer/balancer.js';
 import { createEndpoint } from '../../../src/common/endpoint.js';
-import { AllEjectedError, EmptySubsetError } from '../../../src/common/errors.js';
+import { AllEjectedError, EmptySubsetError } from '../../../src/common/request-errors.js';
 import { PickerError } from '../../../src/pickers/errors.js';
 import type { ConfiguredPolicy, Pickable, PickContext, PickerPolicy } from '../../../src/pickers/picker.js';
 import { createPickerRegistry } from '../../../src/pickers/registry.js';

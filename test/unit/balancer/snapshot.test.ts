@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import type { Endpoint } from '../../../src/common/endpoint.js';
 import { createEndpoint } from '../../../src/common/endpoint.js';
-import { AllEjectedError } from '../../../src/common/errors.js';
+import { AllEjectedError } from '../../../src/common/request-errors.js';
 import { OutlierDetector, resolveOutlierDetectionOptions } from '../../../src/health/outlier-detector.js';
 import type { Picker } from '../../../src/pickers/picker.js';
 import { buildSnapshot, EMPTY, pickFrom, type Snapshot, type SnapshotInput } from '../../../src/balancer/snapshot.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Admission } from '../../../src/cluster/admission.js';
 import { RequestCounters } from '../../../src/cluster/stats.js';
-import { OverloadedError } from '../../../src/common/errors.js';
+import { OverloadedError } from '../../../src/common/request-errors.js';
 import { systemClock } from '../../../src/common/runtime.js';
 import { resolveRequestPolicy } from '../../../src/request/policy.js';
 

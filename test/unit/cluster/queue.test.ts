@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NoEndpointsError, OverloadedError, ResolverError } from '../../../src/common/errors.js';
+import { NoEndpointsError, ResolverError } from '../../../src/common/errors.js';
+import { OverloadedError } from '../../../src/common/request-errors.js';
 import { type AcquireCallback, WaitQueue, type WaitQueueSettings } from '../../../src/cluster/queue.js';
 import type { BalancedRequest } from '../../../src/request/balanced-request.js';
 import type { Subchannel } from '../../../src/subchannel/subchannel.js';
