@@ -18,6 +18,7 @@ import { toDualHandler, toLegacyHandler } from '../common/handler.js';
 import type { RandomSource } from '../common/runtime.js';
 import type { HealthEvent, Subscription } from '../health/endpoint-health.js';
 import { ClientListeners } from './listeners.js';
+import { requestPath } from '../common/request-path.js';
 import { parseOrigin, type ParsedOrigin } from '../request/origin.js';
 import { compileRoutes, type RouteConfig, type RouteTable } from '../routing/router.js';
 import { Discovery } from './discovery.js';
@@ -195,7 +196,13 @@ export class Client {
       this.#routes.size === 0
         ? undefined
         : this.#routes.route(
-            { host, authority, method: options.method.toUpperCase(), path: options.path, headers: options.headers },
+            {
+              host,
+              authority,
+              method: options.method.toUpperCase(),
+              path: requestPath(options),
+              headers: options.headers,
+            },
             this.#random,
           );
     if (decision !== undefined) {
@@ -223,7 +230,7 @@ export class Client {
       // A passthrough of the user's may be of another undici major than the caller: give it both handler styles.
       return this.#passthrough.dispatch(options, this.#ownsPassthrough ? handler : (toDualHandler(handler) as never));
     }
-    toLegacyHandler(handler).onError?.(new NoRouteError(authority, options.path));
+    toLegacyHandler(handler).onError?.(new NoRouteError(authority, requestPath(options)));
     return false;
   }
 

@@ -41,6 +41,7 @@ import type { Subchannel } from '../subchannel/subchannel.js';
 import { ATTEMPT_BITS, Attempt, AttemptBase, AttemptFailure, type AttemptOwner, hedgeLost } from './attempt.js';
 import { type BodyReplay, bodyReplay, isIdempotent, parseRetryAfter, type RequestPolicy, retryWait } from './policy.js';
 import type { DeadlineList, Deadlined } from './deadlines.js';
+import { requestPath } from '../common/request-path.js';
 import { parseOrigin } from './origin.js';
 import { RecordedBody } from './recorded-body.js';
 import {
@@ -288,7 +289,7 @@ export class BalancedRequest extends AttemptBase implements AttemptOwner, Deadli
 
   /** {@link PickContext.path} */
   get path(): string {
-    return this.options.path;
+    return requestPath(this.options);
   }
 
   /** {@link PickContext.headers} */

@@ -7,6 +7,7 @@
 import type { Dispatcher } from 'undici';
 import { InvalidRequestError } from '../common/errors.js';
 import { iteratesPairs } from '../common/headers.js';
+import { requestPath } from '../common/request-path.js';
 
 /**
  * Connection-specific headers (RFC 9113 §8.2.2), which Node's HTTP/2 session refuses to send (`te` unless it is
@@ -105,7 +106,7 @@ export function headerListSize(options: Dispatcher.DispatchOptions, authority: s
   let sentAuthority = authority;
   let size =
     fieldSize(':method', options.method) +
-    fieldSize(':path', options.path) +
+    fieldSize(':path', requestPath(options)) +
     fieldSize(':scheme', 'https') +
     (sendsBody(options.method) ? fieldSize('content-length', '0000000000000000') : 0);
   eachHeader(options.headers, (name, value) => {

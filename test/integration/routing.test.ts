@@ -1020,3 +1020,62 @@ describe("the host header as a key or rule reads the request's Host (probe 14)",
     }
   });
 });
+
+describe("undici's `query` option counts as the path's query (probe 20)", () => {
+  it('a route rule on a query parameter matches one given as `query`, and the backend gets it in the URL', async () => {
+    const v1 = await backend('query-v1');
+    const v2 = await backend('query-v2');
+    const client = createClient({
+      clusters: { users: { target: [v1.address] }, 'users-v2': { target: [v2.address] } },
+      routes: [{ match: { host: 'users', query: [{ name: 'v', exact: '2' }] }, cluster: 'users-v2' }],
+    });
+    try {
+      for (const [url, query, expected] of [
+        ['http://users/a?v=2', undefined, 'query-v2'],
+        ['http://users/a', { v: 2 }, 'query-v2'],
+        ['http://users/a', { v: 1 }, 'query-v1'],
+        ['http://users/a', {}, 'query-v1'],
+      ] as const) {
+        const res = await request(url, { dispatcher: client.dispatcher, ...(query ? { query } : {}) });
+        await res.body.dump();
+        assert.equal(res.headers['x-backend'], expected, `${url} ${JSON.stringify(query)}`);
+      }
+      // undici refuses `query` beside a path that has its own: the same error through the client, nothing routed.
+      await assert.rejects(request('http://users/a?x=1', { dispatcher: client.dispatcher, query: { v: 2 } }));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a hash key function reads the path with the `query` option's parameters, as its TSDoc says", async () => {
+    const backends = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => backend(`query-key-${i}`)));
+    const seen: string[] = [];
+    const client = createClient({
+      target: backends.map((b) => b.address),
+      picker: {
+        name: 'ring-hash',
+        hashKey: (ctx) => {
+          seen.push(ctx.path);
+          return new URLSearchParams(ctx.path.split('?')[1] ?? '').get('user') ?? '';
+        },
+      },
+    });
+    try {
+      const landed = new Map<string, Set<string>>();
+      for (const user of ['ann', 'bob', 'cid', 'dee', 'eve', 'fay']) {
+        for (let i = 0; i < 4; i++) {
+          const res = await request('http://svc/profile', { dispatcher: client.dispatcher, query: { user } });
+          await res.body.dump();
+          const set = landed.get(user) ?? new Set<string>();
+          set.add(String(res.headers['x-backend']));
+          landed.set(user, set);
+        }
+      }
+      assert.ok(seen.includes('/profile?user=ann'), `the key function saw ${seen.slice(0, 2).join(', ')}`);
+      for (const [user, set] of landed) assert.equal(set.size, 1, `${user} landed on ${[...set].join(', ')}`);
+      assert.ok(new Set([...landed.values()].map((s) => [...s][0])).size > 1, 'different users hash apart');
+    } finally {
+      await client.close();
+    }
+  });
+});
