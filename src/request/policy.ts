@@ -234,14 +234,14 @@ function retryOn(value: unknown, path: string): ReadonlySet<number> {
  * (Hystrix's rule), so 100 could never be passed: a breaker that never opens, silently.
  */
 function threshold(value: unknown, path: string): number {
-  const percent = number(value, path, 50, 1, false, 100);
-  if (percent === 100) {
+  if (value === undefined) return 50;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 1 || value >= 100) {
     throw new InvalidOptionError(
       path,
-      'expected a number >= 1 and below 100: the circuit opens when the failure rate is above it, which 100 never is',
+      `expected a number >= 1 and below 100 (the circuit opens when the failure rate is above it, which 100 never is), got ${describe(value)}`,
     );
   }
-  return percent;
+  return value;
 }
 
 function resolveBreaker(raw: unknown, path: string): ResolvedBreakerOptions | undefined {

@@ -419,6 +419,16 @@ describe('probe wave 5: breaker', () => {
     );
     await createClient({ target: TARGET, breaker: { errorThresholdPercentage: 99 } }).close();
   });
+
+  it('every refused errorThresholdPercentage is told the same range, "below 100" (probe 20: 0 was told "<= 100")', () => {
+    for (const value of [0, 0.5, 100, 100.5, -1, Number.NaN, '50']) {
+      assert.throws(
+        () => createClient({ target: TARGET, breaker: { errorThresholdPercentage: value as number } }),
+        { option: 'breaker.errorThresholdPercentage', message: />= 1 and below 100/ },
+        String(value),
+      );
+    }
+  });
 });
 
 describe('probe 15: pool.connect fields the cluster would ignore are refused at construction', () => {
