@@ -53,7 +53,8 @@ const BY_CODE: Readonly<Record<ErrorCode, number>> = {
  * - 503 when no endpoint could take the request (none resolved, all ejected, breaker open, overloaded, retry budget
  *   spent, client closed), none accepted a connection, or the endpoint was going away (HTTP/2 `GOAWAY`, a refused
  *   stream);
- * - 504 when the deadline, the per-try timeout or an undici timeout ran out;
+ * - 504 when the deadline, the per-try timeout or an undici timeout on a connected request (headers, body) ran out;
+ *   a connect timeout is a connection not accepted (503);
  * - 502 when an endpoint broke the exchange (connection reset or closed mid-request);
  * - 404 when no route matched (`SIDECARLESS_NO_ROUTE`);
  * - 499 when the caller aborted (nginx's "client closed request"; usually nobody is left to read it);
