@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { isIP } from 'node:net';
 import { createEndpoint, type Endpoint, endpointHostProblem } from '../../common/endpoint.js';
 import { isRecord } from '../../common/options.js';
 import { KubernetesError } from '../errors.js';
@@ -169,7 +170,7 @@ function parsePort(value: unknown): SlicePort | undefined {
   return { name, port };
 }
 
-function parseSliceEndpoint(value: unknown): SliceEndpoint {
+function parseSliceEndpoint(value: unknown, addressType: AddressType): SliceEndpoint {
   if (!isRecord(value)) throw bad('EndpointSlice endpoint is not an object');
   const { addresses } = value;
   if (!Array.isArray(addresses) || addresses.length === 0 || typeof addresses[0] !== 'string') {
@@ -202,8 +203,24 @@ function parseSliceEndpoint(value: unknown): SliceEndpoint {
     nodeName: optionalString(value.nodeName, 'nodeName'),
     pod: targetRef?.kind === 'Pod' ? optionalString(targetRef.name, 'targetRef.name') : undefined,
     forZones,
-    problem: endpointHostProblem(addresses[0]),
+    problem: endpointHostProblem(addresses[0]) ?? addressTypeProblem(addresses[0], addressType),
   };
+}
+
+/** An EndpointSlice's `addressType`: what every address of the slice is. */
+type AddressType = 'IPv4' | 'IPv6' | 'FQDN';
+
+/**
+ * Why `address` (a host endpointHostProblem accepted) cannot be an address of a slice of `addressType`: an `IPv4`
+ * slice holds IPv4 literals only, an `IPv6` slice IPv6 literals, an `FQDN` slice names. The API server enforces
+ * this; one that does not (or a proxy in between) would otherwise have a name resolved, wherever the system's
+ * resolver sends it, where the slice promised an address (probe 20).
+ */
+function addressTypeProblem(address: string, addressType: AddressType): string | undefined {
+  const family = isIP(address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address);
+  const expected = addressType === 'IPv4' ? 4 : addressType === 'IPv6' ? 6 : 0;
+  if (family === expected) return undefined;
+  return `address ${JSON.stringify(address)} is not ${addressType === 'FQDN' ? 'a name' : `an ${addressType} address`} (the slice's addressType is ${addressType})`;
 }
 
 /** Parses one EndpointSlice object. Throws a `bad-response` error naming what is wrong. */
@@ -224,7 +241,7 @@ export function parseSlice(value: unknown): EndpointSlice {
     name,
     resourceVersion: typeof rv === 'string' ? rv : '',
     ports: ports.map(parsePort).filter((p): p is SlicePort => p !== undefined),
-    endpoints: endpoints.map(parseSliceEndpoint),
+    endpoints: endpoints.map((e) => parseSliceEndpoint(e, addressType)),
   };
 }
 

@@ -43,7 +43,7 @@ export class SliceSet {
   readonly #label: string;
   readonly #max: number;
   readonly #slices = new Map<string, EndpointSlice>();
-  /** What `#slices` counts against `maxEndpoints` (see {@link weight}). */
+  /** What `#slices` and `#malformed` count against `maxEndpoints` (see {@link weight}; a malformed slice, one). */
   #held = 0;
   /** Slices whose latest version was malformed: they may hold endpoints no one can read. */
   readonly #malformed = new Set<string>();
@@ -76,7 +76,11 @@ export class SliceSet {
       const name = objectName(object);
       if (name !== undefined) {
         this.delete(name);
+        // A malformed slice is state held (its name) and counts as one against `maxEndpoints`: a watch sending
+        // malformed slices under new names would otherwise grow the set of names without bound (probe 20).
+        if (this.#held + 1 > this.#max) throw this.#limit();
         this.#malformed.add(name);
+        this.#held += 1;
       } else if (!watched) {
         this.#nameless++; // a nameless watch event replaces nothing held: it is skipped, and changes nothing
       }
@@ -84,13 +88,9 @@ export class SliceSet {
       return 1;
     }
     const previous = this.#slices.get(slice.name);
-    const next = this.#held - (previous === undefined ? 0 : weight(previous)) + weight(slice);
-    if (next > this.#max) {
-      throw new KubernetesError(
-        'limit',
-        `Kubernetes API sent more than maxEndpoints (${this.#max}) endpoints for ${this.#label}; keeping the last good set`,
-      );
-    }
+    const wasMalformed = this.#malformed.has(slice.name);
+    const next = this.#held - (previous === undefined ? 0 : weight(previous)) - (wasMalformed ? 1 : 0) + weight(slice);
+    if (next > this.#max) throw this.#limit();
     this.#slices.set(slice.name, slice);
     this.#malformed.delete(slice.name);
     this.#held = next;
@@ -107,7 +107,7 @@ export class SliceSet {
 
   /** Removes the slice `name` (a DELETED event); unknown names are ignored. */
   delete(name: string): void {
-    this.#malformed.delete(name);
+    if (this.#malformed.delete(name)) this.#held -= 1;
     const gone = this.#slices.get(name);
     if (gone === undefined) return;
     this.#slices.delete(name);
@@ -139,6 +139,13 @@ export class SliceSet {
     const report =
       parts.length === 0 ? undefined : bad(`Kubernetes EndpointSlices of ${this.#label}: ${parts.join('; ')}`);
     return { built, deliver: !keep, report };
+  }
+
+  #limit(): KubernetesError {
+    return new KubernetesError(
+      'limit',
+      `Kubernetes API sent more than maxEndpoints (${this.#max}) endpoints for ${this.#label}; keeping the last good set`,
+    );
   }
 
   #note(count: number, problem: string): void {

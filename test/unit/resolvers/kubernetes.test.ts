@@ -11,6 +11,7 @@ import {
   parseWatchLine,
 } from '../../../src/resolvers/kubernetes/parse.js';
 import { kubernetesOptionsFromTarget } from '../../../src/resolvers/kubernetes/options.js';
+import { SliceSet } from '../../../src/resolvers/kubernetes/slices.js';
 import { LineReader } from '../../../src/resolvers/kubernetes/watch.js';
 import { parseTarget } from '../../../src/resolvers/target.js';
 import { endpointSlice, type SliceEndpointSpec } from '../../helpers/kubernetes-api.js';
@@ -36,6 +37,33 @@ describe('kubernetes parse: EndpointSlices', () => {
         ['10.0.0.2', false, false, false],
       ],
     );
+  });
+
+  it("takes only addresses of the slice's addressType; others are skipped as unusable (probe 20)", () => {
+    const cases: ['IPv4' | 'IPv6' | 'FQDN', string[], string[]][] = [
+      ['IPv4', ['10.0.0.1', 'attacker.example', '::1', 'fd00::2'], ['10.0.0.1']],
+      ['IPv6', ['fd00::1', '10.0.0.2', 'attacker.example', '[fd00::3]'], ['fd00::1', '[fd00::3]']],
+      ['FQDN', ['pod-a.users.svc', '10.0.0.3', 'fd00::4'], ['pod-a.users.svc']],
+    ];
+    for (const [type, addresses, usable] of cases) {
+      const s = parseSlice(
+        endpointSlice(
+          'a',
+          'users',
+          [{ port: 80 }],
+          addresses.map((a) => ({ addresses: [a] })),
+          type,
+        ),
+      );
+      assert.deepEqual(
+        s.endpoints.filter((e) => e.problem === undefined).map((e) => e.address),
+        usable,
+        type,
+      );
+      for (const e of s.endpoints.filter((x) => x.problem !== undefined)) {
+        assert.match(e.problem as string, new RegExp(`addressType is ${type}`), e.address);
+      }
+    }
   });
 
   it('rejects malformed slices with a bad-response KubernetesError', () => {
@@ -166,6 +194,32 @@ describe('kubernetes parse: EndpointSlices', () => {
     assert.deepEqual(keysOf(built), ['10.0.0.9:80']);
     assert.equal(built.state, 'terminating');
     assert.equal(built.invalid, 2);
+  });
+});
+
+describe('kubernetes slice set: malformed slices are held state (probe 20)', () => {
+  const malformed = (name: string) => ({ metadata: { name }, addressType: 'Carrier' });
+  const good = (name: string, ...addresses: string[]) =>
+    endpointSlice(
+      name,
+      'users',
+      [{ port: 80 }],
+      addresses.map((a) => ({ addresses: [a] })),
+    );
+  const limit = (err: unknown) => err instanceof KubernetesError && err.reason === 'limit';
+
+  it('counts each malformed slice against maxEndpoints: malformed ones under new names cannot grow it for good', () => {
+    const set = new SliceSet('users', 10);
+    set.accept(good('g', '10.0.0.1', '10.0.0.2'), false);
+    for (let i = 0; i < 8; i++) assert.equal(set.accept(malformed(`m${i}`), true), 1);
+    assert.throws(() => set.accept(malformed('m8'), true), limit, 'the 11th held entry');
+    // The same name again replaces its own entry; a valid version or a DELETED frees it.
+    assert.equal(set.accept(malformed('m0'), true), 1);
+    set.accept(good('m0', '10.0.0.3'), true);
+    set.delete('m1');
+    assert.equal(set.accept(malformed('n1'), true), 1);
+    assert.throws(() => set.accept(malformed('n2'), true), limit);
+    assert.equal(set.build(undefined, undefined).built.endpoints.length, 3);
   });
 });
 
