@@ -5,6 +5,7 @@
  * @module
  */
 import type { Client } from '../client/client.js';
+import { WITHOUT_ENDPOINTS } from '../cluster/stats.js';
 
 /** Ids remembered of each kind at most: past this, that memory starts again (discovery makes a cluster per host). */
 const REMEMBERED = 10_000;
@@ -20,7 +21,7 @@ export function clusterMembership(client: Client): (clusterId: number) => boolea
   return (clusterId) => {
     if (known.has(clusterId)) return true;
     if (foreign.has(clusterId)) return false;
-    const mine = client.stats().clusters.some((c) => c.id === clusterId);
+    const mine = client.stats(WITHOUT_ENDPOINTS).clusters.some((c) => c.id === clusterId);
     const set = mine ? known : foreign;
     if (set.size >= REMEMBERED) set.clear();
     set.add(clusterId);
