@@ -52,6 +52,7 @@ export type { DispatchOptionsLike, UndiciDispatcher } from './dispatcher.js';
 export type { GlobalDispatcherOptions } from './global-dispatcher.js';
 export type { ReadyOptions } from './ready.js';
 export type { ClientStats } from './stats.js';
+export type { StatsOptions } from '../cluster/cluster.js';
 
 /**
  * A client-side load balancer for one service, or for several behind a route table.

@@ -36,8 +36,7 @@ import { boolean, checkObject, describe, integer, isRecord, readOptions, string 
 import { setAside } from '../common/outcome.js';
 import type { AttemptEndMessage, RequestEndMessage } from '../metrics/events.js';
 import { LATENCY_BUCKETS_MS } from '../metrics/histogram.js';
-import { WITHOUT_ENDPOINTS } from '../cluster/stats.js';
-import { clusterMembership } from './membership.js';
+import { clusterMembership, CLUSTERS_ONLY } from './membership.js';
 import { ClientSeries, shownEndpoints } from './prometheus-histograms.js';
 import { CLUSTER_METRICS, type ClusterStats, type Emit, ENDPOINT_METRICS } from './prometheus-series.js';
 
@@ -300,7 +299,7 @@ function readSettings(client: Client, options: PrometheusOptions): Settings {
   const prefix = raw.prefix === '' ? '' : string(raw.prefix, 'prefix', 'sidecarless_', PREFIX, 'a metric name prefix');
   const endpointMetrics = boolean(raw.endpointMetrics, 'endpointMetrics', false);
   const maxEndpoints = integer(raw.maxEndpointsPerCluster, 'maxEndpointsPerCluster', 20, 1);
-  const clusters = client.stats(WITHOUT_ENDPOINTS).clusters;
+  const clusters = client.stats(CLUSTERS_ONLY).clusters;
   const fallback = clusters.length === 1 ? (clusters[0] as ClusterStats).name : 'default';
   const label = string(raw.client, 'client', fallback);
   return { registry, prefix, endpointMetrics, maxEndpoints, label };
@@ -364,7 +363,7 @@ function registerWith(client: Client, settings: Settings): PrometheusRegistratio
   // endpoint's figures are built: at 10,000 endpoints they made a scrape of a few cluster series a 20-50 ms stall.
   const stats = () => {
     if (cached === undefined) {
-      cached = client.stats(endpointMetrics ? undefined : WITHOUT_ENDPOINTS);
+      cached = client.stats(endpointMetrics ? undefined : CLUSTERS_ONLY);
       queueMicrotask(() => {
         cached = undefined;
       });
