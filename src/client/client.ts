@@ -9,7 +9,7 @@
  * @module
  */
 import { Agent, type Dispatcher, getGlobalDispatcher } from 'undici';
-import { Cluster, type ClusterStats, type StatsOptions } from '../cluster/cluster.js';
+import { Cluster, type ClusterStats } from '../cluster/cluster.js';
 import {
   ClientClosedError,
   InvalidOptionError,
@@ -39,7 +39,7 @@ import { Mirror } from './mirror.js';
 import { type ClientOptions, normalizeClientOptions } from './options.js';
 import { type ReadyOptions, ReadyWaits } from './ready.js';
 import { platformFetch, readRequestInit } from './request-init.js';
-import { type ClientStats, statsOfClusters } from './stats.js';
+import { type ClientStats, statsOfClusters, type StatsOptions } from './stats.js';
 
 export type {
   ClientOptions,
@@ -51,8 +51,7 @@ export type {
 export type { DispatchOptionsLike, UndiciDispatcher } from './dispatcher.js';
 export type { GlobalDispatcherOptions } from './global-dispatcher.js';
 export type { ReadyOptions } from './ready.js';
-export type { ClientStats } from './stats.js';
-export type { StatsOptions } from '../cluster/cluster.js';
+export type { ClientStats, StatsOptions } from './stats.js';
 
 /**
  * A client-side load balancer for one service, or for several behind a route table.

@@ -7,6 +7,8 @@
 import type { Cluster, ClusterStats } from '../cluster/cluster.js';
 import { includesEndpoints, type StatsOptions, WITHOUT_ENDPOINTS } from '../cluster/stats.js';
 
+export type { StatsOptions } from '../cluster/stats.js';
+
 /** A point-in-time snapshot of a client. @category Stats */
 export interface ClientStats {
   /** Configured clusters first, then discovered ones. */
