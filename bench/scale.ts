@@ -42,9 +42,12 @@
  *   every request started after an update is in force must be served by a server that is a live member of that set
  *   (servers answer with their port), one started during the preparation by a live member of the set then in force
  *   or of the new one (if it picked after the switch); counted as wrong otherwise.
+ * - Stats: after phase 3, `client.stats()` (a snapshot of every endpoint, as a metrics scrape with per-endpoint
+ *   metrics takes) and `client.stats({ endpoints: false })` (the cluster figures only, as a scrape without them
+ *   takes), `--stats-calls` (default 9) of each, one turn each; their medians, wall and main-thread CPU, ms.
  * - Machine: shared 2-core; compare figures of one run with each other (ratios), not with another machine's.
  *
- * Flags: --n 1000,10000,50000  --updates 30  --churn 1  --requests 20  --live 4  --pools 50  --fresh
+ * Flags: --n 1000,10000,50000  --updates 30  --churn 1  --requests 20  --live 4  --pools 50  --stats-calls 9  --fresh
  *        --out bench/results/scale.json. Profiling one N: `node --import tsx --expose-gc bench/scale.ts --child 10000
  *        --heap-profile /tmp/scale.heapprofile` (live objects of the full update, by allocating function), or
  *        `--cpu-prof` on the same command.
@@ -67,7 +70,7 @@ import { checkFlags } from './flags.js';
 const given = checkFlags(
   'bench:scale',
   {
-    valued: ['n', 'updates', 'churn', 'requests', 'live', 'pools', 'out', 'heap-profile', 'child'],
+    valued: ['n', 'updates', 'churn', 'requests', 'live', 'pools', 'stats-calls', 'out', 'heap-profile', 'child'],
     switches: ['fresh'],
   },
   `Usage: npm run bench:scale [-- <flags>]
@@ -77,6 +80,7 @@ const given = checkFlags(
   --requests <n>        requests started after each update (default 20)
   --live <n>            endpoints that listen (default 4)
   --pools <n>           undici Pools for the cost of one open connection (default 50)
+  --stats-calls <n>     calls of stats() and of stats({ endpoints: false }) timed after the updates (default 9)
   --fresh               new Endpoint objects for every endpoint at every update
   --child <N> [--heap-profile <file>]   one N in this process, printing its JSON result (with --heap-profile,
                         a sampling heap profile of the full update; run with --expose-gc)
@@ -94,6 +98,7 @@ const CHURN = num('churn', 1);
 const REQUESTS = num('requests', 20);
 const LIVE = num('live', 4);
 const POOLS = num('pools', 50);
+const STATS_CALLS = num('stats-calls', 9);
 
 /** What one child reports. */
 interface Result {
@@ -146,6 +151,11 @@ interface Result {
     sliceMainMs: number;
     switchMainMs: number;
   };
+  /**
+   * `client.stats()` with every endpoint's figures (`full*`) and with `{ endpoints: false }` (`clusterOnly*`), after
+   * the updates (N + live endpoints): the median of `calls` calls each, wall and main-thread CPU ms.
+   */
+  stats: { calls: number; fullMs: number; fullMainMs: number; clusterOnlyMs: number; clusterOnlyMainMs: number };
   /** `during`: requests started while an update was being prepared (served by the set then in force). */
   picks: { total: number; ok: number; wrong: number; failed: number; during: number };
 }
@@ -433,8 +443,25 @@ async function child(n: number): Promise<Result> {
   const replaceLoopMaxMs = loop.max / 1e6;
   await Promise.all([...duringPreparation, ...burst()]);
   const mainInOrder = [...mainPushes];
-  for (const list of [pushes, cpuPushes, mainPushes]) list.sort((a, b) => a - b);
   const median = (list: number[]): number => list[Math.floor(list.length / 2)] ?? 0;
+  // The snapshot's cost, as a scrape pays it: one call a turn, its result dropped at once (kept, it would hold N
+  // histograms alive while the next call is timed, and the collection that frees them would land in that call).
+  const statsTimes = async (options?: { endpoints: boolean }) => {
+    const wall: number[] = [];
+    const main: number[] = [];
+    for (let i = 0; i < STATS_CALLS; i++) {
+      await new Promise((r) => setImmediate(r));
+      const one = timed(() => void client.stats(options));
+      wall.push(one.wall);
+      main.push(one.main);
+    }
+    wall.sort((a, b) => a - b);
+    main.sort((a, b) => a - b);
+    return { wall: median(wall), main: median(main) };
+  };
+  const fullStats = await statsTimes();
+  const clusterStats = await statsTimes({ endpoints: false });
+  for (const list of [pushes, cpuPushes, mainPushes]) list.sort((a, b) => a - b);
   const max = (list: number[]): number => list[list.length - 1] ?? 0;
 
   await client.close();
@@ -479,6 +506,13 @@ async function child(n: number): Promise<Result> {
       sliceMainMs: replace.sliceMain,
       switchMainMs: replace.switchMain,
     },
+    stats: {
+      calls: STATS_CALLS,
+      fullMs: fullStats.wall,
+      fullMainMs: fullStats.main,
+      clusterOnlyMs: clusterStats.wall,
+      clusterOnlyMainMs: clusterStats.main,
+    },
     picks,
   };
 
@@ -500,7 +534,7 @@ async function main(): Promise<void> {
   }
   const ns = (flag('n') ?? '1000,10000,50000').split(',').map(Number);
   const self = fileURLToPath(import.meta.url);
-  const passOn = ['updates', 'churn', 'requests', 'live', 'pools'].flatMap((k) => {
+  const passOn = ['updates', 'churn', 'requests', 'live', 'pools', 'stats-calls'].flatMap((k) => {
     const v = flag(k);
     return v === undefined ? [] : [`--${k}`, v];
   });
@@ -529,6 +563,8 @@ async function main(): Promise<void> {
     `${fmt(r.replaceUpdate.pushMs)} (${fmt(r.replaceUpdate.pushMainMs)}; ${fmt(r.replaceUpdate.settledMainMs)})`,
     `${r.replaceUpdate.turns}: ${fmt(r.replaceUpdate.syncMainMs)} / ${fmt(r.replaceUpdate.sliceMainMs)} / ${fmt(r.replaceUpdate.switchMainMs)}`,
     fmt(r.replaceUpdate.loopMaxMs),
+    `${fmt(r.stats.fullMs, 2)} (${fmt(r.stats.fullMainMs, 2)})`,
+    `${fmt(r.stats.clusterOnlyMs, 3)} (${fmt(r.stats.clusterOnlyMainMs, 3)})`,
     `${r.picks.ok}/${r.picks.total} (${r.picks.during} during)` +
       (r.picks.wrong + r.picks.failed > 0 ? ` (${r.picks.wrong} wrong, ${r.picks.failed} failed)` : ''),
   ]);
@@ -547,6 +583,8 @@ async function main(): Promise<void> {
     'replace all: longest turn ms (main CPU; settled)',
     'replace: turns: push / slice / switch',
     'replace: loop max ms',
+    'stats() ms, median (main CPU)',
+    'stats({ endpoints: false }) ms, median (main CPU)',
     'picks ok',
   ];
   console.log(`| ${head.join(' | ')} |`);
@@ -561,7 +599,15 @@ async function main(): Promise<void> {
         date: new Date().toISOString(),
         node: process.version,
         cpus: cpus().length,
-        settings: { updates: UPDATES, churnPercent: CHURN, requests: REQUESTS, live: LIVE, pools: POOLS, fresh: FRESH },
+        settings: {
+          updates: UPDATES,
+          churnPercent: CHURN,
+          requests: REQUESTS,
+          live: LIVE,
+          pools: POOLS,
+          statsCalls: STATS_CALLS,
+          fresh: FRESH,
+        },
         results,
       },
       null,

@@ -64,7 +64,7 @@ export type { Clock, RandomSource, TimerHandle } from './common/runtime.js';
 export { seededRandom } from './common/runtime.js';
 
 // Stats and events
-export type { ClusterStats, EndpointStats } from './cluster/cluster.js';
+export type { ClusterStats, EndpointStats, StatsOptions } from './cluster/cluster.js';
 export type { HistogramSnapshot } from './metrics/histogram.js';
 export { histogramQuantile } from './metrics/histogram.js';
 export type { BreakerState } from './request/breaker.js';

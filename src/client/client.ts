@@ -35,6 +35,7 @@ import { Mirror } from './mirror.js';
 import { type ClientOptions, normalizeClientOptions } from './options.js';
 import { type ReadyOptions, ReadyWaits } from './ready.js';
 import { platformFetch, readRequestInit } from './request-init.js';
+import { type ClientStats, statsOfClusters, type StatsOptions } from './stats.js';
 
 export type {
   ClientOptions,
@@ -46,26 +47,7 @@ export type {
 export type { DispatchOptionsLike, UndiciDispatcher } from './dispatcher.js';
 export type { GlobalDispatcherOptions } from './global-dispatcher.js';
 export type { ReadyOptions } from './ready.js';
-
-/** A point-in-time snapshot of a client. @category Stats */
-export interface ClientStats {
-  /** Configured clusters first, then discovered ones. */
-  readonly clusters: readonly ClusterStats[];
-  /**
-   * Requests sent to the passthrough dispatcher, and, on a single-service client, redirects `fetch` followed to
-   * another origin (sent as plain fetch would send them).
-   */
-  readonly passthrough: number;
-  /** Mirrored copies sent, and skipped (body not replayable or over 1 MiB, or 64 already in flight). */
-  readonly mirrored: {
-    /** Shadow copies dispatched to the mirror cluster. */
-    readonly sent: number;
-    /** Requests picked for mirroring whose copy was not sent. */
-    readonly skipped: number;
-    /** Copies sent but aborted at their deadline (the route's `mirror.timeoutMs`) with no complete response. */
-    readonly dropped: number;
-  };
-}
+export type { ClientStats, StatsOptions } from './stats.js';
 
 /**
  * A client-side load balancer for one service, or for several behind a route table.
@@ -382,11 +364,21 @@ export class Client {
     return global;
   }
 
-  /** A snapshot of every cluster's endpoints, states and counters. */
-  stats(): ClientStats {
+  /**
+   * A snapshot of every cluster's endpoints, states and counters. Building each endpoint's figures is O(endpoints)
+   * in one synchronous turn; `{ endpoints: false }` leaves them out (each cluster's `endpoints` empty, its
+   * `endpointCount` and `ejectedCount` still there), as a metrics scrape of cluster figures wants at thousands of
+   * endpoints. Throws `SIDECARLESS_INVALID_OPTION` for options that are not an object or a non-boolean `endpoints`.
+   *
+   * @example
+   * ```ts
+   * for (const c of client.stats({ endpoints: false }).clusters) console.log(c.name, c.endpointCount, c.ejectedCount);
+   * ```
+   */
+  stats(options?: StatsOptions): ClientStats {
     const discovered = this.#discovery === undefined ? [] : [...this.#discovery.clusters()];
     return {
-      clusters: [...this.#clusters.values(), ...discovered].map((c) => c.stats()),
+      clusters: statsOfClusters([...this.#clusters.values(), ...discovered], options),
       passthrough: this.#passthroughCount,
       mirrored: { sent: this.#mirror.sent, skipped: this.#mirror.skipped, dropped: this.#mirror.dropped },
     };

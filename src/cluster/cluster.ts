@@ -55,7 +55,7 @@ import {
 import { nextClusterId } from './cluster-id.js';
 import { Admission } from './admission.js';
 import { type AcquireCallback, WaitQueue } from './queue.js';
-import { type ClusterStats, endpointStats, RequestCounters, ResolverCounters } from './stats.js';
+import { type ClusterStats, endpointFigures, RequestCounters, ResolverCounters, type StatsOptions } from './stats.js';
 
 const debug = createDebug('cluster');
 
@@ -64,7 +64,7 @@ interface ClusterSettings extends ResolvedClusterOptions {
 }
 
 export type { ClusterOptions, Http2Options, TargetOption, TlsOptions } from './options.js';
-export type { ClusterStats, EndpointStats } from './stats.js';
+export type { ClusterStats, EndpointStats, StatsOptions } from './stats.js';
 
 /**
  * The wait queue's callback for `request`. A function of its own: a closure made inside `#acquire` would make V8
@@ -435,13 +435,16 @@ export class Cluster {
     return this.#pool.subchannels.map((s) => s.endpoint);
   }
 
-  /** A point-in-time snapshot of endpoints, states and counters. */
-  stats(): ClusterStats {
+  /**
+   * A point-in-time snapshot of endpoints, states and counters; without the endpoints' figures (O(1) in their
+   * number) when `options.endpoints` is false. Throws `SIDECARLESS_INVALID_OPTION` for bad options.
+   */
+  stats(options?: StatsOptions): ClusterStats {
     const health = this.#health;
     return {
       name: this.name,
       id: this.id,
-      endpoints: this.#pool.subchannels.map((s) => endpointStats(s, this.#endpointCounts.read(s), health)),
+      ...endpointFigures(this.#pool.subchannels, this.#endpointCounts, health, options),
       draining: this.#pool.draining.size,
       pending: this.#queue.size,
       inFlight: this.#counters.inFlight,

@@ -5,6 +5,7 @@
  * @module
  */
 import type { SidecarlessError } from '../common/errors.js';
+import { boolean, checkObject, readOptions } from '../common/options.js';
 import type { ErrorKind } from '../common/outcome.js';
 import type { EndpointCounts } from '../metrics/endpoint-counters.js';
 import { ErrorCodes } from '../metrics/error-codes.js';
@@ -69,6 +70,16 @@ export interface ClusterStats {
    * so after `close()` this is empty: read the endpoints' figures before closing if you need them at the end.
    */
   readonly endpoints: readonly EndpointStats[];
+  /**
+   * Endpoints in the current set: `endpoints.length` when the endpoints are included, and known without them (see
+   * {@link StatsOptions.endpoints}). 0 after `close()`.
+   */
+  readonly endpointCount: number;
+  /**
+   * Endpoints of the current set ejected by outlier detection now: those with `ejected` true in `endpoints`, known
+   * without them. 0 without outlier detection.
+   */
+  readonly ejectedCount: number;
   /** Removed endpoints still finishing in-flight requests. */
   readonly draining: number;
   /** Requests waiting for an endpoint. */
@@ -133,6 +144,37 @@ export interface ClusterStats {
     /** Message of the most recent resolver error, kept after later successful updates; `undefined` if none yet. */
     readonly lastError: string | undefined;
   };
+}
+
+/**
+ * Options of `client.stats()`.
+ *
+ * @category Stats
+ */
+export interface StatsOptions {
+  /**
+   * Build each cluster's per-endpoint figures (`endpoints`). With `false`, every `endpoints` is empty and the snapshot
+   * costs the same at 10 endpoints as at 10,000; `endpointCount` and `ejectedCount` are there either way. Ask for
+   * `false` when reading cluster figures often (a metrics scrape) from clusters with many endpoints: building the
+   * endpoints' figures (a latency histogram each) is O(endpoints) in one synchronous turn.
+   * @defaultValue true
+   */
+  readonly endpoints?: boolean | undefined;
+}
+
+/** The options `stats()` passes to each cluster's when asked for no endpoints (read without validating again). */
+export const WITHOUT_ENDPOINTS: StatsOptions = Object.freeze({ endpoints: false });
+
+/**
+ * Whether `stats(options)` includes the endpoints; throws `SIDECARLESS_INVALID_OPTION` for options that are not an
+ * object or an `endpoints` that is not a boolean.
+ */
+export function includesEndpoints(options: StatsOptions | undefined): boolean {
+  // The common calls take no allocation: no options, and the exporters' and the client's shared constant.
+  if (options === undefined) return true;
+  if (options === WITHOUT_ENDPOINTS) return false;
+  const read = readOptions('options', () => checkObject(options, ['endpoints'], 'options'));
+  return boolean(read.endpoints, 'options.endpoints', true);
 }
 
 function classes(counts: readonly number[]): Record<'1xx' | '2xx' | '3xx' | '4xx' | '5xx', number> {
@@ -218,10 +260,30 @@ export class ResolverCounters {
   }
 }
 
-/** What {@link endpointStats} asks of the health layer. */
+/** What {@link endpointStats} and {@link endpointFigures} ask of the health layer. */
 export interface EndpointHealthView {
   isEjected(subchannel: Subchannel): boolean;
   isHealthy(subchannel: Subchannel): boolean;
+  /** Hosts of the current set ejected now, kept as a count (not found by a walk of the set). */
+  readonly ejectedCount: number;
+}
+
+/**
+ * The endpoint part of {@link ClusterStats} for the current set `subchannels`: the counts always, each endpoint's
+ * figures only when `options` ask for them (the default).
+ */
+export function endpointFigures(
+  subchannels: readonly Subchannel[],
+  counts: { read(s: Subchannel): Readonly<EndpointCounts> },
+  health: EndpointHealthView,
+  options: StatsOptions | undefined,
+): Pick<ClusterStats, 'endpoints' | 'endpointCount' | 'ejectedCount'> {
+  return {
+    endpoints: includesEndpoints(options) ? subchannels.map((s) => endpointStats(s, counts.read(s), health)) : [],
+    endpointCount: subchannels.length,
+    // close() empties the set without telling the detector, which keeps its ejections: none are of the set then.
+    ejectedCount: subchannels.length === 0 ? 0 : health.ejectedCount,
+  };
 }
 
 /** One endpoint's figures: the subchannel's own counters, the cluster's (`extra`) and its health. */

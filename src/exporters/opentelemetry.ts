@@ -40,7 +40,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import { type Attributes, type Meter, metrics, ValueType } from '@opentelemetry/api';
 import type { Client } from '../client/client.js';
-import { clusterMembership } from './membership.js';
+import { clusterMembership, CLUSTERS_ONLY } from './membership.js';
 import { InvalidOptionError } from '../common/errors.js';
 import { boolean, checkObject, describe, integer, isRecord, readOptions } from '../common/options.js';
 import { ErrorCodes } from '../metrics/error-codes.js';
@@ -134,7 +134,7 @@ const meters = new WeakMap<Meter, Set<{ readonly client: Client }>>();
 function checkMeter(meter: Meter, client: Client): void {
   const live = meters.get(meter);
   if (live === undefined) return;
-  const names = new Set(client.stats().clusters.map((c) => c.name));
+  const names = new Set(client.stats(CLUSTERS_ONLY).clusters.map((c) => c.name));
   for (const other of live) {
     if (other.client === client) {
       throw new InvalidOptionError(
@@ -142,7 +142,7 @@ function checkMeter(meter: Meter, client: Client): void {
         'this client is already registered on this meter (its series would be counted twice); unregister it first',
       );
     }
-    const shared = other.client.stats().clusters.find((c) => names.has(c.name));
+    const shared = other.client.stats(CLUSTERS_ONLY).clusters.find((c) => names.has(c.name));
     if (shared !== undefined) {
       throw new InvalidOptionError(
         'meter',
@@ -375,14 +375,15 @@ function registerUnguarded(client: Client, options: OpenTelemetryOptions): OpenT
       observer.observe(o as never, value, { ...base, ...attributes });
     // Rebuilt at each collection: clusters that left (discovered ones come and go) are forgotten.
     shown.clear();
-    for (const c of client.stats().clusters) {
+    // Only per-endpoint instruments need each endpoint's figures; the cluster ones read the counts.
+    for (const c of client.stats(perEndpoint ? undefined : CLUSTERS_ONLY).clusters) {
       const a = { 'sidecarless.cluster': c.name };
       observe(requests, c.requests.total, a);
       observe(active, c.inFlight, a);
       observe(retries, c.requests.retries, a);
       observe(hedges, c.requests.hedges, a);
-      observe(endpoints, c.endpoints.length, a);
-      observe(endpointsEjected, c.endpoints.filter((e) => e.ejected).length, a);
+      observe(endpoints, c.endpointCount, a);
+      observe(endpointsEjected, c.ejectedCount, a);
       observe(ejections, c.ejections, a);
       observe(returns, c.returns, a);
       if (c.breaker !== undefined) {

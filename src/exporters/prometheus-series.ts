@@ -75,7 +75,7 @@ export const CLUSTER_METRICS: readonly [string, 'counter' | 'gauge', string, str
       for (const state of BREAKER_STATES) emit({ state }, c.breaker === state ? 1 : 0);
     },
   ],
-  ['endpoints', 'gauge', 'Endpoints in the current set.', undefined, one((c) => c.endpoints.length)],
+  ['endpoints', 'gauge', 'Endpoints in the current set.', undefined, one((c) => c.endpointCount)],
   ['ejections_total', 'counter', 'Outlier ejections.', undefined, one((c) => c.ejections)],
   ['ejection_returns_total', 'counter', 'Returns from outlier ejection.', undefined, one((c) => c.returns)],
   [

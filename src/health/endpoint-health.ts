@@ -277,6 +277,11 @@ export class EndpointHealth<H extends HealthHost> {
     return this.#detector?.isEjected(host) ?? false;
   }
 
+  /** Hosts of the current set ejected by outlier detection now: the detector's count, not a walk of the hosts. */
+  get ejectedCount(): number {
+    return this.#detector?.ejectedCount ?? 0;
+  }
+
   /** True unless active health checks mark `host` unhealthy. */
   isHealthy(host: H): boolean {
     return this.#checker?.isHealthy(host) ?? true;
@@ -292,7 +297,7 @@ export class EndpointHealth<H extends HealthHost> {
    * snapshot rebuild then skips asking {@link EndpointHealth.isEligible} of each of (maybe 10,000) hosts.
    */
   get allEligible(): boolean {
-    return this.#checker === undefined && (this.#detector?.ejectedCount ?? 0) === 0;
+    return this.#checker === undefined && this.ejectedCount === 0;
   }
 
   /** True when `host` may take traffic: not ejected by outlier detection and not failing active health checks. */
