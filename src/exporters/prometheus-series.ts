@@ -76,6 +76,13 @@ export const CLUSTER_METRICS: readonly [string, 'counter' | 'gauge', string, str
     },
   ],
   ['endpoints', 'gauge', 'Endpoints in the current set.', undefined, one((c) => c.endpointCount)],
+  [
+    'endpoints_ejected',
+    'gauge',
+    'Endpoints of the current set ejected by outlier detection now.',
+    undefined,
+    one((c) => c.ejectedCount),
+  ],
   ['ejections_total', 'counter', 'Outlier ejections.', undefined, one((c) => c.ejections)],
   ['ejection_returns_total', 'counter', 'Returns from outlier ejection.', undefined, one((c) => c.returns)],
   [

@@ -393,8 +393,11 @@ describe('counters, with their exact Prometheus series', () => {
     try {
       for (let i = 0; i < 10 && events.length === 0; i++) await (await client.fetch('http://svc/')).arrayBuffer();
       assert.equal(bad.hits, 2, 'two consecutive 500s eject');
+      const cluster_ = 'client="svc",upstream_cluster="svc"';
+      assert.equal(sample(await scrape(client), 'sidecarless_endpoints_ejected', cluster_), 1, 'while ejected');
       // 100 ms ejection, returned at the first 50 ms sweep after it.
       clock.advance(200);
+      assert.equal(sample(await scrape(client), 'sidecarless_endpoints_ejected', cluster_), 0, 'returned');
     } finally {
       diagnostics.unsubscribe('sidecarless:eject', onEject);
     }
