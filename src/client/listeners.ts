@@ -14,12 +14,15 @@ export class ClientListeners {
   #closed = false;
 
   onHealthEvent(listener: (event: HealthEvent) => void): Subscription {
-    this.#health.add(listener);
-    return subscription(() => this.#health.delete(listener));
+    // One entry per subscription (the same function twice is two), see EndpointHealth.subscribe.
+    const entry = (event: HealthEvent): void => listener(event);
+    this.#health.add(entry);
+    return subscription(() => this.#health.delete(entry));
   }
 
+  /** Tells the listeners subscribed when the event happened (see EndpointHealth's `#emit`). */
   emit(event: HealthEvent): void {
-    for (const listener of this.#health) call(() => listener(event));
+    for (const listener of [...this.#health]) call(() => listener(event));
   }
 
   /** Calls `listener` once when {@link ClientListeners.closed} runs; on a microtask when it already ran. */

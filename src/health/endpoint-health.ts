@@ -168,6 +168,7 @@ export class EndpointHealth<H extends HealthHost> {
         onEject: (host, info) => {
           this.#ejections++;
           debug('%s: eject %s (%s, %d ms)', hooks.cluster, host.endpoint.key, info.reason, info.ejectionMs);
+          hooks.onChange();
           this.#emit({
             cluster: hooks.cluster,
             clusterId: hooks.clusterId,
@@ -177,12 +178,12 @@ export class EndpointHealth<H extends HealthHost> {
             ejectionMs: info.ejectionMs,
             timesEjected: info.timesEjected,
           });
-          hooks.onChange();
         },
         onReturn: (host, info) => {
           this.#returns++;
           debug('%s: return %s (%s)', hooks.cluster, host.endpoint.key, info.reason);
           this.#slowStart?.restart(host);
+          hooks.onChange();
           this.#emit({
             cluster: hooks.cluster,
             clusterId: hooks.clusterId,
@@ -191,7 +192,6 @@ export class EndpointHealth<H extends HealthHost> {
             reason: info.reason,
             timesEjected: info.timesEjected,
           });
-          hooks.onChange();
           this.#armSlowStartTick();
         },
       });
@@ -210,6 +210,7 @@ export class EndpointHealth<H extends HealthHost> {
         servername: hooks.tls === undefined ? undefined : () => hooks.tlsName ?? this.#requestTlsName ?? hooks.cluster,
         onHealthy: (host) => {
           this.#slowStart?.restart(host);
+          hooks.onChange();
           this.#emit({
             cluster: hooks.cluster,
             clusterId: hooks.clusterId,
@@ -217,10 +218,10 @@ export class EndpointHealth<H extends HealthHost> {
             type: 'healthy',
             reason: 'health-check',
           });
-          hooks.onChange();
           this.#armSlowStartTick();
         },
         onUnhealthy: (host) => {
+          hooks.onChange();
           this.#emit({
             cluster: hooks.cluster,
             clusterId: hooks.clusterId,
@@ -228,7 +229,6 @@ export class EndpointHealth<H extends HealthHost> {
             type: 'unhealthy',
             reason: 'health-check',
           });
-          hooks.onChange();
         },
       });
     }
@@ -337,13 +337,22 @@ export class EndpointHealth<H extends HealthHost> {
 
   /** Subscribes to eject/return/healthy/unhealthy events. */
   subscribe(listener: (event: HealthEvent) => void): Subscription {
-    this.#listeners.add(listener);
-    return subscription(() => this.#listeners.delete(listener));
+    // A wrapper of its own per subscription: the same function subscribed twice is two subscriptions, and disposing
+    // one leaves the other (probe 21).
+    const entry = (event: HealthEvent): void => listener(event);
+    this.#listeners.add(entry);
+    return subscription(() => this.#listeners.delete(entry));
   }
 
+  /**
+   * Tells the event to the diagnostics channel and the listeners subscribed when it happened (a listener subscribing
+   * from a listener hears the next event, not this one: a listener that subscribes again each time would otherwise
+   * be called for ever, probe 21). Called once the pickers have been rebuilt, so a request a listener sends goes by
+   * the new state.
+   */
   #emit(event: HealthEvent): void {
     if (channels.eject.hasSubscribers) channels.eject.publish(event);
-    for (const listener of this.#listeners) {
+    for (const listener of [...this.#listeners]) {
       try {
         listener(event);
       } catch (err) {

@@ -56,4 +56,76 @@ describe('Subscription (client.onHealthEvent)', () => {
       await client.close();
     }
   });
+
+  /** A client over one 503 backend and two good ones, ejecting the bad one at its first 503 (round robin, no retry). */
+  async function ejecting() {
+    const bad = await backend('sub21-bad', answer503);
+    const good = [await backend('sub21-g1'), await backend('sub21-g2')];
+    const client = createClient({
+      target: [bad.address, ...good.map((b) => b.address)],
+      clock: new FakeBackgroundClock(),
+      picker: 'round-robin',
+      retry: false,
+      outlierDetection: { consecutive5xx: 1, maxEjectionPercent: 50 },
+    });
+    const send = async () => {
+      const res = await client.fetch('http://svc/');
+      await res.arrayBuffer();
+      return res.headers.get('x-backend');
+    };
+    return { bad, client, send };
+  }
+
+  it('a listener subscribed while an event is delivered hears the next event, not this one (probe 21: no end)', async () => {
+    const { client, send } = await ejecting();
+    let calls = 0;
+    let late = 0;
+    const arm = (): void => {
+      const sub = client.onHealthEvent(() => {
+        calls++;
+        sub.dispose();
+        if (calls < 1000) arm(); // bounded: the old code called it for ever, this is where it would stop
+      });
+    };
+    arm();
+    client.onHealthEvent(() => void client.onHealthEvent(() => late++));
+    try {
+      for (let i = 0; i < 3; i++) await send();
+      assert.equal(calls, 1, 'the re-arming listener heard the one eject once');
+      assert.equal(late, 0, 'a listener added during delivery did not hear it');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('the same function subscribed twice is two subscriptions: disposing one leaves the other (probe 21)', async () => {
+    const { client, send } = await ejecting();
+    const heard: string[] = [];
+    const listener = (e: HealthEvent) => heard.push(e.type);
+    const first = client.onHealthEvent(listener);
+    client.onHealthEvent(listener);
+    first.dispose();
+    try {
+      for (let i = 0; i < 3; i++) await send();
+      assert.deepEqual(heard, ['eject']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a request sent from an eject listener goes by the new state: never to the endpoint just ejected (probe 21)', async () => {
+    const { bad, client, send } = await ejecting();
+    const fromListener: Promise<string | null>[] = [];
+    client.onHealthEvent((e) => {
+      if (e.type === 'eject') for (let i = 0; i < 10; i++) fromListener.push(send());
+    });
+    try {
+      for (let i = 0; i < 3; i++) await send();
+      const answered = await Promise.all(fromListener);
+      assert.equal(answered.length, 10);
+      assert.ok(!answered.includes(bad.id), `answered by ${answered.join(', ')}`);
+    } finally {
+      await client.close();
+    }
+  });
 });
