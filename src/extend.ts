@@ -15,7 +15,8 @@
  *
  * const firstPolicy: PickerPolicy<Record<string, never>> = {
  *   name: 'first',
- *   parseConfig: (raw) => (options.rejectUnknownKeys(raw, 'picker', []), {}),
+ *   // `path` is where the picker option sits (`clusters.users.picker`): errors name the full path.
+ *   parseConfig: (raw, path = 'picker') => (options.rejectUnknownKeys(raw, path, []), {}),
  *   build: (targets) => {
  *     const [first] = completeResults(targets);
  *     return { pick: () => first! };

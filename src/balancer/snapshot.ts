@@ -197,6 +197,31 @@ function pickWith<T extends Pickable>(
   return (picker as Picker<T> & PicksAmong<T>).pickAmong(context, among);
 }
 
+/** A picker that hashes a request's key (ring hash, maglev): duck-typed, as `PicksAmong`. */
+interface HashesKeys {
+  keyHash(context: PickContext, out: Uint32Array): boolean;
+}
+
+const keyHash = new Uint32Array(1);
+
+/**
+ * Where in [0, 1) a request falls among a snapshot's slots (priority levels, zones). With a hashing policy, from the
+ * request's key (Envoy chooses the priority from the hash for these): a key keeps to one level, so to one endpoint,
+ * while traffic spills over levels, when a random draw would spread it over all (probe 21). The hash is mixed
+ * (murmur3's finalizer) so that the level does not follow the key's place on the ring: the keys of a level are spread
+ * over its whole ring. A request without a key draws at random, as the picker does.
+ */
+function slotDraw<T extends Pickable>(picker: Picker<T>, context: PickContext, random: RandomSource): number {
+  if (!('keyHash' in picker) || !(picker as Picker<T> & HashesKeys).keyHash(context, keyHash)) return random();
+  let h = keyHash[0] as number;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) / 4_294_967_296;
+}
+
 /**
  * Picks from a snapshot; `undefined` for an empty one (the caller waits). With `among`, a picker that can pick among
  * those targets only does (see `PicksAmong`); the others pick as always, and the caller checks their result.
@@ -210,7 +235,7 @@ export function pickFrom<T extends Pickable>(
   if (snapshot.kind === 'slots') {
     const { slots } = snapshot;
     if (slots.length === 1) return pickWith((slots[0] as Slot<T>).picker, context, among);
-    const r = random();
+    const r = slotDraw((slots[0] as Slot<T>).picker, context, random);
     for (const slot of slots) if (r < slot.upTo) return pickWith(slot.picker, context, among);
     return pickWith((slots[slots.length - 1] as Slot<T>).picker, context, among);
   }

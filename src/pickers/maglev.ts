@@ -105,6 +105,11 @@ export class MaglevPicker<T extends Pickable> implements Picker<T> {
     return this.#results[this.table[(out[0] as number) % this.#size] as number] as PickResult<T>;
   }
 
+  /** @internal The request's key hash into `out[0]`; false without a key (see `RingHashPicker.keyHash`). */
+  keyHash(context: PickContext, out: Uint32Array): boolean {
+    return this.#hasher(context, out);
+  }
+
   /** The target for a key already hashed with XXH32 (seed 0) of its UTF-8 bytes: `hashString(key)`. */
   pickHash(hash: number): PickResult<T> {
     return this.#results[this.table[hash % this.#size] as number] as PickResult<T>;

@@ -140,6 +140,14 @@ export class RingHashPicker<T extends Pickable> implements Picker<T> {
   }
 
   /**
+   * @internal The request's key hash into `out[0]`; false for a request without a key. The balancer draws a
+   * priority level or zone from it, so a key keeps to one endpoint when traffic spills over levels (as Envoy does).
+   */
+  keyHash(context: PickContext, out: Uint32Array): boolean {
+    return this.#hasher(context, out);
+  }
+
+  /**
    * @internal Picks as {@link RingHashPicker.pick} would if only the targets in `among` were on the ring: the first
    * entry from the request's position on whose owner is in `among` (the consistent-hashing answer once the others
    * are gone), looking at most {@link AMONG_STEPS} entries; `undefined` past them. The balancer serves a rebuild's

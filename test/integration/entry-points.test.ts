@@ -289,10 +289,8 @@ describe('package entry points', () => {
   it('a policy of your own registers through createPickerRegistry, built from sidecarless/extend blocks', async () => {
     const first: PickerPolicy<Record<string, never>> = {
       name: 'first',
-      parseConfig(raw) {
-        extend.options.rejectUnknownKeys(raw, 'picker', []);
-        return {};
-      },
+      // As the sidecarless/extend TSDoc example writes it: errors name the option's full path.
+      parseConfig: (raw, path = 'picker') => (extend.options.rejectUnknownKeys(raw, path, []), {}),
       build(targets) {
         const results = extend.completeResults(extend.sortedByKey(targets));
         return { pick: () => results[0]! };
@@ -305,7 +303,13 @@ describe('package entry points', () => {
     await client.close();
     assert.throws(() => createClient({ target: ['127.0.0.1:1'], picker: { name: 'first', x: 1 }, pickers }), {
       code: 'SIDECARLESS_INVALID_OPTION',
+      option: 'picker.x',
     });
+    assert.throws(
+      () =>
+        createClient({ clusters: { users: { target: ['127.0.0.1:1'], picker: { name: 'first', x: 1 }, pickers } } }),
+      { code: 'SIDECARLESS_INVALID_OPTION', option: 'clusters.users.picker.x' },
+    );
   });
 
   it('sidecarless/extend carries the building blocks', () => {

@@ -1079,3 +1079,48 @@ describe("undici's `query` option counts as the path's query (probe 20)", () => 
     }
   });
 });
+
+describe('hash keys keep to one endpoint while traffic spills over priority levels (probe 21)', () => {
+  for (const name of ['ring-hash', 'maglev'] as const) {
+    it(`${name}: a key keeps one endpoint when P0 is degraded and part of its traffic goes to P1`, async () => {
+      const bad = await backend(`spill-${name}-bad`, answer503);
+      const p0 = await backend(`spill-${name}-p0`);
+      const p1 = [await backend(`spill-${name}-p1a`), await backend(`spill-${name}-p1b`)];
+      const at = (b: Backend, priority: number) => {
+        const [host, port] = b.address.split(':') as [string, string];
+        return { host, port: Number(port), priority };
+      };
+      const client = createClient({
+        target: [at(bad, 0), at(p0, 0), at(p1[0] as Backend, 1), at(p1[1] as Backend, 1)],
+        picker: { name, hashKey: { header: 'x-key' } },
+        retry: false,
+        outlierDetection: { consecutive5xx: 1, maxEjectionPercent: 50 },
+      });
+      const send = async (key: string) => {
+        const res = await request('http://svc/', { dispatcher: client.dispatcher, headers: { 'x-key': key } });
+        await res.body.dump();
+        return String(res.headers['x-backend'] ?? `status ${res.statusCode}`);
+      };
+      try {
+        // The 503 backend is ejected at its first answer: P0 keeps 70 % (half healthy, overprovisioning 1.4).
+        for (let i = 0; i < 200 && (client.stats().clusters[0]?.ejections ?? 0) === 0; i++) await send(`warm-${i}`);
+        assert.equal(client.stats().clusters[0]?.ejections, 1, 'the 503 backend was ejected');
+        const landed = new Map<string, Set<string>>();
+        for (let k = 0; k < 30; k++) {
+          for (let i = 0; i < 6; i++) {
+            const set = landed.get(`key-${k}`) ?? new Set<string>();
+            set.add(await send(`key-${k}`));
+            landed.set(`key-${k}`, set);
+          }
+        }
+        for (const [key, set] of landed) assert.equal(set.size, 1, `${key} landed on ${[...set].join(', ')}`);
+        const used = new Set([...landed.values()].map((s) => [...s][0]));
+        assert.ok(used.has(p0.id), 'P0 keeps part of the keys');
+        assert.ok(used.has(p1[0]?.id) || used.has(p1[1]?.id), 'part of the keys spill to P1');
+        assert.ok(!used.has(bad.id), 'none to the ejected endpoint');
+      } finally {
+        await client.close();
+      }
+    });
+  }
+});
