@@ -22,7 +22,7 @@ import { requestPath } from '../common/request-path.js';
 import { parseOrigin, type ParsedOrigin } from '../request/origin.js';
 import { compileRoutes, type RouteConfig, type RouteTable } from '../routing/router.js';
 import { Discovery } from './discovery.js';
-import { BalancedDispatcher, type UndiciDispatcher } from './dispatcher.js';
+import { BalancedDispatcher, type UndiciDispatcher, unroutable } from './dispatcher.js';
 import {
   GlobalDispatcher,
   type GlobalDispatcherOptions,
@@ -174,6 +174,11 @@ export class Client {
     }
     const { authority, host } = origin;
     // No route table (the common case): no route request to build.
+    const refused = this.#routes.size === 0 ? undefined : unroutable(options);
+    if (refused !== undefined) {
+      toLegacyHandler(handler).onError?.(refused);
+      return false;
+    }
     const decision =
       this.#routes.size === 0
         ? undefined
@@ -387,7 +392,7 @@ export class Client {
   /**
    * Subscribes to endpoint health events of every cluster, discovered ones included: `eject` and `return` (outlier
    * detection, with the rule or way back as `reason`), `unhealthy` and `healthy` (active health checks). Returns a
-   * handle whose `dispose()` unsubscribes.
+   * handle whose `dispose()` unsubscribes. Throws `SIDECARLESS_INVALID_OPTION` (`listener`) for a non-function.
    *
    * @example
    * ```ts
@@ -402,7 +407,8 @@ export class Client {
   /**
    * Calls `listener` once when the client has closed: when {@link Client.close} or {@link Client.destroy} has
    * finished, before its promise resolves (on a microtask if that already happened). The exporters end their
-   * registration with it. Returns a handle whose `dispose()` unsubscribes.
+   * registration with it. Returns a handle whose `dispose()` unsubscribes. Throws `SIDECARLESS_INVALID_OPTION`
+   * (`listener`) for a non-function.
    */
   onClose(listener: () => void): Subscription {
     return this.#listeners.onClose(listener);

@@ -190,3 +190,15 @@ function takesUpgrade(handler: object): boolean {
   const h = handler as { onUpgrade?: unknown; onRequestUpgrade?: unknown };
   return typeof h.onUpgrade === 'function' || typeof h.onRequestUpgrade === 'function';
 }
+
+/**
+ * undici's own error for a request whose `method` or `path` is not a string, or `undefined`: what a single-service
+ * client reports (undici checks them as it takes the request), for the route table, which reads both before undici
+ * sees them. The same input then fails the same way, through `onError`, whatever the client's shape.
+ */
+export function unroutable(options: object): Error | undefined {
+  const { method, path } = options as { method?: unknown; path?: unknown };
+  if (typeof method !== 'string') return new errors.InvalidArgumentError('method must be a string');
+  if (typeof path !== 'string') return new errors.InvalidArgumentError('path must be a string');
+  return undefined;
+}

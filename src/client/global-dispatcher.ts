@@ -9,7 +9,7 @@
  * @module
  */
 import { Agent, Dispatcher } from 'undici';
-import { array, checkObject, describe, isRecord, joinPath } from '../common/options.js';
+import { array, checkObject, describe, isObject, joinPath, readOptions } from '../common/options.js';
 import { InvalidOptionError } from '../common/errors.js';
 import { toDualHandler } from '../common/handler.js';
 import { parseOrigin } from '../request/origin.js';
@@ -84,8 +84,13 @@ export function normalizeGlobalDispatcherOptions(raw: unknown): {
   hosts: string[];
   others: Dispatcher | undefined;
 } {
+  // A getter or Proxy trap that throws is an invalid option (`globalDispatcher`), never a raw error.
+  return readOptions('globalDispatcher', () => normalizeUnguarded(raw));
+}
+
+function normalizeUnguarded(raw: unknown): { hosts: string[]; others: Dispatcher | undefined } {
   const path = 'globalDispatcher';
-  const o = checkObject(raw ?? {}, ['hosts', 'others'], path);
+  const o = checkObject(raw === undefined ? {} : raw, ['hosts', 'others'], path);
   const hosts: string[] = [];
   if (o.hosts !== undefined) {
     array(o.hosts, joinPath(path, 'hosts'), 'an array of host names').forEach((h: unknown, i) => {
@@ -99,7 +104,7 @@ export function normalizeGlobalDispatcherOptions(raw: unknown): {
     });
   }
   const others = o.others;
-  if (others !== undefined && (!isRecord(others) || typeof others.dispatch !== 'function')) {
+  if (others !== undefined && (!isObject(others) || typeof others.dispatch !== 'function')) {
     throw new InvalidOptionError(joinPath(path, 'others'), `expected an undici Dispatcher, got ${describe(others)}`);
   }
   return { hosts, others: others as Dispatcher | undefined };

@@ -6,6 +6,7 @@
  */
 import type { HealthEvent, Subscription } from '../health/endpoint-health.js';
 import { subscription } from '../metrics/events.js';
+import { func, required } from '../common/options.js';
 
 /** @internal */
 export class ClientListeners {
@@ -14,6 +15,8 @@ export class ClientListeners {
   #closed = false;
 
   onHealthEvent(listener: (event: HealthEvent) => void): Subscription {
+    // Checked at the call: a listener that is no function would never be called, and the mistake never reported.
+    func(required(listener, 'listener'), 'listener');
     // One entry per subscription (the same function twice is two), see EndpointHealth.subscribe.
     const entry = (event: HealthEvent): void => listener(event);
     this.#health.add(entry);
@@ -27,6 +30,7 @@ export class ClientListeners {
 
   /** Calls `listener` once when {@link ClientListeners.closed} runs; on a microtask when it already ran. */
   onClose(listener: () => void): Subscription {
+    func(required(listener, 'listener'), 'listener');
     if (this.#closed) {
       let live = true;
       queueMicrotask(() => live && call(listener));

@@ -26,12 +26,14 @@ import {
   describe,
   func,
   integer,
+  isObject,
   isRecord,
   joinPath,
   MAX_TIMER_MS,
   oneOf,
   string,
   readOptions,
+  refuseNulls,
 } from '../common/options.js';
 import type { Clock, RandomSource } from '../common/runtime.js';
 import { systemRandom } from '../common/runtime.js';
@@ -373,7 +375,7 @@ function normalizeMulti(options: Record<string, unknown>): NormalizedClientOptio
   }
   const discovery = normalizeDiscovery(m.discovery, defaults);
   const passthrough = m.passthrough ?? false;
-  if (typeof passthrough !== 'boolean' && (!isRecord(passthrough) || typeof passthrough.dispatch !== 'function')) {
+  if (typeof passthrough !== 'boolean' && (!isObject(passthrough) || typeof passthrough.dispatch !== 'function')) {
     throw new InvalidOptionError(
       'passthrough',
       `expected true, false or an undici Dispatcher, got ${describe(passthrough)}`,
@@ -404,6 +406,7 @@ export function normalizeClientOptions(options: unknown): NormalizedClientOption
     );
   }
   return readOptions('options', () => {
+    refuseNulls(options, '');
     const multi = options.clusters !== undefined || options.discovery !== undefined;
     return multi ? normalizeMulti(options) : normalizeSingle(options);
   });

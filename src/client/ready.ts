@@ -6,7 +6,7 @@
  */
 import type { Cluster } from '../cluster/cluster.js';
 import { NoEndpointsError } from '../common/errors.js';
-import { checkObject, duration, integer } from '../common/options.js';
+import { checkObject, duration, integer, readOptions } from '../common/options.js';
 
 /**
  * What {@link Client.ready} waits for besides the first resolution.
@@ -37,8 +37,11 @@ export class ReadyWaits {
     let min: number;
     try {
       duration(timeoutMs, 'timeoutMs', 0, true);
-      checkObject(options ?? {}, ['minEndpoints'], 'options');
-      min = integer(options?.minEndpoints, 'minEndpoints', 0, 0, 1_000_000);
+      // Read once, from the snapshot; a getter or Proxy trap that throws is an invalid option, not a raw error.
+      min = readOptions('options', () => {
+        const o = checkObject(options === undefined ? {} : options, ['minEndpoints'], 'options');
+        return integer(o.minEndpoints, 'minEndpoints', 0, 0, 1_000_000);
+      });
     } catch (err) {
       return Promise.reject(err as Error);
     }

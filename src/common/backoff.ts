@@ -6,7 +6,17 @@
  */
 import { InvalidOptionError } from './errors.js';
 // The options toolkit, so that every option family reports a bad value the same way.
-import { checkObject, describe, duration, joinPath, MAX_TIMER_MS, number } from './options.js';
+import {
+  checkObject,
+  describe,
+  duration,
+  func,
+  joinPath,
+  MAX_TIMER_MS,
+  number,
+  readOptions,
+  required,
+} from './options.js';
 import type { RandomSource } from './runtime.js';
 
 /** Backoff settings. Defaults are gRPC's connection backoff. @category Options */
@@ -66,10 +76,19 @@ export function resolveBackoffOptions(
   path: string,
   defaults: BackoffDefaults = CONNECTION_BACKOFF,
 ): ResolvedBackoffOptions {
+  // A getter or Proxy trap that throws is reported as an invalid option, never escapes raw (a public helper).
+  return readOptions(path || 'options', () => resolveUnguarded(options, path, defaults));
+}
+
+function resolveUnguarded(
+  options: BackoffOptions | undefined,
+  path: string,
+  defaults: BackoffDefaults,
+): ResolvedBackoffOptions {
   const o = options === undefined ? {} : checkObject(options, ['initialMs', 'multiplier', 'jitter', 'maxMs'], path);
   const initialMs = duration(o.initialMs, joinPath(path, 'initialMs'), defaults.initialMs);
   const multiplier = number(o.multiplier, joinPath(path, 'multiplier'), defaults.multiplier, 1);
-  const jitter = o.jitter ?? defaults.jitter;
+  const jitter = o.jitter === undefined ? defaults.jitter : o.jitter;
   if (typeof jitter !== 'number' || !(jitter >= 0 && jitter < 1)) {
     throw new InvalidOptionError(joinPath(path, 'jitter'), `expected a number in [0, 1), got ${describe(jitter)}`);
   }
@@ -90,6 +109,13 @@ export class Backoff {
   #current: number;
 
   constructor(options: ResolvedBackoffOptions, random: RandomSource) {
+    if (typeof options !== 'object' || options === null) {
+      throw new InvalidOptionError(
+        'options',
+        `expected resolved backoff options (resolveBackoffOptions), got ${describe(options)}`,
+      );
+    }
+    func(required(random, 'random'), 'random');
     this.#options = options;
     this.#random = random;
     this.#current = options.initialMs;

@@ -174,6 +174,7 @@ function canonicalIPv6(host: string): string {
 
 /** The key of an endpoint at `host:port`, as {@link Endpoint.key}. `host` must already be normalized. */
 export function endpointKey(host: string, port: number): string {
+  if (typeof host !== 'string') throw new InvalidEndpointError(`Endpoint host must be a string, got ${describe(host)}`);
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
@@ -218,13 +219,14 @@ function readEndpoint(init: EndpointInit): Endpoint {
       `Endpoint ${init.host} port must be an integer from 1 to 65535, got ${describe(port)}`,
     );
   }
-  const weight = init.weight ?? 1;
+  // `null` is refused as every option's is (common/options.ts nullOption), not taken as the default.
+  const weight = init.weight === undefined ? 1 : init.weight;
   if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0 || weight > MAX_ENDPOINT_WEIGHT) {
     throw new InvalidEndpointError(
       `Endpoint ${init.host}:${port} weight must be a finite number in (0, ${MAX_ENDPOINT_WEIGHT}], got ${describe(weight)}`,
     );
   }
-  const priority = init.priority ?? 0;
+  const priority = init.priority === undefined ? 0 : init.priority;
   if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 0 || priority > MAX_ENDPOINT_PRIORITY) {
     throw new InvalidEndpointError(
       `Endpoint ${init.host}:${port} priority must be an integer from 0 to ${MAX_ENDPOINT_PRIORITY}, got ${describe(priority)}`,
@@ -289,6 +291,7 @@ export function parseHostPort(
   /** The port, or `defaultPort` when the text has none; digits only, not range-checked. */
   port: number;
 } {
+  if (typeof text !== 'string') throw new InvalidEndpointError(`Address must be a string, got ${describe(text)}`);
   const s = text.trim();
   let host: string;
   let portText: string | undefined;

@@ -241,7 +241,8 @@ export class NotProcessedError extends SidecarlessError {
  * header HTTP/2 forbids (a connection-specific one, RFC 9113 §8.2.2: `te` other than `trailers`, `proxy-connection`,
  * `http2-settings`, `keep-alive`, `upgrade`, `transfer-encoding`; `te` by its joined values), a header list over 65536
  * octets or the endpoint's `SETTINGS_MAX_HEADER_LIST_SIZE` (RFC 7541 §4.1 sizes), another header Node refuses to send,
- * or a body with a method undici 7 sends bodiless. The caller's failure: not retried, counted against no endpoint. `header` names the header (lower-case) when one is to
+ * or a body with a method undici 7 sends bodiless; on any protocol, a request body chunk that is neither a string nor
+ * bytes. The caller's failure: not retried, counted against no endpoint. `header` names the header (lower-case) when one is to
  * blame; `cause` is the underlying error, if any.
  *
  * @category Errors

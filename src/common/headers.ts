@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { InvalidOptionError } from './errors.js';
 
 /** True when `name` equals `lower` (already lower-case ASCII) ignoring ASCII case. */
 function sameName(name: unknown, lower: string): boolean {
@@ -33,6 +34,7 @@ function headerValue(value: unknown): string | undefined {
  * Allocates only for the iterable form and for repeated or non-string values.
  */
 export function findHeader(headers: unknown, lower: string): string | undefined {
+  if (typeof lower !== 'string') throw new InvalidOptionError('lower', 'expected a lower-case header name (a string)');
   if (headers == null || typeof headers !== 'object') return undefined;
   if (Array.isArray(headers)) {
     if (headers.length === 0) return undefined;

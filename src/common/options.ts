@@ -69,15 +69,83 @@ export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
   if (Array.isArray(value)) return 'an array';
   if (value === null) return 'null';
-  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'object') return isRecord(value) ? 'an object' : `an object (${kindOf(value)})`;
   if (typeof value === 'function') return 'a function';
   if (typeof value === 'bigint') return `${value}n`;
   return String(value);
 }
 
-/** True for `{}`-like objects: not null, not an array. */
+// What a non-plain object is (`Map`, `Date`), so "expected an object, got an object" is never the message.
+function kindOf(value: object): string {
+  try {
+    const name: unknown = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)?.constructor
+      ?.name;
+    return typeof name === 'string' && name !== '' ? name : 'not a plain object';
+  } catch {
+    return 'not a plain object';
+  }
+}
+
+/**
+ * True for a plain object (`{}`, an object literal, `JSON.parse` output, `Object.create(null)`): its prototype is
+ * `Object.prototype` or null. A `Map`, `Date`, `RegExp` or class instance is not one: read as an options object it
+ * would have no keys, and be silently taken as "all defaults" (`retry: new Map([['maxAttempts', 1]])`).
+ */
 export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  if (typeof value !== 'object' || value === null) return false;
+  try {
+    const proto: unknown = Object.getPrototypeOf(value);
+    return proto === Object.prototype || proto === null;
+  } catch {
+    return false; // a Proxy whose getPrototypeOf trap throws
+  }
+}
+
+/** True for any non-null object (a class instance too): for arguments that are objects of the caller's own kind. */
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+/** Options that `false` turns off: a `null` given for one is refused with that hint. */
+const OFF_WITH_FALSE = new Set([
+  'retry',
+  'retryBudget',
+  'breaker',
+  'outlierDetection',
+  'healthCheck',
+  'tls',
+  'http2',
+  'slowStart',
+  'host',
+  'passthrough',
+]);
+
+/**
+ * The error for an option set to `null`. One rule for every option: `null` is neither "absent" (that is
+ * `undefined`, or leaving the key out) nor "off" (that is `false`), because a config file writing `retry: null` may
+ * mean either, and taking it as the default gave 3 attempts to a config that meant none.
+ */
+export function nullOption(name: string, expected?: string): InvalidOptionError {
+  const key = name.slice(name.lastIndexOf('.') + 1);
+  const off = OFF_WITH_FALSE.has(key) ? ', or `false` to turn it off' : '';
+  const got = expected === undefined ? 'got null' : `expected ${expected}, got null`;
+  return new InvalidOptionError(
+    name,
+    `${got}, which is not accepted: omit the option (or set it to undefined) for its default${off}`,
+  );
+}
+
+/**
+ * Throws {@link nullOption} for the first own key of `record` holding `null` (but those in `nullable`, where an
+ * undici option documents a meaning for it). Reads data properties only: a getter is not run here (it is read once,
+ * where its value is validated, and a helper refuses its `null` there).
+ */
+export function refuseNulls(record: object, path: string, nullable: readonly string[] = []): void {
+  for (const key of Object.keys(record)) {
+    if (nullable.includes(key)) continue;
+    const field = Object.getOwnPropertyDescriptor(record, key);
+    if (field !== undefined && 'value' in field && field.value === null) throw nullOption(joinPath(path, key));
+  }
 }
 
 // Levenshtein distance, for suggestions; option names are short.
@@ -113,7 +181,12 @@ export function suggest(key: string, allowed: readonly string[]): string | undef
  * Throws for the first key of `record` not in `allowed`, in the one wording every option family uses:
  * `unknown option; did you mean "x"? (allowed: a, b, c)`, or `renamed to "timeoutMs" in 0.2.0` for an old name.
  */
-export function rejectUnknownKeys(record: object, path: string, allowed: readonly string[]): void {
+export function rejectUnknownKeys(
+  record: object,
+  path: string,
+  allowed: readonly string[],
+  nullable: readonly string[] = [],
+): void {
   for (const key of Object.keys(record)) {
     if (allowed.includes(key)) continue;
     // Own keys only: a key such as `constructor` or `toString` must not find Object.prototype's members.
@@ -131,6 +204,7 @@ export function rejectUnknownKeys(record: object, path: string, allowed: readonl
       `unknown option${hint === undefined ? '' : `; did you mean "${hint}"?`} (${list})`,
     );
   }
+  refuseNulls(record, path, nullable);
 }
 
 /**
@@ -153,12 +227,19 @@ function readField(record: object, key: string | number, path: string): unknown 
  * the snapshot, never `raw` again: a getter is not read twice (a second read could differ from what was checked),
  * and one that throws is reported under its own path (`retry.backoff.initialMs`).
  */
-export function checkObject(raw: unknown, allowed: readonly string[], path: string): Record<string, unknown> {
+export function checkObject(
+  raw: unknown,
+  allowed: readonly string[],
+  path: string,
+  nullable: readonly string[] = [],
+): Record<string, unknown> {
+  if (raw === null) throw nullOption(path, 'an object');
   if (!isRecord(raw)) throw new InvalidOptionError(path, `expected an object, got ${describe(raw)}`);
-  rejectUnknownKeys(raw, path, allowed);
+  rejectUnknownKeys(raw, path, allowed, nullable);
   const snapshot: Record<string, unknown> = {};
   for (const key of allowed) {
     const value = readField(raw, key, path);
+    if (value === null && !nullable.includes(key)) throw nullOption(joinPath(path, key));
     if (value !== undefined) snapshot[key] = value;
   }
   return snapshot;
@@ -194,6 +275,7 @@ export function required<T>(value: T | undefined, name: string, hint?: string): 
 /** An integer >= `min` (and <= `max`, when given). */
 export function integer(value: unknown, name: string, fallback: number, min: number, max?: number): number {
   if (value === undefined) return fallback;
+  if (value === null) throw nullOption(name);
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || (max !== undefined && value > max)) {
     throw new InvalidOptionError(
       name,
@@ -206,6 +288,7 @@ export function integer(value: unknown, name: string, fallback: number, min: num
 /** A percentage in [0, 100]. */
 export function percent(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
+  if (value === null) throw nullOption(name);
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 100) {
     throw new InvalidOptionError(name, `expected a percentage from 0 to 100, got ${describe(value)}`);
   }
@@ -226,6 +309,7 @@ export function duration(
   whole = false,
 ): number {
   if (value === undefined) return fallback;
+  if (value === null) throw nullOption(name);
   if (
     typeof value !== 'number' ||
     !Number.isFinite(value) ||
@@ -258,6 +342,7 @@ export function durationSum(sum: number, name: string, what: string): void {
  */
 export function clock(value: unknown, name: string, fallback: Clock): Clock {
   if (value === undefined) return fallback;
+  if (value === null) throw nullOption(name);
   const c = value as Partial<Record<keyof Clock, unknown>> | null;
   if (
     typeof c !== 'object' ||
@@ -297,6 +382,7 @@ export function number(
   max?: number,
 ): number {
   if (value === undefined) return fallback;
+  if (value === null) throw nullOption(name);
   if (
     typeof value !== 'number' ||
     !Number.isFinite(value) ||
@@ -313,6 +399,7 @@ export function number(
 /** A boolean. */
 export function boolean(value: unknown, name: string, fallback: boolean): boolean {
   if (value === undefined) return fallback;
+  if (value === null) throw nullOption(name);
   if (typeof value !== 'boolean') throw new InvalidOptionError(name, `expected a boolean, got ${describe(value)}`);
   return value;
 }
@@ -334,6 +421,7 @@ export function string(
   what = 'a non-empty string',
 ): string | undefined {
   if (value === undefined) return fallback;
+  if (value === null) throw nullOption(name);
   if (typeof value !== 'string' || value.length === 0 || (pattern !== undefined && !pattern.test(value))) {
     throw new InvalidOptionError(name, `expected ${what}, got ${describe(value)}`);
   }
@@ -343,6 +431,7 @@ export function string(
 /** One of `values`. */
 export function oneOf<T extends string>(value: unknown, name: string, fallback: T, values: readonly T[]): T {
   if (value === undefined) return fallback;
+  if (value === null) throw nullOption(name);
   if (typeof value !== 'string' || !(values as readonly string[]).includes(value)) {
     throw new InvalidOptionError(
       name,
@@ -359,6 +448,7 @@ export function oneOf<T extends string>(value: unknown, name: string, fallback: 
  */
 export function toggle(value: unknown, name: string, allowed: readonly string[]): Record<string, unknown> | undefined {
   if (value === undefined || value === false) return undefined;
+  if (value === null) throw nullOption(name);
   if (value === true) return {};
   if (!isRecord(value)) throw new InvalidOptionError(name, `expected true, false or an object, got ${describe(value)}`);
   return checkObject(value, allowed, name);
@@ -371,6 +461,7 @@ export function toggle(value: unknown, name: string, allowed: readonly string[])
  */
 export function func<T extends (...args: never[]) => unknown>(value: unknown, name: string): T | undefined {
   if (value === undefined) return undefined;
+  if (value === null) throw nullOption(name);
   if (typeof value !== 'function') throw new InvalidOptionError(name, `expected a function, got ${describe(value)}`);
   return value as T;
 }

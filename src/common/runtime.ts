@@ -5,6 +5,7 @@
  * @module
  */
 import { performance } from 'node:perf_hooks';
+import { InvalidOptionError } from './errors.js';
 
 /** A monotonic clock and timers. All times are milliseconds. @category Time and randomness */
 export interface Clock {
@@ -120,6 +121,7 @@ export function randomFill(random: RandomSource): RandomFill {
  * @category Time and randomness
  */
 export function seededRandom(seed: number): RandomSource {
+  if (typeof seed !== 'number') throw new InvalidOptionError('seed', `expected a number, got ${typeof seed}`);
   let z = seed >>> 0;
   const state = new Uint32Array(4);
   for (let i = 0; i < 4; i++) {

@@ -5,6 +5,7 @@
  * @module
  */
 import { InvalidOptionError } from '../common/errors.js';
+import { readOptions } from '../common/options.js';
 
 /** Upper bounds of the buckets, ms (Prometheus' default buckets, in ms). The last bucket is +Inf. */
 export const LATENCY_BUCKETS_MS: readonly number[] = Object.freeze([
@@ -60,17 +61,25 @@ export function histogramQuantile(snapshot: HistogramSnapshot, q: number): numbe
   if (typeof q !== 'number' || !(q >= 0 && q <= 1)) {
     throw new InvalidOptionError('q', `must be a number from 0 to 1 (0.99 for p99), got ${String(q)}`);
   }
-  if (snapshot.count === 0) return 0;
-  const rank = q * snapshot.count;
+  // Read once, typed: a JavaScript caller's wrong value (or a throwing getter) fails with a code, not a TypeError.
+  const { count, counts, bounds } = readOptions('snapshot', () => {
+    const { count, counts, bounds } = snapshot as Partial<HistogramSnapshot>;
+    return { count, counts, bounds };
+  });
+  if (typeof count !== 'number' || !Array.isArray(counts) || !Array.isArray(bounds)) {
+    throw new InvalidOptionError('snapshot', 'expected a histogram snapshot { count, counts, bounds }');
+  }
+  if (count === 0) return 0;
+  const rank = q * count;
   let seen = 0;
-  for (let i = 0; i < snapshot.counts.length; i++) {
-    const c = snapshot.counts[i] as number;
+  for (let i = 0; i < counts.length; i++) {
+    const c = counts[i] as number;
     if (seen + c >= rank && c > 0) {
-      const lower = i === 0 ? 0 : (snapshot.bounds[i - 1] as number);
-      const upper = snapshot.bounds[i] ?? lower;
+      const lower = i === 0 ? 0 : (bounds[i - 1] as number);
+      const upper = bounds[i] ?? lower;
       return lower + (upper - lower) * ((rank - seen) / c);
     }
     seen += c;
   }
-  return snapshot.bounds[snapshot.bounds.length - 1] as number;
+  return bounds[bounds.length - 1] as number;
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { InvalidOptionError } from '../common/errors.js';
 
 /**
  * A fixed-size min-heap of target indices keyed by deadline, ties broken by the lower index (so a schedule is fully
@@ -19,6 +20,9 @@ export class EdfHeap {
 
   /** Builds the heap from one initial deadline per target index. */
   constructor(deadlines: Float64Array) {
+    if (!ArrayBuffer.isView(deadlines) && !Array.isArray(deadlines)) {
+      throw new InvalidOptionError('deadlines', 'expected a Float64Array of deadlines');
+    }
     this.#size = deadlines.length;
     this.#keys = Float64Array.from(deadlines);
     this.#ids = new Int32Array(this.#size);

@@ -9,7 +9,7 @@
  * @module
  */
 import { InvalidOptionError } from '../common/errors.js';
-import { describe, isRecord, joinPath, rejectUnknownKeys, required, string } from '../common/options.js';
+import { describe, isRecord, joinPath, readOptions, rejectUnknownKeys, required, string } from '../common/options.js';
 import { findHeader, requestHost } from '../common/headers.js';
 import { hashStringInto } from './hash.js';
 import type { PickContext } from './picker.js';
@@ -79,6 +79,11 @@ export function parseHashKey(raw: unknown, option = 'picker.hashKey'): RequestHa
  * @category Hashing
  */
 export function parseKeyHasher(raw: unknown, option = 'picker.hashKey'): KeyHasher {
+  // A getter or Proxy trap that throws is reported as an invalid option, never escapes raw (a public helper).
+  return readOptions(option, () => parseUnguarded(raw, option));
+}
+
+function parseUnguarded(raw: unknown, option: string): KeyHasher {
   if (raw === undefined) {
     throw new InvalidOptionError(
       option,

@@ -14,6 +14,8 @@
  *
  * @module
  */
+import { InvalidOptionError } from '../common/errors.js';
+import { describe } from '../common/options.js';
 
 const PRIME32_1 = 0x9e3779b1;
 const PRIME32_2 = 0x85ebca77;
@@ -39,6 +41,17 @@ function readU32(b: Uint8Array, i: number): number {
 // average, so the `...Into` forms write into a typed array instead.
 const result = new Uint32Array(1);
 
+// A Symbol or BigInt seed, offset or length would throw a TypeError deep inside the hash.
+function checkNumbers(seed: unknown, from: unknown, to: unknown): void {
+  for (const [name, value] of [
+    ['seed', seed],
+    ['offset', from],
+    ['length', to],
+  ] as const) {
+    if (typeof value !== 'number') throw new InvalidOptionError(name, `expected a number, got ${describe(value)}`);
+  }
+}
+
 /**
  * XXH32 of `length` bytes of `bytes` starting at `offset`, with `seed`. Returns an unsigned 32-bit integer.
  *
@@ -49,8 +62,13 @@ const result = new Uint32Array(1);
  *
  * @category Hashing
  */
-export function xxh32(bytes: Uint8Array, seed = 0, offset = 0, length = bytes.length - offset): number {
-  xxh32Into(result, bytes, seed, offset, length);
+export function xxh32(bytes: Uint8Array, seed = 0, offset = 0, length?: number): number {
+  // The public entry (not the Into form the pickers call per request): a JavaScript caller's wrong type fails typed.
+  if (!(bytes instanceof Uint8Array)) {
+    throw new InvalidOptionError('bytes', `expected a Uint8Array, got ${describe(bytes)}`);
+  }
+  checkNumbers(seed, offset, length ?? 0);
+  xxh32Into(result, bytes, seed, offset, length ?? bytes.length - offset);
   return result[0] as number;
 }
 
@@ -206,8 +224,10 @@ function encodeInto(s: string, start: number, end: number, at: number): number {
  *
  * @category Hashing
  */
-export function hashString(s: string, seed = 0, start = 0, end = s.length): number {
-  hashStringInto(result, s, seed, start, end);
+export function hashString(s: string, seed = 0, start = 0, end?: number): number {
+  if (typeof s !== 'string') throw new InvalidOptionError('s', `expected a string, got ${describe(s)}`);
+  checkNumbers(seed, start, end ?? 0);
+  hashStringInto(result, s, seed, start, end ?? s.length);
   return result[0] as number;
 }
 

@@ -4,6 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { InvalidOptionError } from '../common/errors.js';
+import { describe } from '../common/options.js';
 
 /** Protocol (`http:`), authority (`users:8080`) and host (`users`) of a dispatch origin. */
 export interface ParsedOrigin {
@@ -42,7 +43,12 @@ function parseAnew(origin: unknown): ParsedOrigin {
     }
     // The two protocols a cluster speaks as the same (internalized) strings it compares them with: a pointer
     // comparison on every request rather than a string comparison.
-    const protocol = url.protocol === 'http:' ? 'http:' : url.protocol === 'https:' ? 'https:' : url.protocol;
+    const protocol = url.protocol === 'http:' ? 'http:' : url.protocol === 'https:' ? 'https:' : undefined;
+    // Not HTTP at all (`ftp:`, `ws:`, `file:`): an invalid request, as an unparsable origin is, whatever the
+    // client's shape; not a protocol mismatch (which says the request would go out unencrypted), nor no route.
+    if (protocol === undefined) {
+      throw new InvalidOptionError('origin', `expected an http: or https: origin, got ${describe(text)}`);
+    }
     parsed = { protocol, authority: url.host, host: hostOf(url.host) };
     if (cache.size >= MAX_CACHED) cache.clear();
     cache.set(text, parsed);

@@ -10,6 +10,7 @@
  * still be writing to) fails its next read instead of ending early: an iterable that ends makes undici finish the
  * request as if the body were complete, which would send a truncated body as a whole one.
  */
+import { InvalidRequestError } from '../common/errors.js';
 import { markCallerError } from '../common/outcome.js';
 import { HOLDS_READ_AHEAD, type ReadAheadHolder } from '../subchannel/http2-request.js';
 
@@ -36,7 +37,7 @@ function toBuffer(chunk: unknown): Buffer {
   if (typeof chunk === 'string') return Buffer.from(chunk);
   const kind =
     chunk === null ? 'null' : typeof chunk === 'object' ? Object.prototype.toString.call(chunk) : typeof chunk;
-  throw new TypeError(`Request body chunks must be strings or bytes, got ${kind}`);
+  throw new InvalidRequestError(`Request body chunks must be strings or bytes, got ${kind}`);
 }
 
 function superseded(): Error {

@@ -7,7 +7,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Backoff } from '../common/backoff.js';
-import { ClientClosedError, isSidecarlessError, NoEndpointsError } from '../common/errors.js';
+import { ClientClosedError, InvalidRequestError, isSidecarlessError, NoEndpointsError } from '../common/errors.js';
 import { AllEjectedError } from '../common/request-errors.js';
 import { markCallerError } from '../common/outcome.js';
 import type { TimerHandle } from '../common/runtime.js';
@@ -70,7 +70,7 @@ function checkedChunk(result: IteratorResult<unknown>): IteratorResult<unknown> 
   if (result.done === true || typeof chunk === 'string' || ArrayBuffer.isView(chunk) || chunk instanceof ArrayBuffer) {
     return result;
   }
-  return callerFailed(new TypeError(`Request body chunks must be strings or bytes, got ${typeof chunk}`));
+  return callerFailed(new InvalidRequestError(`Request body chunks must be strings or bytes, got ${typeof chunk}`));
 }
 
 /**

@@ -169,7 +169,7 @@ export function validatePoolOptions(raw: unknown, path: string, tls: boolean): P
       "the cluster connects to each endpoint's own address; a socket path would bypass balancing",
     );
   }
-  const pool = checkObject(raw, ALLOWED, path);
+  const pool = checkObject(raw, ALLOWED, path, ['connections']);
   for (const [key, [min, max]] of Object.entries(INTEGERS)) {
     const value = pool[key];
     if (value === undefined || (key === 'connections' && value === null)) continue;

@@ -11,6 +11,7 @@ import {
   durationSum,
   integer,
   isHeaderSafe,
+  isObject,
   isRecord,
   joinPath,
   MAX_TIMER_MS,
@@ -198,7 +199,8 @@ function resolveKubernetesOptionsUnguarded(options: KubernetesResolverOptions, p
     throw new InvalidOptionError(at('token'), 'expected a bearer token without control characters (line breaks, NUL)');
   }
   const tls = resolveResolverTls(o.tls, at('tls'));
-  if (o.env !== undefined && !isRecord(o.env)) throw new InvalidOptionError(at('env'), 'expected an object');
+  // Any object: `process.env` (the default, and a natural value to pass) is not a plain one.
+  if (o.env !== undefined && !isObject(o.env)) throw new InvalidOptionError(at('env'), 'expected an object');
   // Whole ms: undici (headersTimeout, 1 s above it) refuses a fraction when the connection is built.
   const requestTimeoutMs = duration(
     o.requestTimeoutMs,

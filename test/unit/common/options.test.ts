@@ -72,6 +72,39 @@ describe('options toolkit: paths and descriptions', () => {
     assert.equal(isRecord(null), false);
     assert.equal(isRecord('x'), false);
     assert.equal(isRecord(undefined), false);
+    // Probe 20: a Map, Date, RegExp or class instance read as an options object had no keys: "all defaults".
+    for (const exotic of [new Map([['maxAttempts', 1]]), new Date(), /x/, new (class Settings {})()]) {
+      assert.equal(isRecord(exotic), false, describeValue(exotic));
+    }
+    assert.equal(describeValue(new Map()), 'an object (Map)');
+    refuses(() => checkObject(new Date(), ['a'], 'retry'), 'retry', /expected an object, got an object \(Date\)/);
+  });
+});
+
+describe('options toolkit: null (probe 20)', () => {
+  it('every validator refuses null, naming the option and saying to omit it', () => {
+    const omit = /got null, which is not accepted: omit the option/;
+    refuses(() => integer(null, 'a', 1, 0), 'a', omit);
+    refuses(() => duration(null, 'a', 1), 'a', omit);
+    refuses(() => boolean(null, 'a', true), 'a', omit);
+    refuses(() => func(null, 'a'), 'a', omit);
+    refuses(() => toggle(null, 'a', []), 'a', omit);
+    refuses(() => checkObject(null, ['a'], 'group'), 'group', /expected an object, got null, which is not accepted/);
+  });
+
+  it('checkObject and rejectUnknownKeys refuse a key set to null (getter or not), with the false hint where false turns it off', () => {
+    refuses(() => checkObject({ retry: null }, ['retry'], ''), 'retry', /omit the option.*or `false` to turn it off/);
+    refuses(() => checkObject({ jitter: null }, ['jitter'], 'backoff'), 'backoff.jitter', /for its default$/);
+    refuses(() => rejectUnknownKeys({ tags: null }, '', ['tags']), 'tags', /omit the option/);
+    const viaGetter = {
+      get limits() {
+        return null;
+      },
+    };
+    refuses(() => checkObject(viaGetter, ['limits'], 'c'), 'c.limits', /omit the option/);
+    assert.deepEqual(checkObject({ connections: null }, ['connections'], 'pool', ['connections']), {
+      connections: null,
+    });
   });
 });
 

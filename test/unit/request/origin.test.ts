@@ -14,7 +14,6 @@ describe('parseOrigin', () => {
     );
     assert.deepEqual({ ...parseOrigin('HTTP://Users:80') }, { protocol: 'http:', authority: 'users', host: 'users' });
     assert.equal(parseOrigin('http://users:8080'), a, 'from the cache after other origins');
-    assert.deepEqual({ ...parseOrigin('ftp://files') }, { protocol: 'ftp:', authority: 'files', host: 'files' });
     assert.deepEqual(
       { ...parseOrigin('http://[::1]:8080') },
       { protocol: 'http:', authority: '[::1]:8080', host: '[::1]' },
@@ -25,7 +24,8 @@ describe('parseOrigin', () => {
 
   it('refuses what is not an absolute URL with SIDECARLESS_INVALID_OPTION', () => {
     parseOrigin('http://users'); // a cached last origin must not answer for anything else
-    for (const bad of [undefined, null, 42, {}, 'users', '']) {
+    // Not HTTP (probe 20): an invalid origin too, not a protocol the cluster could mismatch.
+    for (const bad of [undefined, null, 42, {}, 'users', '', 'ftp://files', 'ws://svc', 'file:///x', 'mailto:a@b']) {
       assert.throws(
         () => parseOrigin(bad),
         (err: unknown) => isSidecarlessError(err) && err.code === 'SIDECARLESS_INVALID_OPTION',
