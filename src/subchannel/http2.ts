@@ -43,6 +43,10 @@
  *   while its stream is open resets it with `CANCEL` here first (see `cancel`), as undici 8 does.
  * - **GOAWAY and responses under way**: undici 7 destroys the session on a `GOAWAY` at once, so a response at or below
  *   the last-stream-id still arriving is cut (a known limitation, README "HTTP/2"; RFC 9113 §6.8 lets it complete).
+ * - **Streams cut with their session**: Node destroys the streams still open or pending on a session it destroys
+ *   without clearing the timeout undici armed on each (300 s by default), which then keeps the stream and its whole
+ *   request alive that long; undici 7 destroys a session on every `GOAWAY`, on a lost socket and on close. Their
+ *   timeouts are cleared just before (see `disarm`).
  *
  * Reaching the session needs undici internals: the `http2Session` property undici 7 puts on the socket. When it is
  * not found (another undici), attempts are classified from their errors alone: `REFUSED_STREAM` is still not
@@ -89,6 +93,7 @@ interface SessionState {
 /** The parts of Node's `ClientHttp2Session` used here. */
 interface SessionLike {
   request(...args: unknown[]): StreamLike;
+  destroy(...args: unknown[]): unknown;
   prependListener(event: 'goaway', listener: (code: number, lastStreamId: number) => void): unknown;
   once(event: 'remoteSettings', listener: (settings: { maxHeaderListSize?: number }) => void): unknown;
 }
@@ -97,7 +102,10 @@ interface StreamLike {
   readonly id?: number | undefined;
   readonly rstCode?: number | undefined;
   readonly closed?: boolean | undefined;
+  readonly destroyed?: boolean | undefined;
   close?(code?: number): unknown;
+  setTimeout?(msecs: number): unknown;
+  once?(event: 'close', listener: () => void): unknown;
 }
 
 /**
@@ -119,6 +127,7 @@ function sessionOf(socket: object): SessionLike | undefined {
   const session = (socket as Record<symbol, unknown>)[sessionKey] as Partial<SessionLike> | null | undefined;
   if (
     typeof session?.request !== 'function' ||
+    typeof session.destroy !== 'function' ||
     typeof session.prependListener !== 'function' ||
     typeof session.once !== 'function'
   ) {
@@ -140,6 +149,12 @@ function watchSession(session: SessionLike, onSettings: (settings: { maxHeaderLi
     state.code = code;
     state.lastStreamId = lastStreamId;
   });
+  const open = new Set<StreamLike>();
+  const destroy = session.destroy;
+  session.destroy = function (this: unknown, ...args: unknown[]): unknown {
+    disarm(open);
+    return destroy.apply(this, args);
+  };
   const request = session.request;
   session.request = function (this: unknown, ...args: unknown[]): StreamLike {
     const owner = connecting;
@@ -158,8 +173,33 @@ function watchSession(session: SessionLike, onSettings: (settings: { maxHeaderLi
       owner.stream = stream;
       owner.session = state;
     }
+    if (typeof stream.setTimeout === 'function' && typeof stream.once === 'function') {
+      open.add(stream);
+      stream.once('close', () => open.delete(stream));
+    }
     return stream;
   };
+}
+
+/**
+ * Clears the timeout of every stream of a session about to be destroyed. Node destroys a session's open and pending
+ * streams without clearing their timeouts (`setTimeout(0)` does nothing on a stream already destroyed), and undici
+ * arms one on every stream (`headersTimeout`, `bodyTimeout`: 300 s by default): each stream's timer then keeps the
+ * stream, undici's request, the attempt and the caller's objects (a `fetch` `Request` and its listener on the
+ * caller's `AbortSignal`) alive that long. undici 7 destroys the session on every `GOAWAY`, cutting the streams still
+ * open on it, so an endpoint that drains its connections would leak every attempt caught by a drain. The session is
+ * destroyed at once after this, so no stream is left without a timeout that could still fire.
+ */
+function disarm(open: Set<StreamLike>): void {
+  for (const stream of open) {
+    if (stream.destroyed === true) continue;
+    try {
+      stream.setTimeout?.(0);
+    } catch {
+      // Nothing armed to clear.
+    }
+  }
+  open.clear();
 }
 
 /**
