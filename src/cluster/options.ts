@@ -18,7 +18,6 @@ import {
   describe,
   duration,
   integer,
-  isHeaderSafe,
   isRecord,
   joinPath,
   MAX_SHARE_WEIGHT,
@@ -40,6 +39,7 @@ import { createResolverRegistry, type ResolverRegistry } from '../resolvers/regi
 import { StaticResolver } from '../resolvers/static.js';
 import type { ResolvedHttp2Options } from '../subchannel/http2.js';
 import { validatePoolOptions } from '../subchannel/pool-options.js';
+import { headerName, hostHeader, serverName, tlsMaterialShape } from '../common/wire-options.js';
 
 /** Where a cluster's endpoints come from. */
 export type TargetOption = string | Resolver | ReadonlyArray<string | EndpointInit | Endpoint>;
@@ -49,7 +49,7 @@ export type TargetOption = string | Resolver | ReadonlyArray<string | EndpointIn
  * URL's host, which is also sent as SNI), unless `servername` says otherwise.
  */
 export interface TlsOptions {
-  /** Trusted CA certificates (PEM); the system's when omitted. */
+  /** Trusted CA certificates (PEM text, or a non-empty array of them); the system's when omitted. */
   readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
   /** Client certificate (PEM), for mutual TLS. */
   readonly cert?: string | Buffer;
@@ -57,7 +57,7 @@ export interface TlsOptions {
   readonly key?: string | Buffer;
   /** Verify the endpoint's certificate. Turning this off is for tests only. @defaultValue true */
   readonly rejectUnauthorized?: boolean;
-  /** SNI and certificate name to use instead of the request URL's host. */
+  /** SNI and certificate name to use instead of the request URL's host: an ASCII host name (punycode for an IDN). */
   readonly servername?: string;
 }
 
@@ -97,7 +97,8 @@ export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
   readonly picker?: PickerOption | undefined;
   /**
    * The `Host` header sent to endpoints. By default the request URL's authority (the logical service name, e.g.
-   * `users` for `http://users/list`); a string sends that value; `false` sends the endpoint's own `host:port`.
+   * `users` for `http://users/list`); a string (`host` or `host:port`, in ASCII) sends that value; `false` sends the
+   * endpoint's own `host:port`.
    * A Host header the caller set explicitly always wins.
    */
   readonly host?: string | false | undefined;
@@ -191,8 +192,6 @@ const CLUSTER_KEY_RECORD = {
 /** The keys of one cluster's options (`clusters.<name>`). */
 export const CLUSTER_KEYS: readonly string[] = Object.keys(CLUSTER_KEY_RECORD);
 
-// RFC 9110 token: a header field name.
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const TLS_KEYS = ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'] as const;
 const ZONE_AWARE_KEYS = ['localZone', 'minClusterSize', 'callers'] as const;
 
@@ -231,12 +230,11 @@ function resolveTls(tls: ClusterOptions['tls'], path: string): ResolvedClusterOp
   if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') {
     throw new InvalidOptionError(joinPath(at, 'rejectUnauthorized'), 'expected true or false');
   }
-  if (tls.servername !== undefined && (typeof tls.servername !== 'string' || tls.servername.length === 0)) {
-    throw new InvalidOptionError(joinPath(at, 'servername'), 'expected a non-empty host name');
-  }
+  serverName(tls.servername, joinPath(at, 'servername'));
   if ((tls.cert === undefined) !== (tls.key === undefined)) {
     throw new InvalidOptionError(joinPath(at, tls.cert === undefined ? 'cert' : 'key'), 'cert and key go together');
   }
+  tlsMaterialShape(tls, at);
   tlsMaterial(tls, at);
   return { ...tls, rejectUnauthorized: tls.rejectUnauthorized ?? true };
 }
@@ -415,19 +413,14 @@ function readClusterOptions(raw: ClusterOptions, path: string): ResolvedClusterO
     );
   }
   const host = options.host;
-  if (host !== undefined && host !== false && (typeof host !== 'string' || host.length === 0 || !isHeaderSafe(host))) {
+  if (host !== undefined && host !== false && typeof host !== 'string') {
     throw new InvalidOptionError(
       joinPath(path, 'host'),
-      'expected a non-empty header value without whitespace or control characters, or false',
+      `expected a Host header value or false, got ${describe(host)}`,
     );
   }
-  const endpointHeader = options.endpointHeader;
-  if (endpointHeader !== undefined && (typeof endpointHeader !== 'string' || !HEADER_NAME.test(endpointHeader))) {
-    throw new InvalidOptionError(
-      joinPath(path, 'endpointHeader'),
-      `expected a header name (an RFC 9110 token), got ${describe(endpointHeader)}`,
-    );
-  }
+  if (host !== undefined && host !== false) hostHeader(host, joinPath(path, 'host'));
+  const endpointHeader = headerName(options.endpointHeader, joinPath(path, 'endpointHeader'));
   const tls = resolveTls(options.tls, path);
   const pool = validatePoolOptions(options.pool ?? {}, joinPath(path, 'pool'), tls !== undefined);
   // The health families are validated here, so that a template is checked without building anything and errors

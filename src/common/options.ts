@@ -16,6 +16,7 @@
  */
 import { createSecureContext } from 'node:tls';
 import { InvalidOptionError, isSidecarlessError } from './errors.js';
+import { isFieldValue } from './http-syntax.js';
 import { thrownMessage } from './thrown.js';
 import type { Clock } from './runtime.js';
 
@@ -360,16 +361,12 @@ export function clock(value: unknown, name: string, fallback: Clock): Clock {
 }
 
 /**
- * True when `value` has no control character (C0, DEL) and, when `allowSpaces` is false, no whitespace: what a
- * header value sidecarless sends as given (a Host, a token) must be. A NUL, CR or LF would make undici refuse every
- * request carrying it, long after construction.
+ * True when `value` is visible ASCII (spaces and tabs too when `allowSpaces`): what a header value sidecarless sends
+ * as given (a Host, a token) must be. A NUL, CR, LF or a character above U+00FF makes undici refuse every request
+ * carrying it, long after construction, and one from U+0080 to U+00FF goes out as a different Latin-1 byte.
  */
 export function isHeaderSafe(value: string, allowSpaces = false): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f || (!allowSpaces && c === 0x20)) return false;
-  }
-  return true;
+  return isFieldValue(value) && (allowSpaces || !/[ \t]/.test(value));
 }
 
 /** A finite number >= `min` (exclusive when `exclusive`), and <= `max` when given. */

@@ -12,11 +12,11 @@ import {
   describe,
   duration,
   integer,
-  isHeaderSafe,
   joinPath,
   percent,
   string,
 } from '../common/options.js';
+import { hostHeader } from '../common/wire-options.js';
 
 /** An expected status: one code, or an inclusive range `[from, to]`. @category Options */
 export type ExpectedStatus = number | readonly [number, number];
@@ -143,15 +143,15 @@ export function resolveHealthCheckOptions(
   // `//host/x` and `/\host/x` are scheme-relative URLs (WHATWG URL treats `\` as `/` for http): resolved against
   // the endpoint's origin they would send the checks to another host.
   const path = string(o.path, joinPath(prefix, 'path'), '/health', ORIGIN_RELATIVE_PATH, ORIGIN_RELATIVE_PATH_TEXT);
-  // The cluster `host` option's check: a NUL or DEL in the Host header fails every check, marking healthy endpoints
-  // unhealthy.
-  const host = string(o.host, joinPath(prefix, 'host'), undefined);
-  if (host !== undefined && !isHeaderSafe(host)) {
+  // undici refuses a path character above U+00FF on every check, and sends U+0080-U+00FF as a Latin-1 byte.
+  if (!/^[\x21-\x7e]*$/.test(path)) {
     throw new InvalidOptionError(
-      joinPath(prefix, 'host'),
-      `expected a non-empty header value without whitespace or control characters, got ${describe(host)}`,
+      joinPath(prefix, 'path'),
+      `expected ASCII: percent-encode other characters ("/caf%C3%A9"), got ${describe(path)}`,
     );
   }
+  // The cluster `host` option's check: a Host undici refuses fails every check, marking healthy endpoints unhealthy.
+  const host = hostHeader(o.host, joinPath(prefix, 'host'));
   return Object.freeze({
     path,
     intervalMs: duration(o.intervalMs, joinPath(prefix, 'intervalMs'), 5000),

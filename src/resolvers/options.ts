@@ -13,18 +13,9 @@ import {
   resolveBackoffOptions,
 } from '../common/backoff.js';
 import { InvalidOptionError } from '../common/errors.js';
-import {
-  boolean,
-  checkObject,
-  clock,
-  describe,
-  func,
-  integer,
-  joinPath,
-  string,
-  tlsMaterial,
-} from '../common/options.js';
+import { boolean, checkObject, clock, describe, func, integer, joinPath, tlsMaterial } from '../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../common/runtime.js';
+import { serverName, tlsMaterialShape } from '../common/wire-options.js';
 
 /**
  * TLS settings of a resolver's connection to its registry (the Consul agent, the etcd members, the Kubernetes API
@@ -34,7 +25,7 @@ import { type Clock, type RandomSource, systemClock, systemRandom } from '../com
  * @category Resolvers
  */
 export interface ResolverTlsOptions {
-  /** CA certificate(s) to trust instead of the system store (or the resolver's own default CA). */
+  /** CA certificate(s) (PEM) to trust instead of the system store (or the resolver's own default CA). */
   readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
   /** Client certificate (PEM), for mutual TLS. */
   readonly cert?: string | Buffer | undefined;
@@ -42,7 +33,10 @@ export interface ResolverTlsOptions {
   readonly key?: string | Buffer | undefined;
   /** Verify the server certificate. @defaultValue true */
   readonly rejectUnauthorized?: boolean | undefined;
-  /** SNI server name and the name the certificate is checked against. @defaultValue the server's host */
+  /**
+   * SNI server name and the name the certificate is checked against: an ASCII host name (punycode for an IDN).
+   * @defaultValue the server's host
+   */
   readonly servername?: string | undefined;
 }
 
@@ -56,7 +50,8 @@ export function resolveResolverTls(value: unknown, path: string): ResolverTlsOpt
   if (value === undefined) return undefined;
   const t = checkObject(value, TLS_KEYS, path);
   boolean(t.rejectUnauthorized, joinPath(path, 'rejectUnauthorized'), true);
-  string(t.servername, joinPath(path, 'servername'), undefined);
+  serverName(t.servername, joinPath(path, 'servername'));
+  tlsMaterialShape(t, path);
   tlsMaterial(t, path);
   const picked: Record<string, unknown> = {};
   for (const field of TLS_KEYS) if (t[field] !== undefined) picked[field] = t[field];

@@ -18,6 +18,7 @@ import {
   string,
 } from '../common/options.js';
 import { findHeader, requestHost } from '../common/headers.js';
+import { headerName, httpMethod } from '../common/wire-options.js';
 
 /** How a path is matched. Regexes must match the whole path (without the query). @category Routing */
 export type PathMatch =
@@ -159,17 +160,19 @@ export function hostPattern(raw: string, option: string, domain = false): string
 
 const VALUE_MATCH_KEYS = ['name', 'exact', 'regex', 'present'];
 
-/** Validates one {@link ValueMatch}: its name (as written) and the test of a value. */
-function valueMatcher(raw: unknown, option: string): [name: string, test: (value: string | undefined) => boolean] {
+/**
+ * Validates one {@link ValueMatch}: its name (as written; a header's must be a token, or no request could carry it)
+ * and the test of a value.
+ */
+function valueMatcher(
+  raw: unknown,
+  option: string,
+  header: boolean,
+): [name: string, test: (value: string | undefined) => boolean] {
   const r = checkObject(raw, VALUE_MATCH_KEYS, option);
   const at = joinPath(option, 'name');
-  const name = string(
-    required(r.name, at, 'the header or query parameter name'),
-    at,
-    '',
-    undefined,
-    'a non-empty name',
-  );
+  const given = required(r.name, at, 'the header or query parameter name');
+  const name = header ? (headerName(given, at) as string) : string(given, at, '', undefined, 'a non-empty name');
   const kinds = ['exact', 'regex', 'present'].filter((k) => r[k] !== undefined);
   if (kinds.length !== 1) throw new InvalidOptionError(option, 'expected exactly one of exact, regex, present');
   if (r.exact !== undefined) {
@@ -232,7 +235,11 @@ export function compileMatch(raw: unknown, option: string, hostsOut?: string[]):
     }
   }
   if (m.method !== undefined) {
-    const methods = new Set(list(m.method, joinPath(option, 'method')).map((x) => x.toUpperCase()));
+    const at = joinPath(option, 'method');
+    const given = list(m.method, at);
+    // A method that is no token can never match: no request carries one.
+    given.forEach((x, i) => httpMethod(x, typeof m.method === 'string' ? at : joinPath(at, i)));
+    const methods = new Set(given.map((x) => x.toUpperCase()));
     checks.push((r) => methods.has(r.method));
   }
   for (const [field, get] of [
@@ -246,7 +253,7 @@ export function compileMatch(raw: unknown, option: string, hostsOut?: string[]):
     const rules = m[field];
     if (rules === undefined) continue;
     array(rules, joinPath(option, field)).forEach((rule: unknown, i) => {
-      const [name, test] = valueMatcher(rule, joinPath(joinPath(option, field), i));
+      const [name, test] = valueMatcher(rule, joinPath(joinPath(option, field), i), field === 'headers');
       const key = field === 'headers' ? name.toLowerCase() : name;
       checks.push((r) => test(get(r, key)));
     });

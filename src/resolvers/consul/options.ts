@@ -12,7 +12,6 @@ import {
   duration,
   durationSum,
   integer,
-  isHeaderSafe,
   isRecord,
   joinPath,
   oneOf,
@@ -28,6 +27,7 @@ import {
   resolveResolverTls,
   type ResolverTlsOptions,
 } from '../options.js';
+import { headerValue } from '../../common/wire-options.js';
 import type { Target } from '../resolver.js';
 import { type ConsulHealthFilter, parseConsulDuration } from './parse.js';
 
@@ -161,9 +161,11 @@ function resolveConsulOptionsUnguarded(options: ConsulResolverOptions, path = ''
   const { origin, tls } = parseHttpOrigin(address, at('address'));
   const token = o.token === undefined ? env.CONSUL_HTTP_TOKEN || undefined : o.token;
   // Sent as a header: a control character (NUL, CR, LF) would make undici refuse every query.
-  if (token !== undefined && (typeof token !== 'string' || !isHeaderSafe(token, true))) {
-    throw new InvalidOptionError(at('token'), 'expected a string without control characters (line breaks, NUL)');
+  if (token !== undefined && typeof token !== 'string') {
+    throw new InvalidOptionError(at('token'), `expected a string, got ${describe(token)}`);
   }
+  // An empty token is sent as an empty header (Consul's anonymous token): it works, so it stays allowed.
+  if (token !== undefined && token !== '') headerValue(token, at('token'), true);
   const health = oneOf<ConsulHealthFilter>(o.health, at('health'), 'passing', ['passing', 'warning', 'any']);
   const tags = array(o.tags ?? [], at('tags'), 'an array of non-empty strings');
   if (!tags.every((t) => typeof t === 'string' && t.length > 0)) {

@@ -23,6 +23,7 @@ import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { InvalidOptionError } from '../../common/errors.js';
+import { isFieldValue } from '../../common/http-syntax.js';
 import { describe, isRecord } from '../../common/options.js';
 import type { ResolverTlsOptions } from '../options.js';
 
@@ -207,6 +208,13 @@ function fromKubeconfig(
     ...input.tls,
   };
   const tokenFile = file(user.tokenFile);
+  // Sent as a header, as the `token` option is, and refused alike: undici would refuse every request carrying it.
+  if (explicitToken === undefined && typeof user.token === 'string' && !isFieldValue(user.token)) {
+    throw new InvalidOptionError(
+      'kubeconfig',
+      `${path} user token is not a valid header value (visible ASCII, spaces and tabs only)`,
+    );
+  }
   const token: TokenSource =
     explicitToken ??
     (typeof user.token === 'string' && user.token !== ''

@@ -7,10 +7,10 @@
 import type { ResolvedBackoffOptions } from '../../common/backoff.js';
 import { InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import {
+  describe,
   duration,
   durationSum,
   integer,
-  isHeaderSafe,
   isObject,
   isRecord,
   joinPath,
@@ -27,6 +27,7 @@ import {
   type ResolverTlsOptions,
 } from '../options.js';
 import type { Target } from '../resolver.js';
+import { filePath, headerValue } from '../../common/wire-options.js';
 import { type ApiServerConfig, resolveApiServer } from './credentials.js';
 import type { PortSpec } from './parse.js';
 
@@ -164,6 +165,32 @@ export interface ResolvedKubernetesOptions {
   readonly maxEndpoints: number;
 }
 
+/** The options naming a file, read at construction or (the token file) before every request. */
+const FILES: ReadonlySet<string> = new Set(['tokenFile', 'caFile', 'namespaceFile', 'kubeconfig']);
+
+/** The variables credentials.ts reads from `env`. */
+const ENV_KEYS = ['KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT', 'KUBECONFIG', 'HOME'] as const;
+
+/**
+ * The `env` option's variables, each read once here, so that a getter (or `Proxy` trap) that throws, or a value that
+ * is not a string, is reported under its own path (`env.KUBECONFIG`) rather than as the whole options object.
+ */
+function readEnv(raw: unknown, name: string): Readonly<Record<string, string | undefined>> {
+  if (raw === undefined) return process.env;
+  // Any object: `process.env` (the default, and a natural value to pass) is not a plain one.
+  if (!isObject(raw)) throw new InvalidOptionError(name, `expected an object, got ${describe(raw)}`);
+  const env: Record<string, string | undefined> = {};
+  for (const key of ENV_KEYS) {
+    const at = joinPath(name, key);
+    const value = readOptions(at, () => raw[key]);
+    if (value !== undefined && typeof value !== 'string') {
+      throw new InvalidOptionError(at, `expected a string, got ${describe(value)}`);
+    }
+    env[key] = value;
+  }
+  return env;
+}
+
 function validPort(value: unknown, name: string): PortSpec {
   if (value === undefined) return undefined;
   if (typeof value === 'number') return integer(value, name, 0, 1, 65535);
@@ -191,16 +218,13 @@ function resolveKubernetesOptionsUnguarded(options: KubernetesResolverOptions, p
   const texts = ['apiServer', 'token', 'tokenFile', 'caFile', 'namespaceFile', 'kubeconfig', 'context'] as const;
   const text: Partial<Record<(typeof texts)[number], string>> = {};
   for (const key of texts) {
-    const value = string(o[key], at(key), undefined);
+    const value = FILES.has(key) ? filePath(o[key], at(key)) : string(o[key], at(key), undefined);
     if (value !== undefined) text[key] = value;
   }
-  // Sent as a header: a CR, LF or NUL would make undici refuse every request, reported as a connection failure.
-  if (text.token !== undefined && !isHeaderSafe(text.token, true)) {
-    throw new InvalidOptionError(at('token'), 'expected a bearer token without control characters (line breaks, NUL)');
-  }
+  // Sent as a header: text undici refuses would fail every request, reported as a connection failure.
+  headerValue(text.token, at('token'), true);
   const tls = resolveResolverTls(o.tls, at('tls'));
-  // Any object: `process.env` (the default, and a natural value to pass) is not a plain one.
-  if (o.env !== undefined && !isObject(o.env)) throw new InvalidOptionError(at('env'), 'expected an object');
+  const env = readEnv(o.env, at('env'));
   // Whole ms: undici (headersTimeout, 1 s above it) refuses a fraction when the connection is built.
   const requestTimeoutMs = duration(
     o.requestTimeoutMs,
@@ -227,7 +251,7 @@ function resolveKubernetesOptionsUnguarded(options: KubernetesResolverOptions, p
     kubeconfig: text.kubeconfig,
     context: text.context,
     tls,
-    env: (o.env as Record<string, string | undefined> | undefined) ?? process.env,
+    env,
   });
   return {
     service,

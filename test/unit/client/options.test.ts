@@ -522,3 +522,178 @@ describe('discovery.domain is checked as route host patterns are (probe 17)', ()
     }
   });
 });
+
+describe('text that can never go out as configured is refused at construction (probe 20)', () => {
+  const OPTION = 'SIDECARLESS_INVALID_OPTION';
+  const target = ['127.0.0.1:1'];
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  /** Each option under both shapes: the single-service top level and a cluster of a multi-service client. */
+  const shapes: Array<[string, (options: Record<string, unknown>) => unknown]> = [
+    ['', (options) => createClient({ target, ...options } as SingleServiceOptions)],
+    ['clusters.a.', (options) => createClient({ clusters: { a: { target, ...options } } } as never)],
+  ];
+
+  it('refuses a host or healthCheck.host that is not an ASCII host[:port], naming it', () => {
+    const bad = [
+      'ü\u202e日本',
+      '日本',
+      'bücher.example',
+      'a b',
+      'a\r\nx: 1',
+      'a\u0000b',
+      'a/b',
+      'a:99999',
+      '[zz]:80',
+      ':80',
+    ];
+    for (const [prefix, build] of shapes) {
+      for (const value of bad) {
+        assert.equal(
+          code(() => build({ host: value })),
+          `${OPTION}:${prefix}host`,
+          JSON.stringify(value),
+        );
+        assert.equal(
+          code(() => build({ healthCheck: { host: value } })),
+          `${OPTION}:${prefix}healthCheck.host`,
+          JSON.stringify(value),
+        );
+      }
+      assert.equal(
+        code(() => build({ host: 5 })),
+        `${OPTION}:${prefix}host`,
+      );
+      for (const value of ['users', 'users.internal:8080', '10.0.0.7', '[::1]:8443', 'xn--bcher-kva.example', false]) {
+        assert.equal(
+          code(() => build({ host: value })),
+          undefined,
+          JSON.stringify(value),
+        );
+        if (typeof value === 'string') {
+          assert.equal(
+            code(() => build({ healthCheck: { host: value } })),
+            undefined,
+            value,
+          );
+        }
+      }
+    }
+  });
+
+  it('refuses tls.ca, tls.cert and tls.key that are not PEM text, naming the field (or the array entry)', () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ ca: 'x' }, 'tls.ca'],
+      [{ ca: '' }, 'tls.ca'],
+      [{ ca: null }, 'tls.ca'],
+      [{ ca: Number.NaN }, 'tls.ca'],
+      [{ ca: 0 }, 'tls.ca'],
+      [{ ca: false }, 'tls.ca'],
+      [{ ca: [] }, 'tls.ca'],
+      [{ ca: Buffer.alloc(0) }, 'tls.ca'],
+      [{ ca: Buffer.from('3082', 'hex') }, 'tls.ca'],
+      [{ ca: [pem, 'x'] }, 'tls.ca[1]'],
+      [{ cert: '', key: pem }, 'tls.cert'],
+      [{ cert: pem, key: 'not a key' }, 'tls.key'],
+    ];
+    for (const [prefix, build] of shapes) {
+      for (const [tls, option] of cases) {
+        assert.equal(
+          code(() => build({ tls })),
+          `${OPTION}:${prefix}${option}`,
+          `${prefix} ${String(Object.values(tls)[0])}`,
+        );
+      }
+    }
+    // The message says what is expected, and never quotes the material (it may be a private key).
+    assert.throws(
+      () => createClient({ target, tls: { cert: pem, key: 'secret-key-text' } }),
+      (err: Error) => {
+        assert.match(err.message, /expected PEM text/);
+        assert.doesNotMatch(err.message, /secret-key-text/);
+        return true;
+      },
+    );
+  });
+
+  it('refuses a tls.servername that is not an ASCII host name of at most 253 characters', () => {
+    const bad = [
+      'svc\u0000evil',
+      'a\r\nb',
+      'ü日本',
+      'a'.repeat(1 << 20),
+      `${'a.'.repeat(127)}ab`,
+      'a b',
+      '-a',
+      'a..b',
+      '',
+    ];
+    for (const [prefix, build] of shapes) {
+      for (const servername of bad) {
+        assert.equal(
+          code(() => build({ tls: { servername } })),
+          `${OPTION}:${prefix}tls.servername`,
+          JSON.stringify(servername.slice(0, 20)),
+        );
+      }
+      for (const servername of [
+        'svc',
+        'users.internal',
+        'xn--bcher-kva.example',
+        '_grpc.svc.local',
+        'a.b.',
+        '10.0.0.7',
+      ]) {
+        assert.equal(
+          code(() => build({ tls: { servername } })),
+          undefined,
+          servername,
+        );
+      }
+    }
+  });
+});
+
+describe('route matchers that can never match are refused, at construction and by setRoutes (probe 20)', () => {
+  const clusters = { a: { target: ['127.0.0.1:1'] }, b: { target: ['127.0.0.1:2'] } };
+  const bad: Array<[Record<string, unknown>, string]> = [
+    [{ match: { method: 'GET\r\n' }, cluster: 'a' }, 'routes[0].match.method'],
+    [{ match: { method: ['GET', 'G E T'] }, cluster: 'a' }, 'routes[0].match.method[1]'],
+    [{ match: { headers: [{ name: 'x a\u0000', exact: 'v' }] }, cluster: 'a' }, 'routes[0].match.headers[0].name'],
+    [
+      {
+        split: [
+          { cluster: 'a', weight: 1 },
+          { cluster: 'b', weight: 1 },
+        ],
+        sticky: { header: 'x user' },
+      },
+      'routes[0].sticky.header',
+    ],
+  ];
+
+  it('refuses them with SIDECARLESS_INVALID_OPTION naming the field, and setRoutes keeps the table it had', async () => {
+    for (const [route, option] of bad) {
+      assert.equal(
+        code(() => createClient({ clusters, routes: [route] } as never)),
+        `SIDECARLESS_INVALID_OPTION:${option}`,
+      );
+    }
+    const client = createClient({ clusters, routes: [{ match: { method: 'GET' }, cluster: 'a' }] });
+    try {
+      for (const [route, option] of bad) {
+        assert.equal(
+          code(() => client.setRoutes([route] as never)),
+          `SIDECARLESS_INVALID_OPTION:${option}`,
+        );
+      }
+      assert.equal(
+        code(() =>
+          client.setRoutes([{ match: { method: 'PURGE', headers: [{ name: 'x-a', present: true }] }, cluster: 'b' }]),
+        ),
+        undefined,
+      );
+    } finally {
+      await client.close();
+    }
+  });
+});

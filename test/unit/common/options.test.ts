@@ -354,4 +354,13 @@ describe('options toolkit: read once, holes, whole durations, sums, clocks, head
     assert.ok(isHeaderSafe('a b', true));
     assert.ok(!isHeaderSafe('abc\r\nx: 1', true));
   });
+
+  it('isHeaderSafe refuses text outside ASCII: undici refuses it, or sends other Latin-1 bytes (probe 20)', () => {
+    for (const text of ['ü', 'tök日本', 'a\u202eb', '\u0080', '\u00ff']) {
+      assert.ok(!isHeaderSafe(text), JSON.stringify(text));
+      assert.ok(!isHeaderSafe(text, true), JSON.stringify(text));
+    }
+    assert.ok(isHeaderSafe('~!#$%&*+-.^_`|', false));
+    assert.ok(isHeaderSafe('Bearer a\tb', true));
+  });
 });

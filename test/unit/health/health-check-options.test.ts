@@ -52,6 +52,12 @@ describe('health check options', () => {
     [{ path: '\\evil.example/x' }, 'healthCheck.path'],
     [{ host: '' }, 'healthCheck.host'],
     [{ host: 'a b' }, 'healthCheck.host'],
+    // Probe 20: text undici refuses on every check (above U+00FF), or sends as other bytes (Latin-1).
+    [{ host: '日本' }, 'healthCheck.host'],
+    [{ host: 'bücher.example' }, 'healthCheck.host'],
+    [{ host: 'a/b' }, 'healthCheck.host'],
+    [{ path: '/日本' }, 'healthCheck.path'],
+    [{ path: '/café' }, 'healthCheck.path'],
     [{ path: null }, 'healthCheck.path'],
     [{ expectedStatuses: [] }, 'healthCheck.expectedStatuses'],
     [{ expectedStatuses: 200 }, 'healthCheck.expectedStatuses'],

@@ -338,3 +338,45 @@ describe('kubernetes target and options', () => {
     }
   });
 });
+
+describe('kubernetes options: file paths and env, refused at construction under their own path (probe 20)', () => {
+  const base = { service: 'users', namespace: 'shop', apiServer: 'https://127.0.0.1:6443', env: {} };
+
+  it('refuses a file path option holding a NUL (Node refuses it when the file is opened)', () => {
+    for (const option of ['tokenFile', 'caFile', 'namespaceFile', 'kubeconfig']) {
+      assert.throws(
+        () => new KubernetesResolver({ ...base, [option]: '/var/run/tok\u0000en' }),
+        {
+          code: 'SIDECARLESS_INVALID_OPTION',
+          option,
+          message: /expected a file path \(a non-empty string without NUL\)/,
+        },
+        option,
+      );
+    }
+    // A token file is read before each request, not here: a path without NUL is accepted whether it exists or not.
+    assert.doesNotThrow(() => new KubernetesResolver({ ...base, tokenFile: '/nonexistent/token' }));
+  });
+
+  it('names the env variable whose getter throws, or whose value is not a string', () => {
+    for (const key of ['KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT', 'KUBECONFIG', 'HOME']) {
+      const env = Object.defineProperty({}, key, {
+        enumerable: true,
+        get() {
+          throw new Error('boom');
+        },
+      });
+      const { apiServer: _, ...inPod } = base;
+      assert.throws(
+        () => new KubernetesResolver({ ...inPod, env } as never),
+        { code: 'SIDECARLESS_INVALID_OPTION', option: `env.${key}`, message: /could not be read: boom/ },
+        key,
+      );
+      assert.throws(
+        () => new KubernetesResolver({ ...inPod, env: { [key]: 5 } } as never),
+        { code: 'SIDECARLESS_INVALID_OPTION', option: `env.${key}`, message: /expected a string, got 5/ },
+        key,
+      );
+    }
+  });
+});

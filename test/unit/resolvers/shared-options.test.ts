@@ -39,7 +39,8 @@ describe('options shared by the remote resolvers', () => {
   });
 
   it('accepts one ResolverTlsOptions value for all three, and the deprecated names are the same type', () => {
-    const tls: ResolverTlsOptions = { ca: 'PEM', rejectUnauthorized: true, servername: 'registry.internal' };
+    const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const tls: ResolverTlsOptions = { ca, rejectUnauthorized: true, servername: 'registry.internal' };
     const consul: ConsulTlsOptions = tls;
     const etcd: EtcdTlsOptions = tls;
     const kubernetes: KubernetesTlsOptions = tls;
@@ -95,5 +96,75 @@ describe('options shared by the remote resolvers', () => {
       assert.throws(() => build({ random: 0.5 }), { option: 'random' }, name);
       assert.doesNotThrow(() => build({ ...remote, random: seededRandom(1) }), name);
     }
+  });
+});
+
+describe('remote resolvers: text that can never go out as configured is refused at construction (probe 20)', () => {
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+  it('refuses tls.ca, tls.cert and tls.key that are not PEM text, and a tls.servername that is no host name', () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ ca: 'x' }, 'tls.ca'],
+      [{ ca: '' }, 'tls.ca'],
+      [{ ca: null }, 'tls.ca'],
+      [{ ca: Number.NaN }, 'tls.ca'],
+      [{ ca: 0 }, 'tls.ca'],
+      [{ ca: false }, 'tls.ca'],
+      [{ ca: [] }, 'tls.ca'],
+      [{ ca: [pem, Buffer.from('3082', 'hex')] }, 'tls.ca[1]'],
+      [{ cert: 'x', key: pem }, 'tls.cert'],
+      [{ servername: 'svc\u0000evil' }, 'tls.servername'],
+      [{ servername: 'a\r\nb' }, 'tls.servername'],
+      [{ servername: 'ü日本' }, 'tls.servername'],
+      [{ servername: 'a'.repeat(1 << 20) }, 'tls.servername'],
+    ];
+    for (const [name, build] of builders) {
+      for (const [tls, option] of cases) {
+        assert.throws(
+          () => build({ tls }),
+          { code: 'SIDECARLESS_INVALID_OPTION', option, message: /expected (PEM text|a host name)/ },
+          `${name} ${option}`,
+        );
+      }
+      assert.doesNotThrow(() => build({ tls: { ca: [pem, Buffer.from(pem)], servername: 'registry.internal' } }), name);
+    }
+  });
+
+  it('refuses a Consul or Kubernetes token that is not a header value, without quoting it', () => {
+    const withToken: Array<[string, (token: unknown) => unknown]> = [
+      ['consul', (token) => new ConsulResolver({ service: 'web', address: 'http://127.0.0.1:8500', token } as never)],
+      [
+        'kubernetes',
+        (token) =>
+          new KubernetesResolver({
+            service: 'web',
+            namespace: 'a',
+            apiServer: 'http://127.0.0.1:1',
+            env: {},
+            token,
+          } as never),
+      ],
+    ];
+    for (const [name, build] of withToken) {
+      for (const token of ['tök日本', 'a\r\nx-evil: 1', 'a\u0000b', '\u00e9t\u00e9']) {
+        assert.throws(
+          () => build(token),
+          (err: Error & { code?: string; option?: string }) => {
+            assert.equal(err.code, 'SIDECARLESS_INVALID_OPTION');
+            assert.equal(err.option, 'token');
+            assert.match(err.message, /expected a header value: non-empty visible ASCII/);
+            assert.ok(!err.message.includes(token), err.message);
+            return true;
+          },
+          `${name} ${JSON.stringify(token)}`,
+        );
+      }
+      assert.doesNotThrow(() => build('0f1e2d3c-aaaa-bbbb-cccc-0123456789ab'), name);
+    }
+    // Consul's token from the environment is sent the same way: refused the same way.
+    assert.throws(
+      () => new ConsulResolver({ service: 'web', address: 'http://127.0.0.1:8500', env: { CONSUL_HTTP_TOKEN: 'tök' } }),
+      { code: 'SIDECARLESS_INVALID_OPTION', option: 'token' },
+    );
   });
 });

@@ -61,3 +61,31 @@ describe('route matching', () => {
     it(name, () => assert.equal(compileMatch(match, 'routes[0].match')(request), expected));
   }
 });
+
+describe('route matchers that can never match are refused (probe 20)', () => {
+  const refuses = (match: unknown, option: string, message: RegExp) =>
+    assert.throws(() => compileMatch(match, 'routes[0].match'), {
+      code: 'SIDECARLESS_INVALID_OPTION',
+      option,
+      message,
+    });
+
+  it('refuses a method that is not an RFC 9110 token, naming it (or its entry in a list)', () => {
+    for (const method of ['GET\r\n', 'G E T', 'GE\u0000T', 'GÉT', 'GET/1', 'M'.repeat(1 << 20).concat(' ')]) {
+      refuses({ method }, 'routes[0].match.method', /expected an HTTP method \(an RFC 9110 token/);
+      refuses({ method: ['GET', method] }, 'routes[0].match.method[1]', /expected an HTTP method/);
+    }
+    assert.equal(compileMatch({ method: ['get', 'PURGE', 'M-SEARCH'] }, 'm')(req({ method: 'PURGE' })), true);
+  });
+
+  it('refuses a header name that is not a token; a query parameter name may be any text (it is percent-decoded)', () => {
+    for (const name of ['x a', 'x a\u0000', 'x\r\ny', 'x:y', 'ü', '']) {
+      refuses({ headers: [{ name, exact: 'v' }] }, 'routes[0].match.headers[0].name', /expected a header name/);
+    }
+    assert.equal(
+      compileMatch({ headers: [{ name: 'X-User_Id', exact: 'v' }] }, 'm')(req({ headers: { 'x-user_id': 'v' } })),
+      true,
+    );
+    assert.equal(compileMatch({ query: [{ name: 'a b', exact: 'v' }] }, 'm')(req({ path: '/?a%20b=v' })), true);
+  });
+});
