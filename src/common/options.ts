@@ -88,15 +88,16 @@ function kindOf(value: object): string {
 }
 
 /**
- * True for a plain object (`{}`, an object literal, `JSON.parse` output, `Object.create(null)`): its prototype is
- * `Object.prototype` or null. A `Map`, `Date`, `RegExp` or class instance is not one: read as an options object it
- * would have no keys, and be silently taken as "all defaults" (`retry: new Map([['maxAttempts', 1]])`).
+ * True for a plain object (`{}`, an object literal, `JSON.parse` output, `Object.create(null)`, one made in another
+ * realm: a `vm` context's): its prototype is null or a realm's `Object.prototype` (an object whose own prototype is
+ * null). A `Map`, `Date`, `RegExp` or class instance is not one: read as an options object it would have no keys,
+ * and be silently taken as "all defaults" (`retry: new Map([['maxAttempts', 1]])`).
  */
 export function isRecord(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null) return false;
   try {
     const proto: unknown = Object.getPrototypeOf(value);
-    return proto === Object.prototype || proto === null;
+    return proto === Object.prototype || proto === null || Object.getPrototypeOf(proto) === null;
   } catch {
     return false; // a Proxy whose getPrototypeOf trap throws
   }

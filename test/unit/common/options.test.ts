@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import vm from 'node:vm';
 import { describe, it } from 'node:test';
 import { InvalidOptionError } from '../../../src/common/errors.js';
 import {
@@ -76,6 +77,11 @@ describe('options toolkit: paths and descriptions', () => {
     for (const exotic of [new Map([['maxAttempts', 1]]), new Date(), /x/, new (class Settings {})()]) {
       assert.equal(isRecord(exotic), false, describeValue(exotic));
     }
+    // A plain object of another realm (a `vm` context's) is one; that realm's Map or class instance is not.
+    assert.equal(isRecord(vm.runInNewContext('({ retry: { maxAttempts: 1 } })')), true);
+    assert.equal(isRecord(vm.runInNewContext('Object.create(null)')), true);
+    assert.equal(isRecord(vm.runInNewContext('new Map()')), false);
+    assert.equal(isRecord(vm.runInNewContext('new (class Settings {})()')), false);
     assert.equal(describeValue(new Map()), 'an object (Map)');
     refuses(() => checkObject(new Date(), ['a'], 'retry'), 'retry', /expected an object, got an object \(Date\)/);
   });
