@@ -4,17 +4,13 @@
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
 import { after, before, describe, it } from 'node:test';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { PullReader } from '../helpers/metric-reader.js';
 import { Registry } from 'prom-client';
 import { type Client, createClient } from 'sidecarless';
 import { registerOpenTelemetryMetrics } from 'sidecarless/opentelemetry';
 import { registerPrometheusMetrics } from 'sidecarless/prometheus';
 import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
-
-class TestReader extends MetricReader {
-  protected override async onShutdown(): Promise<void> {}
-  protected override async onForceFlush(): Promise<void> {}
-}
 
 const requestEnd = diagnostics.channel('sidecarless:request:end');
 const attemptEnd = diagnostics.channel('sidecarless:attempt:end');
@@ -100,7 +96,7 @@ describe('Prometheus: a closed client leaves the registry', () => {
 
 describe('OpenTelemetry: a closed client is observed no more', () => {
   it('close() removes its observable callback and unsubscribes its histograms; the other client still reports', async () => {
-    const reader = new TestReader();
+    const reader = new PullReader();
     const provider = new MeterProvider({ readers: [reader] });
     const meter = provider.getMeter('test');
     const a = tenant('otel-a');

@@ -7,19 +7,12 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { PullReader } from '../helpers/metric-reader.js';
 import { Registry } from 'prom-client';
 import { createClient } from 'sidecarless';
 import { registerOpenTelemetryMetrics } from 'sidecarless/opentelemetry';
 import { registerPrometheusMetrics } from 'sidecarless/prometheus';
-
-class Reader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  protected async onForceFlush(): Promise<void> {}
-  protected async onShutdown(): Promise<void> {}
-}
 
 describe('exporters: endpoint latency over HTTP/2 with refused streams', () => {
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -44,7 +37,7 @@ describe('exporters: endpoint latency over HTTP/2 with refused streams', () => {
     const client = createClient({ target: [`127.0.0.1:${port}`], http2: true, outlierDetection: false });
     const registry = new Registry();
     registerPrometheusMetrics(client, { registry, endpointMetrics: true });
-    const reader = new Reader();
+    const reader = new PullReader();
     const provider = new MeterProvider({ readers: [reader] });
     registerOpenTelemetryMetrics(client, { meter: provider.getMeter('t'), endpointMetrics: true });
     try {

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
 import { after, before, describe, it } from 'node:test';
-import { DataPointType, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { DataPointType, MeterProvider } from '@opentelemetry/sdk-metrics';
+import { PullReader } from '../helpers/metric-reader.js';
 import { type OpenMetricsContentType, Registry } from 'prom-client';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,11 +23,6 @@ import { registerOpenTelemetryMetrics } from '../../src/exporters/opentelemetry.
 import { registerPrometheusMetrics } from '../../src/exporters/prometheus.js';
 import { type Backend, startBackend, stopAll } from '../helpers/backends.js';
 import { FakeClock } from '../helpers/fake-clock.js';
-
-class TestReader extends MetricReader {
-  protected override async onShutdown(): Promise<void> {}
-  protected override async onForceFlush(): Promise<void> {}
-}
 
 describe('metrics', () => {
   const backends: Backend[] = [];
@@ -265,7 +261,7 @@ describe('metrics', () => {
   });
 
   it('OpenTelemetry: the duration histogram and observable instruments carry real numbers', async () => {
-    const reader = new TestReader();
+    const reader = new PullReader();
     const provider = new MeterProvider({ readers: [reader] });
     const registration = registerOpenTelemetryMetrics(client, { meter: provider.getMeter('test') });
     // Another client whose cluster has the same name: its requests must not reach this registration.
@@ -660,7 +656,7 @@ describe('counters, with their exact Prometheus series', () => {
     });
     backends.push(shop);
     const client = track(createClient({ target: [shop.address], name: 'shop', retry: false, breaker: true }));
-    const reader = new TestReader();
+    const reader = new PullReader();
     const provider = new MeterProvider({ readers: [reader] });
     const registration = registerOpenTelemetryMetrics(client, {
       meter: provider.getMeter('test'),

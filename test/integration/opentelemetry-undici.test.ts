@@ -4,16 +4,12 @@
 // The instrumentation is a devDependency; CI fails without it, a local run without it skips, saying why.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { PullReader } from '../helpers/metric-reader.js';
 import { createClient } from 'sidecarless';
 import type { Client } from 'sidecarless';
 import { registerOpenTelemetryMetrics } from 'sidecarless/opentelemetry';
 import { type Backend, startBackend, stopAll } from '../helpers/backends.js';
-
-class TestReader extends MetricReader {
-  protected override async onShutdown(): Promise<void> {}
-  protected override async onForceFlush(): Promise<void> {}
-}
 
 /** What the test uses of `@opentelemetry/instrumentation-undici`. */
 interface UndiciInstrumentation {
@@ -41,7 +37,7 @@ describe('OpenTelemetry with @opentelemetry/instrumentation-undici enabled', { s
   let client: Client;
   let instrumentation: UndiciInstrumentation;
   let provider: MeterProvider;
-  let reader: TestReader;
+  let reader: PullReader;
 
   before(async () => {
     backends.push(await startBackend('ok-1'), await startBackend('ok-2'));
@@ -53,7 +49,7 @@ describe('OpenTelemetry with @opentelemetry/instrumentation-undici enabled', { s
         res.end();
       }),
     );
-    reader = new TestReader();
+    reader = new PullReader();
     provider = new MeterProvider({ readers: [reader] });
     instrumentation = new (undici as UndiciModule).UndiciInstrumentation();
     instrumentation.setMeterProvider(provider);

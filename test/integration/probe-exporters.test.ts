@@ -2,7 +2,8 @@
 // points check their arguments when called, with typed errors, rather than failing later at collection time.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { PullReader } from '../helpers/metric-reader.js';
 import { Counter, Registry } from 'prom-client';
 import { createClient, isSidecarlessError } from 'sidecarless';
 import { registerOpenTelemetryMetrics } from 'sidecarless/opentelemetry';
@@ -177,10 +178,6 @@ describe('exporters and clusters that come and go', () => {
 
   it('opentelemetry: maxEndpointsPerCluster bounds the endpoint histogram from the first attempt, before any collection', async () => {
     const backends = await Promise.all(Array.from({ length: 6 }, (_, i) => backend(`otel-bound-${i}`)));
-    class PullReader extends MetricReader {
-      protected async onForceFlush(): Promise<void> {}
-      protected async onShutdown(): Promise<void> {}
-    }
     const client = createClient({ target: backends.map((b) => b.address), picker: 'round-robin' });
     const reader = new PullReader();
     const provider = new MeterProvider({ readers: [reader] });
@@ -206,10 +203,6 @@ describe('exporters and clusters that come and go', () => {
 
   it('opentelemetry: discovered clusters that come and go between collections still get their endpoint latencies', async () => {
     const b = await backend('otel-churn');
-    class PullReader extends MetricReader {
-      protected async onForceFlush(): Promise<void> {}
-      protected async onShutdown(): Promise<void> {}
-    }
     const client = createClient({ discovery: { domain: 'svc.local', maxClusters: 1, target: () => [b.address] } });
     const reader = new PullReader();
     const provider = new MeterProvider({ readers: [reader] });

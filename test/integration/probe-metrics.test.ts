@@ -7,7 +7,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { PullReader } from '../helpers/metric-reader.js';
 import { Registry } from 'prom-client';
 import { createClient, isSidecarlessError, StaticResolver } from 'sidecarless';
 import { registerOpenTelemetryMetrics } from 'sidecarless/opentelemetry';
@@ -15,11 +16,6 @@ import { registerPrometheusMetrics } from 'sidecarless/prometheus';
 import { backendsForFile } from '../helpers/backends.js';
 
 const backend = backendsForFile();
-
-class PullReader extends MetricReader {
-  protected async onForceFlush(): Promise<void> {}
-  protected async onShutdown(): Promise<void> {}
-}
 
 interface Point {
   readonly attributes: Record<string, unknown>;

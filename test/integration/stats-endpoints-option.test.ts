@@ -3,7 +3,8 @@
 // 10,000 endpoints a scrape of a few cluster series built 10,000 endpoint snapshots, a 22-50 ms stall).
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { PullReader } from '../helpers/metric-reader.js';
 import { Registry } from 'prom-client';
 import {
   type Client,
@@ -17,11 +18,6 @@ import { registerOpenTelemetryMetrics } from '../../src/exporters/opentelemetry.
 import { registerPrometheusMetrics } from '../../src/exporters/prometheus.js';
 import { type Backend, startBackend, stopAll } from '../helpers/backends.js';
 import { FakeClock } from '../helpers/fake-clock.js';
-
-class TestReader extends MetricReader {
-  protected override async onShutdown(): Promise<void> {}
-  protected override async onForceFlush(): Promise<void> {}
-}
 
 /** A static address nothing is asked of: the endpoint is listed, never picked. */
 const idle = (i: number) => `127.0.0.1:${20_000 + i}`;
@@ -216,7 +212,7 @@ describe('stats({ endpoints: false })', () => {
     it(`OpenTelemetry (endpointMetrics: ${endpointMetrics}): the same endpoint and ejected counts; endpoints built only when reported`, async () => {
       const { client } = await withEjection(3);
       const calls = spyOnStats(client);
-      const reader = new TestReader();
+      const reader = new PullReader();
       const provider = new MeterProvider({ readers: [reader] });
       const registration = registerOpenTelemetryMetrics(client, { meter: provider.getMeter('t'), endpointMetrics });
       try {
