@@ -25,7 +25,8 @@ export class ClientListeners {
 
   /** Tells the listeners subscribed when the event happened (see EndpointHealth's `#emit`). */
   emit(event: HealthEvent): void {
-    for (const listener of [...this.#health]) call(() => listener(event));
+    const listeners = this.#health;
+    for (const listener of [...listeners]) if (listeners.has(listener)) call(() => listener(event));
   }
 
   /** Calls `listener` once when {@link ClientListeners.closed} runs; on a microtask when it already ran. */

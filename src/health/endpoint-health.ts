@@ -347,12 +347,14 @@ export class EndpointHealth<H extends HealthHost> {
   /**
    * Tells the event to the diagnostics channel and the listeners subscribed when it happened (a listener subscribing
    * from a listener hears the next event, not this one: a listener that subscribes again each time would otherwise
-   * be called for ever, probe 21). Called once the pickers have been rebuilt, so a request a listener sends goes by
-   * the new state.
+   * be called for ever, probe 21), and not disposed since (by a listener before it, probe 22). Called once the
+   * pickers have been rebuilt, so a request a listener sends goes by the new state.
    */
   #emit(event: HealthEvent): void {
     if (channels.eject.hasSubscribers) channels.eject.publish(event);
-    for (const listener of [...this.#listeners]) {
+    const listeners = this.#listeners;
+    for (const listener of [...listeners]) {
+      if (!listeners.has(listener)) continue;
       try {
         listener(event);
       } catch (err) {

@@ -98,6 +98,23 @@ describe('Subscription (client.onHealthEvent)', () => {
     }
   });
 
+  it('a listener disposed by another during an event does not hear that event (probe 22)', async () => {
+    const { client, send } = await ejecting();
+    const heard: string[] = [];
+    let second: { dispose(): void } | undefined;
+    client.onHealthEvent(() => {
+      heard.push('first');
+      second?.dispose();
+    });
+    second = client.onHealthEvent(() => heard.push('second'));
+    try {
+      for (let i = 0; i < 3; i++) await send();
+      assert.deepEqual(heard, ['first']);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('the same function subscribed twice is two subscriptions: disposing one leaves the other (probe 21)', async () => {
     const { client, send } = await ejecting();
     const heard: string[] = [];
