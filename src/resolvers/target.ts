@@ -27,16 +27,16 @@ export function parseTarget(raw: string): Target {
   }
   // A refused target is named with its query's values hidden: a query may carry a credential (an etcd password, a
   // Consul token).
-  if (/\s/.test(raw)) throw new InvalidTargetError(redacted(raw), 'a target must not contain whitespace');
+  if (/\s/.test(raw)) throw new InvalidTargetError(redactTarget(raw), 'a target must not contain whitespace');
   if (raw.includes('#')) {
     throw new InvalidTargetError(
-      redacted(raw),
+      redactTarget(raw),
       'a target takes no #fragment (write a "#" in a path or query value as %23)',
     );
   }
   const match = SCHEME.exec(raw);
   if (match === null) {
-    throw new InvalidTargetError(redacted(raw), 'expected "scheme:..." (e.g. "static://10.0.0.1:8080")');
+    throw new InvalidTargetError(redactTarget(raw), 'expected "scheme:..." (e.g. "static://10.0.0.1:8080")');
   }
   const scheme = (match[1] as string).toLowerCase();
   let rest = match[2] as string;
@@ -58,9 +58,26 @@ export function parseTarget(raw: string): Target {
   return { scheme, authority, path, query: new URLSearchParams(queryText), raw };
 }
 
-/** `raw` with the values of its query hidden. */
-function redacted(raw: string): string {
-  return raw.replace(/([?&][^=&#]*=)[^&#]*/g, '$1<redacted>');
+/**
+ * `raw` as an error message may show it: its userinfo (`user:secret@`) hidden, and the value of every query
+ * parameter whose name (percent-decoded, lower case) is not in `shown` (all of them without `shown`). A credential
+ * can then not come out through a name the resolver does not know (`?tok%65n=`, `?X-Consul-Token=`) or through the
+ * authority. @internal
+ */
+export function redactTarget(raw: string, shown?: ReadonlySet<string>): string {
+  return raw
+    .replace(/^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)[^/?#@]*@/, '$1<redacted>@')
+    .replace(/([?&])([^=&#]*)=([^&#]*)/g, (_, sep: string, key: string, value: string) =>
+      shown !== undefined && shown.has(decodedName(key)) ? `${sep}${key}=${value}` : `${sep}${key}=<redacted>`,
+    );
+}
+
+function decodedName(key: string): string {
+  try {
+    return decodeURIComponent(key.replace(/\+/g, ' ')).toLowerCase();
+  } catch {
+    return key.toLowerCase();
+  }
 }
 
 /**

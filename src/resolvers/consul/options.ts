@@ -29,6 +29,7 @@ import {
 } from '../options.js';
 import { headerValue } from '../../common/wire-options.js';
 import type { Target } from '../resolver.js';
+import { redactTarget } from '../target.js';
 import { type ConsulHealthFilter, parseConsulDuration } from './parse.js';
 
 export type { ConsulHealthFilter } from './parse.js';
@@ -224,9 +225,12 @@ const TARGET_PARAMS = new Set([
   'zone-key',
 ]);
 
-/** The target with any `token=` value blanked, for error messages. @internal */
+/**
+ * The target for error messages: the values of parameters other than the known ones, and any userinfo, blanked (a
+ * token may be there under any name, probe 23). @internal
+ */
 export function redactConsulTarget(raw: string): string {
-  return raw.replace(/([?&]token=)[^&#]*/gi, '$1<redacted>');
+  return redactTarget(raw, TARGET_PARAMS);
 }
 
 export function consulOptionsFromTarget(target: Target): ConsulResolverOptions {

@@ -27,6 +27,7 @@ import {
   type ResolverTlsOptions,
 } from '../options.js';
 import type { Target } from '../resolver.js';
+import { redactTarget } from '../target.js';
 import { etcdPrefixRangeEnd } from './parse.js';
 
 /**
@@ -208,9 +209,12 @@ function resolveEtcdOptionsUnguarded(options: EtcdResolverOptions, path = ''): R
   };
 }
 
+const ETCD_TARGET_PARAMS: ReadonlySet<string> = new Set(['tls']);
+
 /** Builds {@link EtcdResolverOptions} from a parsed `etcd:` target (see the module documentation). */
 export function etcdOptionsFromTarget(target: Target): EtcdResolverOptions {
-  const raw = target.raw.replace(/([?&](?:password|token)=)[^&#]*/gi, '$1<redacted>');
+  // Values of parameters other than `tls`, and any userinfo, blanked: a credential may be there under any name.
+  const raw = redactTarget(target.raw, ETCD_TARGET_PARAMS);
   for (const key of target.query.keys()) {
     if (key !== 'tls') {
       const hint = key === 'password' || key === 'username' ? ' (credentials go in the options object)' : '';

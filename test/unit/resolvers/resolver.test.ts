@@ -45,6 +45,34 @@ describe('parseTarget', () => {
       );
     }
   });
+  it('a Consul or etcd target refused names no credential, under whatever name or in its authority (probe 23)', () => {
+    const registry = createResolverRegistry();
+    for (const raw of [
+      'consul://127.0.0.1:8500/web?tok%65n=S3CRETVALUE',
+      'consul://127.0.0.1:8500/web?X-Consul-Token=S3CRETVALUE',
+      'consul://S3CRETVALUE@127.0.0.1:8500/web',
+      'consul://user:S3CRETVALUE@127.0.0.1:8500/web',
+      'consul://127.0.0.1:8500/web?dc=eu&TOKEN=S3CRETVALUE',
+      'etcd://127.0.0.1:2379/services/?pass%77ord=S3CRETVALUE',
+      'etcd://user:S3CRETVALUE@127.0.0.1:2379/services/',
+      'etcd://127.0.0.1:2379/services/?auth=S3CRETVALUE',
+    ]) {
+      assert.throws(
+        () => registry.create(raw, ctx),
+        (err: unknown) => {
+          assert.ok(err instanceof InvalidTargetError, String(err));
+          assert.doesNotMatch(`${err.message} ${err.target} ${String(err.stack)}`, /S3CRETVALUE/, raw);
+          return true;
+        },
+        raw,
+      );
+    }
+    // The parameters a target takes are shown as written: what was wrong stays readable.
+    assert.throws(() => registry.create('consul://127.0.0.1:8500/web?dc=eu&health=bogus', ctx), {
+      message: /dc=eu&health=bogus/,
+    });
+  });
+
   it('refuses a #fragment rather than keeping it in the path or query (regression), hiding query values', () => {
     for (const raw of ['dns:///users.internal:8080#x', 'etcd://127.0.0.1:2379/services/users/#', 'custom:a#b']) {
       assert.throws(() => parseTarget(raw), { code: 'SIDECARLESS_INVALID_TARGET', message: /#fragment/ }, raw);
