@@ -104,4 +104,4 @@ export { seededRandom, systemClock, systemRandom } from './common/runtime.js';
  * resolver's options, so that a bad value is reported the same way (an `InvalidOptionError` naming the dotted path):
  * `options.duration(raw.intervalMs, options.joinPath(path, 'intervalMs'), 1000)`.
  */
-export * as options from './common/options.js';
+export * as options from './common/options-toolkit.js';

@@ -24,7 +24,6 @@ import {
   MAX_TIMER_MS,
   number,
   toggle,
-  tlsMaterial,
   readOptions,
   rejectUnknownKeys,
 } from '../common/options.js';
@@ -39,7 +38,8 @@ import { createResolverRegistry, type ResolverRegistry } from '../resolvers/regi
 import { StaticResolver } from '../resolvers/static.js';
 import type { ResolvedHttp2Options } from '../subchannel/http2.js';
 import { validatePoolOptions } from '../subchannel/pool-options.js';
-import { headerName, hostHeader, serverName, tlsMaterialShape } from '../common/wire-options.js';
+import { passphraseOption, tlsMaterial, tlsMaterialShape } from '../common/tls-options.js';
+import { headerName, hostHeader, serverName } from '../common/wire-options.js';
 
 /** Where a cluster's endpoints come from. */
 export type TargetOption = string | Resolver | ReadonlyArray<string | EndpointInit | Endpoint>;
@@ -49,15 +49,28 @@ export type TargetOption = string | Resolver | ReadonlyArray<string | EndpointIn
  * URL's host, which is also sent as SNI), unless `servername` says otherwise.
  */
 export interface TlsOptions {
-  /** Trusted CA certificates (PEM text, or a non-empty array of them); the system's when omitted. */
-  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
-  /** Client certificate (PEM), for mutual TLS. */
-  readonly cert?: string | Buffer;
-  /** Client private key (PEM), for mutual TLS. */
-  readonly key?: string | Buffer;
+  /**
+   * Trusted CA certificates (PEM text, or a non-empty array of them); the system's when omitted. PEM text is a
+   * string or its bytes: a `Buffer`, or a `Uint8Array` (what a Buffer becomes through `structuredClone` or a
+   * worker's message) or any other `ArrayBufferView`, as Node's TLS takes it.
+   */
+  readonly ca?: string | ArrayBufferView | ReadonlyArray<string | ArrayBufferView>;
+  /** Client certificate (PEM, as for `ca`), for mutual TLS. */
+  readonly cert?: string | ArrayBufferView;
+  /** Client private key (PEM, as for `ca`), for mutual TLS; an encrypted one needs {@link TlsOptions.passphrase}. */
+  readonly key?: string | ArrayBufferView;
+  /**
+   * The passphrase of an encrypted private key (`key`, or `pool.connect.key`). A wrong one is refused at
+   * construction (naming `tls.passphrase`); it is ignored for a key that is not encrypted.
+   */
+  readonly passphrase?: string;
   /** Verify the endpoint's certificate. Turning this off is for tests only. @defaultValue true */
   readonly rejectUnauthorized?: boolean;
-  /** SNI and certificate name to use instead of the request URL's host: an ASCII host name (punycode for an IDN). */
+  /**
+   * The name to send as SNI and check the certificate against instead of the request URL's host: an ASCII host
+   * name (punycode for an IDN), or an IP address of either family (IPv6 without brackets), checked against the
+   * certificate's IP addresses (Node then sends it as SNI too, with its DEP0123 warning).
+   */
   readonly servername?: string;
 }
 
@@ -125,8 +138,11 @@ export interface ClusterOptions extends RequestPolicyOptions, HealthOptions {
    * undici `Pool` options applied to every endpoint's pool (connections, pipelining, keep-alive, timeouts...).
    * `factory` is not allowed: the cluster owns pool creation. Neither are `connect.servername` and
    * `connect.rejectUnauthorized` (the {@link ClusterOptions.tls} option sets them on every connection: use
-   * `tls.servername` and `tls.rejectUnauthorized`), nor TLS material in `connect` (`ca`, `cert`, `key`, `pfx`, ...)
-   * without `tls`, since the cluster then speaks plain HTTP.
+   * `tls.servername` and `tls.rejectUnauthorized`), `connect.passphrase` (use `tls.passphrase`, which decrypts a key
+   * in `tls` or in `connect`), nor TLS material in `connect` (`ca`, `cert`, `key`, `pfx`, ...) without `tls`, since
+   * the cluster then speaks plain HTTP; nor `connect.localAddress` (undici takes `localAddress`). `null` is accepted
+   * only where undici gives it a meaning: `connections` and `clientTtl` (no limit), `connect.timeout`,
+   * `connect.maxCachedSessions` and `connect.keepAlive` (undici's default).
    */
   readonly pool?: Omit<Pool.Options, 'factory'> | undefined;
   /**
@@ -192,7 +208,7 @@ const CLUSTER_KEY_RECORD = {
 /** The keys of one cluster's options (`clusters.<name>`). */
 export const CLUSTER_KEYS: readonly string[] = Object.keys(CLUSTER_KEY_RECORD);
 
-const TLS_KEYS = ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'] as const;
+const TLS_KEYS = ['ca', 'cert', 'key', 'passphrase', 'rejectUnauthorized', 'servername'] as const;
 const ZONE_AWARE_KEYS = ['localZone', 'minClusterSize', 'callers'] as const;
 
 /** Cluster options after validation, with every default filled in. */
@@ -226,17 +242,29 @@ function resolveTls(tls: ClusterOptions['tls'], path: string): ResolvedClusterOp
   if (tls === true) return { rejectUnauthorized: true };
   const at = joinPath(path, 'tls');
   if (!isRecord(tls)) throw new InvalidOptionError(at, `expected true, false or an object, got ${describe(tls)}`);
-  checkObject(tls, TLS_KEYS, at);
-  if (tls.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') {
+  const t = checkObject(tls, TLS_KEYS, at);
+  if (t.rejectUnauthorized !== undefined && typeof t.rejectUnauthorized !== 'boolean') {
     throw new InvalidOptionError(joinPath(at, 'rejectUnauthorized'), 'expected true or false');
   }
-  serverName(tls.servername, joinPath(at, 'servername'));
-  if ((tls.cert === undefined) !== (tls.key === undefined)) {
-    throw new InvalidOptionError(joinPath(at, tls.cert === undefined ? 'cert' : 'key'), 'cert and key go together');
+  serverName(t.servername, joinPath(at, 'servername'));
+  if ((t.cert === undefined) !== (t.key === undefined)) {
+    throw new InvalidOptionError(joinPath(at, t.cert === undefined ? 'cert' : 'key'), 'cert and key go together');
   }
-  tlsMaterialShape(tls, at);
-  tlsMaterial(tls, at);
-  return { ...tls, rejectUnauthorized: tls.rejectUnauthorized ?? true };
+  const passphrase = passphraseOption(t.passphrase, joinPath(at, 'passphrase'));
+  const material = tlsMaterialShape(t, at);
+  tlsMaterial(material, at, passphrase, joinPath(at, 'passphrase'));
+  const rejectUnauthorized = (t.rejectUnauthorized as boolean | undefined) ?? true;
+  return { ...t, ...material, rejectUnauthorized } as NonNullable<ResolvedClusterOptions['tls']>;
+}
+
+/** Refuses `tls.passphrase` when there is no key for it to decrypt, in `tls` or in `pool.connect`. */
+function passphraseWithKey(tls: ResolvedClusterOptions['tls'], pool: Pool.Options, path: string): void {
+  if (tls?.passphrase === undefined || tls.key !== undefined) return;
+  if (isRecord(pool.connect) && (pool.connect as { key?: unknown }).key !== undefined) return;
+  throw new InvalidOptionError(
+    joinPath(joinPath(path, 'tls'), 'passphrase'),
+    'decrypts a private key, and there is none: set tls.key (and tls.cert)',
+  );
 }
 
 function resolveHttp2(raw: unknown, pool: Pool.Options, path: string): ResolvedHttp2Options | undefined {
@@ -422,7 +450,12 @@ function readClusterOptions(raw: ClusterOptions, path: string): ResolvedClusterO
   if (host !== undefined && host !== false) hostHeader(host, joinPath(path, 'host'));
   const endpointHeader = headerName(options.endpointHeader, joinPath(path, 'endpointHeader'));
   const tls = resolveTls(options.tls, path);
-  const pool = validatePoolOptions(options.pool ?? {}, joinPath(path, 'pool'), tls !== undefined);
+  const pool = validatePoolOptions(
+    options.pool ?? {},
+    joinPath(path, 'pool'),
+    tls && { passphrase: tls.passphrase, passphraseAt: joinPath(joinPath(path, 'tls'), 'passphrase') },
+  );
+  passphraseWithKey(tls, pool, path);
   // The health families are validated here, so that a template is checked without building anything and errors
   // carry the full path; the cluster builds its health from the result.
   const health = resolveHealthOptions(options, path);

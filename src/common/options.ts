@@ -14,7 +14,6 @@
  * @category Options
  * @module
  */
-import { createSecureContext } from 'node:tls';
 import { InvalidOptionError, isSidecarlessError } from './errors.js';
 import { isFieldValue } from './http-syntax.js';
 import { thrownMessage } from './thrown.js';
@@ -462,24 +461,6 @@ export function func<T extends (...args: never[]) => unknown>(value: unknown, na
   if (value === null) throw nullOption(name);
   if (typeof value !== 'function') throw new InvalidOptionError(name, `expected a function, got ${describe(value)}`);
   return value as T;
-}
-
-/**
- * Throws {@link InvalidOptionError} (naming `path.ca`, `path.cert` or `path.key`) unless the TLS material of `tls`
- * is what `tls.connect()` accepts: strings or buffers (or arrays of them), PEM that parses and a key matching its
- * certificate. Checked once here, so a bad one fails at construction rather than on every connection.
- */
-export function tlsMaterial(tls: Readonly<Record<string, unknown>>, path: string): void {
-  const { ca, cert, key } = tls;
-  try {
-    createSecureContext({ ca, cert, key } as Parameters<typeof createSecureContext>[0]);
-  } catch (err) {
-    const text = thrownMessage(err);
-    const field =
-      (['ca', 'cert', 'key'] as const).find((name) => text.includes(`options.${name}`)) ??
-      (ca !== undefined && cert === undefined ? 'ca' : 'cert');
-    throw new InvalidOptionError(joinPath(path, field), `not usable as TLS material: ${text}`, { cause: err });
-  }
 }
 
 /**

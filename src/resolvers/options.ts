@@ -13,9 +13,10 @@ import {
   resolveBackoffOptions,
 } from '../common/backoff.js';
 import { InvalidOptionError } from '../common/errors.js';
-import { boolean, checkObject, clock, describe, func, integer, joinPath, tlsMaterial } from '../common/options.js';
+import { boolean, checkObject, clock, describe, func, integer, joinPath } from '../common/options.js';
 import { type Clock, type RandomSource, systemClock, systemRandom } from '../common/runtime.js';
-import { serverName, tlsMaterialShape } from '../common/wire-options.js';
+import { passphraseOption, tlsMaterial, tlsMaterialShape } from '../common/tls-options.js';
+import { serverName } from '../common/wire-options.js';
 
 /**
  * TLS settings of a resolver's connection to its registry (the Consul agent, the etcd members, the Kubernetes API
@@ -25,22 +26,33 @@ import { serverName, tlsMaterialShape } from '../common/wire-options.js';
  * @category Resolvers
  */
 export interface ResolverTlsOptions {
-  /** CA certificate(s) (PEM) to trust instead of the system store (or the resolver's own default CA). */
-  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer> | undefined;
-  /** Client certificate (PEM), for mutual TLS. */
-  readonly cert?: string | Buffer | undefined;
-  /** Client private key (PEM), for mutual TLS. */
-  readonly key?: string | Buffer | undefined;
+  /**
+   * CA certificate(s) (PEM) to trust instead of the system store (or the resolver's own default CA). PEM text is a
+   * string or its bytes: a `Buffer`, or a `Uint8Array` (what a Buffer becomes through `structuredClone` or a
+   * worker's message) or any other `ArrayBufferView`, as Node's TLS takes it.
+   */
+  readonly ca?: string | ArrayBufferView | ReadonlyArray<string | ArrayBufferView> | undefined;
+  /** Client certificate (PEM, as for `ca`), for mutual TLS. */
+  readonly cert?: string | ArrayBufferView | undefined;
+  /** Client private key (PEM, as for `ca`), for mutual TLS; an encrypted one needs `passphrase`. */
+  readonly key?: string | ArrayBufferView | undefined;
+  /**
+   * The passphrase of an encrypted private key (`key`, or the Kubernetes resolver's key from its kubeconfig). A
+   * wrong one for `key` is refused at construction, naming `tls.passphrase`; it is ignored for a key that is not
+   * encrypted.
+   */
+  readonly passphrase?: string | undefined;
   /** Verify the server certificate. @defaultValue true */
   readonly rejectUnauthorized?: boolean | undefined;
   /**
-   * SNI server name and the name the certificate is checked against: an ASCII host name (punycode for an IDN).
+   * SNI server name and the name the certificate is checked against: an ASCII host name (punycode for an IDN), or
+   * an IP address of either family (IPv6 without brackets), checked against the certificate's IP addresses.
    * @defaultValue the server's host
    */
   readonly servername?: string | undefined;
 }
 
-const TLS_KEYS = ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'] as const;
+const TLS_KEYS = ['ca', 'cert', 'key', 'passphrase', 'rejectUnauthorized', 'servername'] as const;
 
 /**
  * Validates a resolver's `tls` option at `path` and returns the fields given (an empty object when none was), or
@@ -51,11 +63,12 @@ export function resolveResolverTls(value: unknown, path: string): ResolverTlsOpt
   const t = checkObject(value, TLS_KEYS, path);
   boolean(t.rejectUnauthorized, joinPath(path, 'rejectUnauthorized'), true);
   serverName(t.servername, joinPath(path, 'servername'));
-  tlsMaterialShape(t, path);
-  tlsMaterial(t, path);
+  const passphrase = passphraseOption(t.passphrase, joinPath(path, 'passphrase'));
+  const material = tlsMaterialShape(t, path);
+  tlsMaterial(material, path, passphrase, joinPath(path, 'passphrase'));
   const picked: Record<string, unknown> = {};
   for (const field of TLS_KEYS) if (t[field] !== undefined) picked[field] = t[field];
-  return picked as ResolverTlsOptions;
+  return { ...picked, ...material } as ResolverTlsOptions;
 }
 
 /**

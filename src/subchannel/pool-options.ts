@@ -22,11 +22,12 @@ import {
   isRecord,
   joinPath,
   readOptions,
-  tlsMaterial,
+  refuseNulls,
 } from '../common/options.js';
+import { tlsMaterial } from '../common/tls-options.js';
 
 const INTEGERS: Readonly<Record<string, readonly [min: number, max?: number]>> = {
-  // `connections: null` (undici: unlimited) is allowed below.
+  // `connections: null` (undici: unlimited) is allowed: POOL_NULLABLE.
   connections: [1],
   pipelining: [0, 1_000],
   maxHeaderSize: [1],
@@ -53,6 +54,15 @@ const OTHERS = ['connect', 'localAddress', 'interceptors'];
 const ALLOWED = [...Object.keys(INTEGERS), ...DURATIONS_ZERO_OK, ...DURATIONS, ...BOOLEANS, ...OTHERS];
 /** The duration options undici requires to be integers (a fraction makes it throw at every request). */
 const WHOLE = new Set(['headersTimeout', 'bodyTimeout', 'pingInterval', 'autoSelectFamilyAttemptTimeout']);
+
+/**
+ * `pool` and `pool.connect` fields undici gives a meaning to `null`: no limit, or undici's default. Its types allow
+ * `null` on a few more, where it means nothing or breaks: `connect.keepAliveInitialDelay` (net.connect throws on it
+ * at every connection), `connect.typeOfService` and `connect.socketPath`. Any other `null` is refused, as
+ * everywhere in the options.
+ */
+const POOL_NULLABLE = ['connections', 'clientTtl'];
+const CONNECT_NULLABLE = ['timeout', 'maxCachedSessions', 'keepAlive'];
 
 /** `pool.connect` booleans, and its fields that would connect elsewhere than the endpoint. */
 const CONNECT_BOOLEANS = ['keepAlive', 'allowH2', 'useH2c', 'autoSelectFamily'];
@@ -82,7 +92,7 @@ const CONNECT_TLS_ONLY = [
  * object, validating what undici reads when it builds a pool (lazily, at an endpoint's first request, where a bad
  * value failed every request instead of the construction).
  */
-function readConnect(raw: unknown, at: string, tls: boolean): Record<string, unknown> {
+function readConnect(raw: unknown, at: string, tls: PoolTls | undefined): Record<string, unknown> {
   if (!isRecord(raw)) {
     throw new InvalidOptionError(
       at,
@@ -95,6 +105,7 @@ function readConnect(raw: unknown, at: string, tls: boolean): Record<string, unk
     const value = readOptions(joinPath(at, key), () => raw[key]);
     if (value !== undefined) connect[key] = value;
   }
+  refuseNulls(connect, at, CONNECT_NULLABLE);
   for (const key of CONNECT_ELSEWHERE) {
     if (key in connect) {
       throw new InvalidOptionError(
@@ -111,23 +122,45 @@ function readConnect(raw: unknown, at: string, tls: boolean): Record<string, unk
       );
     }
   }
-  if (!tls) {
+  if ('localAddress' in connect) {
+    throw new InvalidOptionError(
+      joinPath(at, 'localAddress'),
+      "not used: undici sets each connection's local address from pool.localAddress; use that",
+    );
+  }
+  if (tls === undefined) {
     const key = CONNECT_TLS_ONLY.find((name) => name in connect);
     if (key !== undefined) {
       throw new InvalidOptionError(
         joinPath(at, key),
         'not used: without the tls option the cluster speaks plain HTTP; to connect with TLS, set it in ' +
-          'tls: {...} (ca, cert, key, servername, rejectUnauthorized) or set tls: true',
+          'tls: {...} (ca, cert, key, passphrase, servername, rejectUnauthorized) or set tls: true',
       );
     }
   }
-  const { timeout, maxCachedSessions, keepAliveInitialDelay } = connect;
-  if (timeout !== null) duration(timeout, joinPath(at, 'timeout'), 0, true);
-  integer(maxCachedSessions, joinPath(at, 'maxCachedSessions'), 0, 0);
-  duration(keepAliveInitialDelay, joinPath(at, 'keepAliveInitialDelay'), 0, true, undefined, true);
-  for (const key of CONNECT_BOOLEANS) boolean(connect[key], joinPath(at, key), false);
-  if (connect.ca !== undefined || connect.cert !== undefined || connect.key !== undefined) tlsMaterial(connect, at);
+  if ('passphrase' in connect) {
+    // One place for it: the cluster's tls wins over connect field by field, so a second one would be ignored.
+    throw new InvalidOptionError(
+      joinPath(at, 'passphrase'),
+      'set it as tls.passphrase, which decrypts the key given in tls or in pool.connect',
+    );
+  }
+  // `null` where undici gives it a meaning (CONNECT_NULLABLE), refused above otherwise.
+  const given = (key: string) => (connect[key] === null ? undefined : connect[key]);
+  duration(given('timeout'), joinPath(at, 'timeout'), 0, true);
+  integer(given('maxCachedSessions'), joinPath(at, 'maxCachedSessions'), 0, 0);
+  duration(connect.keepAliveInitialDelay, joinPath(at, 'keepAliveInitialDelay'), 0, true, undefined, true);
+  for (const key of CONNECT_BOOLEANS) boolean(given(key), joinPath(at, key), false);
+  if (tls !== undefined && (connect.ca !== undefined || connect.cert !== undefined || connect.key !== undefined)) {
+    tlsMaterial(connect, at, tls.passphrase, tls.passphraseAt);
+  }
   return connect;
+}
+
+/** What the pool's checks need of the cluster's `tls` option, when TLS is on: the key's passphrase, and its path. */
+export interface PoolTls {
+  readonly passphrase: string | undefined;
+  readonly passphraseAt: string;
 }
 
 /** `pool.interceptors`: an object of interceptor lists (arrays of functions), copied. */
@@ -157,9 +190,11 @@ function readInterceptors(raw: unknown, at: string): Record<string, unknown[]> {
  * pools are built from that, never from the user's object. `factory` (the cluster builds its own pools) and
  * `socketPath`, `connect.socketPath` and `connect.path` (they would send every endpoint's connections to one
  * socket) are refused; so are keys undici does not document for `Pool`, and `connect` fields the cluster would
- * ignore: `servername` and `rejectUnauthorized` (the `tls` option's), and TLS material when `tls` is off.
+ * ignore: `servername`, `rejectUnauthorized` and `passphrase` (the `tls` option's), `localAddress` (undici takes
+ * `pool.localAddress`), and TLS material when `tls` is off (`undefined`). `null` only where undici gives it a
+ * meaning ({@link POOL_NULLABLE}, {@link CONNECT_NULLABLE}).
  */
-export function validatePoolOptions(raw: unknown, path: string, tls: boolean): Pool.Options {
+export function validatePoolOptions(raw: unknown, path: string, tls: PoolTls | undefined): Pool.Options {
   if (isRecord(raw) && 'factory' in raw) {
     throw new InvalidOptionError(joinPath(path, 'factory'), 'the cluster creates its own pools');
   }
@@ -169,17 +204,17 @@ export function validatePoolOptions(raw: unknown, path: string, tls: boolean): P
       "the cluster connects to each endpoint's own address; a socket path would bypass balancing",
     );
   }
-  const pool = checkObject(raw, ALLOWED, path, ['connections']);
+  const pool = checkObject(raw, ALLOWED, path, POOL_NULLABLE);
   for (const [key, [min, max]] of Object.entries(INTEGERS)) {
     const value = pool[key];
-    if (value === undefined || (key === 'connections' && value === null)) continue;
+    if (value === undefined || value === null) continue; // null: a POOL_NULLABLE one, the others refused
     integer(value, joinPath(path, key), 0, min, max);
   }
   for (const key of DURATIONS_ZERO_OK) {
     if (pool[key] !== undefined) duration(pool[key], joinPath(path, key), 0, true, undefined, WHOLE.has(key));
   }
   for (const key of DURATIONS) {
-    if (pool[key] !== undefined && !(key === 'clientTtl' && pool[key] === null)) {
+    if (pool[key] !== undefined && pool[key] !== null) {
       duration(pool[key], joinPath(path, key), 0, false, undefined, WHOLE.has(key));
     }
   }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -733,6 +734,18 @@ describe('ConsulResolver over TLS (mutual TLS, private CA, server name)', () => 
     const rec = new Recorder();
     resolver({ ca: serverCert, cert: clientCert, key: clientKey, servername: 'consul.test' }).start(rec.listener);
     await rec.until(() => rec.updates.length === 1, 5000, 'the set over mutual TLS');
+    assert.deepEqual(keys(rec.last), ['10.0.4.1:443']);
+    assert.equal(rec.errors.length, 0);
+  });
+
+  it('decrypts an encrypted client key with tls.passphrase (probe 22)', async () => {
+    const passphrase = 'correct horse';
+    const key = createPrivateKey(clientKey)
+      .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase })
+      .toString();
+    const rec = new Recorder();
+    resolver({ ca: serverCert, cert: clientCert, key, passphrase, servername: 'consul.test' }).start(rec.listener);
+    await rec.until(() => rec.updates.length === 1, 5000, 'the set over mutual TLS with an encrypted key');
     assert.deepEqual(keys(rec.last), ['10.0.4.1:443']);
     assert.equal(rec.errors.length, 0);
   });

@@ -1,6 +1,11 @@
 // Regression tests from an adversarial pass over the public entry points (wave 4 probe): options and endpoints a
 // user, a consumer or an attacker may pass. Each fails at construction with a typed error, never a raw TypeError.
 import assert from 'node:assert/strict';
+import { createPrivateKey } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { describe, it } from 'node:test';
 import {
   ConsulResolver,
@@ -15,6 +20,7 @@ import {
   SrvResolver,
   StaticResolver,
   type ClientOptions,
+  type ClusterOptions,
 } from 'sidecarless';
 import { assertCode } from '../helpers/assert-code.js';
 import { selfSigned } from '../helpers/kubernetes-api.js';
@@ -471,6 +477,114 @@ describe('probe 15: pool.connect fields the cluster would ignore are refused at 
       { pool: { connect: { timeout: 1000, keepAlive: true } } },
     ] as const) {
       await createClient({ target: TARGET, ...options } as ClientOptions).close();
+    }
+  });
+});
+
+describe('probe 22: TLS material Node takes, and undici null options, accepted as undici does', () => {
+  const OPTION = 'SIDECARLESS_INVALID_OPTION';
+  const passphrase = 'correct horse';
+  /** An https server (certificate for svc, 127.0.0.1 and ::1) answering with the client certificate's CN. */
+  async function server(requestCert: boolean, clientCa?: string) {
+    const { cert, key } = selfSigned('svc', 'DNS:svc,IP:127.0.0.1,IP:::1');
+    const s = https.createServer(
+      { cert, key, ...(requestCert ? { requestCert, rejectUnauthorized: true, ca: clientCa } : {}) },
+      (req, res) => {
+        const peer = (req.socket as TLSSocket).getPeerCertificate();
+        res.end(`cn=${String(peer.subject?.CN ?? '')}`);
+      },
+    );
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    return { ca: cert, target: `static://127.0.0.1:${(s.address() as AddressInfo).port}`, close: () => s.close() };
+  }
+  async function text(options: ClientOptions, url = 'https://svc/'): Promise<string> {
+    const client = createClient(options);
+    try {
+      const res = await client.fetch(url);
+      return await res.text();
+    } finally {
+      await client.close();
+    }
+  }
+
+  it('mutual TLS with an encrypted client key and tls.passphrase, in tls or with the key in pool.connect', async () => {
+    const client = selfSigned('client', 'DNS:client');
+    const key = createPrivateKey(client.key)
+      .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase })
+      .toString();
+    assert.match(key, /ENCRYPTED PRIVATE KEY/);
+    const s = await server(true, client.cert);
+    try {
+      const { ca, target } = s;
+      assert.equal(await text({ target, tls: { ca, cert: client.cert, key, passphrase } }), 'cn=client');
+      assert.equal(
+        await text({ target, tls: { ca, passphrase }, pool: { connect: { cert: client.cert, key } } }),
+        'cn=client',
+      );
+      assertCode(() => createClient({ target, tls: { ca, cert: client.cert, key } }), OPTION, 'tls.key');
+      assertCode(
+        () => createClient({ target, tls: { ca, cert: client.cert, key, passphrase: 'wrong' } }),
+        OPTION,
+        'tls.passphrase',
+      );
+    } finally {
+      s.close();
+    }
+  });
+
+  it('tls.ca as a Uint8Array (a structuredClone of a Buffer), and an IPv6 tls.servername as an IPv4 one', async () => {
+    const s = await server(false);
+    try {
+      const config = structuredClone({ target: s.target, tls: { ca: Buffer.from(s.ca) } });
+      assert.equal(config.tls.ca.constructor, Uint8Array);
+      assert.equal(await text(config), 'cn=');
+      for (const servername of ['127.0.0.1', '::1']) {
+        assert.equal(await text({ target: s.target, tls: { ca: s.ca, servername } }), 'cn=', servername);
+      }
+    } finally {
+      s.close();
+    }
+  });
+
+  it('null where undici gives it a meaning (no limit, its default); refused everywhere else in pool', async () => {
+    const s = http.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    const target = `static://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    try {
+      const accepted: Array<NonNullable<ClusterOptions['pool']>> = [
+        { connections: null },
+        { clientTtl: null },
+        { connect: { timeout: null } as never }, // typed number by Node's net/tls options, null by undici's
+        { connect: { maxCachedSessions: null } },
+        { connect: { keepAlive: null } },
+      ];
+      // A request builds the endpoint's pool: undici takes each of them there too.
+      for (const pool of accepted)
+        assert.equal(await text({ target, pool }, 'http://svc/'), 'ok', JSON.stringify(pool));
+      for (const key of ['pipelining', 'maxHeaderSize', 'keepAliveTimeout', 'headersTimeout', 'allowH2', 'connect']) {
+        assertCode(() => createClient({ target, pool: { [key]: null } }), OPTION, `pool.${key}`);
+      }
+      // keepAliveInitialDelay: null is typed, and net.connect throws on it at every connection.
+      const nulls = ['keepAliveInitialDelay', 'typeOfService', 'localAddress', 'allowH2', 'useH2c', 'noDelay'];
+      for (const key of nulls) {
+        assertCode(
+          () => createClient({ target, pool: { connect: { [key]: null } as never } }),
+          OPTION,
+          `pool.connect.${key}`,
+        );
+      }
+      assertCode(
+        () => createClient({ target, tls: true, pool: { connect: { ca: null } as never } }),
+        OPTION,
+        'pool.connect.ca',
+      );
+      // undici sets every connection's local address from pool.localAddress: connect's would do nothing.
+      assert.throws(() => createClient({ target, pool: { connect: { localAddress: '127.0.0.1' } } }), {
+        option: 'pool.connect.localAddress',
+        message: /use that/,
+      });
+    } finally {
+      s.close();
     }
   });
 });

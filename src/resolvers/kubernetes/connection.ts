@@ -47,6 +47,7 @@ export function connectionKey(server: ApiServerConfig): string {
     digest(tls.ca),
     digest(tls.cert),
     digest(tls.key),
+    digest(tls.passphrase),
     String(tls.rejectUnauthorized ?? true),
     tls.servername ?? '',
   ].join('|');

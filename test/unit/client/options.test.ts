@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createPrivateKey } from 'node:crypto';
 import { describe, it } from 'node:test';
 import {
   createClient,
@@ -8,6 +9,12 @@ import {
   type Resolver,
   type SingleServiceOptions,
 } from '../../../src/index.js';
+import { selfSigned } from '../../helpers/kubernetes-api.js';
+
+/** `pem` (a private key) encrypted with `passphrase`, as `openssl pkey -aes256` writes it. */
+function encrypt(pem: string, passphrase: string): string {
+  return createPrivateKey(pem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }).toString();
+}
 
 function code(fn: () => unknown): string | undefined {
   try {
@@ -650,6 +657,162 @@ describe('text that can never go out as configured is refused at construction (p
         );
       }
     }
+  });
+});
+
+describe('tls material of every shape Node takes, an encrypted key, IP server names (probe 22)', () => {
+  const OPTION = 'SIDECARLESS_INVALID_OPTION';
+  const target = ['127.0.0.1:1'];
+  const shapes: Array<[string, (options: Record<string, unknown>) => unknown]> = [
+    ['', (options) => createClient({ target, ...options } as SingleServiceOptions)],
+    ['clusters.a.', (options) => createClient({ clusters: { a: { target, ...options } } } as never)],
+  ];
+  const { cert, key } = selfSigned('client');
+  const passphrase = 'correct horse';
+  const encryptedKey = encrypt(key, passphrase);
+
+  it('accepts tls.ca, cert and key as a Uint8Array or another ArrayBufferView (a Buffer after structuredClone)', () => {
+    const bytes = Buffer.from(cert);
+    const inside = new Uint8Array(bytes.length + 8);
+    inside.set(bytes, 4);
+    const views: unknown[] = [
+      new Uint8Array(bytes),
+      inside.subarray(4, 4 + bytes.length),
+      new DataView(inside.buffer, 4, bytes.length),
+      [cert, new Uint8Array(bytes)],
+    ];
+    for (const [prefix, build] of shapes) {
+      for (const ca of views)
+        assert.equal(
+          code(() => build({ tls: { ca } })),
+          undefined,
+          `${prefix} ${String(ca)}`,
+        );
+      const cloned = structuredClone({ tls: { ca: bytes, cert: bytes, key: Buffer.from(key) } });
+      const ca: unknown = cloned.tls.ca; // what structuredClone makes of a Buffer
+      assert.ok(!Buffer.isBuffer(ca) && ca instanceof Uint8Array);
+      assert.equal(
+        code(() => build(cloned)),
+        undefined,
+        prefix,
+      );
+      assert.equal(
+        code(() => build({ tls: { ca: new Uint8Array(0) } })),
+        `${OPTION}:${prefix}tls.ca`,
+      );
+      assert.equal(
+        code(() => build({ tls: { ca: new Uint8Array([48, 130]) } })),
+        `${OPTION}:${prefix}tls.ca`,
+      );
+      assert.equal(
+        code(() => build({ tls: { ca: [cert, new Uint16Array(2)] } })),
+        `${OPTION}:${prefix}tls.ca[1]`,
+      );
+    }
+  });
+
+  it('takes tls.passphrase for an encrypted key; refuses a missing or wrong one naming tls.key or tls.passphrase', () => {
+    for (const [prefix, build] of shapes) {
+      const tls = { cert, key: encryptedKey };
+      assert.equal(
+        code(() => build({ tls: { ...tls, passphrase } })),
+        undefined,
+        prefix,
+      );
+      assert.equal(
+        code(() => build({ tls: { ...tls, key: new Uint8Array(Buffer.from(encryptedKey)), passphrase } })),
+        undefined,
+      );
+      assert.equal(
+        code(() => build({ tls })),
+        `${OPTION}:${prefix}tls.key`,
+      );
+      assert.equal(
+        code(() => build({ tls: { ...tls, passphrase: 'wrong' } })),
+        `${OPTION}:${prefix}tls.passphrase`,
+      );
+      assert.equal(
+        code(() => build({ tls: { ...tls, passphrase: 5 } })),
+        `${OPTION}:${prefix}tls.passphrase`,
+      );
+      assert.equal(
+        code(() => build({ tls: { ...tls, passphrase: null } })),
+        `${OPTION}:${prefix}tls.passphrase`,
+      );
+      // Ignored for a key that is not encrypted, as Node does; refused with no key at all to decrypt.
+      assert.equal(
+        code(() => build({ tls: { cert, key, passphrase } })),
+        undefined,
+        prefix,
+      );
+      assert.equal(
+        code(() => build({ tls: { passphrase } })),
+        `${OPTION}:${prefix}tls.passphrase`,
+      );
+      // A PEM block that is no key names the key, not the certificate.
+      const bogus = '-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n';
+      assert.equal(
+        code(() => build({ tls: { cert, key: bogus } })),
+        `${OPTION}:${prefix}tls.key`,
+      );
+      // The key in pool.connect is decrypted with tls.passphrase; pool.connect.passphrase is refused for it.
+      const pooled = { cert, key: encryptedKey };
+      assert.equal(
+        code(() => build({ tls: { passphrase }, pool: { connect: pooled } })),
+        undefined,
+        prefix,
+      );
+      assert.equal(
+        code(() => build({ tls: { passphrase: 'wrong' }, pool: { connect: pooled } })),
+        `${OPTION}:${prefix}tls.passphrase`,
+      );
+      assert.equal(
+        code(() => build({ tls: true, pool: { connect: { ...pooled, passphrase } } })),
+        `${OPTION}:${prefix}pool.connect.passphrase`,
+      );
+    }
+    // The messages say what to do, and quote neither the key nor the passphrase.
+    for (const [tls, advice] of [
+      [{ cert, key: encryptedKey }, /encrypted private key: set tls\.passphrase/],
+      [{ cert, key: encryptedKey, passphrase: 'wrong-secret' }, /does not decrypt tls\.key/],
+      [{ passphrase: 'wrong-secret' }, /set tls\.key/],
+    ] as const) {
+      assert.throws(
+        () => createClient({ target, tls }),
+        (err: Error) => {
+          assert.match(err.message, advice);
+          assert.doesNotMatch(err.message, /wrong-secret|MII/);
+          return true;
+        },
+      );
+    }
+    assert.throws(
+      () => createClient({ target, tls: true, pool: { connect: { cert, key: encryptedKey, passphrase } } as never }),
+      /set it as tls\.passphrase/,
+    );
+  });
+
+  it('accepts an IP address of either family as tls.servername, IPv6 without brackets', () => {
+    for (const [prefix, build] of shapes) {
+      for (const servername of ['10.0.0.7', '::1', '2001:db8::7', '::ffff:10.0.0.7']) {
+        assert.equal(
+          code(() => build({ tls: { servername } })),
+          undefined,
+          servername,
+        );
+      }
+      for (const servername of ['[::1]', '::1]', '1::2::3', '[svc]']) {
+        assert.equal(
+          code(() => build({ tls: { servername } })),
+          `${OPTION}:${prefix}tls.servername`,
+          servername,
+        );
+      }
+    }
+    assert.throws(
+      () => createClient({ target, tls: { servername: '[::1]' } }),
+      /IPv6 address without brackets \(::1\)/,
+    );
   });
 });
 

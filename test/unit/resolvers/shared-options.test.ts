@@ -4,6 +4,7 @@
  * value is refused the same way, at the same path, by each; the deprecated TLS names still type the option.
  */
 import assert from 'node:assert/strict';
+import { createPrivateKey } from 'node:crypto';
 import { describe, it } from 'node:test';
 import {
   type ConsulTlsOptions,
@@ -16,6 +17,7 @@ import {
   type ResolverTlsOptions,
 } from 'sidecarless';
 import { FakeClock, seededRandom } from '../../helpers/fake-clock.js';
+import { selfSigned } from '../../helpers/kubernetes-api.js';
 
 /** Builds each resolver with `extra` on top of options that are valid without I/O. */
 const builders: Array<[string, (extra: Record<string, unknown>) => unknown]> = [
@@ -128,6 +130,30 @@ describe('remote resolvers: text that can never go out as configured is refused 
         );
       }
       assert.doesNotThrow(() => build({ tls: { ca: [pem, Buffer.from(pem)], servername: 'registry.internal' } }), name);
+    }
+  });
+
+  it('takes PEM bytes as any ArrayBufferView, tls.passphrase for an encrypted key, and IP server names (probe 22)', () => {
+    const { cert, key } = selfSigned('client');
+    const passphrase = 'correct horse';
+    const encrypted = createPrivateKey(key)
+      .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase })
+      .toString();
+    for (const [name, build] of builders) {
+      const cloned = structuredClone({
+        tls: { ca: Buffer.from(cert), cert: Buffer.from(cert), key: Buffer.from(key) },
+      });
+      assert.ok(!Buffer.isBuffer(cloned.tls.ca));
+      assert.doesNotThrow(() => build(cloned), name);
+      assert.doesNotThrow(() => build({ tls: { ca: [pem, new DataView(Buffer.from(cert).buffer)] } }), name);
+      assert.doesNotThrow(() => build({ tls: { cert, key: encrypted, passphrase } }), name);
+      assert.throws(() => build({ tls: { cert, key: encrypted } }), { option: 'tls.key', message: /tls\.passphrase/ });
+      assert.throws(() => build({ tls: { cert, key: encrypted, passphrase: 'wrong' } }), { option: 'tls.passphrase' });
+      assert.throws(() => build({ tls: { passphrase: 7 } }), { option: 'tls.passphrase' }, name);
+      for (const servername of ['10.0.0.7', '::1', '2001:db8::7']) {
+        assert.doesNotThrow(() => build({ tls: { servername } }), `${name} ${servername}`);
+      }
+      assert.throws(() => build({ tls: { servername: '[::1]' } }), { option: 'tls.servername', message: /brackets/ });
     }
   });
 
