@@ -225,6 +225,14 @@ export function validatePoolOptions(raw: unknown, path: string, tls: PoolTls | u
     }
   }
   const { connect, localAddress, interceptors } = pool;
+  // The cluster's TLS settings go into connector options; a connector function of the caller's would be dropped,
+  // and never called (probe 22).
+  if (typeof connect === 'function' && tls !== undefined) {
+    throw new InvalidOptionError(
+      joinPath(path, 'connect'),
+      'a connector function cannot be combined with tls (the TLS settings go into connector options): make the TLS connection in the connector, or give connector options',
+    );
+  }
   if (connect !== undefined && typeof connect !== 'function')
     pool.connect = readConnect(connect, joinPath(path, 'connect'), tls);
   if (localAddress !== undefined && (typeof localAddress !== 'string' || isIP(localAddress) === 0)) {

@@ -456,6 +456,24 @@ describe('probe 15: pool.connect fields the cluster would ignore are refused at 
     }
   });
 
+  it('a connector function with the tls option (it was dropped and never called, probe 22)', () => {
+    let called = 0;
+    const connector = (_options: object, callback: (err: Error | null, socket: null) => void) => {
+      called++;
+      callback(new Error('unused'), null);
+    };
+    for (const tls of [true, { rejectUnauthorized: true }]) {
+      refused(
+        { tls, pool: { connect: connector as never } },
+        'pool.connect',
+        /connector function cannot be combined with tls/,
+      );
+    }
+    assert.equal(called, 0);
+    // Without tls it is the cluster's connector, as undici takes it.
+    assert.doesNotThrow(() => void createClient({ target: TARGET, pool: { connect: connector as never } }).close());
+  });
+
   it('pool.connect TLS material without the tls option: the cluster speaks plain HTTP', () => {
     const { cert, key } = selfSigned('users', 'DNS:users');
     for (const [connect, option] of [
