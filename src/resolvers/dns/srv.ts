@@ -22,10 +22,9 @@ import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } fro
 import { DnsError, InvalidEndpointError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { checkObject, describe, integer, isRecord, readOptions } from '../../common/options.js';
 import { keepFailedFamily, resolveHostName } from './resolver.js';
-import { hostsAddresses, isNegativeAnswer, searchNames } from './search.js';
+import { hostsAddresses, isNegativeAnswer, negativeTtlSeconds, searchNames } from './search.js';
 import type { AddressRecord, SrvRecord } from './client.js';
 import {
-  DEFAULT_NEGATIVE_TTL_S,
   type DnsPollingOptions,
   DnsPollingResolver,
   type DnsResolution,
@@ -146,7 +145,8 @@ export class SrvResolver extends DnsPollingResolver {
     const answer = found.value;
     const srvName = found.name;
     const now = this.options.clock.now();
-    let ttl = Number.POSITIVE_INFINITY;
+    // The search names tried before this one may exist once their negative answers expire.
+    let ttl = found.negativeTtl ?? Number.POSITIVE_INFINITY;
     let skipped: InvalidEndpointError | undefined;
     const usable: SrvRecord[] = [];
     for (const r of answer.records) {
@@ -174,7 +174,8 @@ export class SrvResolver extends DnsPollingResolver {
     let failed: DnsError | undefined;
     // A target that does not exist (NXDOMAIN, NODATA): the reason of an empty set.
     let negative: DnsError | undefined;
-    // The earliest a negative target may be asked again, seconds: it may exist by then.
+    // The earliest a negative target, or a target's family with no records, may be asked again, seconds: it may
+    // exist by then.
     let negativeTtl = Number.POSITIVE_INFINITY;
     await eachLimited(targets, MAX_CONCURRENT_TARGET_LOOKUPS, async (target) => {
       if (isIP(target) !== 0) {
@@ -219,7 +220,9 @@ export class SrvResolver extends DnsPollingResolver {
       try {
         // SRV targets are absolute names (RFC 2782): DNS with no search list (the hosts file was looked at above).
         const found = await resolveHostName(this.client, view, target, this.options.family, [target]);
-        recordTtl = Math.min(...found.records.map((r) => r.ttl));
+        // A family with no records (family 'any') may have some once its negative answer expires.
+        recordTtl = Math.min(...found.records.map((r) => r.ttl), found.negativeTtl ?? Number.POSITIVE_INFINITY);
+        negativeTtl = Math.min(negativeTtl, found.negativeTtl ?? Number.POSITIVE_INFINITY);
         // One family failed, the other answered: as for dns:, with the failed family's last addresses kept.
         records = keepFailedFamily(found.records, found.failed, cached?.records);
         degraded ??= found.failed?.error;
@@ -233,7 +236,7 @@ export class SrvResolver extends DnsPollingResolver {
         negative ??= err;
         gone = err;
         records = [];
-        recordTtl = err.negativeTtl ?? DEFAULT_NEGATIVE_TTL_S;
+        recordTtl = negativeTtlSeconds(err);
         negativeTtl = Math.min(negativeTtl, recordTtl);
       }
       const expiresAt = this.options.clock.now() + this.clampTtl(recordTtl);

@@ -284,6 +284,56 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     );
   });
 
+  it("regression (family 'any': the AAAA NODATA's negative TTL was dropped once A answered): re-asked at it (probe 23)", async () => {
+    // A with TTL 300, AAAA NODATA with negative TTL 7 (the SOA's MINIMUM); then an AAAA record appears.
+    let v6 = false;
+    const { server, clock, listener } = await setup((q) => {
+      const name = q.packet.questions?.[0]?.name ?? '';
+      if (q.packet.questions?.[0]?.type === 'A') return q.send(reply(q, { answers: [a(name, '10.0.0.1', 300)] }));
+      if (!v6) return q.send(reply(q, { authorities: [soa] }));
+      q.send(reply(q, { answers: [{ type: 'AAAA', name, ttl: 300, class: 'IN', data: '2001:db8::1' }] }));
+    });
+    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], ...noSystem, clock });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'the A half');
+    assert.deepEqual(keys(listener.last), ['10.0.0.1:80']);
+    v6 = true;
+    clock.advance(7000);
+    await until(() => listener.updates.length === 2, 'both families');
+    r.close();
+    assert.deepEqual(keys(listener.last), ['10.0.0.1:80', '[2001:db8::1]:80']);
+
+    // An SRV target: its cached addresses expire at the AAAA's negative TTL too.
+    v6 = false;
+    const srvListener = new RecordingListener();
+    const srvClock = new FakeClock();
+    const srv = new SrvResolver({
+      name: '_h._tcp.s.test',
+      nameservers: [server.address],
+      ...noSystem,
+      clock: srvClock,
+    });
+    server.handler = (q) => {
+      const question = q.packet.questions?.[0];
+      const name = question?.name ?? '';
+      if (question?.type === 'SRV') {
+        const data = { priority: 0, weight: 1, port: 9000, target: 't.test' };
+        return q.send(reply(q, { answers: [{ type: 'SRV', name, ttl: 300, data }] }));
+      }
+      if (question?.type === 'A') return q.send(reply(q, { answers: [a(name, '10.0.0.1', 300)] }));
+      if (!v6) return q.send(reply(q, { authorities: [soa] }));
+      q.send(reply(q, { answers: [{ type: 'AAAA', name, ttl: 300, class: 'IN', data: '2001:db8::1' }] }));
+    };
+    srv.start(srvListener);
+    await until(() => srvListener.updates.length === 1, 'the A half of the target');
+    assert.deepEqual(keys(srvListener.last), ['10.0.0.1:9000']);
+    v6 = true;
+    srvClock.advance(7000);
+    await until(() => srvListener.updates.length === 2, 'both families of the target');
+    srv.close();
+    assert.deepEqual(keys(srvListener.last), ['10.0.0.1:9000', '[2001:db8::1]:9000']);
+  });
+
   it('skips and reports an address no connection can be made to (0.0.0.0, multicast); with none usable, the set is kept', async () => {
     let answers = [a('h.test', '10.0.0.1', 1)];
     const { server, clock, listener } = await setup((q) => q.send(reply(q, { answers })));
