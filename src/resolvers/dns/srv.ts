@@ -25,6 +25,7 @@ import { keepFailedFamily, resolveHostName } from './resolver.js';
 import { hostsAddresses, isNegativeAnswer, negativeTtlSeconds, searchNames } from './search.js';
 import type { AddressRecord, SrvRecord } from './client.js';
 import {
+  type DnsFamily,
   type DnsPollingOptions,
   DnsPollingResolver,
   type DnsResolution,
@@ -84,8 +85,9 @@ interface CachedAddresses {
  *   become 127); metadata `srvName`, `srvTarget`, `srvPriority`, `srvWeight` keep the raw values.
  * - The SRV name goes through the `resolv.conf` search list as a `dns:` name does (`srvName` metadata is the name
  *   that answered). Target addresses come from the hosts file when it lists the target (an operator's pin wins, as
- *   for any name), else from the reply's additional section (RFC 2782 "Usage rules"), else from A/AAAA queries
- *   (targets are absolute names: no search list), cached per target for their TTL in an LRU cache.
+ *   for any name), else from the reply's additional section (RFC 2782 "Usage rules") for the families it holds,
+ *   else from A/AAAA queries (targets are absolute names: no search list), cached per target for their TTL in an LRU
+ *   cache. With `family: 'any'` and glue of one family only, the other family is asked.
  * - A sole record with target `.` means "service decidedly not available" and gives an empty set; `.` records
  *   among others are skipped. A target whose address lookup is NXDOMAIN/NODATA contributes nothing (every target
  *   gone: the empty set's reason is that error, and the SRV name is still asked again at the TTL below). A target
@@ -194,11 +196,19 @@ export class SrvResolver extends DnsPollingResolver {
         return;
       }
       const extra = answer.additionals.filter((a) => a.name === target && wanted(a.family));
-      if (extra.length > 0) {
+      // Glue stands in for a lookup only for the families it holds: a server may add a target's A and AAAA as
+      // separate RRsets and leave one out (RFC 2782 only urges it to add addresses), so with family 'any' and one
+      // family's glue the other is asked (or taken from the cache), as for a target without glue.
+      const glued = new Set(extra.map((a) => a.family));
+      const family: DnsFamily = glued.size === 0 ? this.options.family : glued.has(4) ? 6 : 4;
+      if (glued.size > 0 && (this.options.family !== 'any' || glued.size === 2)) {
         addresses.set(target, extra);
         return;
       }
-      const cached = this.#cache.get(target);
+      // A family looked up beside glue is cached apart from the target's full lookup.
+      const key = family === this.options.family ? target : `${target} ${family}`;
+      const use = (records: readonly AddressRecord[]) => addresses.set(target, [...extra, ...records]);
+      const cached = this.#cache.get(key);
       // After a refresh() hint (an endpoint refused connections) the addresses are asked again: the target may
       // have moved, and its cached addresses could be good for up to maxTtlMs more.
       if (cached !== undefined && cached.expiresAt > now && !refreshed) {
@@ -208,10 +218,7 @@ export class SrvResolver extends DnsPollingResolver {
           negative ??= cached.negative;
           negativeTtl = Math.min(negativeTtl, left);
         }
-        addresses.set(
-          target,
-          cached.records.map((r) => ({ ...r, ttl: left })),
-        );
+        use(cached.records.map((r) => ({ ...r, ttl: left })));
         return;
       }
       let records: AddressRecord[];
@@ -219,7 +226,7 @@ export class SrvResolver extends DnsPollingResolver {
       let gone: DnsError | undefined;
       try {
         // SRV targets are absolute names (RFC 2782): DNS with no search list (the hosts file was looked at above).
-        const found = await resolveHostName(this.client, view, target, this.options.family, [target]);
+        const found = await resolveHostName(this.client, view, target, family, [target]);
         // A family with no records (family 'any') may have some once its negative answer expires.
         recordTtl = Math.min(...found.records.map((r) => r.ttl), found.negativeTtl ?? Number.POSITIVE_INFINITY);
         negativeTtl = Math.min(negativeTtl, found.negativeTtl ?? Number.POSITIVE_INFINITY);
@@ -230,7 +237,7 @@ export class SrvResolver extends DnsPollingResolver {
         if (!isNegativeAnswer(err)) {
           if (!(err instanceof DnsError)) throw err;
           failed ??= err;
-          addresses.set(target, cached?.records ?? []);
+          use(cached?.records ?? []);
           return;
         }
         negative ??= err;
@@ -240,8 +247,8 @@ export class SrvResolver extends DnsPollingResolver {
         negativeTtl = Math.min(negativeTtl, recordTtl);
       }
       const expiresAt = this.options.clock.now() + this.clampTtl(recordTtl);
-      this.#cache.set(target, { records, expiresAt, negative: gone });
-      addresses.set(target, records);
+      this.#cache.set(key, { records, expiresAt, negative: gone });
+      use(records);
     });
     const endpoints: Endpoint[] = [];
     const seen = new Set<string>();

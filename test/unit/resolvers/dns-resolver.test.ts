@@ -434,6 +434,45 @@ describe('SrvResolver (fake server)', () => {
     r.close();
   });
 
+  it("regression (family 'any': a target's A glue was taken as all its addresses): the missing AAAA is asked (probe 23)", async () => {
+    const { server, clock, listener } = await setup((q) => {
+      const question = q.packet.questions?.[0];
+      const name = question?.name ?? '';
+      if (question?.type === 'SRV') {
+        const data = (target: string) => ({ priority: 1, weight: 1, port: 8080, target });
+        const glue = [a('t.test', '10.0.0.2', 30), a('both.test', '10.0.0.3', 30)];
+        glue.push({ type: 'AAAA', name: 'both.test', ttl: 30, class: 'IN', data: '2001:db8::3' });
+        glue.push({ type: 'AAAA', name: 'six.test', ttl: 30, class: 'IN', data: '2001:db8::4' });
+        const answers: dnsPacket.Answer[] = ['t.test', 'both.test', 'six.test'].map((target) => ({
+          type: 'SRV',
+          name,
+          ttl: 30,
+          data: data(target),
+        }));
+        q.send(reply(q, { answers, additionals: glue }));
+      } else if (name === 't.test' && question?.type === 'AAAA') {
+        q.send(reply(q, { answers: [{ type: 'AAAA', name, ttl: 30, class: 'IN', data: '2001:db8::2' }] }));
+      } else if (name === 'six.test' && question?.type === 'A') q.send(reply(q, { answers: [a(name, '10.0.0.4')] }));
+      else q.send(reply(q, { rcode: 2 }));
+    });
+    const r = new SrvResolver({ name: '_h._tcp.s.test', nameservers: [server.address], ...noSystem, clock });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'SRV set');
+    r.close();
+    assert.deepEqual(keys(listener.last), [
+      '10.0.0.2:8080',
+      '10.0.0.3:8080',
+      '10.0.0.4:8080',
+      '[2001:db8::2]:8080',
+      '[2001:db8::3]:8080',
+      '[2001:db8::4]:8080',
+    ]);
+    // Only the families the glue left out were asked; a target with both had none.
+    const asked = server.queries.map((q) => `${q.packet.questions?.[0]?.type} ${q.packet.questions?.[0]?.name}`);
+    assert.deepEqual(asked.sort(), ['A six.test', 'AAAA t.test', 'SRV _h._tcp.s.test']);
+    assert.deepEqual(listener.errors, []);
+  });
+
   it('regression (refresh() re-asked SRV but kept a moved target on its cached address): the target is asked again', async () => {
     let address = '10.0.0.2';
     const { server, clock, listener } = await setup((q) => {
