@@ -298,9 +298,10 @@ export class ServiceNotFoundError extends ResolverError {
  * - `SIDECARLESS_DNS_NXDOMAIN`: the name does not exist (RCODE 3, RFC 1035 §4.1.1). Authoritative: the DNS
  *   resolvers deliver it as an empty endpoint set rather than as an error.
  * - `SIDECARLESS_DNS_NODATA`: the name exists but has no record of the type asked (RCODE 0 with no matching
- *   answer, RFC 2308 §2.2). Also delivered as an empty set.
+ *   answer and no referral, RFC 2308 §2.2). Also delivered as an empty set.
  * - `SIDECARLESS_DNS_SERVFAIL`: the server reported a failure (SERVFAIL, and FORMERR, NOTIMP or any other RCODE
- *   that is neither NOERROR, NXDOMAIN nor REFUSED); `rcode` says which.
+ *   that is neither NOERROR, NXDOMAIN nor REFUSED); `rcode` says which. Also a referral instead of an answer
+ *   (`rcode` `NOERROR`: NS and no SOA in the authority section, or nothing at all with AA and RA clear).
  * - `SIDECARLESS_DNS_REFUSED`: the server refused the query (RCODE 5), typically a recursion or ACL problem.
  * - `SIDECARLESS_DNS_TIMEOUT`: no valid reply within the per-try timeout on any try.
  * - `SIDECARLESS_DNS_MALFORMED`: replies arrived but none could be decoded (garbage, truncated, bad pointers).

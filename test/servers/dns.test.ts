@@ -81,6 +81,9 @@ before(async () => {
     'svc.test': SVC,
     'other.test': 'ext 30 IN A 127.0.0.50',
     'live.test': 'svc 1 IN A 127.0.0.21\nzero 0 IN A 127.0.0.31',
+    'ref.test': 'web.sub 30 IN A 127.0.0.41\n_h._tcp.sub 30 IN SRV 0 1 8080 web.sub',
+    'first.test': '',
+    'second.test': 'web 30 IN A 127.0.0.52\nv4 30 IN A 127.0.0.53',
     'e2e.test':
       backends.map((b) => `_http._tcp 1 IN SRV 0 1 ${b.port} b${b.id}`).join('\n') +
       '\nbb0 1 IN A 127.0.0.1\nbb1 1 IN A 127.0.0.1',
@@ -318,6 +321,60 @@ describe('live changes against knot', () => {
     await until(() => resolver.lookups >= mark + 4, 10_000, 'two more polls');
     assert.equal(listener.errors.length, settled, 'errors kept coming after the restart');
     assert.deepEqual(listener.lastKeys, good);
+  });
+});
+
+describe('negative answers and referrals against knot (probe 23)', () => {
+  it('regression (a referral emptied the set as NODATA): after the zone delegates the name, the last set stays', async () => {
+    const dnsListener = new RecordingListener();
+    const srvListener = new RecordingListener();
+    const options = {
+      ...fast(),
+      family: 4 as const,
+      minTtlMs: 100,
+      maxTtlMs: 300,
+      backoff: { initialMs: 100, maxMs: 200 },
+    };
+    track(new DnsResolver({ ...options, host: 'web.sub.ref.test.' })).start(dnsListener);
+    track(new SrvResolver({ ...options, name: '_h._tcp.sub.ref.test.' })).start(srvListener);
+    await until(() => dnsListener.updates.length > 0 && srvListener.updates.length > 0, 3000, 'first sets');
+    assert.deepEqual(dnsListener.lastKeys, ['127.0.0.41:80']);
+    assert.deepEqual(srvListener.lastKeys, ['127.0.0.41:8080']);
+    // knotd now answers for sub.ref.test with a referral: NOERROR, no answer, NS in the authority section, AA clear.
+    await knot.setZone('ref.test', 'sub 3600 IN NS ns.elsewhere.test.');
+    const client = new DnsClient(direct());
+    await assert.rejects(client.resolveAddresses('web.sub.ref.test', 4), {
+      code: 'SIDECARLESS_DNS_SERVFAIL',
+      rcode: 'NOERROR',
+    });
+    client.close();
+    await until(() => dnsListener.errors.length > 0 && srvListener.errors.length > 0, 10_000, 'the referrals');
+    for (const listener of [dnsListener, srvListener]) {
+      assert.deepEqual([...new Set(listener.errors.map((e) => e.code))], ['SIDECARLESS_DNS_SERVFAIL']);
+      assert.equal(listener.updates.length, 1, 'the set was not replaced');
+    }
+    assert.deepEqual(dnsListener.lastKeys, ['127.0.0.41:80']);
+    assert.deepEqual(srvListener.lastKeys, ['127.0.0.41:8080']);
+  });
+
+  it("regression (a search-list answer or family 'any' outlived a 1 s NXDOMAIN/NODATA): the change is seen at the negative TTL", async () => {
+    // Every zone's SOA MINIMUM is 1 s; the answers that stand in meanwhile have TTL 30 s.
+    const search = new RecordingListener();
+    track(
+      new DnsResolver({ ...fast(), host: 'web', family: 4, search: ['first.test', 'second.test'], ndots: 1 }),
+    ).start(search);
+    const any = new RecordingListener();
+    track(new DnsResolver({ ...fast(), host: 'v4.second.test.', family: 'any' })).start(any);
+    await until(() => search.updates.length > 0 && any.updates.length > 0, 3000, 'first sets');
+    assert.deepEqual(search.lastKeys, ['127.0.0.52:80']);
+    assert.deepEqual(any.lastKeys, ['127.0.0.53:80']);
+    await knot.setZone('first.test', 'web 30 IN A 127.0.0.51');
+    await knot.setZone('second.test', 'web 30 IN A 127.0.0.52\nv4 30 IN A 127.0.0.53\nv4 30 IN AAAA ::53');
+    // The bound only catches the old behaviour: the 30 s TTL of the answers that stood in.
+    await until(() => search.lastKeys.includes('127.0.0.51:80'), 10_000, 'the preferred search name');
+    await until(() => any.lastKeys.includes('[::53]:80'), 10_000, 'the AAAA record');
+    assert.equal(search.last?.[0]?.metadata.dnsName, 'web.first.test');
+    assert.deepEqual(any.lastKeys, ['127.0.0.53:80', '[::53]:80']);
   });
 });
 

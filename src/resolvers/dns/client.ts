@@ -52,6 +52,7 @@ import {
   negativeTtlOf,
   parseReply,
   RCODES,
+  referralOf,
   type ReplyVerdict,
   type SrvRecord,
   type WireMessage,
@@ -74,7 +75,8 @@ export interface DnsClientOptions {
   readonly timeoutMs?: number | undefined;
   /**
    * Further tries after the first, each on the next nameserver, when a try times out, fails on the network, gets
-   * only malformed replies, SERVFAIL or REFUSED. NXDOMAIN and NODATA are answers and are not retried.
+   * only malformed replies, SERVFAIL, REFUSED or a referral (RFC 2308 §2.2: NS and no SOA in the authority section;
+   * reported as SERVFAIL with rcode NOERROR). NXDOMAIN and NODATA are answers and are not retried.
    * @defaultValue 2
    */
   readonly retries?: number | undefined;
@@ -242,6 +244,7 @@ const RESOLVED = new WeakSet<object>();
 interface Exchange {
   readonly packet: WireMessage;
   readonly rcode: number;
+  readonly flags: number;
   readonly transport: 'udp' | 'tcp';
   readonly nameserver: Nameserver;
 }
@@ -282,17 +285,20 @@ export class DnsClient {
    */
   async resolveAddresses(name: string, family: 4 | 6, settings?: QuerySettings): Promise<DnsAnswer<AddressRecord>> {
     const type = family === 4 ? 'A' : 'AAAA';
-    const ex = await this.#query(name, type, settings);
-    const chain = chainOf(ex.packet.answers ?? [], name);
-    const records = extractAddresses(ex.packet.answers, chain.names, chain.ttl).filter((r) => r.family === family);
+    const { ex, records } = await this.#query(name, type, settings, (packet) => {
+      const chain = chainOf(packet.answers ?? [], name);
+      return extractAddresses(packet.answers, chain.names, chain.ttl).filter((r) => r.family === family);
+    });
     return this.#answer(ex, name, type, records);
   }
 
   /** SRV records of `name` (e.g. `_http._tcp.svc.example`), with the additional section's addresses. */
   async resolveSrv(name: string, settings?: QuerySettings): Promise<DnsAnswer<SrvRecord>> {
-    const ex = await this.#query(name, 'SRV', settings);
-    const chain = chainOf(ex.packet.answers ?? [], name);
-    return this.#answer(ex, name, 'SRV', extractSrv(ex.packet.answers, chain.names, chain.ttl));
+    const { ex, records } = await this.#query(name, 'SRV', settings, (packet) => {
+      const chain = chainOf(packet.answers ?? [], name);
+      return extractSrv(packet.answers, chain.names, chain.ttl);
+    });
+    return this.#answer(ex, name, 'SRV', records);
   }
 
   /**
@@ -336,7 +342,17 @@ export class DnsClient {
     };
   }
 
-  async #query(name: string, type: DnsQueryType, settings: QuerySettings = {}): Promise<Exchange> {
+  /**
+   * Asks the nameservers in turn until one answers: records (`extract` finds them), NXDOMAIN or NODATA. A referral
+   * is a failed try like SERVFAIL: the server does not hold the name, another may.
+   */
+  async #query<T>(
+    name: string,
+    type: DnsQueryType,
+    settings: QuerySettings | undefined,
+    extract: (packet: WireMessage) => T[],
+  ): Promise<{ ex: Exchange; records: T[] }> {
+    settings ??= {};
     if (this.#closed) throw new ResolverError('DNS client closed');
     const nameservers = settings.nameservers ?? this.#options.nameservers;
     const retries = settings.retries ?? this.#options.retries;
@@ -354,7 +370,16 @@ export class DnsClient {
       try {
         const ex = await this.#try(server, name, type, timeoutMs, settings.tcp === true);
         const rcode = RCODES[ex.rcode] ?? `RCODE${ex.rcode}`;
-        if (ex.rcode === 0) return ex;
+        if (ex.rcode === 0) {
+          const records = extract(ex.packet);
+          const referral = records.length === 0 ? referralOf(ex.packet, ex.flags) : undefined;
+          if (referral === undefined) return { ex, records };
+          throw new DnsError(
+            'SIDECARLESS_DNS_SERVFAIL',
+            `${server.label} sent ${referral} for ${name} ${type}, not an answer`,
+            { ...at, rcode },
+          );
+        }
         const negativeTtl = negativeTtlOf(ex.packet);
         if (ex.rcode === 3) {
           // An answer, not a failure: asking another server would not change it.
@@ -393,11 +418,11 @@ export class DnsClient {
     const query = encodeQuery(id, name, type, this.#options.udpPayloadSize);
     if (!useTcp) {
       const udp = await this.#udp(server, query, id, name, type, timeoutMs);
-      if (udp.kind === 'reply') return { packet: udp.packet, rcode: udp.rcode, transport: 'udp', nameserver: server };
+      if (udp.kind === 'reply') return { ...udp, transport: 'udp', nameserver: server };
       debug('%s %s: truncated over UDP from %s, retrying over TCP', name, type, server.label);
     }
     const tcp = await this.#tcp(server, query, id, name, type, timeoutMs);
-    return { packet: tcp.packet, rcode: tcp.rcode, transport: 'tcp', nameserver: server };
+    return { ...tcp, transport: 'tcp', nameserver: server };
   }
 
   /** Runs one socket exchange: settles once, clears its timer, closes its socket. */

@@ -63,6 +63,8 @@ export interface SrvRecord {
 const FLAG_QR = 0x8000;
 const FLAG_TC = 0x0200;
 const FLAG_RD = 0x0100;
+const FLAG_AA = 0x0400;
+const FLAG_RA = 0x0080;
 
 /** RCODE mnemonics (RFC 1035 §4.1.1). @internal */
 export const RCODES: Readonly<Record<number, string>> = {
@@ -112,7 +114,7 @@ export type ReplyVerdict =
   /** A reply to this query with TC set: ask again over TCP. */
   | { readonly kind: 'truncated' }
   /** A valid reply to this query. */
-  | { readonly kind: 'reply'; readonly rcode: number; readonly packet: WireMessage };
+  | { readonly kind: 'reply'; readonly rcode: number; readonly flags: number; readonly packet: WireMessage };
 
 /**
  * Checks one reply against the query (ID, QR bit, opcode, question) and decodes it. Never throws, whatever the
@@ -151,7 +153,7 @@ export function parseReply(buf: Buffer, id: number, name: string, type: DnsQuery
     return { kind: 'ignore', reason: 'question does not match' };
   }
   if ((flags & FLAG_TC) !== 0) return { kind: 'truncated' };
-  return { kind: 'reply', rcode: flags & 0xf, packet };
+  return { kind: 'reply', rcode: flags & 0xf, flags, packet };
 }
 
 /** RDLENGTH of the record types whose RDATA `dns-packet` reads at a fixed size (RFC 1035 §3.4.1, RFC 3596 §2.2). */
@@ -303,6 +305,27 @@ export function negativeTtlOf(packet: WireMessage): number | undefined {
     if (a.type !== 'SOA') continue;
     const minimum = (a.data as { minimum?: unknown } | undefined)?.minimum;
     return Math.min(validTtl(a.ttl), validTtl(minimum));
+  }
+  return undefined;
+}
+
+/**
+ * Why a NOERROR reply without the records asked is not a NODATA answer, or `undefined` when it is one. Such a reply
+ * is a referral, not an answer, when its authority section holds NS records and no SOA (RFC 2308 §2.2: NODATA "MUST
+ * NOT be confused with a referral"), whatever its flags: a server that does not hold the name (it delegated it, or it
+ * does not recurse) points elsewhere, and another nameserver may answer. glibc's `send_dg` also moves on from a
+ * "referred query": no answer records, AA and RA clear and no additional records (an EDNS OPT aside, which glibc does
+ * not send by default). Any other empty NOERROR reply is NODATA, as glibc's `res_query` reads it (NO_DATA), and so is
+ * one with an SOA in the authority section whatever its flags (RFC 2308 §2.2's NODATA; the SOA gives its negative
+ * TTL). @internal
+ */
+export function referralOf(packet: WireMessage, flags: number): string | undefined {
+  const authorities = packet.authorities ?? [];
+  if (authorities.some((a) => a.type === 'SOA')) return undefined;
+  if (authorities.some((a) => a.type === 'NS')) return 'a referral (NS records and no SOA in the authority section)';
+  const additionals = (packet.additionals ?? []).filter((a) => a.type !== 'OPT');
+  if ((packet.answers ?? []).length === 0 && additionals.length === 0 && (flags & (FLAG_AA | FLAG_RA)) === 0) {
+    return 'a referred query (no records, neither authoritative nor recursive)';
   }
   return undefined;
 }

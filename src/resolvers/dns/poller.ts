@@ -42,7 +42,7 @@ import {
   type ResolvedDnsClientOptions,
   resolveDnsClientOptions,
 } from './client.js';
-import { isNegativeAnswer, type SearchView } from './search.js';
+import { DEFAULT_NEGATIVE_TTL_S, isNegativeAnswer, type SearchView } from './search.js';
 import { searchCandidates } from './system-config.js';
 import { SystemFiles } from './system-files.js';
 import type { Resolver, ResolverListener, Target } from '../resolver.js';
@@ -125,9 +125,6 @@ export interface ResolvedDnsPollingOptions {
   /** Which client settings the user gave (those win over `resolv.conf`). */
   readonly explicit: { readonly nameservers: boolean; readonly timeoutMs: boolean; readonly retries: boolean };
 }
-
-/** TTL used for a negative answer without an SOA record to take it from, seconds (then clamped). @internal */
-export const DEFAULT_NEGATIVE_TTL_S = 30;
 
 /** The keys of {@link DnsPollingOptions}. @internal */
 export const POLLING_OPTION_KEYS: readonly string[] = [

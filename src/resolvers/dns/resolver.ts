@@ -33,7 +33,7 @@ import {
   POLLING_OPTION_KEYS,
   resolveDnsPollingOptions,
 } from './poller.js';
-import { hostsAddresses, isNegativeAnswer, searchNames, type SearchView } from './search.js';
+import { hostsAddresses, isNegativeAnswer, negativeTtlSeconds, searchNames, type SearchView } from './search.js';
 import type { ResolverFactory } from '../resolver.js';
 import { asTargetError } from '../target.js';
 
@@ -58,6 +58,13 @@ export interface AddressLookup {
    * while the other answered with addresses, and its error.
    */
   readonly failed?: { readonly family: 4 | 6; readonly error: DnsError } | undefined;
+  /**
+   * How long the absence behind the answer holds, seconds: the smallest negative TTL (RFC 2308 §5) of the search
+   * names tried before the one that answered and, with `family: 'any'`, of the family that had no records. The answer
+   * is good for no longer: by then a preferred name or the missing family may exist. `undefined` when nothing was
+   * negative.
+   */
+  readonly negativeTtl?: number | undefined;
 }
 
 /**
@@ -78,7 +85,7 @@ export async function lookupAddresses(
   const pair = client.oneRotationStep(settings);
   const settled = await Promise.allSettled(families.map((f) => client.resolveAddresses(name, f, pair)));
   const records: AddressRecord[] = [];
-  let negative: unknown;
+  let negative: DnsError | undefined;
   let failed: { family: 4 | 6; error: DnsError } | undefined;
   for (const [i, result] of settled.entries()) {
     if (result.status === 'fulfilled') records.push(...result.value.records);
@@ -94,11 +101,11 @@ export async function lookupAddresses(
   // NXDOMAIN wins over NODATA for reporting: it says more.
   for (const result of settled) {
     if (result.status === 'rejected' && (result.reason as { code?: string }).code === 'SIDECARLESS_DNS_NXDOMAIN') {
-      negative = result.reason;
+      negative = result.reason as DnsError;
     }
   }
   if (records.length === 0 && negative !== undefined) throw negative;
-  return { records };
+  return { records, negativeTtl: negative === undefined ? undefined : negativeTtlSeconds(negative) };
 }
 
 /**
@@ -116,7 +123,8 @@ export async function resolveHostName(
   if (fromHosts.length > 0) return { name: fromHosts[0]?.name ?? name, records: fromHosts };
   const queryType = family === 'any' ? 'A/AAAA' : family === 4 ? 'A' : 'AAAA';
   const found = await searchNames(name, candidates, queryType, (n) => lookupAddresses(client, n, family, view.query));
-  return { name: found.name, ...found.value };
+  const ttls = [found.negativeTtl, found.value.negativeTtl].filter((t): t is number => t !== undefined);
+  return { name: found.name, ...found.value, negativeTtl: ttls.length === 0 ? undefined : Math.min(...ttls) };
 }
 
 /**
@@ -145,7 +153,9 @@ export function keepFailedFamily(
  *   each `resolv.conf` search-list candidate in glibc's order (`ndots`; a trailing dot makes the name absolute).
  *   Metadata `dnsName` is the name that answered.
  * - Re-resolves when the smallest TTL of the answer expires, clamped to [`minTtlMs`, `maxTtlMs`]; TTL 0 polls at
- *   `minTtlMs`.
+ *   `minTtlMs`. The negative answers the answer rests on count too (RFC 2308 §5): those of the search names tried
+ *   before the one that answered, and with `family: 'any'` that of a family with no records, so a preferred name or
+ *   the missing family is seen once its negative TTL runs out.
  * - A failure (timeout, SERVFAIL, REFUSED, malformed replies, network) calls `onError` with a
  *   `SIDECARLESS_DNS_*` error and retries with backoff; the last set delivered stays in use.
  * - An address no connection can be made to (the unspecified `0.0.0.0` or `::`, `255.255.255.255`, a multicast
@@ -216,7 +226,8 @@ export class DnsResolver extends DnsPollingResolver {
     this.#previous = { name: found.name, records };
     const seen = new Set<string>();
     const endpoints: Endpoint[] = [];
-    let ttl: number | undefined;
+    // A preferred search name or the family with no records may exist once its negative answer expires.
+    let ttl = found.negativeTtl;
     let skipped: InvalidEndpointError | undefined;
     for (const r of records) {
       ttl = ttl === undefined ? r.ttl : Math.min(ttl, r.ttl);

@@ -13,6 +13,9 @@ import { DnsError, isSidecarlessError } from '../../common/errors.js';
 import type { AddressRecord, QuerySettings } from './client.js';
 import type { HostsTable } from './system-config.js';
 
+/** TTL used for a negative answer without an SOA record to take it from, seconds (then clamped). @internal */
+export const DEFAULT_NEGATIVE_TTL_S = 30;
+
 /** How long an answer from the hosts file is used before the file is looked at again, seconds (then clamped). */
 export const HOSTS_TTL_S = 5;
 
@@ -23,6 +26,11 @@ export interface SearchView {
   readonly candidates: (name: string) => string[];
   /** Per-query client settings taken from `resolv.conf`. */
   readonly query: QuerySettings;
+}
+
+/** How long a negative answer holds, seconds: its SOA's negative TTL (RFC 2308 §5), else the default. @internal */
+export function negativeTtlSeconds(err: DnsError): number {
+  return err.negativeTtl ?? DEFAULT_NEGATIVE_TTL_S;
 }
 
 /** True for the negative answers that the DNS resolvers deliver as an empty set. @internal */
@@ -45,18 +53,24 @@ export function hostsAddresses(hosts: HostsTable, name: string, family: 4 | 6 | 
  * Asks `ask` for each candidate in turn until one answers. A negative answer (NXDOMAIN, NODATA) moves on to the next
  * candidate; any other failure is thrown as it is. When every candidate is negative, throws one {@link DnsError}
  * naming `name` and every name tried (`triedNames`): NODATA if any candidate had NODATA, else NXDOMAIN, with the
- * smallest negative TTL among them. With a single candidate its own error is thrown. @internal
+ * smallest negative TTL among them. With a single candidate its own error is thrown.
+ *
+ * The answer comes with `negativeTtl`, the smallest negative TTL of the candidates tried before it (seconds;
+ * `undefined` when the first candidate answered): the answer holds only as long as they do not exist (RFC 2308 §5),
+ * so a preferred name created meanwhile is found as soon as its NXDOMAIN expires, as glibc would. @internal
  */
 export async function searchNames<T>(
   name: string,
   candidates: readonly string[],
   queryType: string,
   ask: (candidate: string) => Promise<T>,
-): Promise<{ readonly name: string; readonly value: T }> {
+): Promise<{ readonly name: string; readonly value: T; readonly negativeTtl: number | undefined }> {
   const negatives: DnsError[] = [];
   for (const candidate of candidates) {
     try {
-      return { name: candidate, value: await ask(candidate) };
+      const value = await ask(candidate);
+      const negativeTtl = negatives.length === 0 ? undefined : Math.min(...negatives.map(negativeTtlSeconds));
+      return { name: candidate, value, negativeTtl };
     } catch (err) {
       if (!isNegativeAnswer(err)) throw err;
       negatives.push(err);

@@ -22,10 +22,10 @@ import { createEndpoint, type Endpoint, endpointKey, MAX_ENDPOINT_PRIORITY } fro
 import { DnsError, InvalidEndpointError, InvalidOptionError, InvalidTargetError } from '../../common/errors.js';
 import { checkObject, describe, integer, isRecord, readOptions } from '../../common/options.js';
 import { keepFailedFamily, resolveHostName } from './resolver.js';
-import { hostsAddresses, isNegativeAnswer, searchNames } from './search.js';
+import { hostsAddresses, isNegativeAnswer, negativeTtlSeconds, searchNames } from './search.js';
 import type { AddressRecord, SrvRecord } from './client.js';
 import {
-  DEFAULT_NEGATIVE_TTL_S,
+  type DnsFamily,
   type DnsPollingOptions,
   DnsPollingResolver,
   type DnsResolution,
@@ -85,8 +85,9 @@ interface CachedAddresses {
  *   become 127); metadata `srvName`, `srvTarget`, `srvPriority`, `srvWeight` keep the raw values.
  * - The SRV name goes through the `resolv.conf` search list as a `dns:` name does (`srvName` metadata is the name
  *   that answered). Target addresses come from the hosts file when it lists the target (an operator's pin wins, as
- *   for any name), else from the reply's additional section (RFC 2782 "Usage rules"), else from A/AAAA queries
- *   (targets are absolute names: no search list), cached per target for their TTL in an LRU cache.
+ *   for any name), else from the reply's additional section (RFC 2782 "Usage rules") for the families it holds,
+ *   else from A/AAAA queries (targets are absolute names: no search list), cached per target for their TTL in an LRU
+ *   cache. With `family: 'any'` and glue of one family only, the other family is asked.
  * - A sole record with target `.` means "service decidedly not available" and gives an empty set; `.` records
  *   among others are skipped. A target whose address lookup is NXDOMAIN/NODATA contributes nothing (every target
  *   gone: the empty set's reason is that error, and the SRV name is still asked again at the TTL below). A target
@@ -146,7 +147,8 @@ export class SrvResolver extends DnsPollingResolver {
     const answer = found.value;
     const srvName = found.name;
     const now = this.options.clock.now();
-    let ttl = Number.POSITIVE_INFINITY;
+    // The search names tried before this one may exist once their negative answers expire.
+    let ttl = found.negativeTtl ?? Number.POSITIVE_INFINITY;
     let skipped: InvalidEndpointError | undefined;
     const usable: SrvRecord[] = [];
     for (const r of answer.records) {
@@ -174,7 +176,8 @@ export class SrvResolver extends DnsPollingResolver {
     let failed: DnsError | undefined;
     // A target that does not exist (NXDOMAIN, NODATA): the reason of an empty set.
     let negative: DnsError | undefined;
-    // The earliest a negative target may be asked again, seconds: it may exist by then.
+    // The earliest a negative target, or a target's family with no records, may be asked again, seconds: it may
+    // exist by then.
     let negativeTtl = Number.POSITIVE_INFINITY;
     await eachLimited(targets, MAX_CONCURRENT_TARGET_LOOKUPS, async (target) => {
       if (isIP(target) !== 0) {
@@ -193,11 +196,19 @@ export class SrvResolver extends DnsPollingResolver {
         return;
       }
       const extra = answer.additionals.filter((a) => a.name === target && wanted(a.family));
-      if (extra.length > 0) {
+      // Glue stands in for a lookup only for the families it holds: a server may add a target's A and AAAA as
+      // separate RRsets and leave one out (RFC 2782 only urges it to add addresses), so with family 'any' and one
+      // family's glue the other is asked (or taken from the cache), as for a target without glue.
+      const glued = new Set(extra.map((a) => a.family));
+      const family: DnsFamily = glued.size === 0 ? this.options.family : glued.has(4) ? 6 : 4;
+      if (glued.size > 0 && (this.options.family !== 'any' || glued.size === 2)) {
         addresses.set(target, extra);
         return;
       }
-      const cached = this.#cache.get(target);
+      // A family looked up beside glue is cached apart from the target's full lookup.
+      const key = family === this.options.family ? target : `${target} ${family}`;
+      const use = (records: readonly AddressRecord[]) => addresses.set(target, [...extra, ...records]);
+      const cached = this.#cache.get(key);
       // After a refresh() hint (an endpoint refused connections) the addresses are asked again: the target may
       // have moved, and its cached addresses could be good for up to maxTtlMs more.
       if (cached !== undefined && cached.expiresAt > now && !refreshed) {
@@ -207,10 +218,7 @@ export class SrvResolver extends DnsPollingResolver {
           negative ??= cached.negative;
           negativeTtl = Math.min(negativeTtl, left);
         }
-        addresses.set(
-          target,
-          cached.records.map((r) => ({ ...r, ttl: left })),
-        );
+        use(cached.records.map((r) => ({ ...r, ttl: left })));
         return;
       }
       let records: AddressRecord[];
@@ -218,8 +226,10 @@ export class SrvResolver extends DnsPollingResolver {
       let gone: DnsError | undefined;
       try {
         // SRV targets are absolute names (RFC 2782): DNS with no search list (the hosts file was looked at above).
-        const found = await resolveHostName(this.client, view, target, this.options.family, [target]);
-        recordTtl = Math.min(...found.records.map((r) => r.ttl));
+        const found = await resolveHostName(this.client, view, target, family, [target]);
+        // A family with no records (family 'any') may have some once its negative answer expires.
+        recordTtl = Math.min(...found.records.map((r) => r.ttl), found.negativeTtl ?? Number.POSITIVE_INFINITY);
+        negativeTtl = Math.min(negativeTtl, found.negativeTtl ?? Number.POSITIVE_INFINITY);
         // One family failed, the other answered: as for dns:, with the failed family's last addresses kept.
         records = keepFailedFamily(found.records, found.failed, cached?.records);
         degraded ??= found.failed?.error;
@@ -227,18 +237,18 @@ export class SrvResolver extends DnsPollingResolver {
         if (!isNegativeAnswer(err)) {
           if (!(err instanceof DnsError)) throw err;
           failed ??= err;
-          addresses.set(target, cached?.records ?? []);
+          use(cached?.records ?? []);
           return;
         }
         negative ??= err;
         gone = err;
         records = [];
-        recordTtl = err.negativeTtl ?? DEFAULT_NEGATIVE_TTL_S;
+        recordTtl = negativeTtlSeconds(err);
         negativeTtl = Math.min(negativeTtl, recordTtl);
       }
       const expiresAt = this.options.clock.now() + this.clampTtl(recordTtl);
-      this.#cache.set(target, { records, expiresAt, negative: gone });
-      addresses.set(target, records);
+      this.#cache.set(key, { records, expiresAt, negative: gone });
+      use(records);
     });
     const endpoints: Endpoint[] = [];
     const seen = new Set<string>();

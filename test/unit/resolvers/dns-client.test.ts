@@ -218,6 +218,66 @@ describe('DnsClient reply checks (fake server)', () => {
     assert.deepEqual(updates, [['10.0.0.5:80'], ['10.0.0.8:80']]);
   });
 
+  it('regression (a referral was read as NODATA and emptied a working set): the next nameserver is asked, the set kept', async () => {
+    // A reply without the AA bit (a server that does not hold the name, or does not recurse).
+    const notAuthoritative = (buf: Buffer) => {
+      buf.writeUInt16BE(buf.readUInt16BE(2) & ~0x0400, 2);
+      return buf;
+    };
+    const ns = (name: string): dnsPacket.Answer => ({ type: 'NS', name, ttl: 3600, data: 'ns.elsewhere.test' });
+    const soa: dnsPacket.Answer = {
+      type: 'SOA',
+      name: 'test',
+      ttl: 60,
+      data: { mname: 'ns.test', rname: 'h.test', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 7 },
+    };
+    let referring = false;
+    const s1 = await fake((q) => {
+      const name = q.packet.questions?.[0]?.name ?? '';
+      if (name === 'lame.test') q.send(notAuthoritative(reply(q)));
+      else if (name === 'soa.test') q.send(notAuthoritative(reply(q, { authorities: [soa] })));
+      else if (referring || name === 'sub.test') q.send(reply(q, { authorities: [ns('sub.test')] }));
+      else q.send(reply(q, { answers: [a(name, '10.0.0.5')] }));
+    });
+    const s2 = await fake((q) => q.send(reply(q, { answers: [a(q.packet.questions?.[0]?.name ?? '', '10.0.0.6')] })));
+    const client = new DnsClient({ nameservers: [s1.address, s2.address], timeoutMs: 1000, retries: 1 });
+    // RFC 2308 §2.2: NS and no SOA in the authority section is a referral, with AA set or not.
+    assert.equal((await client.resolveAddresses('sub.test', 4)).records[0]?.address, '10.0.0.6');
+    // glibc's "referred query": nothing at all, AA and RA clear.
+    assert.equal((await client.resolveAddresses('lame.test', 4)).records[0]?.address, '10.0.0.6');
+    // An SOA makes an empty reply NODATA whatever its flags, with the SOA's negative TTL; not retried.
+    const queries = s2.queries.length;
+    await assert.rejects(client.resolveAddresses('soa.test', 4), { code: 'SIDECARLESS_DNS_NODATA', negativeTtl: 7 });
+    assert.equal(s2.queries.length, queries);
+    const only = new DnsClient({ nameservers: [s1.address], timeoutMs: 1000, retries: 1 });
+    await assert.rejects(only.resolveAddresses('sub.test', 4), { code: 'SIDECARLESS_DNS_SERVFAIL', rcode: 'NOERROR' });
+    await assert.rejects(only.resolveSrv('sub.test'), { code: 'SIDECARLESS_DNS_SERVFAIL', rcode: 'NOERROR' });
+    only.close();
+    client.close();
+
+    // Through the resolver: every nameserver refers, the resolution fails and the last set stays.
+    const updates: string[][] = [];
+    const errors: string[] = [];
+    const clock = new FakeClock();
+    const r = new DnsResolver({
+      host: 'web.test',
+      family: 4,
+      nameservers: [s1.address],
+      hostsFile: false,
+      resolvConf: false,
+      clock,
+    });
+    r.start({ onUpdate: (eps) => updates.push(eps.map((e) => e.key)), onError: (e) => errors.push(e.code) });
+    const deadline = Date.now() + 5000;
+    while (updates.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
+    referring = true;
+    clock.advance(30_000);
+    while (errors.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
+    r.close();
+    assert.deepEqual(errors, ['SIDECARLESS_DNS_SERVFAIL']);
+    assert.deepEqual(updates, [['10.0.0.5:80']]);
+  });
+
   it('regression (a reply cut off inside its last record was read as another address, or NODATA): malformed', async () => {
     // dns-packet reads past the end of a cut record: the AAAA 2001:db8::1 cut by a byte read as 2001:db8::.
     const query = encodeQuery(0x4242, 'h.test', 'AAAA', 512);

@@ -284,6 +284,56 @@ describe('DnsResolver scheduling (fake clock, fake server)', () => {
     );
   });
 
+  it("regression (family 'any': the AAAA NODATA's negative TTL was dropped once A answered): re-asked at it (probe 23)", async () => {
+    // A with TTL 300, AAAA NODATA with negative TTL 7 (the SOA's MINIMUM); then an AAAA record appears.
+    let v6 = false;
+    const { server, clock, listener } = await setup((q) => {
+      const name = q.packet.questions?.[0]?.name ?? '';
+      if (q.packet.questions?.[0]?.type === 'A') return q.send(reply(q, { answers: [a(name, '10.0.0.1', 300)] }));
+      if (!v6) return q.send(reply(q, { authorities: [soa] }));
+      q.send(reply(q, { answers: [{ type: 'AAAA', name, ttl: 300, class: 'IN', data: '2001:db8::1' }] }));
+    });
+    const r = new DnsResolver({ host: 'h.test', nameservers: [server.address], ...noSystem, clock });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'the A half');
+    assert.deepEqual(keys(listener.last), ['10.0.0.1:80']);
+    v6 = true;
+    clock.advance(7000);
+    await until(() => listener.updates.length === 2, 'both families');
+    r.close();
+    assert.deepEqual(keys(listener.last), ['10.0.0.1:80', '[2001:db8::1]:80']);
+
+    // An SRV target: its cached addresses expire at the AAAA's negative TTL too.
+    v6 = false;
+    const srvListener = new RecordingListener();
+    const srvClock = new FakeClock();
+    const srv = new SrvResolver({
+      name: '_h._tcp.s.test',
+      nameservers: [server.address],
+      ...noSystem,
+      clock: srvClock,
+    });
+    server.handler = (q) => {
+      const question = q.packet.questions?.[0];
+      const name = question?.name ?? '';
+      if (question?.type === 'SRV') {
+        const data = { priority: 0, weight: 1, port: 9000, target: 't.test' };
+        return q.send(reply(q, { answers: [{ type: 'SRV', name, ttl: 300, data }] }));
+      }
+      if (question?.type === 'A') return q.send(reply(q, { answers: [a(name, '10.0.0.1', 300)] }));
+      if (!v6) return q.send(reply(q, { authorities: [soa] }));
+      q.send(reply(q, { answers: [{ type: 'AAAA', name, ttl: 300, class: 'IN', data: '2001:db8::1' }] }));
+    };
+    srv.start(srvListener);
+    await until(() => srvListener.updates.length === 1, 'the A half of the target');
+    assert.deepEqual(keys(srvListener.last), ['10.0.0.1:9000']);
+    v6 = true;
+    srvClock.advance(7000);
+    await until(() => srvListener.updates.length === 2, 'both families of the target');
+    srv.close();
+    assert.deepEqual(keys(srvListener.last), ['10.0.0.1:9000', '[2001:db8::1]:9000']);
+  });
+
   it('skips and reports an address no connection can be made to (0.0.0.0, multicast); with none usable, the set is kept', async () => {
     let answers = [a('h.test', '10.0.0.1', 1)];
     const { server, clock, listener } = await setup((q) => q.send(reply(q, { answers })));
@@ -382,6 +432,45 @@ describe('SrvResolver (fake server)', () => {
     clock.advance(1000);
     await until(() => lookups() === 2, 'address re-lookup after its TTL');
     r.close();
+  });
+
+  it("regression (family 'any': a target's A glue was taken as all its addresses): the missing AAAA is asked (probe 23)", async () => {
+    const { server, clock, listener } = await setup((q) => {
+      const question = q.packet.questions?.[0];
+      const name = question?.name ?? '';
+      if (question?.type === 'SRV') {
+        const data = (target: string) => ({ priority: 1, weight: 1, port: 8080, target });
+        const glue = [a('t.test', '10.0.0.2', 30), a('both.test', '10.0.0.3', 30)];
+        glue.push({ type: 'AAAA', name: 'both.test', ttl: 30, class: 'IN', data: '2001:db8::3' });
+        glue.push({ type: 'AAAA', name: 'six.test', ttl: 30, class: 'IN', data: '2001:db8::4' });
+        const answers: dnsPacket.Answer[] = ['t.test', 'both.test', 'six.test'].map((target) => ({
+          type: 'SRV',
+          name,
+          ttl: 30,
+          data: data(target),
+        }));
+        q.send(reply(q, { answers, additionals: glue }));
+      } else if (name === 't.test' && question?.type === 'AAAA') {
+        q.send(reply(q, { answers: [{ type: 'AAAA', name, ttl: 30, class: 'IN', data: '2001:db8::2' }] }));
+      } else if (name === 'six.test' && question?.type === 'A') q.send(reply(q, { answers: [a(name, '10.0.0.4')] }));
+      else q.send(reply(q, { rcode: 2 }));
+    });
+    const r = new SrvResolver({ name: '_h._tcp.s.test', nameservers: [server.address], ...noSystem, clock });
+    r.start(listener);
+    await until(() => listener.updates.length === 1, 'SRV set');
+    r.close();
+    assert.deepEqual(keys(listener.last), [
+      '10.0.0.2:8080',
+      '10.0.0.3:8080',
+      '10.0.0.4:8080',
+      '[2001:db8::2]:8080',
+      '[2001:db8::3]:8080',
+      '[2001:db8::4]:8080',
+    ]);
+    // Only the families the glue left out were asked; a target with both had none.
+    const asked = server.queries.map((q) => `${q.packet.questions?.[0]?.type} ${q.packet.questions?.[0]?.name}`);
+    assert.deepEqual(asked.sort(), ['A six.test', 'AAAA t.test', 'SRV _h._tcp.s.test']);
+    assert.deepEqual(listener.errors, []);
   });
 
   it('regression (refresh() re-asked SRV but kept a moved target on its cached address): the target is asked again', async () => {

@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type dnsPacket from 'dns-packet';
 import { DnsResolver, type SidecarlessError, SrvResolver } from 'sidecarless';
 import { a, type FakeDnsServer, type FakeQuery, reply, startFakeDns } from '../../helpers/dns-fake-server.js';
 import { keys, RecordingListener } from '../../helpers/dns-listener.js';
@@ -152,6 +153,54 @@ describe('dns: follows resolv.conf search and ndots', () => {
     assert.deepEqual(keys(listener.last), ['10.0.0.9:9000']);
     assert.equal(listener.last?.[0]?.metadata.srvName, '_http._tcp.users.b.test');
     assert.deepEqual(asked(server), ['_http._tcp.users.a.test', '_http._tcp.users.b.test']);
+  });
+});
+
+describe('dns: and srv: search-list answers hold no longer than the negative answers before them', () => {
+  const soa = (minimum: number): dnsPacket.Answer => ({
+    type: 'SOA',
+    name: 'test',
+    ttl: 60,
+    data: { mname: 'ns.test', rname: 'admin.test', serial: 1, refresh: 1, retry: 1, expire: 1, minimum },
+  });
+
+  it('regression (the answer under a later search name outlived the NXDOMAIN of an earlier one): re-asked at its negative TTL (probe 23)', async () => {
+    // The preferred name does not exist (negative TTL 2 s); the next one answers with TTL 300 s.
+    let created = false;
+    const server = await startFakeDns((q) => {
+      const name = q.packet.questions?.[0]?.name ?? '';
+      const srv = (target: string): dnsPacket.Answer => ({
+        type: 'SRV',
+        name,
+        ttl: 300,
+        data: { priority: 0, weight: 1, port: 9000, target },
+      });
+      if (name === 'web.b.test') q.send(reply(q, { answers: [a(name, '10.0.0.2', 300)] }));
+      else if (name === '_h._tcp.web.b.test') q.send(reply(q, { answers: [srv('x.b.test')] }));
+      else if (created && name === 'web.a.test') q.send(reply(q, { answers: [a(name, '10.0.0.1', 300)] }));
+      else if (created && name === '_h._tcp.web.a.test') q.send(reply(q, { answers: [srv('x.a.test')] }));
+      else if (name === 'x.b.test') q.send(reply(q, { answers: [a(name, '10.0.0.2', 300)] }));
+      else if (name === 'x.a.test') q.send(reply(q, { answers: [a(name, '10.0.0.1', 300)] }));
+      else q.send(reply(q, { rcode: 3, authorities: [soa(2)] }));
+    });
+    servers.push(server);
+    const clock = new FakeClock();
+    const resolvConf = await file('search a.test b.test\noptions ndots:5\n');
+    const options = { family: 4, nameservers: [server.address], resolvConf, hostsFile: false, clock } as const;
+    const dnsListener = new RecordingListener();
+    track(new DnsResolver({ host: 'web', ...options })).start(dnsListener);
+    const srvListener = new RecordingListener();
+    track(new SrvResolver({ name: '_h._tcp.web', ...options })).start(srvListener);
+    await until(() => dnsListener.updates.length === 1 && srvListener.updates.length === 1, 'the b.test answers');
+    assert.deepEqual(keys(dnsListener.last), ['10.0.0.2:80']);
+    assert.deepEqual(keys(srvListener.last), ['10.0.0.2:9000']);
+    created = true;
+    clock.advance(2000);
+    await until(() => dnsListener.updates.length === 2 && srvListener.updates.length === 2, 'the a.test answers');
+    assert.deepEqual(keys(dnsListener.last), ['10.0.0.1:80']);
+    assert.equal(dnsListener.last?.[0]?.metadata.dnsName, 'web.a.test');
+    assert.deepEqual(keys(srvListener.last), ['10.0.0.1:9000']);
+    assert.equal(srvListener.last?.[0]?.metadata.srvName, '_h._tcp.web.a.test');
   });
 });
 
