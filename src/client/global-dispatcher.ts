@@ -13,7 +13,7 @@ import { array, checkObject, describe, isObject, joinPath, readOptions } from '.
 import { InvalidOptionError } from '../common/errors.js';
 import { toDualHandler } from '../common/handler.js';
 import { parseOrigin } from '../request/origin.js';
-import type { DispatchTarget } from './dispatcher.js';
+import { bindThroughCompose, type DispatchTarget } from './dispatcher.js';
 import { destroyArguments, whenSettled } from '../common/callback-style.js';
 
 /** The client's balanced dispatcher, as the global one sees it. */
@@ -145,6 +145,7 @@ export class GlobalDispatcher extends Dispatcher {
     this.#ownsOthers = others === undefined;
     this.#others = others ?? new Agent();
     this.#count = count;
+    bindThroughCompose(this, GlobalDispatcher.prototype, ['close', 'destroy']);
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { Agent, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
+import { Agent, getGlobalDispatcher, interceptors, request, setGlobalDispatcher } from 'undici';
 import { ClientClosedError, createClient, isSidecarlessError } from 'sidecarless';
 import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
 
@@ -170,6 +170,45 @@ describe('client.globalDispatcher() (the global slot)', () => {
       await client.close();
       svc.closeAllConnections();
       svc.close();
+    }
+  });
+
+  // Probe 23, defect 1: undici's compose() hands out close/destroy unbound, run with its Proxy as `this`: they threw a
+  // raw TypeError (a `#` field read through the Proxy) and left the client open.
+  it('close() and destroy() of a compose()d client.dispatcher or global dispatcher close the client (probe 23)', async () => {
+    const [a] = backends as [Backend];
+    type Composed = ReturnType<ReturnType<typeof createClient>['dispatcher']['compose']>;
+    const ends: [string, (d: Composed) => Promise<unknown>][] = [
+      ['close()', (d) => d.close()],
+      ['close(callback)', (d) => new Promise<void>((resolve) => d.close(resolve))],
+      ['destroy()', (d) => d.destroy()],
+      ['destroy(err)', (d) => d.destroy(new Error('bye'))],
+      ['destroy(callback)', (d) => new Promise<void>((resolve) => d.destroy(resolve))],
+      ['destroy(err, callback)', (d) => new Promise<void>((resolve) => d.destroy(new Error('bye'), resolve))],
+    ];
+    for (const which of ['dispatcher', 'globalDispatcher()'] as const) {
+      for (const [name, end] of ends) {
+        const client = createClient({ name: 'users', target: [a.address] });
+        const plain = which === 'dispatcher' ? client.dispatcher : client.globalDispatcher();
+        const composed: Composed = plain.compose(interceptors.retry({ maxRetries: 1 }));
+        try {
+          // Through the Proxy: requests, and EventEmitter's methods (state in plain properties).
+          assert.equal(await backendOf(request('http://users/', { dispatcher: composed })), a.id, `${which} ${name}`);
+          let heard = 0;
+          composed.once('x', () => heard++);
+          composed.emit('x');
+          assert.equal(heard, 1);
+          await end(composed);
+          await assert.rejects(
+            request('http://users/', { dispatcher: plain }),
+            { code: 'SIDECARLESS_CLIENT_CLOSED' },
+            `${which} ${name} closed the client`,
+          );
+          await assert.rejects(client.ready(), { code: 'SIDECARLESS_CLIENT_CLOSED' });
+        } finally {
+          await client.close();
+        }
+      }
     }
   });
 });
