@@ -166,6 +166,45 @@ describe('discovered clusters: lifecycle', () => {
       await Promise.all(pending);
     }
   });
+
+  // Probe 23, defect 2: a target() or resolver start() that closed the client still got its cluster made, started and
+  // sent the request, after close() had taken its list of clusters: the resolver was never closed.
+  for (const where of ['target()', "the resolver's start()"] as const) {
+    it(`close() called from ${where} of a discovered host: the request fails, nothing made stays up (probe 23)`, async () => {
+      let started = 0;
+      let closed = 0;
+      let client: Client | undefined;
+      const resolver = (host: string): Resolver => ({
+        start(listener) {
+          started++;
+          if (where !== 'target()' && host.startsWith('x.')) void client?.close();
+          listener.onUpdate([createEndpoint({ host: '127.0.0.1', port: backend.port })]);
+        },
+        close() {
+          closed++;
+        },
+      });
+      client = createClient({
+        discovery: {
+          domain: 'svc.test',
+          target: (host) => {
+            if (where === 'target()' && host.startsWith('x.')) void client?.close();
+            return resolver(host);
+          },
+        },
+      });
+      await (await request('http://a.svc.test/', { dispatcher: client.dispatcher })).body.text();
+      await assert.rejects(request('http://x.svc.test/', { dispatcher: client.dispatcher }), {
+        code: 'SIDECARLESS_CLIENT_CLOSED',
+      });
+      await client.close();
+      assert.deepEqual(
+        client.stats().clusters.map((c) => c.name),
+        [],
+      );
+      assert.equal(closed, started, `every resolver started is closed (${started} started)`);
+    });
+  }
 });
 
 // Probe 17: a busy discovered cluster past its idle time was put back into the cache from inside the cache's own
