@@ -109,6 +109,8 @@ export class Discovery {
       // Made (its options and target checked, a resolver object another cluster took refused) before another host's
       // idle cluster makes room for it: a host whose target is refused takes no cluster's place.
       cluster = new Cluster(host, withTarget(this.#options.template, target, TARGET_PATH), TARGET_PATH);
+      const made = cluster;
+      made.onIdle = () => this.#idle(host, made);
       this.#evictIdle(maxClusters - 1);
       if (this.#cache.size >= maxClusters + MAX_OVERFLOW) {
         // Nothing started: a resolver the library made is closed, a Resolver object of the caller's handed back.
@@ -133,6 +135,16 @@ export class Discovery {
       if (this.#cache.size > maxClusters) this.#armTrim();
     }
     return cluster;
+  }
+
+  /**
+   * `host`'s cluster has just ended its last request: its idle time, and its place in the LRU order, count from now
+   * (a get refreshes both only as a request starts, and a long one would leave its cluster to be closed soon after it
+   * ends). Only the cache's own entry: a cluster taken out (draining, or replaced) is not put back.
+   */
+  #idle(host: string, cluster: Cluster): void {
+    if (this.#closing() || this.#cache.peek(host, { allowStale: true }) !== cluster) return;
+    this.#cache.set(host, cluster);
   }
 
   /**

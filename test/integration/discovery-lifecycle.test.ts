@@ -316,3 +316,83 @@ describe('busy discovered clusters past their idle time (probe 17)', () => {
     }
   });
 });
+
+// Probe 23, defect 4: a discovered cluster's idle time and LRU place counted from when its last request started, so a
+// cluster whose long request had just ended was closed as idle, and evicted before one used less recently.
+describe('discovered clusters: idle time and LRU order count from the end of the last request (probe 23)', () => {
+  /** A backend that holds requests to `/hold` until `answer()`; answers any other path at once. */
+  async function server() {
+    const held: http.ServerResponse[] = [];
+    const srv = http.createServer((req, res) => {
+      req.resume();
+      if (req.url === '/hold') held.push(res);
+      else res.end('x');
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    return {
+      address: `127.0.0.1:${(srv.address() as AddressInfo).port}`,
+      held,
+      answer: () => held.splice(0).forEach((res) => res.end('x')),
+      stop: () => {
+        srv.closeAllConnections();
+        return new Promise<void>((resolve) => srv.close(() => resolve()));
+      },
+    };
+  }
+  const get = async (client: Client, url: string) =>
+    (await request(url, { dispatcher: client.dispatcher })).body.text();
+
+  it('a cluster whose long request just ended is not closed as idle', async () => {
+    const s = await server();
+    const made: string[] = [];
+    const IDLE_MS = 1500;
+    const client = createClient({
+      discovery: { domain: 'svc.test', idleTimeoutMs: IDLE_MS, target: (h) => (made.push(h), [s.address]) },
+    });
+    try {
+      const long = get(client, 'http://a.svc.test/hold');
+      for (let i = 0; i < 250 && s.held.length === 0; i++) await sleep(20);
+      // Held for two thirds of the idle time (never idle meanwhile), then idle for half of it: past the idle time
+      // since the request started, well within it since it ended.
+      await sleep((IDLE_MS * 2) / 3);
+      s.answer();
+      await long;
+      await sleep(IDLE_MS / 2);
+      await get(client, 'http://a.svc.test/');
+      assert.deepEqual(made, ['a.svc.test'], 'the cluster was kept: target() called once');
+    } finally {
+      s.answer();
+      await client.close();
+      await s.stop();
+    }
+  });
+
+  it('the cluster whose request ended last is the most recently used', async () => {
+    const s = await server();
+    const client = createClient({
+      discovery: { domain: 'svc.test', maxClusters: 2, target: () => [s.address] },
+    });
+    try {
+      await get(client, 'http://a.svc.test/');
+      await get(client, 'http://b.svc.test/');
+      // a's long request starts, b's short one starts and ends, then a's ends: a is the most recently used.
+      const long = get(client, 'http://a.svc.test/hold');
+      for (let i = 0; i < 250 && s.held.length === 0; i++) await sleep(20);
+      await get(client, 'http://b.svc.test/');
+      s.answer();
+      await long;
+      await get(client, 'http://c.svc.test/'); // makes room: the least recently used idle cluster goes
+      assert.deepEqual(
+        client
+          .stats()
+          .clusters.map((c) => c.name)
+          .sort(),
+        ['a.svc.test', 'c.svc.test'],
+      );
+    } finally {
+      s.answer();
+      await client.close();
+      await s.stop();
+    }
+  });
+});
