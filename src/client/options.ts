@@ -20,7 +20,7 @@ import {
 } from '../cluster/options.js';
 import { parseHostPort } from '../common/endpoint.js';
 import { InvalidOptionError } from '../common/errors.js';
-import { hostPattern } from '../routing/match.js';
+import { clusterName, hostPattern } from '../routing/match.js';
 import {
   checkObject,
   describe,
@@ -95,8 +95,10 @@ export interface DiscoveryOptions {
 /** Several services behind one client, with a route table. */
 export interface MultiServiceOptions {
   /**
-   * The clusters, by name. A request whose host equals a cluster's name goes there when no route matches. May be
-   * empty or omitted when `discovery` is set (a transparent client whose clusters are all discovered).
+   * The clusters, by name. A request whose host equals a cluster's name goes there when no route matches. Names
+   * compare as request hosts do (case and a trailing dot ignored, a Unicode name as its punycode, which stats report);
+   * two names of one host (`users` and `users.`) are refused. May be empty or omitted when `discovery` is set (a
+   * transparent client whose clusters are all discovered).
    */
   readonly clusters?: Readonly<Record<string, ClusterOptions>> | undefined;
   /** Route rules, first match wins; validated at construction and by {@link Client.setRoutes}. */
@@ -359,14 +361,14 @@ function normalizeMulti(options: Record<string, unknown>): NormalizedClientOptio
   for (const [key, raw] of Object.entries(configured)) {
     if (key.length === 0) throw new InvalidOptionError('clusters', 'cluster names must be non-empty');
     const path = joinPath('clusters', key);
-    // Case-insensitive, as the hosts requests are routed by: `Users` is reached by `http://users/` (and
-    // `http://Users/`, which URL parsing lower-cases), so two names differing only by case would be one host.
-    const name = key.toLowerCase();
+    // As the hosts requests are routed by: `Users.` and `bücher` are reached by `http://users/` and
+    // `http://bücher/` (whose hosts are `users` and `xn--bcher-kva`), so two names that normalize alike are one host.
+    const name = clusterName(key);
     const other = written.get(name);
     if (other !== undefined) {
       throw new InvalidOptionError(
         path,
-        `cluster names are case-insensitive (as hosts are): ${JSON.stringify(key)} and ${JSON.stringify(other)} name the same cluster`,
+        `cluster names compare as hosts do (case, a trailing dot, Unicode as punycode): ${JSON.stringify(key)} and ${JSON.stringify(other)} name the same cluster`,
       );
     }
     written.set(name, key);
