@@ -125,8 +125,19 @@ export interface MultiServiceOptions {
   readonly redirect?: RedirectOptions | undefined;
 }
 
-/** Options of {@link createClient}: one service (`target`), or several (`clusters` and/or `discovery`). */
-export type ClientOptions = SingleServiceOptions | MultiServiceOptions;
+/**
+ * Options of {@link createClient}: one service (`target`), or several (`clusters` and/or `discovery`). Each shape
+ * takes the other's own keys only as `undefined`, as `createClient` does: `{ target, discovery }`, or a cluster
+ * option such as `timeoutMs` at the top level of a multi-service client (give it per cluster, or in
+ * `discovery.cluster`), fails the type check as it fails at run time.
+ */
+export type ClientOptions =
+  | (SingleServiceOptions & {
+      readonly [K in Exclude<keyof MultiServiceOptions, keyof SingleServiceOptions>]?: undefined;
+    })
+  | (MultiServiceOptions & {
+      readonly [K in Exclude<keyof SingleServiceOptions, keyof MultiServiceOptions>]?: undefined;
+    });
 
 // The option keys of each shape. `satisfies` checks the lists against the option types both ways (a cluster's in
 // cluster/options.ts): a key the lists miss fails the typecheck, and anything else a caller passes is refused.
@@ -341,7 +352,9 @@ function normalizeDiscovery(raw: unknown, defaults: ClusterDefaults): ResolvedDi
 
 function normalizeMulti(options: Record<string, unknown>): NormalizedClientOptions {
   if (options.target !== undefined) {
-    throw new InvalidOptionError('target', 'give either `target` (one service) or `clusters`, not both');
+    // Named after what the caller gave with it.
+    const other = options.clusters !== undefined ? 'clusters' : 'discovery';
+    throw new InvalidOptionError('target', `give either \`target\` (one service) or \`${other}\`, not both`);
   }
   const configured = options.clusters ?? {};
   if (!isRecord(configured) || (Object.keys(configured).length === 0 && options.discovery === undefined)) {
