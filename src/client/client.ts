@@ -98,15 +98,20 @@ export class Client {
   readonly #readyWaits = new ReadyWaits();
   readonly #listeners = new ClientListeners();
   #passthroughCount = 0;
-  /** Where a single-service client's `fetch` follows redirects to other origins; made on first use. */
-  #redirectAgent: Agent | undefined;
+  /**
+   * A plain undici Agent, made on first use: where a single-service client's `fetch` follows redirects to other
+   * origins, and where global dispatchers without `others` send other hosts (one for all of them, however many).
+   */
+  #plainAgent: Agent | undefined;
+  readonly #plain = (): Agent => (this.#plainAgent ??= new Agent());
   /** `redirect.crossOrigin: 'refuse'`: where `fetch` sends a hop to another origin (nowhere). */
   readonly #refuseRedirects: boolean;
   #closing: Promise<void> | undefined;
   /** Hosts named by the route table's rules (what a global dispatcher balances, with cluster names). */
   #routeHosts: HostSet;
   readonly #discoverySuffix: string | undefined;
-  readonly #globals = new Set<GlobalDispatcher>();
+  /** The global dispatchers handed out, held weakly: one dropped is collected (a test suite may ask for many). */
+  readonly #globals = new WeakSet<GlobalDispatcher>();
 
   /** Validates every option (throwing `SIDECARLESS_*` errors that name the option) and starts resolution. */
   constructor(options: ClientOptions) {
@@ -275,7 +280,7 @@ export class Client {
     // of this client's `globalDispatcher()`s counts the hops it passes through itself.
     const global = getGlobalDispatcher();
     if (!this.#globals.has(global as GlobalDispatcher)) this.#passthroughCount++;
-    return global !== this.dispatcher ? global : (this.#redirectAgent ??= new Agent());
+    return global !== this.dispatcher ? global : this.#plain();
   };
 
   /**
@@ -364,7 +369,7 @@ export class Client {
         (suffix !== undefined && host.length > suffix.length && host.endsWith(suffix));
     }
     // Through the balanced dispatcher: closing one closes the client, and a closed client refuses every request.
-    const global = new GlobalDispatcher(this.#dispatcher, owns, others, () => this.#passthroughCount++);
+    const global = new GlobalDispatcher(this.#dispatcher, owns, others, this.#plain, () => this.#passthroughCount++);
     this.#globals.add(global);
     return global;
   }
@@ -443,8 +448,7 @@ export class Client {
         this.#discovery?.clear();
         await Promise.all(clusters.map((c) => c.close()));
         if (this.#ownsPassthrough) await this.#passthrough?.close();
-        await this.#redirectAgent?.close();
-        await Promise.all([...this.#globals].map((g) => g.closeOthers(false)));
+        await this.#plainAgent?.close();
       })(),
     );
     return this.#closing;
@@ -467,8 +471,7 @@ export class Client {
         await Promise.all(clusters.map((c) => c.destroy(reason)));
         this.#discovery?.clear();
         if (this.#ownsPassthrough) await this.#passthrough?.destroy(reason ?? null);
-        await this.#redirectAgent?.destroy(reason ?? null);
-        await Promise.all([...this.#globals].map((g) => g.closeOthers(true, reason)));
+        await this.#plainAgent?.destroy(reason ?? null);
       })(),
     );
     this.#closing ??= done;

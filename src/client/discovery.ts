@@ -14,7 +14,7 @@
 import { LRUCache } from 'lru-cache';
 import { Cluster } from '../cluster/cluster.js';
 import { withTarget } from '../cluster/options.js';
-import { ResolverError } from '../common/errors.js';
+import { ClientClosedError, ResolverError } from '../common/errors.js';
 import { OverloadedError } from '../common/request-errors.js';
 import type { ResolvedDiscoveryOptions } from './options.js';
 
@@ -32,6 +32,7 @@ export class Discovery {
   readonly #options: ResolvedDiscoveryOptions;
   readonly #cache: LRUCache<string, Cluster>;
   readonly #created: (cluster: Cluster) => void;
+  readonly #closing: () => boolean;
   readonly #sweep: NodeJS.Timeout;
   /**
    * Every cluster made and started whose close has not finished, whatever the cache shows (in it, waiting to be put
@@ -55,6 +56,7 @@ export class Discovery {
   constructor(options: ResolvedDiscoveryOptions, created: (cluster: Cluster) => void, closing: () => boolean) {
     this.#options = options;
     this.#created = created;
+    this.#closing = closing;
     // The size bound is enforced in clusterFor(), which evicts idle clusters only: the cache must never evict by
     // itself (it would close a busy cluster). `maxSize` counting entries, set out of reach, only tells lru-cache the
     // cache is bounded, without `max` preallocating arrays of `maxClusters` slots. No `ttlAutopurge`: its per-entry
@@ -101,9 +103,14 @@ export class Discovery {
       } catch (err) {
         throw new ResolverError(`The discovery target function threw for host "${host}"`, { cause: err });
       }
+      // target() and start() are the caller's code: one that closed the client must find no cluster made after close()
+      // took its list of clusters (it would be started, sent the request and never closed).
+      if (this.#closing()) throw new ClientClosedError();
       // Made (its options and target checked, a resolver object another cluster took refused) before another host's
       // idle cluster makes room for it: a host whose target is refused takes no cluster's place.
       cluster = new Cluster(host, withTarget(this.#options.template, target, TARGET_PATH), TARGET_PATH);
+      const made = cluster;
+      made.onIdle = () => this.#idle(host, made);
       this.#evictIdle(maxClusters - 1);
       if (this.#cache.size >= maxClusters + MAX_OVERFLOW) {
         // Nothing started: a resolver the library made is closed, a Resolver object of the caller's handed back.
@@ -119,11 +126,25 @@ export class Discovery {
         cluster.destroy().catch(() => {});
         throw new ResolverError(`The resolver of discovered cluster "${host}" failed to start`, { cause: err });
       }
+      if (this.#closing()) {
+        cluster.destroy().catch(() => {});
+        throw new ClientClosedError();
+      }
       this.#live.add(cluster);
       this.#cache.set(host, cluster);
       if (this.#cache.size > maxClusters) this.#armTrim();
     }
     return cluster;
+  }
+
+  /**
+   * `host`'s cluster has just ended its last request: its idle time, and its place in the LRU order, count from now
+   * (a get refreshes both only as a request starts, and a long one would leave its cluster to be closed soon after it
+   * ends). Only the cache's own entry: a cluster taken out (draining, or replaced) is not put back.
+   */
+  #idle(host: string, cluster: Cluster): void {
+    if (this.#closing() || this.#cache.peek(host, { allowStale: true }) !== cluster) return;
+    this.#cache.set(host, cluster);
   }
 
   /**

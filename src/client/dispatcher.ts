@@ -125,6 +125,7 @@ export class BalancedDispatcher extends Dispatcher {
   constructor(target: DispatchTarget) {
     super();
     this.#target = target;
+    bindThroughCompose(this, BalancedDispatcher.prototype, ['close', 'destroy']);
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -175,6 +176,19 @@ export class BalancedDispatcher extends Dispatcher {
     this.#closed = true;
     const args = destroyArguments(errOrCallback, callback);
     return whenSettled(this.#target.destroy(args.err), args.callback);
+  }
+}
+
+/**
+ * undici's `compose()` (7 and 8 alike) returns a Proxy of the dispatcher that hands out its methods unbound, so
+ * `close` and `destroy` run with the Proxy as `this`, through which no `#` field is reachable (a raw TypeError, and
+ * nothing closed). The methods that read one are made own properties bound to the dispatcher itself; `dispatch` needs
+ * none (compose binds it), the rest (undici's `request`, `stream`, ..., EventEmitter's) touch no `#` field.
+ */
+export function bindThroughCompose<T extends object>(dispatcher: T, prototype: T, methods: readonly (keyof T)[]): void {
+  for (const key of methods) {
+    const method = prototype[key] as (...args: unknown[]) => unknown;
+    Object.defineProperty(dispatcher, key, { value: method.bind(dispatcher), writable: true, configurable: true });
   }
 }
 

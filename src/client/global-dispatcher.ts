@@ -8,12 +8,12 @@
  *
  * @module
  */
-import { Agent, Dispatcher } from 'undici';
+import { Dispatcher } from 'undici';
 import { array, checkObject, describe, isObject, joinPath, readOptions } from '../common/options.js';
 import { InvalidOptionError } from '../common/errors.js';
 import { toDualHandler } from '../common/handler.js';
 import { parseOrigin } from '../request/origin.js';
-import type { DispatchTarget } from './dispatcher.js';
+import { bindThroughCompose, type DispatchTarget } from './dispatcher.js';
 import { destroyArguments, whenSettled } from '../common/callback-style.js';
 
 /** The client's balanced dispatcher, as the global one sees it. */
@@ -37,7 +37,8 @@ export interface GlobalDispatcherOptions {
   /**
    * Where every other request goes: a dispatcher of yours (for instance an undici `EnvHttpProxyAgent`; it is not
    * closed with the client). Once the client is closed, the global dispatcher sends it nothing more: every request,
-   * to any host, fails with `SIDECARLESS_CLIENT_CLOSED`. @defaultValue a new undici `Agent`, closed with the client
+   * to any host, fails with `SIDECARLESS_CLIENT_CLOSED`. @defaultValue an undici `Agent` of the client's (one for all
+   * its global dispatchers, made on first use), closed with the client
    */
   readonly others?:
     | {
@@ -121,30 +122,36 @@ function hostOf(origin: unknown): string | undefined {
 /**
  * A dispatcher for the global slot: own hosts balance, others go out plainly.
  *
- * Closing or destroying it closes or destroys the client and the Agent it made (not an `others` of yours). Once the
- * client is closing, every request is refused as the balanced dispatcher refuses it (`SIDECARLESS_CLIENT_CLOSED`),
- * whatever its host: the Agent is closing too, and a request after `close()` fails with the one documented code.
+ * Closing or destroying it closes or destroys the client, and with it the Agent other hosts went to (not an `others`
+ * of yours). Once the client is closing, every request is refused as the balanced dispatcher refuses it
+ * (`SIDECARLESS_CLIENT_CLOSED`), whatever its host: the Agent is closing too, and a request after `close()` fails with
+ * the one documented code.
+ *
+ * It holds nothing of its own to release: a test suite may ask for one per test against a shared client, and each
+ * dropped one is collected. Without `others`, other hosts go to the client's one plain Agent, made on first use.
  */
 export class GlobalDispatcher extends Dispatcher {
   readonly #balanced: BalancedTarget;
   readonly #owns: (host: string) => boolean;
-  readonly #others: Dispatcher;
-  readonly #ownsOthers: boolean;
+  readonly #others: Dispatcher | undefined;
+  readonly #plain: () => Dispatcher;
   readonly #count: () => void;
 
-  /** @internal Created by the client. */
+  /** @internal Created by the client; `plain` gives (makes, the first time) the client's Agent for other hosts. */
   constructor(
     balanced: BalancedTarget,
     owns: (host: string) => boolean,
     others: Dispatcher | undefined,
+    plain: () => Dispatcher,
     count: () => void,
   ) {
     super();
     this.#balanced = balanced;
     this.#owns = owns;
-    this.#ownsOthers = others === undefined;
-    this.#others = others ?? new Agent();
+    this.#others = others;
+    this.#plain = plain;
     this.#count = count;
+    bindThroughCompose(this, GlobalDispatcher.prototype, ['close', 'destroy']);
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -155,13 +162,8 @@ export class GlobalDispatcher extends Dispatcher {
     if (balance) return this.#balanced.dispatch(options, handler);
     this.#count();
     // A dispatcher of the user's may be of another undici major than the caller: give it both handler styles.
-    return this.#others.dispatch(options, this.#ownsOthers ? handler : (toDualHandler(handler) as never));
-  }
-
-  /** @internal The client closes the Agent this dispatcher made. */
-  closeOthers(destroy: boolean, reason?: Error): Promise<void> {
-    if (!this.#ownsOthers) return Promise.resolve();
-    return destroy ? this.#others.destroy(reason ?? null) : this.#others.close();
+    if (this.#others === undefined) return this.#plain().dispatch(options, handler);
+    return this.#others.dispatch(options, toDualHandler(handler) as never);
   }
 
   override close(): Promise<void>;

@@ -20,7 +20,7 @@ import {
 } from '../cluster/options.js';
 import { parseHostPort } from '../common/endpoint.js';
 import { InvalidOptionError } from '../common/errors.js';
-import { hostPattern } from '../routing/match.js';
+import { clusterName, hostPattern } from '../routing/match.js';
 import {
   checkObject,
   describe,
@@ -95,8 +95,10 @@ export interface DiscoveryOptions {
 /** Several services behind one client, with a route table. */
 export interface MultiServiceOptions {
   /**
-   * The clusters, by name. A request whose host equals a cluster's name goes there when no route matches. May be
-   * empty or omitted when `discovery` is set (a transparent client whose clusters are all discovered).
+   * The clusters, by name. A request whose host equals a cluster's name goes there when no route matches. Names
+   * compare as request hosts do (case and a trailing dot ignored, a Unicode name as its punycode, which stats report);
+   * two names of one host (`users` and `users.`) are refused. May be empty or omitted when `discovery` is set (a
+   * transparent client whose clusters are all discovered).
    */
   readonly clusters?: Readonly<Record<string, ClusterOptions>> | undefined;
   /** Route rules, first match wins; validated at construction and by {@link Client.setRoutes}. */
@@ -123,8 +125,19 @@ export interface MultiServiceOptions {
   readonly redirect?: RedirectOptions | undefined;
 }
 
-/** Options of {@link createClient}: one service (`target`), or several (`clusters` and/or `discovery`). */
-export type ClientOptions = SingleServiceOptions | MultiServiceOptions;
+/**
+ * Options of {@link createClient}: one service (`target`), or several (`clusters` and/or `discovery`). Each shape
+ * takes the other's own keys only as `undefined`, as `createClient` does: `{ target, discovery }`, or a cluster
+ * option such as `timeoutMs` at the top level of a multi-service client (give it per cluster, or in
+ * `discovery.cluster`), fails the type check as it fails at run time.
+ */
+export type ClientOptions =
+  | (SingleServiceOptions & {
+      readonly [K in Exclude<keyof MultiServiceOptions, keyof SingleServiceOptions>]?: undefined;
+    })
+  | (MultiServiceOptions & {
+      readonly [K in Exclude<keyof SingleServiceOptions, keyof MultiServiceOptions>]?: undefined;
+    });
 
 // The option keys of each shape. `satisfies` checks the lists against the option types both ways (a cluster's in
 // cluster/options.ts): a key the lists miss fails the typecheck, and anything else a caller passes is refused.
@@ -339,7 +352,9 @@ function normalizeDiscovery(raw: unknown, defaults: ClusterDefaults): ResolvedDi
 
 function normalizeMulti(options: Record<string, unknown>): NormalizedClientOptions {
   if (options.target !== undefined) {
-    throw new InvalidOptionError('target', 'give either `target` (one service) or `clusters`, not both');
+    // Named after what the caller gave with it.
+    const other = options.clusters !== undefined ? 'clusters' : 'discovery';
+    throw new InvalidOptionError('target', `give either \`target\` (one service) or \`${other}\`, not both`);
   }
   const configured = options.clusters ?? {};
   if (!isRecord(configured) || (Object.keys(configured).length === 0 && options.discovery === undefined)) {
@@ -359,14 +374,14 @@ function normalizeMulti(options: Record<string, unknown>): NormalizedClientOptio
   for (const [key, raw] of Object.entries(configured)) {
     if (key.length === 0) throw new InvalidOptionError('clusters', 'cluster names must be non-empty');
     const path = joinPath('clusters', key);
-    // Case-insensitive, as the hosts requests are routed by: `Users` is reached by `http://users/` (and
-    // `http://Users/`, which URL parsing lower-cases), so two names differing only by case would be one host.
-    const name = key.toLowerCase();
+    // As the hosts requests are routed by: `Users.` and `bücher` are reached by `http://users/` and
+    // `http://bücher/` (whose hosts are `users` and `xn--bcher-kva`), so two names that normalize alike are one host.
+    const name = clusterName(key);
     const other = written.get(name);
     if (other !== undefined) {
       throw new InvalidOptionError(
         path,
-        `cluster names are case-insensitive (as hosts are): ${JSON.stringify(key)} and ${JSON.stringify(other)} name the same cluster`,
+        `cluster names compare as hosts do (case, a trailing dot, Unicode as punycode): ${JSON.stringify(key)} and ${JSON.stringify(other)} name the same cluster`,
       );
     }
     written.set(name, key);

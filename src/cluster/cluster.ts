@@ -16,12 +16,8 @@ import { Balancer } from '../balancer/balancer.js';
 import { createDebug } from '../common/debug.js';
 import { joinPath } from '../common/options.js';
 import type { Endpoint } from '../common/endpoint.js';
-import {
-  ClientClosedError,
-  ProtocolMismatchError,
-  ServiceNotFoundError,
-  type SidecarlessError,
-} from '../common/errors.js';
+import { ClientClosedError, ProtocolMismatchError, ServiceNotFoundError } from '../common/errors.js';
+import type { SidecarlessError } from '../common/errors.js';
 import { toLegacyHandler } from '../common/handler.js';
 import type { AttemptOutcome } from '../common/outcome.js';
 import { EndpointHealth, type HealthEvent, type Subscription } from '../health/endpoint-health.js';
@@ -117,6 +113,8 @@ export class Cluster {
   #sni: string | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** Called each time the last request in flight ends: a discovered cluster's idle time counts from then. */
+  onIdle: (() => void) | undefined;
 
   /**
    * `options` as the user wrote them (validated here, errors named under `optionPath`), or as
@@ -420,6 +418,7 @@ export class Cluster {
     const durationMs = (request.headersAt ?? this.#options.clock.now()) - request.startedAt;
     this.#counters.ended(statusCode, error, durationMs, request.callerFault);
     publishRequestEnd(this.#label, request.context, statusCode, error, durationMs, request.attempts);
+    if (this.#counters.inFlight === 0) this.onIdle?.();
   }
 
   /**

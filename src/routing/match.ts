@@ -158,6 +158,20 @@ export function hostPattern(raw: string, option: string, domain = false): string
   return wildcard ? `*.${host}` : host;
 }
 
+/**
+ * A cluster's name as the client keeps it: a name a request host can equal is normalized as that host is (lower case,
+ * without a trailing dot, a Unicode name as its punycode: `Users.` is `users`, `bücher` is `xn--bcher-kva`), so that
+ * the request reaches it; any other name (`users:8080`, `*.x`, a name only routes use) is only lower-cased.
+ */
+export function clusterName(raw: string): string {
+  if (raw.startsWith('*')) return raw.toLowerCase();
+  try {
+    return hostPattern(raw, '');
+  } catch {
+    return raw.toLowerCase();
+  }
+}
+
 const VALUE_MATCH_KEYS = ['name', 'exact', 'regex', 'present'];
 
 /**

@@ -22,7 +22,7 @@ import {
 import { parseHashKey, type RequestHasher } from '../pickers/hash-key.js';
 import type { HashKeyOption, PickContext } from '../pickers/picker.js';
 import type { RandomSource } from '../common/runtime.js';
-import { compileMatch, type Matcher, type RouteMatch, type RouteRequest } from './match.js';
+import { clusterName, compileMatch, type Matcher, type RouteMatch, type RouteRequest } from './match.js';
 
 /** Endpoint metadata a subset requires: every key must be present with exactly this value. @category Routing */
 export type SubsetSelector = Readonly<Record<string, string>>;
@@ -147,12 +147,13 @@ function selector(raw: unknown, option: string): SubsetSelector {
  */
 export function compileRoutes(routes: unknown, clusterNames: ReadonlySet<string>, option = 'routes'): RouteTable {
   const rules = array(routes, option, 'an array of routes');
-  // Cluster names are case-insensitive, as hosts are: the client keeps them in lower case.
+  // Cluster names compare as hosts do: the client keeps them normalized (clusterName), and so are the ones named here.
   const known = (name: unknown, at: string) => {
-    if (typeof name !== 'string' || !clusterNames.has(name.toLowerCase())) {
+    const normalized = typeof name === 'string' ? clusterName(name) : undefined;
+    if (normalized === undefined || !clusterNames.has(normalized)) {
       throw new InvalidOptionError(at, `unknown cluster ${describe(name)} (clusters: ${[...clusterNames].join(', ')})`);
     }
-    return name.toLowerCase();
+    return normalized;
   };
   const hosts: string[] = [];
   const compiled = rules.map((raw, i): CompiledRoute => {

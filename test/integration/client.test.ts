@@ -573,3 +573,64 @@ describe('the first request after createClient with a static endpoint list (prob
 
 // Keep an Agent import used so the undici types load in both Node versions' test runs.
 void Agent;
+
+// Probe 23, defect 5: cluster names were only lower-cased, while request hosts also lose a trailing dot and become
+// punycode: `Users.`, `bücher` and `users.internal.` were accepted and never reached, and `users` and `users.` were
+// two clusters of one host.
+describe('cluster names compare as request hosts do (probe 23)', () => {
+  let backend: Backend;
+  before(async () => {
+    backend = await startBackend('named');
+  });
+  after(async () => {
+    await stopAll([backend]);
+  });
+
+  it('a name with a trailing dot or in Unicode is reached by its host, also through a route and the global slot', async () => {
+    for (const [name, url] of [
+      ['Users.', 'http://users/'],
+      ['users.internal.', 'http://users.internal./'],
+      ['bücher', 'http://bücher/'],
+      ['BÜCHER.example', 'http://xn--bcher-kva.example/'],
+    ] as const) {
+      const client = createClient({
+        clusters: { [name]: { target: [backend.address] } },
+        routes: [{ match: { path: { prefix: '/routed' } }, cluster: name }],
+      });
+      const previous = getGlobalDispatcher();
+      try {
+        assert.equal((await json(await client.fetch(url))).backend, backend.id, `${name} by ${url}`);
+        assert.equal((await json(await client.fetch(new URL('/routed', url)))).backend, backend.id, `${name} routed`);
+        setGlobalDispatcher(client.globalDispatcher());
+        const { body } = await request(url);
+        assert.equal(((await body.json()) as { backend: string }).backend, backend.id, `${name} in the global slot`);
+      } finally {
+        setGlobalDispatcher(previous);
+        await client.close();
+      }
+    }
+  });
+
+  it('two names of one host are refused, naming the second', () => {
+    for (const [first, second] of [
+      ['users', 'users.'],
+      ['bücher', 'xn--bcher-kva'],
+      ['users', 'USERS'],
+    ]) {
+      assert.throws(
+        () =>
+          createClient({
+            clusters: {
+              [first as string]: { target: [backend.address] },
+              [second as string]: { target: [backend.address] },
+            },
+          }),
+        (err: unknown) =>
+          findSidecarlessError(err)?.code === 'SIDECARLESS_INVALID_OPTION' &&
+          (err as Error).message.includes(`clusters.${second}`) &&
+          (err as Error).message.includes('name the same cluster'),
+        `${first} and ${second}`,
+      );
+    }
+  });
+});

@@ -166,6 +166,45 @@ describe('discovered clusters: lifecycle', () => {
       await Promise.all(pending);
     }
   });
+
+  // Probe 23, defect 2: a target() or resolver start() that closed the client still got its cluster made, started and
+  // sent the request, after close() had taken its list of clusters: the resolver was never closed.
+  for (const where of ['target()', "the resolver's start()"] as const) {
+    it(`close() called from ${where} of a discovered host: the request fails, nothing made stays up (probe 23)`, async () => {
+      let started = 0;
+      let closed = 0;
+      let client: Client | undefined;
+      const resolver = (host: string): Resolver => ({
+        start(listener) {
+          started++;
+          if (where !== 'target()' && host.startsWith('x.')) void client?.close();
+          listener.onUpdate([createEndpoint({ host: '127.0.0.1', port: backend.port })]);
+        },
+        close() {
+          closed++;
+        },
+      });
+      client = createClient({
+        discovery: {
+          domain: 'svc.test',
+          target: (host) => {
+            if (where === 'target()' && host.startsWith('x.')) void client?.close();
+            return resolver(host);
+          },
+        },
+      });
+      await (await request('http://a.svc.test/', { dispatcher: client.dispatcher })).body.text();
+      await assert.rejects(request('http://x.svc.test/', { dispatcher: client.dispatcher }), {
+        code: 'SIDECARLESS_CLIENT_CLOSED',
+      });
+      await client.close();
+      assert.deepEqual(
+        client.stats().clusters.map((c) => c.name),
+        [],
+      );
+      assert.equal(closed, started, `every resolver started is closed (${started} started)`);
+    });
+  }
 });
 
 // Probe 17: a busy discovered cluster past its idle time was put back into the cache from inside the cache's own
@@ -274,6 +313,86 @@ describe('busy discovered clusters past their idle time (probe 17)', () => {
       server.answer();
       await client.destroy();
       await server.stop();
+    }
+  });
+});
+
+// Probe 23, defect 4: a discovered cluster's idle time and LRU place counted from when its last request started, so a
+// cluster whose long request had just ended was closed as idle, and evicted before one used less recently.
+describe('discovered clusters: idle time and LRU order count from the end of the last request (probe 23)', () => {
+  /** A backend that holds requests to `/hold` until `answer()`; answers any other path at once. */
+  async function server() {
+    const held: http.ServerResponse[] = [];
+    const srv = http.createServer((req, res) => {
+      req.resume();
+      if (req.url === '/hold') held.push(res);
+      else res.end('x');
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    return {
+      address: `127.0.0.1:${(srv.address() as AddressInfo).port}`,
+      held,
+      answer: () => held.splice(0).forEach((res) => res.end('x')),
+      stop: () => {
+        srv.closeAllConnections();
+        return new Promise<void>((resolve) => srv.close(() => resolve()));
+      },
+    };
+  }
+  const get = async (client: Client, url: string) =>
+    (await request(url, { dispatcher: client.dispatcher })).body.text();
+
+  it('a cluster whose long request just ended is not closed as idle', async () => {
+    const s = await server();
+    const made: string[] = [];
+    const IDLE_MS = 1500;
+    const client = createClient({
+      discovery: { domain: 'svc.test', idleTimeoutMs: IDLE_MS, target: (h) => (made.push(h), [s.address]) },
+    });
+    try {
+      const long = get(client, 'http://a.svc.test/hold');
+      for (let i = 0; i < 250 && s.held.length === 0; i++) await sleep(20);
+      // Held for two thirds of the idle time (never idle meanwhile), then idle for half of it: past the idle time
+      // since the request started, well within it since it ended.
+      await sleep((IDLE_MS * 2) / 3);
+      s.answer();
+      await long;
+      await sleep(IDLE_MS / 2);
+      await get(client, 'http://a.svc.test/');
+      assert.deepEqual(made, ['a.svc.test'], 'the cluster was kept: target() called once');
+    } finally {
+      s.answer();
+      await client.close();
+      await s.stop();
+    }
+  });
+
+  it('the cluster whose request ended last is the most recently used', async () => {
+    const s = await server();
+    const client = createClient({
+      discovery: { domain: 'svc.test', maxClusters: 2, target: () => [s.address] },
+    });
+    try {
+      await get(client, 'http://a.svc.test/');
+      await get(client, 'http://b.svc.test/');
+      // a's long request starts, b's short one starts and ends, then a's ends: a is the most recently used.
+      const long = get(client, 'http://a.svc.test/hold');
+      for (let i = 0; i < 250 && s.held.length === 0; i++) await sleep(20);
+      await get(client, 'http://b.svc.test/');
+      s.answer();
+      await long;
+      await get(client, 'http://c.svc.test/'); // makes room: the least recently used idle cluster goes
+      assert.deepEqual(
+        client
+          .stats()
+          .clusters.map((c) => c.name)
+          .sort(),
+        ['a.svc.test', 'c.svc.test'],
+      );
+    } finally {
+      s.answer();
+      await client.close();
+      await s.stop();
     }
   });
 });

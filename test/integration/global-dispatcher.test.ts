@@ -5,9 +5,14 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { Agent, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { Agent, getGlobalDispatcher, interceptors, request, setGlobalDispatcher } from 'undici';
 import { ClientClosedError, createClient, isSidecarlessError } from 'sidecarless';
 import { type Backend, startBackends, stopAll } from '../helpers/backends.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 
 async function backendOf(res: Promise<{ body: { json(): Promise<unknown> } }>): Promise<string> {
   return ((await (await res).body.json()) as { backend: string }).backend;
@@ -170,6 +175,79 @@ describe('client.globalDispatcher() (the global slot)', () => {
       await client.close();
       svc.closeAllConnections();
       svc.close();
+    }
+  });
+
+  // Probe 23, defect 1: undici's compose() hands out close/destroy unbound, run with its Proxy as `this`: they threw a
+  // raw TypeError (a `#` field read through the Proxy) and left the client open.
+  it('close() and destroy() of a compose()d client.dispatcher or global dispatcher close the client (probe 23)', async () => {
+    const [a] = backends as [Backend];
+    type Composed = ReturnType<ReturnType<typeof createClient>['dispatcher']['compose']>;
+    const ends: [string, (d: Composed) => Promise<unknown>][] = [
+      ['close()', (d) => d.close()],
+      ['close(callback)', (d) => new Promise<void>((resolve) => d.close(resolve))],
+      ['destroy()', (d) => d.destroy()],
+      ['destroy(err)', (d) => d.destroy(new Error('bye'))],
+      ['destroy(callback)', (d) => new Promise<void>((resolve) => d.destroy(resolve))],
+      ['destroy(err, callback)', (d) => new Promise<void>((resolve) => d.destroy(new Error('bye'), resolve))],
+    ];
+    for (const which of ['dispatcher', 'globalDispatcher()'] as const) {
+      for (const [name, end] of ends) {
+        const client = createClient({ name: 'users', target: [a.address] });
+        const plain = which === 'dispatcher' ? client.dispatcher : client.globalDispatcher();
+        const composed: Composed = plain.compose(interceptors.retry({ maxRetries: 1 }));
+        try {
+          // Through the Proxy: requests, and EventEmitter's methods (state in plain properties).
+          assert.equal(await backendOf(request('http://users/', { dispatcher: composed })), a.id, `${which} ${name}`);
+          let heard = 0;
+          composed.once('x', () => heard++);
+          composed.emit('x');
+          assert.equal(heard, 1);
+          await end(composed);
+          await assert.rejects(
+            request('http://users/', { dispatcher: plain }),
+            { code: 'SIDECARLESS_CLIENT_CLOSED' },
+            `${which} ${name} closed the client`,
+          );
+          await assert.rejects(client.ready(), { code: 'SIDECARLESS_CLIENT_CLOSED' });
+        } finally {
+          await client.close();
+        }
+      }
+    }
+  });
+
+  // Probe 23, defect 3: the client kept every global dispatcher it handed out (each with an undici Agent of its own)
+  // until close, and close() did not let go of them either: +1.9 KB a call, without bound.
+  it('a global dispatcher dropped is collected, and sends other hosts through the one Agent of its client (probe 23)', async () => {
+    const [a, , elsewhere] = backends as [Backend, Backend, Backend];
+    const client = createClient({ name: 'users', target: [a.address] });
+    try {
+      // Made and used in a function of their own: the test's own frame holds none of them.
+      const use = async (send: boolean): Promise<WeakRef<object>> => {
+        const global = client.globalDispatcher();
+        if (send) {
+          // A balanced and a plain request before it is dropped.
+          assert.equal(await backendOf(request('http://users/', { dispatcher: global })), a.id);
+          const other = `http://127.0.0.1:${elsewhere.port}/`;
+          assert.equal(await backendOf(request(other, { dispatcher: global })), elsewhere.id);
+        }
+        return new WeakRef(global);
+      };
+      const refs: WeakRef<object>[] = [];
+      for (let i = 0; i < 20; i++) refs.push(await use(i % 2 === 0));
+      const reachable = () => refs.filter((ref) => ref.deref() !== undefined).length;
+      for (let i = 0; i < 50; i++) {
+        gc();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        if (reachable() === 0) break;
+        // deref() keeps its target alive to the end of the job: collect in the next one.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.equal(reachable(), 0, 'every dropped global dispatcher is collected');
+      assert.equal(client.stats().passthrough, 10);
+    } finally {
+      await client.close();
     }
   });
 });
