@@ -38,8 +38,8 @@ export interface ResolverTlsOptions {
   readonly key?: string | ArrayBufferView | undefined;
   /**
    * The passphrase of an encrypted private key (`key`, or the Kubernetes resolver's key from its kubeconfig). A
-   * wrong one for `key` is refused at construction, naming `tls.passphrase`; it is ignored for a key that is not
-   * encrypted.
+   * wrong one for `key` is refused at construction, naming `tls.passphrase`, and so is one without a `key` (but for
+   * the Kubernetes resolver); it is ignored for a key that is not encrypted.
    */
   readonly passphrase?: string | undefined;
   /** Verify the server certificate. @defaultValue true */
@@ -56,14 +56,22 @@ const TLS_KEYS = ['ca', 'cert', 'key', 'passphrase', 'rejectUnauthorized', 'serv
 
 /**
  * Validates a resolver's `tls` option at `path` and returns the fields given (an empty object when none was), or
- * `undefined` when the option is absent. Throws {@link InvalidOptionError}. @internal
+ * `undefined` when the option is absent. A `passphrase` without a `key` decrypts nothing and is refused, as the
+ * client's is, unless the resolver has a key from elsewhere (`keyElsewhere`: the Kubernetes resolver's kubeconfig).
+ * Throws {@link InvalidOptionError}. @internal
  */
-export function resolveResolverTls(value: unknown, path: string): ResolverTlsOptions | undefined {
+export function resolveResolverTls(value: unknown, path: string, keyElsewhere = false): ResolverTlsOptions | undefined {
   if (value === undefined) return undefined;
   const t = checkObject(value, TLS_KEYS, path);
   boolean(t.rejectUnauthorized, joinPath(path, 'rejectUnauthorized'), true);
   serverName(t.servername, joinPath(path, 'servername'));
   const passphrase = passphraseOption(t.passphrase, joinPath(path, 'passphrase'));
+  if (passphrase !== undefined && t.key === undefined && !keyElsewhere) {
+    throw new InvalidOptionError(
+      joinPath(path, 'passphrase'),
+      'decrypts a private key, and there is none: set tls.key (and tls.cert)',
+    );
+  }
   const material = tlsMaterialShape(t, path);
   tlsMaterial(material, path, passphrase, joinPath(path, 'passphrase'));
   const picked: Record<string, unknown> = {};

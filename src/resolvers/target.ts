@@ -59,17 +59,49 @@ export function parseTarget(raw: string): Target {
 }
 
 /**
- * `raw` as an error message may show it: its userinfo (`user:secret@`) hidden, and the value of every query
- * parameter whose name (percent-decoded, lower case) is not in `shown` (all of them without `shown`). A credential
- * can then not come out through a name the resolver does not know (`?tok%65n=`, `?X-Consul-Token=`) or through the
- * authority. @internal
+ * `raw` as an error message may show it: its userinfo (`user:secret@`) hidden, its `#fragment` cut, and the value of
+ * every query parameter whose name (percent-decoded, lower case) is not in `shown` (all of them without `shown`), and
+ * a parameter without a value (a pasted token) whole. A credential can then not come out through a name the resolver
+ * does not know (`?tok%65n=`, `?X-Consul-Token=`), through the authority, or past a `/`, `?` or `#` inside it (the
+ * userinfo runs to the last `@`, probe 24). @internal
  */
 export function redactTarget(raw: string, shown?: ReadonlySet<string>): string {
-  return raw
-    .replace(/^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)[^/?#@]*@/, '$1<redacted>@')
-    .replace(/([?&])([^=&#]*)=([^&#]*)/g, (_, sep: string, key: string, value: string) =>
-      shown !== undefined && shown.has(decodedName(key)) ? `${sep}${key}=${value}` : `${sep}${key}=<redacted>`,
-    );
+  let text = raw;
+  const scheme = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.exec(text);
+  const at = text.lastIndexOf('@');
+  if (scheme !== null && at >= scheme[0].length) text = `${scheme[0]}<redacted>${text.slice(at)}`;
+  const hash = text.indexOf('#');
+  if (hash >= 0) text = `${text.slice(0, hash)}#<redacted>`;
+  const q = text.indexOf('?');
+  if (q < 0) return text;
+  const end = hash >= 0 ? text.indexOf('#', q) : -1;
+  const query = end < 0 ? text.slice(q + 1) : text.slice(q + 1, end);
+  const parts = query.split('&').map((part) => {
+    const eq = part.indexOf('=');
+    if (eq < 0) return part === '' || shown?.has(decodedName(part)) === true ? part : '<redacted>';
+    const key = part.slice(0, eq);
+    return shown !== undefined && shown.has(decodedName(key)) ? part : `${key}=<redacted>`;
+  });
+  return `${text.slice(0, q + 1)}${parts.join('&')}${end < 0 ? '' : text.slice(end)}`;
+}
+
+/**
+ * How an error names a query parameter the target does not take: by name when it has a value (`?tagg=web`, a
+ * typo worth showing), not at all when it has none (`?s3cret`, a pasted credential). @internal
+ */
+export function unknownParameter(query: URLSearchParams, key: string): string {
+  return query.get(key) === '' ? 'unknown query parameter (one without a value)' : `unknown query parameter "${key}"`;
+}
+
+/**
+ * True when `raw` has an `@` before its query or fragment: userinfo, which no registry target takes (an `@` in a
+ * path is written `%40`). Checked on the raw text, not the parsed authority: a `/` inside a password ends the
+ * authority before the `@`, and the password's start would then be read, and named in errors, as the host. A `?` or
+ * `#` inside one puts the rest in the query or fragment, which {@link redactTarget} hides. @internal
+ */
+export function hasUserinfo(raw: string): boolean {
+  const end = raw.search(/[?#]/);
+  return (end < 0 ? raw : raw.slice(0, end)).includes('@');
 }
 
 function decodedName(key: string): string {
@@ -82,10 +114,11 @@ function decodedName(key: string): string {
 
 /**
  * Runs `build` (a resolver factory constructing its resolver from a target's options) and turns an option error
- * into an {@link InvalidTargetError} for the target, named by `raw` (a target with a credential passes it redacted).
+ * into an {@link InvalidTargetError} for the target, named by `raw` (by default the target with its query values,
+ * userinfo and fragment hidden: see {@link redactTarget}).
  * @internal
  */
-export function asTargetError<T>(target: Target, build: () => T, raw: string = target.raw): T {
+export function asTargetError<T>(target: Target, build: () => T, raw: string = redactTarget(target.raw)): T {
   try {
     return build();
   } catch (err) {

@@ -29,7 +29,7 @@ import {
 } from '../options.js';
 import { headerValue } from '../../common/wire-options.js';
 import type { Target } from '../resolver.js';
-import { redactTarget } from '../target.js';
+import { hasUserinfo, redactTarget, unknownParameter } from '../target.js';
 import { type ConsulHealthFilter, parseConsulDuration } from './parse.js';
 
 export type { ConsulHealthFilter } from './parse.js';
@@ -236,6 +236,7 @@ export function redactConsulTarget(raw: string): string {
 export function consulOptionsFromTarget(target: Target): ConsulResolverOptions {
   const raw = redactConsulTarget(target.raw);
   const q = target.query;
+  if (hasUserinfo(target.raw)) throw new InvalidTargetError(raw, 'credentials are not accepted in the target');
   if (q.has('token')) {
     throw new InvalidTargetError(
       raw,
@@ -243,7 +244,7 @@ export function consulOptionsFromTarget(target: Target): ConsulResolverOptions {
     );
   }
   for (const key of q.keys()) {
-    if (!TARGET_PARAMS.has(key)) throw new InvalidTargetError(raw, `unknown query parameter "${key}"`);
+    if (!TARGET_PARAMS.has(key)) throw new InvalidTargetError(raw, unknownParameter(q, key));
   }
   let service: string;
   try {

@@ -27,7 +27,7 @@ import {
   type ResolverTlsOptions,
 } from '../options.js';
 import type { Target } from '../resolver.js';
-import { redactTarget } from '../target.js';
+import { hasUserinfo, redactTarget, unknownParameter } from '../target.js';
 import { etcdPrefixRangeEnd } from './parse.js';
 
 /**
@@ -215,13 +215,14 @@ const ETCD_TARGET_PARAMS: ReadonlySet<string> = new Set(['tls']);
 export function etcdOptionsFromTarget(target: Target): EtcdResolverOptions {
   // Values of parameters other than `tls`, and any userinfo, blanked: a credential may be there under any name.
   const raw = redactTarget(target.raw, ETCD_TARGET_PARAMS);
+  if (hasUserinfo(target.raw)) throw new InvalidTargetError(raw, 'credentials are not accepted in the target');
   for (const key of target.query.keys()) {
     if (key !== 'tls') {
       const hint = key === 'password' || key === 'username' ? ' (credentials go in the options object)' : '';
-      throw new InvalidTargetError(raw, `unknown query parameter "${key}"${hint}`);
+      throw new InvalidTargetError(raw, `${unknownParameter(target.query, key)}${hint}`);
     }
   }
-  if (target.authority.includes('@')) throw new InvalidTargetError(raw, 'credentials are not accepted in the target');
+
   const tls = target.query.get('tls');
   if (tls !== null && tls !== 'true' && tls !== 'false') throw new InvalidTargetError(raw, 'tls must be true or false');
   let prefix: string;

@@ -27,6 +27,7 @@ import {
   type ResolverTlsOptions,
 } from '../options.js';
 import type { Target } from '../resolver.js';
+import { redactTarget, unknownParameter } from '../target.js';
 import { filePath, headerValue } from '../../common/wire-options.js';
 import { type ApiServerConfig, resolveApiServer } from './credentials.js';
 import type { PortSpec } from './parse.js';
@@ -223,7 +224,7 @@ function resolveKubernetesOptionsUnguarded(options: KubernetesResolverOptions, p
   }
   // Sent as a header: text undici refuses would fail every request, reported as a connection failure.
   headerValue(text.token, at('token'), true);
-  const tls = resolveResolverTls(o.tls, at('tls'));
+  const tls = resolveResolverTls(o.tls, at('tls'), true); // a passphrase may be for the kubeconfig's key
   const env = readEnv(o.env, at('env'));
   // Whole ms: undici (headersTimeout, 1 s above it) refuses a fraction when the connection is built.
   const requestTimeoutMs = duration(
@@ -276,12 +277,12 @@ function resolveKubernetesOptionsUnguarded(options: KubernetesResolverOptions, p
  * the pod or the kubeconfig, never from the target.
  */
 export function kubernetesOptionsFromTarget(target: Target): KubernetesResolverOptions {
-  const { raw } = target;
+  const raw = redactTarget(target.raw, new Set(['zone']));
   if (target.authority !== '') {
     throw new InvalidTargetError(raw, 'expected kubernetes:///service.namespace:port (three slashes: no authority)');
   }
   for (const key of target.query.keys()) {
-    if (key !== 'zone') throw new InvalidTargetError(raw, `unknown query parameter "${key}"`);
+    if (key !== 'zone') throw new InvalidTargetError(raw, unknownParameter(target.query, key));
   }
   const match = /^([^.:/]+)(?:\.([^.:/]+))?(?:\.svc(?:\.[^:/]+)?)?(?::([^:/]+))?$/.exec(target.path);
   if (match === null) throw new InvalidTargetError(raw, 'expected kubernetes:///service[.namespace][:port]');

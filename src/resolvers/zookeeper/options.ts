@@ -19,6 +19,7 @@ import {
 import type { Clock, RandomSource } from '../../common/runtime.js';
 import { type RemoteResolverOptions, resolveRemoteResolverOptions } from '../options.js';
 import type { Target } from '../resolver.js';
+import { hasUserinfo, redactTarget, unknownParameter } from '../target.js';
 
 /**
  * How the children of the watched node describe instances (see the `sidecarless/zookeeper` module documentation):
@@ -236,15 +237,20 @@ function resolveZooKeeperOptionsUnguarded(options: ZooKeeperResolverOptions, pat
  * With no authority (`zookeeper:///services/users`) the ensemble is `127.0.0.1:2181`.
  */
 export function zooKeeperOptionsFromTarget(target: Target): ZooKeeperResolverOptions {
-  const raw = target.raw.replace(/([?&](?:digest|password)=)[^&#]*/gi, '$1<redacted>');
+  // Values of parameters other than these, userinfo and a fragment hidden: a digest may be there under any name.
+  const raw = redactTarget(target.raw, new Set(['chroot', 'layout', 'curatorport']));
+  if (hasUserinfo(target.raw)) throw new InvalidTargetError(raw, 'credentials are not accepted in the target');
   const allowed = ['chroot', 'layout', 'curatorPort'];
   for (const key of target.query.keys()) {
     if (!allowed.includes(key)) {
       const hint = key === 'digest' || key === 'password' ? ' (credentials go in the options object)' : '';
-      throw new InvalidTargetError(raw, `unknown query parameter "${key}"${hint} (allowed: ${allowed.join(', ')})`);
+      throw new InvalidTargetError(
+        raw,
+        `${unknownParameter(target.query, key)}${hint} (allowed: ${allowed.join(', ')})`,
+      );
     }
   }
-  if (target.authority.includes('@')) throw new InvalidTargetError(raw, 'credentials are not accepted in the target');
+
   let path: string;
   try {
     path = `/${decodeURIComponent(target.path)}`;

@@ -11,6 +11,7 @@ import {
   StaticResolver,
 } from '../../../src/index.js';
 import { parseTarget } from '../../../src/resolvers/target.js';
+import { registerZooKeeper } from '../../../src/zookeeper.js';
 
 const ctx = { clock: systemClock, random: Math.random, cluster: 'test' };
 
@@ -45,8 +46,8 @@ describe('parseTarget', () => {
       );
     }
   });
-  it('a Consul or etcd target refused names no credential, under whatever name or in its authority (probe 23)', () => {
-    const registry = createResolverRegistry();
+  it('a registry target refused names no credential, under whatever name or in its authority (probe 23, 24)', () => {
+    const registry = registerZooKeeper(createResolverRegistry());
     for (const raw of [
       'consul://127.0.0.1:8500/web?tok%65n=S3CRETVALUE',
       'consul://127.0.0.1:8500/web?X-Consul-Token=S3CRETVALUE',
@@ -56,6 +57,18 @@ describe('parseTarget', () => {
       'etcd://127.0.0.1:2379/services/?pass%77ord=S3CRETVALUE',
       'etcd://user:S3CRETVALUE@127.0.0.1:2379/services/',
       'etcd://127.0.0.1:2379/services/?auth=S3CRETVALUE',
+      // A '#', '/' or '?' inside the credential (probe 24), and a credential pasted without a name.
+      'etcd://127.0.0.1:2379/services/?password=pa#ss-S3CRETVALUE',
+      'etcd://root:pa#ss-S3CRETVALUE@127.0.0.1:2379/services/',
+      'etcd://root:pa/ss-S3CRETVALUE@127.0.0.1:2379/services/',
+      'consul://127.0.0.1:8500/web?token=abc#S3CRETVALUE',
+      'consul://user:p?S3CRETVALUE@127.0.0.1:8500/web',
+      'consul://user:p/S3CRETVALUE@127.0.0.1:8500/web',
+      'consul://user:p#S3CRETVALUE@127.0.0.1:8500/web',
+      'consul://127.0.0.1:8500/web?S3CRETVALUE',
+      'zookeeper://u:S3CRETVALUE@127.0.0.1:2181/services/users',
+      'zookeeper://127.0.0.1:2181/services/users?S3CRETVALUE',
+      'kubernetes:///users.default:80?S3CRETVALUE',
     ]) {
       assert.throws(
         () => registry.create(raw, ctx),

@@ -91,6 +91,14 @@ describe('options shared by the remote resolvers', () => {
     }
   });
 
+  it('refuses tls.passphrase without tls.key, as the client does, but for Kubernetes (its kubeconfig key) (probe 24)', () => {
+    for (const [name, build] of builders) {
+      const attempt = () => build({ tls: { passphrase: 'secret-words' } });
+      if (name === 'kubernetes') assert.doesNotThrow(attempt, name);
+      else assert.throws(attempt, { code: 'SIDECARLESS_INVALID_OPTION', option: 'tls.passphrase' }, name);
+    }
+  });
+
   it('validates backoff and random the same way, and takes the injected clock', () => {
     const remote: RemoteResolverOptions = { backoff: { initialMs: 10, maxMs: 100 }, clock: new FakeClock() };
     for (const [name, build] of builders) {
