@@ -319,9 +319,22 @@ function singleName(given: string): string {
 
 function normalizeSingle(raw: Record<string, unknown>): NormalizedClientOptions {
   const absent = undefinedOf(raw, MULTI_SERVICE_KEYS, SINGLE_SERVICE_KEYS);
+  if (raw.target === undefined) {
+    // `{ passthrough: true }` or `{ routes }` is a multi-service client missing its clusters, not one with an
+    // unknown option: say what is missing.
+    const multiKey = MULTI_SERVICE_KEYS.find(
+      (key) => !SINGLE_SERVICE_KEYS.includes(key) && Object.hasOwn(raw, key) && !absent.includes(key),
+    );
+    if (multiKey !== undefined) {
+      throw new InvalidOptionError(
+        'clusters',
+        `is required with \`${multiKey}\` (or \`discovery\`): a multi-service client needs clusters or a discovery domain (for one service, give \`target\`)`,
+      );
+    }
+  }
   const options = checkObject(raw, [...SINGLE_SERVICE_KEYS, ...absent], '');
   if (options.target === undefined) {
-    throw new InvalidOptionError('target', 'is required (or `clusters` for several services)');
+    throw new InvalidOptionError('target', 'is required (or `clusters` or `discovery` for several services)');
   }
   const { name: rawName, redirect, ...cluster } = options as unknown as SingleServiceOptions;
   const name = singleName(string(rawName, 'name', defaultName(cluster.target)));
