@@ -351,7 +351,7 @@ export class Client {
     const extra = new HostSet(hosts);
     let owns: (host: string) => boolean;
     if (this.#catchAll !== undefined) {
-      const name = this.#catchAll.name.toLowerCase();
+      const name = this.#catchAll.name;
       const named = isHostName(name);
       if (!named && extra.size === 0) {
         throw new InvalidOptionError(

@@ -59,9 +59,10 @@ export interface RedirectOptions {
 /** One service: the options of its single cluster, plus a name. */
 export interface SingleServiceOptions extends ClusterOptions {
   /**
-   * A name for the service, used in errors, stats and logs. @defaultValue the service the target names (the host of
-   * `dns:`, the SRV name of `srv:`, the service of `consul:`, the key prefix of `etcd:`; `scheme:authority` for other
-   * schemes), or `'default'` for resolver objects and lists
+   * A name for the service, used in errors, stats and logs. A host name is kept as request hosts compare (case and a
+   * trailing dot ignored, a Unicode name as its punycode), as a cluster name is; any other name as written.
+   * @defaultValue the service the target names (the host of `dns:`, the SRV name of `srv:`, the service of `consul:`,
+   * the key prefix of `etcd:`; `scheme:authority` for other schemes), or `'default'` for resolver objects and lists
    */
   readonly name?: string | undefined;
   /** Redirects `client.fetch` follows; see {@link RedirectOptions}. */
@@ -300,14 +301,43 @@ function undefinedOf(raw: Record<string, unknown>, keys: readonly string[], allo
   });
 }
 
+/**
+ * A single-service client's name: a host name is normalized as a cluster name is ({@link clusterName}), so that
+ * `users.internal.` (the default name of `dns:///users.internal.:8080`) and `bücher` are the hosts
+ * `users.internal` and `xn--bcher-kva` that `globalDispatcher()` balances, in both client shapes. Any other name
+ * (an etcd key prefix, `static:...`) names no host and is kept as written: it is only shown, and a key prefix is
+ * case-sensitive.
+ */
+function singleName(given: string): string {
+  if (given.startsWith('*')) return given;
+  try {
+    return hostPattern(given, 'name');
+  } catch {
+    return given;
+  }
+}
+
 function normalizeSingle(raw: Record<string, unknown>): NormalizedClientOptions {
   const absent = undefinedOf(raw, MULTI_SERVICE_KEYS, SINGLE_SERVICE_KEYS);
+  if (raw.target === undefined) {
+    // `{ passthrough: true }` or `{ routes }` is a multi-service client missing its clusters, not one with an
+    // unknown option: say what is missing.
+    const multiKey = MULTI_SERVICE_KEYS.find(
+      (key) => !SINGLE_SERVICE_KEYS.includes(key) && Object.hasOwn(raw, key) && !absent.includes(key),
+    );
+    if (multiKey !== undefined) {
+      throw new InvalidOptionError(
+        'clusters',
+        `is required with \`${multiKey}\` (or \`discovery\`): a multi-service client needs clusters or a discovery domain (for one service, give \`target\`)`,
+      );
+    }
+  }
   const options = checkObject(raw, [...SINGLE_SERVICE_KEYS, ...absent], '');
   if (options.target === undefined) {
-    throw new InvalidOptionError('target', 'is required (or `clusters` for several services)');
+    throw new InvalidOptionError('target', 'is required (or `clusters` or `discovery` for several services)');
   }
   const { name: rawName, redirect, ...cluster } = options as unknown as SingleServiceOptions;
-  const name = string(rawName, 'name', defaultName(cluster.target));
+  const name = singleName(string(rawName, 'name', defaultName(cluster.target)));
   return {
     clusters: [{ name, options: cluster, path: '' }],
     catchAll: name,

@@ -611,6 +611,39 @@ describe('cluster names compare as request hosts do (probe 23)', () => {
     }
   });
 
+  // Probe 24, defect 2: a single-service `name` was only lower-cased, so `globalDispatcher()` refused `users.internal.`
+  // and `bücher` as "not a host name", and with them the default name of a fully-qualified `dns:` target.
+  it("a single-service client's name is normalized as a cluster name is, and balances in the global slot", async () => {
+    for (const [name, url, normalized] of [
+      ['users.internal.', 'http://users.internal/', 'users.internal'],
+      ['bücher', 'http://xn--bcher-kva/', 'xn--bcher-kva'],
+      ['Users.', 'http://users./', 'users'],
+    ] as const) {
+      const client = createClient({ name, target: [backend.address] });
+      const previous = getGlobalDispatcher();
+      try {
+        assert.equal(client.stats().clusters[0]?.name, normalized, name);
+        setGlobalDispatcher(client.globalDispatcher());
+        const { body } = await request(url);
+        assert.equal(((await body.json()) as { backend: string }).backend, backend.id, `${name} in the global slot`);
+      } finally {
+        setGlobalDispatcher(previous);
+        await client.close();
+      }
+    }
+    const fqdn = createClient({ target: 'dns:///users.internal.:8080' });
+    try {
+      assert.equal(fqdn.stats().clusters[0]?.name, 'users.internal');
+      assert.doesNotThrow(() => fqdn.globalDispatcher());
+    } finally {
+      await fqdn.close();
+    }
+    // A name that is no host keeps its case: an etcd key prefix is case-sensitive.
+    const etcd = createClient({ name: '/Services/Users/', target: [backend.address] });
+    assert.equal(etcd.stats().clusters[0]?.name, '/Services/Users/');
+    await etcd.close();
+  });
+
   it('two names of one host are refused, naming the second', () => {
     for (const [first, second] of [
       ['users', 'users.'],

@@ -41,6 +41,27 @@ describe('ClientOptions: the types refuse what createClient refuses (probe 23)',
     );
   });
 
+  // Probe 24, defect 3: `{ passthrough }` and `{ routes }` without `clusters` or `discovery` were read as a
+  // single-service client and refused as "unknown option". The types still accept them: requiring one of `clusters`
+  // and `discovery` in `ClientOptions` would refuse a `MultiServiceOptions` variable, whose keys are all optional.
+  it('a multi-service option without clusters or discovery is refused saying clusters or discovery is needed', () => {
+    for (const options of [{ passthrough: true }, { routes: [] }, { passthrough: false, redirect: {} }]) {
+      assert.throws(
+        () => createClient(options as ClientOptions),
+        (err: Error) =>
+          (err as Error & { code?: string }).code === 'SIDECARLESS_INVALID_OPTION' &&
+          err.message.includes('`clusters`') &&
+          err.message.includes('`discovery`') &&
+          !err.message.includes('unknown option'),
+        JSON.stringify(options),
+      );
+    }
+    assert.throws(
+      () => createClient({} as ClientOptions),
+      (err: Error) => err.message.includes('`target`') && err.message.includes('`discovery`'),
+    );
+  });
+
   it("the other shape's keys given as undefined type-check and are accepted, as createClient accepts them", async () => {
     const single: ClientOptions = { target, clusters: undefined, discovery: undefined, routes: undefined };
     const multi: ClientOptions = { clusters, name: undefined, timeoutMs: undefined, target: undefined };
