@@ -21,6 +21,28 @@ async function fake(...args: Parameters<typeof startFakeDns>): Promise<FakeDnsSe
   return s;
 }
 
+/**
+ * A `DnsResolver` of `web.test` (IPv4) asking only `nameserver`, on a fake clock, started and past its first set (or
+ * 5 s): its updates (endpoint keys), its error codes, and the deadline its test waits to.
+ */
+async function watching(nameserver: string) {
+  const updates: string[][] = [];
+  const errors: string[] = [];
+  const clock = new FakeClock();
+  const r = new DnsResolver({
+    host: 'web.test',
+    family: 4,
+    nameservers: [nameserver],
+    hostsFile: false,
+    resolvConf: false,
+    clock,
+  });
+  r.start({ onUpdate: (eps) => updates.push(eps.map((e) => e.key)), onError: (e) => errors.push(e.code) });
+  const deadline = Date.now() + 5000;
+  while (updates.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
+  return { r, clock, updates, errors, deadline };
+}
+
 describe('DnsClient reply checks (fake server)', () => {
   it('ignores a reply with the wrong ID and accepts the right one that follows', async () => {
     const server = await fake((q) => {
@@ -194,20 +216,7 @@ describe('DnsClient reply checks (fake server)', () => {
 
     // Through the resolver: a working set, then the long chain; the set moves to the chain's address, never empty.
     links = 0;
-    const updates: string[][] = [];
-    const errors: string[] = [];
-    const clock = new FakeClock();
-    const r = new DnsResolver({
-      host: 'web.test',
-      family: 4,
-      nameservers: [server.address],
-      hostsFile: false,
-      resolvConf: false,
-      clock,
-    });
-    r.start({ onUpdate: (eps) => updates.push(eps.map((e) => e.key)), onError: (e) => errors.push(e.code) });
-    const deadline = Date.now() + 5000;
-    while (updates.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
+    const { r, clock, updates, errors, deadline } = await watching(server.address);
     links = 41;
     clock.advance(30_000); // the TTL: the next resolution gets the long chain
     while (updates.length < 2 && errors.length === 0 && Date.now() < deadline) {
@@ -256,20 +265,7 @@ describe('DnsClient reply checks (fake server)', () => {
     client.close();
 
     // Through the resolver: every nameserver refers, the resolution fails and the last set stays.
-    const updates: string[][] = [];
-    const errors: string[] = [];
-    const clock = new FakeClock();
-    const r = new DnsResolver({
-      host: 'web.test',
-      family: 4,
-      nameservers: [s1.address],
-      hostsFile: false,
-      resolvConf: false,
-      clock,
-    });
-    r.start({ onUpdate: (eps) => updates.push(eps.map((e) => e.key)), onError: (e) => errors.push(e.code) });
-    const deadline = Date.now() + 5000;
-    while (updates.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
+    const { r, clock, updates, errors, deadline } = await watching(s1.address);
     referring = true;
     clock.advance(30_000);
     while (errors.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
